@@ -1,0 +1,772 @@
+//! Catalog entries, the TOML price-file format, loading and merging.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use jiff::civil::Date;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::resolve::ResolveCache;
+use crate::usage::rate_per_million;
+use crate::{CatalogError, Rates};
+
+/// The built-in price file, embedded at compile time.
+pub(crate) const BUILTIN_TOML: &str = include_str!("../data/catalog.toml");
+/// Origin name of the built-in price file in errors.
+pub(crate) const BUILTIN_ORIGIN: &str = "llmtel-pricing/data/catalog.toml (builtin)";
+
+/// What a model does; priced the same way, reported as `llmtel.pricing.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// Chat / messages / generate_content models.
+    Chat,
+    /// Embedding models (input tokens only).
+    Embedding,
+    /// Moderation models.
+    Moderation,
+    /// Legacy text-completion models.
+    Completion,
+}
+
+impl ModelKind {
+    /// The name used in price files: `chat`, `embedding`, `moderation`, `completion`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::Chat => "chat",
+            ModelKind::Embedding => "embedding",
+            ModelKind::Moderation => "moderation",
+            ModelKind::Completion => "completion",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ModelKind> {
+        Some(match s {
+            "chat" => ModelKind::Chat,
+            "embedding" => ModelKind::Embedding,
+            "moderation" => ModelKind::Moderation,
+            "completion" => ModelKind::Completion,
+            _ => return None,
+        })
+    }
+}
+
+/// A long-context tier: when a request's prompt exceeds `above_input_tokens`, the whole
+/// request (input, cache and output tokens) is priced at these rates. Rates left `None`
+/// inherit the base price's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tier {
+    /// The tier applies when the prompt has strictly more input tokens than this.
+    pub above_input_tokens: u64,
+    /// Input rate, pico-dollars per token.
+    pub input: u64,
+    /// Output rate, pico-dollars per token.
+    pub output: u64,
+    /// Cache-read rate; `None` inherits the base price's.
+    pub cache_read: Option<u64>,
+    /// Cache-write rate; `None` inherits the base price's.
+    pub cache_write: Option<u64>,
+    /// Reasoning rate; `None` inherits the base price's.
+    pub reasoning: Option<u64>,
+}
+
+/// One price of a model, in force from `effective` until the next price's date.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Price {
+    /// First day this price applies.
+    pub effective: Date,
+    /// Base rates (prompts up to the first tier threshold).
+    pub rates: Rates,
+    /// Anthropic 1-hour cache write rate, pico-dollars per token (informational: usage
+    /// does not split cache writes by TTL, so costs use `rates.cache_write`).
+    pub cache_write_1h: Option<u64>,
+    /// Batch API input rate, pico-dollars per token (informational).
+    pub batch_input: Option<u64>,
+    /// Batch API output rate, pico-dollars per token (informational).
+    pub batch_output: Option<u64>,
+    /// Where the price was published.
+    pub source: Option<String>,
+    /// Long-context tiers, ascending by threshold.
+    pub tiers: Vec<Tier>,
+}
+
+impl Price {
+    /// The rates for a request with `prompt_tokens` prompt tokens (cache included), and
+    /// the threshold of the tier applied: the highest tier whose threshold is exceeded.
+    pub fn rates_for(&self, prompt_tokens: u64) -> (Rates, Option<u64>) {
+        match self
+            .tiers
+            .iter()
+            .rev()
+            .find(|t| prompt_tokens > t.above_input_tokens)
+        {
+            None => (self.rates, None),
+            Some(t) => (
+                Rates {
+                    input: t.input,
+                    output: t.output,
+                    cache_read: t.cache_read.or(self.rates.cache_read),
+                    cache_write: t.cache_write.or(self.rates.cache_write),
+                    reasoning: t.reasoning.or(self.rates.reasoning),
+                },
+                Some(t.above_input_tokens),
+            ),
+        }
+    }
+}
+
+/// A model in the catalog with its price history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// Catalog key, e.g. `gpt-4o`.
+    pub id: String,
+    /// `gen_ai.provider.name` value: `openai`, `anthropic`, `gcp.gemini`, ...
+    pub provider: String,
+    /// What the model does.
+    pub kind: ModelKind,
+    /// Other names that resolve to this entry exactly.
+    pub aliases: Vec<String>,
+    /// Context window in tokens, if known.
+    pub context_window: Option<u64>,
+    /// Maximum output tokens, if known.
+    pub max_output_tokens: Option<u64>,
+    /// Prices ascending by `effective`; never empty in a loaded catalog.
+    pub prices: Vec<Price>,
+}
+
+impl ModelEntry {
+    /// The price in force on `at`: the latest price with `effective <= at`. When `at` is
+    /// before every price, the earliest price (a call dated before the first known
+    /// price is priced at the first known price rather than not at all). `None` only if
+    /// the entry has no price.
+    pub fn price_at(&self, at: Date) -> Option<&Price> {
+        self.prices
+            .iter()
+            .rev()
+            .find(|p| p.effective <= at)
+            .or_else(|| self.prices.first())
+    }
+}
+
+/// The price catalog: model entries, their aliases and price history, and a small cache
+/// of resolved model names.
+///
+/// Build it from the built-in file ([`Catalog::builtin`]), a TOML price file
+/// ([`Catalog::load`], [`Catalog::from_toml_str`]), or by [`Catalog::insert`]; layer a
+/// user file over the built-in one with [`Catalog::merged_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub(crate) entries: BTreeMap<String, ModelEntry>,
+    /// alias -> ids having it (sorted).
+    pub(crate) aliases: HashMap<String, Vec<String>>,
+    /// lowercased id or alias -> ids (sorted, deduplicated).
+    pub(crate) folded: HashMap<String, Vec<String>>,
+    pub(crate) cache: ResolveCache,
+}
+
+impl Catalog {
+    /// The built-in catalog (`data/catalog.toml`, embedded), parsed once on first use.
+    ///
+    /// # Panics
+    /// Never in practice: the embedded file is fixed at compile time and the test
+    /// `builtin_catalog_parses_and_has_current_models` proves it parses.
+    pub fn builtin() -> &'static Catalog {
+        static BUILTIN: OnceLock<Catalog> = OnceLock::new();
+        BUILTIN.get_or_init(|| {
+            #[allow(clippy::expect_used)]
+            Catalog::from_toml_str(BUILTIN_TOML, BUILTIN_ORIGIN)
+                .expect("the embedded data/catalog.toml parses (tested)")
+        })
+    }
+
+    /// Parses a price file in the documented TOML format (see the crate docs).
+    /// `origin` names the source in errors (a path, `builtin`, ...).
+    ///
+    /// # Errors
+    /// [`CatalogError::Invalid`] naming the origin, line, entry and field of the first
+    /// problem found. Nothing is returned half-loaded.
+    pub fn from_toml_str(src: &str, origin: &str) -> Result<Catalog, CatalogError> {
+        let ctx = Ctx { src, origin };
+        let raw: RawFile = toml::from_str(src).map_err(|e| ctx.toml_error(&e))?;
+        let mut entries = BTreeMap::new();
+        let mut alias_owner: HashMap<String, String> = HashMap::new();
+        for model in raw.model {
+            let entry = ctx.convert_model(model)?;
+            if let Some(prev) = entries.get(&entry.id) {
+                let prev: &ModelEntry = prev;
+                return Err(ctx.invalid(
+                    None,
+                    Some(&entry.id),
+                    Some("id"),
+                    format!("duplicate model id `{}`", prev.id),
+                    "each [[model]] needs a unique id; merge the two entries (several prices go in several [[model.price]] tables)",
+                ));
+            }
+            for alias in &entry.aliases {
+                if let Some(owner) = alias_owner.get(alias) {
+                    return Err(ctx.invalid(
+                        None,
+                        Some(&entry.id),
+                        Some("aliases"),
+                        format!("alias `{alias}` is already an alias of `{owner}`"),
+                        "an alias may name only one model in a file; remove one of them",
+                    ));
+                }
+                alias_owner.insert(alias.clone(), entry.id.clone());
+            }
+            entries.insert(entry.id.clone(), entry);
+        }
+        for (alias, owner) in &alias_owner {
+            if entries.contains_key(alias) {
+                return Err(ctx.invalid(
+                    None,
+                    Some(owner),
+                    Some("aliases"),
+                    format!("alias `{alias}` is also the id of another model"),
+                    "remove the alias or the other entry",
+                ));
+            }
+        }
+        Ok(Catalog::from_entries(entries))
+    }
+
+    /// Reads and parses a price file.
+    ///
+    /// # Errors
+    /// [`CatalogError::Io`] if the file cannot be read, else as [`Catalog::from_toml_str`]
+    /// with the path as origin.
+    pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
+        let src = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Catalog::from_toml_str(&src, &path.display().to_string())
+    }
+
+    /// This catalog plus the overrides: entries of `other` replace entries with the same
+    /// id or add new ones, and take over any alias they declare.
+    pub fn merged_with(&self, other: &Catalog) -> Catalog {
+        let mut entries = self.entries.clone();
+        let claimed: std::collections::HashSet<&str> = other
+            .entries
+            .values()
+            .flat_map(|e| {
+                std::iter::once(e.id.as_str()).chain(e.aliases.iter().map(String::as_str))
+            })
+            .collect();
+        for entry in entries.values_mut() {
+            entry.aliases.retain(|a| !claimed.contains(a.as_str()));
+        }
+        for (id, entry) in &other.entries {
+            entries.insert(id.clone(), entry.clone());
+        }
+        Catalog::from_entries(entries)
+    }
+
+    /// Adds or replaces an entry (by id); returns the entry it replaced.
+    ///
+    /// # Errors
+    /// [`CatalogError::Invalid`] if the entry has an empty id or provider, no price, or
+    /// two prices with the same effective date.
+    pub fn insert(&mut self, mut entry: ModelEntry) -> Result<Option<ModelEntry>, CatalogError> {
+        let invalid = |field: &str, problem: String, fix: &'static str| CatalogError::Invalid {
+            origin: "Catalog::insert".to_string(),
+            line: None,
+            entry: Some(entry.id.clone()),
+            field: Some(field.to_string()),
+            problem,
+            fix,
+        };
+        if entry.id.trim().is_empty() {
+            return Err(invalid(
+                "id",
+                "empty model id".into(),
+                "give the entry an id",
+            ));
+        }
+        if entry.provider.trim().is_empty() {
+            return Err(invalid(
+                "provider",
+                "empty provider".into(),
+                "set it to the gen_ai.provider.name value, e.g. `openai`",
+            ));
+        }
+        if entry.prices.is_empty() {
+            return Err(invalid(
+                "prices",
+                "no price".into(),
+                "add at least one Price",
+            ));
+        }
+        entry.prices.sort_by_key(|p| p.effective);
+        if let Some(w) = entry
+            .prices
+            .windows(2)
+            .find(|w| w[0].effective == w[1].effective)
+        {
+            return Err(invalid(
+                "prices.effective",
+                format!("two prices effective {}", w[0].effective),
+                "give each price its own date",
+            ));
+        }
+        for price in &mut entry.prices {
+            price.tiers.sort_by_key(|t| t.above_input_tokens);
+        }
+        let mut entries = std::mem::take(&mut self.entries);
+        let old = entries.insert(entry.id.clone(), entry);
+        *self = Catalog::from_entries(entries);
+        Ok(old)
+    }
+
+    /// Number of model entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the catalog has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry with this exact id.
+    pub fn get(&self, id: &str) -> Option<&ModelEntry> {
+        self.entries.get(id)
+    }
+
+    /// All entries, ordered by id.
+    pub fn entries(&self) -> impl Iterator<Item = &ModelEntry> + '_ {
+        self.entries.values()
+    }
+
+    pub(crate) fn from_entries(entries: BTreeMap<String, ModelEntry>) -> Catalog {
+        let mut aliases: HashMap<String, Vec<String>> = HashMap::new();
+        let mut folded: HashMap<String, Vec<String>> = HashMap::new();
+        // BTreeMap order: ids are pushed sorted.
+        for entry in entries.values() {
+            folded
+                .entry(entry.id.to_lowercase())
+                .or_default()
+                .push(entry.id.clone());
+            for alias in &entry.aliases {
+                aliases
+                    .entry(alias.clone())
+                    .or_default()
+                    .push(entry.id.clone());
+                let ids = folded.entry(alias.to_lowercase()).or_default();
+                if !ids.contains(&entry.id) {
+                    ids.push(entry.id.clone());
+                }
+            }
+        }
+        Catalog {
+            entries,
+            aliases,
+            folded,
+            cache: ResolveCache::default(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// TOML format
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    model: Vec<Spanned<RawModel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    id: Spanned<String>,
+    provider: Spanned<String>,
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
+    #[serde(default)]
+    aliases: Vec<Spanned<String>>,
+    #[serde(default)]
+    context_window: Option<u64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    price: Vec<Spanned<RawPrice>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    effective: Spanned<toml::Value>,
+    input: Spanned<toml::Value>,
+    #[serde(default)]
+    output: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    cache_read: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    cache_write: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    cache_write_1h: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    reasoning: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    batch_input: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    batch_output: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    tier: Vec<Spanned<RawTier>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    above_input_tokens: Spanned<u64>,
+    input: Spanned<toml::Value>,
+    output: Spanned<toml::Value>,
+    #[serde(default)]
+    cache_read: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    cache_write: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    reasoning: Option<Spanned<toml::Value>>,
+}
+
+/// One `id = "..."` line, parsed alone to name the entry of an error.
+#[derive(Deserialize)]
+struct LooseId {
+    id: String,
+}
+
+macro_rules! format_hint {
+    () => {
+        "see the price file format in llmtel-pricing's data/README.md"
+    };
+}
+
+struct Ctx<'a> {
+    src: &'a str,
+    origin: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, offset: usize) -> u32 {
+        let end = offset.min(self.src.len());
+        let newlines = self.src.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        u32::try_from(newlines).map_or(u32::MAX, |n| n.saturating_add(1))
+    }
+
+    fn invalid(
+        &self,
+        span: Option<Range<usize>>,
+        entry: Option<&str>,
+        field: Option<&str>,
+        problem: String,
+        fix: &'static str,
+    ) -> CatalogError {
+        CatalogError::Invalid {
+            origin: self.origin.to_string(),
+            line: span.map(|s| self.line_of(s.start)),
+            entry: entry.map(str::to_string),
+            field: field.map(str::to_string),
+            problem,
+            fix,
+        }
+    }
+
+    /// Turns a TOML (syntax or schema) error into a [`CatalogError`], naming the entry
+    /// whose `[[model]]` table contains the error and the key on the error's line.
+    fn toml_error(&self, e: &toml::de::Error) -> CatalogError {
+        let span = e.span();
+        let message = e.message().trim().to_string();
+        let entry = span.as_ref().and_then(|span| self.entry_at(span.start));
+        let field = field_in_message(&message).or_else(|| {
+            let span = span.as_ref()?;
+            self.key_on_line(span.start)
+        });
+        let fix = if message.contains("unknown field") {
+            concat!("remove or rename the field; ", format_hint!())
+        } else if message.contains("missing field") {
+            concat!("add the field; ", format_hint!())
+        } else {
+            concat!("fix the value or syntax; ", format_hint!())
+        };
+        CatalogError::Invalid {
+            origin: self.origin.to_string(),
+            line: span.map(|s| self.line_of(s.start)),
+            entry,
+            field,
+            problem: message,
+            fix,
+        }
+    }
+
+    /// The `id` of the `[[model]]` table containing `offset`, found by scanning the text
+    /// (the file did not deserialize, so spans of typed values are not available).
+    fn entry_at(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.src.len());
+        let start = self.src[..offset].rfind("[[model]]")?;
+        let body = &self.src[start + "[[model]]".len()..];
+        let body = &body[..body.find("\n[[model]]").unwrap_or(body.len())];
+        body.lines().find_map(|line| {
+            let value = line
+                .trim()
+                .strip_prefix("id")?
+                .trim_start()
+                .strip_prefix('=')?;
+            match toml::from_str::<LooseId>(&format!("id = {}", value.trim())) {
+                Ok(LooseId { id }) => Some(id),
+                Err(_) => None,
+            }
+        })
+    }
+
+    /// The key of a `key = value` line containing `offset`, if any.
+    fn key_on_line(&self, offset: usize) -> Option<String> {
+        let offset = offset.min(self.src.len());
+        let start = self.src[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.src[start..].lines().next()?;
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        (!key.is_empty() && !key.starts_with('[') && !key.starts_with('#')).then(|| key.to_string())
+    }
+
+    fn convert_model(&self, model: Spanned<RawModel>) -> Result<ModelEntry, CatalogError> {
+        let model_span = model.span();
+        let raw = model.into_inner();
+        let id = raw.id.get_ref().trim().to_string();
+        if id.is_empty() || id.chars().any(char::is_whitespace) {
+            return Err(self.invalid(
+                Some(raw.id.span()),
+                None,
+                Some("id"),
+                format!("invalid model id {:?}", raw.id.get_ref()),
+                "use the model name as the provider spells it, without spaces",
+            ));
+        }
+        let entry = Some(id.as_str());
+        let provider = raw.provider.get_ref().trim().to_string();
+        if provider.is_empty() {
+            return Err(self.invalid(
+                Some(raw.provider.span()),
+                entry,
+                Some("provider"),
+                "empty provider".into(),
+                "set it to the gen_ai.provider.name value: openai, anthropic, gcp.gemini, aws.bedrock, ...",
+            ));
+        }
+        let kind = match &raw.kind {
+            None => ModelKind::Chat,
+            Some(k) => ModelKind::parse(k.get_ref()).ok_or_else(|| {
+                self.invalid(
+                    Some(k.span()),
+                    entry,
+                    Some("kind"),
+                    format!("unknown kind `{}`", k.get_ref()),
+                    "use one of: chat, embedding, moderation, completion",
+                )
+            })?,
+        };
+        let mut aliases = Vec::with_capacity(raw.aliases.len());
+        for alias in &raw.aliases {
+            let a = alias.get_ref().trim();
+            if a.is_empty() || a == id || aliases.iter().any(|x: &String| x == a) {
+                return Err(self.invalid(
+                    Some(alias.span()),
+                    entry,
+                    Some("aliases"),
+                    format!("empty, repeated or self alias {:?}", alias.get_ref()),
+                    "list each other name once",
+                ));
+            }
+            aliases.push(a.to_string());
+        }
+        if raw.price.is_empty() {
+            return Err(self.invalid(
+                Some(model_span),
+                entry,
+                Some("price"),
+                "no price".into(),
+                "add a [[model.price]] table with `effective`, `input` and `output` (USD per million tokens)",
+            ));
+        }
+        let mut prices = Vec::with_capacity(raw.price.len());
+        for price in raw.price {
+            prices.push(self.convert_price(&id, kind, price)?);
+        }
+        prices.sort_by_key(|(p, _): &(Price, Range<usize>)| p.effective);
+        if let Some(w) = prices
+            .windows(2)
+            .find(|w| w[0].0.effective == w[1].0.effective)
+        {
+            return Err(self.invalid(
+                Some(w[1].1.clone()),
+                entry,
+                Some("price.effective"),
+                format!("two prices effective {}", w[0].0.effective),
+                "give each [[model.price]] its own `effective` date",
+            ));
+        }
+        Ok(ModelEntry {
+            id: id.clone(),
+            provider,
+            kind,
+            aliases,
+            context_window: raw.context_window,
+            max_output_tokens: raw.max_output_tokens,
+            prices: prices.into_iter().map(|(p, _)| p).collect(),
+        })
+    }
+
+    fn convert_price(
+        &self,
+        id: &str,
+        kind: ModelKind,
+        price: Spanned<RawPrice>,
+    ) -> Result<(Price, Range<usize>), CatalogError> {
+        let span = price.span();
+        let raw = price.into_inner();
+        let effective = self.date(id, &raw.effective)?;
+        let input = self.rate(id, "price.input", &raw.input)?;
+        let output = match &raw.output {
+            Some(v) => self.rate(id, "price.output", v)?,
+            None if matches!(kind, ModelKind::Embedding | ModelKind::Moderation) => 0,
+            None => {
+                return Err(self.invalid(
+                    Some(span),
+                    Some(id),
+                    Some("price.output"),
+                    "missing output price".into(),
+                    "add `output = <USD per million tokens>` (only embedding and moderation models may omit it)",
+                ));
+            }
+        };
+        let opt =
+            |field: &str, v: &Option<Spanned<toml::Value>>| -> Result<Option<u64>, CatalogError> {
+                v.as_ref().map(|v| self.rate(id, field, v)).transpose()
+            };
+        let rates = Rates {
+            input,
+            output,
+            cache_read: opt("price.cache_read", &raw.cache_read)?,
+            cache_write: opt("price.cache_write", &raw.cache_write)?,
+            reasoning: opt("price.reasoning", &raw.reasoning)?,
+        };
+        let mut tiers = Vec::with_capacity(raw.tier.len());
+        for tier in &raw.tier {
+            let t = tier.get_ref();
+            let above = *t.above_input_tokens.get_ref();
+            if tiers.iter().any(|x: &Tier| x.above_input_tokens == above) {
+                return Err(self.invalid(
+                    Some(t.above_input_tokens.span()),
+                    Some(id),
+                    Some("price.tier.above_input_tokens"),
+                    format!("two tiers above {above} input tokens"),
+                    "give each [[model.price.tier]] its own threshold",
+                ));
+            }
+            tiers.push(Tier {
+                above_input_tokens: above,
+                input: self.rate(id, "price.tier.input", &t.input)?,
+                output: self.rate(id, "price.tier.output", &t.output)?,
+                cache_read: opt("price.tier.cache_read", &t.cache_read)?,
+                cache_write: opt("price.tier.cache_write", &t.cache_write)?,
+                reasoning: opt("price.tier.reasoning", &t.reasoning)?,
+            });
+        }
+        tiers.sort_by_key(|t| t.above_input_tokens);
+        Ok((
+            Price {
+                effective,
+                rates,
+                cache_write_1h: opt("price.cache_write_1h", &raw.cache_write_1h)?,
+                batch_input: opt("price.batch_input", &raw.batch_input)?,
+                batch_output: opt("price.batch_output", &raw.batch_output)?,
+                source: raw.source,
+                tiers,
+            },
+            span,
+        ))
+    }
+
+    fn date(&self, id: &str, v: &Spanned<toml::Value>) -> Result<Date, CatalogError> {
+        let text = match v.get_ref() {
+            toml::Value::String(s) => s.trim().to_string(),
+            toml::Value::Datetime(d) => d.to_string(),
+            other => format!("a {}", other.type_str()),
+        };
+        text.parse::<Date>().map_err(|_| {
+            self.invalid(
+                Some(v.span()),
+                Some(id),
+                Some("price.effective"),
+                format!("invalid date {text:?}"),
+                "write the first day the price applies as \"YYYY-MM-DD\"",
+            )
+        })
+    }
+
+    /// A USD-per-million-tokens value (number or string) as pico-dollars per token.
+    fn rate(&self, id: &str, field: &str, v: &Spanned<toml::Value>) -> Result<u64, CatalogError> {
+        let fail = |problem: String| {
+            self.invalid(
+                Some(v.span()),
+                Some(id),
+                Some(field),
+                problem,
+                "prices are USD per million tokens: a number or decimal string >= 0 with at most 6 decimals, e.g. 2.50 or \"0.075\"",
+            )
+        };
+        let text = match v.get_ref() {
+            toml::Value::Integer(i) if *i < 0 => return Err(fail(format!("negative price {i}"))),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) if f.is_nan() => return Err(fail("price is NaN".into())),
+            toml::Value::Float(f) if f.is_infinite() => {
+                return Err(fail("price is infinite".into()));
+            }
+            toml::Value::Float(f) if *f < 0.0 || (*f == 0.0 && f.is_sign_negative()) => {
+                return Err(fail(format!("negative price {f}")));
+            }
+            // Rust's `{}` is the shortest decimal that round-trips, never an exponent.
+            toml::Value::Float(f) => format!("{f}"),
+            toml::Value::String(s) => {
+                let s = s.trim();
+                if s.starts_with('-') {
+                    return Err(fail(format!("negative price {s:?}")));
+                }
+                s.to_string()
+            }
+            other => {
+                return Err(fail(format!(
+                    "expected a number or a string, found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        if let Some((_, frac)) = text.split_once('.') {
+            if frac.trim_end_matches('0').len() > 6 && frac.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(fail(format!(
+                    "price {text} has more precision than 0.000001 USD per million tokens"
+                )));
+            }
+        }
+        rate_per_million(&text).ok_or_else(|| fail(format!("invalid price {text:?}")))
+    }
+}
+
+/// The field named in a serde message like "unknown field `foo`, expected ...".
+fn field_in_message(message: &str) -> Option<String> {
+    let rest = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("missing field `"))?
+        .1;
+    let (field, _) = rest.split_once('`')?;
+    Some(field.to_string())
+}

@@ -1,0 +1,159 @@
+//! LLM price catalog and exact cost arithmetic for llmtel.
+//!
+//! Given a model name as an application or SDK reports it (`gpt-4o-2024-08-06`,
+//! `anthropic/claude-sonnet-4-5`, `us.anthropic.claude-3-5-sonnet-20241022-v2:0`), the
+//! token usage of one call in OpenTelemetry GenAI semantics, and the call's date, this
+//! crate finds the catalog entry, the price in force that day and the long-context tier
+//! that applies, and returns the cost split by token class, in exact pico-dollars.
+//!
+//! ```
+//! use jiff::civil::date;
+//! use llmtel_pricing::{Catalog, MatchKind, Usage};
+//!
+//! let usage = Usage {
+//!     input_tokens: 10_000, // inclusive of the 8,000 cache-read tokens
+//!     output_tokens: 1_000,
+//!     cache_read_tokens: 8_000,
+//!     ..Usage::default()
+//! };
+//! let call = Catalog::builtin()
+//!     .price("gpt-4o-2024-08-06", Some("openai"), &usage, date(2025, 3, 1))
+//!     .unwrap();
+//! assert_eq!(call.model, "gpt-4o");
+//! assert_eq!(call.matched, MatchKind::Snapshot);
+//! // 2,000 uncached × $2.50/M + 8,000 cached × $1.25/M + 1,000 out × $10/M
+//! // = $0.005 + $0.01 + $0.01
+//! assert_eq!(call.breakdown.total.to_string(), "$0.025000");
+//! ```
+//!
+//! # Cost rules
+//! - `input_tokens` is **inclusive** of cache-read and cache-write tokens, and
+//!   `output_tokens` of reasoning tokens (the OpenTelemetry GenAI convention). Uncached
+//!   input is priced at the input rate, cache reads at the cache-read rate (default: the
+//!   input rate), cache writes at the cache-write rate (default: the input rate),
+//!   reasoning at the reasoning rate (default: the output rate), the rest of the output
+//!   at the output rate. See [`Rates::cost`].
+//! - When `cache_read + cache_write > input_tokens`, the provider reported input
+//!   exclusive of cache (Anthropic's raw shape): all input tokens are priced at the input
+//!   rate plus the cache tokens at their rates, and
+//!   [`PricedCall::usage_note`] says so. Likewise for reasoning > output.
+//! - Long-context tiers price the **whole** request at the highest tier whose
+//!   `above_input_tokens` the prompt exceeds (prompt = input tokens, cache included).
+//! - All arithmetic is integer (`u128` pico-dollars, checked); an overflow is
+//!   [`PricingError::Overflow`], never a panic. `total` is the exact sum of the parts.
+//! - Price history: the latest price whose `effective` date is on or before the call's
+//!   date; a call dated before every known price uses the earliest price.
+//!
+//! # Model names
+//! See [`Catalog::resolve`] for the order in which names are matched: exact id, alias,
+//! case-insensitive, provider prefix stripped, snapshot suffix stripped, Bedrock id.
+//!
+//! # Price file format
+//! The built-in catalog (`data/catalog.toml`) and user price files share one TOML format.
+//! Unknown fields are errors. Prices are **USD per million tokens**, as a number
+//! (`2.50`) or a decimal string (`"0.075"`), at most 6 decimals, never negative.
+//!
+//! ```toml
+//! [[model]]
+//! id = "gpt-4o"                 # catalog key (required, unique)
+//! provider = "openai"           # gen_ai.provider.name: openai, anthropic, gcp.gemini, ...
+//! kind = "chat"                 # chat (default) | embedding | moderation | completion
+//! aliases = ["gpt-4o-latest"]   # other exact names (optional)
+//! context_window = 128000       # optional
+//! max_output_tokens = 16384     # optional
+//!
+//! [[model.price]]               # one or more; each in force from `effective` on
+//! effective = "2024-10-02"      # "YYYY-MM-DD" (a TOML date works too)
+//! input = 2.50                  # required
+//! output = 10.00                # required except for embedding / moderation
+//! cache_read = 1.25             # optional, default = input
+//! cache_write = 3.75            # optional, default = input (Anthropic: 5-minute write)
+//! cache_write_1h = 6.00         # optional, informational (Anthropic 1-hour write)
+//! reasoning = 3.50              # optional, default = output
+//! batch_input = 1.25            # optional, informational
+//! batch_output = 5.00           # optional, informational
+//! source = "https://openai.com/api/pricing"   # optional
+//!
+//! [[model.price.tier]]          # optional long-context tiers
+//! above_input_tokens = 200000   # applies when the prompt has more input tokens than this
+//! input = 5.0                   # required
+//! output = 15.0                 # required
+//! # cache_read, cache_write, reasoning: optional, default = the base price's
+//! ```
+//!
+//! Errors ([`CatalogError`]) name the file, line, entry id and field, and say what to
+//! do; a file with an error is rejected whole.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod error;
+mod resolve;
+mod usage;
+mod usd;
+
+pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
+pub use error::{CatalogError, PricingError};
+pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, Resolved};
+pub use usage::{
+    CostBreakdown, Rates, USAGE_NOTE_BOTH_EXCLUSIVE, USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE,
+    USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING, Usage, rate_per_million,
+};
+pub use usd::Usd;
+
+/// A priced call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PricedCall {
+    /// The cost, split by token class.
+    pub breakdown: CostBreakdown,
+    /// Catalog key that matched.
+    pub model: String,
+    /// Provider of the matched entry (`gen_ai.provider.name` value).
+    pub provider: String,
+    /// How the model name matched.
+    pub matched: MatchKind,
+    /// Date from which the applied price is in force.
+    pub price_date: jiff::civil::Date,
+    /// Input-token threshold of the long-context tier applied, if any.
+    pub tier_above_input_tokens: Option<u64>,
+    /// Set when usage was not self-consistent and how it was read (e.g. cache > input):
+    /// one of [`USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE`],
+    /// [`USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING`], [`USAGE_NOTE_BOTH_EXCLUSIVE`].
+    pub usage_note: Option<&'static str>,
+}
+
+impl Catalog {
+    /// Prices one call.
+    ///
+    /// `provider` is a hint (`gen_ai.provider.name`), may be `None`; it only breaks ties
+    /// in name resolution. `at` = the call's start date, selecting the price in force.
+    ///
+    /// # Errors
+    /// [`PricingError::UnknownModel`] (with the nearest known ids) when the name does not
+    /// resolve; [`PricingError::Overflow`] when the cost does not fit.
+    pub fn price(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        usage: &Usage,
+        at: jiff::civil::Date,
+    ) -> Result<PricedCall, PricingError> {
+        let unknown = || PricingError::UnknownModel {
+            model: model.to_string(),
+            suggestions: self.suggest(model, 3),
+        };
+        let resolved = self.resolve(model, provider).ok_or_else(unknown)?;
+        let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
+        let price = entry.price_at(at).ok_or_else(unknown)?;
+        let (rates, tier) = price.rates_for(usage.prompt_tokens());
+        let (breakdown, usage_note) = rates.cost(usage)?;
+        Ok(PricedCall {
+            breakdown,
+            model: entry.id.clone(),
+            provider: entry.provider.clone(),
+            matched: resolved.kind,
+            price_date: price.effective,
+            tier_above_input_tokens: tier,
+            usage_note,
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Above a tier's input-token threshold, every token of the request is priced at the
+//! tier's rates.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+use jiff::civil::date;
+use llmtel_pricing::{Catalog, Usage, Usd};
+
+fn at() -> jiff::civil::Date {
+    date(2025, 10, 1)
+}
+
+#[test]
+fn claude_sonnet_4_above_200k_prices_input_cache_and_output_at_the_long_rates() {
+    // claude-sonnet-4 > 200K: $6 in, $22.50 out, $0.60 cache read per million tokens.
+    let usage = Usage {
+        input_tokens: 250_000,
+        output_tokens: 10_000,
+        cache_read_tokens: 50_000,
+        ..Usage::default()
+    };
+    let call = Catalog::builtin()
+        .price("claude-sonnet-4-20250514", Some("anthropic"), &usage, at())
+        .expect("priced");
+    assert_eq!(call.model, "claude-sonnet-4");
+    assert_eq!(call.tier_above_input_tokens, Some(200_000));
+    // 200_000 uncached × 6_000_000 = 1_200_000_000_000 ($1.20)
+    assert_eq!(call.breakdown.input, Usd::from_picos(1_200_000_000_000));
+    // 50_000 × 600_000 = 30_000_000_000 ($0.03)
+    assert_eq!(call.breakdown.cache_read, Usd::from_picos(30_000_000_000));
+    // 10_000 × 22_500_000 = 225_000_000_000 ($0.225)
+    assert_eq!(call.breakdown.output, Usd::from_picos(225_000_000_000));
+    // $1.20 + $0.03 + $0.225 = $1.455
+    assert_eq!(call.breakdown.total.to_string(), "$1.455000");
+}
+
+#[test]
+fn at_the_threshold_the_base_price_applies() {
+    // exactly 200_000 input tokens is not above 200_000: $3/M → $0.60
+    let usage = Usage::new(200_000, 0);
+    let call = Catalog::builtin()
+        .price("claude-sonnet-4", None, &usage, at())
+        .expect("priced");
+    assert_eq!(call.tier_above_input_tokens, None);
+    assert_eq!(call.breakdown.total, Usd::from_picos(600_000_000_000));
+}
+
+#[test]
+fn exclusive_cache_counts_toward_the_threshold() {
+    // Anthropic raw shape (cache > input, so input is exclusive of cache):
+    // 50_000 input + 160_000 cache read = 210_000 prompt tokens > 200_000.
+    let usage = Usage {
+        input_tokens: 50_000,
+        cache_read_tokens: 160_000,
+        ..Usage::default()
+    };
+    let call = Catalog::builtin()
+        .price("claude-sonnet-4", None, &usage, at())
+        .expect("priced");
+    assert_eq!(call.tier_above_input_tokens, Some(200_000));
+    assert_eq!(call.usage_note, Some("input_tokens_exclusive_of_cache"));
+    // 50_000 × 6_000_000 = 300_000_000_000 + 160_000 × 600_000 = 96_000_000_000
+    assert_eq!(call.breakdown.total, Usd::from_picos(396_000_000_000));
+}
+
+#[test]
+fn the_highest_exceeded_tier_wins_and_missing_rates_inherit_the_base() {
+    let src = r#"
+[[model]]
+id = "tiered"
+provider = "test"
+[[model.price]]
+effective = "2025-01-01"
+input = 1
+output = 2
+cache_read = 0.1
+[[model.price.tier]]          # listed out of order on purpose
+above_input_tokens = 1000
+input = 3
+output = 6
+[[model.price.tier]]
+above_input_tokens = 100
+input = 2
+output = 4
+"#;
+    let catalog = Catalog::from_toml_str(src, "tiers.toml").expect("parses");
+    let usage = Usage {
+        input_tokens: 2_000,
+        output_tokens: 10,
+        cache_read_tokens: 1_000,
+        ..Usage::default()
+    };
+    let call = catalog.price("tiered", None, &usage, at()).expect("priced");
+    assert_eq!(call.tier_above_input_tokens, Some(1000));
+    // 1_000 uncached × 3_000_000 = 3_000_000_000
+    assert_eq!(call.breakdown.input, Usd::from_picos(3_000_000_000));
+    // cache read inherits the base 0.1 → 100_000: 1_000 × 100_000 = 100_000_000
+    assert_eq!(call.breakdown.cache_read, Usd::from_picos(100_000_000));
+    // 10 × 6_000_000 = 60_000_000
+    assert_eq!(call.breakdown.output, Usd::from_picos(60_000_000));
+
+    let mid = catalog
+        .price("tiered", None, &Usage::new(500, 0), at())
+        .expect("priced");
+    assert_eq!(mid.tier_above_input_tokens, Some(100));
+    // 500 × 2_000_000
+    assert_eq!(mid.breakdown.total, Usd::from_picos(1_000_000_000));
+}
+
+#[test]
+fn gemini_2_5_pro_above_200k_doubles_input() {
+    // gemini-2.5-pro: $1.25/M in up to 200K prompt tokens, $2.50/M above.
+    let small = Catalog::builtin()
+        .price("gemini-2.5-pro", None, &Usage::new(200_000, 0), at())
+        .expect("priced");
+    // 200_000 × 1_250_000 = 250_000_000_000 ($0.25)
+    assert_eq!(small.breakdown.total, Usd::from_picos(250_000_000_000));
+    let big = Catalog::builtin()
+        .price("gemini-2.5-pro", None, &Usage::new(200_001, 0), at())
+        .expect("priced");
+    // 200_001 × 2_500_000 = 500_002_500_000
+    assert_eq!(big.breakdown.total, Usd::from_picos(500_002_500_000));
+}

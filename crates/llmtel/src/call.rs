@@ -1,0 +1,192 @@
+//! The record of one LLM call, as the layer sees it when the span closes.
+
+use std::time::{Duration, SystemTime};
+
+use llmtel_pricing::{CostBreakdown, MatchKind, Usage, Usd};
+use opentelemetry::trace::{SpanId, TraceId};
+
+/// App dimensions of a call: who and what it was for.
+///
+/// Read from the LLM span itself and, for every dimension the span does not set, from its
+/// ancestors (a `user.id` on the request span reaches the LLM calls made inside it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dimensions {
+    /// `user.id`.
+    pub user: Option<String>,
+    /// `session.id`, or `gen_ai.conversation.id` when no session is set.
+    pub session: Option<String>,
+    /// `llmtel.feature`.
+    pub feature: Option<String>,
+    /// `llmtel.tenant`.
+    pub tenant: Option<String>,
+    /// Any other `llmtel.*` string field (e.g. `llmtel.api_key_id`), name and value.
+    pub custom: Vec<(&'static str, String)>,
+}
+
+impl Dimensions {
+    /// Fills every dimension still unset from `parent`.
+    pub fn inherit_from(&mut self, parent: &Dimensions) {
+        fn fill(dst: &mut Option<String>, src: &Option<String>) {
+            if dst.is_none() {
+                dst.clone_from(src);
+            }
+        }
+        fill(&mut self.user, &parent.user);
+        fill(&mut self.session, &parent.session);
+        fill(&mut self.feature, &parent.feature);
+        fill(&mut self.tenant, &parent.tenant);
+        for (k, v) in &parent.custom {
+            if !self.custom.iter().any(|(own, _)| own == k) {
+                self.custom.push((k, v.clone()));
+            }
+        }
+    }
+
+    /// The value of a dimension by attribute name (`user.id`, `llmtel.feature`, any custom).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "user.id" => self.user.as_deref(),
+            "session.id" | "gen_ai.conversation.id" => self.session.as_deref(),
+            "llmtel.feature" => self.feature.as_deref(),
+            "llmtel.tenant" => self.tenant.as_deref(),
+            other => self
+                .custom
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, v)| v.as_str()),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.user.is_none()
+            && self.session.is_none()
+            && self.feature.is_none()
+            && self.tenant.is_none()
+            && self.custom.is_empty()
+    }
+}
+
+/// Where the cost of a call came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CostSource {
+    /// Computed from usage and the price catalog.
+    Catalog,
+    /// Reported by the provider (e.g. OpenRouter's `usage.cost`), recorded on the span.
+    Provider,
+    /// Given by the application.
+    App,
+}
+
+impl CostSource {
+    /// The value written to `llmtel.cost.source`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Catalog => "catalog",
+            CostSource::Provider => "provider",
+            CostSource::App => "app",
+        }
+    }
+}
+
+/// Which catalog entry priced a call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PricingInfo {
+    /// Catalog key that matched.
+    pub model: String,
+    /// Provider of that entry.
+    pub provider: String,
+    /// How the name matched.
+    pub matched: MatchKind,
+    /// Date from which the applied price is in force.
+    pub price_date: jiff::civil::Date,
+    /// Long-context tier applied, as its input-token threshold.
+    pub tier_above_input_tokens: Option<u64>,
+    /// How inconsistent usage was read, if it was.
+    pub usage_note: Option<&'static str>,
+}
+
+/// The cost of a call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cost {
+    /// Total in USD; exact.
+    pub total: Usd,
+    /// Breakdown, when computed from the catalog.
+    pub breakdown: Option<CostBreakdown>,
+    /// Where [`Cost::total`] came from.
+    pub source: CostSource,
+    /// Whether the token counts behind it were estimated.
+    pub estimated: bool,
+    /// The catalog entry, when the catalog priced the call (also when a reported cost won).
+    pub pricing: Option<PricingInfo>,
+    /// The catalog's total when a reported cost won over it (to see drift).
+    pub computed_total: Option<Usd>,
+}
+
+/// One LLM call (a span with `gen_ai.*` fields for a model operation), complete at close.
+///
+/// [`crate::LlmLayer`] stores it in the span's extensions when the span closes, so layers added
+/// after it (budgets, quality, summaries) read it there in their own `on_close`.
+#[derive(Clone, Debug)]
+pub struct LlmCall {
+    /// Span name (`chat gpt-4o`), from `otel.name` when set.
+    pub name: String,
+    /// `gen_ai.operation.name` (`chat` when the span gives none).
+    pub operation: String,
+    /// `gen_ai.provider.name`, or the deprecated `gen_ai.system`.
+    pub provider: Option<String>,
+    /// `gen_ai.request.model`.
+    pub request_model: Option<String>,
+    /// `gen_ai.response.model`.
+    pub response_model: Option<String>,
+    /// `gen_ai.response.id`.
+    pub response_id: Option<String>,
+    /// `gen_ai.response.finish_reasons`, as recorded.
+    pub finish_reasons: Vec<String>,
+    /// Token usage; zero where nothing was recorded.
+    pub usage: Usage,
+    /// Whether any usage field was recorded at all.
+    pub has_usage: bool,
+    /// The cost, when it is known. `None` for an unknown model or missing/malformed usage.
+    pub cost: Option<Cost>,
+    /// The model has no price in the catalog.
+    pub unknown_model: bool,
+    /// Why usage could not be read (malformed field), if so.
+    pub usage_error: Option<String>,
+    /// `error.type`, or `"error"` when only the status says the call failed.
+    pub error_type: Option<String>,
+    /// `gen_ai.request.stream`.
+    pub streamed: bool,
+    /// `gen_ai.request.max_tokens`.
+    pub max_tokens: Option<u64>,
+    /// `gen_ai.response.time_to_first_chunk`, seconds.
+    pub time_to_first_chunk: Option<f64>,
+    /// App dimensions, inherited from ancestors where the span sets none.
+    pub dimensions: Dimensions,
+    /// When the span opened.
+    pub started_at: SystemTime,
+    /// How long the span was open.
+    pub duration: Duration,
+    /// OpenTelemetry trace id, when an OpenTelemetry layer is in the stack.
+    pub trace_id: Option<TraceId>,
+    /// OpenTelemetry span id, when an OpenTelemetry layer is in the stack.
+    pub span_id: Option<SpanId>,
+}
+
+impl LlmCall {
+    /// Whether the call failed.
+    pub fn is_error(&self) -> bool {
+        self.error_type.is_some()
+    }
+
+    /// The model name used for pricing: the response model when recorded, else the request one.
+    pub fn model(&self) -> Option<&str> {
+        self.response_model
+            .as_deref()
+            .or(self.request_model.as_deref())
+    }
+
+    /// Total cost in USD, when known.
+    pub fn cost_usd(&self) -> Option<Usd> {
+        self.cost.as_ref().map(|c| c.total)
+    }
+}

@@ -1,0 +1,505 @@
+//! llmtel's export pipeline: [`GenAiExporter`] normalises GenAI spans and enforces the
+//! content and secrets policy off the request path; [`ExportQueue`] is a bounded, batching
+//! span processor on its own thread that counts every span it drops.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::content::{self, ContentCapture};
+use crate::health::{COUNTERS, add, inc};
+
+/// Attributes that hold token counts and other integers in the GenAI conventions. Values
+/// recorded as strings (tracing-opentelemetry exports `u64` fields as `"1234"`) are exported
+/// as integers.
+const INTEGER_KEYS: &[&str] = &[
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.seed",
+    "gen_ai.request.top_k",
+    "gen_ai.request.choice.count",
+    "server.port",
+];
+
+/// Attributes that carry prompt or response content.
+const CONTENT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "input.value",
+    "output.value",
+];
+
+/// Whether an attribute name can carry a credential; such attributes are never exported.
+fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    let header = k
+        .strip_prefix("http.request.header.")
+        .or_else(|| k.strip_prefix("http.response.header."));
+    if let Some(h) = header {
+        return matches!(
+            h,
+            "authorization"
+                | "proxy-authorization"
+                | "x-api-key"
+                | "api-key"
+                | "x-goog-api-key"
+                | "cookie"
+                | "set-cookie"
+                | "openai-organization"
+        );
+    }
+    k.ends_with("api_key")
+        || k.ends_with("api-key")
+        || k.ends_with("apikey")
+        || k.ends_with("authorization")
+        || k.ends_with("secret_key")
+        || k.ends_with("password")
+}
+
+/// Applies llmtel's export rules to one span. Returns whether anything changed.
+///
+/// - Every span: credential-bearing attributes are removed; content attributes are removed
+///   when content capture is off, else redacted and truncated.
+/// - Spans with `gen_ai.*` attributes: integer attributes recorded as strings become integers,
+///   a JSON-array finish-reasons string becomes a string array, and a key set twice keeps
+///   its last value.
+pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) {
+    let is_gen_ai = span
+        .attributes
+        .iter()
+        .any(|kv| llmtel_semconv::is_gen_ai_field(kv.key.as_str()));
+    let mut dropped = 0u32;
+    span.attributes.retain_mut(|kv| {
+        let key = kv.key.as_str();
+        if is_secret_key(key) {
+            dropped += 1;
+            return false;
+        }
+        if CONTENT_KEYS.contains(&key)
+            || key.starts_with("llm.input_messages")
+            || key.starts_with("llm.output_messages")
+        {
+            let Value::String(s) = &kv.value else {
+                return true;
+            };
+            return match policy.apply(s.as_str()) {
+                Some(v) => {
+                    kv.value = Value::String(v.into());
+                    true
+                }
+                None => {
+                    dropped += 1;
+                    false
+                }
+            };
+        }
+        if is_gen_ai {
+            if INTEGER_KEYS.contains(&key) {
+                if let Value::String(s) = &kv.value {
+                    if let Ok(v) = s.as_str().trim().parse::<i64>() {
+                        kv.value = Value::I64(v);
+                    }
+                }
+            } else if key == "gen_ai.response.finish_reasons" {
+                if let Value::String(s) = &kv.value {
+                    let reasons = crate::fields::split_finish_reasons(s.as_str());
+                    kv.value = Value::Array(Array::String(
+                        reasons.into_iter().map(StringValue::from).collect(),
+                    ));
+                }
+            }
+        }
+        true
+    });
+    if is_gen_ai {
+        dedup_keep_last(&mut span.attributes);
+    }
+    span.dropped_attributes_count = span.dropped_attributes_count.saturating_add(dropped);
+}
+
+fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
+    let n = attrs.len();
+    let mut keep = vec![true; n];
+    let mut any = false;
+    for i in 0..n {
+        if attrs[i + 1..].iter().any(|later| later.key == attrs[i].key) {
+            keep[i] = false;
+            any = true;
+        }
+    }
+    if any {
+        let mut i = 0;
+        attrs.retain(|_| {
+            let k = keep[i];
+            i += 1;
+            k
+        });
+    }
+}
+
+/// A [`SpanExporter`] that applies [`normalize_span`] to every span, then hands the batch to
+/// the exporter it wraps. It runs on the export thread, never on the request path.
+///
+/// Wrap your own exporter in it when you build your own pipeline:
+///
+/// ```
+/// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+/// let exporter = llmtel::GenAiExporter::new(InMemorySpanExporter::default());
+/// let provider = SdkTracerProvider::builder().with_simple_exporter(exporter).build();
+/// # drop(provider);
+/// ```
+#[derive(Debug)]
+pub struct GenAiExporter<E> {
+    inner: E,
+    policy: Option<ContentCapture>,
+}
+
+impl<E: SpanExporter> GenAiExporter<E> {
+    /// Wraps `inner`, applying the process-wide content policy at each export.
+    pub fn new(inner: E) -> Self {
+        GenAiExporter {
+            inner,
+            policy: None,
+        }
+    }
+
+    /// Uses `policy` instead of the process-wide one.
+    pub fn with_content_capture(mut self, policy: ContentCapture) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
+    fn export(
+        &self,
+        mut batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        let policy = self.policy.clone().unwrap_or_else(content::content_capture);
+        for span in &mut batch {
+            normalize_span(span, &policy);
+        }
+        self.inner.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Settings of the [`ExportQueue`].
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    /// Spans held at most; past it new spans are dropped and counted. Default 8192
+    /// (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub max_queue_size: usize,
+    /// Spans per export call. Default 512 (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is exported. Default 2 s (`OTEL_BSP_SCHEDULE_DELAY`).
+    pub scheduled_delay: Duration,
+    /// Longest wait for a flush or shutdown to finish. Default 10 s.
+    pub flush_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_queue_size: 8192,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(2),
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Defaults overridden by the standard `OTEL_BSP_*` variables where set and valid.
+    pub fn from_env() -> Self {
+        let mut c = QueueConfig::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        if let Some(v) = num("OTEL_BSP_MAX_QUEUE_SIZE").filter(|v| *v > 0) {
+            c.max_queue_size = v as usize;
+        }
+        if let Some(v) = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").filter(|v| *v > 0) {
+            c.max_export_batch_size = v as usize;
+        }
+        if let Some(v) = num("OTEL_BSP_SCHEDULE_DELAY") {
+            c.scheduled_delay = Duration::from_millis(v);
+        }
+        c.max_export_batch_size = c.max_export_batch_size.min(c.max_queue_size);
+        c
+    }
+}
+
+enum Msg {
+    Resource(Box<Resource>),
+    Span(Box<SpanData>),
+    Flush(SyncSender<OTelSdkResult>),
+    Shutdown(SyncSender<OTelSdkResult>),
+}
+
+/// A batching [`SpanProcessor`] with a bounded queue and its own export thread.
+///
+/// `on_end` never blocks: a full queue drops the span and counts it
+/// ([`crate::Health::spans_dropped`]). The thread owns a single-threaded tokio runtime, so
+/// gRPC and HTTP exporters work whether or not the application runs tokio; exporters are
+/// built on that thread by the closure given to [`ExportQueue::spawn`].
+pub struct ExportQueue {
+    tx: SyncSender<Msg>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    flush_timeout: Duration,
+}
+
+impl fmt::Debug for ExportQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportQueue").finish_non_exhaustive()
+    }
+}
+
+/// Why the export thread could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The OS would not start a thread.
+    #[error("llmtel could not start its export thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// The exporter could not be built.
+    #[error("llmtel could not build the span exporter: {0}")]
+    Exporter(String),
+}
+
+impl ExportQueue {
+    /// Starts the export thread; `make_exporter` runs on it (inside its tokio runtime).
+    ///
+    /// # Errors
+    /// [`QueueError`] when the thread or runtime cannot start or the exporter cannot be built.
+    pub fn spawn<E, F, Err>(make_exporter: F, config: QueueConfig) -> Result<Self, QueueError>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Err> + Send + 'static,
+        Err: fmt::Display,
+    {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(config.max_queue_size.max(1));
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+        let cfg = config.clone();
+        let worker = std::thread::Builder::new()
+            .name("llmtel-export".into())
+            .spawn(move || {
+                // The exporter's own I/O (tonic, hyper, reqwest) must not be traced back into
+                // the pipeline: nothing on this thread reaches the app's subscriber.
+                let _no_tracing =
+                    tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("tokio runtime: {e}")));
+                        return;
+                    }
+                };
+                let exporter = {
+                    let _guard = rt.enter();
+                    match make_exporter() {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                run_worker(&rt, exporter, rx, &cfg);
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(ExportQueue {
+                tx,
+                worker: Mutex::new(Some(worker)),
+                flush_timeout: config.flush_timeout,
+            }),
+            Ok(Err(e)) => Err(QueueError::Exporter(e)),
+            Err(_) => Err(QueueError::Exporter("the export thread stopped".into())),
+        }
+    }
+
+    fn control(
+        &self,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Msg,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        let deadline = Instant::now() + timeout;
+        let mut msg = make(ack_tx);
+        // The queue may be full: retry until the worker makes room or the deadline passes.
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) => {
+                    if Instant::now() >= deadline {
+                        return Err(OTelSdkError::Timeout(timeout));
+                    }
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
+            }
+        }
+        match ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::AlreadyShutdown),
+        }
+    }
+}
+
+fn run_worker<E: SpanExporter>(
+    rt: &tokio::runtime::Runtime,
+    mut exporter: E,
+    rx: Receiver<Msg>,
+    cfg: &QueueConfig,
+) {
+    let mut batch: Vec<SpanData> = Vec::with_capacity(cfg.max_export_batch_size);
+    let mut next_export = Instant::now() + cfg.scheduled_delay;
+    let export = |exporter: &E, batch: &mut Vec<SpanData>| -> OTelSdkResult {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let spans = std::mem::take(batch);
+        let n = spans.len() as u64;
+        let r = rt.block_on(exporter.export(spans));
+        match &r {
+            Ok(()) => add(&COUNTERS.spans_exported, n),
+            Err(_) => {
+                inc(&COUNTERS.export_errors);
+                add(&COUNTERS.spans_export_failed, n);
+            }
+        }
+        r
+    };
+    loop {
+        let wait = next_export.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Span(s)) => {
+                batch.push(*s);
+                if batch.len() >= cfg.max_export_batch_size {
+                    let _ = export(&exporter, &mut batch);
+                    next_export = Instant::now() + cfg.scheduled_delay;
+                }
+            }
+            Ok(Msg::Resource(r)) => exporter.set_resource(&r),
+            Ok(Msg::Flush(ack)) => {
+                let r = drain_and_export(&rx, &mut batch, cfg, &exporter, &export);
+                let r = r.and_then(|()| exporter.force_flush());
+                let _ = ack.send(r);
+            }
+            Ok(Msg::Shutdown(ack)) => {
+                let r = drain_and_export(&rx, &mut batch, cfg, &exporter, &export);
+                let s = exporter.shutdown_with_timeout(cfg.flush_timeout);
+                let _ = ack.send(r.and(s));
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = export(&exporter, &mut batch);
+                next_export = Instant::now() + cfg.scheduled_delay;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = export(&exporter, &mut batch);
+                let _ = exporter.shutdown_with_timeout(cfg.flush_timeout);
+                return;
+            }
+        }
+    }
+}
+
+fn drain_and_export<E>(
+    rx: &Receiver<Msg>,
+    batch: &mut Vec<SpanData>,
+    cfg: &QueueConfig,
+    exporter: &E,
+    export: &impl Fn(&E, &mut Vec<SpanData>) -> OTelSdkResult,
+) -> OTelSdkResult {
+    let mut result = Ok(());
+    // Everything queued before the flush request, in batches.
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Span(s) => {
+                batch.push(*s);
+                if batch.len() >= cfg.max_export_batch_size {
+                    result = result.and(export(exporter, batch));
+                }
+            }
+            Msg::Resource(_) => {}
+            Msg::Flush(ack) => {
+                let _ = ack.send(Ok(()));
+            }
+            Msg::Shutdown(ack) => {
+                let _ = ack.send(Err(OTelSdkError::InternalFailure(
+                    "shutdown raced with a flush".into(),
+                )));
+            }
+        }
+    }
+    result.and(export(exporter, batch))
+}
+
+impl SpanProcessor for ExportQueue {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.tx.try_send(Msg::Span(Box::new(span))) {
+            Ok(()) => inc(&COUNTERS.spans_queued),
+            Err(_) => inc(&COUNTERS.spans_dropped),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.control(Msg::Flush, self.flush_timeout)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(()); // already shut down
+        };
+        let r = self.control(Msg::Shutdown, timeout);
+        if r.is_ok() {
+            let _ = worker.join();
+        }
+        r
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        // Called once when the provider is built, before any span: the exporter lives on the
+        // export thread, so the resource travels through the queue ahead of the spans.
+        let _ = self.tx.send(Msg::Resource(Box::new(resource.clone())));
+    }
+}

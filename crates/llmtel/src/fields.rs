@@ -1,0 +1,323 @@
+//! Reading `gen_ai.*` and dimension fields off tracing spans, whoever created them.
+
+use std::fmt;
+
+use llmtel_semconv::{common, gen_ai, llmtel as lt};
+use tracing_core::field::{Field, Visit};
+
+use crate::call::Dimensions;
+
+/// Whether a callsite field makes a span interesting to llmtel: any `gen_ai.*` or `llmtel.*`
+/// field, or an app dimension (`user.id`, `session.id`), so that dimensions set on a request
+/// span reach the LLM calls nested in it.
+pub(crate) fn is_interesting_field(name: &str) -> bool {
+    llmtel_semconv::is_gen_ai_field(name)
+        || name.starts_with("llmtel.")
+        || name == lt::USER_ID
+        || name == lt::SESSION_ID
+}
+
+/// A token count as recorded: fine, or malformed with what was seen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Count {
+    #[default]
+    Unset,
+    Value(u64),
+    Malformed(String),
+}
+
+impl Count {
+    fn set_i64(&mut self, v: i64) {
+        *self = match u64::try_from(v) {
+            Ok(v) => Count::Value(v),
+            Err(_) => Count::Malformed(v.to_string()),
+        };
+    }
+    fn set_f64(&mut self, v: f64) {
+        *self = if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64 {
+            Count::Value(v as u64)
+        } else {
+            Count::Malformed(v.to_string())
+        };
+    }
+    fn set_str(&mut self, s: &str) {
+        let t = s.trim().trim_matches('"');
+        *self = match t.parse::<u64>() {
+            Ok(v) => Count::Value(v),
+            Err(_) => match t.parse::<f64>() {
+                Ok(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
+                    Count::Value(f as u64)
+                }
+                _ => Count::Malformed(s.to_owned()),
+            },
+        };
+    }
+    pub(crate) fn get(&self) -> u64 {
+        match self {
+            Count::Value(v) => *v,
+            _ => 0,
+        }
+    }
+    pub(crate) fn is_set(&self) -> bool {
+        !matches!(self, Count::Unset)
+    }
+}
+
+/// Everything llmtel reads from one span's fields.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SpanFields {
+    pub(crate) otel_name: Option<String>,
+    pub(crate) operation: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) system: Option<String>,
+    pub(crate) request_model: Option<String>,
+    pub(crate) response_model: Option<String>,
+    pub(crate) response_id: Option<String>,
+    pub(crate) finish_reasons: Option<String>,
+    pub(crate) error_type: Option<String>,
+    pub(crate) status_error: bool,
+    pub(crate) input: Count,
+    pub(crate) output: Count,
+    pub(crate) cache_read: Count,
+    pub(crate) cache_write: Count,
+    pub(crate) reasoning: Count,
+    pub(crate) max_tokens: Option<u64>,
+    pub(crate) reported_cost: Option<f64>,
+    pub(crate) cost_source: Option<String>,
+    pub(crate) estimated: Option<bool>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) time_to_first_chunk: Option<f64>,
+    pub(crate) has_gen_ai: bool,
+    pub(crate) dims: Dimensions,
+}
+
+impl SpanFields {
+    /// Whether the span describes a model call that consumes tokens.
+    pub(crate) fn is_model_call(&self) -> bool {
+        match self.operation.as_deref() {
+            Some(op) => llmtel_semconv::operation::is_model_call(op),
+            // A span with a model or usage but no operation is taken as a chat call.
+            None => {
+                self.request_model.is_some()
+                    || self.response_model.is_some()
+                    || self.input.is_set()
+                    || self.output.is_set()
+            }
+        }
+    }
+
+    pub(crate) fn has_usage(&self) -> bool {
+        self.input.is_set()
+            || self.output.is_set()
+            || self.cache_read.is_set()
+            || self.cache_write.is_set()
+            || self.reasoning.is_set()
+    }
+
+    fn count_mut(&mut self, name: &str) -> Option<&mut Count> {
+        Some(match name {
+            gen_ai::USAGE_INPUT_TOKENS => &mut self.input,
+            gen_ai::USAGE_OUTPUT_TOKENS => &mut self.output,
+            gen_ai::USAGE_CACHE_READ_INPUT_TOKENS => &mut self.cache_read,
+            gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS | gen_ai::USAGE_CACHE_WRITE_INPUT_TOKENS => {
+                &mut self.cache_write
+            }
+            gen_ai::USAGE_REASONING_OUTPUT_TOKENS => &mut self.reasoning,
+            _ => return None,
+        })
+    }
+
+    fn string_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "otel.name" => &mut self.otel_name,
+            gen_ai::OPERATION_NAME => &mut self.operation,
+            gen_ai::PROVIDER_NAME => &mut self.provider,
+            gen_ai::SYSTEM => &mut self.system,
+            gen_ai::REQUEST_MODEL => &mut self.request_model,
+            gen_ai::RESPONSE_MODEL => &mut self.response_model,
+            gen_ai::RESPONSE_ID => &mut self.response_id,
+            gen_ai::RESPONSE_FINISH_REASONS => &mut self.finish_reasons,
+            common::ERROR_TYPE => &mut self.error_type,
+            lt::COST_SOURCE => &mut self.cost_source,
+            lt::USER_ID => &mut self.dims.user,
+            lt::SESSION_ID | gen_ai::CONVERSATION_ID => &mut self.dims.session,
+            lt::FEATURE => &mut self.dims.feature,
+            lt::TENANT => &mut self.dims.tenant,
+            _ => return None,
+        })
+    }
+
+    fn record_string(&mut self, field: &Field, value: &str) {
+        let name = field.name();
+        if llmtel_semconv::is_gen_ai_field(name) {
+            self.has_gen_ai = true;
+        }
+        if name == "otel.status_code" {
+            self.status_error = value.eq_ignore_ascii_case("error");
+            return;
+        }
+        if let Some(count) = self.count_mut(name) {
+            count.set_str(value);
+            return;
+        }
+        if let Some(slot) = self.string_mut(name) {
+            // `gen_ai.conversation.id` only fills the session when `session.id` did not.
+            if name == gen_ai::CONVERSATION_ID && slot.is_some() {
+                return;
+            }
+            *slot = Some(value.to_owned());
+            return;
+        }
+        match name {
+            gen_ai::USAGE_COST | lt::COST_REPORTED => {
+                if let Ok(v) = value.trim().parse::<f64>() {
+                    self.reported_cost = Some(v);
+                }
+            }
+            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = value.trim().parse().ok(),
+            gen_ai::REQUEST_STREAM => self.stream = value.trim().parse().ok(),
+            lt::COST_ESTIMATED => self.estimated = value.trim().parse().ok(),
+            _ if name.starts_with("llmtel.") && !name.starts_with("llmtel.cost.") => {
+                if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
+                    slot.1 = value.to_owned();
+                } else {
+                    self.dims.custom.push((name, value.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        let name = field.name();
+        if llmtel_semconv::is_gen_ai_field(name) {
+            self.has_gen_ai = true;
+        }
+        if let Some(count) = self.count_mut(name) {
+            count.set_i64(value);
+            return;
+        }
+        match name {
+            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = u64::try_from(value).ok(),
+            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
+            _ => self.record_string(field, &value.to_string()),
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let name = field.name();
+        if llmtel_semconv::is_gen_ai_field(name) {
+            self.has_gen_ai = true;
+        }
+        if let Some(count) = self.count_mut(name) {
+            *count = Count::Value(value);
+            return;
+        }
+        match name {
+            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = Some(value),
+            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
+            _ => self.record_string(field, &value.to_string()),
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let name = field.name();
+        if llmtel_semconv::is_gen_ai_field(name) {
+            self.has_gen_ai = true;
+        }
+        if let Some(count) = self.count_mut(name) {
+            count.set_f64(value);
+            return;
+        }
+        match name {
+            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value),
+            gen_ai::RESPONSE_TIME_TO_FIRST_CHUNK => self.time_to_first_chunk = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        let name = field.name();
+        if llmtel_semconv::is_gen_ai_field(name) {
+            self.has_gen_ai = true;
+        }
+        match name {
+            gen_ai::REQUEST_STREAM => self.stream = Some(value),
+            lt::COST_ESTIMATED => self.estimated = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_string(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%value` and `?value` arrive here; Display-formatted strings carry no quotes.
+        self.record_string(field, &format!("{value:?}"));
+    }
+}
+
+/// Splits a recorded finish-reasons value (`stop`, `["stop","length"]`, `stop,length`).
+pub(crate) fn split_finish_reasons(raw: &str) -> Vec<String> {
+    let t = raw.trim();
+    if t.starts_with('[') {
+        if let Ok(v) = serde_json::from_str::<Vec<String>>(t) {
+            return v;
+        }
+    }
+    t.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Maps a deprecated `gen_ai.system` value to its `gen_ai.provider.name` spelling.
+pub(crate) fn provider_from_system(system: &str) -> &str {
+    match system {
+        "gemini" | "google" | "google_ai_studio" => "gcp.gemini",
+        "vertex_ai" | "vertexai" => "gcp.vertex_ai",
+        "az.ai.openai" | "azure" | "azure_openai" => "azure.ai.openai",
+        "az.ai.inference" => "azure.ai.inference",
+        "bedrock" | "aws_bedrock" => "aws.bedrock",
+        "mistral" => "mistral_ai",
+        "xai" => "x_ai",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_parse_strings_and_reject_garbage() {
+        let mut c = Count::default();
+        c.set_str("1234");
+        assert_eq!(c, Count::Value(1234));
+        c.set_str("\"77\"");
+        assert_eq!(c, Count::Value(77));
+        c.set_str("lots");
+        assert_eq!(c, Count::Malformed("lots".into()));
+        c.set_i64(-3);
+        assert_eq!(c, Count::Malformed("-3".into()));
+        c.set_f64(12.0);
+        assert_eq!(c, Count::Value(12));
+        c.set_f64(1.5);
+        assert!(matches!(c, Count::Malformed(_)));
+    }
+
+    #[test]
+    fn finish_reasons_accept_json_lists_and_plain_strings() {
+        assert_eq!(
+            split_finish_reasons("[\"stop\", \"length\"]"),
+            ["stop", "length"]
+        );
+        assert_eq!(split_finish_reasons("stop"), ["stop"]);
+        assert_eq!(split_finish_reasons("stop,length"), ["stop", "length"]);
+        assert!(split_finish_reasons("").is_empty());
+    }
+}

@@ -1,0 +1,97 @@
+//! llmtel's own health counters: every drop and every problem is counted and visible.
+//!
+//! ```
+//! let before = llmtel::health();
+//! // ... the app runs ...
+//! let now = llmtel::health();
+//! assert!(now.spans_dropped >= before.spans_dropped);
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) llm_calls: AtomicU64,
+    pub(crate) priced_calls: AtomicU64,
+    pub(crate) unknown_model_calls: AtomicU64,
+    pub(crate) malformed_usage: AtomicU64,
+    pub(crate) enrichment_missed: AtomicU64,
+    pub(crate) spans_queued: AtomicU64,
+    pub(crate) spans_dropped: AtomicU64,
+    pub(crate) spans_exported: AtomicU64,
+    pub(crate) spans_export_failed: AtomicU64,
+    pub(crate) export_errors: AtomicU64,
+    pub(crate) summaries_evicted: AtomicU64,
+}
+
+pub(crate) static COUNTERS: Counters = Counters {
+    llm_calls: AtomicU64::new(0),
+    priced_calls: AtomicU64::new(0),
+    unknown_model_calls: AtomicU64::new(0),
+    malformed_usage: AtomicU64::new(0),
+    enrichment_missed: AtomicU64::new(0),
+    spans_queued: AtomicU64::new(0),
+    spans_dropped: AtomicU64::new(0),
+    spans_exported: AtomicU64::new(0),
+    spans_export_failed: AtomicU64::new(0),
+    export_errors: AtomicU64::new(0),
+    summaries_evicted: AtomicU64::new(0),
+};
+
+#[inline]
+pub(crate) fn inc(c: &AtomicU64) {
+    c.fetch_add(1, Relaxed);
+}
+
+#[inline]
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Relaxed);
+}
+
+/// A snapshot of llmtel's health counters (process-wide, monotonic since start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// LLM-call spans closed.
+    pub llm_calls: u64,
+    /// Calls priced (from the catalog or a reported cost).
+    pub priced_calls: u64,
+    /// Calls whose model has no price in the catalog (no cost written; never a silent zero).
+    pub unknown_model_calls: u64,
+    /// Calls with a malformed usage field (the attribute is exported as given; no cost).
+    pub malformed_usage: u64,
+    /// Calls whose cost could not be written on the OpenTelemetry span because llmtel's layer
+    /// runs after the OpenTelemetry layer. Add `llmtel::layer()` before it (see the docs).
+    pub enrichment_missed: u64,
+    /// Spans accepted by llmtel's export queue.
+    pub spans_queued: u64,
+    /// Spans dropped because the export queue was full (collector slow or down).
+    pub spans_dropped: u64,
+    /// Spans the exporter accepted.
+    pub spans_exported: u64,
+    /// Spans lost because an export failed (collector down, rejected).
+    pub spans_export_failed: u64,
+    /// Failed export attempts.
+    pub export_errors: u64,
+    /// Trace summaries evicted from the bounded in-process store.
+    pub summaries_evicted: u64,
+}
+
+/// Reads the health counters.
+pub fn health() -> Health {
+    let c = &COUNTERS;
+    Health {
+        llm_calls: c.llm_calls.load(Relaxed),
+        priced_calls: c.priced_calls.load(Relaxed),
+        unknown_model_calls: c.unknown_model_calls.load(Relaxed),
+        malformed_usage: c.malformed_usage.load(Relaxed),
+        enrichment_missed: c.enrichment_missed.load(Relaxed),
+        spans_queued: c.spans_queued.load(Relaxed),
+        spans_dropped: c.spans_dropped.load(Relaxed),
+        spans_exported: c.spans_exported.load(Relaxed),
+        spans_export_failed: c.spans_export_failed.load(Relaxed),
+        export_errors: c.export_errors.load(Relaxed),
+        summaries_evicted: c.summaries_evicted.load(Relaxed),
+    }
+}

@@ -1,0 +1,736 @@
+//! `llmtel::init()` and its [`Builder`]: the subscriber stack, OTLP export and the guard.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmtel_pricing::Catalog;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_core::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::console::ConsoleSink;
+use crate::content::{self, ContentCapture};
+use crate::export::{ExportQueue, GenAiExporter, QueueConfig, QueueError};
+use crate::layer::{CallSink, LlmLayer};
+use crate::summary::TraceSummaries;
+
+/// OTLP transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (default port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (default port 4318). The spec's default.
+    HttpProtobuf,
+}
+
+impl Protocol {
+    fn parse(s: &str) -> Result<Protocol, InitError> {
+        match s.trim() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" | "http" => Ok(Protocol::HttpProtobuf),
+            other => Err(InitError::Protocol(other.to_owned())),
+        }
+    }
+}
+
+/// Ready-made settings for common LLM observability backends.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Preset {
+    /// Langfuse: OTLP/HTTP at `{host}/api/public/otel`, Basic auth from the key pair.
+    Langfuse {
+        /// e.g. `https://cloud.langfuse.com` or a self-hosted URL.
+        host: String,
+        /// `pk-lf-...`
+        public_key: String,
+        /// `sk-lf-...`
+        secret_key: String,
+    },
+    /// LangSmith: OTLP/HTTP at `{endpoint}/otel`, `x-api-key` and the project header.
+    LangSmith {
+        /// e.g. `https://api.smith.langchain.com`.
+        endpoint: String,
+        /// LangSmith API key.
+        api_key: String,
+        /// Project name (`Langsmith-Project` header).
+        project: String,
+    },
+    /// Arize Phoenix: OTLP/HTTP at `{endpoint}/v1/traces`, project as the resource attribute
+    /// `openinference.project.name`, OpenInference aliases on.
+    Phoenix {
+        /// e.g. `http://127.0.0.1:6006`.
+        endpoint: String,
+        /// Phoenix project.
+        project: String,
+    },
+}
+
+impl fmt::Debug for Preset {
+    // Keys never reach logs either.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Preset::Langfuse { host, .. } => f
+                .debug_struct("Langfuse")
+                .field("host", host)
+                .finish_non_exhaustive(),
+            Preset::LangSmith {
+                endpoint, project, ..
+            } => f
+                .debug_struct("LangSmith")
+                .field("endpoint", endpoint)
+                .field("project", project)
+                .finish_non_exhaustive(),
+            Preset::Phoenix { endpoint, project } => f
+                .debug_struct("Phoenix")
+                .field("endpoint", endpoint)
+                .field("project", project)
+                .finish(),
+        }
+    }
+}
+
+impl Preset {
+    /// Langfuse from `LANGFUSE_PUBLIC_KEY`, `LANGFUSE_SECRET_KEY` and `LANGFUSE_HOST`
+    /// (default `https://cloud.langfuse.com`).
+    ///
+    /// # Errors
+    /// [`InitError::MissingEnv`] naming the variable that is not set.
+    pub fn langfuse_from_env() -> Result<Preset, InitError> {
+        Ok(Preset::Langfuse {
+            host: env("LANGFUSE_HOST").unwrap_or_else(|| "https://cloud.langfuse.com".into()),
+            public_key: env("LANGFUSE_PUBLIC_KEY")
+                .ok_or(InitError::MissingEnv("LANGFUSE_PUBLIC_KEY"))?,
+            secret_key: env("LANGFUSE_SECRET_KEY")
+                .ok_or(InitError::MissingEnv("LANGFUSE_SECRET_KEY"))?,
+        })
+    }
+
+    /// LangSmith from `LANGSMITH_API_KEY`, `LANGSMITH_PROJECT` (default `default`) and
+    /// `LANGSMITH_ENDPOINT` (default `https://api.smith.langchain.com`).
+    ///
+    /// # Errors
+    /// [`InitError::MissingEnv`] when `LANGSMITH_API_KEY` is not set.
+    pub fn langsmith_from_env() -> Result<Preset, InitError> {
+        Ok(Preset::LangSmith {
+            endpoint: env("LANGSMITH_ENDPOINT")
+                .unwrap_or_else(|| "https://api.smith.langchain.com".into()),
+            api_key: env("LANGSMITH_API_KEY").ok_or(InitError::MissingEnv("LANGSMITH_API_KEY"))?,
+            project: env("LANGSMITH_PROJECT").unwrap_or_else(|| "default".into()),
+        })
+    }
+
+    /// (endpoint, headers, resource attributes, openinference)
+    fn settings(&self) -> (String, Vec<(String, String)>, Vec<KeyValue>, bool) {
+        match self {
+            Preset::Langfuse {
+                host,
+                public_key,
+                secret_key,
+            } => (
+                format!("{}/api/public/otel/v1/traces", host.trim_end_matches('/')),
+                vec![(
+                    "Authorization".into(),
+                    format!(
+                        "Basic {}",
+                        base64(format!("{public_key}:{secret_key}").as_bytes())
+                    ),
+                )],
+                vec![],
+                false,
+            ),
+            Preset::LangSmith {
+                endpoint,
+                api_key,
+                project,
+            } => (
+                format!("{}/otel/v1/traces", endpoint.trim_end_matches('/')),
+                vec![
+                    ("x-api-key".into(), api_key.clone()),
+                    ("Langsmith-Project".into(), project.clone()),
+                ],
+                vec![],
+                false,
+            ),
+            Preset::Phoenix { endpoint, project } => (
+                format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+                vec![],
+                vec![KeyValue::new(
+                    llmtel_semconv::openinference::PROJECT_NAME,
+                    project.clone(),
+                )],
+                true,
+            ),
+        }
+    }
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn env(key: &str) -> Option<String> {
+    std::env::var(key)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Why llmtel could not be set up. Nothing is installed when this is returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (or the code) names a protocol llmtel does not speak.
+    #[error(
+        "unsupported OTLP protocol `{0}`: use `grpc` or `http/protobuf` (OTEL_EXPORTER_OTLP_PROTOCOL)"
+    )]
+    Protocol(String),
+    /// The protocol's cargo feature is off.
+    #[error("OTLP protocol {0:?} needs llmtel's cargo feature `{1}`")]
+    FeatureOff(Protocol, &'static str),
+    /// A variable a preset needs is not set.
+    #[error("environment variable {0} is not set; set it or configure the preset in code")]
+    MissingEnv(&'static str),
+    /// The exporter or its thread could not start (e.g. an invalid endpoint URL).
+    #[error("{0}. Check OTEL_EXPORTER_OTLP_ENDPOINT (a URL such as http://127.0.0.1:4318)")]
+    Export(#[from] QueueError),
+    /// A global subscriber is already installed.
+    #[error(
+        "a global tracing subscriber is already set; use llmtel::builder().build() and add the layer to your own stack"
+    )]
+    AlreadyInstalled,
+    /// A directive of the trace filter does not parse.
+    #[error("invalid trace filter: {0}")]
+    Filter(String),
+}
+
+/// Configures llmtel. Settings made in code win over the environment.
+///
+/// ```no_run
+/// let _guard = llmtel::builder()
+///     .with_service_name("support-bot")
+///     .with_endpoint("http://127.0.0.1:4317")
+///     .with_protocol(llmtel::Protocol::Grpc)
+///     .with_content_capture(llmtel::ContentCapture::enabled().with_max_chars(1000))
+///     .install()
+///     .expect("llmtel");
+/// ```
+pub struct Builder {
+    service_name: Option<String>,
+    endpoint: Option<String>,
+    protocol: Option<Protocol>,
+    headers: Vec<(String, String)>,
+    resource: Vec<KeyValue>,
+    sampler: Option<Sampler>,
+    preset: Option<Preset>,
+    console: Option<bool>,
+    content: Option<ContentCapture>,
+    catalog: Option<Arc<Catalog>>,
+    openinference: Option<bool>,
+    location: bool,
+    threads: bool,
+    queue: Option<QueueConfig>,
+    summaries: TraceSummaries,
+    trace_filter: String,
+    log_filter: Option<String>,
+    disabled: Option<bool>,
+    sinks: Vec<Arc<dyn CallSink>>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("service_name", &self.service_name)
+            .field("endpoint", &self.endpoint)
+            .field("protocol", &self.protocol)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("preset", &self.preset)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            service_name: None,
+            endpoint: None,
+            protocol: None,
+            headers: Vec::new(),
+            resource: Vec::new(),
+            sampler: None,
+            preset: None,
+            console: None,
+            content: None,
+            catalog: None,
+            openinference: None,
+            location: false,
+            threads: false,
+            queue: None,
+            summaries: TraceSummaries::new(1024),
+            trace_filter: "info".into(),
+            log_filter: None,
+            disabled: None,
+            sinks: Vec::new(),
+        }
+    }
+}
+
+/// A new [`Builder`].
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// Installs llmtel with settings from the environment (see [`Builder`]) as the global
+/// subscriber, and returns the guard that flushes on drop.
+///
+/// With no `OTEL_EXPORTER_OTLP_ENDPOINT`, nothing goes on the network: each LLM call is
+/// printed as one console line and summarised per trace.
+///
+/// # Errors
+/// [`InitError`]: bad protocol or endpoint, or a global subscriber already set.
+pub fn init() -> Result<Guard, InitError> {
+    builder().install()
+}
+
+impl Builder {
+    /// `service.name` (else `OTEL_SERVICE_NAME`, else the SDK default).
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+    /// OTLP endpoint (else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    /// For HTTP a base URL gets `/v1/traces` appended.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+    /// Transport (else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+    /// Adds a header to every export (merged with `OTEL_EXPORTER_OTLP_HEADERS`; code wins).
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((key.into(), value.into()));
+        self
+    }
+    /// Adds a resource attribute (merged with `OTEL_RESOURCE_ATTRIBUTES`; code wins).
+    pub fn with_resource_attribute(mut self, kv: KeyValue) -> Self {
+        self.resource.push(kv);
+        self
+    }
+    /// Sampler (else `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+    /// A backend preset; explicit endpoint and headers set in code still win.
+    pub fn with_preset(mut self, preset: Preset) -> Self {
+        self.preset = Some(preset);
+        self
+    }
+    /// Console line per LLM call (default: on when nothing is exported).
+    pub fn with_console(mut self, on: bool) -> Self {
+        self.console = Some(on);
+        self
+    }
+    /// Content capture policy (default: off). Installed process-wide.
+    pub fn with_content_capture(mut self, policy: ContentCapture) -> Self {
+        self.content = Some(policy);
+        self
+    }
+    /// Price catalog (default: the built-in one).
+    pub fn with_catalog(mut self, catalog: impl Into<Arc<Catalog>>) -> Self {
+        self.catalog = Some(catalog.into());
+        self
+    }
+    /// OpenInference aliases for Phoenix (default: on with the Phoenix preset, else off).
+    pub fn with_openinference(mut self, on: bool) -> Self {
+        self.openinference = Some(on);
+        self
+    }
+    /// tracing-opentelemetry's `code.*` attributes (default off: they double the attribute count).
+    pub fn with_location(mut self, on: bool) -> Self {
+        self.location = on;
+        self
+    }
+    /// tracing-opentelemetry's `thread.*` attributes (default off).
+    pub fn with_threads(mut self, on: bool) -> Self {
+        self.threads = on;
+        self
+    }
+    /// Export queue settings (default: [`QueueConfig::from_env`]).
+    pub fn with_queue(mut self, config: QueueConfig) -> Self {
+        self.queue = Some(config);
+        self
+    }
+    /// Keeps the summaries of the last `n` traces (default 1024).
+    pub fn with_summaries_capacity(mut self, n: usize) -> Self {
+        self.summaries = TraceSummaries::new(n);
+        self
+    }
+    /// Which spans are exported, as `EnvFilter` directives (default `info`).
+    pub fn with_trace_filter(mut self, directives: impl Into<String>) -> Self {
+        self.trace_filter = directives.into();
+        self
+    }
+    /// Log output to stderr with these `EnvFilter` directives (default: `RUST_LOG`, else
+    /// `warn`), installed by [`Builder::install`] only.
+    pub fn with_log_filter(mut self, directives: impl Into<String>) -> Self {
+        self.log_filter = Some(directives.into());
+        self
+    }
+    /// Turns OTLP export off (else `OTEL_SDK_DISABLED`).
+    pub fn with_export_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+    /// Adds a sink for every completed LLM call.
+    pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    fn resolve_protocol(&self) -> Result<Protocol, InitError> {
+        if let Some(p) = self.protocol {
+            return Ok(p);
+        }
+        if self.preset.is_some() {
+            return Ok(Protocol::HttpProtobuf);
+        }
+        match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            Some(p) => Protocol::parse(&p),
+            None => Ok(Protocol::HttpProtobuf),
+        }
+    }
+
+    /// Builds llmtel's layers and the guard without installing anything, for apps that
+    /// compose their own subscriber. Add the returned layer to a `Registry`-based stack.
+    ///
+    /// # Errors
+    /// [`InitError`] on a bad protocol or endpoint.
+    pub fn build<S>(self) -> Result<(Box<dyn Layer<S> + Send + Sync>, Guard), InitError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        let disabled = self.disabled.unwrap_or_else(|| {
+            env("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        });
+        let (preset_endpoint, preset_headers, preset_resource, preset_oi) = match &self.preset {
+            Some(p) => {
+                let (e, h, r, oi) = p.settings();
+                (Some(e), h, r, oi)
+            }
+            None => (None, vec![], vec![], false),
+        };
+        let endpoint = self.endpoint.clone().or(preset_endpoint);
+        let env_endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let exporting = !disabled && (endpoint.is_some() || env_endpoint.is_some());
+        let protocol = self.resolve_protocol()?;
+
+        if let Some(policy) = self.content.clone() {
+            content::set_content_capture(policy);
+        }
+        let mut llm = LlmLayer::new().with_openinference(self.openinference.unwrap_or(preset_oi));
+        if let Some(c) = &self.catalog {
+            llm = llm.with_catalog(c.clone());
+        }
+        for s in &self.sinks {
+            llm = llm.with_sink(s.clone());
+        }
+        if self.console.unwrap_or(!exporting) {
+            llm = llm.with_sink(Arc::new(ConsoleSink));
+        }
+
+        let mut provider = None;
+        let otel_layer = if exporting {
+            let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
+            headers.extend(self.headers.iter().cloned());
+            let queue_cfg = self.queue.clone().unwrap_or_else(QueueConfig::from_env);
+            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg)?;
+
+            let mut resource = Resource::builder();
+            if let Some(name) = &self.service_name {
+                resource = resource.with_service_name(name.clone());
+            }
+            resource = resource
+                .with_attributes(preset_resource)
+                .with_attributes(self.resource.clone())
+                .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL);
+            let mut pb = SdkTracerProvider::builder()
+                .with_span_processor(queue)
+                .with_resource(resource.build());
+            if let Some(s) = self.sampler.clone() {
+                pb = pb.with_sampler(s);
+            }
+            let p = pb.build();
+            let tracer = p.tracer("llmtel");
+            provider = Some(p);
+            let filter = EnvFilter::builder()
+                .parse(&self.trace_filter)
+                .map_err(|e| InitError::Filter(e.to_string()))?;
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(tracer)
+                    .with_location(self.location)
+                    .with_threads(self.threads)
+                    .with_tracked_inactivity(false)
+                    .with_filter(filter),
+            )
+        } else {
+            None
+        };
+
+        // Inner layers run first: llmtel prices the call, the summary reads it, then the
+        // OpenTelemetry layer exports the span with the cost on it.
+        // (No `Option<Layer>` here: a `None` layer reports `LevelFilter::OFF` as its hint.)
+        let base = llm.filtered().and_then(self.summaries.layer());
+        let layer: Box<dyn Layer<S> + Send + Sync> = match otel_layer {
+            Some(otel) => Box::new(base.and_then(otel)),
+            None => Box::new(base),
+        };
+        let guard = Guard {
+            provider,
+            summaries: self.summaries,
+            exporting,
+        };
+        Ok((layer, guard))
+    }
+
+    /// Builds and installs llmtel as the global default subscriber (with a stderr log layer
+    /// filtered by `RUST_LOG`, default `warn`), and returns the guard.
+    ///
+    /// # Errors
+    /// [`InitError`]; [`InitError::AlreadyInstalled`] when a global subscriber exists.
+    pub fn install(self) -> Result<Guard, InitError> {
+        let log_filter = self
+            .log_filter
+            .clone()
+            .or_else(|| env("RUST_LOG"))
+            .unwrap_or_else(|| "warn".into());
+        let log_filter = EnvFilter::builder()
+            .parse(&log_filter)
+            .map_err(|e| InitError::Filter(e.to_string()))?;
+        let (layer, guard) = self.build()?;
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(log_filter);
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(fmt)
+            .try_init()
+            .map_err(|_| InitError::AlreadyInstalled)?;
+        if let Some(p) = &guard.provider {
+            opentelemetry::global::set_tracer_provider(p.clone());
+        }
+        Ok(guard)
+    }
+}
+
+fn spawn_exporter(
+    protocol: Protocol,
+    endpoint: Option<String>,
+    headers: HashMap<String, String>,
+    cfg: QueueConfig,
+) -> Result<ExportQueue, InitError> {
+    match protocol {
+        Protocol::Grpc => {
+            #[cfg(feature = "otlp-grpc")]
+            {
+                use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+                return Ok(ExportQueue::spawn(
+                    move || {
+                        let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+                        if let Some(e) = endpoint {
+                            b = b.with_endpoint(e);
+                        }
+                        if !headers.is_empty() {
+                            b = b.with_metadata(tonic_metadata(&headers));
+                        }
+                        b.with_timeout(Duration::from_secs(10))
+                            .build()
+                            .map(GenAiExporter::new)
+                    },
+                    cfg,
+                )?);
+            }
+            #[allow(unreachable_code)]
+            Err(InitError::FeatureOff(Protocol::Grpc, "otlp-grpc"))
+        }
+        Protocol::HttpProtobuf => {
+            #[cfg(feature = "otlp-http")]
+            {
+                use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+                return Ok(ExportQueue::spawn(
+                    move || {
+                        let mut b = opentelemetry_otlp::SpanExporter::builder()
+                            .with_http()
+                            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                            .with_http_client(reqwest::Client::new());
+                        if let Some(e) = endpoint {
+                            b = b.with_endpoint(http_traces_url(&e));
+                        }
+                        if !headers.is_empty() {
+                            b = b.with_headers(headers);
+                        }
+                        b.with_timeout(Duration::from_secs(10))
+                            .build()
+                            .map(GenAiExporter::new)
+                    },
+                    cfg,
+                )?);
+            }
+            #[allow(unreachable_code)]
+            Err(InitError::FeatureOff(Protocol::HttpProtobuf, "otlp-http"))
+        }
+    }
+}
+
+/// A code-given HTTP endpoint with no path gets the signal path, like the env variable does.
+fn http_traces_url(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    let after_scheme = e.split_once("://").map_or(e, |(_, rest)| rest);
+    if after_scheme.contains('/') {
+        e.to_owned()
+    } else {
+        format!("{e}/v1/traces")
+    }
+}
+
+#[cfg(feature = "otlp-grpc")]
+fn tonic_metadata(
+    headers: &HashMap<String, String>,
+) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            map.insert(k, v);
+        }
+    }
+    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map)
+}
+
+/// Flushes and shuts down llmtel's export when dropped: no span is lost at a clean shutdown.
+///
+/// Keep it alive for the life of the program (`let _guard = llmtel::init()?;`).
+#[must_use = "dropping the guard shuts down export"]
+pub struct Guard {
+    provider: Option<SdkTracerProvider>,
+    summaries: TraceSummaries,
+    exporting: bool,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("exporting", &self.exporting)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// The trace summaries store.
+    pub fn summaries(&self) -> &TraceSummaries {
+        &self.summaries
+    }
+
+    /// Whether spans are exported over OTLP.
+    pub fn is_exporting(&self) -> bool {
+        self.exporting
+    }
+
+    /// Exports everything finished so far and waits for it (up to the queue's flush timeout).
+    ///
+    /// # Errors
+    /// The exporter's error when the export failed or timed out.
+    pub fn flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        match &self.provider {
+            Some(p) => p.force_flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            if let Err(e) = p.shutdown() {
+                eprintln!("llmtel: export shutdown did not complete: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b"pk-lf-1:sk-lf-2"), "cGstbGYtMTpzay1sZi0y");
+    }
+
+    #[test]
+    fn http_endpoint_gets_the_signal_path_only_when_it_has_none() {
+        assert_eq!(http_traces_url("http://h:4318"), "http://h:4318/v1/traces");
+        assert_eq!(http_traces_url("http://h:4318/"), "http://h:4318/v1/traces");
+        assert_eq!(
+            http_traces_url("http://h/api/public/otel/v1/traces"),
+            "http://h/api/public/otel/v1/traces"
+        );
+    }
+
+    #[test]
+    fn unknown_protocol_is_a_clear_error() {
+        let e = Protocol::parse("http/json").unwrap_err().to_string();
+        assert!(e.contains("grpc") && e.contains("http/protobuf"), "{e}");
+    }
+
+    #[test]
+    fn preset_debug_never_shows_keys() {
+        let p = Preset::Langfuse {
+            host: "h".into(),
+            public_key: "pk-lf-x".into(),
+            secret_key: "sk-lf-secret".into(),
+        };
+        let s = format!("{p:?}");
+        assert!(!s.contains("sk-lf-secret") && !s.contains("pk-lf-x"), "{s}");
+    }
+}

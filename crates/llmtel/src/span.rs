@@ -1,0 +1,197 @@
+//! Opening LLM spans and recording usage, responses and errors on them.
+
+use llmtel_pricing::Usage;
+use llmtel_semconv::{common, gen_ai, llmtel as lt};
+use tracing::Span;
+
+use crate::content;
+use crate::enrich::clamp_i64;
+
+/// Opens an LLM-call span named `{operation} {model}` with every GenAI field declared.
+///
+/// Arguments: operation (`"chat"`, `"embeddings"`, ... see [`llmtel_semconv::operation`]),
+/// provider (`gen_ai.provider.name`: `"openai"`, `"anthropic"`, `"gcp.gemini"`, ...), request
+/// model, then any extra fields in `tracing`'s syntax (at most 6: a callsite holds 32 fields).
+///
+/// Declared and left empty, to record later with the helpers or `span.record(..)`:
+/// request parameters (`gen_ai.request.temperature`, `max_tokens`, `stream`), the response
+/// (`gen_ai.response.id`, `model`, `finish_reasons`, `time_to_first_chunk`), usage (input,
+/// output, cache read, cache creation, reasoning), a reported cost (`gen_ai.usage.cost`,
+/// `llmtel.cost.source`), `error.type` with the OpenTelemetry status, the opt-in content
+/// fields, and the app dimensions `user.id`, `gen_ai.conversation.id`, `llmtel.feature`,
+/// `llmtel.tenant` (which also inherit from ancestor spans).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// # let subscriber = tracing_subscriber::registry().with(llmtel::layer());
+/// # tracing::subscriber::with_default(subscriber, || {
+/// let span = llmtel::llm_span!("chat", "openai", "gpt-4o", attempt = 1);
+/// span.record("gen_ai.request.max_tokens", 512);
+/// span.record("user.id", "alice");
+/// let _entered = span.enter();
+/// // ... call the model ...
+/// llmtel::record_response(&span, "chatcmpl-123", "gpt-4o-2024-08-06", &["stop"]);
+/// llmtel::record_usage(&span, &llmtel::Usage { input_tokens: 1200, output_tokens: 300, cache_read_tokens: 1024, ..Default::default() });
+/// # });
+/// ```
+#[macro_export]
+macro_rules! llm_span {
+    ($operation:expr, $provider:expr, $model:expr $(, $($fields:tt)*)?) => {{
+        let __llmtel_op: &str = $operation;
+        let __llmtel_model: &str = $model;
+        $crate::__private::tracing::info_span!(
+            target: "llmtel",
+            "gen_ai",
+            "otel.name" = %::core::format_args!("{} {}", __llmtel_op, __llmtel_model),
+            "otel.kind" = "client",
+            "otel.status_code" = $crate::__private::Empty,
+            "otel.status_description" = $crate::__private::Empty,
+            "gen_ai.operation.name" = __llmtel_op,
+            "gen_ai.provider.name" = $provider,
+            "gen_ai.request.model" = __llmtel_model,
+            "gen_ai.request.temperature" = $crate::__private::Empty,
+            "gen_ai.request.max_tokens" = $crate::__private::Empty,
+            "gen_ai.request.stream" = $crate::__private::Empty,
+            "gen_ai.response.id" = $crate::__private::Empty,
+            "gen_ai.response.model" = $crate::__private::Empty,
+            "gen_ai.response.finish_reasons" = $crate::__private::Empty,
+            "gen_ai.response.time_to_first_chunk" = $crate::__private::Empty,
+            "gen_ai.usage.input_tokens" = $crate::__private::Empty,
+            "gen_ai.usage.output_tokens" = $crate::__private::Empty,
+            "gen_ai.usage.cache_read.input_tokens" = $crate::__private::Empty,
+            "gen_ai.usage.cache_creation.input_tokens" = $crate::__private::Empty,
+            "gen_ai.usage.reasoning.output_tokens" = $crate::__private::Empty,
+            "gen_ai.usage.cost" = $crate::__private::Empty,
+            "llmtel.cost.source" = $crate::__private::Empty,
+            "error.type" = $crate::__private::Empty,
+            "user.id" = $crate::__private::Empty,
+            "gen_ai.conversation.id" = $crate::__private::Empty,
+            "llmtel.feature" = $crate::__private::Empty,
+            "llmtel.tenant" = $crate::__private::Empty,
+            $($($fields)*)?
+        )
+    }};
+}
+
+/// Opens a span for an agent, tool, retrieval or workflow step, named per the GenAI
+/// conventions (`invoke_agent support-bot`, `execute_tool search`, `retrieval docs`).
+///
+/// These spans are not priced; LLM calls nested in them share their trace and inherit their
+/// app dimensions.
+///
+/// ```
+/// let span = llmtel::gen_ai_span!("execute_tool", "lookup_order", "gen_ai.tool.name" = "lookup_order");
+/// ```
+#[macro_export]
+macro_rules! gen_ai_span {
+    ($operation:expr, $name:expr $(, $($fields:tt)*)?) => {{
+        let __llmtel_op: &str = $operation;
+        let __llmtel_name: &str = $name;
+        $crate::__private::tracing::info_span!(
+            target: "llmtel",
+            "gen_ai.step",
+            "otel.name" = %::core::format_args!("{} {}", __llmtel_op, __llmtel_name),
+            "otel.kind" = "internal",
+            "otel.status_code" = $crate::__private::Empty,
+            "gen_ai.operation.name" = __llmtel_op,
+            "error.type" = $crate::__private::Empty,
+            "user.id" = $crate::__private::Empty,
+            "llmtel.feature" = $crate::__private::Empty,
+            $($($fields)*)?
+        )
+    }};
+}
+
+/// Records token usage on an LLM span as **integers** (`gen_ai.usage.*`).
+///
+/// `input_tokens` is inclusive of cached input tokens; `output_tokens` of reasoning tokens.
+/// Cache and reasoning counts are recorded only when non-zero.
+pub fn record_usage(span: &Span, usage: &Usage) {
+    span.record(gen_ai::USAGE_INPUT_TOKENS, clamp_i64(usage.input_tokens));
+    span.record(gen_ai::USAGE_OUTPUT_TOKENS, clamp_i64(usage.output_tokens));
+    if usage.cache_read_tokens > 0 {
+        span.record(
+            gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
+            clamp_i64(usage.cache_read_tokens),
+        );
+    }
+    if usage.cache_write_tokens > 0 {
+        span.record(
+            gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+            clamp_i64(usage.cache_write_tokens),
+        );
+    }
+    if usage.reasoning_tokens > 0 {
+        span.record(
+            gen_ai::USAGE_REASONING_OUTPUT_TOKENS,
+            clamp_i64(usage.reasoning_tokens),
+        );
+    }
+}
+
+/// Records the response id, the model that answered and the finish reasons.
+///
+/// Finish reasons are recorded as a JSON array string; llmtel's exporter turns it into a
+/// string-array attribute.
+pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&str]) {
+    if !id.is_empty() {
+        span.record(gen_ai::RESPONSE_ID, id);
+    }
+    if !model.is_empty() {
+        span.record(gen_ai::RESPONSE_MODEL, model);
+    }
+    if !finish_reasons.is_empty() {
+        let json = serde_json::to_string(finish_reasons).unwrap_or_default();
+        span.record(gen_ai::RESPONSE_FINISH_REASONS, json.as_str());
+    }
+}
+
+/// Marks the call failed: `error.type` (a low-cardinality class such as `rate_limit`,
+/// `timeout`, `context_length_exceeded`) and the error status with a description.
+pub fn record_error(span: &Span, error_type: &str, description: &str) {
+    span.record(common::ERROR_TYPE, error_type);
+    span.record("otel.status_code", "error");
+    span.record("otel.status_description", description);
+}
+
+/// Records a cost reported by the provider (e.g. OpenRouter's `usage.cost`) or computed by
+/// the app, in USD. It wins over the catalog's price (`llmtel.cost.source`).
+pub fn record_cost(span: &Span, usd: f64, source: ReportedBy) {
+    span.record(gen_ai::USAGE_COST, usd);
+    span.record(lt::COST_SOURCE, source.as_str());
+}
+
+/// Who reported a cost given to [`record_cost`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportedBy {
+    /// The provider's response carried it.
+    Provider,
+    /// The application computed it.
+    App,
+}
+
+impl ReportedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReportedBy::Provider => "provider",
+            ReportedBy::App => "app",
+        }
+    }
+}
+
+/// Records prompt messages (`gen_ai.input.messages`, JSON) **only if** content capture is on
+/// ([`crate::ContentCapture`]), truncated and passed through the redaction hook. The span must
+/// declare the field (add `"gen_ai.input.messages" = tracing::field::Empty` to `llm_span!`).
+pub fn record_input_messages(span: &Span, messages_json: &str) {
+    if let Some(v) = content::prepare(messages_json) {
+        span.record(gen_ai::INPUT_MESSAGES, v.as_str());
+    }
+}
+
+/// Records output messages (`gen_ai.output.messages`, JSON) under the same rules as
+/// [`record_input_messages`].
+pub fn record_output_messages(span: &Span, messages_json: &str) {
+    if let Some(v) = content::prepare(messages_json) {
+        span.record(gen_ai::OUTPUT_MESSAGES, v.as_str());
+    }
+}

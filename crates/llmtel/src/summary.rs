@@ -1,0 +1,309 @@
+//! Per-trace summaries: spans, LLM calls, wall time, tokens, cost and errors of a trace,
+//! kept in process for recent traces with bounded memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use llmtel_pricing::Usd;
+use opentelemetry::trace::TraceId;
+use serde::Serialize;
+use tracing_core::Subscriber;
+use tracing_core::span::{Attributes, Id};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::call::LlmCall;
+use crate::health::{COUNTERS, inc};
+
+/// What one trace did: answers "what did this request cost".
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TraceSummary {
+    /// OpenTelemetry trace id (hex), when an OpenTelemetry layer is in the stack.
+    pub trace_id: Option<String>,
+    /// Name of the root span.
+    pub root: String,
+    /// Spans in the trace (so far, for a trace still open).
+    pub spans: u64,
+    /// LLM calls in the trace.
+    pub llm_calls: u64,
+    /// Failed LLM calls.
+    pub errors: u64,
+    /// Input tokens (inclusive of cached).
+    pub input_tokens: u64,
+    /// Cached input tokens.
+    pub cache_read_tokens: u64,
+    /// Output tokens (inclusive of reasoning).
+    pub output_tokens: u64,
+    /// Cost of the priced calls, USD.
+    #[serde(serialize_with = "usd_as_f64")]
+    pub cost: Usd,
+    /// Calls that could not be priced (unknown model, missing or malformed usage).
+    pub unpriced_calls: u64,
+    /// Whether any cost rests on estimated token counts.
+    pub estimated: bool,
+    /// Wall time from the root span's start to its end (or to now while open).
+    pub wall_time: Duration,
+    /// Whether the root span has closed.
+    pub complete: bool,
+}
+
+fn usd_as_f64<S: serde::Serializer>(v: &Usd, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(v.as_f64())
+}
+
+impl TraceSummary {
+    fn add(&mut self, call: &LlmCall) {
+        self.llm_calls += 1;
+        if call.is_error() {
+            self.errors += 1;
+        }
+        self.input_tokens = self.input_tokens.saturating_add(call.usage.input_tokens);
+        self.cache_read_tokens = self
+            .cache_read_tokens
+            .saturating_add(call.usage.cache_read_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(call.usage.output_tokens);
+        match &call.cost {
+            Some(c) => {
+                self.cost = self.cost.saturating_add(c.total);
+                self.estimated |= c.estimated;
+            }
+            None if !call.is_error() || call.has_usage => self.unpriced_calls += 1,
+            None => {}
+        }
+        if self.trace_id.is_none() {
+            self.trace_id = call.trace_id.map(|t| t.to_string());
+        }
+    }
+}
+
+impl fmt::Display for TraceSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} | {} spans, {} LLM calls, {:.0?} | tokens in {} (cached {}) out {} | cost {}{}",
+            self.root,
+            self.spans,
+            self.llm_calls,
+            self.wall_time,
+            self.input_tokens,
+            self.cache_read_tokens,
+            self.output_tokens,
+            self.cost,
+            if self.estimated { " (estimated)" } else { "" },
+        )?;
+        if self.unpriced_calls > 0 {
+            write!(f, " | {} unpriced", self.unpriced_calls)?;
+        }
+        if self.errors > 0 {
+            write!(f, " | {} failed", self.errors)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct TraceAgg {
+    opened: Instant,
+    spans: AtomicU64,
+    data: Mutex<TraceSummary>,
+}
+
+impl TraceAgg {
+    fn snapshot(&self, complete: bool) -> TraceSummary {
+        let mut s = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        s.spans = self.spans.load(Relaxed);
+        s.wall_time = self.opened.elapsed();
+        s.complete = complete;
+        s
+    }
+}
+
+#[derive(Debug, Default)]
+struct Store {
+    ring: VecDeque<TraceSummary>,
+    by_trace: HashMap<String, usize>,
+    evicted: u64,
+}
+
+/// The bounded store of completed trace summaries, shared with [`TraceSummaryLayer`].
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let summaries = llmtel::TraceSummaries::new(100);
+/// let subscriber = tracing_subscriber::registry()
+///     .with(llmtel::layer())
+///     .with(summaries.layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let request = tracing::info_span!("handle_request");
+///     let _g = request.enter();
+///     let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+///     llmtel::record_usage(&call, &llmtel::Usage { input_tokens: 1000, output_tokens: 100, ..Default::default() });
+/// });
+/// let last = summaries.recent(1).pop().unwrap();
+/// assert_eq!(last.llm_calls, 1);
+/// assert_eq!(last.input_tokens, 1000);
+/// assert!(last.cost > llmtel::Usd::ZERO);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TraceSummaries {
+    store: Arc<Mutex<Store>>,
+    capacity: usize,
+    base: Arc<AtomicU64>,
+}
+
+impl TraceSummaries {
+    /// A store that keeps the last `capacity` completed traces (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        TraceSummaries {
+            store: Arc::new(Mutex::new(Store::default())),
+            capacity: capacity.max(1),
+            base: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The layer that feeds this store. Add it after [`crate::layer`] (it reads the
+    /// [`LlmCall`] that layer leaves in the span's extensions).
+    pub fn layer(&self) -> TraceSummaryLayer {
+        TraceSummaryLayer {
+            summaries: self.clone(),
+        }
+    }
+
+    /// The most recent `n` completed traces, oldest first.
+    pub fn recent(&self, n: usize) -> Vec<TraceSummary> {
+        let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let skip = s.ring.len().saturating_sub(n);
+        s.ring.iter().skip(skip).cloned().collect()
+    }
+
+    /// The completed trace with this OpenTelemetry trace id, if still kept.
+    pub fn get(&self, trace_id: TraceId) -> Option<TraceSummary> {
+        let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let abs = *s.by_trace.get(&trace_id.to_string())?;
+        let first = self.base.load(Relaxed) as usize;
+        s.ring.get(abs.checked_sub(first)?).cloned()
+    }
+
+    /// Number of completed traces kept.
+    pub fn len(&self) -> usize {
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ring
+            .len()
+    }
+
+    /// Whether no completed trace is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, summary: TraceSummary) {
+        let mut s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if s.ring.len() == self.capacity {
+            if let Some(old) = s.ring.pop_front() {
+                if let Some(t) = old.trace_id {
+                    s.by_trace.remove(&t);
+                }
+                self.base.fetch_add(1, Relaxed);
+                s.evicted += 1;
+                inc(&COUNTERS.summaries_evicted);
+            }
+        }
+        let abs = self.base.load(Relaxed) as usize + s.ring.len();
+        if let Some(t) = &summary.trace_id {
+            s.by_trace.insert(t.clone(), abs);
+        }
+        s.ring.push_back(summary);
+    }
+}
+
+/// The summary of the trace the current span belongs to, while it is still open
+/// (`complete == false`), when a [`TraceSummaryLayer`] is installed.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let summaries = llmtel::TraceSummaries::new(10);
+/// let subscriber = tracing_subscriber::registry().with(llmtel::layer()).with(summaries.layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let request = tracing::info_span!("handle_request");
+///     let _g = request.enter();
+///     {
+///         let call = llmtel::llm_span!("chat", "anthropic", "claude-sonnet-4");
+///         llmtel::record_usage(&call, &llmtel::Usage { input_tokens: 2000, output_tokens: 500, ..Default::default() });
+///     }
+///     let so_far = llmtel::current_trace_summary().unwrap();
+///     assert_eq!(so_far.llm_calls, 1);
+///     assert!(!so_far.complete);
+/// });
+/// ```
+pub fn current_trace_summary() -> Option<TraceSummary> {
+    let mut out = None;
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        if let Some(span) = registry.span(id) {
+            if let Some(agg) = span.extensions().get::<Arc<TraceAgg>>() {
+                out = Some(agg.snapshot(false));
+            }
+        }
+    });
+    out
+}
+
+/// The layer behind [`TraceSummaries`]: counts every span of a trace and adds each
+/// [`LlmCall`] to its trace's totals. It sees every span (one `Arc` clone per span).
+#[derive(Clone, Debug)]
+pub struct TraceSummaryLayer {
+    summaries: TraceSummaries,
+}
+
+impl<S> Layer<S> for TraceSummaryLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent_agg = span
+            .parent()
+            .and_then(|p| p.extensions().get::<Arc<TraceAgg>>().cloned());
+        let agg = match parent_agg {
+            Some(agg) => {
+                agg.spans.fetch_add(1, Relaxed);
+                agg
+            }
+            None => Arc::new(TraceAgg {
+                opened: Instant::now(),
+                spans: AtomicU64::new(1),
+                data: Mutex::new(TraceSummary {
+                    root: span.name().to_owned(),
+                    ..TraceSummary::default()
+                }),
+            }),
+        };
+        span.extensions_mut().insert(agg);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let ext = span.extensions();
+        let Some(agg) = ext.get::<Arc<TraceAgg>>() else {
+            return;
+        };
+        if let Some(call) = ext.get::<LlmCall>() {
+            let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
+            data.add(call);
+            if span.parent().is_none() {
+                // A lone LLM span is its own trace: name it after the call.
+                data.root.clone_from(&call.name);
+            }
+        }
+        if span.parent().is_none() {
+            self.summaries.push(agg.snapshot(true));
+        }
+    }
+}

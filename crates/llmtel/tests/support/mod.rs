@@ -1,0 +1,10 @@
+//! Shared helpers for llmtel's integration tests against real peers.
+//!
+//! Include from a test file with `mod support;` and use e.g.
+//! `support::phoenix::Peers::from_env()`.
+
+// Each test binary uses a different subset of the helpers, and items of a
+// private module of a test crate are never reachable from outside.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod phoenix;
