@@ -24,3 +24,34 @@ out="$(env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT 
 grep -q "Total cost of the simulated workload: \$0\.0" <<<"$out" \
   || { echo "quickstart did not print its totals:"; echo "$out"; exit 1; }
 echo "quickstart: ok"
+
+# With Phoenix running and the standard variables pointing at it, the quickstart's spans
+# appear there with their GenAI and cost attributes (the project comes from
+# OTEL_RESOURCE_ATTRIBUTES, so this also checks that variable is honoured).
+project="llmtel-quickstart-$$"
+OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_PHOENIX_OTLP_HTTP" \
+OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+OTEL_RESOURCE_ATTRIBUTES="openinference.project.name=$project" \
+  cargo run -q -j2 --example quickstart >/dev/null 2>&1
+"${LLMTEL_PEERS_VENV:-$HOME/.cache/llmtel/venv}/bin/python" - "$LLMTEL_PHOENIX_URL" "$project" <<'PY'
+import json, sys, time, urllib.request
+base, project = sys.argv[1], sys.argv[2]
+deadline, spans = time.time() + 30, []
+while time.time() < deadline:
+    try:
+        with urllib.request.urlopen(f"{base}/v1/projects/{project}/spans?limit=1000") as r:
+            spans = json.load(r)["data"]
+    except Exception:
+        spans = []
+    if len(spans) >= 34:
+        break
+    time.sleep(0.5)
+llm = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
+priced = [s for s in llm if isinstance(s["attributes"].get("gen_ai.usage.cost"), float)]
+ints = all(isinstance(s["attributes"].get("gen_ai.usage.input_tokens"), int) for s in priced)
+failed = [s for s in llm if s["status_code"] == "ERROR"]
+print(f"quickstart -> Phoenix: {len(spans)} spans, {len(llm)} LLM calls, {len(priced)} priced, {len(failed)} failed")
+ok = len(spans) == 34 and len(llm) == 16 and len(priced) == 15 and ints and len(failed) == 1
+sys.exit(0 if ok else f"quickstart spans missing or incomplete in Phoenix project {project}")
+PY
+
