@@ -1,46 +1,66 @@
-//! What llmtel's layer costs on the request path, measured against tracing-opentelemetry
-//! alone in the same run.
+//! What llmtel costs the request path, against tracing-opentelemetry alone in the same run,
+//! and what it costs the export thread.
 //!
-//! - `genai_span/*`: an LLM-call span shaped like a real one (the `llm_span!` fields, a
-//!   response, usage with cached tokens) created, recorded and closed. `otel_only` is the
-//!   baseline; `otel_plus_llmtel` adds llmtel's layer (pricing with the built-in catalog and
-//!   cost attributes written on the OpenTelemetry span); `otel_plus_llmtel_and_summaries` is
-//!   the stack `llmtel::init()` installs.
-//! - `plain_span/*`: a span with no `gen_ai.*` field, with and without llmtel's layer.
+//! Request path (`genai_span/*`: an LLM-call span shaped like a real one: the `llm_span!`
+//! fields, a response, usage with cached tokens, created, recorded and closed):
+//! - `otel_only`: tracing-opentelemetry with the SDK's `BatchSpanProcessor` (baseline);
+//! - `otel_llmtel_queue_no_pricing`: llmtel's `ExportQueue` with a no-op exporter, to
+//!   separate the queue's own request-path cost from the pricing load on the export thread;
+//! - `otel_llmtel_export`: tracing-opentelemetry with llmtel's export pipeline
+//!   (`ExportQueue` + `GenAiExporter`, which prices the span on the export thread): what
+//!   putting the cost on every exported span costs the application;
+//! - `otel_llmtel_export_layer_summaries`: the same plus llmtel's in-process layer and trace
+//!   summaries: the stack `llmtel::init()` installs by default.
 //!
-//! Spans are ended into a processor that discards them, so export cost (the same for both)
-//! does not dilute the ratio. Results and the machine: BENCHMARKS.md.
+//! `plain_span/*`: a span with no `gen_ai.*` field, without and with llmtel's layer.
+//!
+//! `export_thread/*`: per span on the export thread: cloning a GenAI span (baseline) against
+//! cloning it and running `GenAiExporter::process` (normalise, price, write the cost).
+//!
+//! Exporters are no-ops so that network cost does not dilute the ratios. Results and the
+//! machine: BENCHMARKS.md.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use opentelemetry::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter,
+};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
 #[derive(Debug)]
-struct Discard;
+struct Noop;
 
-impl SpanProcessor for Discard {
-    fn on_start(&self, _: &mut Span, _: &Context) {}
-    fn on_end(&self, span: SpanData) {
-        black_box(span);
-    }
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _: std::time::Duration) -> OTelSdkResult {
+impl SpanExporter for Noop {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
         Ok(())
     }
 }
 
-fn provider() -> SdkTracerProvider {
+fn sdk_batch() -> SdkTracerProvider {
     SdkTracerProvider::builder()
-        .with_span_processor(Discard)
+        .with_span_processor(BatchSpanProcessor::builder(Noop).build())
+        .build()
+}
+
+fn llmtel_queue(price: bool) -> SdkTracerProvider {
+    let cfg = llmtel::QueueConfig::default();
+    let queue = if price {
+        llmtel::ExportQueue::spawn(
+            || Ok::<_, std::convert::Infallible>(llmtel::GenAiExporter::new(Noop)),
+            cfg,
+        )
+    } else {
+        llmtel::ExportQueue::spawn(|| Ok::<_, std::convert::Infallible>(Noop), cfg)
+    }
+    .expect("queue");
+    SdkTracerProvider::builder()
+        .with_span_processor(queue)
         .build()
 }
 
@@ -87,48 +107,90 @@ fn bench_in(c: &mut Criterion, group: &str, name: &str, dispatch: Dispatch, f: f
     g.finish();
 }
 
-fn benches(c: &mut Criterion) {
-    let p = provider();
-    let otel_only = || Dispatch::new(tracing_subscriber::registry().with(otel_layer(&p)));
-    let with_llmtel = || {
-        Dispatch::new(
-            tracing_subscriber::registry()
-                .with(llmtel::layer())
-                .with(otel_layer(&p)),
-        )
-    };
-    let with_summaries = || {
-        let summaries = llmtel::TraceSummaries::new(1024);
-        Dispatch::new(
-            tracing_subscriber::registry()
-                .with(llmtel::layer())
-                .with(summaries.layer())
-                .with(otel_layer(&p)),
-        )
-    };
+/// One exported GenAI span, as the export thread receives it.
+fn exported_genai_span() -> SpanData {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let sub = tracing_subscriber::registry().with(otel_layer(&provider));
+    tracing::subscriber::with_default(sub, genai_call);
+    exporter
+        .get_finished_spans()
+        .expect("spans")
+        .pop()
+        .expect("one span")
+}
 
-    bench_in(c, "genai_span", "otel_only", otel_only(), genai_call);
+fn benches(c: &mut Criterion) {
+    let baseline = sdk_batch();
+    let ours = llmtel_queue(true);
+    let queue_only = llmtel_queue(false);
+    let otel_only = Dispatch::new(tracing_subscriber::registry().with(otel_layer(&baseline)));
+    let llmtel_export = Dispatch::new(tracing_subscriber::registry().with(otel_layer(&ours)));
+    let llmtel_queue_only =
+        Dispatch::new(tracing_subscriber::registry().with(otel_layer(&queue_only)));
+    let summaries = llmtel::TraceSummaries::new(1024);
+    let init_stack = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(llmtel::layer())
+            .with(summaries.layer())
+            .with(otel_layer(&ours)),
+    );
+    let with_layer = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(llmtel::layer())
+            .with(otel_layer(&baseline)),
+    );
+
+    bench_in(c, "genai_span", "otel_only", otel_only.clone(), genai_call);
     bench_in(
         c,
         "genai_span",
-        "otel_plus_llmtel",
-        with_llmtel(),
+        "otel_llmtel_queue_no_pricing",
+        llmtel_queue_only,
         genai_call,
     );
     bench_in(
         c,
         "genai_span",
-        "otel_plus_llmtel_and_summaries",
-        with_summaries(),
+        "otel_llmtel_export",
+        llmtel_export,
         genai_call,
     );
-    bench_in(c, "plain_span", "otel_only", otel_only(), plain_span);
+    bench_in(
+        c,
+        "genai_span",
+        "otel_llmtel_export_layer_summaries",
+        init_stack,
+        genai_call,
+    );
+    bench_in(c, "plain_span", "otel_only", otel_only, plain_span);
     bench_in(
         c,
         "plain_span",
-        "otel_plus_llmtel",
-        with_llmtel(),
+        "otel_plus_llmtel_layer",
+        with_layer,
         plain_span,
+    );
+
+    let span = exported_genai_span();
+    let stage = llmtel::GenAiExporter::new(Noop);
+    let policy = llmtel::ContentCapture::disabled();
+    let mut g = c.benchmark_group("export_thread");
+    g.bench_function("clone_span", |b| b.iter(|| black_box(span.clone())));
+    g.bench_function("clone_span_and_price", |b| {
+        b.iter(|| {
+            let mut s = span.clone();
+            stage.process(&mut s, &policy);
+            black_box(s)
+        })
+    });
+    g.finish();
+    let h = llmtel::health();
+    eprintln!(
+        "llmtel export queue during the run: queued {}, dropped {}, exported {}",
+        h.spans_queued, h.spans_dropped, h.spans_exported
     );
 }
 

@@ -1,21 +1,209 @@
-//! The attributes llmtel adds to an LLM-call span.
+//! Pricing a call from what its span recorded, and the attributes llmtel adds.
+//!
+//! The same code prices a call in two places: in [`crate::GenAiExporter`], on the export
+//! thread, from the span's exported attributes (this is what puts the cost on the span, off
+//! the request path), and in [`crate::LlmLayer`], in process, for the sinks that need the
+//! cost while the request runs (summaries, console, budgets).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use llmtel_pricing::{Catalog, PricingError, Usage, Usd};
 use llmtel_semconv::{gen_ai, llmtel as lt, openinference as oi};
 use opentelemetry::KeyValue;
 
-use crate::call::{CostSource, LlmCall};
+use crate::call::{Cost, CostSource, PricingInfo};
+use crate::fields::{Count, SpanFields, provider_from_system};
+use crate::health::{COUNTERS, inc};
 
-/// The attributes written on the OpenTelemetry span of `call`.
+/// The outcome of pricing one call.
+#[derive(Debug, Default)]
+pub(crate) struct Priced {
+    pub(crate) usage: Usage,
+    pub(crate) cost: Option<Cost>,
+    pub(crate) unknown_model: bool,
+    pub(crate) usage_error: Option<String>,
+}
+
+/// Prices calls with a catalog; warns once per unknown model per process.
+#[derive(Clone, Debug)]
+pub(crate) struct Pricer {
+    catalog: Arc<Catalog>,
+    count: bool,
+}
+
+fn warned_models() -> &'static Mutex<HashSet<String>> {
+    static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    WARNED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+impl Pricer {
+    pub(crate) fn new(catalog: Arc<Catalog>, count: bool) -> Self {
+        Pricer { catalog, count }
+    }
+
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub(crate) fn with_catalog(mut self, catalog: Arc<Catalog>) -> Self {
+        self.catalog = catalog;
+        self
+    }
+
+    pub(crate) fn counting(mut self, count: bool) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Prices the call `f` describes, started at `started_at` (the price in force that day).
+    pub(crate) fn price(&self, f: &SpanFields, started_at: SystemTime) -> Priced {
+        let mut out = Priced::default();
+        let malformed = [
+            (gen_ai::USAGE_INPUT_TOKENS, &f.input),
+            (gen_ai::USAGE_OUTPUT_TOKENS, &f.output),
+            (gen_ai::USAGE_CACHE_READ_INPUT_TOKENS, &f.cache_read),
+            (gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS, &f.cache_write),
+            (gen_ai::USAGE_REASONING_OUTPUT_TOKENS, &f.reasoning),
+        ]
+        .into_iter()
+        .find_map(|(name, c)| match c {
+            Count::Malformed(v) => Some(format!(
+                "{name} = {v:?} is not a token count (a non-negative integer); the call is not \
+                 priced. Record usage with llmtel::record_usage"
+            )),
+            _ => None,
+        });
+        out.usage = Usage {
+            input_tokens: f.input.get(),
+            output_tokens: f.output.get(),
+            cache_read_tokens: f.cache_read.get(),
+            cache_write_tokens: f.cache_write.get(),
+            reasoning_tokens: f.reasoning.get(),
+        };
+        let provider = f
+            .provider
+            .as_deref()
+            .or(f.system.as_deref().map(provider_from_system));
+
+        let mut catalog_cost = None;
+        if malformed.is_none() && f.has_usage() {
+            let date = civil_date(started_at);
+            let mut first_unknown = None;
+            let models = [f.response_model.as_deref(), f.request_model.as_deref()];
+            for model in models.into_iter().flatten() {
+                match self.catalog.price(model, provider, &out.usage, date) {
+                    Ok(p) => {
+                        catalog_cost = Some(p);
+                        break;
+                    }
+                    Err(PricingError::UnknownModel { .. }) => {
+                        first_unknown.get_or_insert(model);
+                    }
+                    Err(e @ PricingError::Overflow(_)) => {
+                        out.usage_error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if catalog_cost.is_none() && out.usage_error.is_none() {
+                if let Some(model) = first_unknown {
+                    out.unknown_model = true;
+                    self.warn_unknown(model);
+                }
+            }
+        }
+        if malformed.is_some() {
+            out.usage_error = malformed;
+        }
+
+        let pricing = catalog_cost.as_ref().map(|p| PricingInfo {
+            model: p.model.clone(),
+            provider: p.provider.clone(),
+            matched: p.matched,
+            price_date: p.price_date,
+            tier_above_input_tokens: p.tier_above_input_tokens,
+            usage_note: p.usage_note,
+        });
+        let estimated = f.estimated.unwrap_or(false);
+        let reported = f
+            .reported_cost
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .and_then(Usd::from_f64);
+        out.cost = match (reported, catalog_cost) {
+            (Some(total), computed) => Some(Cost {
+                total,
+                breakdown: None,
+                source: match f.cost_source.as_deref() {
+                    Some("provider") => CostSource::Provider,
+                    _ => CostSource::App,
+                },
+                estimated,
+                pricing,
+                computed_total: computed.map(|p| p.breakdown.total),
+            }),
+            (None, Some(p)) => Some(Cost {
+                total: p.breakdown.total,
+                breakdown: Some(p.breakdown),
+                source: CostSource::Catalog,
+                estimated,
+                pricing,
+                computed_total: None,
+            }),
+            (None, None) => None,
+        };
+        if self.count {
+            if out.cost.is_some() {
+                inc(&COUNTERS.priced_calls);
+            }
+            if out.unknown_model {
+                inc(&COUNTERS.unknown_model_calls);
+            }
+            if out.usage_error.is_some() {
+                inc(&COUNTERS.malformed_usage);
+            }
+        }
+        out
+    }
+
+    #[cold]
+    fn warn_unknown(&self, model: &str) {
+        let mut seen = warned_models().lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: past 1,000 distinct unknown names, stop remembering (and warning).
+        if seen.len() < 1000 && seen.insert(model.to_owned()) {
+            drop(seen);
+            let nearest = self.catalog.suggest(model, 3).join(", ");
+            tracing::warn!(
+                target: "llmtel",
+                model,
+                nearest = %nearest,
+                "llmtel: no price for model `{model}`; its calls get no cost \
+                 (llmtel.cost.unknown_model = true). Nearest known: {nearest}. Add it with a \
+                 price file or Catalog::insert."
+            );
+        }
+    }
+}
+
+pub(crate) fn civil_date(t: SystemTime) -> jiff::civil::Date {
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+/// The attributes written on an LLM-call span.
 ///
-/// - Cost known: `gen_ai.usage.cost` (unless the app recorded it itself), `llmtel.cost.source`,
-///   `llmtel.cost.currency`, `llmtel.cost.estimated`, the breakdown `llmtel.cost.*` when the
-///   catalog computed it, and the provenance `llmtel.pricing.*`.
+/// - Cost known: `gen_ai.usage.cost` (unless the app or provider recorded it itself),
+///   `llmtel.cost.source`, `llmtel.cost.currency`, `llmtel.cost.estimated`, the breakdown
+///   `llmtel.cost.*` when the catalog computed it, and the provenance `llmtel.pricing.*`.
 /// - Unknown model: `llmtel.cost.unknown_model = true` and no cost attribute.
 /// - Malformed usage: `llmtel.usage.note` says what was wrong.
 /// - With `openinference`: the OpenInference aliases Phoenix reads.
-pub(crate) fn attributes(call: &LlmCall, openinference: bool) -> Vec<KeyValue> {
+pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec<KeyValue> {
     let mut kv = Vec::with_capacity(if openinference { 32 } else { 16 });
-    if let Some(cost) = &call.cost {
+    if let Some(cost) = &p.cost {
         if cost.source == CostSource::Catalog {
             kv.push(KeyValue::new(gen_ai::USAGE_COST, cost.total.as_f64()));
         } else if let Some(computed) = cost.computed_total {
@@ -31,46 +219,50 @@ pub(crate) fn attributes(call: &LlmCall, openinference: bool) -> Vec<KeyValue> {
             kv.push(KeyValue::new(lt::COST_CACHE_WRITE, b.cache_write.as_f64()));
             kv.push(KeyValue::new(lt::COST_REASONING, b.reasoning.as_f64()));
         }
-        if let Some(p) = &cost.pricing {
-            kv.push(KeyValue::new(lt::PRICING_MODEL, p.model.clone()));
-            kv.push(KeyValue::new(lt::PRICING_PROVIDER, p.provider.clone()));
-            kv.push(KeyValue::new(lt::PRICING_DATE, p.price_date.to_string()));
-            kv.push(KeyValue::new(lt::PRICING_MATCH, p.matched.as_str()));
-            if let Some(t) = p.tier_above_input_tokens {
+        if let Some(info) = &cost.pricing {
+            kv.push(KeyValue::new(lt::PRICING_MODEL, info.model.clone()));
+            kv.push(KeyValue::new(lt::PRICING_PROVIDER, info.provider.clone()));
+            kv.push(KeyValue::new(lt::PRICING_DATE, info.price_date.to_string()));
+            kv.push(KeyValue::new(lt::PRICING_MATCH, info.matched.as_str()));
+            if let Some(t) = info.tier_above_input_tokens {
                 kv.push(KeyValue::new(lt::PRICING_TIER, clamp_i64(t)));
             }
-            if let Some(note) = p.usage_note {
+            if let Some(note) = info.usage_note {
                 kv.push(KeyValue::new(lt::USAGE_NOTE, note));
             }
         }
     }
-    if call.unknown_model {
+    if p.unknown_model {
         kv.push(KeyValue::new(lt::COST_UNKNOWN_MODEL, true));
     }
-    if let Some(err) = &call.usage_error {
+    if let Some(err) = &p.usage_error {
         kv.push(KeyValue::new(lt::USAGE_NOTE, err.clone()));
     }
     if openinference {
-        openinference_aliases(call, &mut kv);
+        openinference_aliases(f, p, &mut kv);
     }
     kv
 }
 
-fn openinference_aliases(call: &LlmCall, kv: &mut Vec<KeyValue>) {
-    let kind = if call.operation == llmtel_semconv::operation::EMBEDDINGS {
+fn openinference_aliases(f: &SpanFields, p: &Priced, kv: &mut Vec<KeyValue>) {
+    let kind = if f.operation.as_deref() == Some(llmtel_semconv::operation::EMBEDDINGS) {
         "EMBEDDING"
     } else {
         "LLM"
     };
     kv.push(KeyValue::new(oi::SPAN_KIND, kind));
-    if let Some(m) = call.model() {
-        kv.push(KeyValue::new(oi::LLM_MODEL_NAME, m.to_owned()));
+    if let Some(m) = f.response_model.as_ref().or(f.request_model.as_ref()) {
+        kv.push(KeyValue::new(oi::LLM_MODEL_NAME, m.clone()));
     }
-    if let Some(p) = &call.provider {
-        kv.push(KeyValue::new(oi::LLM_PROVIDER, p.clone()));
+    if let Some(provider) = f
+        .provider
+        .as_deref()
+        .or(f.system.as_deref().map(provider_from_system))
+    {
+        kv.push(KeyValue::new(oi::LLM_PROVIDER, provider.to_owned()));
     }
-    if call.has_usage {
-        let u = &call.usage;
+    if f.has_usage() {
+        let u = &p.usage;
         kv.push(KeyValue::new(
             oi::TOKEN_COUNT_PROMPT,
             clamp_i64(u.input_tokens),
@@ -83,26 +275,17 @@ fn openinference_aliases(call: &LlmCall, kv: &mut Vec<KeyValue>) {
             oi::TOKEN_COUNT_TOTAL,
             clamp_i64(u.input_tokens.saturating_add(u.output_tokens)),
         ));
-        if u.cache_read_tokens > 0 {
-            kv.push(KeyValue::new(
-                oi::TOKEN_COUNT_PROMPT_CACHE_READ,
-                clamp_i64(u.cache_read_tokens),
-            ));
-        }
-        if u.cache_write_tokens > 0 {
-            kv.push(KeyValue::new(
-                oi::TOKEN_COUNT_PROMPT_CACHE_WRITE,
-                clamp_i64(u.cache_write_tokens),
-            ));
-        }
-        if u.reasoning_tokens > 0 {
-            kv.push(KeyValue::new(
-                oi::TOKEN_COUNT_COMPLETION_REASONING,
-                clamp_i64(u.reasoning_tokens),
-            ));
+        for (key, n) in [
+            (oi::TOKEN_COUNT_PROMPT_CACHE_READ, u.cache_read_tokens),
+            (oi::TOKEN_COUNT_PROMPT_CACHE_WRITE, u.cache_write_tokens),
+            (oi::TOKEN_COUNT_COMPLETION_REASONING, u.reasoning_tokens),
+        ] {
+            if n > 0 {
+                kv.push(KeyValue::new(key, clamp_i64(n)));
+            }
         }
     }
-    if let Some(cost) = &call.cost {
+    if let Some(cost) = &p.cost {
         kv.push(KeyValue::new(oi::COST_TOTAL, cost.total.as_f64()));
         if let Some(b) = &cost.breakdown {
             let prompt = b
@@ -127,12 +310,6 @@ fn openinference_aliases(call: &LlmCall, kv: &mut Vec<KeyValue>) {
                 b.reasoning.as_f64(),
             ));
         }
-    }
-    if let Some(u) = &call.dimensions.user {
-        kv.push(KeyValue::new(oi::USER_ID, u.clone()));
-    }
-    if let Some(s) = &call.dimensions.session {
-        kv.push(KeyValue::new(oi::SESSION_ID, s.clone()));
     }
 }
 

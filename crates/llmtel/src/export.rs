@@ -4,16 +4,23 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use llmtel_pricing::Catalog;
+use opentelemetry::trace::Status;
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::content::{self, ContentCapture};
+use crate::enrich::{self, Pricer};
+use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 
 /// Attributes that hold token counts and other integers in the GenAI conventions. Values
@@ -71,14 +78,17 @@ fn is_secret_key(key: &str) -> bool {
         || k.ends_with("password")
 }
 
-/// Applies llmtel's export rules to one span. Returns whether anything changed.
+/// Applies llmtel's export rules to one span, without pricing (see [`GenAiExporter`] for
+/// the whole treatment).
 ///
 /// - Every span: credential-bearing attributes are removed; content attributes are removed
 ///   when content capture is off, else redacted and truncated.
 /// - Spans with `gen_ai.*` attributes: integer attributes recorded as strings become integers,
 ///   a JSON-array finish-reasons string becomes a string array, and a key set twice keeps
 ///   its last value.
-pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) {
+///
+/// Returns whether the span has `gen_ai.*` attributes.
+pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
     let is_gen_ai = span
         .attributes
         .iter()
@@ -130,6 +140,7 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) {
         dedup_keep_last(&mut span.attributes);
     }
     span.dropped_attributes_count = span.dropped_attributes_count.saturating_add(dropped);
+    is_gen_ai
 }
 
 fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
@@ -152,10 +163,18 @@ fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
     }
 }
 
-/// A [`SpanExporter`] that applies [`normalize_span`] to every span, then hands the batch to
-/// the exporter it wraps. It runs on the export thread, never on the request path.
+/// llmtel's exporter stage: it prices every LLM-call span and writes the cost on it, then
+/// hands the batch to the exporter it wraps. It runs on the export thread, never on the
+/// request path, and it prices any span with `gen_ai.*` attributes, whoever created it and
+/// whatever layers the subscriber has.
 ///
-/// Wrap your own exporter in it when you build your own pipeline:
+/// Per span: [`normalize_span`] (integer token counts, content policy, no credentials);
+/// then, for a model call, the cost attributes (`gen_ai.usage.cost`, `llmtel.cost.*`,
+/// `llmtel.pricing.*`, or `llmtel.cost.unknown_model`), the OpenInference aliases when
+/// asked for, and the error status when `error.type` is set and the status is not.
+///
+/// [`crate::init`] installs it; wrap your own exporter in it when you build your own
+/// pipeline:
 ///
 /// ```
 /// use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
@@ -167,14 +186,19 @@ fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
 pub struct GenAiExporter<E> {
     inner: E,
     policy: Option<ContentCapture>,
+    pricer: Pricer,
+    openinference: bool,
 }
 
 impl<E: SpanExporter> GenAiExporter<E> {
-    /// Wraps `inner`, applying the process-wide content policy at each export.
+    /// Wraps `inner`: prices with the built-in catalog and applies the process-wide content
+    /// policy at each export.
     pub fn new(inner: E) -> Self {
         GenAiExporter {
             inner,
             policy: None,
+            pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), true),
+            openinference: false,
         }
     }
 
@@ -182,6 +206,44 @@ impl<E: SpanExporter> GenAiExporter<E> {
     pub fn with_content_capture(mut self, policy: ContentCapture) -> Self {
         self.policy = Some(policy);
         self
+    }
+
+    /// Prices with `catalog` (for example the built-in one merged with a user price file).
+    pub fn with_catalog(mut self, catalog: impl Into<Arc<Catalog>>) -> Self {
+        self.pricer = self.pricer.with_catalog(catalog.into());
+        self
+    }
+
+    /// Also writes the OpenInference names Arize Phoenix reads (`llm.model_name`,
+    /// `llm.token_count.*`, `llm.cost.*`, `openinference.span.kind`). Off by default.
+    pub fn with_openinference(mut self, on: bool) -> Self {
+        self.openinference = on;
+        self
+    }
+
+    /// Normalises and, for an LLM call, prices one span.
+    pub fn process(&self, span: &mut SpanData, policy: &ContentCapture) {
+        if !normalize_span(span, policy) {
+            return;
+        }
+        let f = SpanFields::from_attributes(&span.attributes);
+        if !f.is_model_call() {
+            return;
+        }
+        let priced = self.pricer.price(&f, span.start_time);
+        let extra = enrich::attributes(&f, &priced, self.openinference);
+        // A key the span already has (e.g. an OpenInference alias recorded by the app) is
+        // replaced, not doubled.
+        span.attributes
+            .retain(|kv| !extra.iter().any(|e| e.key == kv.key));
+        span.attributes.extend(extra);
+        if span.status == Status::Unset {
+            if let Some(err) = &f.error_type {
+                span.status = Status::error(err.clone());
+            } else if f.status_error {
+                span.status = Status::error("");
+            }
+        }
     }
 }
 
@@ -192,7 +254,7 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let policy = self.policy.clone().unwrap_or_else(content::content_capture);
         for span in &mut batch {
-            normalize_span(span, &policy);
+            self.process(span, &policy);
         }
         self.inner.export(batch)
     }
@@ -258,9 +320,11 @@ impl QueueConfig {
     }
 }
 
-enum Msg {
+/// Control messages; spans travel on their own channel, which the worker never waits on.
+enum Control {
     Resource(Box<Resource>),
-    Span(Box<SpanData>),
+    /// A full batch is waiting.
+    ExportNow,
     Flush(SyncSender<OTelSdkResult>),
     Shutdown(SyncSender<OTelSdkResult>),
 }
@@ -268,13 +332,27 @@ enum Msg {
 /// A batching [`SpanProcessor`] with a bounded queue and its own export thread.
 ///
 /// `on_end` never blocks: a full queue drops the span and counts it
-/// ([`crate::Health::spans_dropped`]). The thread owns a single-threaded tokio runtime, so
-/// gRPC and HTTP exporters work whether or not the application runs tokio; exporters are
-/// built on that thread by the closure given to [`ExportQueue::spawn`].
+/// ([`crate::Health::spans_dropped`]). Spans go into a bounded channel that the export thread
+/// does not wait on (so ending a span does not wake it); the thread wakes when a batch is
+/// full, at the scheduled delay, or for a flush or shutdown. It owns a single-threaded tokio
+/// runtime, so gRPC and HTTP exporters work whether or not the application runs tokio;
+/// exporters are built on that thread by the closure given to [`ExportQueue::spawn`].
 pub struct ExportQueue {
-    tx: SyncSender<Msg>,
+    spans: SyncSender<SpanData>,
+    control: SyncSender<Control>,
+    shared: Arc<Shared>,
     worker: Mutex<Option<JoinHandle<()>>>,
     flush_timeout: Duration,
+}
+
+/// State shared by the producers and the export thread.
+#[derive(Debug)]
+struct Shared {
+    /// Spans sent since the worker last drained the channel.
+    pending: AtomicUsize,
+    /// Whether an `ExportNow` is already on its way.
+    export_requested: AtomicBool,
+    batch: usize,
 }
 
 impl fmt::Debug for ExportQueue {
@@ -305,9 +383,16 @@ impl ExportQueue {
         F: FnOnce() -> Result<E, Err> + Send + 'static,
         Err: fmt::Display,
     {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(config.max_queue_size.max(1));
+        let (span_tx, span_rx) = mpsc::sync_channel::<SpanData>(config.max_queue_size.max(1));
+        let (control_tx, control_rx) = mpsc::sync_channel::<Control>(64);
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+        let shared = Arc::new(Shared {
+            pending: AtomicUsize::new(0),
+            export_requested: AtomicBool::new(false),
+            batch: config.max_export_batch_size.max(1),
+        });
         let cfg = config.clone();
+        let worker_shared = shared.clone();
         let worker = std::thread::Builder::new()
             .name("llmtel-export".into())
             .spawn(move || {
@@ -336,11 +421,20 @@ impl ExportQueue {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
-                run_worker(&rt, exporter, rx, &cfg);
+                Worker {
+                    rt: &rt,
+                    exporter,
+                    spans: span_rx,
+                    shared: worker_shared,
+                    cfg,
+                }
+                .run(control_rx);
             })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(ExportQueue {
-                tx,
+                spans: span_tx,
+                control: control_tx,
+                shared,
                 worker: Mutex::new(Some(worker)),
                 flush_timeout: config.flush_timeout,
             }),
@@ -351,22 +445,22 @@ impl ExportQueue {
 
     fn control(
         &self,
-        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Msg,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
         timeout: Duration,
     ) -> OTelSdkResult {
         let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         let deadline = Instant::now() + timeout;
         let mut msg = make(ack_tx);
-        // The queue may be full: retry until the worker makes room or the deadline passes.
+        // The control channel may be full: retry until the worker makes room or time is up.
         loop {
-            match self.tx.try_send(msg) {
+            match self.control.try_send(msg) {
                 Ok(()) => break,
                 Err(TrySendError::Full(m)) => {
                     if Instant::now() >= deadline {
                         return Err(OTelSdkError::Timeout(timeout));
                     }
                     msg = m;
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
             }
@@ -379,21 +473,77 @@ impl ExportQueue {
     }
 }
 
-fn run_worker<E: SpanExporter>(
-    rt: &tokio::runtime::Runtime,
-    mut exporter: E,
-    rx: Receiver<Msg>,
-    cfg: &QueueConfig,
-) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(cfg.max_export_batch_size);
-    let mut next_export = Instant::now() + cfg.scheduled_delay;
-    let export = |exporter: &E, batch: &mut Vec<SpanData>| -> OTelSdkResult {
-        if batch.is_empty() {
-            return Ok(());
+struct Worker<'rt, E> {
+    rt: &'rt tokio::runtime::Runtime,
+    exporter: E,
+    spans: Receiver<SpanData>,
+    shared: Arc<Shared>,
+    cfg: QueueConfig,
+}
+
+impl<E: SpanExporter> Worker<'_, E> {
+    fn run(mut self, control: Receiver<Control>) {
+        let mut next_export = Instant::now() + self.cfg.scheduled_delay;
+        loop {
+            let wait = next_export.saturating_duration_since(Instant::now());
+            match control.recv_timeout(wait) {
+                Ok(Control::Resource(r)) => self.exporter.set_resource(&r),
+                Ok(Control::ExportNow) => {
+                    self.shared.export_requested.store(false, Ordering::Release);
+                    let _ = self.drain_and_export();
+                    next_export = Instant::now() + self.cfg.scheduled_delay;
+                }
+                Ok(Control::Flush(ack)) => {
+                    let r = self
+                        .drain_and_export()
+                        .and_then(|()| self.exporter.force_flush());
+                    let _ = ack.send(r);
+                }
+                Ok(Control::Shutdown(ack)) => {
+                    let r = self.drain_and_export();
+                    let s = self.exporter.shutdown_with_timeout(self.cfg.flush_timeout);
+                    let _ = ack.send(r.and(s));
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.drain_and_export();
+                    next_export = Instant::now() + self.cfg.scheduled_delay;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.drain_and_export();
+                    let _ = self.exporter.shutdown_with_timeout(self.cfg.flush_timeout);
+                    return;
+                }
+            }
         }
-        let spans = std::mem::take(batch);
-        let n = spans.len() as u64;
-        let r = rt.block_on(exporter.export(spans));
+    }
+
+    /// Exports everything queued so far, in batches.
+    fn drain_and_export(&mut self) -> OTelSdkResult {
+        let mut result = Ok(());
+        loop {
+            let mut batch = Vec::with_capacity(self.cfg.max_export_batch_size);
+            while batch.len() < self.cfg.max_export_batch_size {
+                match self.spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                return result;
+            }
+            self.shared.pending.fetch_sub(batch.len(), Ordering::AcqRel);
+            let full = batch.len() == self.cfg.max_export_batch_size;
+            result = result.and(self.export(batch));
+            if !full {
+                return result;
+            }
+        }
+    }
+
+    fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let r = self.rt.block_on(self.exporter.export(batch));
         match &r {
             Ok(()) => add(&COUNTERS.spans_exported, n),
             Err(_) => {
@@ -402,71 +552,7 @@ fn run_worker<E: SpanExporter>(
             }
         }
         r
-    };
-    loop {
-        let wait = next_export.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Span(s)) => {
-                batch.push(*s);
-                if batch.len() >= cfg.max_export_batch_size {
-                    let _ = export(&exporter, &mut batch);
-                    next_export = Instant::now() + cfg.scheduled_delay;
-                }
-            }
-            Ok(Msg::Resource(r)) => exporter.set_resource(&r),
-            Ok(Msg::Flush(ack)) => {
-                let r = drain_and_export(&rx, &mut batch, cfg, &exporter, &export);
-                let r = r.and_then(|()| exporter.force_flush());
-                let _ = ack.send(r);
-            }
-            Ok(Msg::Shutdown(ack)) => {
-                let r = drain_and_export(&rx, &mut batch, cfg, &exporter, &export);
-                let s = exporter.shutdown_with_timeout(cfg.flush_timeout);
-                let _ = ack.send(r.and(s));
-                return;
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = export(&exporter, &mut batch);
-                next_export = Instant::now() + cfg.scheduled_delay;
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = export(&exporter, &mut batch);
-                let _ = exporter.shutdown_with_timeout(cfg.flush_timeout);
-                return;
-            }
-        }
     }
-}
-
-fn drain_and_export<E>(
-    rx: &Receiver<Msg>,
-    batch: &mut Vec<SpanData>,
-    cfg: &QueueConfig,
-    exporter: &E,
-    export: &impl Fn(&E, &mut Vec<SpanData>) -> OTelSdkResult,
-) -> OTelSdkResult {
-    let mut result = Ok(());
-    // Everything queued before the flush request, in batches.
-    while let Ok(msg) = rx.try_recv() {
-        match msg {
-            Msg::Span(s) => {
-                batch.push(*s);
-                if batch.len() >= cfg.max_export_batch_size {
-                    result = result.and(export(exporter, batch));
-                }
-            }
-            Msg::Resource(_) => {}
-            Msg::Flush(ack) => {
-                let _ = ack.send(Ok(()));
-            }
-            Msg::Shutdown(ack) => {
-                let _ = ack.send(Err(OTelSdkError::InternalFailure(
-                    "shutdown raced with a flush".into(),
-                )));
-            }
-        }
-    }
-    result.and(export(exporter, batch))
 }
 
 impl SpanProcessor for ExportQueue {
@@ -476,21 +562,31 @@ impl SpanProcessor for ExportQueue {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.tx.try_send(Msg::Span(Box::new(span))) {
-            Ok(()) => inc(&COUNTERS.spans_queued),
+        match self.spans.try_send(span) {
+            Ok(()) => {
+                inc(&COUNTERS.spans_queued);
+                let pending = self.shared.pending.fetch_add(1, Ordering::AcqRel) + 1;
+                // Wake the worker once per full batch, not once per span.
+                if pending >= self.shared.batch
+                    && !self.shared.export_requested.swap(true, Ordering::AcqRel)
+                    && self.control.try_send(Control::ExportNow).is_err()
+                {
+                    self.shared.export_requested.store(false, Ordering::Release);
+                }
+            }
             Err(_) => inc(&COUNTERS.spans_dropped),
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.control(Msg::Flush, self.flush_timeout)
+        self.control(Control::Flush, self.flush_timeout)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
         let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(()); // already shut down
         };
-        let r = self.control(Msg::Shutdown, timeout);
+        let r = self.control(Control::Shutdown, timeout);
         if r.is_ok() {
             let _ = worker.join();
         }
@@ -499,7 +595,9 @@ impl SpanProcessor for ExportQueue {
 
     fn set_resource(&mut self, resource: &Resource) {
         // Called once when the provider is built, before any span: the exporter lives on the
-        // export thread, so the resource travels through the queue ahead of the spans.
-        let _ = self.tx.send(Msg::Resource(Box::new(resource.clone())));
+        // export thread, so the resource travels to it as a control message.
+        let _ = self
+            .control
+            .send(Control::Resource(Box::new(resource.clone())));
     }
 }

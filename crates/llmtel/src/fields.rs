@@ -147,8 +147,9 @@ impl SpanFields {
         })
     }
 
-    fn record_string(&mut self, field: &Field, value: &str) {
-        let name = field.name();
+    /// Records a string-valued field or attribute by name. Custom `llmtel.*` dimensions are
+    /// kept only when the name is `'static` (tracing fields); see [`Visit`].
+    pub(crate) fn set_str(&mut self, name: &str, value: &str) {
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
         }
@@ -177,21 +178,11 @@ impl SpanFields {
             gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = value.trim().parse().ok(),
             gen_ai::REQUEST_STREAM => self.stream = value.trim().parse().ok(),
             lt::COST_ESTIMATED => self.estimated = value.trim().parse().ok(),
-            _ if name.starts_with("llmtel.") && !name.starts_with("llmtel.cost.") => {
-                if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
-                    slot.1 = value.to_owned();
-                } else {
-                    self.dims.custom.push((name, value.to_owned()));
-                }
-            }
             _ => {}
         }
     }
-}
 
-impl Visit for SpanFields {
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        let name = field.name();
+    pub(crate) fn set_i64(&mut self, name: &str, value: i64) {
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
         }
@@ -202,12 +193,11 @@ impl Visit for SpanFields {
         match name {
             gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = u64::try_from(value).ok(),
             gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
-            _ => self.record_string(field, &value.to_string()),
+            _ => self.set_str(name, &value.to_string()),
         }
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        let name = field.name();
+    pub(crate) fn set_u64(&mut self, name: &str, value: u64) {
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
         }
@@ -218,12 +208,11 @@ impl Visit for SpanFields {
         match name {
             gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = Some(value),
             gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
-            _ => self.record_string(field, &value.to_string()),
+            _ => self.set_str(name, &value.to_string()),
         }
     }
 
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        let name = field.name();
+    pub(crate) fn set_f64(&mut self, name: &str, value: f64) {
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
         }
@@ -238,8 +227,7 @@ impl Visit for SpanFields {
         }
     }
 
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        let name = field.name();
+    pub(crate) fn set_bool(&mut self, name: &str, value: bool) {
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
         }
@@ -250,25 +238,78 @@ impl Visit for SpanFields {
         }
     }
 
+    /// Reads the exported attributes of a span (the exporter's side).
+    pub(crate) fn from_attributes(attrs: &[opentelemetry::KeyValue]) -> SpanFields {
+        use opentelemetry::Value;
+        let mut f = SpanFields::default();
+        for kv in attrs {
+            let k = kv.key.as_str();
+            match &kv.value {
+                Value::String(v) => f.set_str(k, v.as_str()),
+                Value::I64(v) => f.set_i64(k, *v),
+                Value::F64(v) => f.set_f64(k, *v),
+                Value::Bool(v) => f.set_bool(k, *v),
+                Value::Array(opentelemetry::Array::String(v))
+                    if k == gen_ai::RESPONSE_FINISH_REASONS =>
+                {
+                    let reasons: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
+                    f.finish_reasons = serde_json::to_string(&reasons).ok();
+                }
+                _ => {}
+            }
+        }
+        f
+    }
+
+    fn custom_dimension(&mut self, name: &'static str, value: &str) {
+        if name.starts_with("llmtel.")
+            && !name.starts_with("llmtel.cost.")
+            && self.string_mut(name).is_none()
+        {
+            if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
+                slot.1 = value.to_owned();
+            } else {
+                self.dims.custom.push((name, value.to_owned()));
+            }
+        }
+    }
+}
+
+impl Visit for SpanFields {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.set_i64(field.name(), value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set_u64(field.name(), value);
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.set_f64(field.name(), value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.set_bool(field.name(), value);
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.record_string(field, value);
+        self.set_str(field.name(), value);
+        self.custom_dimension(field.name(), value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` and `?value` arrive here; Display-formatted strings carry no quotes.
-        self.record_string(field, &format!("{value:?}"));
+        let s = format!("{value:?}");
+        self.set_str(field.name(), &s);
+        self.custom_dimension(field.name(), &s);
     }
 }
 
 /// Splits a recorded finish-reasons value (`stop`, `["stop","length"]`, `stop,length`).
 pub(crate) fn split_finish_reasons(raw: &str) -> Vec<String> {
-    let t = raw.trim();
-    if t.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(t) {
-            return v;
-        }
-    }
-    t.trim_matches(|c| c == '[' || c == ']')
+    raw.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
         .split(',')
         .map(|s| s.trim().trim_matches('"').to_owned())
         .filter(|s| !s.is_empty())

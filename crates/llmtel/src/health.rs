@@ -11,33 +11,44 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use serde::Serialize;
 
+/// A counter on its own cache line, so that counters bumped by the application's threads and
+/// by the export thread do not slow each other down (false sharing).
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct Padded(pub(crate) AtomicU64);
+
+impl std::ops::Deref for Padded {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Counters {
-    pub(crate) llm_calls: AtomicU64,
-    pub(crate) priced_calls: AtomicU64,
-    pub(crate) unknown_model_calls: AtomicU64,
-    pub(crate) malformed_usage: AtomicU64,
-    pub(crate) enrichment_missed: AtomicU64,
-    pub(crate) spans_queued: AtomicU64,
-    pub(crate) spans_dropped: AtomicU64,
-    pub(crate) spans_exported: AtomicU64,
-    pub(crate) spans_export_failed: AtomicU64,
-    pub(crate) export_errors: AtomicU64,
-    pub(crate) summaries_evicted: AtomicU64,
+    pub(crate) llm_calls: Padded,
+    pub(crate) priced_calls: Padded,
+    pub(crate) unknown_model_calls: Padded,
+    pub(crate) malformed_usage: Padded,
+    pub(crate) spans_queued: Padded,
+    pub(crate) spans_dropped: Padded,
+    pub(crate) spans_exported: Padded,
+    pub(crate) spans_export_failed: Padded,
+    pub(crate) export_errors: Padded,
+    pub(crate) summaries_evicted: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
-    llm_calls: AtomicU64::new(0),
-    priced_calls: AtomicU64::new(0),
-    unknown_model_calls: AtomicU64::new(0),
-    malformed_usage: AtomicU64::new(0),
-    enrichment_missed: AtomicU64::new(0),
-    spans_queued: AtomicU64::new(0),
-    spans_dropped: AtomicU64::new(0),
-    spans_exported: AtomicU64::new(0),
-    spans_export_failed: AtomicU64::new(0),
-    export_errors: AtomicU64::new(0),
-    summaries_evicted: AtomicU64::new(0),
+    llm_calls: Padded(AtomicU64::new(0)),
+    priced_calls: Padded(AtomicU64::new(0)),
+    unknown_model_calls: Padded(AtomicU64::new(0)),
+    malformed_usage: Padded(AtomicU64::new(0)),
+    spans_queued: Padded(AtomicU64::new(0)),
+    spans_dropped: Padded(AtomicU64::new(0)),
+    spans_exported: Padded(AtomicU64::new(0)),
+    spans_export_failed: Padded(AtomicU64::new(0)),
+    export_errors: Padded(AtomicU64::new(0)),
+    summaries_evicted: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -53,17 +64,15 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 /// A snapshot of llmtel's health counters (process-wide, monotonic since start).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Health {
-    /// LLM-call spans closed.
+    /// LLM calls seen in process by [`crate::LlmLayer`].
     pub llm_calls: u64,
-    /// Calls priced (from the catalog or a reported cost).
+    /// Calls priced (from the catalog or a reported cost). This and the next two are counted
+    /// by the exporter for every exported call, or by the layer where nothing is exported.
     pub priced_calls: u64,
     /// Calls whose model has no price in the catalog (no cost written; never a silent zero).
     pub unknown_model_calls: u64,
     /// Calls with a malformed usage field (the attribute is exported as given; no cost).
     pub malformed_usage: u64,
-    /// Calls whose cost could not be written on the OpenTelemetry span because llmtel's layer
-    /// runs after the OpenTelemetry layer. Add `llmtel::layer()` before it (see the docs).
-    pub enrichment_missed: u64,
     /// Spans accepted by llmtel's export queue.
     pub spans_queued: u64,
     /// Spans dropped because the export queue was full (collector slow or down).
@@ -86,7 +95,6 @@ pub fn health() -> Health {
         priced_calls: c.priced_calls.load(Relaxed),
         unknown_model_calls: c.unknown_model_calls.load(Relaxed),
         malformed_usage: c.malformed_usage.load(Relaxed),
-        enrichment_missed: c.enrichment_missed.load(Relaxed),
         spans_queued: c.spans_queued.load(Relaxed),
         spans_dropped: c.spans_dropped.load(Relaxed),
         spans_exported: c.spans_exported.load(Relaxed),

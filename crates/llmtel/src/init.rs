@@ -253,7 +253,7 @@ pub struct Builder {
     location: bool,
     threads: bool,
     queue: Option<QueueConfig>,
-    summaries: TraceSummaries,
+    summaries: Option<TraceSummaries>,
     trace_filter: String,
     log_filter: Option<String>,
     disabled: Option<bool>,
@@ -292,7 +292,7 @@ impl Default for Builder {
             location: false,
             threads: false,
             queue: None,
-            summaries: TraceSummaries::new(1024),
+            summaries: Some(TraceSummaries::new(1024)),
             trace_filter: "info".into(),
             log_filter: None,
             disabled: None,
@@ -390,9 +390,11 @@ impl Builder {
         self.queue = Some(config);
         self
     }
-    /// Keeps the summaries of the last `n` traces (default 1024).
+    /// Keeps the summaries of the last `n` traces (default 1024); `0` turns trace summaries
+    /// off (and with them the in-process capture of LLM calls, unless a sink or the console
+    /// needs it), leaving only export.
     pub fn with_summaries_capacity(mut self, n: usize) -> Self {
-        self.summaries = TraceSummaries::new(n);
+        self.summaries = (n > 0).then(|| TraceSummaries::new(n));
         self
     }
     /// Which spans are exported, as `EnvFilter` directives (default `info`).
@@ -460,23 +462,37 @@ impl Builder {
         if let Some(policy) = self.content.clone() {
             content::set_content_capture(policy);
         }
-        let mut llm = LlmLayer::new().with_openinference(self.openinference.unwrap_or(preset_oi));
-        if let Some(c) = &self.catalog {
-            llm = llm.with_catalog(c.clone());
-        }
-        for s in &self.sinks {
-            llm = llm.with_sink(s.clone());
-        }
+        let catalog = self
+            .catalog
+            .clone()
+            .unwrap_or_else(|| Arc::new(Catalog::builtin().clone()));
+        let openinference = self.openinference.unwrap_or(preset_oi);
+
+        // In-process LLM calls: only when something consumes them.
+        let mut sinks = self.sinks.clone();
         if self.console.unwrap_or(!exporting) {
-            llm = llm.with_sink(Arc::new(ConsoleSink));
+            sinks.push(Arc::new(ConsoleSink));
         }
+        let llm = (self.summaries.is_some() || !sinks.is_empty()).then(|| {
+            let mut l = LlmLayer::new()
+                .with_catalog(catalog.clone())
+                .with_health_counting(!exporting);
+            for s in sinks {
+                l = l.with_sink(s);
+            }
+            l
+        });
 
         let mut provider = None;
         let otel_layer = if exporting {
             let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
             headers.extend(self.headers.iter().cloned());
             let queue_cfg = self.queue.clone().unwrap_or_else(QueueConfig::from_env);
-            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg)?;
+            let stage = ExporterStage {
+                catalog: catalog.clone(),
+                openinference,
+            };
+            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg, stage)?;
 
             let mut resource = Resource::builder();
             if let Some(name) = &self.service_name {
@@ -510,17 +526,21 @@ impl Builder {
             None
         };
 
-        // Inner layers run first: llmtel prices the call, the summary reads it, then the
-        // OpenTelemetry layer exports the span with the cost on it.
+        // Inner layers run first: llmtel builds the call, the summary reads it, then the
+        // OpenTelemetry layer ends the span (its cost is added on the export thread).
         // (No `Option<Layer>` here: a `None` layer reports `LevelFilter::OFF` as its hint.)
-        let base = llm.filtered().and_then(self.summaries.layer());
-        let layer: Box<dyn Layer<S> + Send + Sync> = match otel_layer {
-            Some(otel) => Box::new(base.and_then(otel)),
-            None => Box::new(base),
+        let summaries = self.summaries.clone();
+        let layer: Box<dyn Layer<S> + Send + Sync> = match (llm, summaries, otel_layer) {
+            (Some(l), Some(s), Some(o)) => Box::new(l.and_then(s.layer()).and_then(o)),
+            (Some(l), Some(s), None) => Box::new(l.and_then(s.layer())),
+            (Some(l), None, Some(o)) => Box::new(l.and_then(o)),
+            (Some(l), None, None) => Box::new(l),
+            (None, _, Some(o)) => Box::new(o),
+            (None, _, None) => Box::new(tracing_subscriber::layer::Identity::new()),
         };
         let guard = Guard {
             provider,
-            summaries: self.summaries,
+            summaries: self.summaries.unwrap_or_else(|| TraceSummaries::new(1)),
             exporting,
         };
         Ok((layer, guard))
@@ -556,11 +576,26 @@ impl Builder {
     }
 }
 
+/// What llmtel's exporter stage needs to price spans on the export thread.
+struct ExporterStage {
+    catalog: Arc<Catalog>,
+    openinference: bool,
+}
+
+impl ExporterStage {
+    fn wrap<E: opentelemetry_sdk::trace::SpanExporter>(self, inner: E) -> GenAiExporter<E> {
+        GenAiExporter::new(inner)
+            .with_catalog(self.catalog)
+            .with_openinference(self.openinference)
+    }
+}
+
 fn spawn_exporter(
     protocol: Protocol,
     endpoint: Option<String>,
     headers: HashMap<String, String>,
     cfg: QueueConfig,
+    stage: ExporterStage,
 ) -> Result<ExportQueue, InitError> {
     match protocol {
         Protocol::Grpc => {
@@ -578,7 +613,7 @@ fn spawn_exporter(
                         }
                         b.with_timeout(Duration::from_secs(10))
                             .build()
-                            .map(GenAiExporter::new)
+                            .map(|e| stage.wrap(e))
                     },
                     cfg,
                 )?);
@@ -604,7 +639,7 @@ fn spawn_exporter(
                         }
                         b.with_timeout(Duration::from_secs(10))
                             .build()
-                            .map(GenAiExporter::new)
+                            .map(|e| stage.wrap(e))
                     },
                     cfg,
                 )?);

@@ -4,10 +4,15 @@
 //! your `tracing` stack and every LLM call becomes an OpenTelemetry span with model, tokens,
 //! latency, errors and **exact cost**, exported over OTLP to any collector or backend.
 //!
-//! - [`LlmLayer`] recognises any span with `gen_ai.*` fields (OpenTelemetry GenAI semantic
-//!   conventions v1.41.1), whoever created it: [`llm_span!`], `rig`, `genai`, hand-written.
-//!   It prices the call with the built-in catalog ([`llmtel_pricing`]) when the span closes
-//!   and writes `gen_ai.usage.cost`, `llmtel.cost.*` and `llmtel.pricing.*` on the span.
+//! - [`GenAiExporter`], llmtel's exporter stage, recognises any span with `gen_ai.*`
+//!   attributes (OpenTelemetry GenAI semantic conventions v1.41.1), whoever created it:
+//!   [`llm_span!`], `rig`, `genai`, hand-written. On the export thread, never on the request
+//!   path, it prices the call with the built-in catalog ([`llmtel_pricing`]), writes
+//!   `gen_ai.usage.cost`, `llmtel.cost.*` and `llmtel.pricing.*` on the span, exports token
+//!   counts as integers and enforces the content and secrets policy.
+//! - [`LlmLayer`] gives the process its LLM calls while the request runs ([`LlmCall`], with
+//!   the same exact cost) for sinks and the layers after it: trace summaries, budgets,
+//!   quality.
 //! - [`init`] / [`builder`] install the stack with OTLP export (gRPC or HTTP/protobuf, the
 //!   standard `OTEL_*` variables, presets for Langfuse, LangSmith and Phoenix) and return a
 //!   [`Guard`] that flushes on drop. With no endpoint, nothing goes on the network: a console
@@ -21,8 +26,8 @@
 //!
 //! let summaries = llmtel::TraceSummaries::new(100);
 //! let subscriber = tracing_subscriber::registry()
-//!     .with(llmtel::layer())          // prices LLM spans; add it before the OpenTelemetry layer
-//!     .with(summaries.layer());       // per-trace totals
+//!     .with(llmtel::layer())          // LLM calls in process, priced
+//!     .with(summaries.layer());       // per-trace totals (reads what the layer above built)
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
 //!     llmtel::record_usage(&span, &llmtel::Usage {
@@ -67,7 +72,7 @@ pub use content::{
 pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
-pub use layer::{CallSink, GenAiCallsites, LlmLayer};
+pub use layer::{CallSink, LlmLayer};
 pub use span::{
     ReportedBy, record_cost, record_error, record_input_messages, record_output_messages,
     record_response, record_usage,
@@ -78,15 +83,10 @@ pub use llmtel_pricing as pricing;
 pub use llmtel_pricing::{Catalog, CostBreakdown, Usage, Usd};
 pub use llmtel_semconv as semconv;
 
-/// llmtel's layer with the built-in catalog, filtered to the callsites it reads.
-///
-/// Add it **before** `tracing_opentelemetry::layer()` so the cost is written on the span
-/// before it is exported (see [`LlmLayer`]).
-pub fn layer<S>() -> tracing_subscriber::filter::Filtered<LlmLayer, GenAiCallsites, S>
-where
-    S: tracing_core::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    LlmLayer::new().filtered()
+/// llmtel's in-process layer with the built-in catalog: LLM calls, priced, for the layers
+/// and sinks of the application (see [`LlmLayer`]).
+pub fn layer() -> LlmLayer {
+    LlmLayer::new()
 }
 
 /// Test helpers: assert on what was exported.

@@ -133,18 +133,21 @@ fn a_cost_reported_by_the_provider_wins_over_the_catalog() {
 
 #[test]
 fn openinference_aliases_are_written_when_asked_for() {
-    let layer = llmtel::LlmLayer::new().with_openinference(true);
-    let p = run_with(layer, true, || {
-        let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
-        llmtel::record_usage(
-            &span,
-            &Usage {
-                input_tokens: 2_000,
-                output_tokens: 1_000,
-                ..Default::default()
-            },
-        );
-    });
+    let p = run_exporting(
+        llmtel::LlmLayer::new(),
+        |e| e.with_openinference(true),
+        || {
+            let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+            llmtel::record_usage(
+                &span,
+                &Usage {
+                    input_tokens: 2_000,
+                    output_tokens: 1_000,
+                    ..Default::default()
+                },
+            );
+        },
+    );
     let s = p.span("chat gpt-4o-mini");
     // gpt-4o-mini: $0.15/M in, $0.60/M out: 2,000 x 0.15 = 0.0003; 1,000 x 0.60 = 0.0006
     assert_eq!(str_attr(&s, "openinference.span.kind"), "LLM");

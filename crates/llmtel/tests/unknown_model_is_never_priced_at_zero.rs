@@ -96,20 +96,29 @@ output = 0
         "test prices",
     )
     .expect("valid price file");
-    let layer =
-        llmtel::LlmLayer::new().with_catalog(llmtel::Catalog::builtin().merged_with(&catalog));
-    let p = run_with(layer, true, || {
-        let span = llmtel::llm_span!("chat", "self", "llama-3.1-8b-selfhosted");
-        llmtel::record_usage(
-            &span,
-            &llmtel::Usage {
-                input_tokens: 500,
-                output_tokens: 500,
-                ..Default::default()
-            },
-        );
-    });
+    let merged = std::sync::Arc::new(llmtel::Catalog::builtin().merged_with(&catalog));
+    let (layer, calls) = collecting_layer();
+    let layer = layer.with_catalog(merged.clone());
+    let p = run_exporting(
+        layer,
+        |e| e.with_catalog(merged),
+        || {
+            let span = llmtel::llm_span!("chat", "self", "llama-3.1-8b-selfhosted");
+            llmtel::record_usage(
+                &span,
+                &llmtel::Usage {
+                    input_tokens: 500,
+                    output_tokens: 500,
+                    ..Default::default()
+                },
+            );
+        },
+    );
     let s = p.span("chat llama-3.1-8b-selfhosted");
     assert_eq!(attr(&s, "gen_ai.usage.cost"), Some(&Value::F64(0.0)));
     assert!(attr(&s, "llmtel.cost.unknown_model").is_none());
+    // In process too: a zero cost, not an unknown one.
+    let calls = calls.0.lock().unwrap();
+    assert_eq!(calls[0].cost_usd(), Some(llmtel::Usd::ZERO));
+    assert!(!calls[0].unknown_model);
 }

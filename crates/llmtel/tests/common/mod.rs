@@ -39,10 +39,36 @@ impl Pipeline {
 /// Runs `f` under a subscriber built in llmtel's order: registry → llmtel layer → summaries →
 /// OpenTelemetry layer, exporting through `GenAiExporter` (when `normalize`) into memory.
 pub fn run_with(layer: llmtel::LlmLayer, normalize: bool, f: impl FnOnce()) -> Pipeline {
+    if normalize {
+        run_exporting(layer, |e| e, f)
+    } else {
+        run_inner(layer, None, f)
+    }
+}
+
+/// Like [`run_with`], with llmtel's exporter stage configured by `stage`.
+pub fn run_exporting(
+    layer: llmtel::LlmLayer,
+    stage: impl FnOnce(
+        llmtel::GenAiExporter<InMemorySpanExporter>,
+    ) -> llmtel::GenAiExporter<InMemorySpanExporter>
+    + 'static,
+    f: impl FnOnce(),
+) -> Pipeline {
+    run_inner(layer, Some(Box::new(stage)), f)
+}
+
+type Stage = Box<
+    dyn FnOnce(
+        llmtel::GenAiExporter<InMemorySpanExporter>,
+    ) -> llmtel::GenAiExporter<InMemorySpanExporter>,
+>;
+
+fn run_inner(layer: llmtel::LlmLayer, stage: Option<Stage>, f: impl FnOnce()) -> Pipeline {
     let exporter = InMemorySpanExporter::default();
-    let provider = if normalize {
+    let provider = if let Some(stage) = stage {
         SdkTracerProvider::builder()
-            .with_simple_exporter(llmtel::GenAiExporter::new(exporter.clone()))
+            .with_simple_exporter(stage(llmtel::GenAiExporter::new(exporter.clone())))
             .build()
     } else {
         SdkTracerProvider::builder()
@@ -51,7 +77,7 @@ pub fn run_with(layer: llmtel::LlmLayer, normalize: bool, f: impl FnOnce()) -> P
     };
     let summaries = llmtel::TraceSummaries::new(16);
     let subscriber = tracing_subscriber::registry()
-        .with(layer.filtered())
+        .with(layer)
         .with(summaries.layer())
         .with(
             tracing_opentelemetry::layer()
