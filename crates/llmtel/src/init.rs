@@ -211,6 +211,9 @@ pub enum InitError {
     /// The protocol's cargo feature is off.
     #[error("OTLP protocol {0:?} needs llmtel's cargo feature `{1}`")]
     FeatureOff(Protocol, &'static str),
+    /// The endpoint is `https://` but this build or protocol cannot do TLS.
+    #[error("{0}")]
+    Tls(&'static str),
     /// A variable a preset needs is not set.
     #[error("environment variable {0} is not set; set it or configure the preset in code")]
     MissingEnv(&'static str),
@@ -458,6 +461,27 @@ impl Builder {
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
         let exporting = !disabled && (endpoint.is_some() || env_endpoint.is_some());
         let protocol = self.resolve_protocol()?;
+        let https = endpoint
+            .as_deref()
+            .or(env_endpoint.as_deref())
+            .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https://"));
+        if exporting && https {
+            match protocol {
+                Protocol::Grpc => {
+                    return Err(InitError::Tls(
+                        "OTLP/gRPC over TLS is not supported yet: for an https endpoint set \
+                         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (or Protocol::HttpProtobuf)",
+                    ));
+                }
+                Protocol::HttpProtobuf if !cfg!(feature = "tls") => {
+                    return Err(InitError::Tls(
+                        "an https OTLP endpoint needs llmtel's cargo feature `tls` \
+                         (llmtel = { features = [\"tls\"] })",
+                    ));
+                }
+                Protocol::HttpProtobuf => {}
+            }
+        }
 
         if let Some(policy) = self.content.clone() {
             content::set_content_capture(policy);
@@ -756,6 +780,86 @@ mod tests {
     fn unknown_protocol_is_a_clear_error() {
         let e = Protocol::parse("http/json").unwrap_err().to_string();
         assert!(e.contains("grpc") && e.contains("http/protobuf"), "{e}");
+    }
+
+    fn build_with(endpoint: &str, protocol: Protocol) -> Result<Guard, InitError> {
+        builder()
+            .with_endpoint(endpoint)
+            .with_protocol(protocol)
+            .with_console(false)
+            .build::<tracing_subscriber::Registry>()
+            .map(|(_, g)| g)
+    }
+
+    #[test]
+    fn https_over_grpc_is_refused_at_init_with_what_to_do() {
+        let e = build_with("https://collector.example:4317", Protocol::Grpc).unwrap_err();
+        assert!(e.to_string().contains("http/protobuf"), "{e}");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn https_without_the_tls_feature_is_refused_at_init() {
+        let e = build_with(
+            "https://cloud.langfuse.com/api/public/otel",
+            Protocol::HttpProtobuf,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("feature `tls`"), "{e}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn https_over_http_builds_with_the_tls_feature() {
+        let g = build_with(
+            "https://cloud.langfuse.com/api/public/otel/v1/traces",
+            Protocol::HttpProtobuf,
+        )
+        .expect("builds");
+        assert!(g.is_exporting());
+    }
+
+    #[test]
+    fn langfuse_preset_sends_basic_auth_to_the_otel_path() {
+        let p = Preset::Langfuse {
+            host: "https://cloud.langfuse.com/".into(),
+            public_key: "pk-lf-1".into(),
+            secret_key: "sk-lf-2".into(),
+        };
+        let (endpoint, headers, _, oi) = p.settings();
+        assert_eq!(
+            endpoint,
+            "https://cloud.langfuse.com/api/public/otel/v1/traces"
+        );
+        assert_eq!(
+            headers,
+            vec![(
+                "Authorization".to_string(),
+                "Basic cGstbGYtMTpzay1sZi0y".to_string()
+            )]
+        );
+        assert!(!oi);
+    }
+
+    #[test]
+    fn langsmith_and_phoenix_presets() {
+        let (e, h, _, _) = Preset::LangSmith {
+            endpoint: "https://api.smith.langchain.com".into(),
+            api_key: "lsv2_x".into(),
+            project: "support".into(),
+        }
+        .settings();
+        assert_eq!(e, "https://api.smith.langchain.com/otel/v1/traces");
+        assert!(h.contains(&("x-api-key".into(), "lsv2_x".into())));
+        assert!(h.contains(&("Langsmith-Project".into(), "support".into())));
+        let (e, h, r, oi) = Preset::Phoenix {
+            endpoint: "http://127.0.0.1:6006".into(),
+            project: "p".into(),
+        }
+        .settings();
+        assert_eq!(e, "http://127.0.0.1:6006/v1/traces");
+        assert!(h.is_empty() && oi);
+        assert_eq!(r[0].key.as_str(), "openinference.project.name");
     }
 
     #[test]

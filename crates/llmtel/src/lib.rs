@@ -43,6 +43,8 @@
 //! # Feature flags
 //! - `otlp-grpc` (default): OTLP over gRPC (tonic).
 //! - `otlp-http` (default): OTLP over HTTP/protobuf (reqwest).
+//! - `tokenizer` (default): real tokenizers (tiktoken) for [`estimate`]; without it, the
+//!   characters-per-token approximation.
 //! - `testing`: re-exports the SDK's in-memory exporter as [`testing::InMemorySpanExporter`].
 #![warn(
     missing_docs,
@@ -55,6 +57,7 @@ mod call;
 mod console;
 mod content;
 mod enrich;
+pub mod estimate;
 mod export;
 mod fields;
 mod health;

@@ -11,13 +11,14 @@ use crate::enrich::clamp_i64;
 ///
 /// Arguments: operation (`"chat"`, `"embeddings"`, ... see [`llmtel_semconv::operation`]),
 /// provider (`gen_ai.provider.name`: `"openai"`, `"anthropic"`, `"gcp.gemini"`, ...), request
-/// model, then any extra fields in `tracing`'s syntax (at most 6: a callsite holds 32 fields).
+/// model, then any extra fields in `tracing`'s syntax (at most 4: a callsite holds 32 fields).
 ///
 /// Declared and left empty, to record later with the helpers or `span.record(..)`:
 /// request parameters (`gen_ai.request.temperature`, `max_tokens`, `stream`), the response
 /// (`gen_ai.response.id`, `model`, `finish_reasons`, `time_to_first_chunk`), usage (input,
 /// output, cache read, cache creation, reasoning), a reported cost (`gen_ai.usage.cost`,
-/// `llmtel.cost.source`), `error.type` with the OpenTelemetry status, the opt-in content
+/// `llmtel.cost.source`), estimate markers (`llmtel.cost.estimated`,
+/// `llmtel.cost.estimate_method`, see [`crate::estimate`]), `error.type` with the OpenTelemetry status, the opt-in content
 /// fields, and the app dimensions `user.id`, `gen_ai.conversation.id`, `llmtel.feature`,
 /// `llmtel.tenant` (which also inherit from ancestor spans).
 ///
@@ -63,6 +64,8 @@ macro_rules! llm_span {
             "gen_ai.usage.reasoning.output_tokens" = $crate::__private::Empty,
             "gen_ai.usage.cost" = $crate::__private::Empty,
             "llmtel.cost.source" = $crate::__private::Empty,
+            "llmtel.cost.estimated" = $crate::__private::Empty,
+            "llmtel.cost.estimate_method" = $crate::__private::Empty,
             "error.type" = $crate::__private::Empty,
             "user.id" = $crate::__private::Empty,
             "gen_ai.conversation.id" = $crate::__private::Empty,

@@ -276,3 +276,46 @@ fn a_collector_that_is_down_loses_nothing_in_the_app_and_counts_the_failure() {
         "{after:?}"
     );
 }
+
+#[test]
+fn the_phoenix_preset_sets_the_project_and_openinference_cost() {
+    let peers = Peers::from_env();
+    let project = unique_project("phoenix-preset");
+    let (layer, guard) = llmtel::builder()
+        .with_preset(llmtel::Preset::Phoenix {
+            endpoint: peers.phoenix_url.clone(),
+            project: project.clone(),
+        })
+        .with_console(false)
+        .build::<tracing_subscriber::Registry>()
+        .expect("llmtel builds");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let call = llmtel::llm_span!("chat", "anthropic", "claude-sonnet-4");
+        llmtel::record_usage(
+            &call,
+            &Usage {
+                input_tokens: 2_000,
+                cache_read_tokens: 1_000,
+                output_tokens: 100,
+                ..Default::default()
+            },
+        );
+    });
+    drop(guard);
+    let spans = wait_for_spans(&peers.phoenix_url, &project, any_span, 1, TIMEOUT);
+    let chat = by_name(&spans, "chat claude-sonnet-4");
+    // claude-sonnet-4: 1,000 x $3/M + 1,000 x $0.30/M + 100 x $15/M = 0.003 + 0.0003 + 0.0015
+    assert_close(attr_f64(chat, "llm.cost.total"), 0.0048, "llm.cost.total");
+    assert_close(attr_f64(chat, "llm.cost.prompt"), 0.0033, "llm.cost.prompt");
+    assert_close(
+        attr_f64(chat, "llm.cost.completion"),
+        0.0015,
+        "llm.cost.completion",
+    );
+    assert_eq!(
+        attr_i64(chat, "llm.token_count.prompt_details.cache_read"),
+        Some(1_000)
+    );
+    // Phoenix moves `openinference.span.kind` into its own span kind field.
+    assert_eq!(chat.get("span_kind").and_then(Value::as_str), Some("LLM"));
+}

@@ -1,0 +1,109 @@
+//! Token estimates for calls whose response carries no usage (a stream without its usage
+//! chunk, a provider that omits it), so that such calls are never priced at zero.
+//!
+//! - OpenAI models are counted with their real tokenizer (tiktoken: `o200k_base` for the
+//!   GPT-4o, GPT-4.1, GPT-5 and o-series families, `cl100k_base` for GPT-4, GPT-3.5 and the
+//!   embedding models), with the `tokenizer` feature (on by default).
+//! - Other models (Anthropic, Gemini, Llama, ...) use tokenizers that are not public or not
+//!   bundled: the estimate is **one token per 4 characters, rounded up** — OpenAI's rule of
+//!   thumb for English text; expect it to be off by 10–30 % for other models and languages.
+//!
+//! The span says which: `llmtel.cost.estimated = true` and `llmtel.cost.estimate_method`
+//! (`tiktoken:o200k_base`, `tiktoken:cl100k_base` or `approx:chars_div_4`).
+//!
+//! ```
+//! let n = llmtel::estimate::count_tokens("gpt-4o", "Hello, world!");
+//! assert_eq!(n.tokens, 4);
+//! assert_eq!(n.method.as_str(), "tiktoken:o200k_base");
+//! let n = llmtel::estimate::count_tokens("claude-sonnet-4", "Hello, world!");
+//! assert_eq!((n.tokens, n.method.as_str()), (4, "approx:chars_div_4")); // ceil(13 / 4)
+//! ```
+
+use llmtel_pricing::Usage;
+use llmtel_semconv::llmtel as lt;
+use tracing::Span;
+
+/// How a token count was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EstimateMethod {
+    /// The model's real tokenizer, by its tiktoken name.
+    Tiktoken(&'static str),
+    /// One token per 4 characters, rounded up.
+    CharsDiv4,
+}
+
+impl EstimateMethod {
+    /// The value written to `llmtel.cost.estimate_method`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EstimateMethod::Tiktoken("o200k_base") => "tiktoken:o200k_base",
+            EstimateMethod::Tiktoken("cl100k_base") => "tiktoken:cl100k_base",
+            EstimateMethod::Tiktoken(_) => "tiktoken",
+            EstimateMethod::CharsDiv4 => "approx:chars_div_4",
+        }
+    }
+}
+
+/// A token count and how it was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenCount {
+    /// Tokens.
+    pub tokens: u64,
+    /// How they were counted.
+    pub method: EstimateMethod,
+}
+
+/// Counts the tokens of `text` as `model` would (see the module docs for the method).
+pub fn count_tokens(model: &str, text: &str) -> TokenCount {
+    #[cfg(feature = "tokenizer")]
+    if let Some((name, bpe)) = tokenizer_for(model) {
+        return TokenCount {
+            tokens: bpe.encode_with_special_tokens(text).len() as u64,
+            method: EstimateMethod::Tiktoken(name),
+        };
+    }
+    TokenCount {
+        tokens: (text.chars().count() as u64).div_ceil(4),
+        method: EstimateMethod::CharsDiv4,
+    }
+}
+
+#[cfg(feature = "tokenizer")]
+fn tokenizer_for(model: &str) -> Option<(&'static str, &'static tiktoken_rs::CoreBPE)> {
+    use tiktoken_rs::tokenizer::Tokenizer;
+    // Provider prefixes (`openai/gpt-4o`, `azure/gpt-4o`) do not change the tokenizer.
+    let base = model.rsplit('/').next().unwrap_or(model);
+    match tiktoken_rs::tokenizer::get_tokenizer(base)? {
+        Tokenizer::O200kBase | Tokenizer::O200kHarmony => {
+            Some(("o200k_base", tiktoken_rs::o200k_base_singleton()))
+        }
+        Tokenizer::Cl100kBase => Some(("cl100k_base", tiktoken_rs::cl100k_base_singleton())),
+        _ => None,
+    }
+}
+
+/// Estimated usage of a call from its prompt and completion text; the method is the
+/// prompt's (both use the same tokenizer).
+pub fn estimate_usage(model: &str, prompt: &str, completion: &str) -> (Usage, EstimateMethod) {
+    let input = count_tokens(model, prompt);
+    let output = count_tokens(model, completion);
+    let usage = Usage {
+        input_tokens: input.tokens,
+        output_tokens: output.tokens,
+        ..Default::default()
+    };
+    (usage, input.method)
+}
+
+/// Records an estimated usage on an LLM span opened with [`crate::llm_span!`]: the token
+/// counts, `llmtel.cost.estimated = true` and `llmtel.cost.estimate_method`. The call is then
+/// priced from these counts and marked as estimated. Returns the usage recorded.
+///
+/// Use it when the response carried no usage; never when it did (the provider's count wins).
+pub fn record_estimated_usage(span: &Span, model: &str, prompt: &str, completion: &str) -> Usage {
+    let (usage, method) = estimate_usage(model, prompt, completion);
+    crate::record_usage(span, &usage);
+    span.record(lt::COST_ESTIMATED, true);
+    span.record(lt::COST_ESTIMATE_METHOD, method.as_str());
+    usage
+}
