@@ -55,3 +55,6 @@ ok = len(spans) == 34 and len(llm) == 16 and len(priced) == 15 and ints and len(
 sys.exit(0 if ok else f"quickstart spans missing or incomplete in Phoenix project {project}")
 PY
 
+
+# The standard OTEL_* variables, end to end (code wins, SDK_DISABLED, sampler, headers).
+scripts/check-env.sh

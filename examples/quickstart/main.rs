@@ -99,7 +99,7 @@ fn support_request(user: &str, question: &str, needs_order_lookup: bool, rate_li
         "support_request",
         "user.id" = user,
         "llmtel.feature" = "support",
-        "question.length" = question.len()
+        "question.length" = question.len() as i64
     );
     let _r = request.enter();
     let agent = llmtel::gen_ai_span!(
