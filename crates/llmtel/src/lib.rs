@@ -45,7 +45,7 @@
 //! - `otlp-http` (default): OTLP over HTTP/protobuf (reqwest).
 //! - `tokenizer` (default): real tokenizers (tiktoken) for [`estimate`]; without it, the
 //!   characters-per-token approximation.
-//! - `testing`: re-exports the SDK's in-memory exporter as [`testing::InMemorySpanExporter`].
+//! - `testing`: re-exports the SDK's in-memory exporter as `testing::InMemorySpanExporter`.
 #![warn(
     missing_docs,
     missing_debug_implementations,
