@@ -8,11 +8,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -j2 -- -D warnings
 
+# Static checks of the ops stack (compose file, collector, Prometheus/Alertmanager configs).
+scripts/check-ops.sh
+
+# Real peers, installed and started by the project's scripts, stopped by PID on exit.
 scripts/peers.sh install
-trap 'scripts/peers.sh stop' EXIT
+scripts/prometheus.sh install
+trap 'scripts/peers.sh stop; scripts/prometheus.sh stop' EXIT
 scripts/peers.sh start
+scripts/prometheus.sh start
 # shellcheck disable=SC1091
 source "${LLMTEL_PEERS_DIR:-.peers}/env"
+# shellcheck disable=SC1091
+source "${LLMTEL_PEERS_DIR:-.peers}/prometheus.env"
 
 cargo nextest run --workspace --all-features -j2 --no-fail-fast
 cargo test --workspace --doc --all-features -j2

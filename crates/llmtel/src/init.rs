@@ -261,7 +261,10 @@ pub struct Builder {
     log_filter: Option<String>,
     disabled: Option<bool>,
     sinks: Vec<Arc<dyn CallSink>>,
+    on_shutdown: Vec<ShutdownHook>,
 }
+
+type ShutdownHook = Box<dyn FnOnce() + Send + Sync>;
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,6 +303,7 @@ impl Default for Builder {
             log_filter: None,
             disabled: None,
             sinks: Vec::new(),
+            on_shutdown: Vec::new(),
         }
     }
 }
@@ -419,6 +423,13 @@ impl Builder {
     /// Adds a sink for every completed LLM call.
     pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> Self {
         self.sinks.push(sink);
+        self
+    }
+
+    /// Runs `f` when the guard drops, after the traces are flushed: for example the shutdown
+    /// of a `MeterProvider` that exports `llmtel-metrics` next to the traces.
+    pub fn with_shutdown_hook(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.on_shutdown.push(Box::new(f));
         self
     }
 
@@ -566,6 +577,7 @@ impl Builder {
             provider,
             summaries: self.summaries.unwrap_or_else(|| TraceSummaries::new(1)),
             exporting,
+            on_shutdown: self.on_shutdown,
         };
         Ok((layer, guard))
     }
@@ -709,6 +721,7 @@ pub struct Guard {
     provider: Option<SdkTracerProvider>,
     summaries: TraceSummaries,
     exporting: bool,
+    on_shutdown: Vec<ShutdownHook>,
 }
 
 impl fmt::Debug for Guard {
@@ -748,6 +761,9 @@ impl Drop for Guard {
             if let Err(e) = p.shutdown() {
                 eprintln!("llmtel: export shutdown did not complete: {e}");
             }
+        }
+        for f in self.on_shutdown.drain(..) {
+            f();
         }
     }
 }
@@ -860,6 +876,23 @@ mod tests {
         assert_eq!(e, "http://127.0.0.1:6006/v1/traces");
         assert!(h.is_empty() && oi);
         assert_eq!(r[0].key.as_str(), "openinference.project.name");
+    }
+
+    #[test]
+    fn shutdown_hooks_run_when_the_guard_drops() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let (_, guard) = builder()
+            .with_console(false)
+            .with_shutdown_hook(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .build::<tracing_subscriber::Registry>()
+            .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        drop(guard);
+        assert_eq!(ran.load(Ordering::SeqCst), 1);
     }
 
     #[test]

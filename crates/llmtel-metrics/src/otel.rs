@@ -1,0 +1,234 @@
+//! OpenTelemetry GenAI client metrics (semantic conventions v1.41.1) from [`LlmCall`]s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use llmtel::{CallSink, LlmCall};
+use llmtel_semconv::metrics as m;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, ObservableCounter};
+
+use crate::guard::CardinalityGuard;
+use crate::names;
+use crate::{Dimension, UNKNOWN_VALUE};
+
+const ATTR_OPERATION: &str = "gen_ai.operation.name";
+const ATTR_PROVIDER: &str = "gen_ai.provider.name";
+const ATTR_REQUEST_MODEL: &str = "gen_ai.request.model";
+const ATTR_RESPONSE_MODEL: &str = "gen_ai.response.model";
+const ATTR_TOKEN_TYPE: &str = "gen_ai.token.type";
+const ATTR_ERROR_TYPE: &str = "error.type";
+
+type AttrKey = Vec<(&'static str, String)>;
+
+/// Exact cost totals per attribute set, in pico-dollars, read by the observable counter.
+#[derive(Debug, Default)]
+struct CostTotals(Mutex<HashMap<AttrKey, u128>>);
+
+/// A [`CallSink`] recording the GenAI client metrics of OpenTelemetry semantic conventions
+/// v1.41.1 on a [`Meter`], plus llmtel's cost and request counters.
+///
+/// | instrument | kind, unit | when |
+/// |---|---|---|
+/// | `gen_ai.client.token.usage` | histogram, `{token}`, `gen_ai.token.type` = `input`/`output` | the call reported usage |
+/// | `gen_ai.client.operation.duration` | histogram, `s` | every call, failed ones too |
+/// | `gen_ai.client.operation.time_to_first_chunk` | histogram, `s` | streamed calls with a first-chunk time |
+/// | `gen_ai.client.operation.time_per_output_chunk` | histogram, `s` | streamed calls: `(duration − time to first chunk) / (output tokens − 1)`, one token per chunk assumed |
+/// | `llmtel.client.cost` | counter, `USD` | priced calls; exact sums, `f64` only at export |
+/// | `llmtel.client.requests` | counter, `{request}`, `llmtel.request.status` = `ok`/`error` | every call |
+///
+/// Histograms use the spec's explicit bucket boundaries. Attributes: `gen_ai.operation.name`,
+/// `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model` (when known),
+/// `error.type` (failed calls), and the [`Dimension`]s asked for. Model names and dimensions
+/// pass the [`CardinalityGuard`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use opentelemetry::metrics::MeterProvider as _;
+/// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
+/// let sink = llmtel_metrics::OtelMetricsSink::builder().build(&provider.meter("llmtel"));
+/// let _builder = llmtel::builder().with_sink(Arc::new(sink));
+/// ```
+#[derive(Debug)]
+pub struct OtelMetricsSink {
+    token_usage: Histogram<u64>,
+    duration: Histogram<f64>,
+    ttfc: Histogram<f64>,
+    tpoc: Histogram<f64>,
+    requests: Counter<u64>,
+    cost: Arc<CostTotals>,
+    _cost_instrument: ObservableCounter<f64>,
+    dims: Vec<Dimension>,
+    guard: Arc<CardinalityGuard>,
+}
+
+/// Builds an [`OtelMetricsSink`].
+#[derive(Debug, Default)]
+pub struct OtelMetricsSinkBuilder {
+    dims: Vec<Dimension>,
+    guard: Option<Arc<CardinalityGuard>>,
+}
+
+impl OtelMetricsSinkBuilder {
+    /// Adds a dimension as an attribute (none by default: user and session ids are
+    /// unbounded; the guard caps them).
+    pub fn with_dimension(mut self, d: Dimension) -> Self {
+        if !self.dims.contains(&d) {
+            self.dims.push(d);
+        }
+        self
+    }
+
+    /// The cardinality guard (default: 100 distinct values per attribute).
+    pub fn with_guard(mut self, guard: Arc<CardinalityGuard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
+    /// Creates the instruments on `meter`.
+    pub fn build(self, meter: &Meter) -> OtelMetricsSink {
+        let token_usage = meter
+            .u64_histogram(m::CLIENT_TOKEN_USAGE)
+            .with_unit("{token}")
+            .with_description("Measures number of input and output tokens used")
+            .with_boundaries(m::TOKEN_USAGE_BUCKETS.to_vec())
+            .build();
+        let seconds = |name: &'static str, desc: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(desc)
+                .with_boundaries(m::DURATION_BUCKETS.to_vec())
+                .build()
+        };
+        let duration = seconds(m::CLIENT_OPERATION_DURATION, "GenAI operation duration");
+        let ttfc = seconds(
+            m::CLIENT_TIME_TO_FIRST_CHUNK,
+            "Time to receive the first chunk of a streamed response",
+        );
+        let tpoc = seconds(
+            m::CLIENT_TIME_PER_OUTPUT_CHUNK,
+            "Time between consecutive chunks of a streamed response",
+        );
+        let requests = meter
+            .u64_counter(names::CLIENT_REQUESTS)
+            .with_unit("{request}")
+            .with_description("LLM calls, by status")
+            .build();
+        let cost = Arc::new(CostTotals::default());
+        let totals = cost.clone();
+        let cost_instrument = meter
+            .f64_observable_counter(names::CLIENT_COST)
+            .with_unit(names::UNIT_USD)
+            .with_description("Cost of LLM calls in USD (exact sums, converted at export)")
+            .with_callback(move |obs| {
+                let map = totals.0.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, picos) in map.iter() {
+                    let attrs: Vec<KeyValue> = key
+                        .iter()
+                        .map(|(k, v)| KeyValue::new(*k, v.clone()))
+                        .collect();
+                    obs.observe(llmtel::Usd::from_picos(*picos).as_f64(), &attrs);
+                }
+            })
+            .build();
+        OtelMetricsSink {
+            token_usage,
+            duration,
+            ttfc,
+            tpoc,
+            requests,
+            cost,
+            _cost_instrument: cost_instrument,
+            dims: self.dims,
+            guard: self.guard.unwrap_or_default(),
+        }
+    }
+}
+
+impl OtelMetricsSink {
+    /// A builder.
+    pub fn builder() -> OtelMetricsSinkBuilder {
+        OtelMetricsSinkBuilder::default()
+    }
+
+    /// A sink with default settings on the meter `llmtel` of `provider`.
+    pub fn from_provider(provider: &impl MeterProvider) -> Self {
+        Self::builder().build(&provider.meter("llmtel"))
+    }
+
+    /// The guard its attribute values pass.
+    pub fn guard(&self) -> &Arc<CardinalityGuard> {
+        &self.guard
+    }
+
+    fn attributes(&self, call: &LlmCall) -> AttrKey {
+        let mut a: AttrKey = Vec::with_capacity(6 + self.dims.len());
+        a.push((ATTR_OPERATION, call.operation.clone()));
+        if let Some(p) = &call.provider {
+            a.push((ATTR_PROVIDER, self.guard.admit(ATTR_PROVIDER, p)));
+        }
+        if let Some(model) = &call.request_model {
+            a.push((
+                ATTR_REQUEST_MODEL,
+                self.guard.admit(ATTR_REQUEST_MODEL, model),
+            ));
+        }
+        if let Some(model) = &call.response_model {
+            a.push((
+                ATTR_RESPONSE_MODEL,
+                self.guard.admit(ATTR_RESPONSE_MODEL, model),
+            ));
+        }
+        if let Some(e) = &call.error_type {
+            a.push((ATTR_ERROR_TYPE, self.guard.admit(ATTR_ERROR_TYPE, e)));
+        }
+        for d in &self.dims {
+            let v = d.value(call).unwrap_or(UNKNOWN_VALUE);
+            a.push((d.attribute(), self.guard.admit(d.attribute(), v)));
+        }
+        a
+    }
+}
+
+fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
+    a.iter()
+        .map(|(k, v)| KeyValue::new(*k, v.clone()))
+        .collect()
+}
+
+impl CallSink for OtelMetricsSink {
+    fn on_call(&self, call: &LlmCall) {
+        let key = self.attributes(call);
+        let mut attrs = to_kv(&key);
+        let secs = call.duration.as_secs_f64();
+        self.duration.record(secs, &attrs);
+        if call.streamed {
+            if let Some(ttfc) = call.time_to_first_chunk {
+                self.ttfc.record(ttfc, &attrs);
+                let out = call.usage.output_tokens;
+                if out > 1 && secs >= ttfc {
+                    self.tpoc.record((secs - ttfc) / (out - 1) as f64, &attrs);
+                }
+            }
+        }
+        if let Some(cost) = call.cost_usd() {
+            let mut map = self.cost.0.lock().unwrap_or_else(|e| e.into_inner());
+            let total = map.entry(key).or_insert(0);
+            *total = total.saturating_add(cost.picos());
+        }
+        attrs.push(KeyValue::new(
+            names::REQUEST_STATUS,
+            if call.is_error() { "error" } else { "ok" },
+        ));
+        self.requests.add(1, &attrs);
+        attrs.pop();
+        if call.has_usage {
+            attrs.push(KeyValue::new(ATTR_TOKEN_TYPE, "input"));
+            self.token_usage.record(call.usage.input_tokens, &attrs);
+            attrs.pop();
+            attrs.push(KeyValue::new(ATTR_TOKEN_TYPE, "output"));
+            self.token_usage.record(call.usage.output_tokens, &attrs);
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Prometheus/OpenMetrics exposition of LLM calls (feature `prometheus`).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use llmtel::{CallSink, LlmCall, Usd};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, text};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::exemplar::{CounterWithExemplar, HistogramWithExemplars};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Metric, Registry, Unit};
+
+use crate::guard::CardinalityGuard;
+use crate::names::PROMETHEUS_LATENCY_BUCKETS;
+use crate::{Dimension, MetricsError, UNKNOWN_VALUE};
+
+/// Content type of the OpenMetrics text format (with exemplars).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Content type of the classic Prometheus text format (no exemplars).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Environment variable of the built-in listener's address.
+pub const ADDR_ENV: &str = "LLMTEL_METRICS_ADDR";
+/// Default address of the built-in listener.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
+
+type Labels = Vec<(&'static str, String)>;
+type TraceLabels = Vec<(&'static str, String)>;
+type LatencyHistogram = HistogramWithExemplars<TraceLabels>;
+
+fn latency_histogram() -> LatencyHistogram {
+    HistogramWithExemplars::new(PROMETHEUS_LATENCY_BUCKETS.into_iter())
+}
+
+/// A counter of USD summed exactly in pico-dollars, exported as `f64`, with an exemplar (the
+/// last observation and its trace id).
+#[derive(Debug, Default)]
+struct ExactUsdCounter {
+    picos: Mutex<u128>,
+    // Holds the exemplar only (prometheus-client's exemplar type cannot be built outside it).
+    exemplar: CounterWithExemplar<TraceLabels, f64, std::sync::atomic::AtomicU64>,
+}
+
+impl ExactUsdCounter {
+    fn add(&self, usd: Usd, trace: Option<TraceLabels>) {
+        {
+            let mut p = self.picos.lock().unwrap_or_else(|e| e.into_inner());
+            *p = p.saturating_add(usd.picos());
+        }
+        if trace.is_some() {
+            self.exemplar.inc_by(usd.as_f64(), trace, None);
+        }
+    }
+    fn total(&self) -> Usd {
+        Usd::from_picos(*self.picos.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl TypedMetric for ExactUsdCounter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for ExactUsdCounter {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), fmt::Error> {
+        let total = self.total().as_f64();
+        let (_, exemplar) = self.exemplar.get();
+        encoder.encode_counter(&total, exemplar.as_ref())
+    }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
+/// llmtel's health counters, read from [`llmtel::health()`] at scrape time, and the guard's
+/// overflow counter.
+#[derive(Debug)]
+struct HealthCollector {
+    guard: Arc<CardinalityGuard>,
+    health: bool,
+}
+
+impl Collector for HealthCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        if self.health {
+            let h = llmtel::health();
+            let counters: [(&str, &str, u64); 10] = [
+                ("llmtel_llm_calls", "LLM calls seen in process", h.llm_calls),
+                ("llmtel_priced_calls", "LLM calls priced", h.priced_calls),
+                (
+                    "llmtel_unknown_model_calls",
+                    "LLM calls whose model has no price",
+                    h.unknown_model_calls,
+                ),
+                (
+                    "llmtel_malformed_usage",
+                    "LLM calls with a malformed usage field",
+                    h.malformed_usage,
+                ),
+                (
+                    "llmtel_spans_queued",
+                    "Spans accepted by the export queue",
+                    h.spans_queued,
+                ),
+                (
+                    "llmtel_spans_dropped",
+                    "Spans dropped because the export queue was full",
+                    h.spans_dropped,
+                ),
+                (
+                    "llmtel_spans_exported",
+                    "Spans the exporter accepted",
+                    h.spans_exported,
+                ),
+                (
+                    "llmtel_spans_export_failed",
+                    "Spans whose export failed",
+                    h.spans_export_failed,
+                ),
+                (
+                    "llmtel_export_errors",
+                    "Failed export batches",
+                    h.export_errors,
+                ),
+                (
+                    "llmtel_summaries_evicted",
+                    "Trace summaries evicted",
+                    h.summaries_evicted,
+                ),
+            ];
+            for (name, help, v) in counters {
+                let c = ConstCounter::new(v);
+                let me = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+                c.encode(me)?;
+            }
+        }
+        let mut me = encoder.encode_descriptor(
+            "llmtel_metrics_label_overflow",
+            "Label values replaced by __overflow__ because the label reached its cap of distinct values",
+            None,
+            MetricType::Counter,
+        )?;
+        for (label, n) in self.guard.overflows() {
+            let ls = [("label", label)];
+            let fe = me.encode_family(&ls)?;
+            ConstCounter::new(n).encode(fe)?;
+        }
+        Ok(())
+    }
+}
+
+struct Inner {
+    registry: RwLock<Registry>,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, LatencyHistogram, fn() -> LatencyHistogram>,
+    tokens: Family<Labels, Counter>,
+    cost: Family<Labels, ExactUsdCounter>,
+    guard: Arc<CardinalityGuard>,
+    dims: Vec<Dimension>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrometheusSink")
+            .field("dims", &self.dims)
+            .field("guard", &self.guard)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`CallSink`] keeping the classic LLM series for Prometheus, in OpenMetrics with
+/// exemplars:
+///
+/// | series | labels | notes |
+/// |---|---|---|
+/// | `llm_requests_total` | `model`, `status` (`ok`/`error`) | every call |
+/// | `llm_latency_seconds` | `model` | histogram, buckets 0.1, 0.5, 1, 2, 5, 10, 30; exemplar `trace_id` |
+/// | `llm_tokens_total` | `model`, `type` (`input`/`output`) | input includes cached input |
+/// | `llm_cost_usd_total` | `model` | exact pico-dollar sum; exemplar `trace_id` |
+/// | `llmtel_*_total` | | llmtel's health counters, read at scrape time |
+/// | `llmtel_metrics_label_overflow_total` | `label` | values replaced by `__overflow__` |
+///
+/// The [`Dimension`]s asked for are added as labels to `llm_requests_total`,
+/// `llm_tokens_total` and `llm_cost_usd_total` (not to the histogram). `model` is the response
+/// model, else the request model, else `unknown`. Every label value passes the
+/// [`CardinalityGuard`].
+///
+/// Other parts of the app register their own series next to these ([`PrometheusSink::register`],
+/// [`PrometheusSink::register_collector`]), e.g. budget utilization or quality scores.
+///
+/// Cloning is cheap: clones share the same series.
+#[derive(Clone, Debug)]
+pub struct PrometheusSink {
+    inner: Arc<Inner>,
+}
+
+/// Builds a [`PrometheusSink`].
+#[derive(Debug)]
+pub struct PrometheusSinkBuilder {
+    dims: Vec<Dimension>,
+    guard: Option<Arc<CardinalityGuard>>,
+    health: bool,
+}
+
+impl Default for PrometheusSinkBuilder {
+    fn default() -> Self {
+        PrometheusSinkBuilder {
+            dims: Vec::new(),
+            guard: None,
+            health: true,
+        }
+    }
+}
+
+impl PrometheusSinkBuilder {
+    /// Adds a dimension as a label of the counters (none by default).
+    pub fn with_dimension(mut self, d: Dimension) -> Self {
+        if !self.dims.contains(&d) {
+            self.dims.push(d);
+        }
+        self
+    }
+    /// The cardinality guard (default: 100 distinct values per label).
+    pub fn with_guard(mut self, guard: Arc<CardinalityGuard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+    /// Whether llmtel's health counters are exposed (default: yes).
+    pub fn with_health(mut self, on: bool) -> Self {
+        self.health = on;
+        self
+    }
+    /// Creates the series and their registry.
+    pub fn build(self) -> PrometheusSink {
+        let guard = self.guard.unwrap_or_default();
+        let requests = Family::<Labels, Counter>::default();
+        let latency =
+            Family::<Labels, LatencyHistogram, fn() -> LatencyHistogram>::new_with_constructor(
+                latency_histogram as fn() -> LatencyHistogram,
+            );
+        let tokens = Family::<Labels, Counter>::default();
+        let cost = Family::<Labels, ExactUsdCounter>::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "llm_requests",
+            "LLM calls by model and status",
+            requests.clone(),
+        );
+        registry.register_with_unit(
+            "llm_latency",
+            "LLM call latency by model",
+            Unit::Seconds,
+            latency.clone(),
+        );
+        registry.register("llm_tokens", "LLM tokens by model and type", tokens.clone());
+        registry.register("llm_cost_usd", "LLM spend in USD by model", cost.clone());
+        registry.register_collector(Box::new(HealthCollector {
+            guard: guard.clone(),
+            health: self.health,
+        }));
+        PrometheusSink {
+            inner: Arc::new(Inner {
+                registry: RwLock::new(registry),
+                requests,
+                latency,
+                tokens,
+                cost,
+                guard,
+                dims: self.dims,
+            }),
+        }
+    }
+}
+
+impl Default for PrometheusSink {
+    fn default() -> Self {
+        PrometheusSink::builder().build()
+    }
+}
+
+impl PrometheusSink {
+    /// A builder.
+    pub fn builder() -> PrometheusSinkBuilder {
+        PrometheusSinkBuilder::default()
+    }
+
+    /// The guard its label values pass.
+    pub fn guard(&self) -> &Arc<CardinalityGuard> {
+        &self.inner.guard
+    }
+
+    /// Registers another series (e.g. a budget utilization gauge) on the same endpoint.
+    ///
+    /// ```
+    /// use prometheus_client::metrics::gauge::Gauge;
+    /// let sink = llmtel_metrics::PrometheusSink::default();
+    /// let g: Gauge = Gauge::default();
+    /// sink.register("llm_budget_utilization_ratio", "Share of the budget spent", g.clone());
+    /// g.set(1);
+    /// assert!(sink.encode_openmetrics().contains("llm_budget_utilization_ratio 1"));
+    /// ```
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        let mut r = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        r.register(name, help, metric);
+    }
+
+    /// Registers another series with a unit.
+    pub fn register_with_unit(&self, name: &str, help: &str, unit: Unit, metric: impl Metric) {
+        let mut r = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        r.register_with_unit(name, help, unit, metric);
+    }
+
+    /// Registers a collector read at every scrape (e.g. health counters of another crate).
+    pub fn register_collector(&self, collector: Box<dyn Collector>) {
+        let mut r = self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        r.register_collector(collector);
+    }
+
+    /// All series in the OpenMetrics text format (with exemplars).
+    pub fn encode_openmetrics(&self) -> String {
+        let r = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail; an encoder error would leave a partial body.
+        let _ = text::encode(&mut out, &r);
+        out
+    }
+
+    /// All series in the classic Prometheus text format (no exemplars).
+    pub fn encode_text(&self) -> String {
+        let r = self
+            .inner
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut out = String::with_capacity(4096);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &r);
+        out
+    }
+
+    /// The body and content type for a scrape with this `Accept` header: OpenMetrics when the
+    /// scraper asks for it (Prometheus does), else the classic text format.
+    pub fn encode_for(&self, accept: Option<&str>) -> (String, &'static str) {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            (self.encode_openmetrics(), OPENMETRICS_CONTENT_TYPE)
+        } else {
+            (self.encode_text(), TEXT_CONTENT_TYPE)
+        }
+    }
+
+    /// Serves `GET /metrics` on `addr` from a thread of its own (no async runtime needed).
+    ///
+    /// # Errors
+    /// [`MetricsError::Addr`] or [`MetricsError::Bind`].
+    pub fn serve(&self, addr: &str) -> Result<MetricsServer, MetricsError> {
+        let sa: SocketAddr = addr
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| MetricsError::Addr(addr.to_owned()))?;
+        let listener = TcpListener::bind(sa).map_err(|source| MetricsError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let local = listener.local_addr().map_err(|source| MetricsError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sink = self.clone();
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("llmtel-metrics".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Acquire) {
+                        break;
+                    }
+                    if let Ok(stream) = conn {
+                        handle(&sink, stream);
+                    }
+                }
+            })
+            .map_err(|source| MetricsError::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
+        Ok(MetricsServer {
+            addr: local,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves on `LLMTEL_METRICS_ADDR`, default `127.0.0.1:9464`.
+    ///
+    /// # Errors
+    /// As [`PrometheusSink::serve`].
+    pub fn serve_from_env(&self) -> Result<MetricsServer, MetricsError> {
+        let addr = std::env::var(ADDR_ENV)
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        self.serve(addr.trim())
+    }
+
+    fn label(&self, name: &'static str, value: &str) -> (&'static str, String) {
+        (name, self.inner.guard.admit(name, value))
+    }
+}
+
+fn handle(sink: &PrometheusSink, mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default();
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let accept = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("accept"))
+        .map(|(_, v)| v.trim().to_owned());
+    let path = path.split('?').next().unwrap_or("");
+    let (status, body, ctype) = if method == "GET" && (path == "/metrics" || path == "/") {
+        let (b, c) = sink.encode_for(accept.as_deref());
+        ("200 OK", b, c)
+    } else {
+        (
+            "404 Not Found",
+            "not found: GET /metrics\n".to_owned(),
+            "text/plain",
+        )
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// The built-in metrics listener; stops when dropped.
+#[derive(Debug)]
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// The address it listens on (the actual port when `:0` was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl CallSink for PrometheusSink {
+    fn on_call(&self, call: &LlmCall) {
+        let inner = &*self.inner;
+        let model = self.label("model", call.model().unwrap_or(UNKNOWN_VALUE));
+        let trace = call
+            .trace_id
+            .map(|t| vec![("trace_id", format!("{t:032x}"))]);
+
+        let mut labels: Labels = Vec::with_capacity(3 + inner.dims.len());
+        labels.push(model.clone());
+        inner.latency.get_or_create(&labels).observe(
+            call.duration.as_secs_f64(),
+            trace.clone(),
+            None,
+        );
+
+        for d in &inner.dims {
+            labels.push(self.label(d.label(), d.value(call).unwrap_or(UNKNOWN_VALUE)));
+        }
+        if let Some(cost) = call.cost_usd() {
+            inner.cost.get_or_create(&labels).add(cost, trace);
+        }
+        labels.push((
+            "status",
+            if call.is_error() { "error" } else { "ok" }.to_owned(),
+        ));
+        inner.requests.get_or_create(&labels).inc();
+        labels.pop();
+        if call.has_usage {
+            labels.push(("type", "input".to_owned()));
+            inner
+                .tokens
+                .get_or_create(&labels)
+                .inc_by(call.usage.input_tokens);
+            labels.pop();
+            labels.push(("type", "output".to_owned()));
+            inner
+                .tokens
+                .get_or_create(&labels)
+                .inc_by(call.usage.output_tokens);
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+mod axum_support {
+    use super::PrometheusSink;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, header};
+    use axum::response::IntoResponse;
+
+    /// An axum handler answering a scrape (OpenMetrics when asked for, else text).
+    ///
+    /// ```
+    /// let sink = llmtel_metrics::PrometheusSink::default();
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/metrics", axum::routing::get(llmtel_metrics::prometheus::metrics_handler))
+    ///     .with_state(sink);
+    /// ```
+    pub async fn metrics_handler(
+        State(sink): State<PrometheusSink>,
+        headers: HeaderMap,
+    ) -> impl IntoResponse {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let (body, ctype) = sink.encode_for(accept);
+        ([(header::CONTENT_TYPE, ctype)], body)
+    }
+
+    /// A router serving `GET /metrics`, to merge into an app or serve on its own address.
+    pub fn axum_router<S>(sink: PrometheusSink) -> axum::Router<S> {
+        axum::Router::new()
+            .route("/metrics", axum::routing::get(metrics_handler))
+            .with_state(sink)
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use axum_support::{axum_router, metrics_handler};
