@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo fmt --all --check
+# The built-in catalog is exactly what scripts/gen_catalog.py makes from the shipped LiteLLM
+# copy and the curated entries.
+python3 scripts/gen_catalog.py >/dev/null
+git diff --exit-code -- crates/llmtel-pricing/data/catalog.toml
 cargo clippy --workspace --all-targets --all-features -j2 -- -D warnings
 
 # Static checks of the ops stack (compose file, collector, Prometheus/Alertmanager configs).

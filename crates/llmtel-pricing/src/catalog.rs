@@ -163,6 +163,10 @@ pub struct Catalog {
     pub(crate) aliases: HashMap<String, Vec<String>>,
     /// lowercased id or alias -> ids (sorted, deduplicated).
     pub(crate) folded: HashMap<String, Vec<String>>,
+    /// lowercased last `/` segment of ids containing `/` -> ids (sorted).
+    pub(crate) basenames: HashMap<String, Vec<String>>,
+    /// deployment name (user configuration) -> model name it serves.
+    pub(crate) deployments: BTreeMap<String, String>,
     pub(crate) cache: ResolveCache,
 }
 
@@ -229,24 +233,98 @@ impl Catalog {
                 ));
             }
         }
-        Ok(Catalog::from_entries(entries))
+        let mut catalog = Catalog::from_entries(entries);
+        for (name, target) in raw.deployments {
+            let t = target.get_ref().trim();
+            if name.trim().is_empty() || t.is_empty() {
+                return Err(ctx.invalid(
+                    Some(target.span()),
+                    None,
+                    Some(&format!("deployments.{name}")),
+                    "empty deployment name or model".into(),
+                    "map each deployment name to the model it serves: my-gpt4o-prod = \"gpt-4o\"",
+                ));
+            }
+            catalog
+                .deployments
+                .insert(name.trim().to_string(), t.to_string());
+        }
+        Ok(catalog)
     }
 
-    /// Reads and parses a price file.
+    /// Reads and parses a price file: LiteLLM's JSON ([`Catalog::from_litellm_json`])
+    /// when the path ends in `.json` or the text starts with `{`, else llmtel's TOML
+    /// ([`Catalog::from_toml_str`]).
     ///
     /// # Errors
-    /// [`CatalogError::Io`] if the file cannot be read, else as [`Catalog::from_toml_str`]
-    /// with the path as origin.
+    /// [`CatalogError::Io`] if the file cannot be read, else as
+    /// [`Catalog::from_toml_str`] / [`Catalog::from_litellm_json`] with the path as
+    /// origin. Nothing is returned half-loaded.
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
         let src = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Catalog::from_toml_str(&src, &path.display().to_string())
+        let origin = path.display().to_string();
+        if Catalog::looks_like_json(path, &src) {
+            Catalog::from_litellm_json(&src, &origin)
+        } else {
+            Catalog::from_toml_str(&src, &origin)
+        }
+    }
+
+    /// True when `path` ends in `.json` (any case) or `src` starts with `{` (after
+    /// whitespace and a BOM): how [`Catalog::load`] picks the format.
+    pub fn looks_like_json(path: &Path, src: &str) -> bool {
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+            || src
+                .trim_start_matches('\u{feff}')
+                .trim_start()
+                .starts_with('{')
+    }
+
+    /// The built-in catalog with a user price file merged over it, or the error: the
+    /// built-in catalog is never replaced by a half-loaded file.
+    ///
+    /// # Errors
+    /// As [`Catalog::load`].
+    pub fn builtin_with(path: &Path) -> Result<Catalog, CatalogError> {
+        let user = Catalog::load(path)?;
+        Ok(Catalog::builtin().merged_with(&user))
+    }
+
+    /// Maps a deployment name (e.g. an Azure OpenAI deployment) to the model it serves;
+    /// calls reporting the deployment name are priced as that model
+    /// ([`MatchKind::Deployment`](crate::MatchKind::Deployment)). Replaces an earlier
+    /// mapping of the same name. Price files do the same with a `[deployments]` table.
+    ///
+    /// ```
+    /// use llmtel_pricing::{Catalog, MatchKind};
+    /// let mut c = Catalog::builtin().clone();
+    /// c.add_deployment("my-gpt4o-prod", "gpt-4o");
+    /// let r = c.resolve("my-gpt4o-prod", None).unwrap();
+    /// assert_eq!((r.key.as_str(), r.kind), ("gpt-4o", MatchKind::Deployment));
+    /// // With the Azure hint, Azure's own entry for the model prices it.
+    /// let r = c.resolve("my-gpt4o-prod", Some("azure.ai.openai")).unwrap();
+    /// assert_eq!((r.key.as_str(), r.kind), ("azure/gpt-4o", MatchKind::Deployment));
+    /// ```
+    pub fn add_deployment(&mut self, deployment: &str, model: &str) {
+        self.deployments
+            .insert(deployment.trim().to_string(), model.trim().to_string());
+        self.cache = ResolveCache::default();
+    }
+
+    /// Deployment names and the model each serves, by name.
+    pub fn deployments(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.deployments
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     /// This catalog plus the overrides: entries of `other` replace entries with the same
-    /// id or add new ones, and take over any alias they declare.
+    /// id or add new ones, and take over any alias they declare; its deployment
+    /// mappings are added (replacing those of the same name).
     pub fn merged_with(&self, other: &Catalog) -> Catalog {
         let mut entries = self.entries.clone();
         let claimed: std::collections::HashSet<&str> = other
@@ -262,7 +340,15 @@ impl Catalog {
         for (id, entry) in &other.entries {
             entries.insert(id.clone(), entry.clone());
         }
-        Catalog::from_entries(entries)
+        let mut merged = Catalog::from_entries(entries);
+        merged.deployments = self.deployments.clone();
+        merged.deployments.extend(
+            other
+                .deployments
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        merged
     }
 
     /// Adds or replaces an entry (by id); returns the entry it replaced.
@@ -317,7 +403,9 @@ impl Catalog {
         }
         let mut entries = std::mem::take(&mut self.entries);
         let old = entries.insert(entry.id.clone(), entry);
+        let deployments = std::mem::take(&mut self.deployments);
         *self = Catalog::from_entries(entries);
+        self.deployments = deployments;
         Ok(old)
     }
 
@@ -361,10 +449,23 @@ impl Catalog {
                 }
             }
         }
+        let mut basenames: HashMap<String, Vec<String>> = HashMap::new();
+        for id in entries.keys() {
+            if let Some((_, base)) = id.rsplit_once('/') {
+                if !base.is_empty() {
+                    basenames
+                        .entry(base.to_lowercase())
+                        .or_default()
+                        .push(id.clone());
+                }
+            }
+        }
         Catalog {
             entries,
             aliases,
             folded,
+            basenames,
+            deployments: BTreeMap::new(),
             cache: ResolveCache::default(),
         }
     }
@@ -378,6 +479,8 @@ impl Catalog {
 struct RawFile {
     #[serde(default)]
     model: Vec<Spanned<RawModel>>,
+    #[serde(default)]
+    deployments: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -752,8 +855,15 @@ impl Ctx<'_> {
         };
         if let Some((_, frac)) = text.split_once('.') {
             if frac.trim_end_matches('0').len() > 6 && frac.bytes().all(|b| b.is_ascii_digit()) {
+                // A per-token price (LiteLLM's unit, 2.5e-06) written where USD per
+                // million tokens is expected: say so.
+                let hint = if text.starts_with("0.0000") {
+                    " (this looks like USD per token: multiply by 1,000,000)"
+                } else {
+                    ""
+                };
                 return Err(fail(format!(
-                    "price {text} has more precision than 0.000001 USD per million tokens"
+                    "price {text} has more precision than 0.000001 USD per million tokens{hint}"
                 )));
             }
         }

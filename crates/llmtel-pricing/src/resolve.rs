@@ -23,8 +23,9 @@ pub enum MatchKind {
     BedrockId,
     /// The name is an alias of a catalog entry.
     Alias,
-    /// The caller mapped a deployment name (e.g. an Azure OpenAI deployment) to the
-    /// model; never returned by the catalog itself.
+    /// A deployment name (e.g. an Azure OpenAI deployment) mapped to its model by the
+    /// user's configuration (`[deployments]` in a price file,
+    /// [`Catalog::add_deployment`]).
     Deployment,
 }
 
@@ -57,6 +58,43 @@ pub struct Resolved {
     pub key: String,
     /// How the name matched.
     pub kind: MatchKind,
+}
+
+/// One step of [`Catalog::explain`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveStep {
+    /// The rule: `deployment`, `exact / alias / case`, `provider_prefix`, `snapshot`,
+    /// `bedrock_id`, ...
+    pub step: &'static str,
+    /// The name (or mapping) tried.
+    pub tried: String,
+    /// The catalog id it matched, if any.
+    pub matched: Option<String>,
+}
+
+/// The LiteLLM key prefixes under which a provider's models are listed, by
+/// `gen_ai.provider.name`.
+pub(crate) fn litellm_prefixes(provider: &str) -> &'static [&'static str] {
+    match provider {
+        "openai" => &["openai/"],
+        "anthropic" => &["anthropic/"],
+        "gcp.gemini" => &["gemini/"],
+        "gcp.vertex_ai" => &["vertex_ai/"],
+        "aws.bedrock" => &["bedrock/", "bedrock/converse/"],
+        "azure.ai.openai" | "azure" => &["azure/"],
+        "azure.ai.inference" => &["azure_ai/"],
+        "mistral_ai" => &["mistral/"],
+        "cohere" => &["cohere/", "cohere_chat/"],
+        "deepseek" => &["deepseek/"],
+        "x_ai" => &["xai/"],
+        "groq" => &["groq/"],
+        "together" | "together_ai" => &["together_ai/"],
+        "fireworks" | "fireworks_ai" => {
+            &["fireworks_ai/accounts/fireworks/models/", "fireworks_ai/"]
+        }
+        "perplexity" => &["perplexity/"],
+        _ => &[],
+    }
 }
 
 /// Most names kept by the resolution cache; when full it is emptied and refilled.
@@ -132,23 +170,41 @@ impl Catalog {
     /// Resolves a model name to a catalog entry, or `None`.
     ///
     /// Tried in this order, the first that matches wins:
-    /// 1. **exact** id ([`MatchKind::Exact`]);
-    /// 2. **alias** ([`MatchKind::Alias`]);
-    /// 3. id or alias **ignoring case** ([`MatchKind::Case`]);
-    /// 4. **provider prefix** removed: everything up to the last `/` (`openai/gpt-4o`,
-    ///    `anthropic/…`, `bedrock/…`, `vertex_ai/…`, `gemini/…`, `models/gemini-…`,
-    ///    full Vertex resource names), then steps 1–3 ([`MatchKind::ProviderPrefix`]);
-    /// 5. **snapshot suffix** removed, one `-` segment at a time, while it is a date part
-    ///    or version number (2, 3, 4 or 8 digits: `-2024-08-06`, `-20241022`, `-001`,
-    ///    `-0125`), a word among `latest`, `preview`, `exp`, `experimental`, `default`, or
-    ///    `vN`; anything after `@` is removed first (`claude-3-5-sonnet-v2@20241022`).
-    ///    Steps 1–3 are tried after each removal, so a listed snapshot (e.g.
-    ///    `gpt-4o-2024-05-13`, priced differently) always wins ([`MatchKind::Snapshot`]);
-    /// 6. **Bedrock id**: a trailing `:N` and `-vN` removed, then a region prefix (`us.`,
-    ///    `eu.`, `apac.`, `global.`, …) and the vendor (`anthropic.`, `meta.`, …), then
-    ///    steps 1–3 and 5 ([`MatchKind::BedrockId`]).
+    /// 1. **deployment**: the name, or the name without its provider prefix
+    ///    (`azure/my-gpt4o-prod`), is a deployment mapped by the user's configuration
+    ///    (`[deployments]` in a price file, [`Catalog::add_deployment`]); its model is then
+    ///    resolved by steps 2–8 ([`MatchKind::Deployment`]);
+    /// 2. **exact** id ([`MatchKind::Exact`]);
+    /// 3. **alias** ([`MatchKind::Alias`]);
+    /// 4. id or alias **ignoring case** ([`MatchKind::Case`]);
     ///
-    /// `provider` (a `gen_ai.provider.name` value) is only used to break ties, when one
+    ///    Steps 2–4 are one lookup; when a provider hint is given and the entry found
+    ///    belongs to another provider, the provider's own entry under its LiteLLM prefix
+    ///    wins (`gpt-4o` with hint `azure.ai.openai` → `azure/gpt-4o`,
+    ///    [`MatchKind::ProviderPrefix`]).
+    /// 5. **provider prefix**: with a provider hint, the name under that provider's prefix
+    ///    (`together` → `together_ai/<name>`, `fireworks` →
+    ///    `fireworks_ai/accounts/fireworks/models/<name>`, ...); then leading `/` segments
+    ///    removed one at a time (`openai/gpt-4o`, `bedrock/…`, `vertex_ai/…`, `gemini/…`,
+    ///    `azure/…`, `groq/…`, `together_ai/…`, `fireworks_ai/accounts/fireworks/models/…`,
+    ///    `models/gemini-…`, full Vertex resource names), each by steps 2–4
+    ///    ([`MatchKind::ProviderPrefix`]);
+    /// 6. **snapshot suffix** removed from the name and from each prefix-stripped form,
+    ///    one `-` segment at a time, while it is a date part or version number (2, 3, 4 or
+    ///    8 digits: `-2024-08-06`, `-20241022`, `-001`, `-0125`), a word among `latest`,
+    ///    `preview`, `exp`, `experimental`, `default`, or `vN`; anything after `@` is
+    ///    removed first (`claude-3-5-sonnet-v2@20241022`). Steps 2–4 are tried after each
+    ///    removal, so a listed snapshot (e.g. `gpt-4o-2024-05-13`, priced differently)
+    ///    always wins ([`MatchKind::Snapshot`]);
+    /// 7. **Bedrock id**: a trailing `:N` and `-vN` removed, then a region prefix (`us.`,
+    ///    `eu.`, `apac.`, `global.`, …) and the vendor (`anthropic.`, `meta.`, …), then
+    ///    steps 2–4 and 6 ([`MatchKind::BedrockId`]);
+    /// 8. **id suffix**: the last `/` segment, ignoring case, equals the last segment of a
+    ///    prefixed catalog id (`Llama-3.3-70B-Instruct-Turbo` →
+    ///    `together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo`; the hinted provider's
+    ///    entry first, else the smallest id) ([`MatchKind::ProviderPrefix`]).
+    ///
+    /// `provider` (a `gen_ai.provider.name` value) otherwise only breaks ties, when one
     /// name matches several entries at the same step (an alias or a case-folded name
     /// shared by two providers' entries); without it the smallest id wins.
     ///
@@ -171,38 +227,150 @@ impl Catalog {
         found
     }
 
+    /// Every step [`Catalog::resolve`] takes for `model`, in order, with what it tried
+    /// and whether it matched; the last step that matched is the result. Not cached.
+    ///
+    /// ```
+    /// use llmtel_pricing::Catalog;
+    /// let steps = Catalog::builtin().explain("openai/gpt-4o-2024-08-06", None);
+    /// assert!(steps.iter().any(|s| s.matched.as_deref() == Some("gpt-4o")));
+    /// ```
+    pub fn explain(&self, model: &str, provider: Option<&str>) -> Vec<ResolveStep> {
+        let mut steps = Vec::new();
+        self.resolve_steps(model.trim(), provider, &mut Some(&mut steps));
+        steps
+    }
+
     fn resolve_uncached(&self, model: &str, provider: Option<&str>) -> Option<Resolved> {
-        let done = |key: String, kind: MatchKind| Some(Resolved { key, kind });
+        self.resolve_steps(model, provider, &mut None)
+    }
+
+    fn resolve_steps(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        log: &mut Option<&mut Vec<ResolveStep>>,
+    ) -> Option<Resolved> {
         if model.is_empty() {
             return None;
         }
-        if let Some((key, kind)) = self.direct(model, provider) {
-            return done(key, kind);
-        }
-        let base = match model.rfind('/') {
-            Some(i) => &model[i + 1..],
-            None => model,
+        let mut note = |step: &'static str, tried: &str, found: Option<&str>| {
+            if let Some(log) = log.as_mut() {
+                log.push(ResolveStep {
+                    step,
+                    tried: tried.to_string(),
+                    matched: found.map(str::to_string),
+                });
+            }
         };
-        if base.is_empty() {
-            return None;
+        // 1. deployments (the name, then the name without its prefix)
+        if !self.deployments.is_empty() {
+            let base = model.rsplit('/').next().unwrap_or(model);
+            for name in [model, base] {
+                if let Some(target) = self.deployments.get(name) {
+                    let found = self.resolve_steps(target, provider, &mut None);
+                    let tried = format!("deployment {name} -> {target}");
+                    note("deployment", &tried, found.as_ref().map(|r| r.key.as_str()));
+                    if let Some(r) = found {
+                        return Some(Resolved {
+                            key: r.key,
+                            kind: MatchKind::Deployment,
+                        });
+                    }
+                }
+            }
         }
-        if base.len() != model.len() {
-            if let Some((key, _)) = self.direct(base, provider) {
+        // 2-4. exact, alias, case
+        let direct = self.direct(model, provider);
+        let hinted_elsewhere = match (&direct, provider) {
+            (Some((key, _)), Some(p)) => self
+                .entries
+                .get(key)
+                .is_some_and(|e| !e.provider.eq_ignore_ascii_case(p)),
+            _ => false,
+        };
+        if hinted_elsewhere {
+            if let Some(key) = self.under_provider_prefix(model, provider) {
+                note("provider_prefix", model, Some(&key));
+                return Some(Resolved {
+                    key,
+                    kind: MatchKind::ProviderPrefix,
+                });
+            }
+        }
+        note(
+            "exact / alias / case",
+            model,
+            direct.as_ref().map(|(k, _)| k.as_str()),
+        );
+        if let Some((key, kind)) = direct {
+            return Some(Resolved { key, kind });
+        }
+        let done = |key: String, kind: MatchKind| Some(Resolved { key, kind });
+        // 5. provider prefixes
+        if let Some(key) = self.under_provider_prefix(model, provider) {
+            note("provider_prefix (hinted provider)", model, Some(&key));
+            return done(key, MatchKind::ProviderPrefix);
+        }
+        let stripped: Vec<&str> = model
+            .match_indices('/')
+            .map(|(i, _)| &model[i + 1..])
+            .filter(|s| !s.is_empty())
+            .collect();
+        for name in &stripped {
+            let found = self.direct(name, provider).map(|(k, _)| k);
+            note("provider_prefix", name, found.as_deref());
+            if let Some(key) = found {
                 return done(key, MatchKind::ProviderPrefix);
             }
         }
-        if let Some(key) = self.without_snapshot(base, provider) {
-            return done(key, MatchKind::Snapshot);
+        let base = stripped.last().copied().unwrap_or(model);
+        // 6. snapshot suffixes, on the full name then each stripped form
+        for name in std::iter::once(model).chain(stripped.iter().copied()) {
+            let found = self.without_snapshot(name, provider);
+            note("snapshot", name, found.as_deref());
+            if let Some(key) = found {
+                return done(key, MatchKind::Snapshot);
+            }
         }
+        // 7. Bedrock ids
         if let Some(name) = bedrock_model_name(base) {
-            if let Some((key, _)) = self.direct(name, provider) {
+            let found = self
+                .direct(name, provider)
+                .map(|(k, _)| k)
+                .or_else(|| self.without_snapshot(name, provider));
+            note("bedrock_id", name, found.as_deref());
+            if let Some(key) = found {
                 return done(key, MatchKind::BedrockId);
             }
-            if let Some(key) = self.without_snapshot(name, provider) {
-                return done(key, MatchKind::BedrockId);
+        }
+        // 8. last segment of a prefixed catalog id
+        if let Some(ids) = self.basenames.get(&base.to_lowercase()) {
+            let found = self.pick(ids, provider);
+            note(
+                "provider_prefix (catalog id ending in /name)",
+                base,
+                found.as_deref(),
+            );
+            if let Some(key) = found {
+                return done(key, MatchKind::ProviderPrefix);
             }
         }
         None
+    }
+
+    /// `<prefix><name>` for the LiteLLM prefixes of the hinted provider, by steps 2–4,
+    /// keeping only entries of that provider.
+    fn under_provider_prefix(&self, name: &str, provider: Option<&str>) -> Option<String> {
+        let provider = provider?;
+        litellm_prefixes(provider).iter().find_map(|prefix| {
+            let qualified = format!("{prefix}{name}");
+            let (key, _) = self.direct(&qualified, Some(provider))?;
+            self.entries
+                .get(&key)
+                .is_some_and(|e| e.provider.eq_ignore_ascii_case(provider))
+                .then_some(key)
+        })
     }
 
     /// Steps 1–3: exact id, alias, case-insensitive id or alias.

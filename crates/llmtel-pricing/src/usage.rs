@@ -211,6 +211,31 @@ pub fn rate_per_million(usd_per_million: &str) -> Option<u64> {
         .and_then(|v| u64::try_from(v).ok())
 }
 
+/// Converts a USD-per-token `f64` (LiteLLM's unit, e.g. `2.5e-06`) to pico-dollars per
+/// token.
+///
+/// The value is read through its shortest round-tripping decimal form (what Python's
+/// `repr` and Rust's `{}` print, so the JSON text `2.5e-06` is read as `0.0000025`), then
+/// rounded to the pico-dollar, halves to even. `2.5e-06` is exactly `2_500_000`; a
+/// price finer than a pico-dollar per token (`1.41953125e-07`) is rounded
+/// (`141_953`). `None` for negative, NaN, infinite or too-large values.
+///
+/// ```
+/// assert_eq!(llmtel_pricing::rate_per_token_f64(2.5e-06), Some(2_500_000));
+/// assert_eq!(llmtel_pricing::rate_per_token_f64(1.25e-07), Some(125_000));
+/// assert_eq!(llmtel_pricing::rate_per_token_f64(2.5e-12), Some(2));
+/// assert_eq!(llmtel_pricing::rate_per_token_f64(3.5e-12), Some(4));
+/// assert_eq!(llmtel_pricing::rate_per_token_f64(-1e-6), None);
+/// ```
+pub fn rate_per_token_f64(usd_per_token: f64) -> Option<u64> {
+    if !usd_per_token.is_finite() || usd_per_token < 0.0 {
+        return None;
+    }
+    let text = format!("{}", usd_per_token.abs());
+    crate::usd::parse_fixed(&text, 12, crate::usd::Rounding::HalfEven)
+        .and_then(|v| u64::try_from(v).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

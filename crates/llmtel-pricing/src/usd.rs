@@ -118,6 +118,8 @@ pub(crate) enum Rounding {
     Exact,
     /// Round to nearest, halves away from zero.
     HalfUp,
+    /// Round to nearest, halves to the even neighbour (banker's rounding).
+    HalfEven,
 }
 
 /// Parses an unsigned decimal `int[.frac]` into an integer scaled by `10^scale`.
@@ -158,6 +160,14 @@ pub(crate) fn parse_fixed(s: &str, scale: usize, rounding: Rounding) -> Option<u
                     value = value.checked_add(1)?;
                 }
             }
+            Rounding::HalfEven => {
+                let first = extra.as_bytes()[0];
+                let beyond_half = extra.bytes().skip(1).any(|b| b != b'0');
+                let up = first > b'5' || (first == b'5' && (beyond_half || value % 2 == 1));
+                if up {
+                    value = value.checked_add(1)?;
+                }
+            }
         }
     }
     Some(value)
@@ -175,6 +185,22 @@ mod tests {
         assert_eq!(parse_fixed("0.1234567", 6, Rounding::Exact), None);
         assert_eq!(parse_fixed("0.1234560", 6, Rounding::Exact), Some(123_456));
         assert_eq!(parse_fixed("0.1234565", 6, Rounding::HalfUp), Some(123_457));
+        assert_eq!(
+            parse_fixed("0.1234565", 6, Rounding::HalfEven),
+            Some(123_456)
+        );
+        assert_eq!(
+            parse_fixed("0.1234575", 6, Rounding::HalfEven),
+            Some(123_458)
+        );
+        assert_eq!(
+            parse_fixed("0.12345650001", 6, Rounding::HalfEven),
+            Some(123_457)
+        );
+        assert_eq!(
+            parse_fixed("0.1234564999", 6, Rounding::HalfEven),
+            Some(123_456)
+        );
         assert_eq!(parse_fixed("", 6, Rounding::Exact), None);
         assert_eq!(parse_fixed(".", 6, Rounding::Exact), None);
         assert_eq!(parse_fixed("-1", 6, Rounding::Exact), None);

@@ -161,3 +161,72 @@ fn a_good_file_loads_from_disk_with_its_path_as_origin() {
     assert_eq!(Catalog::load(&path).expect("loads").len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_typo_in_a_field_name_is_an_unknown_field() {
+    let e = error_of(
+        "[[model]]\nid = \"m\"\nprovider = \"p\"\n[[model.price]]\neffective = \"2025-01-01\"\ninptu = 1\noutput = 1\n",
+    );
+    assert_eq!(
+        (e.entry(), e.field(), e.line()),
+        (Some("m"), Some("inptu"), Some(6))
+    );
+    assert!(
+        e.to_string()
+            .starts_with("prices.toml:6: model `m`, field `inptu`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_per_token_price_in_a_per_million_file_is_a_wrong_unit() {
+    let e = error_of(
+        "[[model]]\nid = \"m\"\nprovider = \"p\"\n[[model.price]]\neffective = \"2025-01-01\"\ninput = 2.5e-06\noutput = 1\n",
+    );
+    assert_eq!(
+        (e.entry(), e.field(), e.line()),
+        (Some("m"), Some("price.input"), Some(6))
+    );
+    assert!(e.to_string().contains("looks like USD per token"), "{e}");
+}
+
+#[test]
+fn the_builtin_catalog_is_never_replaced_by_a_half_loaded_file() {
+    let dir = std::env::temp_dir().join(format!("llmtel-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two good entries, then a bad one: nothing of the file is loaded.
+    let path = dir.join("prices.toml");
+    let src = format!(
+        "{GOOD_FIRST}\n[[model]]\nid = \"gpt-4o\"\nprovider = \"openai\"\n[[model.price]]\neffective = \"2025-01-01\"\ninput = 0\noutput = 0\n\n[[model]]\nid = \"bad\"\nprovider = \"p\"\n[[model.price]]\neffective = \"2025-01-01\"\ninput = -1\noutput = 1\n"
+    );
+    std::fs::write(&path, src).unwrap();
+    let before = Catalog::builtin().len();
+    let e = Catalog::builtin_with(&path).unwrap_err();
+    assert_eq!(e.entry(), Some("bad"));
+    assert!(e.to_string().contains("prices.toml"), "{e}");
+    assert_eq!(Catalog::builtin().len(), before);
+    assert!(Catalog::builtin().get("good").is_none());
+    // gpt-4o keeps its built-in price.
+    let p = Catalog::builtin()
+        .get("gpt-4o")
+        .unwrap()
+        .prices
+        .last()
+        .unwrap()
+        .rates;
+    assert_eq!(p.input, 2_500_000);
+    // Same for a LiteLLM JSON file with one bad entry among good ones.
+    let json = dir.join("prices.json");
+    std::fs::write(
+        &json,
+        r#"{"good": {"input_cost_per_token": 1e-06}, "gpt-4o": {"input_cost_per_token": 0}, "z": {"input_cost_per_token": 1e-06, "output_cost_per_token": -1}}"#,
+    )
+    .unwrap();
+    let e = Catalog::builtin_with(&json).unwrap_err();
+    assert_eq!(
+        (e.entry(), e.field()),
+        (Some("z"), Some("output_cost_per_token"))
+    );
+    assert_eq!(Catalog::builtin().len(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

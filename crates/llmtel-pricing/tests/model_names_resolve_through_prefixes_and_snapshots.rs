@@ -28,10 +28,11 @@ fn builtin_names_resolve_with_the_expected_kind() {
             ProviderPrefix,
         ),
         ("models/gemini-2.5-pro", "gemini-2.5-pro", ProviderPrefix),
+        // Vertex AI's own entry (generated from LiteLLM) wins over the Gemini API's.
         (
             "vertex_ai/gemini-2.0-flash",
-            "gemini-2.0-flash",
-            ProviderPrefix,
+            "vertex_ai/gemini-2.0-flash",
+            Exact,
         ),
         ("gpt-4o-2024-08-06", "gpt-4o", Snapshot),
         ("gpt-4o-mini-2024-07-18", "gpt-4o-mini", Snapshot),
@@ -53,10 +54,11 @@ fn builtin_names_resolve_with_the_expected_kind() {
             Snapshot,
         ),
         ("gpt-4-1106-preview", "gpt-4-turbo", Alias), // priced as gpt-4-turbo, not gpt-4
+        // Bedrock ids listed by LiteLLM are Bedrock's own entries.
         (
             "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
-            "claude-3-5-sonnet",
-            BedrockId,
+            "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            Exact,
         ),
         (
             "anthropic.claude-3-haiku-20240307-v1:0",
@@ -65,12 +67,13 @@ fn builtin_names_resolve_with_the_expected_kind() {
         ),
         (
             "bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0",
-            "claude-sonnet-4",
-            BedrockId,
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            ProviderPrefix,
         ),
+        // Not listed: region and version removed, then the Anthropic family.
         (
-            "eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
-            "claude-3-7-sonnet",
+            "apac.anthropic.claude-3-haiku-20240307-v1:0",
+            "claude-3-haiku",
             BedrockId,
         ),
     ];
@@ -94,7 +97,7 @@ fn names_that_only_look_similar_do_not_resolve() {
         "claude",
         "",
         "openai/",
-        "mistral.mistral-large-2402-v1:0",
+        "mistral.mistral-huge-2402-v1:0",
     ] {
         assert_eq!(c.resolve(name, None), None, "`{name}` resolved");
     }
