@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${LLMTEL_ROTEL_OTLP_GRPC:?source .peers/env first (scripts/peers.sh start)}"
 : "${LLMTEL_ROTEL_LOG:?source .peers/env first}"
-qs=target/debug/examples/quickstart
+qs="${CARGO_TARGET_DIR:-target}/debug/examples/quickstart"
 cargo build -q -j2 --example quickstart
 fail() { echo "check-env: FAIL: $*" >&2; exit 1; }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's full check, as in the README and CI (.ci/run):
-# format, lints, real peers (Phoenix + rotel, see scripts/peers.sh), tests,
+# format, lints, real peers (Phoenix, rotel, Prometheus, Redis, Alertmanager: scripts/*.sh), tests,
 # doc tests, examples. Peer tests fail (never skip) when a peer is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,13 +18,17 @@ scripts/check-ops.sh
 # Real peers, installed and started by the project's scripts, stopped by PID on exit.
 scripts/peers.sh install
 scripts/prometheus.sh install
-trap 'scripts/peers.sh stop; scripts/prometheus.sh stop' EXIT
+scripts/redis.sh install
+scripts/alertmanager.sh install
+trap 'scripts/peers.sh stop; scripts/prometheus.sh stop; scripts/redis.sh stop; scripts/alertmanager.sh stop' EXIT
 scripts/peers.sh start
 scripts/prometheus.sh start
-# shellcheck disable=SC1091
-source "${LLMTEL_PEERS_DIR:-.peers}/env"
-# shellcheck disable=SC1091
-source "${LLMTEL_PEERS_DIR:-.peers}/prometheus.env"
+scripts/redis.sh start
+scripts/alertmanager.sh start
+for env_file in env prometheus.env redis.env alertmanager.env; do
+  # shellcheck disable=SC1090
+  source "${LLMTEL_PEERS_DIR:-.peers}/$env_file"
+done
 
 cargo nextest run --workspace --all-features -j2 --no-fail-fast
 cargo test --workspace --doc --all-features -j2

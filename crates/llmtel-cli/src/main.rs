@@ -35,6 +35,25 @@ enum Command {
     Cost(CostArgs),
     /// Show, resolve, list and check prices.
     Prices(PricesArgs),
+    /// Budgets configured in a file.
+    Budget {
+        #[command(subcommand)]
+        cmd: BudgetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BudgetCommand {
+    /// Spent, limit, utilization, remaining and reset time per rule and scope, read from the
+    /// configured store.
+    Status {
+        /// Budget config (TOML: `[[rule]]` tables and an optional `[store]` table).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +164,11 @@ fn main() -> ExitCode {
         Command::Cost(args) if args.batch => batch(&args),
         Command::Cost(args) => cost(&args),
         Command::Prices(args) => prices(args),
+        Command::Budget {
+            cmd: BudgetCommand::Status { config, json },
+        } => llmtel_budget::status_report(&config, json)
+            .map(|out| out.trim_end().to_owned())
+            .map_err(|e| format!("llmtel budget status: {e}")),
     };
     match result {
         Ok(out) => {

@@ -1,0 +1,44 @@
+//! Alerts for llmtel: one [`Alert`] type, an [`AlertSink`] trait with sinks for
+//! tracing/log, a generic JSON webhook, Slack-compatible webhooks and the Prometheus
+//! Alertmanager API v2, and an [`AlertDispatcher`] that delivers them off the request path.
+//!
+//! Raising an alert never blocks and never panics: [`AlertDispatcher::send`] puts the alert
+//! on a bounded queue drained by one dispatcher thread; a full queue drops the alert and
+//! counts it ([`DispatchStats::dropped`]); a sink that fails or hangs (every HTTP sink has a
+//! timeout and a bounded number of retries) is counted ([`DispatchStats::failed`]) and
+//! delays only the dispatcher thread.
+//!
+//! ```
+//! use llmtel_alert::{Alert, AlertDispatcher, LogSink, Severity};
+//! use std::sync::Arc;
+//!
+//! let alerts = AlertDispatcher::builder().with_sink(Arc::new(LogSink::new())).build();
+//! alerts.send(
+//!     Alert::firing("LlmBudgetThreshold", Severity::Warning)
+//!         .with_label("rule", "per-user-daily")
+//!         .with_annotation("summary", "user u-1 spent 80 % of $5.00"),
+//! );
+//! alerts.flush(std::time::Duration::from_secs(1));
+//! assert_eq!(alerts.stats().delivered, 1);
+//! ```
+//!
+//! # Feature flags
+//! - `testing`: [`MemorySink`], an in-memory sink to assert on delivered alerts.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod alert;
+mod dispatch;
+mod http;
+mod sink;
+
+pub use alert::{Alert, AlertState, Severity};
+pub use dispatch::{AlertDispatcher, DispatchStats, DispatcherBuilder};
+pub use http::{AlertmanagerSink, HttpConfig, SlackSink, WebhookSink};
+#[cfg(feature = "testing")]
+pub use sink::MemorySink;
+pub use sink::{AlertError, AlertSink, LogSink};

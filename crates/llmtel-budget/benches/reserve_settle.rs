@@ -1,0 +1,113 @@
+//! `reserve` + `settle` per call, per store, against a raw baseline measured in the same run:
+//! one SQLite upsert (autocommit) and one Redis `EVAL` round trip.
+//!
+//! ```sh
+//! source .peers/redis.env   # scripts/redis.sh start
+//! cargo bench -p llmtel-budget --bench reserve_settle -- --measurement-time 3 --warm-up-time 1
+//! ```
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use llmtel_budget::store::{Amount, BudgetStore, Meter};
+use llmtel_budget::{Budgets, CallContext, Estimate, Period, RedisStore, Rule, Scope, SqliteStore};
+
+fn rule() -> Rule {
+    Rule::new(
+        "per-user",
+        Scope::User,
+        Period::Day(jiff::tz::TimeZone::UTC),
+    )
+    .with_limit_usd(llmtel::Usd::parse_decimal("1000000").unwrap())
+}
+
+fn meter() -> Meter {
+    Meter {
+        id: "per-user\u{1f}u-1".into(),
+        buckets: vec!["per-user\u{1f}u-1\u{1f}1748736000".into()],
+        ttl_ms: 86_400_000,
+        limit_usd: Some(1_000_000_000_000_000_000),
+        limit_tokens: None,
+    }
+}
+
+/// What one call costs a store: the reserve and the settle (commit + release).
+fn store_reserve_commit(store: &dyn BudgetStore, n: &mut u64) {
+    *n += 1;
+    let id = n.to_string();
+    let a = Amount {
+        usd: 5_000_000_000,
+        tokens: 1_500,
+    };
+    let charges = [(meter(), a)];
+    let now = 1_748_736_000_000;
+    store.reserve(&id, &charges, now, now + 600_000).unwrap();
+    let meters = [charges[0].0.id.clone()];
+    store.commit(Some((&id, &meters)), &charges, now).unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("memory");
+    let budgets = Budgets::builder().with_rule(rule()).build();
+    let ctx = CallContext::new().with_user("u-1");
+    let est = Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500);
+    g.bench_function("budgets_reserve_settle", |b| {
+        b.iter(|| {
+            let r = budgets.reserve(&ctx, est).unwrap();
+            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
+        })
+    });
+    g.finish();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("sqlite");
+    let raw = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+    raw.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE t (key TEXT PRIMARY KEY, usd INTEGER NOT NULL, tokens INTEGER NOT NULL) WITHOUT ROWID;",
+    )
+    .unwrap();
+    g.bench_function("raw_upsert", |b| {
+        let mut st = raw
+            .prepare("INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens")
+            .unwrap();
+        b.iter(|| st.execute(rusqlite::params!["per-user\u{1f}u-1\u{1f}1748736000", 5_000_000_000i64, 1_500i64]).unwrap())
+    });
+    let store = SqliteStore::open(dir.path().join("budget.db")).unwrap();
+    let mut n = 0;
+    g.bench_function("store_reserve_commit", |b| {
+        b.iter(|| store_reserve_commit(&store, &mut n))
+    });
+    g.finish();
+
+    let Ok(url) = std::env::var("LLMTEL_REDIS_URL") else {
+        eprintln!(
+            "LLMTEL_REDIS_URL not set: Redis benchmarks not run (scripts/redis.sh start; source .peers/redis.env)"
+        );
+        return;
+    };
+    let mut g = c.benchmark_group("redis");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let script = redis::Script::new("return redis.call('HINCRBY', KEYS[1], 'u', ARGV[1])");
+    g.bench_function("raw_eval", |b| {
+        b.iter(|| {
+            let _: i64 = script
+                .key("llmtel:bench:raw")
+                .arg(5_000_000_000i64)
+                .invoke(&mut conn)
+                .unwrap();
+        })
+    });
+    let store: Arc<dyn BudgetStore> =
+        Arc::new(RedisStore::open(&url).unwrap().with_prefix("llmtel:bench:"));
+    let mut n = 0;
+    g.bench_function("store_reserve_commit", |b| {
+        b.iter(|| store_reserve_commit(store.as_ref(), &mut n))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

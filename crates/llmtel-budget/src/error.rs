@@ -1,0 +1,90 @@
+//! Errors.
+
+use jiff::Timestamp;
+use llmtel_pricing::Usd;
+
+/// A config file or rule that cannot be used.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read budget config: {0}")]
+    Io(String),
+    /// The TOML is invalid.
+    #[error("invalid budget config: {0}")]
+    Parse(String),
+    /// One rule is invalid.
+    #[error("budget rule {rule:?}: {field}: {message}")]
+    Rule {
+        /// Rule name.
+        rule: String,
+        /// Field at fault.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configured store cannot be opened.
+    #[error("budget store: {0}")]
+    Store(String),
+}
+
+/// The store could not be reached or answered an error.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("budget store {store}: {message}")]
+pub struct StoreError {
+    /// Store kind (`memory`, `sqlite`, `redis`).
+    pub store: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A call refused because it would pass a limit.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("budget {rule:?} exceeded for {scope}: spent {spent} of {limit} this {period}; resets at {}", resets_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()))]
+pub struct BudgetExceeded {
+    /// The rule.
+    pub rule: String,
+    /// The scope and value, `user.id=u-1` (or `user.id=*` for a shared rule).
+    pub scope: String,
+    /// The period name (`day`, `rolling-24h`, ...).
+    pub period: String,
+    /// Settled plus reserved spend in the period.
+    pub spent: Usd,
+    /// The USD limit (zero when a token limit was hit).
+    pub limit: Usd,
+    /// Settled plus reserved tokens in the period.
+    pub spent_tokens: u64,
+    /// The token limit, when one was hit.
+    pub limit_tokens: Option<u64>,
+    /// When the period resets (`None` for lifetime budgets).
+    pub resets_at: Option<Timestamp>,
+}
+
+impl BudgetExceeded {
+    /// Seconds until the budget resets from `now`, at least 1, for a `Retry-After` header.
+    pub fn retry_after_secs(&self, now: Timestamp) -> Option<u64> {
+        let t = self.resets_at?;
+        let s = t.as_second() - now.as_second();
+        Some(s.max(1) as u64)
+    }
+}
+
+/// Why `reserve` refused a call.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ReserveError {
+    /// A limit would be passed.
+    #[error(transparent)]
+    Exceeded(Box<BudgetExceeded>),
+    /// The store is down and the budgets are configured fail-closed.
+    #[error("budget store unavailable (fail-closed): {0}")]
+    StoreUnavailable(StoreError),
+}
+
+impl ReserveError {
+    /// The exceeded budget, when that is the reason.
+    pub fn exceeded(&self) -> Option<&BudgetExceeded> {
+        match self {
+            ReserveError::Exceeded(e) => Some(e.as_ref()),
+            ReserveError::StoreUnavailable(_) => None,
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Budget rules: what is limited, per what, over which period.
+
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use llmtel_pricing::Usd;
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// Which dimension of a call a rule limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every call (one shared budget for the whole service).
+    Global,
+    /// `user.id`.
+    User,
+    /// `llmtel.tenant`.
+    Tenant,
+    /// `llmtel.feature`.
+    Feature,
+    /// `session.id`.
+    Session,
+    /// `llmtel.api_key_id`.
+    ApiKey,
+    /// The model (request model for reservations, the priced model for recorded calls).
+    Model,
+    /// `gen_ai.provider.name`.
+    Provider,
+    /// Any other span dimension by attribute name (a custom `llmtel.*` field).
+    Attribute(String),
+}
+
+impl Scope {
+    /// Parses `global`, `user`, `tenant`, `feature`, `session`, `api_key`, `model`,
+    /// `provider`, or an attribute name (anything else, e.g. `llmtel.team`).
+    pub fn parse(s: &str) -> Scope {
+        match s {
+            "global" | "service" => Scope::Global,
+            "user" | "user.id" => Scope::User,
+            "tenant" | "llmtel.tenant" => Scope::Tenant,
+            "feature" | "llmtel.feature" => Scope::Feature,
+            "session" | "session.id" => Scope::Session,
+            "api_key" | "llmtel.api_key_id" => Scope::ApiKey,
+            "model" | "gen_ai.request.model" => Scope::Model,
+            "provider" | "gen_ai.provider.name" => Scope::Provider,
+            other => Scope::Attribute(other.to_string()),
+        }
+    }
+
+    /// The attribute name shown in status and alerts (`user.id`, ...; `*` for global).
+    pub fn attribute(&self) -> &str {
+        match self {
+            Scope::Global => "*",
+            Scope::User => "user.id",
+            Scope::Tenant => "llmtel.tenant",
+            Scope::Feature => "llmtel.feature",
+            Scope::Session => "session.id",
+            Scope::ApiKey => "llmtel.api_key_id",
+            Scope::Model => "gen_ai.request.model",
+            Scope::Provider => "gen_ai.provider.name",
+            Scope::Attribute(a) => a,
+        }
+    }
+}
+
+/// Whether each value of the scope gets its own limit or all values share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// "every user $5 a day": one budget per value.
+    #[default]
+    PerValue,
+    /// "all users together $100 a day": one budget for every call that has the dimension.
+    Shared,
+}
+
+/// The period a budget covers before it resets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Period {
+    /// Calendar day in the time zone (midnight to midnight, 23 or 25 hours across DST).
+    Day(TimeZone),
+    /// Calendar week (Monday 00:00) in the time zone.
+    Week(TimeZone),
+    /// Calendar month in the time zone.
+    Month(TimeZone),
+    /// The last N hours, in 60 buckets of N minutes each (spend leaves the window bucket by
+    /// bucket).
+    RollingHours(u32),
+    /// Never resets.
+    Lifetime,
+}
+
+impl Period {
+    /// `day`, `week`, `month`, `rolling-Nh`, `lifetime`.
+    pub fn name(&self) -> String {
+        match self {
+            Period::Day(_) => "day".into(),
+            Period::Week(_) => "week".into(),
+            Period::Month(_) => "month".into(),
+            Period::RollingHours(h) => format!("rolling-{h}h"),
+            Period::Lifetime => "lifetime".into(),
+        }
+    }
+}
+
+/// USD and/or token limits; a rule with neither never denies (thresholds still need one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Spend limit.
+    pub usd: Option<Usd>,
+    /// Token limit (input + output tokens).
+    pub tokens: Option<u64>,
+}
+
+/// One budget rule.
+///
+/// ```
+/// use llmtel_budget::{Rule, Scope, Period, Mode};
+/// use llmtel::Usd;
+/// let rule = Rule::new("per-user-daily", Scope::User, Period::Day(jiff::tz::TimeZone::UTC))
+///     .with_limit_usd(Usd::parse_decimal("5").unwrap())
+///     .with_thresholds(&[50, 80, 100]);
+/// assert_eq!(rule.mode, Mode::PerValue);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// Unique name (in status, alerts, `llmtel.budget.rule`, store keys).
+    pub name: Arc<str>,
+    /// The dimension limited.
+    pub scope: Scope,
+    /// Per value or shared.
+    pub mode: Mode,
+    /// Only these values (empty: every value).
+    pub values: Vec<String>,
+    /// The period.
+    pub period: Period,
+    /// Limits.
+    pub limits: Limits,
+    /// Soft thresholds in percent of a limit; each fires one alert per scope and period.
+    pub thresholds: Vec<u32>,
+}
+
+impl Rule {
+    /// A per-value rule with no limit and no threshold yet.
+    pub fn new(name: &str, scope: Scope, period: Period) -> Self {
+        Rule {
+            name: name.into(),
+            scope,
+            mode: Mode::PerValue,
+            values: Vec::new(),
+            period,
+            limits: Limits::default(),
+            thresholds: Vec::new(),
+        }
+    }
+
+    /// Sets the USD limit.
+    pub fn with_limit_usd(mut self, usd: Usd) -> Self {
+        self.limits.usd = Some(usd);
+        self
+    }
+
+    /// Sets the token limit.
+    pub fn with_limit_tokens(mut self, tokens: u64) -> Self {
+        self.limits.tokens = Some(tokens);
+        self
+    }
+
+    /// Sets the mode.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Limits the rule to these values of its scope.
+    pub fn with_values(mut self, values: &[&str]) -> Self {
+        self.values = values.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Sets the soft thresholds, in percent.
+    pub fn with_thresholds(mut self, pct: &[u32]) -> Self {
+        self.thresholds = pct.to_vec();
+        self.thresholds.sort_unstable();
+        self.thresholds.dedup();
+        self
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UsdValue {
+    Text(String),
+    Float(f64),
+    Int(u64),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    scope: String,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    values: Vec<String>,
+    period: String,
+    hours: Option<u32>,
+    time_zone: Option<String>,
+    limit_usd: Option<UsdValue>,
+    limit_tokens: Option<u64>,
+    #[serde(default)]
+    thresholds: Vec<u32>,
+}
+
+/// Where the budgets live, as configured in the file's `[store]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (default), `sqlite` or `redis`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// SQLite file.
+    pub path: Option<String>,
+    /// Redis URL (`redis://` or `rediss://`, with `:password@`).
+    pub url: Option<String>,
+    /// Key prefix in Redis.
+    pub prefix: Option<String>,
+    /// `open` (default) or `closed`: what `reserve` does when the store is down.
+    pub on_store_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+/// Rules and store settings read from a TOML file.
+///
+/// ```
+/// let cfg = llmtel_budget::Config::from_toml_str(r#"
+///     [[rule]]
+///     name = "per-user-daily"
+///     scope = "user"
+///     period = "day"
+///     time_zone = "Europe/Berlin"
+///     limit_usd = "5.00"
+///     thresholds = [50, 80, 100]
+/// "#).unwrap();
+/// assert_eq!(cfg.rules[0].name.as_ref(), "per-user-daily");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The rules, in file order.
+    pub rules: Vec<Rule>,
+    /// The `[store]` table.
+    pub store: StoreConfig,
+}
+
+impl Config {
+    /// Parses a config.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the rule and field at fault.
+    pub fn from_toml_str(src: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(src).map_err(|e| ConfigError::Parse(e.message().to_string()))?;
+        let mut rules = Vec::new();
+        for r in raw.rules {
+            let bad = |field: &str, msg: String| ConfigError::Rule {
+                rule: r.name.clone(),
+                field: field.to_string(),
+                message: msg,
+            };
+            let tz = match &r.time_zone {
+                None => jiff::tz::TimeZone::UTC,
+                Some(name) => jiff::tz::TimeZone::get(name)
+                    .map_err(|e| bad("time_zone", format!("unknown time zone {name:?}: {e}")))?,
+            };
+            let period = match r.period.as_str() {
+                "day" | "daily" => Period::Day(tz),
+                "week" | "weekly" => Period::Week(tz),
+                "month" | "monthly" => Period::Month(tz),
+                "lifetime" => Period::Lifetime,
+                "rolling" => match r.hours {
+                    Some(h) if h > 0 => Period::RollingHours(h),
+                    _ => return Err(bad("hours", "a rolling period needs hours >= 1".into())),
+                },
+                other => {
+                    return Err(bad(
+                        "period",
+                        format!("{other:?}: expected day, week, month, rolling or lifetime"),
+                    ));
+                }
+            };
+            let usd = match r.limit_usd {
+                None => None,
+                Some(UsdValue::Text(s)) => Some(
+                    Usd::parse_decimal(s.trim().trim_start_matches('$'))
+                        .ok_or_else(|| bad("limit_usd", format!("not an amount: {s:?}")))?,
+                ),
+                Some(UsdValue::Float(f)) => Some(
+                    Usd::from_f64(f)
+                        .ok_or_else(|| bad("limit_usd", format!("not an amount: {f}")))?,
+                ),
+                Some(UsdValue::Int(i)) => Some(Usd::from_picos(i as u128 * 1_000_000_000_000)),
+            };
+            if r.thresholds.iter().any(|t| *t == 0 || *t > 1000) {
+                return Err(bad("thresholds", "percent values from 1 to 1000".into()));
+            }
+            let mut rule = Rule::new(&r.name, Scope::parse(&r.scope), period)
+                .with_mode(r.mode)
+                .with_thresholds(&r.thresholds);
+            rule.values = r.values;
+            rule.limits = Limits {
+                usd,
+                tokens: r.limit_tokens,
+            };
+            rules.push(rule);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &rules {
+            if !seen.insert(r.name.clone()) {
+                return Err(ConfigError::Parse(format!(
+                    "duplicate rule name {:?}",
+                    r.name
+                )));
+            }
+        }
+        Ok(Config {
+            rules,
+            store: raw.store,
+        })
+    }
+
+    /// Reads and parses a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Io`] or as [`Config::from_toml_str`].
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let src = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
+        Config::from_toml_str(&src)
+    }
+}

@@ -1,0 +1,267 @@
+//! The SQLite store: embedded and durable (WAL; a committed write survives `kill -9`).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
+use crate::error::StoreError;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS llmtel_budget_bucket (
+    key TEXT PRIMARY KEY, usd INTEGER NOT NULL, tokens INTEGER NOT NULL, expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS llmtel_budget_reservation (
+    meter TEXT NOT NULL, id TEXT NOT NULL, usd INTEGER NOT NULL, tokens INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL, PRIMARY KEY (meter, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
+    key TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+fn err(e: rusqlite::Error) -> StoreError {
+    StoreError {
+        store: "sqlite",
+        message: e.to_string(),
+    }
+}
+
+/// Budgets in a SQLite file. Several processes may share the file (writes are serialised
+/// by SQLite's lock; `busy_timeout` 2 s).
+///
+/// Durability: WAL with `synchronous = NORMAL`, so every committed write survives the
+/// process being killed (`kill -9`); an OS crash or power loss may lose the last
+/// transactions. [`SqliteStore::with_synchronous_full`] closes that gap at a cost per write.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    ops: std::sync::atomic::AtomicU64,
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database at `path`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or the schema created.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(err)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory SQLite database (for tests and benchmarks).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(err)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            ops: Default::default(),
+        })
+    }
+
+    /// `PRAGMA synchronous = FULL`: durable across OS crashes too (an fsync per commit).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn with_synchronous_full(self) -> Result<Self, StoreError> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .execute_batch("PRAGMA synchronous = FULL;")
+            .map_err(err)?;
+        Ok(self)
+    }
+}
+
+fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
+    let mut st = c.prepare_cached(
+        "SELECT usd, tokens FROM llmtel_budget_bucket WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?2)",
+    )?;
+    let mut total = Amount::default();
+    for b in &m.buckets {
+        if let Some((u, t)) = st
+            .query_row(params![b, now_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?
+        {
+            total = total.plus(Amount { usd: u, tokens: t });
+        }
+    }
+    Ok(total)
+}
+
+fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
+    c.prepare_cached(
+        "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND expires_ms <= ?2",
+    )?
+    .execute(params![meter, now_ms])?;
+    c.prepare_cached(
+        "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation WHERE meter = ?1",
+    )?
+    .query_row(params![meter], |r| {
+        Ok(Amount {
+            usd: r.get(0)?,
+            tokens: r.get(1)?,
+        })
+    })
+}
+
+impl BudgetStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn reserve(
+        &self,
+        id: &str,
+        charges: &[(Meter, Amount)],
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        for (i, (m, a)) in charges.iter().enumerate() {
+            let s = spent(&tx, m, now_ms).map_err(err)?;
+            let r = reserved(&tx, &m.id, now_ms).map_err(err)?;
+            if m.denies(s, r, *a) {
+                tx.commit().map_err(err)?; // keeps the expired-reservation cleanup
+                return Ok(ReserveOutcome::Denied(i));
+            }
+        }
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            for (m, a) in charges {
+                ins.execute(params![m.id, id, a.usd, a.tokens, expires_ms])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(ReserveOutcome::Admitted)
+    }
+
+    fn commit(
+        &self,
+        release: Option<(&str, &[String])>,
+        charges: &[(Meter, Amount)],
+        now_ms: i64,
+    ) -> Result<Vec<Amount>, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        if let Some((id, meters)) = release {
+            let mut del = tx
+                .prepare_cached(
+                    "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2",
+                )
+                .map_err(err)?;
+            for m in meters {
+                del.execute(params![m, id]).map_err(err)?;
+            }
+        }
+        let mut out = Vec::with_capacity(charges.len());
+        {
+            let mut up = tx
+                .prepare_cached(
+                    "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET
+                       usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
+                       tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
+                       expires_ms = excluded.expires_ms",
+                )
+                .map_err(err)?;
+            for (m, a) in charges {
+                let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
+                up.execute(params![m.current(), a.usd, a.tokens, exp, now_ms])
+                    .map_err(err)?;
+            }
+            for (m, _) in charges {
+                out.push(spent(&tx, m, now_ms).map_err(err)?);
+            }
+        }
+        if self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+            tx.execute(
+                "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                params![now_ms],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                params![now_ms],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn totals(&self, meters: &[Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = c.transaction().map_err(err)?;
+        let mut out = Vec::with_capacity(meters.len());
+        for m in meters {
+            out.push(MeterTotals {
+                spent: spent(&tx, m, now_ms).map_err(err)?,
+                reserved: reserved(&tx, &m.id, now_ms).map_err(err)?,
+            });
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn values(&self, prefix: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = c
+            .prepare_cached(
+                "SELECT key FROM llmtel_budget_bucket WHERE substr(key, 1, length(?1)) = ?1
+                 AND (expires_ms = 0 OR expires_ms > ?2)",
+            )
+            .map_err(err)?;
+        let keys = st
+            .query_map(params![prefix, now_ms], |r| r.get::<_, String>(0))
+            .map_err(err)?;
+        let mut v = Vec::new();
+        for k in keys {
+            let k = k.map_err(err)?;
+            if let Some(x) = super::value_of(&k, prefix) {
+                v.push(x.to_string());
+            }
+        }
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+
+    fn fire_once(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let exp = if ttl_ms > 0 { now_ms + ttl_ms } else { 0 };
+        let n = c
+            .prepare_cached(
+                "INSERT INTO llmtel_budget_fired (key, expires_ms) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET expires_ms = excluded.expires_ms
+                 WHERE llmtel_budget_fired.expires_ms <> 0 AND llmtel_budget_fired.expires_ms <= ?3",
+            )
+            .map_err(err)?
+            .execute(params![key, exp, now_ms])
+            .map_err(err)?;
+        Ok(n == 1)
+    }
+}

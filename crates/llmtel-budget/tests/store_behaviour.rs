@@ -1,0 +1,424 @@
+//! One behaviour suite run against every budget store: memory, SQLite and real Redis
+//! (scripts/redis.sh). Period boundaries (day / week / month in Europe/Berlin and
+//! America/New_York across DST changes, rolling windows), per-value vs shared scopes,
+//! several rules on one call, thresholds firing exactly once, reservations and expiry,
+//! zero-priced calls, exact totals under concurrency, and no over-admission.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use llmtel_alert::{AlertDispatcher, MemorySink};
+use llmtel_budget::{
+    BudgetStore, Budgets, CallContext, Estimate, Mode, Period, ReserveError, Rule, Scope,
+};
+use support::{TestClock, store, usd};
+
+fn est(s: &str) -> Estimate {
+    Estimate::new(usd(s), 0)
+}
+
+fn budgets(st: &Arc<dyn BudgetStore>, clock: &TestClock, rules: Vec<Rule>) -> Budgets {
+    Budgets::builder()
+        .with_store(st.clone())
+        .with_clock(clock.clock())
+        .with_rules(rules)
+        .with_reservation_ttl(Duration::from_secs(60))
+        .build()
+}
+
+fn spend(b: &Budgets, ctx: &CallContext, s: &str) {
+    b.record(ctx, usd(s), 10);
+    assert!(b.flush(Duration::from_secs(10)));
+}
+
+fn denied(r: Result<llmtel_budget::Reservation, ReserveError>) -> llmtel_budget::BudgetExceeded {
+    match r {
+        Err(ReserveError::Exceeded(e)) => *e,
+        Ok(_) => panic!("admitted, expected a denial"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn berlin() -> TimeZone {
+    TimeZone::get("Europe/Berlin").expect("tz")
+}
+
+fn day_resets_at_local_midnight_across_dst(kind: &str) {
+    let st = store(kind, "day");
+    // 2025-03-30 in Berlin has 23 hours (spring forward): 23:30 local = 21:30 UTC.
+    let clock = TestClock::at("2025-03-30T21:30:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("daily", Scope::User, Period::Day(berlin())).with_limit_usd(usd("1"))],
+    );
+    let u = CallContext::new().with_user("u1");
+    spend(&b, &u, "0.9");
+    let e = denied(b.reserve(&u, est("0.2")));
+    assert_eq!(e.rule, "daily");
+    assert_eq!(e.scope, "user.id=u1");
+    assert_eq!(e.period, "day");
+    assert_eq!((e.spent, e.limit), (usd("0.9"), usd("1")));
+    assert_eq!(
+        e.resets_at,
+        Some("2025-03-30T22:00:00Z".parse().expect("ts"))
+    );
+    assert_eq!(e.retry_after_secs(b.now()), Some(1800));
+    clock.set("2025-03-30T22:00:00Z"); // local midnight: a new day
+    assert!(b.reserve(&u, est("0.2")).is_ok(), "{kind}: new day");
+    // Autumn: 2025-10-26 has 25 hours; 00:30 local on the 27th = 23:30 UTC on the 26th.
+    clock.set("2025-10-26T22:30:00Z"); // 23:30 local, the 26th
+    spend(&b, &u, "1");
+    assert!(b.reserve(&u, est("0.01")).is_err());
+    clock.set("2025-10-26T23:00:00Z"); // 00:00 local on the 27th
+    assert!(
+        b.reserve(&u, est("0.01")).is_ok(),
+        "{kind}: 25-hour day ended"
+    );
+}
+
+fn week_and_month_reset_in_zone(kind: &str) {
+    let st = store(kind, "week");
+    let ny = TimeZone::get("America/New_York").expect("tz");
+    // Sunday 2025-11-02 (DST ends) 23:59 local = Monday 04:59 UTC.
+    let clock = TestClock::at("2025-11-03T04:59:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![
+            Rule::new("weekly", Scope::Tenant, Period::Week(ny)).with_limit_usd(usd("1")),
+            Rule::new("monthly", Scope::Feature, Period::Month(berlin())).with_limit_usd(usd("1")),
+        ],
+    );
+    let t = CallContext::new().with_tenant("acme");
+    spend(&b, &t, "1");
+    let e = denied(b.reserve(&t, est("0.01")));
+    assert_eq!(
+        e.resets_at,
+        Some("2025-11-03T05:00:00Z".parse().expect("ts"))
+    );
+    clock.set("2025-11-03T05:00:00Z");
+    assert!(
+        b.reserve(&t, est("0.01")).is_ok(),
+        "{kind}: Monday 00:00 New York"
+    );
+
+    let f = CallContext::new().with_feature("search");
+    clock.set("2025-03-31T21:59:00Z"); // 23:59 CEST, March 31
+    spend(&b, &f, "1");
+    let e = denied(b.reserve(&f, est("0.01")));
+    assert_eq!(e.period, "month");
+    assert_eq!(
+        e.resets_at,
+        Some("2025-03-31T22:00:00Z".parse().expect("ts"))
+    );
+    clock.set("2025-03-31T22:00:00Z");
+    assert!(b.reserve(&f, est("0.01")).is_ok(), "{kind}: April");
+}
+
+fn rolling_window_forgets_old_spend(kind: &str) {
+    let st = store(kind, "rolling");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("hourly", Scope::Global, Period::RollingHours(1)).with_limit_usd(usd("1"))],
+    );
+    let any = CallContext::new();
+    spend(&b, &any, "0.6");
+    clock.advance_secs(30 * 60);
+    spend(&b, &any, "0.3");
+    assert!(
+        b.reserve(&any, est("0.2")).is_err(),
+        "{kind}: 0.9 in the last hour"
+    );
+    clock.advance_secs(31 * 60); // the first 0.6 left the window
+    let s = b.status_for(&any).expect("status");
+    assert_eq!(s[0].spent, usd("0.3"), "{kind}");
+    assert!(b.reserve(&any, est("0.6")).is_ok(), "{kind}");
+    clock.advance_secs(31 * 60);
+    assert_eq!(
+        b.status_for(&any).expect("status")[0].spent,
+        usd("0"),
+        "{kind}"
+    );
+}
+
+fn per_value_and_shared_scopes(kind: &str) {
+    let st = store(kind, "scopes");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![
+            Rule::new("each-user", Scope::User, Period::Lifetime).with_limit_usd(usd("1")),
+            Rule::new("all-users", Scope::User, Period::Lifetime)
+                .with_mode(Mode::Shared)
+                .with_limit_usd(usd("1.5")),
+        ],
+    );
+    let u1 = CallContext::new().with_user("u1");
+    let u2 = CallContext::new().with_user("u2");
+    spend(&b, &u1, "0.9");
+    assert!(
+        b.reserve(&u2, est("0.5")).is_ok(),
+        "{kind}: u2 has its own $1"
+    );
+    // The dropped reservation is released (on a remote store, by the writer thread).
+    assert!(b.flush(Duration::from_secs(10)));
+    let e = denied(b.reserve(&u2, est("0.7")));
+    assert_eq!(
+        (e.rule.as_str(), e.scope.as_str()),
+        ("all-users", "user.id=*")
+    );
+    let e = denied(b.reserve(&u1, est("0.2")));
+    assert_eq!(
+        (e.rule.as_str(), e.scope.as_str()),
+        ("each-user", "user.id=u1")
+    );
+    // No user: neither rule applies.
+    assert!(b.reserve(&CallContext::new(), est("100")).is_ok());
+}
+
+fn several_rules_on_one_call(kind: &str) {
+    let st = store(kind, "several");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![
+            Rule::new("user", Scope::User, Period::Day(TimeZone::UTC)).with_limit_usd(usd("5")),
+            Rule::new("tenant", Scope::Tenant, Period::Day(TimeZone::UTC)).with_limit_usd(usd("1")),
+            Rule::new("model-tokens", Scope::Model, Period::Day(TimeZone::UTC))
+                .with_limit_tokens(1000),
+            Rule::new(
+                "team",
+                Scope::Attribute("llmtel.team".into()),
+                Period::Lifetime,
+            )
+            .with_limit_usd(usd("10")),
+        ],
+    );
+    let c = CallContext::new()
+        .with_user("u1")
+        .with_tenant("acme")
+        .with_model("gpt-4o")
+        .with_attribute("llmtel.team", "search");
+    b.record(&c, usd("0.8"), 900);
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = b.status_for(&c).expect("status");
+    assert_eq!(s.len(), 4);
+    assert!(
+        s.iter()
+            .all(|r| r.spent == usd("0.8") && r.spent_tokens == 900),
+        "{s:#?}"
+    );
+    let e = denied(b.reserve(&c, est("0.3")));
+    assert_eq!(e.rule, "tenant");
+    let e = denied(b.reserve(&c, Estimate::new(usd("0.01"), 200)));
+    assert_eq!(
+        (e.rule.as_str(), e.limit_tokens),
+        ("model-tokens", Some(1000))
+    );
+    // Atomic: a denied reservation held nothing on the other rules.
+    let s = b.status_for(&c).expect("status");
+    assert!(s.iter().all(|r| r.reserved == usd("0")), "{s:#?}");
+}
+
+fn thresholds_fire_exactly_once(kind: &str) {
+    let st = store(kind, "thresholds");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let sink = MemorySink::new();
+    let alerts = AlertDispatcher::builder()
+        .with_sink(Arc::new(sink.clone()))
+        .build();
+    let rule = Rule::new("daily", Scope::User, Period::Day(TimeZone::UTC))
+        .with_limit_usd(usd("1"))
+        .with_thresholds(&[50, 80, 100]);
+    let mk = || {
+        Budgets::builder()
+            .with_store(st.clone())
+            .with_clock(clock.clock())
+            .with_rule(rule.clone())
+            .with_alerts(alerts.clone())
+            .build()
+    };
+    // Two instances (two replicas) on one store: still once.
+    let (a, b) = (mk(), mk());
+    let u = CallContext::new().with_user("u1");
+    for i in 0..12 {
+        let x = if i % 2 == 0 { &a } else { &b };
+        spend(x, &u, "0.1");
+    }
+    assert!(alerts.flush(Duration::from_secs(5)));
+    let got = sink.alerts();
+    let th: Vec<&str> = got.iter().map(|a| a.labels["threshold"].as_str()).collect();
+    assert_eq!(th, ["50", "80", "100"], "{kind}: {got:#?}");
+    assert_eq!(got[2].labels["scope"], "user.id=u1");
+    assert_eq!(got[2].severity, llmtel_alert::Severity::Critical);
+    // The next day the thresholds fire again, once.
+    clock.set("2025-06-02T00:00:01Z");
+    for _ in 0..6 {
+        spend(&a, &u, "0.1");
+    }
+    assert!(alerts.flush(Duration::from_secs(5)));
+    assert_eq!(sink.alerts().len(), 4, "{kind}: 50 % on day two");
+}
+
+fn reservations_hold_and_expire(kind: &str) {
+    let st = store(kind, "reservations");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("life", Scope::User, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let u = CallContext::new().with_user("u1");
+    let r1 = b.reserve(&u, est("0.6")).expect("first");
+    let e = denied(b.reserve(&u, est("0.6")));
+    assert_eq!(e.spent, usd("0.6"), "{kind}: settled + reserved");
+    // Dropped: released.
+    drop(r1);
+    assert!(b.flush(Duration::from_secs(10)));
+    let r2 = b.reserve(&u, est("0.6")).expect("after release");
+    // Settled to the actual cost: the reservation becomes spend.
+    r2.settle(usd("0.25"), 100);
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&u).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.reserved, s.spent_tokens),
+        (usd("0.25"), usd("0"), 100)
+    );
+    assert_eq!(s.remaining, Some(usd("0.75")));
+    // Never settled (a crash): it expires after the TTL.
+    let r3 = b.reserve(&u, est("0.7")).expect("third");
+    std::mem::forget(r3);
+    assert!(b.reserve(&u, est("0.1")).is_err());
+    clock.advance_secs(61);
+    assert!(b.reserve(&u, est("0.7")).is_ok(), "{kind}: expired");
+}
+
+fn zero_priced_calls_are_never_blocked(kind: &str) {
+    let st = store(kind, "zero");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("life", Scope::User, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let u = CallContext::new().with_user("u1");
+    spend(&b, &u, "5"); // far over
+    assert!(b.reserve(&u, est("0.000001")).is_err());
+    assert!(
+        b.reserve(&u, Estimate::new(usd("0"), 5000)).is_ok(),
+        "{kind}"
+    );
+}
+
+fn exact_total_under_concurrency(kind: &str) {
+    let st = store(kind, "exact");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("all", Scope::Global, Period::Day(TimeZone::UTC))],
+    );
+    let per = llmtel::Usd::from_picos(1_234_567); // $0.000001234567
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let b = b.clone();
+            s.spawn(move || {
+                for _ in 0..10_000 {
+                    b.record(&CallContext::new(), per, 3);
+                }
+            });
+        }
+    });
+    assert!(b.flush(Duration::from_secs(90)), "{kind}: flush");
+    let s = &b.status_for(&CallContext::new()).expect("status")[0];
+    assert_eq!(s.spent.picos(), 80_000 * 1_234_567, "{kind}");
+    assert_eq!(s.spent_tokens, 240_000, "{kind}");
+    assert_eq!(b.stats().dropped, 0);
+}
+
+fn concurrent_reservations_never_pass_the_limit(kind: &str) {
+    let st = store(kind, "admission");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("dollar", Scope::Global, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let admitted = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..50 {
+            s.spawn(|| {
+                if let Ok(r) = b.reserve(&CallContext::new(), est("0.03")) {
+                    admitted.lock().expect("lock").push(r);
+                }
+            });
+        }
+    });
+    let admitted = admitted.into_inner().expect("lock");
+    assert_eq!(admitted.len(), 33, "{kind}: 33 x $0.03 <= $1 < 34 x $0.03");
+    for r in admitted {
+        r.settle(usd("0.03"), 0);
+    }
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&CallContext::new()).expect("status")[0];
+    assert_eq!((s.spent, s.reserved), (usd("0.99"), usd("0")), "{kind}");
+}
+
+macro_rules! suite {
+    ($kind:ident) => {
+        mod $kind {
+            #[test]
+            fn day_resets_at_local_midnight_across_dst() {
+                super::day_resets_at_local_midnight_across_dst(stringify!($kind));
+            }
+            #[test]
+            fn week_and_month_reset_in_zone() {
+                super::week_and_month_reset_in_zone(stringify!($kind));
+            }
+            #[test]
+            fn rolling_window_forgets_old_spend() {
+                super::rolling_window_forgets_old_spend(stringify!($kind));
+            }
+            #[test]
+            fn per_value_and_shared_scopes() {
+                super::per_value_and_shared_scopes(stringify!($kind));
+            }
+            #[test]
+            fn several_rules_on_one_call() {
+                super::several_rules_on_one_call(stringify!($kind));
+            }
+            #[test]
+            fn thresholds_fire_exactly_once() {
+                super::thresholds_fire_exactly_once(stringify!($kind));
+            }
+            #[test]
+            fn reservations_hold_and_expire() {
+                super::reservations_hold_and_expire(stringify!($kind));
+            }
+            #[test]
+            fn zero_priced_calls_are_never_blocked() {
+                super::zero_priced_calls_are_never_blocked(stringify!($kind));
+            }
+            #[test]
+            fn exact_total_under_concurrency() {
+                super::exact_total_under_concurrency(stringify!($kind));
+            }
+            #[test]
+            fn concurrent_reservations_never_pass_the_limit() {
+                super::concurrent_reservations_never_pass_the_limit(stringify!($kind));
+            }
+        }
+    };
+}
+
+suite!(memory);
+suite!(sqlite);
+suite!(redis);

@@ -1,0 +1,75 @@
+//! Shared test support: stores, a movable clock, peers.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod http;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use jiff::Timestamp;
+use llmtel_budget::{BudgetStore, Clock, MemoryStore, RedisStore, SqliteStore};
+
+pub use http::peer_env;
+
+/// A clock tests move by hand.
+#[derive(Clone, Debug)]
+pub struct TestClock(pub Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn at(t: &str) -> Self {
+        let ts: Timestamp = t.parse().expect("timestamp");
+        TestClock(Arc::new(AtomicI64::new(ts.as_millisecond())))
+    }
+    pub fn set(&self, t: &str) {
+        let ts: Timestamp = t.parse().expect("timestamp");
+        self.0.store(ts.as_millisecond(), Ordering::SeqCst);
+    }
+    pub fn advance_secs(&self, s: i64) {
+        self.0.fetch_add(s * 1000, Ordering::SeqCst);
+    }
+    pub fn clock(&self) -> Clock {
+        let c = self.0.clone();
+        Arc::new(move || Timestamp::from_millisecond(c.load(Ordering::SeqCst)).expect("ts"))
+    }
+}
+
+pub fn redis_url() -> String {
+    peer_env("LLMTEL_REDIS_URL", "scripts/redis.sh")
+}
+
+/// A fresh store of each kind; Redis under a key prefix unique to the test.
+pub fn store(kind: &str, test: &str) -> Arc<dyn BudgetStore> {
+    match kind {
+        "memory" => Arc::new(MemoryStore::new()),
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!(
+                "llmtel-budget-{}-{test}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("time")
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&dir).expect("dir");
+            Arc::new(SqliteStore::open(dir.join("budget.db")).expect("sqlite"))
+        }
+        "redis" => Arc::new(
+            RedisStore::open(&redis_url())
+                .expect("redis url")
+                .with_prefix(&format!(
+                    "llmtel:test:{}:{test}:{}:",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .expect("time")
+                        .as_nanos()
+                ))
+                .with_timeout(std::time::Duration::from_secs(2)),
+        ),
+        _ => unreachable!(),
+    }
+}
+
+pub fn usd(s: &str) -> llmtel::Usd {
+    llmtel::Usd::parse_decimal(s).expect("usd")
+}
