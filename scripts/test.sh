@@ -74,3 +74,6 @@ PY
 
 # The standard OTEL_* variables, end to end (code wins, SDK_DISABLED, sampler, headers).
 scripts/check-env.sh
+
+# Bounded fuzzing of the SSE and usage parsers (cargo-fuzz on nightly; see the script).
+scripts/fuzz.sh

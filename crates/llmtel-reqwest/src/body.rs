@@ -1,0 +1,393 @@
+//! The response body wrapper: passes every frame through as it arrives, observes the bytes
+//! on the side, and ends the span when the body ends, fails or is dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use serde_json::Value;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::decode::{Decoder, Observed};
+use crate::preflight::{PlannedCall, PreflightHook, SettledCall};
+use crate::route::Api;
+use crate::sse::SseParser;
+
+/// Largest non-streamed body parsed whole; past it only the tail is kept to find `usage`.
+pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
+const TAIL_BYTES: usize = 16 * 1024;
+
+#[derive(Debug)]
+enum Mode {
+    Sse(SseParser),
+    Json { buf: Vec<u8>, overflow: bool },
+}
+
+/// How the body ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    Complete,
+    Failed(String),
+    Dropped,
+}
+
+pub(crate) struct CallState {
+    pub(crate) span: Span,
+    pub(crate) api: Api,
+    pub(crate) request_model: String,
+    pub(crate) status: u16,
+    pub(crate) started: Instant,
+    pub(crate) request_json: Option<Value>,
+    pub(crate) capture: bool,
+    pub(crate) hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
+    mode: Mode,
+    decoder: Decoder,
+    first_chunk: Option<Instant>,
+    first_output: Option<Instant>,
+    last_output: Option<Instant>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for CallState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallState")
+            .field("api", &self.api)
+            .field("status", &self.status)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CallState {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        span: Span,
+        api: Api,
+        request_model: String,
+        status: u16,
+        sse: bool,
+        started: Instant,
+        request_json: Option<Value>,
+        capture: bool,
+        hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
+    ) -> Self {
+        let mode = if sse && status < 400 {
+            Mode::Sse(SseParser::new())
+        } else {
+            Mode::Json {
+                buf: Vec::new(),
+                overflow: false,
+            }
+        };
+        CallState {
+            span,
+            api,
+            request_model,
+            status,
+            started,
+            request_json,
+            capture,
+            hook,
+            mode,
+            decoder: Decoder::new(api),
+            first_chunk: None,
+            first_output: None,
+            last_output: None,
+            finished: false,
+        }
+    }
+
+    fn on_data(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if self.first_chunk.is_none() {
+            self.first_chunk = Some(now);
+        }
+        match &mut self.mode {
+            Mode::Sse(parser) => {
+                let before = self.decoder.observed().output_events;
+                let decoder = &mut self.decoder;
+                parser.feed(data, |e| decoder.event(e.event, e.data));
+                if self.decoder.observed().output_events > before {
+                    if self.first_output.is_none() {
+                        self.first_output = Some(now);
+                    }
+                    self.last_output = Some(now);
+                }
+            }
+            Mode::Json { buf, overflow } => {
+                if !*overflow && buf.len() + data.len() <= MAX_JSON_BYTES {
+                    buf.extend_from_slice(data);
+                } else {
+                    *overflow = true;
+                    buf.extend_from_slice(data);
+                    if buf.len() > TAIL_BYTES {
+                        let cut = buf.len() - TAIL_BYTES;
+                        buf.drain(..cut);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records everything seen on the span, settles the pre-flight hook and ends the span.
+    pub(crate) fn finish(&mut self, end: End) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let span = std::mem::replace(&mut self.span, Span::none());
+        let mut error: Option<(String, String)> = None;
+        let mut status_body: Option<Vec<u8>> = None;
+
+        match std::mem::replace(
+            &mut self.mode,
+            Mode::Json {
+                buf: Vec::new(),
+                overflow: false,
+            },
+        ) {
+            Mode::Sse(parser) => {
+                if parser.oversized() > 0 {
+                    self.decoder.note_parse_error(format!(
+                        "{} event(s) longer than {} bytes dropped",
+                        parser.oversized(),
+                        crate::sse::MAX_EVENT_BYTES
+                    ));
+                }
+                if matches!(end, End::Complete) && parser.has_pending() {
+                    self.decoder
+                        .note_parse_error("the stream ended inside an event");
+                }
+            }
+            Mode::Json { buf, overflow } => {
+                if self.status >= 400 {
+                    status_body = Some(buf);
+                } else if matches!(end, End::Complete) {
+                    if overflow {
+                        self.decoder.note_parse_error(format!(
+                            "body larger than {MAX_JSON_BYTES} bytes: usage read from its tail"
+                        ));
+                        if let Some(u) = tail_usage(&buf) {
+                            self.decoder.json(u.as_bytes());
+                        }
+                    } else {
+                        self.decoder.json(&buf);
+                    }
+                }
+            }
+        }
+        self.decoder.finish();
+        let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
+        let obs: Observed = decoder.into_observed();
+
+        // Response.
+        let finish: Vec<&str> = obs
+            .finish_reasons
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(String::as_str)
+            .collect();
+        llmtel::record_response(
+            &span,
+            obs.id.as_deref().unwrap_or_default(),
+            obs.model.as_deref().unwrap_or_default(),
+            &finish,
+        );
+
+        // Timing.
+        if let Some(t) = self.first_chunk {
+            span.record(
+                "gen_ai.response.time_to_first_chunk",
+                t.duration_since(self.started).as_secs_f64(),
+            );
+        }
+        if let (Some(a), Some(b)) = (self.first_output, self.last_output) {
+            if obs.output_events >= 2 {
+                let per = b.duration_since(a).as_secs_f64() / (obs.output_events - 1) as f64;
+                span.set_attribute("llmtel.response.time_per_output_chunk", per);
+            }
+            span.set_attribute(
+                "llmtel.response.output_chunks",
+                i64::try_from(obs.output_events).unwrap_or(i64::MAX),
+            );
+        }
+
+        // Errors.
+        if let Some(body) = status_body {
+            span.set_attribute("http.response.status_code", i64::from(self.status));
+            let (code, kind, msg) = crate::errors::error_fields(&body).unwrap_or((
+                None,
+                None,
+                format!("HTTP {}", self.status),
+            ));
+            let class =
+                crate::errors::classify(self.status, code.as_deref(), kind.as_deref(), Some(&msg));
+            if let Some(c) = code.as_deref().or(kind.as_deref()) {
+                span.set_attribute("llmtel.error.code", c.to_owned());
+            }
+            error = Some((class.to_owned(), msg));
+        } else if let Some((class, msg)) = obs.provider_error.clone() {
+            error = Some((class, msg));
+        } else {
+            match &end {
+                End::Complete => {}
+                End::Failed(e) => error = Some(("interrupted".to_owned(), e.clone())),
+                End::Dropped => {
+                    error = Some((
+                        "cancelled".to_owned(),
+                        "the caller dropped the response before its end".to_owned(),
+                    ))
+                }
+            }
+        }
+
+        // Usage: reported, else estimated for a call the provider served.
+        let mut estimated = false;
+        let usage = if let Some(u) = obs.usage {
+            llmtel::record_usage(&span, &u);
+            Some(u)
+        } else if self.status < 400 && self.api != Api::OpenAiEmbeddings {
+            let model = obs.model.as_deref().unwrap_or(&self.request_model);
+            let prompt = self
+                .request_json
+                .as_ref()
+                .map(|v| crate::request::prompt_text(self.api, v))
+                .unwrap_or_default();
+            estimated = true;
+            Some(llmtel::estimate::record_estimated_usage(
+                &span, model, &prompt, &obs.text,
+            ))
+        } else {
+            None
+        };
+
+        if let Some(p) = &obs.parse_error {
+            span.set_attribute("llmtel.parse_error", truncate(p, 512));
+        }
+        if let Some((class, msg)) = &error {
+            let msg = llmtel::redact_secrets(&truncate(msg, 512));
+            llmtel::record_error(&span, class, &msg);
+        }
+
+        // Opt-in content.
+        if self.capture {
+            if let Some(v) = &self.request_json {
+                if let Some(json) = crate::request::input_messages_json(self.api, v) {
+                    llmtel::record_input_messages(&span, &json);
+                }
+            }
+            if !obs.text.is_empty() {
+                let out = serde_json::json!([{
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": obs.text}],
+                    "finish_reason": finish.first().copied().unwrap_or_default(),
+                }]);
+                llmtel::record_output_messages(&span, &out.to_string());
+            }
+        }
+
+        if let Some((hook, call)) = self.hook.take() {
+            hook.settle(
+                &call,
+                &SettledCall {
+                    usage,
+                    estimated,
+                    response_model: obs.model.clone(),
+                    error_type: error.map(|(c, _)| c),
+                },
+            );
+        }
+        drop(span);
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// `{"usage": {...}}` built from the last `"usage"` object in the tail of a large body.
+fn tail_usage(tail: &[u8]) -> Option<String> {
+    let pos = memchr::memmem::rfind(tail, b"\"usage\"")?;
+    let rest = &tail[pos + 7..];
+    let start = memchr::memchr(b'{', rest)?;
+    let mut de = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<Value>();
+    let usage = de.next()?.ok()?;
+    Some(serde_json::json!({ "usage": usage }).to_string())
+}
+
+/// The instrumented response body.
+pub(crate) struct InstrumentedBody {
+    inner: reqwest::Body,
+    state: Option<Box<CallState>>,
+}
+
+impl InstrumentedBody {
+    pub(crate) fn new(inner: reqwest::Body, state: CallState) -> Self {
+        InstrumentedBody {
+            inner,
+            state: Some(Box::new(state)),
+        }
+    }
+}
+
+impl HttpBody for InstrumentedBody {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Some(state) = this.state.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        state.on_data(data);
+                    }
+                    if this.inner.is_end_stream() {
+                        state.finish(End::Complete);
+                        this.state = None;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    state.finish(End::Failed(e.to_string()));
+                    this.state = None;
+                }
+                Poll::Ready(None) => {
+                    state.finish(End::Complete);
+                    this.state = None;
+                }
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for InstrumentedBody {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.as_mut() {
+            state.finish(End::Dropped);
+        }
+    }
+}

@@ -1,0 +1,775 @@
+//! What a response says about the call, in each provider's shape: id, model, finish reasons,
+//! usage (converted to llmtel's convention: input inclusive of cache, output inclusive of
+//! reasoning), the streamed text, and errors.
+//!
+//! [`Decoder`] reads a whole JSON body ([`Decoder::json`]) or one SSE event at a time
+//! ([`Decoder::event`]); a parse failure never stops it, it is kept in
+//! [`Observed::parse_error`].
+//!
+//! ```
+//! use llmtel_reqwest::{Api, decode::Decoder};
+//!
+//! let mut d = Decoder::new(Api::AnthropicMessages);
+//! d.event("message_start", br#"{"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4-20250514","usage":{"input_tokens":20,"cache_read_input_tokens":1000,"output_tokens":1}}}"#);
+//! d.event("message_delta", br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":42}}"#);
+//! d.finish(); // folds message_start + message_delta
+//! let usage = d.observed().usage.unwrap();
+//! assert_eq!((usage.input_tokens, usage.cache_read_tokens, usage.output_tokens), (1020, 1000, 42));
+//! ```
+
+use std::borrow::Cow;
+
+use llmtel::Usage;
+use serde::Deserialize;
+
+use crate::route::Api;
+
+/// Most characters of streamed text kept (for estimates and opt-in capture).
+pub const MAX_TEXT_CHARS: usize = 1 << 20;
+
+/// What was seen of a response so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// `gen_ai.response.id`.
+    pub id: Option<String>,
+    /// `gen_ai.response.model`.
+    pub model: Option<String>,
+    /// Finish reasons, one per choice/candidate, in order.
+    pub finish_reasons: Vec<String>,
+    /// Usage reported by the provider, in llmtel's convention.
+    pub usage: Option<Usage>,
+    /// The output text (capped at [`MAX_TEXT_CHARS`]).
+    pub text: String,
+    /// Whether `text` was cut at the cap.
+    pub text_truncated: bool,
+    /// Events that carried output (text, tool-call arguments, thinking).
+    pub output_events: u64,
+    /// The first parse error, if any.
+    pub parse_error: Option<String>,
+    /// An error the provider reported inside a 2xx body or stream: (class, message).
+    pub provider_error: Option<(String, String)>,
+    /// Whether a stream said it was done (`[DONE]`, `message_stop`, `response.completed`).
+    pub done: bool,
+}
+
+impl Observed {
+    fn push_text(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        self.output_events += 1;
+        if self.text_truncated {
+            return;
+        }
+        if self.text.len() + s.len() > MAX_TEXT_CHARS {
+            let mut cut = MAX_TEXT_CHARS.saturating_sub(self.text.len());
+            while cut > 0 && !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.text.push_str(&s[..cut]);
+            self.text_truncated = true;
+        } else {
+            self.text.push_str(s);
+        }
+    }
+
+    fn set_finish(&mut self, index: usize, reason: &str) {
+        if index > 1024 {
+            return;
+        }
+        if self.finish_reasons.len() <= index {
+            self.finish_reasons.resize(index + 1, String::new());
+        }
+        self.finish_reasons[index] = reason.to_owned();
+    }
+
+    fn parse_failed(&mut self, what: &str, e: impl std::fmt::Display) {
+        if self.parse_error.is_none() {
+            self.parse_error = Some(format!("{what}: {e}"));
+        }
+    }
+}
+
+/// Decodes one response of one [`Api`].
+#[derive(Debug)]
+pub struct Decoder {
+    api: Api,
+    obs: Observed,
+    anthropic: AnthropicUsage,
+    events: u64,
+}
+
+impl Decoder {
+    /// A decoder for a response of `api`.
+    pub fn new(api: Api) -> Self {
+        Decoder {
+            api,
+            obs: Observed::default(),
+            anthropic: AnthropicUsage::default(),
+            events: 0,
+        }
+    }
+
+    /// What was seen so far.
+    pub fn observed(&self) -> &Observed {
+        &self.obs
+    }
+
+    /// Takes what was seen.
+    pub fn into_observed(self) -> Observed {
+        self.obs
+    }
+
+    /// Notes a parse error found outside the decoder (e.g. an oversized SSE line).
+    pub fn note_parse_error(&mut self, msg: impl std::fmt::Display) {
+        self.obs.parse_failed("sse", msg);
+    }
+
+    /// Reads a complete (non-streamed) JSON response body.
+    pub fn json(&mut self, body: &[u8]) {
+        let r = match self.api {
+            Api::OpenAiChat | Api::OpenAiCompletions => {
+                serde_json::from_slice::<ChatBody<'_>>(body).map(|b| self.openai_chat(b))
+            }
+            Api::OpenAiEmbeddings => {
+                serde_json::from_slice::<ChatBody<'_>>(body).map(|b| self.openai_chat(b))
+            }
+            Api::OpenAiResponses => {
+                serde_json::from_slice::<ResponsesObj<'_>>(body).map(|b| self.responses_obj(b))
+            }
+            Api::AnthropicMessages => {
+                serde_json::from_slice::<AnthropicMessage<'_>>(body).map(|b| {
+                    self.anthropic_message(b, true);
+                    self.finish_anthropic();
+                })
+            }
+            Api::GeminiGenerate => {
+                serde_json::from_slice::<GeminiBody<'_>>(body).map(|b| self.gemini(b))
+            }
+            Api::GeminiStreamGenerate => {
+                // Without `alt=sse` the stream is one JSON array of responses.
+                serde_json::from_slice::<Vec<GeminiBody<'_>>>(body).map(|v| {
+                    for b in v {
+                        self.gemini(b);
+                    }
+                })
+            }
+        };
+        if let Err(e) = r {
+            self.obs.parse_failed("json", e);
+        }
+    }
+
+    /// Reads one SSE event (`event` is its `event:` field, `""` if none).
+    pub fn event(&mut self, event: &str, data: &[u8]) {
+        self.events += 1;
+        let n = self.events;
+        let trimmed = data.trim_ascii();
+        if trimmed == b"[DONE]" {
+            self.obs.done = true;
+            return;
+        }
+        if trimmed.is_empty() {
+            return;
+        }
+        let r = match self.api {
+            Api::OpenAiChat | Api::OpenAiCompletions | Api::OpenAiEmbeddings => {
+                serde_json::from_slice::<ChatBody<'_>>(trimmed).map(|b| self.openai_chat(b))
+            }
+            Api::OpenAiResponses => serde_json::from_slice::<ResponsesEvent<'_>>(trimmed)
+                .map(|e| self.responses_event(e)),
+            Api::AnthropicMessages => serde_json::from_slice::<AnthropicEvent<'_>>(trimmed)
+                .map(|e| self.anthropic_event(event, e)),
+            Api::GeminiGenerate | Api::GeminiStreamGenerate => {
+                serde_json::from_slice::<GeminiBody<'_>>(trimmed).map(|b| self.gemini(b))
+            }
+        };
+        if let Err(e) = r {
+            self.obs.parse_failed(&format!("sse event {n}"), e);
+        }
+    }
+
+    /// Ends the response: folds provider-specific partial usage into [`Observed::usage`].
+    pub fn finish(&mut self) {
+        if self.api == Api::AnthropicMessages {
+            self.finish_anthropic();
+        }
+    }
+
+    fn set_id_model(&mut self, id: Option<Cow<'_, str>>, model: Option<Cow<'_, str>>) {
+        if let Some(id) = id.filter(|s| !s.is_empty()) {
+            if self.obs.id.as_deref() != Some(&*id) {
+                self.obs.id = Some(id.into_owned());
+            }
+        }
+        if let Some(m) = model.filter(|s| !s.is_empty()) {
+            if self.obs.model.as_deref() != Some(&*m) {
+                self.obs.model = Some(m.into_owned());
+            }
+        }
+    }
+
+    fn provider_error(&mut self, e: ErrorObj<'_>) {
+        let class = crate::errors::classify(
+            0,
+            e.code_str().as_deref(),
+            e.kind.as_deref().or(e.status.as_deref()),
+            e.message.as_deref(),
+        );
+        let msg = e.message.as_deref().unwrap_or_default().to_owned();
+        if self.obs.provider_error.is_none() {
+            self.obs.provider_error = Some((class.to_owned(), msg));
+        }
+    }
+
+    // ---- OpenAI chat / completions / embeddings (same envelope) ----
+    fn openai_chat(&mut self, b: ChatBody<'_>) {
+        if let Some(e) = b.error {
+            self.provider_error(e);
+            return;
+        }
+        self.set_id_model(b.id, b.model);
+        for c in b.choices.unwrap_or_default() {
+            let idx = c.index.unwrap_or(0) as usize;
+            if let Some(d) = c.delta.as_ref().or(c.message.as_ref()) {
+                if let Some(t) = &d.content {
+                    self.obs.push_text(t);
+                }
+                if let Some(t) = d.reasoning_content.as_ref().or(d.reasoning.as_ref()) {
+                    self.obs.push_text(t);
+                }
+                for tc in d.tool_calls.iter().flatten() {
+                    if let Some(a) = tc.function.as_ref().and_then(|f| f.arguments.as_ref()) {
+                        self.obs.push_text(a);
+                    }
+                }
+            }
+            if let Some(t) = &c.text {
+                self.obs.push_text(t);
+            }
+            if let Some(r) = c.finish_reason.as_deref() {
+                self.obs.set_finish(idx, r);
+            }
+        }
+        if let Some(u) = b.usage {
+            let cache_read = u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .or(u.prompt_cache_hit_tokens)
+                .unwrap_or(0);
+            self.obs.usage = Some(Usage {
+                input_tokens: u.prompt_tokens.unwrap_or(0),
+                output_tokens: u.completion_tokens.unwrap_or(0),
+                cache_read_tokens: cache_read,
+                reasoning_tokens: u
+                    .completion_tokens_details
+                    .and_then(|d| d.reasoning_tokens)
+                    .unwrap_or(0),
+                ..Default::default()
+            });
+        }
+    }
+
+    // ---- OpenAI Responses ----
+    fn responses_obj(&mut self, r: ResponsesObj<'_>) {
+        if let Some(e) = r.error {
+            self.provider_error(e);
+        }
+        self.set_id_model(r.id, r.model);
+        for item in r.output.unwrap_or_default() {
+            for part in item.content.unwrap_or_default() {
+                if let Some(t) = part.text {
+                    self.obs.push_text(&t);
+                }
+            }
+            if let Some(a) = item.arguments {
+                self.obs.push_text(&a);
+            }
+        }
+        if let Some(status) = r.status.as_deref() {
+            let reason = r
+                .incomplete_details
+                .and_then(|d| d.reason)
+                .map(Cow::into_owned)
+                .unwrap_or_else(|| status.to_owned());
+            if status != "in_progress" && status != "queued" {
+                self.obs.set_finish(0, &reason);
+            }
+        }
+        if let Some(u) = r.usage {
+            self.obs.usage = Some(Usage {
+                input_tokens: u.input_tokens.unwrap_or(0),
+                output_tokens: u.output_tokens.unwrap_or(0),
+                cache_read_tokens: u
+                    .input_tokens_details
+                    .and_then(|d| d.cached_tokens)
+                    .unwrap_or(0),
+                reasoning_tokens: u
+                    .output_tokens_details
+                    .and_then(|d| d.reasoning_tokens)
+                    .unwrap_or(0),
+                ..Default::default()
+            });
+        }
+    }
+
+    fn responses_event(&mut self, e: ResponsesEvent<'_>) {
+        match e.kind.as_deref().unwrap_or_default() {
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.function_call_arguments.delta"
+            | "response.reasoning_summary_text.delta" => {
+                if let Some(d) = e.delta {
+                    self.obs.push_text(&d);
+                }
+            }
+            "response.created" | "response.in_progress" => {
+                if let Some(r) = e.response {
+                    self.set_id_model(r.id, r.model);
+                }
+            }
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                self.obs.done = true;
+                if let Some(r) = e.response {
+                    // The final response repeats the whole output: keep the streamed text.
+                    let text = std::mem::take(&mut self.obs.text);
+                    let events = self.obs.output_events;
+                    self.responses_obj(ResponsesObj { output: None, ..r });
+                    self.obs.text = text;
+                    self.obs.output_events = events;
+                }
+            }
+            "error" => self.provider_error(ErrorObj {
+                code: e.code.map(CodeValue::Str),
+                message: e.message,
+                kind: None,
+                status: None,
+            }),
+            _ => {}
+        }
+    }
+
+    // ---- Anthropic ----
+    fn anthropic_message(&mut self, m: AnthropicMessage<'_>, whole: bool) {
+        if let Some(e) = m.error {
+            self.provider_error(e);
+            return;
+        }
+        self.set_id_model(m.id, m.model);
+        if whole {
+            for block in m.content.unwrap_or_default() {
+                if let Some(t) = block.text.as_ref().or(block.thinking.as_ref()) {
+                    self.obs.push_text(t);
+                }
+            }
+        }
+        if let Some(r) = m.stop_reason.as_deref() {
+            self.obs.set_finish(0, r);
+        }
+        if let Some(u) = m.usage {
+            self.anthropic.merge(&u);
+        }
+    }
+
+    fn anthropic_event(&mut self, event: &str, e: AnthropicEvent<'_>) {
+        let kind = e.kind.as_deref().unwrap_or(event);
+        match kind {
+            "message_start" => {
+                if let Some(m) = e.message {
+                    self.anthropic_message(m, false);
+                }
+            }
+            "content_block_delta" => {
+                if let Some(d) = e.delta {
+                    for t in [&d.text, &d.thinking, &d.partial_json]
+                        .into_iter()
+                        .flatten()
+                    {
+                        self.obs.push_text(t);
+                    }
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = e.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
+                    self.obs.set_finish(0, r);
+                }
+                if let Some(u) = e.usage {
+                    self.anthropic.merge(&u);
+                }
+            }
+            "message_stop" => self.obs.done = true,
+            "error" => {
+                if let Some(err) = e.error {
+                    self.provider_error(err);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_anthropic(&mut self) {
+        let a = &self.anthropic;
+        if a.input.is_none() && a.output.is_none() {
+            return;
+        }
+        let cache_read = a.cache_read.unwrap_or(0);
+        let cache_write = a.cache_write.unwrap_or(0);
+        // Anthropic's input_tokens exclude cache reads and writes; llmtel's include them.
+        self.obs.usage = Some(Usage {
+            input_tokens: a
+                .input
+                .unwrap_or(0)
+                .saturating_add(cache_read)
+                .saturating_add(cache_write),
+            output_tokens: a.output.unwrap_or(0),
+            cache_read_tokens: cache_read,
+            cache_write_tokens: cache_write,
+            ..Default::default()
+        });
+    }
+
+    // ---- Gemini ----
+    fn gemini(&mut self, b: GeminiBody<'_>) {
+        if let Some(e) = b.error {
+            self.provider_error(e);
+            return;
+        }
+        self.set_id_model(b.response_id, b.model_version);
+        for (i, c) in b.candidates.unwrap_or_default().into_iter().enumerate() {
+            let idx = c.index.map(|i| i as usize).unwrap_or(i);
+            for p in c.content.and_then(|c| c.parts).unwrap_or_default() {
+                if let Some(t) = p.text {
+                    self.obs.push_text(&t);
+                }
+            }
+            if let Some(r) = c.finish_reason.as_deref() {
+                self.obs.set_finish(idx, r);
+            }
+        }
+        if let Some(u) = b.usage_metadata {
+            let thoughts = u.thoughts_token_count.unwrap_or(0);
+            // promptTokenCount includes cached content; candidates exclude thoughts.
+            self.obs.usage = Some(Usage {
+                input_tokens: u
+                    .prompt_token_count
+                    .unwrap_or(0)
+                    .saturating_add(u.tool_use_prompt_token_count.unwrap_or(0)),
+                output_tokens: u
+                    .candidates_token_count
+                    .unwrap_or(0)
+                    .saturating_add(thoughts),
+                cache_read_tokens: u.cached_content_token_count.unwrap_or(0),
+                reasoning_tokens: thoughts,
+                ..Default::default()
+            });
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct AnthropicUsage {
+    input: Option<u64>,
+    output: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
+}
+
+impl AnthropicUsage {
+    fn merge(&mut self, u: &AnthropicUsageJson) {
+        // message_delta counts are cumulative: the latest value wins.
+        self.input = u.input_tokens.or(self.input);
+        self.output = u.output_tokens.or(self.output);
+        self.cache_read = u.cache_read_input_tokens.or(self.cache_read);
+        self.cache_write = u.cache_creation_input_tokens.or(self.cache_write);
+    }
+}
+
+// ---- wire shapes (only the fields read; unknown fields are skipped) ----
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CodeValue<'a> {
+    #[serde(borrow)]
+    Str(Cow<'a, str>),
+    Num(i64),
+}
+
+#[derive(Deserialize)]
+struct ErrorObj<'a> {
+    #[serde(default)]
+    code: Option<CodeValue<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+}
+
+impl ErrorObj<'_> {
+    fn code_str(&self) -> Option<String> {
+        match &self.code {
+            Some(CodeValue::Str(s)) => Some(s.to_string()),
+            Some(CodeValue::Num(n)) => Some(n.to_string()),
+            None => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatBody<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChatChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChatChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<ChatMessage<'a>>,
+    #[serde(default, borrow)]
+    message: Option<ChatMessage<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(default, borrow)]
+    function: Option<FunctionCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionCall<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+    /// DeepSeek's spelling of cached input.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesObj<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    incomplete_details: Option<IncompleteDetails<'a>>,
+    #[serde(default, borrow)]
+    output: Option<Vec<ResponsesItem<'a>>>,
+    #[serde(default)]
+    usage: Option<ResponsesUsage>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+struct IncompleteDetails<'a> {
+    #[serde(default, borrow)]
+    reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesItem<'a> {
+    #[serde(default, borrow)]
+    content: Option<Vec<ResponsesPart<'a>>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesPart<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesEvent<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    response: Option<ResponsesObj<'a>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicMessage<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    content: Option<Vec<AnthropicBlock<'a>>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: Option<AnthropicUsageJson>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicBlock<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicUsageJson {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicEvent<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<AnthropicMessage<'a>>,
+    #[serde(default, borrow)]
+    delta: Option<AnthropicDelta<'a>>,
+    #[serde(default)]
+    usage: Option<AnthropicUsageJson>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicDelta<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiBody<'a> {
+    #[serde(default, borrow)]
+    candidates: Option<Vec<GeminiCandidate<'a>>>,
+    #[serde(default)]
+    usage_metadata: Option<GeminiUsage>,
+    #[serde(default, borrow)]
+    model_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    response_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiCandidate<'a> {
+    #[serde(default, borrow)]
+    content: Option<GeminiContent<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    index: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct GeminiContent<'a> {
+    #[serde(default, borrow)]
+    parts: Option<Vec<GeminiPart<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct GeminiPart<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiUsage {
+    #[serde(default)]
+    prompt_token_count: Option<u64>,
+    #[serde(default)]
+    candidates_token_count: Option<u64>,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
+    #[serde(default)]
+    thoughts_token_count: Option<u64>,
+    #[serde(default)]
+    tool_use_prompt_token_count: Option<u64>,
+}

@@ -1,0 +1,71 @@
+//! # llmtel-reqwest
+//!
+//! Zero-code instrumentation of LLM HTTP APIs: add [`LlmMiddleware`] to a
+//! [`reqwest_middleware`] client once, and every call to OpenAI (chat completions,
+//! responses, completions, embeddings), Azure OpenAI, Anthropic Messages, Google Gemini
+//! (`generateContent`, `streamGenerateContent`) or an OpenAI-compatible server (Ollama, vLLM,
+//! Groq, Together, OpenRouter, DeepSeek, Mistral) becomes an llmtel GenAI span
+//! ([`llmtel::llm_span!`]) with:
+//!
+//! - the request parameters (`gen_ai.request.model`, `temperature`, `max_tokens`, `top_p`,
+//!   `top_k`, `seed`, `stop_sequences`, `stream`, …) and `server.address` / `server.port`;
+//! - the response id, model and finish reasons;
+//! - usage in llmtel's convention (input inclusive of cache reads and writes, output inclusive
+//!   of reasoning) from each provider's shape, so llmtel's exporter prices it exactly;
+//!   estimated from the text ([`llmtel::estimate`], marked `llmtel.cost.estimated`) when the
+//!   response has none;
+//! - for streams (SSE), `gen_ai.response.time_to_first_chunk`,
+//!   `llmtel.response.time_per_output_chunk` and `llmtel.response.output_chunks`; the body
+//!   passes through frame by frame, never buffered;
+//! - provider errors as `error.type` ([`errors`]) with the span's error status, a stream the
+//!   caller drops early as `error.type = "cancelled"`, a body that could not be parsed as
+//!   `llmtel.parse_error` (the caller still gets the provider's bytes unchanged).
+//!
+//! Request headers are never recorded; prompts and completions only under llmtel's content
+//! capture policy ([`llmtel::ContentCapture`]). Requests to other hosts and paths pass through
+//! untouched.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let _guard = llmtel::init()?;
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(llmtel_reqwest::LlmMiddleware::new().with_stream_usage(true))
+//!     .build();
+//! let answer = client
+//!     .post("https://api.openai.com/v1/chat/completions")
+//!     .bearer_auth(std::env::var("OPENAI_API_KEY")?)
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hello"}]}"#)
+//!     .send()
+//!     .await?
+//!     .text()
+//!     .await?; // the span closes when the body has been read: usage and cost are on it
+//! # Ok(()) }
+//! ```
+//!
+//! The span ends when the response body ends (read to its end, failed, or dropped), so a
+//! streamed call's span covers the whole stream. A budget can refuse calls before they are
+//! sent with a [`PreflightHook`].
+//!
+//! # Feature flags
+//! None yet.
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod body;
+pub mod decode;
+pub mod errors;
+mod middleware;
+pub mod preflight;
+pub mod record;
+pub mod request;
+mod route;
+pub mod sse;
+
+pub use middleware::{BaseUrlError, LlmMiddleware};
+pub use preflight::{PlannedCall, PreflightError, PreflightHook, SettledCall};
+pub use route::{Api, Flavor, Route};

@@ -1,0 +1,334 @@
+//! The `reqwest-middleware` middleware.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Extensions;
+use reqwest::{Request, Response};
+use reqwest_middleware::{Middleware, Next};
+use serde_json::Value;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::body::{CallState, InstrumentedBody};
+use crate::preflight::{PlannedCall, PreflightHook};
+use crate::request::RequestInfo;
+use crate::route::{Api, BaseUrl, Flavor, Route, Router};
+
+/// Largest request body parsed for parameters (larger bodies are sent unread).
+const MAX_REQUEST_JSON: usize = 32 * 1024 * 1024;
+
+/// Instruments LLM API calls made through a `reqwest_middleware::ClientWithMiddleware`.
+///
+/// Built-in hosts: `api.openai.com`, `*.openai.azure.com` (and the Azure AI Foundry hosts),
+/// `api.anthropic.com`, `generativelanguage.googleapis.com`, `*-aiplatform.googleapis.com`,
+/// `api.groq.com`, `api.together.xyz`, `openrouter.ai`, `api.deepseek.com`, `api.mistral.ai`.
+/// Other servers (Ollama, vLLM, a proxy, a test server) are added with
+/// [`with_openai_compatible`](Self::with_openai_compatible),
+/// [`with_anthropic_base_url`](Self::with_anthropic_base_url) and
+/// [`with_gemini_base_url`](Self::with_gemini_base_url). Requests that are not `POST`s to a
+/// recognised endpoint pass through untouched, without a span.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(llmtel_reqwest::LlmMiddleware::new()
+///         .with_openai_compatible("http://localhost:11434/v1", "ollama")?)
+///     .build();
+/// let body = r#"{"model":"llama3.2","messages":[{"role":"user","content":"Hi"}]}"#;
+/// let response = client
+///     .post("http://localhost:11434/v1/chat/completions")
+///     .header("content-type", "application/json")
+///     .body(body)
+///     .send()
+///     .await?;
+/// let text = response.text().await?; // the span ends here, with usage and cost
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct LlmMiddleware {
+    router: Router,
+    stream_usage: bool,
+    hook: Option<Arc<dyn PreflightHook>>,
+}
+
+/// A base URL given to the builder could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BaseUrlError(String);
+
+impl LlmMiddleware {
+    /// The middleware with the built-in hosts, no pre-flight hook, `include_usage` off.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Recognises an OpenAI-compatible server at `base_url` (e.g. `http://localhost:11434/v1`
+    /// for Ollama, a vLLM server, a proxy); `provider` becomes `gen_ai.provider.name`.
+    /// Paths under it ending in `/chat/completions`, `/completions`, `/responses` or
+    /// `/embeddings` are LLM calls.
+    ///
+    /// # Errors
+    /// `base_url` is not an absolute URL with a host.
+    pub fn with_openai_compatible(
+        self,
+        base_url: &str,
+        provider: &str,
+    ) -> Result<Self, BaseUrlError> {
+        self.with_base_url(base_url, Flavor::OpenAi, provider)
+    }
+
+    /// Recognises an Anthropic Messages endpoint (`…/messages`) under `base_url`
+    /// (`ANTHROPIC_BASE_URL`, a gateway), as provider `anthropic`.
+    ///
+    /// # Errors
+    /// `base_url` is not an absolute URL with a host.
+    pub fn with_anthropic_base_url(self, base_url: &str) -> Result<Self, BaseUrlError> {
+        self.with_base_url(base_url, Flavor::Anthropic, "anthropic")
+    }
+
+    /// Recognises Gemini `models/{model}:generateContent` / `:streamGenerateContent` under
+    /// `base_url`, as provider `gcp.gemini`.
+    ///
+    /// # Errors
+    /// `base_url` is not an absolute URL with a host.
+    pub fn with_gemini_base_url(self, base_url: &str) -> Result<Self, BaseUrlError> {
+        self.with_base_url(base_url, Flavor::Gemini, "gcp.gemini")
+    }
+
+    /// Recognises endpoints of `flavor` under `base_url`, named `provider`.
+    ///
+    /// # Errors
+    /// `base_url` is not an absolute URL with a host.
+    pub fn with_base_url(
+        mut self,
+        base_url: &str,
+        flavor: Flavor,
+        provider: &str,
+    ) -> Result<Self, BaseUrlError> {
+        self.router
+            .add(BaseUrl::parse(base_url, flavor, provider).map_err(BaseUrlError)?);
+        Ok(self)
+    }
+
+    /// Adds `stream_options: {"include_usage": true}` to streamed OpenAI-style chat and
+    /// completion requests that do not ask for it, so that the exact usage arrives in the
+    /// last chunk (off by default: the caller then sees one extra chunk with empty
+    /// `choices`, which some hand-written stream readers do not expect).
+    pub fn with_stream_usage(mut self, on: bool) -> Self {
+        self.stream_usage = on;
+        self
+    }
+
+    /// Asks `hook` before each LLM call and tells it how the call ended (budgets; see
+    /// [`crate::preflight`]).
+    pub fn with_preflight(mut self, hook: impl PreflightHook) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Like [`with_preflight`](Self::with_preflight), for a shared hook.
+    pub fn with_preflight_arc(mut self, hook: Arc<dyn PreflightHook>) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// Which LLM endpoint a request goes to, if any.
+    pub fn route(&self, request: &Request) -> Option<Route> {
+        self.router.route(request.method(), request.url())
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for LlmMiddleware {
+    async fn handle(
+        &self,
+        mut req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let Some(route) = self.route(&req) else {
+            return next.run(req, extensions).await;
+        };
+        let started = Instant::now();
+        let api = route.api;
+
+        // Request body → parameters (never headers).
+        let body_bytes = req.body().and_then(|b| b.as_bytes());
+        let request_bytes = body_bytes.map_or(0, <[u8]>::len);
+        let mut request_json: Option<Value> = body_bytes
+            .filter(|b| b.len() <= MAX_REQUEST_JSON)
+            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            .filter(Value::is_object);
+        let info = request_json
+            .as_ref()
+            .map(|v| RequestInfo::from_json(api, v))
+            .unwrap_or_else(|| RequestInfo {
+                stream: api == Api::GeminiStreamGenerate,
+                ..Default::default()
+            });
+        let model = info
+            .model
+            .clone()
+            .or_else(|| route.path_model.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+
+        if self.stream_usage
+            && info.stream
+            && !info.include_usage
+            && matches!(api, Api::OpenAiChat | Api::OpenAiCompletions)
+        {
+            if let Some(Value::Object(map)) = request_json.as_mut() {
+                let opts = map
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Value::Object(o) = opts {
+                    o.insert("include_usage".to_owned(), Value::Bool(true));
+                    if let Ok(bytes) = serde_json::to_vec(&map) {
+                        *req.body_mut() = Some(reqwest::Body::from(bytes));
+                        req.headers_mut().remove(http::header::CONTENT_LENGTH);
+                    }
+                }
+            }
+        }
+
+        let span = llmtel::llm_span!(
+            api.operation(),
+            &*route.provider,
+            &model,
+            "server.address" = tracing::field::Empty,
+            "server.port" = tracing::field::Empty,
+            "gen_ai.input.messages" = tracing::field::Empty,
+            "gen_ai.output.messages" = tracing::field::Empty,
+        );
+        record_request(&span, &req, &info);
+
+        let hook = self.hook.as_ref().map(|h| {
+            let call = PlannedCall {
+                provider: route.provider.to_string(),
+                operation: api.operation(),
+                model: model.clone(),
+                max_output_tokens: info.max_tokens.and_then(|m| u64::try_from(m).ok()),
+                stream: info.stream,
+                request_bytes,
+            };
+            (h.clone(), call)
+        });
+        if let Some((h, call)) = &hook {
+            if let Err(refusal) = h.preflight(call) {
+                llmtel::record_error(&span, refusal.error_type(), refusal.message());
+                return Err(reqwest_middleware::Error::middleware(refusal));
+            }
+        }
+
+        let capture = llmtel::content_capture().is_enabled();
+        let result = next.run(req, extensions).instrument(span.clone()).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let class = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                };
+                llmtel::record_error(&span, class, &e.to_string());
+                if let Some((h, call)) = &hook {
+                    h.settle(
+                        call,
+                        &crate::SettledCall {
+                            usage: None,
+                            estimated: false,
+                            response_model: None,
+                            error_type: Some(class.to_owned()),
+                        },
+                    );
+                }
+                return Err(e);
+            }
+        };
+
+        let status = response.status().as_u16();
+        let sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+        let url = response.url().clone();
+        let state = CallState::new(
+            span,
+            api,
+            model,
+            status,
+            sse,
+            started,
+            request_json,
+            capture,
+            hook,
+        );
+        Ok(rewrap(response, url, state))
+    }
+}
+
+fn record_request(span: &tracing::Span, req: &Request, info: &RequestInfo) {
+    if let Some(host) = req.url().host_str() {
+        span.record("server.address", host);
+    }
+    if let Some(port) = req.url().port_or_known_default() {
+        span.record("server.port", i64::from(port));
+    }
+    span.record("gen_ai.request.stream", info.stream);
+    if let Some(t) = info.temperature {
+        span.record("gen_ai.request.temperature", t);
+    }
+    if let Some(m) = info.max_tokens {
+        span.record("gen_ai.request.max_tokens", m);
+    }
+    if let Some(v) = info.top_p {
+        span.set_attribute("gen_ai.request.top_p", v);
+    }
+    if let Some(v) = info.top_k {
+        span.set_attribute("gen_ai.request.top_k", v);
+    }
+    if let Some(v) = info.seed {
+        span.set_attribute("gen_ai.request.seed", v);
+    }
+    if let Some(v) = info.choice_count {
+        span.set_attribute("gen_ai.request.choice.count", v);
+    }
+    if let Some(v) = info.frequency_penalty {
+        span.set_attribute("gen_ai.request.frequency_penalty", v);
+    }
+    if let Some(v) = info.presence_penalty {
+        span.set_attribute("gen_ai.request.presence_penalty", v);
+    }
+    if !info.stop_sequences.is_empty() {
+        let values: Vec<opentelemetry::StringValue> = info
+            .stop_sequences
+            .iter()
+            .map(|s| s.clone().into())
+            .collect();
+        span.set_attribute(
+            "gen_ai.request.stop_sequences",
+            opentelemetry::Value::Array(values.into()),
+        );
+    }
+}
+
+/// Rebuilds the response with the instrumented body; status, headers, version, extensions
+/// and URL are kept.
+fn rewrap(response: Response, url: reqwest::Url, state: CallState) -> Response {
+    let http_response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = http_response.into_parts();
+    // `Response -> http::Response` drops the URL; put it back where reqwest looks for it.
+    if let Ok(carrier) = {
+        use reqwest::ResponseBuilderExt as _;
+        http::Response::builder().url(url).body(())
+    } {
+        let (carrier_parts, ()) = carrier.into_parts();
+        parts.extensions.extend(carrier_parts.extensions);
+    }
+    let body = reqwest::Body::wrap(InstrumentedBody::new(body, state));
+    Response::from(http::Response::from_parts(parts, body))
+}

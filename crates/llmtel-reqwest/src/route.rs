@@ -1,0 +1,332 @@
+//! Which requests are LLM calls: by host and path, or by a configured base URL.
+
+use std::sync::Arc;
+
+use reqwest::{Method, Url};
+
+/// The wire protocol of an LLM endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Api {
+    /// OpenAI Chat Completions (`POST …/chat/completions`), also every OpenAI-compatible server.
+    OpenAiChat,
+    /// OpenAI Responses (`POST …/responses`).
+    OpenAiResponses,
+    /// OpenAI legacy Completions (`POST …/completions`).
+    OpenAiCompletions,
+    /// OpenAI Embeddings (`POST …/embeddings`).
+    OpenAiEmbeddings,
+    /// Anthropic Messages (`POST /v1/messages`).
+    AnthropicMessages,
+    /// Gemini `models/{model}:generateContent`.
+    GeminiGenerate,
+    /// Gemini `models/{model}:streamGenerateContent` (SSE with `alt=sse`, else a JSON array).
+    GeminiStreamGenerate,
+}
+
+impl Api {
+    /// The `gen_ai.operation.name` of a call to this endpoint.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Api::OpenAiChat | Api::OpenAiResponses | Api::AnthropicMessages => "chat",
+            Api::OpenAiCompletions => "text_completion",
+            Api::OpenAiEmbeddings => "embeddings",
+            Api::GeminiGenerate | Api::GeminiStreamGenerate => "generate_content",
+        }
+    }
+}
+
+/// The request dialect spoken at a base URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// OpenAI and every OpenAI-compatible server (Ollama, vLLM, Groq, Together, OpenRouter,
+    /// DeepSeek, Mistral, Azure OpenAI).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini (`generativelanguage.googleapis.com`, Vertex AI).
+    Gemini,
+}
+
+/// A recognised LLM call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The endpoint's protocol.
+    pub api: Api,
+    /// `gen_ai.provider.name`.
+    pub provider: Arc<str>,
+    /// The model named by the path (Gemini `models/{model}`, Azure `deployments/{name}`).
+    pub path_model: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct BaseUrl {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    path: String,
+    flavor: Flavor,
+    provider: Arc<str>,
+}
+
+impl BaseUrl {
+    pub(crate) fn parse(base: &str, flavor: Flavor, provider: &str) -> Result<Self, String> {
+        let url = Url::parse(base).map_err(|e| format!("invalid base URL {base:?}: {e}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| format!("base URL {base:?} has no host"))?
+            .to_ascii_lowercase();
+        Ok(BaseUrl {
+            scheme: url.scheme().to_owned(),
+            host,
+            port: url.port_or_known_default(),
+            path: url.path().trim_end_matches('/').to_owned(),
+            flavor,
+            provider: Arc::from(provider),
+        })
+    }
+
+    fn matches(&self, url: &Url) -> bool {
+        url.scheme() == self.scheme
+            && url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && url.port_or_known_default() == self.port
+            && url.path().starts_with(&self.path)
+            && url.path()[self.path.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| c == '/')
+    }
+}
+
+/// Recognises LLM calls; see [`crate::LlmMiddleware`] for the built-in hosts.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Router {
+    bases: Vec<BaseUrl>,
+}
+
+impl Router {
+    pub(crate) fn add(&mut self, base: BaseUrl) {
+        // Longest path first, so a more specific base URL wins.
+        self.bases.push(base);
+        self.bases
+            .sort_by_key(|b| std::cmp::Reverse(b.host.len() + b.path.len()));
+    }
+
+    pub(crate) fn route(&self, method: &Method, url: &Url) -> Option<Route> {
+        if method != Method::POST {
+            return None;
+        }
+        let path = url.path();
+        for base in &self.bases {
+            if base.matches(url) {
+                return match_path(base.flavor, path, base.provider.clone());
+            }
+        }
+        let host = url.host_str()?.to_ascii_lowercase();
+        let (flavor, provider): (Flavor, &str) = match host.as_str() {
+            "api.openai.com" => (Flavor::OpenAi, "openai"),
+            "api.anthropic.com" => (Flavor::Anthropic, "anthropic"),
+            "generativelanguage.googleapis.com" => (Flavor::Gemini, "gcp.gemini"),
+            "api.groq.com" => (Flavor::OpenAi, "groq"),
+            "api.together.xyz" => (Flavor::OpenAi, "together_ai"),
+            "openrouter.ai" => (Flavor::OpenAi, "openrouter"),
+            "api.deepseek.com" => (Flavor::OpenAi, "deepseek"),
+            "api.mistral.ai" => (Flavor::OpenAi, "mistral_ai"),
+            h if h.ends_with(".openai.azure.com")
+                || h.ends_with(".cognitiveservices.azure.com")
+                || h.ends_with(".services.ai.azure.com") =>
+            {
+                return match_azure(path);
+            }
+            h if h.ends_with("-aiplatform.googleapis.com") || h == "aiplatform.googleapis.com" => {
+                (Flavor::Gemini, "gcp.vertex_ai")
+            }
+            _ => return None,
+        };
+        match_path(flavor, path, Arc::from(provider))
+    }
+}
+
+fn match_path(flavor: Flavor, path: &str, provider: Arc<str>) -> Option<Route> {
+    let path = path.trim_end_matches('/');
+    let (api, path_model) = match flavor {
+        Flavor::OpenAi => (openai_api(path)?, None),
+        Flavor::Anthropic => {
+            if path.ends_with("/messages") {
+                (Api::AnthropicMessages, None)
+            } else {
+                return None;
+            }
+        }
+        Flavor::Gemini => gemini(path)?,
+    };
+    Some(Route {
+        api,
+        provider,
+        path_model,
+    })
+}
+
+fn openai_api(path: &str) -> Option<Api> {
+    if path.ends_with("/chat/completions") {
+        Some(Api::OpenAiChat)
+    } else if path.ends_with("/completions") {
+        Some(Api::OpenAiCompletions)
+    } else if path.ends_with("/responses") {
+        Some(Api::OpenAiResponses)
+    } else if path.ends_with("/embeddings") {
+        Some(Api::OpenAiEmbeddings)
+    } else {
+        None
+    }
+}
+
+fn gemini(path: &str) -> Option<(Api, Option<String>)> {
+    let (head, method) = path.rsplit_once(':')?;
+    let api = match method {
+        "generateContent" => Api::GeminiGenerate,
+        "streamGenerateContent" => Api::GeminiStreamGenerate,
+        _ => return None,
+    };
+    let model = head.rsplit_once("/models/").map(|(_, m)| m.to_owned());
+    Some((api, model))
+}
+
+fn match_azure(path: &str) -> Option<Route> {
+    let provider: Arc<str> = Arc::from("azure.ai.openai");
+    let deployment = path
+        .strip_prefix("/openai/deployments/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned);
+    if deployment.is_none() && !path.starts_with("/openai/") {
+        return None;
+    }
+    Some(Route {
+        api: openai_api(path.trim_end_matches('/'))?,
+        provider,
+        path_model: deployment,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(url: &str) -> Option<(Api, String, Option<String>)> {
+        let mut r = Router::default();
+        r.add(BaseUrl::parse("http://localhost:11434/v1", Flavor::OpenAi, "ollama").unwrap());
+        r.route(&Method::POST, &Url::parse(url).unwrap())
+            .map(|r| (r.api, r.provider.to_string(), r.path_model))
+    }
+
+    #[test]
+    fn built_in_hosts() {
+        let cases = [
+            (
+                "https://api.openai.com/v1/chat/completions",
+                Api::OpenAiChat,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/responses",
+                Api::OpenAiResponses,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/completions",
+                Api::OpenAiCompletions,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/embeddings",
+                Api::OpenAiEmbeddings,
+                "openai",
+            ),
+            (
+                "https://api.anthropic.com/v1/messages",
+                Api::AnthropicMessages,
+                "anthropic",
+            ),
+            (
+                "https://api.groq.com/openai/v1/chat/completions",
+                Api::OpenAiChat,
+                "groq",
+            ),
+            (
+                "https://openrouter.ai/api/v1/chat/completions",
+                Api::OpenAiChat,
+                "openrouter",
+            ),
+            (
+                "https://api.deepseek.com/chat/completions",
+                Api::OpenAiChat,
+                "deepseek",
+            ),
+            (
+                "https://api.mistral.ai/v1/chat/completions",
+                Api::OpenAiChat,
+                "mistral_ai",
+            ),
+            (
+                "https://api.together.xyz/v1/chat/completions",
+                Api::OpenAiChat,
+                "together_ai",
+            ),
+            (
+                "http://localhost:11434/v1/chat/completions",
+                Api::OpenAiChat,
+                "ollama",
+            ),
+        ];
+        for (url, api, provider) in cases {
+            let (a, p, _) = route(url).unwrap_or_else(|| panic!("{url} not recognised"));
+            assert_eq!((a, p.as_str()), (api, provider), "{url}");
+        }
+    }
+
+    #[test]
+    fn gemini_and_azure_take_the_model_from_the_path() {
+        assert_eq!(
+            route(
+                "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+            ),
+            Some((
+                Api::GeminiStreamGenerate,
+                "gcp.gemini".into(),
+                Some("gemini-2.5-flash".into())
+            ))
+        );
+        assert_eq!(
+            route(
+                "https://my-res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+            ),
+            Some((
+                Api::OpenAiChat,
+                "azure.ai.openai".into(),
+                Some("gpt4o-prod".into())
+            ))
+        );
+    }
+
+    #[test]
+    fn other_requests_are_not_llm_calls() {
+        for url in [
+            "https://api.openai.com/v1/models",
+            "https://api.openai.com/v1/files",
+            "https://example.com/v1/chat/completions",
+            "http://localhost:11435/v1/chat/completions",
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:countTokens",
+        ] {
+            assert_eq!(route(url), None, "{url}");
+        }
+        let mut r = Router::default();
+        r.add(BaseUrl::parse("https://api.openai.com/v1", Flavor::OpenAi, "openai").unwrap());
+        let get = r.route(
+            &Method::GET,
+            &Url::parse("https://api.openai.com/v1/responses").unwrap(),
+        );
+        assert_eq!(get, None);
+    }
+}

@@ -1,0 +1,204 @@
+//! Streams pass through chunk by chunk; cut, dropped and usage-less streams still end their
+//! span with what was seen.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fixtures::*;
+use common::*;
+use tokio::sync::Notify;
+
+#[test]
+fn the_first_chunk_reaches_the_caller_before_the_server_sends_the_second() {
+    let p = run_async(|| async {
+        let go = Arc::new(Notify::new());
+        let chunks = openai_stream(true);
+        let reply = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps: vec![
+                Step::Bytes(chunks[0].clone().into_bytes()),
+                Step::Wait(go.clone()),
+                Step::Bytes(chunks[1..].concat().into_bytes()),
+            ],
+            chunked: true,
+        };
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(server.url("/openai/v1/chat/completions"))
+            .body(OPENAI_STREAM_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        // The server is blocked until we signal: a buffering middleware would hang here.
+        let first = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .expect("the first chunk must arrive while the server holds the second back")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first, chunks[0].as_bytes());
+        go.notify_one();
+        let mut rest = Vec::new();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            rest.extend_from_slice(&c);
+        }
+        assert_eq!(rest, chunks[1..].concat().as_bytes());
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 5);
+    assert!(attr(&s, "error.type").is_none());
+}
+
+#[test]
+fn a_stream_without_usage_is_estimated_from_its_text() {
+    let chunks = openai_stream(false);
+    let p = run_async(|| async {
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let c = client(middleware(&server));
+        post(
+            &c,
+            &server.url("/openai/v1/chat/completions"),
+            OPENAI_STREAM_REQUEST_NO_USAGE,
+        )
+        .await;
+    });
+    let s = llm_span(&p);
+    let input = llmtel::estimate::count_tokens("gpt-4o-2024-08-06", "Say hello");
+    let output = llmtel::estimate::count_tokens("gpt-4o-2024-08-06", "Hello there!");
+    assert_eq!((input.tokens, output.tokens), (2, 3), "o200k_base counts");
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 2);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 3);
+    assert_eq!(
+        attr(&s, "llmtel.cost.estimated"),
+        Some(&opentelemetry::Value::Bool(true))
+    );
+    assert_eq!(
+        str_attr(&s, "llmtel.cost.estimate_method"),
+        "tiktoken:o200k_base"
+    );
+    // 2 × $2.50/M + 3 × $10/M = 0.000005 + 0.000030
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.000035);
+}
+
+#[test]
+fn a_stream_cut_in_the_middle_ends_the_span_with_what_was_seen() {
+    let chunks = anthropic_stream();
+    let p = run_async(|| async {
+        let mut reply = Reply::sse(&chunks[..4].iter().map(String::as_str).collect::<Vec<_>>());
+        reply.steps.push(Step::Cut);
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(server.url("/anthropic/v1/messages"))
+            .body(ANTHROPIC_STREAM_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let err = loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("a cut stream must not end cleanly"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, chunks[..4].concat().as_bytes());
+        drop(err);
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "error.type"), "interrupted");
+    assert!(matches!(
+        s.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    // message_start was seen: its input and cache counts, and its provisional output of 1.
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 1525);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 1);
+}
+
+#[test]
+fn a_stream_dropped_by_the_caller_is_cancelled() {
+    let p = run_async(|| async {
+        let go = Arc::new(Notify::new());
+        let chunks = gemini_stream();
+        let reply = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps: vec![
+                Step::Bytes(chunks[0].clone().into_bytes()),
+                Step::Wait(go.clone()),
+                Step::Bytes(chunks[1].clone().into_bytes()),
+            ],
+            chunked: true,
+        };
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(
+                server.url("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+            )
+            .body(GEMINI_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        resp.chunk().await.unwrap().unwrap();
+        drop(resp); // the user closed the tab
+        go.notify_one();
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "error.type"), "cancelled");
+    assert!(matches!(
+        s.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    // Usage seen so far (Gemini repeats it in every chunk): 10 in, 2 out.
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 10);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 2);
+    assert_usd(
+        f64_attr(&s, "gen_ai.usage.cost"),
+        (10.0 * 0.30 + 2.0 * 2.50) / 1e6,
+    );
+}
+
+#[test]
+fn include_usage_is_added_only_when_enabled() {
+    run_async(|| async {
+        let chunks = openai_stream(true);
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let server = Replay::start(vec![Reply::sse(&refs), Reply::sse(&refs)]).await;
+        let off = client(middleware(&server));
+        post(
+            &off,
+            &server.url("/openai/v1/chat/completions"),
+            OPENAI_STREAM_REQUEST_NO_USAGE,
+        )
+        .await;
+        let on = client(middleware(&server).with_stream_usage(true));
+        post(
+            &on,
+            &server.url("/openai/v1/chat/completions"),
+            OPENAI_STREAM_REQUEST_NO_USAGE,
+        )
+        .await;
+        let reqs = server.requests();
+        assert_eq!(
+            reqs[0].body,
+            OPENAI_STREAM_REQUEST_NO_USAGE.as_bytes(),
+            "untouched by default"
+        );
+        let sent: serde_json::Value = serde_json::from_slice(&reqs[1].body).unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+        assert_eq!(sent["messages"][0]["content"], "Say hello");
+        assert!(
+            reqs[1]
+                .head
+                .to_ascii_lowercase()
+                .contains(&format!("content-length: {}", reqs[1].body.len()))
+        );
+    });
+}
