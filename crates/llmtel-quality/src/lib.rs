@@ -1,0 +1,91 @@
+//! Quality monitoring for LLM calls, on top of `llmtel`.
+//!
+//! LLM failures rarely crash: answers get slower, longer, truncated, less relevant, less
+//! grounded, and users rate them lower. This crate watches for that per (model, feature):
+//!
+//! - **signals** of every call ([`CallSignals`]: latency, `error.type`, truncation by
+//!   `length`, `content_filter`, output length, tokens per second, time to first chunk,
+//!   cost), taken on the request thread by a [`QualitySink`] (or [`QualityLayer`]) and queued
+//!   without blocking to the monitor thread;
+//! - **evaluators** ([`eval`]: lexical relevance, fluency, groundedness, refusal, JSON /
+//!   JSON-schema validity, PII leaks) run on their own thread with a sampling rate and a
+//!   timeout each, on content the app passes explicitly ([`Quality::evaluate`]);
+//! - a **quality score** per call ([`QualityWeights`]), a weighted composite that leaves
+//!   missing signals out;
+//! - **user feedback** ([`Feedback`]) attached to a past call by response id, trace id or
+//!   span context;
+//! - a **monitor** ([`Monitor`]) of per (model, feature) windows with detectors (error rate,
+//!   p95 latency, rating, evaluator scores, truncation rate, cost per call), EWMA trends and
+//!   Page-Hinkley change points, alerts through `llmtel-alert` (firing and resolved,
+//!   deduplicated, with a cooldown), and bounded memory ([`Footprint`]);
+//! - evaluation results and feedback emitted as **`gen_ai.evaluation.result`** spans
+//!   parented to the evaluated call's span ([`emit_evaluation`]);
+//! - **dashboard data** as one serde [`Snapshot`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//! use llmtel_quality::{CallRef, EvalInput, Feedback, Quality};
+//!
+//! let quality = Quality::builder().with_builtin_evaluators().build();
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(llmtel::LlmLayer::new().with_sink(Arc::new(quality.sink())));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+//!     llmtel::record_response(&span, "chatcmpl-1", "gpt-4o-mini", &["stop"]);
+//!     llmtel::record_usage(&span, &llmtel::Usage { input_tokens: 50, output_tokens: 20, ..Default::default() });
+//! });
+//! quality.evaluate(
+//!     EvalInput::new("You can reset your password from the login page.")
+//!         .with_question("How do I reset my password?")
+//!         .with_response_id("chatcmpl-1"),
+//! );
+//! quality.feedback(Feedback::thumbs(CallRef::ResponseId("chatcmpl-1".into()), true));
+//! assert!(quality.flush(Duration::from_secs(5)));
+//!
+//! let snap = quality.snapshot();
+//! assert_eq!(snap.overall.total.requests, 1);
+//! assert_eq!(snap.overall.total.avg_rating, Some(1.0));
+//! assert_eq!(snap.overall.total.evaluators["relevance"].avg, 1.0);
+//! ```
+//!
+//! # Time
+//! The monitor files every event under its own time (a call's end, a rating's `at`), never
+//! the wall clock at processing, so tests drive it with a simulated clock and late events do
+//! not distort windows (an event older than the open window is counted in the open window).
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod detect;
+mod emit;
+pub mod eval;
+mod feedback;
+mod monitor;
+mod pipeline;
+mod score;
+mod signals;
+mod sketch;
+
+pub use detect::{
+    ChangePoint, DetectorConfig, DetectorKind, DetectorState, Direction, Trend, TrendDirection,
+    TrendTracker,
+};
+pub use emit::{EvaluationRecord, TARGET, emit_evaluation};
+pub use eval::{
+    EvalFuture, EvalInput, Evaluation, Evaluator, Fluency, Groundedness, JsonValidity,
+    LexicalRelevance, PiiKind, PiiLeak, Refusal, SyncAdapter, SyncEvaluator, find_pii,
+};
+pub use feedback::{CallRef, Feedback, FeedbackError};
+pub use monitor::{
+    EvaluatorAverage, Footprint, Monitor, MonitorConfig, MonitorStats, OTHER, SeriesSnapshot,
+    Snapshot, UNKNOWN, WindowSummary,
+};
+pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
+pub use score::{MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights};
+pub use signals::{CONTENT_FILTER_REASONS, CallSignals, TRUNCATION_REASONS};
+pub use sketch::{DdSketch, Quantiles};

@@ -1,0 +1,1006 @@
+//! The monitor: per (model, feature) time windows, detectors, alerts, trends, snapshots.
+//!
+//! Synchronous and deterministic: time is the time of the events fed to it (a call's end, a
+//! rating's time), never the wall clock, so it is driven by a simulated clock in tests and
+//! by the real one in production. [`crate::Quality`] runs it on its worker thread.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use llmtel_alert::{Alert, AlertState};
+use opentelemetry::trace::{SpanId, TraceId};
+use serde::Serialize;
+
+use crate::detect::{DetectorConfig, DetectorKind, DetectorState, Transition, Trend, TrendTracker};
+use crate::emit::EvaluationRecord;
+use crate::eval::{EvalInput, Evaluation};
+use crate::feedback::{CallRef, Feedback};
+use crate::score::{QualityInputs, QualityWeights};
+use crate::signals::CallSignals;
+use crate::sketch::{DdSketch, Quantiles};
+
+/// Series key used for the model or feature when a call names none.
+pub const UNKNOWN: &str = "unknown";
+/// Series key of calls beyond [`MonitorConfig::max_series`].
+pub const OTHER: &str = "(other)";
+
+/// Settings of the [`Monitor`].
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    /// Window length (default 60 s).
+    pub window: Duration,
+    /// Closed-window summaries kept per series for the dashboard (default 60).
+    pub history: usize,
+    /// Most (model, feature) series tracked; calls of further ones are filed under
+    /// `((other), (other))` (default 256).
+    pub max_series: usize,
+    /// Most recent calls kept to attach feedback and evaluations to (default 50,000).
+    pub max_calls_indexed: usize,
+    /// Most distinct evaluation names tracked per series (default 16).
+    pub max_evaluators: usize,
+    /// After an alert resolves, the same detector cannot fire again for this long
+    /// (default 10 minutes).
+    pub cooldown: Duration,
+    /// Detector settings by kind; `EvaluatorScore("")` is the template of every evaluator.
+    pub detectors: BTreeMap<DetectorKind, DetectorConfig>,
+    /// The quality score's weights.
+    pub weights: QualityWeights,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        let detectors = [
+            DetectorKind::ErrorRate,
+            DetectorKind::LatencyP95,
+            DetectorKind::Rating,
+            DetectorKind::EvaluatorScore(String::new()),
+            DetectorKind::TruncationRate,
+            DetectorKind::CostPerCall,
+        ]
+        .into_iter()
+        .map(|k| {
+            let c = DetectorConfig::default_for(&k);
+            (k, c)
+        })
+        .collect();
+        MonitorConfig {
+            window: Duration::from_secs(60),
+            history: 60,
+            max_series: 256,
+            max_calls_indexed: 50_000,
+            max_evaluators: 16,
+            cooldown: Duration::from_secs(600),
+            detectors,
+            weights: QualityWeights::default(),
+        }
+    }
+}
+
+impl MonitorConfig {
+    fn detector(&self, kind: &DetectorKind) -> DetectorConfig {
+        if let Some(c) = self.detectors.get(kind) {
+            return c.clone();
+        }
+        if let DetectorKind::EvaluatorScore(_) = kind {
+            if let Some(c) = self
+                .detectors
+                .get(&DetectorKind::EvaluatorScore(String::new()))
+            {
+                return c.clone();
+            }
+        }
+        DetectorConfig::default_for(kind)
+    }
+
+    /// Sets a detector's settings (`EvaluatorScore("")` for every evaluator without its own).
+    pub fn with_detector(mut self, kind: DetectorKind, cfg: DetectorConfig) -> Self {
+        self.detectors.insert(kind, cfg);
+        self
+    }
+}
+
+/// Sum and count of a mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Mean {
+    sum: f64,
+    n: u64,
+}
+
+impl Mean {
+    fn add(&mut self, v: f64) {
+        if v.is_finite() {
+            self.sum += v;
+            self.n += 1;
+        }
+    }
+    fn remove(&mut self, v: f64) {
+        if v.is_finite() && self.n > 0 {
+            self.sum -= v;
+            self.n -= 1;
+        }
+    }
+    fn merge(&mut self, o: &Mean) {
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+    fn avg(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+}
+
+/// Aggregates of one window (or of a series' lifetime): bounded, no stored samples.
+#[derive(Clone, Debug)]
+struct Agg {
+    calls: u64,
+    errors: u64,
+    truncated: u64,
+    filtered: u64,
+    /// Latency of successful calls.
+    latency: DdSketch,
+    output_tokens: Mean,
+    tokens_per_second: Mean,
+    ttfc: Mean,
+    cost: Mean,
+    rating: Mean,
+    quality: Mean,
+    evals: Vec<(String, Mean)>,
+}
+
+impl Agg {
+    fn new() -> Self {
+        Agg {
+            calls: 0,
+            errors: 0,
+            truncated: 0,
+            filtered: 0,
+            latency: DdSketch::default_latency(),
+            output_tokens: Mean::default(),
+            tokens_per_second: Mean::default(),
+            ttfc: Mean::default(),
+            cost: Mean::default(),
+            rating: Mean::default(),
+            quality: Mean::default(),
+            evals: Vec::new(),
+        }
+    }
+
+    fn add_call(&mut self, c: &CallSignals, quality: Option<f64>) {
+        self.calls += 1;
+        if c.error_type.is_some() {
+            self.errors += 1;
+        } else {
+            self.latency.add(c.latency.as_secs_f64());
+            self.truncated += u64::from(c.truncated);
+            self.filtered += u64::from(c.content_filtered);
+        }
+        if let Some(t) = c.output_tokens {
+            self.output_tokens.add(t as f64);
+        }
+        if let Some(t) = c.tokens_per_second {
+            self.tokens_per_second.add(t);
+        }
+        if let Some(t) = c.time_to_first_chunk {
+            self.ttfc.add(t);
+        }
+        if let Some(t) = c.cost_usd {
+            self.cost.add(t);
+        }
+        if let Some(q) = quality {
+            self.quality.add(q);
+        }
+    }
+
+    fn eval_mut(&mut self, name: &str, max: usize) -> Option<&mut Mean> {
+        if let Some(i) = self.evals.iter().position(|(n, _)| n == name) {
+            return Some(&mut self.evals[i].1);
+        }
+        if self.evals.len() >= max {
+            return None;
+        }
+        self.evals.push((name.to_owned(), Mean::default()));
+        self.evals.last_mut().map(|e| &mut e.1)
+    }
+
+    fn merge(&mut self, o: &Agg, max_evals: usize) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.truncated += o.truncated;
+        self.filtered += o.filtered;
+        self.latency.merge(&o.latency);
+        self.output_tokens.merge(&o.output_tokens);
+        self.tokens_per_second.merge(&o.tokens_per_second);
+        self.ttfc.merge(&o.ttfc);
+        self.cost.merge(&o.cost);
+        self.rating.merge(&o.rating);
+        self.quality.merge(&o.quality);
+        for (n, m) in &o.evals {
+            if let Some(mine) = self.eval_mut(n, max_evals) {
+                mine.merge(m);
+            }
+        }
+    }
+
+    fn ok_calls(&self) -> u64 {
+        self.calls - self.errors
+    }
+
+    fn summary(&self, start: SystemTime) -> WindowSummary {
+        WindowSummary {
+            start_unix_s: unix_s(start),
+            requests: self.calls,
+            errors: self.errors,
+            error_rate: ratio(self.errors, self.calls),
+            truncation_rate: ratio(self.truncated, self.ok_calls()),
+            content_filter_rate: ratio(self.filtered, self.ok_calls()),
+            latency_s: self.latency.quantiles(),
+            avg_output_tokens: self.output_tokens.avg(),
+            avg_tokens_per_second: self.tokens_per_second.avg(),
+            avg_time_to_first_chunk_s: self.ttfc.avg(),
+            avg_cost_usd: self.cost.avg(),
+            avg_rating: self.rating.avg(),
+            ratings: self.rating.n,
+            evaluators: self
+                .evals
+                .iter()
+                .filter_map(|(n, m)| {
+                    Some((
+                        n.clone(),
+                        EvaluatorAverage {
+                            avg: m.avg()?,
+                            count: m.n,
+                        },
+                    ))
+                })
+                .collect(),
+            quality_score: self.quality.avg(),
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+fn unix_s(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+fn timestamp(t: SystemTime) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// An evaluator's average score and how many results it averages.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EvaluatorAverage {
+    /// Average score.
+    pub avg: f64,
+    /// Results averaged.
+    pub count: u64,
+}
+
+/// The figures of one window, or of a series' lifetime.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WindowSummary {
+    /// Start of the window (of the first window, for a lifetime), Unix seconds.
+    pub start_unix_s: f64,
+    /// LLM calls.
+    pub requests: u64,
+    /// Failed calls.
+    pub errors: u64,
+    /// `errors / requests`.
+    pub error_rate: Option<f64>,
+    /// Share of successful calls cut by the token limit.
+    pub truncation_rate: Option<f64>,
+    /// Share of successful calls stopped by a content filter.
+    pub content_filter_rate: Option<f64>,
+    /// Latency of successful calls, seconds: avg, p50, p95, p99 (from the sketch, 1 %).
+    pub latency_s: Option<Quantiles>,
+    /// Average output tokens per call.
+    pub avg_output_tokens: Option<f64>,
+    /// Average output tokens per second.
+    pub avg_tokens_per_second: Option<f64>,
+    /// Average time to first chunk of streamed calls, seconds.
+    pub avg_time_to_first_chunk_s: Option<f64>,
+    /// Average cost per priced call, USD.
+    pub avg_cost_usd: Option<f64>,
+    /// Average user rating (`0..=1`).
+    pub avg_rating: Option<f64>,
+    /// Ratings received.
+    pub ratings: u64,
+    /// Per-evaluator averages.
+    pub evaluators: BTreeMap<String, EvaluatorAverage>,
+    /// Average quality score of the calls.
+    pub quality_score: Option<f64>,
+}
+
+/// The dashboard figures of one (model, feature) series, or of all calls.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeriesSnapshot {
+    /// Model (`*` for the overall snapshot).
+    pub model: String,
+    /// Feature (`*` for the overall snapshot).
+    pub feature: String,
+    /// Since the monitor started, including the open window.
+    pub total: WindowSummary,
+    /// The last closed window.
+    pub last_window: Option<WindowSummary>,
+    /// Closed windows kept, oldest first.
+    pub history: Vec<WindowSummary>,
+    /// Trend of the per-window quality score.
+    pub quality_trend: Option<Trend>,
+    /// Trend of the per-window p95 latency.
+    pub latency_trend: Option<Trend>,
+    /// Detector states, by detector label.
+    pub detectors: BTreeMap<String, DetectorState>,
+}
+
+/// Counters of the monitor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MonitorStats {
+    /// Calls recorded.
+    pub calls: u64,
+    /// Evaluation results recorded.
+    pub evaluations: u64,
+    /// Feedback recorded.
+    pub feedback: u64,
+    /// Feedback or evaluations whose call was not (or no longer) in the index.
+    pub unmatched: u64,
+    /// Calls filed under `(other)` because of [`MonitorConfig::max_series`].
+    pub overflow_calls: u64,
+    /// Calls evicted from the index (the oldest first).
+    pub evicted_calls: u64,
+    /// Windows closed (all series).
+    pub windows_closed: u64,
+    /// Alerts raised (firing and resolved).
+    pub alerts: u64,
+}
+
+/// Everything the dashboard needs, as one serde value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Monitor time (the latest event time), Unix seconds.
+    pub now_unix_s: f64,
+    /// Window length, seconds.
+    pub window_s: f64,
+    /// All calls.
+    pub overall: SeriesSnapshot,
+    /// Per (model, feature), sorted.
+    pub series: Vec<SeriesSnapshot>,
+    /// Alerts firing now.
+    pub active_alerts: Vec<Alert>,
+    /// Counters.
+    pub stats: MonitorStats,
+}
+
+/// How much the monitor holds: the measure of its memory bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Footprint {
+    /// Series tracked (overall included).
+    pub series: usize,
+    /// Closed-window summaries kept.
+    pub history_windows: usize,
+    /// Quantile-sketch buckets in use.
+    pub sketch_buckets: usize,
+    /// Calls in the index.
+    pub indexed_calls: usize,
+    /// Index keys (response ids, trace ids, span ids).
+    pub index_keys: usize,
+    /// Detector states.
+    pub detectors: usize,
+    /// Evaluator averages kept (windows, lifetimes, history and calls).
+    pub evaluator_slots: usize,
+    /// Alerts firing.
+    pub active_alerts: usize,
+}
+
+impl Footprint {
+    /// The most the monitor can hold with `cfg`, whatever the traffic.
+    pub fn bound(cfg: &MonitorConfig) -> Footprint {
+        let series = cfg.max_series + 2; // + overall + (other)
+        let sketch_max = DdSketch::default_latency_max_buckets();
+        let kinds = 5 + cfg.max_evaluators;
+        Footprint {
+            series,
+            history_windows: series * cfg.history,
+            sketch_buckets: series * 2 * sketch_max,
+            indexed_calls: cfg.max_calls_indexed,
+            index_keys: 3 * cfg.max_calls_indexed,
+            detectors: series * kinds,
+            evaluator_slots: series * (2 + cfg.history) * cfg.max_evaluators
+                + cfg.max_calls_indexed * crate::score::MAX_EVALUATIONS_PER_CALL,
+            active_alerts: series * kinds,
+        }
+    }
+
+    /// Whether every field is within `bound`'s.
+    pub fn within(&self, bound: &Footprint) -> bool {
+        self.series <= bound.series
+            && self.history_windows <= bound.history_windows
+            && self.sketch_buckets <= bound.sketch_buckets
+            && self.indexed_calls <= bound.indexed_calls
+            && self.index_keys <= bound.index_keys
+            && self.detectors <= bound.detectors
+            && self.evaluator_slots <= bound.evaluator_slots
+            && self.active_alerts <= bound.active_alerts
+    }
+}
+
+impl DdSketch {
+    pub(crate) fn default_latency_max_buckets() -> usize {
+        512
+    }
+}
+
+#[derive(Debug)]
+struct Series {
+    model: String,
+    feature: String,
+    cur: Agg,
+    total: Agg,
+    first_window: Option<u64>,
+    history: VecDeque<WindowSummary>,
+    detectors: BTreeMap<DetectorKind, DetectorState>,
+    quality_trend: TrendTracker,
+    latency_trend: TrendTracker,
+}
+
+impl Series {
+    fn new(model: String, feature: String) -> Self {
+        Series {
+            model,
+            feature,
+            cur: Agg::new(),
+            total: Agg::new(),
+            first_window: None,
+            history: VecDeque::new(),
+            detectors: BTreeMap::new(),
+            quality_trend: TrendTracker::new(0.5, 8.0, 10),
+            latency_trend: TrendTracker::new(0.5, 8.0, 10),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CallEntry {
+    series: usize,
+    window: u64,
+    trace_id: Option<TraceId>,
+    span_id: Option<SpanId>,
+    response_id: Option<String>,
+    inputs: QualityInputs,
+    quality: Option<f64>,
+}
+
+/// The monitor. See the [module docs](self).
+#[derive(Debug)]
+pub struct Monitor {
+    cfg: MonitorConfig,
+    window_s: u64,
+    now: SystemTime,
+    cur_window: Option<u64>,
+    series: Vec<Series>,
+    by_key: HashMap<(String, String), usize>,
+    calls: HashMap<u64, CallEntry>,
+    order: VecDeque<u64>,
+    next_call: u64,
+    by_response: HashMap<String, u64>,
+    by_trace: HashMap<TraceId, u64>,
+    by_span: HashMap<SpanId, u64>,
+    active: BTreeMap<(String, Vec<(String, String)>), Alert>,
+    pending: Vec<Alert>,
+    stats: MonitorStats,
+}
+
+const OVERALL: usize = 0;
+const MAX_PENDING_ALERTS: usize = 1024;
+
+impl Monitor {
+    /// A monitor with these settings.
+    pub fn new(cfg: MonitorConfig) -> Self {
+        let window_s = cfg.window.as_secs().max(1);
+        Monitor {
+            window_s,
+            now: UNIX_EPOCH,
+            cur_window: None,
+            series: vec![Series::new("*".into(), "*".into())],
+            by_key: HashMap::new(),
+            calls: HashMap::new(),
+            order: VecDeque::new(),
+            next_call: 0,
+            by_response: HashMap::new(),
+            by_trace: HashMap::new(),
+            by_span: HashMap::new(),
+            active: BTreeMap::new(),
+            pending: Vec::new(),
+            stats: MonitorStats::default(),
+            cfg,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MonitorConfig {
+        &self.cfg
+    }
+
+    fn window_of(&self, t: SystemTime) -> u64 {
+        t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / self.window_s
+    }
+
+    fn window_start(&self, w: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(w * self.window_s)
+    }
+
+    /// Moves the monitor's time to `t` (if later), closing every window that ended. Called by
+    /// every `record_*`; call it directly to close windows when no traffic comes.
+    pub fn advance(&mut self, t: SystemTime) {
+        if t > self.now {
+            self.now = t;
+        }
+        let w = self.window_of(self.now);
+        match self.cur_window {
+            None => self.cur_window = Some(w),
+            Some(cur) if w > cur => {
+                self.close_windows(cur);
+                self.cur_window = Some(w);
+            }
+            _ => {}
+        }
+    }
+
+    fn series_index(&mut self, model: Option<&str>, feature: Option<&str>) -> usize {
+        let model = model.unwrap_or(UNKNOWN);
+        let feature = feature.unwrap_or(UNKNOWN);
+        if let Some(&i) = self.by_key.get(&(model.to_owned(), feature.to_owned())) {
+            return i;
+        }
+        if self.by_key.len() >= self.cfg.max_series {
+            self.stats.overflow_calls += 1;
+            let key = (OTHER.to_owned(), OTHER.to_owned());
+            if let Some(&i) = self.by_key.get(&key) {
+                return i;
+            }
+            self.series.push(Series::new(key.0.clone(), key.1.clone()));
+            let i = self.series.len() - 1;
+            self.by_key.insert(key, i);
+            return i;
+        }
+        self.series
+            .push(Series::new(model.to_owned(), feature.to_owned()));
+        let i = self.series.len() - 1;
+        self.by_key
+            .insert((model.to_owned(), feature.to_owned()), i);
+        i
+    }
+
+    /// Records one call's signals.
+    pub fn record_call(&mut self, c: &CallSignals) {
+        self.advance(c.ended_at);
+        self.stats.calls += 1;
+        let s = self.series_index(c.model.as_deref(), c.feature.as_deref());
+        let inputs = QualityInputs {
+            success: Some(c.error_type.is_none()),
+            complete: Some(!(c.truncated || c.content_filtered)),
+            latency_s: Some(c.latency.as_secs_f64()),
+            ..Default::default()
+        };
+        let quality = self.cfg.weights.score(&inputs);
+        for idx in [OVERALL, s] {
+            let series = &mut self.series[idx];
+            series.cur.add_call(c, quality);
+            series
+                .first_window
+                .get_or_insert(self.cur_window.unwrap_or(0));
+        }
+        self.index_call(CallEntry {
+            series: s,
+            window: self.cur_window.unwrap_or(0),
+            trace_id: c.trace_id,
+            span_id: c.span_id,
+            response_id: c.response_id.clone(),
+            inputs,
+            quality,
+        });
+    }
+
+    fn index_call(&mut self, e: CallEntry) {
+        if self.cfg.max_calls_indexed == 0 {
+            return;
+        }
+        while self.order.len() >= self.cfg.max_calls_indexed {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(o) = self.calls.remove(&old) {
+                self.stats.evicted_calls += 1;
+                if let Some(r) = &o.response_id {
+                    if self.by_response.get(r) == Some(&old) {
+                        self.by_response.remove(r);
+                    }
+                }
+                if let Some(t) = o.trace_id {
+                    if self.by_trace.get(&t) == Some(&old) {
+                        self.by_trace.remove(&t);
+                    }
+                }
+                if let Some(sp) = o.span_id {
+                    if self.by_span.get(&sp) == Some(&old) {
+                        self.by_span.remove(&sp);
+                    }
+                }
+            }
+        }
+        let id = self.next_call;
+        self.next_call += 1;
+        if let Some(r) = &e.response_id {
+            self.by_response.insert(r.clone(), id);
+        }
+        if let Some(t) = e.trace_id {
+            self.by_trace.insert(t, id);
+        }
+        if let Some(sp) = e.span_id {
+            self.by_span.insert(sp, id);
+        }
+        self.calls.insert(id, e);
+        self.order.push_back(id);
+    }
+
+    fn lookup(&self, r: &CallRef) -> Option<u64> {
+        match r {
+            CallRef::ResponseId(id) => self.by_response.get(id).copied(),
+            CallRef::TraceId(t) => self.by_trace.get(t).copied(),
+            CallRef::Span(_, s) => self.by_span.get(s).copied(),
+        }
+    }
+
+    /// Updates a known call's quality inputs and re-scores it; while the call's window is
+    /// still open, its window average follows.
+    fn rescore(&mut self, id: u64, f: impl FnOnce(&mut QualityInputs)) {
+        let Some(e) = self.calls.get_mut(&id) else {
+            return;
+        };
+        f(&mut e.inputs);
+        let new = self.cfg.weights.score(&e.inputs);
+        let old = std::mem::replace(&mut e.quality, new);
+        if Some(e.window) == self.cur_window {
+            for idx in [OVERALL, e.series] {
+                let q = &mut self.series[idx].cur.quality;
+                if let Some(o) = old {
+                    q.remove(o);
+                }
+                if let Some(n) = new {
+                    q.add(n);
+                }
+            }
+        }
+    }
+
+    fn record_ref(
+        &self,
+        id: Option<u64>,
+        fallback: &CallRef,
+    ) -> (Option<TraceId>, Option<SpanId>, Option<String>) {
+        if let Some(e) = id.and_then(|i| self.calls.get(&i)) {
+            return (e.trace_id, e.span_id, e.response_id.clone());
+        }
+        match fallback {
+            CallRef::ResponseId(r) => (None, None, Some(r.clone())),
+            CallRef::TraceId(t) => (Some(*t), None, None),
+            CallRef::Span(t, s) => (Some(*t), Some(*s), None),
+        }
+    }
+
+    /// Records a user's feedback: its rating goes into the current window of the call's
+    /// series (and of all calls) and re-scores the call. Returns the evaluation record to emit
+    /// (parented to the call's span when known) and whether the call was found.
+    pub fn record_feedback(&mut self, fb: &Feedback) -> (EvaluationRecord, bool) {
+        self.advance(fb.at);
+        self.stats.feedback += 1;
+        let id = self.lookup(&fb.target);
+        let series = id.and_then(|i| self.calls.get(&i)).map(|e| e.series);
+        if let Some(score) = fb.score {
+            for idx in std::iter::once(OVERALL).chain(series) {
+                self.series[idx].cur.rating.add(score);
+            }
+            if let Some(i) = id {
+                self.rescore(i, |q| q.rating = Some(score));
+            }
+        }
+        if id.is_none() {
+            self.stats.unmatched += 1;
+        }
+        let (trace_id, span_id, response_id) = self.record_ref(id, &fb.target);
+        (
+            EvaluationRecord {
+                name: "user_feedback".into(),
+                score: fb.score,
+                label: fb.label.clone(),
+                explanation: fb.comment.clone(),
+                response_id,
+                trace_id,
+                span_id,
+                error_type: None,
+            },
+            id.is_some(),
+        )
+    }
+
+    /// Records an evaluator's result on `input`'s call (found by span, response id or trace
+    /// id; else filed under the input's model and feature). Returns the record to emit.
+    pub fn record_evaluation(&mut self, input: &EvalInput, ev: &Evaluation) -> EvaluationRecord {
+        self.advance(input.at.unwrap_or(self.now));
+        self.stats.evaluations += 1;
+        let target = match (input.trace_id, input.span_id, &input.response_id) {
+            (Some(t), Some(s), _) => Some(CallRef::Span(t, s)),
+            (_, _, Some(r)) => Some(CallRef::ResponseId(r.clone())),
+            (Some(t), None, None) => Some(CallRef::TraceId(t)),
+            _ => None,
+        };
+        let id = target.as_ref().and_then(|t| self.lookup(t));
+        let series = match id.and_then(|i| self.calls.get(&i)) {
+            Some(e) => Some(e.series),
+            None => {
+                self.stats.unmatched += 1;
+                (input.model.is_some() || input.feature.is_some())
+                    .then(|| self.series_index(input.model.as_deref(), input.feature.as_deref()))
+            }
+        };
+        let max = self.cfg.max_evaluators;
+        for idx in std::iter::once(OVERALL).chain(series) {
+            if let Some(m) = self.series[idx].cur.eval_mut(&ev.name, max) {
+                m.add(ev.score);
+            }
+        }
+        if let Some(i) = id {
+            self.rescore(i, |q| q.set_evaluation(&ev.name, ev.score));
+        }
+        let (trace_id, span_id, response_id) = match &target {
+            Some(t) => self.record_ref(id, t),
+            None => (None, None, None),
+        };
+        EvaluationRecord {
+            name: ev.name.clone(),
+            score: Some(ev.score),
+            label: Some(ev.label.clone()),
+            explanation: Some(ev.explanation.clone()),
+            response_id,
+            trace_id,
+            span_id,
+            error_type: None,
+        }
+    }
+
+    fn close_windows(&mut self, w: u64) {
+        let start = self.window_start(w);
+        let end = self.window_start(w + 1);
+        for idx in 0..self.series.len() {
+            if self.series[idx].cur.calls == 0
+                && self.series[idx].cur.rating.n == 0
+                && self.series[idx].cur.evals.is_empty()
+            {
+                continue;
+            }
+            self.stats.windows_closed += 1;
+            let agg = std::mem::replace(&mut self.series[idx].cur, Agg::new());
+            // Ratings and evaluations arrive without calls in their window: keep the window's
+            // call figures with them.
+            let summary = agg.summary(start);
+            let values = self.detector_values(&agg);
+            for (kind, v, n) in values {
+                let cfg = self.cfg.detector(&kind);
+                if !cfg.enabled || n < cfg.min_samples {
+                    continue;
+                }
+                let max_kinds = 5 + self.cfg.max_evaluators;
+                let series = &mut self.series[idx];
+                if !series.detectors.contains_key(&kind) && series.detectors.len() >= max_kinds {
+                    continue;
+                }
+                let st = series.detectors.entry(kind.clone()).or_default();
+                if let Some(tr) = st.step(&cfg, v, end, self.cfg.cooldown) {
+                    let since = st.firing_since;
+                    self.raise(idx, &kind, &cfg, tr, since, end);
+                }
+            }
+            let series = &mut self.series[idx];
+            if let Some(q) = summary.quality_score {
+                series.quality_trend.add(q);
+            }
+            if let Some(l) = &summary.latency_s {
+                series.latency_trend.add(l.p95);
+            }
+            if series.history.len() >= self.cfg.history.max(1) {
+                series.history.pop_front();
+            }
+            series.history.push_back(summary);
+            let max = self.cfg.max_evaluators;
+            series.total.merge(&agg, max);
+        }
+    }
+
+    fn detector_values(&self, a: &Agg) -> Vec<(DetectorKind, f64, u64)> {
+        let mut v = Vec::with_capacity(6 + a.evals.len());
+        if a.calls > 0 {
+            v.push((
+                DetectorKind::ErrorRate,
+                a.errors as f64 / a.calls as f64,
+                a.calls,
+            ));
+        }
+        let ok = a.ok_calls();
+        if ok > 0 {
+            v.push((
+                DetectorKind::TruncationRate,
+                a.truncated as f64 / ok as f64,
+                ok,
+            ));
+        }
+        if let Some(p) = a.latency.quantile(0.95) {
+            v.push((DetectorKind::LatencyP95, p, a.latency.count()));
+        }
+        if let Some(c) = a.cost.avg() {
+            v.push((DetectorKind::CostPerCall, c, a.cost.n));
+        }
+        if let Some(r) = a.rating.avg() {
+            v.push((DetectorKind::Rating, r, a.rating.n));
+        }
+        for (n, m) in &a.evals {
+            if let Some(avg) = m.avg() {
+                v.push((DetectorKind::EvaluatorScore(n.clone()), avg, m.n));
+            }
+        }
+        v
+    }
+
+    fn raise(
+        &mut self,
+        idx: usize,
+        kind: &DetectorKind,
+        cfg: &DetectorConfig,
+        tr: Transition,
+        since: Option<SystemTime>,
+        at: SystemTime,
+    ) {
+        let s = &self.series[idx];
+        let mut alert = Alert::firing(kind.alert_name(), cfg.severity)
+            .with_label("model", s.model.clone())
+            .with_label("feature", s.feature.clone())
+            .with_label("detector", kind.label());
+        if let DetectorKind::EvaluatorScore(n) = kind {
+            alert = alert.with_label("evaluation", n.clone());
+        }
+        let key = (
+            alert.name.clone(),
+            alert
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>(),
+        );
+        let alert = match tr {
+            Transition::Fire {
+                value,
+                baseline,
+                threshold,
+            } => {
+                let a = alert
+                    .with_starts_at(timestamp(since.unwrap_or(at)))
+                    .with_annotation(
+                        "summary",
+                        format!(
+                            "{} of {} / {} is {value:.4}, baseline {baseline:.4} (threshold {threshold:.4})",
+                            kind.label(),
+                            s.model,
+                            s.feature
+                        ),
+                    )
+                    .with_annotation("value", format!("{value}"))
+                    .with_annotation("baseline", format!("{baseline}"));
+                self.active.insert(key, a.clone());
+                a
+            }
+            Transition::Resolve { value, baseline } => {
+                let mut a = self.active.remove(&key).unwrap_or(alert);
+                a.state = AlertState::Resolved;
+                a.ends_at = Some(timestamp(at));
+                a.annotations.insert(
+                    "summary".into(),
+                    format!(
+                        "{} of {} / {} back to {value:.4} (baseline {baseline:.4})",
+                        kind.label(),
+                        s.model,
+                        s.feature
+                    ),
+                );
+                a
+            }
+        };
+        self.stats.alerts += 1;
+        if self.pending.len() < MAX_PENDING_ALERTS {
+            self.pending.push(alert);
+        }
+    }
+
+    /// Takes the alerts raised since the last call (firing and resolved, in order).
+    pub fn take_alerts(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Alerts firing now.
+    pub fn active_alerts(&self) -> Vec<Alert> {
+        self.active.values().cloned().collect()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> MonitorStats {
+        self.stats.clone()
+    }
+
+    /// The quality score of a call still in the index, by response id, trace or span.
+    pub fn call_quality(&self, r: &CallRef) -> Option<f64> {
+        self.calls.get(&self.lookup(r)?)?.quality
+    }
+
+    /// How much the monitor holds now.
+    pub fn footprint(&self) -> Footprint {
+        let mut f = Footprint {
+            series: self.series.len(),
+            indexed_calls: self.calls.len(),
+            index_keys: self.by_response.len() + self.by_trace.len() + self.by_span.len(),
+            active_alerts: self.active.len(),
+            ..Default::default()
+        };
+        for s in &self.series {
+            f.history_windows += s.history.len();
+            f.sketch_buckets += s.cur.latency.buckets() + s.total.latency.buckets();
+            f.detectors += s.detectors.len();
+            f.evaluator_slots += s.cur.evals.len()
+                + s.total.evals.len()
+                + s.history.iter().map(|h| h.evaluators.len()).sum::<usize>();
+        }
+        f.evaluator_slots += self
+            .calls
+            .values()
+            .map(|c| c.inputs.evaluations.len())
+            .sum::<usize>();
+        f
+    }
+
+    fn series_snapshot(&self, s: &Series) -> SeriesSnapshot {
+        let mut total = s.total.clone();
+        total.merge(&s.cur, self.cfg.max_evaluators);
+        let start = self.window_start(s.first_window.unwrap_or(0));
+        SeriesSnapshot {
+            model: s.model.clone(),
+            feature: s.feature.clone(),
+            total: total.summary(start),
+            last_window: s.history.back().cloned(),
+            history: s.history.iter().cloned().collect(),
+            quality_trend: s.quality_trend.trend(),
+            latency_trend: s.latency_trend.trend(),
+            detectors: s
+                .detectors
+                .iter()
+                .map(|(k, v)| (k.label(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The dashboard data: overall and per (model, feature).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut series: Vec<SeriesSnapshot> = self.series[1..]
+            .iter()
+            .map(|s| self.series_snapshot(s))
+            .collect();
+        series.sort_by(|a, b| (&a.model, &a.feature).cmp(&(&b.model, &b.feature)));
+        Snapshot {
+            now_unix_s: unix_s(self.now),
+            window_s: self.window_s as f64,
+            overall: self.series_snapshot(&self.series[OVERALL]),
+            series,
+            active_alerts: self.active_alerts(),
+            stats: self.stats(),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Per-call signals taken from an [`LlmCall`]: what the monitor needs, nothing more.
+
+use std::time::{Duration, SystemTime};
+
+use llmtel::LlmCall;
+use opentelemetry::trace::{SpanId, TraceId};
+
+/// The operational signals of one LLM call.
+///
+/// Built from an [`LlmCall`] by [`CallSignals::from_call`] on the request thread (a few string
+/// clones), then handed to the monitor's worker thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSignals {
+    /// The model (response model, else request model); `None` when the span names none.
+    pub model: Option<String>,
+    /// `llmtel.feature`, inherited from ancestor spans.
+    pub feature: Option<String>,
+    /// `gen_ai.response.id`.
+    pub response_id: Option<String>,
+    /// OpenTelemetry trace id, when an OpenTelemetry layer is in the stack.
+    pub trace_id: Option<TraceId>,
+    /// OpenTelemetry span id, when an OpenTelemetry layer is in the stack.
+    pub span_id: Option<SpanId>,
+    /// When the call ended (`started_at + duration`): the time the monitor files it under.
+    pub ended_at: SystemTime,
+    /// Latency: how long the span was open.
+    pub latency: Duration,
+    /// `error.type`, when the call failed.
+    pub error_type: Option<String>,
+    /// A finish reason was `length` / `max_tokens` (the answer was cut).
+    pub truncated: bool,
+    /// A finish reason was `content_filter` / `safety`.
+    pub content_filtered: bool,
+    /// `gen_ai.usage.output_tokens`, when usage was recorded.
+    pub output_tokens: Option<u64>,
+    /// Output tokens per second of generation (after the first chunk when streamed).
+    pub tokens_per_second: Option<f64>,
+    /// `gen_ai.response.time_to_first_chunk`, seconds, when streamed.
+    pub time_to_first_chunk: Option<f64>,
+    /// The call's cost in USD, when known.
+    pub cost_usd: Option<f64>,
+}
+
+/// Finish reasons that mean the answer was cut by the token limit.
+pub const TRUNCATION_REASONS: &[&str] = &["length", "max_tokens", "max_output_tokens"];
+/// Finish reasons that mean a content filter stopped the answer.
+pub const CONTENT_FILTER_REASONS: &[&str] = &["content_filter", "safety", "refusal"];
+
+impl CallSignals {
+    /// The signals of `call`.
+    pub fn from_call(call: &LlmCall) -> Self {
+        let has = |set: &[&str]| {
+            call.finish_reasons
+                .iter()
+                .any(|r| set.iter().any(|s| r.eq_ignore_ascii_case(s)))
+        };
+        let output_tokens = call.has_usage.then_some(call.usage.output_tokens);
+        let gen_secs = call.duration.as_secs_f64() - call.time_to_first_chunk.unwrap_or(0.0);
+        let tokens_per_second = match output_tokens {
+            Some(t) if t > 0 && gen_secs > 1e-6 && call.error_type.is_none() => {
+                Some(t as f64 / gen_secs)
+            }
+            _ => None,
+        };
+        CallSignals {
+            model: call.model().map(str::to_owned),
+            feature: call.dimensions.feature.clone(),
+            response_id: call.response_id.clone(),
+            trace_id: call.trace_id,
+            span_id: call.span_id,
+            ended_at: call.started_at + call.duration,
+            latency: call.duration,
+            error_type: call.error_type.clone(),
+            truncated: has(TRUNCATION_REASONS),
+            content_filtered: has(CONTENT_FILTER_REASONS),
+            output_tokens,
+            tokens_per_second,
+            time_to_first_chunk: call
+                .time_to_first_chunk
+                .filter(|t| t.is_finite() && *t >= 0.0),
+            cost_usd: call.cost_usd().map(|c| c.as_f64()),
+        }
+    }
+}
