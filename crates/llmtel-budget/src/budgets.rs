@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use crate::error::{BudgetExceeded, ReserveError, StoreError};
 use crate::period::{Window, window};
 use crate::rule::{Mode, Period, Rule};
 use crate::status::RuleStatus;
-use crate::store::{Amount, BudgetStore, MemoryStore, Meter, MeterTotals, ReserveOutcome};
+use crate::store::{Amount, BudgetStore, Commit, MemoryStore, Meter, MeterTotals, ReserveOutcome};
 
 /// The clock of the budgets (tests move it).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -65,34 +65,63 @@ struct Counters {
     refused_store_down: AtomicU64,
     store_errors: AtomicU64,
     replayed: AtomicU64,
+    /// Buffered writes taken out of the buffer by a replay in progress.
+    replaying: AtomicU64,
     dropped: AtomicU64,
     alerts: AtomicU64,
 }
 
-/// One charge of one rule and scope value.
-#[derive(Clone, Debug)]
-pub(crate) struct Target {
+/// One rule and scope value with its meter and window, cached until the window moves on
+/// (the request path formats no key and does no time-zone arithmetic on a cache hit).
+#[derive(Debug)]
+pub(crate) struct Metered {
     pub(crate) rule: usize,
-    pub(crate) value: String,
+    pub(crate) value: Arc<str>,
+    pub(crate) meter: Meter,
+    pub(crate) window: Window,
+    /// The window holds for `from_ms <= now < until_ms`.
+    from_ms: i64,
+    until_ms: i64,
 }
+
+impl Metered {
+    fn holds_at(&self, ms: i64) -> bool {
+        self.from_ms <= ms && ms < self.until_ms
+    }
+}
+
+/// A rule's cached meters, by scope value.
+type MeterCache = RwLock<HashMap<Arc<str>, Arc<Metered>>>;
+/// Cached meters per rule beyond which the cache of that rule starts over.
+const METER_CACHE_CAP: usize = 10_000;
+/// Commits the background writer sends to a remote store at once.
+const WRITE_BATCH: usize = 256;
+/// How long the writer waits for more commits after the first of a batch (a flush does not
+/// wait). Settles reach the store at most this much later; until then their reservations
+/// still hold the estimate, so admission stays conservative.
+const WRITE_LINGER: Duration = Duration::from_millis(2);
+
+/// Release of a reservation: its id and the meters it holds.
+type Release = (String, Vec<Arc<Metered>>);
 
 #[derive(Debug)]
 struct CommitOp {
-    release: Option<(String, Vec<String>)>,
-    targets: Vec<Target>,
+    release: Option<Release>,
+    targets: Vec<Arc<Metered>>,
     amount: Amount,
     at: Timestamp,
 }
 
 enum Msg {
     Commit(CommitOp),
-    Flush(mpsc::Sender<()>),
+    /// Answered with whether the buffer of unwritten spend is empty afterwards.
+    Flush(mpsc::Sender<bool>),
 }
 
 #[derive(Debug)]
 struct Bound {
     id: String,
-    meters: Vec<String>,
+    meters: Vec<Arc<Metered>>,
 }
 
 /// Builds [`Budgets`].
@@ -180,8 +209,10 @@ impl BudgetsBuilder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
+        let cache = self.rules.iter().map(|_| RwLock::default()).collect();
         let inner = Arc::new(Inner {
             rules: self.rules,
+            cache,
             store,
             alerts: self.alerts,
             clock: self.clock.unwrap_or_else(|| Arc::new(Timestamp::now)),
@@ -221,6 +252,7 @@ impl BudgetsBuilder {
 
 pub(crate) struct Inner {
     pub(crate) rules: Vec<Rule>,
+    cache: Vec<MeterCache>,
     pub(crate) store: Arc<dyn BudgetStore>,
     alerts: Option<AlertDispatcher>,
     clock: Clock,
@@ -231,7 +263,7 @@ pub(crate) struct Inner {
     buffer_cap: usize,
     store_down: AtomicBool,
     fired: Mutex<HashSet<String>>,
-    seen: Mutex<HashMap<usize, HashSet<String>>>,
+    seen: Mutex<HashMap<usize, HashSet<Arc<str>>>>,
     bound: Mutex<HashMap<u64, Bound>>,
     last: Mutex<HashMap<String, Amount>>,
     pub(crate) n_bound: AtomicUsize,
@@ -277,12 +309,6 @@ impl Drop for Inner {
     }
 }
 
-impl Inner {
-    pub(crate) fn counters_recorded_undo(&self) {
-        self.counters.recorded.fetch_sub(1, Relaxed);
-    }
-}
-
 fn picos(u: Usd) -> i64 {
     i64::try_from(u.picos()).unwrap_or(i64::MAX)
 }
@@ -321,8 +347,9 @@ impl Budgets {
         (self.inner.clock)()
     }
 
-    pub(crate) fn targets(&self, ctx: &CallContext) -> Vec<Target> {
-        let mut out = Vec::new();
+    /// The meters of every rule that applies to the call, at `now_ms`.
+    pub(crate) fn targets(&self, ctx: &CallContext, now_ms: i64) -> Vec<Arc<Metered>> {
+        let mut out = Vec::with_capacity(self.inner.rules.len());
         for (i, r) in self.inner.rules.iter().enumerate() {
             let Some(v) = ctx.value(&r.scope) else {
                 continue;
@@ -331,32 +358,72 @@ impl Budgets {
                 continue;
             }
             let value = match r.mode {
-                Mode::PerValue => v.to_string(),
-                Mode::Shared => "*".to_string(),
+                Mode::PerValue => v,
+                Mode::Shared => "*",
             };
-            out.push(Target { rule: i, value });
+            if let Some(m) = self.metered(i, value, now_ms) {
+                out.push(m);
+            }
         }
         out
     }
 
-    pub(crate) fn meter(&self, t: &Target, now: Timestamp) -> Option<(Meter, Window)> {
-        let rule = &self.inner.rules[t.rule];
-        let w = window(&rule.period, now)?;
-        let id = format!("{}\u{1f}{}", rule.name, t.value);
+    /// The meter of rule `rule` and scope value `value` at `now_ms`, from the cache when its
+    /// window still holds. `None` only for dates out of range.
+    pub(crate) fn metered(&self, rule: usize, value: &str, now_ms: i64) -> Option<Arc<Metered>> {
+        let cache = &self.inner.cache[rule];
+        let key = {
+            let c = cache.read().unwrap_or_else(|e| e.into_inner());
+            match c.get_key_value(value) {
+                Some((_, m)) if m.holds_at(now_ms) => return Some(m.clone()),
+                Some((k, _)) => k.clone(),
+                None => Arc::from(value),
+            }
+        };
+        let r = &self.inner.rules[rule];
+        let now = Timestamp::from_millisecond(now_ms).ok()?;
+        let w = window(&r.period, now)?;
+        let id = format!("{}\u{1f}{}", r.name, key);
         let buckets = w.buckets.iter().map(|s| format!("{id}\u{1f}{s}")).collect();
-        Some((
-            Meter {
+        let (from_ms, until_ms) = match w.resets_at {
+            None => (i64::MIN, i64::MAX),
+            Some(t) => (
+                w.buckets.last().copied().unwrap_or(w.period_start) * 1000,
+                t.as_millisecond(),
+            ),
+        };
+        let m = Arc::new(Metered {
+            rule,
+            value: key.clone(),
+            meter: Meter {
                 id,
                 buckets,
                 ttl_ms: w.ttl_ms,
-                limit_usd: rule.limits.usd.map(picos),
-                limit_tokens: rule
+                limit_usd: r.limits.usd.map(picos),
+                limit_tokens: r
                     .limits
                     .tokens
                     .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
             },
-            w,
-        ))
+            window: w,
+            from_ms,
+            until_ms,
+        });
+        let mut c = cache.write().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= METER_CACHE_CAP {
+            c.clear();
+        }
+        c.insert(key, m.clone());
+        Some(m)
+    }
+
+    /// `m` at another instant (itself while its window holds).
+    fn metered_at(&self, m: &Arc<Metered>, ms: i64) -> Option<Arc<Metered>> {
+        if m.holds_at(ms) {
+            Some(m.clone())
+        } else {
+            self.metered(m.rule, &m.value, ms)
+        }
     }
 
     fn next_id(&self) -> String {
@@ -381,53 +448,41 @@ impl Budgets {
         estimate: Estimate,
     ) -> Result<Reservation, ReserveError> {
         let now = self.now();
-        let targets = self.targets(ctx);
+        let now_ms = now.as_millisecond();
+        let targets = self.targets(ctx, now_ms);
         let amount = Amount {
             usd: picos(estimate.usd),
             tokens: i64::try_from(estimate.tokens).unwrap_or(i64::MAX),
         };
-        let mut charges = Vec::with_capacity(targets.len());
-        for t in &targets {
-            if let Some((m, _)) = self.meter(t, now) {
-                charges.push((m, amount));
-            }
-        }
         let id = self.next_id();
-        if charges.is_empty() {
-            return Ok(Reservation::new(
-                self.clone(),
-                id,
-                Vec::new(),
-                targets,
-                true,
-            ));
+        if targets.is_empty() {
+            return Ok(Reservation::new(self.clone(), id, targets, false, true));
         }
-        let now_ms = now.as_millisecond();
-        match self
+        let charges: Vec<(&Meter, Amount)> = targets.iter().map(|t| (&t.meter, amount)).collect();
+        let outcome = self
             .inner
             .store
-            .reserve(&id, &charges, now_ms, now_ms + self.inner.ttl_ms)
-        {
+            .reserve(&id, &charges, now_ms, now_ms + self.inner.ttl_ms);
+        drop(charges);
+        match outcome {
             Ok(ReserveOutcome::Admitted) => {
                 self.store_ok();
                 self.inner.counters.admitted.fetch_add(1, Relaxed);
-                let meters = charges.into_iter().map(|(m, _)| m.id).collect();
-                Ok(Reservation::new(self.clone(), id, meters, targets, true))
+                Ok(Reservation::new(self.clone(), id, targets, true, true))
             }
             Ok(ReserveOutcome::Denied(i)) => {
                 self.store_ok();
                 self.inner.counters.denied.fetch_add(1, Relaxed);
-                let (m, _) = &charges[i.min(charges.len() - 1)];
                 let t = &targets[i.min(targets.len() - 1)];
                 let totals = self
                     .inner
                     .store
-                    .totals(std::slice::from_ref(m), now_ms)
+                    .totals(&[&t.meter], now_ms)
                     .ok()
                     .and_then(|v| v.first().copied())
                     .unwrap_or_default();
                 Err(ReserveError::Exceeded(Box::new(
-                    self.exceeded(t, m, totals, amount, now),
+                    self.exceeded(t, totals, amount),
                 )))
             }
             Err(e) => {
@@ -438,13 +493,7 @@ impl Budgets {
                             .counters
                             .admitted_unenforced
                             .fetch_add(1, Relaxed);
-                        Ok(Reservation::new(
-                            self.clone(),
-                            id,
-                            Vec::new(),
-                            targets,
-                            false,
-                        ))
+                        Ok(Reservation::new(self.clone(), id, targets, false, false))
                     }
                     FailMode::Closed => {
                         self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
@@ -455,15 +504,9 @@ impl Budgets {
         }
     }
 
-    fn exceeded(
-        &self,
-        t: &Target,
-        m: &Meter,
-        totals: MeterTotals,
-        amount: Amount,
-        now: Timestamp,
-    ) -> BudgetExceeded {
+    fn exceeded(&self, t: &Metered, totals: MeterTotals, amount: Amount) -> BudgetExceeded {
         let rule = &self.inner.rules[t.rule];
+        let m = &t.meter;
         let usd_hit = m.limit_usd.is_some_and(|l| {
             amount.usd > 0
                 && i128::from(totals.spent.usd)
@@ -487,7 +530,7 @@ impl Budgets {
             } else {
                 m.limit_tokens.map(|l| l.max(0) as u64)
             },
-            resets_at: window(&rule.period, now).and_then(|w| w.resets_at),
+            resets_at: t.window.resets_at,
         }
     }
 
@@ -499,21 +542,33 @@ impl Budgets {
 
     pub(crate) fn submit(
         &self,
-        release: Option<(String, Vec<String>)>,
+        release: Option<Release>,
         ctx: &CallContext,
         cost: Usd,
         tokens: u64,
     ) -> Vec<(usize, f64)> {
-        let targets = self.targets(ctx);
-        self.submit_targets(release, targets, cost, tokens)
+        let at = self.now();
+        let targets = self.targets(ctx, at.as_millisecond());
+        self.submit_at(release, targets, cost, tokens, at)
     }
 
     pub(crate) fn submit_targets(
         &self,
-        release: Option<(String, Vec<String>)>,
-        targets: Vec<Target>,
+        release: Option<Release>,
+        targets: Vec<Arc<Metered>>,
         cost: Usd,
         tokens: u64,
+    ) -> Vec<(usize, f64)> {
+        self.submit_at(release, targets, cost, tokens, self.now())
+    }
+
+    fn submit_at(
+        &self,
+        release: Option<Release>,
+        targets: Vec<Arc<Metered>>,
+        cost: Usd,
+        tokens: u64,
+        at: Timestamp,
     ) -> Vec<(usize, f64)> {
         self.inner.counters.recorded.fetch_add(1, Relaxed);
         self.note_seen(&targets);
@@ -524,7 +579,7 @@ impl Budgets {
                 usd: picos(cost),
                 tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
             },
-            at: self.now(),
+            at,
         };
         if !self.inner.store.is_remote() {
             return self.apply(op);
@@ -533,10 +588,11 @@ impl Budgets {
         let mut util = Vec::with_capacity(op.targets.len());
         {
             let last = self.inner.last.lock().unwrap_or_else(|e| e.into_inner());
+            let at_ms = op.at.as_millisecond();
             for t in &op.targets {
-                if let Some((m, _)) = self.meter(t, op.at) {
-                    let seen = last.get(m.current()).copied().unwrap_or_default();
-                    util.push((t.rule, utilization(&m, seen.plus(op.amount))));
+                if let Some(m) = self.metered_at(t, at_ms) {
+                    let seen = last.get(m.meter.current()).copied().unwrap_or_default();
+                    util.push((t.rule, utilization(&m.meter, seen.plus(op.amount))));
                 }
             }
         }
@@ -550,11 +606,14 @@ impl Budgets {
         util
     }
 
-    fn note_seen(&self, targets: &[Target]) {
+    fn note_seen(&self, targets: &[Arc<Metered>]) {
+        if targets.is_empty() {
+            return;
+        }
         let mut seen = self.inner.seen.lock().unwrap_or_else(|e| e.into_inner());
         for t in targets {
             let s = seen.entry(t.rule).or_default();
-            if s.len() < 10_000 && !s.contains(&t.value) {
+            if s.len() < 10_000 && !s.contains(&*t.value) {
                 s.insert(t.value.clone());
             }
         }
@@ -580,6 +639,25 @@ impl Budgets {
         }
     }
 
+    /// Applies commits in one store operation; on failure buffers them all, in order.
+    fn apply_batch(&self, ops: Vec<CommitOp>) {
+        let buffered = !self
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if !buffered {
+            match self.try_apply_batch(&ops) {
+                Ok(_) => return,
+                Err(e) => self.store_failed(&e),
+            }
+        }
+        for op in ops {
+            self.buffer(op);
+        }
+    }
+
     fn buffer(&self, op: CommitOp) {
         let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         if p.len() >= self.inner.buffer_cap {
@@ -589,44 +667,139 @@ impl Budgets {
         }
     }
 
+    /// Writes one op (the in-process path of every settle: fewer allocations than a batch).
     fn try_apply(&self, op: &CommitOp) -> Result<Vec<(usize, f64)>, StoreError> {
-        let mut charges = Vec::with_capacity(op.targets.len());
-        let mut windows = Vec::with_capacity(op.targets.len());
-        for t in &op.targets {
-            if let Some((m, w)) = self.meter(t, op.at) {
-                charges.push((m, op.amount));
-                windows.push((t, w));
-            }
+        let ms = op.at.as_millisecond();
+        let metered: Vec<Arc<Metered>> = op
+            .targets
+            .iter()
+            .filter_map(|t| self.metered_at(t, ms))
+            .collect();
+        if metered.is_empty() && op.release.is_none() {
+            return Ok(Vec::new());
         }
+        let charges: Vec<(&Meter, Amount)> =
+            metered.iter().map(|m| (&m.meter, op.amount)).collect();
+        let releases: Vec<&Meter> = match &op.release {
+            Some((_, ms)) => ms.iter().map(|m| &m.meter).collect(),
+            None => Vec::new(),
+        };
         let release = op
             .release
             .as_ref()
-            .map(|(id, ms)| (id.as_str(), ms.as_slice()));
-        if charges.is_empty() && release.is_none() {
-            return Ok(Vec::new());
-        }
-        let now_ms = (self.inner.clock)().as_millisecond();
+            .map(|(id, _)| (id.as_str(), releases.as_slice()));
+        let now_ms = if self.inner.store.is_remote() {
+            (self.inner.clock)().as_millisecond()
+        } else {
+            ms // in process: applied now
+        };
         let spent = self.inner.store.commit(release, &charges, now_ms)?;
         self.store_ok();
+        self.after_commit(&metered, &spent, now_ms)
+            .map(|u| u.collect())
+            .ok_or_else(|| StoreError {
+                store: self.inner.store.kind(),
+                message: "commit answered a different number of meters".into(),
+            })
+    }
+
+    /// Remembers the spend (remote stores), checks thresholds; (rule, utilization) per meter.
+    fn after_commit<'a>(
+        &'a self,
+        metered: &'a [Arc<Metered>],
+        spent: &'a [Amount],
+        now_ms: i64,
+    ) -> Option<impl Iterator<Item = (usize, f64)> + 'a> {
+        if metered.len() != spent.len() {
+            return None;
+        }
         if self.inner.store.is_remote() {
             let mut last = self.inner.last.lock().unwrap_or_else(|e| e.into_inner());
             if last.len() > 100_000 {
                 last.clear();
             }
-            for ((m, _), s) in charges.iter().zip(&spent) {
-                last.insert(m.current().to_string(), *s);
+            for (m, a) in metered.iter().zip(spent) {
+                match last.get_mut(m.meter.current()) {
+                    Some(v) => *v = *a,
+                    None => {
+                        last.insert(m.meter.current().to_string(), *a);
+                    }
+                }
             }
         }
-        let mut out = Vec::with_capacity(spent.len());
-        for (((m, _), (t, w)), s) in charges.iter().zip(&windows).zip(&spent) {
-            let u = utilization(m, *s);
-            out.push((t.rule, u));
-            self.thresholds(t, m, w, *s, now_ms);
+        Some(metered.iter().zip(spent).map(move |(m, a)| {
+            if !self.inner.rules[m.rule].thresholds.is_empty() {
+                self.thresholds(m, *a, now_ms);
+            }
+            (m.rule, utilization(&m.meter, *a))
+        }))
+    }
+
+    /// Writes `ops` in one store operation (all or nothing), then checks thresholds.
+    /// Returns (rule, utilization after) per op.
+    fn try_apply_batch(&self, ops: &[CommitOp]) -> Result<Vec<Vec<(usize, f64)>>, StoreError> {
+        // Each op's meters at its own instant (a settle after midnight goes to the new day).
+        let metered: Vec<Vec<Arc<Metered>>> = ops
+            .iter()
+            .map(|op| {
+                let ms = op.at.as_millisecond();
+                op.targets
+                    .iter()
+                    .filter_map(|t| self.metered_at(t, ms))
+                    .collect()
+            })
+            .collect();
+        let charges: Vec<Vec<(&Meter, Amount)>> = metered
+            .iter()
+            .zip(ops)
+            .map(|(ms, op)| ms.iter().map(|m| (&m.meter, op.amount)).collect())
+            .collect();
+        let releases: Vec<Vec<&Meter>> = ops
+            .iter()
+            .map(|op| match &op.release {
+                Some((_, ms)) => ms.iter().map(|m| &m.meter).collect(),
+                None => Vec::new(),
+            })
+            .collect();
+        let commits: Vec<Commit<'_>> = ops
+            .iter()
+            .zip(&charges)
+            .zip(&releases)
+            .filter(|((op, c), _)| !c.is_empty() || op.release.is_some())
+            .map(|((op, c), r)| Commit {
+                release: op
+                    .release
+                    .as_ref()
+                    .map(|(id, _)| (id.as_str(), r.as_slice())),
+                charges: c.as_slice(),
+            })
+            .collect();
+        if commits.is_empty() {
+            return Ok(ops.iter().map(|_| Vec::new()).collect());
+        }
+        let now_ms = (self.inner.clock)().as_millisecond();
+        let spent = self.inner.store.commit_batch(&commits, now_ms)?;
+        drop(commits);
+        self.store_ok();
+        let mut spent = spent.into_iter();
+        let mut out = Vec::with_capacity(ops.len());
+        for ((op, ms), c) in ops.iter().zip(&metered).zip(&charges) {
+            if c.is_empty() && op.release.is_none() {
+                out.push(Vec::new());
+                continue;
+            }
+            let s = spent.next().unwrap_or_default();
+            out.push(
+                self.after_commit(ms, &s, now_ms)
+                    .map(|u| u.collect())
+                    .unwrap_or_default(),
+            );
         }
         Ok(out)
     }
 
-    fn thresholds(&self, t: &Target, m: &Meter, w: &Window, spent: Amount, now_ms: i64) {
+    fn thresholds(&self, t: &Metered, spent: Amount, now_ms: i64) {
+        let (m, w) = (&t.meter, &t.window);
         let rule = &self.inner.rules[t.rule];
         for &pct in &rule.thresholds {
             let crossed = |lim: Option<i64>, s: i64| {
@@ -651,7 +824,7 @@ impl Budgets {
                 _ => w.ttl_ms,
             };
             match self.inner.store.fire_once(&key, ttl, now_ms) {
-                Ok(true) => self.alert_threshold(rule, t, m, w, spent, pct),
+                Ok(true) => self.alert_threshold(rule, t, spent, pct),
                 Ok(false) => {}
                 Err(e) => {
                     self.store_failed(&e);
@@ -665,15 +838,8 @@ impl Budgets {
         }
     }
 
-    fn alert_threshold(
-        &self,
-        rule: &Rule,
-        t: &Target,
-        m: &Meter,
-        w: &Window,
-        spent: Amount,
-        pct: u32,
-    ) {
+    fn alert_threshold(&self, rule: &Rule, t: &Metered, spent: Amount, pct: u32) {
+        let (m, w) = (&t.meter, &t.window);
         self.inner.counters.alerts.fetch_add(1, Relaxed);
         let Some(alerts) = &self.inner.alerts else {
             return;
@@ -763,25 +929,30 @@ impl Budgets {
     /// Writes buffered spend while the store answers. Returns whether the buffer is empty.
     fn replay(&self) -> bool {
         loop {
-            let op = {
+            let batch: Vec<CommitOp> = {
                 let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-                match p.pop_front() {
-                    Some(op) => op,
-                    None => break,
-                }
+                let n = p.len().min(WRITE_BATCH);
+                self.inner.counters.replaying.store(n as u64, Relaxed);
+                p.drain(..n).collect()
             };
-            match self.try_apply(&op) {
+            if batch.is_empty() {
+                break;
+            }
+            match self.try_apply_batch(&batch) {
                 Ok(_) => {
-                    self.inner.counters.replayed.fetch_add(1, Relaxed);
-                }
-                Err(e) => {
-                    self.inner.counters.store_errors.fetch_add(1, Relaxed);
-                    let _ = e;
+                    self.inner.counters.replaying.store(0, Relaxed);
                     self.inner
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push_front(op);
+                        .counters
+                        .replayed
+                        .fetch_add(batch.len() as u64, Relaxed);
+                }
+                Err(_) => {
+                    self.inner.counters.store_errors.fetch_add(1, Relaxed);
+                    let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    for op in batch.into_iter().rev() {
+                        p.push_front(op);
+                    }
+                    self.inner.counters.replaying.store(0, Relaxed);
                     return false;
                 }
             }
@@ -812,23 +983,17 @@ impl Budgets {
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            if rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .is_err()
-            {
+            let Ok(empty) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
                 return false;
-            }
+            };
+            let _ = self.inner.store.flush();
+            empty
         } else {
-            self.replay();
+            let empty = self.replay();
+            let _ = self.inner.store.flush();
+            empty
         }
-        let empty = self
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
-        let _ = self.inner.store.flush();
-        empty
     }
 
     /// The counters.
@@ -846,7 +1011,8 @@ impl Budgets {
                 .pending
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .len() as u64,
+                .len() as u64
+                + c.replaying.load(Relaxed),
             replayed: c.replayed.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
             alerts: c.alerts.load(Relaxed),
@@ -858,7 +1024,7 @@ impl Budgets {
     /// # Errors
     /// [`StoreError`] when the store cannot be read.
     pub fn status_for(&self, ctx: &CallContext) -> Result<Vec<RuleStatus>, StoreError> {
-        let targets = self.targets(ctx);
+        let targets = self.targets(ctx, self.now().as_millisecond());
         self.status_of(&targets)
     }
 
@@ -868,7 +1034,7 @@ impl Budgets {
     /// # Errors
     /// [`StoreError`] when the store cannot be read.
     pub fn status(&self) -> Result<Vec<RuleStatus>, StoreError> {
-        let now = self.now();
+        let now_ms = self.now().as_millisecond();
         let mut targets = Vec::new();
         let seen = self
             .inner
@@ -877,41 +1043,37 @@ impl Budgets {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for (i, r) in self.inner.rules.iter().enumerate() {
-            let mut values: Vec<String> = seen.get(&i).into_iter().flatten().cloned().collect();
-            if let Some((m, _)) = self.meter(
-                &Target {
-                    rule: i,
-                    value: String::new(),
-                },
-                now,
-            ) {
-                let prefix = m.id; // "rule\x1f"
-                for v in self.inner.store.values(&prefix, now.as_millisecond())? {
-                    if !values.contains(&v) {
-                        values.push(v);
-                    }
+            let mut values: Vec<String> = seen
+                .get(&i)
+                .into_iter()
+                .flatten()
+                .map(|v| v.to_string())
+                .collect();
+            let prefix = format!("{}\u{1f}", r.name);
+            for v in self.inner.store.values(&prefix, now_ms)? {
+                if !values.contains(&v) {
+                    values.push(v);
                 }
             }
             if values.is_empty() && (r.mode == Mode::Shared || r.scope == crate::Scope::Global) {
                 values.push("*".into());
             }
             values.sort();
-            targets.extend(values.into_iter().map(|value| Target { rule: i, value }));
+            targets.extend(values.iter().filter_map(|v| self.metered(i, v, now_ms)));
         }
         self.status_of(&targets)
     }
 
-    fn status_of(&self, targets: &[Target]) -> Result<Vec<RuleStatus>, StoreError> {
+    fn status_of(&self, targets: &[Arc<Metered>]) -> Result<Vec<RuleStatus>, StoreError> {
         let now = self.now();
-        let mut meters = Vec::new();
-        let mut ws = Vec::new();
-        for t in targets {
-            if let Some((m, w)) = self.meter(t, now) {
-                meters.push(m);
-                ws.push((t, w));
-            }
-        }
-        let totals = self.inner.store.totals(&meters, now.as_millisecond())?;
+        let now_ms = now.as_millisecond();
+        let targets: Vec<Arc<Metered>> = targets
+            .iter()
+            .filter_map(|t| self.metered_at(t, now_ms))
+            .collect();
+        let meters: Vec<&Meter> = targets.iter().map(|t| &t.meter).collect();
+        let ws: Vec<(&Metered, &Window)> = targets.iter().map(|t| (&**t, &t.window)).collect();
+        let totals = self.inner.store.totals(&meters, now_ms)?;
         Ok(meters
             .iter()
             .zip(&ws)
@@ -945,14 +1107,14 @@ impl Budgets {
             .collect())
     }
 
-    pub(crate) fn bind(&self, span_id: u64, id: String, meters: Vec<String>) {
+    pub(crate) fn bind(&self, span_id: u64, id: String, meters: Vec<Arc<Metered>>) {
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
         if b.insert(span_id, Bound { id, meters }).is_none() {
             self.inner.n_bound.fetch_add(1, Relaxed);
         }
     }
 
-    pub(crate) fn take_bound(&self, span_id: u64) -> Option<(String, Vec<String>)> {
+    pub(crate) fn take_bound(&self, span_id: u64) -> Option<Release> {
         if self.inner.n_bound.load(Relaxed) == 0 {
             return None;
         }
@@ -973,21 +1135,51 @@ fn utilization(m: &Meter, s: Amount) -> f64 {
     f(m.limit_usd, s.usd).max(f(m.limit_tokens, s.tokens))
 }
 
+/// The background writer of a remote store: takes every commit queued (up to
+/// [`WRITE_BATCH`]) and writes them in one store operation, so the store sees one round trip
+/// or transaction for many settles.
 fn writer(rx: Receiver<Msg>, weak: std::sync::Weak<Inner>) {
     loop {
         let msg = rx.recv_timeout(Duration::from_millis(250));
         let Some(inner) = weak.upgrade() else { return };
         let b = Budgets { inner };
+        let mut batch = Vec::new();
+        let mut ack = None;
         match msg {
-            Ok(Msg::Commit(op)) => {
-                b.apply(op);
-            }
-            Ok(Msg::Flush(ack)) => {
-                b.replay();
-                let _ = ack.send(());
-            }
+            Ok(Msg::Commit(op)) => batch.push(op),
+            Ok(Msg::Flush(a)) => ack = Some(a),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        // What arrives within the linger, up to a flush (acknowledged after what precedes it).
+        let until = Instant::now() + WRITE_LINGER;
+        while ack.is_none() && !batch.is_empty() && batch.len() < WRITE_BATCH {
+            let m = match rx.try_recv() {
+                Ok(m) => m,
+                Err(mpsc::TryRecvError::Empty) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match rx.recv_timeout(left) {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+                Err(mpsc::TryRecvError::Disconnected) => break,
+            };
+            match m {
+                Msg::Commit(op) => batch.push(op),
+                Msg::Flush(a) => ack = Some(a),
+            }
+        }
+        if !batch.is_empty() {
+            b.apply_batch(batch);
+        }
+        if let Some(a) = ack {
+            // Decided here: a replay drains the buffer while it writes, so the buffer
+            // looks empty from outside until a failed write puts it back.
+            let _ = a.send(b.replay());
         }
         let has_pending = !b
             .inner
@@ -1008,8 +1200,10 @@ fn writer(rx: Receiver<Msg>, weak: std::sync::Weak<Inner>) {
 pub struct Reservation {
     budgets: Option<Budgets>,
     id: String,
-    meters: Vec<String>,
-    targets: Vec<Target>,
+    /// The meters of the rules that apply to the call.
+    targets: Vec<Arc<Metered>>,
+    /// Whether the store holds the reservation on every target.
+    held: bool,
     enforced: bool,
 }
 
@@ -1017,15 +1211,15 @@ impl Reservation {
     fn new(
         budgets: Budgets,
         id: String,
-        meters: Vec<String>,
-        targets: Vec<Target>,
+        targets: Vec<Arc<Metered>>,
+        held: bool,
         enforced: bool,
     ) -> Self {
         Reservation {
             budgets: Some(budgets),
             id,
-            meters,
             targets,
+            held,
             enforced,
         }
     }
@@ -1040,19 +1234,19 @@ impl Reservation {
         self.enforced
     }
 
+    fn release_part(&mut self) -> Option<Release> {
+        std::mem::take(&mut self.held).then(|| (std::mem::take(&mut self.id), self.targets.clone()))
+    }
+
     /// Records the call's actual cost and tokens against the rules it was reserved under
     /// and releases the reservation, in one store operation. Returns (rule index,
-    /// utilization after) when the store is in process (empty when the write is queued).
+    /// utilization after) when the store is in process; with a remote store the write is
+    /// queued to the background writer and the utilization is the last this process saw.
     pub fn settle(mut self, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
         let Some(b) = self.budgets.take() else {
             return Vec::new();
         };
-        let release = (!self.meters.is_empty()).then(|| {
-            (
-                std::mem::take(&mut self.id),
-                std::mem::take(&mut self.meters),
-            )
-        });
+        let release = self.release_part();
         b.submit_targets(release, std::mem::take(&mut self.targets), cost, tokens)
     }
 
@@ -1062,11 +1256,14 @@ impl Reservation {
     pub fn bind(mut self, span: &tracing::Span) {
         let Some(b) = self.budgets.take() else { return };
         match span.id() {
-            Some(id) => b.bind(
-                id.into_u64(),
-                std::mem::take(&mut self.id),
-                std::mem::take(&mut self.meters),
-            ),
+            Some(id) => {
+                let meters = if std::mem::take(&mut self.held) {
+                    std::mem::take(&mut self.targets)
+                } else {
+                    Vec::new()
+                };
+                b.bind(id.into_u64(), std::mem::take(&mut self.id), meters)
+            }
             None => self.budgets = Some(b), // disabled span: release on drop
         }
     }
@@ -1078,11 +1275,7 @@ impl Reservation {
 
     fn release_now(&mut self) {
         if let Some(b) = self.budgets.take() {
-            if !self.meters.is_empty() {
-                let release = Some((
-                    std::mem::take(&mut self.id),
-                    std::mem::take(&mut self.meters),
-                ));
+            if let Some(release) = self.release_part() {
                 b.release(release);
             }
         }
@@ -1090,9 +1283,9 @@ impl Reservation {
 }
 
 impl Budgets {
-    fn release(&self, release: Option<(String, Vec<String>)>) {
+    pub(crate) fn release(&self, release: Release) {
         let op = CommitOp {
-            release,
+            release: Some(release),
             targets: Vec::new(),
             amount: Amount::default(),
             at: self.now(),

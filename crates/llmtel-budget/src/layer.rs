@@ -115,9 +115,13 @@ where
 }
 
 impl Budgets {
-    pub(crate) fn release_bound(&self, id: String, meters: Vec<String>) {
-        self.submit_targets(Some((id, meters)), Vec::new(), llmtel::Usd::ZERO, 0);
-        // not a recorded call
-        self.inner.counters_recorded_undo();
+    pub(crate) fn release_bound(
+        &self,
+        id: String,
+        meters: Vec<std::sync::Arc<crate::budgets::Metered>>,
+    ) {
+        if !meters.is_empty() {
+            self.release((id, meters));
+        }
     }
 }

@@ -46,6 +46,9 @@
 //! # Feature flags
 //! - `sqlite` (default): [`SqliteStore`].
 //! - `redis` (default): [`RedisStore`].
+//! - `prometheus`: [`Budgets::register_metrics`], budget gauges
+//!   (`llm_budget_utilization_ratio{budget,scope}`, spent, reserved and limit) on
+//!   `llmtel-metrics`' Prometheus endpoint.
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -57,6 +60,8 @@ mod budgets;
 mod context;
 mod error;
 mod layer;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod period;
 mod rule;
 mod status;
@@ -66,6 +71,8 @@ pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reserva
 pub use context::{CallContext, Estimate};
 pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
 pub use layer::BudgetLayer;
+#[cfg(feature = "prometheus")]
+pub use metrics::MAX_SERIES_PER_RULE;
 pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig};
 pub use status::{RuleStatus, render_json, render_table};
 #[cfg(feature = "redis")]

@@ -18,7 +18,8 @@ pub(crate) struct Window {
     pub(crate) period_start: i64,
     /// When the period resets (or, rolling, when the oldest bucket leaves the window).
     pub(crate) resets_at: Option<Timestamp>,
-    /// How long the current bucket must be kept from now, ms (0: forever).
+    /// How long the current bucket is kept from any write in its period, ms (0: forever):
+    /// at least until the period ends, plus a grace.
     pub(crate) ttl_ms: i64,
 }
 
@@ -27,14 +28,16 @@ fn zoned_start(d: Date, tz: &TimeZone) -> Option<Timestamp> {
     d.to_zoned(tz.clone()).ok().map(|z| z.timestamp())
 }
 
-fn calendar(start: Date, end: Date, tz: &TimeZone, now: Timestamp) -> Option<Window> {
+fn calendar(start: Date, end: Date, tz: &TimeZone) -> Option<Window> {
     let s = zoned_start(start, tz)?;
     let e = zoned_start(end, tz)?;
     Some(Window {
         buckets: vec![s.as_second()],
         period_start: s.as_second(),
         resets_at: Some(e),
-        ttl_ms: (e.as_millisecond() - now.as_millisecond()).max(0) + GRACE_MS,
+        // The whole period plus the grace from any instant in it: the same for every call of
+        // the period, so a meter can be cached for the period.
+        ttl_ms: (e.as_millisecond() - s.as_millisecond()).max(0) + GRACE_MS,
     })
 }
 
@@ -43,19 +46,19 @@ pub(crate) fn window(period: &Period, now: Timestamp) -> Option<Window> {
     match period {
         Period::Day(tz) => {
             let d = now.to_zoned(tz.clone()).date();
-            calendar(d, d.checked_add(1.day()).ok()?, tz, now)
+            calendar(d, d.checked_add(1.day()).ok()?, tz)
         }
         Period::Week(tz) => {
             let d = now.to_zoned(tz.clone()).date();
             let monday = d
                 .checked_sub((d.weekday().to_monday_zero_offset() as i64).days())
                 .ok()?;
-            calendar(monday, monday.checked_add(7.days()).ok()?, tz, now)
+            calendar(monday, monday.checked_add(7.days()).ok()?, tz)
         }
         Period::Month(tz) => {
             let d = now.to_zoned(tz.clone()).date();
             let first = d.first_of_month();
-            calendar(first, first.checked_add(1.month()).ok()?, tz, now)
+            calendar(first, first.checked_add(1.month()).ok()?, tz)
         }
         Period::RollingHours(h) => {
             let width = (i64::from(*h) * 3600 / ROLLING_BUCKETS).max(1);

@@ -72,7 +72,7 @@ impl BudgetStore for MemoryStore {
     fn reserve(
         &self,
         id: &str,
-        charges: &[(Meter, Amount)],
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
@@ -98,15 +98,15 @@ impl BudgetStore for MemoryStore {
 
     fn commit(
         &self,
-        release: Option<(&str, &[String])>,
-        charges: &[(Meter, Amount)],
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.prune(now_ms);
         if let Some((id, meters)) = release {
             for m in meters {
-                if let Some(v) = s.reservations.get_mut(m) {
+                if let Some(v) = s.reservations.get_mut(m.id.as_str()) {
                     v.retain(|(r, _, _)| r != id);
                 }
             }
@@ -131,7 +131,7 @@ impl BudgetStore for MemoryStore {
         Ok(out)
     }
 
-    fn totals(&self, meters: &[Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
+    fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         Ok(meters
             .iter()

@@ -47,7 +47,8 @@ pub struct Meter {
     pub id: String,
     /// Bucket keys to sum, current last.
     pub buckets: Vec<String>,
-    /// How long the current bucket must be kept from now, ms (0: forever).
+    /// How long the current bucket is kept after a write, ms (0: forever); at least until
+    /// its period ends.
     pub ttl_ms: i64,
     /// USD limit in pico-dollars.
     pub limit_usd: Option<i64>,
@@ -77,6 +78,16 @@ impl Meter {
                 amount.tokens,
             )
     }
+}
+
+/// One settle or release of a batch: the reservation to drop (its id and meters) and the
+/// amounts to add.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit<'a> {
+    /// Reservation `id` to remove from these meters.
+    pub release: Option<(&'a str, &'a [&'a Meter])>,
+    /// Amounts to add to each meter's current bucket.
+    pub charges: &'a [(&'a Meter, Amount)],
 }
 
 /// What `reserve` decided.
@@ -120,7 +131,7 @@ pub trait BudgetStore: Send + Sync + Debug {
     fn reserve(
         &self,
         id: &str,
-        charges: &[(Meter, Amount)],
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError>;
@@ -133,16 +144,36 @@ pub trait BudgetStore: Send + Sync + Debug {
     /// [`StoreError`] when the store cannot be reached (nothing was written).
     fn commit(
         &self,
-        release: Option<(&str, &[String])>,
-        charges: &[(Meter, Amount)],
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError>;
+
+    /// Applies several commits in order, as one operation where the store can (one SQLite
+    /// transaction, one Redis script): the background writer batches settles this way, so
+    /// a remote store pays one round trip for many calls. Returns each commit's result.
+    ///
+    /// The default applies them one by one; a store that can fail part-way must override
+    /// it so that a batch is written entirely or not at all (a failed batch is buffered and
+    /// written again whole).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be reached (nothing was written).
+    fn commit_batch(
+        &self,
+        ops: &[Commit<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
+        ops.iter()
+            .map(|c| self.commit(c.release, c.charges, now_ms))
+            .collect()
+    }
 
     /// Settled and reserved spend of each meter.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be reached.
-    fn totals(&self, meters: &[Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError>;
+    fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError>;
 
     /// Marks `key` for `ttl_ms` (0: forever); `true` only for the first caller, across every
     /// process sharing the store.

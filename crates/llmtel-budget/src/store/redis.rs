@@ -5,6 +5,9 @@
 //! - `{prefix}b:{bucket}`: hash `u` (pico-dollars), `t` (tokens); expires after its period
 //!   (plus a day) by `PEXPIRE`, so old periods clean themselves up;
 //! - `{prefix}r:{meter}`: hash reservation id -> `usd:tokens:expires_ms`;
+//! - `{prefix}x:{meter}`: sorted set of the reservation ids by expiry, and `{prefix}s:{meter}`:
+//!   hash `u`, `t`, the sum of the reservations held: a reserve reads the sum and drops only
+//!   the expired reservations, so it costs the same with 1 or 10,000 calls in flight;
 //! - `{prefix}f:{key}`: fired thresholds, `SET NX PX`.
 //!
 //! Sums are returned to Rust as strings and added there as exact integers. The limit check
@@ -16,10 +19,11 @@ use std::time::Duration;
 
 use redis::{Client, Connection, Script, Value};
 
-use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
+use super::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
 
 const RESERVE: &str = r#"
+local function neg(x) if x == '0' then return x end if string.sub(x, 1, 1) == '-' then return string.sub(x, 2) end return '-' .. x end
 local id, now, exp, n = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local ki, ai = 1, 5
 local holds = {}
@@ -27,8 +31,8 @@ for m = 1, n do
   local nb, lu, lt = tonumber(ARGV[ai]), tonumber(ARGV[ai+1]), tonumber(ARGV[ai+2])
   local au, at, ttl = ARGV[ai+3], ARGV[ai+4], ARGV[ai+5]
   ai = ai + 6
-  local rk = KEYS[ki]
-  ki = ki + 1
+  local rk, xk, sk = KEYS[ki], KEYS[ki+1], KEYS[ki+2]
+  ki = ki + 3
   local su, st = 0, 0
   for b = 1, nb do
     local v = redis.call('HMGET', KEYS[ki], 'u', 't')
@@ -36,56 +40,79 @@ for m = 1, n do
     su = su + (tonumber(v[1]) or 0)
     st = st + (tonumber(v[2]) or 0)
   end
-  local ru, rt = 0, 0
-  local all = redis.call('HGETALL', rk)
-  for i = 1, #all, 2 do
-    local u, t, e = string.match(all[i+1], '^(%-?%d+):(%-?%d+):(%-?%d+)$')
-    if e == nil or tonumber(e) <= now then
-      redis.call('HDEL', rk, all[i])
-    else
-      ru = ru + tonumber(u)
-      rt = rt + tonumber(t)
+  local old = redis.call('ZRANGEBYSCORE', xk, '-inf', now)
+  for i = 1, #old do
+    local v = redis.call('HGET', rk, old[i])
+    if v then
+      local u, t = string.match(v, '^(%-?%d+):(%-?%d+):')
+      if u then
+        redis.call('HINCRBY', sk, 'u', neg(u))
+        redis.call('HINCRBY', sk, 't', neg(t))
+      end
+      redis.call('HDEL', rk, old[i])
     end
+    redis.call('ZREM', xk, old[i])
   end
+  local r = redis.call('HMGET', sk, 'u', 't')
+  local ru, rt = tonumber(r[1]) or 0, tonumber(r[2]) or 0
   local nu, nt = tonumber(au), tonumber(at)
   if (lu >= 0 and nu > 0 and su + ru + nu > lu) or (lt >= 0 and nt > 0 and st + rt + nt > lt) then
     return m
   end
-  holds[m] = {rk, au .. ':' .. at .. ':' .. exp, ttl}
+  holds[m] = {rk, xk, sk, au, at, ttl}
 end
 for m = 1, n do
   local h = holds[m]
-  redis.call('HSET', h[1], id, h[2])
-  redis.call('PEXPIRE', h[1], h[3])
+  redis.call('HSET', h[1], id, h[4] .. ':' .. h[5] .. ':' .. exp)
+  redis.call('ZADD', h[2], exp, id)
+  redis.call('HINCRBY', h[3], 'u', h[4])
+  redis.call('HINCRBY', h[3], 't', h[5])
+  for k = 1, 3 do redis.call('PEXPIRE', h[k], h[6]) end
 end
 return 0
 "#;
 
+/// A batch of commits, in order, atomically; after each commit, the spend of its meters.
 const COMMIT: &str = r#"
-local id, nr, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local ki, ai = 1, 4
-for r = 1, nr do
-  redis.call('HDEL', KEYS[ki], id)
-  ki = ki + 1
-end
-local charged = {}
-for m = 1, n do
-  local nb, au, at, ttl = tonumber(ARGV[ai]), ARGV[ai+1], ARGV[ai+2], tonumber(ARGV[ai+3])
-  ai = ai + 4
-  local cur = KEYS[ki + nb - 1]
-  redis.call('HINCRBY', cur, 'u', au)
-  redis.call('HINCRBY', cur, 't', at)
-  if ttl > 0 then redis.call('PEXPIRE', cur, ttl) end
-  charged[m] = {ki, nb}
-  ki = ki + nb
-end
+local function neg(x) if x == '0' then return x end if string.sub(x, 1, 1) == '-' then return string.sub(x, 2) end return '-' .. x end
+local nops = tonumber(ARGV[1])
+local ki, ai = 1, 2
 local out = {}
-for m = 1, n do
-  local k0, nb = charged[m][1], charged[m][2]
-  for b = 0, nb - 1 do
-    local v = redis.call('HMGET', KEYS[k0 + b], 'u', 't')
-    out[#out + 1] = v[1] or '0'
-    out[#out + 1] = v[2] or '0'
+for o = 1, nops do
+  local id, nr, n = ARGV[ai], tonumber(ARGV[ai+1]), tonumber(ARGV[ai+2])
+  ai = ai + 3
+  for r = 1, nr do
+    local rk, xk, sk = KEYS[ki], KEYS[ki+1], KEYS[ki+2]
+    ki = ki + 3
+    local v = redis.call('HGET', rk, id)
+    if v then
+      local u, t = string.match(v, '^(%-?%d+):(%-?%d+):')
+      if u then
+        redis.call('HINCRBY', sk, 'u', neg(u))
+        redis.call('HINCRBY', sk, 't', neg(t))
+      end
+      redis.call('HDEL', rk, id)
+    end
+    redis.call('ZREM', xk, id)
+  end
+  local charged = {}
+  for m = 1, n do
+    local nb, au, at, ttl = tonumber(ARGV[ai]), ARGV[ai+1], ARGV[ai+2], tonumber(ARGV[ai+3])
+    ai = ai + 4
+    local cur = KEYS[ki + nb - 1]
+    redis.call('HINCRBY', cur, 'u', au)
+    redis.call('HINCRBY', cur, 't', at)
+    if ttl > 0 then redis.call('PEXPIRE', cur, ttl) end
+    charged[m] = {ki, nb}
+    ki = ki + nb
+  end
+  for m = 1, n do
+    local k0, nb = charged[m][1], charged[m][2]
+    for b = 0, nb - 1 do
+      local v = redis.call('HMGET', KEYS[k0 + b], 'u', 't')
+      out[#out + 1] = v[1] or '0'
+      out[#out + 1] = v[2] or '0'
+    end
   end
 end
 return out
@@ -186,6 +213,13 @@ impl RedisStore {
     fn res(&self, m: &str) -> String {
         format!("{}r:{m}", self.prefix)
     }
+
+    /// The reservation hash, its expiry index and its sums.
+    fn res_keys(&self, inv: &mut redis::ScriptInvocation<'_>, m: &str) {
+        inv.key(self.res(m))
+            .key(format!("{}x:{m}", self.prefix))
+            .key(format!("{}s:{m}", self.prefix));
+    }
 }
 
 fn to_i64(v: &Value) -> i64 {
@@ -208,14 +242,14 @@ impl BudgetStore for RedisStore {
     fn reserve(
         &self,
         id: &str,
-        charges: &[(Meter, Amount)],
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
         let mut inv = self.reserve.prepare_invoke();
         inv.arg(id).arg(now_ms).arg(expires_ms).arg(charges.len());
         for (m, a) in charges {
-            inv.key(self.res(&m.id));
+            self.res_keys(&mut inv, &m.id);
             for b in &m.buckets {
                 inv.key(self.bucket(b));
             }
@@ -236,41 +270,58 @@ impl BudgetStore for RedisStore {
 
     fn commit(
         &self,
-        release: Option<(&str, &[String])>,
-        charges: &[(Meter, Amount)],
-        _now_ms: i64,
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
+        let mut out = self.commit_batch(&[Commit { release, charges }], now_ms)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// One script for the whole batch: one round trip, atomic on the server.
+    fn commit_batch(
+        &self,
+        ops: &[Commit<'_>],
+        _now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
         let mut inv = self.commit.prepare_invoke();
-        let (id, meters) = release.unwrap_or(("", &[]));
-        inv.arg(id).arg(meters.len()).arg(charges.len());
-        for m in meters {
-            inv.key(self.res(m));
-        }
-        for (m, a) in charges {
-            for b in &m.buckets {
-                inv.key(self.bucket(b));
+        inv.arg(ops.len());
+        for op in ops {
+            let (id, meters) = op.release.unwrap_or(("", &[]));
+            inv.arg(id).arg(meters.len()).arg(op.charges.len());
+            for m in meters {
+                self.res_keys(&mut inv, &m.id);
             }
-            inv.arg(m.buckets.len())
-                .arg(a.usd)
-                .arg(a.tokens)
-                .arg(m.ttl_ms);
+            for (m, a) in op.charges {
+                for b in &m.buckets {
+                    inv.key(self.bucket(b));
+                }
+                inv.arg(m.buckets.len())
+                    .arg(a.usd)
+                    .arg(a.tokens)
+                    .arg(m.ttl_ms);
+            }
         }
         let vals: Vec<Value> = self.with_conn(|c| inv.invoke(c))?;
-        let mut out = Vec::with_capacity(charges.len());
         let mut it = vals.iter();
-        for (m, _) in charges {
-            let mut total = Amount::default();
-            for _ in &m.buckets {
-                let u = it.next().map(to_i64).unwrap_or(0);
-                let t = it.next().map(to_i64).unwrap_or(0);
-                total = total.plus(Amount { usd: u, tokens: t });
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let mut spent = Vec::with_capacity(op.charges.len());
+            for (m, _) in op.charges {
+                let mut total = Amount::default();
+                for _ in &m.buckets {
+                    let u = it.next().map(to_i64).unwrap_or(0);
+                    let t = it.next().map(to_i64).unwrap_or(0);
+                    total = total.plus(Amount { usd: u, tokens: t });
+                }
+                spent.push(total);
             }
-            out.push(total);
+            out.push(spent);
         }
         Ok(out)
     }
 
-    fn totals(&self, meters: &[Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
+    fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
         let mut pipe = redis::pipe();
         for m in meters {
             for b in &m.buckets {

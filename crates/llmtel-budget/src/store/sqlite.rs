@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
+use super::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
 
 const SCHEMA: &str = "
@@ -102,20 +102,45 @@ fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
     Ok(total)
 }
 
+/// Unexpired reservations of a meter (expired rows are deleted by the periodic cleanup).
 fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
     c.prepare_cached(
-        "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND expires_ms <= ?2",
+        "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation
+         WHERE meter = ?1 AND expires_ms > ?2",
     )?
-    .execute(params![meter, now_ms])?;
-    c.prepare_cached(
-        "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation WHERE meter = ?1",
-    )?
-    .query_row(params![meter], |r| {
+    .query_row(params![meter, now_ms], |r| {
         Ok(Amount {
             usd: r.get(0)?,
             tokens: r.get(1)?,
         })
     })
+}
+
+/// One commit inside an open transaction: release, add, read back the spend.
+fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<Vec<Amount>> {
+    if let Some((id, meters)) = op.release {
+        let mut del = tx
+            .prepare_cached("DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2")?;
+        for m in meters {
+            del.execute(params![m.id, id])?;
+        }
+    }
+    let mut up = tx.prepare_cached(
+        "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET
+           usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
+           tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
+           expires_ms = excluded.expires_ms",
+    )?;
+    for (m, a) in op.charges {
+        let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
+        up.execute(params![m.current(), a.usd, a.tokens, exp, now_ms])?;
+    }
+    let mut out = Vec::with_capacity(op.charges.len());
+    for (m, _) in op.charges {
+        out.push(spent(tx, m, now_ms)?);
+    }
+    Ok(out)
 }
 
 impl BudgetStore for SqliteStore {
@@ -126,7 +151,7 @@ impl BudgetStore for SqliteStore {
     fn reserve(
         &self,
         id: &str,
-        charges: &[(Meter, Amount)],
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
@@ -138,7 +163,7 @@ impl BudgetStore for SqliteStore {
             let s = spent(&tx, m, now_ms).map_err(err)?;
             let r = reserved(&tx, &m.id, now_ms).map_err(err)?;
             if m.denies(s, r, *a) {
-                tx.commit().map_err(err)?; // keeps the expired-reservation cleanup
+                drop(tx); // nothing was written: roll back
                 return Ok(ReserveOutcome::Denied(i));
             }
         }
@@ -159,61 +184,44 @@ impl BudgetStore for SqliteStore {
 
     fn commit(
         &self,
-        release: Option<(&str, &[String])>,
-        charges: &[(Meter, Amount)],
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
+        let mut out = self.commit_batch(&[Commit { release, charges }], now_ms)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// One `IMMEDIATE` transaction for the whole batch: written entirely or not at all.
+    fn commit_batch(
+        &self,
+        ops: &[Commit<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
         let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = c
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        if let Some((id, meters)) = release {
-            let mut del = tx
-                .prepare_cached(
-                    "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2",
-                )
-                .map_err(err)?;
-            for m in meters {
-                del.execute(params![m, id]).map_err(err)?;
-            }
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(commit_in(&tx, op, now_ms).map_err(err)?);
         }
-        let mut out = Vec::with_capacity(charges.len());
-        {
-            let mut up = tx
-                .prepare_cached(
-                    "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key) DO UPDATE SET
-                       usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
-                       tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
-                       expires_ms = excluded.expires_ms",
-                )
-                .map_err(err)?;
-            for (m, a) in charges {
-                let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
-                up.execute(params![m.current(), a.usd, a.tokens, exp, now_ms])
-                    .map_err(err)?;
-            }
-            for (m, _) in charges {
-                out.push(spent(&tx, m, now_ms).map_err(err)?);
-            }
-        }
-        if self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
-            tx.execute(
+        let n = ops.len() as u64;
+        let before = self.ops.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if before / 4096 != (before + n) / 4096 {
+            for table in [
                 "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                params![now_ms],
-            )
-            .map_err(err)?;
-            tx.execute(
                 "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                params![now_ms],
-            )
-            .map_err(err)?;
+                "DELETE FROM llmtel_budget_reservation WHERE expires_ms <= ?1",
+            ] {
+                tx.execute(table, params![now_ms]).map_err(err)?;
+            }
         }
         tx.commit().map_err(err)?;
         Ok(out)
     }
 
-    fn totals(&self, meters: &[Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
+    fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
         let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = c.transaction().map_err(err)?;
         let mut out = Vec::with_capacity(meters.len());
