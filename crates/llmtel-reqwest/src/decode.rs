@@ -73,14 +73,16 @@ impl Observed {
         }
     }
 
-    fn set_finish(&mut self, index: usize, reason: &str) {
-        if index > 1024 {
-            return;
+    /// Whether it changed anything.
+    fn set_finish(&mut self, index: usize, reason: &str) -> bool {
+        if index > 1024 || self.finish_reasons.get(index).map(String::as_str) == Some(reason) {
+            return false;
         }
         if self.finish_reasons.len() <= index {
             self.finish_reasons.resize(index + 1, String::new());
         }
         self.finish_reasons[index] = reason.to_owned();
+        true
     }
 
     fn parse_failed(&mut self, what: &str, e: impl std::fmt::Display) {
@@ -97,6 +99,64 @@ pub struct Decoder {
     obs: Observed,
     anthropic: AnthropicUsage,
     events: u64,
+    /// Bumped by every change to what was seen other than the streamed text.
+    rev: u64,
+    /// The last plain text-delta event, to recognise the next ones without parsing them.
+    template: Option<Template>,
+}
+
+/// A decoded SSE event whose only effect was to append one string to the text: its event
+/// name and its bytes before and after that string's raw token. An event with the same name,
+/// prefix and suffix around another plain string (no escapes, no control characters, valid
+/// UTF-8, non-empty) has the same JSON structure, so decoding it would only append that
+/// string, which is then done without parsing.
+#[derive(Debug)]
+struct Template {
+    event: String,
+    /// Up to and including the opening quote of the string.
+    prefix: Vec<u8>,
+    /// From the closing quote of the string on.
+    suffix: Vec<u8>,
+}
+
+impl Template {
+    /// `data` was decoded into exactly `text` appended (and nothing else changed).
+    fn new(event: &str, data: &[u8], text: &str) -> Option<Template> {
+        if text.is_empty() || memchr::memchr(b'\\', data).is_some() {
+            return None;
+        }
+        // Without escapes anywhere, the string's token is `"text"` verbatim; if those bytes
+        // occur once, that occurrence is the token.
+        let mut needle = Vec::with_capacity(text.len() + 2);
+        needle.push(b'"');
+        needle.extend_from_slice(text.as_bytes());
+        needle.push(b'"');
+        let at = memchr::memmem::find(data, &needle)?;
+        if memchr::memmem::rfind(data, &needle) != Some(at) {
+            return None;
+        }
+        Some(Template {
+            event: event.to_owned(),
+            prefix: data[..=at].to_vec(),
+            suffix: data[at + needle.len() - 1..].to_vec(),
+        })
+    }
+
+    /// The string this event carries in place of the template's, if it is the same event.
+    fn text<'d>(&self, event: &str, data: &'d [u8]) -> Option<&'d str> {
+        if data.len() <= self.prefix.len() + self.suffix.len()
+            || event != self.event
+            || !data.starts_with(&self.prefix)
+            || !data.ends_with(&self.suffix)
+        {
+            return None;
+        }
+        let s = &data[self.prefix.len()..data.len() - self.suffix.len()];
+        if s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            return None;
+        }
+        std::str::from_utf8(s).ok()
+    }
 }
 
 impl Decoder {
@@ -107,6 +167,8 @@ impl Decoder {
             obs: Observed::default(),
             anthropic: AnthropicUsage::default(),
             events: 0,
+            rev: 0,
+            template: None,
         }
     }
 
@@ -161,17 +223,30 @@ impl Decoder {
     }
 
     /// Reads one SSE event (`event` is its `event:` field, `""` if none).
+    ///
+    /// An event shaped like the previous plain text delta (same bytes around a different
+    /// plain string) is recognised without parsing: the answers are the same as a full
+    /// decode's, at a fraction of the cost.
     pub fn event(&mut self, event: &str, data: &[u8]) {
         self.events += 1;
         let n = self.events;
         let trimmed = data.trim_ascii();
+        if let Some(t) = self.template.as_ref().and_then(|t| t.text(event, trimmed)) {
+            self.obs.push_text(t);
+            return;
+        }
         if trimmed == b"[DONE]" {
-            self.obs.done = true;
+            if !self.obs.done {
+                self.set_done();
+                self.rev += 1;
+            }
             return;
         }
         if trimmed.is_empty() {
             return;
         }
+        let (rev, anthropic) = (self.rev, self.anthropic);
+        let (events_before, text_before) = (self.obs.output_events, self.obs.text.len());
         let r = match self.api {
             Api::OpenAiChat | Api::OpenAiCompletions | Api::OpenAiEmbeddings => {
                 serde_json::from_slice::<ChatBody<'_>>(trimmed).map(|b| self.openai_chat(b))
@@ -186,6 +261,18 @@ impl Decoder {
         };
         if let Err(e) = r {
             self.obs.parse_failed(&format!("sse event {n}"), e);
+            self.template = None;
+            return;
+        }
+        if self.rev != rev || self.anthropic != anthropic {
+            // Something besides the text changed: an event like the template would now
+            // change it back, so it must be decoded.
+            self.template = None;
+        } else if self.obs.output_events == events_before + 1
+            && !self.obs.text_truncated
+            && self.template.is_none()
+        {
+            self.template = Template::new(event, trimmed, &self.obs.text[text_before..]);
         }
     }
 
@@ -200,12 +287,34 @@ impl Decoder {
         if let Some(id) = id.filter(|s| !s.is_empty()) {
             if self.obs.id.as_deref() != Some(&*id) {
                 self.obs.id = Some(id.into_owned());
+                self.rev += 1;
             }
         }
         if let Some(m) = model.filter(|s| !s.is_empty()) {
             if self.obs.model.as_deref() != Some(&*m) {
                 self.obs.model = Some(m.into_owned());
+                self.rev += 1;
             }
+        }
+    }
+
+    fn set_finish(&mut self, index: usize, reason: &str) {
+        if self.obs.set_finish(index, reason) {
+            self.rev += 1;
+        }
+    }
+
+    fn set_usage(&mut self, u: Usage) {
+        if self.obs.usage != Some(u) {
+            self.obs.usage = Some(u);
+            self.rev += 1;
+        }
+    }
+
+    fn set_done(&mut self) {
+        if !self.obs.done {
+            self.obs.done = true;
+            self.rev += 1;
         }
     }
 
@@ -219,6 +328,7 @@ impl Decoder {
         let msg = e.message.as_deref().unwrap_or_default().to_owned();
         if self.obs.provider_error.is_none() {
             self.obs.provider_error = Some((class.to_owned(), msg));
+            self.rev += 1;
         }
     }
 
@@ -248,7 +358,7 @@ impl Decoder {
                 self.obs.push_text(t);
             }
             if let Some(r) = c.finish_reason.as_deref() {
-                self.obs.set_finish(idx, r);
+                self.set_finish(idx, r);
             }
         }
         if let Some(u) = b.usage {
@@ -257,7 +367,7 @@ impl Decoder {
                 .and_then(|d| d.cached_tokens)
                 .or(u.prompt_cache_hit_tokens)
                 .unwrap_or(0);
-            self.obs.usage = Some(Usage {
+            self.set_usage(Usage {
                 input_tokens: u.prompt_tokens.unwrap_or(0),
                 output_tokens: u.completion_tokens.unwrap_or(0),
                 cache_read_tokens: cache_read,
@@ -293,11 +403,11 @@ impl Decoder {
                 .map(Cow::into_owned)
                 .unwrap_or_else(|| status.to_owned());
             if status != "in_progress" && status != "queued" {
-                self.obs.set_finish(0, &reason);
+                self.set_finish(0, &reason);
             }
         }
         if let Some(u) = r.usage {
-            self.obs.usage = Some(Usage {
+            self.set_usage(Usage {
                 input_tokens: u.input_tokens.unwrap_or(0),
                 output_tokens: u.output_tokens.unwrap_or(0),
                 cache_read_tokens: u
@@ -329,7 +439,7 @@ impl Decoder {
                 }
             }
             "response.completed" | "response.incomplete" | "response.failed" => {
-                self.obs.done = true;
+                self.set_done();
                 if let Some(r) = e.response {
                     // The final response repeats the whole output: keep the streamed text.
                     let text = std::mem::take(&mut self.obs.text);
@@ -364,7 +474,7 @@ impl Decoder {
             }
         }
         if let Some(r) = m.stop_reason.as_deref() {
-            self.obs.set_finish(0, r);
+            self.set_finish(0, r);
         }
         if let Some(u) = m.usage {
             self.anthropic.merge(&u);
@@ -391,13 +501,13 @@ impl Decoder {
             }
             "message_delta" => {
                 if let Some(r) = e.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
-                    self.obs.set_finish(0, r);
+                    self.set_finish(0, r);
                 }
                 if let Some(u) = e.usage {
                     self.anthropic.merge(&u);
                 }
             }
-            "message_stop" => self.obs.done = true,
+            "message_stop" => self.set_done(),
             "error" => {
                 if let Some(err) = e.error {
                     self.provider_error(err);
@@ -415,7 +525,7 @@ impl Decoder {
         let cache_read = a.cache_read.unwrap_or(0);
         let cache_write = a.cache_write.unwrap_or(0);
         // Anthropic's input_tokens exclude cache reads and writes; llmtel's include them.
-        self.obs.usage = Some(Usage {
+        self.set_usage(Usage {
             input_tokens: a
                 .input
                 .unwrap_or(0)
@@ -443,13 +553,13 @@ impl Decoder {
                 }
             }
             if let Some(r) = c.finish_reason.as_deref() {
-                self.obs.set_finish(idx, r);
+                self.set_finish(idx, r);
             }
         }
         if let Some(u) = b.usage_metadata {
             let thoughts = u.thoughts_token_count.unwrap_or(0);
             // promptTokenCount includes cached content; candidates exclude thoughts.
-            self.obs.usage = Some(Usage {
+            self.set_usage(Usage {
                 input_tokens: u
                     .prompt_token_count
                     .unwrap_or(0)
@@ -466,7 +576,7 @@ impl Decoder {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct AnthropicUsage {
     input: Option<u64>,
     output: Option<u64>,
@@ -772,4 +882,109 @@ struct GeminiUsage {
     thoughts_token_count: Option<u64>,
     #[serde(default)]
     tool_use_prompt_token_count: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Decodes `events` twice: as streamed (recognising events like the last plain text
+    /// delta without parsing them), and parsing every event in full.
+    fn both(api: Api, events: &[(String, String)]) -> (Observed, Observed, usize) {
+        let mut fast = Decoder::new(api);
+        let mut full = Decoder::new(api);
+        let mut shortcuts = 0;
+        for (name, data) in events {
+            full.template = None;
+            full.event(name, data.as_bytes());
+            let trimmed = data.as_bytes().trim_ascii();
+            if let Some(t) = &fast.template {
+                shortcuts += usize::from(t.text(name, trimmed).is_some());
+            }
+            fast.event(name, data.as_bytes());
+        }
+        fast.finish();
+        full.finish();
+        (fast.into_observed(), full.into_observed(), shortcuts)
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[ a-z]{1,8}",
+            1 => Just(String::new()),
+            1 => "[\"\\\\\n\t\u{1}é漢🙂a]{1,4}",
+            1 => Just("gpt-4o".to_owned()),
+        ]
+    }
+
+    fn openai_event() -> impl Strategy<Value = (String, String)> {
+        let chunk = |model: &str, delta: String, finish: &str, usage: &str| {
+            format!(
+                r#"{{"id":"c1","object":"chat.completion.chunk","model":"{model}","choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}],"usage":{usage}}}"#
+            )
+        };
+        prop_oneof![
+            6 => text().prop_map(move |t| (String::new(), chunk("gpt-4o", format!(r#"{{"content":{}}}"#, serde_json::to_string(&t).unwrap()), "null", "null"))),
+            1 => text().prop_map(move |t| (String::new(), chunk("gpt-4o-mini", format!(r#"{{"content":{}}}"#, serde_json::to_string(&t).unwrap()), "null", "null"))),
+            1 => (text(), text()).prop_map(move |(a, b)| (String::new(), chunk("gpt-4o", format!(r#"{{"content":{},"reasoning_content":{}}}"#, serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap()), "null", "null"))),
+            1 => text().prop_map(move |t| (String::new(), chunk("gpt-4o", format!(r#"{{"content":{}}}"#, serde_json::to_string(&t).unwrap()), r#""stop""#, "null"))),
+            1 => text().prop_map(move |t| (String::new(), chunk("gpt-4o", format!(r#"{{"content":{}}}"#, serde_json::to_string(&t).unwrap()), r#""length""#, "null"))),
+            1 => (0u64..50).prop_map(move |n| (String::new(), chunk("gpt-4o", "{}".to_owned(), "null", &format!(r#"{{"prompt_tokens":{n},"completion_tokens":3}}"#)))),
+            1 => text().prop_map(move |t| (String::new(), chunk("gpt-4o", format!(r#"{{"content":"{t}"}}"#), "null", "null"))),
+            1 => Just((String::new(), "[DONE]".to_owned())),
+            1 => Just((String::new(), r#"{"error":{"message":"boom","type":"server_error"}}"#.to_owned())),
+        ]
+    }
+
+    fn anthropic_event() -> impl Strategy<Value = (String, String)> {
+        prop_oneof![
+            6 => text().prop_map(|t| ("content_block_delta".to_owned(), format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#, serde_json::to_string(&t).unwrap()))),
+            1 => text().prop_map(|t| ("ping".to_owned(), format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#, serde_json::to_string(&t).unwrap()))),
+            1 => text().prop_map(|t| (String::new(), format!(r#"{{"index":0,"delta":{{"type":"text_delta","text":{}}}}}"#, serde_json::to_string(&t).unwrap()))),
+            1 => Just(("message_start".to_owned(), r#"{"type":"message_start","message":{"id":"m1","model":"claude","usage":{"input_tokens":9,"output_tokens":1}}}"#.to_owned())),
+            1 => (0u64..50).prop_map(|n| ("message_delta".to_owned(), format!(r#"{{"type":"message_delta","delta":{{"stop_reason":"end_turn"}},"usage":{{"output_tokens":{n}}}}}"#))),
+            1 => Just(("message_stop".to_owned(), r#"{"type":"message_stop"}"#.to_owned())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn recognised_events_give_the_same_answers_as_parsing_them(
+            openai in proptest::collection::vec(openai_event(), 0..40),
+            anthropic in proptest::collection::vec(anthropic_event(), 0..40),
+        ) {
+            let (fast, full, _) = both(Api::OpenAiChat, &openai);
+            prop_assert_eq!(fast, full);
+            let (fast, full, _) = both(Api::AnthropicMessages, &anthropic);
+            prop_assert_eq!(fast, full);
+        }
+    }
+
+    #[test]
+    fn plain_text_deltas_are_recognised() {
+        let events: Vec<(String, String)> = ["", "Hello", " there", "!", " é🙂", "a\"b", "c"]
+            .iter()
+            .map(|t| {
+                (
+                    String::new(),
+                    format!(
+                        r#"{{"id":"c1","model":"gpt-4o","choices":[{{"index":0,"delta":{{"content":{}}},"finish_reason":null}}],"usage":null}}"#,
+                        serde_json::to_string(t).unwrap()
+                    ),
+                )
+            })
+            .collect();
+        let (fast, full, shortcuts) = both(Api::OpenAiChat, &events);
+        assert_eq!(fast, full);
+        assert_eq!(fast.text, "Hello there! é🙂a\"bc");
+        assert_eq!(fast.output_events, 6);
+        // "Hello" (after id and model were set) is the template; " there", "!", " é🙂" and
+        // "c" are recognised; "a\"b" has an escape and is parsed.
+        assert_eq!(shortcuts, 4);
+    }
 }

@@ -83,6 +83,10 @@ impl SseParser {
             }
         }
         while !bytes.is_empty() {
+            if let Some(rest) = self.single_line_event(bytes, &mut on_event) {
+                bytes = rest;
+                continue;
+            }
             match memchr::memchr2(b'\n', b'\r', bytes) {
                 Some(i) => {
                     let is_cr = bytes[i] == b'\r';
@@ -120,6 +124,36 @@ impl SseParser {
                 }
             }
         }
+    }
+
+    /// The common case, without copying: between events, `bytes` opens with a whole
+    /// `data:` line followed by an empty line (`\n\n`). Dispatches that event from the
+    /// input and returns the bytes after it; `None` leaves everything to the general path,
+    /// which would dispatch the same event.
+    fn single_line_event<'b>(
+        &mut self,
+        bytes: &'b [u8],
+        on_event: &mut impl FnMut(SseEvent<'_>),
+    ) -> Option<&'b [u8]> {
+        if self.at_start
+            || self.has_data
+            || self.line_too_long
+            || !self.line.is_empty()
+            || !bytes.starts_with(b"data:")
+        {
+            return None;
+        }
+        let end = memchr::memchr2(b'\n', b'\r', bytes)?;
+        if end > MAX_EVENT_BYTES || bytes[end] != b'\n' || bytes.get(end + 1) != Some(&b'\n') {
+            return None;
+        }
+        let value = &bytes[5..end];
+        on_event(SseEvent {
+            event: &self.event,
+            data: value.strip_prefix(b" ").unwrap_or(value),
+        });
+        self.event.clear();
+        Some(&bytes[end + 2..])
     }
 
     fn push_line(&mut self, bytes: &[u8]) {
