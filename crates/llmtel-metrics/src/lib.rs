@@ -1,8 +1,9 @@
-//! Metrics for LLM calls, fed by llmtel's in-process [`LlmCall`]s.
+//! Metrics for LLM calls, fed by llmtel's in-process [`LlmCall`](llmtel::LlmCall)s.
 //!
 //! Two [`CallSink`](llmtel::CallSink)s, each cheap on the request thread:
 //!
-//! - [`OtelMetricsSink`]: the OpenTelemetry GenAI client metrics of semantic conventions
+//! - [`OtelMetricsSink`] (from `llmtel::metrics`; `llmtel::init()` already exports it over
+//!   OTLP next to the traces): the OpenTelemetry GenAI client metrics of semantic conventions
 //!   v1.41.1 (`gen_ai.client.token.usage`, `gen_ai.client.operation.duration`,
 //!   `gen_ai.client.operation.time_to_first_chunk`, `gen_ai.client.operation.time_per_output_chunk`
 //!   with the spec's bucket boundaries) plus llmtel's `llmtel.client.cost` (USD) and
@@ -40,89 +41,28 @@
     rust_2018_idioms
 )]
 
-mod guard;
-mod otel;
 #[cfg(feature = "otlp")]
 mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 
-pub use guard::{CardinalityGuard, OVERFLOW_VALUE};
-pub use otel::{OtelMetricsSink, OtelMetricsSinkBuilder};
+/// The OpenTelemetry metrics and the cardinality guard live in `llmtel` (feature `metrics`),
+/// so that `llmtel::init()` exports them next to the traces; re-exported here unchanged.
+pub use llmtel::metrics::{
+    CardinalityGuard, Dimension, OVERFLOW_VALUE, OtelMetricsSink, OtelMetricsSinkBuilder,
+    UNKNOWN_VALUE,
+};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpMetricsConfig, otlp_meter_provider};
 #[cfg(feature = "prometheus")]
 pub use prometheus::{MetricsServer, PrometheusSink, PrometheusSinkBuilder};
 
-use llmtel::LlmCall;
-
 /// Names of the metrics and attributes this crate adds to the GenAI conventions.
 pub mod names {
-    /// Counter of call cost, USD (exact sums, `f64` only at export).
-    pub const CLIENT_COST: &str = "llmtel.client.cost";
-    /// Counter of calls, with [`REQUEST_STATUS`].
-    pub const CLIENT_REQUESTS: &str = "llmtel.client.requests";
-    /// `ok` or `error`.
-    pub const REQUEST_STATUS: &str = "llmtel.request.status";
-    /// Unit of [`CLIENT_COST`].
-    pub const UNIT_USD: &str = "USD";
+    pub use llmtel::metrics::names::*;
     /// Prometheus buckets of `llm_latency_seconds`.
     pub const PROMETHEUS_LATENCY_BUCKETS: [f64; 7] = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0];
 }
-
-/// An app dimension of a call that may be added as a metric label, only when asked for.
-///
-/// User and session ids are unbounded: add them only with a cap ([`CardinalityGuard`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dimension {
-    /// `user.id` (Prometheus label `user`).
-    User,
-    /// `session.id` (Prometheus label `session`).
-    Session,
-    /// `llmtel.feature` (Prometheus label `feature`).
-    Feature,
-    /// `llmtel.tenant` (Prometheus label `tenant`).
-    Tenant,
-    /// Any other `llmtel.*` dimension by attribute name, with its Prometheus label name.
-    Custom {
-        /// Attribute name, e.g. `llmtel.api_key_id`.
-        attribute: &'static str,
-        /// Prometheus label name, e.g. `api_key_id`.
-        label: &'static str,
-    },
-}
-
-impl Dimension {
-    /// The OpenTelemetry attribute name.
-    pub fn attribute(self) -> &'static str {
-        match self {
-            Dimension::User => "user.id",
-            Dimension::Session => "session.id",
-            Dimension::Feature => "llmtel.feature",
-            Dimension::Tenant => "llmtel.tenant",
-            Dimension::Custom { attribute, .. } => attribute,
-        }
-    }
-
-    /// The Prometheus label name.
-    pub fn label(self) -> &'static str {
-        match self {
-            Dimension::User => "user",
-            Dimension::Session => "session",
-            Dimension::Feature => "feature",
-            Dimension::Tenant => "tenant",
-            Dimension::Custom { label, .. } => label,
-        }
-    }
-
-    /// The call's value of this dimension, if set.
-    pub fn value(self, call: &LlmCall) -> Option<&str> {
-        call.dimensions.get(self.attribute())
-    }
-}
-
-/// Value used for a label when the call has none (e.g. no model recorded).
-pub const UNKNOWN_VALUE: &str = "unknown";
 
 /// Why metrics could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Metric, Registry, Unit};
 
-use crate::guard::CardinalityGuard;
+use crate::CardinalityGuard;
 use crate::names::PROMETHEUS_LATENCY_BUCKETS;
 use crate::{Dimension, MetricsError, UNKNOWN_VALUE};
 

@@ -65,6 +65,8 @@ mod detect;
 mod emit;
 pub mod eval;
 mod feedback;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod monitor;
 mod pipeline;
 mod score;
@@ -81,6 +83,8 @@ pub use eval::{
     LexicalRelevance, PiiKind, PiiLeak, Refusal, SyncAdapter, SyncEvaluator, find_pii,
 };
 pub use feedback::{CallRef, Feedback, FeedbackError};
+#[cfg(feature = "prometheus")]
+pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
     EvaluatorAverage, Footprint, Monitor, MonitorConfig, MonitorStats, OTHER, SeriesSnapshot,
     Snapshot, UNKNOWN, WindowSummary,

@@ -438,6 +438,24 @@ impl Quality {
     pub fn shutdown(&self) {
         self.inner.stop();
     }
+
+    /// A handle that does not keep the pipeline alive (for scrape-time collectors).
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn downgrade(&self) -> WeakQuality {
+        WeakQuality(Arc::downgrade(&self.inner))
+    }
+}
+
+/// A [`Quality`] held weakly.
+#[cfg(feature = "prometheus")]
+pub(crate) struct WeakQuality(std::sync::Weak<Inner>);
+
+#[cfg(feature = "prometheus")]
+impl WeakQuality {
+    /// The pipeline, while a clone of it is alive.
+    pub(crate) fn upgrade(&self) -> Option<Quality> {
+        self.0.upgrade().map(|inner| Quality { inner })
+    }
 }
 
 /// The request-path [`CallSink`] of a [`Quality`] pipeline.

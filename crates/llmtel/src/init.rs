@@ -262,6 +262,7 @@ pub struct Builder {
     disabled: Option<bool>,
     sinks: Vec<Arc<dyn CallSink>>,
     on_shutdown: Vec<ShutdownHook>,
+    metrics: Option<bool>,
 }
 
 type ShutdownHook = Box<dyn FnOnce() + Send + Sync>;
@@ -304,6 +305,7 @@ impl Default for Builder {
             disabled: None,
             sinks: Vec::new(),
             on_shutdown: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -426,10 +428,21 @@ impl Builder {
         self
     }
 
-    /// Runs `f` when the guard drops, after the traces are flushed: for example the shutdown
-    /// of a `MeterProvider` that exports `llmtel-metrics` next to the traces.
+    /// Runs `f` when the guard drops, after the traces and llmtel's metrics are flushed: for
+    /// example the shutdown of a `MeterProvider` of your own.
     pub fn with_shutdown_hook(mut self, f: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.on_shutdown.push(Box::new(f));
+        self
+    }
+
+    /// Exports the OpenTelemetry GenAI client metrics ([`crate::metrics::OtelMetricsSink`])
+    /// over OTLP next to the traces: same endpoint (`/v1/metrics` instead of `/v1/traces`
+    /// over HTTP), protocol, headers and resource, every `OTEL_METRIC_EXPORT_INTERVAL`
+    /// (default 60 s) and at shutdown. Default: on whenever traces are exported, unless
+    /// `OTEL_METRICS_EXPORTER=none` or a backend preset is used (Langfuse, LangSmith and
+    /// Phoenix take no OTLP metrics). Needs the cargo feature `metrics` (default).
+    pub fn with_metrics(mut self, on: bool) -> Self {
+        self.metrics = Some(on);
         self
     }
 
@@ -503,8 +516,42 @@ impl Builder {
             .unwrap_or_else(|| Arc::new(Catalog::builtin().clone()));
         let openinference = self.openinference.unwrap_or(preset_oi);
 
+        let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
+        headers.extend(self.headers.iter().cloned());
+        let mut resource = Resource::builder();
+        if let Some(name) = &self.service_name {
+            resource = resource.with_service_name(name.clone());
+        }
+        let resource = resource
+            .with_attributes(preset_resource)
+            .with_attributes(self.resource.clone())
+            .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
+            .build();
+
         // In-process LLM calls: only when something consumes them.
         let mut sinks = self.sinks.clone();
+        #[cfg(not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))))]
+        let metrics_export = None::<()>;
+        #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+        let mut metrics_export = None;
+        #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+        if exporting
+            && self.metrics.unwrap_or_else(|| {
+                self.preset.is_none()
+                    && !env("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+            })
+        {
+            let m = spawn_metrics(
+                protocol,
+                endpoint.clone(),
+                headers.clone(),
+                resource.clone(),
+            )?;
+            sinks.push(Arc::new(crate::metrics::OtelMetricsSink::from_provider(
+                &m.provider,
+            )));
+            metrics_export = Some(m);
+        }
         if self.console.unwrap_or(!exporting) {
             sinks.push(Arc::new(ConsoleSink));
         }
@@ -520,26 +567,15 @@ impl Builder {
 
         let mut provider = None;
         let otel_layer = if exporting {
-            let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
-            headers.extend(self.headers.iter().cloned());
             let queue_cfg = self.queue.clone().unwrap_or_else(QueueConfig::from_env);
             let stage = ExporterStage {
                 catalog: catalog.clone(),
                 openinference,
             };
             let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg, stage)?;
-
-            let mut resource = Resource::builder();
-            if let Some(name) = &self.service_name {
-                resource = resource.with_service_name(name.clone());
-            }
-            resource = resource
-                .with_attributes(preset_resource)
-                .with_attributes(self.resource.clone())
-                .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL);
             let mut pb = SdkTracerProvider::builder()
                 .with_span_processor(queue)
-                .with_resource(resource.build());
+                .with_resource(resource);
             if let Some(s) = self.sampler.clone() {
                 pb = pb.with_sampler(s);
             }
@@ -578,7 +614,11 @@ impl Builder {
             summaries: self.summaries.unwrap_or_else(|| TraceSummaries::new(1)),
             exporting,
             on_shutdown: self.on_shutdown,
+            #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+            metrics: metrics_export,
         };
+        #[cfg(not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))))]
+        let _ = metrics_export;
         Ok((layer, guard))
     }
 
@@ -686,6 +726,91 @@ fn spawn_exporter(
     }
 }
 
+/// The meter provider exporting llmtel's metrics next to the traces: same protocol, endpoint,
+/// headers and resource.
+#[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+fn spawn_metrics(
+    protocol: Protocol,
+    endpoint: Option<String>,
+    headers: HashMap<String, String>,
+    resource: Resource,
+) -> Result<crate::metrics::export::MetricsExport, InitError> {
+    use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+    let runtime = crate::metrics::export::MetricsRuntime::start().map_err(QueueError::Thread)?;
+    // With no endpoint in code, opentelemetry-otlp reads OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+    // then OTEL_EXPORTER_OTLP_ENDPOINT; a traces-only variable is followed too.
+    let endpoint = endpoint.or_else(|| {
+        (env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_none()
+            && env("OTEL_EXPORTER_OTLP_ENDPOINT").is_none())
+        .then(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        .flatten()
+    });
+    let exporter_error = |e: String| InitError::Export(QueueError::Exporter(e));
+    let reader = match protocol {
+        Protocol::Grpc => {
+            #[cfg(feature = "otlp-grpc")]
+            {
+                use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+                let exporter = runtime.enter(|| {
+                    let mut b = opentelemetry_otlp::MetricExporter::builder().with_tonic();
+                    if let Some(e) = endpoint {
+                        b = b.with_endpoint(e);
+                    }
+                    if !headers.is_empty() {
+                        b = b.with_metadata(tonic_metadata(&headers));
+                    }
+                    b.with_timeout(Duration::from_secs(10)).build()
+                });
+                let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
+                PeriodicReader::builder(runtime.wrap(exporter)).build()
+            }
+            #[cfg(not(feature = "otlp-grpc"))]
+            return Err(InitError::FeatureOff(Protocol::Grpc, "otlp-grpc"));
+        }
+        Protocol::HttpProtobuf => {
+            #[cfg(feature = "otlp-http")]
+            {
+                use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+                let exporter = runtime.enter(|| {
+                    let mut b = opentelemetry_otlp::MetricExporter::builder()
+                        .with_http()
+                        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                        .with_http_client(reqwest::Client::new());
+                    if let Some(e) = endpoint {
+                        b = b.with_endpoint(http_metrics_url(&e));
+                    }
+                    if !headers.is_empty() {
+                        b = b.with_headers(headers);
+                    }
+                    b.with_timeout(Duration::from_secs(10)).build()
+                });
+                let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
+                PeriodicReader::builder(runtime.wrap(exporter)).build()
+            }
+            #[cfg(not(feature = "otlp-http"))]
+            return Err(InitError::FeatureOff(Protocol::HttpProtobuf, "otlp-http"));
+        }
+    };
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build();
+    Ok(crate::metrics::export::MetricsExport { provider, runtime })
+}
+
+/// The metrics URL next to a traces endpoint: `/v1/metrics` instead of a trailing
+/// `/v1/traces`, appended to a base URL otherwise.
+#[cfg(any(test, all(feature = "metrics", feature = "otlp-http")))]
+fn http_metrics_url(endpoint: &str) -> String {
+    let e = endpoint.trim_end_matches('/');
+    let base = e.strip_suffix("/v1/traces").unwrap_or(e);
+    if base.ends_with("/v1/metrics") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1/metrics")
+    }
+}
+
 /// A code-given HTTP endpoint with no path gets the signal path, like the env variable does.
 fn http_traces_url(endpoint: &str) -> String {
     let e = endpoint.trim_end_matches('/');
@@ -714,6 +839,7 @@ fn tonic_metadata(
 }
 
 /// Flushes and shuts down llmtel's export when dropped: no span is lost at a clean shutdown.
+/// The traces go first, then llmtel's metrics (their last export), then the shutdown hooks.
 ///
 /// Keep it alive for the life of the program (`let _guard = llmtel::init()?;`).
 #[must_use = "dropping the guard shuts down export"]
@@ -722,6 +848,8 @@ pub struct Guard {
     summaries: TraceSummaries,
     exporting: bool,
     on_shutdown: Vec<ShutdownHook>,
+    #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+    metrics: Option<crate::metrics::export::MetricsExport>,
 }
 
 impl fmt::Debug for Guard {
@@ -762,6 +890,12 @@ impl Drop for Guard {
                 eprintln!("llmtel: export shutdown did not complete: {e}");
             }
         }
+        #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+        if let Some(m) = self.metrics.take() {
+            if let Err(e) = m.shutdown() {
+                eprintln!("llmtel: metrics export shutdown did not complete: {e}");
+            }
+        }
         for f in self.on_shutdown.drain(..) {
             f();
         }
@@ -789,6 +923,30 @@ mod tests {
         assert_eq!(
             http_traces_url("http://h/api/public/otel/v1/traces"),
             "http://h/api/public/otel/v1/traces"
+        );
+    }
+
+    #[test]
+    fn metrics_go_next_to_the_traces_path() {
+        assert_eq!(
+            http_metrics_url("http://h:4318"),
+            "http://h:4318/v1/metrics"
+        );
+        assert_eq!(
+            http_metrics_url("http://h:4318/"),
+            "http://h:4318/v1/metrics"
+        );
+        assert_eq!(
+            http_metrics_url("http://h:4318/v1/traces"),
+            "http://h:4318/v1/metrics"
+        );
+        assert_eq!(
+            http_metrics_url("http://h/otel/v1/metrics"),
+            "http://h/otel/v1/metrics"
+        );
+        assert_eq!(
+            http_metrics_url("http://h/otel"),
+            "http://h/otel/v1/metrics"
         );
     }
 

@@ -45,6 +45,8 @@
 //! - `otlp-http` (default): OTLP over HTTP/protobuf (reqwest).
 //! - `tokenizer` (default): real tokenizers (tiktoken) for [`estimate`]; without it, the
 //!   characters-per-token approximation.
+//! - `metrics` (default): the OpenTelemetry GenAI client metrics ([`metrics::OtelMetricsSink`]),
+//!   exported over OTLP by [`init`] next to the traces.
 //! - `testing`: re-exports the SDK's in-memory exporter as `testing::InMemorySpanExporter`.
 #![warn(
     missing_docs,
@@ -63,6 +65,8 @@ mod fields;
 mod health;
 mod init;
 mod layer;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod span;
 mod summary;
 

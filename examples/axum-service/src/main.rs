@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use llmtel::Usage;
-use llmtel_metrics::{CardinalityGuard, Dimension, OtelMetricsSink, PrometheusSink};
+use llmtel_metrics::{CardinalityGuard, Dimension, PrometheusSink};
 use opentelemetry::trace::TracerProvider as _;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -204,21 +204,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let exporting = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
         && !env_or("OTEL_SDK_DISABLED", "false").eq_ignore_ascii_case("true");
-    let mut builder = llmtel::builder()
+    // `build()` also exports the GenAI OpenTelemetry metrics over OTLP next to the traces
+    // when an endpoint is set (llmtel's `metrics` feature).
+    let builder = llmtel::builder()
         .with_service_name(env_or("OTEL_SERVICE_NAME", "axum-service"))
         .with_console(false)
         .with_sink(Arc::new(prom.clone()));
-    // OpenTelemetry GenAI metrics over OTLP/HTTP next to the traces.
-    let meter_provider = if exporting {
-        let mp = llmtel_metrics::otlp_meter_provider(llmtel_metrics::OtlpMetricsConfig {
-            service_name: Some(env_or("OTEL_SERVICE_NAME", "axum-service")),
-            ..Default::default()
-        })?;
-        builder = builder.with_sink(Arc::new(OtelMetricsSink::from_provider(&mp)));
-        Some(mp)
-    } else {
-        None
-    };
     // HOOK(budgets, quality): `builder.with_sink(..)` for their call sinks.
     let (llmtel_layers, llmtel_guard) = builder.build()?;
     // Without export, a local tracer still gives every call a trace id (for exemplars and
@@ -279,9 +270,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = metrics_task.await;
     // Flush traces, then metrics.
     drop(llmtel_guard);
-    if let Some(mp) = meter_provider {
-        let _ = mp.shutdown();
-    }
     Ok(())
 }
 

@@ -3,14 +3,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use llmtel::{CallSink, LlmCall};
+use crate::{CallSink, LlmCall};
 use llmtel_semconv::metrics as m;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, ObservableCounter};
 
-use crate::guard::CardinalityGuard;
-use crate::names;
-use crate::{Dimension, UNKNOWN_VALUE};
+use super::guard::CardinalityGuard;
+use super::names;
+use super::{Dimension, UNKNOWN_VALUE};
 
 const ATTR_OPERATION: &str = "gen_ai.operation.name";
 const ATTR_PROVIDER: &str = "gen_ai.provider.name";
@@ -46,7 +46,7 @@ struct CostTotals(Mutex<HashMap<AttrKey, u128>>);
 /// use std::sync::Arc;
 /// use opentelemetry::metrics::MeterProvider as _;
 /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-/// let sink = llmtel_metrics::OtelMetricsSink::builder().build(&provider.meter("llmtel"));
+/// let sink = llmtel::metrics::OtelMetricsSink::builder().build(&provider.meter("llmtel"));
 /// let _builder = llmtel::builder().with_sink(Arc::new(sink));
 /// ```
 #[derive(Debug)]
@@ -128,7 +128,7 @@ impl OtelMetricsSinkBuilder {
                         .iter()
                         .map(|(k, v)| KeyValue::new(*k, v.clone()))
                         .collect();
-                    obs.observe(llmtel::Usd::from_picos(*picos).as_f64(), &attrs);
+                    obs.observe(crate::Usd::from_picos(*picos).as_f64(), &attrs);
                 }
             })
             .build();

@@ -20,7 +20,7 @@ struct LabelState {
 /// always passes, so a series never changes its labels midway.
 ///
 /// ```
-/// use llmtel_metrics::{CardinalityGuard, OVERFLOW_VALUE};
+/// use llmtel::metrics::{CardinalityGuard, OVERFLOW_VALUE};
 /// let g = CardinalityGuard::new(2);
 /// assert_eq!(g.admit("user", "a"), "a");
 /// assert_eq!(g.admit("user", "b"), "b");
