@@ -20,7 +20,13 @@ env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
   "$qs" >/dev/null 2>&1 || fail "quickstart exporting over gRPC exited non-zero"
 for _ in $(seq 1 40); do grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" && break; sleep 0.25; done
 grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" || fail "OTEL_RESOURCE_ATTRIBUTES did not reach rotel"
-block=$(grep -B8 -m1 "Str($tag)" "$LLMTEL_ROTEL_LOG")
+# The resource block (between "Resource attributes:" and the scope) that carries the tag.
+block=$(awk -v tag="Str($tag)" '
+  /^Resource attributes:/ { inres = 1; buf = ""; next }
+  inres && /^ *-> / { buf = buf $0 "\n"; next }
+  inres { inres = 0; if (index(buf, tag)) { printf "%s", buf; exit } }
+' "$LLMTEL_ROTEL_LOG")
+[ -n "$block" ] || fail "no resource block with $tag in rotel's log"
 grep -q "service.name: Str(support-bot-quickstart)" <<<"$block" \
   || fail "the service name set in code must win over OTEL_SERVICE_NAME: $block"
 echo "check-env: OTLP/gRPC from OTEL_* variables, resource attributes merged, code wins: ok"

@@ -5,19 +5,28 @@
 //!   call's exact cost. Without a provider key the model is **simulated**: fixed latency and
 //!   deterministic usage, priced as `gpt-4o-mini` from llmtel's catalog. A prompt containing
 //!   `simulate-error` makes the simulated provider fail (`rate_limit`), to see errors.
-//! - Prometheus metrics at `/metrics` on `LLMTEL_METRICS_ADDR` (default 127.0.0.1:9464).
+//! - Budgets (`llmtel-budget`): every user gets a daily budget (`USER_DAILY_BUDGET_USD`,
+//!   default $1), reserved before the call; past it, `429` with `Retry-After`.
+//! - Quality (`llmtel-quality`): every call feeds the monitor; each completion is evaluated
+//!   off the request path by the built-in evaluators.
+//! - Prometheus metrics at `/metrics` on `LLMTEL_METRICS_ADDR` (default 127.0.0.1:9464),
+//!   with the budget and quality gauges.
 //! - Traces (and the OpenTelemetry metrics) over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use llmtel::Usage;
+use llmtel::{Catalog, Usage};
+use llmtel_budget::{Budgets, CallContext, Estimate, ReserveError};
 use llmtel_metrics::{CardinalityGuard, Dimension, PrometheusSink};
+use llmtel_quality::{EvalInput, Quality};
 use opentelemetry::trace::TracerProvider as _;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -28,10 +37,15 @@ use tracing_subscriber::util::SubscriberInitExt;
 const SIM_PROVIDER: &str = "openai";
 const SIM_MODEL: &str = "gpt-4o-mini";
 const SIM_OUTPUT_TOKENS: u64 = 48;
+/// The largest answer a call may produce (reserved against the budget).
+const MAX_TOKENS: u64 = 256;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct App {
     latency: Duration,
+    budgets: Budgets,
+    quality: Quality,
+    calls: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,15 +100,51 @@ fn simulated_usage(prompt: &str) -> Usage {
     }
 }
 
-async fn chat(
-    State(app): State<App>,
-    Json(req): Json<ChatRequest>,
-) -> Result<Json<ChatResponse>, ApiError> {
+async fn chat(State(app): State<App>, Json(req): Json<ChatRequest>) -> Response {
+    match chat_inner(app, req).await {
+        Ok(ok) => ok.into_response(),
+        Err(Refused::Api(e)) => e.into_response(),
+        Err(Refused::Budget(r)) => r,
+    }
+}
+
+enum Refused {
+    Api(ApiError),
+    Budget(Response),
+}
+
+impl From<ApiError> for Refused {
+    fn from(e: ApiError) -> Self {
+        Refused::Api(e)
+    }
+}
+
+/// The 429 a handler answers past a budget: the rule, what was spent, and when it resets.
+fn over_budget(app: &App, e: &llmtel_budget::BudgetExceeded) -> Response {
+    let retry = e.retry_after_secs(app.budgets.now());
+    let body = serde_json::json!({
+        "error": "budget exceeded",
+        "rule": e.rule,
+        "scope": e.scope,
+        "spent_usd": e.spent.as_f64(),
+        "limit_usd": e.limit.as_f64(),
+        "retry_after_secs": retry,
+    });
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+    if let Some(s) = retry {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}
+
+async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Refused> {
     if req.user.trim().is_empty() || req.prompt.trim().is_empty() {
         return Err(bad(
             StatusCode::BAD_REQUEST,
             "`user` and `prompt` must not be empty",
-        ));
+        )
+        .into());
     }
     let feature = req.feature.clone().unwrap_or_else(|| "chat".into());
     let request_span = tracing::info_span!(
@@ -103,9 +153,35 @@ async fn chat(
         "llmtel.feature" = %feature,
     );
     async move {
-        // HOOK(budgets): check the user's / feature's budget here, before calling the model
-        // (reject with 429 when exhausted); the budgets issue plugs its guard in.
+        // The budget, before the model is called: the prompt's tokens plus the largest
+        // answer, at the model's prices.
+        let today = app.budgets.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let prompt_tokens = llmtel::estimate::count_tokens(SIM_MODEL, &req.prompt).tokens;
+        let estimate = Estimate::for_model(
+            Catalog::builtin(),
+            SIM_MODEL,
+            Some(SIM_PROVIDER),
+            prompt_tokens + 8,
+            MAX_TOKENS,
+            today,
+        )
+        .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        let ctx = CallContext::new()
+            .with_user(req.user.as_str())
+            .with_feature(feature.as_str())
+            .with_model(SIM_MODEL)
+            .with_provider(SIM_PROVIDER);
+        let reservation = match app.budgets.reserve(&ctx, estimate) {
+            Ok(r) => r,
+            Err(ReserveError::Exceeded(e)) => return Err(Refused::Budget(over_budget(&app, &e))),
+            Err(e @ ReserveError::StoreUnavailable(_)) => {
+                return Err(bad(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into());
+            }
+        };
         let llm = llmtel::llm_span!("chat", SIM_PROVIDER, SIM_MODEL);
+        // Settled to the actual cost when the LLM span closes.
+        reservation.bind(&llm);
+        let response_id = format!("sim-{}", app.calls.fetch_add(1, Ordering::Relaxed));
         let usage = simulated_usage(&req.prompt);
         let outcome = async {
             tokio::time::sleep(app.latency).await;
@@ -117,7 +193,12 @@ async fn chat(
                 );
                 return Err(());
             }
-            llmtel::record_response(&tracing::Span::current(), "sim-1", SIM_MODEL, &["stop"]);
+            llmtel::record_response(
+                &tracing::Span::current(),
+                &response_id,
+                SIM_MODEL,
+                &["stop"],
+            );
             llmtel::record_usage(&tracing::Span::current(), &usage);
             Ok(format!(
                 "[simulated {SIM_MODEL}] You said {} characters; here is a canned answer.",
@@ -136,10 +217,15 @@ async fn chat(
                     "simulated provider error: rate_limit",
                 );
                 body.trace_id = summary.and_then(|s| s.trace_id);
-                return Err((status, Json(body)));
+                return Err(Refused::Api((status, Json(body))));
             }
         };
-        // HOOK(quality): score the completion here (evaluation event on the LLM span).
+        // Quality: evaluated off the request path (relevance, fluency, refusal, PII, ...).
+        app.quality.evaluate(
+            EvalInput::new(completion.clone())
+                .with_question(req.prompt.clone())
+                .with_response_id(response_id.clone()),
+        );
         let cost = summary.as_ref().map(|s| s.cost).unwrap_or_default();
         Ok(Json(ChatResponse {
             completion,
@@ -199,8 +285,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_dimension(Dimension::Feature)
         .with_guard(guard)
         .build();
-    // HOOK(budgets, quality): register their gauges on the same endpoint with
-    // `prom.register(..)` / `prom.register_collector(..)`.
+    // Budgets: a daily budget per user (memory store; see examples/budget-guard for SQLite
+    // and Redis), and quality monitoring with the built-in evaluators. Their gauges go on
+    // the same metrics endpoint.
+    let budget_config = llmtel_budget::Config::from_toml_str(&format!(
+        "[[rule]]\nname = \"per-user-daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"{}\"\n",
+        env_or("USER_DAILY_BUDGET_USD", "1")
+    ))
+    .map_err(|e| format!("USER_DAILY_BUDGET_USD: {e}"))?;
+    let budgets = Budgets::builder().with_rules(budget_config.rules).build();
+    let quality = Quality::builder().with_builtin_evaluators().build();
+    budgets.register_metrics(&prom);
+    quality.register_metrics(&prom);
 
     let exporting = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
         && !env_or("OTEL_SDK_DISABLED", "false").eq_ignore_ascii_case("true");
@@ -209,8 +305,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let builder = llmtel::builder()
         .with_service_name(env_or("OTEL_SERVICE_NAME", "axum-service"))
         .with_console(false)
-        .with_sink(Arc::new(prom.clone()));
-    // HOOK(budgets, quality): `builder.with_sink(..)` for their call sinks.
+        .with_sink(Arc::new(prom.clone()))
+        .with_sink(Arc::new(quality.sink()));
     let (llmtel_layers, llmtel_guard) = builder.build()?;
     // Without export, a local tracer still gives every call a trace id (for exemplars and
     // the response), with nothing sent anywhere.
@@ -220,8 +316,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tp = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         Box::new(tracing_opentelemetry::layer().with_tracer(tp.tracer("axum-service")))
     };
+    // Inner layers run first: llmtel builds the priced call, then the budget layer records
+    // it and settles the reservation bound to the span.
     tracing_subscriber::registry()
         .with(llmtel_layers)
+        .with(budgets.layer())
         .with(local_ids)
         .with(
             tracing_subscriber::fmt::layer()
@@ -257,7 +356,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/chat", post(chat))
         .route("/healthz", get(|| async { "ok" }))
         .route("/alerts", post(alerts))
-        .with_state(App { latency });
+        .with_state(App {
+            latency,
+            budgets: budgets.clone(),
+            quality: quality.clone(),
+            calls: Arc::new(AtomicU64::new(0)),
+        });
 
     let metrics_task = tokio::spawn(async move {
         axum::serve(metrics_listener, metrics_app)
