@@ -243,7 +243,7 @@ async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Re
 }
 
 /// Alertmanager's webhook (the compose stack sends alerts here): logged to stderr.
-// HOOK(budgets): the budgets issue's alert sinks can take over this route.
+// The budgets' and quality monitor's alerts can also go to Alertmanager directly (llmtel-alert).
 async fn alerts(Json(body): Json<serde_json::Value>) -> StatusCode {
     let alerts = body["alerts"].as_array().map_or(0, Vec::len);
     eprintln!(
