@@ -1,4 +1,5 @@
 //! Test support: a minimal HTTP listener that records what it receives.
+//! (Also included by llmtel-budget's tests, `tests/support/mod.rs`.)
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read, Write};

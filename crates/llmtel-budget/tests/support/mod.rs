@@ -1,6 +1,8 @@
 //! Shared test support: stores, a movable clock, peers.
 #![allow(dead_code, unreachable_pub)]
 
+// The HTTP test listener and peer-env helpers are llmtel-alert's (one copy for both crates).
+#[path = "../../../llmtel-alert/tests/support/mod.rs"]
 pub mod http;
 
 use std::sync::Arc;

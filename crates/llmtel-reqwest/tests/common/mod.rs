@@ -3,6 +3,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod fixtures;
+// The in-memory export pipeline is llmtel's own test helper (one copy for both crates).
+#[path = "../../../llmtel/tests/common/mod.rs"]
 mod pipeline;
 pub use pipeline::*;
 

@@ -1,5 +1,6 @@
 //! An in-memory pipeline: llmtel's layer, tracing-opentelemetry and llmtel's exporter in
 //! front of the SDK's in-memory exporter, so tests assert on what would be sent.
+//! (Also included by llmtel-reqwest's tests, `tests/common/mod.rs`.)
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::Arc;
