@@ -35,8 +35,9 @@ BIN=prometheus-alertmanager
 
 log() { printf 'alertmanager: %s\n' "$*"; }
 die() { printf 'alertmanager: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib/pid.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pid.sh"
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
 am_pid() {
     local pid
@@ -49,7 +50,7 @@ am_pid() {
     printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+host_port_open() { port_open "$HOST" "$1"; }
 
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
@@ -92,7 +93,7 @@ cmd_start() {
         log "start: Alertmanager already running (PID $pid), reusing it"
     else
         rm -f "$PID_FILE"
-        port_open "$PORT" && die "start: $HOST:$PORT is already in use by another process; stop it (or set LLMTEL_AM_PORT) and run this again"
+        host_port_open "$PORT" && die "start: $HOST:$PORT is already in use by another process; stop it (or set LLMTEL_AM_PORT) and run this again"
         write_config
         rm -rf "$WORK"
         mkdir -p "$WORK"
@@ -123,22 +124,13 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local pid i
+    local pid
     if ! pid="$(am_pid)"; then
         log "stop: Alertmanager not running"
         rm -f "$PID_FILE" "$ENV_FILE"
         return 0
     fi
-    log "stop: Alertmanager (PID $pid): TERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        pid_alive "$pid" || break
-        sleep 0.1
-    done
-    if pid_alive "$pid"; then
-        log "stop: still alive after ${STOP_TIMEOUT}s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "Alertmanager" "$pid" "$STOP_TIMEOUT"
     rm -f "$PID_FILE" "$ENV_FILE"
     log "stop: stopped"
 }

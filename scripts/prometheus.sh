@@ -42,8 +42,9 @@ STOP_TIMEOUT=15
 
 log() { printf 'prometheus.sh: %s\n' "$*" >&2; }
 die() { printf 'prometheus.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib/pid.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pid.sh"
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
 # Our PID, if the process in the PID file is alive and is a prometheus.
 our_pid() {
@@ -55,7 +56,7 @@ our_pid() {
     printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+host_port_open() { port_open "$HOST" "$1"; }
 
 ready() { curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PORT/-/ready" 2>/dev/null; }
 
@@ -99,7 +100,7 @@ cmd_start() {
         log "start: Prometheus already running (PID $pid), reusing it"
     else
         rm -f "$PID_FILE"
-        if port_open "$PORT"; then
+        if host_port_open "$PORT"; then
             die "start: $HOST:$PORT is already in use by another process; stop it or set LLMTEL_PROMETHEUS_PORT"
         fi
         write_config
@@ -141,22 +142,13 @@ ENV
 }
 
 cmd_stop() {
-    local pid i
+    local pid
     if ! pid="$(our_pid)"; then
         log "stop: Prometheus not running"
         rm -f "$PID_FILE" "$ENV_FILE"
         return 0
     fi
-    log "stop: Prometheus (PID $pid): TERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        pid_alive "$pid" || break
-        sleep 0.1
-    done
-    if pid_alive "$pid"; then
-        log "stop: still alive after ${STOP_TIMEOUT}s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "Prometheus" "$pid" "$STOP_TIMEOUT"
     rm -f "$PID_FILE" "$ENV_FILE"
     log "stop: stopped"
 }

@@ -37,8 +37,9 @@ ENV_FILE="$PEERS_DIR/redis.env"
 
 log() { printf 'redis: %s\n' "$*"; }
 die() { printf 'redis: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=lib/pid.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pid.sh"
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
 
 server_pid() {
     local pid
@@ -51,7 +52,7 @@ server_pid() {
     printf '%s\n' "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+host_port_open() { port_open "$HOST" "$1"; }
 
 ping_ok() {
     [[ "$(redis-cli -h "$HOST" -p "$PORT" --no-auth-warning -a "$PASSWORD" ping 2>/dev/null)" == "PONG" ]]
@@ -100,7 +101,7 @@ cmd_start() {
         log "start: redis-server already running (PID $pid), reusing it"
     else
         rm -f "$PID_FILE"
-        if port_open "$PORT"; then
+        if host_port_open "$PORT"; then
             die "start: $HOST:$PORT is already in use by another process; stop it (or set LLMTEL_REDIS_PORT) and run this again"
         fi
         log "start: redis-server on $HOST:$PORT$([[ $tls == 1 ]] && echo " (TLS $HOST:$TLS_PORT)"), log $LOG_FILE"
@@ -135,22 +136,13 @@ cmd_start() {
 }
 
 cmd_stop() {
-    local pid i
+    local pid
     if ! pid="$(server_pid)"; then
         log "stop: redis-server not running"
         rm -f "$PID_FILE" "$ENV_FILE"
         return 0
     fi
-    log "stop: redis-server (PID $pid): TERM"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        pid_alive "$pid" || break
-        sleep 0.1
-    done
-    if pid_alive "$pid"; then
-        log "stop: still alive after ${STOP_TIMEOUT}s: KILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    stop_pid "redis-server" "$pid" "$STOP_TIMEOUT"
     rm -f "$PID_FILE" "$ENV_FILE"
     log "stop: stopped"
 }
