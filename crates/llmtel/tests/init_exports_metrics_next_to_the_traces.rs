@@ -77,9 +77,20 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
 /// Two LLM calls through `builder()` (one failed), the guard dropped, then what arrived.
 fn two_calls_then_drop() -> (Vec<String>, ExportMetricsServiceRequest) {
     let (url, rx) = receiver();
+    two_calls_then_drop_at(llmtel::Protocol::HttpProtobuf, url, rx)
+}
+
+/// Two LLM calls (one answered, one failed) through `build()` exporting to `url`, then the
+/// guard dropped; returns the export paths received (`/v1/traces`, `/v1/metrics`) and the
+/// last metrics export.
+fn two_calls_then_drop_at(
+    protocol: llmtel::Protocol,
+    url: String,
+    rx: mpsc::Receiver<(String, Vec<u8>)>,
+) -> (Vec<String>, ExportMetricsServiceRequest) {
     let (layer, guard) = llmtel::builder()
         .with_endpoint(url)
-        .with_protocol(llmtel::Protocol::HttpProtobuf)
+        .with_protocol(protocol)
         .with_service_name("init-metrics-test")
         .with_console(false)
         .build::<tracing_subscriber::Registry>()
@@ -240,7 +251,7 @@ mod grpc {
         ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
             let _ = self
                 .0
-                .send(("metrics".into(), req.into_inner().encode_to_vec()));
+                .send(("/v1/metrics".into(), req.into_inner().encode_to_vec()));
             Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
         }
     }
@@ -253,7 +264,7 @@ mod grpc {
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
             let _ = self
                 .0
-                .send(("traces".into(), req.into_inner().encode_to_vec()));
+                .send(("/v1/traces".into(), req.into_inner().encode_to_vec()));
             Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
         }
     }
@@ -287,52 +298,7 @@ mod grpc {
 
     fn two_calls_over_grpc_then_drop() -> (Vec<String>, ExportMetricsServiceRequest) {
         let (url, rx) = grpc_receiver();
-        let (layer, guard) = llmtel::builder()
-            .with_endpoint(url)
-            .with_protocol(llmtel::Protocol::Grpc)
-            .with_service_name("init-metrics-test")
-            .with_console(false)
-            .build::<tracing_subscriber::Registry>()
-            .unwrap();
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-            let _root = tracing::info_span!("request").entered();
-            {
-                let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
-                llmtel::record_usage(
-                    &call,
-                    &llmtel::Usage {
-                        input_tokens: 1_200,
-                        output_tokens: 345,
-                        ..Default::default()
-                    },
-                );
-            }
-            {
-                let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
-                llmtel::record_error(&call, "rate_limit", "429 Too Many Requests");
-            }
-        });
-        drop(guard);
-        let mut kinds = Vec::new();
-        let mut metrics = None;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline
-            && !(metrics.is_some() && kinds.iter().any(|k| k == "traces"))
-        {
-            let Ok((kind, body)) = rx.recv_timeout(Duration::from_millis(200)) else {
-                continue;
-            };
-            if kind == "metrics" {
-                metrics = Some(ExportMetricsServiceRequest::decode(body.as_slice()).unwrap());
-            }
-            kinds.push(kind);
-        }
-        // Same shape as the HTTP paths for `assert_metrics`.
-        let paths = kinds.iter().map(|k| format!("/v1/{k}")).collect();
-        (
-            paths,
-            metrics.unwrap_or_else(|| panic!("no gRPC metrics export; received {kinds:?}")),
-        )
+        two_calls_then_drop_at(llmtel::Protocol::Grpc, url, rx)
     }
 
     #[test]
