@@ -47,14 +47,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/pid.sh"
 
 
 # Our PID, if the process in the PID file is alive and is a prometheus.
-our_pid() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 1
-    pid="$(tr -dc '0-9' <"$PID_FILE")"
-    pid_alive "$pid" || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--config.file=$CONFIG" || return 1
-    printf '%s\n' "$pid"
-}
+our_pid() { pidfile_pid "$PID_FILE" "--config.file=$CONFIG"; }
 
 host_port_open() { port_open "$HOST" "$1"; }
 

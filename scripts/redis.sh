@@ -41,16 +41,7 @@ die() { printf 'redis: ERROR: %s\n' "$*" >&2; exit 1; }
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pid.sh"
 
 
-server_pid() {
-    local pid
-    [[ -f "$PID_FILE" ]] || return 1
-    pid="$(tr -dc '0-9' <"$PID_FILE")"
-    pid_alive "$pid" || return 1
-    if [[ -r "/proc/$pid/cmdline" ]] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "redis-server"; then
-        return 1
-    fi
-    printf '%s\n' "$pid"
-}
+server_pid() { pidfile_pid "$PID_FILE" "redis-server"; }
 
 host_port_open() { port_open "$HOST" "$1"; }
 

@@ -21,3 +21,14 @@ stop_pid() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
 }
+
+# pidfile_pid FILE PATTERN: prints the PID recorded in FILE if that process is alive and its
+# command line contains PATTERN (so a recycled PID of another program is never taken as ours).
+pidfile_pid() {
+    local file="$1" pattern="$2" pid
+    [[ -f "$file" ]] || return 1
+    pid="$(tr -dc '0-9' <"$file")"
+    pid_alive "$pid" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern" || return 1
+    printf '%s\n' "$pid"
+}
