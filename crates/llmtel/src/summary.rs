@@ -124,7 +124,9 @@ impl TraceAgg {
 #[derive(Debug, Default)]
 struct Store {
     ring: VecDeque<TraceSummary>,
+    /// Trace id -> absolute index (`evicted` at the time of the push + position in `ring`).
     by_trace: HashMap<String, usize>,
+    /// Summaries evicted so far; also the absolute index of `ring[0]`.
     evicted: u64,
 }
 
@@ -151,7 +153,6 @@ struct Store {
 pub struct TraceSummaries {
     store: Arc<Mutex<Store>>,
     capacity: usize,
-    base: Arc<AtomicU64>,
 }
 
 impl TraceSummaries {
@@ -160,7 +161,6 @@ impl TraceSummaries {
         TraceSummaries {
             store: Arc::new(Mutex::new(Store::default())),
             capacity: capacity.max(1),
-            base: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -183,7 +183,7 @@ impl TraceSummaries {
     pub fn get(&self, trace_id: TraceId) -> Option<TraceSummary> {
         let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let abs = *s.by_trace.get(&trace_id.to_string())?;
-        let first = self.base.load(Relaxed) as usize;
+        let first = s.evicted as usize;
         s.ring.get(abs.checked_sub(first)?).cloned()
     }
 
@@ -208,12 +208,11 @@ impl TraceSummaries {
                 if let Some(t) = old.trace_id {
                     s.by_trace.remove(&t);
                 }
-                self.base.fetch_add(1, Relaxed);
                 s.evicted += 1;
                 inc(&COUNTERS.summaries_evicted);
             }
         }
-        let abs = self.base.load(Relaxed) as usize + s.ring.len();
+        let abs = s.evicted as usize + s.ring.len();
         if let Some(t) = &summary.trace_id {
             s.by_trace.insert(t.clone(), abs);
         }
