@@ -14,6 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::decode::{Decoder, Observed};
 use crate::preflight::{PlannedCall, PreflightHook, SettledCall};
+use crate::reader::Tap;
 use crate::route::Api;
 use crate::sse::SseParser;
 
@@ -41,7 +42,8 @@ pub(crate) struct CallState {
     pub(crate) request_model: String,
     pub(crate) status: u16,
     pub(crate) started: Instant,
-    pub(crate) request_json: Option<Value>,
+    /// The request body as sent (parsed only for an estimate or content capture).
+    pub(crate) request_body: Option<Bytes>,
     pub(crate) capture: bool,
     pub(crate) hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
     mode: Mode,
@@ -49,6 +51,7 @@ pub(crate) struct CallState {
     first_chunk: Option<Instant>,
     first_output: Option<Instant>,
     last_output: Option<Instant>,
+    skipped: usize,
     finished: bool,
 }
 
@@ -71,7 +74,7 @@ impl CallState {
         status: u16,
         sse: bool,
         started: Instant,
-        request_json: Option<Value>,
+        request_body: Option<Bytes>,
         capture: bool,
         hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
     ) -> Self {
@@ -89,7 +92,7 @@ impl CallState {
             request_model,
             status,
             started,
-            request_json,
+            request_body,
             capture,
             hook,
             mode,
@@ -97,15 +100,16 @@ impl CallState {
             first_chunk: None,
             first_output: None,
             last_output: None,
+            skipped: 0,
             finished: false,
         }
     }
 
-    fn on_data(&mut self, data: &[u8]) {
+    /// A frame of the body, received by the caller at `now`.
+    pub(crate) fn on_data(&mut self, data: &[u8], now: Instant) {
         if data.is_empty() {
             return;
         }
-        let now = Instant::now();
         if self.first_chunk.is_none() {
             self.first_chunk = Some(now);
         }
@@ -133,6 +137,16 @@ impl CallState {
                     }
                 }
             }
+        }
+    }
+
+    /// A frame of `n` bytes the reader never saw (it was too far behind).
+    pub(crate) fn on_gap(&mut self, n: usize) {
+        self.skipped += n;
+        match &mut self.mode {
+            // The event in progress lost bytes: start again at the next event.
+            Mode::Sse(parser) => *parser = SseParser::new(),
+            Mode::Json { overflow, .. } => *overflow = true,
         }
     }
 
@@ -182,6 +196,13 @@ impl CallState {
                     }
                 }
             }
+        }
+        if self.skipped > 0 {
+            self.decoder.note_parse_error(format!(
+                "{} body bytes not read: llmtel's body reader was more than {} MiB behind",
+                self.skipped,
+                crate::reader::MAX_QUEUED_BYTES >> 20
+            ));
         }
         self.decoder.finish();
         let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
@@ -248,6 +269,17 @@ impl CallState {
             }
         }
 
+        // The request's JSON tree, built only when the prompt is needed.
+        let needs_estimate =
+            obs.usage.is_none() && self.status < 400 && self.api != Api::OpenAiEmbeddings;
+        let request_json: Option<Value> = if needs_estimate || self.capture {
+            self.request_body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        } else {
+            None
+        };
+
         // Usage: reported, else estimated for a call the provider served.
         let mut estimated = false;
         let usage = if let Some(u) = obs.usage {
@@ -255,8 +287,7 @@ impl CallState {
             Some(u)
         } else if self.status < 400 && self.api != Api::OpenAiEmbeddings {
             let model = obs.model.as_deref().unwrap_or(&self.request_model);
-            let prompt = self
-                .request_json
+            let prompt = request_json
                 .as_ref()
                 .map(|v| crate::request::prompt_text(self.api, v))
                 .unwrap_or_default();
@@ -278,7 +309,7 @@ impl CallState {
 
         // Opt-in content.
         if self.capture {
-            if let Some(v) = &self.request_json {
+            if let Some(v) = &request_json {
                 if let Some(json) = crate::request::input_messages_json(self.api, v) {
                     llmtel::record_input_messages(&span, &json);
                 }
@@ -325,17 +356,18 @@ fn tail_usage(tail: &[u8]) -> Option<String> {
     Some(serde_json::json!({ "usage": usage }).to_string())
 }
 
-/// The instrumented response body.
+/// The instrumented response body: frames pass through untouched as they arrive; the
+/// [`Tap`] notes them for the reader.
 pub(crate) struct InstrumentedBody {
     inner: reqwest::Body,
-    state: Option<Box<CallState>>,
+    tap: Tap,
 }
 
 impl InstrumentedBody {
     pub(crate) fn new(inner: reqwest::Body, state: CallState) -> Self {
         InstrumentedBody {
             inner,
-            state: Some(Box::new(state)),
+            tap: Tap::new(state),
         }
     }
 }
@@ -350,27 +382,18 @@ impl HttpBody for InstrumentedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, reqwest::Error>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Some(state) = this.state.as_mut() {
-            match &polled {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        state.on_data(data);
-                    }
-                    if this.inner.is_end_stream() {
-                        state.finish(End::Complete);
-                        this.state = None;
-                    }
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.tap.on_data(data);
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    state.finish(End::Failed(e.to_string()));
-                    this.state = None;
+                if this.inner.is_end_stream() {
+                    this.tap.end(End::Complete);
                 }
-                Poll::Ready(None) => {
-                    state.finish(End::Complete);
-                    this.state = None;
-                }
-                Poll::Pending => {}
             }
+            Poll::Ready(Some(Err(e))) => this.tap.end(End::Failed(e.to_string())),
+            Poll::Ready(None) => this.tap.end(End::Complete),
+            Poll::Pending => {}
         }
         polled
     }
@@ -386,8 +409,6 @@ impl HttpBody for InstrumentedBody {
 
 impl Drop for InstrumentedBody {
     fn drop(&mut self) {
-        if let Some(state) = self.state.as_mut() {
-            state.finish(End::Dropped);
-        }
+        self.tap.end(End::Dropped);
     }
 }

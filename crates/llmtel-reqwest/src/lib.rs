@@ -61,6 +61,7 @@ pub mod decode;
 pub mod errors;
 mod middleware;
 pub mod preflight;
+mod reader;
 pub mod record;
 pub mod request;
 mod route;
@@ -68,4 +69,5 @@ pub mod sse;
 
 pub use middleware::{BaseUrlError, LlmMiddleware};
 pub use preflight::{PlannedCall, PreflightError, PreflightHook, SettledCall};
+pub use reader::{MAX_QUEUED_BYTES, ReaderStats, reader_stats};
 pub use route::{Api, Flavor, Route};

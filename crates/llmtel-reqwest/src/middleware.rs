@@ -153,20 +153,21 @@ impl Middleware for LlmMiddleware {
         let started = Instant::now();
         let api = route.api;
 
-        // Request body → parameters (never headers).
-        let body_bytes = req.body().and_then(|b| b.as_bytes());
-        let request_bytes = body_bytes.map_or(0, <[u8]>::len);
-        let mut request_json: Option<Value> = body_bytes
-            .filter(|b| b.len() <= MAX_REQUEST_JSON)
-            .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-            .filter(Value::is_object);
-        let info = request_json
-            .as_ref()
-            .map(|v| RequestInfo::from_json(api, v))
+        // Request body → parameters (never headers). The body is kept (copied: reqwest does
+        // not share it) for the reader, which needs the prompt only for an estimate or for
+        // opt-in content capture.
+        let body_bytes = req
+            .body()
+            .and_then(|b| b.as_bytes())
+            .filter(|b| b.len() <= MAX_REQUEST_JSON);
+        let request_bytes = req.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+        let info = body_bytes
+            .and_then(|b| crate::request::request_info(api, b))
             .unwrap_or_else(|| RequestInfo {
                 stream: api == Api::GeminiStreamGenerate,
                 ..Default::default()
             });
+        let mut request_body = body_bytes.map(bytes::Bytes::copy_from_slice);
         let model = info
             .model
             .clone()
@@ -178,17 +179,10 @@ impl Middleware for LlmMiddleware {
             && !info.include_usage
             && matches!(api, Api::OpenAiChat | Api::OpenAiCompletions)
         {
-            if let Some(Value::Object(map)) = request_json.as_mut() {
-                let opts = map
-                    .entry("stream_options")
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if let Value::Object(o) = opts {
-                    o.insert("include_usage".to_owned(), Value::Bool(true));
-                    if let Ok(bytes) = serde_json::to_vec(&map) {
-                        *req.body_mut() = Some(reqwest::Body::from(bytes));
-                        req.headers_mut().remove(http::header::CONTENT_LENGTH);
-                    }
-                }
+            if let Some(bytes) = request_body.as_deref().and_then(with_include_usage) {
+                request_body = Some(bytes::Bytes::from(bytes.clone()));
+                *req.body_mut() = Some(reqwest::Body::from(bytes));
+                req.headers_mut().remove(http::header::CONTENT_LENGTH);
             }
         }
 
@@ -263,12 +257,27 @@ impl Middleware for LlmMiddleware {
             status,
             sse,
             started,
-            request_json,
+            request_body,
             capture,
             hook,
         );
         Ok(rewrap(response, url, state))
     }
+}
+
+/// The request body with `stream_options.include_usage` set, if it is a JSON object.
+fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    let opts = map
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Value::Object(o) = opts else {
+        return None;
+    };
+    o.insert("include_usage".to_owned(), Value::Bool(true));
+    serde_json::to_vec(&map).ok()
 }
 
 fn record_request(span: &tracing::Span, req: &Request, info: &RequestInfo) {

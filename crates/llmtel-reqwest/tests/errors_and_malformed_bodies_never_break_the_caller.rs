@@ -273,6 +273,8 @@ fn a_preflight_refusal_sends_nothing_and_an_admitted_call_is_settled() {
         .await;
         assert_eq!(server.requests().len(), 1);
     });
+    // The body reader settles the call when it ends the span.
+    let spans = p.spans();
     let planned = refusing.planned.lock().unwrap();
     assert_eq!(planned[0].model, "gpt-4o");
     assert_eq!(planned[0].max_output_tokens, Some(512));
@@ -284,7 +286,6 @@ fn a_preflight_refusal_sends_nothing_and_an_admitted_call_is_settled() {
         settled[0].response_model.as_deref(),
         Some("gpt-4o-2024-08-06")
     );
-    let spans = p.spans();
     let refused = spans
         .iter()
         .find(|s| attr(s, "error.type").is_some())

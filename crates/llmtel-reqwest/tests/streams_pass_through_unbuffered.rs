@@ -202,3 +202,45 @@ fn include_usage_is_added_only_when_enabled() {
         );
     });
 }
+
+#[test]
+fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
+    let before = llmtel_reqwest::reader_stats();
+    let p = run_async(|| async {
+        let chunks = openai_stream(true);
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let c = client(middleware(&server));
+        post(
+            &c,
+            &server.url("/openai/v1/chat/completions"),
+            OPENAI_STREAM_REQUEST,
+        )
+        .await;
+    });
+    // No `finish_pending_spans`: the reader polls while bodies arrive and ends the span by
+    // itself (within about a millisecond; 10 s is only the test's patience).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let span = loop {
+        p.provider.force_flush().unwrap();
+        let spans = p.exporter.get_finished_spans().unwrap();
+        if let Some(s) = spans
+            .into_iter()
+            .find(|s| attr(s, "gen_ai.operation.name").is_some())
+        {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader never ended the span"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(i64_attr(&span, "gen_ai.usage.output_tokens"), 5);
+    let after = llmtel_reqwest::reader_stats();
+    assert_eq!(after.calls_finished, before.calls_finished + 1);
+    assert!(after.bytes_read > before.bytes_read);
+    assert_eq!(after.bytes_skipped, 0);
+    assert_eq!(after.inline_calls, 0);
+    assert_eq!(after.decoder_panics, 0);
+}

@@ -838,8 +838,14 @@ fn tonic_metadata(
     opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map)
 }
 
+/// How long the guard waits for spans finished off the request thread
+/// ([`crate::finish_pending_spans`]) before it flushes or shuts down.
+const PENDING_SPANS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Flushes and shuts down llmtel's export when dropped: no span is lost at a clean shutdown.
-/// The traces go first, then llmtel's metrics (their last export), then the shutdown hooks.
+/// Spans still being finished off the request thread (`llmtel-reqwest`'s body reader) are
+/// ended first ([`crate::finish_pending_spans`]), then the traces go, then llmtel's metrics
+/// (their last export), then the shutdown hooks.
 ///
 /// Keep it alive for the life of the program (`let _guard = llmtel::init()?;`).
 #[must_use = "dropping the guard shuts down export"]
@@ -876,6 +882,7 @@ impl Guard {
     /// # Errors
     /// The exporter's error when the export failed or timed out.
     pub fn flush(&self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        crate::finish_pending_spans(PENDING_SPANS_TIMEOUT);
         match &self.provider {
             Some(p) => p.force_flush(),
             None => Ok(()),
@@ -885,6 +892,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if !crate::finish_pending_spans(PENDING_SPANS_TIMEOUT) {
+            eprintln!("llmtel: some spans were still being finished at shutdown");
+        }
         if let Some(p) = self.provider.take() {
             if let Err(e) = p.shutdown() {
                 eprintln!("llmtel: export shutdown did not complete: {e}");

@@ -67,6 +67,7 @@ mod init;
 mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+mod pending;
 mod span;
 mod summary;
 
@@ -80,6 +81,7 @@ pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use layer::{CallSink, LlmLayer};
+pub use pending::{finish_pending_spans, register_span_finisher};
 pub use span::{
     ReportedBy, record_cost, record_error, record_input_messages, record_output_messages,
     record_response, record_usage,

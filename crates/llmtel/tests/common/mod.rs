@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Array, Value};
@@ -18,6 +19,8 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn spans(&self) -> Vec<SpanData> {
+        // Spans ended off the request thread (llmtel-reqwest's body reader) first.
+        assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
         self.provider.force_flush().expect("flush");
         self.exporter.get_finished_spans().expect("spans")
     }

@@ -1,0 +1,407 @@
+//! The body reader: decodes response bodies on a thread of its own, so the caller's stream
+//! runs at the speed of plain reqwest.
+//!
+//! On the caller's thread the instrumented body only notes when each frame arrived and keeps
+//! a reference to its bytes (small frames are copied into a shared buffer so they do not pin
+//! the connection's read buffers). Every 64 frames or 256 KiB, and when the body ends, fails
+//! or is dropped, it hands what it has to the reader thread, which runs the SSE parser and the
+//! provider's decoder, records usage, timing and errors on the span and ends it.
+//!
+//! Memory is bounded: at most [`MAX_QUEUED_BYTES`] wait for the reader; past that the bytes
+//! of new frames are skipped (counted in [`ReaderStats::bytes_skipped`] and noted on the
+//! span as `llmtel.parse_error`), never blocking the caller. While bodies keep arriving the
+//! reader polls for work every millisecond, so the caller's thread does not pay for waking
+//! it; after 200 idle polls it sleeps, and the next body's end (or 1 MiB waiting) wakes it.
+//! A span therefore ends at most about a millisecond after its body (the span's end time is
+//! when the reader ends it). [`llmtel::finish_pending_spans`] (called by llmtel's guard)
+//! waits until every body that ended has its span ended.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::body::{CallState, End};
+
+/// Most bytes waiting for the reader thread, over all bodies.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+/// Frames shorter than this are copied (a few hundred bytes of SSE each); longer ones are
+/// kept by reference.
+const COPY_BELOW: usize = 2048;
+const HANDOFF_FRAMES: usize = 64;
+const HANDOFF_BYTES: usize = 256 * 1024;
+const WAKE_BYTES: usize = 1024 * 1024;
+/// While bodies keep arriving the reader looks for work this often, so that the caller's
+/// thread never has to wake it (a futex wake costs microseconds, a VM's more).
+const POLL: Duration = Duration::from_millis(1);
+/// Polls without work before the reader sleeps until woken.
+const IDLE_POLLS: u32 = 200;
+
+/// One frame of a body as the caller saw it.
+#[derive(Debug)]
+pub(crate) enum Piece {
+    /// The frame's bytes and when the caller got them.
+    Data(Bytes, Instant),
+    /// A frame of this many bytes was skipped: the reader was too far behind.
+    Gap(usize),
+}
+
+struct Handoff {
+    id: u64,
+    /// The call's state, with its first hand-off.
+    state: Option<Box<CallState>>,
+    pieces: Vec<Piece>,
+    end: Option<End>,
+}
+
+#[derive(Default)]
+struct Queue {
+    msgs: VecDeque<Handoff>,
+    queued_bytes: usize,
+    unwoken_bytes: usize,
+    ends_sent: u64,
+    ends_done: u64,
+    /// The reader is parked until woken (not polling).
+    sleeping: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    done: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The reader thread.
+pub(crate) struct Reader {
+    shared: Arc<Shared>,
+    thread: Thread,
+}
+
+static READER: OnceLock<Option<Reader>> = OnceLock::new();
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+struct Counters {
+    calls: AtomicU64,
+    bytes: AtomicU64,
+    skipped: AtomicU64,
+    inline_calls: AtomicU64,
+    panics: AtomicU64,
+}
+
+static COUNTERS: Counters = Counters {
+    calls: AtomicU64::new(0),
+    bytes: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+    inline_calls: AtomicU64::new(0),
+    panics: AtomicU64::new(0),
+};
+
+/// What the body reader has done since the process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ReaderStats {
+    /// Calls whose span the reader thread ended.
+    pub calls_finished: u64,
+    /// Body bytes it decoded.
+    pub bytes_read: u64,
+    /// Body bytes it never saw because more than [`MAX_QUEUED_BYTES`] were waiting (the
+    /// calls' spans carry `llmtel.parse_error`).
+    pub bytes_skipped: u64,
+    /// Calls decoded on the caller's thread because the reader thread could not be started.
+    pub inline_calls: u64,
+    /// Calls whose decoding panicked (a bug: please report it); their spans ended without
+    /// what the body held.
+    pub decoder_panics: u64,
+}
+
+/// The body reader's counters.
+pub fn reader_stats() -> ReaderStats {
+    ReaderStats {
+        calls_finished: COUNTERS.calls.load(Relaxed),
+        bytes_read: COUNTERS.bytes.load(Relaxed),
+        bytes_skipped: COUNTERS.skipped.load(Relaxed),
+        inline_calls: COUNTERS.inline_calls.load(Relaxed),
+        decoder_panics: COUNTERS.panics.load(Relaxed),
+    }
+}
+
+impl Reader {
+    /// The reader thread, started on first use; `None` if the thread cannot be spawned.
+    pub(crate) fn get() -> Option<&'static Reader> {
+        READER.get_or_init(Reader::spawn).as_ref()
+    }
+
+    fn spawn() -> Option<Reader> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            done: Condvar::new(),
+        });
+        let theirs = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("llmtel-body-reader".into())
+            .spawn(move || run(&theirs))
+            .ok()?;
+        let reader = Reader {
+            shared,
+            thread: handle.thread().clone(),
+        };
+        llmtel::register_span_finisher(|timeout| match READER.get() {
+            Some(Some(r)) => r.finish_pending(timeout),
+            _ => true,
+        });
+        Some(reader)
+    }
+
+    fn send(&self, mut msg: Handoff) {
+        let mut bytes = queued_bytes(&msg.pieces);
+        let end = msg.end.is_some();
+        let wake = {
+            let mut q = self.shared.lock();
+            if q.queued_bytes + bytes > MAX_QUEUED_BYTES {
+                COUNTERS.skipped.fetch_add(bytes as u64, Relaxed);
+                for p in &mut msg.pieces {
+                    if let Piece::Data(b, _) = p {
+                        *p = Piece::Gap(b.len());
+                    }
+                }
+                bytes = 0;
+            }
+            q.msgs.push_back(msg);
+            q.queued_bytes += bytes;
+            q.unwoken_bytes += bytes;
+            if end {
+                q.ends_sent += 1;
+            }
+            let wake = q.sleeping && (end || q.unwoken_bytes >= WAKE_BYTES);
+            if wake {
+                q.unwoken_bytes = 0;
+                q.sleeping = false;
+            }
+            wake
+        };
+        if wake {
+            self.thread.unpark();
+        }
+    }
+
+    /// Waits until every body that ended so far has its span ended.
+    fn finish_pending(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut q = self.shared.lock();
+        let target = q.ends_sent;
+        self.thread.unpark();
+        while q.ends_done < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            q = self
+                .shared
+                .done
+                .wait_timeout(q, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+fn queued_bytes(pieces: &[Piece]) -> usize {
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Data(b, _) => b.len(),
+            Piece::Gap(_) => 0,
+        })
+        .sum()
+}
+
+fn run(shared: &Shared) {
+    let mut calls: HashMap<u64, Box<CallState>> = HashMap::new();
+    let mut idle = 0;
+    loop {
+        let msgs = {
+            let mut q = shared.lock();
+            q.queued_bytes = 0;
+            q.unwoken_bytes = 0;
+            if q.msgs.is_empty() && idle >= IDLE_POLLS {
+                // Checked and set under the lock a sender takes: no wake-up is missed.
+                q.sleeping = true;
+            }
+            std::mem::take(&mut q.msgs)
+        };
+        if msgs.is_empty() {
+            if idle >= IDLE_POLLS {
+                std::thread::park();
+                shared.lock().sleeping = false;
+                idle = 0;
+            } else {
+                std::thread::park_timeout(POLL);
+                idle += 1;
+            }
+            continue;
+        }
+        idle = 0;
+        let mut ended = 0;
+        for msg in msgs {
+            if msg.end.is_some() {
+                ended += 1;
+            }
+            process(&mut calls, msg);
+        }
+        shared.lock().ends_done += ended;
+        shared.done.notify_all();
+    }
+}
+
+fn process(calls: &mut HashMap<u64, Box<CallState>>, msg: Handoff) {
+    let Handoff {
+        id,
+        state,
+        pieces,
+        end,
+    } = msg;
+    if let Some(s) = state {
+        calls.insert(id, s);
+    }
+    let Some(mut state) = calls.remove(&id) else {
+        return;
+    };
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || {
+        feed(&mut state, pieces);
+        match end {
+            Some(end) => {
+                state.finish(end);
+                COUNTERS.calls.fetch_add(1, Relaxed);
+                None
+            }
+            None => Some(state),
+        }
+    }));
+    match outcome {
+        Ok(Some(state)) => {
+            calls.insert(id, state);
+        }
+        Ok(None) => {}
+        // The state (and its span) was dropped while unwinding: the span has ended.
+        Err(_) => {
+            COUNTERS.panics.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+fn feed(state: &mut CallState, pieces: Vec<Piece>) {
+    for p in pieces {
+        match p {
+            Piece::Data(b, at) => {
+                COUNTERS.bytes.fetch_add(b.len() as u64, Relaxed);
+                state.on_data(&b, at);
+            }
+            Piece::Gap(n) => state.on_gap(n),
+        }
+    }
+}
+
+/// The caller's side of one body.
+pub(crate) enum Tap {
+    /// Decoded on the caller's thread (no reader thread).
+    Inline(Box<CallState>),
+    /// Handed to the reader thread in batches.
+    Offloaded(Offload),
+    /// The body has ended and the call was handed over.
+    Done,
+}
+
+pub(crate) struct Offload {
+    reader: &'static Reader,
+    id: u64,
+    state: Option<Box<CallState>>,
+    pieces: Vec<Piece>,
+    bytes: usize,
+    small: BytesMut,
+}
+
+impl Tap {
+    pub(crate) fn new(state: CallState) -> Tap {
+        match Reader::get() {
+            Some(reader) => Tap::Offloaded(Offload {
+                reader,
+                id: NEXT_ID.fetch_add(1, Relaxed),
+                state: Some(Box::new(state)),
+                pieces: Vec::new(),
+                bytes: 0,
+                small: BytesMut::new(),
+            }),
+            None => {
+                COUNTERS.inline_calls.fetch_add(1, Relaxed);
+                Tap::Inline(Box::new(state))
+            }
+        }
+    }
+
+    /// A frame of the body arrived.
+    #[inline]
+    pub(crate) fn on_data(&mut self, data: &Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        match self {
+            Tap::Inline(state) => state.on_data(data, now),
+            Tap::Offloaded(o) => {
+                let piece = if data.len() < COPY_BELOW {
+                    o.small.extend_from_slice(data);
+                    Piece::Data(o.small.split().freeze(), now)
+                } else {
+                    Piece::Data(data.clone(), now)
+                };
+                o.pieces.push(piece);
+                o.bytes += data.len();
+                if o.pieces.len() >= HANDOFF_FRAMES || o.bytes >= HANDOFF_BYTES {
+                    o.hand_off(None);
+                }
+            }
+            Tap::Done => {}
+        }
+    }
+
+    /// The body ended (completely, with an error, or dropped by the caller).
+    pub(crate) fn end(&mut self, end: End) {
+        match std::mem::replace(self, Tap::Done) {
+            Tap::Inline(mut state) => state.finish(end),
+            Tap::Offloaded(mut o) => o.hand_off(Some(end)),
+            Tap::Done => {}
+        }
+    }
+}
+
+impl Offload {
+    fn hand_off(&mut self, end: Option<End>) {
+        self.bytes = 0;
+        self.reader.send(Handoff {
+            id: self.id,
+            state: self.state.take(),
+            pieces: std::mem::take(&mut self.pieces),
+            end,
+        });
+    }
+}
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tap::Inline(_) => "Tap::Inline",
+            Tap::Offloaded(_) => "Tap::Offloaded",
+            Tap::Done => "Tap::Done",
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! Spans finished off the request thread.
+//!
+//! Some instrumentation ends its spans on a thread of its own: `llmtel-reqwest` reads a
+//! response body's bytes on a worker, so that the stream reaches the caller at full speed,
+//! and records usage and cost and ends the span there. Such work registers a *finisher*
+//! here; [`finish_pending_spans`] runs every finisher, and the [`Guard`](crate::Guard) calls
+//! it before it flushes or shuts export down, so that those spans are not lost at exit.
+//!
+//! ```
+//! use std::time::Duration;
+//! llmtel::register_span_finisher(|_timeout| true); // "nothing pending"
+//! assert!(llmtel::finish_pending_spans(Duration::from_secs(1)));
+//! ```
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+type Finisher = Arc<dyn Fn(Duration) -> bool + Send + Sync>;
+
+static FINISHERS: Mutex<Vec<Finisher>> = Mutex::new(Vec::new());
+
+/// Registers `f`, called by [`finish_pending_spans`] with the time left: it must end every
+/// span handed to it so far (or give up when the time is out) and say whether it did.
+pub fn register_span_finisher(f: impl Fn(Duration) -> bool + Send + Sync + 'static) {
+    FINISHERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Arc::new(f));
+}
+
+/// Ends every span that registered finishers still hold, waiting up to `timeout` in all;
+/// `true` when nothing is left pending.
+pub fn finish_pending_spans(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let finishers: Vec<Finisher> = FINISHERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    // Every finisher runs, even after one has timed out.
+    let mut all = true;
+    for f in &finishers {
+        all &= f(deadline.saturating_duration_since(Instant::now()));
+    }
+    all
+}
