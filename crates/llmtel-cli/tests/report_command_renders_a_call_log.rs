@@ -40,14 +40,33 @@ fn write_log(path: &Path) -> Usd {
         for (model, user, i, o) in CALLS {
             let span = llmtel::llm_span!("chat", "openai", model);
             span.record("user.id", *user);
-            llmtel::record_usage(&span, &Usage { input_tokens: *i, output_tokens: *o, ..Default::default() });
+            llmtel::record_usage(
+                &span,
+                &Usage {
+                    input_tokens: *i,
+                    output_tokens: *o,
+                    ..Default::default()
+                },
+            );
         }
     });
     assert!(log.flush(Duration::from_secs(5)));
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     CALLS.iter().fold(Usd::ZERO, |a, (m, _, i, o)| {
-        let u = Usage { input_tokens: *i, output_tokens: *o, ..Default::default() };
-        a.saturating_add(Catalog::builtin().price(m, None, &u, today).unwrap().breakdown.total)
+        let u = Usage {
+            input_tokens: *i,
+            output_tokens: *o,
+            ..Default::default()
+        };
+        a.saturating_add(
+            Catalog::builtin()
+                .price(m, None, &u, today)
+                .unwrap()
+                .breakdown
+                .total,
+        )
     })
 }
 
@@ -66,7 +85,10 @@ fn json_markdown_and_html_of_a_log() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["totals"]["requests"], 3);
-    assert_eq!(v["totals"]["cost"], total.to_string().trim_start_matches('$'));
+    assert_eq!(
+        v["totals"]["cost"],
+        total.to_string().trim_start_matches('$')
+    );
     assert_eq!(v["by_user"][0]["key"], "bob");
     assert_eq!(v["bucket"], "hour");
 
@@ -74,10 +96,23 @@ fn json_markdown_and_html_of_a_log() {
     assert!(o.status.success());
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(md.starts_with("# LLM report"), "{md}");
-    assert!(md.contains(&format!("({} calls unpriced)", 0)) && md.contains(&total.to_string()), "{md}");
+    assert!(
+        md.contains(&format!("({} calls unpriced)", 0)) && md.contains(&total.to_string()),
+        "{md}"
+    );
 
     let out = dir.join("report.html");
-    let o = llmtel(&["report", "--log", log, "--format", "html", "--out", out.to_str().unwrap(), "--bucket", "day"]);
+    let o = llmtel(&[
+        "report",
+        "--log",
+        log,
+        "--format",
+        "html",
+        "--out",
+        out.to_str().unwrap(),
+        "--bucket",
+        "day",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("3 calls"));
     let html = std::fs::read_to_string(&out).unwrap();
@@ -85,7 +120,17 @@ fn json_markdown_and_html_of_a_log() {
     assert_eq!(html.matches("<svg").count(), 5);
 
     // A period with none of the calls: a report of nothing, not an error.
-    let o = llmtel(&["report", "--log", log, "--from", "2001-01-01", "--to", "2001-01-31", "--format", "json"]);
+    let o = llmtel(&[
+        "report",
+        "--log",
+        log,
+        "--from",
+        "2001-01-01",
+        "--to",
+        "2001-01-31",
+        "--format",
+        "json",
+    ]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["totals"]["requests"], 0);
@@ -99,16 +144,28 @@ fn missing_or_empty_log_and_bad_dates_exit_2_with_what_to_do() {
     let o = llmtel(&["report", "--log", missing.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("no call log at") && err.contains("CallLog"), "{err}");
+    assert!(
+        err.contains("no call log at") && err.contains("CallLog"),
+        "{err}"
+    );
 
     let empty = dir.join("empty.jsonl");
     std::fs::write(&empty, "\n\n").unwrap();
     let o = llmtel(&["report", "--log", empty.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("holds no record") && err.contains("make some LLM calls"), "{err}");
+    assert!(
+        err.contains("holds no record") && err.contains("make some LLM calls"),
+        "{err}"
+    );
 
-    let o = llmtel(&["report", "--log", empty.to_str().unwrap(), "--from", "tomorrow"]);
+    let o = llmtel(&[
+        "report",
+        "--log",
+        empty.to_str().unwrap(),
+        "--from",
+        "tomorrow",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("RFC 3339"));
 }

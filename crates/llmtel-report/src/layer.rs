@@ -148,7 +148,8 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         let eval = is_evaluation_span(meta);
-        if !eval && !(self.calls && has_content_fields(meta)) {
+        let content = self.calls && has_content_fields(meta);
+        if !(eval || content) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };

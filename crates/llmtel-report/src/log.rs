@@ -171,11 +171,7 @@ struct Inner {
 
 impl Inner {
     fn stop(&self) {
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread {
             let _ = self.tx.send(Msg::Stop);
             let _ = t.join();

@@ -77,7 +77,8 @@ fn parse_bound(s: &str, end: bool) -> Result<Timestamp, ReportError> {
     }
     if let Ok(d) = s.parse::<jiff::civil::Date>() {
         let d = if end {
-            d.tomorrow().map_err(|e| ReportError::Period(e.to_string()))?
+            d.tomorrow()
+                .map_err(|e| ReportError::Period(e.to_string()))?
         } else {
             d
         };

@@ -27,7 +27,10 @@ fn share(part: Usd, total: Usd) -> String {
     if total == Usd::ZERO {
         return "–".into();
     }
-    format!("{:.1} %", part.picos() as f64 * 100.0 / total.picos() as f64)
+    format!(
+        "{:.1} %",
+        part.picos() as f64 * 100.0 / total.picos() as f64
+    )
 }
 
 fn when(t: Option<Timestamp>) -> String {
@@ -149,9 +152,7 @@ fn cost_table(what: &'static str, rows: &[CostRow], total: Usd) -> Table {
         .collect();
     if rows.len() > MAX_ROWS {
         let rest = &rows[MAX_ROWS..];
-        let cost = rest
-            .iter()
-            .fold(Usd::ZERO, |a, r| a.saturating_add(r.cost));
+        let cost = rest.iter().fold(Usd::ZERO, |a, r| a.saturating_add(r.cost));
         out.push(vec![
             format!("… {} more", rest.len()),
             rest.iter().map(|r| r.requests).sum::<u64>().to_string(),
@@ -159,7 +160,10 @@ fn cost_table(what: &'static str, rows: &[CostRow], total: Usd) -> Table {
             cost.to_string(),
             share(cost, total),
             rest.iter().map(|r| r.input_tokens).sum::<u64>().to_string(),
-            rest.iter().map(|r| r.output_tokens).sum::<u64>().to_string(),
+            rest.iter()
+                .map(|r| r.output_tokens)
+                .sum::<u64>()
+                .to_string(),
         ]);
     }
     Table {
@@ -296,17 +300,16 @@ fn log_lines(r: &Report) -> Vec<String> {
         ));
     }
     for m in &l.malformed_lines {
-        v.push(format!("Malformed: {} line {}: {}", m.file, m.line, m.error));
+        v.push(format!(
+            "Malformed: {} line {}: {}",
+            m.file, m.line, m.error
+        ));
     }
     v
 }
 
 fn title(r: &Report) -> String {
-    format!(
-        "LLM report {} – {}",
-        when(r.period.from),
-        when(r.period.to)
-    )
+    format!("LLM report {} – {}", when(r.period.from), when(r.period.to))
 }
 
 /// The longest run of backticks in `s`, plus one (at least 3): a fence `s` cannot close.
@@ -322,10 +325,13 @@ fn fence(s: &str) -> String {
 
 fn content_of(w: &WorstCall) -> Vec<(&'static str, &str)> {
     let c = &w.call;
-    [("Prompt", &c.input_messages), ("Response", &c.output_messages)]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect()
+    [
+        ("Prompt", &c.input_messages),
+        ("Response", &c.output_messages),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+    .collect()
 }
 
 impl Report {
@@ -522,7 +528,11 @@ impl Chart {
             .iter()
             .flat_map(|p| self.lines.iter().filter_map(move |l| (l.2)(p)))
             .fold(0.0f64, f64::max);
-        let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
+        let max = if max > 0.0 && max.is_finite() {
+            max
+        } else {
+            1.0
+        };
         let x = |i: usize| {
             if n <= 1 {
                 LEFT + (W - LEFT - RIGHT) / 2.0

@@ -225,12 +225,7 @@ impl ReportBuilder {
         alerts.sort_by(|a, b| {
             (a.event_time(), &a.name, &a.state).cmp(&(b.event_time(), &b.name, &b.state))
         });
-        Ok(agg.finish(
-            Period { from, to },
-            alerts,
-            unmatched_evals as u64,
-            health,
-        ))
+        Ok(agg.finish(Period { from, to }, alerts, unmatched_evals as u64, health))
     }
 }
 
@@ -242,11 +237,7 @@ enum Source {
 
 impl Source {
     /// Calls `f(file, line number, line)` for every non-blank line.
-    fn scan(
-        &self,
-        path: &Path,
-        mut f: impl FnMut(&str, u64, &str),
-    ) -> Result<(), ReportError> {
+    fn scan(&self, path: &Path, mut f: impl FnMut(&str, u64, &str)) -> Result<(), ReportError> {
         match self {
             Source::Text(t) => {
                 for (i, line) in t.lines().enumerate() {
@@ -700,7 +691,10 @@ impl<'a> Aggregator<'a> {
         }
         if let Some(o) = self.origin {
             let i = (c.time.as_second() - o.as_second()).div_euclid(self.bucket.seconds());
-            if let Some(b) = usize::try_from(i).ok().and_then(|i| self.buckets.get_mut(i)) {
+            if let Some(b) = usize::try_from(i)
+                .ok()
+                .and_then(|i| self.buckets.get_mut(i))
+            {
                 b.requests += 1;
                 b.errors += u64::from(!ok);
                 if let Some(v) = c.cost_usd {
@@ -758,7 +752,9 @@ impl<'a> Aggregator<'a> {
             .enumerate()
             .map(|(i, b)| SeriesPoint {
                 start: origin
-                    .and_then(|o| Timestamp::from_second(o.as_second() + i as i64 * bucket.seconds()).ok())
+                    .and_then(|o| {
+                        Timestamp::from_second(o.as_second() + i as i64 * bucket.seconds()).ok()
+                    })
                     .unwrap_or_default(),
                 requests: b.requests,
                 errors: b.errors,
@@ -768,7 +764,12 @@ impl<'a> Aggregator<'a> {
                 quality_score: avg(b.quality),
             })
             .collect();
-        let mut worst: Vec<WorstCall> = self.worst.into_sorted_vec().into_iter().map(|c| c.0).collect();
+        let mut worst: Vec<WorstCall> = self
+            .worst
+            .into_sorted_vec()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
         worst.truncate(self.cfg.worst);
         let t = &self.total;
         Report {
@@ -816,4 +817,3 @@ impl<'a> Aggregator<'a> {
         }
     }
 }
-

@@ -27,7 +27,10 @@ fn record(n: u64) -> Record {
 #[test]
 fn a_full_queue_drops_counts_and_the_report_says_so() {
     let path = temp_log("drops");
-    let log = CallLog::builder(&path).with_queue_capacity(4).build().unwrap();
+    let log = CallLog::builder(&path)
+        .with_queue_capacity(4)
+        .build()
+        .unwrap();
     let start = Instant::now();
     let n = 20_000;
     let accepted = (0..n).filter(|i| log.append(record(*i))).count() as u64;
@@ -44,7 +47,11 @@ fn a_full_queue_drops_counts_and_the_report_says_so() {
     let report = Report::from_log(&path, &Period::all()).unwrap();
     assert_eq!(report.totals.requests, accepted);
     assert_eq!(report.log.dropped_by_logger, s.dropped());
-    assert!(report.to_markdown().contains(&format!("dropped {} records", s.dropped())));
+    assert!(
+        report
+            .to_markdown()
+            .contains(&format!("dropped {} records", s.dropped()))
+    );
 }
 
 #[test]

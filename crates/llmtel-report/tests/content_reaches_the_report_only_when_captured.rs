@@ -14,8 +14,10 @@ use llmtel_report::{CallLog, Period, Report};
 use support::temp_log;
 use tracing_subscriber::prelude::*;
 
-const PROMPT: &str = r#"[{"role":"user","content":"my key is sk-proj-abcdefghijklmnop1234, <b>help</b>"}]"#;
-const ANSWER: &str = r#"[{"role":"assistant","content":"Never share keys. <script>alert(1)</script>"}]"#;
+const PROMPT: &str =
+    r#"[{"role":"user","content":"my key is sk-proj-abcdefghijklmnop1234, <b>help</b>"}]"#;
+const ANSWER: &str =
+    r#"[{"role":"assistant","content":"Never share keys. <script>alert(1)</script>"}]"#;
 
 fn one_call(log: &CallLog, quality: &Quality, id: &str) {
     let dispatch = tracing::Dispatch::new(
@@ -79,19 +81,31 @@ fn content_is_logged_and_reported_only_when_captured() {
     let report = Report::from_log(&on, &Period::all()).unwrap();
     let w = &report.worst_calls[0];
     let input = w.call.input_messages.as_deref().unwrap();
-    assert!(input.contains("[REDACTED]") && !input.contains("sk-proj"), "{input}");
+    assert!(
+        input.contains("[REDACTED]") && !input.contains("sk-proj"),
+        "{input}"
+    );
     assert!(input.contains("<b>help</b>"), "{input}");
     assert_eq!(w.call.output_messages.as_deref(), Some(ANSWER));
     assert_eq!(w.evaluations.get("user_feedback"), Some(&0.0));
     let text = std::fs::read_to_string(&on).unwrap();
-    assert!(text.contains("415 555 0100"), "the comment is content: logged when captured");
+    assert!(
+        text.contains("415 555 0100"),
+        "the comment is content: logged when captured"
+    );
 
     let html = report.to_html();
     assert!(html.contains("&lt;b&gt;help&lt;/b&gt;"), "{html}");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(!html.contains("<script"), "no script, not even from the log");
+    assert!(
+        !html.contains("<script"),
+        "no script, not even from the log"
+    );
     let md = report.to_markdown();
-    assert!(md.contains("**#1 Prompt**") && md.contains("[REDACTED]"), "{md}");
+    assert!(
+        md.contains("**#1 Prompt**") && md.contains("[REDACTED]"),
+        "{md}"
+    );
 
     // A policy set on the log wins over the process-wide one.
     let strict = temp_log("content-policy");
@@ -103,5 +117,8 @@ fn content_is_logged_and_reported_only_when_captured() {
     one_call(&log, &quality, "resp-strict");
     llmtel::set_content_capture(ContentCapture::disabled());
     let text = std::fs::read_to_string(&strict).unwrap();
-    assert!(!text.contains("_messages") && !text.contains("415"), "{text}");
+    assert!(
+        !text.contains("_messages") && !text.contains("415"),
+        "{text}"
+    );
 }

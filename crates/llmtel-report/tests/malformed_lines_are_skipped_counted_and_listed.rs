@@ -15,12 +15,19 @@ use tracing_subscriber::prelude::*;
 
 fn write_calls(path: &std::path::Path, n: usize) {
     let log = CallLog::builder(path).build().unwrap();
-    let subscriber =
-        tracing_subscriber::registry().with(llmtel::LlmLayer::new().with_sink(Arc::new(log.clone())));
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::LlmLayer::new().with_sink(Arc::new(log.clone())));
     tracing::subscriber::with_default(subscriber, || {
         for _ in 0..n {
             let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
-            llmtel::record_usage(&span, &Usage { input_tokens: 100, output_tokens: 10, ..Default::default() });
+            llmtel::record_usage(
+                &span,
+                &Usage {
+                    input_tokens: 100,
+                    output_tokens: 10,
+                    ..Default::default()
+                },
+            );
         }
     });
     assert!(log.flush(Duration::from_secs(5)));
@@ -30,7 +37,10 @@ fn write_calls(path: &std::path::Path, n: usize) {
 fn garbage_lines_are_counted_and_the_first_ones_listed() {
     let path = temp_log("malformed");
     write_calls(&path, 3);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     let garbage = [
         "not json at all",
         "{\"kind\":\"call\",\"cost_usd\":\"-1\"}",
@@ -53,8 +63,15 @@ fn garbage_lines_are_counted_and_the_first_ones_listed() {
     assert_eq!(report.log.records, 5);
     assert_eq!(report.log.lines, 21);
     let listed: Vec<u64> = report.log.malformed_lines.iter().map(|m| m.line).collect();
-    assert_eq!(listed, (4..4 + MAX_MALFORMED_LISTED as u64).collect::<Vec<_>>());
-    assert!(report.log.malformed_lines[1].error.contains("USD amount"), "{:?}", report.log.malformed_lines[1]);
+    assert_eq!(
+        listed,
+        (4..4 + MAX_MALFORMED_LISTED as u64).collect::<Vec<_>>()
+    );
+    assert!(
+        report.log.malformed_lines[1].error.contains("USD amount"),
+        "{:?}",
+        report.log.malformed_lines[1]
+    );
     assert!(report.to_markdown().contains("Malformed:"));
     assert!(report.to_markdown().contains("16 malformed (skipped)"));
 }
@@ -73,7 +90,17 @@ fn missing_empty_and_all_garbage_logs_are_clear_errors() {
 
     std::fs::write(&path, "hello\nworld\n").unwrap();
     let err = Report::from_log(&path, &Period::all()).unwrap_err();
-    assert!(matches!(err, ReportError::Empty { lines: 2, malformed: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ReportError::Empty {
+                lines: 2,
+                malformed: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("line 1"), "{err}");
 
     let err = Report::from_reader(&b""[..], &Period::all()).unwrap_err();

@@ -15,6 +15,9 @@ use llmtel_report::{CallLog, NONE, Period, Record, Report};
 use support::{price, sum, temp_log, today};
 use tracing_subscriber::prelude::*;
 
+/// A group of calls: its key and which calls are in it.
+type Group<'a> = (&'a str, &'a dyn Fn(&Call) -> bool);
+
 struct Call {
     id: &'static str,
     model: &'static str,
@@ -138,10 +141,22 @@ fn cost_by_model_user_and_feature_are_exact_sums_and_worst_calls_match_the_monit
     });
     for (id, q) in QUESTIONS {
         let answer = calls.iter().find(|c| c.id == *id).unwrap().answer;
-        assert!(quality.evaluate(EvalInput::new(answer).with_question(*q).with_response_id(*id)));
+        assert!(
+            quality.evaluate(
+                EvalInput::new(answer)
+                    .with_question(*q)
+                    .with_response_id(*id)
+            )
+        );
     }
-    assert!(quality.feedback(Feedback::thumbs(CallRef::ResponseId("chatcmpl-2".into()), false)));
-    assert!(quality.feedback(Feedback::thumbs(CallRef::ResponseId("chatcmpl-1".into()), true)));
+    assert!(quality.feedback(Feedback::thumbs(
+        CallRef::ResponseId("chatcmpl-2".into()),
+        false
+    )));
+    assert!(quality.feedback(Feedback::thumbs(
+        CallRef::ResponseId("chatcmpl-1".into()),
+        true
+    )));
     assert!(quality.flush(Duration::from_secs(20)));
     assert!(log.flush(Duration::from_secs(10)));
     let stats = log.stats();
@@ -178,11 +193,14 @@ fn cost_by_model_user_and_feature_are_exact_sums_and_worst_calls_match_the_monit
             .map(|r| (r.key.clone(), (r.requests, r.errors, r.cost)))
             .collect()
     };
-    let expect = |keys: &[(&str, &dyn Fn(&Call) -> bool)]| -> BTreeMap<String, (u64, u64, Usd)> {
+    let expect = |keys: &[Group<'_>]| -> BTreeMap<String, (u64, u64, Usd)> {
         keys.iter()
             .map(|(k, pred)| {
                 let n = calls.iter().filter(|c| pred(c)).count() as u64;
-                let e = calls.iter().filter(|c| pred(c) && c.error.is_some()).count() as u64;
+                let e = calls
+                    .iter()
+                    .filter(|c| pred(c) && c.error.is_some())
+                    .count() as u64;
                 ((*k).to_owned(), (n, e, total_of(*pred)))
             })
             .collect()
@@ -231,7 +249,10 @@ fn cost_by_model_user_and_feature_are_exact_sums_and_worst_calls_match_the_monit
         );
     }
     // The failed call scores lowest; the thumbs-down weighs on chatcmpl-2.
-    assert_eq!(report.worst_calls[0].call.response_id.as_deref(), Some("chatcmpl-4"));
+    assert_eq!(
+        report.worst_calls[0].call.response_id.as_deref(),
+        Some("chatcmpl-4")
+    );
     let two = report
         .worst_calls
         .iter()
@@ -245,22 +266,37 @@ fn cost_by_model_user_and_feature_are_exact_sums_and_worst_calls_match_the_monit
     assert_eq!(report.evaluators["relevance"].count, 4);
 
     // Nothing was captured: no content in the log or the report.
-    assert!(report.worst_calls.iter().all(|w| w.call.input_messages.is_none()
-        && w.call.output_messages.is_none()));
+    assert!(
+        report
+            .worst_calls
+            .iter()
+            .all(|w| w.call.input_messages.is_none() && w.call.output_messages.is_none())
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("_messages"), "{text}");
     assert!(!text.contains("reset link"), "{text}");
-    assert!(text
-        .lines()
-        .all(|l| serde_json::from_str::<Record>(l).is_ok()));
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<Record>(l).is_ok())
+    );
 
     // The JSON reads back (exact for every cost; floats as serde_json parses them), costs
     // as exact strings.
     let json = report.to_json();
     let back: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(
-        (&back.totals.cost, &back.by_model, &back.by_user, &back.by_feature),
-        (&report.totals.cost, &report.by_model, &report.by_user, &report.by_feature)
+        (
+            &back.totals.cost,
+            &back.by_model,
+            &back.by_user,
+            &back.by_feature
+        ),
+        (
+            &report.totals.cost,
+            &report.by_model,
+            &report.by_user,
+            &report.by_feature
+        )
     );
     assert_eq!(back.log, report.log);
     assert_eq!(back.worst_calls.len(), report.worst_calls.len());
@@ -274,7 +310,10 @@ fn cost_by_model_user_and_feature_are_exact_sums_and_worst_calls_match_the_monit
     let md = report.to_markdown();
     for r in &report.by_user {
         assert!(
-            md.contains(&format!("| {} | {} | {} | {} |", r.key, r.requests, r.errors, r.cost)),
+            md.contains(&format!(
+                "| {} | {} | {} | {} |",
+                r.key, r.requests, r.errors, r.cost
+            )),
             "{md}"
         );
     }

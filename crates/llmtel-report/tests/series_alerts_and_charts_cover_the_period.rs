@@ -30,7 +30,12 @@ fn call(n: u64, started: Timestamp, failed: bool) -> LlmCall {
         ..Default::default()
     };
     let cost = (!failed).then(|| Cost {
-        total: price(model, "openai", &usage, started.to_zoned(jiff::tz::TimeZone::UTC).date()),
+        total: price(
+            model,
+            "openai",
+            &usage,
+            started.to_zoned(jiff::tz::TimeZone::UTC).date(),
+        ),
         breakdown: None,
         source: CostSource::Catalog,
         estimated: false,
@@ -129,10 +134,18 @@ fn drive() -> Traffic {
                 s.on_call(&c);
             }
             if let Some(v) = c.cost_usd() {
-                *t.cost_by_day.entry(hour / 24).or_default() =
-                    t.cost_by_day.get(&(hour / 24)).copied().unwrap_or_default().saturating_add(v);
-                *t.cost_by_hour.entry(hour).or_default() =
-                    t.cost_by_hour.get(&hour).copied().unwrap_or_default().saturating_add(v);
+                *t.cost_by_day.entry(hour / 24).or_default() = t
+                    .cost_by_day
+                    .get(&(hour / 24))
+                    .copied()
+                    .unwrap_or_default()
+                    .saturating_add(v);
+                *t.cost_by_hour.entry(hour).or_default() = t
+                    .cost_by_hour
+                    .get(&hour)
+                    .copied()
+                    .unwrap_or_default()
+                    .saturating_add(v);
                 t.total = t.total.saturating_add(v);
             }
             *t.calls_by_hour.entry(hour).or_default() += 1;
@@ -165,7 +178,11 @@ fn assert_balanced(html: &str) {
             .take_while(|c| c.is_ascii_alphanumeric())
             .collect();
         if tag.starts_with('/') {
-            assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "closing </{name}>");
+            assert_eq!(
+                stack.pop().as_deref(),
+                Some(name.as_str()),
+                "closing </{name}>"
+            );
         } else if !self_closing && !VOID.contains(&name.as_str()) {
             stack.push(name);
         }
@@ -192,7 +209,10 @@ fn daily_and_hourly_series_alerts_and_charts_are_exact() {
     assert_eq!(report.bucket, Bucket::Day);
     assert_eq!(report.series.len(), 3);
     for (day, p) in report.series.iter().enumerate() {
-        assert_eq!(p.start.as_second(), DAY0.parse::<Timestamp>().unwrap().as_second() + day as i64 * 86_400);
+        assert_eq!(
+            p.start.as_second(),
+            DAY0.parse::<Timestamp>().unwrap().as_second() + day as i64 * 86_400
+        );
         assert_eq!(p.cost, t.cost_by_day[&(day as i64)], "day {day}");
         assert_eq!(p.requests, 96);
     }
@@ -202,7 +222,13 @@ fn daily_and_hourly_series_alerts_and_charts_are_exact() {
     assert_eq!(report.totals.cost, t.total);
     assert_eq!(report.totals.requests, t.calls);
     assert_eq!(
-        report.by_model.iter().map(|r| r.cost).collect::<Vec<_>>().iter().fold(Usd::ZERO, |a, b| a.saturating_add(*b)),
+        report
+            .by_model
+            .iter()
+            .map(|r| r.cost)
+            .collect::<Vec<_>>()
+            .iter()
+            .fold(Usd::ZERO, |a, b| a.saturating_add(*b)),
         t.total
     );
     // Latency quantiles from the sketch: within its 1 % of the exact ones.
@@ -217,7 +243,10 @@ fn daily_and_hourly_series_alerts_and_charts_are_exact() {
     lat.sort_by(f64::total_cmp);
     let exact_p95 = lat[((lat.len() as f64 * 0.95).ceil() as usize) - 1];
     let p95 = report.totals.latency.unwrap().p95_s;
-    assert!((p95 - exact_p95).abs() <= 0.011 * exact_p95, "{p95} vs {exact_p95}");
+    assert!(
+        (p95 - exact_p95).abs() <= 0.011 * exact_p95,
+        "{p95} vs {exact_p95}"
+    );
 
     // The error burst fired and resolved once per series it hit: all calls, and each model
     // (2 calls an hour each, 1 or 2 of them failing), as delivered by the dispatcher.
@@ -252,10 +281,17 @@ fn daily_and_hourly_series_alerts_and_charts_are_exact() {
     assert!(!html.contains("src="), "nothing fetched");
     assert_eq!(chart(&html, "cost").matches("<circle").count(), 3);
     assert_eq!(chart(&html, "requests").matches("<circle").count(), 3);
-    assert_eq!(chart(&html, "latency").matches("<circle").count(), 6, "p50 and p95");
+    assert_eq!(
+        chart(&html, "latency").matches("<circle").count(),
+        6,
+        "p50 and p95"
+    );
     assert_eq!(chart(&html, "error_rate").matches("<circle").count(), 3);
     let md = report.to_markdown();
-    assert!(md.contains("## Trends per day") && md.contains(&fired.name), "{md}");
+    assert!(
+        md.contains("## Trends per day") && md.contains(&fired.name),
+        "{md}"
+    );
 
     // Hourly buckets over the same period: 72 points, empty hours included.
     let hourly = Report::builder()
@@ -265,13 +301,24 @@ fn daily_and_hourly_series_alerts_and_charts_are_exact() {
         .unwrap();
     assert_eq!(hourly.series.len(), 72);
     for (h, p) in hourly.series.iter().enumerate() {
-        assert_eq!(p.cost, t.cost_by_hour.get(&(h as i64)).copied().unwrap_or_default(), "hour {h}");
+        assert_eq!(
+            p.cost,
+            t.cost_by_hour.get(&(h as i64)).copied().unwrap_or_default(),
+            "hour {h}"
+        );
         assert_eq!(p.requests, t.calls_by_hour[&(h as i64)]);
     }
-    assert_eq!(chart(&hourly.to_html(), "cost").matches("<circle").count(), 72);
+    assert_eq!(
+        chart(&hourly.to_html(), "cost").matches("<circle").count(),
+        72
+    );
 
     // A narrower period keeps only its calls and alerts; the rest is counted outside.
-    let day1 = Report::from_log(&t.path, &Period::parse(Some("2025-06-01"), Some("2025-06-01")).unwrap()).unwrap();
+    let day1 = Report::from_log(
+        &t.path,
+        &Period::parse(Some("2025-06-01"), Some("2025-06-01")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(day1.totals.requests, 96);
     assert_eq!(day1.totals.cost, t.cost_by_day[&0]);
     assert_eq!(day1.bucket, Bucket::Hour);
