@@ -7,11 +7,12 @@
 //! llmtel prices resolve MODEL [--provider P]           # each resolution step tried
 //! llmtel prices list [--provider P] [--json]
 //! llmtel prices check FILE                             # validate a TOML or LiteLLM JSON price file
+//! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE]
 //! ```
 //!
 //! Every command takes `--prices FILE` (llmtel TOML or LiteLLM JSON), merged over the
-//! built-in catalog. Exit codes: 0 success; 2 usage error, unknown model, or bad price
-//! file.
+//! built-in catalog. Exit codes: 0 success; 2 usage error, unknown model, bad price
+//! file, or a missing or empty call log.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ enum Command {
     Cost(CostArgs),
     /// Show, resolve, list and check prices.
     Prices(PricesArgs),
+    /// A report on a period of a call log (llmtel_report::CallLog): cost by model, user and
+    /// feature, trends, alerts, worst calls.
+    Report(ReportArgs),
     /// Budgets configured in a file.
     Budget {
         #[command(subcommand)]
@@ -153,6 +157,89 @@ enum PricesCommand {
     },
 }
 
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The call log (JSON lines written by llmtel_report::CallLog); its rotated files
+    /// (FILE.1, FILE.2, ...) are read too.
+    #[arg(long, value_name = "FILE")]
+    log: PathBuf,
+    /// Start of the period, inclusive: RFC 3339 (2025-03-01T12:00:00Z) or a date (UTC)
+    /// [default: the first call].
+    #[arg(long, value_name = "RFC3339|DATE")]
+    from: Option<String>,
+    /// End of the period, exclusive; a date includes that whole day [default: the last call].
+    #[arg(long, value_name = "RFC3339|DATE")]
+    to: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
+    format: ReportFormat,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Bucket length of the series [default: hour up to 48 hours, else day].
+    #[arg(long, value_enum)]
+    bucket: Option<ReportBucket>,
+    /// How many of the worst calls by quality score to list.
+    #[arg(long, default_value_t = 10)]
+    worst: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    /// Markdown.
+    Md,
+    /// One self-contained HTML file with SVG charts.
+    Html,
+    /// JSON (costs as exact decimal strings).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportBucket {
+    /// One hour (UTC).
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+/// `llmtel report`: the rendered report, or written to `--out` (then a one-line summary).
+fn report(args: &ReportArgs) -> Result<String, String> {
+    use llmtel_report::{Bucket, Period, Report};
+    let period = Period::parse(args.from.as_deref(), args.to.as_deref())
+        .map_err(|e| format!("llmtel report: {e}"))?;
+    let mut builder = Report::builder()
+        .with_period(period)
+        .with_worst_calls(args.worst);
+    if let Some(b) = args.bucket {
+        builder = builder.with_bucket(match b {
+            ReportBucket::Hour => Bucket::Hour,
+            ReportBucket::Day => Bucket::Day,
+        });
+    }
+    let report = builder
+        .from_log(&args.log)
+        .map_err(|e| format!("llmtel report: {e}"))?;
+    let text = match args.format {
+        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Html => report.to_html(),
+        ReportFormat::Json => report.to_json(),
+    };
+    match &args.out {
+        None => Ok(text),
+        Some(out) => {
+            std::fs::write(out, &text)
+                .map_err(|e| format!("llmtel report: cannot write {}: {e}", out.display()))?;
+            Ok(format!(
+                "wrote {}: {} calls, {} cost, {} malformed lines skipped",
+                out.display(),
+                report.totals.requests,
+                report.totals.cost,
+                report.log.malformed
+            ))
+        }
+    }
+}
+
 fn parse_date(s: &str) -> Result<Date, String> {
     s.parse::<Date>()
         .map_err(|e| format!("expected a date as YYYY-MM-DD: {e}"))
@@ -164,6 +251,7 @@ fn main() -> ExitCode {
         Command::Cost(args) if args.batch => batch(&args),
         Command::Cost(args) => cost(&args),
         Command::Prices(args) => prices(args),
+        Command::Report(args) => report(&args),
         Command::Budget {
             cmd: BudgetCommand::Status { config, json },
         } => llmtel_budget::status_report(&config, json)

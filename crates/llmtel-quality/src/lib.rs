@@ -20,7 +20,8 @@
 //!   deduplicated, with a cooldown), and bounded memory ([`Footprint`]);
 //! - evaluation results and feedback emitted as **`gen_ai.evaluation.result`** spans
 //!   parented to the evaluated call's span ([`emit_evaluation`]);
-//! - **dashboard data** as one serde [`Snapshot`].
+//! - **dashboard data** as one serde [`Snapshot`], served as JSON by the optional
+//!   [`dashboard`] endpoint (feature `dashboard`).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -61,6 +62,8 @@
     rust_2018_idioms
 )]
 
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 mod detect;
 mod emit;
 pub mod eval;

@@ -1,0 +1,124 @@
+//! Malformed lines in a log are skipped and counted, the first ones listed with their line
+//! numbers; a missing or empty log and a bad period are clear errors, never a panic.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+mod support;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use llmtel::Usage;
+use llmtel_report::{CallLog, MAX_MALFORMED_LISTED, Period, Report, ReportError};
+use support::temp_log;
+use tracing_subscriber::prelude::*;
+
+fn write_calls(path: &std::path::Path, n: usize) {
+    let log = CallLog::builder(path).build().unwrap();
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::LlmLayer::new().with_sink(Arc::new(log.clone())));
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..n {
+            let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+            llmtel::record_usage(
+                &span,
+                &Usage {
+                    input_tokens: 100,
+                    output_tokens: 10,
+                    ..Default::default()
+                },
+            );
+        }
+    });
+    assert!(log.flush(Duration::from_secs(5)));
+}
+
+#[test]
+fn garbage_lines_are_counted_and_the_first_ones_listed() {
+    let path = temp_log("malformed");
+    write_calls(&path, 3);
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let garbage = [
+        "not json at all",
+        "{\"kind\":\"call\",\"cost_usd\":\"-1\"}",
+        "{\"kind\":\"nope\"}",
+        "[1,2,3]",
+        "{\"kind\":\"call\",\"time\":\"yesterday\"}",
+    ];
+    for _ in 0..3 {
+        for g in garbage {
+            writeln!(f, "{g}").unwrap();
+        }
+    }
+    writeln!(f, "\u{0}\u{fffd}{{").unwrap();
+    drop(f);
+    write_calls(&path, 2);
+
+    let report = Report::from_log(&path, &Period::all()).unwrap();
+    assert_eq!(report.totals.requests, 5);
+    assert_eq!(report.log.malformed, 16);
+    assert_eq!(report.log.records, 5);
+    assert_eq!(report.log.lines, 21);
+    let listed: Vec<u64> = report.log.malformed_lines.iter().map(|m| m.line).collect();
+    assert_eq!(
+        listed,
+        (4..4 + MAX_MALFORMED_LISTED as u64).collect::<Vec<_>>()
+    );
+    assert!(
+        report.log.malformed_lines[1].error.contains("USD amount"),
+        "{:?}",
+        report.log.malformed_lines[1]
+    );
+    assert!(report.to_markdown().contains("Malformed:"));
+    assert!(report.to_markdown().contains("16 malformed (skipped)"));
+}
+
+#[test]
+fn missing_empty_and_all_garbage_logs_are_clear_errors() {
+    let path = temp_log("missing");
+    let err = Report::from_log(&path, &Period::all()).unwrap_err();
+    assert!(matches!(err, ReportError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("CallLog"), "{err}");
+
+    std::fs::write(&path, "").unwrap();
+    let err = Report::from_log(&path, &Period::all()).unwrap_err();
+    assert!(matches!(err, ReportError::Empty { lines: 0, .. }), "{err}");
+    assert!(err.to_string().contains("make some LLM calls"), "{err}");
+
+    std::fs::write(&path, "hello\nworld\n").unwrap();
+    let err = Report::from_log(&path, &Period::all()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportError::Empty {
+                lines: 2,
+                malformed: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("line 1"), "{err}");
+
+    let err = Report::from_reader(&b""[..], &Period::all()).unwrap_err();
+    assert!(matches!(err, ReportError::Empty { .. }), "{err}");
+}
+
+#[test]
+fn bad_periods_are_clear_errors() {
+    let err = Period::parse(Some("2025-03-02"), Some("2025-03-01")).unwrap_err();
+    assert!(err.to_string().contains("not after"), "{err}");
+    let err = Period::parse(Some("last week"), None).unwrap_err();
+    assert!(err.to_string().contains("RFC 3339"), "{err}");
+    let path = temp_log("buckets");
+    write_calls(&path, 1);
+    let err = Report::builder()
+        .with_period(Period::parse(Some("2000-01-01"), Some("2025-01-01")).unwrap())
+        .with_bucket(llmtel_report::Bucket::Hour)
+        .from_log(&path)
+        .unwrap_err();
+    assert!(err.to_string().contains("--bucket day"), "{err}");
+}
