@@ -603,7 +603,7 @@ impl CallSink for ExperimentSink {
 /// let experiment = Experiment::new("capitals")
 ///     .with_reference_evaluator(Arc::new(ExpectedOutput::normalised()))
 ///     .with_concurrency(2);
-/// let summary = futures_executor_block_on(experiment.run(&dataset, |example| async move {
+/// let summary = block_on(experiment.run(&dataset, |example| async move {
 ///     let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
 ///     llmtel::record_usage(&span, &llmtel::Usage { input_tokens: 30, output_tokens: 2, ..Default::default() });
 ///     Ok::<_, std::convert::Infallible>(if example.id == "q1" { "Paris" } else { "Milan" }.to_owned())
@@ -611,7 +611,7 @@ impl CallSink for ExperimentSink {
 /// assert_eq!(summary.evaluators["normalised_match"].pass_rate, 0.5);
 /// assert_eq!(summary.calls, 2);
 /// println!("{summary}");
-/// # fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// # Ok::<(), llmtel_quality::DatasetError>(())
@@ -1075,6 +1075,10 @@ impl fmt::Display for ExperimentSummary {
                 r.error.as_deref().map(|e| cell(e, 60)).unwrap_or_default()
             )?;
         }
+        writeln!(
+            f,
+            "(✗: below the evaluator's pass threshold; -: not scored)"
+        )?;
         writeln!(f)?;
         writeln!(
             f,
@@ -1096,7 +1100,7 @@ impl fmt::Display for ExperimentSummary {
         write!(
             f,
             "cost: total {}, mean {} per example | latency p50 {:.1} ms, p95 {:.1} ms | \
-             {} LLM calls | {} failed examples",
+             {} LLM calls | failed examples: {}",
             self.total_cost,
             self.mean_cost,
             self.latency_p50_ms,
