@@ -722,12 +722,14 @@ impl Experiment {
         let registration = Registration::new();
         let reg = &registration;
         let app = &app;
-        let mut rows: Vec<(usize, ExampleResult)> =
-            futures_util::stream::iter(dataset.examples().iter().enumerate())
-                .map(|(i, ex)| async move { (i, self.run_one(reg, ex, app).await) })
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+        let examples = dataset.examples();
+        // Indices, not `&Example`s, go through the stream: a closure over borrowed items
+        // would make the run's future lose `Send` (rustc's higher-ranked closure limits).
+        let mut rows: Vec<(usize, ExampleResult)> = futures_util::stream::iter(0..examples.len())
+            .map(|i| async move { (i, self.run_one(reg, &examples[i], app).await) })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         rows.sort_by_key(|(i, _)| *i);
         let rows = rows.into_iter().map(|(_, r)| r).collect();
         ExperimentSummary::new(self, &registration.run_id, rows)
@@ -752,9 +754,17 @@ impl Experiment {
             "llmtel.experiment.example.id" = %ex.id,
         );
         let started = Instant::now();
-        let outcome = AssertUnwindSafe(app(ex.clone()).instrument(span.clone()))
-            .catch_unwind()
-            .await;
+        // A panic while building the future or while polling it fails this example only.
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            span.in_scope(|| app(ex.clone()))
+        })) {
+            Ok(fut) => {
+                AssertUnwindSafe(fut.instrument(span.clone()))
+                    .catch_unwind()
+                    .await
+            }
+            Err(panic) => Err(panic),
+        };
         let latency = started.elapsed();
         let calls = reg.take(&ex.id);
         let (answer, error) = match outcome {
@@ -1126,6 +1136,24 @@ impl fmt::Display for ExperimentSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn span_field_names_are_the_semconv_names() {
+        // `info_span!` needs literal field names: keep them equal to llmtel-semconv's.
+        assert_eq!(lt::EXPERIMENT_EXAMPLE_SPAN, "llmtel.experiment.example");
+        assert_eq!(lt::EXPERIMENT_NAME, "llmtel.experiment.name");
+        assert_eq!(lt::EXPERIMENT_RUN_ID, "llmtel.experiment.run_id");
+        assert_eq!(lt::EXPERIMENT_EXAMPLE_ID, "llmtel.experiment.example.id");
+    }
+
+    #[test]
+    fn a_run_can_be_spawned_on_a_multi_threaded_runtime() {
+        fn assert_send<T: Send>(_: &T) {}
+        let dataset = Dataset::from_reader(r#"{"input": "q"}"#.as_bytes()).unwrap();
+        let experiment = Experiment::new("send");
+        let run = experiment.run(&dataset, |ex| async move { Ok::<_, String>(ex.input) });
+        assert_send(&run);
+    }
 
     #[test]
     fn percentile_is_nearest_rank() {

@@ -390,6 +390,7 @@ fn a_panicking_app_fails_its_example_only() {
             }),
     );
     assert_eq!(summary.errors, 2, "q2 panicked, q5 returned an error");
+    assert_eq!(summary.rows.len(), 6, "the run went on after the panic");
     assert_eq!(
         summary.rows[1].error.as_deref(),
         Some("the app panicked: index out of bounds in the prompt builder")
