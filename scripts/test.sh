@@ -41,6 +41,13 @@ grep -q "Total cost of the simulated workload: \$0\.0" <<<"$out" \
   || { echo "quickstart did not print its totals:"; echo "$out"; exit 1; }
 echo "quickstart: ok"
 
+# Offline evaluation: runs with no API key and no collector, prints the experiment table.
+out="$(env -u OTEL_EXPORTER_OTLP_ENDPOINT -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+  cargo run -q -j2 --example evaluate-dataset 2>/dev/null)"
+grep -q '14 examples, 1 failed' <<<"$out" && grep -q '^token_f1 ' <<<"$out" \
+  || { echo "evaluate-dataset did not print its summary:"; echo "$out"; exit 1; }
+echo "evaluate-dataset: ok"
+
 # With Phoenix running and the standard variables pointing at it, the quickstart's spans
 # appear there with their GenAI and cost attributes (the project comes from
 # OTEL_RESOURCE_ATTRIBUTES, so this also checks that variable is honoured).

@@ -21,7 +21,10 @@
 //! - evaluation results and feedback emitted as **`gen_ai.evaluation.result`** spans
 //!   parented to the evaluated call's span ([`emit_evaluation`]);
 //! - **dashboard data** as one serde [`Snapshot`], served as JSON by the optional
-//!   [`dashboard`] endpoint (feature `dashboard`).
+//!   [`dashboard`] endpoint (feature `dashboard`);
+//! - **offline evaluation** ([`Experiment`]): an app function run over a [`Dataset`] (JSONL),
+//!   each example traced, scored by evaluators and against its expected output
+//!   ([`ExpectedOutput`]), summarised with cost and latency ([`ExperimentSummary`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -67,6 +70,7 @@ pub mod dashboard;
 mod detect;
 mod emit;
 pub mod eval;
+mod experiment;
 mod feedback;
 #[cfg(feature = "prometheus")]
 mod metrics;
@@ -84,6 +88,10 @@ pub use emit::{EvaluationRecord, TARGET, emit_evaluation};
 pub use eval::{
     EvalFuture, EvalInput, Evaluation, Evaluator, Fluency, Groundedness, JsonValidity,
     LexicalRelevance, PiiKind, PiiLeak, Refusal, SyncAdapter, SyncEvaluator, find_pii,
+};
+pub use experiment::{
+    Dataset, DatasetError, EvaluatorSummary, Example, ExampleResult, ExpectedOutput, Experiment,
+    ExperimentSink, ExperimentSummary, ReferenceEvaluator, Score,
 };
 pub use feedback::{CallRef, Feedback, FeedbackError};
 #[cfg(feature = "prometheus")]

@@ -214,6 +214,16 @@ pub mod llmtel {
     pub const FEATURE: &str = "llmtel.feature";
     /// App dimension: tenant.
     pub const TENANT: &str = "llmtel.tenant";
+
+    /// Name of the span llmtel-quality opens around each example of an offline experiment.
+    pub const EXPERIMENT_EXAMPLE_SPAN: &str = "llmtel.experiment.example";
+    /// Offline evaluation: the experiment's name.
+    pub const EXPERIMENT_NAME: &str = "llmtel.experiment.name";
+    /// Offline evaluation: one run of an experiment (unique per run), so that the LLM calls
+    /// of concurrent runs are told apart.
+    pub const EXPERIMENT_RUN_ID: &str = "llmtel.experiment.run_id";
+    /// Offline evaluation: the id of the dataset example the span ran.
+    pub const EXPERIMENT_EXAMPLE_ID: &str = "llmtel.experiment.example.id";
 }
 
 /// OpenInference names (Arize Phoenix), written when the compatibility option is on.
