@@ -460,3 +460,74 @@ impl Drop for TracedCall {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(base: &str, op: &str) -> String {
+        operation_url(base, op)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn base_urls_are_read_as_the_openai_sdks_read_them() {
+        let chat = "chat/completions";
+        assert_eq!(
+            url("http://localhost:8000", chat),
+            "http://localhost:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://localhost:8000/", chat),
+            "http://localhost:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            url("https://api.openai.com/v1", chat),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            url("https://api.openai.com/v1/", "embeddings"),
+            "https://api.openai.com/v1/embeddings"
+        );
+        assert_eq!(
+            url("https://openrouter.ai/api/v1", chat),
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
+        assert_eq!(
+            url("http://h:1/v1/chat/completions", chat),
+            "http://h:1/v1/chat/completions"
+        );
+        assert!(
+            url("localhost:8000", chat).contains("scheme"),
+            "{}",
+            url("localhost:8000", chat)
+        );
+        assert!(url("not a url", chat).contains("not a valid URL"));
+        assert!(url("ftp://h/v1", chat).contains("use http or https"));
+    }
+
+    #[test]
+    fn credentials_never_show() {
+        assert_eq!(
+            shown("https://user:pw@h/v1/chat/completions?key=s"),
+            "https://h/v1/chat/completions"
+        );
+        let cfg = EndpointConfig {
+            api_key: Some("sk-secret".into()),
+            ..EndpointConfig::new("http://h".into(), "m".into(), "f")
+        };
+        assert!(!format!("{cfg:?}").contains("sk-secret"));
+        let ep = Endpoint::build(cfg, "chat", "chat/completions", "chat completions").unwrap();
+        assert!(!format!("{ep:?}").contains("sk-secret"));
+        assert!(matches!(
+            Endpoint::build(
+                EndpointConfig::new("http://h".into(), " ".into(), "f"),
+                "chat",
+                "x",
+                "x"
+            ),
+            Err(EndpointConfigError::EmptyModel)
+        ));
+    }
+}
