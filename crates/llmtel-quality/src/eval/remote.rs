@@ -424,6 +424,7 @@ pub(crate) struct TracedCall {
 
 impl TracedCall {
     /// The call's span (to record request parameters).
+    #[cfg(feature = "judge")]
     pub(crate) fn span(&self) -> &Span {
         &self.span
     }
