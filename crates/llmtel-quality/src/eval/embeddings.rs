@@ -133,6 +133,9 @@ impl EmbeddingRelevance {
 
     /// Scores one input (what the pipeline runs): `Ok(None)` when it does not apply.
     ///
+    /// Call it from one Tokio runtime (the pipeline's evaluation thread has one): the HTTP
+    /// client's pooled connections belong to the runtime that opened them.
+    ///
     /// ## Errors
     /// See [`EvalError`]: the endpoint failed or did not return two usable vectors.
     pub async fn relevance(&self, input: &EvalInput) -> Result<Option<Evaluation>, EvalError> {

@@ -423,6 +423,9 @@ impl LlmJudge {
 
     /// Judges one input (what the pipeline runs): `Ok(None)` when it does not apply.
     ///
+    /// Call it from one Tokio runtime (the pipeline's evaluation thread has one): the HTTP
+    /// client's pooled connections belong to the runtime that opened them.
+    ///
     /// ## Errors
     /// See [`EvalError`]: the endpoint failed or its reply holds no verdict.
     pub async fn judge(&self, input: &EvalInput) -> Result<Option<Evaluation>, EvalError> {
