@@ -8,8 +8,10 @@
 //!   cost), taken on the request thread by a [`QualitySink`] (or [`QualityLayer`]) and queued
 //!   without blocking to the monitor thread;
 //! - **evaluators** ([`eval`]: lexical relevance, fluency, groundedness, refusal, JSON /
-//!   JSON-schema validity, PII leaks) run on their own thread with a sampling rate and a
-//!   timeout each, on content the app passes explicitly ([`Quality::evaluate`]);
+//!   JSON-schema validity, PII leaks; with features, an LLM-as-judge and relevance by
+//!   embeddings against any OpenAI-compatible endpoint) run on their own thread with a
+//!   sampling rate and a timeout each, on content the app passes explicitly
+//!   ([`Quality::evaluate`]); failures are counted, never seen by the app;
 //! - a **quality score** per call ([`QualityWeights`]), a weighted composite that leaves
 //!   missing signals out;
 //! - **user feedback** ([`Feedback`]) attached to a past call by response id, trace id or
@@ -54,6 +56,16 @@
 //! assert_eq!(snap.overall.total.evaluators["relevance"].avg, 1.0);
 //! ```
 //!
+//! # Feature flags
+//! - `prometheus`: quality gauges on `llmtel-metrics`' Prometheus endpoint.
+//! - `judge`: `eval::LlmJudge`, an LLM-as-judge with a rubric prompt against any
+//!   OpenAI-compatible chat-completions endpoint.
+//! - `embeddings`: `eval::EmbeddingRelevance`, relevance by the cosine similarity of
+//!   embeddings from any OpenAI-compatible embeddings endpoint.
+//!
+//! The remote evaluators' own model calls are GenAI spans, priced under their own
+//! `llmtel.feature` and marked [`EVALUATION_MARKER`] so the pipeline never monitors them.
+//!
 //! # Time
 //! The monitor files every event under its own time (a call's end, a rating's `at`), never
 //! the wall clock at processing, so tests drive it with a simulated clock and late events do
@@ -85,9 +97,14 @@ pub use detect::{
     TrendTracker,
 };
 pub use emit::{EvaluationRecord, TARGET, emit_evaluation};
+#[cfg(feature = "embeddings")]
+pub use eval::EmbeddingRelevance;
+#[cfg(feature = "judge")]
+pub use eval::LlmJudge;
 pub use eval::{
-    EvalFuture, EvalInput, Evaluation, Evaluator, Fluency, Groundedness, JsonValidity,
-    LexicalRelevance, PiiKind, PiiLeak, Refusal, SyncAdapter, SyncEvaluator, find_pii,
+    EVALUATION_MARKER, EvalError, EvalFuture, EvalInput, Evaluation, Evaluator, Fluency,
+    Groundedness, JsonValidity, LexicalRelevance, PiiKind, PiiLeak, Refusal, SyncAdapter,
+    SyncEvaluator, TryEvalFuture, find_pii,
 };
 pub use experiment::{
     Dataset, DatasetError, EvaluatorSummary, Example, ExampleResult, ExpectedOutput, Experiment,

@@ -19,7 +19,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::emit::{EvaluationRecord, emit_evaluation};
 use crate::eval::text::cut;
-use crate::eval::{EvalInput, Evaluation, Evaluator};
+use crate::eval::{EVALUATION_MARKER, EvalInput, Evaluation, Evaluator};
 use crate::feedback::Feedback;
 use crate::monitor::{Monitor, MonitorConfig, Snapshot};
 use crate::signals::CallSignals;
@@ -59,6 +59,12 @@ pub struct QualityStats {
     pub evals_timed_out: u64,
     /// Evaluator runs that panicked.
     pub evals_panicked: u64,
+    /// Evaluator runs that failed ([`crate::eval::EvalError`]: endpoint down, HTTP errors,
+    /// malformed replies); the last message is [`Quality::last_evaluator_error`].
+    pub evals_failed: u64,
+    /// Model calls made by evaluators themselves (marked `llmtel.evaluation`), left out of the
+    /// monitor.
+    pub evaluator_calls_skipped: u64,
     /// Feedback queued.
     pub feedback_queued: u64,
     /// Feedback dropped (queue full).
@@ -80,6 +86,8 @@ struct Counters {
     evals_not_applicable: AtomicU64,
     evals_timed_out: AtomicU64,
     evals_panicked: AtomicU64,
+    evals_failed: AtomicU64,
+    evaluator_calls_skipped: AtomicU64,
     feedback_queued: AtomicU64,
     feedback_dropped: AtomicU64,
     events_emitted: AtomicU64,
@@ -224,14 +232,19 @@ impl QualityBuilder {
                 threads.push(h);
             }
         }
+        let last_error = Arc::new(Mutex::new(None));
         {
-            let c = counters.clone();
             let to_monitor = mtx.clone();
-            let slots = self.evaluators;
-            let max_chars = self.max_input_chars;
+            let ctx = EvalContext {
+                slots: self.evaluators,
+                counters: counters.clone(),
+                max_chars: self.max_input_chars,
+                dispatch: dispatch.clone(),
+                last_error: last_error.clone(),
+            };
             if let Ok(h) = std::thread::Builder::new()
                 .name("llmtel-quality-eval".into())
-                .spawn(move || run_evals(erx, to_monitor, slots, c, max_chars))
+                .spawn(move || run_evals(erx, to_monitor, ctx))
             {
                 threads.push(h);
             }
@@ -244,6 +257,7 @@ impl QualityBuilder {
                 counters,
                 alerts: self.alerts,
                 dispatch,
+                last_error,
                 threads: Mutex::new(threads),
             }),
         }
@@ -257,6 +271,7 @@ struct Inner {
     counters: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
     dispatch: SharedDispatch,
+    last_error: Arc<Mutex<Option<String>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -409,6 +424,16 @@ impl Quality {
             .snapshot()
     }
 
+    /// The last evaluator failure, as `{evaluator}: {message}` (the messages say what to do;
+    /// they never hold API keys or evaluated content).
+    pub fn last_evaluator_error(&self) -> Option<String> {
+        self.inner
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Runs `f` on the monitor (for its footprint, call scores, active alerts).
     pub fn with_monitor<R>(&self, f: impl FnOnce(&Monitor) -> R) -> R {
         f(&self.inner.monitor.lock().unwrap_or_else(|e| e.into_inner()))
@@ -427,6 +452,8 @@ impl Quality {
             evals_not_applicable: c.evals_not_applicable.load(Relaxed),
             evals_timed_out: c.evals_timed_out.load(Relaxed),
             evals_panicked: c.evals_panicked.load(Relaxed),
+            evals_failed: c.evals_failed.load(Relaxed),
+            evaluator_calls_skipped: c.evaluator_calls_skipped.load(Relaxed),
             feedback_queued: c.feedback_queued.load(Relaxed),
             feedback_dropped: c.feedback_dropped.load(Relaxed),
             events_emitted: c.events_emitted.load(Relaxed),
@@ -472,6 +499,17 @@ impl fmt::Debug for QualitySink {
 }
 
 impl QualitySink {
+    /// Queues one call's signals unless an evaluator made the call (it carries
+    /// `llmtel.evaluation`: counted in [`QualityStats::evaluator_calls_skipped`]); never
+    /// blocks.
+    pub fn send_call(&self, call: &LlmCall) -> bool {
+        if call.dimensions.get(EVALUATION_MARKER).is_some() {
+            self.counters.evaluator_calls_skipped.fetch_add(1, Relaxed);
+            return false;
+        }
+        self.send(CallSignals::from_call(call))
+    }
+
     /// Queues one call's signals; never blocks.
     pub fn send(&self, signals: CallSignals) -> bool {
         let ok = self
@@ -489,7 +527,7 @@ impl QualitySink {
 
 impl CallSink for QualitySink {
     fn on_call(&self, call: &LlmCall) {
-        self.send(CallSignals::from_call(call));
+        self.send_call(call);
     }
 }
 
@@ -505,12 +543,8 @@ where
 {
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let signals = span
-            .extensions()
-            .get::<LlmCall>()
-            .map(CallSignals::from_call);
-        if let Some(s) = signals {
-            self.sink.send(s);
+        if let Some(call) = span.extensions().get::<LlmCall>() {
+            self.sink.send_call(call);
         }
     }
 }
@@ -606,15 +640,36 @@ fn sampled(input: &EvalInput, name: &str, rate: f64) -> bool {
     (h.finish() as f64 / u64::MAX as f64) < rate
 }
 
-fn run_evals(
-    rx: Receiver<EvalMsg>,
-    to_monitor: SyncSender<MonitorMsg>,
+/// Runs `f` with `d` as the default dispatcher, if given.
+fn within<R>(d: Option<&tracing::Dispatch>, f: impl FnOnce() -> R) -> R {
+    match d {
+        Some(d) => tracing::dispatcher::with_default(d, f),
+        None => f(),
+    }
+}
+
+/// What the evaluation thread holds.
+struct EvalContext {
     slots: Vec<EvaluatorSlot>,
-    c: Arc<Counters>,
+    counters: Arc<Counters>,
     max_chars: usize,
-) {
+    /// Where evaluators' own spans go (remote evaluators trace their model calls): the
+    /// pipeline's dispatcher when set, else the global default.
+    dispatch: SharedDispatch,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+fn run_evals(rx: Receiver<EvalMsg>, to_monitor: SyncSender<MonitorMsg>, ctx: EvalContext) {
+    let EvalContext {
+        slots,
+        counters: c,
+        max_chars,
+        dispatch,
+        last_error,
+    } = ctx;
+    // Time for the timeouts; I/O too when remote evaluators are compiled in.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
         .ok();
     while let Ok(msg) = rx.recv() {
@@ -644,20 +699,40 @@ fn run_evals(
                 c.evals_sampled_out.fetch_add(1, Relaxed);
                 continue;
             }
+            let weak = dispatch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let d = weak.and_then(|w| w.upgrade());
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // The timer is created inside the runtime (it needs its time driver).
-                rt.block_on(async {
-                    tokio::time::timeout(slot.timeout, slot.evaluator.evaluate(&input)).await
-                })
+                let run = || {
+                    rt.block_on(async {
+                        tokio::time::timeout(slot.timeout, slot.evaluator.try_evaluate(&input))
+                            .await
+                    })
+                };
+                within(d.as_ref(), run)
             }));
             match r {
-                Ok(Ok(Some(ev))) => {
+                Ok(Ok(Err(e))) => {
+                    c.evals_failed.fetch_add(1, Relaxed);
+                    let name = slot.evaluator.name();
+                    within(d.as_ref(), || {
+                        tracing::warn!(
+                            target: crate::emit::TARGET,
+                            evaluator = name,
+                            "error.type" = e.error_type(),
+                            "evaluator failed: {e}"
+                        )
+                    });
+                    *last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("{name}: {e}"));
+                }
+                Ok(Ok(Ok(Some(ev)))) => {
                     c.evals_run.fetch_add(1, Relaxed);
                     // Blocking send: the evaluation thread waits for the monitor, never the
                     // request path.
                     let _ = to_monitor.send(MonitorMsg::Eval(Box::new((input.clone(), ev))));
                 }
-                Ok(Ok(None)) => {
+                Ok(Ok(Ok(None))) => {
                     c.evals_not_applicable.fetch_add(1, Relaxed);
                 }
                 Ok(Err(_)) => {

@@ -1,15 +1,23 @@
 //! Evaluators: one trait, six built-in heuristics, each giving a score in `0..=1`, a label and
-//! an explanation.
+//! an explanation; with the `judge` and `embeddings` features, an LLM-as-judge
+//! (`LlmJudge`) and relevance by embeddings (`EmbeddingRelevance`) against any
+//! OpenAI-compatible endpoint.
 //!
 //! Evaluators never run on the request thread: [`crate::Quality::evaluate`] queues the input
 //! and the evaluation thread runs them, each with its own sampling rate and timeout.
 
+#[cfg(feature = "embeddings")]
+mod embeddings;
 mod fluency;
 mod groundedness;
 mod json;
+#[cfg(feature = "judge")]
+mod judge;
 mod pii;
 mod refusal;
 mod relevance;
+#[cfg(any(feature = "judge", feature = "embeddings"))]
+mod remote;
 pub(crate) mod text;
 
 use std::fmt::Debug;
@@ -20,12 +28,29 @@ use std::time::SystemTime;
 use opentelemetry::trace::{SpanId, TraceId};
 use serde::Serialize;
 
+#[cfg(feature = "embeddings")]
+pub use embeddings::{
+    DEFAULT_EMBEDDING_THRESHOLD, EMBEDDINGS_FEATURE, EmbeddingRelevance, EmbeddingRelevanceBuilder,
+};
 pub use fluency::Fluency;
 pub use groundedness::Groundedness;
 pub use json::{JsonValidity, SCHEMA_KEYWORDS};
+#[cfg(feature = "judge")]
+pub use judge::{
+    DEFAULT_JUDGE_THRESHOLD, DEFAULT_RUBRIC, JUDGE_FEATURE, JudgeScale, LlmJudge, LlmJudgeBuilder,
+    Verdict, parse_verdict,
+};
 pub use pii::{PiiKind, PiiLeak, find_pii};
 pub use refusal::{REFUSAL_PHRASES, Refusal};
 pub use relevance::LexicalRelevance;
+#[cfg(any(feature = "judge", feature = "embeddings"))]
+pub use remote::EndpointConfigError;
+
+/// The attribute that marks a model call made by an evaluator (`LlmJudge`,
+/// `EmbeddingRelevance`), value `"true"`: such calls are priced like any other (under
+/// their own `llmtel.feature`) but never monitored or evaluated as app calls. A string, so
+/// that it reaches [`llmtel::LlmCall`] as a custom dimension.
+pub const EVALUATION_MARKER: &str = "llmtel.evaluation";
 
 /// What an evaluator looks at: the content of one call, passed explicitly by the app (llmtel
 /// captures no content by itself), and the call it belongs to.
@@ -165,6 +190,114 @@ impl Evaluation {
 /// The future an [`Evaluator`] returns.
 pub type EvalFuture<'a> = Pin<Box<dyn Future<Output = Option<Evaluation>> + Send + 'a>>;
 
+/// The future of [`Evaluator::try_evaluate`]: a result, `None` when the evaluator does not
+/// apply, or why it failed.
+pub type TryEvalFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Evaluation>, EvalError>> + Send + 'a>>;
+
+/// Why an evaluator could not give a result (the remote evaluators' endpoint failed or
+/// answered something unusable). The pipeline counts these in
+/// [`crate::QualityStats::evals_failed`]; the app is never affected.
+///
+/// Messages name the endpoint (without credentials) and say what to do; they never carry the
+/// API key or the evaluated content.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The endpoint could not be reached (connection refused, DNS, TLS).
+    #[error(
+        "evaluator endpoint {endpoint} is unreachable ({detail}); check the base URL and that the server is up"
+    )]
+    Unreachable {
+        /// The endpoint, without credentials.
+        endpoint: String,
+        /// What the HTTP client said.
+        detail: String,
+    },
+    /// The endpoint did not answer in time.
+    #[error(
+        "evaluator endpoint {endpoint} did not answer within {timeout_ms} ms; raise the HTTP timeout (with_http_timeout) or the evaluator's timeout"
+    )]
+    Timeout {
+        /// The endpoint, without credentials.
+        endpoint: String,
+        /// The HTTP timeout that expired, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The endpoint refused the credentials (HTTP 401 or 403).
+    #[error(
+        "evaluator endpoint {endpoint} refused the request with HTTP {status}; set a valid API key with with_api_key"
+    )]
+    Unauthorized {
+        /// The endpoint, without credentials.
+        endpoint: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// The endpoint is rate limiting (HTTP 429).
+    #[error(
+        "evaluator endpoint {endpoint} is rate limiting (HTTP 429); lower the evaluator's sampling rate or raise the account's limits"
+    )]
+    RateLimited {
+        /// The endpoint, without credentials.
+        endpoint: String,
+    },
+    /// Any other HTTP error status (5xx, 400, 404, ...).
+    #[error("evaluator endpoint {endpoint} failed with HTTP {status}: {detail}")]
+    Http {
+        /// The endpoint, without credentials.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The error message of the body (OpenAI error shape), cut to 200 characters.
+        detail: String,
+    },
+    /// The body was not the expected response (not JSON, or fields missing).
+    #[error(
+        "evaluator endpoint {endpoint} answered with an unexpected body ({detail}); check that it is an OpenAI-compatible {expected} endpoint"
+    )]
+    MalformedResponse {
+        /// The endpoint, without credentials.
+        endpoint: String,
+        /// `chat completions` or `embeddings`.
+        expected: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The judge's reply holds no usable score.
+    #[error(
+        "the judge's reply ({chars} characters) holds no usable score: {reason}; make the rubric ask for a JSON object with a numeric \"score\" (or use with_json_response_format)"
+    )]
+    UnparseableVerdict {
+        /// Length of the reply.
+        chars: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A custom evaluator's failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl EvalError {
+    /// A low-cardinality class for `error.type`: `unreachable`, `timeout`, `unauthorized`,
+    /// `rate_limit`, `server_error` (5xx), `http_error` (other statuses),
+    /// `malformed_response`, `unparseable_verdict`, `other`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            EvalError::Unreachable { .. } => "unreachable",
+            EvalError::Timeout { .. } => "timeout",
+            EvalError::Unauthorized { .. } => "unauthorized",
+            EvalError::RateLimited { .. } => "rate_limit",
+            EvalError::Http { status, .. } if *status >= 500 => "server_error",
+            EvalError::Http { .. } => "http_error",
+            EvalError::MalformedResponse { .. } => "malformed_response",
+            EvalError::UnparseableVerdict { .. } => "unparseable_verdict",
+            EvalError::Other(_) => "other",
+        }
+    }
+}
+
 /// An evaluator: looks at one [`EvalInput`] and returns an [`Evaluation`], or `None` when it
 /// does not apply (no question for relevance, no context for groundedness, ...).
 ///
@@ -193,6 +326,14 @@ pub trait Evaluator: Send + Sync + Debug + 'static {
     fn name(&self) -> &str;
     /// Evaluates one input.
     fn evaluate<'a>(&'a self, input: &'a EvalInput) -> EvalFuture<'a>;
+    /// Evaluates one input and says why when it fails; the pipeline calls this one and counts
+    /// failures ([`crate::QualityStats::evals_failed`]). The default never fails: it is
+    /// [`Evaluator::evaluate`]. Evaluators that can fail (remote ones) implement it and make
+    /// `evaluate` its `Ok` value.
+    fn try_evaluate<'a>(&'a self, input: &'a EvalInput) -> TryEvalFuture<'a> {
+        let fut = self.evaluate(input);
+        Box::pin(async move { Ok(fut.await) })
+    }
 }
 
 /// A synchronous evaluator; implement this and get [`Evaluator`] for free via [`SyncAdapter`].
@@ -216,7 +357,7 @@ impl<E: SyncEvaluator> Evaluator for SyncAdapter<E> {
     }
 }
 
-/// The six built-in evaluators with their default settings, ready for
+/// The six built-in (local, heuristic) evaluators with their default settings, ready for
 /// [`crate::QualityBuilder::with_evaluator`].
 pub fn builtin() -> Vec<std::sync::Arc<dyn Evaluator>> {
     vec![
