@@ -214,6 +214,9 @@ pub mod llmtel {
     pub const FEATURE: &str = "llmtel.feature";
     /// App dimension: tenant.
     pub const TENANT: &str = "llmtel.tenant";
+    /// `"true"` on an LLM call made by an evaluator (LLM-as-judge, embeddings): priced under
+    /// its own feature, never evaluated or monitored as an app call.
+    pub const EVALUATION: &str = "llmtel.evaluation";
 
     /// Name of the span llmtel-quality opens around each example of an offline experiment.
     pub const EXPERIMENT_EXAMPLE_SPAN: &str = "llmtel.experiment.example";

@@ -50,7 +50,7 @@ pub use remote::EndpointConfigError;
 /// `EmbeddingRelevance`), value `"true"`: such calls are priced like any other (under
 /// their own `llmtel.feature`) but never monitored or evaluated as app calls. A string, so
 /// that it reaches [`llmtel::LlmCall`] as a custom dimension.
-pub const EVALUATION_MARKER: &str = "llmtel.evaluation";
+pub const EVALUATION_MARKER: &str = llmtel_semconv::llmtel::EVALUATION;
 
 /// What an evaluator looks at: the content of one call, passed explicitly by the app (llmtel
 /// captures no content by itself), and the call it belongs to.

@@ -254,8 +254,9 @@ impl Endpoint {
     }
 
     /// Opens the evaluator call's GenAI span (`{operation} {model}`): marked
-    /// `llmtel.evaluation = "true"` ([`super::EVALUATION_MARKER`]), under the evaluator's feature, parented to the evaluated
-    /// call's span when its ids are known. Content is never recorded on it.
+    /// `llmtel.evaluation = "true"` ([`super::EVALUATION_MARKER`]), under the evaluator's
+    /// feature, parented to the evaluated call's span when its ids are known. Content is never
+    /// recorded on it.
     pub(crate) fn open_call(&self, input: &EvalInput) -> TracedCall {
         let span = llmtel::llm_span!(
             self.operation,
