@@ -1,6 +1,34 @@
 //! Recording a response you already have on a span you opened — for clients the middleware
-//! cannot wrap (async-openai builds its own `reqwest::Client`; any SDK whose response types
-//! are `Serialize`).
+//! cannot wrap (async-openai takes a plain `reqwest::Client`, not a middleware client; any
+//! SDK whose response types are `Serialize`).
+//!
+//! - a whole response: [`record_json_response`] (its bytes) or [`record_response`] (a
+//!   `Serialize` value such as async-openai's `CreateChatCompletionResponse`);
+//! - a stream: [`ObservedStream`] wraps any stream of `Result<T: Serialize, E>` (such as
+//!   async-openai's `ChatCompletionResponseStream`), passes every item through unchanged and
+//!   ends the span like the middleware does: usage from the last chunk (or estimated from the
+//!   text, marked so), time to first chunk and per output chunk, `error.type = "interrupted"`
+//!   when the stream fails, `"cancelled"` when the caller drops it early.
+//!
+//! ```no_run
+//! # async fn run(client: async_openai::Client<async_openai::config::OpenAIConfig>,
+//! #              request: async_openai::types::chat::CreateChatCompletionRequest)
+//! #              -> Result<(), Box<dyn std::error::Error>> {
+//! use futures_util::StreamExt as _;
+//! use llmtel_reqwest::{Api, record::ObservedStream};
+//!
+//! let span = llmtel::llm_span!("chat", "openai", &request.model);
+//! let started = std::time::Instant::now();
+//! let stream = client.chat().create_stream(request.clone()).await?;
+//! let mut stream = ObservedStream::new(span, Api::OpenAiChat, stream)
+//!     .started_at(started)
+//!     .with_request(&request); // model and prompt for estimates, content if captured
+//! while let Some(chunk) = stream.next().await {
+//!     let chunk = chunk?; // the SDK's own type, untouched
+//! }
+//! // the span has ended: usage, cost, time to first chunk
+//! # Ok(()) }
+//! ```
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
@@ -14,10 +42,31 @@
 //! # });
 //! ```
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use serde::Serialize;
 use tracing::Span;
 
+use crate::body::{CallState, End};
 use crate::decode::{Decoder, Observed};
+use crate::reader::Tap;
 use crate::route::Api;
+
+/// Like [`record_json_response`], for a response value (`serde_json` serialises it first).
+pub fn record_response<T: Serialize + ?Sized>(span: &Span, api: Api, response: &T) -> Observed {
+    match serde_json::to_vec(response) {
+        Ok(body) => record_json_response(span, api, &body),
+        Err(e) => {
+            let mut d = Decoder::new(api);
+            d.note_parse_error(format!("the response could not be serialised: {e}"));
+            d.into_observed()
+        }
+    }
+}
 
 /// Parses a complete JSON response of `api` and records its id, model, finish reasons and
 /// usage on `span` (an [`llmtel::llm_span!`]); a parse error is returned in
@@ -48,5 +97,128 @@ pub fn record_observed(span: &Span, obs: &Observed) {
     );
     if let Some(u) = &obs.usage {
         llmtel::record_usage(span, u);
+    }
+}
+
+/// A stream of provider chunks (`Result<T, E>`, `T: Serialize`) observed for its span; items
+/// pass through unchanged. See the [module docs](self).
+///
+/// The span ends when the stream ends, fails or is dropped; its bytes are decoded on
+/// llmtel-reqwest's reader thread, like the middleware's.
+#[must_use = "streams do nothing unless polled"]
+pub struct ObservedStream<S> {
+    inner: S,
+    setup: Option<Setup>,
+    tap: Option<Tap>,
+}
+
+struct Setup {
+    span: Span,
+    api: Api,
+    started: Instant,
+    request: Option<Bytes>,
+    model: Option<String>,
+}
+
+impl<S> std::fmt::Debug for ObservedStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedStream")
+            .field("started", &self.tap.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ObservedStream<S> {
+    /// Observes `stream`, the response of an `api` call, for `span` (an
+    /// [`llmtel::llm_span!`]).
+    pub fn new(span: Span, api: Api, stream: S) -> Self {
+        ObservedStream {
+            inner: stream,
+            setup: Some(Setup {
+                span,
+                api,
+                started: Instant::now(),
+                request: None,
+                model: None,
+            }),
+            tap: None,
+        }
+    }
+
+    /// When the request was sent (default: when the stream was wrapped), for the time to
+    /// first chunk.
+    pub fn started_at(mut self, at: Instant) -> Self {
+        if let Some(s) = self.setup.as_mut() {
+            s.started = at;
+        }
+        self
+    }
+
+    /// The request (any `Serialize` body of the provider's shape): its model is the fallback
+    /// for an estimate, its prompt is counted when the stream carries no usage and recorded
+    /// when content capture is on.
+    pub fn with_request<R: Serialize + ?Sized>(mut self, request: &R) -> Self {
+        if let (Some(s), Ok(body)) = (self.setup.as_mut(), serde_json::to_vec(request)) {
+            s.model = crate::request::request_info(s.api, &body).and_then(|i| i.model);
+            s.request = Some(Bytes::from(body));
+        }
+        self
+    }
+
+    fn tap(&mut self) -> Option<&mut Tap> {
+        if let Some(s) = self.setup.take() {
+            let state = CallState::new(
+                s.span,
+                s.api,
+                s.model.unwrap_or_else(|| "unknown".to_owned()),
+                200,
+                true,
+                s.started,
+                s.request,
+                llmtel::content_capture().is_enabled(),
+                None,
+            );
+            self.tap = Some(Tap::new(state));
+        }
+        self.tap.as_mut()
+    }
+}
+
+impl<S, T, E> Stream for ObservedStream<S>
+where
+    S: Stream<Item = Result<T, E>> + Unpin,
+    T: Serialize,
+    E: std::fmt::Display,
+{
+    type Item = Result<T, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        let Some(tap) = this.tap() else {
+            return polled;
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(item))) => {
+                // One SSE event per item, as the provider sent it.
+                let mut event = b"data: ".to_vec();
+                if serde_json::to_writer(&mut event, item).is_ok() {
+                    event.extend_from_slice(b"\n\n");
+                    tap.on_data(&Bytes::from(event));
+                }
+            }
+            Poll::Ready(Some(Err(e))) => tap.end(End::Failed(e.to_string())),
+            Poll::Ready(None) => tap.end(End::Complete),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl<S> Drop for ObservedStream<S> {
+    fn drop(&mut self) {
+        if let Some(tap) = self.tap() {
+            tap.end(End::Dropped);
+        }
     }
 }
