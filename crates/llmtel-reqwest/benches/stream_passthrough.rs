@@ -176,6 +176,12 @@ fn benches(c: &mut Criterion) {
         b.to_async(&rt).iter(|| read_all(&mw_big, &big_url))
     });
     g.finish();
+    // Every byte must have been decoded (none skipped because the reader fell behind), or
+    // the numbers above do not measure the middleware's work.
+    assert!(llmtel::finish_pending_spans(std::time::Duration::from_secs(60)));
+    let stats = llmtel_reqwest::reader_stats();
+    eprintln!("body reader after the throughput runs: {stats:?}");
+    assert_eq!(stats.bytes_skipped, 0, "the reader fell behind: {stats:?}");
 
     let mut g = c.benchmark_group("first_chunk");
     g.bench_function("plain_reqwest", |b| {
