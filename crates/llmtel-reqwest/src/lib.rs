@@ -44,8 +44,14 @@
 //! ```
 //!
 //! The span ends when the response body ends (read to its end, failed, or dropped), so a
-//! streamed call's span covers the whole stream. A budget can refuse calls before they are
-//! sent with a [`PreflightHook`].
+//! streamed call's span covers the whole stream. The body's bytes are decoded, and the span
+//! ended, on llmtel-reqwest's reader thread, so the caller's stream runs at the speed of
+//! plain reqwest; the caller's thread only notes when each frame arrived ([`reader_stats`]
+//! counts what the reader did; `llmtel::finish_pending_spans`, which llmtel's guard calls,
+//! waits for it). A budget can refuse calls before they are sent with a [`PreflightHook`].
+//!
+//! For SDKs that take a plain `reqwest::Client` (async-openai), [`record`] records a
+//! response or observes a stream on a span you open.
 //!
 //! # Feature flags
 //! None yet.
