@@ -209,7 +209,9 @@ impl Middleware for LlmMiddleware {
             (h.clone(), call)
         });
         if let Some((h, call)) = &hook {
-            if let Err(refusal) = h.preflight(call) {
+            // In the call's span: a budget reads the app's dimensions from its ancestors
+            // (`llmtel::current_dimensions`) and binds its reservation to it.
+            if let Err(refusal) = span.in_scope(|| h.preflight(call)) {
                 llmtel::record_error(&span, refusal.error_type(), refusal.message());
                 return Err(reqwest_middleware::Error::middleware(refusal));
             }

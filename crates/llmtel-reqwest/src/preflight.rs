@@ -3,13 +3,16 @@
 //!
 //! A budget (e.g. `llmtel-budget`) implements [`PreflightHook`] and is given to
 //! [`crate::LlmMiddleware::with_preflight`]. For every recognised LLM call the middleware
-//! calls [`PreflightHook::preflight`] **before** any network I/O: an `Err` aborts the call
+//! calls [`PreflightHook::preflight`] **before** any network I/O, inside the call's span (so
+//! `tracing::Span::current()` is the LLM span and `llmtel::current_dimensions()` gives the
+//! app's `user.id`, feature, tenant from its ancestors): an `Err` aborts the call
 //! (the caller gets `reqwest_middleware::Error::Middleware` wrapping the
 //! [`PreflightError`], the span records `error.type` from [`PreflightError::error_type`]),
 //! `Ok` lets it go. Once the call is over (response body read to its end, failed, or dropped)
 //! [`PreflightHook::settle`] runs exactly once with what was seen: usage (reported or
-//! estimated), the response model and the error class. Both run on the request path: keep
-//! them fast and non-blocking (an in-memory check, a channel send).
+//! estimated), the response model and the error class. `preflight` runs on the request path,
+//! `settle` on llmtel-reqwest's body reader thread: keep both fast and non-blocking (an
+//! in-memory check, a channel send).
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};

@@ -274,6 +274,43 @@ where
     }
 }
 
+/// The dimensions (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, custom
+/// `llmtel.*`) the current span would give an LLM call opened in it: its own and, for those
+/// it does not set, its nearest ancestors'. Read from [`LlmLayer`]'s span data, so empty when
+/// no `LlmLayer` is installed or no span is current. For pre-flight checks (budgets) before
+/// a call's usage is known.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = tracing_subscriber::registry().with(llmtel::layer());
+/// tracing::subscriber::with_default(subscriber, || {
+///     let request = tracing::info_span!("request", "user.id" = "u-7", "llmtel.feature" = "faq");
+///     let _g = request.enter();
+///     let dims = llmtel::current_dimensions();
+///     assert_eq!(dims.user.as_deref(), Some("u-7"));
+///     assert_eq!(dims.feature.as_deref(), Some("faq"));
+/// });
+/// ```
+pub fn current_dimensions() -> crate::Dimensions {
+    let mut dims = crate::Dimensions::default();
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        let Some(registry) = dispatch.downcast_ref::<tracing_subscriber::Registry>() else {
+            return;
+        };
+        let Some(span) = registry.span(id) else {
+            return;
+        };
+        for s in span.scope() {
+            if let Some(state) = s.extensions().get::<SpanState>() {
+                if !state.fields.dims.is_empty() {
+                    dims.inherit_from(&state.fields.dims);
+                }
+            }
+        }
+    });
+    dims
+}
+
 /// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed.
 fn otel_ids(id: &Id) -> Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)> {
     use opentelemetry::trace::TraceContextExt;

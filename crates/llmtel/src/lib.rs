@@ -80,7 +80,7 @@ pub use content::{
 pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
-pub use layer::{CallSink, LlmLayer};
+pub use layer::{CallSink, LlmLayer, current_dimensions};
 pub use pending::{finish_pending_spans, register_span_finisher};
 pub use span::{
     ReportedBy, record_cost, record_error, record_input_messages, record_output_messages,
