@@ -63,6 +63,8 @@ mod layer;
 #[cfg(feature = "prometheus")]
 mod metrics;
 mod period;
+#[cfg(feature = "reqwest")]
+mod preflight;
 mod rule;
 mod status;
 pub mod store;
@@ -73,6 +75,8 @@ pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
 pub use layer::BudgetLayer;
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;
+#[cfg(feature = "reqwest")]
+pub use preflight::BudgetPreflight;
 pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig};
 pub use status::{RuleStatus, render_json, render_table};
 #[cfg(feature = "redis")]

@@ -79,6 +79,7 @@ pub struct SettledCall {
 pub struct PreflightError {
     error_type: String,
     message: String,
+    retry_at: Option<std::time::SystemTime>,
 }
 
 impl PreflightError {
@@ -87,7 +88,19 @@ impl PreflightError {
         PreflightError {
             error_type: error_type.into(),
             message: message.into(),
+            retry_at: None,
         }
+    }
+
+    /// When the call may succeed again (a budget's reset), for an HTTP `Retry-After`.
+    pub fn with_retry_at(mut self, at: std::time::SystemTime) -> Self {
+        self.retry_at = Some(at);
+        self
+    }
+
+    /// When the call may succeed again, if the refusal said.
+    pub fn retry_at(&self) -> Option<std::time::SystemTime> {
+        self.retry_at
     }
 
     /// The `error.type` recorded on the span.

@@ -1,0 +1,190 @@
+//! `BudgetPreflight` in llmtel-reqwest's middleware: a call that would pass a user's limit is
+//! refused before any network request (the server never sees it) with `budget_exceeded` and
+//! the budget's reset time; an admitted call is settled once, by the `BudgetLayer`, with its
+//! actual cost (not the pre-flight estimate); another user is not affected. In every store.
+#![cfg(feature = "reqwest")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use llmtel_budget::{BudgetPreflight, Budgets, CallContext, Period, Rule, Scope};
+use llmtel_reqwest::PreflightError;
+use support::{TestClock, usd};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::Instrument as _;
+use tracing_subscriber::prelude::*;
+
+/// gpt-4o: 1,200 prompt tokens (1,024 cached), 300 completion tokens: $0.004720.
+const RESPONSE: &str = r#"{"id":"chatcmpl-b1","object":"chat.completion","created":1741570283,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Refunds within 30 days."},"finish_reason":"stop"}],"usage":{"prompt_tokens":1200,"completion_tokens":300,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":1024}}}"#;
+
+/// 175 bytes: 44 prompt tokens in the estimate.
+const REQUEST: &str = r#"{"model":"gpt-4o","max_tokens":512,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the refund window for an order placed online?"}]}"#;
+
+/// A local OpenAI-compatible server: answers every request with `RESPONSE`, counts them.
+async fn server(seen: Arc<AtomicUsize>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut have = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    have.extend_from_slice(&buf[..n]);
+                    let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if have.len() < end + 4 + len {
+                        continue;
+                    }
+                    have.drain(..end + 4 + len);
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{RESPONSE}",
+                        RESPONSE.len()
+                    );
+                    if sock.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}/v1")
+}
+
+async fn chat(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    base: &str,
+    user: &str,
+) -> Result<String, reqwest_middleware::Error> {
+    let request = tracing::info_span!("request", "user.id" = user);
+    async {
+        let resp = client
+            .post(format!("{base}/chat/completions"))
+            .header("content-type", "application/json")
+            .body(REQUEST)
+            .send()
+            .await?;
+        Ok(resp.text().await?)
+    }
+    .instrument(request)
+    .await
+}
+
+fn run(kind: &str) {
+    let clock = TestClock::at("2025-06-01T15:00:00Z");
+    let budgets = Budgets::builder()
+        .with_store(support::store(kind, "preflight"))
+        .with_clock(clock.clock())
+        .with_rule(
+            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
+                .with_limit_usd(usd("0.008")),
+        )
+        .build();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::layer())
+        .with(budgets.layer());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let hook = BudgetPreflight::new(budgets.clone());
+    rt.block_on(async {
+        let base = server(seen.clone()).await;
+        let mw = llmtel_reqwest::LlmMiddleware::new()
+            .with_openai_compatible(&base, "openai")
+            .unwrap()
+            .with_preflight(hook.clone());
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(mw)
+            .build();
+
+        // u-1's first call: worst case 44 in + 512 out at gpt-4o = $0.00523 <= $0.008.
+        let body = chat(&client, &base, "u-1").await.expect("admitted");
+        assert_eq!(body, RESPONSE, "the caller gets the provider's bytes");
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        // The reader ends the span; the BudgetLayer settles the reservation with the actual
+        // $0.004720 (not the $0.00523 estimate).
+        assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
+        assert!(budgets.flush(Duration::from_secs(10)));
+
+        // u-1's second call: $0.004720 spent + $0.00523 > $0.008: refused, never sent.
+        let err = chat(&client, &base, "u-1").await.expect_err("refused");
+        let reqwest_middleware::Error::Middleware(e) = err else {
+            panic!("expected the pre-flight refusal, got {err:?}");
+        };
+        let refusal = e
+            .downcast_ref::<PreflightError>()
+            .expect("a PreflightError");
+        assert_eq!(refusal.error_type(), "budget_exceeded");
+        assert!(
+            refusal.message().contains("per-user-daily") && refusal.message().contains("user"),
+            "{}",
+            refusal.message()
+        );
+        let midnight: jiff::Timestamp = "2025-06-02T00:00:00Z".parse().unwrap();
+        assert_eq!(
+            refusal.retry_at(),
+            Some(std::time::SystemTime::from(midnight)),
+            "Retry-After: the next UTC midnight"
+        );
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "no request for a refused call"
+        );
+
+        // Another user has their own budget.
+        chat(&client, &base, "u-2").await.expect("u-2 admitted");
+        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
+    });
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let s = &budgets
+        .status_for(&CallContext::new().with_user("u-1"))
+        .expect("status")[0];
+    assert_eq!(s.spent, usd("0.00472"), "{kind}: the actual cost, once");
+    assert_eq!(s.reserved, usd("0"), "{kind}: the reservation was settled");
+    assert_eq!(s.spent_tokens, 1_500);
+    let s = &budgets
+        .status_for(&CallContext::new().with_user("u-2"))
+        .expect("status")[0];
+    assert_eq!(s.spent, usd("0.00472"), "{kind}");
+    assert_eq!(budgets.stats().denied, 1);
+}
+
+#[test]
+fn memory_store() {
+    run("memory");
+}
+
+#[test]
+fn sqlite_store() {
+    run("sqlite");
+}
+
+#[test]
+fn redis_store() {
+    run("redis");
+}
