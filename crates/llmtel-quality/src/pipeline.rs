@@ -22,7 +22,7 @@ use crate::eval::text::cut;
 use crate::eval::{EVALUATION_MARKER, EvalInput, Evaluation, Evaluator};
 use crate::feedback::Feedback;
 use crate::monitor::{Monitor, MonitorConfig, Snapshot};
-use crate::signals::CallSignals;
+use crate::signals::{CallSignals, PackedCall};
 
 /// What the monitor thread is told on its control channel. Calls travel on their own
 /// channel ([`CallQueue`]), which the monitor does not wait on.
@@ -219,7 +219,7 @@ impl QualityBuilder {
         let counters = Arc::new(Counters::default());
         let monitor = Arc::new(Mutex::new(Monitor::new(self.monitor)));
         let (mtx, mrx) = mpsc::sync_channel::<MonitorMsg>(self.queue_capacity);
-        let (ctx_, crx) = mpsc::sync_channel::<Box<CallSignals>>(self.queue_capacity);
+        let (ctx_, crx) = mpsc::sync_channel::<QueuedCall>(self.queue_capacity);
         let queue = Arc::new(CallQueue {
             calls: ctx_,
             control: mtx.clone(),
@@ -517,9 +517,17 @@ const IDLE_DRAINS_BEFORE_PARKING: u32 = 100;
 /// Most messages the monitor handles per hold of the monitor lock.
 const MAX_PER_LOCK: usize = 256;
 
+/// One call on its way to the monitor.
+enum QueuedCall {
+    /// From [`QualitySink::send_call`]: one allocation on the request thread.
+    Packed(Box<PackedCall>),
+    /// From [`QualitySink::send`], or a call whose strings do not fit a [`PackedCall`].
+    Signals(Box<CallSignals>),
+}
+
 /// The queue from the request path to the monitor, shared by every sink of a pipeline.
 struct CallQueue {
-    calls: SyncSender<Box<CallSignals>>,
+    calls: SyncSender<QueuedCall>,
     control: SyncSender<MonitorMsg>,
     /// Calls queued since the monitor last started draining (never more than the queue
     /// holds, so `>= capacity` means full).
@@ -536,7 +544,7 @@ struct CallQueue {
 impl CallQueue {
     /// Queues `signals`; never blocks, wakes the monitor only when the queue is half full or
     /// the monitor is parked.
-    fn push(&self, signals: Box<CallSignals>) -> bool {
+    fn push(&self, signals: QueuedCall) -> bool {
         if self.calls.try_send(signals).is_err() {
             return false;
         }
@@ -584,12 +592,19 @@ impl QualitySink {
             self.counters.calls_dropped.fetch_add(1, Relaxed);
             return false;
         }
-        self.send(CallSignals::from_call(call))
+        let queued = match PackedCall::new(call) {
+            Some(p) => QueuedCall::Packed(p),
+            None => QueuedCall::Signals(Box::new(CallSignals::from_call(call))),
+        };
+        self.count(self.queue.push(queued))
     }
 
     /// Queues one call's signals; never blocks.
     pub fn send(&self, signals: CallSignals) -> bool {
-        let ok = self.queue.push(Box::new(signals));
+        self.count(self.queue.push(QueuedCall::Signals(Box::new(signals))))
+    }
+
+    fn count(&self, ok: bool) -> bool {
         if ok {
             self.counters.calls_queued.fetch_add(1, Relaxed);
         } else {
@@ -628,7 +643,7 @@ where
 /// calls queued before it.
 struct MonitorWorker {
     control: Receiver<MonitorMsg>,
-    calls: Receiver<Box<CallSignals>>,
+    calls: Receiver<QueuedCall>,
     queue: Arc<CallQueue>,
     monitor: Arc<Mutex<Monitor>>,
     c: Arc<Counters>,
@@ -738,7 +753,10 @@ impl MonitorWorker {
                 let Ok(call) = self.calls.try_recv() else {
                     break;
                 };
-                m.record_call(&call);
+                match call {
+                    QueuedCall::Packed(p) => m.record_call(&p.unpack()),
+                    QueuedCall::Signals(s) => m.record_call(&s),
+                }
                 n += 1;
             }
             total += n;

@@ -1,7 +1,8 @@
 //! The sink queues calls without waking the monitor thread for each one: the monitor drains
 //! them on its own (every 100 ms, when the queue is half full, or when a parked monitor is
-//! woken by the next call), a flush sees every call queued before it, and calls beyond a
-//! full queue are dropped and counted.
+//! woken by the next call), a flush sees every call queued before it, calls beyond a full
+//! queue are dropped and counted, and what the monitor records is exactly the call's signals
+//! (the sink packs their strings into one buffer on the request thread).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{CallSpec, Clock, call};
 use llmtel::CallSink;
-use llmtel_quality::Quality;
+use llmtel_quality::{CallRef, CallSignals, Feedback, Monitor, MonitorConfig, Quality};
 
 fn spec(i: usize) -> CallSpec {
     CallSpec {
@@ -90,4 +91,58 @@ fn a_monitor_parked_after_idling_wakes_for_the_next_call() {
     assert_eq!(wait_for_calls(&quality, 1, Duration::from_secs(5)), 1);
     quality.sink().on_call(&call(&spec(2)));
     assert_eq!(wait_for_calls(&quality, 2, Duration::from_secs(5)), 2);
+}
+
+#[test]
+fn the_monitor_records_exactly_the_signals_of_each_call() {
+    let long_id = format!("chatcmpl-{}", "x".repeat(300)); // too long to pack: the other path
+    let mut calls = Vec::new();
+    for (i, (model, feature, error, finish)) in [
+        ("gpt-4o-mini", "support-bot", None, "stop"),
+        (
+            "claude-sonnet-4-5",
+            "search",
+            Some("rate_limit_exceeded"),
+            "stop",
+        ),
+        ("gemini-2.5-pro", "", None, "length"),
+        ("gpt-4o-mini", "support-bot", None, "content_filter"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut s = spec(i);
+        (s.model, s.feature, s.error, s.finish) = (model, feature, error, finish);
+        s.latency_s = 0.5 + i as f64;
+        let mut c = call(&s);
+        if feature.is_empty() {
+            c.dimensions.feature = None;
+        }
+        calls.push(c);
+    }
+    let mut c = call(&spec(9));
+    c.response_id = Some(long_id.clone());
+    calls.push(c);
+
+    let quality = Quality::builder().build();
+    let sink = quality.sink();
+    let mut direct = Monitor::new(MonitorConfig::default());
+    for c in &calls {
+        sink.on_call(c);
+        direct.record_call(&CallSignals::from_call(c));
+    }
+    // Feedback finds each call by its response id, packed or not.
+    for id in ["chatcmpl-0", long_id.as_str()] {
+        let fb = Feedback::thumbs(CallRef::ResponseId(id.to_owned()), true);
+        assert!(quality.feedback(fb.clone()));
+        direct.record_feedback(&fb);
+    }
+    assert!(quality.flush(Duration::from_secs(10)));
+    assert_eq!(quality.snapshot(), direct.snapshot());
+    let stats = quality.with_monitor(|m| m.stats());
+    assert_eq!(
+        (stats.calls, stats.feedback, stats.unmatched),
+        (5, 2, 0),
+        "{stats:?}"
+    );
 }
