@@ -7,14 +7,16 @@
 //! **Paced** (`paced_span/*`, `paced_sink/*`): the realistic measurement. Each call is timed
 //! alone, then the thread spins, untimed, for [`PAUSE`] before the next one. That is one call
 //! every ~23 µs (~40,000 calls a second on one thread, still orders of magnitude above real
-//! LLM call rates): the monitor drains each call in a few µs and is idle, parked on its queue,
-//! when the next call comes, as in a real service. Every paced variant runs the same way in the
-//! same run:
-//! - `paced_span/otel_only`: the foundation's baseline, a GenAI span through
-//!   tracing-opentelemetry and the SDK `BatchSpanProcessor` (no-op exporter);
-//! - `paced_span/otel_llm_layer_noop_sink`: the same plus `LlmLayer` with a no-op sink;
-//! - `paced_span/otel_llm_layer_quality_sink`: `LlmLayer` with the quality sink instead;
-//! - `paced_span/otel_llm_layer_quality_layer`: `LlmLayer` plus `QualityLayer` after it;
+//! LLM call rates): the monitor keeps up and is idle between calls, as in a real service.
+//! - `paced_span/round_of_four_stacks`: one GenAI span through each of four stacks in turn
+//!   (interleaved, so that all four see the same load from other processes):
+//!   - `otel_only`: the foundation's baseline, tracing-opentelemetry and the SDK
+//!     `BatchSpanProcessor` (no-op exporter);
+//!   - `otel_llm_layer_noop_sink`: the same plus `LlmLayer` with a no-op sink;
+//!   - `otel_llm_layer_quality_sink`: `LlmLayer` with the quality sink instead;
+//!   - `otel_llm_layer_quality_layer`: `LlmLayer` plus `QualityLayer` after it.
+//!
+//!   Criterion reports the round; the per-stack figures are printed at the end.
 //! - `paced_sink/noop` vs `paced_sink/quality`: one `CallSink::on_call` with a ready `LlmCall`.
 //!
 //! Each sample reports its median call (times the iterations), so that a preemption by
@@ -159,13 +161,33 @@ fn median_ns(name: &str) -> f64 {
     summary(name).0
 }
 
-fn bench_paced_span(c: &mut Criterion, name: &str, dispatch: &Dispatch) {
-    let mut g = c.benchmark_group("paced_span");
-    let id = format!("paced_span/{name}");
-    tracing::dispatcher::with_default(dispatch, || {
-        g.bench_function(name, |b| b.iter_custom(|n| paced(&id, n, one_span)));
-    });
-    g.finish();
+/// One round = one span through each stack in turn, each timed alone and followed by the
+/// pause, so that every stack is measured over the same stretch of time (the load from other
+/// processes drifts within seconds on this machine). Returns `iters` × the sum of the
+/// stacks' median spans.
+fn paced_rounds(iters: u64, stacks: &[(&str, &Dispatch)]) -> Duration {
+    let mut times: Vec<Vec<u32>> = vec![Vec::with_capacity(iters as usize); stacks.len()];
+    for _ in 0..iters {
+        for ((_, d), t) in stacks.iter().zip(&mut times) {
+            tracing::dispatcher::with_default(d, || {
+                let start = Instant::now();
+                one_span();
+                t.push(u32::try_from(start.elapsed().as_nanos()).unwrap_or(u32::MAX));
+            });
+            spin(PAUSE);
+        }
+    }
+    let mut sum = 0;
+    for ((name, _), mut t) in stacks.iter().zip(times) {
+        let mid = t.len() / 2;
+        sum += u64::from(*t.select_nth_unstable(mid).1);
+        TIMES.with_borrow_mut(|m| {
+            m.entry(format!("paced_span/{name}"))
+                .or_default()
+                .extend(&t)
+        });
+    }
+    Duration::from_nanos(sum * iters)
 }
 
 fn bench_saturated_span(c: &mut Criterion, name: &str, dispatch: &Dispatch) {
@@ -212,10 +234,17 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| paced("paced_sink/quality", n, || sink.on_call(black_box(&call))))
     });
     g.finish();
-    bench_paced_span(c, "otel_only", &otel_only);
-    bench_paced_span(c, "otel_llm_layer_noop_sink", &noop_sink);
-    bench_paced_span(c, "otel_llm_layer_quality_sink", &quality_sink);
-    bench_paced_span(c, "otel_llm_layer_quality_layer", &quality_layer);
+    let stacks = [
+        ("otel_only", &otel_only),
+        ("otel_llm_layer_noop_sink", &noop_sink),
+        ("otel_llm_layer_quality_sink", &quality_sink),
+        ("otel_llm_layer_quality_layer", &quality_layer),
+    ];
+    let mut g = c.benchmark_group("paced_span");
+    g.bench_function("round_of_four_stacks", |b| {
+        b.iter_custom(|n| paced_rounds(n, &stacks))
+    });
+    g.finish();
     quality.flush(Duration::from_secs(30));
     let paced_stats = quality.stats();
 

@@ -346,9 +346,9 @@ impl Quality {
     }
 
     /// The [`CallSink`] to add to [`llmtel::LlmLayer::with_sink`]: on the request thread it
-    /// takes the call's signals (a few string clones) and queues them without blocking and
-    /// without waking the monitor thread (which drains the queue every 100 ms, or as soon as
-    /// it is half full).
+    /// copies the call's signals into one buffer (one allocation) and queues them without
+    /// blocking and without waking the monitor thread (which drains the queue every 100 ms,
+    /// or as soon as it is half full).
     pub fn sink(&self) -> QualitySink {
         QualitySink {
             queue: self.inner.queue.clone(),

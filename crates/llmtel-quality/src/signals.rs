@@ -7,8 +7,9 @@ use opentelemetry::trace::{SpanId, TraceId};
 
 /// The operational signals of one LLM call.
 ///
-/// Built from an [`LlmCall`] by [`CallSignals::from_call`] on the request thread (a few string
-/// clones), then handed to the monitor's worker thread.
+/// Built from an [`LlmCall`] by [`CallSignals::from_call`]. The sink does not build it on the
+/// request thread: it queues the same values packed in one buffer, and the monitor's worker
+/// thread makes the `CallSignals`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallSignals {
     /// The model (response model, else request model); `None` when the span names none.
