@@ -178,9 +178,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
     // Every byte must have been decoded (none skipped because the reader fell behind), or
     // the numbers above do not measure the middleware's work.
-    assert!(llmtel::finish_pending_spans(
-        std::time::Duration::from_secs(60)
-    ));
+    assert!(llmtel::finish_pending_spans(std::time::Duration::from_secs(60)));
     let stats = llmtel_reqwest::reader_stats();
     eprintln!("body reader after the throughput runs: {stats:?}");
     assert_eq!(stats.bytes_skipped, 0, "the reader fell behind: {stats:?}");
