@@ -3,8 +3,8 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,10 +22,13 @@ use crate::eval::text::cut;
 use crate::eval::{EVALUATION_MARKER, EvalInput, Evaluation, Evaluator};
 use crate::feedback::Feedback;
 use crate::monitor::{Monitor, MonitorConfig, Snapshot};
-use crate::signals::CallSignals;
+use crate::signals::{CallSignals, PackedCall};
 
+/// What the monitor thread is told on its control channel. Calls travel on their own
+/// channel ([`CallQueue`]), which the monitor does not wait on.
 enum MonitorMsg {
-    Call(Box<CallSignals>),
+    /// Drain the call queue now (it is filling up, or the monitor was parked).
+    Drain,
     Eval(Box<(Arc<EvalInput>, Evaluation)>),
     Feedback(Box<Feedback>),
     Flush(mpsc::Sender<()>),
@@ -216,18 +219,33 @@ impl QualityBuilder {
         let counters = Arc::new(Counters::default());
         let monitor = Arc::new(Mutex::new(Monitor::new(self.monitor)));
         let (mtx, mrx) = mpsc::sync_channel::<MonitorMsg>(self.queue_capacity);
+        let (ctx_, crx) = mpsc::sync_channel::<QueuedCall>(self.queue_capacity);
+        let queue = Arc::new(CallQueue {
+            calls: ctx_,
+            control: mtx.clone(),
+            pending: AtomicUsize::new(0),
+            drain_requested: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
+            capacity: self.queue_capacity,
+            wake_at: self.queue_capacity.div_ceil(2),
+        });
         let (etx, erx) = mpsc::sync_channel::<EvalMsg>(self.eval_queue_capacity);
         let mut threads = Vec::new();
         let dispatch = Arc::new(Mutex::new(self.dispatch.as_ref().map(|d| d.downgrade())));
         {
-            let monitor = monitor.clone();
-            let c = counters.clone();
-            let alerts = self.alerts.clone();
-            let dispatch = dispatch.clone();
-            let emit = self.emit_events;
+            let worker = MonitorWorker {
+                control: mrx,
+                calls: crx,
+                queue: queue.clone(),
+                monitor: monitor.clone(),
+                c: counters.clone(),
+                alerts: self.alerts.clone(),
+                dispatch: dispatch.clone(),
+                emit: self.emit_events,
+            };
             if let Ok(h) = std::thread::Builder::new()
                 .name("llmtel-quality".into())
-                .spawn(move || run_monitor(mrx, monitor, c, alerts, dispatch, emit))
+                .spawn(move || worker.run())
             {
                 threads.push(h);
             }
@@ -253,6 +271,7 @@ impl QualityBuilder {
             inner: Arc::new(Inner {
                 monitor,
                 tx: mtx,
+                queue,
                 etx,
                 counters,
                 alerts: self.alerts,
@@ -267,6 +286,7 @@ impl QualityBuilder {
 struct Inner {
     monitor: Arc<Mutex<Monitor>>,
     tx: SyncSender<MonitorMsg>,
+    queue: Arc<CallQueue>,
     etx: SyncSender<EvalMsg>,
     counters: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
@@ -326,10 +346,12 @@ impl Quality {
     }
 
     /// The [`CallSink`] to add to [`llmtel::LlmLayer::with_sink`]: on the request thread it
-    /// takes the call's signals (a few string clones) and queues them without blocking.
+    /// copies the call's signals into one buffer (one allocation) and queues them without
+    /// blocking and without waking the monitor thread (which drains the queue every 100 ms,
+    /// or as soon as it is half full).
     pub fn sink(&self) -> QualitySink {
         QualitySink {
-            tx: self.inner.tx.clone(),
+            queue: self.inner.queue.clone(),
             counters: self.inner.counters.clone(),
         }
     }
@@ -485,10 +507,69 @@ impl WeakQuality {
     }
 }
 
+/// How often the monitor drains the call queue when nothing wakes it. Producers do not wake
+/// it for each call: waking a parked thread costs the request thread microseconds (a futex
+/// wake, often a reschedule), several times the rest of the sink.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Empty drains in a row (10 s without calls) after which the monitor parks until the next
+/// call wakes it, so an idle pipeline does not tick forever.
+const IDLE_DRAINS_BEFORE_PARKING: u32 = 100;
+/// Most messages the monitor handles per hold of the monitor lock.
+const MAX_PER_LOCK: usize = 256;
+
+/// One call on its way to the monitor.
+enum QueuedCall {
+    /// From [`QualitySink::send_call`]: one allocation on the request thread.
+    Packed(Box<PackedCall>),
+    /// From [`QualitySink::send`], or a call whose strings do not fit a [`PackedCall`].
+    Signals(Box<CallSignals>),
+}
+
+/// The queue from the request path to the monitor, shared by every sink of a pipeline.
+struct CallQueue {
+    calls: SyncSender<QueuedCall>,
+    control: SyncSender<MonitorMsg>,
+    /// Calls queued since the monitor last started draining (never more than the queue
+    /// holds, so `>= capacity` means full).
+    pending: AtomicUsize,
+    /// A [`MonitorMsg::Drain`] is on its way.
+    drain_requested: AtomicBool,
+    /// The monitor is blocked on its control channel with no timeout: the next call wakes it.
+    parked: AtomicBool,
+    capacity: usize,
+    /// `pending` at which a producer asks for a drain.
+    wake_at: usize,
+}
+
+impl CallQueue {
+    /// Queues `signals`; never blocks, wakes the monitor only when the queue is half full or
+    /// the monitor is parked.
+    fn push(&self, signals: QueuedCall) -> bool {
+        if self.calls.try_send(signals).is_err() {
+            return false;
+        }
+        let n = self.pending.fetch_add(1, Relaxed) + 1;
+        // Pairs with the fence in `MonitorWorker::park`: either the monitor's last look at
+        // the queue sees this call, or this load sees it parked.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let parked = self.parked.load(Relaxed) && self.parked.swap(false, Relaxed);
+        if parked || (n >= self.wake_at && !self.drain_requested.swap(true, Relaxed)) {
+            // Full control channel: the monitor is awake with messages to handle anyway.
+            let _ = self.control.try_send(MonitorMsg::Drain);
+        }
+        true
+    }
+
+    /// Whether the queue is certainly full (no need to build the signals to drop them).
+    fn full(&self) -> bool {
+        self.pending.load(Relaxed) >= self.capacity
+    }
+}
+
 /// The request-path [`CallSink`] of a [`Quality`] pipeline.
 #[derive(Clone)]
 pub struct QualitySink {
-    tx: SyncSender<MonitorMsg>,
+    queue: Arc<CallQueue>,
     counters: Arc<Counters>,
 }
 
@@ -507,15 +588,23 @@ impl QualitySink {
             self.counters.evaluator_calls_skipped.fetch_add(1, Relaxed);
             return false;
         }
-        self.send(CallSignals::from_call(call))
+        if self.queue.full() {
+            self.counters.calls_dropped.fetch_add(1, Relaxed);
+            return false;
+        }
+        let queued = match PackedCall::new(call) {
+            Some(p) => QueuedCall::Packed(p),
+            None => QueuedCall::Signals(Box::new(CallSignals::from_call(call))),
+        };
+        self.count(self.queue.push(queued))
     }
 
     /// Queues one call's signals; never blocks.
     pub fn send(&self, signals: CallSignals) -> bool {
-        let ok = self
-            .tx
-            .try_send(MonitorMsg::Call(Box::new(signals)))
-            .is_ok();
+        self.count(self.queue.push(QueuedCall::Signals(Box::new(signals))))
+    }
+
+    fn count(&self, ok: bool) -> bool {
         if ok {
             self.counters.calls_queued.fetch_add(1, Relaxed);
         } else {
@@ -549,42 +638,72 @@ where
     }
 }
 
-fn run_monitor(
-    rx: Receiver<MonitorMsg>,
+/// The monitor thread: drains the call queue every [`DRAIN_INTERVAL`] (or when asked), and
+/// handles evaluations, feedback, flushes and stop from its control channel, each after the
+/// calls queued before it.
+struct MonitorWorker {
+    control: Receiver<MonitorMsg>,
+    calls: Receiver<QueuedCall>,
+    queue: Arc<CallQueue>,
     monitor: Arc<Mutex<Monitor>>,
     c: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
     dispatch: SharedDispatch,
     emit: bool,
-) {
-    let emit_record = |rec: &EvaluationRecord| {
-        if !emit {
-            return;
+}
+
+impl MonitorWorker {
+    fn run(self) {
+        let mut idle = 0;
+        loop {
+            let msg = if idle >= IDLE_DRAINS_BEFORE_PARKING {
+                self.park()
+            } else {
+                match self.control.recv_timeout(DRAIN_INTERVAL) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let had_msg = msg.is_some();
+            let (stop, calls) = self.handle(msg);
+            if stop {
+                break;
+            }
+            idle = if had_msg || calls > 0 { 0 } else { idle + 1 };
         }
-        let run = || {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| emit_evaluation(rec)));
-        };
-        let weak = dispatch.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match weak {
-            Some(w) => match w.upgrade() {
-                Some(d) => tracing::dispatcher::with_default(&d, run),
-                None => return,
-            },
-            None => run(),
+    }
+
+    /// Blocks until a message comes (the next call sends one); `None` if calls were queued
+    /// while parking.
+    fn park(&self) -> Option<MonitorMsg> {
+        self.queue.parked.store(true, Relaxed);
+        // Pairs with the fence in `CallQueue::push`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.queue.pending.load(Relaxed) > 0 {
+            self.queue.parked.store(false, Relaxed);
+            return None;
         }
-        c.events_emitted.fetch_add(1, Relaxed);
-    };
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
+        let msg = self.control.recv().ok();
+        self.queue.parked.store(false, Relaxed);
+        // A disconnected control channel (every sender gone) stops the monitor.
+        Some(msg.unwrap_or(MonitorMsg::Stop))
+    }
+
+    /// Drains the calls, then handles `first` and up to [`MAX_PER_LOCK`] more control
+    /// messages. Returns whether to stop, and how many calls were recorded.
+    fn handle(&self, first: Option<MonitorMsg>) -> (bool, usize) {
         let mut records: Vec<EvaluationRecord> = Vec::new();
         let mut acks = Vec::new();
         let mut stop = false;
+        let mut calls = self.drain_calls();
         {
-            let mut m = monitor.lock().unwrap_or_else(|e| e.into_inner());
+            let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = first;
             let mut n = 0;
             while let Some(msg) = next.take() {
                 match msg {
-                    MonitorMsg::Call(s) => m.record_call(&s),
+                    MonitorMsg::Drain => {}
                     MonitorMsg::Eval(b) => records.push(m.record_evaluation(&b.0, &b.1)),
                     MonitorMsg::Feedback(f) => records.push(m.record_feedback(&f).0),
                     MonitorMsg::Flush(a) => acks.push(a),
@@ -594,29 +713,79 @@ fn run_monitor(
                     }
                 }
                 n += 1;
-                if n < 256 {
-                    next = rx.try_recv().ok();
+                if n < MAX_PER_LOCK {
+                    next = self.control.try_recv().ok();
                 }
             }
             let raised = m.take_alerts();
-            if let Some(d) = &alerts {
+            if let Some(d) = &self.alerts {
                 for a in raised {
                     if d.send(a) {
-                        c.alerts_sent.fetch_add(1, Relaxed);
+                        self.c.alerts_sent.fetch_add(1, Relaxed);
                     }
                 }
             }
         }
+        if !acks.is_empty() || stop {
+            // Calls queued after this drain began but before the flush or stop was asked for.
+            calls += self.drain_calls();
+        }
         // Outside the lock: emitting runs the app's subscriber.
         for r in &records {
-            emit_record(r);
+            self.emit_record(r);
         }
         for a in acks {
             let _ = a.send(());
         }
-        if stop {
-            break;
+        (stop, calls)
+    }
+
+    /// Records every queued call, [`MAX_PER_LOCK`] per hold of the monitor lock; returns how
+    /// many.
+    fn drain_calls(&self) -> usize {
+        self.queue.drain_requested.store(false, Relaxed);
+        self.queue.pending.store(0, Relaxed);
+        let mut total = 0;
+        loop {
+            let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+            let mut n = 0;
+            while n < MAX_PER_LOCK {
+                let Ok(call) = self.calls.try_recv() else {
+                    break;
+                };
+                match call {
+                    QueuedCall::Packed(p) => m.record_call(&p.unpack()),
+                    QueuedCall::Signals(s) => m.record_call(&s),
+                }
+                n += 1;
+            }
+            total += n;
+            if n < MAX_PER_LOCK {
+                return total;
+            }
         }
+    }
+
+    fn emit_record(&self, rec: &EvaluationRecord) {
+        if !self.emit {
+            return;
+        }
+        let run = || {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| emit_evaluation(rec)));
+        };
+        let weak = self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match weak {
+            Some(w) => match w.upgrade() {
+                Some(d) => tracing::dispatcher::with_default(&d, run),
+                None => return,
+            },
+            None => run(),
+        }
+        self.c.events_emitted.fetch_add(1, Relaxed);
     }
 }
 

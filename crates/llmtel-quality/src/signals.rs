@@ -7,8 +7,9 @@ use opentelemetry::trace::{SpanId, TraceId};
 
 /// The operational signals of one LLM call.
 ///
-/// Built from an [`LlmCall`] by [`CallSignals::from_call`] on the request thread (a few string
-/// clones), then handed to the monitor's worker thread.
+/// Built from an [`LlmCall`] by [`CallSignals::from_call`]. The sink does not build it on the
+/// request thread: it queues the same values packed in one buffer, and the monitor's worker
+/// thread makes the `CallSignals`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallSignals {
     /// The model (response model, else request model); `None` when the span names none.
@@ -49,6 +50,18 @@ pub const CONTENT_FILTER_REASONS: &[&str] = &["content_filter", "safety", "refus
 impl CallSignals {
     /// The signals of `call`.
     pub fn from_call(call: &LlmCall) -> Self {
+        CallSignals {
+            model: call.model().map(str::to_owned),
+            feature: call.dimensions.feature.clone(),
+            response_id: call.response_id.clone(),
+            error_type: call.error_type.clone(),
+            ..Self::numbers_of(call)
+        }
+    }
+
+    /// The signals of `call` without its strings (`model`, `feature`, `response_id` and
+    /// `error_type` are `None`): no allocation.
+    pub(crate) fn numbers_of(call: &LlmCall) -> Self {
         let has = |set: &[&str]| {
             call.finish_reasons
                 .iter()
@@ -63,14 +76,14 @@ impl CallSignals {
             _ => None,
         };
         CallSignals {
-            model: call.model().map(str::to_owned),
-            feature: call.dimensions.feature.clone(),
-            response_id: call.response_id.clone(),
+            model: None,
+            feature: None,
+            response_id: None,
             trace_id: call.trace_id,
             span_id: call.span_id,
             ended_at: call.started_at + call.duration,
             latency: call.duration,
-            error_type: call.error_type.clone(),
+            error_type: None,
             truncated: has(TRUNCATION_REASONS),
             content_filtered: has(CONTENT_FILTER_REASONS),
             output_tokens,
@@ -79,6 +92,66 @@ impl CallSignals {
                 .time_to_first_chunk
                 .filter(|t| t.is_finite() && *t >= 0.0),
             cost_usd: call.cost_usd().map(|c| c.as_f64()),
+        }
+    }
+}
+
+/// Room for a call's strings (model, feature, response id, error type) inside a
+/// [`PackedCall`]; calls whose strings do not fit travel as a [`CallSignals`].
+const PACKED_TEXT: usize = 160;
+
+/// A call's signals as queued by the sink: the strings copied into one inline buffer, so the
+/// request thread makes one allocation a call (the monitor thread makes the `String`s).
+pub(crate) struct PackedCall {
+    numbers: CallSignals,
+    text: [u8; PACKED_TEXT],
+    /// Length of each string in `text`, in order; `None` for an absent one.
+    lens: [Option<u8>; 4],
+}
+
+impl PackedCall {
+    /// `call`'s signals, or `None` when its strings do not fit.
+    pub(crate) fn new(call: &LlmCall) -> Option<Box<Self>> {
+        let strs = [
+            call.model(),
+            call.dimensions.feature.as_deref(),
+            call.response_id.as_deref(),
+            call.error_type.as_deref(),
+        ];
+        if strs.iter().flatten().map(|s| s.len()).sum::<usize>() > PACKED_TEXT {
+            return None;
+        }
+        let mut p = Box::new(PackedCall {
+            numbers: CallSignals::numbers_of(call),
+            text: [0; PACKED_TEXT],
+            lens: [None; 4],
+        });
+        let mut at = 0;
+        for (len, s) in p.lens.iter_mut().zip(strs) {
+            let Some(s) = s else { continue };
+            p.text[at..at + s.len()].copy_from_slice(s.as_bytes());
+            *len = u8::try_from(s.len()).ok();
+            at += s.len();
+        }
+        Some(p)
+    }
+
+    /// The signals, with their strings.
+    pub(crate) fn unpack(self) -> CallSignals {
+        let mut at = 0;
+        let mut strs = self.lens.map(|len| {
+            let len = usize::from(len?);
+            let bytes = &self.text[at..at + len];
+            at += len;
+            // Whole `&str`s were copied in, so this never fails.
+            std::str::from_utf8(bytes).ok().map(str::to_owned)
+        });
+        CallSignals {
+            model: strs[0].take(),
+            feature: strs[1].take(),
+            response_id: strs[2].take(),
+            error_type: strs[3].take(),
+            ..self.numbers
         }
     }
 }
