@@ -4,10 +4,10 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -20,6 +20,13 @@ use crate::record::{AlertEntry, CallRecord, DroppedEntry, Record};
 
 /// Default capacity of the queue from the request path to the writer thread.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
+/// How often the writer looks for records while calls arrive. Producers do not wake it per
+/// record: waking a parked thread costs the request thread microseconds (a futex wake, often
+/// a reschedule), many times the rest of `on_call`.
+const POLL: Duration = Duration::from_millis(100);
+/// Empty polls (10 s without records) after which the writer blocks on its queue, so an idle
+/// log does not tick; the next record then wakes it.
+const IDLE_POLLS: u32 = 100;
 /// Default size at which the log file is rotated: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default number of rotated files kept (`calls.jsonl.1` .. `calls.jsonl.4`).
@@ -136,15 +143,20 @@ impl CallLogBuilder {
             counters: counters.clone(),
             reported_drops: 0,
         };
+        let pending = Arc::new(AtomicUsize::new(0));
+        let theirs = pending.clone();
         let thread = std::thread::Builder::new()
             .name("llmtel-call-log".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, &theirs))
             .map_err(LogError::Thread)?;
         Ok(CallLog {
             inner: Arc::new(Inner {
                 path: self.path,
                 tx,
                 counters,
+                writer: thread.thread().clone(),
+                pending,
+                wake_at: self.queue_capacity.div_ceil(2),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -166,6 +178,11 @@ struct Inner {
     path: PathBuf,
     tx: SyncSender<Msg>,
     counters: Arc<Counters>,
+    /// The writer thread, unparked when the queue is half full, to flush, or to stop.
+    writer: Thread,
+    /// Records queued since the writer last drained the queue.
+    pending: Arc<AtomicUsize>,
+    wake_at: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -174,6 +191,7 @@ impl Inner {
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread {
             let _ = self.tx.send(Msg::Stop);
+            self.writer.unpark();
             let _ = t.join();
         }
     }
@@ -195,7 +213,8 @@ impl Drop for Inner {
 /// - As an [`AlertSink`] (`AlertDispatcher::builder().with_sink(..)`) it logs alerts.
 ///
 /// The request thread only builds the record (string clones) and queues it without
-/// blocking; a writer thread serialises and appends it. A full queue drops the record and
+/// blocking or waking anything; a writer thread, which looks for records every 100 ms (or
+/// as soon as the queue is half full), serialises and appends them. A full queue drops the record and
 /// counts it ([`LogStats`]); the writer then writes a `dropped` line so that reports say they
 /// are incomplete. The file is rotated at a maximum size, keeping a bounded number of files.
 ///
@@ -264,6 +283,9 @@ impl CallLog {
         match self.inner.tx.try_send(Msg::Record(Box::new(record))) {
             Ok(()) => {
                 c.queued.fetch_add(1, Relaxed);
+                if self.inner.pending.fetch_add(1, Relaxed) + 1 == self.inner.wake_at {
+                    self.inner.writer.unpark();
+                }
                 true
             }
             Err(_) => {
@@ -285,11 +307,13 @@ impl CallLog {
                 Err(TrySendError::Full(m)) => msg = m,
                 Err(TrySendError::Disconnected(_)) => return false,
             }
+            self.inner.writer.unpark();
             if Instant::now() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.inner.writer.unpark();
         ack_rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .is_ok()
@@ -367,9 +391,30 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) {
-        while let Ok(first) = rx.recv() {
-            let mut next = Some(first);
+    /// Drains the queue every [`POLL`] (or when unparked); after [`IDLE_POLLS`] empty polls
+    /// it blocks on the queue until the next message.
+    fn run(mut self, rx: Receiver<Msg>, pending: &AtomicUsize) {
+        let mut idle = 0;
+        loop {
+            let mut next = if idle >= IDLE_POLLS {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            } else {
+                std::thread::park_timeout(POLL);
+                match rx.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(mpsc::TryRecvError::Empty) => None,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                }
+            };
+            if next.is_none() {
+                idle += 1;
+                continue;
+            }
+            idle = 0;
+            pending.store(0, Relaxed);
             let mut acks = Vec::new();
             let mut stop = false;
             while let Some(msg) = next.take() {
