@@ -1,6 +1,7 @@
 //! One behaviour suite run against every budget store: memory, SQLite and real Redis
-//! (scripts/redis.sh). Period boundaries (day / week / month in Europe/Berlin and
-//! America/New_York across DST changes, rolling windows), per-value vs shared scopes,
+//! (scripts/redis.sh), plain and over TLS (`rediss://`, feature `redis-tls`). Period
+//! boundaries (day / week / month in Europe/Berlin and America/New_York across DST
+//! changes, rolling windows), per-value vs shared scopes,
 //! several rules on one call, thresholds firing exactly once, reservations and expiry,
 //! zero-priced calls, exact totals under concurrency, and no over-admission.
 
@@ -422,3 +423,6 @@ macro_rules! suite {
 suite!(memory);
 suite!(sqlite);
 suite!(redis);
+// The same Redis over TLS (rediss://, password, scripts/redis.sh's self-signed CA).
+#[cfg(feature = "redis-tls")]
+suite!(rediss);

@@ -152,11 +152,24 @@ impl RedisStore {
     /// A store for `url` with the default prefix and a 200 ms timeout. Does not connect
     /// yet (the first operation does), so a Redis that is down at start-up is not an error.
     ///
+    /// `rediss://` URLs need the feature `redis-tls`; the server's certificate is checked
+    /// against the system's roots, or the CA given to [`RedisStore::with_ca_file`].
+    ///
     /// # Errors
-    /// [`StoreError`] for an invalid URL (or `rediss://` without TLS support built in).
+    /// [`StoreError`] for an invalid URL, or `rediss://` without the feature `redis-tls`.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        let tls = url.starts_with("rediss://");
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(err(
+                "a rediss:// URL needs TLS support: enable llmtel-budget's feature `redis-tls`",
+            ));
+        }
+        #[cfg(feature = "redis-tls")]
+        if tls {
+            tls::install_crypto_provider();
+        }
         Ok(RedisStore {
-            client: Client::open(url).map_err(err)?,
+            client: Client::open(url).map_err(|e| err(format!("invalid Redis URL: {e}")))?,
             conn: Mutex::new(None),
             prefix: "llmtel:budget:".into(),
             timeout: Duration::from_millis(200),
@@ -169,6 +182,32 @@ impl RedisStore {
     pub fn with_prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_string();
         self
+    }
+
+    /// Trusts the CA certificate(s) in the PEM file at `path` (instead of the system's
+    /// roots) for a `rediss://` URL: a Redis with a self-signed or private CA.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be read, holds no PEM certificate, or the URL is
+    /// not `rediss://`.
+    #[cfg(feature = "redis-tls")]
+    pub fn with_ca_file(self, path: impl AsRef<std::path::Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path)
+            .map_err(|e| err(format!("cannot read the CA file {}: {e}", path.display())))?;
+        self.with_ca_pem(&pem)
+            .map_err(|e| err(format!("CA file {}: {}", path.display(), e.message)))
+    }
+
+    /// Trusts the CA certificate(s) in `pem` (PEM text) instead of the system's roots; see
+    /// [`RedisStore::with_ca_file`].
+    ///
+    /// # Errors
+    /// [`StoreError`] when `pem` holds no certificate or the URL is not `rediss://`.
+    #[cfg(feature = "redis-tls")]
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, StoreError> {
+        self.client = tls::client_with_ca(self.client.get_connection_info().clone(), pem)?;
+        Ok(self)
     }
 
     /// Sets the connect, read and write timeout.
@@ -186,7 +225,7 @@ impl RedisStore {
             let c = self
                 .client
                 .get_connection_with_timeout(self.timeout)
-                .map_err(err)?;
+                .map_err(|e| err(connect_hint(&self.client, e)))?;
             c.set_read_timeout(Some(self.timeout)).map_err(err)?;
             c.set_write_timeout(Some(self.timeout)).map_err(err)?;
             *guard = Some(c);
@@ -219,6 +258,69 @@ impl RedisStore {
         inv.key(self.res(m))
             .key(format!("{}x:{m}", self.prefix))
             .key(format!("{}s:{m}", self.prefix));
+    }
+}
+
+/// A connection error, with what to do about the usual TLS mistakes.
+fn connect_hint(client: &Client, e: redis::RedisError) -> String {
+    let tls = !matches!(
+        client.get_connection_info().addr(),
+        redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
+    );
+    let text = e.to_string();
+    if tls && text.contains("certificate") {
+        format!(
+            "cannot connect: {text} (the server's certificate is not signed by a trusted CA: give its CA with `RedisStore::with_ca_file` or `ca_file` in the [store] table)"
+        )
+    } else if !tls && (e.is_connection_dropped() || e.is_io_error() || e.is_timeout()) {
+        format!("cannot connect: {text} (if this port serves TLS, use a rediss:// URL)")
+    } else {
+        format!("cannot connect: {text}")
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use redis::{Client, ConnectionInfo, TlsCertificates};
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    use super::err;
+    use crate::error::StoreError;
+
+    /// Installs aws-lc-rs as rustls' process-wide crypto provider unless one is already
+    /// installed (by the application or another library): never replaces it, never panics.
+    pub(super) fn install_crypto_provider() {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Err: another thread installed one in between, which is as good.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+    }
+
+    /// A TLS client for `info` trusting the certificates in `pem`.
+    pub(super) fn client_with_ca(info: ConnectionInfo, pem: &[u8]) -> Result<Client, StoreError> {
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            return Err(err(
+                "a CA certificate is only used with a rediss:// URL (TLS); this URL is not one",
+            ));
+        }
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(format!("invalid PEM certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(err(
+                "no certificate found: expected PEM text with -----BEGIN CERTIFICATE-----",
+            ));
+        }
+        install_crypto_provider();
+        Client::build_with_tls(
+            info,
+            TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        .map_err(|e| err(format!("cannot use the CA certificate: {e}")))
     }
 }
 

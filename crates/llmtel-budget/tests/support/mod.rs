@@ -39,7 +39,30 @@ pub fn redis_url() -> String {
     peer_env("LLMTEL_REDIS_URL", "scripts/redis.sh")
 }
 
-/// A fresh store of each kind; Redis under a key prefix unique to the test.
+/// The TLS port of scripts/redis.sh (`rediss://`, with a password).
+pub fn rediss_url() -> String {
+    peer_env("LLMTEL_REDISS_URL", "scripts/redis.sh")
+}
+
+/// The PEM file of the self-signed CA that signed that port's certificate.
+pub fn redis_ca() -> String {
+    peer_env("LLMTEL_REDIS_CA", "scripts/redis.sh")
+}
+
+/// A key prefix unique to this test run.
+pub fn unique_prefix(test: &str) -> String {
+    format!(
+        "llmtel:test:{}:{test}:{}:",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_nanos()
+    )
+}
+
+/// A fresh store of each kind; Redis under a key prefix unique to the test. `rediss` is
+/// the same Redis over TLS, trusting scripts/redis.sh's CA.
 pub fn store(kind: &str, test: &str) -> Arc<dyn BudgetStore> {
     match kind {
         "memory" => Arc::new(MemoryStore::new()),
@@ -58,14 +81,16 @@ pub fn store(kind: &str, test: &str) -> Arc<dyn BudgetStore> {
         "redis" => Arc::new(
             RedisStore::open(&redis_url())
                 .expect("redis url")
-                .with_prefix(&format!(
-                    "llmtel:test:{}:{test}:{}:",
-                    std::process::id(),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .expect("time")
-                        .as_nanos()
-                ))
+                .with_prefix(&unique_prefix(test))
+                .with_timeout(std::time::Duration::from_secs(2)),
+        ),
+        #[cfg(feature = "redis-tls")]
+        "rediss" => Arc::new(
+            RedisStore::open(&rediss_url())
+                .expect("rediss url")
+                .with_ca_file(redis_ca())
+                .expect("CA file")
+                .with_prefix(&unique_prefix(test))
                 .with_timeout(std::time::Duration::from_secs(2)),
         ),
         _ => unreachable!(),
