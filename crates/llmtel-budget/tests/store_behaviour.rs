@@ -302,6 +302,66 @@ fn reservations_hold_and_expire(kind: &str) {
     assert!(b.reserve(&u, est("0.7")).is_ok(), "{kind}: expired");
 }
 
+fn only_expired_reservations_are_dropped(kind: &str) {
+    let st = store(kind, "expiry-order");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("life", Scope::Global, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let ctx = CallContext::new();
+    let reserved = |b: &Budgets| b.status_for(&ctx).expect("status")[0].reserved;
+    // Two crashed calls: A expires at +60 s, B at +90 s (TTL 60 s).
+    std::mem::forget(b.reserve(&ctx, est("0.3")).expect("A"));
+    clock.advance_secs(30);
+    std::mem::forget(b.reserve(&ctx, est("0.3")).expect("B"));
+    clock.advance_secs(31); // +61 s: A expired, B held
+    let c = b.reserve(&ctx, est("0.5")).expect("C fits once A expired");
+    assert_eq!(reserved(&b), usd("0.8"), "{kind}: B and C");
+    assert!(b.reserve(&ctx, est("0.3")).is_err(), "{kind}: B still held");
+    clock.advance_secs(30); // +91 s: B expired too
+    assert_eq!(reserved(&b), usd("0.5"), "{kind}: C");
+    let d = b.reserve(&ctx, est("0.3")).expect("D fits once B expired");
+    assert!(b.reserve(&ctx, est("0.3")).is_err(), "{kind}: C and D held");
+    c.settle(usd("0.4"), 4);
+    d.release();
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!((s.spent, s.reserved), (usd("0.4"), usd("0")), "{kind}");
+}
+
+/// Sums past 2^53 pico-dollars (about $9,007) stay exact to the pico-dollar.
+fn large_sums_stay_exact(kind: &str) {
+    let st = store(kind, "large");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("big", Scope::Global, Period::Lifetime).with_limit_usd(usd("9000000"))],
+    );
+    let ctx = CallContext::new();
+    spend(&b, &ctx, "4000000.000000000001");
+    spend(&b, &ctx, "0.000000000002");
+    let r = b
+        .reserve(&ctx, est("3000000.000000000005"))
+        .expect("within $9M");
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.reserved),
+        (usd("4000000.000000000003"), usd("3000000.000000000005")),
+        "{kind}"
+    );
+    r.settle(usd("2999999.999999999999"), 1);
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.reserved, s.spent_tokens),
+        (usd("7000000.000000000002"), usd("0"), 21),
+        "{kind}"
+    );
+}
+
 fn zero_priced_calls_are_never_blocked(kind: &str) {
     let st = store(kind, "zero");
     let clock = TestClock::at("2025-06-01T10:00:00Z");
@@ -403,6 +463,14 @@ macro_rules! suite {
             #[test]
             fn reservations_hold_and_expire() {
                 super::reservations_hold_and_expire(stringify!($kind));
+            }
+            #[test]
+            fn only_expired_reservations_are_dropped() {
+                super::only_expired_reservations_are_dropped(stringify!($kind));
+            }
+            #[test]
+            fn large_sums_stay_exact() {
+                super::large_sums_stay_exact(stringify!($kind));
             }
             #[test]
             fn zero_priced_calls_are_never_blocked() {
