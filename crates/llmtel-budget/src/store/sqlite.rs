@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
@@ -143,6 +143,26 @@ fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<
     Ok(out)
 }
 
+/// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock first, so that the reads
+/// and the write of a reserve are one atomic step across processes): committed when `f`
+/// succeeds, rolled back otherwise. `BEGIN` and `COMMIT` are prepared once per connection
+/// (rusqlite's `Transaction` parses them again on every call).
+fn immediate<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = f(c).and_then(|v| {
+        c.prepare_cached("COMMIT")?.execute([])?;
+        Ok(v)
+    });
+    if done.is_err() && !c.is_autocommit() {
+        // Best effort: the error being returned is the one that matters.
+        let _ = c.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+    }
+    done
+}
+
 impl BudgetStore for SqliteStore {
     fn kind(&self) -> &'static str {
         "sqlite"
@@ -155,31 +175,24 @@ impl BudgetStore for SqliteStore {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        for (i, (m, a)) in charges.iter().enumerate() {
-            let s = spent(&tx, m, now_ms).map_err(err)?;
-            let r = reserved(&tx, &m.id, now_ms).map_err(err)?;
-            if m.denies(s, r, *a) {
-                drop(tx); // nothing was written: roll back
-                return Ok(ReserveOutcome::Denied(i));
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        immediate(&c, |tx| {
+            for (i, (m, a)) in charges.iter().enumerate() {
+                let s = spent(tx, m, now_ms)?;
+                let r = reserved(tx, &m.id, now_ms)?;
+                if m.denies(s, r, *a) {
+                    return Ok(ReserveOutcome::Denied(i)); // nothing written
+                }
             }
-        }
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(err)?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for (m, a) in charges {
-                ins.execute(params![m.id, id, a.usd, a.tokens, expires_ms])
-                    .map_err(err)?;
+                ins.execute(params![m.id, id, a.usd, a.tokens, expires_ms])?;
             }
-        }
-        tx.commit().map_err(err)?;
-        Ok(ReserveOutcome::Admitted)
+            Ok(ReserveOutcome::Admitted)
+        })
+        .map_err(err)
     }
 
     fn commit(
@@ -198,26 +211,27 @@ impl BudgetStore for SqliteStore {
         ops: &[Commit<'_>],
         now_ms: i64,
     ) -> Result<Vec<Vec<Amount>>, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(commit_in(&tx, op, now_ms).map_err(err)?);
-        }
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let n = ops.len() as u64;
-        let before = self.ops.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        if before / 4096 != (before + n) / 4096 {
-            for table in [
-                "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                "DELETE FROM llmtel_budget_reservation WHERE expires_ms <= ?1",
-            ] {
-                tx.execute(table, params![now_ms]).map_err(err)?;
+        let before = self.ops.load(std::sync::atomic::Ordering::Relaxed);
+        let out = immediate(&c, |tx| {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(commit_in(tx, op, now_ms)?);
             }
-        }
-        tx.commit().map_err(err)?;
+            if before / 4096 != (before + n) / 4096 {
+                for table in [
+                    "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                    "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                    "DELETE FROM llmtel_budget_reservation WHERE expires_ms <= ?1",
+                ] {
+                    tx.execute(table, params![now_ms])?;
+                }
+            }
+            Ok(out)
+        })
+        .map_err(err)?;
+        self.ops.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }
 
