@@ -64,6 +64,17 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // The sum rows are derived data: rebuilt from the reservations at every open, so a
+        // file written by an earlier version (or damaged sums) starts out exact.
+        immediate(&conn, |c| {
+            c.execute_batch(
+                "DELETE FROM llmtel_budget_reservation WHERE id = '';
+                 INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+                   SELECT meter, '', SUM(usd), SUM(tokens), MIN(expires_ms)
+                   FROM llmtel_budget_reservation WHERE id <> '' GROUP BY meter;",
+            )
+        })
+        .map_err(err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             ops: Default::default(),
@@ -102,11 +113,91 @@ fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
     Ok(total)
 }
 
-/// Unexpired reservations of a meter (expired rows are deleted by the periodic cleanup).
+/// "No reservation held" as the earliest expiry of a sum row.
+const NONE_HELD: i64 = i64::MAX;
+
+/// What a reserve checks against: the meter's sum row, once its expired reservations are
+/// gone. Each meter has a sum row (`id = ''`: the sums of the reservations held and, as
+/// `expires_ms`, no later than their earliest expiry) next to its reservation rows, so a
+/// reserve reads one row instead of summing every call in flight; the rows are rescanned
+/// only when that earliest expiry has passed.
+fn held(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
+    let row = c
+        .prepare_cached(
+            "SELECT usd, tokens, expires_ms FROM llmtel_budget_reservation
+             WHERE meter = ?1 AND id = ''",
+        )?
+        .query_row(params![meter], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Ok(Amount::default()),
+        Some((usd, tokens, first)) if first > now_ms => Ok(Amount { usd, tokens }),
+        Some(_) => {
+            c.prepare_cached(
+                "DELETE FROM llmtel_budget_reservation
+                 WHERE meter = ?1 AND id <> '' AND expires_ms <= ?2",
+            )?
+            .execute(params![meter, now_ms])?;
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+                 SELECT ?1, '', COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0),
+                   COALESCE(MIN(expires_ms), ?2)
+                 FROM llmtel_budget_reservation WHERE meter = ?1 AND id <> ''
+                 RETURNING usd, tokens",
+            )?
+            .query_row(params![meter, NONE_HELD], |r| {
+                Ok(Amount {
+                    usd: r.get(0)?,
+                    tokens: r.get(1)?,
+                })
+            })
+        }
+    }
+}
+
+/// Adds `a` (negative to release) to a meter's sum row; `first` lowers its earliest expiry.
+fn add_held(c: &Connection, meter: &str, a: Amount, first: i64) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+         VALUES (?1, '', ?2, ?3, ?4)
+         ON CONFLICT (meter, id) DO UPDATE SET usd = usd + excluded.usd,
+           tokens = tokens + excluded.tokens, expires_ms = MIN(expires_ms, excluded.expires_ms)",
+    )?
+    .execute(params![meter, a.usd, a.tokens, first])?;
+    Ok(())
+}
+
+/// Drops reservation `id` of `meter` and its amounts from the sum row.
+fn release(c: &Connection, meter: &str, id: &str) -> rusqlite::Result<()> {
+    let gone = c
+        .prepare_cached(
+            "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2 AND id <> ''
+             RETURNING usd, tokens",
+        )?
+        .query_row(params![meter, id], |r| {
+            Ok(Amount {
+                usd: r.get::<_, i64>(0)?.saturating_neg(),
+                tokens: r.get::<_, i64>(1)?.saturating_neg(),
+            })
+        })
+        .optional()?;
+    match gone {
+        Some(a) => add_held(c, meter, a, NONE_HELD),
+        None => Ok(()),
+    }
+}
+
+/// Unexpired reservations of a meter, row by row (status reports; a reserve reads `held`).
 fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
     c.prepare_cached(
         "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation
-         WHERE meter = ?1 AND expires_ms > ?2",
+         WHERE meter = ?1 AND id <> '' AND expires_ms > ?2",
     )?
     .query_row(params![meter, now_ms], |r| {
         Ok(Amount {
@@ -119,10 +210,8 @@ fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount
 /// One commit inside an open transaction: release, add, read back the spend.
 fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<Vec<Amount>> {
     if let Some((id, meters)) = op.release {
-        let mut del = tx
-            .prepare_cached("DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2")?;
         for m in meters {
-            del.execute(params![m.id, id])?;
+            release(tx, &m.id, id)?;
         }
     }
     let mut up = tx.prepare_cached(
@@ -175,20 +264,28 @@ impl BudgetStore for SqliteStore {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
+        if id.is_empty() {
+            return Err(StoreError {
+                store: "sqlite",
+                message: "a reservation id must not be empty".into(),
+            });
+        }
         let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         immediate(&c, |tx| {
             for (i, (m, a)) in charges.iter().enumerate() {
                 let s = spent(tx, m, now_ms)?;
-                let r = reserved(tx, &m.id, now_ms)?;
+                let r = held(tx, &m.id, now_ms)?;
                 if m.denies(s, r, *a) {
-                    return Ok(ReserveOutcome::Denied(i)); // nothing written
+                    return Ok(ReserveOutcome::Denied(i)); // nothing written but expiries
                 }
             }
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
             for (m, a) in charges {
-                ins.execute(params![m.id, id, a.usd, a.tokens, expires_ms])?;
+                release(tx, &m.id, id)?; // the same id again replaces it
+                tx.prepare_cached(
+                    "INSERT INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![m.id, id, a.usd, a.tokens, expires_ms])?;
+                add_held(tx, &m.id, *a, expires_ms)?;
             }
             Ok(ReserveOutcome::Admitted)
         })
@@ -223,10 +320,25 @@ impl BudgetStore for SqliteStore {
                 for table in [
                     "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
                     "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                    "DELETE FROM llmtel_budget_reservation WHERE expires_ms <= ?1",
+                    // Expired reservations of every meter, then the sums they were in.
+                    "DELETE FROM llmtel_budget_reservation WHERE id <> '' AND expires_ms <= ?1",
+                    "UPDATE llmtel_budget_reservation AS s SET
+                       usd = (SELECT COALESCE(SUM(x.usd), 0) FROM llmtel_budget_reservation x
+                              WHERE x.meter = s.meter AND x.id <> ''),
+                       tokens = (SELECT COALESCE(SUM(x.tokens), 0) FROM llmtel_budget_reservation x
+                                 WHERE x.meter = s.meter AND x.id <> ''),
+                       expires_ms = (SELECT COALESCE(MIN(x.expires_ms), 9223372036854775807)
+                                     FROM llmtel_budget_reservation x
+                                     WHERE x.meter = s.meter AND x.id <> '')
+                     WHERE s.id = '' AND s.expires_ms <= ?1",
                 ] {
                     tx.execute(table, params![now_ms])?;
                 }
+                tx.execute(
+                    "DELETE FROM llmtel_budget_reservation
+                     WHERE id = '' AND expires_ms = ?1 AND usd = 0 AND tokens = 0",
+                    params![NONE_HELD],
+                )?;
             }
             Ok(out)
         })
