@@ -96,11 +96,16 @@ impl SqliteStore {
 }
 
 fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
+    spent_in(c, &m.buckets, now_ms)
+}
+
+/// Settled spend over `buckets` (unexpired).
+fn spent_in(c: &Connection, buckets: &[String], now_ms: i64) -> rusqlite::Result<Amount> {
     let mut st = c.prepare_cached(
         "SELECT usd, tokens FROM llmtel_budget_bucket WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?2)",
     )?;
     let mut total = Amount::default();
-    for b in &m.buckets {
+    for b in buckets {
         if let Some((u, t)) = st
             .query_row(params![b, now_ms], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
@@ -214,20 +219,33 @@ fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<
             release(tx, &m.id, id)?;
         }
     }
+    // The upsert returns the current bucket (unexpired: it was just written), so only a
+    // rolling window's older buckets are read back.
     let mut up = tx.prepare_cached(
         "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO UPDATE SET
            usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
            tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
-           expires_ms = excluded.expires_ms",
+           expires_ms = excluded.expires_ms
+         RETURNING usd, tokens",
     )?;
+    let mut current = Vec::with_capacity(op.charges.len());
     for (m, a) in op.charges {
         let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
-        up.execute(params![m.current(), a.usd, a.tokens, exp, now_ms])?;
+        current.push(
+            up.query_row(params![m.current(), a.usd, a.tokens, exp, now_ms], |r| {
+                Ok(Amount {
+                    usd: r.get(0)?,
+                    tokens: r.get(1)?,
+                })
+            })?,
+        );
     }
+    drop(up);
     let mut out = Vec::with_capacity(op.charges.len());
-    for (m, _) in op.charges {
-        out.push(spent(tx, m, now_ms)?);
+    for ((m, _), cur) in op.charges.iter().zip(current) {
+        let older = &m.buckets[..m.buckets.len().saturating_sub(1)];
+        out.push(cur.plus(spent_in(tx, older, now_ms)?));
     }
     Ok(out)
 }
@@ -279,12 +297,17 @@ impl BudgetStore for SqliteStore {
                     return Ok(ReserveOutcome::Denied(i)); // nothing written but expiries
                 }
             }
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (meter, id) DO NOTHING",
+            )?;
             for (m, a) in charges {
-                release(tx, &m.id, id)?; // the same id again replaces it
-                tx.prepare_cached(
-                    "INSERT INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?
-                .execute(params![m.id, id, a.usd, a.tokens, expires_ms])?;
+                let row = params![m.id, id, a.usd, a.tokens, expires_ms];
+                if ins.execute(row)? == 0 {
+                    // The same id again replaces it.
+                    release(tx, &m.id, id)?;
+                    ins.execute(row)?;
+                }
                 add_held(tx, &m.id, *a, expires_ms)?;
             }
             Ok(ReserveOutcome::Admitted)
