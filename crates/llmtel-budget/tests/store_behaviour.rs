@@ -362,6 +362,65 @@ fn large_sums_stay_exact(kind: &str) {
     );
 }
 
+/// `commit_batch` answers, for each commit in order, the spend right after it: here three
+/// settles on one two-bucket meter (a rolling window) and one on another, in one batch.
+fn a_batch_reports_the_spend_after_each_commit(kind: &str) {
+    use llmtel_budget::store::{Amount, Commit, Meter, ReserveOutcome};
+    let st = store(kind, "batch");
+    let now = 1_748_736_000_000;
+    let meter = |id: &str, buckets: &[&str]| Meter {
+        id: id.into(),
+        buckets: buckets.iter().map(|b| format!("{id}\u{1f}{b}")).collect(),
+        ttl_ms: 3_600_000,
+        limit_usd: None,
+        limit_tokens: None,
+    };
+    let (a, b) = (meter("a\u{1f}*", &["1", "2"]), meter("b\u{1f}*", &["9"]));
+    let amt = |usd, tokens| Amount { usd, tokens };
+    // Spend in a's older bucket, then two reservations to release.
+    let older = Meter {
+        buckets: vec![a.buckets[0].clone()],
+        ..a.clone()
+    };
+    st.commit(None, &[(&older, amt(7, 1))], now)
+        .expect("older bucket");
+    for id in ["r1", "r2"] {
+        let held = st.reserve(id, &[(&a, amt(100, 10))], now, now + 60_000);
+        assert_eq!(held, Ok(ReserveOutcome::Admitted), "{kind}");
+    }
+    let ops = [
+        Commit {
+            release: Some(("r1", &[&a])),
+            charges: &[(&a, amt(10, 1))],
+        },
+        Commit {
+            release: None,
+            charges: &[(&b, amt(5, 5)), (&a, amt(20, 2))],
+        },
+        Commit {
+            release: Some(("r2", &[&a])),
+            charges: &[(&a, amt(30, 3))],
+        },
+    ];
+    let out = st.commit_batch(&ops, now).expect("batch");
+    assert_eq!(
+        out,
+        vec![
+            vec![amt(17, 2)],
+            vec![amt(5, 5), amt(37, 4)],
+            vec![amt(67, 7)]
+        ],
+        "{kind}"
+    );
+    let t = st.totals(&[&a, &b], now).expect("totals");
+    assert_eq!(
+        (t[0].spent, t[0].reserved),
+        (amt(67, 7), amt(0, 0)),
+        "{kind}"
+    );
+    assert_eq!(t[1].spent, amt(5, 5), "{kind}");
+}
+
 fn zero_priced_calls_are_never_blocked(kind: &str) {
     let st = store(kind, "zero");
     let clock = TestClock::at("2025-06-01T10:00:00Z");
@@ -471,6 +530,10 @@ macro_rules! suite {
             #[test]
             fn large_sums_stay_exact() {
                 super::large_sums_stay_exact(stringify!($kind));
+            }
+            #[test]
+            fn a_batch_reports_the_spend_after_each_commit() {
+                super::a_batch_reports_the_spend_after_each_commit(stringify!($kind));
             }
             #[test]
             fn zero_priced_calls_are_never_blocked() {

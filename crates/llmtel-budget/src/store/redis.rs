@@ -23,6 +23,7 @@
 //! numbers (doubles): exact up to 2^53 pico-dollars (about $9,007 per budget), within 1e-16
 //! relative above.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -118,108 +119,100 @@ end
 return 0
 "#;
 
-/// A batch of commits, in order, atomically; after each commit, the spend of its meters.
-/// Every hash touched is read once (`load`), changed in Lua (exact below 2^52, `HINCRBY`
-/// above) and written once at the end (`flush`); `PEXPIRE` only when the last extension
-/// (field `k`) no longer covers the deadline.
+/// A batch of commits, in order, atomically. `KEYS` holds each key once; the ops refer to
+/// them by index. Every hash touched is read once (`HMGET`), changed in Lua (exact below
+/// 2^52, `HINCRBY` above) and written once (`HDEL` of the released ids, `HSET` of the
+/// sums); `PEXPIRE` only when the last extension (field `k`) no longer covers the deadline.
+/// Returns the final `u`, `t` of the keys asked for at the end (Rust works out the spend
+/// after each op from them).
 const COMMIT: &str = r#"
 local LIM = 4503599627370496
-local function neg(x) if x == '0' then return x end if string.sub(x, 1, 1) == '-' then return string.sub(x, 2) end return '-' .. x end
-local cache, order = {}, {}
-local function load(key)
-  local c = cache[key]
-  if not c then
-    local v = redis.call('HMGET', key, 'u', 't', 'k', 'e')
-    c = {u = tonumber(v[1]) or 0, t = tonumber(v[2]) or 0, k = tonumber(v[3]) or 0, e = tonumber(v[4]), set = {}, del = {}}
-    c.exact = math.abs(c.u) < LIM and math.abs(c.t) < LIM
-    cache[key] = c
-    order[#order + 1] = key
+local now = tonumber(ARGV[2])
+local hs = {}
+local function load(i)
+  local h = hs[i]
+  if not h then
+    local v = redis.call('HMGET', KEYS[i], 'u', 't', 'k')
+    h = {u = tonumber(v[1]) or 0, t = tonumber(v[2]) or 0, k = tonumber(v[3]) or 0, ttl = 0, del = {}, gone = {}}
+    h.exact = math.abs(h.u) < LIM and math.abs(h.t) < LIM
+    hs[i] = h
   end
-  return c
+  return h
 end
-local function fmt(x) return string.format('%d', x) end
-local function store(key, c)
-  local a = c.set
-  if c.dirty then a[#a + 1] = 'u'; a[#a + 1] = fmt(c.u); a[#a + 1] = 't'; a[#a + 1] = fmt(c.t) end
-  if c.kdirty then a[#a + 1] = 'k'; a[#a + 1] = fmt(c.k) end
-  if c.edirty then
-    if c.e then a[#a + 1] = 'e'; a[#a + 1] = fmt(c.e) else c.del[#c.del + 1] = 'e' end
+local function add(i, h, u, t, sign)
+  local nu, nt = sign * tonumber(u), sign * tonumber(t)
+  if h.exact and math.abs(nu) < LIM and math.abs(nt) < LIM and math.abs(h.u + nu) < LIM and math.abs(h.t + nt) < LIM then
+    h.u, h.t, h.dirty = h.u + nu, h.t + nt, true
+    return
   end
-  for i = 1, #c.del, 1000 do redis.call('HDEL', key, unpack(c.del, i, math.min(i + 999, #c.del))) end
-  if #a > 0 then redis.call('HSET', key, unpack(a)) end
-  if c.pexpire then redis.call('PEXPIRE', key, c.pexpire) end
-  c.set, c.del, c.dirty, c.kdirty, c.edirty, c.pexpire = {}, {}, false, false, false, nil
-end
-local function add(key, du, dt)
-  local c = load(key)
-  local nu, nt = tonumber(du), tonumber(dt)
-  if c.exact and math.abs(nu) < LIM and math.abs(nt) < LIM and math.abs(c.u + nu) < LIM and math.abs(c.t + nt) < LIM then
-    c.u, c.t, c.dirty = c.u + nu, c.t + nt, true
-  else
-    store(key, c)
-    c.exact = false
-    redis.call('HINCRBY', key, 'u', du)
-    redis.call('HINCRBY', key, 't', dt)
+  if h.dirty then
+    redis.call('HSET', KEYS[i], 'u', string.format('%d', h.u), 't', string.format('%d', h.t))
+    h.dirty = false
   end
-end
-local function sums(key)
-  local c = load(key)
-  if c.exact then return fmt(c.u), fmt(c.t) end
-  local v = redis.call('HMGET', key, 'u', 't')
-  return v[1] or '0', v[2] or '0'
-end
-local function keep(key, now, ttl)
-  if ttl <= 0 then return end
-  local c = load(key)
-  if c.k < now + ttl then
-    local t = ttl + math.floor(ttl / 8)
-    c.k, c.kdirty, c.pexpire = now + t, true, t
+  h.exact = false
+  if sign < 0 then
+    -- Negated as text (exact; Redis refuses '-0').
+    if u ~= '0' then u = string.sub(u, 1, 1) == '-' and string.sub(u, 2) or ('-' .. u) end
+    if t ~= '0' then t = string.sub(t, 1, 1) == '-' and string.sub(t, 2) or ('-' .. t) end
   end
+  redis.call('HINCRBY', KEYS[i], 'u', u)
+  redis.call('HINCRBY', KEYS[i], 't', t)
 end
-local function flush() for i = 1, #order do store(order[i], cache[order[i]]) end end
-local nops, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ki, ai = 1, 3
-local out = {}
-local gone = {}
-for o = 1, nops do
-  local id, nr, n = ARGV[ai], tonumber(ARGV[ai+1]), tonumber(ARGV[ai+2])
-  ai = ai + 3
+local ai = 3
+for o = 1, tonumber(ARGV[1]) do
+  local id, nr = ARGV[ai], tonumber(ARGV[ai + 1])
+  ai = ai + 2
   for r = 1, nr do
-    local rk = KEYS[ki]
-    ki = ki + 1
-    local g = gone[rk]
-    if not g then g = {}; gone[rk] = g end
-    if not g[id] then
-      local v = redis.call('HGET', rk, id)
+    local ri = tonumber(ARGV[ai])
+    ai = ai + 1
+    local h = load(ri)
+    if not h.gone[id] then
+      local v = redis.call('HGET', KEYS[ri], id)
       if v then
         local u, t = string.match(v, '^(%-?%d+):(%-?%d+):')
-        if u then add(rk, neg(u), neg(t)) end
-        local c = load(rk)
-        c.del[#c.del + 1] = id
-        g[id] = true
+        if u then add(ri, h, u, t, -1) end
+        h.del[#h.del + 1] = id
+        h.gone[id] = true
       end
     end
   end
-  local charged = {}
-  for m = 1, n do
-    local nb, au, at, ttl = tonumber(ARGV[ai]), ARGV[ai+1], ARGV[ai+2], tonumber(ARGV[ai+3])
+  for m = 1, tonumber(ARGV[ai]) do
+    local bi, ttl = tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 4])
+    local h = load(bi)
+    add(bi, h, ARGV[ai + 2], ARGV[ai + 3], 1)
+    if ttl > h.ttl then h.ttl = ttl end
     ai = ai + 4
-    local cur = KEYS[ki + nb - 1]
-    add(cur, au, at)
-    keep(cur, now, ttl)
-    charged[m] = {ki, nb}
-    ki = ki + nb
   end
-  for m = 1, n do
-    local k0, nb = charged[m][1], charged[m][2]
-    for b = 0, nb - 1 do
-      local u, t = sums(KEYS[k0 + b])
-      out[#out + 1] = u
-      out[#out + 1] = t
-    end
+  ai = ai + 1
+end
+for i, h in pairs(hs) do
+  local key = KEYS[i]
+  for j = 1, #h.del, 1000 do redis.call('HDEL', key, unpack(h.del, j, math.min(j + 999, #h.del))) end
+  local w = {}
+  if h.dirty then
+    w[1] = 'u'; w[2] = string.format('%d', h.u); w[3] = 't'; w[4] = string.format('%d', h.t)
+  end
+  local ext = nil
+  if h.ttl > 0 and h.k < now + h.ttl then
+    ext = h.ttl + math.floor(h.ttl / 8)
+    w[#w + 1] = 'k'; w[#w + 1] = string.format('%d', now + ext)
+  end
+  if #w > 0 then redis.call('HSET', key, unpack(w)) end
+  if ext then redis.call('PEXPIRE', key, ext) end
+end
+local out = {}
+for j = 1, tonumber(ARGV[ai]) do
+  local i = tonumber(ARGV[ai + j])
+  local h = load(i)
+  if h.exact then
+    out[#out + 1] = string.format('%d', h.u)
+    out[#out + 1] = string.format('%d', h.t)
+  else
+    local v = redis.call('HMGET', KEYS[i], 'u', 't')
+    out[#out + 1] = v[1] or '0'
+    out[#out + 1] = v[2] or '0'
   end
 end
-flush()
 return out
 "#;
 
@@ -508,45 +501,84 @@ impl BudgetStore for RedisStore {
         Ok(out.pop().unwrap_or_default())
     }
 
-    /// One script for the whole batch: one round trip, atomic on the server.
+    /// One script for the whole batch: one round trip, atomic on the server. Each key is
+    /// sent once; the script returns each bucket's final sums and the spend after every op
+    /// is worked out here, exactly, by taking off what later ops added.
     fn commit_batch(
         &self,
         ops: &[Commit<'_>],
         now_ms: i64,
     ) -> Result<Vec<Vec<Amount>>, StoreError> {
         let mut inv = self.commit.prepare_invoke();
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut index = |inv: &mut redis::ScriptInvocation<'_>, key: String| -> usize {
+            let next = keys.len() + 1;
+            *keys.entry(key).or_insert_with_key(|k| {
+                inv.key(k.as_str());
+                next
+            })
+        };
+        // Bucket keys by name: the final sums asked for, and what each op added to each.
+        let mut buckets: HashMap<&str, usize> = HashMap::new();
         inv.arg(ops.len()).arg(now_ms);
         for op in ops {
             let (id, meters) = op.release.unwrap_or(("", &[]));
-            inv.arg(id).arg(meters.len()).arg(op.charges.len());
+            inv.arg(id).arg(meters.len());
             for m in meters {
-                inv.key(self.res(&m.id));
+                let i = index(&mut inv, self.res(&m.id));
+                inv.arg(i);
             }
+            inv.arg(op.charges.len());
             for (m, a) in op.charges {
                 for b in &m.buckets {
-                    inv.key(self.bucket(b));
+                    let i = index(&mut inv, self.bucket(b));
+                    buckets.insert(b.as_str(), i);
                 }
-                inv.arg(m.buckets.len())
-                    .arg(a.usd)
-                    .arg(a.tokens)
-                    .arg(m.ttl_ms);
+                let cur = buckets.get(m.current()).copied().unwrap_or(0);
+                inv.arg(cur).arg(a.usd).arg(a.tokens).arg(m.ttl_ms);
             }
         }
+        inv.arg(buckets.len());
+        let asked: Vec<usize> = buckets.values().copied().collect();
+        for i in &asked {
+            inv.arg(*i);
+        }
         let vals: Vec<Value> = self.with_conn(|c| inv.invoke(c))?;
-        let mut it = vals.iter();
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            let mut spent = Vec::with_capacity(op.charges.len());
-            for (m, _) in op.charges {
-                let mut total = Amount::default();
-                for _ in &m.buckets {
-                    let u = it.next().map(to_i64).unwrap_or(0);
-                    let t = it.next().map(to_i64).unwrap_or(0);
-                    total = total.plus(Amount { usd: u, tokens: t });
+        let mut last: HashMap<usize, Amount> = HashMap::with_capacity(asked.len());
+        for (n, i) in asked.iter().enumerate() {
+            last.insert(
+                *i,
+                Amount {
+                    usd: vals.get(2 * n).map(to_i64).unwrap_or(0),
+                    tokens: vals.get(2 * n + 1).map(to_i64).unwrap_or(0),
+                },
+            );
+        }
+        // Backwards: a bucket after op n is its final sums less what ops after n added.
+        let mut out = vec![Vec::new(); ops.len()];
+        for (n, op) in ops.iter().enumerate().rev() {
+            out[n] = op
+                .charges
+                .iter()
+                .map(|(m, _)| {
+                    m.buckets.iter().fold(Amount::default(), |t, b| {
+                        let v = buckets
+                            .get(b.as_str())
+                            .and_then(|i| last.get(i))
+                            .copied()
+                            .unwrap_or_default();
+                        t.plus(v)
+                    })
+                })
+                .collect();
+            for (m, a) in op.charges {
+                if let Some(v) = buckets.get(m.current()).and_then(|i| last.get_mut(i)) {
+                    *v = Amount {
+                        usd: v.usd.saturating_sub(a.usd),
+                        tokens: v.tokens.saturating_sub(a.tokens),
+                    };
                 }
-                spent.push(total);
             }
-            out.push(spent);
         }
         Ok(out)
     }
