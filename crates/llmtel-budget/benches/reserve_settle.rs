@@ -107,6 +107,54 @@ fn budgets_reserve_settle(
     assert_eq!(budgets.stats().dropped, 0);
 }
 
+/// Budgets over raw, measured in alternating rounds (`ROUND` raw operations, then `ROUND`
+/// calls through `Budgets` ending with a flush), so that both see the same load: on a
+/// shared 2-core machine the load moves between criterion's benchmarks by more than the
+/// difference being measured. Prints the median ratio and its quartiles.
+fn interleaved(name: &str, mut raw: impl FnMut(), store: Arc<dyn BudgetStore>) {
+    const ROUND: u32 = 400;
+    const ROUNDS: usize = 41;
+    let budgets = Budgets::builder()
+        .with_rule(rule())
+        .with_store(store)
+        .build();
+    let ctx = CallContext::new().with_user("u-1");
+    let est = Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500);
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let mut per_call = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..ROUND {
+            raw();
+        }
+        let raw_t = t.elapsed();
+        let t = Instant::now();
+        for _ in 0..ROUND {
+            let r = budgets.reserve(&ctx, est).unwrap();
+            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
+        }
+        assert!(budgets.flush(Duration::from_secs(60)));
+        let b_t = t.elapsed();
+        ratios.push(b_t.as_secs_f64() / raw_t.as_secs_f64());
+        per_call.push((raw_t / ROUND, b_t / ROUND));
+    }
+    assert_eq!(budgets.stats().dropped, 0);
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: usize| sorted[(ROUNDS - 1) * p / 4];
+    per_call.sort_by_key(|(r, _)| *r);
+    let (raw_med, _) = per_call[ROUNDS / 2];
+    per_call.sort_by_key(|(_, b)| *b);
+    let (_, b_med) = per_call[ROUNDS / 2];
+    eprintln!(
+        "{name}/interleaved: budgets_reserve_settle / raw = {:.2}x (quartiles {:.2}-{:.2}; {} rounds of {ROUND}); medians raw {raw_med:?}, budgets {b_med:?} a call",
+        q(2),
+        q(1),
+        q(3),
+        ROUNDS
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("memory");
     let budgets = Budgets::builder().with_rule(rule()).build();
@@ -144,6 +192,23 @@ fn bench(c: &mut Criterion) {
         b.iter(|| store_reserve_commit(&store, &mut n))
     });
     g.finish();
+    {
+        let mut st = raw
+            .prepare("INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens")
+            .unwrap();
+        interleaved(
+            "sqlite",
+            || {
+                st.execute(rusqlite::params![
+                    "per-user\u{1f}u-1\u{1f}1748736000",
+                    5_000_000_000i64,
+                    1_500i64
+                ])
+                .unwrap();
+            },
+            Arc::new(SqliteStore::open(dir.path().join("interleaved.db")).unwrap()),
+        );
+    }
 
     let Ok(url) = std::env::var("LLMTEL_REDIS_URL") else {
         eprintln!(
@@ -183,6 +248,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| store_reserve_commit(store.as_ref(), &mut n))
     });
     g.finish();
+    interleaved(
+        "redis",
+        || {
+            let _: i64 = script
+                .key("llmtel:bench:raw")
+                .arg(5_000_000_000i64)
+                .invoke(&mut conn)
+                .unwrap();
+        },
+        Arc::new(
+            RedisStore::open(&url)
+                .unwrap()
+                .with_prefix(&format!("llmtel:bench:{run}:i:")),
+        ),
+    );
 }
 
 criterion_group!(benches, bench);

@@ -19,6 +19,20 @@ CREATE TABLE IF NOT EXISTS llmtel_budget_reservation (
     meter TEXT NOT NULL, id TEXT NOT NULL, usd INTEGER NOT NULL, tokens INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL, PRIMARY KEY (meter, id)
 ) WITHOUT ROWID;
+-- Each meter's sum row (id ''): the sums of its reservations and, as expires_ms, no later
+-- than their earliest expiry. Kept by these triggers on every insert and delete.
+CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_add AFTER INSERT ON llmtel_budget_reservation
+WHEN NEW.id <> '' BEGIN
+    INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+    VALUES (NEW.meter, '', NEW.usd, NEW.tokens, NEW.expires_ms)
+    ON CONFLICT (meter, id) DO UPDATE SET usd = usd + excluded.usd,
+      tokens = tokens + excluded.tokens, expires_ms = MIN(expires_ms, excluded.expires_ms);
+END;
+CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_drop AFTER DELETE ON llmtel_budget_reservation
+WHEN OLD.id <> '' BEGIN
+    UPDATE llmtel_budget_reservation SET usd = usd - OLD.usd, tokens = tokens - OLD.tokens
+    WHERE meter = OLD.meter AND id = '';
+END;
 CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
     key TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -121,11 +135,9 @@ fn spent_in(c: &Connection, buckets: &[String], now_ms: i64) -> rusqlite::Result
 /// "No reservation held" as the earliest expiry of a sum row.
 const NONE_HELD: i64 = i64::MAX;
 
-/// What a reserve checks against: the meter's sum row, once its expired reservations are
-/// gone. Each meter has a sum row (`id = ''`: the sums of the reservations held and, as
-/// `expires_ms`, no later than their earliest expiry) next to its reservation rows, so a
-/// reserve reads one row instead of summing every call in flight; the rows are rescanned
-/// only when that earliest expiry has passed.
+/// What a reserve checks against: the meter's sum row (kept by triggers), once its expired
+/// reservations are gone. A reserve reads one row instead of summing every call in flight;
+/// the reservation rows are scanned only when the earliest expiry has passed.
 fn held(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
     let row = c
         .prepare_cached(
@@ -144,17 +156,17 @@ fn held(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
         None => Ok(Amount::default()),
         Some((usd, tokens, first)) if first > now_ms => Ok(Amount { usd, tokens }),
         Some(_) => {
+            // Deleting them takes them off the sums (trigger); then the next expiry.
             c.prepare_cached(
                 "DELETE FROM llmtel_budget_reservation
                  WHERE meter = ?1 AND id <> '' AND expires_ms <= ?2",
             )?
             .execute(params![meter, now_ms])?;
             c.prepare_cached(
-                "INSERT OR REPLACE INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
-                 SELECT ?1, '', COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0),
-                   COALESCE(MIN(expires_ms), ?2)
-                 FROM llmtel_budget_reservation WHERE meter = ?1 AND id <> ''
-                 RETURNING usd, tokens",
+                "UPDATE llmtel_budget_reservation SET expires_ms = COALESCE(
+                   (SELECT MIN(expires_ms) FROM llmtel_budget_reservation
+                    WHERE meter = ?1 AND id <> ''), ?2)
+                 WHERE meter = ?1 AND id = '' RETURNING usd, tokens",
             )?
             .query_row(params![meter, NONE_HELD], |r| {
                 Ok(Amount {
@@ -166,36 +178,54 @@ fn held(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
     }
 }
 
-/// Adds `a` (negative to release) to a meter's sum row; `first` lowers its earliest expiry.
-fn add_held(c: &Connection, meter: &str, a: Amount, first: i64) -> rusqlite::Result<()> {
+/// Drops reservation `id` of `meter` (the trigger takes it off the sums).
+fn release(c: &Connection, meter: &str, id: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
-         VALUES (?1, '', ?2, ?3, ?4)
-         ON CONFLICT (meter, id) DO UPDATE SET usd = usd + excluded.usd,
-           tokens = tokens + excluded.tokens, expires_ms = MIN(expires_ms, excluded.expires_ms)",
+        "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2 AND id <> ''",
     )?
-    .execute(params![meter, a.usd, a.tokens, first])?;
+    .execute(params![meter, id])?;
     Ok(())
 }
 
-/// Drops reservation `id` of `meter` and its amounts from the sum row.
-fn release(c: &Connection, meter: &str, id: &str) -> rusqlite::Result<()> {
-    let gone = c
+/// A reserve on one meter with one bucket (the usual call: one rule, a calendar period) as
+/// one autocommit statement, like the raw upsert it is measured against: the row is
+/// inserted only if the limits hold, the sum row needs no sweep and the id is new. `false`
+/// when it was not inserted, for whichever reason: the caller then takes the full path.
+fn reserve_fast(
+    c: &Connection,
+    id: &str,
+    m: &Meter,
+    a: Amount,
+    now_ms: i64,
+    expires_ms: i64,
+) -> rusqlite::Result<bool> {
+    let n = c
         .prepare_cached(
-            "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2 AND id <> ''
-             RETURNING usd, tokens",
+            "INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+             SELECT ?1, ?2, ?3, ?4, ?5 FROM
+               (SELECT COALESCE(MAX(usd), 0) AS su, COALESCE(MAX(tokens), 0) AS st
+                FROM llmtel_budget_bucket WHERE key = ?9 AND (expires_ms = 0 OR expires_ms > ?8)),
+               (SELECT COALESCE(MAX(usd), 0) AS hu, COALESCE(MAX(tokens), 0) AS ht,
+                       COALESCE(MAX(expires_ms), ?10) AS first
+                FROM llmtel_budget_reservation WHERE meter = ?1 AND id = '')
+             WHERE first > ?8
+               AND (?6 IS NULL OR ?3 <= 0 OR su + hu + ?3 <= ?6)
+               AND (?7 IS NULL OR ?4 <= 0 OR st + ht + ?4 <= ?7)
+             ON CONFLICT (meter, id) DO NOTHING",
         )?
-        .query_row(params![meter, id], |r| {
-            Ok(Amount {
-                usd: r.get::<_, i64>(0)?.saturating_neg(),
-                tokens: r.get::<_, i64>(1)?.saturating_neg(),
-            })
-        })
-        .optional()?;
-    match gone {
-        Some(a) => add_held(c, meter, a, NONE_HELD),
-        None => Ok(()),
-    }
+        .execute(params![
+            m.id,
+            id,
+            a.usd,
+            a.tokens,
+            expires_ms,
+            m.limit_usd,
+            m.limit_tokens,
+            now_ms,
+            m.current(),
+            NONE_HELD
+        ])?;
+    Ok(n == 1)
 }
 
 /// Unexpired reservations of a meter, row by row (status reports; a reserve reads `held`).
@@ -289,6 +319,13 @@ impl BudgetStore for SqliteStore {
             });
         }
         let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let [(m, a)] = charges {
+            if m.buckets.len() == 1
+                && reserve_fast(&c, id, m, *a, now_ms, expires_ms).map_err(err)?
+            {
+                return Ok(ReserveOutcome::Admitted);
+            }
+        }
         immediate(&c, |tx| {
             for (i, (m, a)) in charges.iter().enumerate() {
                 let s = spent(tx, m, now_ms)?;
@@ -308,7 +345,6 @@ impl BudgetStore for SqliteStore {
                     release(tx, &m.id, id)?;
                     ins.execute(row)?;
                 }
-                add_held(tx, &m.id, *a, expires_ms)?;
             }
             Ok(ReserveOutcome::Admitted)
         })
@@ -343,13 +379,10 @@ impl BudgetStore for SqliteStore {
                 for table in [
                     "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
                     "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                    // Expired reservations of every meter, then the sums they were in.
+                    // Expired reservations of every meter (off the sums by the trigger),
+                    // then those sums' next expiry.
                     "DELETE FROM llmtel_budget_reservation WHERE id <> '' AND expires_ms <= ?1",
                     "UPDATE llmtel_budget_reservation AS s SET
-                       usd = (SELECT COALESCE(SUM(x.usd), 0) FROM llmtel_budget_reservation x
-                              WHERE x.meter = s.meter AND x.id <> ''),
-                       tokens = (SELECT COALESCE(SUM(x.tokens), 0) FROM llmtel_budget_reservation x
-                                 WHERE x.meter = s.meter AND x.id <> ''),
                        expires_ms = (SELECT COALESCE(MIN(x.expires_ms), 9223372036854775807)
                                      FROM llmtel_budget_reservation x
                                      WHERE x.meter = s.meter AND x.id <> '')
