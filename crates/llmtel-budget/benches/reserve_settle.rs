@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use llmtel_budget::store::{Amount, BudgetStore, Meter};
-use llmtel_budget::{Budgets, CallContext, Estimate, Period, RedisStore, Rule, Scope, SqliteStore};
+use llmtel_budget::{
+    Budgets, CallContext, Estimate, MemoryStore, Period, RedisStore, Rule, Scope, SqliteStore,
+};
 
 fn rule() -> Rule {
     Rule::new(
@@ -66,30 +68,56 @@ fn store_reserve_commit(store: &dyn BudgetStore, n: &mut u64) {
     store.commit(Some((&id, &[&m])), &charges, now).unwrap();
 }
 
-/// Reserve + settle through `Budgets` on `store`; the sample's settles are flushed inside
-/// the measured time.
+/// Calls through `Budgets` on a store: reserve, then settle.
+struct Calls {
+    budgets: Budgets,
+    ctx: CallContext,
+    est: Estimate,
+}
+
+impl Calls {
+    fn on(store: Arc<dyn BudgetStore>) -> Self {
+        Calls {
+            budgets: Budgets::builder()
+                .with_rule(rule())
+                .with_store(store)
+                .build(),
+            ctx: CallContext::new().with_user("u-1"),
+            est: Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500),
+        }
+    }
+
+    fn run(&self, n: u64) {
+        for _ in 0..n {
+            let r = self.budgets.reserve(&self.ctx, self.est).unwrap();
+            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
+        }
+    }
+
+    /// Waits until every settle so far is written.
+    fn flush(&self) {
+        assert!(self.budgets.flush(Duration::from_secs(60)));
+    }
+}
+
+impl Drop for Calls {
+    fn drop(&mut self) {
+        assert_eq!(self.budgets.stats().dropped, 0);
+    }
+}
+
+/// Reserve + settle through `Budgets` on `store`: end to end (the sample's settles are
+/// written inside the measured time) and the request path alone.
 fn budgets_reserve_settle(
     g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     store: Arc<dyn BudgetStore>,
 ) {
-    let budgets = Budgets::builder()
-        .with_rule(rule())
-        .with_store(store)
-        .build();
-    let ctx = CallContext::new().with_user("u-1");
-    let est = Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500);
-    let calls = |iters: u64| {
-        for _ in 0..iters {
-            let r = budgets.reserve(&ctx, est).unwrap();
-            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
-        }
-    };
-    // End to end: the sample's settles are written inside the measured time.
+    let calls = Calls::on(store);
     g.bench_function("budgets_reserve_settle", |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
-            calls(iters);
-            assert!(budgets.flush(Duration::from_secs(60)));
+            calls.run(iters);
+            calls.flush();
             t.elapsed()
         })
     });
@@ -98,13 +126,12 @@ fn budgets_reserve_settle(
     g.bench_function("budgets_request_path", |b| {
         b.iter_custom(|iters| {
             let t = Instant::now();
-            calls(iters);
+            calls.run(iters);
             let spent = t.elapsed();
-            assert!(budgets.flush(Duration::from_secs(60)));
+            calls.flush();
             spent
         })
     });
-    assert_eq!(budgets.stats().dropped, 0);
 }
 
 /// Budgets over raw, measured in alternating rounds (`ROUND` raw operations, then `ROUND`
@@ -112,60 +139,59 @@ fn budgets_reserve_settle(
 /// shared 2-core machine the load moves between criterion's benchmarks by more than the
 /// difference being measured. Prints the median ratio and its quartiles.
 fn interleaved(name: &str, mut raw: impl FnMut(), store: Arc<dyn BudgetStore>) {
-    const ROUND: u32 = 400;
-    const ROUNDS: usize = 41;
-    let budgets = Budgets::builder()
-        .with_rule(rule())
-        .with_store(store)
-        .build();
-    let ctx = CallContext::new().with_user("u-1");
-    let est = Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500);
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    let mut per_call = Vec::with_capacity(ROUNDS);
+    const ROUND: u32 = 1_000;
+    const ROUNDS: usize = 21;
+    let calls = Calls::on(store);
+    let mut rounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let t = Instant::now();
         for _ in 0..ROUND {
             raw();
         }
-        let raw_t = t.elapsed();
+        let raw_t = t.elapsed() / ROUND;
         let t = Instant::now();
-        for _ in 0..ROUND {
-            let r = budgets.reserve(&ctx, est).unwrap();
-            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
-        }
-        assert!(budgets.flush(Duration::from_secs(60)));
-        let b_t = t.elapsed();
-        ratios.push(b_t.as_secs_f64() / raw_t.as_secs_f64());
-        per_call.push((raw_t / ROUND, b_t / ROUND));
+        calls.run(u64::from(ROUND));
+        calls.flush();
+        let budgets_t = t.elapsed() / ROUND;
+        rounds.push((
+            budgets_t.as_secs_f64() / raw_t.as_secs_f64(),
+            raw_t,
+            budgets_t,
+        ));
     }
-    assert_eq!(budgets.stats().dropped, 0);
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    let q = |p: usize| sorted[(ROUNDS - 1) * p / 4];
-    per_call.sort_by_key(|(r, _)| *r);
-    let (raw_med, _) = per_call[ROUNDS / 2];
-    per_call.sort_by_key(|(_, b)| *b);
-    let (_, b_med) = per_call[ROUNDS / 2];
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let q = |p: usize| rounds[(ROUNDS - 1) * p / 4].0;
+    let (ratio, raw_t, budgets_t) = rounds[ROUNDS / 2];
     eprintln!(
-        "{name}/interleaved: budgets_reserve_settle / raw = {:.2}x (quartiles {:.2}-{:.2}; {} rounds of {ROUND}); medians raw {raw_med:?}, budgets {b_med:?} a call",
-        q(2),
+        "{name}/interleaved: budgets_reserve_settle / raw = {ratio:.2}x (quartiles {:.2}-{:.2}, {ROUNDS} rounds of {ROUND}; median round: raw {raw_t:?}, budgets {budgets_t:?} a call)",
         q(1),
         q(3),
-        ROUNDS
     );
+}
+
+const RAW_UPSERT: &str = "INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens";
+
+fn raw_upsert(st: &mut rusqlite::CachedStatement<'_>) {
+    st.execute(rusqlite::params![
+        "per-user\u{1f}u-1\u{1f}1748736000",
+        5_000_000_000i64,
+        1_500i64
+    ])
+    .unwrap();
+}
+
+fn raw_eval(script: &redis::Script, conn: &mut redis::Connection) {
+    let _: i64 = script
+        .key("llmtel:bench:raw")
+        .arg(5_000_000_000i64)
+        .invoke(conn)
+        .unwrap();
 }
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("memory");
-    let budgets = Budgets::builder().with_rule(rule()).build();
-    let ctx = CallContext::new().with_user("u-1");
-    let est = Estimate::new(llmtel::Usd::from_picos(5_000_000_000), 1_500);
-    g.bench_function("budgets_reserve_settle", |b| {
-        b.iter(|| {
-            let r = budgets.reserve(&ctx, est).unwrap();
-            r.settle(llmtel::Usd::from_picos(4_000_000_000), 1_200);
-        })
-    });
+    let calls = Calls::on(Arc::new(MemoryStore::new()));
+    g.bench_function("budgets_reserve_settle", |b| b.iter(|| calls.run(1)));
     g.finish();
 
     let dir = tempfile::tempdir().unwrap();
@@ -177,10 +203,8 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     g.bench_function("raw_upsert", |b| {
-        let mut st = raw
-            .prepare("INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens")
-            .unwrap();
-        b.iter(|| st.execute(rusqlite::params!["per-user\u{1f}u-1\u{1f}1748736000", 5_000_000_000i64, 1_500i64]).unwrap())
+        let mut st = raw.prepare_cached(RAW_UPSERT).unwrap();
+        b.iter(|| raw_upsert(&mut st))
     });
     budgets_reserve_settle(
         &mut g,
@@ -192,23 +216,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| store_reserve_commit(&store, &mut n))
     });
     g.finish();
-    {
-        let mut st = raw
-            .prepare("INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens")
-            .unwrap();
-        interleaved(
-            "sqlite",
-            || {
-                st.execute(rusqlite::params![
-                    "per-user\u{1f}u-1\u{1f}1748736000",
-                    5_000_000_000i64,
-                    1_500i64
-                ])
-                .unwrap();
-            },
-            Arc::new(SqliteStore::open(dir.path().join("interleaved.db")).unwrap()),
-        );
-    }
+    let mut st = raw.prepare_cached(RAW_UPSERT).unwrap();
+    interleaved(
+        "sqlite",
+        || raw_upsert(&mut st),
+        Arc::new(SqliteStore::open(dir.path().join("interleaved.db")).unwrap()),
+    );
 
     let Ok(url) = std::env::var("LLMTEL_REDIS_URL") else {
         eprintln!(
@@ -220,49 +233,23 @@ fn bench(c: &mut Criterion) {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let script = redis::Script::new("return redis.call('HINCRBY', KEYS[1], 'u', ARGV[1])");
-    g.bench_function("raw_eval", |b| {
-        b.iter(|| {
-            let _: i64 = script
-                .key("llmtel:bench:raw")
-                .arg(5_000_000_000i64)
-                .invoke(&mut conn)
-                .unwrap();
-        })
-    });
+    g.bench_function("raw_eval", |b| b.iter(|| raw_eval(&script, &mut conn)));
     let run = std::process::id();
-    budgets_reserve_settle(
-        &mut g,
+    let redis_store = |part: &str| -> Arc<dyn BudgetStore> {
         Arc::new(
             RedisStore::open(&url)
                 .unwrap()
-                .with_prefix(&format!("llmtel:bench:{run}:b:")),
-        ),
-    );
-    let store: Arc<dyn BudgetStore> = Arc::new(
-        RedisStore::open(&url)
-            .unwrap()
-            .with_prefix(&format!("llmtel:bench:{run}:s:")),
-    );
+                .with_prefix(&format!("llmtel:bench:{run}:{part}:")),
+        )
+    };
+    budgets_reserve_settle(&mut g, redis_store("b"));
+    let store = redis_store("s");
     let mut n = 0;
     g.bench_function("store_reserve_commit", |b| {
         b.iter(|| store_reserve_commit(store.as_ref(), &mut n))
     });
     g.finish();
-    interleaved(
-        "redis",
-        || {
-            let _: i64 = script
-                .key("llmtel:bench:raw")
-                .arg(5_000_000_000i64)
-                .invoke(&mut conn)
-                .unwrap();
-        },
-        Arc::new(
-            RedisStore::open(&url)
-                .unwrap()
-                .with_prefix(&format!("llmtel:bench:{run}:i:")),
-        ),
-    );
+    interleaved("redis", || raw_eval(&script, &mut conn), redis_store("i"));
 }
 
 criterion_group!(benches, bench);

@@ -109,9 +109,22 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
     let b = llmtel_budget::from_config(&cfg).expect("store").build();
     let ctx = CallContext::new();
     let mut held = Vec::new();
-    while let Ok(r) = b.reserve(&ctx, Estimate::new(usd("0.07"), 0)) {
-        assert!(r.is_enforced());
-        held.push(r);
+    let mut slow = 0;
+    loop {
+        match b.reserve(&ctx, Estimate::new(usd("0.07"), 0)) {
+            Ok(r) => {
+                assert!(r.is_enforced());
+                held.push(r);
+            }
+            Err(ReserveError::Exceeded(_)) => break,
+            // The default 200 ms timeout covers the TLS handshake: on a loaded machine a
+            // debug build may miss it once; fail-closed refuses that call, the next
+            // reconnects.
+            Err(ReserveError::StoreUnavailable(e)) => {
+                slow += 1;
+                assert!(slow < 5, "Redis over TLS unreachable: {e}");
+            }
+        }
     }
     assert_eq!(held.len(), 14, "14 x $0.07 <= $1 < 15 x $0.07");
     for r in held {
@@ -123,7 +136,7 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
         (s.spent, s.spent_tokens, s.reserved),
         (usd("0.98"), 98, usd("0"))
     );
-    assert_eq!(b.stats().store_errors, 0);
+    assert_eq!(b.stats().store_errors, slow);
 }
 
 #[test]

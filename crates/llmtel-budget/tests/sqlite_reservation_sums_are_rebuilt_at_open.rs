@@ -3,6 +3,8 @@
 //! them from the reservation rows, so a file whose sums are missing or wrong (written by an
 //! earlier version, or edited by hand) admits exactly as much as its reservations allow.
 
+#![cfg(feature = "sqlite")]
+
 use std::sync::Arc;
 
 use llmtel_budget::SqliteStore;

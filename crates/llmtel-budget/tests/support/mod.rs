@@ -49,16 +49,18 @@ pub fn redis_ca() -> String {
     peer_env("LLMTEL_REDIS_CA", "scripts/redis.sh")
 }
 
+/// `{pid}-{test}-{nanos}`: unique to this test run.
+fn unique(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    format!("{}-{test}-{nanos}", std::process::id())
+}
+
 /// A key prefix unique to this test run.
 pub fn unique_prefix(test: &str) -> String {
-    format!(
-        "llmtel:test:{}:{test}:{}:",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("time")
-            .as_nanos()
-    )
+    format!("llmtel:test:{}:", unique(test))
 }
 
 /// A fresh store of each kind; Redis under a key prefix unique to the test. `rediss` is
@@ -67,14 +69,7 @@ pub fn store(kind: &str, test: &str) -> Arc<dyn BudgetStore> {
     match kind {
         "memory" => Arc::new(MemoryStore::new()),
         "sqlite" => {
-            let dir = std::env::temp_dir().join(format!(
-                "llmtel-budget-{}-{test}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("time")
-                    .as_nanos()
-            ));
+            let dir = std::env::temp_dir().join(format!("llmtel-budget-{}", unique(test)));
             std::fs::create_dir_all(&dir).expect("dir");
             Arc::new(SqliteStore::open(dir.join("budget.db")).expect("sqlite"))
         }
