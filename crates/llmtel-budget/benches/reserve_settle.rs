@@ -5,19 +5,24 @@
 //! caller's thread, the settle queued to the background writer, which writes the queued
 //! settles in batches (one transaction / one script each). Each sample ends with
 //! `Budgets::flush`, so every settle of the sample is written inside the measured time.
-//! `*/store_reserve_commit` is the store alone, one reserve and one commit per call.
+//! `*/budgets_request_path` is what the caller waits for: the same calls, the flush outside
+//! the measured time. `*/store_reserve_commit` is the store alone, one reserve and one
+//! commit per call. `*/interleaved` (printed) is budgets over raw in alternating rounds, so
+//! that both see the same load.
 //!
-//! Run of 2026-11-27, 2 vCPU KVM, other builds running (load average 3.4–3.8):
+//! Runs of 2026-11-27 (2 vCPU KVM, other agents' builds running, load average 3.3–3.6);
+//! before/after and CPU-time figures in BENCHMARKS.md:
 //!
 //! | benchmark | time | ratio |
 //! |---|---|---|
-//! | `memory/budgets_reserve_settle` | 591 ns | target < 1 µs: met |
-//! | `sqlite/raw_upsert` (baseline) | 22.5 µs | 1.00 |
-//! | `sqlite/budgets_reserve_settle` | 60.0 µs | 2.7× (target 1.5×: not met) |
-//! | `sqlite/store_reserve_commit` | 62.3 µs | 2.8× |
-//! | `redis/raw_eval` (baseline) | 21.5 µs | 1.00 |
-//! | `redis/budgets_reserve_settle` | 118.5 µs | 5.5× (target 1.5×: not met) |
-//! | `redis/store_reserve_commit` | 96.5 µs | 4.5× |
+//! | `memory/budgets_reserve_settle` | 552 ns | target < 1 µs: met |
+//! | `sqlite/raw_upsert` (baseline) | 21.4 µs | 1.00 |
+//! | `sqlite/budgets_reserve_settle` | 42.3 µs | 1.98× (target 1.5×: not met) |
+//! | `sqlite/budgets_request_path` | 45.7 µs | 2.1× |
+//! | `sqlite/interleaved` | | 2.25× (quartiles 1.99–2.58) |
+//! | `redis/raw_eval` (baseline) | 22.7 µs | 1.00 |
+//! | `redis/budgets_reserve_settle` | 61.4 µs | 2.71× (target 1.5×: not met) |
+//! | `redis/interleaved` | | 1.90× (quartiles 1.59–1.98) |
 //!
 //! ```sh
 //! source .peers/redis.env   # scripts/redis.sh start

@@ -48,6 +48,10 @@ fn err(e: rusqlite::Error) -> StoreError {
 /// Budgets in a SQLite file. Several processes may share the file (writes are serialised
 /// by SQLite's lock; `busy_timeout` 2 s).
 ///
+/// A reservation is a row, written before the call is admitted; each meter also has a sum
+/// row of its reservations (kept by triggers, rebuilt at every open), so a reserve reads one
+/// row however many calls are in flight. A one-rule reserve is a single statement.
+///
 /// Durability: WAL with `synchronous = NORMAL`, so every committed write survives the
 /// process being killed (`kill -9`); an OS crash or power loss may lose the last
 /// transactions. [`SqliteStore::with_synchronous_full`] closes that gap at a cost per write.
