@@ -1152,21 +1152,19 @@ fn writer(rx: Receiver<Msg>, weak: std::sync::Weak<Inner>) {
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
         // What arrives within the linger, up to a flush (acknowledged after what precedes it).
+        // One sleep for the rest of the linger rather than a wake-up per commit: a sender
+        // then never wakes this thread (a futex call and a context switch per settle).
         let until = Instant::now() + WRITE_LINGER;
+        let mut slept = false;
         while ack.is_none() && !batch.is_empty() && batch.len() < WRITE_BATCH {
             let m = match rx.try_recv() {
                 Ok(m) => m,
-                Err(mpsc::TryRecvError::Empty) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match rx.recv_timeout(left) {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    }
+                Err(mpsc::TryRecvError::Empty) if !slept => {
+                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
+                    slept = true;
+                    continue;
                 }
-                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(_) => break,
             };
             match m {
                 Msg::Commit(op) => batch.push(op),

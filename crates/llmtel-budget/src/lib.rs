@@ -46,6 +46,9 @@
 //! # Feature flags
 //! - `sqlite` (default): [`SqliteStore`].
 //! - `redis` (default): [`RedisStore`].
+//! - `redis-tls`: `rediss://` URLs for [`RedisStore`] (rustls with aws-lc-rs, installed as
+//!   the process's crypto provider unless one already is), trusting the system's roots or a
+//!   private CA (`RedisStore::with_ca_file`, `ca_file` in the `[store]` table).
 //! - `prometheus`: [`Budgets::register_metrics`], budget gauges
 //!   (`llm_budget_utilization_ratio{budget,scope}`, spent, reserved and limit) on
 //!   `llmtel-metrics`' Prometheus endpoint.
@@ -114,6 +117,16 @@ pub fn open_store(cfg: &StoreConfig) -> Result<Arc<dyn BudgetStore>, ConfigError
                 .as_deref()
                 .ok_or_else(|| bad("redis store needs `url`".into()))?;
             let mut s = RedisStore::open(url).map_err(|e| bad(e.to_string()))?;
+            if let Some(ca) = &cfg.ca_file {
+                #[cfg(feature = "redis-tls")]
+                {
+                    s = s.with_ca_file(ca).map_err(|e| bad(e.to_string()))?;
+                }
+                #[cfg(not(feature = "redis-tls"))]
+                return Err(bad(format!(
+                    "ca_file = {ca:?} needs TLS support: enable llmtel-budget's feature `redis-tls`"
+                )));
+            }
             if let Some(p) = &cfg.prefix {
                 s = s.with_prefix(p);
             }

@@ -225,6 +225,9 @@ pub struct StoreConfig {
     pub path: Option<String>,
     /// Redis URL (`redis://` or `rediss://`, with `:password@`).
     pub url: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://` with a
+    /// private CA; feature `redis-tls`). Default: the system's roots.
+    pub ca_file: Option<String>,
     /// Key prefix in Redis.
     pub prefix: Option<String>,
     /// `open` (default) or `closed`: what `reserve` does when the store is down.

@@ -1,6 +1,7 @@
 //! One behaviour suite run against every budget store: memory, SQLite and real Redis
-//! (scripts/redis.sh). Period boundaries (day / week / month in Europe/Berlin and
-//! America/New_York across DST changes, rolling windows), per-value vs shared scopes,
+//! (scripts/redis.sh), plain and over TLS (`rediss://`, feature `redis-tls`). Period
+//! boundaries (day / week / month in Europe/Berlin and America/New_York across DST
+//! changes, rolling windows), per-value vs shared scopes,
 //! several rules on one call, thresholds firing exactly once, reservations and expiry,
 //! zero-priced calls, exact totals under concurrency, and no over-admission.
 
@@ -301,6 +302,125 @@ fn reservations_hold_and_expire(kind: &str) {
     assert!(b.reserve(&u, est("0.7")).is_ok(), "{kind}: expired");
 }
 
+fn only_expired_reservations_are_dropped(kind: &str) {
+    let st = store(kind, "expiry-order");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("life", Scope::Global, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let ctx = CallContext::new();
+    let reserved = |b: &Budgets| b.status_for(&ctx).expect("status")[0].reserved;
+    // Two crashed calls: A expires at +60 s, B at +90 s (TTL 60 s).
+    std::mem::forget(b.reserve(&ctx, est("0.3")).expect("A"));
+    clock.advance_secs(30);
+    std::mem::forget(b.reserve(&ctx, est("0.3")).expect("B"));
+    clock.advance_secs(31); // +61 s: A expired, B held
+    let c = b.reserve(&ctx, est("0.5")).expect("C fits once A expired");
+    assert_eq!(reserved(&b), usd("0.8"), "{kind}: B and C");
+    assert!(b.reserve(&ctx, est("0.3")).is_err(), "{kind}: B still held");
+    clock.advance_secs(30); // +91 s: B expired too
+    assert_eq!(reserved(&b), usd("0.5"), "{kind}: C");
+    let d = b.reserve(&ctx, est("0.3")).expect("D fits once B expired");
+    assert!(b.reserve(&ctx, est("0.3")).is_err(), "{kind}: C and D held");
+    c.settle(usd("0.4"), 4);
+    d.release();
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!((s.spent, s.reserved), (usd("0.4"), usd("0")), "{kind}");
+}
+
+/// Sums past 2^53 pico-dollars (about $9,007) stay exact to the pico-dollar.
+fn large_sums_stay_exact(kind: &str) {
+    let st = store(kind, "large");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("big", Scope::Global, Period::Lifetime).with_limit_usd(usd("9000000"))],
+    );
+    let ctx = CallContext::new();
+    spend(&b, &ctx, "4000000.000000000001");
+    spend(&b, &ctx, "0.000000000002");
+    let r = b
+        .reserve(&ctx, est("3000000.000000000005"))
+        .expect("within $9M");
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.reserved),
+        (usd("4000000.000000000003"), usd("3000000.000000000005")),
+        "{kind}"
+    );
+    r.settle(usd("2999999.999999999999"), 1);
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.reserved, s.spent_tokens),
+        (usd("7000000.000000000002"), usd("0"), 21),
+        "{kind}"
+    );
+}
+
+/// `commit_batch` answers, for each commit in order, the spend right after it: here three
+/// settles on one two-bucket meter (a rolling window) and one on another, in one batch.
+fn a_batch_reports_the_spend_after_each_commit(kind: &str) {
+    use llmtel_budget::store::{Amount, Commit, Meter, ReserveOutcome};
+    let st = store(kind, "batch");
+    let now = 1_748_736_000_000;
+    let meter = |id: &str, buckets: &[&str]| Meter {
+        id: id.into(),
+        buckets: buckets.iter().map(|b| format!("{id}\u{1f}{b}")).collect(),
+        ttl_ms: 3_600_000,
+        limit_usd: None,
+        limit_tokens: None,
+    };
+    let (a, b) = (meter("a\u{1f}*", &["1", "2"]), meter("b\u{1f}*", &["9"]));
+    let amt = |usd, tokens| Amount { usd, tokens };
+    // Spend in a's older bucket, then two reservations to release.
+    let older = Meter {
+        buckets: vec![a.buckets[0].clone()],
+        ..a.clone()
+    };
+    st.commit(None, &[(&older, amt(7, 1))], now)
+        .expect("older bucket");
+    for id in ["r1", "r2"] {
+        let held = st.reserve(id, &[(&a, amt(100, 10))], now, now + 60_000);
+        assert_eq!(held, Ok(ReserveOutcome::Admitted), "{kind}");
+    }
+    let ops = [
+        Commit {
+            release: Some(("r1", &[&a])),
+            charges: &[(&a, amt(10, 1))],
+        },
+        Commit {
+            release: None,
+            charges: &[(&b, amt(5, 5)), (&a, amt(20, 2))],
+        },
+        Commit {
+            release: Some(("r2", &[&a])),
+            charges: &[(&a, amt(30, 3))],
+        },
+    ];
+    let out = st.commit_batch(&ops, now).expect("batch");
+    assert_eq!(
+        out,
+        vec![
+            vec![amt(17, 2)],
+            vec![amt(5, 5), amt(37, 4)],
+            vec![amt(67, 7)]
+        ],
+        "{kind}"
+    );
+    let t = st.totals(&[&a, &b], now).expect("totals");
+    assert_eq!(
+        (t[0].spent, t[0].reserved),
+        (amt(67, 7), amt(0, 0)),
+        "{kind}"
+    );
+    assert_eq!(t[1].spent, amt(5, 5), "{kind}");
+}
+
 fn zero_priced_calls_are_never_blocked(kind: &str) {
     let st = store(kind, "zero");
     let clock = TestClock::at("2025-06-01T10:00:00Z");
@@ -404,6 +524,18 @@ macro_rules! suite {
                 super::reservations_hold_and_expire(stringify!($kind));
             }
             #[test]
+            fn only_expired_reservations_are_dropped() {
+                super::only_expired_reservations_are_dropped(stringify!($kind));
+            }
+            #[test]
+            fn large_sums_stay_exact() {
+                super::large_sums_stay_exact(stringify!($kind));
+            }
+            #[test]
+            fn a_batch_reports_the_spend_after_each_commit() {
+                super::a_batch_reports_the_spend_after_each_commit(stringify!($kind));
+            }
+            #[test]
             fn zero_priced_calls_are_never_blocked() {
                 super::zero_priced_calls_are_never_blocked(stringify!($kind));
             }
@@ -422,3 +554,6 @@ macro_rules! suite {
 suite!(memory);
 suite!(sqlite);
 suite!(redis);
+// The same Redis over TLS (rediss://, password, scripts/redis.sh's self-signed CA).
+#[cfg(feature = "redis-tls")]
+suite!(rediss);

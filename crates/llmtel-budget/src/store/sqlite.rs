@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
@@ -19,6 +19,20 @@ CREATE TABLE IF NOT EXISTS llmtel_budget_reservation (
     meter TEXT NOT NULL, id TEXT NOT NULL, usd INTEGER NOT NULL, tokens INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL, PRIMARY KEY (meter, id)
 ) WITHOUT ROWID;
+-- Each meter's sum row (id ''): the sums of its reservations and, as expires_ms, no later
+-- than their earliest expiry. Kept by these triggers on every insert and delete.
+CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_add AFTER INSERT ON llmtel_budget_reservation
+WHEN NEW.id <> '' BEGIN
+    INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+    VALUES (NEW.meter, '', NEW.usd, NEW.tokens, NEW.expires_ms)
+    ON CONFLICT (meter, id) DO UPDATE SET usd = usd + excluded.usd,
+      tokens = tokens + excluded.tokens, expires_ms = MIN(expires_ms, excluded.expires_ms);
+END;
+CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_drop AFTER DELETE ON llmtel_budget_reservation
+WHEN OLD.id <> '' BEGIN
+    UPDATE llmtel_budget_reservation SET usd = usd - OLD.usd, tokens = tokens - OLD.tokens
+    WHERE meter = OLD.meter AND id = '';
+END;
 CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
     key TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -33,6 +47,10 @@ fn err(e: rusqlite::Error) -> StoreError {
 
 /// Budgets in a SQLite file. Several processes may share the file (writes are serialised
 /// by SQLite's lock; `busy_timeout` 2 s).
+///
+/// A reservation is a row, written before the call is admitted; each meter also has a sum
+/// row of its reservations (kept by triggers, rebuilt at every open), so a reserve reads one
+/// row however many calls are in flight. A one-rule reserve is a single statement.
 ///
 /// Durability: WAL with `synchronous = NORMAL`, so every committed write survives the
 /// process being killed (`kill -9`); an OS crash or power loss may lose the last
@@ -64,6 +82,17 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // The sum rows are derived data: rebuilt from the reservations at every open, so a
+        // file written by an earlier version (or damaged sums) starts out exact.
+        immediate(&conn, |c| {
+            c.execute_batch(
+                "DELETE FROM llmtel_budget_reservation WHERE id = '';
+                 INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+                   SELECT meter, '', SUM(usd), SUM(tokens), MIN(expires_ms)
+                   FROM llmtel_budget_reservation WHERE id <> '' GROUP BY meter;",
+            )
+        })
+        .map_err(err)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             ops: Default::default(),
@@ -85,11 +114,16 @@ impl SqliteStore {
 }
 
 fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
+    spent_in(c, &m.buckets, now_ms)
+}
+
+/// Settled spend over `buckets` (unexpired).
+fn spent_in(c: &Connection, buckets: &[String], now_ms: i64) -> rusqlite::Result<Amount> {
     let mut st = c.prepare_cached(
         "SELECT usd, tokens FROM llmtel_budget_bucket WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?2)",
     )?;
     let mut total = Amount::default();
-    for b in &m.buckets {
+    for b in buckets {
         if let Some((u, t)) = st
             .query_row(params![b, now_ms], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
@@ -102,11 +136,107 @@ fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
     Ok(total)
 }
 
-/// Unexpired reservations of a meter (expired rows are deleted by the periodic cleanup).
+/// "No reservation held" as the earliest expiry of a sum row.
+const NONE_HELD: i64 = i64::MAX;
+
+/// What a reserve checks against: the meter's sum row (kept by triggers), once its expired
+/// reservations are gone. A reserve reads one row instead of summing every call in flight;
+/// the reservation rows are scanned only when the earliest expiry has passed.
+fn held(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
+    let row = c
+        .prepare_cached(
+            "SELECT usd, tokens, expires_ms FROM llmtel_budget_reservation
+             WHERE meter = ?1 AND id = ''",
+        )?
+        .query_row(params![meter], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?;
+    match row {
+        None => Ok(Amount::default()),
+        Some((usd, tokens, first)) if first > now_ms => Ok(Amount { usd, tokens }),
+        Some(_) => {
+            // Deleting them takes them off the sums (trigger); then the next expiry.
+            c.prepare_cached(
+                "DELETE FROM llmtel_budget_reservation
+                 WHERE meter = ?1 AND id <> '' AND expires_ms <= ?2",
+            )?
+            .execute(params![meter, now_ms])?;
+            c.prepare_cached(
+                "UPDATE llmtel_budget_reservation SET expires_ms = COALESCE(
+                   (SELECT MIN(expires_ms) FROM llmtel_budget_reservation
+                    WHERE meter = ?1 AND id <> ''), ?2)
+                 WHERE meter = ?1 AND id = '' RETURNING usd, tokens",
+            )?
+            .query_row(params![meter, NONE_HELD], |r| {
+                Ok(Amount {
+                    usd: r.get(0)?,
+                    tokens: r.get(1)?,
+                })
+            })
+        }
+    }
+}
+
+/// Drops reservation `id` of `meter` (the trigger takes it off the sums).
+fn release(c: &Connection, meter: &str, id: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2 AND id <> ''",
+    )?
+    .execute(params![meter, id])?;
+    Ok(())
+}
+
+/// A reserve on one meter with one bucket (the usual call: one rule, a calendar period) as
+/// one autocommit statement, like the raw upsert it is measured against: the row is
+/// inserted only if the limits hold, the sum row needs no sweep and the id is new. `false`
+/// when it was not inserted, for whichever reason: the caller then takes the full path.
+fn reserve_fast(
+    c: &Connection,
+    id: &str,
+    m: &Meter,
+    a: Amount,
+    now_ms: i64,
+    expires_ms: i64,
+) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+             SELECT ?1, ?2, ?3, ?4, ?5 FROM
+               (SELECT COALESCE(MAX(usd), 0) AS su, COALESCE(MAX(tokens), 0) AS st
+                FROM llmtel_budget_bucket WHERE key = ?9 AND (expires_ms = 0 OR expires_ms > ?8)),
+               (SELECT COALESCE(MAX(usd), 0) AS hu, COALESCE(MAX(tokens), 0) AS ht,
+                       COALESCE(MAX(expires_ms), ?10) AS first
+                FROM llmtel_budget_reservation WHERE meter = ?1 AND id = '')
+             WHERE first > ?8
+               AND (?6 IS NULL OR ?3 <= 0 OR su + hu + ?3 <= ?6)
+               AND (?7 IS NULL OR ?4 <= 0 OR st + ht + ?4 <= ?7)
+             ON CONFLICT (meter, id) DO NOTHING",
+        )?
+        .execute(params![
+            m.id,
+            id,
+            a.usd,
+            a.tokens,
+            expires_ms,
+            m.limit_usd,
+            m.limit_tokens,
+            now_ms,
+            m.current(),
+            NONE_HELD
+        ])?;
+    Ok(n == 1)
+}
+
+/// Unexpired reservations of a meter, row by row (status reports; a reserve reads `held`).
 fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
     c.prepare_cached(
         "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation
-         WHERE meter = ?1 AND expires_ms > ?2",
+         WHERE meter = ?1 AND id <> '' AND expires_ms > ?2",
     )?
     .query_row(params![meter, now_ms], |r| {
         Ok(Amount {
@@ -119,28 +249,59 @@ fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount
 /// One commit inside an open transaction: release, add, read back the spend.
 fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<Vec<Amount>> {
     if let Some((id, meters)) = op.release {
-        let mut del = tx
-            .prepare_cached("DELETE FROM llmtel_budget_reservation WHERE meter = ?1 AND id = ?2")?;
         for m in meters {
-            del.execute(params![m.id, id])?;
+            release(tx, &m.id, id)?;
         }
     }
+    // The upsert returns the current bucket (unexpired: it was just written), so only a
+    // rolling window's older buckets are read back.
     let mut up = tx.prepare_cached(
         "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO UPDATE SET
            usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
            tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
-           expires_ms = excluded.expires_ms",
+           expires_ms = excluded.expires_ms
+         RETURNING usd, tokens",
     )?;
+    let mut current = Vec::with_capacity(op.charges.len());
     for (m, a) in op.charges {
         let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
-        up.execute(params![m.current(), a.usd, a.tokens, exp, now_ms])?;
+        current.push(
+            up.query_row(params![m.current(), a.usd, a.tokens, exp, now_ms], |r| {
+                Ok(Amount {
+                    usd: r.get(0)?,
+                    tokens: r.get(1)?,
+                })
+            })?,
+        );
     }
+    drop(up);
     let mut out = Vec::with_capacity(op.charges.len());
-    for (m, _) in op.charges {
-        out.push(spent(tx, m, now_ms)?);
+    for ((m, _), cur) in op.charges.iter().zip(current) {
+        let older = &m.buckets[..m.buckets.len().saturating_sub(1)];
+        out.push(cur.plus(spent_in(tx, older, now_ms)?));
     }
     Ok(out)
+}
+
+/// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock first, so that the reads
+/// and the write of a reserve are one atomic step across processes): committed when `f`
+/// succeeds, rolled back otherwise. `BEGIN` and `COMMIT` are prepared once per connection
+/// (rusqlite's `Transaction` parses them again on every call).
+fn immediate<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = f(c).and_then(|v| {
+        c.prepare_cached("COMMIT")?.execute([])?;
+        Ok(v)
+    });
+    if done.is_err() && !c.is_autocommit() {
+        // Best effort: the error being returned is the one that matters.
+        let _ = c.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+    }
+    done
 }
 
 impl BudgetStore for SqliteStore {
@@ -155,31 +316,43 @@ impl BudgetStore for SqliteStore {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        for (i, (m, a)) in charges.iter().enumerate() {
-            let s = spent(&tx, m, now_ms).map_err(err)?;
-            let r = reserved(&tx, &m.id, now_ms).map_err(err)?;
-            if m.denies(s, r, *a) {
-                drop(tx); // nothing was written: roll back
-                return Ok(ReserveOutcome::Denied(i));
+        if id.is_empty() {
+            return Err(StoreError {
+                store: "sqlite",
+                message: "a reservation id must not be empty".into(),
+            });
+        }
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let [(m, a)] = charges {
+            if m.buckets.len() == 1
+                && reserve_fast(&c, id, m, *a, now_ms, expires_ms).map_err(err)?
+            {
+                return Ok(ReserveOutcome::Admitted);
             }
         }
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(err)?;
+        immediate(&c, |tx| {
+            for (i, (m, a)) in charges.iter().enumerate() {
+                let s = spent(tx, m, now_ms)?;
+                let r = held(tx, &m.id, now_ms)?;
+                if m.denies(s, r, *a) {
+                    return Ok(ReserveOutcome::Denied(i)); // nothing written but expiries
+                }
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO llmtel_budget_reservation VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (meter, id) DO NOTHING",
+            )?;
             for (m, a) in charges {
-                ins.execute(params![m.id, id, a.usd, a.tokens, expires_ms])
-                    .map_err(err)?;
+                let row = params![m.id, id, a.usd, a.tokens, expires_ms];
+                if ins.execute(row)? == 0 {
+                    // The same id again replaces it.
+                    release(tx, &m.id, id)?;
+                    ins.execute(row)?;
+                }
             }
-        }
-        tx.commit().map_err(err)?;
-        Ok(ReserveOutcome::Admitted)
+            Ok(ReserveOutcome::Admitted)
+        })
+        .map_err(err)
     }
 
     fn commit(
@@ -198,26 +371,39 @@ impl BudgetStore for SqliteStore {
         ops: &[Commit<'_>],
         now_ms: i64,
     ) -> Result<Vec<Vec<Amount>>, StoreError> {
-        let mut c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = c
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(commit_in(&tx, op, now_ms).map_err(err)?);
-        }
+        let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let n = ops.len() as u64;
-        let before = self.ops.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        if before / 4096 != (before + n) / 4096 {
-            for table in [
-                "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
-                "DELETE FROM llmtel_budget_reservation WHERE expires_ms <= ?1",
-            ] {
-                tx.execute(table, params![now_ms]).map_err(err)?;
+        let before = self.ops.load(std::sync::atomic::Ordering::Relaxed);
+        let out = immediate(&c, |tx| {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(commit_in(tx, op, now_ms)?);
             }
-        }
-        tx.commit().map_err(err)?;
+            if before / 4096 != (before + n) / 4096 {
+                for table in [
+                    "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                    "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                    // Expired reservations of every meter (off the sums by the trigger),
+                    // then those sums' next expiry.
+                    "DELETE FROM llmtel_budget_reservation WHERE id <> '' AND expires_ms <= ?1",
+                    "UPDATE llmtel_budget_reservation AS s SET
+                       expires_ms = (SELECT COALESCE(MIN(x.expires_ms), 9223372036854775807)
+                                     FROM llmtel_budget_reservation x
+                                     WHERE x.meter = s.meter AND x.id <> '')
+                     WHERE s.id = '' AND s.expires_ms <= ?1",
+                ] {
+                    tx.execute(table, params![now_ms])?;
+                }
+                tx.execute(
+                    "DELETE FROM llmtel_budget_reservation
+                     WHERE id = '' AND expires_ms = ?1 AND usd = 0 AND tokens = 0",
+                    params![NONE_HELD],
+                )?;
+            }
+            Ok(out)
+        })
+        .map_err(err)?;
+        self.ops.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }
 

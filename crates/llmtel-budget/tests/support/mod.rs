@@ -39,33 +39,53 @@ pub fn redis_url() -> String {
     peer_env("LLMTEL_REDIS_URL", "scripts/redis.sh")
 }
 
-/// A fresh store of each kind; Redis under a key prefix unique to the test.
+/// The TLS port of scripts/redis.sh (`rediss://`, with a password).
+pub fn rediss_url() -> String {
+    peer_env("LLMTEL_REDISS_URL", "scripts/redis.sh")
+}
+
+/// The PEM file of the self-signed CA that signed that port's certificate.
+pub fn redis_ca() -> String {
+    peer_env("LLMTEL_REDIS_CA", "scripts/redis.sh")
+}
+
+/// `{pid}-{test}-{nanos}`: unique to this test run.
+fn unique(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos();
+    format!("{}-{test}-{nanos}", std::process::id())
+}
+
+/// A key prefix unique to this test run.
+pub fn unique_prefix(test: &str) -> String {
+    format!("llmtel:test:{}:", unique(test))
+}
+
+/// A fresh store of each kind; Redis under a key prefix unique to the test. `rediss` is
+/// the same Redis over TLS, trusting scripts/redis.sh's CA.
 pub fn store(kind: &str, test: &str) -> Arc<dyn BudgetStore> {
     match kind {
         "memory" => Arc::new(MemoryStore::new()),
         "sqlite" => {
-            let dir = std::env::temp_dir().join(format!(
-                "llmtel-budget-{}-{test}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("time")
-                    .as_nanos()
-            ));
+            let dir = std::env::temp_dir().join(format!("llmtel-budget-{}", unique(test)));
             std::fs::create_dir_all(&dir).expect("dir");
             Arc::new(SqliteStore::open(dir.join("budget.db")).expect("sqlite"))
         }
         "redis" => Arc::new(
             RedisStore::open(&redis_url())
                 .expect("redis url")
-                .with_prefix(&format!(
-                    "llmtel:test:{}:{test}:{}:",
-                    std::process::id(),
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .expect("time")
-                        .as_nanos()
-                ))
+                .with_prefix(&unique_prefix(test))
+                .with_timeout(std::time::Duration::from_secs(2)),
+        ),
+        #[cfg(feature = "redis-tls")]
+        "rediss" => Arc::new(
+            RedisStore::open(&rediss_url())
+                .expect("rediss url")
+                .with_ca_file(redis_ca())
+                .expect("CA file")
+                .with_prefix(&unique_prefix(test))
                 .with_timeout(std::time::Duration::from_secs(2)),
         ),
         _ => unreachable!(),
