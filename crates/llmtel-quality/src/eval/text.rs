@@ -18,6 +18,23 @@ const STOPWORDS: &[&str] = &[
     "describe", "like", "thing",
 ];
 
+/// English function words (articles, pronouns, prepositions, conjunctions, auxiliaries):
+/// a third to a half of the words of ordinary English prose.
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "about", "after", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been",
+    "before", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has",
+    "have", "he", "her", "his", "i", "if", "in", "into", "is", "it", "its", "me", "my", "no",
+    "not", "of", "on", "or", "our", "she", "should", "so", "than", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "to", "up", "was", "we", "were",
+    "what", "when", "which", "who", "will", "with", "would", "you", "your", "it's", "i'm",
+    "don't", "can't", "you'll", "we'll", "you're", "we're", "that's", "there's",
+];
+
+/// Whether `w` (lower case) is an English function word.
+pub(crate) fn is_function_word(w: &str) -> bool {
+    FUNCTION_WORDS.contains(&w)
+}
+
 /// Lower-cased words (letters, digits, inner apostrophes and dots in numbers).
 pub(crate) fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
