@@ -20,7 +20,7 @@ const STOPWORDS: &[&str] = &[
     "i've", "isn't", "aren't", "won't", "wasn't", "that's", "here's", "let's", "what's", "enough",
     "mean", "means", "meaning", "happen", "happens", "exactly", "actually", "really", "still",
     "even", "already", "something", "anything", "everything", "got", "gets", "going", "go",
-    "goes", "went",
+    "goes", "went", "every",
 ];
 
 /// English function words (articles, pronouns, prepositions, conjunctions, auxiliaries):
@@ -183,8 +183,7 @@ const RELATED: &[&[&str]] = &[
     &["http", "request", "response", "server", "header", "endpoint"],
     &["limit", "quota", "cap", "capped", "throttle", "exceed", "exceeded"],
     &["receive", "get", "obtain"],
-    &["every", "each", "per"],
-    &["enable", "activate"],
+        &["enable", "activate"],
     &["disable", "deactivate"],
     &["start", "begin", "launch"],
     &["stop", "end", "halt"],
