@@ -38,7 +38,9 @@ const MOJIBAKE: &[&str] = &[
     "Ã©", "Ã¨", "Ã¶", "Ã¼", "Ã¤", "Ã±", "Ã§", "â€™", "â€œ", "â€", "Â ", "Ã ",
 ];
 
-const HTML_ENTITIES: &[&str] = &["&lt;", "&gt;", "&amp;", "&nbsp;", "&quot;", "&#39;", "&#x27;"];
+const HTML_ENTITIES: &[&str] = &[
+    "&lt;", "&gt;", "&amp;", "&nbsp;", "&quot;", "&#39;", "&#x27;",
+];
 
 fn broken_encoding(s: &str) -> Option<&'static str> {
     if s.contains('\u{FFFD}') {
@@ -48,7 +50,12 @@ fn broken_encoding(s: &str) -> Option<&'static str> {
         return Some("mojibake");
     }
     let entities: usize = outside_code(s)
-        .map(|part| HTML_ENTITIES.iter().map(|e| part.matches(e).count()).sum::<usize>())
+        .map(|part| {
+            HTML_ENTITIES
+                .iter()
+                .map(|e| part.matches(e).count())
+                .sum::<usize>()
+        })
         .sum();
     (entities >= 2).then_some("escaped HTML")
 }
@@ -94,17 +101,50 @@ fn slip(a: &str, a_ends: bool, b: Option<&str>) -> bool {
         && b == lb
         && matches!(
             lb,
-            "the" | "a" | "an" | "of" | "and" | "or" | "not" | "by" | "is" | "are" | "was"
-                | "were" | "to" | "it" | "he" | "she" | "they" | "we" | "i" | "in" | "on" | "at"
-                | "with" | "for" | "from" | "will" | "would" | "should" | "has" | "have"
+            "the"
+                | "a"
+                | "an"
+                | "of"
+                | "and"
+                | "or"
+                | "not"
+                | "by"
+                | "is"
+                | "are"
+                | "was"
+                | "were"
+                | "to"
+                | "it"
+                | "he"
+                | "she"
+                | "they"
+                | "we"
+                | "i"
+                | "in"
+                | "on"
+                | "at"
+                | "with"
+                | "for"
+                | "from"
+                | "will"
+                | "would"
+                | "should"
+                | "has"
+                | "have"
         ))
         || matches!(
             (la, lb),
             ("i", "is" | "are")
                 | ("you" | "we" | "they", "is" | "am")
                 | ("he" | "she" | "it", "are" | "am")
-                | ("me", "can" | "will" | "is" | "am" | "are" | "have" | "do" | "would" | "could")
-                | ("could" | "would" | "should" | "might" | "must", "of" | "is" | "are" | "was" | "were" | "am")
+                | (
+                    "me",
+                    "can" | "will" | "is" | "am" | "are" | "have" | "do" | "would" | "could"
+                )
+                | (
+                    "could" | "would" | "should" | "might" | "must",
+                    "of" | "is" | "are" | "was" | "were" | "am"
+                )
         )
 }
 
@@ -129,10 +169,7 @@ fn ungrammatical(s: &str) -> Option<String> {
         .iter()
         .filter(|w| OTHER_FUNCTION_WORDS.contains(&w.as_str()))
         .count();
-    if plain.len() >= 12
-        && english > other
-        && (english as f64) < 0.15 * plain.len() as f64
-    {
+    if plain.len() >= 12 && english > other && (english as f64) < 0.15 * plain.len() as f64 {
         return Some(format!(
             "word salad ({english} function words in {})",
             plain.len()

@@ -196,7 +196,10 @@ fn numbers(s: &str, out: &mut Vec<PiiKind>) {
 fn introduced_as_id(before: &str) -> bool {
     let mut last = before
         .rsplit(|c: char| c.is_whitespace())
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_ascii_lowercase())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_ascii_lowercase()
+        })
         .filter(|w| !w.is_empty());
     match last.next() {
         Some(w) if matches!(w.as_str(), "number" | "no" | "nr" | "id" | "code") => {

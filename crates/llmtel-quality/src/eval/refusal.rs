@@ -164,13 +164,15 @@ fn first_person(w: &[String], i: usize) -> Option<&'static str> {
             k += 1;
         }
         let verb = at(k);
-        !verb.is_empty()
-            && !NOT_DECLINING.contains(&verb)
-            && !(verb == "help" && at(k + 1) == "but")
-            && !verb.chars().all(|c| c.is_ascii_digit())
+        let reports = verb.is_empty()
+            || NOT_DECLINING.contains(&verb)
+            || (verb == "help" && at(k + 1) == "but")
+            || verb.chars().all(|c| c.is_ascii_digit());
+        !reports
     };
     if would {
-        return (at(k) == "rather" && at(k + 1) == "not" && acts(k + 2)).then_some("I'd rather not");
+        return (at(k) == "rather" && at(k + 1) == "not" && acts(k + 2))
+            .then_some("I'd rather not");
     }
     if be {
         if at(k) == "unable" && at(k + 1) == "to" && acts(k + 2) {

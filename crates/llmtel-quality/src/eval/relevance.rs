@@ -6,8 +6,25 @@ use super::{EvalInput, Evaluation, SyncEvaluator};
 /// Question words that carry little of what is asked ("how long", "the best way", "new"):
 /// they count half.
 const LOW_INFORMATION: &[&str] = &[
-    "time", "long", "new", "last", "first", "best", "good", "right", "problem", "work", "take",
-    "find", "start", "difference", "possible", "easy", "quick", "kind", "type",
+    "time",
+    "long",
+    "new",
+    "last",
+    "first",
+    "best",
+    "good",
+    "right",
+    "problem",
+    "work",
+    "take",
+    "find",
+    "start",
+    "difference",
+    "possible",
+    "easy",
+    "quick",
+    "kind",
+    "type",
 ];
 
 /// Auxiliaries that open a yes/no question ("Do you ship to Norway?").
