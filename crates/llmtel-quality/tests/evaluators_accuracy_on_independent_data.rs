@@ -158,36 +158,38 @@ fn measure(case: &Case) -> Outcome {
 
 #[test]
 fn every_evaluator_holds_its_accuracy_on_the_independent_set() {
-    // Floors: the accuracy measured when the set was added (2026-11-27), rounded down to 5 %.
-    // Raise a floor when a heuristic improves; never lower one to make a change pass.
+    // Floors: the accuracy measured, rounded down to 5 %: first when the set was added
+    // (2026-11-27), then after the heuristics were revised against this set's misses (issue
+    // #5), which makes it a development set: see its README. Raise a floor when a heuristic
+    // improves; never lower one to make a change pass.
     let cases = [
         Case {
             set: "relevance",
             evaluator: Box::new(LexicalRelevance::default()),
             good: "relevant",
             bad: &["irrelevant"],
-            floor: 0.50, // measured 54.8 % when the set was added
+            floor: 0.90, // 54.8 % when the set was added, 93.5 % after the revision
         },
         Case {
             set: "fluency",
             evaluator: Box::new(Fluency::default()),
             good: "fluent",
             bad: &["disfluent"],
-            floor: 0.85, // measured 87.5 % when the set was added
+            floor: 1.00, // 87.5 % when the set was added, 100 % after the revision
         },
         Case {
             set: "groundedness",
             evaluator: Box::new(Groundedness::default()),
             good: "grounded",
             bad: &["ungrounded"],
-            floor: 0.65, // measured 67.7 % when the set was added
+            floor: 1.00, // 67.7 % when the set was added, 100 % after the revision
         },
         Case {
             set: "refusal",
             evaluator: Box::new(Refusal),
             good: "answered",
             bad: &["refusal"],
-            floor: 0.65, // measured 66.7 % when the set was added
+            floor: 1.00, // 66.7 % when the set was added, 100 % after the revision
         },
         Case {
             set: "json_validity",
@@ -201,7 +203,7 @@ fn every_evaluator_holds_its_accuracy_on_the_independent_set() {
             evaluator: Box::new(PiiLeak),
             good: "clean",
             bad: &["pii"],
-            floor: 0.85, // measured 85.7 % when the set was added
+            floor: 1.00, // 85.7 % when the set was added, 100 % after the revision
         },
     ];
     let outcomes: Vec<Outcome> = cases.iter().map(measure).collect();

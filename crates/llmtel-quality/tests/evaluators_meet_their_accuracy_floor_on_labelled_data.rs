@@ -1,6 +1,7 @@
 //! Each built-in evaluator on its labelled examples (`tests/data/<evaluator>.jsonl`, written
 //! for this repository, good and bad): the accuracy is computed, printed as a table and held
-//! to a floor.
+//! to a floor of 95 % (raised from 85 % when the heuristics were revised for issue #5 and all
+//! six reached 100 % here; the slack is one miss in 24).
 
 use llmtel_quality::{
     EvalInput, Fluency, Groundedness, JsonValidity, LexicalRelevance, PiiLeak, Refusal,
@@ -116,8 +117,8 @@ fn every_evaluator_meets_its_accuracy_floor() {
         );
         let acc = r.correct as f64 / r.n as f64;
         assert!(
-            acc >= 0.85,
-            "{}: accuracy {acc:.3} under the 0.85 floor",
+            acc >= 0.95,
+            "{}: accuracy {acc:.3} under the 0.95 floor",
             r.name
         );
     }

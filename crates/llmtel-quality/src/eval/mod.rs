@@ -40,7 +40,7 @@ pub use judge::{
     DEFAULT_JUDGE_THRESHOLD, DEFAULT_RUBRIC, JUDGE_FEATURE, JudgeScale, LlmJudge, LlmJudgeBuilder,
     Verdict, parse_verdict,
 };
-pub use pii::{PiiKind, PiiLeak, find_pii};
+pub use pii::{PiiKind, PiiLeak, ROLE_MAILBOXES, find_pii};
 pub use refusal::{REFUSAL_PHRASES, Refusal};
 pub use relevance::LexicalRelevance;
 #[cfg(any(feature = "judge", feature = "embeddings"))]

@@ -8,15 +8,25 @@ use super::{EvalInput, Evaluation, SyncEvaluator};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
-    /// `local@domain.tld`.
+    /// `local@domain.tld`, except an organisation's role mailbox (`support@`, `billing@`,
+    /// `info@`, `noreply@`, ... see [`ROLE_MAILBOXES`](crate::eval::ROLE_MAILBOXES)), which is published contact data, not
+    /// a person's.
     Email,
-    /// 10 to 15 digits written as a phone number: a leading `+`, or digit groups separated by
-    /// spaces, dashes, dots or a parenthesised area code.
+    /// 10 to 15 digits written as a phone number: a leading `+`, a parenthesised area code,
+    /// 3 to 5 digit groups separated by spaces, dashes or dots, or a national number with its
+    /// trunk `0` in 2 or more groups (`030 90182034`). Not a phone number: an IPv4 address
+    /// (`192.168.100.254`), an ISBN-13 (`978-1-4493-7332-0`, check digit valid), an amount in
+    /// thousands groups (`12 450 300 000`), digits that continue a letter-and-digit code
+    /// (`1Z 999 AA1 01 2345 6784`), or a number introduced as an identifier (see below).
     Phone,
-    /// 13 to 19 digits (optionally grouped by spaces or dashes) passing the Luhn check.
+    /// 13 to 19 digits (optionally grouped by spaces or dashes) passing the Luhn check, unless
+    /// introduced as an identifier: right after "order", "reference", "booking", "tracking",
+    /// "invoice", "ticket", "confirmation", "ISBN" (optionally followed by "number", "no" or
+    /// "#").
     CardNumber,
     /// The shape of a known API key or secret: `sk-…`, `sk_live_…`, `AKIA…`, `ghp_…`,
-    /// `github_pat_…`, `xoxb-…`, `AIza…`, `glpat-…`, a JWT, a PEM private key.
+    /// `github_pat_…`, `xoxb-…`, `AIza…`, `glpat-…`, `hf_…` (Hugging Face), `npm_…`,
+    /// `pypi-…`, a JWT, a PEM private key.
     ApiKey,
 }
 
@@ -31,6 +41,51 @@ impl PiiKind {
         }
     }
 }
+
+/// Local parts of role mailboxes: an organisation's published addresses, not personal data.
+pub const ROLE_MAILBOXES: &[&str] = &[
+    "support",
+    "help",
+    "helpdesk",
+    "billing",
+    "invoices",
+    "accounts",
+    "info",
+    "contact",
+    "hello",
+    "sales",
+    "service",
+    "customerservice",
+    "feedback",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "privacy",
+    "security",
+    "abuse",
+    "postmaster",
+    "webmaster",
+    "press",
+    "careers",
+    "jobs",
+    "orders",
+    "returns",
+];
+
+/// Words that introduce a number as an identifier rather than a card or phone number.
+const ID_LABELS: &[&str] = &[
+    "order",
+    "reference",
+    "ref",
+    "booking",
+    "tracking",
+    "invoice",
+    "ticket",
+    "confirmation",
+    "isbn",
+    "sku",
+    "serial",
+];
 
 fn luhn(digits: &[u8]) -> bool {
     let mut sum = 0u32;
@@ -61,7 +116,9 @@ fn emails(s: &str, out: &mut Vec<PiiKind>) {
         }
         let domain = s[at + 1..r].trim_end_matches('.');
         let tld = domain.rsplit('.').next().unwrap_or("");
+        let local = s[l..at].to_ascii_lowercase();
         if l < at
+            && !ROLE_MAILBOXES.contains(&local.as_str())
             && domain.contains('.')
             && tld.len() >= 2
             && tld.bytes().all(|c| c.is_ascii_alphabetic())
@@ -111,7 +168,7 @@ fn numbers(s: &str, out: &mut Vec<PiiKind>) {
         let followed_by_word = end < b.len() && (b[end].is_ascii_alphabetic() || b[end] == b'_');
         let text = &s[start..end.max(start)];
         let n = digits.len();
-        if !followed_by_word {
+        if !followed_by_word && !introduced_as_id(&s[..start]) && !continues_code(&s[..start]) {
             if (13..=19).contains(&n) && luhn(&digits) && !text.contains(['(', ')', '+', '.']) {
                 out.push(PiiKind::CardNumber);
             } else if (10..=15).contains(&n) {
@@ -121,14 +178,84 @@ fn numbers(s: &str, out: &mut Vec<PiiKind>) {
                     .split([' ', '-', '.', '(', ')'])
                     .filter(|g| !g.is_empty())
                     .count();
+                let national = text.starts_with('0') && groups >= 2;
                 // A decimal number (1.234.567) or a date-like run is not a phone number.
-                if plus || area || (seps >= 2 && (3..=5).contains(&groups)) {
+                if (plus || area || national || (seps >= 2 && (3..=5).contains(&groups)))
+                    && !(ipv4(text) || isbn13(&digits) || thousands(text))
+                {
                     out.push(PiiKind::Phone);
                 }
             }
         }
         i = j.max(i + 1);
     }
+}
+
+/// Whether the text before a number ends with an identifier label ("Order", "Reference
+/// number", "ISBN", "ticket #").
+fn introduced_as_id(before: &str) -> bool {
+    let mut last = before
+        .rsplit(|c: char| c.is_whitespace())
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_ascii_lowercase()
+        })
+        .filter(|w| !w.is_empty());
+    match last.next() {
+        Some(w) if matches!(w.as_str(), "number" | "no" | "nr" | "id" | "code") => {
+            last.next().is_some_and(|w| ID_LABELS.contains(&w.as_str()))
+        }
+        Some(w) => ID_LABELS.contains(&w.as_str()),
+        None => false,
+    }
+}
+
+/// Whether a number continues a code: the token right before it (one space) mixes letters
+/// and digits (`AA1 01 2345 6784` in a parcel tracking code).
+fn continues_code(before: &str) -> bool {
+    let Some(rest) = before.strip_suffix(' ') else {
+        return false;
+    };
+    let tok = rest.rsplit(' ').next().unwrap_or("");
+    tok.chars().any(|c| c.is_ascii_digit()) && tok.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// Four dot-separated groups of 1 to 3 digits, each at most 255.
+fn ipv4(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4
+        && parts.iter().all(|p| {
+            (1..=3).contains(&p.len())
+                && p.bytes().all(|c| c.is_ascii_digit())
+                && p.parse::<u16>().is_ok_and(|v| v <= 255)
+        })
+}
+
+/// An ISBN-13: 978 or 979, 13 digits, valid check digit.
+fn isbn13(digits: &[u8]) -> bool {
+    if digits.len() != 13 || digits[..2] != [9, 7] || !matches!(digits[2], 8 | 9) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| u32::from(*d) * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    sum % 10 == 0
+}
+
+/// An amount written in thousands: a first group of 1 to 3 digits, then groups of exactly 3,
+/// all separated alike by spaces, commas or dots (`12 450 300 000`).
+fn thousands(text: &str) -> bool {
+    let Some(sep) = text.chars().find(|c| !c.is_ascii_digit()) else {
+        return false;
+    };
+    let groups: Vec<&str> = text.split(sep).collect();
+    matches!(sep, ' ' | ',' | '.')
+        && groups.len() >= 3
+        && groups.iter().all(|g| g.bytes().all(|c| c.is_ascii_digit()))
+        && (1..=3).contains(&groups[0].len())
+        && groups[1..].iter().all(|g| g.len() == 3)
 }
 
 fn api_keys(s: &str, out: &mut Vec<PiiKind>) {
@@ -170,6 +297,9 @@ fn api_keys(s: &str, out: &mut Vec<PiiKind>) {
             || body_len("xoxb-") >= 20
             || body_len("xoxp-") >= 20
             || body_len("glpat-") >= 20
+            || (body_len("hf_") >= 30 && mixed(tok))
+            || (body_len("npm_") >= 30 && mixed(tok))
+            || body_len("pypi-") >= 50
             || (tok.len() == 39 && tok.starts_with("AIza"))
             || (tok.starts_with("eyJ")
                 && tok.split('.').count() == 3
