@@ -1,6 +1,8 @@
 //! Synthetic traffic: a seeded RNG, a simulated clock and `LlmCall`s built as `LlmLayer`
-//! builds them.
+//! builds them; `labelled`: the labelled data sets of the built-in evaluators.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod labelled;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
