@@ -15,12 +15,14 @@ fn every_evaluator_holds_its_accuracy_on_the_holdout_set() {
     // rounded down to 5 %. Raise a floor when a heuristic improves; never lower one to make a
     // change pass, and never edit the set's labels to match the evaluators.
     let cases = [
-        builtin("relevance", 0.45),     // measured 48.5 % when the set was added
-        builtin("fluency", 0.85),       // measured 87.5 %
-        builtin("groundedness", 0.75),  // measured 78.1 %
-        builtin("refusal", 0.60),       // measured 64.5 %
-        builtin("json_validity", 0.95), // measured 97.2 %
-        builtin("pii", 0.85),           // measured 89.7 %
+        // Measured when the set was added (48.5, 87.5, 78.1, 64.5, 97.2, 89.7 %), then after
+        // the heuristics were revised against the independent set:
+        builtin("relevance", 0.50),     // 54.5 %
+        builtin("fluency", 0.85),       // 87.5 %
+        builtin("groundedness", 0.80),  // 81.2 %
+        builtin("refusal", 0.75),       // 77.4 %
+        builtin("json_validity", 0.95), // 97.2 %
+        builtin("pii", 0.90),           // 94.9 %
     ];
     measure_and_hold_floors("holdout", &cases);
 }
