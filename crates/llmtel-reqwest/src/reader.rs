@@ -1,10 +1,11 @@
 //! The body reader: decodes response bodies on a thread of its own, so the caller's stream
 //! runs at the speed of plain reqwest.
 //!
-//! On the caller's thread the instrumented body only notes when each frame arrived and keeps
-//! a reference to its bytes (small frames are copied into a shared buffer so they do not pin
-//! the connection's read buffers). Every 64 frames or 256 KiB, and when the body ends, fails
-//! or is dropped, it hands what it has to the reader thread, which runs the SSE parser and the
+//! On the caller's thread the instrumented body only notes when each frame arrived and copies
+//! its bytes into a 64 KiB window (frames of 16 KiB and more are kept by reference), so the
+//! connection's read buffer is reused at once. Each full window (or 64 frames kept by
+//! reference), and what is left when the body ends, fails or is dropped, is handed to the
+//! reader thread, which runs the SSE parser and the
 //! provider's decoder, records usage, timing and errors on the span and ends it.
 //!
 //! Memory is bounded: at most [`MAX_QUEUED_BYTES`] wait for the reader; past that the bytes
@@ -31,9 +32,11 @@ use crate::body::{CallState, End};
 pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
 /// Frames shorter than this are copied (a few hundred bytes of SSE each); longer ones are
 /// kept by reference.
-const COPY_BELOW: usize = 2048;
+const COPY_BELOW: usize = 16 * 1024;
+/// The buffer frames are copied into; it is handed to the reader when full (and at the end).
+const WINDOW: usize = 64 * 1024;
+/// Frames kept by reference before a hand-off (bounds the connection buffers they pin).
 const HANDOFF_FRAMES: usize = 64;
-const HANDOFF_BYTES: usize = 256 * 1024;
 const WAKE_BYTES: usize = 1024 * 1024;
 /// While bodies keep arriving the reader looks for work this often, so that the caller's
 /// thread never has to wake it (a futex wake costs microseconds, a VM's more).
@@ -325,9 +328,12 @@ pub(crate) struct Offload {
     reader: &'static Reader,
     id: u64,
     state: Option<Box<CallState>>,
+    /// Frames handed over in order: those kept by reference, and the copied ones once their
+    /// window is sealed.
     pieces: Vec<Piece>,
-    bytes: usize,
-    small: BytesMut,
+    /// Copied frames not yet sealed: their bytes in `window`, their lengths and times here.
+    copied: Vec<(usize, Instant)>,
+    window: BytesMut,
 }
 
 impl Tap {
@@ -338,8 +344,8 @@ impl Tap {
                 id: NEXT_ID.fetch_add(1, Relaxed),
                 state: Some(Box::new(state)),
                 pieces: Vec::new(),
-                bytes: 0,
-                small: BytesMut::new(),
+                copied: Vec::new(),
+                window: BytesMut::new(),
             }),
             None => {
                 COUNTERS.inline_calls.fetch_add(1, Relaxed);
@@ -358,16 +364,23 @@ impl Tap {
         match self {
             Tap::Inline(state) => state.on_data(data, now),
             Tap::Offloaded(o) => {
-                let piece = if data.len() < COPY_BELOW {
-                    o.small.extend_from_slice(data);
-                    Piece::Data(o.small.split().freeze(), now)
+                if data.len() < COPY_BELOW {
+                    // Copied (from cache: the kernel just wrote it), so the connection's read
+                    // buffer is free for reuse at once.
+                    if o.window.len() + data.len() > o.window.capacity() {
+                        if !o.copied.is_empty() {
+                            o.hand_off(None);
+                        }
+                        o.window.reserve(WINDOW);
+                    }
+                    o.window.extend_from_slice(data);
+                    o.copied.push((data.len(), now));
                 } else {
-                    Piece::Data(data.clone(), now)
-                };
-                o.pieces.push(piece);
-                o.bytes += data.len();
-                if o.pieces.len() >= HANDOFF_FRAMES || o.bytes >= HANDOFF_BYTES {
-                    o.hand_off(None);
+                    o.seal();
+                    o.pieces.push(Piece::Data(data.clone(), now));
+                    if o.pieces.len() >= HANDOFF_FRAMES {
+                        o.hand_off(None);
+                    }
                 }
             }
             Tap::Done => {}
@@ -385,8 +398,21 @@ impl Tap {
 }
 
 impl Offload {
+    /// Moves the copied frames into `pieces`, in order, as slices of one shared buffer.
+    fn seal(&mut self) {
+        if self.copied.is_empty() {
+            return;
+        }
+        let chunk = self.window.split().freeze();
+        let mut at = 0;
+        for (len, t) in self.copied.drain(..) {
+            self.pieces.push(Piece::Data(chunk.slice(at..at + len), t));
+            at += len;
+        }
+    }
+
     fn hand_off(&mut self, end: Option<End>) {
-        self.bytes = 0;
+        self.seal();
         self.reader.send(Handoff {
             id: self.id,
             state: self.state.take(),
