@@ -52,6 +52,9 @@ pub struct BudgetStats {
     pub replayed: u64,
     /// Spend writes dropped: buffer or queue full (each counted, never silent).
     pub dropped: u64,
+    /// Spend writes the store refused on their own (a script or SQL error, not an outage):
+    /// dropped so that they do not hold up the writes after them, each logged and alerted.
+    pub rejected: u64,
     /// Threshold alerts raised.
     pub alerts: u64,
 }
@@ -68,6 +71,7 @@ struct Counters {
     /// Buffered writes taken out of the buffer by a replay in progress.
     replaying: AtomicU64,
     dropped: AtomicU64,
+    rejected: AtomicU64,
     alerts: AtomicU64,
 }
 
@@ -650,11 +654,58 @@ impl Budgets {
         if !buffered {
             match self.try_apply_batch(&ops) {
                 Ok(_) => return,
+                Err(e) if e.rejected => {
+                    self.apply_one_by_one(ops);
+                    return;
+                }
                 Err(e) => self.store_failed(&e),
             }
         }
         for op in ops {
             self.buffer(op);
+        }
+    }
+
+    /// A batch the store refused: writes each op alone, so that one write the store cannot
+    /// take does not hold up the others (retrying the batch would fail forever). An op
+    /// refused on its own is dropped, counted, logged and alerted; on an outage the rest is
+    /// buffered as usual.
+    /// Returns how many were written.
+    fn apply_one_by_one(&self, ops: Vec<CommitOp>) -> u64 {
+        let mut written = 0;
+        let mut ops = ops.into_iter();
+        while let Some(op) = ops.next() {
+            match self.try_apply_batch(std::slice::from_ref(&op)) {
+                Ok(_) => written += 1,
+                Err(e) if e.rejected => self.reject(&e),
+                Err(e) => {
+                    self.store_failed(&e);
+                    self.buffer(op);
+                    for op in ops {
+                        self.buffer(op);
+                    }
+                    break;
+                }
+            }
+        }
+        written
+    }
+
+    fn reject(&self, e: &StoreError) {
+        self.inner.counters.rejected.fetch_add(1, Relaxed);
+        self.inner.counters.store_errors.fetch_add(1, Relaxed);
+        tracing::error!(target: "llmtel_budget", error = %e,
+            "the budget store refused a spend write; it is dropped (see BudgetStats::rejected)");
+        if let Some(a) = &self.inner.alerts {
+            a.send(
+                Alert::firing("LlmBudgetWriteRejected", Severity::Critical)
+                    .with_label("store", self.inner.store.kind())
+                    .with_annotation("summary", format!("budget store refused a spend write: {e}"))
+                    .with_annotation(
+                        "description",
+                        "the write was dropped so later spend is not held up; budgets may under-count: check the store's version and logs",
+                    ),
+            );
         }
     }
 
@@ -698,6 +749,7 @@ impl Budgets {
         self.after_commit(&metered, &spent, now_ms)
             .map(|u| u.collect())
             .ok_or_else(|| StoreError {
+                rejected: false,
                 store: self.inner.store.kind(),
                 message: "commit answered a different number of meters".into(),
             })
@@ -946,6 +998,11 @@ impl Budgets {
                         .replayed
                         .fetch_add(batch.len() as u64, Relaxed);
                 }
+                Err(e) if e.rejected => {
+                    self.inner.counters.replaying.store(0, Relaxed);
+                    let written = self.apply_one_by_one(batch);
+                    self.inner.counters.replayed.fetch_add(written, Relaxed);
+                }
                 Err(_) => {
                     self.inner.counters.store_errors.fetch_add(1, Relaxed);
                     let mut p = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -1015,6 +1072,7 @@ impl Budgets {
                 + c.replaying.load(Relaxed),
             replayed: c.replayed.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
+            rejected: c.rejected.load(Relaxed),
             alerts: c.alerts.load(Relaxed),
         }
     }

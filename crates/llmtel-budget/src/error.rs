@@ -35,6 +35,30 @@ pub struct StoreError {
     pub store: &'static str,
     /// What went wrong.
     pub message: String,
+    /// The store answered and refused this operation (a script or SQL error, bad data):
+    /// writing the same thing again will not help. `false` when it could not be reached or
+    /// was busy (worth retrying).
+    pub rejected: bool,
+}
+
+impl StoreError {
+    /// A store that could not be reached, timed out or was busy (worth retrying).
+    pub fn unavailable(store: &'static str, message: impl Into<String>) -> Self {
+        StoreError {
+            store,
+            message: message.into(),
+            rejected: false,
+        }
+    }
+
+    /// A store that answered and refused the operation (see [`StoreError::rejected`]).
+    pub fn rejected(store: &'static str, message: impl Into<String>) -> Self {
+        StoreError {
+            store,
+            message: message.into(),
+            rejected: true,
+        }
+    }
 }
 
 /// A call refused because it would pass a limit.

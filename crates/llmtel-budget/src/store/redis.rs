@@ -240,9 +240,26 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::unavailable("redis", e.to_string())
+}
+
+/// A Redis error from an operation: `rejected` when the server answered with an error that a
+/// retry would meet again (a script error, a wrong type), not when it could not be reached,
+/// timed out, was loading or asked to try again.
+fn op_err(e: &redis::RedisError) -> StoreError {
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                | redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain)
+        );
     StoreError {
         store: "redis",
         message: e.to_string(),
+        rejected: !transient,
     }
 }
 
@@ -338,7 +355,7 @@ impl RedisStore {
                 if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
                     *guard = None;
                 }
-                Err(err(e))
+                Err(op_err(&e))
             }
         }
     }

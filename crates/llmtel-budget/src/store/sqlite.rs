@@ -39,9 +39,26 @@ CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
 ";
 
 fn err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    // Busy, locked, I/O, full disk, cannot open: worth retrying. Anything else (a
+    // constraint, bad SQL, a value of the wrong type) would fail again.
+    let transient = matches!(
+        e.sqlite_error_code(),
+        Some(
+            DatabaseBusy
+                | DatabaseLocked
+                | SystemIoFailure
+                | DiskFull
+                | CannotOpen
+                | OutOfMemory
+                | OperationInterrupted
+                | FileLockingProtocolFailed
+        )
+    );
     StoreError {
         store: "sqlite",
         message: e.to_string(),
+        rejected: !transient,
     }
 }
 
@@ -317,10 +334,10 @@ impl BudgetStore for SqliteStore {
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
         if id.is_empty() {
-            return Err(StoreError {
-                store: "sqlite",
-                message: "a reservation id must not be empty".into(),
-            });
+            return Err(StoreError::rejected(
+                "sqlite",
+                "a reservation id must not be empty",
+            ));
         }
         let c = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if let [(m, a)] = charges {

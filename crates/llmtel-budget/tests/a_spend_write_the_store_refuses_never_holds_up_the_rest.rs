@@ -1,0 +1,130 @@
+//! A spend write the store refuses (it answers with an error that a retry would meet again,
+//! e.g. a script error after a bad upgrade) is dropped, counted and alerted, and the writes
+//! around it still reach the store: before, the writer retried the refused batch forever and
+//! every later settle waited behind it until the buffer overflowed.
+//!
+//! The store is the real SQLite store, wrapped to refuse any commit carrying one marked
+//! amount (fault injection: SQLite itself refuses nothing we write).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use llmtel_alert::MemorySink;
+use llmtel_budget::store::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
+use llmtel_budget::{Budgets, CallContext, Period, Rule, Scope, StoreError};
+use support::usd;
+
+/// Refuses any commit that charges exactly this many pico-dollars ($0.000013).
+const POISON_PICOS: i64 = 13_000_000;
+
+#[derive(Debug)]
+struct Refusing(Arc<dyn BudgetStore>);
+
+fn poisoned(charges: &[(&Meter, Amount)]) -> bool {
+    charges.iter().any(|(_, a)| a.usd == POISON_PICOS)
+}
+
+fn refused() -> StoreError {
+    StoreError::rejected("sqlite", "injected: the store refuses this write")
+}
+
+impl BudgetStore for Refusing {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+    fn reserve(
+        &self,
+        id: &str,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        self.0.reserve(id, charges, now_ms, expires_ms)
+    }
+    fn commit(
+        &self,
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
+    ) -> Result<Vec<Amount>, StoreError> {
+        if poisoned(charges) {
+            return Err(refused());
+        }
+        self.0.commit(release, charges, now_ms)
+    }
+    fn commit_batch(
+        &self,
+        ops: &[Commit<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
+        // All or nothing, like the real stores' batches.
+        if ops.iter().any(|c| poisoned(c.charges)) {
+            return Err(refused());
+        }
+        self.0.commit_batch(ops, now_ms)
+    }
+    fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
+        self.0.totals(meters, now_ms)
+    }
+    fn fire_once(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+        self.0.fire_once(key, ttl_ms, now_ms)
+    }
+}
+
+#[test]
+fn a_refused_write_is_dropped_counted_and_alerted_and_the_others_are_written() {
+    let alerts = MemorySink::new();
+    let budgets = Budgets::builder()
+        .with_store(Arc::new(Refusing(support::store("sqlite", "refused"))))
+        .with_alerts(
+            llmtel_alert::AlertDispatcher::builder()
+                .with_sink(Arc::new(alerts.clone()))
+                .build(),
+        )
+        .with_rule(Rule::new(
+            "per-user-daily",
+            Scope::User,
+            Period::Day(TimeZone::UTC),
+        ))
+        .build();
+    let ctx = CallContext::new().with_user("u-1");
+    budgets.record(&ctx, usd("0.001"), 10);
+    budgets.record(&ctx, usd("0.000013"), 1); // refused by the store
+    for _ in 0..50 {
+        budgets.record(&ctx, usd("0.002"), 20);
+    }
+    assert!(
+        budgets.flush(Duration::from_secs(10)),
+        "nothing stays buffered"
+    );
+
+    let stats = budgets.stats();
+    assert_eq!(stats.rejected, 1);
+    assert_eq!(stats.buffered, 0);
+    assert_eq!(stats.dropped, 0);
+    let s = &budgets.status_for(&ctx).expect("status")[0];
+    assert_eq!(s.spent, usd("0.101"), "every write but the refused one");
+    assert_eq!(s.spent_tokens, 1_010);
+
+    // Later spend is not held up either.
+    budgets.record(&ctx, usd("0.004"), 40);
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let s = &budgets.status_for(&ctx).expect("status")[0];
+    assert_eq!(s.spent, usd("0.105"));
+
+    assert!(budgets_alerted(&alerts, "LlmBudgetWriteRejected"));
+}
+
+fn budgets_alerted(sink: &MemorySink, name: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if sink.alerts().iter().any(|a| a.name == name) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
