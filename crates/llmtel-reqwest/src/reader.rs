@@ -283,7 +283,14 @@ fn process(calls: &mut HashMap<u64, Box<CallState>>, msg: Handoff) {
         feed(&mut state, pieces);
         match end {
             Some(end) => {
-                state.finish(end);
+                // Under the span's own subscriber as this thread's default: the span may
+                // belong to a thread-local or per-task dispatcher, and the layers that run when
+                // it closes (llmtel's, looking up the OpenTelemetry ids) use the default one.
+                let dispatch = state
+                    .span
+                    .with_subscriber(|(_, d)| d.clone())
+                    .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone));
+                tracing::dispatcher::with_default(&dispatch, || state.finish(end));
                 COUNTERS.calls.fetch_add(1, Relaxed);
                 None
             }

@@ -244,3 +244,52 @@ fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
     assert_eq!(after.inline_calls, 0);
     assert_eq!(after.decoder_panics, 0);
 }
+
+#[derive(Debug, Default)]
+struct Calls(std::sync::Mutex<Vec<llmtel::LlmCall>>);
+
+impl llmtel::CallSink for Calls {
+    fn on_call(&self, call: &llmtel::LlmCall) {
+        self.0.lock().unwrap().push(call.clone());
+    }
+}
+
+#[test]
+fn in_process_calls_ended_by_the_reader_carry_the_exported_spans_ids() {
+    // The subscriber is this thread's default only (as in tests and per-task dispatchers);
+    // the reader thread ends the span, and the in-process call must still get its trace and
+    // span id (sinks match feedback and evaluations by them).
+    let calls = Arc::new(Calls::default());
+    let p = run_with(
+        llmtel::LlmLayer::new().with_sink(calls.clone()),
+        true,
+        || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let chunks = openai_stream(true);
+                let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+                let server = Replay::start(vec![Reply::sse(&refs)]).await;
+                let c = client(middleware(&server));
+                post(
+                    &c,
+                    &server.url("/openai/v1/chat/completions"),
+                    OPENAI_STREAM_REQUEST,
+                )
+                .await;
+            });
+        },
+    );
+    let exported = llm_span(&p);
+    let calls = calls.0.lock().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].usage.output_tokens, 5);
+    assert_eq!(
+        calls[0].trace_id,
+        Some(exported.span_context.trace_id()),
+        "the in-process call names the exported span's trace"
+    );
+    assert_eq!(calls[0].span_id, Some(exported.span_context.span_id()));
+}
