@@ -156,11 +156,9 @@ impl Middleware for LlmMiddleware {
         // Request body → parameters (never headers). The body is kept (copied: reqwest does
         // not share it) for the reader, which needs the prompt only for an estimate or for
         // opt-in content capture.
-        let body_bytes = req
-            .body()
-            .and_then(|b| b.as_bytes())
-            .filter(|b| b.len() <= MAX_REQUEST_JSON);
-        let request_bytes = req.body().and_then(|b| b.as_bytes()).map_or(0, <[u8]>::len);
+        let raw = req.body().and_then(|b| b.as_bytes());
+        let request_bytes = raw.map_or(0, <[u8]>::len);
+        let body_bytes = raw.filter(|b| b.len() <= MAX_REQUEST_JSON);
         let info = body_bytes
             .and_then(|b| crate::request::request_info(api, b))
             .unwrap_or_else(|| RequestInfo {
