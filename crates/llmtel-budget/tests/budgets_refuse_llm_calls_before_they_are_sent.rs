@@ -6,16 +6,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
+// llmtel-reqwest's replay server stands in for the provider (one copy of it for both crates).
+#[path = "../../llmtel-reqwest/tests/common/mod.rs"]
+mod replay;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use llmtel_budget::{BudgetPreflight, Budgets, CallContext, Period, Rule, Scope};
 use llmtel_reqwest::PreflightError;
+use replay::{Replay, Reply};
 use support::{TestClock, usd};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument as _;
 use tracing_subscriber::prelude::*;
 
@@ -24,51 +25,6 @@ const RESPONSE: &str = r#"{"id":"chatcmpl-b1","object":"chat.completion","create
 
 /// 175 bytes: 44 prompt tokens in the estimate.
 const REQUEST: &str = r#"{"model":"gpt-4o","max_tokens":512,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the refund window for an order placed online?"}]}"#;
-
-/// A local OpenAI-compatible server: answers every request with `RESPONSE`, counts them.
-async fn server(seen: Arc<AtomicUsize>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut have = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut buf).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    have.extend_from_slice(&buf[..n]);
-                    let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let head = String::from_utf8_lossy(&have[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if have.len() < end + 4 + len {
-                        continue;
-                    }
-                    have.drain(..end + 4 + len);
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    let reply = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{RESPONSE}",
-                        RESPONSE.len()
-                    );
-                    if sock.write_all(reply.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    format!("http://{addr}/v1")
-}
 
 async fn chat(
     client: &reqwest_middleware::ClientWithMiddleware,
@@ -99,7 +55,6 @@ fn run(kind: &str) {
                 .with_limit_usd(usd("0.008")),
         )
         .build();
-    let seen = Arc::new(AtomicUsize::new(0));
     let subscriber = tracing_subscriber::registry()
         .with(llmtel::layer())
         .with(budgets.layer());
@@ -111,7 +66,11 @@ fn run(kind: &str) {
     let _default = tracing::dispatcher::set_default(&dispatch);
     let hook = BudgetPreflight::new(budgets.clone());
     rt.block_on(async {
-        let base = server(seen.clone()).await;
+        // One reply for each call that is sent (u-1's first, u-2's): a third request would
+        // get the replay server's 500.
+        let server =
+            Replay::start(vec![Reply::json(200, RESPONSE), Reply::json(200, RESPONSE)]).await;
+        let base = server.url("/v1");
         let mw = llmtel_reqwest::LlmMiddleware::new()
             .with_openai_compatible(&base, "openai")
             .unwrap()
@@ -123,7 +82,7 @@ fn run(kind: &str) {
         // u-1's first call: worst case 44 in + 512 out at gpt-4o = $0.00523 <= $0.008.
         let body = chat(&client, &base, "u-1").await.expect("admitted");
         assert_eq!(body, RESPONSE, "the caller gets the provider's bytes");
-        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests().len(), 1);
         // The reader ends the span; the BudgetLayer settles the reservation with the actual
         // $0.004720 (not the $0.00523 estimate).
         assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
@@ -149,15 +108,11 @@ fn run(kind: &str) {
             Some(std::time::SystemTime::from(midnight)),
             "Retry-After: the next UTC midnight"
         );
-        assert_eq!(
-            seen.load(Ordering::SeqCst),
-            1,
-            "no request for a refused call"
-        );
+        assert_eq!(server.requests().len(), 1, "no request for a refused call");
 
         // Another user has their own budget.
         chat(&client, &base, "u-2").await.expect("u-2 admitted");
-        assert_eq!(seen.load(Ordering::SeqCst), 2);
+        assert_eq!(server.requests().len(), 2);
         assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
     });
     assert!(budgets.flush(Duration::from_secs(10)));
