@@ -81,8 +81,7 @@ fn a_whole_response_is_recorded_with_its_usage_and_cost() {
 fn a_stream_is_observed_item_by_item_and_ends_the_span_with_usage() {
     let chunks = openai_stream(true);
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let req = request(true, true);
         let span = llmtel::llm_span!("chat", "openai", &req.model);
         let started = std::time::Instant::now();
@@ -126,8 +125,7 @@ fn a_stream_is_observed_item_by_item_and_ends_the_span_with_usage() {
 fn a_stream_without_usage_is_estimated_from_its_text_and_prompt() {
     let chunks = openai_stream(false);
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let req = request(true, false);
         let span = llmtel::llm_span!("chat", "openai", &req.model);
         let stream = openai(&server)
@@ -157,8 +155,7 @@ fn a_stream_without_usage_is_estimated_from_its_text_and_prompt() {
 fn a_stream_dropped_early_ends_its_span_cancelled_with_what_was_seen() {
     let chunks = openai_stream(true);
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let req = request(true, true);
         let span = llmtel::llm_span!("chat", "openai", &req.model);
         let stream = openai(&server)

@@ -119,8 +119,7 @@ fn an_error_event_inside_a_stream_sets_error_type() {
     let mut chunks = anthropic_stream()[..4].to_vec();
     chunks.push(ANTHROPIC_STREAM_ERROR.to_owned());
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,
@@ -171,8 +170,7 @@ fn a_malformed_sse_line_reaches_the_caller_unchanged_and_the_rest_is_still_read(
     );
     chunks.insert(3, "data: \u{0}\u{1}binary garbage\n\n".to_owned());
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let reply = Reply::sse(&refs);
+        let reply = Reply::sse(&chunks);
         let expected = reply.bytes();
         let server = Replay::start(vec![reply]).await;
         let c = client(middleware(&server));

@@ -39,8 +39,7 @@ fn a_long_stream_without_usage_is_estimated_and_captured_from_all_its_text() {
     llmtel::set_content_capture(llmtel::ContentCapture::enabled());
     let (chunks, text) = stream();
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,

@@ -57,8 +57,7 @@ fn the_first_chunk_reaches_the_caller_before_the_server_sends_the_second() {
 fn a_stream_without_usage_is_estimated_from_its_text() {
     let chunks = openai_stream(false);
     let p = run_async(|| async {
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,
@@ -89,7 +88,7 @@ fn a_stream_without_usage_is_estimated_from_its_text() {
 fn a_stream_cut_in_the_middle_ends_the_span_with_what_was_seen() {
     let chunks = anthropic_stream();
     let p = run_async(|| async {
-        let mut reply = Reply::sse(&chunks[..4].iter().map(String::as_str).collect::<Vec<_>>());
+        let mut reply = Reply::sse(&chunks[..4]);
         reply.steps.push(Step::Cut);
         let server = Replay::start(vec![reply]).await;
         let c = client(middleware(&server));
@@ -169,8 +168,7 @@ fn a_stream_dropped_by_the_caller_is_cancelled() {
 fn include_usage_is_added_only_when_enabled() {
     run_async(|| async {
         let chunks = openai_stream(true);
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs), Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks), Reply::sse(&chunks)]).await;
         let off = client(middleware(&server));
         post(
             &off,
@@ -208,8 +206,7 @@ fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
     let before = llmtel_reqwest::reader_stats();
     let p = run_async(|| async {
         let chunks = openai_stream(true);
-        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-        let server = Replay::start(vec![Reply::sse(&refs)]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,
@@ -270,8 +267,7 @@ fn in_process_calls_ended_by_the_reader_carry_the_exported_spans_ids() {
                 .unwrap();
             rt.block_on(async {
                 let chunks = openai_stream(true);
-                let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
-                let server = Replay::start(vec![Reply::sse(&refs)]).await;
+                let server = Replay::start(vec![Reply::sse(&chunks)]).await;
                 let c = client(middleware(&server));
                 post(
                     &c,

@@ -7,10 +7,6 @@ mod common;
 use common::fixtures::*;
 use common::*;
 
-fn bodies(chunks: &[String]) -> Vec<&str> {
-    chunks.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn openai_chat_plain_with_cached_input() {
     let p = run_async(|| async {
@@ -67,7 +63,7 @@ fn openai_chat_plain_with_cached_input() {
 fn openai_chat_streamed_with_include_usage() {
     let chunks = openai_stream(true);
     let p = run_async(|| async {
-        let reply = Reply::sse(&bodies(&chunks));
+        let reply = Reply::sse(&chunks);
         let expected = reply.bytes();
         let server = Replay::start(vec![reply]).await;
         let c = client(middleware(&server));
@@ -123,7 +119,7 @@ fn openai_responses_plain_with_cached_and_reasoning_tokens() {
 fn openai_responses_streamed() {
     let chunks = responses_stream();
     let p = run_async(|| async {
-        let server = Replay::start(vec![Reply::sse(&bodies(&chunks))]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         let req = RESPONSES_REQUEST.replace("\"max_output_tokens\":2000", "\"stream\":true");
         post(&c, &server.url("/openai/v1/responses"), &req).await;
@@ -191,7 +187,7 @@ fn anthropic_plain_with_cache_reads_and_writes() {
 fn anthropic_streamed_usage_from_message_start_and_message_delta() {
     let chunks = anthropic_stream();
     let p = run_async(|| async {
-        let server = Replay::start(vec![Reply::sse(&bodies(&chunks))]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,
@@ -249,7 +245,7 @@ fn gemini_plain_with_cached_and_thinking_tokens() {
 fn gemini_streamed_over_sse() {
     let chunks = gemini_stream();
     let p = run_async(|| async {
-        let server = Replay::start(vec![Reply::sse(&bodies(&chunks))]).await;
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
         let c = client(middleware(&server));
         post(
             &c,

@@ -49,13 +49,13 @@ impl Reply {
     }
 
     /// An SSE reply, one HTTP chunk per element.
-    pub fn sse(chunks: &[&str]) -> Self {
+    pub fn sse(chunks: &[impl AsRef<str>]) -> Self {
         Reply {
             status: 200,
             content_type: "text/event-stream",
             steps: chunks
                 .iter()
-                .map(|c| Step::Bytes(c.as_bytes().to_vec()))
+                .map(|c| Step::Bytes(c.as_ref().as_bytes().to_vec()))
                 .collect(),
             chunked: true,
         }
