@@ -255,13 +255,7 @@ where
             return;
         }
         // Dimensions the span does not set come from its nearest ancestors that do.
-        for parent in span.scope().skip(1) {
-            if let Some(p) = parent.extensions().get::<SpanState>() {
-                if !p.fields.dims.is_empty() {
-                    state.fields.dims.inherit_from(&p.fields.dims);
-                }
-            }
-        }
+        inherit_dimensions(&mut state.fields.dims, span.scope().skip(1));
         let mut call = self.build_call(meta, state);
         inc(&COUNTERS.llm_calls);
         if let Some((trace_id, span_id)) = otel_ids(&id) {
@@ -300,15 +294,24 @@ pub fn current_dimensions() -> crate::Dimensions {
         let Some(span) = registry.span(id) else {
             return;
         };
-        for s in span.scope() {
-            if let Some(state) = s.extensions().get::<SpanState>() {
-                if !state.fields.dims.is_empty() {
-                    dims.inherit_from(&state.fields.dims);
-                }
-            }
-        }
+        inherit_dimensions(&mut dims, span.scope());
     });
     dims
+}
+
+/// Fills each dimension `dims` does not set from the first of `spans` (nearest first) that
+/// sets it.
+fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
+    dims: &mut crate::Dimensions,
+    spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
+) {
+    for s in spans {
+        if let Some(state) = s.extensions().get::<SpanState>() {
+            if !state.fields.dims.is_empty() {
+                dims.inherit_from(&state.fields.dims);
+            }
+        }
+    }
 }
 
 /// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed.
