@@ -36,6 +36,7 @@ pub(crate) struct Counters {
     pub(crate) spans_export_failed: Padded,
     pub(crate) export_errors: Padded,
     pub(crate) summaries_evicted: Padded,
+    pub(crate) values_truncated: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -49,6 +50,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     spans_export_failed: Padded(AtomicU64::new(0)),
     export_errors: Padded(AtomicU64::new(0)),
     summaries_evicted: Padded(AtomicU64::new(0)),
+    values_truncated: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -85,6 +87,9 @@ pub struct Health {
     pub export_errors: u64,
     /// Trace summaries evicted from the bounded in-process store.
     pub summaries_evicted: u64,
+    /// Caller-controlled values (user ids, scope and label values, model names) longer than
+    /// [`crate::MAX_VALUE_BYTES`] that were capped ([`crate::cap_value`]).
+    pub values_truncated: u64,
 }
 
 /// Reads the health counters.
@@ -101,5 +106,6 @@ pub fn health() -> Health {
         spans_export_failed: c.spans_export_failed.load(Relaxed),
         export_errors: c.export_errors.load(Relaxed),
         summaries_evicted: c.summaries_evicted.load(Relaxed),
+        values_truncated: c.values_truncated.load(Relaxed),
     }
 }

@@ -55,6 +55,7 @@
     rust_2018_idioms
 )]
 
+mod bound;
 mod call;
 mod console;
 mod content;
@@ -71,6 +72,7 @@ mod pending;
 mod span;
 mod summary;
 
+pub use bound::{MAX_VALUE_BYTES, cap_string, cap_value};
 pub use call::{Cost, CostSource, Dimensions, LlmCall, PricingInfo};
 pub use console::ConsoleSink;
 pub use content::{
