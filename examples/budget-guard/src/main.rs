@@ -49,7 +49,7 @@ use llmtel_budget::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 use tracing::Instrument;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -135,11 +135,12 @@ impl ApiKeys {
     }
 
     /// The user whose key is `presented`. Every key is compared, each in constant time, so
-    /// the answer's timing does not tell which key (or how much of one) matched.
+    /// the answer's timing does not tell which key (or how much of one, or its length)
+    /// matched.
     fn user_for(&self, presented: &[u8]) -> Option<&str> {
         let mut found = None;
         for (key, user) in &self.entries {
-            if bool::from(key.ct_eq(presented)) {
+            if bool::from(ct_eq(key, presented)) {
                 found = Some(user.as_str());
             }
         }
@@ -159,6 +160,16 @@ impl ApiKeys {
         let key = value[scheme.len()..].trim_ascii();
         self.user_for(key).ok_or("unknown API key")
     }
+}
+
+/// Whether `presented` equals `key`, in a time that depends on `key`'s length only: every
+/// byte of `key` is compared (against 0 past the end of `presented`), whatever matched.
+fn ct_eq(key: &[u8], presented: &[u8]) -> Choice {
+    let mut equal = key.len().ct_eq(&presented.len());
+    for (i, k) in key.iter().enumerate() {
+        equal &= k.ct_eq(presented.get(i).unwrap_or(&0));
+    }
+    equal
 }
 
 /// The authenticated caller, put in the request's extensions by [`authenticate`].
@@ -597,6 +608,8 @@ mod tests {
             assert!(README.contains(key), "README does not document {key}");
         }
         assert_eq!(keys.user_for(b"demo-key-alice"), None);
+        assert_eq!(keys.user_for(b"demo-key-alice-5b1f0c7e9a2d4e860"), None);
+        assert_eq!(keys.user_for(b"demo-key-alice-5b1f0c7e9a2d4e8\0"), None);
         assert_eq!(keys.user_for(b""), None);
     }
 
