@@ -193,3 +193,37 @@ fn a_flood_of_one_megabyte_bodies_does_not_grow_memory() {
         200
     );
 }
+
+#[test]
+fn huge_headers_and_paths_are_refused_without_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = start(dir.path());
+    let client = reqwest::blocking::Client::new();
+
+    // A 1 MB key: hyper refuses the header block (431) or closes the connection.
+    let r = client
+        .post(format!("{}/chat", svc.base))
+        .bearer_auth("k".repeat(MB))
+        .json(&json!({ "prompt": "Hello!" }))
+        .send();
+    if let Ok(r) = r {
+        assert!(r.status() == 431 || r.status() == 401, "{}", r.status());
+    }
+    // A 20 KB key within the header limit: an unknown key, 401.
+    let r = svc.post_chat(Some(&"k".repeat(20 * 1024)), &json!({ "prompt": "Hello!" }));
+    assert_eq!(r.status(), 401);
+    // Someone else's budget by a long name: 403, not echoed.
+    let r = svc.get(
+        &format!("/budget/{}", "u".repeat(20 * 1024)),
+        Some(ALICE_KEY),
+    );
+    assert_eq!(r.status(), 403);
+    assert!(r.text().unwrap().len() < 1024);
+
+    assert!(svc.alive());
+    assert_eq!(
+        svc.post_chat(Some(ALICE_KEY), &json!({ "prompt": "Hello!" }))
+            .status(),
+        200
+    );
+}
