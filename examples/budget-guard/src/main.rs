@@ -315,28 +315,7 @@ async fn chat(
         .with_provider(SIM_PROVIDER);
     let reservation = match app.budgets.reserve(&ctx, estimate) {
         Ok(r) => r,
-        Err(ReserveError::Exceeded(e)) => {
-            let retry = e.retry_after_secs(app.budgets.now());
-            let body = json!({
-                "error": "budget exceeded",
-                "rule": e.rule,
-                "scope": e.scope,
-                "period": e.period,
-                "spent_usd": e.spent.as_f64(),
-                "limit_usd": e.limit.as_f64(),
-                "resets_at": e.resets_at.map(|t| t.to_string()),
-                "retry_after_secs": retry,
-            });
-            let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-            if let Some(s) = retry {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(s));
-            }
-            return resp;
-        }
-        Err(e @ ReserveError::StoreUnavailable(_)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        }
+        Err(e) => return refused(&app, &e),
     };
 
     let llm = llmtel::llm_span!("chat", SIM_PROVIDER, SIM_MODEL, user.id = %user);
@@ -373,6 +352,37 @@ async fn chat(
         cost_picousd: u64::try_from(cost.picos()).unwrap_or(u64::MAX),
     })
     .into_response()
+}
+
+/// The answer to a call the budgets refused: 429 with `Retry-After` past a limit, 503 when
+/// the store is down (fail-closed), 403 for any other refusal (e.g. a rule's policy for
+/// models without a price), with the reason.
+fn refused(app: &App, e: &ReserveError) -> Response {
+    if let Some(e) = e.exceeded() {
+        let retry = e.retry_after_secs(app.budgets.now());
+        let body = json!({
+            "error": "budget exceeded",
+            "rule": e.rule,
+            "scope": e.scope,
+            "period": e.period,
+            "spent_usd": e.spent.as_f64(),
+            "limit_usd": e.limit.as_f64(),
+            "resets_at": e.resets_at.map(|t| t.to_string()),
+            "retry_after_secs": retry,
+        });
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        if let Some(s) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        return resp;
+    }
+    let status = if matches!(e, ReserveError::StoreUnavailable(_)) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    error(status, e.to_string())
 }
 
 /// `GET /budget`: the caller's own budgets, one row per rule that applies to them.
