@@ -91,6 +91,7 @@ mod pipeline;
 mod score;
 mod signals;
 mod sketch;
+mod thresholds;
 
 pub use detect::{
     ChangePoint, DetectorConfig, DetectorKind, DetectorState, Direction, Trend, TrendDirection,
@@ -114,10 +115,11 @@ pub use feedback::{CallRef, Feedback, FeedbackError};
 #[cfg(feature = "prometheus")]
 pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
-    EvaluatorAverage, Footprint, Monitor, MonitorConfig, MonitorStats, OTHER, SeriesSnapshot,
-    Snapshot, UNKNOWN, WindowSummary,
+    EvaluatorAverage, Footprint, InsufficientData, Monitor, MonitorConfig, MonitorStats, OTHER,
+    SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
 };
 pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
 pub use score::{MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights};
 pub use signals::{CONTENT_FILTER_REASONS, CallSignals, TRUNCATION_REASONS};
 pub use sketch::{DdSketch, Quantiles};
+pub use thresholds::{SeriesThresholds, ThresholdError, Thresholds, ThresholdsConfig};
