@@ -674,7 +674,30 @@ struct CallEntry {
     quality: Option<f64>,
 }
 
-/// The monitor. See the [module docs](self).
+/// The monitor: synchronous and deterministic, on the time of the events fed to it.
+///
+/// # What it needs to judge a series
+/// Every detector judges **blocks** of values (see [`DetectorConfig`]): closed windows
+/// accumulate until a block holds `min_samples` values (50 calls for error rate, latency and
+/// cost; 20 ratings or evaluations), then the block is judged. Nothing is discarded for being
+/// small, so detection works from a few calls a minute to thousands a second without tuning;
+/// what changes with traffic is how long a block takes to fill:
+///
+/// | traffic | error-rate block | rating block (30 % rated) | alert after a change (measured / estimated) |
+/// |---|---|---|---|
+/// | 2,000 calls / min | 1 min | 1 min | 2 min; ratings 4 min (2 min grace); resolved as fast |
+/// | 20 calls / min | 3 min | about 4 min | 4–6 min, ratings 9–11 min; resolved in 5–7 min, ratings 10–14 |
+/// | 5 calls / min | 10 min | about 14 min | about 20–30 min, ratings 30–45 min (estimate) |
+///
+/// A block that waits longer than [`MonitorConfig::insufficient_after`] (15 min) marks its
+/// detector as lacking data: [`SeriesSnapshot::insufficient_data`] and the
+/// `llm_quality_insufficient_data` gauge. The learned-baseline rules start after 5 healthy
+/// blocks; the stated thresholds ([`crate::Thresholds`]) judge from the first block (except
+/// the `*_factor` ones, which need the baseline).
+///
+/// Ratings are filed under the window of the call they rate (by the call's time) if they
+/// arrive within [`MonitorConfig::feedback_grace`] of its close; the rating detector judges a
+/// window that much after it closes.
 #[derive(Debug)]
 pub struct Monitor {
     cfg: MonitorConfig,

@@ -240,6 +240,11 @@ fn caught_and_resolved(per_minute: f64, alert: &str, bad: Traffic) {
             "seed {seed:#x}: resolved {:.1} min after the recovery: {all:#?}",
             resolved_at - recovery
         );
+        eprintln!(
+            "{per_minute}/min {alert} seed {seed:#x}: fired {:.1} min after the change, resolved {:.1} min after the recovery",
+            fired_at - warm,
+            resolved_at - recovery
+        );
         for (_, a) in &d.alerts {
             assert_eq!(a.name, alert, "seed {seed:#x}: unexpected alert: {all:#?}");
         }
@@ -416,4 +421,107 @@ fn stated_rating_threshold_fires_at_058_not_at_07() {
     for names in fired(r(0.7), r(0.7)) {
         assert!(names.is_empty(), "{names:?}");
     }
+}
+
+/// The user, end to end: a default `Quality` pipeline with alerts collected from the
+/// real dispatcher, 20 calls a minute, a third of them rated; errors 2 % → 30 % and ratings
+/// 0.85 → 0.45 at the same time, for 20 minutes. Both alerts reach the sink within 15
+/// minutes of the change and resolve within 20 minutes of the recovery.
+#[test]
+fn through_the_pipeline_the_dispatcher_gets_both_alerts_at_20_calls_a_minute() {
+    use std::sync::Arc;
+
+    use llmtel_alert::{AlertDispatcher, MemorySink};
+    use llmtel_quality::Quality;
+
+    let sink = MemorySink::new();
+    let alerts = AlertDispatcher::builder()
+        .with_sink(Arc::new(sink.clone()))
+        .build();
+    let quality = Quality::builder()
+        .with_alerts(alerts.clone())
+        .with_events(false)
+        .build();
+    let calls = quality.sink();
+    let mut rng = Rng::new(SEEDS[0]);
+    let mut clock = Clock::start();
+    let start = clock.now();
+    let mut n: u128 = 0;
+    let mut pending: Vec<(SystemTime, u128, f64)> = Vec::new();
+    // Minute of each alert (firing and resolved), by alert name.
+    let mut seen: Vec<(u32, String, AlertState)> = Vec::new();
+    let bad = Traffic {
+        error_p: 0.30,
+        rating: 0.45,
+        ..BASELINE
+    };
+    for minute in 0..105u32 {
+        let t = if (60..80).contains(&minute) {
+            bad
+        } else {
+            BASELINE
+        };
+        for _ in 0..20 {
+            clock.advance(Duration::from_secs(3));
+            n += 1;
+            let failed = rng.chance(t.error_p);
+            calls.send(CallSignals {
+                model: Some("gpt-4o-mini".into()),
+                feature: Some("support".into()),
+                response_id: None,
+                trace_id: Some(TraceId::from(n)),
+                span_id: None,
+                ended_at: clock.now(),
+                latency: Duration::from_secs_f64(rng.lognormal(t.latency_median_s, 0.4)),
+                error_type: failed.then(|| "timeout".to_owned()),
+                truncated: false,
+                content_filtered: false,
+                output_tokens: Some(200),
+                tokens_per_second: None,
+                time_to_first_chunk: None,
+                cost_usd: Some(rng.lognormal(t.cost_usd, 0.6)),
+            });
+            if !failed && rng.chance(0.3) {
+                let v = (t.rating + 0.2 * rng.normal()).clamp(0.0, 1.0);
+                let at = clock.now() + Duration::from_secs_f64(60.0 * rng.f64());
+                pending.push((at, n, v));
+            }
+        }
+        assert!(quality.flush(Duration::from_secs(10)));
+        let now = clock.now();
+        for (at, id, v) in pending.iter().filter(|p| p.0 <= now) {
+            let fb = Feedback::rating(CallRef::TraceId(TraceId::from(*id)), *v, 0.0, 1.0)
+                .expect("in scale")
+                .at(*at);
+            assert!(quality.feedback(fb));
+        }
+        pending.retain(|p| p.0 > now);
+        assert!(quality.flush(Duration::from_secs(10)));
+        assert!(alerts.flush(Duration::from_secs(10)));
+        for a in sink.alerts().iter().skip(seen.len()) {
+            seen.push((minute, a.name.clone(), a.state));
+        }
+    }
+    let stats = quality.stats();
+    assert_eq!(stats.calls_dropped + stats.feedback_dropped, 0, "{stats:?}");
+    assert_eq!(quality.with_monitor(|m| m.stats().unmatched), 0);
+    let elapsed = clock.now().duration_since(start).unwrap_or_default();
+    assert_eq!(elapsed, Duration::from_secs(105 * 60));
+    for name in ["LlmErrorRateSpike", "LlmRatingDrop"] {
+        // The (model, feature) series and the overall one: each fires and resolves once.
+        let mine: Vec<&(u32, String, AlertState)> =
+            seen.iter().filter(|(_, n, _)| n == name).collect();
+        assert_eq!(mine.len(), 4, "{seen:?}");
+        for (m, _, state) in mine {
+            match state {
+                AlertState::Firing => {
+                    assert!((61..=75).contains(m), "{name} fired at {m}: {seen:?}")
+                }
+                AlertState::Resolved => {
+                    assert!((81..=100).contains(m), "{name} resolved at {m}: {seen:?}")
+                }
+            }
+        }
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
 }
