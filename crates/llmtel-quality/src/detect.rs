@@ -84,7 +84,7 @@ impl DetectorKind {
 /// Breaching blocks add one to a counter, other blocks take one off; the detector fires when
 /// the counter reaches `fire_after`. While firing, it resolves after `resolve_after`
 /// consecutive blocks back within half the learned threshold and past every stated
-/// threshold by its margin (hysteresis), or after `2·resolve_after` consecutive blocks that
+/// threshold by its margin (hysteresis), or after `resolve_after + 1` consecutive blocks that
 /// do not breach (so a series that settles just inside a threshold does not keep an alert
 /// forever). The baseline learns only from blocks well within its threshold, so a lasting
 /// degradation does not become the new normal.
@@ -291,7 +291,7 @@ impl DetectorState {
             self.calm += 1;
             self.recovered = if clear { self.recovered + 1 } else { 0 };
             let resolve_after = cfg.resolve_after.max(1);
-            if self.recovered >= resolve_after || self.calm >= 2 * resolve_after {
+            if self.recovered >= resolve_after || self.calm > resolve_after {
                 self.firing = false;
                 self.recovered = 0;
                 self.calm = 0;

@@ -686,7 +686,7 @@ struct CallEntry {
 /// | traffic | error-rate block | rating block (30 % rated) | alert after a change (measured / estimated) |
 /// |---|---|---|---|
 /// | 2,000 calls / min | 1 min | 1 min | 2 min; ratings 4 min (2 min grace); resolved as fast |
-/// | 20 calls / min | 3 min | about 4 min | 4–6 min, ratings 9–11 min; resolved in 5–7 min, ratings 10–14 |
+/// | 20 calls / min | 3 min | about 4 min | 3–7 min, ratings 7–12 min; resolved within 15 min (12 seeds) |
 /// | 5 calls / min | 10 min | about 14 min | about 20–30 min, ratings 30–45 min (estimate) |
 ///
 /// A block that waits longer than [`MonitorConfig::insufficient_after`] (15 min) marks its
