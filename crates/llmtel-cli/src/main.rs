@@ -292,6 +292,7 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         cache_read_tokens: args.cache_read_tokens,
         cache_write_tokens: args.cache_write_tokens,
         reasoning_tokens: args.reasoning_tokens,
+        ..Usage::default()
     };
     let at = args.at.unwrap_or_else(today);
     let call = catalog
@@ -359,6 +360,7 @@ fn batch_call(
         cache_read_tokens: tokens("cache_read_tokens")?,
         cache_write_tokens: tokens("cache_write_tokens")?,
         reasoning_tokens: tokens("reasoning_tokens")?,
+        ..Usage::default()
     };
     let call = catalog
         .price(model, provider, &usage, at)

@@ -9,9 +9,13 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::dims::{
+    Dimensions, ModalityRates, OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS,
+    ServiceTierRates, WebSearchPrice,
+};
 use crate::resolve::ResolveCache;
 use crate::usage::rate_per_million;
-use crate::{CatalogError, Rates};
+use crate::{CatalogError, Rates, Usd};
 
 /// The built-in price file, embedded at compile time.
 pub(crate) const BUILTIN_TOML: &str = include_str!("../data/catalog.toml");
@@ -90,6 +94,8 @@ pub struct Price {
     pub source: Option<String>,
     /// Long-context tiers, ascending by threshold.
     pub tiers: Vec<Tier>,
+    /// Service tiers, modality rates, off-peak windows, per-request charges.
+    pub dims: Dimensions,
 }
 
 impl Price {
@@ -523,6 +529,92 @@ struct RawPrice {
     source: Option<String>,
     #[serde(default)]
     tier: Vec<Spanned<RawTier>>,
+    #[serde(default)]
+    service_tier: BTreeMap<String, RawServiceTier>,
+    #[serde(default)]
+    modality: Option<RawModality>,
+    #[serde(default)]
+    off_peak: Option<RawOffPeak>,
+    #[serde(default)]
+    per_request: Option<RawPerRequest>,
+}
+
+type RateValue = Option<Spanned<toml::Value>>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceTier {
+    #[serde(default)]
+    input: RateValue,
+    #[serde(default)]
+    output: RateValue,
+    #[serde(default)]
+    cache_read: RateValue,
+    #[serde(default)]
+    cache_write: RateValue,
+    #[serde(default)]
+    audio_input: RateValue,
+    #[serde(default)]
+    cache_read_audio: RateValue,
+    #[serde(default)]
+    tier: Vec<Spanned<RawTier>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModality {
+    #[serde(default)]
+    audio_input: RateValue,
+    #[serde(default)]
+    audio_output: RateValue,
+    #[serde(default)]
+    image_input: RateValue,
+    #[serde(default)]
+    video_input: RateValue,
+    #[serde(default)]
+    cache_read_audio: RateValue,
+    #[serde(default)]
+    cache_read_image: RateValue,
+    #[serde(default)]
+    cache_write_audio: RateValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOffPeak {
+    input: Spanned<toml::Value>,
+    output: Spanned<toml::Value>,
+    #[serde(default)]
+    cache_read: RateValue,
+    windows: Vec<Spanned<RawWindow>>,
+    #[serde(default)]
+    weekday_timezone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    weekdays: Vec<u8>,
+    hours_utc: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerRequest {
+    #[serde(default)]
+    web_search: Option<RawWebSearch>,
+    #[serde(default)]
+    code_interpreter_session: RateValue,
+    #[serde(default)]
+    file_search_call: RateValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebSearch {
+    low: Spanned<toml::Value>,
+    medium: Spanned<toml::Value>,
+    high: Spanned<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -785,6 +877,7 @@ impl Ctx<'_> {
             });
         }
         tiers.sort_by_key(|t| t.above_input_tokens);
+        let dims = self.convert_dims(id, &raw)?;
         Ok((
             Price {
                 effective,
@@ -794,9 +887,178 @@ impl Ctx<'_> {
                 batch_output: opt("price.batch_output", &raw.batch_output)?,
                 source: raw.source,
                 tiers,
+                dims,
             },
             span,
         ))
+    }
+
+    fn tiers(
+        &self,
+        id: &str,
+        prefix: &str,
+        raw: &[Spanned<RawTier>],
+    ) -> Result<Vec<Tier>, CatalogError> {
+        let opt = |field: &str, v: &RateValue| -> Result<Option<u64>, CatalogError> {
+            v.as_ref()
+                .map(|v| self.rate(id, &format!("{prefix}.{field}"), v))
+                .transpose()
+        };
+        let mut tiers = Vec::with_capacity(raw.len());
+        for tier in raw {
+            let t = tier.get_ref();
+            let above = *t.above_input_tokens.get_ref();
+            if tiers.iter().any(|x: &Tier| x.above_input_tokens == above) {
+                return Err(self.invalid(
+                    Some(t.above_input_tokens.span()),
+                    Some(id),
+                    Some(&format!("{prefix}.above_input_tokens")),
+                    format!("two tiers above {above} input tokens"),
+                    "give each tier its own threshold",
+                ));
+            }
+            tiers.push(Tier {
+                above_input_tokens: above,
+                input: self.rate(id, &format!("{prefix}.input"), &t.input)?,
+                output: self.rate(id, &format!("{prefix}.output"), &t.output)?,
+                cache_read: opt("cache_read", &t.cache_read)?,
+                cache_write: opt("cache_write", &t.cache_write)?,
+                reasoning: opt("reasoning", &t.reasoning)?,
+            });
+        }
+        tiers.sort_by_key(|t| t.above_input_tokens);
+        Ok(tiers)
+    }
+
+    fn convert_dims(&self, id: &str, raw: &RawPrice) -> Result<Dimensions, CatalogError> {
+        let opt = |field: String, v: &RateValue| -> Result<Option<u64>, CatalogError> {
+            v.as_ref().map(|v| self.rate(id, &field, v)).transpose()
+        };
+        let mut dims = Dimensions::default();
+        for (name, st) in &raw.service_tier {
+            let f = |x: &str| format!("price.service_tier.{name}.{x}");
+            let key = name.trim().to_ascii_lowercase();
+            if key.is_empty() || STANDARD_SERVICE_TIERS.contains(&key.as_str()) {
+                return Err(self.invalid(
+                    None,
+                    Some(id),
+                    Some(&format!("price.service_tier.{name}")),
+                    format!("service tier `{name}` is not a tier name llmtel can price separately"),
+                    "name the tier as the provider reports it (`priority`, `flex`); the standard rates are the price's own `input`, `output`, ...",
+                ));
+            }
+            dims.service_tiers.insert(
+                key,
+                ServiceTierRates {
+                    input: opt(f("input"), &st.input)?,
+                    output: opt(f("output"), &st.output)?,
+                    cache_read: opt(f("cache_read"), &st.cache_read)?,
+                    cache_write: opt(f("cache_write"), &st.cache_write)?,
+                    audio_input: opt(f("audio_input"), &st.audio_input)?,
+                    cache_read_audio: opt(f("cache_read_audio"), &st.cache_read_audio)?,
+                    tiers: self.tiers(id, &f("tier"), &st.tier)?,
+                },
+            );
+        }
+        if let Some(m) = &raw.modality {
+            let f = |x: &str| format!("price.modality.{x}");
+            dims.modality = ModalityRates {
+                audio_input: opt(f("audio_input"), &m.audio_input)?,
+                audio_output: opt(f("audio_output"), &m.audio_output)?,
+                image_input: opt(f("image_input"), &m.image_input)?,
+                video_input: opt(f("video_input"), &m.video_input)?,
+                cache_read_audio: opt(f("cache_read_audio"), &m.cache_read_audio)?,
+                cache_read_image: opt(f("cache_read_image"), &m.cache_read_image)?,
+                cache_write_audio: opt(f("cache_write_audio"), &m.cache_write_audio)?,
+            };
+        }
+        if let Some(op) = &raw.off_peak {
+            let mut windows = Vec::new();
+            for w in &op.windows {
+                let span = w.span();
+                let w = w.get_ref();
+                let bad = |problem: String| {
+                    self.invalid(
+                        Some(span.clone()),
+                        Some(id),
+                        Some("price.off_peak.windows"),
+                        problem,
+                        "write windows as { weekdays = [1, 2, 3, 4, 5], hours_utc = [\"16:30-24:00\"] }: ISO weekdays 1 (Monday) to 7 (Sunday), UTC hours HH:MM-HH:MM",
+                    )
+                };
+                if w.weekdays.is_empty() || w.weekdays.iter().any(|d| !(1..=7).contains(d)) {
+                    return Err(bad(format!(
+                        "weekdays {:?} are not ISO weekdays 1..=7",
+                        w.weekdays
+                    )));
+                }
+                for h in &w.hours_utc {
+                    let (start, end) =
+                        parse_hours(h).ok_or_else(|| bad(format!("invalid hours {h:?}")))?;
+                    windows.push(OffPeakWindow {
+                        weekdays: w.weekdays.clone(),
+                        start_minute: start,
+                        end_minute: end,
+                    });
+                }
+            }
+            dims.off_peak = Some(OffPeak {
+                input: self.rate(id, "price.off_peak.input", &op.input)?,
+                output: self.rate(id, "price.off_peak.output", &op.output)?,
+                cache_read: opt("price.off_peak.cache_read".into(), &op.cache_read)?,
+                windows,
+                weekday_timezone: op.weekday_timezone.clone(),
+            });
+        }
+        if let Some(r) = &raw.per_request {
+            let usd = |field: &str, v: &Spanned<toml::Value>| self.usd(id, field, v);
+            let opt_usd =
+                |field: &str, v: &RateValue| v.as_ref().map(|v| usd(field, v)).transpose();
+            dims.requests = RequestCharges {
+                web_search: match &r.web_search {
+                    None => None,
+                    Some(w) => Some(WebSearchPrice {
+                        low: usd("price.per_request.web_search.low", &w.low)?,
+                        medium: usd("price.per_request.web_search.medium", &w.medium)?,
+                        high: usd("price.per_request.web_search.high", &w.high)?,
+                    }),
+                },
+                code_interpreter_session: opt_usd(
+                    "price.per_request.code_interpreter_session",
+                    &r.code_interpreter_session,
+                )?,
+                file_search_call: opt_usd(
+                    "price.per_request.file_search_call",
+                    &r.file_search_call,
+                )?,
+            };
+        }
+        Ok(dims)
+    }
+
+    /// A USD-per-request value (number or string, at most 12 decimals).
+    fn usd(&self, id: &str, field: &str, v: &Spanned<toml::Value>) -> Result<Usd, CatalogError> {
+        let fail = |problem: String| {
+            self.invalid(
+                Some(v.span()),
+                Some(id),
+                Some(field),
+                problem,
+                "per-request charges are USD per request: a number or decimal string >= 0 with at most 12 decimals, e.g. 0.01 or \"0.025\"",
+            )
+        };
+        let text = match v.get_ref() {
+            toml::Value::Integer(i) if *i >= 0 => i.to_string(),
+            toml::Value::Float(f) if f.is_finite() && *f >= 0.0 => format!("{f}"),
+            toml::Value::String(s) if !s.trim().starts_with('-') => s.trim().to_string(),
+            other => {
+                return Err(fail(format!(
+                    "expected a number >= 0, found {}",
+                    other.type_str()
+                )));
+            }
+        };
+        Usd::parse_decimal(&text).ok_or_else(|| fail(format!("invalid amount {text:?}")))
     }
 
     fn date(&self, id: &str, v: &Spanned<toml::Value>) -> Result<Date, CatalogError> {
@@ -869,6 +1131,23 @@ impl Ctx<'_> {
         }
         rate_per_million(&text).ok_or_else(|| fail(format!("invalid price {text:?}")))
     }
+}
+
+/// `"HH:MM-HH:MM"` (UTC) as minutes `[start, end)`; an end of `00:00` or `24:00` is
+/// midnight at the end of the day. `None` when malformed or empty.
+pub(crate) fn parse_hours(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.trim().split_once('-')?;
+    let minutes = |t: &str| -> Option<u16> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && (h < 24 || m == 0)).then_some(h * 60 + m)
+    };
+    let start = minutes(a)?;
+    let end = match minutes(b)? {
+        0 => 1440,
+        e => e,
+    };
+    (start < end && start < 1440).then_some((start, end))
 }
 
 /// The field named in a serde message like "unknown field `foo`, expected ...".

@@ -106,6 +106,7 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod dims;
 mod error;
 mod litellm;
 mod resolve;
@@ -113,6 +114,12 @@ mod usage;
 mod usd;
 
 pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
+pub use dims::{
+    Call, Dimensions, ModalityRates, NOTE_MODALITY_TOKENS_EXCLUSIVE,
+    NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN, NOTE_SERVICE_TIER_NOT_OFFERED,
+    OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS, SearchContextSize,
+    ServiceTierRates, WebSearchPrice,
+};
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
 pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved};
@@ -141,6 +148,17 @@ pub struct PricedCall {
     /// one of [`USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE`],
     /// [`USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING`], [`USAGE_NOTE_BOTH_EXCLUSIVE`].
     pub usage_note: Option<&'static str>,
+    /// The service tier whose rates priced the call (`priority`, `flex`, `batch`), or
+    /// `None` for the standard rates (also when the reported tier is not offered: see
+    /// [`NOTE_SERVICE_TIER_NOT_OFFERED`] in `notes`).
+    pub service_tier: Option<String>,
+    /// True when the call started in an off-peak window and was priced at its rates.
+    pub off_peak: bool,
+    /// How the call was priced where it could not be priced as reported: any of
+    /// [`NOTE_SERVICE_TIER_NOT_OFFERED`], [`NOTE_MODALITY_TOKENS_EXCLUSIVE`],
+    /// [`NOTE_REQUEST_CHARGE_UNKNOWN`], [`NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN`]. Empty when
+    /// priced as reported. The exporter puts them on the span (`llmtel.cost.notes`).
+    pub notes: Vec<&'static str>,
 }
 
 impl Catalog {
@@ -152,12 +170,76 @@ impl Catalog {
     /// # Errors
     /// [`PricingError::UnknownModel`] (with the nearest known ids) when the name does not
     /// resolve; [`PricingError::Overflow`] when the cost does not fit.
+    ///
+    /// A date alone applies no off-peak window and no service tier: use
+    /// [`Catalog::price_call`] with the call's start instant for those.
     pub fn price(
         &self,
         model: &str,
         provider: Option<&str>,
         usage: &Usage,
         at: jiff::civil::Date,
+    ) -> Result<PricedCall, PricingError> {
+        self.price_inner(model, provider, usage, at, None, None, None)
+    }
+
+    /// Prices one call with everything it reported: its start instant (price in force on
+    /// its UTC date, off-peak windows), the service tier the response reported, the
+    /// modality token counts and request counts in `usage`.
+    ///
+    /// - **Service tier**: the tier's rates when the price lists it (a rate it does not
+    ///   list is the standard one); `batch` uses the batch rates; `default`, `auto`,
+    ///   `standard` are the standard rates; any other tier is priced at the standard
+    ///   rates with [`NOTE_SERVICE_TIER_NOT_OFFERED`] in [`PricedCall::notes`].
+    /// - **Off-peak**: a call starting in a window of the price's off-peak pricing (and on
+    ///   the standard tier, under any long-context threshold) is priced at the off-peak
+    ///   rates; [`PricedCall::off_peak`] says so.
+    /// - **Modalities**: audio, image and video input tokens are part of `input_tokens`,
+    ///   audio output part of `output_tokens`; each is priced at its rate (default: the
+    ///   text rate) and the text remainder at the text rates. Cached audio is part of both
+    ///   `audio_input_tokens` and `cache_read_tokens`.
+    /// - **Requests**: web search queries (by search context size, default medium), code
+    ///   interpreter sessions and file search calls at their per-request prices.
+    ///
+    /// ```
+    /// use llmtel_pricing::{Call, Catalog, Usage};
+    /// let usage = Usage { input_tokens: 1_000, output_tokens: 1_000, ..Usage::default() };
+    /// let call = Call::at("2026-11-25T12:00:00Z".parse().unwrap()).with_service_tier("flex");
+    /// let priced = Catalog::builtin().price_call("gpt-5", Some("openai"), &usage, &call).unwrap();
+    /// assert_eq!(priced.service_tier.as_deref(), Some("flex"));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Catalog::price`].
+    pub fn price_call(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        usage: &Usage,
+        call: &Call<'_>,
+    ) -> Result<PricedCall, PricingError> {
+        let date = call.at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        self.price_inner(
+            model,
+            provider,
+            usage,
+            date,
+            Some(call.at),
+            call.service_tier,
+            call.search_context_size,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn price_inner(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        usage: &Usage,
+        at: jiff::civil::Date,
+        instant: Option<jiff::Timestamp>,
+        service_tier: Option<&str>,
+        search: Option<SearchContextSize>,
     ) -> Result<PricedCall, PricingError> {
         let unknown = || PricingError::UnknownModel {
             model: model.to_string(),
@@ -166,16 +248,19 @@ impl Catalog {
         let resolved = self.resolve(model, provider).ok_or_else(unknown)?;
         let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
         let price = entry.price_at(at).ok_or_else(unknown)?;
-        let (rates, tier) = price.rates_for(usage.prompt_tokens());
-        let (breakdown, usage_note) = rates.cost(usage)?;
+        let mut chosen = price.choose(usage, service_tier, instant);
+        let (breakdown, usage_note) = price.cost_with(usage, &mut chosen, search)?;
         Ok(PricedCall {
             breakdown,
             model: entry.id.clone(),
             provider: entry.provider.clone(),
             matched: resolved.kind,
             price_date: price.effective,
-            tier_above_input_tokens: tier,
+            tier_above_input_tokens: chosen.tier_above,
             usage_note,
+            service_tier: chosen.service_tier,
+            off_peak: chosen.off_peak,
+            notes: chosen.notes,
         })
     }
 }

@@ -10,8 +10,11 @@ use jiff::civil::Date;
 use serde_json::{Map, Value};
 
 use crate::catalog::{ModelEntry, ModelKind, Price, Tier};
+use crate::dims::{
+    Dimensions, ModalityRates, OffPeak, OffPeakWindow, ServiceTierRates, WebSearchPrice,
+};
 use crate::usage::rate_per_token_f64;
-use crate::{Catalog, CatalogError, Rates};
+use crate::{Catalog, CatalogError, Rates, Usd};
 
 /// The `effective` date given to prices read from LiteLLM's file, which carries no dates:
 /// 1970-01-01, so the price applies to calls of any date.
@@ -301,6 +304,7 @@ impl JsonCtx<'_> {
                     self.origin
                 )),
                 tiers,
+                dims: self.dims(key, obj, &rates)?,
             }],
         }))
     }
@@ -349,9 +353,23 @@ impl JsonCtx<'_> {
         obj: &Map<String, Value>,
         base: &Rates,
     ) -> Result<Vec<Tier>, CatalogError> {
+        self.above_tiers_of(key, obj, base, "")
+    }
+
+    /// As [`JsonCtx::above_tiers`], for the fields ending in `suffix` (`_priority`).
+    fn above_tiers_of(
+        &self,
+        key: &str,
+        obj: &Map<String, Value>,
+        base: &Rates,
+        suffix: &str,
+    ) -> Result<Vec<Tier>, CatalogError> {
         let mut by_threshold: BTreeMap<u64, [Option<u64>; 4]> = BTreeMap::new();
         for (field, v) in obj {
-            let Some((prefix, rest)) = field.rsplit_once("_above_") else {
+            let Some(field_base) = field.strip_suffix(suffix) else {
+                continue;
+            };
+            let Some((prefix, rest)) = field_base.rsplit_once("_above_") else {
                 continue;
             };
             let Some(slot) = TIERED_FIELDS.iter().position(|p| *p == prefix) else {
@@ -446,6 +464,186 @@ impl JsonCtx<'_> {
             })
             .collect();
         Ok(Some((base, tiers)))
+    }
+}
+
+/// LiteLLM service-tier field suffixes.
+const SERVICE_TIERS: [&str; 2] = ["priority", "flex"];
+
+impl JsonCtx<'_> {
+    /// Service tiers, modality rates, off-peak pricing and per-request charges.
+    fn dims(
+        &self,
+        key: &str,
+        obj: &Map<String, Value>,
+        base: &Rates,
+    ) -> Result<Dimensions, CatalogError> {
+        let rate = |field: &str| self.rate(key, obj, field);
+        let mut dims = Dimensions {
+            modality: ModalityRates {
+                audio_input: rate("input_cost_per_audio_token")?,
+                audio_output: rate("output_cost_per_audio_token")?,
+                image_input: rate("input_cost_per_image_token")?,
+                video_input: rate("input_cost_per_video_token")?,
+                cache_read_audio: rate("cache_read_input_audio_token_cost")?,
+                cache_read_image: rate("cache_read_input_image_token_cost")?,
+                cache_write_audio: rate("cache_creation_input_audio_token_cost")?,
+            },
+            ..Dimensions::default()
+        };
+        for tier in SERVICE_TIERS {
+            let f = |name: &str| rate(&format!("{name}_{tier}"));
+            let st = ServiceTierRates {
+                input: f("input_cost_per_token")?,
+                output: f("output_cost_per_token")?,
+                cache_read: f("cache_read_input_token_cost")?,
+                cache_write: f("cache_creation_input_token_cost")?,
+                audio_input: f("input_cost_per_audio_token")?,
+                cache_read_audio: f("cache_read_input_audio_token_cost")?,
+                tiers: Vec::new(),
+            };
+            if st == ServiceTierRates::default() {
+                continue;
+            }
+            let tier_base = Rates {
+                input: st.input.unwrap_or(base.input),
+                output: st.output.unwrap_or(base.output),
+                cache_read: st.cache_read.or(base.cache_read),
+                cache_write: st.cache_write.or(base.cache_write),
+                reasoning: base.reasoning,
+            };
+            let tiers = self.above_tiers_of(key, obj, &tier_base, &format!("_{tier}"))?;
+            dims.service_tiers
+                .insert(tier.to_string(), ServiceTierRates { tiers, ..st });
+        }
+        if let Some(op) = obj.get("off_peak_pricing").filter(|v| !v.is_null()) {
+            dims.off_peak = Some(self.off_peak(key, op)?);
+        }
+        let usd = |field: &str, v: &Value| -> Result<Usd, CatalogError> {
+            let fail = |problem: String| {
+                self.invalid(
+                    self.line_of(key, Some(field.rsplit('.').next().unwrap_or(field))),
+                    Some(key),
+                    Some(field),
+                    problem,
+                    "LiteLLM per-request prices are USD as a JSON number >= 0, e.g. 0.01",
+                )
+            };
+            let f = v
+                .as_f64()
+                .ok_or_else(|| fail(format!("expected a number, found {}", type_name(v))))?;
+            Usd::from_f64(f).ok_or_else(|| fail(format!("invalid amount {f}")))
+        };
+        if let Some(w) = obj
+            .get("search_context_cost_per_query")
+            .and_then(Value::as_object)
+        {
+            let size = |s: &str| -> Result<Option<Usd>, CatalogError> {
+                let field = format!("search_context_cost_per_query.search_context_size_{s}");
+                match w.get(&format!("search_context_size_{s}")) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(v) => usd(&field, v).map(Some),
+                }
+            };
+            let (low, medium, high) = (size("low")?, size("medium")?, size("high")?);
+            if let Some(any) = medium.or(low).or(high) {
+                dims.requests.web_search = Some(WebSearchPrice {
+                    low: low.unwrap_or(any),
+                    medium: medium.unwrap_or(any),
+                    high: high.unwrap_or(any),
+                });
+            }
+        }
+        if let Some(v) = obj
+            .get("code_interpreter_cost_per_session")
+            .filter(|v| !v.is_null())
+        {
+            dims.requests.code_interpreter_session =
+                Some(usd("code_interpreter_cost_per_session", v)?);
+        }
+        if let Some(v) = obj
+            .get("file_search_cost_per_1k_calls")
+            .filter(|v| !v.is_null())
+        {
+            let per_1k = usd("file_search_cost_per_1k_calls", v)?;
+            dims.requests.file_search_call = Some(Usd::from_picos(per_1k.picos() / 1000));
+        }
+        Ok(dims)
+    }
+
+    /// LiteLLM's `off_peak_pricing`: `{input_cost_per_token, output_cost_per_token,
+    /// cache_read_input_token_cost, windows: [{hours_utc: "HH:MM-HH:MM" | [...],
+    /// weekdays: [1..7]}], weekday_timezone?}`.
+    fn off_peak(&self, key: &str, v: &Value) -> Result<OffPeak, CatalogError> {
+        let fail = |problem: String| {
+            self.invalid(
+                self.line_of(key, Some("off_peak_pricing")),
+                Some(key),
+                Some("off_peak_pricing"),
+                problem,
+                "off_peak_pricing is {\"input_cost_per_token\": .., \"output_cost_per_token\": .., \"windows\": [{\"hours_utc\": [\"HH:MM-HH:MM\"], \"weekdays\": [1, 2, 3, 4, 5]}]}",
+            )
+        };
+        let obj = v
+            .as_object()
+            .ok_or_else(|| fail(format!("expected an object, found {}", type_name(v))))?;
+        let rate = |field: &str| {
+            self.rate(key, obj, field).map_err(|e| match e {
+                CatalogError::Invalid { problem, .. } => fail(format!("{field}: {problem}")),
+                other => other,
+            })
+        };
+        let input =
+            rate("input_cost_per_token")?.ok_or_else(|| fail("no input_cost_per_token".into()))?;
+        let output = rate("output_cost_per_token")?
+            .ok_or_else(|| fail("no output_cost_per_token".into()))?;
+        let mut windows = Vec::new();
+        for w in obj
+            .get("windows")
+            .and_then(Value::as_array)
+            .ok_or_else(|| fail("no windows array".into()))?
+        {
+            let weekdays: Vec<u8> = match w.get("weekdays") {
+                None => (1..=7).collect(),
+                Some(d) => d
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        d.as_u64()
+                            .and_then(|d| u8::try_from(d).ok())
+                            .filter(|d| (1..=7).contains(d))
+                            .ok_or_else(|| {
+                                fail(format!("weekday {d} is not 1 (Monday) ..= 7 (Sunday)"))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            let hours: Vec<&str> = match w.get("hours_utc") {
+                Some(Value::String(h)) => vec![h.as_str()],
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                _ => return Err(fail("a window has no hours_utc".into())),
+            };
+            for h in hours {
+                let (start, end) = crate::catalog::parse_hours(h)
+                    .ok_or_else(|| fail(format!("invalid hours_utc {h:?}")))?;
+                windows.push(OffPeakWindow {
+                    weekdays: weekdays.clone(),
+                    start_minute: start,
+                    end_minute: end,
+                });
+            }
+        }
+        Ok(OffPeak {
+            input,
+            output,
+            cache_read: rate("cache_read_input_token_cost")?,
+            windows,
+            weekday_timezone: obj
+                .get("weekday_timezone")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
     }
 }
 

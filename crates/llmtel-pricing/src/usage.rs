@@ -33,6 +33,28 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning (`gen_ai.usage.reasoning.output_tokens`).
     pub reasoning_tokens: u64,
+    /// Audio input tokens, **part of** `input_tokens` (OpenAI
+    /// `prompt_tokens_details.audio_tokens`, Gemini `promptTokensDetails` modality
+    /// `AUDIO`); priced at the audio input rate. 0 = none.
+    pub audio_input_tokens: u64,
+    /// Cached audio input tokens, part of both `audio_input_tokens` and
+    /// `cache_read_tokens` (OpenAI realtime `cached_tokens_details.audio_tokens`).
+    pub cache_read_audio_tokens: u64,
+    /// Image input tokens, part of `input_tokens` (OpenAI `image_tokens`, Gemini
+    /// modality `IMAGE`).
+    pub image_input_tokens: u64,
+    /// Video input tokens, part of `input_tokens` (Gemini modality `VIDEO`).
+    pub video_input_tokens: u64,
+    /// Audio output tokens, **part of** `output_tokens` (OpenAI
+    /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
+    pub audio_output_tokens: u64,
+    /// Web search queries billed per query (Anthropic
+    /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` items).
+    pub web_search_queries: u64,
+    /// Code interpreter sessions (containers) started by the call.
+    pub code_interpreter_sessions: u64,
+    /// File search tool calls.
+    pub file_search_calls: u64,
 }
 
 impl Usage {
@@ -44,6 +66,14 @@ impl Usage {
             cache_read_tokens: 0,
             cache_write_tokens: 0,
             reasoning_tokens: 0,
+            audio_input_tokens: 0,
+            cache_read_audio_tokens: 0,
+            image_input_tokens: 0,
+            video_input_tokens: 0,
+            audio_output_tokens: 0,
+            web_search_queries: 0,
+            code_interpreter_sessions: 0,
+            file_search_calls: 0,
         }
     }
 
@@ -72,7 +102,8 @@ impl Usage {
     }
 }
 
-/// Cost of one call, split by token class. `total` is the exact sum of the others.
+/// Cost of one call, split by token class and request charge. `total` is the exact sum
+/// of the others. Parts a call did not use are zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CostBreakdown {
     /// Uncached input tokens at the input rate.
@@ -85,6 +116,22 @@ pub struct CostBreakdown {
     pub cache_write: Usd,
     /// Reasoning tokens at the reasoning rate.
     pub reasoning: Usd,
+    /// Uncached audio input tokens at the audio input rate.
+    pub audio_input: Usd,
+    /// Cached audio input tokens at the cached-audio rate.
+    pub cached_audio: Usd,
+    /// Image input tokens at the image input rate.
+    pub image_input: Usd,
+    /// Video input tokens at the video input rate.
+    pub video_input: Usd,
+    /// Audio output tokens at the audio output rate.
+    pub audio_output: Usd,
+    /// Web search queries at the per-query price.
+    pub web_search: Usd,
+    /// Code interpreter sessions at the per-session price.
+    pub code_interpreter: Usd,
+    /// File search calls at the per-call price.
+    pub file_search: Usd,
     /// Sum of the above.
     pub total: Usd,
 }
@@ -190,6 +237,7 @@ impl Rates {
                 cache_write: cache_write_cost,
                 reasoning: reasoning_cost,
                 total,
+                ..CostBreakdown::default()
             },
             note,
         ))

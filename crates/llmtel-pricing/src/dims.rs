@@ -1,0 +1,449 @@
+//! Price dimensions beyond text tokens: service tiers, per-modality token rates,
+//! off-peak windows and per-request charges, and how a call is priced with them.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+
+use crate::catalog::{Price, Tier};
+use crate::{CostBreakdown, PricingError, Rates, Usage, Usd};
+
+/// Note (in [`PricedCall::notes`](crate::PricedCall::notes)) when the call reported a
+/// service tier the model's price does not list: the call was priced at the standard
+/// rates.
+pub const NOTE_SERVICE_TIER_NOT_OFFERED: &str = "service_tier_not_offered_priced_at_standard";
+/// Note when audio, image and video input tokens together exceed `input_tokens` (or
+/// audio output exceeds `output_tokens`): the modality tokens were read as exclusive of
+/// the text counts and priced on top of them.
+pub const NOTE_MODALITY_TOKENS_EXCLUSIVE: &str = "modality_tokens_exclusive_of_text";
+/// Note when the call used web search, code interpreter or file search but the price
+/// lists no charge for it: nothing was charged for those requests.
+pub const NOTE_REQUEST_CHARGE_UNKNOWN: &str = "request_charge_not_in_catalog";
+/// Note when the off-peak windows of the price name a weekday time zone llmtel does not
+/// know: the call was priced at the standard (on-peak) rates.
+pub const NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN: &str = "off_peak_time_zone_unknown";
+
+/// Service-tier names that mean "the standard rates" (OpenAI `default` / `auto`,
+/// Anthropic `standard`), never noted as a fallback.
+pub const STANDARD_SERVICE_TIERS: [&str; 4] = ["default", "auto", "standard", "standard_only"];
+
+/// Rates of one service tier (OpenAI `priority` / `flex`, Anthropic `priority`, ...), in
+/// pico-dollars per token. A rate left `None` is the standard rate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceTierRates {
+    /// Input rate.
+    pub input: Option<u64>,
+    /// Output rate.
+    pub output: Option<u64>,
+    /// Cache-read rate.
+    pub cache_read: Option<u64>,
+    /// Cache-write rate.
+    pub cache_write: Option<u64>,
+    /// Audio input rate.
+    pub audio_input: Option<u64>,
+    /// Cached audio input rate.
+    pub cache_read_audio: Option<u64>,
+    /// Long-context tiers of this service tier (ascending); when empty, a prompt over a
+    /// standard long-context threshold is priced at the standard long-context tier.
+    pub tiers: Vec<Tier>,
+}
+
+/// Per-modality token rates, pico-dollars per token. `None` = the text rate (input or
+/// output; cached audio: the audio input rate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModalityRates {
+    /// Audio input tokens.
+    pub audio_input: Option<u64>,
+    /// Audio output tokens.
+    pub audio_output: Option<u64>,
+    /// Image input tokens.
+    pub image_input: Option<u64>,
+    /// Video input tokens.
+    pub video_input: Option<u64>,
+    /// Cached (cache-read) audio input tokens.
+    pub cache_read_audio: Option<u64>,
+    /// Cached (cache-read) image input tokens (informational: usage does not split
+    /// cached image tokens).
+    pub cache_read_image: Option<u64>,
+    /// Audio cache-write tokens (informational).
+    pub cache_write_audio: Option<u64>,
+}
+
+impl ModalityRates {
+    /// True when no rate is set.
+    pub fn is_empty(&self) -> bool {
+        *self == ModalityRates::default()
+    }
+}
+
+/// A weekly UTC window: on `weekdays` (ISO: 1 = Monday … 7 = Sunday), from `start_minute`
+/// (inclusive) to `end_minute` (exclusive) minutes after 00:00 UTC; `end_minute` 1440 =
+/// midnight at the end of the day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffPeakWindow {
+    /// ISO weekdays, 1 = Monday … 7 = Sunday.
+    pub weekdays: Vec<u8>,
+    /// Start, minutes after 00:00 UTC (inclusive).
+    pub start_minute: u16,
+    /// End, minutes after 00:00 UTC (exclusive), up to 1440.
+    pub end_minute: u16,
+}
+
+/// Discounted rates in published UTC windows (DeepSeek; LiteLLM `off_peak_pricing`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffPeak {
+    /// Input rate in the windows, pico-dollars per token.
+    pub input: u64,
+    /// Output rate in the windows.
+    pub output: u64,
+    /// Cache-read rate in the windows; `None` = the off-peak input rate.
+    pub cache_read: Option<u64>,
+    /// The windows (hours always UTC).
+    pub windows: Vec<OffPeakWindow>,
+    /// Time zone in which `weekdays` are counted (LiteLLM `weekday_timezone`); `None` = UTC.
+    pub weekday_timezone: Option<String>,
+}
+
+impl OffPeak {
+    /// Whether `at` falls in a window; `Err(())` when the weekday time zone is unknown.
+    #[allow(clippy::result_unit_err)]
+    pub fn contains(&self, at: Timestamp) -> Result<bool, ()> {
+        let utc = at.to_zoned(jiff::tz::TimeZone::UTC);
+        let minute =
+            u16::from(utc.hour().unsigned_abs()) * 60 + u16::from(utc.minute().unsigned_abs());
+        let weekday_at = match self.weekday_timezone.as_deref() {
+            None | Some("UTC" | "Etc/UTC" | "Z") => utc.clone(),
+            Some(name) => at.to_zoned(time_zone(name).ok_or(())?),
+        };
+        let weekday = weekday_at.weekday().to_monday_one_offset().unsigned_abs();
+        Ok(self.windows.iter().any(|w| {
+            w.weekdays.contains(&weekday) && w.start_minute <= minute && minute < w.end_minute
+        }))
+    }
+}
+
+/// A time zone by name: fixed-offset zones llmtel knows without a time-zone database
+/// (Asia/Shanghai = UTC+8, no daylight saving since 1991), else the system database.
+fn time_zone(name: &str) -> Option<jiff::tz::TimeZone> {
+    match name {
+        "Asia/Shanghai" | "Asia/Chongqing" | "PRC" | "Asia/Hong_Kong" | "Asia/Singapore" => {
+            Some(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
+        }
+        "Asia/Tokyo" | "Asia/Seoul" => Some(jiff::tz::TimeZone::fixed(jiff::tz::offset(9))),
+        other => jiff::tz::TimeZone::get(other).ok(),
+    }
+}
+
+/// Web search price per query by search context size (OpenAI `search_context_size`;
+/// other providers list one price for all sizes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebSearchPrice {
+    /// Per query with a low search context.
+    pub low: Usd,
+    /// Per query with a medium search context (the default).
+    pub medium: Usd,
+    /// Per query with a high search context.
+    pub high: Usd,
+}
+
+/// The search context size of a web search (OpenAI `web_search_options.search_context_size`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SearchContextSize {
+    /// `low`.
+    Low,
+    /// `medium` (OpenAI's default).
+    #[default]
+    Medium,
+    /// `high`.
+    High,
+}
+
+impl SearchContextSize {
+    /// Parses `low`, `medium`, `high` (any case).
+    pub fn parse(s: &str) -> Option<SearchContextSize> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "low" => SearchContextSize::Low,
+            "medium" => SearchContextSize::Medium,
+            "high" => SearchContextSize::High,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-request charges, in exact dollars per request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCharges {
+    /// Web search, per query.
+    pub web_search: Option<WebSearchPrice>,
+    /// Code interpreter, per session (container).
+    pub code_interpreter_session: Option<Usd>,
+    /// File search, per call (LiteLLM lists it per 1,000 calls).
+    pub file_search_call: Option<Usd>,
+}
+
+impl RequestCharges {
+    /// True when no charge is set.
+    pub fn is_empty(&self) -> bool {
+        *self == RequestCharges::default()
+    }
+}
+
+/// The price dimensions of one [`Price`] beyond its text-token rates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dimensions {
+    /// Service tiers by name (`priority`, `flex`, ...).
+    pub service_tiers: BTreeMap<String, ServiceTierRates>,
+    /// Per-modality token rates.
+    pub modality: ModalityRates,
+    /// Off-peak windows and their rates.
+    pub off_peak: Option<OffPeak>,
+    /// Per-request charges.
+    pub requests: RequestCharges,
+}
+
+/// What the call said beyond its token counts: its start instant, the service tier the
+/// response reported, the web-search context size.
+///
+/// ```
+/// use llmtel_pricing::{Call, SearchContextSize};
+/// let call = Call::at("2026-03-03T02:30:00Z".parse().unwrap())
+///     .with_service_tier("flex")
+///     .with_search_context_size(SearchContextSize::High);
+/// assert_eq!(call.service_tier, Some("flex"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call<'a> {
+    /// The call's start instant: selects the price in force (by its UTC date) and
+    /// off-peak windows.
+    pub at: Timestamp,
+    /// The service tier the response reported (OpenAI `service_tier`, Anthropic
+    /// `usage.service_tier`), if any.
+    pub service_tier: Option<&'a str>,
+    /// Web-search context size; `None` = medium.
+    pub search_context_size: Option<SearchContextSize>,
+}
+
+impl<'a> Call<'a> {
+    /// A call started at `at`, standard tier, medium search context.
+    pub fn at(at: Timestamp) -> Self {
+        Call {
+            at,
+            service_tier: None,
+            search_context_size: None,
+        }
+    }
+
+    /// With the service tier the response reported.
+    pub fn with_service_tier(mut self, tier: &'a str) -> Self {
+        self.service_tier = Some(tier);
+        self
+    }
+
+    /// With the web-search context size.
+    pub fn with_search_context_size(mut self, size: SearchContextSize) -> Self {
+        self.search_context_size = Some(size);
+        self
+    }
+}
+
+/// The rates chosen for one call, and what was decided.
+pub(crate) struct Chosen {
+    pub rates: Rates,
+    pub tier_above: Option<u64>,
+    pub audio_input: u64,
+    pub cache_read_audio: u64,
+    pub service_tier: Option<String>,
+    pub off_peak: bool,
+    pub notes: Vec<&'static str>,
+}
+
+impl Price {
+    /// Picks the rates for a call: service tier (else standard, noted), long-context
+    /// tier, off-peak window (`instant` only; a bare date never applies one).
+    pub(crate) fn choose(
+        &self,
+        usage: &Usage,
+        service_tier: Option<&str>,
+        instant: Option<Timestamp>,
+    ) -> Chosen {
+        let mut notes = Vec::new();
+        let prompt = usage.prompt_tokens();
+        let tier_name = service_tier
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty() && !STANDARD_SERVICE_TIERS.contains(&t.as_str()));
+        let st = tier_name
+            .as_deref()
+            .and_then(|t| self.dims.service_tiers.get(t));
+        let batch = tier_name.as_deref() == Some("batch")
+            && st.is_none()
+            && (self.batch_input.is_some() || self.batch_output.is_some());
+        if tier_name.is_some() && st.is_none() && !batch {
+            notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
+        }
+        let m = &self.dims.modality;
+        let (mut rates, tier_above) = match st {
+            Some(st) if !st.tiers.is_empty() => {
+                let mut s = self.clone();
+                s.tiers.clone_from(&st.tiers);
+                s.rates_for(prompt)
+            }
+            _ => self.rates_for(prompt),
+        };
+        let mut audio_input = m.audio_input.unwrap_or(rates.input);
+        let mut cache_read_audio = m.cache_read_audio;
+        let mut applied = None;
+        if let Some(st) = st {
+            if tier_above.is_none() {
+                rates.input = st.input.unwrap_or(rates.input);
+                rates.output = st.output.unwrap_or(rates.output);
+                rates.cache_read = st.cache_read.or(rates.cache_read);
+                rates.cache_write = st.cache_write.or(rates.cache_write);
+                audio_input = st
+                    .audio_input
+                    .unwrap_or(m.audio_input.unwrap_or(rates.input));
+                cache_read_audio = st.cache_read_audio.or(cache_read_audio);
+                applied.clone_from(&tier_name);
+            } else if st.tiers.is_empty() {
+                // The tier lists no long-context rates: the standard long-context tier.
+                notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
+            } else {
+                applied.clone_from(&tier_name);
+            }
+        } else if batch {
+            applied.clone_from(&tier_name);
+            rates.input = self.batch_input.unwrap_or(rates.input);
+            rates.output = self.batch_output.unwrap_or(rates.output);
+        }
+        let mut off_peak = false;
+        if let (Some(op), Some(at), None, None) =
+            (&self.dims.off_peak, instant, &applied, tier_above)
+        {
+            match op.contains(at) {
+                Ok(true) => {
+                    off_peak = true;
+                    rates.input = op.input;
+                    rates.output = op.output;
+                    rates.cache_read = Some(op.cache_read.unwrap_or(op.input));
+                    rates.cache_write = None;
+                    rates.reasoning = None;
+                    audio_input = m.audio_input.unwrap_or(op.input);
+                }
+                Ok(false) => {}
+                Err(()) => notes.push(NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN),
+            }
+        }
+        Chosen {
+            rates,
+            tier_above,
+            audio_input,
+            cache_read_audio: cache_read_audio.unwrap_or(audio_input),
+            service_tier: applied,
+            off_peak,
+            notes,
+        }
+    }
+
+    /// Prices `usage` with the chosen rates: text through [`Rates::cost`], then the
+    /// modality and per-request parts.
+    pub(crate) fn cost_with(
+        &self,
+        usage: &Usage,
+        chosen: &mut Chosen,
+        search: Option<SearchContextSize>,
+    ) -> Result<(CostBreakdown, Option<&'static str>), PricingError> {
+        let overflow = || PricingError::Overflow(*usage);
+        let m = &self.dims.modality;
+        let cached_audio = usage
+            .cache_read_audio_tokens
+            .min(usage.audio_input_tokens)
+            .min(usage.cache_read_tokens);
+        let modal_in = u128::from(usage.audio_input_tokens)
+            + u128::from(usage.image_input_tokens)
+            + u128::from(usage.video_input_tokens);
+        let mut text = *usage;
+        let mut exclusive = false;
+        match u128::from(usage.input_tokens).checked_sub(modal_in) {
+            Some(rest) => text.input_tokens = u64::try_from(rest).map_err(|_| overflow())?,
+            None => exclusive = true,
+        }
+        text.cache_read_tokens = usage.cache_read_tokens - cached_audio;
+        match usage.output_tokens.checked_sub(usage.audio_output_tokens) {
+            Some(rest) => text.output_tokens = rest,
+            None => exclusive = true,
+        }
+        if exclusive {
+            chosen.notes.push(NOTE_MODALITY_TOKENS_EXCLUSIVE);
+        }
+        let (mut b, note) = chosen.rates.cost(&text)?;
+        let at = |tokens: u64, rate: u64| {
+            u128::from(tokens)
+                .checked_mul(u128::from(rate))
+                .map(Usd::from_picos)
+                .ok_or_else(overflow)
+        };
+        b.audio_input = at(usage.audio_input_tokens - cached_audio, chosen.audio_input)?;
+        b.cached_audio = at(cached_audio, chosen.cache_read_audio)?;
+        let input_rate = chosen.rates.input;
+        b.image_input = at(
+            usage.image_input_tokens,
+            m.image_input.unwrap_or(input_rate),
+        )?;
+        b.video_input = at(
+            usage.video_input_tokens,
+            m.video_input.unwrap_or(input_rate),
+        )?;
+        b.audio_output = at(
+            usage.audio_output_tokens,
+            m.audio_output.unwrap_or(chosen.rates.output),
+        )?;
+        let r = &self.dims.requests;
+        let per = |n: u64, price: Option<Usd>, notes: &mut Vec<&'static str>| {
+            if n == 0 {
+                return Ok(Usd::ZERO);
+            }
+            match price {
+                None => {
+                    if !notes.contains(&NOTE_REQUEST_CHARGE_UNKNOWN) {
+                        notes.push(NOTE_REQUEST_CHARGE_UNKNOWN);
+                    }
+                    Ok(Usd::ZERO)
+                }
+                Some(p) => p
+                    .picos()
+                    .checked_mul(u128::from(n))
+                    .map(Usd::from_picos)
+                    .ok_or_else(overflow),
+            }
+        };
+        let search_price = r.web_search.map(|w| match search.unwrap_or_default() {
+            SearchContextSize::Low => w.low,
+            SearchContextSize::Medium => w.medium,
+            SearchContextSize::High => w.high,
+        });
+        b.web_search = per(usage.web_search_queries, search_price, &mut chosen.notes)?;
+        b.code_interpreter = per(
+            usage.code_interpreter_sessions,
+            r.code_interpreter_session,
+            &mut chosen.notes,
+        )?;
+        b.file_search = per(
+            usage.file_search_calls,
+            r.file_search_call,
+            &mut chosen.notes,
+        )?;
+        b.total = [
+            b.audio_input,
+            b.cached_audio,
+            b.image_input,
+            b.video_input,
+            b.audio_output,
+            b.web_search,
+            b.code_interpreter,
+            b.file_search,
+        ]
+        .into_iter()
+        .try_fold(b.total, Usd::checked_add)
+        .ok_or_else(overflow)?;
+        Ok((b, note))
+    }
+}
