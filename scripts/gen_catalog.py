@@ -176,6 +176,7 @@ def convert(key, v):
                           "output": cur["output"], "cache_read": cur["cache_read"],
                           "cache_write": cur["cache_write"], "reasoning": None})
     monotone(key, base, tiers)
+    base["dims"] = dims(v, base)
     base["cache_write_1h"] = rate(v, "cache_creation_input_token_cost_above_1hr")
     base["batch_input"] = rate(v, "input_cost_per_token_batches")
     base["batch_output"] = rate(v, "output_cost_per_token_batches")
@@ -183,6 +184,167 @@ def convert(key, v):
 
 
 ADJUSTED = []
+
+SERVICE_TIERS = ["priority", "flex"]
+MODALITY = [("audio_input", "input_cost_per_audio_token"),
+            ("audio_output", "output_cost_per_audio_token"),
+            ("image_input", "input_cost_per_image_token"),
+            ("video_input", "input_cost_per_video_token"),
+            ("cache_read_audio", "cache_read_input_audio_token_cost"),
+            ("cache_read_image", "cache_read_input_image_token_cost"),
+            ("cache_write_audio", "cache_creation_input_audio_token_cost")]
+TIER_FIELDS = [("input", "input_cost_per_token"), ("output", "output_cost_per_token"),
+               ("cache_read", "cache_read_input_token_cost"),
+               ("cache_write", "cache_creation_input_token_cost"),
+               ("audio_input", "input_cost_per_audio_token"),
+               ("cache_read_audio", "cache_read_input_audio_token_cost")]
+
+
+def usd_picos(x, field):
+    """USD (float, per request) -> exact pico-dollars, as llmtel's Usd::from_f64."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
+        raise ValueError(f"{field}: not a price {x!r}")
+    return int((Decimal(repr(float(x))) * PICO).to_integral_value(ROUND_HALF_EVEN))
+
+
+def parse_hours(h):
+    """Same rule as llmtel-pricing's parse_hours: "HH:MM-HH:MM" UTC, end 00:00 = 24:00."""
+    m = re.fullmatch(r"\s*(\d+):(\d+)\s*-\s*(\d+):(\d+)\s*", h)
+    if not m:
+        raise ValueError(f"off_peak_pricing: invalid hours_utc {h!r}")
+    a, b = int(m.group(1)) * 60 + int(m.group(2)), int(m.group(3)) * 60 + int(m.group(4))
+    b = 1440 if b == 0 else b
+    if not a < b <= 1440:
+        raise ValueError(f"off_peak_pricing: invalid hours_utc {h!r}")
+    return h.strip()
+
+
+def dims(v, base):
+    """Service tiers, modality rates, off-peak pricing and per-request charges, as
+    llmtel-pricing's LiteLLM loader reads them (litellm.rs JsonCtx::dims)."""
+    d = {"modality": {}, "service_tier": {}, "off_peak": None, "per_request": {}}
+    for name, field in MODALITY:
+        if v.get(field) is not None:
+            d["modality"][name] = picos(v[field])
+    for tier in SERVICE_TIERS:
+        st = {}
+        for name, field in TIER_FIELDS:
+            x = v.get(f"{field}_{tier}")
+            if x is not None:
+                st[name] = picos(x)
+        if not st:
+            continue
+        cur = {"input": st.get("input", base["input"]), "output": st.get("output", base["output"]),
+               "cache_read": st.get("cache_read", base["cache_read"]),
+               "cache_write": st.get("cache_write", base["cache_write"])}
+        pat = re.compile(r"^(%s)_above_(\d+)(k?)_tokens_%s$" % ("|".join(TIERED_FIELDS), tier))
+        by = {}
+        for field, x in v.items():
+            m = pat.match(field)
+            if not m or x is None:
+                continue
+            threshold = int(m.group(2)) * (1000 if m.group(3) else 1)
+            by.setdefault(threshold, {})[m.group(1)] = picos(x)
+        tiers = []
+        for threshold in sorted(by):
+            f = by[threshold]
+            cur["input"] = f.get("input_cost_per_token", cur["input"])
+            cur["output"] = f.get("output_cost_per_token", cur["output"])
+            if "cache_read_input_token_cost" in f:
+                cur["cache_read"] = f["cache_read_input_token_cost"]
+            if "cache_creation_input_token_cost" in f:
+                cur["cache_write"] = f["cache_creation_input_token_cost"]
+            tiers.append({"above_input_tokens": threshold, "input": cur["input"],
+                          "output": cur["output"], "cache_read": cur["cache_read"],
+                          "cache_write": cur["cache_write"], "reasoning": None})
+        st["tiers"] = tiers
+        d["service_tier"][tier] = st
+    op = v.get("off_peak_pricing")
+    if op is not None:
+        if not isinstance(op, dict) or op.get("input_cost_per_token") is None \
+                or op.get("output_cost_per_token") is None:
+            raise ValueError("off_peak_pricing needs input_cost_per_token and output_cost_per_token")
+        windows = []
+        for w in op.get("windows") or []:
+            hours = w.get("hours_utc")
+            hours = [hours] if isinstance(hours, str) else list(hours or [])
+            days = w.get("weekdays", [1, 2, 3, 4, 5, 6, 7])
+            if not hours or any(not isinstance(x, int) or not 1 <= x <= 7 for x in days):
+                raise ValueError(f"off_peak_pricing: invalid window {w!r}")
+            windows.append({"weekdays": days, "hours_utc": [parse_hours(h) for h in hours]})
+        d["off_peak"] = {"input": picos(op["input_cost_per_token"]),
+                         "output": picos(op["output_cost_per_token"]),
+                         "cache_read": rate(op, "cache_read_input_token_cost"),
+                         "windows": windows, "weekday_timezone": op.get("weekday_timezone")}
+    ws = v.get("search_context_cost_per_query")
+    if isinstance(ws, dict):
+        sizes = {s: usd_picos(ws[f"search_context_size_{s}"], "search_context_cost_per_query")
+                 for s in ("low", "medium", "high")
+                 if ws.get(f"search_context_size_{s}") is not None}
+        anyp = sizes.get("medium", sizes.get("low", sizes.get("high")))
+        if anyp is not None:
+            d["per_request"]["web_search"] = {s: sizes.get(s, anyp) for s in ("low", "medium", "high")}
+    if v.get("code_interpreter_cost_per_session") is not None:
+        d["per_request"]["code_interpreter_session"] = usd_picos(
+            v["code_interpreter_cost_per_session"], "code_interpreter_cost_per_session")
+    if v.get("file_search_cost_per_1k_calls") is not None:
+        d["per_request"]["file_search_call"] = usd_picos(
+            v["file_search_cost_per_1k_calls"], "file_search_cost_per_1k_calls") // 1000
+    return d
+
+
+def usd_text(p):
+    """Exact pico-dollars -> USD decimal TOML number literal."""
+    text = format(Decimal(p) / PICO, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text if "." in text else text + ".0"
+
+
+def emit_dims(out, d):
+    for tier, st in d["service_tier"].items():
+        out.append(f"[model.price.service_tier.{tier}]")
+        for name, _ in TIER_FIELDS:
+            if st.get(name) is not None:
+                out.append(f"{name} = {per_million(st[name])}")
+        for t in st["tiers"]:
+            out.append(f"[[model.price.service_tier.{tier}.tier]]")
+            out.append(f"above_input_tokens = {t['above_input_tokens']}")
+            out.append(f"input = {per_million(t['input'])}")
+            out.append(f"output = {per_million(t['output'])}")
+            for f in ["cache_read", "cache_write"]:
+                if t.get(f) is not None:
+                    out.append(f"{f} = {per_million(t[f])}")
+    if d["modality"]:
+        out.append("[model.price.modality]")
+        for name, _ in MODALITY:
+            if name in d["modality"]:
+                out.append(f"{name} = {per_million(d['modality'][name])}")
+    op = d["off_peak"]
+    if op is not None:
+        out.append("[model.price.off_peak]")
+        out.append(f"input = {per_million(op['input'])}")
+        out.append(f"output = {per_million(op['output'])}")
+        if op["cache_read"] is not None:
+            out.append(f"cache_read = {per_million(op['cache_read'])}")
+        ws = ", ".join(
+            "{ weekdays = [%s], hours_utc = [%s] }" % (
+                ", ".join(str(x) for x in w["weekdays"]),
+                ", ".join(toml_str(h) for h in w["hours_utc"]))
+            for w in op["windows"])
+        out.append(f"windows = [{ws}]")
+        if op["weekday_timezone"] is not None:
+            out.append(f"weekday_timezone = {toml_str(op['weekday_timezone'])}")
+    pr = d["per_request"]
+    if pr:
+        out.append("[model.price.per_request]")
+        if "web_search" in pr:
+            w = pr["web_search"]
+            out.append("web_search = { low = %s, medium = %s, high = %s }" % (
+                usd_text(w["low"]), usd_text(w["medium"]), usd_text(w["high"])))
+        for f in ["code_interpreter_session", "file_search_call"]:
+            if f in pr:
+                out.append(f"{f} = {usd_text(pr[f])}")
 
 
 def effective(base, t):
@@ -299,7 +461,50 @@ def emit(out, cid, provider, kind, v, base, tiers, date, source):
         for f in ["cache_read", "cache_write", "reasoning"]:
             if t.get(f) is not None:
                 out.append(f"{f} = {per_million(t[f])}")
+    emit_dims(out, base["dims"])
     out.append("")
+
+
+def curated_with_dims(curated_text, litellm, version):
+    """Appends LiteLLM's price dimensions (service tiers, modalities, off-peak, per-request)
+    to each curated entry whose LiteLLM entry (same id) has them and whose latest price
+    (the last [[model.price]] in the text) has LiteLLM's input, output and cache-read
+    rates: the dimensions then belong to the price in force."""
+    chunks = re.split(r"(?m)^(?=\[\[model\]\]\s*$)", curated_text)
+    out, names = [], []
+    for chunk in chunks:
+        try:
+            model = tomllib.loads(chunk).get("model", [None])[0]
+        except tomllib.TOMLDecodeError:
+            model = None
+        v = litellm.get(model["id"]) if model else None
+        if not model or not isinstance(v, dict) or model["price"][-1] is not max(
+                model["price"], key=lambda p: str(p["effective"])):
+            out.append(chunk)
+            continue
+        latest = model["price"][-1]
+        converted = convert(model["id"], v)
+        if converted is None:
+            out.append(chunk)
+            continue
+        base, _ = converted
+        mine = tuple(picos_per_million(latest.get(f)) for f in ("input", "output"))
+        cr = picos_per_million(latest.get("cache_read"))
+        if mine != (base["input"], base["output"]) or (cr if cr is not None else mine[0]) != (
+                base["cache_read"] if base["cache_read"] is not None else base["input"]):
+            out.append(chunk)
+            continue
+        lines = []
+        emit_dims(lines, base["dims"])
+        if not lines:
+            out.append(chunk)
+            continue
+        names.append(model["id"])
+        rows = chunk.split("\n")
+        last = max(i for i, r in enumerate(rows) if r.strip() and not r.lstrip().startswith("#"))
+        rows[last + 1:last + 1] = [f"# Dimensions from LiteLLM {version} (added by scripts/gen_catalog.py)"] + lines
+        out.append("\n".join(rows))
+    return "".join(out), names
 
 
 def main():
@@ -389,6 +594,10 @@ def main():
         "# Format: data/README.md.",
         "",
     ]
+    curated_text, with_dims = curated_with_dims(curated_text, litellm, args.version)
+    header.insert(-2, "# Curated entries given LiteLLM's service tiers, modality rates, off-peak and")
+    header.insert(-2, "# per-request prices (their latest price equals LiteLLM's): "
+                  + (", ".join(with_dims) if with_dims else "none") + ".")
     text = "\n".join(header) + curated_text.rstrip("\n") + "\n\n" + \
         "# " + "-" * 88 + "\n# Generated from LiteLLM " + args.version + "\n# " + "-" * 88 + "\n\n" + \
         "\n".join(body)
