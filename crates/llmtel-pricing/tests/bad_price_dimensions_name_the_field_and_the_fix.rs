@@ -1,0 +1,105 @@
+//! Price dimensions in a TOML price file: a malformed one is rejected whole with an error
+//! naming the entry, the field and what to write; a good one prices calls.
+
+use llmtel_pricing::{Call, Catalog, Usage};
+
+fn file(dims: &str) -> String {
+    format!(
+        "[[model]]\nid = \"m\"\nprovider = \"deepseek\"\n[[model.price]]\neffective = \"2025-01-01\"\ninput = 1.0\noutput = 2.0\n{dims}\n"
+    )
+}
+
+#[test]
+fn malformed_off_peak_hours_name_the_field_and_the_format() {
+    let e = Catalog::from_toml_str(
+        &file("[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{ weekdays = [1], hours_utc = [\"25:00-26:00\"] }]"),
+        "prices.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("prices.toml"), "{e}");
+    assert!(
+        e.contains("`m`") && e.contains("price.off_peak.windows"),
+        "{e}"
+    );
+    assert!(
+        e.contains("25:00-26:00") && e.contains("HH:MM-HH:MM"),
+        "{e}"
+    );
+}
+
+#[test]
+fn weekdays_outside_1_to_7_are_rejected() {
+    let e = Catalog::from_toml_str(
+        &file("[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{ weekdays = [0], hours_utc = [\"00:00-01:00\"] }]"),
+        "prices.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("ISO weekdays 1..=7"), "{e}");
+}
+
+#[test]
+fn a_standard_tier_name_cannot_carry_its_own_rates() {
+    let e = Catalog::from_toml_str(
+        &file("[model.price.service_tier.default]\ninput = 0.5"),
+        "p.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("price.service_tier.default") && e.contains("priority"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_dimension_fields_and_negative_request_prices_are_errors() {
+    let e = Catalog::from_toml_str(&file("[model.price.modality]\naudio_in = 3.0"), "p.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("audio_in"), "{e}");
+    let e = Catalog::from_toml_str(
+        &file("[model.price.per_request]\ncode_interpreter_session = -0.03"),
+        "p.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("price.per_request.code_interpreter_session") && e.contains("USD per request"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_good_file_prices_every_dimension() {
+    let c = Catalog::from_toml_str(
+        &file(
+            "[model.price.service_tier.priority]\ninput = 2.0\noutput = 4.0\n\
+             [model.price.modality]\naudio_input = 10.0\n\
+             [model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{ weekdays = [6, 7], hours_utc = [\"00:00-00:00\"] }]\n\
+             [model.price.per_request]\ncode_interpreter_session = 0.03",
+        ),
+        "prices.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage {
+        audio_input_tokens: 100_000,
+        code_interpreter_sessions: 1,
+        ..Usage::new(1_000_000, 1_000_000)
+    };
+    let weekday = Call::at("2026-11-24T12:00:00Z".parse().unwrap());
+    let p = c.price_call("m", None, &usage, &weekday).unwrap();
+    // 900k × $1 + 100k × $10 + 1M × $2 + $0.03
+    assert_eq!(p.breakdown.total.to_string(), "$3.930000");
+    let p = c
+        .price_call("m", None, &usage, &weekday.with_service_tier("priority"))
+        .unwrap();
+    // 900k × $2 + 100k × $10 (no priority audio rate: the standard one) + 1M × $4 + $0.03
+    assert_eq!(p.breakdown.total.to_string(), "$6.830000");
+    let sunday = Call::at("2026-11-29T23:59:59Z".parse().unwrap());
+    let p = c.price_call("m", None, &usage, &sunday).unwrap();
+    // 900k × $0.50 + 100k × $10 + 1M × $1 + $0.03
+    assert!(p.off_peak);
+    assert_eq!(p.breakdown.total.to_string(), "$2.480000");
+}

@@ -1,0 +1,231 @@
+//! Hand-computed costs, with the built-in catalog, of calls that use the price dimensions
+//! of issue #14: OpenAI audio with `service_tier: "flex"`, OpenAI flex and priority,
+//! Anthropic with web search, Gemini with audio tokens, DeepSeek off-peak and on-peak.
+
+use llmtel_pricing::{
+    Call, Catalog, NOTE_MODALITY_TOKENS_EXCLUSIVE, NOTE_REQUEST_CHARGE_UNKNOWN,
+    NOTE_SERVICE_TIER_NOT_OFFERED, PricedCall, SearchContextSize, Usage,
+};
+
+fn call(model: &str, provider: &str, usage: &Usage, call: &Call<'_>) -> PricedCall {
+    Catalog::builtin()
+        .price_call(model, Some(provider), usage, call)
+        .unwrap_or_else(|e| panic!("{model}: {e}"))
+}
+
+fn at(s: &str) -> Call<'static> {
+    Call::at(s.parse().expect("RFC 3339 instant"))
+}
+
+/// A weekday, on-peak for DeepSeek (Tuesday 08:00 UTC).
+const TUESDAY_0800: &str = "2026-11-24T08:00:00Z";
+
+#[test]
+fn openai_audio_with_flex_prices_audio_and_falls_back_to_standard_with_a_note() {
+    // gpt-audio: text $2.50/M in, $10/M out; audio $32/M in, $64/M out; no flex tier.
+    let usage = Usage {
+        audio_input_tokens: 1_500,
+        audio_output_tokens: 800,
+        ..Usage::new(2_000, 1_000)
+    };
+    let p = call(
+        "gpt-audio",
+        "openai",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("flex"),
+    );
+    let b = &p.breakdown;
+    assert_eq!(b.input.to_string(), "$0.001250"); //   500 text × $2.50/M
+    assert_eq!(b.audio_input.to_string(), "$0.048000"); // 1,500 × $32/M
+    assert_eq!(b.output.to_string(), "$0.002000"); //   200 text × $10/M
+    assert_eq!(b.audio_output.to_string(), "$0.051200"); // 800 × $64/M
+    assert_eq!(b.total.to_string(), "$0.102450");
+    assert_eq!(p.service_tier, None);
+    assert_eq!(p.notes, vec![NOTE_SERVICE_TIER_NOT_OFFERED]);
+}
+
+#[test]
+fn openai_flex_and_priority_use_the_tier_rates() {
+    // gpt-5: standard $1.25 / $0.125 cached / $10; flex $0.625 / $0.0625 / $5;
+    // priority $2.50 / $0.25 / $20 per million tokens.
+    let usage = Usage {
+        cache_read_tokens: 40_000,
+        ..Usage::new(100_000, 10_000)
+    };
+    let flex = call(
+        "gpt-5",
+        "openai",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("flex"),
+    );
+    // 60,000 × 0.625 + 40,000 × 0.0625 + 10,000 × 5 (µ$) = 0.0375 + 0.0025 + 0.05
+    assert_eq!(flex.breakdown.total.to_string(), "$0.090000");
+    assert_eq!(flex.service_tier.as_deref(), Some("flex"));
+    assert!(flex.notes.is_empty());
+    let prio = call(
+        "gpt-5",
+        "openai",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("priority"),
+    );
+    // 60,000 × 2.5 + 40,000 × 0.25 + 10,000 × 20 = 0.15 + 0.01 + 0.2
+    assert_eq!(prio.breakdown.total.to_string(), "$0.360000");
+    let standard = call(
+        "gpt-5",
+        "openai",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("default"),
+    );
+    // 0.075 + 0.005 + 0.1
+    assert_eq!(standard.breakdown.total.to_string(), "$0.180000");
+    assert_eq!(standard.service_tier, None);
+    assert!(standard.notes.is_empty());
+}
+
+#[test]
+fn anthropic_web_search_is_charged_per_query() {
+    // claude-sonnet-4-5: $3/M in, $15/M out, web search $10 per 1,000 queries.
+    let usage = Usage {
+        web_search_queries: 2,
+        ..Usage::new(10_000, 1_000)
+    };
+    let p = call("claude-sonnet-4-5", "anthropic", &usage, &at(TUESDAY_0800));
+    assert_eq!(p.breakdown.input.to_string(), "$0.030000");
+    assert_eq!(p.breakdown.output.to_string(), "$0.015000");
+    assert_eq!(p.breakdown.web_search.to_string(), "$0.020000");
+    assert_eq!(p.breakdown.total.to_string(), "$0.065000");
+    // Anthropic has no priority tier in the catalog: standard rates, noted.
+    let prio = call(
+        "claude-sonnet-4-5",
+        "anthropic",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("priority"),
+    );
+    assert_eq!(prio.breakdown.total, p.breakdown.total);
+    assert_eq!(prio.notes, vec![NOTE_SERVICE_TIER_NOT_OFFERED]);
+}
+
+#[test]
+fn web_search_context_size_selects_the_per_query_price() {
+    let toml = r#"
+[[model]]
+id = "searcher"
+provider = "openai"
+[[model.price]]
+effective = "2025-01-01"
+input = 1.0
+output = 2.0
+[model.price.per_request]
+web_search = { low = 0.005, medium = "0.008", high = 0.012 }
+"#;
+    let c = Catalog::from_toml_str(toml, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage {
+        web_search_queries: 4,
+        ..Usage::new(1_000_000, 0)
+    };
+    let price = |size: Option<SearchContextSize>| {
+        let mut call = at(TUESDAY_0800);
+        call.search_context_size = size;
+        let p = c.price_call("searcher", None, &usage, &call).unwrap();
+        (
+            p.breakdown.web_search.to_string(),
+            p.breakdown.total.to_string(),
+        )
+    };
+    assert_eq!(
+        price(Some(SearchContextSize::Low)),
+        ("$0.020000".into(), "$1.020000".into())
+    );
+    assert_eq!(price(None), ("$0.032000".into(), "$1.032000".into()));
+    assert_eq!(
+        price(Some(SearchContextSize::High)),
+        ("$0.048000".into(), "$1.048000".into())
+    );
+}
+
+#[test]
+fn a_request_charge_missing_from_the_catalog_is_noted_not_invented() {
+    let usage = Usage {
+        code_interpreter_sessions: 1,
+        ..Usage::new(1_000, 100)
+    };
+    let p = call("gpt-5", "openai", &usage, &at(TUESDAY_0800));
+    assert_eq!(p.breakdown.code_interpreter.picos(), 0);
+    assert_eq!(p.notes, vec![NOTE_REQUEST_CHARGE_UNKNOWN]);
+}
+
+#[test]
+fn gemini_audio_tokens_are_priced_at_the_audio_rate() {
+    // gemini-2.5-flash: text $0.30/M in, audio $1.00/M in, $2.50/M out;
+    // priority: text $0.54/M, audio $1.80/M, out $4.50/M.
+    let usage = Usage {
+        audio_input_tokens: 6_000,
+        ..Usage::new(10_000, 500)
+    };
+    let p = call("gemini-2.5-flash", "gcp.gemini", &usage, &at(TUESDAY_0800));
+    assert_eq!(p.breakdown.input.to_string(), "$0.001200"); // 4,000 × 0.30
+    assert_eq!(p.breakdown.audio_input.to_string(), "$0.006000"); // 6,000 × 1.00
+    assert_eq!(p.breakdown.output.to_string(), "$0.001250"); // 500 × 2.50
+    assert_eq!(p.breakdown.total.to_string(), "$0.008450");
+    let prio = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_service_tier("priority"),
+    );
+    // 4,000 × 0.54 + 6,000 × 1.80 + 500 × 4.50 = 0.00216 + 0.0108 + 0.00225
+    assert_eq!(prio.breakdown.total.to_string(), "$0.015210");
+}
+
+#[test]
+fn modality_counts_over_the_total_are_priced_on_top_and_noted() {
+    let usage = Usage {
+        audio_input_tokens: 6_000,
+        ..Usage::new(1_000, 0)
+    };
+    let p = call("gemini-2.5-flash", "gcp.gemini", &usage, &at(TUESDAY_0800));
+    // 1,000 text × 0.30 + 6,000 audio × 1.00
+    assert_eq!(p.breakdown.total.to_string(), "$0.006300");
+    assert_eq!(p.notes, vec![NOTE_MODALITY_TOKENS_EXCLUSIVE]);
+}
+
+#[test]
+fn deepseek_is_half_price_in_its_off_peak_window() {
+    // deepseek-v4-pro: $1.32/M in, $0.044/M cached, $3.96/M out; off-peak (weekdays
+    // 00:00-01:00, 04:00-06:00, 10:00-24:00 UTC; weekends all day): $0.66, $0.022, $1.98.
+    let usage = Usage {
+        cache_read_tokens: 400_000,
+        ..Usage::new(1_000_000, 100_000)
+    };
+    let on = call("deepseek-v4-pro", "deepseek", &usage, &at(TUESDAY_0800));
+    // 600,000 × 1.32 + 400,000 × 0.044 + 100,000 × 3.96 = 0.792 + 0.0176 + 0.396
+    assert_eq!(on.breakdown.total.to_string(), "$1.205600");
+    assert!(!on.off_peak);
+    let off = call(
+        "deepseek-v4-pro",
+        "deepseek",
+        &usage,
+        &at("2026-11-24T10:00:00Z"),
+    );
+    // 600,000 × 0.66 + 400,000 × 0.022 + 100,000 × 1.98 = 0.396 + 0.0088 + 0.198
+    assert_eq!(off.breakdown.total.to_string(), "$0.602800");
+    assert!(off.off_peak);
+    // One second before the window opens: on-peak.
+    let before = call(
+        "deepseek-v4-pro",
+        "deepseek",
+        &usage,
+        &at("2026-11-24T09:59:59Z"),
+    );
+    assert_eq!(before.breakdown.total, on.breakdown.total);
+    // A date alone never applies a window.
+    let dated = Catalog::builtin()
+        .price(
+            "deepseek-v4-pro",
+            Some("deepseek"),
+            &usage,
+            jiff::civil::date(2026, 11, 28),
+        )
+        .unwrap();
+    assert_eq!(dated.breakdown.total, on.breakdown.total);
+}
