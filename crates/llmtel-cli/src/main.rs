@@ -1,12 +1,15 @@
 //! `llmtel`: the llmtel command line.
 //!
 //! ```text
-//! llmtel cost --model gpt-4o --input-tokens 1000000 --output-tokens 1000000 [--at DATE] [--json]
+//! llmtel cost --model gpt-4o --input-tokens 1000000 --output-tokens 1000000 [--at DATE|RFC3339] [--json]
+//!             [--service-tier T] [--audio-input-tokens N] [--audio-output-tokens N]
+//!             [--image-input-tokens N] [--web-search-queries N] [--search-context-size S]
 //! llmtel cost --batch [--prices FILE] < calls.jsonl      # one JSON call per line in, one result per line out
 //! llmtel prices MODEL [--at DATE] [--json]             # the entry, its dated prices
 //! llmtel prices resolve MODEL [--provider P]           # each resolution step tried
 //! llmtel prices list [--provider P] [--json]
 //! llmtel prices check FILE                             # validate a TOML or LiteLLM JSON price file
+//! llmtel prices diff OLD NEW [--json]                  # added, removed and changed prices
 //! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE]
 //! ```
 //!
@@ -20,7 +23,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use jiff::civil::Date;
-use llmtel_pricing::{Catalog, ModelEntry, PricedCall, Usage, Usd};
+use llmtel_pricing::{
+    Call, Catalog, CostBreakdown, ModelEntry, Price, PricedCall, SearchContextSize, Usage,
+    UsageDetails, Usd,
+};
 
 /// OpenTelemetry-native observability for LLM apps.
 #[derive(Debug, Parser)]
@@ -80,14 +86,44 @@ struct CostArgs {
     /// Output tokens spent on reasoning.
     #[arg(long, default_value_t = 0)]
     reasoning_tokens: u64,
+    /// Audio input tokens, part of --input-tokens (priced at the audio input rate).
+    #[arg(long, default_value_t = 0)]
+    audio_input_tokens: u64,
+    /// Cached audio input tokens, part of --audio-input-tokens and --cache-read-tokens.
+    #[arg(long, default_value_t = 0)]
+    cached_audio_tokens: u64,
+    /// Image input tokens, part of --input-tokens.
+    #[arg(long, default_value_t = 0)]
+    image_input_tokens: u64,
+    /// Video input tokens, part of --input-tokens.
+    #[arg(long, default_value_t = 0)]
+    video_input_tokens: u64,
+    /// Audio output tokens, part of --output-tokens.
+    #[arg(long, default_value_t = 0)]
+    audio_output_tokens: u64,
+    /// Web search queries (billed per query).
+    #[arg(long, default_value_t = 0)]
+    web_search_queries: u64,
+    /// Web search context size: low, medium (default) or high.
+    #[arg(long, value_name = "low|medium|high", value_parser = parse_search_size)]
+    search_context_size: Option<SearchContextSize>,
+    /// Code interpreter sessions.
+    #[arg(long, default_value_t = 0)]
+    code_interpreter_sessions: u64,
+    /// Service tier the response reported (OpenAI `service_tier`, Anthropic
+    /// `usage.service_tier`): priority, flex, batch, default, ...
+    #[arg(long, value_name = "T")]
+    service_tier: Option<String>,
     /// Provider hint (gen_ai.provider.name: openai, anthropic, gcp.gemini, ...).
     #[arg(long)]
     provider: Option<String>,
     #[command(flatten)]
     catalog: CatalogArgs,
-    /// Date of the call, selecting the price in force [default: today, UTC].
-    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
-    at: Option<Date>,
+    /// When the call started: an RFC 3339 instant (`2026-03-03T16:45:00Z`, selects the
+    /// price in force and off-peak windows) or a date (`2026-03-03`, no off-peak window)
+    /// [default: now].
+    #[arg(long, value_name = "RFC3339|YYYY-MM-DD", value_parser = parse_at)]
+    at: Option<At>,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -154,6 +190,17 @@ enum PricesCommand {
     Check {
         /// The file to check.
         file: PathBuf,
+    },
+    /// What changed between two price files (llmtel TOML or LiteLLM JSON): models added,
+    /// removed, and each changed rate of the latest price.
+    Diff {
+        /// The old price file.
+        old: PathBuf,
+        /// The new price file.
+        new: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -240,6 +287,35 @@ fn report(args: &ReportArgs) -> Result<String, String> {
     }
 }
 
+/// `--at`: an instant or a bare date.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Instant(jiff::Timestamp),
+    Date(Date),
+}
+
+impl At {
+    fn call(self) -> Call<'static> {
+        match self {
+            At::Instant(t) => Call::at(t),
+            At::Date(d) => Call::on_date(d),
+        }
+    }
+}
+
+fn parse_at(s: &str) -> Result<At, String> {
+    if let Ok(t) = s.trim().parse::<jiff::Timestamp>() {
+        return Ok(At::Instant(t));
+    }
+    s.trim().parse::<Date>().map(At::Date).map_err(|_| {
+        format!("expected an RFC 3339 instant (2026-03-03T16:45:00Z, 2026-03-03T17:45:00+01:00) or a date (2026-03-03), got {s:?}")
+    })
+}
+
+fn parse_search_size(s: &str) -> Result<SearchContextSize, String> {
+    SearchContextSize::parse(s).ok_or_else(|| format!("expected low, medium or high, got {s:?}"))
+}
+
 fn parse_date(s: &str) -> Result<Date, String> {
     s.parse::<Date>()
         .map_err(|e| format!("expected a date as YYYY-MM-DD: {e}"))
@@ -292,23 +368,38 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         cache_read_tokens: args.cache_read_tokens,
         cache_write_tokens: args.cache_write_tokens,
         reasoning_tokens: args.reasoning_tokens,
-        ..Usage::default()
     };
-    let at = args.at.unwrap_or_else(today);
+    let details = UsageDetails {
+        audio_input_tokens: args.audio_input_tokens,
+        cache_read_audio_tokens: args.cached_audio_tokens,
+        image_input_tokens: args.image_input_tokens,
+        video_input_tokens: args.video_input_tokens,
+        audio_output_tokens: args.audio_output_tokens,
+        web_search_queries: args.web_search_queries,
+        code_interpreter_sessions: args.code_interpreter_sessions,
+        ..UsageDetails::default()
+    };
+    let mut at = args
+        .at
+        .unwrap_or_else(|| At::Instant(jiff::Timestamp::now()))
+        .call()
+        .with_details(details);
+    at.service_tier = args.service_tier.as_deref();
+    at.search_context_size = args.search_context_size;
     let call = catalog
-        .price(model, args.provider.as_deref(), &usage, at)
+        .price_call(model, args.provider.as_deref(), &usage, &at)
         .map_err(|e| e.to_string())?;
     Ok(if args.json {
-        render_json(model, &usage, &call).to_string()
+        render_json(model, &usage, &details, &call).to_string()
     } else {
-        render_table(model, &usage, &call)
+        render_table(model, &usage, &details, &call)
     })
 }
 
 /// `cost --batch`: JSON lines in, JSON lines out; a bad line gives an `error` object.
 fn batch(args: &CostArgs) -> Result<String, String> {
     let catalog = catalog(&args.catalog)?;
-    let default_at = args.at.unwrap_or_else(today);
+    let default_at = args.at.unwrap_or_else(|| At::Date(today()));
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -330,7 +421,7 @@ fn batch(args: &CostArgs) -> Result<String, String> {
 fn batch_call(
     catalog: &Catalog,
     line: &str,
-    default_at: Date,
+    default_at: At,
     default_provider: Option<&str>,
 ) -> Result<serde_json::Value, String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
@@ -351,7 +442,7 @@ fn batch_call(
         .and_then(|p| p.as_str())
         .or(default_provider);
     let at = match v.get("at").and_then(|a| a.as_str()) {
-        Some(s) => parse_date(s)?,
+        Some(s) => parse_at(s)?,
         None => default_at,
     };
     let usage = Usage {
@@ -360,12 +451,26 @@ fn batch_call(
         cache_read_tokens: tokens("cache_read_tokens")?,
         cache_write_tokens: tokens("cache_write_tokens")?,
         reasoning_tokens: tokens("reasoning_tokens")?,
-        ..Usage::default()
     };
+    let details = UsageDetails {
+        audio_input_tokens: tokens("audio_input_tokens")?,
+        cache_read_audio_tokens: tokens("cached_audio_tokens")?,
+        image_input_tokens: tokens("image_input_tokens")?,
+        video_input_tokens: tokens("video_input_tokens")?,
+        audio_output_tokens: tokens("audio_output_tokens")?,
+        web_search_queries: tokens("web_search_queries")?,
+        code_interpreter_sessions: tokens("code_interpreter_sessions")?,
+        ..UsageDetails::default()
+    };
+    let mut call = at.call().with_details(details);
+    call.service_tier = v.get("service_tier").and_then(|t| t.as_str());
+    if let Some(s) = v.get("search_context_size").and_then(|t| t.as_str()) {
+        call.search_context_size = Some(parse_search_size(s)?);
+    }
     let call = catalog
-        .price(model, provider, &usage, at)
+        .price_call(model, provider, &usage, &call)
         .map_err(|e| e.to_string())?;
-    Ok(render_json(model, &usage, &call))
+    Ok(render_json(model, &usage, &details, &call))
 }
 
 fn today() -> Date {
@@ -374,7 +479,12 @@ fn today() -> Date {
         .date()
 }
 
-fn render_json(model: &str, usage: &Usage, call: &PricedCall) -> serde_json::Value {
+fn render_json(
+    model: &str,
+    usage: &Usage,
+    details: &UsageDetails,
+    call: &PricedCall,
+) -> serde_json::Value {
     let b = &call.breakdown;
     serde_json::json!({
         "model": model,
@@ -384,31 +494,49 @@ fn render_json(model: &str, usage: &Usage, call: &PricedCall) -> serde_json::Val
         "price_date": call.price_date.to_string(),
         "tier_above_input_tokens": call.tier_above_input_tokens,
         "usage_note": call.usage_note,
+        "service_tier": call.service_tier,
+        "off_peak": call.off_peak,
+        "notes": call.notes,
         "currency": "USD",
         "cost_usd": b.total.as_f64(),
         "cost_usd_exact": decimal(b.total),
-        "breakdown": {
-            "input": b.input.as_f64(),
-            "output": b.output.as_f64(),
-            "cache_read": b.cache_read.as_f64(),
-            "cache_write": b.cache_write.as_f64(),
-            "reasoning": b.reasoning.as_f64(),
-        },
-        "breakdown_exact": {
-            "input": decimal(b.input),
-            "output": decimal(b.output),
-            "cache_read": decimal(b.cache_read),
-            "cache_write": decimal(b.cache_write),
-            "reasoning": decimal(b.reasoning),
-        },
+        "breakdown": parts(b).map(|(k, v)| (k.to_string(), v.as_f64().into())).collect::<serde_json::Map<_, _>>(),
+        "breakdown_exact": parts(b).map(|(k, v)| (k.to_string(), decimal(v).into())).collect::<serde_json::Map<_, _>>(),
         "usage": {
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens,
             "cache_write_tokens": usage.cache_write_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
+            "audio_input_tokens": details.audio_input_tokens,
+            "cached_audio_tokens": details.cache_read_audio_tokens,
+            "image_input_tokens": details.image_input_tokens,
+            "video_input_tokens": details.video_input_tokens,
+            "audio_output_tokens": details.audio_output_tokens,
+            "web_search_queries": details.web_search_queries,
+            "code_interpreter_sessions": details.code_interpreter_sessions,
         },
     })
+}
+
+/// The named parts of a breakdown, in output order (the `llmtel.cost.<part>` names).
+fn parts(b: &CostBreakdown) -> impl Iterator<Item = (&'static str, Usd)> {
+    [
+        ("input", b.input),
+        ("output", b.output),
+        ("cache_read", b.cache_read),
+        ("cache_write", b.cache_write),
+        ("reasoning", b.reasoning),
+        ("audio_input", b.audio_input),
+        ("cached_audio", b.cached_audio),
+        ("image_input", b.image_input),
+        ("video_input", b.video_input),
+        ("audio_output", b.audio_output),
+        ("web_search", b.web_search),
+        ("code_interpreter", b.code_interpreter),
+        ("file_search", b.file_search),
+    ]
+    .into_iter()
 }
 
 /// `$12.500000` without the `$`.
@@ -416,18 +544,30 @@ fn decimal(v: Usd) -> String {
     v.to_string().trim_start_matches('$').to_string()
 }
 
-fn render_table(model: &str, usage: &Usage, call: &PricedCall) -> String {
+fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &PricedCall) -> String {
     use std::fmt::Write as _;
     let b = &call.breakdown;
     // Tokens billed in each class, read the way the pricing read them.
-    let cache = u128::from(usage.cache_read_tokens) + u128::from(usage.cache_write_tokens);
-    let uncached = u128::from(usage.input_tokens)
-        .checked_sub(cache)
+    let cached_audio = details
+        .cache_read_audio_tokens
+        .min(details.audio_input_tokens)
+        .min(usage.cache_read_tokens);
+    let modal = u128::from(details.audio_input_tokens)
+        + u128::from(details.image_input_tokens)
+        + u128::from(details.video_input_tokens);
+    let text_input = u128::from(usage.input_tokens)
+        .checked_sub(modal)
         .unwrap_or(u128::from(usage.input_tokens));
-    let plain_output = usage
+    let text_cache_read = usage.cache_read_tokens - cached_audio;
+    let cache = u128::from(text_cache_read) + u128::from(usage.cache_write_tokens);
+    let uncached = text_input.checked_sub(cache).unwrap_or(text_input);
+    let text_output = usage
         .output_tokens
-        .checked_sub(usage.reasoning_tokens)
+        .checked_sub(details.audio_output_tokens)
         .unwrap_or(usage.output_tokens);
+    let plain_output = text_output
+        .checked_sub(usage.reasoning_tokens)
+        .unwrap_or(text_output);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -444,11 +584,20 @@ fn render_table(model: &str, usage: &Usage, call: &PricedCall) -> String {
     if let Some(note) = call.usage_note {
         let _ = writeln!(out, "note         {note}");
     }
+    if let Some(t) = &call.service_tier {
+        let _ = writeln!(out, "service tier {t}");
+    }
+    if call.off_peak {
+        let _ = writeln!(out, "off-peak     yes (off-peak window rates)");
+    }
+    for note in &call.notes {
+        let _ = writeln!(out, "note         {note}");
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "{:<12} {:>14} {:>16}", "", "tokens", "cost");
-    let rows: [(&str, u128, Usd); 5] = [
+    let rows: [(&str, u128, Usd); 13] = [
         ("input", uncached, b.input),
-        ("cache read", usage.cache_read_tokens.into(), b.cache_read),
+        ("cache read", text_cache_read.into(), b.cache_read),
         (
             "cache write",
             usage.cache_write_tokens.into(),
@@ -456,8 +605,47 @@ fn render_table(model: &str, usage: &Usage, call: &PricedCall) -> String {
         ),
         ("output", plain_output.into(), b.output),
         ("reasoning", usage.reasoning_tokens.into(), b.reasoning),
+        (
+            "audio input",
+            (details.audio_input_tokens - cached_audio).into(),
+            b.audio_input,
+        ),
+        ("cached audio", cached_audio.into(), b.cached_audio),
+        (
+            "image input",
+            details.image_input_tokens.into(),
+            b.image_input,
+        ),
+        (
+            "video input",
+            details.video_input_tokens.into(),
+            b.video_input,
+        ),
+        (
+            "audio output",
+            details.audio_output_tokens.into(),
+            b.audio_output,
+        ),
+        (
+            "web search",
+            details.web_search_queries.into(),
+            b.web_search,
+        ),
+        (
+            "code interp.",
+            details.code_interpreter_sessions.into(),
+            b.code_interpreter,
+        ),
+        (
+            "file search",
+            details.file_search_calls.into(),
+            b.file_search,
+        ),
     ];
-    for (name, tokens, cost) in rows {
+    for (i, (name, tokens, cost)) in rows.into_iter().enumerate() {
+        if i >= 5 && tokens == 0 && cost == Usd::ZERO {
+            continue;
+        }
         let _ = writeln!(out, "{name:<12} {tokens:>14} {cost:>16}");
     }
     let _ = write!(out, "{:<12} {:>14} {:>16}", "total", "", b.total);
@@ -490,6 +678,7 @@ fn prices(args: PricesArgs) -> Result<String, String> {
             ))
         }
         Some(PricesCommand::Check { file }) => check(&file),
+        Some(PricesCommand::Diff { old, new, json }) => diff(&old, &new, json || args.json),
         None => {
             let Some(model) = args.model else {
                 return Err(
@@ -771,4 +960,184 @@ fn check(file: &Path) -> Result<String, String> {
         ));
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// llmtel prices diff
+
+/// Every rate of a price as `field -> value` (USD per million tokens; per-request charges
+/// in USD), for comparing two prices field by field.
+fn flatten_price(p: &Price) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut put = |k: String, v: Option<u64>| {
+        if let Some(v) = v {
+            m.insert(k, per_million(v));
+        }
+    };
+    let r = &p.rates;
+    put("input".into(), Some(r.input));
+    put("output".into(), Some(r.output));
+    put("cache_read".into(), r.cache_read);
+    put("cache_write".into(), r.cache_write);
+    put("cache_write_1h".into(), p.cache_write_1h);
+    put("reasoning".into(), r.reasoning);
+    put("batch_input".into(), p.batch_input);
+    put("batch_output".into(), p.batch_output);
+    for t in &p.tiers {
+        let k = |f: &str| format!("tier.above_{}.{f}", t.above_input_tokens);
+        put(k("input"), Some(t.input));
+        put(k("output"), Some(t.output));
+        put(k("cache_read"), t.cache_read);
+        put(k("cache_write"), t.cache_write);
+        put(k("reasoning"), t.reasoning);
+    }
+    for (name, st) in &p.dims.service_tiers {
+        let k = |f: &str| format!("service_tier.{name}.{f}");
+        put(k("input"), st.input);
+        put(k("output"), st.output);
+        put(k("cache_read"), st.cache_read);
+        put(k("cache_write"), st.cache_write);
+        put(k("audio_input"), st.audio_input);
+        put(k("cache_read_audio"), st.cache_read_audio);
+        for t in &st.tiers {
+            put(
+                k(&format!("tier.above_{}.input", t.above_input_tokens)),
+                Some(t.input),
+            );
+            put(
+                k(&format!("tier.above_{}.output", t.above_input_tokens)),
+                Some(t.output),
+            );
+        }
+    }
+    let md = &p.dims.modality;
+    put("modality.audio_input".into(), md.audio_input);
+    put("modality.audio_output".into(), md.audio_output);
+    put("modality.image_input".into(), md.image_input);
+    put("modality.video_input".into(), md.video_input);
+    put("modality.cache_read_audio".into(), md.cache_read_audio);
+    put("modality.cache_read_image".into(), md.cache_read_image);
+    put("modality.cache_write_audio".into(), md.cache_write_audio);
+    if let Some(op) = &p.dims.off_peak {
+        put("off_peak.input".into(), Some(op.input));
+        put("off_peak.output".into(), Some(op.output));
+        put("off_peak.cache_read".into(), op.cache_read);
+        let windows: Vec<String> = op
+            .windows
+            .iter()
+            .map(|w| {
+                format!(
+                    "{:?} {:02}:{:02}-{:02}:{:02}",
+                    w.weekdays,
+                    w.start_minute / 60,
+                    w.start_minute % 60,
+                    w.end_minute / 60,
+                    w.end_minute % 60
+                )
+            })
+            .collect();
+        m.insert("off_peak.windows".into(), windows.join(", "));
+    }
+    let rq = &p.dims.requests;
+    if let Some(w) = rq.web_search {
+        m.insert("per_request.web_search.low".into(), decimal(w.low));
+        m.insert("per_request.web_search.medium".into(), decimal(w.medium));
+        m.insert("per_request.web_search.high".into(), decimal(w.high));
+    }
+    if let Some(c) = rq.code_interpreter_session {
+        m.insert("per_request.code_interpreter_session".into(), decimal(c));
+    }
+    if let Some(c) = rq.file_search_call {
+        m.insert("per_request.file_search_call".into(), decimal(c));
+    }
+    m
+}
+
+/// `llmtel prices diff OLD NEW`: models added and removed, and for models in both, each
+/// rate of the latest price that changed (and a changed effective date).
+fn diff(old: &Path, new: &Path, json: bool) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let a = Catalog::load(old).map_err(|e| e.to_string())?;
+    let b = Catalog::load(new).map_err(|e| e.to_string())?;
+    let added: Vec<&str> = b
+        .entries()
+        .filter(|e| a.get(&e.id).is_none())
+        .map(|e| e.id.as_str())
+        .collect();
+    let removed: Vec<&str> = a
+        .entries()
+        .filter(|e| b.get(&e.id).is_none())
+        .map(|e| e.id.as_str())
+        .collect();
+    let mut changed = Vec::new();
+    for ea in a.entries() {
+        let Some(eb) = b.get(&ea.id) else { continue };
+        let (Some(pa), Some(pb)) = (ea.prices.last(), eb.prices.last()) else {
+            continue;
+        };
+        let (fa, fb) = (flatten_price(pa), flatten_price(pb));
+        let mut fields = Vec::new();
+        if pa.effective != pb.effective {
+            fields.push((
+                "effective".to_string(),
+                Some(pa.effective.to_string()),
+                Some(pb.effective.to_string()),
+            ));
+        }
+        let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+        for k in keys {
+            let (x, y) = (fa.get(k), fb.get(k));
+            if x != y {
+                fields.push((k.clone(), x.cloned(), y.cloned()));
+            }
+        }
+        if !fields.is_empty() {
+            changed.push((ea.id.as_str(), fields));
+        }
+    }
+    if json {
+        let changed: Vec<serde_json::Value> = changed
+            .iter()
+            .map(|(id, fields)| {
+                serde_json::json!({
+                    "id": id,
+                    "changes": fields.iter().map(|(f, x, y)| serde_json::json!({
+                        "field": f, "old": x, "new": y,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return Ok(serde_json::json!({
+            "old": old.display().to_string(),
+            "new": new.display().to_string(),
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+        })
+        .to_string());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} -> {}: {} added, {} removed, {} changed (rates in USD per million tokens; per-request charges in USD)",
+        old.display(),
+        new.display(),
+        added.len(),
+        removed.len(),
+        changed.len()
+    );
+    for id in &added {
+        let _ = writeln!(out, "+ {id}");
+    }
+    for id in &removed {
+        let _ = writeln!(out, "- {id}");
+    }
+    for (id, fields) in &changed {
+        let _ = writeln!(out, "~ {id}");
+        for (f, x, y) in fields {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
+            let _ = writeln!(out, "    {f}: {} -> {}", show(x), show(y));
+        }
+    }
+    Ok(out.trim_end().to_string())
 }

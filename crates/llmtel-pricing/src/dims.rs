@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::catalog::{Price, Tier};
-use crate::{CostBreakdown, PricingError, Rates, Usage, Usd};
+use crate::{CostBreakdown, PricingError, Rates, Usage, UsageDetails, Usd};
 
 /// Note (in [`PricedCall::notes`](crate::PricedCall::notes)) when the call reported a
 /// service tier the model's price does not list: the call was priced at the standard
@@ -221,6 +221,11 @@ pub struct Call<'a> {
     pub service_tier: Option<&'a str>,
     /// Web-search context size; `None` = medium.
     pub search_context_size: Option<SearchContextSize>,
+    /// True when only the call's date is known ([`Call::on_date`]): `at` is that day's
+    /// 00:00 UTC and selects the price, and no off-peak window applies.
+    pub date_only: bool,
+    /// Modality token counts and tool uses of the call.
+    pub details: UsageDetails,
 }
 
 impl<'a> Call<'a> {
@@ -230,12 +235,32 @@ impl<'a> Call<'a> {
             at,
             service_tier: None,
             search_context_size: None,
+            date_only: false,
+            details: UsageDetails::default(),
+        }
+    }
+
+    /// A call of which only the (UTC) date is known: priced with the price in force that
+    /// day, never at off-peak rates.
+    pub fn on_date(date: jiff::civil::Date) -> Self {
+        let at = date
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map_or(Timestamp::UNIX_EPOCH, |z| z.timestamp());
+        Call {
+            date_only: true,
+            ..Call::at(at)
         }
     }
 
     /// With the service tier the response reported.
     pub fn with_service_tier(mut self, tier: &'a str) -> Self {
         self.service_tier = Some(tier);
+        self
+    }
+
+    /// With the call's modality token counts and tool uses.
+    pub fn with_details(mut self, details: UsageDetails) -> Self {
+        self.details = details;
         self
     }
 
@@ -348,18 +373,19 @@ impl Price {
     pub(crate) fn cost_with(
         &self,
         usage: &Usage,
+        details: &UsageDetails,
         chosen: &mut Chosen,
         search: Option<SearchContextSize>,
     ) -> Result<(CostBreakdown, Option<&'static str>), PricingError> {
         let overflow = || PricingError::Overflow(*usage);
         let m = &self.dims.modality;
-        let cached_audio = usage
+        let cached_audio = details
             .cache_read_audio_tokens
-            .min(usage.audio_input_tokens)
+            .min(details.audio_input_tokens)
             .min(usage.cache_read_tokens);
-        let modal_in = u128::from(usage.audio_input_tokens)
-            + u128::from(usage.image_input_tokens)
-            + u128::from(usage.video_input_tokens);
+        let modal_in = u128::from(details.audio_input_tokens)
+            + u128::from(details.image_input_tokens)
+            + u128::from(details.video_input_tokens);
         let mut text = *usage;
         let mut exclusive = false;
         match u128::from(usage.input_tokens).checked_sub(modal_in) {
@@ -367,7 +393,7 @@ impl Price {
             None => exclusive = true,
         }
         text.cache_read_tokens = usage.cache_read_tokens - cached_audio;
-        match usage.output_tokens.checked_sub(usage.audio_output_tokens) {
+        match usage.output_tokens.checked_sub(details.audio_output_tokens) {
             Some(rest) => text.output_tokens = rest,
             None => exclusive = true,
         }
@@ -381,19 +407,22 @@ impl Price {
                 .map(Usd::from_picos)
                 .ok_or_else(overflow)
         };
-        b.audio_input = at(usage.audio_input_tokens - cached_audio, chosen.audio_input)?;
+        b.audio_input = at(
+            details.audio_input_tokens - cached_audio,
+            chosen.audio_input,
+        )?;
         b.cached_audio = at(cached_audio, chosen.cache_read_audio)?;
         let input_rate = chosen.rates.input;
         b.image_input = at(
-            usage.image_input_tokens,
+            details.image_input_tokens,
             m.image_input.unwrap_or(input_rate),
         )?;
         b.video_input = at(
-            usage.video_input_tokens,
+            details.video_input_tokens,
             m.video_input.unwrap_or(input_rate),
         )?;
         b.audio_output = at(
-            usage.audio_output_tokens,
+            details.audio_output_tokens,
             m.audio_output.unwrap_or(chosen.rates.output),
         )?;
         let r = &self.dims.requests;
@@ -420,14 +449,14 @@ impl Price {
             SearchContextSize::Medium => w.medium,
             SearchContextSize::High => w.high,
         });
-        b.web_search = per(usage.web_search_queries, search_price, &mut chosen.notes)?;
+        b.web_search = per(details.web_search_queries, search_price, &mut chosen.notes)?;
         b.code_interpreter = per(
-            usage.code_interpreter_sessions,
+            details.code_interpreter_sessions,
             r.code_interpreter_session,
             &mut chosen.notes,
         )?;
         b.file_search = per(
-            usage.file_search_calls,
+            details.file_search_calls,
             r.file_search_call,
             &mut chosen.notes,
         )?;

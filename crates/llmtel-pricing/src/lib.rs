@@ -125,7 +125,8 @@ pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_li
 pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved};
 pub use usage::{
     CostBreakdown, Rates, USAGE_NOTE_BOTH_EXCLUSIVE, USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE,
-    USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING, Usage, rate_per_million, rate_per_token_f64,
+    USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING, Usage, UsageDetails, rate_per_million,
+    rate_per_token_f64,
 };
 pub use usd::Usd;
 
@@ -180,12 +181,21 @@ impl Catalog {
         usage: &Usage,
         at: jiff::civil::Date,
     ) -> Result<PricedCall, PricingError> {
-        self.price_inner(model, provider, usage, at, None, None, None)
+        self.price_inner(
+            model,
+            provider,
+            usage,
+            at,
+            None,
+            None,
+            None,
+            &UsageDetails::default(),
+        )
     }
 
     /// Prices one call with everything it reported: its start instant (price in force on
     /// its UTC date, off-peak windows), the service tier the response reported, the
-    /// modality token counts and request counts in `usage`.
+    /// modality token counts and request counts ([`Call::details`]).
     ///
     /// - **Service tier**: the tier's rates when the price lists it (a rate it does not
     ///   list is the standard one); `batch` uses the batch rates; `default`, `auto`,
@@ -224,9 +234,10 @@ impl Catalog {
             provider,
             usage,
             date,
-            Some(call.at),
+            (!call.date_only).then_some(call.at),
             call.service_tier,
             call.search_context_size,
+            &call.details,
         )
     }
 
@@ -240,6 +251,7 @@ impl Catalog {
         instant: Option<jiff::Timestamp>,
         service_tier: Option<&str>,
         search: Option<SearchContextSize>,
+        details: &UsageDetails,
     ) -> Result<PricedCall, PricingError> {
         let unknown = || PricingError::UnknownModel {
             model: model.to_string(),
@@ -249,7 +261,7 @@ impl Catalog {
         let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
         let price = entry.price_at(at).ok_or_else(unknown)?;
         let mut chosen = price.choose(usage, service_tier, instant);
-        let (breakdown, usage_note) = price.cost_with(usage, &mut chosen, search)?;
+        let (breakdown, usage_note) = price.cost_with(usage, details, &mut chosen, search)?;
         Ok(PricedCall {
             breakdown,
             model: entry.id.clone(),

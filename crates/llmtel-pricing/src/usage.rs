@@ -33,28 +33,6 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Output tokens spent on reasoning (`gen_ai.usage.reasoning.output_tokens`).
     pub reasoning_tokens: u64,
-    /// Audio input tokens, **part of** `input_tokens` (OpenAI
-    /// `prompt_tokens_details.audio_tokens`, Gemini `promptTokensDetails` modality
-    /// `AUDIO`); priced at the audio input rate. 0 = none.
-    pub audio_input_tokens: u64,
-    /// Cached audio input tokens, part of both `audio_input_tokens` and
-    /// `cache_read_tokens` (OpenAI realtime `cached_tokens_details.audio_tokens`).
-    pub cache_read_audio_tokens: u64,
-    /// Image input tokens, part of `input_tokens` (OpenAI `image_tokens`, Gemini
-    /// modality `IMAGE`).
-    pub image_input_tokens: u64,
-    /// Video input tokens, part of `input_tokens` (Gemini modality `VIDEO`).
-    pub video_input_tokens: u64,
-    /// Audio output tokens, **part of** `output_tokens` (OpenAI
-    /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
-    pub audio_output_tokens: u64,
-    /// Web search queries billed per query (Anthropic
-    /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` items).
-    pub web_search_queries: u64,
-    /// Code interpreter sessions (containers) started by the call.
-    pub code_interpreter_sessions: u64,
-    /// File search tool calls.
-    pub file_search_calls: u64,
 }
 
 impl Usage {
@@ -66,14 +44,6 @@ impl Usage {
             cache_read_tokens: 0,
             cache_write_tokens: 0,
             reasoning_tokens: 0,
-            audio_input_tokens: 0,
-            cache_read_audio_tokens: 0,
-            image_input_tokens: 0,
-            video_input_tokens: 0,
-            audio_output_tokens: 0,
-            web_search_queries: 0,
-            code_interpreter_sessions: 0,
-            file_search_calls: 0,
         }
     }
 
@@ -100,6 +70,37 @@ impl Usage {
             self.input_tokens.saturating_add(cache)
         }
     }
+}
+
+/// The counts of a call beyond its text-token classes: per-modality tokens (each **part
+/// of** [`Usage::input_tokens`] or [`Usage::output_tokens`], as OpenAI reports them) and
+/// per-request tool uses. All zero by default; priced by
+/// [`Catalog::price_call`](crate::Catalog::price_call) through
+/// [`Call::with_details`](crate::Call::with_details).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UsageDetails {
+    /// Audio input tokens, **part of** `input_tokens` (OpenAI
+    /// `prompt_tokens_details.audio_tokens`, Gemini `promptTokensDetails` modality
+    /// `AUDIO`); priced at the audio input rate. 0 = none.
+    pub audio_input_tokens: u64,
+    /// Cached audio input tokens, part of both `audio_input_tokens` and
+    /// `cache_read_tokens` (OpenAI realtime `cached_tokens_details.audio_tokens`).
+    pub cache_read_audio_tokens: u64,
+    /// Image input tokens, part of `input_tokens` (OpenAI `image_tokens`, Gemini
+    /// modality `IMAGE`).
+    pub image_input_tokens: u64,
+    /// Video input tokens, part of `input_tokens` (Gemini modality `VIDEO`).
+    pub video_input_tokens: u64,
+    /// Audio output tokens, **part of** `output_tokens` (OpenAI
+    /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
+    pub audio_output_tokens: u64,
+    /// Web search queries billed per query (Anthropic
+    /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` items).
+    pub web_search_queries: u64,
+    /// Code interpreter sessions (containers) started by the call.
+    pub code_interpreter_sessions: u64,
+    /// File search tool calls.
+    pub file_search_calls: u64,
 }
 
 /// Cost of one call, split by token class and request charge. `total` is the exact sum

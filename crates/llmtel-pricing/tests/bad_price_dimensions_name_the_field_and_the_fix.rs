@@ -1,7 +1,7 @@
 //! Price dimensions in a TOML price file: a malformed one is rejected whole with an error
 //! naming the entry, the field and what to write; a good one prices calls.
 
-use llmtel_pricing::{Call, Catalog, Usage};
+use llmtel_pricing::{Call, Catalog, Usage, UsageDetails};
 
 fn file(dims: &str) -> String {
     format!(
@@ -83,12 +83,13 @@ fn a_good_file_prices_every_dimension() {
         "prices.toml",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let usage = Usage {
+    let usage = Usage::new(1_000_000, 1_000_000);
+    let details = UsageDetails {
         audio_input_tokens: 100_000,
         code_interpreter_sessions: 1,
-        ..Usage::new(1_000_000, 1_000_000)
+        ..UsageDetails::default()
     };
-    let weekday = Call::at("2026-11-24T12:00:00Z".parse().unwrap());
+    let weekday = Call::at("2026-11-24T12:00:00Z".parse().unwrap()).with_details(details);
     let p = c.price_call("m", None, &usage, &weekday).unwrap();
     // 900k × $1 + 100k × $10 + 1M × $2 + $0.03
     assert_eq!(p.breakdown.total.to_string(), "$3.930000");
@@ -97,7 +98,7 @@ fn a_good_file_prices_every_dimension() {
         .unwrap();
     // 900k × $2 + 100k × $10 (no priority audio rate: the standard one) + 1M × $4 + $0.03
     assert_eq!(p.breakdown.total.to_string(), "$6.830000");
-    let sunday = Call::at("2026-11-29T23:59:59Z".parse().unwrap());
+    let sunday = Call::at("2026-11-29T23:59:59Z".parse().unwrap()).with_details(details);
     let p = c.price_call("m", None, &usage, &sunday).unwrap();
     // 900k × $0.50 + 100k × $10 + 1M × $1 + $0.03
     assert!(p.off_peak);

@@ -22,7 +22,6 @@ fn consistent_usage() -> impl Strategy<Value = Usage> {
                 cache_read_tokens: cache_read,
                 cache_write_tokens: cache_write,
                 reasoning_tokens: reasoning,
-                ..Usage::default()
             },
         )
 }
@@ -54,7 +53,6 @@ fn add(a: Usage, b: Usage) -> Usage {
         cache_read_tokens: a.cache_read_tokens + b.cache_read_tokens,
         cache_write_tokens: a.cache_write_tokens + b.cache_write_tokens,
         reasoning_tokens: a.reasoning_tokens + b.reasoning_tokens,
-        ..Usage::default()
     }
 }
 
@@ -120,7 +118,6 @@ proptest! {
             cache_read_tokens: u.2,
             cache_write_tokens: u.3,
             reasoning_tokens: u.4,
-            ..Usage::default()
         };
         match rates.cost(&usage) {
             Ok((b, _)) => prop_assert_eq!(b.total.picos(), sum(&b)),
@@ -141,7 +138,6 @@ proptest! {
             cache_read_tokens: u.2,
             cache_write_tokens: u.3,
             reasoning_tokens: u.4,
-            ..Usage::default()
         };
         match c.price(&entry.id, None, &usage, date(2026, 1, 1)) {
             Ok(call) => prop_assert_eq!(call.breakdown.total.picos(), sum(&call.breakdown)),
@@ -164,7 +160,6 @@ fn u64_max_everywhere() {
         cache_read_tokens: u64::MAX,
         cache_write_tokens: u64::MAX,
         reasoning_tokens: u64::MAX,
-        ..Usage::default()
     };
     let huge = Rates {
         input: u64::MAX,

@@ -45,7 +45,6 @@ fn inclusive_usage_is_split_by_token_class() {
         cache_read_tokens: 6_000,
         cache_write_tokens: 1_000,
         reasoning_tokens: 500,
-        ..Usage::default()
     };
     let call = catalog()
         .price("cached-model", None, &usage, date(2025, 6, 1))

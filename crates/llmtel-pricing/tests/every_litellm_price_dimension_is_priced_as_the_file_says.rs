@@ -5,7 +5,7 @@
 //! float-to-pico-dollar conversion, its own reading of the off-peak windows.
 
 use jiff::Timestamp;
-use llmtel_pricing::{Call, Catalog, Usage};
+use llmtel_pricing::{Call, Catalog, Usage, UsageDetails};
 use serde_json::{Map, Value};
 
 const SHIPPED: &str = include_str!("data/litellm_model_prices.json");
@@ -135,19 +135,31 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
         }
         if let Some(ai) = rate(&v, "input_cost_per_audio_token") {
             *counts.entry("audio_input").or_default() += 1;
-            let usage = Usage {
+            let usage = Usage::new(1_000, 100);
+            let details = UsageDetails {
                 audio_input_tokens: 400,
-                ..Usage::new(1_000, 100)
+                ..UsageDetails::default()
             };
             let expected = 600 * input + 400 * ai + 100 * output;
-            check(&c, &key, "audio in", &usage, &now, expected, &mut failures);
+            check(
+                &c,
+                &key,
+                "audio in",
+                &usage,
+                &now.with_details(details),
+                expected,
+                &mut failures,
+            );
             if let Some(car) = rate(&v, "cache_read_input_audio_token_cost") {
                 *counts.entry("cached_audio").or_default() += 1;
                 let usage = Usage {
-                    audio_input_tokens: 400,
                     cache_read_tokens: 500,
-                    cache_read_audio_tokens: 200,
                     ..Usage::new(1_000, 100)
+                };
+                let details = UsageDetails {
+                    audio_input_tokens: 400,
+                    cache_read_audio_tokens: 200,
+                    ..UsageDetails::default()
                 };
                 // text: 600 tokens of which 300 cached; audio: 400 of which 200 cached.
                 let expected = 300 * input + 300 * cache_read + 200 * ai + 200 * car + 100 * output;
@@ -156,7 +168,7 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
                     &key,
                     "cached audio",
                     &usage,
-                    &now,
+                    &now.with_details(details),
                     expected,
                     &mut failures,
                 );
@@ -164,21 +176,39 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
         }
         if let Some(ao) = rate(&v, "output_cost_per_audio_token") {
             *counts.entry("audio_output").or_default() += 1;
-            let usage = Usage {
+            let usage = Usage::new(100, 1_000);
+            let details = UsageDetails {
                 audio_output_tokens: 300,
-                ..Usage::new(100, 1_000)
+                ..UsageDetails::default()
             };
             let expected = 100 * input + 700 * output + 300 * ao;
-            check(&c, &key, "audio out", &usage, &now, expected, &mut failures);
+            check(
+                &c,
+                &key,
+                "audio out",
+                &usage,
+                &now.with_details(details),
+                expected,
+                &mut failures,
+            );
         }
         if let Some(ii) = rate(&v, "input_cost_per_image_token") {
             *counts.entry("image_input").or_default() += 1;
-            let usage = Usage {
+            let usage = Usage::new(1_000, 100);
+            let details = UsageDetails {
                 image_input_tokens: 300,
-                ..Usage::new(1_000, 100)
+                ..UsageDetails::default()
             };
             let expected = 700 * input + 300 * ii + 100 * output;
-            check(&c, &key, "image in", &usage, &now, expected, &mut failures);
+            check(
+                &c,
+                &key,
+                "image in",
+                &usage,
+                &now.with_details(details),
+                expected,
+                &mut failures,
+            );
         }
         if let Some(ws) = v
             .get("search_context_cost_per_query")
@@ -191,9 +221,10 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
                 continue;
             };
             *counts.entry("web_search").or_default() += 1;
-            let usage = Usage {
+            let usage = Usage::new(1_000, 100);
+            let details = UsageDetails {
                 web_search_queries: 3,
-                ..Usage::new(1_000, 100)
+                ..UsageDetails::default()
             };
             let expected = 1_000 * input + 100 * output + 3 * picos(medium);
             check(
@@ -201,7 +232,7 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
                 &key,
                 "web search",
                 &usage,
-                &now,
+                &now.with_details(details),
                 expected,
                 &mut failures,
             );

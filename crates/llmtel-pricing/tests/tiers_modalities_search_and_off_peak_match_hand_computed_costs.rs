@@ -4,7 +4,7 @@
 
 use llmtel_pricing::{
     Call, Catalog, NOTE_MODALITY_TOKENS_EXCLUSIVE, NOTE_REQUEST_CHARGE_UNKNOWN,
-    NOTE_SERVICE_TIER_NOT_OFFERED, PricedCall, SearchContextSize, Usage,
+    NOTE_SERVICE_TIER_NOT_OFFERED, PricedCall, SearchContextSize, Usage, UsageDetails,
 };
 
 fn call(model: &str, provider: &str, usage: &Usage, call: &Call<'_>) -> PricedCall {
@@ -23,16 +23,19 @@ const TUESDAY_0800: &str = "2026-11-24T08:00:00Z";
 #[test]
 fn openai_audio_with_flex_prices_audio_and_falls_back_to_standard_with_a_note() {
     // gpt-audio: text $2.50/M in, $10/M out; audio $32/M in, $64/M out; no flex tier.
-    let usage = Usage {
+    let usage = Usage::new(2_000, 1_000);
+    let details = UsageDetails {
         audio_input_tokens: 1_500,
         audio_output_tokens: 800,
-        ..Usage::new(2_000, 1_000)
+        ..UsageDetails::default()
     };
     let p = call(
         "gpt-audio",
         "openai",
         &usage,
-        &at(TUESDAY_0800).with_service_tier("flex"),
+        &at(TUESDAY_0800)
+            .with_details(details)
+            .with_service_tier("flex"),
     );
     let b = &p.breakdown;
     assert_eq!(b.input.to_string(), "$0.001250"); //   500 text × $2.50/M
@@ -85,11 +88,17 @@ fn openai_flex_and_priority_use_the_tier_rates() {
 #[test]
 fn anthropic_web_search_is_charged_per_query() {
     // claude-sonnet-4-5: $3/M in, $15/M out, web search $10 per 1,000 queries.
-    let usage = Usage {
+    let usage = Usage::new(10_000, 1_000);
+    let details = UsageDetails {
         web_search_queries: 2,
-        ..Usage::new(10_000, 1_000)
+        ..UsageDetails::default()
     };
-    let p = call("claude-sonnet-4-5", "anthropic", &usage, &at(TUESDAY_0800));
+    let p = call(
+        "claude-sonnet-4-5",
+        "anthropic",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
     assert_eq!(p.breakdown.input.to_string(), "$0.030000");
     assert_eq!(p.breakdown.output.to_string(), "$0.015000");
     assert_eq!(p.breakdown.web_search.to_string(), "$0.020000");
@@ -99,7 +108,9 @@ fn anthropic_web_search_is_charged_per_query() {
         "claude-sonnet-4-5",
         "anthropic",
         &usage,
-        &at(TUESDAY_0800).with_service_tier("priority"),
+        &at(TUESDAY_0800)
+            .with_details(details)
+            .with_service_tier("priority"),
     );
     assert_eq!(prio.breakdown.total, p.breakdown.total);
     assert_eq!(prio.notes, vec![NOTE_SERVICE_TIER_NOT_OFFERED]);
@@ -119,12 +130,13 @@ output = 2.0
 web_search = { low = 0.005, medium = "0.008", high = 0.012 }
 "#;
     let c = Catalog::from_toml_str(toml, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
-    let usage = Usage {
+    let usage = Usage::new(1_000_000, 0);
+    let details = UsageDetails {
         web_search_queries: 4,
-        ..Usage::new(1_000_000, 0)
+        ..UsageDetails::default()
     };
     let price = |size: Option<SearchContextSize>| {
-        let mut call = at(TUESDAY_0800);
+        let mut call = at(TUESDAY_0800).with_details(details);
         call.search_context_size = size;
         let p = c.price_call("searcher", None, &usage, &call).unwrap();
         (
@@ -145,11 +157,17 @@ web_search = { low = 0.005, medium = "0.008", high = 0.012 }
 
 #[test]
 fn a_request_charge_missing_from_the_catalog_is_noted_not_invented() {
-    let usage = Usage {
+    let usage = Usage::new(1_000, 100);
+    let details = UsageDetails {
         code_interpreter_sessions: 1,
-        ..Usage::new(1_000, 100)
+        ..UsageDetails::default()
     };
-    let p = call("gpt-5", "openai", &usage, &at(TUESDAY_0800));
+    let p = call(
+        "gpt-5",
+        "openai",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
     assert_eq!(p.breakdown.code_interpreter.picos(), 0);
     assert_eq!(p.notes, vec![NOTE_REQUEST_CHARGE_UNKNOWN]);
 }
@@ -158,11 +176,17 @@ fn a_request_charge_missing_from_the_catalog_is_noted_not_invented() {
 fn gemini_audio_tokens_are_priced_at_the_audio_rate() {
     // gemini-2.5-flash: text $0.30/M in, audio $1.00/M in, $2.50/M out;
     // priority: text $0.54/M, audio $1.80/M, out $4.50/M.
-    let usage = Usage {
+    let usage = Usage::new(10_000, 500);
+    let details = UsageDetails {
         audio_input_tokens: 6_000,
-        ..Usage::new(10_000, 500)
+        ..UsageDetails::default()
     };
-    let p = call("gemini-2.5-flash", "gcp.gemini", &usage, &at(TUESDAY_0800));
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
     assert_eq!(p.breakdown.input.to_string(), "$0.001200"); // 4,000 × 0.30
     assert_eq!(p.breakdown.audio_input.to_string(), "$0.006000"); // 6,000 × 1.00
     assert_eq!(p.breakdown.output.to_string(), "$0.001250"); // 500 × 2.50
@@ -171,7 +195,9 @@ fn gemini_audio_tokens_are_priced_at_the_audio_rate() {
         "gemini-2.5-flash",
         "gcp.gemini",
         &usage,
-        &at(TUESDAY_0800).with_service_tier("priority"),
+        &at(TUESDAY_0800)
+            .with_details(details)
+            .with_service_tier("priority"),
     );
     // 4,000 × 0.54 + 6,000 × 1.80 + 500 × 4.50 = 0.00216 + 0.0108 + 0.00225
     assert_eq!(prio.breakdown.total.to_string(), "$0.015210");
@@ -179,11 +205,17 @@ fn gemini_audio_tokens_are_priced_at_the_audio_rate() {
 
 #[test]
 fn modality_counts_over_the_total_are_priced_on_top_and_noted() {
-    let usage = Usage {
+    let usage = Usage::new(1_000, 0);
+    let details = UsageDetails {
         audio_input_tokens: 6_000,
-        ..Usage::new(1_000, 0)
+        ..UsageDetails::default()
     };
-    let p = call("gemini-2.5-flash", "gcp.gemini", &usage, &at(TUESDAY_0800));
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
     // 1,000 text × 0.30 + 6,000 audio × 1.00
     assert_eq!(p.breakdown.total.to_string(), "$0.006300");
     assert_eq!(p.notes, vec![NOTE_MODALITY_TOKENS_EXCLUSIVE]);

@@ -61,7 +61,6 @@ fn usage() -> impl Strategy<Value = Usage> {
                 cache_read_tokens: cache_read,
                 cache_write_tokens: cache_write,
                 reasoning_tokens: output * rs / 100,
-                ..Usage::default()
             }
         })
 }
