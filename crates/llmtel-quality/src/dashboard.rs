@@ -254,7 +254,13 @@ mod tests {
         let server = serve_with_limits(&quality, "127.0.0.1:0", limits).unwrap();
         let held = TcpStream::connect(server.local_addr()).unwrap();
         wait_until(&server, |s| s.active == 1);
-        let (answer, _) = get(server.local_addr(), "/snapshot");
+        // Told 503 and closed before it sends anything.
+        let mut extra = TcpStream::connect(server.local_addr()).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        let _ = extra.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         wait_until(&server, |s| s.refused == 1);
         drop(held);
