@@ -212,7 +212,8 @@ pub enum InitError {
     /// The protocol's cargo feature is off.
     #[error("OTLP protocol {0:?} needs llmtel's cargo feature `{1}`")]
     FeatureOff(Protocol, &'static str),
-    /// The endpoint is `https://` but this build or protocol cannot do TLS.
+    /// The endpoint is `https://` but this build or protocol cannot do TLS. Not returned
+    /// since TLS is part of the OTLP features (kept so that existing matches compile).
     #[error("{0}")]
     Tls(&'static str),
     /// The CA certificate file for OTLP over TLS cannot be used (`Builder::with_ca_file`,
@@ -347,6 +348,7 @@ impl Builder {
         self.endpoint = Some(endpoint.into());
         self
     }
+
     /// A PEM file of CA certificates to trust for an `https://` OTLP endpoint (traces and
     /// metrics), on top of the platform's roots. Else `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`
     /// (traces; `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` for metrics), else
