@@ -81,10 +81,14 @@ impl EncodeMetric for ExactUsdCounter {
 
 /// llmtel's health counters, read from [`llmtel::health()`] at scrape time, and the guard's
 /// overflow counter.
+/// The built-in listeners of a sink and their counters, by address.
+type Listeners = Arc<Mutex<Vec<(String, Limits)>>>;
+
 #[derive(Debug)]
 struct HealthCollector {
     guard: Arc<CardinalityGuard>,
     health: bool,
+    listeners: Listeners,
 }
 
 impl Collector for HealthCollector {
@@ -152,6 +156,32 @@ impl Collector for HealthCollector {
             let fe = me.encode_family(&ls)?;
             ConstCounter::new(n).encode(fe)?;
         }
+        let listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !listeners.is_empty() {
+            let mut me = encoder.encode_descriptor(
+                "llmtel_metrics_listener_connections",
+                "Connections of the built-in metrics listener by outcome: accepted, refused (over the connection limit), timed_out (slow head or idle), too_large (head or body)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (addr, limits) in &listeners {
+                let st = limits.stats();
+                for (outcome, n) in [
+                    ("accepted", st.accepted),
+                    ("refused", st.refused),
+                    ("timed_out", st.timed_out),
+                    ("too_large", st.too_large),
+                ] {
+                    let ls = [("listener", addr.as_str()), ("outcome", outcome)];
+                    let fe = me.encode_family(&ls)?;
+                    ConstCounter::new(n).encode(fe)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -164,6 +194,7 @@ struct Inner {
     cost: Family<Labels, ExactUsdCounter>,
     guard: Arc<CardinalityGuard>,
     dims: Vec<Dimension>,
+    listeners: Listeners,
 }
 
 impl fmt::Debug for Inner {
@@ -261,9 +292,11 @@ impl PrometheusSinkBuilder {
         );
         registry.register("llm_tokens", "LLM tokens by model and type", tokens.clone());
         registry.register("llm_cost_usd", "LLM spend in USD by model", cost.clone());
+        let listeners = Listeners::default();
         registry.register_collector(Box::new(HealthCollector {
             guard: guard.clone(),
             health: self.health,
+            listeners: listeners.clone(),
         }));
         PrometheusSink {
             inner: Arc::new(Inner {
@@ -274,6 +307,7 @@ impl PrometheusSinkBuilder {
                 cost,
                 guard,
                 dims: self.dims,
+                listeners,
             }),
         }
     }
@@ -382,7 +416,8 @@ impl PrometheusSink {
     }
 
     /// As [`PrometheusSink::serve`], within `limits`; [`MetricsServer::stats`] counts what
-    /// was accepted and refused.
+    /// was accepted and refused, and so does the series
+    /// `llmtel_metrics_listener_connections_total{listener, outcome}` of this sink.
     ///
     /// # Errors
     /// [`MetricsError::Addr`] or [`MetricsError::Bind`].
@@ -406,6 +441,11 @@ impl PrometheusSink {
         let sink = self.clone();
         let stop2 = stop.clone();
         let l = limits.clone();
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((local.to_string(), limits.clone()));
         let thread = std::thread::Builder::new()
             .name("llmtel-metrics".into())
             .spawn(move || {

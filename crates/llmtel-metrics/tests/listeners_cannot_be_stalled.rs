@@ -124,6 +124,17 @@ fn scrape(addr: SocketAddr, path: &str) -> (String, Duration) {
     (out.lines().next().unwrap_or("").to_owned(), t0.elapsed())
 }
 
+/// A whole scrape answer (head and body).
+fn scrape_body(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_all(&mut s)
+}
+
 /// Reads what the server says until it closes (or 10 s).
 fn read_all(s: &mut TcpStream) -> String {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -233,6 +244,15 @@ fn connections_over_the_limit_are_refused_and_counted() {
         wait_until(name, s.as_ref(), |st| st.active == 0);
         let (status, _) = scrape(s.addr(), s.path());
         assert!(status.contains("200"), "{name}: {status}");
+        if name == "builtin" {
+            // Also on the scrape itself, for whoever watches the listener.
+            let body = scrape_body(s.addr());
+            let line = format!(
+                "llmtel_metrics_listener_connections_total{{listener=\"{}\",outcome=\"refused\"}} 1",
+                s.addr()
+            );
+            assert!(body.contains(&line), "{name}: no `{line}` in\n{body}");
+        }
     }
 }
 
