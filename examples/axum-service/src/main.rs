@@ -26,6 +26,7 @@ use axum::{Json, Router};
 use llmtel::{Catalog, Usage};
 use llmtel_alert::{AlertDispatcher, AlertmanagerSink, LogSink};
 use llmtel_budget::{Budgets, CallContext, Estimate, ReserveError};
+use llmtel_metrics::listener::{Limits, serve_with_limits_until};
 use llmtel_metrics::{CardinalityGuard, Dimension, PrometheusSink};
 use llmtel_quality::{EvalInput, Quality};
 use opentelemetry::trace::TracerProvider as _;
@@ -40,6 +41,9 @@ const SIM_MODEL: &str = "gpt-4o-mini";
 const SIM_OUTPUT_TOKENS: u64 = 48;
 /// The largest answer a call may produce (reserved against the budget).
 const MAX_TOKENS: u64 = 256;
+/// The largest request body `/chat` reads (a bigger one gets 413 unread). Large enough for
+/// the hostile-input test's 1 MiB user ids: the service must survive those, not refuse them.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Clone)]
 struct App {
@@ -382,14 +386,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             calls: Arc::new(AtomicU64::new(0)),
         });
 
+    // Both listeners: bounded connections, a header-read timeout, an idle timeout and
+    // head/body limits, so a slow or hostile client cannot stall the service or its scrapes.
+    let limits = Limits::default()
+        .with_max_connections(256)
+        .with_max_body_bytes(MAX_BODY_BYTES);
+    let metrics_limits = Limits::default();
     let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(shutdown())
-            .await
+        serve_with_limits_until(metrics_listener, metrics_app, metrics_limits, shutdown()).await
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    serve_with_limits_until(listener, app, limits, shutdown()).await?;
     let _ = metrics_task.await;
     // Flush traces, then metrics.
     drop(llmtel_guard);
