@@ -169,14 +169,18 @@ impl Pricer {
 
     #[cold]
     fn warn_unknown(&self, model: &str) {
+        // The name can come from a request: capped before it is kept, redacted before it is
+        // logged.
+        let model = crate::bound::cap_value(model);
         let mut seen = warned_models().lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: past 1,000 distinct unknown names, stop remembering (and warning).
-        if seen.len() < 1000 && seen.insert(model.to_owned()) {
+        if seen.len() < 1000 && seen.insert(model.clone().into_owned()) {
             drop(seen);
-            let nearest = self.catalog.suggest(model, 3).join(", ");
+            let nearest = self.catalog.suggest(&model, 3).join(", ");
+            let model = crate::redact::redact(&model);
             tracing::warn!(
                 target: "llmtel",
-                model,
+                model = %model,
                 nearest = %nearest,
                 "llmtel: no price for model `{model}`; its calls get no cost \
                  (llmtel.cost.unknown_model = true). Nearest known: {nearest}. Add it with a \
