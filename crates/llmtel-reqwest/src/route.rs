@@ -70,7 +70,8 @@ pub(crate) struct BaseUrl {
 
 impl BaseUrl {
     pub(crate) fn parse(base: &str, flavor: Flavor, provider: &str) -> Result<Self, String> {
-        let url = Url::parse(base).map_err(|e| format!("invalid base URL {base:?}: {e}"))?;
+        let url = Url::parse(base)
+            .map_err(|e| format!("invalid base URL {:?}: {e}", llmtel::redact(base)))?;
         let host = url
             .host_str()
             .ok_or_else(|| format!("base URL {base:?} has no host"))?

@@ -40,6 +40,9 @@ macro_rules! llm_span {
     ($operation:expr, $provider:expr, $model:expr $(, $($fields:tt)*)?) => {{
         let __llmtel_op: &str = $operation;
         let __llmtel_model: &str = $model;
+        // The model name can come from a request: capped (`llmtel::cap_value`).
+        let __llmtel_model_capped = $crate::cap_value(__llmtel_model);
+        let __llmtel_model: &str = &__llmtel_model_capped;
         $crate::__private::tracing::info_span!(
             target: "llmtel",
             "gen_ai",
@@ -138,10 +141,10 @@ pub fn record_usage(span: &Span, usage: &Usage) {
 /// string-array attribute.
 pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&str]) {
     if !id.is_empty() {
-        span.record(gen_ai::RESPONSE_ID, id);
+        span.record(gen_ai::RESPONSE_ID, &*crate::cap_value(id));
     }
     if !model.is_empty() {
-        span.record(gen_ai::RESPONSE_MODEL, model);
+        span.record(gen_ai::RESPONSE_MODEL, &*crate::cap_value(model));
     }
     if !finish_reasons.is_empty() {
         let json = serde_json::to_string(finish_reasons).unwrap_or_default();
