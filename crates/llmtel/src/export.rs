@@ -503,7 +503,9 @@ impl ExportQueue {
                     match make_exporter() {
                         Ok(e) => e,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
+                            // The exporter's error can name the endpoint with its key.
+                            let msg = crate::redact::redact_string(e.to_string());
+                            let _ = ready_tx.send(Err(msg));
                             return;
                         }
                     }
