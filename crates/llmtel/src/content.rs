@@ -2,9 +2,10 @@
 //!
 //! Content reaches telemetry only when the app turns capture on. The same policy is applied
 //! twice: by the recording helpers ([`crate::record_input_messages`]) and by llmtel's exporter
-//! on every span, whoever recorded the content (`gen_ai.input.messages`,
-//! `gen_ai.output.messages`, `gen_ai.system_instructions`, `input.value`, `output.value`):
-//! dropped when capture is off, truncated and redacted when it is on.
+//! on every span and span event, whoever recorded the content (`gen_ai.input.messages`,
+//! `gen_ai.output.messages`, `gen_ai.system_instructions`, `input.value`, `output.value`,
+//! `gen_ai.evaluation.explanation`, `error.message`): dropped when capture is off, truncated
+//! and redacted when it is on. Every other exported string goes through [`crate::redact()`].
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -126,8 +127,8 @@ fn truncate(mut s: String, max_chars: usize) -> String {
     s
 }
 
-/// Replaces API keys and credentials with `[REDACTED]`: [`crate::redact`] as an owned string
-/// (kept for callers that want a `String`; prefer [`crate::redact`], which does not allocate
+/// Replaces API keys and credentials with `[REDACTED]`: [`crate::redact()`] as an owned string
+/// (kept for callers that want a `String`; prefer [`crate::redact()`], which does not allocate
 /// when there is nothing to redact).
 pub fn redact_secrets(s: &str) -> String {
     crate::redact::redact(s).into_owned()

@@ -67,7 +67,7 @@ fn is_content_key(key: &str) -> bool {
 }
 
 /// Applies the secrets and content rules to one attribute (of a span or an event): `false`
-/// when it must be dropped. Every other string value goes through [`crate::redact`].
+/// when it must be dropped. Every other string value goes through [`crate::redact()`].
 fn police_attribute(kv: &mut KeyValue, policy: &ContentCapture) -> bool {
     let key = kv.key.as_str();
     if is_secret_key(key) {
@@ -177,7 +177,7 @@ fn is_secret_key(key: &str) -> bool {
 ///   responses, `gen_ai.evaluation.explanation`, `error.message`) are removed when content
 ///   capture is off, else redacted and truncated; every other string (the span name, the
 ///   status description, attribute values, event names and event attributes) goes through
-///   [`crate::redact`], and the status description is capped at 1 KiB.
+///   [`crate::redact()`], and the status description is capped at 1 KiB.
 /// - Spans with `gen_ai.*` attributes: integer attributes recorded as strings become integers,
 ///   a JSON-array finish-reasons string becomes a string array, and a key set twice keeps
 ///   its last value.

@@ -96,7 +96,10 @@ fn keys_and_prompts_never_leave_with_capture_off() {
     assert_no_keys(&all);
     assert!(!all.contains(PROMPT), "the prompt was exported: {all}");
     assert!(!all.contains("divorce"), "{all}");
-    assert!(all.contains("[REDACTED]"), "redacted values are marked: {all}");
+    assert!(
+        all.contains("[REDACTED]"),
+        "redacted values are marked: {all}"
+    );
 
     let call = spans.iter().find(|s| s.name.contains("gemini")).unwrap();
     let Status::Error { description } = &call.status else {
@@ -115,18 +118,26 @@ fn keys_and_prompts_never_leave_with_capture_off() {
     let keys: Vec<&str> = call.attributes.iter().map(|kv| kv.key.as_str()).collect();
     assert!(!keys.contains(&"gen_ai.evaluation.explanation"), "{keys:?}");
     assert!(!keys.contains(&"error.message"), "{keys:?}");
-    assert!(keys.contains(&"gen_ai.usage.cost"), "still priced: {keys:?}");
+    assert!(
+        keys.contains(&"gen_ai.usage.cost"),
+        "still priced: {keys:?}"
+    );
     assert!(call.dropped_attributes_count >= 2);
 }
 
 #[test]
 fn with_capture_on_content_goes_through_the_hook_and_keys_still_never_leave() {
-    let policy = llmtel::ContentCapture::enabled()
-        .with_redactor(|s: &str| s.replace("Jane Roe", "[NAME]").replace("divorce", "[TOPIC]"));
+    let policy = llmtel::ContentCapture::enabled().with_redactor(|s: &str| {
+        s.replace("Jane Roe", "[NAME]")
+            .replace("divorce", "[TOPIC]")
+    });
     let spans = export(policy);
     let all = format!("{spans:?}");
     assert_no_keys(&all);
-    assert!(!all.contains("Jane Roe"), "the hook ran on every content value: {all}");
+    assert!(
+        !all.contains("Jane Roe"),
+        "the hook ran on every content value: {all}"
+    );
     let call = spans.iter().find(|s| s.name.contains("gemini")).unwrap();
     let explanation = call
         .attributes
