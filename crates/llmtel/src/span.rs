@@ -154,10 +154,17 @@ pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&st
 
 /// Marks the call failed: `error.type` (a low-cardinality class such as `rate_limit`,
 /// `timeout`, `context_length_exceeded`) and the error status with a description.
+///
+/// The description goes through [`crate::redact()`] here already (an error's `Display`
+/// often names a URL with its key), so log layers that print span fields never see a key
+/// either; `error.type` is capped ([`crate::cap_value`]).
 pub fn record_error(span: &Span, error_type: &str, description: &str) {
-    span.record(common::ERROR_TYPE, error_type);
+    span.record(common::ERROR_TYPE, &*crate::cap_value(error_type));
     span.record("otel.status_code", "error");
-    span.record("otel.status_description", description);
+    span.record(
+        "otel.status_description",
+        &*crate::redact::redact(description),
+    );
 }
 
 /// Records a cost reported by the provider (e.g. OpenRouter's `usage.cost`) or computed by
