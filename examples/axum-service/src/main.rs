@@ -24,7 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use llmtel::{Catalog, Usage};
+use llmtel_alert::{AlertDispatcher, AlertmanagerSink, LogSink};
 use llmtel_budget::{Budgets, CallContext, Estimate, ReserveError};
+use llmtel_metrics::listener::{Limits, serve_with_limits_until};
 use llmtel_metrics::{CardinalityGuard, Dimension, PrometheusSink};
 use llmtel_quality::{EvalInput, Quality};
 use opentelemetry::trace::TracerProvider as _;
@@ -39,6 +41,9 @@ const SIM_MODEL: &str = "gpt-4o-mini";
 const SIM_OUTPUT_TOKENS: u64 = 48;
 /// The largest answer a call may produce (reserved against the budget).
 const MAX_TOKENS: u64 = 256;
+/// The largest request body `/chat` reads (a bigger one gets 413 unread). Large enough for
+/// the hostile-input test's 1 MiB user ids: the service must survive those, not refuse them.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Clone)]
 struct App {
@@ -243,7 +248,7 @@ async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Re
 }
 
 /// Alertmanager's webhook (the compose stack sends alerts here): logged to stderr.
-// The budgets' and quality monitor's alerts can also go to Alertmanager directly (llmtel-alert).
+// The budgets' and quality monitor's alerts also go to Alertmanager directly with ALERTMANAGER_URL.
 async fn alerts(Json(body): Json<serde_json::Value>) -> StatusCode {
     let alerts = body["alerts"].as_array().map_or(0, Vec::len);
     eprintln!(
@@ -293,8 +298,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env_or("USER_DAILY_BUDGET_USD", "1")
     ))
     .map_err(|e| format!("USER_DAILY_BUDGET_USD: {e}"))?;
-    let budgets = Budgets::builder().with_rules(budget_config.rules).build();
-    let quality = Quality::builder().with_builtin_evaluators().build();
+    // Budget thresholds, store outages and quality alerts (error rate, latency, ratings,
+    // cost): to the log, and to Alertmanager when ALERTMANAGER_URL names one.
+    let mut dispatcher = AlertDispatcher::builder().with_sink(Arc::new(LogSink::new()));
+    if let Some(url) = std::env::var("ALERTMANAGER_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        dispatcher = dispatcher.with_sink(Arc::new(
+            AlertmanagerSink::new(&url).map_err(|e| format!("ALERTMANAGER_URL: {e}"))?,
+        ));
+    }
+    let dispatcher = dispatcher.build();
+    let budgets = Budgets::builder()
+        .with_rules(budget_config.rules)
+        .with_alerts(dispatcher.clone())
+        .build();
+    let quality = Quality::builder()
+        .with_builtin_evaluators()
+        .with_alerts(dispatcher)
+        .build();
     budgets.register_metrics(&prom);
     quality.register_metrics(&prom);
 
@@ -363,14 +386,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             calls: Arc::new(AtomicU64::new(0)),
         });
 
+    // Both listeners: bounded connections, a header-read timeout, an idle timeout and
+    // head/body limits, so a slow or hostile client cannot stall the service or its scrapes.
+    let limits = Limits::default()
+        .with_max_connections(256)
+        .with_max_body_bytes(MAX_BODY_BYTES);
+    let metrics_limits = Limits::default();
     let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(shutdown())
-            .await
+        serve_with_limits_until(metrics_listener, metrics_app, metrics_limits, shutdown()).await
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    serve_with_limits_until(listener, app, limits, shutdown()).await?;
     let _ = metrics_task.await;
     // Flush traces, then metrics.
     drop(llmtel_guard);

@@ -47,6 +47,7 @@ use llmtel_budget::{
     BudgetStore, Budgets, CallContext, Config, Estimate, FailMode, RedisStore, ReserveError,
     SqliteStore,
 };
+use llmtel_metrics::listener::{Limits, serve_with_limits_until};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::{Choice, ConstantTimeEq};
@@ -568,9 +569,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    // Bounded connections, a header-read timeout, an idle timeout and head/body limits: a
+    // slow or hostile client cannot stall the service.
+    // The listener's own body cap sits above the app's MAX_BODY_BYTES, so bodies in between
+    // get the app's JSON 413 that says what to do; anything past 4 MiB is refused unread.
+    let limits = Limits::default()
+        .with_max_connections(256)
+        .with_max_body_bytes(4 * 1024 * 1024);
+    serve_with_limits_until(listener, app, limits, shutdown()).await?;
     // Write the spend still queued for the store before exiting.
     if !budgets.flush(Duration::from_secs(5)) {
         eprintln!("budget-guard: some spend could not be written before exit (store down?)");
