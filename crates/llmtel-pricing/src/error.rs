@@ -44,6 +44,17 @@ pub enum CatalogError {
         #[source]
         source: std::io::Error,
     },
+    /// A price URL (`LLMTEL_PRICES_URL`) could not be fetched. `url` has no query, user
+    /// info or fragment (they may carry tokens).
+    #[error("cannot fetch prices from {url}: {problem}; {fix}")]
+    Fetch {
+        /// The URL, redacted ([`redact_url`](crate::redact_url)).
+        url: String,
+        /// What went wrong.
+        problem: String,
+        /// What to do.
+        fix: &'static str,
+    },
     /// The file is not valid TOML, does not follow the documented format, or holds an
     /// invalid value.
     #[error("{}", InvalidDisplay(self))]
@@ -69,7 +80,7 @@ impl CatalogError {
     pub fn line(&self) -> Option<u32> {
         match self {
             CatalogError::Invalid { line, .. } => *line,
-            CatalogError::Io { .. } => None,
+            CatalogError::Io { .. } | CatalogError::Fetch { .. } => None,
         }
     }
 
@@ -77,7 +88,7 @@ impl CatalogError {
     pub fn entry(&self) -> Option<&str> {
         match self {
             CatalogError::Invalid { entry, .. } => entry.as_deref(),
-            CatalogError::Io { .. } => None,
+            CatalogError::Io { .. } | CatalogError::Fetch { .. } => None,
         }
     }
 
@@ -85,7 +96,7 @@ impl CatalogError {
     pub fn field(&self) -> Option<&str> {
         match self {
             CatalogError::Invalid { field, .. } => field.as_deref(),
-            CatalogError::Io { .. } => None,
+            CatalogError::Io { .. } | CatalogError::Fetch { .. } => None,
         }
     }
 }

@@ -110,6 +110,7 @@ mod dims;
 mod error;
 mod litellm;
 mod resolve;
+mod sources;
 mod usage;
 mod usd;
 
@@ -123,6 +124,11 @@ pub use dims::{
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
 pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved};
+pub use sources::{
+    DEFAULT_FETCH_TIMEOUT, ENV_PRICES, ENV_PRICES_URL, ENV_PRICES_URL_CA_FILE,
+    ENV_PRICES_URL_TIMEOUT_MS, LayeredCatalog, MAX_FETCH_BYTES, PriceSources,
+    price_source_failures, redact_url,
+};
 pub use usage::{
     CostBreakdown, Rates, USAGE_NOTE_BOTH_EXCLUSIVE, USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE,
     USAGE_NOTE_OUTPUT_EXCLUSIVE_OF_REASONING, Usage, UsageDetails, rate_per_million,
