@@ -44,6 +44,35 @@
 //! - Price history: the latest price whose `effective` date is on or before the call's
 //!   date; a call dated before every known price uses the earliest price.
 //!
+//! # Price dimensions
+//! [`Catalog::price_call`] prices a call with everything it reported, through a [`Call`]:
+//! its start **instant** (off-peak windows, e.g. DeepSeek's), the service tier the response
+//! reported (`priority`, `flex`, `batch`; a tier the model does not offer is priced at the
+//! standard rates and noted, [`NOTE_SERVICE_TIER_NOT_OFFERED`]) and [`UsageDetails`]:
+//! audio / image / video input tokens and audio output tokens (parts of the input and
+//! output totals, priced at their own rates, the text remainder at the text rates),
+//! cached audio, web search queries (by [`SearchContextSize`]), code interpreter sessions
+//! and file search calls. The [`CostBreakdown`] names each part and `total` is their exact
+//! sum. Rates live in [`Price::dims`] ([`Dimensions`]).
+//!
+//! ```
+//! use llmtel_pricing::{Call, Catalog, Usage, UsageDetails};
+//!
+//! // gpt-audio: text $2.50/M in, $10/M out; audio $32/M in, $64/M out.
+//! let usage = Usage::new(2_000, 1_000);
+//! let details = UsageDetails { audio_input_tokens: 1_500, audio_output_tokens: 800, ..Default::default() };
+//! let call = Call::at("2026-11-24T08:00:00Z".parse().unwrap()).with_details(details);
+//! let p = Catalog::builtin().price_call("gpt-audio", Some("openai"), &usage, &call).unwrap();
+//! assert_eq!(p.breakdown.audio_input.to_string(), "$0.048000");
+//! assert_eq!(p.breakdown.total.to_string(), "$0.102450");
+//! ```
+//!
+//! # Fresh prices without a release
+//! [`PriceSources::from_env`] reads `LLMTEL_PRICES` (a price file) and `LLMTEL_PRICES_URL`
+//! (an https URL, fetched at start-up with a timeout; feature `fetch`), and
+//! [`PriceSources::load`] layers them over the built-in catalog. A source that fails is
+//! left out and counted ([`price_source_failures`]); the built-in prices stay in use.
+//!
 //! # Model names
 //! See [`Catalog::resolve`] for the order in which names are matched: deployment
 //! mapping, exact id, alias, case-insensitive, provider prefix, snapshot suffix stripped,
@@ -87,7 +116,21 @@
 //! input = 5.0                   # required
 //! output = 15.0                 # required
 //! # cache_read, cache_write, reasoning: optional, default = the base price's
+//!
+//! [model.price.service_tier.priority]   # optional: rates of a service tier
+//! input = 4.25
+//! output = 17.0
+//! [model.price.modality]        # optional: audio_input, audio_output, image_input, ...
+//! audio_input = 32.0
+//! [model.price.off_peak]        # optional: discounted UTC windows
+//! input = 0.66
+//! output = 1.98
+//! windows = [{ weekdays = [6, 7], hours_utc = ["00:00-00:00"] }]
+//! [model.price.per_request]     # optional: USD per request
+//! web_search = { low = 0.025, medium = 0.0275, high = 0.03 }
 //! ```
+//!
+//! See `data/README.md` for every field of the dimensions.
 //!
 //! A user price file may also map deployment names (e.g. Azure OpenAI deployments) to
 //! the model they serve ([`MatchKind::Deployment`]):

@@ -206,6 +206,61 @@ pub mod llmtel {
     /// The long-context tier applied, as its input-token threshold.
     pub const PRICING_TIER: &str = "llmtel.pricing.tier_above_input_tokens";
 
+    /// Cost of the uncached audio input tokens, USD (part of the input).
+    pub const COST_AUDIO_INPUT: &str = "llmtel.cost.audio_input";
+    /// Cost of the cached (cache-read) audio input tokens, USD.
+    pub const COST_CACHED_AUDIO: &str = "llmtel.cost.cached_audio";
+    /// Cost of the image input tokens, USD.
+    pub const COST_IMAGE_INPUT: &str = "llmtel.cost.image_input";
+    /// Cost of the video input tokens, USD.
+    pub const COST_VIDEO_INPUT: &str = "llmtel.cost.video_input";
+    /// Cost of the audio output tokens, USD (part of the output).
+    pub const COST_AUDIO_OUTPUT: &str = "llmtel.cost.audio_output";
+    /// Cost of the web search queries, USD (per-query price).
+    pub const COST_WEB_SEARCH: &str = "llmtel.cost.web_search";
+    /// Cost of the code interpreter sessions, USD.
+    pub const COST_CODE_INTERPRETER: &str = "llmtel.cost.code_interpreter";
+    /// Cost of the file search calls, USD.
+    pub const COST_FILE_SEARCH: &str = "llmtel.cost.file_search";
+    /// How the call was priced where it could not be priced as reported (string array:
+    /// `service_tier_not_offered_priced_at_standard`, `modality_tokens_exclusive_of_text`,
+    /// `request_charge_not_in_catalog`, `off_peak_time_zone_unknown`).
+    pub const COST_NOTES: &str = "llmtel.cost.notes";
+    /// The service tier whose rates priced the call (`priority`, `flex`, `batch`); absent
+    /// for the standard rates.
+    pub const PRICING_SERVICE_TIER: &str = "llmtel.pricing.service_tier";
+    /// `true` when the call started in an off-peak window and was priced at its rates.
+    pub const PRICING_OFF_PEAK: &str = "llmtel.pricing.off_peak";
+
+    /// The service tier the provider reported for the call, for providers without a
+    /// convention of their own (Anthropic `usage.service_tier`, Gemini); OpenAI's is
+    /// [`openai::RESPONSE_SERVICE_TIER`](super::openai::RESPONSE_SERVICE_TIER).
+    pub const RESPONSE_SERVICE_TIER: &str = "llmtel.response.service_tier";
+    /// Audio input tokens, part of `gen_ai.usage.input_tokens` (OpenAI
+    /// `prompt_tokens_details.audio_tokens`, Gemini `promptTokensDetails` `AUDIO`).
+    pub const USAGE_AUDIO_INPUT_TOKENS: &str = "llmtel.usage.audio.input_tokens";
+    /// Cached audio input tokens, part of the audio input and cache-read tokens (OpenAI
+    /// realtime `input_token_details.cached_tokens_details.audio_tokens`).
+    pub const USAGE_AUDIO_CACHE_READ_INPUT_TOKENS: &str =
+        "llmtel.usage.audio.cache_read.input_tokens";
+    /// Image input tokens, part of the input tokens (OpenAI `image_tokens`, Gemini `IMAGE`).
+    pub const USAGE_IMAGE_INPUT_TOKENS: &str = "llmtel.usage.image.input_tokens";
+    /// Video input tokens, part of the input tokens (Gemini `VIDEO`).
+    pub const USAGE_VIDEO_INPUT_TOKENS: &str = "llmtel.usage.video.input_tokens";
+    /// Audio output tokens, part of `gen_ai.usage.output_tokens` (OpenAI
+    /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
+    pub const USAGE_AUDIO_OUTPUT_TOKENS: &str = "llmtel.usage.audio.output_tokens";
+    /// Web search queries billed per query (Anthropic
+    /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` output items).
+    pub const USAGE_WEB_SEARCH_REQUESTS: &str = "llmtel.usage.web_search.requests";
+    /// Web search context size of the request (`low`, `medium`, `high`; OpenAI
+    /// `web_search_options.search_context_size`).
+    pub const REQUEST_SEARCH_CONTEXT_SIZE: &str = "llmtel.request.search_context_size";
+    /// Code interpreter sessions (containers) the call started.
+    pub const USAGE_CODE_INTERPRETER_SESSIONS: &str = "llmtel.usage.code_interpreter.sessions";
+    /// File search tool calls.
+    pub const USAGE_FILE_SEARCH_CALLS: &str = "llmtel.usage.file_search.calls";
+
     /// App dimension: end user.
     pub const USER_ID: &str = "user.id";
     /// App dimension: session (also written as `gen_ai.conversation.id` when unset).
@@ -227,6 +282,14 @@ pub mod llmtel {
     pub const EXPERIMENT_RUN_ID: &str = "llmtel.experiment.run_id";
     /// Offline evaluation: the id of the dataset example the span ran.
     pub const EXPERIMENT_EXAMPLE_ID: &str = "llmtel.experiment.example.id";
+}
+
+/// OpenAI-specific GenAI attributes (semantic conventions, OpenAI section).
+pub mod openai {
+    /// The service tier OpenAI reports in the response (`default`, `flex`, `priority`, ...).
+    pub const RESPONSE_SERVICE_TIER: &str = "openai.response.service_tier";
+    /// The service tier the request asked for.
+    pub const REQUEST_SERVICE_TIER: &str = "openai.request.service_tier";
 }
 
 /// OpenInference names (Arize Phoenix), written when the compatibility option is on.
