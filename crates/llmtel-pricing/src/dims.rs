@@ -349,7 +349,10 @@ impl Price {
                     rates.input = op.input;
                     rates.output = op.output;
                     rates.cache_read = Some(op.cache_read.unwrap_or(op.input));
-                    rates.cache_write = None;
+                    // No off-peak cache-write rate is published: the standard one when
+                    // listed (DeepSeek: free), never above the off-peak input rate.
+                    rates.cache_write =
+                        Some(rates.cache_write.map_or(op.input, |w| w.min(op.input)));
                     rates.reasoning = None;
                     audio_input = m.audio_input.unwrap_or(op.input);
                 }

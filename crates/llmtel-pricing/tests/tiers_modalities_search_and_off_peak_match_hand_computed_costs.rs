@@ -260,4 +260,18 @@ fn deepseek_is_half_price_in_its_off_peak_window() {
         )
         .unwrap();
     assert_eq!(dated.breakdown.total, on.breakdown.total);
+    // Cache writes (free for DeepSeek) stay free off-peak.
+    let writes = Usage {
+        cache_write_tokens: 100_000,
+        ..Usage::new(200_000, 0)
+    };
+    let off = call(
+        "deepseek-v4-pro",
+        "deepseek",
+        &writes,
+        &at("2026-11-28T03:00:00Z"),
+    );
+    assert!(off.off_peak);
+    assert_eq!(off.breakdown.cache_write.picos(), 0);
+    assert_eq!(off.breakdown.total.to_string(), "$0.066000"); // 100,000 × $0.66/M
 }
