@@ -24,7 +24,7 @@ import json
 import re
 import sys
 import tomllib
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,10 @@ PROVIDERS = {
     "perplexity": "perplexity",
 }
 KINDS = {None: "chat", "chat": "chat", "responses": "chat", "completion": "completion",
-         "embedding": "embedding", "moderation": "moderation"}
+         "embedding": "embedding", "moderation": "moderation",
+         "image_generation": "image_generation", "audio_speech": "audio_speech",
+         "audio_transcription": "audio_transcription"}
+UNIT_KINDS = ("image_generation", "audio_speech", "audio_transcription")
 TIERED_FIELDS = ["input_cost_per_token", "output_cost_per_token",
                  "cache_read_input_token_cost", "cache_creation_input_token_cost"]
 ABOVE = re.compile(r"^(%s)_above_(\d+)(k?)_tokens$" % "|".join(TIERED_FIELDS))
@@ -148,11 +151,14 @@ def convert(key, v):
             t["above_input_tokens"] = start
             tiers.append(t)
     else:
-        if v.get("input_cost_per_token") is None:
+        if v.get("input_cost_per_token") is None and not units(v):
             return None
+        out = rate(v, "output_cost_per_token")
+        if out is None and v.get("mode") == "image_generation":
+            out = rate(v, "output_cost_per_image_token")  # gpt-image-1: image output tokens
         base = {
-            "input": rate(v, "input_cost_per_token"),
-            "output": rate(v, "output_cost_per_token") or 0,
+            "input": rate(v, "input_cost_per_token") or 0,
+            "output": out or 0,
             "cache_read": rate(v, "cache_read_input_token_cost"),
             "cache_write": rate(v, "cache_creation_input_token_cost"),
             "reasoning": rate(v, "output_cost_per_reasoning_token"),
@@ -201,10 +207,30 @@ TIER_FIELDS = [("input", "input_cost_per_token"), ("output", "output_cost_per_to
 
 
 def usd_picos(x, field):
-    """USD (float, per request) -> exact pico-dollars, as llmtel's Usd::from_f64."""
+    """USD (float, per request or unit) -> pico-dollars, as llmtel's Usd::from_f64
+    (shortest repr, halves up)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x < 0:
         raise ValueError(f"{field}: not a price {x!r}")
-    return int((Decimal(repr(float(x))) * PICO).to_integral_value(ROUND_HALF_EVEN))
+    return int((Decimal(repr(float(x))) * PICO).to_integral_value(ROUND_HALF_UP))
+
+
+def units(v):
+    """Per-unit prices of image, speech and transcription entries (litellm.rs units)."""
+    mode = v.get("mode")
+    if mode not in UNIT_KINDS:
+        return {}
+    u = {}
+    if mode == "image_generation":
+        x = v.get("output_cost_per_image")
+        x = v.get("input_cost_per_image") if x is None else x
+        if x is not None:
+            u["image"] = usd_picos(x, "output_cost_per_image")
+    for name, field in (("input_character", "input_cost_per_character"),
+                        ("input_second", "input_cost_per_second"),
+                        ("output_second", "output_cost_per_second")):
+        if v.get(field) is not None:
+            u[name] = usd_picos(v[field], field)
+    return u
 
 
 def parse_hours(h):
@@ -222,7 +248,8 @@ def parse_hours(h):
 def dims(v, base):
     """Service tiers, modality rates, off-peak pricing and per-request charges, as
     llmtel-pricing's LiteLLM loader reads them (litellm.rs JsonCtx::dims)."""
-    d = {"modality": {}, "service_tier": {}, "off_peak": None, "per_request": {}}
+    d = {"modality": {}, "service_tier": {}, "off_peak": None, "per_request": {},
+         "per_unit": units(v)}
     for name, field in MODALITY:
         if v.get(field) is not None:
             d["modality"][name] = picos(v[field])
@@ -345,6 +372,12 @@ def emit_dims(out, d):
         for f in ["code_interpreter_session", "file_search_call"]:
             if f in pr:
                 out.append(f"{f} = {usd_text(pr[f])}")
+    pu = d["per_unit"]
+    if pu:
+        out.append("[model.price.per_unit]")
+        for f in ["image", "input_character", "input_second", "output_second"]:
+            if f in pu:
+                out.append(f"{f} = {usd_text(pu[f])}")
 
 
 def effective(base, t):

@@ -110,6 +110,19 @@ struct CostArgs {
     /// Code interpreter sessions.
     #[arg(long, default_value_t = 0)]
     code_interpreter_sessions: u64,
+    /// Images generated (image generation models priced per image, e.g.
+    /// `--model high/1024-x-1024/gpt-image-1`).
+    #[arg(long, default_value_t = 0)]
+    images: u64,
+    /// Input characters (text-to-speech models priced per character).
+    #[arg(long, default_value_t = 0)]
+    input_characters: u64,
+    /// Seconds of input audio (transcription models priced per second), e.g. 90.5.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_ms, default_value = "0")]
+    input_audio_seconds: u64,
+    /// Seconds of output audio (speech models priced per second).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_ms, default_value = "0")]
+    output_audio_seconds: u64,
     /// Service tier the response reported (OpenAI `service_tier`, Anthropic
     /// `usage.service_tier`): priority, flex, batch, default, ...
     #[arg(long, value_name = "T")]
@@ -312,6 +325,26 @@ fn parse_at(s: &str) -> Result<At, String> {
     })
 }
 
+/// Seconds with up to 3 decimals (`90.5`) as milliseconds.
+fn parse_seconds_ms(s: &str) -> Result<u64, String> {
+    let bad =
+        || format!("expected seconds as a number >= 0 with at most 3 decimals (90.5), got {s:?}");
+    let (whole, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)
+}
+
 fn parse_search_size(s: &str) -> Result<SearchContextSize, String> {
     SearchContextSize::parse(s).ok_or_else(|| format!("expected low, medium or high, got {s:?}"))
 }
@@ -336,8 +369,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(out) => {
+            // A closed stdout (`llmtel cost ... | head`) is not an error worth a panic.
             if !out.is_empty() {
-                println!("{out}");
+                let _ = writeln!(std::io::stdout(), "{out}");
             }
             ExitCode::SUCCESS
         }
@@ -377,6 +411,10 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         audio_output_tokens: args.audio_output_tokens,
         web_search_queries: args.web_search_queries,
         code_interpreter_sessions: args.code_interpreter_sessions,
+        images: args.images,
+        input_characters: args.input_characters,
+        input_audio_ms: args.input_audio_seconds,
+        output_audio_ms: args.output_audio_seconds,
         ..UsageDetails::default()
     };
     let mut at = args
@@ -460,6 +498,10 @@ fn batch_call(
         audio_output_tokens: tokens("audio_output_tokens")?,
         web_search_queries: tokens("web_search_queries")?,
         code_interpreter_sessions: tokens("code_interpreter_sessions")?,
+        images: tokens("images")?,
+        input_characters: tokens("input_characters")?,
+        input_audio_ms: tokens("input_audio_ms")?,
+        output_audio_ms: tokens("output_audio_ms")?,
         ..UsageDetails::default()
     };
     let mut call = at.call().with_details(details);
@@ -515,6 +557,10 @@ fn render_json(
             "audio_output_tokens": details.audio_output_tokens,
             "web_search_queries": details.web_search_queries,
             "code_interpreter_sessions": details.code_interpreter_sessions,
+            "images": details.images,
+            "input_characters": details.input_characters,
+            "input_audio_ms": details.input_audio_ms,
+            "output_audio_ms": details.output_audio_ms,
         },
     })
 }
@@ -535,6 +581,9 @@ fn parts(b: &CostBreakdown) -> impl Iterator<Item = (&'static str, Usd)> {
         ("web_search", b.web_search),
         ("code_interpreter", b.code_interpreter),
         ("file_search", b.file_search),
+        ("images", b.images),
+        ("characters", b.characters),
+        ("audio_seconds", b.audio_seconds),
     ]
     .into_iter()
 }
@@ -595,7 +644,7 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{:<12} {:>14} {:>16}", "", "tokens", "cost");
-    let rows: [(&str, u128, Usd); 13] = [
+    let rows: [(&str, u128, Usd); 16] = [
         ("input", uncached, b.input),
         ("cache read", text_cache_read.into(), b.cache_read),
         (
@@ -640,6 +689,13 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
             "file search",
             details.file_search_calls.into(),
             b.file_search,
+        ),
+        ("images", details.images.into(), b.images),
+        ("characters", details.input_characters.into(), b.characters),
+        (
+            "audio ms",
+            u128::from(details.input_audio_ms) + u128::from(details.output_audio_ms),
+            b.audio_seconds,
         ),
     ];
     for (i, (name, tokens, cost)) in rows.into_iter().enumerate() {

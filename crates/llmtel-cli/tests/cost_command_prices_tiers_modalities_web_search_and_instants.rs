@@ -156,3 +156,59 @@ fn a_bad_at_or_search_size_says_what_to_write() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("low, medium or high"));
 }
+
+#[test]
+fn images_characters_and_audio_seconds_are_priced_per_unit() {
+    let v = json(&llmtel(&[
+        "cost",
+        "--model",
+        "whisper-1",
+        "--input-tokens",
+        "0",
+        "--output-tokens",
+        "0",
+        "--input-audio-seconds",
+        "90.5",
+        "--json",
+    ]));
+    assert_eq!(v["breakdown_exact"]["audio_seconds"], "0.009050");
+    let v = json(&llmtel(&[
+        "cost",
+        "--model",
+        "tts-1",
+        "--input-tokens",
+        "0",
+        "--output-tokens",
+        "0",
+        "--input-characters",
+        "1000",
+        "--json",
+    ]));
+    assert_eq!(v["cost_usd_exact"], "0.015000");
+    let v = json(&llmtel(&[
+        "cost",
+        "--model",
+        "high/1024-x-1024/gpt-image-1",
+        "--input-tokens",
+        "0",
+        "--output-tokens",
+        "0",
+        "--images",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(v["breakdown_exact"]["images"], "0.334000");
+    let o = llmtel(&[
+        "cost",
+        "--model",
+        "whisper-1",
+        "--input-tokens",
+        "0",
+        "--output-tokens",
+        "0",
+        "--input-audio-seconds",
+        "1.2345",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("at most 3 decimals"));
+}

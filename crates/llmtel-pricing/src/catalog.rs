@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use crate::dims::{
     Dimensions, ModalityRates, OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS,
-    ServiceTierRates, WebSearchPrice,
+    ServiceTierRates, UnitPrices, WebSearchPrice,
 };
 use crate::resolve::ResolveCache;
 use crate::usage::rate_per_million;
@@ -33,16 +33,26 @@ pub enum ModelKind {
     Moderation,
     /// Legacy text-completion models.
     Completion,
+    /// Image generation (priced per image and/or per token).
+    ImageGeneration,
+    /// Text to speech (priced per input character, per output second and/or per token).
+    Speech,
+    /// Speech to text (priced per input second and/or per token).
+    Transcription,
 }
 
 impl ModelKind {
-    /// The name used in price files: `chat`, `embedding`, `moderation`, `completion`.
+    /// The name used in price files: `chat`, `embedding`, `moderation`, `completion`,
+    /// `image_generation`, `audio_speech`, `audio_transcription`.
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Chat => "chat",
             ModelKind::Embedding => "embedding",
             ModelKind::Moderation => "moderation",
             ModelKind::Completion => "completion",
+            ModelKind::ImageGeneration => "image_generation",
+            ModelKind::Speech => "audio_speech",
+            ModelKind::Transcription => "audio_transcription",
         }
     }
 
@@ -52,6 +62,9 @@ impl ModelKind {
             "embedding" => ModelKind::Embedding,
             "moderation" => ModelKind::Moderation,
             "completion" => ModelKind::Completion,
+            "image_generation" => ModelKind::ImageGeneration,
+            "audio_speech" => ModelKind::Speech,
+            "audio_transcription" => ModelKind::Transcription,
             _ => return None,
         })
     }
@@ -537,6 +550,21 @@ struct RawPrice {
     off_peak: Option<RawOffPeak>,
     #[serde(default)]
     per_request: Option<RawPerRequest>,
+    #[serde(default)]
+    per_unit: Option<RawPerUnit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPerUnit {
+    #[serde(default)]
+    image: RateValue,
+    #[serde(default)]
+    input_character: RateValue,
+    #[serde(default)]
+    input_second: RateValue,
+    #[serde(default)]
+    output_second: RateValue,
 }
 
 type RateValue = Option<Spanned<toml::Value>>;
@@ -765,7 +793,7 @@ impl Ctx<'_> {
                     entry,
                     Some("kind"),
                     format!("unknown kind `{}`", k.get_ref()),
-                    "use one of: chat, embedding, moderation, completion",
+                    "use one of: chat, embedding, moderation, completion, image_generation, audio_speech, audio_transcription",
                 )
             })?,
         };
@@ -832,14 +860,14 @@ impl Ctx<'_> {
         let input = self.rate(id, "price.input", &raw.input)?;
         let output = match &raw.output {
             Some(v) => self.rate(id, "price.output", v)?,
-            None if matches!(kind, ModelKind::Embedding | ModelKind::Moderation) => 0,
+            None if !matches!(kind, ModelKind::Chat | ModelKind::Completion) => 0,
             None => {
                 return Err(self.invalid(
                     Some(span),
                     Some(id),
                     Some("price.output"),
                     "missing output price".into(),
-                    "add `output = <USD per million tokens>` (only embedding and moderation models may omit it)",
+                    "add `output = <USD per million tokens>` (only chat and completion models need it)",
                 ));
             }
         };
@@ -1033,6 +1061,16 @@ impl Ctx<'_> {
                 )?,
             };
         }
+        if let Some(u) = &raw.per_unit {
+            let opt_usd =
+                |field: &str, v: &RateValue| v.as_ref().map(|v| self.usd(id, field, v)).transpose();
+            dims.units = UnitPrices {
+                image: opt_usd("price.per_unit.image", &u.image)?,
+                input_character: opt_usd("price.per_unit.input_character", &u.input_character)?,
+                input_second: opt_usd("price.per_unit.input_second", &u.input_second)?,
+                output_second: opt_usd("price.per_unit.output_second", &u.output_second)?,
+            };
+        }
         Ok(dims)
     }
 
@@ -1044,7 +1082,7 @@ impl Ctx<'_> {
                 Some(id),
                 Some(field),
                 problem,
-                "per-request charges are USD per request: a number or decimal string >= 0 with at most 12 decimals, e.g. 0.01 or \"0.025\"",
+                "per-request and per-unit charges are USD per request, image, character or second: a number or decimal string >= 0 with at most 12 decimals, e.g. 0.01 or \"0.025\"",
             )
         };
         let text = match v.get_ref() {

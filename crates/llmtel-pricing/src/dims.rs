@@ -19,6 +19,9 @@ pub const NOTE_MODALITY_TOKENS_EXCLUSIVE: &str = "modality_tokens_exclusive_of_t
 /// Note when the call used web search, code interpreter or file search but the price
 /// lists no charge for it: nothing was charged for those requests.
 pub const NOTE_REQUEST_CHARGE_UNKNOWN: &str = "request_charge_not_in_catalog";
+/// Note when the call reported images, characters or audio seconds but the price lists
+/// no per-unit price for them: nothing was charged for those units.
+pub const NOTE_UNIT_PRICE_UNKNOWN: &str = "unit_price_not_in_catalog";
 /// Note when the off-peak windows of the price name a weekday time zone llmtel does not
 /// know: the call was priced at the standard (on-peak) rates.
 pub const NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN: &str = "off_peak_time_zone_unknown";
@@ -188,6 +191,27 @@ impl RequestCharges {
     }
 }
 
+/// Per-unit prices of image, speech and transcription models, exact USD per unit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnitPrices {
+    /// Per generated image (LiteLLM keys such entries by quality and size:
+    /// `high/1024-x-1024/gpt-image-1`).
+    pub image: Option<Usd>,
+    /// Per input character (text to speech).
+    pub input_character: Option<Usd>,
+    /// Per second of input audio (transcription).
+    pub input_second: Option<Usd>,
+    /// Per second of output audio (speech).
+    pub output_second: Option<Usd>,
+}
+
+impl UnitPrices {
+    /// True when no price is set.
+    pub fn is_empty(&self) -> bool {
+        *self == UnitPrices::default()
+    }
+}
+
 /// The price dimensions of one [`Price`] beyond its text-token rates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dimensions {
@@ -199,6 +223,8 @@ pub struct Dimensions {
     pub off_peak: Option<OffPeak>,
     /// Per-request charges.
     pub requests: RequestCharges,
+    /// Per-unit prices (images, characters, seconds).
+    pub units: UnitPrices,
 }
 
 /// What the call said beyond its token counts: its start instant, the service tier the
@@ -463,7 +489,44 @@ impl Price {
             r.file_search_call,
             &mut chosen.notes,
         )?;
+        let u = &self.dims.units;
+        let unit = |n: u64, price: Option<Usd>, per: u128, notes: &mut Vec<&'static str>| {
+            if n == 0 {
+                return Ok(Usd::ZERO);
+            }
+            let Some(p) = price else {
+                if !notes.contains(&NOTE_UNIT_PRICE_UNKNOWN) {
+                    notes.push(NOTE_UNIT_PRICE_UNKNOWN);
+                }
+                return Ok(Usd::ZERO);
+            };
+            let x = p.picos().checked_mul(u128::from(n)).ok_or_else(overflow)?;
+            Ok(Usd::from_picos(div_half_even(x, per)))
+        };
+        b.images = unit(details.images, u.image, 1, &mut chosen.notes)?;
+        b.characters = unit(
+            details.input_characters,
+            u.input_character,
+            1,
+            &mut chosen.notes,
+        )?;
+        b.audio_seconds = unit(
+            details.input_audio_ms,
+            u.input_second,
+            1000,
+            &mut chosen.notes,
+        )?
+        .checked_add(unit(
+            details.output_audio_ms,
+            u.output_second,
+            1000,
+            &mut chosen.notes,
+        )?)
+        .ok_or_else(overflow)?;
         b.total = [
+            b.images,
+            b.characters,
+            b.audio_seconds,
             b.audio_input,
             b.cached_audio,
             b.image_input,
@@ -477,5 +540,15 @@ impl Price {
         .try_fold(b.total, Usd::checked_add)
         .ok_or_else(overflow)?;
         Ok((b, note))
+    }
+}
+
+/// `x / d` rounded to the nearest integer, halves to even (`d > 0`).
+fn div_half_even(x: u128, d: u128) -> u128 {
+    let (q, r) = (x / d, x % d);
+    match (2 * r).cmp(&d) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q % 2),
     }
 }

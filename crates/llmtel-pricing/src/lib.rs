@@ -161,8 +161,8 @@ pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
 pub use dims::{
     Call, Dimensions, ModalityRates, NOTE_MODALITY_TOKENS_EXCLUSIVE,
     NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN, NOTE_SERVICE_TIER_NOT_OFFERED,
-    OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS, SearchContextSize,
-    ServiceTierRates, WebSearchPrice,
+    NOTE_UNIT_PRICE_UNKNOWN, OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS,
+    SearchContextSize, ServiceTierRates, UnitPrices, WebSearchPrice,
 };
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};

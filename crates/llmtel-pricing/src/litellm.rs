@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{ModelEntry, ModelKind, Price, Tier};
 use crate::dims::{
-    Dimensions, ModalityRates, OffPeak, OffPeakWindow, ServiceTierRates, WebSearchPrice,
+    Dimensions, ModalityRates, OffPeak, OffPeakWindow, ServiceTierRates, UnitPrices, WebSearchPrice,
 };
 use crate::usage::rate_per_token_f64;
 use crate::{Catalog, CatalogError, Rates, Usd};
@@ -25,11 +25,10 @@ pub const LITELLM_EFFECTIVE: Date = jiff::civil::date(1970, 1, 1);
 pub enum SkipReason {
     /// The `sample_spec` entry documenting the format.
     SampleSpec,
-    /// A `mode` other than chat, responses, completion, embedding or moderation
-    /// (image generation, audio, rerank, search, ...).
+    /// A `mode` llmtel does not price (video generation, rerank, search, ...).
     OtherMode,
     /// No per-token input price (`input_cost_per_token` or a `tiered_pricing` table with
-    /// one): priced per image, second, character, query or request.
+    /// one) and no per-unit price llmtel reads: priced per pixel, query or request.
     NotTokenPriced,
 }
 
@@ -124,11 +123,14 @@ impl Catalog {
     /// Each key becomes a catalog id as is (`gpt-4o`, `azure/gpt-4o`,
     /// `us.anthropic.claude-3-5-sonnet-20241022-v2:0`); `litellm_provider` becomes the
     /// provider ([`provider_from_litellm`]); `mode` the kind (`chat` and `responses` →
-    /// chat, `completion`, `embedding`, `moderation`; an entry without `mode` is chat).
-    /// Loaded: every entry of those modes with `input_cost_per_token` or a
-    /// `tiered_pricing` table of per-token rates. Skipped, never an error: `sample_spec`,
-    /// other modes (image, audio, video, rerank, search, ...), entries priced per image,
-    /// second, character or query.
+    /// chat, `completion`, `embedding`, `moderation`, `image_generation`, `audio_speech`,
+    /// `audio_transcription`; an entry without `mode` is chat). Loaded: every entry of
+    /// those modes with `input_cost_per_token` or a `tiered_pricing` table of per-token
+    /// rates, and image/speech/transcription entries with a per-unit price (see
+    /// [`UnitPrices`](crate::UnitPrices)). Skipped, never an error: `sample_spec`, other
+    /// modes (video, rerank, search, ...), entries priced otherwise (per pixel, per query).
+    /// Also read: service tiers, modality rates, `off_peak_pricing` and per-request
+    /// charges ([`Dimensions`](crate::Dimensions)).
     ///
     /// Fields honoured, as LiteLLM's own cost calculator applies them:
     /// - `input_cost_per_token`, `output_cost_per_token` (absent output = 0),
@@ -248,6 +250,9 @@ impl JsonCtx<'_> {
             Some("completion") => ModelKind::Completion,
             Some("embedding") => ModelKind::Embedding,
             Some("moderation") => ModelKind::Moderation,
+            Some("image_generation") => ModelKind::ImageGeneration,
+            Some("audio_speech") => ModelKind::Speech,
+            Some("audio_transcription") => ModelKind::Transcription,
             Some(_) => return Ok(Err(SkipReason::OtherMode)),
         };
         if key.trim().is_empty() || key.chars().any(char::is_whitespace) {
@@ -262,10 +267,15 @@ impl JsonCtx<'_> {
         let rate = |field: &str| self.rate(key, obj, field);
         let tiered = self.tiered_pricing(key, obj)?;
         let input = rate("input_cost_per_token")?;
-        if tiered.is_none() && input.is_none() {
+        let units = self.units(key, obj, kind)?;
+        if tiered.is_none() && input.is_none() && units.is_empty() {
             return Ok(Err(SkipReason::NotTokenPriced));
         }
-        let model_output = rate("output_cost_per_token")?;
+        let mut model_output = rate("output_cost_per_token")?;
+        if kind == ModelKind::ImageGeneration && model_output.is_none() {
+            // gpt-image-1: the output tokens are image tokens.
+            model_output = rate("output_cost_per_image_token")?;
+        }
         let (rates, tiers) = match tiered {
             Some(t) => t,
             None => {
@@ -304,7 +314,10 @@ impl JsonCtx<'_> {
                     self.origin
                 )),
                 tiers,
-                dims: self.dims(key, obj, &rates)?,
+                dims: Dimensions {
+                    units,
+                    ..self.dims(key, obj, &rates)?
+                },
             }],
         }))
     }
@@ -569,6 +582,56 @@ impl JsonCtx<'_> {
             dims.requests.file_search_call = Some(Usd::from_picos(per_1k.picos() / 1000));
         }
         Ok(dims)
+    }
+
+    /// Per-unit prices of image, speech and transcription entries: `output_cost_per_image`
+    /// (else `input_cost_per_image`, LiteLLM's name for the per-image price of
+    /// `quality/size/model` keys), `input_cost_per_character`, `input_cost_per_second`,
+    /// `output_cost_per_second`. Chat entries have none (their `input_cost_per_image` is an
+    /// input price, not modelled).
+    fn units(
+        &self,
+        key: &str,
+        obj: &Map<String, Value>,
+        kind: ModelKind,
+    ) -> Result<UnitPrices, CatalogError> {
+        if !matches!(
+            kind,
+            ModelKind::ImageGeneration | ModelKind::Speech | ModelKind::Transcription
+        ) {
+            return Ok(UnitPrices::default());
+        }
+        let usd = |field: &str| -> Result<Option<Usd>, CatalogError> {
+            let Some(v) = obj.get(field).filter(|v| !v.is_null()) else {
+                return Ok(None);
+            };
+            let fail = |problem: String| {
+                self.invalid(
+                    self.line_of(key, Some(field)),
+                    Some(key),
+                    Some(field),
+                    problem,
+                    "LiteLLM per-unit prices are USD as a JSON number >= 0, e.g. 0.04",
+                )
+            };
+            let f = v
+                .as_f64()
+                .ok_or_else(|| fail(format!("expected a number, found {}", type_name(v))))?;
+            Usd::from_f64(f)
+                .map(Some)
+                .ok_or_else(|| fail(format!("invalid amount {f}")))
+        };
+        let image = if kind == ModelKind::ImageGeneration {
+            usd("output_cost_per_image")?.or(usd("input_cost_per_image")?)
+        } else {
+            None
+        };
+        Ok(UnitPrices {
+            image,
+            input_character: usd("input_cost_per_character")?,
+            input_second: usd("input_cost_per_second")?,
+            output_second: usd("output_cost_per_second")?,
+        })
     }
 
     /// LiteLLM's `off_peak_pricing`: `{input_cost_per_token, output_cost_per_token,

@@ -101,6 +101,14 @@ pub struct UsageDetails {
     pub code_interpreter_sessions: u64,
     /// File search tool calls.
     pub file_search_calls: u64,
+    /// Images generated (image generation models; OpenAI `data` items).
+    pub images: u64,
+    /// Input characters (text to speech: the length of `input`).
+    pub input_characters: u64,
+    /// Input audio, milliseconds (transcription: the audio's duration).
+    pub input_audio_ms: u64,
+    /// Output audio, milliseconds (speech: the generated audio's duration).
+    pub output_audio_ms: u64,
 }
 
 /// Cost of one call, split by token class and request charge. `total` is the exact sum
@@ -133,6 +141,13 @@ pub struct CostBreakdown {
     pub code_interpreter: Usd,
     /// File search calls at the per-call price.
     pub file_search: Usd,
+    /// Generated images at the per-image price.
+    pub images: Usd,
+    /// Input characters at the per-character price.
+    pub characters: Usd,
+    /// Input and output audio seconds at the per-second prices (milliseconds, rounded
+    /// to the pico-dollar, halves to even).
+    pub audio_seconds: Usd,
     /// Sum of the above.
     pub total: Usd,
 }

@@ -266,6 +266,58 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
             }
         }
     }
+    // Image, speech and transcription entries priced per unit.
+    let root: Map<String, Value> = serde_json::from_str(SHIPPED).expect("parses");
+    for (key, v) in &root {
+        let Some(v) = v.as_object() else { continue };
+        let mode = v.get("mode").and_then(Value::as_str).unwrap_or("");
+        if !matches!(
+            mode,
+            "image_generation" | "audio_speech" | "audio_transcription"
+        ) {
+            continue;
+        }
+        let usd = |f: &str| rate(v, f);
+        let image = if mode == "image_generation" {
+            usd("output_cost_per_image").or(usd("input_cost_per_image"))
+        } else {
+            None
+        };
+        let units = [
+            ("image", image, 3u64, 1u128),
+            ("character", usd("input_cost_per_character"), 1_234, 1),
+            ("input second", usd("input_cost_per_second"), 61_500, 1000),
+            ("output second", usd("output_cost_per_second"), 2_250, 1000),
+        ];
+        for (what, price, n, per) in units {
+            let Some(price) = price else { continue };
+            *counts.entry("per_unit").or_default() += 1;
+            let mut d = UsageDetails::default();
+            match what {
+                "image" => d.images = n,
+                "character" => d.input_characters = n,
+                "input second" => d.input_audio_ms = n,
+                _ => d.output_audio_ms = n,
+            }
+            let x = price * u128::from(n);
+            let (q, r) = (x / per, x % per);
+            let expected = match (2 * r).cmp(&per) {
+                std::cmp::Ordering::Less => q,
+                std::cmp::Ordering::Greater => q + 1,
+                std::cmp::Ordering::Equal => q + (q % 2),
+            };
+            let call = now.with_details(d);
+            check(
+                &c,
+                key,
+                what,
+                &Usage::new(0, 0),
+                &call,
+                expected,
+                &mut failures,
+            );
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
@@ -281,6 +333,7 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
         "image_input",
         "web_search",
         "off_peak",
+        "per_unit",
     ] {
         assert!(
             counts.get(dim).copied().unwrap_or(0) > 0,

@@ -23,7 +23,16 @@ fn the_whole_real_file_parses_and_every_entry_is_loaded_or_skipped() {
     let import = Catalog::import_litellm_json(FILE, ORIGIN).unwrap();
     // Independent count from the JSON itself.
     let root: serde_json::Map<String, serde_json::Value> = serde_json::from_str(FILE).unwrap();
-    let modes = ["chat", "responses", "completion", "embedding", "moderation"];
+    let modes = [
+        "chat",
+        "responses",
+        "completion",
+        "embedding",
+        "moderation",
+        "image_generation",
+        "audio_speech",
+        "audio_transcription",
+    ];
     let (mut want_loaded, mut want_other_mode, mut want_not_token) = (0, 0, 0);
     for (k, v) in &root {
         if k == "sample_spec" {
@@ -34,6 +43,24 @@ fn the_whole_real_file_parses_and_every_entry_is_loaded_or_skipped() {
             || v.get("tiered_pricing")
                 .and_then(|t| t.as_array())
                 .is_some_and(|t| t.iter().any(|t| t.get("input_cost_per_token").is_some()));
+        // Image, speech and transcription entries priced per image, character or second.
+        let has = |f: &str| v.get(f).is_some_and(|x| !x.is_null());
+        let unit_priced = match mode {
+            Some("image_generation") => {
+                has("output_cost_per_image")
+                    || has("input_cost_per_image")
+                    || has("input_cost_per_character")
+                    || has("input_cost_per_second")
+                    || has("output_cost_per_second")
+            }
+            Some("audio_speech" | "audio_transcription") => {
+                has("input_cost_per_character")
+                    || has("input_cost_per_second")
+                    || has("output_cost_per_second")
+            }
+            _ => false,
+        };
+        let token_priced = token_priced || unit_priced;
         if mode.is_some_and(|m| !modes.contains(&m)) {
             want_other_mode += 1;
         } else if token_priced {
@@ -154,7 +181,7 @@ fn tier_rates_carry_over_and_tiered_defaults_follow_litellm() {
               {"input_cost_per_token": 1e-06, "range": [0, 32000]},
               {"input_cost_per_token": 3e-06, "output_cost_per_token": 9e-06, "range": [32000, 128000]}]},
       "e": {"litellm_provider": "openai", "mode": "embedding", "input_cost_per_token": 2e-08},
-      "img": {"litellm_provider": "openai", "mode": "image_generation", "input_cost_per_token": 5e-06},
+      "img": {"litellm_provider": "openai", "mode": "rerank", "input_cost_per_token": 5e-06},
       "sec": {"litellm_provider": "x", "mode": "chat", "input_cost_per_second": 0.001}
     }"#;
     let import = Catalog::import_litellm_json(json, "x.json").unwrap();

@@ -275,3 +275,69 @@ fn deepseek_is_half_price_in_its_off_peak_window() {
     assert_eq!(off.breakdown.cache_write.picos(), 0);
     assert_eq!(off.breakdown.total.to_string(), "$0.066000"); // 100,000 × $0.66/M
 }
+
+#[test]
+fn images_characters_and_audio_seconds_are_priced_per_unit() {
+    let none = Usage::new(0, 0);
+    let with = |details: UsageDetails| at(TUESDAY_0800).with_details(details);
+    // LiteLLM keys per-image prices by quality and size: $0.167 per high 1024x1024 image.
+    let img = call(
+        "high/1024-x-1024/gpt-image-1",
+        "openai",
+        &none,
+        &with(UsageDetails {
+            images: 2,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(img.breakdown.images.to_string(), "$0.334000");
+    assert_eq!(img.breakdown.total.to_string(), "$0.334000");
+    // tts-1: $15 per million characters.
+    let tts = call(
+        "tts-1",
+        "openai",
+        &none,
+        &with(UsageDetails {
+            input_characters: 1_000,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(tts.breakdown.characters.to_string(), "$0.015000");
+    // whisper-1: $0.006 per minute = $0.0001 per second; 90.5 s.
+    let stt = call(
+        "whisper-1",
+        "openai",
+        &none,
+        &with(UsageDetails {
+            input_audio_ms: 90_500,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(stt.breakdown.audio_seconds.to_string(), "$0.009050");
+    assert!(stt.notes.is_empty());
+    // gpt-image-1 by tokens: text in $5/M, image in $10/M, image out $40/M.
+    let usage = Usage::new(1_000, 4_000);
+    let tok = call(
+        "gpt-image-1",
+        "openai",
+        &usage,
+        &with(UsageDetails {
+            image_input_tokens: 600,
+            ..UsageDetails::default()
+        }),
+    );
+    // 400 × 5 + 600 × 10 + 4,000 × 40 (µ$) = 0.002 + 0.006 + 0.16
+    assert_eq!(tok.breakdown.total.to_string(), "$0.168000");
+    // A per-unit count the entry has no price for: nothing charged, noted.
+    let chat = call(
+        "gpt-5",
+        "openai",
+        &none,
+        &with(UsageDetails {
+            images: 1,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(chat.breakdown.total.picos(), 0);
+    assert_eq!(chat.notes, vec![llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN]);
+}

@@ -222,9 +222,16 @@ pub mod llmtel {
     pub const COST_CODE_INTERPRETER: &str = "llmtel.cost.code_interpreter";
     /// Cost of the file search calls, USD.
     pub const COST_FILE_SEARCH: &str = "llmtel.cost.file_search";
+    /// Cost of the generated images, USD (per-image price).
+    pub const COST_IMAGES: &str = "llmtel.cost.images";
+    /// Cost of the input characters (text to speech), USD.
+    pub const COST_CHARACTERS: &str = "llmtel.cost.characters";
+    /// Cost of the input and output audio seconds (transcription, speech), USD.
+    pub const COST_AUDIO_SECONDS: &str = "llmtel.cost.audio_seconds";
     /// How the call was priced where it could not be priced as reported (string array:
     /// `service_tier_not_offered_priced_at_standard`, `modality_tokens_exclusive_of_text`,
-    /// `request_charge_not_in_catalog`, `off_peak_time_zone_unknown`).
+    /// `request_charge_not_in_catalog`, `unit_price_not_in_catalog`,
+    /// `off_peak_time_zone_unknown`).
     pub const COST_NOTES: &str = "llmtel.cost.notes";
     /// The service tier whose rates priced the call (`priority`, `flex`, `batch`); absent
     /// for the standard rates.
@@ -260,6 +267,14 @@ pub mod llmtel {
     pub const USAGE_CODE_INTERPRETER_SESSIONS: &str = "llmtel.usage.code_interpreter.sessions";
     /// File search tool calls.
     pub const USAGE_FILE_SEARCH_CALLS: &str = "llmtel.usage.file_search.calls";
+    /// Images generated (OpenAI images endpoint: the `data` items).
+    pub const USAGE_IMAGES: &str = "llmtel.usage.images";
+    /// Input characters of a text-to-speech request (the length of `input`).
+    pub const USAGE_INPUT_CHARACTERS: &str = "llmtel.usage.input_characters";
+    /// Input audio duration of a transcription, milliseconds.
+    pub const USAGE_INPUT_AUDIO_MS: &str = "llmtel.usage.input_audio_ms";
+    /// Output audio duration of a speech response, milliseconds.
+    pub const USAGE_OUTPUT_AUDIO_MS: &str = "llmtel.usage.output_audio_ms";
 
     /// App dimension: end user.
     pub const USER_ID: &str = "user.id";
