@@ -22,6 +22,10 @@ pub const NOTE_REQUEST_CHARGE_UNKNOWN: &str = "request_charge_not_in_catalog";
 /// Note when the call reported images, characters or audio seconds but the price lists
 /// no per-unit price for them: nothing was charged for those units.
 pub const NOTE_UNIT_PRICE_UNKNOWN: &str = "unit_price_not_in_catalog";
+/// Note when a model priced only per unit (images, characters, seconds: its token rates
+/// are zero) was priced without any unit count: the zero cost is not a real price; the
+/// caller should report [`UsageDetails`] counts.
+pub const NOTE_UNIT_COUNTS_MISSING: &str = "unit_counts_missing";
 /// Note when the off-peak windows of the price name a weekday time zone llmtel does not
 /// know: the call was priced at the standard (on-peak) rates.
 pub const NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN: &str = "off_peak_time_zone_unknown";
@@ -503,6 +507,15 @@ impl Price {
             let x = p.picos().checked_mul(u128::from(n)).ok_or_else(overflow)?;
             Ok(Usd::from_picos(div_half_even(x, per)))
         };
+        let unit_only = !u.is_empty() && self.rates.input == 0 && self.rates.output == 0;
+        if unit_only
+            && details.images == 0
+            && details.input_characters == 0
+            && details.input_audio_ms == 0
+            && details.output_audio_ms == 0
+        {
+            chosen.notes.push(NOTE_UNIT_COUNTS_MISSING);
+        }
         b.images = unit(details.images, u.image, 1, &mut chosen.notes)?;
         b.characters = unit(
             details.input_characters,

@@ -161,8 +161,8 @@ pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
 pub use dims::{
     Call, Dimensions, ModalityRates, NOTE_MODALITY_TOKENS_EXCLUSIVE,
     NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN, NOTE_SERVICE_TIER_NOT_OFFERED,
-    NOTE_UNIT_PRICE_UNKNOWN, OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS,
-    SearchContextSize, ServiceTierRates, UnitPrices, WebSearchPrice,
+    NOTE_UNIT_COUNTS_MISSING, NOTE_UNIT_PRICE_UNKNOWN, OffPeak, OffPeakWindow, RequestCharges,
+    STANDARD_SERVICE_TIERS, SearchContextSize, ServiceTierRates, UnitPrices, WebSearchPrice,
 };
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
@@ -206,7 +206,8 @@ pub struct PricedCall {
     pub off_peak: bool,
     /// How the call was priced where it could not be priced as reported: any of
     /// [`NOTE_SERVICE_TIER_NOT_OFFERED`], [`NOTE_MODALITY_TOKENS_EXCLUSIVE`],
-    /// [`NOTE_REQUEST_CHARGE_UNKNOWN`], [`NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN`]. Empty when
+    /// [`NOTE_REQUEST_CHARGE_UNKNOWN`], [`NOTE_UNIT_PRICE_UNKNOWN`],
+    /// [`NOTE_UNIT_COUNTS_MISSING`], [`NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN`]. Empty when
     /// priced as reported. The exporter puts them on the span (`llmtel.cost.notes`).
     pub notes: Vec<&'static str>,
 }

@@ -340,4 +340,8 @@ fn images_characters_and_audio_seconds_are_priced_per_unit() {
     );
     assert_eq!(chat.breakdown.total.picos(), 0);
     assert_eq!(chat.notes, vec![llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN]);
+    // A per-unit model priced without its unit count: zero, and said to be no price.
+    let bare = call("whisper-1", "openai", &none, &at(TUESDAY_0800));
+    assert_eq!(bare.breakdown.total.picos(), 0);
+    assert_eq!(bare.notes, vec![llmtel_pricing::NOTE_UNIT_COUNTS_MISSING]);
 }

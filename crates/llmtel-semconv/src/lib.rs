@@ -230,7 +230,7 @@ pub mod llmtel {
     pub const COST_AUDIO_SECONDS: &str = "llmtel.cost.audio_seconds";
     /// How the call was priced where it could not be priced as reported (string array:
     /// `service_tier_not_offered_priced_at_standard`, `modality_tokens_exclusive_of_text`,
-    /// `request_charge_not_in_catalog`, `unit_price_not_in_catalog`,
+    /// `request_charge_not_in_catalog`, `unit_price_not_in_catalog`, `unit_counts_missing`,
     /// `off_peak_time_zone_unknown`).
     pub const COST_NOTES: &str = "llmtel.cost.notes";
     /// The service tier whose rates priced the call (`priority`, `flex`, `batch`); absent
