@@ -40,6 +40,9 @@ macro_rules! llm_span {
     ($operation:expr, $provider:expr, $model:expr $(, $($fields:tt)*)?) => {{
         let __llmtel_op: &str = $operation;
         let __llmtel_model: &str = $model;
+        // The model name can come from a request: capped (`llmtel::cap_value`).
+        let __llmtel_model_capped = $crate::cap_value(__llmtel_model);
+        let __llmtel_model: &str = &__llmtel_model_capped;
         $crate::__private::tracing::info_span!(
             target: "llmtel",
             "gen_ai",
@@ -138,10 +141,10 @@ pub fn record_usage(span: &Span, usage: &Usage) {
 /// string-array attribute.
 pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&str]) {
     if !id.is_empty() {
-        span.record(gen_ai::RESPONSE_ID, id);
+        span.record(gen_ai::RESPONSE_ID, &*crate::cap_value(id));
     }
     if !model.is_empty() {
-        span.record(gen_ai::RESPONSE_MODEL, model);
+        span.record(gen_ai::RESPONSE_MODEL, &*crate::cap_value(model));
     }
     if !finish_reasons.is_empty() {
         let json = serde_json::to_string(finish_reasons).unwrap_or_default();
@@ -151,10 +154,17 @@ pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&st
 
 /// Marks the call failed: `error.type` (a low-cardinality class such as `rate_limit`,
 /// `timeout`, `context_length_exceeded`) and the error status with a description.
+///
+/// The description goes through [`crate::redact()`] here already (an error's `Display`
+/// often names a URL with its key), so log layers that print span fields never see a key
+/// either; `error.type` is capped ([`crate::cap_value`]).
 pub fn record_error(span: &Span, error_type: &str, description: &str) {
-    span.record(common::ERROR_TYPE, error_type);
+    span.record(common::ERROR_TYPE, &*crate::cap_value(error_type));
     span.record("otel.status_code", "error");
-    span.record("otel.status_description", description);
+    span.record(
+        "otel.status_description",
+        &*crate::redact::redact(description),
+    );
 }
 
 /// Records a cost reported by the provider (e.g. OpenRouter's `usage.cost`) or computed by
