@@ -11,10 +11,10 @@ use jiff::Timestamp;
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
 
-use crate::context::{CallContext, Estimate};
+use crate::context::{CallContext, Estimate, UnpricedTokens};
 use crate::error::{BudgetExceeded, ReserveError, StoreError};
 use crate::period::{Window, window};
-use crate::rule::{Mode, Period, Rule};
+use crate::rule::{Mode, Period, Rule, Unpriced};
 use crate::status::RuleStatus;
 use crate::store::{Amount, BudgetStore, Commit, MemoryStore, Meter, MeterTotals, ReserveOutcome};
 
@@ -57,6 +57,14 @@ pub struct BudgetStats {
     pub rejected: u64,
     /// Threshold alerts raised.
     pub alerts: u64,
+    /// Reservations of calls with no price (model unknown to the catalog) admitted under a
+    /// USD rule by its `on_unpriced` policy (fallback price or allow).
+    pub unpriced_admitted: u64,
+    /// Reservations refused because the model has no price (`on_unpriced = "refuse"`).
+    pub unpriced_refused: u64,
+    /// Calls with no price whose spend was recorded under a USD rule (at the fallback price,
+    /// or at $0 under `allow` and `refuse`).
+    pub unpriced_recorded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +81,9 @@ struct Counters {
     dropped: AtomicU64,
     rejected: AtomicU64,
     alerts: AtomicU64,
+    unpriced_admitted: AtomicU64,
+    unpriced_refused: AtomicU64,
+    unpriced_recorded: AtomicU64,
 }
 
 /// One rule and scope value with its meter and window, cached until the window moves on
@@ -113,6 +124,9 @@ struct CommitOp {
     release: Option<Release>,
     targets: Vec<Arc<Metered>>,
     amount: Amount,
+    /// The call had no price: each rule charges these tokens by its `on_unpriced` policy
+    /// (boxed: rare, and it keeps the writer's queue items small).
+    unpriced: Option<Box<UnpricedTokens>>,
     at: Timestamp,
 }
 
@@ -227,6 +241,7 @@ impl BudgetsBuilder {
             buffer_cap: self.buffer,
             store_down: AtomicBool::new(false),
             fired: Mutex::new(HashSet::new()),
+            unpriced_alerted: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
             bound: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
@@ -267,6 +282,8 @@ pub(crate) struct Inner {
     buffer_cap: usize,
     store_down: AtomicBool,
     fired: Mutex<HashSet<String>>,
+    /// Models with no price already alerted (one alert per model; bounded).
+    unpriced_alerted: Mutex<HashSet<String>>,
     seen: Mutex<HashMap<usize, HashSet<Arc<str>>>>,
     bound: Mutex<HashMap<u64, Bound>>,
     last: Mutex<HashMap<String, Amount>>,
@@ -441,11 +458,16 @@ impl Budgets {
     /// [`crate::BudgetLayer`] settles it when the span closes), or drop it to release it; one
     /// never settled (crash) expires after the reservation TTL.
     ///
-    /// A zero USD estimate (zero-priced model) is never refused by a USD limit.
+    /// A zero USD estimate (a model priced at zero) is never refused by a USD limit. An
+    /// estimate with no price ([`Estimate::unpriced`], a model the catalog does not know)
+    /// meets each USD rule's [`crate::Unpriced`] policy: refused (the default), reserved at
+    /// the fallback price, or let through at $0; counted in [`BudgetStats`] and alerted
+    /// once per model.
     ///
     /// # Errors
     /// [`ReserveError::Exceeded`] with the rule, scope, spend, limit and reset time;
-    /// [`ReserveError::StoreUnavailable`] when the store is down and the budgets fail closed.
+    /// [`ReserveError::StoreUnavailable`] when the store is down and the budgets fail closed;
+    /// [`ReserveError::Unpriced`] for a model with no price under a rule that refuses them.
     pub fn reserve(
         &self,
         ctx: &CallContext,
@@ -462,7 +484,38 @@ impl Budgets {
         if targets.is_empty() {
             return Ok(Reservation::new(self.clone(), id, targets, false, true));
         }
-        let charges: Vec<(&Meter, Amount)> = targets.iter().map(|t| (&t.meter, amount)).collect();
+        let mut amounts = Vec::with_capacity(targets.len());
+        let mut unpriced_under_usd = false;
+        for t in &targets {
+            let rule = &self.inner.rules[t.rule];
+            match (estimate.unpriced, rule.limits.usd) {
+                (Some(u), Some(_)) => {
+                    unpriced_under_usd = true;
+                    let model = ctx.model.as_deref().unwrap_or("(none)");
+                    self.alert_unpriced(rule, model);
+                    match rule.on_unpriced {
+                        Unpriced::Refuse => {
+                            self.inner.counters.unpriced_refused.fetch_add(1, Relaxed);
+                            return Err(ReserveError::Unpriced {
+                                rule: rule.name.to_string(),
+                                model: llmtel::cap_value(model).into_owned(),
+                            });
+                        }
+                        p @ Unpriced::Fallback { .. } => amounts.push(Amount {
+                            usd: picos(p.fallback_cost(u.input, u.output).unwrap_or(Usd::ZERO)),
+                            ..amount
+                        }),
+                        Unpriced::Allow => amounts.push(amount),
+                    }
+                }
+                _ => amounts.push(amount),
+            }
+        }
+        let charges: Vec<(&Meter, Amount)> = targets
+            .iter()
+            .zip(&amounts)
+            .map(|(t, a)| (&t.meter, *a))
+            .collect();
         let outcome = self
             .inner
             .store
@@ -472,12 +525,16 @@ impl Budgets {
             Ok(ReserveOutcome::Admitted) => {
                 self.store_ok();
                 self.inner.counters.admitted.fetch_add(1, Relaxed);
+                if unpriced_under_usd {
+                    self.inner.counters.unpriced_admitted.fetch_add(1, Relaxed);
+                }
                 Ok(Reservation::new(self.clone(), id, targets, true, true))
             }
             Ok(ReserveOutcome::Denied(i)) => {
                 self.store_ok();
                 self.inner.counters.denied.fetch_add(1, Relaxed);
-                let t = &targets[i.min(targets.len() - 1)];
+                let i = i.min(targets.len() - 1);
+                let t = &targets[i];
                 let totals = self
                     .inner
                     .store
@@ -486,7 +543,7 @@ impl Budgets {
                     .and_then(|v| v.first().copied())
                     .unwrap_or_default();
                 Err(ReserveError::Exceeded(Box::new(
-                    self.exceeded(t, totals, amount),
+                    self.exceeded(t, totals, amounts[i]),
                 )))
             }
             Err(e) => {
@@ -541,7 +598,28 @@ impl Budgets {
     /// Records the spend of a call made without a reservation (the [`crate::BudgetLayer`]
     /// does this for every LLM span). Never blocks on a remote store (queued).
     pub fn record(&self, ctx: &CallContext, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
-        self.submit(None, ctx, cost, tokens)
+        self.submit(None, ctx, cost, tokens, None)
+    }
+
+    /// Records the spend of a call with no price (its model is not in the catalog): each
+    /// rule with a USD limit charges `input` and `output` tokens by its
+    /// [`crate::Unpriced`] policy (the fallback price, or $0 under `allow` and `refuse`: the
+    /// call already happened), counted in [`BudgetStats::unpriced_recorded`] and alerted
+    /// once per model. The [`crate::BudgetLayer`] does this for an LLM span with no cost.
+    pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
+        let u = UnpricedTokens { input, output };
+        self.submit(None, ctx, Usd::ZERO, input.saturating_add(output), Some(u))
+    }
+
+    /// Whether a rule with a USD limit applies to this call (a call with no price then
+    /// meets that rule's `on_unpriced` policy).
+    pub fn usd_rule_applies(&self, ctx: &CallContext) -> bool {
+        self.inner.rules.iter().any(|r| {
+            r.limits.usd.is_some()
+                && ctx
+                    .value(&r.scope)
+                    .is_some_and(|v| r.values.is_empty() || r.values.iter().any(|x| x == v))
+        })
     }
 
     pub(crate) fn submit(
@@ -550,10 +628,25 @@ impl Budgets {
         ctx: &CallContext,
         cost: Usd,
         tokens: u64,
+        unpriced: Option<UnpricedTokens>,
     ) -> Vec<(usize, f64)> {
         let at = self.now();
         let targets = self.targets(ctx, at.as_millisecond());
-        self.submit_at(release, targets, cost, tokens, at)
+        if unpriced.is_some() {
+            let model = ctx.model.as_deref().unwrap_or("(none)");
+            let mut counted = false;
+            for t in &targets {
+                let rule = &self.inner.rules[t.rule];
+                if rule.limits.usd.is_some() {
+                    if !counted {
+                        self.inner.counters.unpriced_recorded.fetch_add(1, Relaxed);
+                        counted = true;
+                    }
+                    self.alert_unpriced(rule, model);
+                }
+            }
+        }
+        self.submit_at(release, targets, cost, tokens, unpriced, at)
     }
 
     pub(crate) fn submit_targets(
@@ -563,7 +656,61 @@ impl Budgets {
         cost: Usd,
         tokens: u64,
     ) -> Vec<(usize, f64)> {
-        self.submit_at(release, targets, cost, tokens, self.now())
+        self.submit_at(release, targets, cost, tokens, None, self.now())
+    }
+
+    /// What `op` charges the meter of rule `rule`: its amount, or for a call with no price
+    /// under a USD rule, the rule's fallback price of its tokens.
+    fn charge(&self, rule: usize, op: &CommitOp) -> Amount {
+        let r = &self.inner.rules[rule];
+        match (op.unpriced.as_deref(), r.limits.usd) {
+            (Some(u), Some(_)) => match r.on_unpriced.fallback_cost(u.input, u.output) {
+                Some(c) => Amount {
+                    usd: picos(c),
+                    ..op.amount
+                },
+                None => op.amount,
+            },
+            _ => op.amount,
+        }
+    }
+
+    /// One alert per model with no price (bounded: 1,000 models), naming the rule's policy
+    /// and what to do.
+    fn alert_unpriced(&self, rule: &Rule, model: &str) {
+        let Some(alerts) = &self.inner.alerts else {
+            return;
+        };
+        let model = llmtel::cap_value(model);
+        {
+            let mut seen = self
+                .inner
+                .unpriced_alerted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.len() >= 1_000 || !seen.insert(model.to_string()) {
+                return;
+            }
+        }
+        let what = match rule.on_unpriced {
+            Unpriced::Refuse => "refuses its calls",
+            Unpriced::Fallback { .. } => "charges its calls at the fallback price",
+            Unpriced::Allow => "lets its calls through at $0",
+        };
+        alerts.send(
+            Alert::firing("LlmBudgetUnpricedModel", Severity::Warning)
+                .with_label("model", model.as_ref())
+                .with_label("rule", rule.name.as_ref())
+                .with_label("policy", rule.on_unpriced.name())
+                .with_annotation(
+                    "summary",
+                    format!("model {model:?} has no price: budget {:?} {what}", rule.name),
+                )
+                .with_annotation(
+                    "description",
+                    "add a price for the model (a price file, see `llmtel prices check`, or Catalog::insert) or set the rule's on_unpriced policy",
+                ),
+        );
     }
 
     fn submit_at(
@@ -572,6 +719,7 @@ impl Budgets {
         targets: Vec<Arc<Metered>>,
         cost: Usd,
         tokens: u64,
+        unpriced: Option<UnpricedTokens>,
         at: Timestamp,
     ) -> Vec<(usize, f64)> {
         self.inner.counters.recorded.fetch_add(1, Relaxed);
@@ -583,6 +731,7 @@ impl Budgets {
                 usd: picos(cost),
                 tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
             },
+            unpriced: unpriced.map(Box::new),
             at,
         };
         if !self.inner.store.is_remote() {
@@ -596,7 +745,8 @@ impl Budgets {
             for t in &op.targets {
                 if let Some(m) = self.metered_at(t, at_ms) {
                     let seen = last.get(m.meter.current()).copied().unwrap_or_default();
-                    util.push((t.rule, utilization(&m.meter, seen.plus(op.amount))));
+                    let a = self.charge(t.rule, &op);
+                    util.push((t.rule, utilization(&m.meter, seen.plus(a))));
                 }
             }
         }
@@ -729,8 +879,10 @@ impl Budgets {
         if metered.is_empty() && op.release.is_none() {
             return Ok(Vec::new());
         }
-        let charges: Vec<(&Meter, Amount)> =
-            metered.iter().map(|m| (&m.meter, op.amount)).collect();
+        let charges: Vec<(&Meter, Amount)> = metered
+            .iter()
+            .map(|m| (&m.meter, self.charge(m.rule, op)))
+            .collect();
         let releases: Vec<&Meter> = match &op.release {
             Some((_, ms)) => ms.iter().map(|m| &m.meter).collect(),
             None => Vec::new(),
@@ -804,7 +956,11 @@ impl Budgets {
         let charges: Vec<Vec<(&Meter, Amount)>> = metered
             .iter()
             .zip(ops)
-            .map(|(ms, op)| ms.iter().map(|m| (&m.meter, op.amount)).collect())
+            .map(|(ms, op)| {
+                ms.iter()
+                    .map(|m| (&m.meter, self.charge(m.rule, op)))
+                    .collect()
+            })
             .collect();
         let releases: Vec<Vec<&Meter>> = ops
             .iter()
@@ -1074,6 +1230,9 @@ impl Budgets {
             dropped: c.dropped.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
             alerts: c.alerts.load(Relaxed),
+            unpriced_admitted: c.unpriced_admitted.load(Relaxed),
+            unpriced_refused: c.unpriced_refused.load(Relaxed),
+            unpriced_recorded: c.unpriced_recorded.load(Relaxed),
         }
     }
 
@@ -1344,6 +1503,7 @@ impl Budgets {
             release: Some(release),
             targets: Vec::new(),
             amount: Amount::default(),
+            unpriced: None,
             at: self.now(),
         };
         if !self.inner.store.is_remote() {

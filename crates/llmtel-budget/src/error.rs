@@ -101,6 +101,17 @@ pub enum ReserveError {
     /// The store is down and the budgets are configured fail-closed.
     #[error("budget store unavailable (fail-closed): {0}")]
     StoreUnavailable(StoreError),
+    /// The call's model has no price and a USD rule's policy is to refuse such calls
+    /// ([`crate::Unpriced::Refuse`], the default).
+    #[error(
+        "budget {rule:?} refuses calls to model {model:?}: it has no price in the catalog, so its spend cannot be counted. Add a price for it (a price file, see `llmtel prices check`, or Catalog::insert), or set the rule's policy: on_unpriced = \"fallback\" with fallback_usd_per_million_input and fallback_usd_per_million_output, or on_unpriced = \"allow\" (let it through at $0, counted and alerted)"
+    )]
+    Unpriced {
+        /// The rule that refused.
+        rule: String,
+        /// The model with no price (capped, see [`llmtel::cap_value`]).
+        model: String,
+    },
 }
 
 impl ReserveError {
@@ -108,7 +119,7 @@ impl ReserveError {
     pub fn exceeded(&self) -> Option<&BudgetExceeded> {
         match self {
             ReserveError::Exceeded(e) => Some(e.as_ref()),
-            ReserveError::StoreUnavailable(_) => None,
+            ReserveError::StoreUnavailable(_) | ReserveError::Unpriced { .. } => None,
         }
     }
 }

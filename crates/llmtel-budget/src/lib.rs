@@ -37,6 +37,15 @@
 //! assert_eq!(status[0].reserved, llmtel::Usd::ZERO);
 //! ```
 //!
+//! # Calls with no price
+//! A model the price catalog does not know has no cost. Each rule with a USD limit applies
+//! its [`Unpriced`] policy to such calls, on reserve and on settle: refuse (the default:
+//! [`ReserveError::Unpriced`] names the model and says how to add a price), charge a
+//! fallback price per million tokens, or allow at $0. Every such call is counted in
+//! [`BudgetStats`], flagged `llmtel.budget.unpriced = true` on its span and alerted once per
+//! model. A model priced at zero in the catalog is not "unpriced" and is never refused by a
+//! USD limit.
+//!
 //! # Stores
 //! [`MemoryStore`] (default), [`SqliteStore`] (feature `sqlite`: durable, survives
 //! `kill -9`), [`RedisStore`] (feature `redis`: shared by every process). When the store is
@@ -73,14 +82,14 @@ mod status;
 pub mod store;
 
 pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reservation};
-pub use context::{CallContext, Estimate};
+pub use context::{CallContext, Estimate, UnpricedTokens};
 pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
 pub use layer::BudgetLayer;
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;
 #[cfg(feature = "reqwest")]
 pub use preflight::BudgetPreflight;
-pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig};
+pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig, Unpriced};
 pub use status::{RuleStatus, render_json, render_table};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

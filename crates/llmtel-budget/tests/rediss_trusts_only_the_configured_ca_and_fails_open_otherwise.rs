@@ -124,6 +124,7 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
                 slow += 1;
                 assert!(slow < 5, "Redis over TLS unreachable: {e}");
             }
+            Err(e @ ReserveError::Unpriced { .. }) => panic!("an explicit estimate: {e}"),
         }
     }
     assert_eq!(held.len(), 14, "14 x $0.07 <= $1 < 15 x $0.07");
