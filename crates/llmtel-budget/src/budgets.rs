@@ -65,6 +65,9 @@ pub struct BudgetStats {
     /// Calls with no price whose spend was recorded under a USD rule (at the fallback price,
     /// or at $0 under `allow` and `refuse`).
     pub unpriced_recorded: u64,
+    /// Scope values the store evicted to stay bounded (memory store: least recently used
+    /// beyond its per-rule cap), their spend forgotten.
+    pub store_evicted: u64,
 }
 
 #[derive(Debug, Default)]
@@ -375,11 +378,14 @@ impl Budgets {
             let Some(v) = ctx.value(&r.scope) else {
                 continue;
             };
-            if !r.values.is_empty() && !r.values.iter().any(|x| x == v) {
+            // A context built field by field (not through the capping setters) is capped
+            // here: no request-controlled value reaches a key or a map uncapped.
+            let v = llmtel::cap_value(v);
+            if !r.values.is_empty() && !r.values.iter().any(|x| *x == *v) {
                 continue;
             }
             let value = match r.mode {
-                Mode::PerValue => v,
+                Mode::PerValue => &*v,
                 Mode::Shared => "*",
             };
             if let Some(m) = self.metered(i, value, now_ms) {
@@ -1233,6 +1239,7 @@ impl Budgets {
             unpriced_admitted: c.unpriced_admitted.load(Relaxed),
             unpriced_refused: c.unpriced_refused.load(Relaxed),
             unpriced_recorded: c.unpriced_recorded.load(Relaxed),
+            store_evicted: self.inner.store.evicted(),
         }
     }
 

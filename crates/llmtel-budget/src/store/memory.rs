@@ -1,10 +1,15 @@
 //! The in-memory store (default): one process, lost at exit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
+
+/// Distinct scope values (meters) a rule keeps by default before the least recently used
+/// are evicted.
+pub const DEFAULT_MAX_VALUES_PER_RULE: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -12,6 +17,20 @@ struct State {
     reservations: HashMap<String, Vec<(String, Amount, i64)>>,
     fired: HashMap<String, i64>,
     ops: u64,
+    /// Every meter kept (`rule\x1fvalue`) and when it was last used (`ops`).
+    meters: HashMap<String, u64>,
+    /// Meters kept per rule.
+    per_rule: HashMap<String, usize>,
+}
+
+/// The rule of a meter id `rule\x1fvalue`.
+fn rule_of(meter: &str) -> &str {
+    meter.split_once('\u{1f}').map_or(meter, |(r, _)| r)
+}
+
+/// The meter of a bucket key `rule\x1fvalue\x1fstart`.
+fn meter_of_bucket(key: &str) -> &str {
+    key.rsplit_once('\u{1f}').map_or(key, |(m, _)| m)
 }
 
 impl State {
@@ -33,6 +52,60 @@ impl State {
         }
     }
 
+    /// Notes a use of `meter`; when its rule keeps more than `cap` meters, evicts the least
+    /// recently used tenth of them (with their spend, reservations and fired marks).
+    /// Returns how many were evicted.
+    fn touch(&mut self, meter: &str, cap: usize) -> u64 {
+        self.ops += 1;
+        let tick = self.ops;
+        if let Some(t) = self.meters.get_mut(meter) {
+            *t = tick;
+            return 0;
+        }
+        self.meters.insert(meter.to_string(), tick);
+        let rule = rule_of(meter);
+        let n = match self.per_rule.get_mut(rule) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.per_rule.insert(rule.to_string(), 1);
+                1
+            }
+        };
+        if n <= cap {
+            return 0;
+        }
+        // Least recently used first; never the meter just added.
+        let mut of_rule: Vec<(u64, &String)> = self
+            .meters
+            .iter()
+            .filter(|(m, _)| rule_of(m) == rule && m.as_str() != meter)
+            .map(|(m, t)| (*t, m))
+            .collect();
+        of_rule.sort_unstable();
+        let drop_n = (n - cap).max(cap / 10).min(of_rule.len());
+        let evict: HashSet<String> = of_rule[..drop_n]
+            .iter()
+            .map(|(_, m)| (*m).clone())
+            .collect();
+        for m in &evict {
+            self.meters.remove(m);
+            self.reservations.remove(m);
+        }
+        self.buckets
+            .retain(|k, _| !evict.contains(meter_of_bucket(k)));
+        self.fired.retain(|k, _| {
+            let m = meter_of_bucket(meter_of_bucket(k));
+            !evict.contains(m)
+        });
+        if let Some(c) = self.per_rule.get_mut(rule) {
+            *c -= evict.len();
+        }
+        evict.len() as u64
+    }
+
     fn prune(&mut self, now_ms: i64) {
         self.ops += 1;
         if self.ops % 4096 == 0 {
@@ -48,15 +121,90 @@ impl State {
 }
 
 /// Budgets in process memory: exact, fast, not shared and not durable.
-#[derive(Debug, Default)]
+///
+/// Bounded: expired periods are dropped, and each rule keeps at most
+/// [`DEFAULT_MAX_VALUES_PER_RULE`] distinct scope values
+/// ([`MemoryStore::with_max_values_per_rule`]); beyond, the least recently used values are
+/// evicted with their spend and reservations (an evicted value starts again from zero),
+/// counted in [`BudgetStore::evicted`] and `BudgetStats::store_evicted`. Scope values are
+/// capped in length by [`crate::CallContext`], so the store's size is bounded by
+/// rules x values x [`llmtel::MAX_VALUE_BYTES`].
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    max_values: usize,
+    evicted: AtomicU64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            state: Mutex::default(),
+            max_values: DEFAULT_MAX_VALUES_PER_RULE,
+            evicted: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// Keeps at most `n` distinct scope values per rule (at least 1; default
+    /// [`DEFAULT_MAX_VALUES_PER_RULE`]), evicting the least recently used beyond.
+    pub fn with_max_values_per_rule(mut self, n: usize) -> Self {
+        self.max_values = n.max(1);
+        self
+    }
+
+    /// Distinct meters (rule and scope value) the store keeps now.
+    pub fn meters(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .meters
+            .len()
+    }
+
+    /// An estimate of the bytes the store's maps hold: keys, values and entries (not the
+    /// allocator's overhead).
+    pub fn approx_bytes(&self) -> usize {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = 3 * std::mem::size_of::<usize>(); // a String's header
+        let b: usize = s
+            .buckets
+            .keys()
+            .map(|k| k.capacity() + entry + std::mem::size_of::<(Amount, i64)>())
+            .sum();
+        let r: usize = s
+            .reservations
+            .iter()
+            .map(|(k, v)| {
+                k.capacity()
+                    + entry * 2
+                    + v.iter()
+                        .map(|(id, _, _)| {
+                            id.capacity() + std::mem::size_of::<(String, Amount, i64)>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let f: usize = s.fired.keys().map(|k| k.capacity() + entry + 8).sum();
+        let m: usize = s.meters.keys().map(|k| k.capacity() + entry + 8).sum();
+        let p: usize = s.per_rule.keys().map(|k| k.capacity() + entry + 8).sum();
+        b + r + f + m + p
+    }
+
+    fn touch_all<'a>(&self, s: &mut State, meters: impl Iterator<Item = &'a Meter>) {
+        let mut n = 0;
+        for m in meters {
+            n += s.touch(&m.id, self.max_values);
+        }
+        if n > 0 {
+            self.evicted.fetch_add(n, Relaxed);
+        }
     }
 }
 
@@ -84,6 +232,7 @@ impl BudgetStore for MemoryStore {
                 return Ok(ReserveOutcome::Denied(i));
             }
         }
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
         for (m, a) in charges {
             match s.reservations.get_mut(&m.id) {
                 Some(v) => v.push((id.to_string(), *a, expires_ms)),
@@ -104,6 +253,7 @@ impl BudgetStore for MemoryStore {
     ) -> Result<Vec<Amount>, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.prune(now_ms);
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
         if let Some((id, meters)) = release {
             for m in meters {
                 if let Some(v) = s.reservations.get_mut(m.id.as_str()) {
@@ -153,6 +303,10 @@ impl BudgetStore for MemoryStore {
         v.sort();
         v.dedup();
         Ok(v)
+    }
+
+    fn evicted(&self) -> u64 {
+        self.evicted.load(Relaxed)
     }
 
     fn fire_once(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {

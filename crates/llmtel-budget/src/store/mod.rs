@@ -10,7 +10,7 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_VALUES_PER_RULE, MemoryStore};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
@@ -190,6 +190,12 @@ pub trait BudgetStore: Send + Sync + Debug {
     fn values(&self, prefix: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {
         let _ = (prefix, now_ms);
         Ok(Vec::new())
+    }
+
+    /// Scope values (meters) the store evicted to stay within its bounds, with their spend
+    /// (the memory store's least recently used values beyond its cap). Default: 0.
+    fn evicted(&self) -> u64 {
+        0
     }
 
     /// Makes written spend durable, where that is a separate step.
