@@ -68,6 +68,18 @@ pub struct BudgetStats {
     /// Scope values the store evicted to stay bounded (memory store: least recently used
     /// beyond its per-rule cap), their spend forgotten.
     pub store_evicted: u64,
+    /// Whether the circuit breaker is open now: the store failed or timed out
+    /// [`BudgetsBuilder::with_breaker`] times in a row, and reservations answer at once by
+    /// the fail mode until a probe succeeds.
+    pub breaker_open: bool,
+    /// Times the breaker opened.
+    pub breaker_trips: u64,
+    /// Reservations answered by the open breaker without asking the store (also counted in
+    /// `admitted_unenforced` or `refused_store_down`).
+    pub short_circuited: u64,
+    /// Reservations whose store call failed or timed out after it may have landed: a
+    /// release was queued for each, written when the store answers again.
+    pub released_after_timeout: u64,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +99,75 @@ struct Counters {
     unpriced_admitted: AtomicU64,
     unpriced_refused: AtomicU64,
     unpriced_recorded: AtomicU64,
+    breaker_trips: AtomicU64,
+    short_circuited: AtomicU64,
+    released_after_timeout: AtomicU64,
+}
+
+/// The circuit breaker in front of the store (monotonic time, not the budgets' clock).
+#[derive(Debug)]
+struct Breaker {
+    threshold: u32,
+    cool_down: Duration,
+    base: Instant,
+    /// Store failures in a row.
+    failures: std::sync::atomic::AtomicU32,
+    /// Open until this many ms after `base`; 0: closed.
+    open_until: AtomicU64,
+    /// A probe is in flight (one caller asks the store once the cool-down has passed).
+    probing: AtomicBool,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        (self.base.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// Whether a call may go to the store (closed, or this caller is the probe).
+    fn allows(&self) -> bool {
+        let until = self.open_until.load(Relaxed);
+        if until == 0 {
+            return true;
+        }
+        if self.now_ms() < until {
+            return false;
+        }
+        self.probing
+            .compare_exchange(false, true, Relaxed, Relaxed)
+            .is_ok()
+    }
+
+    fn is_open(&self) -> bool {
+        self.open_until.load(Relaxed) != 0
+    }
+
+    fn success(&self) {
+        // Loads first: the request path does not write shared cache lines when closed.
+        if self.failures.load(Relaxed) != 0 {
+            self.failures.store(0, Relaxed);
+        }
+        if self.open_until.load(Relaxed) != 0 {
+            self.open_until.store(0, Relaxed);
+        }
+        if self.probing.load(Relaxed) {
+            self.probing.store(false, Relaxed);
+        }
+    }
+
+    /// Returns whether this failure opened the breaker.
+    fn failure(&self) -> bool {
+        let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
+        let was_open = self.open_until.load(Relaxed) != 0;
+        let opened = if n >= self.threshold || was_open {
+            let until = self.now_ms() + self.cool_down.as_millis() as u64;
+            self.open_until.store(until, Relaxed);
+            !was_open
+        } else {
+            false
+        };
+        self.probing.store(false, Relaxed);
+        opened
+    }
 }
 
 /// One rule and scope value with its meter and window, cached until the window moves on
@@ -130,6 +211,9 @@ struct CommitOp {
     /// The call had no price: each rule charges these tokens by its `on_unpriced` policy
     /// (boxed: rare, and it keeps the writer's queue items small).
     unpriced: Option<Box<UnpricedTokens>>,
+    /// Sequence number of the operation id of a spend write (0: none, a release), so that
+    /// a replayed write is applied once ([`Commit::op_id`]).
+    op_seq: u64,
     at: Timestamp,
 }
 
@@ -155,6 +239,7 @@ pub struct BudgetsBuilder {
     reservation_ttl: Duration,
     buffer: usize,
     queue: usize,
+    breaker: (u32, Duration),
 }
 
 impl std::fmt::Debug for BudgetsBuilder {
@@ -216,6 +301,16 @@ impl BudgetsBuilder {
         self
     }
 
+    /// The circuit breaker in front of the store: after `failures` store errors or timeouts
+    /// in a row (default 3), `reserve` answers at once by the fail mode, without asking the
+    /// store, for `cool_down` (default 2 s); then one call probes the store, and a success
+    /// closes the breaker. A down or blackholed store then costs a request nothing instead
+    /// of the store's deadline every time. Visible in [`BudgetStats::breaker_open`].
+    pub fn with_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker = (failures.max(1), cool_down);
+        self
+    }
+
     /// Capacity of the queue to the background writer of a remote store (default 100,000).
     pub fn with_queue_capacity(mut self, n: usize) -> Self {
         self.queue = n.max(1);
@@ -253,6 +348,14 @@ impl BudgetsBuilder {
             next_id: AtomicU64::new(0),
             writer: Mutex::new(None),
             writer_handle: Mutex::new(None),
+            breaker: Breaker {
+                threshold: self.breaker.0,
+                cool_down: self.breaker.1,
+                base: Instant::now(),
+                failures: Default::default(),
+                open_until: AtomicU64::new(0),
+                probing: AtomicBool::new(false),
+            },
         });
         if inner.store.is_remote() {
             let (tx, rx) = mpsc::sync_channel(self.queue);
@@ -295,6 +398,7 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     writer: Mutex<Option<SyncSender<Msg>>>,
     writer_handle: Mutex<Option<JoinHandle<()>>>,
+    breaker: Breaker,
 }
 
 /// Spend limits over a store: reserve before a call, record after it, see the status.
@@ -353,6 +457,7 @@ impl Budgets {
             reservation_ttl: Duration::from_secs(600),
             buffer: 100_000,
             queue: 100_000,
+            breaker: (3, Duration::from_secs(2)),
         }
     }
 
@@ -522,6 +627,31 @@ impl Budgets {
             .zip(&amounts)
             .map(|(t, a)| (&t.meter, *a))
             .collect();
+        if !self.inner.breaker.allows() {
+            // The store failed repeatedly: answer at once by the fail mode.
+            self.inner.counters.short_circuited.fetch_add(1, Relaxed);
+            let e = StoreError::unavailable(
+                self.inner.store.kind(),
+                format!(
+                    "circuit breaker open after {} failures in a row; answering without the store until a probe succeeds (every {} ms)",
+                    self.inner.breaker.threshold,
+                    self.inner.breaker.cool_down.as_millis()
+                ),
+            );
+            return match self.inner.fail {
+                FailMode::Open => {
+                    self.inner
+                        .counters
+                        .admitted_unenforced
+                        .fetch_add(1, Relaxed);
+                    Ok(Reservation::new(self.clone(), id, targets, false, false))
+                }
+                FailMode::Closed => {
+                    self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
+                    Err(ReserveError::StoreUnavailable(e))
+                }
+            };
+        }
         let outcome = self
             .inner
             .store
@@ -554,16 +684,36 @@ impl Budgets {
             }
             Err(e) => {
                 self.store_failed(&e);
+                // A timeout or lost connection may come after the store held the
+                // reservation: release it (idempotent), written when the store answers
+                // again, so it does not hold budget for its TTL. A refusal held nothing.
+                let maybe_held = !e.rejected;
+                if maybe_held {
+                    self.inner
+                        .counters
+                        .released_after_timeout
+                        .fetch_add(1, Relaxed);
+                }
                 match self.inner.fail {
                     FailMode::Open => {
                         self.inner
                             .counters
                             .admitted_unenforced
                             .fetch_add(1, Relaxed);
-                        Ok(Reservation::new(self.clone(), id, targets, false, false))
+                        // Settling or dropping it sends the release (with the spend).
+                        Ok(Reservation::new(
+                            self.clone(),
+                            id,
+                            targets,
+                            maybe_held,
+                            false,
+                        ))
                     }
                     FailMode::Closed => {
                         self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
+                        if maybe_held {
+                            self.release((id, targets));
+                        }
                         Err(ReserveError::StoreUnavailable(e))
                     }
                 }
@@ -738,6 +888,7 @@ impl Budgets {
                 tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
             },
             unpriced: unpriced.map(Box::new),
+            op_seq: self.inner.next_id.fetch_add(1, Relaxed) + 1,
             at,
         };
         if !self.inner.store.is_remote() {
@@ -757,6 +908,7 @@ impl Budgets {
             }
         }
         let w = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        #[allow(clippy::result_large_err)] // the op is handed back in the error, never kept
         match w.as_ref().map(|tx| tx.try_send(Msg::Commit(op))) {
             Some(Ok(())) => {}
             Some(Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_))) | None => {
@@ -975,17 +1127,27 @@ impl Budgets {
                 None => Vec::new(),
             })
             .collect();
+        let op_ids: Vec<String> = ops
+            .iter()
+            .map(|op| match op.op_seq {
+                0 => String::new(),
+                n => format!("{}.w{n:x}", self.inner.id_prefix),
+            })
+            .collect();
         let commits: Vec<Commit<'_>> = ops
             .iter()
             .zip(&charges)
             .zip(&releases)
-            .filter(|((op, c), _)| !c.is_empty() || op.release.is_some())
-            .map(|((op, c), r)| Commit {
+            .zip(&op_ids)
+            .filter(|(((op, c), _), _)| !c.is_empty() || op.release.is_some())
+            .map(|(((op, c), r), oid)| Commit {
                 release: op
                     .release
                     .as_ref()
                     .map(|(id, _)| (id.as_str(), r.as_slice())),
                 charges: c.as_slice(),
+                // A spend write carries its id (a replay is skipped); a release needs none.
+                op_id: (!oid.is_empty() && !c.is_empty()).then_some(oid.as_str()),
             })
             .collect();
         if commits.is_empty() {
@@ -1092,6 +1254,12 @@ impl Budgets {
 
     fn store_failed(&self, e: &StoreError) {
         self.inner.counters.store_errors.fetch_add(1, Relaxed);
+        if !e.rejected && self.inner.breaker.failure() {
+            self.inner.counters.breaker_trips.fetch_add(1, Relaxed);
+            tracing::warn!(target: "llmtel_budget", error = %e,
+                "budget store circuit breaker open: reservations answer at once ({}) until a probe succeeds",
+                if self.inner.fail == FailMode::Open { "fail-open" } else { "fail-closed" });
+        }
         if !self.inner.store_down.swap(true, Relaxed) {
             tracing::warn!(target: "llmtel_budget", error = %e, "budget store unavailable; failing {}",
                 if self.inner.fail == FailMode::Open { "open, buffering spend" } else { "closed" });
@@ -1113,6 +1281,7 @@ impl Budgets {
     }
 
     fn store_ok(&self) {
+        self.inner.breaker.success();
         if self.inner.store_down.load(Relaxed)
             && self
                 .inner
@@ -1240,6 +1409,10 @@ impl Budgets {
             unpriced_refused: c.unpriced_refused.load(Relaxed),
             unpriced_recorded: c.unpriced_recorded.load(Relaxed),
             store_evicted: self.inner.store.evicted(),
+            breaker_open: self.inner.breaker.is_open(),
+            breaker_trips: c.breaker_trips.load(Relaxed),
+            short_circuited: c.short_circuited.load(Relaxed),
+            released_after_timeout: c.released_after_timeout.load(Relaxed),
         }
     }
 
@@ -1511,6 +1684,7 @@ impl Budgets {
             targets: Vec::new(),
             amount: Amount::default(),
             unpriced: None,
+            op_seq: 0,
             at: self.now(),
         };
         if !self.inner.store.is_remote() {

@@ -83,7 +83,7 @@ pub mod store;
 
 pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reservation};
 pub use context::{CallContext, Estimate, UnpricedTokens};
-pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
+pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError, redact_url_credentials};
 pub use layer::BudgetLayer;
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;

@@ -282,8 +282,9 @@ struct RawRule {
     fallback_usd_per_million_output: Option<UsdValue>,
 }
 
-/// Where the budgets live, as configured in the file's `[store]` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Where the budgets live, as configured in the file's `[store]` table. Its `Debug` masks
+/// the password of `url`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `memory` (default), `sqlite` or `redis`.
@@ -300,6 +301,25 @@ pub struct StoreConfig {
     pub prefix: Option<String>,
     /// `open` (default) or `closed`: what `reserve` does when the store is down.
     pub on_store_error: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_deref()
+                    .map(crate::error::redact_url_credentials),
+            )
+            .field("ca_file", &self.ca_file)
+            .field("prefix", &self.prefix)
+            .field("on_store_error", &self.on_store_error)
+            .finish()
+    }
 }
 
 #[derive(Deserialize)]
@@ -339,8 +359,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the rule and field at fault.
     pub fn from_toml_str(src: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(src).map_err(|e| ConfigError::Parse(e.message().to_string()))?;
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            ConfigError::Parse(crate::error::redact_url_credentials(e.message()).into_owned())
+        })?;
         let mut rules = Vec::new();
         for r in raw.rules {
             let bad = |field: &str, msg: String| ConfigError::Rule {

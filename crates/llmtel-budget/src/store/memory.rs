@@ -21,7 +21,12 @@ struct State {
     meters: HashMap<String, u64>,
     /// Meters kept per rule.
     per_rule: HashMap<String, usize>,
+    /// Applied operation ids and when they are forgotten (see [`super::Commit::op_id`]).
+    applied: HashMap<String, i64>,
 }
+
+/// How long an applied operation id is kept.
+const REPLAY_WINDOW_MS: i64 = 3_600_000;
 
 /// The rule of a meter id `rule\x1fvalue`.
 fn rule_of(meter: &str) -> &str {
@@ -112,6 +117,7 @@ impl State {
             self.buckets
                 .retain(|_, (_, exp)| *exp == 0 || *exp > now_ms);
             self.fired.retain(|_, exp| *exp == 0 || *exp > now_ms);
+            self.applied.retain(|_, exp| *exp > now_ms);
             self.reservations.retain(|_, v| {
                 v.retain(|(_, _, exp)| *exp > now_ms);
                 !v.is_empty()
@@ -197,6 +203,55 @@ impl MemoryStore {
         b + r + f + m + p
     }
 
+    fn commit_op(
+        &self,
+        op_id: Option<&str>,
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
+    ) -> Result<Vec<Amount>, StoreError> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.prune(now_ms);
+        let skip = match op_id.filter(|o| !o.is_empty()) {
+            Some(o) if s.applied.get(o).is_some_and(|exp| *exp > now_ms) => true,
+            Some(o) => {
+                s.applied.insert(o.to_string(), now_ms + REPLAY_WINDOW_MS);
+                false
+            }
+            None => false,
+        };
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
+        if skip {
+            // Applied before (a replay): nothing written.
+            return Ok(charges.iter().map(|(m, _)| s.spent(m, now_ms)).collect());
+        }
+        if let Some((id, meters)) = release {
+            for m in meters {
+                if let Some(v) = s.reservations.get_mut(m.id.as_str()) {
+                    v.retain(|(r, _, _)| r != id);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(charges.len());
+        for (m, a) in charges {
+            let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
+            match s.buckets.get_mut(m.current()) {
+                Some((v, e)) => {
+                    if *e != 0 && *e <= now_ms {
+                        *v = Amount::default();
+                    }
+                    *v = v.plus(*a);
+                    *e = exp;
+                }
+                None => {
+                    s.buckets.insert(m.current().to_string(), (*a, exp));
+                }
+            }
+            out.push(s.spent(m, now_ms));
+        }
+        Ok(out)
+    }
+
     fn touch_all<'a>(&self, s: &mut State, meters: impl Iterator<Item = &'a Meter>) {
         let mut n = 0;
         for m in meters {
@@ -251,34 +306,17 @@ impl BudgetStore for MemoryStore {
         charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.prune(now_ms);
-        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
-        if let Some((id, meters)) = release {
-            for m in meters {
-                if let Some(v) = s.reservations.get_mut(m.id.as_str()) {
-                    v.retain(|(r, _, _)| r != id);
-                }
-            }
-        }
-        let mut out = Vec::with_capacity(charges.len());
-        for (m, a) in charges {
-            let exp = if m.ttl_ms > 0 { now_ms + m.ttl_ms } else { 0 };
-            match s.buckets.get_mut(m.current()) {
-                Some((v, e)) => {
-                    if *e != 0 && *e <= now_ms {
-                        *v = Amount::default();
-                    }
-                    *v = v.plus(*a);
-                    *e = exp;
-                }
-                None => {
-                    s.buckets.insert(m.current().to_string(), (*a, exp));
-                }
-            }
-            out.push(s.spent(m, now_ms));
-        }
-        Ok(out)
+        self.commit_op(None, release, charges, now_ms)
+    }
+
+    fn commit_batch(
+        &self,
+        ops: &[super::Commit<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
+        ops.iter()
+            .map(|c| self.commit_op(c.op_id, c.release, c.charges, now_ms))
+            .collect()
     }
 
     fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {

@@ -88,6 +88,10 @@ pub struct Commit<'a> {
     pub release: Option<(&'a str, &'a [&'a Meter])>,
     /// Amounts to add to each meter's current bucket.
     pub charges: &'a [(&'a Meter, Amount)],
+    /// The operation's id, unique across processes: a store that can lose a reply after
+    /// applying a commit (Redis, SQLite) records it and skips a commit whose id it has
+    /// already applied, so a replayed write is never counted twice. `None`: not recorded.
+    pub op_id: Option<&'a str>,
 }
 
 /// What `reserve` decided.
