@@ -575,6 +575,13 @@ impl Budgets {
     /// the fallback price, or let through at $0; counted in [`BudgetStats`] and alerted
     /// once per model.
     ///
+    /// Bounded in time: a remote store's call has a deadline (Redis: 100 ms, see
+    /// [`crate::RedisStore::with_reserve_timeout`]) and after a few failures in a row the
+    /// circuit breaker ([`BudgetsBuilder::with_breaker`]) answers at once by the fail mode,
+    /// so calling it from an async handler never stalls the runtime for longer than that.
+    /// A reserve that failed after it may have landed releases its reservation once the
+    /// store answers again.
+    ///
     /// # Errors
     /// [`ReserveError::Exceeded`] with the rule, scope, spend, limit and reset time;
     /// [`ReserveError::StoreUnavailable`] when the store is down and the budgets fail closed;

@@ -47,10 +47,19 @@
 //! USD limit.
 //!
 //! # Stores
-//! [`MemoryStore`] (default), [`SqliteStore`] (feature `sqlite`: durable, survives
-//! `kill -9`), [`RedisStore`] (feature `redis`: shared by every process). When the store is
-//! down, reservations fail open (configurable fail-closed), spend is buffered (bounded) and
+//! [`MemoryStore`] (default; bounded: capped values, at most 100,000 values a rule, least
+//! recently used evicted), [`SqliteStore`] (feature `sqlite`: durable, survives `kill -9`),
+//! [`RedisStore`] (feature `redis`: shared by every process). When the store is down,
+//! reservations fail open (configurable fail-closed), spend is buffered (bounded) and
 //! written when the store returns, errors are counted and an alert is raised.
+//!
+//! Faults are bounded: every Redis call has a deadline (a reserve 100 ms), a circuit
+//! breaker answers at once by the fail mode after 3 failures in a row
+//! ([`BudgetsBuilder::with_breaker`]), so [`Budgets::reserve`] — a synchronous call — never
+//! holds an async worker longer than the deadline. Spend writes carry an operation id, so a
+//! write replayed after a lost reply is counted once; a reserve that timed out after it may
+//! have landed is released when the store answers again. Neither `Debug` nor errors show a
+//! store URL's password.
 //!
 //! # Feature flags
 //! - `sqlite` (default): [`SqliteStore`].

@@ -134,7 +134,7 @@ pub enum Unpriced {
         /// USD per million output tokens.
         output_per_million: Usd,
     },
-    /// Let it through at $0, counted ([`crate::BudgetStats::unpriced`]), flagged on the
+    /// Let it through at $0, counted ([`crate::BudgetStats::unpriced_admitted`]), flagged on the
     /// span and alerted.
     Allow,
 }
