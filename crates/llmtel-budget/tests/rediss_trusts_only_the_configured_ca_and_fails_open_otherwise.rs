@@ -117,12 +117,19 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
                 held.push(r);
             }
             Err(ReserveError::Exceeded(_)) => break,
-            // The default 200 ms timeout covers the TLS handshake: on a loaded machine a
-            // debug build may miss it once; fail-closed refuses that call, the next
-            // reconnects.
+            // The default 100 ms reserve deadline covers the TLS handshake: on a loaded
+            // machine a debug build may miss it; fail-closed refuses that call, the
+            // handshake finishes in the background and serves the next. A few misses in a
+            // row open the circuit breaker for its cool-down: wait it out.
             Err(ReserveError::StoreUnavailable(e)) => {
+                // A reserve that timed out may have landed: its release is written first.
+                assert!(b.flush(Duration::from_secs(10)));
+                if e.message.contains("circuit breaker") {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
                 slow += 1;
-                assert!(slow < 5, "Redis over TLS unreachable: {e}");
+                assert!(slow < 10, "Redis over TLS unreachable: {e}");
             }
             Err(e @ ReserveError::Unpriced { .. }) => panic!("an explicit estimate: {e}"),
         }

@@ -24,7 +24,7 @@
 //! relative above.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::{Client, Connection, Script, Value};
@@ -243,8 +243,7 @@ pub struct RedisStore {
     client: Client,
     /// Idle connections and how many are open: each operation takes one (or connects)
     /// and gives it back, so no caller waits behind another's slow round trip.
-    pool: Mutex<Pool>,
-    ready: std::sync::Condvar,
+    pool: Arc<Shared>,
     max_connections: usize,
     prefix: String,
     timeout: Duration,
@@ -259,6 +258,38 @@ struct Pool {
     idle: Vec<Pooled>,
     /// Connections open (idle or in use, or being made).
     open: usize,
+}
+
+/// The pool, shared with the threads that make connections.
+#[derive(Default)]
+struct Shared {
+    pool: Mutex<Pool>,
+    ready: std::sync::Condvar,
+}
+
+impl Shared {
+    fn give_back(&self, p: Pooled) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.idle.push(p);
+        drop(pool);
+        self.ready.notify_one();
+    }
+
+    /// A connection (or a slot that failed to connect) is gone.
+    fn discard(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.ready.notify_one();
+    }
+}
+
+/// A connection being made on a helper thread: its result, or that the caller gave up
+/// waiting (then the thread pools the connection, or frees its slot, itself).
+#[derive(Default)]
+struct Handoff {
+    result: Option<redis::RedisResult<Connection>>,
+    abandoned: bool,
 }
 
 struct Pooled {
@@ -332,8 +363,7 @@ impl RedisStore {
         }
         Ok(RedisStore {
             client: Client::open(url).map_err(|e| err(format!("invalid Redis URL: {e}")))?,
-            pool: Mutex::new(Pool::default()),
-            ready: std::sync::Condvar::new(),
+            pool: Arc::new(Shared::default()),
             max_connections: 8,
             prefix: "llmtel:budget:".into(),
             timeout: Duration::from_millis(200),
@@ -383,11 +413,11 @@ impl RedisStore {
         self
     }
 
-    /// Sets the deadline of a `reserve` on an open connection (default 100 ms): the most a
+    /// Sets the deadline of a `reserve`, connecting included (default 100 ms): the most a
     /// request waits on a slow or unreachable Redis before the budgets fail open or closed
-    /// (and, after a few such failures, their circuit breaker answers at once). A reserve
-    /// that must connect first (the first, or after a failure) has the connect timeout,
-    /// [`RedisStore::with_timeout`], for connecting and the call together.
+    /// (and, after a few such failures, their circuit breaker answers at once). A
+    /// connection still being made at the deadline is finished in the background and
+    /// serves the next call.
     pub fn with_reserve_timeout(mut self, timeout: Duration) -> Self {
         self.reserve_timeout = timeout;
         self
@@ -416,9 +446,8 @@ impl RedisStore {
         self.with_conn_within(self.timeout, f)
     }
 
-    /// Runs `f` on an idle connection (or a new one), within `timeout` (a call that has
-    /// to connect first gets the connect timeout, [`RedisStore::with_timeout`], if longer).
-    /// At most [`RedisStore::with_max_connections`] are open: beyond, a call waits for an
+    /// Runs `f` on an idle connection (or a new one), within `timeout`, connecting
+    /// included. At most [`RedisStore::with_max_connections`] are open: beyond, a call waits for an
     /// idle one until its deadline.
     fn with_conn_within<T>(
         &self,
@@ -428,27 +457,13 @@ impl RedisStore {
         let start = std::time::Instant::now();
         let mut p = match self.acquire(start + timeout)? {
             Some(p) => p,
-            None => {
-                let total = timeout.max(self.timeout);
-                match self.connect_within(total) {
-                    Ok(conn) => Pooled {
-                        conn,
-                        timeout: Duration::ZERO,
-                    },
-                    Err(e) => {
-                        self.discard();
-                        return Err(e);
-                    }
-                }
-            }
+            None => Pooled {
+                conn: self.connect_within(timeout)?,
+                timeout: Duration::ZERO,
+            },
         };
         // What is left of the deadline (at least a few ms to try).
-        let deadline = if p.timeout == Duration::ZERO {
-            timeout.max(self.timeout)
-        } else {
-            timeout
-        };
-        let timeout = deadline
+        let timeout = timeout
             .saturating_sub(start.elapsed())
             .max(Duration::from_millis(5));
         if p.timeout != timeout {
@@ -483,7 +498,7 @@ impl RedisStore {
     /// An idle connection, or `None` with a slot to open a new one, or an error when every
     /// connection stayed busy until `deadline`.
     fn acquire(&self, deadline: std::time::Instant) -> Result<Option<Pooled>, StoreError> {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = self.pool.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(p) = pool.idle.pop() {
                 return Ok(Some(p));
@@ -500,6 +515,7 @@ impl RedisStore {
                 )));
             }
             pool = self
+                .pool
                 .ready
                 .wait_timeout(pool, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
@@ -508,41 +524,73 @@ impl RedisStore {
     }
 
     fn give_back(&self, p: Pooled) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        pool.idle.push(p);
-        drop(pool);
-        self.ready.notify_one();
+        self.pool.give_back(p);
     }
 
-    /// A connection (or a slot that failed to connect) is gone.
     fn discard(&self) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        pool.open = pool.open.saturating_sub(1);
-        drop(pool);
-        self.ready.notify_one();
+        self.pool.discard();
     }
 
-    /// Connects within `timeout`, all told. redis-rs bounds each step of its handshake
-    /// (TCP, TLS, `AUTH`, `CLIENT SETINFO`) by the timeout, not the whole, so a server that
-    /// accepts and never answers would cost several timeouts: the connection is made on
-    /// a helper thread and abandoned at the deadline (that thread ends on its own within a
-    /// few timeouts and drops what it got).
-    fn connect_within(&self, timeout: Duration) -> Result<Connection, StoreError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let client = self.client.clone();
-        std::thread::Builder::new()
+    /// Connects, waiting at most `wait` (on a slot taken by [`RedisStore::acquire`]).
+    /// redis-rs bounds each step of its handshake (TCP, TLS, `AUTH`, `CLIENT SETINFO`) by
+    /// its timeout, not the whole, so a server that accepts and never answers would cost
+    /// several: the connection is made on a helper thread, with the connect timeout
+    /// ([`RedisStore::with_timeout`]) per step. A caller that stops waiting leaves the
+    /// connection to that thread, which pools it when it succeeds (a slow TLS handshake
+    /// serves the next call) or frees the slot.
+    fn connect_within(&self, wait: Duration) -> Result<Connection, StoreError> {
+        let handoff = Arc::new((Mutex::new(Handoff::default()), std::sync::Condvar::new()));
+        let (h, client, shared) = (handoff.clone(), self.client.clone(), self.pool.clone());
+        let step = wait.max(self.timeout);
+        let spawned = std::thread::Builder::new()
             .name("llmtel-budget-connect".into())
             .spawn(move || {
-                let _ = tx.send(client.get_connection_with_timeout(timeout));
-            })
-            .map_err(|e| err(format!("cannot start a connection thread: {e}")))?;
-        match rx.recv_timeout(timeout) {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(err(connect_hint(&self.client, e))),
-            Err(_) => Err(err(format!(
-                "cannot connect within {} ms (the server accepts but does not answer, or is too slow)",
-                timeout.as_millis()
-            ))),
+                let r = client.get_connection_with_timeout(step);
+                let mut g = h.0.lock().unwrap_or_else(|e| e.into_inner());
+                if g.abandoned {
+                    drop(g);
+                    match r {
+                        Ok(conn) => shared.give_back(Pooled {
+                            conn,
+                            timeout: Duration::ZERO,
+                        }),
+                        Err(_) => shared.discard(),
+                    }
+                } else {
+                    g.result = Some(r);
+                    drop(g);
+                    h.1.notify_one();
+                }
+            });
+        if let Err(e) = spawned {
+            self.discard();
+            return Err(err(format!("cannot start a connection thread: {e}")));
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut g = handoff.0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match g.result.take() {
+                Some(Ok(c)) => return Ok(c),
+                Some(Err(e)) => {
+                    drop(g);
+                    self.discard();
+                    return Err(err(connect_hint(&self.client, e)));
+                }
+                None => {}
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                g.abandoned = true;
+                return Err(err(format!(
+                    "cannot connect within {} ms (the server accepts but does not answer, or is too slow)",
+                    wait.as_millis()
+                )));
+            }
+            g = handoff
+                .1
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
