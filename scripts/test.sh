@@ -12,6 +12,12 @@ python3 scripts/gen_catalog.py >/dev/null
 git diff --exit-code -- crates/llmtel-pricing/data/catalog.toml
 cargo clippy --workspace --all-targets --all-features -j2 -- -D warnings
 
+# Supply chain and secrets: licences, duplicate versions and sources of every dependency
+# (cargo-deny; advisories need GitHub, which these machines cannot reach: see deny.toml), and
+# no real-shaped credential in any tracked file.
+scripts/deny.sh
+scripts/secret-scan.sh
+
 # Static checks of the ops stack (compose file, collector, Prometheus/Alertmanager configs).
 scripts/check-ops.sh
 

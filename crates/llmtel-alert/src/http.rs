@@ -1,5 +1,7 @@
 //! Sinks that POST JSON over HTTP: generic webhook, Slack, Alertmanager API v2.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -7,8 +9,10 @@ use serde_json::{Value, json};
 use crate::alert::{Alert, AlertState};
 use crate::sink::{AlertError, AlertSink};
 
-/// Timeout and retry policy shared by the HTTP sinks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Timeout, retry, header and TLS policy shared by the HTTP sinks.
+///
+/// `Debug` never shows header values (they carry tokens): each one prints as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Timeout of one request (connect + response). Default 5 s.
     pub timeout: Duration,
@@ -20,6 +24,9 @@ pub struct HttpConfig {
     pub max_backoff: Duration,
     /// Extra headers (`Authorization`, ...).
     pub headers: Vec<(String, String)>,
+    /// A PEM file of CA certificates trusted on top of the platform's roots (a private CA in
+    /// front of a webhook or Alertmanager). Default none. Needs the `tls` feature (default).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -30,11 +37,157 @@ impl Default for HttpConfig {
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             headers: Vec::new(),
+            ca_file: None,
         }
     }
 }
 
-#[derive(Debug)]
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, _)| (k.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("HttpConfig")
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("headers", &headers)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// Timeout of one request (connect + response).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Retries after the first attempt on a transport error, a 5xx or a 429.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Backoff before the first retry (doubled each time) and its upper bound.
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.backoff = first;
+        self.max_backoff = max;
+        self
+    }
+
+    /// Adds a header sent with every request (its value never appears in `Debug`).
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file on top of the platform's roots.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+}
+
+/// What `Debug` and errors show instead of a secret.
+const REDACTED: &str = "<redacted>";
+
+/// A URL as safe to show: scheme, host and port only; any user info, path and query (where
+/// webhook tokens live: Slack's URL *is* the secret) become `<redacted>`.
+pub(crate) fn display_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if (u.path().is_empty() || u.path() == "/") && u.query().is_none() {
+                String::new()
+            } else {
+                format!("/{REDACTED}")
+            };
+            format!("{}://{host}{port}{rest}", u.scheme())
+        }
+        Err(_) => REDACTED.to_owned(),
+    }
+}
+
+/// Removes URL paths, queries and user info from free text (transport error chains), and the
+/// values of `key=` / `token=` style parameters and `Bearer` tokens, whatever quotes them.
+pub(crate) fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The scheme: the alphanumeric run before "://".
+        let head = &rest[..i];
+        let scheme_start = head
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |j| j + 1);
+        out.push_str(&head[..scheme_start]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | '<' | ','))
+            .unwrap_or(after.len());
+        let url = &rest[scheme_start..i + 3 + end];
+        out.push_str(&display_url(url));
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    redact_tokens(&out)
+}
+
+fn redact_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let words: Vec<&str> = text.split(' ').collect();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        if i > 0 {
+            out.push(' ');
+        }
+        let lower = w.to_ascii_lowercase();
+        if lower == "bearer" && i + 1 < words.len() {
+            out.push_str(w);
+            out.push(' ');
+            out.push_str(REDACTED);
+            i += 2;
+            continue;
+        }
+        let secretish = ["key=", "token=", "password=", "secret=", "sig="];
+        if let Some(k) = secretish
+            .iter()
+            .find_map(|k| lower.find(k).map(|p| p + k.len()))
+        {
+            out.push_str(&w[..k]);
+            out.push_str(REDACTED);
+        } else if lower.starts_with("sk-") || w.starts_with("AIza") || lower.starts_with("xox") {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(w);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A transport error as text: reqwest's message and its causes, without the URL.
+fn transport_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !msg.contains(&s_text) {
+            msg.push_str(": ");
+            msg.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    redact_text(&msg)
+}
+
 struct Poster {
     name: &'static str,
     url: String,
@@ -42,15 +195,46 @@ struct Poster {
     client: reqwest::blocking::Client,
 }
 
+impl fmt::Debug for Poster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Poster")
+            .field("name", &self.name)
+            .field("url", &display_url(&self.url))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Poster {
     fn new(name: &'static str, url: &str, config: HttpConfig) -> Result<Self, AlertError> {
-        reqwest::Url::parse(url)
-            .map_err(|e| AlertError::Config(format!("{name}: invalid URL {url:?}: {e}")))?;
-        let client = reqwest::blocking::Client::builder()
+        let parsed = reqwest::Url::parse(url).map_err(|e| {
+            AlertError::Config(format!(
+                "{name}: invalid URL {}: {e}; give an absolute http:// or https:// URL",
+                display_url(url)
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(AlertError::Config(format!(
+                "{name}: unsupported URL scheme `{}`: give an http:// or https:// URL",
+                parsed.scheme()
+            )));
+        }
+        if parsed.scheme() == "https" && !cfg!(feature = "tls") {
+            return Err(AlertError::Config(format!(
+                "{name}: {} is https but llmtel-alert was built without its `tls` feature \
+                 (a default feature): enable it",
+                display_url(url)
+            )));
+        }
+        let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| AlertError::Config(format!("{name}: HTTP client: {e}")))?;
+            .connect_timeout(config.timeout);
+        if let Some(path) = &config.ca_file {
+            builder = with_ca_file(builder, name, path)?;
+        }
+        let client = builder.build().map_err(|e| {
+            AlertError::Config(format!("{name}: HTTP client: {}", transport_message(e)))
+        })?;
         Ok(Poster {
             name,
             url: url.to_string(),
@@ -58,7 +242,6 @@ impl Poster {
             client,
         })
     }
-
     /// POSTs `body`, retrying transport errors, 5xx and 429 with exponential backoff.
     fn post(&self, body: &Value) -> Result<(), AlertError> {
         let mut backoff = self.config.backoff;
@@ -76,7 +259,7 @@ impl Poster {
                     let e = AlertError::Status {
                         sink: self.name.to_string(),
                         status,
-                        body: text,
+                        body: redact_text(&text),
                     };
                     if !(status >= 500 || status == 429) {
                         return Err(e);
@@ -85,7 +268,7 @@ impl Poster {
                 }
                 Err(e) => AlertError::Transport {
                     sink: self.name.to_string(),
-                    message: e.to_string(),
+                    message: transport_message(e),
                 },
             };
             if attempt >= self.config.retries {
@@ -96,6 +279,56 @@ impl Poster {
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
+}
+
+#[cfg(feature = "tls")]
+fn with_ca_file(
+    builder: reqwest::blocking::ClientBuilder,
+    name: &str,
+    path: &Path,
+) -> Result<reqwest::blocking::ClientBuilder, AlertError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        AlertError::Config(format!(
+            "{name}: cannot read the CA file {}: {e}; give a readable PEM file (ca_file)",
+            path.display()
+        ))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            AlertError::Config(format!(
+                "{name}: the CA file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        })?;
+    Ok(builder.tls_certs_merge(certs))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_ca_file(
+    _builder: reqwest::blocking::ClientBuilder,
+    name: &str,
+    _path: &Path,
+) -> Result<reqwest::blocking::ClientBuilder, AlertError> {
+    Err(AlertError::Config(format!(
+        "{name}: ca_file needs llmtel-alert's `tls` feature (a default feature): enable it"
+    )))
+}
+
+/// Escapes text for Slack's `mrkdwn` (`&`, `<`, `>`), so that no value in it can ping
+/// (`<!channel>`), mention (`<@U…>`) or link (`<https://…|…>`).
+pub fn escape_slack(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn rfc3339(t: jiff::Timestamp) -> String {
@@ -146,6 +379,10 @@ impl AlertSink for WebhookSink {
 
 /// POSTs to a Slack incoming webhook (or any Slack-compatible one: Mattermost, Rocket.Chat):
 /// `{"text": "..."}` with one line per alert.
+///
+/// Every value in the text (alert name, labels such as user ids, annotations) is escaped for
+/// Slack ([`escape_slack`]): a user named `<!channel>` pings no one. The webhook URL is the
+/// secret: `Debug` shows its scheme and host only.
 #[derive(Debug)]
 pub struct SlackSink {
     poster: Poster,
@@ -179,7 +416,7 @@ impl SlackSink {
                     AlertState::Firing => ":rotating_light:",
                     AlertState::Resolved => ":white_check_mark:",
                 };
-                format!("{icon} {}", a.to_text())
+                format!("{icon} {}", escape_slack(&a.to_text()))
             })
             .collect();
         json!({ "text": lines.join("\n") })

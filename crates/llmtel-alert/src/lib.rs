@@ -22,7 +22,16 @@
 //! assert_eq!(alerts.stats().delivered, 1);
 //! ```
 //!
+//! # Security
+//! - The HTTP sinks speak https (feature `tls`, on by default: rustls with the platform's
+//!   certificate verifier); [`HttpConfig::with_ca_file`] trusts a private CA as well.
+//! - Webhook URLs (Slack's URL *is* the secret), header values and tokens never appear in
+//!   `Debug` or in errors: URLs show as `scheme://host/<redacted>`, headers as `<redacted>`,
+//!   and a transport error ([`DispatchStats::last_error`]) carries no URL path or query.
+//! - Slack text is escaped ([`escape_slack`]): a label value cannot ping or link.
+//!
 //! # Feature flags
+//! - `tls` (default): https for the HTTP sinks, and [`HttpConfig::ca_file`].
 //! - `testing`: [`MemorySink`], an in-memory sink to assert on delivered alerts.
 #![warn(
     missing_docs,
@@ -38,7 +47,7 @@ mod sink;
 
 pub use alert::{Alert, AlertState, Severity};
 pub use dispatch::{AlertDispatcher, DispatchStats, DispatcherBuilder};
-pub use http::{AlertmanagerSink, HttpConfig, SlackSink, WebhookSink};
+pub use http::{AlertmanagerSink, HttpConfig, SlackSink, WebhookSink, escape_slack};
 #[cfg(feature = "testing")]
 pub use sink::MemorySink;
 pub use sink::{AlertError, AlertSink, LogSink};

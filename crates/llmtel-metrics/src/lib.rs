@@ -14,6 +14,11 @@
 //!   and llmtel's health counters, in OpenMetrics with exemplars that link a latency or cost
 //!   observation to its trace id; served by a built-in listener or mounted in an axum app.
 //!
+//! Every listener here is hardened ([`listener::Limits`]): concurrent connections up to a
+//! limit (extra ones refused and counted), a header-read timeout (a slow client never delays
+//! a scrape), an idle timeout, and head and body size limits. It binds where it is told: the
+//! default is `127.0.0.1:9464`.
+//!
 //! Both keep counts and cost totals **exact**: cost is summed in pico-dollars (`u128`) and
 //! converted to `f64` only when exported. Both go through a [`CardinalityGuard`]: user and
 //! session ids are never labels unless asked for ([`Dimension`]), and each label has a cap on
@@ -32,7 +37,9 @@
 //!
 //! # Feature flags
 //! - `prometheus` (default): [`PrometheusSink`], its OpenMetrics encoder and built-in listener.
-//! - `axum`: [`prometheus::axum_router`] and [`prometheus::metrics_handler`].
+//! - `axum`: [`prometheus::axum_router`] and [`prometheus::metrics_handler`] (and `serve`).
+//! - `serve`: [`listener::serve_with_limits`], the hardened listener for any axum router
+//!   (connection limit, header-read and idle timeouts, size limits).
 //! - `otlp`: [`otlp_meter_provider`], OTLP/HTTP (protobuf) export of the OpenTelemetry metrics.
 #![warn(
     missing_docs,
@@ -41,6 +48,7 @@
     rust_2018_idioms
 )]
 
+pub mod listener;
 #[cfg(feature = "otlp")]
 mod otlp;
 #[cfg(feature = "prometheus")]

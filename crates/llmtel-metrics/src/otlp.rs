@@ -1,6 +1,7 @@
 //! OTLP/HTTP export of the OpenTelemetry metrics (feature `otlp`).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -26,6 +27,49 @@ pub struct OtlpMetricsConfig {
     pub service_name: Option<String>,
     /// More resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`).
     pub resource: Vec<KeyValue>,
+    /// A PEM file of CA certificates trusted for an `https://` endpoint on top of the
+    /// platform's roots (else `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE`, else
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl OtlpMetricsConfig {
+    /// Trusts the CA certificates of this PEM file for an https endpoint.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+}
+
+/// The CA certificates to trust, from the config or the environment.
+fn ca_certs(config: &OtlpMetricsConfig) -> Result<Vec<reqwest::Certificate>, MetricsError> {
+    let source = match &config.ca_file {
+        Some(p) => Some((p.clone(), "ca_file")),
+        None => [
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        ]
+        .into_iter()
+        .find_map(|v| env(v).map(|p| (PathBuf::from(p), v))),
+    };
+    let Some((path, from)) = source else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(&path).map_err(|e| {
+        MetricsError::Otlp(format!(
+            "cannot read the CA certificate file {} ({from}): {e}; give a readable PEM file",
+            path.display()
+        ))
+    })?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            MetricsError::Otlp(format!(
+                "the CA certificate file {} ({from}) holds no PEM certificate",
+                path.display()
+            ))
+        })
 }
 
 fn env(key: &str) -> Option<String> {
@@ -59,6 +103,10 @@ fn metrics_url(explicit: Option<&str>) -> String {
 /// [`OtelMetricsSink::from_provider`](crate::OtelMetricsSink::from_provider) and call
 /// `shutdown()` on it (or drop the last clone) at exit to flush.
 ///
+/// An `https://` endpoint works out of the box (rustls with the platform's certificate
+/// verifier); [`OtlpMetricsConfig::ca_file`] or `OTEL_EXPORTER_OTLP_CERTIFICATE` trusts a
+/// private CA as well.
+///
 /// gRPC is not offered here (tonic needs the app's tokio runtime for the periodic reader);
 /// apps on gRPC build their own provider and pass its meter to the sink.
 ///
@@ -84,6 +132,7 @@ pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider
             return Err(MetricsError::Protocol(p));
         }
     }
+    let certs = ca_certs(&config)?;
     let url = metrics_url(config.endpoint.as_deref());
     let mut headers: HashMap<String, String> = env("OTEL_EXPORTER_OTLP_HEADERS")
         .map(|h| {
@@ -94,11 +143,17 @@ pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider
         })
         .unwrap_or_default();
     headers.extend(config.headers);
-    // A blocking client, built off any async runtime (reqwest forbids building or dropping
-    // its inner runtime inside one); the periodic reader runs on its own thread.
-    let client = std::thread::spawn(reqwest::blocking::Client::new)
-        .join()
-        .map_err(|_| MetricsError::Otlp("cannot build the HTTP client".into()))?;
+    // A blocking client (rustls, the platform's verifier plus the CA), built off any async
+    // runtime (reqwest forbids building or dropping its inner runtime inside one); the
+    // periodic reader runs on its own thread.
+    let client = std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .tls_certs_merge(certs)
+            .build()
+    })
+    .join()
+    .map_err(|_| MetricsError::Otlp("cannot build the HTTP client".into()))?
+    .map_err(|e| MetricsError::Otlp(format!("cannot build the HTTP client: {e}")))?;
     let mut b = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)

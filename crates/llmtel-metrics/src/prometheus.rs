@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use llmtel::{CallSink, LlmCall, Usd};
 use prometheus_client::collector::Collector;
@@ -18,6 +18,7 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::CardinalityGuard;
+use crate::listener::{Limits, ListenerStats, REFUSED_RESPONSE};
 use crate::names::PROMETHEUS_LATENCY_BUCKETS;
 use crate::{Dimension, MetricsError, UNKNOWN_VALUE};
 
@@ -80,10 +81,14 @@ impl EncodeMetric for ExactUsdCounter {
 
 /// llmtel's health counters, read from [`llmtel::health()`] at scrape time, and the guard's
 /// overflow counter.
+/// The built-in listeners of a sink and their counters, by address.
+type Listeners = Arc<Mutex<Vec<(String, Limits)>>>;
+
 #[derive(Debug)]
 struct HealthCollector {
     guard: Arc<CardinalityGuard>,
     health: bool,
+    listeners: Listeners,
 }
 
 impl Collector for HealthCollector {
@@ -151,6 +156,32 @@ impl Collector for HealthCollector {
             let fe = me.encode_family(&ls)?;
             ConstCounter::new(n).encode(fe)?;
         }
+        let listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !listeners.is_empty() {
+            let mut me = encoder.encode_descriptor(
+                "llmtel_metrics_listener_connections",
+                "Connections of the built-in metrics listener by outcome: accepted, refused (over the connection limit), timed_out (slow head or idle), too_large (head or body)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (addr, limits) in &listeners {
+                let st = limits.stats();
+                for (outcome, n) in [
+                    ("accepted", st.accepted),
+                    ("refused", st.refused),
+                    ("timed_out", st.timed_out),
+                    ("too_large", st.too_large),
+                ] {
+                    let ls = [("listener", addr.as_str()), ("outcome", outcome)];
+                    let fe = me.encode_family(&ls)?;
+                    ConstCounter::new(n).encode(fe)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -163,6 +194,7 @@ struct Inner {
     cost: Family<Labels, ExactUsdCounter>,
     guard: Arc<CardinalityGuard>,
     dims: Vec<Dimension>,
+    listeners: Listeners,
 }
 
 impl fmt::Debug for Inner {
@@ -260,9 +292,11 @@ impl PrometheusSinkBuilder {
         );
         registry.register("llm_tokens", "LLM tokens by model and type", tokens.clone());
         registry.register("llm_cost_usd", "LLM spend in USD by model", cost.clone());
+        let listeners = Listeners::default();
         registry.register_collector(Box::new(HealthCollector {
             guard: guard.clone(),
             health: self.health,
+            listeners: listeners.clone(),
         }));
         PrometheusSink {
             inner: Arc::new(Inner {
@@ -273,6 +307,7 @@ impl PrometheusSinkBuilder {
                 cost,
                 guard,
                 dims: self.dims,
+                listeners,
             }),
         }
     }
@@ -369,27 +404,48 @@ impl PrometheusSink {
         }
     }
 
-    /// Serves `GET /metrics` on `addr` from a thread of its own (no async runtime needed).
+    /// Serves `GET /metrics` on `addr` from threads of its own (no async runtime needed),
+    /// within the default [`Limits`]: connections are served concurrently (a slow client never
+    /// delays a scrape), at most 64 at a time, a request head must arrive within 5 s, an idle
+    /// kept-alive connection is closed after 30 s.
     ///
     /// # Errors
     /// [`MetricsError::Addr`] or [`MetricsError::Bind`].
     pub fn serve(&self, addr: &str) -> Result<MetricsServer, MetricsError> {
+        self.serve_with_limits(addr, Limits::default())
+    }
+
+    /// As [`PrometheusSink::serve`], within `limits`; [`MetricsServer::stats`] counts what
+    /// was accepted and refused, and so does the series
+    /// `llmtel_metrics_listener_connections_total{listener, outcome}` of this sink.
+    ///
+    /// # Errors
+    /// [`MetricsError::Addr`] or [`MetricsError::Bind`].
+    pub fn serve_with_limits(
+        &self,
+        addr: &str,
+        limits: Limits,
+    ) -> Result<MetricsServer, MetricsError> {
         let sa: SocketAddr = addr
             .to_socket_addrs()
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| MetricsError::Addr(addr.to_owned()))?;
-        let listener = TcpListener::bind(sa).map_err(|source| MetricsError::Bind {
+        let bind_err = |source| MetricsError::Bind {
             addr: addr.to_owned(),
             source,
-        })?;
-        let local = listener.local_addr().map_err(|source| MetricsError::Bind {
-            addr: addr.to_owned(),
-            source,
-        })?;
+        };
+        let listener = TcpListener::bind(sa).map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let sink = self.clone();
         let stop2 = stop.clone();
+        let l = limits.clone();
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((local.to_string(), limits.clone()));
         let thread = std::thread::Builder::new()
             .name("llmtel-metrics".into())
             .spawn(move || {
@@ -397,18 +453,30 @@ impl PrometheusSink {
                     if stop2.load(Ordering::Acquire) {
                         break;
                     }
-                    if let Ok(stream) = conn {
-                        handle(&sink, stream);
-                    }
+                    let Ok(stream) = conn else {
+                        // Out of descriptors or similar: do not spin.
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    let Some(slot) = l.counters().try_admit(l.max_connections()) else {
+                        refuse(stream);
+                        continue;
+                    };
+                    let (sink, l) = (sink.clone(), l.clone());
+                    // A failed spawn drops the closure, hence the slot and the stream.
+                    let _ = std::thread::Builder::new()
+                        .name("llmtel-metrics-conn".into())
+                        .spawn(move || {
+                            serve_connection(&sink, stream, &l);
+                            drop(slot);
+                        });
                 }
             })
-            .map_err(|source| MetricsError::Bind {
-                addr: addr.to_owned(),
-                source,
-            })?;
+            .map_err(bind_err)?;
         Ok(MetricsServer {
             addr: local,
             stop,
+            limits,
             thread: Some(thread),
         })
     }
@@ -430,42 +498,233 @@ impl PrometheusSink {
     }
 }
 
-fn handle(sink: &PrometheusSink, mut stream: TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+/// Tells a connection over the limit to come back later, without ever blocking the accept
+/// loop, and closes it.
+fn refuse(stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let mut w = &stream;
+    let _ = w.write(REFUSED_RESPONSE);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Why a request could not be read.
+enum ReadError {
+    /// The peer closed, or the connection failed.
+    Closed,
+    /// Too slow (head) or idle too long.
+    TimedOut,
+    /// The head is over the limit.
+    TooLarge,
+}
+
+/// Reads into `buf` until it holds a whole request head; returns the head's length.
+fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    first: bool,
+) -> Result<usize, ReadError> {
+    let mut chunk = [0u8; 4096];
+    if buf.is_empty() && !first {
+        // Kept alive: wait for the next request at most the idle timeout.
+        let _ = stream.set_read_timeout(Some(limits.idle_timeout()));
         match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => return Err(ReadError::Closed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => return Err(ReadError::TimedOut),
+            Err(_) => return Err(ReadError::Closed),
         }
     }
-    let head = String::from_utf8_lossy(&buf);
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let accept = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("accept"))
-        .map(|(_, v)| v.trim().to_owned());
-    let path = path.split('?').next().unwrap_or("");
-    let (status, body, ctype) = if method == "GET" && (path == "/metrics" || path == "/") {
-        let (b, c) = sink.encode_for(accept.as_deref());
-        ("200 OK", b, c)
-    } else {
-        (
-            "404 Not Found",
-            "not found: GET /metrics\n".to_owned(),
-            "text/plain",
-        )
-    };
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    // The whole head within the header-read timeout, however the bytes trickle in.
+    let deadline = Instant::now() + limits.header_read_timeout();
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if i + 4 > limits.max_header_bytes() {
+                return Err(ReadError::TooLarge);
+            }
+            return Ok(i + 4);
+        }
+        if buf.len() > limits.max_header_bytes() {
+            return Err(ReadError::TooLarge);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ReadError::TimedOut);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(ReadError::Closed),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if is_timeout(&e) => return Err(ReadError::TimedOut),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(ReadError::Closed),
+        }
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &str,
+    keep_alive: bool,
+) -> bool {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    // One buffer, one write: no response split over many small segments.
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
         body.len()
     );
+    stream
+        .write_all(response.as_bytes())
+        .and_then(|()| stream.flush())
+        .is_ok()
+}
+
+/// Serves the requests of one connection (kept alive while the client wants it and stays
+/// within the limits).
+fn serve_connection(sink: &PrometheusSink, mut stream: TcpStream, limits: &Limits) {
+    let _ = stream.set_write_timeout(Some(
+        limits.header_read_timeout().max(Duration::from_secs(5)),
+    ));
+    let counters = limits.counters();
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut first = true;
+    loop {
+        let head_len = match read_head(&mut stream, &mut buf, limits, first) {
+            Ok(n) => n,
+            Err(ReadError::Closed) => return,
+            Err(ReadError::TimedOut) => {
+                counters.timed_out();
+                if !buf.is_empty() {
+                    respond(
+                        &mut stream,
+                        "408 Request Timeout",
+                        "text/plain",
+                        "request head too slow\n",
+                        false,
+                    );
+                }
+                return;
+            }
+            Err(ReadError::TooLarge) => {
+                counters.too_large();
+                respond(
+                    &mut stream,
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    "request head too large\n",
+                    false,
+                );
+                return;
+            }
+        };
+        first = false;
+        let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+        buf.drain(..head_len);
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default();
+        let mut parts = request_line.split_whitespace();
+        let (method, path, version) = (
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let mut keep_alive = version == "HTTP/1.1"
+            && !header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if header("transfer-encoding").is_some() {
+            // No chunked bodies on a scrape endpoint.
+            counters.too_large();
+            respond(
+                &mut stream,
+                "411 Length Required",
+                "text/plain",
+                "chunked bodies are not accepted\n",
+                false,
+            );
+            return;
+        }
+        let body_len = match header("content-length").map(|v| v.parse::<u64>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "text/plain",
+                    "invalid content-length\n",
+                    false,
+                );
+                return;
+            }
+        };
+        if body_len > limits.max_body_bytes() as u64 {
+            counters.too_large();
+            respond(
+                &mut stream,
+                "413 Payload Too Large",
+                "text/plain",
+                "request body too large\n",
+                false,
+            );
+            return;
+        }
+        // Read and drop the (small) body, within the header-read timeout.
+        let deadline = Instant::now() + limits.header_read_timeout();
+        let mut chunk = [0u8; 4096];
+        while (buf.len() as u64) < body_len {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                counters.timed_out();
+                return;
+            }
+            let _ = stream.set_read_timeout(Some(left));
+            match stream.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if is_timeout(&e) => {
+                    counters.timed_out();
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        buf.drain(..body_len as usize);
+        let path = path.split('?').next().unwrap_or("");
+        let sent = if method == "GET" && (path == "/metrics" || path == "/") {
+            let (b, c) = sink.encode_for(header("accept"));
+            respond(&mut stream, "200 OK", c, &b, keep_alive)
+        } else {
+            keep_alive &= method == "GET" || method == "HEAD";
+            respond(
+                &mut stream,
+                "404 Not Found",
+                "text/plain",
+                "not found: GET /metrics\n",
+                keep_alive,
+            )
+        };
+        if !sent || !keep_alive {
+            return;
+        }
+    }
 }
 
 /// The built-in metrics listener; stops when dropped.
@@ -473,6 +732,7 @@ fn handle(sink: &PrometheusSink, mut stream: TcpStream) {
 pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    limits: Limits,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -480,6 +740,12 @@ impl MetricsServer {
     /// The address it listens on (the actual port when `:0` was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the listener accepted, refused (over `max_connections`), timed out and found too
+    /// large.
+    pub fn stats(&self) -> ListenerStats {
+        self.limits.stats()
     }
 }
 

@@ -5,6 +5,11 @@
 //!   `GET /healthz`);
 //! - [`serve`]: the same on an address of its own, from a thread of its own (no async
 //!   runtime needed in the app); it stops when the returned [`DashboardServer`] is dropped.
+//!   It is served by llmtel-metrics' hardened listener
+//!   ([`llmtel_metrics::listener::serve_with_limits`]): at most 64 connections at a time (more
+//!   are answered `503` and counted), 5 s to send a request head, 30 s idle, 16 KiB of head,
+//!   64 KiB of body; [`serve_with_limits`] takes other [`Limits`], and
+//!   [`DashboardServer::stats`] counts what was refused.
 //!
 //! It binds where it is told: give `127.0.0.1:<port>` unless the dashboard must be reachable
 //! from other hosts (the snapshot names models and features, never content).
@@ -23,6 +28,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
 use serde::Serialize;
+
+pub use llmtel_metrics::listener::{Limits, ListenerStats};
 
 use crate::monitor::Snapshot;
 use crate::pipeline::{Quality, QualityStats};
@@ -82,11 +89,25 @@ pub fn router<S>(quality: Quality) -> axum::Router<S> {
 }
 
 /// Serves [`router`] on `addr` (`127.0.0.1:0` picks a free port) from a thread of its own
-/// with a single-threaded runtime. The server holds a clone of `quality` until it stops.
+/// with a single-threaded runtime, within the default [`Limits`]. The server holds a clone of
+/// `quality` until it stops.
 ///
 /// # Errors
 /// [`DashboardError::Addr`], [`DashboardError::Bind`] or [`DashboardError::Start`].
 pub fn serve(quality: &Quality, addr: &str) -> Result<DashboardServer, DashboardError> {
+    serve_with_limits(quality, addr, Limits::default())
+}
+
+/// As [`serve`], within `limits` (connections, header-read and idle timeouts, head and body
+/// sizes).
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_with_limits(
+    quality: &Quality,
+    addr: &str,
+    limits: Limits,
+) -> Result<DashboardServer, DashboardError> {
     let sa: SocketAddr = addr
         .to_socket_addrs()
         .ok()
@@ -101,10 +122,12 @@ pub fn serve(quality: &Quality, addr: &str) -> Result<DashboardServer, Dashboard
     listener.set_nonblocking(true).map_err(bind_err)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .map_err(DashboardError::Start)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app: axum::Router = router(quality.clone());
+    let server_limits = limits.clone();
     let thread = std::thread::Builder::new()
         .name("llmtel-dashboard".into())
         .spawn(move || {
@@ -112,16 +135,21 @@ pub fn serve(quality: &Quality, addr: &str) -> Result<DashboardServer, Dashboard
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
+                let _ = llmtel_metrics::listener::serve_with_limits_until(
+                    listener,
+                    app,
+                    server_limits,
+                    async {
                         let _ = stop_rx.await;
-                    })
-                    .await;
+                    },
+                )
+                .await;
             });
         })
         .map_err(DashboardError::Start)?;
     Ok(DashboardServer {
         addr: local,
+        limits,
         stop: Some(stop_tx),
         thread: Some(thread),
     })
@@ -131,6 +159,7 @@ pub fn serve(quality: &Quality, addr: &str) -> Result<DashboardServer, Dashboard
 #[derive(Debug)]
 pub struct DashboardServer {
     addr: SocketAddr,
+    limits: Limits,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -139,6 +168,12 @@ impl DashboardServer {
     /// The address it listens on (the actual port when `:0` was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the listener accepted, refused (over the connection limit), timed out and found
+    /// too large.
+    pub fn stats(&self) -> ListenerStats {
+        self.limits.stats()
     }
 }
 
@@ -150,5 +185,97 @@ impl Drop for DashboardServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+mod tests {
+    //! The dashboard's listener is hardened: a slow client does not delay `/snapshot`, it is
+    //! cut off by the header-read timeout, extra connections are refused and counted, an
+    //! oversized body is refused.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn get(addr: SocketAddr, path: &str) -> (String, Duration) {
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        (out, t0.elapsed())
+    }
+
+    fn wait_until(server: &DashboardServer, pred: impl Fn(&ListenerStats) -> bool) {
+        let t0 = Instant::now();
+        while !pred(&server.stats()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                server.stats()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_slow_client_never_delays_the_snapshot_and_is_cut_off() {
+        let quality = Quality::builder().build();
+        let limits = Limits::new().with_header_read_timeout(Duration::from_secs(2));
+        let server = serve_with_limits(&quality, "127.0.0.1:0", limits).unwrap();
+        let mut slow = TcpStream::connect(server.local_addr()).unwrap();
+        slow.write_all(b"G").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let (answer, took) = get(server.local_addr(), "/snapshot");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(took < Duration::from_secs(1), "took {took:?}");
+        // Cut off after the 2 s header-read timeout, and counted.
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest);
+        wait_until(&server, |s| s.timed_out == 1);
+    }
+
+    #[test]
+    fn extra_connections_are_refused_and_an_oversized_body_is_refused() {
+        let quality = Quality::builder().build();
+        let limits = Limits::new()
+            .with_max_connections(1)
+            .with_max_body_bytes(1024);
+        let server = serve_with_limits(&quality, "127.0.0.1:0", limits).unwrap();
+        let held = TcpStream::connect(server.local_addr()).unwrap();
+        wait_until(&server, |s| s.active == 1);
+        // Told 503 and closed before it sends anything.
+        let mut extra = TcpStream::connect(server.local_addr()).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = String::new();
+        let _ = extra.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        wait_until(&server, |s| s.refused == 1);
+        drop(held);
+        wait_until(&server, |s| s.active == 0);
+
+        let mut c = TcpStream::connect(server.local_addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            c,
+            "POST /snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 10485760\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+        wait_until(&server, |s| s.too_large == 1);
     }
 }

@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 use llmtel_alert::Severity;
 use serde::Serialize;
 
+use crate::thresholds::{Crossed, Limits};
+
 /// Which way a metric goes when quality degrades.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,19 +64,35 @@ impl DetectorKind {
 
 /// The settings of one detector.
 ///
-/// A closed window with at least `min_samples` values is compared with the baseline, an EWMA
-/// of the previous healthy windows' values with an EWMA of their absolute deviation (`dev`).
-/// The window **breaches** when it moved the bad way by more than
-/// `max(abs_min, rel_min·|baseline|, k·dev)`. The detector fires after `fire_after`
-/// consecutive breaching windows and resolves after `resolve_after` consecutive windows back
-/// within half that threshold (hysteresis). The baseline learns only from healthy windows, so
-/// a lasting degradation does not become the new normal while it is alerting; it starts
-/// judging after `warmup_windows` windows.
+/// **Blocks.** A detector judges blocks of calls, not clock windows: the values of closed
+/// windows accumulate until the block holds at least `min_samples` values (calls, successful
+/// calls, ratings, priced calls or evaluations, by kind), then the block is judged as one
+/// and a new one starts. At high traffic a block is one window (detection within a couple of
+/// windows); at low traffic it spans as many windows as it takes (at 20 calls a minute, 3
+/// windows of calls or 4 of ratings), so no window is thrown away for being small. A block
+/// that waits longer than [`crate::MonitorConfig::insufficient_after`] for its values marks
+/// the detector as having insufficient data (snapshot and gauge).
+///
+/// **Rules.** A block **breaches** when either
+/// - it is past a threshold the user stated ([`crate::Thresholds`]: error rate above 20 %,
+///   p95 at 2× its baseline, rating below 0.6 by default), or
+/// - it moved the bad way from the learned baseline by more than
+///   `max(abs_min, rel_min·|baseline|, k·dev)`, where the baseline is an EWMA of healthy
+///   blocks and `dev` an EWMA of their absolute deviation (judged after `warmup_windows`
+///   healthy blocks).
+///
+/// Breaching blocks add one to a counter, other blocks take one off; the detector fires when
+/// the counter reaches `fire_after`. While firing, it resolves after `resolve_after`
+/// consecutive blocks back within half the learned threshold and past every stated
+/// threshold by its margin (hysteresis), or after `resolve_after + 1` consecutive blocks that
+/// do not breach (so a series that settles just inside a threshold does not keep an alert
+/// forever). The baseline learns only from blocks well within its threshold, so a lasting
+/// degradation does not become the new normal.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DetectorConfig {
     /// Which way is bad.
     pub direction: Direction,
-    /// Fewest values in a window for it to count.
+    /// Fewest values a block needs to be judged (see above).
     pub min_samples: u64,
     /// Smallest absolute move that can breach.
     pub abs_min: f64,
@@ -82,11 +100,11 @@ pub struct DetectorConfig {
     pub rel_min: f64,
     /// Moves within `k` mean absolute deviations of the baseline never breach.
     pub k: f64,
-    /// Healthy windows needed before the detector judges.
+    /// Healthy blocks needed before the learned rule judges.
     pub warmup_windows: u32,
-    /// Consecutive breaching windows before firing.
+    /// Breaching blocks (net of healthy ones) before firing.
     pub fire_after: u32,
-    /// Consecutive recovered windows before resolving.
+    /// Consecutive recovered blocks before resolving.
     pub resolve_after: u32,
     /// Severity of its alerts.
     #[serde(skip)]
@@ -97,6 +115,20 @@ pub struct DetectorConfig {
 
 impl DetectorConfig {
     /// The default settings for a kind of detector.
+    ///
+    /// | kind | `min_samples` | learned rule breaches at |
+    /// |---|---|---|
+    /// | error rate | 50 calls | +max(5 points, 100 %, 4 dev) |
+    /// | p95 latency | 50 successful calls | +max(75 %, 4 dev) |
+    /// | cost per call | 50 priced calls | +max(50 %, 4 dev) |
+    /// | truncation rate | 50 successful calls | +max(5 points, 100 %, 4 dev) |
+    /// | rating | 20 ratings | −max(0.1, 4 dev) |
+    /// | evaluator score | 20 evaluations | −max(0.1, 4 dev) |
+    ///
+    /// All: warm-up 5 blocks, fire after 2 breaching blocks, resolve after 2 recovered ones.
+    /// The p95 of a block of 50 calls varies by about 15 % from block to block, so the
+    /// learned latency rule fires from 1.75× the baseline: a doubling (the stated 2× rule)
+    /// is then caught at low traffic too, and 1.5× is not.
     pub fn default_for(kind: &DetectorKind) -> Self {
         let base = DetectorConfig {
             direction: Direction::Up,
@@ -106,7 +138,7 @@ impl DetectorConfig {
             k: 4.0,
             warmup_windows: 5,
             fire_after: 2,
-            resolve_after: 3,
+            resolve_after: 2,
             severity: Severity::Warning,
             enabled: true,
         };
@@ -122,7 +154,11 @@ impl DetectorConfig {
                 rel_min: 1.0,
                 ..base
             },
-            DetectorKind::LatencyP95 | DetectorKind::CostPerCall => base,
+            DetectorKind::LatencyP95 => DetectorConfig {
+                rel_min: 0.75,
+                ..base
+            },
+            DetectorKind::CostPerCall => base,
             DetectorKind::Rating | DetectorKind::EvaluatorScore(_) => DetectorConfig {
                 direction: Direction::Down,
                 min_samples: 20,
@@ -134,33 +170,37 @@ impl DetectorConfig {
     }
 }
 
-/// What a detector decided on a window.
+/// What a detector decided on a block.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Transition {
     Fire {
         value: f64,
-        baseline: f64,
+        baseline: Option<f64>,
         threshold: f64,
+        /// `stated` (a user threshold) or `learned` (the baseline rule).
+        rule: &'static str,
     },
     Resolve {
         value: f64,
-        baseline: f64,
+        baseline: Option<f64>,
     },
 }
 
 /// The state of one detector for one (model, feature): a few numbers, whatever the traffic.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct DetectorState {
-    /// Baseline (EWMA of healthy window values), once there is one.
+    /// Baseline (EWMA of healthy block values), once there is one.
     pub baseline: Option<f64>,
-    /// EWMA of the absolute deviation of healthy windows from the baseline.
+    /// EWMA of the absolute deviation of healthy blocks from the baseline.
     pub dev: f64,
-    /// Healthy windows learnt.
+    /// Healthy blocks learnt.
     pub learnt: u32,
-    /// Consecutive breaching windows.
+    /// Breach counter: +1 a breaching block, −1 another (not below 0).
     pub breaches: u32,
-    /// Consecutive recovered windows while firing.
+    /// Consecutive recovered blocks while firing.
     pub recovered: u32,
+    /// Consecutive blocks that did not breach while firing.
+    pub calm: u32,
     /// Whether the detector is firing.
     pub firing: bool,
     /// When it started firing.
@@ -169,8 +209,18 @@ pub struct DetectorState {
     /// When it last resolved (for the cooldown).
     #[serde(skip)]
     pub resolved_at: Option<SystemTime>,
-    /// The last window's value.
+    /// The last judged block's value.
     pub last_value: Option<f64>,
+    /// Blocks judged.
+    pub judged: u64,
+    /// Values in the block being filled.
+    pub samples: u64,
+    /// Values a block needs to be judged (`min_samples`).
+    pub needed: u64,
+    /// Since when the detector has lacked the values to judge within
+    /// [`crate::MonitorConfig::insufficient_after`], Unix seconds; `None` when it judges in
+    /// time.
+    pub insufficient_since_unix_s: Option<f64>,
 }
 
 const BASELINE_ALPHA: f64 = 0.1;
@@ -192,10 +242,12 @@ impl DetectorState {
         }
     }
 
-    /// Feeds one closed window's value; returns a firing or resolving transition.
+    /// Judges one block's value against the learned baseline and the stated `limits`;
+    /// returns a firing or resolving transition.
     pub(crate) fn step(
         &mut self,
         cfg: &DetectorConfig,
+        limits: &Limits,
         v: f64,
         at: SystemTime,
         cooldown: Duration,
@@ -204,35 +256,56 @@ impl DetectorState {
             return None;
         }
         self.last_value = Some(v);
-        let Some(b) = self.baseline.filter(|_| self.learnt >= cfg.warmup_windows) else {
-            self.learn(v);
-            return None;
+        self.judged += 1;
+        let warm = self.baseline.filter(|_| self.learnt >= cfg.warmup_windows);
+        let (learned_breach, learned_clear) = match warm {
+            Some(b) => {
+                let threshold = cfg.abs_min.max(cfg.rel_min * b.abs()).max(cfg.k * self.dev);
+                let moved = match cfg.direction {
+                    Direction::Up => v - b,
+                    Direction::Down => b - v,
+                };
+                let t = match cfg.direction {
+                    Direction::Up => b + threshold,
+                    Direction::Down => b - threshold,
+                };
+                ((moved > threshold).then_some(t), moved <= threshold / 2.0)
+            }
+            None => (None, true),
         };
-        let threshold = cfg.abs_min.max(cfg.rel_min * b.abs()).max(cfg.k * self.dev);
-        let moved = match cfg.direction {
-            Direction::Up => v - b,
-            Direction::Down => b - v,
+        let (crossed, stated_clear) = limits.check(v, warm);
+        let breach = match (crossed, learned_breach) {
+            (Some(Crossed::Above(x) | Crossed::Below(x) | Crossed::Factor(_, x)), _) => {
+                Some((x, "stated"))
+            }
+            (None, Some(t)) => Some((t, "learned")),
+            (None, None) => None,
         };
+        let clear = learned_clear && stated_clear;
         if self.firing {
-            if moved <= threshold / 2.0 {
-                self.recovered += 1;
-                if self.recovered >= cfg.resolve_after {
-                    self.firing = false;
-                    self.recovered = 0;
-                    self.breaches = 0;
-                    self.firing_since = None;
-                    self.resolved_at = Some(at);
-                    return Some(Transition::Resolve {
-                        value: v,
-                        baseline: b,
-                    });
-                }
-            } else {
+            if breach.is_some() {
                 self.recovered = 0;
+                self.calm = 0;
+                return None;
+            }
+            self.calm += 1;
+            self.recovered = if clear { self.recovered + 1 } else { 0 };
+            let resolve_after = cfg.resolve_after.max(1);
+            if self.recovered >= resolve_after || self.calm > resolve_after {
+                self.firing = false;
+                self.recovered = 0;
+                self.calm = 0;
+                self.breaches = 0;
+                self.firing_since = None;
+                self.resolved_at = Some(at);
+                return Some(Transition::Resolve {
+                    value: v,
+                    baseline: warm,
+                });
             }
             return None;
         }
-        if moved > threshold {
+        if let Some((threshold, rule)) = breach {
             self.breaches += 1;
             let cooling = self
                 .resolved_at
@@ -240,16 +313,22 @@ impl DetectorState {
             if self.breaches >= cfg.fire_after && !cooling {
                 self.firing = true;
                 self.recovered = 0;
+                self.calm = 0;
                 self.firing_since = Some(at);
                 return Some(Transition::Fire {
                     value: v,
-                    baseline: b,
+                    baseline: warm,
                     threshold,
+                    rule,
                 });
             }
         } else {
-            self.breaches = 0;
-            self.learn(v);
+            self.breaches = self.breaches.saturating_sub(1);
+            // A block in a stated threshold's margin still teaches the baseline, except the
+            // margin of a factor rule (which is relative to the baseline itself).
+            if learned_clear && limits.factor_clear(v, warm) {
+                self.learn(v);
+            }
         }
         None
     }

@@ -17,9 +17,12 @@
 //! - **user feedback** ([`Feedback`]) attached to a past call by response id, trace id or
 //!   span context;
 //! - a **monitor** ([`Monitor`]) of per (model, feature) windows with detectors (error rate,
-//!   p95 latency, rating, evaluator scores, truncation rate, cost per call), EWMA trends and
-//!   Page-Hinkley change points, alerts through `llmtel-alert` (firing and resolved,
-//!   deduplicated, with a cooldown), and bounded memory ([`Footprint`]);
+//!   p95 latency, rating, evaluator scores, truncation rate, cost per call) that judge blocks
+//!   of enough values at any traffic, against thresholds users state ([`Thresholds`]:
+//!   error rate above 20 %, p95 latency at 2× its baseline, rating below 0.6 by default) and
+//!   learned baselines; EWMA trends and Page-Hinkley change points; alerts through
+//!   `llmtel-alert` (firing and resolved with hysteresis, deduplicated, with a cooldown); a
+//!   report of the series it lacks the data to judge; and bounded memory ([`Footprint`]);
 //! - evaluation results and feedback emitted as **`gen_ai.evaluation.result`** spans
 //!   parented to the evaluated call's span ([`emit_evaluation`]);
 //! - **dashboard data** as one serde [`Snapshot`], served as JSON by the optional
@@ -68,8 +71,10 @@
 //!
 //! # Time
 //! The monitor files every event under its own time (a call's end, a rating's `at`), never
-//! the wall clock at processing, so tests drive it with a simulated clock and late events do
-//! not distort windows (an event older than the open window is counted in the open window).
+//! the wall clock at processing, so tests drive it with a simulated clock. A call older than
+//! the open window is counted in the open window; a rating counts in the window of the call
+//! it rates, if it arrives within [`MonitorConfig::feedback_grace`] (later ones are counted
+//! in [`MonitorStats::late_feedback`] and left out of detection).
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -91,6 +96,7 @@ mod pipeline;
 mod score;
 mod signals;
 mod sketch;
+mod thresholds;
 
 pub use detect::{
     ChangePoint, DetectorConfig, DetectorKind, DetectorState, Direction, Trend, TrendDirection,
@@ -114,10 +120,11 @@ pub use feedback::{CallRef, Feedback, FeedbackError};
 #[cfg(feature = "prometheus")]
 pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
-    EvaluatorAverage, Footprint, Monitor, MonitorConfig, MonitorStats, OTHER, SeriesSnapshot,
-    Snapshot, UNKNOWN, WindowSummary,
+    EvaluatorAverage, Footprint, InsufficientData, Monitor, MonitorConfig, MonitorStats, OTHER,
+    SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
 };
 pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
 pub use score::{MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights};
 pub use signals::{CONTENT_FILTER_REASONS, CallSignals, TRUNCATION_REASONS};
 pub use sketch::{DdSketch, Quantiles};
+pub use thresholds::{SeriesThresholds, ThresholdError, Thresholds, ThresholdsConfig};

@@ -30,6 +30,7 @@ impl Quality {
     /// | `llm_quality_error_rate` | `model`, `feature` | failed calls / calls |
     /// | `llm_quality_latency_seconds` | `model`, `feature`, `quantile` (`0.5`, `0.95`, `0.99`) | latency of successful calls (quantile sketch, 1 % relative accuracy) |
     /// | `llm_quality_rating_avg` | `model`, `feature` | average user rating, `0..=1` |
+    /// | `llm_quality_insufficient_data` | `model`, `feature`, `detector` | 1 while that detector has not had the values to judge within [`crate::MonitorConfig::insufficient_after`], else 0 |
     /// | `llm_quality_requests_total` | `model`, `feature` | calls recorded |
     /// | `llm_quality_dropped_total` | `kind` (`call`, `evaluation`, `feedback`) | inputs dropped because a queue was full or the pipeline stopped |
     /// | `llm_quality_series_overflow_total` | | calls filed under `(other)` over [`crate::MonitorConfig::max_series`] |
@@ -182,6 +183,25 @@ impl Collector for QualityCollector {
             series,
             |s| s.total.avg_rating,
         )?;
+        {
+            let mut me = encoder.encode_descriptor(
+                "llm_quality_insufficient_data",
+                "1 while a quality detector of (model, feature) lacks the values to judge, else 0",
+                None,
+                MetricType::Gauge,
+            )?;
+            for s in series {
+                for (detector, st) in &s.detectors {
+                    let ls = [
+                        ("model", s.model.as_str()),
+                        ("feature", s.feature.as_str()),
+                        ("detector", detector.as_str()),
+                    ];
+                    let v = i64::from(st.insufficient_since_unix_s.is_some());
+                    ConstGauge::new(v).encode(me.encode_family(&ls)?)?;
+                }
+            }
+        }
         {
             let mut me = encoder.encode_descriptor(
                 "llm_quality_requests",

@@ -18,6 +18,7 @@ use crate::feedback::{CallRef, Feedback};
 use crate::score::{QualityInputs, QualityWeights};
 use crate::signals::CallSignals;
 use crate::sketch::{DdSketch, Quantiles};
+use crate::thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
 
 /// Series key used for the model or feature when a call names none.
 pub const UNKNOWN: &str = "unknown";
@@ -43,6 +44,16 @@ pub struct MonitorConfig {
     pub cooldown: Duration,
     /// Detector settings by kind; `EvaluatorScore("")` is the template of every evaluator.
     pub detectors: BTreeMap<DetectorKind, DetectorConfig>,
+    /// Thresholds users state, per (model, feature) (default: error rate above 20 %, p95
+    /// latency at 2× its baseline, average rating below 0.6, for every series).
+    pub thresholds: ThresholdsConfig,
+    /// How late a rating may arrive and still count in the window of the call it rates
+    /// (default 2 minutes). The rating detector judges a window this much after it closes;
+    /// later ratings count in the lifetime figures only ([`MonitorStats::late_feedback`]).
+    pub feedback_grace: Duration,
+    /// A detector whose block of values (see [`DetectorConfig`]) has waited longer than this
+    /// to be judged reports insufficient data (default 15 minutes).
+    pub insufficient_after: Duration,
     /// The quality score's weights.
     pub weights: QualityWeights,
 }
@@ -71,6 +82,9 @@ impl Default for MonitorConfig {
             max_evaluators: 16,
             cooldown: Duration::from_secs(600),
             detectors,
+            thresholds: ThresholdsConfig::default(),
+            feedback_grace: Duration::from_secs(120),
+            insufficient_after: Duration::from_secs(900),
             weights: QualityWeights::default(),
         }
     }
@@ -96,6 +110,57 @@ impl MonitorConfig {
     pub fn with_detector(mut self, kind: DetectorKind, cfg: DetectorConfig) -> Self {
         self.detectors.insert(kind, cfg);
         self
+    }
+
+    /// Sets the thresholds of every series without thresholds of its own.
+    pub fn with_thresholds(mut self, t: Thresholds) -> Self {
+        self.thresholds.default = t;
+        self
+    }
+
+    /// Sets the thresholds of the series of `model` and `feature` (`None`: any). Entries are
+    /// matched in the order they were added; the first match wins.
+    pub fn with_series_thresholds(
+        mut self,
+        model: Option<&str>,
+        feature: Option<&str>,
+        t: Thresholds,
+    ) -> Self {
+        self.thresholds
+            .series
+            .push(crate::thresholds::SeriesThresholds {
+                model: model.map(str::to_owned),
+                feature: feature.map(str::to_owned),
+                thresholds: t,
+            });
+        self
+    }
+
+    /// Sets every threshold from a config ([`ThresholdsConfig::from_json`], or any serde
+    /// format).
+    pub fn with_thresholds_config(mut self, t: ThresholdsConfig) -> Self {
+        self.thresholds = t;
+        self
+    }
+
+    /// Sets [`MonitorConfig::feedback_grace`].
+    pub fn with_feedback_grace(mut self, d: Duration) -> Self {
+        self.feedback_grace = d;
+        self
+    }
+
+    /// Sets [`MonitorConfig::insufficient_after`].
+    pub fn with_insufficient_after(mut self, d: Duration) -> Self {
+        self.insufficient_after = d;
+        self
+    }
+
+    /// Checks the stated thresholds' ranges (a threshold out of range would never fire).
+    ///
+    /// # Errors
+    /// The first threshold out of range, saying what it should be.
+    pub fn validate(&self) -> Result<(), ThresholdError> {
+        self.thresholds.validate()
     }
 }
 
@@ -261,6 +326,43 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
+/// A closed window's values for the detectors' blocks (ratings apart: they wait for late
+/// ones).
+fn window_values(a: &Agg) -> Vec<(DetectorKind, Acc)> {
+    let mut v = Vec::with_capacity(5 + a.evals.len());
+    if a.calls > 0 {
+        v.push((
+            DetectorKind::ErrorRate,
+            Acc::Ratio {
+                hits: a.errors,
+                n: a.calls,
+            },
+        ));
+    }
+    let ok = a.ok_calls();
+    if ok > 0 {
+        v.push((
+            DetectorKind::TruncationRate,
+            Acc::Ratio {
+                hits: a.truncated,
+                n: ok,
+            },
+        ));
+    }
+    if a.latency.count() > 0 {
+        v.push((DetectorKind::LatencyP95, Acc::Sketch(a.latency.clone())));
+    }
+    if a.cost.n > 0 {
+        v.push((DetectorKind::CostPerCall, Acc::Mean(a.cost)));
+    }
+    for (n, m) in &a.evals {
+        if m.n > 0 {
+            v.push((DetectorKind::EvaluatorScore(n.clone()), Acc::Mean(*m)));
+        }
+    }
+    v
+}
+
 fn unix_s(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
@@ -334,6 +436,23 @@ pub struct SeriesSnapshot {
     pub latency_trend: Option<Trend>,
     /// Detector states, by detector label.
     pub detectors: BTreeMap<String, DetectorState>,
+    /// Detectors that cannot judge for lack of values, by detector label: empty when every
+    /// detector judges within [`MonitorConfig::insufficient_after`].
+    pub insufficient_data: BTreeMap<String, InsufficientData>,
+}
+
+/// A detector that has not had the values it needs to judge.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InsufficientData {
+    /// Since when (the start of the block it is filling), Unix seconds.
+    pub since_unix_s: f64,
+    /// Values it has.
+    pub samples: u64,
+    /// Values it needs ([`DetectorConfig::min_samples`]).
+    pub needed: u64,
+    /// One line for people: `insufficient data since 2026-12-03T03:00:00Z: 12 of the 50 calls
+    /// needed to judge error_rate`.
+    pub message: String,
 }
 
 /// Counters of the monitor.
@@ -355,6 +474,9 @@ pub struct MonitorStats {
     pub windows_closed: u64,
     /// Alerts raised (firing and resolved).
     pub alerts: u64,
+    /// Ratings that arrived later than [`MonitorConfig::feedback_grace`] after their call's
+    /// window closed: counted in the lifetime figures, left out of detection.
+    pub late_feedback: u64,
 }
 
 /// Everything the dashboard needs, as one serde value.
@@ -404,7 +526,8 @@ impl Footprint {
         Footprint {
             series,
             history_windows: series * cfg.history,
-            sketch_buckets: series * 2 * sketch_max,
+            // The open window's, the lifetime's and the latency detector's block.
+            sketch_buckets: series * 3 * sketch_max,
             indexed_calls: cfg.max_calls_indexed,
             index_keys: 3 * cfg.max_calls_indexed,
             detectors: series * kinds,
@@ -444,11 +567,19 @@ struct Series {
     detectors: BTreeMap<DetectorKind, DetectorState>,
     quality_trend: TrendTracker,
     latency_trend: TrendTracker,
+    /// Per detector, the block of values being filled.
+    blocks: BTreeMap<DetectorKind, Block>,
+    /// Ratings of the recently closed windows (oldest first), waiting for late ones.
+    ratings: VecDeque<(u64, Mean)>,
+    thresholds: Thresholds,
 }
 
 impl Series {
-    fn new(model: String, feature: String) -> Self {
+    fn new(model: String, feature: String, thresholds: Thresholds) -> Self {
         Series {
+            blocks: BTreeMap::new(),
+            ratings: VecDeque::new(),
+            thresholds,
             model,
             feature,
             cur: Agg::new(),
@@ -459,6 +590,76 @@ impl Series {
             quality_trend: TrendTracker::new(0.5, 8.0, 10),
             latency_trend: TrendTracker::new(0.5, 8.0, 10),
         }
+    }
+}
+
+/// The values a detector accumulates until it has enough to judge.
+#[derive(Clone, Debug)]
+enum Acc {
+    /// `hits` of `n` (error rate, truncation rate).
+    Ratio { hits: u64, n: u64 },
+    /// A mean (cost, rating, evaluator score).
+    Mean(Mean),
+    /// A latency sketch (p95).
+    Sketch(DdSketch),
+}
+
+impl Acc {
+    fn n(&self) -> u64 {
+        match self {
+            Acc::Ratio { n, .. } => *n,
+            Acc::Mean(m) => m.n,
+            Acc::Sketch(s) => s.count(),
+        }
+    }
+
+    fn value(&self) -> Option<f64> {
+        match self {
+            Acc::Ratio { hits, n } => ratio(*hits, *n),
+            Acc::Mean(m) => m.avg(),
+            Acc::Sketch(s) => s.quantile(0.95),
+        }
+    }
+
+    fn merge(&mut self, o: &Acc) {
+        match (self, o) {
+            (Acc::Ratio { hits, n }, Acc::Ratio { hits: h, n: m }) => {
+                *hits += h;
+                *n += m;
+            }
+            (Acc::Mean(a), Acc::Mean(b)) => a.merge(b),
+            (Acc::Sketch(a), Acc::Sketch(b)) => a.merge(b),
+            _ => {}
+        }
+    }
+}
+
+/// A detector's block: values of consecutive windows, judged together once there are
+/// `min_samples` of them.
+#[derive(Clone, Debug)]
+struct Block {
+    acc: Acc,
+    /// Start of the first window in the block.
+    since: SystemTime,
+}
+
+impl Block {
+    fn buckets(&self) -> usize {
+        match &self.acc {
+            Acc::Sketch(s) => s.buckets(),
+            _ => 0,
+        }
+    }
+}
+
+/// What a detector counts, for people.
+fn unit(kind: &DetectorKind) -> &'static str {
+    match kind {
+        DetectorKind::ErrorRate => "calls",
+        DetectorKind::LatencyP95 | DetectorKind::TruncationRate => "successful calls",
+        DetectorKind::Rating => "ratings",
+        DetectorKind::EvaluatorScore(_) => "evaluations",
+        DetectorKind::CostPerCall => "priced calls",
     }
 }
 
@@ -473,7 +674,30 @@ struct CallEntry {
     quality: Option<f64>,
 }
 
-/// The monitor. See the [module docs](self).
+/// The monitor: synchronous and deterministic, on the time of the events fed to it.
+///
+/// # What it needs to judge a series
+/// Every detector judges **blocks** of values (see [`DetectorConfig`]): closed windows
+/// accumulate until a block holds `min_samples` values (50 calls for error rate, latency and
+/// cost; 20 ratings or evaluations), then the block is judged. Nothing is discarded for being
+/// small, so detection works from a few calls a minute to thousands a second without tuning;
+/// what changes with traffic is how long a block takes to fill:
+///
+/// | traffic | error-rate block | rating block (30 % rated) | alert after a change (measured / estimated) |
+/// |---|---|---|---|
+/// | 2,000 calls / min | 1 min | 1 min | 2 min; ratings 4 min (2 min grace); resolved as fast |
+/// | 20 calls / min | 3 min | about 4 min | 3–7 min, ratings 7–12 min; resolved within 15 min (12 seeds) |
+/// | 5 calls / min | 10 min | about 14 min | about 20–30 min, ratings 30–45 min (estimate) |
+///
+/// A block that waits longer than [`MonitorConfig::insufficient_after`] (15 min) marks its
+/// detector as lacking data: [`SeriesSnapshot::insufficient_data`] and the
+/// `llm_quality_insufficient_data` gauge. The learned-baseline rules start after 5 healthy
+/// blocks; the stated thresholds ([`crate::Thresholds`]) judge from the first block (except
+/// the `*_factor` ones, which need the baseline).
+///
+/// Ratings are filed under the window of the call they rate (by the call's time) if they
+/// arrive within [`MonitorConfig::feedback_grace`] of its close; the rating detector judges a
+/// window that much after it closes.
 #[derive(Debug)]
 pub struct Monitor {
     cfg: MonitorConfig,
@@ -482,6 +706,9 @@ pub struct Monitor {
     cur_window: Option<u64>,
     series: Vec<Series>,
     by_key: HashMap<(String, String), usize>,
+    /// The series of the last call (most calls are of the same few series): found without
+    /// allocating a key.
+    last_series: usize,
     calls: HashMap<u64, CallEntry>,
     order: VecDeque<u64>,
     next_call: u64,
@@ -504,8 +731,13 @@ impl Monitor {
             window_s,
             now: UNIX_EPOCH,
             cur_window: None,
-            series: vec![Series::new("*".into(), "*".into())],
+            series: vec![Series::new(
+                "*".into(),
+                "*".into(),
+                cfg.thresholds.default.clone(),
+            )],
             by_key: HashMap::new(),
+            last_series: OVERALL,
             calls: HashMap::new(),
             order: VecDeque::new(),
             next_call: 0,
@@ -552,7 +784,12 @@ impl Monitor {
     fn series_index(&mut self, model: Option<&str>, feature: Option<&str>) -> usize {
         let model = model.unwrap_or(UNKNOWN);
         let feature = feature.unwrap_or(UNKNOWN);
+        let last = &self.series[self.last_series];
+        if self.last_series != OVERALL && last.model == model && last.feature == feature {
+            return self.last_series;
+        }
         if let Some(&i) = self.by_key.get(&(model.to_owned(), feature.to_owned())) {
+            self.last_series = i;
             return i;
         }
         if self.by_key.len() >= self.cfg.max_series {
@@ -561,13 +798,16 @@ impl Monitor {
             if let Some(&i) = self.by_key.get(&key) {
                 return i;
             }
-            self.series.push(Series::new(key.0.clone(), key.1.clone()));
+            let t = self.cfg.thresholds.for_series(OTHER, OTHER).clone();
+            self.series
+                .push(Series::new(key.0.clone(), key.1.clone(), t));
             let i = self.series.len() - 1;
             self.by_key.insert(key, i);
             return i;
         }
+        let t = self.cfg.thresholds.for_series(model, feature).clone();
         self.series
-            .push(Series::new(model.to_owned(), feature.to_owned()));
+            .push(Series::new(model.to_owned(), feature.to_owned(), t));
         let i = self.series.len() - 1;
         self.by_key
             .insert((model.to_owned(), feature.to_owned()), i);
@@ -698,10 +938,19 @@ impl Monitor {
         self.advance(fb.at);
         self.stats.feedback += 1;
         let id = self.lookup(&fb.target);
-        let series = id.and_then(|i| self.calls.get(&i)).map(|e| e.series);
+        let call = id
+            .and_then(|i| self.calls.get(&i))
+            .map(|e| (e.series, e.window));
         if let Some(score) = fb.score {
-            for idx in std::iter::once(OVERALL).chain(series) {
-                self.series[idx].cur.rating.add(score);
+            match call {
+                Some((s, w)) if Some(w) != self.cur_window => self.late_rating(s, w, score),
+                _ => {
+                    // The call's window is open (or the call is unknown: filed by arrival).
+                    let series = call.map(|c| c.0);
+                    for idx in std::iter::once(OVERALL).chain(series) {
+                        self.series[idx].cur.rating.add(score);
+                    }
+                }
             }
             if let Some(i) = id {
                 self.rescore(i, |q| q.rating = Some(score));
@@ -724,6 +973,41 @@ impl Monitor {
             },
             id.is_some(),
         )
+    }
+
+    /// A rating of a call whose window has closed: counted in that window (its detector
+    /// block, its history summary) while the window is within the grace period.
+    fn late_rating(&mut self, s: usize, w: u64, score: f64) {
+        if !score.is_finite() {
+            return;
+        }
+        let start = unix_s(self.window_start(w));
+        let mut late = false;
+        for idx in [OVERALL, s] {
+            let series = &mut self.series[idx];
+            series.total.rating.add(score);
+            match series.ratings.iter_mut().find(|(rw, _)| *rw == w) {
+                Some((_, m)) => m.add(score),
+                None => late = true,
+            }
+            if let Some(h) = series
+                .history
+                .iter_mut()
+                .rev()
+                .find(|h| h.start_unix_s == start)
+            {
+                let mut m = Mean {
+                    sum: h.avg_rating.unwrap_or(0.0) * h.ratings as f64,
+                    n: h.ratings,
+                };
+                m.add(score);
+                h.ratings = m.n;
+                h.avg_rating = m.avg();
+            }
+        }
+        if late {
+            self.stats.late_feedback += 1;
+        }
     }
 
     /// Records an evaluator's result on `input`'s call (found by span, response id or trace
@@ -771,86 +1055,125 @@ impl Monitor {
         }
     }
 
+    /// Windows a rating may arrive late by (rounded up).
+    fn grace_windows(&self) -> u64 {
+        self.cfg.feedback_grace.as_secs().div_ceil(self.window_s)
+    }
+
     fn close_windows(&mut self, w: u64) {
         let start = self.window_start(w);
         let end = self.window_start(w + 1);
+        let grace = self.grace_windows();
         for idx in 0..self.series.len() {
-            if self.series[idx].cur.calls == 0
-                && self.series[idx].cur.rating.n == 0
-                && self.series[idx].cur.evals.is_empty()
-            {
+            let s = &self.series[idx];
+            let has_window = s.cur.calls > 0 || s.cur.rating.n > 0 || !s.cur.evals.is_empty();
+            if !has_window && s.ratings.is_empty() && s.blocks.is_empty() {
                 continue;
             }
-            self.stats.windows_closed += 1;
-            let agg = std::mem::replace(&mut self.series[idx].cur, Agg::new());
-            // Ratings and evaluations arrive without calls in their window: keep the window's
-            // call figures with them.
-            let summary = agg.summary(start);
-            let values = self.detector_values(&agg);
-            for (kind, v, n) in values {
-                let cfg = self.cfg.detector(&kind);
-                if !cfg.enabled || n < cfg.min_samples {
-                    continue;
-                }
-                let max_kinds = 5 + self.cfg.max_evaluators;
+            let mut values: Vec<(DetectorKind, Acc, SystemTime)> = Vec::new();
+            if has_window {
+                self.stats.windows_closed += 1;
+                let agg = std::mem::replace(&mut self.series[idx].cur, Agg::new());
+                // Ratings and evaluations arrive without calls in their window: keep the
+                // window's call figures with them.
+                let summary = agg.summary(start);
+                values = window_values(&agg)
+                    .into_iter()
+                    .map(|(k, a)| (k, a, start))
+                    .collect();
                 let series = &mut self.series[idx];
-                if !series.detectors.contains_key(&kind) && series.detectors.len() >= max_kinds {
-                    continue;
+                // The window's ratings wait `grace` windows for late ones.
+                series.ratings.push_back((w, agg.rating));
+                if let Some(q) = summary.quality_score {
+                    series.quality_trend.add(q);
                 }
-                let st = series.detectors.entry(kind.clone()).or_default();
-                if let Some(tr) = st.step(&cfg, v, end, self.cfg.cooldown) {
-                    let since = st.firing_since;
-                    self.raise(idx, &kind, &cfg, tr, since, end);
+                if let Some(l) = &summary.latency_s {
+                    series.latency_trend.add(l.p95);
+                }
+                if series.history.len() >= self.cfg.history.max(1) {
+                    series.history.pop_front();
+                }
+                series.history.push_back(summary);
+                let max = self.cfg.max_evaluators;
+                series.total.merge(&agg, max);
+            }
+            while let Some(&(rw, m)) = self.series[idx].ratings.front() {
+                if rw + grace > w {
+                    break;
+                }
+                self.series[idx].ratings.pop_front();
+                if m.n > 0 {
+                    values.push((DetectorKind::Rating, Acc::Mean(m), self.window_start(rw)));
                 }
             }
-            let series = &mut self.series[idx];
-            if let Some(q) = summary.quality_score {
-                series.quality_trend.add(q);
-            }
-            if let Some(l) = &summary.latency_s {
-                series.latency_trend.add(l.p95);
-            }
-            if series.history.len() >= self.cfg.history.max(1) {
-                series.history.pop_front();
-            }
-            series.history.push_back(summary);
-            let max = self.cfg.max_evaluators;
-            series.total.merge(&agg, max);
+            self.judge_blocks(idx, values, end);
         }
     }
 
-    fn detector_values(&self, a: &Agg) -> Vec<(DetectorKind, f64, u64)> {
-        let mut v = Vec::with_capacity(6 + a.evals.len());
-        if a.calls > 0 {
-            v.push((
-                DetectorKind::ErrorRate,
-                a.errors as f64 / a.calls as f64,
-                a.calls,
-            ));
-        }
-        let ok = a.ok_calls();
-        if ok > 0 {
-            v.push((
-                DetectorKind::TruncationRate,
-                a.truncated as f64 / ok as f64,
-                ok,
-            ));
-        }
-        if let Some(p) = a.latency.quantile(0.95) {
-            v.push((DetectorKind::LatencyP95, p, a.latency.count()));
-        }
-        if let Some(c) = a.cost.avg() {
-            v.push((DetectorKind::CostPerCall, c, a.cost.n));
-        }
-        if let Some(r) = a.rating.avg() {
-            v.push((DetectorKind::Rating, r, a.rating.n));
-        }
-        for (n, m) in &a.evals {
-            if let Some(avg) = m.avg() {
-                v.push((DetectorKind::EvaluatorScore(n.clone()), avg, m.n));
+    /// Adds a window's values to the detectors' blocks and judges every block that has
+    /// enough.
+    fn judge_blocks(
+        &mut self,
+        idx: usize,
+        values: Vec<(DetectorKind, Acc, SystemTime)>,
+        end: SystemTime,
+    ) {
+        let max_kinds = 5 + self.cfg.max_evaluators;
+        for (kind, acc, start) in values {
+            let series = &mut self.series[idx];
+            if !series.blocks.contains_key(&kind) && series.blocks.len() >= max_kinds {
+                continue;
+            }
+            if !self.cfg.detector(&kind).enabled {
+                continue;
+            }
+            match series.blocks.get_mut(&kind) {
+                Some(b) => b.acc.merge(&acc),
+                None => {
+                    series.blocks.insert(kind, Block { acc, since: start });
+                }
             }
         }
-        v
+        let kinds: Vec<DetectorKind> = self.series[idx].blocks.keys().cloned().collect();
+        for kind in kinds {
+            let cfg = self.cfg.detector(&kind);
+            let series = &mut self.series[idx];
+            if !series.detectors.contains_key(&kind) && series.detectors.len() >= max_kinds {
+                series.blocks.remove(&kind);
+                continue;
+            }
+            let limits = series.thresholds.limits(&kind);
+            let Some(block) = series.blocks.get(&kind) else {
+                continue;
+            };
+            let (n, since) = (block.acc.n(), block.since);
+            let waited = end.duration_since(since).unwrap_or_default();
+            let st = series.detectors.entry(kind.clone()).or_default();
+            st.needed = cfg.min_samples.max(1);
+            let insufficient = waited > self.cfg.insufficient_after;
+            if n < cfg.min_samples.max(1) {
+                st.samples = n;
+                if insufficient && st.insufficient_since_unix_s.is_none() {
+                    st.insufficient_since_unix_s = Some(unix_s(since));
+                }
+                continue;
+            }
+            let value = block.acc.value();
+            series.blocks.remove(&kind);
+            st.samples = 0;
+            if !insufficient {
+                st.insufficient_since_unix_s = None;
+            } else if st.insufficient_since_unix_s.is_none() {
+                st.insufficient_since_unix_s = Some(unix_s(since));
+            }
+            let Some(v) = value else {
+                continue;
+            };
+            if let Some(tr) = st.step(&cfg, &limits, v, end, self.cfg.cooldown) {
+                let since = st.firing_since;
+                self.raise(idx, &kind, &cfg, tr, since, end);
+            }
+        }
     }
 
     fn raise(
@@ -883,20 +1206,29 @@ impl Monitor {
                 value,
                 baseline,
                 threshold,
+                rule,
             } => {
-                let a = alert
+                let base = baseline.map_or_else(
+                    || "no baseline learnt yet".to_owned(),
+                    |b| format!("baseline {b:.4}"),
+                );
+                let mut a = alert
                     .with_starts_at(timestamp(since.unwrap_or(at)))
                     .with_annotation(
                         "summary",
                         format!(
-                            "{} of {} / {} is {value:.4}, baseline {baseline:.4} (threshold {threshold:.4})",
+                            "{} of {} / {} is {value:.4}, past the {rule} threshold {threshold:.4} ({base})",
                             kind.label(),
                             s.model,
                             s.feature
                         ),
                     )
                     .with_annotation("value", format!("{value}"))
-                    .with_annotation("baseline", format!("{baseline}"));
+                    .with_annotation("threshold", format!("{threshold}"))
+                    .with_annotation("rule", rule);
+                if let Some(b) = baseline {
+                    a = a.with_annotation("baseline", format!("{b}"));
+                }
                 self.active.insert(key, a.clone());
                 a
             }
@@ -904,10 +1236,11 @@ impl Monitor {
                 let mut a = self.active.remove(&key).unwrap_or(alert);
                 a.state = AlertState::Resolved;
                 a.ends_at = Some(timestamp(at));
+                let base = baseline.map_or_else(String::new, |b| format!(" (baseline {b:.4})"));
                 a.annotations.insert(
                     "summary".into(),
                     format!(
-                        "{} of {} / {} back to {value:.4} (baseline {baseline:.4})",
+                        "{} of {} / {} back to {value:.4}{base}",
                         kind.label(),
                         s.model,
                         s.feature
@@ -953,7 +1286,9 @@ impl Monitor {
         };
         for s in &self.series {
             f.history_windows += s.history.len();
-            f.sketch_buckets += s.cur.latency.buckets() + s.total.latency.buckets();
+            f.sketch_buckets += s.cur.latency.buckets()
+                + s.total.latency.buckets()
+                + s.blocks.values().map(Block::buckets).sum::<usize>();
             f.detectors += s.detectors.len();
             f.evaluator_slots += s.cur.evals.len()
                 + s.total.evals.len()
@@ -983,6 +1318,30 @@ impl Monitor {
                 .detectors
                 .iter()
                 .map(|(k, v)| (k.label(), v.clone()))
+                .collect(),
+            insufficient_data: s
+                .detectors
+                .iter()
+                .filter_map(|(k, v)| {
+                    let since = v.insufficient_since_unix_s?;
+                    let at = jiff::Timestamp::from_microsecond((since * 1e6) as i64)
+                        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                    Some((
+                        k.label(),
+                        InsufficientData {
+                            since_unix_s: since,
+                            samples: v.samples,
+                            needed: v.needed,
+                            message: format!(
+                                "insufficient data since {at}: {} of the {} {} needed to judge {}",
+                                v.samples,
+                                v.needed,
+                                unit(k),
+                                k.label()
+                            ),
+                        },
+                    ))
+                })
                 .collect(),
         }
     }

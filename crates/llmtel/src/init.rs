@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -211,9 +212,14 @@ pub enum InitError {
     /// The protocol's cargo feature is off.
     #[error("OTLP protocol {0:?} needs llmtel's cargo feature `{1}`")]
     FeatureOff(Protocol, &'static str),
-    /// The endpoint is `https://` but this build or protocol cannot do TLS.
+    /// The endpoint is `https://` but this build or protocol cannot do TLS. Not returned
+    /// since TLS is part of the OTLP features (kept so that existing matches compile).
     #[error("{0}")]
     Tls(&'static str),
+    /// The CA certificate file for OTLP over TLS cannot be used (`Builder::with_ca_file`,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`).
+    #[error("{0}")]
+    Certificate(String),
     /// A variable a preset needs is not set.
     #[error("environment variable {0} is not set; set it or configure the preset in code")]
     MissingEnv(&'static str),
@@ -263,6 +269,7 @@ pub struct Builder {
     sinks: Vec<Arc<dyn CallSink>>,
     on_shutdown: Vec<ShutdownHook>,
     metrics: Option<bool>,
+    ca_file: Option<PathBuf>,
 }
 
 type ShutdownHook = Box<dyn FnOnce() + Send + Sync>;
@@ -278,6 +285,7 @@ impl fmt::Debug for Builder {
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .field("preset", &self.preset)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -306,6 +314,7 @@ impl Default for Builder {
             sinks: Vec::new(),
             on_shutdown: Vec::new(),
             metrics: None,
+            ca_file: None,
         }
     }
 }
@@ -339,6 +348,16 @@ impl Builder {
         self.endpoint = Some(endpoint.into());
         self
     }
+
+    /// A PEM file of CA certificates to trust for an `https://` OTLP endpoint (traces and
+    /// metrics), on top of the platform's roots. Else `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`
+    /// (traces; `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE` for metrics), else
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`. Both OTLP/HTTP and OTLP/gRPC use it.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// Transport (else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
@@ -488,24 +507,20 @@ impl Builder {
         let https = endpoint
             .as_deref()
             .or(env_endpoint.as_deref())
-            .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("https://"));
-        if exporting && https {
-            match protocol {
-                Protocol::Grpc => {
-                    return Err(InitError::Tls(
-                        "OTLP/gRPC over TLS is not supported yet: for an https endpoint set \
-                         OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf (or Protocol::HttpProtobuf)",
-                    ));
-                }
-                Protocol::HttpProtobuf if !cfg!(feature = "tls") => {
-                    return Err(InitError::Tls(
-                        "an https OTLP endpoint needs llmtel's cargo feature `tls` \
-                         (llmtel = { features = [\"tls\"] })",
-                    ));
-                }
-                Protocol::HttpProtobuf => {}
-            }
-        }
+            .is_some_and(is_https);
+        // The CA to trust over TLS, read now so that a bad file is a clear error at init.
+        let traces_tls = if exporting {
+            TlsSettings::resolve(
+                https,
+                self.ca_file.as_deref(),
+                &[
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+            )?
+        } else {
+            TlsSettings::default()
+        };
 
         if let Some(policy) = self.content.clone() {
             content::set_content_capture(policy);
@@ -546,6 +561,7 @@ impl Builder {
                 endpoint.clone(),
                 headers.clone(),
                 resource.clone(),
+                self.ca_file.as_deref(),
             )?;
             sinks.push(Arc::new(crate::metrics::OtelMetricsSink::from_provider(
                 &m.provider,
@@ -572,7 +588,7 @@ impl Builder {
                 catalog: catalog.clone(),
                 openinference,
             };
-            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg, stage)?;
+            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg, stage, traces_tls)?;
             let mut pb = SdkTracerProvider::builder()
                 .with_span_processor(queue)
                 .with_resource(resource);
@@ -672,17 +688,23 @@ fn spawn_exporter(
     headers: HashMap<String, String>,
     cfg: QueueConfig,
     stage: ExporterStage,
+    tls: TlsSettings,
 ) -> Result<ExportQueue, InitError> {
+    let _ = &tls;
     match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+                let tls_config = tls.tonic()?;
                 return Ok(ExportQueue::spawn(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
                         if let Some(e) = endpoint {
                             b = b.with_endpoint(e);
+                        }
+                        if let Some(t) = tls_config {
+                            b = b.with_tls_config(t);
                         }
                         if !headers.is_empty() {
                             b = b.with_metadata(tonic_metadata(&headers));
@@ -701,12 +723,13 @@ fn spawn_exporter(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+                let client = tls.reqwest_client()?;
                 return Ok(ExportQueue::spawn(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder()
                             .with_http()
                             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                            .with_http_client(reqwest::Client::new());
+                            .with_http_client(client);
                         if let Some(e) = endpoint {
                             b = b.with_endpoint(http_traces_url(&e));
                         }
@@ -734,6 +757,7 @@ fn spawn_metrics(
     endpoint: Option<String>,
     headers: HashMap<String, String>,
     resource: Resource,
+    ca_file: Option<&Path>,
 ) -> Result<crate::metrics::export::MetricsExport, InitError> {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
     let runtime = crate::metrics::export::MetricsRuntime::start().map_err(QueueError::Thread)?;
@@ -745,16 +769,35 @@ fn spawn_metrics(
         .then(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
         .flatten()
     });
+    let https = endpoint
+        .clone()
+        .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .is_some_and(|e| is_https(&e));
+    let tls = TlsSettings::resolve(
+        https,
+        ca_file,
+        &[
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        ],
+    )?;
+    let _ = &tls;
     let exporter_error = |e: String| InitError::Export(QueueError::Exporter(e));
     let reader = match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+                let tls_config = tls.tonic()?;
                 let exporter = runtime.enter(|| {
                     let mut b = opentelemetry_otlp::MetricExporter::builder().with_tonic();
                     if let Some(e) = endpoint {
                         b = b.with_endpoint(e);
+                    }
+                    if let Some(t) = tls_config {
+                        b = b.with_tls_config(t);
                     }
                     if !headers.is_empty() {
                         b = b.with_metadata(tonic_metadata(&headers));
@@ -771,11 +814,12 @@ fn spawn_metrics(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+                let client = tls.reqwest_client()?;
                 let exporter = runtime.enter(|| {
                     let mut b = opentelemetry_otlp::MetricExporter::builder()
                         .with_http()
                         .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                        .with_http_client(reqwest::Client::new());
+                        .with_http_client(client);
                     if let Some(e) = endpoint {
                         b = b.with_endpoint(http_metrics_url(&e));
                     }
@@ -819,6 +863,105 @@ fn http_traces_url(endpoint: &str) -> String {
         e.to_owned()
     } else {
         format!("{e}/v1/traces")
+    }
+}
+
+fn is_https(endpoint: &str) -> bool {
+    endpoint.trim().to_ascii_lowercase().starts_with("https://")
+}
+
+/// TLS of one OTLP exporter: whether its endpoint is https, and the extra CA to trust.
+#[derive(Clone, Debug, Default)]
+struct TlsSettings {
+    https: bool,
+    /// PEM of the CA certificates, and where it came from (for errors).
+    ca: Option<(Vec<u8>, String)>,
+}
+
+impl TlsSettings {
+    /// Reads the CA file given in code, else the first of `vars` that is set.
+    fn resolve(
+        https: bool,
+        explicit: Option<&Path>,
+        vars: &[&'static str],
+    ) -> Result<TlsSettings, InitError> {
+        let source = match explicit {
+            Some(p) => Some((p.to_path_buf(), "Builder::with_ca_file".to_owned())),
+            None => vars
+                .iter()
+                .find_map(|v| env(v).map(|p| (PathBuf::from(p), (*v).to_owned()))),
+        };
+        let Some((path, from)) = source else {
+            return Ok(TlsSettings { https, ca: None });
+        };
+        let pem = std::fs::read(&path).map_err(|e| {
+            InitError::Certificate(format!(
+                "cannot read the OTLP CA certificate file {} ({from}): {e}; give a readable PEM file",
+                path.display()
+            ))
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(InitError::Certificate(format!(
+                "the OTLP CA certificate file {} ({from}) holds no PEM certificate \
+                 (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )));
+        }
+        Ok(TlsSettings {
+            https,
+            ca: Some((pem, format!("{} ({from})", path.display()))),
+        })
+    }
+
+    /// The async reqwest client of the OTLP/HTTP exporter: rustls with the platform's
+    /// verifier, plus the CA.
+    #[cfg(feature = "otlp-http")]
+    fn reqwest_client(&self) -> Result<reqwest::Client, InitError> {
+        let mut b = reqwest::Client::builder();
+        if let Some((pem, from)) = &self.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    InitError::Certificate(format!(
+                        "the OTLP CA certificate file {from} does not parse as PEM certificates"
+                    ))
+                })?;
+            b = b.tls_certs_merge(certs);
+        }
+        b.build()
+            .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))
+    }
+
+    /// The tonic TLS config of the OTLP/gRPC exporter (https endpoints only): the platform's
+    /// roots when it has any, plus the CA.
+    #[cfg(feature = "otlp-grpc")]
+    fn tonic(
+        &self,
+    ) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, InitError>
+    {
+        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+        if !self.https {
+            return Ok(None);
+        }
+        let mut tls = ClientTlsConfig::new();
+        let native = !rustls_native_certs::load_native_certs().certs.is_empty();
+        if native {
+            tls = tls.with_native_roots();
+        }
+        match &self.ca {
+            Some((pem, _)) => tls = tls.ca_certificate(Certificate::from_pem(pem)),
+            None if !native => {
+                return Err(InitError::Certificate(
+                    "this system has no CA certificates for the https OTLP endpoint: install \
+                     them (ca-certificates) or give a CA file (OTEL_EXPORTER_OTLP_CERTIFICATE or \
+                     Builder::with_ca_file)"
+                        .to_owned(),
+                ));
+            }
+            None => {}
+        }
+        Ok(Some(tls))
     }
 }
 
@@ -966,41 +1109,23 @@ mod tests {
         assert!(e.contains("grpc") && e.contains("http/protobuf"), "{e}");
     }
 
-    fn build_with(endpoint: &str, protocol: Protocol) -> Result<Guard, InitError> {
-        builder()
-            .with_endpoint(endpoint)
-            .with_protocol(protocol)
-            .with_console(false)
-            .build::<tracing_subscriber::Registry>()
-            .map(|(_, g)| g)
-    }
-
     #[test]
-    fn https_over_grpc_is_refused_at_init_with_what_to_do() {
-        let e = build_with("https://collector.example:4317", Protocol::Grpc).unwrap_err();
-        assert!(e.to_string().contains("http/protobuf"), "{e}");
-    }
-
-    #[cfg(not(feature = "tls"))]
-    #[test]
-    fn https_without_the_tls_feature_is_refused_at_init() {
-        let e = build_with(
-            "https://cloud.langfuse.com/api/public/otel",
-            Protocol::HttpProtobuf,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("feature `tls`"), "{e}");
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn https_over_http_builds_with_the_tls_feature() {
-        let g = build_with(
-            "https://cloud.langfuse.com/api/public/otel/v1/traces",
-            Protocol::HttpProtobuf,
-        )
-        .expect("builds");
-        assert!(g.is_exporting());
+    fn https_builds_with_default_features_over_grpc_and_http() {
+        // Loopback port 1: nothing listens, nothing leaves the machine.
+        for (endpoint, protocol) in [
+            ("https://127.0.0.1:1", Protocol::Grpc),
+            ("https://127.0.0.1:1/v1/traces", Protocol::HttpProtobuf),
+        ] {
+            let g = builder()
+                .with_endpoint(endpoint)
+                .with_protocol(protocol)
+                .with_console(false)
+                .with_metrics(false)
+                .build::<tracing_subscriber::Registry>()
+                .map(|(_, g)| g)
+                .expect("builds");
+            assert!(g.is_exporting());
+        }
     }
 
     #[test]

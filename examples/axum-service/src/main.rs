@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use llmtel::{Catalog, Usage};
+use llmtel_alert::{AlertDispatcher, AlertmanagerSink, LogSink};
 use llmtel_budget::{Budgets, CallContext, Estimate, ReserveError};
 use llmtel_metrics::{CardinalityGuard, Dimension, PrometheusSink};
 use llmtel_quality::{EvalInput, Quality};
@@ -243,7 +244,7 @@ async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Re
 }
 
 /// Alertmanager's webhook (the compose stack sends alerts here): logged to stderr.
-// The budgets' and quality monitor's alerts can also go to Alertmanager directly (llmtel-alert).
+// The budgets' and quality monitor's alerts also go to Alertmanager directly with ALERTMANAGER_URL.
 async fn alerts(Json(body): Json<serde_json::Value>) -> StatusCode {
     let alerts = body["alerts"].as_array().map_or(0, Vec::len);
     eprintln!(
@@ -293,8 +294,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         env_or("USER_DAILY_BUDGET_USD", "1")
     ))
     .map_err(|e| format!("USER_DAILY_BUDGET_USD: {e}"))?;
-    let budgets = Budgets::builder().with_rules(budget_config.rules).build();
-    let quality = Quality::builder().with_builtin_evaluators().build();
+    // Budget thresholds, store outages and quality alerts (error rate, latency, ratings,
+    // cost): to the log, and to Alertmanager when ALERTMANAGER_URL names one.
+    let mut dispatcher = AlertDispatcher::builder().with_sink(Arc::new(LogSink::new()));
+    if let Some(url) = std::env::var("ALERTMANAGER_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        dispatcher = dispatcher.with_sink(Arc::new(
+            AlertmanagerSink::new(&url).map_err(|e| format!("ALERTMANAGER_URL: {e}"))?,
+        ));
+    }
+    let dispatcher = dispatcher.build();
+    let budgets = Budgets::builder()
+        .with_rules(budget_config.rules)
+        .with_alerts(dispatcher.clone())
+        .build();
+    let quality = Quality::builder()
+        .with_builtin_evaluators()
+        .with_alerts(dispatcher)
+        .build();
     budgets.register_metrics(&prom);
     quality.register_metrics(&prom);
 

@@ -1,7 +1,12 @@
 //! `budget-guard`: an axum web service that caps what each user spends on LLM calls per day.
 //! See README.md.
 //!
-//! - `POST /chat` with `{"user": "...", "prompt": "...", "max_tokens": 256}` reserves the
+//! - Every request but `/healthz` names its caller with `Authorization: Bearer KEY`, where
+//!   KEY is one of the `[api_keys]` table of the budgets file (`"KEY" = "user"`). A missing or
+//!   unknown key gets **401** with a JSON error saying what to send. Keys are compared in
+//!   constant time and never reach a span, a log line or a `Debug` output. The caller is
+//!   never taken from the body (a `user` field there is ignored).
+//! - `POST /chat` with `{"prompt": "...", "max_tokens": 256}` reserves the
 //!   call's worst case (the prompt's tokens, counted with the model's tokenizer, plus
 //!   `max_tokens`, at the model's prices) against every budget rule of the user. Past a limit
 //!   it answers **429** with `Retry-After` (seconds to the rule's reset, e.g. the next local
@@ -9,7 +14,12 @@
 //!   calls the model and answers the completion and the call's exact cost; the
 //!   [`llmtel_budget::BudgetLayer`] settles the reservation to that cost when the LLM span
 //!   closes.
-//! - `GET /budget/{user}`: the user's spend, reservations, limit and reset time per rule.
+//! - `GET /budget`: the caller's own spend, reservations, limit and reset time per rule.
+//!   `GET /budget/{user}` answers the same for the caller's own user and **403** for anyone
+//!   else's.
+//! - Hostile input is bounded: bodies over 64 KiB get **413**, a prompt over
+//!   32 KiB, a `max_tokens` over 16,384 or another model than the
+//!   simulated one get **400**, each with a JSON error saying what to change.
 //! - The model is **simulated** (there is no provider call in this example): fixed latency,
 //!   input tokens = the prompt's tokens, a fixed 48 output tokens, priced as `gpt-4o-mini`
 //!   from llmtel's catalog, so it runs anywhere.
@@ -18,13 +28,16 @@
 //!   Redis (keys under `BUDGET_REDIS_PREFIX`, default `llmtel:budget-guard:`), shared by every
 //!   replica.
 
+use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -36,6 +49,7 @@ use llmtel_budget::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use subtle::{Choice, ConstantTimeEq};
 use tracing::Instrument;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
@@ -47,20 +61,159 @@ const SIM_MODEL: &str = "gpt-4o-mini";
 const SIM_OUTPUT_TOKENS: u64 = 48;
 /// `max_tokens` when the request does not say.
 const DEFAULT_MAX_TOKENS: u64 = 256;
+/// The largest request body read; a larger one gets 413 before it is buffered.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest prompt accepted (bytes of UTF-8); a longer one gets 400.
+const MAX_PROMPT_BYTES: usize = 32 * 1024;
+/// The largest `max_tokens` accepted; a larger one gets 400.
+const MAX_MAX_TOKENS: u64 = 16_384;
+/// The shortest API key accepted in the budgets file.
+const MIN_API_KEY_CHARS: usize = 16;
+/// The longest user name an API key may map to.
+const MAX_USER_BYTES: usize = 256;
+/// What a caller without a valid key is told to send.
+const AUTH_HINT: &str = "send `Authorization: Bearer <API key>`, with a key of the [api_keys] table of the budgets file";
 
 #[derive(Debug)]
 struct App {
     budgets: Budgets,
+    keys: ApiKeys,
     latency: Duration,
 }
 
+/// The `[api_keys]` table of the budgets file: API key → user.
+///
+/// `Debug` shows how many keys there are, never a key.
+struct ApiKeys {
+    entries: Vec<(Box<[u8]>, String)>,
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("keys", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiKeys {
+    /// Reads the `[api_keys]` table (`"KEY" = "user"`). The errors name the user, never the key.
+    fn from_toml(table: Option<toml::Value>) -> Result<ApiKeys, String> {
+        const EXAMPLE: &str = "add one, e.g.\n  [api_keys]\n  \"<a long random key, e.g. from `openssl rand -hex 24`>\" = \"alice\"";
+        let table = match table {
+            None => return Err(format!("no [api_keys] table: {EXAMPLE}")),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err(format!("api_keys must be a table: {EXAMPLE}")),
+        };
+        if table.is_empty() {
+            return Err(format!("the [api_keys] table is empty: {EXAMPLE}"));
+        }
+        let mut entries = Vec::with_capacity(table.len());
+        for (n, (key, user)) in table.into_iter().enumerate() {
+            let n = n + 1;
+            let user = match user {
+                toml::Value::String(u) if !u.trim().is_empty() && u.len() <= MAX_USER_BYTES => u,
+                _ => {
+                    return Err(format!(
+                        "[api_keys] entry {n}: the user must be a non-empty string of at most {MAX_USER_BYTES} bytes"
+                    ));
+                }
+            };
+            if key.chars().count() < MIN_API_KEY_CHARS {
+                return Err(format!(
+                    "[api_keys]: the key of user {user:?} is shorter than {MIN_API_KEY_CHARS} characters; use a long random key (e.g. `openssl rand -hex 24`)"
+                ));
+            }
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "[api_keys]: the key of user {user:?} must be printable ASCII without spaces (it is sent in an HTTP header)"
+                ));
+            }
+            entries.push((key.into_bytes().into_boxed_slice(), user));
+        }
+        Ok(ApiKeys { entries })
+    }
+
+    /// The user whose key is `presented`. Every key is compared, each in constant time, so
+    /// the answer's timing does not tell which key (or how much of one, or its length)
+    /// matched.
+    fn user_for(&self, presented: &[u8]) -> Option<&str> {
+        let mut found = None;
+        for (key, user) in &self.entries {
+            if bool::from(ct_eq(key, presented)) {
+                found = Some(user.as_str());
+            }
+        }
+        found
+    }
+
+    /// The caller named by the request's `Authorization: Bearer KEY` header.
+    fn caller(&self, headers: &HeaderMap) -> Result<&str, &'static str> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err("missing API key");
+        };
+        let value = value.as_bytes();
+        let scheme = b"bearer ";
+        if value.len() <= scheme.len() || !value[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            return Err("the Authorization header is not `Bearer <API key>`");
+        }
+        let key = value[scheme.len()..].trim_ascii();
+        self.user_for(key).ok_or("unknown API key")
+    }
+}
+
+/// Whether `presented` equals `key`, in a time that depends on `key`'s length only: every
+/// byte of `key` is compared (against 0 past the end of `presented`), whatever matched.
+fn ct_eq(key: &[u8], presented: &[u8]) -> Choice {
+    let mut equal = key.len().ct_eq(&presented.len());
+    for (i, k) in key.iter().enumerate() {
+        equal &= k.ct_eq(presented.get(i).unwrap_or(&0));
+    }
+    equal
+}
+
+/// The authenticated caller, put in the request's extensions by [`authenticate`].
+#[derive(Clone, Debug)]
+struct Caller(String);
+
+/// Answers 401 unless the request carries a known API key; otherwise passes the caller on.
+/// Runs before the body is read.
+async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let user = match app.keys.caller(req.headers()) {
+        Ok(user) => {
+            // The access log names the user, never the key.
+            tracing::debug!(user.id = %user, method = %req.method(), "caller authenticated");
+            user.to_owned()
+        }
+        Err(why) => {
+            tracing::info!(reason = why, method = %req.method(), "401: no valid API key");
+            let mut resp = (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": format!("{why}: {AUTH_HINT}") })),
+            )
+                .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"budget-guard\""),
+            );
+            return resp;
+        }
+    };
+    req.extensions_mut().insert(Caller(user));
+    next.run(req).await
+}
+
+/// The body of `POST /chat`. Unknown fields (such as a `user`) are ignored: the caller comes
+/// from the API key.
 #[derive(Debug, Deserialize)]
 struct ChatRequest {
-    user: String,
     prompt: String,
     /// Upper bound of the answer's tokens; the reservation assumes all of them.
     #[serde(default)]
     max_tokens: Option<u64>,
+    /// The model; only the simulated one is served.
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +235,22 @@ fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(json!({ "error": msg.into() }))).into_response()
 }
 
+/// A body that could not be read as a [`ChatRequest`]: the status axum chose (413 past
+/// [`MAX_BODY_BYTES`], 415 without a JSON content type, 400/422 for bad JSON) and what to send.
+fn bad_body(rejection: &JsonRejection) -> Response {
+    let status = rejection.status();
+    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes; send a shorter prompt")
+    } else {
+        // serde's message can quote the input: keep it short.
+        let detail: String = rejection.body_text().chars().take(200).collect();
+        format!(
+            "send `Content-Type: application/json` and a body like {{\"prompt\": \"Hello!\", \"max_tokens\": 256}} ({detail})"
+        )
+    };
+    error(status, msg)
+}
+
 /// Usage of the simulated model: the prompt's tokens in, a fixed answer length out.
 fn simulated_usage(prompt_tokens: u64) -> Usage {
     Usage {
@@ -91,18 +260,39 @@ fn simulated_usage(prompt_tokens: u64) -> Usage {
     }
 }
 
-async fn chat(State(app): State<Arc<App>>, Json(req): Json<ChatRequest>) -> Response {
-    if req.user.trim().is_empty() || req.prompt.trim().is_empty() {
+async fn chat(
+    State(app): State<Arc<App>>,
+    Extension(Caller(user)): Extension<Caller>,
+    body: Result<Json<ChatRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(rejection) => return bad_body(&rejection),
+    };
+    if req.prompt.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "`prompt` must not be empty");
+    }
+    if req.prompt.len() > MAX_PROMPT_BYTES {
         return error(
             StatusCode::BAD_REQUEST,
-            "`user` and `prompt` must not be empty",
+            format!("`prompt` is longer than {MAX_PROMPT_BYTES} bytes; shorten it"),
+        );
+    }
+    if req.model.as_deref().is_some_and(|m| m != SIM_MODEL) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`model` must be {SIM_MODEL:?} (the only model this example simulates) or left out"
+            ),
         );
     }
     let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
-    if max_tokens < SIM_OUTPUT_TOKENS {
+    if !(SIM_OUTPUT_TOKENS..=MAX_MAX_TOKENS).contains(&max_tokens) {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("max_tokens must be at least {SIM_OUTPUT_TOKENS} (the simulated answer)"),
+            format!(
+                "max_tokens must be from {SIM_OUTPUT_TOKENS} (the simulated answer) to {MAX_MAX_TOKENS}"
+            ),
         );
     }
     let today = app.budgets.now().to_zoned(jiff::tz::TimeZone::UTC).date();
@@ -120,36 +310,15 @@ async fn chat(State(app): State<Arc<App>>, Json(req): Json<ChatRequest>) -> Resp
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let ctx = CallContext::new()
-        .with_user(req.user.as_str())
+        .with_user(user.as_str())
         .with_model(SIM_MODEL)
         .with_provider(SIM_PROVIDER);
     let reservation = match app.budgets.reserve(&ctx, estimate) {
         Ok(r) => r,
-        Err(ReserveError::Exceeded(e)) => {
-            let retry = e.retry_after_secs(app.budgets.now());
-            let body = json!({
-                "error": "budget exceeded",
-                "rule": e.rule,
-                "scope": e.scope,
-                "period": e.period,
-                "spent_usd": e.spent.as_f64(),
-                "limit_usd": e.limit.as_f64(),
-                "resets_at": e.resets_at.map(|t| t.to_string()),
-                "retry_after_secs": retry,
-            });
-            let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
-            if let Some(s) = retry {
-                resp.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(s));
-            }
-            return resp;
-        }
-        Err(e @ ReserveError::StoreUnavailable(_)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-        }
+        Err(e) => return refused(&app, &e),
     };
 
-    let llm = llmtel::llm_span!("chat", SIM_PROVIDER, SIM_MODEL, user.id = %req.user);
+    let llm = llmtel::llm_span!("chat", SIM_PROVIDER, SIM_MODEL, user.id = %user);
     llm.record("gen_ai.request.max_tokens", max_tokens);
     // The budget layer settles the reservation with the actual cost when this span closes.
     reservation.bind(&llm);
@@ -185,8 +354,60 @@ async fn chat(State(app): State<Arc<App>>, Json(req): Json<ChatRequest>) -> Resp
     .into_response()
 }
 
+/// The answer to a call the budgets refused: 429 with `Retry-After` past a limit, 503 when
+/// the store is down (fail-closed), 403 for any other refusal (e.g. a rule's policy for
+/// models without a price), with the reason.
+fn refused(app: &App, e: &ReserveError) -> Response {
+    if let Some(e) = e.exceeded() {
+        let retry = e.retry_after_secs(app.budgets.now());
+        let body = json!({
+            "error": "budget exceeded",
+            "rule": e.rule,
+            "scope": e.scope,
+            "period": e.period,
+            "spent_usd": e.spent.as_f64(),
+            "limit_usd": e.limit.as_f64(),
+            "resets_at": e.resets_at.map(|t| t.to_string()),
+            "retry_after_secs": retry,
+        });
+        let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        if let Some(s) = retry {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        return resp;
+    }
+    let status = if matches!(e, ReserveError::StoreUnavailable(_)) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    error(status, e.to_string())
+}
+
+/// `GET /budget`: the caller's own budgets, one row per rule that applies to them.
+async fn own_budget(State(app): State<Arc<App>>, Extension(caller): Extension<Caller>) -> Response {
+    budget_of(&app, &caller.0)
+}
+
+/// `GET /budget/{user}`: the same as `GET /budget` for the caller's own user, 403 for anyone
+/// else's.
+async fn user_budget(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(user): Path<String>,
+) -> Response {
+    if user != caller.0 {
+        return error(
+            StatusCode::FORBIDDEN,
+            "an API key reads only its own user's budget: GET /budget",
+        );
+    }
+    budget_of(&app, &caller.0)
+}
+
 /// The user's budgets: one row per rule that applies to them.
-async fn budget(State(app): State<Arc<App>>, Path(user): Path<String>) -> Response {
+fn budget_of(app: &App, user: &str) -> Response {
     match app.budgets.status_for(&CallContext::new().with_user(user)) {
         Ok(rows) => Json(
             rows.iter()
@@ -209,6 +430,20 @@ async fn budget(State(app): State<Arc<App>>, Path(user): Path<String>) -> Respon
         .into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
+}
+
+/// Reads the budgets file: the rules and `[store]` for llmtel-budget, the `[api_keys]` table
+/// for this service (taken out before the rest is parsed).
+fn load_config(path: &FsPath) -> Result<(Config, ApiKeys), String> {
+    let src = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut table: toml::Table = src
+        .parse()
+        .map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+    let keys = ApiKeys::from_toml(table.remove("api_keys"))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = Config::from_toml_str(&table.to_string())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((config, keys))
 }
 
 fn env_or(key: &str, default: &str) -> String {
@@ -240,7 +475,17 @@ fn open_store() -> Result<(Arc<dyn BudgetStore>, String), String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("budget-guard: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let host = env_or("HOST", "127.0.0.1");
     let port: u16 = env_or("PORT", "8080")
         .parse()
@@ -253,7 +498,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config_path = std::env::var_os("BUDGET_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/budgets.toml")));
-    let config = Config::load(&config_path)?;
+    let (config, keys) = load_config(&config_path)?;
     if std::env::var_os("OPENAI_API_KEY").is_some() {
         eprintln!(
             "budget-guard: OPENAI_API_KEY is set, but this example only simulates the model (no provider call is wired in)"
@@ -303,19 +548,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     eprintln!(
-        "budget-guard: POST http://{}/chat, GET /budget/{{user}}; {} rule(s) from {}; store {store_name}",
+        "budget-guard: POST http://{}/chat, GET /budget (Authorization: Bearer <API key>); {} rule(s) and {} API key(s) from {}; store {store_name}",
         listener.local_addr()?,
         config.rules.len(),
+        keys.entries.len(),
         config_path.display(),
     );
+    let state = Arc::new(App {
+        budgets: budgets.clone(),
+        keys,
+        latency,
+    });
     let app = Router::new()
         .route("/chat", post(chat))
-        .route("/budget/{user}", get(budget))
+        .route("/budget", get(own_budget))
+        .route("/budget/{user}", get(user_budget))
+        // Every route above needs an API key; the check runs before the body is read.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Arc::new(App {
-            budgets: budgets.clone(),
-            latency,
-        }));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
@@ -342,4 +594,64 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/budgets.toml");
+    const README: &str = include_str!("../README.md");
+
+    #[test]
+    fn the_shipped_budgets_file_has_the_two_demo_keys_the_readme_documents() {
+        let (config, keys) = load_config(FsPath::new(SHIPPED)).unwrap();
+        assert_eq!(config.rules.len(), 1);
+        assert_eq!(keys.entries.len(), 2);
+        for (key, user) in [
+            ("demo-key-alice-5b1f0c7e9a2d4e86", "alice"),
+            ("demo-key-bob-c3a8e2f17d9b4a05", "bob"),
+        ] {
+            assert_eq!(keys.user_for(key.as_bytes()), Some(user));
+            assert!(README.contains(key), "README does not document {key}");
+        }
+        assert_eq!(keys.user_for(b"demo-key-alice"), None);
+        assert_eq!(keys.user_for(b"demo-key-alice-5b1f0c7e9a2d4e860"), None);
+        assert_eq!(keys.user_for(b"demo-key-alice-5b1f0c7e9a2d4e8\0"), None);
+        assert_eq!(keys.user_for(b""), None);
+    }
+
+    #[test]
+    fn debug_of_the_api_keys_never_shows_a_key() {
+        let (_, keys) = load_config(FsPath::new(SHIPPED)).unwrap();
+        let debug = format!("{keys:?} {keys:#?}");
+        assert!(debug.contains("keys: 2"), "{debug}");
+        assert!(!debug.contains("demo-key"), "{debug}");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_parsed_and_anything_else_is_refused() {
+        let (_, keys) = load_config(FsPath::new(SHIPPED)).unwrap();
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            keys.caller(&h).map(str::to_owned)
+        };
+        assert_eq!(
+            with("Bearer demo-key-bob-c3a8e2f17d9b4a05").as_deref(),
+            Ok("bob")
+        );
+        assert_eq!(
+            with("BEARER  demo-key-bob-c3a8e2f17d9b4a05 ").as_deref(),
+            Ok("bob")
+        );
+        assert_eq!(
+            with("demo-key-bob-c3a8e2f17d9b4a05"),
+            Err("the Authorization header is not `Bearer <API key>`")
+        );
+        assert_eq!(with("Bearer nope"), Err("unknown API key"));
+        assert_eq!(keys.caller(&HeaderMap::new()), Err("missing API key"));
+    }
 }

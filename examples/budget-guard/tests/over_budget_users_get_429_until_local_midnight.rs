@@ -9,11 +9,11 @@
 //! `scripts/redis.sh start`; that test FAILS when Redis is not running).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{Service, api_keys_toml, key_of};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use llmtel::{Catalog, Usage};
 use serde_json::{Value, json};
@@ -23,91 +23,12 @@ const MODEL: &str = "gpt-4o-mini";
 const PROMPT: &str = "How much does this call cost?";
 const MAX_TOKENS: u64 = 64;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The service as a child process; killed (by its PID) on drop.
-struct Service {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Service {
-    fn start(config: &Path, env: &[(&str, String)]) -> Service {
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_budget-guard"));
-        cmd.env("PORT", port.to_string())
-            .env("HOST", "127.0.0.1")
-            .env("BUDGET_CONFIG", config)
-            .env("SIM_LATENCY_MS", "5")
-            .env_remove("REDIS_URL")
-            .env_remove("ALERTMANAGER_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("start budget-guard");
-        let mut s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::blocking::get(format!("{}/healthz", s.base)) {
-                if r.status().is_success() {
-                    return s;
-                }
-            }
-            if let Some(status) = s.child.try_wait().unwrap() {
-                panic!("budget-guard exited before it answered: {status}");
-            }
-            assert!(Instant::now() < deadline, "budget-guard did not answer");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn chat(&self, user: &str) -> reqwest::blocking::Response {
-        reqwest::blocking::Client::new()
-            .post(format!("{}/chat", self.base))
-            .json(&json!({ "user": user, "prompt": PROMPT, "max_tokens": MAX_TOKENS }))
-            .send()
-            .unwrap()
-    }
-
-    fn budget(&self, user: &str) -> Value {
-        let v: Value = reqwest::blocking::get(format!("{}/budget/{user}", self.base))
-            .unwrap()
-            .json()
-            .unwrap();
-        v[0].clone()
-    }
-
-    /// Waits until the user's spend is written (no reservation left) and returns it.
-    fn settled_spend(&self, user: &str) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let b = self.budget(user);
-            if b["reserved_picousd"] == 0 {
-                return b["spent_picousd"].as_u64().unwrap();
-            }
-            assert!(Instant::now() < deadline, "spend never settled: {b}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// A call of `user` (named by their API key).
+fn chat(svc: &Service, user: &str) -> reqwest::blocking::Response {
+    svc.post_chat(
+        Some(key_of(user)),
+        &json!({ "prompt": PROMPT, "max_tokens": MAX_TOKENS }),
+    )
 }
 
 fn picos_decimal(p: u128) -> String {
@@ -158,15 +79,16 @@ fn run(dir: &Path, env: Vec<(&str, String)>) {
         &config,
         format!(
             "[[rule]]\nname = \"per-user-daily\"\nscope = \"user\"\nperiod = \"day\"\n\
-             time_zone = \"{ZONE}\"\nlimit_usd = \"{}\"\n",
-            picos_decimal(limit)
+             time_zone = \"{ZONE}\"\nlimit_usd = \"{}\"\n{}",
+            picos_decimal(limit),
+            api_keys_toml()
         ),
     )
     .unwrap();
 
     let svc = Service::start(&config, &env);
     for i in 0..2 {
-        let r = svc.chat("alice");
+        let r = chat(&svc, "alice");
         assert_eq!(r.status(), 200, "call {i}");
         let body: Value = r.json().unwrap();
         assert_eq!(body["cost_picousd"].as_u64(), Some(c as u64), "{body}");
@@ -174,7 +96,7 @@ fn run(dir: &Path, env: Vec<(&str, String)>) {
         assert!(body["cost_usd"].as_f64().unwrap() > 0.0);
     }
 
-    let r = svc.chat("alice");
+    let r = chat(&svc, "alice");
     assert_eq!(r.status(), 429);
     let retry: i64 = r.headers()["retry-after"]
         .to_str()
@@ -192,20 +114,20 @@ fn run(dir: &Path, env: Vec<(&str, String)>) {
     assert_eq!(body["retry_after_secs"], retry);
 
     // Another user has a budget of their own.
-    assert_eq!(svc.chat("bob").status(), 200);
+    assert_eq!(chat(&svc, "bob").status(), 200);
 
     // Both calls of alice are written, exactly: the estimates were replaced by the costs.
-    assert_eq!(svc.settled_spend("alice"), 2 * c as u64);
-    assert_eq!(svc.settled_spend("bob"), c as u64);
+    assert_eq!(svc.settled_spend(key_of("alice")), 2 * c as u64);
+    assert_eq!(svc.settled_spend(key_of("bob")), c as u64);
 
     // kill -9 and start again on the same store: the spend survived, alice is refused.
     drop(svc);
     let svc = Service::start(&config, &env);
-    let r = svc.chat("alice");
+    let r = chat(&svc, "alice");
     assert_eq!(r.status(), 429, "after restart");
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(svc.budget("alice")["spent_picousd"], 2 * c as u64);
-    assert_eq!(svc.chat("bob").status(), 200, "bob: c + e fits");
+    assert_eq!(svc.budget(key_of("alice"))["spent_picousd"], 2 * c as u64);
+    assert_eq!(chat(&svc, "bob").status(), 200, "bob: c + e fits");
 }
 
 #[test]
