@@ -383,7 +383,7 @@ impl Report {
         for l in log_lines(self) {
             let _ = writeln!(out, "- {l}");
         }
-        llmtel::redact::redact_string(out)
+        out
     }
 
     fn cost_sections(&self) -> [(&'static str, &'static str, &[CostRow]); 3] {
@@ -454,7 +454,7 @@ impl Report {
             let _ = writeln!(out, "<li>{}</li>", esc(&l));
         }
         out.push_str("</ul>\n</body>\n</html>\n");
-        llmtel::redact::redact_string(out)
+        out
     }
 
     fn charts(&self) -> Vec<Chart> {
