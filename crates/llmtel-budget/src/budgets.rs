@@ -1261,7 +1261,10 @@ impl Budgets {
 
     fn store_failed(&self, e: &StoreError) {
         self.inner.counters.store_errors.fetch_add(1, Relaxed);
-        if !e.rejected && self.inner.breaker.failure() {
+        if e.rejected {
+            // The store answered (and refused one operation): it is up.
+            self.inner.breaker.success();
+        } else if self.inner.breaker.failure() {
             self.inner.counters.breaker_trips.fetch_add(1, Relaxed);
             tracing::warn!(target: "llmtel_budget", error = %e,
                 "budget store circuit breaker open: reservations answer at once ({}) until a probe succeeds",

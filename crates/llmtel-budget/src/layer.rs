@@ -71,10 +71,12 @@ where
                     CallContext::from_call(c),
                     c.cost_usd(),
                     c.usage.input_tokens.saturating_add(c.usage.output_tokens),
-                    UnpricedTokens {
+                    // Only a model with no price is "unpriced": a known model whose call
+                    // recorded no usage has no cost either, and nothing to charge.
+                    c.unknown_model.then_some(UnpricedTokens {
                         input: c.usage.input_tokens,
                         output: c.usage.output_tokens,
-                    },
+                    }),
                 )
             })
         };
@@ -101,9 +103,9 @@ where
             }
         }
         drop(span);
-        // A call with no cost: its model has no price. Each USD rule applies its
+        // A call whose model has no price. Each USD rule applies its
         // `on_unpriced` policy (fallback price, or $0 counted and alerted).
-        let unpriced = (cost.is_none() && self.budgets.usd_rule_applies(&cctx)).then_some(split);
+        let unpriced = split.filter(|_| cost.is_none() && self.budgets.usd_rule_applies(&cctx));
         let util = self.budgets.submit(
             release,
             &cctx,

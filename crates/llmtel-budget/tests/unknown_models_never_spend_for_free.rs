@@ -273,3 +273,36 @@ fn the_policy_is_read_from_the_rules_file_and_bad_policies_say_what_to_write() {
         assert!(err.contains(expect), "{extra}: {err}");
     }
 }
+
+#[test]
+fn a_known_model_whose_call_recorded_no_usage_is_not_unpriced() {
+    let sink = MemorySink::new();
+    let (b, alerts) = budgets(Unpriced::default(), "memory", &sink);
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::layer())
+        .with(b.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        // A failed call to a priced model: no usage, so no cost, but a price exists.
+        drop(llmtel::llm_span!(
+            "chat",
+            "openai",
+            "gpt-4o",
+            user.id = "u-1"
+        ));
+        // The unknown model with usage: unpriced, recorded at $0 under `refuse`.
+        let span = llmtel::llm_span!("chat", "acme", MODEL, user.id = "u-1");
+        llmtel::record_usage(
+            &span,
+            &llmtel::Usage {
+                input_tokens: 10,
+                output_tokens: 10,
+                ..Default::default()
+            },
+        );
+        drop(span);
+    });
+    let s = b.stats();
+    assert_eq!(s.recorded, 2, "{s:?}");
+    assert_eq!(s.unpriced_recorded, 1, "only the unknown model: {s:?}");
+    assert_eq!(unpriced_alerts(&sink, &alerts), 1);
+}
