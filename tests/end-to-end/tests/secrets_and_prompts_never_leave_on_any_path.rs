@@ -694,14 +694,15 @@ fn run_every_path(policy: llmtel::ContentCapture, keys: &Keys) -> Outputs {
     out.add("alerts: raised (memory sink)", format!("{raised:?}"));
     let webhook_bodies = webhook.bodies();
     assert!(
-        !webhook_bodies.is_empty(),
-        "the webhook received the alerts"
+        webhook_bodies.contains("per-key-daily")
+            && webhook_bodies.contains("llmtel.api_key_id=[REDACTED]"),
+        "the webhook received the budget alerts, the key redacted: {webhook_bodies}"
     );
     out.add("alerts: webhook bodies", webhook_bodies);
     let slack_bodies = slack.bodies();
     assert!(
-        !slack_bodies.is_empty(),
-        "the Slack endpoint received the alerts"
+        slack_bodies.contains("per-key-daily") && slack_bodies.contains("[REDACTED]"),
+        "the Slack endpoint received the budget alerts, the key redacted: {slack_bodies}"
     );
     out.add("alerts: Slack bodies", slack_bodies);
     let stats = alerts.stats();
@@ -904,7 +905,15 @@ fn config_debug(keys: &Keys, out: &mut Outputs) {
     )
     .with_api_key(keys.openai.clone());
     out.add("debug: LlmJudgeBuilder", format!("{judge:?}"));
-    out.add("debug: LlmJudge", format!("{:?}", judge.build().unwrap()));
+    let judge = Arc::new(judge.build().unwrap());
+    out.add("debug: LlmJudge", format!("{judge:?}"));
+    out.add(
+        "debug: QualityBuilder with the judge",
+        format!(
+            "{:?}",
+            llmtel_quality::Quality::builder().with_evaluator(judge)
+        ),
+    );
     let embed = llmtel_quality::EmbeddingRelevance::builder(
         format!("http://127.0.0.1:{}/v1", closed_port()),
         "text-embedding-3-small",
