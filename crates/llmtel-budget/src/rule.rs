@@ -329,6 +329,11 @@ struct RawConfig {
     store: StoreConfig,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
+    /// An application's API-key table (`"KEY" = "user"`, as `examples/budget-guard` reads
+    /// it): accepted so one file serves the app and `llmtel budget status`, never read or
+    /// kept here (no key can reach a `Debug` or an error through the library).
+    #[serde(default, rename = "api_keys")]
+    _api_keys: serde::de::IgnoredAny,
 }
 
 /// Rules and store settings read from a TOML file.
@@ -482,5 +487,23 @@ impl Config {
         let src = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
         Config::from_toml_str(&src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apps_api_key_table_is_accepted_and_never_kept() {
+        let key = format!("demo-key-{}", "q".repeat(24));
+        let cfg = Config::from_toml_str(&format!(
+            "[api_keys]\n\"{key}\" = \"alice\"\n\n[[rule]]\nname = \"daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"1\"\n"
+        ))
+        .expect("the [api_keys] table is accepted");
+        assert_eq!(cfg.rules.len(), 1);
+        assert!(!format!("{cfg:?}").contains(&key));
+        // Any other unknown table is still a clear error.
+        assert!(Config::from_toml_str("[apikeys]\nx = \"y\"\n").is_err());
     }
 }

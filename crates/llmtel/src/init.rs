@@ -1062,13 +1062,19 @@ impl Drop for Guard {
         }
         if let Some(p) = self.provider.take() {
             if let Err(e) = p.shutdown() {
-                eprintln!("llmtel: export shutdown did not complete: {e}");
+                eprintln!(
+                    "llmtel: export shutdown did not complete: {}",
+                    crate::redact(&e.to_string())
+                );
             }
         }
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if let Some(m) = self.metrics.take() {
             if let Err(e) = m.shutdown() {
-                eprintln!("llmtel: metrics export shutdown did not complete: {e}");
+                eprintln!(
+                    "llmtel: metrics export shutdown did not complete: {}",
+                    crate::redact(&e.to_string())
+                );
             }
         }
         for f in self.on_shutdown.drain(..) {
