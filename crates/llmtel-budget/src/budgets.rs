@@ -740,7 +740,7 @@ impl Budgets {
         });
         BudgetExceeded {
             rule: rule.name.to_string(),
-            scope: format!("{}={}", rule.scope.attribute(), t.value),
+            scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value)).into_owned(),
             period: rule.period.name(),
             spent: usd(totals.spent.usd.saturating_add(totals.reserved.usd)),
             limit: m.limit_usd.map(usd).unwrap_or(Usd::ZERO),
@@ -1489,7 +1489,8 @@ impl Budgets {
                 let rule = &self.inner.rules[t.rule];
                 RuleStatus {
                     rule: rule.name.to_string(),
-                    scope: format!("{}={}", rule.scope.attribute(), t.value),
+                    scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value))
+                        .into_owned(),
                     period: rule.period.name(),
                     period_start: Timestamp::from_second(w.period_start).ok(),
                     spent: usd(tot.spent.usd),

@@ -131,58 +131,6 @@ impl Outputs {
 }
 
 // ---------------------------------------------------------------------------------------
-// KNOWN LEAKS, in code other branches own (issue #11). Each is reported to its owner with a
-// suggested fix; the strict test `strict_no_known_leak_remains` (ignored until they land)
-// fails on every one of them. Remove an entry when its fix is merged.
-
-/// (path of the output, what leaks, text next to it, where and who fixes it).
-const KNOWN_LEAKS: &[(&str, &str, &str, &str)] = &[
-    (
-        "exported spans",
-        "prompt word",
-        "description: \"400 from https://generativelanguage",
-        "LEAK (sec-redact): crates/llmtel/src/span.rs `record_error` redacts keys in the \
-         description but keeps a prompt the app's error message quotes, with capture off, \
-         and with capture on it skips the app's hook (the status description is not under the \
-         content policy; llmtel-reqwest's 400 path is)",
-    ),
-    (
-        "otel metrics (exported)",
-        "openai key",
-        "",
-        "LEAK (sec-redact): crates/llmtel/src/metrics/otel.rs:188 `OtelMetricsSink` passes the \
-         raw dimension value to `CardinalityGuard::admit`; fix in crates/llmtel/src/metrics/guard.rs \
-         `admit`: `let value = crate::redact(&crate::cap_value(value));` (covers every sink)",
-    ),
-    (
-        "debug: OtelMetricsSink",
-        "openai key",
-        "",
-        "LEAK (sec-redact): the same raw value kept by `CardinalityGuard` (shown by Debug)",
-    ),
-    (
-        "budgets: status",
-        "openai key",
-        "scope: \"llmtel.api_key_id=sk-proj-",
-        "LEAK (sec-budget): crates/llmtel-budget/src/budgets.rs:1489 `RuleStatus::scope` is \
-         `format!(\"{}={}\", attribute, value)` with the raw scope value (an API key)",
-    ),
-    (
-        "budgets: refusal error",
-        "openai key",
-        "llmtel.api_key_id=sk-proj-",
-        "LEAK (sec-budget): crates/llmtel-budget/src/budgets.rs:743 `BudgetExceeded::scope` \
-         (its Display and Debug) carries the raw scope value (an API key)",
-    ),
-];
-
-fn is_known(path: &str, what: &str, line: &str) -> bool {
-    KNOWN_LEAKS
-        .iter()
-        .any(|(p, w, near, _)| *p == path && what.starts_with(w) && line.contains(near))
-}
-
-// ---------------------------------------------------------------------------------------
 // Local servers (127.0.0.1 only).
 
 /// A local HTTP/1.1 server that answers every request with one canned reply and keeps the
@@ -984,9 +932,8 @@ fn console_sink_child() {
     eprintln!("console child done");
 }
 
-/// Runs every path with `policy` and returns what was captured and the leaks found
-/// (without the [`KNOWN_LEAKS`] unless `strict`).
-fn scan(mode: &str, policy: llmtel::ContentCapture, strict: bool) -> (Outputs, Vec<String>) {
+/// Runs every path with `policy` and returns what was captured and the leaks found.
+fn scan(mode: &str, policy: llmtel::ContentCapture) -> (Outputs, Vec<String>) {
     let keys = Keys::new();
     let mut out = run_every_path(policy, &keys);
     config_debug(&keys, &mut out);
@@ -999,14 +946,13 @@ fn scan(mode: &str, policy: llmtel::ContentCapture, strict: bool) -> (Outputs, V
     let leaks: Vec<String> = out
         .leaks(&keys)
         .into_iter()
-        .filter(|(path, what, line)| strict || !is_known(path, what, line))
         .map(|(_, _, line)| format!("capture {mode}: {line}"))
         .collect();
     (out, leaks)
 }
 
 fn check(mode: &str, policy: llmtel::ContentCapture) -> Outputs {
-    let (out, leaks) = scan(mode, policy, false);
+    let (out, leaks) = scan(mode, policy);
     assert!(
         leaks.is_empty(),
         "{} leak(s) with capture {mode}:\n{}",
@@ -1018,22 +964,6 @@ fn check(mode: &str, policy: llmtel::ContentCapture) -> Outputs {
 
 fn hook_policy() -> llmtel::ContentCapture {
     llmtel::ContentCapture::enabled().with_redactor(|s: &str| s.replace(PROMPT_WORD, HOOK_MARKER))
-}
-
-/// The same scans with no exception: fails while any of [`KNOWN_LEAKS`] remains.
-#[test]
-#[ignore = "KNOWN LEAKS owned by sec-redact and sec-budget (see KNOWN_LEAKS); run with --run-ignored"]
-fn strict_no_known_leak_remains() {
-    let _serial = serial();
-    let (_, mut leaks) = scan("off", llmtel::ContentCapture::disabled(), true);
-    leaks.extend(scan("on", hook_policy(), true).1);
-    llmtel::set_content_capture(llmtel::ContentCapture::disabled());
-    assert!(
-        leaks.is_empty(),
-        "{} leak(s):\n{}",
-        leaks.len(),
-        leaks.join("\n\n")
-    );
 }
 
 #[test]

@@ -489,7 +489,7 @@ impl TracedCall {
 impl Drop for TracedCall {
     fn drop(&mut self) {
         if !self.done {
-            llmtel::record_error(
+            llmtel::record_error_status(
                 &self.span,
                 "cancelled",
                 "stopped by the evaluator's timeout before the endpoint answered",
