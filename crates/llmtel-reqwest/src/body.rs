@@ -311,7 +311,7 @@ impl CallState {
         }
         if let Some((class, msg)) = &error {
             let msg = llmtel::redact::redact_string(truncate(msg, 512));
-            llmtel::record_error(&span, class, &msg);
+            llmtel::record_error_status(&span, class, &msg);
         }
 
         // Opt-in content.

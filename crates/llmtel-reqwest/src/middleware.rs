@@ -212,7 +212,7 @@ impl Middleware for LlmMiddleware {
             // In the call's span: a budget reads the app's dimensions from its ancestors
             // (`llmtel::current_dimensions`) and binds its reservation to it.
             if let Err(refusal) = span.in_scope(|| h.preflight(call)) {
-                llmtel::record_error(&span, refusal.error_type(), refusal.message());
+                llmtel::record_error_status(&span, refusal.error_type(), refusal.message());
                 return Err(reqwest_middleware::Error::middleware(refusal));
             }
         }
@@ -229,7 +229,7 @@ impl Middleware for LlmMiddleware {
                 } else {
                     "transport"
                 };
-                llmtel::record_error(&span, class, &transport_message(&e));
+                llmtel::record_error_status(&span, class, &transport_message(&e));
                 if let Some((h, call)) = &hook {
                     h.settle(
                         call,

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use opentelemetry::trace::Status;
 
-const GEMINI_KEY: &str = "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY";
+const GEMINI_KEY: &str = "AIzaSyD-FAKEke72PouQMnMX-a7eZSW0jkFMBWY";
 const PROMPT: &str = "my secret plan is to buy the purple elephant";
 
 fn gemini_request() -> String {

@@ -4,7 +4,7 @@
 
 const KEY: &str = "sk-lf-0123456789abcdef0123456789";
 const PUBLIC: &str = "pk-lf-0123456789abcdef0123456789";
-const URL_KEY: &str = "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY";
+const URL_KEY: &str = "AIzaSyD-FAKEke72PouQMnMX-a7eZSW0jkFMBWY";
 
 fn assert_clean(what: &str, s: &str) {
     for secret in [KEY, PUBLIC, URL_KEY, "hunter2", "lsv2_pt_0123456789abcdef"] {

@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData
 use tracing_subscriber::prelude::*;
 
 const OPENAI_KEY: &str = "sk-proj-Q2x7Vb9LmN4kR8tY1uW3zA6cE5dF0gH";
-const GEMINI_KEY: &str = "AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY";
+const GEMINI_KEY: &str = "AIzaSyD-FAKEke72PouQMnMX-a7eZSW0jkFMBWY";
 const BEARER: &str = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0.T0k3n";
 const OPAQUE: &str = "opaque-query-token-9f8e7d";
 const PROMPT: &str = "please summarise my divorce settlement with Jane Roe";

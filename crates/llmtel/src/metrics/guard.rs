@@ -69,7 +69,10 @@ impl CardinalityGuard {
     /// [`crate::cap_value`] (counted in [`crate::Health::values_truncated`]), so a label never
     /// stores or exports more than that per value.
     pub fn admit(&self, label: &'static str, value: &str) -> String {
-        let value = crate::cap_value(value);
+        // Redacted before it is kept or exported (an API key used as a user id must not
+        // become a label), then capped.
+        let redacted = crate::redact(value);
+        let value = crate::cap_value(&redacted);
         let value: &str = &value;
         // Fast path: a known value (read lock only).
         {
