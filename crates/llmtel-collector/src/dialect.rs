@@ -24,6 +24,11 @@ pub const OPENLIT_CACHE_WRITE: &str = "gen_ai.usage.prompt_tokens_details.cache_
 /// OpenLIT's reasoning token count.
 pub const OPENLIT_REASONING: &str = "gen_ai.usage.completion_tokens_details.reasoning";
 
+/// Where an instrumentation's own cost estimate (OpenLIT's `gen_ai.usage.cost`) is kept: a
+/// `gen_ai.usage.cost` on a span without `llmtel.cost.source` was not written by llmtel, is
+/// moved here, and the span is priced from its usage like any other.
+pub const INSTRUMENTATION_COST: &str = "llmtel.cost.instrumentation";
+
 /// The renames, in order of preference: `(dialect, key it writes, current key)`. A current
 /// key the span already has is never overwritten; the first dialect key found fills it.
 /// The dialect's own key is kept on the span.
@@ -117,8 +122,18 @@ fn as_count(v: &Value) -> Option<i64> {
 
 /// Adds the current `gen_ai.*` keys for the dialect keys a span carries (see
 /// [`DIALECT_KEYS`]), and `gen_ai.usage.output_tokens` = `llm.usage.total_tokens` −
-/// input tokens when only the total is known. Returns how many keys were added.
+/// input tokens when only the total is known; moves an instrumentation's cost estimate to
+/// [`INSTRUMENTATION_COST`]. Returns how many keys were added or moved.
 pub fn map_dialects(attrs: &mut Vec<KeyValue>) -> usize {
+    let mut n = 0;
+    if find(attrs, llmtel_semconv::llmtel::COST_SOURCE).is_none() {
+        for kv in attrs.iter_mut() {
+            if kv.key.as_str() == gen_ai::USAGE_COST {
+                kv.key = INSTRUMENTATION_COST.into();
+                n += 1;
+            }
+        }
+    }
     let mut added = Vec::new();
     for (_, from, to) in DIALECT_KEYS {
         if find(attrs, to).is_some() || added.iter().any(|kv: &KeyValue| kv.key.as_str() == *to) {
@@ -129,7 +144,7 @@ pub fn map_dialects(attrs: &mut Vec<KeyValue>) -> usize {
         }
     }
     attrs.extend(added.iter().cloned());
-    let mut n = added.len();
+    n += added.len();
     if find(attrs, gen_ai::USAGE_OUTPUT_TOKENS).is_none() {
         let total = find(attrs, OPENLLMETRY_TOTAL_TOKENS).and_then(as_count);
         let input = find(attrs, gen_ai::USAGE_INPUT_TOKENS).and_then(as_count);
@@ -246,5 +261,20 @@ mod tests {
             get(&a, gen_ai::USAGE_REASONING_OUTPUT_TOKENS),
             Some(Value::I64(30))
         );
+    }
+
+    #[test]
+    fn an_instrumentation_cost_estimate_is_moved_aside_but_llmtel_cost_is_kept() {
+        let mut a = vec![KeyValue::new(gen_ai::USAGE_COST, 0.5)];
+        map_dialects(&mut a);
+        assert_eq!(get(&a, gen_ai::USAGE_COST), None);
+        assert_eq!(get(&a, INSTRUMENTATION_COST), Some(Value::F64(0.5)));
+
+        let mut a = vec![
+            KeyValue::new(gen_ai::USAGE_COST, 0.5),
+            KeyValue::new(llmtel_semconv::llmtel::COST_SOURCE, "provider"),
+        ];
+        map_dialects(&mut a);
+        assert_eq!(get(&a, gen_ai::USAGE_COST), Some(Value::F64(0.5)));
     }
 }

@@ -52,7 +52,10 @@
 //! | OpenLIT | `gen_ai.usage.completion_tokens_details.reasoning` | `gen_ai.usage.reasoning.output_tokens` |
 //!
 //! `gen_ai.system` (deprecated) is read by the exporter stage itself. A cost an
-//! instrumentation computed (OpenLIT's `gen_ai.usage.cost`) is replaced by llmtel's. Spans
+//! instrumentation estimated (OpenLIT's `gen_ai.usage.cost`: a `gen_ai.usage.cost` on a span
+//! without `llmtel.cost.source`) is moved to `llmtel.cost.instrumentation` and the span is
+//! priced from its usage; a cost llmtel wrote upstream (with `llmtel.cost.source`, e.g. a
+//! provider-reported one) is kept, as in process. Spans
 //! with a model or token usage that still cannot be priced (unknown model, no usage) are
 //! counted as `unpriced` (and `unknown_model`) on `/metrics`.
 
