@@ -181,6 +181,11 @@ async fn every_dialect_over_every_transport_is_forwarded_with_the_library_cost()
             "{name}: the sender's resource is kept: {resource:?}"
         );
     }
+    // Counted once the downstream has answered.
+    wait_until("15 spans are counted as forwarded", || {
+        collector.stats().forwarded == 15
+    })
+    .await;
     let stats = collector.stats();
     assert_eq!(stats.received, 15);
     assert_eq!(stats.priced, 15);
@@ -215,6 +220,10 @@ async fn spans_that_cannot_be_priced_are_counted_and_forwarded() {
     assert!(attr(&span, "gen_ai.usage.cost").is_none());
     assert!(attr(&span, "llmtel.cost.unknown_model").is_some());
     receiver.wait_for("plain http span").await;
+    wait_until("2 spans are counted as forwarded", || {
+        collector.stats().forwarded == 2
+    })
+    .await;
 
     let m = metrics(collector.metrics_addr()).await;
     assert!(

@@ -201,3 +201,12 @@ pub async fn metrics(addr: SocketAddr) -> String {
         .await
         .unwrap()
 }
+
+/// Waits (at most 15 s) until `cond` holds.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
