@@ -8,6 +8,7 @@
 //! llmtel prices list [--provider P] [--json]
 //! llmtel prices check FILE                             # validate a TOML or LiteLLM JSON price file
 //! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE]
+//! llmtel collector [--config FILE] [--grpc-listen ADDR] [--http-listen ADDR] [--metrics-listen ADDR]
 //! ```
 //!
 //! Every command takes `--prices FILE` (llmtel TOML or LiteLLM JSON), merged over the
@@ -21,6 +22,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use jiff::civil::Date;
 use llmtel_pricing::{Catalog, ModelEntry, PricedCall, Usage, Usd};
+
+mod collector;
 
 /// OpenTelemetry-native observability for LLM apps.
 #[derive(Debug, Parser)]
@@ -44,6 +47,9 @@ enum Command {
         #[command(subcommand)]
         cmd: BudgetCommand,
     },
+    /// Receive OTLP traces from any service, price GenAI spans, forward them over OTLP
+    /// (to OTEL_EXPORTER_OTLP_ENDPOINT).
+    Collector(collector::CollectorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +263,7 @@ fn main() -> ExitCode {
         } => llmtel_budget::status_report(&config, json)
             .map(|out| out.trim_end().to_owned())
             .map_err(|e| format!("llmtel budget status: {e}")),
+        Command::Collector(args) => collector::run(&args),
     };
     match result {
         Ok(out) => {
