@@ -34,7 +34,7 @@ impl Protocol {
 
 /// Settings of a [`Collector`](crate::Collector). Defaults: gRPC on `127.0.0.1:4317`, HTTP
 /// on `127.0.0.1:4318`, `/metrics` on `127.0.0.1:9466`, a queue of 8192 spans, requests up
-/// to 4 MiB, a failed forward retried for 30 s, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// to 4 MiB, a failed forward retried for 30 s, prompt and response content dropped, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT`
 /// and `OTEL_EXPORTER_OTLP_PROTOCOL`.
 ///
 /// The TOML file has the same settings (every key optional):
@@ -45,6 +45,7 @@ impl Protocol {
 /// metrics_listen = "127.0.0.1:9466"
 /// queue_size = 8192            # spans held for forwarding; past it senders get 429 / RESOURCE_EXHAUSTED
 /// max_request_bytes = 4194304  # largest OTLP request accepted
+/// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 ///
 /// [forward]
 /// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_ENDPOINT
@@ -63,6 +64,7 @@ pub struct Config {
     pub(crate) forward_protocol: Option<Protocol>,
     pub(crate) retry_for: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) content: llmtel::ContentCapture,
 }
 
 /// A downstream URL; its `Debug` hides user info and query (they may hold credentials).
@@ -96,6 +98,7 @@ impl Default for Config {
             forward_protocol: None,
             retry_for: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
+            content: llmtel::ContentCapture::disabled(),
         }
     }
 }
@@ -108,6 +111,7 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     queue_size: Option<usize>,
     max_request_bytes: Option<usize>,
+    capture_content: Option<bool>,
     forward: Option<FileForward>,
 }
 
@@ -174,6 +178,9 @@ impl Config {
         }
         if let Some(n) = file.max_request_bytes {
             c = c.with_max_request_bytes(n)?;
+        }
+        if file.capture_content == Some(true) {
+            c = c.with_content_capture(llmtel::ContentCapture::enabled());
         }
         if let Some(f) = file.forward {
             if let Some(e) = f.endpoint {
@@ -259,6 +266,13 @@ impl Config {
         Ok(self)
     }
 
+    /// Applies `policy` to prompt and response attributes (`gen_ai.input.messages`,
+    /// `input.value`, ...) of every span. Default: disabled, they are dropped.
+    pub fn with_content_capture(mut self, policy: llmtel::ContentCapture) -> Self {
+        self.content = policy;
+        self
+    }
+
     /// Forwards with `protocol` instead of `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub fn with_forward_protocol(mut self, protocol: Protocol) -> Self {
         self.forward_protocol = Some(protocol);
@@ -314,6 +328,53 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_file_sets_every_setting() {
+        let c = Config::from_toml(
+            r#"
+grpc_listen = "127.0.0.1:14317"
+http_listen = "127.0.0.1:14318"
+metrics_listen = "127.0.0.1:19466"
+queue_size = 10
+max_request_bytes = 2048
+capture_content = true
+[forward]
+endpoint = "http://127.0.0.1:4000"
+protocol = "grpc"
+retry_for_secs = 5
+timeout_secs = 2
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.grpc_listen.port(), 14317);
+        assert_eq!(c.http_listen.port(), 14318);
+        assert_eq!(c.metrics_listen.port(), 19466);
+        assert_eq!((c.queue_size, c.max_request_bytes), (10, 2048));
+        assert!(c.content.apply("x").is_some());
+        let (e, p) = c.downstream().unwrap();
+        assert_eq!((e.0.as_str(), p), ("http://127.0.0.1:4000", Protocol::Grpc));
+        assert_eq!(c.retry_for, Duration::from_secs(5));
+        assert_eq!(c.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let e = Config::from_toml("queue_size = 0").unwrap_err().to_string();
+        assert!(e.contains("queue_size must be at least 1"), "{e}");
+        let e = Config::from_toml("[forward]\nprotocol = \"http/json\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use \"grpc\" or \"http/protobuf\""), "{e}");
+        let e = Config::from_toml("[forward]\nendpoint = \"127.0.0.1:4317\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with http://"), "{e}");
+        let e = Config::from_toml("grpc_listen = \"localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid collector config"), "{e}");
+    }
 
     #[test]
     fn endpoint_debug_hides_credentials() {

@@ -8,7 +8,9 @@
 //!   [dialects](#dialects) onto the current `gen_ai.*` names, and runs the spans of each
 //!   resource through [`llmtel::GenAiExporter`], the stage an instrumented Rust process
 //!   exports through: the same `gen_ai.usage.cost`, `llmtel.cost.*`, `llmtel.pricing.*`,
-//!   integer token counts, content policy (`LLMTEL_CAPTURE_CONTENT`) and credential removal;
+//!   integer token counts and credential removal, and the content policy: prompt and
+//!   response attributes are dropped unless [`Config::with_content_capture`]
+//!   (`capture_content = true`) keeps them, truncated;
 //! - **forwards** them to `OTEL_EXPORTER_OTLP_ENDPOINT` over `OTEL_EXPORTER_OTLP_PROTOCOL`
 //!   (`http/protobuf` or `grpc`) through a bounded queue. When the queue is full, senders are
 //!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP) or `RESOURCE_EXHAUSTED`

@@ -183,7 +183,8 @@ pub(crate) fn start(
     let exporter = llmtel::GenAiExporter::new(Counting {
         inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
         counters: counters.clone(),
-    });
+    })
+    .with_content_capture(config.content.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(forward(rx, exporter, counters.clone(), config.retry_for));
     Ok((Queue { tx, counters }, task))
