@@ -3,7 +3,8 @@
 //!
 //! The collector
 //! - **receives** OTLP traces over gRPC (`127.0.0.1:4317`) and HTTP (`POST /v1/traces` on
-//!   `127.0.0.1:4318`, `application/x-protobuf` or `application/json`);
+//!   `127.0.0.1:4318`, `application/x-protobuf` or `application/json`), uncompressed or
+//!   gzip (the OpenTelemetry Collector's default);
 //! - converts each span to the OpenTelemetry SDK's `SpanData`, maps the GenAI
 //!   [dialects](#dialects) onto the current `gen_ai.*` names, and runs the spans of each
 //!   resource through [`llmtel::GenAiExporter`], the stage an instrumented Rust process
@@ -191,7 +192,8 @@ impl Collector {
         let svc = TraceServiceServer::new(server::GrpcReceiver {
             queue: queue.clone(),
         })
-        .max_decoding_message_size(config.max_request_bytes);
+        .max_decoding_message_size(config.max_request_bytes)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         tasks.push(tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)

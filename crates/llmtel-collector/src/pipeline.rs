@@ -37,6 +37,8 @@ struct Job {
 pub(crate) struct Queue {
     tx: mpsc::UnboundedSender<Job>,
     pub(crate) counters: Arc<Counters>,
+    /// Largest request accepted (also after decompression).
+    pub(crate) max_request_bytes: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -187,7 +189,14 @@ pub(crate) fn start(
     .with_content_capture(config.content.clone());
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(forward(rx, exporter, counters.clone(), config.retry_for));
-    Ok((Queue { tx, counters }, task))
+    Ok((
+        Queue {
+            tx,
+            counters,
+            max_request_bytes: config.max_request_bytes,
+        },
+        task,
+    ))
 }
 
 async fn forward<E: SpanExporter>(

@@ -61,19 +61,27 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if let Some(enc) = headers
+    let body = match headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| e != "identity")
     {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "llmtel collector: Content-Encoding {enc:?} is not supported; send uncompressed \
-                 (OTEL_EXPORTER_OTLP_COMPRESSION=none)"
-            ),
-        );
-    }
+        None => body,
+        Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes) {
+            Ok(b) => b,
+            Err(r) => return r,
+        },
+        Some(enc) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "llmtel collector: Content-Encoding {enc:?} is not supported; send gzip or \
+                     uncompressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip or none)"
+                ),
+            );
+        }
+    };
     let json = ctype.starts_with("application/json");
     let req = if json {
         serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
@@ -127,6 +135,29 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
                  ({capacity}); send smaller batches or raise queue_size"
             ),
         ),
+    }
+}
+
+/// Decompresses a gzip body, refusing one that inflates past `max` bytes.
+fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Response> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = flate2::read::GzDecoder::new(body)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out);
+    match read {
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("llmtel collector: the body is not valid gzip: {e}"),
+        )),
+        Ok(n) if n > max => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "llmtel collector: the request inflates past {max} bytes; send smaller batches \
+                 or raise max_request_bytes"
+            ),
+        )),
+        Ok(_) => Ok(Bytes::from(out)),
     }
 }
 

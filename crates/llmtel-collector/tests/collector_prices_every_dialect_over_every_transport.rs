@@ -329,3 +329,74 @@ async fn bad_bodies_get_a_clear_error() {
     assert_eq!(r.status(), 415);
     assert!(r.text().await.unwrap().contains("application/x-protobuf"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_requests_over_http_and_grpc_are_accepted() {
+    use std::io::Write;
+    let (receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(config(downstream)).await.unwrap();
+    let attrs = || {
+        vec![
+            s("gen_ai.request.model", "gpt-4o"),
+            i("gen_ai.usage.input_tokens", 1000),
+            i("gen_ai.usage.output_tokens", 200),
+        ]
+    };
+    let req = request("svc", 30, vec![("gzip over http".into(), attrs())]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&req.encode_to_vec()).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let mut c = TraceServiceClient::connect(format!("http://{}", collector.grpc_addr()))
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    c.export(request("svc", 31, vec![("gzip over grpc".into(), attrs())]))
+        .await
+        .unwrap();
+
+    let want = expected_cost(&Usage::new(1000, 200));
+    for name in ["gzip over http", "gzip over grpc"] {
+        let (_, span) = receiver.wait_for(name).await;
+        assert!(
+            (f64_attr(&span, "gen_ai.usage.cost") - want).abs() < 1e-9,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_is_refused_not_inflated() {
+    use std::io::Write;
+    let (_receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(
+        config(downstream)
+            .with_max_request_bytes(64 * 1024)
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    // 16 MiB of zeros: a few KiB on the wire.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![0u8; 16 * 1024 * 1024]).unwrap();
+    let body = gz.finish().unwrap();
+    assert!(body.len() < 64 * 1024);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("raise max_request_bytes"));
+}
