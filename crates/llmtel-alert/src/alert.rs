@@ -109,6 +109,21 @@ impl Alert {
         self
     }
 
+    /// The same alert with every text that can carry a request-controlled value (the name,
+    /// label values, annotations) through llmtel's redaction step ([`llmtel::redact()`]): an
+    /// API key used as a scope value or user id is `[REDACTED]`. The dispatcher applies it to
+    /// every alert before any sink sees it.
+    pub fn redacted(mut self) -> Self {
+        self.name = llmtel::redact::redact_string(self.name);
+        for v in self.labels.values_mut() {
+            *v = llmtel::redact::redact_string(std::mem::take(v));
+        }
+        for v in self.annotations.values_mut() {
+            *v = llmtel::redact::redact_string(std::mem::take(v));
+        }
+        self
+    }
+
     /// The `summary` annotation, or the name.
     pub fn summary(&self) -> &str {
         self.annotations

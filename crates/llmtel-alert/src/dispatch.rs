@@ -213,7 +213,8 @@ fn deliver(batch: &mut Vec<Alert>, sinks: &[Arc<dyn AlertSink>], c: &Counters) {
             }
             Ok(Err(e)) => {
                 c.failed.fetch_add(n, Relaxed);
-                *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(llmtel::redact::redact_string(e.to_string()));
             }
             Err(_) => {
                 c.failed.fetch_add(n, Relaxed);
@@ -232,7 +233,8 @@ fn run(rx: Receiver<Msg>, sinks: Vec<Arc<dyn AlertSink>>, c: Arc<Counters>) {
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                Msg::Alert(a) => batch.push(*a),
+                // Redacted here, off the request path, before any sink sees it.
+                Msg::Alert(a) => batch.push(a.redacted()),
                 Msg::Flush(ack) => acks.push(ack),
             }
             if batch.len() >= MAX_BATCH {

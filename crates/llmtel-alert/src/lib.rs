@@ -29,6 +29,9 @@
 //!   `Debug` or in errors: URLs show as `scheme://host/<redacted>`, headers as `<redacted>`,
 //!   and a transport error ([`DispatchStats::last_error`]) carries no URL path or query.
 //! - Slack text is escaped ([`escape_slack`]): a label value cannot ping or link.
+//! - Every alert goes through llmtel's redaction step ([`Alert::redacted`], applied by the
+//!   dispatcher before any sink): an API key in a label (a budget scope value, a user id) or
+//!   an annotation is delivered as `[REDACTED]`.
 //!
 //! # Feature flags
 //! - `tls` (default): https for the HTTP sinks, and [`HttpConfig::ca_file`].

@@ -11,10 +11,10 @@ use jiff::Timestamp;
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
 
-use crate::context::{CallContext, Estimate};
+use crate::context::{CallContext, Estimate, UnpricedTokens};
 use crate::error::{BudgetExceeded, ReserveError, StoreError};
 use crate::period::{Window, window};
-use crate::rule::{Mode, Period, Rule};
+use crate::rule::{Mode, Period, Rule, Unpriced};
 use crate::status::RuleStatus;
 use crate::store::{Amount, BudgetStore, Commit, MemoryStore, Meter, MeterTotals, ReserveOutcome};
 
@@ -57,6 +57,29 @@ pub struct BudgetStats {
     pub rejected: u64,
     /// Threshold alerts raised.
     pub alerts: u64,
+    /// Reservations of calls with no price (model unknown to the catalog) admitted under a
+    /// USD rule by its `on_unpriced` policy (fallback price or allow).
+    pub unpriced_admitted: u64,
+    /// Reservations refused because the model has no price (`on_unpriced = "refuse"`).
+    pub unpriced_refused: u64,
+    /// Calls with no price whose spend was recorded under a USD rule (at the fallback price,
+    /// or at $0 under `allow` and `refuse`).
+    pub unpriced_recorded: u64,
+    /// Scope values the store evicted to stay bounded (memory store: least recently used
+    /// beyond its per-rule cap), their spend forgotten.
+    pub store_evicted: u64,
+    /// Whether the circuit breaker is open now: the store failed or timed out
+    /// [`BudgetsBuilder::with_breaker`] times in a row, and reservations answer at once by
+    /// the fail mode until a probe succeeds.
+    pub breaker_open: bool,
+    /// Times the breaker opened.
+    pub breaker_trips: u64,
+    /// Reservations answered by the open breaker without asking the store (also counted in
+    /// `admitted_unenforced` or `refused_store_down`).
+    pub short_circuited: u64,
+    /// Reservations whose store call failed or timed out after it may have landed: a
+    /// release was queued for each, written when the store answers again.
+    pub released_after_timeout: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +96,78 @@ struct Counters {
     dropped: AtomicU64,
     rejected: AtomicU64,
     alerts: AtomicU64,
+    unpriced_admitted: AtomicU64,
+    unpriced_refused: AtomicU64,
+    unpriced_recorded: AtomicU64,
+    breaker_trips: AtomicU64,
+    short_circuited: AtomicU64,
+    released_after_timeout: AtomicU64,
+}
+
+/// The circuit breaker in front of the store (monotonic time, not the budgets' clock).
+#[derive(Debug)]
+struct Breaker {
+    threshold: u32,
+    cool_down: Duration,
+    base: Instant,
+    /// Store failures in a row.
+    failures: std::sync::atomic::AtomicU32,
+    /// Open until this many ms after `base`; 0: closed.
+    open_until: AtomicU64,
+    /// A probe is in flight (one caller asks the store once the cool-down has passed).
+    probing: AtomicBool,
+}
+
+impl Breaker {
+    fn now_ms(&self) -> u64 {
+        (self.base.elapsed().as_millis() as u64).max(1)
+    }
+
+    /// Whether a call may go to the store (closed, or this caller is the probe).
+    fn allows(&self) -> bool {
+        let until = self.open_until.load(Relaxed);
+        if until == 0 {
+            return true;
+        }
+        if self.now_ms() < until {
+            return false;
+        }
+        self.probing
+            .compare_exchange(false, true, Relaxed, Relaxed)
+            .is_ok()
+    }
+
+    fn is_open(&self) -> bool {
+        self.open_until.load(Relaxed) != 0
+    }
+
+    fn success(&self) {
+        // Loads first: the request path does not write shared cache lines when closed.
+        if self.failures.load(Relaxed) != 0 {
+            self.failures.store(0, Relaxed);
+        }
+        if self.open_until.load(Relaxed) != 0 {
+            self.open_until.store(0, Relaxed);
+        }
+        if self.probing.load(Relaxed) {
+            self.probing.store(false, Relaxed);
+        }
+    }
+
+    /// Returns whether this failure opened the breaker.
+    fn failure(&self) -> bool {
+        let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
+        let was_open = self.open_until.load(Relaxed) != 0;
+        let opened = if n >= self.threshold || was_open {
+            let until = self.now_ms() + self.cool_down.as_millis() as u64;
+            self.open_until.store(until, Relaxed);
+            !was_open
+        } else {
+            false
+        };
+        self.probing.store(false, Relaxed);
+        opened
+    }
 }
 
 /// One rule and scope value with its meter and window, cached until the window moves on
@@ -113,6 +208,12 @@ struct CommitOp {
     release: Option<Release>,
     targets: Vec<Arc<Metered>>,
     amount: Amount,
+    /// The call had no price: each rule charges these tokens by its `on_unpriced` policy
+    /// (boxed: rare, and it keeps the writer's queue items small).
+    unpriced: Option<Box<UnpricedTokens>>,
+    /// Sequence number of the operation id of a spend write (0: none, a release), so that
+    /// a replayed write is applied once ([`Commit::op_id`]).
+    op_seq: u64,
     at: Timestamp,
 }
 
@@ -138,6 +239,7 @@ pub struct BudgetsBuilder {
     reservation_ttl: Duration,
     buffer: usize,
     queue: usize,
+    breaker: (u32, Duration),
 }
 
 impl std::fmt::Debug for BudgetsBuilder {
@@ -199,6 +301,16 @@ impl BudgetsBuilder {
         self
     }
 
+    /// The circuit breaker in front of the store: after `failures` store errors or timeouts
+    /// in a row (default 3), `reserve` answers at once by the fail mode, without asking the
+    /// store, for `cool_down` (default 2 s); then one call probes the store, and a success
+    /// closes the breaker. A down or blackholed store then costs a request nothing instead
+    /// of the store's deadline every time. Visible in [`BudgetStats::breaker_open`].
+    pub fn with_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker = (failures.max(1), cool_down);
+        self
+    }
+
     /// Capacity of the queue to the background writer of a remote store (default 100,000).
     pub fn with_queue_capacity(mut self, n: usize) -> Self {
         self.queue = n.max(1);
@@ -227,6 +339,7 @@ impl BudgetsBuilder {
             buffer_cap: self.buffer,
             store_down: AtomicBool::new(false),
             fired: Mutex::new(HashSet::new()),
+            unpriced_alerted: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
             bound: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
@@ -235,6 +348,14 @@ impl BudgetsBuilder {
             next_id: AtomicU64::new(0),
             writer: Mutex::new(None),
             writer_handle: Mutex::new(None),
+            breaker: Breaker {
+                threshold: self.breaker.0,
+                cool_down: self.breaker.1,
+                base: Instant::now(),
+                failures: Default::default(),
+                open_until: AtomicU64::new(0),
+                probing: AtomicBool::new(false),
+            },
         });
         if inner.store.is_remote() {
             let (tx, rx) = mpsc::sync_channel(self.queue);
@@ -267,6 +388,8 @@ pub(crate) struct Inner {
     buffer_cap: usize,
     store_down: AtomicBool,
     fired: Mutex<HashSet<String>>,
+    /// Models with no price already alerted (one alert per model; bounded).
+    unpriced_alerted: Mutex<HashSet<String>>,
     seen: Mutex<HashMap<usize, HashSet<Arc<str>>>>,
     bound: Mutex<HashMap<u64, Bound>>,
     last: Mutex<HashMap<String, Amount>>,
@@ -275,6 +398,7 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     writer: Mutex<Option<SyncSender<Msg>>>,
     writer_handle: Mutex<Option<JoinHandle<()>>>,
+    breaker: Breaker,
 }
 
 /// Spend limits over a store: reserve before a call, record after it, see the status.
@@ -333,6 +457,7 @@ impl Budgets {
             reservation_ttl: Duration::from_secs(600),
             buffer: 100_000,
             queue: 100_000,
+            breaker: (3, Duration::from_secs(2)),
         }
     }
 
@@ -358,11 +483,14 @@ impl Budgets {
             let Some(v) = ctx.value(&r.scope) else {
                 continue;
             };
-            if !r.values.is_empty() && !r.values.iter().any(|x| x == v) {
+            // A context built field by field (not through the capping setters) is capped
+            // here: no request-controlled value reaches a key or a map uncapped.
+            let v = llmtel::cap_value(v);
+            if !r.values.is_empty() && !r.values.iter().any(|x| *x == *v) {
                 continue;
             }
             let value = match r.mode {
-                Mode::PerValue => v,
+                Mode::PerValue => &*v,
                 Mode::Shared => "*",
             };
             if let Some(m) = self.metered(i, value, now_ms) {
@@ -441,11 +569,23 @@ impl Budgets {
     /// [`crate::BudgetLayer`] settles it when the span closes), or drop it to release it; one
     /// never settled (crash) expires after the reservation TTL.
     ///
-    /// A zero USD estimate (zero-priced model) is never refused by a USD limit.
+    /// A zero USD estimate (a model priced at zero) is never refused by a USD limit. An
+    /// estimate with no price ([`Estimate::unpriced`], a model the catalog does not know)
+    /// meets each USD rule's [`crate::Unpriced`] policy: refused (the default), reserved at
+    /// the fallback price, or let through at $0; counted in [`BudgetStats`] and alerted
+    /// once per model.
+    ///
+    /// Bounded in time: a remote store's call has a deadline (Redis: 100 ms, see
+    /// [`crate::RedisStore::with_reserve_timeout`]) and after a few failures in a row the
+    /// circuit breaker ([`BudgetsBuilder::with_breaker`]) answers at once by the fail mode,
+    /// so calling it from an async handler never stalls the runtime for longer than that.
+    /// A reserve that failed after it may have landed releases its reservation once the
+    /// store answers again.
     ///
     /// # Errors
     /// [`ReserveError::Exceeded`] with the rule, scope, spend, limit and reset time;
-    /// [`ReserveError::StoreUnavailable`] when the store is down and the budgets fail closed.
+    /// [`ReserveError::StoreUnavailable`] when the store is down and the budgets fail closed;
+    /// [`ReserveError::Unpriced`] for a model with no price under a rule that refuses them.
     pub fn reserve(
         &self,
         ctx: &CallContext,
@@ -462,7 +602,63 @@ impl Budgets {
         if targets.is_empty() {
             return Ok(Reservation::new(self.clone(), id, targets, false, true));
         }
-        let charges: Vec<(&Meter, Amount)> = targets.iter().map(|t| (&t.meter, amount)).collect();
+        let mut amounts = Vec::with_capacity(targets.len());
+        let mut unpriced_under_usd = false;
+        for t in &targets {
+            let rule = &self.inner.rules[t.rule];
+            match (estimate.unpriced, rule.limits.usd) {
+                (Some(u), Some(_)) => {
+                    unpriced_under_usd = true;
+                    let model = ctx.model.as_deref().unwrap_or("(none)");
+                    self.alert_unpriced(rule, model);
+                    match rule.on_unpriced {
+                        Unpriced::Refuse => {
+                            self.inner.counters.unpriced_refused.fetch_add(1, Relaxed);
+                            return Err(ReserveError::Unpriced {
+                                rule: rule.name.to_string(),
+                                model: llmtel::cap_value(model).into_owned(),
+                            });
+                        }
+                        p @ Unpriced::Fallback { .. } => amounts.push(Amount {
+                            usd: picos(p.fallback_cost(u.input, u.output).unwrap_or(Usd::ZERO)),
+                            ..amount
+                        }),
+                        Unpriced::Allow => amounts.push(amount),
+                    }
+                }
+                _ => amounts.push(amount),
+            }
+        }
+        let charges: Vec<(&Meter, Amount)> = targets
+            .iter()
+            .zip(&amounts)
+            .map(|(t, a)| (&t.meter, *a))
+            .collect();
+        if !self.inner.breaker.allows() {
+            // The store failed repeatedly: answer at once by the fail mode.
+            self.inner.counters.short_circuited.fetch_add(1, Relaxed);
+            let e = StoreError::unavailable(
+                self.inner.store.kind(),
+                format!(
+                    "circuit breaker open after {} failures in a row; answering without the store until a probe succeeds (every {} ms)",
+                    self.inner.breaker.threshold,
+                    self.inner.breaker.cool_down.as_millis()
+                ),
+            );
+            return match self.inner.fail {
+                FailMode::Open => {
+                    self.inner
+                        .counters
+                        .admitted_unenforced
+                        .fetch_add(1, Relaxed);
+                    Ok(Reservation::new(self.clone(), id, targets, false, false))
+                }
+                FailMode::Closed => {
+                    self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
+                    Err(ReserveError::StoreUnavailable(e))
+                }
+            };
+        }
         let outcome = self
             .inner
             .store
@@ -472,12 +668,16 @@ impl Budgets {
             Ok(ReserveOutcome::Admitted) => {
                 self.store_ok();
                 self.inner.counters.admitted.fetch_add(1, Relaxed);
+                if unpriced_under_usd {
+                    self.inner.counters.unpriced_admitted.fetch_add(1, Relaxed);
+                }
                 Ok(Reservation::new(self.clone(), id, targets, true, true))
             }
             Ok(ReserveOutcome::Denied(i)) => {
                 self.store_ok();
                 self.inner.counters.denied.fetch_add(1, Relaxed);
-                let t = &targets[i.min(targets.len() - 1)];
+                let i = i.min(targets.len() - 1);
+                let t = &targets[i];
                 let totals = self
                     .inner
                     .store
@@ -486,21 +686,41 @@ impl Budgets {
                     .and_then(|v| v.first().copied())
                     .unwrap_or_default();
                 Err(ReserveError::Exceeded(Box::new(
-                    self.exceeded(t, totals, amount),
+                    self.exceeded(t, totals, amounts[i]),
                 )))
             }
             Err(e) => {
                 self.store_failed(&e);
+                // A timeout or lost connection may come after the store held the
+                // reservation: release it (idempotent), written when the store answers
+                // again, so it does not hold budget for its TTL. A refusal held nothing.
+                let maybe_held = !e.rejected;
+                if maybe_held {
+                    self.inner
+                        .counters
+                        .released_after_timeout
+                        .fetch_add(1, Relaxed);
+                }
                 match self.inner.fail {
                     FailMode::Open => {
                         self.inner
                             .counters
                             .admitted_unenforced
                             .fetch_add(1, Relaxed);
-                        Ok(Reservation::new(self.clone(), id, targets, false, false))
+                        // Settling or dropping it sends the release (with the spend).
+                        Ok(Reservation::new(
+                            self.clone(),
+                            id,
+                            targets,
+                            maybe_held,
+                            false,
+                        ))
                     }
                     FailMode::Closed => {
                         self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
+                        if maybe_held {
+                            self.release((id, targets));
+                        }
                         Err(ReserveError::StoreUnavailable(e))
                     }
                 }
@@ -520,7 +740,7 @@ impl Budgets {
         });
         BudgetExceeded {
             rule: rule.name.to_string(),
-            scope: format!("{}={}", rule.scope.attribute(), t.value),
+            scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value)).into_owned(),
             period: rule.period.name(),
             spent: usd(totals.spent.usd.saturating_add(totals.reserved.usd)),
             limit: m.limit_usd.map(usd).unwrap_or(Usd::ZERO),
@@ -541,7 +761,28 @@ impl Budgets {
     /// Records the spend of a call made without a reservation (the [`crate::BudgetLayer`]
     /// does this for every LLM span). Never blocks on a remote store (queued).
     pub fn record(&self, ctx: &CallContext, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
-        self.submit(None, ctx, cost, tokens)
+        self.submit(None, ctx, cost, tokens, None)
+    }
+
+    /// Records the spend of a call with no price (its model is not in the catalog): each
+    /// rule with a USD limit charges `input` and `output` tokens by its
+    /// [`crate::Unpriced`] policy (the fallback price, or $0 under `allow` and `refuse`: the
+    /// call already happened), counted in [`BudgetStats::unpriced_recorded`] and alerted
+    /// once per model. The [`crate::BudgetLayer`] does this for an LLM span with no cost.
+    pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
+        let u = UnpricedTokens { input, output };
+        self.submit(None, ctx, Usd::ZERO, input.saturating_add(output), Some(u))
+    }
+
+    /// Whether a rule with a USD limit applies to this call (a call with no price then
+    /// meets that rule's `on_unpriced` policy).
+    pub fn usd_rule_applies(&self, ctx: &CallContext) -> bool {
+        self.inner.rules.iter().any(|r| {
+            r.limits.usd.is_some()
+                && ctx
+                    .value(&r.scope)
+                    .is_some_and(|v| r.values.is_empty() || r.values.iter().any(|x| x == v))
+        })
     }
 
     pub(crate) fn submit(
@@ -550,10 +791,25 @@ impl Budgets {
         ctx: &CallContext,
         cost: Usd,
         tokens: u64,
+        unpriced: Option<UnpricedTokens>,
     ) -> Vec<(usize, f64)> {
         let at = self.now();
         let targets = self.targets(ctx, at.as_millisecond());
-        self.submit_at(release, targets, cost, tokens, at)
+        if unpriced.is_some() {
+            let model = ctx.model.as_deref().unwrap_or("(none)");
+            let mut counted = false;
+            for t in &targets {
+                let rule = &self.inner.rules[t.rule];
+                if rule.limits.usd.is_some() {
+                    if !counted {
+                        self.inner.counters.unpriced_recorded.fetch_add(1, Relaxed);
+                        counted = true;
+                    }
+                    self.alert_unpriced(rule, model);
+                }
+            }
+        }
+        self.submit_at(release, targets, cost, tokens, unpriced, at)
     }
 
     pub(crate) fn submit_targets(
@@ -563,7 +819,61 @@ impl Budgets {
         cost: Usd,
         tokens: u64,
     ) -> Vec<(usize, f64)> {
-        self.submit_at(release, targets, cost, tokens, self.now())
+        self.submit_at(release, targets, cost, tokens, None, self.now())
+    }
+
+    /// What `op` charges the meter of rule `rule`: its amount, or for a call with no price
+    /// under a USD rule, the rule's fallback price of its tokens.
+    fn charge(&self, rule: usize, op: &CommitOp) -> Amount {
+        let r = &self.inner.rules[rule];
+        match (op.unpriced.as_deref(), r.limits.usd) {
+            (Some(u), Some(_)) => match r.on_unpriced.fallback_cost(u.input, u.output) {
+                Some(c) => Amount {
+                    usd: picos(c),
+                    ..op.amount
+                },
+                None => op.amount,
+            },
+            _ => op.amount,
+        }
+    }
+
+    /// One alert per model with no price (bounded: 1,000 models), naming the rule's policy
+    /// and what to do.
+    fn alert_unpriced(&self, rule: &Rule, model: &str) {
+        let Some(alerts) = &self.inner.alerts else {
+            return;
+        };
+        let model = llmtel::cap_value(model);
+        {
+            let mut seen = self
+                .inner
+                .unpriced_alerted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.len() >= 1_000 || !seen.insert(model.to_string()) {
+                return;
+            }
+        }
+        let what = match rule.on_unpriced {
+            Unpriced::Refuse => "refuses its calls",
+            Unpriced::Fallback { .. } => "charges its calls at the fallback price",
+            Unpriced::Allow => "lets its calls through at $0",
+        };
+        alerts.send(
+            Alert::firing("LlmBudgetUnpricedModel", Severity::Warning)
+                .with_label("model", model.as_ref())
+                .with_label("rule", rule.name.as_ref())
+                .with_label("policy", rule.on_unpriced.name())
+                .with_annotation(
+                    "summary",
+                    format!("model {model:?} has no price: budget {:?} {what}", rule.name),
+                )
+                .with_annotation(
+                    "description",
+                    "add a price for the model (a price file, see `llmtel prices check`, or Catalog::insert) or set the rule's on_unpriced policy",
+                ),
+        );
     }
 
     fn submit_at(
@@ -572,6 +882,7 @@ impl Budgets {
         targets: Vec<Arc<Metered>>,
         cost: Usd,
         tokens: u64,
+        unpriced: Option<UnpricedTokens>,
         at: Timestamp,
     ) -> Vec<(usize, f64)> {
         self.inner.counters.recorded.fetch_add(1, Relaxed);
@@ -583,6 +894,8 @@ impl Budgets {
                 usd: picos(cost),
                 tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
             },
+            unpriced: unpriced.map(Box::new),
+            op_seq: self.inner.next_id.fetch_add(1, Relaxed) + 1,
             at,
         };
         if !self.inner.store.is_remote() {
@@ -596,11 +909,13 @@ impl Budgets {
             for t in &op.targets {
                 if let Some(m) = self.metered_at(t, at_ms) {
                     let seen = last.get(m.meter.current()).copied().unwrap_or_default();
-                    util.push((t.rule, utilization(&m.meter, seen.plus(op.amount))));
+                    let a = self.charge(t.rule, &op);
+                    util.push((t.rule, utilization(&m.meter, seen.plus(a))));
                 }
             }
         }
         let w = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+        #[allow(clippy::result_large_err)] // the op is handed back in the error, never kept
         match w.as_ref().map(|tx| tx.try_send(Msg::Commit(op))) {
             Some(Ok(())) => {}
             Some(Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_))) | None => {
@@ -729,8 +1044,10 @@ impl Budgets {
         if metered.is_empty() && op.release.is_none() {
             return Ok(Vec::new());
         }
-        let charges: Vec<(&Meter, Amount)> =
-            metered.iter().map(|m| (&m.meter, op.amount)).collect();
+        let charges: Vec<(&Meter, Amount)> = metered
+            .iter()
+            .map(|m| (&m.meter, self.charge(m.rule, op)))
+            .collect();
         let releases: Vec<&Meter> = match &op.release {
             Some((_, ms)) => ms.iter().map(|m| &m.meter).collect(),
             None => Vec::new(),
@@ -804,7 +1121,11 @@ impl Budgets {
         let charges: Vec<Vec<(&Meter, Amount)>> = metered
             .iter()
             .zip(ops)
-            .map(|(ms, op)| ms.iter().map(|m| (&m.meter, op.amount)).collect())
+            .map(|(ms, op)| {
+                ms.iter()
+                    .map(|m| (&m.meter, self.charge(m.rule, op)))
+                    .collect()
+            })
             .collect();
         let releases: Vec<Vec<&Meter>> = ops
             .iter()
@@ -813,17 +1134,27 @@ impl Budgets {
                 None => Vec::new(),
             })
             .collect();
+        let op_ids: Vec<String> = ops
+            .iter()
+            .map(|op| match op.op_seq {
+                0 => String::new(),
+                n => format!("{}.w{n:x}", self.inner.id_prefix),
+            })
+            .collect();
         let commits: Vec<Commit<'_>> = ops
             .iter()
             .zip(&charges)
             .zip(&releases)
-            .filter(|((op, c), _)| !c.is_empty() || op.release.is_some())
-            .map(|((op, c), r)| Commit {
+            .zip(&op_ids)
+            .filter(|(((op, c), _), _)| !c.is_empty() || op.release.is_some())
+            .map(|(((op, c), r), oid)| Commit {
                 release: op
                     .release
                     .as_ref()
                     .map(|(id, _)| (id.as_str(), r.as_slice())),
                 charges: c.as_slice(),
+                // A spend write carries its id (a replay is skipped); a release needs none.
+                op_id: (!oid.is_empty() && !c.is_empty()).then_some(oid.as_str()),
             })
             .collect();
         if commits.is_empty() {
@@ -930,6 +1261,15 @@ impl Budgets {
 
     fn store_failed(&self, e: &StoreError) {
         self.inner.counters.store_errors.fetch_add(1, Relaxed);
+        if e.rejected {
+            // The store answered (and refused one operation): it is up.
+            self.inner.breaker.success();
+        } else if self.inner.breaker.failure() {
+            self.inner.counters.breaker_trips.fetch_add(1, Relaxed);
+            tracing::warn!(target: "llmtel_budget", error = %e,
+                "budget store circuit breaker open: reservations answer at once ({}) until a probe succeeds",
+                if self.inner.fail == FailMode::Open { "fail-open" } else { "fail-closed" });
+        }
         if !self.inner.store_down.swap(true, Relaxed) {
             tracing::warn!(target: "llmtel_budget", error = %e, "budget store unavailable; failing {}",
                 if self.inner.fail == FailMode::Open { "open, buffering spend" } else { "closed" });
@@ -951,6 +1291,7 @@ impl Budgets {
     }
 
     fn store_ok(&self) {
+        self.inner.breaker.success();
         if self.inner.store_down.load(Relaxed)
             && self
                 .inner
@@ -1074,6 +1415,14 @@ impl Budgets {
             dropped: c.dropped.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
             alerts: c.alerts.load(Relaxed),
+            unpriced_admitted: c.unpriced_admitted.load(Relaxed),
+            unpriced_refused: c.unpriced_refused.load(Relaxed),
+            unpriced_recorded: c.unpriced_recorded.load(Relaxed),
+            store_evicted: self.inner.store.evicted(),
+            breaker_open: self.inner.breaker.is_open(),
+            breaker_trips: c.breaker_trips.load(Relaxed),
+            short_circuited: c.short_circuited.load(Relaxed),
+            released_after_timeout: c.released_after_timeout.load(Relaxed),
         }
     }
 
@@ -1140,7 +1489,8 @@ impl Budgets {
                 let rule = &self.inner.rules[t.rule];
                 RuleStatus {
                     rule: rule.name.to_string(),
-                    scope: format!("{}={}", rule.scope.attribute(), t.value),
+                    scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value))
+                        .into_owned(),
                     period: rule.period.name(),
                     period_start: Timestamp::from_second(w.period_start).ok(),
                     spent: usd(tot.spent.usd),
@@ -1344,6 +1694,8 @@ impl Budgets {
             release: Some(release),
             targets: Vec::new(),
             amount: Amount::default(),
+            unpriced: None,
+            op_seq: 0,
             at: self.now(),
         };
         if !self.inner.store.is_remote() {

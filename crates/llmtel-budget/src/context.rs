@@ -7,6 +7,11 @@ use crate::rule::Scope;
 
 /// The dimensions a budget rule can scope on, for one call.
 ///
+/// Every value set through the `with_*` setters or [`CallContext::from_call`] is capped at
+/// [`llmtel::MAX_VALUE_BYTES`] by [`llmtel::cap_value`] (a stable hash keeps long values
+/// distinct; counted in `llmtel::health().values_truncated`), so a request-controlled
+/// value never grows a store key or a map beyond that.
+///
 /// ```
 /// let ctx = llmtel_budget::CallContext::new().with_user("u-1").with_model("gpt-4o-mini");
 /// assert_eq!(ctx.dimensions.user.as_deref(), Some("u-1"));
@@ -27,55 +32,85 @@ impl CallContext {
         CallContext::default()
     }
 
-    /// The context of a closed call (its dimensions, priced model and provider).
+    /// The context of a closed call (its dimensions, priced model and provider), every
+    /// value capped by [`llmtel::cap_value`].
     pub fn from_call(call: &LlmCall) -> Self {
-        CallContext {
-            dimensions: call.dimensions.clone(),
-            model: call.model().map(str::to_string),
-            provider: call.provider.clone(),
+        let mut dimensions = call.dimensions.clone();
+        cap_opt(&mut dimensions.user);
+        cap_opt(&mut dimensions.tenant);
+        cap_opt(&mut dimensions.feature);
+        cap_opt(&mut dimensions.session);
+        for (_, v) in &mut dimensions.custom {
+            cap_in_place(v);
         }
+        CallContext {
+            dimensions,
+            model: call.model().map(|m| llmtel::cap_value(m).into_owned()),
+            provider: call
+                .provider
+                .as_deref()
+                .map(|p| llmtel::cap_value(p).into_owned()),
+        }
+    }
+
+    /// This context with every value capped by [`llmtel::cap_value`] (what
+    /// [`crate::Budgets`] does before a value reaches a store key or a map; the `with_*`
+    /// setters and [`CallContext::from_call`] already do it).
+    pub fn capped(mut self) -> Self {
+        cap_opt(&mut self.dimensions.user);
+        cap_opt(&mut self.dimensions.tenant);
+        cap_opt(&mut self.dimensions.feature);
+        cap_opt(&mut self.dimensions.session);
+        for (_, v) in &mut self.dimensions.custom {
+            cap_in_place(v);
+        }
+        cap_opt(&mut self.model);
+        cap_opt(&mut self.provider);
+        self
     }
 
     /// Sets `user.id`.
     pub fn with_user(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.user = Some(v.into());
+        self.dimensions.user = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets `llmtel.tenant`.
     pub fn with_tenant(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.tenant = Some(v.into());
+        self.dimensions.tenant = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets `llmtel.feature`.
     pub fn with_feature(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.feature = Some(v.into());
+        self.dimensions.feature = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets `session.id`.
     pub fn with_session(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.session = Some(v.into());
+        self.dimensions.session = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets the model.
     pub fn with_model(mut self, v: impl Into<String>) -> Self {
-        self.model = Some(v.into());
+        self.model = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets the provider.
     pub fn with_provider(mut self, v: impl Into<String>) -> Self {
-        self.provider = Some(v.into());
+        self.provider = Some(llmtel::cap_string(v.into()));
         self
     }
 
     /// Sets a custom `llmtel.*` attribute (e.g. `llmtel.api_key_id`).
     pub fn with_attribute(mut self, name: &'static str, v: impl Into<String>) -> Self {
         self.dimensions.custom.retain(|(k, _)| *k != name);
-        self.dimensions.custom.push((name, v.into()));
+        self.dimensions
+            .custom
+            .push((name, llmtel::cap_string(v.into())));
         self
     }
 
@@ -95,6 +130,28 @@ impl CallContext {
     }
 }
 
+fn cap_in_place(v: &mut String) {
+    if v.len() > llmtel::MAX_VALUE_BYTES {
+        *v = llmtel::cap_string(std::mem::take(v));
+    }
+}
+
+fn cap_opt(v: &mut Option<String>) {
+    if let Some(v) = v {
+        cap_in_place(v);
+    }
+}
+
+/// The token counts of a call that has no price (its model is not in the catalog): each
+/// rule prices them by its [`crate::Unpriced`] policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnpricedTokens {
+    /// Input (prompt) tokens.
+    pub input: u64,
+    /// Output tokens (the worst case, `max_tokens`, for a reservation).
+    pub output: u64,
+}
+
 /// What a call is expected to cost, reserved before it runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Estimate {
@@ -102,17 +159,36 @@ pub struct Estimate {
     pub usd: Usd,
     /// Expected tokens (input + output).
     pub tokens: u64,
+    /// `Some` when the call has no price (unknown model): `usd` is zero and each rule with
+    /// a USD limit applies its [`crate::Unpriced`] policy to these tokens.
+    pub unpriced: Option<UnpricedTokens>,
 }
 
 impl Estimate {
     /// An explicit estimate.
     pub fn new(usd: Usd, tokens: u64) -> Self {
-        Estimate { usd, tokens }
+        Estimate {
+            usd,
+            tokens,
+            unpriced: None,
+        }
+    }
+
+    /// The estimate of a call with no price: `input` and `output` tokens, priced by each
+    /// rule's [`crate::Unpriced`] policy (refused by default under a USD limit).
+    pub fn unpriced(input: u64, output: u64) -> Self {
+        Estimate {
+            usd: Usd::ZERO,
+            tokens: input.saturating_add(output),
+            unpriced: Some(UnpricedTokens { input, output }),
+        }
     }
 
     /// The worst case of a call: `prompt_tokens` in and `max_tokens` out at the model's
     /// prices on `date` (count the prompt with the model's tokenizer, or estimate it, e.g.
-    /// bytes / 4). A zero-priced model gives a zero USD estimate, which no USD limit blocks.
+    /// bytes / 4). A model priced at zero in the catalog gives a zero USD estimate, which no
+    /// USD limit blocks. A model the catalog does not know gives [`Estimate::unpriced`]:
+    /// each USD rule then applies its [`crate::Unpriced`] policy (refuse by default).
     ///
     /// ```
     /// let e = llmtel_budget::Estimate::for_model(
@@ -123,7 +199,7 @@ impl Estimate {
     /// ```
     ///
     /// # Errors
-    /// [`PricingError::UnknownModel`] when the catalog does not know the model.
+    /// [`PricingError::Overflow`] for absurd token counts.
     pub fn for_model(
         catalog: &Catalog,
         model: &str,
@@ -133,10 +209,16 @@ impl Estimate {
         date: jiff::civil::Date,
     ) -> Result<Estimate, PricingError> {
         let usage = Usage::new(prompt_tokens, max_tokens);
-        let priced = catalog.price(model, provider, &usage, date)?;
-        Ok(Estimate {
-            usd: priced.breakdown.total,
-            tokens: prompt_tokens.saturating_add(max_tokens),
-        })
+        match catalog.price(model, provider, &usage, date) {
+            Ok(priced) => Ok(Estimate {
+                usd: priced.breakdown.total,
+                tokens: prompt_tokens.saturating_add(max_tokens),
+                unpriced: None,
+            }),
+            Err(PricingError::UnknownModel { .. }) => {
+                Ok(Estimate::unpriced(prompt_tokens, max_tokens))
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -11,13 +11,17 @@ use tracing_core::{Dispatch, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
+use llmtel::semconv::llmtel as sc;
+
 use crate::budgets::Budgets;
-use crate::context::CallContext;
+use crate::context::{CallContext, UnpricedTokens};
 
 /// A `tracing` layer that records the actual spend of every closed LLM span against the
 /// budgets (once, settling the reservation bound to it or to an ancestor span, if any) and
 /// writes `llmtel.budget.rule` and `llmtel.budget.utilization` (the most used rule after
-/// the call) on the OpenTelemetry span.
+/// the call) on the OpenTelemetry span. A call with no cost (its model has no price) under
+/// a USD rule is charged by the rule's [`crate::Unpriced`] policy and flagged
+/// `llmtel.budget.unpriced = true`.
 ///
 /// **Order**: add it after [`llmtel::layer()`] (it reads the [`LlmCall`] that layer leaves
 /// in the span's extensions) and before `tracing_opentelemetry::layer()` (its attributes
@@ -67,10 +71,16 @@ where
                     CallContext::from_call(c),
                     c.cost_usd(),
                     c.usage.input_tokens.saturating_add(c.usage.output_tokens),
+                    // Only a model with no price is "unpriced": a known model whose call
+                    // recorded no usage has no cost either, and nothing to charge.
+                    c.unknown_model.then_some(UnpricedTokens {
+                        input: c.usage.input_tokens,
+                        output: c.usage.output_tokens,
+                    }),
                 )
             })
         };
-        let Some((cctx, cost, tokens)) = call else {
+        let Some((cctx, cost, tokens, split)) = call else {
             // A span a reservation was bound to closed without an LLM call: release it.
             if let Some((rid, meters)) = self.budgets.take_bound(id.into_u64()) {
                 self.budgets.release_bound(rid, meters);
@@ -93,23 +103,35 @@ where
             }
         }
         drop(span);
-        let util = self
-            .budgets
-            .submit(release, &cctx, cost.unwrap_or(llmtel::Usd::ZERO), tokens);
-        let Some((rule, u)) = util
+        // A call whose model has no price. Each USD rule applies its
+        // `on_unpriced` policy (fallback price, or $0 counted and alerted).
+        let unpriced = split.filter(|_| cost.is_none() && self.budgets.usd_rule_applies(&cctx));
+        let util = self.budgets.submit(
+            release,
+            &cctx,
+            cost.unwrap_or(llmtel::Usd::ZERO),
+            tokens,
+            unpriced,
+        );
+        let top = util
             .into_iter()
-            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal))
-        else {
+            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+        if top.is_none() && unpriced.is_none() {
             return;
-        };
+        }
         let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
             return;
         };
         if let Some(cx) = tracing_opentelemetry::get_otel_context(&id, &dispatch) {
-            let name = self.budgets.rules()[rule].name.to_string();
             let s = cx.span();
-            s.set_attribute(KeyValue::new("llmtel.budget.rule", name));
-            s.set_attribute(KeyValue::new("llmtel.budget.utilization", u));
+            if let Some((rule, u)) = top {
+                let name = self.budgets.rules()[rule].name.to_string();
+                s.set_attribute(KeyValue::new(sc::BUDGET_RULE, name));
+                s.set_attribute(KeyValue::new(sc::BUDGET_UTILIZATION, u));
+            }
+            if unpriced.is_some() {
+                s.set_attribute(KeyValue::new(sc::BUDGET_UNPRICED, true));
+            }
         }
     }
 }

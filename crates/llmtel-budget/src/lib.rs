@@ -37,11 +37,29 @@
 //! assert_eq!(status[0].reserved, llmtel::Usd::ZERO);
 //! ```
 //!
+//! # Calls with no price
+//! A model the price catalog does not know has no cost. Each rule with a USD limit applies
+//! its [`Unpriced`] policy to such calls, on reserve and on settle: refuse (the default:
+//! [`ReserveError::Unpriced`] names the model and says how to add a price), charge a
+//! fallback price per million tokens, or allow at $0. Every such call is counted in
+//! [`BudgetStats`], flagged `llmtel.budget.unpriced = true` on its span and alerted once per
+//! model. A model priced at zero in the catalog is not "unpriced" and is never refused by a
+//! USD limit.
+//!
 //! # Stores
-//! [`MemoryStore`] (default), [`SqliteStore`] (feature `sqlite`: durable, survives
-//! `kill -9`), [`RedisStore`] (feature `redis`: shared by every process). When the store is
-//! down, reservations fail open (configurable fail-closed), spend is buffered (bounded) and
+//! [`MemoryStore`] (default; bounded: capped values, at most 100,000 values a rule, least
+//! recently used evicted), [`SqliteStore`] (feature `sqlite`: durable, survives `kill -9`),
+//! [`RedisStore`] (feature `redis`: shared by every process). When the store is down,
+//! reservations fail open (configurable fail-closed), spend is buffered (bounded) and
 //! written when the store returns, errors are counted and an alert is raised.
+//!
+//! Faults are bounded: every Redis call has a deadline (a reserve 100 ms), a circuit
+//! breaker answers at once by the fail mode after 3 failures in a row
+//! ([`BudgetsBuilder::with_breaker`]), so [`Budgets::reserve`] — a synchronous call — never
+//! holds an async worker longer than the deadline. Spend writes carry an operation id, so a
+//! write replayed after a lost reply is counted once; a reserve that timed out after it may
+//! have landed is released when the store answers again. Neither `Debug` nor errors show a
+//! store URL's password.
 //!
 //! # Feature flags
 //! - `sqlite` (default): [`SqliteStore`].
@@ -73,14 +91,14 @@ mod status;
 pub mod store;
 
 pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reservation};
-pub use context::{CallContext, Estimate};
-pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
+pub use context::{CallContext, Estimate, UnpricedTokens};
+pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError, redact_url_credentials};
 pub use layer::BudgetLayer;
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;
 #[cfg(feature = "reqwest")]
 pub use preflight::BudgetPreflight;
-pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig};
+pub use rule::{Config, Limits, Mode, Period, Rule, Scope, StoreConfig, Unpriced};
 pub use status::{RuleStatus, render_json, render_table};
 #[cfg(feature = "redis")]
 pub use store::RedisStore;

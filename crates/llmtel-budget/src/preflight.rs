@@ -34,7 +34,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use llmtel_pricing::{Catalog, Usd};
+use llmtel_pricing::Catalog;
 use llmtel_reqwest::{PlannedCall, PreflightError, PreflightHook};
 
 use crate::{Budgets, CallContext, Estimate, ReserveError};
@@ -106,7 +106,9 @@ impl BudgetPreflight {
             max_out,
             today,
         )
-        .unwrap_or_else(|_| Estimate::new(Usd::ZERO, prompt.saturating_add(max_out)))
+        // Only an overflow (absurd token counts) is left: price nothing, count the tokens as
+        // a call with no price, so a USD rule's policy still applies.
+        .unwrap_or_else(|_| Estimate::unpriced(prompt, max_out))
     }
 }
 
@@ -134,6 +136,9 @@ impl PreflightHook for BudgetPreflight {
                     refusal = refusal.with_retry_at(std::time::SystemTime::from(t));
                 }
                 Err(refusal)
+            }
+            Err(e @ ReserveError::Unpriced { .. }) => {
+                Err(PreflightError::new("budget_unpriced_model", e.to_string()))
             }
             Err(e @ ReserveError::StoreUnavailable(_)) => Err(PreflightError::new(
                 "budget_store_unavailable",

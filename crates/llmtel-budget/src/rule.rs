@@ -113,6 +113,61 @@ pub struct Limits {
     pub tokens: Option<u64>,
 }
 
+/// What a rule does with a call that has no price: its model is not in the price catalog
+/// (a new model, a fine-tune, a client-chosen name), so its cost cannot be computed.
+///
+/// Only rules with a USD limit are concerned (a token limit counts tokens either way).
+/// The default is [`Unpriced::Refuse`]: a USD budget that silently lets an unknown model
+/// through as free is a budget any client can bypass by naming a model, and a fallback
+/// price is a guess that may be far too low; refusing makes the gap visible at once, with
+/// an error that says how to close it (add a price or choose a policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unpriced {
+    /// Refuse the reservation ([`crate::ReserveError::Unpriced`]). A call recorded without
+    /// a reservation (it already happened) is charged nothing but counted and alerted.
+    #[default]
+    Refuse,
+    /// Reserve and settle at this price per million input and output tokens.
+    Fallback {
+        /// USD per million input tokens.
+        input_per_million: Usd,
+        /// USD per million output tokens.
+        output_per_million: Usd,
+    },
+    /// Let it through at $0, counted ([`crate::BudgetStats::unpriced_admitted`]), flagged on the
+    /// span and alerted.
+    Allow,
+}
+
+impl Unpriced {
+    /// The fallback price of `input` and `output` tokens (`None` unless
+    /// [`Unpriced::Fallback`]).
+    pub fn fallback_cost(&self, input: u64, output: u64) -> Option<Usd> {
+        match *self {
+            Unpriced::Fallback {
+                input_per_million,
+                output_per_million,
+            } => {
+                let per =
+                    |rate: Usd, n: u64| rate.picos().saturating_mul(u128::from(n)) / 1_000_000;
+                Some(Usd::from_picos(
+                    per(input_per_million, input).saturating_add(per(output_per_million, output)),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// `refuse`, `fallback` or `allow`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unpriced::Refuse => "refuse",
+            Unpriced::Fallback { .. } => "fallback",
+            Unpriced::Allow => "allow",
+        }
+    }
+}
+
 /// One budget rule.
 ///
 /// ```
@@ -139,6 +194,8 @@ pub struct Rule {
     pub limits: Limits,
     /// Soft thresholds in percent of a limit; each fires one alert per scope and period.
     pub thresholds: Vec<u32>,
+    /// What a call with no price does under this rule (default: refuse).
+    pub on_unpriced: Unpriced,
 }
 
 impl Rule {
@@ -152,7 +209,15 @@ impl Rule {
             period,
             limits: Limits::default(),
             thresholds: Vec::new(),
+            on_unpriced: Unpriced::default(),
         }
+    }
+
+    /// What a call whose model has no price does under this rule (default
+    /// [`Unpriced::Refuse`]).
+    pub fn with_on_unpriced(mut self, policy: Unpriced) -> Self {
+        self.on_unpriced = policy;
+        self
     }
 
     /// Sets the USD limit.
@@ -212,10 +277,14 @@ struct RawRule {
     limit_tokens: Option<u64>,
     #[serde(default)]
     thresholds: Vec<u32>,
+    on_unpriced: Option<String>,
+    fallback_usd_per_million_input: Option<UsdValue>,
+    fallback_usd_per_million_output: Option<UsdValue>,
 }
 
-/// Where the budgets live, as configured in the file's `[store]` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// Where the budgets live, as configured in the file's `[store]` table. Its `Debug` masks
+/// the password of `url`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `memory` (default), `sqlite` or `redis`.
@@ -234,6 +303,25 @@ pub struct StoreConfig {
     pub on_store_error: Option<String>,
 }
 
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_deref()
+                    .map(crate::error::redact_url_credentials),
+            )
+            .field("ca_file", &self.ca_file)
+            .field("prefix", &self.prefix)
+            .field("on_store_error", &self.on_store_error)
+            .finish()
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -241,6 +329,11 @@ struct RawConfig {
     store: StoreConfig,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
+    /// An application's API-key table (`"KEY" = "user"`, as `examples/budget-guard` reads
+    /// it): accepted so one file serves the app and `llmtel budget status`, never read or
+    /// kept here (no key can reach a `Debug` or an error through the library).
+    #[serde(default, rename = "api_keys")]
+    _api_keys: serde::de::IgnoredAny,
 }
 
 /// Rules and store settings read from a TOML file.
@@ -271,8 +364,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the rule and field at fault.
     pub fn from_toml_str(src: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(src).map_err(|e| ConfigError::Parse(e.message().to_string()))?;
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            ConfigError::Parse(crate::error::redact_url_credentials(e.message()).into_owned())
+        })?;
         let mut rules = Vec::new();
         for r in raw.rules {
             let bad = |field: &str, msg: String| ConfigError::Rule {
@@ -301,24 +395,68 @@ impl Config {
                     ));
                 }
             };
-            let usd = match r.limit_usd {
-                None => None,
-                Some(UsdValue::Text(s)) => Some(
-                    Usd::parse_decimal(s.trim().trim_start_matches('$'))
-                        .ok_or_else(|| bad("limit_usd", format!("not an amount: {s:?}")))?,
-                ),
-                Some(UsdValue::Float(f)) => Some(
-                    Usd::from_f64(f)
-                        .ok_or_else(|| bad("limit_usd", format!("not an amount: {f}")))?,
-                ),
-                Some(UsdValue::Int(i)) => Some(Usd::from_picos(i as u128 * 1_000_000_000_000)),
+            let amount = |field: &str, v: Option<UsdValue>| -> Result<Option<Usd>, ConfigError> {
+                Ok(match v {
+                    None => None,
+                    Some(UsdValue::Text(s)) => Some(
+                        Usd::parse_decimal(s.trim().trim_start_matches('$'))
+                            .ok_or_else(|| bad(field, format!("not an amount: {s:?}")))?,
+                    ),
+                    Some(UsdValue::Float(f)) => Some(
+                        Usd::from_f64(f)
+                            .ok_or_else(|| bad(field, format!("not an amount: {f}")))?,
+                    ),
+                    Some(UsdValue::Int(i)) => {
+                        Some(Usd::from_picos(u128::from(i) * 1_000_000_000_000))
+                    }
+                })
+            };
+            let usd = amount("limit_usd", r.limit_usd)?;
+            let fb_in = amount(
+                "fallback_usd_per_million_input",
+                r.fallback_usd_per_million_input,
+            )?;
+            let fb_out = amount(
+                "fallback_usd_per_million_output",
+                r.fallback_usd_per_million_output,
+            )?;
+            let on_unpriced = match (r.on_unpriced.as_deref(), fb_in, fb_out) {
+                (None | Some("refuse"), None, None) => Unpriced::Refuse,
+                (None | Some("fallback"), Some(i), Some(o)) => Unpriced::Fallback {
+                    input_per_million: i,
+                    output_per_million: o,
+                },
+                (Some("allow"), None, None) => Unpriced::Allow,
+                (None | Some("fallback"), _, _) => {
+                    return Err(bad(
+                        "on_unpriced",
+                        "a fallback price needs both fallback_usd_per_million_input and fallback_usd_per_million_output (e.g. \"2.50\" and \"10\")".into(),
+                    ));
+                }
+                (Some(p @ ("refuse" | "allow")), _, _) => {
+                    return Err(bad(
+                        "on_unpriced",
+                        format!(
+                            "{p:?} takes no fallback price: remove fallback_usd_per_million_* or set on_unpriced = \"fallback\""
+                        ),
+                    ));
+                }
+                (Some(other), _, _) => {
+                    return Err(bad(
+                        "on_unpriced",
+                        format!(
+                            "{other:?}: expected \"refuse\" (default), \"fallback\" (with fallback_usd_per_million_input and _output) or \"allow\""
+                        ),
+                    ));
+                }
             };
             if r.thresholds.iter().any(|t| *t == 0 || *t > 1000) {
                 return Err(bad("thresholds", "percent values from 1 to 1000".into()));
             }
             let mut rule = Rule::new(&r.name, Scope::parse(&r.scope), period)
                 .with_mode(r.mode)
-                .with_thresholds(&r.thresholds);
+                .with_thresholds(&r.thresholds)
+                .with_on_unpriced(on_unpriced);
             rule.values = r.values;
             rule.limits = Limits {
                 usd,
@@ -349,5 +487,23 @@ impl Config {
         let src = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io(format!("{}: {e}", path.display())))?;
         Config::from_toml_str(&src)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_apps_api_key_table_is_accepted_and_never_kept() {
+        let key = format!("demo-key-{}", "q".repeat(24));
+        let cfg = Config::from_toml_str(&format!(
+            "[api_keys]\n\"{key}\" = \"alice\"\n\n[[rule]]\nname = \"daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"1\"\n"
+        ))
+        .expect("the [api_keys] table is accepted");
+        assert_eq!(cfg.rules.len(), 1);
+        assert!(!format!("{cfg:?}").contains(&key));
+        // Any other unknown table is still a clear error.
+        assert!(Config::from_toml_str("[apikeys]\nx = \"y\"\n").is_err());
     }
 }

@@ -143,3 +143,59 @@ fn sqlite_store() {
 fn redis_store() {
     run("redis");
 }
+
+/// A call to a model the catalog does not know meets the rule's `on_unpriced` policy in
+/// pre-flight too: refused by default with `budget_unpriced_model` (no request sent),
+/// reserved at the fallback price otherwise.
+#[test]
+fn preflight_applies_the_unpriced_policy_to_unknown_models() {
+    use llmtel_budget::{ReserveError, Unpriced};
+    use llmtel_reqwest::{PlannedCall, PreflightHook as _};
+    let planned = PlannedCall {
+        provider: "acme".into(),
+        operation: "chat",
+        model: "acme-unknown-model-77".into(),
+        max_output_tokens: Some(1_000_000),
+        stream: false,
+        request_bytes: 4_000_000, // 1,000,000 prompt tokens in the estimate
+    };
+    let rule = || Rule::new("per-user", Scope::User, Period::Lifetime).with_limit_usd(usd("1"));
+    let ctx = |_: &PlannedCall| CallContext::new().with_user("u-1");
+
+    let refusing = Budgets::builder().with_rule(rule()).build();
+    let hook = BudgetPreflight::new(refusing.clone()).with_context(ctx);
+    let e = hook.estimate(&planned);
+    assert_eq!(e.usd, llmtel::Usd::ZERO);
+    assert!(e.unpriced.is_some());
+    let err = hook.preflight(&planned).expect_err("refused");
+    assert_eq!(err.error_type(), "budget_unpriced_model");
+    assert!(
+        err.message().contains("acme-unknown-model-77"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(refusing.stats().unpriced_refused, 1);
+    assert!(matches!(
+        refusing.reserve(
+            &CallContext::new().with_user("u-1").with_model("x-unknown"),
+            e
+        ),
+        Err(ReserveError::Unpriced { .. })
+    ));
+
+    // $0.40 per million in and out: 1 M in + 1 M out = $0.80 reserved; with $0.30 spent,
+    // the call would pass $1 and is refused by the limit, at the fallback price.
+    let fallback = Budgets::builder()
+        .with_rule(rule().with_on_unpriced(Unpriced::Fallback {
+            input_per_million: usd("0.4"),
+            output_per_million: usd("0.4"),
+        }))
+        .build();
+    let hook = BudgetPreflight::new(fallback.clone()).with_context(ctx);
+    hook.preflight(&planned)
+        .expect("reserved at the fallback price");
+    assert_eq!(fallback.stats().unpriced_admitted, 1);
+    fallback.record(&CallContext::new().with_user("u-1"), usd("0.3"), 0);
+    let err = hook.preflight(&planned).expect_err("$0.30 + $0.80 > $1");
+    assert_eq!(err.error_type(), "budget_exceeded", "{}", err.message());
+}

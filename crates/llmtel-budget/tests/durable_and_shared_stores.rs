@@ -225,6 +225,9 @@ fn redis_stopped_mid_test_fails_open_buffers_and_replays() {
         b.record(&ctx, usd("0.01"), 1);
     }
     assert!(b.flush(Duration::from_secs(5)));
+    // On a loaded machine the first connection may miss the 100 ms timeout: those writes
+    // are replayed by the flush. Only what is buffered during the outage is counted below.
+    let replayed_before = b.stats().replayed;
 
     server.kill().expect("kill redis"); // by our own child's PID
     server.wait().expect("wait");
@@ -263,7 +266,7 @@ fn redis_stopped_mid_test_fails_open_buffers_and_replays() {
     assert!(b.flush(Duration::from_secs(5)));
     let st = &b.status_for(&ctx).expect("status")[0];
     assert_eq!((st.spent, st.spent_tokens), (usd("0.10"), 10));
-    assert_eq!(b.stats().replayed, 5);
+    assert_eq!(b.stats().replayed - replayed_before, 5);
     assert!(alerts.flush(Duration::from_secs(2)));
     assert!(
         sink.alerts()

@@ -117,13 +117,21 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
                 held.push(r);
             }
             Err(ReserveError::Exceeded(_)) => break,
-            // The default 200 ms timeout covers the TLS handshake: on a loaded machine a
-            // debug build may miss it once; fail-closed refuses that call, the next
-            // reconnects.
+            // The default 100 ms reserve deadline covers the TLS handshake: on a loaded
+            // machine a debug build may miss it; fail-closed refuses that call, the
+            // handshake finishes in the background and serves the next. A few misses in a
+            // row open the circuit breaker for its cool-down: wait it out.
             Err(ReserveError::StoreUnavailable(e)) => {
+                // A reserve that timed out may have landed: its release is written first.
+                assert!(b.flush(Duration::from_secs(10)));
+                if e.message.contains("circuit breaker") {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
                 slow += 1;
-                assert!(slow < 5, "Redis over TLS unreachable: {e}");
+                assert!(slow < 10, "Redis over TLS unreachable: {e}");
             }
+            Err(e @ ReserveError::Unpriced { .. }) => panic!("an explicit estimate: {e}"),
         }
     }
     assert_eq!(held.len(), 14, "14 x $0.07 <= $1 < 15 x $0.07");
@@ -136,7 +144,9 @@ fn the_ca_file_of_the_store_table_is_trusted_and_spend_is_exact_over_tls() {
         (s.spent, s.spent_tokens, s.reserved),
         (usd("0.98"), 98, usd("0"))
     );
-    assert_eq!(b.stats().store_errors, slow);
+    // Each slow reserve is a store error (the writer's own connection may add one more
+    // when the handshake is slow for it too).
+    assert!(b.stats().store_errors >= slow);
 }
 
 #[test]

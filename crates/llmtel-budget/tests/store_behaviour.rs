@@ -392,14 +392,17 @@ fn a_batch_reports_the_spend_after_each_commit(kind: &str) {
         Commit {
             release: Some(("r1", &[&a])),
             charges: &[(&a, amt(10, 1))],
+            op_id: None,
         },
         Commit {
             release: None,
             charges: &[(&b, amt(5, 5)), (&a, amt(20, 2))],
+            op_id: None,
         },
         Commit {
             release: Some(("r2", &[&a])),
             charges: &[(&a, amt(30, 3))],
+            op_id: None,
         },
     ];
     let out = st.commit_batch(&ops, now).expect("batch");
@@ -419,6 +422,40 @@ fn a_batch_reports_the_spend_after_each_commit(kind: &str) {
         "{kind}"
     );
     assert_eq!(t[1].spent, amt(5, 5), "{kind}");
+}
+
+/// A commit replayed with the same operation id (its reply was lost after it was applied)
+/// is skipped: the spend counts once; a different id counts again.
+fn a_replayed_commit_counts_once(kind: &str) {
+    use llmtel_budget::store::{Amount, Commit, Meter};
+    let st = store(kind, "replay");
+    let now = 1_748_736_000_000;
+    let m = Meter {
+        id: "r\u{1f}*".into(),
+        buckets: vec!["r\u{1f}*\u{1f}1".into()],
+        ttl_ms: 3_600_000,
+        limit_usd: None,
+        limit_tokens: None,
+    };
+    let amt = Amount { usd: 10, tokens: 1 };
+    let charge = [(&m, amt)];
+    let with = |id: &'static str| Commit {
+        release: None,
+        charges: &charge,
+        op_id: Some(id),
+    };
+    st.commit_batch(&[with("op-1")], now).expect("first");
+    let again = st
+        .commit_batch(&[with("op-1"), with("op-1")], now)
+        .expect("replay");
+    assert_eq!(
+        again,
+        vec![vec![amt], vec![amt]],
+        "{kind}: skipped, spend as it stands"
+    );
+    st.commit_batch(&[with("op-2")], now).expect("another op");
+    let t = st.totals(&[&m], now).expect("totals");
+    assert_eq!(t[0].spent, Amount { usd: 20, tokens: 2 }, "{kind}");
 }
 
 fn zero_priced_calls_are_never_blocked(kind: &str) {
@@ -534,6 +571,10 @@ macro_rules! suite {
             #[test]
             fn a_batch_reports_the_spend_after_each_commit() {
                 super::a_batch_reports_the_spend_after_each_commit(stringify!($kind));
+            }
+            #[test]
+            fn a_replayed_commit_counts_once() {
+                super::a_replayed_commit_counts_once(stringify!($kind));
             }
             #[test]
             fn zero_priced_calls_are_never_blocked() {

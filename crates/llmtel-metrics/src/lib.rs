@@ -23,6 +23,8 @@
 //! converted to `f64` only when exported. Both go through a [`CardinalityGuard`]: user and
 //! session ids are never labels unless asked for ([`Dimension`]), and each label has a cap on
 //! distinct values past which values become [`OVERFLOW_VALUE`] (counted).
+//! [`PrometheusSink`] label values go through llmtel's redaction step first (`llmtel::redact`):
+//! an API key used as a user id or key id is exported as `[REDACTED]`.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -493,8 +493,10 @@ impl PrometheusSink {
         self.serve(addr.trim())
     }
 
+    /// A label value: redacted (an API key used as a user id or key id never becomes a
+    /// label; no allocation when there is nothing to redact), then through the guard.
     fn label(&self, name: &'static str, value: &str) -> (&'static str, String) {
-        (name, self.inner.guard.admit(name, value))
+        (name, self.inner.guard.admit(name, &llmtel::redact(value)))
     }
 }
 

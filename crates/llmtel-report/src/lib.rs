@@ -15,6 +15,10 @@
 //!   skipped and counted, the first ones listed.
 //! - Renderers: [`Report::to_markdown`], [`Report::to_html`] (one self-contained file,
 //!   charts as inline SVG) and [`Report::to_json`]. The `llmtel report` command wraps them.
+//! - Security: every line written and every line a report reads goes through llmtel's
+//!   redaction step (`llmtel::redact`): API keys (a key used as a user id, quoted in an
+//!   alert or in captured content) never reach the file or the report. Content (prompts, responses,
+//!   feedback comments) is written only under the content policy (`llmtel::ContentCapture`).
 //!
 //! ```
 //! use std::sync::Arc;

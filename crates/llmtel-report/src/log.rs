@@ -486,8 +486,11 @@ impl Writer {
 
     fn write(&mut self, mut rec: Record) {
         self.apply_policy(&mut rec);
+        // The one redaction step (llmtel::redact) over the whole line: an API key used as a
+        // user id, a scope value in an alert or quoted in captured content never reaches
+        // the file.
         let line = match serde_json::to_string(&rec) {
-            Ok(l) => l,
+            Ok(l) => llmtel::redact::redact_string(l),
             Err(_) => {
                 self.counters.dropped_write_error.fetch_add(1, Relaxed);
                 return;

@@ -145,7 +145,9 @@ impl ReportBuilder {
         let mut unmatched_window = Vec::new();
         source.scan(path, |file, line_no, line| {
             health.lines += 1;
-            let rec = match serde_json::from_str::<Record>(line) {
+            // Redacted on read too: a log written before llmtel-report redacted its lines
+            // (or by another tool) renders without keys in every format.
+            let rec = match serde_json::from_str::<Record>(&llmtel::redact(line)) {
                 Ok(r) => r,
                 Err(e) => {
                     health.malformed += 1;
@@ -203,7 +205,7 @@ impl ReportBuilder {
 
         // Pass 2: the period's calls.
         source.scan(path, |_, _, line| {
-            if let Ok(Record::Call(c)) = serde_json::from_str::<Record>(line) {
+            if let Ok(Record::Call(c)) = serde_json::from_str::<Record>(&llmtel::redact(line)) {
                 if self.period.contains(c.time) {
                     let e = c
                         .response_id

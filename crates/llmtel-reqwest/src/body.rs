@@ -206,7 +206,10 @@ impl CallState {
         }
         self.decoder.finish();
         let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
-        let obs: Observed = decoder.into_observed();
+        let mut obs: Observed = decoder.into_observed();
+        // Taken from the response: capped before they are kept or recorded.
+        obs.model = obs.model.take().map(llmtel::cap_string);
+        obs.id = obs.id.take().map(llmtel::cap_string);
 
         // Response.
         let finish: Vec<&str> = obs
@@ -251,11 +254,15 @@ impl CallState {
             let class =
                 crate::errors::classify(self.status, code.as_deref(), kind.as_deref(), Some(&msg));
             if let Some(c) = code.as_deref().or(kind.as_deref()) {
-                span.set_attribute("llmtel.error.code", c.to_owned());
+                span.set_attribute("llmtel.error.code", llmtel::cap_value(c).into_owned());
             }
-            error = Some((class.to_owned(), msg));
+            error = Some((
+                class.to_owned(),
+                provider_text(self.capture, class, self.status, &msg),
+            ));
         } else if let Some((class, msg)) = obs.provider_error.clone() {
-            error = Some((class, msg));
+            let text = provider_text(self.capture, &class, self.status, &msg);
+            error = Some((class, text));
         } else {
             match &end {
                 End::Complete => {}
@@ -303,8 +310,8 @@ impl CallState {
             span.set_attribute("llmtel.parse_error", truncate(p, 512));
         }
         if let Some((class, msg)) = &error {
-            let msg = llmtel::redact_secrets(&truncate(msg, 512));
-            llmtel::record_error(&span, class, &msg);
+            let msg = llmtel::redact::redact_string(truncate(msg, 512));
+            llmtel::record_error_status(&span, class, &msg);
         }
 
         // Opt-in content.
@@ -336,6 +343,19 @@ impl CallState {
             );
         }
         drop(span);
+    }
+}
+
+/// The status description of a provider error. Its message can quote the prompt (a 400 that
+/// repeats the offending input), so it is used only when the app opted in to content (under
+/// its policy: redacted, hook applied, truncated); otherwise only the error class and the
+/// HTTP status are kept.
+fn provider_text(capture: bool, class: &str, status: u16, msg: &str) -> String {
+    let policy = llmtel::content_capture();
+    match (capture, policy.apply(msg)) {
+        (true, Some(text)) if !text.is_empty() => text,
+        _ if status >= 400 => format!("HTTP {status}: {class}"),
+        _ => format!("provider error: {class}"),
     }
 }
 

@@ -92,6 +92,19 @@ impl Observed {
     }
 }
 
+/// A JSON error as its kind and position only: serde_json's own message can quote the
+/// body (`invalid type: string "…"`), which can be response content.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Eof => "EOF while parsing",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected JSON shape",
+        Category::Io => "I/O error",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
 /// Decodes one response of one [`Api`].
 #[derive(Debug)]
 pub struct Decoder {
@@ -226,7 +239,7 @@ impl Decoder {
             }
         };
         if let Err(e) = r {
-            self.obs.parse_failed("json", e);
+            self.obs.parse_failed("json", json_error(&e));
         }
     }
 
@@ -268,7 +281,8 @@ impl Decoder {
             }
         };
         if let Err(e) = r {
-            self.obs.parse_failed(&format!("sse event {n}"), e);
+            self.obs
+                .parse_failed(&format!("sse event {n}"), json_error(&e));
             self.template = None;
             return;
         }

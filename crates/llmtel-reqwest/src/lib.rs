@@ -22,8 +22,11 @@
 //!   `llmtel.parse_error` (the caller still gets the provider's bytes unchanged).
 //!
 //! Request headers are never recorded; prompts and completions only under llmtel's content
-//! capture policy ([`llmtel::ContentCapture`]). Requests to other hosts and paths pass through
-//! untouched.
+//! capture policy ([`llmtel::ContentCapture`]), and so is a provider's error message (it can
+//! quote the prompt): with capture off the status says `HTTP <status>: <error.type>`. A
+//! transport error is recorded without the URL (which can carry `?key=`), and every message
+//! goes through [`llmtel::redact()`]; a parse error gives the position and kind, never the body.
+//! Requests to other hosts and paths pass through untouched.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -171,6 +171,8 @@ impl Middleware for LlmMiddleware {
             .clone()
             .or_else(|| route.path_model.clone())
             .unwrap_or_else(|| "unknown".to_owned());
+        // Taken from the request: capped before it is kept (span, pre-flight, settle).
+        let model = llmtel::cap_string(model);
 
         if self.stream_usage
             && info.stream
@@ -210,7 +212,7 @@ impl Middleware for LlmMiddleware {
             // In the call's span: a budget reads the app's dimensions from its ancestors
             // (`llmtel::current_dimensions`) and binds its reservation to it.
             if let Err(refusal) = span.in_scope(|| h.preflight(call)) {
-                llmtel::record_error(&span, refusal.error_type(), refusal.message());
+                llmtel::record_error_status(&span, refusal.error_type(), refusal.message());
                 return Err(reqwest_middleware::Error::middleware(refusal));
             }
         }
@@ -227,7 +229,7 @@ impl Middleware for LlmMiddleware {
                 } else {
                     "transport"
                 };
-                llmtel::record_error(&span, class, &e.to_string());
+                llmtel::record_error_status(&span, class, &transport_message(&e));
                 if let Some((h, call)) = &hook {
                     h.settle(
                         call,
@@ -278,6 +280,40 @@ fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
     };
     o.insert("include_usage".to_owned(), Value::Bool(true));
     serde_json::to_vec(&map).ok()
+}
+
+/// What a failed send is recorded as: reqwest's message names the URL (`error sending
+/// request for url (…?key=…)`), so the description is built from its causes (without the
+/// URL) and redacted anyway.
+fn transport_message(e: &reqwest_middleware::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = match e {
+        reqwest_middleware::Error::Reqwest(re) => {
+            if re.is_timeout() {
+                "the request timed out".to_owned()
+            } else if re.is_connect() {
+                "the connection failed".to_owned()
+            } else {
+                "the request could not be sent".to_owned()
+            }
+        }
+        reqwest_middleware::Error::Middleware(m) => m.to_string(),
+    };
+    let mut source = match e {
+        reqwest_middleware::Error::Reqwest(re) => re.source(),
+        reqwest_middleware::Error::Middleware(m) => m.source(),
+    };
+    let mut depth = 0;
+    while let Some(cause) = source {
+        msg.push_str(": ");
+        msg.push_str(&cause.to_string());
+        source = cause.source();
+        depth += 1;
+        if depth >= 8 {
+            break;
+        }
+    }
+    llmtel::redact::redact_string(msg)
 }
 
 fn record_request(span: &tracing::Span, req: &Request, info: &RequestInfo) {

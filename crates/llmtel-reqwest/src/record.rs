@@ -159,7 +159,9 @@ impl<S> ObservedStream<S> {
     /// when content capture is on.
     pub fn with_request<R: Serialize + ?Sized>(mut self, request: &R) -> Self {
         if let (Some(s), Ok(body)) = (self.setup.as_mut(), serde_json::to_vec(request)) {
-            s.model = crate::request::request_info(s.api, &body).and_then(|i| i.model);
+            s.model = crate::request::request_info(s.api, &body)
+                .and_then(|i| i.model)
+                .map(llmtel::cap_string);
             s.request = Some(Bytes::from(body));
         }
         self

@@ -58,7 +58,7 @@ pub struct Route {
     pub path_model: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct BaseUrl {
     scheme: String,
     host: String,
@@ -70,7 +70,8 @@ pub(crate) struct BaseUrl {
 
 impl BaseUrl {
     pub(crate) fn parse(base: &str, flavor: Flavor, provider: &str) -> Result<Self, String> {
-        let url = Url::parse(base).map_err(|e| format!("invalid base URL {base:?}: {e}"))?;
+        let url = Url::parse(base)
+            .map_err(|e| format!("invalid base URL {:?}: {e}", llmtel::redact(base)))?;
         let host = url
             .host_str()
             .ok_or_else(|| format!("base URL {base:?} has no host"))?
@@ -100,6 +101,20 @@ impl BaseUrl {
 }
 
 /// Recognises LLM calls; see [`crate::LlmMiddleware`] for the built-in hosts.
+// A base URL can carry a key in its path (some gateways): redacted in `Debug`.
+impl std::fmt::Debug for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaseUrl")
+            .field("scheme", &self.scheme)
+            .field("host", &llmtel::redact(&self.host))
+            .field("port", &self.port)
+            .field("path", &llmtel::redact(&self.path))
+            .field("flavor", &self.flavor)
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Router {
     bases: Vec<BaseUrl>,

@@ -220,6 +220,14 @@ pub mod llmtel {
 
     /// Name of the span llmtel-quality opens around each example of an offline experiment.
     pub const EXPERIMENT_EXAMPLE_SPAN: &str = "llmtel.experiment.example";
+    /// llmtel-budget: the rule most used after the call.
+    pub const BUDGET_RULE: &str = "llmtel.budget.rule";
+    /// llmtel-budget: that rule's utilization after the call (fraction of its limit).
+    pub const BUDGET_UTILIZATION: &str = "llmtel.budget.utilization";
+    /// llmtel-budget: `true` when the call had no price (model unknown to the catalog) and
+    /// a budget rule applied its `on_unpriced` policy (refuse, fallback price or allow).
+    pub const BUDGET_UNPRICED: &str = "llmtel.budget.unpriced";
+
     /// Offline evaluation: the experiment's name.
     pub const EXPERIMENT_NAME: &str = "llmtel.experiment.name";
     /// Offline evaluation: one run of an experiment (unique per run), so that the LLM calls

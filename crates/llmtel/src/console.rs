@@ -11,7 +11,8 @@ use crate::layer::CallSink;
 /// llmtel  chat gpt-4o  user=alice  in 1200 (cached 1024)  out 300  $0.004260  812ms  ok
 /// ```
 ///
-/// Content is never printed. Writing is best effort: an error writing to stderr is ignored.
+/// Content is never printed, and the line goes through [`crate::redact()`] (a user id or a model
+/// name can be anything). Writing is best effort: an error writing to stderr is ignored.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ConsoleSink;
 
@@ -62,7 +63,7 @@ impl ConsoleSink {
 
 impl CallSink for ConsoleSink {
     fn on_call(&self, call: &LlmCall) {
-        let line = Self::format(call);
+        let line = crate::redact::redact_string(Self::format(call));
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }

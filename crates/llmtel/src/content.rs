@@ -2,9 +2,10 @@
 //!
 //! Content reaches telemetry only when the app turns capture on. The same policy is applied
 //! twice: by the recording helpers ([`crate::record_input_messages`]) and by llmtel's exporter
-//! on every span, whoever recorded the content (`gen_ai.input.messages`,
-//! `gen_ai.output.messages`, `gen_ai.system_instructions`, `input.value`, `output.value`):
-//! dropped when capture is off, truncated and redacted when it is on.
+//! on every span and span event, whoever recorded the content (`gen_ai.input.messages`,
+//! `gen_ai.output.messages`, `gen_ai.system_instructions`, `input.value`, `output.value`,
+//! `gen_ai.evaluation.explanation`, `error.message`): dropped when capture is off, truncated
+//! and redacted when it is on. Every other exported string goes through [`crate::redact()`].
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -87,7 +88,7 @@ impl ContentCapture {
         if !self.enabled {
             return None;
         }
-        let mut s = redact_secrets(content);
+        let mut s = crate::redact::redact(content).into_owned();
         if let Some(r) = &self.redactor {
             s = r(&s);
         }
@@ -126,58 +127,11 @@ fn truncate(mut s: String, max_chars: usize) -> String {
     s
 }
 
-/// Prefixes of provider API keys and tokens that are never recorded.
-const SECRET_PREFIXES: &[&str] = &[
-    "sk-",
-    "sk_",
-    "pk-lf-",
-    "sk-lf-",
-    "lsv2_",
-    "AIza",
-    "xai-",
-    "gsk_",
-    "hf_",
-    "ghp_",
-    "github_pat_",
-    "AKIA",
-    "xoxb-",
-    "xoxp-",
-];
-
-/// Replaces API-key-shaped tokens (known prefixes, at least 16 characters) and the value after
-/// `Bearer ` / `Basic ` with `[REDACTED]`.
+/// Replaces API keys and credentials with `[REDACTED]`: [`crate::redact()`] as an owned string
+/// (kept for callers that want a `String`; prefer [`crate::redact()`], which does not allocate
+/// when there is nothing to redact).
 pub fn redact_secrets(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut redact_next = false;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let split = rest
-            .find(|c: char| {
-                c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '{' | '}' | '[' | ']' | '=')
-            })
-            .unwrap_or(rest.len());
-        let (token, tail) = rest.split_at(split);
-        if !token.is_empty() {
-            let secret = redact_next
-                || (token.len() >= 16 && SECRET_PREFIXES.iter().any(|p| token.starts_with(p)));
-            if secret {
-                out.push_str("[REDACTED]");
-            } else {
-                out.push_str(token);
-            }
-            redact_next =
-                token.eq_ignore_ascii_case("bearer") || token.eq_ignore_ascii_case("basic");
-        }
-        let mut chars = tail.chars();
-        if let Some(c) = chars.next() {
-            out.push(c);
-            if !c.is_whitespace() {
-                redact_next = false;
-            }
-        }
-        rest = chars.as_str();
-    }
-    out
+    crate::redact::redact(s).into_owned()
 }
 
 #[cfg(test)]

@@ -93,6 +93,13 @@ impl Pricer {
             let mut first_unknown = None;
             let models = [f.response_model.as_deref(), f.request_model.as_deref()];
             for model in models.into_iter().flatten() {
+                // `Catalog::price` computes name suggestions (an edit distance per catalog
+                // name) for an unknown model: on every call, on the request thread, for a
+                // name the client may choose. Resolve first; suggest only in the warning.
+                if self.catalog.resolve(model, provider).is_none() {
+                    first_unknown.get_or_insert(model);
+                    continue;
+                }
                 match self.catalog.price(model, provider, &out.usage, date) {
                     Ok(p) => {
                         catalog_cost = Some(p);
@@ -169,14 +176,24 @@ impl Pricer {
 
     #[cold]
     fn warn_unknown(&self, model: &str) {
+        // The name can come from a request: capped before it is kept, redacted before it is
+        // logged.
+        let model = crate::bound::cap_value(model);
         let mut seen = warned_models().lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: past 1,000 distinct unknown names, stop remembering (and warning).
-        if seen.len() < 1000 && seen.insert(model.to_owned()) {
+        if seen.len() < 1000 && seen.insert(model.clone().into_owned()) {
             drop(seen);
-            let nearest = self.catalog.suggest(model, 3).join(", ");
+            // Suggestions cost an edit distance per catalog name: only for names a catalog
+            // name could be near (a long, client-chosen name would hold the thread).
+            let nearest = if model.len() <= MAX_SUGGEST_BYTES {
+                self.catalog.suggest(&model, 3).join(", ")
+            } else {
+                "none (the name is too long to be a typo of one)".to_owned()
+            };
+            let model = crate::redact::redact(&model);
             tracing::warn!(
                 target: "llmtel",
-                model,
+                model = %model,
                 nearest = %nearest,
                 "llmtel: no price for model `{model}`; its calls get no cost \
                  (llmtel.cost.unknown_model = true). Nearest known: {nearest}. Add it with a \
@@ -185,6 +202,9 @@ impl Pricer {
         }
     }
 }
+
+/// The longest unknown model name for which the warning suggests catalog names.
+const MAX_SUGGEST_BYTES: usize = 64;
 
 pub(crate) fn civil_date(t: SystemTime) -> jiff::civil::Date {
     jiff::Timestamp::try_from(t)

@@ -8,6 +8,13 @@
 //!   bundled: the estimate is **one token per 4 characters, rounded up** — OpenAI's rule of
 //!   thumb for English text; expect it to be off by 10–30 % for other models and languages.
 //!
+//! The tokenizer is bounded: a text longer than [`MAX_TOKENIZER_BYTES`], or with a run of
+//! more than [`MAX_TOKENIZER_RUN`] characters without whitespace (where tiktoken's regex
+//! backtracks for a long time), is counted with the approximation instead, and so is a text
+//! on which the tokenizer panics; each such count is added to
+//! [`crate::Health::estimates_approximated`]. Counting never panics and takes time linear
+//! in the text.
+//!
 //! The span says which: `llmtel.cost.estimated = true` and `llmtel.cost.estimate_method`
 //! (`tiktoken:o200k_base`, `tiktoken:cl100k_base` or `approx:chars_div_4`).
 //!
@@ -53,19 +60,64 @@ pub struct TokenCount {
     pub method: EstimateMethod,
 }
 
+/// The longest text (in bytes) given to a real tokenizer; longer texts are approximated.
+pub const MAX_TOKENIZER_BYTES: usize = 64 * 1024;
+
+/// The longest run of characters without whitespace given to a real tokenizer; a text with
+/// a longer run is approximated.
+pub const MAX_TOKENIZER_RUN: usize = 1_000;
+
 /// Counts the tokens of `text` as `model` would (see the module docs for the method).
+///
+/// ```
+/// let before = llmtel::health().estimates_approximated;
+/// let n = llmtel::estimate::count_tokens("gpt-4o", &"x".repeat(5_000)); // one long run
+/// assert_eq!((n.tokens, n.method.as_str()), (1_250, "approx:chars_div_4"));
+/// # #[cfg(feature = "tokenizer")]
+/// assert!(llmtel::health().estimates_approximated > before);
+/// ```
 pub fn count_tokens(model: &str, text: &str) -> TokenCount {
     #[cfg(feature = "tokenizer")]
     if let Some((name, bpe)) = tokenizer_for(model) {
-        return TokenCount {
-            tokens: bpe.encode_with_special_tokens(text).len() as u64,
-            method: EstimateMethod::Tiktoken(name),
-        };
+        if text.len() <= MAX_TOKENIZER_BYTES && !has_long_run(text, MAX_TOKENIZER_RUN) {
+            let counted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                bpe.encode_with_special_tokens(text).len()
+            }));
+            if let Ok(n) = counted {
+                return TokenCount {
+                    tokens: n as u64,
+                    method: EstimateMethod::Tiktoken(name),
+                };
+            }
+        }
+        crate::health::inc(&crate::health::COUNTERS.estimates_approximated);
     }
+    approximate(text)
+}
+
+/// One token per 4 characters, rounded up.
+fn approximate(text: &str) -> TokenCount {
     TokenCount {
         tokens: (text.chars().count() as u64).div_ceil(4),
         method: EstimateMethod::CharsDiv4,
     }
+}
+
+/// Whether `text` has more than `max` consecutive non-whitespace characters.
+#[cfg_attr(not(feature = "tokenizer"), allow(dead_code))]
+fn has_long_run(text: &str, max: usize) -> bool {
+    let mut run = 0usize;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            run = 0;
+        } else {
+            run += 1;
+            if run > max {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 #[cfg(feature = "tokenizer")]

@@ -2,6 +2,7 @@
 //! content and secrets policy off the request path; [`ExportQueue`] is a bounded, batching
 //! span processor on its own thread that counts every span it drops.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,7 @@ use crate::content::{self, ContentCapture};
 use crate::enrich::{self, Pricer};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
+use crate::redact::redact;
 
 /// Attributes that hold token counts and other integers in the GenAI conventions. Values
 /// recorded as strings (tracing-opentelemetry exports `u64` fields as `"1234"`) are exported
@@ -40,7 +42,8 @@ const INTEGER_KEYS: &[&str] = &[
     "server.port",
 ];
 
-/// Attributes that carry prompt or response content.
+/// Attributes that carry prompt or response content, or free text that can quote it (an
+/// evaluator's explanation, a user's feedback comment, a provider's error message).
 const CONTENT_KEYS: &[&str] = &[
     "gen_ai.input.messages",
     "gen_ai.output.messages",
@@ -49,7 +52,96 @@ const CONTENT_KEYS: &[&str] = &[
     "gen_ai.completion",
     "input.value",
     "output.value",
+    "gen_ai.evaluation.explanation",
+    "error.message",
 ];
+
+/// Longest status description exported, in bytes (longer ones are cut with a marker).
+const MAX_STATUS_BYTES: usize = 1024;
+
+/// Whether an attribute carries content (see [`CONTENT_KEYS`]).
+fn is_content_key(key: &str) -> bool {
+    CONTENT_KEYS.contains(&key)
+        || key.starts_with("llm.input_messages")
+        || key.starts_with("llm.output_messages")
+}
+
+/// Applies the secrets and content rules to one attribute (of a span or an event): `false`
+/// when it must be dropped. Every other string value goes through [`crate::redact()`].
+fn police_attribute(kv: &mut KeyValue, policy: &ContentCapture) -> bool {
+    let key = kv.key.as_str();
+    if is_secret_key(key) {
+        return false;
+    }
+    if is_content_key(key) {
+        return match &kv.value {
+            Value::String(s) => match policy.apply(s.as_str()) {
+                Some(v) => {
+                    kv.value = Value::String(v.into());
+                    true
+                }
+                None => false,
+            },
+            Value::Array(Array::String(items)) => {
+                let kept: Option<Vec<StringValue>> = items
+                    .iter()
+                    .map(|s| policy.apply(s.as_str()).map(StringValue::from))
+                    .collect();
+                match kept {
+                    Some(v) => {
+                        kv.value = Value::Array(Array::String(v));
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => true,
+        };
+    }
+    match &mut kv.value {
+        Value::String(s) => {
+            if let Cow::Owned(r) = redact(s.as_str()) {
+                *s = StringValue::from(r);
+            }
+        }
+        Value::Array(Array::String(items)) => {
+            for s in items.iter_mut() {
+                if let Cow::Owned(r) = redact(s.as_str()) {
+                    *s = StringValue::from(r);
+                }
+            }
+        }
+        _ => {}
+    }
+    true
+}
+
+/// Redacts a span or event name in place.
+fn redact_name(name: &mut Cow<'static, str>) {
+    if let Cow::Owned(r) = redact(name) {
+        *name = Cow::Owned(r);
+    }
+}
+
+/// Redacts and caps the status description (it often carries an error's `Display`, which
+/// can hold a URL with its key).
+fn police_status(status: &mut Status) {
+    if let Status::Error { description } = status {
+        let redacted = redact(description);
+        if redacted.len() <= MAX_STATUS_BYTES {
+            if let Cow::Owned(r) = redacted {
+                *description = Cow::Owned(r);
+            }
+            return;
+        }
+        let mut cut = MAX_STATUS_BYTES;
+        while !redacted.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = redacted.len() - cut;
+        *description = Cow::Owned(format!("{}…[truncated {dropped} bytes]", &redacted[..cut]));
+    }
+}
 
 /// Whether an attribute name can carry a credential; such attributes are never exported.
 fn is_secret_key(key: &str) -> bool {
@@ -81,8 +173,11 @@ fn is_secret_key(key: &str) -> bool {
 /// Applies llmtel's export rules to one span, without pricing (see [`GenAiExporter`] for
 /// the whole treatment).
 ///
-/// - Every span: credential-bearing attributes are removed; content attributes are removed
-///   when content capture is off, else redacted and truncated.
+/// - Every span: credential-bearing attributes are removed; content attributes (prompts,
+///   responses, `gen_ai.evaluation.explanation`, `error.message`) are removed when content
+///   capture is off, else redacted and truncated; every other string (the span name, the
+///   status description, attribute values, event names and event attributes) goes through
+///   [`crate::redact()`], and the status description is capped at 1 KiB.
 /// - Spans with `gen_ai.*` attributes: integer attributes recorded as strings become integers,
 ///   a JSON-array finish-reasons string becomes a string array, and a key set twice keeps
 ///   its last value.
@@ -94,30 +189,23 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
         .iter()
         .any(|kv| llmtel_semconv::is_gen_ai_field(kv.key.as_str()));
     let mut dropped = 0u32;
+    redact_name(&mut span.name);
+    police_status(&mut span.status);
+    for event in span.events.events.iter_mut() {
+        redact_name(&mut event.name);
+        let before = event.attributes.len();
+        event
+            .attributes
+            .retain_mut(|kv| police_attribute(kv, policy));
+        let gone = (before - event.attributes.len()) as u32;
+        event.dropped_attributes_count = event.dropped_attributes_count.saturating_add(gone);
+    }
     span.attributes.retain_mut(|kv| {
-        let key = kv.key.as_str();
-        if is_secret_key(key) {
+        if !police_attribute(kv, policy) {
             dropped += 1;
             return false;
         }
-        if CONTENT_KEYS.contains(&key)
-            || key.starts_with("llm.input_messages")
-            || key.starts_with("llm.output_messages")
-        {
-            let Value::String(s) = &kv.value else {
-                return true;
-            };
-            return match policy.apply(s.as_str()) {
-                Some(v) => {
-                    kv.value = Value::String(v.into());
-                    true
-                }
-                None => {
-                    dropped += 1;
-                    false
-                }
-            };
-        }
+        let key = kv.key.as_str();
         if is_gen_ai {
             if INTEGER_KEYS.contains(&key) {
                 if let Value::String(s) = &kv.value {
@@ -415,7 +503,9 @@ impl ExportQueue {
                     match make_exporter() {
                         Ok(e) => e,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
+                            // The exporter's error can name the endpoint with its key.
+                            let msg = crate::redact::redact_string(e.to_string());
+                            let _ = ready_tx.send(Err(msg));
                             return;
                         }
                     }

@@ -166,7 +166,8 @@ impl SpanFields {
             if name == gen_ai::CONVERSATION_ID && slot.is_some() {
                 return;
             }
-            *slot = Some(value.to_owned());
+            // Values a request controls (ids, model names) are kept capped.
+            *slot = Some(crate::bound::cap_value(value).into_owned());
             return;
         }
         match name {
@@ -266,10 +267,11 @@ impl SpanFields {
             && !name.starts_with("llmtel.cost.")
             && self.string_mut(name).is_none()
         {
+            let value = crate::bound::cap_value(value).into_owned();
             if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
-                slot.1 = value.to_owned();
+                slot.1 = value;
             } else {
-                self.dims.custom.push((name, value.to_owned()));
+                self.dims.custom.push((name, value));
             }
         }
     }

@@ -37,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) export_errors: Padded,
     pub(crate) summaries_evicted: Padded,
     pub(crate) values_truncated: Padded,
+    pub(crate) estimates_approximated: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -51,6 +52,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     export_errors: Padded(AtomicU64::new(0)),
     summaries_evicted: Padded(AtomicU64::new(0)),
     values_truncated: Padded(AtomicU64::new(0)),
+    estimates_approximated: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -90,6 +92,12 @@ pub struct Health {
     /// Caller-controlled values (user ids, scope and label values, model names) longer than
     /// [`crate::MAX_VALUE_BYTES`] that were capped ([`crate::cap_value`]).
     pub values_truncated: u64,
+    /// Token counts for a model with a real tokenizer that used the characters-per-token
+    /// approximation instead, because the text was too long for the tokenizer (over
+    /// [`crate::estimate::MAX_TOKENIZER_BYTES`], or a run of more than
+    /// [`crate::estimate::MAX_TOKENIZER_RUN`] characters without whitespace) or because the
+    /// tokenizer panicked.
+    pub estimates_approximated: u64,
 }
 
 /// Reads the health counters.
@@ -107,5 +115,6 @@ pub fn health() -> Health {
         export_errors: c.export_errors.load(Relaxed),
         summaries_evicted: c.summaries_evicted.load(Relaxed),
         values_truncated: c.values_truncated.load(Relaxed),
+        estimates_approximated: c.estimates_approximated.load(Relaxed),
     }
 }

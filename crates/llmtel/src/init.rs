@@ -74,26 +74,41 @@ pub enum Preset {
 }
 
 impl fmt::Debug for Preset {
-    // Keys never reach logs either.
+    // Keys never reach logs either: they print as `<redacted>`, URLs go through
+    // `llmtel::redact` (a `?key=` or a password in the URL).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Preset::Langfuse { host, .. } => f
                 .debug_struct("Langfuse")
-                .field("host", host)
-                .finish_non_exhaustive(),
+                .field("host", &crate::redact::redact(host))
+                .field("public_key", &REDACTED_FIELD)
+                .field("secret_key", &REDACTED_FIELD)
+                .finish(),
             Preset::LangSmith {
                 endpoint, project, ..
             } => f
                 .debug_struct("LangSmith")
-                .field("endpoint", endpoint)
+                .field("endpoint", &crate::redact::redact(endpoint))
+                .field("api_key", &REDACTED_FIELD)
                 .field("project", project)
-                .finish_non_exhaustive(),
+                .finish(),
             Preset::Phoenix { endpoint, project } => f
                 .debug_struct("Phoenix")
-                .field("endpoint", endpoint)
+                .field("endpoint", &crate::redact::redact(endpoint))
                 .field("project", project)
                 .finish(),
         }
+    }
+}
+
+/// Prints `<redacted>` in place of a secret in `Debug` output.
+struct Redacted;
+
+const REDACTED_FIELD: Redacted = Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 
@@ -278,11 +293,18 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("service_name", &self.service_name)
-            .field("endpoint", &self.endpoint)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::redact::redact),
+            )
             .field("protocol", &self.protocol)
             .field(
                 "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| (k, REDACTED_FIELD))
+                    .collect::<Vec<_>>(),
             )
             .field("preset", &self.preset)
             .field("ca_file", &self.ca_file)
@@ -1040,13 +1062,19 @@ impl Drop for Guard {
         }
         if let Some(p) = self.provider.take() {
             if let Err(e) = p.shutdown() {
-                eprintln!("llmtel: export shutdown did not complete: {e}");
+                eprintln!(
+                    "llmtel: export shutdown did not complete: {}",
+                    crate::redact(&e.to_string())
+                );
             }
         }
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if let Some(m) = self.metrics.take() {
             if let Err(e) = m.shutdown() {
-                eprintln!("llmtel: metrics export shutdown did not complete: {e}");
+                eprintln!(
+                    "llmtel: metrics export shutdown did not complete: {}",
+                    crate::redact(&e.to_string())
+                );
             }
         }
         for f in self.on_shutdown.drain(..) {

@@ -69,6 +69,7 @@ mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pending;
+pub mod redact;
 mod span;
 mod summary;
 
@@ -84,9 +85,10 @@ pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use layer::{CallSink, LlmLayer, current_dimensions};
 pub use pending::{finish_pending_spans, register_span_finisher};
+pub use redact::{REDACTED, redact};
 pub use span::{
-    ReportedBy, record_cost, record_error, record_input_messages, record_output_messages,
-    record_response, record_usage,
+    MAX_STATUS_BYTES, ReportedBy, record_cost, record_error, record_error_status,
+    record_input_messages, record_output_messages, record_response, record_usage,
 };
 pub use summary::{TraceSummaries, TraceSummary, TraceSummaryLayer, current_trace_summary};
 

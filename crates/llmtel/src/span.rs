@@ -40,6 +40,9 @@ macro_rules! llm_span {
     ($operation:expr, $provider:expr, $model:expr $(, $($fields:tt)*)?) => {{
         let __llmtel_op: &str = $operation;
         let __llmtel_model: &str = $model;
+        // The model name can come from a request: capped (`llmtel::cap_value`).
+        let __llmtel_model_capped = $crate::cap_value(__llmtel_model);
+        let __llmtel_model: &str = &__llmtel_model_capped;
         $crate::__private::tracing::info_span!(
             target: "llmtel",
             "gen_ai",
@@ -138,10 +141,10 @@ pub fn record_usage(span: &Span, usage: &Usage) {
 /// string-array attribute.
 pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&str]) {
     if !id.is_empty() {
-        span.record(gen_ai::RESPONSE_ID, id);
+        span.record(gen_ai::RESPONSE_ID, &*crate::cap_value(id));
     }
     if !model.is_empty() {
-        span.record(gen_ai::RESPONSE_MODEL, model);
+        span.record(gen_ai::RESPONSE_MODEL, &*crate::cap_value(model));
     }
     if !finish_reasons.is_empty() {
         let json = serde_json::to_string(finish_reasons).unwrap_or_default();
@@ -150,12 +153,42 @@ pub fn record_response(span: &Span, id: &str, model: &str, finish_reasons: &[&st
 }
 
 /// Marks the call failed: `error.type` (a low-cardinality class such as `rate_limit`,
-/// `timeout`, `context_length_exceeded`) and the error status with a description.
-pub fn record_error(span: &Span, error_type: &str, description: &str) {
-    span.record(common::ERROR_TYPE, error_type);
-    span.record("otel.status_code", "error");
-    span.record("otel.status_description", description);
+/// `timeout`, `context_length_exceeded`) and the error status with `message`.
+///
+/// `message` is treated as content: a provider's error message (and the `Display` of most
+/// client errors, which carry it) can quote the prompt. So it is recorded only under the
+/// content capture policy ([`crate::ContentCapture`]): with capture on, truncated and through
+/// the redaction hook; with capture off the status description is the `error.type` alone.
+/// For a description you know quotes nothing (an HTTP status line, your own wording), use
+/// [`record_error_status`]. Either way the text goes through [`crate::redact()`] here already
+/// (an error's `Display` often names a URL with its key), so log layers that print span
+/// fields never see a key either; `error.type` is capped ([`crate::cap_value`]).
+pub fn record_error(span: &Span, error_type: &str, message: &str) {
+    match content::prepare(message) {
+        Some(described) => record_error_status(span, error_type, &described),
+        None => record_error_status(span, error_type, error_type),
+    }
 }
+
+/// Marks the call failed like [`record_error`], with a description that carries no content
+/// (an HTTP status line such as `429 Too Many Requests`, a transport error without its URL,
+/// wording of your own): it is recorded whatever the content policy, capped
+/// (to [`MAX_STATUS_BYTES`] at a character boundary) and through [`crate::redact()`].
+pub fn record_error_status(span: &Span, error_type: &str, description: &str) {
+    span.record(common::ERROR_TYPE, &*crate::cap_value(error_type));
+    span.record("otel.status_code", "error");
+    let mut end = description.len().min(MAX_STATUS_BYTES);
+    while !description.is_char_boundary(end) {
+        end -= 1;
+    }
+    span.record(
+        "otel.status_description",
+        &*crate::redact::redact(&description[..end]),
+    );
+}
+
+/// The longest status description [`record_error_status`] records, in bytes.
+pub const MAX_STATUS_BYTES: usize = 1024;
 
 /// Records a cost reported by the provider (e.g. OpenRouter's `usage.cost`) or computed by
 /// the app, in USD. It wins over the catalog's price (`llmtel.cost.source`).

@@ -7,10 +7,10 @@ use common::*;
 use opentelemetry::trace::Status;
 
 #[test]
-fn record_error_sets_error_type_and_status() {
+fn record_error_status_sets_error_type_and_status() {
     let p = run(|| {
         let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
-        llmtel::record_error(
+        llmtel::record_error_status(
             &span,
             "rate_limit",
             "429 Too Many Requests: retry after 20s",
@@ -24,6 +24,50 @@ fn record_error_sets_error_type_and_status() {
     );
     // No usage: nothing to price, and no cost written.
     assert!(attr(&s, "gen_ai.usage.cost").is_none());
+}
+
+#[test]
+fn record_error_keeps_a_message_that_may_quote_the_prompt_only_with_capture_on() {
+    let message = "Invalid request: 'tell me about Zanzibar' is not allowed";
+    llmtel::set_content_capture(llmtel::ContentCapture::disabled());
+    let off = run(|| {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_error(&span, "invalid_request", message);
+    });
+    let s = off.span("chat gpt-4o");
+    assert_eq!(str_attr(&s, "error.type"), "invalid_request");
+    assert_eq!(s.status, Status::error("invalid_request"));
+
+    llmtel::set_content_capture(
+        llmtel::ContentCapture::enabled().with_redactor(|t: &str| t.replace("Zanzibar", "[place]")),
+    );
+    let on = run(|| {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_error(&span, "invalid_request", message);
+    });
+    llmtel::set_content_capture(llmtel::ContentCapture::disabled());
+    let s = on.span("chat gpt-4o");
+    assert_eq!(
+        s.status,
+        Status::error("Invalid request: 'tell me about [place]' is not allowed")
+    );
+}
+
+#[test]
+fn a_long_status_description_is_capped_at_a_character_boundary() {
+    let long = "é".repeat(2 * llmtel::MAX_STATUS_BYTES);
+    let p = run(|| {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_error_status(&span, "server_error", &long);
+    });
+    let s = p.span("chat gpt-4o");
+    match &s.status {
+        Status::Error { description } => {
+            assert_eq!(description.len(), llmtel::MAX_STATUS_BYTES);
+            assert!(description.chars().all(|c| c == 'é'));
+        }
+        other => panic!("expected an error status, got {other:?}"),
+    }
 }
 
 #[test]

@@ -179,6 +179,9 @@ async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Re
         let reservation = match app.budgets.reserve(&ctx, estimate) {
             Ok(r) => r,
             Err(ReserveError::Exceeded(e)) => return Err(Refused::Budget(over_budget(&app, &e))),
+            Err(e @ ReserveError::Unpriced { .. }) => {
+                return Err(bad(StatusCode::FORBIDDEN, e.to_string()).into());
+            }
             Err(e @ ReserveError::StoreUnavailable(_)) => {
                 return Err(bad(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into());
             }

@@ -1,10 +1,15 @@
 //! The in-memory store (default): one process, lost at exit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
+
+/// Distinct scope values (meters) a rule keeps by default before the least recently used
+/// are evicted.
+pub const DEFAULT_MAX_VALUES_PER_RULE: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct State {
@@ -12,6 +17,25 @@ struct State {
     reservations: HashMap<String, Vec<(String, Amount, i64)>>,
     fired: HashMap<String, i64>,
     ops: u64,
+    /// Every meter kept (`rule\x1fvalue`) and when it was last used (`ops`).
+    meters: HashMap<String, u64>,
+    /// Meters kept per rule.
+    per_rule: HashMap<String, usize>,
+    /// Applied operation ids and when they are forgotten (see [`super::Commit::op_id`]).
+    applied: HashMap<String, i64>,
+}
+
+/// How long an applied operation id is kept.
+const REPLAY_WINDOW_MS: i64 = 3_600_000;
+
+/// The rule of a meter id `rule\x1fvalue`.
+fn rule_of(meter: &str) -> &str {
+    meter.split_once('\u{1f}').map_or(meter, |(r, _)| r)
+}
+
+/// The meter of a bucket key `rule\x1fvalue\x1fstart`.
+fn meter_of_bucket(key: &str) -> &str {
+    key.rsplit_once('\u{1f}').map_or(key, |(m, _)| m)
 }
 
 impl State {
@@ -33,12 +57,67 @@ impl State {
         }
     }
 
+    /// Notes a use of `meter`; when its rule keeps more than `cap` meters, evicts the least
+    /// recently used tenth of them (with their spend, reservations and fired marks).
+    /// Returns how many were evicted.
+    fn touch(&mut self, meter: &str, cap: usize) -> u64 {
+        self.ops += 1;
+        let tick = self.ops;
+        if let Some(t) = self.meters.get_mut(meter) {
+            *t = tick;
+            return 0;
+        }
+        self.meters.insert(meter.to_string(), tick);
+        let rule = rule_of(meter);
+        let n = match self.per_rule.get_mut(rule) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.per_rule.insert(rule.to_string(), 1);
+                1
+            }
+        };
+        if n <= cap {
+            return 0;
+        }
+        // Least recently used first; never the meter just added.
+        let mut of_rule: Vec<(u64, &String)> = self
+            .meters
+            .iter()
+            .filter(|(m, _)| rule_of(m) == rule && m.as_str() != meter)
+            .map(|(m, t)| (*t, m))
+            .collect();
+        of_rule.sort_unstable();
+        let drop_n = (n - cap).max(cap / 10).min(of_rule.len());
+        let evict: HashSet<String> = of_rule[..drop_n]
+            .iter()
+            .map(|(_, m)| (*m).clone())
+            .collect();
+        for m in &evict {
+            self.meters.remove(m);
+            self.reservations.remove(m);
+        }
+        self.buckets
+            .retain(|k, _| !evict.contains(meter_of_bucket(k)));
+        self.fired.retain(|k, _| {
+            let m = meter_of_bucket(meter_of_bucket(k));
+            !evict.contains(m)
+        });
+        if let Some(c) = self.per_rule.get_mut(rule) {
+            *c -= evict.len();
+        }
+        evict.len() as u64
+    }
+
     fn prune(&mut self, now_ms: i64) {
         self.ops += 1;
         if self.ops % 4096 == 0 {
             self.buckets
                 .retain(|_, (_, exp)| *exp == 0 || *exp > now_ms);
             self.fired.retain(|_, exp| *exp == 0 || *exp > now_ms);
+            self.applied.retain(|_, exp| *exp > now_ms);
             self.reservations.retain(|_, v| {
                 v.retain(|(_, _, exp)| *exp > now_ms);
                 !v.is_empty()
@@ -48,9 +127,29 @@ impl State {
 }
 
 /// Budgets in process memory: exact, fast, not shared and not durable.
-#[derive(Debug, Default)]
+///
+/// Bounded: expired periods are dropped, and each rule keeps at most
+/// [`DEFAULT_MAX_VALUES_PER_RULE`] distinct scope values
+/// ([`MemoryStore::with_max_values_per_rule`]); beyond, the least recently used values are
+/// evicted with their spend and reservations (an evicted value starts again from zero),
+/// counted in [`BudgetStore::evicted`] and `BudgetStats::store_evicted`. Scope values are
+/// capped in length by [`crate::CallContext`], so the store's size is bounded by
+/// rules x values x [`llmtel::MAX_VALUE_BYTES`].
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    max_values: usize,
+    evicted: AtomicU64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            state: Mutex::default(),
+            max_values: DEFAULT_MAX_VALUES_PER_RULE,
+            evicted: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -58,52 +157,74 @@ impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore::default()
     }
-}
 
-impl BudgetStore for MemoryStore {
-    fn kind(&self) -> &'static str {
-        "memory"
+    /// Keeps at most `n` distinct scope values per rule (at least 1; default
+    /// [`DEFAULT_MAX_VALUES_PER_RULE`]), evicting the least recently used beyond.
+    pub fn with_max_values_per_rule(mut self, n: usize) -> Self {
+        self.max_values = n.max(1);
+        self
     }
 
-    fn is_remote(&self) -> bool {
-        false
+    /// Distinct meters (rule and scope value) the store keeps now.
+    pub fn meters(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .meters
+            .len()
     }
 
-    fn reserve(
+    /// An estimate of the bytes the store's maps hold: keys, values and entries (not the
+    /// allocator's overhead).
+    pub fn approx_bytes(&self) -> usize {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = 3 * std::mem::size_of::<usize>(); // a String's header
+        let b: usize = s
+            .buckets
+            .keys()
+            .map(|k| k.capacity() + entry + std::mem::size_of::<(Amount, i64)>())
+            .sum();
+        let r: usize = s
+            .reservations
+            .iter()
+            .map(|(k, v)| {
+                k.capacity()
+                    + entry * 2
+                    + v.iter()
+                        .map(|(id, _, _)| {
+                            id.capacity() + std::mem::size_of::<(String, Amount, i64)>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let f: usize = s.fired.keys().map(|k| k.capacity() + entry + 8).sum();
+        let m: usize = s.meters.keys().map(|k| k.capacity() + entry + 8).sum();
+        let p: usize = s.per_rule.keys().map(|k| k.capacity() + entry + 8).sum();
+        b + r + f + m + p
+    }
+
+    fn commit_op(
         &self,
-        id: &str,
-        charges: &[(&Meter, Amount)],
-        now_ms: i64,
-        expires_ms: i64,
-    ) -> Result<ReserveOutcome, StoreError> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, (m, a)) in charges.iter().enumerate() {
-            let spent = s.spent(m, now_ms);
-            let reserved = s.reserved(&m.id, now_ms);
-            if m.denies(spent, reserved, *a) {
-                return Ok(ReserveOutcome::Denied(i));
-            }
-        }
-        for (m, a) in charges {
-            match s.reservations.get_mut(&m.id) {
-                Some(v) => v.push((id.to_string(), *a, expires_ms)),
-                None => {
-                    s.reservations
-                        .insert(m.id.clone(), vec![(id.to_string(), *a, expires_ms)]);
-                }
-            }
-        }
-        Ok(ReserveOutcome::Admitted)
-    }
-
-    fn commit(
-        &self,
+        op_id: Option<&str>,
         release: Option<(&str, &[&Meter])>,
         charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.prune(now_ms);
+        let skip = match op_id.filter(|o| !o.is_empty()) {
+            Some(o) if s.applied.get(o).is_some_and(|exp| *exp > now_ms) => true,
+            Some(o) => {
+                s.applied.insert(o.to_string(), now_ms + REPLAY_WINDOW_MS);
+                false
+            }
+            None => false,
+        };
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
+        if skip {
+            // Applied before (a replay): nothing written.
+            return Ok(charges.iter().map(|(m, _)| s.spent(m, now_ms)).collect());
+        }
         if let Some((id, meters)) = release {
             for m in meters {
                 if let Some(v) = s.reservations.get_mut(m.id.as_str()) {
@@ -131,6 +252,73 @@ impl BudgetStore for MemoryStore {
         Ok(out)
     }
 
+    fn touch_all<'a>(&self, s: &mut State, meters: impl Iterator<Item = &'a Meter>) {
+        let mut n = 0;
+        for m in meters {
+            n += s.touch(&m.id, self.max_values);
+        }
+        if n > 0 {
+            self.evicted.fetch_add(n, Relaxed);
+        }
+    }
+}
+
+impl BudgetStore for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    fn reserve(
+        &self,
+        id: &str,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (m, a)) in charges.iter().enumerate() {
+            let spent = s.spent(m, now_ms);
+            let reserved = s.reserved(&m.id, now_ms);
+            if m.denies(spent, reserved, *a) {
+                return Ok(ReserveOutcome::Denied(i));
+            }
+        }
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
+        for (m, a) in charges {
+            match s.reservations.get_mut(&m.id) {
+                Some(v) => v.push((id.to_string(), *a, expires_ms)),
+                None => {
+                    s.reservations
+                        .insert(m.id.clone(), vec![(id.to_string(), *a, expires_ms)]);
+                }
+            }
+        }
+        Ok(ReserveOutcome::Admitted)
+    }
+
+    fn commit(
+        &self,
+        release: Option<(&str, &[&Meter])>,
+        charges: &[(&Meter, Amount)],
+        now_ms: i64,
+    ) -> Result<Vec<Amount>, StoreError> {
+        self.commit_op(None, release, charges, now_ms)
+    }
+
+    fn commit_batch(
+        &self,
+        ops: &[super::Commit<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Vec<Amount>>, StoreError> {
+        ops.iter()
+            .map(|c| self.commit_op(c.op_id, c.release, c.charges, now_ms))
+            .collect()
+    }
+
     fn totals(&self, meters: &[&Meter], now_ms: i64) -> Result<Vec<MeterTotals>, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         Ok(meters
@@ -153,6 +341,10 @@ impl BudgetStore for MemoryStore {
         v.sort();
         v.dedup();
         Ok(v)
+    }
+
+    fn evicted(&self) -> u64 {
+        self.evicted.load(Relaxed)
     }
 
     fn fire_once(&self, key: &str, ttl_ms: i64, now_ms: i64) -> Result<bool, StoreError> {

@@ -10,7 +10,7 @@ mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_VALUES_PER_RULE, MemoryStore};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 #[cfg(feature = "sqlite")]
@@ -88,6 +88,10 @@ pub struct Commit<'a> {
     pub release: Option<(&'a str, &'a [&'a Meter])>,
     /// Amounts to add to each meter's current bucket.
     pub charges: &'a [(&'a Meter, Amount)],
+    /// The operation's id, unique across processes: a store that can lose a reply after
+    /// applying a commit (Redis, SQLite) records it and skips a commit whose id it has
+    /// already applied, so a replayed write is never counted twice. `None`: not recorded.
+    pub op_id: Option<&'a str>,
 }
 
 /// What `reserve` decided.
@@ -190,6 +194,12 @@ pub trait BudgetStore: Send + Sync + Debug {
     fn values(&self, prefix: &str, now_ms: i64) -> Result<Vec<String>, StoreError> {
         let _ = (prefix, now_ms);
         Ok(Vec::new())
+    }
+
+    /// Scope values (meters) the store evicted to stay within its bounds, with their spend
+    /// (the memory store's least recently used values beyond its cap). Default: 0.
+    fn evicted(&self) -> u64 {
+        0
     }
 
     /// Makes written spend durable, where that is a separate step.

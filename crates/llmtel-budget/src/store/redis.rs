@@ -24,7 +24,7 @@
 //! relative above.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::{Client, Connection, Script, Value};
@@ -125,6 +125,11 @@ return 0
 /// sums); `PEXPIRE` only when the last extension (field `k`) no longer covers the deadline.
 /// Returns the final `u`, `t` of the keys asked for at the end (Rust works out the spend
 /// after each op from them).
+///
+/// An op with an operation id first sets `{prefix}o:{id}` (`SET NX PX`, the replay
+/// window): when the key exists the op was applied before (its reply was lost and the
+/// write is replayed) and is skipped, so a spend is never counted twice. The 1-based
+/// numbers of the skipped ops follow the sums in the reply.
 const COMMIT: &str = r#"
 local LIM = 4503599627370496
 local now = tonumber(ARGV[2])
@@ -158,15 +163,22 @@ local function add(i, h, u, t, sign)
   redis.call('HINCRBY', KEYS[i], 'u', u)
   redis.call('HINCRBY', KEYS[i], 't', t)
 end
-local ai = 3
+local ai = 4
+local skipped = {}
 for o = 1, tonumber(ARGV[1]) do
-  local id, nr = ARGV[ai], tonumber(ARGV[ai + 1])
-  ai = ai + 2
+  local oki, id, nr = tonumber(ARGV[ai]), ARGV[ai + 1], tonumber(ARGV[ai + 2])
+  ai = ai + 3
+  -- An op already applied (a replay after a reply that was lost) is skipped whole.
+  local skip = false
+  if oki > 0 then
+    skip = not redis.call('SET', KEYS[oki], '1', 'NX', 'PX', ARGV[3])
+    if skip then skipped[#skipped + 1] = o end
+  end
   for r = 1, nr do
     local ri = tonumber(ARGV[ai])
     ai = ai + 1
     local h = load(ri)
-    if not h.gone[id] then
+    if not skip and not h.gone[id] then
       local v = redis.call('HGET', KEYS[ri], id)
       if v then
         local u, t = string.match(v, '^(%-?%d+):(%-?%d+):')
@@ -179,8 +191,10 @@ for o = 1, tonumber(ARGV[1]) do
   for m = 1, tonumber(ARGV[ai]) do
     local bi, ttl = tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 4])
     local h = load(bi)
-    add(bi, h, ARGV[ai + 2], ARGV[ai + 3], 1)
-    if ttl > h.ttl then h.ttl = ttl end
+    if not skip then
+      add(bi, h, ARGV[ai + 2], ARGV[ai + 3], 1)
+      if ttl > h.ttl then h.ttl = ttl end
+    end
     ai = ai + 4
   end
   ai = ai + 1
@@ -213,28 +227,92 @@ for j = 1, tonumber(ARGV[ai]) do
     out[#out + 1] = v[2] or '0'
   end
 end
+for j = 1, #skipped do out[#out + 1] = string.format('%d', skipped[j]) end
 return out
 "#;
 
 /// Budgets in Redis (`redis://` or `rediss://`, `redis://:password@host:port/db`).
 ///
-/// One connection, reconnected on error; every call has a timeout (default 200 ms), so
-/// a Redis that is down or slow costs a request at most that, and the budgets fail open
-/// (or closed, as configured).
+/// A small pool of connections (a caller never waits behind another's round trip); every
+/// call has a deadline (100 ms for a reserve, connecting included, 200 ms for the rest), so
+/// a Redis that is down or slow costs a request at most that, the budgets fail open (or
+/// closed, as configured), and after a few failures their circuit breaker answers at
+/// once. Spend writes carry an operation id, so a write replayed after a lost reply is
+/// not counted twice. Neither `Debug` nor errors show the URL's password.
 pub struct RedisStore {
     client: Client,
-    conn: Mutex<Option<Connection>>,
+    /// Idle connections and how many are open: each operation takes one (or connects)
+    /// and gives it back, so no caller waits behind another's slow round trip.
+    pool: Arc<Shared>,
+    max_connections: usize,
     prefix: String,
     timeout: Duration,
+    reserve_timeout: Duration,
+    replay_window: Duration,
     reserve: Script,
     commit: Script,
 }
 
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Pooled>,
+    /// Connections open (idle or in use, or being made).
+    open: usize,
+}
+
+/// The pool, shared with the threads that make connections.
+#[derive(Default)]
+struct Shared {
+    pool: Mutex<Pool>,
+    ready: std::sync::Condvar,
+}
+
+impl Shared {
+    fn give_back(&self, p: Pooled) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.idle.push(p);
+        drop(pool);
+        self.ready.notify_one();
+    }
+
+    /// A connection (or a slot that failed to connect) is gone.
+    fn discard(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.open = pool.open.saturating_sub(1);
+        drop(pool);
+        self.ready.notify_one();
+    }
+}
+
+/// A connection being made on a helper thread: its result, or that the caller gave up
+/// waiting (then the thread pools the connection, or frees its slot, itself).
+#[derive(Default)]
+struct Handoff {
+    result: Option<redis::RedisResult<Connection>>,
+    abandoned: bool,
+}
+
+struct Pooled {
+    conn: Connection,
+    /// The read/write timeout set on it.
+    timeout: Duration,
+}
+
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client (and its URL, with the password) is never shown.
+        let info = self.client.get_connection_info();
+        let addr = match info.addr() {
+            redis::ConnectionAddr::Tcp(h, p) => format!("redis://{h}:{p}"),
+            redis::ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+            redis::ConnectionAddr::Unix(p) => format!("unix://{}", p.display()),
+            _ => "redis".to_string(),
+        };
         f.debug_struct("RedisStore")
+            .field("addr", &addr)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("reserve_timeout", &self.reserve_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -256,10 +334,10 @@ fn op_err(e: &redis::RedisError) -> StoreError {
             redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
                 | redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain)
         );
-    StoreError {
-        store: "redis",
-        message: e.to_string(),
-        rejected: !transient,
+    if transient {
+        StoreError::unavailable("redis", e.to_string())
+    } else {
+        StoreError::rejected("redis", e.to_string())
     }
 }
 
@@ -285,9 +363,12 @@ impl RedisStore {
         }
         Ok(RedisStore {
             client: Client::open(url).map_err(|e| err(format!("invalid Redis URL: {e}")))?,
-            conn: Mutex::new(None),
+            pool: Arc::new(Shared::default()),
+            max_connections: 8,
             prefix: "llmtel:budget:".into(),
             timeout: Duration::from_millis(200),
+            reserve_timeout: Duration::from_millis(100),
+            replay_window: Duration::from_secs(3600),
             reserve: Script::new(RESERVE),
             commit: Script::new(COMMIT),
         })
@@ -325,9 +406,36 @@ impl RedisStore {
         Ok(self)
     }
 
-    /// Sets the connect, read and write timeout.
+    /// Sets the connect, read and write timeout of every operation but `reserve` (default
+    /// 200 ms).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline of a `reserve`, connecting included (default 100 ms): the most a
+    /// request waits on a slow or unreachable Redis before the budgets fail open or closed
+    /// (and, after a few such failures, their circuit breaker answers at once). A
+    /// connection still being made at the deadline is finished in the background and
+    /// serves the next call.
+    pub fn with_reserve_timeout(mut self, timeout: Duration) -> Self {
+        self.reserve_timeout = timeout;
+        self
+    }
+
+    /// At most this many connections open at once (default 8; at least 1): a burst of
+    /// calls shares them (waiting for one until its deadline) instead of opening a
+    /// connection each.
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// How long an applied spend write's operation id is remembered (default 1 hour): a
+    /// write whose reply was lost and that is replayed within this window is not counted
+    /// twice.
+    pub fn with_replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
         self
     }
 
@@ -335,28 +443,154 @@ impl RedisStore {
         &self,
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .map_err(|e| err(connect_hint(&self.client, e)))?;
-            c.set_read_timeout(Some(self.timeout)).map_err(err)?;
-            c.set_write_timeout(Some(self.timeout)).map_err(err)?;
-            *guard = Some(c);
-        }
-        let Some(c) = guard.as_mut() else {
-            return Err(err("no connection"));
+        self.with_conn_within(self.timeout, f)
+    }
+
+    /// Runs `f` on an idle connection (or a new one), within `timeout`, connecting
+    /// included. At most [`RedisStore::with_max_connections`] are open: beyond, a call waits for an
+    /// idle one until its deadline.
+    fn with_conn_within<T>(
+        &self,
+        timeout: Duration,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let start = std::time::Instant::now();
+        let mut p = match self.acquire(start + timeout)? {
+            Some(p) => p,
+            None => Pooled {
+                conn: self.connect_within(timeout)?,
+                timeout: Duration::ZERO,
+            },
         };
-        match f(c) {
-            Ok(v) => Ok(v),
+        // What is left of the deadline (at least a few ms to try).
+        let timeout = timeout
+            .saturating_sub(start.elapsed())
+            .max(Duration::from_millis(5));
+        if p.timeout != timeout {
+            if let Err(e) = p
+                .conn
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| p.conn.set_write_timeout(Some(timeout)))
+            {
+                self.discard();
+                return Err(err(e));
+            }
+            p.timeout = timeout;
+        }
+        match f(&mut p.conn) {
+            Ok(v) => {
+                self.give_back(p);
+                Ok(v)
+            }
             Err(e) => {
-                // Drop the connection on I/O trouble; the next call reconnects.
+                // A connection with I/O trouble is dropped (a late reply must never be
+                // read as the answer to another call); the next call reconnects.
                 if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                    *guard = None;
+                    self.discard();
+                } else {
+                    self.give_back(p);
                 }
                 Err(op_err(&e))
             }
+        }
+    }
+
+    /// An idle connection, or `None` with a slot to open a new one, or an error when every
+    /// connection stayed busy until `deadline`.
+    fn acquire(&self, deadline: std::time::Instant) -> Result<Option<Pooled>, StoreError> {
+        let mut pool = self.pool.pool.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(p) = pool.idle.pop() {
+                return Ok(Some(p));
+            }
+            if pool.open < self.max_connections {
+                pool.open += 1;
+                return Ok(None);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(err(format!(
+                    "all {} connections busy until the deadline",
+                    self.max_connections
+                )));
+            }
+            pool = self
+                .pool
+                .ready
+                .wait_timeout(pool, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn give_back(&self, p: Pooled) {
+        self.pool.give_back(p);
+    }
+
+    fn discard(&self) {
+        self.pool.discard();
+    }
+
+    /// Connects, waiting at most `wait` (on a slot taken by [`RedisStore::acquire`]).
+    /// redis-rs bounds each step of its handshake (TCP, TLS, `AUTH`, `CLIENT SETINFO`) by
+    /// its timeout, not the whole, so a server that accepts and never answers would cost
+    /// several: the connection is made on a helper thread, with the connect timeout
+    /// ([`RedisStore::with_timeout`]) per step. A caller that stops waiting leaves the
+    /// connection to that thread, which pools it when it succeeds (a slow TLS handshake
+    /// serves the next call) or frees the slot.
+    fn connect_within(&self, wait: Duration) -> Result<Connection, StoreError> {
+        let handoff = Arc::new((Mutex::new(Handoff::default()), std::sync::Condvar::new()));
+        let (h, client, shared) = (handoff.clone(), self.client.clone(), self.pool.clone());
+        let step = wait.max(self.timeout);
+        let spawned = std::thread::Builder::new()
+            .name("llmtel-budget-connect".into())
+            .spawn(move || {
+                let r = client.get_connection_with_timeout(step);
+                let mut g = h.0.lock().unwrap_or_else(|e| e.into_inner());
+                if g.abandoned {
+                    drop(g);
+                    match r {
+                        Ok(conn) => shared.give_back(Pooled {
+                            conn,
+                            timeout: Duration::ZERO,
+                        }),
+                        Err(_) => shared.discard(),
+                    }
+                } else {
+                    g.result = Some(r);
+                    drop(g);
+                    h.1.notify_one();
+                }
+            });
+        if let Err(e) = spawned {
+            self.discard();
+            return Err(err(format!("cannot start a connection thread: {e}")));
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut g = handoff.0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match g.result.take() {
+                Some(Ok(c)) => return Ok(c),
+                Some(Err(e)) => {
+                    drop(g);
+                    self.discard();
+                    return Err(err(connect_hint(&self.client, e)));
+                }
+                None => {}
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                g.abandoned = true;
+                return Err(err(format!(
+                    "cannot connect within {} ms (the server accepts but does not answer, or is too slow)",
+                    wait.as_millis()
+                )));
+            }
+            g = handoff
+                .1
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -500,7 +734,7 @@ impl BudgetStore for RedisStore {
                 .arg(a.tokens)
                 .arg((expires_ms - now_ms).max(1) + 1000);
         }
-        let r: i64 = self.with_conn(|c| inv.invoke(c))?;
+        let r: i64 = self.with_conn_within(self.reserve_timeout, |c| inv.invoke(c))?;
         Ok(if r == 0 {
             ReserveOutcome::Admitted
         } else {
@@ -514,7 +748,14 @@ impl BudgetStore for RedisStore {
         charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
-        let mut out = self.commit_batch(&[Commit { release, charges }], now_ms)?;
+        let mut out = self.commit_batch(
+            &[Commit {
+                release,
+                charges,
+                op_id: None,
+            }],
+            now_ms,
+        )?;
         Ok(out.pop().unwrap_or_default())
     }
 
@@ -537,10 +778,16 @@ impl BudgetStore for RedisStore {
         };
         // Bucket keys by name: the final sums asked for, and what each op added to each.
         let mut buckets: HashMap<&str, usize> = HashMap::new();
-        inv.arg(ops.len()).arg(now_ms);
+        inv.arg(ops.len())
+            .arg(now_ms)
+            .arg(self.replay_window.as_millis().max(1) as u64);
         for op in ops {
+            let oki = match op.op_id {
+                Some(o) if !o.is_empty() => index(&mut inv, format!("{}o:{o}", self.prefix)),
+                _ => 0,
+            };
             let (id, meters) = op.release.unwrap_or(("", &[]));
-            inv.arg(id).arg(meters.len());
+            inv.arg(oki).arg(id).arg(meters.len());
             for m in meters {
                 let i = index(&mut inv, self.res(&m.id));
                 inv.arg(i);
@@ -571,7 +818,13 @@ impl BudgetStore for RedisStore {
                 },
             );
         }
-        // Backwards: a bucket after op n is its final sums less what ops after n added.
+        let skipped: std::collections::HashSet<usize> = vals
+            .iter()
+            .skip(2 * asked.len())
+            .map(|v| to_i64(v).max(1) as usize - 1)
+            .collect();
+        // Backwards: a bucket after op n is its final sums less what ops after n added (a
+        // skipped op added nothing).
         let mut out = vec![Vec::new(); ops.len()];
         for (n, op) in ops.iter().enumerate().rev() {
             out[n] = op
@@ -588,6 +841,9 @@ impl BudgetStore for RedisStore {
                     })
                 })
                 .collect();
+            if skipped.contains(&n) {
+                continue;
+            }
             for (m, a) in op.charges {
                 if let Some(v) = buckets.get(m.current()).and_then(|i| last.get_mut(i)) {
                     *v = Amount {

@@ -33,10 +33,18 @@ WHEN OLD.id <> '' BEGIN
     UPDATE llmtel_budget_reservation SET usd = usd - OLD.usd, tokens = tokens - OLD.tokens
     WHERE meter = OLD.meter AND id = '';
 END;
+-- Operation ids of applied spend writes (kept for REPLAY_WINDOW_MS): a write replayed
+-- after its reply was lost is skipped, never counted twice.
+CREATE TABLE IF NOT EXISTS llmtel_budget_applied (
+    id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
     key TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// How long an applied spend write's operation id is kept (1 hour).
+const REPLAY_WINDOW_MS: i64 = 3_600_000;
 
 fn err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
@@ -265,6 +273,22 @@ fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount
 
 /// One commit inside an open transaction: release, add, read back the spend.
 fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<Vec<Amount>> {
+    if let Some(oid) = op.op_id.filter(|o| !o.is_empty()) {
+        let fresh = tx
+            .prepare_cached(
+                "INSERT INTO llmtel_budget_applied (id, expires_ms) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![oid, now_ms.saturating_add(REPLAY_WINDOW_MS)])?;
+        if fresh == 0 {
+            // Applied before (a replay): nothing written, the spend as it stands.
+            return op
+                .charges
+                .iter()
+                .map(|(m, _)| spent(tx, m, now_ms))
+                .collect();
+        }
+    }
     if let Some((id, meters)) = op.release {
         for m in meters {
             release(tx, &m.id, id)?;
@@ -378,7 +402,14 @@ impl BudgetStore for SqliteStore {
         charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
-        let mut out = self.commit_batch(&[Commit { release, charges }], now_ms)?;
+        let mut out = self.commit_batch(
+            &[Commit {
+                release,
+                charges,
+                op_id: None,
+            }],
+            now_ms,
+        )?;
         Ok(out.pop().unwrap_or_default())
     }
 
@@ -400,6 +431,7 @@ impl BudgetStore for SqliteStore {
                 for table in [
                     "DELETE FROM llmtel_budget_bucket WHERE expires_ms <> 0 AND expires_ms <= ?1",
                     "DELETE FROM llmtel_budget_fired WHERE expires_ms <> 0 AND expires_ms <= ?1",
+                    "DELETE FROM llmtel_budget_applied WHERE expires_ms <= ?1",
                     // Expired reservations of every meter (off the sums by the trigger),
                     // then those sums' next expiry.
                     "DELETE FROM llmtel_budget_reservation WHERE id <> '' AND expires_ms <= ?1",

@@ -45,6 +45,16 @@ pub enum EndpointConfigError {
     /// The HTTP client could not be created (TLS backend).
     #[error("the HTTP client could not be built ({0})")]
     Client(String),
+    /// The CA file given with `with_ca_file` cannot be read or holds no PEM certificate.
+    #[error(
+        "the CA file {path:?} cannot be used ({reason}); give a readable PEM file with the CA certificate(s) of the evaluator endpoint"
+    )]
+    CaFile {
+        /// The file given.
+        path: std::path::PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 /// Settings shared by the remote evaluators' builders.
@@ -56,6 +66,7 @@ pub(crate) struct EndpointConfig {
     pub(crate) provider: String,
     pub(crate) feature: String,
     pub(crate) http_timeout: Duration,
+    pub(crate) ca_file: Option<std::path::PathBuf>,
 }
 
 impl EndpointConfig {
@@ -67,6 +78,7 @@ impl EndpointConfig {
             provider: "openai".into(),
             feature: feature.into(),
             http_timeout: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 
@@ -93,6 +105,7 @@ impl fmt::Debug for EndpointConfig {
             .field("provider", &self.provider)
             .field("feature", &self.feature)
             .field("http_timeout", &self.http_timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -126,6 +139,14 @@ macro_rules! endpoint_setters {
         /// ([`crate::QualityBuilder::with_evaluator_sampled`]) applies as well.
         pub fn with_http_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.endpoint.http_timeout = timeout;
+            self
+        }
+
+        /// Trusts the CA certificate(s) in this PEM file for an `https` endpoint, in addition
+        /// to the platform's roots (a private gateway, a self-hosted model server). `build()`
+        /// fails with [`crate::eval::EndpointConfigError::CaFile`] if it cannot be read.
+        pub fn with_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.endpoint.ca_file = Some(path.into());
             self
         }
     };
@@ -217,8 +238,22 @@ impl Endpoint {
             return Err(EndpointConfigError::EmptyModel);
         }
         let url = operation_url(&cfg.base_url, path)?;
-        let client = reqwest::Client::builder()
-            .timeout(cfg.http_timeout)
+        let mut client = reqwest::Client::builder().timeout(cfg.http_timeout);
+        if let Some(path) = &cfg.ca_file {
+            let bad = |reason: String| EndpointConfigError::CaFile {
+                path: path.clone(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(chain(&e)))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            for cert in certs {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let client = client
             .build()
             .map_err(|e| EndpointConfigError::Client(chain(&e)))?;
         Ok(Endpoint {
@@ -454,7 +489,7 @@ impl TracedCall {
 impl Drop for TracedCall {
     fn drop(&mut self) {
         if !self.done {
-            llmtel::record_error(
+            llmtel::record_error_status(
                 &self.span,
                 "cancelled",
                 "stopped by the evaluator's timeout before the endpoint answered",

@@ -64,7 +64,16 @@ impl CardinalityGuard {
     }
 
     /// The value to use for `label`: `value` itself, or [`OVERFLOW_VALUE`] past the cap.
+    ///
+    /// A value longer than [`crate::MAX_VALUE_BYTES`] is first capped with
+    /// [`crate::cap_value`] (counted in [`crate::Health::values_truncated`]), so a label never
+    /// stores or exports more than that per value.
     pub fn admit(&self, label: &'static str, value: &str) -> String {
+        // Redacted before it is kept or exported (an API key used as a user id must not
+        // become a label), then capped.
+        let redacted = crate::redact(value);
+        let value = crate::cap_value(&redacted);
+        let value: &str = &value;
         // Fast path: a known value (read lock only).
         {
             let labels = self.labels.read().unwrap_or_else(|e| e.into_inner());
@@ -107,5 +116,35 @@ impl CardinalityGuard {
     pub fn distinct(&self, label: &str) -> usize {
         let labels = self.labels.read().unwrap_or_else(|e| e.into_inner());
         labels.get(label).map_or(0, |s| s.values.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_label_values_are_capped_before_they_are_stored() {
+        let g = CardinalityGuard::new(10);
+        let long = "u".repeat(1_000_000);
+        let admitted = g.admit("user", &long);
+        assert!(
+            admitted.len() <= crate::MAX_VALUE_BYTES,
+            "{}",
+            admitted.len()
+        );
+        assert_eq!(
+            g.admit("user", &long),
+            admitted,
+            "the same value maps to one label"
+        );
+        assert_eq!(g.distinct("user"), 1);
+        let labels = g.labels.read().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            labels["user"]
+                .values
+                .iter()
+                .all(|v| v.len() <= crate::MAX_VALUE_BYTES)
+        );
     }
 }

@@ -1,0 +1,460 @@
+//! The one redaction step every text llmtel lets out of the process goes through: exported
+//! span names, status descriptions, attribute values and events, the console line and
+//! llmtel's own log lines.
+//!
+//! [`redact`] replaces with `[REDACTED]`:
+//! - API keys with a provider prefix (`sk-`, `sk-ant-`, `sk-proj-`, `AIza`, `xai-`, `gsk_`,
+//!   `hf_`, `ghp_`, `AKIA`, `xoxb-`, Langfuse / LangSmith keys, JWTs, ...), at least 16
+//!   characters, wherever they appear: alone, inside a URL, inside JSON;
+//! - the value of a credential parameter or header, in a URL query, a header line, JSON or
+//!   `name=value` text: `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
+//!   `x-goog-api-key`, `access_token`, `token`, `*_token`, `secret`, `password`,
+//!   `authorization` (the scheme word, e.g. `Bearer`, is kept);
+//! - the token after `Bearer ` and a base64 credential after `Basic `;
+//! - the password of a URL's user info (`https://user:password@host`).
+//!
+//! It returns the input itself, without allocating, when there is nothing to redact.
+//!
+//! ```
+//! use llmtel::redact;
+//! let url = "https://generativelanguage.googleapis.com/v1beta/models/x:generateContent?key=AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv";
+//! assert!(!redact(url).contains("AIza"));
+//! assert_eq!(redact("Authorization: Bearer abc.def.ghi"), "Authorization: Bearer [REDACTED]");
+//! assert_eq!(redact(r#"{"x-api-key":"k-123"}"#), r#"{"x-api-key":"[REDACTED]"}"#);
+//! assert!(matches!(redact("nothing to see"), std::borrow::Cow::Borrowed(_)));
+//! ```
+
+use std::borrow::Cow;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// [`REDACTED`] without its closing bracket (which ends an unquoted value): a value that
+/// starts with it was redacted already.
+const REDACTED_OPEN: &[u8] = b"[REDACTED";
+
+/// Prefixes of provider API keys and tokens that are never recorded (case-sensitive).
+const SECRET_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_",
+    "rk_",
+    "pk-lf-",
+    "lsv2_",
+    "AIza",
+    "xai-",
+    "gsk_",
+    "hf_",
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "github_pat_",
+    "glpat-",
+    "AKIA",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
+    "r8_",
+    "pplx-",
+    "nvapi-",
+    "csk-",
+    "ya29.",
+    "eyJ",
+];
+
+/// The shortest prefixed token taken for a key.
+const MIN_PREFIXED_LEN: usize = 16;
+
+/// Names whose value is a credential (compared case-insensitively, whole name).
+const SECRET_NAMES: &[&str] = &["key", "token", "sig", "auth", "pass", "pwd"];
+
+/// Name suffixes whose value is a credential (compared case-insensitively).
+const SECRET_NAME_SUFFIXES: &[&str] = &[
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_token",
+    "access-token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "auth-token",
+    "session_token",
+    "secret",
+    "secret_key",
+    "password",
+    "passwd",
+    "authorization",
+    "private_key",
+    "private-key",
+];
+
+/// Replaces every secret in `s` with `[REDACTED]` (see the [module docs](self) for the forms
+/// caught). Borrows `s` unchanged, without allocating, when it holds none.
+pub fn redact(s: &str) -> Cow<'_, str> {
+    let Some(first) = next_secret(s, 0) else {
+        return Cow::Borrowed(s);
+    };
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0;
+    let mut hit = Some(first);
+    while let Some((start, end)) = hit {
+        out.push_str(&s[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+        hit = next_secret(s, end);
+    }
+    out.push_str(&s[copied..]);
+    Cow::Owned(out)
+}
+
+/// [`redact`] for an owned string: no copy when there is nothing to redact.
+pub fn redact_string(s: String) -> String {
+    match redact(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(r) => r,
+    }
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn is_key_body(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// Ends an unquoted value.
+fn ends_value(b: u8) -> bool {
+    b.is_ascii_whitespace()
+        || matches!(
+            b,
+            b'&' | b',' | b';' | b'"' | b'\'' | b'\\' | b'<' | b'>' | b')' | b']' | b'}' | b'#'
+        )
+}
+
+/// The byte range of the next secret at or after `from`.
+fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        let c = b[i];
+        let boundary = i == 0 || !is_word_byte(b[i - 1]);
+        if boundary {
+            if let Some(end) = prefixed_key(b, i) {
+                return Some((i, end));
+            }
+            if matches!(c, b'b' | b'B') {
+                if let Some(r) = after_scheme(b, i) {
+                    return Some(r);
+                }
+            }
+        }
+        match c {
+            b'=' | b':' => {
+                if let Some(r) = named_value(b, i) {
+                    return Some(r);
+                }
+                if c == b':' {
+                    if let Some(r) = userinfo_password(b, i) {
+                        return Some(r);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A key with a known prefix starting at `i`: its end.
+fn prefixed_key(b: &[u8], i: usize) -> Option<usize> {
+    let c = b[i];
+    if !matches!(
+        c,
+        b's' | b'r' | b'p' | b'l' | b'A' | b'x' | b'g' | b'h' | b'n' | b'c' | b'y' | b'e'
+    ) {
+        return None;
+    }
+    let rest = &b[i..];
+    let prefix = SECRET_PREFIXES
+        .iter()
+        .find(|p| rest.starts_with(p.as_bytes()))?;
+    let mut end = i + prefix.len();
+    while end < b.len() && is_key_body(b[end]) {
+        end += 1;
+    }
+    // A trailing dot ends a sentence, not a key.
+    while end > i + prefix.len() && b[end - 1] == b'.' {
+        end -= 1;
+    }
+    (end - i >= MIN_PREFIXED_LEN).then_some(end)
+}
+
+/// `Bearer <token>` or `Basic <base64>` at `i`: the token's range.
+fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let rest = &b[i..];
+    let (len, basic) = if rest.len() > 7 && rest[..6].eq_ignore_ascii_case(b"bearer") {
+        (6, false)
+    } else if rest.len() > 6 && rest[..5].eq_ignore_ascii_case(b"basic") {
+        (5, true)
+    } else {
+        return None;
+    };
+    let mut start = i + len;
+    if start >= b.len() || !matches!(b[start], b' ' | b'\t') {
+        return None;
+    }
+    while start < b.len() && matches!(b[start], b' ' | b'\t') {
+        start += 1;
+    }
+    let mut end = start;
+    while end < b.len() && !ends_value(b[end]) {
+        end += 1;
+    }
+    let tok = &b[start..end];
+    if tok.len() < 8 || tok.starts_with(REDACTED_OPEN) {
+        return None;
+    }
+    let looks_secret = if basic {
+        let b64 = tok
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+        let mixed =
+            tok[1..].iter().any(u8::is_ascii_uppercase) && tok.iter().any(u8::is_ascii_lowercase);
+        b64 && (mixed
+            || tok
+                .iter()
+                .any(|c| c.is_ascii_digit() || matches!(c, b'+' | b'/' | b'=')))
+    } else {
+        tok.iter()
+            .any(|c| c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-' | b'+' | b'/' | b'='))
+    };
+    looks_secret.then_some((start, end))
+}
+
+fn secret_name(name: &[u8]) -> Option<bool> {
+    let is_auth =
+        |n: &[u8]| n.len() >= 13 && n[n.len() - 13..].eq_ignore_ascii_case(b"authorization");
+    if SECRET_NAMES
+        .iter()
+        .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+    {
+        return Some(false);
+    }
+    SECRET_NAME_SUFFIXES
+        .iter()
+        .any(|s| {
+            name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        })
+        .then(|| is_auth(name))
+}
+
+/// `name=value`, `name: value`, `"name": "value"` around the separator at `sep`, where
+/// `name` is a credential's: the value's range.
+fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
+    // The name, before the separator: `name`, `"name"`, `\"name\"`, with spaces before `:`.
+    let mut j = sep;
+    if b[sep] == b':' {
+        while j > 0 && b[j - 1] == b' ' {
+            j -= 1;
+        }
+    }
+    if j > 0 && matches!(b[j - 1], b'"' | b'\'') {
+        j -= 1;
+        if j > 0 && b[j - 1] == b'\\' {
+            j -= 1;
+        }
+    }
+    let name_end = j;
+    while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
+        j -= 1;
+    }
+    if j == name_end {
+        return None;
+    }
+    let authorization = secret_name(&b[j..name_end])?;
+    // The value, after it: spaces, an optional (escaped) quote.
+    let mut k = sep + 1;
+    while k < b.len() && matches!(b[k], b' ' | b'\t') {
+        k += 1;
+    }
+    if k < b.len() && b[k] == b'\\' && k + 1 < b.len() && matches!(b[k + 1], b'"' | b'\'') {
+        k += 1;
+    }
+    let quote = (k < b.len() && matches!(b[k], b'"' | b'\'')).then(|| {
+        k += 1;
+        b[k - 1]
+    });
+    let stop = |c: u8| match quote {
+        Some(q) => c == q || c == b'\\' || c == b'\n' || c == b'\r',
+        None => ends_value(c),
+    };
+    let mut start = k;
+    if authorization {
+        // Keep the scheme word (`Bearer`, `Basic`, `Token`).
+        let mut w = start;
+        while w < b.len() && b[w].is_ascii_alphabetic() {
+            w += 1;
+        }
+        if w > start && w < b.len() && b[w] == b' ' {
+            start = w + 1;
+        }
+    }
+    let mut end = start;
+    while end < b.len() && !stop(b[end]) {
+        end += 1;
+    }
+    if end == start || b[start..end].starts_with(REDACTED_OPEN) {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// `scheme://user:password@host`: the password's range, for the `:` at `colon`.
+fn userinfo_password(b: &[u8], colon: usize) -> Option<(usize, usize)> {
+    // The user name runs back to `//`.
+    let mut j = colon;
+    while j > 0 && !matches!(b[j - 1], b'/' | b'@') && !ends_value(b[j - 1]) {
+        j -= 1;
+    }
+    if j < 2 || b[j - 1] != b'/' || b[j - 2] != b'/' {
+        return None;
+    }
+    let mut end = colon + 1;
+    while end < b.len() && !matches!(b[end], b'@' | b'/' | b'?') && !ends_value(b[end]) {
+        end += 1;
+    }
+    (end < b.len()
+        && b[end] == b'@'
+        && end > colon + 1
+        && !b[colon + 1..end].starts_with(REDACTED_OPEN))
+    .then_some((colon + 1, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> String {
+        redact(s).into_owned()
+    }
+
+    #[test]
+    fn query_parameters_carrying_keys_are_redacted() {
+        assert_eq!(
+            r("http://h/v1beta/models/m:generateContent?key=abc123&alt=sse"),
+            "http://h/v1beta/models/m:generateContent?key=[REDACTED]&alt=sse"
+        );
+        assert_eq!(
+            r("GET /x?a=1&api_key=zz9 HTTP"),
+            "GET /x?a=1&api_key=[REDACTED] HTTP"
+        );
+        assert_eq!(
+            r("/cb?access_token=t0k3n#frag"),
+            "/cb?access_token=[REDACTED]#frag"
+        );
+        assert_eq!(r("/cb?token=t"), "/cb?token=[REDACTED]");
+        assert_eq!(
+            r("url (http://1.2.3.4/p?key=AIzaX)"),
+            "url (http://1.2.3.4/p?key=[REDACTED])"
+        );
+        // Not a credential parameter.
+        assert_eq!(r("/p?monkey=1&keys=2"), "/p?monkey=1&keys=2");
+    }
+
+    #[test]
+    fn header_lines_and_json_headers_are_redacted() {
+        assert_eq!(
+            r("Authorization: Bearer abc"),
+            "Authorization: Bearer [REDACTED]"
+        );
+        assert_eq!(
+            r("authorization: Basic dXNlcjpwYXNz\nnext"),
+            "authorization: Basic [REDACTED]\nnext"
+        );
+        assert_eq!(
+            r("x-api-key: k1\r\nhost: h"),
+            "x-api-key: [REDACTED]\r\nhost: h"
+        );
+        assert_eq!(r("api-key: k1"), "api-key: [REDACTED]");
+        assert_eq!(r("x-goog-api-key:k1"), "x-goog-api-key:[REDACTED]");
+        assert_eq!(
+            r(r#"{"Authorization": "Bearer t", "x": 1}"#),
+            r#"{"Authorization": "Bearer [REDACTED]", "x": 1}"#
+        );
+        assert_eq!(
+            r(r#"{\"api_key\": \"v\"}"#),
+            r#"{\"api_key\": \"[REDACTED]\"}"#
+        );
+    }
+
+    #[test]
+    fn prefixed_keys_are_redacted_wherever_they_appear() {
+        for key in [
+            "sk-proj-abcdefghijklmnop1234",
+            "sk-ant-api03-abcdefghijklmnop",
+            "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv",
+            "xai-abcdefghijklmnop1234",
+            "gsk_abcdefghijklmnop1234",
+        ] {
+            for text in [
+                key.to_owned(),
+                format!("the key {key}."),
+                format!("https://x/y/{key}/z"),
+                format!(r#"{{"k":"{key}"}}"#),
+                format!("x={key}&y"),
+            ] {
+                let out = r(&text);
+                assert!(!out.contains(key), "{text} -> {out}");
+                assert!(out.contains(REDACTED), "{out}");
+            }
+        }
+        assert_eq!(r("sk-short"), "sk-short");
+        assert_eq!(
+            r("task-abcdefghijklmnopqrstuvw"),
+            "task-abcdefghijklmnopqrstuvw"
+        );
+    }
+
+    #[test]
+    fn bearer_tokens_and_url_passwords_are_redacted_in_prose() {
+        assert_eq!(r("sent Bearer abc.def.ghi ok"), "sent Bearer [REDACTED] ok");
+        assert_eq!(r("a basic question"), "a basic question");
+        assert_eq!(
+            r("https://u:hunter2@db.local/x"),
+            "https://u:[REDACTED]@db.local/x"
+        );
+        assert_eq!(r("http://127.0.0.1:4318/v1"), "http://127.0.0.1:4318/v1");
+    }
+
+    #[test]
+    fn text_without_secrets_is_borrowed_and_redaction_is_idempotent() {
+        for s in [
+            "",
+            "hello world",
+            "gen_ai.usage.input_tokens: 12",
+            "ratio=0.5",
+            "a:b",
+        ] {
+            assert!(matches!(redact(s), Cow::Borrowed(_)), "{s}");
+        }
+        let once = r("x?key=abc Authorization: Bearer t0k");
+        assert!(matches!(redact(&once), Cow::Borrowed(_)), "{once}");
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let samples = [
+            "=", ":", "key=", "\"key\":", "Bearer ", "é=é:ü", "://:@", "key:\\",
+        ];
+        for s in samples {
+            let _ = redact(s);
+        }
+    }
+}
