@@ -11,6 +11,7 @@
 //! llmtel prices check FILE                             # validate a TOML or LiteLLM JSON price file
 //! llmtel prices diff OLD NEW [--json]                  # added, removed and changed prices
 //! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE]
+//! llmtel collector [--config FILE] [--grpc-listen ADDR] [--http-listen ADDR] [--metrics-listen ADDR]
 //! ```
 //!
 //! Every command takes `--prices FILE` (llmtel TOML or LiteLLM JSON), merged over the
@@ -27,6 +28,8 @@ use llmtel_pricing::{
     Call, Catalog, CostBreakdown, ModelEntry, Price, PricedCall, SearchContextSize, Usage,
     UsageDetails, Usd,
 };
+
+mod collector;
 
 /// OpenTelemetry-native observability for LLM apps.
 #[derive(Debug, Parser)]
@@ -50,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         cmd: BudgetCommand,
     },
+    /// Receive OTLP traces from any service, price GenAI spans, forward them over OTLP
+    /// (to OTEL_EXPORTER_OTLP_ENDPOINT).
+    Collector(collector::CollectorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -366,6 +372,7 @@ fn main() -> ExitCode {
         } => llmtel_budget::status_report(&config, json)
             .map(|out| out.trim_end().to_owned())
             .map_err(|e| format!("llmtel budget status: {e}")),
+        Command::Collector(args) => collector::run(&args),
     };
     match result {
         Ok(out) => {

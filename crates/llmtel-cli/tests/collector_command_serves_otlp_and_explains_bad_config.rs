@@ -1,0 +1,146 @@
+//! `llmtel collector` starts the collector from a config file and flags, receives OTLP/HTTP
+//! and serves `/metrics`; a missing or invalid config, or no downstream, is a clear error
+//! (exit code 2).
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn llmtel() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_llmtel"));
+    c.env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL");
+    c
+}
+
+fn dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("llmtel-cli-collector-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request over a plain socket; returns the status line and body.
+fn http(addr: SocketAddr, head: &str, body: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn a_missing_config_file_is_a_clear_error() {
+    let out = llmtel()
+        .args(["collector", "--config", "/nonexistent/collector.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the collector config /nonexistent/collector.toml"),
+        "{err}"
+    );
+    assert!(err.contains("--config"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_in_the_config_is_named() {
+    let path = dir().join("bad.toml");
+    std::fs::write(&path, "queue_sise = 10\n").unwrap();
+    let out = llmtel()
+        .args(["collector", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid collector config"), "{err}");
+    assert!(err.contains("queue_sise"), "{err}");
+}
+
+#[test]
+fn no_downstream_says_which_variable_to_set() {
+    let out = llmtel()
+        .args([
+            "collector",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{err}");
+}
+
+#[test]
+fn the_collector_receives_otlp_json_and_counts_it_on_metrics() {
+    let (grpc, otlp, metrics, downstream) = (free_port(), free_port(), free_port(), free_port());
+    let path = dir().join("collector.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "grpc_listen = \"{grpc}\"\nhttp_listen = \"{otlp}\"\nqueue_size = 100\n\n\
+             [forward]\nendpoint = \"http://{downstream}\"\nprotocol = \"http/protobuf\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = llmtel()
+        .args(["collector", "--config", path.to_str().unwrap()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = loop {
+            match http(metrics, "GET /metrics HTTP/1.1", "") {
+                Ok(r) => break r,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("the collector never served /metrics: {e}"),
+            }
+        };
+        assert!(
+            first.contains("llmtel_collector_queue_capacity 100"),
+            "{first}"
+        );
+        let span = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"chat","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let r = http(
+            otlp,
+            "POST /v1/traces HTTP/1.1\r\nContent-Type: application/json",
+            span,
+        )
+        .unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        let m = http(metrics, "GET /metrics HTTP/1.1", "").unwrap();
+        assert!(
+            m.contains("llmtel_collector_spans_received_total 1\n"),
+            "{m}"
+        );
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

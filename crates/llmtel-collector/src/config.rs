@@ -1,0 +1,386 @@
+//! The collector's settings: defaults, `with_*` builders, and the TOML file (`--config`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ConfigError;
+
+/// Protocol used to forward traces downstream (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP over gRPC (`grpc`).
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (`http/protobuf`, the default).
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// Parses `grpc` or `http/protobuf` (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    ///
+    /// # Errors
+    /// [`ConfigError::Protocol`] for any other value, `http/json` included.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim() {
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            other => Err(ConfigError::Protocol(other.to_owned())),
+        }
+    }
+}
+
+/// Settings of a [`Collector`](crate::Collector). Defaults: gRPC on `127.0.0.1:4317`, HTTP
+/// on `127.0.0.1:4318`, `/metrics` on `127.0.0.1:9466`, a queue of 8192 spans, requests up
+/// to 4 MiB, a failed forward retried for 30 s, prompt and response content dropped, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// and `OTEL_EXPORTER_OTLP_PROTOCOL`.
+///
+/// The TOML file has the same settings (every key optional):
+///
+/// ```toml
+/// grpc_listen = "127.0.0.1:4317"
+/// http_listen = "127.0.0.1:4318"
+/// metrics_listen = "127.0.0.1:9466"
+/// queue_size = 8192            # spans held for forwarding; past it senders get 429 / RESOURCE_EXHAUSTED
+/// max_request_bytes = 4194304  # largest OTLP request accepted
+/// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
+///
+/// [forward]
+/// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_ENDPOINT
+/// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_PROTOCOL
+/// retry_for_secs = 30                  # a batch the downstream refuses is retried this long
+/// timeout_secs = 10                    # one forward attempt
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) grpc_listen: SocketAddr,
+    pub(crate) http_listen: SocketAddr,
+    pub(crate) metrics_listen: SocketAddr,
+    pub(crate) queue_size: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) forward_endpoint: Option<Endpoint>,
+    pub(crate) forward_protocol: Option<Protocol>,
+    pub(crate) retry_for: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) content: llmtel::ContentCapture,
+}
+
+/// A downstream URL; its `Debug` hides user info and query (they may hold credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Endpoint(pub(crate) String);
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.0;
+        let (scheme, rest) = s.split_once("://").unwrap_or(("", s));
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let hidden = s.len() > scheme.len() + 3 + rest.len();
+        write!(
+            f,
+            "\"{scheme}://{rest}{}\"",
+            if hidden { " (redacted)" } else { "" }
+        )
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9466)),
+            queue_size: 8192,
+            max_request_bytes: 4 * 1024 * 1024,
+            forward_endpoint: None,
+            forward_protocol: None,
+            retry_for: Duration::from_secs(30),
+            timeout: Duration::from_secs(10),
+            content: llmtel::ContentCapture::disabled(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    grpc_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
+    queue_size: Option<usize>,
+    max_request_bytes: Option<usize>,
+    capture_content: Option<bool>,
+    forward: Option<FileForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileForward {
+    endpoint: Option<String>,
+    protocol: Option<String>,
+    retry_for_secs: Option<u64>,
+    timeout_secs: Option<u64>,
+}
+
+impl Config {
+    /// The defaults (see [`Config`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads a TOML file (see [`Config`] for the keys) over the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Parse`] when it is
+    /// not valid TOML or has an unknown key or a wrong type (the message names it),
+    /// [`ConfigError::Protocol`] / [`ConfigError::Invalid`] for a bad value.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text (see [`Config`] for the keys) over the defaults.
+    ///
+    /// # Errors
+    /// As [`Config::from_file`], without [`ConfigError::Read`].
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "<toml>".to_owned(),
+            message: e.message().to_owned()
+                + &e.span()
+                    .map(|r| format!(" (at byte {})", r.start))
+                    .unwrap_or_default(),
+        })?;
+        let mut c = Config::default();
+        if let Some(a) = file.grpc_listen {
+            c.grpc_listen = a;
+        }
+        if let Some(a) = file.http_listen {
+            c.http_listen = a;
+        }
+        if let Some(a) = file.metrics_listen {
+            c.metrics_listen = a;
+        }
+        if let Some(n) = file.queue_size {
+            c = c.with_queue_size(n)?;
+        }
+        if let Some(n) = file.max_request_bytes {
+            c = c.with_max_request_bytes(n)?;
+        }
+        if file.capture_content == Some(true) {
+            c = c.with_content_capture(llmtel::ContentCapture::enabled());
+        }
+        if let Some(f) = file.forward {
+            if let Some(e) = f.endpoint {
+                c = c.with_forward_endpoint(e)?;
+            }
+            if let Some(p) = f.protocol {
+                c.forward_protocol = Some(Protocol::parse(&p)?);
+            }
+            if let Some(s) = f.retry_for_secs {
+                c.retry_for = Duration::from_secs(s);
+            }
+            if let Some(s) = f.timeout_secs {
+                c = c.with_timeout(Duration::from_secs(s))?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Listens for OTLP/gRPC on `addr` (port 0: any free port, see
+    /// [`Collector::grpc_addr`](crate::Collector::grpc_addr)).
+    pub fn with_grpc_listen(mut self, addr: SocketAddr) -> Self {
+        self.grpc_listen = addr;
+        self
+    }
+
+    /// Listens for OTLP/HTTP on `addr`.
+    pub fn with_http_listen(mut self, addr: SocketAddr) -> Self {
+        self.http_listen = addr;
+        self
+    }
+
+    /// Serves `/metrics` on `addr`.
+    pub fn with_metrics_listen(mut self, addr: SocketAddr) -> Self {
+        self.metrics_listen = addr;
+        self
+    }
+
+    /// Holds at most `spans` spans waiting to be forwarded.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for 0.
+    pub fn with_queue_size(mut self, spans: usize) -> Result<Self, ConfigError> {
+        if spans == 0 {
+            return Err(ConfigError::Invalid(
+                "queue_size must be at least 1 span".into(),
+            ));
+        }
+        self.queue_size = spans;
+        Ok(self)
+    }
+
+    /// Accepts OTLP requests up to `bytes` (gRPC messages and HTTP bodies).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] below 1 KiB.
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "max_request_bytes must be at least 1024".into(),
+            ));
+        }
+        self.max_request_bytes = bytes;
+        Ok(self)
+    }
+
+    /// Forwards to `endpoint` (for HTTP, the base URL: `/v1/traces` is added) instead of
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] unless it starts with `http://` or `https://`.
+    pub fn with_forward_endpoint(
+        mut self,
+        endpoint: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        let e = endpoint.into();
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "forward endpoint {:?} must start with http:// or https://",
+                Endpoint(e)
+            )));
+        }
+        self.forward_endpoint = Some(Endpoint(e));
+        Ok(self)
+    }
+
+    /// Applies `policy` to prompt and response attributes (`gen_ai.input.messages`,
+    /// `input.value`, ...) of every span. Default: disabled, they are dropped.
+    pub fn with_content_capture(mut self, policy: llmtel::ContentCapture) -> Self {
+        self.content = policy;
+        self
+    }
+
+    /// Forwards with `protocol` instead of `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub fn with_forward_protocol(mut self, protocol: Protocol) -> Self {
+        self.forward_protocol = Some(protocol);
+        self
+    }
+
+    /// Retries a batch the downstream refuses (or cannot be reached for) for `d` before
+    /// dropping it (counted as `export_failed`). Its spans stay in the queue meanwhile.
+    pub fn with_retry_for(mut self, d: Duration) -> Self {
+        self.retry_for = d;
+        self
+    }
+
+    /// Gives one forward attempt at most `d`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for zero.
+    pub fn with_timeout(mut self, d: Duration) -> Result<Self, ConfigError> {
+        if d.is_zero() {
+            return Err(ConfigError::Invalid("timeout must be above zero".into()));
+        }
+        self.timeout = d;
+        Ok(self)
+    }
+
+    /// The downstream endpoint and protocol: the configured ones, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`).
+    pub(crate) fn downstream(&self) -> Result<(Endpoint, Protocol), ConfigError> {
+        let endpoint = match &self.forward_endpoint {
+            Some(e) => e.clone(),
+            None => {
+                let e = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .ok()
+                    .filter(|e| !e.trim().is_empty())
+                    .ok_or(ConfigError::NoDownstream)?;
+                Config::default()
+                    .with_forward_endpoint(e.trim())?
+                    .forward_endpoint
+                    .ok_or(ConfigError::NoDownstream)?
+            }
+        };
+        let protocol = match self.forward_protocol {
+            Some(p) => p,
+            None => match std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                Ok(p) if !p.trim().is_empty() => Protocol::parse(&p)?,
+                _ => Protocol::HttpProtobuf,
+            },
+        };
+        Ok((endpoint, protocol))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_file_sets_every_setting() {
+        let c = Config::from_toml(
+            r#"
+grpc_listen = "127.0.0.1:14317"
+http_listen = "127.0.0.1:14318"
+metrics_listen = "127.0.0.1:19466"
+queue_size = 10
+max_request_bytes = 2048
+capture_content = true
+[forward]
+endpoint = "http://127.0.0.1:4000"
+protocol = "grpc"
+retry_for_secs = 5
+timeout_secs = 2
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.grpc_listen.port(), 14317);
+        assert_eq!(c.http_listen.port(), 14318);
+        assert_eq!(c.metrics_listen.port(), 19466);
+        assert_eq!((c.queue_size, c.max_request_bytes), (10, 2048));
+        assert!(c.content.apply("x").is_some());
+        let (e, p) = c.downstream().unwrap();
+        assert_eq!((e.0.as_str(), p), ("http://127.0.0.1:4000", Protocol::Grpc));
+        assert_eq!(c.retry_for, Duration::from_secs(5));
+        assert_eq!(c.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let e = Config::from_toml("queue_size = 0").unwrap_err().to_string();
+        assert!(e.contains("queue_size must be at least 1"), "{e}");
+        let e = Config::from_toml("[forward]\nprotocol = \"http/json\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use \"grpc\" or \"http/protobuf\""), "{e}");
+        let e = Config::from_toml("[forward]\nendpoint = \"127.0.0.1:4317\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must start with http://"), "{e}");
+        let e = Config::from_toml("grpc_listen = \"localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid collector config"), "{e}");
+    }
+
+    #[test]
+    fn endpoint_debug_hides_credentials() {
+        let e = Endpoint("https://user:hunter2@otlp.example:4318/x?token=s3cret".into());
+        let d = format!("{e:?}");
+        assert!(!d.contains("hunter2") && !d.contains("s3cret"), "{d}");
+        assert!(d.contains("otlp.example:4318/x"), "{d}");
+    }
+}

@@ -1,0 +1,250 @@
+//! `llmtel collector`: OTLP traces in from services in any language, priced by llmtel's own
+//! exporter stage, OTLP out.
+//!
+//! The collector
+//! - **receives** OTLP traces over gRPC (`127.0.0.1:4317`) and HTTP (`POST /v1/traces` on
+//!   `127.0.0.1:4318`, `application/x-protobuf` or `application/json`), uncompressed or
+//!   gzip (the OpenTelemetry Collector's default);
+//! - converts each span to the OpenTelemetry SDK's `SpanData`, maps the GenAI
+//!   [dialects](#dialects) onto the current `gen_ai.*` names, and runs the spans of each
+//!   resource through [`llmtel::GenAiExporter`], the stage an instrumented Rust process
+//!   exports through: the same `gen_ai.usage.cost`, `llmtel.cost.*`, `llmtel.pricing.*`,
+//!   integer token counts and credential removal, and the content policy: prompt and
+//!   response attributes are dropped unless [`Config::with_content_capture`]
+//!   (`capture_content = true`) keeps them, truncated;
+//! - **forwards** them to `OTEL_EXPORTER_OTLP_ENDPOINT` over `OTEL_EXPORTER_OTLP_PROTOCOL`
+//!   (`http/protobuf` or `grpc`) through a bounded queue. When the queue is full, senders are
+//!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP) or `RESOURCE_EXHAUSTED`
+//!   (gRPC), which OTLP exporters retry; nothing is dropped silently. A batch the downstream
+//!   refuses is retried with backoff for `retry_for` (30 s) while its spans hold their
+//!   place in the queue, then dropped and counted;
+//! - serves its health on `/metrics` (`127.0.0.1:9466`): spans received, priced, of an
+//!   unknown model, unpriced, forwarded, dropped by reason, queue depth (see [`Stats`]).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), llmtel_collector::CollectorError> {
+//! let config = llmtel_collector::Config::from_file("collector.toml")?;
+//! let collector = llmtel_collector::Collector::start(config).await?;
+//! println!("OTLP/HTTP on {}", collector.http_addr());
+//! # Ok(()) }
+//! ```
+//!
+//! # Dialects
+//!
+//! Before pricing, each key on the left fills the current key on the right when the span
+//! does not have it already (the first one found wins; the original key is kept):
+//!
+//! | Dialect | Key it writes | Read as |
+//! |---|---|---|
+//! | OpenTelemetry GenAI < 1.27 | `gen_ai.usage.prompt_tokens` | `gen_ai.usage.input_tokens` |
+//! | OpenTelemetry GenAI < 1.27 | `gen_ai.usage.completion_tokens` | `gen_ai.usage.output_tokens` |
+//! | OpenInference | `llm.token_count.prompt` | `gen_ai.usage.input_tokens` |
+//! | OpenInference | `llm.token_count.completion` | `gen_ai.usage.output_tokens` |
+//! | OpenInference | `llm.token_count.prompt_details.cache_read` | `gen_ai.usage.cache_read.input_tokens` |
+//! | OpenInference | `llm.token_count.prompt_details.cache_write` | `gen_ai.usage.cache_creation.input_tokens` |
+//! | OpenInference | `llm.token_count.completion_details.reasoning` | `gen_ai.usage.reasoning.output_tokens` |
+//! | OpenInference | `llm.model_name` | `gen_ai.request.model` |
+//! | OpenInference | `llm.provider` | `gen_ai.provider.name` |
+//! | OpenInference | `llm.system` | `gen_ai.system` |
+//! | OpenLLMetry | `gen_ai.usage.cache_read_input_tokens` | `gen_ai.usage.cache_read.input_tokens` |
+//! | OpenLLMetry | `gen_ai.usage.cache_creation_input_tokens` | `gen_ai.usage.cache_creation.input_tokens` |
+//! | OpenLLMetry, OpenLIT | `gen_ai.usage.reasoning_tokens` | `gen_ai.usage.reasoning.output_tokens` |
+//! | OpenLLMetry | `llm.usage.total_tokens` | `gen_ai.usage.output_tokens` = total − input, when only the total is known |
+//! | OpenLIT | `gen_ai.usage.prompt_tokens_details.cache_read` | `gen_ai.usage.cache_read.input_tokens` |
+//! | OpenLIT | `gen_ai.usage.prompt_tokens_details.cache_write` | `gen_ai.usage.cache_creation.input_tokens` |
+//! | OpenLIT | `gen_ai.usage.completion_tokens_details.reasoning` | `gen_ai.usage.reasoning.output_tokens` |
+//!
+//! `gen_ai.system` (deprecated) is read by the exporter stage itself. A cost an
+//! instrumentation estimated (OpenLIT's `gen_ai.usage.cost`: a `gen_ai.usage.cost` on a span
+//! without `llmtel.cost.source`) is moved to `llmtel.cost.instrumentation` and the span is
+//! priced from its usage; a cost llmtel wrote upstream (with `llmtel.cost.source`, e.g. a
+//! provider-reported one) is kept, as in process. Spans
+//! with a model or token usage that still cannot be priced (unknown model, no usage) are
+//! counted as `unpriced` (and `unknown_model`) on `/metrics`.
+
+mod config;
+mod convert;
+pub mod dialect;
+mod pipeline;
+mod server;
+mod stats;
+
+use std::net::SocketAddr;
+
+use llmtel_metrics::listener::{Limits, serve_with_limits};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, Protocol};
+pub use stats::Stats;
+
+/// A bad configuration: what is wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file cannot be read.
+    #[error("cannot read the collector config {path}: {source} (check the --config path)")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid.
+    #[error("invalid collector config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// An unsupported forwarding protocol.
+    #[error(
+        "unsupported OTLP protocol {0:?}: use \"grpc\" or \"http/protobuf\" \
+         (OTEL_EXPORTER_OTLP_PROTOCOL or [forward] protocol)"
+    )]
+    Protocol(String),
+    /// A value out of range.
+    #[error("invalid collector setting: {0}")]
+    Invalid(String),
+    /// No downstream to forward to.
+    #[error(
+        "no downstream to forward traces to: set OTEL_EXPORTER_OTLP_ENDPOINT \
+         (e.g. http://127.0.0.1:4318) or `endpoint` under [forward] in the config file"
+    )]
+    NoDownstream,
+}
+
+/// Why the collector could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CollectorError {
+    /// A bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An address cannot be listened on.
+    #[error(
+        "cannot listen for {what} on {addr}: {source} (is another process using it? set {flag})"
+    )]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The flag or config key that sets it.
+        flag: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The OTLP exporter to the downstream cannot be built.
+    #[error(
+        "cannot build the OTLP exporter to {endpoint}: check the forward endpoint and protocol"
+    )]
+    Exporter {
+        /// The endpoint, credentials hidden.
+        endpoint: String,
+    },
+}
+
+/// A running collector. Dropping it stops the listeners and the forwarder.
+#[derive(Debug)]
+pub struct Collector {
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    queue: pipeline::Queue,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<(TcpListener, SocketAddr), CollectorError> {
+    let err = |source| CollectorError::Listen {
+        what,
+        addr,
+        flag,
+        source,
+    };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    let local = l.local_addr().map_err(err)?;
+    Ok((l, local))
+}
+
+impl Collector {
+    /// Binds the listeners and starts forwarding (call it inside a Tokio runtime).
+    ///
+    /// # Errors
+    /// [`CollectorError::Config`] (no downstream, bad protocol), [`CollectorError::Listen`],
+    /// [`CollectorError::Exporter`].
+    pub async fn start(config: Config) -> Result<Collector, CollectorError> {
+        let (grpc, grpc_addr) = bind("OTLP/gRPC", config.grpc_listen, "--grpc-listen").await?;
+        let (http, http_addr) = bind("OTLP/HTTP", config.http_listen, "--http-listen").await?;
+        let (metrics, metrics_addr) =
+            bind("/metrics", config.metrics_listen, "--metrics-listen").await?;
+        let (queue, forwarder) = pipeline::start(&config)?;
+        let mut tasks = vec![forwarder];
+
+        let svc = TraceServiceServer::new(server::GrpcReceiver {
+            queue: queue.clone(),
+        })
+        .max_decoding_message_size(config.max_request_bytes)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tasks.push(tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc))
+                .await;
+        }));
+        let limits = Limits::default()
+            .with_max_connections(256)
+            .with_max_body_bytes(config.max_request_bytes);
+        let router = server::http_router(queue.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = serve_with_limits(http, router, limits).await;
+        }));
+        let router = server::metrics_router(queue.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = serve_with_limits(metrics, router, Limits::default()).await;
+        }));
+        Ok(Collector {
+            grpc_addr,
+            http_addr,
+            metrics_addr,
+            queue,
+            tasks,
+        })
+    }
+
+    /// Where OTLP/gRPC is received.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    /// Where OTLP/HTTP is received (`POST /v1/traces`).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The health counters now.
+    pub fn stats(&self) -> Stats {
+        self.queue.counters.snapshot()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! The receivers (OTLP/gRPC, OTLP/HTTP protobuf and JSON) and the `/metrics` endpoint.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::pipeline::{Admit, Queue};
+
+/// The OTLP/gRPC trace service.
+#[derive(Debug, Clone)]
+pub(crate) struct GrpcReceiver {
+    pub(crate) queue: Queue,
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        match self.queue.submit(request.into_inner()) {
+            Admit::Accepted => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
+            Admit::Full => Err(tonic::Status::resource_exhausted(
+                "llmtel collector: the forwarding queue is full; retry later",
+            )),
+            Admit::TooLarge { spans, capacity } => Err(tonic::Status::invalid_argument(format!(
+                "llmtel collector: the request has {spans} spans, more than the queue holds \
+                 ({capacity}); send smaller batches or raise queue_size"
+            ))),
+        }
+    }
+}
+
+/// `POST /v1/traces`, protobuf or JSON.
+pub(crate) fn http_router(queue: Queue) -> Router {
+    Router::new()
+        .route("/v1/traces", post(http_traces))
+        .with_state(queue)
+}
+
+fn text(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg + "\n",
+    )
+        .into_response()
+}
+
+async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes) -> Response {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| e != "identity")
+    {
+        None => body,
+        Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes) {
+            Ok(b) => b,
+            Err(r) => return r,
+        },
+        Some(enc) => {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "llmtel collector: Content-Encoding {enc:?} is not supported; send gzip or \
+                     uncompressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip or none)"
+                ),
+            );
+        }
+    };
+    let json = ctype.starts_with("application/json");
+    let req = if json {
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
+    } else if ctype.starts_with("application/x-protobuf")
+        || ctype.starts_with("application/protobuf")
+    {
+        ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
+    } else {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "llmtel collector: Content-Type {ctype:?} is not OTLP; use application/x-protobuf \
+                 or application/json"
+            ),
+        );
+    };
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("llmtel collector: the body is not an OTLP trace export request: {e}"),
+            );
+        }
+    };
+    match queue.submit(req) {
+        Admit::Accepted => {
+            if json {
+                ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+            } else {
+                (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
+                    .into_response()
+            }
+        }
+        Admit::Full => {
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "llmtel collector: the forwarding queue is full; retry later".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Admit::TooLarge { spans, capacity } => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "llmtel collector: the request has {spans} spans, more than the queue holds \
+                 ({capacity}); send smaller batches or raise queue_size"
+            ),
+        ),
+    }
+}
+
+/// Decompresses a gzip body, refusing one that inflates past `max` bytes.
+fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Response> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let read = flate2::read::GzDecoder::new(body)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out);
+    match read {
+        Err(e) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("llmtel collector: the body is not valid gzip: {e}"),
+        )),
+        Ok(n) if n > max => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "llmtel collector: the request inflates past {max} bytes; send smaller batches \
+                 or raise max_request_bytes"
+            ),
+        )),
+        Ok(_) => Ok(Bytes::from(out)),
+    }
+}
+
+/// `GET /metrics`: the health counters in Prometheus text.
+pub(crate) fn metrics_router(queue: Queue) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(q): State<Queue>| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    q.counters.snapshot().to_prometheus(),
+                )
+            }),
+        )
+        .with_state(queue)
+}

@@ -1,0 +1,200 @@
+//! The collector's health counters and their Prometheus text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Health of a running collector (since it started; counters are monotonic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Spans accepted from senders (into the queue).
+    pub received: u64,
+    /// Spans forwarded with a cost (`gen_ai.usage.cost`).
+    pub priced: u64,
+    /// Spans forwarded whose model is not in the price catalog (`llmtel.cost.unknown_model`).
+    pub unknown_model: u64,
+    /// Spans forwarded that look like an LLM call (a model or token usage) but carry no cost:
+    /// unknown model, or no usage to price. Includes `unknown_model`.
+    pub unpriced: u64,
+    /// Spans the downstream accepted.
+    pub forwarded: u64,
+    /// Spans refused because the queue was full (the sender got `429` / `RESOURCE_EXHAUSTED`).
+    pub dropped_queue_full: u64,
+    /// Spans dropped after the downstream refused them for the whole retry time.
+    pub dropped_export_failed: u64,
+    /// Spans dropped because their trace or span id was invalid.
+    pub dropped_invalid: u64,
+    /// Spans in the queue now (accepted, not yet forwarded or dropped).
+    pub queue_depth: u64,
+    /// Spans the queue holds at most.
+    pub queue_capacity: u64,
+}
+
+impl Stats {
+    /// Every dropped span, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_queue_full + self.dropped_export_failed + self.dropped_invalid
+    }
+
+    /// The Prometheus text exposition of these counters (`llmtel_collector_*`).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            );
+        };
+        counter(
+            "llmtel_collector_spans_received_total",
+            "Spans accepted from senders.",
+            self.received,
+        );
+        counter(
+            "llmtel_collector_spans_priced_total",
+            "Spans forwarded with gen_ai.usage.cost.",
+            self.priced,
+        );
+        counter(
+            "llmtel_collector_spans_unknown_model_total",
+            "Spans forwarded whose model is not in the price catalog.",
+            self.unknown_model,
+        );
+        counter(
+            "llmtel_collector_spans_unpriced_total",
+            "Spans forwarded that look like an LLM call but carry no cost.",
+            self.unpriced,
+        );
+        counter(
+            "llmtel_collector_spans_forwarded_total",
+            "Spans the downstream accepted.",
+            self.forwarded,
+        );
+        let name = "llmtel_collector_spans_dropped_total";
+        let _ = write!(
+            out,
+            "# HELP {name} Spans dropped, by reason.\n# TYPE {name} counter\n\
+             {name}{{reason=\"queue_full\"}} {}\n\
+             {name}{{reason=\"export_failed\"}} {}\n\
+             {name}{{reason=\"invalid\"}} {}\n",
+            self.dropped_queue_full, self.dropped_export_failed, self.dropped_invalid
+        );
+        for (name, help, v) in [
+            (
+                "llmtel_collector_queue_depth",
+                "Spans waiting to be forwarded.",
+                self.queue_depth,
+            ),
+            (
+                "llmtel_collector_queue_capacity",
+                "Spans the queue holds at most.",
+                self.queue_capacity,
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            );
+        }
+        out
+    }
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) received: AtomicU64,
+    pub(crate) priced: AtomicU64,
+    pub(crate) unknown_model: AtomicU64,
+    pub(crate) unpriced: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_export_failed: AtomicU64,
+    pub(crate) dropped_invalid: AtomicU64,
+    depth: AtomicUsize,
+    capacity: usize,
+}
+
+impl Counters {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Counters {
+            received: AtomicU64::new(0),
+            priced: AtomicU64::new(0),
+            unknown_model: AtomicU64::new(0),
+            unpriced: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
+            dropped_queue_full: AtomicU64::new(0),
+            dropped_export_failed: AtomicU64::new(0),
+            dropped_invalid: AtomicU64::new(0),
+            depth: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Reserves room for `n` spans; false (nothing reserved) when they do not fit.
+    pub(crate) fn try_reserve(&self, n: usize) -> bool {
+        let mut cur = self.depth.load(Relaxed);
+        loop {
+            if cur.saturating_add(n) > self.capacity {
+                return false;
+            }
+            match self
+                .depth
+                .compare_exchange_weak(cur, cur + n, Relaxed, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Frees the room of `n` spans.
+    pub(crate) fn release(&self, n: usize) {
+        self.depth.fetch_sub(n, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            received: self.received.load(Relaxed),
+            priced: self.priced.load(Relaxed),
+            unknown_model: self.unknown_model.load(Relaxed),
+            unpriced: self.unpriced.load(Relaxed),
+            forwarded: self.forwarded.load(Relaxed),
+            dropped_queue_full: self.dropped_queue_full.load(Relaxed),
+            dropped_export_failed: self.dropped_export_failed.load(Relaxed),
+            dropped_invalid: self.dropped_invalid.load(Relaxed),
+            queue_depth: self.depth.load(Relaxed) as u64,
+            queue_capacity: self.capacity as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_never_reserves_past_its_capacity() {
+        let c = Counters::new(3);
+        assert!(c.try_reserve(2));
+        assert!(!c.try_reserve(2));
+        assert!(c.try_reserve(1));
+        c.release(3);
+        assert!(c.try_reserve(3));
+        assert_eq!(c.snapshot().queue_depth, 3);
+    }
+
+    #[test]
+    fn prometheus_text_has_every_drop_reason() {
+        let s = Stats {
+            dropped_queue_full: 4,
+            ..Stats::default()
+        };
+        let t = s.to_prometheus();
+        assert!(t.contains("llmtel_collector_spans_dropped_total{reason=\"queue_full\"} 4\n"));
+        assert!(t.contains("llmtel_collector_queue_depth 0\n"));
+    }
+}

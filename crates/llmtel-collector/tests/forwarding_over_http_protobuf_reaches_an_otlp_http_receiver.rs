@@ -1,0 +1,81 @@
+//! Forwarding with `http/protobuf` (the OTLP default protocol): a real OTLP/HTTP receiver
+//! (axum, decoding the protobuf body) gets the priced span at `<endpoint>/v1/traces`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::routing::post;
+use common::*;
+use llmtel_collector::{Collector, Protocol};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priced_span_reaches_an_otlp_http_receiver() {
+    let got: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).unwrap();
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        sink.lock().unwrap().extend(ss.spans);
+                    }
+                }
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let collector =
+        Collector::start(config(downstream).with_forward_protocol(Protocol::HttpProtobuf))
+            .await
+            .unwrap();
+    let attrs = vec![
+        s("gen_ai.provider.name", "openai"),
+        s("gen_ai.request.model", "gpt-4o"),
+        i("gen_ai.usage.input_tokens", 1_000_000),
+        i("gen_ai.usage.output_tokens", 0),
+    ];
+    let mut c = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::connect(
+        format!("http://{}", collector.grpc_addr()),
+    )
+    .await
+    .unwrap();
+    c.export(request("svc", 4, vec![("chat".into(), attrs)]))
+        .await
+        .unwrap();
+    wait_until("the span reaches the HTTP receiver", || {
+        !got.lock().unwrap().is_empty()
+    })
+    .await;
+    let span = got.lock().unwrap()[0].clone();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let want = llmtel_pricing::Catalog::builtin()
+        .price(
+            "gpt-4o",
+            Some("openai"),
+            &llmtel_pricing::Usage::new(1_000_000, 0),
+            today,
+        )
+        .unwrap()
+        .breakdown
+        .total
+        .as_f64();
+    assert!((f64_attr(&span, "gen_ai.usage.cost") - want).abs() < 1e-9);
+    assert_eq!(int_attr(&span, "gen_ai.usage.input_tokens"), 1_000_000);
+}

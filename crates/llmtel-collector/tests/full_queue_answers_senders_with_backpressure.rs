@@ -1,0 +1,148 @@
+//! With the downstream down, the collector's bounded queue fills; then senders are told to
+//! back off (HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED), every refused span is
+//! counted exactly, and what was queued is delivered once the downstream is back.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use llmtel_collector::Collector;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+
+async fn post(collector: &Collector, seed: u8) -> reqwest::Response {
+    let req = request("svc", seed, vec![(format!("span {seed}"), vec![])]);
+    reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A loopback port nothing listens on (bound, then released).
+async fn closed_port() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_get_429_and_resource_exhausted_and_queued_spans_arrive_later() {
+    let downstream = closed_port().await;
+    let config = config(downstream)
+        .with_queue_size(3)
+        .unwrap()
+        .with_retry_for(Duration::from_secs(120))
+        .with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let collector = Collector::start(config).await.unwrap();
+
+    for seed in 1..=3 {
+        assert_eq!(post(&collector, seed).await.status(), 200);
+    }
+    // The queue is full: HTTP senders are told to retry later...
+    let r = post(&collector, 4).await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert!(r.text().await.unwrap().contains("queue is full"));
+    // ...and so are gRPC senders.
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", collector.grpc_addr()))
+        .await
+        .unwrap();
+    let two = request(
+        "svc",
+        5,
+        vec![("span 5a".into(), vec![]), ("span 5b".into(), vec![])],
+    );
+    let err = grpc.export(two).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+
+    let stats = collector.stats();
+    assert_eq!(stats.received, 3);
+    assert_eq!(
+        stats.dropped_queue_full, 3,
+        "1 span over HTTP + 2 over gRPC"
+    );
+    assert_eq!(stats.dropped_export_failed, 0, "still retrying");
+    assert_eq!(stats.queue_depth, 3);
+    let m = metrics(collector.metrics_addr()).await;
+    assert!(
+        m.contains("llmtel_collector_spans_dropped_total{reason=\"queue_full\"} 3\n"),
+        "{m}"
+    );
+    assert!(m.contains("llmtel_collector_queue_depth 3\n"), "{m}");
+
+    // The downstream comes back: everything within the queue bound is delivered.
+    let receiver = Receiver::default();
+    let _task = receiver.serve(tokio::net::TcpListener::bind(downstream).await.unwrap());
+    for seed in 1..=3 {
+        receiver.wait_for(&format!("span {seed}")).await;
+    }
+    wait_until("the queue is empty", || collector.stats().queue_depth == 0).await;
+    let stats = collector.stats();
+    assert_eq!(stats.forwarded, 3);
+    assert_eq!(stats.dropped(), 3);
+    assert_eq!(receiver.count(), 3);
+    // and the queue takes spans again
+    assert_eq!(post(&collector, 6).await.status(), 200);
+    receiver.wait_for("span 6").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_the_downstream_never_takes_are_dropped_and_counted_after_the_retry_time() {
+    let downstream = closed_port().await;
+    let config = config(downstream)
+        .with_retry_for(Duration::from_millis(300))
+        .with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let collector = Collector::start(config).await.unwrap();
+    let req = request("svc", 1, vec![("a".into(), vec![]), ("b".into(), vec![])]);
+    assert_eq!(
+        reqwest::Client::new()
+            .post(format!("http://{}/v1/traces", collector.http_addr()))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&req).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    wait_until("2 spans are dropped as export_failed", || {
+        collector.stats().dropped_export_failed == 2
+    })
+    .await;
+    let s = collector.stats();
+    assert_eq!((s.queue_depth, s.forwarded, s.dropped()), (0, 0, 2));
+    let m = metrics(collector.metrics_addr()).await;
+    assert!(
+        m.contains("llmtel_collector_spans_dropped_total{reason=\"export_failed\"} 2\n"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_bigger_than_the_whole_queue_is_refused_with_what_to_change() {
+    let (_receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(config(downstream).with_queue_size(2).unwrap())
+        .await
+        .unwrap();
+    let req = request(
+        "svc",
+        1,
+        (0..3).map(|n| (format!("s{n}"), vec![])).collect(),
+    );
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("raise queue_size"));
+    assert_eq!(collector.stats().dropped_queue_full, 3);
+}
