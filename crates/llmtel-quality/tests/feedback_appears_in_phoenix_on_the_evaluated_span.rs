@@ -40,6 +40,8 @@ fn a_rating_five_minutes_later_is_an_evaluation_under_the_call_in_phoenix() {
             project: project.clone(),
         })
         .with_console(false)
+        // The feedback comment is content: it is exported only with capture on.
+        .with_content_capture(llmtel::ContentCapture::enabled())
         .with_sink(Arc::new(quality.sink()))
         .with_sink(last.clone())
         .build::<tracing_subscriber::Registry>()

@@ -69,7 +69,8 @@ fn export(policy: llmtel::ContentCapture) -> Vec<SpanData> {
                 ..Default::default()
             },
         );
-        llmtel::record_error(
+        // A description that quotes no content: kept whatever the policy, keys redacted.
+        llmtel::record_error_status(
             &call,
             "connect",
             &format!(

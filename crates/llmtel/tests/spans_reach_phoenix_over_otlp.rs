@@ -66,7 +66,7 @@ fn export_request(endpoint: &str, protocol: Protocol, project: &str) {
         }
         {
             let failed = llmtel::llm_span!("chat", "anthropic", "claude-sonnet-4");
-            llmtel::record_error(&failed, "rate_limit", "429 Too Many Requests");
+            llmtel::record_error_status(&failed, "rate_limit", "429 Too Many Requests");
         }
     });
     drop(guard); // flush + shutdown: nothing may be lost

@@ -13,7 +13,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Service, api_keys_toml, key_of};
+use common::{Service, api_keys_toml, key_of, redis_url};
 use jiff::{Timestamp, ToSpan, tz::TimeZone};
 use llmtel::{Catalog, Usage};
 use serde_json::{Value, json};
@@ -135,28 +135,6 @@ fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("budget.db");
     run(dir.path(), vec![("BUDGET_DB", db.display().to_string())]);
-}
-
-/// `LLMTEL_REDIS_URL` from the environment or the env file `scripts/redis.sh start` writes.
-fn redis_url() -> String {
-    if let Ok(u) = std::env::var("LLMTEL_REDIS_URL") {
-        return u;
-    }
-    let peers = std::env::var("LLMTEL_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.peers"));
-    std::fs::read_to_string(peers.join("redis.env"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("export LLMTEL_REDIS_URL="))
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "Redis is not running: run `scripts/redis.sh start` (it writes .peers/redis.env)"
-            )
-        })
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! A TCP proxy on 127.0.0.1 in front of a real server (tokio, on its own thread), whose
 //! behaviour tests switch at run time to simulate network faults. (Also included by
 //! examples/budget-guard's tests.)
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

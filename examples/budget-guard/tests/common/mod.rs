@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -180,4 +180,26 @@ impl Service {
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
+}
+
+/// `LLMTEL_REDIS_URL` from the environment or the env file `scripts/redis.sh start` writes.
+pub fn redis_url() -> String {
+    if let Ok(u) = std::env::var("LLMTEL_REDIS_URL") {
+        return u;
+    }
+    let peers = std::env::var("LLMTEL_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.peers"));
+    std::fs::read_to_string(peers.join("redis.env"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("export LLMTEL_REDIS_URL="))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "Redis is not running: run `scripts/redis.sh start` (it writes .peers/redis.env)"
+            )
+        })
 }
