@@ -70,7 +70,7 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         None => body,
         Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes) {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         Some(enc) => {
             return text(
@@ -139,24 +139,24 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
 }
 
 /// Decompresses a gzip body, refusing one that inflates past `max` bytes.
-fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Response> {
+fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Box<Response>> {
     use std::io::Read;
     let mut out = Vec::new();
     let read = flate2::read::GzDecoder::new(body)
         .take(max as u64 + 1)
         .read_to_end(&mut out);
     match read {
-        Err(e) => Err(text(
+        Err(e) => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             format!("llmtel collector: the body is not valid gzip: {e}"),
-        )),
-        Ok(n) if n > max => Err(text(
+        ))),
+        Ok(n) if n > max => Err(Box::new(text(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "llmtel collector: the request inflates past {max} bytes; send smaller batches \
                  or raise max_request_bytes"
             ),
-        )),
+        ))),
         Ok(_) => Ok(Bytes::from(out)),
     }
 }
