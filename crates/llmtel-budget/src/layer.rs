@@ -4,7 +4,6 @@ use std::sync::OnceLock;
 
 use llmtel::LlmCall;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::TraceContextExt;
 use tracing::dispatcher::WeakDispatch;
 use tracing_core::span::Id;
 use tracing_core::{Dispatch, Subscriber};
@@ -23,9 +22,10 @@ use crate::context::{CallContext, UnpricedTokens};
 /// a USD rule is charged by the rule's [`crate::Unpriced`] policy and flagged
 /// `llmtel.budget.unpriced = true`.
 ///
-/// **Order**: add it after [`llmtel::layer()`] (it reads the [`LlmCall`] that layer leaves
-/// in the span's extensions) and before `tracing_opentelemetry::layer()` (its attributes
-/// go on the live OpenTelemetry span, which that layer ends when the span closes):
+/// **Any order**: add it before or after [`llmtel::layer()`] (whichever closes the span first
+/// finishes its [`LlmCall`], [`llmtel::close_call`]) and before or after the OpenTelemetry
+/// layer (its attributes go on the live span, or, when that layer has ended it, are added
+/// by llmtel's exporter stage on the export thread, [`llmtel::set_span_attributes`]):
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -47,6 +47,9 @@ pub struct BudgetLayer {
 impl Budgets {
     /// The layer that records LLM spans against these budgets.
     pub fn layer(&self) -> BudgetLayer {
+        // Its attributes may come after the OpenTelemetry span ended (when it is stacked
+        // after that layer): llmtel's exporter stage adds them then.
+        llmtel::expect_late_attributes();
         BudgetLayer {
             budgets: self.clone(),
             dispatch: OnceLock::new(),
@@ -64,6 +67,8 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        // Stacked before llmtel's layer, this layer finishes the call itself.
+        llmtel::close_call(&span);
         let call = {
             let ext = span.extensions();
             ext.get::<LlmCall>().map(|c| {
@@ -102,7 +107,6 @@ where
                 }
             }
         }
-        drop(span);
         // A call whose model has no price. Each USD rule applies its
         // `on_unpriced` policy (fallback price, or $0 counted and alerted).
         let unpriced = split.filter(|_| cost.is_none() && self.budgets.usd_rule_applies(&cctx));
@@ -119,20 +123,24 @@ where
         if top.is_none() && unpriced.is_none() {
             return;
         }
-        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
-            return;
-        };
-        if let Some(cx) = tracing_opentelemetry::get_otel_context(&id, &dispatch) {
-            let s = cx.span();
-            if let Some((rule, u)) = top {
-                let name = self.budgets.rules()[rule].name.to_string();
-                s.set_attribute(KeyValue::new(sc::BUDGET_RULE, name));
-                s.set_attribute(KeyValue::new(sc::BUDGET_UTILIZATION, u));
-            }
-            if unpriced.is_some() {
-                s.set_attribute(KeyValue::new(sc::BUDGET_UNPRICED, true));
-            }
+        // The registered dispatch, or (inside a `Vec` of layers, which does not forward the
+        // registration) the one closing this span.
+        let dispatch = self
+            .dispatch
+            .get()
+            .and_then(WeakDispatch::upgrade)
+            .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone));
+        let mut attributes = Vec::with_capacity(3);
+        if let Some((rule, u)) = top {
+            let name = self.budgets.rules()[rule].name.to_string();
+            attributes.push(KeyValue::new(sc::BUDGET_RULE, name));
+            attributes.push(KeyValue::new(sc::BUDGET_UTILIZATION, u));
         }
+        if unpriced.is_some() {
+            attributes.push(KeyValue::new(sc::BUDGET_UNPRICED, true));
+        }
+        // On the live span, or through llmtel's exporter stage when it has ended already.
+        llmtel::set_span_attributes(&span, &dispatch, attributes);
     }
 }
 

@@ -632,6 +632,10 @@ where
 {
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        // Finishes the call if llmtel's layer runs after this one: any order works.
+        if !llmtel::close_call(&span) {
+            return;
+        }
         if let Some(call) = span.extensions().get::<LlmCall>() {
             self.sink.send_call(call);
         }

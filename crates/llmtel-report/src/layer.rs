@@ -193,6 +193,8 @@ where
         if !self.calls || !has_gen_ai_fields(meta) {
             return;
         }
+        // Finishes the call if llmtel's layer runs after this one: any order works.
+        llmtel::close_call(&span);
         let content = span.extensions_mut().remove::<Captured>();
         let ext = span.extensions();
         let Some(call) = ext.get::<LlmCall>() else {

@@ -227,7 +227,7 @@ impl Drop for Inner {
 /// let log = llmtel_report::CallLog::builder(&path).build()?;
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(llmtel::layer())
-///     .with(log.layer()); // after llmtel::layer(): it reads the call that layer built
+///     .with(log.layer()); // before or after llmtel::layer(): any order works
 /// tracing::subscriber::with_default(subscriber, || {
 ///     let span = llmtel::llm_span!("chat", "openai", "gpt-4o", "llmtel.feature" = "search");
 ///     llmtel::record_usage(&span, &llmtel::Usage { input_tokens: 1000, output_tokens: 100, ..Default::default() });

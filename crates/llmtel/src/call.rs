@@ -124,8 +124,9 @@ pub struct Cost {
 
 /// One LLM call (a span with `gen_ai.*` fields for a model operation), complete at close.
 ///
-/// [`crate::LlmLayer`] stores it in the span's extensions when the span closes, so layers added
-/// after it (budgets, quality, summaries) read it there in their own `on_close`.
+/// [`crate::LlmLayer`] stores it in the span's extensions when the span closes, so other layers
+/// (budgets, quality, summaries) read it there in their own `on_close`, after
+/// [`crate::close_call`] (which finishes it first when they run before llmtel's layer).
 #[derive(Clone, Debug)]
 pub struct LlmCall {
     /// Span name (`chat gpt-4o`), from `otel.name` when set.

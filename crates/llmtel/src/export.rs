@@ -341,6 +341,9 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
         mut batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let policy = self.policy.clone().unwrap_or_else(content::content_capture);
+        if crate::late::wanted() {
+            crate::late::merge_into(&mut batch);
+        }
         for span in &mut batch {
             self.process(span, &policy);
         }

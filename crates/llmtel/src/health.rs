@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) summaries_evicted: Padded,
     pub(crate) values_truncated: Padded,
     pub(crate) estimates_approximated: Padded,
+    pub(crate) late_attributes_merged: Padded,
+    pub(crate) late_attributes_dropped: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -53,6 +55,8 @@ pub(crate) static COUNTERS: Counters = Counters {
     summaries_evicted: Padded(AtomicU64::new(0)),
     values_truncated: Padded(AtomicU64::new(0)),
     estimates_approximated: Padded(AtomicU64::new(0)),
+    late_attributes_merged: Padded(AtomicU64::new(0)),
+    late_attributes_dropped: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -98,6 +102,13 @@ pub struct Health {
     /// [`crate::estimate::MAX_TOKENIZER_RUN`] characters without whitespace) or because the
     /// tokenizer panicked.
     pub estimates_approximated: u64,
+    /// Spans whose sinks or layers added attributes after the OpenTelemetry span had ended
+    /// (a layer stacked after it), merged into the exported span by the exporter stage.
+    pub late_attributes_merged: u64,
+    /// Spans whose late attributes could not reach the exported span: the exporter was not
+    /// llmtel's [`crate::GenAiExporter`], or had sent the span already, or the span's layers
+    /// had not all closed within the exporter's wait.
+    pub late_attributes_dropped: u64,
 }
 
 /// Reads the health counters.
@@ -116,5 +127,7 @@ pub fn health() -> Health {
         summaries_evicted: c.summaries_evicted.load(Relaxed),
         values_truncated: c.values_truncated.load(Relaxed),
         estimates_approximated: c.estimates_approximated.load(Relaxed),
+        late_attributes_merged: c.late_attributes_merged.load(Relaxed),
+        late_attributes_dropped: c.late_attributes_dropped.load(Relaxed),
     }
 }

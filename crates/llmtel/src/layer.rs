@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Instant, SystemTime};
 
 use llmtel_pricing::Catalog;
+use opentelemetry::trace::{SpanId, TraceId};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::call::LlmCall;
 use crate::enrich::Pricer;
@@ -32,13 +33,21 @@ struct SpanState {
     fields: SpanFields,
     opened: Instant,
     started_at: SystemTime,
+    /// The OpenTelemetry ids, when an OpenTelemetry layer had created the span before this
+    /// layer saw it (that layer runs first, so it also ends the span first).
+    otel: Option<(TraceId, SpanId)>,
+    /// The layer that captured the span: whoever closes the call first
+    /// ([`LlmLayer`]'s `on_close` or [`close_call`]) finishes it with this.
+    layer: Arc<Inner>,
 }
 
 /// The tracing layer that gives the application its LLM calls **in process**: each span with
 /// `gen_ai.*` fields for a model operation (whoever created it: [`llm_span!`](crate::llm_span),
 /// `rig`, `genai`, hand-written) becomes an [`LlmCall`] with its usage and exact cost when the
 /// span closes. The call is handed to the layer's [`CallSink`]s and left in the span's
-/// extensions for layers added after this one (trace summaries, budgets, quality).
+/// extensions for llmtel's other layers (trace summaries, budgets, quality, the call log),
+/// stacked before or after this one: whichever closes the span first finishes the call
+/// ([`close_call`]).
 ///
 /// The cost attributes on the **exported** span do not depend on this layer: they are
 /// computed off the request path by [`crate::GenAiExporter`] on the export thread. Add this
@@ -67,9 +76,22 @@ struct SpanState {
 /// ```
 #[derive(Clone)]
 pub struct LlmLayer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     pricer: Pricer,
     sinks: Vec<Arc<dyn CallSink>>,
-    captured: Arc<Captured>,
+    captured: Captured,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmLayer")
+            .field("catalog_entries", &self.pricer.catalog().len())
+            .field("sinks", &self.sinks)
+            .finish()
+    }
 }
 
 /// Which open spans this layer captured, as counts per slot of a hash of the span id.
@@ -106,10 +128,7 @@ impl Captured {
 
 impl fmt::Debug for LlmLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LlmLayer")
-            .field("catalog_entries", &self.pricer.catalog().len())
-            .field("sinks", &self.sinks)
-            .finish()
+        self.inner.fmt(f)
     }
 }
 
@@ -127,36 +146,55 @@ impl LlmLayer {
     /// nothing is exported.
     pub fn new() -> Self {
         LlmLayer {
-            pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), false),
-            sinks: Vec::new(),
-            captured: Arc::new(Captured::new()),
+            inner: Arc::new(Inner {
+                pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), false),
+                sinks: Vec::new(),
+                captured: Captured::new(),
+            }),
         }
+    }
+
+    /// The layer's settings, to change before it is installed (a clone made earlier keeps
+    /// the settings it had).
+    fn inner_mut(&mut self) -> &mut Inner {
+        if Arc::get_mut(&mut self.inner).is_none() {
+            self.inner = Arc::new(Inner {
+                pricer: self.inner.pricer.clone(),
+                sinks: self.inner.sinks.clone(),
+                captured: Captured::new(),
+            });
+        }
+        Arc::get_mut(&mut self.inner).unwrap_or_else(|| unreachable!("just made unique"))
     }
 
     /// Prices with `catalog` (for example the built-in one merged with a user price file).
     pub fn with_catalog(mut self, catalog: impl Into<Arc<Catalog>>) -> Self {
-        self.pricer = self.pricer.with_catalog(catalog.into());
+        let inner = self.inner_mut();
+        inner.pricer = inner.pricer.clone().with_catalog(catalog.into());
         self
     }
 
     /// Counts priced, unknown-model and malformed-usage calls in [`crate::health`] (off by
     /// default, so that calls are not counted twice when the exporter counts them too).
     pub fn with_health_counting(mut self, on: bool) -> Self {
-        self.pricer = self.pricer.counting(on);
+        let inner = self.inner_mut();
+        inner.pricer = inner.pricer.clone().counting(on);
         self
     }
 
     /// Adds a sink that receives every completed call.
     pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> Self {
-        self.sinks.push(sink);
+        self.inner_mut().sinks.push(sink);
         self
     }
 
     /// The catalog this layer prices with.
     pub fn catalog(&self) -> &Arc<Catalog> {
-        self.pricer.catalog()
+        self.inner.pricer.catalog()
     }
+}
 
+impl Inner {
     fn build_call(&self, meta: &'static Metadata<'static>, state: SpanState) -> LlmCall {
         let f = state.fields;
         let priced = self.pricer.price(&f, state.started_at);
@@ -197,8 +235,8 @@ impl LlmLayer {
             dimensions: f.dims,
             started_at: state.started_at,
             duration: state.opened.elapsed(),
-            trace_id: None,
-            span_id: None,
+            trace_id: state.otel.map(|(t, _)| t),
+            span_id: state.otel.map(|(_, s)| s),
         }
     }
 }
@@ -220,16 +258,21 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut fields = SpanFields::default();
         attrs.record(&mut fields);
+        // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the dispatcher's
+        // own call, where the current dispatcher is not reachable. `on_enter` and the close
+        // read them.)
         span.extensions_mut().insert(SpanState {
             fields,
             opened: Instant::now(),
             started_at: SystemTime::now(),
+            otel: None,
+            layer: self.inner.clone(),
         });
-        self.captured.slot(id).fetch_add(1, Ordering::AcqRel);
+        self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if !self.captured.maybe(id) {
+        if !self.inner.captured.maybe(id) {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
@@ -239,33 +282,143 @@ where
         }
     }
 
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        // Entering a span starts its OpenTelemetry span (tracing-opentelemetry activates its
+        // context on enter), so reading its ids here changes nothing for it; reading them on
+        // a record could start it before the app's `set_parent`.
+        if !self.inner.captured.maybe(id) {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        note_otel_span(&span);
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if !self.captured.maybe(&id) {
+        if !self.inner.captured.maybe(&id) {
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
-            return; // another span's slot
-        };
-        self.captured.slot(&id).fetch_sub(1, Ordering::AcqRel);
-        let meta = span.metadata();
-        if !state.fields.has_gen_ai || !state.fields.is_model_call() {
-            // A non-LLM span (a request span with `user.id`, an agent step): its children
-            // have closed and read its dimensions already; nothing more to do.
-            return;
-        }
-        // Dimensions the span does not set come from its nearest ancestors that do.
-        inherit_dimensions(&mut state.fields.dims, span.scope().skip(1));
-        let mut call = self.build_call(meta, state);
-        inc(&COUNTERS.llm_calls);
-        if let Some((trace_id, span_id)) = otel_ids(&id) {
-            (call.trace_id, call.span_id) = (Some(trace_id), Some(span_id));
-        }
-        for sink in &self.sinks {
-            sink.on_call(&call);
-        }
-        span.extensions_mut().insert(call);
+        close_call(&span);
     }
+}
+
+/// Reads the OpenTelemetry ids of a captured LLM span the first time they are there and, when
+/// a layer will set late attributes, registers the span for them: before its OpenTelemetry
+/// span can end, whatever the layer order.
+fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
+    let needed = span
+        .extensions()
+        .get::<SpanState>()
+        .is_some_and(|s| s.otel.is_none() && s.fields.has_gen_ai);
+    if !needed {
+        return;
+    }
+    let Some(otel) = otel_ids(&span.id()) else {
+        return;
+    };
+    let mut ext = span.extensions_mut();
+    if let Some(state) = ext.get_mut::<SpanState>() {
+        state.otel = Some(otel);
+    }
+    if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
+        ext.insert(crate::late::register(otel.1));
+    }
+}
+
+/// Finishes the LLM call of a closing span now, if llmtel's layer has not yet: builds its
+/// [`LlmCall`] (priced, with its dimensions), hands it to the layer's sinks and leaves it in
+/// the span's extensions. Returns whether the span has a call there.
+///
+/// A layer that reads the [`LlmCall`] in its own `on_close` (budgets, quality, the call log,
+/// trace summaries) calls this first, so it sees the call whatever order the layers are
+/// stacked in: whichever of them closes the span first finishes the call, once.
+pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
+    let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+        return span.extensions().get::<LlmCall>().is_some();
+    };
+    let inner = state.layer.clone();
+    inner
+        .captured
+        .slot(&span.id())
+        .fetch_sub(1, Ordering::AcqRel);
+    let meta = span.metadata();
+    if !state.fields.has_gen_ai || !state.fields.is_model_call() {
+        // A non-LLM span (a request span with `user.id`, an agent step): its children
+        // have closed and read its dimensions already; nothing more to do.
+        return false;
+    }
+    // Dimensions the span does not set come from its nearest ancestors that do.
+    inherit_dimensions(&mut state.fields.dims, span.scope().skip(1));
+    if state.otel.is_none() {
+        // The OpenTelemetry span is still live (its layer runs after this one): layers that
+        // run after that one ends may still add attributes, so register it for them.
+        state.otel = otel_ids(&span.id());
+        if let Some((_, span_id)) = state.otel {
+            let mut ext = span.extensions_mut();
+            if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
+                ext.insert(crate::late::register(span_id));
+            }
+        }
+    }
+    let call = inner.build_call(meta, state);
+    inc(&COUNTERS.llm_calls);
+    for sink in &inner.sinks {
+        sink.on_call(&call);
+    }
+    span.extensions_mut().insert(call);
+    true
+}
+
+/// Whether the closing span is an LLM call llmtel's layer captured, finished by
+/// [`close_call`] or still to be finished (when the caller's layer runs before llmtel's).
+pub fn is_llm_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
+    let ext = span.extensions();
+    ext.get::<LlmCall>().is_some()
+        || ext
+            .get::<SpanState>()
+            .is_some_and(|s| s.fields.has_gen_ai && s.fields.is_model_call())
+}
+
+/// Sets `attributes` on the exported OpenTelemetry span of the closing span `span`, whatever
+/// order the layers run in: on the live span if its OpenTelemetry layer has not ended it yet,
+/// otherwise through llmtel's exporter stage ([`crate::GenAiExporter`]), which adds them on
+/// the export thread. Call [`expect_late_attributes`] once when your layer is registered.
+///
+/// Without an OpenTelemetry layer this does nothing. Attributes that cannot reach the span
+/// (the pipeline's exporter is not llmtel's) are counted in
+/// [`crate::Health::late_attributes_dropped`].
+pub fn set_span_attributes<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    dispatch: &tracing::Dispatch,
+    attributes: Vec<opentelemetry::KeyValue>,
+) {
+    use opentelemetry::trace::TraceContextExt;
+    if attributes.is_empty() {
+        return;
+    }
+    if let Some(cx) = tracing_opentelemetry::get_otel_context(&span.id(), dispatch) {
+        let s = cx.span();
+        for kv in attributes {
+            s.set_attribute(kv);
+        }
+        return;
+    }
+    let ext = span.extensions();
+    let span_id = ext
+        .get::<crate::late::LateGuard>()
+        .map(|g| g.0)
+        .or_else(|| ext.get::<LlmCall>().and_then(|c| c.span_id));
+    drop(ext);
+    if let Some(id) = span_id {
+        crate::late::push(id, attributes);
+    }
+}
+
+/// Tells llmtel a layer will call [`set_span_attributes`]: from now on llmtel's layer keeps
+/// each LLM span's id until every layer has closed it, so attributes set after its
+/// OpenTelemetry span ended still reach the exported span.
+pub fn expect_late_attributes() {
+    crate::late::want();
 }
 
 /// The dimensions (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, custom

@@ -11,8 +11,9 @@
 //!   `gen_ai.usage.cost`, `llmtel.cost.*` and `llmtel.pricing.*` on the span, exports token
 //!   counts as integers and enforces the content and secrets policy.
 //! - [`LlmLayer`] gives the process its LLM calls while the request runs ([`LlmCall`], with
-//!   the same exact cost) for sinks and the layers after it: trace summaries, budgets,
-//!   quality.
+//!   the same exact cost) for sinks and llmtel's other layers (trace summaries, budgets,
+//!   quality), stacked in any order: [`close_call`] and [`set_span_attributes`] make the
+//!   order irrelevant.
 //! - [`init`] / [`builder`] install the stack with OTLP export (gRPC or HTTP/protobuf, the
 //!   standard `OTEL_*` variables, presets for Langfuse, LangSmith and Phoenix) and return a
 //!   [`Guard`] that flushes on drop. With no endpoint, nothing goes on the network: a console
@@ -65,6 +66,7 @@ mod export;
 mod fields;
 mod health;
 mod init;
+mod late;
 mod layer;
 #[cfg(feature = "metrics")]
 pub mod metrics;
@@ -83,7 +85,11 @@ pub use content::{
 pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
-pub use layer::{CallSink, LlmLayer, current_dimensions};
+pub use late::{MAX_ENTRIES as MAX_LATE_SPANS, WAIT as LATE_ATTRIBUTES_WAIT};
+pub use layer::{
+    CallSink, LlmLayer, close_call, current_dimensions, expect_late_attributes, is_llm_call,
+    set_span_attributes,
+};
 pub use pending::{finish_pending_spans, register_span_finisher};
 pub use redact::{REDACTED, redact};
 pub use span::{

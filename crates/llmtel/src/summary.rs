@@ -289,6 +289,11 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        if span.extensions().get::<Arc<TraceAgg>>().is_none() {
+            return;
+        }
+        // Stacked before llmtel's layer, this layer finishes the call itself.
+        crate::close_call(&span);
         let ext = span.extensions();
         let Some(agg) = ext.get::<Arc<TraceAgg>>() else {
             return;

@@ -342,8 +342,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tp = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
         Box::new(tracing_opentelemetry::layer().with_tracer(tp.tracer("axum-service")))
     };
-    // Inner layers run first: llmtel builds the priced call, then the budget layer records
-    // it and settles the reservation bound to the span.
+    // Any order works: the budget layer records the priced call and settles the reservation
+    // bound to the span; its `llmtel.budget.*` attributes reach the exported span through
+    // llmtel's exporter stage, although the bundle's OpenTelemetry layer ended it first.
     tracing_subscriber::registry()
         .with(llmtel_layers)
         .with(budgets.layer())
