@@ -120,8 +120,8 @@ pub use feedback::{CallRef, Feedback, FeedbackError};
 #[cfg(feature = "prometheus")]
 pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
-    EvaluatorAverage, Footprint, InsufficientData, Monitor, MonitorConfig, MonitorStats, OTHER,
-    SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
+    EvaluatorAverage, Footprint, InsufficientData, MAX_PENDING_ALERTS, Monitor, MonitorConfig,
+    MonitorStats, OTHER, SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
 };
 pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
 pub use score::{MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights};

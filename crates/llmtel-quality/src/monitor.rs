@@ -477,6 +477,9 @@ pub struct MonitorStats {
     /// Ratings that arrived later than [`MonitorConfig::feedback_grace`] after their call's
     /// window closed: counted in the lifetime figures, left out of detection.
     pub late_feedback: u64,
+    /// Alerts raised while [`MAX_PENDING_ALERTS`] were already waiting to be taken
+    /// ([`Monitor::take_alerts`]): dropped, and counted here.
+    pub alerts_dropped: u64,
 }
 
 /// Everything the dashboard needs, as one serde value.
@@ -721,7 +724,9 @@ pub struct Monitor {
 }
 
 const OVERALL: usize = 0;
-const MAX_PENDING_ALERTS: usize = 1024;
+/// Alerts the monitor holds until they are taken ([`Monitor::take_alerts`]); more are
+/// dropped and counted in [`MonitorStats::alerts_dropped`].
+pub const MAX_PENDING_ALERTS: usize = 1024;
 
 impl Monitor {
     /// A monitor with these settings.
@@ -1252,6 +1257,8 @@ impl Monitor {
         self.stats.alerts += 1;
         if self.pending.len() < MAX_PENDING_ALERTS {
             self.pending.push(alert);
+        } else {
+            self.stats.alerts_dropped += 1;
         }
     }
 

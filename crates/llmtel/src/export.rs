@@ -207,7 +207,10 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
         }
         let key = kv.key.as_str();
         if is_gen_ai {
-            if INTEGER_KEYS.contains(&key) {
+            // Known integer keys, and every `gen_ai.usage.*` count whoever recorded it (rig's
+            // `gen_ai.usage.reasoning_tokens` is a `u64`, which tracing-opentelemetry exports
+            // as a string).
+            if INTEGER_KEYS.contains(&key) || key.starts_with("gen_ai.usage.") {
                 if let Value::String(s) = &kv.value {
                     if let Ok(v) = s.as_str().trim().parse::<i64>() {
                         kv.value = Value::I64(v);
@@ -432,8 +435,23 @@ pub struct ExportQueue {
     spans: SyncSender<SpanData>,
     control: SyncSender<Control>,
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    worker: Mutex<Lifecycle>,
     flush_timeout: Duration,
+}
+
+/// Where the export thread is in its life. A shutdown that times out keeps the thread's
+/// handle and the answer it will send, so a later call waits for that answer instead of
+/// claiming a success it never saw.
+enum Lifecycle {
+    Running(JoinHandle<()>),
+    Stopping {
+        worker: JoinHandle<()>,
+        ack: Receiver<OTelSdkResult>,
+    },
+    /// Shut down; whether that shutdown exported everything.
+    Stopped {
+        ok: bool,
+    },
 }
 
 /// State shared by the producers and the export thread.
@@ -528,7 +546,7 @@ impl ExportQueue {
                 spans: span_tx,
                 control: control_tx,
                 shared,
-                worker: Mutex::new(Some(worker)),
+                worker: Mutex::new(Lifecycle::Running(worker)),
                 flush_timeout: config.flush_timeout,
             }),
             Ok(Err(e)) => Err(QueueError::Exporter(e)),
@@ -541,13 +559,28 @@ impl ExportQueue {
         make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
         timeout: Duration,
     ) -> OTelSdkResult {
-        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         let deadline = Instant::now() + timeout;
+        let ack_rx = self.send_control(make, timeout, deadline)?;
+        match ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => r,
+            Err(RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::AlreadyShutdown),
+        }
+    }
+
+    /// Sends a control message, retrying while the channel is full until `deadline`; returns
+    /// the receiver of its answer.
+    fn send_control(
+        &self,
+        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Receiver<OTelSdkResult>, OTelSdkError> {
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         let mut msg = make(ack_tx);
-        // The control channel may be full: retry until the worker makes room or time is up.
         loop {
             match self.control.try_send(msg) {
-                Ok(()) => break,
+                Ok(()) => return Ok(ack_rx),
                 Err(TrySendError::Full(m)) => {
                     if Instant::now() >= deadline {
                         return Err(OTelSdkError::Timeout(timeout));
@@ -557,11 +590,6 @@ impl ExportQueue {
                 }
                 Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
             }
-        }
-        match ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::AlreadyShutdown),
         }
     }
 }
@@ -675,15 +703,57 @@ impl SpanProcessor for ExportQueue {
         self.control(Control::Flush, self.flush_timeout)
     }
 
+    /// Exports what is queued and shuts the exporter down, waiting at most `timeout`.
+    ///
+    /// A shutdown that times out says so ([`OTelSdkError::Timeout`]) and keeps waiting in the
+    /// background; a later call waits again for the same answer (it never reports a success
+    /// it did not see). Once shut down, further calls return the first shutdown's outcome.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let Some(worker) = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Ok(()); // already shut down
+        let deadline = Instant::now() + timeout;
+        let mut state = self.worker.lock().unwrap_or_else(|e| e.into_inner());
+        let (worker, ack) = match std::mem::replace(&mut *state, Lifecycle::Stopped { ok: false }) {
+            Lifecycle::Stopped { ok } => {
+                *state = Lifecycle::Stopped { ok };
+                return if ok {
+                    Ok(())
+                } else {
+                    Err(OTelSdkError::InternalFailure(
+                        "an earlier shutdown of llmtel's export queue failed".into(),
+                    ))
+                };
+            }
+            Lifecycle::Running(worker) => {
+                match self.send_control(Control::Shutdown, timeout, deadline) {
+                    Ok(ack) => (worker, ack),
+                    Err(OTelSdkError::Timeout(t)) => {
+                        *state = Lifecycle::Running(worker);
+                        return Err(OTelSdkError::Timeout(t));
+                    }
+                    Err(e) => {
+                        let _ = worker.join();
+                        return Err(e);
+                    }
+                }
+            }
+            Lifecycle::Stopping { worker, ack } => (worker, ack),
         };
-        let r = self.control(Control::Shutdown, timeout);
-        if r.is_ok() {
-            let _ = worker.join();
+        match ack.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(r) => {
+                let _ = worker.join();
+                *state = Lifecycle::Stopped { ok: r.is_ok() };
+                r
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                *state = Lifecycle::Stopping { worker, ack };
+                Err(OTelSdkError::Timeout(timeout))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = worker.join();
+                Err(OTelSdkError::InternalFailure(
+                    "llmtel's export thread stopped before it finished".into(),
+                ))
+            }
         }
-        r
     }
 
     fn set_resource(&mut self, resource: &Resource) {
