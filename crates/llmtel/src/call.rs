@@ -103,6 +103,13 @@ pub struct PricingInfo {
     pub tier_above_input_tokens: Option<u64>,
     /// How inconsistent usage was read, if it was.
     pub usage_note: Option<&'static str>,
+    /// The service tier priced (`priority`, `flex`, ...), when the call reported one and the
+    /// model has a price for it.
+    pub service_tier: Option<String>,
+    /// Whether the call was priced at the model's off-peak rates (by its start instant).
+    pub off_peak: bool,
+    /// What pricing noted (a tier the model does not offer, per-unit counts missing, ...).
+    pub notes: Vec<&'static str>,
 }
 
 /// The cost of a call.

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
-use llmtel_pricing::{Catalog, PricingError, Usage, Usd};
+use llmtel_pricing::{Call, Catalog, PricingError, SearchContextSize, Usage, Usd};
 use llmtel_semconv::{gen_ai, llmtel as lt, openinference as oi};
 use opentelemetry::KeyValue;
 
@@ -89,7 +89,22 @@ impl Pricer {
 
         let mut catalog_cost = None;
         if malformed.is_none() && f.has_usage() {
-            let date = civil_date(started_at);
+            // Priced by the call's start instant (off-peak windows), the service tier the
+            // response reports, and its modality, tool and per-unit counts.
+            let mut call = Call::at(
+                jiff::Timestamp::try_from(started_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            )
+            .with_details(f.details);
+            if let Some(tier) = f.service_tier.as_deref() {
+                call = call.with_service_tier(tier);
+            }
+            if let Some(size) = f
+                .search_context_size
+                .as_deref()
+                .and_then(SearchContextSize::parse)
+            {
+                call = call.with_search_context_size(size);
+            }
             let mut first_unknown = None;
             let models = [f.response_model.as_deref(), f.request_model.as_deref()];
             for model in models.into_iter().flatten() {
@@ -100,7 +115,7 @@ impl Pricer {
                     first_unknown.get_or_insert(model);
                     continue;
                 }
-                match self.catalog.price(model, provider, &out.usage, date) {
+                match self.catalog.price_call(model, provider, &out.usage, &call) {
                     Ok(p) => {
                         catalog_cost = Some(p);
                         break;
@@ -132,6 +147,9 @@ impl Pricer {
             price_date: p.price_date,
             tier_above_input_tokens: p.tier_above_input_tokens,
             usage_note: p.usage_note,
+            service_tier: p.service_tier.clone(),
+            off_peak: p.off_peak,
+            notes: p.notes.clone(),
         });
         let estimated = f.estimated.unwrap_or(false);
         let reported = f
@@ -206,13 +224,6 @@ impl Pricer {
 /// The longest unknown model name for which the warning suggests catalog names.
 const MAX_SUGGEST_BYTES: usize = 64;
 
-pub(crate) fn civil_date(t: SystemTime) -> jiff::civil::Date {
-    jiff::Timestamp::try_from(t)
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
-
 /// The attributes written on an LLM-call span.
 ///
 /// - Cost known: `gen_ai.usage.cost` (unless the app or provider recorded it itself),
@@ -238,6 +249,24 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
             kv.push(KeyValue::new(lt::COST_CACHE_READ, b.cache_read.as_f64()));
             kv.push(KeyValue::new(lt::COST_CACHE_WRITE, b.cache_write.as_f64()));
             kv.push(KeyValue::new(lt::COST_REASONING, b.reasoning.as_f64()));
+            // The price dimensions a call used: only the parts that cost something.
+            for (name, part) in [
+                (lt::COST_AUDIO_INPUT, b.audio_input),
+                (lt::COST_CACHED_AUDIO, b.cached_audio),
+                (lt::COST_IMAGE_INPUT, b.image_input),
+                (lt::COST_VIDEO_INPUT, b.video_input),
+                (lt::COST_AUDIO_OUTPUT, b.audio_output),
+                (lt::COST_WEB_SEARCH, b.web_search),
+                (lt::COST_CODE_INTERPRETER, b.code_interpreter),
+                (lt::COST_FILE_SEARCH, b.file_search),
+                (lt::COST_IMAGES, b.images),
+                (lt::COST_CHARACTERS, b.characters),
+                (lt::COST_AUDIO_SECONDS, b.audio_seconds),
+            ] {
+                if part != Usd::ZERO {
+                    kv.push(KeyValue::new(name, part.as_f64()));
+                }
+            }
         }
         if let Some(info) = &cost.pricing {
             kv.push(KeyValue::new(lt::PRICING_MODEL, info.model.clone()));
@@ -249,6 +278,15 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
             }
             if let Some(note) = info.usage_note {
                 kv.push(KeyValue::new(lt::USAGE_NOTE, note));
+            }
+            if let Some(tier) = &info.service_tier {
+                kv.push(KeyValue::new(lt::PRICING_SERVICE_TIER, tier.clone()));
+            }
+            if info.off_peak {
+                kv.push(KeyValue::new(lt::PRICING_OFF_PEAK, true));
+            }
+            if !info.notes.is_empty() {
+                kv.push(KeyValue::new(lt::COST_NOTES, info.notes.join("; ")));
             }
         }
     }

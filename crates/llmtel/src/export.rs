@@ -210,7 +210,10 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
             // Known integer keys, and every `gen_ai.usage.*` count whoever recorded it (rig's
             // `gen_ai.usage.reasoning_tokens` is a `u64`, which tracing-opentelemetry exports
             // as a string).
-            if INTEGER_KEYS.contains(&key) || key.starts_with("gen_ai.usage.") {
+            if INTEGER_KEYS.contains(&key)
+                || key.starts_with("gen_ai.usage.")
+                || key.starts_with("llmtel.usage.")
+            {
                 if let Value::String(s) = &kv.value {
                     if let Ok(v) = s.as_str().trim().parse::<i64>() {
                         kv.value = Value::I64(v);

@@ -5,6 +5,8 @@ use std::fmt;
 use llmtel_semconv::{common, gen_ai, llmtel as lt};
 use tracing_core::field::{Field, Visit};
 
+use llmtel_pricing::UsageDetails;
+
 use crate::call::Dimensions;
 
 /// Whether a callsite field makes a span interesting to llmtel: any `gen_ai.*` or `llmtel.*`
@@ -89,6 +91,13 @@ pub(crate) struct SpanFields {
     pub(crate) time_to_first_chunk: Option<f64>,
     pub(crate) has_gen_ai: bool,
     pub(crate) dims: Dimensions,
+    /// Modality, tool and per-unit counts (`llmtel.usage.*`), for the price dimensions.
+    pub(crate) details: UsageDetails,
+    /// The service tier the response reports (`llmtel.response.service_tier`,
+    /// `openai.response.service_tier`).
+    pub(crate) service_tier: Option<String>,
+    /// `llmtel.request.search_context_size` (web search pricing).
+    pub(crate) search_context_size: Option<String>,
 }
 
 impl SpanFields {
@@ -112,6 +121,27 @@ impl SpanFields {
             || self.cache_read.is_set()
             || self.cache_write.is_set()
             || self.reasoning.is_set()
+            || self.details != UsageDetails::default()
+    }
+
+    /// The modality, tool or per-unit count a `llmtel.usage.*` name records.
+    fn detail_mut(&mut self, name: &str) -> Option<&mut u64> {
+        let d = &mut self.details;
+        Some(match name {
+            lt::USAGE_AUDIO_INPUT_TOKENS => &mut d.audio_input_tokens,
+            lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS => &mut d.cache_read_audio_tokens,
+            lt::USAGE_IMAGE_INPUT_TOKENS => &mut d.image_input_tokens,
+            lt::USAGE_VIDEO_INPUT_TOKENS => &mut d.video_input_tokens,
+            lt::USAGE_AUDIO_OUTPUT_TOKENS => &mut d.audio_output_tokens,
+            lt::USAGE_WEB_SEARCH_REQUESTS => &mut d.web_search_queries,
+            lt::USAGE_CODE_INTERPRETER_SESSIONS => &mut d.code_interpreter_sessions,
+            lt::USAGE_FILE_SEARCH_CALLS => &mut d.file_search_calls,
+            lt::USAGE_IMAGES => &mut d.images,
+            lt::USAGE_INPUT_CHARACTERS => &mut d.input_characters,
+            lt::USAGE_INPUT_AUDIO_MS => &mut d.input_audio_ms,
+            lt::USAGE_OUTPUT_AUDIO_MS => &mut d.output_audio_ms,
+            _ => return None,
+        })
     }
 
     fn count_mut(&mut self, name: &str) -> Option<&mut Count> {
@@ -143,6 +173,10 @@ impl SpanFields {
             lt::SESSION_ID | gen_ai::CONVERSATION_ID => &mut self.dims.session,
             lt::FEATURE => &mut self.dims.feature,
             lt::TENANT => &mut self.dims.tenant,
+            lt::RESPONSE_SERVICE_TIER | llmtel_semconv::openai::RESPONSE_SERVICE_TIER => {
+                &mut self.service_tier
+            }
+            lt::REQUEST_SEARCH_CONTEXT_SIZE => &mut self.search_context_size,
             _ => return None,
         })
     }
@@ -159,6 +193,13 @@ impl SpanFields {
         }
         if let Some(count) = self.count_mut(name) {
             count.set_str(value);
+            return;
+        }
+        if let Some(d) = self.detail_mut(name) {
+            // A count that is not a non-negative integer is ignored (the tokens stay priced).
+            if let Ok(v) = value.trim().parse::<u64>() {
+                *d = v;
+            }
             return;
         }
         if let Some(slot) = self.string_mut(name) {
@@ -191,6 +232,10 @@ impl SpanFields {
             count.set_i64(value);
             return;
         }
+        if let Some(d) = self.detail_mut(name) {
+            *d = u64::try_from(value).unwrap_or(0);
+            return;
+        }
         match name {
             gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = u64::try_from(value).ok(),
             gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
@@ -206,6 +251,10 @@ impl SpanFields {
             *count = Count::Value(value);
             return;
         }
+        if let Some(d) = self.detail_mut(name) {
+            *d = value;
+            return;
+        }
         match name {
             gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = Some(value),
             gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
@@ -219,6 +268,12 @@ impl SpanFields {
         }
         if let Some(count) = self.count_mut(name) {
             count.set_f64(value);
+            return;
+        }
+        if let Some(d) = self.detail_mut(name) {
+            if value.is_finite() && value >= 0.0 && value.fract() == 0.0 {
+                *d = value as u64;
+            }
             return;
         }
         match name {
@@ -265,6 +320,7 @@ impl SpanFields {
     fn custom_dimension(&mut self, name: &'static str, value: &str) {
         if name.starts_with("llmtel.")
             && !name.starts_with("llmtel.cost.")
+            && !name.starts_with("llmtel.usage.")
             && self.string_mut(name).is_none()
         {
             let value = crate::bound::cap_value(value).into_owned();
