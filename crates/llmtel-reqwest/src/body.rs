@@ -289,6 +289,7 @@ impl CallState {
 
         // Usage: reported, else estimated for a call the provider served.
         let mut estimated = false;
+        crate::record::record_dimensions(&span, &obs);
         let usage = if let Some(u) = obs.usage {
             llmtel::record_usage(&span, &u);
             Some(u)

@@ -50,6 +50,11 @@ pub struct Observed {
     pub provider_error: Option<(String, String)>,
     /// Whether a stream said it was done (`[DONE]`, `message_stop`, `response.completed`).
     pub done: bool,
+    /// Modality and tool counts the response reported (OpenAI audio tokens), for the price
+    /// dimensions (issue #14).
+    pub details: llmtel::pricing::UsageDetails,
+    /// The service tier that served the call, as the response says (OpenAI `service_tier`).
+    pub service_tier: Option<String>,
 }
 
 impl Observed {
@@ -326,6 +331,30 @@ impl Decoder {
         }
     }
 
+    /// OpenAI's modality counts (`prompt_tokens_details.audio_tokens` / `image_tokens`,
+    /// `completion_tokens_details.audio_tokens`).
+    fn set_details(&mut self, input: Option<&PromptDetails>, output: Option<&CompletionDetails>) {
+        let d = &mut self.obs.details;
+        let before = *d;
+        if let Some(i) = input {
+            d.audio_input_tokens = i.audio_tokens.unwrap_or(0);
+            d.image_input_tokens = i.image_tokens.unwrap_or(0);
+        }
+        if let Some(o) = output {
+            d.audio_output_tokens = o.audio_tokens.unwrap_or(0);
+        }
+        if *d != before {
+            self.rev += 1;
+        }
+    }
+
+    fn set_service_tier(&mut self, tier: &str) {
+        if self.obs.service_tier.as_deref() != Some(tier) {
+            self.obs.service_tier = Some(llmtel::cap_value(tier).into_owned());
+            self.rev += 1;
+        }
+    }
+
     fn set_usage(&mut self, u: Usage) {
         if self.obs.usage != Some(u) {
             self.obs.usage = Some(u);
@@ -383,7 +412,14 @@ impl Decoder {
                 self.set_finish(idx, r);
             }
         }
+        if let Some(tier) = b.service_tier.as_deref() {
+            self.set_service_tier(tier);
+        }
         if let Some(u) = b.usage {
+            self.set_details(
+                u.prompt_tokens_details.as_ref(),
+                u.completion_tokens_details.as_ref(),
+            );
             let cache_read = u
                 .prompt_tokens_details
                 .and_then(|d| d.cached_tokens)
@@ -428,7 +464,14 @@ impl Decoder {
                 self.set_finish(0, &reason);
             }
         }
+        if let Some(tier) = r.service_tier.as_deref() {
+            self.set_service_tier(tier);
+        }
         if let Some(u) = r.usage {
+            self.set_details(
+                u.input_tokens_details.as_ref(),
+                u.output_tokens_details.as_ref(),
+            );
             self.set_usage(Usage {
                 input_tokens: u.input_tokens.unwrap_or(0),
                 output_tokens: u.output_tokens.unwrap_or(0),
@@ -655,6 +698,8 @@ struct ChatBody<'a> {
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
+    service_tier: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
     choices: Option<Vec<ChatChoice<'a>>>,
     #[serde(default)]
     usage: Option<ChatUsage>,
@@ -719,12 +764,18 @@ struct ChatUsage {
 struct PromptDetails {
     #[serde(default)]
     cached_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    image_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct CompletionDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -733,6 +784,8 @@ struct ResponsesObj<'a> {
     id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    service_tier: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     status: Option<Cow<'a, str>>,
     #[serde(default, borrow)]

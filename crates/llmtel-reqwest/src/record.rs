@@ -98,6 +98,27 @@ pub fn record_observed(span: &Span, obs: &Observed) {
     if let Some(u) = &obs.usage {
         llmtel::record_usage(span, u);
     }
+    record_dimensions(span, obs);
+}
+
+/// The price dimensions the response reported (service tier, modality counts), as
+/// attributes of the exported span, where llmtel's exporter stage prices them.
+pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
+    use llmtel_semconv::{llmtel as lt, openai};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if let Some(tier) = &obs.service_tier {
+        span.set_attribute(openai::RESPONSE_SERVICE_TIER, tier.clone());
+    }
+    let d = &obs.details;
+    for (name, n) in [
+        (lt::USAGE_AUDIO_INPUT_TOKENS, d.audio_input_tokens),
+        (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
+        (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
+    ] {
+        if n > 0 {
+            span.set_attribute(name, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 /// A stream of provider chunks (`Result<T, E>`, `T: Serialize`) observed for its span; items
