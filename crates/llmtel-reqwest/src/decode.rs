@@ -53,8 +53,11 @@ pub struct Observed {
     /// Modality and tool counts the response reported (OpenAI audio tokens), for the price
     /// dimensions (issue #14).
     pub details: llmtel::pricing::UsageDetails,
-    /// The service tier that served the call, as the response says (OpenAI `service_tier`).
+    /// The service tier that served the call, as the response says (OpenAI `service_tier`,
+    /// Anthropic `usage.service_tier`).
     pub service_tier: Option<String>,
+    /// Whether `service_tier` is OpenAI's (recorded as `openai.response.service_tier`).
+    pub openai_tier: bool,
 }
 
 impl Observed {
@@ -348,9 +351,10 @@ impl Decoder {
         }
     }
 
-    fn set_service_tier(&mut self, tier: &str) {
+    fn set_service_tier(&mut self, tier: &str, openai: bool) {
         if self.obs.service_tier.as_deref() != Some(tier) {
             self.obs.service_tier = Some(llmtel::cap_value(tier).into_owned());
+            self.obs.openai_tier = openai;
             self.rev += 1;
         }
     }
@@ -413,7 +417,7 @@ impl Decoder {
             }
         }
         if let Some(tier) = b.service_tier.as_deref() {
-            self.set_service_tier(tier);
+            self.set_service_tier(tier, true);
         }
         if let Some(u) = b.usage {
             self.set_details(
@@ -465,7 +469,7 @@ impl Decoder {
             }
         }
         if let Some(tier) = r.service_tier.as_deref() {
-            self.set_service_tier(tier);
+            self.set_service_tier(tier, true);
         }
         if let Some(u) = r.usage {
             self.set_details(
@@ -543,6 +547,7 @@ impl Decoder {
         }
         if let Some(u) = m.usage {
             self.anthropic.merge(&u);
+            self.anthropic_extras(&u);
         }
     }
 
@@ -570,6 +575,7 @@ impl Decoder {
                 }
                 if let Some(u) = e.usage {
                     self.anthropic.merge(&u);
+                    self.anthropic_extras(&u);
                 }
             }
             "message_stop" => self.set_done(),
@@ -579,6 +585,24 @@ impl Decoder {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Anthropic's service tier (`usage.service_tier`) and web searches
+    /// (`usage.server_tool_use.web_search_requests`, cumulative in a stream).
+    fn anthropic_extras(&mut self, u: &AnthropicUsageJson) {
+        if let Some(t) = u.service_tier.as_deref() {
+            self.set_service_tier(t, false);
+        }
+        if let Some(n) = u
+            .server_tool_use
+            .as_ref()
+            .and_then(|s| s.web_search_requests)
+        {
+            if self.obs.details.web_search_queries != n {
+                self.obs.details.web_search_queries = n;
+                self.rev += 1;
+            }
         }
     }
 
@@ -622,6 +646,20 @@ impl Decoder {
             }
         }
         if let Some(u) = b.usage_metadata {
+            // Per-modality counts (`promptTokensDetails`, `candidatesTokensDetails`).
+            let before = self.obs.details;
+            let d = &mut self.obs.details;
+            let prompt = u.prompt_tokens_details.as_ref();
+            d.audio_input_tokens = GeminiModalityCount::of(prompt, "AUDIO");
+            d.image_input_tokens = GeminiModalityCount::of(prompt, "IMAGE");
+            d.video_input_tokens = GeminiModalityCount::of(prompt, "VIDEO");
+            d.cache_read_audio_tokens =
+                GeminiModalityCount::of(u.cache_tokens_details.as_ref(), "AUDIO");
+            d.audio_output_tokens =
+                GeminiModalityCount::of(u.candidates_tokens_details.as_ref(), "AUDIO");
+            if *d != before {
+                self.rev += 1;
+            }
             let thoughts = u.thoughts_token_count.unwrap_or(0);
             // promptTokenCount includes cached content; candidates exclude thoughts.
             self.set_usage(Usage {
@@ -871,6 +909,10 @@ struct AnthropicBlock<'a> {
 #[derive(Deserialize)]
 struct AnthropicUsageJson {
     #[serde(default)]
+    service_tier: Option<String>,
+    #[serde(default)]
+    server_tool_use: Option<AnthropicServerToolUse>,
+    #[serde(default)]
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
@@ -878,6 +920,12 @@ struct AnthropicUsageJson {
     cache_creation_input_tokens: Option<u64>,
     #[serde(default)]
     cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct AnthropicServerToolUse {
+    #[serde(default)]
+    web_search_requests: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -957,6 +1005,32 @@ struct GeminiUsage {
     thoughts_token_count: Option<u64>,
     #[serde(default)]
     tool_use_prompt_token_count: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<Vec<GeminiModalityCount>>,
+    #[serde(default)]
+    cache_tokens_details: Option<Vec<GeminiModalityCount>>,
+    #[serde(default)]
+    candidates_tokens_details: Option<Vec<GeminiModalityCount>>,
+}
+
+/// One entry of Gemini's `promptTokensDetails` / `candidatesTokensDetails`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeminiModalityCount {
+    #[serde(default)]
+    modality: Option<String>,
+    #[serde(default)]
+    token_count: Option<u64>,
+}
+
+impl GeminiModalityCount {
+    fn of(list: Option<&Vec<GeminiModalityCount>>, modality: &str) -> u64 {
+        list.into_iter()
+            .flatten()
+            .filter(|m| m.modality.as_deref() == Some(modality))
+            .filter_map(|m| m.token_count)
+            .sum()
+    }
 }
 
 #[cfg(test)]

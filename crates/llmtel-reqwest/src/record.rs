@@ -107,13 +107,25 @@ pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
     use llmtel_semconv::{llmtel as lt, openai};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     if let Some(tier) = &obs.service_tier {
-        span.set_attribute(openai::RESPONSE_SERVICE_TIER, tier.clone());
+        // OpenAI's own name for OpenAI, llmtel's for the others (Anthropic).
+        let name = if obs.openai_tier {
+            openai::RESPONSE_SERVICE_TIER
+        } else {
+            lt::RESPONSE_SERVICE_TIER
+        };
+        span.set_attribute(name, tier.clone());
     }
     let d = &obs.details;
     for (name, n) in [
         (lt::USAGE_AUDIO_INPUT_TOKENS, d.audio_input_tokens),
+        (
+            lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS,
+            d.cache_read_audio_tokens,
+        ),
         (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
+        (lt::USAGE_VIDEO_INPUT_TOKENS, d.video_input_tokens),
         (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
+        (lt::USAGE_WEB_SEARCH_REQUESTS, d.web_search_queries),
     ] {
         if n > 0 {
             span.set_attribute(name, i64::try_from(n).unwrap_or(i64::MAX));
