@@ -273,6 +273,7 @@ pub struct Builder {
     console: Option<bool>,
     content: Option<ContentCapture>,
     catalog: Option<Arc<Catalog>>,
+    price_sources: Option<llmtel_pricing::PriceSources>,
     openinference: Option<bool>,
     location: bool,
     threads: bool,
@@ -325,6 +326,7 @@ impl Default for Builder {
             console: None,
             content: None,
             catalog: None,
+            price_sources: None,
             openinference: None,
             location: false,
             threads: false,
@@ -415,9 +417,21 @@ impl Builder {
         self.content = Some(policy);
         self
     }
-    /// Price catalog (default: the built-in one).
+    /// Price catalog (default: the built-in one, with the price sources of
+    /// [`Builder::with_price_sources`] layered over it).
     pub fn with_catalog(mut self, catalog: impl Into<Arc<Catalog>>) -> Self {
         self.catalog = Some(catalog.into());
+        self
+    }
+
+    /// Price files and URLs layered over the built-in catalog at `build()` (default:
+    /// [`llmtel_pricing::PriceSources::from_env`], i.e. `LLMTEL_PRICES` and
+    /// `LLMTEL_PRICES_URL`): fresh prices without a new llmtel release. A source that cannot
+    /// be loaded leaves the built-in prices, is counted
+    /// ([`llmtel_pricing::price_source_failures`]) and printed once to stderr with what to
+    /// do. Ignored when [`Builder::with_catalog`] is set.
+    pub fn with_price_sources(mut self, sources: llmtel_pricing::PriceSources) -> Self {
+        self.price_sources = Some(sources);
         self
     }
     /// OpenInference aliases for Phoenix (default: on with the Phoenix preset, else off).
@@ -547,10 +561,39 @@ impl Builder {
         if let Some(policy) = self.content.clone() {
             content::set_content_capture(policy);
         }
-        let catalog = self
-            .catalog
-            .clone()
-            .unwrap_or_else(|| Arc::new(Catalog::builtin().clone()));
+        let catalog = self.catalog.clone().unwrap_or_else(|| {
+            let sources = self
+                .price_sources
+                .clone()
+                .unwrap_or_else(llmtel_pricing::PriceSources::from_env);
+            if sources.is_empty() {
+                return Arc::new(Catalog::builtin().clone());
+            }
+            // On a thread of its own: a URL fetch is blocking I/O, and `build()` is often
+            // called inside an async runtime (`#[tokio::main]`).
+            let layered = match std::thread::Builder::new()
+                .name("llmtel-prices".into())
+                .spawn(move || sources.load())
+                .map(|h| h.join())
+            {
+                Ok(Ok(layered)) => layered,
+                _ => {
+                    eprintln!(
+                        "llmtel: the price sources could not be loaded (no thread); pricing \
+                         with the built-in prices"
+                    );
+                    return Arc::new(Catalog::builtin().clone());
+                }
+            };
+            for failure in &layered.failures {
+                // Before any subscriber exists: stderr. The message names no URL token.
+                eprintln!(
+                    "llmtel: {}; pricing with the built-in prices",
+                    crate::redact::redact(&failure.to_string())
+                );
+            }
+            Arc::new(layered.catalog)
+        });
         let openinference = self.openinference.unwrap_or(preset_oi);
 
         let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
