@@ -46,6 +46,7 @@ impl Protocol {
 /// queue_size = 8192            # spans held for forwarding; past it senders get 429 / RESOURCE_EXHAUSTED
 /// max_request_bytes = 4194304  # largest OTLP request accepted
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
+/// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
 ///
 /// [forward]
 /// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_ENDPOINT
@@ -65,6 +66,7 @@ pub struct Config {
     pub(crate) retry_for: Duration,
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
+    pub(crate) budgets: Option<llmtel_budget::Budgets>,
 }
 
 /// A downstream URL; its `Debug` hides user info and query (they may hold credentials).
@@ -99,6 +101,7 @@ impl Default for Config {
             retry_for: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
+            budgets: None,
         }
     }
 }
@@ -112,6 +115,8 @@ struct FileConfig {
     queue_size: Option<usize>,
     max_request_bytes: Option<usize>,
     capture_content: Option<bool>,
+    /// A budgets file (the library's format: `[[rule]]` tables and a `[store]`).
+    budgets: Option<String>,
     forward: Option<FileForward>,
 }
 
@@ -181,6 +186,9 @@ impl Config {
         }
         if file.capture_content == Some(true) {
             c = c.with_content_capture(llmtel::ContentCapture::enabled());
+        }
+        if let Some(path) = file.budgets {
+            c = c.with_budgets_file(&path)?;
         }
         if let Some(f) = file.forward {
             if let Some(e) = f.endpoint {
@@ -264,6 +272,51 @@ impl Config {
         }
         self.forward_endpoint = Some(Endpoint(e));
         Ok(self)
+    }
+
+    /// Records the spend of every priced span against `budgets` (its rules, store and
+    /// alerts), by the scopes the span's attributes give: spend from every service in one
+    /// place. Spend counts whether or not the downstream takes the spans.
+    pub fn with_budgets(mut self, budgets: llmtel_budget::Budgets) -> Self {
+        self.budgets = Some(budgets);
+        self
+    }
+
+    /// As [`Config::with_budgets`], from a budgets file in the library's format
+    /// (`[[rule]]` tables and a `[store]` table: memory, SQLite or Redis).
+    ///
+    /// # Errors
+    /// [`ConfigError::Budgets`] when the file cannot be read or parsed or its store cannot be
+    /// opened (the message names the rule, field or store at fault).
+    pub fn with_budgets_file(self, path: &str) -> Result<Self, ConfigError> {
+        let fail = |message: String| ConfigError::Budgets {
+            path: path.to_owned(),
+            message,
+        };
+        let cfg = llmtel_budget::Config::load(Path::new(path)).map_err(|e| fail(e.to_string()))?;
+        let store = llmtel_budget::open_store(&cfg.store).map_err(|e| fail(e.to_string()))?;
+        let budgets = llmtel_budget::Budgets::builder()
+            .with_rules(cfg.rules)
+            .with_store(store)
+            .build();
+        Ok(self.with_budgets(budgets))
+    }
+
+    /// The custom attributes the budget rules are scoped by (`Scope::Attribute`), as
+    /// `'static` names (one small allocation per rule, kept for the process).
+    pub(crate) fn budget_attributes(&self) -> Vec<&'static str> {
+        let Some(b) = &self.budgets else {
+            return Vec::new();
+        };
+        let mut names: Vec<&'static str> = Vec::new();
+        for rule in b.rules() {
+            if let llmtel_budget::Scope::Attribute(name) = &rule.scope {
+                if !names.iter().any(|n| n == name) {
+                    names.push(Box::leak(name.clone().into_boxed_str()));
+                }
+            }
+        }
+        names
     }
 
     /// Applies `policy` to prompt and response attributes (`gen_ai.input.messages`,

@@ -18,8 +18,15 @@
 //!   (gRPC), which OTLP exporters retry; nothing is dropped silently. A batch the downstream
 //!   refuses is retried with backoff for `retry_for` (30 s) while its spans hold their
 //!   place in the queue, then dropped and counted;
+//! - **accounts budgets** (with [`Config::with_budgets`] or `budgets = "FILE"` in its config,
+//!   the library's rules file and stores: memory, SQLite, Redis): each priced span's spend is
+//!   recorded once, by the scopes its attributes give (`user.id`, `session.id`,
+//!   `llmtel.feature`, `llmtel.tenant`, `llmtel.api_key_id`, model, provider, and the custom
+//!   attributes the rules name), whether or not the downstream takes the span; spend from
+//!   every service is in one place;
 //! - serves its health on `/metrics` (`127.0.0.1:9466`): spans received, priced, of an
-//!   unknown model, unpriced, forwarded, dropped by reason, queue depth (see [`Stats`]).
+//!   unknown model, unpriced, budgeted, forwarded, dropped by reason, queue depth (see
+//!   [`Stats`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), llmtel_collector::CollectorError> {
@@ -91,6 +98,16 @@ pub enum ConfigError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The budgets file cannot be used.
+    #[error(
+        "cannot use the budgets file {path}: {message} (fix it, or remove `budgets` from the collector config)"
+    )]
+    Budgets {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
     },
     /// The configuration file is not valid.
     #[error("invalid collector config {path}: {message}")]

@@ -1,5 +1,6 @@
 //! The bounded queue between the receivers and the forwarder, and the forwarder: OTLP →
-//! `SpanData` → dialect mapping → [`llmtel::GenAiExporter`] → OTLP exporter.
+//! `SpanData` → dialect mapping → priced once by [`llmtel::GenAiExporter::process`] →
+//! budgets (when configured) → OTLP exporter (retried without pricing or counting again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::sync::mpsc;
+
+use llmtel_budget::{Budgets, CallContext};
 
 use crate::config::{Config, Endpoint, Protocol};
 use crate::stats::Counters;
@@ -149,6 +152,94 @@ impl<E: SpanExporter> SpanExporter for Counting<E> {
     }
 }
 
+/// The exporter behind the pricing stage: the collector calls the stage's `process` itself
+/// (once per span, before any retry) and exports through the downstream exporter.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .and_then(|kv| match &kv.value {
+            opentelemetry::Value::String(s) => Some(s.as_str()),
+            _ => None,
+        })
+}
+
+fn u64_attr(span: &SpanData, key: &str) -> u64 {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .and_then(|kv| match &kv.value {
+            opentelemetry::Value::I64(v) => u64::try_from(*v).ok(),
+            opentelemetry::Value::String(s) => s.as_str().trim().parse().ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// Records a priced span's spend against the budgets, by the scopes its attributes give
+/// (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, `llmtel.api_key_id`, the
+/// model and provider, and the custom attributes the rules name). A span of a model with no
+/// price is charged by each rule's `on_unpriced` policy. Returns whether it was recorded.
+pub(crate) fn account(budgets: &Budgets, attributes: &[&'static str], span: &SpanData) -> bool {
+    let cost = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == gen_ai::USAGE_COST)
+        .and_then(|kv| match kv.value {
+            opentelemetry::Value::F64(v) => llmtel::Usd::from_f64(v),
+            _ => None,
+        });
+    let unknown = has(span, lt::COST_UNKNOWN_MODEL);
+    if cost.is_none() && !unknown {
+        return false; // not an LLM call, or nothing to charge
+    }
+    let mut ctx = CallContext::new();
+    if let Some(v) = str_attr(span, lt::USER_ID) {
+        ctx = ctx.with_user(v);
+    }
+    if let Some(v) = str_attr(span, lt::SESSION_ID).or(str_attr(span, gen_ai::CONVERSATION_ID)) {
+        ctx = ctx.with_session(v);
+    }
+    if let Some(v) = str_attr(span, lt::FEATURE) {
+        ctx = ctx.with_feature(v);
+    }
+    if let Some(v) = str_attr(span, lt::TENANT) {
+        ctx = ctx.with_tenant(v);
+    }
+    if let Some(v) = str_attr(span, lt::PRICING_MODEL)
+        .or(str_attr(span, gen_ai::RESPONSE_MODEL))
+        .or(str_attr(span, gen_ai::REQUEST_MODEL))
+    {
+        ctx = ctx.with_model(v);
+    }
+    if let Some(v) = str_attr(span, gen_ai::PROVIDER_NAME) {
+        ctx = ctx.with_provider(v);
+    }
+    for name in std::iter::once(&"llmtel.api_key_id").chain(attributes) {
+        if let Some(v) = str_attr(span, name) {
+            ctx = ctx.with_attribute(name, v);
+        }
+    }
+    let (input, output) = (
+        u64_attr(span, gen_ai::USAGE_INPUT_TOKENS),
+        u64_attr(span, gen_ai::USAGE_OUTPUT_TOKENS),
+    );
+    match cost {
+        Some(usd) => budgets.record(&ctx, usd, input.saturating_add(output)),
+        None => budgets.record_unpriced(&ctx, input, output),
+    };
+    true
+}
+
 /// Builds the OTLP exporter to the downstream (inside a Tokio runtime).
 fn otlp_exporter(
     endpoint: &Endpoint,
@@ -182,13 +273,24 @@ pub(crate) fn start(
 ) -> Result<(Queue, tokio::task::JoinHandle<()>), CollectorError> {
     let (endpoint, protocol) = config.downstream()?;
     let counters = Arc::new(Counters::new(config.queue_size));
-    let exporter = llmtel::GenAiExporter::new(Counting {
+    let stage = Stage {
+        pricing: llmtel::GenAiExporter::new(Discard),
+        policy: config.content.clone(),
+        budgets: config.budgets.clone(),
+        attributes: config.budget_attributes(),
+    };
+    let exporter = Counting {
         inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
         counters: counters.clone(),
-    })
-    .with_content_capture(config.content.clone());
+    };
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(forward(rx, exporter, counters.clone(), config.retry_for));
+    let task = tokio::spawn(forward(
+        rx,
+        stage,
+        exporter,
+        counters.clone(),
+        config.retry_for,
+    ));
     Ok((
         Queue {
             tx,
@@ -199,8 +301,18 @@ pub(crate) fn start(
     ))
 }
 
+/// What happens to each span once, before it is forwarded (and retried).
+struct Stage {
+    pricing: llmtel::GenAiExporter<Discard>,
+    policy: llmtel::ContentCapture,
+    budgets: Option<Budgets>,
+    /// The custom attributes the budget rules are scoped by.
+    attributes: Vec<&'static str>,
+}
+
 async fn forward<E: SpanExporter>(
     mut rx: mpsc::UnboundedReceiver<Job>,
+    stage: Stage,
     mut exporter: E,
     counters: Arc<Counters>,
     retry_for: Duration,
@@ -216,6 +328,17 @@ async fn forward<E: SpanExporter>(
             let n = batch.spans.len();
             for span in &mut batch.spans {
                 dialect::map_dialects(&mut span.attributes);
+                // Priced once, here: a retry below exports the same priced spans.
+                stage.pricing.process(span, &stage.policy);
+            }
+            if let Some(budgets) = &stage.budgets {
+                // Spend counts whether or not the downstream takes the spans.
+                let recorded = batch
+                    .spans
+                    .iter()
+                    .filter(|s| account(budgets, &stage.attributes, s))
+                    .count();
+                counters.budgeted.fetch_add(recorded as u64, Relaxed);
             }
             if n > 0 {
                 // One resource per export: the exporter stage and the OTLP exporter see the

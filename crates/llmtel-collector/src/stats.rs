@@ -17,6 +17,8 @@ pub struct Stats {
     pub unpriced: u64,
     /// Spans the downstream accepted.
     pub forwarded: u64,
+    /// LLM spans whose spend was recorded against the budgets (when configured).
+    pub budgeted: u64,
     /// Spans refused because the queue was full (the sender got `429` / `RESOURCE_EXHAUSTED`).
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
@@ -48,6 +50,11 @@ impl Stats {
             "llmtel_collector_spans_received_total",
             "Spans accepted from senders.",
             self.received,
+        );
+        counter(
+            "llmtel_collector_spans_budgeted_total",
+            "LLM spans whose spend was recorded against the budgets.",
+            self.budgeted,
         );
         counter(
             "llmtel_collector_spans_priced_total",
@@ -107,6 +114,7 @@ pub(crate) struct Counters {
     pub(crate) unknown_model: AtomicU64,
     pub(crate) unpriced: AtomicU64,
     pub(crate) forwarded: AtomicU64,
+    pub(crate) budgeted: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
@@ -122,6 +130,7 @@ impl Counters {
             unknown_model: AtomicU64::new(0),
             unpriced: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            budgeted: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
@@ -163,6 +172,7 @@ impl Counters {
             unknown_model: self.unknown_model.load(Relaxed),
             unpriced: self.unpriced.load(Relaxed),
             forwarded: self.forwarded.load(Relaxed),
+            budgeted: self.budgeted.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),

@@ -106,3 +106,40 @@ fn gemini_audio_input_tokens_are_priced_at_the_audio_rate() {
     assert_usd(f64_attr(&s, "llmtel.cost.audio_input"), 0.0004);
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.00108);
 }
+
+/// A streamed gpt-5 answer served on the flex tier: the tier is in every chunk, the usage in
+/// the `include_usage` chunk.
+fn flex_stream() -> Vec<String> {
+    let chunk = |choices: &str, usage: &str| {
+        format!(
+            "data: {{\"id\":\"chatcmpl-flex-s\",\"object\":\"chat.completion.chunk\",\"created\":1764700000,\"model\":\"gpt-5-2025-08-07\",\"service_tier\":\"flex\",\"choices\":[{choices}],\"usage\":{usage}}}\n\n"
+        )
+    };
+    vec![
+        chunk(
+            r#"{"index":0,"delta":{"role":"assistant","content":"Done."},"finish_reason":null}"#,
+            "null",
+        ),
+        chunk(r#"{"index":0,"delta":{},"finish_reason":"stop"}"#, "null"),
+        chunk(
+            "",
+            r#"{"prompt_tokens":10000,"completion_tokens":2000,"total_tokens":12000,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}}"#,
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+}
+
+#[test]
+fn a_streamed_flex_response_is_priced_at_the_flex_rates() {
+    const REQUEST: &str = r#"{"model":"gpt-5","service_tier":"flex","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Summarise the ticket"}]}"#;
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::sse(&flex_stream())]).await;
+        let c = client(middleware(&server));
+        let (status, _) = post(&c, &server.url("/openai/v1/chat/completions"), REQUEST).await;
+        assert_eq!(status, 200);
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "openai.response.service_tier"), "flex");
+    // As the non-streamed answer: $0.01625 at the flex rates.
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.01625);
+}

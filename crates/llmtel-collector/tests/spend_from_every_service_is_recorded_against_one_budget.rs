@@ -1,0 +1,151 @@
+//! Issue #15: the collector accounts budgets from span attributes. Priced spans from two
+//! services (two resources, any language) for the same user land in one budget with the
+//! library's rules and store; a span scoped by a custom attribute counts under its rule; a
+//! downstream that refuses everything does not stop spend from being counted; a budgets file
+//! that cannot be used is a clear error.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use jiff::tz::TimeZone;
+use llmtel_budget::{Budgets, CallContext, Period, Rule, Scope};
+use llmtel_collector::Collector;
+use llmtel_pricing::{Catalog, Usage};
+use prost::Message;
+
+fn cost(input: u64, output: u64) -> llmtel::Usd {
+    let today = jiff::Timestamp::now().to_zoned(TimeZone::UTC).date();
+    Catalog::builtin()
+        .price("gpt-4o", Some("openai"), &Usage::new(input, output), today)
+        .unwrap()
+        .breakdown
+        .total
+}
+
+fn call(
+    user: &str,
+    team: &str,
+    input: i64,
+    output: i64,
+) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+    vec![
+        s("gen_ai.operation.name", "chat"),
+        s("gen_ai.provider.name", "openai"),
+        s("gen_ai.request.model", "gpt-4o"),
+        s("user.id", user),
+        s("llmtel.team", team),
+        i("gen_ai.usage.input_tokens", input),
+        i("gen_ai.usage.output_tokens", output),
+    ]
+}
+
+async fn post(
+    collector: &Collector,
+    req: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_of_two_services_lands_in_one_budget_even_when_the_downstream_refuses() {
+    // A downstream that is not there: every forward fails (and is retried briefly).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let budgets = Budgets::builder()
+        .with_rule(
+            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
+                .with_limit_usd(llmtel::Usd::parse_decimal("10").unwrap()),
+        )
+        .with_rule(
+            Rule::new(
+                "per-team-daily",
+                Scope::parse("llmtel.team"),
+                Period::Day(TimeZone::UTC),
+            )
+            .with_limit_usd(llmtel::Usd::parse_decimal("10").unwrap()),
+        )
+        .build();
+    let collector = Collector::start(
+        config(dead)
+            .with_retry_for(Duration::from_millis(200))
+            .with_budgets(budgets.clone()),
+    )
+    .await
+    .unwrap();
+
+    post(
+        &collector,
+        request(
+            "python-api",
+            1,
+            vec![("chat a".into(), call("u-1", "search", 1_000, 200))],
+        ),
+    )
+    .await;
+    post(
+        &collector,
+        request(
+            "ts-web",
+            2,
+            vec![("chat b".into(), call("u-1", "search", 3_000, 100))],
+        ),
+    )
+    .await;
+    post(
+        &collector,
+        request(
+            "ts-web",
+            3,
+            vec![("not an llm call".into(), vec![s("http.route", "/x")])],
+        ),
+    )
+    .await;
+
+    wait_until("3 spans leave the queue", || {
+        collector.stats().queue_depth == 0 && collector.stats().dropped_export_failed == 3
+    })
+    .await;
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let want = cost(1_000, 200).saturating_add(cost(3_000, 100));
+    let user = &budgets
+        .status_for(&CallContext::new().with_user("u-1"))
+        .unwrap()[0];
+    assert_eq!(user.spent, want, "both services' calls, once each");
+    assert_eq!(user.spent_tokens, 4_300);
+    let team = budgets
+        .status_for(&CallContext::new().with_attribute("llmtel.team", "search"))
+        .unwrap();
+    let team = team.iter().find(|r| r.rule == "per-team-daily").unwrap();
+    assert_eq!(
+        team.spent, want,
+        "the custom attribute's rule counts them too"
+    );
+    let stats = collector.stats();
+    assert_eq!(stats.budgeted, 2, "{stats:?}");
+    assert!(
+        metrics(collector.metrics_addr())
+            .await
+            .contains("llmtel_collector_spans_budgeted_total 2\n")
+    );
+}
+
+#[test]
+fn a_budgets_file_that_cannot_be_used_is_a_clear_error() {
+    let err =
+        llmtel_collector::Config::from_toml("budgets = \"/no/such/budgets.toml\"\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("/no/such/budgets.toml"), "{msg}");
+    assert!(msg.contains("budgets"), "{msg}");
+}
