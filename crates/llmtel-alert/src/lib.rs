@@ -36,6 +36,7 @@
 //! # Feature flags
 //! - `tls` (default): https for the HTTP sinks, and [`HttpConfig::ca_file`].
 //! - `testing`: [`MemorySink`], an in-memory sink to assert on delivered alerts.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

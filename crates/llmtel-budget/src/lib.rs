@@ -70,6 +70,7 @@
 //! - `prometheus`: [`Budgets::register_metrics`], budget gauges
 //!   (`llm_budget_utilization_ratio{budget,scope}`, spent, reserved and limit) on
 //!   `llmtel-metrics`' Prometheus endpoint.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -69,6 +69,7 @@
 //! with a model or token usage that still cannot be priced (unknown model, no usage) are
 //! counted as `unpriced` (and `unknown_model`) on `/metrics`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 mod config;
 mod convert;
 pub mod dialect;

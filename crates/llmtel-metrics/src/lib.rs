@@ -43,6 +43,7 @@
 //! - `serve`: [`listener::serve_with_limits`], the hardened listener for any axum router
 //!   (connection limit, header-read and idle timeouts, size limits).
 //! - `otlp`: [`otlp_meter_provider`], OTLP/HTTP (protobuf) export of the OpenTelemetry metrics.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

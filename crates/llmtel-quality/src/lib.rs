@@ -75,6 +75,7 @@
 //! the open window is counted in the open window; a rating counts in the window of the call
 //! it rates, if it arrives within [`MonitorConfig::feedback_grace`] (later ones are counted
 //! in [`MonitorStats::late_feedback`] and left out of detection).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -58,6 +58,7 @@
 //!
 //! # Feature flags
 //! None yet.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,

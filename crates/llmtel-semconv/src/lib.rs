@@ -12,6 +12,7 @@
 //! assert!(llmtel_semconv::is_gen_ai_field("gen_ai.request.model"));
 //! assert!(!llmtel_semconv::is_gen_ai_field("http.request.method"));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![no_std]
 
 /// Schema URL of the pinned semantic conventions.

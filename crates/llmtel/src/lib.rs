@@ -49,6 +49,7 @@
 //! - `metrics` (default): the OpenTelemetry GenAI client metrics ([`metrics::OtelMetricsSink`]),
 //!   exported over OTLP by [`init`] next to the traces.
 //! - `testing`: re-exports the SDK's in-memory exporter as `testing::InMemorySpanExporter`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(
     missing_docs,
     missing_debug_implementations,
