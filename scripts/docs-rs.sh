@@ -16,7 +16,7 @@ args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done
 RUSTDOCFLAGS="--cfg docsrs -D warnings" \
   cargo +nightly doc -j2 --no-deps --all-features --target-dir "$target" "${args[@]}"
-page="$target/doc/llmtel_budget/struct.SqliteStore.html"
+page="$target/doc/llmtel_budget/store/struct.SqliteStore.html"
 grep -q 'crate feature <code>sqlite</code>' "$page" \
   || { echo "docs-rs: $page does not say it needs the sqlite feature"; exit 1; }
 echo "docs-rs: ok: ${#crates[@]} crates, feature-gated items show their feature"

@@ -90,3 +90,7 @@ scripts/check-env.sh
 
 # Bounded fuzzing of the SSE and usage parsers (cargo-fuzz on nightly; see the script).
 scripts/fuzz.sh
+
+# The docs.rs build of every library crate (nightly, --cfg docsrs, rustdoc warnings as
+# errors), and a feature-gated item's page shows its feature.
+scripts/docs-rs.sh

@@ -1,4 +1,4 @@
-//! The dashboard endpoint (feature `dashboard`): the [`Snapshot`](crate::Snapshot) as JSON
+//! The dashboard endpoint (feature `dashboard`): the [`Snapshot`] as JSON
 //! over HTTP.
 //!
 //! - [`router`]: an axum router an app nests or merges into its own (`GET /snapshot`,
