@@ -326,11 +326,7 @@ impl<E: SpanExporter> GenAiExporter<E> {
         }
         let priced = self.pricer.price(&f, span.start_time);
         let extra = enrich::attributes(&f, &priced, self.openinference);
-        // A key the span already has (e.g. an OpenInference alias recorded by the app) is
-        // replaced, not doubled.
-        span.attributes
-            .retain(|kv| !extra.iter().any(|e| e.key == kv.key));
-        span.attributes.extend(extra);
+        replace_attributes(&mut span.attributes, extra);
         if span.status == Status::Unset {
             if let Some(err) = &f.error_type {
                 span.status = Status::error(err.clone());
@@ -338,6 +334,16 @@ impl<E: SpanExporter> GenAiExporter<E> {
                 span.status = Status::error("");
             }
         }
+    }
+}
+
+/// Adds `extra` to `attributes`: a key the span already has (e.g. an OpenInference alias
+/// recorded by the app, or one a layer set twice) is replaced, not doubled.
+/// The later of two equal keys in `extra` wins too.
+pub(crate) fn replace_attributes(attributes: &mut Vec<KeyValue>, extra: Vec<KeyValue>) {
+    for kv in extra {
+        attributes.retain(|a| a.key != kv.key);
+        attributes.push(kv);
     }
 }
 

@@ -28,6 +28,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanId;
 use opentelemetry_sdk::trace::SpanData;
 
+use crate::export::replace_attributes;
 use crate::health::{COUNTERS, inc};
 
 /// Spans held at most (pending or ready, not yet taken by an exporter).
@@ -175,10 +176,7 @@ pub(crate) fn merge_into(batch: &mut [SpanData]) {
                 Some(e) if e.ready => {
                     if let Some(e) = t.entries.remove(&id) {
                         inc(&COUNTERS.late_attributes_merged);
-                        for kv in e.attributes {
-                            span.attributes.retain(|a| a.key != kv.key);
-                            span.attributes.push(kv);
-                        }
+                        replace_attributes(&mut span.attributes, e.attributes);
                     }
                     break;
                 }
@@ -192,10 +190,7 @@ pub(crate) fn merge_into(batch: &mut [SpanData]) {
                         // what may come after.
                         if let Some(e) = t.entries.remove(&id) {
                             inc(&COUNTERS.late_attributes_dropped);
-                            for kv in e.attributes {
-                                span.attributes.retain(|a| a.key != kv.key);
-                                span.attributes.push(kv);
-                            }
+                            replace_attributes(&mut span.attributes, e.attributes);
                         }
                         break;
                     }

@@ -320,8 +320,13 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
     if let Some(state) = ext.get_mut::<SpanState>() {
         state.otel = Some(otel);
     }
+    register_late(&mut ext, otel.1);
+}
+
+/// Registers the span for late attributes (once), when a layer will set them.
+fn register_late(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, span_id: SpanId) {
     if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
-        ext.insert(crate::late::register(otel.1));
+        ext.insert(crate::late::register(span_id));
     }
 }
 
@@ -354,10 +359,7 @@ pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
         // run after that one ends may still add attributes, so register it for them.
         state.otel = otel_ids(&span.id());
         if let Some((_, span_id)) = state.otel {
-            let mut ext = span.extensions_mut();
-            if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
-                ext.insert(crate::late::register(span_id));
-            }
+            register_late(&mut span.extensions_mut(), span_id);
         }
     }
     let call = inner.build_call(meta, state);
@@ -367,16 +369,6 @@ pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
     }
     span.extensions_mut().insert(call);
     true
-}
-
-/// Whether the closing span is an LLM call llmtel's layer captured, finished by
-/// [`close_call`] or still to be finished (when the caller's layer runs before llmtel's).
-pub fn is_llm_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
-    let ext = span.extensions();
-    ext.get::<LlmCall>().is_some()
-        || ext
-            .get::<SpanState>()
-            .is_some_and(|s| s.fields.has_gen_ai && s.fields.is_model_call())
 }
 
 /// Sets `attributes` on the exported OpenTelemetry span of the closing span `span`, whatever

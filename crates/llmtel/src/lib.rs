@@ -88,8 +88,7 @@ pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use late::{MAX_ENTRIES as MAX_LATE_SPANS, WAIT as LATE_ATTRIBUTES_WAIT};
 pub use layer::{
-    CallSink, LlmLayer, close_call, current_dimensions, expect_late_attributes, is_llm_call,
-    set_span_attributes,
+    CallSink, LlmLayer, close_call, current_dimensions, expect_late_attributes, set_span_attributes,
 };
 pub use pending::{finish_pending_spans, register_span_finisher};
 pub use redact::{REDACTED, redact};
