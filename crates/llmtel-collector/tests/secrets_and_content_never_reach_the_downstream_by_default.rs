@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use llmtel_collector::Collector;
-use prost::Message;
 
 fn leaky_span() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
     vec![
@@ -25,15 +24,11 @@ fn leaky_span() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
 }
 
 async fn post(collector: &Collector, name: &str) {
-    let req = request("svc", 3, vec![(name.into(), leaky_span())]);
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http_addr()))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    post_protobuf(
+        collector,
+        request("svc", 3, vec![(name.into(), leaky_span())]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

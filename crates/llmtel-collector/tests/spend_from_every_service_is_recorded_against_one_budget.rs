@@ -14,7 +14,6 @@ use jiff::tz::TimeZone;
 use llmtel_budget::{Budgets, CallContext, Period, Rule, Scope};
 use llmtel_collector::Collector;
 use llmtel_pricing::{Catalog, Usage};
-use prost::Message;
 
 fn cost(input: u64, output: u64) -> llmtel::Usd {
     let today = jiff::Timestamp::now().to_zoned(TimeZone::UTC).date();
@@ -40,20 +39,6 @@ fn call(
         i("gen_ai.usage.input_tokens", input),
         i("gen_ai.usage.output_tokens", output),
     ]
-}
-
-async fn post(
-    collector: &Collector,
-    req: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
-) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http_addr()))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +70,7 @@ async fn spend_of_two_services_lands_in_one_budget_even_when_the_downstream_refu
     .await
     .unwrap();
 
-    post(
+    post_protobuf(
         &collector,
         request(
             "python-api",
@@ -94,7 +79,7 @@ async fn spend_of_two_services_lands_in_one_budget_even_when_the_downstream_refu
         ),
     )
     .await;
-    post(
+    post_protobuf(
         &collector,
         request(
             "ts-web",
@@ -103,7 +88,7 @@ async fn spend_of_two_services_lands_in_one_budget_even_when_the_downstream_refu
         ),
     )
     .await;
-    post(
+    post_protobuf(
         &collector,
         request(
             "ts-web",

@@ -210,3 +210,19 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Sends `req` to the collector over OTLP/HTTP protobuf and checks it was accepted.
+pub async fn post_protobuf(
+    collector: &llmtel_collector::Collector,
+    req: ExportTraceServiceRequest,
+) {
+    use prost::Message as _;
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/traces", collector.http_addr()))
+        .header("content-type", "application/x-protobuf")
+        .body(req.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
