@@ -20,7 +20,8 @@
 //!   call waits for the same answer instead of reporting a success it never saw.
 //!
 //! Nothing the thread does reaches the application's `tracing` subscriber (the exporter's own
-//! HTTP calls must not become spans of the pipeline that exports them). Every worker's
+//! HTTP calls must not become spans of the pipeline that exports them), unless the worker is
+//! built [`with_app_tracing`](WorkerBuilder::with_app_tracing). Every worker's
 //! counters are listed by [`workers`], and the items they dropped are summed in
 //! [`crate::Health::background_dropped`].
 //!
@@ -196,6 +197,7 @@ struct Shared {
     /// Whether the thread sleeps without a timeout (idle), so the next item must wake it.
     asleep: AtomicBool,
     wake_at: usize,
+    capacity: usize,
     has_control: AtomicBool,
     control: Mutex<VecDeque<Control>>,
     counters: Counters,
@@ -239,7 +241,9 @@ pub struct WorkerBuilder {
     wake_at: Option<usize>,
     interval: Duration,
     idle_sleep: Option<Duration>,
+    linger: Duration,
     drop_timeout: Duration,
+    app_tracing: bool,
 }
 
 impl WorkerBuilder {
@@ -270,11 +274,27 @@ impl WorkerBuilder {
         self
     }
 
+    /// Once woken for a partial batch, how long the thread waits for more items before it
+    /// hands the batch over (default none): with a store one round trip away, many items per
+    /// write are worth a millisecond or two of latency.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
     /// How long without any item before the thread stops waking at each interval and sleeps
     /// until the next item (default 10 s); `None` keeps it ticking (a job whose
     /// [`Job::tick`] retries work, say).
     pub fn with_idle_sleep(mut self, after: Option<Duration>) -> Self {
         self.idle_sleep = after;
+        self
+    }
+
+    /// Lets the thread's spans and events reach the application's default subscriber (the
+    /// quality pipeline emits evaluation results, and its evaluators trace their own model
+    /// calls). Off by default: the thread runs under a subscriber that records nothing.
+    pub fn with_app_tracing(mut self, on: bool) -> Self {
+        self.app_tracing = on;
         self
     }
 
@@ -305,6 +325,7 @@ impl WorkerBuilder {
             woken: AtomicBool::new(false),
             asleep: AtomicBool::new(false),
             wake_at: self.wake_at.unwrap_or(batch_size),
+            capacity: self.capacity,
             has_control: AtomicBool::new(false),
             control: Mutex::new(VecDeque::new()),
             counters: Counters {
@@ -319,12 +340,15 @@ impl WorkerBuilder {
         let theirs = shared.clone();
         let interval = self.interval;
         let idle_sleep = self.idle_sleep;
+        let linger = self.linger;
+        let app_tracing = self.app_tracing;
         let handle = std::thread::Builder::new()
             .name(format!("llmtel-{}", self.name))
             .spawn(move || {
-                // Nothing on this thread reaches the app's subscriber.
-                let _quiet =
-                    tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+                // Nothing on this thread reaches the app's subscriber, unless asked.
+                let _quiet = (!app_tracing).then(|| {
+                    tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default())
+                });
                 let job = match catch_unwind(AssertUnwindSafe(make_job)) {
                     Ok(Ok(job)) => job,
                     Ok(Err(e)) => {
@@ -344,6 +368,7 @@ impl WorkerBuilder {
                     batch_size,
                     interval,
                     idle_sleep,
+                    linger,
                     failure: None,
                 }
                 .run();
@@ -451,6 +476,8 @@ impl Worker<()> {
             wake_at: None,
             interval: Duration::from_secs(1),
             idle_sleep: Some(Duration::from_secs(10)),
+            linger: Duration::ZERO,
+            app_tracing: false,
             drop_timeout: Duration::from_secs(5),
         }
     }
@@ -523,6 +550,23 @@ impl<T: Send + 'static> Worker<T> {
         shutdown(&i.shared, &i.thread, &i.lifecycle, timeout)
     }
 
+    /// Whether the queue is full now, so a caller can skip building an item it would drop
+    /// (and count that drop with [`Worker::count_dropped`]).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.inner.shared.pending.load(Ordering::Relaxed) >= self.inner.shared.capacity as u64
+    }
+
+    /// Counts an item the caller dropped without sending it (after [`Worker::is_full`]).
+    pub fn count_dropped(&self) {
+        self.inner
+            .shared
+            .counters
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        inc(&COUNTERS.background_dropped);
+    }
+
     /// This worker's counters.
     pub fn stats(&self) -> WorkerStats {
         self.inner.shared.stats()
@@ -571,6 +615,9 @@ fn shutdown(
     lifecycle: &Mutex<Lifecycle>,
     timeout: Duration,
 ) -> Result<(), WorkerError> {
+    // The thread cannot wait for itself (its job dropped the last handle): ask, and go on.
+    let own_thread = std::thread::current().id() == thread.id();
+    let timeout = if own_thread { Duration::ZERO } else { timeout };
     let deadline = Instant::now() + timeout;
     let mut state = lifecycle.lock().unwrap_or_else(|e| e.into_inner());
     let placeholder = Lifecycle::Stopped(Err("shutdown in progress".into()));
@@ -620,6 +667,7 @@ struct Runner<J: Job> {
     batch_size: usize,
     interval: Duration,
     idle_sleep: Option<Duration>,
+    linger: Duration,
     /// The first batch failure since the last flush.
     failure: Option<String>,
 }
@@ -640,7 +688,7 @@ impl<J: Job> Runner<J> {
                 for r in requests {
                     match r {
                         Control::Flush(ack) => {
-                            self.drain();
+                            self.drain(false);
                             let batches = self.failure.take().map_or(Ok(()), Err);
                             let flushed = self.guard(|j| j.flush());
                             let _ = ack.send(batches.and(flushed));
@@ -654,7 +702,7 @@ impl<J: Job> Runner<J> {
             }
             self.shared.woken.store(false, Ordering::Release);
             let processed = self.shared.counters.processed.load(Ordering::Relaxed);
-            let disconnected = self.drain();
+            let disconnected = self.drain(true);
             if disconnected {
                 // Every handle is gone without a shutdown request (cannot happen through
                 // `Worker`, whose last drop asks for one): finish quietly.
@@ -693,7 +741,7 @@ impl<J: Job> Runner<J> {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.drain();
+        self.drain(false);
         let batches = self.failure.take().map_or(Ok(()), Err);
         let done = self.guard(|j| j.shutdown());
         batches.and(done)
@@ -710,15 +758,22 @@ impl<J: Job> Runner<J> {
         }
     }
 
-    /// Processes everything queued now, a batch at a time; returns whether every sender is
-    /// gone.
-    fn drain(&mut self) -> bool {
+    /// Processes everything queued now, a batch at a time (lingering once for a partial
+    /// batch when `linger`); returns whether every sender is gone.
+    fn drain(&mut self, linger: bool) -> bool {
+        let mut lingered = !linger || self.linger.is_zero();
         loop {
             let mut batch = Vec::with_capacity(self.batch_size.min(64));
             let mut disconnected = false;
             while batch.len() < self.batch_size {
                 match self.rx.try_recv() {
                     Ok(item) => batch.push(item),
+                    Err(TryRecvError::Empty) if !lingered && !batch.is_empty() => {
+                        // One sleep for the rest of the linger rather than a wake-up per
+                        // item: senders then never wake this thread meanwhile.
+                        lingered = true;
+                        std::thread::sleep(self.linger);
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         disconnected = true;

@@ -2,6 +2,8 @@
 //! counted as dropped, a panicking job does not stop the thread, flush reports failed batches,
 //! and a shutdown that times out is never reported as a success later.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
