@@ -40,8 +40,8 @@ fn main() -> Result<(), Error> {
     }
 }
 
-const USAGE: &str = "usage: load-harness drive [--rate N] [--seconds S] [--threads T] [--tokio] \
-[--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
+const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
+[--threads T] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
 [--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR";
 
 /// `--name value` and `--flag` pairs.
@@ -136,7 +136,8 @@ fn receive(flags: &Flags) -> Result<(), Error> {
         tonic::transport::Server::builder()
             .add_service(
                 TraceServiceServer::new(Counting(count))
-                    .max_decoding_message_size(64 * 1024 * 1024),
+                    .max_decoding_message_size(64 * 1024 * 1024)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
             )
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
             .await?;
@@ -218,6 +219,24 @@ fn cpu_time() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// CPU time of each thread of this process by name (`/proc/self/task`), in milliseconds,
+/// summed over threads of the same name.
+fn thread_cpu_ms() -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let name = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        *out.entry(name.trim().to_owned()).or_insert(0) += (ticks(11) + ticks(12)) * 10;
+    }
+    out
+}
+
 /// Resident set size in KiB (`VmRSS`).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -294,6 +313,12 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
     (llm, other, held)
 }
 
+/// What the run exports through.
+enum Stack {
+    Llmtel(llmtel::Guard),
+    Otel(opentelemetry_sdk::trace::SdkTracerProvider),
+}
+
 fn percentile(sorted: &[u32], p: f64) -> u32 {
     if sorted.is_empty() {
         return 0;
@@ -309,7 +334,19 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let threads = threads.max(1);
     let llm_share: f64 = flags.num("llm-share", 1.0)?;
     let use_tokio = flags.has("tokio");
-    let budgets_kind = flags.get("budgets").unwrap_or("memory").to_owned();
+    let stack = flags.get("stack").unwrap_or("llmtel").to_owned();
+    let baseline = match stack.as_str() {
+        "llmtel" => false,
+        "otel" => true,
+        other => return Err(format!("--stack {other}: use llmtel or otel").into()),
+    };
+    // The baseline has none of llmtel's parts.
+    let off = |name: &str| baseline || flags.has(name);
+    let budgets_kind = if baseline {
+        "off".to_owned()
+    } else {
+        flags.get("budgets").unwrap_or("memory").to_owned()
+    };
 
     let receiver = flags.get("receiver").map(Receiver::start).transpose()?;
 
@@ -328,16 +365,15 @@ fn drive(flags: &Flags) -> Result<(), Error> {
             .with_endpoint(format!("http://{addr}"))
             .with_protocol(llmtel::Protocol::Grpc);
     }
-    let prom =
-        (!flags.has("no-prometheus")).then(|| llmtel_metrics::PrometheusSink::builder().build());
+    let prom = (!off("no-prometheus")).then(|| llmtel_metrics::PrometheusSink::builder().build());
     if let Some(p) = &prom {
         builder = builder.with_sink(Arc::new(p.clone()));
     }
-    let quality = (!flags.has("no-quality")).then(|| llmtel_quality::Quality::builder().build());
+    let quality = (!off("no-quality")).then(|| llmtel_quality::Quality::builder().build());
     if let Some(q) = &quality {
         builder = builder.with_sink(Arc::new(q.sink()));
     }
-    let call_log = if flags.has("no-call-log") {
+    let call_log = if off("no-call-log") {
         None
     } else {
         Some(llmtel_report::CallLog::builder(dir.join("calls.jsonl")).build()?)
@@ -376,11 +412,38 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         }
         None => None,
     };
-    let (layers, guard) = builder.build()?;
-    tracing_subscriber::registry()
-        .with(layers)
-        .with(budgets.as_ref().map(llmtel_budget::Budgets::layer))
-        .init();
+    let stack = if baseline {
+        // tracing-opentelemetry over the SDK with the same bounded export queue and the same
+        // OTLP/gRPC exporter: what llmtel adds is the difference.
+        use opentelemetry::trace::TracerProvider as _;
+        let endpoint = endpoint
+            .clone()
+            .ok_or("--stack otel needs OTEL_EXPORTER_OTLP_ENDPOINT or --receiver")?;
+        let queue = llmtel::ExportQueue::spawn(
+            move || {
+                use opentelemetry_otlp::WithExportConfig as _;
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint)
+                    .build()
+            },
+            llmtel::QueueConfig::from_env(),
+        )?;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(queue)
+            .build();
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("load-harness")))
+            .init();
+        Stack::Otel(provider)
+    } else {
+        let (layers, guard) = builder.build()?;
+        tracing_subscriber::registry()
+            .with(layers)
+            .with(budgets.as_ref().map(llmtel_budget::Budgets::layer))
+            .init();
+        Stack::Llmtel(guard)
+    };
 
     // RSS and descriptors every second.
     let sampling = Arc::new(AtomicBool::new(true));
@@ -468,7 +531,10 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let cpu_emitting = cpu_time().saturating_sub(cpu0);
 
     // Everything queued goes out; then the receiver's count settles.
-    let flushed = guard.flush().is_ok();
+    let flushed = match &stack {
+        Stack::Llmtel(guard) => guard.flush().is_ok(),
+        Stack::Otel(provider) => provider.force_flush().is_ok(),
+    };
     if let Some(q) = &quality {
         q.flush(Duration::from_secs(30));
     }
@@ -479,6 +545,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         l.flush(Duration::from_secs(30));
     }
     let cpu_total = cpu_time().saturating_sub(cpu0);
+    let threads_cpu = thread_cpu_ms();
     let after = llmtel::health();
     let created_llm: u64 = results.iter().map(|r| r.0).sum();
     let created_other: u64 = results.iter().map(|r| r.1).sum();
@@ -496,6 +563,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let fds: Vec<usize> = samples.iter().map(|s| s.2).collect();
     let report = serde_json::json!({
         "settings": {
+            "stack": if baseline { "otel" } else { "llmtel" },
             "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
             "llm_share": llm_share, "budgets": budgets_kind,
             "quality": quality.is_some(), "call_log": call_log.is_some(),
@@ -527,10 +595,16 @@ fn drive(flags: &Flags) -> Result<(), Error> {
             "series": rss,
         },
         "open_fds": { "first": fds.first(), "max": fds.iter().max(), "last": fds.last() },
+        "thread_cpu_ms": threads_cpu,
         "workers": llmtel::worker::workers(),
     });
     println!("{report:#}");
-    drop(guard);
+    match stack {
+        Stack::Llmtel(guard) => drop(guard),
+        Stack::Otel(provider) => {
+            let _ = provider.shutdown();
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
