@@ -83,7 +83,10 @@ elapsed "no default features, all targets" "$t"
 # --- 3. Package ------------------------------------------------------------------------
 t=$SECONDS
 step "cargo package --workspace (verified: each crate built from its tarball)"
-cargo package --workspace "${exclude[@]}" --locked -j2
+# The packages leave tests and benches out (see `include` in each Cargo.toml); cargo says so
+# once per test target, which is noise here.
+cargo package --workspace "${exclude[@]}" --locked -j2 2>&1 \
+  | { grep -vE '^warning: ignoring (test|benchmark) `[^`]+` as `(tests|benches)/' || true; }
 elapsed "package" "$t"
 
 echo "publish-check: ok"
