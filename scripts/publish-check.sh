@@ -25,11 +25,23 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 step() { printf '\n== publish-check: %s\n' "$*"; }
 elapsed() { echo "publish-check: $1: $((SECONDS - $2)) s"; }
 
-# Examples and the end-to-end tests crate: `publish = false`, no features.
-not_published=(axum-service budget-guard evaluate-dataset openai-chat quickstart streaming
-               llmtel-end-to-end-tests)
+# The members with `publish = false` (examples/*, tests/*; they have no features) are left
+# out of every step below; `cargo package --workspace` would pack them too. Every crate under
+# crates/ must be publishable.
+members="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c '
+import json, os, sys
+root = os.getcwd()
+for p in json.load(sys.stdin)["packages"]:
+    rel = os.path.relpath(os.path.dirname(p["manifest_path"]), root)
+    print(rel, p["name"], "no" if p["publish"] == [] else "yes")
+')"
 exclude=()
-for p in "${not_published[@]}"; do exclude+=(--exclude "$p"); done
+while read -r dir name publishable; do
+  if [[ "$publishable" == no ]]; then
+    [[ "$dir" == crates/* ]] && { echo "publish-check: $dir has publish = false"; exit 1; }
+    exclude+=(--exclude "$name")
+  fi
+done <<<"$members"
 
 # Fails when rustc warned about one of our crates (cargo-hack runs many cargo commands; the
 # summary line is the one stable sign). Dependencies' warnings are capped by cargo.
