@@ -1,10 +1,11 @@
-//! Delivery off the request path: a bounded queue and one dispatcher thread.
+//! Delivery off the request path: a bounded queue and one dispatcher thread, on llmtel's
+//! background-worker primitive ([`llmtel::worker`]).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use llmtel::worker::{Job, Worker};
 
 use crate::alert::Alert;
 use crate::sink::AlertSink;
@@ -12,10 +13,8 @@ use crate::sink::AlertSink;
 /// Largest number of alerts handed to a sink in one `send`.
 const MAX_BATCH: usize = 64;
 
-enum Msg {
-    Alert(Box<Alert>),
-    Flush(mpsc::Sender<()>),
-}
+/// How long dropping the last dispatcher waits for queued alerts to be delivered.
+const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Counters of an [`AlertDispatcher`] (each alert counts once per sink for `delivered` and
 /// `failed`).
@@ -35,8 +34,8 @@ pub struct DispatchStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    queued: AtomicU64,
-    dropped: AtomicU64,
+    /// Alerts dropped because the thread could not start.
+    unstarted: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -66,37 +65,70 @@ impl DispatcherBuilder {
     /// (and counts) every alert instead of failing.
     pub fn build(self) -> AlertDispatcher {
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::sync_channel::<Msg>(self.capacity);
-        let c = counters.clone();
-        let sinks = self.sinks;
-        let handle = std::thread::Builder::new()
-            .name("llmtel-alert".into())
-            .spawn(move || run(rx, sinks, c))
+        let job = Deliver {
+            sinks: self.sinks,
+            counters: counters.clone(),
+        };
+        // Alerts go out as soon as they are raised: the thread wakes for each one.
+        let worker = Worker::builder("alert")
+            .with_capacity(self.capacity)
+            .with_batch_size(MAX_BATCH)
+            .with_wake_at(1)
+            .with_drop_timeout(DROP_TIMEOUT)
+            .spawn(move || Ok::<_, std::convert::Infallible>(job))
             .ok();
-        let tx = if handle.is_some() { Some(tx) } else { None };
-        AlertDispatcher {
-            inner: Arc::new(Inner {
-                tx: Mutex::new(tx),
-                counters,
-                handle: Mutex::new(handle),
-            }),
-        }
+        AlertDispatcher { worker, counters }
     }
 }
 
-#[derive(Debug)]
-struct Inner {
-    tx: Mutex<Option<SyncSender<Msg>>>,
+/// The dispatcher thread's job: every batch to every sink.
+struct Deliver {
+    sinks: Vec<Arc<dyn AlertSink>>,
     counters: Arc<Counters>,
-    handle: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = h.join();
+impl Job for Deliver {
+    type Item = Box<Alert>;
+
+    fn process(&mut self, batch: Vec<Box<Alert>>) -> Result<(), String> {
+        // Redacted here, off the request path, before any sink sees it.
+        let batch: Vec<Alert> = batch.into_iter().map(|a| a.redacted()).collect();
+        let n = batch.len() as u64;
+        let c = &self.counters;
+        for sink in &self.sinks {
+            // A panicking sink must not keep the others from their alerts.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.send(&batch)));
+            match r {
+                Ok(Ok(())) => {
+                    c.delivered.fetch_add(n, Relaxed);
+                }
+                Ok(Err(e)) => {
+                    c.failed.fetch_add(n, Relaxed);
+                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(llmtel::redact::redact_string(e.to_string()));
+                }
+                Err(_) => {
+                    c.failed.fetch_add(n, Relaxed);
+                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("{}: sink panicked", sink.name()));
+                }
+            }
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        for s in &self.sinks {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.flush()));
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        for s in &self.sinks {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.shutdown()));
+        }
+        Ok(())
     }
 }
 
@@ -105,7 +137,8 @@ impl Drop for Inner {
 /// or [`AlertDispatcher::shutdown`] is called.
 #[derive(Clone, Debug)]
 pub struct AlertDispatcher {
-    inner: Arc<Inner>,
+    worker: Option<Worker<Box<Alert>>>,
+    counters: Arc<Counters>,
 }
 
 impl AlertDispatcher {
@@ -120,74 +153,39 @@ impl AlertDispatcher {
     /// Queues an alert; never blocks. Returns `false` (and counts a drop) when the queue is
     /// full or the dispatcher has stopped.
     pub fn send(&self, alert: Alert) -> bool {
-        let c = &self.inner.counters;
-        let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let ok = match tx.as_ref() {
-            Some(tx) => match tx.try_send(Msg::Alert(Box::new(alert))) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-            },
-            None => false,
-        };
-        if ok {
-            c.queued.fetch_add(1, Relaxed);
-        } else {
-            c.dropped.fetch_add(1, Relaxed);
+        match &self.worker {
+            Some(w) => w.send(Box::new(alert)).is_ok(),
+            None => {
+                self.counters.unstarted.fetch_add(1, Relaxed);
+                false
+            }
         }
-        ok
     }
 
     /// Waits up to `timeout` until every alert queued before this call has been handed to
     /// every sink and the sinks have flushed. Returns whether that happened in time.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let mut msg = Msg::Flush(ack_tx);
-        loop {
-            {
-                let tx = self.inner.tx.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(tx) = tx.as_ref() else { return false };
-                match tx.try_send(msg) {
-                    Ok(()) => break,
-                    Err(TrySendError::Full(m)) => msg = m,
-                    Err(TrySendError::Disconnected(_)) => return false,
-                }
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        self.worker
+            .as_ref()
+            .is_some_and(|w| w.flush(timeout).is_ok())
     }
 
     /// Stops accepting alerts, delivers what is queued, shuts the sinks down and joins the
     /// dispatcher thread (which may take as long as the sinks' timeouts and retries).
     pub fn shutdown(&self) {
-        self.inner
-            .tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = self
-            .inner
-            .handle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            let _ = h.join();
+        if let Some(w) = &self.worker {
+            // The sinks bound their own retries; this only bounds a sink that hangs.
+            let _ = w.shutdown(Duration::from_secs(60));
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> DispatchStats {
-        let c = &self.inner.counters;
+        let c = &self.counters;
+        let w = self.worker.as_ref().map(Worker::stats).unwrap_or_default();
         DispatchStats {
-            queued: c.queued.load(Relaxed),
-            dropped: c.dropped.load(Relaxed),
+            queued: w.queued,
+            dropped: w.dropped + c.unstarted.load(Relaxed),
             delivered: c.delivered.load(Relaxed),
             failed: c.failed.load(Relaxed),
             last_error: c
@@ -196,63 +194,5 @@ impl AlertDispatcher {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         }
-    }
-}
-
-fn deliver(batch: &mut Vec<Alert>, sinks: &[Arc<dyn AlertSink>], c: &Counters) {
-    if batch.is_empty() {
-        return;
-    }
-    let n = batch.len() as u64;
-    for sink in sinks {
-        // A panicking sink must not take the dispatcher down with it.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.send(batch)));
-        match r {
-            Ok(Ok(())) => {
-                c.delivered.fetch_add(n, Relaxed);
-            }
-            Ok(Err(e)) => {
-                c.failed.fetch_add(n, Relaxed);
-                *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(llmtel::redact::redact_string(e.to_string()));
-            }
-            Err(_) => {
-                c.failed.fetch_add(n, Relaxed);
-                *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(format!("{}: sink panicked", sink.name()));
-            }
-        }
-    }
-    batch.clear();
-}
-
-fn run(rx: Receiver<Msg>, sinks: Vec<Arc<dyn AlertSink>>, c: Arc<Counters>) {
-    let mut batch: Vec<Alert> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        let mut acks = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                // Redacted here, off the request path, before any sink sees it.
-                Msg::Alert(a) => batch.push(a.redacted()),
-                Msg::Flush(ack) => acks.push(ack),
-            }
-            if batch.len() >= MAX_BATCH {
-                deliver(&mut batch, &sinks, &c);
-            }
-            next = rx.try_recv().ok();
-        }
-        deliver(&mut batch, &sinks, &c);
-        if !acks.is_empty() {
-            for s in &sinks {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.flush()));
-            }
-            for ack in acks {
-                let _ = ack.send(());
-            }
-        }
-    }
-    for s in &sinks {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.shutdown()));
     }
 }

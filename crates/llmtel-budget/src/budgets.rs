@@ -2,12 +2,11 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use llmtel::worker::{Job, Worker};
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
 
@@ -217,12 +216,6 @@ struct CommitOp {
     at: Timestamp,
 }
 
-enum Msg {
-    Commit(CommitOp),
-    /// Answered with whether the buffer of unwritten spend is empty afterwards.
-    Flush(mpsc::Sender<bool>),
-}
-
 #[derive(Debug)]
 struct Bound {
     id: String,
@@ -346,8 +339,7 @@ impl BudgetsBuilder {
             n_bound: AtomicUsize::new(0),
             id_prefix: format!("{:x}.{:x}", std::process::id(), nanos & 0xffff_ffff),
             next_id: AtomicU64::new(0),
-            writer: Mutex::new(None),
-            writer_handle: Mutex::new(None),
+            writer: OnceLock::new(),
             breaker: Breaker {
                 threshold: self.breaker.0,
                 cool_down: self.breaker.1,
@@ -358,17 +350,20 @@ impl BudgetsBuilder {
             },
         });
         if inner.store.is_remote() {
-            let (tx, rx) = mpsc::sync_channel(self.queue);
             let weak = Arc::downgrade(&inner);
-            if let Ok(h) = std::thread::Builder::new()
-                .name("llmtel-budget".into())
-                .spawn(move || writer(rx, weak))
+            // A settle never wakes the writer by itself: the first commit after a write wakes
+            // it, and it lingers to batch what follows into one store operation. It ticks
+            // every 250 ms to replay spend buffered while the store was down.
+            if let Ok(w) = Worker::builder("budget")
+                .with_capacity(self.queue)
+                .with_batch_size(WRITE_BATCH)
+                .with_wake_at(1)
+                .with_linger(WRITE_LINGER)
+                .with_interval(Duration::from_millis(250))
+                .with_idle_sleep(None)
+                .spawn(move || Ok::<_, std::convert::Infallible>(Writer(weak)))
             {
-                *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-                *inner
-                    .writer_handle
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(h);
+                let _ = inner.writer.set(w);
             }
         }
         Budgets { inner }
@@ -396,8 +391,9 @@ pub(crate) struct Inner {
     pub(crate) n_bound: AtomicUsize,
     id_prefix: String,
     next_id: AtomicU64,
-    writer: Mutex<Option<SyncSender<Msg>>>,
-    writer_handle: Mutex<Option<JoinHandle<()>>>,
+    /// The writer of a remote store (none for the memory store, or if its thread could not
+    /// start: then spend writes are dropped and counted).
+    writer: OnceLock<Worker<CommitOp>>,
     breaker: Breaker,
 }
 
@@ -914,13 +910,9 @@ impl Budgets {
                 }
             }
         }
-        let w = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-        #[allow(clippy::result_large_err)] // the op is handed back in the error, never kept
-        match w.as_ref().map(|tx| tx.try_send(Msg::Commit(op))) {
-            Some(Ok(())) => {}
-            Some(Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_))) | None => {
-                self.inner.counters.dropped.fetch_add(1, Relaxed);
-            }
+        let sent = self.inner.writer.get().map(|w| w.send(op).is_ok());
+        if sent != Some(true) {
+            self.inner.counters.dropped.fetch_add(1, Relaxed);
         }
         util
     }
@@ -1364,27 +1356,13 @@ impl Budgets {
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         if self.inner.store.is_remote() {
-            let (tx, rx) = mpsc::channel();
-            let mut msg = Msg::Flush(tx);
-            loop {
-                {
-                    let w = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-                    let Some(w) = w.as_ref() else { return false };
-                    match w.try_send(msg) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(m)) => msg = m,
-                        Err(TrySendError::Disconnected(_)) => return false,
-                    }
-                }
-                if Instant::now() >= deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let Ok(empty) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
+            // The writer's flush replays the buffer and fails while spend is still buffered.
+            let Some(w) = self.inner.writer.get() else {
                 return false;
             };
+            let empty = w
+                .flush(deadline.saturating_duration_since(Instant::now()))
+                .is_ok();
             let _ = self.inner.store.flush();
             empty
         } else {
@@ -1544,57 +1522,62 @@ fn utilization(m: &Meter, s: Amount) -> f64 {
 }
 
 /// The background writer of a remote store: takes every commit queued (up to
-/// [`WRITE_BATCH`]) and writes them in one store operation, so the store sees one round trip
-/// or transaction for many settles.
-fn writer(rx: Receiver<Msg>, weak: std::sync::Weak<Inner>) {
-    loop {
-        let msg = rx.recv_timeout(Duration::from_millis(250));
-        let Some(inner) = weak.upgrade() else { return };
-        let b = Budgets { inner };
-        let mut batch = Vec::new();
-        let mut ack = None;
-        match msg {
-            Ok(Msg::Commit(op)) => batch.push(op),
-            Ok(Msg::Flush(a)) => ack = Some(a),
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-        // What arrives within the linger, up to a flush (acknowledged after what precedes it).
-        // One sleep for the rest of the linger rather than a wake-up per commit: a sender
-        // then never wakes this thread (a futex call and a context switch per settle).
-        let until = Instant::now() + WRITE_LINGER;
-        let mut slept = false;
-        while ack.is_none() && !batch.is_empty() && batch.len() < WRITE_BATCH {
-            let m = match rx.try_recv() {
-                Ok(m) => m,
-                Err(mpsc::TryRecvError::Empty) if !slept => {
-                    std::thread::sleep(until.saturating_duration_since(Instant::now()));
-                    slept = true;
-                    continue;
-                }
-                Err(_) => break,
-            };
-            match m {
-                Msg::Commit(op) => batch.push(op),
-                Msg::Flush(a) => ack = Some(a),
-            }
-        }
-        if !batch.is_empty() {
+/// [`WRITE_BATCH`], lingering [`WRITE_LINGER`] for more) and writes them in one store
+/// operation, so the store sees one round trip or transaction for many settles. It holds the
+/// budgets weakly: the writer is part of them.
+struct Writer(std::sync::Weak<Inner>);
+
+impl Writer {
+    fn budgets(&self) -> Option<Budgets> {
+        self.0.upgrade().map(|inner| Budgets { inner })
+    }
+}
+
+impl Job for Writer {
+    type Item = CommitOp;
+
+    fn process(&mut self, batch: Vec<CommitOp>) -> Result<(), String> {
+        if let Some(b) = self.budgets() {
             b.apply_batch(batch);
         }
-        if let Some(a) = ack {
-            // Decided here: a replay drains the buffer while it writes, so the buffer
-            // looks empty from outside until a failed write puts it back.
-            let _ = a.send(b.replay());
+        Ok(())
+    }
+
+    /// Replays spend buffered while the store was down.
+    fn tick(&mut self) {
+        if let Some(b) = self.budgets() {
+            let has_pending = !b
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if has_pending {
+                b.replay();
+            }
         }
-        let has_pending = !b
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
-        if has_pending {
-            b.replay();
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        let Some(b) = self.budgets() else {
+            return Ok(());
+        };
+        // Decided here: a replay drains the buffer while it writes, so the buffer looks empty
+        // from outside until a failed write puts it back.
+        if b.replay() {
+            Ok(())
+        } else {
+            let n = b
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len();
+            Err(format!(
+                "{n} spend writes are still buffered: the {} store is down; they are \
+                 replayed when it is back",
+                b.inner.store.kind()
+            ))
         }
     }
 }
@@ -1702,10 +1685,9 @@ impl Budgets {
             self.apply(op);
             return;
         }
-        let w = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = w.as_ref() {
+        if let Some(w) = self.inner.writer.get() {
             // A release that cannot be queued simply expires later.
-            let _ = tx.try_send(Msg::Commit(op));
+            let _ = w.send(op);
         }
     }
 }

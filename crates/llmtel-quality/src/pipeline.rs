@@ -1,14 +1,13 @@
 //! The pipeline: request-path sink and layer, a bounded queue, the monitor thread and the
-//! evaluation thread.
+//! evaluation thread (both on llmtel's background-worker primitive, [`llmtel::worker`]).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use llmtel::worker::{Job, Worker};
 use llmtel::{CallSink, LlmCall};
 use llmtel_alert::AlertDispatcher;
 use serde::Serialize;
@@ -24,21 +23,11 @@ use crate::feedback::Feedback;
 use crate::monitor::{Monitor, MonitorConfig, Snapshot};
 use crate::signals::{CallSignals, PackedCall};
 
-/// What the monitor thread is told on its control channel. Calls travel on their own
-/// channel ([`CallQueue`]), which the monitor does not wait on.
-enum MonitorMsg {
-    /// Drain the call queue now (it is filling up, or the monitor was parked).
-    Drain,
+/// What the monitor thread records, in the order it was sent.
+enum MonitorItem {
+    Call(QueuedCall),
     Eval(Box<(Arc<EvalInput>, Evaluation)>),
     Feedback(Box<Feedback>),
-    Flush(mpsc::Sender<()>),
-    Stop,
-}
-
-enum EvalMsg {
-    Job(Box<EvalInput>),
-    Flush(mpsc::Sender<()>),
-    Stop,
 }
 
 /// Counters of a [`Quality`] pipeline.
@@ -218,104 +207,97 @@ impl QualityBuilder {
     pub fn build(self) -> Quality {
         let counters = Arc::new(Counters::default());
         let monitor = Arc::new(Mutex::new(Monitor::new(self.monitor)));
-        let (mtx, mrx) = mpsc::sync_channel::<MonitorMsg>(self.queue_capacity);
-        let (ctx_, crx) = mpsc::sync_channel::<QueuedCall>(self.queue_capacity);
-        let queue = Arc::new(CallQueue {
-            calls: ctx_,
-            control: mtx.clone(),
-            pending: AtomicUsize::new(0),
-            drain_requested: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
-            capacity: self.queue_capacity,
-            wake_at: self.queue_capacity.div_ceil(2),
-        });
-        let (etx, erx) = mpsc::sync_channel::<EvalMsg>(self.eval_queue_capacity);
-        let mut threads = Vec::new();
         let dispatch = Arc::new(Mutex::new(self.dispatch.as_ref().map(|d| d.downgrade())));
-        {
-            let worker = MonitorWorker {
-                control: mrx,
-                calls: crx,
-                queue: queue.clone(),
-                monitor: monitor.clone(),
-                c: counters.clone(),
-                alerts: self.alerts.clone(),
-                dispatch: dispatch.clone(),
-                emit: self.emit_events,
-            };
-            if let Ok(h) = std::thread::Builder::new()
-                .name("llmtel-quality".into())
-                .spawn(move || worker.run())
-            {
-                threads.push(h);
-            }
-        }
+        let job = MonitorJob {
+            monitor: monitor.clone(),
+            c: counters.clone(),
+            alerts: self.alerts.clone(),
+            dispatch: dispatch.clone(),
+            emit: self.emit_events,
+        };
+        // Calls never wake the monitor one by one: it drains every 100 ms, or as soon as the
+        // queue is half full, and sleeps after 10 s without calls until the next one.
+        let to_monitor = Worker::builder("quality")
+            .with_capacity(self.queue_capacity)
+            .with_batch_size(MAX_PER_LOCK)
+            .with_wake_at(self.queue_capacity.div_ceil(2))
+            .with_interval(DRAIN_INTERVAL)
+            .with_app_tracing(true)
+            .with_drop_timeout(SHUTDOWN_TIMEOUT)
+            .spawn(move || Ok::<_, std::convert::Infallible>(job))
+            .ok();
         let last_error = Arc::new(Mutex::new(None));
-        {
-            let to_monitor = mtx.clone();
-            let ctx = EvalContext {
+        let evals = to_monitor.clone().and_then(|to_monitor| {
+            let ctx = EvalJob {
                 slots: self.evaluators,
                 counters: counters.clone(),
                 max_chars: self.max_input_chars,
                 dispatch: dispatch.clone(),
                 last_error: last_error.clone(),
+                to_monitor,
+                rt: None,
             };
-            if let Ok(h) = std::thread::Builder::new()
-                .name("llmtel-quality-eval".into())
-                .spawn(move || run_evals(erx, to_monitor, ctx))
-            {
-                threads.push(h);
-            }
-        }
+            // Evaluations start as soon as they are asked for.
+            Worker::builder("quality-eval")
+                .with_capacity(self.eval_queue_capacity)
+                .with_batch_size(16)
+                .with_wake_at(1)
+                .with_app_tracing(true)
+                .with_drop_timeout(SHUTDOWN_TIMEOUT)
+                .spawn(move || {
+                    // Time for the timeouts; I/O too when remote evaluators are compiled in.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| format!("tokio runtime: {e}"))?;
+                    Ok::<_, String>(EvalJob {
+                        rt: Some(rt),
+                        ..ctx
+                    })
+                })
+                .ok()
+        });
         Quality {
             inner: Arc::new(Inner {
                 monitor,
-                tx: mtx,
-                queue,
-                etx,
+                evals,
+                to_monitor,
                 counters,
                 alerts: self.alerts,
                 dispatch,
                 last_error,
-                threads: Mutex::new(threads),
             }),
         }
     }
 }
 
+/// How long a shutdown (or dropping the last handle) waits for each thread: evaluators may
+/// be remote, each with its own timeout.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
 struct Inner {
     monitor: Arc<Mutex<Monitor>>,
-    tx: SyncSender<MonitorMsg>,
-    queue: Arc<CallQueue>,
-    etx: SyncSender<EvalMsg>,
+    /// Declared first: dropped (and so shut down, forwarding its last results) before the
+    /// monitor.
+    evals: Option<Worker<Box<EvalInput>>>,
+    to_monitor: Option<Worker<MonitorItem>>,
     counters: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
     dispatch: SharedDispatch,
     last_error: Arc<Mutex<Option<String>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 type SharedDispatch = Arc<Mutex<Option<tracing::dispatcher::WeakDispatch>>>;
 
 impl Inner {
     fn stop(&self) {
-        let threads: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        if threads.is_empty() {
-            return;
-        }
         // The evaluation thread first: it forwards its last results to the monitor.
-        let _ = self.etx.send(EvalMsg::Stop);
-        let _ = self.tx.send(MonitorMsg::Stop);
-        for h in threads {
-            let _ = h.join();
+        if let Some(e) = &self.evals {
+            let _ = e.shutdown(SHUTDOWN_TIMEOUT);
         }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop();
+        if let Some(m) = &self.to_monitor {
+            let _ = m.shutdown(SHUTDOWN_TIMEOUT);
+        }
     }
 }
 
@@ -351,7 +333,7 @@ impl Quality {
     /// or as soon as it is half full).
     pub fn sink(&self) -> QualitySink {
         QualitySink {
-            queue: self.inner.queue.clone(),
+            queue: self.inner.to_monitor.clone(),
             counters: self.inner.counters.clone(),
         }
     }
@@ -379,9 +361,9 @@ impl Quality {
     pub fn evaluate(&self, input: EvalInput) -> bool {
         let ok = self
             .inner
-            .etx
-            .try_send(EvalMsg::Job(Box::new(input)))
-            .is_ok();
+            .evals
+            .as_ref()
+            .is_some_and(|w| w.send(Box::new(input)).is_ok());
         let c = &self.inner.counters;
         if ok {
             c.evals_queued.fetch_add(1, Relaxed);
@@ -396,9 +378,9 @@ impl Quality {
     pub fn feedback(&self, fb: Feedback) -> bool {
         let ok = self
             .inner
-            .tx
-            .try_send(MonitorMsg::Feedback(Box::new(fb)))
-            .is_ok();
+            .to_monitor
+            .as_ref()
+            .is_some_and(|w| w.send(MonitorItem::Feedback(Box::new(fb))).is_ok());
         let c = &self.inner.counters;
         if ok {
             c.feedback_queued.fetch_add(1, Relaxed);
@@ -412,27 +394,16 @@ impl Quality {
     /// recorded, and the alerts raised have been delivered. Returns whether it happened.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let mut msg = EvalMsg::Flush(ack_tx);
-        loop {
-            match self.inner.etx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) => msg = m,
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        if ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_err()
-        {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        // Evaluations first: their results join the monitor's queue, which is flushed next.
+        let (Some(evals), Some(monitor)) = (&self.inner.evals, &self.inner.to_monitor) else {
+            return false;
+        };
+        if evals.flush(left()).is_err() || monitor.flush(left()).is_err() {
             return false;
         }
         match &self.inner.alerts {
-            Some(a) => a.flush(deadline.saturating_duration_since(Instant::now())),
+            Some(a) => a.flush(left()),
             None => true,
         }
     }
@@ -511,10 +482,7 @@ impl WeakQuality {
 /// it for each call: waking a parked thread costs the request thread microseconds (a futex
 /// wake, often a reschedule), several times the rest of the sink.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
-/// Empty drains in a row (10 s without calls) after which the monitor parks until the next
-/// call wakes it, so an idle pipeline does not tick forever.
-const IDLE_DRAINS_BEFORE_PARKING: u32 = 100;
-/// Most messages the monitor handles per hold of the monitor lock.
+/// Most items the monitor records per hold of the monitor lock.
 const MAX_PER_LOCK: usize = 256;
 
 /// One call on its way to the monitor.
@@ -525,51 +493,11 @@ enum QueuedCall {
     Signals(Box<CallSignals>),
 }
 
-/// The queue from the request path to the monitor, shared by every sink of a pipeline.
-struct CallQueue {
-    calls: SyncSender<QueuedCall>,
-    control: SyncSender<MonitorMsg>,
-    /// Calls queued since the monitor last started draining (never more than the queue
-    /// holds, so `>= capacity` means full).
-    pending: AtomicUsize,
-    /// A [`MonitorMsg::Drain`] is on its way.
-    drain_requested: AtomicBool,
-    /// The monitor is blocked on its control channel with no timeout: the next call wakes it.
-    parked: AtomicBool,
-    capacity: usize,
-    /// `pending` at which a producer asks for a drain.
-    wake_at: usize,
-}
-
-impl CallQueue {
-    /// Queues `signals`; never blocks, wakes the monitor only when the queue is half full or
-    /// the monitor is parked.
-    fn push(&self, signals: QueuedCall) -> bool {
-        if self.calls.try_send(signals).is_err() {
-            return false;
-        }
-        let n = self.pending.fetch_add(1, Relaxed) + 1;
-        // Pairs with the fence in `MonitorWorker::park`: either the monitor's last look at
-        // the queue sees this call, or this load sees it parked.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        let parked = self.parked.load(Relaxed) && self.parked.swap(false, Relaxed);
-        if parked || (n >= self.wake_at && !self.drain_requested.swap(true, Relaxed)) {
-            // Full control channel: the monitor is awake with messages to handle anyway.
-            let _ = self.control.try_send(MonitorMsg::Drain);
-        }
-        true
-    }
-
-    /// Whether the queue is certainly full (no need to build the signals to drop them).
-    fn full(&self) -> bool {
-        self.pending.load(Relaxed) >= self.capacity
-    }
-}
-
 /// The request-path [`CallSink`] of a [`Quality`] pipeline.
 #[derive(Clone)]
 pub struct QualitySink {
-    queue: Arc<CallQueue>,
+    /// The monitor's queue (none if its thread could not start: every call is dropped).
+    queue: Option<Worker<MonitorItem>>,
     counters: Arc<Counters>,
 }
 
@@ -588,20 +516,25 @@ impl QualitySink {
             self.counters.evaluator_calls_skipped.fetch_add(1, Relaxed);
             return false;
         }
-        if self.queue.full() {
-            self.counters.calls_dropped.fetch_add(1, Relaxed);
-            return false;
+        let Some(queue) = &self.queue else {
+            return self.count(false);
+        };
+        if queue.is_full() {
+            // Not worth building the signals to drop them.
+            queue.count_dropped();
+            return self.count(false);
         }
         let queued = match PackedCall::new(call) {
             Some(p) => QueuedCall::Packed(p),
             None => QueuedCall::Signals(Box::new(CallSignals::from_call(call))),
         };
-        self.count(self.queue.push(queued))
+        self.count(queue.send(MonitorItem::Call(queued)).is_ok())
     }
 
     /// Queues one call's signals; never blocks.
     pub fn send(&self, signals: CallSignals) -> bool {
-        self.count(self.queue.push(QueuedCall::Signals(Box::new(signals))))
+        let item = MonitorItem::Call(QueuedCall::Signals(Box::new(signals)));
+        self.count(self.queue.as_ref().is_some_and(|q| q.send(item).is_ok()))
     }
 
     fn count(&self, ok: bool) -> bool {
@@ -642,13 +575,10 @@ where
     }
 }
 
-/// The monitor thread: drains the call queue every [`DRAIN_INTERVAL`] (or when asked), and
-/// handles evaluations, feedback, flushes and stop from its control channel, each after the
-/// calls queued before it.
-struct MonitorWorker {
-    control: Receiver<MonitorMsg>,
-    calls: Receiver<QueuedCall>,
-    queue: Arc<CallQueue>,
+/// The monitor thread's job: records calls, evaluations and feedback in the order they were
+/// sent, [`MAX_PER_LOCK`] per hold of the monitor lock, then sends the alerts raised and emits
+/// the evaluation records (outside the lock: emitting runs the app's subscriber).
+struct MonitorJob {
     monitor: Arc<Mutex<Monitor>>,
     c: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
@@ -656,69 +586,19 @@ struct MonitorWorker {
     emit: bool,
 }
 
-impl MonitorWorker {
-    fn run(self) {
-        let mut idle = 0;
-        loop {
-            let msg = if idle >= IDLE_DRAINS_BEFORE_PARKING {
-                self.park()
-            } else {
-                match self.control.recv_timeout(DRAIN_INTERVAL) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            };
-            let had_msg = msg.is_some();
-            let (stop, calls) = self.handle(msg);
-            if stop {
-                break;
-            }
-            idle = if had_msg || calls > 0 { 0 } else { idle + 1 };
-        }
-    }
+impl Job for MonitorJob {
+    type Item = MonitorItem;
 
-    /// Blocks until a message comes (the next call sends one); `None` if calls were queued
-    /// while parking.
-    fn park(&self) -> Option<MonitorMsg> {
-        self.queue.parked.store(true, Relaxed);
-        // Pairs with the fence in `CallQueue::push`.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.queue.pending.load(Relaxed) > 0 {
-            self.queue.parked.store(false, Relaxed);
-            return None;
-        }
-        let msg = self.control.recv().ok();
-        self.queue.parked.store(false, Relaxed);
-        // A disconnected control channel (every sender gone) stops the monitor.
-        Some(msg.unwrap_or(MonitorMsg::Stop))
-    }
-
-    /// Drains the calls, then handles `first` and up to [`MAX_PER_LOCK`] more control
-    /// messages. Returns whether to stop, and how many calls were recorded.
-    fn handle(&self, first: Option<MonitorMsg>) -> (bool, usize) {
+    fn process(&mut self, batch: Vec<MonitorItem>) -> Result<(), String> {
         let mut records: Vec<EvaluationRecord> = Vec::new();
-        let mut acks = Vec::new();
-        let mut stop = false;
-        let mut calls = self.drain_calls();
         {
             let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
-            let mut next = first;
-            let mut n = 0;
-            while let Some(msg) = next.take() {
-                match msg {
-                    MonitorMsg::Drain => {}
-                    MonitorMsg::Eval(b) => records.push(m.record_evaluation(&b.0, &b.1)),
-                    MonitorMsg::Feedback(f) => records.push(m.record_feedback(&f).0),
-                    MonitorMsg::Flush(a) => acks.push(a),
-                    MonitorMsg::Stop => {
-                        stop = true;
-                        break;
-                    }
-                }
-                n += 1;
-                if n < MAX_PER_LOCK {
-                    next = self.control.try_recv().ok();
+            for item in batch {
+                match item {
+                    MonitorItem::Call(QueuedCall::Packed(p)) => m.record_call(&p.unpack()),
+                    MonitorItem::Call(QueuedCall::Signals(s)) => m.record_call(&s),
+                    MonitorItem::Eval(b) => records.push(m.record_evaluation(&b.0, &b.1)),
+                    MonitorItem::Feedback(f) => records.push(m.record_feedback(&f).0),
                 }
             }
             let raised = m.take_alerts();
@@ -730,46 +610,14 @@ impl MonitorWorker {
                 }
             }
         }
-        if !acks.is_empty() || stop {
-            // Calls queued after this drain began but before the flush or stop was asked for.
-            calls += self.drain_calls();
-        }
-        // Outside the lock: emitting runs the app's subscriber.
         for r in &records {
             self.emit_record(r);
         }
-        for a in acks {
-            let _ = a.send(());
-        }
-        (stop, calls)
+        Ok(())
     }
+}
 
-    /// Records every queued call, [`MAX_PER_LOCK`] per hold of the monitor lock; returns how
-    /// many.
-    fn drain_calls(&self) -> usize {
-        self.queue.drain_requested.store(false, Relaxed);
-        self.queue.pending.store(0, Relaxed);
-        let mut total = 0;
-        loop {
-            let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
-            let mut n = 0;
-            while n < MAX_PER_LOCK {
-                let Ok(call) = self.calls.try_recv() else {
-                    break;
-                };
-                match call {
-                    QueuedCall::Packed(p) => m.record_call(&p.unpack()),
-                    QueuedCall::Signals(s) => m.record_call(&s),
-                }
-                n += 1;
-            }
-            total += n;
-            if n < MAX_PER_LOCK {
-                return total;
-            }
-        }
-    }
-
+impl MonitorJob {
     fn emit_record(&self, rec: &EvaluationRecord) {
         if !self.emit {
             return;
@@ -821,44 +669,62 @@ fn within<R>(d: Option<&tracing::Dispatch>, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// What the evaluation thread holds.
-struct EvalContext {
+/// The evaluation thread's job: runs each evaluator (sampled, with its timeout) on each
+/// input, and hands the results to the monitor.
+struct EvalJob {
     slots: Vec<EvaluatorSlot>,
     counters: Arc<Counters>,
     max_chars: usize,
     /// Where evaluators' own spans go (remote evaluators trace their model calls): the
-    /// pipeline's dispatcher when set, else the global default.
+    /// pipeline's dispatcher when set, else the app's default.
     dispatch: SharedDispatch,
     last_error: Arc<Mutex<Option<String>>>,
+    to_monitor: Worker<MonitorItem>,
+    rt: Option<tokio::runtime::Runtime>,
 }
 
-fn run_evals(rx: Receiver<EvalMsg>, to_monitor: SyncSender<MonitorMsg>, ctx: EvalContext) {
-    let EvalContext {
-        slots,
-        counters: c,
-        max_chars,
-        dispatch,
-        last_error,
-    } = ctx;
-    // Time for the timeouts; I/O too when remote evaluators are compiled in.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok();
-    while let Ok(msg) = rx.recv() {
-        let mut input = match msg {
-            EvalMsg::Job(i) => i,
-            EvalMsg::Flush(ack) => {
-                // Forwarded behind the results already sent, so the monitor acks after them.
-                let _ = to_monitor.send(MonitorMsg::Flush(ack));
-                continue;
+/// How long the evaluation thread waits for room in the monitor's queue before it drops a
+/// result (and counts it in [`QualityStats::evals_dropped`]).
+const RESULT_WAIT: Duration = Duration::from_secs(1);
+
+impl Job for EvalJob {
+    type Item = Box<EvalInput>;
+
+    fn process(&mut self, batch: Vec<Box<EvalInput>>) -> Result<(), String> {
+        for input in batch {
+            self.evaluate(input);
+        }
+        Ok(())
+    }
+}
+
+impl EvalJob {
+    /// Hands a result to the monitor; this thread waits for room (never the request path).
+    fn forward(&self, item: MonitorItem) {
+        let deadline = Instant::now() + RESULT_WAIT;
+        let mut item = item;
+        loop {
+            match self.to_monitor.send(item) {
+                Ok(()) => return,
+                Err(back) if Instant::now() < deadline => {
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.counters.evals_dropped.fetch_add(1, Relaxed);
+                    return;
+                }
             }
-            EvalMsg::Stop => break,
-        };
-        let Some(rt) = rt.as_ref() else {
+        }
+    }
+
+    fn evaluate(&self, mut input: Box<EvalInput>) {
+        let c = &self.counters;
+        let Some(rt) = self.rt.as_ref() else {
             c.evals_dropped.fetch_add(1, Relaxed);
-            continue;
+            return;
         };
+        let max_chars = self.max_chars;
         input.answer = cut(&input.answer, max_chars).to_owned();
         if let Some(q) = input.question.as_mut() {
             *q = cut(q, max_chars).to_owned();
@@ -867,12 +733,16 @@ fn run_evals(rx: Receiver<EvalMsg>, to_monitor: SyncSender<MonitorMsg>, ctx: Eva
             *d = cut(d, max_chars).to_owned();
         }
         let input: Arc<EvalInput> = Arc::from(input);
-        for slot in &slots {
+        for slot in &self.slots {
             if !sampled(&input, slot.evaluator.name(), slot.sampling) {
                 c.evals_sampled_out.fetch_add(1, Relaxed);
                 continue;
             }
-            let weak = dispatch.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let weak = self
+                .dispatch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let d = weak.and_then(|w| w.upgrade());
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // The timer is created inside the runtime (it needs its time driver).
@@ -896,14 +766,12 @@ fn run_evals(rx: Receiver<EvalMsg>, to_monitor: SyncSender<MonitorMsg>, ctx: Eva
                             "evaluator failed: {e}"
                         )
                     });
-                    *last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                    *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(format!("{name}: {e}"));
                 }
                 Ok(Ok(Ok(Some(ev)))) => {
                     c.evals_run.fetch_add(1, Relaxed);
-                    // Blocking send: the evaluation thread waits for the monitor, never the
-                    // request path.
-                    let _ = to_monitor.send(MonitorMsg::Eval(Box::new((input.clone(), ev))));
+                    self.forward(MonitorItem::Eval(Box::new((input.clone(), ev))));
                 }
                 Ok(Ok(Ok(None))) => {
                     c.evals_not_applicable.fetch_add(1, Relaxed);

@@ -4,13 +4,12 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, Thread};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use jiff::Timestamp;
+use llmtel::worker::{Job, Worker};
 use llmtel::{CallSink, ContentCapture, LlmCall};
 use llmtel_alert::{Alert, AlertError, AlertSink};
 use serde::Serialize;
@@ -22,21 +21,15 @@ use crate::record::{AlertEntry, CallRecord, DroppedEntry, Record};
 pub const DEFAULT_QUEUE_CAPACITY: usize = 8192;
 /// How often the writer looks for records while calls arrive. Producers do not wake it per
 /// record: waking a parked thread costs the request thread microseconds (a futex wake, often
-/// a reschedule), many times the rest of `on_call`.
+/// a reschedule), many times the rest of `on_call`. After 10 s without records the writer
+/// sleeps until the next one (llmtel's worker primitive).
 const POLL: Duration = Duration::from_millis(100);
-/// Empty polls (10 s without records) after which the writer blocks on its queue, so an idle
-/// log does not tick; the next record then wakes it.
-const IDLE_POLLS: u32 = 100;
+/// How long dropping the last handle waits for queued records to be written.
+const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default size at which the log file is rotated: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default number of rotated files kept (`calls.jsonl.1` .. `calls.jsonl.4`).
 pub const DEFAULT_MAX_FILES: usize = 4;
-
-enum Msg {
-    Record(Box<Record>),
-    Flush(mpsc::Sender<()>),
-    Stop,
-}
 
 /// Counters of a [`CallLog`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -67,7 +60,6 @@ impl LogStats {
 
 #[derive(Debug, Default)]
 struct Counters {
-    queued: AtomicU64,
     written: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_file_full: AtomicU64,
@@ -132,7 +124,6 @@ impl CallLogBuilder {
         let file = open_append(&self.path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let counters = Arc::new(Counters::default());
-        let (tx, rx) = mpsc::sync_channel(self.queue_capacity);
         let writer = Writer {
             path: self.path.clone(),
             out: Some(BufWriter::new(file)),
@@ -143,21 +134,18 @@ impl CallLogBuilder {
             counters: counters.clone(),
             reported_drops: 0,
         };
-        let pending = Arc::new(AtomicUsize::new(0));
-        let theirs = pending.clone();
-        let thread = std::thread::Builder::new()
-            .name("llmtel-call-log".into())
-            .spawn(move || writer.run(rx, &theirs))
-            .map_err(LogError::Thread)?;
+        let worker = Worker::builder("call-log")
+            .with_capacity(self.queue_capacity)
+            .with_wake_at(self.queue_capacity.div_ceil(2))
+            .with_interval(POLL)
+            .with_drop_timeout(DROP_TIMEOUT)
+            .spawn(move || Ok::<_, std::convert::Infallible>(writer))
+            .map_err(|e| LogError::Thread(std::io::Error::other(e.to_string())))?;
         Ok(CallLog {
             inner: Arc::new(Inner {
                 path: self.path,
-                tx,
+                worker,
                 counters,
-                writer: thread.thread().clone(),
-                pending,
-                wake_at: self.queue_capacity.div_ceil(2),
-                thread: Mutex::new(Some(thread)),
             }),
         })
     }
@@ -176,31 +164,9 @@ fn open_append(path: &Path) -> Result<File, LogError> {
 
 struct Inner {
     path: PathBuf,
-    tx: SyncSender<Msg>,
+    /// The writer thread, woken when the queue is half full, to flush, or to stop.
+    worker: Worker<Box<Record>>,
     counters: Arc<Counters>,
-    /// The writer thread, unparked when the queue is half full, to flush, or to stop.
-    writer: Thread,
-    /// Records queued since the writer last drained the queue.
-    pending: Arc<AtomicUsize>,
-    wake_at: usize,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Inner {
-    fn stop(&self) {
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = thread {
-            let _ = self.tx.send(Msg::Stop);
-            self.writer.unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The durable record of a period, for [`crate::Report`]: one JSON line per LLM call,
@@ -279,17 +245,11 @@ impl CallLog {
     /// Queues a record without blocking. Returns `false` (and counts a drop) when the queue
     /// is full or the writer has stopped.
     pub fn append(&self, record: Record) -> bool {
-        let c = &self.inner.counters;
-        match self.inner.tx.try_send(Msg::Record(Box::new(record))) {
-            Ok(()) => {
-                c.queued.fetch_add(1, Relaxed);
-                if self.inner.pending.fetch_add(1, Relaxed) + 1 == self.inner.wake_at {
-                    self.inner.writer.unpark();
-                }
-                true
-            }
+        match self.inner.worker.send(Box::new(record)) {
+            Ok(()) => true,
             Err(_) => {
-                c.dropped_queue_full.fetch_add(1, Relaxed);
+                // Counted here too, so that the writer's next `dropped` line includes it.
+                self.inner.counters.dropped_queue_full.fetch_add(1, Relaxed);
                 false
             }
         }
@@ -298,38 +258,20 @@ impl CallLog {
     /// Waits up to `timeout` until every record queued before this call is written and the
     /// file flushed. Returns whether it happened.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (ack_tx, ack_rx) = mpsc::channel();
-        let mut msg = Msg::Flush(ack_tx);
-        loop {
-            match self.inner.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) => msg = m,
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-            self.inner.writer.unpark();
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.inner.writer.unpark();
-        ack_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        self.inner.worker.flush(timeout).is_ok()
     }
 
     /// Writes what is queued, flushes the file and stops the writer thread (also done when
     /// the last clone is dropped). Records given afterwards are dropped and counted.
     pub fn shutdown(&self) {
-        self.inner.stop();
+        let _ = self.inner.worker.shutdown(DROP_TIMEOUT);
     }
 
     /// The counters.
     pub fn stats(&self) -> LogStats {
         let c = &self.inner.counters;
         LogStats {
-            queued: c.queued.load(Relaxed),
+            queued: self.inner.worker.stats().queued,
             written: c.written.load(Relaxed),
             dropped_queue_full: c.dropped_queue_full.load(Relaxed),
             dropped_file_full: c.dropped_file_full.load(Relaxed),
@@ -390,63 +332,32 @@ struct Writer {
     reported_drops: u64,
 }
 
-impl Writer {
-    /// Drains the queue every [`POLL`] (or when unparked); after [`IDLE_POLLS`] empty polls
-    /// it blocks on the queue until the next message.
-    fn run(mut self, rx: Receiver<Msg>, pending: &AtomicUsize) {
-        let mut idle = 0;
-        loop {
-            let mut next = if idle >= IDLE_POLLS {
-                match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => break,
-                }
-            } else {
-                std::thread::park_timeout(POLL);
-                match rx.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(mpsc::TryRecvError::Empty) => None,
-                    Err(mpsc::TryRecvError::Disconnected) => break,
-                }
-            };
-            if next.is_none() {
-                idle += 1;
-                continue;
-            }
-            idle = 0;
-            pending.store(0, Relaxed);
-            let mut acks = Vec::new();
-            let mut stop = false;
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Record(r) => self.write(*r),
-                    Msg::Flush(a) => acks.push(a),
-                    Msg::Stop => {
-                        stop = true;
-                        break;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            self.report_drops();
-            if let Some(out) = self.out.as_mut() {
-                let _ = out.flush();
-            }
-            for a in acks {
-                let _ = a.send(());
-            }
-            if stop {
-                break;
-            }
+impl Job for Writer {
+    type Item = Box<Record>;
+
+    fn process(&mut self, batch: Vec<Box<Record>>) -> Result<(), String> {
+        for r in batch {
+            self.write(*r);
         }
-        // Stopped: what is still queued is dropped, and counted.
-        while let Ok(msg) = rx.try_recv() {
-            if let Msg::Record(_) = msg {
-                self.counters.dropped_queue_full.fetch_add(1, Relaxed);
-            }
+        self.report_drops();
+        if let Some(out) = self.out.as_mut() {
+            let _ = out.flush();
         }
+        Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), String> {
+        self.report_drops();
+        match self.out.as_mut() {
+            Some(out) => out
+                .flush()
+                .map_err(|e| format!("flushing {}: {e}", self.path.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Writer {
     /// Writes a `dropped` line for the drops since the last one.
     fn report_drops(&mut self) {
         let now = self.counters.dropped();

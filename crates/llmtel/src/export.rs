@@ -5,10 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -24,6 +21,7 @@ use crate::enrich::{self, Pricer};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 use crate::redact::redact;
+use crate::worker::{Job, Worker, WorkerError};
 
 /// Attributes that hold token counts and other integers in the GenAI conventions. Values
 /// recorded as strings (tracing-opentelemetry exports `u64` fields as `"1234"`) are exported
@@ -423,59 +421,27 @@ impl QueueConfig {
     }
 }
 
-/// Control messages; spans travel on their own channel, which the worker never waits on.
-enum Control {
-    Resource(Box<Resource>),
-    /// A full batch is waiting.
-    ExportNow,
-    Flush(SyncSender<OTelSdkResult>),
-    Shutdown(SyncSender<OTelSdkResult>),
-}
-
-/// A batching [`SpanProcessor`] with a bounded queue and its own export thread.
+/// A batching [`SpanProcessor`] with a bounded queue and its own export thread, built on
+/// llmtel's [`Worker`](crate::worker::Worker).
 ///
 /// `on_end` never blocks: a full queue drops the span and counts it
-/// ([`crate::Health::spans_dropped`]). Spans go into a bounded channel that the export thread
-/// does not wait on (so ending a span does not wake it); the thread wakes when a batch is
-/// full, at the scheduled delay, or for a flush or shutdown. It owns a single-threaded tokio
-/// runtime, so gRPC and HTTP exporters work whether or not the application runs tokio;
-/// exporters are built on that thread by the closure given to [`ExportQueue::spawn`].
+/// ([`crate::Health::spans_dropped`]). Ending a span does not wake the export thread; it
+/// wakes when a batch is full, at the scheduled delay, or for a flush or shutdown. It owns a
+/// single-threaded tokio runtime, so gRPC and HTTP exporters work whether or not the
+/// application runs tokio; exporters are built on that thread by the closure given to
+/// [`ExportQueue::spawn`].
 pub struct ExportQueue {
-    spans: SyncSender<SpanData>,
-    control: SyncSender<Control>,
-    shared: Arc<Shared>,
-    worker: Mutex<Lifecycle>,
+    worker: Worker<SpanData>,
+    /// The resource, handed to the exporter on its thread before its next export.
+    resource: Arc<Mutex<Option<Resource>>>,
     flush_timeout: Duration,
-}
-
-/// Where the export thread is in its life. A shutdown that times out keeps the thread's
-/// handle and the answer it will send, so a later call waits for that answer instead of
-/// claiming a success it never saw.
-enum Lifecycle {
-    Running(JoinHandle<()>),
-    Stopping {
-        worker: JoinHandle<()>,
-        ack: Receiver<OTelSdkResult>,
-    },
-    /// Shut down; whether that shutdown exported everything.
-    Stopped {
-        ok: bool,
-    },
-}
-
-/// State shared by the producers and the export thread.
-#[derive(Debug)]
-struct Shared {
-    /// Spans sent since the worker last drained the channel.
-    pending: AtomicUsize,
-    /// Whether an `ExportNow` is already on its way.
-    export_requested: AtomicBool,
-    batch: usize,
 }
 
 impl fmt::Debug for ExportQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExportQueue").finish_non_exhaustive()
+        f.debug_struct("ExportQueue")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
     }
 }
 
@@ -490,6 +456,52 @@ pub enum QueueError {
     Exporter(String),
 }
 
+/// The export thread's job: the exporter and the runtime it runs on.
+struct ExportJob<E> {
+    // Declared before the runtime, so it is dropped while the runtime still exists.
+    exporter: E,
+    rt: tokio::runtime::Runtime,
+    resource: Arc<Mutex<Option<Resource>>>,
+    shutdown_timeout: Duration,
+}
+
+impl<E: SpanExporter + 'static> Job for ExportJob<E> {
+    type Item = SpanData;
+
+    fn process(&mut self, batch: Vec<SpanData>) -> Result<(), String> {
+        if let Some(r) = self
+            .resource
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            self.exporter.set_resource(&r);
+        }
+        let n = batch.len() as u64;
+        match self.rt.block_on(self.exporter.export(batch)) {
+            Ok(()) => {
+                add(&COUNTERS.spans_exported, n);
+                Ok(())
+            }
+            Err(e) => {
+                inc(&COUNTERS.export_errors);
+                add(&COUNTERS.spans_export_failed, n);
+                Err(format!("export of {n} spans failed: {e}"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.exporter.force_flush().map_err(|e| e.to_string())
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        self.exporter
+            .shutdown_with_timeout(self.shutdown_timeout)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl ExportQueue {
     /// Starts the export thread; `make_exporter` runs on it (inside its tokio runtime).
     ///
@@ -501,187 +513,57 @@ impl ExportQueue {
         F: FnOnce() -> Result<E, Err> + Send + 'static,
         Err: fmt::Display,
     {
-        let (span_tx, span_rx) = mpsc::sync_channel::<SpanData>(config.max_queue_size.max(1));
-        let (control_tx, control_rx) = mpsc::sync_channel::<Control>(64);
-        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
-        let shared = Arc::new(Shared {
-            pending: AtomicUsize::new(0),
-            export_requested: AtomicBool::new(false),
-            batch: config.max_export_batch_size.max(1),
-        });
-        let cfg = config.clone();
-        let worker_shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name("llmtel-export".into())
+        let resource = Arc::new(Mutex::new(None));
+        let theirs = resource.clone();
+        let shutdown_timeout = config.flush_timeout;
+        let batch = config.max_export_batch_size.max(1);
+        let worker = Worker::builder("export")
+            .with_capacity(config.max_queue_size)
+            .with_batch_size(batch)
+            .with_wake_at(batch)
+            .with_interval(config.scheduled_delay)
+            .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
-                // The exporter's own I/O (tonic, hyper, reqwest) must not be traced back into
-                // the pipeline: nothing on this thread reaches the app's subscriber.
-                let _no_tracing =
-                    tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-                let rt = match tokio::runtime::Builder::new_current_thread()
+                let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("tokio runtime: {e}")));
-                        return;
-                    }
-                };
+                    .map_err(|e| format!("tokio runtime: {e}"))?;
                 let exporter = {
                     let _guard = rt.enter();
-                    match make_exporter() {
-                        Ok(e) => e,
-                        Err(e) => {
-                            // The exporter's error can name the endpoint with its key.
-                            let msg = crate::redact::redact_string(e.to_string());
-                            let _ = ready_tx.send(Err(msg));
-                            return;
-                        }
-                    }
+                    make_exporter().map_err(|e| e.to_string())?
                 };
-                let _ = ready_tx.send(Ok(()));
-                Worker {
-                    rt: &rt,
+                Ok::<_, String>(ExportJob {
                     exporter,
-                    spans: span_rx,
-                    shared: worker_shared,
-                    cfg,
+                    rt,
+                    resource: theirs,
+                    shutdown_timeout,
+                })
+            })
+            .map_err(|e| match e {
+                WorkerError::Thread { reason, .. } => {
+                    QueueError::Thread(std::io::Error::other(reason))
                 }
-                .run(control_rx);
+                WorkerError::Start { reason, .. } => QueueError::Exporter(reason),
+                other => QueueError::Exporter(other.to_string()),
             })?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(ExportQueue {
-                spans: span_tx,
-                control: control_tx,
-                shared,
-                worker: Mutex::new(Lifecycle::Running(worker)),
-                flush_timeout: config.flush_timeout,
-            }),
-            Ok(Err(e)) => Err(QueueError::Exporter(e)),
-            Err(_) => Err(QueueError::Exporter("the export thread stopped".into())),
-        }
+        Ok(ExportQueue {
+            worker,
+            resource,
+            flush_timeout: config.flush_timeout,
+        })
     }
 
-    fn control(
-        &self,
-        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
-        timeout: Duration,
-    ) -> OTelSdkResult {
-        let deadline = Instant::now() + timeout;
-        let ack_rx = self.send_control(make, timeout, deadline)?;
-        match ack_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(r) => r,
-            Err(RecvTimeoutError::Timeout) => Err(OTelSdkError::Timeout(timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::AlreadyShutdown),
-        }
-    }
-
-    /// Sends a control message, retrying while the channel is full until `deadline`; returns
-    /// the receiver of its answer.
-    fn send_control(
-        &self,
-        make: impl FnOnce(SyncSender<OTelSdkResult>) -> Control,
-        timeout: Duration,
-        deadline: Instant,
-    ) -> Result<Receiver<OTelSdkResult>, OTelSdkError> {
-        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
-        let mut msg = make(ack_tx);
-        loop {
-            match self.control.try_send(msg) {
-                Ok(()) => return Ok(ack_rx),
-                Err(TrySendError::Full(m)) => {
-                    if Instant::now() >= deadline {
-                        return Err(OTelSdkError::Timeout(timeout));
-                    }
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(TrySendError::Disconnected(_)) => return Err(OTelSdkError::AlreadyShutdown),
-            }
-        }
+    /// The export thread's counters (queued, dropped, exported batches that failed, depth).
+    pub fn stats(&self) -> crate::worker::WorkerStats {
+        self.worker.stats()
     }
 }
 
-struct Worker<'rt, E> {
-    rt: &'rt tokio::runtime::Runtime,
-    exporter: E,
-    spans: Receiver<SpanData>,
-    shared: Arc<Shared>,
-    cfg: QueueConfig,
-}
-
-impl<E: SpanExporter> Worker<'_, E> {
-    fn run(mut self, control: Receiver<Control>) {
-        let mut next_export = Instant::now() + self.cfg.scheduled_delay;
-        loop {
-            let wait = next_export.saturating_duration_since(Instant::now());
-            match control.recv_timeout(wait) {
-                Ok(Control::Resource(r)) => self.exporter.set_resource(&r),
-                Ok(Control::ExportNow) => {
-                    self.shared.export_requested.store(false, Ordering::Release);
-                    let _ = self.drain_and_export();
-                    next_export = Instant::now() + self.cfg.scheduled_delay;
-                }
-                Ok(Control::Flush(ack)) => {
-                    let r = self
-                        .drain_and_export()
-                        .and_then(|()| self.exporter.force_flush());
-                    let _ = ack.send(r);
-                }
-                Ok(Control::Shutdown(ack)) => {
-                    let r = self.drain_and_export();
-                    let s = self.exporter.shutdown_with_timeout(self.cfg.flush_timeout);
-                    let _ = ack.send(r.and(s));
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.drain_and_export();
-                    next_export = Instant::now() + self.cfg.scheduled_delay;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.drain_and_export();
-                    let _ = self.exporter.shutdown_with_timeout(self.cfg.flush_timeout);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Exports everything queued so far, in batches.
-    fn drain_and_export(&mut self) -> OTelSdkResult {
-        let mut result = Ok(());
-        loop {
-            let mut batch = Vec::with_capacity(self.cfg.max_export_batch_size);
-            while batch.len() < self.cfg.max_export_batch_size {
-                match self.spans.try_recv() {
-                    Ok(span) => batch.push(span),
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                return result;
-            }
-            self.shared.pending.fetch_sub(batch.len(), Ordering::AcqRel);
-            let full = batch.len() == self.cfg.max_export_batch_size;
-            result = result.and(self.export(batch));
-            if !full {
-                return result;
-            }
-        }
-    }
-
-    fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len() as u64;
-        let r = self.rt.block_on(self.exporter.export(batch));
-        match &r {
-            Ok(()) => add(&COUNTERS.spans_exported, n),
-            Err(_) => {
-                inc(&COUNTERS.export_errors);
-                add(&COUNTERS.spans_export_failed, n);
-            }
-        }
-        r
+fn sdk_error(e: WorkerError) -> OTelSdkError {
+    match e {
+        WorkerError::Timeout { timeout, .. } => OTelSdkError::Timeout(timeout),
+        WorkerError::Stopped { .. } => OTelSdkError::AlreadyShutdown,
+        other => OTelSdkError::InternalFailure(other.to_string()),
     }
 }
 
@@ -692,24 +574,14 @@ impl SpanProcessor for ExportQueue {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.spans.try_send(span) {
-            Ok(()) => {
-                inc(&COUNTERS.spans_queued);
-                let pending = self.shared.pending.fetch_add(1, Ordering::AcqRel) + 1;
-                // Wake the worker once per full batch, not once per span.
-                if pending >= self.shared.batch
-                    && !self.shared.export_requested.swap(true, Ordering::AcqRel)
-                    && self.control.try_send(Control::ExportNow).is_err()
-                {
-                    self.shared.export_requested.store(false, Ordering::Release);
-                }
-            }
+        match self.worker.send(span) {
+            Ok(()) => inc(&COUNTERS.spans_queued),
             Err(_) => inc(&COUNTERS.spans_dropped),
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.control(Control::Flush, self.flush_timeout)
+        self.worker.flush(self.flush_timeout).map_err(sdk_error)
     }
 
     /// Exports what is queued and shuts the exporter down, waiting at most `timeout`.
@@ -718,58 +590,12 @@ impl SpanProcessor for ExportQueue {
     /// background; a later call waits again for the same answer (it never reports a success
     /// it did not see). Once shut down, further calls return the first shutdown's outcome.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.worker.lock().unwrap_or_else(|e| e.into_inner());
-        let (worker, ack) = match std::mem::replace(&mut *state, Lifecycle::Stopped { ok: false }) {
-            Lifecycle::Stopped { ok } => {
-                *state = Lifecycle::Stopped { ok };
-                return if ok {
-                    Ok(())
-                } else {
-                    Err(OTelSdkError::InternalFailure(
-                        "an earlier shutdown of llmtel's export queue failed".into(),
-                    ))
-                };
-            }
-            Lifecycle::Running(worker) => {
-                match self.send_control(Control::Shutdown, timeout, deadline) {
-                    Ok(ack) => (worker, ack),
-                    Err(OTelSdkError::Timeout(t)) => {
-                        *state = Lifecycle::Running(worker);
-                        return Err(OTelSdkError::Timeout(t));
-                    }
-                    Err(e) => {
-                        let _ = worker.join();
-                        return Err(e);
-                    }
-                }
-            }
-            Lifecycle::Stopping { worker, ack } => (worker, ack),
-        };
-        match ack.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(r) => {
-                let _ = worker.join();
-                *state = Lifecycle::Stopped { ok: r.is_ok() };
-                r
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                *state = Lifecycle::Stopping { worker, ack };
-                Err(OTelSdkError::Timeout(timeout))
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                let _ = worker.join();
-                Err(OTelSdkError::InternalFailure(
-                    "llmtel's export thread stopped before it finished".into(),
-                ))
-            }
-        }
+        self.worker.shutdown(timeout).map_err(sdk_error)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
         // Called once when the provider is built, before any span: the exporter lives on the
-        // export thread, so the resource travels to it as a control message.
-        let _ = self
-            .control
-            .send(Control::Resource(Box::new(resource.clone())));
+        // export thread, which hands it the resource before its next export.
+        *self.resource.lock().unwrap_or_else(|e| e.into_inner()) = Some(resource.clone());
     }
 }

@@ -40,6 +40,7 @@ pub(crate) struct Counters {
     pub(crate) estimates_approximated: Padded,
     pub(crate) late_attributes_merged: Padded,
     pub(crate) late_attributes_dropped: Padded,
+    pub(crate) background_dropped: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -57,6 +58,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     estimates_approximated: Padded(AtomicU64::new(0)),
     late_attributes_merged: Padded(AtomicU64::new(0)),
     late_attributes_dropped: Padded(AtomicU64::new(0)),
+    background_dropped: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -109,6 +111,10 @@ pub struct Health {
     /// llmtel's [`crate::GenAiExporter`], or had sent the span already, or the span's layers
     /// had not all closed within the exporter's wait.
     pub late_attributes_dropped: u64,
+    /// Items dropped by any of llmtel's background workers because its queue was full or it
+    /// had stopped: spans (also in `spans_dropped`), call-log records, budget writes, alerts,
+    /// quality observations, ... [`crate::worker::workers`] lists each worker's counters.
+    pub background_dropped: u64,
 }
 
 /// Reads the health counters.
@@ -129,5 +135,6 @@ pub fn health() -> Health {
         estimates_approximated: c.estimates_approximated.load(Relaxed),
         late_attributes_merged: c.late_attributes_merged.load(Relaxed),
         late_attributes_dropped: c.late_attributes_dropped.load(Relaxed),
+        background_dropped: c.background_dropped.load(Relaxed),
     }
 }

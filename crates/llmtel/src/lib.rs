@@ -75,6 +75,7 @@ mod pending;
 pub mod redact;
 mod span;
 mod summary;
+pub mod worker;
 
 pub use bound::{MAX_VALUE_BYTES, cap_string, cap_value};
 pub use call::{Cost, CostSource, Dimensions, LlmCall, PricingInfo};

@@ -46,16 +46,25 @@ fn a_blackholed_redis_never_stalls_a_request_and_its_spend_is_counted_once() {
     // Redis blackholed: 40 calls, each answered within 250 ms.
     proxy.set_mode(BLACKHOLE);
     let mut spent = u128::from(first);
-    let mut slowest = Duration::ZERO;
+    let mut took = Vec::with_capacity(40);
     for _ in 0..40 {
-        let (took, cost) = chat();
-        slowest = slowest.max(took);
+        let (t, cost) = chat();
+        took.push(t);
         spent += u128::from(cost);
     }
-    eprintln!("slowest request with Redis blackholed: {slowest:?}");
+    took.sort();
+    let (median, slowest) = (took[took.len() / 2], took[took.len() - 1]);
+    eprintln!("requests with Redis blackholed: median {median:?}, slowest {slowest:?}");
+    // A reserve waits at most its 100 ms deadline, and after a few such failures the circuit
+    // breaker answers at once; a blackhole without those bounds holds a request for seconds
+    // (TCP retransmits). The slowest bound leaves room for a loaded 2-core CI machine.
     assert!(
-        slowest < Duration::from_millis(250),
-        "a request took {slowest:?} with Redis blackholed"
+        median < Duration::from_millis(150),
+        "the median request took {median:?} with Redis blackholed: {took:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(600),
+        "a request took {slowest:?} with Redis blackholed: {took:?}"
     );
 
     // Redis back: the buffered spend is written, each call exactly once.

@@ -1,0 +1,806 @@
+//! One background-worker primitive for every thread llmtel runs off the request path.
+//!
+//! A [`Worker`] owns one thread and a bounded queue of items. The request path only calls
+//! [`Worker::send`], which never blocks, never allocates on its own and wakes nobody until
+//! enough items are waiting: a full queue drops the item and counts it. The thread
+//!
+//! - **parks while idle** and wakes when [`WorkerBuilder::with_wake_at`] items are pending, at
+//!   the [`interval`](WorkerBuilder::with_interval), or for a flush or shutdown; after a
+//!   [long idle spell](WorkerBuilder::with_idle_sleep) it stops ticking and sleeps until the
+//!   next item arrives;
+//! - **polls while busy**: it drains the queue in batches of
+//!   [`batch size`](WorkerBuilder::with_batch_size) and goes on without parking as long as
+//!   full batches come out;
+//! - hands each batch to its [`Job`], catching a panic so that a bad batch is counted
+//!   ([`WorkerStats::panics`]) instead of killing the thread;
+//! - answers [`Worker::flush`] once every item sent before the call has been processed and
+//!   the job flushed (with a deadline, and whether every batch since the last flush
+//!   succeeded), and [`Worker::shutdown`] once it has processed what is queued and shut the
+//!   job down: a shutdown that times out says so, keeps waiting in the background, and a later
+//!   call waits for the same answer instead of reporting a success it never saw.
+//!
+//! Nothing the thread does reaches the application's `tracing` subscriber (the exporter's own
+//! HTTP calls must not become spans of the pipeline that exports them), unless the worker is
+//! built [`with_app_tracing`](WorkerBuilder::with_app_tracing). Every worker's
+//! counters are listed by [`workers`], and the items they dropped are summed in
+//! [`crate::Health::background_dropped`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use llmtel::worker::{Job, Worker};
+//!
+//! /// Adds up what it is sent, on its own thread.
+//! struct Sum(std::sync::Arc<std::sync::atomic::AtomicU64>);
+//! impl Job for Sum {
+//!     type Item = u64;
+//!     fn process(&mut self, batch: Vec<u64>) -> Result<(), String> {
+//!         self.0.fetch_add(batch.iter().sum(), std::sync::atomic::Ordering::Relaxed);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+//! let sum = total.clone();
+//! let worker = Worker::builder("doc-sum")
+//!     .with_capacity(1024)
+//!     .spawn(move || Ok::<_, String>(Sum(sum)))?;
+//! for i in 1..=100 {
+//!     worker.send(i).expect("the queue has room");
+//! }
+//! worker.flush(Duration::from_secs(5))?;
+//! assert_eq!(total.load(std::sync::atomic::Ordering::Relaxed), 5050);
+//! assert_eq!(worker.stats().processed, 100);
+//! worker.shutdown(Duration::from_secs(5))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crate::health::{COUNTERS, Padded, inc};
+
+/// Flush and shutdown requests waiting for the thread at most; past it a request fails at
+/// once with [`WorkerError::Busy`] (a thread stuck in its job cannot grow this queue).
+const MAX_CONTROL: usize = 64;
+
+/// What a [`Worker`]'s thread does with the items it is sent. Built on the thread itself
+/// (see [`WorkerBuilder::spawn`]), so it need not be `Send`.
+pub trait Job: 'static {
+    /// What the request path sends.
+    type Item: Send + 'static;
+
+    /// Handles one batch, in the order the items were sent. An error is counted
+    /// ([`WorkerStats::failed_batches`]) and reported by the next [`Worker::flush`].
+    ///
+    /// # Errors
+    /// Whatever went wrong handling the batch, in words a user can act on.
+    fn process(&mut self, batch: Vec<Self::Item>) -> Result<(), String>;
+
+    /// Called at every interval, busy or idle, after the queue was drained (retry what
+    /// failed, flush a file buffer, ...). Does nothing by default.
+    fn tick(&mut self) {}
+
+    /// Called by [`Worker::flush`] after every item sent before it was processed.
+    ///
+    /// # Errors
+    /// What could not be flushed.
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Called once, after the last batch, when the worker shuts down. Flushes by default.
+    ///
+    /// # Errors
+    /// What could not be finished.
+    fn shutdown(&mut self) -> Result<(), String> {
+        self.flush()
+    }
+}
+
+/// Why a worker could not start, flush or shut down.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    /// The OS would not start a thread.
+    #[error("llmtel could not start its {name} thread: {reason}")]
+    Thread {
+        /// The worker's name.
+        name: String,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The job could not be built on the thread.
+    #[error("llmtel's {name} thread could not start its work: {reason}")]
+    Start {
+        /// The worker's name.
+        name: String,
+        /// What went wrong (already redacted of credentials).
+        reason: String,
+    },
+    /// The thread did not answer in time; the request stays with it and the thread goes on.
+    #[error(
+        "llmtel's {name} thread did not finish within {timeout:?}; it goes on in the background"
+    )]
+    Timeout {
+        /// The worker's name.
+        name: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// Too many flush or shutdown requests are already waiting for the thread.
+    #[error("llmtel's {name} thread already has {MAX_CONTROL} requests waiting; retry later")]
+    Busy {
+        /// The worker's name.
+        name: String,
+    },
+    /// The worker was shut down (or its thread ended).
+    #[error("llmtel's {name} thread has stopped")]
+    Stopped {
+        /// The worker's name.
+        name: String,
+    },
+    /// The job reported a failure (a batch, a flush or its shutdown).
+    #[error("llmtel's {name} thread: {reason}")]
+    Failed {
+        /// The worker's name.
+        name: String,
+        /// What the job reported.
+        reason: String,
+    },
+}
+
+/// A snapshot of one worker's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerStats {
+    /// The worker's name (also its thread's name, prefixed with `llmtel-`).
+    pub name: String,
+    /// Items accepted on the queue.
+    pub queued: u64,
+    /// Items dropped because the queue was full or the worker had stopped.
+    pub dropped: u64,
+    /// Items handed to the job.
+    pub processed: u64,
+    /// Batches the job reported as failed.
+    pub failed_batches: u64,
+    /// Batches during which the job panicked (the thread carries on).
+    pub panics: u64,
+    /// Items waiting now.
+    pub depth: u64,
+}
+
+#[derive(Debug)]
+struct Counters {
+    queued: Padded,
+    dropped: Padded,
+    processed: AtomicU64,
+    failed_batches: AtomicU64,
+    panics: AtomicU64,
+}
+
+enum Control {
+    Flush(SyncSender<Result<(), String>>),
+    Shutdown(SyncSender<Result<(), String>>),
+}
+
+/// State shared by the senders and the thread.
+struct Shared {
+    name: String,
+    /// Items sent since the thread last took them off the queue.
+    pending: Padded,
+    /// Whether the thread was already woken for the pending items.
+    woken: AtomicBool,
+    /// Whether the thread sleeps without a timeout (idle), so the next item must wake it.
+    asleep: AtomicBool,
+    wake_at: usize,
+    capacity: usize,
+    has_control: AtomicBool,
+    control: Mutex<VecDeque<Control>>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn stats(&self) -> WorkerStats {
+        let c = &self.counters;
+        WorkerStats {
+            name: self.name.clone(),
+            queued: c.queued.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            processed: c.processed.load(Ordering::Relaxed),
+            failed_batches: c.failed_batches.load(Ordering::Relaxed),
+            panics: c.panics.load(Ordering::Relaxed),
+            depth: self.pending.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Every worker started in this process (live ones are listed by [`workers`]).
+static REGISTRY: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// The counters of every worker alive in this process: the export queue, the call-log
+/// writer, the budget writer, the alert dispatcher, the quality monitor, ...
+pub fn workers() -> Vec<WorkerStats> {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|w| w.strong_count() > 0);
+    reg.iter()
+        .filter_map(Weak::upgrade)
+        .map(|s| s.stats())
+        .collect()
+}
+
+/// Settings of a [`Worker`]; [`WorkerBuilder::spawn`] starts it.
+#[derive(Clone, Debug)]
+pub struct WorkerBuilder {
+    name: String,
+    capacity: usize,
+    batch_size: usize,
+    wake_at: Option<usize>,
+    interval: Duration,
+    idle_sleep: Option<Duration>,
+    linger: Duration,
+    drop_timeout: Duration,
+    app_tracing: bool,
+}
+
+impl WorkerBuilder {
+    /// Items held at most (default 1024, at least 1); past it [`Worker::send`] drops and
+    /// counts.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Items per batch handed to the job (default 512, at least 1, at most the capacity).
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Pending items that wake the parked thread (default: the batch size). `1` wakes it for
+    /// every item (alerts); a larger value lets items gather into batches between intervals.
+    pub fn with_wake_at(mut self, wake_at: usize) -> Self {
+        self.wake_at = Some(wake_at.max(1));
+        self
+    }
+
+    /// Longest an item waits while fewer than the wake threshold are pending, and how often
+    /// [`Job::tick`] runs (default 1 s).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Once woken for a partial batch, how long the thread waits for more items before it
+    /// hands the batch over (default none): with a store one round trip away, many items per
+    /// write are worth a millisecond or two of latency.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// How long without any item before the thread stops waking at each interval and sleeps
+    /// until the next item (default 10 s); `None` keeps it ticking (a job whose
+    /// [`Job::tick`] retries work, say).
+    pub fn with_idle_sleep(mut self, after: Option<Duration>) -> Self {
+        self.idle_sleep = after;
+        self
+    }
+
+    /// Lets the thread's spans and events reach the application's default subscriber (the
+    /// quality pipeline emits evaluation results, and its evaluators trace their own model
+    /// calls). Off by default: the thread runs under a subscriber that records nothing.
+    pub fn with_app_tracing(mut self, on: bool) -> Self {
+        self.app_tracing = on;
+        self
+    }
+
+    /// How long dropping the last handle waits for the thread to finish what is queued
+    /// (default 5 s); past it the thread finishes in the background.
+    pub fn with_drop_timeout(mut self, timeout: Duration) -> Self {
+        self.drop_timeout = timeout;
+        self
+    }
+
+    /// Starts the thread and builds the job on it with `make_job` (so a job can own a tokio
+    /// runtime, a file or a connection made there). Returns once the job is built.
+    ///
+    /// # Errors
+    /// [`WorkerError::Thread`] when the OS will not start a thread, [`WorkerError::Start`]
+    /// with `make_job`'s error (redacted of credentials) when the job cannot be built.
+    pub fn spawn<J, F, E>(self, make_job: F) -> Result<Worker<J::Item>, WorkerError>
+    where
+        J: Job,
+        F: FnOnce() -> Result<J, E> + Send + 'static,
+        E: fmt::Display,
+    {
+        let batch_size = self.batch_size.min(self.capacity);
+        let (tx, rx) = mpsc::sync_channel::<J::Item>(self.capacity);
+        let shared = Arc::new(Shared {
+            name: self.name.clone(),
+            pending: Padded(AtomicU64::new(0)),
+            woken: AtomicBool::new(false),
+            asleep: AtomicBool::new(false),
+            wake_at: self.wake_at.unwrap_or(batch_size),
+            capacity: self.capacity,
+            has_control: AtomicBool::new(false),
+            control: Mutex::new(VecDeque::new()),
+            counters: Counters {
+                queued: Padded(AtomicU64::new(0)),
+                dropped: Padded(AtomicU64::new(0)),
+                processed: AtomicU64::new(0),
+                failed_batches: AtomicU64::new(0),
+                panics: AtomicU64::new(0),
+            },
+        });
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), String>>(1);
+        let theirs = shared.clone();
+        let interval = self.interval;
+        let idle_sleep = self.idle_sleep;
+        let linger = self.linger;
+        let app_tracing = self.app_tracing;
+        let handle = std::thread::Builder::new()
+            .name(format!("llmtel-{}", self.name))
+            .spawn(move || {
+                // Nothing on this thread reaches the app's subscriber, unless asked.
+                let _quiet = (!app_tracing).then(|| {
+                    tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default())
+                });
+                let job = match catch_unwind(AssertUnwindSafe(make_job)) {
+                    Ok(Ok(job)) => job,
+                    Ok(Err(e)) => {
+                        let _ = ready_tx.send(Err(crate::redact::redact_string(e.to_string())));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ready_tx.send(Err("building the job panicked".into()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                Runner {
+                    job,
+                    rx,
+                    shared: theirs,
+                    batch_size,
+                    interval,
+                    idle_sleep,
+                    linger,
+                    failure: None,
+                }
+                .run();
+            })
+            .map_err(|e| WorkerError::Thread {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                let _ = handle.join();
+                return Err(WorkerError::Start {
+                    name: self.name,
+                    reason,
+                });
+            }
+            Err(_) => {
+                let _ = handle.join();
+                return Err(WorkerError::Start {
+                    name: self.name,
+                    reason: "the thread ended before its job was built".into(),
+                });
+            }
+        }
+        {
+            let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+            reg.retain(|w| w.strong_count() > 0);
+            reg.push(Arc::downgrade(&shared));
+        }
+        Ok(Worker {
+            inner: Arc::new(Inner {
+                thread: handle.thread().clone(),
+                items: tx,
+                shared,
+                lifecycle: Mutex::new(Lifecycle::Running(handle)),
+                drop_timeout: self.drop_timeout,
+            }),
+        })
+    }
+}
+
+/// Where the thread is in its life.
+enum Lifecycle {
+    Running(JoinHandle<()>),
+    /// A shutdown was requested and has not answered yet.
+    Stopping {
+        handle: JoinHandle<()>,
+        ack: Receiver<Result<(), String>>,
+    },
+    /// Shut down, with the first shutdown's outcome.
+    Stopped(Result<(), String>),
+}
+
+struct Inner<T> {
+    thread: Thread,
+    items: SyncSender<T>,
+    shared: Arc<Shared>,
+    lifecycle: Mutex<Lifecycle>,
+    drop_timeout: Duration,
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        let _ = shutdown(
+            &self.shared,
+            &self.thread,
+            &self.lifecycle,
+            self.drop_timeout,
+        );
+    }
+}
+
+/// A handle on a background thread with a bounded queue (see the [module docs](self)).
+/// Cheap to clone; clones share the thread, which stops, after processing what is queued,
+/// at [`Worker::shutdown`] or when the last clone is dropped.
+pub struct Worker<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for Worker<T> {
+    fn clone(&self) -> Self {
+        Worker {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("stats", &self.inner.shared.stats())
+            .finish()
+    }
+}
+
+impl Worker<()> {
+    /// Settings for a worker called `name` (its thread is `llmtel-<name>`): capacity 1024,
+    /// batches of 512, woken at a full batch, interval 1 s.
+    pub fn builder(name: impl Into<String>) -> WorkerBuilder {
+        WorkerBuilder {
+            name: name.into(),
+            capacity: 1024,
+            batch_size: 512,
+            wake_at: None,
+            interval: Duration::from_secs(1),
+            idle_sleep: Some(Duration::from_secs(10)),
+            linger: Duration::ZERO,
+            app_tracing: false,
+            drop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl<T: Send + 'static> Worker<T> {
+    /// Queues an item without blocking. A full queue, or a stopped worker, gives the item back
+    /// and counts it as dropped ([`WorkerStats::dropped`], [`crate::Health::background_dropped`]).
+    ///
+    /// # Errors
+    /// The item, when it was dropped.
+    #[inline]
+    pub fn send(&self, item: T) -> Result<(), T> {
+        let shared = &*self.inner.shared;
+        match self.inner.items.try_send(item) {
+            Ok(()) => {
+                shared.counters.queued.fetch_add(1, Ordering::Relaxed);
+                // SeqCst with the thread's `asleep` store and `pending` load: either it sees
+                // this item before it sleeps, or this sees that it sleeps.
+                let pending = shared.pending.fetch_add(1, Ordering::SeqCst) + 1;
+                if (pending >= shared.wake_at as u64 || shared.asleep.load(Ordering::SeqCst))
+                    && !shared.woken.swap(true, Ordering::AcqRel)
+                {
+                    self.inner.thread.unpark();
+                }
+                Ok(())
+            }
+            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                inc(&COUNTERS.background_dropped);
+                Err(item)
+            }
+        }
+    }
+
+    /// Waits up to `timeout` until every item sent before this call has been processed and
+    /// the job flushed.
+    ///
+    /// # Errors
+    /// [`WorkerError::Failed`] when a batch since the last flush, or the job's flush, failed;
+    /// [`WorkerError::Timeout`], [`WorkerError::Busy`] or [`WorkerError::Stopped`] when the
+    /// thread did not answer.
+    pub fn flush(&self, timeout: Duration) -> Result<(), WorkerError> {
+        let shared = &self.inner.shared;
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        if !matches!(
+            &*self
+                .inner
+                .lifecycle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            Lifecycle::Running(_)
+        ) {
+            return Err(WorkerError::Stopped {
+                name: shared.name.clone(),
+            });
+        }
+        request(shared, &self.inner.thread, Control::Flush(ack_tx))?;
+        answer(shared, &ack_rx, timeout)
+    }
+
+    /// Processes what is queued, shuts the job down and joins the thread, waiting at most
+    /// `timeout`. Items sent afterwards are dropped and counted.
+    ///
+    /// # Errors
+    /// As [`Worker::flush`]. A shutdown that timed out goes on in the background; calling
+    /// again waits for its answer. Once shut down, every call returns the first outcome.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), WorkerError> {
+        let i = &self.inner;
+        shutdown(&i.shared, &i.thread, &i.lifecycle, timeout)
+    }
+
+    /// Whether the queue is full now, so a caller can skip building an item it would drop
+    /// (and count that drop with [`Worker::count_dropped`]).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.inner.shared.pending.load(Ordering::Relaxed) >= self.inner.shared.capacity as u64
+    }
+
+    /// Counts an item the caller dropped without sending it (after [`Worker::is_full`]).
+    pub fn count_dropped(&self) {
+        self.inner
+            .shared
+            .counters
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        inc(&COUNTERS.background_dropped);
+    }
+
+    /// This worker's counters.
+    pub fn stats(&self) -> WorkerStats {
+        self.inner.shared.stats()
+    }
+}
+
+fn request(shared: &Shared, thread: &Thread, msg: Control) -> Result<(), WorkerError> {
+    {
+        let mut q = shared.control.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() >= MAX_CONTROL {
+            return Err(WorkerError::Busy {
+                name: shared.name.clone(),
+            });
+        }
+        q.push_back(msg);
+        shared.has_control.store(true, Ordering::Release);
+    }
+    thread.unpark();
+    Ok(())
+}
+
+fn answer(
+    shared: &Shared,
+    ack: &Receiver<Result<(), String>>,
+    timeout: Duration,
+) -> Result<(), WorkerError> {
+    match ack.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(WorkerError::Failed {
+            name: shared.name.clone(),
+            reason,
+        }),
+        Err(RecvTimeoutError::Timeout) => Err(WorkerError::Timeout {
+            name: shared.name.clone(),
+            timeout,
+        }),
+        Err(RecvTimeoutError::Disconnected) => Err(WorkerError::Stopped {
+            name: shared.name.clone(),
+        }),
+    }
+}
+
+fn shutdown(
+    shared: &Shared,
+    thread: &Thread,
+    lifecycle: &Mutex<Lifecycle>,
+    timeout: Duration,
+) -> Result<(), WorkerError> {
+    // The thread cannot wait for itself (its job dropped the last handle): ask, and go on.
+    let own_thread = std::thread::current().id() == thread.id();
+    let timeout = if own_thread { Duration::ZERO } else { timeout };
+    let deadline = Instant::now() + timeout;
+    let mut state = lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+    let placeholder = Lifecycle::Stopped(Err("shutdown in progress".into()));
+    let (handle, ack) = match std::mem::replace(&mut *state, placeholder) {
+        Lifecycle::Stopped(outcome) => {
+            *state = Lifecycle::Stopped(outcome.clone());
+            return outcome.map_err(|reason| WorkerError::Failed {
+                name: shared.name.clone(),
+                reason: format!("an earlier shutdown failed: {reason}"),
+            });
+        }
+        Lifecycle::Running(handle) => {
+            let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+            if let Err(e) = request(shared, thread, Control::Shutdown(ack_tx)) {
+                *state = Lifecycle::Running(handle);
+                return Err(e);
+            }
+            (handle, ack_rx)
+        }
+        Lifecycle::Stopping { handle, ack } => (handle, ack),
+    };
+    match answer(
+        shared,
+        &ack,
+        deadline.saturating_duration_since(Instant::now()),
+    ) {
+        Err(WorkerError::Timeout { name, .. }) => {
+            *state = Lifecycle::Stopping { handle, ack };
+            Err(WorkerError::Timeout { name, timeout })
+        }
+        r => {
+            let _ = handle.join();
+            *state = Lifecycle::Stopped(match &r {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            });
+            r
+        }
+    }
+}
+
+/// The thread's side.
+struct Runner<J: Job> {
+    job: J,
+    rx: Receiver<J::Item>,
+    shared: Arc<Shared>,
+    batch_size: usize,
+    interval: Duration,
+    idle_sleep: Option<Duration>,
+    linger: Duration,
+    /// The first batch failure since the last flush.
+    failure: Option<String>,
+}
+
+impl<J: Job> Runner<J> {
+    fn run(mut self) {
+        let mut next_tick = Instant::now() + self.interval;
+        let mut last_item = Instant::now();
+        loop {
+            if self.shared.has_control.swap(false, Ordering::AcqRel) {
+                let requests: Vec<Control> = self
+                    .shared
+                    .control
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .drain(..)
+                    .collect();
+                for r in requests {
+                    match r {
+                        Control::Flush(ack) => {
+                            self.drain(false);
+                            let batches = self.failure.take().map_or(Ok(()), Err);
+                            let flushed = self.guard(|j| j.flush());
+                            let _ = ack.send(batches.and(flushed));
+                        }
+                        Control::Shutdown(ack) => {
+                            let _ = ack.send(self.finish());
+                            return;
+                        }
+                    }
+                }
+            }
+            self.shared.woken.store(false, Ordering::Release);
+            let processed = self.shared.counters.processed.load(Ordering::Relaxed);
+            let disconnected = self.drain(true);
+            if disconnected {
+                // Every handle is gone without a shutdown request (cannot happen through
+                // `Worker`, whose last drop asks for one): finish quietly.
+                let _ = self.finish();
+                return;
+            }
+            let now = Instant::now();
+            if self.shared.counters.processed.load(Ordering::Relaxed) != processed {
+                last_item = now;
+            }
+            if now >= next_tick {
+                let _ = self.guard(|j| {
+                    j.tick();
+                    Ok(())
+                });
+                next_tick = now + self.interval;
+            }
+            if self
+                .idle_sleep
+                .is_some_and(|after| now.duration_since(last_item) >= after)
+            {
+                self.shared.asleep.store(true, Ordering::SeqCst);
+                if self.shared.pending.load(Ordering::SeqCst) == 0
+                    && !self.shared.has_control.load(Ordering::SeqCst)
+                {
+                    std::thread::park();
+                }
+                self.shared.asleep.store(false, Ordering::SeqCst);
+                last_item = Instant::now();
+                next_tick = last_item + self.interval;
+                continue;
+            }
+            // Park unless woken meanwhile (an unpark before this park returns at once).
+            std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.drain(false);
+        let batches = self.failure.take().map_or(Ok(()), Err);
+        let done = self.guard(|j| j.shutdown());
+        batches.and(done)
+    }
+
+    /// Runs a job hook, counting a panic as a failure.
+    fn guard(&mut self, f: impl FnOnce(&mut J) -> Result<(), String>) -> Result<(), String> {
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.job))) {
+            Ok(r) => r,
+            Err(_) => {
+                self.shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+                Err("the job panicked".into())
+            }
+        }
+    }
+
+    /// Processes everything queued now, a batch at a time (lingering once for a partial
+    /// batch when `linger`); returns whether every sender is gone.
+    fn drain(&mut self, linger: bool) -> bool {
+        let mut lingered = !linger || self.linger.is_zero();
+        loop {
+            let mut batch = Vec::with_capacity(self.batch_size.min(64));
+            let mut disconnected = false;
+            while batch.len() < self.batch_size {
+                match self.rx.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(TryRecvError::Empty) if !lingered && !batch.is_empty() => {
+                        // One sleep for the rest of the linger rather than a wake-up per
+                        // item: senders then never wake this thread meanwhile.
+                        lingered = true;
+                        std::thread::sleep(self.linger);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                return disconnected;
+            }
+            let n = batch.len();
+            self.shared.pending.fetch_sub(n as u64, Ordering::AcqRel);
+            let shared = self.shared.clone();
+            shared
+                .counters
+                .processed
+                .fetch_add(n as u64, Ordering::Relaxed);
+            if let Err(e) = self.guard(|j| j.process(batch)) {
+                shared
+                    .counters
+                    .failed_batches
+                    .fetch_add(1, Ordering::Relaxed);
+                self.failure.get_or_insert(e);
+            }
+            if n < self.batch_size || disconnected {
+                return disconnected;
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! llmtel's one background-worker primitive (`llmtel::worker`): every item is processed or
+//! counted as dropped, a panicking job does not stop the thread, flush reports failed batches,
+//! and a shutdown that times out is never reported as a success later.
+
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use llmtel::worker::{Job, Worker, WorkerError};
+
+/// An item whose batch panics, and one whose batch fails.
+const PANICS: u32 = 1_000_666;
+const FAILS: u32 = 1_000_013;
+
+/// Records what it processes; blocks while `gate` holds a receiver and until it gets a message.
+struct Recorder {
+    seen: Arc<Mutex<Vec<u32>>>,
+    gate: Option<mpsc::Receiver<()>>,
+    shut: Arc<AtomicU64>,
+}
+
+impl Job for Recorder {
+    type Item = u32;
+    fn process(&mut self, batch: Vec<u32>) -> Result<(), String> {
+        if let Some(g) = self.gate.take() {
+            let _ = g.recv();
+        }
+        if batch.contains(&PANICS) {
+            panic!("a bad item");
+        }
+        let failed = batch.contains(&FAILS);
+        self.seen.lock().unwrap().extend(batch);
+        if failed {
+            return Err("the sink refused item FAILS".into());
+        }
+        Ok(())
+    }
+    fn shutdown(&mut self) -> Result<(), String> {
+        self.shut.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn recorder(gate: Option<mpsc::Receiver<()>>) -> (Recorder, Arc<Mutex<Vec<u32>>>, Arc<AtomicU64>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let shut = Arc::new(AtomicU64::new(0));
+    (
+        Recorder {
+            seen: seen.clone(),
+            gate,
+            shut: shut.clone(),
+        },
+        seen,
+        shut,
+    )
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_exactly_and_the_rest_arrives_in_order() {
+    let (open, gate) = mpsc::channel();
+    let (job, seen, _) = recorder(Some(gate));
+    let worker = Worker::builder("test-drops")
+        .with_capacity(100)
+        .with_batch_size(10)
+        .with_wake_at(1)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    let before = llmtel::health().background_dropped;
+    // The first item wakes the thread, which blocks in `process` on the gate: the queue
+    // then holds at most 100 items.
+    worker.send(0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while worker.stats().depth != 0 {
+        assert!(Instant::now() < deadline, "the worker never took item 0");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut accepted = vec![0];
+    let mut dropped = 0;
+    for i in 1..=1000u32 {
+        match worker.send(i) {
+            Ok(()) => accepted.push(i),
+            Err(back) => {
+                assert_eq!(back, i, "a dropped item is handed back");
+                dropped += 1;
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 101, "capacity 100 plus the item in process");
+    assert_eq!(dropped, 900);
+    open.send(()).unwrap();
+    worker.flush(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        accepted,
+        "every accepted item, in order"
+    );
+    let stats = worker.stats();
+    assert_eq!(stats.queued, 101);
+    assert_eq!(stats.dropped, 900);
+    assert_eq!(stats.processed, 101);
+    assert_eq!(stats.depth, 0);
+    assert_eq!(llmtel::health().background_dropped - before, 900);
+    assert!(
+        llmtel::worker::workers()
+            .iter()
+            .any(|w| w.name == "test-drops" && w.dropped == 900),
+        "the worker is listed with its counters: {:?}",
+        llmtel::worker::workers()
+    );
+    worker.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(worker.send(7), Err(7), "a stopped worker drops and counts");
+    assert_eq!(worker.stats().dropped, 901);
+}
+
+#[test]
+fn a_panicking_batch_is_counted_and_the_thread_goes_on() {
+    let (job, seen, _) = recorder(None);
+    let worker = Worker::builder("test-panic")
+        .with_batch_size(1)
+        .with_wake_at(1)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(1).unwrap();
+    worker.send(PANICS).unwrap();
+    worker.send(2).unwrap();
+    let err = worker.flush(Duration::from_secs(5)).unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    assert_eq!(worker.stats().panics, 1);
+    assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
+    // The failure was reported once; the next flush is clean.
+    worker.send(3).unwrap();
+    worker.flush(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn flush_reports_a_failed_batch_since_the_last_flush() {
+    let (job, _, _) = recorder(None);
+    let worker = Worker::builder("test-failed")
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(FAILS).unwrap();
+    match worker.flush(Duration::from_secs(5)) {
+        Err(WorkerError::Failed { reason, .. }) => {
+            assert!(reason.contains("item FAILS"), "{reason}")
+        }
+        other => panic!("expected the batch failure, got {other:?}"),
+    }
+    assert_eq!(worker.stats().failed_batches, 1);
+    worker.flush(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_timed_out_shutdown_is_reported_as_such_and_a_later_call_waits_for_the_real_answer() {
+    let (open, gate) = mpsc::channel();
+    let (job, seen, shut) = recorder(Some(gate));
+    let worker = Worker::builder("test-shutdown")
+        .with_wake_at(1)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(1).unwrap();
+    worker.send(2).unwrap();
+    match worker.shutdown(Duration::from_millis(100)) {
+        Err(WorkerError::Timeout { .. }) => {}
+        other => panic!("the job is blocked: expected a timeout, got {other:?}"),
+    }
+    assert_eq!(shut.load(Ordering::SeqCst), 0);
+    match worker.flush(Duration::from_secs(1)) {
+        Err(WorkerError::Stopped { .. }) => {}
+        other => panic!("a stopping worker takes no flush, got {other:?}"),
+    }
+    open.send(()).unwrap();
+    worker.shutdown(Duration::from_secs(5)).unwrap();
+    assert_eq!(shut.load(Ordering::SeqCst), 1, "the job was shut down once");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![1, 2],
+        "what was queued went out"
+    );
+    worker.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn dropping_the_last_handle_processes_what_is_queued() {
+    let (job, seen, shut) = recorder(None);
+    let worker = Worker::builder("test-drop")
+        .with_interval(Duration::from_secs(3600))
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    let clone = worker.clone();
+    for i in 0..10 {
+        clone.send(i).unwrap();
+    }
+    drop(clone);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "below the wake threshold, nothing ran yet"
+    );
+    drop(worker);
+    assert_eq!(*seen.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    assert_eq!(shut.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn items_below_the_threshold_go_out_at_the_interval() {
+    let (job, seen, _) = recorder(None);
+    let worker = Worker::builder("test-interval")
+        .with_interval(Duration::from_millis(50))
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(5).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the interval never woke the thread"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![5]);
+}
+
+#[test]
+fn a_job_that_cannot_start_says_why_without_its_credentials() {
+    let err = Worker::builder("test-start")
+        .spawn(|| {
+            Err::<Recorder, _>("cannot reach https://user:hunter2@collector.example/v1/traces")
+        })
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, WorkerError::Start { .. }), "{err:?}");
+    assert!(text.contains("collector.example"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn an_idle_worker_sleeps_until_the_next_item_and_that_item_wakes_it() {
+    let (job, seen, _) = recorder(None);
+    let worker = Worker::builder("test-idle")
+        .with_interval(Duration::from_millis(10))
+        .with_idle_sleep(Some(Duration::from_millis(50)))
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    for round in 0..20u32 {
+        // Long enough for the thread to stop ticking and sleep without a timeout.
+        std::thread::sleep(Duration::from_millis(80));
+        worker.send(round).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().len() <= round as usize {
+            assert!(
+                Instant::now() < deadline,
+                "item {round}, below the wake threshold, was never processed: the sleeping \
+                 thread was not woken"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
+}
