@@ -95,6 +95,15 @@ elapsed "no default features, all targets" "$t"
 # --- 3. Package ------------------------------------------------------------------------
 t=$SECONDS
 step "cargo package --workspace (verified: each crate built from its tarball)"
+# Verifying a crate builds the workspace crates it depends on from cargo's overlay registry,
+# and cargo takes a registry package as immutable for its version (a "Precalculated"
+# fingerprint, no look at the sources): a warm target dir would reuse what an earlier run
+# built from older sources, all at 0.1.0, and miss a crate that no longer builds against
+# the new one. Forget those builds (only those: the workspace's own builds stay); a fresh
+# clone, as in CI, has none.
+for f in "${CARGO_TARGET_DIR:-target}"/debug/.fingerprint/llmtel*-*/*.json; do
+  [[ -e "$f" ]] && grep -q '"Precalculated"' "$f" && rm -rf "$(dirname "$f")"
+done
 # The packages leave tests and benches out (see `include` in each Cargo.toml); cargo says so
 # once per test target, which is noise here.
 cargo package --workspace "${exclude[@]}" --locked -j2 2>&1 \
