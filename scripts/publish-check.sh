@@ -33,13 +33,16 @@ import json, os, sys
 root = os.getcwd()
 for p in json.load(sys.stdin)["packages"]:
     rel = os.path.relpath(os.path.dirname(p["manifest_path"]), root)
-    print(rel, p["name"], "no" if p["publish"] == [] else "yes")
+    print(rel, p["name"], p["version"], "no" if p["publish"] == [] else "yes")
 ')"
 exclude=()
-while read -r dir name publishable; do
+published=() # name-version of each publishable member
+while read -r dir name version publishable; do
   if [[ "$publishable" == no ]]; then
     [[ "$dir" == crates/* ]] && { echo "publish-check: $dir has publish = false"; exit 1; }
     exclude+=(--exclude "$name")
+  else
+    published+=("$name-$version")
   fi
 done <<<"$members"
 
@@ -95,15 +98,30 @@ elapsed "no default features, all targets" "$t"
 # --- 3. Package ------------------------------------------------------------------------
 t=$SECONDS
 step "cargo package --workspace (verified: each crate built from its tarball)"
-# Verifying a crate builds the workspace crates it depends on from cargo's overlay registry,
-# and cargo takes a registry package as immutable for its version (a "Precalculated"
-# fingerprint, no look at the sources): a warm target dir would reuse what an earlier run
-# built from older sources, all at 0.1.0, and miss a crate that no longer builds against
-# the new one. Forget those builds (only those: the workspace's own builds stay); a fresh
-# clone, as in CI, has none.
-for f in "${CARGO_TARGET_DIR:-target}"/debug/.fingerprint/llmtel*-*/*.json; do
-  [[ -e "$f" ]] && grep -q '"Precalculated"' "$f" && rm -rf "$(dirname "$f")"
+# Verifying a crate builds the workspace crates it depends on from cargo's overlay registry
+# (target/package/tmp-registry), and cargo takes a registry package as immutable for its
+# version: it unpacks each .crate once into $CARGO_HOME/registry/src/ (shared by every run and
+# every clone at the same path, CI's included) and keeps the builds made from it. A second
+# run would verify against the sources and builds of an earlier one, all at the same version,
+# and pass a crate that no longer builds against the new ones. So forget both first: the
+# unpacked copies of our crates (a crates.io crate of the same name would just be unpacked
+# again from the download cache) and every build made from them, found by the sources their
+# .d files list (the workspace's own builds stay).
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+alternatives=""
+for nv in "${published[@]}"; do
+  rm -rf "$cargo_home"/registry/src/*/"$nv"
+  alternatives+="${alternatives:+|}${nv//./\\.}"
 done
+if [[ -d "$target_dir/debug/deps" ]]; then
+  { grep -lE "/registry/src/[^/ ]+/($alternatives)/" "$target_dir"/debug/deps/*.d || true; } \
+    | while read -r dep_info; do
+        hash="${dep_info##*-}"
+        hash="${hash%.d}"
+        rm -rf "$target_dir"/debug/.fingerprint/*-"$hash" "$target_dir"/debug/deps/*-"$hash".*
+      done
+fi
 # The packages leave tests and benches out (see `include` in each Cargo.toml); cargo says so
 # once per test target, which is noise here.
 cargo package --workspace "${exclude[@]}" --locked -j2 2>&1 \
