@@ -492,12 +492,14 @@ impl<T: Send + 'static> Worker<T> {
     #[inline]
     pub fn send(&self, item: T) -> Result<(), T> {
         let shared = &*self.inner.shared;
+        // Counted before the item is in the queue, so the thread, which subtracts what it
+        // takes, never subtracts an item not yet counted. SeqCst with the thread's `asleep`
+        // store and `pending` load: either it sees this item before it sleeps, or this sees
+        // that it sleeps.
+        let pending = shared.pending.fetch_add(1, Ordering::SeqCst) + 1;
         match self.inner.items.try_send(item) {
             Ok(()) => {
                 shared.counters.queued.fetch_add(1, Ordering::Relaxed);
-                // SeqCst with the thread's `asleep` store and `pending` load: either it sees
-                // this item before it sleeps, or this sees that it sleeps.
-                let pending = shared.pending.fetch_add(1, Ordering::SeqCst) + 1;
                 if (pending >= shared.wake_at as u64 || shared.asleep.load(Ordering::SeqCst))
                     && !shared.woken.swap(true, Ordering::AcqRel)
                 {
@@ -506,6 +508,7 @@ impl<T: Send + 'static> Worker<T> {
                 Ok(())
             }
             Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                shared.pending.fetch_sub(1, Ordering::SeqCst);
                 shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 inc(&COUNTERS.background_dropped);
                 Err(item)

@@ -259,3 +259,37 @@ fn an_idle_worker_sleeps_until_the_next_item_and_that_item_wakes_it() {
     }
     assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
 }
+
+#[test]
+fn senders_racing_the_thread_lose_nothing_and_keep_the_counts_exact() {
+    // The thread takes items as fast as four senders put them in: an item can be taken
+    // before its sender has counted it (this overflowed the pending count once).
+    let (job, seen, _) = recorder(None);
+    let worker = Worker::builder("test-race")
+        .with_capacity(64)
+        .with_batch_size(1)
+        .with_wake_at(1)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let (worker, accepted) = (worker.clone(), accepted.clone());
+            s.spawn(move || {
+                for i in 0..20_000u32 {
+                    if worker.send(t * 100_000 + i % 1000).is_ok() {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    worker.flush(Duration::from_secs(10)).unwrap();
+    let stats = worker.stats();
+    let accepted = accepted.load(Ordering::Relaxed);
+    assert_eq!(stats.queued, accepted);
+    assert_eq!(stats.queued + stats.dropped, 80_000);
+    assert_eq!(stats.processed, accepted);
+    assert_eq!(seen.lock().unwrap().len() as u64, accepted);
+    assert_eq!(stats.depth, 0, "{stats:?}");
+}

@@ -1,0 +1,536 @@
+//! llmtel's load harness: drives the full stack a user runs (llmtel layer and OTLP export,
+//! budgets, quality, Prometheus, call log) at a set rate or flat out, from several threads
+//! or from tokio tasks, and reports spans created, queued, dropped and exported (llmtel's
+//! counters) against spans received (counted by a separate receiver process), CPU per span,
+//! RSS over the run and how long each span held the emitting thread.
+//!
+//! ```text
+//! load-harness drive --rate 20000 --seconds 60 --threads 2 --receiver 127.0.0.1:4399
+//! load-harness receive --listen 127.0.0.1:4399      # started by `drive --receiver`
+//! ```
+//!
+//! With `--receiver ADDR` the driver starts `load-harness receive` on ADDR (a plain OTLP/gRPC
+//! trace receiver that counts spans and prints the count) and, unless
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` points elsewhere (a collector stage such as rotel forwarding
+//! to ADDR, see `scripts/load.sh`), exports to it directly. The report is one JSON object on
+//! stdout. See BENCHMARKS.md, "Load".
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tracing_subscriber::prelude::*;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("receive") => receive(&Flags::parse(&args[1..])?),
+        Some("drive") => drive(&Flags::parse(&args[1..])?),
+        _ => Err(USAGE.into()),
+    }
+}
+
+const USAGE: &str = "usage: load-harness drive [--rate N] [--seconds S] [--threads T] [--tokio] \
+[--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
+[--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR";
+
+/// `--name value` and `--flag` pairs.
+struct Flags(Vec<(String, Option<String>)>);
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags, Error> {
+        let mut out = Vec::new();
+        let mut it = args.iter().peekable();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                return Err(format!("unexpected argument `{a}`\n{USAGE}").into());
+            };
+            let value = match it.peek() {
+                Some(v) if !v.starts_with("--") => it.next().cloned(),
+                _ => None,
+            };
+            out.push((name.to_owned(), value));
+        }
+        Ok(Flags(out))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, Error> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: `{v}` is not a number\n{USAGE}").into()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The receiver: a separate process, so its work is not counted in the driver's CPU.
+
+struct Counting(Arc<AtomicU64>);
+
+#[tonic::async_trait]
+impl TraceService for Counting {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let n: usize = request
+            .get_ref()
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn receive(flags: &Flags) -> Result<(), Error> {
+    let listen = flags.get("listen").unwrap_or("127.0.0.1:4399").to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("receiver: cannot listen on {listen}: {e}"))?;
+        println!("listening {}", listener.local_addr()?);
+        let count = Arc::new(AtomicU64::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            let mut last = u64::MAX;
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let n = seen.load(Ordering::Relaxed);
+                if n != last {
+                    println!("received {n}");
+                    last = n;
+                }
+            }
+        });
+        tonic::transport::Server::builder()
+            .add_service(
+                TraceServiceServer::new(Counting(count))
+                    .max_decoding_message_size(64 * 1024 * 1024),
+            )
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await?;
+        Ok::<_, Error>(())
+    })
+}
+
+/// The receiver child and the last count it printed.
+struct Receiver {
+    child: Child,
+    received: Arc<AtomicU64>,
+}
+
+impl Receiver {
+    fn start(listen: &str) -> Result<Receiver, Error> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["receive", "--listen", listen])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("receiver: no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("listening ") => {}
+            other => {
+                let _ = child.kill();
+                return Err(format!("receiver did not start: {other:?}").into());
+            }
+        }
+        let received = Arc::new(AtomicU64::new(0));
+        let theirs = received.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(n) = line.strip_prefix("received ").and_then(|n| n.parse().ok()) {
+                    theirs.store(n, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Receiver { child, received })
+    }
+
+    /// Waits until the count reaches `want` or stops moving for `quiet`.
+    fn settle(&self, want: u64, quiet: Duration, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        let mut last = (self.received.load(Ordering::Relaxed), Instant::now());
+        loop {
+            let n = self.received.load(Ordering::Relaxed);
+            if n >= want || Instant::now() >= deadline {
+                return n;
+            }
+            if n != last.0 {
+                last = (n, Instant::now());
+            } else if last.1.elapsed() >= quiet {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver.
+
+/// User-mode plus kernel-mode CPU time of this process (`/proc/self/stat`, clock ticks of
+/// 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Resident set size in KiB (`VmRSS`).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+#[derive(Clone, Copy)]
+struct Load {
+    /// Spans per second per emitter (0: flat out).
+    rate: f64,
+    duration: Duration,
+    llm_share: f64,
+}
+
+/// Emits spans until the duration is over; returns (LLM spans, other spans, nanoseconds each
+/// span held this thread).
+fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(
+        ((load.rate.max(1.0) * load.duration.as_secs_f64()) as usize).min(50_000_000),
+    );
+    let (mut llm, mut other) = (0u64, 0u64);
+    let users = ["u-1", "u-2", "u-3", "u-4", "u-5", "u-6", "u-7", "u-8"];
+    let usage = llmtel::Usage {
+        input_tokens: 1200,
+        output_tokens: 300,
+        cache_read_tokens: 400,
+        ..Default::default()
+    };
+    let mut n: u64 = 0;
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= load.duration || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if load.rate > 0.0 && n as f64 >= elapsed.as_secs_f64() * load.rate {
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        // The share of LLM spans, spread evenly.
+        let is_llm =
+            ((n + 1) as f64 * load.llm_share).floor() > (n as f64 * load.llm_share).floor();
+        let t = Instant::now();
+        if is_llm {
+            let user = users[(n as usize + emitter) % users.len()];
+            let span = llmtel::llm_span!(
+                "chat",
+                "openai",
+                "gpt-4o-mini",
+                "user.id" = user,
+                "llmtel.feature" = "load"
+            );
+            llmtel::record_usage(&span, &usage);
+            drop(span);
+            llm += 1;
+        } else {
+            let span = tracing::info_span!("handle_request", n);
+            drop(span);
+            other += 1;
+        }
+        held.push(u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX));
+        n += 1;
+    }
+    (llm, other, held)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn drive(flags: &Flags) -> Result<(), Error> {
+    let rate: f64 = flags.num("rate", 20_000.0)?;
+    let seconds: f64 = flags.num("seconds", 10.0)?;
+    let threads: usize = flags.num("threads", 2)?;
+    let threads = threads.max(1);
+    let llm_share: f64 = flags.num("llm-share", 1.0)?;
+    let use_tokio = flags.has("tokio");
+    let budgets_kind = flags.get("budgets").unwrap_or("memory").to_owned();
+
+    let receiver = flags.get("receiver").map(Receiver::start).transpose()?;
+
+    // The stack: llmtel's layer and export, Prometheus, quality and the call log as sinks,
+    // budgets as a layer, over the store asked for.
+    let dir = std::env::temp_dir().join(format!("llmtel-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut builder = llmtel::builder()
+        .with_service_name("load-harness")
+        .with_console(false);
+    let mut endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
+    if let (Some(addr), None) = (flags.get("receiver"), &endpoint) {
+        // Straight to the receiver when no collector stage is named.
+        endpoint = Some(format!("http://{addr}"));
+        builder = builder
+            .with_endpoint(format!("http://{addr}"))
+            .with_protocol(llmtel::Protocol::Grpc);
+    }
+    let prom =
+        (!flags.has("no-prometheus")).then(|| llmtel_metrics::PrometheusSink::builder().build());
+    if let Some(p) = &prom {
+        builder = builder.with_sink(Arc::new(p.clone()));
+    }
+    let quality = (!flags.has("no-quality")).then(|| llmtel_quality::Quality::builder().build());
+    if let Some(q) = &quality {
+        builder = builder.with_sink(Arc::new(q.sink()));
+    }
+    let call_log = if flags.has("no-call-log") {
+        None
+    } else {
+        Some(llmtel_report::CallLog::builder(dir.join("calls.jsonl")).build()?)
+    };
+    if let Some(l) = &call_log {
+        builder = builder.with_sink(Arc::new(l.clone()));
+    }
+    let store: Option<Arc<dyn llmtel_budget::BudgetStore>> = match budgets_kind.as_str() {
+        "off" => None,
+        "memory" => Some(Arc::new(llmtel_budget::MemoryStore::new())),
+        "sqlite" => Some(Arc::new(llmtel_budget::SqliteStore::open(
+            dir.join("budgets.sqlite"),
+        )?)),
+        "redis" => {
+            let url = std::env::var("LLMTEL_REDIS_URL")
+                .or_else(|_| std::env::var("REDIS_URL"))
+                .map_err(|_| "--budgets redis needs LLMTEL_REDIS_URL or REDIS_URL")?;
+            Some(Arc::new(
+                llmtel_budget::RedisStore::open(&url)?
+                    .with_prefix(&format!("llmtel-load-{}", std::process::id())),
+            ))
+        }
+        other => return Err(format!("--budgets {other}: use off, memory, sqlite or redis").into()),
+    };
+    let budgets = match store {
+        Some(store) => {
+            let config = llmtel_budget::Config::from_toml_str(
+                "[[rule]]\nname = \"per-user-daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"1000000\"\n",
+            )?;
+            Some(
+                llmtel_budget::Budgets::builder()
+                    .with_rules(config.rules)
+                    .with_store(store)
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    let (layers, guard) = builder.build()?;
+    tracing_subscriber::registry()
+        .with(layers)
+        .with(budgets.as_ref().map(llmtel_budget::Budgets::layer))
+        .init();
+
+    // RSS and descriptors every second.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let samples = {
+        let on = sampling.clone();
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let t0 = Instant::now();
+            while on.load(Ordering::Relaxed) {
+                s.push((t0.elapsed().as_secs_f64(), rss_kib(), open_fds()));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            s
+        })
+    };
+
+    let load = Load {
+        rate: rate / threads as f64,
+        duration: Duration::from_secs_f64(seconds),
+        llm_share: llm_share.clamp(0.0, 1.0),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let before = llmtel::health();
+    let cpu0 = cpu_time();
+    let t0 = Instant::now();
+    let results: Vec<(u64, u64, Vec<u32>)> = if use_tokio {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..threads)
+                .map(|i| {
+                    let stop = stop.clone();
+                    // Each task emits in slices of 1 ms, yielding between them.
+                    tokio::spawn(async move {
+                        let slice = Load {
+                            duration: Duration::from_millis(1),
+                            ..load
+                        };
+                        let (mut llm, mut other, mut held) = (0, 0, Vec::new());
+                        let start = Instant::now();
+                        while start.elapsed() < load.duration {
+                            let due = start.elapsed().as_secs_f64() * load.rate;
+                            if load.rate > 0.0 && (llm + other) as f64 >= due {
+                                tokio::time::sleep(Duration::from_micros(500)).await;
+                                continue;
+                            }
+                            let (l, o, h) = emit(
+                                Load {
+                                    rate: if load.rate > 0.0 { load.rate } else { 0.0 },
+                                    ..slice
+                                },
+                                i,
+                                &stop,
+                            );
+                            llm += l;
+                            other += o;
+                            held.extend(h);
+                            tokio::task::yield_now().await;
+                        }
+                        (llm, other, held)
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await.unwrap_or_default());
+            }
+            out
+        })
+    } else {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let stop = stop.clone();
+                std::thread::spawn(move || emit(load, i, &stop))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    };
+    let emitting = t0.elapsed();
+    let cpu_emitting = cpu_time().saturating_sub(cpu0);
+
+    // Everything queued goes out; then the receiver's count settles.
+    let flushed = guard.flush().is_ok();
+    if let Some(q) = &quality {
+        q.flush(Duration::from_secs(30));
+    }
+    if let Some(b) = &budgets {
+        b.flush(Duration::from_secs(30));
+    }
+    if let Some(l) = &call_log {
+        l.flush(Duration::from_secs(30));
+    }
+    let cpu_total = cpu_time().saturating_sub(cpu0);
+    let after = llmtel::health();
+    let created_llm: u64 = results.iter().map(|r| r.0).sum();
+    let created_other: u64 = results.iter().map(|r| r.1).sum();
+    let created = created_llm + created_other;
+    let exported = after.spans_exported - before.spans_exported;
+    let received = receiver
+        .as_ref()
+        .map(|r| r.settle(exported, Duration::from_secs(3), Duration::from_secs(60)));
+    sampling.store(false, Ordering::Relaxed);
+    let samples = samples.join().unwrap_or_default();
+
+    let mut held: Vec<u32> = results.into_iter().flat_map(|r| r.2).collect();
+    held.sort_unstable();
+    let rss: Vec<u64> = samples.iter().map(|s| s.1).collect();
+    let fds: Vec<usize> = samples.iter().map(|s| s.2).collect();
+    let report = serde_json::json!({
+        "settings": {
+            "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
+            "llm_share": llm_share, "budgets": budgets_kind,
+            "quality": quality.is_some(), "call_log": call_log.is_some(),
+            "prometheus": prom.is_some(),
+            "endpoint": endpoint,
+        },
+        "spans": {
+            "created": created, "created_llm": created_llm, "created_other": created_other,
+            "queued": after.spans_queued - before.spans_queued,
+            "dropped": after.spans_dropped - before.spans_dropped,
+            "exported": exported,
+            "export_failed": after.spans_export_failed - before.spans_export_failed,
+            "received": received,
+            "background_dropped": after.background_dropped - before.background_dropped,
+            "flushed": flushed,
+        },
+        "achieved_rate": created as f64 / emitting.as_secs_f64(),
+        "cpu_us_per_span": {
+            "while_emitting": cpu_emitting.as_secs_f64() * 1e6 / created.max(1) as f64,
+            "including_flush": cpu_total.as_secs_f64() * 1e6 / created.max(1) as f64,
+        },
+        "request_path_ns": {
+            "p50": percentile(&held, 0.50), "p99": percentile(&held, 0.99),
+            "p999": percentile(&held, 0.999), "max": held.last().copied().unwrap_or(0),
+            "over_1ms": held.iter().filter(|&&n| n > 1_000_000).count(),
+        },
+        "rss_kib": {
+            "first": rss.first(), "max": rss.iter().max(), "last": rss.last(),
+            "series": rss,
+        },
+        "open_fds": { "first": fds.first(), "max": fds.iter().max(), "last": fds.last() },
+        "workers": llmtel::worker::workers(),
+    });
+    println!("{report:#}");
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
