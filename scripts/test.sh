@@ -88,6 +88,11 @@ PY
 # The standard OTEL_* variables, end to end (code wins, SDK_DISABLED, sampler, headers).
 scripts/check-env.sh
 
+# Ready to publish (issue #16): the build with the toolchain `rust-version` names (MSRV), the
+# feature matrix (cargo-hack: each feature alone, no default features with tests and benches)
+# and `cargo package --workspace`, each crate built from its tarball. See the script.
+scripts/publish-check.sh
+
 # Bounded fuzzing of the SSE and usage parsers (cargo-fuzz on nightly; see the script).
 scripts/fuzz.sh
 

@@ -27,14 +27,16 @@
 //! an API key used as a user id or key id is exported as `[REDACTED]`.
 //!
 //! ```no_run
+//! # #[cfg(feature = "prometheus")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use llmtel_metrics::PrometheusSink;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let prom = PrometheusSink::builder().build();
 //! let _server = prom.serve_from_env()?;          // LLMTEL_METRICS_ADDR, default 127.0.0.1:9464
 //! let _guard = llmtel::builder().with_sink(Arc::new(prom.clone())).install()?;
 //! # Ok(()) }
+//! # #[cfg(not(feature = "prometheus"))] fn main() {}
 //! ```
 //!
 //! # Feature flags

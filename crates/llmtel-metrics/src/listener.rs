@@ -110,6 +110,7 @@ impl Limits {
         self.counters.stats()
     }
 
+    #[cfg(any(feature = "prometheus", feature = "serve"))]
     pub(crate) fn counters(&self) -> &Arc<Counters> {
         &self.counters
     }
@@ -150,6 +151,7 @@ impl Counters {
         }
     }
 
+    #[cfg(any(feature = "prometheus", feature = "serve"))]
     /// Takes a connection slot if one is free (counting an accept), else counts a refusal.
     pub(crate) fn try_admit(self: &Arc<Self>, max: usize) -> Option<Slot> {
         let admitted = self
@@ -165,25 +167,32 @@ impl Counters {
         }
     }
 
+    #[cfg(any(feature = "prometheus", feature = "serve"))]
     pub(crate) fn timed_out(&self) {
         self.timed_out.fetch_add(1, Relaxed);
     }
 
+    #[cfg(any(feature = "prometheus", feature = "serve"))]
     pub(crate) fn too_large(&self) {
         self.too_large.fetch_add(1, Relaxed);
     }
 }
 
+// The counting machinery below is used by the listeners: the built-in `/metrics` one
+// (`prometheus`) and `serve_with_limits` (`serve`).
+#[cfg(any(feature = "prometheus", feature = "serve"))]
 /// A connection slot; frees itself when dropped.
 #[derive(Debug)]
 pub(crate) struct Slot(Arc<Counters>);
 
+#[cfg(any(feature = "prometheus", feature = "serve"))]
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Relaxed);
     }
 }
 
+#[cfg(any(feature = "prometheus", feature = "serve"))]
 /// What a refused connection is told before it is closed.
 pub(crate) const REFUSED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nConnection: close\r\nRetry-After: 1\r\n\r\ntoo many connections: try again later\r\n";
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::Clock;
-use llmtel_quality::{CallSignals, Monitor, MonitorConfig, Quality};
+use llmtel_quality::{CallSignals, Monitor, MonitorConfig};
 
 fn call(at: SystemTime, feature: &str) -> CallSignals {
     CallSignals {
@@ -93,9 +93,12 @@ fn twenty_calls_a_minute_are_judged_in_time() {
     assert!(s.detectors["error_rate"].judged >= 9, "{:?}", s.detectors);
 }
 
+#[cfg(feature = "prometheus")]
 #[test]
 fn the_gauge_is_one_for_the_rare_series_and_zero_for_the_busy_one() {
-    let quality = Quality::builder().with_events(false).build();
+    let quality = llmtel_quality::Quality::builder()
+        .with_events(false)
+        .build();
     let sink = quality.sink();
     // Both series' calls, in time order.
     let mut calls = Vec::new();

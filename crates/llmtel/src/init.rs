@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 use std::time::Duration;
 
 use llmtel_pricing::Catalog;
@@ -19,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::console::ConsoleSink;
 use crate::content::{self, ContentCapture};
-use crate::export::{ExportQueue, GenAiExporter, QueueConfig, QueueError};
+use crate::export::{ExportQueue, QueueConfig, QueueError};
 use crate::layer::{CallSink, LlmLayer};
 use crate::summary::TraceSummaries;
 
@@ -734,14 +735,24 @@ impl Builder {
 }
 
 /// What llmtel's exporter stage needs to price spans on the export thread.
+// Built (and its catalog checked) whatever the features; with no OTLP transport compiled in
+// there is no exporter for it to wrap.
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
 struct ExporterStage {
     catalog: Arc<Catalog>,
     openinference: bool,
 }
 
+#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 impl ExporterStage {
-    fn wrap<E: opentelemetry_sdk::trace::SpanExporter>(self, inner: E) -> GenAiExporter<E> {
-        GenAiExporter::new(inner)
+    fn wrap<E: opentelemetry_sdk::trace::SpanExporter>(
+        self,
+        inner: E,
+    ) -> crate::export::GenAiExporter<E> {
+        crate::export::GenAiExporter::new(inner)
             .with_catalog(self.catalog)
             .with_openinference(self.openinference)
     }
@@ -755,7 +766,8 @@ fn spawn_exporter(
     stage: ExporterStage,
     tls: TlsSettings,
 ) -> Result<ExportQueue, InitError> {
-    let _ = &tls;
+    // Each is used by the arm of a transport feature; with both off, neither arm uses them.
+    let _ = (&endpoint, &headers, &cfg, &stage, &tls);
     match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
@@ -921,6 +933,7 @@ fn http_metrics_url(endpoint: &str) -> String {
 }
 
 /// A code-given HTTP endpoint with no path gets the signal path, like the env variable does.
+#[cfg(any(test, feature = "otlp-http"))]
 fn http_traces_url(endpoint: &str) -> String {
     let e = endpoint.trim_end_matches('/');
     let after_scheme = e.split_once("://").map_or(e, |(_, rest)| rest);
@@ -937,7 +950,13 @@ fn is_https(endpoint: &str) -> bool {
 
 /// TLS of one OTLP exporter: whether its endpoint is https, and the extra CA to trust.
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(
+    not(any(feature = "otlp-grpc", feature = "otlp-http")),
+    allow(dead_code)
+)]
 struct TlsSettings {
+    /// Read by the gRPC exporter (tonic needs TLS turned on explicitly; reqwest goes by the URL).
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
     https: bool,
     /// PEM of the CA certificates, and where it came from (for errors).
     ca: Option<(Vec<u8>, String)>,
