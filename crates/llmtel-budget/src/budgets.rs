@@ -950,14 +950,19 @@ impl Budgets {
         }
     }
 
-    /// Applies commits in one store operation; on failure buffers them all, in order.
-    fn apply_batch(&self, ops: Vec<CommitOp>) {
-        let buffered = !self
+    /// Whether spend written while the store was down is waiting to be replayed.
+    fn has_buffered(&self) -> bool {
+        !self
             .inner
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+            .is_empty()
+    }
+
+    /// Applies commits in one store operation; on failure buffers them all, in order.
+    fn apply_batch(&self, ops: Vec<CommitOp>) {
+        let buffered = self.has_buffered();
         if !buffered {
             match self.try_apply_batch(&ops) {
                 Ok(_) => return,
@@ -1546,13 +1551,7 @@ impl Job for Writer {
     /// Replays spend buffered while the store was down.
     fn tick(&mut self) {
         if let Some(b) = self.budgets() {
-            let has_pending = !b
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty();
-            if has_pending {
+            if b.has_buffered() {
                 b.replay();
             }
         }
