@@ -39,6 +39,22 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
     if let Some(a) = args.metrics_listen {
         config = config.with_metrics_listen(a);
     }
+    // Fresh prices without a release, as in-process llmtel: a source that does not load keeps
+    // the built-in prices and says what to do.
+    let sources = llmtel_pricing::PriceSources::from_env();
+    if !sources.is_empty() {
+        let layered = sources.load();
+        for failure in &layered.failures {
+            eprintln!("llmtel collector: {failure}");
+        }
+        if !layered.layers.is_empty() {
+            eprintln!(
+                "llmtel collector: prices: the built-in catalog with {} merged over it",
+                layered.layers.join(", then ")
+            );
+        }
+        config = config.with_catalog(layered.catalog);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -144,3 +144,58 @@ fn the_collector_receives_otlp_json_and_counts_it_on_metrics() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Starts `llmtel collector` with `LLMTEL_PRICES=prices`, waits until it serves `/metrics`,
+/// stops it and returns what it printed on stderr.
+fn collector_with_prices(prices: &std::path::Path) -> String {
+    let (grpc, otlp, metrics, downstream) = (free_port(), free_port(), free_port(), free_port());
+    let mut child = llmtel()
+        .env("LLMTEL_PRICES", prices)
+        .env_remove("LLMTEL_PRICES_URL")
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{downstream}"),
+        )
+        .args(["collector", "--grpc-listen", &grpc.to_string()])
+        .args(["--http-listen", &otlp.to_string()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let served = loop {
+        match http(metrics, "GET /metrics HTTP/1.1", "") {
+            Ok(r) => break Ok(r),
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => break Err(e),
+        }
+    };
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(served.is_ok(), "the collector never served /metrics: {err}");
+    err
+}
+
+#[test]
+fn llmtel_prices_is_merged_over_the_builtin_catalog_and_a_bad_file_keeps_it_with_a_hint() {
+    let good = dir().join("prices.toml");
+    std::fs::write(
+        &good,
+        "[[model]]\nid = \"acme-1\"\nprovider = \"acme\"\n[[model.price]]\n\
+         effective = \"2024-01-01\"\ninput = 1.00\noutput = 2.00\n",
+    )
+    .unwrap();
+    let err = collector_with_prices(&good);
+    assert!(
+        err.contains("prices: the built-in catalog with") && err.contains(good.to_str().unwrap()),
+        "{err}"
+    );
+    // A file that is not there: the collector still starts, with the built-in prices, and
+    // says which file and what to do.
+    let missing = dir().join("no-such-prices.toml");
+    let err = collector_with_prices(&missing);
+    assert!(err.contains("no-such-prices.toml"), "{err}");
+    assert!(!err.contains("merged over it"), "{err}");
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -67,6 +68,17 @@ pub struct Config {
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
     pub(crate) budgets: Option<llmtel_budget::Budgets>,
+    pub(crate) catalog: Option<Prices>,
+}
+
+/// The price catalog spans are priced with; its `Debug` says how many models it holds.
+#[derive(Clone)]
+pub(crate) struct Prices(pub(crate) Arc<llmtel::Catalog>);
+
+impl fmt::Debug for Prices {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Catalog({} models)", self.0.len())
+    }
 }
 
 /// A downstream URL; its `Debug` hides user info and query (they may hold credentials).
@@ -102,6 +114,7 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
             budgets: None,
+            catalog: None,
         }
     }
 }
@@ -323,6 +336,14 @@ impl Config {
     /// `input.value`, ...) of every span. Default: disabled, they are dropped.
     pub fn with_content_capture(mut self, policy: llmtel::ContentCapture) -> Self {
         self.content = policy;
+        self
+    }
+
+    /// Prices spans with `catalog` instead of the built-in one (for example the built-in
+    /// catalog with a price file merged over it: `llmtel::pricing::PriceSources::load`, which
+    /// `llmtel collector` runs for `LLMTEL_PRICES` / `LLMTEL_PRICES_URL`).
+    pub fn with_catalog(mut self, catalog: impl Into<Arc<llmtel::Catalog>>) -> Self {
+        self.catalog = Some(Prices(catalog.into()));
         self
     }
 

@@ -274,7 +274,10 @@ pub(crate) fn start(
     let (endpoint, protocol) = config.downstream()?;
     let counters = Arc::new(Counters::new(config.queue_size));
     let stage = Stage {
-        pricing: llmtel::GenAiExporter::new(Discard),
+        pricing: match &config.catalog {
+            Some(prices) => llmtel::GenAiExporter::new(Discard).with_catalog(prices.0.clone()),
+            None => llmtel::GenAiExporter::new(Discard),
+        },
         policy: config.content.clone(),
         budgets: config.budgets.clone(),
         attributes: config.budget_attributes(),
