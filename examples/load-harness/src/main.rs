@@ -31,6 +31,16 @@ use tracing_subscriber::prelude::*;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -564,6 +574,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let report = serde_json::json!({
         "settings": {
             "stack": if baseline { "otel" } else { "llmtel" },
+            "allocator": ALLOCATOR,
             "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
             "llm_share": llm_share, "budgets": budgets_kind,
             "quality": quality.is_some(), "call_log": call_log.is_some(),
