@@ -950,19 +950,18 @@ impl Budgets {
         }
     }
 
-    /// Whether spend written while the store was down is waiting to be replayed.
-    fn has_buffered(&self) -> bool {
-        !self
-            .inner
+    /// Spend writes buffered while the store was down, waiting to be replayed.
+    fn buffered_writes(&self) -> usize {
+        self.inner
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+            .len()
     }
 
     /// Applies commits in one store operation; on failure buffers them all, in order.
     fn apply_batch(&self, ops: Vec<CommitOp>) {
-        let buffered = self.has_buffered();
+        let buffered = self.buffered_writes() > 0;
         if !buffered {
             match self.try_apply_batch(&ops) {
                 Ok(_) => return,
@@ -1290,12 +1289,7 @@ impl Budgets {
     fn store_ok(&self) {
         self.inner.breaker.success();
         if self.inner.store_down.load(Relaxed)
-            && self
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
+            && self.buffered_writes() == 0
             && self.inner.store_down.swap(false, Relaxed)
         {
             tracing::info!(target: "llmtel_budget", "budget store available again");
@@ -1387,13 +1381,7 @@ impl Budgets {
             admitted_unenforced: c.admitted_unenforced.load(Relaxed),
             refused_store_down: c.refused_store_down.load(Relaxed),
             store_errors: c.store_errors.load(Relaxed),
-            buffered: self
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len() as u64
-                + c.replaying.load(Relaxed),
+            buffered: self.buffered_writes() as u64 + c.replaying.load(Relaxed),
             replayed: c.replayed.load(Relaxed),
             dropped: c.dropped.load(Relaxed),
             rejected: c.rejected.load(Relaxed),
@@ -1551,7 +1539,7 @@ impl Job for Writer {
     /// Replays spend buffered while the store was down.
     fn tick(&mut self) {
         if let Some(b) = self.budgets() {
-            if b.has_buffered() {
+            if b.buffered_writes() > 0 {
                 b.replay();
             }
         }
@@ -1566,12 +1554,7 @@ impl Job for Writer {
         if b.replay() {
             Ok(())
         } else {
-            let n = b
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len();
+            let n = b.buffered_writes();
             Err(format!(
                 "{n} spend writes are still buffered: the {} store is down; they are \
                  replayed when it is back",
