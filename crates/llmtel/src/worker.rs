@@ -662,6 +662,15 @@ fn shutdown(
     }
 }
 
+/// What one [`Runner::drain`] did.
+#[derive(Default)]
+struct Drained {
+    /// Items handed to the job.
+    items: usize,
+    /// Every sender is gone.
+    disconnected: bool,
+}
+
 /// The thread's side.
 struct Runner<J: Job> {
     job: J,
@@ -704,16 +713,15 @@ impl<J: Job> Runner<J> {
                 }
             }
             self.shared.woken.store(false, Ordering::Release);
-            let processed = self.shared.counters.processed.load(Ordering::Relaxed);
-            let disconnected = self.drain(true);
-            if disconnected {
+            let drained = self.drain(true);
+            if drained.disconnected {
                 // Every handle is gone without a shutdown request (cannot happen through
                 // `Worker`, whose last drop asks for one): finish quietly.
                 let _ = self.finish();
                 return;
             }
             let now = Instant::now();
-            if self.shared.counters.processed.load(Ordering::Relaxed) != processed {
+            if drained.items > 0 {
                 last_item = now;
             }
             if now >= next_tick {
@@ -762,12 +770,12 @@ impl<J: Job> Runner<J> {
     }
 
     /// Processes everything queued now, a batch at a time (lingering once for a partial
-    /// batch when `linger`); returns whether every sender is gone.
-    fn drain(&mut self, linger: bool) -> bool {
+    /// batch when `linger`).
+    fn drain(&mut self, linger: bool) -> Drained {
         let mut lingered = !linger || self.linger.is_zero();
+        let mut drained = Drained::default();
         loop {
             let mut batch = Vec::with_capacity(self.batch_size.min(64));
-            let mut disconnected = false;
             while batch.len() < self.batch_size {
                 match self.rx.try_recv() {
                     Ok(item) => batch.push(item),
@@ -779,30 +787,30 @@ impl<J: Job> Runner<J> {
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
-                        disconnected = true;
+                        drained.disconnected = true;
                         break;
                     }
                 }
             }
             if batch.is_empty() {
-                return disconnected;
+                return drained;
             }
             let n = batch.len();
+            drained.items += n;
             self.shared.pending.fetch_sub(n as u64, Ordering::AcqRel);
-            let shared = self.shared.clone();
-            shared
+            self.shared
                 .counters
                 .processed
                 .fetch_add(n as u64, Ordering::Relaxed);
             if let Err(e) = self.guard(|j| j.process(batch)) {
-                shared
+                self.shared
                     .counters
                     .failed_batches
                     .fetch_add(1, Ordering::Relaxed);
                 self.failure.get_or_insert(e);
             }
-            if n < self.batch_size || disconnected {
-                return disconnected;
+            if n < self.batch_size || drained.disconnected {
+                return drained;
             }
         }
     }
