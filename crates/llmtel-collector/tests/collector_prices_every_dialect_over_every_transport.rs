@@ -102,16 +102,7 @@ async fn send(transport: &str, collector: &Collector, req: ExportTraceServiceReq
     let http = reqwest::Client::new();
     let url = format!("http://{}/v1/traces", collector.http_addr());
     match transport {
-        "http-protobuf" => {
-            let r = http
-                .post(&url)
-                .header("content-type", "application/x-protobuf")
-                .body(req.encode_to_vec())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-        }
+        "http-protobuf" => post_protobuf(collector, req).await,
         "http-json" => {
             let r = http
                 .post(&url)

@@ -10,17 +10,10 @@ use std::time::Duration;
 use common::*;
 use llmtel_collector::Collector;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use prost::Message;
 
 async fn post(collector: &Collector, seed: u8) -> reqwest::Response {
     let req = request("svc", seed, vec![(format!("span {seed}"), vec![])]);
-    reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http_addr()))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .await
-        .unwrap()
+    send_protobuf(collector, &req).await
 }
 
 /// A loopback port nothing listens on (bound, then released).
@@ -135,13 +128,7 @@ async fn a_request_bigger_than_the_whole_queue_is_refused_with_what_to_change() 
         1,
         (0..3).map(|n| (format!("s{n}"), vec![])).collect(),
     );
-    let r = reqwest::Client::new()
-        .post(format!("http://{}/v1/traces", collector.http_addr()))
-        .header("content-type", "application/x-protobuf")
-        .body(req.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = send_protobuf(&collector, &req).await;
     assert_eq!(r.status(), 413);
     assert!(r.text().await.unwrap().contains("raise queue_size"));
     assert_eq!(collector.stats().dropped_queue_full, 3);

@@ -211,18 +211,26 @@ pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Sends `req` to the collector over OTLP/HTTP protobuf and checks it was accepted.
-pub async fn post_protobuf(
+/// Sends `req` to the collector over OTLP/HTTP protobuf; returns its answer.
+pub async fn send_protobuf(
     collector: &llmtel_collector::Collector,
-    req: ExportTraceServiceRequest,
-) {
+    req: &ExportTraceServiceRequest,
+) -> reqwest::Response {
     use prost::Message as _;
-    let r = reqwest::Client::new()
+    reqwest::Client::new()
         .post(format!("http://{}/v1/traces", collector.http_addr()))
         .header("content-type", "application/x-protobuf")
         .body(req.encode_to_vec())
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .unwrap()
+}
+
+/// Sends `req` to the collector over OTLP/HTTP protobuf and checks it was accepted.
+pub async fn post_protobuf(
+    collector: &llmtel_collector::Collector,
+    req: ExportTraceServiceRequest,
+) {
+    let r = send_protobuf(collector, &req).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 }
