@@ -269,9 +269,11 @@ struct Load {
     rate: f64,
     duration: Duration,
     llm_share: f64,
+    /// Spans at most.
+    max_spans: u64,
 }
 
-/// Emits spans until the duration is over; returns (LLM spans, other spans, nanoseconds each
+/// Emits spans until the duration is over or `max_spans` are out; returns (LLM spans, other spans, nanoseconds each
 /// span held this thread).
 fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
     let start = Instant::now();
@@ -289,7 +291,7 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
     let mut n: u64 = 0;
     loop {
         let elapsed = start.elapsed();
-        if elapsed >= load.duration || stop.load(Ordering::Relaxed) {
+        if elapsed >= load.duration || n >= load.max_spans || stop.load(Ordering::Relaxed) {
             break;
         }
         if load.rate > 0.0 && n as f64 >= elapsed.as_secs_f64() * load.rate {
@@ -474,6 +476,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         rate: rate / threads as f64,
         duration: Duration::from_secs_f64(seconds),
         llm_share: llm_share.clamp(0.0, 1.0),
+        max_spans: u64::MAX,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let before = llmtel::health();
@@ -490,26 +493,28 @@ fn drive(flags: &Flags) -> Result<(), Error> {
                     let stop = stop.clone();
                     // Each task emits in slices of 1 ms, yielding between them.
                     tokio::spawn(async move {
-                        let slice = Load {
-                            duration: Duration::from_millis(1),
-                            ..load
-                        };
                         let (mut llm, mut other, mut held) = (0, 0, Vec::new());
                         let start = Instant::now();
                         while start.elapsed() < load.duration {
-                            let due = start.elapsed().as_secs_f64() * load.rate;
-                            if load.rate > 0.0 && (llm + other) as f64 >= due {
+                            // What is due by now (256 at a time flat out), emitted without
+                            // pausing; the pacing sleeps are the runtime's, never a
+                            // blocking sleep on its worker thread.
+                            let due = if load.rate > 0.0 {
+                                (start.elapsed().as_secs_f64() * load.rate) as u64
+                            } else {
+                                llm + other + 256
+                            };
+                            if llm + other >= due {
                                 tokio::time::sleep(Duration::from_micros(500)).await;
                                 continue;
                             }
-                            let (l, o, h) = emit(
-                                Load {
-                                    rate: if load.rate > 0.0 { load.rate } else { 0.0 },
-                                    ..slice
-                                },
-                                i,
-                                &stop,
-                            );
+                            let slice = Load {
+                                rate: 0.0,
+                                duration: Duration::from_millis(1),
+                                max_spans: due - (llm + other),
+                                ..load
+                            };
+                            let (l, o, h) = emit(slice, i, &stop);
                             llm += l;
                             other += o;
                             held.extend(h);
