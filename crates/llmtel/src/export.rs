@@ -20,6 +20,7 @@ use crate::content::{self, ContentCapture};
 use crate::enrich::{self, Pricer};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
+use crate::hold::Hold;
 use crate::redact::redact;
 use crate::worker::{Job, Worker, WorkerError};
 
@@ -357,7 +358,16 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
         for span in &mut batch {
             self.process(span, &policy);
         }
-        self.inner.export(batch)
+        // On an export queue's thread, a batch is held through a collector outage (after
+        // this stage ran, so a retry neither prices again nor loses late attributes).
+        let hold = crate::hold::Hold::current();
+        let inner = &self.inner;
+        async move {
+            match hold {
+                Some(hold) => hold.export(inner, batch).await,
+                None => inner.export(batch).await,
+            }
+        }
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -432,6 +442,8 @@ impl QueueConfig {
 /// [`ExportQueue::spawn`].
 pub struct ExportQueue {
     worker: Worker<SpanData>,
+    /// Through which a shutdown tells the thread to stop waiting for the collector.
+    hold: Arc<Hold>,
     /// The resource, handed to the exporter on its thread before its next export.
     resource: Arc<Mutex<Option<Resource>>>,
     flush_timeout: Duration,
@@ -463,6 +475,24 @@ struct ExportJob<E> {
     rt: tokio::runtime::Runtime,
     resource: Arc<Mutex<Option<Resource>>>,
     shutdown_timeout: Duration,
+    /// Spans not sent since the last flush, and the first reason.
+    unsent: u64,
+    first_error: Option<String>,
+}
+
+impl<E> ExportJob<E> {
+    /// What was not sent since the last flush, as an error a user can act on.
+    fn report(&mut self) -> Result<(), String> {
+        let n = std::mem::take(&mut self.unsent);
+        match self.first_error.take() {
+            Some(e) if n > 0 => Err(format!(
+                "{n} spans were not sent (counted in llmtel's spans_export_failed); first \
+                 error: {e}. Check that the collector at the OTLP endpoint is up and accepts \
+                 them"
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl<E: SpanExporter + 'static> Job for ExportJob<E> {
@@ -486,19 +516,25 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             Err(e) => {
                 inc(&COUNTERS.export_errors);
                 add(&COUNTERS.spans_export_failed, n);
+                self.unsent += n;
+                let e = redact(&e.to_string()).into_owned();
+                self.first_error.get_or_insert_with(|| e.clone());
                 Err(format!("export of {n} spans failed: {e}"))
             }
         }
     }
 
     fn flush(&mut self) -> Result<(), String> {
-        self.exporter.force_flush().map_err(|e| e.to_string())
+        let flushed = self.exporter.force_flush().map_err(|e| e.to_string());
+        self.report().and(flushed)
     }
 
     fn shutdown(&mut self) -> Result<(), String> {
-        self.exporter
+        let done = self
+            .exporter
             .shutdown_with_timeout(self.shutdown_timeout)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        self.report().and(done)
     }
 }
 
@@ -515,6 +551,8 @@ impl ExportQueue {
     {
         let resource = Arc::new(Mutex::new(None));
         let theirs = resource.clone();
+        let hold = Hold::new();
+        let threads_hold = hold.clone();
         let shutdown_timeout = config.flush_timeout;
         let batch = config.max_export_batch_size.max(1);
         let worker = Worker::builder("export")
@@ -524,6 +562,7 @@ impl ExportQueue {
             .with_interval(config.scheduled_delay)
             .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
+                Hold::install(threads_hold);
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -537,6 +576,8 @@ impl ExportQueue {
                     rt,
                     resource: theirs,
                     shutdown_timeout,
+                    unsent: 0,
+                    first_error: None,
                 })
             })
             .map_err(|e| match e {
@@ -548,6 +589,7 @@ impl ExportQueue {
             })?;
         Ok(ExportQueue {
             worker,
+            hold,
             resource,
             flush_timeout: config.flush_timeout,
         })
@@ -556,6 +598,14 @@ impl ExportQueue {
     /// The export thread's counters (queued, dropped, exported batches that failed, depth).
     pub fn stats(&self) -> crate::worker::WorkerStats {
         self.worker.stats()
+    }
+}
+
+impl Drop for ExportQueue {
+    fn drop(&mut self) {
+        // Dropping waits for the thread as a shutdown does: it stops waiting for an
+        // unreachable collector within that time too.
+        self.hold.give_up_within(self.flush_timeout.mul_f64(0.9));
     }
 }
 
@@ -589,7 +639,11 @@ impl SpanProcessor for ExportQueue {
     /// A shutdown that times out says so ([`OTelSdkError::Timeout`]) and keeps waiting in the
     /// background; a later call waits again for the same answer (it never reports a success
     /// it did not see). Once shut down, further calls return the first shutdown's outcome.
+    ///
+    /// While the collector is unreachable, the thread stops waiting for it at nine tenths of
+    /// `timeout`, counts what it could not send, and the error says how many spans that was.
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.hold.give_up_within(timeout.mul_f64(0.9));
         self.worker.shutdown(timeout).map_err(sdk_error)
     }
 

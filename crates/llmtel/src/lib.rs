@@ -66,6 +66,7 @@ pub mod estimate;
 mod export;
 mod fields;
 mod health;
+mod hold;
 mod init;
 mod late;
 mod layer;

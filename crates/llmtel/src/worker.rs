@@ -103,6 +103,12 @@ pub trait Job: 'static {
     }
 }
 
+/// A flush's or shutdown's answer: the job's own error (which can sum up every failed
+/// batch), else the first failed batch's.
+fn prefer_job(batches: Result<(), String>, job: Result<(), String>) -> Result<(), String> {
+    job.and(batches)
+}
+
 /// Why a worker could not start, flush or shut down.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkerError {
@@ -703,7 +709,7 @@ impl<J: Job> Runner<J> {
                             self.drain(false);
                             let batches = self.failure.take().map_or(Ok(()), Err);
                             let flushed = self.guard(|j| j.flush());
-                            let _ = ack.send(batches.and(flushed));
+                            let _ = ack.send(prefer_job(batches, flushed));
                         }
                         Control::Shutdown(ack) => {
                             let _ = ack.send(self.finish());
@@ -755,7 +761,7 @@ impl<J: Job> Runner<J> {
         self.drain(false);
         let batches = self.failure.take().map_or(Ok(()), Err);
         let done = self.guard(|j| j.shutdown());
-        batches.and(done)
+        prefer_job(batches, done)
     }
 
     /// Runs a job hook, counting a panic as a failure.
