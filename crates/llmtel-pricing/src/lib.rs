@@ -308,7 +308,7 @@ impl Catalog {
             model: model.to_string(),
             suggestions: self.suggest(model, 3),
         };
-        let resolved = self.resolve(model, provider).ok_or_else(unknown)?;
+        let resolved = self.resolve_shared(model, provider).ok_or_else(unknown)?;
         let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
         let price = entry.price_at(at).ok_or_else(unknown)?;
         let mut chosen = price.choose(usage, service_tier, instant);

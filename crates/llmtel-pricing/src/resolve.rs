@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::Catalog;
 
@@ -102,7 +102,15 @@ pub const RESOLVE_CACHE_CAPACITY: usize = 4096;
 
 /// Cache of resolved names (hits and misses), keyed by provider hint and name.
 #[derive(Default)]
-pub(crate) struct ResolveCache(RwLock<HashMap<String, Option<Resolved>>>);
+pub(crate) struct ResolveCache(RwLock<CacheMap>);
+
+/// Provider hint (`""` for none) → name → result. Two levels, so a lookup borrows the
+/// caller's strings instead of building a key (this runs for every priced call).
+#[derive(Default)]
+pub(crate) struct CacheMap {
+    by_provider: HashMap<Box<str>, HashMap<Box<str>, Option<Arc<Resolved>>>>,
+    len: usize,
+}
 
 impl Clone for ResolveCache {
     /// A clone starts with an empty cache.
@@ -113,34 +121,34 @@ impl Clone for ResolveCache {
 
 impl fmt::Debug for ResolveCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.0.read().map(|m| m.len()).unwrap_or(0);
+        let len = self.0.read().map(|m| m.len).unwrap_or(0);
         f.debug_struct("ResolveCache").field("len", &len).finish()
     }
 }
 
 impl ResolveCache {
-    fn key(model: &str, provider: Option<&str>) -> String {
-        let p = provider.unwrap_or("");
-        let mut k = String::with_capacity(p.len() + 1 + model.len());
-        k.push_str(p);
-        k.push('\u{0}');
-        k.push_str(model);
-        k
-    }
-
-    fn get(&self, key: &str) -> Option<Option<Resolved>> {
+    fn get(&self, model: &str, provider: Option<&str>) -> Option<Option<Arc<Resolved>>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is
         // still a valid map, so keep using it.
         let map = self.0.read().unwrap_or_else(|e| e.into_inner());
-        map.get(key).cloned()
+        map.by_provider
+            .get(provider.unwrap_or(""))?
+            .get(model)
+            .cloned()
     }
 
-    fn put(&self, key: String, value: Option<Resolved>) {
+    fn put(&self, model: &str, provider: Option<&str>, value: Option<Arc<Resolved>>) {
         let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= RESOLVE_CACHE_CAPACITY {
-            map.clear();
+        if map.len >= RESOLVE_CACHE_CAPACITY {
+            *map = CacheMap::default();
         }
-        map.insert(key, value);
+        let names = map
+            .by_provider
+            .entry(provider.unwrap_or("").into())
+            .or_default();
+        if names.insert(model.into(), value).is_none() {
+            map.len += 1;
+        }
     }
 }
 
@@ -218,12 +226,26 @@ impl Catalog {
     /// assert_eq!((r.key.as_str(), r.kind), ("gpt-4o", MatchKind::Snapshot));
     /// ```
     pub fn resolve(&self, model: &str, provider: Option<&str>) -> Option<Resolved> {
-        let key = ResolveCache::key(model, provider);
-        if let Some(hit) = self.cache.get(&key) {
+        self.resolve_shared(model, provider).map(|r| (*r).clone())
+    }
+
+    /// Whether `model` resolves to a catalog entry ([`Catalog::resolve`] without copying
+    /// the result).
+    pub fn knows(&self, model: &str, provider: Option<&str>) -> bool {
+        self.resolve_shared(model, provider).is_some()
+    }
+
+    /// [`Catalog::resolve`], sharing the cached result.
+    pub(crate) fn resolve_shared(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+    ) -> Option<Arc<Resolved>> {
+        if let Some(hit) = self.cache.get(model, provider) {
             return hit;
         }
-        let found = self.resolve_uncached(model.trim(), provider);
-        self.cache.put(key, found.clone());
+        let found = self.resolve_uncached(model.trim(), provider).map(Arc::new);
+        self.cache.put(model, provider, found.clone());
         found
     }
 

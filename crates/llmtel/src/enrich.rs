@@ -111,7 +111,7 @@ impl Pricer {
                 // `Catalog::price` computes name suggestions (an edit distance per catalog
                 // name) for an unknown model: on every call, on the request thread, for a
                 // name the client may choose. Resolve first; suggest only in the warning.
-                if self.catalog.resolve(model, provider).is_none() {
+                if !self.catalog.knows(model, provider) {
                     first_unknown.get_or_insert(model);
                     continue;
                 }

@@ -113,26 +113,53 @@ macro_rules! gen_ai_span {
 /// `input_tokens` is inclusive of cached input tokens; `output_tokens` of reasoning tokens.
 /// Cache and reasoning counts are recorded only when non-zero.
 pub fn record_usage(span: &Span, usage: &Usage) {
-    span.record(gen_ai::USAGE_INPUT_TOKENS, clamp_i64(usage.input_tokens));
-    span.record(gen_ai::USAGE_OUTPUT_TOKENS, clamp_i64(usage.output_tokens));
-    if usage.cache_read_tokens > 0 {
-        span.record(
-            gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
-            clamp_i64(usage.cache_read_tokens),
-        );
+    let counts = [
+        clamp_i64(usage.input_tokens),
+        clamp_i64(usage.output_tokens),
+        clamp_i64(usage.cache_read_tokens),
+        clamp_i64(usage.cache_write_tokens),
+        clamp_i64(usage.reasoning_tokens),
+    ];
+    // One record (every layer visits the span once) when the span declares the usage fields
+    // where `llm_span!` puts them; otherwise one record per field.
+    if let Some((meta, f)) = span.metadata().and_then(|m| Some((m, usage_fields(m)?))) {
+        let v = |i: usize| (i < 2 || counts[i] > 0).then_some(&counts[i] as &dyn tracing::Value);
+        span.record_all(&meta.fields().value_set(&[
+            (&f[0], v(0)),
+            (&f[1], v(1)),
+            (&f[2], v(2)),
+            (&f[3], v(3)),
+            (&f[4], v(4)),
+        ]));
+        return;
     }
-    if usage.cache_write_tokens > 0 {
-        span.record(
-            gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
-            clamp_i64(usage.cache_write_tokens),
-        );
+    for (i, name) in USAGE_FIELDS.iter().enumerate() {
+        if i < 2 || counts[i] > 0 {
+            span.record(*name, counts[i]);
+        }
     }
-    if usage.reasoning_tokens > 0 {
-        span.record(
-            gen_ai::USAGE_REASONING_OUTPUT_TOKENS,
-            clamp_i64(usage.reasoning_tokens),
-        );
-    }
+}
+
+/// The usage fields, in the order of `llm_span!`'s declaration (from [`USAGE_AT`]).
+const USAGE_FIELDS: [&str; 5] = [
+    gen_ai::USAGE_INPUT_TOKENS,
+    gen_ai::USAGE_OUTPUT_TOKENS,
+    gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
+    gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+    gen_ai::USAGE_REASONING_OUTPUT_TOKENS,
+];
+
+/// Where `llm_span!` declares the first usage field.
+const USAGE_AT: usize = 14;
+
+/// The span's usage fields when it declares them where `llm_span!` does (checked by name).
+fn usage_fields(meta: &tracing::Metadata<'_>) -> Option<[tracing::field::Field; 5]> {
+    let mut it = meta.fields().iter().skip(USAGE_AT);
+    let f = [it.next()?, it.next()?, it.next()?, it.next()?, it.next()?];
+    f.iter()
+        .zip(USAGE_FIELDS)
+        .all(|(f, name)| f.name() == name)
+        .then_some(f)
 }
 
 /// Records the response id, the model that answered and the finish reasons.
@@ -229,5 +256,23 @@ pub fn record_input_messages(span: &Span, messages_json: &str) {
 pub fn record_output_messages(span: &Span, messages_json: &str) {
     if let Some(v) = content::prepare(messages_json) {
         span.record(gen_ai::OUTPUT_MESSAGES, v.as_str());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llm_span_declares_the_usage_fields_where_record_usage_looks_first() {
+        let subscriber = tracing_subscriber::registry();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = crate::llm_span!("chat", "openai", "gpt-4o-mini", "user.id" = "u");
+            let meta = span.metadata().expect("the registry enables the span");
+            assert!(
+                usage_fields(meta).is_some(),
+                "llm_span!'s fields moved: update USAGE_AT"
+            );
+        });
     }
 }

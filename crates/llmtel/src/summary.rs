@@ -73,9 +73,6 @@ impl TraceSummary {
             None if !call.is_error() || call.has_usage => self.unpriced_calls += 1,
             None => {}
         }
-        if self.trace_id.is_none() {
-            self.trace_id = call.trace_id.map(|t| t.to_string());
-        }
     }
 }
 
@@ -108,24 +105,51 @@ impl fmt::Display for TraceSummary {
 struct TraceAgg {
     opened: Instant,
     spans: AtomicU64,
-    data: Mutex<TraceSummary>,
+    data: Mutex<Totals>,
+}
+
+/// A trace's totals while it runs: the summary without its id (written as hex only when a
+/// summary is read, not for every trace on the request path), and the id.
+#[derive(Debug, Default)]
+struct Totals {
+    summary: TraceSummary,
+    trace: Option<TraceId>,
 }
 
 impl TraceAgg {
-    fn snapshot(&self, complete: bool) -> TraceSummary {
-        let mut s = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        s.spans = self.spans.load(Relaxed);
-        s.wall_time = self.opened.elapsed();
-        s.complete = complete;
+    fn snapshot(&self, complete: bool) -> Kept {
+        let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = d.summary.clone();
+        summary.spans = self.spans.load(Relaxed);
+        summary.wall_time = self.opened.elapsed();
+        summary.complete = complete;
+        Kept {
+            summary,
+            trace: d.trace,
+        }
+    }
+}
+
+/// A completed trace as the store keeps it.
+#[derive(Debug)]
+struct Kept {
+    summary: TraceSummary,
+    trace: Option<TraceId>,
+}
+
+impl Kept {
+    fn public(&self) -> TraceSummary {
+        let mut s = self.summary.clone();
+        s.trace_id = self.trace.map(|t| t.to_string());
         s
     }
 }
 
 #[derive(Debug, Default)]
 struct Store {
-    ring: VecDeque<TraceSummary>,
+    ring: VecDeque<Kept>,
     /// Trace id -> absolute index (`evicted` at the time of the push + position in `ring`).
-    by_trace: HashMap<String, usize>,
+    by_trace: HashMap<TraceId, usize>,
     /// Summaries evicted so far; also the absolute index of `ring[0]`.
     evicted: u64,
 }
@@ -176,15 +200,15 @@ impl TraceSummaries {
     pub fn recent(&self, n: usize) -> Vec<TraceSummary> {
         let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let skip = s.ring.len().saturating_sub(n);
-        s.ring.iter().skip(skip).cloned().collect()
+        s.ring.iter().skip(skip).map(Kept::public).collect()
     }
 
     /// The completed trace with this OpenTelemetry trace id, if still kept.
     pub fn get(&self, trace_id: TraceId) -> Option<TraceSummary> {
         let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let abs = *s.by_trace.get(&trace_id.to_string())?;
+        let abs = *s.by_trace.get(&trace_id)?;
         let first = s.evicted as usize;
-        s.ring.get(abs.checked_sub(first)?).cloned()
+        s.ring.get(abs.checked_sub(first)?).map(Kept::public)
     }
 
     /// Number of completed traces kept.
@@ -201,11 +225,11 @@ impl TraceSummaries {
         self.len() == 0
     }
 
-    fn push(&self, summary: TraceSummary) {
+    fn push(&self, kept: Kept) {
         let mut s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         if s.ring.len() == self.capacity {
             if let Some(old) = s.ring.pop_front() {
-                if let Some(t) = old.trace_id {
+                if let Some(t) = old.trace {
                     s.by_trace.remove(&t);
                 }
                 s.evicted += 1;
@@ -213,10 +237,10 @@ impl TraceSummaries {
             }
         }
         let abs = s.evicted as usize + s.ring.len();
-        if let Some(t) = &summary.trace_id {
-            s.by_trace.insert(t.clone(), abs);
+        if let Some(t) = kept.trace {
+            s.by_trace.insert(t, abs);
         }
-        s.ring.push_back(summary);
+        s.ring.push_back(kept);
     }
 }
 
@@ -247,7 +271,7 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
         };
         if let Some(span) = registry.span(id) {
             if let Some(agg) = span.extensions().get::<Arc<TraceAgg>>() {
-                out = Some(agg.snapshot(false));
+                out = Some(agg.snapshot(false).public());
             }
         }
     });
@@ -278,9 +302,12 @@ where
             None => Arc::new(TraceAgg {
                 opened: Instant::now(),
                 spans: AtomicU64::new(1),
-                data: Mutex::new(TraceSummary {
-                    root: span.name().to_owned(),
-                    ..TraceSummary::default()
+                data: Mutex::new(Totals {
+                    summary: TraceSummary {
+                        root: span.name().to_owned(),
+                        ..TraceSummary::default()
+                    },
+                    trace: None,
                 }),
             }),
         };
@@ -300,10 +327,13 @@ where
         };
         if let Some(call) = ext.get::<LlmCall>() {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            data.add(call);
+            data.summary.add(call);
+            if data.trace.is_none() {
+                data.trace = call.trace_id;
+            }
             if span.parent().is_none() {
                 // A lone LLM span is its own trace: name it after the call.
-                data.root.clone_from(&call.name);
+                data.summary.root.clone_from(&call.name);
             }
         }
         if span.parent().is_none() {

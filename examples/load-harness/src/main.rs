@@ -51,7 +51,7 @@ fn main() -> Result<(), Error> {
 }
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
-[--threads T] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
+[--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
 [--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR";
 
 /// `--name value` and `--flag` pairs.
@@ -476,7 +476,9 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         rate: rate / threads as f64,
         duration: Duration::from_secs_f64(seconds),
         llm_share: llm_share.clamp(0.0, 1.0),
-        max_spans: u64::MAX,
+        // `--spans N`: each emitting thread stops after N spans (for instruction counts under
+        // callgrind, where a fixed duration would emit a different number each run).
+        max_spans: flags.num("spans", u64::MAX)?,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let before = llmtel::health();

@@ -100,6 +100,14 @@ impl CardinalityGuard {
         value.to_owned()
     }
 
+    /// Counts one more overflow of `label` (a caller that remembers a value was refused).
+    pub(crate) fn count_overflow(&self, label: &'static str) {
+        let labels = self.labels.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = labels.get(label) {
+            state.overflows.fetch_add(1, Relaxed);
+        }
+    }
+
     /// Overflows so far, per label that had any, sorted by label.
     pub fn overflows(&self) -> Vec<(&'static str, u64)> {
         let labels = self.labels.read().unwrap_or_else(|e| e.into_inner());

@@ -1,7 +1,10 @@
 //! OpenTelemetry GenAI client metrics (semantic conventions v1.41.1) from [`LlmCall`]s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::{CallSink, LlmCall};
 use llmtel_semconv::metrics as m;
@@ -23,7 +26,44 @@ type AttrKey = Vec<(&'static str, String)>;
 
 /// Exact cost totals per attribute set, in pico-dollars, read by the observable counter.
 #[derive(Debug, Default)]
-struct CostTotals(Mutex<HashMap<AttrKey, u128>>);
+struct CostTotals(Mutex<HashMap<AttrKey, Arc<Mutex<Option<u128>>>>>);
+
+/// Attribute sets already built, by the call values they were built from, so that a call
+/// like an earlier one skips the guard, the redaction and the allocations (this runs on the
+/// request path for every call). Bounded: past [`PREPARED_CAPACITY`] sets, new value
+/// combinations take the slow path each time.
+#[derive(Default)]
+struct Prepared {
+    sets: RwLock<HashMap<u64, Vec<Arc<AttrSet>>>>,
+    len: AtomicUsize,
+    hasher: RandomState,
+}
+
+/// Value combinations [`Prepared`] keeps at most.
+const PREPARED_CAPACITY: usize = 1024;
+
+impl fmt::Debug for Prepared {
+    // The raw values may hold what the guard redacts: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("len", &self.len.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Everything one call records with, built once per value combination.
+struct AttrSet {
+    /// The call's values it was built from (before the guard and redaction).
+    raw: Vec<Option<Box<str>>>,
+    base: Vec<KeyValue>,
+    requests: Vec<KeyValue>,
+    input: Vec<KeyValue>,
+    output: Vec<KeyValue>,
+    /// `None` until a priced call adds to it.
+    cost: Arc<Mutex<Option<u128>>>,
+    /// Labels whose value the guard refused (each call counts an overflow again).
+    overflowed: Vec<&'static str>,
+}
 
 /// A [`CallSink`] recording the GenAI client metrics of OpenTelemetry semantic conventions
 /// v1.41.1 on a [`Meter`], plus llmtel's cost and request counters.
@@ -60,6 +100,7 @@ pub struct OtelMetricsSink {
     _cost_instrument: ObservableCounter<f64>,
     dims: Vec<Dimension>,
     guard: Arc<CardinalityGuard>,
+    prepared: Prepared,
 }
 
 /// Builds an [`OtelMetricsSink`].
@@ -124,11 +165,14 @@ impl OtelMetricsSinkBuilder {
             .with_callback(move |obs| {
                 let map = totals.0.lock().unwrap_or_else(|e| e.into_inner());
                 for (key, picos) in map.iter() {
+                    let Some(picos) = *picos.lock().unwrap_or_else(|e| e.into_inner()) else {
+                        continue;
+                    };
                     let attrs: Vec<KeyValue> = key
                         .iter()
                         .map(|(k, v)| KeyValue::new(*k, v.clone()))
                         .collect();
-                    obs.observe(crate::Usd::from_picos(*picos).as_f64(), &attrs);
+                    obs.observe(crate::Usd::from_picos(picos).as_f64(), &attrs);
                 }
             })
             .build();
@@ -142,6 +186,7 @@ impl OtelMetricsSinkBuilder {
             _cost_instrument: cost_instrument,
             dims: self.dims,
             guard: self.guard.unwrap_or_default(),
+            prepared: Prepared::default(),
         }
     }
 }
@@ -197,38 +242,115 @@ fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
         .collect()
 }
 
+impl OtelMetricsSink {
+    /// The call's values its attribute set is built from, in a fixed order.
+    fn raw<'a>(&'a self, call: &'a LlmCall) -> impl Iterator<Item = Option<&'a str>> + 'a {
+        [
+            Some(call.operation.as_str()),
+            call.provider.as_deref(),
+            call.request_model.as_deref(),
+            call.response_model.as_deref(),
+            call.error_type.as_deref(),
+        ]
+        .into_iter()
+        .chain(self.dims.iter().map(move |d| d.value(call)))
+    }
+
+    /// The attribute set for `call`: built before for the same values, or built now.
+    fn attr_set(&self, call: &LlmCall) -> Arc<AttrSet> {
+        let mut h = self.prepared.hasher.build_hasher();
+        for v in self.raw(call) {
+            v.hash(&mut h);
+        }
+        let hash = h.finish();
+        {
+            let sets = self.prepared.sets.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(found) = sets.get(&hash).and_then(|v| {
+                v.iter()
+                    .find(|s| s.raw.iter().map(|r| r.as_deref()).eq(self.raw(call)))
+            }) {
+                for label in &found.overflowed {
+                    self.guard.count_overflow(label);
+                }
+                return found.clone();
+            }
+        }
+        let set = Arc::new(self.build_set(call));
+        if self.prepared.len.load(Ordering::Relaxed) < PREPARED_CAPACITY {
+            let mut sets = self
+                .prepared
+                .sets
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            sets.entry(hash).or_default().push(set.clone());
+            self.prepared.len.fetch_add(1, Ordering::Relaxed);
+        }
+        set
+    }
+
+    fn build_set(&self, call: &LlmCall) -> AttrSet {
+        let key = self.attributes(call);
+        let overflowed = key
+            .iter()
+            .filter(|(_, v)| v == super::guard::OVERFLOW_VALUE)
+            .map(|(k, _)| *k)
+            .collect();
+        let base = to_kv(&key);
+        let with = |kv: KeyValue| {
+            let mut v = base.clone();
+            v.push(kv);
+            v
+        };
+        let requests = with(KeyValue::new(
+            names::REQUEST_STATUS,
+            if call.is_error() { "error" } else { "ok" },
+        ));
+        let input = with(KeyValue::new(ATTR_TOKEN_TYPE, "input"));
+        let output = with(KeyValue::new(ATTR_TOKEN_TYPE, "output"));
+        let cost = self
+            .cost
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        AttrSet {
+            raw: self.raw(call).map(|v| v.map(Box::from)).collect(),
+            base,
+            requests,
+            input,
+            output,
+            cost,
+            overflowed,
+        }
+    }
+}
+
 impl CallSink for OtelMetricsSink {
     fn on_call(&self, call: &LlmCall) {
-        let key = self.attributes(call);
-        let mut attrs = to_kv(&key);
+        let set = self.attr_set(call);
         let secs = call.duration.as_secs_f64();
-        self.duration.record(secs, &attrs);
+        self.duration.record(secs, &set.base);
         if call.streamed {
             if let Some(ttfc) = call.time_to_first_chunk {
-                self.ttfc.record(ttfc, &attrs);
+                self.ttfc.record(ttfc, &set.base);
                 let out = call.usage.output_tokens;
                 if out > 1 && secs >= ttfc {
-                    self.tpoc.record((secs - ttfc) / (out - 1) as f64, &attrs);
+                    self.tpoc
+                        .record((secs - ttfc) / (out - 1) as f64, &set.base);
                 }
             }
         }
         if let Some(cost) = call.cost_usd() {
-            let mut map = self.cost.0.lock().unwrap_or_else(|e| e.into_inner());
-            let total = map.entry(key).or_insert(0);
-            *total = total.saturating_add(cost.picos());
+            let mut total = set.cost.lock().unwrap_or_else(|e| e.into_inner());
+            *total = Some(total.unwrap_or(0).saturating_add(cost.picos()));
         }
-        attrs.push(KeyValue::new(
-            names::REQUEST_STATUS,
-            if call.is_error() { "error" } else { "ok" },
-        ));
-        self.requests.add(1, &attrs);
-        attrs.pop();
+        self.requests.add(1, &set.requests);
         if call.has_usage {
-            attrs.push(KeyValue::new(ATTR_TOKEN_TYPE, "input"));
-            self.token_usage.record(call.usage.input_tokens, &attrs);
-            attrs.pop();
-            attrs.push(KeyValue::new(ATTR_TOKEN_TYPE, "output"));
-            self.token_usage.record(call.usage.output_tokens, &attrs);
+            self.token_usage.record(call.usage.input_tokens, &set.input);
+            self.token_usage
+                .record(call.usage.output_tokens, &set.output);
         }
     }
 }
