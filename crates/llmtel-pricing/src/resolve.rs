@@ -104,11 +104,14 @@ pub const RESOLVE_CACHE_CAPACITY: usize = 4096;
 #[derive(Default)]
 pub(crate) struct ResolveCache(RwLock<CacheMap>);
 
+/// Name → result (hits and misses), for one provider hint.
+type ByName = HashMap<Box<str>, Option<Arc<Resolved>>>;
+
 /// Provider hint (`""` for none) → name → result. Two levels, so a lookup borrows the
 /// caller's strings instead of building a key (this runs for every priced call).
 #[derive(Default)]
 pub(crate) struct CacheMap {
-    by_provider: HashMap<Box<str>, HashMap<Box<str>, Option<Arc<Resolved>>>>,
+    by_provider: HashMap<Box<str>, ByName>,
     len: usize,
 }
 
