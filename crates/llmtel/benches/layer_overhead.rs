@@ -187,12 +187,30 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // Every exported string and every call-log line goes through `redact`: a call-log line
+    // (JSON, no secret), a sentence of prose, and a line with a key in it.
+    let mut g = c.benchmark_group("redact");
+    for (name, text) in [
+        ("call_log_line", REDACT_JSON),
+        ("prose", REDACT_PROSE),
+        ("with_a_key", REDACT_KEY),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(llmtel::redact(black_box(text))))
+        });
+    }
+    g.finish();
     let h = llmtel::health();
     eprintln!(
         "llmtel export queue during the run: queued {}, dropped {}, exported {}",
         h.spans_queued, h.spans_dropped, h.spans_exported
     );
 }
+
+const REDACT_JSON: &str = r#"{"kind":"call","ts":"2026-12-03T13:24:01.123456Z","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","name":"chat gpt-4o-mini","operation":"chat","provider":"openai","request_model":"gpt-4o-mini","response_model":"gpt-4o-mini-2024-07-18","input_tokens":1200,"output_tokens":300,"cache_read_tokens":400,"cost_usd":"0.000320","cost_source":"catalog","duration_ms":812.4,"user":"u-1","feature":"load","error_type":null}"#;
+const REDACT_PROSE: &str = "The model answered the question about shipping times in under a second, and the customer rated the answer as helpful; no follow-up was needed for this order.";
+const REDACT_KEY: &str = "request failed: POST https://api.openai.com/v1/chat/completions with Authorization: Bearer sk-proj-abcdefghijklmnopqrstuvwxyz0123456789 returned 401";
 
 criterion_group!(layer_overhead, benches);
 criterion_main!(layer_overhead);
