@@ -117,6 +117,36 @@ fn anthropic_web_search_is_charged_per_query() {
 }
 
 #[test]
+fn every_anthropic_model_with_the_web_search_tool_charges_a_cent_a_search() {
+    // Anthropic: $10 per 1,000 searches on every model that offers the tool, whatever the
+    // curated entry (LiteLLM's file lists the charge for the newer models only).
+    let details = UsageDetails {
+        web_search_queries: 3,
+        ..UsageDetails::default()
+    };
+    for model in [
+        "claude-3-5-haiku",
+        "claude-3-5-sonnet",
+        "claude-3-7-sonnet",
+        "claude-sonnet-4",
+        "claude-opus-4",
+        "claude-opus-4-1",
+        "claude-haiku-4-5",
+        "claude-sonnet-4-5",
+        "claude-opus-4-5",
+    ] {
+        let p = call(
+            model,
+            "anthropic",
+            &Usage::new(1_000, 100),
+            &at(TUESDAY_0800).with_details(details),
+        );
+        assert_eq!(p.breakdown.web_search.to_string(), "$0.030000", "{model}");
+        assert!(p.notes.is_empty(), "{model}: {:?}", p.notes);
+    }
+}
+
+#[test]
 fn web_search_context_size_selects_the_per_query_price() {
     let toml = r#"
 [[model]]

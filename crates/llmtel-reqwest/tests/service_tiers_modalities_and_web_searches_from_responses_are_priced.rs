@@ -59,7 +59,7 @@ fn audio_tokens_are_priced_at_the_audio_rates() {
 const ANTHROPIC_SEARCH_RESPONSE: &str = r#"{"id":"msg_01WebSearch","type":"message","role":"assistant","model":"claude-sonnet-4-20250514","content":[{"type":"text","text":"The refund window is 30 days."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":100,"server_tool_use":{"web_search_requests":3},"service_tier":"standard"}}"#;
 
 #[test]
-fn anthropic_web_searches_and_service_tier_are_recorded_and_an_unpriced_search_is_noted() {
+fn anthropic_web_searches_and_service_tier_are_recorded_and_each_search_is_priced() {
     let p = run_async(|| async {
         let server = Replay::start(vec![Reply::json(200, ANTHROPIC_SEARCH_RESPONSE)]).await;
         let c = client(middleware(&server));
@@ -74,14 +74,12 @@ fn anthropic_web_searches_and_service_tier_are_recorded_and_an_unpriced_search_i
     let s = llm_span(&p);
     assert_eq!(i64_attr(&s, "llmtel.usage.web_search.requests"), 3);
     assert_eq!(str_attr(&s, "llmtel.response.service_tier"), "standard");
-    // claude-sonnet-4: 1,000 x $3/M + 100 x $15/M = $0.0045. The built-in catalog has no
-    // per-search price for Anthropic yet: the searches are not priced at zero silently, the
-    // span says so.
-    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.0045);
-    assert!(
-        str_attr(&s, "llmtel.cost.notes").contains("request_charge_not_in_catalog"),
-        "{s:?}"
-    );
+    // claude-sonnet-4: 1,000 x $3/M + 100 x $15/M = $0.0045, and 3 searches at $10 per
+    // 1,000: $0.03. Total $0.0345. (A search the catalog has no price for is noted, never
+    // priced at zero: llmtel-pricing's a_request_charge_missing_from_the_catalog_is_noted.)
+    assert_usd(f64_attr(&s, "llmtel.cost.web_search"), 0.03);
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.0345);
+    assert!(common::attr(&s, "llmtel.cost.notes").is_none(), "{s:?}");
 }
 
 const GEMINI_AUDIO_RESPONSE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"It is a cat purring."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":1000,"candidatesTokenCount":200,"totalTokenCount":1200,"promptTokensDetails":[{"modality":"TEXT","tokenCount":600},{"modality":"AUDIO","tokenCount":400}],"candidatesTokensDetails":[{"modality":"TEXT","tokenCount":200}]},"modelVersion":"gemini-2.5-flash","responseId":"gem-audio-1"}"#;
