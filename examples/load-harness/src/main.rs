@@ -273,13 +273,11 @@ struct Load {
     max_spans: u64,
 }
 
-/// Emits spans until the duration is over or `max_spans` are out; returns (LLM spans, other spans, nanoseconds each
-/// span held this thread).
-fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
+/// Emits spans until the duration is over or `max_spans` are out; returns (LLM spans, other
+/// spans, how long each span held this thread).
+fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Held) {
     let start = Instant::now();
-    let mut held = Vec::with_capacity(
-        ((load.rate.max(1.0) * load.duration.as_secs_f64()) as usize).min(50_000_000),
-    );
+    let mut held = Held::new();
     let (mut llm, mut other) = (0u64, 0u64);
     let users = ["u-1", "u-2", "u-3", "u-4", "u-5", "u-6", "u-7", "u-8"];
     let usage = llmtel::Usage {
@@ -319,7 +317,7 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Vec<u32>) {
             drop(span);
             other += 1;
         }
-        held.push(u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX));
+        held.record(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
         n += 1;
     }
     (llm, other, held)
@@ -331,12 +329,85 @@ enum Stack {
     Otel(opentelemetry_sdk::trace::SdkTracerProvider),
 }
 
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
+/// How long each span held the emitting thread, in nanoseconds: a fixed log-scale histogram
+/// (64 steps per power of two, so a percentile is within 1.6 % of the true value), so the
+/// harness's own memory stays flat however many spans it emits (the soak runs 10 million).
+#[derive(Clone)]
+struct Held {
+    counts: Vec<u64>,
+    n: u64,
+    max: u64,
+    over_1ms: u64,
+}
+
+/// Steps per power of two.
+const SUB: u64 = 64;
+
+impl Default for Held {
+    fn default() -> Held {
+        Held::new()
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+}
+
+impl Held {
+    fn new() -> Held {
+        Held {
+            counts: vec![0; (59 * SUB) as usize], // the last bucket holds 2^63
+            n: 0,
+            max: 0,
+            over_1ms: 0,
+        }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < SUB {
+            return v as usize;
+        }
+        let e = u64::from(63 - v.leading_zeros()); // at least 6
+        ((e - 5) * SUB + ((v >> (e - 6)) - SUB)) as usize
+    }
+
+    /// The smallest value of bucket `i`.
+    fn lower(i: usize) -> u64 {
+        let i = i as u64;
+        if i < SUB {
+            return i;
+        }
+        (i % SUB + SUB) << (i / SUB - 1)
+    }
+
+    fn record(&mut self, ns: u64) {
+        self.counts[Held::index(ns)] += 1;
+        self.n += 1;
+        self.max = self.max.max(ns);
+        if ns > 1_000_000 {
+            self.over_1ms += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Held) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.n += other.n;
+        self.max = self.max.max(other.max);
+        self.over_1ms += other.over_1ms;
+    }
+
+    fn percentile(&self, p: f64) -> u64 {
+        if self.n == 0 {
+            return 0;
+        }
+        let rank = ((self.n - 1) as f64 * p).round() as u64;
+        let mut seen = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen > rank {
+                return Held::lower(i).min(self.max);
+            }
+        }
+        self.max
+    }
 }
 
 fn drive(flags: &Flags) -> Result<(), Error> {
@@ -484,7 +555,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let before = llmtel::health();
     let cpu0 = cpu_time();
     let t0 = Instant::now();
-    let results: Vec<(u64, u64, Vec<u32>)> = if use_tokio {
+    let results: Vec<(u64, u64, Held)> = if use_tokio {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
@@ -495,7 +566,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
                     let stop = stop.clone();
                     // Each task emits in slices of 1 ms, yielding between them.
                     tokio::spawn(async move {
-                        let (mut llm, mut other, mut held) = (0, 0, Vec::new());
+                        let (mut llm, mut other, mut held) = (0, 0, Held::new());
                         let start = Instant::now();
                         while start.elapsed() < load.duration {
                             // What is due by now (256 at a time flat out), emitted without
@@ -519,7 +590,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
                             let (l, o, h) = emit(slice, i, &stop);
                             llm += l;
                             other += o;
-                            held.extend(h);
+                            held.merge(&h);
                             tokio::task::yield_now().await;
                         }
                         (llm, other, held)
@@ -574,8 +645,10 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     sampling.store(false, Ordering::Relaxed);
     let samples = samples.join().unwrap_or_default();
 
-    let mut held: Vec<u32> = results.into_iter().flat_map(|r| r.2).collect();
-    held.sort_unstable();
+    let mut held = Held::new();
+    for r in &results {
+        held.merge(&r.2);
+    }
     let rss: Vec<u64> = samples.iter().map(|s| s.1).collect();
     let fds: Vec<usize> = samples.iter().map(|s| s.2).collect();
     let report = serde_json::json!({
@@ -604,9 +677,9 @@ fn drive(flags: &Flags) -> Result<(), Error> {
             "including_flush": cpu_total.as_secs_f64() * 1e6 / created.max(1) as f64,
         },
         "request_path_ns": {
-            "p50": percentile(&held, 0.50), "p99": percentile(&held, 0.99),
-            "p999": percentile(&held, 0.999), "max": held.last().copied().unwrap_or(0),
-            "over_1ms": held.iter().filter(|&&n| n > 1_000_000).count(),
+            "p50": held.percentile(0.50), "p99": held.percentile(0.99),
+            "p999": held.percentile(0.999), "max": held.max,
+            "over_1ms": held.over_1ms,
         },
         "rss_kib": {
             "first": rss.first(), "max": rss.iter().max(), "last": rss.last(),
@@ -625,4 +698,27 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+
+    #[test]
+    fn held_percentiles_are_within_two_percent_and_buckets_are_contiguous() {
+        for i in 1..(59 * 64) {
+            assert_eq!(Held::index(Held::lower(i)), i, "bucket {i}");
+            assert!(Held::lower(i) > Held::lower(i - 1));
+        }
+        let mut h = Held::new();
+        for v in 1..=100_000u64 {
+            h.record(v * 37);
+        }
+        for (p, want) in [(0.5, 50_000.0 * 37.0), (0.99, 99_000.0 * 37.0)] {
+            let got = h.percentile(p) as f64;
+            assert!((got - want).abs() / want < 0.02, "p{p}: {got} vs {want}");
+        }
+        assert_eq!(h.max, 3_700_000);
+        assert_eq!(h.over_1ms, 100_000 - 1_000_000 / 37);
+    }
 }
