@@ -405,79 +405,46 @@ fn a_collector_that_goes_down_mid_run_loses_at_most_the_batch_in_flight_and_coun
     drop(guard);
 }
 
-/// The receiver refuses with `code` for 2 s, then accepts.
-fn refused_over_grpc_then_accepted(code: tonic::Code) {
+/// The receiver refuses (`refusal`, over gRPC or HTTP as the mode says) for `window`, then
+/// accepts: everything held goes out after, every span is accounted for, the request path
+/// is never held. Returns when each refused attempt arrived.
+fn refused_then_accepted(refusal: Mode, window: Duration) -> Vec<Instant> {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scenario = format!("gRPC {code:?}");
-    let before = llmtel::health();
-    let addr = free_addr();
-    let r = Receiver::new();
-    r.set(Mode::RefuseGrpc(code));
-    let _server = serve_grpc(addr, r.clone());
-    let (subscriber, guard) = stack(
-        &format!("http://{addr}"),
-        llmtel::Protocol::Grpc,
-        queue(4096),
-    );
-    let refusing = Instant::now();
-    let held = tracing::subscriber::with_default(subscriber, || emit(2_000, 4_000.0));
-    std::thread::sleep(Duration::from_secs(2).saturating_sub(refusing.elapsed()));
-    let refused = r.attempts().len();
-    r.set(Mode::Accept);
-    let up = Instant::now();
-    wait_received(&r, 2_000, Duration::from_secs(20));
-    println!(
-        "{scenario}: {refused} attempts refused in 2 s; recovered {:?} after it accepted",
-        up.elapsed()
-    );
-    assert_never_blocked(&scenario, held);
-    assert_eq!(
-        r.received(),
-        2_000,
-        "{scenario}: everything held goes out after"
-    );
-    assert_every_span_accounted(&scenario, &r, 2_000, &before);
-    // Backoff honoured: a batch is retried a few times a second at first, then less often;
-    // a client that did not back off would send hundreds of requests in 2 s.
-    assert!(
-        (2..=20).contains(&refused),
-        "{scenario}: {refused} attempts in 2 s of refusals"
-    );
-    drop(guard);
-}
-
-#[test]
-fn grpc_unavailable_is_retried_with_backoff_and_nothing_is_lost() {
-    refused_over_grpc_then_accepted(tonic::Code::Unavailable);
-}
-
-#[test]
-fn grpc_resource_exhausted_is_retried_with_backoff_and_nothing_is_lost() {
-    refused_over_grpc_then_accepted(tonic::Code::ResourceExhausted);
-}
-
-/// The HTTP receiver answers `status` for 2.5 s, then accepts.
-fn refused_over_http_then_accepted(status: u16) -> Vec<Instant> {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scenario = format!("HTTP {status}");
     let before = llmtel::health();
     let r = Receiver::new();
-    r.set(Mode::RefuseHttp(status));
-    let addr = serve_http(r.clone());
-    let (subscriber, guard) = stack(
-        &format!("http://{addr}"),
-        llmtel::Protocol::HttpProtobuf,
-        queue(4096),
-    );
+    r.set(refusal);
+    let (scenario, protocol, endpoint, _server) = match refusal {
+        Mode::RefuseGrpc(code) => {
+            let addr = free_addr();
+            let server = serve_grpc(addr, r.clone());
+            (
+                format!("gRPC {code:?}"),
+                llmtel::Protocol::Grpc,
+                addr,
+                Some(server),
+            )
+        }
+        Mode::RefuseHttp(status) => {
+            let addr = serve_http(r.clone());
+            (
+                format!("HTTP {status}"),
+                llmtel::Protocol::HttpProtobuf,
+                addr,
+                None,
+            )
+        }
+        other => panic!("not a refusal: {other:?}"),
+    };
+    let (subscriber, guard) = stack(&format!("http://{endpoint}"), protocol, queue(4096));
     let refusing = Instant::now();
     let held = tracing::subscriber::with_default(subscriber, || emit(2_000, 4_000.0));
-    std::thread::sleep(Duration::from_millis(2_500).saturating_sub(refusing.elapsed()));
+    std::thread::sleep(window.saturating_sub(refusing.elapsed()));
     let attempts = r.attempts();
     r.set(Mode::Accept);
     let up = Instant::now();
     wait_received(&r, 2_000, Duration::from_secs(20));
     println!(
-        "{scenario}: {} attempts refused in 2.5 s; recovered {:?} after it accepted",
+        "{scenario}: {} attempts refused in {window:?}; recovered {:?} after it accepted",
         attempts.len(),
         up.elapsed()
     );
@@ -492,9 +459,34 @@ fn refused_over_http_then_accepted(status: u16) -> Vec<Instant> {
     attempts
 }
 
+/// Backoff honoured: a batch is retried a few times a second at first, then less often; a
+/// client that did not back off would send hundreds of requests in the window.
+fn assert_backed_off(attempts: &[Instant], window: Duration) {
+    assert!(
+        (2..=20).contains(&attempts.len()),
+        "{} attempts in {window:?} of refusals",
+        attempts.len()
+    );
+}
+
+#[test]
+fn grpc_unavailable_is_retried_with_backoff_and_nothing_is_lost() {
+    let window = Duration::from_secs(2);
+    let attempts = refused_then_accepted(Mode::RefuseGrpc(tonic::Code::Unavailable), window);
+    assert_backed_off(&attempts, window);
+}
+
+#[test]
+fn grpc_resource_exhausted_is_retried_with_backoff_and_nothing_is_lost() {
+    let window = Duration::from_secs(2);
+    let code = tonic::Code::ResourceExhausted;
+    let attempts = refused_then_accepted(Mode::RefuseGrpc(code), window);
+    assert_backed_off(&attempts, window);
+}
+
 #[test]
 fn http_429_honours_retry_after_and_nothing_is_lost() {
-    let attempts = refused_over_http_then_accepted(429);
+    let attempts = refused_then_accepted(Mode::RefuseHttp(429), Duration::from_millis(2_500));
     assert!(attempts.len() >= 2, "{} attempts", attempts.len());
     // Every answer said `Retry-After: 1`: no two attempts are closer than that.
     for w in attempts.windows(2) {
@@ -508,12 +500,9 @@ fn http_429_honours_retry_after_and_nothing_is_lost() {
 
 #[test]
 fn http_503_is_retried_with_backoff_and_nothing_is_lost() {
-    let attempts = refused_over_http_then_accepted(503);
-    assert!(
-        (2..=20).contains(&attempts.len()),
-        "{} attempts in 2.5 s of 503s",
-        attempts.len()
-    );
+    let window = Duration::from_millis(2_500);
+    let attempts = refused_then_accepted(Mode::RefuseHttp(503), window);
+    assert_backed_off(&attempts, window);
 }
 
 #[test]
