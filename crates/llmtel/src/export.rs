@@ -440,6 +440,13 @@ impl QueueConfig {
 /// single-threaded tokio runtime, so gRPC and HTTP exporters work whether or not the
 /// application runs tokio; exporters are built on that thread by the closure given to
 /// [`ExportQueue::spawn`].
+///
+/// With llmtel's exporter stage ([`GenAiExporter`], which [`crate::init`] and
+/// [`crate::builder`] always use) the thread holds a batch through a collector outage: while
+/// the collector is unreachable or refuses for now, it retries the batch with backoff (1 s
+/// doubling to 5 s) and this queue is the buffer; a shutdown stops waiting within its
+/// timeout and says how many spans it could not send. See the README, "When the collector is
+/// down, slow or refusing".
 pub struct ExportQueue {
     worker: Worker<SpanData>,
     /// Through which a shutdown tells the thread to stop waiting for the collector.
