@@ -105,39 +105,18 @@ impl fmt::Display for TraceSummary {
 struct TraceAgg {
     opened: Instant,
     spans: AtomicU64,
-    data: Mutex<Totals>,
+    data: Mutex<Tracked>,
 }
 
-/// A trace's totals while it runs: the summary without its id (written as hex only when a
-/// summary is read, not for every trace on the request path), and the id.
-#[derive(Debug, Default)]
-struct Totals {
+/// A trace's totals and its id, while it runs and once kept: the id is written as hex only
+/// when a summary is read, not for every trace on the request path.
+#[derive(Clone, Debug, Default)]
+struct Tracked {
     summary: TraceSummary,
     trace: Option<TraceId>,
 }
 
-impl TraceAgg {
-    fn snapshot(&self, complete: bool) -> Kept {
-        let d = self.data.lock().unwrap_or_else(|e| e.into_inner());
-        let mut summary = d.summary.clone();
-        summary.spans = self.spans.load(Relaxed);
-        summary.wall_time = self.opened.elapsed();
-        summary.complete = complete;
-        Kept {
-            summary,
-            trace: d.trace,
-        }
-    }
-}
-
-/// A completed trace as the store keeps it.
-#[derive(Debug)]
-struct Kept {
-    summary: TraceSummary,
-    trace: Option<TraceId>,
-}
-
-impl Kept {
+impl Tracked {
     fn public(&self) -> TraceSummary {
         let mut s = self.summary.clone();
         s.trace_id = self.trace.map(|t| t.to_string());
@@ -145,9 +124,19 @@ impl Kept {
     }
 }
 
+impl TraceAgg {
+    fn snapshot(&self, complete: bool) -> Tracked {
+        let mut t = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        t.summary.spans = self.spans.load(Relaxed);
+        t.summary.wall_time = self.opened.elapsed();
+        t.summary.complete = complete;
+        t
+    }
+}
+
 #[derive(Debug, Default)]
 struct Store {
-    ring: VecDeque<Kept>,
+    ring: VecDeque<Tracked>,
     /// Trace id -> absolute index (`evicted` at the time of the push + position in `ring`).
     by_trace: HashMap<TraceId, usize>,
     /// Summaries evicted so far; also the absolute index of `ring[0]`.
@@ -200,7 +189,7 @@ impl TraceSummaries {
     pub fn recent(&self, n: usize) -> Vec<TraceSummary> {
         let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let skip = s.ring.len().saturating_sub(n);
-        s.ring.iter().skip(skip).map(Kept::public).collect()
+        s.ring.iter().skip(skip).map(Tracked::public).collect()
     }
 
     /// The completed trace with this OpenTelemetry trace id, if still kept.
@@ -208,7 +197,7 @@ impl TraceSummaries {
         let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         let abs = *s.by_trace.get(&trace_id)?;
         let first = s.evicted as usize;
-        s.ring.get(abs.checked_sub(first)?).map(Kept::public)
+        s.ring.get(abs.checked_sub(first)?).map(Tracked::public)
     }
 
     /// Number of completed traces kept.
@@ -225,7 +214,7 @@ impl TraceSummaries {
         self.len() == 0
     }
 
-    fn push(&self, kept: Kept) {
+    fn push(&self, kept: Tracked) {
         let mut s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         if s.ring.len() == self.capacity {
             if let Some(old) = s.ring.pop_front() {
@@ -302,7 +291,7 @@ where
             None => Arc::new(TraceAgg {
                 opened: Instant::now(),
                 spans: AtomicU64::new(1),
-                data: Mutex::new(Totals {
+                data: Mutex::new(Tracked {
                     summary: TraceSummary {
                         root: span.name().to_owned(),
                         ..TraceSummary::default()
