@@ -360,7 +360,7 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
         }
         // On an export queue's thread, a batch is held through a collector outage (after
         // this stage ran, so a retry neither prices again nor loses late attributes).
-        let hold = crate::hold::Hold::current();
+        let hold = Hold::current();
         let inner = &self.inner;
         async move {
             match hold {

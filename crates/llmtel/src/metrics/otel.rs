@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::{CallSink, LlmCall};
@@ -34,9 +33,15 @@ struct CostTotals(Mutex<HashMap<AttrKey, Arc<Mutex<Option<u128>>>>>);
 /// combinations take the slow path each time.
 #[derive(Default)]
 struct Prepared {
-    sets: RwLock<HashMap<u64, Vec<Arc<AttrSet>>>>,
-    len: AtomicUsize,
+    sets: RwLock<Sets>,
     hasher: RandomState,
+}
+
+/// The sets by the hash of their values, and how many there are.
+#[derive(Default)]
+struct Sets {
+    by_hash: HashMap<u64, Vec<Arc<AttrSet>>>,
+    len: usize,
 }
 
 /// Value combinations [`Prepared`] keeps at most.
@@ -45,9 +50,8 @@ const PREPARED_CAPACITY: usize = 1024;
 impl fmt::Debug for Prepared {
     // The raw values may hold what the guard redacts: never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Prepared")
-            .field("len", &self.len.load(Ordering::Relaxed))
-            .finish()
+        let len = self.sets.read().map_or(0, |s| s.len);
+        f.debug_struct("Prepared").field("len", &len).finish()
     }
 }
 
@@ -263,29 +267,39 @@ impl OtelMetricsSink {
             v.hash(&mut h);
         }
         let hash = h.finish();
-        {
+        let found = {
             let sets = self.prepared.sets.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(found) = sets.get(&hash).and_then(|v| {
-                v.iter()
-                    .find(|s| s.raw.iter().map(|r| r.as_deref()).eq(self.raw(call)))
-            }) {
-                for label in &found.overflowed {
-                    self.guard.count_overflow(label);
-                }
-                return found.clone();
+            self.find(&sets, hash, call).cloned()
+        };
+        if let Some(found) = found {
+            for label in &found.overflowed {
+                self.guard.count_overflow(label);
             }
+            return found;
         }
         let set = Arc::new(self.build_set(call));
-        if self.prepared.len.load(Ordering::Relaxed) < PREPARED_CAPACITY {
-            let mut sets = self
-                .prepared
-                .sets
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            sets.entry(hash).or_default().push(set.clone());
-            self.prepared.len.fetch_add(1, Ordering::Relaxed);
+        let mut sets = self
+            .prepared
+            .sets
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        // Another thread may have built the same set meanwhile: keep one.
+        if let Some(found) = self.find(&sets, hash, call) {
+            return found.clone();
+        }
+        if sets.len < PREPARED_CAPACITY {
+            sets.by_hash.entry(hash).or_default().push(set.clone());
+            sets.len += 1;
         }
         set
+    }
+
+    /// The kept set built from `call`'s values, if any.
+    fn find<'s>(&self, sets: &'s Sets, hash: u64, call: &LlmCall) -> Option<&'s Arc<AttrSet>> {
+        sets.by_hash
+            .get(&hash)?
+            .iter()
+            .find(|s| s.raw.iter().map(|r| r.as_deref()).eq(self.raw(call)))
     }
 
     fn build_set(&self, call: &LlmCall) -> AttrSet {
