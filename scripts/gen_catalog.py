@@ -198,7 +198,8 @@ MODALITY = [("audio_input", "input_cost_per_audio_token"),
             ("video_input", "input_cost_per_video_token"),
             ("cache_read_audio", "cache_read_input_audio_token_cost"),
             ("cache_read_image", "cache_read_input_image_token_cost"),
-            ("cache_write_audio", "cache_creation_input_audio_token_cost")]
+            ("cache_write_audio", "cache_creation_input_audio_token_cost"),
+            ("image_output", "output_cost_per_image_token")]
 TIER_FIELDS = [("input", "input_cost_per_token"), ("output", "output_cost_per_token"),
                ("cache_read", "cache_read_input_token_cost"),
                ("cache_write", "cache_creation_input_token_cost"),

@@ -107,6 +107,9 @@ struct CostArgs {
     /// Audio output tokens, part of --output-tokens.
     #[arg(long, default_value_t = 0)]
     audio_output_tokens: u64,
+    /// Image output tokens, part of --output-tokens (image generation models).
+    #[arg(long, default_value_t = 0)]
+    image_output_tokens: u64,
     /// Web search queries (billed per query).
     #[arg(long, default_value_t = 0)]
     web_search_queries: u64,
@@ -416,6 +419,7 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         image_input_tokens: args.image_input_tokens,
         video_input_tokens: args.video_input_tokens,
         audio_output_tokens: args.audio_output_tokens,
+        image_output_tokens: args.image_output_tokens,
         web_search_queries: args.web_search_queries,
         code_interpreter_sessions: args.code_interpreter_sessions,
         images: args.images,
@@ -503,6 +507,7 @@ fn batch_call(
         image_input_tokens: tokens("image_input_tokens")?,
         video_input_tokens: tokens("video_input_tokens")?,
         audio_output_tokens: tokens("audio_output_tokens")?,
+        image_output_tokens: tokens("image_output_tokens")?,
         web_search_queries: tokens("web_search_queries")?,
         code_interpreter_sessions: tokens("code_interpreter_sessions")?,
         images: tokens("images")?,
@@ -562,6 +567,7 @@ fn render_json(
             "image_input_tokens": details.image_input_tokens,
             "video_input_tokens": details.video_input_tokens,
             "audio_output_tokens": details.audio_output_tokens,
+            "image_output_tokens": details.image_output_tokens,
             "web_search_queries": details.web_search_queries,
             "code_interpreter_sessions": details.code_interpreter_sessions,
             "images": details.images,
@@ -585,6 +591,7 @@ fn parts(b: &CostBreakdown) -> impl Iterator<Item = (&'static str, Usd)> {
         ("image_input", b.image_input),
         ("video_input", b.video_input),
         ("audio_output", b.audio_output),
+        ("image_output", b.image_output),
         ("web_search", b.web_search),
         ("code_interpreter", b.code_interpreter),
         ("file_search", b.file_search),
@@ -617,9 +624,11 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
     let text_cache_read = usage.cache_read_tokens - cached_audio;
     let cache = u128::from(text_cache_read) + u128::from(usage.cache_write_tokens);
     let uncached = text_input.checked_sub(cache).unwrap_or(text_input);
-    let text_output = usage
-        .output_tokens
-        .checked_sub(details.audio_output_tokens)
+    let text_output = u128::from(usage.output_tokens)
+        .checked_sub(
+            u128::from(details.audio_output_tokens) + u128::from(details.image_output_tokens),
+        )
+        .and_then(|t| u64::try_from(t).ok())
         .unwrap_or(usage.output_tokens);
     let plain_output = text_output
         .checked_sub(usage.reasoning_tokens)
@@ -651,7 +660,7 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "{:<12} {:>14} {:>16}", "", "tokens", "cost");
-    let rows: [(&str, u128, Usd); 16] = [
+    let rows: [(&str, u128, Usd); 17] = [
         ("input", uncached, b.input),
         ("cache read", text_cache_read.into(), b.cache_read),
         (
@@ -681,6 +690,11 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
             "audio output",
             details.audio_output_tokens.into(),
             b.audio_output,
+        ),
+        (
+            "image output",
+            details.image_output_tokens.into(),
+            b.image_output,
         ),
         (
             "web search",
@@ -1081,6 +1095,7 @@ fn flatten_price(p: &Price) -> std::collections::BTreeMap<String, String> {
     put("modality.cache_read_audio".into(), md.cache_read_audio);
     put("modality.cache_read_image".into(), md.cache_read_image);
     put("modality.cache_write_audio".into(), md.cache_write_audio);
+    put("modality.image_output".into(), md.image_output);
     if let Some(op) = &p.dims.off_peak {
         put("off_peak.input".into(), Some(op.input));
         put("off_peak.output".into(), Some(op.output));

@@ -212,3 +212,37 @@ fn images_characters_and_audio_seconds_are_priced_per_unit() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("at most 3 decimals"));
 }
+
+#[test]
+fn image_output_tokens_are_priced_at_the_image_output_rate_in_json_and_table() {
+    // gpt-image-1.5: $5/M text in, $10/M text out, $32/M image out. 1,056 of the 1,100
+    // output tokens are image tokens.
+    let args = [
+        "cost",
+        "--model",
+        "gpt-image-1.5",
+        "--input-tokens",
+        "20",
+        "--output-tokens",
+        "1100",
+        "--image-output-tokens",
+        "1056",
+        "--at",
+        "2026-12-01",
+    ];
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let v = json(&llmtel(&with_json));
+    assert_eq!(v["breakdown_exact"]["image_output"], "0.033792");
+    assert_eq!(v["breakdown_exact"]["output"], "0.000440");
+    assert_eq!(v["cost_usd_exact"], "0.034332");
+    assert_eq!(v["usage"]["image_output_tokens"], 1056);
+    let table = llmtel(&args);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("image output"))
+        .unwrap_or_else(|| panic!("no image output row:\n{text}"));
+    assert!(row.contains("1056") && row.contains("$0.033792"), "{row}");
+}

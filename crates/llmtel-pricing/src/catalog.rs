@@ -605,6 +605,8 @@ struct RawModality {
     cache_read_image: RateValue,
     #[serde(default)]
     cache_write_audio: RateValue,
+    #[serde(default)]
+    image_output: RateValue,
 }
 
 #[derive(Deserialize)]
@@ -998,6 +1000,7 @@ impl Ctx<'_> {
                 cache_read_audio: opt(f("cache_read_audio"), &m.cache_read_audio)?,
                 cache_read_image: opt(f("cache_read_image"), &m.cache_read_image)?,
                 cache_write_audio: opt(f("cache_write_audio"), &m.cache_write_audio)?,
+                image_output: opt(f("image_output"), &m.image_output)?,
             };
         }
         if let Some(op) = &raw.off_peak {

@@ -20,7 +20,8 @@ pub const NOTE_MODALITY_TOKENS_EXCLUSIVE: &str = "modality_tokens_exclusive_of_t
 /// lists no charge for it: nothing was charged for those requests.
 pub const NOTE_REQUEST_CHARGE_UNKNOWN: &str = "request_charge_not_in_catalog";
 /// Note when the call reported images, characters or audio seconds but the price lists
-/// no per-unit price for them: nothing was charged for those units.
+/// no per-unit price for them: nothing was charged for those units. (A token-priced model
+/// that reported tokens bills its units through them: no note, no unit charge.)
 pub const NOTE_UNIT_PRICE_UNKNOWN: &str = "unit_price_not_in_catalog";
 /// Note when a model priced only per unit (images, characters, seconds: its token rates
 /// are zero) was priced without any unit count: the zero cost is not a real price; the
@@ -74,6 +75,9 @@ pub struct ModalityRates {
     pub cache_read_image: Option<u64>,
     /// Audio cache-write tokens (informational).
     pub cache_write_audio: Option<u64>,
+    /// Image output tokens (image generation: gpt-image-1.5 bills them apart from its
+    /// text output tokens).
+    pub image_output: Option<u64>,
 }
 
 impl ModalityRates {
@@ -426,8 +430,10 @@ impl Price {
             None => exclusive = true,
         }
         text.cache_read_tokens = usage.cache_read_tokens - cached_audio;
-        match usage.output_tokens.checked_sub(details.audio_output_tokens) {
-            Some(rest) => text.output_tokens = rest,
+        let modal_out =
+            u128::from(details.audio_output_tokens) + u128::from(details.image_output_tokens);
+        match u128::from(usage.output_tokens).checked_sub(modal_out) {
+            Some(rest) => text.output_tokens = u64::try_from(rest).map_err(|_| overflow())?,
             None => exclusive = true,
         }
         if exclusive {
@@ -457,6 +463,10 @@ impl Price {
         b.audio_output = at(
             details.audio_output_tokens,
             m.audio_output.unwrap_or(chosen.rates.output),
+        )?;
+        b.image_output = at(
+            details.image_output_tokens,
+            m.image_output.unwrap_or(chosen.rates.output),
         )?;
         let r = &self.dims.requests;
         let per = |n: u64, price: Option<Usd>, notes: &mut Vec<&'static str>| {
@@ -494,8 +504,13 @@ impl Price {
             &mut chosen.notes,
         )?;
         let u = &self.dims.units;
+        // A token-priced model that reported tokens (gpt-image-1's images, gpt-4o-transcribe's
+        // audio seconds) bills its units through them, as the provider does: the units are
+        // recorded, not charged a second time.
+        let in_tokens = (usage.input_tokens > 0 || usage.output_tokens > 0)
+            && (self.rates.input > 0 || self.rates.output > 0);
         let unit = |n: u64, price: Option<Usd>, per: u128, notes: &mut Vec<&'static str>| {
-            if n == 0 {
+            if n == 0 || in_tokens {
                 return Ok(Usd::ZERO);
             }
             let Some(p) = price else {
@@ -545,6 +560,7 @@ impl Price {
             b.image_input,
             b.video_input,
             b.audio_output,
+            b.image_output,
             b.web_search,
             b.code_interpreter,
             b.file_search,

@@ -120,7 +120,7 @@
 //! [model.price.service_tier.priority]   # optional: rates of a service tier
 //! input = 4.25
 //! output = 17.0
-//! [model.price.modality]        # optional: audio_input, audio_output, image_input, ...
+//! [model.price.modality]        # optional: audio_input, audio_output, image_input, image_output, ...
 //! audio_input = 32.0
 //! [model.price.off_peak]        # optional: discounted UTC windows
 //! input = 0.66

@@ -501,6 +501,7 @@ impl JsonCtx<'_> {
                 cache_read_audio: rate("cache_read_input_audio_token_cost")?,
                 cache_read_image: rate("cache_read_input_image_token_cost")?,
                 cache_write_audio: rate("cache_creation_input_audio_token_cost")?,
+                image_output: rate("output_cost_per_image_token")?,
             },
             ..Dimensions::default()
         };

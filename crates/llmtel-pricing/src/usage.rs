@@ -94,6 +94,9 @@ pub struct UsageDetails {
     /// Audio output tokens, **part of** `output_tokens` (OpenAI
     /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
     pub audio_output_tokens: u64,
+    /// Image output tokens, **part of** `output_tokens` (image generation: OpenAI
+    /// `output_tokens_details.image_tokens`); priced at the image output rate.
+    pub image_output_tokens: u64,
     /// Web search queries billed per query (Anthropic
     /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` items).
     pub web_search_queries: u64,
@@ -135,6 +138,8 @@ pub struct CostBreakdown {
     pub video_input: Usd,
     /// Audio output tokens at the audio output rate.
     pub audio_output: Usd,
+    /// Image output tokens at the image output rate.
+    pub image_output: Usd,
     /// Web search queries at the per-query price.
     pub web_search: Usd,
     /// Code interpreter sessions at the per-session price.

@@ -278,6 +278,30 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
             continue;
         }
         let usd = |f: &str| rate(v, f);
+        if let (Some(io), Some(input), Some(_)) = (
+            usd("output_cost_per_image_token"),
+            usd("input_cost_per_token"),
+            v.get("tiered_pricing").is_none().then_some(()),
+        ) {
+            // 100 text input tokens; 1,000 output tokens of which 900 are image tokens
+            // (the text output rate defaults to the image rate when the file has none).
+            *counts.entry("image_output").or_default() += 1;
+            let text_out = usd("output_cost_per_token").unwrap_or(io);
+            let details = UsageDetails {
+                image_output_tokens: 900,
+                images: 1,
+                ..UsageDetails::default()
+            };
+            check(
+                &c,
+                key,
+                "image out",
+                &Usage::new(100, 1_000),
+                &now.with_details(details),
+                100 * input + 100 * text_out + 900 * io,
+                &mut failures,
+            );
+        }
         let image = if mode == "image_generation" {
             usd("output_cost_per_image").or(usd("input_cost_per_image"))
         } else {
@@ -331,6 +355,7 @@ fn every_chat_entry_with_a_dimension_is_priced_as_the_file_says() {
         "audio_output",
         "cached_audio",
         "image_input",
+        "image_output",
         "web_search",
         "off_peak",
         "per_unit",

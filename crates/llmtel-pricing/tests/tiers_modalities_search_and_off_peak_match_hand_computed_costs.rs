@@ -358,6 +358,50 @@ fn images_characters_and_audio_seconds_are_priced_per_unit() {
     );
     // 400 × 5 + 600 × 10 + 4,000 × 40 (µ$) = 0.002 + 0.006 + 0.16
     assert_eq!(tok.breakdown.total.to_string(), "$0.168000");
+    // The images it reports are billed through those tokens: counted, not charged again.
+    let imaged = call(
+        "gpt-image-1",
+        "openai",
+        &usage,
+        &with(UsageDetails {
+            image_input_tokens: 600,
+            image_output_tokens: 4_000,
+            images: 2,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(imaged.breakdown.total.to_string(), "$0.168000");
+    assert_eq!(imaged.breakdown.images.picos(), 0);
+    assert!(imaged.notes.is_empty(), "{:?}", imaged.notes);
+    // gpt-image-1.5 bills image output tokens ($32/M) apart from text output ($10/M):
+    // 1,000 text in × $5 + 4,000 out, of which 3,900 image tokens and 100 text tokens.
+    let split = call(
+        "gpt-image-1.5",
+        "openai",
+        &usage,
+        &with(UsageDetails {
+            image_output_tokens: 3_900,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(split.breakdown.image_output.to_string(), "$0.124800");
+    assert_eq!(split.breakdown.output.to_string(), "$0.001000");
+    // 0.005 + 0.001 + 0.1248
+    assert_eq!(split.breakdown.total.to_string(), "$0.130800");
+    // gpt-4o-transcribe reports tokens: the audio seconds are not charged as well.
+    let transcribe = call(
+        "gpt-4o-transcribe",
+        "openai",
+        &Usage::new(14, 45),
+        &with(UsageDetails {
+            audio_input_tokens: 14,
+            input_audio_ms: 9_000,
+            ..UsageDetails::default()
+        }),
+    );
+    assert_eq!(transcribe.breakdown.audio_seconds.picos(), 0);
+    // 14 audio tokens × $2.50/M + 45 × $10/M = 0.000035 + 0.00045
+    assert_eq!(transcribe.breakdown.total.to_string(), "$0.000485");
     // A per-unit count the entry has no price for: nothing charged, noted.
     let chat = call(
         "gpt-5",

@@ -25,7 +25,24 @@ const TAIL_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 enum Mode {
     Sse(SseParser),
-    Json { buf: Vec<u8>, overflow: bool },
+    Json {
+        buf: Vec<u8>,
+        overflow: bool,
+    },
+    /// A body that is not JSON (speech audio, a plain-text transcript): passed through
+    /// unread.
+    Opaque,
+}
+
+/// What a media request (images, speech, transcription) said that its price depends on.
+#[derive(Debug, Default)]
+pub(crate) struct MediaRequest {
+    /// Characters of a speech request's `input`.
+    pub(crate) characters: Option<u64>,
+    /// Images asked for (`n`, default 1), counted when the response is too large to read.
+    pub(crate) images: Option<u64>,
+    /// The model of a streamed multipart body, found as the body was sent.
+    pub(crate) scanned_model: Option<crate::media::ScannedModel>,
 }
 
 /// How the body ended.
@@ -46,6 +63,7 @@ pub(crate) struct CallState {
     pub(crate) request_body: Option<Bytes>,
     pub(crate) capture: bool,
     pub(crate) hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
+    pub(crate) media: MediaRequest,
     mode: Mode,
     decoder: Decoder,
     first_chunk: Option<Instant>,
@@ -72,14 +90,18 @@ impl CallState {
         api: Api,
         request_model: String,
         status: u16,
-        sse: bool,
+        content_type: &str,
         started: Instant,
         request_body: Option<Bytes>,
         capture: bool,
         hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
     ) -> Self {
+        let ct = content_type.trim_start();
+        let sse = ct.starts_with("text/event-stream");
         let mode = if sse && status < 400 {
             Mode::Sse(SseParser::new())
+        } else if api.is_media() && status < 400 && !ct.is_empty() && !ct.contains("json") {
+            Mode::Opaque
         } else {
             Mode::Json {
                 buf: Vec::new(),
@@ -95,6 +117,7 @@ impl CallState {
             request_body,
             capture,
             hook,
+            media: MediaRequest::default(),
             mode,
             decoder: Decoder::new(api),
             first_chunk: None,
@@ -137,6 +160,7 @@ impl CallState {
                     }
                 }
             }
+            Mode::Opaque => {}
         }
     }
 
@@ -147,6 +171,7 @@ impl CallState {
             // The event in progress lost bytes: start again at the next event.
             Mode::Sse(parser) => *parser = SseParser::new(),
             Mode::Json { overflow, .. } => *overflow = true,
+            Mode::Opaque => {}
         }
     }
 
@@ -180,11 +205,16 @@ impl CallState {
                         .note_parse_error("the stream ended inside an event");
                 }
             }
+            Mode::Opaque => {}
             Mode::Json { buf, overflow } => {
                 if self.status >= 400 {
                     status_body = Some(buf);
                 } else if matches!(end, End::Complete) {
                     if overflow {
+                        if self.api == Api::OpenAiImages {
+                            // The images are in the part of the body that was not kept.
+                            self.decoder.note_images(self.media.images.unwrap_or(1));
+                        }
                         self.decoder.note_parse_error(format!(
                             "body larger than {MAX_JSON_BYTES} bytes: usage read from its tail"
                         ));
@@ -207,6 +237,19 @@ impl CallState {
         self.decoder.finish();
         let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
         let mut obs: Observed = decoder.into_observed();
+        if obs.details.input_characters == 0 {
+            // Speech: the characters of the request's input are what tts-1 bills.
+            obs.details.input_characters = self.media.characters.unwrap_or(0);
+        }
+        if obs.model.is_none() {
+            // A streamed multipart request (transcription) names its model in the body,
+            // read as it was sent.
+            obs.model = self
+                .media
+                .scanned_model
+                .as_ref()
+                .and_then(|m| m.get().cloned());
+        }
         // Taken from the response: capped before they are kept or recorded.
         obs.model = obs.model.take().map(llmtel::cap_string);
         obs.id = obs.id.take().map(llmtel::cap_string);
@@ -277,8 +320,9 @@ impl CallState {
         }
 
         // The request's JSON tree, built only when the prompt is needed.
-        let needs_estimate =
-            obs.usage.is_none() && self.status < 400 && self.api != Api::OpenAiEmbeddings;
+        // Media (images, audio) is not text: its usage is not estimated from text.
+        let estimable = self.api != Api::OpenAiEmbeddings && !self.api.is_media();
+        let needs_estimate = obs.usage.is_none() && self.status < 400 && estimable;
         let request_json: Option<Value> = if needs_estimate || self.capture {
             self.request_body
                 .as_deref()
@@ -293,7 +337,7 @@ impl CallState {
         let usage = if let Some(u) = obs.usage {
             llmtel::record_usage(&span, &u);
             Some(u)
-        } else if self.status < 400 && self.api != Api::OpenAiEmbeddings {
+        } else if self.status < 400 && estimable {
             let model = obs.model.as_deref().unwrap_or(&self.request_model);
             let prompt = request_json
                 .as_ref()

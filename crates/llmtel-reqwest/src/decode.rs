@@ -216,6 +216,11 @@ impl Decoder {
         self.obs.parse_failed("sse", msg);
     }
 
+    /// Notes `n` images generated that the decoder did not see (a body too large to keep).
+    pub(crate) fn note_images(&mut self, n: u64) {
+        self.obs.details.images = self.obs.details.images.max(n);
+    }
+
     /// Reads a complete (non-streamed) JSON response body.
     pub fn json(&mut self, body: &[u8]) {
         let r = match self.api {
@@ -236,6 +241,9 @@ impl Decoder {
             }
             Api::GeminiGenerate => {
                 serde_json::from_slice::<GeminiBody<'_>>(body).map(|b| self.gemini(b))
+            }
+            Api::OpenAiImages | Api::OpenAiSpeech | Api::OpenAiTranscription => {
+                serde_json::from_slice::<MediaBody<'_>>(body).map(|b| self.media(b))
             }
             Api::GeminiStreamGenerate => {
                 // Without `alt=sse` the stream is one JSON array of responses.
@@ -286,6 +294,9 @@ impl Decoder {
                 .map(|e| self.anthropic_event(event, e)),
             Api::GeminiGenerate | Api::GeminiStreamGenerate => {
                 serde_json::from_slice::<GeminiBody<'_>>(trimmed).map(|b| self.gemini(b))
+            }
+            Api::OpenAiImages | Api::OpenAiSpeech | Api::OpenAiTranscription => {
+                serde_json::from_slice::<MediaBody<'_>>(trimmed).map(|b| self.media(b))
             }
         };
         if let Err(e) = r {
@@ -383,6 +394,106 @@ impl Decoder {
         let msg = e.message.as_deref().unwrap_or_default().to_owned();
         if self.obs.provider_error.is_none() {
             self.obs.provider_error = Some((class.to_owned(), msg));
+            self.rev += 1;
+        }
+    }
+
+    // ---- OpenAI images, speech, transcription ----
+    /// A media response or stream event: images generated, audio seconds, the usage
+    /// (`tokens` or `duration`) and a transcript's text.
+    fn media(&mut self, b: MediaBody<'_>) {
+        if let Some(e) = b.error {
+            self.provider_error(e);
+            return;
+        }
+        let kind = b.kind.as_deref().unwrap_or_default();
+        let before = self.obs.details;
+        match self.api {
+            Api::OpenAiTranscription => {
+                if kind.is_empty() {
+                    if let Some(t) = &b.text {
+                        self.obs.push_text(t);
+                    }
+                } else if kind.ends_with(".delta") {
+                    if let Some(t) = &b.delta {
+                        self.obs.push_text(t);
+                    }
+                }
+                if kind.is_empty() || kind.ends_with(".done") {
+                    self.set_finish(0, "stop");
+                }
+            }
+            Api::OpenAiImages => {
+                if let Some(data) = &b.data {
+                    self.obs.details.images =
+                        self.obs.details.images.saturating_add(data.len() as u64);
+                    self.set_finish(0, "stop");
+                } else if kind.ends_with(".completed") {
+                    // A streamed image (`image_generation.completed`, `image_edit.completed`).
+                    self.obs.details.images = self.obs.details.images.saturating_add(1);
+                    self.set_finish(0, "stop");
+                }
+            }
+            _ => {
+                if kind.ends_with(".done") {
+                    self.set_finish(0, "stop");
+                }
+            }
+        }
+        let seconds = |s: f64| -> u64 {
+            if s.is_finite() && s > 0.0 {
+                // Saturates at u64::MAX for absurd values (`as` from f64 saturates).
+                (s * 1000.0).round() as u64
+            } else {
+                0
+            }
+        };
+        if let Some(d) = b.duration {
+            // verbose_json: the audio's duration in seconds.
+            self.obs.details.input_audio_ms = seconds(d);
+        }
+        if let Some(u) = b.usage {
+            let tokens = u.input_tokens.is_some() || u.output_tokens.is_some();
+            if u.kind.as_deref() == Some("duration") || (!tokens && u.seconds.is_some()) {
+                self.obs.details.input_audio_ms = seconds(u.seconds.unwrap_or(0.0));
+            }
+            if tokens {
+                let input = u.input_tokens.unwrap_or(0);
+                let output = u.output_tokens.unwrap_or(0);
+                let din = u.input_tokens_details.as_ref();
+                let dout = u.output_tokens_details.as_ref();
+                let d = &mut self.obs.details;
+                match self.api {
+                    Api::OpenAiImages => {
+                        d.image_input_tokens = din.and_then(|x| x.image_tokens).unwrap_or(0);
+                        // Without a split, every output token of the images endpoint is
+                        // an image token.
+                        d.image_output_tokens = match dout {
+                            Some(x) => x.image_tokens.unwrap_or(0),
+                            None => output,
+                        };
+                    }
+                    Api::OpenAiSpeech => {
+                        d.audio_output_tokens = match dout {
+                            Some(x) => x.audio_tokens.unwrap_or(0),
+                            None => output,
+                        };
+                    }
+                    _ => {
+                        d.audio_input_tokens = din.and_then(|x| x.audio_tokens).unwrap_or(0);
+                        // The audio is billed through the tokens, not by its seconds.
+                        d.input_audio_ms = 0;
+                    }
+                }
+                self.set_usage(Usage {
+                    input_tokens: input,
+                    output_tokens: output,
+                    cache_read_tokens: din.and_then(|x| x.cached_tokens).unwrap_or(0),
+                    ..Default::default()
+                });
+            }
+        }
+        if self.obs.details != before {
             self.rev += 1;
         }
     }
@@ -727,6 +838,53 @@ impl ErrorObj<'_> {
             None => None,
         }
     }
+}
+
+/// An OpenAI images / speech / transcription response, or one of their stream events.
+#[derive(Deserialize)]
+struct MediaBody<'a> {
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
+    data: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<MediaUsage>,
+    #[serde(default)]
+    duration: Option<f64>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    delta: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObj<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MediaUsage {
+    /// Transcription: `tokens` or `duration`.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    /// Transcription spells it `input_token_details`.
+    #[serde(default, alias = "input_token_details")]
+    input_tokens_details: Option<MediaDetails>,
+    #[serde(default, alias = "output_token_details")]
+    output_tokens_details: Option<MediaDetails>,
+    #[serde(default)]
+    seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct MediaDetails {
+    #[serde(default)]
+    image_tokens: Option<u64>,
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]

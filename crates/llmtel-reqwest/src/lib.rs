@@ -69,6 +69,7 @@
 mod body;
 pub mod decode;
 pub mod errors;
+mod media;
 mod middleware;
 pub mod preflight;
 mod reader;

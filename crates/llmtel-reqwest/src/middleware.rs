@@ -10,7 +10,7 @@ use serde_json::Value;
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::body::{CallState, InstrumentedBody};
+use crate::body::{CallState, InstrumentedBody, MediaRequest};
 use crate::preflight::{PlannedCall, PreflightHook};
 use crate::request::RequestInfo;
 use crate::route::{Api, BaseUrl, Flavor, Route, Router};
@@ -65,8 +65,9 @@ impl LlmMiddleware {
 
     /// Recognises an OpenAI-compatible server at `base_url` (e.g. `http://localhost:11434/v1`
     /// for Ollama, a vLLM server, a proxy); `provider` becomes `gen_ai.provider.name`.
-    /// Paths under it ending in `/chat/completions`, `/completions`, `/responses` or
-    /// `/embeddings` are LLM calls.
+    /// Paths under it ending in `/chat/completions`, `/completions`, `/responses`,
+    /// `/embeddings`, `/images/generations`, `/images/edits`, `/audio/speech`,
+    /// `/audio/transcriptions` or `/audio/translations` are LLM calls.
     ///
     /// # Errors
     /// `base_url` is not an absolute URL with a host.
@@ -157,15 +158,25 @@ impl Middleware for LlmMiddleware {
         // not share it) for the reader, which needs the prompt only for an estimate or for
         // opt-in content capture.
         let raw = req.body().and_then(|b| b.as_bytes());
+        let streamed = raw.is_none();
         let request_bytes = raw.map_or(0, <[u8]>::len);
         let body_bytes = raw.filter(|b| b.len() <= MAX_REQUEST_JSON);
+        let multipart = matches!(api, Api::OpenAiImages | Api::OpenAiTranscription);
         let info = body_bytes
             .and_then(|b| crate::request::request_info(api, b))
+            .or_else(|| {
+                body_bytes
+                    .filter(|_| multipart)
+                    .and_then(crate::media::multipart_info)
+            })
             .unwrap_or_else(|| RequestInfo {
                 stream: api == Api::GeminiStreamGenerate,
                 ..Default::default()
             });
-        let mut request_body = body_bytes.map(bytes::Bytes::copy_from_slice);
+        // A transcription's body is the audio: nothing the reader needs.
+        let mut request_body = body_bytes
+            .filter(|_| api != Api::OpenAiTranscription)
+            .map(bytes::Bytes::copy_from_slice);
         let model = info
             .model
             .clone()
@@ -173,6 +184,23 @@ impl Middleware for LlmMiddleware {
             .unwrap_or_else(|| "unknown".to_owned());
         // Taken from the request: capped before it is kept (span, pre-flight, settle).
         let model = llmtel::cap_string(model);
+
+        let mut media = MediaRequest::default();
+        if api == Api::OpenAiSpeech {
+            media.characters = body_bytes.and_then(crate::media::speech_characters);
+        }
+        if api == Api::OpenAiImages {
+            media.images = Some(info.choice_count.map_or(1, |n| n.max(0).unsigned_abs()));
+        }
+        if multipart && streamed && info.model.is_none() {
+            // A streamed body (`reqwest::multipart::Form`): its `model` field is read as the
+            // body is sent, frames passing through unchanged.
+            if let Some(body) = req.body_mut().take() {
+                let (scan, found) = crate::media::ScanBody::new(body);
+                *req.body_mut() = Some(reqwest::Body::wrap(scan));
+                media.scanned_model = Some(found);
+            }
+        }
 
         if self.stream_usage
             && info.stream
@@ -196,6 +224,9 @@ impl Middleware for LlmMiddleware {
             "gen_ai.output.messages" = tracing::field::Empty,
         );
         record_request(&span, &req, &info);
+        if let Some(t) = api.output_type() {
+            span.set_attribute("gen_ai.output.type", t);
+        }
 
         let hook = self.hook.as_ref().map(|h| {
             let call = PlannedCall {
@@ -246,23 +277,24 @@ impl Middleware for LlmMiddleware {
         };
 
         let status = response.status().as_u16();
-        let sse = response
+        let content_type = response
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("text/event-stream"));
+            .unwrap_or_default();
         let url = response.url().clone();
-        let state = CallState::new(
+        let mut state = CallState::new(
             span,
             api,
             model,
             status,
-            sse,
+            content_type,
             started,
             request_body,
             capture,
             hook,
         );
+        state.media = media;
         Ok(rewrap(response, url, state))
     }
 }

@@ -125,6 +125,11 @@ pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
         (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
         (lt::USAGE_VIDEO_INPUT_TOKENS, d.video_input_tokens),
         (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
+        (lt::USAGE_IMAGE_OUTPUT_TOKENS, d.image_output_tokens),
+        (lt::USAGE_IMAGES, d.images),
+        (lt::USAGE_INPUT_CHARACTERS, d.input_characters),
+        (lt::USAGE_INPUT_AUDIO_MS, d.input_audio_ms),
+        (lt::USAGE_OUTPUT_AUDIO_MS, d.output_audio_ms),
         (lt::USAGE_WEB_SEARCH_REQUESTS, d.web_search_queries),
     ] {
         if n > 0 {
@@ -207,7 +212,7 @@ impl<S> ObservedStream<S> {
                 s.api,
                 s.model.unwrap_or_else(|| "unknown".to_owned()),
                 200,
-                true,
+                "text/event-stream",
                 s.started,
                 s.request,
                 llmtel::content_capture().is_enabled(),

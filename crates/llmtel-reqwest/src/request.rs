@@ -124,7 +124,9 @@ pub fn input_messages_json(api: Api, body: &Value) -> Option<String> {
     let key = match api {
         Api::GeminiGenerate | Api::GeminiStreamGenerate => "contents",
         Api::OpenAiResponses | Api::OpenAiEmbeddings => "input",
-        Api::OpenAiCompletions => "prompt",
+        Api::OpenAiCompletions | Api::OpenAiImages => "prompt",
+        Api::OpenAiSpeech => "input",
+        Api::OpenAiTranscription => return None,
         _ => "messages",
     };
     body.get(key).map(Value::to_string)

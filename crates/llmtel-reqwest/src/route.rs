@@ -21,6 +21,16 @@ pub enum Api {
     GeminiGenerate,
     /// Gemini `models/{model}:streamGenerateContent` (SSE with `alt=sse`, else a JSON array).
     GeminiStreamGenerate,
+    /// OpenAI image generation and edits (`POST …/images/generations`, `…/images/edits`):
+    /// priced by the tokens the response reports (gpt-image-*), the images counted.
+    OpenAiImages,
+    /// OpenAI text to speech (`POST …/audio/speech`): priced per input character (tts-1),
+    /// or by the tokens a streamed (`stream_format: "sse"`) response reports.
+    OpenAiSpeech,
+    /// OpenAI transcription and translation (`POST …/audio/transcriptions`,
+    /// `…/audio/translations`, multipart): priced per second of audio (whisper-1) or by
+    /// the tokens the response reports (gpt-4o-transcribe).
+    OpenAiTranscription,
 }
 
 impl Api {
@@ -30,8 +40,31 @@ impl Api {
             Api::OpenAiChat | Api::OpenAiResponses | Api::AnthropicMessages => "chat",
             Api::OpenAiCompletions => "text_completion",
             Api::OpenAiEmbeddings => "embeddings",
-            Api::GeminiGenerate | Api::GeminiStreamGenerate => "generate_content",
+            Api::GeminiGenerate
+            | Api::GeminiStreamGenerate
+            | Api::OpenAiImages
+            | Api::OpenAiSpeech
+            | Api::OpenAiTranscription => "generate_content",
         }
+    }
+
+    /// The `gen_ai.output.type` of a call to this endpoint, where it is not text by default.
+    pub fn output_type(self) -> Option<&'static str> {
+        match self {
+            Api::OpenAiImages => Some("image"),
+            Api::OpenAiSpeech => Some("speech"),
+            Api::OpenAiTranscription => Some("text"),
+            _ => None,
+        }
+    }
+
+    /// Whether the endpoint generates or reads media (images, audio): its usage is not
+    /// estimated from text when the response does not report it.
+    pub fn is_media(self) -> bool {
+        matches!(
+            self,
+            Api::OpenAiImages | Api::OpenAiSpeech | Api::OpenAiTranscription
+        )
     }
 }
 
@@ -192,6 +225,12 @@ fn openai_api(path: &str) -> Option<Api> {
         Some(Api::OpenAiResponses)
     } else if path.ends_with("/embeddings") {
         Some(Api::OpenAiEmbeddings)
+    } else if path.ends_with("/images/generations") || path.ends_with("/images/edits") {
+        Some(Api::OpenAiImages)
+    } else if path.ends_with("/audio/speech") {
+        Some(Api::OpenAiSpeech)
+    } else if path.ends_with("/audio/transcriptions") || path.ends_with("/audio/translations") {
+        Some(Api::OpenAiTranscription)
     } else {
         None
     }
@@ -265,6 +304,31 @@ mod tests {
                 "anthropic",
             ),
             (
+                "https://api.openai.com/v1/images/generations",
+                Api::OpenAiImages,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/images/edits",
+                Api::OpenAiImages,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/audio/speech",
+                Api::OpenAiSpeech,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/audio/transcriptions",
+                Api::OpenAiTranscription,
+                "openai",
+            ),
+            (
+                "https://api.openai.com/v1/audio/translations",
+                Api::OpenAiTranscription,
+                "openai",
+            ),
+            (
                 "https://api.groq.com/openai/v1/chat/completions",
                 Api::OpenAiChat,
                 "groq",
@@ -330,6 +394,8 @@ mod tests {
         for url in [
             "https://api.openai.com/v1/models",
             "https://api.openai.com/v1/files",
+            "https://api.openai.com/v1/images/variations",
+            "https://api.openai.com/v1/audio/voices",
             "https://example.com/v1/chat/completions",
             "http://localhost:11435/v1/chat/completions",
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:countTokens",

@@ -217,6 +217,8 @@ pub mod llmtel {
     pub const COST_VIDEO_INPUT: &str = "llmtel.cost.video_input";
     /// Cost of the audio output tokens, USD (part of the output).
     pub const COST_AUDIO_OUTPUT: &str = "llmtel.cost.audio_output";
+    /// Cost of the image output tokens, USD (part of the output; image generation).
+    pub const COST_IMAGE_OUTPUT: &str = "llmtel.cost.image_output";
     /// Cost of the web search queries, USD (per-query price).
     pub const COST_WEB_SEARCH: &str = "llmtel.cost.web_search";
     /// Cost of the code interpreter sessions, USD.
@@ -258,6 +260,9 @@ pub mod llmtel {
     /// Audio output tokens, part of `gen_ai.usage.output_tokens` (OpenAI
     /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
     pub const USAGE_AUDIO_OUTPUT_TOKENS: &str = "llmtel.usage.audio.output_tokens";
+    /// Image output tokens, part of `gen_ai.usage.output_tokens` (OpenAI images endpoint
+    /// `usage.output_tokens_details.image_tokens`).
+    pub const USAGE_IMAGE_OUTPUT_TOKENS: &str = "llmtel.usage.image.output_tokens";
     /// Web search queries billed per query (Anthropic
     /// `usage.server_tool_use.web_search_requests`, OpenAI `web_search_call` output items).
     pub const USAGE_WEB_SEARCH_REQUESTS: &str = "llmtel.usage.web_search.requests";

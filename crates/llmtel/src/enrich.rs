@@ -256,6 +256,7 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
                 (lt::COST_IMAGE_INPUT, b.image_input),
                 (lt::COST_VIDEO_INPUT, b.video_input),
                 (lt::COST_AUDIO_OUTPUT, b.audio_output),
+                (lt::COST_IMAGE_OUTPUT, b.image_output),
                 (lt::COST_WEB_SEARCH, b.web_search),
                 (lt::COST_CODE_INTERPRETER, b.code_interpreter),
                 (lt::COST_FILE_SEARCH, b.file_search),

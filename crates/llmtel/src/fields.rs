@@ -133,6 +133,7 @@ impl SpanFields {
             lt::USAGE_IMAGE_INPUT_TOKENS => &mut d.image_input_tokens,
             lt::USAGE_VIDEO_INPUT_TOKENS => &mut d.video_input_tokens,
             lt::USAGE_AUDIO_OUTPUT_TOKENS => &mut d.audio_output_tokens,
+            lt::USAGE_IMAGE_OUTPUT_TOKENS => &mut d.image_output_tokens,
             lt::USAGE_WEB_SEARCH_REQUESTS => &mut d.web_search_queries,
             lt::USAGE_CODE_INTERPRETER_SESSIONS => &mut d.code_interpreter_sessions,
             lt::USAGE_FILE_SEARCH_CALLS => &mut d.file_search_calls,
