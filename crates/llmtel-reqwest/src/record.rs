@@ -101,11 +101,11 @@ pub fn record_observed(span: &Span, obs: &Observed) {
     record_dimensions(span, obs);
 }
 
-/// The price dimensions the response reported (service tier, modality counts), as
-/// attributes of the exported span, where llmtel's exporter stage prices them.
+/// The price dimensions the response reported (service tier, modality and per-unit
+/// counts): as attributes of the exported span, where llmtel's exporter stage prices them,
+/// and for llmtel's layer, whose sinks (budgets, metrics) price the call with them too.
 pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
     use llmtel_semconv::{llmtel as lt, openai};
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     if let Some(tier) = &obs.service_tier {
         // OpenAI's own name for OpenAI, llmtel's for the others (Anthropic).
         let name = if obs.openai_tier {
@@ -113,29 +113,9 @@ pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
         } else {
             lt::RESPONSE_SERVICE_TIER
         };
-        span.set_attribute(name, tier.clone());
+        llmtel::record_service_tier(span, name, tier);
     }
-    let d = &obs.details;
-    for (name, n) in [
-        (lt::USAGE_AUDIO_INPUT_TOKENS, d.audio_input_tokens),
-        (
-            lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS,
-            d.cache_read_audio_tokens,
-        ),
-        (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
-        (lt::USAGE_VIDEO_INPUT_TOKENS, d.video_input_tokens),
-        (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
-        (lt::USAGE_IMAGE_OUTPUT_TOKENS, d.image_output_tokens),
-        (lt::USAGE_IMAGES, d.images),
-        (lt::USAGE_INPUT_CHARACTERS, d.input_characters),
-        (lt::USAGE_INPUT_AUDIO_MS, d.input_audio_ms),
-        (lt::USAGE_OUTPUT_AUDIO_MS, d.output_audio_ms),
-        (lt::USAGE_WEB_SEARCH_REQUESTS, d.web_search_queries),
-    ] {
-        if n > 0 {
-            span.set_attribute(name, i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
+    llmtel::record_usage_details(span, &obs.details);
 }
 
 /// A stream of provider chunks (`Result<T, E>`, `T: Serialize`) observed for its span; items

@@ -11,6 +11,18 @@ mod common;
 
 use common::*;
 
+/// What llmtel's layer priced the call at for its sinks (budgets, metrics, summaries): the
+/// trace summary of the one call.
+fn in_process_cost(p: &Pipeline) -> f64 {
+    let _ = p.spans(); // waits for the reader thread to end the span
+    p.summaries
+        .recent(1)
+        .pop()
+        .expect("a trace summary")
+        .cost
+        .as_f64()
+}
+
 /// Sends `form` (a streamed multipart body) and reads the whole response.
 async fn post_form(
     client: &reqwest_middleware::ClientWithMiddleware,
@@ -88,6 +100,8 @@ fn a_generated_image_is_priced_by_its_tokens_with_image_output_at_its_own_rate()
     // (its text output rate, $10/M, would say 0.01056). Total $0.033892.
     assert_usd(f64_attr(&s, "llmtel.cost.image_output"), 0.033792);
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.033892);
+    // The sinks see the same price: the counts reach llmtel's layer too.
+    assert_usd(in_process_cost(&p), 0.033892);
     // The image is billed through the tokens: no per-image charge, nothing noted.
     assert!(attr(&s, "llmtel.cost.images").is_none(), "{s:?}");
     assert!(attr(&s, "llmtel.cost.notes").is_none(), "{s:?}");
@@ -164,6 +178,7 @@ fn speech_from_tts_1_is_priced_per_input_character_and_its_audio_passes_unread()
     // tts-1: $15 per million characters: 50 x $0.000015 = $0.00075.
     assert_usd(f64_attr(&s, "llmtel.cost.characters"), 0.00075);
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.00075);
+    assert_usd(in_process_cost(&p), 0.00075);
     // Audio is not text: no usage estimated from it, no parse error for the binary body.
     assert!(attr(&s, "llmtel.parse_error").is_none(), "{s:?}");
     assert!(attr(&s, "gen_ai.usage.input_tokens").is_none(), "{s:?}");
@@ -234,6 +249,7 @@ fn a_whisper_transcription_is_priced_per_second_of_audio() {
         // whisper-1: $0.006 per minute = $0.0001 per second.
         assert_usd(f64_attr(&s, "llmtel.cost.audio_seconds"), usd);
         assert_usd(f64_attr(&s, "gen_ai.usage.cost"), usd);
+        assert_usd(in_process_cost(&p), usd);
     }
 }
 

@@ -29,6 +29,10 @@ fn a_flex_response_is_priced_at_the_flex_rates() {
     // gpt-5 flex: 10,000 x $0.625/M + 2,000 x $5.00/M = 0.00625 + 0.01 = $0.01625
     // (standard would be $0.0325).
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.01625);
+    // llmtel's layer prices the call for its sinks (budgets, metrics) at the same rates.
+    let _ = p.spans();
+    let summary = p.summaries.recent(1).pop().expect("a trace summary");
+    assert_usd(summary.cost.as_f64(), 0.01625);
 }
 
 #[test]
@@ -52,6 +56,9 @@ fn audio_tokens_are_priced_at_the_audio_rates() {
     assert_usd(f64_attr(&s, "llmtel.cost.audio_input"), 0.016);
     assert_usd(f64_attr(&s, "llmtel.cost.audio_output"), 0.024);
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.0435);
+    let _ = p.spans();
+    let summary = p.summaries.recent(1).pop().expect("a trace summary");
+    assert_usd(summary.cost.as_f64(), 0.0435);
     // The standard tier the response names is the catalog's base price: no tier attribute.
     assert!(attr(&s, "llmtel.pricing.service_tier").is_none());
 }

@@ -406,6 +406,20 @@ pub fn set_span_attributes<'a, R: LookupSpan<'a>>(
     }
 }
 
+/// Runs `f` on the fields llmtel's layer keeps for `span`, if the layer captured it and the
+/// span's subscriber is built on a `tracing_subscriber::Registry` (the usual stack). For
+/// values recorded on the OpenTelemetry span directly (not as tracing fields), so that the
+/// call the layer prices for its sinks has them too.
+pub(crate) fn with_span_fields(span: &tracing::Span, f: impl FnOnce(&mut SpanFields)) {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let s = registry.span(id)?;
+        let mut ext = s.extensions_mut();
+        f(&mut ext.get_mut::<SpanState>()?.fields);
+        Some(())
+    });
+}
+
 /// Tells llmtel a layer will call [`set_span_attributes`]: from now on llmtel's layer keeps
 /// each LLM span's id until every layer has closed it, so attributes set after its
 /// OpenTelemetry span ended still reach the exported span.

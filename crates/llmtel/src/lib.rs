@@ -96,7 +96,8 @@ pub use pending::{finish_pending_spans, register_span_finisher};
 pub use redact::{REDACTED, redact};
 pub use span::{
     MAX_STATUS_BYTES, ReportedBy, record_cost, record_error, record_error_status,
-    record_input_messages, record_output_messages, record_response, record_usage,
+    record_input_messages, record_output_messages, record_response, record_service_tier,
+    record_usage, record_usage_details,
 };
 pub use summary::{TraceSummaries, TraceSummary, TraceSummaryLayer, current_trace_summary};
 

@@ -162,6 +162,69 @@ fn usage_fields(meta: &tracing::Metadata<'_>) -> Option<[tracing::field::Field; 
         .then_some(f)
 }
 
+/// Records the modality, tool and per-unit counts of an LLM call (audio and image tokens,
+/// web searches, images, characters, audio seconds) as `llmtel.usage.*` integer attributes
+/// of its exported span, where llmtel's exporter stage prices them, and for llmtel's layer,
+/// which prices the call with them for its sinks (budgets, metrics, trace summaries). Zero
+/// counts are not recorded.
+///
+/// ```
+/// let span = llmtel::llm_span!("generate_content", "openai", "tts-1");
+/// let details = llmtel::pricing::UsageDetails { input_characters: 50, ..Default::default() };
+/// llmtel::record_usage_details(&span, &details);
+/// ```
+pub fn record_usage_details(span: &Span, details: &llmtel_pricing::UsageDetails) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let d = details;
+    let counts = [
+        (lt::USAGE_AUDIO_INPUT_TOKENS, d.audio_input_tokens),
+        (
+            lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS,
+            d.cache_read_audio_tokens,
+        ),
+        (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
+        (lt::USAGE_VIDEO_INPUT_TOKENS, d.video_input_tokens),
+        (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
+        (lt::USAGE_IMAGE_OUTPUT_TOKENS, d.image_output_tokens),
+        (lt::USAGE_WEB_SEARCH_REQUESTS, d.web_search_queries),
+        (
+            lt::USAGE_CODE_INTERPRETER_SESSIONS,
+            d.code_interpreter_sessions,
+        ),
+        (lt::USAGE_FILE_SEARCH_CALLS, d.file_search_calls),
+        (lt::USAGE_IMAGES, d.images),
+        (lt::USAGE_INPUT_CHARACTERS, d.input_characters),
+        (lt::USAGE_INPUT_AUDIO_MS, d.input_audio_ms),
+        (lt::USAGE_OUTPUT_AUDIO_MS, d.output_audio_ms),
+    ];
+    if *d == llmtel_pricing::UsageDetails::default() {
+        return;
+    }
+    for (name, n) in counts {
+        if n > 0 {
+            span.set_attribute(name, clamp_i64(n));
+        }
+    }
+    crate::layer::with_span_fields(span, |f| {
+        for (name, n) in counts {
+            if n > 0 {
+                f.set_u64(name, n);
+            }
+        }
+    });
+}
+
+/// Records the service tier the provider says served the call under `attribute`
+/// (`openai.response.service_tier` for OpenAI, `llmtel.response.service_tier` for the
+/// others), for the exporter stage and for llmtel's layer, which both price the call at
+/// the tier's rates.
+pub fn record_service_tier(span: &Span, attribute: &'static str, tier: &str) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let tier = crate::bound::cap_value(tier);
+    span.set_attribute(attribute, tier.clone().into_owned());
+    crate::layer::with_span_fields(span, |f| f.set_str(attribute, &tier));
+}
+
 /// Records the response id, the model that answered and the finish reasons.
 ///
 /// Finish reasons are recorded as a JSON array string; llmtel's exporter turns it into a
