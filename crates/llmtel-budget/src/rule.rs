@@ -365,7 +365,25 @@ impl Config {
     /// [`ConfigError`] naming the rule and field at fault.
     pub fn from_toml_str(src: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(src).map_err(|e| {
-            ConfigError::Parse(crate::error::redact_url_credentials(e.message()).into_owned())
+            let msg = crate::error::redact_url_credentials(e.message());
+            // Where: the line and column, and the line's key (`limit_usd = ...`), so the
+            // message names what to fix even when the parser's own does not.
+            let at = e.span().map(|span| {
+                let before = &src[..span.start.min(src.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                let key = src
+                    .lines()
+                    .nth(line - 1)
+                    .and_then(|l| l.split_once('='))
+                    .map(|(k, _)| k.trim())
+                    .filter(|k| !k.is_empty() && k.len() <= 64);
+                match key {
+                    Some(k) => format!("line {line}, column {column} ({k}): "),
+                    None => format!("line {line}, column {column}: "),
+                }
+            });
+            ConfigError::Parse(format!("{}{msg}", at.unwrap_or_default()))
         })?;
         let mut rules = Vec::new();
         for r in raw.rules {

@@ -36,7 +36,7 @@ pub enum PricingError {
 #[non_exhaustive]
 pub enum CatalogError {
     /// The price file could not be read.
-    #[error("cannot read price file `{}`: {source}. Check the path and that the file is readable", path.display())]
+    #[error("cannot read price file `{}`: {source}. {}", path.display(), io_fix(source))]
     Io {
         /// The path given.
         path: PathBuf,
@@ -132,5 +132,15 @@ impl fmt::Display for InvalidDisplay<'_> {
             write!(f, "; {fix}")?;
         }
         Ok(())
+    }
+}
+
+/// What to do about a price file that cannot be read.
+fn io_fix(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            "Save it as UTF-8 text: a TOML price file or LiteLLM's JSON"
+        }
+        _ => "Check the path and that the file is readable",
     }
 }

@@ -38,6 +38,12 @@ fn warned_models() -> &'static Mutex<HashSet<String>> {
     WARNED.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// The most tokens one call can plausibly report: 10^10, a thousand times the largest
+/// context window. A count past it (a provider or instrumentation bug, a hostile proxy) is
+/// a usage error, not a price: an 18-quintillion-token call would otherwise cost trillions
+/// of dollars and exhaust every budget it is charged to.
+pub const MAX_TOKENS_PER_CALL: u64 = 10_000_000_000;
+
 impl Pricer {
     pub(crate) fn new(catalog: Arc<Catalog>, count: bool) -> Self {
         Pricer { catalog, count }
@@ -73,14 +79,25 @@ impl Pricer {
                 "{name} = {v:?} is not a token count (a non-negative integer); the call is not \
                  priced. Record usage with llmtel::record_usage"
             )),
+            Count::Value(v) if *v > MAX_TOKENS_PER_CALL => Some(format!(
+                "{name} = {v} is more tokens than any model reads or writes in one call \
+                 (llmtel's limit is {MAX_TOKENS_PER_CALL}); the call is not priced. Check the \
+                 response or the code that recorded it"
+            )),
             _ => None,
         });
+        // A count past the limit is left out (0) like a malformed one: budgets, metrics and
+        // summaries never add a bogus 18-quintillion-token call.
+        let get = |c: &Count| match c.get() {
+            v if v > MAX_TOKENS_PER_CALL => 0,
+            v => v,
+        };
         out.usage = Usage {
-            input_tokens: f.input.get(),
-            output_tokens: f.output.get(),
-            cache_read_tokens: f.cache_read.get(),
-            cache_write_tokens: f.cache_write.get(),
-            reasoning_tokens: f.reasoning.get(),
+            input_tokens: get(&f.input),
+            output_tokens: get(&f.output),
+            cache_read_tokens: get(&f.cache_read),
+            cache_write_tokens: get(&f.cache_write),
+            reasoning_tokens: get(&f.reasoning),
         };
         let provider = f
             .provider

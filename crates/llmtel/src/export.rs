@@ -214,8 +214,13 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
                 || key.starts_with("llmtel.usage.")
             {
                 if let Value::String(s) = &kv.value {
-                    if let Ok(v) = s.as_str().trim().parse::<i64>() {
+                    let t = s.as_str().trim();
+                    if let Ok(v) = t.parse::<i64>() {
                         kv.value = Value::I64(v);
+                    } else if let Ok(v) = t.parse::<u64>() {
+                        // A `u64` past OTLP's signed integers (tracing-opentelemetry sends it
+                        // as a string): the largest integer, as `record_usage` clamps.
+                        kv.value = Value::I64(crate::enrich::clamp_i64(v));
                     }
                 }
             } else if key == "gen_ai.response.finish_reasons" {

@@ -85,6 +85,7 @@ pub use content::{
     ContentCapture, DEFAULT_MAX_CHARS, Redactor, content_capture, redact_secrets,
     set_content_capture,
 };
+pub use enrich::MAX_TOKENS_PER_CALL;
 pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};

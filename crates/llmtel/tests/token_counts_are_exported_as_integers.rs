@@ -143,3 +143,46 @@ fn malformed_usage_is_exported_as_given_and_not_priced() {
     assert!(calls.0.lock().unwrap()[0].usage_error.is_some());
     assert!(llmtel::health().malformed_usage > before);
 }
+
+#[test]
+fn an_implausible_token_count_is_a_usage_error_not_a_trillion_dollar_call() {
+    let before = llmtel::health().malformed_usage;
+    let (layer, calls) = collecting_layer();
+    let p = run_with(layer, true, || {
+        let _span = tracing::info_span!(
+            "chat",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = "gpt-4o",
+            "gen_ai.usage.input_tokens" = u64::MAX,
+            "gen_ai.usage.output_tokens" = 5_i64,
+        );
+    });
+    let s = p.span("chat");
+    // Exported as given (clamped to the largest OTLP integer), never priced.
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), i64::MAX);
+    assert!(attr(&s, "gen_ai.usage.cost").is_none(), "{s:?}");
+    let note = str_attr(&s, "llmtel.usage.note");
+    assert!(
+        note.contains("gen_ai.usage.input_tokens") && note.contains("10000000000"),
+        "{note}"
+    );
+    // The sinks (budgets, metrics) see neither a cost nor the bogus count.
+    let calls = calls.0.lock().unwrap();
+    assert!(calls[0].usage_error.is_some());
+    assert!(calls[0].cost.is_none());
+    assert_eq!(calls[0].usage.input_tokens, 0);
+    assert_eq!(calls[0].usage.output_tokens, 5);
+    assert!(llmtel::health().malformed_usage > before);
+    // The limit itself is a count like any other.
+    let (layer, calls) = collecting_layer();
+    run_with(layer, true, || {
+        let _span = tracing::info_span!(
+            "chat",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = "gpt-4o",
+            "gen_ai.usage.input_tokens" = llmtel::MAX_TOKENS_PER_CALL,
+            "gen_ai.usage.output_tokens" = 0_i64,
+        );
+    });
+    assert!(calls.0.lock().unwrap()[0].cost.is_some());
+}
