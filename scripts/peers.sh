@@ -6,7 +6,13 @@
 #
 #   install  create the venv ${LLMTEL_PEERS_VENV:-$HOME/.cache/llmtel/venv} if
 #            missing and pip-install arize-phoenix and rotel into it (skipped
-#            when both are already there).
+#            when both are already there); and the senders' venv
+#            ${LLMTEL_SENDERS_VENV:-$HOME/.cache/llmtel/venv-senders}: other
+#            projects' GenAI instrumentations of the `openai` Python client
+#            (opentelemetry-instrumentation-openai-v2, OpenLLMetry, OpenLIT),
+#            which the collector's tests send spans with. Pinned, with the
+#            OpenTelemetry versions pinned too (unpinned, pip backtracks for
+#            more than 10 minutes on OpenLIT's instrumentation ranges).
 #   start    start Phoenix and rotel in the background, wait until they are
 #            ready, write ${LLMTEL_PEERS_DIR:-<repo>/.peers}/env (source it).
 #            Reuses peers that are already running from our own PID files.
@@ -26,6 +32,7 @@
 # Measured on the 2-core dev machine (Debian 12, Python 3.11, other builds running):
 #   install from scratch (new venv, arize-phoenix 20.26.1 + rotel 0.0.1a15
 #     downloaded from PyPI): 64 s, venv 881 MB; install when present: 0.2 s.
+#   the senders' venv from scratch: ~30 s, 160 MB.
 #   start with a fresh Phoenix working dir (SQLite + migrations until /healthz):
 #     11-14 s (the first start from a new venv is the slowest); rotel is up in
 #     0.1 s. start when already started: 0.2 s. stop: ~3 s (Phoenix shuts down
@@ -33,6 +40,7 @@
 #
 # Environment:
 #   LLMTEL_PEERS_VENV   venv location       (default $HOME/.cache/llmtel/venv)
+#   LLMTEL_SENDERS_VENV the senders' venv   (default $HOME/.cache/llmtel/venv-senders)
 #   LLMTEL_PEERS_DIR    logs, PID files, Phoenix working dir, env file
 #                       (default <repo>/.peers, ignored by git)
 #   LLMTEL_PEERS_PYTHON interpreter used to create the venv (default python3)
@@ -47,6 +55,45 @@ PEERS_DIR="${LLMTEL_PEERS_DIR:-$REPO/.peers}"
 BOOT_PY="${LLMTEL_PEERS_PYTHON:-python3}"
 PHOENIX_SPEC="${LLMTEL_PHOENIX_SPEC:-arize-phoenix==20.26.1}"
 ROTEL_SPEC="${LLMTEL_ROTEL_SPEC:-rotel==0.0.1a15}"
+SENDERS_VENV="${LLMTEL_SENDERS_VENV:-$HOME/.cache/llmtel/venv-senders}"
+SENDERS_PY="$SENDERS_VENV/bin/python"
+# The instrumentations (and the openai client) the collector's third-party test was written
+# against, with the OpenTelemetry versions they resolve to (0.66b1 is the last release every
+# instrumentation package OpenLIT depends on has).
+SENDERS_SPECS=(
+    "openai==2.54.0"
+    "openlit==1.45.0"
+    "opentelemetry-instrumentation-openai==0.62.4"
+    "opentelemetry-instrumentation-openai-v2==2.4b0"
+    "opentelemetry-util-genai==1.1b0"
+    "opentelemetry-sdk==1.45.1"
+    "opentelemetry-exporter-otlp-proto-http==1.45.1"
+)
+SENDERS_CONSTRAINTS='opentelemetry-api==1.45.1
+opentelemetry-sdk==1.45.1
+opentelemetry-proto==1.45.1
+opentelemetry-exporter-otlp==1.45.1
+opentelemetry-exporter-otlp-proto-http==1.45.1
+opentelemetry-exporter-otlp-proto-grpc==1.45.1
+opentelemetry-exporter-otlp-proto-common==1.45.1
+opentelemetry-semantic-conventions==0.66b1
+opentelemetry-instrumentation==0.66b1
+opentelemetry-util-http==0.66b1
+opentelemetry-instrumentation-aiohttp-client==0.66b1
+opentelemetry-instrumentation-asgi==0.66b1
+opentelemetry-instrumentation-django==0.66b1
+opentelemetry-instrumentation-falcon==0.66b1
+opentelemetry-instrumentation-fastapi==0.66b1
+opentelemetry-instrumentation-flask==0.66b1
+opentelemetry-instrumentation-httpx==0.66b1
+opentelemetry-instrumentation-pyramid==0.66b1
+opentelemetry-instrumentation-requests==0.66b1
+opentelemetry-instrumentation-starlette==0.66b1
+opentelemetry-instrumentation-tornado==0.66b1
+opentelemetry-instrumentation-urllib==0.66b1
+opentelemetry-instrumentation-urllib3==0.66b1
+opentelemetry-instrumentation-wsgi==0.66b1
+opentelemetry-instrumentation-dbapi==0.66b1'
 
 HOST=127.0.0.1
 PHOENIX_HTTP_PORT=6006
@@ -95,9 +142,40 @@ assert u.find_spec("grpc") is not None' >/dev/null 2>&1 \
         && rotel_bin >/dev/null
 }
 
+senders_installed() {
+    [[ -x "$SENDERS_PY" ]] && "$SENDERS_PY" -c 'import openlit, openai
+import opentelemetry.instrumentation.openai_v2, opentelemetry.instrumentation.openai
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter' >/dev/null 2>&1
+}
+
+install_senders() {
+    local t0 constraints
+    t0="$(now)"
+    if senders_installed; then
+        log "install: the senders' instrumentations already in $SENDERS_VENV (nothing to do)"
+        return 0
+    fi
+    rm -rf "$SENDERS_VENV"
+    mkdir -p "$(dirname "$SENDERS_VENV")"
+    "$BOOT_PY" -m venv "$SENDERS_VENV" || "$PY" -m virtualenv "$SENDERS_VENV" \
+        || die "install: cannot create the senders' venv $SENDERS_VENV (install python3-venv)"
+    constraints="$(mktemp)"
+    printf '%s\n' "$SENDERS_CONSTRAINTS" >"$constraints"
+    log "install: pip install ${SENDERS_SPECS[*]} into $SENDERS_VENV (~160 MB, about 30 s)"
+    if ! "$SENDERS_PY" -m pip install --disable-pip-version-check --progress-bar off --quiet --pre \
+        -c "$constraints" "${SENDERS_SPECS[@]}"; then
+        rm -f "$constraints"
+        die "install: pip install of the senders' instrumentations failed (see above); PyPI must be reachable"
+    fi
+    rm -f "$constraints"
+    senders_installed || die "install: finished, but the instrumentations do not import in $SENDERS_VENV"
+    log "install: senders done in $(elapsed "$t0") s"
+}
+
 cmd_install() {
     local t0
     t0="$(now)"
+    install_senders
     if peers_installed; then
         log "install: arize-phoenix and rotel already in $VENV (nothing to do)"
         return 0
@@ -348,6 +426,7 @@ export LLMTEL_PHOENIX_OTLP_HTTP=http://$HOST:$PHOENIX_HTTP_PORT
 export LLMTEL_ROTEL_OTLP_GRPC=http://$HOST:$ROTEL_GRPC_PORT
 export LLMTEL_ROTEL_OTLP_HTTP=http://$HOST:$ROTEL_HTTP_PORT
 export LLMTEL_ROTEL_LOG=$(printf %q "$ROTEL_LOG")
+export LLMTEL_SENDERS_PYTHON=$(printf %q "$SENDERS_PY")
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
     log "start: wrote $ENV_FILE (source it)"
