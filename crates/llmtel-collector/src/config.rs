@@ -49,6 +49,11 @@ impl Protocol {
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
 ///
+/// [alerts]                     # where the budgets' alerts go (thresholds, unpriced models)
+/// alertmanager = "http://127.0.0.1:9093"        # Prometheus Alertmanager, /api/v2/alerts
+/// webhooks = ["https://hooks.example.com/llm"]  # JSON webhooks
+/// slack = "https://hooks.slack.com/services/…"  # a Slack incoming webhook
+///
 /// [forward]
 /// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_ENDPOINT
 /// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_PROTOCOL
@@ -68,6 +73,7 @@ pub struct Config {
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
     pub(crate) budgets: Option<llmtel_budget::Budgets>,
+    pub(crate) alerts: Option<llmtel_alert::AlertDispatcher>,
     pub(crate) catalog: Option<Prices>,
 }
 
@@ -114,6 +120,7 @@ impl Default for Config {
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
             budgets: None,
+            alerts: None,
             catalog: None,
         }
     }
@@ -130,7 +137,48 @@ struct FileConfig {
     capture_content: Option<bool>,
     /// A budgets file (the library's format: `[[rule]]` tables and a `[store]`).
     budgets: Option<String>,
+    alerts: Option<FileAlerts>,
     forward: Option<FileForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAlerts {
+    alertmanager: Option<String>,
+    #[serde(default)]
+    webhooks: Vec<String>,
+    slack: Option<String>,
+}
+
+impl FileAlerts {
+    /// The dispatcher sending to every sink the table names, or `None` when it names none.
+    fn dispatcher(self) -> Result<Option<llmtel_alert::AlertDispatcher>, ConfigError> {
+        use llmtel_alert::{AlertmanagerSink, SlackSink, WebhookSink};
+        let bad = |what: &str, e: llmtel_alert::AlertError| {
+            ConfigError::Invalid(format!(
+                "[alerts] {what}: {e} (give an http:// or https:// URL)"
+            ))
+        };
+        let mut b = llmtel_alert::AlertDispatcher::builder();
+        let mut any = false;
+        if let Some(url) = &self.alertmanager {
+            b = b.with_sink(Arc::new(
+                AlertmanagerSink::new(url).map_err(|e| bad("alertmanager", e))?,
+            ));
+            any = true;
+        }
+        for url in &self.webhooks {
+            b = b.with_sink(Arc::new(
+                WebhookSink::new(url).map_err(|e| bad("webhooks", e))?,
+            ));
+            any = true;
+        }
+        if let Some(url) = &self.slack {
+            b = b.with_sink(Arc::new(SlackSink::new(url).map_err(|e| bad("slack", e))?));
+            any = true;
+        }
+        Ok(any.then(|| b.build()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -199,6 +247,12 @@ impl Config {
         }
         if file.capture_content == Some(true) {
             c = c.with_content_capture(llmtel::ContentCapture::enabled());
+        }
+        // Alerts first: the budgets built from their file send to them.
+        if let Some(a) = file.alerts {
+            if let Some(d) = a.dispatcher()? {
+                c = c.with_alerts(d);
+            }
         }
         if let Some(path) = file.budgets {
             c = c.with_budgets_file(&path)?;
@@ -295,8 +349,17 @@ impl Config {
         self
     }
 
+    /// Sends the alerts of budgets built from a file ([`Config::with_budgets_file`]) through
+    /// `alerts` (threshold crossings, unpriced models, refused store writes). Budgets given
+    /// with [`Config::with_budgets`] carry their own dispatcher.
+    pub fn with_alerts(mut self, alerts: llmtel_alert::AlertDispatcher) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
     /// As [`Config::with_budgets`], from a budgets file in the library's format
-    /// (`[[rule]]` tables and a `[store]` table: memory, SQLite or Redis).
+    /// (`[[rule]]` tables and a `[store]` table: memory, SQLite or Redis, with its
+    /// `on_store_error`), alerting through [`Config::with_alerts`] when set.
     ///
     /// # Errors
     /// [`ConfigError::Budgets`] when the file cannot be read or parsed or its store cannot be
@@ -307,12 +370,11 @@ impl Config {
             message,
         };
         let cfg = llmtel_budget::Config::load(Path::new(path)).map_err(|e| fail(e.to_string()))?;
-        let store = llmtel_budget::open_store(&cfg.store).map_err(|e| fail(e.to_string()))?;
-        let budgets = llmtel_budget::Budgets::builder()
-            .with_rules(cfg.rules)
-            .with_store(store)
-            .build();
-        Ok(self.with_budgets(budgets))
+        let mut builder = llmtel_budget::from_config(&cfg).map_err(|e| fail(e.to_string()))?;
+        if let Some(alerts) = &self.alerts {
+            builder = builder.with_alerts(alerts.clone());
+        }
+        Ok(self.with_budgets(builder.build()))
     }
 
     /// The custom attributes the budget rules are scoped by (`Scope::Attribute`), as
