@@ -49,7 +49,10 @@ impl Protocol {
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
 ///
-/// [alerts]                     # where the budgets' alerts go (thresholds, unpriced models)
+/// [quality]                    # monitor error rate, latency and cost per model and feature
+/// enabled = true               # with the library's detectors; llm_quality_* on /metrics
+///
+/// [alerts]                     # where the budgets' and the monitor's alerts go
 /// alertmanager = "http://127.0.0.1:9093"        # Prometheus Alertmanager, /api/v2/alerts
 /// webhooks = ["https://hooks.example.com/llm"]  # JSON webhooks
 /// slack = "https://hooks.slack.com/services/…"  # a Slack incoming webhook
@@ -74,6 +77,8 @@ pub struct Config {
     pub(crate) content: llmtel::ContentCapture,
     pub(crate) budgets: Option<llmtel_budget::Budgets>,
     pub(crate) alerts: Option<llmtel_alert::AlertDispatcher>,
+    pub(crate) sinks: Vec<Arc<dyn llmtel::CallSink>>,
+    pub(crate) quality: Option<llmtel_quality::Quality>,
     pub(crate) catalog: Option<Prices>,
 }
 
@@ -121,6 +126,8 @@ impl Default for Config {
             content: llmtel::ContentCapture::disabled(),
             budgets: None,
             alerts: None,
+            sinks: Vec::new(),
+            quality: None,
             catalog: None,
         }
     }
@@ -138,7 +145,14 @@ struct FileConfig {
     /// A budgets file (the library's format: `[[rule]]` tables and a `[store]`).
     budgets: Option<String>,
     alerts: Option<FileAlerts>,
+    quality: Option<FileQuality>,
     forward: Option<FileForward>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuality {
+    enabled: bool,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +271,13 @@ impl Config {
         if let Some(path) = file.budgets {
             c = c.with_budgets_file(&path)?;
         }
+        if file.quality.is_some_and(|q| q.enabled) {
+            let mut b = llmtel_quality::Quality::builder().with_events(false);
+            if let Some(a) = &c.alerts {
+                b = b.with_alerts(a.clone());
+            }
+            c = c.with_quality(b.build());
+        }
         if let Some(f) = file.forward {
             if let Some(e) = f.endpoint {
                 c = c.with_forward_endpoint(e)?;
@@ -346,6 +367,23 @@ impl Config {
     /// place. Spend counts whether or not the downstream takes the spans.
     pub fn with_budgets(mut self, budgets: llmtel_budget::Budgets) -> Self {
         self.budgets = Some(budgets);
+        self
+    }
+
+    /// Hands every LLM call the collector prices to `sink`, as llmtel's layer hands calls in
+    /// process: `llmtel_quality`'s monitor, a call log, an OpenTelemetry metrics sink. (The
+    /// Prometheus series of the in-process stack are always on `/metrics`.)
+    pub fn with_sink(mut self, sink: Arc<dyn llmtel::CallSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Monitors the quality of every LLM call the collector prices with `quality`'s
+    /// detectors (error rate, latency, cost; its alerts go where it was built to send them),
+    /// and serves its `llm_quality_*` series on `/metrics`.
+    pub fn with_quality(mut self, quality: llmtel_quality::Quality) -> Self {
+        self.sinks.push(Arc::new(quality.sink()));
+        self.quality = Some(quality);
         self
     }
 

@@ -40,6 +40,8 @@ struct Job {
 pub(crate) struct Queue {
     tx: mpsc::UnboundedSender<Job>,
     pub(crate) counters: Arc<Counters>,
+    /// The in-process stack's Prometheus series, fed with every call the collector prices.
+    pub(crate) series: llmtel_metrics::PrometheusSink,
     /// Largest request accepted (also after decompression).
     pub(crate) max_request_bytes: usize,
 }
@@ -273,6 +275,12 @@ pub(crate) fn start(
 ) -> Result<(Queue, tokio::task::JoinHandle<()>), CollectorError> {
     let (endpoint, protocol) = config.downstream()?;
     let counters = Arc::new(Counters::new(config.queue_size));
+    let series = llmtel_metrics::PrometheusSink::builder().build();
+    if let Some(q) = &config.quality {
+        q.register_metrics(&series);
+    }
+    let mut sinks: Vec<Arc<dyn llmtel::CallSink>> = vec![Arc::new(series.clone())];
+    sinks.extend(config.sinks.iter().cloned());
     let stage = Stage {
         pricing: match &config.catalog {
             Some(prices) => llmtel::GenAiExporter::new(Discard).with_catalog(prices.0.clone()),
@@ -281,6 +289,8 @@ pub(crate) fn start(
         policy: config.content.clone(),
         budgets: config.budgets.clone(),
         attributes: config.budget_attributes(),
+        sinks,
+        _quality: config.quality.clone(),
     };
     let exporter = Counting {
         inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
@@ -298,6 +308,7 @@ pub(crate) fn start(
         Queue {
             tx,
             counters,
+            series,
             max_request_bytes: config.max_request_bytes,
         },
         task,
@@ -311,6 +322,12 @@ struct Stage {
     budgets: Option<Budgets>,
     /// The custom attributes the budget rules are scoped by.
     attributes: Vec<&'static str>,
+    /// Every priced call goes to these, as llmtel's layer hands calls to its sinks: the
+    /// Prometheus series first, then the ones given with `Config::with_sink`.
+    sinks: Vec<Arc<dyn llmtel::CallSink>>,
+    /// Keeps the quality pipeline's threads running as long as the forwarder (its sink and
+    /// its `/metrics` collector hold it weakly).
+    _quality: Option<llmtel_quality::Quality>,
 }
 
 async fn forward<E: SpanExporter>(
@@ -331,8 +348,13 @@ async fn forward<E: SpanExporter>(
             let n = batch.spans.len();
             for span in &mut batch.spans {
                 dialect::map_dialects(&mut span.attributes);
-                // Priced once, here: a retry below exports the same priced spans.
-                stage.pricing.process(span, &stage.policy);
+                // Priced once, here: a retry below exports the same priced spans, and the
+                // sinks see the same call.
+                if let Some(call) = stage.pricing.process_call(span, &stage.policy) {
+                    for sink in &stage.sinks {
+                        sink.on_call(&call);
+                    }
+                }
             }
             if let Some(budgets) = &stage.budgets {
                 // Spend counts whether or not the downstream takes the spans.

@@ -161,7 +161,8 @@ fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Box<Response>> {
     }
 }
 
-/// `GET /metrics`: the health counters in Prometheus text.
+/// `GET /metrics`: the health counters and the in-process stack's series (`llm_*`) of the
+/// calls it priced, in Prometheus text.
 pub(crate) fn metrics_router(queue: Queue) -> Router {
     Router::new()
         .route(
@@ -172,7 +173,7 @@ pub(crate) fn metrics_router(queue: Queue) -> Router {
                         header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    q.counters.snapshot().to_prometheus(),
+                    q.counters.snapshot().to_prometheus() + &q.series.encode_text(),
                 )
             }),
         )

@@ -200,6 +200,19 @@ fn spans_of_three_python_instrumentations_are_priced_budgeted_and_counted() {
         metric(&text, "llmtel_collector_spans_unknown_model_total"),
         0.0
     );
+    // And the in-process stack's series of the same calls.
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(sum("llm_requests_total"), calls, "{text}");
+    assert!(
+        (sum("llm_cost_usd_total") - total).abs() < 1e-9,
+        "llm_cost_usd_total {} != {total}",
+        sum("llm_cost_usd_total")
+    );
     let stats = collector.stats();
     assert_eq!(stats.dropped(), 0, "{stats:?}");
 }

@@ -16,8 +16,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
+use crate::call::LlmCall;
 use crate::content::{self, ContentCapture};
-use crate::enrich::{self, Pricer};
+use crate::enrich::{self, Priced, Pricer};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 use crate::hold::Hold;
@@ -321,12 +322,37 @@ impl<E: SpanExporter> GenAiExporter<E> {
 
     /// Normalises and, for an LLM call, prices one span.
     pub fn process(&self, span: &mut SpanData, policy: &ContentCapture) {
+        let _ = self.stage(span, policy);
+    }
+
+    /// As [`process`](Self::process), and returns the span's LLM call as llmtel's layer
+    /// hands it to its sinks ([`crate::CallSink`]): priced once, here, for the exported
+    /// span and every sink (a collector's budgets, metrics, quality monitor). `None` for a
+    /// span that is not a model call.
+    pub fn process_call(&self, span: &mut SpanData, policy: &ContentCapture) -> Option<LlmCall> {
+        let (f, priced) = self.stage(span, policy)?;
+        let duration = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_default();
+        let ids = (span.span_context.trace_id(), span.span_context.span_id());
+        Some(crate::layer::call_from_fields(
+            f,
+            priced,
+            &span.name,
+            span.start_time,
+            duration,
+            Some(ids),
+        ))
+    }
+
+    fn stage(&self, span: &mut SpanData, policy: &ContentCapture) -> Option<(SpanFields, Priced)> {
         if !normalize_span(span, policy) {
-            return;
+            return None;
         }
         let f = SpanFields::from_attributes(&span.attributes);
         if !f.is_model_call() {
-            return;
+            return None;
         }
         let priced = self.pricer.price(&f, span.start_time);
         let extra = enrich::attributes(&f, &priced, self.openinference);
@@ -338,6 +364,7 @@ impl<E: SpanExporter> GenAiExporter<E> {
                 span.status = Status::error("");
             }
         }
+        Some((f, priced))
     }
 }
 

@@ -196,48 +196,67 @@ impl LlmLayer {
 
 impl Inner {
     fn build_call(&self, meta: &'static Metadata<'static>, state: SpanState) -> LlmCall {
-        let f = state.fields;
-        let priced = self.pricer.price(&f, state.started_at);
-        let operation = f.operation.clone().unwrap_or_else(|| "chat".to_owned());
-        let name = match (&f.otel_name, &f.request_model) {
-            (Some(n), _) => n.clone(),
-            (None, Some(m)) => format!("{operation} {m}"),
-            (None, None) => meta.name().to_owned(),
-        };
-        let has_usage = f.input.is_set() || f.output.is_set();
-        LlmCall {
-            name,
-            operation,
-            provider: f.provider.or_else(|| {
-                f.system
-                    .as_deref()
-                    .map(|s| provider_from_system(s).to_owned())
-            }),
-            error_type: f
-                .error_type
-                .or_else(|| f.status_error.then(|| "error".to_owned())),
-            request_model: f.request_model,
-            response_model: f.response_model,
-            response_id: f.response_id,
-            finish_reasons: f
-                .finish_reasons
+        let priced = self.pricer.price(&state.fields, state.started_at);
+        call_from_fields(
+            state.fields,
+            priced,
+            meta.name(),
+            state.started_at,
+            state.opened.elapsed(),
+            state.otel,
+        )
+    }
+}
+
+/// The [`LlmCall`] of a priced span: what every sink sees, built the same way for a span
+/// llmtel's layer captured and for one the exporter stage priced (the collector's).
+pub(crate) fn call_from_fields(
+    f: SpanFields,
+    priced: crate::enrich::Priced,
+    fallback_name: &str,
+    started_at: SystemTime,
+    duration: std::time::Duration,
+    otel: Option<(TraceId, SpanId)>,
+) -> LlmCall {
+    let operation = f.operation.clone().unwrap_or_else(|| "chat".to_owned());
+    let name = match (&f.otel_name, &f.request_model) {
+        (Some(n), _) => n.clone(),
+        (None, Some(m)) => format!("{operation} {m}"),
+        (None, None) => fallback_name.to_owned(),
+    };
+    let has_usage = f.input.is_set() || f.output.is_set();
+    LlmCall {
+        name,
+        operation,
+        provider: f.provider.or_else(|| {
+            f.system
                 .as_deref()
-                .map(split_finish_reasons)
-                .unwrap_or_default(),
-            usage: priced.usage,
-            has_usage,
-            cost: priced.cost,
-            unknown_model: priced.unknown_model,
-            usage_error: priced.usage_error,
-            streamed: f.stream.unwrap_or(false),
-            max_tokens: f.max_tokens,
-            time_to_first_chunk: f.time_to_first_chunk,
-            dimensions: f.dims,
-            started_at: state.started_at,
-            duration: state.opened.elapsed(),
-            trace_id: state.otel.map(|(t, _)| t),
-            span_id: state.otel.map(|(_, s)| s),
-        }
+                .map(|s| provider_from_system(s).to_owned())
+        }),
+        error_type: f
+            .error_type
+            .or_else(|| f.status_error.then(|| "error".to_owned())),
+        request_model: f.request_model,
+        response_model: f.response_model,
+        response_id: f.response_id,
+        finish_reasons: f
+            .finish_reasons
+            .as_deref()
+            .map(split_finish_reasons)
+            .unwrap_or_default(),
+        usage: priced.usage,
+        has_usage,
+        cost: priced.cost,
+        unknown_model: priced.unknown_model,
+        usage_error: priced.usage_error,
+        streamed: f.stream.unwrap_or(false),
+        max_tokens: f.max_tokens,
+        time_to_first_chunk: f.time_to_first_chunk,
+        dimensions: f.dims,
+        started_at,
+        duration,
+        trace_id: otel.map(|(t, _)| t),
+        span_id: otel.map(|(_, s)| s),
     }
 }
 
