@@ -22,27 +22,11 @@ if [[ -n "${LOAD_DIRECT:-}" ]]; then
     exec env -u OTEL_EXPORTER_OTLP_ENDPOINT "$harness" drive --receiver "$recv" "$@"
 fi
 
-scripts/peers.sh install >&2
-venv="${LLMTEL_PEERS_VENV:-$HOME/.cache/llmtel/venv}"
-rotel=""
-for b in "$venv"/lib/python3*/site-packages/rotel/rotel-agent; do
-    [[ -x "$b" ]] && rotel="$b"
-done
-[[ -n "$rotel" ]] || { echo "load.sh: rotel-agent not found in $venv (scripts/peers.sh install)" >&2; exit 1; }
-
-log="$(mktemp -t llmtel-load-rotel.XXXXXX.log)"
-ROTEL_EXPORTERS=up:otlp ROTEL_EXPORTERS_TRACES=up \
-ROTEL_EXPORTER_UP_ENDPOINT="http://$recv" ROTEL_EXPORTER_UP_PROTOCOL=grpc \
-    "$rotel" start --otlp-grpc-endpoint 127.0.0.1:4337 --otlp-http-endpoint 127.0.0.1:4338 \
-    >"$log" 2>&1 &
-rotel_pid=$!
+# shellcheck source=scripts/lib/rotel.sh
+. scripts/lib/rotel.sh
+start_rotel "$recv"
+rotel_pid=$ROTEL_PID
 trap 'kill "$rotel_pid" 2>/dev/null || true; wait "$rotel_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/4337) 2>/dev/null && break
-    sleep 0.1
-done
-kill -0 "$rotel_pid" 2>/dev/null || { echo "load.sh: rotel did not start:" >&2; cat "$log" >&2; exit 1; }
-echo "load.sh: rotel $rotel_pid on 127.0.0.1:4337 -> receiver $recv (log $log)" >&2
 
 OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4337 OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
     "$harness" drive --receiver "$recv" "$@"

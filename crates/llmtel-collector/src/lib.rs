@@ -204,8 +204,7 @@ impl Collector {
         let (http, http_addr) = bind("OTLP/HTTP", config.http_listen, "--http-listen").await?;
         let (metrics, metrics_addr) =
             bind("/metrics", config.metrics_listen, "--metrics-listen").await?;
-        let (queue, forwarder) = pipeline::start(&config)?;
-        let mut tasks = vec![forwarder];
+        let (queue, mut tasks) = pipeline::start(&config)?;
 
         let svc = TraceServiceServer::new(server::GrpcReceiver {
             queue: queue.clone(),

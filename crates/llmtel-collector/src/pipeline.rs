@@ -269,10 +269,15 @@ fn otlp_exporter(
     })
 }
 
-/// Starts the forwarder task; returns the queue the receivers submit to.
+/// Forwarders taking jobs from the queue, each with its own downstream connection: one
+/// request's round trip to the downstream no longer holds up the next (one forwarder took
+/// 7,600 spans/s at most; BENCHMARKS.md, "Collector under load").
+const FORWARDERS: usize = 4;
+
+/// Starts the forwarder tasks; returns the queue the receivers submit to.
 pub(crate) fn start(
     config: &Config,
-) -> Result<(Queue, tokio::task::JoinHandle<()>), CollectorError> {
+) -> Result<(Queue, Vec<tokio::task::JoinHandle<()>>), CollectorError> {
     let (endpoint, protocol) = config.downstream()?;
     let counters = Arc::new(Counters::new(config.queue_size));
     let series = llmtel_metrics::PrometheusSink::builder().build();
@@ -281,29 +286,34 @@ pub(crate) fn start(
     }
     let mut sinks: Vec<Arc<dyn llmtel::CallSink>> = vec![Arc::new(series.clone())];
     sinks.extend(config.sinks.iter().cloned());
-    let stage = Stage {
-        pricing: match &config.catalog {
-            Some(prices) => llmtel::GenAiExporter::new(Discard).with_catalog(prices.0.clone()),
-            None => llmtel::GenAiExporter::new(Discard),
-        },
-        policy: config.content.clone(),
-        budgets: config.budgets.clone(),
-        attributes: config.budget_attributes(),
-        sinks,
-        _quality: config.quality.clone(),
-    };
-    let exporter = Counting {
-        inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
-        counters: counters.clone(),
-    };
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(forward(
-        rx,
-        stage,
-        exporter,
-        counters.clone(),
-        config.retry_for,
-    ));
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut tasks = Vec::with_capacity(FORWARDERS);
+    let attributes = config.budget_attributes();
+    for _ in 0..FORWARDERS {
+        let stage = Stage {
+            pricing: match &config.catalog {
+                Some(prices) => llmtel::GenAiExporter::new(Discard).with_catalog(prices.0.clone()),
+                None => llmtel::GenAiExporter::new(Discard),
+            },
+            policy: config.content.clone(),
+            budgets: config.budgets.clone(),
+            attributes: attributes.clone(),
+            sinks: sinks.clone(),
+            _quality: config.quality.clone(),
+        };
+        let exporter = Counting {
+            inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
+            counters: counters.clone(),
+        };
+        tasks.push(tokio::spawn(forward(
+            rx.clone(),
+            stage,
+            exporter,
+            counters.clone(),
+            config.retry_for,
+        )));
+    }
     Ok((
         Queue {
             tx,
@@ -311,7 +321,7 @@ pub(crate) fn start(
             series,
             max_request_bytes: config.max_request_bytes,
         },
-        task,
+        tasks,
     ))
 }
 
@@ -331,14 +341,17 @@ struct Stage {
 }
 
 async fn forward<E: SpanExporter>(
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
     stage: Stage,
     mut exporter: E,
     counters: Arc<Counters>,
     retry_for: Duration,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    while let Some(job) = rx.recv().await {
+    loop {
+        // One forwarder waits for the next job at a time; the others work on theirs.
+        let next = rx.lock().await.recv().await;
+        let Some(job) = next else { break };
         for rs in job.resource_spans {
             let declared: usize = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
             let (mut batch, invalid) = convert::resource_spans(rs);

@@ -46,13 +46,15 @@ fn main() -> Result<(), Error> {
     match args.first().map(String::as_str) {
         Some("receive") => receive(&Flags::parse(&args[1..])?),
         Some("drive") => drive(&Flags::parse(&args[1..])?),
+        Some("relay") => relay(&Flags::parse(&args[1..])?),
         _ => Err(USAGE.into()),
     }
 }
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
 [--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
-[--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR";
+[--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR\n       \
+load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
 
 /// `--name value` and `--flag` pairs.
 struct Flags(Vec<(String, Option<String>)>);
@@ -220,7 +222,12 @@ impl Drop for Receiver {
 /// User-mode plus kernel-mode CPU time of this process (`/proc/self/stat`, clock ticks of
 /// 10 ms).
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("self")
+}
+
+/// As [`cpu_time`], of process `pid` (`"self"` for this one).
+fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -697,6 +704,146 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The relay run: a collector stage under load (issue #15, BENCHMARKS.md "Collector").
+
+/// One OTLP request of `batch` LLM spans as a Python or TypeScript service's GenAI
+/// instrumentation sends them (`gen_ai.*` usage, a user and a feature), ids from `seq`.
+fn llm_batch(batch: usize, seq: u64) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    let s = |k: &str, v: &str| KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.to_owned())),
+        }),
+        ..Default::default()
+    };
+    let i = |k: &str, v: i64| KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(v)),
+        }),
+        ..Default::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let spans = (0..batch as u64)
+        .map(|n| {
+            let id = seq * batch as u64 + n + 1;
+            Span {
+                trace_id: [id.to_be_bytes(), 7u64.to_be_bytes()].concat(),
+                span_id: id.to_be_bytes().to_vec(),
+                name: "chat gpt-4o".to_owned(),
+                kind: 3,
+                start_time_unix_nano: now - 800_000_000,
+                end_time_unix_nano: now,
+                attributes: vec![
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.request.model", "gpt-4o"),
+                    s("gen_ai.response.model", "gpt-4o-2024-08-06"),
+                    s("gen_ai.response.id", "chatcmpl-load"),
+                    i("gen_ai.usage.input_tokens", 1200),
+                    i("gen_ai.usage.output_tokens", 300),
+                    i("gen_ai.usage.cache_read.input_tokens", 1024),
+                    s("user.id", if n % 2 == 0 { "alice" } else { "bob" }),
+                    s("llmtel.feature", "support"),
+                ],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![s("service.name", "python-app")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Sends LLM spans over OTLP/gRPC to `--target` (a collector stage: `llmtel collector`,
+/// rotel) at `--rate` spans/s for `--seconds`, in requests of `--batch` spans, while the
+/// stage forwards to this harness's counting receiver on `--receiver`; reports spans sent,
+/// accepted, refused (backpressure) and received downstream, and the stage's CPU (process
+/// `--stage-pid`, from /proc) per span.
+fn relay(flags: &Flags) -> Result<(), Error> {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    let target = flags
+        .get("target")
+        .ok_or("--target URL is required")?
+        .to_owned();
+    let pid = flags
+        .get("stage-pid")
+        .ok_or("--stage-pid PID is required")?
+        .to_owned();
+    let listen = flags.get("receiver").ok_or("--receiver ADDR is required")?;
+    let rate: u64 = flags.num("rate", 20_000)?;
+    let seconds: u64 = flags.num("seconds", 60)?;
+    let batch: usize = flags.num("batch", 100)?;
+    let receiver = Receiver::start(listen)?;
+    // Built ahead: the generator's own work stays off the measurement.
+    let requests: Vec<ExportTraceServiceRequest> = (0..(rate * seconds).div_ceil(batch as u64))
+        .map(|seq| llm_batch(batch, seq))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (sent, accepted, refused, failed, elapsed, cpu) = rt.block_on(async {
+        let mut client = TraceServiceClient::connect(target.clone())
+            .await
+            .map_err(|e| format!("cannot connect to the stage at {target}: {e}"))?
+            .max_encoding_message_size(64 * 1024 * 1024);
+        let interval = Duration::from_secs_f64(batch as f64 / rate.max(1) as f64);
+        let cpu0 = cpu_time_of(&pid);
+        let start = tokio::time::Instant::now();
+        let (mut sent, mut accepted, mut refused, mut failed) = (0u64, 0u64, 0u64, 0u64);
+        for (k, req) in requests.into_iter().enumerate() {
+            tokio::time::sleep_until(start + interval * k as u32).await;
+            sent += batch as u64;
+            match client.export(req).await {
+                Ok(_) => accepted += batch as u64,
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => refused += batch as u64,
+                Err(_) => failed += batch as u64,
+            }
+        }
+        let elapsed = start.elapsed();
+        Ok::<_, Error>((sent, accepted, refused, failed, elapsed, cpu0))
+    })?;
+    let received = receiver.settle(accepted, Duration::from_secs(5), Duration::from_secs(60));
+    let stage_cpu = cpu_time_of(&pid).saturating_sub(cpu);
+    let report = serde_json::json!({
+        "target": target,
+        "rate": rate,
+        "achieved_rate": sent as f64 / elapsed.as_secs_f64(),
+        "seconds": elapsed.as_secs_f64(),
+        "batch": batch,
+        "spans": {
+            "sent": sent,
+            "accepted": accepted,
+            "refused": refused,
+            "failed": failed,
+            "received": received,
+            "lost": accepted.saturating_sub(received),
+        },
+        "stage_cpu_s": stage_cpu.as_secs_f64(),
+        "stage_cpu_us_per_span": stage_cpu.as_secs_f64() * 1e6 / sent.max(1) as f64,
+        "stage_cpu_share": stage_cpu.as_secs_f64() / elapsed.as_secs_f64(),
+    });
+    println!("{report}");
     Ok(())
 }
 
