@@ -237,8 +237,9 @@ impl CallState {
         self.decoder.finish();
         let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
         let mut obs: Observed = decoder.into_observed();
-        if obs.details.input_characters == 0 {
-            // Speech: the characters of the request's input are what tts-1 bills.
+        if obs.details.input_characters == 0 && self.status < 400 {
+            // Speech: the characters of the request's input are what tts-1 bills (a call
+            // the provider refused is not billed).
             obs.details.input_characters = self.media.characters.unwrap_or(0);
         }
         if obs.model.is_none() {

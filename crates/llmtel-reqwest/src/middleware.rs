@@ -190,7 +190,12 @@ impl Middleware for LlmMiddleware {
             media.characters = body_bytes.and_then(crate::media::speech_characters);
         }
         if api == Api::OpenAiImages {
-            media.images = Some(info.choice_count.map_or(1, |n| n.max(0).unsigned_abs()));
+            // `n` comes from the caller: bounded like every request-controlled value (the
+            // API allows 10).
+            media.images = Some(
+                info.choice_count
+                    .map_or(1, |n| n.clamp(0, 128).unsigned_abs()),
+            );
         }
         if multipart && streamed && info.model.is_none() {
             // A streamed body (`reqwest::multipart::Form`): its `model` field is read as the

@@ -278,3 +278,19 @@ fn a_token_billed_transcription_sent_as_a_streamed_form_is_priced_by_its_tokens(
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.000485);
     assert!(attr(&s, "llmtel.cost.audio_seconds").is_none(), "{s:?}");
 }
+
+#[test]
+fn a_refused_speech_call_is_not_billed_for_its_characters() {
+    const ERROR: &str = r#"{"error":{"message":"Rate limit reached for tts-1","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(429, ERROR)]).await;
+        let c = client(middleware(&server));
+        let req = format!(r#"{{"model":"tts-1","input":"{SPEECH_INPUT}","voice":"alloy"}}"#);
+        let (status, _) = post(&c, &server.url("/openai/v1/audio/speech"), &req).await;
+        assert_eq!(status, 429);
+    });
+    let s = llm_span(&p);
+    assert!(attr(&s, "error.type").is_some(), "{s:?}");
+    assert!(attr(&s, "llmtel.usage.input_characters").is_none(), "{s:?}");
+    assert!(attr(&s, "gen_ai.usage.cost").is_none(), "{s:?}");
+}

@@ -3,7 +3,9 @@
 //! quality, the call log, Prometheus) into its counting OTLP receiver, and this test checks
 //! what the 10-million-span run in BENCHMARKS.md ("Soak") shows at scale:
 //!
-//! - RSS grows by less than 16 MiB from the first third of the run to its end;
+//! - RSS grows by less than 16 MiB from the middle third of the run to the last (medians:
+//!   a busy machine fills the export queue for a moment, a leak stays), and no peak passes
+//!   the middle third's level by 48 MiB;
 //! - open file descriptors grow by at most 2 (the receiver's connection);
 //! - every span is accounted for: created = exported + dropped + failed, and the receiver
 //!   counted exactly what llmtel exported.
@@ -67,20 +69,41 @@ fn rss_and_descriptors_stay_flat_and_every_span_is_accounted_for() {
         .map(|v| v.as_u64().unwrap())
         .collect();
     assert!(rss.len() >= 6, "too short a run to tell: {rss:?}");
-    let third = rss[rss.len() / 3];
-    let later = *rss[rss.len() / 3..].iter().max().unwrap();
+    // A leak raises the level the process returns to; a queue filling while the machine is
+    // busy (other tests run beside this one) raises only the peaks. So the test compares
+    // the median of the last third of the run with the median of the middle third, and
+    // bounds the peaks loosely.
+    let median = |part: &[u64]| {
+        let mut v = part.to_vec();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let third = rss.len() / 3;
+    let middle = median(&rss[third..2 * third]);
+    let last = median(&rss[2 * third..]);
+    let peak = *rss[third..].iter().max().unwrap();
     println!(
-        "{} s, {:.0} spans/s; RSS {} KiB at a third, {} KiB at most after; descriptors {}",
+        "{} s, {:.0} spans/s; RSS median {} KiB in the middle third, {} KiB in the last, \
+         peak {} KiB; descriptors {}",
         rss.len(),
         report["achieved_rate"].as_f64().unwrap(),
-        third,
-        later,
+        middle,
+        last,
+        peak,
         report["open_fds"]
     );
+    // 16 MiB between the centres of the two thirds (100,000 spans apart) would be a leak of
+    // 168 bytes a span, 1.6 GB over the documented 10-million-span run. (Run alone, this
+    // run's bounded caches still fill: ~6 MiB between the thirds.)
     assert!(
-        later - third < 16 * 1024,
-        "RSS grew {} KiB from a third of the run to its end: {rss:?}",
-        later - third
+        last.saturating_sub(middle) < 16 * 1024,
+        "RSS grew {} KiB from the middle third of the run to the last: {rss:?}",
+        last.saturating_sub(middle)
+    );
+    assert!(
+        peak.saturating_sub(middle) < 48 * 1024,
+        "an RSS peak {} KiB over the middle third's level: {rss:?}",
+        peak.saturating_sub(middle)
     );
     let fds = &report["open_fds"];
     let (first, max) = (fds["first"].as_u64().unwrap(), fds["max"].as_u64().unwrap());
