@@ -192,7 +192,22 @@ struct Poster {
     name: &'static str,
     url: String,
     config: HttpConfig,
-    client: reqwest::blocking::Client,
+    /// `None` only while the poster is dropped (see its `Drop`).
+    client: Option<reqwest::blocking::Client>,
+}
+
+impl Drop for Poster {
+    /// reqwest's blocking client shuts its own runtime down when dropped, which panics on
+    /// a thread of an async runtime: where an app on tokio often drops its last budget,
+    /// monitor or collector, and with it this sink. It is dropped on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            // (Should no thread start, the client is dropped here, as it always was.)
+            let _ = std::thread::Builder::new()
+                .name("llmtel-alert-drop".into())
+                .spawn(move || drop(client));
+        }
+    }
 }
 
 impl fmt::Debug for Poster {
@@ -232,22 +247,45 @@ impl Poster {
         if let Some(path) = &config.ca_file {
             builder = with_ca_file(builder, name, path)?;
         }
-        let client = builder.build().map_err(|e| {
-            AlertError::Config(format!("{name}: HTTP client: {}", transport_message(e)))
-        })?;
+        // reqwest's blocking client starts a runtime of its own and waits for it, which
+        // panics on a thread of an async runtime (an app's `#[tokio::main]`, where sinks are
+        // usually built): it is built on a thread of its own.
+        let built = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("llmtel-alert-client".into())
+                .spawn_scoped(scope, move || builder.build())
+                .map(|h| h.join())
+        });
+        let client = match built {
+            Ok(Ok(Ok(client))) => client,
+            Ok(Ok(Err(e))) => {
+                return Err(AlertError::Config(format!(
+                    "{name}: HTTP client: {}",
+                    transport_message(e)
+                )));
+            }
+            Ok(Err(_)) | Err(_) => {
+                return Err(AlertError::Config(format!(
+                    "{name}: HTTP client: could not be built (no thread to build it on)"
+                )));
+            }
+        };
         Ok(Poster {
             name,
             url: url.to_string(),
             config,
-            client,
+            client: Some(client),
         })
     }
     /// POSTs `body`, retrying transport errors, 5xx and 429 with exponential backoff.
     fn post(&self, body: &Value) -> Result<(), AlertError> {
         let mut backoff = self.config.backoff;
         let mut attempt = 0;
+        let Some(client) = &self.client else {
+            return Err(AlertError::Config(format!("{}: shut down", self.name)));
+        };
         loop {
-            let mut req = self.client.post(&self.url).json(body);
+            let mut req = client.post(&self.url).json(body);
             for (k, v) in &self.config.headers {
                 req = req.header(k, v);
             }

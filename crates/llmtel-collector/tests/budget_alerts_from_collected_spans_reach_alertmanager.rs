@@ -80,20 +80,21 @@ fn threshold_alerts_of_the_collectors_budgets_reach_alertmanager() {
         ),
     )
     .unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let toml = format!(
-        "grpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbudgets = {budgets:?}\n\n[alerts]\nalertmanager = \"{am}\"\n\n[forward]\nendpoint = \"http://{dead}\"\nprotocol = \"grpc\"\nretry_for_secs = 1\n"
-    );
-    let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let toml = |downstream: std::net::SocketAddr| {
+        format!(
+            "grpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nbudgets = {budgets:?}\n\n[alerts]\nalertmanager = \"{am}\"\n\n[forward]\nendpoint = \"http://{downstream}\"\nprotocol = \"grpc\"\n"
+        )
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
+        // A downstream that takes the spans (the common test receiver).
+        let (_downstream, addr, _server) = Receiver::start().await;
+        let toml = toml(addr);
+        let config = Config::from_toml(&toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
         let collector = Collector::start(config).await.unwrap();
         for seed in 1..=3u8 {
             post_protobuf(
@@ -106,7 +107,15 @@ fn threshold_alerts_of_the_collectors_budgets_reach_alertmanager() {
             )
             .await;
         }
-        wait_until("3 spans budgeted", || collector.stats().budgeted == 3).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while collector.stats().budgeted < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "3 spans not budgeted in 30 s: {:?}",
+                collector.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     });
 
     let deadline = Instant::now() + Duration::from_secs(20);
