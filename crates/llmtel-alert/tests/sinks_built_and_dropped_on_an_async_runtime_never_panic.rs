@@ -16,16 +16,19 @@ fn sinks() -> (AlertmanagerSink, WebhookSink, SlackSink) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_multi_thread_runtime() {
+fn dispatcher() -> AlertDispatcher {
     let (am, hook, slack) = sinks();
-    drop((am, hook, slack));
-    let (am, hook, slack) = sinks();
-    let d = AlertDispatcher::builder()
+    AlertDispatcher::builder()
         .with_sink(Arc::new(am))
         .with_sink(Arc::new(hook))
         .with_sink(Arc::new(slack))
-        .build();
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_thread_runtime() {
+    drop(sinks());
+    let d = dispatcher();
     assert!(d.send(Alert::firing("LlmtelAsyncDrop", Severity::Warning)));
     assert!(d.flush(Duration::from_secs(20)));
     assert_eq!(d.stats().failed, 3, "{:?}", d.stats());
@@ -34,11 +37,6 @@ async fn on_a_multi_thread_runtime() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn on_a_current_thread_runtime() {
-    let (am, hook, slack) = sinks();
-    let d = AlertDispatcher::builder()
-        .with_sink(Arc::new(am))
-        .with_sink(Arc::new(hook))
-        .with_sink(Arc::new(slack))
-        .build();
-    drop(d);
+    drop(sinks());
+    drop(dispatcher());
 }
