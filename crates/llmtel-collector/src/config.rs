@@ -49,8 +49,8 @@ impl Protocol {
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
 ///
-/// [quality]                    # monitor error rate, latency and cost per model and feature
-/// enabled = true               # with the library's detectors; llm_quality_* on /metrics
+/// [quality]                    # monitor error rate, latency, cost, evaluation results and
+/// enabled = true               # user feedback per model and feature; llm_quality_* on /metrics
 ///
 /// [alerts]                     # where the budgets' and the monitor's alerts go
 /// alertmanager = "http://127.0.0.1:9093"        # Prometheus Alertmanager, /api/v2/alerts
@@ -380,7 +380,11 @@ impl Config {
 
     /// Monitors the quality of every LLM call the collector prices with `quality`'s
     /// detectors (error rate, latency, cost; its alerts go where it was built to send them),
-    /// and serves its `llm_quality_*` series on `/metrics`.
+    /// hands it the evaluation results and user feedback the spans carry (a
+    /// `gen_ai.evaluation.result` event on a call's span, or a span with
+    /// `gen_ai.evaluation.name` about its parent), and serves its `llm_quality_*` series on
+    /// `/metrics`. Build it `with_events(false)`: the results are the senders' own spans,
+    /// forwarded as they came.
     pub fn with_quality(mut self, quality: llmtel_quality::Quality) -> Self {
         self.sinks.push(Arc::new(quality.sink()));
         self.quality = Some(quality);

@@ -73,6 +73,7 @@
 mod config;
 mod convert;
 pub mod dialect;
+mod evaluations;
 mod pipeline;
 mod server;
 mod stats;

@@ -18,7 +18,7 @@ use llmtel_budget::{Budgets, CallContext};
 
 use crate::config::{Config, Endpoint, Protocol};
 use crate::stats::Counters;
-use crate::{CollectorError, convert, dialect};
+use crate::{CollectorError, convert, dialect, evaluations};
 
 /// What the queue answered a sender.
 #[derive(Debug, PartialEq, Eq)]
@@ -300,7 +300,7 @@ pub(crate) fn start(
             budgets: config.budgets.clone(),
             attributes: attributes.clone(),
             sinks: sinks.clone(),
-            _quality: config.quality.clone(),
+            quality: config.quality.clone(),
         };
         let exporter = Counting {
             inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
@@ -335,9 +335,10 @@ struct Stage {
     /// Every priced call goes to these, as llmtel's layer hands calls to its sinks: the
     /// Prometheus series first, then the ones given with `Config::with_sink`.
     sinks: Vec<Arc<dyn llmtel::CallSink>>,
-    /// Keeps the quality pipeline's threads running as long as the forwarder (its sink and
-    /// its `/metrics` collector hold it weakly).
-    _quality: Option<llmtel_quality::Quality>,
+    /// The quality pipeline: its sink is one of `sinks`; the evaluation results and feedback
+    /// the spans carry are handed to it here. Held, it also keeps the pipeline's threads
+    /// running as long as the forwarder (its `/metrics` collector holds it weakly).
+    quality: Option<llmtel_quality::Quality>,
 }
 
 async fn forward<E: SpanExporter>(
@@ -368,6 +369,16 @@ async fn forward<E: SpanExporter>(
                         sink.on_call(&call);
                     }
                 }
+            }
+            if let Some(quality) = &stage.quality {
+                // After the calls of the same batch went to the monitor, so that a result
+                // sent with its call finds it.
+                let read: u64 = batch
+                    .spans
+                    .iter()
+                    .map(|s| evaluations::observe(quality, s))
+                    .sum();
+                counters.evaluations.fetch_add(read, Relaxed);
             }
             if let Some(budgets) = &stage.budgets {
                 // Spend counts whether or not the downstream takes the spans.

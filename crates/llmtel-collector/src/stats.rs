@@ -19,6 +19,9 @@ pub struct Stats {
     pub forwarded: u64,
     /// LLM spans whose spend was recorded against the budgets (when configured).
     pub budgeted: u64,
+    /// Evaluation results and user feedback read from spans and handed to the quality
+    /// monitor (with `[quality]` on).
+    pub evaluations: u64,
     /// Spans refused because the queue was full (the sender got `429` / `RESOURCE_EXHAUSTED`).
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
@@ -76,6 +79,11 @@ impl Stats {
             "Spans the downstream accepted.",
             self.forwarded,
         );
+        counter(
+            "llmtel_collector_evaluations_total",
+            "Evaluation results and user feedback read from spans for the quality monitor.",
+            self.evaluations,
+        );
         let name = "llmtel_collector_spans_dropped_total";
         let _ = write!(
             out,
@@ -115,6 +123,7 @@ pub(crate) struct Counters {
     pub(crate) unpriced: AtomicU64,
     pub(crate) forwarded: AtomicU64,
     pub(crate) budgeted: AtomicU64,
+    pub(crate) evaluations: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
@@ -131,6 +140,7 @@ impl Counters {
             unpriced: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             budgeted: AtomicU64::new(0),
+            evaluations: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
@@ -173,6 +183,7 @@ impl Counters {
             unpriced: self.unpriced.load(Relaxed),
             forwarded: self.forwarded.load(Relaxed),
             budgeted: self.budgeted.load(Relaxed),
+            evaluations: self.evaluations.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),

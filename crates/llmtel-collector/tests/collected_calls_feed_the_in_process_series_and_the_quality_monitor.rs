@@ -12,21 +12,6 @@ use common::*;
 use llmtel_collector::{Collector, Config};
 use llmtel_pricing::{Catalog, Usage};
 
-fn call(model: &str, error: bool) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
-    let mut kv = vec![
-        s("gen_ai.operation.name", "chat"),
-        s("gen_ai.provider.name", "openai"),
-        s("gen_ai.request.model", model),
-        s("llmtel.feature", "support"),
-        i("gen_ai.usage.input_tokens", 1_000),
-        i("gen_ai.usage.output_tokens", 500),
-    ];
-    if error {
-        kv.push(s("error.type", "rate_limit"));
-    }
-    kv
-}
-
 /// The sum of every sample of `name` (all label sets) in a Prometheus text body.
 fn sum(text: &str, name: &str) -> f64 {
     text.lines()
@@ -50,8 +35,11 @@ async fn priced_calls_reach_the_llm_series_and_the_quality_monitor_on_metrics() 
             "checkout",
             1,
             vec![
-                ("chat gpt-4o".into(), call("gpt-4o", false)),
-                ("chat gpt-4o".into(), call("gpt-4o", true)),
+                ("chat gpt-4o".into(), chat_call("gpt-4o", None)),
+                (
+                    "chat gpt-4o".into(),
+                    chat_call("gpt-4o", Some("rate_limit")),
+                ),
             ],
         ),
     )
@@ -61,7 +49,7 @@ async fn priced_calls_reach_the_llm_series_and_the_quality_monitor_on_metrics() 
         request(
             "search",
             2,
-            vec![("chat gpt-4o".into(), call("gpt-4o", false))],
+            vec![("chat gpt-4o".into(), chat_call("gpt-4o", None))],
         ),
     )
     .await;

@@ -224,6 +224,7 @@ impl Collector for QualityCollector {
                 ("call", stats.calls_dropped),
                 ("evaluation", stats.evals_dropped),
                 ("feedback", stats.feedback_dropped),
+                ("evaluation_result", stats.results_dropped),
             ] {
                 ConstCounter::new(n).encode(me.encode_family(&[("kind", kind)])?)?;
             }

@@ -61,6 +61,10 @@ pub struct QualityStats {
     pub feedback_queued: u64,
     /// Feedback dropped (queue full).
     pub feedback_dropped: u64,
+    /// Evaluation results computed elsewhere, queued with [`Quality::record_evaluation`].
+    pub results_queued: u64,
+    /// Evaluation results computed elsewhere, dropped (queue full).
+    pub results_dropped: u64,
     /// `gen_ai.evaluation.result` records emitted.
     pub events_emitted: u64,
     /// Alerts handed to the alert dispatcher.
@@ -82,6 +86,8 @@ struct Counters {
     evaluator_calls_skipped: AtomicU64,
     feedback_queued: AtomicU64,
     feedback_dropped: AtomicU64,
+    results_queued: AtomicU64,
+    results_dropped: AtomicU64,
     events_emitted: AtomicU64,
     alerts_sent: AtomicU64,
 }
@@ -390,6 +396,44 @@ impl Quality {
         ok
     }
 
+    /// Queues an evaluation result computed elsewhere (another service's evaluator, a
+    /// `gen_ai.evaluation.result` read from its spans) for the monitor, as if one of this
+    /// pipeline's evaluators had returned it; never blocks. `on` names the evaluated call by
+    /// its span, response id or trace id (its `answer` is not read); a call the monitor does
+    /// not know is filed under `on`'s model and feature, else under all calls. Returns
+    /// `false` (and counts a drop in [`QualityStats::results_dropped`]) when the queue is full.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use llmtel_quality::{EvalInput, Evaluation, Quality};
+    /// let quality = Quality::builder().with_events(false).build();
+    /// let on = EvalInput {
+    ///     model: Some("gpt-4o".into()),
+    ///     feature: Some("support".into()),
+    ///     ..EvalInput::new("")
+    /// };
+    /// assert!(quality.record_evaluation(on, Evaluation::new("relevance", 0.25, "irrelevant", "")));
+    /// assert!(quality.flush(Duration::from_secs(5)));
+    /// let snap = quality.snapshot();
+    /// let series = snap.series.iter().find(|s| s.feature == "support").unwrap();
+    /// assert_eq!(series.total.evaluators["relevance"].avg, 0.25);
+    /// ```
+    pub fn record_evaluation(&self, on: EvalInput, result: Evaluation) -> bool {
+        let item = MonitorItem::Eval(Box::new((Arc::new(on), result)));
+        let ok = self
+            .inner
+            .to_monitor
+            .as_ref()
+            .is_some_and(|w| w.send(item).is_ok());
+        let c = &self.inner.counters;
+        if ok {
+            c.results_queued.fetch_add(1, Relaxed);
+        } else {
+            c.results_dropped.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
     /// Waits up to `timeout` until everything queued before this call has been evaluated and
     /// recorded, and the alerts raised have been delivered. Returns whether it happened.
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -449,6 +493,8 @@ impl Quality {
             evaluator_calls_skipped: c.evaluator_calls_skipped.load(Relaxed),
             feedback_queued: c.feedback_queued.load(Relaxed),
             feedback_dropped: c.feedback_dropped.load(Relaxed),
+            results_queued: c.results_queued.load(Relaxed),
+            results_dropped: c.results_dropped.load(Relaxed),
             events_emitted: c.events_emitted.load(Relaxed),
             alerts_sent: c.alerts_sent.load(Relaxed),
         }

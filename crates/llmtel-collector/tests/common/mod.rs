@@ -117,6 +117,23 @@ fn now_nanos() -> u64 {
         .as_nanos() as u64
 }
 
+/// A chat call's attributes: `model` at OpenAI for the `support` feature, 1,000 input and
+/// 500 output tokens, and `error.type` when it failed.
+pub fn chat_call(model: &str, error: Option<&str>) -> Vec<KeyValue> {
+    let mut kv = vec![
+        s("gen_ai.operation.name", "chat"),
+        s("gen_ai.provider.name", "openai"),
+        s("gen_ai.request.model", model),
+        s("llmtel.feature", "support"),
+        i("gen_ai.usage.input_tokens", 1_000),
+        i("gen_ai.usage.output_tokens", 500),
+    ];
+    if let Some(e) = error {
+        kv.push(s("error.type", e));
+    }
+    kv
+}
+
 /// A request with one resource (`service.name` = `service`) holding one span per
 /// `(name, attributes)`; ids are derived from `seed`.
 pub fn request(
