@@ -62,6 +62,7 @@ impl Protocol {
 /// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_PROTOCOL
 /// retry_for_secs = 30                  # a batch the downstream refuses is retried this long
 /// timeout_secs = 10                    # one forward attempt
+/// headers = { authorization = "Bearer …" }  # on every forward, over OTEL_EXPORTER_OTLP_HEADERS
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -72,6 +73,7 @@ pub struct Config {
     pub(crate) max_request_bytes: usize,
     pub(crate) forward_endpoint: Option<Endpoint>,
     pub(crate) forward_protocol: Option<Protocol>,
+    pub(crate) forward_headers: ForwardHeaders,
     pub(crate) retry_for: Duration,
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
@@ -95,6 +97,18 @@ impl fmt::Debug for Prices {
 /// A downstream URL; its `Debug` hides user info and query (they may hold credentials).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint(pub(crate) String);
+
+/// Headers sent with every forward; `Debug` shows their names only.
+#[derive(Clone, Default)]
+pub(crate) struct ForwardHeaders(pub(crate) Vec<(String, String)>);
+
+impl fmt::Debug for ForwardHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| format!("{k}: (redacted)")))
+            .finish()
+    }
+}
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -121,6 +135,7 @@ impl Default for Config {
             max_request_bytes: 4 * 1024 * 1024,
             forward_endpoint: None,
             forward_protocol: None,
+            forward_headers: ForwardHeaders::default(),
             retry_for: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
@@ -202,6 +217,7 @@ struct FileForward {
     protocol: Option<String>,
     retry_for_secs: Option<u64>,
     timeout_secs: Option<u64>,
+    headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Config {
@@ -291,8 +307,28 @@ impl Config {
             if let Some(s) = f.timeout_secs {
                 c = c.with_timeout(Duration::from_secs(s))?;
             }
+            for (k, v) in f.headers.unwrap_or_default() {
+                c = c.with_forward_header(k, v);
+            }
         }
         Ok(c)
+    }
+
+    /// Sends the header `name: value` with every request forwarded downstream (an
+    /// authorization or tenant header), over those of `OTEL_EXPORTER_OTLP_HEADERS` and
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, which are sent too. Values never appear in
+    /// `Debug` or in errors.
+    pub fn with_forward_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        self.forward_headers
+            .0
+            .retain(|(old, _)| !old.eq_ignore_ascii_case(&name));
+        self.forward_headers.0.push((name, value.into()));
+        self
     }
 
     /// Listens for OTLP/gRPC on `addr` (port 0: any free port, see

@@ -1,68 +1,150 @@
-//! OTLP protobuf messages to the SDK's `SpanData`, so received spans go through the same
-//! exporter stage as in-process ones.
+//! Between OTLP protobuf spans and the SDK's `SpanData`, so received spans go through the
+//! same exporter stage as in-process ones. Only what the stage reads or rewrites moves into
+//! the `SpanData` (name, attributes, events, status; the ids, times and kind are copied) and
+//! back; the rest of the span (links, flags, trace state), its scope and its resource stay in
+//! the protobuf message that is forwarded, so nothing is converted twice.
 
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    Event, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, InstrumentationScope as ProtoScope, KeyValue as ProtoKeyValue, any_value,
+    AnyValue, ArrayValue, KeyValue as ProtoKeyValue, any_value,
 };
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span as ProtoSpan, status};
-use opentelemetry_sdk::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Event as ProtoEvent;
+use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, Status as ProtoStatus, status};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 /// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK` of the OTLP trace protocol.
 const CONTEXT_IS_REMOTE: u32 = 0x200;
 
-/// One resource's spans, ready for the exporter stage.
-#[derive(Debug)]
-pub(crate) struct ResourceBatch {
-    pub(crate) resource: Resource,
-    pub(crate) spans: Vec<SpanData>,
-}
-
-/// Converts one `ResourceSpans`; returns the batch and how many spans were invalid (a trace
-/// or span id of the wrong length, or all zero) and left out.
-pub(crate) fn resource_spans(rs: ResourceSpans) -> (ResourceBatch, u64) {
-    let attrs = rs
-        .resource
-        .map(|r| keyvalues(r.attributes))
-        .unwrap_or_default();
-    let builder = Resource::builder_empty();
-    let resource = if rs.schema_url.is_empty() {
-        builder.with_attributes(attrs).build()
+/// Moves what the exporter stage reads out of `s` into a `SpanData`; `None` (and `s` left as
+/// it was) when its trace or span id is invalid (the wrong length, or all zero). Put the
+/// stage's result back with [`restore`].
+pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
+    let span_context = context(&s.trace_id, &s.span_id, s.flags, &s.trace_state)?;
+    let parent_span_id = if s.parent_span_id.is_empty() {
+        SpanId::INVALID
     } else {
-        builder.with_schema_url(attrs, rs.schema_url).build()
+        span_id(&s.parent_span_id)?
     };
-    let mut spans = Vec::new();
-    let mut invalid = 0u64;
-    for ss in rs.scope_spans {
-        let scope = scope(ss.scope, ss.schema_url);
-        for s in ss.spans {
-            match span(s, &scope) {
-                Some(d) => spans.push(d),
-                None => invalid += 1,
-            }
-        }
-    }
-    (ResourceBatch { resource, spans }, invalid)
+    let span_kind = match s.kind {
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        4 => SpanKind::Producer,
+        5 => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    };
+    let status = match s.status.take() {
+        Some(st) if st.code == status::StatusCode::Error as i32 => Status::error(st.message),
+        Some(st) if st.code == status::StatusCode::Ok as i32 => Status::Ok,
+        _ => Status::Unset,
+    };
+    let mut events = SpanEvents::default();
+    events.dropped_count = s.dropped_events_count;
+    events.events = std::mem::take(&mut s.events)
+        .into_iter()
+        .map(|e| {
+            Event::new(
+                e.name,
+                time(e.time_unix_nano),
+                keyvalues(e.attributes),
+                e.dropped_attributes_count,
+            )
+        })
+        .collect();
+    Some(SpanData {
+        span_context,
+        parent_span_id,
+        parent_span_is_remote: s.flags & CONTEXT_IS_REMOTE != 0,
+        span_kind,
+        name: Cow::Owned(std::mem::take(&mut s.name)),
+        start_time: time(s.start_time_unix_nano),
+        end_time: time(s.end_time_unix_nano),
+        attributes: keyvalues(std::mem::take(&mut s.attributes)),
+        dropped_attributes_count: s.dropped_attributes_count,
+        events,
+        // The links stay in the protobuf span: the stage does not read them.
+        links: SpanLinks::default(),
+        status,
+        // So do the scope and the resource.
+        instrumentation_scope: InstrumentationScope::default(),
+    })
 }
 
-fn scope(scope: Option<ProtoScope>, schema_url: String) -> InstrumentationScope {
-    let scope = scope.unwrap_or_default();
-    let mut b = InstrumentationScope::builder(scope.name);
-    if !scope.version.is_empty() {
-        b = b.with_version(scope.version);
+/// Puts what the exporter stage made of `d` (taken from `s` by [`take`]) back into `s`.
+pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) {
+    s.name = d.name.into_owned();
+    s.attributes = d.attributes.into_iter().map(proto_keyvalue).collect();
+    s.dropped_attributes_count = d.dropped_attributes_count;
+    s.dropped_events_count = d.events.dropped_count;
+    s.events = d
+        .events
+        .events
+        .into_iter()
+        .map(|e| ProtoEvent {
+            time_unix_nano: nanos(e.timestamp),
+            name: e.name.into_owned(),
+            attributes: e.attributes.into_iter().map(proto_keyvalue).collect(),
+            dropped_attributes_count: e.dropped_attributes_count,
+        })
+        .collect();
+    s.status = match d.status {
+        Status::Unset => None,
+        Status::Ok => Some(ProtoStatus {
+            code: status::StatusCode::Ok as i32,
+            message: String::new(),
+        }),
+        Status::Error { description } => Some(ProtoStatus {
+            code: status::StatusCode::Error as i32,
+            message: description.into_owned(),
+        }),
+    };
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn proto_keyvalue(kv: KeyValue) -> ProtoKeyValue {
+    ProtoKeyValue {
+        key: kv.key.into(),
+        value: Some(proto_value(kv.value)),
+        ..Default::default()
     }
-    if !schema_url.is_empty() {
-        b = b.with_schema_url(schema_url);
-    }
-    b.with_attributes(keyvalues(scope.attributes)).build()
+}
+
+/// An SDK value as OTLP (strings move, no copy).
+fn proto_value(v: Value) -> AnyValue {
+    use any_value::Value as V;
+    let array = |values: Vec<V>| {
+        V::ArrayValue(ArrayValue {
+            values: values
+                .into_iter()
+                .map(|v| AnyValue { value: Some(v) })
+                .collect(),
+        })
+    };
+    let value = match v {
+        Value::Bool(b) => V::BoolValue(b),
+        Value::I64(i) => V::IntValue(i),
+        Value::F64(f) => V::DoubleValue(f),
+        Value::String(s) => V::StringValue(s.into()),
+        Value::Array(Array::Bool(a)) => array(a.into_iter().map(V::BoolValue).collect()),
+        Value::Array(Array::I64(a)) => array(a.into_iter().map(V::IntValue).collect()),
+        Value::Array(Array::F64(a)) => array(a.into_iter().map(V::DoubleValue).collect()),
+        Value::Array(Array::String(a)) => {
+            array(a.into_iter().map(|s| V::StringValue(s.into())).collect())
+        }
+        // Values the SDK adds later: their text.
+        other => V::StringValue(other.to_string()),
+    };
+    AnyValue { value: Some(value) }
 }
 
 fn time(nanos: u64) -> SystemTime {
@@ -87,70 +169,6 @@ fn context(trace: &[u8], span: &[u8], flags: u32, state: &str) -> Option<SpanCon
         flags & CONTEXT_IS_REMOTE != 0,
         TraceState::from_str(state).unwrap_or_default(),
     ))
-}
-
-fn span(s: ProtoSpan, scope: &InstrumentationScope) -> Option<SpanData> {
-    let span_context = context(&s.trace_id, &s.span_id, s.flags, &s.trace_state)?;
-    let parent_span_id = if s.parent_span_id.is_empty() {
-        SpanId::INVALID
-    } else {
-        span_id(&s.parent_span_id)?
-    };
-    let span_kind = match s.kind {
-        2 => SpanKind::Server,
-        3 => SpanKind::Client,
-        4 => SpanKind::Producer,
-        5 => SpanKind::Consumer,
-        _ => SpanKind::Internal,
-    };
-    let status = match s.status {
-        Some(st) if st.code == status::StatusCode::Error as i32 => Status::error(st.message),
-        Some(st) if st.code == status::StatusCode::Ok as i32 => Status::Ok,
-        _ => Status::Unset,
-    };
-    let mut events = SpanEvents::default();
-    events.dropped_count = s.dropped_events_count;
-    events.events = s
-        .events
-        .into_iter()
-        .map(|e| {
-            Event::new(
-                e.name,
-                time(e.time_unix_nano),
-                keyvalues(e.attributes),
-                e.dropped_attributes_count,
-            )
-        })
-        .collect();
-    let mut links = SpanLinks::default();
-    links.dropped_count = s.dropped_links_count;
-    links.links = s
-        .links
-        .into_iter()
-        .filter_map(|l| {
-            let cx = context(&l.trace_id, &l.span_id, l.flags, &l.trace_state)?;
-            Some(Link::new(
-                cx,
-                keyvalues(l.attributes),
-                l.dropped_attributes_count,
-            ))
-        })
-        .collect();
-    Some(SpanData {
-        span_context,
-        parent_span_id,
-        parent_span_is_remote: s.flags & CONTEXT_IS_REMOTE != 0,
-        span_kind,
-        name: Cow::Owned(s.name),
-        start_time: time(s.start_time_unix_nano),
-        end_time: time(s.end_time_unix_nano),
-        attributes: keyvalues(s.attributes),
-        dropped_attributes_count: s.dropped_attributes_count,
-        events,
-        links,
-        status,
-        instrumentation_scope: scope.clone(),
-    })
 }
 
 /// OTLP attributes to SDK attributes; an attribute without a value is left out.
@@ -299,20 +317,66 @@ mod tests {
     }
 
     #[test]
-    fn a_span_with_a_short_trace_id_is_left_out_and_counted() {
-        let rs = ResourceSpans {
-            scope_spans: vec![opentelemetry_proto::tonic::trace::v1::ScopeSpans {
-                spans: vec![ProtoSpan {
-                    trace_id: vec![1; 3],
-                    span_id: vec![1; 8],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
+    fn a_span_with_a_short_trace_id_is_left_out_untouched() {
+        let mut span = ProtoSpan {
+            trace_id: vec![1; 3],
+            span_id: vec![1; 8],
+            name: "kept".into(),
             ..Default::default()
         };
-        let (batch, invalid) = resource_spans(rs);
-        assert!(batch.spans.is_empty());
-        assert_eq!(invalid, 1);
+        assert!(take(&mut span).is_none());
+        assert_eq!(span.name, "kept");
+    }
+
+    #[test]
+    fn a_span_taken_and_restored_is_the_same_span() {
+        let mut span = ProtoSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![3; 8],
+            name: "chat gpt-4o".into(),
+            kind: 3,
+            start_time_unix_nano: 1_700_000_000_123_456_789,
+            end_time_unix_nano: 1_700_000_001_123_456_789,
+            attributes: vec![
+                ProtoKeyValue {
+                    key: "gen_ai.request.model".into(),
+                    value: Some(s("gpt-4o")),
+                    ..Default::default()
+                },
+                ProtoKeyValue {
+                    key: "gen_ai.response.finish_reasons".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::ArrayValue(ArrayValue {
+                            values: vec![s("stop")],
+                        })),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            events: vec![ProtoEvent {
+                time_unix_nano: 1_700_000_000_999_999_999,
+                name: "gen_ai.evaluation.result".into(),
+                attributes: vec![ProtoKeyValue {
+                    key: "gen_ai.evaluation.score.value".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::DoubleValue(0.5)),
+                    }),
+                    ..Default::default()
+                }],
+                dropped_attributes_count: 1,
+            }],
+            status: Some(ProtoStatus {
+                code: status::StatusCode::Error as i32,
+                message: "rate limited".into(),
+            }),
+            ..Default::default()
+        };
+        let before = span.clone();
+        let data = take(&mut span).unwrap();
+        assert_eq!(data.attributes.len(), 2);
+        assert_eq!(data.events.events[0].name, "gen_ai.evaluation.result");
+        restore(&mut span, data);
+        assert_eq!(span, before);
     }
 }

@@ -5,15 +5,19 @@
 //! - **receives** OTLP traces over gRPC (`127.0.0.1:4317`) and HTTP (`POST /v1/traces` on
 //!   `127.0.0.1:4318`, `application/x-protobuf` or `application/json`), uncompressed or
 //!   gzip (the OpenTelemetry Collector's default);
-//! - converts each span to the OpenTelemetry SDK's `SpanData`, maps the GenAI
-//!   [dialects](#dialects) onto the current `gen_ai.*` names, and runs the spans of each
-//!   resource through [`llmtel::GenAiExporter`], the stage an instrumented Rust process
-//!   exports through: the same `gen_ai.usage.cost`, `llmtel.cost.*`, `llmtel.pricing.*`,
+//! - moves what the stage reads of each span (name, attributes, events, status) into the
+//!   OpenTelemetry SDK's `SpanData`, maps the GenAI [dialects](#dialects) onto the current
+//!   `gen_ai.*` names, and runs it through [`llmtel::GenAiExporter::process_call`], the stage
+//!   an instrumented Rust process exports through: the same `gen_ai.usage.cost`, `llmtel.cost.*`, `llmtel.pricing.*`,
 //!   integer token counts and credential removal, and the content policy: prompt and
 //!   response attributes are dropped unless [`Config::with_content_capture`]
 //!   (`capture_content = true`) keeps them, truncated;
 //! - **forwards** them to `OTEL_EXPORTER_OTLP_ENDPOINT` over `OTEL_EXPORTER_OTLP_PROTOCOL`
-//!   (`http/protobuf` or `grpc`) through a bounded queue. When the queue is full, senders are
+//!   (`http/protobuf` or `grpc`), with the headers of `OTEL_EXPORTER_OTLP_HEADERS` /
+//!   `OTEL_EXPORTER_OTLP_TRACES_HEADERS` and [`Config::with_forward_header`] (`[forward]
+//!   headers`), through a bounded queue. Each request is put back together with its resource,
+//!   scopes and links as they came, encoded once, and sent again as is on a retry. When the
+//!   queue is full, senders are
 //!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP) or `RESOURCE_EXHAUSTED`
 //!   (gRPC), which OTLP exporters retry; nothing is dropped silently. A batch the downstream
 //!   refuses is retried with backoff for `retry_for` (30 s) while its spans hold their
@@ -73,6 +77,7 @@
 mod config;
 mod convert;
 pub mod dialect;
+mod downstream;
 mod evaluations;
 mod pipeline;
 mod server;
@@ -158,9 +163,9 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
-    /// The OTLP exporter to the downstream cannot be built.
+    /// The OTLP client to the downstream cannot be built.
     #[error(
-        "cannot build the OTLP exporter to {endpoint}: check the forward endpoint and protocol"
+        "cannot build the OTLP client to {endpoint}: check the forward endpoint, protocol and headers"
     )]
     Exporter {
         /// The endpoint, credentials hidden.

@@ -1,22 +1,24 @@
 //! The bounded queue between the receivers and the forwarder, and the forwarder: OTLP →
-//! `SpanData` → dialect mapping → priced once by [`llmtel::GenAiExporter::process`] →
-//! budgets (when configured) → OTLP exporter (retried without pricing or counting again).
+//! `SpanData` (what the stage reads) → dialect mapping → priced once by
+//! [`llmtel::GenAiExporter::process_call`] → sinks, quality, budgets → back into the OTLP
+//! request, encoded once and sent downstream (a retry sends the same bytes, without pricing
+//! or counting again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llmtel_semconv::{gen_ai, llmtel as lt};
-use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use prost::Message as _;
 use tokio::sync::mpsc;
 
 use llmtel_budget::{Budgets, CallContext};
 
-use crate::config::{Config, Endpoint, Protocol};
+use crate::config::Config;
+use crate::downstream::Downstream;
 use crate::stats::Counters;
 use crate::{CollectorError, convert, dialect, evaluations};
 
@@ -100,57 +102,43 @@ impl Queue {
     }
 }
 
-/// Counts what the exporter stage wrote on the spans the downstream accepted.
-#[derive(Debug)]
-struct Counting<E> {
-    inner: E,
-    counters: Arc<Counters>,
-}
-
 fn has(span: &SpanData, key: &str) -> bool {
     span.attributes.iter().any(|kv| kv.key.as_str() == key)
 }
 
-impl<E: SpanExporter> SpanExporter for Counting<E> {
-    fn export(
-        &self,
-        batch: Vec<SpanData>,
-    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let (mut priced, mut unknown, mut unpriced) = (0u64, 0u64, 0u64);
-        for s in &batch {
-            let cost = has(s, gen_ai::USAGE_COST);
-            priced += u64::from(cost);
-            unknown += u64::from(has(s, lt::COST_UNKNOWN_MODEL));
-            let llm = [
-                gen_ai::REQUEST_MODEL,
-                gen_ai::RESPONSE_MODEL,
-                gen_ai::USAGE_INPUT_TOKENS,
-                gen_ai::USAGE_OUTPUT_TOKENS,
-            ]
-            .iter()
-            .any(|k| has(s, k));
-            unpriced += u64::from(llm && !cost);
-        }
-        let counters = self.counters.clone();
-        let fut = self.inner.export(batch);
-        async move {
-            let r = fut.await;
-            if r.is_ok() {
-                use std::sync::atomic::Ordering::Relaxed;
-                counters.priced.fetch_add(priced, Relaxed);
-                counters.unknown_model.fetch_add(unknown, Relaxed);
-                counters.unpriced.fetch_add(unpriced, Relaxed);
-            }
-            r
-        }
+/// How the exporter stage left the spans of one request, counted when the downstream takes
+/// them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Outcome {
+    spans: u64,
+    priced: u64,
+    unknown: u64,
+    unpriced: u64,
+}
+
+impl Outcome {
+    fn add(&mut self, s: &SpanData) {
+        let cost = has(s, gen_ai::USAGE_COST);
+        self.spans += 1;
+        self.priced += u64::from(cost);
+        self.unknown += u64::from(has(s, lt::COST_UNKNOWN_MODEL));
+        let llm = [
+            gen_ai::REQUEST_MODEL,
+            gen_ai::RESPONSE_MODEL,
+            gen_ai::USAGE_INPUT_TOKENS,
+            gen_ai::USAGE_OUTPUT_TOKENS,
+        ]
+        .iter()
+        .any(|k| has(s, k));
+        self.unpriced += u64::from(llm && !cost);
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+    fn forwarded(&self, c: &Counters) {
+        use std::sync::atomic::Ordering::Relaxed;
+        c.forwarded.fetch_add(self.spans, Relaxed);
+        c.priced.fetch_add(self.priced, Relaxed);
+        c.unknown_model.fetch_add(self.unknown, Relaxed);
+        c.unpriced.fetch_add(self.unpriced, Relaxed);
     }
 }
 
@@ -242,33 +230,6 @@ pub(crate) fn account(budgets: &Budgets, attributes: &[&'static str], span: &Spa
     true
 }
 
-/// Builds the OTLP exporter to the downstream (inside a Tokio runtime).
-fn otlp_exporter(
-    endpoint: &Endpoint,
-    protocol: Protocol,
-    timeout: Duration,
-) -> Result<opentelemetry_otlp::SpanExporter, CollectorError> {
-    let built = match protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.0.clone())
-            .with_timeout(timeout)
-            .build(),
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(reqwest::Client::new())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/traces", endpoint.0.trim_end_matches('/')))
-            .with_timeout(timeout)
-            .build(),
-    };
-    // The builder's error may quote the endpoint, which may carry credentials: say which
-    // setting to fix instead.
-    built.map_err(|_| CollectorError::Exporter {
-        endpoint: format!("{endpoint:?}"),
-    })
-}
-
 /// Forwarders taking jobs from the queue, each with its own downstream connection: one
 /// request's round trip to the downstream no longer holds up the next (one forwarder took
 /// 7,600 spans/s at most; BENCHMARKS.md, "Collector under load").
@@ -302,14 +263,12 @@ pub(crate) fn start(
             sinks: sinks.clone(),
             quality: config.quality.clone(),
         };
-        let exporter = Counting {
-            inner: otlp_exporter(&endpoint, protocol, config.timeout)?,
-            counters: counters.clone(),
-        };
+        let downstream =
+            Downstream::new(&endpoint, protocol, config.timeout, &config.forward_headers)?;
         tasks.push(tokio::spawn(forward(
             rx.clone(),
             stage,
-            exporter,
+            downstream,
             counters.clone(),
             config.retry_for,
         )));
@@ -341,10 +300,10 @@ struct Stage {
     quality: Option<llmtel_quality::Quality>,
 }
 
-async fn forward<E: SpanExporter>(
+async fn forward(
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
     stage: Stage,
-    mut exporter: E,
+    downstream: Downstream,
     counters: Arc<Counters>,
     retry_for: Duration,
 ) {
@@ -352,63 +311,104 @@ async fn forward<E: SpanExporter>(
     loop {
         // One forwarder waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
-        let Some(job) = next else { break };
-        for rs in job.resource_spans {
-            let declared: usize = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
-            let (mut batch, invalid) = convert::resource_spans(rs);
-            if invalid > 0 {
-                counters.dropped_invalid.fetch_add(invalid, Relaxed);
-            }
-            let n = batch.spans.len();
-            for span in &mut batch.spans {
-                dialect::map_dialects(&mut span.attributes);
-                // Priced once, here: a retry below exports the same priced spans, and the
-                // sinks see the same call.
-                if let Some(call) = stage.pricing.process_call(span, &stage.policy) {
-                    for sink in &stage.sinks {
-                        sink.on_call(&call);
-                    }
+        let Some(mut job) = next else { break };
+        let declared: usize = job
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        let mut outcome = Outcome::default();
+        for rs in &mut job.resource_spans {
+            for ss in &mut rs.scope_spans {
+                let (invalid, o) = stage.run(&mut ss.spans, &counters);
+                if invalid > 0 {
+                    counters.dropped_invalid.fetch_add(invalid, Relaxed);
                 }
+                outcome.spans += o.spans;
+                outcome.priced += o.priced;
+                outcome.unknown += o.unknown;
+                outcome.unpriced += o.unpriced;
             }
-            if let Some(quality) = &stage.quality {
-                // After the calls of the same batch went to the monitor, so that a result
-                // sent with its call finds it.
-                let read: u64 = batch
-                    .spans
-                    .iter()
-                    .map(|s| evaluations::observe(quality, s))
-                    .sum();
-                counters.evaluations.fetch_add(read, Relaxed);
-            }
-            if let Some(budgets) = &stage.budgets {
-                // Spend counts whether or not the downstream takes the spans.
-                let recorded = batch
-                    .spans
-                    .iter()
-                    .filter(|s| account(budgets, &stage.attributes, s))
-                    .count();
-                counters.budgeted.fetch_add(recorded as u64, Relaxed);
-            }
-            if n > 0 {
-                // One resource per export: the exporter stage and the OTLP exporter see the
-                // sender's resource, as in process.
-                exporter.set_resource(&batch.resource);
-                let deadline = Instant::now() + retry_for;
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    if exporter.export(batch.spans.clone()).await.is_ok() {
-                        counters.forwarded.fetch_add(n as u64, Relaxed);
-                        break;
-                    }
-                    if Instant::now() + backoff > deadline {
-                        counters.dropped_export_failed.fetch_add(n as u64, Relaxed);
-                        break;
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-            counters.release(declared);
         }
+        if outcome.spans > 0 {
+            // Encoded once: a retry sends the same bytes.
+            let body = bytes::Bytes::from(
+                ExportTraceServiceRequest {
+                    resource_spans: job.resource_spans,
+                }
+                .encode_to_vec(),
+            );
+            let deadline = Instant::now() + retry_for;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if downstream.send(body.clone()).await.is_ok() {
+                    outcome.forwarded(&counters);
+                    break;
+                }
+                if Instant::now() + backoff > deadline {
+                    counters
+                        .dropped_export_failed
+                        .fetch_add(outcome.spans, Relaxed);
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        counters.release(declared);
+    }
+}
+
+impl Stage {
+    /// Runs one scope's spans through the stage, in place: spans with invalid ids are left
+    /// out (their number is returned); the others are priced, handed to the sinks, the
+    /// quality monitor and the budgets, and put back rewritten.
+    fn run(
+        &self,
+        spans: &mut Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+        counters: &Counters,
+    ) -> (u64, Outcome) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = spans.len();
+        let mut data = Vec::with_capacity(before);
+        spans.retain_mut(|s| match convert::take(s) {
+            Some(d) => {
+                data.push(d);
+                true
+            }
+            None => false,
+        });
+        let invalid = (before - spans.len()) as u64;
+        for span in &mut data {
+            dialect::map_dialects(&mut span.attributes);
+            // Priced once, here: a retry sends the same priced spans, and the sinks see
+            // the same call.
+            if let Some(call) = self.pricing.process_call(span, &self.policy) {
+                for sink in &self.sinks {
+                    sink.on_call(&call);
+                }
+            }
+        }
+        if let Some(quality) = &self.quality {
+            // After the calls of the same request went to the monitor, so that a result
+            // sent with its call finds it.
+            let read: u64 = data.iter().map(|s| evaluations::observe(quality, s)).sum();
+            counters.evaluations.fetch_add(read, Relaxed);
+        }
+        if let Some(budgets) = &self.budgets {
+            // Spend counts whether or not the downstream takes the spans.
+            let recorded = data
+                .iter()
+                .filter(|s| account(budgets, &self.attributes, s))
+                .count();
+            counters.budgeted.fetch_add(recorded as u64, Relaxed);
+        }
+        let mut outcome = Outcome::default();
+        for (s, d) in spans.iter_mut().zip(data) {
+            outcome.add(&d);
+            convert::restore(s, d);
+        }
+        (invalid, outcome)
     }
 }

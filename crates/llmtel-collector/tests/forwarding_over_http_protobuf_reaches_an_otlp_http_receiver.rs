@@ -1,5 +1,7 @@
 //! Forwarding with `http/protobuf` (the OTLP default protocol): a real OTLP/HTTP receiver
-//! (axum, decoding the protobuf body) gets the priced span at `<endpoint>/v1/traces`.
+//! (axum, decoding the protobuf body) gets the priced span at `<endpoint>/v1/traces`, with the
+//! headers the config adds (an authorization header a backend asks for), which the config's
+//! `Debug` never shows.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -7,6 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use axum::http::HeaderMap;
 use axum::routing::post;
 use common::*;
 use llmtel_collector::{Collector, Protocol};
@@ -19,11 +22,13 @@ use prost::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_priced_span_reaches_an_otlp_http_receiver() {
     let got: Arc<Mutex<Vec<Span>>> = Arc::default();
-    let sink = got.clone();
+    let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
+    let (sink, headers_seen) = (got.clone(), seen.clone());
     let app = axum::Router::new().route(
         "/v1/traces",
-        post(move |body: Bytes| {
+        post(move |headers: HeaderMap, body: Bytes| {
             let sink = sink.clone();
+            headers_seen.lock().unwrap().push(headers);
             async move {
                 let req = ExportTraceServiceRequest::decode(body).unwrap();
                 for rs in req.resource_spans {
@@ -39,10 +44,16 @@ async fn a_priced_span_reaches_an_otlp_http_receiver() {
     let downstream = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
 
-    let collector =
-        Collector::start(config(downstream).with_forward_protocol(Protocol::HttpProtobuf))
-            .await
-            .unwrap();
+    let config = config(downstream)
+        .with_forward_protocol(Protocol::HttpProtobuf)
+        .with_forward_header("authorization", "Bearer sk-downstream-secret")
+        .with_forward_header("x-tenant", "acme");
+    let shown = format!("{config:?}");
+    assert!(
+        shown.contains("authorization") && !shown.contains("sk-downstream-secret"),
+        "{shown}"
+    );
+    let collector = Collector::start(config).await.unwrap();
     let attrs = vec![
         s("gen_ai.provider.name", "openai"),
         s("gen_ai.request.model", "gpt-4o"),
@@ -78,4 +89,8 @@ async fn a_priced_span_reaches_an_otlp_http_receiver() {
         .as_f64();
     assert!((f64_attr(&span, "gen_ai.usage.cost") - want).abs() < 1e-9);
     assert_eq!(int_attr(&span, "gen_ai.usage.input_tokens"), 1_000_000);
+    let headers = seen.lock().unwrap()[0].clone();
+    assert_eq!(headers["authorization"], "Bearer sk-downstream-secret");
+    assert_eq!(headers["x-tenant"], "acme");
+    assert_eq!(headers["content-type"], "application/x-protobuf");
 }

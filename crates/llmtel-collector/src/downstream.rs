@@ -1,0 +1,255 @@
+//! The connection to the downstream: one encoded OTLP request sent as is over gRPC or
+//! HTTP/protobuf, and sent again as is on a retry (nothing is copied or re-encoded).
+
+use std::time::Duration;
+
+use bytes::{Buf as _, BufMut as _, Bytes};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::CollectorError;
+use crate::config::{Endpoint, ForwardHeaders, Protocol};
+
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// One downstream connection.
+#[derive(Clone, Debug)]
+pub(crate) enum Downstream {
+    Grpc {
+        channel: Channel,
+        headers: MetadataMap,
+        timeout: Duration,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: reqwest::header::HeaderMap,
+    },
+}
+
+impl Downstream {
+    /// Connects lazily to `endpoint` (inside a Tokio runtime), with the headers of
+    /// `OTEL_EXPORTER_OTLP_HEADERS` / `OTEL_EXPORTER_OTLP_TRACES_HEADERS` and `extra` over them.
+    pub(crate) fn new(
+        endpoint: &Endpoint,
+        protocol: Protocol,
+        timeout: Duration,
+        extra: &ForwardHeaders,
+    ) -> Result<Self, CollectorError> {
+        // The errors may quote the endpoint, which may carry credentials: say which setting
+        // to fix instead.
+        let bad = || CollectorError::Exporter {
+            endpoint: format!("{endpoint:?}"),
+        };
+        let mut pairs = Vec::new();
+        for var in [
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                merge(&mut pairs, parse_headers(&v));
+            }
+        }
+        merge(&mut pairs, extra.0.iter().cloned());
+        Ok(match protocol {
+            Protocol::Grpc => {
+                let mut headers = MetadataMap::new();
+                for (k, v) in pairs {
+                    let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                        .map_err(|_| bad())?;
+                    headers.insert(key, MetadataValue::try_from(v.as_str()).map_err(|_| bad())?);
+                }
+                let channel = Channel::from_shared(endpoint.0.clone())
+                    .map_err(|_| bad())?
+                    .timeout(timeout)
+                    .connect_lazy();
+                Downstream::Grpc {
+                    channel,
+                    headers,
+                    timeout,
+                }
+            }
+            Protocol::HttpProtobuf => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    reqwest::header::HeaderValue::from_static("application/x-protobuf"),
+                );
+                for (k, v) in pairs {
+                    let name =
+                        reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?;
+                    let value = reqwest::header::HeaderValue::from_str(&v).map_err(|_| bad())?;
+                    headers.insert(name, value);
+                }
+                let client = reqwest::Client::builder()
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|_| bad())?;
+                Downstream::Http {
+                    client,
+                    url: format!("{}/v1/traces", endpoint.0.trim_end_matches('/')),
+                    headers,
+                }
+            }
+        })
+    }
+
+    /// Sends one encoded `ExportTraceServiceRequest`; `Err` says why it was not accepted
+    /// (never quoting the endpoint or the headers).
+    pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
+        match self {
+            Downstream::Grpc {
+                channel,
+                headers,
+                timeout,
+            } => {
+                let mut grpc = tonic::client::Grpc::new(channel.clone());
+                grpc.ready()
+                    .await
+                    .map_err(|_| "the downstream is not reachable".to_owned())?;
+                let mut req = tonic::Request::new(body);
+                *req.metadata_mut() = headers.clone();
+                req.set_timeout(*timeout);
+                grpc.unary::<_, (), _>(req, PathAndQuery::from_static(EXPORT), Raw)
+                    .await
+                    .map(drop)
+                    .map_err(|s| format!("gRPC {:?}", s.code()))
+            }
+            Downstream::Http {
+                client,
+                url,
+                headers,
+            } => {
+                let r = client
+                    .post(url)
+                    .headers(headers.clone())
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        if e.is_timeout() {
+                            "timed out".to_owned()
+                        } else {
+                            "the downstream is not reachable".to_owned()
+                        }
+                    })?;
+                if r.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {}", r.status().as_u16()))
+                }
+            }
+        }
+    }
+}
+
+/// The `key=value,key=value` list of `OTEL_EXPORTER_OTLP_HEADERS`, values percent-decoded.
+fn parse_headers(v: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    v.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), percent_decode(v.trim())))
+        .filter(|(k, _)| !k.is_empty())
+}
+
+/// Adds `new` to `pairs`, each replacing a header of the same name.
+fn merge(pairs: &mut Vec<(String, String)>, new: impl Iterator<Item = (String, String)>) {
+    for (k, v) in new {
+        pairs.retain(|(old, _)| !old.eq_ignore_ascii_case(&k));
+        pairs.push((k, v));
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A gRPC codec that sends already encoded bytes and ignores the response's body (an
+/// `ExportTraceServiceResponse`, whose partial-success counts no sender reads).
+#[derive(Clone, Copy, Debug, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = ();
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = ();
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        src.advance(src.remaining());
+        Ok(Some(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{merge, parse_headers, percent_decode};
+
+    #[test]
+    fn later_headers_replace_earlier_ones_of_the_same_name() {
+        let mut pairs = Vec::new();
+        merge(
+            &mut pairs,
+            parse_headers("x-tenant=acme, X-Scope-OrgID=team%20a,bad,=x"),
+        );
+        merge(&mut pairs, parse_headers("x-scope-orgid=b"));
+        assert_eq!(
+            pairs,
+            [
+                ("x-tenant".into(), "acme".into()),
+                ("x-scope-orgid".into(), "b".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn header_values_are_percent_decoded() {
+        assert_eq!(percent_decode("team%20a"), "team a");
+        assert_eq!(percent_decode("Basic%3Dx%"), "Basic=x%");
+        assert_eq!(percent_decode("plain"), "plain");
+    }
+}
