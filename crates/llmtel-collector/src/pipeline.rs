@@ -54,16 +54,20 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// How many spans a request holds (valid or not): what it takes of the queue.
+fn span_count(resource_spans: &[ResourceSpans]) -> usize {
+    resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
 impl Queue {
     /// Queues a request's spans if they fit (the channel is unbounded; room is reserved in
     /// `counters`, so the queue never holds more than its capacity).
     pub(crate) fn submit(&self, req: ExportTraceServiceRequest) -> Admit {
-        let spans: usize = req
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
+        let spans = span_count(&req.resource_spans);
         if spans == 0 {
             return Admit::Accepted;
         }
@@ -312,23 +316,14 @@ async fn forward(
         // One forwarder waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
         let Some(mut job) = next else { break };
-        let declared: usize = job
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum();
+        let declared = span_count(&job.resource_spans);
         let mut outcome = Outcome::default();
         for rs in &mut job.resource_spans {
             for ss in &mut rs.scope_spans {
-                let (invalid, o) = stage.run(&mut ss.spans, &counters);
+                let invalid = stage.run(&mut ss.spans, &counters, &mut outcome);
                 if invalid > 0 {
                     counters.dropped_invalid.fetch_add(invalid, Relaxed);
                 }
-                outcome.spans += o.spans;
-                outcome.priced += o.priced;
-                outcome.unknown += o.unknown;
-                outcome.unpriced += o.unpriced;
             }
         }
         if outcome.spans > 0 {
@@ -363,12 +358,13 @@ async fn forward(
 impl Stage {
     /// Runs one scope's spans through the stage, in place: spans with invalid ids are left
     /// out (their number is returned); the others are priced, handed to the sinks, the
-    /// quality monitor and the budgets, and put back rewritten.
+    /// quality monitor and the budgets, put back rewritten and added to `outcome`.
     fn run(
         &self,
         spans: &mut Vec<opentelemetry_proto::tonic::trace::v1::Span>,
         counters: &Counters,
-    ) -> (u64, Outcome) {
+        outcome: &mut Outcome,
+    ) -> u64 {
         use std::sync::atomic::Ordering::Relaxed;
         let before = spans.len();
         let mut data = Vec::with_capacity(before);
@@ -404,11 +400,10 @@ impl Stage {
                 .count();
             counters.budgeted.fetch_add(recorded as u64, Relaxed);
         }
-        let mut outcome = Outcome::default();
         for (s, d) in spans.iter_mut().zip(data) {
             outcome.add(&d);
             convert::restore(s, d);
         }
-        (invalid, outcome)
+        invalid
     }
 }
