@@ -37,12 +37,6 @@
 //! - `tls` (default): https for the HTTP sinks, and [`HttpConfig::ca_file`].
 //! - `testing`: [`MemorySink`], an in-memory sink to assert on delivered alerts.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 mod alert;
 mod dispatch;

@@ -71,12 +71,6 @@
 //!   (`llm_budget_utilization_ratio{budget,scope}`, spent, reserved and limit) on
 //!   `llmtel-metrics`' Prometheus endpoint.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 mod budgets;
 mod context;

@@ -288,7 +288,6 @@ struct RawRule {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `memory` (default), `sqlite` or `redis`.
-    #[serde(default)]
     pub kind: Option<String>,
     /// SQLite file.
     pub path: Option<String>,

@@ -611,13 +611,8 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
     use std::fmt::Write as _;
     let b = &call.breakdown;
     // Tokens billed in each class, read the way the pricing read them.
-    let cached_audio = details
-        .cache_read_audio_tokens
-        .min(details.audio_input_tokens)
-        .min(usage.cache_read_tokens);
-    let modal = u128::from(details.audio_input_tokens)
-        + u128::from(details.image_input_tokens)
-        + u128::from(details.video_input_tokens);
+    let cached_audio = details.cached_audio_tokens(usage);
+    let modal = details.modal_input_tokens();
     let text_input = u128::from(usage.input_tokens)
         .checked_sub(modal)
         .unwrap_or(u128::from(usage.input_tokens));
@@ -625,9 +620,7 @@ fn render_table(model: &str, usage: &Usage, details: &UsageDetails, call: &Price
     let cache = u128::from(text_cache_read) + u128::from(usage.cache_write_tokens);
     let uncached = text_input.checked_sub(cache).unwrap_or(text_input);
     let text_output = u128::from(usage.output_tokens)
-        .checked_sub(
-            u128::from(details.audio_output_tokens) + u128::from(details.image_output_tokens),
-        )
+        .checked_sub(details.modal_output_tokens())
         .and_then(|t| u64::try_from(t).ok())
         .unwrap_or(usage.output_tokens);
     let plain_output = text_output

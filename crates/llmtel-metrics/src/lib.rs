@@ -46,12 +46,6 @@
 //!   (connection limit, header-read and idle timeouts, size limits).
 //! - `otlp`: [`otlp_meter_provider`], OTLP/HTTP (protobuf) export of the OpenTelemetry metrics.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 pub mod listener;
 #[cfg(feature = "otlp")]

@@ -371,6 +371,18 @@ impl PrometheusSink {
 
     /// All series in the OpenMetrics text format (with exemplars).
     pub fn encode_openmetrics(&self) -> String {
+        self.encode_with(text::encode)
+    }
+
+    /// All series in the classic Prometheus text format (no exemplars).
+    pub fn encode_text(&self) -> String {
+        self.encode_with(prometheus_client::encoding::prometheus_text::encode)
+    }
+
+    fn encode_with(
+        &self,
+        encode: fn(&mut String, &Registry) -> Result<(), std::fmt::Error>,
+    ) -> String {
         let r = self
             .inner
             .registry
@@ -378,19 +390,7 @@ impl PrometheusSink {
             .unwrap_or_else(|e| e.into_inner());
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail; an encoder error would leave a partial body.
-        let _ = text::encode(&mut out, &r);
-        out
-    }
-
-    /// All series in the classic Prometheus text format (no exemplars).
-    pub fn encode_text(&self) -> String {
-        let r = self
-            .inner
-            .registry
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut out = String::with_capacity(4096);
-        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &r);
+        let _ = encode(&mut out, &r);
         out
     }
 

@@ -507,13 +507,10 @@ struct RawFile {
 struct RawModel {
     id: Spanned<String>,
     provider: Spanned<String>,
-    #[serde(default)]
     kind: Option<Spanned<String>>,
     #[serde(default)]
     aliases: Vec<Spanned<String>>,
-    #[serde(default)]
     context_window: Option<u64>,
-    #[serde(default)]
     max_output_tokens: Option<u64>,
     #[serde(default)]
     price: Vec<Spanned<RawPrice>>,
@@ -524,33 +521,21 @@ struct RawModel {
 struct RawPrice {
     effective: Spanned<toml::Value>,
     input: Spanned<toml::Value>,
-    #[serde(default)]
     output: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     cache_read: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     cache_write: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     cache_write_1h: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     reasoning: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     batch_input: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     batch_output: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     source: Option<String>,
     #[serde(default)]
     tier: Vec<Spanned<RawTier>>,
     #[serde(default)]
     service_tier: BTreeMap<String, RawServiceTier>,
-    #[serde(default)]
     modality: Option<RawModality>,
-    #[serde(default)]
     off_peak: Option<RawOffPeak>,
-    #[serde(default)]
     per_request: Option<RawPerRequest>,
-    #[serde(default)]
     per_unit: Option<RawPerUnit>,
 }
 
@@ -617,7 +602,6 @@ struct RawOffPeak {
     #[serde(default)]
     cache_read: RateValue,
     windows: Vec<Spanned<RawWindow>>,
-    #[serde(default)]
     weekday_timezone: Option<String>,
 }
 
@@ -631,7 +615,6 @@ struct RawWindow {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPerRequest {
-    #[serde(default)]
     web_search: Option<RawWebSearch>,
     #[serde(default)]
     code_interpreter_session: RateValue,
@@ -653,11 +636,8 @@ struct RawTier {
     above_input_tokens: Spanned<u64>,
     input: Spanned<toml::Value>,
     output: Spanned<toml::Value>,
-    #[serde(default)]
     cache_read: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     cache_write: Option<Spanned<toml::Value>>,
-    #[serde(default)]
     reasoning: Option<Spanned<toml::Value>>,
 }
 
@@ -696,14 +676,8 @@ impl Ctx<'_> {
         problem: String,
         fix: &'static str,
     ) -> CatalogError {
-        CatalogError::Invalid {
-            origin: self.origin.to_string(),
-            line: span.map(|s| self.line_of(s.start)),
-            entry: entry.map(str::to_string),
-            field: field.map(str::to_string),
-            problem,
-            fix,
-        }
+        let line = span.map(|s| self.line_of(s.start));
+        CatalogError::invalid(self.origin, line, entry, field, problem, fix)
     }
 
     /// Turns a TOML (syntax or schema) error into a [`CatalogError`], naming the entry

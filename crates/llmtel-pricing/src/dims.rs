@@ -416,13 +416,8 @@ impl Price {
     ) -> Result<(CostBreakdown, Option<&'static str>), PricingError> {
         let overflow = || PricingError::Overflow(*usage);
         let m = &self.dims.modality;
-        let cached_audio = details
-            .cache_read_audio_tokens
-            .min(details.audio_input_tokens)
-            .min(usage.cache_read_tokens);
-        let modal_in = u128::from(details.audio_input_tokens)
-            + u128::from(details.image_input_tokens)
-            + u128::from(details.video_input_tokens);
+        let cached_audio = details.cached_audio_tokens(usage);
+        let modal_in = details.modal_input_tokens();
         let mut text = *usage;
         let mut exclusive = false;
         match u128::from(usage.input_tokens).checked_sub(modal_in) {
@@ -430,8 +425,7 @@ impl Price {
             None => exclusive = true,
         }
         text.cache_read_tokens = usage.cache_read_tokens - cached_audio;
-        let modal_out =
-            u128::from(details.audio_output_tokens) + u128::from(details.image_output_tokens);
+        let modal_out = details.modal_output_tokens();
         match u128::from(usage.output_tokens).checked_sub(modal_out) {
             Some(rest) => text.output_tokens = u64::try_from(rest).map_err(|_| overflow())?,
             None => exclusive = true,

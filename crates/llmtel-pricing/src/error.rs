@@ -76,6 +76,25 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    /// A [`CatalogError::Invalid`] (the constructor the catalog parsers share).
+    pub(crate) fn invalid(
+        origin: &str,
+        line: Option<u32>,
+        entry: Option<&str>,
+        field: Option<&str>,
+        problem: String,
+        fix: &'static str,
+    ) -> Self {
+        CatalogError::Invalid {
+            origin: origin.to_string(),
+            line,
+            entry: entry.map(str::to_string),
+            field: field.map(str::to_string),
+            problem,
+            fix,
+        }
+    }
+
     /// The 1-based line of the problem, when known.
     pub fn line(&self) -> Option<u32> {
         match self {

@@ -201,14 +201,7 @@ impl JsonCtx<'_> {
         problem: String,
         fix: &'static str,
     ) -> CatalogError {
-        CatalogError::Invalid {
-            origin: self.origin.to_string(),
-            line,
-            entry: entry.map(str::to_string),
-            field: field.map(str::to_string),
-            problem,
-            fix,
-        }
+        CatalogError::invalid(self.origin, line, entry, field, problem, fix)
     }
 
     /// 1-based line of `"key":` in the source, then of `"field":` after it (best effort:
@@ -533,20 +526,13 @@ impl JsonCtx<'_> {
         if let Some(op) = obj.get("off_peak_pricing").filter(|v| !v.is_null()) {
             dims.off_peak = Some(self.off_peak(key, op)?);
         }
-        let usd = |field: &str, v: &Value| -> Result<Usd, CatalogError> {
-            let fail = |problem: String| {
-                self.invalid(
-                    self.line_of(key, Some(field.rsplit('.').next().unwrap_or(field))),
-                    Some(key),
-                    Some(field),
-                    problem,
-                    "LiteLLM per-request prices are USD as a JSON number >= 0, e.g. 0.01",
-                )
-            };
-            let f = v
-                .as_f64()
-                .ok_or_else(|| fail(format!("expected a number, found {}", type_name(v))))?;
-            Usd::from_f64(f).ok_or_else(|| fail(format!("invalid amount {f}")))
+        let usd = |field: &str, v: &Value| {
+            self.usd_of(
+                key,
+                field,
+                v,
+                "LiteLLM per-request prices are USD as a JSON number >= 0, e.g. 0.01",
+            )
         };
         if let Some(w) = obj
             .get("search_context_cost_per_query")
@@ -584,6 +570,30 @@ impl JsonCtx<'_> {
         }
         Ok(dims)
     }
+    /// A USD amount at `field` of entry `key` (a dotted `field` names the line of its last
+    /// part), or an error that says where and `fix`.
+    fn usd_of(
+        &self,
+        key: &str,
+        field: &str,
+        v: &Value,
+        fix: &'static str,
+    ) -> Result<Usd, CatalogError> {
+        let fail = |problem: String| {
+            let leaf = field.rsplit('.').next().unwrap_or(field);
+            self.invalid(
+                self.line_of(key, Some(leaf)),
+                Some(key),
+                Some(field),
+                problem,
+                fix,
+            )
+        };
+        let f = v
+            .as_f64()
+            .ok_or_else(|| fail(format!("expected a number, found {}", type_name(v))))?;
+        Usd::from_f64(f).ok_or_else(|| fail(format!("invalid amount {f}")))
+    }
 
     /// Per-unit prices of image, speech and transcription entries: `output_cost_per_image`
     /// (else `input_cost_per_image`, LiteLLM's name for the per-image price of
@@ -606,21 +616,13 @@ impl JsonCtx<'_> {
             let Some(v) = obj.get(field).filter(|v| !v.is_null()) else {
                 return Ok(None);
             };
-            let fail = |problem: String| {
-                self.invalid(
-                    self.line_of(key, Some(field)),
-                    Some(key),
-                    Some(field),
-                    problem,
-                    "LiteLLM per-unit prices are USD as a JSON number >= 0, e.g. 0.04",
-                )
-            };
-            let f = v
-                .as_f64()
-                .ok_or_else(|| fail(format!("expected a number, found {}", type_name(v))))?;
-            Usd::from_f64(f)
-                .map(Some)
-                .ok_or_else(|| fail(format!("invalid amount {f}")))
+            self.usd_of(
+                key,
+                field,
+                v,
+                "LiteLLM per-unit prices are USD as a JSON number >= 0, e.g. 0.04",
+            )
+            .map(Some)
         };
         let image = if kind == ModelKind::ImageGeneration {
             usd("output_cost_per_image")?.or(usd("input_cost_per_image")?)

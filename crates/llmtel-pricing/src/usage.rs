@@ -114,6 +114,28 @@ pub struct UsageDetails {
     pub output_audio_ms: u64,
 }
 
+impl UsageDetails {
+    /// Audio tokens read from the cache, as pricing reads them: at most the audio input and
+    /// the call's cache reads.
+    pub fn cached_audio_tokens(&self, usage: &Usage) -> u64 {
+        self.cache_read_audio_tokens
+            .min(self.audio_input_tokens)
+            .min(usage.cache_read_tokens)
+    }
+
+    /// Audio, image and video input tokens (a part of `input_tokens`).
+    pub fn modal_input_tokens(&self) -> u128 {
+        u128::from(self.audio_input_tokens)
+            + u128::from(self.image_input_tokens)
+            + u128::from(self.video_input_tokens)
+    }
+
+    /// Audio and image output tokens (a part of `output_tokens`).
+    pub fn modal_output_tokens(&self) -> u128 {
+        u128::from(self.audio_output_tokens) + u128::from(self.image_output_tokens)
+    }
+}
+
 /// Cost of one call, split by token class and request charge. `total` is the exact sum
 /// of the others. Parts a call did not use are zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

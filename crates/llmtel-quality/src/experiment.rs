@@ -95,10 +95,8 @@ pub enum DatasetError {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExample {
-    #[serde(default)]
     id: Option<serde_json::Value>,
     input: String,
-    #[serde(default)]
     expected: Option<String>,
     #[serde(default)]
     context: Vec<String>,

@@ -76,12 +76,6 @@
 //! it rates, if it arrives within [`MonitorConfig::feedback_grace`] (later ones are counted
 //! in [`MonitorStats::late_feedback`] and left out of detection).
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 #[cfg(feature = "dashboard")]
 pub mod dashboard;

@@ -256,18 +256,7 @@ impl CallState {
         obs.id = obs.id.take().map(llmtel::cap_string);
 
         // Response.
-        let finish: Vec<&str> = obs
-            .finish_reasons
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(String::as_str)
-            .collect();
-        llmtel::record_response(
-            &span,
-            obs.id.as_deref().unwrap_or_default(),
-            obs.model.as_deref().unwrap_or_default(),
-            &finish,
-        );
+        crate::record::record_response_of(&span, &obs);
 
         // Timing.
         if let Some(t) = self.first_chunk {
@@ -371,7 +360,12 @@ impl CallState {
                 let out = serde_json::json!([{
                     "role": "assistant",
                     "parts": [{"type": "text", "content": obs.text}],
-                    "finish_reason": finish.first().copied().unwrap_or_default(),
+                    "finish_reason": obs
+                        .finish_reasons
+                        .iter()
+                        .find(|s| !s.is_empty())
+                        .map(String::as_str)
+                        .unwrap_or_default(),
                 }]);
                 llmtel::record_output_messages(&span, &out.to_string());
             }

@@ -813,20 +813,16 @@ impl AnthropicUsage {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum CodeValue<'a> {
-    #[serde(borrow)]
     Str(Cow<'a, str>),
     Num(i64),
 }
 
 #[derive(Deserialize)]
 struct ErrorObj<'a> {
-    #[serde(default)]
     code: Option<CodeValue<'a>>,
-    #[serde(default, borrow)]
     message: Option<Cow<'a, str>>,
-    #[serde(default, rename = "type", borrow)]
+    #[serde(rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     status: Option<Cow<'a, str>>,
 }
 
@@ -843,19 +839,13 @@ impl ErrorObj<'_> {
 /// An OpenAI images / speech / transcription response, or one of their stream events.
 #[derive(Deserialize)]
 struct MediaBody<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[serde(rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default)]
     data: Option<Vec<serde::de::IgnoredAny>>,
-    #[serde(default)]
     usage: Option<MediaUsage>,
-    #[serde(default)]
     duration: Option<f64>,
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     delta: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
@@ -864,310 +854,216 @@ struct MediaUsage {
     /// Transcription: `tokens` or `duration`.
     #[serde(default, rename = "type")]
     kind: Option<String>,
-    #[serde(default)]
     input_tokens: Option<u64>,
-    #[serde(default)]
     output_tokens: Option<u64>,
     /// Transcription spells it `input_token_details`.
     #[serde(default, alias = "input_token_details")]
     input_tokens_details: Option<MediaDetails>,
     #[serde(default, alias = "output_token_details")]
     output_tokens_details: Option<MediaDetails>,
-    #[serde(default)]
     seconds: Option<f64>,
 }
 
 #[derive(Deserialize)]
 struct MediaDetails {
-    #[serde(default)]
     image_tokens: Option<u64>,
-    #[serde(default)]
     audio_tokens: Option<u64>,
-    #[serde(default)]
     cached_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct ChatBody<'a> {
-    #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     service_tier: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     choices: Option<Vec<ChatChoice<'a>>>,
-    #[serde(default)]
     usage: Option<ChatUsage>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
 #[derive(Deserialize)]
 struct ChatChoice<'a> {
-    #[serde(default)]
     index: Option<u64>,
-    #[serde(default, borrow)]
     delta: Option<ChatMessage<'a>>,
-    #[serde(default, borrow)]
     message: Option<ChatMessage<'a>>,
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ChatMessage<'a> {
-    #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     reasoning: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     tool_calls: Option<Vec<ToolCall<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct ToolCall<'a> {
-    #[serde(default, borrow)]
     function: Option<FunctionCall<'a>>,
 }
 
 #[derive(Deserialize)]
 struct FunctionCall<'a> {
-    #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ChatUsage {
-    #[serde(default)]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
     completion_tokens: Option<u64>,
-    #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
     completion_tokens_details: Option<CompletionDetails>,
     /// DeepSeek's spelling of cached input.
-    #[serde(default)]
     prompt_cache_hit_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct PromptDetails {
-    #[serde(default)]
     cached_tokens: Option<u64>,
-    #[serde(default)]
     audio_tokens: Option<u64>,
-    #[serde(default)]
     image_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct CompletionDetails {
-    #[serde(default)]
     reasoning_tokens: Option<u64>,
-    #[serde(default)]
     audio_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesObj<'a> {
-    #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     service_tier: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     status: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     incomplete_details: Option<IncompleteDetails<'a>>,
-    #[serde(default, borrow)]
     output: Option<Vec<ResponsesItem<'a>>>,
-    #[serde(default)]
     usage: Option<ResponsesUsage>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
 #[derive(Deserialize)]
 struct IncompleteDetails<'a> {
-    #[serde(default, borrow)]
     reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesItem<'a> {
-    #[serde(default, borrow)]
     content: Option<Vec<ResponsesPart<'a>>>,
-    #[serde(default, borrow)]
     arguments: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesPart<'a> {
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesUsage {
-    #[serde(default)]
     input_tokens: Option<u64>,
-    #[serde(default)]
     output_tokens: Option<u64>,
-    #[serde(default)]
     input_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
     output_tokens_details: Option<CompletionDetails>,
 }
 
 #[derive(Deserialize)]
 struct ResponsesEvent<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[serde(rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     delta: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     response: Option<ResponsesObj<'a>>,
-    #[serde(default, borrow)]
     code: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     message: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicMessage<'a> {
-    #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     model: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     content: Option<Vec<AnthropicBlock<'a>>>,
-    #[serde(default, borrow)]
     stop_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
     usage: Option<AnthropicUsageJson>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicBlock<'a> {
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     thinking: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicUsageJson {
-    #[serde(default)]
     service_tier: Option<String>,
-    #[serde(default)]
     server_tool_use: Option<AnthropicServerToolUse>,
-    #[serde(default)]
     input_tokens: Option<u64>,
-    #[serde(default)]
     output_tokens: Option<u64>,
-    #[serde(default)]
     cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
     cache_read_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicServerToolUse {
-    #[serde(default)]
     web_search_requests: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicEvent<'a> {
-    #[serde(default, rename = "type", borrow)]
+    #[serde(rename = "type")]
     kind: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     message: Option<AnthropicMessage<'a>>,
-    #[serde(default, borrow)]
     delta: Option<AnthropicDelta<'a>>,
-    #[serde(default)]
     usage: Option<AnthropicUsageJson>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
 #[derive(Deserialize)]
 struct AnthropicDelta<'a> {
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     thinking: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     partial_json: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     stop_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GeminiBody<'a> {
-    #[serde(default, borrow)]
     candidates: Option<Vec<GeminiCandidate<'a>>>,
-    #[serde(default)]
     usage_metadata: Option<GeminiUsage>,
-    #[serde(default, borrow)]
     model_version: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     response_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     error: Option<ErrorObj<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GeminiCandidate<'a> {
-    #[serde(default, borrow)]
     content: Option<GeminiContent<'a>>,
-    #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
-    #[serde(default)]
     index: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct GeminiContent<'a> {
-    #[serde(default, borrow)]
     parts: Option<Vec<GeminiPart<'a>>>,
 }
 
 #[derive(Deserialize)]
 struct GeminiPart<'a> {
-    #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GeminiUsage {
-    #[serde(default)]
     prompt_token_count: Option<u64>,
-    #[serde(default)]
     candidates_token_count: Option<u64>,
-    #[serde(default)]
     cached_content_token_count: Option<u64>,
-    #[serde(default)]
     thoughts_token_count: Option<u64>,
-    #[serde(default)]
     tool_use_prompt_token_count: Option<u64>,
-    #[serde(default)]
     prompt_tokens_details: Option<Vec<GeminiModalityCount>>,
-    #[serde(default)]
     cache_tokens_details: Option<Vec<GeminiModalityCount>>,
-    #[serde(default)]
     candidates_tokens_details: Option<Vec<GeminiModalityCount>>,
 }
 
@@ -1175,9 +1071,7 @@ struct GeminiUsage {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GeminiModalityCount {
-    #[serde(default)]
     modality: Option<String>,
-    #[serde(default)]
     token_count: Option<u64>,
 }
 

@@ -59,12 +59,6 @@
 //! # Feature flags
 //! None yet.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![warn(
-    missing_docs,
-    missing_debug_implementations,
-    unreachable_pub,
-    rust_2018_idioms
-)]
 
 mod body;
 pub mod decode;

@@ -83,6 +83,15 @@ pub fn record_json_response(span: &Span, api: Api, body: &[u8]) -> Observed {
 /// Records what a [`Decoder`] saw (e.g. fed with the SSE events of a stream you read
 /// yourself): response id, model, finish reasons, usage.
 pub fn record_observed(span: &Span, obs: &Observed) {
+    record_response_of(span, obs);
+    if let Some(u) = &obs.usage {
+        llmtel::record_usage(span, u);
+    }
+    record_dimensions(span, obs);
+}
+
+/// The response's id, model and finish reasons.
+pub(crate) fn record_response_of(span: &Span, obs: &Observed) {
     let finish: Vec<&str> = obs
         .finish_reasons
         .iter()
@@ -95,10 +104,6 @@ pub fn record_observed(span: &Span, obs: &Observed) {
         obs.model.as_deref().unwrap_or_default(),
         &finish,
     );
-    if let Some(u) = &obs.usage {
-        llmtel::record_usage(span, u);
-    }
-    record_dimensions(span, obs);
 }
 
 /// The price dimensions the response reported (service tier, modality and per-unit

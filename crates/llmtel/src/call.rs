@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use llmtel_pricing::{CostBreakdown, MatchKind, Usage, Usd};
+use llmtel_pricing::{CostBreakdown, PricedCall, Usage, Usd};
 use opentelemetry::trace::{SpanId, TraceId};
 
 /// App dimensions of a call: who and what it was for.
@@ -88,30 +88,6 @@ impl CostSource {
     }
 }
 
-/// Which catalog entry priced a call.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PricingInfo {
-    /// Catalog key that matched.
-    pub model: String,
-    /// Provider of that entry.
-    pub provider: String,
-    /// How the name matched.
-    pub matched: MatchKind,
-    /// Date from which the applied price is in force.
-    pub price_date: jiff::civil::Date,
-    /// Long-context tier applied, as its input-token threshold.
-    pub tier_above_input_tokens: Option<u64>,
-    /// How inconsistent usage was read, if it was.
-    pub usage_note: Option<&'static str>,
-    /// The service tier priced (`priority`, `flex`, ...), when the call reported one and the
-    /// model has a price for it.
-    pub service_tier: Option<String>,
-    /// Whether the call was priced at the model's off-peak rates (by its start instant).
-    pub off_peak: bool,
-    /// What pricing noted (a tier the model does not offer, per-unit counts missing, ...).
-    pub notes: Vec<&'static str>,
-}
-
 /// The cost of a call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cost {
@@ -123,8 +99,9 @@ pub struct Cost {
     pub source: CostSource,
     /// Whether the token counts behind it were estimated.
     pub estimated: bool,
-    /// The catalog entry, when the catalog priced the call (also when a reported cost won).
-    pub pricing: Option<PricingInfo>,
+    /// The catalog's pricing of the call (entry, rates applied, notes and its own
+    /// breakdown), also when a reported cost won over it.
+    pub pricing: Option<PricedCall>,
     /// The catalog's total when a reported cost won over it (to see drift).
     pub computed_total: Option<Usd>,
 }

@@ -13,7 +13,7 @@ use llmtel_pricing::{Call, Catalog, PricingError, SearchContextSize, Usage, Usd}
 use llmtel_semconv::{gen_ai, llmtel as lt, openinference as oi};
 use opentelemetry::KeyValue;
 
-use crate::call::{Cost, CostSource, PricingInfo};
+use crate::call::{Cost, CostSource};
 use crate::fields::{Count, SpanFields, provider_from_system};
 use crate::health::{COUNTERS, inc};
 
@@ -157,17 +157,6 @@ impl Pricer {
             out.usage_error = malformed;
         }
 
-        let pricing = catalog_cost.as_ref().map(|p| PricingInfo {
-            model: p.model.clone(),
-            provider: p.provider.clone(),
-            matched: p.matched,
-            price_date: p.price_date,
-            tier_above_input_tokens: p.tier_above_input_tokens,
-            usage_note: p.usage_note,
-            service_tier: p.service_tier.clone(),
-            off_peak: p.off_peak,
-            notes: p.notes.clone(),
-        });
         let estimated = f.estimated.unwrap_or(false);
         let reported = f
             .reported_cost
@@ -182,15 +171,15 @@ impl Pricer {
                     _ => CostSource::App,
                 },
                 estimated,
-                pricing,
-                computed_total: computed.map(|p| p.breakdown.total),
+                computed_total: computed.as_ref().map(|p| p.breakdown.total),
+                pricing: computed,
             }),
             (None, Some(p)) => Some(Cost {
                 total: p.breakdown.total,
                 breakdown: Some(p.breakdown),
                 source: CostSource::Catalog,
                 estimated,
-                pricing,
+                pricing: Some(p),
                 computed_total: None,
             }),
             (None, None) => None,

@@ -58,7 +58,6 @@ struct ChatRequest {
     user: String,
     prompt: String,
     /// Optional feature name for spend by feature (default `chat`).
-    #[serde(default)]
     feature: Option<String>,
 }
 

@@ -210,10 +210,8 @@ async fn authenticate(State(app): State<Arc<App>>, mut req: Request, next: Next)
 struct ChatRequest {
     prompt: String,
     /// Upper bound of the answer's tokens; the reservation assumes all of them.
-    #[serde(default)]
     max_tokens: Option<u64>,
     /// The model; only the simulated one is served.
-    #[serde(default)]
     model: Option<String>,
 }
 

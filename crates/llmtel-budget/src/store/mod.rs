@@ -219,6 +219,26 @@ pub trait BudgetStore: Send + Sync + Debug {
     }
 }
 
+/// [`BudgetStore::commit`] for a store whose [`BudgetStore::commit_batch`] does the work:
+/// one commit as a batch of one.
+#[cfg(any(feature = "redis", feature = "sqlite"))]
+pub(crate) fn commit_as_batch(
+    store: &dyn BudgetStore,
+    release: Option<(&str, &[&Meter])>,
+    charges: &[(&Meter, Amount)],
+    now_ms: i64,
+) -> Result<Vec<Amount>, StoreError> {
+    let one = Commit {
+        release,
+        charges,
+        op_id: None,
+    };
+    Ok(store
+        .commit_batch(&[one], now_ms)?
+        .pop()
+        .unwrap_or_default())
+}
+
 /// The scope value of a bucket key `rule\x1fvalue\x1fstart` under `prefix` (`rule\x1f`).
 pub(crate) fn value_of<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
     key.strip_prefix(prefix)?

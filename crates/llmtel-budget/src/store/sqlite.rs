@@ -402,15 +402,7 @@ impl BudgetStore for SqliteStore {
         charges: &[(&Meter, Amount)],
         now_ms: i64,
     ) -> Result<Vec<Amount>, StoreError> {
-        let mut out = self.commit_batch(
-            &[Commit {
-                release,
-                charges,
-                op_id: None,
-            }],
-            now_ms,
-        )?;
-        Ok(out.pop().unwrap_or_default())
+        super::commit_as_batch(self, release, charges, now_ms)
     }
 
     /// One `IMMEDIATE` transaction for the whole batch: written entirely or not at all.
