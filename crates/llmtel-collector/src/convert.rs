@@ -65,7 +65,7 @@ pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
         name: Cow::Owned(std::mem::take(&mut s.name)),
         start_time: time(s.start_time_unix_nano),
         end_time: time(s.end_time_unix_nano),
-        attributes: keyvalues(std::mem::take(&mut s.attributes)),
+        attributes: with_room(std::mem::take(&mut s.attributes), STAGE_ATTRIBUTES),
         dropped_attributes_count: s.dropped_attributes_count,
         events,
         // The links stay in the protobuf span: the stage does not read them.
@@ -76,10 +76,11 @@ pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
     })
 }
 
-/// Puts what the exporter stage made of `d` (taken from `s` by [`take`]) back into `s`.
-pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) {
+/// Puts what the exporter stage made of `d` (taken from `s` by [`take`]) back into `s`,
+/// but for its attributes: they are returned, for [`crate::encode::request`] to write as they
+/// are ([`proto_keyvalues`] makes them protobuf attributes).
+pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) -> Vec<KeyValue> {
     s.name = d.name.into_owned();
-    s.attributes = d.attributes.into_iter().map(proto_keyvalue).collect();
     s.dropped_attributes_count = d.dropped_attributes_count;
     s.dropped_events_count = d.events.dropped_count;
     s.events = d
@@ -104,6 +105,13 @@ pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) {
             message: description.into_owned(),
         }),
     };
+    d.attributes
+}
+
+/// SDK attributes as OTLP attributes.
+#[cfg(test)]
+pub(crate) fn proto_keyvalues(kvs: Vec<KeyValue>) -> Vec<ProtoKeyValue> {
+    kvs.into_iter().map(proto_keyvalue).collect()
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -120,7 +128,7 @@ fn proto_keyvalue(kv: KeyValue) -> ProtoKeyValue {
 }
 
 /// An SDK value as OTLP (strings move, no copy).
-fn proto_value(v: Value) -> AnyValue {
+pub(crate) fn proto_value(v: Value) -> AnyValue {
     use any_value::Value as V;
     let array = |values: Vec<V>| {
         V::ArrayValue(ArrayValue {
@@ -173,9 +181,21 @@ fn context(trace: &[u8], span: &[u8], flags: u32, state: &str) -> Option<SpanCon
 
 /// OTLP attributes to SDK attributes; an attribute without a value is left out.
 pub(crate) fn keyvalues(kvs: Vec<ProtoKeyValue>) -> Vec<KeyValue> {
-    kvs.into_iter()
-        .filter_map(|kv| Some(KeyValue::new(kv.key, value(kv.value?)?)))
-        .collect()
+    with_room(kvs, 0)
+}
+
+/// What the exporter stage adds to a priced span (cost, breakdown, pricing entry,
+/// OpenInference names), reserved up front so that adding it does not move the attributes.
+const STAGE_ATTRIBUTES: usize = 24;
+
+/// [`keyvalues`] with room for `extra` more.
+fn with_room(kvs: Vec<ProtoKeyValue>, extra: usize) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(kvs.len() + extra);
+    out.extend(
+        kvs.into_iter()
+            .filter_map(|kv| Some(KeyValue::new(kv.key, value(kv.value?)?))),
+    );
+    out
 }
 
 /// One OTLP value as an SDK value. Homogeneous arrays of scalars stay arrays; maps, byte
@@ -376,7 +396,8 @@ mod tests {
         let data = take(&mut span).unwrap();
         assert_eq!(data.attributes.len(), 2);
         assert_eq!(data.events.events[0].name, "gen_ai.evaluation.result");
-        restore(&mut span, data);
+        let attributes = restore(&mut span, data);
+        span.attributes = proto_keyvalues(attributes);
         assert_eq!(span, before);
     }
 }

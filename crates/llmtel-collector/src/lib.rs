@@ -78,6 +78,7 @@ mod config;
 mod convert;
 pub mod dialect;
 mod downstream;
+mod encode;
 mod evaluations;
 mod pipeline;
 mod server;

@@ -12,7 +12,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use prost::Message as _;
 use tokio::sync::mpsc;
 
 use llmtel_budget::{Budgets, CallContext};
@@ -20,7 +19,7 @@ use llmtel_budget::{Budgets, CallContext};
 use crate::config::Config;
 use crate::downstream::Downstream;
 use crate::stats::Counters;
-use crate::{CollectorError, convert, dialect, evaluations};
+use crate::{CollectorError, convert, dialect, encode, evaluations};
 
 /// What the queue answered a sender.
 #[derive(Debug, PartialEq, Eq)]
@@ -318,22 +317,22 @@ async fn forward(
         let Some(mut job) = next else { break };
         let declared = span_count(&job.resource_spans);
         let mut outcome = Outcome::default();
+        let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
         for rs in &mut job.resource_spans {
+            let mut of_resource = Vec::with_capacity(rs.scope_spans.len());
             for ss in &mut rs.scope_spans {
-                let invalid = stage.run(&mut ss.spans, &counters, &mut outcome);
+                let (invalid, of_scope) = stage.run(&mut ss.spans, &counters, &mut outcome);
                 if invalid > 0 {
                     counters.dropped_invalid.fetch_add(invalid, Relaxed);
                 }
+                of_resource.push(of_scope);
             }
+            attributes.push(of_resource);
         }
         if outcome.spans > 0 {
             // Encoded once: a retry sends the same bytes.
-            let body = bytes::Bytes::from(
-                ExportTraceServiceRequest {
-                    resource_spans: job.resource_spans,
-                }
-                .encode_to_vec(),
-            );
+            let body = bytes::Bytes::from(encode::request(&job.resource_spans, &attributes));
+            drop(attributes);
             let deadline = Instant::now() + retry_for;
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -358,13 +357,14 @@ async fn forward(
 impl Stage {
     /// Runs one scope's spans through the stage, in place: spans with invalid ids are left
     /// out (their number is returned); the others are priced, handed to the sinks, the
-    /// quality monitor and the budgets, put back rewritten and added to `outcome`.
+    /// quality monitor and the budgets, put back rewritten and added to `outcome`. Their
+    /// attributes are returned, in order, for [`encode::request`].
     fn run(
         &self,
         spans: &mut Vec<opentelemetry_proto::tonic::trace::v1::Span>,
         counters: &Counters,
         outcome: &mut Outcome,
-    ) -> u64 {
+    ) -> (u64, Vec<Vec<opentelemetry::KeyValue>>) {
         use std::sync::atomic::Ordering::Relaxed;
         let before = spans.len();
         let mut data = Vec::with_capacity(before);
@@ -400,10 +400,14 @@ impl Stage {
                 .count();
             counters.budgeted.fetch_add(recorded as u64, Relaxed);
         }
-        for (s, d) in spans.iter_mut().zip(data) {
-            outcome.add(&d);
-            convert::restore(s, d);
-        }
-        invalid
+        let attributes = spans
+            .iter_mut()
+            .zip(data)
+            .map(|(s, d)| {
+                outcome.add(&d);
+                convert::restore(s, d)
+            })
+            .collect();
+        (invalid, attributes)
     }
 }

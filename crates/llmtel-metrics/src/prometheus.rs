@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use crate::CardinalityGuard;
 use crate::listener::{Limits, ListenerStats, REFUSED_RESPONSE};
 use crate::names::PROMETHEUS_LATENCY_BUCKETS;
 use crate::{Dimension, MetricsError, UNKNOWN_VALUE};
+use llmtel::metrics::{LabelCache, OVERFLOW_VALUE};
 
 /// Content type of the OpenMetrics text format (with exemplars).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -42,9 +43,10 @@ fn latency_histogram() -> LatencyHistogram {
 
 /// A counter of USD summed exactly in pico-dollars, exported as `f64`, with an exemplar (the
 /// last observation and its trace id).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct ExactUsdCounter {
-    picos: Mutex<u128>,
+    // Shared by clones, as prometheus-client's own metrics are.
+    picos: Arc<Mutex<u128>>,
     // Holds the exemplar only (prometheus-client's exemplar type cannot be built outside it).
     exemplar: CounterWithExemplar<TraceLabels, f64, std::sync::atomic::AtomicU64>,
 }
@@ -195,6 +197,22 @@ struct Inner {
     guard: Arc<CardinalityGuard>,
     dims: Vec<Dimension>,
     listeners: Listeners,
+    /// The series of each value combination seen, so a call like an earlier one goes
+    /// straight to its handles.
+    series: LabelCache<Series>,
+}
+
+/// The handles of the series one value combination (model, status, dimensions) records
+/// into. prometheus-client's metrics share their state with their clones.
+struct Series {
+    /// `model` and the dimensions' labels, guarded.
+    labels: Labels,
+    latency: LatencyHistogram,
+    requests: Counter,
+    /// Created by the first priced call (an unpriced model gets no cost series).
+    cost: OnceLock<ExactUsdCounter>,
+    /// Input and output, created by the first call with usage.
+    tokens: OnceLock<(Counter, Counter)>,
 }
 
 impl fmt::Debug for Inner {
@@ -307,6 +325,7 @@ impl PrometheusSinkBuilder {
                 cost,
                 guard,
                 dims: self.dims,
+                series: LabelCache::default(),
                 listeners,
             }),
         }
@@ -495,8 +514,37 @@ impl PrometheusSink {
 
     /// A label value: redacted (an API key used as a user id or key id never becomes a
     /// label; no allocation when there is nothing to redact), then through the guard.
+    /// A label's value past the guard (which redacts and caps it first).
     fn label(&self, name: &'static str, value: &str) -> (&'static str, String) {
-        (name, self.inner.guard.admit(name, &llmtel::redact(value)))
+        (name, self.inner.guard.admit(name, value))
+    }
+
+    /// The series `call` records into, with the labels the guard refused a value of.
+    fn build_series(&self, call: &LlmCall, status: &'static str) -> (Series, Vec<&'static str>) {
+        let inner = &*self.inner;
+        let mut labels: Labels = Vec::with_capacity(1 + inner.dims.len());
+        labels.push(self.label("model", call.model().unwrap_or(UNKNOWN_VALUE)));
+        for d in &inner.dims {
+            labels.push(self.label(d.label(), d.value(call).unwrap_or(UNKNOWN_VALUE)));
+        }
+        let overflowed = labels
+            .iter()
+            .filter(|(_, v)| v == OVERFLOW_VALUE)
+            .map(|(k, _)| *k)
+            .collect();
+        let latency = inner.latency.get_or_create(&labels[..1].to_vec()).clone();
+        let requests = inner
+            .requests
+            .get_or_create(&with(&labels, ("status", status)))
+            .clone();
+        let series = Series {
+            labels,
+            latency,
+            requests,
+            cost: OnceLock::new(),
+            tokens: OnceLock::new(),
+        };
+        (series, overflowed)
     }
 }
 
@@ -765,45 +813,57 @@ impl Drop for MetricsServer {
 impl CallSink for PrometheusSink {
     fn on_call(&self, call: &LlmCall) {
         let inner = &*self.inner;
-        let model = self.label("model", call.model().unwrap_or(UNKNOWN_VALUE));
-        let trace = call
-            .trace_id
-            .map(|t| vec![("trace_id", format!("{t:032x}"))]);
-
-        let mut labels: Labels = Vec::with_capacity(3 + inner.dims.len());
-        labels.push(model.clone());
-        inner.latency.get_or_create(&labels).observe(
-            call.duration.as_secs_f64(),
-            trace.clone(),
-            None,
-        );
-
-        for d in &inner.dims {
-            labels.push(self.label(d.label(), d.value(call).unwrap_or(UNKNOWN_VALUE)));
-        }
+        let status = if call.is_error() { "error" } else { "ok" };
+        let values = [Some(call.model().unwrap_or(UNKNOWN_VALUE)), Some(status)]
+            .into_iter()
+            .chain(inner.dims.iter().map(|d| d.value(call)));
+        let series = inner
+            .series
+            .get_or_build(values, &inner.guard, || self.build_series(call, status));
+        let trace = call.trace_id.map(|t| vec![("trace_id", hex(t))]);
+        series
+            .latency
+            .observe(call.duration.as_secs_f64(), trace.clone(), None);
         if let Some(cost) = call.cost_usd() {
-            inner.cost.get_or_create(&labels).add(cost, trace);
+            series
+                .cost
+                .get_or_init(|| inner.cost.get_or_create(&series.labels).clone())
+                .add(cost, trace);
         }
-        labels.push((
-            "status",
-            if call.is_error() { "error" } else { "ok" }.to_owned(),
-        ));
-        inner.requests.get_or_create(&labels).inc();
-        labels.pop();
+        series.requests.inc();
         if call.has_usage {
-            labels.push(("type", "input".to_owned()));
-            inner
-                .tokens
-                .get_or_create(&labels)
-                .inc_by(call.usage.input_tokens);
-            labels.pop();
-            labels.push(("type", "output".to_owned()));
-            inner
-                .tokens
-                .get_or_create(&labels)
-                .inc_by(call.usage.output_tokens);
+            let (input, output) = series.tokens.get_or_init(|| {
+                let of = |t| {
+                    inner
+                        .tokens
+                        .get_or_create(&with(&series.labels, ("type", t)))
+                        .clone()
+                };
+                (of("input"), of("output"))
+            });
+            input.inc_by(call.usage.input_tokens);
+            output.inc_by(call.usage.output_tokens);
         }
     }
+}
+
+/// `labels` and one more.
+fn with(labels: &Labels, extra: (&'static str, &str)) -> Labels {
+    let mut v = Vec::with_capacity(labels.len() + 1);
+    v.extend(labels.iter().cloned());
+    v.push((extra.0, extra.1.to_owned()));
+    v
+}
+
+/// A trace id as 32 lowercase hex digits (the exemplar's `trace_id`).
+fn hex(t: opentelemetry::trace::TraceId) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(32);
+    for b in t.to_bytes() {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 #[cfg(feature = "axum")]

@@ -278,7 +278,7 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
         if let Some(info) = &cost.pricing {
             kv.push(KeyValue::new(lt::PRICING_MODEL, info.model.clone()));
             kv.push(KeyValue::new(lt::PRICING_PROVIDER, info.provider.clone()));
-            kv.push(KeyValue::new(lt::PRICING_DATE, info.price_date.to_string()));
+            kv.push(KeyValue::new(lt::PRICING_DATE, iso_date(info.price_date)));
             kv.push(KeyValue::new(lt::PRICING_MATCH, info.matched.as_str()));
             if let Some(t) = info.tier_above_input_tokens {
                 kv.push(KeyValue::new(lt::PRICING_TIER, clamp_i64(t)));
@@ -307,6 +307,31 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
         openinference_aliases(f, p, &mut kv);
     }
     kv
+}
+
+/// `YYYY-MM-DD`, as `Date`'s `Display` writes it, without the formatting machinery (this
+/// runs once per priced span).
+fn iso_date(d: jiff::civil::Date) -> String {
+    let (Ok(year), Ok(month), Ok(day)) = (
+        u16::try_from(d.year()),
+        u16::try_from(d.month()),
+        u16::try_from(d.day()),
+    ) else {
+        return d.to_string();
+    };
+    if year > 9999 {
+        return d.to_string();
+    }
+    let mut s = String::with_capacity(10);
+    for (n, width) in [(year, 4), (month, 2), (day, 2)] {
+        if width == 2 {
+            s.push('-');
+        }
+        for p in (0..width).rev() {
+            s.push(char::from(b'0' + ((n / 10u16.pow(p)) % 10) as u8));
+        }
+    }
+    s
 }
 
 fn openinference_aliases(f: &SpanFields, p: &Priced, kv: &mut Vec<KeyValue>) {
@@ -380,4 +405,20 @@ fn openinference_aliases(f: &SpanFields, p: &Priced, kv: &mut Vec<KeyValue>) {
 
 pub(crate) fn clamp_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_written_as_their_display_writes_them() {
+        for d in [
+            jiff::civil::date(2026, 12, 3),
+            jiff::civil::date(2024, 1, 31),
+            jiff::civil::date(999, 9, 9),
+            jiff::civil::date(9999, 12, 31),
+            jiff::civil::date(-5, 1, 1),
+        ] {
+            assert_eq!(super::iso_date(d), d.to_string());
+        }
+    }
 }

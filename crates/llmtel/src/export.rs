@@ -145,29 +145,48 @@ fn police_status(status: &mut Status) {
 
 /// Whether an attribute name can carry a credential; such attributes are never exported.
 fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    let header = k
-        .strip_prefix("http.request.header.")
-        .or_else(|| k.strip_prefix("http.response.header."));
+    // Compared without a lowercase copy: this runs for every attribute of every span.
+    let header = strip_prefix_ci(key, "http.request.header.")
+        .or_else(|| strip_prefix_ci(key, "http.response.header."));
     if let Some(h) = header {
-        return matches!(
-            h,
-            "authorization"
-                | "proxy-authorization"
-                | "x-api-key"
-                | "api-key"
-                | "x-goog-api-key"
-                | "cookie"
-                | "set-cookie"
-                | "openai-organization"
-        );
+        return [
+            "authorization",
+            "proxy-authorization",
+            "x-api-key",
+            "api-key",
+            "x-goog-api-key",
+            "cookie",
+            "set-cookie",
+            "openai-organization",
+        ]
+        .iter()
+        .any(|name| h.eq_ignore_ascii_case(name));
     }
-    k.ends_with("api_key")
-        || k.ends_with("api-key")
-        || k.ends_with("apikey")
-        || k.ends_with("authorization")
-        || k.ends_with("secret_key")
-        || k.ends_with("password")
+    [
+        "api_key",
+        "api-key",
+        "apikey",
+        "authorization",
+        "secret_key",
+        "password",
+    ]
+    .iter()
+    .any(|suffix| ends_with_ci(key, suffix))
+}
+
+/// `s` without `prefix` (ASCII, compared ignoring case).
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    // The prefix is ASCII, so a match ends on a character boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| s.get(prefix.len()..))
+        .flatten()
+}
+
+/// Whether `s` ends with `suffix` (ASCII, compared ignoring case).
+fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len()
+        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// Applies llmtel's export rules to one span, without pricing (see [`GenAiExporter`] for
@@ -206,13 +225,13 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
             return false;
         }
         let key = kv.key.as_str();
-        if is_gen_ai {
+        if is_gen_ai && matches!(kv.value, Value::String(_)) {
             // Known integer keys, and every `gen_ai.usage.*` count whoever recorded it (rig's
             // `gen_ai.usage.reasoning_tokens` is a `u64`, which tracing-opentelemetry exports
             // as a string).
-            if INTEGER_KEYS.contains(&key)
-                || key.starts_with("gen_ai.usage.")
+            if key.starts_with("gen_ai.usage.")
                 || key.starts_with("llmtel.usage.")
+                || INTEGER_KEYS.contains(&key)
             {
                 if let Value::String(s) = &kv.value {
                     let t = s.as_str().trim();
@@ -371,11 +390,22 @@ impl<E: SpanExporter> GenAiExporter<E> {
 /// Adds `extra` to `attributes`: a key the span already has (e.g. an OpenInference alias
 /// recorded by the app, or one a layer set twice) is replaced, not doubled.
 /// The later of two equal keys in `extra` wins too.
-pub(crate) fn replace_attributes(attributes: &mut Vec<KeyValue>, extra: Vec<KeyValue>) {
-    for kv in extra {
-        attributes.retain(|a| a.key != kv.key);
-        attributes.push(kv);
+pub(crate) fn replace_attributes(attributes: &mut Vec<KeyValue>, mut extra: Vec<KeyValue>) {
+    if extra.is_empty() {
+        return;
     }
+    // One pass over each (this runs for every priced span): first the later of two equal
+    // keys in `extra`, then the span's own attributes that `extra` replaces.
+    let mut i = 0;
+    while i < extra.len() {
+        if extra[i + 1..].iter().any(|later| later.key == extra[i].key) {
+            extra.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    attributes.retain(|a| !extra.iter().any(|e| e.key == a.key));
+    attributes.append(&mut extra);
 }
 
 impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {

@@ -65,6 +65,20 @@ const SECRET_PREFIXES: &[&str] = &[
 /// The shortest prefixed token taken for a key.
 const MIN_PREFIXED_LEN: usize = 16;
 
+/// The shortest secret found without a `=` or `:`: `Bearer` (or `Basic`), a blank and an
+/// 8-byte token, or a prefixed key.
+const SHORTEST_UNNAMED: usize = {
+    let scheme = "Basic".len() + 1 + MIN_SCHEME_TOKEN;
+    if scheme < MIN_PREFIXED_LEN {
+        scheme
+    } else {
+        MIN_PREFIXED_LEN
+    }
+};
+
+/// The shortest token after `Bearer` or `Basic` taken for a credential.
+const MIN_SCHEME_TOKEN: usize = 8;
+
 /// Names whose value is a credential (compared case-insensitively, whole name).
 const SECRET_NAMES: &[&str] = &["key", "token", "sig", "auth", "pass", "pwd"];
 
@@ -92,6 +106,12 @@ const SECRET_NAME_SUFFIXES: &[&str] = &[
 /// Replaces every secret in `s` with `[REDACTED]` (see the [module docs](self) for the forms
 /// caught). Borrows `s` unchanged, without allocating, when it holds none.
 pub fn redact(s: &str) -> Cow<'_, str> {
+    // Every form below is at least SHORTEST_UNNAMED bytes long, unless it is a named value or
+    // userinfo, which need a `=` or `:`: most attribute values (models, ids, finish reasons)
+    // are ruled out without a scan.
+    if s.len() < SHORTEST_UNNAMED && !s.bytes().any(|b| b == b'=' || b == b':') {
+        return Cow::Borrowed(s);
+    }
     let Some(first) = next_secret(s, 0) else {
         return Cow::Borrowed(s);
     };
@@ -218,7 +238,7 @@ fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
         end += 1;
     }
     let tok = &b[start..end];
-    if tok.len() < 8 || tok.starts_with(REDACTED_OPEN) {
+    if tok.len() < MIN_SCHEME_TOKEN || tok.starts_with(REDACTED_OPEN) {
         return None;
     }
     let looks_secret = if basic {
@@ -343,6 +363,25 @@ mod tests {
 
     fn r(s: &str) -> String {
         redact(s).into_owned()
+    }
+
+    #[test]
+    fn the_shortest_secret_of_each_form_is_still_redacted() {
+        // At the length bounds the fast path relies on (SHORTEST_UNNAMED).
+        let bearer = "Bearer abcd1234";
+        assert!(!r(bearer).contains("abcd1234"), "{}", r(bearer));
+        let basic = "Basic dXNlcjpw";
+        assert_eq!(basic.len(), SHORTEST_UNNAMED);
+        assert!(!r(basic).contains("dXNlcjpw"), "{}", r(basic));
+        let key = "sk-abcdefghij1234";
+        assert!(key.len() >= MIN_PREFIXED_LEN);
+        assert!(!r(key).contains("abcdefghij1234"), "{}", r(key));
+        for named in ["key=abc", "pwd:x1y2z3"] {
+            assert_ne!(r(named), named);
+        }
+        for plain in ["gpt-4o-mini", "stop", "user-3", "chat gpt-4o"] {
+            assert!(matches!(redact(plain), Cow::Borrowed(_)), "{plain}");
+        }
     }
 
     #[test]

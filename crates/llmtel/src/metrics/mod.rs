@@ -12,11 +12,13 @@
 //! attributes unless asked for ([`Dimension`]), and each attribute has a cap on distinct
 //! values past which values become [`OVERFLOW_VALUE`] (counted).
 
+mod cache;
 #[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
 pub(crate) mod export;
 mod guard;
 mod otel;
 
+pub use cache::{DEFAULT_LABEL_CACHE_CAPACITY, LabelCache};
 pub use guard::{CardinalityGuard, OVERFLOW_VALUE};
 pub use otel::{OtelMetricsSink, OtelMetricsSinkBuilder};
 

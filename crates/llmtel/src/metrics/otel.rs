@@ -1,15 +1,14 @@
 //! OpenTelemetry GenAI client metrics (semantic conventions v1.41.1) from [`LlmCall`]s.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use crate::{CallSink, LlmCall};
 use llmtel_semconv::metrics as m;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, ObservableCounter};
 
+use super::cache::LabelCache;
 use super::guard::CardinalityGuard;
 use super::names;
 use super::{Dimension, UNKNOWN_VALUE};
@@ -27,46 +26,14 @@ type AttrKey = Vec<(&'static str, String)>;
 #[derive(Debug, Default)]
 struct CostTotals(Mutex<HashMap<AttrKey, Arc<Mutex<Option<u128>>>>>);
 
-/// Attribute sets already built, by the call values they were built from, so that a call
-/// like an earlier one skips the guard, the redaction and the allocations (this runs on the
-/// request path for every call). Bounded: past [`PREPARED_CAPACITY`] sets, new value
-/// combinations take the slow path each time.
-#[derive(Default)]
-struct Prepared {
-    sets: RwLock<Sets>,
-    hasher: RandomState,
-}
-
-/// The sets by the hash of their values, and how many there are.
-#[derive(Default)]
-struct Sets {
-    by_hash: HashMap<u64, Vec<Arc<AttrSet>>>,
-    len: usize,
-}
-
-/// Value combinations [`Prepared`] keeps at most.
-const PREPARED_CAPACITY: usize = 1024;
-
-impl fmt::Debug for Prepared {
-    // The raw values may hold what the guard redacts: never printed.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.sets.read().map_or(0, |s| s.len);
-        f.debug_struct("Prepared").field("len", &len).finish()
-    }
-}
-
 /// Everything one call records with, built once per value combination.
 struct AttrSet {
-    /// The call's values it was built from (before the guard and redaction).
-    raw: Vec<Option<Box<str>>>,
     base: Vec<KeyValue>,
     requests: Vec<KeyValue>,
     input: Vec<KeyValue>,
     output: Vec<KeyValue>,
     /// `None` until a priced call adds to it.
     cost: Arc<Mutex<Option<u128>>>,
-    /// Labels whose value the guard refused (each call counts an overflow again).
-    overflowed: Vec<&'static str>,
 }
 
 /// A [`CallSink`] recording the GenAI client metrics of OpenTelemetry semantic conventions
@@ -104,7 +71,9 @@ pub struct OtelMetricsSink {
     _cost_instrument: ObservableCounter<f64>,
     dims: Vec<Dimension>,
     guard: Arc<CardinalityGuard>,
-    prepared: Prepared,
+    /// Attribute sets by the call values they were built from (this runs on the request
+    /// path for every call).
+    prepared: LabelCache<AttrSet>,
 }
 
 /// Builds an [`OtelMetricsSink`].
@@ -190,7 +159,7 @@ impl OtelMetricsSinkBuilder {
             _cost_instrument: cost_instrument,
             dims: self.dims,
             guard: self.guard.unwrap_or_default(),
-            prepared: Prepared::default(),
+            prepared: LabelCache::default(),
         }
     }
 }
@@ -248,7 +217,7 @@ fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
 
 impl OtelMetricsSink {
     /// The call's values its attribute set is built from, in a fixed order.
-    fn raw<'a>(&'a self, call: &'a LlmCall) -> impl Iterator<Item = Option<&'a str>> + 'a {
+    fn raw<'a>(&'a self, call: &'a LlmCall) -> impl Iterator<Item = Option<&'a str>> + Clone + 'a {
         [
             Some(call.operation.as_str()),
             call.provider.as_deref(),
@@ -262,47 +231,11 @@ impl OtelMetricsSink {
 
     /// The attribute set for `call`: built before for the same values, or built now.
     fn attr_set(&self, call: &LlmCall) -> Arc<AttrSet> {
-        let mut h = self.prepared.hasher.build_hasher();
-        for v in self.raw(call) {
-            v.hash(&mut h);
-        }
-        let hash = h.finish();
-        let found = {
-            let sets = self.prepared.sets.read().unwrap_or_else(|e| e.into_inner());
-            self.find(&sets, hash, call).cloned()
-        };
-        if let Some(found) = found {
-            for label in &found.overflowed {
-                self.guard.count_overflow(label);
-            }
-            return found;
-        }
-        let set = Arc::new(self.build_set(call));
-        let mut sets = self
-            .prepared
-            .sets
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        // Another thread may have built the same set meanwhile: keep one.
-        if let Some(found) = self.find(&sets, hash, call) {
-            return found.clone();
-        }
-        if sets.len < PREPARED_CAPACITY {
-            sets.by_hash.entry(hash).or_default().push(set.clone());
-            sets.len += 1;
-        }
-        set
+        self.prepared
+            .get_or_build(self.raw(call), &self.guard, || self.build_set(call))
     }
 
-    /// The kept set built from `call`'s values, if any.
-    fn find<'s>(&self, sets: &'s Sets, hash: u64, call: &LlmCall) -> Option<&'s Arc<AttrSet>> {
-        sets.by_hash
-            .get(&hash)?
-            .iter()
-            .find(|s| s.raw.iter().map(|r| r.as_deref()).eq(self.raw(call)))
-    }
-
-    fn build_set(&self, call: &LlmCall) -> AttrSet {
+    fn build_set(&self, call: &LlmCall) -> (AttrSet, Vec<&'static str>) {
         let key = self.attributes(call);
         let overflowed = key
             .iter()
@@ -329,15 +262,14 @@ impl OtelMetricsSink {
             .entry(key)
             .or_default()
             .clone();
-        AttrSet {
-            raw: self.raw(call).map(|v| v.map(Box::from)).collect(),
+        let set = AttrSet {
             base,
             requests,
             input,
             output,
             cost,
-            overflowed,
-        }
+        };
+        (set, overflowed)
     }
 }
 
