@@ -182,9 +182,56 @@ impl CallState {
         }
         self.finished = true;
         let span = std::mem::replace(&mut self.span, Span::none());
-        let mut error: Option<(String, String)> = None;
-        let mut status_body: Option<Vec<u8>> = None;
+        let status_body = self.decode_rest(&end);
+        let obs = self.observed();
 
+        crate::record::record_response_of(&span, &obs);
+        self.record_timing(&span, &obs);
+        let error = self.error_of(&span, status_body, &obs, &end);
+
+        // The request's JSON tree, built only when the prompt is needed.
+        // Media (images, audio) is not text: its usage is not estimated from text.
+        let estimable = self.api != Api::OpenAiEmbeddings && !self.api.is_media();
+        let needs_estimate = obs.usage.is_none() && self.status < 400 && estimable;
+        let request_json: Option<Value> = if needs_estimate || self.capture {
+            self.request_body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        } else {
+            None
+        };
+        crate::record::record_dimensions(&span, &obs);
+        let (usage, estimated) = self.record_usage(&span, &obs, request_json.as_ref(), estimable);
+
+        if let Some(p) = &obs.parse_error {
+            span.set_attribute("llmtel.parse_error", truncate(p, 512));
+        }
+        if let Some((class, msg)) = &error {
+            let msg = llmtel::redact::redact_string(truncate(msg, 512));
+            llmtel::record_error_status(&span, class, &msg);
+        }
+        if self.capture {
+            record_content(&span, self.api, request_json.as_ref(), &obs);
+        }
+
+        if let Some((hook, call)) = self.hook.take() {
+            hook.settle(
+                &call,
+                &SettledCall {
+                    usage,
+                    estimated,
+                    response_model: obs.model.clone(),
+                    error_type: error.map(|(c, _)| c),
+                },
+            );
+        }
+        drop(span);
+    }
+
+    /// Feeds the decoder what the body's mode still holds (a JSON body is read whole here)
+    /// and notes what could not be read; returns the body of an HTTP error status.
+    fn decode_rest(&mut self, end: &End) -> Option<Vec<u8>> {
+        let mut status_body = None;
         match std::mem::replace(
             &mut self.mode,
             Mode::Json {
@@ -234,6 +281,12 @@ impl CallState {
                 crate::reader::MAX_QUEUED_BYTES >> 20
             ));
         }
+        status_body
+    }
+
+    /// What the decoder saw, completed from the request (speech characters, a multipart
+    /// request's model) and capped.
+    fn observed(&mut self) -> Observed {
         self.decoder.finish();
         let decoder = std::mem::replace(&mut self.decoder, Decoder::new(self.api));
         let mut obs: Observed = decoder.into_observed();
@@ -254,11 +307,11 @@ impl CallState {
         // Taken from the response: capped before they are kept or recorded.
         obs.model = obs.model.take().map(llmtel::cap_string);
         obs.id = obs.id.take().map(llmtel::cap_string);
+        obs
+    }
 
-        // Response.
-        crate::record::record_response_of(&span, &obs);
-
-        // Timing.
+    /// Time to the first chunk, and per output chunk of a stream.
+    fn record_timing(&self, span: &Span, obs: &Observed) {
         if let Some(t) = self.first_chunk {
             span.record(
                 "gen_ai.response.time_to_first_chunk",
@@ -275,8 +328,18 @@ impl CallState {
                 i64::try_from(obs.output_events).unwrap_or(i64::MAX),
             );
         }
+    }
 
-        // Errors.
+    /// The call's error class and status text, if it failed: an HTTP error status (whose
+    /// code is recorded on the span), an error event in the body, or a body that did not
+    /// reach its end.
+    fn error_of(
+        &self,
+        span: &Span,
+        status_body: Option<Vec<u8>>,
+        obs: &Observed,
+        end: &End,
+    ) -> Option<(String, String)> {
         if let Some(body) = status_body {
             span.set_attribute("http.response.status_code", i64::from(self.status));
             let (code, kind, msg) = crate::errors::error_fields(&body).unwrap_or((
@@ -289,100 +352,67 @@ impl CallState {
             if let Some(c) = code.as_deref().or(kind.as_deref()) {
                 span.set_attribute("llmtel.error.code", llmtel::cap_value(c).into_owned());
             }
-            error = Some((
+            return Some((
                 class.to_owned(),
                 provider_text(self.capture, class, self.status, &msg),
             ));
-        } else if let Some((class, msg)) = obs.provider_error.clone() {
-            let text = provider_text(self.capture, &class, self.status, &msg);
-            error = Some((class, text));
-        } else {
-            match &end {
-                End::Complete => {}
-                End::Failed(e) => error = Some(("interrupted".to_owned(), e.clone())),
-                End::Dropped => {
-                    error = Some((
-                        "cancelled".to_owned(),
-                        "the caller dropped the response before its end".to_owned(),
-                    ))
-                }
-            }
         }
+        if let Some((class, msg)) = &obs.provider_error {
+            let text = provider_text(self.capture, class, self.status, msg);
+            return Some((class.clone(), text));
+        }
+        match end {
+            End::Complete => None,
+            End::Failed(e) => Some(("interrupted".to_owned(), e.clone())),
+            End::Dropped => Some((
+                "cancelled".to_owned(),
+                "the caller dropped the response before its end".to_owned(),
+            )),
+        }
+    }
 
-        // The request's JSON tree, built only when the prompt is needed.
-        // Media (images, audio) is not text: its usage is not estimated from text.
-        let estimable = self.api != Api::OpenAiEmbeddings && !self.api.is_media();
-        let needs_estimate = obs.usage.is_none() && self.status < 400 && estimable;
-        let request_json: Option<Value> = if needs_estimate || self.capture {
-            self.request_body
-                .as_deref()
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-        } else {
-            None
-        };
-
-        // Usage: reported, else estimated for a call the provider served.
-        let mut estimated = false;
-        crate::record::record_dimensions(&span, &obs);
-        let usage = if let Some(u) = obs.usage {
-            llmtel::record_usage(&span, &u);
-            Some(u)
+    /// Usage: reported, else estimated for a call the provider served. Returns it and
+    /// whether it was estimated.
+    fn record_usage(
+        &self,
+        span: &Span,
+        obs: &Observed,
+        request_json: Option<&Value>,
+        estimable: bool,
+    ) -> (Option<llmtel::Usage>, bool) {
+        if let Some(u) = obs.usage {
+            llmtel::record_usage(span, &u);
+            (Some(u), false)
         } else if self.status < 400 && estimable {
             let model = obs.model.as_deref().unwrap_or(&self.request_model);
             let prompt = request_json
-                .as_ref()
                 .map(|v| crate::request::prompt_text(self.api, v))
                 .unwrap_or_default();
-            estimated = true;
-            Some(llmtel::estimate::record_estimated_usage(
-                &span, model, &prompt, &obs.text,
-            ))
+            let usage = llmtel::estimate::record_estimated_usage(span, model, &prompt, &obs.text);
+            (Some(usage), true)
         } else {
-            None
-        };
+            (None, false)
+        }
+    }
+}
 
-        if let Some(p) = &obs.parse_error {
-            span.set_attribute("llmtel.parse_error", truncate(p, 512));
-        }
-        if let Some((class, msg)) = &error {
-            let msg = llmtel::redact::redact_string(truncate(msg, 512));
-            llmtel::record_error_status(&span, class, &msg);
-        }
-
-        // Opt-in content.
-        if self.capture {
-            if let Some(v) = &request_json {
-                if let Some(json) = crate::request::input_messages_json(self.api, v) {
-                    llmtel::record_input_messages(&span, &json);
-                }
-            }
-            if !obs.text.is_empty() {
-                let out = serde_json::json!([{
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": obs.text}],
-                    "finish_reason": obs
-                        .finish_reasons
-                        .iter()
-                        .find(|s| !s.is_empty())
-                        .map(String::as_str)
-                        .unwrap_or_default(),
-                }]);
-                llmtel::record_output_messages(&span, &out.to_string());
-            }
-        }
-
-        if let Some((hook, call)) = self.hook.take() {
-            hook.settle(
-                &call,
-                &SettledCall {
-                    usage,
-                    estimated,
-                    response_model: obs.model.clone(),
-                    error_type: error.map(|(c, _)| c),
-                },
-            );
-        }
-        drop(span);
+/// Opt-in content: the request's input messages and the response's text.
+fn record_content(span: &Span, api: Api, request_json: Option<&Value>, obs: &Observed) {
+    if let Some(json) = request_json.and_then(|v| crate::request::input_messages_json(api, v)) {
+        llmtel::record_input_messages(span, &json);
+    }
+    if !obs.text.is_empty() {
+        let out = serde_json::json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": obs.text}],
+            "finish_reason": obs
+                .finish_reasons
+                .iter()
+                .find(|s| !s.is_empty())
+                .map(String::as_str)
+                .unwrap_or_default(),
+        }]);
+        llmtel::record_output_messages(span, &out.to_string());
     }
 }
 

@@ -153,10 +153,73 @@ impl Middleware for LlmMiddleware {
         };
         let started = Instant::now();
         let api = route.api;
+        let mut out = Outgoing::read(&route, &mut req);
+        if self.stream_usage {
+            out.ask_for_stream_usage(api, &mut req);
+        }
+        let span = open_span(&route, &out, &req);
 
-        // Request body → parameters (never headers). The body is kept (copied: reqwest does
-        // not share it) for the reader, which needs the prompt only for an estimate or for
-        // opt-in content capture.
+        let hook = self
+            .hook
+            .as_ref()
+            .map(|h| (h.clone(), out.planned_call(&route)));
+        if let Some((h, call)) = &hook {
+            // In the call's span: a budget reads the app's dimensions from its ancestors
+            // (`llmtel::current_dimensions`) and binds its reservation to it.
+            if let Err(refusal) = span.in_scope(|| h.preflight(call)) {
+                llmtel::record_error_status(&span, refusal.error_type(), refusal.message());
+                return Err(reqwest_middleware::Error::middleware(refusal));
+            }
+        }
+
+        let capture = llmtel::content_capture().is_enabled();
+        let result = next.run(req, extensions).instrument(span.clone()).await;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                transport_failure(&span, hook.as_ref(), &e);
+                return Err(e);
+            }
+        };
+
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let url = response.url().clone();
+        let mut state = CallState::new(
+            span,
+            api,
+            out.model,
+            status,
+            content_type,
+            started,
+            out.request_body,
+            capture,
+            hook,
+        );
+        state.media = out.media;
+        Ok(rewrap(response, url, state))
+    }
+}
+
+/// What the middleware reads of an outgoing LLM request (never its headers).
+struct Outgoing {
+    info: RequestInfo,
+    /// Capped: it is kept on the span, in the pre-flight call and at settle.
+    model: String,
+    /// A copy of the JSON body (reqwest does not share it), for the reader, which needs the
+    /// prompt only for an estimate or opt-in content.
+    request_body: Option<bytes::Bytes>,
+    media: MediaRequest,
+    request_bytes: usize,
+}
+
+impl Outgoing {
+    fn read(route: &Route, req: &mut Request) -> Outgoing {
+        let api = route.api;
         let raw = req.body().and_then(|b| b.as_bytes());
         let streamed = raw.is_none();
         let request_bytes = raw.map_or(0, <[u8]>::len);
@@ -174,7 +237,7 @@ impl Middleware for LlmMiddleware {
                 ..Default::default()
             });
         // A transcription's body is the audio: nothing the reader needs.
-        let mut request_body = body_bytes
+        let request_body = body_bytes
             .filter(|_| api != Api::OpenAiTranscription)
             .map(bytes::Bytes::copy_from_slice);
         let model = info
@@ -182,7 +245,6 @@ impl Middleware for LlmMiddleware {
             .clone()
             .or_else(|| route.path_model.clone())
             .unwrap_or_else(|| "unknown".to_owned());
-        // Taken from the request: capped before it is kept (span, pre-flight, settle).
         let model = llmtel::cap_string(model);
 
         let mut media = MediaRequest::default();
@@ -206,101 +268,85 @@ impl Middleware for LlmMiddleware {
                 media.scanned_model = Some(found);
             }
         }
+        Outgoing {
+            info,
+            model,
+            request_body,
+            media,
+            request_bytes,
+        }
+    }
 
-        if self.stream_usage
-            && info.stream
-            && !info.include_usage
+    /// Asks a streamed OpenAI chat or completions request for its usage
+    /// (`stream_options.include_usage`), unless it does already.
+    fn ask_for_stream_usage(&mut self, api: Api, req: &mut Request) {
+        if self.info.stream
+            && !self.info.include_usage
             && matches!(api, Api::OpenAiChat | Api::OpenAiCompletions)
         {
-            if let Some(bytes) = request_body.as_deref().and_then(with_include_usage) {
-                request_body = Some(bytes::Bytes::from(bytes.clone()));
+            if let Some(bytes) = self.request_body.as_deref().and_then(with_include_usage) {
+                self.request_body = Some(bytes::Bytes::from(bytes.clone()));
                 *req.body_mut() = Some(reqwest::Body::from(bytes));
                 req.headers_mut().remove(http::header::CONTENT_LENGTH);
             }
         }
+    }
 
-        let span = llmtel::llm_span!(
-            api.operation(),
-            &*route.provider,
-            &model,
-            "server.address" = tracing::field::Empty,
-            "server.port" = tracing::field::Empty,
-            "gen_ai.input.messages" = tracing::field::Empty,
-            "gen_ai.output.messages" = tracing::field::Empty,
-        );
-        record_request(&span, &req, &info);
-        if let Some(t) = api.output_type() {
-            span.set_attribute("gen_ai.output.type", t);
+    fn planned_call(&self, route: &Route) -> PlannedCall {
+        PlannedCall {
+            provider: route.provider.to_string(),
+            operation: route.api.operation(),
+            model: self.model.clone(),
+            max_output_tokens: self.info.max_tokens.and_then(|m| u64::try_from(m).ok()),
+            stream: self.info.stream,
+            request_bytes: self.request_bytes,
         }
+    }
+}
 
-        let hook = self.hook.as_ref().map(|h| {
-            let call = PlannedCall {
-                provider: route.provider.to_string(),
-                operation: api.operation(),
-                model: model.clone(),
-                max_output_tokens: info.max_tokens.and_then(|m| u64::try_from(m).ok()),
-                stream: info.stream,
-                request_bytes,
-            };
-            (h.clone(), call)
-        });
-        if let Some((h, call)) = &hook {
-            // In the call's span: a budget reads the app's dimensions from its ancestors
-            // (`llmtel::current_dimensions`) and binds its reservation to it.
-            if let Err(refusal) = span.in_scope(|| h.preflight(call)) {
-                llmtel::record_error_status(&span, refusal.error_type(), refusal.message());
-                return Err(reqwest_middleware::Error::middleware(refusal));
-            }
-        }
+/// The call's span, with what the request says.
+fn open_span(route: &Route, out: &Outgoing, req: &Request) -> tracing::Span {
+    let api = route.api;
+    let span = llmtel::llm_span!(
+        api.operation(),
+        &*route.provider,
+        &out.model,
+        "server.address" = tracing::field::Empty,
+        "server.port" = tracing::field::Empty,
+        "gen_ai.input.messages" = tracing::field::Empty,
+        "gen_ai.output.messages" = tracing::field::Empty,
+    );
+    record_request(&span, req, &out.info);
+    if let Some(t) = api.output_type() {
+        span.set_attribute("gen_ai.output.type", t);
+    }
+    span
+}
 
-        let capture = llmtel::content_capture().is_enabled();
-        let result = next.run(req, extensions).instrument(span.clone()).await;
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let class = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect"
-                } else {
-                    "transport"
-                };
-                llmtel::record_error_status(&span, class, &transport_message(&e));
-                if let Some((h, call)) = &hook {
-                    h.settle(
-                        call,
-                        &crate::SettledCall {
-                            usage: None,
-                            estimated: false,
-                            response_model: None,
-                            error_type: Some(class.to_owned()),
-                        },
-                    );
-                }
-                return Err(e);
-            }
-        };
-
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let url = response.url().clone();
-        let mut state = CallState::new(
-            span,
-            api,
-            model,
-            status,
-            content_type,
-            started,
-            request_body,
-            capture,
-            hook,
+/// A request that got no response: its error status, and the pre-flight hook settled.
+fn transport_failure(
+    span: &tracing::Span,
+    hook: Option<&(Arc<dyn PreflightHook>, PlannedCall)>,
+    e: &reqwest_middleware::Error,
+) {
+    let class = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    llmtel::record_error_status(span, class, &transport_message(e));
+    if let Some((h, call)) = hook {
+        h.settle(
+            call,
+            &crate::SettledCall {
+                usage: None,
+                estimated: false,
+                response_model: None,
+                error_type: Some(class.to_owned()),
+            },
         );
-        state.media = media;
-        Ok(rewrap(response, url, state))
     }
 }
 
