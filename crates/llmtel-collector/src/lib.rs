@@ -16,7 +16,8 @@
 //!   (`http/protobuf` or `grpc`), with the headers of `OTEL_EXPORTER_OTLP_HEADERS` /
 //!   `OTEL_EXPORTER_OTLP_TRACES_HEADERS` and [`Config::with_forward_header`] (`[forward]
 //!   headers`), through a bounded queue. Each request is put back together with its resource,
-//!   scopes and links as they came, encoded once, and sent again as is on a retry. When the
+//!   scopes and links as they came (each span's attributes written straight from the
+//!   stage's values), encoded once, and sent again as is on a retry. When the
 //!   queue is full, senders are
 //!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP) or `RESOURCE_EXHAUSTED`
 //!   (gRPC), which OTLP exporters retry; nothing is dropped silently. A batch the downstream

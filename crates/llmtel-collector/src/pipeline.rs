@@ -1,8 +1,8 @@
 //! The bounded queue between the receivers and the forwarder, and the forwarder: OTLP →
 //! `SpanData` (what the stage reads) → dialect mapping → priced once by
 //! [`llmtel::GenAiExporter::process_call`] → sinks, quality, budgets → back into the OTLP
-//! request, encoded once and sent downstream (a retry sends the same bytes, without pricing
-//! or counting again).
+//! request (the attributes by [`encode::request`]), encoded once and sent downstream (a
+//! retry sends the same bytes, without pricing or counting again).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
