@@ -54,20 +54,29 @@ pub(crate) fn request(resource_spans: &[ResourceSpans], attributes: &Attributes)
         .collect();
     let total: usize = resource_lens.iter().map(|&l| delimited(1, l)).sum();
     let mut buf = Vec::with_capacity(total);
-    for (r, rs) in resource_spans.iter().enumerate() {
-        header(1, resource_lens[r], &mut buf);
+    // Zipped, never indexed: shapes that disagree (they cannot: the stage returns one list
+    // per span it kept) would lose the unmatched spans, not panic.
+    for (((rs, attrs), scope_lens), (resource_len, lens)) in resource_spans
+        .iter()
+        .zip(attributes)
+        .zip(&scope_lens)
+        .zip(resource_lens.iter().zip(&lens))
+    {
+        header(1, *resource_len, &mut buf);
         if let Some(resource) = &rs.resource {
             prost::encoding::message::encode(1, resource, &mut buf);
         }
-        for (s, ss) in rs.scope_spans.iter().enumerate() {
-            header(2, scope_lens[r][s], &mut buf);
+        for (((ss, attrs), scope_len), lens) in
+            rs.scope_spans.iter().zip(attrs).zip(scope_lens).zip(lens)
+        {
+            header(2, *scope_len, &mut buf);
             if let Some(scope) = &ss.scope {
                 prost::encoding::message::encode(1, scope, &mut buf);
             }
-            for (i, span) in ss.spans.iter().enumerate() {
-                header(2, lens[r][s][i], &mut buf);
+            for ((span, attrs), len) in ss.spans.iter().zip(attrs).zip(lens) {
+                header(2, *len, &mut buf);
                 span.encode_raw(&mut buf);
-                for kv in &attributes[r][s][i] {
+                for kv in attrs {
                     key_value(9, kv, &mut buf);
                 }
             }

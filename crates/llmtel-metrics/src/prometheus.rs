@@ -512,9 +512,8 @@ impl PrometheusSink {
         self.serve(addr.trim())
     }
 
-    /// A label value: redacted (an API key used as a user id or key id never becomes a
-    /// label; no allocation when there is nothing to redact), then through the guard.
-    /// A label's value past the guard (which redacts and caps it first).
+    /// A label value past the guard, which redacts it first (an API key used as a user id
+    /// or key id never becomes a label) and caps it.
     fn label(&self, name: &'static str, value: &str) -> (&'static str, String) {
         (name, self.inner.guard.admit(name, value))
     }

@@ -722,3 +722,36 @@ impl SpanProcessor for ExportQueue {
         *self.resource.lock().unwrap_or_else(|e| e.into_inner()) = Some(resource.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_key;
+
+    #[test]
+    fn credential_names_are_found_whatever_their_case() {
+        for key in [
+            "http.request.header.authorization",
+            "HTTP.Request.Header.Authorization",
+            "http.response.header.Set-Cookie",
+            "http.request.header.x-goog-api-key",
+            "openai.api_key",
+            "OPENAI_API_KEY",
+            "service.ApiKey",
+            "db.Password",
+            "aws.secret_key",
+            "proxy.authorization",
+        ] {
+            assert!(is_secret_key(key), "{key}");
+        }
+        for key in [
+            "gen_ai.request.model",
+            "http.request.header.content-type",
+            "http.request.header.",
+            "key",
+            "café.ключ",
+            "",
+        ] {
+            assert!(!is_secret_key(key), "{key}");
+        }
+    }
+}
