@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -451,9 +452,10 @@ pub struct QueueConfig {
     /// Spans held at most; past it new spans are dropped and counted. Default 16384
     /// (`OTEL_BSP_MAX_QUEUE_SIZE`).
     pub max_queue_size: usize,
-    /// Spans per export call. Default 1024 (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`). The export
-    /// thread has one batch in flight: at 512 it kept up with ~13,000 LLM spans/s on two
-    /// cores shared with a local collector, at 1024 with a queue of 16384 with 20,000/s
+    /// Spans per export call. Default 1024 (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`). The queue keeps
+    /// two export calls in flight: at 512 per batch and one in flight it kept up with ~13,000
+    /// LLM spans/s on two cores shared with a local collector; at 1024 and two in flight it
+    /// keeps up with 20,000/s, also when the collector answers each call 60 ms late
     /// (BENCHMARKS.md, "Load"). With content capture on and long prompts, a smaller batch
     /// keeps each request under the collector's size limit (4 MiB by default for gRPC).
     pub max_export_batch_size: usize,
@@ -503,9 +505,12 @@ impl QueueConfig {
 /// `on_end` never blocks: a full queue drops the span and counts it
 /// ([`crate::Health::spans_dropped`]). Ending a span does not wake the export thread; it
 /// wakes when a batch is full, at the scheduled delay, or for a flush or shutdown. It owns a
-/// single-threaded tokio runtime, so gRPC and HTTP exporters work whether or not the
-/// application runs tokio; exporters are built on that thread by the closure given to
-/// [`ExportQueue::spawn`].
+/// tokio runtime with one thread (`llmtel-export-io`), so gRPC and HTTP exporters work
+/// whether or not the application runs tokio; exporters are built by the closure given to
+/// [`ExportQueue::spawn`], inside that runtime. Each batch is priced and sent on the
+/// runtime's thread; the queue's thread hands it a batch at a time and keeps at most two
+/// export calls in flight, so the next batch goes out while the last one's answer is on its
+/// way, and waits when both are out.
 ///
 /// With llmtel's exporter stage ([`GenAiExporter`], which [`crate::init`] and
 /// [`crate::builder`] always use) the thread holds a batch through a collector outage: while
@@ -541,23 +546,60 @@ pub enum QueueError {
     Exporter(String),
 }
 
-/// The export thread's job: the exporter and the runtime it runs on.
-struct ExportJob<E> {
-    // Declared before the runtime, so it is dropped while the runtime still exists.
-    exporter: E,
-    rt: tokio::runtime::Runtime,
-    resource: Arc<Mutex<Option<Resource>>>,
-    shutdown_timeout: Duration,
+/// Export calls a queue keeps in flight at once. With one, the thread waited for the
+/// collector's answer to each batch before it took the next, and at 20,000 LLM spans/s on
+/// two cores shared with a local collector that wait was what filled the queue (BENCHMARKS.md,
+/// "Load"). With two, the next batch is priced and sent while the last one's answer is on its
+/// way; a slow or unreachable collector still holds the thread once both are out, so the
+/// queue stays the buffer and its bound still counts every drop. Until the first export
+/// succeeds, and from a failed one until the next that succeeds, one is in flight at a time:
+/// a collector that asked for a pause (`Retry-After`, gRPC `RetryInfo`) or is down gets
+/// nothing else meanwhile.
+pub(crate) const EXPORTS_IN_FLIGHT: u32 = 2;
+
+/// What went wrong since the last flush, written by the export tasks.
+#[derive(Default)]
+struct Unsent {
     /// Spans not sent since the last flush, and the first reason.
-    unsent: u64,
+    spans: u64,
     first_error: Option<String>,
 }
 
+/// The export thread's job: the exporter and the runtime its exports run on.
+///
+/// The queue's thread takes batches off the queue and hands each to the runtime's own thread
+/// as a task, at most [`EXPORTS_IN_FLIGHT`] at once; the task prices the batch
+/// ([`GenAiExporter`]), sends it, and counts the outcome.
+struct ExportJob<E> {
+    // Declared before the runtime, so it is dropped while the runtime still exists.
+    exporter: Arc<E>,
+    rt: tokio::runtime::Runtime,
+    /// One permit per export in flight.
+    slots: Arc<tokio::sync::Semaphore>,
+    resource: Arc<Mutex<Option<Resource>>>,
+    shutdown_timeout: Duration,
+    unsent: Arc<Mutex<Unsent>>,
+    /// Whether the last export that finished succeeded (false until one has).
+    healthy: Arc<AtomicBool>,
+}
+
 impl<E> ExportJob<E> {
+    /// Waits until no export is in flight.
+    fn settle(&self) {
+        let slots = self.slots.clone();
+        self.rt.block_on(async move {
+            // The semaphore is never closed; the permits go back when this returns.
+            let _all = slots.acquire_many(EXPORTS_IN_FLIGHT).await;
+        });
+    }
+
     /// What was not sent since the last flush, as an error a user can act on.
     fn report(&mut self) -> Result<(), String> {
-        let n = std::mem::take(&mut self.unsent);
-        match self.first_error.take() {
+        let Unsent {
+            spans: n,
+            first_error,
+        } = std::mem::take(&mut *self.unsent.lock().unwrap_or_else(|e| e.into_inner()));
+        match first_error {
             Some(e) if n > 0 => Err(format!(
                 "{n} spans were not sent (counted in llmtel's spans_export_failed); first \
                  error: {e}. Check that the collector at the OTLP endpoint is up and accepts \
@@ -578,31 +620,56 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            self.exporter.set_resource(&r);
-        }
-        let n = batch.len() as u64;
-        match self.rt.block_on(self.exporter.export(batch)) {
-            Ok(()) => {
-                add(&COUNTERS.spans_exported, n);
-                Ok(())
-            }
-            Err(e) => {
-                inc(&COUNTERS.export_errors);
-                add(&COUNTERS.spans_export_failed, n);
-                self.unsent += n;
-                let e = redact(&e.to_string()).into_owned();
-                self.first_error.get_or_insert_with(|| e.clone());
-                Err(format!("export of {n} spans failed: {e}"))
+            // Set once, before the first export: no task holds the exporter then.
+            self.settle();
+            match Arc::get_mut(&mut self.exporter) {
+                Some(e) => e.set_resource(&r),
+                None => return Err("the exporter is still in use; resource not set".into()),
             }
         }
+        if !self.healthy.load(Ordering::Acquire) {
+            // In doubt: one export at a time (see `EXPORTS_IN_FLIGHT`).
+            self.settle();
+        }
+        let slots = self.slots.clone();
+        let Ok(slot) = self.rt.block_on(async move { slots.acquire_owned().await }) else {
+            return Err("the export runtime stopped".into());
+        };
+        let exporter = self.exporter.clone();
+        let unsent = self.unsent.clone();
+        let healthy = self.healthy.clone();
+        self.rt.spawn(async move {
+            let n = batch.len() as u64;
+            let outcome = exporter.export(batch).await;
+            drop(exporter);
+            healthy.store(outcome.is_ok(), Ordering::Release);
+            match outcome {
+                Ok(()) => add(&COUNTERS.spans_exported, n),
+                Err(e) => {
+                    inc(&COUNTERS.export_errors);
+                    add(&COUNTERS.spans_export_failed, n);
+                    let e = redact(&e.to_string()).into_owned();
+                    let mut u = unsent.lock().unwrap_or_else(|e| e.into_inner());
+                    u.spans += n;
+                    u.first_error.get_or_insert(e);
+                }
+            }
+            drop(slot);
+        });
+        // The outcome is counted by the task and reported by the next flush.
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        self.settle();
         let flushed = self.exporter.force_flush().map_err(|e| e.to_string());
         self.report().and(flushed)
     }
 
     fn shutdown(&mut self) -> Result<(), String> {
+        // While the collector is unreachable, the exports in flight give up within the
+        // shutdown's deadline (see `hold`).
+        self.settle();
         let done = self
             .exporter
             .shutdown_with_timeout(self.shutdown_timeout)
@@ -635,8 +702,19 @@ impl ExportQueue {
             .with_interval(config.scheduled_delay)
             .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
-                Hold::install(threads_hold);
-                let rt = tokio::runtime::Builder::new_current_thread()
+                Hold::install(threads_hold.clone());
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("llmtel-export-io")
+                    .on_thread_start(move || {
+                        // As on the queue's thread: the exporter's own HTTP/gRPC calls must
+                        // not become spans of the pipeline that exports them, and its
+                        // exports are held through an outage.
+                        Hold::install(threads_hold.clone());
+                        std::mem::forget(tracing::subscriber::set_default(
+                            tracing::subscriber::NoSubscriber::default(),
+                        ));
+                    })
                     .enable_all()
                     .build()
                     .map_err(|e| format!("tokio runtime: {e}"))?;
@@ -645,12 +723,13 @@ impl ExportQueue {
                     make_exporter().map_err(|e| e.to_string())?
                 };
                 Ok::<_, String>(ExportJob {
-                    exporter,
+                    exporter: Arc::new(exporter),
                     rt,
+                    slots: Arc::new(tokio::sync::Semaphore::new(EXPORTS_IN_FLIGHT as usize)),
                     resource: theirs,
                     shutdown_timeout,
-                    unsent: 0,
-                    first_error: None,
+                    unsent: Arc::default(),
+                    healthy: Arc::default(),
                 })
             })
             .map_err(|e| match e {

@@ -1,4 +1,4 @@
-//! Holding a batch through a collector outage, on [`crate::ExportQueue`]'s thread.
+//! Holding a batch through a collector outage, on [`crate::ExportQueue`]'s threads.
 //!
 //! The OTLP exporters retry a failed export a few times within their timeout (about 0.7 s
 //! against a collector that refuses connections; longer when it asks for a delay with gRPC
@@ -14,7 +14,8 @@
 //! Keeping a batch for a retry costs a copy of it, so the thread copies only while it has
 //! reason to expect a failure: until the first export succeeded, and from a failed export
 //! until the next one that goes out. A healthy pipeline never copies; when a collector that
-//! was healthy fails, the batch in flight is lost and counted (`Health::spans_export_failed`).
+//! was healthy fails, the batches in flight (at most two) are lost and counted
+//! (`Health::spans_export_failed`).
 //!
 //! A shutdown (or dropping the queue) sets a deadline inside its timeout: from then on the
 //! thread stops waiting for an unreachable collector, counts what it could not send, and the

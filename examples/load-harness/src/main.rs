@@ -53,7 +53,7 @@ fn main() -> Result<(), Error> {
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
 [--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
-[--no-prometheus] [--receiver ADDR]\n       load-harness receive --listen ADDR\n       \
+[--no-prometheus] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
 load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
 
 /// `--name value` and `--flag` pairs.
@@ -101,7 +101,9 @@ impl Flags {
 // ---------------------------------------------------------------------------------------
 // The receiver: a separate process, so its work is not counted in the driver's CPU.
 
-struct Counting(Arc<AtomicU64>);
+/// Counts the spans it receives; answers each request after `delay` (a collector across a
+/// network, or a slow one).
+struct Counting(Arc<AtomicU64>, Duration);
 
 #[tonic::async_trait]
 impl TraceService for Counting {
@@ -116,6 +118,9 @@ impl TraceService for Counting {
             .flat_map(|r| &r.scope_spans)
             .map(|s| s.spans.len())
             .sum();
+        if !self.1.is_zero() {
+            tokio::time::sleep(self.1).await;
+        }
         self.0.fetch_add(n as u64, Ordering::Relaxed);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -123,6 +128,7 @@ impl TraceService for Counting {
 
 fn receive(flags: &Flags) -> Result<(), Error> {
     let listen = flags.get("listen").unwrap_or("127.0.0.1:4399").to_owned();
+    let delay = Duration::from_millis(flags.num("delay-ms", 0)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -147,7 +153,7 @@ fn receive(flags: &Flags) -> Result<(), Error> {
         });
         tonic::transport::Server::builder()
             .add_service(
-                TraceServiceServer::new(Counting(count))
+                TraceServiceServer::new(Counting(count, delay))
                     .max_decoding_message_size(64 * 1024 * 1024)
                     .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
             )
@@ -164,9 +170,15 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(listen: &str) -> Result<Receiver, Error> {
+    fn start(listen: &str, delay_ms: u64) -> Result<Receiver, Error> {
         let mut child = Command::new(std::env::current_exe()?)
-            .args(["receive", "--listen", listen])
+            .args([
+                "receive",
+                "--listen",
+                listen,
+                "--delay-ms",
+                &delay_ms.to_string(),
+            ])
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("receiver: no stdout")?;
@@ -438,7 +450,11 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         flags.get("budgets").unwrap_or("memory").to_owned()
     };
 
-    let receiver = flags.get("receiver").map(Receiver::start).transpose()?;
+    let receiver_delay: u64 = flags.num("receiver-delay-ms", 0)?;
+    let receiver = flags
+        .get("receiver")
+        .map(|r| Receiver::start(r, receiver_delay))
+        .transpose()?;
 
     // The stack: llmtel's layer and export, Prometheus, quality and the call log as sinks,
     // budgets as a layer, over the store asked for.
@@ -793,7 +809,7 @@ fn relay(flags: &Flags) -> Result<(), Error> {
     let rate: u64 = flags.num("rate", 20_000)?;
     let seconds: u64 = flags.num("seconds", 60)?;
     let batch: usize = flags.num("batch", 100)?;
-    let receiver = Receiver::start(listen)?;
+    let receiver = Receiver::start(listen, 0)?;
     // Built ahead: the generator's own work stays off the measurement.
     let requests: Vec<ExportTraceServiceRequest> = (0..(rate * seconds).div_ceil(batch as u64))
         .map(|seq| llm_batch(batch, seq))
