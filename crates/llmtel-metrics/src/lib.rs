@@ -8,7 +8,8 @@
 //!   `gen_ai.client.operation.time_to_first_chunk`, `gen_ai.client.operation.time_per_output_chunk`
 //!   with the spec's bucket boundaries) plus llmtel's `llmtel.client.cost` (USD) and
 //!   `llmtel.client.requests` (by status), on any OpenTelemetry `Meter`. Export them with your
-//!   own `MeterProvider` or with [`otlp_meter_provider`] (feature `otlp`).
+//!   own `MeterProvider` or with [`otlp_meter_provider`] (feature `otlp`): the one OTLP
+//!   metrics pipeline of `llmtel::metrics`, the same `init()` uses, re-exported here.
 //! - [`PrometheusSink`] (feature `prometheus`): `llm_requests_total{model,status}`,
 //!   `llm_latency_seconds{model}`, `llm_tokens_total{model,type}`, `llm_cost_usd_total{model}`
 //!   and llmtel's health counters, in OpenMetrics with exemplars that link a latency or cost
@@ -44,12 +45,11 @@
 //! - `axum`: [`prometheus::axum_router`] and [`prometheus::metrics_handler`] (and `serve`).
 //! - `serve`: [`listener::serve_with_limits`], the hardened listener for any axum router
 //!   (connection limit, header-read and idle timeouts, size limits).
-//! - `otlp`: [`otlp_meter_provider`], OTLP/HTTP (protobuf) export of the OpenTelemetry metrics.
+//! - `otlp`: [`otlp_meter_provider`] and [`OtlpMetricsConfig`] (from `llmtel::metrics`), OTLP
+//!   export of the OpenTelemetry metrics over gRPC or HTTP/protobuf.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod listener;
-#[cfg(feature = "otlp")]
-mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 
@@ -59,8 +59,9 @@ pub use llmtel::metrics::{
     CardinalityGuard, Dimension, OVERFLOW_VALUE, OtelMetricsSink, OtelMetricsSinkBuilder,
     UNKNOWN_VALUE,
 };
+/// llmtel's OTLP metrics pipeline (the one `llmtel::init()` exports with).
 #[cfg(feature = "otlp")]
-pub use otlp::{OtlpMetricsConfig, otlp_meter_provider};
+pub use llmtel::metrics::{OtlpMetricsConfig, otlp_meter_provider};
 #[cfg(feature = "prometheus")]
 pub use prometheus::{MetricsServer, PrometheusSink, PrometheusSinkBuilder};
 
@@ -88,12 +89,4 @@ pub enum MetricsError {
     /// `LLMTEL_METRICS_ADDR` (or the address given) is not a socket address.
     #[error("invalid metrics address `{0}`: expected HOST:PORT such as 127.0.0.1:9464")]
     Addr(String),
-    /// The OTLP metrics exporter could not be built.
-    #[error("OTLP metrics exporter: {0}")]
-    Otlp(String),
-    /// A protocol this crate does not export metrics with.
-    #[error(
-        "OTLP metrics protocol `{0}` is not supported here: use http/protobuf, or pass your own MeterProvider"
-    )]
-    Protocol(String),
 }

@@ -78,6 +78,15 @@ fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
         })
 }
 
+/// Threads of this process named `llmtel-metrics` (Linux: /proc/self/task/*/comm).
+fn metrics_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "llmtel-metrics")
+        .count()
+}
+
 #[test]
 fn genai_metrics_reach_the_receiver_with_semconv_names_units_attributes_and_buckets() {
     let (url, rx) = receiver();
@@ -101,7 +110,13 @@ fn genai_metrics_reach_the_receiver_with_semconv_names_units_attributes_and_buck
     let req = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("an OTLP export");
+    assert_eq!(
+        metrics_threads(),
+        1,
+        "the exports run on llmtel's metrics thread"
+    );
     provider.shutdown().unwrap();
+    assert_eq!(metrics_threads(), 0, "the thread stops with the provider");
 
     let calls = calls.0.lock().unwrap();
     let ok: Vec<_> = calls.iter().filter(|c| !c.is_error()).collect();

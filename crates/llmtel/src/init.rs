@@ -34,7 +34,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    fn parse(s: &str) -> Result<Protocol, InitError> {
+    pub(crate) fn parse(s: &str) -> Result<Protocol, InitError> {
         match s.trim() {
             "grpc" => Ok(Protocol::Grpc),
             "http/protobuf" | "http" => Ok(Protocol::HttpProtobuf),
@@ -209,7 +209,7 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn env(key: &str) -> Option<String> {
+pub(crate) fn env(key: &str) -> Option<String> {
     std::env::var(key)
         .ok()
         .map(|v| v.trim().to_owned())
@@ -628,6 +628,7 @@ impl Builder {
                 headers.clone(),
                 resource.clone(),
                 self.ca_file.as_deref(),
+                None,
             )?;
             sinks.push(Arc::new(crate::metrics::OtelMetricsSink::from_provider(
                 &m.provider,
@@ -828,16 +829,28 @@ fn spawn_exporter(
 
 /// The meter provider exporting llmtel's metrics next to the traces: same protocol, endpoint,
 /// headers and resource.
+///
+/// Also what [`crate::metrics::otlp_meter_provider`] builds: one OTLP metrics pipeline for
+/// `init()` and for apps that bring their own.
 #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
-fn spawn_metrics(
+pub(crate) fn spawn_metrics(
     protocol: Protocol,
     endpoint: Option<String>,
     headers: HashMap<String, String>,
     resource: Resource,
     ca_file: Option<&Path>,
+    interval: Option<Duration>,
 ) -> Result<crate::metrics::export::MetricsExport, InitError> {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-    let runtime = crate::metrics::export::MetricsRuntime::start().map_err(QueueError::Thread)?;
+    let runtime =
+        Arc::new(crate::metrics::export::MetricsRuntime::start().map_err(QueueError::Thread)?);
+    let periodic = |e| {
+        let b = PeriodicReader::builder(e);
+        match interval {
+            Some(i) => b.with_interval(i).build(),
+            None => b.build(),
+        }
+    };
     // With no endpoint in code, opentelemetry-otlp reads OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
     // then OTEL_EXPORTER_OTLP_ENDPOINT; a traces-only variable is followed too.
     let endpoint = endpoint.or_else(|| {
@@ -882,7 +895,7 @@ fn spawn_metrics(
                     b.with_timeout(Duration::from_secs(10)).build()
                 });
                 let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
-                PeriodicReader::builder(runtime.wrap(exporter)).build()
+                periodic(runtime.wrap(exporter))
             }
             #[cfg(not(feature = "otlp-grpc"))]
             return Err(InitError::FeatureOff(Protocol::Grpc, "otlp-grpc"));
@@ -906,7 +919,7 @@ fn spawn_metrics(
                     b.with_timeout(Duration::from_secs(10)).build()
                 });
                 let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
-                PeriodicReader::builder(runtime.wrap(exporter)).build()
+                periodic(runtime.wrap(exporter))
             }
             #[cfg(not(feature = "otlp-http"))]
             return Err(InitError::FeatureOff(Protocol::HttpProtobuf, "otlp-http"));

@@ -9,8 +9,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -20,11 +21,13 @@ use opentelemetry_sdk::metrics::{SdkMeterProvider, Temporality};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// The thread driving the exporter's runtime; stops when dropped.
+/// The thread driving the exporter's runtime. Shared by the exporter that runs on it
+/// ([`OnRuntime`]); stops when the exporter shuts down, or when the last owner drops it.
 pub(crate) struct MetricsRuntime {
     handle: Handle,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_id: ThreadId,
 }
 
 impl MetricsRuntime {
@@ -57,9 +60,24 @@ impl MetricsRuntime {
             .map_err(|_| std::io::Error::other("the metrics runtime thread stopped"))??;
         Ok(MetricsRuntime {
             handle,
-            stop: Some(stop),
-            thread: Some(thread),
+            stop: Mutex::new(Some(stop)),
+            thread_id: thread.thread().id(),
+            thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Stops the thread and waits for it (once; later calls do nothing).
+    pub(crate) fn stop(&self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            // Never joins itself (an owner dropped on the runtime's own thread).
+            if std::thread::current().id() != self.thread_id {
+                let _ = t.join();
+            }
+        }
     }
 
     /// Runs `f` (e.g. building a tonic exporter) inside the runtime's context.
@@ -68,23 +86,20 @@ impl MetricsRuntime {
         f()
     }
 
-    /// Wraps `exporter` so that its exports run in this runtime's context.
-    pub(crate) fn wrap<E: PushMetricExporter>(&self, exporter: E) -> OnRuntime<E> {
+    /// Wraps `exporter` so that its exports run in this runtime's context; the runtime lives
+    /// as long as the exporter and stops when it shuts down.
+    pub(crate) fn wrap<E: PushMetricExporter>(self: &Arc<Self>, exporter: E) -> OnRuntime<E> {
         OnRuntime {
             inner: exporter,
             handle: self.handle.clone(),
+            runtime: self.clone(),
         }
     }
 }
 
 impl Drop for MetricsRuntime {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 
@@ -92,6 +107,7 @@ impl Drop for MetricsRuntime {
 pub(crate) struct OnRuntime<E> {
     inner: E,
     handle: Handle,
+    runtime: Arc<MetricsRuntime>,
 }
 
 impl<E> fmt::Debug for OnRuntime<E> {
@@ -113,7 +129,10 @@ impl<E: PushMetricExporter> PushMetricExporter for OnRuntime<E> {
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+        let r = self.inner.shutdown_with_timeout(timeout);
+        // The reader exports nothing after its shutdown: the runtime's thread can go.
+        self.runtime.stop();
+        r
     }
 
     fn temporality(&self) -> Temporality {
@@ -142,14 +161,14 @@ impl<F: Future> Future for Entered<F> {
 pub(crate) struct MetricsExport {
     // Dropped in this order: the provider (its last export) before the runtime.
     pub(crate) provider: SdkMeterProvider,
-    pub(crate) runtime: MetricsRuntime,
+    pub(crate) runtime: Arc<MetricsRuntime>,
 }
 
 impl MetricsExport {
     /// Exports what is left and stops: the provider first, then its runtime.
     pub(crate) fn shutdown(self) -> OTelSdkResult {
         let r = self.provider.shutdown();
-        drop(self.runtime);
+        self.runtime.stop();
         r
     }
 }

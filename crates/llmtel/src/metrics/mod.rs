@@ -6,7 +6,9 @@
 //! `gen_ai.client.operation.time_per_output_chunk`, with the spec's bucket boundaries) plus
 //! llmtel's `llmtel.client.cost` (USD) and `llmtel.client.requests` (by status), on any
 //! OpenTelemetry `Meter`. [`crate::init`] exports them over OTLP next to the traces; see
-//! [`Builder::with_metrics`](crate::Builder::with_metrics).
+//! [`Builder::with_metrics`](crate::Builder::with_metrics). Apps that compose their own
+//! pipeline get the same OTLP meter provider from [`otlp_meter_provider`] (features
+//! `otlp-grpc` / `otlp-http`).
 //!
 //! Attribute values go through a [`CardinalityGuard`]: user and session ids are never
 //! attributes unless asked for ([`Dimension`]), and each attribute has a cap on distinct
@@ -17,10 +19,14 @@ mod cache;
 pub(crate) mod export;
 mod guard;
 mod otel;
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+mod otlp;
 
 pub use cache::{DEFAULT_LABEL_CACHE_CAPACITY, LabelCache};
 pub use guard::{CardinalityGuard, OVERFLOW_VALUE};
 pub use otel::{OtelMetricsSink, OtelMetricsSinkBuilder};
+#[cfg(any(feature = "otlp-http", feature = "otlp-grpc"))]
+pub use otlp::{OtlpMetricsConfig, otlp_meter_provider};
 
 use crate::LlmCall;
 

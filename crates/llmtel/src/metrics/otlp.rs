@@ -1,0 +1,103 @@
+//! OTLP export of the GenAI metrics for apps that build their own pipeline: the same meter
+//! provider [`crate::init`] exports with.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+use crate::init::{InitError, Protocol, env, spawn_metrics};
+
+/// Where and how [`otlp_meter_provider`] exports. Settings made here win over the
+/// environment.
+#[derive(Clone, Debug, Default)]
+pub struct OtlpMetricsConfig {
+    /// Transport (else `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
+    pub protocol: Option<Protocol>,
+    /// The metrics endpoint. Over HTTP, a base URL gets `/v1/metrics` (a trailing
+    /// `/v1/traces` is replaced). Else `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` (as is), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics` over HTTP), else the local default
+    /// (`http://localhost:4318/v1/metrics`, gRPC `http://localhost:4317`).
+    pub endpoint: Option<String>,
+    /// Headers (gRPC metadata) of every export, merged over `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub headers: Vec<(String, String)>,
+    /// Export interval (else `OTEL_METRIC_EXPORT_INTERVAL` in ms, else 60 s).
+    pub interval: Option<Duration>,
+    /// `service.name` (else `OTEL_SERVICE_NAME`).
+    pub service_name: Option<String>,
+    /// More resource attributes (merged over `OTEL_RESOURCE_ATTRIBUTES`).
+    pub resource: Vec<KeyValue>,
+    /// A PEM file of CA certificates trusted for an `https://` endpoint on top of the
+    /// platform's roots (else `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE`, else
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl OtlpMetricsConfig {
+    /// Trusts the CA certificates of this PEM file for an https endpoint.
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+}
+
+/// A `MeterProvider` exporting over OTLP (gRPC or HTTP/protobuf) with the GenAI schema URL on
+/// its resource: the pipeline [`crate::init`] exports llmtel's metrics with, for apps that
+/// compose their own. Feed it to
+/// [`OtelMetricsSink::from_provider`](crate::metrics::OtelMetricsSink::from_provider) and call
+/// `shutdown()` on it at exit to export what is left.
+///
+/// Its exports run on a small thread of llmtel's with a single-threaded tokio runtime, so it
+/// works in apps with or without tokio, inside `#[tokio::main]` too; the thread stops when the
+/// provider shuts down. An `https://` endpoint works out of the box (rustls and the
+/// platform's roots); [`OtlpMetricsConfig::ca_file`] or `OTEL_EXPORTER_OTLP_CERTIFICATE`
+/// trusts a private CA as well.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// let provider = llmtel::metrics::otlp_meter_provider(Default::default())?;
+/// let sink = llmtel::metrics::OtelMetricsSink::from_provider(&provider);
+/// let _guard = llmtel::builder().with_sink(Arc::new(sink)).install()?;
+/// // ... at exit:
+/// provider.shutdown()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`InitError`] when the protocol is not one llmtel speaks, the CA file cannot be read or
+/// holds no certificate, the exporter cannot be built (its transport's feature is off, a bad
+/// endpoint), or the thread cannot start.
+pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider, InitError> {
+    let protocol = match config.protocol {
+        Some(p) => p,
+        None => match env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            Some(p) => Protocol::parse(&p)?,
+            None => Protocol::HttpProtobuf,
+        },
+    };
+    let headers: HashMap<String, String> = config.headers.into_iter().collect();
+    let mut resource = Resource::builder();
+    if let Some(name) = config.service_name {
+        resource = resource.with_service_name(name);
+    }
+    let resource = resource
+        .with_attributes(config.resource)
+        .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
+        .build();
+    let export = spawn_metrics(
+        protocol,
+        config.endpoint,
+        headers,
+        resource,
+        config.ca_file.as_deref(),
+        config.interval,
+    )?;
+    // The runtime now lives with the exporter, inside the provider, and stops at its shutdown.
+    Ok(export.provider)
+}
