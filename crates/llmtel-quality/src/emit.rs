@@ -5,7 +5,7 @@ use serde::Serialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Target of the spans and events this crate emits (filter on it to route or silence them).
-pub const TARGET: &str = "llmtel_quality";
+pub const TARGET: &str = llmtel_semconv::llmtel::QUALITY_TARGET;
 
 /// One `gen_ai.evaluation.result`: an evaluator's result or a user's feedback on a call.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -88,9 +88,7 @@ mod feedback;
 mod metrics;
 mod monitor;
 mod pipeline;
-mod score;
 mod signals;
-mod sketch;
 mod thresholds;
 
 pub use detect::{
@@ -112,6 +110,12 @@ pub use experiment::{
     ExperimentSink, ExperimentSummary, ReferenceEvaluator, Score,
 };
 pub use feedback::{CallRef, Feedback, FeedbackError};
+/// The score and the sketch live in llmtel-score (llmtel-report computes the same score from
+/// the call log); re-exported unchanged.
+pub use llmtel_score::{
+    CONTENT_FILTER_REASONS, DdSketch, MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights,
+    Quantiles, TRUNCATION_REASONS,
+};
 #[cfg(feature = "prometheus")]
 pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
@@ -119,7 +123,5 @@ pub use monitor::{
     MonitorStats, OTHER, SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
 };
 pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
-pub use score::{MAX_EVALUATIONS_PER_CALL, QualityInputs, QualityWeights};
-pub use signals::{CONTENT_FILTER_REASONS, CallSignals, TRUNCATION_REASONS};
-pub use sketch::{DdSketch, Quantiles};
+pub use signals::CallSignals;
 pub use thresholds::{SeriesThresholds, ThresholdError, Thresholds, ThresholdsConfig};

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use llmtel_alert::{Alert, AlertState};
+use llmtel_score::{DdSketch, QualityInputs, QualityWeights, Quantiles};
 use opentelemetry::trace::{SpanId, TraceId};
 use serde::Serialize;
 
@@ -15,9 +16,7 @@ use crate::detect::{DetectorConfig, DetectorKind, DetectorState, Transition, Tre
 use crate::emit::EvaluationRecord;
 use crate::eval::{EvalInput, Evaluation};
 use crate::feedback::{CallRef, Feedback};
-use crate::score::{QualityInputs, QualityWeights};
 use crate::signals::CallSignals;
-use crate::sketch::{DdSketch, Quantiles};
 use crate::thresholds::{ThresholdError, Thresholds, ThresholdsConfig};
 
 /// Series key used for the model or feature when a call names none.
@@ -524,7 +523,7 @@ impl Footprint {
     /// The most the monitor can hold with `cfg`, whatever the traffic.
     pub fn bound(cfg: &MonitorConfig) -> Footprint {
         let series = cfg.max_series + 2; // + overall + (other)
-        let sketch_max = DdSketch::default_latency_max_buckets();
+        let sketch_max = DdSketch::DEFAULT_LATENCY_MAX_BUCKETS;
         let kinds = 5 + cfg.max_evaluators;
         Footprint {
             series,
@@ -535,7 +534,7 @@ impl Footprint {
             index_keys: 3 * cfg.max_calls_indexed,
             detectors: series * kinds,
             evaluator_slots: series * (2 + cfg.history) * cfg.max_evaluators
-                + cfg.max_calls_indexed * crate::score::MAX_EVALUATIONS_PER_CALL,
+                + cfg.max_calls_indexed * llmtel_score::MAX_EVALUATIONS_PER_CALL,
             active_alerts: series * kinds,
         }
     }
@@ -550,12 +549,6 @@ impl Footprint {
             && self.detectors <= bound.detectors
             && self.evaluator_slots <= bound.evaluator_slots
             && self.active_alerts <= bound.active_alerts
-    }
-}
-
-impl DdSketch {
-    pub(crate) fn default_latency_max_buckets() -> usize {
-        512
     }
 }
 

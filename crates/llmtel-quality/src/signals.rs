@@ -42,10 +42,7 @@ pub struct CallSignals {
     pub cost_usd: Option<f64>,
 }
 
-/// Finish reasons that mean the answer was cut by the token limit.
-pub const TRUNCATION_REASONS: &[&str] = &["length", "max_tokens", "max_output_tokens"];
-/// Finish reasons that mean a content filter stopped the answer.
-pub const CONTENT_FILTER_REASONS: &[&str] = &["content_filter", "safety", "refusal"];
+use llmtel_score::{CONTENT_FILTER_REASONS, TRUNCATION_REASONS};
 
 impl CallSignals {
     /// The signals of `call`.

@@ -126,7 +126,7 @@ fn is_read(name: &str) -> bool {
 }
 
 fn is_evaluation_span(meta: &Metadata<'_>) -> bool {
-    meta.name() == EVALUATION_SPAN && meta.target() == llmtel_quality::TARGET
+    meta.name() == EVALUATION_SPAN && meta.target() == llmtel::semconv::llmtel::QUALITY_TARGET
 }
 
 fn has_content_fields(meta: &Metadata<'_>) -> bool {

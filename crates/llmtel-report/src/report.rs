@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::{Timestamp, ToSpan};
 use llmtel::Usd;
-use llmtel_quality::{
+use llmtel_score::{
     CONTENT_FILTER_REASONS, DdSketch, QualityInputs, QualityWeights, TRUNCATION_REASONS,
 };
 use serde::{Deserialize, Serialize};

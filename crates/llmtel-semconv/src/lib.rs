@@ -294,6 +294,9 @@ pub mod llmtel {
     /// its own feature, never evaluated or monitored as an app call.
     pub const EVALUATION: &str = "llmtel.evaluation";
 
+    /// `tracing` target of the `gen_ai.evaluation.result` spans and events llmtel-quality
+    /// emits (llmtel-report records them in the call log by it).
+    pub const QUALITY_TARGET: &str = "llmtel_quality";
     /// Name of the span llmtel-quality opens around each example of an offline experiment.
     pub const EXPERIMENT_EXAMPLE_SPAN: &str = "llmtel.experiment.example";
     /// llmtel-budget: the rule most used after the call.

@@ -12,7 +12,7 @@ use serde::Serialize;
 /// counted in a separate zero bucket.
 ///
 /// ```
-/// let mut s = llmtel_quality::DdSketch::new(0.01, 512);
+/// let mut s = llmtel_score::DdSketch::new(0.01, 512);
 /// for i in 1..=1000 { s.add(i as f64); }
 /// let p95 = s.quantile(0.95).unwrap();
 /// assert!((p95 - 950.0).abs() / 950.0 <= 0.011);
@@ -71,10 +71,13 @@ impl DdSketch {
         }
     }
 
+    /// Buckets of [`default_latency`](Self::default_latency)'s sketch.
+    pub const DEFAULT_LATENCY_MAX_BUCKETS: usize = 512;
+
     /// The sketch used for latencies and costs: 1 % relative accuracy, 512 buckets (a range
     /// of about 28,000:1 before the lowest buckets collapse).
     pub fn default_latency() -> Self {
-        DdSketch::new(0.01, 512)
+        DdSketch::new(0.01, Self::DEFAULT_LATENCY_MAX_BUCKETS)
     }
 
     fn index(&self, x: f64) -> i32 {

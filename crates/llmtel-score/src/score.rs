@@ -53,7 +53,7 @@ impl QualityInputs {
 /// A weight of 0 leaves a signal out. No signal at all gives no score (`None`).
 ///
 /// ```
-/// use llmtel_quality::{QualityInputs, QualityWeights};
+/// use llmtel_score::{QualityInputs, QualityWeights};
 /// let w = QualityWeights::default();
 /// let ok = QualityInputs { success: Some(true), complete: Some(true), latency_s: Some(1.0), ..Default::default() };
 /// assert_eq!(w.score(&ok), Some(1.0));
