@@ -638,10 +638,22 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
         let exporter = self.exporter.clone();
         let unsent = self.unsent.clone();
         let healthy = self.healthy.clone();
-        self.rt.spawn(async move {
-            let n = batch.len() as u64;
+        let n = batch.len() as u64;
+        // The export in a task of its own: an exporter that panics (pricing included) loses
+        // its batch, counted here as a failed export, and the slot is given back.
+        let export = self.rt.spawn(async move {
             let outcome = exporter.export(batch).await;
             drop(exporter);
+            outcome
+        });
+        self.rt.spawn(async move {
+            let outcome = export.await.unwrap_or_else(|e| {
+                Err(OTelSdkError::InternalFailure(if e.is_panic() {
+                    "the span exporter panicked".to_owned()
+                } else {
+                    "the export was cancelled".to_owned()
+                }))
+            });
             healthy.store(outcome.is_ok(), Ordering::Release);
             match outcome {
                 Ok(()) => add(&COUNTERS.spans_exported, n),

@@ -119,3 +119,63 @@ fn an_exporter_that_cannot_be_built_is_a_clear_error() {
     .unwrap_err();
     assert!(err.to_string().contains("invalid endpoint"), "{err}");
 }
+
+/// An exporter whose first export panics; later ones count what they export.
+#[derive(Debug, Clone)]
+struct PanicsOnce {
+    panicked: Arc<std::sync::atomic::AtomicBool>,
+    exported: Arc<AtomicUsize>,
+}
+
+impl SpanExporter for PanicsOnce {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if !self.panicked.swap(true, Ordering::SeqCst) {
+            panic!("an exporter bug");
+        }
+        self.exported.fetch_add(batch.len(), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_exporter_loses_its_batch_counted_and_the_queue_goes_on() {
+    let _serial = SERIAL.lock().unwrap();
+    let before = llmtel::health();
+    let exported = Arc::new(AtomicUsize::new(0));
+    let e = PanicsOnce {
+        panicked: Arc::default(),
+        exported: exported.clone(),
+    };
+    let cfg = llmtel::QueueConfig {
+        max_queue_size: 64,
+        max_export_batch_size: 8,
+        scheduled_delay: Duration::from_millis(50),
+        flush_timeout: Duration::from_secs(10),
+    };
+    let queue = llmtel::ExportQueue::spawn(move || Ok::<_, std::convert::Infallible>(e), cfg)
+        .expect("queue");
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(queue)
+        .build();
+    let tracer = provider.tracer("t");
+    for i in 0..8 {
+        tracer.start(format!("first {i}")).end();
+    }
+    let err = provider
+        .force_flush()
+        .expect_err("the lost batch is reported");
+    assert!(
+        err.to_string().contains("8 spans were not sent") && err.to_string().contains("panicked"),
+        "{err}"
+    );
+    let lost = llmtel::health().spans_export_failed - before.spans_export_failed;
+    assert_eq!(lost, 8, "the panicking batch is counted as lost");
+    for i in 0..16 {
+        tracer.start(format!("then {i}")).end();
+    }
+    provider
+        .force_flush()
+        .expect("the queue goes on after the panic");
+    assert_eq!(exported.load(Ordering::SeqCst), 16);
+    provider.shutdown().expect("clean shutdown");
+}
