@@ -10,7 +10,7 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   exit 0
 fi
 target="${CARGO_TARGET_DIR:-target}/docs-rs"
-crates=(llmtel llmtel-semconv llmtel-pricing llmtel-alert llmtel-metrics llmtel-budget llmtel-score
+crates=(llmtel llmtel-semconv llmtel-pricing llmtel-alert llmtel-metrics llmtel-budget llmtel-score llmtel-eval
         llmtel-quality llmtel-report llmtel-reqwest llmtel-collector)
 args=()
 for c in "${crates[@]}"; do args+=(-p "$c"); done

@@ -27,7 +27,7 @@ use serde::Serialize;
 use tracing::Instrument as _;
 
 use crate::emit::{EvaluationRecord, TARGET, emit_evaluation};
-use crate::eval::text::words;
+use crate::eval::words;
 use crate::eval::{EvalInput, Evaluation, Evaluator};
 
 // ---------------------------------------------------------------------------

@@ -7,13 +7,14 @@
 //!   `length`, `content_filter`, output length, tokens per second, time to first chunk,
 //!   cost), taken on the request thread by a [`QualitySink`] (or [`QualityLayer`]) and queued
 //!   without blocking to the monitor thread;
-//! - **evaluators** ([`eval`]: lexical relevance, fluency, groundedness, refusal, JSON /
-//!   JSON-schema validity, PII leaks; with features, an LLM-as-judge and relevance by
-//!   embeddings against any OpenAI-compatible endpoint) run on their own thread with a
+//! - **evaluators** ([`eval`], the llmtel-eval crate re-exported: lexical relevance,
+//!   fluency, groundedness, refusal, JSON / JSON-schema validity, PII leaks; with features,
+//!   an LLM-as-judge and relevance by embeddings against any OpenAI-compatible endpoint)
+//!   run on their own thread with a
 //!   sampling rate and a timeout each, on content the app passes explicitly
 //!   ([`Quality::evaluate`]); failures are counted, never seen by the app;
-//! - a **quality score** per call ([`QualityWeights`]), a weighted composite that leaves
-//!   missing signals out;
+//! - a **quality score** per call ([`QualityWeights`], from llmtel-score), a weighted
+//!   composite that leaves missing signals out;
 //! - **user feedback** ([`Feedback`]) attached to a past call by response id, trace id or
 //!   span context;
 //! - a **monitor** ([`Monitor`]) of per (model, feature) windows with detectors (error rate,
@@ -81,7 +82,8 @@
 pub mod dashboard;
 mod detect;
 mod emit;
-pub mod eval;
+/// The evaluators live in llmtel-eval; re-exported here as `eval` (and their items below).
+pub use llmtel_eval as eval;
 mod experiment;
 mod feedback;
 #[cfg(feature = "prometheus")]

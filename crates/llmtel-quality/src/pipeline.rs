@@ -17,7 +17,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::emit::{EvaluationRecord, emit_evaluation};
-use crate::eval::text::cut;
+use crate::eval::cut;
 use crate::eval::{EVALUATION_MARKER, EvalInput, Evaluation, Evaluator};
 use crate::feedback::Feedback;
 use crate::monitor::{Monitor, MonitorConfig, Snapshot};

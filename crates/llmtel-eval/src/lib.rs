@@ -3,7 +3,7 @@
 //! (`LlmJudge`) and relevance by embeddings (`EmbeddingRelevance`) against any
 //! OpenAI-compatible endpoint.
 //!
-//! Evaluators never run on the request thread: [`crate::Quality::evaluate`] queues the input
+//! Evaluators never run on the request thread: `llmtel_quality::Quality::evaluate` queues the input
 //! and the evaluation thread runs them, each with its own sampling rate and timeout.
 
 #[cfg(feature = "embeddings")]
@@ -45,6 +45,7 @@ pub use refusal::{REFUSAL_PHRASES, Refusal};
 pub use relevance::LexicalRelevance;
 #[cfg(any(feature = "judge", feature = "embeddings"))]
 pub use remote::EndpointConfigError;
+pub use text::{cut, words};
 
 /// The attribute that marks a model call made by an evaluator (`LlmJudge`,
 /// `EmbeddingRelevance`), value `"true"`: such calls are priced like any other (under
@@ -56,7 +57,7 @@ pub const EVALUATION_MARKER: &str = llmtel_semconv::llmtel::EVALUATION;
 /// captures no content by itself), and the call it belongs to.
 ///
 /// ```
-/// let input = llmtel_quality::EvalInput::new("Paris is the capital of France.")
+/// let input = llmtel_eval::EvalInput::new("Paris is the capital of France.")
 ///     .with_question("What is the capital of France?")
 ///     .with_response_id("chatcmpl-123");
 /// assert_eq!(input.question.as_deref(), Some("What is the capital of France?"));
@@ -197,7 +198,7 @@ pub type TryEvalFuture<'a> =
 
 /// Why an evaluator could not give a result (the remote evaluators' endpoint failed or
 /// answered something unusable). The pipeline counts these in
-/// [`crate::QualityStats::evals_failed`]; the app is never affected.
+/// `llmtel_quality::QualityStats::evals_failed`; the app is never affected.
 ///
 /// Messages name the endpoint (without credentials) and say what to do; they never carry the
 /// API key or the evaluated content.
@@ -305,10 +306,10 @@ impl EvalError {
 /// they run on the evaluation thread's single-threaded Tokio runtime, each under its
 /// timeout. Synchronous evaluators (all the built-in ones) return a ready future: the timeout
 /// cannot interrupt synchronous code, so they must be bounded (the built-ins are linear in
-/// the input, which is cut at [`crate::QualityBuilder::with_max_input_chars`]).
+/// the input, which is cut at `llmtel_quality::QualityBuilder::with_max_input_chars`).
 ///
 /// ```
-/// use llmtel_quality::{EvalFuture, EvalInput, Evaluation, Evaluator};
+/// use llmtel_eval::{EvalFuture, EvalInput, Evaluation, Evaluator};
 /// #[derive(Debug)]
 /// struct Short;
 /// impl Evaluator for Short {
@@ -327,7 +328,7 @@ pub trait Evaluator: Send + Sync + Debug + 'static {
     /// Evaluates one input.
     fn evaluate<'a>(&'a self, input: &'a EvalInput) -> EvalFuture<'a>;
     /// Evaluates one input and says why when it fails; the pipeline calls this one and counts
-    /// failures ([`crate::QualityStats::evals_failed`]). The default never fails: it is
+    /// failures (`llmtel_quality::QualityStats::evals_failed`). The default never fails: it is
     /// [`Evaluator::evaluate`]. Evaluators that can fail (remote ones) implement it and make
     /// `evaluate` its `Ok` value.
     fn try_evaluate<'a>(&'a self, input: &'a EvalInput) -> TryEvalFuture<'a> {
@@ -358,7 +359,7 @@ impl<E: SyncEvaluator> Evaluator for SyncAdapter<E> {
 }
 
 /// The six built-in (local, heuristic) evaluators with their default settings, ready for
-/// [`crate::QualityBuilder::with_evaluator`].
+/// `llmtel_quality::QualityBuilder::with_evaluator`.
 pub fn builtin() -> Vec<std::sync::Arc<dyn Evaluator>> {
     vec![
         std::sync::Arc::new(SyncAdapter(LexicalRelevance::default())),

@@ -136,7 +136,7 @@ macro_rules! endpoint_setters {
         }
 
         /// Timeout of one HTTP call (default 30 s); the evaluator's timeout in the pipeline
-        /// ([`crate::QualityBuilder::with_evaluator_sampled`]) applies as well.
+        /// (`llmtel_quality::QualityBuilder::with_evaluator_sampled`) applies as well.
         pub fn with_http_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.endpoint.http_timeout = timeout;
             self
@@ -144,7 +144,7 @@ macro_rules! endpoint_setters {
 
         /// Trusts the CA certificate(s) in this PEM file for an `https` endpoint, in addition
         /// to the platform's roots (a private gateway, a self-hosted model server). `build()`
-        /// fails with [`crate::eval::EndpointConfigError::CaFile`] if it cannot be read.
+        /// fails with [`crate::EndpointConfigError::CaFile`] if it cannot be read.
         pub fn with_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
             self.endpoint.ca_file = Some(path.into());
             self

@@ -208,8 +208,13 @@ pub(crate) fn is_function_word(w: &str) -> bool {
     FUNCTION_WORDS.contains(&w)
 }
 
-/// Lower-cased words (letters, digits, inner apostrophes and dots in numbers).
-pub(crate) fn words(s: &str) -> Vec<String> {
+/// Lower-cased words (letters, digits, inner apostrophes and dots in numbers): how the
+/// lexical evaluators (and llmtel-quality's exact-match and token-F1 scores) split text.
+///
+/// ```
+/// assert_eq!(llmtel_eval::words("The Eiffel tower's 330 m!"), ["the", "eiffel", "tower's", "330", "m"]);
+/// ```
+pub fn words(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let chars: Vec<char> = s.chars().collect();
@@ -588,8 +593,13 @@ fn strip_list_number(t: &str) -> &str {
     t
 }
 
-/// Cuts `s` to at most `max` characters (on a char boundary).
-pub(crate) fn cut(s: &str, max: usize) -> &str {
+/// Cuts `s` to at most `max` characters (on a char boundary): how long an evaluator's input
+/// may be.
+///
+/// ```
+/// assert_eq!(llmtel_eval::cut("héllo", 2), "hé");
+/// ```
+pub fn cut(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

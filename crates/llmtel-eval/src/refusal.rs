@@ -119,7 +119,7 @@ const ADVERBS: &[&str] = &[
 /// monitor watches its *rate* per (model, feature).
 ///
 /// ```
-/// use llmtel_quality::{EvalInput, Refusal, SyncEvaluator};
+/// use llmtel_eval::{EvalInput, Refusal, SyncEvaluator};
 /// let said = |a: &str| Refusal.score(&EvalInput::new(a)).map(|e| e.label);
 /// assert_eq!(said("I won't share credentials in chat.").as_deref(), Some("refusal"));
 /// assert_eq!(said("I can't find an order with that number.").as_deref(), Some("answered"));

@@ -86,7 +86,7 @@ pub struct Verdict {
 /// [`EvalError::UnparseableVerdict`] when none of these holds a score on the scale.
 ///
 /// ```
-/// use llmtel_quality::eval::{JudgeScale, parse_verdict};
+/// use llmtel_eval::{JudgeScale, parse_verdict};
 /// let v = parse_verdict("Here you go:\n```json\n{\"score\": 4, \"label\": \"good\"}\n```", JudgeScale::OneToFive).unwrap();
 /// assert_eq!((v.score, v.label.as_deref()), (4.0, Some("good")));
 /// assert_eq!(parse_verdict("Score: 2/5", JudgeScale::OneToFive).unwrap().score, 2.0);
@@ -319,20 +319,15 @@ impl LlmJudgeBuilder {
 ///   are [`EvalError`]s, counted by the pipeline; the app is never affected.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use std::time::Duration;
-/// use llmtel_quality::{EvalInput, Quality, eval::LlmJudge};
+/// use llmtel_eval::LlmJudge;
 ///
 /// let judge = LlmJudge::builder("https://api.openai.com/v1", "gpt-4o-mini")
 ///     .with_api_key(std::env::var("OPENAI_API_KEY").unwrap_or_default())
 ///     .with_json_response_format(true)
 ///     .build()?;
-/// // One input in ten, 20 s at most each.
-/// let quality = Quality::builder()
-///     .with_evaluator_sampled(Arc::new(judge), 0.1, Duration::from_secs(20))
-///     .build();
-/// quality.evaluate(EvalInput::new("Go to Settings > Security.").with_question("How do I enable 2FA?"));
-/// # Ok::<(), llmtel_quality::eval::EndpointConfigError>(())
+/// // Then, for one input in ten and 20 s at most each (llmtel-quality):
+/// // `Quality::builder().with_evaluator_sampled(Arc::new(judge), 0.1, Duration::from_secs(20))`.
+/// # Ok::<(), llmtel_eval::EndpointConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct LlmJudge {

@@ -77,17 +77,16 @@ impl EmbeddingRelevanceBuilder {
 ///
 /// Its own call is a GenAI span `embeddings {model}`, priced under its own `llmtel.feature`
 /// (default `llmtel.embedding_relevance`) and marked `llmtel.evaluation = "true"`, like
-/// [`crate::eval::LlmJudge`]'s.
+/// [`crate::LlmJudge`]'s.
 ///
 /// ```no_run
-/// use std::sync::Arc;
-/// use llmtel_quality::{Quality, eval::EmbeddingRelevance};
+/// use llmtel_eval::EmbeddingRelevance;
 ///
 /// let relevance = EmbeddingRelevance::builder("https://api.openai.com/v1", "text-embedding-3-small")
 ///     .with_api_key(std::env::var("OPENAI_API_KEY").unwrap_or_default())
 ///     .build()?;
-/// let quality = Quality::builder().with_evaluator(Arc::new(relevance)).build();
-/// # Ok::<(), llmtel_quality::eval::EndpointConfigError>(())
+/// // Then `Quality::builder().with_evaluator(Arc::new(relevance))` (llmtel-quality).
+/// # Ok::<(), llmtel_eval::EndpointConfigError>(())
 /// ```
 #[derive(Debug)]
 pub struct EmbeddingRelevance {

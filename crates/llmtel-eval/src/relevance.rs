@@ -71,7 +71,7 @@ const DIRECT_ANSWERS: &[&str] = &[
 /// evaluator and the judge are for.
 ///
 /// ```
-/// use llmtel_quality::{EvalInput, LexicalRelevance, SyncEvaluator};
+/// use llmtel_eval::{EvalInput, LexicalRelevance, SyncEvaluator};
 /// let r = LexicalRelevance::default().score(
 ///     &EvalInput::new("You can reset your password from the login page.")
 ///         .with_question("How do I reset my password?"),

@@ -9,7 +9,7 @@ use super::{EvalInput, Evaluation, SyncEvaluator};
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {
     /// `local@domain.tld`, except an organisation's role mailbox (`support@`, `billing@`,
-    /// `info@`, `noreply@`, ... see [`ROLE_MAILBOXES`](crate::eval::ROLE_MAILBOXES)), which is published contact data, not
+    /// `info@`, `noreply@`, ... see [`ROLE_MAILBOXES`](crate::ROLE_MAILBOXES)), which is published contact data, not
     /// a person's.
     Email,
     /// 10 to 15 digits written as a phone number: a leading `+`, a parenthesised area code,
@@ -314,7 +314,7 @@ fn api_keys(s: &str, out: &mut Vec<PiiKind>) {
 /// themselves are never returned (they must not reach telemetry).
 ///
 /// ```
-/// use llmtel_quality::{find_pii, PiiKind};
+/// use llmtel_eval::{find_pii, PiiKind};
 /// let found = find_pii("Mail jane.doe@example.org or pay with 4111 1111 1111 1111.");
 /// assert_eq!(found, vec![PiiKind::Email, PiiKind::CardNumber]);
 /// assert!(find_pii("Order 1234567890123 shipped on 2024-05-01.").is_empty());

@@ -92,7 +92,7 @@ const NEGATIONS: &[&str] = &[
 /// 0.75), else `ungrounded`. Not applicable without context or without claims.
 ///
 /// ```
-/// use llmtel_quality::{EvalInput, Groundedness, SyncEvaluator};
+/// use llmtel_eval::{EvalInput, Groundedness, SyncEvaluator};
 /// let ctx = "Past invoices cannot be reissued. Invoices are issued on the 1st of each month.";
 /// let g = |a: &str| {
 ///     Groundedness::default().score(&EvalInput::new(a).with_context(ctx)).unwrap().label
