@@ -23,7 +23,9 @@ pub struct OtlpMetricsConfig {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (+ `/v1/metrics` over HTTP), else the local default
     /// (`http://localhost:4318/v1/metrics`, gRPC `http://localhost:4317`).
     pub endpoint: Option<String>,
-    /// Headers (gRPC metadata) of every export, merged over `OTEL_EXPORTER_OTLP_HEADERS`.
+    /// Headers (gRPC metadata) of every export, sent with those of
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` (a name set in both:
+    /// the variable's value, as opentelemetry-otlp merges them).
     pub headers: Vec<(String, String)>,
     /// Export interval (else `OTEL_METRIC_EXPORT_INTERVAL` in ms, else 60 s).
     pub interval: Option<Duration>,
