@@ -565,6 +565,18 @@ struct Unsent {
     first_error: Option<String>,
 }
 
+impl Unsent {
+    /// Counts `n` spans that were not sent, for `why`.
+    fn add(unsent: &Mutex<Unsent>, n: u64, why: &str) {
+        inc(&COUNTERS.export_errors);
+        add(&COUNTERS.spans_export_failed, n);
+        let why = redact(why).into_owned();
+        let mut u = unsent.lock().unwrap_or_else(|e| e.into_inner());
+        u.spans += n;
+        u.first_error.get_or_insert(why);
+    }
+}
+
 /// The export thread's job: the exporter and the runtime its exports run on.
 ///
 /// The queue's thread takes batches off the queue and hands each to the runtime's own thread
@@ -620,25 +632,28 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            // Set once, before the first export: no task holds the exporter then.
+            // Set once, before the first export: no task holds the exporter then (else it
+            // is kept for the next batch, and this one still goes out).
             self.settle();
             match Arc::get_mut(&mut self.exporter) {
                 Some(e) => e.set_resource(&r),
-                None => return Err("the exporter is still in use; resource not set".into()),
+                None => *self.resource.lock().unwrap_or_else(|e| e.into_inner()) = Some(r),
             }
         }
         if !self.healthy.load(Ordering::Acquire) {
             // In doubt: one export at a time (see `EXPORTS_IN_FLIGHT`).
             self.settle();
         }
+        let n = batch.len() as u64;
         let slots = self.slots.clone();
         let Ok(slot) = self.rt.block_on(async move { slots.acquire_owned().await }) else {
+            // Not reached (the semaphore is never closed); the batch is counted if it is.
+            Unsent::add(&self.unsent, n, "the export runtime stopped");
             return Err("the export runtime stopped".into());
         };
         let exporter = self.exporter.clone();
         let unsent = self.unsent.clone();
         let healthy = self.healthy.clone();
-        let n = batch.len() as u64;
         // The export in a task of its own: an exporter that panics (pricing included) loses
         // its batch, counted here as a failed export, and the slot is given back.
         let export = self.rt.spawn(async move {
@@ -657,14 +672,7 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             healthy.store(outcome.is_ok(), Ordering::Release);
             match outcome {
                 Ok(()) => add(&COUNTERS.spans_exported, n),
-                Err(e) => {
-                    inc(&COUNTERS.export_errors);
-                    add(&COUNTERS.spans_export_failed, n);
-                    let e = redact(&e.to_string()).into_owned();
-                    let mut u = unsent.lock().unwrap_or_else(|e| e.into_inner());
-                    u.spans += n;
-                    u.first_error.get_or_insert(e);
-                }
+                Err(e) => Unsent::add(&unsent, n, &e.to_string()),
             }
             drop(slot);
         });
@@ -714,7 +722,6 @@ impl ExportQueue {
             .with_interval(config.scheduled_delay)
             .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
-                Hold::install(threads_hold.clone());
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("llmtel-export-io")
