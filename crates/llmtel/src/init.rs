@@ -41,6 +41,33 @@ impl Protocol {
             other => Err(InitError::Protocol(other.to_owned())),
         }
     }
+
+    /// The protocol the environment asks for one signal: `signal_var` (for example
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`), else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// `http/protobuf`.
+    pub(crate) fn from_env(signal_var: &str) -> Result<Protocol, InitError> {
+        match env(signal_var).or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+            Some(p) => Protocol::parse(&p),
+            None => Ok(Protocol::HttpProtobuf),
+        }
+    }
+}
+
+/// The resource llmtel exports with: `service.name` when given (else the SDK's, from
+/// `OTEL_SERVICE_NAME`), `OTEL_RESOURCE_ATTRIBUTES` under `attributes`, and the GenAI
+/// semantic conventions' schema URL.
+pub(crate) fn genai_resource(
+    service_name: Option<String>,
+    attributes: impl IntoIterator<Item = KeyValue>,
+) -> Resource {
+    let mut resource = Resource::builder();
+    if let Some(name) = service_name {
+        resource = resource.with_service_name(name);
+    }
+    resource
+        .with_attributes(attributes)
+        .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
+        .build()
 }
 
 /// Ready-made settings for common LLM observability backends.
@@ -509,12 +536,7 @@ impl Builder {
         if self.preset.is_some() {
             return Ok(Protocol::HttpProtobuf);
         }
-        match env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        {
-            Some(p) => Protocol::parse(&p),
-            None => Ok(Protocol::HttpProtobuf),
-        }
+        Protocol::from_env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
     }
 
     /// Builds llmtel's layers and the guard without installing anything, for apps that
@@ -599,15 +621,12 @@ impl Builder {
 
         let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
         headers.extend(self.headers.iter().cloned());
-        let mut resource = Resource::builder();
-        if let Some(name) = &self.service_name {
-            resource = resource.with_service_name(name.clone());
-        }
-        let resource = resource
-            .with_attributes(preset_resource)
-            .with_attributes(self.resource.clone())
-            .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
-            .build();
+        let resource = genai_resource(
+            self.service_name.clone(),
+            preset_resource
+                .into_iter()
+                .chain(self.resource.iter().cloned()),
+        );
 
         // In-process LLM calls: only when something consumes them.
         let mut sinks = self.sinks.clone();

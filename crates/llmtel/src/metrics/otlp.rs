@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
-use crate::init::{InitError, Protocol, env, spawn_metrics};
+use crate::init::{InitError, Protocol, genai_resource, spawn_metrics};
 
 /// Where and how [`otlp_meter_provider`] exports. Settings made here win over the
 /// environment.
@@ -76,22 +75,10 @@ impl OtlpMetricsConfig {
 pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider, InitError> {
     let protocol = match config.protocol {
         Some(p) => p,
-        None => match env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        {
-            Some(p) => Protocol::parse(&p)?,
-            None => Protocol::HttpProtobuf,
-        },
+        None => Protocol::from_env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?,
     };
     let headers: HashMap<String, String> = config.headers.into_iter().collect();
-    let mut resource = Resource::builder();
-    if let Some(name) = config.service_name {
-        resource = resource.with_service_name(name);
-    }
-    let resource = resource
-        .with_attributes(config.resource)
-        .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
-        .build();
+    let resource = genai_resource(config.service_name, config.resource);
     let export = spawn_metrics(
         protocol,
         config.endpoint,
