@@ -366,7 +366,8 @@ impl BudgetsBuilder {
                 let _ = inner.writer.set(w);
             }
         }
-        Budgets { inner }
+        let last = Some(Arc::new(FlushOnDrop(Arc::downgrade(&inner))));
+        Budgets { last, inner }
     }
 }
 
@@ -415,7 +416,42 @@ pub(crate) struct Inner {
 /// ```
 #[derive(Clone)]
 pub struct Budgets {
+    // Declared first, so dropped first: while the last user handle drops, `inner` is still
+    // alive for the flush. `None` in the handles llmtel makes for itself (the writer's).
+    // Held only to be dropped.
+    #[allow(dead_code)]
+    last: Option<Arc<FlushOnDrop>>,
     pub(crate) inner: Arc<Inner>,
+}
+
+/// How long dropping the last [`Budgets`] handle waits for the spend still queued to reach
+/// the store.
+const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared by every handle a user holds: when the last one drops, the spend still queued for
+/// the background writer is written before the writer stops (without it, the writer could
+/// no longer reach the budgets and the queue was lost, silently).
+struct FlushOnDrop(std::sync::Weak<Inner>);
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        let b = Budgets::internal(inner);
+        if !b.inner.store.is_remote() || b.flush(DROP_FLUSH_TIMEOUT) {
+            return;
+        }
+        let left = b.stats().buffered;
+        tracing::error!(
+            target: "llmtel_budget",
+            writes = left,
+            store = b.inner.store.kind(),
+            "budgets dropped with {left} spend writes the {} store did not take; they are lost. \
+             Call Budgets::flush while the store is up before exit",
+            b.inner.store.kind()
+        );
+    }
 }
 
 impl std::fmt::Debug for Budgets {
@@ -442,6 +478,11 @@ fn usd(p: i64) -> Usd {
 }
 
 impl Budgets {
+    /// A handle for llmtel's own use (the writer, the gauges): dropping it never flushes.
+    pub(crate) fn internal(inner: Arc<Inner>) -> Budgets {
+        Budgets { last: None, inner }
+    }
+
     /// A builder with no rule, the memory store and fail-open.
     pub fn builder() -> BudgetsBuilder {
         BudgetsBuilder {
@@ -1522,7 +1563,7 @@ struct Writer(std::sync::Weak<Inner>);
 
 impl Writer {
     fn budgets(&self) -> Option<Budgets> {
-        self.0.upgrade().map(|inner| Budgets { inner })
+        self.0.upgrade().map(Budgets::internal)
     }
 }
 

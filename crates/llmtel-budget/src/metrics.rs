@@ -87,7 +87,7 @@ impl Collector for BudgetCollector {
         let Some(inner) = self.budgets.upgrade() else {
             return Ok(());
         };
-        let budgets = Budgets { inner };
+        let budgets = Budgets::internal(inner);
         let (rows, up) = match budgets.status() {
             Ok(r) => (r, 1i64),
             Err(e) => {
