@@ -2,7 +2,8 @@
 //! same exporter stage as in-process ones. Only what the stage reads or rewrites moves into
 //! the `SpanData` (name, attributes, events, status; the ids, times and kind are copied) and
 //! back; the rest of the span (links, flags, trace state), its scope and its resource stay in
-//! the protobuf message that is forwarded, so nothing is converted twice.
+//! the protobuf message that is forwarded, so nothing is converted twice (their attributes
+//! go through the same secrets rules there, [`police`]).
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -117,6 +118,29 @@ pub(crate) fn proto_keyvalues(kvs: Vec<KeyValue>) -> Vec<ProtoKeyValue> {
 fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Applies llmtel's secrets and content rules ([`llmtel::police_attributes`]) to OTLP
+/// attributes the stage does not otherwise read (a resource's, a link's), in place: an
+/// attribute the rules leave as it was stays as it came (maps and byte strings included);
+/// one they rewrite takes the rewritten value; one they remove is removed. Returns how many
+/// were removed.
+pub(crate) fn police(kvs: &mut Vec<ProtoKeyValue>, policy: &llmtel::ContentCapture) -> u32 {
+    let before = kvs.len();
+    kvs.retain_mut(|kv| {
+        let Some(v) = kv.value.clone().and_then(value) else {
+            return true;
+        };
+        let mut one = vec![KeyValue::new(kv.key.clone(), v.clone())];
+        if llmtel::police_attributes(&mut one, policy) > 0 {
+            return false;
+        }
+        if let Some(after) = one.pop().filter(|after| after.value != v) {
+            kv.value = Some(proto_value(after.value));
+        }
+        true
+    });
+    u32::try_from(before - kvs.len()).unwrap_or(u32::MAX)
 }
 
 fn proto_keyvalue(kv: KeyValue) -> ProtoKeyValue {

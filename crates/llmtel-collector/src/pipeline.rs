@@ -319,8 +319,18 @@ async fn forward(
         let mut outcome = Outcome::default();
         let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
         for rs in &mut job.resource_spans {
+            if let Some(resource) = &mut rs.resource {
+                let gone = crate::convert::police(&mut resource.attributes, &stage.policy);
+                resource.dropped_attributes_count =
+                    resource.dropped_attributes_count.saturating_add(gone);
+            }
             let mut of_resource = Vec::with_capacity(rs.scope_spans.len());
             for ss in &mut rs.scope_spans {
+                for link in ss.spans.iter_mut().flat_map(|s| s.links.iter_mut()) {
+                    let gone = crate::convert::police(&mut link.attributes, &stage.policy);
+                    link.dropped_attributes_count =
+                        link.dropped_attributes_count.saturating_add(gone);
+                }
                 let (invalid, of_scope) = stage.run(&mut ss.spans, &counters, &mut outcome);
                 if invalid > 0 {
                     counters.dropped_invalid.fetch_add(invalid, Relaxed);

@@ -57,3 +57,55 @@ async fn content_is_forwarded_when_the_config_opts_in_but_credentials_never_are(
     assert!(!all.contains("SECRET"), "a credential was forwarded: {all}");
     assert!(all.contains("PRIVATE"), "opted-in content is kept: {all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_the_resource_and_on_span_links_are_removed_too() {
+    use opentelemetry_proto::tonic::trace::v1::span::Link;
+    let (receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(config(downstream)).await.unwrap();
+    let mut req = request("svc", 4, vec![("linked".into(), leaky_span())]);
+    let rs = &mut req.resource_spans[0];
+    let resource = rs.resource.as_mut().unwrap();
+    resource
+        .attributes
+        .push(s("deployment.api_key", "sk-live-RESOURCE"));
+    resource.attributes.push(s(
+        "deployment.endpoint",
+        "https://u:hunter2-PASSWORD@example.com/?api_key=sk-live-INURL",
+    ));
+    rs.scope_spans[0].spans[0].links.push(Link {
+        trace_id: vec![9; 16],
+        span_id: vec![9; 8],
+        attributes: vec![
+            s("link.authorization", "Bearer sk-live-LINK"),
+            s(
+                "link.note",
+                "called with key sk-proj-abcdefghijklmnopqrstuvwxyzLINKVALUE",
+            ),
+            s("input.value", "a PRIVATE prompt on a link"),
+        ],
+        ..Default::default()
+    });
+    post_protobuf(&collector, req).await;
+    let (resource, span) = receiver.wait_for("linked").await;
+    let all = format!("{resource:?} {span:?}");
+    for secret in [
+        "RESOURCE",
+        "INURL",
+        "hunter2",
+        "sk-live-LINK",
+        "LINKVALUE",
+        "PRIVATE",
+    ] {
+        assert!(!all.contains(secret), "{secret} was forwarded: {all}");
+    }
+    assert_eq!(span.links.len(), 1, "the link itself is kept");
+    assert!(
+        resource.iter().any(|kv| kv.key == "service.name"),
+        "the rest of the resource is kept: {resource:?}"
+    );
+    assert!(
+        resource.iter().any(|kv| kv.key == "deployment.endpoint"),
+        "a value with a secret in it is redacted, not dropped: {resource:?}"
+    );
+}

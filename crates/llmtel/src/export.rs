@@ -117,6 +117,30 @@ fn police_attribute(kv: &mut KeyValue, policy: &ContentCapture) -> bool {
     true
 }
 
+/// Applies llmtel's secrets and content rules to a list of attributes (a span's, an event's,
+/// a link's or a resource's) in place: credential-bearing attributes are removed, content
+/// attributes are removed or kept per `policy` (redacted and truncated), every other string
+/// goes through [`crate::redact()`]. Returns how many were removed. [`normalize_span`] applies
+/// it to every list a span carries; the collector to the resources it forwards.
+///
+/// ```
+/// use opentelemetry::KeyValue;
+/// let mut attrs = vec![
+///     KeyValue::new("service.name", "billing"),
+///     KeyValue::new("deploy.api_key", "sk-live-0123456789abcdef"),
+///     KeyValue::new("deploy.url", "https://u:hunter2@example.com"),
+/// ];
+/// let removed = llmtel::police_attributes(&mut attrs, &llmtel::ContentCapture::default());
+/// assert_eq!(removed, 1);
+/// assert_eq!(attrs.len(), 2);
+/// assert!(!format!("{attrs:?}").contains("hunter2"));
+/// ```
+pub fn police_attributes(attributes: &mut Vec<KeyValue>, policy: &ContentCapture) -> u32 {
+    let before = attributes.len();
+    attributes.retain_mut(|kv| police_attribute(kv, policy));
+    u32::try_from(before - attributes.len()).unwrap_or(u32::MAX)
+}
+
 /// Redacts a span or event name in place.
 fn redact_name(name: &mut Cow<'static, str>) {
     if let Cow::Owned(r) = redact(name) {
@@ -196,7 +220,7 @@ fn ends_with_ci(s: &str, suffix: &str) -> bool {
 /// - Every span: credential-bearing attributes are removed; content attributes (prompts,
 ///   responses, `gen_ai.evaluation.explanation`, `error.message`) are removed when content
 ///   capture is off, else redacted and truncated; every other string (the span name, the
-///   status description, attribute values, event names and event attributes) goes through
+///   status description, attribute values, event names, event and link attributes) goes through
 ///   [`crate::redact()`], and the status description is capped at 1 KiB.
 /// - Spans with `gen_ai.*` attributes: integer attributes recorded as strings become integers,
 ///   a JSON-array finish-reasons string becomes a string array, and a key set twice keeps
@@ -213,12 +237,12 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
     police_status(&mut span.status);
     for event in span.events.events.iter_mut() {
         redact_name(&mut event.name);
-        let before = event.attributes.len();
-        event
-            .attributes
-            .retain_mut(|kv| police_attribute(kv, policy));
-        let gone = (before - event.attributes.len()) as u32;
+        let gone = police_attributes(&mut event.attributes, policy);
         event.dropped_attributes_count = event.dropped_attributes_count.saturating_add(gone);
+    }
+    for link in span.links.links.iter_mut() {
+        let gone = police_attributes(&mut link.attributes, policy);
+        link.dropped_attributes_count = link.dropped_attributes_count.saturating_add(gone);
     }
     span.attributes.retain_mut(|kv| {
         if !police_attribute(kv, policy) {

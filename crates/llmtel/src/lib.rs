@@ -80,7 +80,9 @@ pub use content::{
     set_content_capture,
 };
 pub use enrich::MAX_TOKENS_PER_CALL;
-pub use export::{ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span};
+pub use export::{
+    ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span, police_attributes,
+};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use late::{MAX_ENTRIES as MAX_LATE_SPANS, WAIT as LATE_ATTRIBUTES_WAIT};

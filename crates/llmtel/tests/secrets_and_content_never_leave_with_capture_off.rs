@@ -1,5 +1,5 @@
-//! Spans carrying known API keys (in the status, events, span names and arbitrary
-//! attributes) and a known prompt (in an evaluator's explanation and an error message),
+//! Spans carrying known API keys (in the status, events, span names, arbitrary attributes
+//! and the attributes of a span link) and a known prompt (in an evaluator's explanation and an error message),
 //! exported through llmtel's exporter: with capture off neither appears anywhere in what is
 //! exported; with capture on, content is kept through the app's redaction hook and keys are
 //! still removed.
@@ -48,6 +48,27 @@ fn export(policy: llmtel::ContentCapture) -> Vec<SpanData> {
             "error.message" = %format!("400 Invalid value (\"{PROMPT}\") key {OPENAI_KEY}"),
             "app.list" = tracing::field::Empty,
         );
+        {
+            use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            call.add_link_with_attributes(
+                SpanContext::new(
+                    TraceId::from(7u128),
+                    SpanId::from(7u64),
+                    TraceFlags::SAMPLED,
+                    true,
+                    TraceState::NONE,
+                ),
+                vec![
+                    opentelemetry::KeyValue::new(
+                        "link.note",
+                        format!("queued with key {OPENAI_KEY}"),
+                    ),
+                    opentelemetry::KeyValue::new("link.api_key", OPAQUE),
+                    opentelemetry::KeyValue::new("link.kind", "retry-of"),
+                ],
+            );
+        }
         call.in_scope(|| {
             tracing::info!(
                 url = %gemini_url(),
@@ -124,6 +145,11 @@ fn keys_and_prompts_never_leave_with_capture_off() {
         "still priced: {keys:?}"
     );
     assert!(call.dropped_attributes_count >= 2);
+    // The link is kept, its credential attribute removed and counted, the rest redacted.
+    let link = &call.links.links[0];
+    let link_keys: Vec<&str> = link.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(link_keys, ["link.note", "link.kind"], "{link:?}");
+    assert_eq!(link.dropped_attributes_count, 1);
 }
 
 #[test]
