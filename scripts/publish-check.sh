@@ -17,7 +17,8 @@
 #       feature declares it with `required-features`).
 # 3. `cargo package --workspace`: every publishable crate is packed and built from its
 #    tarball (verified), the workspace crates resolved against each other through cargo's
-#    local overlay registry, before any of them is on crates.io. No `--allow-dirty`: CI runs
+#    local overlay registry, before any of them is on crates.io; each package holds both
+#    licence texts. No `--allow-dirty`: CI runs
 #    on a clean clone, and a dirty tree here means something is not committed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -127,5 +128,15 @@ fi
 cargo package --workspace "${exclude[@]}" --locked -j2 2>&1 \
   | { grep -vE '^warning: ignoring (test|benchmark) `[^`]+` as `(tests|benches)/' || true; }
 elapsed "package" "$t"
+
+# The licence is "MIT OR Apache-2.0": each package carries both texts (the MIT licence asks
+# for its notice in every copy).
+for nv in "${published[@]}"; do
+  crate="${nv%-*}"
+  listed="$(cargo package -p "$crate" --list --locked 2>/dev/null)"
+  for f in LICENSE-MIT LICENSE-APACHE; do
+    grep -qx "$f" <<<"$listed" || { echo "publish-check: $crate's package has no $f"; exit 1; }
+  done
+done
 
 echo "publish-check: ok"
