@@ -1,12 +1,13 @@
 //! OpenTelemetry GenAI client metrics (semantic conventions v1.41.1) from [`LlmCall`]s.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::{CallSink, LlmCall};
 use llmtel_semconv::metrics as m;
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, ObservableCounter};
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider, ObservableCounter};
 
 use super::cache::LabelCache;
 use super::guard::CardinalityGuard;
@@ -26,10 +27,16 @@ type AttrKey = Vec<(&'static str, String)>;
 #[derive(Debug, Default)]
 struct CostTotals(Mutex<HashMap<AttrKey, Arc<Mutex<Option<u128>>>>>);
 
+/// Request counts per attribute set (with `llmtel.request.status`), read by the observable
+/// counter: a call adds one to an atomic instead of measuring through the SDK (which hashes
+/// the attribute set each time).
+#[derive(Debug, Default)]
+struct RequestTotals(Mutex<HashMap<AttrKey, Arc<AtomicU64>>>);
+
 /// Everything one call records with, built once per value combination.
 struct AttrSet {
     base: Vec<KeyValue>,
-    requests: Vec<KeyValue>,
+    requests: Arc<AtomicU64>,
     input: Vec<KeyValue>,
     output: Vec<KeyValue>,
     /// `None` until a priced call adds to it.
@@ -66,7 +73,8 @@ pub struct OtelMetricsSink {
     duration: Histogram<f64>,
     ttfc: Histogram<f64>,
     tpoc: Histogram<f64>,
-    requests: Counter<u64>,
+    requests: Arc<RequestTotals>,
+    _requests_instrument: ObservableCounter<u64>,
     cost: Arc<CostTotals>,
     _cost_instrument: ObservableCounter<f64>,
     dims: Vec<Dimension>,
@@ -124,10 +132,18 @@ impl OtelMetricsSinkBuilder {
             m::CLIENT_TIME_PER_OUTPUT_CHUNK,
             "Time between consecutive chunks of a streamed response",
         );
-        let requests = meter
-            .u64_counter(names::CLIENT_REQUESTS)
+        let requests = Arc::new(RequestTotals::default());
+        let counts = requests.clone();
+        let requests_instrument = meter
+            .u64_observable_counter(names::CLIENT_REQUESTS)
             .with_unit("{request}")
             .with_description("LLM calls, by status")
+            .with_callback(move |obs| {
+                let map = counts.0.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, n) in map.iter() {
+                    obs.observe(n.load(Ordering::Relaxed), &to_kv(key));
+                }
+            })
             .build();
         let cost = Arc::new(CostTotals::default());
         let totals = cost.clone();
@@ -141,11 +157,7 @@ impl OtelMetricsSinkBuilder {
                     let Some(picos) = *picos.lock().unwrap_or_else(|e| e.into_inner()) else {
                         continue;
                     };
-                    let attrs: Vec<KeyValue> = key
-                        .iter()
-                        .map(|(k, v)| KeyValue::new(*k, v.clone()))
-                        .collect();
-                    obs.observe(crate::Usd::from_picos(picos).as_f64(), &attrs);
+                    obs.observe(crate::Usd::from_picos(picos).as_f64(), &to_kv(key));
                 }
             })
             .build();
@@ -155,6 +167,7 @@ impl OtelMetricsSinkBuilder {
             ttfc,
             tpoc,
             requests,
+            _requests_instrument: requests_instrument,
             cost,
             _cost_instrument: cost_instrument,
             dims: self.dims,
@@ -248,10 +261,19 @@ impl OtelMetricsSink {
             v.push(kv);
             v
         };
-        let requests = with(KeyValue::new(
+        let mut with_status = key.clone();
+        with_status.push((
             names::REQUEST_STATUS,
-            if call.is_error() { "error" } else { "ok" },
+            if call.is_error() { "error" } else { "ok" }.to_owned(),
         ));
+        let requests = self
+            .requests
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(with_status)
+            .or_default()
+            .clone();
         let input = with(KeyValue::new(ATTR_TOKEN_TYPE, "input"));
         let output = with(KeyValue::new(ATTR_TOKEN_TYPE, "output"));
         let cost = self
@@ -292,7 +314,7 @@ impl CallSink for OtelMetricsSink {
             let mut total = set.cost.lock().unwrap_or_else(|e| e.into_inner());
             *total = Some(total.unwrap_or(0).saturating_add(cost.picos()));
         }
-        self.requests.add(1, &set.requests);
+        set.requests.fetch_add(1, Ordering::Relaxed);
         if call.has_usage {
             self.token_usage.record(call.usage.input_tokens, &set.input);
             self.token_usage
