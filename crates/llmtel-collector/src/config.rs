@@ -63,7 +63,13 @@ impl Protocol {
 /// retry_for_secs = 30                  # a batch the downstream refuses is retried this long
 /// timeout_secs = 10                    # one forward attempt
 /// headers = { authorization = "Bearer …" }  # on every forward, over OTEL_EXPORTER_OTLP_HEADERS
+/// ca_file = "ca.pem"                   # an https downstream's private CA, on top of the
+///                                      # platform's roots; else OTEL_EXPORTER_OTLP_CERTIFICATE
 /// ```
+///
+/// An `https://` downstream is reached over TLS, over gRPC as over HTTP: rustls, the
+/// platform's roots, and the CA of `ca_file` (else `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`,
+/// else `OTEL_EXPORTER_OTLP_CERTIFICATE`).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) grpc_listen: SocketAddr,
@@ -74,6 +80,7 @@ pub struct Config {
     pub(crate) forward_endpoint: Option<Endpoint>,
     pub(crate) forward_protocol: Option<Protocol>,
     pub(crate) forward_headers: ForwardHeaders,
+    pub(crate) forward_ca_file: Option<std::path::PathBuf>,
     pub(crate) retry_for: Duration,
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
@@ -136,6 +143,7 @@ impl Default for Config {
             forward_endpoint: None,
             forward_protocol: None,
             forward_headers: ForwardHeaders::default(),
+            forward_ca_file: None,
             retry_for: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
@@ -218,6 +226,7 @@ struct FileForward {
     retry_for_secs: Option<u64>,
     timeout_secs: Option<u64>,
     headers: Option<std::collections::BTreeMap<String, String>>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -310,8 +319,19 @@ impl Config {
             for (k, v) in f.headers.unwrap_or_default() {
                 c = c.with_forward_header(k, v);
             }
+            if let Some(ca) = f.ca_file {
+                c = c.with_forward_ca_file(ca);
+            }
         }
         Ok(c)
+    }
+
+    /// Trusts the CA certificates of this PEM file for an `https://` downstream, on top of
+    /// the platform's roots (else `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`, else
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`). Read when the collector starts.
+    pub fn with_forward_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.forward_ca_file = Some(path.into());
+        self
     }
 
     /// Sends the header `name: value` with every request forwarded downstream (an

@@ -165,6 +165,10 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
+    /// The CA certificates for an `https://` downstream cannot be used (the message says
+    /// which file and setting, and what to do).
+    #[error("{0}")]
+    Certificate(String),
     /// The OTLP client to the downstream cannot be built.
     #[error(
         "cannot build the OTLP client to {endpoint}: check the forward endpoint, protocol and headers"

@@ -243,6 +243,8 @@ pub(crate) fn start(
     config: &Config,
 ) -> Result<(Queue, Vec<tokio::task::JoinHandle<()>>), CollectorError> {
     let (endpoint, protocol) = config.downstream()?;
+    // Read once, at start: a bad CA file is an error now, not a failed forward later.
+    let tls = crate::downstream::Tls::resolve(&endpoint, config.forward_ca_file.as_deref())?;
     let counters = Arc::new(Counters::new(config.queue_size));
     let series = llmtel_metrics::PrometheusSink::builder().build();
     if let Some(q) = &config.quality {
@@ -266,8 +268,13 @@ pub(crate) fn start(
             sinks: sinks.clone(),
             quality: config.quality.clone(),
         };
-        let downstream =
-            Downstream::new(&endpoint, protocol, config.timeout, &config.forward_headers)?;
+        let downstream = Downstream::new(
+            &endpoint,
+            protocol,
+            config.timeout,
+            &config.forward_headers,
+            &tls,
+        )?;
         tasks.push(tokio::spawn(forward(
             rx.clone(),
             stage,
