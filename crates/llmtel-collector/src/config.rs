@@ -65,6 +65,7 @@ impl Protocol {
 /// headers = { authorization = "Bearer …" }  # on every forward, over OTEL_EXPORTER_OTLP_HEADERS
 /// ca_file = "ca.pem"                   # an https downstream's private CA, on top of the
 ///                                      # platform's roots; else OTEL_EXPORTER_OTLP_CERTIFICATE
+/// compression = "gzip"                 # or "none"; else OTEL_EXPORTER_OTLP_COMPRESSION
 /// ```
 ///
 /// An `https://` downstream is reached over TLS, over gRPC as over HTTP: rustls, the
@@ -81,6 +82,7 @@ pub struct Config {
     pub(crate) forward_protocol: Option<Protocol>,
     pub(crate) forward_headers: ForwardHeaders,
     pub(crate) forward_ca_file: Option<std::path::PathBuf>,
+    pub(crate) forward_gzip: Option<bool>,
     pub(crate) retry_for: Duration,
     pub(crate) timeout: Duration,
     pub(crate) content: llmtel::ContentCapture,
@@ -144,6 +146,7 @@ impl Default for Config {
             forward_protocol: None,
             forward_headers: ForwardHeaders::default(),
             forward_ca_file: None,
+            forward_gzip: None,
             retry_for: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             content: llmtel::ContentCapture::disabled(),
@@ -227,6 +230,7 @@ struct FileForward {
     timeout_secs: Option<u64>,
     headers: Option<std::collections::BTreeMap<String, String>>,
     ca_file: Option<std::path::PathBuf>,
+    compression: Option<String>,
 }
 
 impl Config {
@@ -322,8 +326,19 @@ impl Config {
             if let Some(ca) = f.ca_file {
                 c = c.with_forward_ca_file(ca);
             }
+            if let Some(v) = f.compression {
+                c.forward_gzip = Some(parse_compression(&v, "[forward] compression")?);
+            }
         }
         Ok(c)
+    }
+
+    /// Whether requests forwarded downstream are gzip-compressed (default: as
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else `OTEL_EXPORTER_OTLP_COMPRESSION`, says;
+    /// else not). Over gRPC with `grpc-encoding: gzip`, over HTTP with `Content-Encoding: gzip`.
+    pub fn with_forward_gzip(mut self, on: bool) -> Self {
+        self.forward_gzip = Some(on);
+        self
     }
 
     /// Trusts the CA certificates of this PEM file for an `https://` downstream, on top of
@@ -532,6 +547,25 @@ impl Config {
         Ok(self)
     }
 
+    /// Whether forwarded requests are gzip-compressed: the configured setting, else the
+    /// environment's (see [`Config::with_forward_gzip`]).
+    pub(crate) fn forward_gzip(&self) -> Result<bool, ConfigError> {
+        if let Some(on) = self.forward_gzip {
+            return Ok(on);
+        }
+        for var in [
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.trim().is_empty() {
+                    return parse_compression(&v, var);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The downstream endpoint and protocol: the configured ones, else
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`).
     pub(crate) fn downstream(&self) -> Result<(Endpoint, Protocol), ConfigError> {
@@ -556,6 +590,17 @@ impl Config {
             },
         };
         Ok((endpoint, protocol))
+    }
+}
+
+/// `gzip` or `none`, from `setting`.
+fn parse_compression(v: &str, setting: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "gzip" => Ok(true),
+        "none" => Ok(false),
+        other => Err(ConfigError::Invalid(format!(
+            "{setting} = {other:?}: the collector forwards with \"gzip\" or \"none\""
+        ))),
     }
 }
 

@@ -122,11 +122,13 @@ pub(crate) enum Downstream {
         channel: Channel,
         headers: MetadataMap,
         timeout: Duration,
+        gzip: bool,
     },
     Http {
         client: reqwest::Client,
         url: String,
         headers: reqwest::header::HeaderMap,
+        gzip: bool,
     },
 }
 
@@ -139,6 +141,7 @@ impl Downstream {
         timeout: Duration,
         extra: &ForwardHeaders,
         tls: &Tls,
+        gzip: bool,
     ) -> Result<Self, CollectorError> {
         // The errors may quote the endpoint, which may carry credentials: say which setting
         // to fix instead.
@@ -176,6 +179,7 @@ impl Downstream {
                     channel,
                     headers,
                     timeout,
+                    gzip,
                 }
             }
             Protocol::HttpProtobuf => {
@@ -190,6 +194,12 @@ impl Downstream {
                     let value = reqwest::header::HeaderValue::from_str(&v).map_err(|_| bad())?;
                     headers.insert(name, value);
                 }
+                if gzip {
+                    headers.insert(
+                        reqwest::header::CONTENT_ENCODING,
+                        reqwest::header::HeaderValue::from_static("gzip"),
+                    );
+                }
                 let mut client = reqwest::Client::builder().timeout(timeout);
                 if let Some(certs) = tls.reqwest()? {
                     client = client.tls_certs_merge(certs);
@@ -199,6 +209,7 @@ impl Downstream {
                     client,
                     url: format!("{}/v1/traces", endpoint.0.trim_end_matches('/')),
                     headers,
+                    gzip,
                 }
             }
         })
@@ -212,8 +223,12 @@ impl Downstream {
                 channel,
                 headers,
                 timeout,
+                gzip,
             } => {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());
+                if *gzip {
+                    grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
                 grpc.ready()
                     .await
                     .map_err(|_| "the downstream is not reachable".to_owned())?;
@@ -229,7 +244,9 @@ impl Downstream {
                 client,
                 url,
                 headers,
+                gzip,
             } => {
+                let body = if *gzip { gzip_body(&body) } else { body };
                 let r = client
                     .post(url)
                     .headers(headers.clone())
@@ -331,6 +348,18 @@ impl Decoder for Raw {
         src.advance(src.remaining());
         Ok(Some(()))
     }
+}
+
+/// `body` gzip-compressed (the default level: what the OpenTelemetry SDKs send).
+fn gzip_body(body: &[u8]) -> Bytes {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    // Writing to a `Vec` cannot fail.
+    let _ = enc.write_all(body);
+    Bytes::from(enc.finish().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -245,6 +245,7 @@ pub(crate) fn start(
     let (endpoint, protocol) = config.downstream()?;
     // Read once, at start: a bad CA file is an error now, not a failed forward later.
     let tls = crate::downstream::Tls::resolve(&endpoint, config.forward_ca_file.as_deref())?;
+    let gzip = config.forward_gzip()?;
     let counters = Arc::new(Counters::new(config.queue_size));
     let series = llmtel_metrics::PrometheusSink::builder().build();
     if let Some(q) = &config.quality {
@@ -274,6 +275,7 @@ pub(crate) fn start(
             config.timeout,
             &config.forward_headers,
             &tls,
+            gzip,
         )?;
         tasks.push(tokio::spawn(forward(
             rx.clone(),

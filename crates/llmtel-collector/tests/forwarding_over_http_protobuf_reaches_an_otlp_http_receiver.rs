@@ -94,3 +94,101 @@ async fn a_priced_span_reaches_an_otlp_http_receiver() {
     assert_eq!(headers["x-tenant"], "acme");
     assert_eq!(headers["content-type"], "application/x-protobuf");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_forwarding_compresses_the_request_over_http_and_grpc() {
+    use std::io::Read as _;
+    // HTTP/protobuf: `Content-Encoding: gzip` and a gzip body.
+    let got: Arc<Mutex<Vec<(String, Span)>>> = Arc::default();
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let encoding = headers
+                    .get("content-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("identity")
+                    .to_owned();
+                let mut raw = Vec::new();
+                if encoding == "gzip" {
+                    flate2::read::GzDecoder::new(&body[..])
+                        .read_to_end(&mut raw)
+                        .unwrap();
+                } else {
+                    raw = body.to_vec();
+                }
+                let req = ExportTraceServiceRequest::decode(raw.as_slice()).unwrap();
+                for rs in req.resource_spans {
+                    for ss in rs.scope_spans {
+                        for span in ss.spans {
+                            sink.lock().unwrap().push((encoding.clone(), span));
+                        }
+                    }
+                }
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let collector = Collector::start(
+        config(downstream)
+            .with_forward_protocol(Protocol::HttpProtobuf)
+            .with_forward_gzip(true),
+    )
+    .await
+    .unwrap();
+    let attrs = vec![
+        s("gen_ai.request.model", "gpt-4o"),
+        i("gen_ai.usage.input_tokens", 1_000),
+        i("gen_ai.usage.output_tokens", 10),
+    ];
+    post_protobuf(
+        &collector,
+        request("svc", 8, vec![("gz-http".into(), attrs.clone())]),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some((enc, span)) = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s)| s.name == "gz-http")
+        {
+            assert_eq!(enc, "gzip");
+            assert!(
+                attr(span, "gen_ai.usage.cost").is_some(),
+                "priced: {span:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // gRPC: `grpc-encoding: gzip`.
+    let (receiver, downstream, _task) = Receiver::start().await;
+    let collector = Collector::start(config(downstream).with_forward_gzip(true))
+        .await
+        .unwrap();
+    post_protobuf(
+        &collector,
+        request("svc", 9, vec![("gz-grpc".into(), attrs)]),
+    )
+    .await;
+    let (_, span) = receiver.wait_for("gz-grpc").await;
+    assert!(attr(&span, "gen_ai.usage.cost").is_some());
+    assert_eq!(*receiver.encodings.lock().unwrap(), ["gzip"]);
+}
+
+#[test]
+fn an_unknown_compression_is_a_clear_config_error() {
+    let err = llmtel_collector::Config::from_toml("[forward]\ncompression = \"brotli\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("brotli") && err.contains("gzip"), "{err}");
+}

@@ -21,10 +21,12 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-/// A downstream OTLP/gRPC receiver that keeps every span it is sent, with its resource.
+/// A downstream OTLP/gRPC receiver that keeps every span it is sent, with its resource
+/// (gzip-compressed requests accepted; the `grpc-encoding` of each request kept).
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub spans: Arc<Mutex<Vec<(Vec<KeyValue>, Span)>>>,
+    pub encodings: Arc<Mutex<Vec<String>>>,
 }
 
 #[tonic::async_trait]
@@ -33,6 +35,13 @@ impl TraceService for Receiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let encoding = request
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("identity")
+            .to_owned();
+        self.encodings.lock().unwrap().push(encoding);
         let mut spans = self.spans.lock().unwrap();
         for rs in request.into_inner().resource_spans {
             let res = rs.resource.map(|r| r.attributes).unwrap_or_default();
@@ -49,7 +58,8 @@ impl TraceService for Receiver {
 impl Receiver {
     /// Serves on `listener` until the returned task is aborted.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        let svc = TraceServiceServer::new(self.clone());
+        let svc = TraceServiceServer::new(self.clone())
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(svc)
