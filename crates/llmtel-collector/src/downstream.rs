@@ -4,115 +4,38 @@
 use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
+use llmtel::tls::OtlpTls;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 
 use crate::CollectorError;
 use crate::config::{Endpoint, ForwardHeaders, Protocol};
 
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-/// How an `https://` downstream is trusted: the platform's roots and the CA certificates of
-/// the configured file (none for an `http://` one).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Tls {
-    https: bool,
-    /// PEM of the CA file, and where it came from (for errors).
-    ca: Option<(Vec<u8>, String)>,
-}
-
-impl Tls {
-    /// Reads the CA file `explicit` (`[forward] ca_file`), else the one the first of
-    /// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` / `OTEL_EXPORTER_OTLP_CERTIFICATE` names.
-    pub(crate) fn resolve(
-        endpoint: &Endpoint,
-        explicit: Option<&std::path::Path>,
-    ) -> Result<Tls, CollectorError> {
-        let https = endpoint
-            .0
-            .get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
-        let source = match explicit {
-            Some(p) => Some((p.to_path_buf(), "[forward] ca_file")),
-            None => [
-                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-                "OTEL_EXPORTER_OTLP_CERTIFICATE",
-            ]
-            .into_iter()
-            .find_map(|v| {
-                std::env::var(v)
-                    .ok()
-                    .filter(|p| !p.trim().is_empty())
-                    .map(|p| (std::path::PathBuf::from(p), v))
-            }),
-        };
-        let Some((path, from)) = source else {
-            return Ok(Tls { https, ca: None });
-        };
-        let pem = std::fs::read(&path).map_err(|e| {
-            CollectorError::Certificate(format!(
-                "cannot read the downstream's CA certificate file {} ({from}): {e}; give a \
-                 readable PEM file",
-                path.display()
-            ))
-        })?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(CollectorError::Certificate(format!(
-                "the downstream's CA certificate file {} ({from}) holds no PEM certificate \
-                 (-----BEGIN CERTIFICATE-----)",
-                path.display()
-            )));
-        }
-        Ok(Tls {
-            https,
-            ca: Some((pem, format!("{} ({from})", path.display()))),
-        })
-    }
-
-    /// tonic's TLS settings for an https downstream: the platform's roots when it has any,
-    /// plus the CA.
-    fn tonic(&self) -> Result<Option<ClientTlsConfig>, CollectorError> {
-        if !self.https {
-            return Ok(None);
-        }
-        let mut tls = ClientTlsConfig::new();
-        let native = !rustls_native_certs::load_native_certs().certs.is_empty();
-        if native {
-            tls = tls.with_native_roots();
-        }
-        match &self.ca {
-            Some((pem, _)) => tls = tls.ca_certificate(Certificate::from_pem(pem)),
-            None if !native => {
-                return Err(CollectorError::Certificate(
-                    "this system has no CA certificates for the https downstream: install them \
-                     (ca-certificates) or give a CA file ([forward] ca_file or \
-                     OTEL_EXPORTER_OTLP_CERTIFICATE)"
-                        .to_owned(),
-                ));
-            }
-            None => {}
-        }
-        Ok(Some(tls))
-    }
-
-    /// The CA certificates for reqwest (the platform's verifier is reqwest's default).
-    fn reqwest(&self) -> Result<Option<Vec<reqwest::Certificate>>, CollectorError> {
-        let Some((pem, from)) = &self.ca else {
-            return Ok(None);
-        };
-        reqwest::Certificate::from_pem_bundle(pem)
-            .ok()
-            .filter(|c| !c.is_empty())
-            .map(Some)
-            .ok_or_else(|| {
-                CollectorError::Certificate(format!(
-                    "the downstream's CA certificate file {from} does not parse as PEM \
-                     certificates"
-                ))
-            })
-    }
+/// How an `https://` downstream is trusted (llmtel's rules for an OTLP client): the
+/// platform's roots and the CA file of `[forward] ca_file`, else
+/// `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` / `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+pub(crate) fn tls(
+    endpoint: &Endpoint,
+    explicit: Option<&std::path::Path>,
+) -> Result<OtlpTls, CollectorError> {
+    let https = endpoint
+        .0
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    OtlpTls::resolve(
+        https,
+        explicit.map(|p| (p, "[forward] ca_file")),
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        ],
+        "[forward] ca_file or OTEL_EXPORTER_OTLP_CERTIFICATE",
+    )
+    .map_err(CollectorError::Certificate)
 }
 
 /// One downstream connection.
@@ -140,7 +63,7 @@ impl Downstream {
         protocol: Protocol,
         timeout: Duration,
         extra: &ForwardHeaders,
-        tls: &Tls,
+        tls: &OtlpTls,
         gzip: bool,
     ) -> Result<Self, CollectorError> {
         // The errors may quote the endpoint, which may carry credentials: say which setting
@@ -167,7 +90,7 @@ impl Downstream {
                     headers.insert(key, MetadataValue::try_from(v.as_str()).map_err(|_| bad())?);
                 }
                 let mut channel = Channel::from_shared(endpoint.0.clone()).map_err(|_| bad())?;
-                if let Some(config) = tls.tonic()? {
+                if let Some(config) = tls.tonic().map_err(CollectorError::Certificate)? {
                     channel = channel.tls_config(config).map_err(|e| {
                         CollectorError::Certificate(format!(
                             "cannot set up TLS to the gRPC downstream: {e}; check the CA file"
@@ -201,7 +124,10 @@ impl Downstream {
                     );
                 }
                 let mut client = reqwest::Client::builder().timeout(timeout);
-                if let Some(certs) = tls.reqwest()? {
+                if let Some(certs) = tls
+                    .reqwest_certificates()
+                    .map_err(CollectorError::Certificate)?
+                {
                     client = client.tls_certs_merge(certs);
                 }
                 let client = client.build().map_err(|_| bad())?;

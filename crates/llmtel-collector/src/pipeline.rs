@@ -244,7 +244,7 @@ pub(crate) fn start(
 ) -> Result<(Queue, Vec<tokio::task::JoinHandle<()>>), CollectorError> {
     let (endpoint, protocol) = config.downstream()?;
     // Read once, at start: a bad CA file is an error now, not a failed forward later.
-    let tls = crate::downstream::Tls::resolve(&endpoint, config.forward_ca_file.as_deref())?;
+    let tls = crate::downstream::tls(&endpoint, config.forward_ca_file.as_deref())?;
     let gzip = config.forward_gzip()?;
     let counters = Arc::new(Counters::new(config.queue_size));
     let series = llmtel_metrics::PrometheusSink::builder().build();

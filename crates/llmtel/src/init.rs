@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::content::{self, ContentCapture};
 use crate::export::{ExportQueue, QueueConfig, QueueError};
 use crate::layer::{CallSink, LlmLayer};
 use crate::summary::TraceSummaries;
+use crate::tls::OtlpTls;
 
 /// OTLP transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -569,16 +570,20 @@ impl Builder {
             .is_some_and(is_https);
         // The CA to trust over TLS, read now so that a bad file is a clear error at init.
         let traces_tls = if exporting {
-            TlsSettings::resolve(
+            OtlpTls::resolve(
                 https,
-                self.ca_file.as_deref(),
+                self.ca_file
+                    .as_deref()
+                    .map(|p| (p, "Builder::with_ca_file")),
                 &[
                     "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
                     "OTEL_EXPORTER_OTLP_CERTIFICATE",
                 ],
-            )?
+                CA_HINT,
+            )
+            .map_err(InitError::Certificate)?
         } else {
-            TlsSettings::default()
+            OtlpTls::default()
         };
 
         if let Some(policy) = self.content.clone() {
@@ -784,7 +789,7 @@ fn spawn_exporter(
     headers: HashMap<String, String>,
     cfg: QueueConfig,
     stage: ExporterStage,
-    tls: TlsSettings,
+    tls: OtlpTls,
 ) -> Result<ExportQueue, InitError> {
     // Each is used by the arm of a transport feature; with both off, neither arm uses them.
     let _ = (&endpoint, &headers, &cfg, &stage, &tls);
@@ -793,7 +798,7 @@ fn spawn_exporter(
             #[cfg(feature = "otlp-grpc")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
-                let tls_config = tls.tonic()?;
+                let tls_config = tls.tonic().map_err(InitError::Certificate)?;
                 return Ok(ExportQueue::spawn(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
@@ -820,7 +825,7 @@ fn spawn_exporter(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-                let client = tls.reqwest_client()?;
+                let client = reqwest_client(&tls)?;
                 return Ok(ExportQueue::spawn(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -857,7 +862,7 @@ pub(crate) fn spawn_metrics(
     endpoint: Option<String>,
     headers: HashMap<String, String>,
     resource: Resource,
-    ca_file: Option<&Path>,
+    ca_file: Option<&std::path::Path>,
     interval: Option<Duration>,
 ) -> Result<crate::metrics::export::MetricsExport, InitError> {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
@@ -883,15 +888,17 @@ pub(crate) fn spawn_metrics(
         .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
         .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
         .is_some_and(|e| is_https(&e));
-    let tls = TlsSettings::resolve(
+    let tls = OtlpTls::resolve(
         https,
-        ca_file,
+        ca_file.map(|p| (p, "Builder::with_ca_file")),
         &[
             "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
             "OTEL_EXPORTER_OTLP_CERTIFICATE",
             "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
         ],
-    )?;
+        CA_HINT,
+    )
+    .map_err(InitError::Certificate)?;
     let _ = &tls;
     let exporter_error = |e: String| InitError::Export(QueueError::Exporter(e));
     let reader = match protocol {
@@ -899,7 +906,7 @@ pub(crate) fn spawn_metrics(
             #[cfg(feature = "otlp-grpc")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
-                let tls_config = tls.tonic()?;
+                let tls_config = tls.tonic().map_err(InitError::Certificate)?;
                 let exporter = runtime.enter(|| {
                     let mut b = opentelemetry_otlp::MetricExporter::builder().with_tonic();
                     if let Some(e) = endpoint {
@@ -923,7 +930,7 @@ pub(crate) fn spawn_metrics(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-                let client = tls.reqwest_client()?;
+                let client = reqwest_client(&tls)?;
                 let exporter = runtime.enter(|| {
                     let mut b = opentelemetry_otlp::MetricExporter::builder()
                         .with_http()
@@ -980,106 +987,20 @@ fn is_https(endpoint: &str) -> bool {
     endpoint.trim().to_ascii_lowercase().starts_with("https://")
 }
 
-/// TLS of one OTLP exporter: whether its endpoint is https, and the extra CA to trust.
-#[derive(Clone, Debug, Default)]
-#[cfg_attr(
-    not(any(feature = "otlp-grpc", feature = "otlp-http")),
-    allow(dead_code)
-)]
-struct TlsSettings {
-    /// Read by the gRPC exporter (tonic needs TLS turned on explicitly; reqwest goes by the URL).
-    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
-    https: bool,
-    /// PEM of the CA certificates, and where it came from (for errors).
-    ca: Option<(Vec<u8>, String)>,
+/// The async reqwest client of the OTLP/HTTP exporter: rustls with the platform's verifier,
+/// plus the CA of `tls`.
+#[cfg(feature = "otlp-http")]
+fn reqwest_client(tls: &OtlpTls) -> Result<reqwest::Client, InitError> {
+    let mut b = reqwest::Client::builder();
+    if let Some(certs) = tls.reqwest_certificates().map_err(InitError::Certificate)? {
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))
 }
 
-impl TlsSettings {
-    /// Reads the CA file given in code, else the first of `vars` that is set.
-    fn resolve(
-        https: bool,
-        explicit: Option<&Path>,
-        vars: &[&'static str],
-    ) -> Result<TlsSettings, InitError> {
-        let source = match explicit {
-            Some(p) => Some((p.to_path_buf(), "Builder::with_ca_file".to_owned())),
-            None => vars
-                .iter()
-                .find_map(|v| env(v).map(|p| (PathBuf::from(p), (*v).to_owned()))),
-        };
-        let Some((path, from)) = source else {
-            return Ok(TlsSettings { https, ca: None });
-        };
-        let pem = std::fs::read(&path).map_err(|e| {
-            InitError::Certificate(format!(
-                "cannot read the OTLP CA certificate file {} ({from}): {e}; give a readable PEM file",
-                path.display()
-            ))
-        })?;
-        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-            return Err(InitError::Certificate(format!(
-                "the OTLP CA certificate file {} ({from}) holds no PEM certificate \
-                 (-----BEGIN CERTIFICATE-----)",
-                path.display()
-            )));
-        }
-        Ok(TlsSettings {
-            https,
-            ca: Some((pem, format!("{} ({from})", path.display()))),
-        })
-    }
-
-    /// The async reqwest client of the OTLP/HTTP exporter: rustls with the platform's
-    /// verifier, plus the CA.
-    #[cfg(feature = "otlp-http")]
-    fn reqwest_client(&self) -> Result<reqwest::Client, InitError> {
-        let mut b = reqwest::Client::builder();
-        if let Some((pem, from)) = &self.ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .ok()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    InitError::Certificate(format!(
-                        "the OTLP CA certificate file {from} does not parse as PEM certificates"
-                    ))
-                })?;
-            b = b.tls_certs_merge(certs);
-        }
-        b.build()
-            .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))
-    }
-
-    /// The tonic TLS config of the OTLP/gRPC exporter (https endpoints only): the platform's
-    /// roots when it has any, plus the CA.
-    #[cfg(feature = "otlp-grpc")]
-    fn tonic(
-        &self,
-    ) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, InitError>
-    {
-        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
-        if !self.https {
-            return Ok(None);
-        }
-        let mut tls = ClientTlsConfig::new();
-        let native = !rustls_native_certs::load_native_certs().certs.is_empty();
-        if native {
-            tls = tls.with_native_roots();
-        }
-        match &self.ca {
-            Some((pem, _)) => tls = tls.ca_certificate(Certificate::from_pem(pem)),
-            None if !native => {
-                return Err(InitError::Certificate(
-                    "this system has no CA certificates for the https OTLP endpoint: install \
-                     them (ca-certificates) or give a CA file (OTEL_EXPORTER_OTLP_CERTIFICATE or \
-                     Builder::with_ca_file)"
-                        .to_owned(),
-                ));
-            }
-            None => {}
-        }
-        Ok(Some(tls))
-    }
-}
+/// What the error for an https endpoint on a system without CA certificates suggests.
+const CA_HINT: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE or Builder::with_ca_file";
 
 #[cfg(feature = "otlp-grpc")]
 fn tonic_metadata(

@@ -70,6 +70,7 @@ mod pending;
 pub mod redact;
 mod span;
 mod summary;
+pub mod tls;
 pub mod worker;
 
 pub use bound::{MAX_VALUE_BYTES, cap_string, cap_value};

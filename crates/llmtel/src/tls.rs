@@ -1,0 +1,137 @@
+//! How an OTLP client trusts an `https://` endpoint: rustls with the platform's roots, plus the
+//! CA certificates of a PEM file (given in code or by an `OTEL_EXPORTER_OTLP_*_CERTIFICATE`
+//! variable). Shared by llmtel's exporters and `llmtel collector`'s forwarder.
+
+use std::path::{Path, PathBuf};
+
+use crate::init::env;
+
+/// The TLS trust of one OTLP client: whether its endpoint is https, and the extra CA to trust.
+/// Errors are messages that name the file, the setting it came from and what to do.
+///
+/// ```
+/// let tls = llmtel::tls::OtlpTls::resolve(true, None, &[], "a CA file").unwrap();
+/// assert!(tls.ca_source().is_none());
+/// let err = llmtel::tls::OtlpTls::resolve(
+///     true,
+///     Some((std::path::Path::new("/no/such/ca.pem"), "[forward] ca_file")),
+///     &[],
+///     "a CA file",
+/// )
+/// .unwrap_err();
+/// assert!(err.contains("/no/such/ca.pem ([forward] ca_file)"), "{err}");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct OtlpTls {
+    /// Read by gRPC clients (tonic needs TLS turned on explicitly; reqwest goes by the URL).
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
+    https: bool,
+    /// PEM of the CA certificates, and where it came from (for errors).
+    ca: Option<(Vec<u8>, String)>,
+    /// Where to give a CA file, for the error on a system without CA certificates.
+    #[cfg_attr(not(feature = "otlp-grpc"), allow(dead_code))]
+    hint: &'static str,
+}
+
+impl OtlpTls {
+    /// Reads the CA file `explicit` (with the name of the setting that gave it), else the one
+    /// the first of `vars` that is set names. `https`: whether the endpoint is `https://`.
+    /// `hint` says where a CA file can be given (used in errors).
+    ///
+    /// # Errors
+    /// The file cannot be read, or holds no PEM certificate.
+    pub fn resolve(
+        https: bool,
+        explicit: Option<(&Path, &str)>,
+        vars: &[&str],
+        hint: &'static str,
+    ) -> Result<OtlpTls, String> {
+        let source = match explicit {
+            Some((p, from)) => Some((p.to_path_buf(), from.to_owned())),
+            None => vars
+                .iter()
+                .find_map(|v| env(v).map(|p| (PathBuf::from(p), (*v).to_owned()))),
+        };
+        let Some((path, from)) = source else {
+            return Ok(OtlpTls {
+                https,
+                ca: None,
+                hint,
+            });
+        };
+        let pem = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read the OTLP CA certificate file {} ({from}): {e}; give a readable PEM file",
+                path.display()
+            )
+        })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "the OTLP CA certificate file {} ({from}) holds no PEM certificate \
+                 (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        Ok(OtlpTls {
+            https,
+            ca: Some((pem, format!("{} ({from})", path.display()))),
+            hint,
+        })
+    }
+
+    /// The CA file in use and the setting it came from, if any.
+    pub fn ca_source(&self) -> Option<&str> {
+        self.ca.as_ref().map(|(_, from)| from.as_str())
+    }
+
+    /// The CA certificates for a reqwest client (whose default verifier already trusts the
+    /// platform's roots); `None` without a CA file.
+    ///
+    /// # Errors
+    /// The file's PEM does not parse as certificates.
+    #[cfg(feature = "otlp-http")]
+    pub fn reqwest_certificates(&self) -> Result<Option<Vec<reqwest::Certificate>>, String> {
+        let Some((pem, from)) = &self.ca else {
+            return Ok(None);
+        };
+        reqwest::Certificate::from_pem_bundle(pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .map(Some)
+            .ok_or_else(|| {
+                format!("the OTLP CA certificate file {from} does not parse as PEM certificates")
+            })
+    }
+
+    /// tonic's TLS settings for an https endpoint (`None` for http): the platform's roots when
+    /// it has any, plus the CA.
+    ///
+    /// # Errors
+    /// No CA file and no CA certificate on the system.
+    #[cfg(feature = "otlp-grpc")]
+    pub fn tonic(
+        &self,
+    ) -> Result<Option<opentelemetry_otlp::tonic_types::transport::ClientTlsConfig>, String> {
+        use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+        if !self.https {
+            return Ok(None);
+        }
+        let mut tls = ClientTlsConfig::new();
+        let native = !rustls_native_certs::load_native_certs().certs.is_empty();
+        if native {
+            tls = tls.with_native_roots();
+        }
+        match &self.ca {
+            Some((pem, _)) => tls = tls.ca_certificate(Certificate::from_pem(pem)),
+            None if !native => {
+                return Err(format!(
+                    "this system has no CA certificates for the https OTLP endpoint: install \
+                     them (ca-certificates) or give a CA file ({})",
+                    self.hint
+                ));
+            }
+            None => {}
+        }
+        Ok(Some(tls))
+    }
+}
