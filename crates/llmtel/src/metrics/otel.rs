@@ -222,6 +222,16 @@ impl OtelMetricsSink {
     }
 }
 
+/// The total kept for `key` in `totals` (created at zero the first time).
+fn handle<T: Default>(totals: &Mutex<HashMap<AttrKey, Arc<T>>>, key: AttrKey) -> Arc<T> {
+    totals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_default()
+        .clone()
+}
+
 fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
     a.iter()
         .map(|(k, v)| KeyValue::new(*k, v.clone()))
@@ -266,24 +276,10 @@ impl OtelMetricsSink {
             names::REQUEST_STATUS,
             if call.is_error() { "error" } else { "ok" }.to_owned(),
         ));
-        let requests = self
-            .requests
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(with_status)
-            .or_default()
-            .clone();
+        let requests = handle(&self.requests.0, with_status);
         let input = with(KeyValue::new(ATTR_TOKEN_TYPE, "input"));
         let output = with(KeyValue::new(ATTR_TOKEN_TYPE, "output"));
-        let cost = self
-            .cost
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_default()
-            .clone();
+        let cost = handle(&self.cost.0, key);
         let set = AttrSet {
             base,
             requests,
