@@ -399,7 +399,10 @@ pub(crate) struct Inner {
 }
 
 /// Spend limits over a store: reserve before a call, record after it, see the status.
-/// Cheap to clone (clones share everything).
+/// Cheap to clone (clones share everything). With a SQLite or Redis store, dropping the last
+/// clone writes the spend still queued for the background writer first (waiting up to 5 s, on
+/// the dropping thread); what a store that is down does not take is reported in an error
+/// event. Call [`Budgets::flush`] before exit to choose the wait yourself.
 ///
 /// ```
 /// use llmtel_budget::{Budgets, CallContext, Estimate, Rule, Scope, Period};
