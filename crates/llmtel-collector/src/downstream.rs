@@ -22,12 +22,8 @@ pub(crate) fn tls(
     endpoint: &Endpoint,
     explicit: Option<&std::path::Path>,
 ) -> Result<OtlpTls, CollectorError> {
-    let https = endpoint
-        .0
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     OtlpTls::resolve(
-        https,
+        Some(&endpoint.0),
         explicit.map(|p| (p, "[forward] ca_file")),
         &[
             "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
@@ -123,14 +119,12 @@ impl Downstream {
                         reqwest::header::HeaderValue::from_static("gzip"),
                     );
                 }
-                let mut client = reqwest::Client::builder().timeout(timeout);
-                if let Some(certs) = tls
-                    .reqwest_certificates()
+                let client = tls
+                    .reqwest_builder()
                     .map_err(CollectorError::Certificate)?
-                {
-                    client = client.tls_certs_merge(certs);
-                }
-                let client = client.build().map_err(|_| bad())?;
+                    .timeout(timeout)
+                    .build()
+                    .map_err(|_| bad())?;
                 Downstream::Http {
                     client,
                     url: format!("{}/v1/traces", endpoint.0.trim_end_matches('/')),
@@ -141,7 +135,17 @@ impl Downstream {
         })
     }
 
-    /// Sends one encoded `ExportTraceServiceRequest`; `Err` says why it was not accepted
+    /// The body to send for one encoded `ExportTraceServiceRequest`: gzip-compressed once
+    /// here for an HTTP downstream that takes gzip (retries resend it as is; over gRPC,
+    /// tonic compresses each message it sends).
+    pub(crate) fn body(&self, request: Bytes) -> Bytes {
+        match self {
+            Downstream::Http { gzip: true, .. } => gzip_body(&request),
+            _ => request,
+        }
+    }
+
+    /// Sends one body made by [`Downstream::body`]; `Err` says why it was not accepted
     /// (never quoting the endpoint or the headers).
     pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
         match self {
@@ -170,9 +174,8 @@ impl Downstream {
                 client,
                 url,
                 headers,
-                gzip,
+                gzip: _,
             } => {
-                let body = if *gzip { gzip_body(&body) } else { body };
                 let r = client
                     .post(url)
                     .headers(headers.clone())

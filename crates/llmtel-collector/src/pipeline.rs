@@ -350,7 +350,10 @@ async fn forward(
         }
         if outcome.spans > 0 {
             // Encoded once: a retry sends the same bytes.
-            let body = bytes::Bytes::from(encode::request(&job.resource_spans, &attributes));
+            let body = downstream.body(bytes::Bytes::from(encode::request(
+                &job.resource_spans,
+                &attributes,
+            )));
             // While a slow or unreachable downstream is retried, only the encoded body is
             // held, not the decoded spans too.
             drop(attributes);

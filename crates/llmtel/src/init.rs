@@ -564,14 +564,10 @@ impl Builder {
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
         let exporting = !disabled && (endpoint.is_some() || env_endpoint.is_some());
         let protocol = self.resolve_protocol()?;
-        let https = endpoint
-            .as_deref()
-            .or(env_endpoint.as_deref())
-            .is_some_and(is_https);
         // The CA to trust over TLS, read now so that a bad file is a clear error at init.
         let traces_tls = if exporting {
             OtlpTls::resolve(
-                https,
+                endpoint.as_deref().or(env_endpoint.as_deref()),
                 self.ca_file
                     .as_deref()
                     .map(|p| (p, "Builder::with_ca_file")),
@@ -883,13 +879,12 @@ pub(crate) fn spawn_metrics(
         .then(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
         .flatten()
     });
-    let https = endpoint
+    let tls_endpoint = endpoint
         .clone()
         .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
-        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-        .is_some_and(|e| is_https(&e));
+        .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
     let tls = OtlpTls::resolve(
-        https,
+        tls_endpoint.as_deref(),
         ca_file.map(|p| (p, "Builder::with_ca_file")),
         &[
             "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
@@ -983,19 +978,13 @@ fn http_traces_url(endpoint: &str) -> String {
     }
 }
 
-fn is_https(endpoint: &str) -> bool {
-    endpoint.trim().to_ascii_lowercase().starts_with("https://")
-}
-
 /// The async reqwest client of the OTLP/HTTP exporter: rustls with the platform's verifier,
 /// plus the CA of `tls`.
 #[cfg(feature = "otlp-http")]
 fn reqwest_client(tls: &OtlpTls) -> Result<reqwest::Client, InitError> {
-    let mut b = reqwest::Client::builder();
-    if let Some(certs) = tls.reqwest_certificates().map_err(InitError::Certificate)? {
-        b = b.tls_certs_merge(certs);
-    }
-    b.build()
+    tls.reqwest_builder()
+        .map_err(InitError::Certificate)?
+        .build()
         .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))
 }
 

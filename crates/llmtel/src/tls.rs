@@ -10,10 +10,11 @@ use crate::init::env;
 /// Errors are messages that name the file, the setting it came from and what to do.
 ///
 /// ```
-/// let tls = llmtel::tls::OtlpTls::resolve(true, None, &[], "a CA file").unwrap();
+/// let endpoint = Some("https://otlp.example:4317");
+/// let tls = llmtel::tls::OtlpTls::resolve(endpoint, None, &[], "a CA file").unwrap();
 /// assert!(tls.ca_source().is_none());
 /// let err = llmtel::tls::OtlpTls::resolve(
-///     true,
+///     endpoint,
 ///     Some((std::path::Path::new("/no/such/ca.pem"), "[forward] ca_file")),
 ///     &[],
 ///     "a CA file",
@@ -35,17 +36,19 @@ pub struct OtlpTls {
 
 impl OtlpTls {
     /// Reads the CA file `explicit` (with the name of the setting that gave it), else the one
-    /// the first of `vars` that is set names. `https`: whether the endpoint is `https://`.
-    /// `hint` says where a CA file can be given (used in errors).
+    /// the first of `vars` that is set names. `endpoint`: where the client sends (TLS is
+    /// turned on for an `https://` one). `hint` says where a CA file can be given (used in
+    /// errors).
     ///
     /// # Errors
     /// The file cannot be read, or holds no PEM certificate.
     pub fn resolve(
-        https: bool,
+        endpoint: Option<&str>,
         explicit: Option<(&Path, &str)>,
         vars: &[&str],
         hint: &'static str,
     ) -> Result<OtlpTls, String> {
+        let https = endpoint.is_some_and(is_https);
         let source = match explicit {
             Some((p, from)) => Some((p.to_path_buf(), from.to_owned())),
             None => vars
@@ -84,20 +87,21 @@ impl OtlpTls {
         self.ca.as_ref().map(|(_, from)| from.as_str())
     }
 
-    /// The CA certificates for a reqwest client (whose default verifier already trusts the
-    /// platform's roots); `None` without a CA file.
+    /// A reqwest client builder trusting the platform's roots (reqwest's default verifier)
+    /// and the CA file's certificates.
     ///
     /// # Errors
     /// The file's PEM does not parse as certificates.
     #[cfg(feature = "otlp-http")]
-    pub fn reqwest_certificates(&self) -> Result<Option<Vec<reqwest::Certificate>>, String> {
+    pub fn reqwest_builder(&self) -> Result<reqwest::ClientBuilder, String> {
+        let b = reqwest::Client::builder();
         let Some((pem, from)) = &self.ca else {
-            return Ok(None);
+            return Ok(b);
         };
         reqwest::Certificate::from_pem_bundle(pem)
             .ok()
             .filter(|c| !c.is_empty())
-            .map(Some)
+            .map(|certs| b.tls_certs_merge(certs))
             .ok_or_else(|| {
                 format!("the OTLP CA certificate file {from} does not parse as PEM certificates")
             })
@@ -134,4 +138,12 @@ impl OtlpTls {
         }
         Ok(Some(tls))
     }
+}
+
+/// Whether `endpoint` is an `https://` URL (ASCII case ignored, surrounding space allowed).
+pub(crate) fn is_https(endpoint: &str) -> bool {
+    endpoint
+        .trim()
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
