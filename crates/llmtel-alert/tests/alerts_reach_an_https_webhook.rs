@@ -91,7 +91,7 @@ fn an_untrusted_server_certificate_is_a_clear_counted_failure() {
             "the URL leaked into the error: {err}"
         );
     }
-    assert!(front.failed_handshakes.load(Ordering::SeqCst) >= 2);
+    assert!(front.wait_failed_handshakes(2) >= 2);
     assert!(backend.received().is_empty());
 }
 

@@ -121,12 +121,7 @@ fn an_untrusted_receiver_fails_the_export_and_gets_nothing() {
     });
     assert!(!ok, "the export to an untrusted server should fail");
     assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
-    assert!(
-        front
-            .failed_handshakes
-            .load(std::sync::atomic::Ordering::SeqCst)
-            >= 1
-    );
+    assert!(front.wait_failed_handshakes(1) >= 1);
 }
 
 #[test]

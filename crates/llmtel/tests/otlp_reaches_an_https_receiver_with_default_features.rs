@@ -261,10 +261,7 @@ fn an_untrusted_receiver_gets_nothing_and_the_failed_export_is_counted() {
             "{protocol:?}: the failed export is not counted: {before:?} -> {after:?}"
         );
         assert_eq!(after.spans_exported, before.spans_exported, "{protocol:?}");
-        assert!(
-            front.failed_handshakes.load(Ordering::SeqCst) >= 1,
-            "{protocol:?}"
-        );
+        assert!(front.wait_failed_handshakes(1) >= 1, "{protocol:?}");
         assert!(
             rx.try_recv().is_err(),
             "{protocol:?}: something got through"

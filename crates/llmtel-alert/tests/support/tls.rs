@@ -88,6 +88,20 @@ pub struct TlsFront {
 }
 
 impl TlsFront {
+    /// The handshakes refused so far, once there are `at_least` or 5 s have passed: the
+    /// server counts a refused handshake on its own task, which may run just after the client
+    /// has returned its error.
+    pub fn wait_failed_handshakes(&self, at_least: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let n = self.failed_handshakes.load(Ordering::SeqCst);
+            if n >= at_least || std::time::Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// `https://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{}", self.addr, path)
