@@ -97,7 +97,7 @@ impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         if self.health {
             let h = llmtel::health();
-            let counters: [(&str, &str, u64); 10] = [
+            let counters: [(&str, &str, u64); 11] = [
                 ("llmtel_llm_calls", "LLM calls seen in process", h.llm_calls),
                 ("llmtel_priced_calls", "LLM calls priced", h.priced_calls),
                 (
@@ -139,6 +139,11 @@ impl Collector for HealthCollector {
                     "llmtel_summaries_evicted",
                     "Trace summaries evicted",
                     h.summaries_evicted,
+                ),
+                (
+                    "llmtel_sink_panics",
+                    "Calls a sink panicked on in the export stage",
+                    h.sink_panics,
                 ),
             ];
             for (name, help, v) in counters {

@@ -6,11 +6,11 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod common;
+#[path = "../../llmtel/tests/support/otlp_http.rs"]
+mod otlp_http;
 #[path = "../../llmtel-alert/tests/support/tls.rs"]
 mod tls;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,49 +23,16 @@ use tls::{TestCa, TlsFront};
 
 /// A plain OTLP/HTTP receiver: the decoded metrics exports.
 fn receiver() -> (String, mpsc::Receiver<ExportMetricsServiceRequest>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (url, requests) = otlp_http::receiver();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (end, len) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break (0, usize::MAX);
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    break (i + 4, len);
-                }
-            };
-            if len == usize::MAX {
-                continue;
-            }
-            while buf.len() < end + len {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            if let Ok(req) = ExportMetricsServiceRequest::decode(&buf[end..]) {
+        for r in requests {
+            if let Ok(req) = ExportMetricsServiceRequest::decode(r.body.as_slice()) {
                 let _ = tx.send(req);
             }
         }
     });
-    (addr, rx)
+    (url.trim_start_matches("http://").to_owned(), rx)
 }
 
 fn export_one_call(config: OtlpMetricsConfig) -> bool {

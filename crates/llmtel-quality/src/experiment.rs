@@ -566,6 +566,11 @@ impl CallSink for ExperimentSink {
                 .add(call);
         }
     }
+
+    /// The experiment reads an example's calls as soon as it has run.
+    fn on_request_thread(&self) -> bool {
+        true
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ use tracing_subscriber::prelude::*;
 
 const TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Keeps the last LLM call the layer reported (its ids and end time).
+/// Keeps the last LLM call llmtel reported (its ids and end time).
 #[derive(Debug, Default)]
 struct LastCall(Mutex<Option<LlmCall>>);
 
@@ -62,6 +62,8 @@ fn a_rating_five_minutes_later_is_an_evaluation_under_the_call_in_phoenix() {
             },
         );
     });
+    // Exporting, the builder's sinks get each call on the export stage, priced once there.
+    guard.flush().expect("the export stage ran");
     let call = last
         .0
         .lock()

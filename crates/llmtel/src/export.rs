@@ -331,6 +331,7 @@ pub struct GenAiExporter<E> {
     policy: Option<ContentCapture>,
     pricer: Pricer,
     openinference: bool,
+    sinks: Vec<Arc<dyn crate::CallSink>>,
 }
 
 impl<E: SpanExporter> GenAiExporter<E> {
@@ -342,6 +343,41 @@ impl<E: SpanExporter> GenAiExporter<E> {
             policy: None,
             pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), true),
             openinference: false,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Hands every exported LLM call to `sink`, on the export thread, priced once for the
+    /// exported span and the sink ([`GenAiExporter::process_call`]). The sinks see the calls
+    /// of the spans this exporter exports: a span the pipeline does not sample never gets
+    /// here. [`crate::init`] runs its sinks here and falls back to the layer for the others.
+    pub fn with_sink(mut self, sink: Arc<dyn crate::CallSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Counts priced and unknown-model calls in [`crate::health`] (on by default).
+    pub(crate) fn with_health_counting(mut self, on: bool) -> Self {
+        self.pricer = self.pricer.counting(on);
+        self
+    }
+
+    /// Prices one span and hands its call, if it is one, to this exporter's sinks.
+    pub(crate) fn process_for_sinks(&self, span: &mut SpanData, policy: &ContentCapture) {
+        if self.sinks.is_empty() {
+            self.process(span, policy);
+            return;
+        }
+        if let Some(call) = self.process_call(span, policy) {
+            for sink in &self.sinks {
+                // A sink that panics loses its own call, not the batch of spans.
+                let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sink.on_call(&call);
+                }));
+                if handed.is_err() {
+                    inc(&COUNTERS.sink_panics);
+                }
+            }
         }
     }
 
@@ -443,7 +479,7 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
             crate::late::merge_into(&mut batch);
         }
         for span in &mut batch {
-            self.process(span, &policy);
+            self.process_for_sinks(span, &policy);
         }
         // On an export queue's thread, a batch is held through a collector outage (after
         // this stage ran, so a retry neither prices again nor loses late attributes).
@@ -549,7 +585,25 @@ pub struct ExportQueue {
     /// The resource, handed to the exporter on its thread before its next export.
     resource: Arc<Mutex<Option<Resource>>>,
     flush_timeout: Duration,
+    /// Given each span the queue could not take (full or stopped), on the thread ending it.
+    overflow: Option<Overflow>,
 }
+
+/// An exporter that sends nothing: the export stage run for its sinks alone.
+#[derive(Debug)]
+pub(crate) struct NoExport;
+
+impl SpanExporter for NoExport {
+    fn export(
+        &self,
+        _batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// What the export queue does with a span it cannot take, besides counting it.
+pub(crate) type Overflow = Arc<dyn Fn(SpanData) + Send + Sync>;
 
 impl fmt::Debug for ExportQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -787,7 +841,16 @@ impl ExportQueue {
             hold,
             resource,
             flush_timeout: config.flush_timeout,
+            overflow: None,
         })
+    }
+
+    /// Hands each span the queue cannot take to `overflow` (counted as dropped all the same):
+    /// [`crate::init`] runs the export stage's sinks on it, so that the calls of dropped spans
+    /// still reach them.
+    pub(crate) fn with_overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = Some(overflow);
+        self
     }
 
     /// The export thread's counters (queued, dropped, exported batches that failed, depth).
@@ -821,7 +884,12 @@ impl SpanProcessor for ExportQueue {
         }
         match self.worker.send(span) {
             Ok(()) => inc(&COUNTERS.spans_queued),
-            Err(_) => inc(&COUNTERS.spans_dropped),
+            Err(span) => {
+                inc(&COUNTERS.spans_dropped);
+                if let Some(overflow) = &self.overflow {
+                    overflow(span);
+                }
+            }
         }
     }
 

@@ -41,6 +41,7 @@ pub(crate) struct Counters {
     pub(crate) late_attributes_merged: Padded,
     pub(crate) late_attributes_dropped: Padded,
     pub(crate) background_dropped: Padded,
+    pub(crate) sink_panics: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -59,6 +60,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     late_attributes_merged: Padded(AtomicU64::new(0)),
     late_attributes_dropped: Padded(AtomicU64::new(0)),
     background_dropped: Padded(AtomicU64::new(0)),
+    sink_panics: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -115,6 +117,9 @@ pub struct Health {
     /// had stopped: spans (also in `spans_dropped`), call-log records, budget writes, alerts,
     /// quality observations, ... [`crate::worker::workers`] lists each worker's counters.
     pub background_dropped: u64,
+    /// Calls a [`crate::CallSink`] panicked on while llmtel's export stage handed them to it
+    /// (the spans are exported all the same).
+    pub sink_panics: u64,
 }
 
 /// Reads the health counters.
@@ -136,5 +141,6 @@ pub fn health() -> Health {
         late_attributes_merged: c.late_attributes_merged.load(Relaxed),
         late_attributes_dropped: c.late_attributes_dropped.load(Relaxed),
         background_dropped: c.background_dropped.load(Relaxed),
+        sink_panics: c.sink_panics.load(Relaxed),
     }
 }

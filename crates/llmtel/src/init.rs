@@ -507,6 +507,15 @@ impl Builder {
         self
     }
     /// Adds a sink for every completed LLM call.
+    ///
+    /// While llmtel exports, the sink gets the call of each exported span on the export
+    /// thread, priced once there for the span and every sink (off the request path); the
+    /// calls of spans that are not exported (not sampled, outside `with_trace_filter`) from
+    /// the layer as the span closes, and those of spans the export queue drops as it drops
+    /// them. Each call reaches the sink once, up to the export delay after it ended
+    /// ([`Guard::flush`] hands over every call ended before it). Without export, every call
+    /// reaches it from the layer as its span closes. A sink that must see each call while
+    /// the request runs belongs on [`crate::LlmLayer::with_sink`].
     pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> Self {
         self.sinks.push(sink);
         self
@@ -658,12 +667,16 @@ impl Builder {
         if self.console.unwrap_or(!exporting) {
             sinks.push(Arc::new(ConsoleSink));
         }
+        // Exporting, the sinks run on the export stage for the calls it exports (priced once
+        // there, off the request path) and in the layer for the others (not sampled, filtered
+        // out of the traces); the queue hands them the spans it drops.
         let llm = (self.summaries.is_some() || !sinks.is_empty()).then(|| {
             let mut l = LlmLayer::new()
                 .with_catalog(catalog.clone())
-                .with_health_counting(!exporting);
-            for s in sinks {
-                l = l.with_sink(s);
+                .with_health_counting(!exporting)
+                .with_sinks_on_export_stage(exporting);
+            for s in &sinks {
+                l = l.with_sink(s.clone());
             }
             l
         });
@@ -674,8 +687,18 @@ impl Builder {
             let stage = ExporterStage {
                 catalog: catalog.clone(),
                 openinference,
+                sinks: sinks
+                    .iter()
+                    .filter(|s| !s.on_request_thread())
+                    .cloned()
+                    .collect(),
             };
-            let queue = spawn_exporter(protocol, endpoint, headers, queue_cfg, stage, traces_tls)?;
+            let overflow = stage.overflow();
+            let mut queue =
+                spawn_exporter(protocol, endpoint, headers, queue_cfg, stage, traces_tls)?;
+            if let Some(overflow) = overflow {
+                queue = queue.with_overflow(overflow);
+            }
             let mut pb = SdkTracerProvider::builder()
                 .with_span_processor(queue)
                 .with_resource(resource);
@@ -765,6 +788,29 @@ impl Builder {
 struct ExporterStage {
     catalog: Arc<Catalog>,
     openinference: bool,
+    /// The sinks of the calls of exported spans, run here (priced once, off the request path).
+    sinks: Vec<Arc<dyn CallSink>>,
+}
+
+impl ExporterStage {
+    /// What the export queue does with a span it cannot take: its call still reaches the
+    /// sinks (priced on the thread that ended it, as the layer would have); `None` without
+    /// sinks.
+    fn overflow(&self) -> Option<crate::export::Overflow> {
+        if self.sinks.is_empty() {
+            return None;
+        }
+        let mut stage = crate::export::GenAiExporter::new(crate::export::NoExport)
+            .with_catalog(self.catalog.clone())
+            .with_openinference(self.openinference)
+            .with_health_counting(false);
+        for sink in &self.sinks {
+            stage = stage.with_sink(sink.clone());
+        }
+        Some(Arc::new(move |mut span| {
+            stage.process_for_sinks(&mut span, &content::content_capture());
+        }))
+    }
 }
 
 #[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
@@ -773,9 +819,13 @@ impl ExporterStage {
         self,
         inner: E,
     ) -> crate::export::GenAiExporter<E> {
-        crate::export::GenAiExporter::new(inner)
+        let mut stage = crate::export::GenAiExporter::new(inner)
             .with_catalog(self.catalog)
-            .with_openinference(self.openinference)
+            .with_openinference(self.openinference);
+        for sink in self.sinks {
+            stage = stage.with_sink(sink);
+        }
+        stage
     }
 }
 

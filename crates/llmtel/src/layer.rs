@@ -17,14 +17,25 @@ use crate::enrich::Pricer;
 use crate::fields::{SpanFields, is_interesting_field, provider_from_system, split_finish_reasons};
 use crate::health::{COUNTERS, inc};
 
-/// Receives every completed [`LlmCall`] synchronously in the layer's `on_close`.
+/// Receives every completed [`LlmCall`].
 ///
-/// Implementations run on the application's thread: keep them short and non-blocking (push
-/// to a bounded queue for anything slow). The console printer and the trace summary store are
+/// Added with [`LlmLayer::with_sink`], a sink is called synchronously in the layer's
+/// `on_close`, on the application's thread: keep it short and non-blocking (push to a bounded
+/// queue for anything slow). Added with [`crate::Builder::with_sink`] while llmtel exports,
+/// or with [`crate::GenAiExporter::with_sink`], it is called on the export thread for the
+/// calls of exported spans (priced once there), and from the layer for the others (see
+/// [`crate::Builder::with_sink`]). The console printer and the OpenTelemetry metrics are
 /// sinks.
 pub trait CallSink: Send + Sync + fmt::Debug + 'static {
     /// Called once per LLM call, after its cost is known.
     fn on_call(&self, call: &LlmCall);
+
+    /// Whether this sink must get each call as its span closes, on the application's
+    /// thread, wherever it is added: `true` keeps it out of the export stage (for a sink
+    /// read right after the call, such as an experiment's). `false` by default.
+    fn on_request_thread(&self) -> bool {
+        false
+    }
 }
 
 /// Per-span state, stored once in the span's extensions.
@@ -36,6 +47,11 @@ struct SpanState {
     /// The OpenTelemetry ids, when an OpenTelemetry layer had created the span before this
     /// layer saw it (that layer runs first, so it also ends the span first).
     otel: Option<(TraceId, SpanId)>,
+    /// Whether the OpenTelemetry span is sampled (it reaches the export stage).
+    sampled: bool,
+    /// Set by the first close: the call's sinks are run by llmtel's export stage (the
+    /// span is sampled and the layer hands its calls to that stage), not here.
+    closed: Option<Closed>,
     /// The layer that captured the span: whoever closes the call first
     /// ([`LlmLayer`]'s `on_close` or [`close_call`]) finishes it with this.
     layer: Arc<Inner>,
@@ -83,6 +99,17 @@ struct Inner {
     pricer: Pricer,
     sinks: Vec<Arc<dyn CallSink>>,
     captured: Captured,
+    /// The sinks of a sampled span's call run on llmtel's export stage, which prices it
+    /// once there ([`crate::builder`] sets this when it exports)...
+    deferred: bool,
+    /// ...except these, which say they must run here ([`CallSink::on_request_thread`]).
+    request_sinks: Vec<Arc<dyn CallSink>>,
+}
+
+/// How the first close of a captured LLM span left it.
+#[derive(Clone, Copy, Debug)]
+struct Closed {
+    deferred: bool,
 }
 
 impl fmt::Debug for Inner {
@@ -150,6 +177,8 @@ impl LlmLayer {
                 pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), false),
                 sinks: Vec::new(),
                 captured: Captured::new(),
+                deferred: false,
+                request_sinks: Vec::new(),
             }),
         }
     }
@@ -162,6 +191,8 @@ impl LlmLayer {
                 pricer: self.inner.pricer.clone(),
                 sinks: self.inner.sinks.clone(),
                 captured: Captured::new(),
+                deferred: self.inner.deferred,
+                request_sinks: self.inner.request_sinks.clone(),
             });
         }
         Arc::get_mut(&mut self.inner).unwrap_or_else(|| unreachable!("just made unique"))
@@ -184,7 +215,21 @@ impl LlmLayer {
 
     /// Adds a sink that receives every completed call.
     pub fn with_sink(mut self, sink: Arc<dyn CallSink>) -> Self {
-        self.inner_mut().sinks.push(sink);
+        let inner = self.inner_mut();
+        if sink.on_request_thread() {
+            inner.request_sinks.push(sink.clone());
+        }
+        inner.sinks.push(sink);
+        self
+    }
+
+    /// Leaves the sinks of every call whose span is sampled to llmtel's export stage
+    /// ([`crate::GenAiExporter::with_sink`] with the same sinks), which prices the call once,
+    /// off the request path; calls of spans that are not exported (not sampled, filtered out)
+    /// still reach the sinks here. The export queue hands a span it cannot take to the sinks
+    /// at once, so no call is lost to them.
+    pub(crate) fn with_sinks_on_export_stage(mut self, on: bool) -> Self {
+        self.inner_mut().deferred = on;
         self
     }
 
@@ -285,6 +330,8 @@ where
             opened: Instant::now(),
             started_at: SystemTime::now(),
             otel: None,
+            sampled: false,
+            closed: None,
             layer: self.inner.clone(),
         });
         self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
@@ -317,7 +364,7 @@ where
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        close_call(&span);
+        finish_call(&span, false);
     }
 }
 
@@ -337,7 +384,8 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
     };
     let mut ext = span.extensions_mut();
     if let Some(state) = ext.get_mut::<SpanState>() {
-        state.otel = Some(otel);
+        state.otel = Some((otel.0, otel.1));
+        state.sampled = otel.2;
     }
     register_late(&mut ext, otel.1);
 }
@@ -357,37 +405,109 @@ fn register_late(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, span
 /// trace summaries) calls this first, so it sees the call whatever order the layers are
 /// stacked in: whichever of them closes the span first finishes the call, once.
 pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
+    finish_call(span, true)
+}
+
+/// [`close_call`]; with `want_call` false (llmtel's own layer, which needs no [`LlmCall`]),
+/// a call whose sinks run on the export stage is not built here at all: its span keeps the
+/// captured fields for a later layer that wants the call.
+fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) -> bool {
     let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
         return span.extensions().get::<LlmCall>().is_some();
     };
     let inner = state.layer.clone();
-    inner
-        .captured
-        .slot(&span.id())
-        .fetch_sub(1, Ordering::AcqRel);
-    let meta = span.metadata();
-    if !state.fields.has_gen_ai || !state.fields.is_model_call() {
-        // A non-LLM span (a request span with `user.id`, an agent step): its children
-        // have closed and read its dimensions already; nothing more to do.
-        return false;
-    }
-    // Dimensions the span does not set come from its nearest ancestors that do.
-    inherit_dimensions(&mut state.fields.dims, span.scope().skip(1));
-    if state.otel.is_none() {
-        // The OpenTelemetry span is still live (its layer runs after this one): layers that
-        // run after that one ends may still add attributes, so register it for them.
-        state.otel = otel_ids(&span.id());
-        if let Some((_, span_id)) = state.otel {
-            register_late(&mut span.extensions_mut(), span_id);
+    let closed = match state.closed {
+        Some(closed) => closed,
+        None => {
+            inner
+                .captured
+                .slot(&span.id())
+                .fetch_sub(1, Ordering::AcqRel);
+            if !state.fields.has_gen_ai || !state.fields.is_model_call() {
+                // A non-LLM span (a request span with `user.id`, an agent step): its children
+                // have closed and read its dimensions already; nothing more to do.
+                return false;
+            }
+            let closed = first_close(span, &mut state);
+            inc(&COUNTERS.llm_calls);
+            if closed.deferred && !want_call && inner.request_sinks.is_empty() {
+                state.closed = Some(closed);
+                span.extensions_mut().insert(state);
+                return true;
+            }
+            closed
         }
-    }
-    let call = inner.build_call(meta, state);
-    inc(&COUNTERS.llm_calls);
-    for sink in &inner.sinks {
+    };
+    let call = inner.build_call(span.metadata(), state);
+    let sinks = if closed.deferred {
+        &inner.request_sinks
+    } else {
+        &inner.sinks
+    };
+    for sink in sinks {
         sink.on_call(&call);
     }
     span.extensions_mut().insert(call);
     true
+}
+
+/// The first close of a captured LLM span: its inherited dimensions, written on its
+/// exported span too, its OpenTelemetry ids, and whether its sinks run on the export stage.
+fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanState) -> Closed {
+    // Dimensions the span does not set come from its nearest ancestors that do.
+    let dims = &mut state.fields.dims;
+    let own = [
+        dims.user.is_some(),
+        dims.session.is_some(),
+        dims.feature.is_some(),
+        dims.tenant.is_some(),
+    ];
+    let own_custom = dims.custom.len();
+    inherit_dimensions(dims, span.scope().skip(1));
+    if state.otel.is_none() {
+        // The OpenTelemetry span is still live (its layer runs after this one): layers that
+        // run after that one ends may still add attributes, so register it for them.
+        if let Some((trace, id, sampled)) = otel_ids(&span.id()) {
+            state.otel = Some((trace, id));
+            state.sampled = sampled;
+            register_late(&mut span.extensions_mut(), id);
+        }
+    }
+    let inherited = inherited_attributes(&state.fields.dims, own, own_custom);
+    if !inherited.is_empty() && state.otel.is_some() {
+        // The exported span carries them too, so the export stage sees the same call.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        set_span_attributes(span, &dispatch, inherited);
+    }
+    Closed {
+        deferred: state.layer.deferred && state.sampled && state.otel.is_some(),
+    }
+}
+
+/// The attributes of the dimensions in `dims` that were inherited: those `own` (user,
+/// session, feature, tenant) says the span did not set, and the custom ones past `own_custom`.
+fn inherited_attributes(
+    dims: &crate::Dimensions,
+    own: [bool; 4],
+    own_custom: usize,
+) -> Vec<opentelemetry::KeyValue> {
+    use llmtel_semconv::llmtel as lt;
+    let named = [
+        (lt::USER_ID, &dims.user),
+        (lt::SESSION_ID, &dims.session),
+        (lt::FEATURE, &dims.feature),
+        (lt::TENANT, &dims.tenant),
+    ];
+    let mut out = Vec::new();
+    for ((key, value), own) in named.into_iter().zip(own) {
+        if let (false, Some(v)) = (own, value) {
+            out.push(opentelemetry::KeyValue::new(key, v.clone()));
+        }
+    }
+    for (key, value) in dims.custom.iter().skip(own_custom) {
+        out.push(opentelemetry::KeyValue::new(*key, value.clone()));
+    }
+    out
 }
 
 /// Sets `attributes` on the exported OpenTelemetry span of the closing span `span`, whatever
@@ -492,11 +612,13 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     }
 }
 
-/// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed.
-fn otel_ids(id: &Id) -> Option<(opentelemetry::trace::TraceId, opentelemetry::trace::SpanId)> {
+/// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed,
+/// and whether it is sampled.
+fn otel_ids(id: &Id) -> Option<(TraceId, SpanId, bool)> {
     use opentelemetry::trace::TraceContextExt;
     let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
     let sc = cx.span().span_context().clone();
-    sc.is_valid().then(|| (sc.trace_id(), sc.span_id()))
+    sc.is_valid()
+        .then(|| (sc.trace_id(), sc.span_id(), sc.is_sampled()))
 }

@@ -5,8 +5,8 @@
 //! `fn main` and from inside a tokio runtime (`#[tokio::main]`).
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod support;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,44 +19,13 @@ use tracing_subscriber::prelude::*;
 
 /// An OTLP/HTTP receiver on a free loopback port: (path, body) of every POST.
 fn receiver() -> (String, mpsc::Receiver<(String, Vec<u8>)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (url, requests) = support::otlp_http::receiver();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (path, head_end, len) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), 0, 0);
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    assert!(head.starts_with("post "), "{head}");
-                    assert!(head.contains("content-type: application/x-protobuf"));
-                    let path = head.split(' ').nth(1).unwrap().to_owned();
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap();
-                    break (path, i + 4, len);
-                }
-            };
-            while buf.len() < head_end + len {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            let _ = tx.send((path, buf[head_end..head_end + len].to_vec()));
+        for r in requests {
+            assert!(r.head.starts_with("post "), "{}", r.head);
+            assert_eq!(r.header("content-type"), Some("application/x-protobuf"));
+            let _ = tx.send((r.path, r.body));
         }
     });
     (url, rx)

@@ -7,8 +7,9 @@
 //! export runs in a child process of this test binary.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
+mod support;
+
+use std::io::Read;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,60 +31,22 @@ fn gunzip(body: &[u8]) -> Vec<u8> {
 
 /// A plain OTLP/HTTP receiver: (content-encoding, decoded request) of each `/v1/traces`.
 fn http_receiver() -> (String, mpsc::Receiver<Got>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (url, requests) = support::otlp_http::receiver();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            let (head, body_at, len) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), 0, 0);
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    break (head, i + 4, len);
-                }
-            };
-            while !head.is_empty() && buf.len() < body_at + len {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let _ = s.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            if !head.contains(" /v1/traces ") {
-                continue;
-            }
-            let encoding = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-encoding:"))
-                .map(|v| v.trim().to_owned())
-                .unwrap_or_default();
-            let body = &buf[body_at..(body_at + len).min(buf.len())];
+        for r in requests.iter().filter(|r| r.path == "/v1/traces") {
+            let encoding = r.header("content-encoding").unwrap_or_default().to_owned();
             let raw = if encoding == "gzip" {
-                gunzip(body)
+                gunzip(&r.body)
             } else {
-                body.to_vec()
+                r.body.clone()
             };
             if let Ok(req) = ExportTraceServiceRequest::decode(raw.as_slice()) {
                 let _ = tx.send((encoding, req));
             }
         }
     });
-    (addr, rx)
+    (url.trim_start_matches("http://").to_owned(), rx)
 }
 
 mod grpc {

@@ -10,11 +10,10 @@
 //! are process-wide; the workspace forbids `unsafe`, so no `set_var`).
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
+mod support;
 #[path = "../../llmtel-alert/tests/support/tls.rs"]
 mod tls;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -31,48 +30,14 @@ type Received = mpsc::Receiver<(String, Vec<u8>)>;
 
 /// A plain OTLP/HTTP receiver on a free loopback port: (path, body) of every POST.
 fn http_receiver() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (url, requests) = support::otlp_http::receiver();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (path, head_end, len) = loop {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (path, i + 4, len);
-                    }
-                };
-                while buf.len() < head_end + len {
-                    let n = s.read(&mut chunk).unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-                let _ = tx.send((path, buf[head_end..head_end + len].to_vec()));
-            });
+        for r in requests {
+            let _ = tx.send((r.path, r.body));
         }
     });
-    (addr, rx)
+    (url.trim_start_matches("http://").to_owned(), rx)
 }
 
 mod grpc {

@@ -7,4 +7,5 @@
 // private module of a test crate are never reachable from outside.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod otlp_http;
 pub mod phoenix;
