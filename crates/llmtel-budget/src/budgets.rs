@@ -200,7 +200,7 @@ const WRITE_BATCH: usize = 256;
 const WRITE_LINGER: Duration = Duration::from_millis(2);
 
 /// Release of a reservation: its id and the meters it holds.
-type Release = (String, Vec<Arc<Metered>>);
+pub(crate) type Release = (String, Vec<Arc<Metered>>);
 
 #[derive(Debug)]
 struct CommitOp {

@@ -12,7 +12,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use llmtel::semconv::llmtel as sc;
 
-use crate::budgets::Budgets;
+use crate::budgets::{Budgets, Release};
 use crate::context::{CallContext, UnpricedTokens};
 
 /// A `tracing` layer that records the actual spend of every closed LLM span against the
@@ -69,23 +69,9 @@ where
         let Some(span) = ctx.span(&id) else { return };
         // Stacked before llmtel's layer, this layer finishes the call itself.
         llmtel::close_call(&span);
-        let call = {
-            let ext = span.extensions();
-            ext.get::<LlmCall>().map(|c| {
-                (
-                    CallContext::from_call(c),
-                    c.cost_usd(),
-                    c.usage.input_tokens.saturating_add(c.usage.output_tokens),
-                    // Only a model with no price is "unpriced": a known model whose call
-                    // recorded no usage has no cost either, and nothing to charge.
-                    c.unknown_model.then_some(UnpricedTokens {
-                        input: c.usage.input_tokens,
-                        output: c.usage.output_tokens,
-                    }),
-                )
-            })
-        };
-        let Some((cctx, cost, tokens, split)) = call else {
+        // What the call spends, read under the extensions' lock, recorded after it.
+        let spend = span.extensions().get::<LlmCall>().map(Spend::of);
+        let Some(spend) = spend else {
             // A span a reservation was bound to closed without an LLM call: release it.
             if let Some((rid, meters)) = self.budgets.take_bound(id.into_u64()) {
                 self.budgets.release_bound(rid, meters);
@@ -107,20 +93,8 @@ where
                 }
             }
         }
-        // A call whose model has no price. Each USD rule applies its
-        // `on_unpriced` policy (fallback price, or $0 counted and alerted).
-        let unpriced = split.filter(|_| cost.is_none() && self.budgets.usd_rule_applies(&cctx));
-        let util = self.budgets.submit(
-            release,
-            &cctx,
-            cost.unwrap_or(llmtel::Usd::ZERO),
-            tokens,
-            unpriced,
-        );
-        let top = util
-            .into_iter()
-            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
-        if top.is_none() && unpriced.is_none() {
+        let attributes = self.budgets.record_spend(spend, release);
+        if attributes.is_empty() {
             return;
         }
         // The registered dispatch, or (inside a `Vec` of layers, which does not forward the
@@ -130,17 +104,111 @@ where
             .get()
             .and_then(WeakDispatch::upgrade)
             .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone));
-        let mut attributes = Vec::with_capacity(3);
+        // On the live span, or through llmtel's exporter stage when it has ended already.
+        llmtel::set_span_attributes(&span, &dispatch, attributes);
+    }
+}
+
+/// Budgets as a [`llmtel::CallSink`]: records the spend of every call handed to it and, on
+/// llmtel's export stage, writes `llmtel.budget.rule`, `llmtel.budget.utilization` (and
+/// `llmtel.budget.unpriced`) on the call's exported span, as [`BudgetLayer`] does. Added to
+/// [`llmtel::builder`] (`with_sink(Arc::new(budgets.sink()))`), the spend is recorded off
+/// the request path, from the price the export stage computes for the span anyway, up to
+/// the export delay after the call ended (a pre-flight [`Budgets::reserve`] holds its
+/// estimate until then, so a check in between still counts it).
+///
+/// It does not see tracing spans, so a reservation bound to a span
+/// ([`crate::Reservation::bind`]) is settled by [`BudgetLayer`] only: use the layer when you
+/// bind reservations, the sink otherwise (not both: each records the spend).
+///
+/// ```
+/// use std::sync::Arc;
+/// let budgets = llmtel_budget::Budgets::builder().build();
+/// let _builder = llmtel::builder().with_sink(Arc::new(budgets.sink()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct BudgetSink {
+    budgets: Budgets,
+}
+
+impl Budgets {
+    /// The sink that records LLM calls against these budgets ([`BudgetSink`]).
+    pub fn sink(&self) -> BudgetSink {
+        BudgetSink {
+            budgets: self.clone(),
+        }
+    }
+
+    /// Records `spend` (settling `release`, the reservation bound to its span, if any) and
+    /// returns the `llmtel.budget.*` attributes for the call's span.
+    pub(crate) fn record_spend(&self, spend: Spend, release: Option<Release>) -> Vec<KeyValue> {
+        let Spend {
+            cctx,
+            cost,
+            tokens,
+            unpriced,
+        } = spend;
+        // Each USD rule applies its `on_unpriced` policy (fallback price, or $0 counted and
+        // alerted) to a call whose model has no price.
+        let unpriced = unpriced.filter(|_| cost.is_none() && self.usd_rule_applies(&cctx));
+        let util = self.submit(
+            release,
+            &cctx,
+            cost.unwrap_or(llmtel::Usd::ZERO),
+            tokens,
+            unpriced,
+        );
+        let top = util
+            .into_iter()
+            .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
+        let mut attributes = Vec::new();
         if let Some((rule, u)) = top {
-            let name = self.budgets.rules()[rule].name.to_string();
+            let name = self.rules()[rule].name.to_string();
             attributes.push(KeyValue::new(sc::BUDGET_RULE, name));
             attributes.push(KeyValue::new(sc::BUDGET_UTILIZATION, u));
         }
         if unpriced.is_some() {
             attributes.push(KeyValue::new(sc::BUDGET_UNPRICED, true));
         }
-        // On the live span, or through llmtel's exporter stage when it has ended already.
-        llmtel::set_span_attributes(&span, &dispatch, attributes);
+        attributes
+    }
+}
+
+/// What one call spends, as budgets record it.
+pub(crate) struct Spend {
+    cctx: CallContext,
+    cost: Option<llmtel::Usd>,
+    tokens: u64,
+    /// The call's tokens when its model has no price.
+    unpriced: Option<UnpricedTokens>,
+}
+
+impl Spend {
+    fn of(call: &LlmCall) -> Spend {
+        Spend {
+            cctx: CallContext::from_call(call),
+            cost: call.cost_usd(),
+            tokens: call
+                .usage
+                .input_tokens
+                .saturating_add(call.usage.output_tokens),
+            // Only a model with no price is "unpriced": a known model whose call recorded
+            // no usage has no cost either, and nothing to charge.
+            unpriced: call.unknown_model.then_some(UnpricedTokens {
+                input: call.usage.input_tokens,
+                output: call.usage.output_tokens,
+            }),
+        }
+    }
+}
+
+impl llmtel::CallSink for BudgetSink {
+    fn on_call(&self, call: &LlmCall) {
+        let _ = self.budgets.record_spend(Spend::of(call), None);
+    }
+
+    fn on_exported_call(&self, call: &LlmCall, span_attributes: &mut Vec<KeyValue>) {
+        span_attributes.extend(self.budgets.record_spend(Spend::of(call), None));
     }
 }
 

@@ -6,7 +6,8 @@
 //! hours, or lifetime. [`Budgets::reserve`] holds the estimated cost against every rule
 //! that applies, atomically, or refuses with [`BudgetExceeded`] (rule, scope, spent, limit,
 //! reset time: a 429 with `Retry-After`). The [`BudgetLayer`] records the actual cost of
-//! every LLM span when it closes and settles the reservation bound to it. Soft thresholds
+//! every LLM span when it closes and settles the reservation bound to it; [`BudgetSink`]
+//! records it off the request path, on llmtel's export stage. Soft thresholds
 //! (50 / 80 / 100 %) raise one alert per rule, scope and period through `llmtel-alert`.
 //!
 //! ```
@@ -88,7 +89,7 @@ pub mod store;
 pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reservation};
 pub use context::{CallContext, Estimate, UnpricedTokens};
 pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError, redact_url_credentials};
-pub use layer::BudgetLayer;
+pub use layer::{BudgetLayer, BudgetSink};
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;
 #[cfg(feature = "reqwest")]

@@ -369,14 +369,19 @@ impl<E: SpanExporter> GenAiExporter<E> {
             return;
         }
         if let Some(call) = self.process_call(span, policy) {
+            let mut extra = Vec::new();
             for sink in &self.sinks {
                 // A sink that panics loses its own call, not the batch of spans.
                 let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sink.on_call(&call);
+                    sink.on_exported_call(&call, &mut extra);
                 }));
                 if handed.is_err() {
                     inc(&COUNTERS.sink_panics);
                 }
+            }
+            if !extra.is_empty() {
+                police_attributes(&mut extra, policy);
+                replace_attributes(&mut span.attributes, extra);
             }
         }
     }

@@ -30,6 +30,15 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
     /// Called once per LLM call, after its cost is known.
     fn on_call(&self, call: &LlmCall);
 
+    /// Called instead of [`on_call`](Self::on_call) on llmtel's export stage, with the
+    /// attributes to add to the call's exported span (budgets write `llmtel.budget.*`
+    /// there); they go through the same secrets and content rules as the span's own. By
+    /// default, `on_call`.
+    fn on_exported_call(&self, call: &LlmCall, span_attributes: &mut Vec<opentelemetry::KeyValue>) {
+        let _ = span_attributes;
+        self.on_call(call);
+    }
+
     /// Whether this sink must get each call as its span closes, on the application's
     /// thread, wherever it is added: `true` keeps it out of the export stage (for a sink
     /// read right after the call, such as an experiment's). `false` by default.

@@ -16,8 +16,10 @@
 //!   order irrelevant.
 //! - [`init`] / [`builder`] install the stack with OTLP export (gRPC or HTTP/protobuf, the
 //!   standard `OTEL_*` variables, presets for Langfuse, LangSmith and Phoenix) and return a
-//!   [`Guard`] that flushes on drop. With no endpoint, nothing goes on the network: a console
-//!   line per call and per-trace summaries.
+//!   [`Guard`] that flushes on drop. Their sinks (the GenAI metrics, [`Builder::with_sink`])
+//!   get each exported call from the export stage, priced once there, off the request path.
+//!   With no endpoint, nothing goes on the network: a console line per call and per-trace
+//!   summaries.
 //! - [`TraceSummaries`] answers "what did this request cost" in process, with bounded memory.
 //! - [`health`] counts every drop and every problem (unknown models, malformed usage, full
 //!   export queue, failed exports).

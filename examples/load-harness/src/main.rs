@@ -52,7 +52,7 @@ fn main() -> Result<(), Error> {
 }
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
-[--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--no-quality] [--no-call-log] \
+[--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--budget-sink] [--no-quality] [--no-call-log] \
 [--no-prometheus] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
 load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
 
@@ -457,7 +457,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         .transpose()?;
 
     // The stack: llmtel's layer and export, Prometheus, quality and the call log as sinks,
-    // budgets as a layer, over the store asked for.
+    // budgets (over the store asked for) as a layer, or as a sink with `--budget-sink`.
     let dir = std::env::temp_dir().join(format!("llmtel-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut builder = llmtel::builder()
@@ -518,6 +518,10 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         }
         None => None,
     };
+    let budget_layer = !flags.has("budget-sink");
+    if let (Some(b), false) = (&budgets, budget_layer) {
+        builder = builder.with_sink(Arc::new(b.sink()));
+    }
     let stack = if baseline {
         // tracing-opentelemetry over the SDK with the same bounded export queue and the same
         // OTLP/gRPC exporter: what llmtel adds is the difference.
@@ -546,7 +550,12 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         let (layers, guard) = builder.build()?;
         tracing_subscriber::registry()
             .with(layers)
-            .with(budgets.as_ref().map(llmtel_budget::Budgets::layer))
+            .with(
+                budgets
+                    .as_ref()
+                    .filter(|_| budget_layer)
+                    .map(llmtel_budget::Budgets::layer),
+            )
             .init();
         Stack::Llmtel(guard)
     };
@@ -679,7 +688,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
             "stack": if baseline { "otel" } else { "llmtel" },
             "allocator": ALLOCATOR,
             "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
-            "llm_share": llm_share, "budgets": budgets_kind,
+            "llm_share": llm_share, "budgets": budgets_kind, "budget_sink": !budget_layer,
             "quality": quality.is_some(), "call_log": call_log.is_some(),
             "prometheus": prom.is_some(),
             "endpoint": endpoint,

@@ -1,0 +1,113 @@
+//! `Budgets::sink()` on llmtel's export stage records each exported call's spend once, from
+//! the price the stage computes for the span, and writes `llmtel.budget.rule`,
+//! `llmtel.budget.utilization` (and `llmtel.budget.unpriced`) on the exported span: no
+//! budget layer, no pricing on the request thread. Added to `llmtel::layer()` instead, it
+//! records the calls as their spans close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use llmtel_budget::{Budgets, CallContext, Period, Rule, Scope};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tracing_subscriber::prelude::*;
+
+fn usd(s: &str) -> llmtel::Usd {
+    llmtel::Usd::parse_decimal(s).expect("usd")
+}
+
+fn budgets() -> Budgets {
+    Budgets::builder()
+        .with_rule(
+            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
+                .with_limit_usd(usd("0.01")),
+        )
+        .build()
+}
+
+/// Two gpt-4o calls of 1,000 input and 100 output tokens ($0.0035 each) by user `u-1`, one
+/// call to a model with no price, and a span that is not a call.
+fn calls() {
+    for model in ["gpt-4o", "gpt-4o", "no-such-model-xyz"] {
+        let span = llmtel::llm_span!("chat", "openai", model, user.id = "u-1");
+        llmtel::record_usage(
+            &span,
+            &llmtel::Usage {
+                input_tokens: 1_000,
+                output_tokens: 100,
+                ..Default::default()
+            },
+        );
+    }
+    drop(tracing::info_span!("db", user.id = "u-1"));
+}
+
+fn assert_spent(budgets: &Budgets) {
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let ctx = CallContext::new().with_user("u-1");
+    let s = &budgets.status_for(&ctx).expect("status")[0];
+    // The unpriced call is charged $0 by the default policy, counted and flagged.
+    assert_eq!(s.spent, usd("0.007"), "each priced call once");
+    assert_eq!(s.spent_tokens, 3_300);
+    assert_eq!(budgets.stats().recorded, 3);
+}
+
+#[test]
+fn on_the_export_stage_each_call_is_recorded_once_and_its_span_marked() {
+    let budgets = budgets();
+    let exporter = InMemorySpanExporter::default();
+    let stage = llmtel::GenAiExporter::new(exporter.clone()).with_sink(Arc::new(budgets.sink()));
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(stage)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::with_default(subscriber, calls);
+    assert_spent(&budgets);
+
+    let spans = exporter.get_finished_spans().expect("spans");
+    let attr = |s: &opentelemetry_sdk::trace::SpanData, k: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == k)
+            .map(|kv| kv.value.clone())
+    };
+    let chats: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("chat"))
+        .collect();
+    assert_eq!(chats.len(), 3);
+    let utilization: Vec<f64> = chats
+        .iter()
+        .map(|s| match attr(s, "llmtel.budget.utilization") {
+            Some(opentelemetry::Value::F64(u)) => u,
+            other => panic!("utilization on {}: {other:?}", s.name),
+        })
+        .collect();
+    assert_eq!(utilization.len(), 3);
+    assert!((utilization[0] - 0.35).abs() < 1e-9, "{utilization:?}");
+    assert!((utilization[1] - 0.7).abs() < 1e-9, "{utilization:?}");
+    for s in &chats {
+        assert_eq!(
+            attr(s, "llmtel.budget.rule"),
+            Some(opentelemetry::Value::from("per-user-daily"))
+        );
+    }
+    assert_eq!(
+        attr(chats[2], "llmtel.budget.unpriced"),
+        Some(opentelemetry::Value::Bool(true))
+    );
+    assert_eq!(attr(chats[0], "llmtel.budget.unpriced"), None);
+    let db = spans.iter().find(|s| s.name == "db").expect("db span");
+    assert_eq!(attr(db, "llmtel.budget.rule"), None, "not a call");
+}
+
+#[test]
+fn as_a_sink_of_the_layer_each_call_is_recorded_as_its_span_closes() {
+    let budgets = budgets();
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::LlmLayer::new().with_sink(Arc::new(budgets.sink())));
+    tracing::subscriber::with_default(subscriber, calls);
+    assert_spent(&budgets);
+}
