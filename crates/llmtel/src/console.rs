@@ -66,4 +66,9 @@ impl CallSink for ConsoleSink {
         let line = crate::redact::redact_string(Self::format(call));
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
+
+    /// A line as each call ends, also while llmtel exports (a development aid, read live).
+    fn on_request_thread(&self) -> bool {
+        true
+    }
 }
