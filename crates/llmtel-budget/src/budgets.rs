@@ -337,6 +337,7 @@ impl BudgetsBuilder {
             bound: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
             n_bound: AtomicUsize::new(0),
+            layers: AtomicUsize::new(0),
             id_prefix: format!("{:x}.{:x}", std::process::id(), nanos & 0xffff_ffff),
             next_id: AtomicU64::new(0),
             writer: OnceLock::new(),
@@ -390,6 +391,9 @@ pub(crate) struct Inner {
     bound: Mutex<HashMap<u64, Bound>>,
     last: Mutex<HashMap<String, Amount>>,
     pub(crate) n_bound: AtomicUsize,
+    /// Live [`crate::BudgetLayer`]s of these budgets: while there is one, it records every
+    /// call and [`crate::BudgetSink`] stands aside (never both).
+    pub(crate) layers: AtomicUsize,
     id_prefix: String,
     next_id: AtomicU64,
     /// The writer of a remote store (none for the memory store, or if its thread could not

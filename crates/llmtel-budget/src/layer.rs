@@ -1,6 +1,7 @@
 //! `BudgetLayer`: records every closed LLM span's spend and writes `llmtel.budget.*`.
 
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 
 use llmtel::LlmCall;
 use opentelemetry::KeyValue;
@@ -50,10 +51,17 @@ impl Budgets {
         // Its attributes may come after the OpenTelemetry span ended (when it is stacked
         // after that layer): llmtel's exporter stage adds them then.
         llmtel::expect_late_attributes();
+        self.inner.layers.fetch_add(1, Ordering::AcqRel);
         BudgetLayer {
             budgets: self.clone(),
             dispatch: OnceLock::new(),
         }
+    }
+}
+
+impl Drop for BudgetLayer {
+    fn drop(&mut self) {
+        self.budgets.inner.layers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -79,13 +87,7 @@ where
             return;
         };
         let mut release = None;
-        if self
-            .budgets
-            .inner
-            .n_bound
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-        {
+        if self.budgets.inner.n_bound.load(Ordering::Relaxed) > 0 {
             for s in span.scope() {
                 if let Some(r) = self.budgets.take_bound(s.id().into_u64()) {
                     release = Some(r);
@@ -119,7 +121,9 @@ where
 ///
 /// It does not see tracing spans, so a reservation bound to a span
 /// ([`crate::Reservation::bind`]) is settled by [`BudgetLayer`] only: use the layer when you
-/// bind reservations, the sink otherwise (not both: each records the spend).
+/// bind reservations, the sink otherwise. While a [`BudgetLayer`] of the same budgets exists
+/// the sink records nothing (the layer records every call), so adding both never counts a
+/// call twice.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -202,13 +206,24 @@ impl Spend {
     }
 }
 
+impl BudgetSink {
+    /// Whether a [`BudgetLayer`] of the same budgets exists: it records every call then.
+    fn layer_records(&self) -> bool {
+        self.budgets.inner.layers.load(Ordering::Acquire) > 0
+    }
+}
+
 impl llmtel::CallSink for BudgetSink {
     fn on_call(&self, call: &LlmCall) {
-        let _ = self.budgets.record_spend(Spend::of(call), None);
+        if !self.layer_records() {
+            let _ = self.budgets.record_spend(Spend::of(call), None);
+        }
     }
 
     fn on_exported_call(&self, call: &LlmCall, span_attributes: &mut Vec<KeyValue>) {
-        span_attributes.extend(self.budgets.record_spend(Spend::of(call), None));
+        if !self.layer_records() {
+            span_attributes.extend(self.budgets.record_spend(Spend::of(call), None));
+        }
     }
 }
 

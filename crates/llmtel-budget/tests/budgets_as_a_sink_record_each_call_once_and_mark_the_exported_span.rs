@@ -111,3 +111,30 @@ fn as_a_sink_of_the_layer_each_call_is_recorded_as_its_span_closes() {
     tracing::subscriber::with_default(subscriber, calls);
     assert_spent(&budgets);
 }
+
+#[test]
+fn with_the_budget_layer_installed_too_each_call_is_still_recorded_once() {
+    let budgets = budgets();
+    let exporter = InMemorySpanExporter::default();
+    let stage = llmtel::GenAiExporter::new(exporter.clone()).with_sink(Arc::new(budgets.sink()));
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(stage)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::layer())
+        .with(budgets.layer())
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::with_default(subscriber, calls);
+    // The layer recorded every call; the sink stood aside.
+    assert_spent(&budgets);
+    let spans = exporter.get_finished_spans().expect("spans");
+    let marked = spans
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "llmtel.budget.rule")
+        })
+        .count();
+    assert_eq!(marked, 3, "each call's span marked once, by the layer");
+}
