@@ -793,6 +793,21 @@ struct ExporterStage {
 }
 
 impl ExporterStage {
+    /// llmtel's export stage in front of `inner`: the catalog, the OpenInference aliases and
+    /// the sinks of the calls of exported spans.
+    fn stage<E: opentelemetry_sdk::trace::SpanExporter>(
+        &self,
+        inner: E,
+    ) -> crate::export::GenAiExporter<E> {
+        let mut stage = crate::export::GenAiExporter::new(inner)
+            .with_catalog(self.catalog.clone())
+            .with_openinference(self.openinference);
+        for sink in &self.sinks {
+            stage = stage.with_sink(sink.clone());
+        }
+        stage
+    }
+
     /// What the export queue does with a span it cannot take: its call still reaches the
     /// sinks (priced on the thread that ended it, as the layer would have); `None` without
     /// sinks.
@@ -800,32 +815,12 @@ impl ExporterStage {
         if self.sinks.is_empty() {
             return None;
         }
-        let mut stage = crate::export::GenAiExporter::new(crate::export::NoExport)
-            .with_catalog(self.catalog.clone())
-            .with_openinference(self.openinference)
+        let stage = self
+            .stage(crate::export::NoExport)
             .with_health_counting(false);
-        for sink in &self.sinks {
-            stage = stage.with_sink(sink.clone());
-        }
         Some(Arc::new(move |mut span| {
             stage.process_for_sinks(&mut span, &content::content_capture());
         }))
-    }
-}
-
-#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
-impl ExporterStage {
-    fn wrap<E: opentelemetry_sdk::trace::SpanExporter>(
-        self,
-        inner: E,
-    ) -> crate::export::GenAiExporter<E> {
-        let mut stage = crate::export::GenAiExporter::new(inner)
-            .with_catalog(self.catalog)
-            .with_openinference(self.openinference);
-        for sink in self.sinks {
-            stage = stage.with_sink(sink);
-        }
-        stage
     }
 }
 
@@ -859,7 +854,7 @@ fn spawn_exporter(
                         }
                         b.with_timeout(Duration::from_secs(10))
                             .build()
-                            .map(|e| stage.wrap(e))
+                            .map(|e| stage.stage(e))
                     },
                     cfg,
                 )?);
@@ -886,7 +881,7 @@ fn spawn_exporter(
                         }
                         b.with_timeout(Duration::from_secs(10))
                             .build()
-                            .map(|e| stage.wrap(e))
+                            .map(|e| stage.stage(e))
                     },
                     cfg,
                 )?);
