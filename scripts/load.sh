@@ -10,13 +10,18 @@
 #
 # Every flag after the script name goes to `load-harness drive` (see its --help text in
 # examples/load-harness/src/main.rs). rotel listens on 127.0.0.1:4337/4338 and the receiver on
-# 127.0.0.1:4399 (LOAD_RECEIVER_PORT); both are stopped by PID on exit.
+# 127.0.0.1:4399 (LOAD_RECEIVER_PORT); both are stopped by PID on exit. LOAD_HARNESS=path runs
+# another build of the harness (a copy of an earlier commit's, for a before/after pair).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 recv="127.0.0.1:${LOAD_RECEIVER_PORT:-4399}"
-cargo build -q --release -j2 -p load-harness
-harness=target/release/load-harness
+if [[ -n "${LOAD_HARNESS:-}" ]]; then
+    harness=$LOAD_HARNESS
+else
+    cargo build -q --release -j2 -p load-harness
+    harness=target/release/load-harness
+fi
 
 if [[ -n "${LOAD_DIRECT:-}" ]]; then
     exec env -u OTEL_EXPORTER_OTLP_ENDPOINT "$harness" drive --receiver "$recv" "$@"

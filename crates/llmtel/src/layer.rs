@@ -50,7 +50,9 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
 /// Per-span state, stored once in the span's extensions.
 #[derive(Debug)]
 struct SpanState {
-    fields: SpanFields,
+    /// Shared once the span has closed with its call left unpriced for a reader that may
+    /// never need the cost ([`UnpricedCall`]); written in place until then.
+    fields: Arc<SpanFields>,
     opened: Instant,
     started_at: SystemTime,
     /// The OpenTelemetry ids, when an OpenTelemetry layer had created the span before this
@@ -252,7 +254,7 @@ impl Inner {
     fn build_call(&self, meta: &'static Metadata<'static>, state: SpanState) -> LlmCall {
         let priced = self.pricer.price(&state.fields, state.started_at);
         call_from_fields(
-            state.fields,
+            Arc::try_unwrap(state.fields).unwrap_or_else(|shared| (*shared).clone()),
             priced,
             meta.name(),
             state.started_at,
@@ -335,7 +337,7 @@ where
         // own call, where the current dispatcher is not reachable. `on_enter` and the close
         // read them.)
         span.extensions_mut().insert(SpanState {
-            fields,
+            fields: Arc::new(fields),
             opened: Instant::now(),
             started_at: SystemTime::now(),
             otel: None,
@@ -353,7 +355,8 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
         if let Some(state) = ext.get_mut::<SpanState>() {
-            values.record(&mut state.fields);
+            let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
+            values.record(fields);
         }
     }
 
@@ -414,8 +417,16 @@ fn register_late(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, span
 /// trace summaries) calls this first, so it sees the call whatever order the layers are
 /// stacked in: whichever of them closes the span first finishes the call, once.
 pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
+    if !CALLS_WANTED.load(Ordering::Relaxed) {
+        CALLS_WANTED.store(true, Ordering::Relaxed);
+    }
     finish_call(span, true)
 }
+
+/// Set (for good) once a layer has asked for a call on the request thread ([`close_call`]):
+/// the call is priced there for it anyway, so trace summaries take that priced call instead
+/// of keeping an unpriced copy to price again when read.
+static CALLS_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// [`close_call`]; with `want_call` false (llmtel's own layer, which needs no [`LlmCall`]),
 /// a call whose sinks run on the export stage is not built here at all: its span keeps the
@@ -426,7 +437,12 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
     };
     let inner = state.layer.clone();
     let closed = match state.closed {
-        Some(closed) => closed,
+        Some(closed) if want_call => closed,
+        // Closed already and left for the export stage: nothing to build for this caller.
+        Some(_) => {
+            span.extensions_mut().insert(state);
+            return true;
+        }
         None => {
             inner
                 .captured
@@ -460,11 +476,86 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
     true
 }
 
+/// A closed LLM call whose price nobody has asked for yet: what a reader that may never need
+/// the cost keeps (trace summaries), priced with the layer's catalog when it is read. Its
+/// fields are shared with the span, not copied.
+#[derive(Clone)]
+pub(crate) struct UnpricedCall {
+    fields: Arc<SpanFields>,
+    name: &'static str,
+    started_at: SystemTime,
+    duration: std::time::Duration,
+    otel: Option<(TraceId, SpanId)>,
+    layer: Arc<Inner>,
+}
+
+impl fmt::Debug for UnpricedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnpricedCall")
+            .field("name", &self.name)
+            .field("request_model", &self.fields.request_model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnpricedCall {
+    /// The OpenTelemetry trace id of the call's span, known without pricing it.
+    pub(crate) fn trace_id(&self) -> Option<TraceId> {
+        self.otel.map(|(t, _)| t)
+    }
+
+    /// The call, priced now (as the layer would have priced it when the span closed).
+    pub(crate) fn price(&self) -> LlmCall {
+        let priced = self.layer.pricer.price(&self.fields, self.started_at);
+        call_from_fields(
+            (*self.fields).clone(),
+            priced,
+            self.name,
+            self.started_at,
+            self.duration,
+            self.otel,
+        )
+    }
+}
+
+/// [`close_call`] for a reader that may never need the cost: when the call's sinks run on the
+/// export stage (which prices it there) and no layer asks for calls on the request thread,
+/// the call is left unpriced and handed back as an [`UnpricedCall`] sharing the span's
+/// fields, so the request thread does not price it a second time. Otherwise (`None`) the
+/// call is built as [`close_call`] builds it and is in the span's extensions, if the span is
+/// an LLM call.
+pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+) -> Option<UnpricedCall> {
+    if CALLS_WANTED.load(Ordering::Relaxed) {
+        // Another layer prices the call on this thread: share its price.
+        finish_call(span, true);
+        return None;
+    }
+    let closed = span
+        .extensions()
+        .get::<SpanState>()
+        .map(|s| s.closed.is_some())?;
+    if !closed && !finish_call(span, false) {
+        return None;
+    }
+    let ext = span.extensions();
+    let state = ext.get::<SpanState>()?;
+    Some(UnpricedCall {
+        fields: state.fields.clone(),
+        name: span.metadata().name(),
+        started_at: state.started_at,
+        duration: state.opened.elapsed(),
+        otel: state.otel,
+        layer: state.layer.clone(),
+    })
+}
+
 /// The first close of a captured LLM span: its inherited dimensions, written on its
 /// exported span too, its OpenTelemetry ids, and whether its sinks run on the export stage.
 fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanState) -> Closed {
     // Dimensions the span does not set come from its nearest ancestors that do.
-    let dims = &mut state.fields.dims;
+    let dims = &mut Arc::make_mut(&mut state.fields).dims;
     let own = [
         dims.user.is_some(),
         dims.session.is_some(),
@@ -563,7 +654,7 @@ pub(crate) fn with_span_fields(span: &tracing::Span, f: impl FnOnce(&mut SpanFie
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let s = registry.span(id)?;
         let mut ext = s.extensions_mut();
-        f(&mut ext.get_mut::<SpanState>()?.fields);
+        f(Arc::make_mut(&mut ext.get_mut::<SpanState>()?.fields));
         Some(())
     });
 }

@@ -110,23 +110,70 @@ struct TraceAgg {
 
 /// A trace's totals and its id, while it runs and once kept: the id is written as hex only
 /// when a summary is read, not for every trace on the request path.
+///
+/// While llmtel exports, the export stage prices each exported call; the summary keeps its
+/// last few calls unpriced (sharing the span's captured fields) and prices them when it is
+/// read, so a summary nobody reads never prices a call on the request thread a second time.
 #[derive(Clone, Debug, Default)]
 struct Tracked {
     summary: TraceSummary,
     trace: Option<TraceId>,
+    /// Calls not priced yet (at most [`UNPRICED_PER_TRACE`]).
+    unpriced: Vec<crate::layer::UnpricedCall>,
+    /// The trace is a lone LLM span, named after its call.
+    named_by_call: bool,
 }
 
+/// The calls a trace keeps unpriced: one more prices them all into the totals, so the memory a
+/// trace holds is bounded however many calls it makes.
+const UNPRICED_PER_TRACE: usize = 4;
+
 impl Tracked {
-    fn public(&self) -> TraceSummary {
-        let mut s = self.summary.clone();
+    fn add(&mut self, call: &LlmCall) {
+        self.summary.add(call);
+        if self.named_by_call {
+            self.summary.root.clone_from(&call.name);
+        }
+    }
+
+    fn add_unpriced(&mut self, call: crate::layer::UnpricedCall) {
+        if self.unpriced.len() >= UNPRICED_PER_TRACE {
+            self.price_unpriced();
+        }
+        self.unpriced.push(call);
+    }
+
+    fn price_unpriced(&mut self) {
+        for call in std::mem::take(&mut self.unpriced) {
+            self.add(&call.price());
+        }
+    }
+
+    /// The summary as read: its unpriced calls priced (on the reader's thread, outside any
+    /// lock).
+    fn public(mut self) -> TraceSummary {
+        self.price_unpriced();
+        let mut s = self.summary;
         s.trace_id = self.trace.map(|t| t.to_string());
         s
     }
 }
 
 impl TraceAgg {
-    fn snapshot(&self, complete: bool) -> Tracked {
-        let mut t = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    /// The trace so far, while it runs.
+    fn snapshot(&self) -> Tracked {
+        let t = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.stamp(t, false)
+    }
+
+    /// The trace as its root span closes: every span of it has closed, so nothing adds to it
+    /// any more and its totals are moved out, not copied.
+    fn finish(&self) -> Tracked {
+        let t = std::mem::take(&mut *self.data.lock().unwrap_or_else(|e| e.into_inner()));
+        self.stamp(t, true)
+    }
+
+    fn stamp(&self, mut t: Tracked, complete: bool) -> Tracked {
         t.summary.spans = self.spans.load(Relaxed);
         t.summary.wall_time = self.opened.elapsed();
         t.summary.complete = complete;
@@ -187,17 +234,23 @@ impl TraceSummaries {
 
     /// The most recent `n` completed traces, oldest first.
     pub fn recent(&self, n: usize) -> Vec<TraceSummary> {
-        let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let skip = s.ring.len().saturating_sub(n);
-        s.ring.iter().skip(skip).map(Tracked::public).collect()
+        let kept: Vec<Tracked> = {
+            let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let skip = s.ring.len().saturating_sub(n);
+            s.ring.iter().skip(skip).cloned().collect()
+        };
+        kept.into_iter().map(Tracked::public).collect()
     }
 
     /// The completed trace with this OpenTelemetry trace id, if still kept.
     pub fn get(&self, trace_id: TraceId) -> Option<TraceSummary> {
-        let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        let abs = *s.by_trace.get(&trace_id)?;
-        let first = s.evicted as usize;
-        s.ring.get(abs.checked_sub(first)?).map(Tracked::public)
+        let kept = {
+            let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
+            let abs = *s.by_trace.get(&trace_id)?;
+            let first = s.evicted as usize;
+            s.ring.get(abs.checked_sub(first)?).cloned()
+        };
+        kept.map(Tracked::public)
     }
 
     /// Number of completed traces kept.
@@ -260,7 +313,7 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
         };
         if let Some(span) = registry.span(id) {
             if let Some(agg) = span.extensions().get::<Arc<TraceAgg>>() {
-                out = Some(agg.snapshot(false).public());
+                out = Some(agg.snapshot().public());
             }
         }
     });
@@ -297,6 +350,8 @@ where
                         ..TraceSummary::default()
                     },
                     trace: None,
+                    unpriced: Vec::new(),
+                    named_by_call: false,
                 }),
             }),
         };
@@ -308,25 +363,86 @@ where
         if span.extensions().get::<Arc<TraceAgg>>().is_none() {
             return;
         }
-        // Stacked before llmtel's layer, this layer finishes the call itself.
-        crate::close_call(&span);
+        // Stacked before llmtel's layer, this layer finishes the call itself; when the
+        // export stage prices the call, it is kept unpriced until the summary is read.
+        let unpriced = crate::layer::close_call_unpriced(&span);
         let ext = span.extensions();
         let Some(agg) = ext.get::<Arc<TraceAgg>>() else {
             return;
         };
-        if let Some(call) = ext.get::<LlmCall>() {
+        let lone = span.parent().is_none();
+        if let Some(call) = unpriced {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            data.summary.add(call);
+            if data.trace.is_none() {
+                data.trace = call.trace_id();
+            }
+            // A lone LLM span is its own trace: name it after the call.
+            data.named_by_call |= lone;
+            data.add_unpriced(call);
+        } else if let Some(call) = ext.get::<LlmCall>() {
+            let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             if data.trace.is_none() {
                 data.trace = call.trace_id;
             }
-            if span.parent().is_none() {
-                // A lone LLM span is its own trace: name it after the call.
-                data.summary.root.clone_from(&call.name);
-            }
+            data.named_by_call |= lone;
+            data.add(call);
         }
         if span.parent().is_none() {
-            self.summaries.push(agg.snapshot(true));
+            self.summaries.push(agg.finish());
         }
+    }
+}
+
+#[cfg(all(test, feature = "otlp-http"))]
+#[path = "../tests/support/otlp_http.rs"]
+mod otlp_http;
+
+#[cfg(all(test, feature = "otlp-http"))]
+mod tests {
+    use super::otlp_http;
+    use tracing_subscriber::prelude::*;
+
+    /// While llmtel exports, a trace keeps its last calls unpriced (the export stage prices
+    /// them for the span; the summary when it is read), never more than its bound.
+    #[test]
+    fn exporting_keeps_at_most_a_few_calls_unpriced_per_trace() {
+        let (layer, guard) = crate::builder()
+            .with_console(false)
+            .with_metrics(false)
+            .with_endpoint(otlp_http::receiver().0)
+            .with_protocol(crate::Protocol::HttpProtobuf)
+            .build::<tracing_subscriber::Registry>()
+            .expect("a pipeline");
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for calls in [1, 3, 10] {
+                let _root = tracing::info_span!("handle").entered();
+                for _ in 0..calls {
+                    let c = crate::llm_span!("chat", "openai", "gpt-4o");
+                    crate::record_usage(
+                        &c,
+                        &crate::Usage {
+                            input_tokens: 10,
+                            output_tokens: 1,
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        });
+        let unpriced: Vec<usize> = {
+            let store = guard.summaries().store.lock().expect("not poisoned");
+            store.ring.iter().map(|t| t.unpriced.len()).collect()
+        };
+        // The fifth call of a trace prices the four before it, and so on.
+        let kept = |calls: usize| (calls - 1) % super::UNPRICED_PER_TRACE + 1;
+        assert_eq!(unpriced, [kept(1), kept(3), kept(10)]);
+        assert_eq!(kept(10), 2);
+        let calls: Vec<u64> = guard
+            .summaries()
+            .recent(3)
+            .iter()
+            .map(|s| s.llm_calls)
+            .collect();
+        assert_eq!(calls, [1, 3, 10]);
     }
 }

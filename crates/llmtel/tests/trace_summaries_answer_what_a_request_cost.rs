@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 mod common;
+mod support;
 use common::*;
 
 use llmtel::Usage;
+use tracing_subscriber::prelude::*;
 
 fn request(user: &str, fail: bool) {
     let root = tracing::info_span!("handle", "user.id" = user);
@@ -65,4 +67,106 @@ fn summaries_are_bounded_and_evictions_counted() {
     let first_trace = p.spans()[0].span_context.trace_id();
     assert!(p.summaries.get(first_trace).is_none());
     assert_eq!(oldest.llm_calls, 2);
+}
+
+/// `calls` gpt-4o calls in a `handle` trace, reading the trace's summary so far after
+/// `read_after` of them; then a lone LLM span (its own trace). Returns the mid-trace read.
+fn traces(calls: u64, read_after: u64) -> llmtel::TraceSummary {
+    let mut so_far = None;
+    {
+        let _root = tracing::info_span!("handle", "user.id" = "u-1").entered();
+        for i in 1..=calls {
+            let c = llmtel::llm_span!("chat", "openai", "gpt-4o");
+            llmtel::record_usage(
+                &c,
+                &Usage {
+                    input_tokens: 1_000 + i,
+                    output_tokens: 100,
+                    ..Default::default()
+                },
+            );
+            drop(c);
+            if i == read_after {
+                so_far = llmtel::current_trace_summary();
+            }
+        }
+    }
+    let lone = llmtel::llm_span!("chat", "anthropic", "claude-sonnet-4");
+    llmtel::record_usage(
+        &lone,
+        &Usage {
+            input_tokens: 2_000,
+            output_tokens: 300,
+            ..Default::default()
+        },
+    );
+    so_far.expect("a summary while the trace runs")
+}
+
+/// The summaries `builder()` keeps for [`traces`], exporting over OTLP/HTTP to a receiver
+/// of the test's (the export stage prices each call; the summaries price theirs when read)
+/// or not exporting (the layer prices each call as its span closes).
+fn summaries(exporting: bool) -> (Vec<llmtel::TraceSummary>, llmtel::TraceSummary) {
+    let (url, _requests) = support::otlp_http::receiver();
+    let builder = llmtel::builder()
+        .with_console(false)
+        .with_metrics(false)
+        .with_endpoint(url)
+        .with_protocol(llmtel::Protocol::HttpProtobuf)
+        .with_export_disabled(!exporting);
+    let (layer, guard) = builder.build::<tracing_subscriber::Registry>().unwrap();
+    let so_far =
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            traces(11, 6)
+        });
+    let kept = guard.summaries().recent(10);
+    drop(guard);
+    (kept, so_far)
+}
+
+#[test]
+fn summaries_read_while_exporting_add_up_as_when_priced_at_close() {
+    let (exported, so_far) = summaries(true);
+    let (local, local_so_far) = summaries(false);
+    assert_eq!(exported.len(), 2, "{exported:?}");
+
+    // More calls than a trace keeps unpriced: every one is in the totals, exactly.
+    let handle = &exported[0];
+    assert_eq!(handle.root, "handle");
+    assert_eq!(handle.llm_calls, 11);
+    assert_eq!(handle.input_tokens, 11_000 + 66);
+    assert_eq!(handle.output_tokens, 1_100);
+    // gpt-4o: $2.50 / $10 per million tokens.
+    assert_usd(
+        handle.cost.as_f64(),
+        (11_066.0 * 2.5 + 1_100.0 * 10.0) / 1e6,
+    );
+    assert_eq!(handle.unpriced_calls, 0);
+    assert!(
+        handle.trace_id.is_some(),
+        "the trace id of the exported spans"
+    );
+
+    // Read while the trace runs, after 6 calls.
+    assert_eq!(so_far.llm_calls, 6);
+    assert!(!so_far.complete);
+    assert_usd(so_far.cost.as_f64(), (6_021.0 * 2.5 + 600.0 * 10.0) / 1e6);
+
+    // A lone LLM span is its own trace, named after its call.
+    let lone = &exported[1];
+    assert_eq!(lone.root, "chat claude-sonnet-4");
+    assert_eq!(lone.llm_calls, 1);
+    assert_usd(lone.cost.as_f64(), (2_000.0 * 3.0 + 300.0 * 15.0) / 1e6);
+
+    // The same as the summaries of a stack that prices each call as it closes.
+    let strip = |s: &llmtel::TraceSummary| llmtel::TraceSummary {
+        trace_id: None,
+        wall_time: std::time::Duration::ZERO,
+        ..s.clone()
+    };
+    assert_eq!(local.len(), 2);
+    for (e, l) in exported.iter().zip(&local) {
+        assert_eq!(strip(e), strip(l));
+    }
+    assert_eq!(strip(&so_far), strip(&local_so_far));
 }
