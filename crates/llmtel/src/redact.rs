@@ -35,27 +35,28 @@ const REDACTED_OPEN: &[u8] = b"[REDACTED";
 
 /// Prefixes of provider API keys and tokens that are never recorded (case-sensitive).
 const SECRET_PREFIXES: &[&str] = &[
+    // Grouped by first byte (checked when the table below is built).
     "sk-",
     "sk_",
     "rk_",
+    "r8_",
     "pk-lf-",
+    "pplx-",
     "lsv2_",
     "AIza",
+    "AKIA",
     "xai-",
+    "xoxb-",
+    "xoxp-",
+    "xoxa-",
+    "xapp-",
     "gsk_",
-    "hf_",
     "ghp_",
     "gho_",
     "ghs_",
     "github_pat_",
     "glpat-",
-    "AKIA",
-    "xoxb-",
-    "xoxp-",
-    "xoxa-",
-    "xapp-",
-    "r8_",
-    "pplx-",
+    "hf_",
     "nvapi-",
     "csk-",
     "ya29.",
@@ -157,54 +158,114 @@ fn ends_value(b: u8) -> bool {
         )
 }
 
+/// What a byte may start: a name's separator (`=`, `:`) or, at a word boundary, a prefixed
+/// key or a `Bearer` / `Basic` token. Any other byte is skipped in the scan's inner loop.
+const SEPARATOR: u8 = 1;
+const KEY_START: u8 = 2;
+/// An ASCII letter or digit ([`is_word_byte`]).
+const WORD: u8 = 4;
+const BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if (c as u8).is_ascii_alphanumeric() {
+            t[c] = WORD;
+        }
+        c += 1;
+    }
+    t[b'=' as usize] = SEPARATOR;
+    t[b':' as usize] = SEPARATOR;
+    t[b'b' as usize] |= KEY_START;
+    t[b'B' as usize] |= KEY_START;
+    let mut i = 0;
+    while i < SECRET_PREFIXES.len() {
+        t[SECRET_PREFIXES[i].as_bytes()[0] as usize] |= KEY_START;
+        i += 1;
+    }
+    t
+};
+
 /// The byte range of the next secret at or after `from`.
 fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
     let b = s.as_bytes();
+    // The inner loop only classifies bytes; the few that may start a secret (a separator, or
+    // a key's first byte after a non-word byte) are looked at out of line.
+    let mut after_word = from > 0 && b.get(from - 1).is_some_and(|&c| is_word_byte(c));
     let mut i = from;
     while i < b.len() {
-        let c = b[i];
-        let boundary = i == 0 || !is_word_byte(b[i - 1]);
-        if boundary {
-            if let Some(end) = prefixed_key(b, i) {
-                return Some((i, end));
-            }
-            if matches!(c, b'b' | b'B') {
-                if let Some(r) = after_scheme(b, i) {
-                    return Some(r);
-                }
+        let class = BYTE_CLASS[b[i] as usize];
+        if class & SEPARATOR != 0 || (class & KEY_START != 0 && !after_word) {
+            if let Some(r) = secret_at(b, i) {
+                return Some(r);
             }
         }
-        match c {
-            b'=' | b':' => {
-                if let Some(r) = named_value(b, i) {
-                    return Some(r);
-                }
-                if c == b':' {
-                    if let Some(r) = userinfo_password(b, i) {
-                        return Some(r);
-                    }
-                }
-            }
-            _ => {}
-        }
+        after_word = class & WORD != 0;
         i += 1;
     }
     None
 }
 
+/// A secret starting (or, for a separator, named) at `i`, a byte [`next_secret`] picked.
+#[inline(never)]
+fn secret_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let c = b[i];
+    if BYTE_CLASS[c as usize] & KEY_START != 0 && (i == 0 || !is_word_byte(b[i - 1])) {
+        if let Some(end) = prefixed_key(b, i) {
+            return Some((i, end));
+        }
+        if matches!(c, b'b' | b'B') {
+            if let Some(r) = after_scheme(b, i) {
+                return Some(r);
+            }
+        }
+    }
+    if BYTE_CLASS[c as usize] & SEPARATOR != 0 {
+        if let Some(r) = named_value(b, i) {
+            return Some(r);
+        }
+        if c == b':' {
+            if let Some(r) = userinfo_password(b, i) {
+                return Some(r);
+            }
+        }
+    }
+    None
+}
+
+/// For each byte, the range of [`SECRET_PREFIXES`] that start with it (empty for most).
+const PREFIX_RANGE: [(u8, u8); 256] = {
+    let mut t = [(0u8, 0u8); 256];
+    let mut i = 0;
+    while i < SECRET_PREFIXES.len() {
+        let c = SECRET_PREFIXES[i].as_bytes()[0] as usize;
+        if t[c].0 == t[c].1 {
+            t[c] = (i as u8, i as u8 + 1);
+        } else {
+            assert!(
+                t[c].1 as usize == i,
+                "SECRET_PREFIXES must be grouped by first byte"
+            );
+            t[c].1 = i as u8 + 1;
+        }
+        i += 1;
+    }
+    t
+};
+
 /// A key with a known prefix starting at `i`: its end.
 fn prefixed_key(b: &[u8], i: usize) -> Option<usize> {
-    let c = b[i];
-    if !matches!(
-        c,
-        b's' | b'r' | b'p' | b'l' | b'A' | b'x' | b'g' | b'h' | b'n' | b'c' | b'y' | b'e'
-    ) {
+    // A key is at least MIN_PREFIXED_LEN bytes and starts with a prefix's first byte: most
+    // positions of a text are ruled out by these two tests alone, the rest compared with
+    // the few prefixes that start with their byte.
+    let (lo, hi) = PREFIX_RANGE[b[i] as usize];
+    if lo == hi || b.len() - i < MIN_PREFIXED_LEN {
         return None;
     }
     let rest = &b[i..];
-    let prefix = SECRET_PREFIXES
+    // (Compared inline: these prefixes are a few bytes, shorter than a call to memcmp.)
+    let prefix = SECRET_PREFIXES[lo as usize..hi as usize]
         .iter()
-        .find(|p| rest.starts_with(p.as_bytes()))?;
+        .find(|p| rest.len() >= p.len() && p.bytes().zip(rest).all(|(p, r)| p == *r))?;
     let mut end = i + prefix.len();
     while end < b.len() && is_key_body(b[end]) {
         end += 1;
@@ -258,21 +319,48 @@ fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
     looks_secret.then_some((start, end))
 }
 
+/// Whether a byte (lowercase) ends one of [`SECRET_NAMES`] or [`SECRET_NAME_SUFFIXES`].
+const NAME_LAST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < SECRET_NAMES.len() {
+        let n = SECRET_NAMES[i].as_bytes();
+        t[n[n.len() - 1].to_ascii_lowercase() as usize] = true;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < SECRET_NAME_SUFFIXES.len() {
+        let n = SECRET_NAME_SUFFIXES[i].as_bytes();
+        t[n[n.len() - 1].to_ascii_lowercase() as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 fn secret_name(name: &[u8]) -> Option<bool> {
-    let is_auth =
-        |n: &[u8]| n.len() >= 13 && n[n.len() - 13..].eq_ignore_ascii_case(b"authorization");
+    // Every name and suffix compared below ends with one of a few letters: a JSON key or a
+    // query parameter that does not is ruled out at once; the others are compared only with
+    // the names and suffixes that end with their last letter.
+    let last = name.last()?.to_ascii_lowercase();
+    if !NAME_LAST[last as usize] {
+        return None;
+    }
+    let ends_with = |s: &str| {
+        let s = s.as_bytes();
+        s[s.len() - 1] == last
+            && name.len() >= s.len()
+            && name[name.len() - s.len()..].eq_ignore_ascii_case(s)
+    };
     if SECRET_NAMES
         .iter()
-        .any(|s| name.eq_ignore_ascii_case(s.as_bytes()))
+        .any(|s| s.len() == name.len() && ends_with(s))
     {
         return Some(false);
     }
     SECRET_NAME_SUFFIXES
         .iter()
-        .any(|s| {
-            name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-        })
-        .then(|| is_auth(name))
+        .any(|s| ends_with(s))
+        .then(|| ends_with("authorization"))
 }
 
 /// `name=value`, `name: value`, `"name": "value"` around the separator at `sep`, where
@@ -292,6 +380,11 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
         }
     }
     let name_end = j;
+    // Every credential name ends with one of a few letters: rule the others out before
+    // reading the name.
+    if j == 0 || !NAME_LAST[b[j - 1].to_ascii_lowercase() as usize] {
+        return None;
+    }
     while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
         j -= 1;
     }
@@ -363,6 +456,31 @@ mod tests {
 
     fn r(s: &str) -> String {
         redact(s).into_owned()
+    }
+
+    #[test]
+    fn every_listed_prefix_and_name_is_caught_in_a_json_line() {
+        // The byte tables that rule positions out fast are built from the lists: each entry
+        // must still be caught, in any case for the names, at the end of a line too.
+        for p in SECRET_PREFIXES {
+            let key = format!("{p}Abc123def456ghi789");
+            let line = format!(r#"{{"model":"gpt-4o","note":"{key}"}}"#);
+            assert!(!r(&line).contains(&key), "{line} -> {}", r(&line));
+            assert!(!r(&key).contains("Abc123"), "{key}");
+        }
+        let names = SECRET_NAMES.iter().map(|n| (n, false));
+        for (name, suffix) in names.chain(SECRET_NAME_SUFFIXES.iter().map(|n| (n, true))) {
+            let mut forms = vec![name.to_string(), name.to_ascii_uppercase()];
+            if suffix {
+                forms.push(format!("x-{name}"));
+            }
+            for n in forms {
+                let line = format!(r#"{{"model":"gpt-4o","{n}":"v4lue"}}"#);
+                assert!(!r(&line).contains("v4lue"), "{line} -> {}", r(&line));
+                let query = format!("/p?a=1&{n}=v4lue");
+                assert!(!r(&query).contains("v4lue"), "{query} -> {}", r(&query));
+            }
+        }
     }
 
     #[test]
