@@ -250,20 +250,6 @@ impl LlmLayer {
     }
 }
 
-impl Inner {
-    fn build_call(&self, meta: &'static Metadata<'static>, state: SpanState) -> LlmCall {
-        let priced = self.pricer.price(&state.fields, state.started_at);
-        call_from_fields(
-            Arc::try_unwrap(state.fields).unwrap_or_else(|shared| (*shared).clone()),
-            priced,
-            meta.name(),
-            state.started_at,
-            state.opened.elapsed(),
-            state.otel,
-        )
-    }
-}
-
 /// The [`LlmCall`] of a priced span: what every sink sees, built the same way for a span
 /// llmtel's layer captured and for one the exporter stage priced (the collector's).
 pub(crate) fn call_from_fields(
@@ -463,7 +449,10 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
             closed
         }
     };
-    let call = inner.build_call(span.metadata(), state);
+    let call = UnpricedCall::closing(span.metadata().name(), &state);
+    // The span's state goes first, so the call takes the captured fields without a copy.
+    drop(state);
+    let call = call.into_call();
     let sinks = if closed.deferred {
         &inner.request_sinks
     } else {
@@ -499,16 +488,30 @@ impl fmt::Debug for UnpricedCall {
 }
 
 impl UnpricedCall {
+    /// The call of a span closing now, from the state llmtel's layer captured (its fields
+    /// shared with it).
+    fn closing(name: &'static str, state: &SpanState) -> Self {
+        UnpricedCall {
+            fields: state.fields.clone(),
+            name,
+            started_at: state.started_at,
+            duration: state.opened.elapsed(),
+            otel: state.otel,
+            layer: state.layer.clone(),
+        }
+    }
+
     /// The OpenTelemetry trace id of the call's span, known without pricing it.
     pub(crate) fn trace_id(&self) -> Option<TraceId> {
         self.otel.map(|(t, _)| t)
     }
 
-    /// The call, priced now (as the layer would have priced it when the span closed).
-    pub(crate) fn price(&self) -> LlmCall {
+    /// The call, priced now with the catalog of the layer that captured it. Its fields are
+    /// moved into the call when nothing else holds them (copied otherwise).
+    pub(crate) fn into_call(self) -> LlmCall {
         let priced = self.layer.pricer.price(&self.fields, self.started_at);
         call_from_fields(
-            (*self.fields).clone(),
+            Arc::try_unwrap(self.fields).unwrap_or_else(|shared| (*shared).clone()),
             priced,
             self.name,
             self.started_at,
@@ -540,15 +543,10 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
         return None;
     }
     let ext = span.extensions();
-    let state = ext.get::<SpanState>()?;
-    Some(UnpricedCall {
-        fields: state.fields.clone(),
-        name: span.metadata().name(),
-        started_at: state.started_at,
-        duration: state.opened.elapsed(),
-        otel: state.otel,
-        layer: state.layer.clone(),
-    })
+    Some(UnpricedCall::closing(
+        span.metadata().name(),
+        ext.get::<SpanState>()?,
+    ))
 }
 
 /// The first close of a captured LLM span: its inherited dimensions, written on its

@@ -194,8 +194,9 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
     let mut i = from;
     while i < b.len() {
         let class = BYTE_CLASS[b[i] as usize];
-        if class & SEPARATOR != 0 || (class & KEY_START != 0 && !after_word) {
-            if let Some(r) = secret_at(b, i) {
+        let key_start = class & KEY_START != 0 && !after_word;
+        if key_start || class & SEPARATOR != 0 {
+            if let Some(r) = secret_at(b, i, key_start) {
                 return Some(r);
             }
         }
@@ -205,11 +206,12 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// A secret starting (or, for a separator, named) at `i`, a byte [`next_secret`] picked.
+/// A secret starting (or, for a separator, named) at `i`, a byte [`next_secret`] picked:
+/// `key_start` when it may start a key there (a key's first byte after a non-word byte).
 #[inline(never)]
-fn secret_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+fn secret_at(b: &[u8], i: usize, key_start: bool) -> Option<(usize, usize)> {
     let c = b[i];
-    if BYTE_CLASS[c as usize] & KEY_START != 0 && (i == 0 || !is_word_byte(b[i - 1])) {
+    if key_start {
         if let Some(end) = prefixed_key(b, i) {
             return Some((i, end));
         }
@@ -219,7 +221,7 @@ fn secret_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
             }
         }
     }
-    if BYTE_CLASS[c as usize] & SEPARATOR != 0 {
+    if matches!(c, b'=' | b':') {
         if let Some(r) = named_value(b, i) {
             return Some(r);
         }
@@ -338,13 +340,9 @@ const NAME_LAST: [bool; 256] = {
 };
 
 fn secret_name(name: &[u8]) -> Option<bool> {
-    // Every name and suffix compared below ends with one of a few letters: a JSON key or a
-    // query parameter that does not is ruled out at once; the others are compared only with
-    // the names and suffixes that end with their last letter.
+    // A name is compared only with the names and suffixes that end with its last letter
+    // (`named_value` has ruled out the names no credential name ends like).
     let last = name.last()?.to_ascii_lowercase();
-    if !NAME_LAST[last as usize] {
-        return None;
-    }
     let ends_with = |s: &str| {
         let s = s.as_bytes();
         s[s.len() - 1] == last

@@ -129,6 +129,15 @@ struct Tracked {
 const UNPRICED_PER_TRACE: usize = 4;
 
 impl Tracked {
+    /// Notes a call of the trace: the trace's id, if not known yet, and whether the call's
+    /// span is the trace's root (a lone LLM span names the trace after its call).
+    fn note_call(&mut self, trace: Option<TraceId>, lone: bool) {
+        if self.trace.is_none() {
+            self.trace = trace;
+        }
+        self.named_by_call |= lone;
+    }
+
     fn add(&mut self, call: &LlmCall) {
         self.summary.add(call);
         if self.named_by_call {
@@ -145,7 +154,7 @@ impl Tracked {
 
     fn price_unpriced(&mut self) {
         for call in std::mem::take(&mut self.unpriced) {
-            self.add(&call.price());
+            self.add(&call.into_call());
         }
     }
 
@@ -373,21 +382,14 @@ where
         let lone = span.parent().is_none();
         if let Some(call) = unpriced {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            if data.trace.is_none() {
-                data.trace = call.trace_id();
-            }
-            // A lone LLM span is its own trace: name it after the call.
-            data.named_by_call |= lone;
+            data.note_call(call.trace_id(), lone);
             data.add_unpriced(call);
         } else if let Some(call) = ext.get::<LlmCall>() {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            if data.trace.is_none() {
-                data.trace = call.trace_id;
-            }
-            data.named_by_call |= lone;
+            data.note_call(call.trace_id, lone);
             data.add(call);
         }
-        if span.parent().is_none() {
+        if lone {
             self.summaries.push(agg.finish());
         }
     }
