@@ -286,23 +286,54 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
     is_gen_ai
 }
 
+/// Removes every attribute whose key appears again later (the last one wins).
 fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
-    let n = attrs.len();
-    let mut keep = vec![true; n];
-    let mut any = false;
-    for i in 0..n {
-        if attrs[i + 1..].iter().any(|later| later.key == attrs[i].key) {
-            keep[i] = false;
-            any = true;
+    let mut seen = KeyMask::default();
+    // Allocated only when a key repeats (rare).
+    let mut repeated: Option<Vec<bool>> = None;
+    for i in (0..attrs.len()).rev() {
+        let key = attrs[i].key.as_str();
+        if seen.may_hold(key) && attrs[i + 1..].iter().any(|l| l.key.as_str() == key) {
+            repeated.get_or_insert_with(|| vec![false; attrs.len()])[i] = true;
+        } else {
+            seen.add(key);
         }
     }
-    if any {
+    if let Some(repeated) = repeated {
         let mut i = 0;
         attrs.retain(|_| {
-            let k = keep[i];
             i += 1;
-            k
+            !repeated[i - 1]
         });
+    }
+}
+
+/// A 64-bit summary of a set of attribute keys: a key it does not hold is certainly not in
+/// the set, so most keys are dismissed without a string comparison (the export stage
+/// compares every attribute of every priced span with the ~15 it adds).
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyMask(u64);
+
+impl KeyMask {
+    /// One of 64 bits, from the key's length, middle byte and last byte.
+    fn bit(key: &str) -> u64 {
+        let b = key.as_bytes();
+        let (mid, last) = match b.last() {
+            Some(&last) => (b[b.len() / 2], last),
+            None => (0, 0),
+        };
+        let h = (b.len() as u32)
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add((u32::from(mid) << 8 | u32::from(last)).wrapping_mul(0x85EB_CA6B));
+        1 << (h >> 26)
+    }
+
+    fn add(&mut self, key: &str) {
+        self.0 |= Self::bit(key);
+    }
+
+    fn may_hold(self, key: &str) -> bool {
+        self.0 & Self::bit(key) != 0
     }
 }
 
@@ -460,17 +491,21 @@ pub(crate) fn replace_attributes(attributes: &mut Vec<KeyValue>, mut extra: Vec<
     if extra.is_empty() {
         return;
     }
-    // One pass over each (this runs for every priced span): first the later of two equal
-    // keys in `extra`, then the span's own attributes that `extra` replaces.
-    let mut i = 0;
-    while i < extra.len() {
-        if extra[i + 1..].iter().any(|later| later.key == extra[i].key) {
+    // The later of two equal keys in `extra` wins: walked from the back, a key is kept
+    // unless a later one has it. `added` then holds every key `extra` keeps.
+    let mut added = KeyMask::default();
+    for i in (0..extra.len()).rev() {
+        let key = extra[i].key.as_str();
+        if added.may_hold(key) && extra[i + 1..].iter().any(|l| l.key.as_str() == key) {
             extra.remove(i);
         } else {
-            i += 1;
+            added.add(key);
         }
     }
-    attributes.retain(|a| !extra.iter().any(|e| e.key == a.key));
+    attributes.retain(|a| {
+        let key = a.key.as_str();
+        !added.may_hold(key) || !extra.iter().any(|e| e.key.as_str() == key)
+    });
     attributes.append(&mut extra);
 }
 
@@ -924,7 +959,55 @@ impl SpanProcessor for ExportQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::is_secret_key;
+    use super::{KeyValue, dedup_keep_last, is_secret_key, replace_attributes};
+    use proptest::prelude::*;
+
+    /// The obvious quadratic versions, which the key mask must agree with.
+    fn replace_naive(attributes: &mut Vec<KeyValue>, extra: Vec<KeyValue>) {
+        let kept: Vec<KeyValue> = (0..extra.len())
+            .filter(|&i| !extra[i + 1..].iter().any(|l| l.key == extra[i].key))
+            .map(|i| extra[i].clone())
+            .collect();
+        attributes.retain(|a| !kept.iter().any(|e| e.key == a.key));
+        attributes.extend(kept);
+    }
+
+    fn dedup_naive(attrs: &mut Vec<KeyValue>) {
+        let keep: Vec<bool> = (0..attrs.len())
+            .map(|i| !attrs[i + 1..].iter().any(|l| l.key == attrs[i].key))
+            .collect();
+        let mut i = 0;
+        attrs.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+    }
+
+    fn attrs(keys: &[String], tag: &str) -> Vec<KeyValue> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| KeyValue::new(k.clone(), format!("{tag}{i}")))
+            .collect()
+    }
+
+    proptest! {
+        /// Keys from a small alphabet repeat often; up to 100 of them fill the 64-bit mask,
+        /// so the exact comparison behind it is exercised too.
+        #[test]
+        fn replacing_and_deduplicating_keep_the_last_of_each_key(
+            span in prop::collection::vec("[ab.]{0,4}|gen_ai\\.usage\\.[a-z_]{1,12}|llmtel\\.cost\\.[a-z]{1,8}", 0..100),
+            extra in prop::collection::vec("[ab.]{0,4}|gen_ai\\.usage\\.[a-z_]{1,12}|llmtel\\.cost\\.[a-z]{1,8}", 0..40),
+        ) {
+            let (mut got, mut want) = (attrs(&span, "s"), attrs(&span, "s"));
+            replace_attributes(&mut got, attrs(&extra, "e"));
+            replace_naive(&mut want, attrs(&extra, "e"));
+            prop_assert_eq!(&got, &want);
+            let (mut got, mut want) = (attrs(&span, "s"), attrs(&span, "s"));
+            dedup_keep_last(&mut got);
+            dedup_naive(&mut want);
+            prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn credential_names_are_found_whatever_their_case() {

@@ -1,5 +1,6 @@
 //! Reading `gen_ai.*` and dimension fields off tracing spans, whoever created them.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use llmtel_semconv::{common, gen_ai, llmtel as lt};
@@ -69,8 +70,13 @@ impl Count {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpanFields {
     pub(crate) otel_name: Option<String>,
-    pub(crate) operation: Option<String>,
-    pub(crate) provider: Option<String>,
+    /// The span was opened by [`llm_span!`](crate::llm_span), whose `otel.name` is always
+    /// `{operation} {request model}`: the name [`LlmCall`](crate::LlmCall) derives when
+    /// `otel.name` is not captured, so it is not formatted and kept a second time.
+    pub(crate) name_derived: bool,
+    /// Well-known values (the GenAI operations and providers) are kept without a copy.
+    pub(crate) operation: Option<Cow<'static, str>>,
+    pub(crate) provider: Option<Cow<'static, str>>,
     pub(crate) system: Option<String>,
     pub(crate) request_model: Option<String>,
     pub(crate) response_model: Option<String>,
@@ -161,8 +167,6 @@ impl SpanFields {
     fn string_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
         Some(match name {
             "otel.name" => &mut self.otel_name,
-            gen_ai::OPERATION_NAME => &mut self.operation,
-            gen_ai::PROVIDER_NAME => &mut self.provider,
             gen_ai::SYSTEM => &mut self.system,
             gen_ai::REQUEST_MODEL => &mut self.request_model,
             gen_ai::RESPONSE_MODEL => &mut self.response_model,
@@ -185,8 +189,26 @@ impl SpanFields {
     /// Records a string-valued field or attribute by name. Custom `llmtel.*` dimensions are
     /// kept only when the name is `'static` (tracing fields); see [`Visit`].
     pub(crate) fn set_str(&mut self, name: &str, value: &str) {
+        self.set_text(name, Cow::Borrowed(value));
+    }
+
+    /// [`set_str`](Self::set_str) for a value that may be owned already (a formatted
+    /// `%value`): kept without a second copy when it is.
+    fn set_text(&mut self, name: &str, text: Cow<'_, str>) {
+        let value: &str = &text;
         if llmtel_semconv::is_gen_ai_field(name) {
             self.has_gen_ai = true;
+        }
+        match name {
+            gen_ai::OPERATION_NAME => {
+                self.operation = Some(well_known(value, &OPERATIONS));
+                return;
+            }
+            gen_ai::PROVIDER_NAME => {
+                self.provider = Some(well_known(value, &PROVIDERS));
+                return;
+            }
+            _ => {}
         }
         if name == "otel.status_code" {
             self.status_error = value.eq_ignore_ascii_case("error");
@@ -209,7 +231,10 @@ impl SpanFields {
                 return;
             }
             // Values a request controls (ids, model names) are kept capped.
-            *slot = Some(crate::bound::cap_value(value).into_owned());
+            *slot = Some(match text {
+                Cow::Borrowed(v) => crate::bound::cap_value(v).into_owned(),
+                Cow::Owned(v) => crate::bound::cap_string(v),
+            });
             return;
         }
         match name {
@@ -357,10 +382,63 @@ impl Visit for SpanFields {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.name_derived && field.name() == "otel.name" {
+            return;
+        }
         // `%value` and `?value` arrive here; Display-formatted strings carry no quotes.
         let s = format!("{value:?}");
-        self.set_str(field.name(), &s);
         self.custom_dimension(field.name(), &s);
+        self.set_text(field.name(), Cow::Owned(s));
+    }
+}
+
+/// The `gen_ai.operation.name` values of the GenAI conventions.
+const OPERATIONS: [&str; 9] = {
+    use llmtel_semconv::operation as op;
+    [
+        op::CHAT,
+        op::GENERATE_CONTENT,
+        op::TEXT_COMPLETION,
+        op::EMBEDDINGS,
+        op::RETRIEVAL,
+        op::CREATE_AGENT,
+        op::INVOKE_AGENT,
+        op::EXECUTE_TOOL,
+        op::INVOKE_WORKFLOW,
+    ]
+};
+
+/// The `gen_ai.provider.name` values of the GenAI conventions, and the older `gen_ai.system`
+/// spellings [`provider_from_system`] maps.
+const PROVIDERS: [&str; 21] = [
+    "openai",
+    "anthropic",
+    "gcp.gemini",
+    "gcp.vertex_ai",
+    "gcp.gen_ai",
+    "azure.ai.openai",
+    "azure.ai.inference",
+    "aws.bedrock",
+    "mistral_ai",
+    "x_ai",
+    "groq",
+    "deepseek",
+    "cohere",
+    "perplexity",
+    "ibm.watsonx.ai",
+    "ollama",
+    "gemini",
+    "vertex_ai",
+    "bedrock",
+    "mistral",
+    "xai",
+];
+
+/// `value` as one of `known` (no copy) when it is one, or a capped copy.
+fn well_known(value: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == value) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(crate::bound::cap_value(value).into_owned()),
     }
 }
 

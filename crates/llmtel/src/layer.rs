@@ -47,7 +47,11 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// Per-span state, stored once in the span's extensions.
+/// What llmtel's layer keeps in a captured span's extensions: its state, taken out while a
+/// close works on it and put back in the same box (no allocation per close).
+type StateSlot = Option<SpanState>;
+
+/// Per-span state, stored once in the span's extensions (as a [`StateSlot`]).
 #[derive(Debug)]
 struct SpanState {
     /// Shared once the span has closed with its call left unpriced for a reader that may
@@ -260,17 +264,21 @@ pub(crate) fn call_from_fields(
     duration: std::time::Duration,
     otel: Option<(TraceId, SpanId)>,
 ) -> LlmCall {
-    let operation = f.operation.clone().unwrap_or_else(|| "chat".to_owned());
-    let name = match (&f.otel_name, &f.request_model) {
-        (Some(n), _) => n.clone(),
-        (None, Some(m)) => format!("{operation} {m}"),
+    let operation = f
+        .operation
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_else(|| "chat".to_owned());
+    let name = match (f.otel_name, &f.request_model) {
+        (Some(n), _) => n,
+        // `llm_span!`'s `otel.name`, which llmtel does not capture.
+        (None, Some(m)) => [operation.as_str(), m].join(" "),
         (None, None) => fallback_name.to_owned(),
     };
     let has_usage = f.input.is_set() || f.output.is_set();
     LlmCall {
         name,
         operation,
-        provider: f.provider.or_else(|| {
+        provider: f.provider.map(std::borrow::Cow::into_owned).or_else(|| {
             f.system
                 .as_deref()
                 .map(|s| provider_from_system(s).to_owned())
@@ -317,12 +325,15 @@ where
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields::default();
+        let mut fields = SpanFields {
+            name_derived: crate::span::is_llm_span(attrs.metadata()),
+            ..SpanFields::default()
+        };
         attrs.record(&mut fields);
         // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the dispatcher's
         // own call, where the current dispatcher is not reachable. `on_enter` and the close
         // read them.)
-        span.extensions_mut().insert(SpanState {
+        span.extensions_mut().insert::<StateSlot>(Some(SpanState {
             fields: Arc::new(fields),
             opened: Instant::now(),
             started_at: SystemTime::now(),
@@ -330,7 +341,7 @@ where
             sampled: false,
             closed: None,
             layer: self.inner.clone(),
-        });
+        }));
         self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
     }
 
@@ -340,7 +351,7 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(state) = ext.get_mut::<SpanState>() {
+        if let Some(Some(state)) = ext.get_mut::<StateSlot>() {
             let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
             values.record(fields);
         }
@@ -372,7 +383,8 @@ where
 fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
     let needed = span
         .extensions()
-        .get::<SpanState>()
+        .get::<StateSlot>()
+        .and_then(Option::as_ref)
         .is_some_and(|s| s.otel.is_none() && s.fields.has_gen_ai);
     if !needed {
         return;
@@ -381,7 +393,7 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
         return;
     };
     let mut ext = span.extensions_mut();
-    if let Some(state) = ext.get_mut::<SpanState>() {
+    if let Some(Some(state)) = ext.get_mut::<StateSlot>() {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
@@ -418,7 +430,11 @@ static CALLS_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 /// a call whose sinks run on the export stage is not built here at all: its span keeps the
 /// captured fields for a later layer that wants the call.
 fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) -> bool {
-    let Some(mut state) = span.extensions_mut().remove::<SpanState>() else {
+    let taken = span
+        .extensions_mut()
+        .get_mut::<StateSlot>()
+        .and_then(Option::take);
+    let Some(mut state) = taken else {
         return span.extensions().get::<LlmCall>().is_some();
     };
     let inner = state.layer.clone();
@@ -426,7 +442,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
         Some(closed) if want_call => closed,
         // Closed already and left for the export stage: nothing to build for this caller.
         Some(_) => {
-            span.extensions_mut().insert(state);
+            put_back(span, state);
             return true;
         }
         None => {
@@ -443,7 +459,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
             inc(&COUNTERS.llm_calls);
             if closed.deferred && !want_call && inner.request_sinks.is_empty() {
                 state.closed = Some(closed);
-                span.extensions_mut().insert(state);
+                put_back(span, state);
                 return true;
             }
             closed
@@ -463,6 +479,13 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
     }
     span.extensions_mut().insert(call);
     true
+}
+
+/// Puts the state [`finish_call`] took out of a span back in its slot.
+fn put_back<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: SpanState) {
+    if let Some(slot) = span.extensions_mut().get_mut::<StateSlot>() {
+        *slot = Some(state);
+    }
 }
 
 /// A closed LLM call whose price nobody has asked for yet: what a reader that may never need
@@ -537,7 +560,8 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
     }
     let closed = span
         .extensions()
-        .get::<SpanState>()
+        .get::<StateSlot>()
+        .and_then(Option::as_ref)
         .map(|s| s.closed.is_some())?;
     if !closed && !finish_call(span, false) {
         return None;
@@ -545,7 +569,7 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
     let ext = span.extensions();
     Some(UnpricedCall::closing(
         span.metadata().name(),
-        ext.get::<SpanState>()?,
+        ext.get::<StateSlot>()?.as_ref()?,
     ))
 }
 
@@ -652,7 +676,9 @@ pub(crate) fn with_span_fields(span: &tracing::Span, f: impl FnOnce(&mut SpanFie
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let s = registry.span(id)?;
         let mut ext = s.extensions_mut();
-        f(Arc::make_mut(&mut ext.get_mut::<SpanState>()?.fields));
+        f(Arc::make_mut(
+            &mut ext.get_mut::<StateSlot>()?.as_mut()?.fields,
+        ));
         Some(())
     });
 }
@@ -702,7 +728,7 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
 ) {
     for s in spans {
-        if let Some(state) = s.extensions().get::<SpanState>() {
+        if let Some(Some(state)) = s.extensions().get::<StateSlot>() {
             if !state.fields.dims.is_empty() {
                 dims.inherit_from(&state.fields.dims);
             }

@@ -79,6 +79,16 @@ macro_rules! llm_span {
     }};
 }
 
+/// Whether a span was opened by [`llm_span!`] (its target and name), whose `otel.name` is
+/// always `{operation} {request model}`.
+pub(crate) fn is_llm_span(meta: &tracing::Metadata<'_>) -> bool {
+    meta.name() == LLM_SPAN_NAME && meta.target() == LLM_SPAN_TARGET
+}
+
+/// The target and name of [`llm_span!`]'s spans.
+const LLM_SPAN_TARGET: &str = "llmtel";
+const LLM_SPAN_NAME: &str = "gen_ai";
+
 /// Opens a span for an agent, tool, retrieval or workflow step, named per the GenAI
 /// conventions (`invoke_agent support-bot`, `execute_tool search`, `retrieval docs`).
 ///

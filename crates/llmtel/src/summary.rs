@@ -122,6 +122,9 @@ struct Tracked {
     unpriced: Vec<crate::layer::UnpricedCall>,
     /// The trace is a lone LLM span, named after its call.
     named_by_call: bool,
+    /// The root span's name, written into the summary when it is read (unless the trace is
+    /// named after its call).
+    root: &'static str,
 }
 
 /// The calls a trace keeps unpriced: one more prices them all into the totals, so the memory a
@@ -163,6 +166,9 @@ impl Tracked {
     fn public(mut self) -> TraceSummary {
         self.price_unpriced();
         let mut s = self.summary;
+        if !self.named_by_call {
+            self.root.clone_into(&mut s.root);
+        }
         s.trace_id = self.trace.map(|t| t.to_string());
         s
     }
@@ -354,13 +360,8 @@ where
                 opened: Instant::now(),
                 spans: AtomicU64::new(1),
                 data: Mutex::new(Tracked {
-                    summary: TraceSummary {
-                        root: span.name().to_owned(),
-                        ..TraceSummary::default()
-                    },
-                    trace: None,
-                    unpriced: Vec::new(),
-                    named_by_call: false,
+                    root: span.name(),
+                    ..Tracked::default()
                 }),
             }),
         };
