@@ -62,9 +62,72 @@ const MAX_STATUS_BYTES: usize = 1024;
 
 /// Whether an attribute carries content (see [`CONTENT_KEYS`]).
 fn is_content_key(key: &str) -> bool {
-    CONTENT_KEYS.contains(&key)
+    (may_end(key, MAY_BE_CONTENT) && CONTENT_KEYS.contains(&key))
         || key.starts_with("llm.input_messages")
         || key.starts_with("llm.output_messages")
+}
+
+/// Header names whose `http.{request,response}.header.*` attribute carries a credential.
+const SECRET_HEADERS: [&str; 8] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "cookie",
+    "set-cookie",
+    "openai-organization",
+];
+
+/// Endings of attribute names that carry a credential.
+const SECRET_SUFFIXES: [&str; 6] = [
+    "api_key",
+    "api-key",
+    "apikey",
+    "authorization",
+    "secret_key",
+    "password",
+];
+
+/// [`KEY_ENDS`] bits: the key may be a credential's / a content attribute's.
+const MAY_BE_SECRET: u8 = 1;
+const MAY_BE_CONTENT: u8 = 2;
+
+/// By a key's last byte, which of the lists above may hold it (built from the lists, both
+/// cases): every attribute of every span is checked against them, and most keys end with a
+/// byte none of them ends with.
+const KEY_ENDS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < SECRET_HEADERS.len() {
+        mark_end(&mut t, SECRET_HEADERS[i], MAY_BE_SECRET);
+        i += 1;
+    }
+    i = 0;
+    while i < SECRET_SUFFIXES.len() {
+        mark_end(&mut t, SECRET_SUFFIXES[i], MAY_BE_SECRET);
+        i += 1;
+    }
+    i = 0;
+    while i < CONTENT_KEYS.len() {
+        mark_end(&mut t, CONTENT_KEYS[i], MAY_BE_CONTENT);
+        i += 1;
+    }
+    t
+};
+
+const fn mark_end(table: &mut [u8; 256], name: &str, bit: u8) {
+    if let Some(&last) = name.as_bytes().last() {
+        table[last.to_ascii_lowercase() as usize] |= bit;
+        table[last.to_ascii_uppercase() as usize] |= bit;
+    }
+}
+
+/// Whether `key`'s last byte is one a name of the `bit` lists ends with.
+fn may_end(key: &str, bit: u8) -> bool {
+    key.as_bytes()
+        .last()
+        .is_some_and(|&b| KEY_ENDS[usize::from(b)] & bit != 0)
 }
 
 /// Applies the secrets and content rules to one attribute (of a span or an event): `false`
@@ -171,32 +234,19 @@ fn police_status(status: &mut Status) {
 /// Whether an attribute name can carry a credential; such attributes are never exported.
 fn is_secret_key(key: &str) -> bool {
     // Compared without a lowercase copy: this runs for every attribute of every span.
+    if !may_end(key, MAY_BE_SECRET) {
+        return false;
+    }
     let header = strip_prefix_ci(key, "http.request.header.")
         .or_else(|| strip_prefix_ci(key, "http.response.header."));
     if let Some(h) = header {
-        return [
-            "authorization",
-            "proxy-authorization",
-            "x-api-key",
-            "api-key",
-            "x-goog-api-key",
-            "cookie",
-            "set-cookie",
-            "openai-organization",
-        ]
-        .iter()
-        .any(|name| h.eq_ignore_ascii_case(name));
+        return SECRET_HEADERS
+            .iter()
+            .any(|name| h.eq_ignore_ascii_case(name));
     }
-    [
-        "api_key",
-        "api-key",
-        "apikey",
-        "authorization",
-        "secret_key",
-        "password",
-    ]
-    .iter()
-    .any(|suffix| ends_with_ci(key, suffix))
+    SECRET_SUFFIXES
+        .iter()
+        .any(|suffix| ends_with_ci(key, suffix))
 }
 
 /// `s` without `prefix` (ASCII, compared ignoring case).
@@ -959,7 +1009,10 @@ impl SpanProcessor for ExportQueue {
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyValue, dedup_keep_last, is_secret_key, replace_attributes};
+    use super::{
+        CONTENT_KEYS, KeyValue, SECRET_HEADERS, SECRET_SUFFIXES, dedup_keep_last, is_content_key,
+        is_secret_key, replace_attributes,
+    };
     use proptest::prelude::*;
 
     /// The obvious quadratic versions, which the key mask must agree with.
@@ -1007,6 +1060,45 @@ mod tests {
             dedup_naive(&mut want);
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// Every listed name is found, in lower, upper and mixed case, whatever the table of last
+    /// bytes in front of the lists says (it is built from them).
+    #[test]
+    fn every_listed_secret_and_content_key_is_found() {
+        let cases = |s: &str| {
+            let mixed: String = s
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 2 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            [s.to_owned(), s.to_ascii_uppercase(), mixed]
+        };
+        for name in SECRET_HEADERS {
+            for h in cases(name) {
+                for dir in ["request", "response"] {
+                    let key = format!("http.{dir}.header.{h}");
+                    assert!(is_secret_key(&key), "{key}");
+                }
+            }
+        }
+        for suffix in SECRET_SUFFIXES {
+            for s in cases(suffix) {
+                assert!(is_secret_key(&s), "{s}");
+                assert!(is_secret_key(&format!("db.{s}")), "db.{s}");
+            }
+        }
+        for key in CONTENT_KEYS {
+            assert!(is_content_key(key), "{key}");
+        }
+        assert!(is_content_key("llm.input_messages.0.message.content"));
+        assert!(!is_content_key("gen_ai.request.model"));
     }
 
     #[test]
