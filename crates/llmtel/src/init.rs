@@ -483,9 +483,9 @@ impl Builder {
         self.queue = Some(config);
         self
     }
-    /// Keeps the summaries of the last `n` traces (default 1024); `0` turns trace summaries
-    /// off (and with them the in-process capture of LLM calls, unless a sink or the console
-    /// needs it), leaving only export.
+    /// Keeps the summaries of the last `n` traces that made an LLM call (default 1024); `0`
+    /// turns trace summaries off (and with them the in-process capture of LLM calls, unless a
+    /// sink or the console needs it), leaving only export.
     pub fn with_summaries_capacity(mut self, n: usize) -> Self {
         self.summaries = (n > 0).then(|| TraceSummaries::new(n));
         self

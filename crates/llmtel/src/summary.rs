@@ -141,6 +141,11 @@ impl Tracked {
         self.named_by_call |= lone;
     }
 
+    /// Whether the trace made an LLM call (priced or not yet).
+    fn has_calls(&self) -> bool {
+        self.summary.llm_calls > 0 || !self.unpriced.is_empty()
+    }
+
     fn add(&mut self, call: &LlmCall) {
         self.summary.add(call);
         if self.named_by_call {
@@ -205,7 +210,10 @@ struct Store {
     evicted: u64,
 }
 
-/// The bounded store of completed trace summaries, shared with [`TraceSummaryLayer`].
+/// The bounded store of completed trace summaries, shared with [`TraceSummaryLayer`]: the
+/// last `capacity` traces that made at least one LLM call (a trace that made none is not
+/// kept, so traffic that never calls a model does not push out the traces that did;
+/// [`current_trace_summary`] still answers while any trace runs).
 ///
 /// ```
 /// use tracing_subscriber::prelude::*;
@@ -231,7 +239,8 @@ pub struct TraceSummaries {
 }
 
 impl TraceSummaries {
-    /// A store that keeps the last `capacity` completed traces (at least 1).
+    /// A store that keeps the last `capacity` completed traces that made an LLM call (at
+    /// least 1).
     pub fn new(capacity: usize) -> Self {
         TraceSummaries {
             store: Arc::new(Mutex::new(Store::default())),
@@ -247,7 +256,7 @@ impl TraceSummaries {
         }
     }
 
-    /// The most recent `n` completed traces, oldest first.
+    /// The most recent `n` completed traces that made an LLM call, oldest first.
     pub fn recent(&self, n: usize) -> Vec<TraceSummary> {
         let kept: Vec<Tracked> = {
             let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,7 +266,8 @@ impl TraceSummaries {
         kept.into_iter().map(Tracked::public).collect()
     }
 
-    /// The completed trace with this OpenTelemetry trace id, if still kept.
+    /// The completed trace with this OpenTelemetry trace id, if still kept (`None` for a
+    /// trace that made no LLM call, and for one evicted).
     pub fn get(&self, trace_id: TraceId) -> Option<TraceSummary> {
         let kept = {
             let s = self.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -391,7 +401,12 @@ where
             data.add(call);
         }
         if lone {
-            self.summaries.push(agg.finish());
+            let done = agg.finish();
+            // A trace that made no LLM call cost nothing: not kept, so requests that never
+            // call a model do not evict the summaries of those that did.
+            if done.has_calls() {
+                self.summaries.push(done);
+            }
         }
     }
 }

@@ -69,6 +69,35 @@ fn summaries_are_bounded_and_evictions_counted() {
     assert_eq!(oldest.llm_calls, 2);
 }
 
+#[test]
+fn traces_without_an_llm_call_are_not_kept_and_push_out_none_that_made_one() {
+    let p = run(|| {
+        request("alice", false);
+        // Far more requests than the store keeps (16), none calling a model.
+        for i in 0..40 {
+            let _root = tracing::info_span!("health_check", n = i).entered();
+            let _child = tracing::info_span!("db").entered();
+        }
+        let _tool = llmtel::gen_ai_span!("execute_tool", "lookup").entered();
+    });
+    assert_eq!(p.summaries.len(), 1);
+    let kept = p.summaries.recent(16);
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].root.as_str(), kept[0].llm_calls), ("handle", 2));
+    let first_trace = p.spans()[0].span_context.trace_id();
+    assert_eq!(p.summaries.get(first_trace).as_ref(), Some(&kept[0]));
+    let health_check = p
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "health_check")
+        .unwrap();
+    assert!(
+        p.summaries
+            .get(health_check.span_context.trace_id())
+            .is_none()
+    );
+}
+
 /// `calls` gpt-4o calls in a `handle` trace, reading the trace's summary so far after
 /// `read_after` of them; then a lone LLM span (its own trace). Returns the mid-trace read.
 fn traces(calls: u64, read_after: u64) -> llmtel::TraceSummary {
