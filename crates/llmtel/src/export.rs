@@ -23,7 +23,7 @@ use crate::enrich::{self, Priced, Pricer};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 use crate::hold::Hold;
-use crate::redact::redact;
+use crate::redact::{mark_last_bytes, redact};
 use crate::worker::{Job, Worker, WorkerError};
 
 /// Attributes that hold token counts and other integers in the GenAI conventions. Values
@@ -98,30 +98,11 @@ const MAY_BE_CONTENT: u8 = 2;
 /// byte none of them ends with.
 const KEY_ENDS: [u8; 256] = {
     let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < SECRET_HEADERS.len() {
-        mark_end(&mut t, SECRET_HEADERS[i], MAY_BE_SECRET);
-        i += 1;
-    }
-    i = 0;
-    while i < SECRET_SUFFIXES.len() {
-        mark_end(&mut t, SECRET_SUFFIXES[i], MAY_BE_SECRET);
-        i += 1;
-    }
-    i = 0;
-    while i < CONTENT_KEYS.len() {
-        mark_end(&mut t, CONTENT_KEYS[i], MAY_BE_CONTENT);
-        i += 1;
-    }
+    mark_last_bytes(&mut t, &SECRET_HEADERS, MAY_BE_SECRET);
+    mark_last_bytes(&mut t, &SECRET_SUFFIXES, MAY_BE_SECRET);
+    mark_last_bytes(&mut t, CONTENT_KEYS, MAY_BE_CONTENT);
     t
 };
-
-const fn mark_end(table: &mut [u8; 256], name: &str, bit: u8) {
-    if let Some(&last) = name.as_bytes().last() {
-        table[last.to_ascii_lowercase() as usize] |= bit;
-        table[last.to_ascii_uppercase() as usize] |= bit;
-    }
-}
 
 /// Whether `key`'s last byte is one a name of the `bit` lists ends with.
 fn may_end(key: &str, bit: u8) -> bool {
@@ -336,8 +317,9 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
     is_gen_ai
 }
 
-/// Removes every attribute whose key appears again later (the last one wins).
-fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
+/// Removes every attribute whose key appears again later (the last one wins); returns the
+/// mask of the keys kept.
+fn dedup_keep_last(attrs: &mut Vec<KeyValue>) -> KeyMask {
     let mut seen = KeyMask::default();
     // Allocated only when a key repeats (rare).
     let mut repeated: Option<Vec<bool>> = None;
@@ -356,6 +338,7 @@ fn dedup_keep_last(attrs: &mut Vec<KeyValue>) {
             !repeated[i - 1]
         });
     }
+    seen
 }
 
 /// A 64-bit summary of a set of attribute keys: a key it does not hold is certainly not in
@@ -541,17 +524,8 @@ pub(crate) fn replace_attributes(attributes: &mut Vec<KeyValue>, mut extra: Vec<
     if extra.is_empty() {
         return;
     }
-    // The later of two equal keys in `extra` wins: walked from the back, a key is kept
-    // unless a later one has it. `added` then holds every key `extra` keeps.
-    let mut added = KeyMask::default();
-    for i in (0..extra.len()).rev() {
-        let key = extra[i].key.as_str();
-        if added.may_hold(key) && extra[i + 1..].iter().any(|l| l.key.as_str() == key) {
-            extra.remove(i);
-        } else {
-            added.add(key);
-        }
-    }
+    // The later of two equal keys in `extra` wins.
+    let added = dedup_keep_last(&mut extra);
     attributes.retain(|a| {
         let key = a.key.as_str();
         !added.may_hold(key) || !extra.iter().any(|e| e.key.as_str() == key)

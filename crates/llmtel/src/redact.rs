@@ -321,23 +321,28 @@ fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
     looks_secret.then_some((start, end))
 }
 
-/// Whether a byte (lowercase) ends one of [`SECRET_NAMES`] or [`SECRET_NAME_SUFFIXES`].
-const NAME_LAST: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < SECRET_NAMES.len() {
-        let n = SECRET_NAMES[i].as_bytes();
-        t[n[n.len() - 1].to_ascii_lowercase() as usize] = true;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < SECRET_NAME_SUFFIXES.len() {
-        let n = SECRET_NAME_SUFFIXES[i].as_bytes();
-        t[n[n.len() - 1].to_ascii_lowercase() as usize] = true;
-        i += 1;
-    }
+/// Non-zero for a byte (either case) that ends one of [`SECRET_NAMES`] or
+/// [`SECRET_NAME_SUFFIXES`].
+const NAME_LAST: [u8; 256] = {
+    let mut t = [0u8; 256];
+    mark_last_bytes(&mut t, SECRET_NAMES, 1);
+    mark_last_bytes(&mut t, SECRET_NAME_SUFFIXES, 1);
     t
 };
+
+/// Sets `bit` in `table` at the last byte of each of `names`, in both cases: a table of the
+/// bytes such names end with, built from the lists themselves (so it cannot miss an entry
+/// added to them), to rule most names out before comparing any.
+pub(crate) const fn mark_last_bytes(table: &mut [u8; 256], names: &[&str], bit: u8) {
+    let mut i = 0;
+    while i < names.len() {
+        if let Some(&last) = names[i].as_bytes().last() {
+            table[last.to_ascii_lowercase() as usize] |= bit;
+            table[last.to_ascii_uppercase() as usize] |= bit;
+        }
+        i += 1;
+    }
+}
 
 fn secret_name(name: &[u8]) -> Option<bool> {
     // A name is compared only with the names and suffixes that end with its last letter
@@ -380,7 +385,7 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
     let name_end = j;
     // Every credential name ends with one of a few letters: rule the others out before
     // reading the name.
-    if j == 0 || !NAME_LAST[b[j - 1].to_ascii_lowercase() as usize] {
+    if j == 0 || NAME_LAST[b[j - 1] as usize] == 0 {
         return None;
     }
     while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
