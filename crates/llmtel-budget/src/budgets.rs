@@ -188,8 +188,15 @@ impl Metered {
     }
 }
 
+/// The maps looked up for every call: hashed with foldhash, seeded per process (several
+/// times cheaper than SipHash on short keys; a scope value can come from a request, so
+/// the hash is seeded, and every map here is bounded).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A set hashed as [`FastMap`].
+pub(crate) type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// A rule's cached meters, by scope value.
-type MeterCache = RwLock<HashMap<Arc<str>, Arc<Metered>>>;
+type MeterCache = RwLock<FastMap<Arc<str>, Arc<Metered>>>;
 /// Cached meters per rule beyond which the cache of that rule starts over.
 const METER_CACHE_CAP: usize = 10_000;
 /// Commits the background writer sends to a remote store at once.
@@ -331,11 +338,11 @@ impl BudgetsBuilder {
             pending: Mutex::new(VecDeque::new()),
             buffer_cap: self.buffer,
             store_down: AtomicBool::new(false),
-            fired: Mutex::new(HashSet::new()),
-            unpriced_alerted: Mutex::new(HashSet::new()),
-            seen: Mutex::new(HashMap::new()),
-            bound: Mutex::new(HashMap::new()),
-            last: Mutex::new(HashMap::new()),
+            fired: Mutex::default(),
+            unpriced_alerted: Mutex::default(),
+            seen: Mutex::default(),
+            bound: Mutex::default(),
+            last: Mutex::default(),
             n_bound: AtomicUsize::new(0),
             layers: AtomicUsize::new(0),
             id_prefix: format!("{:x}.{:x}", std::process::id(), nanos & 0xffff_ffff),
@@ -384,12 +391,12 @@ pub(crate) struct Inner {
     pending: Mutex<VecDeque<CommitOp>>,
     buffer_cap: usize,
     store_down: AtomicBool,
-    fired: Mutex<HashSet<String>>,
+    fired: Mutex<FastSet<String>>,
     /// Models with no price already alerted (one alert per model; bounded).
-    unpriced_alerted: Mutex<HashSet<String>>,
-    seen: Mutex<HashMap<usize, HashSet<Arc<str>>>>,
-    bound: Mutex<HashMap<u64, Bound>>,
-    last: Mutex<HashMap<String, Amount>>,
+    unpriced_alerted: Mutex<FastSet<String>>,
+    seen: Mutex<FastMap<usize, FastSet<Arc<str>>>>,
+    bound: Mutex<FastMap<u64, Bound>>,
+    last: Mutex<FastMap<String, Amount>>,
     pub(crate) n_bound: AtomicUsize,
     /// Live [`crate::BudgetLayer`]s of these budgets: while there is one, it records every
     /// call and [`crate::BudgetSink`] stands aside (never both).

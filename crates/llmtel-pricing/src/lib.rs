@@ -232,9 +232,14 @@ impl Catalog {
         usage: &Usage,
         at: jiff::civil::Date,
     ) -> Result<PricedCall, PricingError> {
+        let unknown = || PricingError::UnknownModel {
+            model: model.to_string(),
+            suggestions: self.suggest(model, 3),
+        };
+        let resolved = self.resolve_shared(model, provider).ok_or_else(unknown)?;
         self.price_inner(
-            model,
-            provider,
+            &resolved,
+            unknown,
             usage,
             at,
             None,
@@ -279,10 +284,58 @@ impl Catalog {
         usage: &Usage,
         call: &Call<'_>,
     ) -> Result<PricedCall, PricingError> {
+        let resolved = self.resolve_shared(model, provider);
+        self.price_call_resolved(model, resolved.as_deref(), usage, call, true)
+    }
+
+    /// [`Catalog::price_call`] for a name a client may choose, priced on every call: `None`
+    /// when `model` does not resolve ([`Catalog::knows`]), without computing the name
+    /// suggestions an unknown model's error carries there (an edit distance per catalog
+    /// name), and resolving the name once. `Some(Err(UnknownModel))` (with no suggestions)
+    /// when the model resolves but has no price on the call's date.
+    ///
+    /// ```
+    /// use llmtel_pricing::{Call, Catalog, Usage};
+    /// let usage = Usage { input_tokens: 1_000, ..Usage::default() };
+    /// let call = Call::at("2026-11-25T12:00:00Z".parse().unwrap());
+    /// let catalog = Catalog::builtin();
+    /// assert!(catalog.price_call_if_known("no-such-model", None, &usage, &call).is_none());
+    /// let priced = catalog.price_call_if_known("gpt-4o", Some("openai"), &usage, &call);
+    /// assert!(priced.unwrap().unwrap().breakdown.total > llmtel_pricing::Usd::ZERO);
+    /// ```
+    pub fn price_call_if_known(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        usage: &Usage,
+        call: &Call<'_>,
+    ) -> Option<Result<PricedCall, PricingError>> {
+        let resolved = self.resolve_shared(model, provider)?;
+        Some(self.price_call_resolved(model, Some(&resolved), usage, call, false))
+    }
+
+    /// [`Catalog::price_call`] with the name resolved already (`None`: unknown); `suggest`
+    /// says whether an unknown model's error lists the nearest names.
+    fn price_call_resolved(
+        &self,
+        model: &str,
+        resolved: Option<&resolve::Resolved>,
+        usage: &Usage,
+        call: &Call<'_>,
+        suggest: bool,
+    ) -> Result<PricedCall, PricingError> {
         let date = call.at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let unknown = || PricingError::UnknownModel {
+            model: model.to_string(),
+            suggestions: if suggest {
+                self.suggest(model, 3)
+            } else {
+                Vec::new()
+            },
+        };
         self.price_inner(
-            model,
-            provider,
+            resolved.ok_or_else(unknown)?,
+            unknown,
             usage,
             date,
             (!call.date_only).then_some(call.at),
@@ -295,8 +348,8 @@ impl Catalog {
     #[allow(clippy::too_many_arguments)]
     fn price_inner(
         &self,
-        model: &str,
-        provider: Option<&str>,
+        resolved: &resolve::Resolved,
+        unknown: impl Fn() -> PricingError,
         usage: &Usage,
         at: jiff::civil::Date,
         instant: Option<jiff::Timestamp>,
@@ -304,13 +357,8 @@ impl Catalog {
         search: Option<SearchContextSize>,
         details: &UsageDetails,
     ) -> Result<PricedCall, PricingError> {
-        let unknown = || PricingError::UnknownModel {
-            model: model.to_string(),
-            suggestions: self.suggest(model, 3),
-        };
-        let resolved = self.resolve_shared(model, provider).ok_or_else(unknown)?;
-        let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
-        let price = entry.price_at(at).ok_or_else(unknown)?;
+        let entry = self.entries.get(&resolved.key).ok_or_else(&unknown)?;
+        let price = entry.price_at(at).ok_or_else(&unknown)?;
         let mut chosen = price.choose(usage, service_tier, instant);
         let (breakdown, usage_note) = price.cost_with(usage, details, &mut chosen, search)?;
         Ok(PricedCall {

@@ -104,14 +104,15 @@ pub const RESOLVE_CACHE_CAPACITY: usize = 4096;
 #[derive(Default)]
 pub(crate) struct ResolveCache(RwLock<CacheMap>);
 
-/// Name → result (hits and misses), for one provider hint.
-type ByName = HashMap<Box<str>, Option<Arc<Resolved>>>;
+/// Name → result (hits and misses), for one provider hint. Hashed with foldhash (seeded per
+/// process): this is looked up for every priced call, and the map is bounded.
+type ByName = HashMap<Box<str>, Option<Arc<Resolved>>, foldhash::fast::RandomState>;
 
 /// Provider hint (`""` for none) → name → result. Two levels, so a lookup borrows the
 /// caller's strings instead of building a key (this runs for every priced call).
 #[derive(Default)]
 pub(crate) struct CacheMap {
-    by_provider: HashMap<Box<str>, ByName>,
+    by_provider: HashMap<Box<str>, ByName, foldhash::fast::RandomState>,
     len: usize,
 }
 

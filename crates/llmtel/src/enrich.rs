@@ -125,14 +125,17 @@ impl Pricer {
             let mut first_unknown = None;
             let models = [f.response_model.as_deref(), f.request_model.as_deref()];
             for model in models.into_iter().flatten() {
-                // `Catalog::price` computes name suggestions (an edit distance per catalog
-                // name) for an unknown model: on every call, on the request thread, for a
-                // name the client may choose. Resolve first; suggest only in the warning.
-                if !self.catalog.knows(model, provider) {
+                // `Catalog::price_call` computes name suggestions (an edit distance per
+                // catalog name) for an unknown model: on every call, for a name the client
+                // may choose. Suggest only in the warning.
+                let Some(priced) = self
+                    .catalog
+                    .price_call_if_known(model, provider, &out.usage, &call)
+                else {
                     first_unknown.get_or_insert(model);
                     continue;
-                }
-                match self.catalog.price_call(model, provider, &out.usage, &call) {
+                };
+                match priced {
                     Ok(p) => {
                         catalog_cost = Some(p);
                         break;

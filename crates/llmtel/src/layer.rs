@@ -586,20 +586,35 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     ];
     let own_custom = dims.custom.len();
     inherit_dimensions(dims, span.scope().skip(1));
+    // The OpenTelemetry context, when it is read here: the inherited dimensions are set on
+    // its span without a second lookup.
+    let mut live = None;
     if state.otel.is_none() {
         // The OpenTelemetry span is still live (its layer runs after this one): layers that
         // run after that one ends may still add attributes, so register it for them.
-        if let Some((trace, id, sampled)) = otel_ids(&span.id()) {
+        if let Some((cx, (trace, id, sampled))) = otel_context(&span.id()) {
             state.otel = Some((trace, id));
             state.sampled = sampled;
             register_late(&mut span.extensions_mut(), id);
+            live = Some(cx);
         }
     }
     let inherited = inherited_attributes(&state.fields.dims, own, own_custom);
     if !inherited.is_empty() && state.otel.is_some() {
         // The exported span carries them too, so the export stage sees the same call.
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        set_span_attributes(span, &dispatch, inherited);
+        match live {
+            Some(cx) => {
+                use opentelemetry::trace::TraceContextExt;
+                let s = cx.span();
+                for kv in inherited {
+                    s.set_attribute(kv);
+                }
+            }
+            None => {
+                let dispatch = tracing::dispatcher::get_default(Clone::clone);
+                set_span_attributes(span, &dispatch, inherited);
+            }
+        }
     }
     Closed {
         deferred: state.layer.deferred && state.sampled && state.otel.is_some(),
@@ -739,10 +754,15 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
 /// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed,
 /// and whether it is sampled.
 fn otel_ids(id: &Id) -> Option<(TraceId, SpanId, bool)> {
+    otel_context(id).map(|(_, ids)| ids)
+}
+
+/// [`otel_ids`] with the context they were read from, while the OpenTelemetry span is live.
+fn otel_context(id: &Id) -> Option<(opentelemetry::Context, (TraceId, SpanId, bool))> {
     use opentelemetry::trace::TraceContextExt;
     let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
     let sc = cx.span().span_context().clone();
-    sc.is_valid()
-        .then(|| (sc.trace_id(), sc.span_id(), sc.is_sampled()))
+    let ids = (sc.trace_id(), sc.span_id(), sc.is_sampled());
+    sc.is_valid().then_some((cx, ids))
 }

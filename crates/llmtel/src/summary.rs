@@ -205,7 +205,8 @@ impl TraceAgg {
 struct Store {
     ring: VecDeque<Tracked>,
     /// Trace id -> absolute index (`evicted` at the time of the push + position in `ring`).
-    by_trace: HashMap<TraceId, usize>,
+    /// (foldhash: a trace id can come from a remote caller, so the hash is seeded.)
+    by_trace: HashMap<TraceId, usize, foldhash::fast::RandomState>,
     /// Summaries evicted so far; also the absolute index of `ring[0]`.
     evicted: u64,
 }

@@ -52,7 +52,7 @@ fn main() -> Result<(), Error> {
 }
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
-[--threads T] [--spans N] [--tokio] [--llm-share F] [--budgets off|memory|sqlite|redis] [--budget-sink] [--no-quality] [--no-call-log] \
+[--threads T] [--spans N] [--tokio] [--llm-share F] [--in-request] [--budgets off|memory|sqlite|redis] [--budget-sink] [--no-quality] [--no-call-log] \
 [--no-prometheus] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
 load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
 
@@ -288,6 +288,10 @@ struct Load {
     rate: f64,
     duration: Duration,
     llm_share: f64,
+    /// Each LLM span is opened inside an entered request span that carries the user and the
+    /// feature (which the LLM span inherits), as in a service; the request span counts as
+    /// one more non-LLM span.
+    in_request: bool,
     /// Spans at most.
     max_spans: u64,
 }
@@ -321,15 +325,28 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Held) {
         let t = Instant::now();
         if is_llm {
             let user = users[(n as usize + emitter) % users.len()];
-            let span = llmtel::llm_span!(
-                "chat",
-                "openai",
-                "gpt-4o-mini",
-                "user.id" = user,
-                "llmtel.feature" = "load"
-            );
-            llmtel::record_usage(&span, &usage);
-            drop(span);
+            if load.in_request {
+                let request = tracing::info_span!(
+                    "handle_request",
+                    "user.id" = user,
+                    "llmtel.feature" = "load"
+                );
+                let _entered = request.enter();
+                let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+                llmtel::record_usage(&span, &usage);
+                drop(span);
+                other += 1;
+            } else {
+                let span = llmtel::llm_span!(
+                    "chat",
+                    "openai",
+                    "gpt-4o-mini",
+                    "user.id" = user,
+                    "llmtel.feature" = "load"
+                );
+                llmtel::record_usage(&span, &usage);
+                drop(span);
+            }
             llm += 1;
         } else {
             let span = tracing::info_span!("handle_request", n);
@@ -579,6 +596,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         rate: rate / threads as f64,
         duration: Duration::from_secs_f64(seconds),
         llm_share: llm_share.clamp(0.0, 1.0),
+        in_request: flags.has("in-request"),
         // `--spans N`: each emitting thread stops after N spans (for instruction counts under
         // callgrind, where a fixed duration would emit a different number each run).
         max_spans: flags.num("spans", u64::MAX)?,
@@ -600,6 +618,10 @@ fn drive(flags: &Flags) -> Result<(), Error> {
                     tokio::spawn(async move {
                         let (mut llm, mut other, mut held) = (0, 0, Held::new());
                         let start = Instant::now();
+                        // Iterations so far (a call in a request span is two spans).
+                        let emitted = |llm: u64, other: u64| {
+                            if load.in_request { other } else { llm + other }
+                        };
                         while start.elapsed() < load.duration {
                             // What is due by now (256 at a time flat out), emitted without
                             // pausing; the pacing sleeps are the runtime's, never a
@@ -607,16 +629,16 @@ fn drive(flags: &Flags) -> Result<(), Error> {
                             let due = if load.rate > 0.0 {
                                 (start.elapsed().as_secs_f64() * load.rate) as u64
                             } else {
-                                llm + other + 256
+                                emitted(llm, other) + 256
                             };
-                            if llm + other >= due {
+                            if emitted(llm, other) >= due {
                                 tokio::time::sleep(Duration::from_micros(500)).await;
                                 continue;
                             }
                             let slice = Load {
                                 rate: 0.0,
                                 duration: Duration::from_millis(1),
-                                max_spans: due - (llm + other),
+                                max_spans: due - emitted(llm, other),
                                 ..load
                             };
                             let (l, o, h) = emit(slice, i, &stop);
@@ -688,7 +710,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
             "stack": if baseline { "otel" } else { "llmtel" },
             "allocator": ALLOCATOR,
             "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
-            "llm_share": llm_share, "budgets": budgets_kind, "budget_sink": !budget_layer,
+            "llm_share": llm_share, "in_request": load.in_request, "budgets": budgets_kind, "budget_sink": !budget_layer,
             "quality": quality.is_some(), "call_log": call_log.is_some(),
             "prometheus": prom.is_some(),
             "endpoint": endpoint,

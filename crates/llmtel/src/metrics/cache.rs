@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use super::guard::CardinalityGuard;
@@ -37,13 +37,36 @@ pub const DEFAULT_LABEL_CACHE_CAPACITY: usize = 1024;
 /// ```
 pub struct LabelCache<T> {
     entries: RwLock<Entries<T>>,
-    hasher: RandomState,
+    /// Hashes a call's values once (foldhash, seeded per cache); the map is keyed by that
+    /// hash as it is.
+    hasher: foldhash::quality::RandomState,
     capacity: usize,
 }
 
 struct Entries<T> {
-    by_hash: HashMap<u64, Vec<Arc<Entry<T>>>>,
+    by_hash: HashMap<u64, Vec<Arc<Entry<T>>>, BuildHasherDefault<HashIsKey>>,
     len: usize,
+}
+
+/// The hasher of a map keyed by a hash already computed: that hash, as it is.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; any other input still hashes, slowly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// One kept combination.
@@ -76,10 +99,10 @@ impl<T> LabelCache<T> {
     pub fn new(capacity: usize) -> Self {
         LabelCache {
             entries: RwLock::new(Entries {
-                by_hash: HashMap::new(),
+                by_hash: HashMap::default(),
                 len: 0,
             }),
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
             capacity,
         }
     }
