@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use llmtel::worker::{Job, Worker};
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
+use opentelemetry::trace::SpanId;
 
 use crate::context::{CallContext, Estimate, UnpricedTokens};
 use crate::error::{BudgetExceeded, ReserveError, StoreError};
@@ -79,6 +80,10 @@ pub struct BudgetStats {
     /// Reservations whose store call failed or timed out after it may have landed: a
     /// release was queued for each, written when the store answers again.
     pub released_after_timeout: u64,
+    /// Reservations [`Reservation::bind`] could not bind, released at once: 65,536 were
+    /// bound and unsettled within the reservation TTL (spans that never close, or bound
+    /// where nothing settles them).
+    pub bound_refused: u64,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +106,7 @@ struct Counters {
     breaker_trips: AtomicU64,
     short_circuited: AtomicU64,
     released_after_timeout: AtomicU64,
+    bound_refused: AtomicU64,
 }
 
 /// The circuit breaker in front of the store (monotonic time, not the budgets' clock).
@@ -227,7 +233,34 @@ struct CommitOp {
 struct Bound {
     id: String,
     meters: Vec<Arc<Metered>>,
+    /// The OpenTelemetry span id of the span, when it had one: [`crate::BudgetSink`] settles
+    /// the reservation with the call llmtel's export stage hands it for that span.
+    otel: Option<SpanId>,
+    /// When it was bound (the budgets' clock): past the reservation TTL the store has
+    /// expired the reservation, and the binding is forgotten when room is needed.
+    at_ms: i64,
 }
+
+/// Reservations bound to spans, by the span's tracing id and by its OpenTelemetry span id.
+#[derive(Debug, Default)]
+struct BoundTable {
+    by_span: FastMap<u64, Bound>,
+    by_otel: FastMap<SpanId, u64>,
+}
+
+impl BoundTable {
+    fn remove(&mut self, span_id: u64) -> Option<Bound> {
+        let b = self.by_span.remove(&span_id)?;
+        if let Some(otel) = b.otel {
+            self.by_otel.remove(&otel);
+        }
+        Some(b)
+    }
+}
+
+/// Reservations bound to spans kept at most (a binding nobody settles, for example to a
+/// span that never closes, stays until its reservation's TTL passes and room is needed).
+pub(crate) const MAX_BOUND: usize = 65_536;
 
 /// Builds [`Budgets`].
 pub struct BudgetsBuilder {
@@ -395,7 +428,7 @@ pub(crate) struct Inner {
     /// Models with no price already alerted (one alert per model; bounded).
     unpriced_alerted: Mutex<FastSet<String>>,
     seen: Mutex<FastMap<usize, FastSet<Arc<str>>>>,
-    bound: Mutex<FastMap<u64, Bound>>,
+    bound: Mutex<BoundTable>,
     last: Mutex<FastMap<String, Amount>>,
     pub(crate) n_bound: AtomicUsize,
     /// Live [`crate::BudgetLayer`]s of these budgets: while there is one, it records every
@@ -1449,6 +1482,7 @@ impl Budgets {
             breaker_trips: c.breaker_trips.load(Relaxed),
             short_circuited: c.short_circuited.load(Relaxed),
             released_after_timeout: c.released_after_timeout.load(Relaxed),
+            bound_refused: c.bound_refused.load(Relaxed),
         }
     }
 
@@ -1541,20 +1575,83 @@ impl Budgets {
             .collect())
     }
 
-    pub(crate) fn bind(&self, span_id: u64, id: String, meters: Vec<Arc<Metered>>) {
+    /// Binds a reservation to the span with tracing id `span_id` (and OpenTelemetry span id
+    /// `otel`). A reservation bound to that span before and not settled is released; with
+    /// [`MAX_BOUND`] bound and none expired, this one is released at once and counted.
+    pub(crate) fn bind(
+        &self,
+        span_id: u64,
+        otel: Option<SpanId>,
+        id: String,
+        meters: Vec<Arc<Metered>>,
+    ) {
+        let now = self.now().as_millisecond();
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
-        if b.insert(span_id, Bound { id, meters }).is_none() {
-            self.inner.n_bound.fetch_add(1, Relaxed);
+        let replaced = b.remove(span_id);
+        if b.by_span.len() >= MAX_BOUND {
+            // The store has expired these reservations already: forget them.
+            let ttl = self.inner.ttl_ms;
+            let expired: Vec<u64> = b
+                .by_span
+                .iter()
+                .filter(|(_, v)| v.at_ms.saturating_add(ttl) <= now)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in expired {
+                b.remove(k);
+            }
+        }
+        let refused = if b.by_span.len() >= MAX_BOUND {
+            Some((id, meters))
+        } else {
+            if let Some(o) = otel {
+                b.by_otel.insert(o, span_id);
+            }
+            b.by_span.insert(
+                span_id,
+                Bound {
+                    id,
+                    meters,
+                    otel,
+                    at_ms: now,
+                },
+            );
+            None
+        };
+        self.inner.n_bound.store(b.by_span.len(), Relaxed);
+        drop(b);
+        if let Some(r) = replaced {
+            self.release_bound(r.id, r.meters);
+        }
+        if let Some((id, meters)) = refused {
+            self.inner.counters.bound_refused.fetch_add(1, Relaxed);
+            self.release_bound(id, meters);
         }
     }
 
+    /// The reservation bound to the span with tracing id `span_id`, taken.
     pub(crate) fn take_bound(&self, span_id: u64) -> Option<Release> {
+        self.take_bound_with(|b| b.remove(span_id))
+    }
+
+    /// The reservation bound to the span with OpenTelemetry span id `otel`, taken.
+    pub(crate) fn take_bound_otel(&self, otel: SpanId) -> Option<Release> {
+        self.take_bound_with(|b| {
+            let span_id = *b.by_otel.get(&otel)?;
+            b.remove(span_id)
+        })
+    }
+
+    fn take_bound_with(
+        &self,
+        take: impl FnOnce(&mut BoundTable) -> Option<Bound>,
+    ) -> Option<Release> {
         if self.inner.n_bound.load(Relaxed) == 0 {
             return None;
         }
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
-        let r = b.remove(&span_id)?;
-        self.inner.n_bound.fetch_sub(1, Relaxed);
+        let r = take(&mut b)?;
+        self.inner.n_bound.store(b.by_span.len(), Relaxed);
         Some((r.id, r.meters))
     }
 }
@@ -1619,6 +1716,15 @@ impl Job for Writer {
     }
 }
 
+/// The OpenTelemetry span id of `span`, when an OpenTelemetry layer gives it one.
+fn otel_span_id(span: &tracing::Span) -> Option<SpanId> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| sc.span_id())
+}
+
 /// Budget held for one call until it is settled, bound to its span, released or expired.
 ///
 /// Dropping it without settling releases it (a call that never happened).
@@ -1676,9 +1782,20 @@ impl Reservation {
         b.submit_targets(release, std::mem::take(&mut self.targets), cost, tokens)
     }
 
-    /// Lets the [`crate::BudgetLayer`] settle this reservation with the actual cost of the
-    /// first LLM span that closes in `span` (the LLM span itself or an ancestor, e.g. the
-    /// request span). Closing `span` with no LLM call releases it.
+    /// Binds this reservation to `span`, to be settled with the actual cost of its call:
+    ///
+    /// - [`crate::BudgetLayer`] settles it with the first LLM span that closes in `span`
+    ///   (the LLM span itself or an ancestor, e.g. the request span); closing `span` with
+    ///   no LLM call releases it;
+    /// - [`crate::BudgetSink`] on llmtel's export stage settles it with the call of `span`
+    ///   itself (bind to the LLM span, as [`crate::BudgetPreflight`] does), priced once
+    ///   there, off the request path. It needs an OpenTelemetry layer in the subscriber
+    ///   (the span's OpenTelemetry id is read here, which starts its OpenTelemetry span:
+    ///   set its remote parent before binding).
+    ///
+    /// A binding nothing settles (a span that never closes, an ancestor with only the sink)
+    /// holds its estimate until the reservation TTL; past 65,536 unsettled bindings a new
+    /// one is released at once and counted in [`BudgetStats::bound_refused`].
     pub fn bind(mut self, span: &tracing::Span) {
         let Some(b) = self.budgets.take() else { return };
         match span.id() {
@@ -1688,7 +1805,8 @@ impl Reservation {
                 } else {
                     Vec::new()
                 };
-                b.bind(id.into_u64(), std::mem::take(&mut self.id), meters)
+                let otel = otel_span_id(span);
+                b.bind(id.into_u64(), otel, std::mem::take(&mut self.id), meters)
             }
             None => self.budgets = Some(b), // disabled span: release on drop
         }

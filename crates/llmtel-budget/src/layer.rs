@@ -119,11 +119,12 @@ where
 /// the export delay after the call ended (a pre-flight [`Budgets::reserve`] holds its
 /// estimate until then, so a check in between still counts it).
 ///
-/// It does not see tracing spans, so a reservation bound to a span
-/// ([`crate::Reservation::bind`]) is settled by [`BudgetLayer`] only: use the layer when you
-/// bind reservations, the sink otherwise. While a [`BudgetLayer`] of the same budgets exists
-/// the sink records nothing (the layer records every call), so adding both never counts a
-/// call twice.
+/// A reservation bound to the call's own span ([`crate::Reservation::bind`], as
+/// [`crate::BudgetPreflight`] binds it) is settled with the call's spend, by the span's
+/// OpenTelemetry id. The sink does not see tracing spans, so a reservation bound to an
+/// ancestor (the request span) is settled by [`BudgetLayer`] only: use the layer for
+/// those. While a [`BudgetLayer`] of the same budgets exists the sink records nothing (the
+/// layer records every call), so adding both never counts a call twice.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -213,16 +214,25 @@ impl BudgetSink {
     }
 }
 
+impl BudgetSink {
+    /// The reservation bound to the call's own span ([`crate::Reservation::bind`]), taken.
+    fn bound(&self, call: &LlmCall) -> Option<Release> {
+        self.budgets.take_bound_otel(call.span_id?)
+    }
+}
+
 impl llmtel::CallSink for BudgetSink {
     fn on_call(&self, call: &LlmCall) {
         if !self.layer_records() {
-            let _ = self.budgets.record_spend(Spend::of(call), None);
+            let release = self.bound(call);
+            let _ = self.budgets.record_spend(Spend::of(call), release);
         }
     }
 
     fn on_exported_call(&self, call: &LlmCall, span_attributes: &mut Vec<KeyValue>) {
         if !self.layer_records() {
-            span_attributes.extend(self.budgets.record_spend(Spend::of(call), None));
+            let release = self.bound(call);
+            span_attributes.extend(self.budgets.record_spend(Spend::of(call), release));
         }
     }
 }

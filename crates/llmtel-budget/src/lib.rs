@@ -7,7 +7,8 @@
 //! that applies, atomically, or refuses with [`BudgetExceeded`] (rule, scope, spent, limit,
 //! reset time: a 429 with `Retry-After`). The [`BudgetLayer`] records the actual cost of
 //! every LLM span when it closes and settles the reservation bound to it; [`BudgetSink`]
-//! records it off the request path, on llmtel's export stage. Soft thresholds
+//! records it off the request path, on llmtel's export stage, and settles a reservation
+//! bound to the call's own span. Soft thresholds
 //! (50 / 80 / 100 %) raise one alert per rule, scope and period through `llmtel-alert`.
 //!
 //! ```

@@ -6,8 +6,10 @@
 //! (the app's dimensions come from the spans around the call, [`llmtel::current_dimensions`],
 //! or from [`BudgetPreflight::with_context`]) and refuses the call — no network request — with
 //! `error.type = "budget_exceeded"` when a limit would be passed. The reservation is bound to
-//! the call's span: the [`crate::BudgetLayer`] (which must be in the subscriber) settles it
-//! with the actual cost when the span closes.
+//! the call's span and settled with the call's actual cost by whichever records spend:
+//! [`crate::BudgetSink`] on llmtel's export stage (priced once there, nothing more on the
+//! request thread; `llmtel::builder().with_sink(Arc::new(budgets.sink()))`) or the
+//! [`crate::BudgetLayer`] in the subscriber, when the span closes.
 //!
 //! The worst case is the request's size in bytes / 4 as prompt tokens (JSON overhead makes
 //! this an over-estimate for most prompts) plus `max_tokens` (or
@@ -27,7 +29,8 @@
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(llmtel_reqwest::LlmMiddleware::new().with_preflight(BudgetPreflight::new(budgets.clone())))
 //!     .build();
-//! // and in the subscriber: llmtel::layer(), llmtel_budget::BudgetLayer::new(budgets)
+//! // and llmtel::builder().with_sink(Arc::new(budgets.sink())) (or budgets.layer() in the
+//! // subscriber) to record the spend and settle the reservation
 //! # let _ = client; Ok(()) }
 //! ```
 

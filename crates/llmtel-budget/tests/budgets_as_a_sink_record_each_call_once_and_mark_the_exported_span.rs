@@ -4,26 +4,19 @@
 //! budget layer, no pricing on the request thread. Added to `llmtel::layer()` instead, it
 //! records the calls as their spans close.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::tz::TimeZone;
-use llmtel_budget::{Budgets, CallContext, Period, Rule, Scope};
+use llmtel_budget::{Budgets, CallContext};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use support::{exporting_with_budget_sink, per_user_daily, record_1000_in_100_out, usd};
 use tracing_subscriber::prelude::*;
 
-fn usd(s: &str) -> llmtel::Usd {
-    llmtel::Usd::parse_decimal(s).expect("usd")
-}
-
 fn budgets() -> Budgets {
-    Budgets::builder()
-        .with_rule(
-            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
-                .with_limit_usd(usd("0.01")),
-        )
-        .build()
+    per_user_daily("0.01")
 }
 
 /// Two gpt-4o calls of 1,000 input and 100 output tokens ($0.0035 each) by user `u-1`, one
@@ -31,14 +24,7 @@ fn budgets() -> Budgets {
 fn calls() {
     for model in ["gpt-4o", "gpt-4o", "no-such-model-xyz"] {
         let span = llmtel::llm_span!("chat", "openai", model, user.id = "u-1");
-        llmtel::record_usage(
-            &span,
-            &llmtel::Usage {
-                input_tokens: 1_000,
-                output_tokens: 100,
-                ..Default::default()
-            },
-        );
+        record_1000_in_100_out(&span);
     }
     drop(tracing::info_span!("db", user.id = "u-1"));
 }
@@ -56,14 +42,8 @@ fn assert_spent(budgets: &Budgets) {
 #[test]
 fn on_the_export_stage_each_call_is_recorded_once_and_its_span_marked() {
     let budgets = budgets();
-    let exporter = InMemorySpanExporter::default();
-    let stage = llmtel::GenAiExporter::new(exporter.clone()).with_sink(Arc::new(budgets.sink()));
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(stage)
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    tracing::subscriber::with_default(subscriber, calls);
+    let (dispatch, exporter, _provider) = exporting_with_budget_sink(&budgets);
+    tracing::dispatcher::with_default(&dispatch, calls);
     assert_spent(&budgets);
 
     let spans = exporter.get_finished_spans().expect("spans");

@@ -1,7 +1,8 @@
 //! `BudgetPreflight` in llmtel-reqwest's middleware: a call that would pass a user's limit is
 //! refused before any network request (the server never sees it) with `budget_exceeded` and
-//! the budget's reset time; an admitted call is settled once, by the `BudgetLayer`, with its
-//! actual cost (not the pre-flight estimate); another user is not affected. In every store.
+//! the budget's reset time; an admitted call is settled once, by the `BudgetLayer` or by
+//! budgets as a sink on llmtel's export stage, with its actual cost (not the pre-flight
+//! estimate); another user is not affected. In every store.
 #![cfg(feature = "reqwest")]
 #![allow(clippy::unwrap_used)]
 
@@ -45,7 +46,20 @@ async fn chat(
     .await
 }
 
+/// Who records the spend and settles the reservation.
+#[derive(Clone, Copy, Debug)]
+enum Recorder {
+    /// `BudgetLayer` in the subscriber, as the span closes.
+    Layer,
+    /// `BudgetSink` on llmtel's export stage, from the price computed there.
+    Sink,
+}
+
 fn run(kind: &str) {
+    run_with(kind, Recorder::Layer);
+}
+
+fn run_with(kind: &str, recorder: Recorder) {
     let clock = TestClock::at("2025-06-01T15:00:00Z");
     let budgets = Budgets::builder()
         .with_store(support::store(kind, "preflight"))
@@ -55,14 +69,36 @@ fn run(kind: &str) {
                 .with_limit_usd(usd("0.008")),
         )
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(llmtel::layer())
-        .with(budgets.layer());
+    // (The sink's export stage: a simple exporter, so a span is exported as it ends.)
+    let mut provider = None;
+    let dispatch = match recorder {
+        Recorder::Layer => tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(llmtel::layer())
+                .with(budgets.layer()),
+        ),
+        Recorder::Sink => {
+            use opentelemetry::trace::TracerProvider as _;
+            let stage = llmtel::GenAiExporter::new(
+                opentelemetry_sdk::trace::InMemorySpanExporter::default(),
+            )
+            .with_sink(std::sync::Arc::new(budgets.sink()));
+            let p = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_simple_exporter(stage)
+                .build();
+            let tracer = p.tracer("test");
+            provider = Some(p);
+            tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(llmtel::layer())
+                    .with(tracing_opentelemetry::layer().with_tracer(tracer)),
+            )
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let dispatch = tracing::Dispatch::new(subscriber);
     let _default = tracing::dispatcher::set_default(&dispatch);
     let hook = BudgetPreflight::new(budgets.clone());
     rt.block_on(async {
@@ -83,8 +119,8 @@ fn run(kind: &str) {
         let body = chat(&client, &base, "u-1").await.expect("admitted");
         assert_eq!(body, RESPONSE, "the caller gets the provider's bytes");
         assert_eq!(server.requests().len(), 1);
-        // The reader ends the span; the BudgetLayer settles the reservation with the actual
-        // $0.004720 (not the $0.00523 estimate).
+        // The reader ends the span; the BudgetLayer (or the sink, on the export stage)
+        // settles the reservation with the actual $0.004720 (not the $0.00523 estimate).
         assert!(llmtel::finish_pending_spans(Duration::from_secs(10)));
         assert!(budgets.flush(Duration::from_secs(10)));
 
@@ -119,14 +155,23 @@ fn run(kind: &str) {
     let s = &budgets
         .status_for(&CallContext::new().with_user("u-1"))
         .expect("status")[0];
-    assert_eq!(s.spent, usd("0.00472"), "{kind}: the actual cost, once");
-    assert_eq!(s.reserved, usd("0"), "{kind}: the reservation was settled");
+    assert_eq!(
+        s.spent,
+        usd("0.00472"),
+        "{kind} {recorder:?}: the actual cost, once"
+    );
+    assert_eq!(
+        s.reserved,
+        usd("0"),
+        "{kind} {recorder:?}: the reservation was settled"
+    );
     assert_eq!(s.spent_tokens, 1_500);
     let s = &budgets
         .status_for(&CallContext::new().with_user("u-2"))
         .expect("status")[0];
     assert_eq!(s.spent, usd("0.00472"), "{kind}");
     assert_eq!(budgets.stats().denied, 1);
+    drop(provider); // kept for the whole run: its export stage carries the sink
 }
 
 #[test]
@@ -142,6 +187,13 @@ fn sqlite_store() {
 #[test]
 fn redis_store() {
     run("redis");
+}
+
+/// The same with budgets as a sink on llmtel's export stage: the reservation bound to the
+/// call's span is settled there, by the span's OpenTelemetry id, with no budget layer.
+#[test]
+fn memory_store_with_the_budget_sink() {
+    run_with("memory", Recorder::Sink);
 }
 
 /// A call to a model the catalog does not know meets the rule's `on_unpriced` policy in

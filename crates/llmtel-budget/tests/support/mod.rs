@@ -98,6 +98,54 @@ pub fn usd(s: &str) -> llmtel::Usd {
     llmtel::Usd::parse_decimal(s).expect("usd")
 }
 
+/// Budgets with one rule: `limit` USD per user per UTC day.
+pub fn per_user_daily(limit: &str) -> llmtel_budget::Budgets {
+    use llmtel_budget::{Period, Rule, Scope};
+    llmtel_budget::Budgets::builder()
+        .with_rule(
+            Rule::new(
+                "per-user-daily",
+                Scope::User,
+                Period::Day(jiff::tz::TimeZone::UTC),
+            )
+            .with_limit_usd(usd(limit)),
+        )
+        .build()
+}
+
+/// A subscriber whose OpenTelemetry layer exports through llmtel's export stage, with
+/// `budgets` as its sink, into the returned in-memory exporter (keep the provider alive).
+pub fn exporting_with_budget_sink(
+    budgets: &llmtel_budget::Budgets,
+) -> (
+    tracing::Dispatch,
+    opentelemetry_sdk::trace::InMemorySpanExporter,
+    opentelemetry_sdk::trace::SdkTracerProvider,
+) {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::prelude::*;
+    let exporter = opentelemetry_sdk::trace::InMemorySpanExporter::default();
+    let stage = llmtel::GenAiExporter::new(exporter.clone()).with_sink(Arc::new(budgets.sink()));
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(stage)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    (tracing::Dispatch::new(subscriber), exporter, provider)
+}
+
+/// Records 1,000 input and 100 output tokens on `span` (gpt-4o: $0.0035).
+pub fn record_1000_in_100_out(span: &tracing::Span) {
+    llmtel::record_usage(
+        span,
+        &llmtel::Usage {
+            input_tokens: 1_000,
+            output_tokens: 100,
+            ..Default::default()
+        },
+    );
+}
+
 /// A TCP proxy in front of a real server, to simulate network faults.
 pub mod proxy;
 #[allow(unused_imports)]
