@@ -1788,7 +1788,7 @@ impl Reservation {
     ///   (the LLM span itself or an ancestor, e.g. the request span); closing `span` with
     ///   no LLM call releases it;
     /// - [`crate::BudgetSink`] on llmtel's export stage settles it with the call of `span`
-    ///   itself (bind to the LLM span, as [`crate::BudgetPreflight`] does), priced once
+    ///   itself (bind to the LLM span, as `BudgetPreflight` does), priced once
     ///   there, off the request path. It needs an OpenTelemetry layer in the subscriber
     ///   (the span's OpenTelemetry id is read here, which starts its OpenTelemetry span:
     ///   set its remote parent before binding).

@@ -120,7 +120,7 @@ where
 /// estimate until then, so a check in between still counts it).
 ///
 /// A reservation bound to the call's own span ([`crate::Reservation::bind`], as
-/// [`crate::BudgetPreflight`] binds it) is settled with the call's spend, by the span's
+/// `BudgetPreflight` binds it) is settled with the call's spend, by the span's
 /// OpenTelemetry id. The sink does not see tracing spans, so a reservation bound to an
 /// ancestor (the request span) is settled by [`BudgetLayer`] only: use the layer for
 /// those. While a [`BudgetLayer`] of the same budgets exists the sink records nothing (the
