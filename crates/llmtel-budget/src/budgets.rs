@@ -246,6 +246,9 @@ struct Bound {
 struct BoundTable {
     by_span: FastMap<u64, Bound>,
     by_otel: FastMap<SpanId, u64>,
+    /// When the table, full, was last swept for expired bindings (the budgets' clock): at
+    /// most once a second, so a full table refuses a binding without a scan each time.
+    swept_at_ms: Option<i64>,
 }
 
 impl BoundTable {
@@ -261,6 +264,8 @@ impl BoundTable {
 /// Reservations bound to spans kept at most (a binding nobody settles, for example to a
 /// span that never closes, stays until its reservation's TTL passes and room is needed).
 pub(crate) const MAX_BOUND: usize = 65_536;
+/// How often a full table of bindings is swept for expired ones, at most.
+const SWEEP_INTERVAL_MS: i64 = 1_000;
 
 /// Builds [`Budgets`].
 pub struct BudgetsBuilder {
@@ -1588,7 +1593,11 @@ impl Budgets {
         let now = self.now().as_millisecond();
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
         let replaced = b.remove(span_id);
-        if b.by_span.len() >= MAX_BOUND {
+        let sweep_due = b
+            .swept_at_ms
+            .is_none_or(|at| now < at || now - at >= SWEEP_INTERVAL_MS);
+        if b.by_span.len() >= MAX_BOUND && sweep_due {
+            b.swept_at_ms = Some(now);
             // The store has expired these reservations already: forget them.
             let ttl = self.inner.ttl_ms;
             let expired: Vec<u64> = b
