@@ -1,6 +1,6 @@
 //! The budget engine: rules x store, reservations, spend recording, thresholds, alerts.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -194,15 +194,11 @@ impl Metered {
     }
 }
 
-/// The maps looked up for every call: hashed with foldhash, seeded per process (several
-/// times cheaper than SipHash on short keys; a scope value can come from a request, so
-/// the hash is seeded, and every map here is bounded).
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// A set hashed as [`FastMap`].
-pub(crate) type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
-
-/// A rule's cached meters, by scope value.
-type MeterCache = RwLock<FastMap<Arc<str>, Arc<Metered>>>;
+/// A rule's cached meters, by scope value. (The maps looked up for every call here and in
+/// the memory store hash with foldhash, seeded per process: several times cheaper than
+/// SipHash on short keys; a scope value can come from a request, so the hash is seeded, and
+/// every such map is bounded.)
+type MeterCache = RwLock<foldhash::HashMap<Arc<str>, Arc<Metered>>>;
 /// Cached meters per rule beyond which the cache of that rule starts over.
 const METER_CACHE_CAP: usize = 10_000;
 /// Commits the background writer sends to a remote store at once.
@@ -244,8 +240,8 @@ struct Bound {
 /// Reservations bound to spans, by the span's tracing id and by its OpenTelemetry span id.
 #[derive(Debug, Default)]
 struct BoundTable {
-    by_span: FastMap<u64, Bound>,
-    by_otel: FastMap<SpanId, u64>,
+    by_span: foldhash::HashMap<u64, Bound>,
+    by_otel: foldhash::HashMap<SpanId, u64>,
     /// When the table, full, was last swept for expired bindings (the budgets' clock): at
     /// most once a second, so a full table refuses a binding without a scan each time.
     swept_at_ms: Option<i64>,
@@ -429,12 +425,12 @@ pub(crate) struct Inner {
     pending: Mutex<VecDeque<CommitOp>>,
     buffer_cap: usize,
     store_down: AtomicBool,
-    fired: Mutex<FastSet<String>>,
+    fired: Mutex<foldhash::HashSet<String>>,
     /// Models with no price already alerted (one alert per model; bounded).
-    unpriced_alerted: Mutex<FastSet<String>>,
-    seen: Mutex<FastMap<usize, FastSet<Arc<str>>>>,
+    unpriced_alerted: Mutex<foldhash::HashSet<String>>,
+    seen: Mutex<foldhash::HashMap<usize, foldhash::HashSet<Arc<str>>>>,
     bound: Mutex<BoundTable>,
-    last: Mutex<FastMap<String, Amount>>,
+    last: Mutex<foldhash::HashMap<String, Amount>>,
     pub(crate) n_bound: AtomicUsize,
     /// Live [`crate::BudgetLayer`]s of these budgets: while there is one, it records every
     /// call and [`crate::BudgetSink`] stands aside (never both).

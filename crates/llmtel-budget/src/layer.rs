@@ -212,28 +212,26 @@ impl BudgetSink {
     fn layer_records(&self) -> bool {
         self.budgets.inner.layers.load(Ordering::Acquire) > 0
     }
-}
 
-impl BudgetSink {
-    /// The reservation bound to the call's own span ([`crate::Reservation::bind`]), taken.
-    fn bound(&self, call: &LlmCall) -> Option<Release> {
-        self.budgets.take_bound_otel(call.span_id?)
+    /// Records `call`'s spend, settling the reservation bound to its own span
+    /// ([`crate::Reservation::bind`]), unless a [`BudgetLayer`] records it; returns the
+    /// `llmtel.budget.*` attributes for its span.
+    fn record(&self, call: &LlmCall) -> Vec<KeyValue> {
+        if self.layer_records() {
+            return Vec::new();
+        }
+        let release = call.span_id.and_then(|s| self.budgets.take_bound_otel(s));
+        self.budgets.record_spend(Spend::of(call), release)
     }
 }
 
 impl llmtel::CallSink for BudgetSink {
     fn on_call(&self, call: &LlmCall) {
-        if !self.layer_records() {
-            let release = self.bound(call);
-            let _ = self.budgets.record_spend(Spend::of(call), release);
-        }
+        let _ = self.record(call);
     }
 
     fn on_exported_call(&self, call: &LlmCall, span_attributes: &mut Vec<KeyValue>) {
-        if !self.layer_records() {
-            let release = self.bound(call);
-            span_attributes.extend(self.budgets.record_spend(Spend::of(call), release));
-        }
+        span_attributes.extend(self.record(call));
     }
 }
 

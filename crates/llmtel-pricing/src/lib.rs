@@ -232,14 +232,11 @@ impl Catalog {
         usage: &Usage,
         at: jiff::civil::Date,
     ) -> Result<PricedCall, PricingError> {
-        let unknown = || PricingError::UnknownModel {
-            model: model.to_string(),
-            suggestions: self.suggest(model, 3),
-        };
-        let resolved = self.resolve_shared(model, provider).ok_or_else(unknown)?;
+        let resolved = self.resolve_shared(model, provider);
         self.price_inner(
-            &resolved,
-            unknown,
+            model,
+            resolved.as_deref(),
+            true,
             usage,
             at,
             None,
@@ -314,8 +311,8 @@ impl Catalog {
         Some(self.price_call_resolved(model, Some(&resolved), usage, call, false))
     }
 
-    /// [`Catalog::price_call`] with the name resolved already (`None`: unknown); `suggest`
-    /// says whether an unknown model's error lists the nearest names.
+    /// [`Catalog::price_call`] with the name resolved already (`None`: unknown), as
+    /// `price_inner` takes it.
     fn price_call_resolved(
         &self,
         model: &str,
@@ -325,17 +322,10 @@ impl Catalog {
         suggest: bool,
     ) -> Result<PricedCall, PricingError> {
         let date = call.at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let unknown = || PricingError::UnknownModel {
-            model: model.to_string(),
-            suggestions: if suggest {
-                self.suggest(model, 3)
-            } else {
-                Vec::new()
-            },
-        };
         self.price_inner(
-            resolved.ok_or_else(unknown)?,
-            unknown,
+            model,
+            resolved,
+            suggest,
             usage,
             date,
             (!call.date_only).then_some(call.at),
@@ -345,11 +335,14 @@ impl Catalog {
         )
     }
 
+    /// Prices `model`, resolved to `resolved` (`None`: unknown); `suggest` says whether an
+    /// unknown model's error lists the nearest names.
     #[allow(clippy::too_many_arguments)]
     fn price_inner(
         &self,
-        resolved: &resolve::Resolved,
-        unknown: impl Fn() -> PricingError,
+        model: &str,
+        resolved: Option<&resolve::Resolved>,
+        suggest: bool,
         usage: &Usage,
         at: jiff::civil::Date,
         instant: Option<jiff::Timestamp>,
@@ -357,8 +350,17 @@ impl Catalog {
         search: Option<SearchContextSize>,
         details: &UsageDetails,
     ) -> Result<PricedCall, PricingError> {
-        let entry = self.entries.get(&resolved.key).ok_or_else(&unknown)?;
-        let price = entry.price_at(at).ok_or_else(&unknown)?;
+        let unknown = || PricingError::UnknownModel {
+            model: model.to_string(),
+            suggestions: if suggest {
+                self.suggest(model, 3)
+            } else {
+                Vec::new()
+            },
+        };
+        let resolved = resolved.ok_or_else(unknown)?;
+        let entry = self.entries.get(&resolved.key).ok_or_else(unknown)?;
+        let price = entry.price_at(at).ok_or_else(unknown)?;
         let mut chosen = price.choose(usage, service_tier, instant);
         let (breakdown, usage_note) = price.cost_with(usage, details, &mut chosen, search)?;
         Ok(PricedCall {

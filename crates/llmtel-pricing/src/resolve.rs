@@ -1,6 +1,5 @@
 //! Model-name resolution ([`Catalog::resolve`]) and suggestions ([`Catalog::suggest`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
@@ -106,13 +105,13 @@ pub(crate) struct ResolveCache(RwLock<CacheMap>);
 
 /// Name → result (hits and misses), for one provider hint. Hashed with foldhash (seeded per
 /// process): this is looked up for every priced call, and the map is bounded.
-type ByName = HashMap<Box<str>, Option<Arc<Resolved>>, foldhash::fast::RandomState>;
+type ByName = foldhash::HashMap<Box<str>, Option<Arc<Resolved>>>;
 
 /// Provider hint (`""` for none) → name → result. Two levels, so a lookup borrows the
 /// caller's strings instead of building a key (this runs for every priced call).
 #[derive(Default)]
 pub(crate) struct CacheMap {
-    by_provider: HashMap<Box<str>, ByName, foldhash::fast::RandomState>,
+    by_provider: foldhash::HashMap<Box<str>, ByName>,
     len: usize,
 }
 

@@ -602,19 +602,11 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     let inherited = inherited_attributes(&state.fields.dims, own, own_custom);
     if !inherited.is_empty() && state.otel.is_some() {
         // The exported span carries them too, so the export stage sees the same call.
-        match live {
-            Some(cx) => {
-                use opentelemetry::trace::TraceContextExt;
-                let s = cx.span();
-                for kv in inherited {
-                    s.set_attribute(kv);
-                }
-            }
-            None => {
-                let dispatch = tracing::dispatcher::get_default(Clone::clone);
-                set_span_attributes(span, &dispatch, inherited);
-            }
-        }
+        let live = live.or_else(|| {
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
+        });
+        set_attributes_on(span, live, inherited);
     }
     Closed {
         deferred: state.layer.deferred && state.sampled && state.otel.is_some(),
@@ -660,11 +652,22 @@ pub fn set_span_attributes<'a, R: LookupSpan<'a>>(
     dispatch: &tracing::Dispatch,
     attributes: Vec<opentelemetry::KeyValue>,
 ) {
-    use opentelemetry::trace::TraceContextExt;
     if attributes.is_empty() {
         return;
     }
-    if let Some(cx) = tracing_opentelemetry::get_otel_context(&span.id(), dispatch) {
+    let live = tracing_opentelemetry::get_otel_context(&span.id(), dispatch);
+    set_attributes_on(span, live, attributes);
+}
+
+/// [`set_span_attributes`] with the span's OpenTelemetry context looked up already (`live`:
+/// `None` once its OpenTelemetry span has ended, or without an OpenTelemetry layer).
+fn set_attributes_on<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    live: Option<opentelemetry::Context>,
+    attributes: Vec<opentelemetry::KeyValue>,
+) {
+    use opentelemetry::trace::TraceContextExt;
+    if let Some(cx) = live {
         let s = cx.span();
         for kv in attributes {
             s.set_attribute(kv);

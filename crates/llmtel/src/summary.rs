@@ -1,7 +1,7 @@
 //! Per-trace summaries: spans, LLM calls, wall time, tokens, cost and errors of a trace,
 //! kept in process for recent traces with bounded memory.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -206,7 +206,7 @@ struct Store {
     ring: VecDeque<Tracked>,
     /// Trace id -> absolute index (`evicted` at the time of the push + position in `ring`).
     /// (foldhash: a trace id can come from a remote caller, so the hash is seeded.)
-    by_trace: HashMap<TraceId, usize, foldhash::fast::RandomState>,
+    by_trace: foldhash::HashMap<TraceId, usize>,
     /// Summaries evicted so far; also the absolute index of `ring[0]`.
     evicted: u64,
 }

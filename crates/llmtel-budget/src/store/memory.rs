@@ -4,8 +4,6 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::budgets::FastMap;
-
 use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
 
@@ -15,16 +13,16 @@ pub const DEFAULT_MAX_VALUES_PER_RULE: usize = 100_000;
 
 #[derive(Debug, Default)]
 struct State {
-    buckets: FastMap<String, (Amount, i64)>,
-    reservations: FastMap<String, Vec<(String, Amount, i64)>>,
-    fired: FastMap<String, i64>,
+    buckets: foldhash::HashMap<String, (Amount, i64)>,
+    reservations: foldhash::HashMap<String, Vec<(String, Amount, i64)>>,
+    fired: foldhash::HashMap<String, i64>,
     ops: u64,
     /// Every meter kept (`rule\x1fvalue`) and when it was last used (`ops`).
-    meters: FastMap<String, u64>,
+    meters: foldhash::HashMap<String, u64>,
     /// Meters kept per rule.
-    per_rule: FastMap<String, usize>,
+    per_rule: foldhash::HashMap<String, usize>,
     /// Applied operation ids and when they are forgotten (see [`super::Commit::op_id`]).
-    applied: FastMap<String, i64>,
+    applied: foldhash::HashMap<String, i64>,
 }
 
 /// How long an applied operation id is kept.
