@@ -26,17 +26,29 @@ pub struct Dimensions {
 impl Dimensions {
     /// Fills every dimension still unset from `parent`.
     pub fn inherit_from(&mut self, parent: &Dimensions) {
-        fn fill(dst: &mut Option<String>, src: &Option<String>) {
-            if dst.is_none() {
+        self.fill_unset(None, parent);
+    }
+
+    /// Fills every dimension that neither this set nor `own` sets from `parent`: what a span
+    /// setting `own` inherits, gathered apart from it (nearest ancestor first).
+    pub(crate) fn inherit_missing(&mut self, own: &Dimensions, parent: &Dimensions) {
+        self.fill_unset(Some(own), parent);
+    }
+
+    fn fill_unset(&mut self, own: Option<&Dimensions>, parent: &Dimensions) {
+        fn fill(dst: &mut Option<String>, own: bool, src: &Option<String>) {
+            if dst.is_none() && !own {
                 dst.clone_from(src);
             }
         }
-        fill(&mut self.user, &parent.user);
-        fill(&mut self.session, &parent.session);
-        fill(&mut self.feature, &parent.feature);
-        fill(&mut self.tenant, &parent.tenant);
+        let owns = |f: fn(&Dimensions) -> &Option<String>| own.is_some_and(|o| f(o).is_some());
+        fill(&mut self.user, owns(|d| &d.user), &parent.user);
+        fill(&mut self.session, owns(|d| &d.session), &parent.session);
+        fill(&mut self.feature, owns(|d| &d.feature), &parent.feature);
+        fill(&mut self.tenant, owns(|d| &d.tenant), &parent.tenant);
         for (k, v) in &parent.custom {
-            if !self.custom.iter().any(|(own, _)| own == k) {
+            let set = |d: &Dimensions| d.custom.iter().any(|(name, _)| name == k);
+            if !set(self) && !own.is_some_and(set) {
                 self.custom.push((k, v.clone()));
             }
         }

@@ -723,17 +723,19 @@ impl Builder {
             None
         };
 
-        // Inner layers run first: llmtel builds the call, the summary reads it, then the
-        // OpenTelemetry layer ends the span (its cost is added on the export thread).
+        // Inner layers run first: llmtel builds the call and adds it to its trace's summary
+        // (kept by its own layer, on the spans it looks up anyway), then the OpenTelemetry
+        // layer ends the span (its cost is added on the export thread).
         // (No `Option<Layer>` here: a `None` layer reports `LevelFilter::OFF` as its hint.)
-        let summaries = self.summaries.clone();
-        let layer: Box<dyn Layer<S> + Send + Sync> = match (llm, summaries, otel_layer) {
-            (Some(l), Some(s), Some(o)) => Box::new(l.and_then(s.layer()).and_then(o)),
-            (Some(l), Some(s), None) => Box::new(l.and_then(s.layer())),
-            (Some(l), None, Some(o)) => Box::new(l.and_then(o)),
-            (Some(l), None, None) => Box::new(l),
-            (None, _, Some(o)) => Box::new(o),
-            (None, _, None) => Box::new(tracing_subscriber::layer::Identity::new()),
+        let llm = llm.map(|l| match &self.summaries {
+            Some(s) => l.with_summaries(s.clone()),
+            None => l,
+        });
+        let layer: Box<dyn Layer<S> + Send + Sync> = match (llm, otel_layer) {
+            (Some(l), Some(o)) => Box::new(l.and_then(o)),
+            (Some(l), None) => Box::new(l),
+            (None, Some(o)) => Box::new(o),
+            (None, None) => Box::new(tracing_subscriber::layer::Identity::new()),
         };
         let guard = Guard {
             provider,

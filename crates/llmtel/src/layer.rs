@@ -108,6 +108,10 @@ struct SpanState {
 #[derive(Clone)]
 pub struct LlmLayer {
     inner: Arc<Inner>,
+    /// Trace summaries kept by this layer itself ([`crate::builder`]): the same work as a
+    /// [`TraceSummaryLayer`](crate::TraceSummaryLayer) stacked after it, on the span each
+    /// hook has looked up already.
+    summaries: Option<crate::TraceSummaries>,
 }
 
 struct Inner {
@@ -195,6 +199,7 @@ impl LlmLayer {
                 deferred: false,
                 request_sinks: Vec::new(),
             }),
+            summaries: None,
         }
     }
 
@@ -245,6 +250,14 @@ impl LlmLayer {
     /// at once, so no call is lost to them.
     pub(crate) fn with_sinks_on_export_stage(mut self, on: bool) -> Self {
         self.inner_mut().deferred = on;
+        self
+    }
+
+    /// Feeds `summaries` from this layer's own hooks, as its
+    /// [`TraceSummaryLayer`](crate::TraceSummaryLayer) stacked after it would (without a
+    /// second look-up of each span).
+    pub(crate) fn with_summaries(mut self, summaries: crate::TraceSummaries) -> Self {
+        self.summaries = Some(summaries);
         self
     }
 
@@ -321,28 +334,34 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if !interesting(attrs.metadata()) {
+        let interesting = interesting(attrs.metadata());
+        if !interesting && self.summaries.is_none() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        let mut fields = SpanFields {
-            name_derived: crate::span::is_llm_span(attrs.metadata()),
-            ..SpanFields::default()
-        };
-        attrs.record(&mut fields);
-        // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the dispatcher's
-        // own call, where the current dispatcher is not reachable. `on_enter` and the close
-        // read them.)
-        span.extensions_mut().insert::<StateSlot>(Some(SpanState {
-            fields: Arc::new(fields),
-            opened: Instant::now(),
-            started_at: SystemTime::now(),
-            otel: None,
-            sampled: false,
-            closed: None,
-            layer: self.inner.clone(),
-        }));
-        self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
+        if interesting {
+            let mut fields = SpanFields {
+                name_derived: crate::span::is_llm_span(attrs.metadata()),
+                ..SpanFields::default()
+            };
+            attrs.record(&mut fields);
+            // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
+            // dispatcher's own call, where the current dispatcher is not reachable. `on_enter`
+            // and the close read them.)
+            span.extensions_mut().insert::<StateSlot>(Some(SpanState {
+                fields: Arc::new(fields),
+                opened: Instant::now(),
+                started_at: SystemTime::now(),
+                otel: None,
+                sampled: false,
+                closed: None,
+                layer: self.inner.clone(),
+            }));
+            self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(summaries) = &self.summaries {
+            summaries.open(&span);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -369,11 +388,17 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if !self.inner.captured.maybe(&id) {
+        let captured = self.inner.captured.maybe(&id);
+        if !captured && self.summaries.is_none() {
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        finish_call(&span, false);
+        if captured {
+            finish_call(&span, false);
+        }
+        if let Some(summaries) = &self.summaries {
+            summaries.close(&span);
+        }
     }
 }
 
@@ -465,6 +490,12 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
             closed
         }
     };
+    // The call is built here: it carries the dimensions its span inherits (its ancestors
+    // are open while it closes).
+    inherit_dimensions(
+        &mut Arc::make_mut(&mut state.fields).dims,
+        span.scope().skip(1),
+    );
     let call = UnpricedCall::closing(span.metadata().name(), &state);
     // The span's state goes first, so the call takes the captured fields without a copy.
     drop(state);
@@ -490,7 +521,8 @@ fn put_back<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: SpanState) {
 
 /// A closed LLM call whose price nobody has asked for yet: what a reader that may never need
 /// the cost keeps (trace summaries), priced with the layer's catalog when it is read. Its
-/// fields are shared with the span, not copied.
+/// fields are shared with the span, not copied; its dimensions are the span's own (the
+/// inherited ones are on the exported span, and in a call [`finish_call`] builds).
 #[derive(Clone)]
 pub(crate) struct UnpricedCall {
     fields: Arc<SpanFields>,
@@ -576,16 +608,18 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
 /// The first close of a captured LLM span: its inherited dimensions, written on its
 /// exported span too, its OpenTelemetry ids, and whether its sinks run on the export stage.
 fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanState) -> Closed {
-    // Dimensions the span does not set come from its nearest ancestors that do.
-    let dims = &mut Arc::make_mut(&mut state.fields).dims;
-    let own = [
-        dims.user.is_some(),
-        dims.session.is_some(),
-        dims.feature.is_some(),
-        dims.tenant.is_some(),
-    ];
-    let own_custom = dims.custom.len();
-    inherit_dimensions(dims, span.scope().skip(1));
+    // Dimensions the span does not set come from its nearest ancestors that do. They are
+    // gathered apart and moved into attributes, not copied into the span's fields: a call
+    // built on this thread inherits them then ([`finish_call`]); the export stage reads them
+    // from the exported span.
+    let mut inherited = crate::Dimensions::default();
+    for s in span.scope().skip(1) {
+        if let Some(Some(ancestor)) = s.extensions().get::<StateSlot>() {
+            if !ancestor.fields.dims.is_empty() {
+                inherited.inherit_missing(&state.fields.dims, &ancestor.fields.dims);
+            }
+        }
+    }
     // The OpenTelemetry context, when it is read here: the inherited dimensions are set on
     // its span without a second lookup.
     let mut live = None;
@@ -599,42 +633,36 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
             live = Some(cx);
         }
     }
-    let inherited = inherited_attributes(&state.fields.dims, own, own_custom);
     if !inherited.is_empty() && state.otel.is_some() {
         // The exported span carries them too, so the export stage sees the same call.
         let live = live.or_else(|| {
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
         });
-        set_attributes_on(span, live, inherited);
+        set_attributes_on(span, live, inherited_attributes(inherited));
     }
     Closed {
         deferred: state.layer.deferred && state.sampled && state.otel.is_some(),
     }
 }
 
-/// The attributes of the dimensions in `dims` that were inherited: those `own` (user,
-/// session, feature, tenant) says the span did not set, and the custom ones past `own_custom`.
-fn inherited_attributes(
-    dims: &crate::Dimensions,
-    own: [bool; 4],
-    own_custom: usize,
-) -> Vec<opentelemetry::KeyValue> {
+/// The attributes of inherited dimensions (user, session, feature, tenant, then custom).
+fn inherited_attributes(dims: crate::Dimensions) -> Vec<opentelemetry::KeyValue> {
     use llmtel_semconv::llmtel as lt;
     let named = [
-        (lt::USER_ID, &dims.user),
-        (lt::SESSION_ID, &dims.session),
-        (lt::FEATURE, &dims.feature),
-        (lt::TENANT, &dims.tenant),
+        (lt::USER_ID, dims.user),
+        (lt::SESSION_ID, dims.session),
+        (lt::FEATURE, dims.feature),
+        (lt::TENANT, dims.tenant),
     ];
-    let mut out = Vec::new();
-    for ((key, value), own) in named.into_iter().zip(own) {
-        if let (false, Some(v)) = (own, value) {
-            out.push(opentelemetry::KeyValue::new(key, v.clone()));
+    let mut out = Vec::with_capacity(4 + dims.custom.len());
+    for (key, value) in named {
+        if let Some(v) = value {
+            out.push(opentelemetry::KeyValue::new(key, v));
         }
     }
-    for (key, value) in dims.custom.iter().skip(own_custom) {
-        out.push(opentelemetry::KeyValue::new(*key, value.clone()));
+    for (key, value) in dims.custom {
+        out.push(opentelemetry::KeyValue::new(key, value));
     }
     out
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tracing_core::Subscriber;
 use tracing_core::span::{Attributes, Id};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::call::LlmCall;
 use crate::health::{COUNTERS, inc};
@@ -358,7 +358,21 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
+        if let Some(span) = ctx.span(id) {
+            self.summaries.open(&span);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            self.summaries.close(&span);
+        }
+    }
+}
+
+impl TraceSummaries {
+    /// A span opens: it joins its parent's trace, or starts one.
+    pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
         let parent_agg = span
             .parent()
             .and_then(|p| p.extensions().get::<Arc<TraceAgg>>().cloned());
@@ -379,14 +393,15 @@ where
         span.extensions_mut().insert(agg);
     }
 
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
+    /// A span closes: its call, if it made one, is added to its trace; a root keeps its
+    /// trace's summary.
+    pub(crate) fn close<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
         if span.extensions().get::<Arc<TraceAgg>>().is_none() {
             return;
         }
         // Stacked before llmtel's layer, this layer finishes the call itself; when the
         // export stage prices the call, it is kept unpriced until the summary is read.
-        let unpriced = crate::layer::close_call_unpriced(&span);
+        let unpriced = crate::layer::close_call_unpriced(span);
         let ext = span.extensions();
         let Some(agg) = ext.get::<Arc<TraceAgg>>() else {
             return;
@@ -406,7 +421,7 @@ where
             // A trace that made no LLM call cost nothing: not kept, so requests that never
             // call a model do not evict the summaries of those that did.
             if done.has_calls() {
-                self.summaries.push(done);
+                self.push(done);
             }
         }
     }
