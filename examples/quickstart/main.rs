@@ -49,7 +49,7 @@ impl Row {
 impl llmtel::CallSink for Totals {
     fn on_call(&self, call: &LlmCall) {
         let model = call.model().unwrap_or("?").to_owned();
-        let user = call.dimensions.user.clone().unwrap_or_else(|| "-".into());
+        let user = call.dimensions.user.as_deref().unwrap_or("-").to_owned();
         lock(&self.by_model).entry(model).or_default().add(call);
         lock(&self.by_user).entry(user).or_default().add(call);
     }

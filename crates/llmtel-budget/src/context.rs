@@ -1,5 +1,7 @@
 //! What a call is for: its dimensions, model and provider, and the estimate of its cost.
 
+use std::sync::Arc;
+
 use llmtel::{Dimensions, LlmCall};
 use llmtel_pricing::{Catalog, PricingError, Usage, Usd};
 
@@ -36,13 +38,7 @@ impl CallContext {
     /// value capped by [`llmtel::cap_value`].
     pub fn from_call(call: &LlmCall) -> Self {
         let mut dimensions = call.dimensions.clone();
-        cap_opt(&mut dimensions.user);
-        cap_opt(&mut dimensions.tenant);
-        cap_opt(&mut dimensions.feature);
-        cap_opt(&mut dimensions.session);
-        for (_, v) in &mut dimensions.custom {
-            cap_in_place(v);
-        }
+        cap_dimensions(&mut dimensions);
         CallContext {
             dimensions,
             model: call.model().map(|m| llmtel::cap_value(m).into_owned()),
@@ -57,13 +53,7 @@ impl CallContext {
     /// [`crate::Budgets`] does before a value reaches a store key or a map; the `with_*`
     /// setters and [`CallContext::from_call`] already do it).
     pub fn capped(mut self) -> Self {
-        cap_opt(&mut self.dimensions.user);
-        cap_opt(&mut self.dimensions.tenant);
-        cap_opt(&mut self.dimensions.feature);
-        cap_opt(&mut self.dimensions.session);
-        for (_, v) in &mut self.dimensions.custom {
-            cap_in_place(v);
-        }
+        cap_dimensions(&mut self.dimensions);
         cap_opt(&mut self.model);
         cap_opt(&mut self.provider);
         self
@@ -71,25 +61,25 @@ impl CallContext {
 
     /// Sets `user.id`.
     pub fn with_user(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.user = Some(llmtel::cap_string(v.into()));
+        self.dimensions.user = Some(capped(v.into()));
         self
     }
 
     /// Sets `llmtel.tenant`.
     pub fn with_tenant(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.tenant = Some(llmtel::cap_string(v.into()));
+        self.dimensions.tenant = Some(capped(v.into()));
         self
     }
 
     /// Sets `llmtel.feature`.
     pub fn with_feature(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.feature = Some(llmtel::cap_string(v.into()));
+        self.dimensions.feature = Some(capped(v.into()));
         self
     }
 
     /// Sets `session.id`.
     pub fn with_session(mut self, v: impl Into<String>) -> Self {
-        self.dimensions.session = Some(llmtel::cap_string(v.into()));
+        self.dimensions.session = Some(capped(v.into()));
         self
     }
 
@@ -108,9 +98,7 @@ impl CallContext {
     /// Sets a custom `llmtel.*` attribute (e.g. `llmtel.api_key_id`).
     pub fn with_attribute(mut self, name: &'static str, v: impl Into<String>) -> Self {
         self.dimensions.custom.retain(|(k, _)| *k != name);
-        self.dimensions
-            .custom
-            .push((name, llmtel::cap_string(v.into())));
+        self.dimensions.custom.push((name, capped(v.into())));
         self
     }
 
@@ -139,6 +127,29 @@ fn cap_in_place(v: &mut String) {
 fn cap_opt(v: &mut Option<String>) {
     if let Some(v) = v {
         cap_in_place(v);
+    }
+}
+
+/// A dimension's value, capped.
+fn capped(v: String) -> Arc<str> {
+    Arc::from(llmtel::cap_string(v))
+}
+
+/// Caps every dimension value (shared values are replaced, not changed in place).
+fn cap_dimensions(d: &mut Dimensions) {
+    fn cap(v: &mut Arc<str>) {
+        if v.len() > llmtel::MAX_VALUE_BYTES {
+            *v = Arc::from(llmtel::cap_value(v));
+        }
+    }
+    for v in [&mut d.user, &mut d.tenant, &mut d.feature, &mut d.session]
+        .into_iter()
+        .flatten()
+    {
+        cap(v);
+    }
+    for (_, v) in &mut d.custom {
+        cap(v);
     }
 }
 

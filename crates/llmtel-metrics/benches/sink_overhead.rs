@@ -53,7 +53,7 @@ fn sample_call(i: u64) -> LlmCall {
         max_tokens: None,
         time_to_first_chunk: None,
         dimensions: Dimensions {
-            user: Some(format!("user-{}", i % 50)),
+            user: Some(format!("user-{}", i % 50).into()),
             feature: Some("chat".into()),
             ..Default::default()
         },

@@ -49,7 +49,7 @@ impl CallSignals {
     pub fn from_call(call: &LlmCall) -> Self {
         CallSignals {
             model: call.model().map(str::to_owned),
-            feature: call.dimensions.feature.clone(),
+            feature: call.dimensions.feature.as_deref().map(str::to_owned),
             response_id: call.response_id.clone(),
             error_type: call.error_type.clone(),
             ..Self::numbers_of(call)

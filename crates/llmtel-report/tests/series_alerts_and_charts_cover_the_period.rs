@@ -60,7 +60,7 @@ fn call(n: u64, started: Timestamp, failed: bool) -> LlmCall {
         max_tokens: None,
         time_to_first_chunk: None,
         dimensions: Dimensions {
-            user: Some(format!("user-{}", n % 3)),
+            user: Some(format!("user-{}", n % 3).into()),
             feature: Some("support".into()),
             ..Default::default()
         },

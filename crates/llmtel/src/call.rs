@@ -1,5 +1,6 @@
 //! The record of one LLM call, as the layer sees it when the span closes.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use llmtel_pricing::{CostBreakdown, PricedCall, Usage, Usd};
@@ -12,15 +13,15 @@ use opentelemetry::trace::{SpanId, TraceId};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dimensions {
     /// `user.id`.
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// `session.id`, or `gen_ai.conversation.id` when no session is set.
-    pub session: Option<String>,
+    pub session: Option<Arc<str>>,
     /// `llmtel.feature`.
-    pub feature: Option<String>,
+    pub feature: Option<Arc<str>>,
     /// `llmtel.tenant`.
-    pub tenant: Option<String>,
+    pub tenant: Option<Arc<str>>,
     /// Any other `llmtel.*` string field (e.g. `llmtel.api_key_id`), name and value.
-    pub custom: Vec<(&'static str, String)>,
+    pub custom: Vec<(&'static str, Arc<str>)>,
 }
 
 impl Dimensions {
@@ -36,12 +37,12 @@ impl Dimensions {
     }
 
     fn fill_unset(&mut self, own: Option<&Dimensions>, parent: &Dimensions) {
-        fn fill(dst: &mut Option<String>, own: bool, src: &Option<String>) {
+        fn fill(dst: &mut Option<Arc<str>>, own: bool, src: &Option<Arc<str>>) {
             if dst.is_none() && !own {
                 dst.clone_from(src);
             }
         }
-        let owns = |f: fn(&Dimensions) -> &Option<String>| own.is_some_and(|o| f(o).is_some());
+        let owns = |f: fn(&Dimensions) -> &Option<Arc<str>>| own.is_some_and(|o| f(o).is_some());
         fill(&mut self.user, owns(|d| &d.user), &parent.user);
         fill(&mut self.session, owns(|d| &d.session), &parent.session);
         fill(&mut self.feature, owns(|d| &d.feature), &parent.feature);
@@ -65,7 +66,7 @@ impl Dimensions {
                 .custom
                 .iter()
                 .find(|(k, _)| *k == other)
-                .map(|(_, v)| v.as_str()),
+                .map(|(_, v)| &**v),
         }
     }
 

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use llmtel_semconv::{common, gen_ai, llmtel as lt};
 use tracing_core::field::{Field, Visit};
@@ -174,14 +175,22 @@ impl SpanFields {
             gen_ai::RESPONSE_FINISH_REASONS => &mut self.finish_reasons,
             common::ERROR_TYPE => &mut self.error_type,
             lt::COST_SOURCE => &mut self.cost_source,
-            lt::USER_ID => &mut self.dims.user,
-            lt::SESSION_ID | gen_ai::CONVERSATION_ID => &mut self.dims.session,
-            lt::FEATURE => &mut self.dims.feature,
-            lt::TENANT => &mut self.dims.tenant,
             lt::RESPONSE_SERVICE_TIER | llmtel_semconv::openai::RESPONSE_SERVICE_TIER => {
                 &mut self.service_tier
             }
             lt::REQUEST_SEARCH_CONTEXT_SIZE => &mut self.search_context_size,
+            _ => return None,
+        })
+    }
+
+    /// The dimension a name records (shared values: a span's inherited dimensions and their
+    /// attributes reuse them without a copy).
+    fn dim_mut(&mut self, name: &str) -> Option<&mut Option<Arc<str>>> {
+        Some(match name {
+            lt::USER_ID => &mut self.dims.user,
+            lt::SESSION_ID | gen_ai::CONVERSATION_ID => &mut self.dims.session,
+            lt::FEATURE => &mut self.dims.feature,
+            lt::TENANT => &mut self.dims.tenant,
             _ => return None,
         })
     }
@@ -226,15 +235,18 @@ impl SpanFields {
             return;
         }
         if let Some(slot) = self.string_mut(name) {
-            // `gen_ai.conversation.id` only fills the session when `session.id` did not.
-            if name == gen_ai::CONVERSATION_ID && slot.is_some() {
-                return;
-            }
             // Values a request controls (ids, model names) are kept capped.
             *slot = Some(match text {
                 Cow::Borrowed(v) => crate::bound::cap_value(v).into_owned(),
                 Cow::Owned(v) => crate::bound::cap_string(v),
             });
+            return;
+        }
+        if let Some(slot) = self.dim_mut(name) {
+            // `gen_ai.conversation.id` only fills the session when `session.id` did not.
+            if name != gen_ai::CONVERSATION_ID || slot.is_none() {
+                *slot = Some(Arc::from(crate::bound::cap_value(value)));
+            }
             return;
         }
         match name {
@@ -348,8 +360,9 @@ impl SpanFields {
             && !name.starts_with("llmtel.cost.")
             && !name.starts_with("llmtel.usage.")
             && self.string_mut(name).is_none()
+            && self.dim_mut(name).is_none()
         {
-            let value = crate::bound::cap_value(value).into_owned();
+            let value = Arc::from(crate::bound::cap_value(value));
             if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
                 slot.1 = value;
             } else {

@@ -36,7 +36,7 @@ impl llmtel::CallSink for Record {
     fn on_call(&self, call: &llmtel::LlmCall) {
         self.0.lock().unwrap().push(Seen {
             model: call.request_model.clone(),
-            user: call.dimensions.user.clone(),
+            user: call.dimensions.user.as_deref().map(str::to_owned),
             cost: call.cost_usd().map(|c| c.as_f64()),
             thread: std::thread::current().id(),
         });
