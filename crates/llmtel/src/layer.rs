@@ -608,18 +608,6 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
 /// The first close of a captured LLM span: its inherited dimensions, written on its
 /// exported span too, its OpenTelemetry ids, and whether its sinks run on the export stage.
 fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanState) -> Closed {
-    // Dimensions the span does not set come from its nearest ancestors that do. They are
-    // gathered apart and moved into attributes, not copied into the span's fields: a call
-    // built on this thread inherits them then ([`finish_call`]); the export stage reads them
-    // from the exported span.
-    let mut inherited = crate::Dimensions::default();
-    for s in span.scope().skip(1) {
-        if let Some(Some(ancestor)) = s.extensions().get::<StateSlot>() {
-            if !ancestor.fields.dims.is_empty() {
-                inherited.inherit_missing(&state.fields.dims, &ancestor.fields.dims);
-            }
-        }
-    }
     // The OpenTelemetry context, when it is read here: the inherited dimensions are set on
     // its span without a second lookup.
     let mut live = None;
@@ -633,8 +621,22 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
             live = Some(cx);
         }
     }
-    if !inherited.is_empty() && state.otel.is_some() {
-        // The exported span carries them too, so the export stage sees the same call.
+    if state.otel.is_none() {
+        return Closed { deferred: false };
+    }
+    // Dimensions the span does not set come from its nearest ancestors that do; the exported
+    // span carries them too, so the export stage sees the same call. They are gathered
+    // apart and moved into its attributes, not copied into the span's fields: a call built
+    // on this thread inherits them when it is built ([`finish_call`]).
+    let mut inherited = crate::Dimensions::default();
+    for s in span.scope().skip(1) {
+        if let Some(Some(ancestor)) = s.extensions().get::<StateSlot>() {
+            if !ancestor.fields.dims.is_empty() {
+                inherited.inherit_missing(&state.fields.dims, &ancestor.fields.dims);
+            }
+        }
+    }
+    if !inherited.is_empty() {
         let live = live.or_else(|| {
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
@@ -642,7 +644,7 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
         set_attributes_on(span, live, inherited_attributes(inherited));
     }
     Closed {
-        deferred: state.layer.deferred && state.sampled && state.otel.is_some(),
+        deferred: state.layer.deferred && state.sampled,
     }
 }
 
