@@ -27,16 +27,12 @@ pub struct Dimensions {
 impl Dimensions {
     /// Fills every dimension still unset from `parent`.
     pub fn inherit_from(&mut self, parent: &Dimensions) {
-        self.fill_unset(None, parent);
+        self.inherit_unset(None, parent);
     }
 
-    /// Fills every dimension that neither this set nor `own` sets from `parent`: what a span
-    /// setting `own` inherits, gathered apart from it (nearest ancestor first).
-    pub(crate) fn inherit_missing(&mut self, own: &Dimensions, parent: &Dimensions) {
-        self.fill_unset(Some(own), parent);
-    }
-
-    fn fill_unset(&mut self, own: Option<&Dimensions>, parent: &Dimensions) {
+    /// Fills every dimension that neither this nor `own` (if given) sets from `parent`: with
+    /// `own`, what a span setting `own` inherits, gathered apart from it.
+    pub(crate) fn inherit_unset(&mut self, own: Option<&Dimensions>, parent: &Dimensions) {
         fn fill(dst: &mut Option<Arc<str>>, own: bool, src: &Option<Arc<str>>) {
             if dst.is_none() && !own {
                 dst.clone_from(src);

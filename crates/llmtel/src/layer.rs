@@ -494,6 +494,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
     // are open while it closes).
     inherit_dimensions(
         &mut Arc::make_mut(&mut state.fields).dims,
+        None,
         span.scope().skip(1),
     );
     let call = UnpricedCall::closing(span.metadata().name(), &state);
@@ -629,13 +630,11 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     // apart and moved into its attributes, not copied into the span's fields: a call built
     // on this thread inherits them when it is built ([`finish_call`]).
     let mut inherited = crate::Dimensions::default();
-    for s in span.scope().skip(1) {
-        if let Some(Some(ancestor)) = s.extensions().get::<StateSlot>() {
-            if !ancestor.fields.dims.is_empty() {
-                inherited.inherit_missing(&state.fields.dims, &ancestor.fields.dims);
-            }
-        }
-    }
+    inherit_dimensions(
+        &mut inherited,
+        Some(&state.fields.dims),
+        span.scope().skip(1),
+    );
     if !inherited.is_empty() {
         let live = live.or_else(|| {
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
@@ -764,21 +763,22 @@ pub fn current_dimensions() -> crate::Dimensions {
         let Some(span) = registry.span(id) else {
             return;
         };
-        inherit_dimensions(&mut dims, span.scope());
+        inherit_dimensions(&mut dims, None, span.scope());
     });
     dims
 }
 
-/// Fills each dimension `dims` does not set from the first of `spans` (nearest first) that
-/// sets it.
+/// Fills each dimension neither `dims` nor `own` (if given) sets from the first of `spans`
+/// (nearest first) that sets it.
 fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     dims: &mut crate::Dimensions,
+    own: Option<&crate::Dimensions>,
     spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
 ) {
     for s in spans {
         if let Some(Some(state)) = s.extensions().get::<StateSlot>() {
             if !state.fields.dims.is_empty() {
-                dims.inherit_from(&state.fields.dims);
+                dims.inherit_unset(own, &state.fields.dims);
             }
         }
     }
