@@ -131,66 +131,62 @@ impl SpanFields {
             || self.details != UsageDetails::default()
     }
 
-    /// The modality, tool or per-unit count a `llmtel.usage.*` name records.
-    fn detail_mut(&mut self, name: &str) -> Option<&mut u64> {
+    /// The modality, tool or per-unit count a slot records.
+    fn detail_mut(&mut self, slot: Slot) -> Option<&mut u64> {
         let d = &mut self.details;
-        Some(match name {
-            lt::USAGE_AUDIO_INPUT_TOKENS => &mut d.audio_input_tokens,
-            lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS => &mut d.cache_read_audio_tokens,
-            lt::USAGE_IMAGE_INPUT_TOKENS => &mut d.image_input_tokens,
-            lt::USAGE_VIDEO_INPUT_TOKENS => &mut d.video_input_tokens,
-            lt::USAGE_AUDIO_OUTPUT_TOKENS => &mut d.audio_output_tokens,
-            lt::USAGE_IMAGE_OUTPUT_TOKENS => &mut d.image_output_tokens,
-            lt::USAGE_WEB_SEARCH_REQUESTS => &mut d.web_search_queries,
-            lt::USAGE_CODE_INTERPRETER_SESSIONS => &mut d.code_interpreter_sessions,
-            lt::USAGE_FILE_SEARCH_CALLS => &mut d.file_search_calls,
-            lt::USAGE_IMAGES => &mut d.images,
-            lt::USAGE_INPUT_CHARACTERS => &mut d.input_characters,
-            lt::USAGE_INPUT_AUDIO_MS => &mut d.input_audio_ms,
-            lt::USAGE_OUTPUT_AUDIO_MS => &mut d.output_audio_ms,
+        Some(match slot {
+            Slot::AudioInput => &mut d.audio_input_tokens,
+            Slot::AudioCacheRead => &mut d.cache_read_audio_tokens,
+            Slot::ImageInput => &mut d.image_input_tokens,
+            Slot::VideoInput => &mut d.video_input_tokens,
+            Slot::AudioOutput => &mut d.audio_output_tokens,
+            Slot::ImageOutput => &mut d.image_output_tokens,
+            Slot::WebSearch => &mut d.web_search_queries,
+            Slot::CodeInterpreter => &mut d.code_interpreter_sessions,
+            Slot::FileSearch => &mut d.file_search_calls,
+            Slot::Images => &mut d.images,
+            Slot::InputCharacters => &mut d.input_characters,
+            Slot::InputAudioMs => &mut d.input_audio_ms,
+            Slot::OutputAudioMs => &mut d.output_audio_ms,
             _ => return None,
         })
     }
 
-    fn count_mut(&mut self, name: &str) -> Option<&mut Count> {
-        Some(match name {
-            gen_ai::USAGE_INPUT_TOKENS => &mut self.input,
-            gen_ai::USAGE_OUTPUT_TOKENS => &mut self.output,
-            gen_ai::USAGE_CACHE_READ_INPUT_TOKENS => &mut self.cache_read,
-            gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS | gen_ai::USAGE_CACHE_WRITE_INPUT_TOKENS => {
-                &mut self.cache_write
-            }
-            gen_ai::USAGE_REASONING_OUTPUT_TOKENS => &mut self.reasoning,
+    fn count_mut(&mut self, slot: Slot) -> Option<&mut Count> {
+        Some(match slot {
+            Slot::Input => &mut self.input,
+            Slot::Output => &mut self.output,
+            Slot::CacheRead => &mut self.cache_read,
+            Slot::CacheWrite => &mut self.cache_write,
+            Slot::Reasoning => &mut self.reasoning,
             _ => return None,
         })
     }
 
-    fn string_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
-        Some(match name {
-            "otel.name" => &mut self.otel_name,
-            gen_ai::SYSTEM => &mut self.system,
-            gen_ai::REQUEST_MODEL => &mut self.request_model,
-            gen_ai::RESPONSE_MODEL => &mut self.response_model,
-            gen_ai::RESPONSE_ID => &mut self.response_id,
-            gen_ai::RESPONSE_FINISH_REASONS => &mut self.finish_reasons,
-            common::ERROR_TYPE => &mut self.error_type,
-            lt::COST_SOURCE => &mut self.cost_source,
-            lt::RESPONSE_SERVICE_TIER | llmtel_semconv::openai::RESPONSE_SERVICE_TIER => {
-                &mut self.service_tier
-            }
-            lt::REQUEST_SEARCH_CONTEXT_SIZE => &mut self.search_context_size,
+    fn string_mut(&mut self, slot: Slot) -> Option<&mut Option<String>> {
+        Some(match slot {
+            Slot::OtelName => &mut self.otel_name,
+            Slot::System => &mut self.system,
+            Slot::RequestModel => &mut self.request_model,
+            Slot::ResponseModel => &mut self.response_model,
+            Slot::ResponseId => &mut self.response_id,
+            Slot::FinishReasons => &mut self.finish_reasons,
+            Slot::ErrorType => &mut self.error_type,
+            Slot::CostSource => &mut self.cost_source,
+            Slot::ServiceTier => &mut self.service_tier,
+            Slot::SearchContextSize => &mut self.search_context_size,
             _ => return None,
         })
     }
 
-    /// The dimension a name records (shared values: a span's inherited dimensions and their
+    /// The dimension a slot records (shared values: a span's inherited dimensions and their
     /// attributes reuse them without a copy).
-    fn dim_mut(&mut self, name: &str) -> Option<&mut Option<Arc<str>>> {
-        Some(match name {
-            lt::USER_ID => &mut self.dims.user,
-            lt::SESSION_ID | gen_ai::CONVERSATION_ID => &mut self.dims.session,
-            lt::FEATURE => &mut self.dims.feature,
-            lt::TENANT => &mut self.dims.tenant,
+    fn dim_mut(&mut self, slot: Slot) -> Option<&mut Option<Arc<str>>> {
+        Some(match slot {
+            Slot::User => &mut self.dims.user,
+            Slot::Session | Slot::Conversation => &mut self.dims.session,
+            Slot::Feature => &mut self.dims.feature,
+            Slot::Tenant => &mut self.dims.tenant,
             _ => return None,
         })
     }
@@ -198,136 +194,145 @@ impl SpanFields {
     /// Records a string-valued field or attribute by name. Custom `llmtel.*` dimensions are
     /// kept only when the name is `'static` (tracing fields); see [`Visit`].
     pub(crate) fn set_str(&mut self, name: &str, value: &str) {
-        self.set_text(name, Cow::Borrowed(value));
+        self.set_text(classify(name), Cow::Borrowed(value));
     }
 
     /// [`set_str`](Self::set_str) for a value that may be owned already (a formatted
     /// `%value`): kept without a second copy when it is.
-    fn set_text(&mut self, name: &str, text: Cow<'_, str>) {
+    fn set_text(&mut self, class: Class, text: Cow<'_, str>) {
         let value: &str = &text;
-        if llmtel_semconv::is_gen_ai_field(name) {
-            self.has_gen_ai = true;
-        }
-        match name {
-            gen_ai::OPERATION_NAME => {
+        self.has_gen_ai |= class.gen_ai;
+        let slot = class.slot;
+        match slot {
+            Slot::Operation => {
                 self.operation = Some(well_known(value, &OPERATIONS));
                 return;
             }
-            gen_ai::PROVIDER_NAME => {
+            Slot::Provider => {
                 self.provider = Some(well_known(value, &PROVIDERS));
+                return;
+            }
+            Slot::StatusCode => {
+                self.status_error = value.eq_ignore_ascii_case("error");
                 return;
             }
             _ => {}
         }
-        if name == "otel.status_code" {
-            self.status_error = value.eq_ignore_ascii_case("error");
-            return;
-        }
-        if let Some(count) = self.count_mut(name) {
+        if let Some(count) = self.count_mut(slot) {
             count.set_str(value);
             return;
         }
-        if let Some(d) = self.detail_mut(name) {
+        if let Some(d) = self.detail_mut(slot) {
             // A count that is not a non-negative integer is ignored (the tokens stay priced).
             if let Ok(v) = value.trim().parse::<u64>() {
                 *d = v;
             }
             return;
         }
-        if let Some(slot) = self.string_mut(name) {
+        if let Some(out) = self.string_mut(slot) {
             // Values a request controls (ids, model names) are kept capped.
-            *slot = Some(match text {
+            *out = Some(match text {
                 Cow::Borrowed(v) => crate::bound::cap_value(v).into_owned(),
                 Cow::Owned(v) => crate::bound::cap_string(v),
             });
             return;
         }
-        if let Some(slot) = self.dim_mut(name) {
+        if let Some(out) = self.dim_mut(slot) {
             // `gen_ai.conversation.id` only fills the session when `session.id` did not.
-            if name != gen_ai::CONVERSATION_ID || slot.is_none() {
-                *slot = Some(Arc::from(crate::bound::cap_value(value)));
+            if slot != Slot::Conversation || out.is_none() {
+                *out = Some(Arc::from(crate::bound::cap_value(value)));
             }
             return;
         }
-        match name {
-            gen_ai::USAGE_COST | lt::COST_REPORTED => {
+        match slot {
+            Slot::Cost => {
                 if let Ok(v) = value.trim().parse::<f64>() {
                     self.reported_cost = Some(v);
                 }
             }
-            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = value.trim().parse().ok(),
-            gen_ai::REQUEST_STREAM => self.stream = value.trim().parse().ok(),
-            lt::COST_ESTIMATED => self.estimated = value.trim().parse().ok(),
+            Slot::MaxTokens => self.max_tokens = value.trim().parse().ok(),
+            Slot::Stream => self.stream = value.trim().parse().ok(),
+            Slot::Estimated => self.estimated = value.trim().parse().ok(),
             _ => {}
         }
     }
 
     pub(crate) fn set_i64(&mut self, name: &str, value: i64) {
-        if llmtel_semconv::is_gen_ai_field(name) {
-            self.has_gen_ai = true;
-        }
-        if let Some(count) = self.count_mut(name) {
+        self.put_i64(classify(name), value);
+    }
+
+    fn put_i64(&mut self, class: Class, value: i64) {
+        self.has_gen_ai |= class.gen_ai;
+        if let Some(count) = self.count_mut(class.slot) {
             count.set_i64(value);
             return;
         }
-        if let Some(d) = self.detail_mut(name) {
+        if let Some(d) = self.detail_mut(class.slot) {
             *d = u64::try_from(value).unwrap_or(0);
             return;
         }
-        match name {
-            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = u64::try_from(value).ok(),
-            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
-            _ => self.set_str(name, &value.to_string()),
+        match class.slot {
+            Slot::MaxTokens => self.max_tokens = u64::try_from(value).ok(),
+            Slot::Cost => self.reported_cost = Some(value as f64),
+            Slot::None | Slot::Custom => {}
+            _ => self.set_text(class, Cow::Owned(value.to_string())),
         }
     }
 
     pub(crate) fn set_u64(&mut self, name: &str, value: u64) {
-        if llmtel_semconv::is_gen_ai_field(name) {
-            self.has_gen_ai = true;
-        }
-        if let Some(count) = self.count_mut(name) {
+        self.put_u64(classify(name), value);
+    }
+
+    fn put_u64(&mut self, class: Class, value: u64) {
+        self.has_gen_ai |= class.gen_ai;
+        if let Some(count) = self.count_mut(class.slot) {
             *count = Count::Value(value);
             return;
         }
-        if let Some(d) = self.detail_mut(name) {
+        if let Some(d) = self.detail_mut(class.slot) {
             *d = value;
             return;
         }
-        match name {
-            gen_ai::REQUEST_MAX_TOKENS => self.max_tokens = Some(value),
-            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value as f64),
-            _ => self.set_str(name, &value.to_string()),
+        match class.slot {
+            Slot::MaxTokens => self.max_tokens = Some(value),
+            Slot::Cost => self.reported_cost = Some(value as f64),
+            Slot::None | Slot::Custom => {}
+            _ => self.set_text(class, Cow::Owned(value.to_string())),
         }
     }
 
     pub(crate) fn set_f64(&mut self, name: &str, value: f64) {
-        if llmtel_semconv::is_gen_ai_field(name) {
-            self.has_gen_ai = true;
-        }
-        if let Some(count) = self.count_mut(name) {
+        self.put_f64(classify(name), value);
+    }
+
+    fn put_f64(&mut self, class: Class, value: f64) {
+        self.has_gen_ai |= class.gen_ai;
+        if let Some(count) = self.count_mut(class.slot) {
             count.set_f64(value);
             return;
         }
-        if let Some(d) = self.detail_mut(name) {
+        if let Some(d) = self.detail_mut(class.slot) {
             if value.is_finite() && value >= 0.0 && value.fract() == 0.0 {
                 *d = value as u64;
             }
             return;
         }
-        match name {
-            gen_ai::USAGE_COST | lt::COST_REPORTED => self.reported_cost = Some(value),
-            gen_ai::RESPONSE_TIME_TO_FIRST_CHUNK => self.time_to_first_chunk = Some(value),
+        match class.slot {
+            Slot::Cost => self.reported_cost = Some(value),
+            Slot::TimeToFirstChunk => self.time_to_first_chunk = Some(value),
             _ => {}
         }
     }
 
     pub(crate) fn set_bool(&mut self, name: &str, value: bool) {
-        if llmtel_semconv::is_gen_ai_field(name) {
-            self.has_gen_ai = true;
-        }
-        match name {
-            gen_ai::REQUEST_STREAM => self.stream = Some(value),
-            lt::COST_ESTIMATED => self.estimated = Some(value),
+        self.put_bool(classify(name), value);
+    }
+
+    fn put_bool(&mut self, class: Class, value: bool) {
+        self.has_gen_ai |= class.gen_ai;
+        match class.slot {
+            Slot::Stream => self.stream = Some(value),
+            Slot::Estimated => self.estimated = Some(value),
             _ => {}
         }
     }
@@ -355,53 +360,176 @@ impl SpanFields {
         f
     }
 
-    fn custom_dimension(&mut self, name: &'static str, value: &str) {
-        if name.starts_with("llmtel.")
-            && !name.starts_with("llmtel.cost.")
-            && !name.starts_with("llmtel.usage.")
-            && self.string_mut(name).is_none()
-            && self.dim_mut(name).is_none()
-        {
-            let value = Arc::from(crate::bound::cap_value(value));
-            if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
-                slot.1 = value;
-            } else {
-                self.dims.custom.push((name, value));
-            }
+    /// Keeps a custom `llmtel.*` dimension ([`Slot::Custom`]) under its `'static` name.
+    fn custom_dimension(&mut self, class: Class, name: &'static str, value: &str) {
+        if class.slot != Slot::Custom {
+            return;
+        }
+        let value = Arc::from(crate::bound::cap_value(value));
+        if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
+            slot.1 = value;
+        } else {
+            self.dims.custom.push((name, value));
         }
     }
 }
 
 impl Visit for SpanFields {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set_i64(field.name(), value);
+        self.put_i64(classify(field.name()), value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set_u64(field.name(), value);
+        self.put_u64(classify(field.name()), value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set_f64(field.name(), value);
+        self.put_f64(classify(field.name()), value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set_bool(field.name(), value);
+        self.put_bool(classify(field.name()), value);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set_str(field.name(), value);
-        self.custom_dimension(field.name(), value);
+        let class = classify(field.name());
+        self.custom_dimension(class, field.name(), value);
+        self.set_text(class, Cow::Borrowed(value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.name_derived && field.name() == "otel.name" {
+        let class = classify(field.name());
+        if class.slot == Slot::OtelName && self.name_derived {
             return;
         }
         // `%value` and `?value` arrive here; Display-formatted strings carry no quotes.
         let s = format!("{value:?}");
-        self.custom_dimension(field.name(), &s);
-        self.set_text(field.name(), Cow::Owned(s));
+        self.custom_dimension(class, field.name(), &s);
+        self.set_text(class, Cow::Owned(s));
+    }
+}
+
+/// Where [`SpanFields`] keeps the value of a field or attribute name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Operation,
+    Provider,
+    /// `otel.status_code`.
+    StatusCode,
+    Input,
+    Output,
+    CacheRead,
+    CacheWrite,
+    Reasoning,
+    AudioInput,
+    AudioCacheRead,
+    ImageInput,
+    VideoInput,
+    AudioOutput,
+    ImageOutput,
+    WebSearch,
+    CodeInterpreter,
+    FileSearch,
+    Images,
+    InputCharacters,
+    InputAudioMs,
+    OutputAudioMs,
+    /// `otel.name`.
+    OtelName,
+    System,
+    RequestModel,
+    ResponseModel,
+    ResponseId,
+    FinishReasons,
+    ErrorType,
+    CostSource,
+    ServiceTier,
+    SearchContextSize,
+    User,
+    Session,
+    /// `gen_ai.conversation.id`: the session, unless `session.id` set it.
+    Conversation,
+    Feature,
+    Tenant,
+    /// `gen_ai.usage.cost`, `llmtel.cost.reported`.
+    Cost,
+    MaxTokens,
+    Stream,
+    Estimated,
+    TimeToFirstChunk,
+    /// Any other `llmtel.*` name outside `llmtel.cost.*` and `llmtel.usage.*`: a custom
+    /// dimension when recorded as a string.
+    Custom,
+    /// Not read.
+    None,
+}
+
+/// A name's [`Slot`], and whether it is a `gen_ai.*` name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Class {
+    slot: Slot,
+    gen_ai: bool,
+}
+
+/// The slot of a field or attribute name: one comparison chain per recorded value (each
+/// comparison checks the length first), where there were one per kind of slot.
+fn classify(name: &str) -> Class {
+    use llmtel_semconv::openai;
+    let slot = match name {
+        gen_ai::OPERATION_NAME => Slot::Operation,
+        gen_ai::PROVIDER_NAME => Slot::Provider,
+        "otel.status_code" => Slot::StatusCode,
+        gen_ai::USAGE_INPUT_TOKENS => Slot::Input,
+        gen_ai::USAGE_OUTPUT_TOKENS => Slot::Output,
+        gen_ai::USAGE_CACHE_READ_INPUT_TOKENS => Slot::CacheRead,
+        gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS | gen_ai::USAGE_CACHE_WRITE_INPUT_TOKENS => {
+            Slot::CacheWrite
+        }
+        gen_ai::USAGE_REASONING_OUTPUT_TOKENS => Slot::Reasoning,
+        lt::USAGE_AUDIO_INPUT_TOKENS => Slot::AudioInput,
+        lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS => Slot::AudioCacheRead,
+        lt::USAGE_IMAGE_INPUT_TOKENS => Slot::ImageInput,
+        lt::USAGE_VIDEO_INPUT_TOKENS => Slot::VideoInput,
+        lt::USAGE_AUDIO_OUTPUT_TOKENS => Slot::AudioOutput,
+        lt::USAGE_IMAGE_OUTPUT_TOKENS => Slot::ImageOutput,
+        lt::USAGE_WEB_SEARCH_REQUESTS => Slot::WebSearch,
+        lt::USAGE_CODE_INTERPRETER_SESSIONS => Slot::CodeInterpreter,
+        lt::USAGE_FILE_SEARCH_CALLS => Slot::FileSearch,
+        lt::USAGE_IMAGES => Slot::Images,
+        lt::USAGE_INPUT_CHARACTERS => Slot::InputCharacters,
+        lt::USAGE_INPUT_AUDIO_MS => Slot::InputAudioMs,
+        lt::USAGE_OUTPUT_AUDIO_MS => Slot::OutputAudioMs,
+        "otel.name" => Slot::OtelName,
+        gen_ai::SYSTEM => Slot::System,
+        gen_ai::REQUEST_MODEL => Slot::RequestModel,
+        gen_ai::RESPONSE_MODEL => Slot::ResponseModel,
+        gen_ai::RESPONSE_ID => Slot::ResponseId,
+        gen_ai::RESPONSE_FINISH_REASONS => Slot::FinishReasons,
+        common::ERROR_TYPE => Slot::ErrorType,
+        lt::COST_SOURCE => Slot::CostSource,
+        lt::RESPONSE_SERVICE_TIER | openai::RESPONSE_SERVICE_TIER => Slot::ServiceTier,
+        lt::REQUEST_SEARCH_CONTEXT_SIZE => Slot::SearchContextSize,
+        lt::USER_ID => Slot::User,
+        lt::SESSION_ID => Slot::Session,
+        gen_ai::CONVERSATION_ID => Slot::Conversation,
+        lt::FEATURE => Slot::Feature,
+        lt::TENANT => Slot::Tenant,
+        gen_ai::USAGE_COST | lt::COST_REPORTED => Slot::Cost,
+        gen_ai::REQUEST_MAX_TOKENS => Slot::MaxTokens,
+        gen_ai::REQUEST_STREAM => Slot::Stream,
+        lt::COST_ESTIMATED => Slot::Estimated,
+        gen_ai::RESPONSE_TIME_TO_FIRST_CHUNK => Slot::TimeToFirstChunk,
+        _ if name.starts_with("llmtel.")
+            && !name.starts_with("llmtel.cost.")
+            && !name.starts_with("llmtel.usage.") =>
+        {
+            Slot::Custom
+        }
+        _ => Slot::None,
+    };
+    Class {
+        slot,
+        gen_ai: llmtel_semconv::is_gen_ai_field(name),
     }
 }
 
@@ -499,6 +627,123 @@ mod tests {
         assert_eq!(c, Count::Value(12));
         c.set_f64(1.5);
         assert!(matches!(c, Count::Malformed(_)));
+    }
+
+    /// Every name llmtel reads, and some it does not.
+    const NAMES: &[&str] = &[
+        gen_ai::OPERATION_NAME,
+        gen_ai::PROVIDER_NAME,
+        "otel.status_code",
+        gen_ai::USAGE_INPUT_TOKENS,
+        gen_ai::USAGE_OUTPUT_TOKENS,
+        gen_ai::USAGE_CACHE_READ_INPUT_TOKENS,
+        gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+        gen_ai::USAGE_CACHE_WRITE_INPUT_TOKENS,
+        gen_ai::USAGE_REASONING_OUTPUT_TOKENS,
+        lt::USAGE_AUDIO_INPUT_TOKENS,
+        lt::USAGE_AUDIO_CACHE_READ_INPUT_TOKENS,
+        lt::USAGE_IMAGE_INPUT_TOKENS,
+        lt::USAGE_VIDEO_INPUT_TOKENS,
+        lt::USAGE_AUDIO_OUTPUT_TOKENS,
+        lt::USAGE_IMAGE_OUTPUT_TOKENS,
+        lt::USAGE_WEB_SEARCH_REQUESTS,
+        lt::USAGE_CODE_INTERPRETER_SESSIONS,
+        lt::USAGE_FILE_SEARCH_CALLS,
+        lt::USAGE_IMAGES,
+        lt::USAGE_INPUT_CHARACTERS,
+        lt::USAGE_INPUT_AUDIO_MS,
+        lt::USAGE_OUTPUT_AUDIO_MS,
+        "otel.name",
+        gen_ai::SYSTEM,
+        gen_ai::REQUEST_MODEL,
+        gen_ai::RESPONSE_MODEL,
+        gen_ai::RESPONSE_ID,
+        gen_ai::RESPONSE_FINISH_REASONS,
+        common::ERROR_TYPE,
+        lt::COST_SOURCE,
+        lt::RESPONSE_SERVICE_TIER,
+        llmtel_semconv::openai::RESPONSE_SERVICE_TIER,
+        lt::REQUEST_SEARCH_CONTEXT_SIZE,
+        lt::USER_ID,
+        lt::SESSION_ID,
+        gen_ai::CONVERSATION_ID,
+        lt::FEATURE,
+        lt::TENANT,
+        gen_ai::USAGE_COST,
+        lt::COST_REPORTED,
+        gen_ai::REQUEST_MAX_TOKENS,
+        gen_ai::REQUEST_STREAM,
+        lt::COST_ESTIMATED,
+        gen_ai::RESPONSE_TIME_TO_FIRST_CHUNK,
+        gen_ai::REQUEST_TEMPERATURE,
+        gen_ai::REQUEST_TOP_P,
+        gen_ai::REQUEST_SEED,
+        lt::COST_INPUT,
+        lt::USAGE_NOTE,
+        "llmtel.team",
+        "llmtel.region",
+        "llmtel.experiment.arm",
+        "http.request.method",
+        "url.full",
+        "message",
+        "",
+        "gen_ai",
+        "gen_ai.",
+        "llmtel.",
+        "llmtel.cost",
+        "user",
+        "session.id.extra",
+        "a",
+        "b",
+        "c",
+        "d",
+        "e",
+        "f",
+        "g",
+        "h",
+        "i",
+        "j",
+        "k",
+        "l",
+        "m",
+        "n",
+        "o",
+        "p",
+    ];
+
+    #[test]
+    fn every_name_read_has_its_own_slot() {
+        // Each name llmtel reads lands in a slot no other name shares, but the aliases.
+        let mut seen: Vec<(Slot, &str)> = Vec::new();
+        for name in NAMES {
+            let slot = classify(name).slot;
+            if matches!(slot, Slot::None | Slot::Custom) {
+                continue;
+            }
+            if let Some((_, other)) = seen.iter().find(|(s, _)| *s == slot) {
+                let aliases = [
+                    (
+                        gen_ai::USAGE_CACHE_CREATION_INPUT_TOKENS,
+                        gen_ai::USAGE_CACHE_WRITE_INPUT_TOKENS,
+                    ),
+                    (
+                        lt::RESPONSE_SERVICE_TIER,
+                        llmtel_semconv::openai::RESPONSE_SERVICE_TIER,
+                    ),
+                    (gen_ai::USAGE_COST, lt::COST_REPORTED),
+                ];
+                assert!(
+                    aliases.contains(&(other, name)),
+                    "{name} and {other} share {slot:?}"
+                );
+            }
+            seen.push((slot, name));
+        }
+        assert_eq!(classify("llmtel.team").slot, Slot::Custom);
+        assert_eq!(classify(lt::USAGE_NOTE).slot, Slot::None);
+        assert_eq!(classify(lt::COST_INPUT).slot, Slot::None);
+        assert!(classify(gen_ai::REQUEST_TOP_P).gen_ai);
+        assert!(!classify("user").gen_ai);
     }
 
     #[test]
