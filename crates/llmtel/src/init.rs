@@ -484,8 +484,9 @@ impl Builder {
         self
     }
     /// Keeps the summaries of the last `n` traces that made an LLM call (default 1024); `0`
-    /// turns trace summaries off (and with them the in-process capture of LLM calls, unless a
-    /// sink or the console needs it), leaving only export.
+    /// turns trace summaries off. Exporting, llmtel's layer still captures each LLM span on
+    /// the request thread for the dimensions it inherits from its ancestors (its exported
+    /// span carries them); not exporting, with no sink and no console, nothing is captured.
     pub fn with_summaries_capacity(mut self, n: usize) -> Self {
         self.summaries = (n > 0).then(|| TraceSummaries::new(n));
         self
@@ -670,7 +671,10 @@ impl Builder {
         // Exporting, the sinks run on the export stage for the calls it exports (priced once
         // there, off the request path) and in the layer for the others (not sampled, filtered
         // out of the traces); the queue hands them the spans it drops.
-        let llm = (self.summaries.is_some() || !sinks.is_empty()).then(|| {
+        // Exporting, the layer is there even with no summaries and no sink: an LLM span's
+        // exported attributes carry the dimensions it inherits from its ancestors (`user.id`
+        // on the request span), which only the request thread sees.
+        let llm = (exporting || self.summaries.is_some() || !sinks.is_empty()).then(|| {
             let mut l = LlmLayer::new()
                 .with_catalog(catalog.clone())
                 .with_health_counting(!exporting)

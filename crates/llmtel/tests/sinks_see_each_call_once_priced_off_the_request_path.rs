@@ -105,22 +105,9 @@ fn assert_priced(seen: &[Seen]) {
     }
 }
 
-#[test]
-fn exported_calls_reach_the_sinks_once_priced_on_the_export_thread() {
-    let record = Arc::new(Record::default());
-    let (guard, rx) = run(vec![record.clone()], |b| b, 20);
-    guard.flush().unwrap();
-
-    let seen = record.seen();
-    assert_eq!(seen.len(), 20, "each call once: {seen:?}");
-    assert_priced(&seen);
-    let me = std::thread::current().id();
-    assert!(
-        seen.iter().all(|s| s.thread != me),
-        "priced and handed to the sinks off the request thread"
-    );
-
-    // The exported LLM spans carry the inherited user.id and the same cost.
+/// Reads `n` exported `chat` spans off `rx` and checks each carries the inherited `user.id`
+/// and the cost.
+fn assert_exported_chat_spans(rx: &mpsc::Receiver<Request>, n: usize) {
     let mut chat = 0;
     while let Ok(request) = rx.recv_timeout(Duration::from_secs(5)) {
         if request.path != "/v1/traces" {
@@ -143,18 +130,47 @@ fn exported_calls_reach_the_sinks_once_priced_on_the_export_thread() {
             };
             assert_eq!(
                 get("user.id"),
-                Some(any_value::Value::StringValue("u-7".into()))
+                Some(any_value::Value::StringValue("u-7".into())),
+                "the inherited user.id on the exported span"
             );
             match get("gen_ai.usage.cost") {
                 Some(any_value::Value::DoubleValue(c)) => assert!((c - COST).abs() < 1e-12),
                 other => panic!("cost on the exported span: {other:?}"),
             }
         }
-        if chat == 20 {
+        if chat == n {
             break;
         }
     }
-    assert_eq!(chat, 20);
+    assert_eq!(chat, n);
+}
+
+#[test]
+fn without_summaries_or_sinks_the_exported_calls_still_inherit_their_dimensions() {
+    // Export only (no trace summaries, no sink, no console): the request span's user.id
+    // still reaches its LLM spans' exported attributes.
+    let (guard, rx) = run(vec![], |b| b.with_summaries_capacity(0), 5);
+    guard.flush().unwrap();
+    assert_exported_chat_spans(&rx, 5);
+}
+
+#[test]
+fn exported_calls_reach_the_sinks_once_priced_on_the_export_thread() {
+    let record = Arc::new(Record::default());
+    let (guard, rx) = run(vec![record.clone()], |b| b, 20);
+    guard.flush().unwrap();
+
+    let seen = record.seen();
+    assert_eq!(seen.len(), 20, "each call once: {seen:?}");
+    assert_priced(&seen);
+    let me = std::thread::current().id();
+    assert!(
+        seen.iter().all(|s| s.thread != me),
+        "priced and handed to the sinks off the request thread"
+    );
+
+    // The exported LLM spans carry the inherited user.id and the same cost.
+    assert_exported_chat_spans(&rx, 20);
     drop(guard);
     assert_eq!(record.seen().len(), 20, "not again at shutdown");
 }

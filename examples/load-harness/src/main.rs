@@ -53,7 +53,7 @@ fn main() -> Result<(), Error> {
 
 const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
 [--threads T] [--spans N] [--tokio] [--llm-share F] [--in-request] [--budgets off|memory|sqlite|redis] [--budget-sink] [--no-quality] [--no-call-log] \
-[--no-prometheus] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
+[--no-prometheus] [--no-summaries] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
 load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
 
 /// `--name value` and `--flag` pairs.
@@ -487,6 +487,9 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         builder = builder
             .with_endpoint(format!("http://{addr}"))
             .with_protocol(llmtel::Protocol::Grpc);
+    }
+    if !baseline && flags.has("no-summaries") {
+        builder = builder.with_summaries_capacity(0);
     }
     let prom = (!off("no-prometheus")).then(|| llmtel_metrics::PrometheusSink::builder().build());
     if let Some(p) = &prom {
