@@ -393,11 +393,20 @@ where
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        if captured {
-            finish_call(&span, false);
-        }
-        if let Some(summaries) = &self.summaries {
-            summaries.close(&span);
+        match &self.summaries {
+            // The call is finished once and handed to the summaries as it is left: no second
+            // read of the span's state.
+            Some(summaries) => {
+                let unpriced = if captured {
+                    finish_call_unpriced(&span)
+                } else {
+                    None
+                };
+                summaries.close_with(&span, unpriced);
+            }
+            None => {
+                finish_call(&span, false, None);
+            }
         }
     }
 }
@@ -443,7 +452,7 @@ pub fn close_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> bool {
     if !CALLS_WANTED.load(Ordering::Relaxed) {
         CALLS_WANTED.store(true, Ordering::Relaxed);
     }
-    finish_call(span, true)
+    finish_call(span, true, None)
 }
 
 /// Set (for good) once a layer has asked for a call on the request thread ([`close_call`]):
@@ -454,7 +463,14 @@ static CALLS_WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 /// [`close_call`]; with `want_call` false (llmtel's own layer, which needs no [`LlmCall`]),
 /// a call whose sinks run on the export stage is not built here at all: its span keeps the
 /// captured fields for a later layer that wants the call.
-fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) -> bool {
+///
+/// When the call is left for the export stage and `unpriced` is given, the call is handed
+/// back there as an [`UnpricedCall`] sharing the span's fields.
+fn finish_call<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    want_call: bool,
+    unpriced: Option<&mut Option<UnpricedCall>>,
+) -> bool {
     let taken = span
         .extensions_mut()
         .get_mut::<StateSlot>()
@@ -467,6 +483,9 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
         Some(closed) if want_call => closed,
         // Closed already and left for the export stage: nothing to build for this caller.
         Some(_) => {
+            if let Some(out) = unpriced {
+                *out = Some(UnpricedCall::closing(span.metadata().name(), &state));
+            }
             put_back(span, state);
             return true;
         }
@@ -484,6 +503,9 @@ fn finish_call<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, want_call: bool) ->
             inc(&COUNTERS.llm_calls);
             if closed.deferred && !want_call && inner.request_sinks.is_empty() {
                 state.closed = Some(closed);
+                if let Some(out) = unpriced {
+                    *out = Some(UnpricedCall::closing(span.metadata().name(), &state));
+                }
                 put_back(span, state);
                 return true;
             }
@@ -588,7 +610,7 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
 ) -> Option<UnpricedCall> {
     if CALLS_WANTED.load(Ordering::Relaxed) {
         // Another layer prices the call on this thread: share its price.
-        finish_call(span, true);
+        finish_call(span, true, None);
         return None;
     }
     let closed = span
@@ -596,7 +618,7 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
         .get::<StateSlot>()
         .and_then(Option::as_ref)
         .map(|s| s.closed.is_some())?;
-    if !closed && !finish_call(span, false) {
+    if !closed && !finish_call(span, false, None) {
         return None;
     }
     let ext = span.extensions();
@@ -604,6 +626,19 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
         span.metadata().name(),
         ext.get::<StateSlot>()?.as_ref()?,
     ))
+}
+
+/// llmtel's own layer closing a captured span while it keeps trace summaries:
+/// [`finish_call`] followed by [`close_call_unpriced`], with the span's state read once.
+fn finish_call_unpriced<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> Option<UnpricedCall> {
+    if CALLS_WANTED.load(Ordering::Relaxed) {
+        // Another layer prices the call on this thread: share its price.
+        finish_call(span, true, None);
+        return None;
+    }
+    let mut unpriced = None;
+    finish_call(span, false, Some(&mut unpriced));
+    unpriced
 }
 
 /// The first close of a captured LLM span: its inherited dimensions, written on its

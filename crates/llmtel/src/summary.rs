@@ -101,6 +101,14 @@ impl fmt::Display for TraceSummary {
     }
 }
 
+/// What a span keeps of its trace's summary: the shared totals, and whether the span is the
+/// trace's root (it has no parent), so that its close needs no parent lookup.
+#[derive(Debug)]
+struct Joined {
+    agg: Arc<TraceAgg>,
+    root: bool,
+}
+
 #[derive(Debug)]
 struct TraceAgg {
     opened: Instant,
@@ -338,8 +346,8 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
             return;
         };
         if let Some(span) = registry.span(id) {
-            if let Some(agg) = span.extensions().get::<Arc<TraceAgg>>() {
-                out = Some(agg.snapshot().public());
+            if let Some(joined) = span.extensions().get::<Joined>() {
+                out = Some(joined.agg.snapshot().public());
             }
         }
     });
@@ -373,9 +381,9 @@ where
 impl TraceSummaries {
     /// A span opens: it joins its parent's trace, or starts one.
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        let parent_agg = span
-            .parent()
-            .and_then(|p| p.extensions().get::<Arc<TraceAgg>>().cloned());
+        let parent = span.parent();
+        let root = parent.is_none();
+        let parent_agg = parent.and_then(|p| p.extensions().get::<Joined>().map(|j| j.agg.clone()));
         let agg = match parent_agg {
             Some(agg) => {
                 agg.spans.fetch_add(1, Relaxed);
@@ -390,23 +398,34 @@ impl TraceSummaries {
                 }),
             }),
         };
-        span.extensions_mut().insert(agg);
+        span.extensions_mut().insert(Joined { agg, root });
     }
 
     /// A span closes: its call, if it made one, is added to its trace; a root keeps its
     /// trace's summary.
     pub(crate) fn close<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        if span.extensions().get::<Arc<TraceAgg>>().is_none() {
+        if span.extensions().get::<Joined>().is_none() {
             return;
         }
         // Stacked before llmtel's layer, this layer finishes the call itself; when the
         // export stage prices the call, it is kept unpriced until the summary is read.
         let unpriced = crate::layer::close_call_unpriced(span);
+        self.close_with(span, unpriced);
+    }
+
+    /// [`close`](Self::close) with the call finished already: `unpriced` is the call left
+    /// unpriced for the export stage, if any; otherwise a call built on the request thread
+    /// is read from the span's extensions.
+    pub(crate) fn close_with<'a, R: LookupSpan<'a>>(
+        &self,
+        span: &SpanRef<'a, R>,
+        unpriced: Option<crate::layer::UnpricedCall>,
+    ) {
         let ext = span.extensions();
-        let Some(agg) = ext.get::<Arc<TraceAgg>>() else {
+        let Some(Joined { agg, root }) = ext.get::<Joined>() else {
             return;
         };
-        let lone = span.parent().is_none();
+        let lone = *root;
         if let Some(call) = unpriced {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id(), lone);
