@@ -398,7 +398,7 @@ where
             // read of the span's state.
             Some(summaries) => {
                 let unpriced = if captured {
-                    finish_call_unpriced(&span)
+                    close_call_unpriced(&span)
                 } else {
                     None
                 };
@@ -482,13 +482,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(
     let closed = match state.closed {
         Some(closed) if want_call => closed,
         // Closed already and left for the export stage: nothing to build for this caller.
-        Some(_) => {
-            if let Some(out) = unpriced {
-                *out = Some(UnpricedCall::closing(span.metadata().name(), &state));
-            }
-            put_back(span, state);
-            return true;
-        }
+        Some(_) => return leave_for_export(span, state, unpriced),
         None => {
             inner
                 .captured
@@ -503,11 +497,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(
             inc(&COUNTERS.llm_calls);
             if closed.deferred && !want_call && inner.request_sinks.is_empty() {
                 state.closed = Some(closed);
-                if let Some(out) = unpriced {
-                    *out = Some(UnpricedCall::closing(span.metadata().name(), &state));
-                }
-                put_back(span, state);
-                return true;
+                return leave_for_export(span, state, unpriced);
             }
             closed
         }
@@ -532,6 +522,20 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         sink.on_call(&call);
     }
     span.extensions_mut().insert(call);
+    true
+}
+
+/// Leaves a closed call for the export stage: its state goes back in the span's slot (for a
+/// later layer that wants the call) and, when asked, the call is handed back unpriced.
+fn leave_for_export<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+    state: SpanState,
+    unpriced: Option<&mut Option<UnpricedCall>>,
+) -> bool {
+    if let Some(out) = unpriced {
+        *out = Some(UnpricedCall::closing(span.metadata().name(), &state));
+    }
+    put_back(span, state);
     true
 }
 
@@ -604,33 +608,11 @@ impl UnpricedCall {
 /// the call is left unpriced and handed back as an [`UnpricedCall`] sharing the span's
 /// fields, so the request thread does not price it a second time. Otherwise (`None`) the
 /// call is built as [`close_call`] builds it and is in the span's extensions, if the span is
-/// an LLM call.
+/// an LLM call. The span's state is read once, whether an earlier layer closed the call or
+/// this closes it (llmtel's own layer, when it keeps the trace summaries).
 pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
     span: &SpanRef<'a, R>,
 ) -> Option<UnpricedCall> {
-    if CALLS_WANTED.load(Ordering::Relaxed) {
-        // Another layer prices the call on this thread: share its price.
-        finish_call(span, true, None);
-        return None;
-    }
-    let closed = span
-        .extensions()
-        .get::<StateSlot>()
-        .and_then(Option::as_ref)
-        .map(|s| s.closed.is_some())?;
-    if !closed && !finish_call(span, false, None) {
-        return None;
-    }
-    let ext = span.extensions();
-    Some(UnpricedCall::closing(
-        span.metadata().name(),
-        ext.get::<StateSlot>()?.as_ref()?,
-    ))
-}
-
-/// llmtel's own layer closing a captured span while it keeps trace summaries:
-/// [`finish_call`] followed by [`close_call_unpriced`], with the span's state read once.
-fn finish_call_unpriced<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) -> Option<UnpricedCall> {
     if CALLS_WANTED.load(Ordering::Relaxed) {
         // Another layer prices the call on this thread: share its price.
         finish_call(span, true, None);
