@@ -570,6 +570,10 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
     }
 }
 
+/// The default of [`QueueConfig::max_export_batch_bytes`]: 3 MiB, under gRPC's default
+/// 4 MiB message limit with room for the resource and the estimate's error.
+pub const DEFAULT_MAX_EXPORT_BATCH_BYTES: usize = 3 * 1024 * 1024;
+
 /// Settings of the [`ExportQueue`].
 #[derive(Clone, Debug)]
 pub struct QueueConfig {
@@ -581,8 +585,18 @@ pub struct QueueConfig {
     /// LLM spans/s on two cores shared with a local collector; at 1024 and two in flight it
     /// keeps up with 20,000/s, also when the collector answers each call 60 ms late
     /// (BENCHMARKS.md, "Load"). With content capture on and long prompts, a smaller batch
-    /// keeps each request under the collector's size limit (4 MiB by default for gRPC).
+    /// keeps fewer spans in each request; [`max_export_batch_bytes`](Self::max_export_batch_bytes)
+    /// splits a batch that would still be too big.
     pub max_export_batch_size: usize,
+    /// The encoded size an export request is kept under, estimated from its spans: a batch
+    /// that would pass it goes out as several requests, each counted on its own. Default 3 MiB
+    /// ([`DEFAULT_MAX_EXPORT_BATCH_BYTES`], `LLMTEL_EXPORT_MAX_BATCH_BYTES`), under the 4 MiB
+    /// a gRPC receiver takes by default (the OpenTelemetry Collector's, Phoenix's, tonic's).
+    /// With content capture on, 1,024 spans of long prompts are 8-16 MiB: sent whole, the
+    /// collector refuses them, as `RESOURCE_EXHAUSTED` (which reads as "retry later") or
+    /// `OUT_OF_RANGE`. Raise it with the collector's limit (`max_recv_msg_size_mib`); a span
+    /// bigger than it on its own still goes out, alone.
+    pub max_export_batch_bytes: usize,
     /// Longest wait before a partial batch is exported. Default 2 s (`OTEL_BSP_SCHEDULE_DELAY`).
     pub scheduled_delay: Duration,
     /// Longest wait for a flush or shutdown to finish. Default 10 s.
@@ -594,6 +608,7 @@ impl Default for QueueConfig {
         QueueConfig {
             max_queue_size: 16384,
             max_export_batch_size: 1024,
+            max_export_batch_bytes: DEFAULT_MAX_EXPORT_BATCH_BYTES,
             scheduled_delay: Duration::from_secs(2),
             flush_timeout: Duration::from_secs(10),
         }
@@ -614,6 +629,9 @@ impl QueueConfig {
         }
         if let Some(v) = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").filter(|v| *v > 0) {
             c.max_export_batch_size = v as usize;
+        }
+        if let Some(v) = num("LLMTEL_EXPORT_MAX_BATCH_BYTES").filter(|v| *v > 0) {
+            c.max_export_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
         if let Some(v) = num("OTEL_BSP_SCHEDULE_DELAY") {
             c.scheduled_delay = Duration::from_millis(v);
@@ -735,6 +753,8 @@ struct ExportJob<E> {
     unsent: Arc<Mutex<Unsent>>,
     /// Whether the last export that finished succeeded (false until one has).
     healthy: Arc<AtomicBool>,
+    /// The estimated encoded size each export request is kept under.
+    max_batch_bytes: usize,
 }
 
 impl<E> ExportJob<E> {
@@ -764,24 +784,9 @@ impl<E> ExportJob<E> {
     }
 }
 
-impl<E: SpanExporter + 'static> Job for ExportJob<E> {
-    type Item = SpanData;
-
-    fn process(&mut self, batch: Vec<SpanData>) -> Result<(), String> {
-        if let Some(r) = self
-            .resource
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            // Set once, before the first export: no task holds the exporter then (else it
-            // is kept for the next batch, and this one still goes out).
-            self.settle();
-            match Arc::get_mut(&mut self.exporter) {
-                Some(e) => e.set_resource(&r),
-                None => *self.resource.lock().unwrap_or_else(|e| e.into_inner()) = Some(r),
-            }
-        }
+impl<E: SpanExporter + 'static> ExportJob<E> {
+    /// Hands one export request's spans to the runtime, counted when its answer comes.
+    fn send(&mut self, batch: Vec<SpanData>) -> Result<(), String> {
         if !self.healthy.load(Ordering::Acquire) {
             // In doubt: one export at a time (see `EXPORTS_IN_FLIGHT`).
             self.settle();
@@ -818,8 +823,109 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             }
             drop(slot);
         });
-        // The outcome is counted by the task and reported by the next flush.
         Ok(())
+    }
+}
+
+/// Splits `batch` after its longest head whose estimated encoded size stays within
+/// `max_bytes` (one span at least) and returns the rest (empty when the whole batch fits).
+fn split_off_past(batch: &mut Vec<SpanData>, max_bytes: usize) -> Vec<SpanData> {
+    let mut total = 0usize;
+    for (i, span) in batch.iter().enumerate() {
+        total = total.saturating_add(encoded_size_estimate(span));
+        if total > max_bytes && i > 0 {
+            return batch.split_off(i);
+        }
+    }
+    Vec::new()
+}
+
+/// An upper estimate of a span's size in an OTLP protobuf request: its strings and numbers
+/// with room for each field's tag and length, and an allowance for what the export stage
+/// adds (the price, cost and inherited attributes). Content the stage truncates later is
+/// counted at its length before.
+pub(crate) fn encoded_size_estimate(span: &SpanData) -> usize {
+    /// Ids, times, kind, flags, status code, the span's own tags and lengths.
+    const SPAN: usize = 96;
+    /// The attributes the export stage adds to an LLM span (price, cost, inherited ones).
+    const STAGE: usize = 1024;
+    const EVENT: usize = 32;
+    const LINK: usize = 64;
+    let mut n = SPAN + STAGE + span.name.len() + attributes_size(&span.attributes);
+    if let Status::Error { description } = &span.status {
+        n += description.len();
+    }
+    for e in span.events.iter() {
+        n += EVENT + e.name.len() + attributes_size(&e.attributes);
+    }
+    for l in span.links.iter() {
+        n += LINK + l.span_context.trace_state().header().len() + attributes_size(&l.attributes);
+    }
+    n + span.span_context.trace_state().header().len()
+}
+
+/// [`encoded_size_estimate`] of a list of attributes.
+fn attributes_size(attributes: &[KeyValue]) -> usize {
+    /// A key-value's and its value's tags and lengths.
+    const ATTRIBUTE: usize = 12;
+    attributes
+        .iter()
+        .map(|kv| ATTRIBUTE + kv.key.as_str().len() + value_size(&kv.value))
+        .sum()
+}
+
+/// A value's size in its `AnyValue`, beyond the attribute's own framing: an array's element
+/// is an `AnyValue` of its own (a tag and a length, then the value's tag and bytes).
+fn value_size(value: &opentelemetry::Value) -> usize {
+    use opentelemetry::{Array, Value};
+    /// An array's and its elements' tags and lengths.
+    const ARRAY: usize = 6;
+    match value {
+        Value::Bool(_) => 2,
+        Value::I64(_) => 11,
+        Value::F64(_) => 9,
+        Value::String(s) => s.as_str().len(),
+        Value::Array(Array::Bool(v)) => ARRAY + 4 * v.len(),
+        Value::Array(Array::I64(v)) => ARRAY + 13 * v.len(),
+        Value::Array(Array::F64(v)) => ARRAY + 11 * v.len(),
+        Value::Array(Array::String(v)) => {
+            ARRAY + v.iter().map(|s| 8 + s.as_str().len()).sum::<usize>()
+        }
+        // A kind added in a later release: sized as its text.
+        other => other.as_str().len(),
+    }
+}
+
+impl<E: SpanExporter + 'static> Job for ExportJob<E> {
+    type Item = SpanData;
+
+    fn process(&mut self, batch: Vec<SpanData>) -> Result<(), String> {
+        if let Some(r) = self
+            .resource
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            // Set once, before the first export: no task holds the exporter then (else it
+            // is kept for the next batch, and this one still goes out).
+            self.settle();
+            match Arc::get_mut(&mut self.exporter) {
+                Some(e) => e.set_resource(&r),
+                None => *self.resource.lock().unwrap_or_else(|e| e.into_inner()) = Some(r),
+            }
+        }
+        // A batch that would be too big for one request goes out as several, each counted
+        // on its own.
+        let mut batch = batch;
+        let mut sent = Ok(());
+        while !batch.is_empty() {
+            let rest = split_off_past(&mut batch, self.max_batch_bytes);
+            let r = self.send(batch);
+            sent = sent.and(r);
+            batch = rest;
+        }
+        // The outcome is counted by the task and reported by the next flush.
+        sent
     }
 
     fn flush(&mut self) -> Result<(), String> {
@@ -856,6 +962,7 @@ impl ExportQueue {
         let hold = Hold::new();
         let threads_hold = hold.clone();
         let shutdown_timeout = config.flush_timeout;
+        let max_batch_bytes = config.max_export_batch_bytes.max(1);
         let batch = config.max_export_batch_size.max(1);
         let worker = Worker::builder("export")
             .with_capacity(config.max_queue_size)
@@ -891,6 +998,7 @@ impl ExportQueue {
                     shutdown_timeout,
                     unsent: Arc::default(),
                     healthy: Arc::default(),
+                    max_batch_bytes,
                 })
             })
             .map_err(|e| match e {
@@ -984,10 +1092,77 @@ impl SpanProcessor for ExportQueue {
 #[cfg(test)]
 mod tests {
     use super::{
-        CONTENT_KEYS, KeyValue, SECRET_HEADERS, SECRET_SUFFIXES, dedup_keep_last, is_content_key,
-        is_secret_key, replace_attributes,
+        CONTENT_KEYS, KeyValue, SECRET_HEADERS, SECRET_SUFFIXES, SpanData, dedup_keep_last,
+        encoded_size_estimate, is_content_key, is_secret_key, replace_attributes, split_off_past,
     };
     use proptest::prelude::*;
+
+    /// A span with `attributes`, and an event carrying `event` (when there is one).
+    fn span(
+        name: &str,
+        attributes: Vec<KeyValue>,
+        event: Option<Vec<KeyValue>>,
+        error: &str,
+    ) -> SpanData {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+        };
+        let mut events = opentelemetry_sdk::trace::SpanEvents::default();
+        if let Some(attributes) = event {
+            events.events.push(opentelemetry::trace::Event::new(
+                "gen_ai.content.prompt",
+                std::time::SystemTime::now(),
+                attributes,
+                0,
+            ));
+        }
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(u128::MAX - 7),
+                SpanId::from(u64::MAX - 3),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(u64::MAX - 9),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Client,
+            name: name.to_owned().into(),
+            start_time: std::time::SystemTime::now(),
+            end_time: std::time::SystemTime::now(),
+            attributes,
+            dropped_attributes_count: 0,
+            events,
+            links: opentelemetry_sdk::trace::SpanLinks::default(),
+            status: if error.is_empty() {
+                Status::Unset
+            } else {
+                Status::error(error.to_owned())
+            },
+            instrumentation_scope: opentelemetry::InstrumentationScope::builder("llmtel").build(),
+        }
+    }
+
+    fn value() -> impl Strategy<Value = opentelemetry::Value> {
+        use opentelemetry::{Array, StringValue, Value};
+        prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::I64),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,300}".prop_map(|s| Value::String(s.into())),
+            prop::collection::vec(any::<i64>(), 0..20).prop_map(|v| Value::Array(Array::I64(v))),
+            prop::collection::vec(any::<bool>(), 0..20).prop_map(|v| Value::Array(Array::Bool(v))),
+            prop::collection::vec(any::<f64>(), 0..20).prop_map(|v| Value::Array(Array::F64(v))),
+            prop::collection::vec(".{0,40}", 0..20).prop_map(|v| Value::Array(Array::String(
+                v.into_iter().map(StringValue::from).collect()
+            ))),
+        ]
+    }
+
+    fn attributes(max: usize) -> impl Strategy<Value = Vec<KeyValue>> {
+        prop::collection::vec(("[a-z_.]{1,40}", value()), 0..max)
+            .prop_map(|kvs| kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect())
+    }
 
     /// The obvious quadratic versions, which the key mask must agree with.
     fn replace_naive(attributes: &mut Vec<KeyValue>, extra: Vec<KeyValue>) {
@@ -1033,6 +1208,53 @@ mod tests {
             dedup_keep_last(&mut got);
             dedup_naive(&mut want);
             prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        /// The estimate a batch is split by is never below the span's real OTLP encoding, less
+        /// the allowance for what the export stage adds (so a request split by it stays under
+        /// its limit).
+        #[test]
+        fn the_size_estimate_is_never_below_the_encoded_span(
+            name in ".{0,100}",
+            attributes in attributes(60),
+            event in prop::option::of(attributes(10)),
+            error in ".{0,200}",
+        ) {
+            use prost::Message;
+            let span = span(&name, attributes, event, &error);
+            let estimate = encoded_size_estimate(&span);
+            let encoded = opentelemetry_proto::tonic::trace::v1::Span::from(span).encoded_len();
+            prop_assert!(estimate >= encoded + 1024, "estimate {estimate}, encoded {encoded}");
+        }
+
+        /// Splitting keeps every span once and in order; each part but a lone span stays
+        /// within the limit.
+        #[test]
+        fn a_split_batch_keeps_every_span_and_each_part_fits(
+            sizes in prop::collection::vec(0usize..20_000, 0..80),
+            limit in 1usize..60_000,
+        ) {
+            let mut batch: Vec<SpanData> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| span(&i.to_string(), vec![KeyValue::new("c", "x".repeat(*n))], None, ""))
+                .collect();
+            let mut seen = Vec::new();
+            while !batch.is_empty() {
+                let rest = split_off_past(&mut batch, limit);
+                let size: usize = batch.iter().map(encoded_size_estimate).sum();
+                prop_assert!(batch.len() == 1 || size <= limit, "{} spans, {size} > {limit}", batch.len());
+                // The part is the longest that fits: one more span would not.
+                if let Some(next) = rest.first() {
+                    prop_assert!(size + encoded_size_estimate(next) > limit);
+                }
+                seen.extend(batch.iter().map(|s| s.name.to_string()));
+                batch = rest;
+            }
+            let want: Vec<String> = (0..sizes.len()).map(|i| i.to_string()).collect();
+            prop_assert_eq!(seen, want);
         }
     }
 

@@ -167,6 +167,13 @@ impl Hold {
 
 fn gave_up(last: Option<&OTelSdkError>) -> OTelSdkError {
     OTelSdkError::InternalFailure(match last {
+        Some(e) if e.to_string().contains("ResourceExhausted") => format!(
+            "given up at shutdown while the collector refused the spans ({e}). \
+             RESOURCE_EXHAUSTED is also how a gRPC receiver refuses a request over its \
+             message size limit: if the collector is not overloaded, lower \
+             LLMTEL_EXPORT_MAX_BATCH_BYTES (QueueConfig::max_export_batch_bytes, 3 MiB by \
+             default) under its limit or raise the limit (max_recv_msg_size_mib)"
+        ),
         Some(e) => format!("given up at shutdown while the collector was unreachable ({e})"),
         None => "given up at shutdown while the collector was unreachable".to_owned(),
     })
@@ -232,6 +239,23 @@ mod tests {
         }
         assert!(is_transient(&OTelSdkError::Timeout(Duration::from_secs(1))));
         assert!(!is_transient(&OTelSdkError::AlreadyShutdown));
+    }
+
+    #[test]
+    fn a_refusal_for_size_says_how_to_fix_it() {
+        let e = OTelSdkError::InternalFailure(
+            "TonicTracesClient export failed with gRPC code: ResourceExhausted".into(),
+        );
+        let m = gave_up(Some(&e)).to_string();
+        assert!(m.contains("LLMTEL_EXPORT_MAX_BATCH_BYTES"), "{m}");
+        let e = OTelSdkError::InternalFailure(
+            "TonicTracesClient export failed with gRPC code: Unavailable".into(),
+        );
+        let m = gave_up(Some(&e)).to_string();
+        assert!(
+            m.contains("unreachable") && !m.contains("BATCH_BYTES"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub use content::{
 };
 pub use enrich::MAX_TOKENS_PER_CALL;
 pub use export::{
-    ExportQueue, GenAiExporter, QueueConfig, QueueError, normalize_span, police_attributes,
+    DEFAULT_MAX_EXPORT_BATCH_BYTES, ExportQueue, GenAiExporter, QueueConfig, QueueError,
+    normalize_span, police_attributes,
 };
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};

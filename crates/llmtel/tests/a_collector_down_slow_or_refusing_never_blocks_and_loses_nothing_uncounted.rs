@@ -225,6 +225,7 @@ fn queue(max_queue_size: usize) -> llmtel::QueueConfig {
         max_export_batch_size: 256,
         scheduled_delay: Duration::from_millis(100),
         flush_timeout: Duration::from_secs(20),
+        ..llmtel::QueueConfig::default()
     }
 }
 

@@ -40,6 +40,7 @@ fn a_second_shutdown_after_a_timeout_waits_for_the_real_outcome() {
                 max_export_batch_size: 64,
                 scheduled_delay: Duration::from_secs(60),
                 flush_timeout: Duration::from_secs(10),
+                ..llmtel::QueueConfig::default()
             },
         )
         .unwrap(),

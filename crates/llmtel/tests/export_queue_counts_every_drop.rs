@@ -54,6 +54,7 @@ fn a_full_queue_drops_counts_and_never_blocks_then_shutdown_exports_the_rest() {
         max_export_batch_size: 8,
         scheduled_delay: Duration::from_millis(50),
         flush_timeout: Duration::from_secs(10),
+        ..llmtel::QueueConfig::default()
     };
     let (provider, exported) = provider(Duration::from_millis(200), cfg);
     let tracer = provider.tracer("t");
@@ -151,6 +152,7 @@ fn a_panicking_exporter_loses_its_batch_counted_and_the_queue_goes_on() {
         max_export_batch_size: 8,
         scheduled_delay: Duration::from_millis(50),
         flush_timeout: Duration::from_secs(10),
+        ..llmtel::QueueConfig::default()
     };
     let queue = llmtel::ExportQueue::spawn(move || Ok::<_, std::convert::Infallible>(e), cfg)
         .expect("queue");

@@ -215,6 +215,7 @@ fn calls_of_spans_the_export_queue_drops_still_reach_the_sinks_once() {
                 max_export_batch_size: 512,
                 scheduled_delay: Duration::from_secs(60),
                 flush_timeout: Duration::from_secs(10),
+                ..llmtel::QueueConfig::default()
             })
         },
         200,
