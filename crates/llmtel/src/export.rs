@@ -755,6 +755,8 @@ struct ExportJob<E> {
     healthy: Arc<AtomicBool>,
     /// The estimated encoded size each export request is kept under.
     max_batch_bytes: usize,
+    /// The collector's outage and size-refusal state (the size it refused, learned).
+    hold: Arc<Hold>,
 }
 
 impl<E> ExportJob<E> {
@@ -786,7 +788,7 @@ impl<E> ExportJob<E> {
 
 impl<E: SpanExporter + 'static> ExportJob<E> {
     /// Hands one export request's spans to the runtime, counted when its answer comes.
-    fn send(&mut self, batch: Vec<SpanData>) -> Result<(), String> {
+    fn send(&mut self, batch: Vec<SpanData>, bytes: usize) -> Result<(), String> {
         if !self.healthy.load(Ordering::Acquire) {
             // In doubt: one export at a time (see `EXPORTS_IN_FLIGHT`).
             self.settle();
@@ -803,23 +805,34 @@ impl<E: SpanExporter + 'static> ExportJob<E> {
         let healthy = self.healthy.clone();
         // The export in a task of its own: an exporter that panics (pricing included) loses
         // its batch, counted here as a failed export, and the slot is given back.
-        let export = self.rt.spawn(async move {
-            let outcome = exporter.export(batch).await;
-            drop(exporter);
-            outcome
-        });
+        // The request's size goes with it, and the spans of it that went out come back (a
+        // request halved after a refusal for its size can go out in part).
+        let request = crate::hold::Request::default();
+        request.bytes.set(bytes);
+        let export = self
+            .rt
+            .spawn(crate::hold::REQUEST.scope(request, async move {
+                let outcome = exporter.export(batch).await;
+                drop(exporter);
+                (outcome, crate::hold::REQUEST.with(|r| r.sent.get()))
+            }));
         self.rt.spawn(async move {
-            let outcome = export.await.unwrap_or_else(|e| {
-                Err(OTelSdkError::InternalFailure(if e.is_panic() {
-                    "the span exporter panicked".to_owned()
+            let (outcome, sent) = export.await.unwrap_or_else(|e| {
+                let why = if e.is_panic() {
+                    "the span exporter panicked"
                 } else {
-                    "the export was cancelled".to_owned()
-                }))
+                    "the export was cancelled"
+                };
+                (Err(OTelSdkError::InternalFailure(why.to_owned())), 0)
             });
             healthy.store(outcome.is_ok(), Ordering::Release);
             match outcome {
                 Ok(()) => add(&COUNTERS.spans_exported, n),
-                Err(e) => Unsent::add(&unsent, n, &e.to_string()),
+                Err(e) => {
+                    let sent = sent.min(n);
+                    add(&COUNTERS.spans_exported, sent);
+                    Unsent::add(&unsent, n - sent, &e.to_string());
+                }
             }
             drop(slot);
         });
@@ -828,16 +841,18 @@ impl<E: SpanExporter + 'static> ExportJob<E> {
 }
 
 /// Splits `batch` after its longest head whose estimated encoded size stays within
-/// `max_bytes` (one span at least) and returns the rest (empty when the whole batch fits).
-fn split_off_past(batch: &mut Vec<SpanData>, max_bytes: usize) -> Vec<SpanData> {
+/// `max_bytes` (one span at least) and returns the rest (empty when the whole batch fits)
+/// and the head's estimated size.
+fn split_off_past(batch: &mut Vec<SpanData>, max_bytes: usize) -> (Vec<SpanData>, usize) {
     let mut total = 0usize;
     for (i, span) in batch.iter().enumerate() {
-        total = total.saturating_add(encoded_size_estimate(span));
-        if total > max_bytes && i > 0 {
-            return batch.split_off(i);
+        let size = encoded_size_estimate(span);
+        if i > 0 && total.saturating_add(size) > max_bytes {
+            return (batch.split_off(i), total);
         }
+        total = total.saturating_add(size);
     }
-    Vec::new()
+    (Vec::new(), total)
 }
 
 /// An upper estimate of a span's size in an OTLP protobuf request: its strings and numbers
@@ -916,11 +931,13 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
         }
         // A batch that would be too big for one request goes out as several, each counted
         // on its own.
+        // (Under half of any request the collector refused for its size, too.)
+        let limit = self.max_batch_bytes.min(self.hold.size_limit());
         let mut batch = batch;
         let mut sent = Ok(());
         while !batch.is_empty() {
-            let rest = split_off_past(&mut batch, self.max_batch_bytes);
-            let r = self.send(batch);
+            let (rest, bytes) = split_off_past(&mut batch, limit);
+            let r = self.send(batch, bytes);
             sent = sent.and(r);
             batch = rest;
         }
@@ -961,6 +978,7 @@ impl ExportQueue {
         let theirs = resource.clone();
         let hold = Hold::new();
         let threads_hold = hold.clone();
+        let job_hold = hold.clone();
         let shutdown_timeout = config.flush_timeout;
         let max_batch_bytes = config.max_export_batch_bytes.max(1);
         let batch = config.max_export_batch_size.max(1);
@@ -999,6 +1017,7 @@ impl ExportQueue {
                     unsent: Arc::default(),
                     healthy: Arc::default(),
                     max_batch_bytes,
+                    hold: job_hold,
                 })
             })
             .map_err(|e| match e {
@@ -1090,7 +1109,7 @@ impl SpanProcessor for ExportQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::{
         CONTENT_KEYS, KeyValue, SECRET_HEADERS, SECRET_SUFFIXES, SpanData, dedup_keep_last,
         encoded_size_estimate, is_content_key, is_secret_key, replace_attributes, split_off_past,
@@ -1098,7 +1117,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// A span with `attributes`, and an event carrying `event` (when there is one).
-    fn span(
+    pub(crate) fn span(
         name: &str,
         attributes: Vec<KeyValue>,
         event: Option<Vec<KeyValue>>,
@@ -1243,8 +1262,8 @@ mod tests {
                 .collect();
             let mut seen = Vec::new();
             while !batch.is_empty() {
-                let rest = split_off_past(&mut batch, limit);
-                let size: usize = batch.iter().map(encoded_size_estimate).sum();
+                let (rest, size) = split_off_past(&mut batch, limit);
+                prop_assert_eq!(size, batch.iter().map(encoded_size_estimate).sum::<usize>());
                 prop_assert!(batch.len() == 1 || size <= limit, "{} spans, {size} > {limit}", batch.len());
                 // The part is the longest that fits: one more span would not.
                 if let Some(next) = rest.first() {

@@ -20,11 +20,20 @@
 //! A shutdown (or dropping the queue) sets a deadline inside its timeout: from then on the
 //! thread stops waiting for an unreachable collector, counts what it could not send, and the
 //! shutdown says how many spans that was.
+//!
+//! A collector also refuses a request over its size limit: gRPC `RESOURCE_EXHAUSTED` (Go and
+//! Python receivers) or `OUT_OF_RANGE` (tonic), HTTP 413. The queue keeps each request under
+//! [`crate::QueueConfig::max_export_batch_bytes`]; a collector whose limit is lower still
+//! gets every span: a held batch refused that way is halved and each half sent (and halved
+//! again if need be), and the queue keeps its later requests under half the size refused. A
+//! healthy pipeline keeps no copy, so the batches in flight when a size refusal first comes
+//! are lost and counted, as in an outage; the halving starts with the next one.
 
+use std::cell::Cell;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -45,11 +54,32 @@ const UNPROVEN: u8 = 0;
 const HEALTHY: u8 = 1;
 const OUTAGE: u8 = 2;
 
+/// The smallest request size a refusal for size makes the queue keep to, and the smallest
+/// batch a `RESOURCE_EXHAUSTED` is taken as a refusal for size of (below it, the collector
+/// is taken to be overloaded: the batch is held whole).
+pub(crate) const MIN_REQUEST_BYTES: usize = 64 * 1024;
+
 /// The outage state of one export queue, shared by its thread and its handle.
 #[derive(Debug)]
 pub(crate) struct Hold {
     state: AtomicU8,
     give_up_at: Mutex<Option<Instant>>,
+    /// Half the smallest request the collector refused for its size (`usize::MAX` until
+    /// one was): the queue keeps its requests under it.
+    size_limit: AtomicUsize,
+}
+
+/// The request being exported on the queue's runtime: its estimated size, and how many of
+/// its spans went out when only part of it did (it was halved after a refusal for size).
+#[derive(Debug, Default)]
+pub(crate) struct Request {
+    pub(crate) bytes: Cell<usize>,
+    pub(crate) sent: Cell<u64>,
+}
+
+tokio::task_local! {
+    /// The request the current export task sends (set by the export queue).
+    pub(crate) static REQUEST: Request;
 }
 
 thread_local! {
@@ -62,6 +92,7 @@ impl Hold {
         Arc::new(Hold {
             state: AtomicU8::new(UNPROVEN),
             give_up_at: Mutex::new(None),
+            size_limit: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -96,21 +127,54 @@ impl Hold {
         self.state.load(Ordering::Relaxed) != HEALTHY
     }
 
-    /// Exports `batch` through `inner`, holding it through an outage (see the module docs).
+    /// The size the queue keeps each request under, learned from the collector's refusals
+    /// (`usize::MAX` until one).
+    pub(crate) fn size_limit(&self) -> usize {
+        self.size_limit.load(Ordering::Relaxed)
+    }
+
+    /// A request of `bytes` was refused for its size: later ones are kept under half of it.
+    fn learn_refused(&self, bytes: usize) {
+        self.size_limit
+            .fetch_min((bytes / 2).max(MIN_REQUEST_BYTES), Ordering::Relaxed);
+    }
+
+    /// Exports `batch` through `inner`, holding it through an outage and halving it when the
+    /// collector refuses its size (see the module docs).
     pub(crate) async fn export<E: SpanExporter>(
         &self,
         inner: &E,
         batch: Vec<SpanData>,
     ) -> OTelSdkResult {
         if !self.in_doubt() {
+            let n = batch.len() as u64;
             let r = inner.export(batch).await;
-            if let Err(e) = &r {
-                if is_transient(e) {
-                    self.state.store(OUTAGE, Ordering::Relaxed);
+            match &r {
+                Ok(()) => note_sent(n),
+                Err(e) => {
+                    // Refused for its size, with no copy to halve: lost (and counted); the
+                    // next requests are kept smaller, and kept until they went out.
+                    let bytes = REQUEST.try_with(|r| r.bytes.get()).unwrap_or(0);
+                    let too_big = refused_for_size(e) && bytes >= MIN_REQUEST_BYTES;
+                    if too_big {
+                        self.learn_refused(bytes);
+                    }
+                    if too_big || is_transient(e) {
+                        self.state.store(OUTAGE, Ordering::Relaxed);
+                    }
                 }
             }
             return r;
         }
+        Box::pin(self.export_held(inner, batch)).await
+    }
+
+    /// [`export`](Self::export) while in doubt: the batch is kept until it went out.
+    async fn export_held<E: SpanExporter>(
+        &self,
+        inner: &E,
+        mut batch: Vec<SpanData>,
+    ) -> OTelSdkResult {
         let mut delay = FIRST_RETRY;
         loop {
             if self.given_up() {
@@ -121,7 +185,17 @@ impl Hold {
                 None => return Err(gave_up(None)),
                 Some(Ok(())) => {
                     self.state.store(HEALTHY, Ordering::Relaxed);
+                    note_sent(batch.len() as u64);
                     return Ok(());
+                }
+                Some(Err(e)) if self.too_big(&e, &batch) => {
+                    // Too big for this collector: each half on its own (halved again if need
+                    // be); what went out is counted as sent even if the other half fails.
+                    inc(&COUNTERS.export_errors);
+                    let back = batch.split_off(batch.len() / 2);
+                    let front = Box::pin(self.export_held(inner, batch)).await;
+                    let back = Box::pin(self.export_held(inner, back)).await;
+                    return front.and(back);
                 }
                 Some(Err(e)) if !is_transient(&e) => {
                     // The collector answered: it is reachable, and rejects this batch.
@@ -142,6 +216,21 @@ impl Hold {
                 }
             }
         }
+    }
+
+    /// Whether `e` refused `batch` for its size: a refusal that may mean it, for a batch of
+    /// more than one span and at least [`MIN_REQUEST_BYTES`]. If so, later requests are kept
+    /// under half its size.
+    fn too_big(&self, e: &OTelSdkError, batch: &[SpanData]) -> bool {
+        if !refused_for_size(e) || batch.len() < 2 {
+            return false;
+        }
+        let bytes: usize = batch.iter().map(crate::export::encoded_size_estimate).sum();
+        if bytes < MIN_REQUEST_BYTES {
+            return false;
+        }
+        self.learn_refused(bytes);
+        true
     }
 
     /// Runs `fut` until it finishes or a shutdown gives up (`None`).
@@ -177,6 +266,26 @@ fn gave_up(last: Option<&OTelSdkError>) -> OTelSdkError {
         Some(e) => format!("given up at shutdown while the collector was unreachable ({e})"),
         None => "given up at shutdown while the collector was unreachable".to_owned(),
     })
+}
+
+/// Counts `n` spans of the current request as sent.
+fn note_sent(n: u64) {
+    let _ = REQUEST.try_with(|r| r.sent.set(r.sent.get() + n));
+}
+
+/// Whether an export error may be the collector refusing the request's size: gRPC
+/// `RESOURCE_EXHAUSTED` (Go's and Python's "received message larger than max", also an
+/// overloaded collector's answer) or `OUT_OF_RANGE` (tonic's "decoded message length too
+/// large"), HTTP 413.
+pub(crate) fn refused_for_size(e: &OTelSdkError) -> bool {
+    match e {
+        OTelSdkError::InternalFailure(m) => {
+            m.contains("gRPC code: ResourceExhausted")
+                || m.contains("gRPC code: OutOfRange")
+                || m.contains("status code: 413")
+        }
+        _ => false,
+    }
 }
 
 /// Whether an export error says the collector may take the same batch later: it could not
@@ -239,6 +348,126 @@ mod tests {
         }
         assert!(is_transient(&OTelSdkError::Timeout(Duration::from_secs(1))));
         assert!(!is_transient(&OTelSdkError::AlreadyShutdown));
+    }
+
+    /// A collector that refuses, as too big, any request of more than `max` spans.
+    #[derive(Debug)]
+    struct SpanLimit {
+        max: usize,
+        error: &'static str,
+        seen: Mutex<Vec<(usize, bool)>>,
+    }
+
+    impl SpanExporter for SpanLimit {
+        fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            let ok = batch.len() <= self.max;
+            self.seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((batch.len(), ok));
+            std::future::ready(if ok {
+                Ok(())
+            } else {
+                Err(OTelSdkError::InternalFailure(self.error.into()))
+            })
+        }
+    }
+
+    /// Exports `spans` spans of ~4 KiB each through `hold` to `collector`; returns the outcome
+    /// and the spans counted as sent.
+    fn export(hold: &Hold, collector: &SpanLimit, spans: usize) -> (OTelSdkResult, u64) {
+        let batch: Vec<SpanData> = (0..spans)
+            .map(|i| {
+                let attrs = vec![opentelemetry::KeyValue::new("c", "x".repeat(4096))];
+                crate::export::tests::span(&i.to_string(), attrs, None, "")
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // A batch held for good (taken for an outage) fails the test, not hangs it.
+        hold.give_up_within(Duration::from_secs(5));
+        rt.block_on(REQUEST.scope(Request::default(), async {
+            let r = hold.export(collector, batch).await;
+            (r, REQUEST.with(|r| r.sent.get()))
+        }))
+    }
+
+    #[test]
+    fn a_kept_batch_refused_for_its_size_is_halved_until_it_fits_and_the_size_is_learned() {
+        for error in [
+            "TonicTracesClient export failed with gRPC code: ResourceExhausted",
+            "TonicTracesClient export failed with gRPC code: OutOfRange",
+            "HTTP export failed with status code: 413",
+        ] {
+            let hold = Hold::new(); // no export yet: in doubt, batches are kept
+            let collector = SpanLimit {
+                max: 30,
+                error,
+                seen: Mutex::default(),
+            };
+            let (r, sent) = export(&hold, &collector, 100);
+            assert!(r.is_ok(), "{error}: {r:?}");
+            assert_eq!(sent, 100, "{error}");
+            let seen = collector.seen.lock().unwrap().clone();
+            assert_eq!(
+                seen,
+                [
+                    (100, false),
+                    (50, false),
+                    (25, true),
+                    (25, true),
+                    (50, false),
+                    (25, true),
+                    (25, true)
+                ],
+                "{error}"
+            );
+            // Later requests are kept under half the smallest refused (50 spans of ~4.2 KiB),
+            // which is what the collector takes.
+            let limit = hold.size_limit();
+            let span = 4096 + 1 + 12 + 1 + 96 + 1024 + 2;
+            assert!(limit <= 25 * span + 25 && limit >= 20 * span, "{limit}");
+            assert!(!hold.in_doubt());
+        }
+    }
+
+    #[test]
+    fn a_healthy_pipeline_learns_the_size_refused_and_a_small_batch_is_never_halved() {
+        let hold = Hold::new();
+        hold.state.store(HEALTHY, Ordering::Relaxed);
+        let collector = SpanLimit {
+            max: 30,
+            error: "TonicTracesClient export failed with gRPC code: OutOfRange",
+            seen: Mutex::default(),
+        };
+        // Healthy: no copy, so the refused batch is lost (the queue counts it); the size
+        // the queue gave for it is learned.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let request = Request::default();
+        request.bytes.set(1 << 20);
+        let batch = (0..40)
+            .map(|i| crate::export::tests::span(&i.to_string(), Vec::new(), None, ""))
+            .collect();
+        let r = rt.block_on(REQUEST.scope(request, hold.export(&collector, batch)));
+        assert!(r.is_err());
+        assert_eq!(hold.size_limit(), 1 << 19);
+        assert!(hold.in_doubt(), "the next batch is kept");
+        // A refusal of a batch under MIN_REQUEST_BYTES is not taken for its size: an
+        // OUT_OF_RANGE one is a rejection of the batch, not halved.
+        let (r, sent) = export(&Hold::new(), &collector, 0);
+        assert!(r.is_ok() && sent == 0);
+        let small = SpanLimit {
+            max: 1,
+            error: "TonicTracesClient export failed with gRPC code: OutOfRange",
+            seen: Mutex::default(),
+        };
+        let (r, sent) = export(&Hold::new(), &small, 4);
+        assert!(r.is_err() && sent == 0, "{r:?}");
+        assert_eq!(small.seen.lock().unwrap().as_slice(), [(4, false)]);
     }
 
     #[test]

@@ -14,8 +14,11 @@ use opentelemetry::KeyValue;
 use support::phoenix::*;
 use tracing_subscriber::prelude::*;
 
-/// One batch's worth of calls (the default `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
-const CALLS: usize = 1024;
+/// One batch's worth of calls: ~8 MiB once encoded (each carries its prompt and answer twice,
+/// under the GenAI and the OpenInference names), twice what Phoenix takes in one message.
+/// (Half the default `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: Phoenix ingests it within the wait
+/// while the rest of the test command runs beside it.)
+const CALLS: usize = 512;
 
 /// A prompt or answer of about `chars` characters of ordinary prose (nothing a redactor
 /// takes for a secret), different for each call.
@@ -39,11 +42,58 @@ fn messages(role: &str, text: &str) -> String {
         .to_string()
 }
 
-/// Emits `CALLS` LLM calls with ~4,000 characters of prompt and of answer each (~8 MiB for
-/// the batch once encoded) through `builder()`, exporting to `endpoint` over gRPC, and shuts
-/// the pipeline down.
-fn emit(endpoint: &str, project: &str, queue: QueueConfig) -> llmtel::Health {
+/// `calls` LLM calls with ~4,000 characters of prompt and of answer each, numbered from
+/// `first`.
+fn calls(first: usize, calls: usize) {
+    for i in first..first + calls {
+        let call = llmtel::llm_span!(
+            "chat",
+            "openai",
+            "gpt-4o-mini",
+            "gen_ai.input.messages" = tracing::field::Empty,
+            "gen_ai.output.messages" = tracing::field::Empty
+        );
+        llmtel::record_input_messages(&call, &messages("user", &prose(i, 4000)));
+        llmtel::record_output_messages(&call, &messages("assistant", &prose(i + 1, 4000)));
+        llmtel::record_usage(
+            &call,
+            &Usage {
+                input_tokens: 900,
+                output_tokens: 900,
+                ..Default::default()
+            },
+        );
+    }
+}
+
+/// What llmtel's health counters moved by while `f` ran.
+#[derive(Debug, PartialEq)]
+struct Moved {
+    exported: u64,
+    failed: u64,
+    dropped: u64,
+}
+
+fn moved(f: impl FnOnce()) -> Moved {
     let before = llmtel::health();
+    f();
+    let after = llmtel::health();
+    Moved {
+        exported: after.spans_exported - before.spans_exported,
+        failed: after.spans_export_failed - before.spans_export_failed,
+        dropped: after.spans_dropped - before.spans_dropped,
+    }
+}
+
+/// Runs `phases` through one `builder()` pipeline exporting to `endpoint` over gRPC, with
+/// content capture on and batches of `CALLS` (the case the split exists for), flushing
+/// after each phase and shutting down after the last; returns what each phase moved.
+fn pipeline(
+    endpoint: &str,
+    project: &str,
+    max_export_batch_bytes: usize,
+    phases: Vec<Box<dyn FnOnce()>>,
+) -> Vec<Moved> {
     let (layer, guard) = llmtel::builder()
         .with_service_name("llmtel-big-batch-test")
         .with_endpoint(endpoint)
@@ -53,74 +103,125 @@ fn emit(endpoint: &str, project: &str, queue: QueueConfig) -> llmtel::Health {
             project.to_owned(),
         ))
         .with_content_capture(ContentCapture::enabled())
-        .with_queue(queue)
+        .with_queue(QueueConfig {
+            max_queue_size: 4 * CALLS,
+            max_export_batch_size: CALLS,
+            max_export_batch_bytes,
+            // A batch goes out when full or flushed, not on a timer mid-phase.
+            scheduled_delay: Duration::from_secs(60),
+            ..QueueConfig::default()
+        })
         .with_console(false)
         .build::<tracing_subscriber::Registry>()
         .expect("llmtel builds");
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::with_default(subscriber, || {
-        for i in 0..CALLS {
-            let call = llmtel::llm_span!(
-                "chat",
-                "openai",
-                "gpt-4o-mini",
-                "gen_ai.input.messages" = tracing::field::Empty,
-                "gen_ai.output.messages" = tracing::field::Empty
-            );
-            llmtel::record_input_messages(&call, &messages("user", &prose(i, 4000)));
-            llmtel::record_output_messages(&call, &messages("assistant", &prose(i + 1, 4000)));
-            llmtel::record_usage(
-                &call,
-                &Usage {
-                    input_tokens: 900,
-                    output_tokens: 900,
-                    ..Default::default()
-                },
-            );
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut out = Vec::new();
+    let last = phases.len();
+    for (i, phase) in phases.into_iter().enumerate() {
+        out.push(moved(|| {
+            tracing::dispatcher::with_default(&dispatch, phase);
+            let _ = guard.flush(); // a failed export is reported here, and counted
+        }));
+        if i + 1 == last {
+            let m = out.last_mut().unwrap();
+            let shut = moved(|| drop(guard));
+            m.exported += shut.exported;
+            m.failed += shut.failed;
+            m.dropped += shut.dropped;
+            break;
         }
-    });
-    drop(guard); // flush and shut down: every span goes out or is counted
-    let after = llmtel::health();
-    llmtel::Health {
-        spans_exported: after.spans_exported - before.spans_exported,
-        spans_export_failed: after.spans_export_failed - before.spans_export_failed,
-        spans_dropped: after.spans_dropped - before.spans_dropped,
-        ..after
     }
+    out
+}
+
+fn phoenix_has_every_call(peers: &Peers, project: &str, n: usize) {
+    let spans = wait_for_spans(
+        &peers.phoenix_url,
+        project,
+        any_span,
+        n,
+        Duration::from_secs(120),
+    );
+    assert_eq!(spans.len(), n, "every call reaches Phoenix once");
+    // The content went with them, capped by the policy, not dropped to make room.
+    let with_prompt = spans
+        .iter()
+        .filter(|s| attr_str(s, "gen_ai.input.messages").is_some_and(|m| m.contains("customer")))
+        .count();
+    assert_eq!(with_prompt, n, "every call keeps its prompt");
 }
 
 #[test]
 fn a_full_batch_of_long_prompts_reaches_phoenix_over_grpc() {
     let peers = Peers::from_env();
     let project = unique_project("big-batch");
-    let health = emit(
+    let moved = pipeline(
         &peers.phoenix_otlp_grpc,
         &project,
-        QueueConfig {
-            // One batch of every call: the case the split exists for.
-            max_queue_size: 4 * CALLS,
-            max_export_batch_size: CALLS,
-            ..QueueConfig::default()
-        },
+        llmtel::DEFAULT_MAX_EXPORT_BATCH_BYTES,
+        vec![Box::new(|| calls(0, CALLS))],
     );
-    assert_eq!(
-        (health.spans_export_failed, health.spans_dropped),
-        (0, 0),
-        "nothing may be refused or dropped: {health:?}"
-    );
-    assert_eq!(health.spans_exported, CALLS as u64, "{health:?}");
-    let spans = wait_for_spans(
-        &peers.phoenix_url,
+    let all = Moved {
+        exported: CALLS as u64,
+        failed: 0,
+        dropped: 0,
+    };
+    assert_eq!(moved, vec![all], "nothing refused or dropped");
+    phoenix_has_every_call(&peers, &project, CALLS);
+}
+
+/// The queue told a limit above the collector's (64 MiB; Phoenix takes 4 MiB). Once the
+/// pipeline is healthy it keeps no copy of a batch, so the one refused then is lost and
+/// counted, exactly; the queue keeps its later requests under half that size (and halves a
+/// kept one the collector still refuses), so the next batch goes out whole. (Halving, also
+/// of the first batch before any export succeeded, is checked in `hold`'s unit tests.)
+#[test]
+fn a_collector_with_a_lower_size_limit_loses_one_counted_request_once_healthy() {
+    let peers = Peers::from_env();
+    let project = unique_project("big-batch-healthy");
+    let moved = pipeline(
+        &peers.phoenix_otlp_grpc,
         &project,
-        any_span,
-        CALLS,
-        Duration::from_secs(60),
+        64 * 1024 * 1024,
+        vec![
+            // Small: goes out, the pipeline is healthy.
+            Box::new(|| calls(0, 8)),
+            // Refused whole, with no copy kept: lost, counted, its size learned.
+            Box::new(|| calls(8, CALLS)),
+            // Kept (in doubt after the refusal) and under half of it: every span goes out.
+            Box::new(|| calls(8 + CALLS, CALLS)),
+            // Healthy again, no copy kept: still under half of it, every span goes out.
+            Box::new(|| calls(8 + 2 * CALLS, CALLS)),
+        ],
     );
-    assert_eq!(spans.len(), CALLS, "every call reaches Phoenix once");
-    // The content went with them, capped by the policy, not dropped to make room.
-    let with_prompt = spans
-        .iter()
-        .filter(|s| attr_str(s, "gen_ai.input.messages").is_some_and(|m| m.contains("customer")))
-        .count();
-    assert_eq!(with_prompt, CALLS, "every call keeps its prompt");
+    let n = CALLS as u64;
+    assert_eq!(
+        moved[0],
+        Moved {
+            exported: 8,
+            failed: 0,
+            dropped: 0
+        }
+    );
+    // The export thread takes what has ended when it wakes: the first spans of the phase
+    // may go out on their own before the rest fills a refused request.
+    let lost = &moved[1];
+    assert!(
+        lost.failed > 0 && lost.exported + lost.failed == n && lost.dropped == 0,
+        "a refused request is lost and counted, every span once: {lost:?}"
+    );
+    for later in &moved[2..] {
+        assert_eq!(
+            *later,
+            Moved {
+                exported: n,
+                failed: 0,
+                dropped: 0
+            },
+            "under half the size refused, every span goes out"
+        );
+    }
+    // The receiver agrees with the counters: what was counted as exported is there.
+    let there = 8 + lost.exported as usize + 2 * CALLS;
+    phoenix_has_every_call(&peers, &project, there);
 }
