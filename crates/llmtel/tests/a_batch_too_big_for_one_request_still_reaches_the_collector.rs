@@ -140,7 +140,7 @@ fn phoenix_has_every_call(peers: &Peers, project: &str, n: usize) {
         project,
         any_span,
         n,
-        Duration::from_secs(120),
+        Duration::from_secs(240),
     );
     assert_eq!(spans.len(), n, "every call reaches Phoenix once");
     // The content went with them, capped by the policy, not dropped to make room.

@@ -352,11 +352,18 @@ fn wait_for(
     let base = phoenix_url.trim_end_matches('/').to_owned();
     let deadline = Instant::now() + timeout;
     let mut polls = 0usize;
+    let mut pause = POLL_INTERVAL;
     loop {
         polls += 1;
         let (b, p) = (base.clone(), project.to_owned());
         let last = off_runtime(move || fetch_project_spans(&b, &p, endpoint));
         if let Ok(Poll::Spans(spans)) = &last {
+            // Reading a large project back is work for Phoenix too (every span, with its
+            // attributes): the more it holds, the longer the wait before the next read, so
+            // that the reads do not starve its ingestion.
+            pause = POLL_INTERVAL
+                .max(Duration::from_millis(10 * spans.len() as u64))
+                .min(Duration::from_secs(10));
             let matching: Vec<Value> = spans.iter().filter(|s| filter(s)).cloned().collect();
             if matching.len() >= min_count {
                 return matching;
@@ -395,7 +402,7 @@ fn wait_for(
                  in Phoenix project {project:?} at {base}/v1/projects/{project}/{path}; {seen}"
             );
         }
-        std::thread::sleep(POLL_INTERVAL);
+        std::thread::sleep(pause);
     }
 }
 
