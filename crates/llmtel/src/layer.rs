@@ -47,11 +47,33 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// What llmtel's layer keeps in a captured span's extensions: its state, taken out while a
-/// close works on it and put back in the same box (no allocation per close).
-type StateSlot = Option<SpanState>;
+/// What llmtel keeps in a span's extensions, in one box: the layer's state of a captured span
+/// (taken out while a close works on it and put back in the same box: no allocation per
+/// close) and the trace summary the span joined. One box where there were two: each is an
+/// allocation and a free per span.
+#[derive(Debug, Default)]
+pub(crate) struct SpanSlot {
+    state: Option<SpanState>,
+    pub(crate) joined: Option<crate::summary::Joined>,
+}
 
-/// Per-span state, stored once in the span's extensions (as a [`StateSlot`]).
+impl SpanSlot {
+    /// Runs `f` on the slot of a span, added to its extensions if it has none yet.
+    pub(crate) fn update(
+        ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
+        f: impl FnOnce(&mut SpanSlot),
+    ) {
+        if let Some(slot) = ext.get_mut::<SpanSlot>() {
+            f(slot);
+            return;
+        }
+        let mut slot = SpanSlot::default();
+        f(&mut slot);
+        ext.insert(slot);
+    }
+}
+
+/// Per-span state, stored once in the span's extensions (in its [`SpanSlot`]).
 #[derive(Debug)]
 struct SpanState {
     /// Shared once the span has closed with its call left unpriced for a reader that may
@@ -348,7 +370,7 @@ where
             // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
             // dispatcher's own call, where the current dispatcher is not reachable. `on_enter`
             // and the close read them.)
-            span.extensions_mut().insert::<StateSlot>(Some(SpanState {
+            let state = SpanState {
                 fields: Arc::new(fields),
                 opened: Instant::now(),
                 started_at: SystemTime::now(),
@@ -356,7 +378,8 @@ where
                 sampled: false,
                 closed: None,
                 layer: self.inner.clone(),
-            }));
+            };
+            SpanSlot::update(&mut span.extensions_mut(), |s| s.state = Some(state));
             self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
         }
         if let Some(summaries) = &self.summaries {
@@ -370,7 +393,10 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(Some(state)) = ext.get_mut::<StateSlot>() {
+        if let Some(SpanSlot {
+            state: Some(state), ..
+        }) = ext.get_mut::<SpanSlot>()
+        {
             let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
             values.record(fields);
         }
@@ -417,8 +443,8 @@ where
 fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
     let needed = span
         .extensions()
-        .get::<StateSlot>()
-        .and_then(Option::as_ref)
+        .get::<SpanSlot>()
+        .and_then(|s| s.state.as_ref())
         .is_some_and(|s| s.otel.is_none() && s.fields.has_gen_ai);
     if !needed {
         return;
@@ -427,7 +453,10 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
         return;
     };
     let mut ext = span.extensions_mut();
-    if let Some(Some(state)) = ext.get_mut::<StateSlot>() {
+    if let Some(SpanSlot {
+        state: Some(state), ..
+    }) = ext.get_mut::<SpanSlot>()
+    {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
@@ -473,8 +502,8 @@ fn finish_call<'a, R: LookupSpan<'a>>(
 ) -> bool {
     let taken = span
         .extensions_mut()
-        .get_mut::<StateSlot>()
-        .and_then(Option::take);
+        .get_mut::<SpanSlot>()
+        .and_then(|s| s.state.take());
     let Some(mut state) = taken else {
         return span.extensions().get::<LlmCall>().is_some();
     };
@@ -541,8 +570,8 @@ fn leave_for_export<'a, R: LookupSpan<'a>>(
 
 /// Puts the state [`finish_call`] took out of a span back in its slot.
 fn put_back<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: SpanState) {
-    if let Some(slot) = span.extensions_mut().get_mut::<StateSlot>() {
-        *slot = Some(state);
+    if let Some(slot) = span.extensions_mut().get_mut::<SpanSlot>() {
+        slot.state = Some(state);
     }
 }
 
@@ -741,7 +770,7 @@ pub(crate) fn with_span_fields(span: &tracing::Span, f: impl FnOnce(&mut SpanFie
         let s = registry.span(id)?;
         let mut ext = s.extensions_mut();
         f(Arc::make_mut(
-            &mut ext.get_mut::<StateSlot>()?.as_mut()?.fields,
+            &mut ext.get_mut::<SpanSlot>()?.state.as_mut()?.fields,
         ));
         Some(())
     });
@@ -793,7 +822,10 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
 ) {
     for s in spans {
-        if let Some(Some(state)) = s.extensions().get::<StateSlot>() {
+        if let Some(SpanSlot {
+            state: Some(state), ..
+        }) = s.extensions().get::<SpanSlot>()
+        {
             if !state.fields.dims.is_empty() {
                 dims.inherit_unset(own, &state.fields.dims);
             }

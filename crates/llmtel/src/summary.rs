@@ -17,6 +17,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::call::LlmCall;
 use crate::health::{COUNTERS, inc};
+use crate::layer::SpanSlot;
 
 /// What one trace did: answers "what did this request cost".
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -104,7 +105,7 @@ impl fmt::Display for TraceSummary {
 /// What a span keeps of its trace's summary: the shared totals, and whether the span is the
 /// trace's root (it has no parent), so that its close needs no parent lookup.
 #[derive(Debug)]
-struct Joined {
+pub(crate) struct Joined {
     agg: Arc<TraceAgg>,
     root: bool,
 }
@@ -346,7 +347,11 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
             return;
         };
         if let Some(span) = registry.span(id) {
-            if let Some(joined) = span.extensions().get::<Joined>() {
+            if let Some(joined) = span
+                .extensions()
+                .get::<SpanSlot>()
+                .and_then(|s| s.joined.as_ref())
+            {
                 out = Some(joined.agg.snapshot().public());
             }
         }
@@ -383,7 +388,12 @@ impl TraceSummaries {
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
         let parent = span.parent();
         let root = parent.is_none();
-        let parent_agg = parent.and_then(|p| p.extensions().get::<Joined>().map(|j| j.agg.clone()));
+        let parent_agg = parent.and_then(|p| {
+            p.extensions()
+                .get::<SpanSlot>()
+                .and_then(|s| s.joined.as_ref())
+                .map(|j| j.agg.clone())
+        });
         let agg = match parent_agg {
             Some(agg) => {
                 agg.spans.fetch_add(1, Relaxed);
@@ -398,13 +408,19 @@ impl TraceSummaries {
                 }),
             }),
         };
-        span.extensions_mut().insert(Joined { agg, root });
+        let joined = Joined { agg, root };
+        SpanSlot::update(&mut span.extensions_mut(), |s| s.joined = Some(joined));
     }
 
     /// A span closes: its call, if it made one, is added to its trace; a root keeps its
     /// trace's summary.
     pub(crate) fn close<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        if span.extensions().get::<Joined>().is_none() {
+        if span
+            .extensions()
+            .get::<SpanSlot>()
+            .and_then(|s| s.joined.as_ref())
+            .is_none()
+        {
             return;
         }
         // Stacked before llmtel's layer, this layer finishes the call itself; when the
@@ -422,7 +438,8 @@ impl TraceSummaries {
         unpriced: Option<crate::layer::UnpricedCall>,
     ) {
         let ext = span.extensions();
-        let Some(Joined { agg, root }) = ext.get::<Joined>() else {
+        let Some(Joined { agg, root }) = ext.get::<SpanSlot>().and_then(|s| s.joined.as_ref())
+        else {
             return;
         };
         let lone = *root;
