@@ -930,8 +930,8 @@ impl<E: SpanExporter + 'static> Job for ExportJob<E> {
             }
         }
         // A batch that would be too big for one request goes out as several, each counted
-        // on its own.
-        // (Under half of any request the collector refused for its size, too.)
+        // on its own: under the configured size, and under half of any request the collector
+        // refused for its size.
         let limit = self.max_batch_bytes.min(self.hold.size_limit());
         let mut batch = batch;
         let mut sent = Ok(());
