@@ -618,12 +618,13 @@ impl Default for QueueConfig {
 impl QueueConfig {
     /// Defaults overridden by the standard `OTEL_BSP_*` variables where set and valid.
     pub fn from_env() -> Self {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`from_env`](Self::from_env) with the variables read through `var`.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut c = QueueConfig::default();
-        let num = |k: &str| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
+        let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
         if let Some(v) = num("OTEL_BSP_MAX_QUEUE_SIZE").filter(|v| *v > 0) {
             c.max_queue_size = v as usize;
         }
@@ -1275,6 +1276,45 @@ pub(crate) mod tests {
             let want: Vec<String> = (0..sizes.len()).map(|i| i.to_string()).collect();
             prop_assert_eq!(seen, want);
         }
+    }
+
+    #[test]
+    fn the_queue_settings_come_from_the_variables_when_set_and_valid() {
+        use super::{DEFAULT_MAX_EXPORT_BATCH_BYTES, QueueConfig};
+        let from = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            QueueConfig::from_vars(move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let c = from(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", " 512 "),
+            ("OTEL_BSP_SCHEDULE_DELAY", "500"),
+            ("LLMTEL_EXPORT_MAX_BATCH_BYTES", "1048576"),
+        ]);
+        assert_eq!(
+            (
+                c.max_queue_size,
+                c.max_export_batch_size,
+                c.max_export_batch_bytes
+            ),
+            (4096, 512, 1_048_576)
+        );
+        assert_eq!(c.scheduled_delay, std::time::Duration::from_millis(500));
+        for bad in ["0", "-1", "3MiB", ""] {
+            let c = from(&[("LLMTEL_EXPORT_MAX_BATCH_BYTES", bad)]);
+            assert_eq!(
+                c.max_export_batch_bytes, DEFAULT_MAX_EXPORT_BATCH_BYTES,
+                "{bad:?}"
+            );
+        }
+        // A batch is never bigger than the queue.
+        let c = from(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")]);
+        assert_eq!(c.max_export_batch_size, 100);
     }
 
     /// Every listed name is found, in lower, upper and mixed case, whatever the table of last
