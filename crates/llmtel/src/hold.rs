@@ -25,7 +25,8 @@
 //! Python receivers) or `OUT_OF_RANGE` (tonic), HTTP 413. The queue keeps each request under
 //! [`crate::QueueConfig::max_export_batch_bytes`]; a collector whose limit is lower still
 //! gets every span: a held batch refused that way is halved and each half sent (and halved
-//! again if need be), and the queue keeps its later requests under half the size refused. A
+//! again if need be), and the queue keeps its later requests under half the size refused
+//! (not under 512 KiB: an overloaded collector answers `RESOURCE_EXHAUSTED` too). A
 //! healthy pipeline keeps no copy, so the batches in flight when a size refusal first comes
 //! are lost and counted, as in an outage; the halving starts with the next one.
 
@@ -54,10 +55,17 @@ const UNPROVEN: u8 = 0;
 const HEALTHY: u8 = 1;
 const OUTAGE: u8 = 2;
 
-/// The smallest request size a refusal for size makes the queue keep to, and the smallest
-/// batch a `RESOURCE_EXHAUSTED` is taken as a refusal for size of (below it, the collector
-/// is taken to be overloaded: the batch is held whole).
+/// The smallest request a refusal is taken as a refusal for its size of, and halved (below
+/// it, a `RESOURCE_EXHAUSTED` is taken for an overloaded collector: the request is held
+/// whole).
 pub(crate) const MIN_REQUEST_BYTES: usize = 64 * 1024;
+
+/// The smallest size a refusal makes the queue keep its requests under. `RESOURCE_EXHAUSTED`
+/// is also an overloaded collector's answer, whatever the size: a throttling episode must
+/// not leave the queue sending tiny requests for good. (A collector that takes less than
+/// this still gets every span of a kept request, halved; set
+/// [`crate::QueueConfig::max_export_batch_bytes`] under its limit.)
+pub(crate) const MIN_LEARNED_BYTES: usize = 512 * 1024;
 
 /// The outage state of one export queue, shared by its thread and its handle.
 #[derive(Debug)]
@@ -136,7 +144,7 @@ impl Hold {
     /// A request of `bytes` was refused for its size: later ones are kept under half of it.
     fn learn_refused(&self, bytes: usize) {
         self.size_limit
-            .fetch_min((bytes / 2).max(MIN_REQUEST_BYTES), Ordering::Relaxed);
+            .fetch_min((bytes / 2).max(MIN_LEARNED_BYTES), Ordering::Relaxed);
     }
 
     /// Exports `batch` through `inner`, holding it through an outage and halving it when the
@@ -373,12 +381,17 @@ mod tests {
         }
     }
 
-    /// Exports `spans` spans of ~4 KiB each through `hold` to `collector`; returns the outcome
-    /// and the spans counted as sent.
-    fn export(hold: &Hold, collector: &SpanLimit, spans: usize) -> (OTelSdkResult, u64) {
+    /// Exports `spans` spans of ~`kib` KiB each through `hold` to `collector`; returns the
+    /// outcome and the spans counted as sent.
+    fn export(
+        hold: &Hold,
+        collector: &SpanLimit,
+        spans: usize,
+        kib: usize,
+    ) -> (OTelSdkResult, u64) {
         let batch: Vec<SpanData> = (0..spans)
             .map(|i| {
-                let attrs = vec![opentelemetry::KeyValue::new("c", "x".repeat(4096))];
+                let attrs = vec![opentelemetry::KeyValue::new("c", "x".repeat(kib * 1024))];
                 crate::export::tests::span(&i.to_string(), attrs, None, "")
             })
             .collect();
@@ -407,7 +420,7 @@ mod tests {
                 error,
                 seen: Mutex::default(),
             };
-            let (r, sent) = export(&hold, &collector, 100);
+            let (r, sent) = export(&hold, &collector, 100, 40);
             assert!(r.is_ok(), "{error}: {r:?}");
             assert_eq!(sent, 100, "{error}");
             let seen = collector.seen.lock().unwrap().clone();
@@ -424,13 +437,62 @@ mod tests {
                 ],
                 "{error}"
             );
-            // Later requests are kept under half the smallest refused (50 spans of ~4.2 KiB),
+            // Later requests are kept under half the smallest refused (50 spans of ~41 KiB),
             // which is what the collector takes.
             let limit = hold.size_limit();
-            let span = 4096 + 1 + 12 + 1 + 96 + 1024 + 2;
+            let span = 40 * 1024 + 1 + 12 + 1 + 96 + 1024 + 2;
             assert!(limit <= 25 * span + 25 && limit >= 20 * span, "{limit}");
             assert!(!hold.in_doubt());
         }
+    }
+
+    /// An overloaded collector answers `RESOURCE_EXHAUSTED` to any request, whatever its size.
+    #[derive(Debug)]
+    struct Overloaded {
+        refusals: Mutex<usize>,
+    }
+
+    impl SpanExporter for Overloaded {
+        fn export(&self, _batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            let mut left = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            let refused = *left > 0;
+            *left = left.saturating_sub(1);
+            std::future::ready(if refused {
+                Err(OTelSdkError::InternalFailure(
+                    "TonicTracesClient export failed with gRPC code: ResourceExhausted".into(),
+                ))
+            } else {
+                Ok(())
+            })
+        }
+    }
+
+    #[test]
+    fn an_overloaded_collector_gets_every_span_and_never_shrinks_requests_below_the_floor() {
+        let hold = Hold::new();
+        // Refuses the first 7 requests, whatever their size: 100 spans halved down to one
+        // before one goes out (no wait: each refusal halves a request over the size floor).
+        let collector = Overloaded {
+            refusals: Mutex::new(7),
+        };
+        let batch: Vec<SpanData> = (0..100)
+            .map(|i| {
+                let attrs = vec![opentelemetry::KeyValue::new("c", "x".repeat(40 * 1024))];
+                crate::export::tests::span(&i.to_string(), attrs, None, "")
+            })
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        hold.give_up_within(Duration::from_secs(600));
+        let (r, sent) = rt.block_on(REQUEST.scope(Request::default(), async {
+            let r = hold.export(&collector, batch).await;
+            (r, REQUEST.with(|r| r.sent.get()))
+        }));
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(sent, 100);
+        assert_eq!(hold.size_limit(), MIN_LEARNED_BYTES);
     }
 
     #[test]
@@ -458,14 +520,14 @@ mod tests {
         assert!(hold.in_doubt(), "the next batch is kept");
         // A refusal of a batch under MIN_REQUEST_BYTES is not taken for its size: an
         // OUT_OF_RANGE one is a rejection of the batch, not halved.
-        let (r, sent) = export(&Hold::new(), &collector, 0);
+        let (r, sent) = export(&Hold::new(), &collector, 0, 1);
         assert!(r.is_ok() && sent == 0);
         let small = SpanLimit {
             max: 1,
             error: "TonicTracesClient export failed with gRPC code: OutOfRange",
             seen: Mutex::default(),
         };
-        let (r, sent) = export(&Hold::new(), &small, 4);
+        let (r, sent) = export(&Hold::new(), &small, 4, 1);
         assert!(r.is_err() && sent == 0, "{r:?}");
         assert_eq!(small.seen.lock().unwrap().as_slice(), [(4, false)]);
     }
