@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,9 @@ pub(crate) struct Joined {
 struct TraceAgg {
     opened: Instant,
     spans: AtomicU64,
+    /// Whether a call was added: a trace that made none is neither read back nor kept when
+    /// its root closes (most traffic, and the lock is not taken for it).
+    called: AtomicBool,
     data: Mutex<Tracked>,
 }
 
@@ -402,6 +405,7 @@ impl TraceSummaries {
             None => Arc::new(TraceAgg {
                 opened: Instant::now(),
                 spans: AtomicU64::new(1),
+                called: AtomicBool::new(false),
                 data: Mutex::new(Tracked {
                     root: span.name(),
                     ..Tracked::default()
@@ -447,15 +451,17 @@ impl TraceSummaries {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id(), lone);
             data.add_unpriced(call);
+            agg.called.store(true, Relaxed);
         } else if let Some(call) = ext.get::<LlmCall>() {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id, lone);
             data.add(call);
+            agg.called.store(true, Relaxed);
         }
-        if lone {
+        // A trace that made no LLM call cost nothing: not kept, so requests that never call
+        // a model do not evict the summaries of those that did (and its totals are not read).
+        if lone && agg.called.load(Relaxed) {
             let done = agg.finish();
-            // A trace that made no LLM call cost nothing: not kept, so requests that never
-            // call a model do not evict the summaries of those that did.
             if done.has_calls() {
                 self.push(done);
             }
