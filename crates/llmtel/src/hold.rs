@@ -155,21 +155,18 @@ impl Hold {
         batch: Vec<SpanData>,
     ) -> OTelSdkResult {
         if !self.in_doubt() {
-            let n = batch.len() as u64;
+            // All or nothing here: the queue counts the whole request either way.
             let r = inner.export(batch).await;
-            match &r {
-                Ok(()) => note_sent(n),
-                Err(e) => {
-                    // Refused for its size, with no copy to halve: lost (and counted); the
-                    // next requests are kept smaller, and kept until they went out.
-                    let bytes = REQUEST.try_with(|r| r.bytes.get()).unwrap_or(0);
-                    let too_big = refused_for_size(e) && bytes >= MIN_REQUEST_BYTES;
-                    if too_big {
-                        self.learn_refused(bytes);
-                    }
-                    if too_big || is_transient(e) {
-                        self.state.store(OUTAGE, Ordering::Relaxed);
-                    }
+            if let Err(e) = &r {
+                // Refused for its size, with no copy to halve: lost (and counted); the next
+                // requests are kept smaller, and kept until they went out.
+                let bytes = REQUEST.try_with(|r| r.bytes.get()).unwrap_or(0);
+                let too_big = refused_for_size(e) && bytes >= MIN_REQUEST_BYTES;
+                if too_big {
+                    self.learn_refused(bytes);
+                }
+                if too_big || is_transient(e) {
+                    self.state.store(OUTAGE, Ordering::Relaxed);
                 }
             }
             return r;
@@ -264,7 +261,8 @@ impl Hold {
 
 fn gave_up(last: Option<&OTelSdkError>) -> OTelSdkError {
     OTelSdkError::InternalFailure(match last {
-        Some(e) if e.to_string().contains("ResourceExhausted") => format!(
+        // (Held, so transient: of the refusals for size, only RESOURCE_EXHAUSTED is.)
+        Some(e) if refused_for_size(e) => format!(
             "given up at shutdown while the collector refused the spans ({e}). \
              RESOURCE_EXHAUSTED is also how a gRPC receiver refuses a request over its \
              message size limit: if the collector is not overloaded, lower \
@@ -276,7 +274,7 @@ fn gave_up(last: Option<&OTelSdkError>) -> OTelSdkError {
     })
 }
 
-/// Counts `n` spans of the current request as sent.
+/// Counts `n` spans of the current request as sent (read when only part of it went out).
 fn note_sent(n: u64) {
     let _ = REQUEST.try_with(|r| r.sent.set(r.sent.get() + n));
 }
@@ -385,7 +383,7 @@ mod tests {
     /// outcome and the spans counted as sent.
     fn export(
         hold: &Hold,
-        collector: &SpanLimit,
+        collector: &impl SpanExporter,
         spans: usize,
         kib: usize,
     ) -> (OTelSdkResult, u64) {
@@ -475,21 +473,7 @@ mod tests {
         let collector = Overloaded {
             refusals: Mutex::new(7),
         };
-        let batch: Vec<SpanData> = (0..100)
-            .map(|i| {
-                let attrs = vec![opentelemetry::KeyValue::new("c", "x".repeat(40 * 1024))];
-                crate::export::tests::span(&i.to_string(), attrs, None, "")
-            })
-            .collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        hold.give_up_within(Duration::from_secs(600));
-        let (r, sent) = rt.block_on(REQUEST.scope(Request::default(), async {
-            let r = hold.export(&collector, batch).await;
-            (r, REQUEST.with(|r| r.sent.get()))
-        }));
+        let (r, sent) = export(&hold, &collector, 100, 40);
         assert!(r.is_ok(), "{r:?}");
         assert_eq!(sent, 100);
         assert_eq!(hold.size_limit(), MIN_LEARNED_BYTES);

@@ -58,6 +58,18 @@ pub(crate) struct SpanSlot {
 }
 
 impl SpanSlot {
+    /// The layer's state of a captured span, unless a close has it out.
+    fn state<'e>(ext: &'e tracing_subscriber::registry::Extensions<'_>) -> Option<&'e SpanState> {
+        ext.get::<SpanSlot>()?.state.as_ref()
+    }
+
+    /// [`state`](Self::state), to write.
+    fn state_mut<'e>(
+        ext: &'e mut tracing_subscriber::registry::ExtensionsMut<'_>,
+    ) -> Option<&'e mut SpanState> {
+        ext.get_mut::<SpanSlot>()?.state.as_mut()
+    }
+
     /// Runs `f` on the slot of a span, added to its extensions if it has none yet.
     pub(crate) fn update(
         ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
@@ -393,10 +405,7 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(SpanSlot {
-            state: Some(state), ..
-        }) = ext.get_mut::<SpanSlot>()
-        {
+        if let Some(state) = SpanSlot::state_mut(&mut ext) {
             let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
             values.record(fields);
         }
@@ -441,10 +450,7 @@ where
 /// a layer will set late attributes, registers the span for them: before its OpenTelemetry
 /// span can end, whatever the layer order.
 fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
-    let needed = span
-        .extensions()
-        .get::<SpanSlot>()
-        .and_then(|s| s.state.as_ref())
+    let needed = SpanSlot::state(&span.extensions())
         .is_some_and(|s| s.otel.is_none() && s.fields.has_gen_ai);
     if !needed {
         return;
@@ -453,10 +459,7 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
         return;
     };
     let mut ext = span.extensions_mut();
-    if let Some(SpanSlot {
-        state: Some(state), ..
-    }) = ext.get_mut::<SpanSlot>()
-    {
+    if let Some(state) = SpanSlot::state_mut(&mut ext) {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
@@ -769,9 +772,7 @@ pub(crate) fn with_span_fields(span: &tracing::Span, f: impl FnOnce(&mut SpanFie
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let s = registry.span(id)?;
         let mut ext = s.extensions_mut();
-        f(Arc::make_mut(
-            &mut ext.get_mut::<SpanSlot>()?.state.as_mut()?.fields,
-        ));
+        f(Arc::make_mut(&mut SpanSlot::state_mut(&mut ext)?.fields));
         Some(())
     });
 }
@@ -822,10 +823,7 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
 ) {
     for s in spans {
-        if let Some(SpanSlot {
-            state: Some(state), ..
-        }) = s.extensions().get::<SpanSlot>()
-        {
+        if let Some(state) = SpanSlot::state(&s.extensions()) {
             if !state.fields.dims.is_empty() {
                 dims.inherit_unset(own, &state.fields.dims);
             }

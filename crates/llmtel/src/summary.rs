@@ -110,6 +110,11 @@ pub(crate) struct Joined {
     root: bool,
 }
 
+/// The summary a span joined, in its extensions' [`SpanSlot`].
+fn joined<'e>(ext: &'e tracing_subscriber::registry::Extensions<'_>) -> Option<&'e Joined> {
+    ext.get::<SpanSlot>().and_then(|s| s.joined.as_ref())
+}
+
 #[derive(Debug)]
 struct TraceAgg {
     opened: Instant,
@@ -350,11 +355,7 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
             return;
         };
         if let Some(span) = registry.span(id) {
-            if let Some(joined) = span
-                .extensions()
-                .get::<SpanSlot>()
-                .and_then(|s| s.joined.as_ref())
-            {
+            if let Some(joined) = joined(&span.extensions()) {
                 out = Some(joined.agg.snapshot().public());
             }
         }
@@ -391,12 +392,7 @@ impl TraceSummaries {
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
         let parent = span.parent();
         let root = parent.is_none();
-        let parent_agg = parent.and_then(|p| {
-            p.extensions()
-                .get::<SpanSlot>()
-                .and_then(|s| s.joined.as_ref())
-                .map(|j| j.agg.clone())
-        });
+        let parent_agg = parent.and_then(|p| joined(&p.extensions()).map(|j| j.agg.clone()));
         let agg = match parent_agg {
             Some(agg) => {
                 agg.spans.fetch_add(1, Relaxed);
@@ -419,12 +415,7 @@ impl TraceSummaries {
     /// A span closes: its call, if it made one, is added to its trace; a root keeps its
     /// trace's summary.
     pub(crate) fn close<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        if span
-            .extensions()
-            .get::<SpanSlot>()
-            .and_then(|s| s.joined.as_ref())
-            .is_none()
-        {
+        if joined(&span.extensions()).is_none() {
             return;
         }
         // Stacked before llmtel's layer, this layer finishes the call itself; when the
@@ -442,20 +433,24 @@ impl TraceSummaries {
         unpriced: Option<crate::layer::UnpricedCall>,
     ) {
         let ext = span.extensions();
-        let Some(Joined { agg, root }) = ext.get::<SpanSlot>().and_then(|s| s.joined.as_ref())
-        else {
+        let Some(Joined { agg, root }) = joined(&ext) else {
             return;
         };
         let lone = *root;
-        if let Some(call) = unpriced {
+        let added = if let Some(call) = unpriced {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id(), lone);
             data.add_unpriced(call);
-            agg.called.store(true, Relaxed);
+            true
         } else if let Some(call) = ext.get::<LlmCall>() {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id, lone);
             data.add(call);
+            true
+        } else {
+            false
+        };
+        if added {
             agg.called.store(true, Relaxed);
         }
         // A trace that made no LLM call cost nothing: not kept, so requests that never call

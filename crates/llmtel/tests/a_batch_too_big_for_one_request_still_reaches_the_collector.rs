@@ -107,7 +107,8 @@ fn pipeline(
             max_queue_size: 4 * CALLS,
             max_export_batch_size: CALLS,
             max_export_batch_bytes,
-            // A batch goes out when full or flushed, not on a timer mid-phase.
+            // No timer tick mid-phase: a batch goes out when the thread finds one full, or
+            // on a flush (it may still take the first spans of a phase on their own).
             scheduled_delay: Duration::from_secs(60),
             ..QueueConfig::default()
         })
@@ -115,22 +116,21 @@ fn pipeline(
         .build::<tracing_subscriber::Registry>()
         .expect("llmtel builds");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    let mut out = Vec::new();
-    let last = phases.len();
-    for (i, phase) in phases.into_iter().enumerate() {
-        out.push(moved(|| {
-            tracing::dispatcher::with_default(&dispatch, phase);
-            let _ = guard.flush(); // a failed export is reported here, and counted
-        }));
-        if i + 1 == last {
-            let m = out.last_mut().unwrap();
-            let shut = moved(|| drop(guard));
-            m.exported += shut.exported;
-            m.failed += shut.failed;
-            m.dropped += shut.dropped;
-            break;
-        }
-    }
+    let mut out: Vec<Moved> = phases
+        .into_iter()
+        .map(|phase| {
+            moved(|| {
+                tracing::dispatcher::with_default(&dispatch, phase);
+                let _ = guard.flush(); // a failed export is reported here, and counted
+            })
+        })
+        .collect();
+    // What the shutdown moves belongs to the last phase.
+    let shut = moved(|| drop(guard));
+    let last = out.last_mut().expect("at least one phase");
+    last.exported += shut.exported;
+    last.failed += shut.failed;
+    last.dropped += shut.dropped;
     out
 }
 
