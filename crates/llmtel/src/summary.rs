@@ -102,12 +102,16 @@ impl fmt::Display for TraceSummary {
     }
 }
 
-/// What a span keeps of its trace's summary: the shared totals, and whether the span is the
-/// trace's root (it has no parent), so that its close needs no parent lookup.
+/// What a span keeps of its trace's summary: the shared totals, and for the trace's root (it
+/// has no parent) when it opened, so that its close needs no parent lookup.
+///
+/// A root's totals are shared only once a second span joins its trace (its first child
+/// makes them): a trace of one span, most traffic without an LLM call, allocates nothing for
+/// its summary, and a lone LLM span adds its call to a summary made as it closes.
 #[derive(Debug)]
 pub(crate) struct Joined {
-    agg: Arc<TraceAgg>,
-    root: bool,
+    agg: Option<Arc<TraceAgg>>,
+    root: Option<Instant>,
 }
 
 /// The summary a span joined, in its extensions' [`SpanSlot`].
@@ -197,6 +201,15 @@ impl Tracked {
 }
 
 impl TraceAgg {
+    fn new(opened: Instant, spans: u64, root: &'static str) -> Self {
+        TraceAgg {
+            opened,
+            spans: AtomicU64::new(spans),
+            called: AtomicBool::new(false),
+            data: Mutex::new(Tracked::rooted(root)),
+        }
+    }
+
     /// The trace so far, while it runs.
     fn snapshot(&self) -> Tracked {
         let t = self.data.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -210,11 +223,25 @@ impl TraceAgg {
         self.stamp(t, true)
     }
 
-    fn stamp(&self, mut t: Tracked, complete: bool) -> Tracked {
-        t.summary.spans = self.spans.load(Relaxed);
-        t.summary.wall_time = self.opened.elapsed();
-        t.summary.complete = complete;
-        t
+    fn stamp(&self, t: Tracked, complete: bool) -> Tracked {
+        t.stamped(self.spans.load(Relaxed), self.opened, complete)
+    }
+}
+
+impl Tracked {
+    /// A trace's totals before any call, `root` its root span's name.
+    fn rooted(root: &'static str) -> Self {
+        Tracked {
+            root,
+            ..Tracked::default()
+        }
+    }
+
+    fn stamped(mut self, spans: u64, opened: Instant, complete: bool) -> Self {
+        self.summary.spans = spans;
+        self.summary.wall_time = opened.elapsed();
+        self.summary.complete = complete;
+        self
     }
 }
 
@@ -356,7 +383,12 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
         };
         if let Some(span) = registry.span(id) {
             if let Some(joined) = joined(&span.extensions()) {
-                out = Some(joined.agg.snapshot().public());
+                let so_far = match (&joined.agg, joined.root) {
+                    (Some(agg), _) => agg.snapshot(),
+                    (None, Some(opened)) => Tracked::rooted(span.name()).stamped(1, opened, false),
+                    (None, None) => return,
+                };
+                out = Some(so_far.public());
             }
         }
     });
@@ -364,7 +396,8 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
 }
 
 /// The layer behind [`TraceSummaries`]: counts every span of a trace and adds each
-/// [`LlmCall`] to its trace's totals. It sees every span (one `Arc` clone per span).
+/// [`LlmCall`] to its trace's totals. It sees every span: one `Arc` clone for each span with a
+/// parent, nothing shared for a trace of one span.
 #[derive(Clone, Debug)]
 pub struct TraceSummaryLayer {
     summaries: TraceSummaries,
@@ -390,25 +423,16 @@ where
 impl TraceSummaries {
     /// A span opens: it joins its parent's trace, or starts one.
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        let parent = span.parent();
-        let root = parent.is_none();
-        let parent_agg = parent.and_then(|p| joined(&p.extensions()).map(|j| j.agg.clone()));
-        let agg = match parent_agg {
-            Some(agg) => {
-                agg.spans.fetch_add(1, Relaxed);
-                agg
-            }
-            None => Arc::new(TraceAgg {
-                opened: Instant::now(),
-                spans: AtomicU64::new(1),
-                called: AtomicBool::new(false),
-                data: Mutex::new(Tracked {
-                    root: span.name(),
-                    ..Tracked::default()
-                }),
-            }),
+        let joined = match span.parent() {
+            None => Joined {
+                agg: None,
+                root: Some(Instant::now()),
+            },
+            Some(parent) => Joined {
+                agg: Some(join(&parent, span)),
+                root: None,
+            },
         };
-        let joined = Joined { agg, root };
         SpanSlot::update(&mut span.extensions_mut(), |s| s.joined = Some(joined));
     }
 
@@ -436,7 +460,23 @@ impl TraceSummaries {
         let Some(Joined { agg, root }) = joined(&ext) else {
             return;
         };
-        let lone = *root;
+        let lone = root.is_some();
+        let Some(agg) = agg else {
+            // A root no other span joined: its call, if it made one, is its trace's only one.
+            let Some(opened) = *root else { return };
+            let mut t = Tracked::rooted(span.name());
+            if let Some(call) = unpriced {
+                t.note_call(call.trace_id(), true);
+                t.add_unpriced(call);
+            } else if let Some(call) = ext.get::<LlmCall>() {
+                t.note_call(call.trace_id, true);
+                t.add(call);
+            } else {
+                return;
+            }
+            self.push(t.stamped(1, opened, true));
+            return;
+        };
         let added = if let Some(call) = unpriced {
             let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
             data.note_call(call.trace_id(), lone);
@@ -460,6 +500,30 @@ impl TraceSummaries {
             if done.has_calls() {
                 self.push(done);
             }
+        }
+    }
+}
+
+/// The shared totals of `parent`'s trace, which `span` joins (counted): made by the first
+/// child of a root (the root and the child are its first two spans). A parent that joined no
+/// trace (it opened before this layer saw spans) leaves `span` to start one of its own.
+fn join<'a, R: LookupSpan<'a>>(parent: &SpanRef<'a, R>, span: &SpanRef<'a, R>) -> Arc<TraceAgg> {
+    // (One write lock, not a read and then a write for a root's first child: a lock is most
+    // of what a join costs.)
+    let mut ext = parent.extensions_mut();
+    let Some(j) = ext.get_mut::<SpanSlot>().and_then(|s| s.joined.as_mut()) else {
+        return Arc::new(TraceAgg::new(Instant::now(), 1, span.name()));
+    };
+    match &j.agg {
+        Some(agg) => {
+            agg.spans.fetch_add(1, Relaxed);
+            agg.clone()
+        }
+        None => {
+            let opened = j.root.unwrap_or_else(Instant::now);
+            let agg = Arc::new(TraceAgg::new(opened, 2, parent.name()));
+            j.agg = Some(agg.clone());
+            agg
         }
     }
 }

@@ -199,3 +199,47 @@ fn summaries_read_while_exporting_add_up_as_when_priced_at_close() {
     }
     assert_eq!(strip(&so_far), strip(&local_so_far));
 }
+
+/// A root span's summary is made only once a second span joins its trace: the trace is still
+/// timed from the root's start, counts every span, and a root read alone is a trace of one.
+#[test]
+fn a_trace_is_timed_from_its_root_even_when_its_first_child_opens_later() {
+    let before = std::time::Duration::from_millis(60);
+    let mut alone = None;
+    let p = run(|| {
+        // A span without gen_ai fields, alone in its trace: nothing kept.
+        drop(tracing::info_span!("health_check"));
+        let root = tracing::info_span!("handle");
+        let _g = root.enter();
+        alone = llmtel::current_trace_summary();
+        std::thread::sleep(before);
+        let c = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_usage(
+            &c,
+            &Usage {
+                input_tokens: 1_000,
+                output_tokens: 100,
+                ..Default::default()
+            },
+        );
+    });
+    let alone = alone.expect("the root's summary while it runs alone");
+    assert_eq!(
+        (
+            alone.root.as_str(),
+            alone.spans,
+            alone.llm_calls,
+            alone.complete
+        ),
+        ("handle", 1, 0, false)
+    );
+    assert_eq!(p.summaries.len(), 1, "{:?}", p.summaries.recent(5));
+    let s = p.summaries.recent(1).pop().expect("a summary");
+    assert_eq!((s.root.as_str(), s.spans, s.llm_calls), ("handle", 2, 1));
+    assert!(s.complete);
+    assert!(
+        s.wall_time >= before,
+        "timed from the root's start: {:?}",
+        s.wall_time
+    );
+}

@@ -290,7 +290,7 @@ struct Load {
     llm_share: f64,
     /// Each LLM span is opened inside an entered request span that carries the user and the
     /// feature (which the LLM span inherits), as in a service; the request span counts as
-    /// one more non-LLM span.
+    /// one more non-LLM span. A non-LLM span is opened inside a request span too (two spans).
     in_request: bool,
     /// Spans at most.
     max_spans: u64,
@@ -348,6 +348,12 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Held) {
                 drop(span);
             }
             llm += 1;
+        } else if load.in_request {
+            // A span without gen_ai fields in a request span: the second span of a trace.
+            let request = tracing::info_span!("handle_request", n);
+            let _entered = request.enter();
+            drop(tracing::info_span!("query", n));
+            other += 2;
         } else {
             let span = tracing::info_span!("handle_request", n);
             drop(span);
