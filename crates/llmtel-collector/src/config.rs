@@ -35,8 +35,9 @@ impl Protocol {
 
 /// Settings of a [`Collector`](crate::Collector). Defaults: gRPC on `127.0.0.1:4317`, HTTP
 /// on `127.0.0.1:4318`, `/metrics` on `127.0.0.1:9466`, a queue of 8192 spans, requests up
-/// to 4 MiB, a failed forward retried for 30 s, prompt and response content dropped, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// and `OTEL_EXPORTER_OTLP_PROTOCOL`.
+/// to 4 MiB, forwarded requests of at most 3 MiB, a failed forward retried for 30 s, prompt and
+/// response content dropped, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT` and
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`.
 ///
 /// The TOML file has the same settings (every key optional):
 ///
@@ -66,6 +67,8 @@ impl Protocol {
 /// ca_file = "ca.pem"                   # an https downstream's private CA, on top of the
 ///                                      # platform's roots; else OTEL_EXPORTER_OTLP_CERTIFICATE
 /// compression = "gzip"                 # or "none"; else OTEL_EXPORTER_OTLP_COMPRESSION
+/// max_request_bytes = 3145728          # a request that grew past it (the stage adds ~600 B
+///                                      # an LLM span) is forwarded as several
 /// ```
 ///
 /// An `https://` downstream is reached over TLS, over gRPC as over HTTP: rustls, the
@@ -78,6 +81,7 @@ pub struct Config {
     pub(crate) metrics_listen: SocketAddr,
     pub(crate) queue_size: usize,
     pub(crate) max_request_bytes: usize,
+    pub(crate) forward_max_request_bytes: usize,
     pub(crate) forward_endpoint: Option<Endpoint>,
     pub(crate) forward_protocol: Option<Protocol>,
     pub(crate) forward_headers: ForwardHeaders,
@@ -142,6 +146,7 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9466)),
             queue_size: 8192,
             max_request_bytes: 4 * 1024 * 1024,
+            forward_max_request_bytes: llmtel::DEFAULT_MAX_EXPORT_BATCH_BYTES,
             forward_endpoint: None,
             forward_protocol: None,
             forward_headers: ForwardHeaders::default(),
@@ -231,6 +236,7 @@ struct FileForward {
     headers: Option<std::collections::BTreeMap<String, String>>,
     ca_file: Option<std::path::PathBuf>,
     compression: Option<String>,
+    max_request_bytes: Option<usize>,
 }
 
 impl Config {
@@ -328,6 +334,9 @@ impl Config {
             }
             if let Some(v) = f.compression {
                 c.forward_gzip = Some(parse_compression(&v, "[forward] compression")?);
+            }
+            if let Some(n) = f.max_request_bytes {
+                c = c.with_forward_max_request_bytes(n)?;
             }
         }
         Ok(c)
@@ -526,6 +535,26 @@ impl Config {
     pub fn with_forward_protocol(mut self, protocol: Protocol) -> Self {
         self.forward_protocol = Some(protocol);
         self
+    }
+
+    /// Forwards requests of at most `bytes` (encoded, before compression): a request that is
+    /// bigger once priced and rewritten (the stage adds ~600 bytes to an LLM span) goes
+    /// downstream as several, spans in order, each under its own resource and scope, each
+    /// retried and counted on its own. Default 3 MiB
+    /// ([`llmtel::DEFAULT_MAX_EXPORT_BATCH_BYTES`]), under the 4 MiB a gRPC receiver takes by
+    /// default (the OpenTelemetry Collector's, Phoenix's, tonic's); lower it for a downstream
+    /// that takes less.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] below 64 KiB.
+    pub fn with_forward_max_request_bytes(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(
+                "[forward] max_request_bytes must be at least 65536".into(),
+            ));
+        }
+        self.forward_max_request_bytes = bytes;
+        Ok(self)
     }
 
     /// Retries a batch the downstream refuses (or cannot be reached for) for `d` before

@@ -91,6 +91,112 @@ pub(crate) fn request(resource_spans: &[ResourceSpans], attributes: &Attributes)
     buf
 }
 
+/// Part of a request that, encoded by [`request`], is at most the size it was split for:
+/// its spans in the order they came, each under the resource and scope it came with.
+#[derive(Debug, Default)]
+pub(crate) struct Part {
+    pub(crate) resource_spans: Vec<ResourceSpans>,
+    pub(crate) attributes: Attributes,
+    /// The spans it holds (a range of the request's spans, counted in order).
+    pub(crate) spans: usize,
+}
+
+/// The most a length-delimited field's key and length prefix take.
+const PREFIX_MAX: usize = 1 + 10;
+
+/// Splits a request (as given to [`request`]) into parts that each encode to at most `max`
+/// bytes, spans kept in order; a span bigger than `max` on its own goes alone in its part.
+/// Resources and scopes are cloned into each part that holds some of their spans (without
+/// their spans); the spans and their attributes are moved. Resources and scopes without spans
+/// are left out.
+pub(crate) fn split(
+    resource_spans: Vec<ResourceSpans>,
+    attributes: Attributes,
+    max: usize,
+) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut part = Part::default();
+    // Bytes the part takes so far (an upper bound: prefixes counted at their longest).
+    let mut used = 0;
+    for (rs, attrs) in resource_spans.into_iter().zip(attributes) {
+        let ResourceSpans {
+            resource,
+            scope_spans,
+            schema_url,
+        } = rs;
+        let resource_cost = group_cost(resource.as_ref(), &schema_url);
+        // Whether the part's last resource is this one.
+        let mut in_resource = false;
+        for (ss, attrs) in scope_spans.into_iter().zip(attrs) {
+            let ScopeSpans {
+                scope,
+                spans,
+                schema_url: scope_schema_url,
+            } = ss;
+            let scope_cost = group_cost(scope.as_ref(), &scope_schema_url);
+            // Whether the part's last scope is this one.
+            let mut in_scope = false;
+            for (span, attrs) in spans.into_iter().zip(attrs) {
+                let len = delimited(2, span_len(&span, &attrs));
+                let cost = |in_resource: bool, in_scope: bool| {
+                    len + if in_scope {
+                        0
+                    } else if in_resource {
+                        scope_cost
+                    } else {
+                        resource_cost + scope_cost
+                    }
+                };
+                if part.spans > 0 && used + cost(in_resource, in_scope) > max {
+                    parts.push(std::mem::take(&mut part));
+                    (used, in_resource, in_scope) = (0, false, false);
+                }
+                used += cost(in_resource, in_scope);
+                if !in_resource {
+                    part.resource_spans.push(ResourceSpans {
+                        resource: resource.clone(),
+                        scope_spans: Vec::new(),
+                        schema_url: schema_url.clone(),
+                    });
+                    part.attributes.push(Vec::new());
+                    in_resource = true;
+                }
+                let (Some(r), Some(a)) =
+                    (part.resource_spans.last_mut(), part.attributes.last_mut())
+                else {
+                    continue; // (pushed just above)
+                };
+                if !in_scope {
+                    r.scope_spans.push(ScopeSpans {
+                        scope: scope.clone(),
+                        spans: Vec::new(),
+                        schema_url: scope_schema_url.clone(),
+                    });
+                    a.push(Vec::new());
+                    in_scope = true;
+                }
+                if let (Some(ss), Some(a)) = (r.scope_spans.last_mut(), a.last_mut()) {
+                    ss.spans.push(span);
+                    a.push(attrs);
+                    part.spans += 1;
+                }
+            }
+        }
+    }
+    if part.spans > 0 {
+        parts.push(part);
+    }
+    parts
+}
+
+/// The most a resource's or a scope's entry takes in a part without its spans: its prefix,
+/// its message (field 1) and its schema URL (field 3).
+fn group_cost(message: Option<&impl Message>, schema_url: &str) -> usize {
+    PREFIX_MAX
+        + message.map_or(0, |m| prost::encoding::message::encoded_len(1, m))
+        + string_len(3, schema_url)
+}
+
 /// A length-delimited field's key and length.
 fn header(tag: u32, len: usize, buf: &mut Vec<u8>) {
     encode_key(tag, WireType::LengthDelimited, buf);
@@ -339,5 +445,122 @@ mod tests {
         }
         .encoded_len();
         assert_eq!(bytes.len(), prost_len);
+    }
+
+    /// A request of `shape[r][s]` spans per resource and scope, span `n` carrying an
+    /// attribute of `sizes[n % sizes.len()]` bytes (its number in it, to check the order).
+    fn shaped(shape: &[Vec<usize>], sizes: &[usize]) -> (Vec<ResourceSpans>, Attributes) {
+        let mut n = 0usize;
+        let mut rs = Vec::new();
+        let mut attrs: Attributes = Vec::new();
+        for (r, scopes) in shape.iter().enumerate() {
+            let mut scope_spans = Vec::new();
+            let mut of_resource = Vec::new();
+            for (s, &count) in scopes.iter().enumerate() {
+                let mut spans = Vec::new();
+                let mut of_scope = Vec::new();
+                for _ in 0..count {
+                    spans.push(Span {
+                        trace_id: vec![1; 16],
+                        span_id: (n as u64 + 1).to_be_bytes().to_vec(),
+                        name: format!("span {n}"),
+                        ..Default::default()
+                    });
+                    let size = sizes[n % sizes.len()];
+                    of_scope.push(vec![
+                        KeyValue::new("n", n as i64),
+                        KeyValue::new("pad", "p".repeat(size)),
+                    ]);
+                    n += 1;
+                }
+                scope_spans.push(ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: format!("scope {r}.{s}"),
+                        ..Default::default()
+                    }),
+                    spans,
+                    schema_url: if s % 2 == 0 {
+                        "https://s".into()
+                    } else {
+                        String::new()
+                    },
+                });
+                of_resource.push(of_scope);
+            }
+            rs.push(ResourceSpans {
+                resource: Some(Resource {
+                    attributes: crate::convert::proto_keyvalues(vec![KeyValue::new(
+                        "service.name",
+                        format!("svc {r}"),
+                    )]),
+                    ..Default::default()
+                }),
+                scope_spans,
+                schema_url: String::new(),
+            });
+            attrs.push(of_resource);
+        }
+        (rs, attrs)
+    }
+
+    /// Each span of an encoded request, with the resource and scope it is under.
+    fn flat(bytes: &[u8]) -> Vec<(Option<Resource>, Option<InstrumentationScope>, String, Span)> {
+        let decoded = ExportTraceServiceRequest::decode(bytes).unwrap();
+        let mut out = Vec::new();
+        for rs in decoded.resource_spans {
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    out.push((
+                        rs.resource.clone(),
+                        ss.scope.clone(),
+                        ss.schema_url.clone(),
+                        span,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Each part is at most the size asked (unless it is one span bigger than that), and
+        /// the parts hold every span, in order, under its resource and scope.
+        #[test]
+        fn a_request_splits_into_parts_under_the_size_with_every_span_in_order(
+            shape in proptest::collection::vec(proptest::collection::vec(0usize..12, 1..4), 1..4),
+            sizes in proptest::collection::vec(0usize..3_000, 1..6),
+            max in 200usize..20_000,
+        ) {
+            let (rs, attrs) = shaped(&shape, &sizes);
+            let whole = flat(&request(&rs, &attrs));
+            let parts = split(rs, attrs, max);
+            let mut rejoined = Vec::new();
+            for part in &parts {
+                let bytes = request(&part.resource_spans, &part.attributes);
+                proptest::prop_assert!(part.spans > 0);
+                proptest::prop_assert!(
+                    bytes.len() <= max || part.spans == 1,
+                    "{} bytes in a part of {} spans, asked at most {max}", bytes.len(), part.spans
+                );
+                let spans = flat(&bytes);
+                proptest::prop_assert_eq!(spans.len(), part.spans);
+                rejoined.extend(spans);
+            }
+            proptest::prop_assert_eq!(rejoined, whole);
+        }
+    }
+
+    #[test]
+    fn a_request_under_the_size_stays_whole() {
+        let (rs, attrs) = shaped(&[vec![3, 2], vec![4]], &[100]);
+        let len = request(&rs, &attrs).len();
+        let parts = split(rs, attrs, len + 64);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].spans, 9);
+        assert_eq!(
+            request(&parts[0].resource_spans, &parts[0].attributes).len(),
+            len
+        );
     }
 }

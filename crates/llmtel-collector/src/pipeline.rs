@@ -120,11 +120,9 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn add(&mut self, s: &SpanData) {
+    /// How the stage left one span.
+    fn of(s: &SpanData) -> Self {
         let cost = has(s, gen_ai::USAGE_COST);
-        self.spans += 1;
-        self.priced += u64::from(cost);
-        self.unknown += u64::from(has(s, lt::COST_UNKNOWN_MODEL));
         let llm = [
             gen_ai::REQUEST_MODEL,
             gen_ai::RESPONSE_MODEL,
@@ -133,7 +131,22 @@ impl Outcome {
         ]
         .iter()
         .any(|k| has(s, k));
-        self.unpriced += u64::from(llm && !cost);
+        Outcome {
+            spans: 1,
+            priced: u64::from(cost),
+            unknown: u64::from(has(s, lt::COST_UNKNOWN_MODEL)),
+            unpriced: u64::from(llm && !cost),
+        }
+    }
+
+    /// The outcome of `spans` together.
+    fn sum(spans: &[Outcome]) -> Self {
+        spans.iter().fold(Outcome::default(), |a, b| Outcome {
+            spans: a.spans + b.spans,
+            priced: a.priced + b.priced,
+            unknown: a.unknown + b.unknown,
+            unpriced: a.unpriced + b.unpriced,
+        })
     }
 
     fn forwarded(&self, c: &Counters) {
@@ -283,6 +296,7 @@ pub(crate) fn start(
             downstream,
             counters.clone(),
             config.retry_for,
+            config.forward_max_request_bytes,
         )));
     }
     Ok((
@@ -318,6 +332,7 @@ async fn forward(
     downstream: Downstream,
     counters: Arc<Counters>,
     retry_for: Duration,
+    forward_max: usize,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
@@ -325,7 +340,8 @@ async fn forward(
         let next = rx.lock().await.recv().await;
         let Some(mut job) = next else { break };
         let declared = span_count(&job.resource_spans);
-        let mut outcome = Outcome::default();
+        // How the stage left each span, in the request's order.
+        let mut outcomes = Vec::with_capacity(declared);
         let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
         for rs in &mut job.resource_spans {
             if let Some(resource) = &mut rs.resource {
@@ -340,7 +356,7 @@ async fn forward(
                     link.dropped_attributes_count =
                         link.dropped_attributes_count.saturating_add(gone);
                 }
-                let (invalid, of_scope) = stage.run(&mut ss.spans, &counters, &mut outcome);
+                let (invalid, of_scope) = stage.run(&mut ss.spans, &counters, &mut outcomes);
                 if invalid > 0 {
                     counters.dropped_invalid.fetch_add(invalid, Relaxed);
                 }
@@ -348,47 +364,83 @@ async fn forward(
             }
             attributes.push(of_resource);
         }
-        if outcome.spans > 0 {
-            // Encoded once: a retry sends the same bytes.
-            let body = downstream.body(bytes::Bytes::from(encode::request(
-                &job.resource_spans,
-                &attributes,
-            )));
-            // While a slow or unreachable downstream is retried, only the encoded body is
-            // held, not the decoded spans too.
-            drop(attributes);
+        if !outcomes.is_empty() {
+            // Encoded once: a retry sends the same bytes. While a slow or unreachable
+            // downstream is retried, only the encoded bodies are held, not the decoded spans.
+            let bodies = bodies(
+                std::mem::take(&mut job.resource_spans),
+                attributes,
+                &outcomes,
+                forward_max,
+                &counters,
+            );
             drop(job);
             let deadline = Instant::now() + retry_for;
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                if downstream.send(body.clone()).await.is_ok() {
-                    outcome.forwarded(&counters);
-                    break;
+            for (body, outcome) in bodies {
+                let body = downstream.body(bytes::Bytes::from(body));
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    if downstream.send(body.clone()).await.is_ok() {
+                        outcome.forwarded(&counters);
+                        break;
+                    }
+                    if Instant::now() + backoff > deadline {
+                        counters
+                            .dropped_export_failed
+                            .fetch_add(outcome.spans, Relaxed);
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                if Instant::now() + backoff > deadline {
-                    counters
-                        .dropped_export_failed
-                        .fetch_add(outcome.spans, Relaxed);
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
         counters.release(declared);
     }
 }
 
+/// The encoded request of `resource_spans` (with their `attributes` and the `outcomes` of
+/// their spans, in order) and its outcome; or, when it is bigger than `max` bytes, its parts
+/// under `max`, each with the outcome of its spans (counted in `requests_split`).
+fn bodies(
+    resource_spans: Vec<ResourceSpans>,
+    attributes: encode::Attributes,
+    outcomes: &[Outcome],
+    max: usize,
+    counters: &Counters,
+) -> Vec<(Vec<u8>, Outcome)> {
+    let whole = encode::request(&resource_spans, &attributes);
+    if whole.len() <= max {
+        return vec![(whole, Outcome::sum(outcomes))];
+    }
+    drop(whole);
+    counters
+        .requests_split
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut first = 0;
+    encode::split(resource_spans, attributes, max)
+        .into_iter()
+        .map(|part| {
+            let of_part = outcomes.get(first..first + part.spans).unwrap_or_default();
+            first += part.spans;
+            (
+                encode::request(&part.resource_spans, &part.attributes),
+                Outcome::sum(of_part),
+            )
+        })
+        .collect()
+}
+
 impl Stage {
     /// Runs one scope's spans through the stage, in place: spans with invalid ids are left
     /// out (their number is returned); the others are priced, handed to the sinks, the
-    /// quality monitor and the budgets, put back rewritten and added to `outcome`. Their
-    /// attributes are returned, in order, for [`encode::request`].
+    /// quality monitor and the budgets, put back rewritten and their outcomes pushed to
+    /// `outcomes`. Their attributes are returned, in order, for [`encode::request`].
     fn run(
         &self,
         spans: &mut Vec<opentelemetry_proto::tonic::trace::v1::Span>,
         counters: &Counters,
-        outcome: &mut Outcome,
+        outcomes: &mut Vec<Outcome>,
     ) -> (u64, Vec<Vec<opentelemetry::KeyValue>>) {
         use std::sync::atomic::Ordering::Relaxed;
         let before = spans.len();
@@ -429,7 +481,7 @@ impl Stage {
             .iter_mut()
             .zip(data)
             .map(|(s, d)| {
-                outcome.add(&d);
+                outcomes.push(Outcome::of(&d));
                 convert::restore(s, d)
             })
             .collect();

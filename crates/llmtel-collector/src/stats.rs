@@ -17,6 +17,9 @@ pub struct Stats {
     pub unpriced: u64,
     /// Spans the downstream accepted.
     pub forwarded: u64,
+    /// Requests forwarded as several because they were bigger than the forward limit
+    /// (`[forward] max_request_bytes`).
+    pub requests_split: u64,
     /// LLM spans whose spend was recorded against the budgets (when configured).
     pub budgeted: u64,
     /// Evaluation results and user feedback read from spans and handed to the quality
@@ -80,6 +83,11 @@ impl Stats {
             self.forwarded,
         );
         counter(
+            "llmtel_collector_requests_split_total",
+            "Requests forwarded as several, each under [forward] max_request_bytes.",
+            self.requests_split,
+        );
+        counter(
             "llmtel_collector_evaluations_total",
             "Evaluation results and user feedback read from spans for the quality monitor.",
             self.evaluations,
@@ -122,6 +130,7 @@ pub(crate) struct Counters {
     pub(crate) unknown_model: AtomicU64,
     pub(crate) unpriced: AtomicU64,
     pub(crate) forwarded: AtomicU64,
+    pub(crate) requests_split: AtomicU64,
     pub(crate) budgeted: AtomicU64,
     pub(crate) evaluations: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
@@ -139,6 +148,7 @@ impl Counters {
             unknown_model: AtomicU64::new(0),
             unpriced: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            requests_split: AtomicU64::new(0),
             budgeted: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
@@ -182,6 +192,7 @@ impl Counters {
             unknown_model: self.unknown_model.load(Relaxed),
             unpriced: self.unpriced.load(Relaxed),
             forwarded: self.forwarded.load(Relaxed),
+            requests_split: self.requests_split.load(Relaxed),
             budgeted: self.budgeted.load(Relaxed),
             evaluations: self.evaluations.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),

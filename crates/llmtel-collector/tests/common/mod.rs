@@ -157,7 +157,7 @@ pub fn request(
         .enumerate()
         .map(|(n, (name, attributes))| Span {
             trace_id: vec![seed; 16],
-            span_id: vec![seed, n as u8 + 1, 1, 1, 1, 1, 1, 1],
+            span_id: span_id(seed, n),
             name,
             kind: 3,
             start_time_unix_nano: now - 1_000_000,
@@ -179,6 +179,13 @@ pub fn request(
             ..Default::default()
         }],
     }
+}
+
+/// `seed`, then span `n`'s number: unique within a request of any size.
+fn span_id(seed: u8, n: usize) -> Vec<u8> {
+    let mut id = (n as u64 + 1).to_be_bytes();
+    id[0] = seed;
+    id.to_vec()
 }
 
 pub fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a any_value::Value> {
