@@ -824,7 +824,7 @@ impl CallSink for PrometheusSink {
         let series = inner
             .series
             .get_or_build(values, &inner.guard, || self.build_series(call, status));
-        let trace = call.trace_id.map(|t| vec![("trace_id", hex(t))]);
+        let trace = call.trace_id_hex().map(|t| vec![("trace_id", t)]);
         series
             .latency
             .observe(call.duration.as_secs_f64(), trace.clone(), None);
@@ -857,17 +857,6 @@ fn with(labels: &Labels, extra: (&'static str, &str)) -> Labels {
     v.extend(labels.iter().cloned());
     v.push((extra.0, extra.1.to_owned()));
     v
-}
-
-/// A trace id as 32 lowercase hex digits (the exemplar's `trace_id`).
-fn hex(t: opentelemetry::trace::TraceId) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(32);
-    for b in t.to_bytes() {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 #[cfg(feature = "axum")]
