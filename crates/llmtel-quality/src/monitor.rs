@@ -705,12 +705,15 @@ pub struct Monitor {
     /// The series of the last call (most calls are of the same few series): found without
     /// allocating a key.
     last_series: usize,
-    calls: HashMap<u64, CallEntry>,
-    order: VecDeque<u64>,
-    next_call: u64,
-    by_response: HashMap<String, u64>,
-    by_trace: HashMap<TraceId, u64>,
-    by_span: HashMap<SpanId, u64>,
+    /// The calls indexed for late evaluations and feedback, oldest first: call `id` is at
+    /// `id - first_call` (ids are given in order and the oldest goes first).
+    calls: VecDeque<CallEntry>,
+    first_call: u64,
+    /// (Seeded foldhash: the ids and response ids can come from remote callers through the
+    /// collector; std's SipHash cost more than the rest of a call's recording.)
+    by_response: foldhash::HashMap<String, u64>,
+    by_trace: foldhash::HashMap<TraceId, u64>,
+    by_span: foldhash::HashMap<SpanId, u64>,
     active: BTreeMap<(String, Vec<(String, String)>), Alert>,
     pending: Vec<Alert>,
     stats: MonitorStats,
@@ -736,12 +739,11 @@ impl Monitor {
             )],
             by_key: HashMap::new(),
             last_series: OVERALL,
-            calls: HashMap::new(),
-            order: VecDeque::new(),
-            next_call: 0,
-            by_response: HashMap::new(),
-            by_trace: HashMap::new(),
-            by_span: HashMap::new(),
+            calls: VecDeque::new(),
+            first_call: 0,
+            by_response: foldhash::HashMap::default(),
+            by_trace: foldhash::HashMap::default(),
+            by_span: foldhash::HashMap::default(),
             active: BTreeMap::new(),
             pending: Vec::new(),
             stats: MonitorStats::default(),
@@ -846,31 +848,30 @@ impl Monitor {
         if self.cfg.max_calls_indexed == 0 {
             return;
         }
-        while self.order.len() >= self.cfg.max_calls_indexed {
-            let Some(old) = self.order.pop_front() else {
+        while self.calls.len() >= self.cfg.max_calls_indexed {
+            let Some(o) = self.calls.pop_front() else {
                 break;
             };
-            if let Some(o) = self.calls.remove(&old) {
-                self.stats.evicted_calls += 1;
-                if let Some(r) = &o.response_id {
-                    if self.by_response.get(r) == Some(&old) {
-                        self.by_response.remove(r);
-                    }
+            let old = self.first_call;
+            self.first_call += 1;
+            self.stats.evicted_calls += 1;
+            if let Some(r) = &o.response_id {
+                if self.by_response.get(r) == Some(&old) {
+                    self.by_response.remove(r);
                 }
-                if let Some(t) = o.trace_id {
-                    if self.by_trace.get(&t) == Some(&old) {
-                        self.by_trace.remove(&t);
-                    }
+            }
+            if let Some(t) = o.trace_id {
+                if self.by_trace.get(&t) == Some(&old) {
+                    self.by_trace.remove(&t);
                 }
-                if let Some(sp) = o.span_id {
-                    if self.by_span.get(&sp) == Some(&old) {
-                        self.by_span.remove(&sp);
-                    }
+            }
+            if let Some(sp) = o.span_id {
+                if self.by_span.get(&sp) == Some(&old) {
+                    self.by_span.remove(&sp);
                 }
             }
         }
-        let id = self.next_call;
-        self.next_call += 1;
+        let id = self.first_call + self.calls.len() as u64;
         if let Some(r) = &e.response_id {
             self.by_response.insert(r.clone(), id);
         }
@@ -880,8 +881,13 @@ impl Monitor {
         if let Some(sp) = e.span_id {
             self.by_span.insert(sp, id);
         }
-        self.calls.insert(id, e);
-        self.order.push_back(id);
+        self.calls.push_back(e);
+    }
+
+    /// The indexed call `id`, unless it was evicted.
+    fn call(&self, id: u64) -> Option<&CallEntry> {
+        self.calls
+            .get(usize::try_from(id.checked_sub(self.first_call)?).ok()?)
     }
 
     fn lookup(&self, r: &CallRef) -> Option<u64> {
@@ -895,7 +901,11 @@ impl Monitor {
     /// Updates a known call's quality inputs and re-scores it; while the call's window is
     /// still open, its window average follows.
     fn rescore(&mut self, id: u64, f: impl FnOnce(&mut QualityInputs)) {
-        let Some(e) = self.calls.get_mut(&id) else {
+        let Some(e) = id
+            .checked_sub(self.first_call)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.calls.get_mut(i))
+        else {
             return;
         };
         f(&mut e.inputs);
@@ -919,7 +929,7 @@ impl Monitor {
         id: Option<u64>,
         fallback: &CallRef,
     ) -> (Option<TraceId>, Option<SpanId>, Option<String>) {
-        if let Some(e) = id.and_then(|i| self.calls.get(&i)) {
+        if let Some(e) = id.and_then(|i| self.call(i)) {
             return (e.trace_id, e.span_id, e.response_id.clone());
         }
         match fallback {
@@ -936,9 +946,7 @@ impl Monitor {
         self.advance(fb.at);
         self.stats.feedback += 1;
         let id = self.lookup(&fb.target);
-        let call = id
-            .and_then(|i| self.calls.get(&i))
-            .map(|e| (e.series, e.window));
+        let call = id.and_then(|i| self.call(i)).map(|e| (e.series, e.window));
         if let Some(score) = fb.score {
             match call {
                 Some((s, w)) if Some(w) != self.cur_window => self.late_rating(s, w, score),
@@ -1020,7 +1028,7 @@ impl Monitor {
             _ => None,
         };
         let id = target.as_ref().and_then(|t| self.lookup(t));
-        let series = match id.and_then(|i| self.calls.get(&i)) {
+        let series = match id.and_then(|i| self.call(i)) {
             Some(e) => Some(e.series),
             None => {
                 self.stats.unmatched += 1;
@@ -1272,7 +1280,7 @@ impl Monitor {
 
     /// The quality score of a call still in the index, by response id, trace or span.
     pub fn call_quality(&self, r: &CallRef) -> Option<f64> {
-        self.calls.get(&self.lookup(r)?)?.quality
+        self.call(self.lookup(r)?)?.quality
     }
 
     /// How much the monitor holds now.
@@ -1296,7 +1304,7 @@ impl Monitor {
         }
         f.evaluator_slots += self
             .calls
-            .values()
+            .iter()
             .map(|c| c.inputs.evaluations.len())
             .sum::<usize>();
         f

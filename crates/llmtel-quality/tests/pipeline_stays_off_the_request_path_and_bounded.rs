@@ -258,6 +258,14 @@ fn one_million_calls_keep_the_monitor_under_a_fixed_bound() {
     let f = m.footprint();
     println!("footprint after 1M calls: {f:?}\nbound: {bound:?}");
     assert!(f.within(&bound), "{f:?} exceeds {bound:?}");
+    // The index holds exactly the last 10,000 calls: the oldest of them is found, the one
+    // before it is not.
+    let quality = |i: u64| m.call_quality(&CallRef::ResponseId(format!("r{i}")));
+    assert!(quality(999_999).is_some());
+    assert!(quality(990_000).is_some());
+    assert_eq!(quality(989_999), None);
+    assert_eq!(quality(0), None);
+    assert_eq!(m.stats().evicted_calls, 990_000);
     assert_eq!(f.indexed_calls, 10_000);
     assert_eq!(f.series, at_half.series, "no growth past the series limit");
     assert!(f.sketch_buckets <= at_half.sketch_buckets + 2 * f.series);

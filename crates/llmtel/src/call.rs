@@ -218,7 +218,10 @@ mod tests {
     fn hex_ids_read_as_opentelemetry_writes_them() {
         for (t, s) in [
             (1u128, 1u64),
-            (0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c, 0x00f0_67aa_0ba9_02b7),
+            (
+                0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c,
+                0x00f0_67aa_0ba9_02b7,
+            ),
             (u128::MAX, u64::MAX),
         ] {
             let (t, s) = (TraceId::from(t), SpanId::from(s));
