@@ -48,8 +48,9 @@ async fn a_request_bigger_than_the_downstream_takes_arrives_whole_in_parts() {
     assert!(prost::Message::encoded_len(&req) > 4 * 1024 * 1024);
     post_protobuf(&collector, req).await;
 
-    wait_until("every span reached the downstream", || {
-        receiver.count() == CALLS
+    // (The receiver holds a part's spans before its answer reaches the collector.)
+    wait_until("every span reached the downstream and was counted", || {
+        receiver.count() == CALLS && collector.stats().forwarded == CALLS as u64
     })
     .await;
     let stats = collector.stats();
