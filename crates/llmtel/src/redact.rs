@@ -137,10 +137,6 @@ pub fn redact_string(s: String) -> String {
     }
 }
 
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-}
-
 fn is_key_body(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
@@ -162,7 +158,7 @@ fn ends_value(b: u8) -> bool {
 /// key or a `Bearer` / `Basic` token. Any other byte is skipped in the scan's inner loop.
 const SEPARATOR: u8 = 1;
 const KEY_START: u8 = 2;
-/// An ASCII letter or digit ([`is_word_byte`]).
+/// An ASCII letter or digit.
 const WORD: u8 = 4;
 const BYTE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -179,7 +175,13 @@ const BYTE_CLASS: [u8; 256] = {
     t[b'B' as usize] |= KEY_START;
     let mut i = 0;
     while i < SECRET_PREFIXES.len() {
-        t[SECRET_PREFIXES[i].as_bytes()[0] as usize] |= KEY_START;
+        let c = SECRET_PREFIXES[i].as_bytes()[0] as usize;
+        // (The scan looks for keys only at word starts.)
+        assert!(
+            t[c] & WORD != 0,
+            "a secret prefix must start with a letter or digit"
+        );
+        t[c] |= KEY_START;
         i += 1;
     }
     t
@@ -188,20 +190,37 @@ const BYTE_CLASS: [u8; 256] = {
 /// The byte range of the next secret at or after `from`.
 fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
     let b = s.as_bytes();
-    // The inner loop only classifies bytes; the few that may start a secret (a separator, or
-    // a key's first byte after a non-word byte) are looked at out of line.
-    let mut after_word = from > 0 && b.get(from - 1).is_some_and(|&c| is_word_byte(c));
+    let word = |i: usize| BYTE_CLASS[usize::from(b[i])] & WORD != 0;
+    // The scan goes word by word: a key can start only at a word's first byte (every
+    // KEY_START byte is a word byte), and a separator is not a word byte, so the rest of a
+    // word is skipped with one test a byte. The few positions that may start a secret are
+    // looked at out of line.
     let mut i = from;
-    while i < b.len() {
-        let class = BYTE_CLASS[b[i] as usize];
-        let key_start = class & KEY_START != 0 && !after_word;
-        if key_start || class & SEPARATOR != 0 {
-            if let Some(r) = secret_at(b, i, key_start) {
-                return Some(r);
-            }
+    if i > 0 && i <= b.len() && word(i - 1) {
+        while i < b.len() && word(i) {
+            i += 1;
         }
-        after_word = class & WORD != 0;
-        i += 1;
+    }
+    while i < b.len() {
+        let class = BYTE_CLASS[usize::from(b[i])];
+        if class & WORD != 0 {
+            if class & KEY_START != 0 {
+                if let Some(r) = secret_at(b, i, true) {
+                    return Some(r);
+                }
+            }
+            i += 1;
+            while i < b.len() && word(i) {
+                i += 1;
+            }
+        } else {
+            if class & SEPARATOR != 0 {
+                if let Some(r) = secret_at(b, i, false) {
+                    return Some(r);
+                }
+            }
+            i += 1;
+        }
     }
     None
 }
@@ -321,14 +340,49 @@ fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
     looks_secret.then_some((start, end))
 }
 
-/// Non-zero for a byte (either case) that ends one of [`SECRET_NAMES`] or
-/// [`SECRET_NAME_SUFFIXES`].
-const NAME_LAST: [u8; 256] = {
-    let mut t = [0u8; 256];
-    mark_last_bytes(&mut t, SECRET_NAMES, 1);
-    mark_last_bytes(&mut t, SECRET_NAME_SUFFIXES, 1);
+/// For a name's last byte, a bit set of the bytes before it (either case, both) with which
+/// one of [`SECRET_NAMES`] or [`SECRET_NAME_SUFFIXES`] ends: `NAME_END[last][prev / 8]` bit
+/// `prev % 8`. A JSON line's keys (`"input_tokens":`, `"started_at":`) are ruled out by their
+/// last two bytes, before their name is read back and compared.
+static NAME_END: [[u8; 32]; 256] = {
+    let mut t = [[0u8; 32]; 256];
+    mark_last_two(&mut t, SECRET_NAMES);
+    mark_last_two(&mut t, SECRET_NAME_SUFFIXES);
     t
 };
+
+const fn mark_last_two(table: &mut [[u8; 32]; 256], names: &[&str]) {
+    let mut i = 0;
+    while i < names.len() {
+        let n = names[i].as_bytes();
+        // (Every name is at least two bytes: checked by the table's own test.)
+        if n.len() >= 2 {
+            let (prev, last) = (n[n.len() - 2], n[n.len() - 1]);
+            let lasts = [last.to_ascii_lowercase(), last.to_ascii_uppercase()];
+            let prevs = [prev.to_ascii_lowercase(), prev.to_ascii_uppercase()];
+            let mut a = 0;
+            while a < 2 {
+                let mut p = 0;
+                while p < 2 {
+                    let (l, q) = (lasts[a] as usize, prevs[p] as usize);
+                    table[l][q / 8] |= 1 << (q % 8);
+                    p += 1;
+                }
+                a += 1;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Whether the name ending at `end` (exclusive) ends as a credential name may.
+fn may_end_secret_name(b: &[u8], end: usize) -> bool {
+    if end < 2 {
+        return false;
+    }
+    let (prev, last) = (usize::from(b[end - 2]), usize::from(b[end - 1]));
+    NAME_END[last][prev / 8] & (1 << (prev % 8)) != 0
+}
 
 /// Sets `bit` in `table` at the last byte of each of `names`, in both cases: a table of the
 /// bytes such names end with, built from the lists themselves (so it cannot miss an entry
@@ -383,9 +437,9 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
         }
     }
     let name_end = j;
-    // Every credential name ends with one of a few letters: rule the others out before
-    // reading the name.
-    if j == 0 || NAME_LAST[b[j - 1] as usize] == 0 {
+    // Every credential name ends with one of a few pairs of letters: rule the others out
+    // before reading the name.
+    if !may_end_secret_name(b, j) {
         return None;
     }
     while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
@@ -473,7 +527,27 @@ mod tests {
         }
         let names = SECRET_NAMES.iter().map(|n| (n, false));
         for (name, suffix) in names.chain(SECRET_NAME_SUFFIXES.iter().map(|n| (n, true))) {
-            let mut forms = vec![name.to_string(), name.to_ascii_uppercase()];
+            // (The tables read a name's last two bytes.)
+            assert!(name.len() >= 2, "{name}");
+            // Lower, upper, and both alternations of case.
+            let alternate = |odd: bool| -> String {
+                name.chars()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        if (i % 2 == 1) == odd {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c
+                        }
+                    })
+                    .collect()
+            };
+            let mut forms = vec![
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                alternate(false),
+                alternate(true),
+            ];
             if suffix {
                 forms.push(format!("x-{name}"));
             }
@@ -615,6 +689,56 @@ mod tests {
         ];
         for s in samples {
             let _ = redact(s);
+        }
+    }
+
+    /// The byte-by-byte scan the word-by-word one replaced: every byte classified, a key
+    /// looked for at each KEY_START byte after a non-word byte.
+    fn next_secret_bytewise(s: &str, from: usize) -> Option<(usize, usize)> {
+        let b = s.as_bytes();
+        let mut after_word =
+            from > 0 && b.get(from - 1).is_some_and(|&c| c.is_ascii_alphanumeric());
+        let mut i = from;
+        while i < b.len() {
+            let class = BYTE_CLASS[b[i] as usize];
+            let key_start = class & KEY_START != 0 && !after_word;
+            if key_start || class & SEPARATOR != 0 {
+                if let Some(r) = secret_at(b, i, key_start) {
+                    return Some(r);
+                }
+            }
+            after_word = class & WORD != 0;
+            i += 1;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        /// The word-by-word scan finds the same secrets as the byte-by-byte one, from any
+        /// position, in text made of the pieces secrets are made of.
+        #[test]
+        fn the_word_scan_finds_what_the_byte_scan_finds(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "sk-", "sk-proj-", "AIza", "eyJ", "ghp_", "Bearer ", "Basic ", "key", "api_key",
+                    "token", "x-api-key", "Authorization", "password", "=", ":", ": ", "\"", "'",
+                    "https://", "user", "@", "/", "?", "&", " ", "\n", "_", "-", ".", ",", "{", "}",
+                    "abc", "ABC123", "0123456789", "dXNlcjpwYXNz", "é", "b", "s", "x",
+                ]),
+                0..40,
+            ),
+            from in 0usize..64,
+        ) {
+            let text: String = pieces.concat();
+            let mut from = from.min(text.len());
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            proptest::prop_assert_eq!(
+                next_secret(&text, from),
+                next_secret_bytewise(&text, from),
+                "{:?} from {}", text, from
+            );
         }
     }
 }
