@@ -884,10 +884,14 @@ impl Monitor {
         self.calls.push_back(e);
     }
 
+    /// Where the indexed call `id` is in `calls` (it may have been evicted since).
+    fn position(&self, id: u64) -> Option<usize> {
+        usize::try_from(id.checked_sub(self.first_call)?).ok()
+    }
+
     /// The indexed call `id`, unless it was evicted.
     fn call(&self, id: u64) -> Option<&CallEntry> {
-        self.calls
-            .get(usize::try_from(id.checked_sub(self.first_call)?).ok()?)
+        self.calls.get(self.position(id)?)
     }
 
     fn lookup(&self, r: &CallRef) -> Option<u64> {
@@ -901,11 +905,7 @@ impl Monitor {
     /// Updates a known call's quality inputs and re-scores it; while the call's window is
     /// still open, its window average follows.
     fn rescore(&mut self, id: u64, f: impl FnOnce(&mut QualityInputs)) {
-        let Some(e) = id
-            .checked_sub(self.first_call)
-            .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| self.calls.get_mut(i))
-        else {
+        let Some(e) = self.position(id).and_then(|i| self.calls.get_mut(i)) else {
             return;
         };
         f(&mut e.inputs);

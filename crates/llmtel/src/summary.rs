@@ -148,6 +148,14 @@ struct Tracked {
     root: &'static str,
 }
 
+/// The call a span made, as its close hands it to the summary.
+enum Closed<'a> {
+    /// Left unpriced for the export stage (priced when the summary is read).
+    Unpriced(crate::layer::UnpricedCall),
+    /// Built (and priced) on the request thread, in the span's extensions.
+    Built(&'a LlmCall),
+}
+
 /// The calls a trace keeps unpriced: one more prices them all into the totals, so the memory a
 /// trace holds is bounded however many calls it makes.
 const UNPRICED_PER_TRACE: usize = 4;
@@ -171,6 +179,20 @@ impl Tracked {
         self.summary.add(call);
         if self.named_by_call {
             self.summary.root.clone_from(&call.name);
+        }
+    }
+
+    /// Adds the call a span made as it closed; `lone` when the span is the trace's root.
+    fn add_closed(&mut self, call: Closed<'_>, lone: bool) {
+        match call {
+            Closed::Unpriced(c) => {
+                self.note_call(c.trace_id(), lone);
+                self.add_unpriced(c);
+            }
+            Closed::Built(c) => {
+                self.note_call(c.trace_id, lone);
+                self.add(c);
+            }
         }
     }
 
@@ -461,36 +483,27 @@ impl TraceSummaries {
             return;
         };
         let lone = root.is_some();
+        // The call the span made, if any: left unpriced for the export stage, or built on
+        // the request thread.
+        let call = match unpriced {
+            Some(c) => Some(Closed::Unpriced(c)),
+            None => ext.get::<LlmCall>().map(Closed::Built),
+        };
         let Some(agg) = agg else {
             // A root no other span joined: its call, if it made one, is its trace's only one.
-            let Some(opened) = *root else { return };
-            let mut t = Tracked::rooted(span.name());
-            if let Some(call) = unpriced {
-                t.note_call(call.trace_id(), true);
-                t.add_unpriced(call);
-            } else if let Some(call) = ext.get::<LlmCall>() {
-                t.note_call(call.trace_id, true);
-                t.add(call);
-            } else {
+            let (Some(opened), Some(call)) = (*root, call) else {
                 return;
-            }
+            };
+            let mut t = Tracked::rooted(span.name());
+            t.add_closed(call, true);
             self.push(t.stamped(1, opened, true));
             return;
         };
-        let added = if let Some(call) = unpriced {
-            let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            data.note_call(call.trace_id(), lone);
-            data.add_unpriced(call);
-            true
-        } else if let Some(call) = ext.get::<LlmCall>() {
-            let mut data = agg.data.lock().unwrap_or_else(|e| e.into_inner());
-            data.note_call(call.trace_id, lone);
-            data.add(call);
-            true
-        } else {
-            false
-        };
-        if added {
+        if let Some(call) = call {
+            agg.data
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_closed(call, lone);
             agg.called.store(true, Relaxed);
         }
         // A trace that made no LLM call cost nothing: not kept, so requests that never call
