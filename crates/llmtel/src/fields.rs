@@ -21,6 +21,18 @@ pub(crate) fn is_interesting_field(name: &str) -> bool {
         || name == lt::SESSION_ID
 }
 
+/// Whether an interesting field ([`is_interesting_field`]) is only a dimension (`user.id`,
+/// `session.id`, `llmtel.feature`, `llmtel.tenant`, a custom `llmtel.*` name): a span
+/// declaring no other such field can never be an LLM call.
+pub(crate) fn is_dimension_field(name: &str) -> bool {
+    let class = classify(name);
+    !class.gen_ai
+        && matches!(
+            class.slot,
+            Slot::User | Slot::Session | Slot::Feature | Slot::Tenant | Slot::Custom
+        )
+}
+
 /// A token count as recorded: fine, or malformed with what was seen.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) enum Count {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use llmtel_pricing::Catalog;
@@ -14,8 +14,12 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::call::LlmCall;
 use crate::enrich::Pricer;
-use crate::fields::{SpanFields, is_interesting_field, provider_from_system, split_finish_reasons};
+use crate::fields::{
+    SpanFields, is_dimension_field, is_interesting_field, provider_from_system,
+    split_finish_reasons,
+};
 use crate::health::{COUNTERS, inc};
+use crate::maybe::MaybeIds;
 
 /// Receives every completed [`LlmCall`].
 ///
@@ -53,21 +57,54 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
 /// allocation and a free per span.
 #[derive(Debug, Default)]
 pub(crate) struct SpanSlot {
-    state: Option<SpanState>,
+    state: Option<Capture>,
     pub(crate) joined: Option<crate::summary::Joined>,
 }
 
+/// What llmtel's layer captured of a span.
+#[derive(Debug)]
+enum Capture {
+    /// A span whose callsite declares a `gen_ai.*` (or other call) field: it may be an LLM
+    /// call, so everything it records is kept.
+    Call(SpanState),
+    /// A span whose callsite declares only dimension fields (`user.id`, `session.id`,
+    /// `llmtel.feature`, `llmtel.tenant`, custom `llmtel.*`), such as a request span: it can
+    /// never be a call, so only the dimensions its calls inherit are kept (no field set, no
+    /// clocks).
+    Dims {
+        dims: crate::Dimensions,
+        /// The layer that captured the span (its close settles the layer's count).
+        layer: Arc<Inner>,
+    },
+}
+
 impl SpanSlot {
-    /// The layer's state of a captured span, unless a close has it out.
+    /// The layer's state of a captured span that may be a call, unless a close has it out.
     fn state<'e>(ext: &'e tracing_subscriber::registry::Extensions<'_>) -> Option<&'e SpanState> {
-        ext.get::<SpanSlot>()?.state.as_ref()
+        match ext.get::<SpanSlot>()?.state.as_ref()? {
+            Capture::Call(state) => Some(state),
+            Capture::Dims { .. } => None,
+        }
     }
 
     /// [`state`](Self::state), to write.
     fn state_mut<'e>(
         ext: &'e mut tracing_subscriber::registry::ExtensionsMut<'_>,
     ) -> Option<&'e mut SpanState> {
-        ext.get_mut::<SpanSlot>()?.state.as_mut()
+        match ext.get_mut::<SpanSlot>()?.state.as_mut()? {
+            Capture::Call(state) => Some(state),
+            Capture::Dims { .. } => None,
+        }
+    }
+
+    /// The dimensions a captured span sets itself, unless a close has its state out.
+    fn dims<'e>(
+        ext: &'e tracing_subscriber::registry::Extensions<'_>,
+    ) -> Option<&'e crate::Dimensions> {
+        match ext.get::<SpanSlot>()?.state.as_ref()? {
+            Capture::Call(state) => Some(&state.fields.dims),
+            Capture::Dims { dims, .. } => Some(dims),
+        }
     }
 
     /// Runs `f` on the slot of a span, added to its extensions if it has none yet.
@@ -151,7 +188,10 @@ pub struct LlmLayer {
 struct Inner {
     pricer: Pricer,
     sinks: Vec<Arc<dyn CallSink>>,
-    captured: Captured,
+    /// Which open spans this layer captured: a span it did not is dismissed in `on_record`
+    /// and `on_close` without a registry lookup. Added in `on_new_span`, removed by the
+    /// span's first close.
+    captured: MaybeIds,
     /// The sinks of a sampled span's call run on llmtel's export stage, which prices it
     /// once there ([`crate::builder`] sets this when it exports)...
     deferred: bool,
@@ -171,38 +211,6 @@ impl fmt::Debug for Inner {
             .field("catalog_entries", &self.pricer.catalog().len())
             .field("sinks", &self.sinks)
             .finish()
-    }
-}
-
-/// Which open spans this layer captured, as counts per slot of a hash of the span id.
-///
-/// A zero slot means "certainly not captured", so a span llmtel does not read is dismissed in
-/// `on_record` and `on_close` with one atomic load instead of a registry lookup. A non-zero
-/// slot may be another span's (the lookup then settles it). Every increment in `on_new_span`
-/// is matched by one decrement in `on_close`, so slots return to zero.
-struct Captured {
-    slots: Box<[AtomicU32]>,
-}
-
-const CAPTURED_SLOTS: usize = 4096;
-
-impl Captured {
-    fn new() -> Self {
-        Captured {
-            slots: (0..CAPTURED_SLOTS).map(|_| AtomicU32::new(0)).collect(),
-        }
-    }
-
-    #[inline]
-    fn slot(&self, id: &Id) -> &AtomicU32 {
-        // Fibonacci hashing: the top 12 bits of id * 2^64/phi.
-        let h = id.into_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52;
-        &self.slots[h as usize % CAPTURED_SLOTS]
-    }
-
-    #[inline]
-    fn maybe(&self, id: &Id) -> bool {
-        self.slot(id).load(Ordering::Acquire) != 0
     }
 }
 
@@ -229,7 +237,7 @@ impl LlmLayer {
             inner: Arc::new(Inner {
                 pricer: Pricer::new(Arc::new(Catalog::builtin().clone()), false),
                 sinks: Vec::new(),
-                captured: Captured::new(),
+                captured: MaybeIds::new(),
                 deferred: false,
                 request_sinks: Vec::new(),
             }),
@@ -244,7 +252,7 @@ impl LlmLayer {
             self.inner = Arc::new(Inner {
                 pricer: self.inner.pricer.clone(),
                 sinks: self.inner.sinks.clone(),
-                captured: Captured::new(),
+                captured: MaybeIds::new(),
                 deferred: self.inner.deferred,
                 request_sinks: self.inner.request_sinks.clone(),
             });
@@ -357,10 +365,34 @@ pub(crate) fn call_from_fields(
     }
 }
 
-/// Whether a span's callsite has a field llmtel reads: a scan of its field names.
+/// What llmtel's layer keeps of a span, from its callsite's field names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// No field llmtel reads.
+    Skip,
+    /// Only dimension fields ([`Capture::Dims`]).
+    Dims,
+    /// A field a call is made of ([`Capture::Call`]).
+    Call,
+}
+
+/// The [`Kind`] of a span's callsite: one scan of its field names, stopped at the first that
+/// makes it a possible call.
 #[inline]
-fn interesting(meta: &Metadata<'_>) -> bool {
-    meta.fields().iter().any(|f| is_interesting_field(f.name()))
+fn kind(meta: &Metadata<'_>) -> Kind {
+    let mut kind = Kind::Skip;
+    for f in meta.fields().iter() {
+        let name = f.name();
+        if !is_interesting_field(name) {
+            continue;
+        }
+        // (A `gen_ai.*` name is never only a dimension: no need to classify it.)
+        if name.starts_with("gen_ai.") || !is_dimension_field(name) {
+            return Kind::Call;
+        }
+        kind = Kind::Dims;
+    }
+    kind
 }
 
 impl<S> Layer<S> for LlmLayer
@@ -368,31 +400,38 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let interesting = interesting(attrs.metadata());
-        if !interesting && self.summaries.is_none() {
+        let kind = kind(attrs.metadata());
+        if kind == Kind::Skip && self.summaries.is_none() {
             return;
         }
         let Some(span) = ctx.span(id) else { return };
-        if interesting {
+        if kind != Kind::Skip {
             let mut fields = SpanFields {
-                name_derived: crate::span::is_llm_span(attrs.metadata()),
+                name_derived: kind == Kind::Call && crate::span::is_llm_span(attrs.metadata()),
                 ..SpanFields::default()
             };
             attrs.record(&mut fields);
-            // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
-            // dispatcher's own call, where the current dispatcher is not reachable. `on_enter`
-            // and the close read them.)
-            let state = SpanState {
-                fields: Arc::new(fields),
-                opened: Instant::now(),
-                started_at: SystemTime::now(),
-                otel: None,
-                sampled: false,
-                closed: None,
-                layer: self.inner.clone(),
+            let capture = if kind == Kind::Dims {
+                Capture::Dims {
+                    dims: fields.dims,
+                    layer: self.inner.clone(),
+                }
+            } else {
+                // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
+                // dispatcher's own call, where the current dispatcher is not reachable.
+                // `on_enter` and the close read them.)
+                Capture::Call(SpanState {
+                    fields: Arc::new(fields),
+                    opened: Instant::now(),
+                    started_at: SystemTime::now(),
+                    otel: None,
+                    sampled: false,
+                    closed: None,
+                    layer: self.inner.clone(),
+                })
             };
-            SpanSlot::update(&mut span.extensions_mut(), |s| s.state = Some(state));
-            self.inner.captured.slot(id).fetch_add(1, Ordering::AcqRel);
+            SpanSlot::update(&mut span.extensions_mut(), |s| s.state = Some(capture));
+            self.inner.captured.add(id);
         }
         if let Some(summaries) = &self.summaries {
             summaries.open(&span);
@@ -405,9 +444,22 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        if let Some(state) = SpanSlot::state_mut(&mut ext) {
-            let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
-            values.record(fields);
+        match ext.get_mut::<SpanSlot>().and_then(|s| s.state.as_mut()) {
+            Some(Capture::Call(state)) => {
+                let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
+                values.record(fields);
+            }
+            Some(Capture::Dims { dims, .. }) => {
+                // Read as a call's fields are (the same names, caps and conversions), and
+                // only the dimensions kept.
+                let mut fields = SpanFields {
+                    dims: std::mem::take(dims),
+                    ..SpanFields::default()
+                };
+                values.record(&mut fields);
+                *dims = fields.dims;
+            }
+            None => {}
         }
     }
 
@@ -424,7 +476,14 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let captured = self.inner.captured.maybe(&id);
-        if !captured && self.summaries.is_none() {
+        // A span this layer did not capture made no call; its close has work only when it is
+        // the root of a trace that did (its summary is kept).
+        if !captured
+            && !self
+                .summaries
+                .as_ref()
+                .is_some_and(|s| s.may_close_a_root(&id))
+        {
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
@@ -507,8 +566,14 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         .extensions_mut()
         .get_mut::<SpanSlot>()
         .and_then(|s| s.state.take());
-    let Some(mut state) = taken else {
-        return span.extensions().get::<LlmCall>().is_some();
+    let mut state = match taken {
+        Some(Capture::Call(state)) => state,
+        Some(Capture::Dims { layer, .. }) => {
+            // A span of dimensions only: its children have closed and read them already.
+            layer.captured.remove(&span.id());
+            return false;
+        }
+        None => return span.extensions().get::<LlmCall>().is_some(),
     };
     let inner = state.layer.clone();
     let closed = match state.closed {
@@ -516,10 +581,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         // Closed already and left for the export stage: nothing to build for this caller.
         Some(_) => return leave_for_export(span, state, unpriced),
         None => {
-            inner
-                .captured
-                .slot(&span.id())
-                .fetch_sub(1, Ordering::AcqRel);
+            inner.captured.remove(&span.id());
             if !state.fields.has_gen_ai || !state.fields.is_model_call() {
                 // A non-LLM span (a request span with `user.id`, an agent step): its children
                 // have closed and read its dimensions already; nothing more to do.
@@ -574,7 +636,7 @@ fn leave_for_export<'a, R: LookupSpan<'a>>(
 /// Puts the state [`finish_call`] took out of a span back in its slot.
 fn put_back<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: SpanState) {
     if let Some(slot) = span.extensions_mut().get_mut::<SpanSlot>() {
-        slot.state = Some(state);
+        slot.state = Some(Capture::Call(state));
     }
 }
 
@@ -823,9 +885,9 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     spans: impl Iterator<Item = tracing_subscriber::registry::SpanRef<'a, R>>,
 ) {
     for s in spans {
-        if let Some(state) = SpanSlot::state(&s.extensions()) {
-            if !state.fields.dims.is_empty() {
-                dims.inherit_unset(own, &state.fields.dims);
+        if let Some(set) = SpanSlot::dims(&s.extensions()) {
+            if !set.is_empty() {
+                dims.inherit_unset(own, set);
             }
         }
     }

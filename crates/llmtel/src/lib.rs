@@ -66,6 +66,7 @@ mod hold;
 mod init;
 mod late;
 mod layer;
+mod maybe;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod pending;

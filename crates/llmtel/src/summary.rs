@@ -18,6 +18,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::call::LlmCall;
 use crate::health::{COUNTERS, inc};
 use crate::layer::SpanSlot;
+use crate::maybe::MaybeIds;
 
 /// What one trace did: answers "what did this request cost".
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -126,6 +127,10 @@ struct TraceAgg {
     /// Whether a call was added: a trace that made none is neither read back nor kept when
     /// its root closes (most traffic, and the lock is not taken for it).
     called: AtomicBool,
+    /// The root span's id (`None` for a trace whose root opened before the layer saw spans):
+    /// marked in [`TraceSummaries`]' `roots` once a call is added, so the root's close is
+    /// the only close of a span without a call that is not dismissed unread.
+    root_id: Option<Id>,
     data: Mutex<Tracked>,
 }
 
@@ -223,11 +228,12 @@ impl Tracked {
 }
 
 impl TraceAgg {
-    fn new(opened: Instant, spans: u64, root: &'static str) -> Self {
+    fn new(opened: Instant, spans: u64, root: &'static str, root_id: Option<Id>) -> Self {
         TraceAgg {
             opened,
             spans: AtomicU64::new(spans),
             called: AtomicBool::new(false),
+            root_id,
             data: Mutex::new(Tracked::rooted(root)),
         }
     }
@@ -303,6 +309,9 @@ struct Store {
 pub struct TraceSummaries {
     store: Arc<Mutex<Store>>,
     capacity: usize,
+    /// The roots of open traces that made a call: the closes llmtel's layer must read for a
+    /// span it did not capture (every other such close is dismissed without a lookup).
+    roots: Arc<MaybeIds>,
 }
 
 impl TraceSummaries {
@@ -311,6 +320,7 @@ impl TraceSummaries {
     pub fn new(capacity: usize) -> Self {
         TraceSummaries {
             store: Arc::new(Mutex::new(Store::default())),
+            roots: Arc::new(MaybeIds::new()),
             capacity: capacity.max(1),
         }
     }
@@ -443,6 +453,13 @@ where
 }
 
 impl TraceSummaries {
+    /// Whether the close of `id`, a span llmtel's layer did not capture, may have work here:
+    /// only the root of a trace that made a call has (`false`: certainly none).
+    #[inline]
+    pub(crate) fn may_close_a_root(&self, id: &Id) -> bool {
+        self.roots.maybe(id)
+    }
+
     /// A span opens: it joins its parent's trace, or starts one.
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
         let joined = match span.parent() {
@@ -504,11 +521,19 @@ impl TraceSummaries {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .add_closed(call, lone);
-            agg.called.store(true, Relaxed);
+            if !agg.called.swap(true, Relaxed) {
+                if let Some(root) = &agg.root_id {
+                    self.roots.add(root);
+                }
+            }
         }
         // A trace that made no LLM call cost nothing: not kept, so requests that never call
         // a model do not evict the summaries of those that did (and its totals are not read).
         if lone && agg.called.load(Relaxed) {
+            // (A root's shared totals were made for it: `root_id` is its id.)
+            if let Some(root) = &agg.root_id {
+                self.roots.remove(root);
+            }
             let done = agg.finish();
             if done.has_calls() {
                 self.push(done);
@@ -525,7 +550,7 @@ fn join<'a, R: LookupSpan<'a>>(parent: &SpanRef<'a, R>, span: &SpanRef<'a, R>) -
     // of what a join costs.)
     let mut ext = parent.extensions_mut();
     let Some(j) = ext.get_mut::<SpanSlot>().and_then(|s| s.joined.as_mut()) else {
-        return Arc::new(TraceAgg::new(Instant::now(), 1, span.name()));
+        return Arc::new(TraceAgg::new(Instant::now(), 1, span.name(), None));
     };
     match &j.agg {
         Some(agg) => {
@@ -534,10 +559,60 @@ fn join<'a, R: LookupSpan<'a>>(parent: &SpanRef<'a, R>, span: &SpanRef<'a, R>) -
         }
         None => {
             let opened = j.root.unwrap_or_else(Instant::now);
-            let agg = Arc::new(TraceAgg::new(opened, 2, parent.name()));
+            let agg = Arc::new(TraceAgg::new(opened, 2, parent.name(), Some(parent.id())));
             j.agg = Some(agg.clone());
             agg
         }
+    }
+}
+
+#[cfg(test)]
+mod root_marks {
+    use tracing_subscriber::prelude::*;
+
+    /// One priced LLM call, closed.
+    pub(super) fn call() {
+        let c = crate::llm_span!("chat", "openai", "gpt-4o-mini");
+        crate::record_usage(
+            &c,
+            &crate::Usage {
+                input_tokens: 10,
+                output_tokens: 1,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// The root of a trace is marked from its first call until it closes (so its close, the
+    /// only one of a span without a call that has work, is read) and never otherwise: after
+    /// any number of traces no mark is left.
+    #[test]
+    fn a_root_is_marked_from_its_trace_first_call_until_it_closes() {
+        let summaries = super::TraceSummaries::new(64);
+        let layer = crate::LlmLayer::new().with_summaries(summaries.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            for i in 0..5_000 {
+                let root = tracing::info_span!("handle", i);
+                let _entered = root.enter();
+                {
+                    let _step = tracing::info_span!("step").entered();
+                    assert!(summaries.roots.is_empty(), "no call yet");
+                    if i % 2 == 0 {
+                        call();
+                        call();
+                        assert!(summaries.may_close_a_root(&root.id().expect("enabled")));
+                    }
+                }
+            }
+        });
+        assert!(summaries.roots.is_empty(), "a mark left behind");
+        // Every trace with a call kept (the last 64), none of the others.
+        let kept = summaries.recent(100);
+        assert_eq!(kept.len(), 64);
+        assert!(
+            kept.iter()
+                .all(|s| s.llm_calls == 2 && s.spans == 4 && s.complete)
+        );
     }
 }
 
@@ -565,15 +640,7 @@ mod tests {
             for calls in [1, 3, 10] {
                 let _root = tracing::info_span!("handle").entered();
                 for _ in 0..calls {
-                    let c = crate::llm_span!("chat", "openai", "gpt-4o");
-                    crate::record_usage(
-                        &c,
-                        &crate::Usage {
-                            input_tokens: 10,
-                            output_tokens: 1,
-                            ..Default::default()
-                        },
-                    );
+                    super::root_marks::call();
                 }
             }
         });

@@ -91,3 +91,58 @@ fn the_span_own_dimension_wins_over_the_ancestor() {
     assert_eq!(calls[0].dimensions.user.as_deref(), Some("bob"));
     assert_eq!(calls[0].dimensions.tenant.as_deref(), Some("acme"));
 }
+
+#[test]
+fn dimensions_an_outer_span_records_after_it_opens_reach_the_calls_inside_it() {
+    // A request span declaring only dimensions, every one recorded after it opened: a
+    // string, a Display value and a custom `llmtel.*` name.
+    let (layer, calls) = collecting_layer();
+    let p = run_with(layer, true, || {
+        let request = tracing::info_span!(
+            "POST /chat",
+            "user.id" = tracing::field::Empty,
+            "session.id" = tracing::field::Empty,
+            "llmtel.api_key_id" = tracing::field::Empty,
+        );
+        let _r = request.enter();
+        request.record("user.id", "carol");
+        request.record("session.id", tracing::field::display("s-42"));
+        request.record("llmtel.api_key_id", "key-7");
+        assert_eq!(llmtel::current_dimensions().user.as_deref(), Some("carol"));
+        let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+        llmtel::record_usage(
+            &call,
+            &Usage {
+                input_tokens: 10,
+                output_tokens: 1,
+                ..Default::default()
+            },
+        );
+    });
+    let calls = calls.0.lock().unwrap();
+    assert_eq!(calls.len(), 1);
+    let dims = &calls[0].dimensions;
+    assert_eq!(dims.user.as_deref(), Some("carol"));
+    assert_eq!(dims.session.as_deref(), Some("s-42"));
+    assert_eq!(
+        dims.custom
+            .iter()
+            .find(|(k, _)| *k == "llmtel.api_key_id")
+            .map(|(_, v)| &**v),
+        Some("key-7")
+    );
+    // The exported call span carries them too.
+    let spans = p.spans();
+    let llm = spans.iter().find(|s| s.name == "chat gpt-4o-mini").unwrap();
+    for (key, value) in [
+        ("user.id", "carol"),
+        ("session.id", "s-42"),
+        ("llmtel.api_key_id", "key-7"),
+    ] {
+        assert_eq!(
+            attr(llm, key).map(|v| v.as_str().into_owned()).as_deref(),
+            Some(value),
+            "{key}"
+        );
+    }
+}
