@@ -294,3 +294,37 @@ fn a_refused_speech_call_is_not_billed_for_its_characters() {
     assert!(attr(&s, "llmtel.usage.input_characters").is_none(), "{s:?}");
     assert!(attr(&s, "gen_ai.usage.cost").is_none(), "{s:?}");
 }
+
+#[test]
+fn unstreamed_speech_from_gpt_4o_mini_tts_is_not_priced_at_zero() {
+    // gpt-4o-mini-tts bills text and audio tokens; its non-streamed answer is the audio
+    // alone, so the call reports only the characters sent, which that model has no price
+    // for. Its cost is unknown: never $0, and the span says what to do.
+    let mp3: Vec<u8> = (0..30_000).map(|i| (i % 256) as u8).collect();
+    let reply = Reply {
+        status: 200,
+        content_type: "audio/mpeg",
+        steps: vec![Step::Bytes(mp3)],
+        chunked: true,
+    };
+    let p = run_async(|| async move {
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let req =
+            format!(r#"{{"model":"gpt-4o-mini-tts","input":"{SPEECH_INPUT}","voice":"alloy"}}"#);
+        let (status, _) = post(&c, &server.url("/openai/v1/audio/speech"), &req).await;
+        assert_eq!(status, 200);
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "llmtel.usage.input_characters"), 50);
+    assert!(attr(&s, "gen_ai.usage.cost").is_none(), "{s:?}");
+    let note = str_attr(&s, "llmtel.usage.note");
+    assert!(
+        note.contains("not priced") && note.contains("stream_format"),
+        "{note}"
+    );
+    let _ = p.spans();
+    let summary = p.summaries.recent(1).pop().expect("a trace summary");
+    assert_eq!(summary.unpriced_calls, 1, "{summary:?}");
+    assert_eq!(summary.cost.as_f64(), 0.0);
+}

@@ -49,7 +49,9 @@ impl ConsoleSink {
                 }
             }
             None if call.unknown_model => line.push_str("  cost unknown (no price for this model)"),
-            None if call.usage_error.is_some() => line.push_str("  cost unknown (malformed usage)"),
+            None if call.usage_error.is_some() => {
+                line.push_str("  cost unknown (usage not priceable)")
+            }
             None => line.push_str("  no usage"),
         }
         line.push_str(&format!("  {}ms", call.duration.as_millis()));

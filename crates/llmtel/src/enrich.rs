@@ -137,7 +137,14 @@ impl Pricer {
                 };
                 match priced {
                     Ok(p) => {
-                        catalog_cost = Some(p);
+                        // A price of nothing the call used (a non-streamed gpt-4o-mini-tts
+                        // answer gives only the characters sent, which that model has no
+                        // price for): its cost is unknown, not $0.
+                        if let Some(why) = nothing_priced(&out.usage, &p) {
+                            out.usage_error = Some(unpriced_usage(model, why));
+                        } else {
+                            catalog_cost = Some(p);
+                        }
                         break;
                     }
                     Err(PricingError::UnknownModel { .. }) => {
@@ -310,6 +317,44 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
         openinference_aliases(f, p, &mut kv);
     }
     kv
+}
+
+/// The usage note of a call whose catalog price priced nothing it used ([`nothing_priced`]).
+fn unpriced_usage(model: &str, why: &str) -> String {
+    let fix = if why == NO_UNITS {
+        "Record the units it bills (llmtel.usage.input_characters, llmtel.usage.input_audio_ms, \
+         llmtel.usage.images), or give its tokens a price in a price file"
+    } else {
+        "Record its token usage (gen_ai.usage.*; for OpenAI speech, request \
+         `stream_format: \"sse\"`, whose last event reports the tokens), or give the unit a \
+         price in a price file"
+    };
+    format!("{model} {why}: the call is not priced (its cost is unknown, not $0). {fix}")
+}
+
+/// Why a model priced per unit that the call reported none of priced nothing.
+const NO_UNITS: &str = "is priced per unit (characters, audio time, images) and the call \
+                        reported none";
+
+/// Why a catalog price priced nothing the call used, so that its zero total is not a cost:
+/// no token counted and every unit it reported without a price
+/// ([`llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN`]), or a model priced per unit that the call
+/// reported none of ([`llmtel_pricing::NOTE_UNIT_COUNTS_MISSING`]).
+fn nothing_priced(usage: &Usage, p: &llmtel_pricing::PricedCall) -> Option<&'static str> {
+    if p.breakdown.total != Usd::ZERO {
+        return None;
+    }
+    if p.notes.contains(&llmtel_pricing::NOTE_UNIT_COUNTS_MISSING) {
+        return Some(NO_UNITS);
+    }
+    let no_tokens = usage.input_tokens == 0
+        && usage.output_tokens == 0
+        && usage.cache_read_tokens == 0
+        && usage.cache_write_tokens == 0
+        && usage.reasoning_tokens == 0;
+    (no_tokens && p.notes.contains(&llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN)).then_some(
+        "has no catalog price for the units the call reported, and the call reported no tokens",
+    )
 }
 
 /// `YYYY-MM-DD`, as `Date`'s `Display` writes it, without the formatting machinery (this

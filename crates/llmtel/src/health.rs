@@ -83,7 +83,8 @@ pub struct Health {
     pub priced_calls: u64,
     /// Calls whose model has no price in the catalog (no cost written; never a silent zero).
     pub unknown_model_calls: u64,
-    /// Calls with a malformed usage field (the attribute is exported as given; no cost).
+    /// Calls with a malformed usage field (the attribute is exported as given; no cost), or
+    /// whose only usage is units the catalog has no price for (no cost rather than $0).
     pub malformed_usage: u64,
     /// Spans accepted by llmtel's export queue.
     pub spans_queued: u64,

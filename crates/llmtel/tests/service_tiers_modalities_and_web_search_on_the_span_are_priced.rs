@@ -94,3 +94,59 @@ fn web_search_queries_add_their_per_query_price() {
     // No part that cost nothing is written.
     assert!(attr(&s, "llmtel.cost.audio_input").is_none());
 }
+
+/// A span with the given model and usage fields, closed, and its exported span.
+fn priced(
+    model: &'static str,
+    tokens: bool,
+    characters: bool,
+) -> opentelemetry_sdk::trace::SpanData {
+    let p = run(|| {
+        let s = tracing::info_span!(
+            "call",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.provider.name" = "openai",
+            "gen_ai.request.model" = model,
+            "gen_ai.usage.input_tokens" = tracing::field::Empty,
+            "gen_ai.usage.output_tokens" = tracing::field::Empty,
+            "llmtel.usage.input_characters" = tracing::field::Empty,
+        );
+        if tokens {
+            s.record("gen_ai.usage.input_tokens", 1_000u64);
+            s.record("gen_ai.usage.output_tokens", 100u64);
+        }
+        if characters {
+            s.record("llmtel.usage.input_characters", 500u64);
+        }
+    });
+    p.span("call")
+}
+
+#[test]
+fn a_call_whose_usage_its_model_has_no_price_for_is_not_priced_at_zero() {
+    // gpt-4o bills tokens, not characters; tts-1 bills characters, not tokens.
+    for (model, tokens, characters, says) in [
+        ("gpt-4o", false, true, "no catalog price for the units"),
+        ("tts-1", true, false, "priced per unit"),
+    ] {
+        let s = priced(model, tokens, characters);
+        assert!(attr(&s, "gen_ai.usage.cost").is_none(), "{model}: {s:?}");
+        let note = str_attr(&s, "llmtel.usage.note");
+        assert!(
+            note.contains(says) && note.contains("not priced"),
+            "{model}: {note}"
+        );
+    }
+    // Priced as the provider bills: gpt-4o's tokens ($2.50/M in, $10/M out; the characters
+    // recorded, not charged again) and tts-1's characters ($15/M).
+    let s = priced("gpt-4o", true, true);
+    assert!(
+        close(
+            f(&s, "gen_ai.usage.cost"),
+            1_000.0 * 2.5e-6 + 100.0 * 10.0e-6
+        ),
+        "{s:?}"
+    );
+    let s = priced("tts-1", false, true);
+    assert!(close(f(&s, "gen_ai.usage.cost"), 500.0 * 15.0e-6), "{s:?}");
+}
