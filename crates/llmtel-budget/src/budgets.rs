@@ -1,5 +1,6 @@
 //! The budget engine: rules x store, reservations, spend recording, thresholds, alerts.
 
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -10,6 +11,14 @@ use llmtel::worker::{Job, Worker};
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
 use opentelemetry::trace::SpanId;
+
+/// (rule index, utilization after) per rule a spend was charged to: on the stack for the
+/// usual few rules (every call settled in process returns one).
+pub(crate) type Utilization = SmallVec<[(usize, f64); 4]>;
+
+/// The meters a spend is charged to, one per rule that applies: on the stack for the usual
+/// few rules.
+pub(crate) type Targets = SmallVec<[Arc<Metered>; 4]>;
 
 use crate::context::{CallContext, Estimate, UnpricedTokens};
 use crate::error::{BudgetExceeded, ReserveError, StoreError};
@@ -209,12 +218,12 @@ const WRITE_BATCH: usize = 256;
 const WRITE_LINGER: Duration = Duration::from_millis(2);
 
 /// Release of a reservation: its id and the meters it holds.
-pub(crate) type Release = (String, Vec<Arc<Metered>>);
+pub(crate) type Release = (String, Targets);
 
 #[derive(Debug)]
 struct CommitOp {
     release: Option<Release>,
-    targets: Vec<Arc<Metered>>,
+    targets: Targets,
     amount: Amount,
     /// The call had no price: each rule charges these tokens by its `on_unpriced` policy
     /// (boxed: rare, and it keeps the writer's queue items small).
@@ -228,7 +237,7 @@ struct CommitOp {
 #[derive(Debug)]
 struct Bound {
     id: String,
-    meters: Vec<Arc<Metered>>,
+    meters: Targets,
     /// The OpenTelemetry span id of the span, when it had one: [`crate::BudgetSink`] settles
     /// the reservation with the call llmtel's export stage hands it for that span.
     otel: Option<SpanId>,
@@ -562,8 +571,8 @@ impl Budgets {
     }
 
     /// The meters of every rule that applies to the call, at `now_ms`.
-    pub(crate) fn targets(&self, ctx: &CallContext, now_ms: i64) -> Vec<Arc<Metered>> {
-        let mut out = Vec::with_capacity(self.inner.rules.len());
+    pub(crate) fn targets(&self, ctx: &CallContext, now_ms: i64) -> Targets {
+        let mut out = Targets::new();
         for (i, r) in self.inner.rules.iter().enumerate() {
             let Some(v) = ctx.value(&r.scope) else {
                 continue;
@@ -846,7 +855,7 @@ impl Budgets {
     /// Records the spend of a call made without a reservation (the [`crate::BudgetLayer`]
     /// does this for every LLM span). Never blocks on a remote store (queued).
     pub fn record(&self, ctx: &CallContext, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
-        self.submit(None, ctx, cost, tokens, None)
+        self.submit(None, ctx, cost, tokens, None).into_vec()
     }
 
     /// Records the spend of a call with no price (its model is not in the catalog): each
@@ -857,6 +866,7 @@ impl Budgets {
     pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
         let u = UnpricedTokens { input, output };
         self.submit(None, ctx, Usd::ZERO, input.saturating_add(output), Some(u))
+            .into_vec()
     }
 
     /// Whether a rule with a USD limit applies to this call (a call with no price then
@@ -877,7 +887,7 @@ impl Budgets {
         cost: Usd,
         tokens: u64,
         unpriced: Option<UnpricedTokens>,
-    ) -> Vec<(usize, f64)> {
+    ) -> Utilization {
         let at = self.now();
         let targets = self.targets(ctx, at.as_millisecond());
         if unpriced.is_some() {
@@ -900,10 +910,10 @@ impl Budgets {
     pub(crate) fn submit_targets(
         &self,
         release: Option<Release>,
-        targets: Vec<Arc<Metered>>,
+        targets: Targets,
         cost: Usd,
         tokens: u64,
-    ) -> Vec<(usize, f64)> {
+    ) -> Utilization {
         self.submit_at(release, targets, cost, tokens, None, self.now())
     }
 
@@ -964,12 +974,12 @@ impl Budgets {
     fn submit_at(
         &self,
         release: Option<Release>,
-        targets: Vec<Arc<Metered>>,
+        targets: Targets,
         cost: Usd,
         tokens: u64,
         unpriced: Option<UnpricedTokens>,
         at: Timestamp,
-    ) -> Vec<(usize, f64)> {
+    ) -> Utilization {
         self.inner.counters.recorded.fetch_add(1, Relaxed);
         self.note_seen(&targets);
         let op = CommitOp {
@@ -987,7 +997,7 @@ impl Budgets {
             return self.apply(op);
         }
         // Remote store: the utilization after this call as this process last saw it.
-        let mut util = Vec::with_capacity(op.targets.len());
+        let mut util = Utilization::new();
         {
             let last = self.inner.last.lock().unwrap_or_else(|e| e.into_inner());
             let at_ms = op.at.as_millisecond();
@@ -1020,13 +1030,13 @@ impl Budgets {
     }
 
     /// Applies one commit to the store; on failure buffers it. Returns (rule, utilization).
-    fn apply(&self, op: CommitOp) -> Vec<(usize, f64)> {
+    fn apply(&self, op: CommitOp) -> Utilization {
         {
             let pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
             if !pending.is_empty() && self.inner.store.is_remote() {
                 drop(pending);
                 self.buffer(op);
-                return Vec::new();
+                return Utilization::new();
             }
         }
         match self.try_apply(&op) {
@@ -1034,7 +1044,7 @@ impl Budgets {
             Err(e) => {
                 self.store_failed(&e);
                 self.buffer(op);
-                Vec::new()
+                Utilization::new()
             }
         }
     }
@@ -1119,17 +1129,19 @@ impl Budgets {
     }
 
     /// Writes one op (the in-process path of every settle: fewer allocations than a batch).
-    fn try_apply(&self, op: &CommitOp) -> Result<Vec<(usize, f64)>, StoreError> {
+    fn try_apply(&self, op: &CommitOp) -> Result<Utilization, StoreError> {
         let ms = op.at.as_millisecond();
-        let metered: Vec<Arc<Metered>> = op
+        // (On the stack for the usual few rules a call falls under: this runs for every
+        // call settled in process.)
+        let metered: SmallVec<[Arc<Metered>; 4]> = op
             .targets
             .iter()
             .filter_map(|t| self.metered_at(t, ms))
             .collect();
         if metered.is_empty() && op.release.is_none() {
-            return Ok(Vec::new());
+            return Ok(Utilization::new());
         }
-        let charges: Vec<(&Meter, Amount)> = metered
+        let charges: SmallVec<[(&Meter, Amount); 4]> = metered
             .iter()
             .map(|m| (&m.meter, self.charge(m.rule, op)))
             .collect();
@@ -1535,7 +1547,7 @@ impl Budgets {
     fn status_of(&self, targets: &[Arc<Metered>]) -> Result<Vec<RuleStatus>, StoreError> {
         let now = self.now();
         let now_ms = now.as_millisecond();
-        let targets: Vec<Arc<Metered>> = targets
+        let targets: Targets = targets
             .iter()
             .filter_map(|t| self.metered_at(t, now_ms))
             .collect();
@@ -1579,13 +1591,7 @@ impl Budgets {
     /// Binds a reservation to the span with tracing id `span_id` (and OpenTelemetry span id
     /// `otel`). A reservation bound to that span before and not settled is released; with
     /// [`MAX_BOUND`] bound and none expired, this one is released at once and counted.
-    pub(crate) fn bind(
-        &self,
-        span_id: u64,
-        otel: Option<SpanId>,
-        id: String,
-        meters: Vec<Arc<Metered>>,
-    ) {
+    pub(crate) fn bind(&self, span_id: u64, otel: Option<SpanId>, id: String, meters: Targets) {
         let now = self.now().as_millisecond();
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
         let replaced = b.remove(span_id);
@@ -1738,20 +1744,14 @@ pub struct Reservation {
     budgets: Option<Budgets>,
     id: String,
     /// The meters of the rules that apply to the call.
-    targets: Vec<Arc<Metered>>,
+    targets: Targets,
     /// Whether the store holds the reservation on every target.
     held: bool,
     enforced: bool,
 }
 
 impl Reservation {
-    fn new(
-        budgets: Budgets,
-        id: String,
-        targets: Vec<Arc<Metered>>,
-        held: bool,
-        enforced: bool,
-    ) -> Self {
+    fn new(budgets: Budgets, id: String, targets: Targets, held: bool, enforced: bool) -> Self {
         Reservation {
             budgets: Some(budgets),
             id,
@@ -1785,6 +1785,7 @@ impl Reservation {
         };
         let release = self.release_part();
         b.submit_targets(release, std::mem::take(&mut self.targets), cost, tokens)
+            .into_vec()
     }
 
     /// Binds this reservation to `span`, to be settled with the actual cost of its call:
@@ -1808,7 +1809,7 @@ impl Reservation {
                 let meters = if std::mem::take(&mut self.held) {
                     std::mem::take(&mut self.targets)
                 } else {
-                    Vec::new()
+                    Targets::new()
                 };
                 let otel = otel_span_id(span);
                 b.bind(id.into_u64(), otel, std::mem::take(&mut self.id), meters)
@@ -1835,7 +1836,7 @@ impl Budgets {
     pub(crate) fn release(&self, release: Release) {
         let op = CommitOp {
             release: Some(release),
-            targets: Vec::new(),
+            targets: Targets::new(),
             amount: Amount::default(),
             unpriced: None,
             op_seq: 0,

@@ -166,9 +166,10 @@ impl Budgets {
         let top = util
             .into_iter()
             .max_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
-        let mut attributes = Vec::new();
+        let mut attributes = Vec::with_capacity(3);
         if let Some((rule, u)) = top {
-            let name = self.rules()[rule].name.to_string();
+            // (The rule's name is shared, not copied.)
+            let name = opentelemetry::StringValue::from(self.rules()[rule].name.clone());
             attributes.push(KeyValue::new(sc::BUDGET_RULE, name));
             attributes.push(KeyValue::new(sc::BUDGET_UTILIZATION, u));
         }
@@ -236,11 +237,7 @@ impl llmtel::CallSink for BudgetSink {
 }
 
 impl Budgets {
-    pub(crate) fn release_bound(
-        &self,
-        id: String,
-        meters: Vec<std::sync::Arc<crate::budgets::Metered>>,
-    ) {
+    pub(crate) fn release_bound(&self, id: String, meters: crate::budgets::Targets) {
         if !meters.is_empty() {
             self.release((id, meters));
         }
