@@ -34,7 +34,24 @@ pub const ADDR_ENV: &str = "LLMTEL_METRICS_ADDR";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
 type Labels = Vec<(&'static str, String)>;
-type TraceLabels = Vec<(&'static str, String)>;
+/// An exemplar's label set: its `trace_id`, on the stack (each call's observations take a
+/// copy of it, with no allocation).
+type TraceLabels = [(&'static str, TraceIdHex); 1];
+
+/// A trace id's 32 hex digits, as an exemplar's label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TraceIdHex([u8; 32]);
+
+impl prometheus_client::encoding::EncodeLabelValue for TraceIdHex {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>,
+    ) -> Result<(), fmt::Error> {
+        use fmt::Write as _;
+        // (ASCII hex digits: always UTF-8.)
+        encoder.write_str(std::str::from_utf8(&self.0).unwrap_or_default())
+    }
+}
 type LatencyHistogram = HistogramWithExemplars<TraceLabels>;
 
 fn latency_histogram() -> LatencyHistogram {
@@ -824,10 +841,10 @@ impl CallSink for PrometheusSink {
         let series = inner
             .series
             .get_or_build(values, &inner.guard, || self.build_series(call, status));
-        let trace = call.trace_id_hex().map(|t| vec![("trace_id", t)]);
+        let trace = call.trace_id_ascii().map(|t| [("trace_id", TraceIdHex(t))]);
         series
             .latency
-            .observe(call.duration.as_secs_f64(), trace.clone(), None);
+            .observe(call.duration.as_secs_f64(), trace, None);
         if let Some(cost) = call.cost_usd() {
             series
                 .cost

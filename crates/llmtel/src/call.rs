@@ -167,15 +167,22 @@ pub struct LlmCall {
 }
 
 /// `bytes` as lowercase hex digits.
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex digits (ASCII), `N` = twice their length.
+fn hex_ascii<const N: usize>(bytes: &[u8]) -> [u8; N] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = vec![0u8; bytes.len() * 2];
+    debug_assert_eq!(N, bytes.len() * 2);
+    let mut out = [0u8; N];
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0xf)];
     }
+    out
+}
+
+/// [`hex_ascii`] as a `String`.
+fn hex<const N: usize>(bytes: &[u8]) -> String {
     // (ASCII digits: always UTF-8.)
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(hex_ascii::<N>(bytes).to_vec()).unwrap_or_default()
 }
 
 impl LlmCall {
@@ -187,13 +194,19 @@ impl LlmCall {
     /// The trace id as OpenTelemetry writes it (32 lowercase hex digits), without going through
     /// `fmt` (a tenth of the instructions of `trace_id.to_string()`).
     pub fn trace_id_hex(&self) -> Option<String> {
-        self.trace_id.map(|t| hex(&t.to_bytes()))
+        self.trace_id.map(|t| hex::<32>(&t.to_bytes()))
+    }
+
+    /// [`trace_id_hex`](Self::trace_id_hex) as 32 ASCII bytes on the stack, for a caller
+    /// that keeps or copies it per call without an allocation (Prometheus exemplars).
+    pub fn trace_id_ascii(&self) -> Option<[u8; 32]> {
+        self.trace_id.map(|t| hex_ascii(&t.to_bytes()))
     }
 
     /// The span id as OpenTelemetry writes it (16 lowercase hex digits); see
     /// [`trace_id_hex`](Self::trace_id_hex).
     pub fn span_id_hex(&self) -> Option<String> {
-        self.span_id.map(|s| hex(&s.to_bytes()))
+        self.span_id.map(|s| hex::<16>(&s.to_bytes()))
     }
 
     /// The model name used for pricing: the response model when recorded, else the request one.
@@ -225,8 +238,10 @@ mod tests {
             (u128::MAX, u64::MAX),
         ] {
             let (t, s) = (TraceId::from(t), SpanId::from(s));
-            assert_eq!(super::hex(&t.to_bytes()), t.to_string());
-            assert_eq!(super::hex(&s.to_bytes()), s.to_string());
+            assert_eq!(super::hex::<32>(&t.to_bytes()), t.to_string());
+            assert_eq!(super::hex::<16>(&s.to_bytes()), s.to_string());
+            let ascii = super::hex_ascii::<32>(&t.to_bytes());
+            assert_eq!(std::str::from_utf8(&ascii).ok(), Some(&*t.to_string()));
         }
     }
 }
