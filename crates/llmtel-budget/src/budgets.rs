@@ -1,6 +1,5 @@
 //! The budget engine: rules x store, reservations, spend recording, thresholds, alerts.
 
-use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -11,6 +10,14 @@ use llmtel::worker::{Job, Worker};
 use llmtel_alert::{Alert, AlertDispatcher, Severity};
 use llmtel_pricing::Usd;
 use opentelemetry::trace::SpanId;
+use smallvec::SmallVec;
+
+use crate::context::{CallContext, Estimate, UnpricedTokens};
+use crate::error::{BudgetExceeded, ReserveError, StoreError};
+use crate::period::{Window, window};
+use crate::rule::{Mode, Period, Rule, Unpriced};
+use crate::status::RuleStatus;
+use crate::store::{Amount, BudgetStore, Commit, MemoryStore, Meter, MeterTotals, ReserveOutcome};
 
 /// (rule index, utilization after) per rule a spend was charged to: on the stack for the
 /// usual few rules (every call settled in process returns one).
@@ -19,13 +26,6 @@ pub(crate) type Utilization = SmallVec<[(usize, f64); 4]>;
 /// The meters a spend is charged to, one per rule that applies: on the stack for the usual
 /// few rules.
 pub(crate) type Targets = SmallVec<[Arc<Metered>; 4]>;
-
-use crate::context::{CallContext, Estimate, UnpricedTokens};
-use crate::error::{BudgetExceeded, ReserveError, StoreError};
-use crate::period::{Window, window};
-use crate::rule::{Mode, Period, Rule, Unpriced};
-use crate::status::RuleStatus;
-use crate::store::{Amount, BudgetStore, Commit, MemoryStore, Meter, MeterTotals, ReserveOutcome};
 
 /// The clock of the budgets (tests move it).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
