@@ -166,7 +166,6 @@ pub struct LlmCall {
     pub span_id: Option<SpanId>,
 }
 
-/// `bytes` as lowercase hex digits.
 /// `bytes` as lowercase hex digits (ASCII), `N` = twice their length.
 fn hex_ascii<const N: usize>(bytes: &[u8]) -> [u8; N] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

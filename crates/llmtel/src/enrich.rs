@@ -140,8 +140,8 @@ impl Pricer {
                         // A price of nothing the call used (a non-streamed gpt-4o-mini-tts
                         // answer gives only the characters sent, which that model has no
                         // price for): its cost is unknown, not $0.
-                        if let Some(why) = nothing_priced(&out.usage, &p) {
-                            out.usage_error = Some(unpriced_usage(model, why));
+                        if let Some(why) = NothingPriced::of(&out.usage, &p) {
+                            out.usage_error = Some(why.note(model));
                         } else {
                             catalog_cost = Some(p);
                         }
@@ -319,42 +319,49 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
     kv
 }
 
-/// The usage note of a call whose catalog price priced nothing it used ([`nothing_priced`]).
-fn unpriced_usage(model: &str, why: &str) -> String {
-    let fix = if why == NO_UNITS {
-        "Record the units it bills (llmtel.usage.input_characters, llmtel.usage.input_audio_ms, \
-         llmtel.usage.images), or give its tokens a price in a price file"
-    } else {
-        "Record its token usage (gen_ai.usage.*; for OpenAI speech, request \
-         `stream_format: \"sse\"`, whose last event reports the tokens), or give the unit a \
-         price in a price file"
-    };
-    format!("{model} {why}: the call is not priced (its cost is unknown, not $0). {fix}")
+/// Why a catalog price priced nothing the call used, so that its zero total is not a cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NothingPriced {
+    /// A model priced per unit that the call reported none of
+    /// ([`llmtel_pricing::NOTE_UNIT_COUNTS_MISSING`]).
+    NoUnits,
+    /// No token counted, and every unit the call reported without a price
+    /// ([`llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN`]).
+    UnpricedUnits,
 }
 
-/// Why a model priced per unit that the call reported none of priced nothing.
-const NO_UNITS: &str = "is priced per unit (characters, audio time, images) and the call \
-                        reported none";
+impl NothingPriced {
+    /// The reason, if the price `p` of a call with `usage` priced nothing it used.
+    fn of(usage: &Usage, p: &llmtel_pricing::PricedCall) -> Option<Self> {
+        if p.breakdown.total != Usd::ZERO {
+            return None;
+        }
+        if p.notes.contains(&llmtel_pricing::NOTE_UNIT_COUNTS_MISSING) {
+            return Some(NothingPriced::NoUnits);
+        }
+        (*usage == Usage::default() && p.notes.contains(&llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN))
+            .then_some(NothingPriced::UnpricedUnits)
+    }
 
-/// Why a catalog price priced nothing the call used, so that its zero total is not a cost:
-/// no token counted and every unit it reported without a price
-/// ([`llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN`]), or a model priced per unit that the call
-/// reported none of ([`llmtel_pricing::NOTE_UNIT_COUNTS_MISSING`]).
-fn nothing_priced(usage: &Usage, p: &llmtel_pricing::PricedCall) -> Option<&'static str> {
-    if p.breakdown.total != Usd::ZERO {
-        return None;
+    /// The call's usage note: the model, why, and what to record.
+    fn note(self, model: &str) -> String {
+        let (why, fix) = match self {
+            NothingPriced::NoUnits => (
+                "is priced per unit (characters, audio time, images) and the call reported none",
+                "Record the units it bills (llmtel.usage.input_characters, \
+                 llmtel.usage.input_audio_ms, llmtel.usage.images), or give its tokens a price \
+                 in a price file",
+            ),
+            NothingPriced::UnpricedUnits => (
+                "has no catalog price for the units the call reported, and the call reported \
+                 no tokens",
+                "Record its token usage (gen_ai.usage.*; for OpenAI speech, request \
+                 `stream_format: \"sse\"`, whose last event reports the tokens), or give the \
+                 unit a price in a price file",
+            ),
+        };
+        format!("{model} {why}: the call is not priced (its cost is unknown, not $0). {fix}")
     }
-    if p.notes.contains(&llmtel_pricing::NOTE_UNIT_COUNTS_MISSING) {
-        return Some(NO_UNITS);
-    }
-    let no_tokens = usage.input_tokens == 0
-        && usage.output_tokens == 0
-        && usage.cache_read_tokens == 0
-        && usage.cache_write_tokens == 0
-        && usage.reasoning_tokens == 0;
-    (no_tokens && p.notes.contains(&llmtel_pricing::NOTE_UNIT_PRICE_UNKNOWN)).then_some(
-        "has no catalog price for the units the call reported, and the call reported no tokens",
-    )
 }
 
 /// `YYYY-MM-DD`, as `Date`'s `Display` writes it, without the formatting machinery (this

@@ -387,7 +387,7 @@ fn kind(meta: &Metadata<'_>) -> Kind {
             continue;
         }
         // (A `gen_ai.*` name is never only a dimension: no need to classify it.)
-        if name.starts_with("gen_ai.") || !is_dimension_field(name) {
+        if llmtel_semconv::is_gen_ai_field(name) || !is_dimension_field(name) {
             return Kind::Call;
         }
         kind = Kind::Dims;
