@@ -491,7 +491,9 @@ impl Builder {
         self.summaries = (n > 0).then(|| TraceSummaries::new(n));
         self
     }
-    /// Which spans are exported, as `EnvFilter` directives (default `info`).
+    /// Which spans are exported, as `EnvFilter` directives (default `info`). A plain level
+    /// (`info`, `debug`, ...) is applied as a `LevelFilter`, which passes the same spans at
+    /// less cost per span.
     pub fn with_trace_filter(mut self, directives: impl Into<String>) -> Self {
         self.trace_filter = directives.into();
         self
@@ -712,9 +714,7 @@ impl Builder {
             let p = pb.build();
             let tracer = p.tracer("llmtel");
             provider = Some(p);
-            let filter = EnvFilter::builder()
-                .parse(&self.trace_filter)
-                .map_err(|e| InitError::Filter(e.to_string()))?;
+            let filter = trace_filter::<S>(&self.trace_filter)?;
             Some(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer)
@@ -782,6 +782,39 @@ impl Builder {
         }
         Ok(guard)
     }
+}
+
+/// The filter of the spans llmtel exports. A plain level (the default `info`) is a
+/// [`LevelFilter`](tracing_subscriber::filter::LevelFilter): the same spans an `EnvFilter` of
+/// that one directive passes, decided from each callsite's level once, where an `EnvFilter`
+/// also looks every span up in its own locked map as it is entered, exited and closed (~400
+/// instructions a call and its request span, BENCHMARKS.md). Any other directives are an
+/// `EnvFilter`.
+fn trace_filter<S>(
+    directives: &str,
+) -> Result<Box<dyn tracing_subscriber::layer::Filter<S> + Send + Sync>, InitError>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::LevelFilter;
+    let d = directives.trim();
+    let level = [
+        ("trace", LevelFilter::TRACE),
+        ("debug", LevelFilter::DEBUG),
+        ("info", LevelFilter::INFO),
+        ("warn", LevelFilter::WARN),
+        ("error", LevelFilter::ERROR),
+        ("off", LevelFilter::OFF),
+    ]
+    .into_iter()
+    .find_map(|(name, level)| d.eq_ignore_ascii_case(name).then_some(level));
+    if let Some(level) = level {
+        return Ok(Box::new(level));
+    }
+    EnvFilter::builder()
+        .parse(directives)
+        .map(|f| -> Box<dyn tracing_subscriber::layer::Filter<S> + Send + Sync> { Box::new(f) })
+        .map_err(|e| InitError::Filter(e.to_string()))
 }
 
 /// What llmtel's exporter stage needs to price spans on the export thread.
@@ -1141,6 +1174,63 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of the spans a layer behind `trace_filter(directives)` sees open and close.
+    fn spans_passed(directives: &str) -> Vec<String> {
+        use std::sync::Mutex;
+        #[derive(Clone, Default)]
+        struct Seen(Arc<Mutex<Vec<String>>>);
+        impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Seen {
+            fn on_close(
+                &self,
+                id: tracing_core::span::Id,
+                ctx: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                if let Some(span) = ctx.span(&id) {
+                    self.0.lock().unwrap().push(span.name().to_owned());
+                }
+            }
+        }
+        let seen = Seen::default();
+        let filter = trace_filter(directives).expect("valid directives");
+        let subscriber = tracing_subscriber::registry().with(seen.clone().with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            let _request = tracing::info_span!("request").entered();
+            drop(tracing::debug_span!("db_query"));
+            drop(tracing::warn_span!(target: "llmtel", "retry"));
+            drop(tracing::info_span!(target: "app::chat", "chat"));
+        });
+        seen.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_plain_level_trace_filter_passes_the_spans_its_env_filter_would() {
+        assert_eq!(spans_passed("info"), ["retry", "chat", "request"]);
+        assert_eq!(spans_passed(" INFO "), ["retry", "chat", "request"]);
+        assert_eq!(
+            spans_passed("debug"),
+            ["db_query", "retry", "chat", "request"]
+        );
+        assert_eq!(spans_passed("warn"), ["retry"]);
+        assert!(spans_passed("off").is_empty());
+        // Directives with a target stay an EnvFilter.
+        assert_eq!(spans_passed("warn,app=info"), ["retry", "chat"]);
+        for d in ["info", "debug", "warn", "off", "warn,app=info"] {
+            let env = EnvFilter::builder().parse(d).expect("valid");
+            let level = trace_filter::<tracing_subscriber::Registry>(d).expect("valid");
+            assert_eq!(
+                level.max_level_hint(),
+                tracing_subscriber::layer::Filter::<tracing_subscriber::Registry>::max_level_hint(
+                    &env
+                ),
+                "{d}"
+            );
+        }
+        assert!(matches!(
+            trace_filter::<tracing_subscriber::Registry>("not a valid [filter"),
+            Err(InitError::Filter(_))
+        ));
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
