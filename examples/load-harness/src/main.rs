@@ -51,7 +51,7 @@ fn main() -> Result<(), Error> {
     }
 }
 
-const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel] [--rate N] [--seconds S] \
+const USAGE: &str = "usage: load-harness drive [--stack llmtel|otel|none] [--rate N] [--pace per-span|burst] [--seconds S] \
 [--threads T] [--spans N] [--tokio] [--llm-share F] [--in-request] [--budgets off|memory|sqlite|redis] [--budget-sink] [--no-quality] [--no-call-log] \
 [--no-prometheus] [--no-summaries] [--receiver ADDR] [--receiver-delay-ms MS]\n       load-harness receive --listen ADDR [--delay-ms MS]\n       \
 load-harness relay --target URL --stage-pid PID --receiver ADDR [--rate N] [--seconds S] [--batch B]";
@@ -294,6 +294,9 @@ struct Load {
     in_request: bool,
     /// Spans at most.
     max_spans: u64,
+    /// Paced in bursts (`--pace burst`: sleep only when 1 ms or more ahead, as
+    /// `scripts/python-sdk-baseline.py` does by default) rather than a wake-up per span.
+    burst: bool,
 }
 
 /// Emits spans until the duration is over or `max_spans` are out; returns (LLM spans, other
@@ -315,9 +318,17 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Held) {
         if elapsed >= load.duration || n >= load.max_spans || stop.load(Ordering::Relaxed) {
             break;
         }
-        if load.rate > 0.0 && n as f64 >= elapsed.as_secs_f64() * load.rate {
-            std::thread::sleep(Duration::from_micros(200));
-            continue;
+        if load.rate > 0.0 {
+            if load.burst {
+                // Python's baseline pacing: sleep only when a millisecond or more ahead.
+                let ahead = n as f64 / load.rate - elapsed.as_secs_f64();
+                if ahead > 0.001 {
+                    std::thread::sleep(Duration::from_secs_f64(ahead));
+                }
+            } else if n as f64 >= elapsed.as_secs_f64() * load.rate {
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
         }
         // The share of LLM spans, spread evenly.
         let is_llm =
@@ -369,6 +380,8 @@ fn emit(load: Load, emitter: usize, stop: &AtomicBool) -> (u64, u64, Held) {
 enum Stack {
     Llmtel(llmtel::Guard),
     Otel(opentelemetry_sdk::trace::SdkTracerProvider),
+    /// No subscriber (`--stack none`).
+    None,
 }
 
 /// How long each span held the emitting thread, in nanoseconds: a fixed log-scale histogram
@@ -459,11 +472,19 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let threads = threads.max(1);
     let llm_share: f64 = flags.num("llm-share", 1.0)?;
     let use_tokio = flags.has("tokio");
-    let stack = flags.get("stack").unwrap_or("llmtel").to_owned();
-    let baseline = match stack.as_str() {
-        "llmtel" => false,
-        "otel" => true,
-        other => return Err(format!("--stack {other}: use llmtel or otel").into()),
+    let stack_name = flags.get("stack").unwrap_or("llmtel").to_owned();
+    let stack = stack_name.clone();
+    let (baseline, untraced) = match stack.as_str() {
+        "llmtel" => (false, false),
+        "otel" => (true, false),
+        // No subscriber: the loop's own cost, subtracted from a traced run's.
+        "none" => (true, true),
+        other => return Err(format!("--stack {other}: use llmtel, otel or none").into()),
+    };
+    let burst = match flags.get("pace").unwrap_or("per-span") {
+        "per-span" => false,
+        "burst" => true,
+        other => return Err(format!("--pace {other}: use per-span or burst").into()),
     };
     // The baseline has none of llmtel's parts.
     let off = |name: &str| baseline || flags.has(name);
@@ -548,7 +569,9 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     if let (Some(b), false) = (&budgets, budget_layer) {
         builder = builder.with_sink(Arc::new(b.sink()));
     }
-    let stack = if baseline {
+    let stack = if untraced {
+        Stack::None
+    } else if baseline {
         // tracing-opentelemetry over the SDK with the same bounded export queue and the same
         // OTLP/gRPC exporter: what llmtel adds is the difference.
         use opentelemetry::trace::TracerProvider as _;
@@ -609,6 +632,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         // `--spans N`: each emitting thread stops after N spans (for instruction counts under
         // callgrind, where a fixed duration would emit a different number each run).
         max_spans: flags.num("spans", u64::MAX)?,
+        burst,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let before = llmtel::health();
@@ -685,6 +709,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let flushed = match &stack {
         Stack::Llmtel(guard) => guard.flush().is_ok(),
         Stack::Otel(provider) => provider.force_flush().is_ok(),
+        Stack::None => true,
     };
     if let Some(q) = &quality {
         q.flush(Duration::from_secs(30));
@@ -716,7 +741,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let fds: Vec<usize> = samples.iter().map(|s| s.2).collect();
     let report = serde_json::json!({
         "settings": {
-            "stack": if baseline { "otel" } else { "llmtel" },
+            "stack": stack_name, "pace": if burst { "burst" } else { "per-span" },
             "allocator": ALLOCATOR,
             "rate": rate, "seconds": seconds, "threads": threads, "tokio": use_tokio,
             "llm_share": llm_share, "in_request": load.in_request, "budgets": budgets_kind, "budget_sink": !budget_layer,
@@ -758,6 +783,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
         Stack::Otel(provider) => {
             let _ = provider.shutdown();
         }
+        Stack::None => {}
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
