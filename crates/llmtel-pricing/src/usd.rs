@@ -44,6 +44,14 @@ impl Usd {
     /// significant digits. Never feed it back into cost arithmetic.
     pub fn as_f64(self) -> f64 {
         // Split so that amounts below 2^53 pico-dollars convert exactly before dividing.
+        // Amounts under 2^64 pico-dollars (~18 million dollars: every call) take the same
+        // steps in 64 bits: a 128-bit integer has no hardware conversion to f64, and the
+        // export stage converts a dozen amounts a call. (Integer-to-float `as` rounds to
+        // nearest in either width, so the result is the same.)
+        if let Ok(v) = u64::try_from(self.0) {
+            const P: u64 = PICOS_PER_USD as u64;
+            return (v / P) as f64 + (v % P) as f64 / 1e12;
+        }
         let dollars = (self.0 / PICOS_PER_USD) as f64;
         let frac = (self.0 % PICOS_PER_USD) as f64 / 1e12;
         dollars + frac
@@ -240,5 +248,29 @@ mod tests {
     fn as_f64_is_dollars() {
         assert_eq!(Usd::from_picos(12_500_000_000_000).as_f64(), 12.5);
         assert_eq!(Usd::from_picos(0).as_f64(), 0.0);
+    }
+
+    /// The 128-bit conversion `as_f64` takes above 2^64 pico-dollars.
+    fn as_f64_in_128_bits(v: u128) -> f64 {
+        (v / PICOS_PER_USD) as f64 + (v % PICOS_PER_USD) as f64 / 1e12
+    }
+
+    #[test]
+    fn as_f64_in_64_bits_gives_the_128_bit_result() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut values = vec![0, 1, 999_999_999_999, 1_000_000_000_000, u64::MAX - 1, u64::MAX];
+        for _ in 0..100_000 {
+            // xorshift, at every magnitude.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (x % 64));
+        }
+        for v in values {
+            let got = Usd(u128::from(v)).as_f64();
+            assert_eq!(got.to_bits(), as_f64_in_128_bits(u128::from(v)).to_bits(), "{v}");
+        }
+        let above = u128::from(u64::MAX) + 12_345;
+        assert_eq!(Usd(above).as_f64(), as_f64_in_128_bits(above));
     }
 }
