@@ -258,7 +258,14 @@ mod tests {
     #[test]
     fn as_f64_in_64_bits_gives_the_128_bit_result() {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut values = vec![0, 1, 999_999_999_999, 1_000_000_000_000, u64::MAX - 1, u64::MAX];
+        let mut values = vec![
+            0,
+            1,
+            999_999_999_999,
+            1_000_000_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for _ in 0..100_000 {
             // xorshift, at every magnitude.
             x ^= x << 13;
@@ -268,7 +275,11 @@ mod tests {
         }
         for v in values {
             let got = Usd(u128::from(v)).as_f64();
-            assert_eq!(got.to_bits(), as_f64_in_128_bits(u128::from(v)).to_bits(), "{v}");
+            assert_eq!(
+                got.to_bits(),
+                as_f64_in_128_bits(u128::from(v)).to_bits(),
+                "{v}"
+            );
         }
         let above = u128::from(u64::MAX) + 12_345;
         assert_eq!(Usd(above).as_f64(), as_f64_in_128_bits(above));

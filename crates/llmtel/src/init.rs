@@ -787,7 +787,7 @@ impl Builder {
 /// The filter of the spans llmtel exports. A plain level (the default `info`) is a
 /// [`LevelFilter`](tracing_subscriber::filter::LevelFilter): the same spans an `EnvFilter` of
 /// that one directive passes, decided from each callsite's level once, where an `EnvFilter`
-/// also looks every span up in its own locked map as it is entered, exited and closed (~400
+/// also looks every span up in its own locked map as it is entered, exited and closed (~350
 /// instructions a call and its request span, BENCHMARKS.md). Any other directives are an
 /// `EnvFilter`.
 fn trace_filter<S>(

@@ -473,8 +473,7 @@ fn drive(flags: &Flags) -> Result<(), Error> {
     let llm_share: f64 = flags.num("llm-share", 1.0)?;
     let use_tokio = flags.has("tokio");
     let stack_name = flags.get("stack").unwrap_or("llmtel").to_owned();
-    let stack = stack_name.clone();
-    let (baseline, untraced) = match stack.as_str() {
+    let (baseline, untraced) = match stack_name.as_str() {
         "llmtel" => (false, false),
         "otel" => (true, false),
         // No subscriber: the loop's own cost, subtracted from a traced run's.
