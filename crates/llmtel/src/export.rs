@@ -432,22 +432,28 @@ impl<E: SpanExporter> GenAiExporter<E> {
             self.process(span, policy);
             return;
         }
-        if let Some(call) = self.process_call(span, policy) {
-            let mut extra = Vec::new();
-            for sink in &self.sinks {
-                // A sink that panics loses its own call, not the batch of spans.
-                let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sink.on_exported_call(&call, &mut extra);
-                }));
-                if handed.is_err() {
-                    inc(&COUNTERS.sink_panics);
-                }
-            }
-            if !extra.is_empty() {
-                police_attributes(&mut extra, policy);
-                replace_attributes(&mut span.attributes, extra);
+        let Some((f, priced, mut extra)) = self.stage_unapplied(span, policy) else {
+            return;
+        };
+        let call = Self::call_of(span, f, priced);
+        let mut from_sinks = Vec::new();
+        for sink in &self.sinks {
+            // A sink that panics loses its own call, not the batch of spans.
+            let handed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sink.on_exported_call(&call, &mut from_sinks);
+            }));
+            if handed.is_err() {
+                inc(&COUNTERS.sink_panics);
             }
         }
+        if !from_sinks.is_empty() {
+            police_attributes(&mut from_sinks, policy);
+            // After the stage's own: a sink's value for the same key wins, as it would
+            // replacing them on the span.
+            extra.append(&mut from_sinks);
+        }
+        // The stage's attributes and the sinks' go onto the span in one pass.
+        replace_attributes(&mut span.attributes, extra);
     }
 
     /// Uses `policy` instead of the process-wide one.
@@ -480,22 +486,32 @@ impl<E: SpanExporter> GenAiExporter<E> {
     /// span that is not a model call.
     pub fn process_call(&self, span: &mut SpanData, policy: &ContentCapture) -> Option<LlmCall> {
         let (f, priced) = self.stage(span, policy)?;
+        Some(Self::call_of(span, f, priced))
+    }
+
+    /// The call of a span the stage priced.
+    fn call_of(span: &SpanData, f: SpanFields, priced: Priced) -> LlmCall {
         let duration = span
             .end_time
             .duration_since(span.start_time)
             .unwrap_or_default();
         let ids = (span.span_context.trace_id(), span.span_context.span_id());
-        Some(crate::layer::call_from_fields(
-            f,
-            priced,
-            &span.name,
-            span.start_time,
-            duration,
-            Some(ids),
-        ))
+        crate::layer::call_from_fields(f, priced, &span.name, span.start_time, duration, Some(ids))
     }
 
     fn stage(&self, span: &mut SpanData, policy: &ContentCapture) -> Option<(SpanFields, Priced)> {
+        let (f, priced, extra) = self.stage_unapplied(span, policy)?;
+        replace_attributes(&mut span.attributes, extra);
+        Some((f, priced))
+    }
+
+    /// [`stage`](Self::stage), with the cost attributes handed back instead of set on the
+    /// span (the sinks add theirs, and both go on in one pass).
+    fn stage_unapplied(
+        &self,
+        span: &mut SpanData,
+        policy: &ContentCapture,
+    ) -> Option<(SpanFields, Priced, Vec<KeyValue>)> {
         if !normalize_span(span, policy) {
             return None;
         }
@@ -505,7 +521,6 @@ impl<E: SpanExporter> GenAiExporter<E> {
         }
         let priced = self.pricer.price(&f, span.start_time);
         let extra = enrich::attributes(&f, &priced, self.openinference);
-        replace_attributes(&mut span.attributes, extra);
         if span.status == Status::Unset {
             if let Some(err) = &f.error_type {
                 span.status = Status::error(err.clone());
@@ -513,7 +528,7 @@ impl<E: SpanExporter> GenAiExporter<E> {
                 span.status = Status::error("");
             }
         }
-        Some((f, priced))
+        Some((f, priced, extra))
     }
 }
 
@@ -1161,6 +1176,54 @@ pub(crate) mod tests {
             },
             instrumentation_scope: opentelemetry::InstrumentationScope::builder("llmtel").build(),
         }
+    }
+
+    /// A sink's attributes go onto the exported span with the stage's in one pass: a key
+    /// both set carries the sink's value once, a credential a sink adds is policed away,
+    /// and the stage's other attributes stay.
+    #[test]
+    fn a_sinks_attributes_join_the_stages_and_win_on_a_shared_key() {
+        use llmtel_semconv::{gen_ai, llmtel as lt};
+        use std::sync::Arc;
+        #[derive(Debug)]
+        struct Setter;
+        impl crate::CallSink for Setter {
+            fn on_call(&self, _call: &crate::LlmCall) {}
+            fn on_exported_call(&self, call: &crate::LlmCall, attrs: &mut Vec<KeyValue>) {
+                assert!(call.cost_usd().is_some(), "the sink sees the priced call");
+                attrs.push(KeyValue::new(gen_ai::USAGE_COST, 42.0));
+                attrs.push(KeyValue::new("llmtel.test.sink", "set"));
+                attrs.push(KeyValue::new("llmtel.test.api_key", "sk-live-0123456789"));
+            }
+        }
+        let usage = |k: &'static str, v: i64| KeyValue::new(k, v);
+        let mut span = span(
+            "chat gpt-4o-mini",
+            vec![
+                KeyValue::new(gen_ai::OPERATION_NAME, "chat"),
+                KeyValue::new(gen_ai::PROVIDER_NAME, "openai"),
+                KeyValue::new(gen_ai::REQUEST_MODEL, "gpt-4o-mini"),
+                usage(gen_ai::USAGE_INPUT_TOKENS, 1000),
+                usage(gen_ai::USAGE_OUTPUT_TOKENS, 100),
+            ],
+            None,
+            "",
+        );
+        let stage = super::GenAiExporter::new(super::NoExport).with_sink(Arc::new(Setter));
+        stage.process_for_sinks(&mut span, &crate::ContentCapture::default());
+        let values = |key: &str| -> Vec<String> {
+            span.attributes
+                .iter()
+                .filter(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+                .collect()
+        };
+        assert_eq!(values(gen_ai::USAGE_COST), ["42"]);
+        assert_eq!(values("llmtel.test.sink"), ["set"]);
+        assert!(values("llmtel.test.api_key").is_empty());
+        assert_eq!(values(lt::COST_CURRENCY), ["USD"]);
+        assert_eq!(values(lt::COST_ESTIMATED), ["false"]);
+        assert_eq!(values(gen_ai::REQUEST_MODEL), ["gpt-4o-mini"]);
     }
 
     fn value() -> impl Strategy<Value = opentelemetry::Value> {
