@@ -1133,7 +1133,7 @@ impl Budgets {
         let ms = op.at.as_millisecond();
         // (On the stack for the usual few rules a call falls under: this runs for every
         // call settled in process.)
-        let metered: SmallVec<[Arc<Metered>; 4]> = op
+        let metered: Targets = op
             .targets
             .iter()
             .filter_map(|t| self.metered_at(t, ms))

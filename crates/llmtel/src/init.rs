@@ -811,10 +811,10 @@ where
     if let Some(level) = level {
         return Ok(Box::new(level));
     }
-    EnvFilter::builder()
+    let filter = EnvFilter::builder()
         .parse(directives)
-        .map(|f| -> Box<dyn tracing_subscriber::layer::Filter<S> + Send + Sync> { Box::new(f) })
-        .map_err(|e| InitError::Filter(e.to_string()))
+        .map_err(|e| InitError::Filter(e.to_string()))?;
+    Ok(Box::new(filter))
 }
 
 /// What llmtel's exporter stage needs to price spans on the export thread.
