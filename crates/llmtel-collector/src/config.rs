@@ -45,7 +45,7 @@ impl Protocol {
 /// grpc_listen = "127.0.0.1:4317"
 /// http_listen = "127.0.0.1:4318"
 /// metrics_listen = "127.0.0.1:9466"
-/// queue_size = 8192            # spans held for forwarding; past it senders get 429 / RESOURCE_EXHAUSTED
+/// queue_size = 8192            # spans held for forwarding; past it senders get 429 / UNAVAILABLE
 /// max_request_bytes = 4194304  # largest OTLP request accepted
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)

@@ -24,11 +24,13 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 const CONTEXT_IS_REMOTE: u32 = 0x200;
 
 /// Moves what the exporter stage reads out of `s` into a `SpanData`; `None` (and `s` left as
-/// it was) when its trace or span id is invalid (the wrong length, or all zero). Put the
+/// it was) when its trace or span id is invalid (the wrong length, or all zero) or its
+/// parent span id has the wrong length (an all-zero parent is a root span's). Put the
 /// stage's result back with [`restore`].
 pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
     let span_context = context(&s.trace_id, &s.span_id, s.flags, &s.trace_state)?;
-    let parent_span_id = if s.parent_span_id.is_empty() {
+    // No parent: empty, or eight zero bytes (what several SDKs send for a root span).
+    let parent_span_id = if s.parent_span_id.is_empty() || s.parent_span_id == [0; 8] {
         SpanId::INVALID
     } else {
         span_id(&s.parent_span_id)?
@@ -370,6 +372,24 @@ mod tests {
         };
         assert!(take(&mut span).is_none());
         assert_eq!(span.name, "kept");
+    }
+
+    #[test]
+    fn a_root_span_whose_parent_id_is_eight_zero_bytes_is_taken_as_a_root() {
+        let mut span = ProtoSpan {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            parent_span_id: vec![0; 8],
+            name: "chat gpt-4o".into(),
+            ..Default::default()
+        };
+        let data = take(&mut span).unwrap();
+        assert_eq!(data.parent_span_id, SpanId::INVALID);
+        let _ = restore(&mut span, data);
+        assert_eq!(span.parent_span_id, [0; 8], "forwarded as it came");
+        // A parent id of the wrong length is still invalid.
+        span.parent_span_id = vec![0; 3];
+        assert!(take(&mut span).is_none());
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use llmtel::tls::OtlpTls;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message as _;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -145,9 +147,9 @@ impl Downstream {
         }
     }
 
-    /// Sends one body made by [`Downstream::body`]; `Err` says why it was not accepted
-    /// (never quoting the endpoint or the headers).
-    pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
+    /// Sends one body made by [`Downstream::body`]: `Ok` with the number of spans the
+    /// downstream rejected in a partial success (usually 0), or why it took none.
+    pub(crate) async fn send(&self, body: Bytes) -> Result<u64, Refusal> {
         match self {
             Downstream::Grpc {
                 channel,
@@ -161,14 +163,18 @@ impl Downstream {
                 }
                 grpc.ready()
                     .await
-                    .map_err(|_| "the downstream is not reachable".to_owned())?;
+                    .map_err(|_| Refusal::Retry { after: None })?;
                 let mut req = tonic::Request::new(body);
                 *req.metadata_mut() = headers.clone();
                 req.set_timeout(*timeout);
-                grpc.unary::<_, (), _>(req, PathAndQuery::from_static(EXPORT), Raw)
-                    .await
-                    .map(drop)
-                    .map_err(|s| format!("gRPC {:?}", s.code()))
+                grpc.unary::<_, ExportTraceServiceResponse, _>(
+                    req,
+                    PathAndQuery::from_static(EXPORT),
+                    Raw,
+                )
+                .await
+                .map(|r| rejected(&r.into_inner()))
+                .map_err(|s| grpc_refusal(&s))
             }
             Downstream::Http {
                 client,
@@ -182,21 +188,72 @@ impl Downstream {
                     .body(body)
                     .send()
                     .await
-                    .map_err(|e| {
-                        if e.is_timeout() {
-                            "timed out".to_owned()
-                        } else {
-                            "the downstream is not reachable".to_owned()
-                        }
-                    })?;
+                    .map_err(|_| Refusal::Retry { after: None })?;
+                let status = r.status().as_u16();
                 if r.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP {}", r.status().as_u16()))
+                    // A body that does not read or decode says nothing was rejected.
+                    let body = r.bytes().await.unwrap_or_default();
+                    return Ok(ExportTraceServiceResponse::decode(body)
+                        .map(|r| rejected(&r))
+                        .unwrap_or(0));
+                }
+                match status {
+                    // What OTLP/HTTP says to retry, after `Retry-After` when given.
+                    429 | 502 | 503 | 504 => Err(Refusal::Retry {
+                        after: r
+                            .headers()
+                            .get(reqwest::header::RETRY_AFTER)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(|s| Duration::from_secs(s.min(3600))),
+                    }),
+                    _ => Err(Refusal::Final),
                 }
             }
         }
     }
+}
+
+/// Why the downstream took none of a request's spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Worth sending again: not reachable, timed out, or an error OTLP says to retry (HTTP
+    /// 429/502/503/504; gRPC `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., and
+    /// `RESOURCE_EXHAUSTED` with a `RetryInfo`); `after` when the downstream said how long to
+    /// wait (HTTP `Retry-After` in seconds, gRPC `RetryInfo`).
+    Retry { after: Option<Duration> },
+    /// Refused for good: an error OTLP says must not be retried (HTTP 400, 401, 403, 413,
+    /// ...; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...). Sending it
+    /// again would only hold the queue's room.
+    Final,
+}
+
+/// The refusal a gRPC status means, by the OTLP specification's list of retryable codes. A
+/// status tonic made from a transport error (it has a source: the connection broke, the
+/// stream was reset) is retried whatever its code: the downstream never answered.
+fn grpc_refusal(s: &tonic::Status) -> Refusal {
+    use tonic::Code;
+    let after = crate::rpc::retry_delay(s.details());
+    if std::error::Error::source(s).is_some() {
+        return Refusal::Retry { after };
+    }
+    match s.code() {
+        Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => Refusal::Retry { after },
+        Code::ResourceExhausted if after.is_some() => Refusal::Retry { after },
+        _ => Refusal::Final,
+    }
+}
+
+/// The spans a response's partial success says were rejected.
+fn rejected(r: &ExportTraceServiceResponse) -> u64 {
+    r.partial_success
+        .as_ref()
+        .map_or(0, |p| p.rejected_spans.max(0) as u64)
 }
 
 /// The `key=value,key=value` list of `OTEL_EXPORTER_OTLP_HEADERS`, values percent-decoded.
@@ -239,14 +296,14 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A gRPC codec that sends already encoded bytes and ignores the response's body (an
-/// `ExportTraceServiceResponse`, whose partial-success counts no sender reads).
+/// A gRPC codec that sends already encoded bytes and decodes the response (an
+/// `ExportTraceServiceResponse`: its partial success counts the spans rejected).
 #[derive(Clone, Copy, Debug, Default)]
 struct Raw;
 
 impl Codec for Raw {
     type Encode = Bytes;
-    type Decode = ();
+    type Decode = ExportTraceServiceResponse;
     type Encoder = Raw;
     type Decoder = Raw;
 
@@ -270,12 +327,17 @@ impl Encoder for Raw {
 }
 
 impl Decoder for Raw {
-    type Item = ();
+    type Item = ExportTraceServiceResponse;
     type Error = tonic::Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut DecodeBuf<'_>,
+    ) -> Result<Option<ExportTraceServiceResponse>, tonic::Status> {
+        // A response that does not decode says nothing was rejected.
+        let r = ExportTraceServiceResponse::decode(&mut *src).unwrap_or_default();
         src.advance(src.remaining());
-        Ok(Some(()))
+        Ok(Some(r))
     }
 }
 

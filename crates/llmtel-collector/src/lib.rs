@@ -19,10 +19,16 @@
 //!   scopes and links as they came (each span's attributes written straight from the
 //!   stage's values), encoded once, and sent again as is on a retry. When the
 //!   queue is full, senders are
-//!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP) or `RESOURCE_EXHAUSTED`
-//!   (gRPC), which OTLP exporters retry; nothing is dropped silently. A batch the downstream
-//!   refuses is retried with backoff for `retry_for` (30 s) while its spans hold their
-//!   place in the queue, then dropped and counted;
+//!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the body a
+//!   `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
+//!   (gRPC), which every OTLP exporter retries; nothing is dropped silently. A batch the
+//!   downstream refuses for now (unreachable, timed out, HTTP 429/502/503/504, gRPC
+//!   `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., `RESOURCE_EXHAUSTED` with a `RetryInfo`) is
+//!   retried with backoff (or after the downstream's `Retry-After` / `RetryInfo`) for
+//!   `retry_for` (30 s) while its spans hold their place in the queue, then dropped and
+//!   counted (`export_failed`); one it refuses for good (the errors OTLP says must not be
+//!   retried: HTTP 400/401/403/413, gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) is
+//!   dropped at once and counted (`rejected`), as are the spans a partial success rejects;
 //! - **accounts budgets** (with [`Config::with_budgets`] or `budgets = "FILE"` in its config,
 //!   the library's rules file and stores: memory, SQLite, Redis): each priced span's spend is
 //!   recorded once, by the scopes its attributes give (`user.id`, `session.id`,
@@ -82,6 +88,7 @@ mod downstream;
 mod encode;
 mod evaluations;
 mod pipeline;
+mod rpc;
 mod server;
 mod stats;
 

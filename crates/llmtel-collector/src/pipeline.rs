@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use llmtel_budget::{Budgets, CallContext};
 
 use crate::config::Config;
-use crate::downstream::Downstream;
+use crate::downstream::{Downstream, Refusal};
 use crate::stats::Counters;
 use crate::{CollectorError, convert, dialect, encode, evaluations};
 
@@ -149,9 +149,14 @@ impl Outcome {
         })
     }
 
-    fn forwarded(&self, c: &Counters) {
+    /// Counts these spans as forwarded, but for the `rejected` the downstream's partial
+    /// success names (which of them it does not say: the priced / unknown / unpriced counts
+    /// are of the spans sent).
+    fn forwarded(&self, c: &Counters, rejected: u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        c.forwarded.fetch_add(self.spans, Relaxed);
+        let rejected = rejected.min(self.spans);
+        c.forwarded.fetch_add(self.spans - rejected, Relaxed);
+        c.dropped_rejected.fetch_add(rejected, Relaxed);
         c.priced.fetch_add(self.priced, Relaxed);
         c.unknown_model.fetch_add(self.unknown, Relaxed);
         c.unpriced.fetch_add(self.unpriced, Relaxed);
@@ -179,23 +184,18 @@ fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
         })
 }
 
-fn u64_attr(span: &SpanData, key: &str) -> u64 {
-    span.attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == key)
-        .and_then(|kv| match &kv.value {
-            opentelemetry::Value::I64(v) => u64::try_from(*v).ok(),
-            opentelemetry::Value::String(s) => s.as_str().trim().parse().ok(),
-            _ => None,
-        })
-        .unwrap_or(0)
-}
-
 /// Records a priced span's spend against the budgets, by the scopes its attributes give
 /// (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, `llmtel.api_key_id`, the
-/// model and provider, and the custom attributes the rules name). A span of a model with no
-/// price is charged by each rule's `on_unpriced` policy. Returns whether it was recorded.
-pub(crate) fn account(budgets: &Budgets, attributes: &[&'static str], span: &SpanData) -> bool {
+/// model, and the custom attributes the rules name) and its `call`'s provider and tokens
+/// (read as the stage read them to price it: the provider of a span that names only the
+/// older `gen_ai.system`, counts sent as doubles or strings). A span of a model with no price
+/// is charged by each rule's `on_unpriced` policy. Returns whether it was recorded.
+pub(crate) fn account(
+    budgets: &Budgets,
+    attributes: &[&'static str],
+    span: &SpanData,
+    call: &llmtel::LlmCall,
+) -> bool {
     let cost = span
         .attributes
         .iter()
@@ -227,7 +227,7 @@ pub(crate) fn account(budgets: &Budgets, attributes: &[&'static str], span: &Spa
     {
         ctx = ctx.with_model(v);
     }
-    if let Some(v) = str_attr(span, gen_ai::PROVIDER_NAME) {
+    if let Some(v) = &call.provider {
         ctx = ctx.with_provider(v);
     }
     for name in std::iter::once(&"llmtel.api_key_id").chain(attributes) {
@@ -235,10 +235,7 @@ pub(crate) fn account(budgets: &Budgets, attributes: &[&'static str], span: &Spa
             ctx = ctx.with_attribute(name, v);
         }
     }
-    let (input, output) = (
-        u64_attr(span, gen_ai::USAGE_INPUT_TOKENS),
-        u64_attr(span, gen_ai::USAGE_OUTPUT_TOKENS),
-    );
+    let (input, output) = (call.usage.input_tokens, call.usage.output_tokens);
     match cost {
         Some(usd) => budgets.record(&ctx, usd, input.saturating_add(output)),
         None => budgets.record_unpriced(&ctx, input, output),
@@ -380,17 +377,27 @@ async fn forward(
                 let body = downstream.body(bytes::Bytes::from(body));
                 let mut backoff = Duration::from_millis(100);
                 loop {
-                    if downstream.send(body.clone()).await.is_ok() {
-                        outcome.forwarded(&counters);
-                        break;
-                    }
-                    if Instant::now() + backoff > deadline {
+                    let after = match downstream.send(body.clone()).await {
+                        Ok(rejected) => {
+                            outcome.forwarded(&counters, rejected);
+                            break;
+                        }
+                        Err(Refusal::Final) => {
+                            counters.dropped_rejected.fetch_add(outcome.spans, Relaxed);
+                            break;
+                        }
+                        Err(Refusal::Retry { after }) => after,
+                    };
+                    // The downstream's own delay when it gave one (at least 100 ms), else
+                    // the backoff.
+                    let wait = after.map_or(backoff, |a| a.max(Duration::from_millis(100)));
+                    if Instant::now() + wait > deadline {
                         counters
                             .dropped_export_failed
                             .fetch_add(outcome.spans, Relaxed);
                         break;
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -453,15 +460,18 @@ impl Stage {
             None => false,
         });
         let invalid = (before - spans.len()) as u64;
+        let mut calls = Vec::with_capacity(data.len());
         for span in &mut data {
             dialect::map_dialects(&mut span.attributes);
-            // Priced once, here: a retry sends the same priced spans, and the sinks see
-            // the same call.
-            if let Some(call) = self.pricing.process_call(span, &self.policy) {
+            // Priced once, here: a retry sends the same priced spans, and the sinks and
+            // the budgets see the same call.
+            let call = self.pricing.process_call(span, &self.policy);
+            if let Some(call) = &call {
                 for sink in &self.sinks {
-                    sink.on_call(&call);
+                    sink.on_call(call);
                 }
             }
+            calls.push(call);
         }
         if let Some(quality) = &self.quality {
             // After the calls of the same request went to the monitor, so that a result
@@ -473,7 +483,9 @@ impl Stage {
             // Spend counts whether or not the downstream takes the spans.
             let recorded = data
                 .iter()
-                .filter(|s| account(budgets, &self.attributes, s))
+                .zip(&calls)
+                .filter_map(|(s, c)| Some((s, c.as_ref()?)))
+                .filter(|(s, c)| account(budgets, &self.attributes, s, c))
                 .count();
             counters.budgeted.fetch_add(recorded as u64, Relaxed);
         }

@@ -28,8 +28,11 @@ impl TraceService for GrpcReceiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         match self.queue.submit(request.into_inner()) {
             Admit::Accepted => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
-            Admit::Full => Err(tonic::Status::resource_exhausted(
+            // UNAVAILABLE, which every OTLP client retries (RESOURCE_EXHAUSTED is retried
+            // only by those that read a RetryInfo), with a RetryInfo for those that do.
+            Admit::Full => Err(crate::rpc::unavailable_retry_after(
                 "llmtel collector: the forwarding queue is full; retry later",
+                std::time::Duration::from_secs(1),
             )),
             Admit::TooLarge { spans, capacity } => Err(tonic::Status::invalid_argument(format!(
                 "llmtel collector: the request has {spans} spans, more than the queue holds \
@@ -46,6 +49,7 @@ pub(crate) fn http_router(queue: Queue) -> Router {
         .with_state(queue)
 }
 
+/// A plain-text error, for a request whose encoding is not OTLP's.
 fn text(status: StatusCode, msg: String) -> Response {
     (
         status,
@@ -55,41 +59,25 @@ fn text(status: StatusCode, msg: String) -> Response {
         .into_response()
 }
 
+/// An OTLP/HTTP error: a `google.rpc.Status` in the request's encoding, as the
+/// specification requires, its message saying what to do.
+fn status(status: StatusCode, json: bool, code: tonic::Code, msg: String) -> Response {
+    let (ctype, body) = crate::rpc::error_body(json, code, &msg);
+    (status, [(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
 async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes) -> Response {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let body = match headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| e != "identity")
-    {
-        None => body,
-        Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes) {
-            Ok(b) => b,
-            Err(r) => return *r,
-        },
-        Some(enc) => {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "llmtel collector: Content-Encoding {enc:?} is not supported; send gzip or \
-                     uncompressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip or none)"
-                ),
-            );
-        }
-    };
     let json = ctype.starts_with("application/json");
-    let req = if json {
-        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
-    } else if ctype.starts_with("application/x-protobuf")
-        || ctype.starts_with("application/protobuf")
+    if !json
+        && !ctype.starts_with("application/x-protobuf")
+        && !ctype.starts_with("application/protobuf")
     {
-        ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
-    } else {
+        // Not OTLP: no encoding to answer in, so plain text.
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
@@ -97,12 +85,42 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
                  or application/json"
             ),
         );
+    }
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| e != "identity")
+    {
+        None => body,
+        Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes, json) {
+            Ok(b) => b,
+            Err(r) => return *r,
+        },
+        Some(enc) => {
+            return status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json,
+                tonic::Code::InvalidArgument,
+                format!(
+                    "llmtel collector: Content-Encoding {enc:?} is not supported; send gzip or \
+                     uncompressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip or none)"
+                ),
+            );
+        }
+    };
+    let req = if json {
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
+    } else {
+        ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
     };
     let req = match req {
         Ok(r) => r,
         Err(e) => {
-            return text(
+            return status(
                 StatusCode::BAD_REQUEST,
+                json,
+                tonic::Code::InvalidArgument,
                 format!("llmtel collector: the body is not an OTLP trace export request: {e}"),
             );
         }
@@ -120,16 +138,20 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
             }
         }
         Admit::Full => {
-            let mut r = text(
+            let mut r = status(
                 StatusCode::TOO_MANY_REQUESTS,
+                json,
+                tonic::Code::Unavailable,
                 "llmtel collector: the forwarding queue is full; retry later".into(),
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        Admit::TooLarge { spans, capacity } => text(
+        Admit::TooLarge { spans, capacity } => status(
             StatusCode::PAYLOAD_TOO_LARGE,
+            json,
+            tonic::Code::InvalidArgument,
             format!(
                 "llmtel collector: the request has {spans} spans, more than the queue holds \
                  ({capacity}); send smaller batches or raise queue_size"
@@ -139,19 +161,23 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
 }
 
 /// Decompresses a gzip body, refusing one that inflates past `max` bytes.
-fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Box<Response>> {
+fn gunzip(body: &[u8], max: usize, json: bool) -> Result<Bytes, Box<Response>> {
     use std::io::Read;
     let mut out = Vec::new();
     let read = flate2::read::GzDecoder::new(body)
         .take(max as u64 + 1)
         .read_to_end(&mut out);
     match read {
-        Err(e) => Err(Box::new(text(
+        Err(e) => Err(Box::new(status(
             StatusCode::BAD_REQUEST,
+            json,
+            tonic::Code::InvalidArgument,
             format!("llmtel collector: the body is not valid gzip: {e}"),
         ))),
-        Ok(n) if n > max => Err(Box::new(text(
+        Ok(n) if n > max => Err(Box::new(status(
             StatusCode::PAYLOAD_TOO_LARGE,
+            json,
+            tonic::Code::InvalidArgument,
             format!(
                 "llmtel collector: the request inflates past {max} bytes; send smaller batches \
                  or raise max_request_bytes"

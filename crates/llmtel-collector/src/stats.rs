@@ -25,12 +25,17 @@ pub struct Stats {
     /// Evaluation results and user feedback read from spans and handed to the quality
     /// monitor (with `[quality]` on).
     pub evaluations: u64,
-    /// Spans refused because the queue was full (the sender got `429` / `RESOURCE_EXHAUSTED`).
+    /// Spans refused because the queue was full (the sender got `429` / `UNAVAILABLE`).
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
     pub dropped_export_failed: u64,
     /// Spans dropped because their trace or span id was invalid.
     pub dropped_invalid: u64,
+    /// Spans the downstream refused for good: an error OTLP says must not be retried (HTTP
+    /// 4xx but 429; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...: a
+    /// wrong header or endpoint, a span over the downstream's limit), or rejected in a
+    /// partial success. Not retried.
+    pub dropped_rejected: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
@@ -40,7 +45,10 @@ pub struct Stats {
 impl Stats {
     /// Every dropped span, whatever the reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_queue_full + self.dropped_export_failed + self.dropped_invalid
+        self.dropped_queue_full
+            + self.dropped_export_failed
+            + self.dropped_invalid
+            + self.dropped_rejected
     }
 
     /// The Prometheus text exposition of these counters (`llmtel_collector_*`).
@@ -98,8 +106,12 @@ impl Stats {
             "# HELP {name} Spans dropped, by reason.\n# TYPE {name} counter\n\
              {name}{{reason=\"queue_full\"}} {}\n\
              {name}{{reason=\"export_failed\"}} {}\n\
-             {name}{{reason=\"invalid\"}} {}\n",
-            self.dropped_queue_full, self.dropped_export_failed, self.dropped_invalid
+             {name}{{reason=\"invalid\"}} {}\n\
+             {name}{{reason=\"rejected\"}} {}\n",
+            self.dropped_queue_full,
+            self.dropped_export_failed,
+            self.dropped_invalid,
+            self.dropped_rejected
         );
         for (name, help, v) in [
             (
@@ -136,6 +148,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
+    pub(crate) dropped_rejected: AtomicU64,
     depth: AtomicUsize,
     capacity: usize,
 }
@@ -154,6 +167,7 @@ impl Counters {
             dropped_queue_full: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
+            dropped_rejected: AtomicU64::new(0),
             depth: AtomicUsize::new(0),
             capacity,
         }
@@ -198,6 +212,7 @@ impl Counters {
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
+            dropped_rejected: self.dropped_rejected.load(Relaxed),
             queue_depth: self.depth.load(Relaxed) as u64,
             queue_capacity: self.capacity as u64,
         }

@@ -1,6 +1,7 @@
 //! With the downstream down, the collector's bounded queue fills; then senders are told to
-//! back off (HTTP 429 with Retry-After, gRPC RESOURCE_EXHAUSTED), every refused span is
-//! counted exactly, and what was queued is delivered once the downstream is back.
+//! back off (HTTP 429 with Retry-After and a `google.rpc.Status` body; gRPC UNAVAILABLE,
+//! which every OTLP client retries, with a RetryInfo), every refused span is counted
+//! exactly, and what was queued is delivered once the downstream is back.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -23,7 +24,7 @@ async fn closed_port() -> std::net::SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn senders_get_429_and_resource_exhausted_and_queued_spans_arrive_later() {
+async fn senders_get_429_and_unavailable_and_queued_spans_arrive_later() {
     let downstream = closed_port().await;
     let config = config(downstream)
         .with_queue_size(3)
@@ -40,7 +41,13 @@ async fn senders_get_429_and_resource_exhausted_and_queued_spans_arrive_later() 
     let r = post(&collector, 4).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
-    assert!(r.text().await.unwrap().contains("queue is full"));
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let body = r.bytes().await.unwrap();
+    let message = b"the forwarding queue is full; retry later";
+    assert!(
+        body.windows(message.len()).any(|w| w == message),
+        "a google.rpc.Status with the message: {body:?}"
+    );
     // ...and so are gRPC senders.
     let mut grpc = TraceServiceClient::connect(format!("http://{}", collector.grpc_addr()))
         .await
@@ -51,7 +58,15 @@ async fn senders_get_429_and_resource_exhausted_and_queued_spans_arrive_later() 
         vec![("span 5a".into(), vec![]), ("span 5b".into(), vec![])],
     );
     let err = grpc.export(two).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    let retry_info = b"type.googleapis.com/google.rpc.RetryInfo";
+    assert!(
+        err.details()
+            .windows(retry_info.len())
+            .any(|w| w == retry_info),
+        "a RetryInfo in the details: {:?}",
+        err.details()
+    );
 
     let stats = collector.stats();
     assert_eq!(stats.received, 3);

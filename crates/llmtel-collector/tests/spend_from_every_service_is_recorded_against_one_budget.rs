@@ -1,8 +1,10 @@
 //! Issue #15: the collector accounts budgets from span attributes. Priced spans from two
 //! services (two resources, any language) for the same user land in one budget with the
 //! library's rules and store; a span scoped by a custom attribute counts under its rule; a
-//! downstream that refuses everything does not stop spend from being counted; a budgets file
-//! that cannot be used is a clear error.
+//! downstream that refuses everything does not stop spend from being counted; a span read the
+//! way the stage prices it (only the older `gen_ai.system`, counts sent as doubles) is
+//! charged to its provider's rule with its tokens; a budgets file that cannot be used is a
+//! clear error.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -124,6 +126,53 @@ async fn spend_of_two_services_lands_in_one_budget_even_when_the_downstream_refu
             .await
             .contains("llmtel_collector_spans_budgeted_total 2\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_naming_only_gen_ai_system_with_double_counts_is_charged_to_its_provider() {
+    let (_receiver, downstream, _task) = Receiver::start().await;
+    let budgets = Budgets::builder()
+        .with_rule(
+            Rule::new("openai-daily", Scope::Provider, Period::Day(TimeZone::UTC))
+                .with_limit_tokens(1_000_000),
+        )
+        .build();
+    let collector = Collector::start(config(downstream).with_budgets(budgets.clone()))
+        .await
+        .unwrap();
+    // What OpenLLMetry / OpenLIT send: the provider only as `gen_ai.system`, and (from a
+    // JavaScript SDK) the counts as doubles.
+    let attributes = vec![
+        s("gen_ai.operation.name", "chat"),
+        s("gen_ai.system", "openai"),
+        s("gen_ai.request.model", "gpt-4o"),
+        kv(
+            "gen_ai.usage.input_tokens",
+            opentelemetry_proto::tonic::common::v1::any_value::Value::DoubleValue(1_000.0),
+        ),
+        kv(
+            "gen_ai.usage.output_tokens",
+            opentelemetry_proto::tonic::common::v1::any_value::Value::DoubleValue(200.0),
+        ),
+    ];
+    post_protobuf(
+        &collector,
+        request("node-api", 1, vec![("chat".into(), attributes)]),
+    )
+    .await;
+    wait_until("the span is forwarded", || collector.stats().forwarded == 1).await;
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let status = budgets
+        .status_for(&CallContext::new().with_provider("openai"))
+        .unwrap();
+    let rule = status.iter().find(|r| r.rule == "openai-daily").unwrap();
+    assert_eq!(
+        rule.spent,
+        cost(1_000, 200),
+        "charged to the provider's rule"
+    );
+    assert_eq!(rule.spent_tokens, 1_200, "with the tokens the stage priced");
+    assert_eq!(collector.stats().budgeted, 1);
 }
 
 #[test]
