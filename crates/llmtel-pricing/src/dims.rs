@@ -425,6 +425,26 @@ impl Price {
             None => exclusive = true,
         }
         text.cache_read_tokens = usage.cache_read_tokens - cached_audio;
+        // A cache bigger than the text part of an inclusive prompt holds image or video
+        // tokens (Gemini counts cached media in its per-modality prompt counts and in
+        // `cachedContentTokenCount`): those are priced at the cache rate, not again at their
+        // modality's. Text is taken as cached first, then video, then image (Gemini prices
+        // the three alike).
+        let (mut video_in, mut image_in) = (details.video_input_tokens, details.image_input_tokens);
+        let cache = u128::from(usage.cache_read_tokens) + u128::from(usage.cache_write_tokens);
+        if !exclusive && u128::from(usage.input_tokens) >= cache {
+            let text_cache =
+                u128::from(text.cache_read_tokens) + u128::from(text.cache_write_tokens);
+            let mut excess =
+                u64::try_from(text_cache.saturating_sub(u128::from(text.input_tokens)))
+                    .map_err(|_| overflow())?;
+            for part in [&mut video_in, &mut image_in] {
+                let cached = excess.min(*part);
+                *part -= cached;
+                excess -= cached;
+                text.input_tokens = text.input_tokens.checked_add(cached).ok_or_else(overflow)?;
+            }
+        }
         let modal_out = details.modal_output_tokens();
         match u128::from(usage.output_tokens).checked_sub(modal_out) {
             Some(rest) => text.output_tokens = u64::try_from(rest).map_err(|_| overflow())?,
@@ -446,14 +466,8 @@ impl Price {
         )?;
         b.cached_audio = at(cached_audio, chosen.cache_read_audio)?;
         let input_rate = chosen.rates.input;
-        b.image_input = at(
-            details.image_input_tokens,
-            m.image_input.unwrap_or(input_rate),
-        )?;
-        b.video_input = at(
-            details.video_input_tokens,
-            m.video_input.unwrap_or(input_rate),
-        )?;
+        b.image_input = at(image_in, m.image_input.unwrap_or(input_rate))?;
+        b.video_input = at(video_in, m.video_input.unwrap_or(input_rate))?;
         b.audio_output = at(
             details.audio_output_tokens,
             m.audio_output.unwrap_or(chosen.rates.output),

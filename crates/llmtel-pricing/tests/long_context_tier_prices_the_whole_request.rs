@@ -121,3 +121,28 @@ fn gemini_2_5_pro_above_200k_doubles_input() {
     // 200_001 × 2_500_000 = 500_002_500_000
     assert_eq!(big.breakdown.total, Usd::from_picos(500_002_500_000));
 }
+
+#[test]
+fn claude_4_6_models_lose_their_long_context_tier_from_2026_03_13() {
+    // Anthropic made the 1M context of Opus 4.6 and Sonnet 4.6 generally available at
+    // standard pricing on 2026-03-13: 300K input and 10K output tokens.
+    let usage = Usage::new(300_000, 10_000);
+    for (model, before, after) in [
+        // 300K × $6 + 10K × $22.50 = $2.025; 300K × $3 + 10K × $15 = $1.05
+        ("claude-sonnet-4-6", "$2.025000", "$1.050000"),
+        // 300K × $10 + 10K × $37.50 = $3.375; 300K × $5 + 10K × $25 = $1.75
+        ("claude-opus-4-6", "$3.375000", "$1.750000"),
+    ] {
+        let catalog = Catalog::builtin();
+        let old = catalog
+            .price(model, Some("anthropic"), &usage, date(2026, 3, 12))
+            .unwrap();
+        assert_eq!(old.tier_above_input_tokens, Some(200_000), "{model}");
+        assert_eq!(old.breakdown.total.to_string(), before, "{model}");
+        let new = catalog
+            .price(model, Some("anthropic"), &usage, date(2026, 3, 13))
+            .unwrap();
+        assert_eq!(new.tier_above_input_tokens, None, "{model}");
+        assert_eq!(new.breakdown.total.to_string(), after, "{model}");
+    }
+}

@@ -234,6 +234,74 @@ fn gemini_audio_tokens_are_priced_at_the_audio_rate() {
 }
 
 #[test]
+fn gemini_cached_video_and_images_are_priced_once_at_the_cache_rate() {
+    // gemini-2.5-flash: $0.30/M in (text, image, video), $0.03/M cached, $2.50/M out. A
+    // 100,000-token prompt, 99,000 of it a cached video: Gemini counts the video in
+    // `promptTokensDetails` and in `cachedContentTokenCount` both.
+    let usage = Usage {
+        cache_read_tokens: 99_000,
+        ..Usage::new(100_000, 500)
+    };
+    let details = UsageDetails {
+        video_input_tokens: 99_000,
+        ..UsageDetails::default()
+    };
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
+    let b = &p.breakdown;
+    assert_eq!(b.cache_read.to_string(), "$0.002970"); // 99,000 × 0.03
+    // The 1,000 tokens not cached (text first in the cache, so video): 1,000 × 0.30
+    assert_eq!(
+        b.input.saturating_add(b.video_input).to_string(),
+        "$0.000300"
+    );
+    assert_eq!(b.output.to_string(), "$0.001250"); // 500 × 2.50
+    assert_eq!(b.total.to_string(), "$0.004520"); // was $0.034220: the video twice
+    assert_eq!(p.notes, Vec::<&str>::new());
+
+    // Text 2,000 + video 3,000 + images 5,000, 9,000 cached: the text, the video and
+    // 4,000 image tokens at the cache rate, 1,000 image tokens at the input rate.
+    let usage = Usage {
+        cache_read_tokens: 9_000,
+        ..Usage::new(10_000, 0)
+    };
+    let details = UsageDetails {
+        video_input_tokens: 3_000,
+        image_input_tokens: 5_000,
+        ..UsageDetails::default()
+    };
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
+    let b = &p.breakdown;
+    assert_eq!(b.video_input.to_string(), "$0.000000");
+    assert_eq!(b.image_input.to_string(), "$0.000300"); // 1,000 × 0.30
+    assert_eq!(b.total.to_string(), "$0.000570"); // + 9,000 × 0.03
+    assert_eq!(p.notes, Vec::<&str>::new());
+
+    // A cache within the text part leaves the media priced in full.
+    let usage = Usage {
+        cache_read_tokens: 1_000,
+        ..Usage::new(10_000, 0)
+    };
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
+    // 1,000 text × 0.30 + 1,000 × 0.03 + 8,000 media × 0.30
+    assert_eq!(p.breakdown.total.to_string(), "$0.002730");
+}
+
+#[test]
 fn modality_counts_over_the_total_are_priced_on_top_and_noted() {
     let usage = Usage::new(1_000, 0);
     let details = UsageDetails {
