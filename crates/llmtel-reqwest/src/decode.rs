@@ -508,8 +508,8 @@ impl Decoder {
         for c in b.choices.unwrap_or_default() {
             let idx = c.index.unwrap_or(0) as usize;
             if let Some(d) = c.delta.as_ref().or(c.message.as_ref()) {
-                if let Some(t) = &d.content {
-                    self.obs.push_text(t);
+                if let Some(c) = &d.content {
+                    c.texts(&mut |t| self.obs.push_text(t));
                 }
                 if let Some(t) = d.reasoning_content.as_ref().or(d.reasoning.as_ref()) {
                     self.obs.push_text(t);
@@ -766,8 +766,11 @@ impl Decoder {
             d.video_input_tokens = GeminiModalityCount::of(prompt, "VIDEO");
             d.cache_read_audio_tokens =
                 GeminiModalityCount::of(u.cache_tokens_details.as_ref(), "AUDIO");
-            d.audio_output_tokens =
-                GeminiModalityCount::of(u.candidates_tokens_details.as_ref(), "AUDIO");
+            let candidates = u.candidates_tokens_details.as_ref();
+            d.audio_output_tokens = GeminiModalityCount::of(candidates, "AUDIO");
+            // Generated images (gemini-2.5-flash-image: 1,290 a 1024px image), priced at
+            // the image output rate.
+            d.image_output_tokens = GeminiModalityCount::of(candidates, "IMAGE");
             if *d != before {
                 self.rev += 1;
             }
@@ -892,10 +895,49 @@ struct ChatChoice<'a> {
 
 #[derive(Deserialize)]
 struct ChatMessage<'a> {
-    content: Option<Cow<'a, str>>,
+    content: Option<ChatContent<'a>>,
     reasoning_content: Option<Cow<'a, str>>,
     reasoning: Option<Cow<'a, str>>,
     tool_calls: Option<Vec<ToolCall<'a>>>,
+}
+
+/// A chat message's `content`: a string (OpenAI), or an array of parts (Mistral's reasoning
+/// models: `[{"type":"thinking","thinking":[{"type":"text","text":...}]},
+/// {"type":"text","text":...}]`; some OpenAI-compatible servers). Any other shape is
+/// skipped: it must never make the usage beside it unreadable.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatContent<'a> {
+    Text(Cow<'a, str>),
+    Parts(Vec<ContentPart<'a>>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// One part of an array `content`: its text, and the parts of a `thinking` part.
+#[derive(Deserialize)]
+struct ContentPart<'a> {
+    text: Option<Cow<'a, str>>,
+    thinking: Option<Box<ChatContent<'a>>>,
+}
+
+impl ChatContent<'_> {
+    /// Calls `f` with each text this content holds, in order.
+    fn texts(&self, f: &mut impl FnMut(&str)) {
+        match self {
+            ChatContent::Text(t) => f(t),
+            ChatContent::Parts(parts) => {
+                for p in parts {
+                    if let Some(t) = &p.thinking {
+                        t.texts(f);
+                    }
+                    if let Some(t) = &p.text {
+                        f(t);
+                    }
+                }
+            }
+            ChatContent::Other(_) => {}
+        }
+    }
 }
 
 #[derive(Deserialize)]

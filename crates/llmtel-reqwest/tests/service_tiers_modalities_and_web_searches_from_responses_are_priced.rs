@@ -112,6 +112,29 @@ fn gemini_audio_input_tokens_are_priced_at_the_audio_rate() {
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.00108);
 }
 
+const GEMINI_IMAGE_RESPONSE: &str = r#"{"candidates":[{"content":{"parts":[{"text":"Here is your cat."},{"inlineData":{"mimeType":"image/png","data":"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="}}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1295,"totalTokenCount":1307,"promptTokensDetails":[{"modality":"TEXT","tokenCount":12}],"candidatesTokensDetails":[{"modality":"TEXT","tokenCount":5},{"modality":"IMAGE","tokenCount":1290}]},"modelVersion":"gemini-2.5-flash-image","responseId":"gem-image-1"}"#;
+
+#[test]
+fn gemini_image_output_tokens_are_priced_at_the_image_output_rate() {
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, GEMINI_IMAGE_RESPONSE)]).await;
+        let c = client(middleware(&server));
+        let (status, _) = post(
+            &c,
+            &server.url("/gemini/v1beta/models/gemini-2.5-flash-image:generateContent"),
+            common::fixtures::GEMINI_REQUEST,
+        )
+        .await;
+        assert_eq!(status, 200);
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "llmtel.usage.image.output_tokens"), 1290);
+    // gemini-2.5-flash-image: 12 x $0.30/M in, 5 text x $2.50/M out, 1,290 image tokens x
+    // $30/M (Google's $0.039 an image): 0.0000036 + 0.0000125 + 0.0387 = $0.0387161.
+    assert_usd(f64_attr(&s, "llmtel.cost.image_output"), 0.0387);
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.038_716_1);
+}
+
 /// A streamed gpt-5 answer served on the flex tier: the tier is in every chunk, the usage in
 /// the `include_usage` chunk.
 fn flex_stream() -> Vec<String> {

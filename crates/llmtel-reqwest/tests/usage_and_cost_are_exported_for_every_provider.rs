@@ -283,3 +283,78 @@ fn ollama_at_a_configured_base_url_is_recognised_and_never_priced_at_zero() {
         Some(&opentelemetry::Value::Bool(true))
     );
 }
+
+/// Mistral's reasoning models (Magistral) answer with `content` an array of parts, the
+/// thinking first; the usage beside it must still be read, plain and streamed.
+const MISTRAL_REASONING_RESPONSE: &str = r#"{"id":"cmpl-mistral-1","object":"chat.completion","created":1764700000,"model":"magistral-medium-latest","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"The user asks for the answer. It is 42."}]},{"type":"text","text":"42"}],"tool_calls":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":900,"total_tokens":920}}"#;
+
+const MISTRAL_REQUEST: &str = r#"{"model":"magistral-medium-latest","messages":[{"role":"user","content":"What is the answer?"}]}"#;
+
+fn mistral_middleware(server: &Replay) -> llmtel_reqwest::LlmMiddleware {
+    middleware(server)
+        .with_openai_compatible(&format!("{}/mistral/v1", server.base()), "mistral_ai")
+        .unwrap()
+}
+
+#[test]
+fn mistral_reasoning_content_parts_keep_the_usage_beside_them() {
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, MISTRAL_REASONING_RESPONSE)]).await;
+        let c = client(mistral_middleware(&server));
+        let (status, _) = post(
+            &c,
+            &server.url("/mistral/v1/chat/completions"),
+            MISTRAL_REQUEST,
+        )
+        .await;
+        assert_eq!(status, 200);
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "gen_ai.provider.name"), "mistral_ai");
+    assert_eq!(str_attr(&s, "gen_ai.response.id"), "cmpl-mistral-1");
+    assert_eq!(string_array(&s, "gen_ai.response.finish_reasons"), ["stop"]);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 20);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 900);
+    // magistral-medium: 20 × $1.50/M + 900 × $7.50/M = 0.00003 + 0.00675
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.00678);
+    assert!(
+        attr(&s, "llmtel.cost.estimated").is_none_or(|v| *v == opentelemetry::Value::Bool(false))
+    );
+    assert!(attr(&s, "llmtel.parse_error").is_none(), "{s:?}");
+}
+
+#[test]
+fn mistral_streamed_thinking_chunks_keep_the_usage_of_the_last() {
+    let chunk = |delta: &str, finish: &str, usage: &str| {
+        format!(
+            "data: {{\"id\":\"cmpl-mistral-s\",\"object\":\"chat.completion.chunk\",\"created\":1764700000,\"model\":\"magistral-medium-latest\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]{usage}}}\n\n"
+        )
+    };
+    let chunks = vec![
+        chunk(
+            r#"{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Thinking it over."}]}]}"#,
+            "null",
+            "",
+        ),
+        chunk(r#"{"content":"42"}"#, "null", ""),
+        chunk(
+            r#"{"content":""}"#,
+            r#""stop""#,
+            r#","usage":{"prompt_tokens":20,"completion_tokens":900,"total_tokens":920}"#,
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ];
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::sse(&chunks)]).await;
+        let c = client(mistral_middleware(&server));
+        let req = MISTRAL_REQUEST.replace("}]}", "}],\"stream\":true}");
+        post(&c, &server.url("/mistral/v1/chat/completions"), &req).await;
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 900);
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.00678);
+    assert!(
+        attr(&s, "llmtel.parse_error").is_none(),
+        "no chunk failed to parse: {s:?}"
+    );
+}
