@@ -46,6 +46,7 @@ impl Protocol {
 /// http_listen = "127.0.0.1:4318"
 /// metrics_listen = "127.0.0.1:9466"
 /// queue_size = 8192            # spans held for forwarding; past it senders get 429 / UNAVAILABLE
+/// queue_bytes = 67108864       # and bytes of requests held (64 MiB): the bound when spans are big
 /// max_request_bytes = 4194304  # largest OTLP request accepted
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
@@ -80,6 +81,7 @@ pub struct Config {
     pub(crate) http_listen: SocketAddr,
     pub(crate) metrics_listen: SocketAddr,
     pub(crate) queue_size: usize,
+    pub(crate) queue_bytes: usize,
     pub(crate) max_request_bytes: usize,
     pub(crate) forward_max_request_bytes: usize,
     pub(crate) forward_endpoint: Option<Endpoint>,
@@ -145,6 +147,7 @@ impl Default for Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 4318)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9466)),
             queue_size: 8192,
+            queue_bytes: 64 * 1024 * 1024,
             max_request_bytes: 4 * 1024 * 1024,
             forward_max_request_bytes: llmtel::DEFAULT_MAX_EXPORT_BATCH_BYTES,
             forward_endpoint: None,
@@ -171,6 +174,7 @@ struct FileConfig {
     http_listen: Option<SocketAddr>,
     metrics_listen: Option<SocketAddr>,
     queue_size: Option<usize>,
+    queue_bytes: Option<usize>,
     max_request_bytes: Option<usize>,
     capture_content: Option<bool>,
     /// A budgets file (the library's format: `[[rule]]` tables and a `[store]`).
@@ -291,6 +295,9 @@ impl Config {
         if let Some(n) = file.queue_size {
             c = c.with_queue_size(n)?;
         }
+        if let Some(n) = file.queue_bytes {
+            c = c.with_queue_bytes(n)?;
+        }
         if let Some(n) = file.max_request_bytes {
             c = c.with_max_request_bytes(n)?;
         }
@@ -405,6 +412,25 @@ impl Config {
             ));
         }
         self.queue_size = spans;
+        Ok(self)
+    }
+
+    /// Holds at most `bytes` of OTLP requests waiting to be forwarded (their encoded size,
+    /// decompressed; 64 MiB by default): with [`with_queue_size`](Self::with_queue_size),
+    /// what bounds the collector's memory while the downstream is slow or down, whatever
+    /// the size of the spans (captured prompts make them big). Past it senders are told to
+    /// retry later, as past the span count; a request bigger than this alone is refused
+    /// (413 / `INVALID_ARGUMENT`) saying to raise it.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] below 64 KiB.
+    pub fn with_queue_bytes(mut self, bytes: usize) -> Result<Self, ConfigError> {
+        if bytes < 64 * 1024 {
+            return Err(ConfigError::Invalid(
+                "queue_bytes must be at least 65536".into(),
+            ));
+        }
+        self.queue_bytes = bytes;
         Ok(self)
     }
 

@@ -28,12 +28,30 @@ pub(crate) enum Admit {
     Accepted,
     /// The queue has no room now: try again later.
     Full,
-    /// The request alone holds more spans than the queue can.
-    TooLarge { spans: usize, capacity: usize },
+    /// The request alone holds more than the queue can: `amount` `unit` where it holds
+    /// `capacity`; the setting to raise.
+    TooLarge {
+        amount: usize,
+        capacity: usize,
+        unit: &'static str,
+        setting: &'static str,
+    },
+}
+
+impl Admit {
+    /// What a sender is told when the request is bigger than the whole queue.
+    pub(crate) fn too_large(amount: usize, capacity: usize, unit: &str, setting: &str) -> String {
+        format!(
+            "llmtel collector: the request has {amount} {unit}, more than the queue holds \
+             ({capacity}); send smaller batches or raise {setting}"
+        )
+    }
 }
 
 struct Job {
     resource_spans: Vec<ResourceSpans>,
+    /// Its encoded size, reserved in the queue's bytes.
+    bytes: usize,
 }
 
 /// The sending side of the queue, shared by the receivers.
@@ -64,8 +82,9 @@ fn span_count(resource_spans: &[ResourceSpans]) -> usize {
 
 impl Queue {
     /// Queues a request's spans if they fit (the channel is unbounded; room is reserved in
-    /// `counters`, so the queue never holds more than its capacity).
-    pub(crate) fn submit(&self, req: ExportTraceServiceRequest) -> Admit {
+    /// `counters`, so the queue never holds more spans or bytes than its capacities).
+    /// `bytes` is the request's encoded size (its body, decompressed).
+    pub(crate) fn submit(&self, req: ExportTraceServiceRequest, bytes: usize) -> Admit {
         let spans = span_count(&req.resource_spans);
         if spans == 0 {
             return Admit::Accepted;
@@ -76,13 +95,25 @@ impl Queue {
                 .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
             a
         };
-        if spans > self.counters.capacity() {
-            return refuse(Admit::TooLarge {
-                spans,
-                capacity: self.counters.capacity(),
-            });
+        for (amount, capacity, unit, setting) in [
+            (spans, self.counters.spans.capacity(), "spans", "queue_size"),
+            (
+                bytes,
+                self.counters.bytes.capacity(),
+                "bytes",
+                "queue_bytes",
+            ),
+        ] {
+            if amount > capacity {
+                return refuse(Admit::TooLarge {
+                    amount,
+                    capacity,
+                    unit,
+                    setting,
+                });
+            }
         }
-        if !self.counters.try_reserve(spans) {
+        if !self.counters.try_reserve(spans, bytes) {
             return refuse(Admit::Full);
         }
         self.counters
@@ -92,11 +123,12 @@ impl Queue {
             .tx
             .send(Job {
                 resource_spans: req.resource_spans,
+                bytes,
             })
             .is_err()
         {
             // The forwarder has stopped (shutdown): nothing will send these.
-            self.counters.release(spans);
+            self.counters.release(spans, bytes);
             self.counters
                 .dropped_export_failed
                 .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
@@ -256,7 +288,7 @@ pub(crate) fn start(
     // Read once, at start: a bad CA file is an error now, not a failed forward later.
     let tls = crate::downstream::tls(&endpoint, config.forward_ca_file.as_deref())?;
     let gzip = config.forward_gzip()?;
-    let counters = Arc::new(Counters::new(config.queue_size));
+    let counters = Arc::new(Counters::new(config.queue_size, config.queue_bytes));
     let series = llmtel_metrics::PrometheusSink::builder().build();
     if let Some(q) = &config.quality {
         q.register_metrics(&series);
@@ -336,7 +368,7 @@ async fn forward(
         // One forwarder waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
         let Some(mut job) = next else { break };
-        let declared = span_count(&job.resource_spans);
+        let (declared, bytes) = (span_count(&job.resource_spans), job.bytes);
         // How the stage left each span, in the request's order.
         let mut outcomes = Vec::with_capacity(declared);
         let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
@@ -402,7 +434,7 @@ async fn forward(
                 }
             }
         }
-        counters.release(declared);
+        counters.release(declared, bytes);
     }
 }
 

@@ -26,7 +26,9 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        match self.queue.submit(request.into_inner()) {
+        let request = request.into_inner();
+        let bytes = prost::Message::encoded_len(&request);
+        match self.queue.submit(request, bytes) {
             Admit::Accepted => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
             // UNAVAILABLE, which every OTLP client retries (RESOURCE_EXHAUSTED is retried
             // only by those that read a RetryInfo), with a RetryInfo for those that do.
@@ -34,9 +36,13 @@ impl TraceService for GrpcReceiver {
                 "llmtel collector: the forwarding queue is full; retry later",
                 std::time::Duration::from_secs(1),
             )),
-            Admit::TooLarge { spans, capacity } => Err(tonic::Status::invalid_argument(format!(
-                "llmtel collector: the request has {spans} spans, more than the queue holds \
-                 ({capacity}); send smaller batches or raise queue_size"
+            Admit::TooLarge {
+                amount,
+                capacity,
+                unit,
+                setting,
+            } => Err(tonic::Status::invalid_argument(Admit::too_large(
+                amount, capacity, unit, setting,
             ))),
         }
     }
@@ -110,11 +116,19 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         }
     };
     let req = if json {
-        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+            .map(|r| {
+                let bytes = r.encoded_len();
+                (r, bytes)
+            })
+            .map_err(|e| e.to_string())
     } else {
-        ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
+        let bytes = body.len();
+        ExportTraceServiceRequest::decode(body)
+            .map(|r| (r, bytes))
+            .map_err(|e| e.to_string())
     };
-    let req = match req {
+    let (req, bytes) = match req {
         Ok(r) => r,
         Err(e) => {
             return status(
@@ -125,7 +139,7 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
             );
         }
     };
-    match queue.submit(req) {
+    match queue.submit(req, bytes) {
         Admit::Accepted => {
             if json {
                 ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
@@ -148,14 +162,16 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        Admit::TooLarge { spans, capacity } => status(
+        Admit::TooLarge {
+            amount,
+            capacity,
+            unit,
+            setting,
+        } => status(
             StatusCode::PAYLOAD_TOO_LARGE,
             json,
             tonic::Code::InvalidArgument,
-            format!(
-                "llmtel collector: the request has {spans} spans, more than the queue holds \
-                 ({capacity}); send smaller batches or raise queue_size"
-            ),
+            Admit::too_large(amount, capacity, unit, setting),
         ),
     }
 }

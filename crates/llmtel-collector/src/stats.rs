@@ -40,6 +40,12 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Spans the queue holds at most.
     pub queue_capacity: u64,
+    /// Bytes of OTLP requests in the queue now (their encoded size, decompressed).
+    pub queue_bytes: u64,
+    /// Bytes of OTLP requests the queue holds at most (`queue_bytes`): what bounds its
+    /// memory when spans are big (captured prompts), where `queue_capacity` bounds it when
+    /// they are many.
+    pub queue_bytes_capacity: u64,
 }
 
 impl Stats {
@@ -124,6 +130,16 @@ impl Stats {
                 "Spans the queue holds at most.",
                 self.queue_capacity,
             ),
+            (
+                "llmtel_collector_queue_bytes",
+                "Bytes of OTLP requests waiting to be forwarded.",
+                self.queue_bytes,
+            ),
+            (
+                "llmtel_collector_queue_bytes_capacity",
+                "Bytes of OTLP requests the queue holds at most.",
+                self.queue_bytes_capacity,
+            ),
         ] {
             let _ = write!(
                 out,
@@ -149,12 +165,57 @@ pub(crate) struct Counters {
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
     pub(crate) dropped_rejected: AtomicU64,
-    depth: AtomicUsize,
+    /// Spans held.
+    pub(crate) spans: Room,
+    /// Bytes held.
+    pub(crate) bytes: Room,
+}
+
+/// Room in the queue for one measure (spans, bytes): reserved when a request is accepted,
+/// released when it has been forwarded or dropped.
+#[derive(Debug)]
+pub(crate) struct Room {
+    used: AtomicUsize,
     capacity: usize,
 }
 
+impl Room {
+    fn new(capacity: usize) -> Self {
+        Room {
+            used: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Reserves `n`; false (nothing reserved) when it does not fit.
+    pub(crate) fn try_reserve(&self, n: usize) -> bool {
+        let mut cur = self.used.load(Relaxed);
+        loop {
+            if cur.saturating_add(n) > self.capacity {
+                return false;
+            }
+            match self
+                .used
+                .compare_exchange_weak(cur, cur + n, Relaxed, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Frees `n`.
+    pub(crate) fn release(&self, n: usize) {
+        self.used.fetch_sub(n, Relaxed);
+    }
+}
+
 impl Counters {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, byte_capacity: usize) -> Self {
         Counters {
             received: AtomicU64::new(0),
             priced: AtomicU64::new(0),
@@ -168,35 +229,28 @@ impl Counters {
             dropped_export_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
-            depth: AtomicUsize::new(0),
-            capacity,
+            spans: Room::new(capacity),
+            bytes: Room::new(byte_capacity),
         }
     }
 
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Reserves room for `n` spans; false (nothing reserved) when they do not fit.
-    pub(crate) fn try_reserve(&self, n: usize) -> bool {
-        let mut cur = self.depth.load(Relaxed);
-        loop {
-            if cur.saturating_add(n) > self.capacity {
-                return false;
-            }
-            match self
-                .depth
-                .compare_exchange_weak(cur, cur + n, Relaxed, Relaxed)
-            {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
+    /// Reserves room for a request of `spans` spans and `bytes` bytes; false (nothing
+    /// reserved) when either does not fit.
+    pub(crate) fn try_reserve(&self, spans: usize, bytes: usize) -> bool {
+        if !self.spans.try_reserve(spans) {
+            return false;
         }
+        if !self.bytes.try_reserve(bytes) {
+            self.spans.release(spans);
+            return false;
+        }
+        true
     }
 
-    /// Frees the room of `n` spans.
-    pub(crate) fn release(&self, n: usize) {
-        self.depth.fetch_sub(n, Relaxed);
+    /// Frees the room of a request of `spans` spans and `bytes` bytes.
+    pub(crate) fn release(&self, spans: usize, bytes: usize) {
+        self.spans.release(spans);
+        self.bytes.release(bytes);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
@@ -213,8 +267,10 @@ impl Counters {
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
             dropped_rejected: self.dropped_rejected.load(Relaxed),
-            queue_depth: self.depth.load(Relaxed) as u64,
-            queue_capacity: self.capacity as u64,
+            queue_depth: self.spans.used.load(Relaxed) as u64,
+            queue_capacity: self.spans.capacity as u64,
+            queue_bytes: self.bytes.used.load(Relaxed) as u64,
+            queue_bytes_capacity: self.bytes.capacity as u64,
         }
     }
 }
@@ -225,13 +281,25 @@ mod tests {
 
     #[test]
     fn the_queue_never_reserves_past_its_capacity() {
-        let c = Counters::new(3);
-        assert!(c.try_reserve(2));
-        assert!(!c.try_reserve(2));
-        assert!(c.try_reserve(1));
-        c.release(3);
-        assert!(c.try_reserve(3));
+        let c = Counters::new(3, 1_000);
+        assert!(c.try_reserve(2, 100));
+        assert!(!c.try_reserve(2, 100));
+        assert!(c.try_reserve(1, 100));
+        c.release(3, 200);
+        assert!(c.try_reserve(3, 100));
         assert_eq!(c.snapshot().queue_depth, 3);
+    }
+
+    #[test]
+    fn the_queue_never_reserves_past_its_bytes_and_a_refusal_keeps_nothing() {
+        let c = Counters::new(10, 1_000);
+        assert!(c.try_reserve(1, 900));
+        assert!(!c.try_reserve(1, 200), "spans fit, bytes do not");
+        let s = c.snapshot();
+        assert_eq!((s.queue_depth, s.queue_bytes), (1, 900), "nothing kept");
+        c.release(1, 900);
+        assert!(c.try_reserve(1, 1_000));
+        assert_eq!(c.snapshot().queue_bytes_capacity, 1_000);
     }
 
     #[test]

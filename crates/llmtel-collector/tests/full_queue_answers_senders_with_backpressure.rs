@@ -148,3 +148,63 @@ async fn a_request_bigger_than_the_whole_queue_is_refused_with_what_to_change() 
     assert!(r.text().await.unwrap().contains("raise queue_size"));
     assert_eq!(collector.stats().dropped_queue_full, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_spans_fill_the_queue_by_bytes_before_its_span_count() {
+    // Spans carrying ~20 KB each (a captured prompt); the queue holds 8,192 spans but only
+    // 64 KiB of requests: three fit, the fourth is told to retry later, a request bigger
+    // than the whole queue is told what to raise; all of it counted.
+    let downstream = closed_port().await;
+    let config = config(downstream)
+        .with_queue_bytes(64 * 1024)
+        .unwrap()
+        .with_retry_for(Duration::from_secs(120))
+        .with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let collector = Collector::start(config).await.unwrap();
+    let big = |seed: u8, kb: usize| {
+        request(
+            "svc",
+            seed,
+            vec![(
+                format!("big {seed}"),
+                vec![s("gen_ai.input.messages", &"x".repeat(kb * 1000))],
+            )],
+        )
+    };
+    for seed in 1..=3 {
+        assert_eq!(
+            send_protobuf(&collector, &big(seed, 20)).await.status(),
+            200
+        );
+    }
+    let held = collector.stats().queue_bytes;
+    assert!((60_000..64 * 1024).contains(&(held as usize)), "{held}");
+    assert_eq!(send_protobuf(&collector, &big(4, 20)).await.status(), 429);
+    let r = send_protobuf(&collector, &big(5, 70)).await;
+    assert_eq!(r.status(), 413);
+    let body = r.bytes().await.unwrap();
+    let hint = b"raise queue_bytes";
+    assert!(body.windows(hint.len()).any(|w| w == hint), "{body:?}");
+    let stats = collector.stats();
+    assert_eq!((stats.received, stats.dropped_queue_full), (3, 2));
+    assert_eq!(stats.queue_bytes_capacity, 64 * 1024);
+    let m = metrics(collector.metrics_addr()).await;
+    assert!(
+        m.contains(&format!("llmtel_collector_queue_bytes {held}\n")),
+        "{m}"
+    );
+
+    // The downstream comes back: what was held is delivered and its bytes freed.
+    let receiver = Receiver::default();
+    let _task = receiver.serve(tokio::net::TcpListener::bind(downstream).await.unwrap());
+    for seed in 1..=3 {
+        receiver.wait_for(&format!("big {seed}")).await;
+    }
+    wait_until("the queue is empty", || {
+        let s = collector.stats();
+        s.queue_depth == 0 && s.queue_bytes == 0
+    })
+    .await;
+    assert_eq!(send_protobuf(&collector, &big(6, 20)).await.status(), 200);
+}
