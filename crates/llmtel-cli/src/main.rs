@@ -89,6 +89,10 @@ struct CostArgs {
     /// Input tokens written to the prompt cache.
     #[arg(long, default_value_t = 0)]
     cache_write_tokens: u64,
+    /// Of --cache-write-tokens, those written to Anthropic's 1-hour cache (priced at the
+    /// 1-hour write rate).
+    #[arg(long, default_value_t = 0)]
+    cache_write_1h_tokens: u64,
     /// Output tokens spent on reasoning.
     #[arg(long, default_value_t = 0)]
     reasoning_tokens: u64,
@@ -151,7 +155,7 @@ struct CostArgs {
     json: bool,
     /// Price many calls: read one JSON object per line on stdin (`model`, `input_tokens`,
     /// `output_tokens`, optional `cache_read_tokens`, `cache_write_tokens`,
-    /// `reasoning_tokens`, `provider`, `at`), write one JSON result per line (as
+    /// `cache_write_1h_tokens`, `reasoning_tokens`, `provider`, `at`), write one JSON result per line (as
     /// `--json`, or `{"error": ...}`).
     #[arg(long, conflicts_with_all = ["model", "input_tokens", "output_tokens"])]
     batch: bool,
@@ -418,6 +422,7 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         cache_read_audio_tokens: args.cached_audio_tokens,
         image_input_tokens: args.image_input_tokens,
         video_input_tokens: args.video_input_tokens,
+        cache_write_1h_tokens: args.cache_write_1h_tokens,
         audio_output_tokens: args.audio_output_tokens,
         image_output_tokens: args.image_output_tokens,
         web_search_queries: args.web_search_queries,
@@ -506,6 +511,7 @@ fn batch_call(
         cache_read_audio_tokens: tokens("cached_audio_tokens")?,
         image_input_tokens: tokens("image_input_tokens")?,
         video_input_tokens: tokens("video_input_tokens")?,
+        cache_write_1h_tokens: tokens("cache_write_1h_tokens")?,
         audio_output_tokens: tokens("audio_output_tokens")?,
         image_output_tokens: tokens("image_output_tokens")?,
         web_search_queries: tokens("web_search_queries")?,
@@ -566,6 +572,7 @@ fn render_json(
             "cached_audio_tokens": details.cache_read_audio_tokens,
             "image_input_tokens": details.image_input_tokens,
             "video_input_tokens": details.video_input_tokens,
+            "cache_write_1h_tokens": details.cache_write_1h_tokens,
             "audio_output_tokens": details.audio_output_tokens,
             "image_output_tokens": details.image_output_tokens,
             "web_search_queries": details.web_search_queries,

@@ -246,3 +246,28 @@ fn image_output_tokens_are_priced_at_the_image_output_rate_in_json_and_table() {
         .unwrap_or_else(|| panic!("no image output row:\n{text}"));
     assert!(row.contains("1056") && row.contains("$0.033792"), "{row}");
 }
+
+#[test]
+fn one_hour_cache_writes_are_priced_at_their_rate() {
+    // claude-sonnet-4-5: 1,000 × $3 + 40,000 × $3.75 (5 minutes) + 60,000 × $6 (1 hour)
+    // + 500 × $15 per million = 0.003 + 0.15 + 0.36 + 0.0075
+    let v = json(&llmtel(&[
+        "cost",
+        "--model",
+        "claude-sonnet-4-5",
+        "--input-tokens",
+        "101000",
+        "--cache-write-tokens",
+        "100000",
+        "--cache-write-1h-tokens",
+        "60000",
+        "--output-tokens",
+        "500",
+        "--at",
+        "2025-11-01",
+        "--json",
+    ]));
+    assert_eq!(v["cost_usd_exact"], "0.520500", "{v}");
+    assert_eq!(v["breakdown_exact"]["cache_write"], "0.510000", "{v}");
+    assert_eq!(v["usage"]["cache_write_1h_tokens"], 60000, "{v}");
+}

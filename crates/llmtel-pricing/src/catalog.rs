@@ -96,8 +96,10 @@ pub struct Price {
     pub effective: Date,
     /// Base rates (prompts up to the first tier threshold).
     pub rates: Rates,
-    /// Anthropic 1-hour cache write rate, pico-dollars per token (informational: usage
-    /// does not split cache writes by TTL, so costs use `rates.cache_write`).
+    /// Anthropic 1-hour cache write rate, pico-dollars per token: the rate of the
+    /// [`UsageDetails::cache_write_1h_tokens`](crate::UsageDetails::cache_write_1h_tokens) a
+    /// call reports (scaled with the input rate under a long-context tier); `None` prices
+    /// them at `rates.cache_write`.
     pub cache_write_1h: Option<u64>,
     /// Batch API input rate, pico-dollars per token (informational).
     pub batch_input: Option<u64>,

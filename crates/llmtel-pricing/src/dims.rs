@@ -308,6 +308,8 @@ impl<'a> Call<'a> {
 /// The rates chosen for one call, and what was decided.
 pub(crate) struct Chosen {
     pub rates: Rates,
+    /// The 1-hour cache write rate; `None` = `rates.cache_write`.
+    pub cache_write_1h: Option<u64>,
     pub tier_above: Option<u64>,
     pub audio_input: u64,
     pub cache_read_audio: u64,
@@ -394,8 +396,20 @@ impl Price {
                 Err(()) => notes.push(NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN),
             }
         }
+        // Under a long-context tier the 1-hour write keeps its ratio to the input rate (Claude:
+        // 2x input, $12 above 200K for Sonnet 4.5); no service tier or off-peak window
+        // publishes one.
+        let cache_write_1h = self.cache_write_1h.and_then(|w| match tier_above {
+            None if applied.is_none() && !off_peak => Some(w),
+            Some(_) if self.rates.input > 0 => u64::try_from(
+                u128::from(w) * u128::from(rates.input) / u128::from(self.rates.input),
+            )
+            .ok(),
+            _ => None,
+        });
         Chosen {
             rates,
+            cache_write_1h,
             tier_above,
             audio_input,
             cache_read_audio: cache_read_audio.unwrap_or(audio_input),
@@ -460,6 +474,18 @@ impl Price {
                 .map(Usd::from_picos)
                 .ok_or_else(overflow)
         };
+        // Anthropic's 1-hour cache writes, at their own rate.
+        let hour = details.cache_write_1h_tokens.min(text.cache_write_tokens);
+        if hour > 0 {
+            let five = chosen.rates.cache_write.unwrap_or(chosen.rates.input);
+            let write = at(text.cache_write_tokens - hour, five)?
+                .checked_add(at(hour, chosen.cache_write_1h.unwrap_or(five))?)
+                .ok_or_else(overflow)?;
+            b.total = Usd::from_picos(b.total.picos() - b.cache_write.picos())
+                .checked_add(write)
+                .ok_or_else(overflow)?;
+            b.cache_write = write;
+        }
         b.audio_input = at(
             details.audio_input_tokens - cached_audio,
             chosen.audio_input,

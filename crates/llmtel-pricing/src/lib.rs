@@ -105,7 +105,7 @@
 //! output = 10.00                # required except for embedding / moderation
 //! cache_read = 1.25             # optional, default = input
 //! cache_write = 3.75            # optional, default = input (Anthropic: 5-minute write)
-//! cache_write_1h = 6.00         # optional, informational (Anthropic 1-hour write)
+//! cache_write_1h = 6.00         # optional: Anthropic 1-hour write (default = cache_write)
 //! reasoning = 3.50              # optional, default = output
 //! batch_input = 1.25            # optional, informational
 //! batch_output = 5.00           # optional, informational

@@ -91,6 +91,11 @@ pub struct UsageDetails {
     pub image_input_tokens: u64,
     /// Video input tokens, part of `input_tokens` (Gemini modality `VIDEO`).
     pub video_input_tokens: u64,
+    /// Of `cache_write_tokens`, those written to the 1-hour cache (Anthropic
+    /// `usage.cache_creation.ephemeral_1h_input_tokens`): priced at the price's
+    /// `cache_write_1h` rate (2x input for Claude), the rest at `cache_write` (the 5-minute
+    /// write, 1.25x). 0 = none (every write at `cache_write`).
+    pub cache_write_1h_tokens: u64,
     /// Audio output tokens, **part of** `output_tokens` (OpenAI
     /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
     pub audio_output_tokens: u64,

@@ -156,3 +156,52 @@ fn builtin_gpt_4o_cached_input_costs_half() {
     assert_eq!(call.breakdown.cache_read, picos(1_250_000_000_000));
     assert_eq!(call.breakdown.total.to_string(), "$1.250000");
 }
+
+#[test]
+fn anthropic_one_hour_cache_writes_are_priced_at_the_one_hour_rate() {
+    use llmtel_pricing::{Call, UsageDetails};
+    let catalog = Catalog::builtin();
+    let price = |usage: &Usage, hour: u64, day: jiff::civil::Date| {
+        let details = UsageDetails {
+            cache_write_1h_tokens: hour,
+            ..UsageDetails::default()
+        };
+        catalog
+            .price_call(
+                "claude-sonnet-4-5",
+                Some("anthropic"),
+                usage,
+                &Call::on_date(day).with_details(details),
+            )
+            .unwrap()
+            .breakdown
+    };
+    let day = date(2025, 11, 1);
+    // claude-sonnet-4-5: $3 in, $3.75 5-minute write, $6 1-hour write, $15 out per million.
+    let usage = Usage {
+        cache_write_tokens: 100_000,
+        ..Usage::new(101_000, 500)
+    };
+    // 1,000 × $3 + 100,000 × $6 + 500 × $15 = 0.003 + 0.60 + 0.0075
+    let all_hour = price(&usage, 100_000, day);
+    assert_eq!(all_hour.cache_write.to_string(), "$0.600000");
+    assert_eq!(all_hour.total.to_string(), "$0.610500");
+    // 60,000 of them 1-hour, 40,000 5-minute: 0.36 + 0.15
+    let mixed = price(&usage, 60_000, day);
+    assert_eq!(mixed.cache_write.to_string(), "$0.510000");
+    assert_eq!(mixed.total.to_string(), "$0.520500");
+    // None reported: every write at the 5-minute rate, as before.
+    assert_eq!(price(&usage, 0, day).total.to_string(), "$0.385500");
+    // More 1-hour writes reported than writes: at most the writes.
+    assert_eq!(price(&usage, 500_000, day), all_hour);
+
+    // Above 200K input tokens (the long-context tier, $6 in, $22.50 out): the 1-hour write
+    // keeps its 2x of the input rate, $12. 200,000 × $6 + 100,000 × $12 + 1,000 × $22.50
+    let long = Usage {
+        cache_write_tokens: 100_000,
+        ..Usage::new(300_000, 1_000)
+    };
+    let b = price(&long, 100_000, day);
+    assert_eq!(b.cache_write.to_string(), "$1.200000");
+    assert_eq!(b.total.to_string(), "$2.422500");
+}

@@ -699,11 +699,22 @@ impl Decoder {
         }
     }
 
-    /// Anthropic's service tier (`usage.service_tier`) and web searches
-    /// (`usage.server_tool_use.web_search_requests`, cumulative in a stream).
+    /// Anthropic's service tier (`usage.service_tier`), 1-hour cache writes
+    /// (`usage.cache_creation.ephemeral_1h_input_tokens`) and web searches
+    /// (`usage.server_tool_use.web_search_requests`), cumulative in a stream.
     fn anthropic_extras(&mut self, u: &AnthropicUsageJson) {
         if let Some(t) = u.service_tier.as_deref() {
             self.set_service_tier(t, false);
+        }
+        if let Some(n) = u
+            .cache_creation
+            .as_ref()
+            .and_then(|c| c.ephemeral_1h_input_tokens)
+        {
+            if self.obs.details.cache_write_1h_tokens != n {
+                self.obs.details.cache_write_1h_tokens = n;
+                self.rev += 1;
+            }
         }
         if let Some(n) = u
             .server_tool_use
@@ -1043,6 +1054,13 @@ struct AnthropicUsageJson {
     output_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
+    cache_creation: Option<AnthropicCacheCreation>,
+}
+
+/// `usage.cache_creation`: the cache writes by time to live.
+#[derive(Deserialize)]
+struct AnthropicCacheCreation {
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]

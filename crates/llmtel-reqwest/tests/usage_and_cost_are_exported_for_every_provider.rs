@@ -184,6 +184,61 @@ fn anthropic_plain_with_cache_reads_and_writes() {
 }
 
 #[test]
+fn anthropic_one_hour_cache_writes_are_recorded_and_priced_at_their_rate() {
+    // The same answer, its 1,000 cache writes split by time to live as Anthropic reports
+    // them: 400 to the 5-minute cache, 600 to the 1-hour one.
+    let body = ANTHROPIC_RESPONSE.replace(
+        r#""cache_read_input_tokens": 2000,"#,
+        r#""cache_read_input_tokens": 2000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 400, "ephemeral_1h_input_tokens": 600},"#,
+    );
+    let stream: Vec<String> = anthropic_stream()
+        .into_iter()
+        .map(|c| {
+            c.replace(
+                r#""cache_creation_input_tokens":0,"#,
+                r#""cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":400,"ephemeral_1h_input_tokens":600},"#,
+            )
+        })
+        .collect();
+    assert!(stream[0].contains("ephemeral_1h"), "{}", stream[0]);
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, &body), Reply::sse(&stream)]).await;
+        let c = client(middleware(&server));
+        post(&c, &server.url("/anthropic/v1/messages"), ANTHROPIC_REQUEST).await;
+        post(
+            &c,
+            &server.url("/anthropic/v1/messages"),
+            ANTHROPIC_STREAM_REQUEST,
+        )
+        .await;
+    });
+    let spans = p.spans();
+    let by_id = |id: &str| {
+        spans
+            .iter()
+            .find(|s| attr(s, "gen_ai.response.id").is_some_and(|v| v.as_str() == id))
+            .unwrap_or_else(|| panic!("no span answered {id}"))
+    };
+    let (plain, streamed) = (
+        by_id("msg_013Zva2CMHLNnXjNJJKqJ2EF"),
+        by_id("msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY"),
+    );
+    for s in [plain, streamed] {
+        assert_eq!(
+            i64_attr(s, "llmtel.usage.cache_creation_1h.input_tokens"),
+            600
+        );
+    }
+    // claude-sonnet-4: 50 × $3/M + 400 × $3.75/M + 600 × $6/M (the 1-hour write)
+    //   + 2000 × $0.30/M + 400 × $15/M = 0.00015 + 0.0015 + 0.0036 + 0.0006 + 0.006
+    assert_usd(f64_attr(plain, "gen_ai.usage.cost"), 0.011850);
+    // Streamed: 25 × $3/M + 400 × $3.75/M + 600 × $6/M + 1500 × $0.30/M + 120 × $15/M
+    //   = 0.000075 + 0.0015 + 0.0036 + 0.00045 + 0.0018
+    assert_usd(f64_attr(streamed, "gen_ai.usage.cost"), 0.007425);
+}
+
+#[test]
 fn anthropic_streamed_usage_from_message_start_and_message_delta() {
     let chunks = anthropic_stream();
     let p = run_async(|| async {

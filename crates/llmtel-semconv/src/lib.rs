@@ -257,6 +257,11 @@ pub mod llmtel {
     pub const USAGE_IMAGE_INPUT_TOKENS: &str = "llmtel.usage.image.input_tokens";
     /// Video input tokens, part of the input tokens (Gemini `VIDEO`).
     pub const USAGE_VIDEO_INPUT_TOKENS: &str = "llmtel.usage.video.input_tokens";
+    /// Of `gen_ai.usage.cache_creation.input_tokens`, those written to the 1-hour cache
+    /// (Anthropic `usage.cache_creation.ephemeral_1h_input_tokens`), priced at the 1-hour
+    /// write rate.
+    pub const USAGE_CACHE_CREATION_1H_INPUT_TOKENS: &str =
+        "llmtel.usage.cache_creation_1h.input_tokens";
     /// Audio output tokens, part of `gen_ai.usage.output_tokens` (OpenAI
     /// `completion_tokens_details.audio_tokens`, Gemini `candidatesTokensDetails` `AUDIO`).
     pub const USAGE_AUDIO_OUTPUT_TOKENS: &str = "llmtel.usage.audio.output_tokens";

@@ -194,6 +194,10 @@ pub fn record_usage_details(span: &Span, details: &llmtel_pricing::UsageDetails)
         ),
         (lt::USAGE_IMAGE_INPUT_TOKENS, d.image_input_tokens),
         (lt::USAGE_VIDEO_INPUT_TOKENS, d.video_input_tokens),
+        (
+            lt::USAGE_CACHE_CREATION_1H_INPUT_TOKENS,
+            d.cache_write_1h_tokens,
+        ),
         (lt::USAGE_AUDIO_OUTPUT_TOKENS, d.audio_output_tokens),
         (lt::USAGE_IMAGE_OUTPUT_TOKENS, d.image_output_tokens),
         (lt::USAGE_WEB_SEARCH_REQUESTS, d.web_search_queries),
