@@ -265,7 +265,7 @@ impl CallState {
                         self.decoder.note_parse_error(format!(
                             "body larger than {MAX_JSON_BYTES} bytes: usage read from its tail"
                         ));
-                        if let Some(u) = tail_usage(&buf) {
+                        if let Some(u) = tail_usage(&buf, self.api) {
                             self.decoder.json(u.as_bytes());
                         }
                     } else {
@@ -436,14 +436,24 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// `{"usage": {...}}` built from the last `"usage"` object in the tail of a large body.
-fn tail_usage(tail: &[u8]) -> Option<String> {
-    let pos = memchr::memmem::rfind(tail, b"\"usage\"")?;
-    let rest = &tail[pos + 7..];
+/// `{"usage": {...}}` (Gemini: `{"usageMetadata": {...}}`) built from the last such object
+/// in the tail of a large body.
+fn tail_usage(tail: &[u8], api: Api) -> Option<String> {
+    // Gemini's usage is `usageMetadata` (its images inline make the big bodies); the
+    // others' `usage`.
+    let key: &str = match api {
+        Api::GeminiGenerate | Api::GeminiStreamGenerate => "usageMetadata",
+        _ => "usage",
+    };
+    let quoted = format!("\"{key}\"");
+    let pos = memchr::memmem::rfind(tail, quoted.as_bytes())?;
+    let rest = &tail[pos + quoted.len()..];
     let start = memchr::memchr(b'{', rest)?;
     let mut de = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<Value>();
     let usage = de.next()?.ok()?;
-    Some(serde_json::json!({ "usage": usage }).to_string())
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), usage);
+    Some(Value::Object(body).to_string())
 }
 
 /// The instrumented response body: frames pass through untouched as they arrive; the

@@ -1,0 +1,65 @@
+//! A JSON answer bigger than the 16 MiB the body reader keeps (inline images: a Gemini
+//! image model's `inlineData`, an Anthropic answer quoting a large document) is passed to the
+//! caller whole, and its usage is still read from the tail of the body, under the key its
+//! provider uses.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::fixtures::*;
+use common::*;
+
+/// 17 MB of base64, as an inline image.
+fn big_base64() -> String {
+    "iVBORw0KGgo".repeat(17_000_000 / 11)
+}
+
+#[test]
+fn a_gemini_answer_over_16_mib_is_priced_from_the_usage_metadata_in_its_tail() {
+    let body = format!(
+        r#"{{"candidates":[{{"content":{{"parts":[{{"text":"Here is your cat."}},{{"inlineData":{{"mimeType":"image/png","data":"{}"}}}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":12,"candidatesTokenCount":1295,"totalTokenCount":1307,"promptTokensDetails":[{{"modality":"TEXT","tokenCount":12}}],"candidatesTokensDetails":[{{"modality":"TEXT","tokenCount":5}},{{"modality":"IMAGE","tokenCount":1290}}]}},"modelVersion":"gemini-2.5-flash-image","responseId":"gem-big-1"}}"#,
+        big_base64()
+    );
+    assert!(body.len() > 16 * 1024 * 1024);
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, &body)]).await;
+        let c = client(middleware(&server));
+        let (status, got) = post(
+            &c,
+            &server.url("/gemini/v1beta/models/gemini-2.5-flash-image:generateContent"),
+            GEMINI_REQUEST,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(got.len(), body.len(), "the caller gets the whole body");
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 12);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 1295);
+    assert_eq!(i64_attr(&s, "llmtel.usage.image.output_tokens"), 1290);
+    // 12 × $0.30/M + 5 × $2.50/M + 1,290 × $30/M, as for a small answer.
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.038_716_1);
+    assert!(
+        str_attr(&s, "llmtel.parse_error").contains("usage read from its tail"),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn an_anthropic_answer_over_16_mib_is_priced_from_the_usage_in_its_tail() {
+    let body = ANTHROPIC_RESPONSE.replace(
+        "Refunds are accepted within 30 days.",
+        &"Refunds are accepted within 30 days. ".repeat(17_000_000 / 37),
+    );
+    assert!(body.len() > 16 * 1024 * 1024);
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, &body)]).await;
+        let c = client(middleware(&server));
+        post(&c, &server.url("/anthropic/v1/messages"), ANTHROPIC_REQUEST).await;
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 3050);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 400);
+    // As anthropic_plain_with_cache_reads_and_writes: $0.0105.
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.010500);
+}
