@@ -140,7 +140,13 @@ impl CallState {
             Mode::Sse(parser) => {
                 let before = self.decoder.observed().output_events;
                 let decoder = &mut self.decoder;
-                parser.feed(data, |e| decoder.event(e.event, e.data));
+                parser.feed(data, |e| {
+                    if e.truncated {
+                        decoder.event_tail(e.event, e.data);
+                    } else {
+                        decoder.event(e.event, e.data);
+                    }
+                });
                 if self.decoder.observed().output_events > before {
                     if self.first_output.is_none() {
                         self.first_output = Some(now);
@@ -242,9 +248,11 @@ impl CallState {
             Mode::Sse(parser) => {
                 if parser.oversized() > 0 {
                     self.decoder.note_parse_error(format!(
-                        "{} event(s) longer than {} bytes dropped",
+                        "{} event(s) or line(s) longer than {} bytes: usage read from their \
+                         last {} bytes",
                         parser.oversized(),
-                        crate::sse::MAX_EVENT_BYTES
+                        crate::sse::MAX_EVENT_BYTES,
+                        crate::sse::TAIL_BYTES
                     ));
                 }
                 if matches!(end, End::Complete) && parser.has_pending() {
@@ -439,18 +447,8 @@ fn truncate(s: &str, max: usize) -> String {
 /// `{"usage": {...}}` (Gemini: `{"usageMetadata": {...}}`) built from the last such object
 /// in the tail of a large body.
 fn tail_usage(tail: &[u8], api: Api) -> Option<String> {
-    // Gemini's usage is `usageMetadata` (its images inline make the big bodies); the
-    // others' `usage`.
-    let key: &str = match api {
-        Api::GeminiGenerate | Api::GeminiStreamGenerate => "usageMetadata",
-        _ => "usage",
-    };
-    let quoted = format!("\"{key}\"");
-    let pos = memchr::memmem::rfind(tail, quoted.as_bytes())?;
-    let rest = &tail[pos + quoted.len()..];
-    let start = memchr::memchr(b'{', rest)?;
-    let mut de = serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<Value>();
-    let usage = de.next()?.ok()?;
+    let key = crate::decode::usage_key(api);
+    let usage = crate::decode::tail_value(tail, key)?;
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), usage);
     Some(Value::Object(body).to_string())

@@ -317,6 +317,28 @@ impl Decoder {
         }
     }
 
+    /// An SSE event longer than the parser keeps, of which `tail` is the end
+    /// ([`crate::sse::SseEvent::truncated`]): the usage at its end is read as the whole
+    /// event would have given it (OpenAI's `response.completed` repeating generated images,
+    /// a streamed `image_generation.completed`), and nothing else of it.
+    pub fn event_tail(&mut self, event: &str, tail: &[u8]) {
+        let key = usage_key(self.api);
+        let Some(usage) = tail_value(tail, key) else {
+            return;
+        };
+        let body = match self.api {
+            Api::OpenAiResponses => serde_json::json!({
+                "type": if event.starts_with("response.") { event } else { "response.completed" },
+                "response": { key: usage },
+            }),
+            Api::OpenAiImages | Api::OpenAiSpeech | Api::OpenAiTranscription => {
+                serde_json::json!({ "type": event, key: usage })
+            }
+            _ => serde_json::json!({ key: usage }),
+        };
+        self.event(event, body.to_string().as_bytes());
+    }
+
     /// Ends the response: folds provider-specific partial usage into [`Observed::usage`].
     pub fn finish(&mut self) {
         if self.api == Api::AnthropicMessages {
@@ -820,6 +842,26 @@ impl AnthropicUsage {
         self.cache_read = u.cache_read_input_tokens.or(self.cache_read);
         self.cache_write = u.cache_creation_input_tokens.or(self.cache_write);
     }
+}
+
+/// The key a provider's usage object goes by: Gemini's `usageMetadata`, the others' `usage`.
+pub(crate) fn usage_key(api: Api) -> &'static str {
+    match api {
+        Api::GeminiGenerate | Api::GeminiStreamGenerate => "usageMetadata",
+        _ => "usage",
+    }
+}
+
+/// The last `"key": {...}` object in `tail`, the end of a body or event too large to keep
+/// whole (the providers put the usage after the output).
+pub(crate) fn tail_value(tail: &[u8], key: &str) -> Option<serde_json::Value> {
+    let quoted = format!("\"{key}\"");
+    let pos = memchr::memmem::rfind(tail, quoted.as_bytes())?;
+    let rest = &tail[pos + quoted.len()..];
+    let start = memchr::memchr(b'{', rest)?;
+    let mut de =
+        serde_json::Deserializer::from_slice(&rest[start..]).into_iter::<serde_json::Value>();
+    de.next()?.ok()
 }
 
 // ---- wire shapes (only the fields read; unknown fields are skipped) ----

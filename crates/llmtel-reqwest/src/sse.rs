@@ -13,17 +13,27 @@
 //! assert_eq!(events, vec![("ping".to_owned(), b"{\"a\":1}".to_vec())]);
 //! ```
 
-/// Longest line or event kept, in bytes; longer ones are dropped and counted in
-/// [`SseParser::oversized`], so memory stays bounded whatever the peer sends.
+/// Longest line or event kept, in bytes; longer ones are counted in
+/// [`SseParser::oversized`] and an event whose data outgrows it is dispatched with only the
+/// last [`TAIL_BYTES`] of its data ([`SseEvent::truncated`]), so memory stays bounded
+/// whatever the peer sends.
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// How much of the end of an oversized event's data is kept: where the providers put the
+/// usage (OpenAI's `response.completed` repeats every output, generated images included,
+/// before it).
+pub const TAIL_BYTES: usize = 64 * 1024;
 
 /// One dispatched event.
 #[derive(Debug, Clone, Copy)]
 pub struct SseEvent<'a> {
     /// The `event:` field, `""` when absent (the spec's default type is `message`).
     pub event: &'a str,
-    /// The `data:` lines joined with `\n`.
+    /// The `data:` lines joined with `\n`; only their last [`TAIL_BYTES`] when
+    /// `truncated`.
     pub data: &'a [u8],
+    /// The event's data was longer than [`MAX_EVENT_BYTES`]: `data` is its end.
+    pub truncated: bool,
 }
 
 /// Incremental SSE parser: feed it bytes, it calls back once per complete event.
@@ -35,6 +45,13 @@ pub struct SseParser {
     has_data: bool,
     skip_lf: bool,
     line_too_long: bool,
+    /// The line being dropped for its length is a `data:` line: its bytes go to `tail`.
+    long_line_is_data: bool,
+    /// The event in progress outgrew [`MAX_EVENT_BYTES`]: its data is kept in `tail`.
+    truncated: bool,
+    /// The end of a truncated event's data (at most twice [`TAIL_BYTES`]; the last
+    /// [`TAIL_BYTES`] are dispatched).
+    tail: Vec<u8>,
     oversized: u64,
     at_start: bool,
 }
@@ -48,6 +65,9 @@ impl Default for SseParser {
             has_data: false,
             skip_lf: false,
             line_too_long: false,
+            long_line_is_data: false,
+            truncated: false,
+            tail: Vec::new(),
             oversized: 0,
             at_start: true,
         }
@@ -60,7 +80,8 @@ impl SseParser {
         Self::default()
     }
 
-    /// Events or lines dropped because they exceeded [`MAX_EVENT_BYTES`].
+    /// Events or lines that exceeded [`MAX_EVENT_BYTES`] (an event's data is then
+    /// dispatched truncated; any other line is dropped).
     pub fn oversized(&self) -> u64 {
         self.oversized
     }
@@ -68,7 +89,7 @@ impl SseParser {
     /// Whether bytes of an unfinished event or line are pending (the stream ended inside
     /// an event if this is true at its end).
     pub fn has_pending(&self) -> bool {
-        !self.line.is_empty() || self.has_data
+        !self.line.is_empty() || self.has_data || self.truncated
     }
 
     /// Feeds the next bytes of the stream; `on_event` runs for each event completed by them.
@@ -102,7 +123,7 @@ impl SseParser {
                     }
                     if self.line.is_empty() && !self.line_too_long {
                         if head.len() > MAX_EVENT_BYTES {
-                            self.oversized += 1;
+                            self.start_long_line(head);
                         } else {
                             self.process_line_owned(head, &mut on_event);
                         }
@@ -137,6 +158,7 @@ impl SseParser {
     ) -> Option<&'b [u8]> {
         if self.at_start
             || self.has_data
+            || self.truncated
             || self.line_too_long
             || !self.line.is_empty()
             || !bytes.starts_with(b"data:")
@@ -151,6 +173,7 @@ impl SseParser {
         on_event(SseEvent {
             event: &self.event,
             data: value.strip_prefix(b" ").unwrap_or(value),
+            truncated: false,
         });
         self.event.clear();
         Some(&bytes[end + 2..])
@@ -158,15 +181,68 @@ impl SseParser {
 
     fn push_line(&mut self, bytes: &[u8]) {
         if self.line_too_long {
+            if self.long_line_is_data {
+                self.keep_tail(bytes);
+            }
             return;
         }
         if self.line.len() + bytes.len() > MAX_EVENT_BYTES {
-            self.line.clear();
+            let mut whole = std::mem::take(&mut self.line);
+            whole.extend_from_slice(bytes);
+            self.start_long_line(&whole);
+            whole.clear();
+            self.line = whole;
             self.line_too_long = true;
-            self.oversized += 1;
             return;
         }
         self.line.extend_from_slice(bytes);
+    }
+
+    /// A line longer than [`MAX_EVENT_BYTES`] begins with `start`: counted, and when it is
+    /// a `data:` line its value goes to the event's tail (the rest follows through
+    /// [`push_line`](Self::push_line)).
+    fn start_long_line(&mut self, start: &[u8]) {
+        self.oversized += 1;
+        let value = start.strip_prefix(b"data:");
+        self.long_line_is_data = value.is_some();
+        if let Some(v) = value {
+            self.begin_truncated();
+            self.keep_tail(v.strip_prefix(b" ").unwrap_or(v));
+        }
+    }
+
+    /// The event in progress outgrows [`MAX_EVENT_BYTES`] with its next data line: its
+    /// data so far moves to `tail`, followed by the line separator.
+    fn begin_truncated(&mut self) {
+        if self.truncated {
+            self.keep_tail(b"\n");
+            return;
+        }
+        self.truncated = true;
+        self.tail.clear();
+        if self.has_data {
+            let data = std::mem::take(&mut self.data);
+            self.keep_tail(&data);
+            self.keep_tail(b"\n");
+            self.data = data;
+            self.data.clear();
+        }
+        self.has_data = false;
+    }
+
+    /// Appends to `tail`, keeping at least its last [`TAIL_BYTES`].
+    fn keep_tail(&mut self, bytes: &[u8]) {
+        if bytes.len() >= TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&bytes[bytes.len() - TAIL_BYTES..]);
+            return;
+        }
+        self.tail.extend_from_slice(bytes);
+        if self.tail.len() > 2 * TAIL_BYTES {
+            let cut = self.tail.len() - TAIL_BYTES;
+            self.tail.drain(..cut);
+        }
     }
 
     fn process_line_owned(&mut self, line: &[u8], on_event: &mut impl FnMut(SseEvent<'_>)) {
@@ -180,15 +256,24 @@ impl SseParser {
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         }
         if line.is_empty() {
-            if self.has_data {
+            if self.truncated {
+                on_event(SseEvent {
+                    event: &self.event,
+                    data: &self.tail[self.tail.len().saturating_sub(TAIL_BYTES)..],
+                    truncated: true,
+                });
+            } else if self.has_data {
                 on_event(SseEvent {
                     event: &self.event,
                     data: &self.data,
+                    truncated: false,
                 });
             }
             self.data.clear();
             self.event.clear();
             self.has_data = false;
+            self.truncated = false;
+            self.tail.clear();
             return;
         }
         if line[0] == b':' {
@@ -203,14 +288,20 @@ impl SseParser {
         };
         match field {
             b"data" => {
+                if self.truncated {
+                    self.keep_tail(b"\n");
+                    self.keep_tail(value);
+                    return;
+                }
+                let sep = usize::from(self.has_data);
+                if self.data.len() + sep + value.len() > MAX_EVENT_BYTES {
+                    self.oversized += 1;
+                    self.begin_truncated();
+                    self.keep_tail(value);
+                    return;
+                }
                 if self.has_data {
                     self.data.push(b'\n');
-                }
-                if self.data.len() + value.len() > MAX_EVENT_BYTES {
-                    self.oversized += 1;
-                    self.data.clear();
-                    self.has_data = false;
-                    return;
                 }
                 self.data.extend_from_slice(value);
                 self.has_data = true;
@@ -267,6 +358,79 @@ mod tests {
             got,
             vec![(String::new(), String::new()), (String::new(), "z".into())]
         );
+    }
+
+    /// Every event as (type, data, truncated), the stream fed in chunks of `step` bytes.
+    fn parse_in(stream: &[u8], step: usize) -> Vec<(String, Vec<u8>, bool)> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in stream.chunks(step) {
+            p.feed(c, |e| {
+                out.push((e.event.to_owned(), e.data.to_vec(), e.truncated));
+            });
+        }
+        assert!(!p.has_pending());
+        out
+    }
+
+    #[test]
+    fn an_event_over_the_limit_is_dispatched_with_the_end_of_its_data_however_split() {
+        // A `response.completed` repeating 5 MB of image, its usage at the end.
+        let usage = br#","usage":{"input_tokens":10,"output_tokens":1500}}}"#;
+        let mut value = br#"{"type":"response.completed","response":{"output":""#.to_vec();
+        value.extend(std::iter::repeat_n(b'A', 5_000_000));
+        value.extend_from_slice(usage);
+        let mut one_line = b"event: response.completed\ndata: ".to_vec();
+        one_line.extend_from_slice(&value);
+        one_line.extend_from_slice(b"\n\ndata: {\"next\":1}\n\n");
+        let want_tail = value[value.len() - TAIL_BYTES..].to_vec();
+        for step in [one_line.len(), 1 << 20, 7_777, 65_536] {
+            let got = parse_in(&one_line, step);
+            assert_eq!(got.len(), 2, "step {step}");
+            assert_eq!(got[0].0, "response.completed");
+            assert!(got[0].2, "truncated");
+            assert_eq!(got[0].1, want_tail, "step {step}");
+            assert!(got[0].1.ends_with(usage));
+            assert_eq!(got[1], (String::new(), b"{\"next\":1}".to_vec(), false));
+        }
+        // The data of several lines outgrowing the limit together: joined with `\n`, as
+        // an event within the limit would be.
+        let line = vec![b'B'; 2_000_000];
+        let mut stream = Vec::new();
+        let mut joined = Vec::new();
+        for n in 0..3 {
+            stream.extend_from_slice(b"data: ");
+            stream.extend_from_slice(&line);
+            stream.push(b'\n');
+            if n > 0 {
+                joined.push(b'\n');
+            }
+            joined.extend_from_slice(&line);
+        }
+        stream.extend_from_slice(b"data: end\n\n");
+        joined.extend_from_slice(b"\nend");
+        for step in [stream.len(), 1_000_003] {
+            let got = parse_in(&stream, step);
+            assert_eq!(got.len(), 1);
+            assert!(got[0].2);
+            assert_eq!(got[0].1, joined[joined.len() - TAIL_BYTES..], "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_long_line_that_is_not_data_is_dropped_and_the_event_goes_on() {
+        let mut stream = b"data: 1\n: ".to_vec();
+        stream.extend(std::iter::repeat_n(b'c', MAX_EVENT_BYTES + 10));
+        stream.extend_from_slice(b"\ndata: 2\n\n");
+        for step in [stream.len(), 4096] {
+            let mut p = SseParser::new();
+            let mut out = Vec::new();
+            for c in stream.chunks(step) {
+                p.feed(c, |e| out.push((e.data.to_vec(), e.truncated)));
+            }
+            assert_eq!(out, vec![(b"1\n2".to_vec(), false)], "step {step}");
+            assert_eq!(p.oversized(), 1);
+        }
     }
 
     #[test]

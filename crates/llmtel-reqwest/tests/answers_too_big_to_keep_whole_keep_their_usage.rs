@@ -1,7 +1,8 @@
-//! A JSON answer bigger than the 16 MiB the body reader keeps (inline images: a Gemini
-//! image model's `inlineData`, an Anthropic answer quoting a large document) is passed to the
-//! caller whole, and its usage is still read from the tail of the body, under the key its
-//! provider uses.
+//! Answers too big for the body reader to keep whole are passed to the caller whole, and
+//! their usage is still read from their end, under the key the provider uses: a JSON answer
+//! over 16 MiB (inline images: a Gemini image model's `inlineData`, an Anthropic answer
+//! quoting a large document), and a streamed event over 4 MiB (OpenAI's `response.completed`
+//! repeating every generated image before its usage).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -62,4 +63,46 @@ fn an_anthropic_answer_over_16_mib_is_priced_from_the_usage_in_its_tail() {
     assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 400);
     // As anthropic_plain_with_cache_reads_and_writes: $0.0105.
     assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.010500);
+}
+
+#[test]
+fn a_streamed_response_whose_completed_event_repeats_5_mb_of_image_keeps_its_usage() {
+    let image = big_base64()[..5_000_000].to_owned();
+    let mut chunks = responses_stream();
+    let done = chunks.pop().unwrap();
+    // The image_generation_call item, done (its result, no usage)...
+    chunks.push(format!(
+        "event: response.output_item.done\ndata: {{\"type\":\"response.output_item.done\",\"sequence_number\":8,\"output_index\":0,\"item\":{{\"type\":\"image_generation_call\",\"id\":\"ig_1\",\"status\":\"completed\",\"result\":\"{image}\"}}}}\n\n"
+    ));
+    // ...and the final response repeating it before the usage.
+    chunks.push(done.replace(
+        "\"output\":[",
+        &format!(
+            "\"output\":[{{\"type\":\"image_generation_call\",\"id\":\"ig_1\",\"status\":\"completed\",\"result\":\"{image}\"}},"
+        ),
+    ));
+    assert!(chunks.last().unwrap().len() > 4 * 1024 * 1024);
+    let p = run_async(|| async {
+        let reply = Reply::sse(&chunks);
+        let expected = reply.bytes();
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let req = RESPONSES_REQUEST.replace("\"max_output_tokens\":2000", "\"stream\":true");
+        let (_, body) = post(&c, &server.url("/openai/v1/responses"), &req).await;
+        assert_eq!(body, expected, "the caller gets every byte");
+    });
+    let s = llm_span(&p);
+    // As openai_responses_streamed, whose events are the same but for the image.
+    assert_eq!(str_attr(&s, "gen_ai.response.id"), "resp_stream1");
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 1000);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.reasoning.output_tokens"), 320);
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.003135);
+    assert!(
+        attr(&s, "llmtel.cost.estimated").is_none_or(|v| *v == opentelemetry::Value::Bool(false)),
+        "{s:?}"
+    );
+    assert!(
+        str_attr(&s, "llmtel.parse_error").contains("usage read from their last"),
+        "{s:?}"
+    );
 }
