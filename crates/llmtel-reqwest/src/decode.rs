@@ -562,14 +562,31 @@ impl Decoder {
                 .and_then(|d| d.cached_tokens)
                 .or(u.prompt_cache_hit_tokens)
                 .unwrap_or(0);
+            let (input, completion) = (
+                u.prompt_tokens.unwrap_or(0),
+                u.completion_tokens.unwrap_or(0),
+            );
+            let reasoning = u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0);
+            // OpenAI counts reasoning inside `completion_tokens`; xAI outside it (its
+            // `total_tokens` adds it on): then llmtel's output, which includes reasoning,
+            // is the sum.
+            let outside = reasoning > 0
+                && u.total_tokens
+                    == input
+                        .checked_add(completion)
+                        .and_then(|n| n.checked_add(reasoning));
             self.set_usage(Usage {
-                input_tokens: u.prompt_tokens.unwrap_or(0),
-                output_tokens: u.completion_tokens.unwrap_or(0),
+                input_tokens: input,
+                output_tokens: if outside {
+                    completion + reasoning
+                } else {
+                    completion
+                },
                 cache_read_tokens: cache_read,
-                reasoning_tokens: u
-                    .completion_tokens_details
-                    .and_then(|d| d.reasoning_tokens)
-                    .unwrap_or(0),
+                reasoning_tokens: reasoning,
                 ..Default::default()
             });
         }
@@ -1009,6 +1026,7 @@ struct ChatUsage {
     completion_tokens: Option<u64>,
     prompt_tokens_details: Option<PromptDetails>,
     completion_tokens_details: Option<CompletionDetails>,
+    total_tokens: Option<u64>,
     /// DeepSeek's spelling of cached input.
     prompt_cache_hit_tokens: Option<u64>,
 }

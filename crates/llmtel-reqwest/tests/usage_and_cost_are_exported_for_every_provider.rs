@@ -413,3 +413,44 @@ fn mistral_streamed_thinking_chunks_keep_the_usage_of_the_last() {
         "no chunk failed to parse: {s:?}"
     );
 }
+
+#[test]
+fn xai_reasoning_tokens_counted_outside_completion_tokens_join_the_output() {
+    // xAI's chat usage counts reasoning apart from `completion_tokens` (its `total_tokens`
+    // adds them on); OpenAI's counts them inside.
+    let answer = |completion: u64, reasoning: u64| {
+        format!(
+            r#"{{"id":"xai-1","object":"chat.completion","created":1764700000,"model":"grok-4.20","choices":[{{"index":0,"message":{{"role":"assistant","content":"42"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":10000,"completion_tokens":{completion},"total_tokens":{},"completion_tokens_details":{{"reasoning_tokens":{reasoning}}}}}}}"#,
+            10_000 + completion + reasoning
+        )
+    };
+    for (completion, reasoning, cost) in [
+        // 10,000 × $1.25/M + (3,000 + 1,000) × $2.50/M = 0.0125 + 0.01
+        (3_000, 1_000, 0.0225),
+        // 10,000 × $1.25/M + (1,500 + 2,800) × $2.50/M = 0.0125 + 0.01075
+        (1_500, 2_800, 0.02325),
+    ] {
+        let body = answer(completion, reasoning);
+        let p = run_async(|| async {
+            let server = Replay::start(vec![Reply::json(200, &body)]).await;
+            let c = client(
+                middleware(&server)
+                    .with_openai_compatible(&format!("{}/xai/v1", server.base()), "x_ai")
+                    .unwrap(),
+            );
+            let req = OPENAI_CHAT_REQUEST.replace("gpt-4o", "grok-4.20");
+            post(&c, &server.url("/xai/v1/chat/completions"), &req).await;
+        });
+        let s = llm_span(&p);
+        assert_eq!(
+            i64_attr(&s, "gen_ai.usage.output_tokens"),
+            (completion + reasoning) as i64
+        );
+        assert_eq!(
+            i64_attr(&s, "gen_ai.usage.reasoning.output_tokens"),
+            reasoning as i64
+        );
+        assert_usd(f64_attr(&s, "gen_ai.usage.cost"), cost);
+        assert!(attr(&s, "llmtel.usage.note").is_none(), "{s:?}");
+    }
+}
