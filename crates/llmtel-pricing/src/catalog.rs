@@ -101,9 +101,11 @@ pub struct Price {
     /// call reports (scaled with the input rate under a long-context tier); `None` prices
     /// them at `rates.cache_write`.
     pub cache_write_1h: Option<u64>,
-    /// Batch API input rate, pico-dollars per token (informational).
+    /// Batch API input rate, pico-dollars per token: a call reporting `service_tier`
+    /// `batch` is priced at it, and its cache and long-context rates scaled alike.
     pub batch_input: Option<u64>,
-    /// Batch API output rate, pico-dollars per token (informational).
+    /// Batch API output rate, pico-dollars per token (reasoning and long-context output
+    /// scaled alike).
     pub batch_output: Option<u64>,
     /// Where the price was published.
     pub source: Option<String>,

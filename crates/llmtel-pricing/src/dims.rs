@@ -371,9 +371,25 @@ impl Price {
                 applied.clone_from(&tier_name);
             }
         } else if batch {
+            // The batch discount on whatever rates apply (a long-context tier's too), cache
+            // reads and writes included (OpenAI lists batch cached input at the same
+            // discount; Anthropic's multipliers stack): each rate scaled by the listed
+            // batch rate over the base one (exactly the batch rate without a tier).
             applied.clone_from(&tier_name);
-            rates.input = self.batch_input.unwrap_or(rates.input);
-            rates.output = self.batch_output.unwrap_or(rates.output);
+            let scale = |rate: u64, batch: Option<u64>, base: u64| match batch {
+                Some(b) if base > 0 => {
+                    u64::try_from(u128::from(rate) * u128::from(b) / u128::from(base))
+                        .unwrap_or(rate)
+                }
+                _ => rate,
+            };
+            let (bi, bo) = (self.batch_input, self.batch_output);
+            let (base_in, base_out) = (self.rates.input, self.rates.output);
+            rates.cache_read = Some(scale(rates.cache_read.unwrap_or(rates.input), bi, base_in));
+            rates.cache_write = Some(scale(rates.cache_write.unwrap_or(rates.input), bi, base_in));
+            rates.reasoning = Some(scale(rates.reasoning.unwrap_or(rates.output), bo, base_out));
+            rates.input = scale(rates.input, bi, base_in);
+            rates.output = scale(rates.output, bo, base_out);
         }
         let mut off_peak = false;
         if let (Some(op), Some(at), None, None) =

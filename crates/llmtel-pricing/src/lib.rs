@@ -107,8 +107,8 @@
 //! cache_write = 3.75            # optional, default = input (Anthropic: 5-minute write)
 //! cache_write_1h = 6.00         # optional: Anthropic 1-hour write (default = cache_write)
 //! reasoning = 3.50              # optional, default = output
-//! batch_input = 1.25            # optional, informational
-//! batch_output = 5.00           # optional, informational
+//! batch_input = 1.25            # optional: service_tier "batch" (see below)
+//! batch_output = 5.00           # optional: service_tier "batch"
 //! source = "https://openai.com/api/pricing"   # optional
 //!
 //! [[model.price.tier]]          # optional long-context tiers

@@ -302,6 +302,46 @@ fn gemini_cached_video_and_images_are_priced_once_at_the_cache_rate() {
 }
 
 #[test]
+fn batch_discounts_the_long_context_tier_and_the_cache_too() {
+    // gpt-5.4: $2.50 / $0.25 cached / $15 per million; above 272K $5 / $0.50 / $22.50;
+    // batch $1.25 / $7.50, half of each rate that applies.
+    let batch = |model: &str, provider: &str, usage: &Usage| {
+        let p = call(
+            model,
+            provider,
+            usage,
+            &at(TUESDAY_0800).with_service_tier("batch"),
+        );
+        assert_eq!(p.service_tier.as_deref(), Some("batch"), "{model}");
+        assert_eq!(p.notes, Vec::<&str>::new(), "{model}");
+        p.breakdown.total.to_string()
+    };
+    let long = Usage {
+        cache_read_tokens: 100_000,
+        ..Usage::new(300_000, 10_000)
+    };
+    // 200,000 × $2.50 + 100,000 × $0.25 + 10,000 × $11.25 (was $0.375: the base batch
+    // rates, the standard cache rate)
+    assert_eq!(batch("gpt-5.4", "openai", &long), "$0.637500");
+    let short = Usage {
+        cache_read_tokens: 40_000,
+        ..Usage::new(100_000, 10_000)
+    };
+    // 60,000 × $1.25 + 40,000 × $0.125 + 10,000 × $7.50
+    assert_eq!(batch("gpt-5.4", "openai", &short), "$0.155000");
+    // claude-sonnet-4-5 Message Batches: $1.50 / $7.50 (was priced at the standard rates,
+    // noted "tier not offered")
+    assert_eq!(
+        batch(
+            "claude-sonnet-4-5",
+            "anthropic",
+            &Usage::new(100_000, 10_000)
+        ),
+        "$0.225000"
+    );
+}
+
+#[test]
 fn modality_counts_over_the_total_are_priced_on_top_and_noted() {
     let usage = Usage::new(1_000, 0);
     let details = UsageDetails {
