@@ -1,10 +1,8 @@
 //! `llmtel::init()` and its [`Builder`]: the subscriber stack, OTLP export and the guard.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-#[cfg(any(feature = "otlp-grpc", feature = "otlp-http"))]
 use std::time::Duration;
 
 use llmtel_pricing::Catalog;
@@ -278,6 +276,11 @@ pub enum InitError {
     /// A directive of the trace filter does not parse.
     #[error("invalid trace filter: {0}")]
     Filter(String),
+    /// An export setting does not parse: an export header name or value, an
+    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`. The message says which and what to write (never a
+    /// header's value).
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// Configures llmtel. Settings made in code win over the environment.
@@ -296,6 +299,7 @@ pub struct Builder {
     endpoint: Option<String>,
     protocol: Option<Protocol>,
     headers: Vec<(String, String)>,
+    export_timeout: Option<Duration>,
     resource: Vec<KeyValue>,
     sampler: Option<Sampler>,
     preset: Option<Preset>,
@@ -349,6 +353,7 @@ impl Default for Builder {
             endpoint: None,
             protocol: None,
             headers: Vec::new(),
+            export_timeout: None,
             resource: Vec::new(),
             sampler: None,
             preset: None,
@@ -416,7 +421,19 @@ impl Builder {
         self.protocol = Some(protocol);
         self
     }
-    /// Adds a header to every export (merged with `OTEL_EXPORTER_OTLP_HEADERS`; code wins).
+    /// How long one export request may take before it is abandoned (and retried, or its
+    /// spans counted as failed). Else `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` (metrics:
+    /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`), else `OTEL_EXPORTER_OTLP_TIMEOUT`, in
+    /// milliseconds, else 10 s. A collector that takes a request and never answers holds an
+    /// export only this long, over HTTP as over gRPC.
+    pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = Some(timeout);
+        self
+    }
+
+    /// Adds a header to every export. A header set in code (here or by a preset) wins over
+    /// one of the same name (any case) in `OTEL_EXPORTER_OTLP_HEADERS`: it is put on each
+    /// request last.
     pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((key.into(), value.into()));
         self
@@ -632,8 +649,12 @@ impl Builder {
         });
         let openinference = self.openinference.unwrap_or(preset_oi);
 
-        let mut headers: HashMap<String, String> = preset_headers.into_iter().collect();
-        headers.extend(self.headers.iter().cloned());
+        // A preset's, then the code's: a later name (any case) replaces an earlier one.
+        let headers = crate::headers::CodeHeaders::new(
+            preset_headers
+                .into_iter()
+                .chain(self.headers.iter().cloned()),
+        )?;
         let resource = genai_resource(
             self.service_name.clone(),
             preset_resource
@@ -661,6 +682,13 @@ impl Builder {
                 resource.clone(),
                 self.ca_file.as_deref(),
                 None,
+                crate::headers::export_timeout(
+                    self.export_timeout,
+                    &[
+                        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                        "OTEL_EXPORTER_OTLP_TIMEOUT",
+                    ],
+                )?,
             )?;
             sinks.push(Arc::new(crate::metrics::OtelMetricsSink::from_provider(
                 &m.provider,
@@ -700,8 +728,16 @@ impl Builder {
                     .collect(),
             };
             let overflow = stage.overflow();
-            let mut queue =
-                spawn_exporter(protocol, endpoint, headers, queue_cfg, stage, traces_tls)?;
+            let timeout = crate::headers::export_timeout(
+                self.export_timeout,
+                &[
+                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_TIMEOUT",
+                ],
+            )?;
+            let mut queue = spawn_exporter(
+                protocol, endpoint, headers, timeout, queue_cfg, stage, traces_tls,
+            )?;
             if let Some(overflow) = overflow {
                 queue = queue.with_overflow(overflow);
             }
@@ -866,13 +902,14 @@ impl ExporterStage {
 fn spawn_exporter(
     protocol: Protocol,
     endpoint: Option<String>,
-    headers: HashMap<String, String>,
+    headers: crate::headers::CodeHeaders,
+    timeout: Duration,
     cfg: QueueConfig,
     stage: ExporterStage,
     tls: OtlpTls,
 ) -> Result<ExportQueue, InitError> {
     // Each is used by the arm of a transport feature; with both off, neither arm uses them.
-    let _ = (&endpoint, &headers, &cfg, &stage, &tls);
+    let _ = (&endpoint, &headers, &timeout, &cfg, &stage, &tls);
     match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
@@ -889,11 +926,9 @@ fn spawn_exporter(
                             b = b.with_tls_config(t);
                         }
                         if !headers.is_empty() {
-                            b = b.with_metadata(tonic_metadata(&headers));
+                            b = b.with_interceptor(headers.interceptor());
                         }
-                        b.with_timeout(Duration::from_secs(10))
-                            .build()
-                            .map(|e| stage.stage(e))
+                        b.with_timeout(timeout).build().map(|e| stage.stage(e))
                     },
                     cfg,
                 )?);
@@ -905,7 +940,7 @@ fn spawn_exporter(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-                let client = reqwest_client(&tls)?;
+                let client = http_client(&tls, headers, timeout)?;
                 return Ok(ExportQueue::spawn(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder()
@@ -915,12 +950,7 @@ fn spawn_exporter(
                         if let Some(e) = endpoint {
                             b = b.with_endpoint(http_traces_url(&e));
                         }
-                        if !headers.is_empty() {
-                            b = b.with_headers(headers);
-                        }
-                        b.with_timeout(Duration::from_secs(10))
-                            .build()
-                            .map(|e| stage.stage(e))
+                        b.with_timeout(timeout).build().map(|e| stage.stage(e))
                     },
                     cfg,
                 )?);
@@ -937,13 +967,15 @@ fn spawn_exporter(
 /// Also what [`crate::metrics::otlp_meter_provider`] builds: one OTLP metrics pipeline for
 /// `init()` and for apps that bring their own.
 #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn_metrics(
     protocol: Protocol,
     endpoint: Option<String>,
-    headers: HashMap<String, String>,
+    headers: crate::headers::CodeHeaders,
     resource: Resource,
     ca_file: Option<&std::path::Path>,
     interval: Option<Duration>,
+    timeout: Duration,
 ) -> Result<crate::metrics::export::MetricsExport, InitError> {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
     let runtime =
@@ -995,9 +1027,9 @@ pub(crate) fn spawn_metrics(
                         b = b.with_tls_config(t);
                     }
                     if !headers.is_empty() {
-                        b = b.with_metadata(tonic_metadata(&headers));
+                        b = b.with_interceptor(headers.interceptor());
                     }
-                    b.with_timeout(Duration::from_secs(10)).build()
+                    b.with_timeout(timeout).build()
                 });
                 let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
                 periodic(runtime.wrap(exporter))
@@ -1009,7 +1041,7 @@ pub(crate) fn spawn_metrics(
             #[cfg(feature = "otlp-http")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-                let client = reqwest_client(&tls)?;
+                let client = http_client(&tls, headers, timeout)?;
                 let exporter = runtime.enter(|| {
                     let mut b = opentelemetry_otlp::MetricExporter::builder()
                         .with_http()
@@ -1018,10 +1050,7 @@ pub(crate) fn spawn_metrics(
                     if let Some(e) = endpoint {
                         b = b.with_endpoint(http_metrics_url(&e));
                     }
-                    if !headers.is_empty() {
-                        b = b.with_headers(headers);
-                    }
-                    b.with_timeout(Duration::from_secs(10)).build()
+                    b.with_timeout(timeout).build()
                 });
                 let exporter = exporter.map_err(|e| exporter_error(e.to_string()))?;
                 periodic(runtime.wrap(exporter))
@@ -1062,34 +1091,28 @@ fn http_traces_url(endpoint: &str) -> String {
     }
 }
 
-/// The async reqwest client of the OTLP/HTTP exporter: rustls with the platform's verifier,
-/// plus the CA of `tls`.
+/// The HTTP client of the OTLP/HTTP exporter: async reqwest, rustls with the platform's
+/// verifier plus the CA of `tls`, each request bounded by `timeout` (opentelemetry-otlp's
+/// own timeout does not bound a request sent through a given client: a collector that
+/// takes the request and never answers would hold the export forever), and the code's
+/// headers put on each request last.
 #[cfg(feature = "otlp-http")]
-fn reqwest_client(tls: &OtlpTls) -> Result<reqwest::Client, InitError> {
-    tls.reqwest_builder()
+fn http_client(
+    tls: &OtlpTls,
+    headers: crate::headers::CodeHeaders,
+    timeout: Duration,
+) -> Result<crate::headers::HeadersLast, InitError> {
+    let client = tls
+        .reqwest_builder()
         .map_err(InitError::Certificate)?
+        .timeout(timeout)
         .build()
-        .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))
+        .map_err(|e| InitError::Certificate(format!("cannot set up TLS for OTLP/HTTP: {e}")))?;
+    Ok(crate::headers::HeadersLast { client, headers })
 }
 
 /// What the error for an https endpoint on a system without CA certificates suggests.
 const CA_HINT: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE or Builder::with_ca_file";
-
-#[cfg(feature = "otlp-grpc")]
-fn tonic_metadata(
-    headers: &HashMap<String, String>,
-) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
-    let mut map = http::HeaderMap::new();
-    for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
-            http::HeaderValue::from_str(v),
-        ) {
-            map.insert(k, v);
-        }
-    }
-    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map)
-}
 
 /// How long the guard waits for spans finished off the request thread
 /// ([`crate::finish_pending_spans`]) before it flushes or shuts down.

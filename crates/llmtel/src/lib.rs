@@ -61,6 +61,7 @@ mod enrich;
 pub mod estimate;
 mod export;
 mod fields;
+mod headers;
 mod health;
 mod hold;
 mod init;

@@ -44,6 +44,8 @@ enum Mode {
     RefuseHttp(u16),
     /// Answer after this long.
     Delay(Duration),
+    /// HTTP: take the request and never answer (hold the connection two minutes).
+    Silent,
 }
 
 #[derive(Clone)]
@@ -105,7 +107,7 @@ impl TraceService for Receiver {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         let outcome = match self.mode() {
-            Mode::Accept | Mode::RefuseHttp(_) => Ok(()),
+            Mode::Accept | Mode::RefuseHttp(_) | Mode::Silent => Ok(()),
             Mode::RefuseGrpc(code) => Err(tonic::Status::new(code, "fault injected")),
             Mode::Delay(d) => {
                 tokio::time::sleep(d).await;
@@ -200,6 +202,10 @@ fn http_connection(mut conn: TcpStream, r: &Receiver) -> std::io::Result<()> {
         }
         let body: Vec<u8> = buf.drain(..header_end + len).skip(header_end).collect();
         r.attempts.lock().unwrap().push(Instant::now());
+        if let Mode::Silent = r.mode() {
+            std::thread::sleep(Duration::from_secs(120));
+            return Ok(());
+        }
         let response = match r.mode() {
             Mode::RefuseHttp(429) => {
                 "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n"
@@ -545,6 +551,45 @@ fn a_slow_collector_never_holds_the_request_path_and_drops_are_exact() {
         "a 512-span queue cannot hold 3,000 spans of a slow collector"
     );
     assert_eq!(c.failed, 0, "a slow answer is not a failure");
+    drop(guard);
+}
+
+#[test]
+fn an_http_collector_that_never_answers_holds_an_export_only_for_its_timeout() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = llmtel::health();
+    let r = Receiver::new();
+    r.set(Mode::Silent);
+    let addr = serve_http(r.clone());
+    let (layer, guard) = llmtel::builder()
+        .with_service_name("llmtel-fault-test")
+        .with_endpoint(format!("http://{addr}"))
+        .with_protocol(llmtel::Protocol::HttpProtobuf)
+        .with_queue(queue(4096))
+        .with_export_timeout(Duration::from_millis(500))
+        .with_metrics(false)
+        .with_console(false)
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let held = tracing::subscriber::with_default(subscriber, || emit(500, 1_000.0));
+    assert_never_blocked("silent collector", held);
+    // The collector takes the requests and never answers; each is abandoned after 500 ms
+    // and sent again (a request without an answer is transient). Without a timeout both
+    // export slots would wait for the two minutes the connections are held, and nothing
+    // more would ever be sent.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(r.attempts().len() >= 2, "{} attempts", r.attempts().len());
+    r.set(Mode::Accept);
+    let recovered = wait_received(&r, 500, Duration::from_secs(20));
+    println!("silent collector: everything received {recovered:?} after it answered");
+    guard.flush().unwrap();
+    assert_every_span_accounted("silent collector", &r, 500, &before);
+    assert_eq!(
+        r.received(),
+        500,
+        "every buffered span went out once it answered"
+    );
     drop(guard);
 }
 

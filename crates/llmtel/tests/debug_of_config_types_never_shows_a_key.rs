@@ -67,3 +67,21 @@ fn content_policy_and_exporter_debug_show_no_hook_internals() {
     assert_clean("ContentCapture", &format!("{policy:?}"));
     assert_clean("GenAiExporter", &format!("{exporter:?}"));
 }
+
+#[cfg(feature = "metrics")]
+#[test]
+fn otlp_metrics_config_debug_hides_header_values_and_url_credentials() {
+    let c = llmtel::metrics::OtlpMetricsConfig {
+        endpoint: Some(format!(
+            "https://user:hunter2@otel.example:4318/?key={URL_KEY}"
+        )),
+        headers: vec![("authorization".into(), format!("Bearer {KEY}"))],
+        ..Default::default()
+    };
+    let s = format!("{c:?}");
+    assert_clean("OtlpMetricsConfig", &s);
+    assert!(
+        s.contains("authorization") && s.contains("otel.example"),
+        "{s}"
+    );
+}

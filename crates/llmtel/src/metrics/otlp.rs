@@ -1,7 +1,6 @@
 //! OTLP export of the GenAI metrics for apps that build their own pipeline: the same meter
 //! provider [`crate::init`] exports with.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use crate::init::{InitError, Protocol, genai_resource, spawn_metrics};
 
 /// Where and how [`otlp_meter_provider`] exports. Settings made here win over the
-/// environment.
-#[derive(Clone, Debug, Default)]
+/// environment. `Debug` shows no header value and a redacted endpoint.
+#[derive(Clone, Default)]
 pub struct OtlpMetricsConfig {
     /// Transport (else `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
@@ -23,9 +22,12 @@ pub struct OtlpMetricsConfig {
     /// (`http://localhost:4318/v1/metrics`, gRPC `http://localhost:4317`).
     pub endpoint: Option<String>,
     /// Headers (gRPC metadata) of every export, sent with those of
-    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` (a name set in both:
-    /// the variable's value, as opentelemetry-otlp merges them).
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS` / `OTEL_EXPORTER_OTLP_HEADERS` (a name set in both,
+    /// any case: this value, put on each request last).
     pub headers: Vec<(String, String)>,
+    /// How long one export request may take (else `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, else
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds, else 10 s).
+    pub timeout: Option<Duration>,
     /// Export interval (else `OTEL_METRIC_EXPORT_INTERVAL` in ms, else 60 s).
     pub interval: Option<Duration>,
     /// `service.name` (else `OTEL_SERVICE_NAME`).
@@ -36,6 +38,31 @@ pub struct OtlpMetricsConfig {
     /// platform's roots (else `OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE`, else
     /// `OTEL_EXPORTER_OTLP_CERTIFICATE`).
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OtlpMetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpMetricsConfig")
+            .field("protocol", &self.protocol)
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::redact::redact),
+            )
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(k, _)| (k, "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("timeout", &self.timeout)
+            .field("interval", &self.interval)
+            .field("service_name", &self.service_name)
+            .field("resource", &self.resource)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl OtlpMetricsConfig {
@@ -77,7 +104,14 @@ pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider
         Some(p) => p,
         None => Protocol::from_env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?,
     };
-    let headers: HashMap<String, String> = config.headers.into_iter().collect();
+    let headers = crate::headers::CodeHeaders::new(config.headers)?;
+    let timeout = crate::headers::export_timeout(
+        config.timeout,
+        &[
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ],
+    )?;
     let resource = genai_resource(config.service_name, config.resource);
     let export = spawn_metrics(
         protocol,
@@ -86,6 +120,7 @@ pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider
         resource,
         config.ca_file.as_deref(),
         config.interval,
+        timeout,
     )?;
     // The runtime now lives with the exporter, inside the provider, and stops at its shutdown.
     Ok(export.provider)

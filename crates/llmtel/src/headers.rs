@@ -1,0 +1,206 @@
+//! The export settings given in code that opentelemetry-otlp would let the environment
+//! override: the headers of every export request (a preset's credentials,
+//! `Builder::with_header`) and the request timeout.
+//!
+//! opentelemetry-otlp merges `OTEL_EXPORTER_OTLP_HEADERS` over the headers it is given, so a
+//! variable meant for another backend (`Authorization=Bearer <grafana token>`) would replace
+//! a preset's credentials and be sent to the preset's host. llmtel puts the code's headers
+//! on each request last instead: over HTTP through the client it hands the exporter
+//! ([`HeadersLast`]), over gRPC through an interceptor.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::init::InitError;
+
+/// Export headers set in code, names case-insensitive (a later one replaces an earlier one
+/// of the same name), values marked sensitive. `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub(crate) struct CodeHeaders(Arc<[(http::HeaderName, http::HeaderValue)]>);
+
+impl fmt::Debug for CodeHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| (k.as_str(), "<redacted>")))
+            .finish()
+    }
+}
+
+impl CodeHeaders {
+    /// The headers of `pairs`, in order, a later name replacing an earlier one.
+    ///
+    /// # Errors
+    /// [`InitError::Setting`] naming the header whose name or value is not valid HTTP.
+    pub(crate) fn new(
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, InitError> {
+        let mut out: Vec<(http::HeaderName, http::HeaderValue)> = Vec::new();
+        for (k, v) in pairs {
+            let name = http::HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| {
+                InitError::Setting(format!(
+                    "export header name {k:?} is not a valid HTTP header name (letters, digits \
+                     and -); check Builder::with_header or the preset"
+                ))
+            })?;
+            let mut value = http::HeaderValue::from_str(v.trim()).map_err(|_| {
+                InitError::Setting(format!(
+                    "the value of export header {name} is not a valid HTTP header value \
+                     (visible ASCII; percent-encode anything else); it is not shown here"
+                ))
+            })?;
+            value.set_sensitive(true);
+            out.retain(|(n, _)| *n != name);
+            out.push((name, value));
+        }
+        Ok(CodeHeaders(out.into()))
+    }
+
+    #[cfg(feature = "otlp-grpc")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Puts these headers on `headers`, replacing any of the same name.
+    #[cfg(any(test, feature = "otlp-grpc", feature = "otlp-http"))]
+    pub(crate) fn apply(&self, headers: &mut http::HeaderMap) {
+        for (k, v) in self.0.iter() {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// A gRPC interceptor putting these headers on each export last (after the
+    /// environment's, which opentelemetry-otlp adds first).
+    #[cfg(feature = "otlp-grpc")]
+    pub(crate) fn interceptor(
+        &self,
+    ) -> impl tonic::service::Interceptor + Clone + Send + Sync + 'static {
+        let headers = self.clone();
+        move |mut req: tonic::Request<()>| {
+            let mut map = std::mem::take(req.metadata_mut()).into_headers();
+            headers.apply(&mut map);
+            *req.metadata_mut() = tonic::metadata::MetadataMap::from_headers(map);
+            Ok(req)
+        }
+    }
+}
+
+/// The OTLP/HTTP client: reqwest (with the request timeout set: opentelemetry-otlp's own
+/// timeout does not bound a request it hands to a given client), putting the code's headers
+/// on each request last.
+#[cfg(feature = "otlp-http")]
+#[derive(Debug)]
+pub(crate) struct HeadersLast {
+    pub(crate) client: reqwest::Client,
+    pub(crate) headers: CodeHeaders,
+}
+
+#[cfg(feature = "otlp-http")]
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for HeadersLast {
+    async fn send_bytes(
+        &self,
+        mut request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        self.headers.apply(request.headers_mut());
+        self.client.send_bytes(request).await
+    }
+}
+
+/// The export request timeout: `code`, else the first of `vars` set (milliseconds, as the
+/// OpenTelemetry specification has it), else 10 s.
+///
+/// # Errors
+/// [`InitError::Setting`] for a variable that is not a whole number of milliseconds above 0.
+pub(crate) fn export_timeout(
+    code: Option<Duration>,
+    vars: &[&'static str],
+) -> Result<Duration, InitError> {
+    if let Some(t) = code {
+        return Ok(t);
+    }
+    for var in vars {
+        if let Ok(v) = std::env::var(var) {
+            return parse_timeout(var, &v);
+        }
+    }
+    Ok(DEFAULT_EXPORT_TIMEOUT)
+}
+
+/// A timeout variable's value: whole milliseconds above 0.
+fn parse_timeout(var: &str, v: &str) -> Result<Duration, InitError> {
+    match v.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(InitError::Setting(format!(
+            "{var}={v:?} is not a timeout: write whole milliseconds above 0 (10000 for 10 s)"
+        ))),
+    }
+}
+
+/// The OTLP exporter's request timeout when none is set (the specification's default).
+pub(crate) const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_headers_replace_earlier_ones_whatever_the_case_and_debug_hides_values() {
+        let h = CodeHeaders::new([
+            ("Authorization".to_owned(), "Basic preset".to_owned()),
+            ("x-tenant".to_owned(), "a".to_owned()),
+            ("authorization".to_owned(), "Bearer code".to_owned()),
+        ])
+        .unwrap_or_default();
+        let mut map = http::HeaderMap::new();
+        map.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer env"),
+        );
+        h.apply(&mut map);
+        assert_eq!(map.get_all("authorization").iter().count(), 1);
+        assert_eq!(map["authorization"], "Bearer code");
+        assert_eq!(map["x-tenant"], "a");
+        let debug = format!("{h:?}");
+        assert!(
+            !debug.contains("code") && !debug.contains("preset"),
+            "{debug}"
+        );
+        assert!(debug.contains("authorization"), "{debug}");
+    }
+
+    #[test]
+    fn a_header_that_is_not_http_is_a_clear_error_without_its_value() {
+        let bad_name = CodeHeaders::new([("bad name".to_owned(), "v".to_owned())]);
+        assert!(matches!(bad_name, Err(InitError::Setting(m)) if m.contains("bad name")));
+        let bad_value = CodeHeaders::new([("x-key".to_owned(), "sk-\nsecret".to_owned())]);
+        match bad_value {
+            Err(InitError::Setting(m)) => {
+                assert!(m.contains("x-key") && !m.contains("secret"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_timeout_is_the_codes_else_the_variables_in_milliseconds_else_ten_seconds() {
+        let d = Duration::from_millis(1500);
+        assert_eq!(export_timeout(Some(d), &[]).ok(), Some(d));
+        assert_eq!(
+            export_timeout(None, &["LLMTEL_TEST_NO_SUCH_TIMEOUT_VAR"]).ok(),
+            Some(DEFAULT_EXPORT_TIMEOUT)
+        );
+        assert_eq!(
+            parse_timeout("V", " 2500 ").ok(),
+            Some(Duration::from_millis(2500))
+        );
+        for bad in ["0", "10s", "-1", "1.5", ""] {
+            match parse_timeout("OTEL_EXPORTER_OTLP_TIMEOUT", bad) {
+                Err(InitError::Setting(m)) => {
+                    assert!(m.contains("OTEL_EXPORTER_OTLP_TIMEOUT") && m.contains("milliseconds"))
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+}
