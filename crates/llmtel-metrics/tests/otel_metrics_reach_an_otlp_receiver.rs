@@ -240,3 +240,46 @@ fn genai_metrics_reach_the_receiver_with_semconv_names_units_attributes_and_buck
     assert_eq!(by("ok"), 51);
     assert_eq!(by("error"), 1);
 }
+
+#[test]
+fn an_embeddings_call_reports_input_tokens_and_no_output_tokens() {
+    let (url, rx) = receiver();
+    let provider = otlp_meter_provider(OtlpMetricsConfig {
+        endpoint: Some(url),
+        interval: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    })
+    .unwrap();
+    let sink = OtelMetricsSink::builder().build(&provider.meter("llmtel"));
+    run(vec![Arc::new(sink)], || {
+        let span = llmtel::llm_span!("embeddings", "openai", "text-embedding-3-small");
+        let _e = span.enter();
+        llmtel::record_usage(
+            &span,
+            &llmtel::Usage {
+                input_tokens: 200,
+                ..Default::default()
+            },
+        );
+    });
+    provider.force_flush().unwrap();
+    let req = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an OTLP export");
+    provider.shutdown().unwrap();
+    let tokens = req.resource_metrics[0]
+        .scope_metrics
+        .iter()
+        .flat_map(|s| &s.metrics)
+        .find(|m| m.name == semconv::CLIENT_TOKEN_USAGE)
+        .expect("token usage exported");
+    let Some(metric::Data::Histogram(h)) = &tokens.data else {
+        panic!("{tokens:?}")
+    };
+    let types: Vec<_> = h
+        .data_points
+        .iter()
+        .map(|p| (attr(&p.attributes, "gen_ai.token.type"), p.count, p.sum))
+        .collect();
+    assert_eq!(types, vec![(Some("input"), 1, Some(200.0))]);
+}

@@ -337,9 +337,14 @@ impl CallSink for OtelMetricsSink {
             b.input
                 .get_or_init(|| self.token_usage.bind(&set.input))
                 .record(call.usage.input_tokens);
-            b.output
-                .get_or_init(|| self.token_usage.bind(&set.output))
-                .record(call.usage.output_tokens);
+            // An embeddings call has no output tokens: a count that does not exist is not
+            // reported (the conventions: "MUST NOT report usage metric" it cannot obtain),
+            // where a 0 would drag the output distribution down.
+            if call.operation != llmtel_semconv::operation::EMBEDDINGS {
+                b.output
+                    .get_or_init(|| self.token_usage.bind(&set.output))
+                    .record(call.usage.output_tokens);
+            }
         }
     }
 }
