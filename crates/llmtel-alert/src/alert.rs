@@ -68,6 +68,11 @@ pub struct Alert {
     pub starts_at: Timestamp,
     /// When it ended (set for resolved alerts).
     pub ends_at: Option<Timestamp>,
+    /// The condition lasts until a resolved alert of the same identity is sent
+    /// ([`Alert::until_resolved`]): sinks that need it (Alertmanager) are sent it again while
+    /// it fires. `false` for a one-off notice (a budget threshold crossed).
+    #[serde(skip)]
+    pub until_resolved: bool,
 }
 
 impl Alert {
@@ -81,7 +86,20 @@ impl Alert {
             state: AlertState::Firing,
             starts_at: Timestamp::now(),
             ends_at: None,
+            until_resolved: false,
         }
+    }
+
+    /// Marks a firing alert whose condition lasts until a resolved alert of the same
+    /// identity is sent (a store that is down, a quality drift): the dispatcher sends it
+    /// again to the sinks that expire alerts not re-sent ([`AlertSink::resend_interval`]:
+    /// Alertmanager resolves an alert by itself after its `resolve_timeout`, 5 minutes by
+    /// default) until it is resolved.
+    ///
+    /// [`AlertSink::resend_interval`]: crate::AlertSink::resend_interval
+    pub fn until_resolved(mut self) -> Self {
+        self.until_resolved = true;
+        self
     }
 
     /// The same alert, resolved now.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use llmtel::worker::{Job, Worker};
 
-use crate::alert::Alert;
+use crate::alert::{Alert, AlertState};
 use crate::sink::AlertSink;
 
 /// Largest number of alerts handed to a sink in one `send`.
@@ -65,26 +65,72 @@ impl DispatcherBuilder {
     /// (and counts) every alert instead of failing.
     pub fn build(self) -> AlertDispatcher {
         let counters = Arc::new(Counters::default());
+        let resend = self.sinks.iter().filter_map(|s| s.resend_interval()).min();
         let job = Deliver {
             sinks: self.sinks,
             counters: counters.clone(),
+            lasting: std::collections::HashMap::new(),
+            resend,
+            last_resend: std::time::Instant::now(),
         };
-        // Alerts go out as soon as they are raised: the thread wakes for each one.
-        let worker = Worker::builder("alert")
+        // Alerts go out as soon as they are raised: the thread wakes for each one. With a
+        // sink that needs lasting alerts re-sent, it keeps ticking while idle.
+        let mut builder = Worker::builder("alert")
             .with_capacity(self.capacity)
             .with_batch_size(MAX_BATCH)
             .with_wake_at(1)
-            .with_drop_timeout(DROP_TIMEOUT)
+            .with_drop_timeout(DROP_TIMEOUT);
+        if let Some(every) = resend {
+            builder = builder
+                .with_interval((every / 4).clamp(Duration::from_millis(25), Duration::from_secs(5)))
+                .with_idle_sleep(None);
+        }
+        let worker = builder
             .spawn(move || Ok::<_, std::convert::Infallible>(job))
             .ok();
         AlertDispatcher { worker, counters }
     }
 }
 
-/// The dispatcher thread's job: every batch to every sink.
+/// The dispatcher thread's job: every batch to every sink, and the lasting alerts again to
+/// the sinks that need them re-sent.
 struct Deliver {
     sinks: Vec<Arc<dyn AlertSink>>,
     counters: Arc<Counters>,
+    /// The firing alerts marked `until_resolved`, by identity (name and labels), at most
+    /// [`MAX_LASTING`]; a resolved alert removes its own.
+    lasting: std::collections::HashMap<(String, std::collections::BTreeMap<String, String>), Alert>,
+    /// The shortest re-send interval of the sinks, if any needs one.
+    resend: Option<Duration>,
+    last_resend: std::time::Instant,
+}
+
+/// Lasting alerts kept for re-sending (the budgets' and the monitor's: a handful); past it a
+/// new one is delivered once, as before.
+const MAX_LASTING: usize = 1024;
+
+impl Deliver {
+    /// Keeps the lasting alerts of `batch` up to date: a firing one replaces its identity's,
+    /// a resolved one removes it.
+    fn track(&mut self, batch: &[Alert]) {
+        if self.resend.is_none() {
+            return;
+        }
+        for a in batch {
+            let id = (a.name.clone(), a.labels.clone());
+            match a.state {
+                AlertState::Resolved => {
+                    self.lasting.remove(&id);
+                }
+                AlertState::Firing if a.until_resolved => {
+                    if self.lasting.len() < MAX_LASTING || self.lasting.contains_key(&id) {
+                        self.lasting.insert(id, a.clone());
+                    }
+                }
+                AlertState::Firing => {}
+            }
+        }
+    }
 }
 
 impl Job for Deliver {
@@ -93,6 +139,7 @@ impl Job for Deliver {
     fn process(&mut self, batch: Vec<Box<Alert>>) -> Result<(), String> {
         // Redacted here, off the request path, before any sink sees it.
         let batch: Vec<Alert> = batch.into_iter().map(|a| a.redacted()).collect();
+        self.track(&batch);
         let n = batch.len() as u64;
         let c = &self.counters;
         for sink in &self.sinks {
@@ -115,6 +162,27 @@ impl Job for Deliver {
             }
         }
         Ok(())
+    }
+
+    fn tick(&mut self) {
+        let Some(every) = self.resend else { return };
+        if self.lasting.is_empty() || self.last_resend.elapsed() < every {
+            return;
+        }
+        self.last_resend = std::time::Instant::now();
+        let lasting: Vec<Alert> = self.lasting.values().cloned().collect();
+        for sink in self.sinks.iter().filter(|s| s.resend_interval().is_some()) {
+            // Counted only when it fails: these alerts were delivered already.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.send(&lasting)));
+            if let Ok(Err(e)) = r {
+                *self
+                    .counters
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) =
+                    Some(llmtel::redact::redact_string(e.to_string()));
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), String> {

@@ -471,14 +471,22 @@ impl AlertSink for SlackSink {
     }
 }
 
+/// How often a lasting alert is posted again to Alertmanager: well inside its default
+/// `resolve_timeout` (5 minutes), as Prometheus re-sends its own.
+const ALERTMANAGER_RESEND: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Posts to Prometheus Alertmanager's API v2 (`POST {base}/api/v2/alerts`).
 ///
 /// Labels are the alert's labels plus `alertname` and `severity`; annotations as given.
 /// A firing alert is posted with `startsAt` and no `endsAt` (Alertmanager then keeps it
-/// firing for its `resolve_timeout`); a resolved one with `endsAt`, which resolves it.
+/// firing for its `resolve_timeout`, 5 minutes by default); a resolved one with `endsAt`,
+/// which resolves it. An alert marked [`Alert::until_resolved`] is posted again every
+/// minute while it fires ([`AlertSink::resend_interval`]), as Alertmanager expects of its
+/// clients, so that it is not resolved while its condition holds.
 #[derive(Debug)]
 pub struct AlertmanagerSink {
     poster: Poster,
+    resend: std::time::Duration,
 }
 
 impl AlertmanagerSink {
@@ -498,7 +506,16 @@ impl AlertmanagerSink {
         let url = format!("{}/api/v2/alerts", base_url.trim_end_matches('/'));
         Ok(AlertmanagerSink {
             poster: Poster::new("alertmanager", &url, config)?,
+            resend: ALERTMANAGER_RESEND,
         })
+    }
+
+    /// Posts lasting alerts ([`Alert::until_resolved`]) again this often while they fire
+    /// (default 1 minute, at least 100 ms): keep it well under the Alertmanager's
+    /// `resolve_timeout`.
+    pub fn with_resend_interval(mut self, every: std::time::Duration) -> Self {
+        self.resend = every.max(std::time::Duration::from_millis(100));
+        self
     }
 
     /// The JSON body sent for a batch (a `postableAlerts` array).
@@ -533,6 +550,10 @@ impl AlertmanagerSink {
 impl AlertSink for AlertmanagerSink {
     fn name(&self) -> &str {
         "alertmanager"
+    }
+
+    fn resend_interval(&self) -> Option<std::time::Duration> {
+        Some(self.resend)
     }
 
     fn send(&self, alerts: &[Alert]) -> Result<(), AlertError> {

@@ -43,6 +43,12 @@ pub trait AlertSink: Send + Sync + Debug {
     /// [`AlertError`] when the batch could not be delivered after the sink's retries.
     fn send(&self, alerts: &[Alert]) -> Result<(), AlertError>;
 
+    /// How often a firing alert marked [`Alert::until_resolved`] must be sent again for the
+    /// receiver to keep it firing (`None`, the default: once is enough).
+    fn resend_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Delivers anything the sink buffers itself.
     ///
     /// # Errors

@@ -1373,6 +1373,8 @@ impl Budgets {
             if let Some(a) = &self.inner.alerts {
                 a.send(
                     Alert::firing("LlmBudgetStoreUnavailable", Severity::Critical)
+                        // Lasts until the store is back (resolved in `store_ok`).
+                        .until_resolved()
                         .with_label("store", self.inner.store.kind())
                         .with_annotation("summary", format!("budget store unavailable: {e}"))
                         .with_annotation(

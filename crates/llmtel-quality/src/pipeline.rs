@@ -650,7 +650,8 @@ impl Job for MonitorJob {
             let raised = m.take_alerts();
             if let Some(d) = &self.alerts {
                 for a in raised {
-                    if d.send(a) {
+                    // A detector's alert lasts until it resolves it (hysteresis).
+                    if d.send(a.until_resolved()) {
                         self.c.alerts_sent.fetch_add(1, Relaxed);
                     }
                 }
