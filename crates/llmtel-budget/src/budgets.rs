@@ -889,7 +889,24 @@ impl Budgets {
         unpriced: Option<UnpricedTokens>,
     ) -> Utilization {
         let at = self.now();
-        let targets = self.targets(ctx, at.as_millisecond());
+        let mut targets = self.targets(ctx, at.as_millisecond());
+        if let Some((_, reserved)) = &release {
+            // A settled reservation's spend goes to the meters it held (the pre-flight's
+            // request model, its `with_context` dimensions), rule by rule, while their window
+            // holds: the call's own (its response model `gpt-4o-2024-08-06` where
+            // `gpt-4o` was reserved) would leave the meter the pre-flight checks empty. A rule
+            // the reservation did not hold is charged by the call's own meter.
+            let now_ms = at.as_millisecond();
+            for r in reserved
+                .iter()
+                .filter(|r| r.from_ms <= now_ms && now_ms < r.until_ms)
+            {
+                match targets.iter_mut().find(|t| t.rule == r.rule) {
+                    Some(t) => *t = r.clone(),
+                    None => targets.push(r.clone()),
+                }
+            }
+        }
         if unpriced.is_some() {
             let model = ctx.model.as_deref().unwrap_or("(none)");
             let mut counted = false;
@@ -1288,7 +1305,14 @@ impl Budgets {
             if !(crossed(m.limit_usd, spent.usd) || crossed(m.limit_tokens, spent.tokens)) {
                 continue;
             }
-            let key = format!("{}\u{1f}{}\u{1f}{pct}", m.id, w.period_start);
+            // A calendar period fires once; a rolling window's start moves every bucket, so
+            // it fires once per window length (the block of `h` hours its start is in), not
+            // again at every bucket.
+            let period = match rule.period {
+                Period::RollingHours(h) => w.period_start.div_euclid((i64::from(h) * 3600).max(1)),
+                _ => w.period_start,
+            };
+            let key = format!("{}\u{1f}{}\u{1f}{pct}", m.id, period);
             {
                 let mut f = self.inner.fired.lock().unwrap_or_else(|e| e.into_inner());
                 if f.contains(&key) {

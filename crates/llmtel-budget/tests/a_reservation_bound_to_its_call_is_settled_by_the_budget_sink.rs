@@ -49,6 +49,48 @@ fn the_sink_settles_the_reservation_bound_to_the_calls_span() {
 }
 
 #[test]
+fn the_spend_goes_to_the_meters_the_reservation_held() {
+    // A per-model limit: the pre-flight reserves on the model the request names; OpenAI
+    // answers with the dated snapshot. The spend must land on the meter the pre-flight
+    // checks, or the limit never refuses anything.
+    let budgets = Budgets::builder()
+        .with_rule(
+            llmtel_budget::Rule::new(
+                "per-model-daily",
+                llmtel_budget::Scope::Model,
+                llmtel_budget::Period::Day(jiff::tz::TimeZone::UTC),
+            )
+            .with_limit_usd(usd("0.005")),
+        )
+        .build();
+    let (dispatch, _exporter, _provider) = exporting_with_budget_sink(&budgets);
+    let requested = CallContext::new().with_model("gpt-4o");
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        budgets
+            .reserve(&requested, Estimate::new(usd("0.004"), 0))
+            .expect("within budget")
+            .bind(&span);
+        llmtel::record_response(&span, "chatcmpl-1", "gpt-4o-2024-08-06", &["stop"]);
+        // gpt-4o: 1,000 in x $2.50/M + 100 out x $10/M = $0.0035
+        record_1000_in_100_out(&span);
+    });
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let held = budgets.status_for(&requested).expect("status").remove(0);
+    assert_eq!(held.spent, usd("0.0035"), "{held:?}");
+    assert_eq!(held.reserved, usd("0"));
+    let dated = CallContext::new().with_model("gpt-4o-2024-08-06");
+    let other = budgets.status_for(&dated).expect("status").remove(0);
+    assert_eq!(other.spent, usd("0"), "{other:?}");
+    // So the next pre-flight sees the spend: $0.0035 + $0.004 > $0.005.
+    assert!(
+        budgets
+            .reserve(&requested, Estimate::new(usd("0.004"), 0))
+            .is_err()
+    );
+}
+
+#[test]
 fn unsettled_bindings_are_bounded_and_the_refused_ones_released_and_counted() {
     const CAP: u64 = 65_536;
     // A clock the test moves: bindings older than the reservation TTL make room.

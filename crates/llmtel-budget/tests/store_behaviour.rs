@@ -269,6 +269,35 @@ fn thresholds_fire_exactly_once(kind: &str) {
     assert_eq!(sink.alerts().len(), 4, "{kind}: 50 % on day two");
 }
 
+fn rolling_thresholds_fire_once_per_window(kind: &str) {
+    let st = store(kind, "rolling-thresholds");
+    let clock = TestClock::at("2025-06-01T00:10:00Z");
+    let sink = MemorySink::new();
+    let alerts = AlertDispatcher::builder()
+        .with_sink(Arc::new(sink.clone()))
+        .build();
+    let b = Budgets::builder()
+        .with_store(st.clone())
+        .with_clock(clock.clock())
+        .with_rule(
+            Rule::new("rolling", Scope::User, Period::RollingHours(24))
+                .with_limit_usd(usd("1"))
+                .with_thresholds(&[80]),
+        )
+        .with_alerts(alerts.clone())
+        .build();
+    let u = CallContext::new().with_user("u1");
+    spend(&b, &u, "0.85");
+    // Above 80 % for the next 20 hours (the window's start moves every 24 minutes): the
+    // threshold was crossed once.
+    for hour in 1..=20 {
+        clock.set(&format!("2025-06-01T{:02}:10:00Z", hour.min(23)));
+        spend(&b, &u, "0.001");
+    }
+    assert!(alerts.flush(Duration::from_secs(5)));
+    assert_eq!(sink.alerts().len(), 1, "{kind}: {:#?}", sink.alerts());
+}
+
 fn reservations_hold_and_expire(kind: &str) {
     let st = store(kind, "reservations");
     let clock = TestClock::at("2025-06-01T10:00:00Z");
@@ -555,6 +584,10 @@ macro_rules! suite {
             #[test]
             fn thresholds_fire_exactly_once() {
                 super::thresholds_fire_exactly_once(stringify!($kind));
+            }
+            #[test]
+            fn rolling_thresholds_fire_once_per_window() {
+                super::rolling_thresholds_fire_once_per_window(stringify!($kind));
             }
             #[test]
             fn reservations_hold_and_expire() {
