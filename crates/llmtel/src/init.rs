@@ -60,6 +60,13 @@ pub(crate) fn genai_resource(
     attributes: impl IntoIterator<Item = KeyValue>,
 ) -> Resource {
     let mut resource = Resource::builder();
+    // `OTEL_SERVICE_NAME` wins over a `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (the
+    // specification; the SDK's own detectors give the latter the last word).
+    let service_name = service_name.or_else(|| {
+        std::env::var("OTEL_SERVICE_NAME")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    });
     if let Some(name) = service_name {
         resource = resource.with_service_name(name);
     }
@@ -401,7 +408,8 @@ impl Builder {
         self
     }
     /// OTLP endpoint (else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`).
-    /// For HTTP a base URL gets `/v1/traces` appended.
+    /// For HTTP it is a base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` is: `/v1/traces` is appended
+    /// unless it ends with it (and the metrics go to `/v1/metrics` next to it).
     pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
         self
@@ -1079,12 +1087,13 @@ fn http_metrics_url(endpoint: &str) -> String {
     }
 }
 
-/// A code-given HTTP endpoint with no path gets the signal path, like the env variable does.
+/// A code-given HTTP endpoint is a base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` is: it gets
+/// `/v1/traces` unless it ends with it (`https://otlp-gateway.grafana.net/otlp` ->
+/// `.../otlp/v1/traces`, as its metrics go to `.../otlp/v1/metrics`).
 #[cfg(any(test, feature = "otlp-http"))]
 fn http_traces_url(endpoint: &str) -> String {
     let e = endpoint.trim_end_matches('/');
-    let after_scheme = e.split_once("://").map_or(e, |(_, rest)| rest);
-    if after_scheme.contains('/') {
+    if e.ends_with("/v1/traces") {
         e.to_owned()
     } else {
         format!("{e}/v1/traces")
@@ -1266,9 +1275,18 @@ mod tests {
     }
 
     #[test]
-    fn http_endpoint_gets_the_signal_path_only_when_it_has_none() {
+    fn http_endpoint_gets_the_signal_path_unless_it_ends_with_it() {
         assert_eq!(http_traces_url("http://h:4318"), "http://h:4318/v1/traces");
         assert_eq!(http_traces_url("http://h:4318/"), "http://h:4318/v1/traces");
+        // A base URL with a path prefix (Grafana Cloud's `/otlp`), as its metrics get.
+        assert_eq!(
+            http_traces_url("https://gateway.example/otlp"),
+            "https://gateway.example/otlp/v1/traces"
+        );
+        assert_eq!(
+            http_metrics_url("https://gateway.example/otlp"),
+            "https://gateway.example/otlp/v1/metrics"
+        );
         assert_eq!(
             http_traces_url("http://h/api/public/otel/v1/traces"),
             "http://h/api/public/otel/v1/traces"

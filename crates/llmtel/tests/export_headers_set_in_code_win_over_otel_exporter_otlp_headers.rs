@@ -4,6 +4,9 @@
 //! place); the variable's other headers are still sent. opentelemetry-otlp merges the
 //! variable over the headers it is given, so llmtel puts the code's on each request last.
 //!
+//! Also from the environment: `OTEL_SERVICE_NAME` wins over a `service.name` in
+//! `OTEL_RESOURCE_ATTRIBUTES`, as the specification says.
+//!
 //! The variable is process-wide and the workspace forbids `unsafe` (no `set_var`), so each
 //! export runs in a child process of this test binary.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
@@ -21,6 +24,24 @@ use tracing_subscriber::prelude::*;
 struct Seen {
     authorization: Vec<String>,
     x_env: Vec<String>,
+    service: String,
+}
+
+/// The `service.name` of the request's first resource.
+fn service_of(
+    req: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    req.resource_spans
+        .iter()
+        .filter_map(|r| r.resource.as_ref())
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 fn http_receiver() -> (String, mpsc::Receiver<Seen>) {
@@ -36,9 +57,13 @@ fn http_receiver() -> (String, mpsc::Receiver<Seen>) {
                     .map(|v| v.trim().to_owned())
                     .collect::<Vec<_>>()
             };
+            use prost::Message as _;
+            let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(r.body.as_slice())
+                .unwrap_or_default();
             let _ = tx.send(Seen {
                 authorization: all("authorization"),
                 x_env: all("x-env"),
+                service: service_of(&req),
             });
         }
     });
@@ -73,6 +98,7 @@ mod grpc {
             let _ = self.0.send(Seen {
                 authorization: all("authorization"),
                 x_env: all("x-env"),
+                service: service_of(req.get_ref()),
             });
             Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
         }
@@ -129,6 +155,11 @@ fn run_child(endpoint: &str, protocol: &str) {
         .env(
             "OTEL_EXPORTER_OTLP_HEADERS",
             "Authorization=Bearer%20from-env,x-env=kept",
+        )
+        .env("OTEL_SERVICE_NAME", "checkout")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=legacy,deployment.environment=prod",
         );
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -146,7 +177,6 @@ fn child_exports_one_call_with_a_code_header() {
         return;
     }
     let (layer, guard) = llmtel::builder()
-        .with_service_name("headers-test")
         .with_header("authorization", "Bearer from-code")
         .with_console(false)
         .with_metrics(false)
@@ -184,6 +214,7 @@ fn over_http_the_code_authorization_is_sent_once_and_the_variables_other_headers
             // (The test receiver lowercases what it read.)
             authorization: vec!["bearer from-code".into()],
             x_env: vec!["kept".into()],
+            service: "checkout".into(),
         }
     );
 }
@@ -197,6 +228,7 @@ fn over_grpc_the_code_authorization_is_sent_once_and_the_variables_other_headers
         Seen {
             authorization: vec!["Bearer from-code".into()],
             x_env: vec!["kept".into()],
+            service: "checkout".into(),
         }
     );
 }
