@@ -48,7 +48,7 @@ impl OtlpTls {
         vars: &[&str],
         hint: &'static str,
     ) -> Result<OtlpTls, String> {
-        let https = endpoint.is_some_and(is_https);
+        let https = endpoint.is_some_and(|e| is_https(e) || (!has_scheme(e) && !insecure()));
         let source = match explicit {
             Some((p, from)) => Some((p.to_path_buf(), from.to_owned())),
             None => vars
@@ -138,6 +138,28 @@ impl OtlpTls {
         }
         Ok(Some(tls))
     }
+}
+
+/// Whether `endpoint` names its scheme (`http://`, `https://`, ...): a gRPC endpoint without
+/// one (`collector.example.com:4317`) is secure unless `OTEL_EXPORTER_OTLP_INSECURE` says
+/// otherwise (the OTLP exporter specification; opentelemetry-otlp makes it `https://`).
+fn has_scheme(endpoint: &str) -> bool {
+    endpoint
+        .trim()
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']))
+}
+
+/// `OTEL_EXPORTER_OTLP_INSECURE` (or a signal's `..._TRACES_INSECURE` /
+/// `..._METRICS_INSECURE`) is `true`.
+fn insecure() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+        "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+        "OTEL_EXPORTER_OTLP_INSECURE",
+    ]
+    .iter()
+    .any(|v| env(v).is_some_and(|s| s.trim().eq_ignore_ascii_case("true")))
 }
 
 /// Whether `endpoint` is an `https://` URL (ASCII case ignored, surrounding space allowed).

@@ -204,6 +204,27 @@ fn grpc_spans_and_metrics_reach_an_https_receiver_trusting_with_ca_file() {
 }
 
 #[test]
+fn a_grpc_endpoint_without_a_scheme_is_reached_over_tls_trusting_the_ca_file() {
+    // `host:4317` with no scheme is secure (the OTLP exporter specification): TLS with the
+    // platform's roots and the CA file, not a TLS client that trusts nothing.
+    let ca = TestCa::new("otlp-grpc-no-scheme");
+    let (backend, rx) = grpc::receiver();
+    let front = TlsFront::start(&ca, &backend);
+    let url = front.url("");
+    let no_scheme = url.trim_start_matches("https://");
+    assert_ne!(no_scheme, url);
+    one_call(
+        llmtel::builder()
+            .with_endpoint(no_scheme)
+            .with_protocol(llmtel::Protocol::Grpc)
+            .with_ca_file(&ca.file)
+            .with_metrics(false),
+    );
+    assert_span_arrived(&rx, &["/v1/traces"]);
+    assert!(front.handshakes.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
 fn an_untrusted_receiver_gets_nothing_and_the_failed_export_is_counted() {
     for protocol in [llmtel::Protocol::HttpProtobuf, llmtel::Protocol::Grpc] {
         let before = llmtel::health();
