@@ -1,6 +1,7 @@
 //! Real processes: SQLite spend survives `kill -9`; two OS processes share one Redis limit;
 //! Redis stopped mid-test: requests go on (fail-open), spend is buffered and written when
-//! Redis returns, errors are counted and an alert says so (scripts/redis.sh).
+//! Redis returns, errors are counted and an alert says so (scripts/redis.sh); a Redis turned
+//! read-only (a failover's replica) is the same: spend buffered, written once it is writable.
 
 mod support;
 
@@ -170,6 +171,66 @@ fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+#[test]
+fn a_redis_turned_read_only_buffers_spend_and_replays_it_when_writable_again() {
+    // A failover leaves a process talking to a replica (`READONLY`): that passes, as a
+    // store that is down does; the spend must be buffered and written once it does.
+    let bin = support::peer_env("LLMTEL_REDIS_SERVER", "scripts/redis.sh");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("llmtel-redis-ro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut server = start_redis(&bin, port, &dir);
+    let url = format!("redis://127.0.0.1:{port}/");
+    let admin = |args: &[&str]| {
+        let client = redis::Client::open(url.as_str()).expect("client");
+        let mut conn = client.get_connection().expect("connect");
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query::<redis::Value>(&mut conn).expect("admin command");
+    };
+    let store = RedisStore::open(&url)
+        .expect("url")
+        .with_timeout(Duration::from_millis(500));
+    let b = Budgets::builder()
+        .with_store(Arc::new(store))
+        .with_rule(lifetime_dollar())
+        .build();
+    let ctx = CallContext::new();
+    b.record(&ctx, usd("0.01"), 1);
+    assert!(b.flush(Duration::from_secs(5)));
+
+    // A replica of a primary that is not there: every write answers READONLY.
+    let nowhere = free_port().to_string();
+    admin(&["REPLICAOF", "127.0.0.1", &nowhere]);
+    for _ in 0..5 {
+        b.record(&ctx, usd("0.01"), 1);
+    }
+    let t0 = Instant::now();
+    while b.stats().buffered < 5 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", b.stats());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = b.stats();
+    assert_eq!(s.rejected, 0, "READONLY is not a refusal for good: {s:?}");
+
+    // Writable again (promoted): the buffered spend is written, once.
+    admin(&["REPLICAOF", "NO", "ONE"]);
+    let t0 = Instant::now();
+    while b.stats().buffered > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", b.stats());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(b.flush(Duration::from_secs(5)));
+    let st = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!((st.spent, st.spent_tokens), (usd("0.06"), 6));
+    server.kill().expect("kill");
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn start_redis(bin: &str, port: u16, dir: &std::path::Path) -> std::process::Child {

@@ -323,22 +323,33 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 /// A Redis error from an operation: `rejected` when the server answered with an error that a
 /// retry would meet again (a script error, a wrong type), not when it could not be reached,
-/// timed out, was loading or asked to try again.
+/// timed out, or is in a state that passes ([`passing_state`]).
 fn op_err(e: &redis::RedisError) -> StoreError {
     let transient = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
-                | redis::ErrorKind::Server(redis::ServerErrorKind::TryAgain)
-        );
+        || passing_state(e);
     if transient {
         StoreError::unavailable("redis", e.to_string())
     } else {
         StoreError::rejected("redis", e.to_string())
     }
+}
+
+/// A server error that passes with time, not with a different request: loading its data
+/// (`LOADING`), asked to try again (`TRYAGAIN`), a replica after a failover or a primary
+/// whose link is down (`READONLY`, `MASTERDOWN`), a cluster not serving (`CLUSTERDOWN`),
+/// out of memory under `noeviction` (`OOM`), a script or module running too long (`BUSY`).
+/// Spend refused this way is buffered and replayed, not dropped.
+fn passing_state(e: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind as K;
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(
+            K::BusyLoading | K::TryAgain | K::ReadOnly | K::MasterDown | K::ClusterDown
+        )
+    ) || matches!(e.code(), Some("OOM" | "BUSY" | "READONLY" | "MASTERDOWN"))
 }
 
 impl RedisStore {
@@ -485,7 +496,13 @@ impl RedisStore {
             Err(e) => {
                 // A connection with I/O trouble is dropped (a late reply must never be
                 // read as the answer to another call); the next call reconnects.
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                // So is one to a server that turned replica (`READONLY`): after a failover
+                // the next connection may reach the new primary.
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || passing_state(&e)
+                {
                     self.discard();
                 } else {
                     self.give_back(p);
