@@ -376,12 +376,8 @@ impl Price {
             // discount; Anthropic's multipliers stack): each rate scaled by the listed
             // batch rate over the base one (exactly the batch rate without a tier).
             applied.clone_from(&tier_name);
-            let scale = |rate: u64, batch: Option<u64>, base: u64| match batch {
-                Some(b) if base > 0 => {
-                    u64::try_from(u128::from(rate) * u128::from(b) / u128::from(base))
-                        .unwrap_or(rate)
-                }
-                _ => rate,
+            let scale = |rate: u64, batch: Option<u64>, base: u64| {
+                batch.and_then(|b| scaled(rate, b, base)).unwrap_or(rate)
             };
             let (bi, bo) = (self.batch_input, self.batch_output);
             let (base_in, base_out) = (self.rates.input, self.rates.output);
@@ -417,10 +413,7 @@ impl Price {
         // publishes one.
         let cache_write_1h = self.cache_write_1h.and_then(|w| match tier_above {
             None if applied.is_none() && !off_peak => Some(w),
-            Some(_) if self.rates.input > 0 => u64::try_from(
-                u128::from(w) * u128::from(rates.input) / u128::from(self.rates.input),
-            )
-            .ok(),
+            Some(_) => scaled(w, rates.input, self.rates.input),
             _ => None,
         });
         Chosen {
@@ -620,6 +613,15 @@ impl Price {
         .ok_or_else(overflow)?;
         Ok((b, note))
     }
+}
+
+/// `rate` scaled by `by / of` (a discount or a tier's ratio to the base rate), rounded down;
+/// `None` when `of` is 0 or the result does not fit.
+fn scaled(rate: u64, by: u64, of: u64) -> Option<u64> {
+    if of == 0 {
+        return None;
+    }
+    u64::try_from(u128::from(rate) * u128::from(by) / u128::from(of)).ok()
 }
 
 /// `x / d` rounded to the nearest integer, halves to even (`d > 0`).
