@@ -1,7 +1,9 @@
-//! `llmtel collector`: the OTLP collector stage of `llmtel-collector`, run until Ctrl-C.
+//! `llmtel collector`: the OTLP collector stage of `llmtel-collector`, run until Ctrl-C or
+//! SIGTERM, then stopped gracefully (what is queued is forwarded first).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use llmtel_collector::{Collector, Config};
@@ -22,10 +24,20 @@ pub(crate) struct CollectorArgs {
     /// Where to serve `/metrics` [default: 127.0.0.1:9466].
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// On Ctrl-C or SIGTERM, how long to keep forwarding what is queued before exiting
+    /// (keep it under your orchestrator's grace period: Docker's is 10 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = 8.0)]
+    shutdown_timeout: f64,
 }
 
-/// Runs the collector until Ctrl-C (or SIGTERM's default action).
+/// Runs the collector until Ctrl-C or SIGTERM, then stops it gracefully.
 pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
+    let shutdown_timeout = Duration::try_from_secs_f64(args.shutdown_timeout).map_err(|_| {
+        format!(
+            "--shutdown-timeout {}: give a number of seconds, 0 or more",
+            args.shutdown_timeout
+        )
+    })?;
     let mut config = match &args.config {
         Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
         None => Config::new(),
@@ -70,16 +82,51 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
             collector.http_addr(),
             collector.metrics_addr()
         );
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}"))?;
-        let s = collector.stats();
-        Ok(format!(
-            "llmtel collector: stopped; received {}, forwarded {}, dropped {}, still queued {}",
+        let signal = stop_signal().await?;
+        eprintln!(
+            "llmtel collector: {signal}: no longer receiving; forwarding what is queued ({} spans, up to {:?})",
+            collector.stats().queue_depth,
+            shutdown_timeout
+        );
+        let s = collector.shutdown(shutdown_timeout).await;
+        let mut out = format!(
+            "llmtel collector: stopped; received {}, forwarded {}, dropped {}",
             s.received,
             s.forwarded,
-            s.dropped(),
-            s.queue_depth
-        ))
+            s.dropped()
+        );
+        if s.queue_depth > 0 {
+            out.push_str(&format!(
+                ", not sent {} (still queued at the shutdown timeout: raise --shutdown-timeout, \
+                 or check the downstream)",
+                s.queue_depth
+            ));
+        }
+        Ok(out)
     })
+}
+
+/// Waits for Ctrl-C or SIGTERM (what Docker, Kubernetes and systemd send to stop a
+/// process; as a container's process 1 the collector would otherwise ignore it) and names
+/// the one that came.
+async fn stop_signal() -> Result<&'static str, String> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| format!("llmtel collector: cannot wait for SIGTERM: {e}"))?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r
+                .map(|()| "Ctrl-C")
+                .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}")),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .map(|()| "Ctrl-C")
+            .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}"))
+    }
 }

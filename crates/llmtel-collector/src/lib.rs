@@ -94,6 +94,7 @@ mod server;
 mod stats;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use llmtel_metrics::listener::{Limits, serve_with_limits};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
@@ -194,7 +195,13 @@ pub struct Collector {
     http_addr: SocketAddr,
     metrics_addr: SocketAddr,
     queue: pipeline::Queue,
+    /// The forwarders, then the `/metrics` server: stopped last by a shutdown.
     tasks: Vec<JoinHandle<()>>,
+    /// The OTLP receivers (gRPC, HTTP): stopped first by a shutdown.
+    receivers: Vec<JoinHandle<()>>,
+    /// Flushed by a shutdown once the queue is forwarded.
+    budgets: Option<llmtel_budget::Budgets>,
+    quality: Option<llmtel_quality::Quality>,
 }
 
 async fn bind(
@@ -225,13 +232,14 @@ impl Collector {
         let (metrics, metrics_addr) =
             bind("/metrics", config.metrics_listen, "--metrics-listen").await?;
         let (queue, mut tasks) = pipeline::start(&config)?;
+        let mut receivers = Vec::with_capacity(2);
 
         let svc = TraceServiceServer::new(server::GrpcReceiver {
             queue: queue.clone(),
         })
         .max_decoding_message_size(config.max_request_bytes)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        tasks.push(tokio::spawn(async move {
+        receivers.push(tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc))
@@ -241,7 +249,7 @@ impl Collector {
             .with_max_connections(256)
             .with_max_body_bytes(config.max_request_bytes);
         let router = server::http_router(queue.clone());
-        tasks.push(tokio::spawn(async move {
+        receivers.push(tokio::spawn(async move {
             let _ = serve_with_limits(http, router, limits).await;
         }));
         let router = server::metrics_router(queue.clone());
@@ -254,6 +262,9 @@ impl Collector {
             metrics_addr,
             queue,
             tasks,
+            receivers,
+            budgets: config.budgets.clone(),
+            quality: config.quality.clone(),
         })
     }
 
@@ -276,11 +287,46 @@ impl Collector {
     pub fn stats(&self) -> Stats {
         self.queue.counters.snapshot()
     }
+
+    /// Stops gracefully, within `timeout`: stops receiving (senders are refused and retry
+    /// elsewhere or later, as OTLP exporters do), forwards what is queued (retrying a
+    /// downstream that refuses for now, as while running), flushes the budgets' spend and the
+    /// quality monitor, then stops. Returns the counters then: spans still queued at the
+    /// deadline (`queue_depth`) were not sent. `llmtel collector` calls this on Ctrl-C and
+    /// SIGTERM; dropping a `Collector` stops it at once, losing what is queued.
+    pub async fn shutdown(mut self, timeout: Duration) -> Stats {
+        let deadline = tokio::time::Instant::now() + timeout;
+        for r in self.receivers.drain(..) {
+            r.abort();
+            let _ = r.await;
+        }
+        // The forwarders release a request's room once it is sent or given up on.
+        while self.queue.counters.snapshot().queue_depth > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let budgets = self.budgets.take();
+        let quality = self.quality.take();
+        // Both flushes block (they wait for the stores' and the monitor's threads).
+        let _ = tokio::task::spawn_blocking(move || {
+            let start = std::time::Instant::now();
+            if let Some(b) = &budgets {
+                b.flush(left);
+            }
+            if let Some(q) = &quality {
+                q.flush(left.saturating_sub(start.elapsed()));
+            }
+        })
+        .await;
+        self.stats()
+    }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in self.receivers.iter().chain(&self.tasks) {
             t.abort();
         }
     }
