@@ -15,14 +15,16 @@
 #   stop     stop it by the PID in the PID file (TERM, wait, KILL).
 #   status   tell whether it runs and answers; exit 0 only if it does.
 #
-# Address: http://127.0.0.1:9093 (API v2 at /api/v2/alerts). Ready in ~0.2 s, ~32 MB.
+# Address: http://127.0.0.1:9393 (API v2 at /api/v2/alerts). Ready in ~0.2 s, ~32 MB.
+# Not 9093: on a systemd host the Debian package's install starts its own service on
+# 9093/9094, every interface; we never touch it (as redis.sh leaves 6379).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS_DIR="${LLMTEL_PEERS_DIR:-$REPO/.peers}"
 [[ "$PEERS_DIR" == /* ]] || PEERS_DIR="$PWD/$PEERS_DIR"
 HOST=127.0.0.1
-PORT="${LLMTEL_AM_PORT:-9093}"
+PORT="${LLMTEL_AM_PORT:-9393}"
 WEBHOOK_PORT="${LLMTEL_AM_WEBHOOK_PORT:-9099}"
 READY_TIMEOUT=20
 STOP_TIMEOUT=10

@@ -89,8 +89,14 @@ for name, pl in c["service"]["pipelines"].items():
             if comp not in (c.get(kind) or {}):
                 errors.append(f"otel-collector.yaml: pipeline {name} uses undeclared {kind[:-1]} {comp}")
 tp = c["processors"]["tail_sampling"]["policies"]
-if not any(p["type"] == "status_code" for p in tp) or not any(p.get("numeric_attribute", {}).get("key") == "gen_ai.usage.cost" for p in tp):
-    errors.append("otel-collector.yaml: tail sampling must keep errors and expensive calls")
+if not any(p["type"] == "status_code" for p in tp) or not any(p["type"] == "ottl_condition" and any('attributes["gen_ai.usage.cost"] >=' in c for c in p["ottl_condition"].get("span", [])) for p in tp):
+    errors.append("otel-collector.yaml: tail sampling must keep errors and expensive calls (an ottl_condition on gen_ai.usage.cost)")
+# numeric_attribute compares int64 bounds against integer attributes: a double such as the cost
+# reads as 0, and a fractional bound is truncated, so such a policy would keep every trace.
+for p in tp:
+    na = p.get("numeric_attribute")
+    if na and (na.get("key", "").startswith("gen_ai.usage.cost") or any(isinstance(na.get(b), float) for b in ("min_value", "max_value"))):
+        errors.append(f"otel-collector.yaml: policy {p['name']}: numeric_attribute compares whole numbers only; use ottl_condition for {na.get('key')}")
 for e in errors: print("check-ops: " + e, file=sys.stderr)
 sys.exit(1 if errors else 0)
 PY

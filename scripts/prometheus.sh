@@ -5,7 +5,7 @@
 #
 #   install  apt-get install prometheus if `prometheus` is not on PATH.
 #   start    write a scrape config, start Prometheus in the background on
-#            127.0.0.1:${LLMTEL_PROMETHEUS_PORT:-9090} with exemplar storage,
+#            127.0.0.1:${LLMTEL_PROMETHEUS_PORT:-9390} with exemplar storage,
 #            wait for /-/ready, write <peers dir>/prometheus.env (source it).
 #            Reuses a Prometheus already started by this script.
 #   stop     stop it by the PID in its PID file (TERM, wait, KILL).
@@ -22,14 +22,16 @@
 #
 # Environment:
 #   LLMTEL_PEERS_DIR        PID file, log, data dir, env file (default <repo>/.peers)
-#   LLMTEL_PROMETHEUS_PORT  listen port on 127.0.0.1 (default 9090)
+#   LLMTEL_PROMETHEUS_PORT  listen port on 127.0.0.1 (default 9390, not 9090: on a
+#                           systemd host the Debian package's install starts its own
+#                           service there, every interface; we never touch it)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS_DIR="${LLMTEL_PEERS_DIR:-$REPO/.peers}"
 [[ "$PEERS_DIR" == /* ]] || PEERS_DIR="$PWD/$PEERS_DIR"
 HOST=127.0.0.1
-PORT="${LLMTEL_PROMETHEUS_PORT:-9090}"
+PORT="${LLMTEL_PROMETHEUS_PORT:-9390}"
 DIR="$PEERS_DIR/prometheus"
 PID_FILE="$DIR/prometheus.pid"
 LOG="$DIR/prometheus.log"

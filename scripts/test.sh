@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The test runner: cargo-nextest, installed like cargo-deny when missing (a few minutes).
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test: installing cargo-nextest (cargo install --locked cargo-nextest, a few minutes)"
+  cargo install --locked cargo-nextest
+fi
+
 cargo fmt --all --check
 # The built-in catalog is exactly what scripts/gen_catalog.py makes from the shipped LiteLLM
 # copy and the curated entries.
@@ -61,7 +68,11 @@ project="llmtel-quickstart-$$"
 OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_PHOENIX_OTLP_HTTP" \
 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
 OTEL_RESOURCE_ATTRIBUTES="openinference.project.name=$project" \
-  cargo run -q -j2 --example quickstart >/dev/null 2>&1
+  cargo run -q -j2 --example quickstart 2>/dev/null > "${TMPDIR:-/tmp}/llmtel-quickstart-$$.out"
+# Exporting, its sinks run on the export stage: the totals it prints still count every call.
+grep -q "Total cost of the simulated workload: \$0\.0[1-9]" "${TMPDIR:-/tmp}/llmtel-quickstart-$$.out" \
+  || { echo "quickstart, exporting, printed no totals:"; cat "${TMPDIR:-/tmp}/llmtel-quickstart-$$.out"; exit 1; }
+rm -f "${TMPDIR:-/tmp}/llmtel-quickstart-$$.out"
 "${LLMTEL_PEERS_VENV:-$HOME/.cache/llmtel/venv}/bin/python" - "$LLMTEL_PHOENIX_URL" "$project" <<'PY'
 import json, sys, time, urllib.request
 base, project = sys.argv[1], sys.argv[2]

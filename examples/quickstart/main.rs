@@ -197,6 +197,11 @@ fn main() {
         }
     }
 
+    // Exporting, the sinks run on the export stage, each call priced once as its span is
+    // exported: flush so every call of the workload has reached the totals before printing.
+    if let Err(e) = guard.flush() {
+        eprintln!("quickstart: flushing the export: {e}");
+    }
     println!();
     print_table("model", &lock(&totals.by_model));
     println!();

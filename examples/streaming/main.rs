@@ -71,16 +71,18 @@ async fn run() -> Result<(), String> {
         return Err(format!("{base} answered {status}: {text}"));
     }
     // A minimal SSE reader for the demo: print each text delta as it arrives.
-    let mut pending = String::new();
+    // Bytes, split into events before decoding: a character split across two network chunks
+    // stays whole.
+    let mut pending: Vec<u8> = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|e| format!("the stream failed: {e}"))?
     {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
-            for line in event.lines() {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = pending.drain(..end + 2).collect();
+            for line in String::from_utf8_lossy(&event).lines() {
                 let Some(data) = line.strip_prefix("data: ") else {
                     continue;
                 };
