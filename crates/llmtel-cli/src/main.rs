@@ -333,9 +333,18 @@ fn parse_at(s: &str) -> Result<At, String> {
     if let Ok(t) = s.trim().parse::<jiff::Timestamp>() {
         return Ok(At::Instant(t));
     }
-    s.trim().parse::<Date>().map(At::Date).map_err(|_| {
-        format!("expected an RFC 3339 instant (2026-03-03T16:45:00Z, 2026-03-03T17:45:00+01:00) or a date (2026-03-03), got {s:?}")
-    })
+    let s = s.trim();
+    // A date alone: jiff reads a date out of anything that starts with one, and a time
+    // without an offset must not be priced as its day (no off-peak window would apply).
+    match s.parse::<Date>() {
+        Ok(d) if d.to_string() == s => Ok(At::Date(d)),
+        _ if s.parse::<jiff::civil::DateTime>().is_ok() => Err(format!(
+            "{s:?} has no UTC offset: add Z for UTC or the offset meant (2026-03-03T16:45:00Z, 2026-03-03T17:45:00+01:00), or give a date alone (2026-03-03)"
+        )),
+        _ => Err(format!(
+            "expected an RFC 3339 instant (2026-03-03T16:45:00Z, 2026-03-03T17:45:00+01:00) or a date (2026-03-03), got {s:?}"
+        )),
+    }
 }
 
 /// Seconds with up to 3 decimals (`90.5`) as milliseconds.

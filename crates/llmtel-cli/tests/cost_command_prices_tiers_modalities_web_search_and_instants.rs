@@ -271,3 +271,25 @@ fn one_hour_cache_writes_are_priced_at_their_rate() {
     assert_eq!(v["breakdown_exact"]["cache_write"], "0.510000", "{v}");
     assert_eq!(v["usage"]["cache_write_1h_tokens"], 60000, "{v}");
 }
+
+#[test]
+fn an_instant_without_an_offset_is_an_error_not_its_day() {
+    // Priced as its day, no off-peak window would apply: an error saying to add the offset.
+    for at in ["2026-11-24T10:00:00", "2026-11-24 10:00"] {
+        let o = llmtel(&[
+            "cost",
+            "--model",
+            "gpt-4o",
+            "--input-tokens",
+            "10",
+            "--at",
+            at,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{at}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("no UTC offset") && err.contains("add Z"),
+            "{err}"
+        );
+    }
+}

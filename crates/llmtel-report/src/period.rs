@@ -75,7 +75,13 @@ fn parse_bound(s: &str, end: bool) -> Result<Timestamp, ReportError> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
-    if let Ok(d) = s.parse::<jiff::civil::Date>() {
+    // A date alone: jiff reads a date out of anything that starts with one, and a time
+    // without an offset must not be cut to its day.
+    if let Some(d) = s
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .filter(|d| d.to_string() == s)
+    {
         let d = if end {
             d.tomorrow()
                 .map_err(|e| ReportError::Period(e.to_string()))?
@@ -86,6 +92,12 @@ fn parse_bound(s: &str, end: bool) -> Result<Timestamp, ReportError> {
             .to_zoned(TimeZone::UTC)
             .map(|z| z.timestamp())
             .map_err(|e| ReportError::Period(e.to_string()));
+    }
+    if s.parse::<jiff::civil::DateTime>().is_ok() {
+        return Err(ReportError::Period(format!(
+            "`{s}` has no UTC offset: add Z for UTC or the offset meant (2025-03-01T12:00:00Z, \
+             2025-03-01T12:00:00+01:00), or give a date alone (2025-03-01)"
+        )));
     }
     Err(ReportError::Period(format!(
         "`{s}` is neither an RFC 3339 timestamp (2025-03-01T12:00:00Z) nor a date (2025-03-01)"

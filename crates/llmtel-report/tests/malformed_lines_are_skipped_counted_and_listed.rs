@@ -113,6 +113,21 @@ fn bad_periods_are_clear_errors() {
     assert!(err.to_string().contains("not after"), "{err}");
     let err = Period::parse(Some("last week"), None).unwrap_err();
     assert!(err.to_string().contains("RFC 3339"), "{err}");
+    // A time without an offset is an error, not its whole day (a report of 09:00-17:00 was
+    // one of the whole UTC day, three times the calls).
+    let err = Period::parse(Some("2025-03-01T09:00:00"), Some("2025-03-01T17:00:00")).unwrap_err();
+    assert!(err.to_string().contains("no UTC offset"), "{err}");
+    assert!(err.to_string().contains("2025-03-01T12:00:00Z"), "{err}");
+    let err = Period::parse(None, Some("2025-03-01 17:00")).unwrap_err();
+    assert!(err.to_string().contains("no UTC offset"), "{err}");
+    let hours = Period::parse(
+        Some("2025-03-01T09:00:00Z"),
+        Some("2025-03-01T17:00:00+01:00"),
+    )
+    .unwrap();
+    assert!(hours.contains("2025-03-01T15:59:59Z".parse().unwrap()));
+    assert!(!hours.contains("2025-03-01T16:00:00Z".parse().unwrap()));
+    assert!(!hours.contains("2025-03-01T08:59:59Z".parse().unwrap()));
     let path = temp_log("buckets");
     write_calls(&path, 1);
     let err = Report::builder()
