@@ -520,8 +520,9 @@ impl Registration {
     }
 
     fn take(&self, example_id: &str) -> CallTotals {
+        // The sink files calls under the example id as llmtel captured it: capped.
         lock(&self.calls.by_example)
-            .remove(example_id)
+            .remove(llmtel::cap_value(example_id).as_ref())
             .unwrap_or_default()
     }
 }
@@ -792,8 +793,11 @@ impl Experiment {
             span.record("otel.status_description", msg.as_str());
         }
         let mut scores = BTreeMap::new();
+        let mut evaluation_errors = BTreeMap::new();
         if let Some(answer) = &answer {
-            for evaluation in self.evaluate(ex, answer, calls.last.as_ref()).await {
+            let (evaluations, errors) = self.evaluate(ex, answer, calls.last.as_ref()).await;
+            evaluation_errors = errors;
+            for evaluation in evaluations {
                 if self.emit {
                     span.in_scope(|| emit(&evaluation, calls.last.as_ref()));
                 }
@@ -811,6 +815,7 @@ impl Experiment {
         }
         ExampleResult {
             id: ex.id.clone(),
+            evaluation_errors,
             answer,
             error,
             scores,
@@ -835,7 +840,7 @@ impl Experiment {
         ex: &Example,
         answer: &str,
         last: Option<&LastCall>,
-    ) -> Vec<Evaluation> {
+    ) -> (Vec<Evaluation>, BTreeMap<String, String>) {
         let mut input = EvalInput::new(answer).with_question(ex.input.clone());
         input.context = ex.context.clone();
         if let Some(last) = last {
@@ -844,9 +849,20 @@ impl Experiment {
             input.span_id = last.span_id;
         }
         let mut out = Vec::new();
+        let mut errors = BTreeMap::new();
         for evaluator in &self.evaluators {
-            if let Some(e) = evaluator.evaluate(&input).await {
-                out.push(e);
+            // Its error is kept, not read as "did not apply": a judge whose provider refuses
+            // (a wrong key, a rate limit) would otherwise vanish from the summary, or score
+            // only the examples that got through.
+            match evaluator.try_evaluate(&input).await {
+                Ok(Some(e)) => out.push(e),
+                Ok(None) => {}
+                Err(e) => {
+                    errors.insert(
+                        evaluator.name().to_owned(),
+                        llmtel::redact::redact_string(e.to_string()),
+                    );
+                }
             }
         }
         if let Some(expected) = &ex.expected {
@@ -854,7 +870,7 @@ impl Experiment {
                 out.push(evaluator.score(answer, expected));
             }
         }
-        out
+        (out, errors)
     }
 }
 
@@ -897,8 +913,11 @@ pub struct ExampleResult {
     pub answer: Option<String>,
     /// The app's error (or panic), when it failed.
     pub error: Option<String>,
-    /// Scores by evaluator name (evaluators that did not apply are absent).
+    /// Scores by evaluator name (evaluators that did not apply, or failed, are absent).
     pub scores: BTreeMap<String, Score>,
+    /// Evaluators that failed on this example (a judge's provider refusing or timing out),
+    /// by name, with their error (credentials redacted).
+    pub evaluation_errors: BTreeMap<String, String>,
     /// Cost of the example's priced LLM calls, USD (exact; JSON: a number).
     pub cost: Usd,
     /// LLM calls made inside the example.
@@ -924,6 +943,9 @@ pub struct ExampleResult {
 pub struct EvaluatorSummary {
     /// Examples it scored.
     pub scored: usize,
+    /// Examples it failed on (an error, in the row's `evaluation_errors`): left out of the
+    /// mean and pass rate, which cover only `scored`.
+    pub failed: usize,
     /// Mean score over them.
     pub mean: f64,
     /// Examples whose score reached the threshold.
@@ -976,6 +998,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The summary of evaluator `name`, made when first seen.
+fn evaluator_entry<'m>(
+    evaluators: &'m mut BTreeMap<String, EvaluatorSummary>,
+    exp: &Experiment,
+    name: &str,
+) -> &'m mut EvaluatorSummary {
+    evaluators
+        .entry(name.to_owned())
+        .or_insert_with(|| EvaluatorSummary {
+            scored: 0,
+            failed: 0,
+            mean: 0.0,
+            passed: 0,
+            pass_rate: 0.0,
+            threshold: exp.threshold(name),
+        })
+}
+
 impl ExperimentSummary {
     fn new(exp: &Experiment, run_id: &str, rows: Vec<ExampleResult>) -> ExperimentSummary {
         let mut evaluators: BTreeMap<String, EvaluatorSummary> = BTreeMap::new();
@@ -983,23 +1023,18 @@ impl ExperimentSummary {
         let mut latencies = Vec::with_capacity(rows.len());
         for row in &rows {
             for (name, s) in &row.scores {
-                let e = evaluators
-                    .entry(name.clone())
-                    .or_insert_with(|| EvaluatorSummary {
-                        scored: 0,
-                        mean: 0.0,
-                        passed: 0,
-                        pass_rate: 0.0,
-                        threshold: exp.threshold(name),
-                    });
+                let e = evaluator_entry(&mut evaluators, exp, name);
                 e.scored += 1;
                 e.mean += s.score; // the sum until divided below
                 e.passed += usize::from(s.passed);
             }
+            for name in row.evaluation_errors.keys() {
+                evaluator_entry(&mut evaluators, exp, name).failed += 1;
+            }
             total_cost = total_cost.saturating_add(row.cost);
             latencies.push(row.latency_ms);
         }
-        for e in evaluators.values_mut() {
+        for e in evaluators.values_mut().filter(|e| e.scored > 0) {
             e.mean /= e.scored as f64;
             e.pass_rate = e.passed as f64 / e.scored as f64;
         }
@@ -1095,17 +1130,18 @@ impl fmt::Display for ExperimentSummary {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<18}  {:>6}  {:>9}  {:>6}  {:>9}",
-            "evaluator", "mean", "pass rate", "scored", "threshold"
+            "{:<18}  {:>6}  {:>9}  {:>6}  {:>6}  {:>9}",
+            "evaluator", "mean", "pass rate", "scored", "failed", "threshold"
         )?;
         for (name, e) in &self.evaluators {
             writeln!(
                 f,
-                "{:<18}  {:>6.3}  {:>8.1}%  {:>6}  {:>9}",
+                "{:<18}  {:>6.3}  {:>8.1}%  {:>6}  {:>6}  {:>9}",
                 cell(name, 18),
                 e.mean,
                 e.pass_rate * 100.0,
                 e.scored,
+                e.failed,
                 e.threshold
             )?;
         }

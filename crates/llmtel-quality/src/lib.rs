@@ -121,8 +121,8 @@ pub use llmtel_score::{
 #[cfg(feature = "prometheus")]
 pub use metrics::COMPOSITE_EVALUATION;
 pub use monitor::{
-    EvaluatorAverage, Footprint, InsufficientData, MAX_PENDING_ALERTS, Monitor, MonitorConfig,
-    MonitorStats, OTHER, SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
+    EvaluatorAverage, Footprint, InsufficientData, MAX_CLOCK_JUMP, MAX_PENDING_ALERTS, Monitor,
+    MonitorConfig, MonitorStats, OTHER, SeriesSnapshot, Snapshot, UNKNOWN, WindowSummary,
 };
 pub use pipeline::{Quality, QualityBuilder, QualityLayer, QualitySink, QualityStats};
 pub use signals::CallSignals;

@@ -479,6 +479,13 @@ pub struct MonitorStats {
     /// Alerts raised while [`MAX_PENDING_ALERTS`] were already waiting to be taken
     /// ([`Monitor::take_alerts`]): dropped, and counted here.
     pub alerts_dropped: u64,
+    /// Events dated more than [`MAX_CLOCK_JUMP`] past both the monitor's time and the wall
+    /// clock (a sender's clock far ahead, a bogus timestamp), where the event before was not:
+    /// recorded in the open window without moving the monitor's time. One such event used to
+    /// stop every window from closing (no detection, no alert) until real time caught up.
+    /// Also counts events that brought back a monitor time set that far ahead by the first
+    /// event.
+    pub clock_skew_events: u64,
 }
 
 /// Everything the dashboard needs, as one serde value.
@@ -699,6 +706,9 @@ pub struct Monitor {
     cfg: MonitorConfig,
     window_s: u64,
     now: SystemTime,
+    /// Whether the last event was held past [`MAX_CLOCK_JUMP`]: a second one in a row moves
+    /// the monitor's time (its clock did move: a replay, a simulated clock, a long pause).
+    ahead: bool,
     cur_window: Option<u64>,
     series: Vec<Series>,
     by_key: HashMap<(String, String), usize>,
@@ -724,6 +734,11 @@ const OVERALL: usize = 0;
 /// dropped and counted in [`MonitorStats::alerts_dropped`].
 pub const MAX_PENDING_ALERTS: usize = 1024;
 
+/// How far one event may move the monitor's time past both its time and the wall clock; an
+/// event further ahead moves it only when the event before it was that far ahead too
+/// ([`MonitorStats::clock_skew_events`]).
+pub const MAX_CLOCK_JUMP: Duration = Duration::from_secs(3600);
+
 impl Monitor {
     /// A monitor with these settings.
     pub fn new(cfg: MonitorConfig) -> Self {
@@ -731,6 +746,7 @@ impl Monitor {
         Monitor {
             window_s,
             now: UNIX_EPOCH,
+            ahead: false,
             cur_window: None,
             series: vec![Series::new(
                 "*".into(),
@@ -770,6 +786,43 @@ impl Monitor {
         if t > self.now {
             self.now = t;
         }
+        self.close_ended();
+    }
+
+    /// [`advance`](Self::advance) for an event's own time, guarded against a sender's clock:
+    /// an event dated more than [`MAX_CLOCK_JUMP`] past both the monitor's time and the wall
+    /// clock moves it only when the event before it was that far ahead too; and when the
+    /// monitor's time is that far past the wall clock (a bogus first event set it) an event
+    /// dated within it of the wall clock brings it back.
+    fn advance_to_event(&mut self, t: SystemTime) {
+        let wall = SystemTime::now();
+        let past = |at: SystemTime, reference: SystemTime| {
+            reference
+                .checked_add(MAX_CLOCK_JUMP)
+                .is_none_or(|limit| at > limit)
+        };
+        if t > self.now && self.cur_window.is_some() && past(t, self.now.max(wall)) {
+            if !std::mem::replace(&mut self.ahead, true) {
+                // Held: the event joins the open window; the monitor's time stays.
+                self.stats.clock_skew_events += 1;
+                return;
+            }
+        } else if t < self.now && past(self.now, wall) && !past(t, wall) && !past(wall, t) {
+            // The monitor's time is far ahead of the wall clock and this event agrees with
+            // the wall clock: close the open window and take the event's time.
+            self.stats.clock_skew_events += 1;
+            if let Some(cur) = self.cur_window {
+                self.close_windows(cur);
+            }
+            self.now = t;
+            self.cur_window = Some(self.window_of(t));
+        }
+        self.ahead = false;
+        self.advance(t);
+    }
+
+    /// Closes the open window if the monitor's time has left it.
+    fn close_ended(&mut self) {
         let w = self.window_of(self.now);
         match self.cur_window {
             None => self.cur_window = Some(w),
@@ -782,8 +835,10 @@ impl Monitor {
     }
 
     fn series_index(&mut self, model: Option<&str>, feature: Option<&str>) -> usize {
-        let model = model.unwrap_or(UNKNOWN);
-        let feature = feature.unwrap_or(UNKNOWN);
+        // Keys and labels: capped as every value a caller controls.
+        let model = llmtel::cap_value(model.unwrap_or(UNKNOWN));
+        let feature = llmtel::cap_value(feature.unwrap_or(UNKNOWN));
+        let (model, feature) = (model.as_ref(), feature.as_ref());
         let last = &self.series[self.last_series];
         if self.last_series != OVERALL && last.model == model && last.feature == feature {
             return self.last_series;
@@ -816,7 +871,7 @@ impl Monitor {
 
     /// Records one call's signals.
     pub fn record_call(&mut self, c: &CallSignals) {
-        self.advance(c.ended_at);
+        self.advance_to_event(c.ended_at);
         self.stats.calls += 1;
         let s = self.series_index(c.model.as_deref(), c.feature.as_deref());
         let inputs = QualityInputs {
@@ -943,7 +998,7 @@ impl Monitor {
     /// series (and of all calls) and re-scores the call. Returns the evaluation record to emit
     /// (parented to the call's span when known) and whether the call was found.
     pub fn record_feedback(&mut self, fb: &Feedback) -> (EvaluationRecord, bool) {
-        self.advance(fb.at);
+        self.advance_to_event(fb.at);
         self.stats.feedback += 1;
         let id = self.lookup(&fb.target);
         let call = id.and_then(|i| self.call(i)).map(|e| (e.series, e.window));
@@ -1019,7 +1074,7 @@ impl Monitor {
     /// Records an evaluator's result on `input`'s call (found by span, response id or trace
     /// id; else filed under the input's model and feature). Returns the record to emit.
     pub fn record_evaluation(&mut self, input: &EvalInput, ev: &Evaluation) -> EvaluationRecord {
-        self.advance(input.at.unwrap_or(self.now));
+        self.advance_to_event(input.at.unwrap_or(self.now));
         self.stats.evaluations += 1;
         let target = match (input.trace_id, input.span_id, &input.response_id) {
             (Some(t), Some(s), _) => Some(CallRef::Span(t, s)),
@@ -1037,20 +1092,23 @@ impl Monitor {
             }
         };
         let max = self.cfg.max_evaluators;
+        // The name is kept per window, series, detector and call, and becomes a label: capped
+        // as every value a sender controls (an evaluation name from a span in the collector).
+        let name = llmtel::cap_value(&ev.name);
         for idx in std::iter::once(OVERALL).chain(series) {
-            if let Some(m) = self.series[idx].cur.eval_mut(&ev.name, max) {
+            if let Some(m) = self.series[idx].cur.eval_mut(&name, max) {
                 m.add(ev.score);
             }
         }
         if let Some(i) = id {
-            self.rescore(i, |q| q.set_evaluation(&ev.name, ev.score));
+            self.rescore(i, |q| q.set_evaluation(&name, ev.score));
         }
         let (trace_id, span_id, response_id) = match &target {
             Some(t) => self.record_ref(id, t),
             None => (None, None, None),
         };
         EvaluationRecord {
-            name: ev.name.clone(),
+            name: name.into_owned(),
             score: Some(ev.score),
             label: Some(ev.label.clone()),
             explanation: Some(ev.explanation.clone()),

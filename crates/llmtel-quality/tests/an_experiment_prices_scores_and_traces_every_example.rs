@@ -412,3 +412,74 @@ fn without_the_sink_the_summary_says_it_saw_no_call() {
     );
     assert!(summary.to_string().contains("ExperimentSink"), "{summary}");
 }
+
+#[test]
+fn an_example_id_longer_than_a_dimension_value_still_gets_its_calls() {
+    // llmtel caps dimension values (the example id is one) at llmtel::MAX_VALUE_BYTES; the
+    // calls were filed under the capped id and looked up under the whole one: 0 calls.
+    let (_exporter, dispatch) = pipeline(true);
+    let id = "q".repeat(300);
+    let line = format!("{{\"id\": \"{id}\", \"input\": \"What is the capital of France?\"}}\n");
+    let dataset = Dataset::from_reader(line.as_bytes()).unwrap();
+    let summary = block_on(
+        &dispatch,
+        Experiment::new("long ids").run(&dataset, |_ex| async {
+            chat("gpt-4o-mini", 1_200, 40, "chatcmpl-long".into()).await;
+            Ok::<_, String>("Paris".to_owned())
+        }),
+    );
+    assert_eq!(summary.rows[0].id, id);
+    assert_eq!((summary.calls, summary.rows[0].calls), (1, 1));
+    assert_eq!(summary.rows[0].cost, expected_cost("q1"));
+    assert_eq!(summary.examples_without_calls, 0);
+}
+
+/// A judge whose provider refuses every other example (a rate limit).
+#[derive(Debug)]
+struct FlakyJudge;
+
+impl llmtel_eval::Evaluator for FlakyJudge {
+    fn name(&self) -> &str {
+        "judge"
+    }
+    fn evaluate<'a>(&'a self, input: &'a llmtel_eval::EvalInput) -> llmtel_eval::EvalFuture<'a> {
+        let fut = self.try_evaluate(input);
+        Box::pin(async move { fut.await.ok().flatten() })
+    }
+    fn try_evaluate<'a>(
+        &'a self,
+        input: &'a llmtel_eval::EvalInput,
+    ) -> llmtel_eval::TryEvalFuture<'a> {
+        let refused = input.answer.contains("rome") || input.answer.contains("Berlin");
+        Box::pin(std::future::ready(if refused {
+            Err(llmtel_eval::EvalError::RateLimited {
+                endpoint: "https://api.example.com/v1".into(),
+            })
+        } else {
+            Ok(Some(llmtel_eval::Evaluation::new("judge", 1.0, "good", "")))
+        }))
+    }
+}
+
+#[test]
+fn an_evaluator_that_fails_is_counted_not_read_as_not_applying() {
+    let (_exporter, dispatch) = pipeline(true);
+    let dataset = Dataset::from_reader(DATASET.as_bytes()).unwrap();
+    let summary = block_on(
+        &dispatch,
+        Experiment::new("judged")
+            .with_evaluator(Arc::new(FlakyJudge))
+            .run(&dataset, app),
+    );
+    let judge = &summary.evaluators["judge"];
+    // q1, q4, q6 scored; q2 and q3 refused (q5 failed before evaluation).
+    assert_eq!((judge.scored, judge.failed), (3, 2), "{judge:?}");
+    assert_eq!(judge.mean, 1.0);
+    let q2 = &summary.rows[1];
+    assert!(!q2.scores.contains_key("judge"));
+    assert!(
+        q2.evaluation_errors["judge"].contains("rate limiting"),
+        "{q2:?}"
+    );
+    assert!(summary.to_string().contains("failed"), "{summary}");
+}

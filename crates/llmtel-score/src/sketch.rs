@@ -135,7 +135,9 @@ impl DdSketch {
                 let collapsed: u64 = self.bins.drain(..drop).sum();
                 self.offset += drop as i32;
                 if self.bins.is_empty() {
-                    self.offset = k;
+                    // Every bucket was dropped: the collapsed values go to the lowest bucket
+                    // kept, not to the new top (which made every quantile the maximum).
+                    self.offset = k - self.max_buckets as i32 + 1;
                     self.bins.push(collapsed);
                 } else {
                     self.bins[0] += collapsed;
@@ -217,5 +219,25 @@ impl DdSketch {
             p95: self.quantile(0.95)?,
             p99: self.quantile(0.99)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DdSketch;
+
+    #[test]
+    fn a_value_far_above_the_range_keeps_the_others_at_the_bottom() {
+        // 6 s after 99 values of 0.2 ms: more than max_buckets buckets apart.
+        let mut s = DdSketch::default_latency();
+        for _ in 0..99 {
+            s.add(0.0002);
+        }
+        s.add(6.0);
+        let p50 = s.quantile(0.5).unwrap();
+        assert!(p50 < 0.001, "p50 {p50}");
+        let p100 = s.quantile(1.0).unwrap();
+        assert!((p100 - 6.0).abs() / 6.0 < 0.02, "max {p100}");
+        assert_eq!(s.count(), 100);
     }
 }
