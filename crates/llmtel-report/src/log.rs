@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use llmtel::worker::{Job, Worker};
@@ -121,8 +121,7 @@ impl CallLogBuilder {
     /// [`LogError::Open`] when the file cannot be opened for appending,
     /// [`LogError::Thread`] when the thread cannot be started.
     pub fn build(self) -> Result<CallLog, LogError> {
-        let file = open_append(&self.path)?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let (file, size) = open_log(&self.path)?;
         let counters = Arc::new(Counters::default());
         let writer = Writer {
             path: self.path.clone(),
@@ -133,6 +132,8 @@ impl CallLogBuilder {
             content: self.content,
             counters: counters.clone(),
             reported_drops: 0,
+            unflushed: 0,
+            retry_at: None,
         };
         let worker = Worker::builder("call-log")
             .with_capacity(self.queue_capacity)
@@ -151,15 +152,32 @@ impl CallLogBuilder {
     }
 }
 
-fn open_append(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
+/// Opens (creates or appends to) the log at `path`; returns it and its size. A last line
+/// left without its newline (a crash or a failed write cut it) is ended first, so the next
+/// record starts a line of its own (appended to the cut one, both would be unreadable).
+fn open_log(path: &Path) -> Result<(File, u64), LogError> {
+    let err = |source| LogError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)
-        .map_err(|source| LogError::Open {
-            path: path.to_owned(),
-            source,
-        })
+        .map_err(err)?;
+    let mut size = file.metadata().map_err(err)?.len();
+    if size > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1))
+            .and_then(|_| file.read_exact(&mut last))
+            .map_err(err)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n").map_err(err)?;
+            size += 1;
+        }
+    }
+    Ok((file, size))
 }
 
 struct Inner {
@@ -330,7 +348,15 @@ struct Writer {
     content: Option<ContentCapture>,
     counters: Arc<Counters>,
     reported_drops: u64,
+    /// Records in `out`'s buffer: counted as written once the buffer reached the file.
+    unflushed: u64,
+    /// After a failed open or rotation: no new attempt before this (records are dropped and
+    /// counted meanwhile), so a failing file system is not retried on every record.
+    retry_at: Option<Instant>,
 }
+
+/// How long after a failed open or rotation the writer tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl Job for Writer {
     type Item = Box<Record>;
@@ -340,37 +366,90 @@ impl Job for Writer {
             self.write(*r);
         }
         self.report_drops();
-        if let Some(out) = self.out.as_mut() {
-            let _ = out.flush();
-        }
+        let _ = self.flush_out();
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), String> {
         self.report_drops();
-        match self.out.as_mut() {
-            Some(out) => out
-                .flush()
-                .map_err(|e| format!("flushing {}: {e}", self.path.display())),
-            None => Ok(()),
-        }
+        self.flush_out()
+            .map_err(|e| format!("flushing {}: {e}", self.path.display()))
     }
 }
 
 impl Writer {
-    /// Writes a `dropped` line for the drops since the last one.
+    /// Writes what is buffered to the file: its records are written, or, when the write
+    /// fails, dropped and counted ([`Writer::fail`]).
+    fn flush_out(&mut self) -> std::io::Result<()> {
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
+        match out.flush() {
+            Ok(()) => {
+                self.counters
+                    .written
+                    .fetch_add(std::mem::take(&mut self.unflushed), Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.fail();
+                Err(e)
+            }
+        }
+    }
+
+    /// A write to the file failed (a full disk, a quota, an I/O error): the records still
+    /// buffered are dropped and counted (some may have reached the file before the error),
+    /// the file is closed and opened again at the next record after [`RETRY_AFTER`]
+    /// (ending a line the failure cut).
+    fn fail(&mut self) {
+        if let Some(out) = self.out.take() {
+            // The buffer is given up, not written again on drop.
+            drop(out.into_parts());
+        }
+        self.counters
+            .dropped_write_error
+            .fetch_add(std::mem::take(&mut self.unflushed), Relaxed);
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+    }
+
+    /// The open file, opened again after a failure when its retry time has come.
+    fn out(&mut self) -> Result<&mut BufWriter<File>, WriteFailure> {
+        if self.out.is_none() {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) {
+                return Err(WriteFailure::Io);
+            }
+            match open_log(&self.path) {
+                Ok((file, size)) => {
+                    self.size = size;
+                    self.out = Some(BufWriter::new(file));
+                    self.retry_at = None;
+                }
+                Err(_) => {
+                    self.retry_at = Some(Instant::now() + RETRY_AFTER);
+                    return Err(WriteFailure::Io);
+                }
+            }
+        }
+        self.out.as_mut().ok_or(WriteFailure::Io)
+    }
+
+    /// Writes a `dropped` line for the drops since the last one. The drops are marked
+    /// reported only once the line is in the buffer: a failed write leaves them for the next.
     fn report_drops(&mut self) {
         let now = self.counters.dropped();
         if now > self.reported_drops {
             let records = now - self.reported_drops;
-            self.reported_drops = now;
             let rec = Record::Dropped(DroppedEntry {
                 time: Timestamp::now(),
                 records,
             });
-            if let Ok(line) = serde_json::to_string(&rec) {
-                // Not counted as a record: a failure here is already reflected in the count.
-                let _ = self.write_line(&line);
+            if let Ok(mut line) = serde_json::to_string(&rec) {
+                line.push('\n');
+                // Not counted as a record: a failure here is reflected in the count already.
+                if self.write_line(&line).is_ok() {
+                    self.reported_drops = now;
+                }
             }
         }
     }
@@ -400,17 +479,18 @@ impl Writer {
         // The one redaction step (llmtel::redact) over the whole line: an API key used as a
         // user id, a scope value in an alert or quoted in captured content never reaches
         // the file.
-        let line = match serde_json::to_string(&rec) {
+        let mut line = match serde_json::to_string(&rec) {
             Ok(l) => llmtel::redact::redact_string(l),
             Err(_) => {
                 self.counters.dropped_write_error.fetch_add(1, Relaxed);
                 return;
             }
         };
+        // The record and its newline in one write: a line is never left without its end by
+        // a write of the record alone.
+        line.push('\n');
         match self.write_line(&line) {
-            Ok(()) => {
-                self.counters.written.fetch_add(1, Relaxed);
-            }
+            Ok(()) => self.unflushed += 1,
             Err(WriteFailure::Full) => {
                 self.counters.dropped_file_full.fetch_add(1, Relaxed);
             }
@@ -420,21 +500,26 @@ impl Writer {
         }
     }
 
+    /// Writes `line` (with its newline) to the file, rotating it first when it would pass its
+    /// maximum size.
     fn write_line(&mut self, line: &str) -> Result<(), WriteFailure> {
-        let len = line.len() as u64 + 1;
+        let len = line.len() as u64;
         if len > self.max_file_bytes {
             return Err(WriteFailure::Full);
         }
+        // Opened again after a failure first: its size is the file's.
+        self.out()?;
         if self.size + len > self.max_file_bytes {
             if self.max_files == 0 {
                 return Err(WriteFailure::Full);
             }
             self.rotate()?;
         }
-        let out = self.out.as_mut().ok_or(WriteFailure::Io)?;
-        out.write_all(line.as_bytes())
-            .and_then(|()| out.write_all(b"\n"))
-            .map_err(|_| WriteFailure::Io)?;
+        let out = self.out()?;
+        if out.write_all(line.as_bytes()).is_err() {
+            self.fail();
+            return Err(WriteFailure::Io);
+        }
         self.size += len;
         self.counters.bytes_written.fetch_add(len, Relaxed);
         Ok(())
@@ -442,20 +527,29 @@ impl Writer {
 
     /// `path` becomes `path.1`, `path.1` becomes `path.2`, ...; the oldest beyond
     /// `max_files` is removed; a new `path` is opened.
+    ///
+    /// The others shift only when `path.1` is taken: after a rotation that failed past the
+    /// shift (the rename of `path`, or the new file's open: a file held open elsewhere, no
+    /// file descriptor left), the next attempt does not shift again, which removed the
+    /// oldest file on every record until the whole history was gone.
     fn rotate(&mut self) -> Result<(), WriteFailure> {
-        if let Some(mut out) = self.out.take() {
-            let _ = out.flush();
+        if self.flush_out().is_err() {
+            return Err(WriteFailure::Io);
         }
-        let _ = std::fs::remove_file(rotated(&self.path, self.max_files));
-        for i in (1..self.max_files).rev() {
-            let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
+        self.out = None;
+        if rotated(&self.path, 1).exists() {
+            let _ = std::fs::remove_file(rotated(&self.path, self.max_files));
+            for i in (1..self.max_files).rev() {
+                let _ = std::fs::rename(rotated(&self.path, i), rotated(&self.path, i + 1));
+            }
         }
-        let _ = std::fs::rename(&self.path, rotated(&self.path, 1));
-        let file = open_append(&self.path).map_err(|_| WriteFailure::Io)?;
-        self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        self.out = Some(BufWriter::new(file));
+        if std::fs::rename(&self.path, rotated(&self.path, 1)).is_err() && self.path.exists() {
+            self.retry_at = Some(Instant::now() + RETRY_AFTER);
+            return Err(WriteFailure::Io);
+        }
         self.counters.rotations.fetch_add(1, Relaxed);
-        Ok(())
+        self.size = 0;
+        self.out().map(|_| ())
     }
 }
 

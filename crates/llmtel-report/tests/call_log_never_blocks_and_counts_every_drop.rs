@@ -133,3 +133,40 @@ fn without_rotation_the_log_stops_at_its_size_and_counts() {
     assert!(!log.append(record(0)), "after shutdown: dropped, counted");
     assert_eq!(log.stats().dropped_queue_full, 1);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn records_a_full_disk_refuses_are_counted_as_dropped_not_written() {
+    // /dev/full takes the open and fails every write (ENOSPC): the buffered records were
+    // counted as written and their loss at the flush went unseen.
+    let log = CallLog::builder("/dev/full").build().unwrap();
+    for i in 0..3 {
+        assert!(log.append(record(i)));
+    }
+    // Handled (dropped and counted), whatever the flush itself says.
+    let _ = log.flush(Duration::from_secs(5));
+    let s = log.stats();
+    assert_eq!(s.written, 0, "{s:?}");
+    assert_eq!(s.dropped_write_error, 3, "{s:?}");
+    assert_eq!(s.dropped(), 3, "{s:?}");
+}
+
+#[test]
+fn a_last_line_cut_by_a_crash_does_not_swallow_the_next_record() {
+    // A kill between a record and its newline left the file without a final newline: the
+    // next run's first record was appended to that line and both were unreadable.
+    let path = temp_log("cut");
+    std::fs::write(
+        &path,
+        "{\"kind\":\"dropped\",\"time\":\"2025-01-01T00:00:00Z\",\"records\":0}",
+    )
+    .unwrap();
+    let log = CallLog::builder(&path).build().unwrap();
+    assert!(log.append(record(7)));
+    assert!(log.flush(Duration::from_secs(5)));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let report = Report::from_log(&path, &Period::all()).unwrap();
+    assert_eq!(report.totals.requests, 1);
+    assert_eq!(report.log.malformed, 0);
+}
