@@ -466,12 +466,16 @@ fn batch(args: &CostArgs) -> Result<String, String> {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (n, line) in stdin.lock().lines().enumerate() {
+    // Bytes, decoded line by line: a line that is not UTF-8 gets its error object, the rest
+    // are still priced.
+    for (n, line) in stdin.lock().split(b'\n').enumerate() {
         let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value = match batch_call(&catalog, &line, default_at, args.provider.as_deref()) {
+        let value = match String::from_utf8(line) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => batch_call(&catalog, &line, default_at, args.provider.as_deref()),
+            Err(_) => Err("the line is not valid UTF-8".to_owned()),
+        };
+        let value = match value {
             Ok(v) => v,
             Err(e) => serde_json::json!({ "line": n + 1, "error": e }),
         };

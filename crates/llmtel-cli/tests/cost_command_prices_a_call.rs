@@ -269,3 +269,29 @@ fn usage_errors_are_clap_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("YYYY-MM-DD"), "{}", stderr(&o));
 }
+
+#[test]
+fn batch_answers_a_line_that_is_not_utf8_and_prices_the_rest() {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmtel"))
+        .args(["cost", "--batch", "--at", "2026-01-01"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input =
+        b"{\"model\":\"gpt-4o\",\"input_tokens\":1000}\n{\"model\":\"gpt-4o\xff\"}\n".to_vec();
+    input.extend_from_slice(b"{\"model\":\"gpt-4o\",\"output_tokens\":1000}\r\n");
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", stdout(&o));
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("UTF-8"));
+    assert!(lines[0].get("error").is_none() && lines[2].get("error").is_none());
+}

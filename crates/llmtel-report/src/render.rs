@@ -41,11 +41,23 @@ fn lat(l: Option<Latency>) -> (String, String) {
     (secs(l.map(|l| l.p50_s)), secs(l.map(|l| l.p95_s)))
 }
 
-/// A Markdown table cell: no line breaks, no column separators.
+/// A Markdown table cell (or list item): no line breaks, no column separators, no HTML
+/// (Markdown renderers pass raw HTML through: a user id of `<img onerror=...>` ran in a
+/// pandoc, mkdocs or VS Code preview of the report).
 fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// HTML text or attribute value.
@@ -381,7 +393,8 @@ impl Report {
         }
         out.push_str("## Log\n\n");
         for l in log_lines(self) {
-            let _ = writeln!(out, "- {l}");
+            // A malformed line's error quotes the line: one line, no HTML.
+            let _ = writeln!(out, "- {}", cell(&l));
         }
         out
     }

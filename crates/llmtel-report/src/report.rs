@@ -622,8 +622,22 @@ impl<'a> Aggregator<'a> {
             _ => 0,
         };
         if n > MAX_BUCKETS {
+            let range = match (from, to) {
+                (Some(f), Some(t)) => format!(" ({f} to {t})"),
+                _ => String::new(),
+            };
+            let what = match (bucket, cfg.period.from.is_some()) {
+                (Bucket::Hour, _) => "use a shorter period or --bucket day",
+                // The period is the log's first to last call: a call dated far back (a
+                // device clock before NTP, a missing time) makes it this long.
+                (Bucket::Day, false) => {
+                    "give the period to report with --from (and --to): the log's calls span \
+                     that long, the earliest may carry a wrong date"
+                }
+                (Bucket::Day, true) => "use a shorter period (--from, --to)",
+            };
             return Err(ReportError::Period(format!(
-                "{n} {} buckets is more than {MAX_BUCKETS}: use a shorter period or --bucket day",
+                "{n} {} buckets{range} is more than {MAX_BUCKETS}: {what}",
                 bucket.as_str()
             )));
         }

@@ -137,3 +137,35 @@ fn bad_periods_are_clear_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("--bucket day"), "{err}");
 }
+
+#[test]
+fn a_call_dated_decades_back_gets_an_error_naming_the_span_and_from() {
+    // The default period runs from the first call to the last: one call dated 1970 (a
+    // device before NTP) makes 20,000 days. The error said "--bucket day" when the buckets
+    // were days already.
+    let log = "{\"kind\":\"call\",\"time\":\"1970-01-01T00:00:00Z\"}\n\
+               {\"kind\":\"call\",\"time\":\"2025-06-01T00:00:00Z\"}\n";
+    let err = Report::from_reader(log.as_bytes(), &Period::all()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("--from") && msg.contains("1970-01-01"),
+        "{msg}"
+    );
+    assert!(!msg.contains("--bucket day"), "{msg}");
+    // With the period given, the report is made.
+    let period = Period::parse(Some("2025-01-01"), None).unwrap();
+    let report = Report::from_reader(log.as_bytes(), &period).unwrap();
+    assert_eq!(report.totals.requests, 1);
+}
+
+#[test]
+fn markdown_carries_no_html_or_headings_from_the_log() {
+    // Markdown renderers pass HTML through, and a malformed line's error quotes the line.
+    let log = "{\"kind\":\"call\",\"time\":\"2025-06-01T00:00:00Z\",\"user\":\"<img src=x onerror=alert(1)>\",\"model\":\"gpt-4o\"}\n\
+               {\"kind\":\"x\\n# Injected\"}\n";
+    let report = Report::from_reader(log.as_bytes(), &Period::all()).unwrap();
+    let md = report.to_markdown();
+    assert!(!md.contains("<img"), "{md}");
+    assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "{md}");
+    assert!(!md.contains("\n# Injected"), "{md}");
+}
