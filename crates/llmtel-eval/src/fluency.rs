@@ -304,7 +304,8 @@ impl SyncEvaluator for Fluency {
             score -= 0.5;
             problems.push(format!("repetition: {r}"));
         }
-        if let Some(t) = truncation(s) {
+        // An answer cut to the input limit ends mid-sentence because of the cut.
+        if let Some(t) = truncation(s).filter(|_| !input.answer_cut) {
             score -= 0.4;
             problems.push(format!("truncated: {t}"));
         }

@@ -231,7 +231,9 @@ impl SyncEvaluator for Groundedness {
                 unsupported.push((sent, why));
             }
         }
-        if claims == 0 {
+        if claims == 0 || (input.context_cut && !unsupported.is_empty()) {
+            // With context cut, an unsupported claim may be supported past the cut: not
+            // judged.
             return None;
         }
         let supported = claims - unsupported.len();

@@ -84,6 +84,13 @@ pub struct EvalInput {
     pub feature: Option<String>,
     /// When the evaluated call ended (default: when the input was built).
     pub at: Option<SystemTime>,
+    /// The answer was cut to an input limit (the quality pipeline's
+    /// `with_max_input_chars`): evaluators that judge its end (JSON validity, truncation) do
+    /// not judge what the cut removed.
+    pub answer_cut: bool,
+    /// A context document was cut to an input limit: a claim the visible context does not
+    /// support may be supported past the cut.
+    pub context_cut: bool,
 }
 
 impl EvalInput {

@@ -772,12 +772,23 @@ impl EvalJob {
             return;
         };
         let max_chars = self.max_chars;
-        input.answer = cut(&input.answer, max_chars).to_owned();
+        // Cut to bound the evaluators' work, and said: an evaluator that judges the end of a
+        // text does not judge the cut (a long JSON answer cut was scored invalid, a long
+        // answer "truncated").
+        let answer = cut(&input.answer, max_chars);
+        if answer.len() < input.answer.len() {
+            input.answer = answer.to_owned();
+            input.answer_cut = true;
+        }
         if let Some(q) = input.question.as_mut() {
             *q = cut(q, max_chars).to_owned();
         }
         for d in input.context.iter_mut() {
-            *d = cut(d, max_chars).to_owned();
+            let kept = cut(d, max_chars);
+            if kept.len() < d.len() {
+                *d = kept.to_owned();
+                input.context_cut = true;
+            }
         }
         let input: Arc<EvalInput> = Arc::from(input);
         for slot in &self.slots {
