@@ -184,6 +184,13 @@ pub(crate) enum Transition {
         value: f64,
         baseline: Option<f64>,
     },
+    /// Resolved because no value came for the detector's `insufficient_after` (its series
+    /// stopped: a model switched off, a feature removed), as Prometheus resolves an alert
+    /// whose series went away.
+    NoData {
+        /// When the last value came.
+        since: SystemTime,
+    },
 }
 
 /// The state of one detector for one (model, feature): a few numbers, whatever the traffic.
@@ -221,11 +228,33 @@ pub struct DetectorState {
     /// [`crate::MonitorConfig::insufficient_after`], Unix seconds; `None` when it judges in
     /// time.
     pub insufficient_since_unix_s: Option<f64>,
+    /// When its last value came (the start of the window it came from).
+    #[serde(skip)]
+    pub last_value_at: Option<SystemTime>,
 }
 
 const BASELINE_ALPHA: f64 = 0.1;
 
 impl DetectorState {
+    /// Stops firing when no value has come since `idle_after` before `at`.
+    pub(crate) fn resolve_when_idle(
+        &mut self,
+        at: SystemTime,
+        idle_after: std::time::Duration,
+    ) -> Option<Transition> {
+        let since = self.last_value_at?;
+        if !self.firing || at.duration_since(since).unwrap_or_default() <= idle_after {
+            return None;
+        }
+        self.firing = false;
+        self.recovered = 0;
+        self.calm = 0;
+        self.breaches = 0;
+        self.firing_since = None;
+        self.resolved_at = Some(at);
+        Some(Transition::NoData { since })
+    }
+
     fn learn(&mut self, v: f64) {
         self.learnt = self.learnt.saturating_add(1);
         match self.baseline {

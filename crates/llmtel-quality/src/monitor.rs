@@ -1132,6 +1132,7 @@ impl Monitor {
             let s = &self.series[idx];
             let has_window = s.cur.calls > 0 || s.cur.rating.n > 0 || !s.cur.evals.is_empty();
             if !has_window && s.ratings.is_empty() && s.blocks.is_empty() {
+                self.resolve_idle(idx, end);
                 continue;
             }
             let mut values: Vec<(DetectorKind, Acc, SystemTime)> = Vec::new();
@@ -1171,6 +1172,23 @@ impl Monitor {
                 }
             }
             self.judge_blocks(idx, values, end);
+            self.resolve_idle(idx, end);
+        }
+    }
+
+    /// Resolves the firing detectors of series `idx` that no value has reached for
+    /// [`MonitorConfig::insufficient_after`]: with no traffic, no block would ever be judged
+    /// and the alert would fire (and be re-sent) for good.
+    fn resolve_idle(&mut self, idx: usize, end: SystemTime) {
+        let idle_after = self.cfg.insufficient_after;
+        let resolved: Vec<(DetectorKind, Transition)> = self.series[idx]
+            .detectors
+            .iter_mut()
+            .filter_map(|(k, st)| Some((k.clone(), st.resolve_when_idle(end, idle_after)?)))
+            .collect();
+        for (kind, tr) in resolved {
+            let cfg = self.cfg.detector(&kind);
+            self.raise(idx, &kind, &cfg, tr, None, end);
         }
     }
 
@@ -1190,6 +1208,9 @@ impl Monitor {
             }
             if !self.cfg.detector(&kind).enabled {
                 continue;
+            }
+            if let Some(st) = series.detectors.get_mut(&kind) {
+                st.last_value_at = Some(start);
             }
             match series.blocks.get_mut(&kind) {
                 Some(b) => b.acc.merge(&acc),
@@ -1214,6 +1235,7 @@ impl Monitor {
             let waited = end.duration_since(since).unwrap_or_default();
             let st = series.detectors.entry(kind.clone()).or_default();
             st.needed = cfg.min_samples.max(1);
+            st.last_value_at = st.last_value_at.max(Some(since));
             let insufficient = waited > self.cfg.insufficient_after;
             if n < cfg.min_samples.max(1) {
                 st.samples = n;
@@ -1308,6 +1330,22 @@ impl Monitor {
                         kind.label(),
                         s.model,
                         s.feature
+                    ),
+                );
+                a
+            }
+            Transition::NoData { since } => {
+                let mut a = self.active.remove(&key).unwrap_or(alert);
+                a.state = AlertState::Resolved;
+                a.ends_at = Some(timestamp(at));
+                a.annotations.insert(
+                    "summary".into(),
+                    format!(
+                        "{} of {} / {}: no data since {}; resolved for lack of data",
+                        kind.label(),
+                        s.model,
+                        s.feature,
+                        timestamp(since)
                     ),
                 );
                 a

@@ -1,0 +1,82 @@
+//! An alert resolved only when a block of its detector's values was judged healthy: after the
+//! fire the block was gone, so once its (model, feature) got no more calls (the usual fix:
+//! switch the model, turn the feature off) it fired for good, re-sent to Alertmanager every
+//! minute. It now resolves, "for lack of data", once no value has come for the monitor's
+//! `insufficient_after`, as Prometheus resolves an alert whose series went away; a series
+//! still getting (failing) calls keeps firing.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime};
+
+use llmtel_alert::AlertState;
+use llmtel_quality::{CallSignals, Monitor, MonitorConfig};
+
+fn call(model: &str, at: SystemTime, error: bool) -> CallSignals {
+    CallSignals {
+        model: Some(model.into()),
+        feature: Some("faq".into()),
+        response_id: None,
+        trace_id: None,
+        span_id: None,
+        ended_at: at,
+        latency: Duration::from_millis(800),
+        error_type: error.then(|| "timeout".into()),
+        truncated: false,
+        content_filtered: false,
+        output_tokens: None,
+        tokens_per_second: None,
+        time_to_first_chunk: None,
+        cost_usd: None,
+    }
+}
+
+/// `minutes` of 100 calls a minute of `model` from `start`.
+fn traffic(m: &mut Monitor, model: &str, start: SystemTime, minutes: u64, error: bool) {
+    for minute in 0..minutes {
+        for i in 0..100 {
+            m.record_call(&call(
+                model,
+                start + Duration::from_secs(minute * 60 + i % 60),
+                error,
+            ));
+        }
+    }
+}
+
+fn firing_for(m: &Monitor, model: &str) -> usize {
+    m.active_alerts()
+        .iter()
+        .filter(|a| a.labels.get("model").map(String::as_str) == Some(model))
+        .count()
+}
+
+#[test]
+fn a_firing_alert_resolves_once_its_series_gets_no_more_calls() {
+    let mut m = Monitor::new(MonitorConfig::default());
+    let t0 = SystemTime::now() - Duration::from_secs(4 * 3600);
+    traffic(&mut m, "m1", t0, 5, true);
+    assert!(firing_for(&m, "m1") > 0, "{:?}", m.stats());
+    let _ = m.take_alerts();
+    // The fix: the feature moves to m2; m1 gets nothing for two hours.
+    traffic(&mut m, "m2", t0 + Duration::from_secs(5 * 60), 120, false);
+    assert_eq!(firing_for(&m, "m1"), 0, "{:?}", m.active_alerts());
+    let resolved: Vec<_> = m
+        .take_alerts()
+        .into_iter()
+        .filter(|a| a.state == AlertState::Resolved && a.labels["model"] == "m1")
+        .collect();
+    assert!(!resolved.is_empty());
+    assert!(
+        resolved[0].annotations["summary"].contains("lack of data"),
+        "{:?}",
+        resolved[0]
+    );
+}
+
+#[test]
+fn a_series_still_failing_keeps_firing() {
+    let mut m = Monitor::new(MonitorConfig::default());
+    let t0 = SystemTime::now() - Duration::from_secs(4 * 3600);
+    traffic(&mut m, "m1", t0, 60, true);
+    assert!(firing_for(&m, "m1") > 0, "{:?}", m.active_alerts());
+}
