@@ -171,10 +171,12 @@ fn cost_table(what: &'static str, rows: &[CostRow], total: Usd) -> Table {
             rest.iter().map(|r| r.errors).sum::<u64>().to_string(),
             cost.to_string(),
             share(cost, total),
-            rest.iter().map(|r| r.input_tokens).sum::<u64>().to_string(),
+            // Saturating: token counts come from the log (a corrupt line may hold u64::MAX).
             rest.iter()
-                .map(|r| r.output_tokens)
-                .sum::<u64>()
+                .fold(0u64, |a, r| a.saturating_add(r.input_tokens))
+                .to_string(),
+            rest.iter()
+                .fold(0u64, |a, r| a.saturating_add(r.output_tokens))
                 .to_string(),
         ]);
     }

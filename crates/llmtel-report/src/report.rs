@@ -179,7 +179,9 @@ impl ReportBuilder {
                 },
                 Record::Alert(a) if in_period => alerts.push(a),
                 Record::Alert(_) => health.outside_period += 1,
-                Record::Dropped(d) if in_period => health.dropped_by_logger += d.records,
+                Record::Dropped(d) if in_period => {
+                    health.dropped_by_logger = health.dropped_by_logger.saturating_add(d.records)
+                }
                 Record::Dropped(_) => {}
             }
         })?;
@@ -301,8 +303,8 @@ impl CostRow {
             Some(v) => self.cost = self.cost.saturating_add(v),
             None => self.unpriced += 1,
         }
-        self.input_tokens += c.input_tokens;
-        self.output_tokens += c.output_tokens;
+        self.input_tokens = self.input_tokens.saturating_add(c.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(c.output_tokens);
     }
 }
 

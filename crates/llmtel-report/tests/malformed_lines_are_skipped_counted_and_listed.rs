@@ -169,3 +169,12 @@ fn markdown_carries_no_html_or_headings_from_the_log() {
     assert!(md.contains("&lt;img src=x onerror=alert(1)&gt;"), "{md}");
     assert!(!md.contains("\n# Injected"), "{md}");
 }
+
+#[test]
+fn absurd_token_counts_saturate_instead_of_panicking_or_wrapping() {
+    let line = "{\"kind\":\"call\",\"time\":\"2025-06-01T00:00:00Z\",\"model\":\"gpt-4o\",\"input_tokens\":18446744073709551615}\n";
+    let log = line.repeat(2);
+    let report = Report::from_reader(log.as_bytes(), &Period::all()).unwrap();
+    assert_eq!(report.totals.input_tokens, u64::MAX);
+    let _ = report.to_markdown();
+}
