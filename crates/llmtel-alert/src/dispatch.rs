@@ -67,6 +67,9 @@ impl DispatcherBuilder {
         let counters = Arc::new(Counters::default());
         let resend = self.sinks.iter().filter_map(|s| s.resend_interval()).min();
         let job = Deliver {
+            // The app's subscriber, for the sinks that log to it (the thread runs with
+            // tracing off).
+            app: tracing::dispatcher::get_default(Clone::clone),
             sinks: self.sinks,
             counters: counters.clone(),
             lasting: std::collections::HashMap::new(),
@@ -95,6 +98,7 @@ impl DispatcherBuilder {
 /// The dispatcher thread's job: every batch to every sink, and the lasting alerts again to
 /// the sinks that need them re-sent.
 struct Deliver {
+    app: tracing::Dispatch,
     sinks: Vec<Arc<dyn AlertSink>>,
     counters: Arc<Counters>,
     /// The firing alerts marked `until_resolved`, by identity (name and labels), at most
@@ -110,6 +114,35 @@ struct Deliver {
 const MAX_LASTING: usize = 1024;
 
 impl Deliver {
+    /// Sends `batch` to `sink` (under the app's subscriber when it logs to it), a panic
+    /// caught; a failure or panic is counted and kept as the last error, a success counted as
+    /// delivered when `count_delivered` (a re-send was delivered already).
+    fn send_to(&self, sink: &Arc<dyn AlertSink>, batch: &[Alert], count_delivered: bool) {
+        let send = || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if sink.logs_to_app() {
+                    tracing::dispatcher::with_default(&self.app, || sink.send(batch))
+                } else {
+                    sink.send(batch)
+                }
+            }))
+        };
+        let n = batch.len() as u64;
+        let c = &self.counters;
+        let error = match send() {
+            Ok(Ok(())) => {
+                if count_delivered {
+                    c.delivered.fetch_add(n, Relaxed);
+                }
+                return;
+            }
+            Ok(Err(e)) => llmtel::redact::redact_string(e.to_string()),
+            Err(_) => format!("{}: sink panicked", sink.name()),
+        };
+        c.failed.fetch_add(n, Relaxed);
+        *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
     /// Keeps the lasting alerts of `batch` up to date: a firing one replaces its identity's,
     /// a resolved one removes it.
     fn track(&mut self, batch: &[Alert]) {
@@ -140,26 +173,9 @@ impl Job for Deliver {
         // Redacted here, off the request path, before any sink sees it.
         let batch: Vec<Alert> = batch.into_iter().map(|a| a.redacted()).collect();
         self.track(&batch);
-        let n = batch.len() as u64;
-        let c = &self.counters;
+        // A panicking sink must not keep the others from their alerts.
         for sink in &self.sinks {
-            // A panicking sink must not keep the others from their alerts.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.send(&batch)));
-            match r {
-                Ok(Ok(())) => {
-                    c.delivered.fetch_add(n, Relaxed);
-                }
-                Ok(Err(e)) => {
-                    c.failed.fetch_add(n, Relaxed);
-                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(llmtel::redact::redact_string(e.to_string()));
-                }
-                Err(_) => {
-                    c.failed.fetch_add(n, Relaxed);
-                    *c.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(format!("{}: sink panicked", sink.name()));
-                }
-            }
+            self.send_to(sink, &batch, true);
         }
         Ok(())
     }
@@ -172,16 +188,8 @@ impl Job for Deliver {
         self.last_resend = std::time::Instant::now();
         let lasting: Vec<Alert> = self.lasting.values().cloned().collect();
         for sink in self.sinks.iter().filter(|s| s.resend_interval().is_some()) {
-            // Counted only when it fails: these alerts were delivered already.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.send(&lasting)));
-            if let Ok(Err(e)) = r {
-                *self
-                    .counters
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) =
-                    Some(llmtel::redact::redact_string(e.to_string()));
-            }
+            // Counted only when it fails (or panics): these alerts were delivered already.
+            self.send_to(sink, &lasting, false);
         }
     }
 

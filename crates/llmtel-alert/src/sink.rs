@@ -49,6 +49,15 @@ pub trait AlertSink: Send + Sync + Debug {
         None
     }
 
+    /// Whether the sink emits `tracing` events for the application's subscriber
+    /// ([`LogSink`]): its [`send`](AlertSink::send) then runs under the dispatcher that was
+    /// current where the [`crate::AlertDispatcher`] was built. Other sinks run with tracing off
+    /// on the dispatcher's thread (an HTTP client's own events stay out of the app's
+    /// pipeline). Default `false`.
+    fn logs_to_app(&self) -> bool {
+        false
+    }
+
     /// Delivers anything the sink buffers itself.
     ///
     /// # Errors
@@ -83,6 +92,10 @@ impl LogSink {
 impl AlertSink for LogSink {
     fn name(&self) -> &str {
         "log"
+    }
+
+    fn logs_to_app(&self) -> bool {
+        true
     }
 
     fn send(&self, alerts: &[Alert]) -> Result<(), AlertError> {
