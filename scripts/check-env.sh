@@ -12,11 +12,14 @@ cargo build -q -j2 --example quickstart
 fail() { echo "check-env: FAIL: $*" >&2; exit 1; }
 
 # 1. gRPC to rotel from the variables alone; code's service name wins over OTEL_SERVICE_NAME;
-#    OTEL_RESOURCE_ATTRIBUTES is merged.
+#    OTEL_RESOURCE_ATTRIBUTES is merged, its values percent-decoded; an empty
+#    OTEL_EXPORTER_OTLP_TIMEOUT is as unset (the specification), not a start-up error.
 tag="env-$$-$RANDOM"
 env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
   OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_ROTEL_OTLP_GRPC" OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
-  OTEL_SERVICE_NAME=name-from-env OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=$tag" \
+  OTEL_EXPORTER_OTLP_TIMEOUT= \
+  OTEL_SERVICE_NAME=name-from-env \
+  OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=$tag,service.namespace=support%20team%2Ceu" \
   "$qs" >/dev/null 2>&1 || fail "quickstart exporting over gRPC exited non-zero"
 for _ in $(seq 1 40); do grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" && break; sleep 0.25; done
 grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" || fail "OTEL_RESOURCE_ATTRIBUTES did not reach rotel"
@@ -29,7 +32,9 @@ block=$(awk -v tag="Str($tag)" '
 [ -n "$block" ] || fail "no resource block with $tag in rotel's log"
 grep -q "service.name: Str(support-bot-quickstart)" <<<"$block" \
   || fail "the service name set in code must win over OTEL_SERVICE_NAME: $block"
-echo "check-env: OTLP/gRPC from OTEL_* variables, resource attributes merged, code wins: ok"
+grep -q "service.namespace: Str(support team,eu)" <<<"$block" \
+  || fail "OTEL_RESOURCE_ATTRIBUTES values must be percent-decoded: $block"
+echo "check-env: OTLP/gRPC from OTEL_* variables, resource attributes merged and decoded, empty timeout as unset, code wins: ok"
 
 # 2. OTEL_SDK_DISABLED=true: no export, even with an endpoint.
 out=$(OTEL_SDK_DISABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_ROTEL_OTLP_GRPC" "$qs" 2>/dev/null)

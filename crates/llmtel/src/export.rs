@@ -55,6 +55,28 @@ const CONTENT_KEYS: &[&str] = &[
     "output.value",
     "gen_ai.evaluation.explanation",
     "error.message",
+    // Opt-in in the GenAI conventions ("may contain sensitive information"): a tool call's
+    // arguments and result, the tool definitions, a retrieval's query and documents.
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.tool.definitions",
+    "gen_ai.retrieval.query.text",
+    "gen_ai.retrieval.documents",
+    // OpenInference: prompt template variables, a reranker's query.
+    "llm.prompt_template.variables",
+    "reranker.query",
+];
+
+/// Prefixes of OpenInference attributes that carry content (messages, prompts, retrieved and
+/// reranked documents, embedded text), flattened as `prefix.N.…`.
+const CONTENT_PREFIXES: &[&str] = &[
+    "llm.input_messages",
+    "llm.output_messages",
+    "llm.prompts",
+    "retrieval.documents",
+    "reranker.input_documents",
+    "reranker.output_documents",
+    "embedding.embeddings",
 ];
 
 /// Longest status description exported, in bytes (longer ones are cut with a marker).
@@ -63,8 +85,8 @@ const MAX_STATUS_BYTES: usize = 1024;
 /// Whether an attribute carries content (see [`CONTENT_KEYS`]).
 fn is_content_key(key: &str) -> bool {
     (may_end(key, MAY_BE_CONTENT) && CONTENT_KEYS.contains(&key))
-        || key.starts_with("llm.input_messages")
-        || key.starts_with("llm.output_messages")
+        || (matches!(key.as_bytes().first(), Some(b'l' | b'r' | b'e'))
+            && CONTENT_PREFIXES.iter().any(|p| key.starts_with(p)))
 }
 
 /// Header names whose `http.{request,response}.header.*` attribute carries a credential.
@@ -79,15 +101,33 @@ const SECRET_HEADERS: [&str; 8] = [
     "openai-organization",
 ];
 
-/// Endings of attribute names that carry a credential.
-const SECRET_SUFFIXES: [&str; 6] = [
+/// Endings of attribute names that carry a credential (the names llmtel's text redaction
+/// treats as credentials: [`crate::redact()`]).
+const SECRET_SUFFIXES: [&str; 19] = [
     "api_key",
     "api-key",
     "apikey",
     "authorization",
     "secret_key",
+    "secret_access_key",
     "password",
+    "passwd",
+    "access_token",
+    "access-token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "auth-token",
+    "session_token",
+    "bearer_token",
+    "_secret",
+    "private_key",
+    "private-key",
 ];
+
+/// Attribute names (whole, or their last `.` segment) that are a credential: an
+/// `#[instrument]`ed function's `token` or `secret` argument.
+const SECRET_NAMES: [&str; 3] = ["token", "secret", "pwd"];
 
 /// [`KEY_ENDS`] bits: the key may be a credential's / a content attribute's.
 const MAY_BE_SECRET: u8 = 1;
@@ -100,6 +140,7 @@ const KEY_ENDS: [u8; 256] = {
     let mut t = [0u8; 256];
     mark_last_bytes(&mut t, &SECRET_HEADERS, MAY_BE_SECRET);
     mark_last_bytes(&mut t, &SECRET_SUFFIXES, MAY_BE_SECRET);
+    mark_last_bytes(&mut t, &SECRET_NAMES, MAY_BE_SECRET);
     mark_last_bytes(&mut t, CONTENT_KEYS, MAY_BE_CONTENT);
     t
 };
@@ -225,9 +266,14 @@ fn is_secret_key(key: &str) -> bool {
             .iter()
             .any(|name| h.eq_ignore_ascii_case(name));
     }
-    SECRET_SUFFIXES
+    if SECRET_SUFFIXES
         .iter()
         .any(|suffix| ends_with_ci(key, suffix))
+    {
+        return true;
+    }
+    let last = key.rsplit('.').next().unwrap_or(key);
+    SECRET_NAMES.iter().any(|n| last.eq_ignore_ascii_case(n))
 }
 
 /// `s` without `prefix` (ASCII, compared ignoring case).
@@ -1131,6 +1177,64 @@ pub(crate) mod tests {
         encoded_size_estimate, is_content_key, is_secret_key, replace_attributes, split_off_past,
     };
     use proptest::prelude::*;
+
+    /// Tool calls, tool definitions, retrievals and OpenInference documents are content (opt
+    /// in), and attributes named like credentials (`token`, `client_secret`,
+    /// `aws.secret_access_key`, `oauth.access_token`, a PEM `private_key`) are never
+    /// exported; they were, unchanged, outside a handful of exact names.
+    #[test]
+    fn tool_calls_retrievals_and_credential_names_are_policed() {
+        use crate::ContentCapture;
+        let attrs = || {
+            vec![
+                KeyValue::new(
+                    "gen_ai.tool.call.arguments",
+                    "{\"email\":\"alice@example.com\"}",
+                ),
+                KeyValue::new("gen_ai.tool.call.result", "order 1234: shipped"),
+                KeyValue::new("gen_ai.tool.definitions", "[{\"name\":\"lookup\"}]"),
+                KeyValue::new("gen_ai.retrieval.query.text", "alice's orders"),
+                KeyValue::new("retrieval.documents.0.document.content", "Alice ordered..."),
+                KeyValue::new("llm.prompts", "Summarise: ..."),
+                KeyValue::new("embedding.embeddings.0.embedding.text", "alice"),
+                KeyValue::new("token", "5f3a9c1e7b2d4a6f8e0c"),
+                KeyValue::new("oauth.access_token", "5f3a9c1e7b2d4a6f8e0c"),
+                KeyValue::new("client_secret", "5f3a9c1e7b2d4a6f8e0c"),
+                KeyValue::new(
+                    "aws.secret_access_key",
+                    "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+                ),
+                KeyValue::new("tls.private_key", "-----BEGIN PRIVATE KEY-----"),
+                KeyValue::new("gen_ai.usage.input_tokens", 10),
+                KeyValue::new("gen_ai.request.max_tokens", 100),
+                KeyValue::new("llmtel.feature", "faq"),
+                KeyValue::new("gen_ai.tool.name", "lookup"),
+            ]
+        };
+        let keys = |a: &[KeyValue]| a.iter().map(|kv| kv.key.to_string()).collect::<Vec<_>>();
+        let mut off = attrs();
+        assert_eq!(
+            super::police_attributes(&mut off, &ContentCapture::disabled()),
+            12
+        );
+        assert_eq!(
+            keys(&off),
+            [
+                "gen_ai.usage.input_tokens",
+                "gen_ai.request.max_tokens",
+                "llmtel.feature",
+                "gen_ai.tool.name"
+            ]
+        );
+        // With capture on the content is kept; the credentials never are.
+        let mut on = attrs();
+        assert_eq!(
+            super::police_attributes(&mut on, &ContentCapture::enabled()),
+            5
+        );
+        assert!(keys(&on).contains(&"gen_ai.tool.call.arguments".to_owned()));
+        assert!(!format!("{on:?}").contains("5f3a9c1e7b2d4a6f8e0c"));
+    }
 
     /// A span with `attributes`, and an event carrying `event` (when there is one).
     pub(crate) fn span(

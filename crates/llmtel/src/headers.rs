@@ -120,8 +120,11 @@ pub(crate) fn export_timeout(
         return Ok(t);
     }
     for var in vars {
-        if let Ok(v) = std::env::var(var) {
-            return parse_timeout(var, &v);
+        // An empty value is as unset (the specification, "Parsing empty value": a compose
+        // file's `OTEL_EXPORTER_OTLP_TIMEOUT=` failed the start).
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => return parse_timeout(var, &v),
+            _ => {}
         }
     }
     Ok(DEFAULT_EXPORT_TIMEOUT)

@@ -54,12 +54,26 @@ impl Protocol {
 
 /// The resource llmtel exports with: `service.name` when given (else the SDK's, from
 /// `OTEL_SERVICE_NAME`), `OTEL_RESOURCE_ATTRIBUTES` under `attributes`, and the GenAI
-/// semantic conventions' schema URL.
+/// semantic conventions' schema URL. Its attributes go through llmtel's secrets rules (as a
+/// span's): a credential-named attribute is dropped, a URL's password redacted.
 pub(crate) fn genai_resource(
     service_name: Option<String>,
     attributes: impl IntoIterator<Item = KeyValue>,
 ) -> Resource {
-    let mut resource = Resource::builder();
+    // The SDK's detectors without its `OTEL_RESOURCE_ATTRIBUTES` one, which does not
+    // percent-decode the values (`service.namespace=my%20team` was exported as written):
+    // read here as the specification says. Later attributes win a shared key.
+    let detected = Resource::builder_empty()
+        .with_detectors(&[
+            Box::new(opentelemetry_sdk::resource::SdkProvidedResourceDetector),
+            Box::new(opentelemetry_sdk::resource::TelemetryResourceDetector),
+        ])
+        .build();
+    let mut all: Vec<KeyValue> = detected
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    all.extend(env_resource_attributes());
     // `OTEL_SERVICE_NAME` wins over a `service.name` in `OTEL_RESOURCE_ATTRIBUTES` (the
     // specification; the SDK's own detectors give the latter the last word).
     let service_name = service_name.or_else(|| {
@@ -68,12 +82,79 @@ pub(crate) fn genai_resource(
             .filter(|s| !s.trim().is_empty())
     });
     if let Some(name) = service_name {
-        resource = resource.with_service_name(name);
+        all.push(KeyValue::new("service.name", name));
     }
-    resource
-        .with_attributes(attributes)
-        .with_schema_url(Vec::<KeyValue>::new(), llmtel_semconv::SCHEMA_URL)
+    all.extend(attributes);
+    crate::export::police_attributes(&mut all, &ContentCapture::disabled());
+    Resource::builder_empty()
+        .with_schema_url(all, llmtel_semconv::SCHEMA_URL)
         .build()
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`, decoded; a value that does not decode discards the whole
+/// variable, as the specification says, and says so on stderr.
+fn env_resource_attributes() -> Vec<KeyValue> {
+    let Ok(raw) = std::env::var("OTEL_RESOURCE_ATTRIBUTES") else {
+        return Vec::new();
+    };
+    match parse_resource_attributes(&raw) {
+        Ok(attributes) => attributes,
+        Err(e) => {
+            eprintln!(
+                "llmtel: OTEL_RESOURCE_ATTRIBUTES ignored: {e}; write it as key=value pairs \
+                 separated by commas, with `,`, `=`, `%`, spaces and non-ASCII characters in \
+                 values percent-encoded (my%20team)"
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Parses `key1=value1,key2=value2` (W3C Baggage without properties), percent-decoding the
+/// values (OpenTelemetry resource SDK specification, "Specifying resource information via an
+/// environment variable").
+fn parse_resource_attributes(raw: &str) -> Result<Vec<KeyValue>, String> {
+    let mut out = Vec::new();
+    for entry in raw.split(',') {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("`{}` has no `=`", entry.trim()))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("`{}` has no key", entry.trim()));
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("the value of `{key}` is not validly percent-encoded UTF-8"))?;
+        out.push(KeyValue::new(key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// `%XX` sequences as bytes, the result as UTF-8; `None` for a bad sequence.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Ready-made settings for common LLM observability backends.
@@ -1206,6 +1287,65 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_attributes_go_through_the_secrets_rules() {
+        let r = genai_resource(
+            Some("billing".into()),
+            [
+                KeyValue::new("deploy.api_key", "sk-proj-0123456789abcdefghij"),
+                KeyValue::new("deploy.url", "https://u:hunter2@example.com/x"),
+                KeyValue::new("deployment.environment.name", "prod"),
+            ],
+        );
+        let text = format!("{r:?}");
+        assert!(
+            !text.contains("deploy.api_key") && !text.contains("sk-proj"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(
+            r.get(&opentelemetry::Key::from_static_str("service.name")),
+            Some("billing".into())
+        );
+        assert_eq!(
+            r.get(&opentelemetry::Key::from_static_str(
+                "deployment.environment.name"
+            )),
+            Some("prod".into())
+        );
+        assert!(
+            r.get(&opentelemetry::Key::from_static_str("telemetry.sdk.name"))
+                .is_some()
+        );
+        assert_eq!(r.schema_url(), Some(llmtel_semconv::SCHEMA_URL));
+    }
+
+    #[test]
+    fn otel_resource_attributes_values_are_percent_decoded() {
+        let kv = parse_resource_attributes(
+            "service.namespace=my%20team, deployment.environment = prod ,note=a%2Cb%3Dc%25,city=K%C3%B6ln,,",
+        )
+        .unwrap();
+        let got: Vec<(String, String)> = kv
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("service.namespace", "my team"),
+                ("deployment.environment", "prod"),
+                ("note", "a,b=c%"),
+                ("city", "Köln"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        // A bad encoding, a pair without `=` or a key: the whole variable is discarded.
+        for bad in ["a=%zz", "a=%2", "a=%+1", "a=%FF", "a=1,b", "=1"] {
+            assert!(parse_resource_attributes(bad).is_err(), "{bad}");
+        }
+    }
 
     /// The names of the spans a layer behind `trace_filter(directives)` sees open and close.
     fn spans_passed(directives: &str) -> Vec<String> {
