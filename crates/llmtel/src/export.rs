@@ -101,33 +101,13 @@ const SECRET_HEADERS: [&str; 8] = [
     "openai-organization",
 ];
 
-/// Endings of attribute names that carry a credential (the names llmtel's text redaction
-/// treats as credentials: [`crate::redact()`]).
-const SECRET_SUFFIXES: [&str; 19] = [
-    "api_key",
-    "api-key",
-    "apikey",
-    "authorization",
-    "secret_key",
-    "secret_access_key",
-    "password",
-    "passwd",
-    "access_token",
-    "access-token",
-    "refresh_token",
-    "id_token",
-    "auth_token",
-    "auth-token",
-    "session_token",
-    "bearer_token",
-    "_secret",
-    "private_key",
-    "private-key",
-];
+/// Endings of attribute names that carry a credential: the names llmtel's text redaction
+/// treats as credentials ([`crate::redact()`]).
+const SECRET_SUFFIXES: &[&str] = crate::redact::SECRET_NAME_SUFFIXES;
 
 /// Attribute names (whole, or their last `.` segment) that are a credential: an
 /// `#[instrument]`ed function's `token` or `secret` argument.
-const SECRET_NAMES: [&str; 3] = ["token", "secret", "pwd"];
+const SECRET_NAMES: [&str; 2] = ["token", "pwd"];
 
 /// [`KEY_ENDS`] bits: the key may be a credential's / a content attribute's.
 const MAY_BE_SECRET: u8 = 1;
@@ -139,7 +119,7 @@ const MAY_BE_CONTENT: u8 = 2;
 const KEY_ENDS: [u8; 256] = {
     let mut t = [0u8; 256];
     mark_last_bytes(&mut t, &SECRET_HEADERS, MAY_BE_SECRET);
-    mark_last_bytes(&mut t, &SECRET_SUFFIXES, MAY_BE_SECRET);
+    mark_last_bytes(&mut t, SECRET_SUFFIXES, MAY_BE_SECRET);
     mark_last_bytes(&mut t, &SECRET_NAMES, MAY_BE_SECRET);
     mark_last_bytes(&mut t, CONTENT_KEYS, MAY_BE_CONTENT);
     t

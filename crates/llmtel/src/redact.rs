@@ -83,8 +83,9 @@ const MIN_SCHEME_TOKEN: usize = 8;
 /// Names whose value is a credential (compared case-insensitively, whole name).
 const SECRET_NAMES: &[&str] = &["key", "token", "sig", "auth", "pass", "pwd"];
 
-/// Name suffixes whose value is a credential (compared case-insensitively).
-const SECRET_NAME_SUFFIXES: &[&str] = &[
+/// Name suffixes whose value is a credential (compared case-insensitively); also the
+/// attribute names llmtel never exports (`export.rs`).
+pub(crate) const SECRET_NAME_SUFFIXES: &[&str] = &[
     "api_key",
     "api-key",
     "apikey",
@@ -95,8 +96,10 @@ const SECRET_NAME_SUFFIXES: &[&str] = &[
     "auth_token",
     "auth-token",
     "session_token",
+    "bearer_token",
     "secret",
     "secret_key",
+    "secret_access_key",
     "password",
     "passwd",
     "authorization",
