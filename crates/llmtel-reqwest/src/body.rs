@@ -133,7 +133,10 @@ impl CallState {
         if data.is_empty() {
             return;
         }
-        if self.first_chunk.is_none() {
+        // Streams only (the convention: "time to the first chunk of a streamed response"):
+        // a whole JSON body's first bytes come at about its full latency, which read as a
+        // time to first chunk made the generation time ~0 and the tokens per second absurd.
+        if self.first_chunk.is_none() && matches!(self.mode, Mode::Sse(_)) {
             self.first_chunk = Some(now);
         }
         match &mut self.mode {
@@ -372,6 +375,11 @@ impl CallState {
         match end {
             End::Complete => None,
             End::Failed(e) => Some(("interrupted".to_owned(), e.clone())),
+            // Read to its end marker (`[DONE]`, `message_stop`, `response.completed`) and
+            // dropped before the transport's own end (a chunked terminator, an HTTP/2 end of
+            // stream): complete. A consumer that stops at the marker, as async-openai does,
+            // is the usual case.
+            End::Dropped if obs.done => None,
             End::Dropped => Some((
                 "cancelled".to_owned(),
                 "the caller dropped the response before its end".to_owned(),

@@ -1201,7 +1201,7 @@ impl GeminiModalityCount {
             .flatten()
             .filter(|m| m.modality.as_deref() == Some(modality))
             .filter_map(|m| m.token_count)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -1210,6 +1210,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn gemini_modality_counts_saturate() {
+        let list = vec![
+            GeminiModalityCount {
+                modality: Some("AUDIO".into()),
+                token_count: Some(u64::MAX),
+            },
+            GeminiModalityCount {
+                modality: Some("AUDIO".into()),
+                token_count: Some(1),
+            },
+        ];
+        assert_eq!(GeminiModalityCount::of(Some(&list), "AUDIO"), u64::MAX);
+    }
     use proptest::prelude::*;
 
     /// Decodes `events` twice: as streamed (recognising events like the last plain text

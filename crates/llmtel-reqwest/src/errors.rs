@@ -2,7 +2,7 @@
 //!
 //! | `error.type` | from |
 //! |---|---|
-//! | `context_length_exceeded` | OpenAI `code: context_length_exceeded`; Anthropic "prompt is too long"; Gemini "input token count … exceeds the maximum" |
+//! | `context_length_exceeded` | OpenAI `code: context_length_exceeded`; Anthropic "prompt is too long", "… exceed context limit: …"; Gemini "input token count … exceeds the maximum" |
 //! | `insufficient_quota` | OpenAI `code: insufficient_quota` |
 //! | `rate_limit` | HTTP 429, `rate_limit_exceeded`, `rate_limit_error`, `RESOURCE_EXHAUSTED` |
 //! | `authentication` | 401, `authentication_error`, `invalid_api_key`, `UNAUTHENTICATED` |
@@ -20,6 +20,7 @@
 //! assert_eq!(classify(400, Some("context_length_exceeded"), Some("invalid_request_error"), None), "context_length_exceeded");
 //! assert_eq!(classify(429, None, Some("rate_limit_error"), None), "rate_limit");
 //! assert_eq!(classify(400, None, Some("INVALID_ARGUMENT"), Some("The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")), "context_length_exceeded");
+//! assert_eq!(classify(400, None, Some("invalid_request_error"), Some("input length and `max_tokens` exceed context limit: 187254 + 20000 > 200000, decrease input length or `max_tokens` and try again")), "context_length_exceeded");
 //! ```
 
 /// Classifies a provider error from the HTTP status (0 inside a 2xx stream), the provider's
@@ -41,6 +42,9 @@ pub fn classify(
         || msg.contains("prompt is too long")
         || (msg.contains("input token count") && msg.contains("exceeds"))
         || msg.contains("maximum context")
+        // Anthropic: "input length and `max_tokens` exceed context limit: 187254 + 20000 >
+        // 200000".
+        || msg.contains("exceed context limit")
     {
         return "context_length_exceeded";
     }

@@ -126,13 +126,19 @@ pub(crate) fn record_dimensions(span: &Span, obs: &Observed) {
 /// A stream of provider chunks (`Result<T, E>`, `T: Serialize`) observed for its span; items
 /// pass through unchanged. See the [module docs](self).
 ///
-/// The span ends when the stream ends, fails or is dropped; its bytes are decoded on
+/// The span ends when the stream ends or is dropped (failed when its last item was an error:
+/// an error item followed by more chunks, as async-openai yields for a chunk it cannot
+/// parse, does not end it); its bytes are decoded on
 /// llmtel-reqwest's reader thread, like the middleware's.
 #[must_use = "streams do nothing unless polled"]
 pub struct ObservedStream<S> {
     inner: S,
     setup: Option<Setup>,
     tap: Option<Tap>,
+    /// The error of the last item when it was an error: the call failed if the stream ends
+    /// (or is dropped) right after it; an SDK that yields an error for one chunk it cannot
+    /// parse and goes on (async-openai) does not end the call.
+    failed: Option<String>,
 }
 
 struct Setup {
@@ -165,6 +171,7 @@ impl<S> ObservedStream<S> {
                 model: None,
             }),
             tap: None,
+            failed: None,
         }
     }
 
@@ -220,21 +227,39 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_next(cx);
+        let end = match &polled {
+            Poll::Ready(Some(Ok(_))) => {
+                this.failed = None;
+                None
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // The SDK's error text can quote the chunk or a provider message (the
+                // response's content): recorded only with content capture on.
+                this.failed = Some(if llmtel::content_capture().is_enabled() {
+                    e.to_string()
+                } else {
+                    "the stream yielded an error (its text is recorded with content capture \
+                     on: it can quote the response)"
+                        .to_owned()
+                });
+                None
+            }
+            Poll::Ready(None) => Some(this.failed.take().map_or(End::Complete, End::Failed)),
+            Poll::Pending => None,
+        };
         let Some(tap) = this.tap() else {
             return polled;
         };
-        match &polled {
-            Poll::Ready(Some(Ok(item))) => {
-                // One SSE event per item, as the provider sent it.
-                let mut event = b"data: ".to_vec();
-                if serde_json::to_writer(&mut event, item).is_ok() {
-                    event.extend_from_slice(b"\n\n");
-                    tap.on_data(&Bytes::from(event));
-                }
+        if let Poll::Ready(Some(Ok(item))) = &polled {
+            // One SSE event per item, as the provider sent it.
+            let mut event = b"data: ".to_vec();
+            if serde_json::to_writer(&mut event, item).is_ok() {
+                event.extend_from_slice(b"\n\n");
+                tap.on_data(&Bytes::from(event));
             }
-            Poll::Ready(Some(Err(e))) => tap.end(End::Failed(e.to_string())),
-            Poll::Ready(None) => tap.end(End::Complete),
-            Poll::Pending => {}
+        }
+        if let Some(end) = end {
+            tap.end(end);
         }
         polled
     }
@@ -242,8 +267,9 @@ where
 
 impl<S> Drop for ObservedStream<S> {
     fn drop(&mut self) {
+        let failed = self.failed.take();
         if let Some(tap) = self.tap() {
-            tap.end(End::Dropped);
+            tap.end(failed.map_or(End::Dropped, End::Failed));
         }
     }
 }

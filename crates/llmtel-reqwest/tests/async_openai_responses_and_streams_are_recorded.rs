@@ -172,3 +172,53 @@ fn a_stream_dropped_early_ends_its_span_cancelled_with_what_was_seen() {
     assert_eq!(str_attr(&s, "error.type"), "cancelled");
     assert_eq!(i64_attr(&s, "llmtel.response.output_chunks"), 1);
 }
+
+/// The items of an OpenAI chat stream (its SSE events' JSON), without `[DONE]`.
+fn chunk_values() -> Vec<serde_json::Value> {
+    openai_stream(true)
+        .iter()
+        .filter_map(|e| e.trim().strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+#[test]
+fn an_error_item_the_stream_goes_on_after_neither_ends_the_call_nor_records_its_text() {
+    // async-openai yields an error for a chunk it cannot parse (its text quotes the chunk)
+    // and goes on: the span ended at the error, lost the usage after it, and its status
+    // quoted the chunk with capture off.
+    let p = run_async(|| async {
+        let mut items: Vec<Result<serde_json::Value, String>> =
+            chunk_values().into_iter().map(Ok).collect();
+        items.insert(
+            2,
+            Err("failed to deserialize api response: content:{\"error\":{\"message\":\"PROMPT-SECRET\"}}".into()),
+        );
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        let mut stream =
+            ObservedStream::new(span, Api::OpenAiChat, futures_util::stream::iter(items));
+        while stream.next().await.is_some() {}
+    });
+    let s = llm_span(&p);
+    assert!(attr(&s, "error.type").is_none(), "{:?}", s.attributes);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 5);
+    assert!(!format!("{s:?}").contains("PROMPT-SECRET"));
+}
+
+#[test]
+fn a_stream_ending_on_an_error_fails_without_its_text_when_capture_is_off() {
+    let p = run_async(|| async {
+        let mut items: Vec<Result<serde_json::Value, String>> =
+            chunk_values().into_iter().take(2).map(Ok).collect();
+        items.push(Err(
+            "stream error: {\"error\":{\"message\":\"PROMPT-SECRET\"}}".into(),
+        ));
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        let mut stream =
+            ObservedStream::new(span, Api::OpenAiChat, futures_util::stream::iter(items));
+        while stream.next().await.is_some() {}
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "error.type"), "interrupted");
+    assert!(!format!("{s:?}").contains("PROMPT-SECRET"));
+}

@@ -289,3 +289,46 @@ fn in_process_calls_ended_by_the_reader_carry_the_exported_spans_ids() {
     );
     assert_eq!(calls[0].span_id, Some(exported.span_context.span_id()));
 }
+
+#[test]
+fn a_stream_read_to_its_done_marker_then_dropped_is_complete() {
+    // async-openai (and most hand-written loops) stop at `[DONE]` and drop the response
+    // before the transport's own end: that was recorded as `cancelled`, an error.
+    let p = run_async(|| async {
+        let go = Arc::new(Notify::new());
+        let body = openai_stream(true).concat();
+        let reply = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps: vec![Step::Bytes(body.into_bytes()), Step::Wait(go.clone())],
+            chunked: true,
+        };
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(server.url("/openai/v1/chat/completions"))
+            .body(OPENAI_STREAM_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("[DONE]") {
+            got.extend_from_slice(&resp.chunk().await.unwrap().unwrap());
+        }
+        drop(resp);
+        go.notify_one();
+    });
+    let s = llm_span(&p);
+    assert!(
+        s.attributes
+            .iter()
+            .all(|kv| kv.key.as_str() != "error.type"),
+        "{:?}",
+        s.attributes
+    );
+    assert!(!matches!(
+        s.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    assert!(i64_attr(&s, "gen_ai.usage.output_tokens") > 0);
+}
