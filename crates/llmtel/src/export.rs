@@ -541,10 +541,13 @@ impl<E: SpanExporter> GenAiExporter<E> {
         if !normalize_span(span, policy) {
             return None;
         }
-        let f = SpanFields::from_attributes(&span.attributes);
+        let mut f = SpanFields::from_attributes(&span.attributes);
         if !f.is_model_call() {
             return None;
         }
+        // `otel.status_code = "error"` is the span's status here, not an attribute: the call
+        // the sinks get fails as the one the layer builds for an unsampled span does.
+        f.status_error |= matches!(span.status, Status::Error { .. });
         let priced = self.pricer.price(&f, span.start_time);
         let extra = enrich::attributes(&f, &priced, self.openinference);
         if span.status == Status::Unset {
@@ -1260,6 +1263,29 @@ pub(crate) mod tests {
             },
             instrumentation_scope: opentelemetry::InstrumentationScope::builder("llmtel").build(),
         }
+    }
+
+    /// `otel.status_code = "error"` without `error.type` is the span's status, not an
+    /// attribute, by the time it is exported: the call the sinks get fails (it did not, while
+    /// the layer's call of the same span, unsampled, did).
+    #[test]
+    fn a_span_whose_status_is_error_is_a_failed_call_for_the_sinks() {
+        let mut s = span(
+            "chat gpt-4o",
+            vec![
+                KeyValue::new("gen_ai.operation.name", "chat"),
+                KeyValue::new("gen_ai.provider.name", "openai"),
+                KeyValue::new("gen_ai.request.model", "gpt-4o"),
+                KeyValue::new("gen_ai.usage.input_tokens", 10),
+                KeyValue::new("gen_ai.usage.output_tokens", 5),
+            ],
+            None,
+            "boom",
+        );
+        let call = super::GenAiExporter::new(super::NoExport)
+            .process_call(&mut s, &crate::ContentCapture::disabled())
+            .unwrap();
+        assert!(call.is_error(), "{call:?}");
     }
 
     /// A sink's attributes go onto the exported span with the stage's in one pass: a key

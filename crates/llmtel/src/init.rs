@@ -805,8 +805,10 @@ impl Builder {
         });
 
         let mut provider = None;
+        let mut shutdown_timeout = QueueConfig::default().flush_timeout;
         let otel_layer = if exporting {
             let queue_cfg = self.queue.clone().unwrap_or_else(QueueConfig::from_env);
+            shutdown_timeout = queue_cfg.flush_timeout;
             let stage = ExporterStage {
                 catalog: catalog.clone(),
                 openinference,
@@ -868,6 +870,7 @@ impl Builder {
         };
         let guard = Guard {
             provider,
+            shutdown_timeout,
             summaries: self.summaries.unwrap_or_else(|| TraceSummaries::new(1)),
             exporting,
             on_shutdown: self.on_shutdown,
@@ -1217,6 +1220,9 @@ const PENDING_SPANS_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 #[must_use = "dropping the guard shuts down export"]
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
+    /// How long dropping the guard waits for the export to finish
+    /// ([`QueueConfig::flush_timeout`]).
+    shutdown_timeout: Duration,
     summaries: TraceSummaries,
     exporting: bool,
     on_shutdown: Vec<ShutdownHook>,
@@ -1262,7 +1268,9 @@ impl Drop for Guard {
             eprintln!("llmtel: some spans were still being finished at shutdown");
         }
         if let Some(p) = self.provider.take() {
-            if let Err(e) = p.shutdown() {
+            // The queue's own timeout: the SDK's `shutdown()` gives up after 5 s whatever
+            // the queue was told (a collector restarting for 7 s lost every queued span).
+            if let Err(e) = p.shutdown_with_timeout(self.shutdown_timeout) {
                 eprintln!(
                     "llmtel: export shutdown did not complete: {}",
                     crate::redact(&e.to_string())

@@ -373,8 +373,13 @@ impl TraceSummaries {
         let mut s = self.store.lock().unwrap_or_else(|e| e.into_inner());
         if s.ring.len() == self.capacity {
             if let Some(old) = s.ring.pop_front() {
+                // Only its own entry: a later summary of the same trace id (two local roots
+                // of one distributed trace) stays found.
+                let abs = s.evicted as usize;
                 if let Some(t) = old.trace {
-                    s.by_trace.remove(&t);
+                    if s.by_trace.get(&t) == Some(&abs) {
+                        s.by_trace.remove(&t);
+                    }
                 }
                 s.evicted += 1;
                 inc(&COUNTERS.summaries_evicted);

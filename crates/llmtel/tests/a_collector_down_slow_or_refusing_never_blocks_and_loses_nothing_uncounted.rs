@@ -691,3 +691,29 @@ fn shutdown_with_a_full_queue_and_the_collector_down_ends_in_time_and_says_what_
         "the shutdown says how many spans it could not send: {err}"
     );
 }
+
+#[test]
+fn dropping_the_guard_waits_the_queues_flush_timeout_for_a_collector_coming_back() {
+    // The guard's drop shut the provider down with the SDK's own 5 s, whatever the queue's
+    // `flush_timeout` said: a collector restarting for 7 s at exit lost every queued span.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let addr = free_addr();
+    let r = Receiver::new();
+    let (subscriber, guard) = stack(
+        &format!("http://{addr}"),
+        llmtel::Protocol::Grpc,
+        queue(4096),
+    );
+    tracing::subscriber::with_default(subscriber, || emit(200, 2_000.0));
+    let (r2, up_at) = (r.clone(), Instant::now() + Duration::from_secs(7));
+    let server = std::thread::spawn(move || {
+        std::thread::sleep(up_at.saturating_duration_since(Instant::now()));
+        serve_grpc(addr, r2)
+    });
+    let start = Instant::now();
+    drop(guard);
+    let took = start.elapsed();
+    let _server = server.join().unwrap();
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(r.received(), 200, "the drop returned after {took:?}");
+}

@@ -243,3 +243,48 @@ fn a_trace_is_timed_from_its_root_even_when_its_first_child_opens_later() {
         s.wall_time
     );
 }
+
+#[test]
+fn evicting_a_trace_s_older_summary_keeps_its_newer_one_found() {
+    // Two requests of one distributed trace (an upstream caller's): both local roots carry
+    // its trace id. Evicting the older summary removed the id's entry, though it pointed at
+    // the newer one: `get` found nothing while it was kept.
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let upstream = TraceId::from(0x5b8e_fff7_9803_8103_d269_b633_813f_c60c_u128);
+    let remote = |n: u64| {
+        opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            upstream,
+            SpanId::from(n),
+            TraceFlags::SAMPLED,
+            true,
+            Default::default(),
+        ))
+    };
+    let p = run(|| {
+        for n in 1..=2 {
+            let root = tracing::info_span!("handle");
+            root.set_parent(remote(n)).unwrap();
+            let _g = root.enter();
+            let c = llmtel::llm_span!("chat", "openai", "gpt-4o");
+            llmtel::record_usage(
+                &c,
+                &Usage {
+                    input_tokens: n * 100,
+                    output_tokens: 10,
+                    ..Default::default()
+                },
+            );
+        }
+        // 15 more traces: the ring of 16 drops the first request's summary.
+        for i in 0..15 {
+            request(&format!("u{i}"), false);
+        }
+    });
+    assert_eq!(p.summaries.len(), 16);
+    let kept = p
+        .summaries
+        .get(upstream)
+        .expect("the second request's summary");
+    assert_eq!(kept.input_tokens, 200);
+}
