@@ -20,9 +20,13 @@ const MAX_REQUEST_JSON: usize = 32 * 1024 * 1024;
 
 /// Instruments LLM API calls made through a `reqwest_middleware::ClientWithMiddleware`.
 ///
-/// Built-in hosts: `api.openai.com`, `*.openai.azure.com` (and the Azure AI Foundry hosts),
-/// `api.anthropic.com`, `generativelanguage.googleapis.com`, `*-aiplatform.googleapis.com`,
+/// Built-in hosts: `api.openai.com`, `*.openai.azure.com` (and the Azure AI Foundry hosts,
+/// their `/models/…` inference API too), `api.anthropic.com`,
+/// `generativelanguage.googleapis.com` and `*-aiplatform.googleapis.com` (Gemini, and their
+/// OpenAI-compatible endpoints: `/v1beta/openai/…`, `/endpoints/openapi/…`),
 /// `api.groq.com`, `api.together.xyz`, `openrouter.ai`, `api.deepseek.com`, `api.mistral.ai`.
+/// When two base URLs match a request, the most specific one whose API has the endpoint
+/// routes it (a gateway's `…/v1` OpenAI-compatible base and its Anthropic base).
 /// Other servers (Ollama, vLLM, a proxy, a test server) are added with
 /// [`with_openai_compatible`](Self::with_openai_compatible),
 /// [`with_anthropic_base_url`](Self::with_anthropic_base_url) and
@@ -173,7 +177,13 @@ impl Middleware for LlmMiddleware {
         }
 
         let capture = llmtel::content_capture().is_enabled();
+        let in_flight = InFlight {
+            span: &span,
+            hook: hook.as_ref(),
+            answered: false,
+        };
         let result = next.run(req, extensions).instrument(span.clone()).await;
+        in_flight.answered();
         let response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -324,6 +334,46 @@ fn open_span(route: &Route, out: &Outgoing, req: &Request) -> tracing::Span {
 }
 
 /// A request that got no response: its error status, and the pre-flight hook settled.
+/// A request on its way: if its future is dropped before the response comes (a caller's
+/// timeout, a `select!`), the call ends as cancelled and its hook is settled, once; the span
+/// ended as a success and the hook never heard of it.
+struct InFlight<'a> {
+    span: &'a tracing::Span,
+    hook: Option<&'a (Arc<dyn PreflightHook>, PlannedCall)>,
+    answered: bool,
+}
+
+impl InFlight<'_> {
+    /// The response (or a transport error) came: the call goes on as usual.
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        llmtel::record_error_status(
+            self.span,
+            "cancelled",
+            "the request was dropped before its response came (a caller's timeout or select!)",
+        );
+        if let Some((h, call)) = self.hook {
+            h.settle(
+                call,
+                &crate::SettledCall {
+                    usage: None,
+                    estimated: false,
+                    response_model: None,
+                    error_type: Some("cancelled".to_owned()),
+                },
+            );
+        }
+    }
+}
+
 fn transport_failure(
     span: &tracing::Span,
     hook: Option<&(Arc<dyn PreflightHook>, PlannedCall)>,

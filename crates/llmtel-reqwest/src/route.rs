@@ -166,15 +166,23 @@ impl Router {
             return None;
         }
         let path = url.path();
+        // The most specific base whose flavour has this endpoint: a gateway serving two APIs
+        // (`…/v1` OpenAI-compatible, `…` Anthropic) routes `/v1/messages` to the second.
         for base in &self.bases {
             if base.matches(url) {
-                return match_path(base.flavor, path, base.provider.clone());
+                if let Some(r) = match_path(base.flavor, path, base.provider.clone()) {
+                    return Some(r);
+                }
             }
         }
         let host = url.host_str()?.to_ascii_lowercase();
         let (flavor, provider): (Flavor, &str) = match host.as_str() {
             "api.openai.com" => (Flavor::OpenAi, "openai"),
             "api.anthropic.com" => (Flavor::Anthropic, "anthropic"),
+            // Gemini's OpenAI-compatible endpoint (`/v1beta/openai/chat/completions`).
+            "generativelanguage.googleapis.com" if path.contains("/openai/") => {
+                (Flavor::OpenAi, "gcp.gemini")
+            }
             "generativelanguage.googleapis.com" => (Flavor::Gemini, "gcp.gemini"),
             "api.groq.com" => (Flavor::OpenAi, "groq"),
             "api.together.xyz" => (Flavor::OpenAi, "together_ai"),
@@ -186,6 +194,13 @@ impl Router {
                 || h.ends_with(".services.ai.azure.com") =>
             {
                 return match_azure(path);
+            }
+            // Vertex AI's OpenAI-compatible endpoint (`…/endpoints/openapi/chat/completions`).
+            h if (h.ends_with("-aiplatform.googleapis.com")
+                || h == "aiplatform.googleapis.com")
+                && path.contains("/endpoints/openapi/") =>
+            {
+                (Flavor::OpenAi, "gcp.vertex_ai")
             }
             h if h.ends_with("-aiplatform.googleapis.com") || h == "aiplatform.googleapis.com" => {
                 (Flavor::Gemini, "gcp.vertex_ai")
@@ -248,6 +263,14 @@ fn gemini(path: &str) -> Option<(Api, Option<String>)> {
 }
 
 fn match_azure(path: &str) -> Option<Route> {
+    // Azure AI Foundry's model inference API (`/models/chat/completions?api-version=…`).
+    if let Some(rest) = path.strip_prefix("/models/") {
+        return Some(Route {
+            api: openai_api(&format!("/{}", rest.trim_end_matches('/')))?,
+            provider: Arc::from("azure.ai.inference"),
+            path_model: None,
+        });
+    }
     let provider: Arc<str> = Arc::from("azure.ai.openai");
     let deployment = path
         .strip_prefix("/openai/deployments/")
@@ -273,6 +296,55 @@ mod tests {
         r.add(BaseUrl::parse("http://localhost:11434/v1", Flavor::OpenAi, "ollama").unwrap());
         r.route(&Method::POST, &Url::parse(url).unwrap())
             .map(|r| (r.api, r.provider.to_string(), r.path_model))
+    }
+
+    #[test]
+    fn openai_compatible_endpoints_on_google_and_azure_hosts() {
+        for (url, provider) in [
+            (
+                "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+                "gcp.gemini",
+            ),
+            (
+                "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/endpoints/openapi/chat/completions",
+                "gcp.vertex_ai",
+            ),
+            (
+                "https://x.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview",
+                "azure.ai.inference",
+            ),
+        ] {
+            assert_eq!(
+                route(url).map(|r| (r.0, r.1)),
+                Some((Api::OpenAiChat, provider.to_owned())),
+                "{url}"
+            );
+        }
+        // Gemini's own API still routes as Gemini.
+        assert_eq!(
+            route("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent")
+                .map(|r| r.0),
+            Some(Api::GeminiGenerate)
+        );
+    }
+
+    #[test]
+    fn a_gateway_serving_two_apis_routes_each_endpoint_to_its_flavour() {
+        let mut r = Router::default();
+        r.add(BaseUrl::parse("http://gw:4000/v1", Flavor::OpenAi, "litellm").unwrap());
+        r.add(BaseUrl::parse("http://gw:4000", Flavor::Anthropic, "anthropic").unwrap());
+        let api = |u: &str| {
+            r.route(&Method::POST, &Url::parse(u).unwrap())
+                .map(|r| (r.api, r.provider.to_string()))
+        };
+        assert_eq!(
+            api("http://gw:4000/v1/messages"),
+            Some((Api::AnthropicMessages, "anthropic".to_owned()))
+        );
+        assert_eq!(
+            api("http://gw:4000/v1/chat/completions"),
+            Some((Api::OpenAiChat, "litellm".to_owned()))
+        );
     }
 
     #[test]

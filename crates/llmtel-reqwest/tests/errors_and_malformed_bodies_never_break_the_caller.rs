@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::fixtures::*;
 use common::*;
@@ -290,4 +291,42 @@ fn a_preflight_refusal_sends_nothing_and_an_admitted_call_is_settled() {
         .find(|s| attr(s, "error.type").is_some())
         .unwrap();
     assert_eq!(str_attr(refused, "error.type"), "budget_exceeded");
+}
+
+#[test]
+fn a_request_dropped_before_its_response_is_cancelled_and_settled() {
+    // A caller's timeout drops the request future while the provider has not answered: the
+    // span ended as a success and the hook's `settle` never ran.
+    let hook = Arc::new(Budget::default());
+    let h2 = hook.clone();
+    let p = run_async(|| async move {
+        // Takes the connection, never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let mw = llmtel_reqwest::LlmMiddleware::new()
+            .with_openai_compatible(&format!("http://{addr}/v1"), "openai")
+            .unwrap()
+            .with_preflight_arc(h2);
+        let c = client(mw);
+        let sent = c
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .body(OPENAI_CHAT_REQUEST)
+            .send();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), sent)
+                .await
+                .is_err()
+        );
+    });
+    let s = llm_span(&p);
+    assert_eq!(str_attr(&s, "error.type"), "cancelled");
+    let settled = hook.settled.lock().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].error_type.as_deref(), Some("cancelled"));
 }
