@@ -277,9 +277,10 @@ impl Poster {
             client: Some(client),
         })
     }
-    /// POSTs `body`, retrying transport errors, 5xx and 429 with exponential backoff.
+    /// POSTs `body`, retrying transport errors, 5xx and 429 with exponential backoff, or
+    /// after the receiver's `Retry-After` (seconds, at most [`MAX_RETRY_AFTER`]) when longer.
     fn post(&self, body: &Value) -> Result<(), AlertError> {
-        let mut backoff = self.config.backoff;
+        let mut backoff = self.config.backoff.min(self.config.max_backoff);
         let mut attempt = 0;
         let Some(client) = &self.client else {
             return Err(AlertError::Config(format!("{}: shut down", self.name)));
@@ -289,10 +290,19 @@ impl Poster {
             for (k, v) in &self.config.headers {
                 req = req.header(k, v);
             }
+            let mut retry_after = None;
             let err = match req.send() {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    // Slack answers its rate limit (about a message a second) with a 429 and
+                    // `Retry-After`: retrying sooner loses the alert.
+                    retry_after = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
                     let text: String = resp.text().unwrap_or_default().chars().take(200).collect();
                     let e = AlertError::Status {
                         sink: self.name.to_string(),
@@ -313,11 +323,15 @@ impl Poster {
                 return Err(err);
             }
             attempt += 1;
-            std::thread::sleep(backoff);
+            std::thread::sleep(retry_after.map_or(backoff, |r| r.max(backoff)));
             backoff = (backoff * 2).min(self.config.max_backoff);
         }
     }
 }
+
+/// The longest `Retry-After` a sink waits for (the dispatcher's one thread serves every
+/// sink): past it, it retries sooner.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 #[cfg(feature = "tls")]
 fn with_ca_file(

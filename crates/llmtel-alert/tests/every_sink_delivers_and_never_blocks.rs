@@ -3,6 +3,8 @@
 //! a failing receiver is retried with backoff, then counted; an unreachable one is counted;
 //! `send` never blocks the caller.
 
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
 mod support;
 
 use std::sync::Arc;
@@ -74,7 +76,7 @@ fn every_http_sink_delivers_firing_then_resolved() {
         let name = format!("Suite{kind}");
         d.send(alert(&name));
         d.send(alert(&name).resolved());
-        assert!(d.flush(Duration::from_secs(5)), "{kind}: flush");
+        assert!(d.flush(Duration::from_secs(20)), "{kind}: flush");
         let got = l.received();
         let bodies: Vec<&Value> = got.iter().map(|r| &r.body).collect();
         assert!(
@@ -133,7 +135,7 @@ fn every_http_sink_retries_a_failing_receiver_then_succeeds() {
             .with_sink(make(&l.url(""), fast()))
             .build();
         d.send(alert("Retried"));
-        assert!(d.flush(Duration::from_secs(5)));
+        assert!(d.flush(Duration::from_secs(20)));
         assert_eq!(l.hits.load(Ordering::SeqCst), 3, "{kind}");
         assert!(
             matches(&l.received()[0].body, "Retried", "firing"),
@@ -236,10 +238,64 @@ fn a_panicking_sink_is_counted_and_the_others_still_deliver() {
         ))
         .build();
     d.send(alert("P1"));
-    assert!(d.flush(Duration::from_secs(5)));
+    assert!(d.flush(Duration::from_secs(20)));
     d.send(alert("P2"));
-    assert!(d.flush(Duration::from_secs(5)));
+    assert!(d.flush(Duration::from_secs(20)));
     let s = d.stats();
     assert_eq!((s.delivered, s.failed), (2, 2), "{s:?}");
     assert_eq!(l.received().len(), 2);
+}
+
+/// A receiver that answers 429 with `Retry-After: 2` until two seconds after its first
+/// request, then 200 (Slack's rate limit); returns its URL and the requests it answered 200.
+fn rate_limited_receiver() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ok2 = ok.clone();
+    std::thread::spawn(move || {
+        let mut first: Option<Instant> = None;
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut length = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let first = *first.get_or_insert_with(Instant::now);
+            let reply: &[u8] = if first.elapsed() < Duration::from_secs(2) {
+                b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                ok2.fetch_add(1, Ordering::SeqCst);
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            };
+            let _ = conn.write_all(reply);
+        }
+    });
+    (format!("http://{addr}/hook"), ok)
+}
+
+#[test]
+fn a_429_is_retried_after_its_retry_after() {
+    // The default backoff (200 ms doubling, three retries) gave up within 1.4 s of a
+    // receiver asking for 2: the alert was lost.
+    let (url, ok) = rate_limited_receiver();
+    let d = AlertDispatcher::builder()
+        .with_sink(Arc::new(SlackSink::new(&url).expect("sink")))
+        .build();
+    d.send(alert("RateLimited"));
+    assert!(d.flush(Duration::from_secs(20)));
+    let s = d.stats();
+    assert_eq!((s.delivered, s.failed), (1, 0), "{s:?}");
+    assert_eq!(ok.load(Ordering::SeqCst), 1);
 }
