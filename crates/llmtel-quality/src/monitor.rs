@@ -53,6 +53,11 @@ pub struct MonitorConfig {
     /// A detector whose block of values (see [`DetectorConfig`]) has waited longer than this
     /// to be judged reports insufficient data (default 15 minutes).
     pub insufficient_after: Duration,
+    /// A firing alert that no value of its detector has reached for this long resolves "for
+    /// lack of data" (its series stopped: a model switched off, a feature removed), as
+    /// Prometheus resolves an alert whose series went away (default 1 hour: longer than the
+    /// gap between a sparse series' values, so such a series does not flap).
+    pub resolve_idle_after: Duration,
     /// The quality score's weights.
     pub weights: QualityWeights,
 }
@@ -84,6 +89,7 @@ impl Default for MonitorConfig {
             thresholds: ThresholdsConfig::default(),
             feedback_grace: Duration::from_secs(120),
             insufficient_after: Duration::from_secs(900),
+            resolve_idle_after: Duration::from_secs(3600),
             weights: QualityWeights::default(),
         }
     }
@@ -151,6 +157,12 @@ impl MonitorConfig {
     /// Sets [`MonitorConfig::insufficient_after`].
     pub fn with_insufficient_after(mut self, d: Duration) -> Self {
         self.insufficient_after = d;
+        self
+    }
+
+    /// Sets [`MonitorConfig::resolve_idle_after`].
+    pub fn with_resolve_idle_after(mut self, d: Duration) -> Self {
+        self.resolve_idle_after = d;
         self
     }
 
@@ -1177,10 +1189,10 @@ impl Monitor {
     }
 
     /// Resolves the firing detectors of series `idx` that no value has reached for
-    /// [`MonitorConfig::insufficient_after`]: with no traffic, no block would ever be judged
+    /// [`MonitorConfig::resolve_idle_after`]: with no traffic, no block would ever be judged
     /// and the alert would fire (and be re-sent) for good.
     fn resolve_idle(&mut self, idx: usize, end: SystemTime) {
-        let idle_after = self.cfg.insufficient_after;
+        let idle_after = self.cfg.resolve_idle_after;
         let resolved: Vec<(DetectorKind, Transition)> = self.series[idx]
             .detectors
             .iter_mut()
