@@ -330,6 +330,30 @@ pub(crate) fn env(key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The OTLP exporter specification's client-certificate variables (mTLS).
+const CLIENT_CERTIFICATE_VARS: [&str; 6] = [
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+];
+
+/// [`InitError::Setting`] when a client-certificate variable is set: llmtel does not send
+/// client certificates, and a collector that requires them refuses every handshake (the
+/// spans were only counted as failed).
+fn refuse_client_certificates(var: impl Fn(&str) -> Option<String>) -> Result<(), InitError> {
+    match CLIENT_CERTIFICATE_VARS.iter().find(|v| var(v).is_some()) {
+        Some(v) => Err(InitError::Setting(format!(
+            "{v} is set, but llmtel does not send client certificates (mTLS): export to a local \
+             collector that holds the certificate (llmtel collector, the OpenTelemetry \
+             Collector) or unset it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Why llmtel could not be set up. Nothing is installed when this is returned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -682,6 +706,9 @@ impl Builder {
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
         let exporting = !disabled && (endpoint.is_some() || env_endpoint.is_some());
         let protocol = self.resolve_protocol()?;
+        if exporting {
+            refuse_client_certificates(env)?;
+        }
         // The CA to trust over TLS, read now so that a bad file is a clear error at init.
         let traces_tls = if exporting {
             OtlpTls::resolve(
@@ -1295,6 +1322,18 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificate_variables_are_refused_with_what_to_do() {
+        assert!(refuse_client_certificates(|_| None).is_ok());
+        let err = refuse_client_certificates(|v| {
+            (v == "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY").then(|| "/etc/key.pem".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"), "{err}");
+        assert!(err.contains("mTLS") && err.contains("local collector"), "{err}");
+    }
 
     #[test]
     fn resource_attributes_go_through_the_secrets_rules() {
