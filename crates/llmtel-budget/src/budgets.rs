@@ -74,6 +74,9 @@ pub struct BudgetStats {
     /// Calls with no price whose spend was recorded under a USD rule (at the fallback price,
     /// or at $0 under `allow` and `refuse`).
     pub unpriced_recorded: u64,
+    /// Amounts (a reservation's estimate, a recorded or settled call) over the most one call
+    /// may charge ($1,000,000, [`llmtel::MAX_TOKENS_PER_CALL`] tokens), charged at that.
+    pub amounts_capped: u64,
     /// Scope values the store evicted to stay bounded (memory store: least recently used
     /// beyond its per-rule cap), their spend forgotten.
     pub store_evicted: u64,
@@ -112,6 +115,7 @@ struct Counters {
     unpriced_admitted: AtomicU64,
     unpriced_refused: AtomicU64,
     unpriced_recorded: AtomicU64,
+    amounts_capped: AtomicU64,
     breaker_trips: AtomicU64,
     short_circuited: AtomicU64,
     released_after_timeout: AtomicU64,
@@ -530,11 +534,30 @@ fn picos(u: Usd) -> i64 {
     i64::try_from(u.picos()).unwrap_or(i64::MAX)
 }
 
+/// The most one call may charge a meter, in pico-dollars ($1,000,000) and tokens
+/// ([`llmtel::MAX_TOKENS_PER_CALL`]): a store keeps 64-bit totals, and one absurd amount
+/// through the public API (`u64::MAX` tokens) overflowed Redis's `HINCRBY` mid-script and
+/// turned SQLite's column to floating point, poisoning the meter for its period.
+const MAX_PICOS_PER_CALL: i64 = 1_000_000 * 1_000_000_000_000;
+
 fn usd(p: i64) -> Usd {
     Usd::from_picos(u128::try_from(p.max(0)).unwrap_or(0))
 }
 
 impl Budgets {
+    /// A call's amount as a store keeps it, capped per call (counted in
+    /// [`BudgetStats::amounts_capped`]).
+    fn amount(&self, cost: Usd, tokens: u64) -> Amount {
+        let usd = picos(cost);
+        if usd > MAX_PICOS_PER_CALL || tokens > llmtel::MAX_TOKENS_PER_CALL {
+            self.inner.counters.amounts_capped.fetch_add(1, Relaxed);
+        }
+        Amount {
+            usd: usd.min(MAX_PICOS_PER_CALL),
+            tokens: i64::try_from(tokens.min(llmtel::MAX_TOKENS_PER_CALL)).unwrap_or(i64::MAX),
+        }
+    }
+
     /// A handle for llmtel's own use (the writer, the gauges): dropping it never flushes.
     pub(crate) fn internal(inner: Arc<Inner>) -> Budgets {
         Budgets { last: None, inner }
@@ -688,10 +711,7 @@ impl Budgets {
         let now = self.now();
         let now_ms = now.as_millisecond();
         let targets = self.targets(ctx, now_ms);
-        let amount = Amount {
-            usd: picos(estimate.usd),
-            tokens: i64::try_from(estimate.tokens).unwrap_or(i64::MAX),
-        };
+        let amount = self.amount(estimate.usd, estimate.tokens);
         let id = self.next_id();
         if targets.is_empty() {
             return Ok(Reservation::new(self.clone(), id, targets, false, true));
@@ -1002,10 +1022,7 @@ impl Budgets {
         let op = CommitOp {
             release,
             targets,
-            amount: Amount {
-                usd: picos(cost),
-                tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
-            },
+            amount: self.amount(cost, tokens),
             unpriced: unpriced.map(Box::new),
             op_seq: self.inner.next_id.fetch_add(1, Relaxed) + 1,
             at,
@@ -1516,6 +1533,7 @@ impl Budgets {
             unpriced_admitted: c.unpriced_admitted.load(Relaxed),
             unpriced_refused: c.unpriced_refused.load(Relaxed),
             unpriced_recorded: c.unpriced_recorded.load(Relaxed),
+            amounts_capped: c.amounts_capped.load(Relaxed),
             store_evicted: self.inner.store.evicted(),
             breaker_open: self.inner.breaker.is_open(),
             breaker_trips: c.breaker_trips.load(Relaxed),

@@ -360,7 +360,8 @@ fn only_expired_reservations_are_dropped(kind: &str) {
     assert_eq!((s.spent, s.reserved), (usd("0.4"), usd("0")), "{kind}");
 }
 
-/// Sums past 2^53 pico-dollars (about $9,007) stay exact to the pico-dollar.
+/// Sums past 2^53 pico-dollars (about $9,007) stay exact to the pico-dollar, up to the
+/// most one call may charge ($1,000,000) and beyond in total.
 fn large_sums_stay_exact(kind: &str) {
     let st = store(kind, "large");
     let clock = TestClock::at("2025-06-01T10:00:00Z");
@@ -370,25 +371,28 @@ fn large_sums_stay_exact(kind: &str) {
         vec![Rule::new("big", Scope::Global, Period::Lifetime).with_limit_usd(usd("9000000"))],
     );
     let ctx = CallContext::new();
-    spend(&b, &ctx, "4000000.000000000001");
-    spend(&b, &ctx, "0.000000000002");
+    for _ in 0..4 {
+        spend(&b, &ctx, "1000000");
+    }
+    spend(&b, &ctx, "0.000000000003");
     let r = b
-        .reserve(&ctx, est("3000000.000000000005"))
+        .reserve(&ctx, est("999999.999999999995"))
         .expect("within $9M");
     let s = &b.status_for(&ctx).expect("status")[0];
     assert_eq!(
         (s.spent, s.reserved),
-        (usd("4000000.000000000003"), usd("3000000.000000000005")),
+        (usd("4000000.000000000003"), usd("999999.999999999995")),
         "{kind}"
     );
-    r.settle(usd("2999999.999999999999"), 1);
+    r.settle(usd("999999.999999999999"), 1);
     assert!(b.flush(Duration::from_secs(10)));
     let s = &b.status_for(&ctx).expect("status")[0];
     assert_eq!(
         (s.spent, s.reserved, s.spent_tokens),
-        (usd("7000000.000000000002"), usd("0"), 21),
+        (usd("5000000.000000000002"), usd("0"), 51),
         "{kind}"
     );
+    assert_eq!(b.stats().amounts_capped, 0, "{kind}");
 }
 
 /// `commit_batch` answers, for each commit in order, the spend right after it: here three
@@ -558,9 +562,39 @@ fn concurrent_reservations_never_pass_the_limit(kind: &str) {
     assert_eq!((s.spent, s.reserved), (usd("0.99"), usd("0")), "{kind}");
 }
 
+/// An absurd amount through the public API (`u64::MAX` tokens, the largest cost) is capped
+/// per call: the meter goes on counting (it overflowed Redis's `HINCRBY` and turned
+/// SQLite's column to floating point, and later writes to it failed).
+fn absurd_amounts_are_capped_and_the_meter_goes_on(kind: &str) {
+    let st = store(kind, "absurd");
+    let clock = TestClock::at("2025-06-01T10:00:00Z");
+    let b = budgets(
+        &st,
+        &clock,
+        vec![Rule::new("life", Scope::Global, Period::Lifetime).with_limit_usd(usd("1"))],
+    );
+    let ctx = CallContext::new();
+    for _ in 0..2 {
+        b.record(&ctx, llmtel::Usd::from_picos(u128::MAX), u64::MAX);
+    }
+    b.record(&ctx, usd("0.5"), 10);
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&ctx).expect("status")[0];
+    assert_eq!(
+        (s.spent, s.spent_tokens),
+        (usd("2000000.5"), 2 * llmtel::MAX_TOKENS_PER_CALL + 10),
+        "{kind}"
+    );
+    assert_eq!(b.stats().amounts_capped, 2, "{kind}");
+}
+
 macro_rules! suite {
     ($kind:ident) => {
         mod $kind {
+            #[test]
+            fn absurd_amounts_are_capped_and_the_meter_goes_on() {
+                super::absurd_amounts_are_capped_and_the_meter_goes_on(stringify!($kind));
+            }
             #[test]
             fn day_resets_at_local_midnight_across_dst() {
                 super::day_resets_at_local_midnight_across_dst(stringify!($kind));

@@ -1331,8 +1331,14 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(err.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"), "{err}");
-        assert!(err.contains("mTLS") && err.contains("local collector"), "{err}");
+        assert!(
+            err.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"),
+            "{err}"
+        );
+        assert!(
+            err.contains("mTLS") && err.contains("local collector"),
+            "{err}"
+        );
     }
 
     #[test]
