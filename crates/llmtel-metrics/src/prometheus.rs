@@ -482,11 +482,17 @@ impl PrometheusSink {
         let sink = self.clone();
         let stop2 = stop.clone();
         let l = limits.clone();
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((local.to_string(), limits.clone()));
+        {
+            let mut listeners = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // One series per address: a stopped listener's entry goes with its server.
+            let key = local.to_string();
+            listeners.retain(|(a, _)| *a != key);
+            listeners.push((key, limits.clone()));
+        }
         let thread = std::thread::Builder::new()
             .name("llmtel-metrics".into())
             .spawn(move || {
@@ -519,6 +525,7 @@ impl PrometheusSink {
             stop,
             limits,
             thread: Some(thread),
+            listeners: self.inner.listeners.clone(),
         })
     }
 
@@ -647,10 +654,25 @@ fn respond(
     body: &str,
     keep_alive: bool,
 ) -> bool {
+    respond_to(stream, status, ctype, body, keep_alive, false)
+}
+
+/// [`respond`], to a `HEAD` request when `head`.
+fn respond_to(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &str,
+    keep_alive: bool,
+    head: bool,
+) -> bool {
     let connection = if keep_alive { "keep-alive" } else { "close" };
+    // The answer to a HEAD carries no body (RFC 9110, 9.3.2): a client keeping the
+    // connection would read it as the start of its next response.
+    let sent_body = if head { "" } else { body };
     // One buffer, one write: no response split over many small segments.
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{sent_body}",
         body.len()
     );
     stream
@@ -779,17 +801,19 @@ fn serve_connection(sink: &PrometheusSink, mut stream: TcpStream, limits: &Limit
         }
         buf.drain(..body_len as usize);
         let path = path.split('?').next().unwrap_or("");
-        let sent = if method == "GET" && (path == "/metrics" || path == "/") {
+        let head = method == "HEAD";
+        let sent = if (method == "GET" || head) && (path == "/metrics" || path == "/") {
             let (b, c) = sink.encode_for(header("accept"));
-            respond(&mut stream, "200 OK", c, &b, keep_alive)
+            respond_to(&mut stream, "200 OK", c, &b, keep_alive, head)
         } else {
-            keep_alive &= method == "GET" || method == "HEAD";
-            respond(
+            keep_alive &= method == "GET" || head;
+            respond_to(
                 &mut stream,
                 "404 Not Found",
                 "text/plain",
                 "not found: GET /metrics\n",
                 keep_alive,
+                head,
             )
         };
         if !sent || !keep_alive {
@@ -805,6 +829,9 @@ pub struct MetricsServer {
     stop: Arc<AtomicBool>,
     limits: Limits,
     thread: Option<JoinHandle<()>>,
+    /// The sink's listeners: this one's connection series leaves with it (a stopped
+    /// listener's stayed, and serving on its address again exported the series twice).
+    listeners: Listeners,
 }
 
 impl MetricsServer {
@@ -828,6 +855,11 @@ impl Drop for MetricsServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let key = self.addr.to_string();
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(a, _)| *a != key);
     }
 }
 

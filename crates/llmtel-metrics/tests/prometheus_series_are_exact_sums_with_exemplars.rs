@@ -244,10 +244,35 @@ fn built_in_listener_serves_openmetrics_to_prometheus_and_text_to_others() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 404);
+    // A HEAD (a health check) is answered without a body, and the kept connection serves
+    // the next request: a body after it was read as the start of the next response.
+    for _ in 0..2 {
+        let r = client.head(&url).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let r = client.get(&url).send().unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().unwrap().contains("llm"));
+    }
     let addr = server.local_addr();
+    let series = |body: &str| {
+        body.lines()
+            .filter(|l| {
+                l.starts_with("llmtel_metrics_listener_connections_total{")
+                    && l.contains(&format!("listener=\"{addr}\""))
+                    && l.contains("outcome=\"accepted\"")
+            })
+            .count()
+    };
+    assert_eq!(series(&prom.encode_openmetrics()), 1);
     drop(server);
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "the listener stops when dropped"
     );
+    // Its series leaves with it; serving on its address again gives one series, not two
+    // (a duplicate sample Prometheus drops).
+    assert_eq!(series(&prom.encode_openmetrics()), 0);
+    let again = prom.serve(&addr.to_string()).unwrap();
+    assert_eq!(series(&prom.encode_openmetrics()), 1);
+    drop(again);
 }
