@@ -241,6 +241,18 @@ impl Poster {
                 display_url(url)
             )));
         }
+        // A header that is not valid HTTP fails every request before it is sent: said now,
+        // not retried with backoff on every alert.
+        for (k, v) in &config.headers {
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+            {
+                return Err(AlertError::Config(format!(
+                    "{name}: header `{k}` is not a valid HTTP header name and value (no line \
+                     breaks or control characters): fix it in the sink's headers"
+                )));
+            }
+        }
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout);
@@ -314,10 +326,19 @@ impl Poster {
                     }
                     e
                 }
-                Err(e) => AlertError::Transport {
-                    sink: self.name.to_string(),
-                    message: transport_message(e),
-                },
+                Err(e) => {
+                    // A request that cannot be built or a redirect refused fails the same way
+                    // on every try.
+                    let permanent = e.is_builder() || e.is_redirect();
+                    let err = AlertError::Transport {
+                        sink: self.name.to_string(),
+                        message: transport_message(e),
+                    };
+                    if permanent {
+                        return Err(err);
+                    }
+                    err
+                }
             };
             if attempt >= self.config.retries {
                 return Err(err);

@@ -299,3 +299,20 @@ fn a_429_is_retried_after_its_retry_after() {
     assert_eq!((s.delivered, s.failed), (1, 0), "{s:?}");
     assert_eq!(ok.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_header_that_is_not_valid_http_is_a_clear_error_when_the_sink_is_built() {
+    // It failed every request, each retried with backoff on the dispatcher's one thread.
+    let err = WebhookSink::with_config(
+        "http://127.0.0.1:9/hook",
+        HttpConfig::default().with_header("X-Token", "a\nb"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("X-Token") && err.contains("not a valid HTTP header"),
+        "{err}"
+    );
+    // The value never reaches the message.
+    assert!(!err.contains("a\nb"), "{err}");
+}
