@@ -296,6 +296,12 @@ impl Collector {
     /// SIGTERM; dropping a `Collector` stops it at once, losing what is queued.
     pub async fn shutdown(mut self, timeout: Duration) -> Stats {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Connections already open stay open until their own timeouts: their requests are
+        // refused from now on (429 / UNAVAILABLE, which OTLP exporters retry elsewhere or
+        // later), not taken into a queue that is being emptied.
+        self.queue
+            .closing
+            .store(true, std::sync::atomic::Ordering::Release);
         for r in self.receivers.drain(..) {
             r.abort();
             let _ = r.await;

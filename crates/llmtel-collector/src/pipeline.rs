@@ -63,6 +63,9 @@ pub(crate) struct Queue {
     pub(crate) series: llmtel_metrics::PrometheusSink,
     /// Largest request accepted (also after decompression).
     pub(crate) max_request_bytes: usize,
+    /// Set by a shutdown: senders on connections still open are told to retry (they would
+    /// be answered "accepted" for spans the stopping forwarders may never send).
+    pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Job {
@@ -113,7 +116,9 @@ impl Queue {
                 });
             }
         }
-        if !self.counters.try_reserve(spans, bytes) {
+        if self.closing.load(std::sync::atomic::Ordering::Acquire)
+            || !self.counters.try_reserve(spans, bytes)
+        {
             return refuse(Admit::Full);
         }
         self.counters
@@ -334,6 +339,7 @@ pub(crate) fn start(
             counters,
             series,
             max_request_bytes: config.max_request_bytes,
+            closing: Arc::default(),
         },
         tasks,
     ))

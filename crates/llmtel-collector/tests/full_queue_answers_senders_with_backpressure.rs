@@ -208,3 +208,31 @@ async fn big_spans_fill_the_queue_by_bytes_before_its_span_count() {
     .await;
     assert_eq!(send_protobuf(&collector, &big(6, 20)).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_collector_tells_senders_on_open_connections_to_retry() {
+    // A shutdown stops accepting connections; an OTLP exporter keeps its HTTP/2 connection
+    // and goes on sending. Those requests were answered "accepted" for spans the stopping
+    // forwarders would never send.
+    let downstream = closed_port().await;
+    let config = config(downstream)
+        .with_retry_for(Duration::from_secs(120))
+        .with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let collector = Collector::start(config).await.unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", collector.grpc_addr()))
+        .await
+        .unwrap();
+    grpc.export(request("svc", 1, vec![("span 1".into(), vec![])]))
+        .await
+        .unwrap();
+    let stopping = tokio::spawn(collector.shutdown(Duration::from_secs(2)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = grpc
+        .export(request("svc", 2, vec![("span 2".into(), vec![])]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    let stats = stopping.await.unwrap();
+    assert_eq!((stats.received, stats.queue_depth), (1, 1), "{stats:?}");
+}
