@@ -66,10 +66,15 @@ impl DispatcherBuilder {
     pub fn build(self) -> AlertDispatcher {
         let counters = Arc::new(Counters::default());
         let resend = self.sinks.iter().filter_map(|s| s.resend_interval()).min();
+        let logs_to_app = self.sinks.iter().any(|s| s.logs_to_app());
         let job = Deliver {
-            // The app's subscriber, for the sinks that log to it (the thread runs with
-            // tracing off).
-            app: tracing::dispatcher::get_default(Clone::clone),
+            // The subscriber current here, for the sinks that log to the app: a scoped one
+            // (`with_default`) is only reachable this way. None yet (the global one is often
+            // set after the sinks are built): the thread then uses the global default.
+            app: {
+                let current = tracing::dispatcher::get_default(Clone::clone);
+                (!current.is::<tracing::subscriber::NoSubscriber>()).then_some(current)
+            },
             sinks: self.sinks,
             counters: counters.clone(),
             lasting: std::collections::HashMap::new(),
@@ -82,7 +87,11 @@ impl DispatcherBuilder {
             .with_capacity(self.capacity)
             .with_batch_size(MAX_BATCH)
             .with_wake_at(1)
-            .with_drop_timeout(DROP_TIMEOUT);
+            .with_drop_timeout(DROP_TIMEOUT)
+            // With a sink that logs to the app and no subscriber current at build, its
+            // events go to the global one (set after the sinks are built, as in the
+            // examples); otherwise the thread runs with tracing off.
+            .with_app_tracing(logs_to_app);
         if let Some(every) = resend {
             builder = builder
                 .with_interval((every / 4).clamp(Duration::from_millis(25), Duration::from_secs(5)))
@@ -98,7 +107,7 @@ impl DispatcherBuilder {
 /// The dispatcher thread's job: every batch to every sink, and the lasting alerts again to
 /// the sinks that need them re-sent.
 struct Deliver {
-    app: tracing::Dispatch,
+    app: Option<tracing::Dispatch>,
     sinks: Vec<Arc<dyn AlertSink>>,
     counters: Arc<Counters>,
     /// The firing alerts marked `until_resolved`, by identity (name and labels), at most
@@ -120,10 +129,11 @@ impl Deliver {
     fn send_to(&self, sink: &Arc<dyn AlertSink>, batch: &[Alert], count_delivered: bool) {
         let send = || {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if sink.logs_to_app() {
-                    tracing::dispatcher::with_default(&self.app, || sink.send(batch))
-                } else {
-                    sink.send(batch)
+                match (&self.app, sink.logs_to_app()) {
+                    (Some(app), true) => {
+                        tracing::dispatcher::with_default(app, || sink.send(batch))
+                    }
+                    _ => sink.send(batch),
                 }
             }))
         };

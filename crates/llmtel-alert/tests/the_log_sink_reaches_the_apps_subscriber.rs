@@ -73,3 +73,19 @@ fn a_failing_resend_of_a_lasting_alert_is_counted() {
     assert!(s.failed > 0, "{s:?}");
     assert!(s.last_error.is_some(), "{s:?}");
 }
+
+#[test]
+fn alerts_reach_a_global_subscriber_set_after_the_dispatcher_is_built() {
+    // The examples build their sinks, then install the global subscriber: nothing was
+    // current at build, and the log sink's events went nowhere.
+    let dispatcher = AlertDispatcher::builder()
+        .with_sink(Arc::new(LogSink::new()))
+        .build();
+    let seen = Seen::default();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(seen.clone()))
+        .expect("the only global subscriber of this test process");
+    dispatcher.send(Alert::firing("GlobalProbe", Severity::Warning));
+    assert!(dispatcher.flush(Duration::from_secs(10)));
+    let got = seen.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(got.contains(&"GlobalProbe".to_owned()), "{got:?}");
+}
