@@ -184,7 +184,7 @@ pub(crate) enum Transition {
         value: f64,
         baseline: Option<f64>,
     },
-    /// Resolved because no value came for the detector's `insufficient_after` (its series
+    /// Resolved because no value came for the monitor's `resolve_idle_after` (its series
     /// stopped: a model switched off, a feature removed), as Prometheus resolves an alert
     /// whose series went away.
     NoData {

@@ -805,7 +805,7 @@ impl Monitor {
     /// an event dated more than [`MAX_CLOCK_JUMP`] past both the monitor's time and the wall
     /// clock moves it only when the event before it was that far ahead too; and when the
     /// monitor's time is that far past the wall clock (a bogus first event set it) an event
-    /// dated within it of the wall clock brings it back.
+    /// dated no further ahead of the wall clock than that brings it back.
     fn advance_to_event(&mut self, t: SystemTime) {
         let wall = SystemTime::now();
         let past = |at: SystemTime, reference: SystemTime| {
@@ -819,15 +819,23 @@ impl Monitor {
                 self.stats.clock_skew_events += 1;
                 return;
             }
-        } else if t < self.now && past(self.now, wall) && !past(t, wall) && !past(wall, t) {
-            // The monitor's time is far ahead of the wall clock and this event agrees with
-            // the wall clock: close the open window and take the event's time.
+        } else if t < self.now && past(self.now, wall) && !past(t, wall) {
+            // The monitor's time is far ahead of the wall clock and this event is not: close
+            // the open window and take the event's time.
             self.stats.clock_skew_events += 1;
             if let Some(cur) = self.cur_window {
                 self.close_windows(cur);
             }
             self.now = t;
-            self.cur_window = Some(self.window_of(t));
+            let w = self.window_of(t);
+            self.cur_window = Some(w);
+            // Ratings waiting under the far window's index would wait until real time got
+            // there (their queue is drained oldest first): they wait from the new window.
+            for series in &mut self.series {
+                for r in &mut series.ratings {
+                    r.0 = r.0.min(w);
+                }
+            }
         }
         self.ahead = false;
         self.advance(t);

@@ -81,3 +81,33 @@ fn a_clock_that_really_moved_ahead_is_followed_after_one_held_event() {
     assert!(stats.windows_closed >= 29, "{stats:?}");
     assert!(!monitor.active_alerts().is_empty(), "{stats:?}");
 }
+
+#[test]
+fn ratings_after_a_bogus_first_time_reach_the_rating_detector() {
+    // Winding the clock back left the far window's ratings entry first in its queue, which
+    // is drained oldest first: no later rating was judged until real time got there.
+    use llmtel_quality::{CallRef, Feedback};
+    let mut monitor = Monitor::new(MonitorConfig::default());
+    let bogus = SystemTime::UNIX_EPOCH + Duration::from_secs(18_000_000_000);
+    monitor.record_call(&call(bogus, false));
+    let start = SystemTime::now() - Duration::from_secs(3 * 3600);
+    for minute in 0..60u64 {
+        for i in 0..20u64 {
+            let at = start + Duration::from_secs(minute * 60 + i);
+            let mut c = call(at, false);
+            c.response_id = Some(format!("r-{minute}-{i}"));
+            monitor.record_call(&c);
+            let fb = Feedback::thumbs(CallRef::ResponseId(format!("r-{minute}-{i}")), i % 2 == 0)
+                .at(at + Duration::from_secs(1));
+            monitor.record_feedback(&fb);
+        }
+    }
+    let snap = monitor.snapshot();
+    let judged: u64 = std::iter::once(&snap.overall)
+        .chain(&snap.series)
+        .flat_map(|s| &s.detectors)
+        .filter(|(k, _)| k.contains("rating"))
+        .map(|(_, d)| d.judged)
+        .sum();
+    assert!(judged > 0, "{:?}", snap.series);
+}

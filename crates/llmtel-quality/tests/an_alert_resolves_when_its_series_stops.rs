@@ -2,7 +2,7 @@
 //! fire the block was gone, so once its (model, feature) got no more calls (the usual fix:
 //! switch the model, turn the feature off) it fired for good, re-sent to Alertmanager every
 //! minute. It now resolves, "for lack of data", once no value has come for the monitor's
-//! `insufficient_after`, as Prometheus resolves an alert whose series went away; a series
+//! `resolve_idle_after`, as Prometheus resolves an alert whose series went away; a series
 //! still getting (failing) calls keeps firing.
 #![allow(clippy::unwrap_used)]
 
@@ -75,8 +75,10 @@ fn a_firing_alert_resolves_once_its_series_gets_no_more_calls() {
 
 #[test]
 fn a_series_still_failing_keeps_firing() {
-    let mut m = Monitor::new(MonitorConfig::default());
+    // Three times the idle limit of failing traffic after the fire: its values keep coming.
+    let mut m =
+        Monitor::new(MonitorConfig::default().with_resolve_idle_after(Duration::from_secs(600)));
     let t0 = SystemTime::now() - Duration::from_secs(4 * 3600);
-    traffic(&mut m, "m1", t0, 60, true);
+    traffic(&mut m, "m1", t0, 35, true);
     assert!(firing_for(&m, "m1") > 0, "{:?}", m.active_alerts());
 }
