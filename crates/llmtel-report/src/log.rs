@@ -134,6 +134,7 @@ impl CallLogBuilder {
             reported_drops: 0,
             unflushed: 0,
             retry_at: None,
+            marked_drops: None,
         };
         let worker = Worker::builder("call-log")
             .with_capacity(self.queue_capacity)
@@ -353,6 +354,9 @@ struct Writer {
     /// After a failed open or rotation: no new attempt before this (records are dropped and
     /// counted meanwhile), so a failing file system is not retried on every record.
     retry_at: Option<Instant>,
+    /// The drops a `dropped` line in the buffer reports: marked reported once the buffer
+    /// reached the file.
+    marked_drops: Option<u64>,
 }
 
 /// How long after a failed open or rotation the writer tries again.
@@ -389,6 +393,9 @@ impl Writer {
                 self.counters
                     .written
                     .fetch_add(std::mem::take(&mut self.unflushed), Relaxed);
+                if let Some(n) = self.marked_drops.take() {
+                    self.reported_drops = n;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -410,6 +417,8 @@ impl Writer {
         self.counters
             .dropped_write_error
             .fetch_add(std::mem::take(&mut self.unflushed), Relaxed);
+        // A drop marker in the lost buffer is written again later.
+        self.marked_drops = None;
         self.retry_at = Some(Instant::now() + RETRY_AFTER);
     }
 
@@ -435,11 +444,13 @@ impl Writer {
     }
 
     /// Writes a `dropped` line for the drops since the last one. The drops are marked
-    /// reported only once the line is in the buffer: a failed write leaves them for the next.
+    /// reported only once the line reached the file ([`Writer::flush_out`]): a failed write or
+    /// flush leaves them for the next line.
     fn report_drops(&mut self) {
         let now = self.counters.dropped();
-        if now > self.reported_drops {
-            let records = now - self.reported_drops;
+        let reported = self.marked_drops.unwrap_or(self.reported_drops);
+        if now > reported {
+            let records = now - reported;
             let rec = Record::Dropped(DroppedEntry {
                 time: Timestamp::now(),
                 records,
@@ -448,7 +459,7 @@ impl Writer {
                 line.push('\n');
                 // Not counted as a record: a failure here is reflected in the count already.
                 if self.write_line(&line).is_ok() {
-                    self.reported_drops = now;
+                    self.marked_drops = Some(now);
                 }
             }
         }

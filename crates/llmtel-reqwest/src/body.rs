@@ -136,7 +136,10 @@ impl CallState {
         // Streams only (the convention: "time to the first chunk of a streamed response"):
         // a whole JSON body's first bytes come at about its full latency, which read as a
         // time to first chunk made the generation time ~0 and the tokens per second absurd.
-        if self.first_chunk.is_none() && matches!(self.mode, Mode::Sse(_)) {
+        // (Gemini's `streamGenerateContent` without `alt=sse` streams a JSON array.)
+        if self.first_chunk.is_none()
+            && (matches!(self.mode, Mode::Sse(_)) || self.api == Api::GeminiStreamGenerate)
+        {
             self.first_chunk = Some(now);
         }
         match &mut self.mode {

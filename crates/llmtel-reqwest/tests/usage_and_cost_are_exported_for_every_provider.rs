@@ -324,6 +324,30 @@ fn gemini_streamed_over_sse() {
 }
 
 #[test]
+fn gemini_streamed_as_a_json_array_has_its_usage_and_time_to_first_chunk() {
+    // Without `alt=sse`, `streamGenerateContent` streams a JSON array of the same chunks.
+    let items: Vec<String> = gemini_stream()
+        .iter()
+        .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+        .collect();
+    let body = format!("[{}]", items.join(",\r\n"));
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, &body)]).await;
+        let c = client(middleware(&server));
+        post(
+            &c,
+            &server.url("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent"),
+            GEMINI_REQUEST,
+        )
+        .await;
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 10);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 40);
+    assert!(f64_attr(&s, "gen_ai.response.time_to_first_chunk") > 0.0);
+}
+
+#[test]
 fn ollama_at_a_configured_base_url_is_recognised_and_never_priced_at_zero() {
     let p = run_async(|| async {
         let body = OPENAI_CHAT_RESPONSE.replace("gpt-4o-2024-08-06", "llama3.2:3b");
