@@ -246,13 +246,18 @@ impl DetectorState {
         if !self.firing || at.duration_since(since).unwrap_or_default() <= idle_after {
             return None;
         }
+        self.stop_firing(at);
+        Some(Transition::NoData { since })
+    }
+
+    /// The detector stops firing at `at` (its cooldown starts).
+    fn stop_firing(&mut self, at: SystemTime) {
         self.firing = false;
         self.recovered = 0;
         self.calm = 0;
         self.breaches = 0;
         self.firing_since = None;
         self.resolved_at = Some(at);
-        Some(Transition::NoData { since })
     }
 
     fn learn(&mut self, v: f64) {
@@ -321,12 +326,7 @@ impl DetectorState {
             self.recovered = if clear { self.recovered + 1 } else { 0 };
             let resolve_after = cfg.resolve_after.max(1);
             if self.recovered >= resolve_after || self.calm > resolve_after {
-                self.firing = false;
-                self.recovered = 0;
-                self.calm = 0;
-                self.breaches = 0;
-                self.firing_since = None;
-                self.resolved_at = Some(at);
+                self.stop_firing(at);
                 return Some(Transition::Resolve {
                     value: v,
                     baseline: warm,
