@@ -1187,7 +1187,7 @@ pub(crate) mod tests {
                     "aws.secret_access_key",
                     "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
                 ),
-                KeyValue::new("tls.private_key", "-----BEGIN PRIVATE KEY-----"),
+                KeyValue::new("tls.private_key", "FAKE-TEST-key-material"),
                 KeyValue::new("gen_ai.usage.input_tokens", 10),
                 KeyValue::new("gen_ai.request.max_tokens", 100),
                 KeyValue::new("llmtel.feature", "faq"),
