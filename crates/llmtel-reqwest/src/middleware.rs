@@ -360,17 +360,22 @@ impl Drop for InFlight<'_> {
             "cancelled",
             "the request was dropped before its response came (a caller's timeout or select!)",
         );
-        if let Some((h, call)) = self.hook {
-            h.settle(
-                call,
-                &crate::SettledCall {
-                    usage: None,
-                    estimated: false,
-                    response_model: None,
-                    error_type: Some("cancelled".to_owned()),
-                },
-            );
-        }
+        settle_failed(self.hook, "cancelled");
+    }
+}
+
+/// Settles the hook of a call that failed before any response, with its `error.type`.
+fn settle_failed(hook: Option<&(Arc<dyn PreflightHook>, PlannedCall)>, class: &str) {
+    if let Some((h, call)) = hook {
+        h.settle(
+            call,
+            &crate::SettledCall {
+                usage: None,
+                estimated: false,
+                response_model: None,
+                error_type: Some(class.to_owned()),
+            },
+        );
     }
 }
 
@@ -387,17 +392,7 @@ fn transport_failure(
         "transport"
     };
     llmtel::record_error_status(span, class, &transport_message(e));
-    if let Some((h, call)) = hook {
-        h.settle(
-            call,
-            &crate::SettledCall {
-                usage: None,
-                estimated: false,
-                response_model: None,
-                error_type: Some(class.to_owned()),
-            },
-        );
-    }
+    settle_failed(hook, class);
 }
 
 /// The request body with `stream_options.include_usage` set, if it is a JSON object.
