@@ -6,27 +6,14 @@
 //! the wall clock is undone by the next one dated near the wall clock.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, SystemTime};
 
 use llmtel_quality::{CallSignals, MAX_CLOCK_JUMP, Monitor, MonitorConfig};
 
 fn call(at: SystemTime, error: bool) -> CallSignals {
-    CallSignals {
-        model: Some("gpt-4o-mini".into()),
-        feature: Some("faq".into()),
-        response_id: None,
-        trace_id: None,
-        span_id: None,
-        ended_at: at,
-        latency: Duration::from_millis(800),
-        error_type: error.then(|| "timeout".into()),
-        truncated: false,
-        content_filtered: false,
-        output_tokens: None,
-        tokens_per_second: None,
-        time_to_first_chunk: None,
-        cost_usd: None,
-    }
+    common::signals("gpt-4o-mini", at, error)
 }
 
 /// Thirty minutes of calls from `start`, every one failing, 100 a minute.

@@ -6,28 +6,15 @@
 //! still getting (failing) calls keeps firing.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, SystemTime};
 
 use llmtel_alert::AlertState;
 use llmtel_quality::{CallSignals, Monitor, MonitorConfig};
 
 fn call(model: &str, at: SystemTime, error: bool) -> CallSignals {
-    CallSignals {
-        model: Some(model.into()),
-        feature: Some("faq".into()),
-        response_id: None,
-        trace_id: None,
-        span_id: None,
-        ended_at: at,
-        latency: Duration::from_millis(800),
-        error_type: error.then(|| "timeout".into()),
-        truncated: false,
-        content_filtered: false,
-        output_tokens: None,
-        tokens_per_second: None,
-        time_to_first_chunk: None,
-        cost_usd: None,
-    }
+    common::signals(model, at, error)
 }
 
 /// `minutes` of 100 calls a minute of `model` from `start`.

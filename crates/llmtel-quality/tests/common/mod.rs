@@ -115,3 +115,24 @@ pub fn call(s: &CallSpec) -> LlmCall {
         span_id: None,
     }
 }
+
+/// The signals of one call of `model` for the feature `faq` ending at `at` (800 ms), failed
+/// with `timeout` when `error`: what the monitor tests feed it directly.
+pub fn signals(model: &str, at: SystemTime, error: bool) -> llmtel_quality::CallSignals {
+    llmtel_quality::CallSignals {
+        model: Some(model.into()),
+        feature: Some("faq".into()),
+        response_id: None,
+        trace_id: None,
+        span_id: None,
+        ended_at: at,
+        latency: Duration::from_millis(800),
+        error_type: error.then(|| "timeout".into()),
+        truncated: false,
+        content_filtered: false,
+        output_tokens: None,
+        tokens_per_second: None,
+        time_to_first_chunk: None,
+        cost_usd: None,
+    }
+}
