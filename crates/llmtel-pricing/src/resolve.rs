@@ -262,18 +262,22 @@ impl Catalog {
     /// ```
     pub fn explain(&self, model: &str, provider: Option<&str>) -> Vec<ResolveStep> {
         let mut steps = Vec::new();
-        self.resolve_steps(model.trim(), provider, &mut Some(&mut steps));
+        self.resolve_steps(model.trim(), provider, true, &mut Some(&mut steps));
         steps
     }
 
     fn resolve_uncached(&self, model: &str, provider: Option<&str>) -> Option<Resolved> {
-        self.resolve_steps(model, provider, &mut None)
+        self.resolve_steps(model, provider, true, &mut None)
     }
 
+    /// `deployments`: whether step 1 applies. A deployment's target is resolved without it:
+    /// it names the model served (`gpt-4o = "azure/gpt-4o"` resolved its target's base
+    /// name through the same mapping again, without end, until the stack overflowed).
     fn resolve_steps(
         &self,
         model: &str,
         provider: Option<&str>,
+        deployments: bool,
         log: &mut Option<&mut Vec<ResolveStep>>,
     ) -> Option<Resolved> {
         if model.is_empty() {
@@ -289,11 +293,11 @@ impl Catalog {
             }
         };
         // 1. deployments (the name, then the name without its prefix)
-        if !self.deployments.is_empty() {
+        if deployments && !self.deployments.is_empty() {
             let base = model.rsplit('/').next().unwrap_or(model);
             for name in [model, base] {
                 if let Some(target) = self.deployments.get(name) {
-                    let found = self.resolve_steps(target, provider, &mut None);
+                    let found = self.resolve_steps(target, provider, false, &mut None);
                     let tried = format!("deployment {name} -> {target}");
                     note("deployment", &tried, found.as_ref().map(|r| r.key.as_str()));
                     if let Some(r) = found {

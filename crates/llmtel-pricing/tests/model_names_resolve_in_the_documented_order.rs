@@ -113,6 +113,23 @@ fn rule_1_deployment_names_map_to_their_model() {
 }
 
 #[test]
+fn a_deployment_whose_target_maps_back_to_it_resolves_once_and_does_not_loop() {
+    // A model name pointed at a provider's entry of itself, and a pair pointing at each
+    // other: the target is the model served, resolved without the mapping (these overflowed
+    // the stack, aborting the process at the first call).
+    let mut c = Catalog::builtin().clone();
+    c.add_deployment("gpt-4o", "azure/gpt-4o");
+    c.add_deployment("a-dep", "b-dep");
+    c.add_deployment("b-dep", "a-dep");
+    assert_eq!(
+        resolved(&c, "gpt-4o", None),
+        is("azure/gpt-4o", MatchKind::Deployment)
+    );
+    assert_eq!(c.resolve("a-dep", None), None);
+    assert!(!c.explain("b-dep", None).is_empty());
+}
+
+#[test]
 fn rule_2_exact_id() {
     assert_eq!(
         resolved(&fixture(), "gpt-4o", None),

@@ -721,6 +721,8 @@ pub struct Monitor {
     /// Whether the last event was held past [`MAX_CLOCK_JUMP`]: a second one in a row moves
     /// the monitor's time (its clock did move: a replay, a simulated clock, a long pause).
     ahead: bool,
+    /// The monitor's time at the last event (what [`Monitor::advance_idle`] runs on from).
+    last_event: Option<SystemTime>,
     cur_window: Option<u64>,
     series: Vec<Series>,
     by_key: HashMap<(String, String), usize>,
@@ -759,6 +761,7 @@ impl Monitor {
             window_s,
             now: UNIX_EPOCH,
             ahead: false,
+            last_event: None,
             cur_window: None,
             series: vec![Series::new(
                 "*".into(),
@@ -801,6 +804,19 @@ impl Monitor {
         self.close_ended();
     }
 
+    /// Lets the monitor's time run on while no event comes: moves it to the time of the last
+    /// event plus `idle` (how long the caller has seen no event), closing the windows that
+    /// ended meanwhile. Without it, a window closes only when an event of a later window
+    /// arrives: when traffic stops, the last window is never judged and a firing alert never
+    /// resolves for lack of data. Runs on from the events' clock, not the wall clock, so
+    /// events replayed from the past keep their windows. The quality pipeline calls it
+    /// from its thread; does nothing before the first event.
+    pub fn advance_idle(&mut self, idle: Duration) {
+        if let Some(t) = self.last_event.and_then(|t| t.checked_add(idle)) {
+            self.advance(t);
+        }
+    }
+
     /// [`advance`](Self::advance) for an event's own time, guarded against a sender's clock:
     /// an event dated more than [`MAX_CLOCK_JUMP`] past both the monitor's time and the wall
     /// clock moves it only when the event before it was that far ahead too; and when the
@@ -817,6 +833,7 @@ impl Monitor {
             if !std::mem::replace(&mut self.ahead, true) {
                 // Held: the event joins the open window; the monitor's time stays.
                 self.stats.clock_skew_events += 1;
+                self.last_event = Some(self.now);
                 return;
             }
         } else if t < self.now && past(self.now, wall) && !past(t, wall) {
@@ -839,6 +856,7 @@ impl Monitor {
         }
         self.ahead = false;
         self.advance(t);
+        self.last_event = Some(self.now);
     }
 
     /// Closes the open window if the monitor's time has left it.

@@ -216,18 +216,21 @@ impl QualityBuilder {
         let dispatch = Arc::new(Mutex::new(self.dispatch.as_ref().map(|d| d.downgrade())));
         let job = MonitorJob {
             monitor: monitor.clone(),
+            last_item: Instant::now(),
             c: counters.clone(),
             alerts: self.alerts.clone(),
             dispatch: dispatch.clone(),
             emit: self.emit_events,
         };
         // Calls never wake the monitor one by one: it drains every 100 ms, or as soon as the
-        // queue is half full, and sleeps after 10 s without calls until the next one.
+        // queue is half full; after 10 s without calls it wakes only every 5 s, for its
+        // windows to close on time (an alert resolves when traffic stops).
         let to_monitor = Worker::builder("quality")
             .with_capacity(self.queue_capacity)
             .with_batch_size(MAX_PER_LOCK)
             .with_wake_at(self.queue_capacity.div_ceil(2))
             .with_interval(DRAIN_INTERVAL)
+            .with_idle_tick(Some(IDLE_TICK))
             .with_app_tracing(true)
             .with_drop_timeout(SHUTDOWN_TIMEOUT)
             .spawn(move || Ok::<_, std::convert::Infallible>(job))
@@ -528,6 +531,9 @@ impl WeakQuality {
 /// it for each call: waking a parked thread costs the request thread microseconds (a futex
 /// wake, often a reschedule), several times the rest of the sink.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the monitor's thread wakes, asleep after an idle spell, for the monitor's time
+/// to run on ([`Monitor::advance_idle`]).
+const IDLE_TICK: Duration = Duration::from_secs(5);
 /// Most items the monitor records per hold of the monitor lock.
 const MAX_PER_LOCK: usize = 256;
 
@@ -626,6 +632,8 @@ where
 /// the evaluation records (outside the lock: emitting runs the app's subscriber).
 struct MonitorJob {
     monitor: Arc<Mutex<Monitor>>,
+    /// When the last item came (the monitor's time runs on from there while none comes).
+    last_item: Instant,
     c: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
     dispatch: SharedDispatch,
@@ -637,6 +645,7 @@ impl Job for MonitorJob {
 
     fn process(&mut self, batch: Vec<MonitorItem>) -> Result<(), String> {
         let mut records: Vec<EvaluationRecord> = Vec::new();
+        self.last_item = Instant::now();
         {
             let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
             for item in batch {
@@ -647,24 +656,36 @@ impl Job for MonitorJob {
                     MonitorItem::Feedback(f) => records.push(m.record_feedback(&f).0),
                 }
             }
-            let raised = m.take_alerts();
-            if let Some(d) = &self.alerts {
-                for a in raised {
-                    // A detector's alert lasts until it resolves it (hysteresis).
-                    if d.send(a.until_resolved()) {
-                        self.c.alerts_sent.fetch_add(1, Relaxed);
-                    }
-                }
-            }
+            self.send_alerts(&mut m);
         }
         for r in &records {
             self.emit_record(r);
         }
         Ok(())
     }
+
+    fn tick(&mut self) {
+        // No call for a while: the monitor's time runs on, so its windows close on time.
+        let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+        m.advance_idle(self.last_item.elapsed());
+        self.send_alerts(&mut m);
+    }
 }
 
 impl MonitorJob {
+    /// Sends what the monitor raised to the alert dispatcher (if any).
+    fn send_alerts(&self, m: &mut Monitor) {
+        let raised = m.take_alerts();
+        if let Some(d) = &self.alerts {
+            for a in raised {
+                // A detector's alert lasts until it resolves it (hysteresis).
+                if d.send(a.until_resolved()) {
+                    self.c.alerts_sent.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
     fn emit_record(&self, rec: &EvaluationRecord) {
         if !self.emit {
             return;

@@ -3,15 +3,17 @@
 //! switch the model, turn the feature off) it fired for good, re-sent to Alertmanager every
 //! minute. It now resolves, "for lack of data", once no value has come for the monitor's
 //! `resolve_idle_after`, as Prometheus resolves an alert whose series went away; a series
-//! still getting (failing) calls keeps firing.
+//! still getting (failing) calls keeps firing. Through the pipeline it resolves when all
+//! traffic stops too: the monitor's time runs on while no call comes (it stood still, so no
+//! window closed, and the alert fired for good).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use llmtel_alert::AlertState;
-use llmtel_quality::{CallSignals, Monitor, MonitorConfig};
+use llmtel_quality::{CallSignals, Monitor, MonitorConfig, Quality};
 
 fn call(model: &str, at: SystemTime, error: bool) -> CallSignals {
     common::signals(model, at, error)
@@ -68,4 +70,59 @@ fn a_series_still_failing_keeps_firing() {
     let t0 = SystemTime::now() - Duration::from_secs(4 * 3600);
     traffic(&mut m, "m1", t0, 35, true);
     assert!(firing_for(&m, "m1") > 0, "{:?}", m.active_alerts());
+}
+
+#[test]
+fn through_the_pipeline_an_alert_resolves_when_all_traffic_stops() {
+    // One-second windows; no value for 15 s resolves (longer than the 10 s after which the
+    // monitor's thread sleeps, waking only to let its time run on).
+    let idle = Duration::from_secs(15);
+    let cfg = MonitorConfig {
+        window: Duration::from_secs(1),
+        ..MonitorConfig::default()
+    }
+    .with_resolve_idle_after(idle);
+    let q = Quality::builder()
+        .with_monitor(cfg)
+        .with_queue_capacity(4096)
+        .build();
+    let sink = q.sink();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t0 = UNIX_EPOCH + Duration::from_secs(now - 30);
+    // Ten windows of 100 failing calls, the last ending about 20 s ago.
+    for w in 0..10u64 {
+        for i in 0..100u64 {
+            assert!(sink.send(call(
+                "m1",
+                t0 + Duration::from_millis(w * 1000 + i * 5),
+                true
+            )));
+        }
+    }
+    assert!(q.flush(Duration::from_secs(10)));
+    assert!(
+        q.with_monitor(|m| firing_for(m, "m1")) > 0,
+        "{:?}",
+        q.stats()
+    );
+    let stopped = Instant::now();
+    while q.with_monitor(|m| firing_for(m, "m1")) > 0 {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(60),
+            "no call for a minute and the alert still fires: {:?}",
+            q.with_monitor(Monitor::active_alerts)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Resolved for lack of data, not before the limit (the monitor's time runs on from the
+    // last call's, not the wall clock's: the calls were 20 s old when they came).
+    assert!(
+        stopped.elapsed() >= idle - Duration::from_secs(3),
+        "resolved after {:?}",
+        stopped.elapsed()
+    );
+    q.shutdown();
 }

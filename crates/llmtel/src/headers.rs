@@ -122,9 +122,8 @@ pub(crate) fn export_timeout(
     for var in vars {
         // An empty value is as unset (the specification, "Parsing empty value": a compose
         // file's `OTEL_EXPORTER_OTLP_TIMEOUT=` failed the start).
-        match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => return parse_timeout(var, &v),
-            _ => {}
+        if let Some(v) = crate::init::env(var) {
+            return parse_timeout(var, &v);
         }
     }
     Ok(DEFAULT_EXPORT_TIMEOUT)

@@ -247,6 +247,7 @@ pub struct WorkerBuilder {
     wake_at: Option<usize>,
     interval: Duration,
     idle_sleep: Option<Duration>,
+    idle_tick: Option<Duration>,
     linger: Duration,
     drop_timeout: Duration,
     app_tracing: bool,
@@ -293,6 +294,14 @@ impl WorkerBuilder {
     /// [`Job::tick`] retries work, say).
     pub fn with_idle_sleep(mut self, after: Option<Duration>) -> Self {
         self.idle_sleep = after;
+        self
+    }
+
+    /// While asleep after an idle spell, still wake this often to call [`Job::tick`] (and
+    /// go back to sleep): a job whose tick follows the clock (the quality monitor closes
+    /// its windows when no call comes). Default `None`: asleep, the thread waits for items.
+    pub fn with_idle_tick(mut self, every: Option<Duration>) -> Self {
+        self.idle_tick = every.map(|d| d.max(Duration::from_millis(1)));
         self
     }
 
@@ -346,6 +355,7 @@ impl WorkerBuilder {
         let theirs = shared.clone();
         let interval = self.interval;
         let idle_sleep = self.idle_sleep;
+        let idle_tick = self.idle_tick;
         let linger = self.linger;
         let app_tracing = self.app_tracing;
         let handle = std::thread::Builder::new()
@@ -374,6 +384,7 @@ impl WorkerBuilder {
                     batch_size,
                     interval,
                     idle_sleep,
+                    idle_tick,
                     linger,
                     failure: None,
                 }
@@ -482,6 +493,7 @@ impl Worker<()> {
             wake_at: None,
             interval: Duration::from_secs(1),
             idle_sleep: Some(Duration::from_secs(10)),
+            idle_tick: None,
             linger: Duration::ZERO,
             app_tracing: false,
             drop_timeout: Duration::from_secs(5),
@@ -685,6 +697,7 @@ struct Runner<J: Job> {
     batch_size: usize,
     interval: Duration,
     idle_sleep: Option<Duration>,
+    idle_tick: Option<Duration>,
     linger: Duration,
     /// The first batch failure since the last flush.
     failure: Option<String>,
@@ -742,12 +755,25 @@ impl<J: Job> Runner<J> {
                 .is_some_and(|after| now.duration_since(last_item) >= after)
             {
                 self.shared.asleep.store(true, Ordering::SeqCst);
-                if self.shared.pending.load(Ordering::SeqCst) == 0
-                    && !self.shared.has_control.load(Ordering::SeqCst)
-                {
-                    std::thread::park();
+                let nothing_to_do = || {
+                    self.shared.pending.load(Ordering::SeqCst) == 0
+                        && !self.shared.has_control.load(Ordering::SeqCst)
+                };
+                if nothing_to_do() {
+                    match self.idle_tick {
+                        Some(every) => std::thread::park_timeout(every),
+                        None => std::thread::park(),
+                    }
                 }
                 self.shared.asleep.store(false, Ordering::SeqCst);
+                if self.idle_tick.is_some() && nothing_to_do() {
+                    // Woken by the clock: tick and sleep again, still idle.
+                    let _ = self.guard(|j| {
+                        j.tick();
+                        Ok(())
+                    });
+                    continue;
+                }
                 last_item = Instant::now();
                 next_tick = last_item + self.interval;
                 continue;

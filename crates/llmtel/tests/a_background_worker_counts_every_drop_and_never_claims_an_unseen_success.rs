@@ -260,6 +260,71 @@ fn an_idle_worker_sleeps_until_the_next_item_and_that_item_wakes_it() {
     assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
 }
 
+/// Counts its ticks and the items it processes.
+struct Ticker {
+    ticks: Arc<AtomicU64>,
+    items: Arc<AtomicU64>,
+}
+
+impl Job for Ticker {
+    type Item = u32;
+    fn process(&mut self, batch: Vec<u32>) -> Result<(), String> {
+        self.items.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    fn tick(&mut self) {
+        self.ticks.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Ticks of a worker idle for `idle` after one item, asleep after 50 ms, ticking every 10 ms
+/// while awake; and whether an item sent afterwards still wakes it.
+fn ticks_while_asleep(idle_tick: Option<Duration>, idle: Duration) -> (u64, u64) {
+    let (ticks, items) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let job = Ticker {
+        ticks: ticks.clone(),
+        items: items.clone(),
+    };
+    let worker = Worker::builder("test-idle-tick")
+        .with_interval(Duration::from_millis(10))
+        .with_idle_sleep(Some(Duration::from_millis(50)))
+        .with_idle_tick(idle_tick)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(1).unwrap();
+    // Asleep well before this.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ticks.load(Ordering::SeqCst);
+    std::thread::sleep(idle);
+    let asleep = ticks.load(Ordering::SeqCst) - before;
+    worker.send(2).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while items.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the item after the idle spell was never processed"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (asleep, items.load(Ordering::SeqCst))
+}
+
+#[test]
+fn an_idle_worker_with_an_idle_tick_still_ticks_while_asleep_and_items_still_wake_it() {
+    // Every 100 ms for a second: about 10 ticks (not the 100 of the awake interval).
+    let (ticks, items) =
+        ticks_while_asleep(Some(Duration::from_millis(100)), Duration::from_secs(1));
+    assert!(
+        (5..=20).contains(&ticks),
+        "{ticks} ticks in a second asleep"
+    );
+    assert_eq!(items, 2);
+    // Without one, an asleep worker does not tick at all.
+    let (ticks, items) = ticks_while_asleep(None, Duration::from_millis(500));
+    assert_eq!(ticks, 0, "an asleep worker without an idle tick ticked");
+    assert_eq!(items, 2);
+}
+
 #[test]
 fn senders_racing_the_thread_lose_nothing_and_keep_the_counts_exact() {
     // The thread takes items as fast as four senders put them in: an item can be taken
