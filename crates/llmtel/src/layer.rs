@@ -59,6 +59,9 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
 pub(crate) struct SpanSlot {
     state: Option<Capture>,
     pub(crate) joined: Option<crate::summary::Joined>,
+    /// Whether the layer counted the span in its `captured` filter (which only says "maybe"):
+    /// its own close uncounts it, whichever layer finished the call first.
+    counted: bool,
 }
 
 /// What llmtel's layer captured of a span.
@@ -71,11 +74,7 @@ enum Capture {
     /// `llmtel.feature`, `llmtel.tenant`, custom `llmtel.*`), such as a request span: it can
     /// never be a call, so only the dimensions its calls inherit are kept (no field set, no
     /// clocks).
-    Dims {
-        dims: crate::Dimensions,
-        /// The layer that captured the span (its close settles the layer's count).
-        layer: Arc<Inner>,
-    },
+    Dims { dims: crate::Dimensions },
 }
 
 impl SpanSlot {
@@ -412,10 +411,7 @@ where
             };
             attrs.record(&mut fields);
             let capture = if kind == Kind::Dims {
-                Capture::Dims {
-                    dims: fields.dims,
-                    layer: self.inner.clone(),
-                }
+                Capture::Dims { dims: fields.dims }
             } else {
                 // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
                 // dispatcher's own call, where the current dispatcher is not reachable.
@@ -430,7 +426,10 @@ where
                     layer: self.inner.clone(),
                 })
             };
-            SpanSlot::update(&mut span.extensions_mut(), |s| s.state = Some(capture));
+            SpanSlot::update(&mut span.extensions_mut(), |s| {
+                s.state = Some(capture);
+                s.counted = true;
+            });
             self.inner.captured.add(id);
         }
         if let Some(summaries) = &self.summaries {
@@ -475,10 +474,10 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let captured = self.inner.captured.maybe(&id);
+        let maybe_captured = self.inner.captured.maybe(&id);
         // A span this layer did not capture made no call; its close has work only when it is
         // the root of a trace that did (its summary is kept).
-        if !captured
+        if !maybe_captured
             && !self
                 .summaries
                 .as_ref()
@@ -487,6 +486,17 @@ where
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
+        // Uncounted here, not where the call is finished: a layer stacked before this one
+        // (budgets, quality, the call log) may have finished it already, and its call still
+        // goes to this layer's trace summary.
+        let captured = maybe_captured
+            && span
+                .extensions_mut()
+                .get_mut::<SpanSlot>()
+                .is_some_and(|s| std::mem::take(&mut s.counted));
+        if captured {
+            self.inner.captured.remove(&id);
+        }
         match &self.summaries {
             // The call is finished once and handed to the summaries as it is left: no second
             // read of the span's state.
@@ -499,7 +509,9 @@ where
                 summaries.close_with(&span, unpriced);
             }
             None => {
-                finish_call(&span, false, None);
+                if captured {
+                    finish_call(&span, false, None);
+                }
             }
         }
     }
@@ -568,9 +580,8 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         .and_then(|s| s.state.take());
     let mut state = match taken {
         Some(Capture::Call(state)) => state,
-        Some(Capture::Dims { layer, .. }) => {
+        Some(Capture::Dims { .. }) => {
             // A span of dimensions only: its children have closed and read them already.
-            layer.captured.remove(&span.id());
             return false;
         }
         None => return span.extensions().get::<LlmCall>().is_some(),
@@ -581,7 +592,6 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         // Closed already and left for the export stage: nothing to build for this caller.
         Some(_) => return leave_for_export(span, state, unpriced),
         None => {
-            inner.captured.remove(&span.id());
             if !state.fields.has_gen_ai || !state.fields.is_model_call() {
                 // A non-LLM span (a request span with `user.id`, an agent step): its children
                 // have closed and read its dimensions already; nothing more to do.

@@ -288,3 +288,56 @@ fn evicting_a_trace_s_older_summary_keeps_its_newer_one_found() {
         .expect("the second request's summary");
     assert_eq!(kept.input_tokens, 200);
 }
+
+/// A layer of the user's that reads each call in its own close, as the budget, quality and
+/// call-log layers do, stacked before llmtel's.
+struct ReadsCalls(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S> tracing_subscriber::Layer<S> for ReadsCalls
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            if llmtel::close_call(&span) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_layer_stacked_before_llmtel_that_reads_the_call_leaves_the_summaries_whole() {
+    // That layer finished each call first, and llmtel's close took the span for one it had
+    // not captured: its trace summary missed the call (a lone call's trace was not kept).
+    for exporting in [false, true] {
+        let (url, _requests) = support::otlp_http::receiver();
+        let (layer, guard) = llmtel::builder()
+            .with_console(false)
+            .with_metrics(false)
+            .with_endpoint(url)
+            .with_protocol(llmtel::Protocol::HttpProtobuf)
+            .with_export_disabled(!exporting)
+            .build::<tracing_subscriber::layer::Layered<ReadsCalls, tracing_subscriber::Registry>>()
+            .unwrap();
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stack = tracing_subscriber::registry()
+            .with(ReadsCalls(read.clone()))
+            .with(layer);
+        tracing::subscriber::with_default(stack, || {
+            request("alice", true);
+            let lone = llmtel::llm_span!("chat", "openai", "gpt-4o");
+            llmtel::record_usage(&lone, &Usage::new(1_000, 100));
+        });
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 4);
+        let kept = guard.summaries().recent(10);
+        let handle = kept.iter().find(|s| s.root == "handle");
+        let handle = handle.unwrap_or_else(|| panic!("exporting {exporting}: {kept:?}"));
+        assert_eq!((handle.llm_calls, handle.errors), (3, 1), "{handle:?}");
+        assert_eq!(handle.input_tokens, 2_000);
+        let lone = kept.iter().find(|s| s.root == "chat gpt-4o");
+        let lone = lone.unwrap_or_else(|| panic!("exporting {exporting}: {kept:?}"));
+        assert_eq!((lone.llm_calls, lone.input_tokens), (1, 1_000), "{lone:?}");
+        drop(guard);
+    }
+}
