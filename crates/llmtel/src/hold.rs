@@ -181,6 +181,7 @@ impl Hold {
         mut batch: Vec<SpanData>,
     ) -> OTelSdkResult {
         let mut delay = FIRST_RETRY;
+        let mut refused_alone = 0;
         loop {
             if self.given_up() {
                 return Err(gave_up(None));
@@ -201,6 +202,12 @@ impl Hold {
                     let front = Box::pin(self.export_held(inner, batch)).await;
                     let back = Box::pin(self.export_held(inner, back)).await;
                     return front.and(back);
+                }
+                Some(Err(e)) if self.refused_alone(&e, &batch, &mut refused_alone) => {
+                    // One span, too big for this collector on its own: retried, it would
+                    // hold every later span back for good.
+                    self.state.store(HEALTHY, Ordering::Relaxed);
+                    return Err(too_big_alone(&e, &batch));
                 }
                 Some(Err(e)) if !is_transient(&e) => {
                     // The collector answered: it is reachable, and rejects this batch.
@@ -238,6 +245,21 @@ impl Hold {
         true
     }
 
+    /// Whether `e` refuses a lone span of at least [`MIN_REQUEST_BYTES`] for its size for the
+    /// last time: at once for `OUT_OF_RANGE` / 413 (not retried anyway), after
+    /// [`LONE_SPAN_RETRIES`] retries for `RESOURCE_EXHAUSTED` (an overloaded collector's
+    /// answer too).
+    fn refused_alone(&self, e: &OTelSdkError, batch: &[SpanData], refusals: &mut u32) -> bool {
+        if batch.len() != 1 || !refused_for_size(e) {
+            return false;
+        }
+        if crate::export::encoded_size_estimate(&batch[0]) < MIN_REQUEST_BYTES {
+            return false;
+        }
+        *refusals += 1;
+        !is_transient(e) || *refusals > LONE_SPAN_RETRIES
+    }
+
     /// Runs `fut` until it finishes or a shutdown gives up (`None`).
     async fn unless_given_up<F: Future>(&self, fut: F) -> Option<F::Output> {
         let mut fut = pin!(fut);
@@ -257,6 +279,20 @@ impl Hold {
         })
         .await
     }
+}
+
+/// How often a lone span refused with `RESOURCE_EXHAUSTED` is retried before it is taken as
+/// too big for the collector and dropped (counted).
+const LONE_SPAN_RETRIES: u32 = 2;
+
+fn too_big_alone(e: &OTelSdkError, batch: &[SpanData]) -> OTelSdkError {
+    let bytes: usize = batch.iter().map(crate::export::encoded_size_estimate).sum();
+    OTelSdkError::InternalFailure(format!(
+        "a span of about {} KiB was refused for its size on its own ({e}); it is dropped \
+         and counted. Raise the collector's request size limit (max_recv_msg_size_mib) or \
+         keep large values (bodies, documents) out of span attributes",
+        bytes / 1024
+    ))
 }
 
 fn gave_up(last: Option<&OTelSdkError>) -> OTelSdkError {
@@ -462,6 +498,38 @@ mod tests {
             } else {
                 Ok(())
             })
+        }
+    }
+
+    #[test]
+    fn a_lone_span_too_big_for_the_collector_is_dropped_and_does_not_hold_the_rest_back() {
+        for (error, attempts) in [
+            (
+                "TonicTracesClient export failed with gRPC code: ResourceExhausted",
+                1 + LONE_SPAN_RETRIES as usize,
+            ),
+            (
+                "TonicTracesClient export failed with gRPC code: OutOfRange",
+                1,
+            ),
+            ("HTTP export failed with status code: 413", 1),
+        ] {
+            let hold = Hold::new();
+            // Takes no request with a span in it: a 100 KiB span is too big alone.
+            let collector = SpanLimit {
+                max: 0,
+                error,
+                seen: Mutex::default(),
+            };
+            let (r, sent) = export(&hold, &collector, 1, 100);
+            let e = r.expect_err(error).to_string();
+            // Dropped as too big (the queue counts it), not given up at the deadline.
+            assert!(
+                e.contains("refused for its size on its own"),
+                "{error}: {e}"
+            );
+            assert_eq!(sent, 0);
+            assert_eq!(collector.seen.lock().unwrap().len(), attempts, "{error}");
         }
     }
 
