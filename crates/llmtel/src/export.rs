@@ -249,6 +249,7 @@ fn is_secret_key(key: &str) -> bool {
     if SECRET_SUFFIXES
         .iter()
         .any(|suffix| ends_with_ci(key, suffix))
+        || crate::redact::ends_with_credential_word(key.as_bytes())
     {
         return true;
     }

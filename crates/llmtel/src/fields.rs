@@ -64,7 +64,8 @@ impl Count {
                 Ok(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => {
                     Count::Value(f as u64)
                 }
-                _ => Count::Malformed(s.to_owned()),
+                // Kept for the usage note, capped: the value is the caller's.
+                _ => Count::Malformed(crate::bound::cap_value(s).into_owned()),
             },
         };
     }
@@ -264,6 +265,11 @@ impl SpanFields {
                 }
             }
             Slot::MaxTokens => self.max_tokens = value.trim().parse().ok(),
+            Slot::TimeToFirstChunk => {
+                if let Ok(v) = value.trim().parse::<f64>() {
+                    self.set_time_to_first_chunk(v);
+                }
+            }
             Slot::Stream => self.stream = value.trim().parse().ok(),
             Slot::Estimated => self.estimated = value.trim().parse().ok(),
             _ => {}
@@ -287,6 +293,7 @@ impl SpanFields {
         match class.slot {
             Slot::MaxTokens => self.max_tokens = u64::try_from(value).ok(),
             Slot::Cost => self.reported_cost = Some(value as f64),
+            Slot::TimeToFirstChunk => self.set_time_to_first_chunk(value as f64),
             Slot::None | Slot::Custom => {}
             _ => self.set_text(class, Cow::Owned(value.to_string())),
         }
@@ -309,6 +316,7 @@ impl SpanFields {
         match class.slot {
             Slot::MaxTokens => self.max_tokens = Some(value),
             Slot::Cost => self.reported_cost = Some(value as f64),
+            Slot::TimeToFirstChunk => self.set_time_to_first_chunk(value as f64),
             Slot::None | Slot::Custom => {}
             _ => self.set_text(class, Cow::Owned(value.to_string())),
         }
@@ -332,8 +340,17 @@ impl SpanFields {
         }
         match class.slot {
             Slot::Cost => self.reported_cost = Some(value),
-            Slot::TimeToFirstChunk => self.time_to_first_chunk = Some(value),
+            Slot::TimeToFirstChunk => self.set_time_to_first_chunk(value),
             _ => {}
+        }
+    }
+
+    /// `gen_ai.response.time_to_first_chunk` in seconds, whatever type it was recorded as;
+    /// a negative or non-finite value is ignored (it made the metrics' time per output
+    /// chunk negative).
+    fn set_time_to_first_chunk(&mut self, seconds: f64) {
+        if seconds.is_finite() && seconds >= 0.0 {
+            self.time_to_first_chunk = Some(seconds);
         }
     }
 
@@ -642,6 +659,33 @@ mod tests {
         assert_eq!(c, Count::Value(12));
         c.set_f64(1.5);
         assert!(matches!(c, Count::Malformed(_)));
+        // What is kept of a malformed value is capped (the caller chose its size).
+        c.set_str(&"x".repeat(1 << 20));
+        let Count::Malformed(kept) = &c else {
+            panic!("{c:?}")
+        };
+        assert!(
+            kept.len() <= crate::bound::MAX_VALUE_BYTES,
+            "{}",
+            kept.len()
+        );
+    }
+
+    #[test]
+    fn time_to_first_chunk_is_read_from_any_type_and_nonsense_is_ignored() {
+        let name = gen_ai::RESPONSE_TIME_TO_FIRST_CHUNK;
+        let read = |set: &dyn Fn(&mut SpanFields)| {
+            let mut f = SpanFields::default();
+            set(&mut f);
+            f.time_to_first_chunk
+        };
+        assert_eq!(read(&|f| f.set_f64(name, 0.25)), Some(0.25));
+        assert_eq!(read(&|f| f.set_i64(name, 2)), Some(2.0));
+        assert_eq!(read(&|f| f.set_u64(name, 3)), Some(3.0));
+        assert_eq!(read(&|f| f.set_str(name, "0.3")), Some(0.3));
+        assert_eq!(read(&|f| f.set_f64(name, -1.0)), None);
+        assert_eq!(read(&|f| f.set_f64(name, f64::NAN)), None);
+        assert_eq!(read(&|f| f.set_i64(name, -5)), None);
     }
 
     /// Every name llmtel reads, and some it does not.

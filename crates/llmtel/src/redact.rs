@@ -8,8 +8,9 @@
 //!   characters, wherever they appear: alone, inside a URL, inside JSON;
 //! - the value of a credential parameter or header, in a URL query, a header line, JSON or
 //!   `name=value` text: `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
-//!   `x-goog-api-key`, `access_token`, `token`, `*_token`, `secret`, `password`,
-//!   `authorization` (the scheme word, e.g. `Bearer`, is kept);
+//!   `x-goog-api-key`, `access_token`, `token`, `secret`, `password`, `authorization`
+//!   (the scheme word, e.g. `Bearer`, is kept), and any name ending with the word `key` or
+//!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`);
 //! - the token after `Bearer ` and a base64 credential after `Basic `;
 //! - the password of a URL's user info (`https://user:password@host`).
 //!
@@ -351,6 +352,7 @@ static NAME_END: [[u8; 32]; 256] = {
     let mut t = [[0u8; 32]; 256];
     mark_last_two(&mut t, SECRET_NAMES);
     mark_last_two(&mut t, SECRET_NAME_SUFFIXES);
+    mark_last_two(&mut t, &CREDENTIAL_WORDS);
     t
 };
 
@@ -401,6 +403,29 @@ pub(crate) const fn mark_last_bytes(table: &mut [u8; 256], names: &[&str], bit: 
     }
 }
 
+/// The words a name ending with ([`ends_with_credential_word`]) names a credential.
+const CREDENTIAL_WORDS: [&str; 2] = ["key", "token"];
+
+/// Whether `name` ends with the word `key` or `token` after a `_` or `-`, or as a
+/// camel-case word (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`,
+/// `accessToken`, `botToken`): a credential's name. (Plurals, `max_tokens`, are not.)
+pub(crate) fn ends_with_credential_word(name: &[u8]) -> bool {
+    CREDENTIAL_WORDS.iter().any(|w| {
+        let w = w.as_bytes();
+        let Some(at) = name.len().checked_sub(w.len()).filter(|&at| at > 0) else {
+            return false;
+        };
+        if !name[at..].eq_ignore_ascii_case(w) {
+            return false;
+        }
+        let (before, first) = (name[at - 1], name[at]);
+        matches!(before, b'_' | b'-')
+            || (first.is_ascii_uppercase()
+                && (before.is_ascii_lowercase() || before.is_ascii_digit())
+                && name[at + 1..].iter().all(u8::is_ascii_lowercase))
+    })
+}
+
 fn secret_name(name: &[u8]) -> Option<bool> {
     // A name is compared only with the names and suffixes that end with its last letter
     // (`named_value` has ruled out the names no credential name ends like).
@@ -414,6 +439,7 @@ fn secret_name(name: &[u8]) -> Option<bool> {
     if SECRET_NAMES
         .iter()
         .any(|s| s.len() == name.len() && ends_with(s))
+        || ends_with_credential_word(name)
     {
         return Some(false);
     }
@@ -516,6 +542,32 @@ mod tests {
 
     fn r(s: &str) -> String {
         redact(s).into_owned()
+    }
+
+    #[test]
+    fn names_ending_with_the_word_key_or_token_are_credentials_and_plurals_are_not() {
+        for line in [
+            "GET /v1/models?api_token=abcd1234efgh",
+            "Ocp-Apim-Subscription-Key: 0123456789abcdef",
+            r#"{"accessToken":"abc123def456"}"#,
+            "AZURE_OPENAI_KEY=0123456789abcdef0123456789abcdef",
+            "bot_token=xyz987wvu654",
+            "subscriptionKey: f00dfeedf00dfeed",
+        ] {
+            let out = r(line);
+            assert!(out.contains(REDACTED), "{line} -> {out}");
+            for secret in ["abcd1234", "0123456789", "abc123", "xyz987", "f00dfeed"] {
+                assert!(!out.contains(secret), "{line} -> {out}");
+            }
+        }
+        for kept in [
+            "max_tokens=512",
+            "input_tokens: 1200",
+            "monkey=banana1234",
+            "hotkey=ctrl-shift-p",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
     }
 
     #[test]

@@ -281,14 +281,22 @@ pub fn record_error(span: &Span, error_type: &str, message: &str) {
 pub fn record_error_status(span: &Span, error_type: &str, description: &str) {
     span.record(common::ERROR_TYPE, &*crate::cap_value(error_type));
     span.record("otel.status_code", "error");
-    let mut end = description.len().min(MAX_STATUS_BYTES);
-    while !description.is_char_boundary(end) {
-        end -= 1;
-    }
+    // Redacted before the cut (a key cut short at the limit escaped redaction), over a
+    // bounded prefix: longer than any credential past the limit.
+    let redacted = crate::redact::redact(prefix(description, MAX_STATUS_BYTES + 4096));
     span.record(
         "otel.status_description",
-        &*crate::redact::redact(&description[..end]),
+        prefix(&redacted, MAX_STATUS_BYTES),
     );
+}
+
+/// At most the first `max` bytes of `s`, cut at a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The longest status description [`record_error_status`] records, in bytes.

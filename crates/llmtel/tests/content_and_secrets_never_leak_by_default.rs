@@ -37,6 +37,11 @@ fn chatty_library_call() {
         "gen_ai.input.messages" = r#"[{"role":"user","content":"my key is sk-proj-ABCDEFGHIJKLMNOPQRSTUV, summarise this long text please"}]"#,
         "http.request.header.authorization" = "Bearer sk-proj-ABCDEFGHIJKLMNOPQRSTUV",
         "llm.provider.api_key" = "sk-ant-api03-XYZXYZXYZXYZXYZXYZ",
+        // Keys without a known prefix, under names ending with the word key or token.
+        "azure.openai_key" = "0123456789abcdef0123456789abcdef",
+        "app.botToken" = "T0KENVALUE-without-prefix",
+        "ocp-apim-subscription-key" = "f00dfeedf00dfeed",
+        "gen_ai.request.max_tokens" = 512,
     );
 }
 
@@ -46,7 +51,15 @@ fn content_recorded_by_anyone_is_dropped_when_capture_is_off() {
     assert!(attr(&s, "gen_ai.input.messages").is_none());
     assert!(attr(&s, "http.request.header.authorization").is_none());
     assert!(attr(&s, "llm.provider.api_key").is_none());
-    assert!(s.dropped_attributes_count >= 3);
+    for name in [
+        "azure.openai_key",
+        "app.botToken",
+        "ocp-apim-subscription-key",
+    ] {
+        assert!(attr(&s, name).is_none(), "{name}: {:?}", s.attributes);
+    }
+    assert!(attr(&s, "gen_ai.request.max_tokens").is_some());
+    assert!(s.dropped_attributes_count >= 6);
 }
 
 #[test]

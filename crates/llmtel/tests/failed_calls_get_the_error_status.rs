@@ -71,6 +71,27 @@ fn a_long_status_description_is_capped_at_a_character_boundary() {
 }
 
 #[test]
+fn a_key_cut_short_at_the_status_limit_is_still_redacted() {
+    // The key starts 10 bytes before the limit: cut first, its first 10 bytes were too short
+    // to be taken for a key and went out as they were.
+    let key = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+    let mut text = "x".repeat(llmtel::MAX_STATUS_BYTES - 11);
+    text.push(' ');
+    text.push_str(key);
+    let p = run(|| {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_error_status(&span, "server_error", &text);
+    });
+    match &p.span("chat gpt-4o").status {
+        Status::Error { description } => {
+            assert!(description.len() <= llmtel::MAX_STATUS_BYTES);
+            assert!(!description.contains("sk-proj"), "{description}");
+        }
+        other => panic!("expected an error status, got {other:?}"),
+    }
+}
+
+#[test]
 fn error_type_alone_on_a_third_party_span_sets_the_error_status() {
     let (layer, calls) = collecting_layer();
     let p = run_with(layer, true, || {
