@@ -1040,7 +1040,7 @@ impl Monitor {
         self.stats.feedback += 1;
         let id = self.lookup(&fb.target);
         let call = id.and_then(|i| self.call(i)).map(|e| (e.series, e.window));
-        if let Some(score) = fb.score {
+        if let Some(score) = fb.score.map(unit_score) {
             match call {
                 Some((s, w)) if Some(w) != self.cur_window => self.late_rating(s, w, score),
                 _ => {
@@ -1062,7 +1062,7 @@ impl Monitor {
         (
             EvaluationRecord {
                 name: "user_feedback".into(),
-                score: fb.score,
+                score: fb.score.map(unit_score),
                 label: fb.label.clone(),
                 explanation: fb.comment.clone(),
                 response_id,
@@ -1133,13 +1133,16 @@ impl Monitor {
         // The name is kept per window, series, detector and call, and becomes a label: capped
         // as every value a sender controls (an evaluation name from a span in the collector).
         let name = llmtel::cap_value(&ev.name);
+        // Scores are in [0, 1]: `Evaluation`'s fields are public, so an evaluator of the
+        // user's can return anything (5 on a 1-5 scale pushed averages past 1).
+        let score = unit_score(ev.score);
         for idx in std::iter::once(OVERALL).chain(series) {
             if let Some(m) = self.series[idx].cur.eval_mut(&name, max) {
-                m.add(ev.score);
+                m.add(score);
             }
         }
         if let Some(i) = id {
-            self.rescore(i, |q| q.set_evaluation(&name, ev.score));
+            self.rescore(i, |q| q.set_evaluation(&name, score));
         }
         let (trace_id, span_id, response_id) = match &target {
             Some(t) => self.record_ref(id, t),
@@ -1147,7 +1150,7 @@ impl Monitor {
         };
         EvaluationRecord {
             name: name.into_owned(),
-            score: Some(ev.score),
+            score: Some(score),
             label: Some(ev.label.clone()),
             explanation: Some(ev.explanation.clone()),
             response_id,
@@ -1503,5 +1506,14 @@ impl Monitor {
             active_alerts: self.active_alerts(),
             stats: self.stats(),
         }
+    }
+}
+
+/// A score held to [0, 1] (NaN stays NaN: the accumulators skip it).
+fn unit_score(score: f64) -> f64 {
+    if score.is_nan() {
+        score
+    } else {
+        score.clamp(0.0, 1.0)
     }
 }
