@@ -668,22 +668,61 @@ impl QueueConfig {
 
     /// [`from_env`](Self::from_env) with the variables read through `var`.
     fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+        Self::read_vars(var).0
+    }
+
+    /// [`from_env`](Self::from_env), or what is wrong with the first variable set to a value
+    /// that is not a setting (`init()` and `builder()` fail with it: an
+    /// `OTEL_BSP_MAX_QUEUE_SIZE=64k` was silently the default).
+    pub(crate) fn checked_from_env() -> Result<Self, String> {
+        Self::checked_from_vars(|k| std::env::var(k).ok())
+    }
+
+    fn checked_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        match Self::read_vars(var) {
+            (c, None) => Ok(c),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// The settings the variables give (the default where unset, empty or invalid) and what
+    /// is wrong with the first invalid one.
+    fn read_vars(var: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
         let mut c = QueueConfig::default();
-        let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(v) = num("OTEL_BSP_MAX_QUEUE_SIZE").filter(|v| *v > 0) {
-            c.max_queue_size = v as usize;
+        let mut invalid = None;
+        let mut num = |k: &str, zero_ok: bool, what: &str| {
+            let v = var(k)?;
+            let t = v.trim();
+            if t.is_empty() {
+                return None;
+            }
+            match t.parse::<u64>() {
+                Ok(n) if n > 0 || zero_ok => Some(n),
+                _ => {
+                    invalid.get_or_insert_with(|| {
+                        format!(
+                            "{k}={v:?} is not {what}: write a whole number{}",
+                            if zero_ok { "" } else { " above 0" }
+                        )
+                    });
+                    None
+                }
+            }
+        };
+        if let Some(v) = num("OTEL_BSP_MAX_QUEUE_SIZE", false, "a span count") {
+            c.max_queue_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").filter(|v| *v > 0) {
-            c.max_export_batch_size = v as usize;
+        if let Some(v) = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", false, "a span count") {
+            c.max_export_batch_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("LLMTEL_EXPORT_MAX_BATCH_BYTES").filter(|v| *v > 0) {
+        if let Some(v) = num("LLMTEL_EXPORT_MAX_BATCH_BYTES", false, "a size in bytes") {
             c.max_export_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("OTEL_BSP_SCHEDULE_DELAY") {
+        if let Some(v) = num("OTEL_BSP_SCHEDULE_DELAY", true, "a delay in milliseconds") {
             c.scheduled_delay = Duration::from_millis(v);
         }
         c.max_export_batch_size = c.max_export_batch_size.min(c.max_queue_size);
-        c
+        (c, invalid)
     }
 }
 
@@ -1489,6 +1528,41 @@ pub(crate) mod tests {
         // A batch is never bigger than the queue.
         let c = from(&[("OTEL_BSP_MAX_QUEUE_SIZE", "100")]);
         assert_eq!(c.max_export_batch_size, 100);
+    }
+
+    #[test]
+    fn a_queue_variable_set_to_something_else_is_a_clear_error_for_init() {
+        use super::QueueConfig;
+        let checked = |k: &'static str, v: &'static str| {
+            QueueConfig::checked_from_vars(move |n| (n == k).then(|| v.to_owned()))
+        };
+        for (k, v) in [
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "64k"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "5s"),
+            ("LLMTEL_EXPORT_MAX_BATCH_BYTES", "3MiB"),
+        ] {
+            let e = checked(k, v).expect_err(v);
+            assert!(
+                e.contains(k) && e.contains(v) && e.contains("write a whole number"),
+                "{e}"
+            );
+        }
+        // Unset, empty and valid values are fine; a delay of 0 is one.
+        assert!(checked("OTEL_BSP_MAX_QUEUE_SIZE", " ").is_ok());
+        assert_eq!(
+            checked("OTEL_BSP_SCHEDULE_DELAY", "0")
+                .unwrap()
+                .scheduled_delay,
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            checked("OTEL_BSP_MAX_QUEUE_SIZE", "4096")
+                .unwrap()
+                .max_queue_size,
+            4096
+        );
     }
 
     /// Every listed name is found, in lower, upper and mixed case, whatever the table of last

@@ -608,7 +608,8 @@ impl Builder {
         self.threads = on;
         self
     }
-    /// Export queue settings (default: [`QueueConfig::from_env`]).
+    /// Export queue settings (default: [`QueueConfig::from_env`]; a variable set to a value
+    /// that is not a setting fails the build with [`InitError::Setting`]).
     pub fn with_queue(mut self, config: QueueConfig) -> Self {
         self.queue = Some(config);
         self
@@ -834,7 +835,10 @@ impl Builder {
         let mut provider = None;
         let mut shutdown_timeout = QueueConfig::default().flush_timeout;
         let otel_layer = if exporting {
-            let queue_cfg = self.queue.clone().unwrap_or_else(QueueConfig::from_env);
+            let queue_cfg = match self.queue.clone() {
+                Some(q) => q,
+                None => QueueConfig::checked_from_env().map_err(InitError::Setting)?,
+            };
             shutdown_timeout = queue_cfg.flush_timeout;
             let stage = ExporterStage {
                 catalog: catalog.clone(),
