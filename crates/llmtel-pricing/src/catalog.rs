@@ -311,10 +311,10 @@ impl Catalog {
     /// built-in catalog is never replaced by a half-loaded file.
     ///
     /// # Errors
-    /// As [`Catalog::load`].
+    /// As [`Catalog::load`] and [`Catalog::try_merged_with`].
     pub fn builtin_with(path: &Path) -> Result<Catalog, CatalogError> {
         let user = Catalog::load(path)?;
-        Ok(Catalog::builtin().merged_with(&user))
+        Catalog::builtin().try_merged_with(&user, &path.display().to_string())
     }
 
     /// Maps a deployment name (e.g. an Azure OpenAI deployment) to the model it serves;
@@ -346,8 +346,13 @@ impl Catalog {
     }
 
     /// This catalog plus the overrides: entries of `other` replace entries with the same
-    /// id or add new ones, and take over any alias they declare; its deployment
+    /// id or add new ones, and take over any alias they declare; an entry replaced keeps
+    /// the aliases of the entry it replaces that no entry of `other` claims (a LiteLLM file
+    /// has no aliases: `claude-sonnet-4.5` still names `claude-sonnet-4-5`). Its deployment
     /// mappings are added (replacing those of the same name).
+    ///
+    /// An alias of `other` that is the id of an entry of this catalog never applies (an
+    /// exact id always wins); [`Catalog::try_merged_with`] rejects it instead.
     pub fn merged_with(&self, other: &Catalog) -> Catalog {
         let mut entries = self.entries.clone();
         let claimed: std::collections::HashSet<&str> = other
@@ -361,7 +366,16 @@ impl Catalog {
             entry.aliases.retain(|a| !claimed.contains(a.as_str()));
         }
         for (id, entry) in &other.entries {
-            entries.insert(id.clone(), entry.clone());
+            let mut entry = entry.clone();
+            if let Some(replaced) = entries.get(id) {
+                // Already without the aliases `other` claims.
+                for alias in &replaced.aliases {
+                    if !entry.aliases.contains(alias) {
+                        entry.aliases.push(alias.clone());
+                    }
+                }
+            }
+            entries.insert(id.clone(), entry);
         }
         let mut merged = Catalog::from_entries(entries);
         merged.deployments = self.deployments.clone();
@@ -372,6 +386,52 @@ impl Catalog {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
         merged
+    }
+
+    /// [`Catalog::merged_with`], or an error when an entry of `other` declares an alias
+    /// that is the id of another model (of this catalog or of `other`): an exact id always
+    /// wins, so the alias would silently never apply. `origin` names `other` in the error
+    /// (its file or URL).
+    ///
+    /// ```
+    /// use llmtel_pricing::Catalog;
+    /// let user = Catalog::from_toml_str(r#"
+    /// [[model]]
+    /// id = "my-4o"
+    /// provider = "openai"
+    /// aliases = ["gpt-4o"]
+    /// [[model.price]]
+    /// effective = "2025-01-01"
+    /// input = 1
+    /// output = 1
+    /// "#, "user.toml").unwrap();
+    /// let e = Catalog::builtin().try_merged_with(&user, "user.toml").unwrap_err();
+    /// assert!(e.to_string().contains("`aliases`"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`CatalogError::Invalid`] naming `origin`, the entry, the field `aliases` and the
+    /// alias.
+    pub fn try_merged_with(&self, other: &Catalog, origin: &str) -> Result<Catalog, CatalogError> {
+        for entry in other.entries.values() {
+            for alias in &entry.aliases {
+                if alias != &entry.id
+                    && (self.entries.contains_key(alias) || other.entries.contains_key(alias))
+                {
+                    return Err(CatalogError::invalid(
+                        origin,
+                        None,
+                        Some(&entry.id),
+                        Some("aliases"),
+                        format!(
+                            "alias `{alias}` is the id of another model, which always wins over an alias: the alias would never apply"
+                        ),
+                        "remove the alias; to reprice that model, give the entry its id instead",
+                    ));
+                }
+            }
+        }
+        Ok(self.merged_with(other))
     }
 
     /// Adds or replaces an entry (by id); returns the entry it replaced.
@@ -538,6 +598,7 @@ struct RawPrice {
     #[serde(default)]
     service_tier: BTreeMap<String, RawServiceTier>,
     modality: Option<RawModality>,
+    batch_modality: Option<RawModality>,
     off_peak: Option<RawOffPeak>,
     per_request: Option<RawPerRequest>,
     per_unit: Option<RawPerUnit>,
@@ -968,9 +1029,9 @@ impl Ctx<'_> {
                 },
             );
         }
-        if let Some(m) = &raw.modality {
-            let f = |x: &str| format!("price.modality.{x}");
-            dims.modality = ModalityRates {
+        let modality = |table: &str, m: &RawModality| -> Result<ModalityRates, CatalogError> {
+            let f = |x: &str| format!("price.{table}.{x}");
+            Ok(ModalityRates {
                 audio_input: opt(f("audio_input"), &m.audio_input)?,
                 audio_output: opt(f("audio_output"), &m.audio_output)?,
                 image_input: opt(f("image_input"), &m.image_input)?,
@@ -979,7 +1040,13 @@ impl Ctx<'_> {
                 cache_read_image: opt(f("cache_read_image"), &m.cache_read_image)?,
                 cache_write_audio: opt(f("cache_write_audio"), &m.cache_write_audio)?,
                 image_output: opt(f("image_output"), &m.image_output)?,
-            };
+            })
+        };
+        if let Some(m) = &raw.modality {
+            dims.modality = modality("modality", m)?;
+        }
+        if let Some(m) = &raw.batch_modality {
+            dims.batch_modality = modality("batch_modality", m)?;
         }
         if let Some(op) = &raw.off_peak {
             let mut windows = Vec::new();
@@ -1001,15 +1068,28 @@ impl Ctx<'_> {
                         w.weekdays
                     )));
                 }
+                if w.hours_utc.is_empty() {
+                    return Err(bad(
+                        "hours_utc is empty: the window would never apply".into()
+                    ));
+                }
                 for h in &w.hours_utc {
-                    let (start, end) =
-                        parse_hours(h).ok_or_else(|| bad(format!("invalid hours {h:?}")))?;
+                    let (start, end) = parse_hours(h).map_err(bad)?;
                     windows.push(OffPeakWindow {
                         weekdays: w.weekdays.clone(),
                         start_minute: start,
                         end_minute: end,
                     });
                 }
+            }
+            if windows.is_empty() {
+                return Err(self.invalid(
+                    None,
+                    Some(id),
+                    Some("price.off_peak.windows"),
+                    "no window: the off-peak rates would never apply".into(),
+                    "list the windows as [{ weekdays = [1, 2, 3, 4, 5], hours_utc = [\"16:30-24:00\"] }], or remove [model.price.off_peak]",
+                ));
             }
             dims.off_peak = Some(OffPeak {
                 input: self.rate(id, "price.off_peak.input", &op.input)?,
@@ -1153,20 +1233,34 @@ impl Ctx<'_> {
 }
 
 /// `"HH:MM-HH:MM"` (UTC) as minutes `[start, end)`; an end of `00:00` or `24:00` is
-/// midnight at the end of the day. `None` when malformed or empty.
-pub(crate) fn parse_hours(s: &str) -> Option<(u16, u16)> {
-    let (a, b) = s.trim().split_once('-')?;
+/// midnight at the end of the day. `Err(problem)` when malformed, empty or crossing
+/// midnight (the problem then says how to split it).
+pub(crate) fn parse_hours(s: &str) -> Result<(u16, u16), String> {
+    let invalid = || format!("invalid hours {s:?}");
+    let (a, b) = s.trim().split_once('-').ok_or_else(invalid)?;
     let minutes = |t: &str| -> Option<u16> {
         let (h, m) = t.trim().split_once(':')?;
         let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
         (h <= 24 && m < 60 && (h < 24 || m == 0)).then_some(h * 60 + m)
     };
-    let start = minutes(a)?;
-    let end = match minutes(b)? {
+    let start = minutes(a).ok_or_else(invalid)?;
+    let end = match minutes(b).ok_or_else(invalid)? {
         0 => 1440,
         e => e,
     };
-    (start < end && start < 1440).then_some((start, end))
+    if start >= 1440 {
+        return Err(invalid());
+    }
+    if end < start {
+        let (a, b) = (a.trim(), b.trim());
+        return Err(format!(
+            "hours {s:?} cross midnight: split the window at 00:00 into \"{a}-00:00\" and \"00:00-{b}\" (the second with the weekdays after)"
+        ));
+    }
+    if end == start {
+        return Err(format!("hours {s:?} are an empty window"));
+    }
+    Ok((start, end))
 }
 
 /// The field named in a serde message like "unknown field `foo`, expected ...".

@@ -227,6 +227,11 @@ pub struct Dimensions {
     pub service_tiers: BTreeMap<String, ServiceTierRates>,
     /// Per-modality token rates.
     pub modality: ModalityRates,
+    /// Per-modality token rates of the batch API (LiteLLM `input_cost_per_audio_token_batches`,
+    /// `output_cost_per_image_token_batches`, ...). A rate left `None` is the standard
+    /// modality rate scaled by the batch discount (`batch_input` / `batch_output` over the
+    /// base rate), or the batch text rate when the modality has no rate of its own.
+    pub batch_modality: ModalityRates,
     /// Off-peak windows and their rates.
     pub off_peak: Option<OffPeak>,
     /// Per-request charges.
@@ -313,6 +318,8 @@ pub(crate) struct Chosen {
     pub tier_above: Option<u64>,
     pub audio_input: u64,
     pub cache_read_audio: u64,
+    /// The modality rates in force (batch: discounted); `None` = the chosen text rate.
+    pub modality: ModalityRates,
     pub service_tier: Option<String>,
     pub off_peak: bool,
     pub notes: Vec<&'static str>,
@@ -337,11 +344,14 @@ impl Price {
             .and_then(|t| self.dims.service_tiers.get(t));
         let batch = tier_name.as_deref() == Some("batch")
             && st.is_none()
-            && (self.batch_input.is_some() || self.batch_output.is_some());
+            && (self.batch_input.is_some()
+                || self.batch_output.is_some()
+                || !self.dims.batch_modality.is_empty());
         if tier_name.is_some() && st.is_none() && !batch {
             notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
         }
         let m = &self.dims.modality;
+        let mut modality = *m;
         let (mut rates, tier_above) = match st {
             Some(st) if !st.tiers.is_empty() => {
                 let mut s = self.clone();
@@ -356,6 +366,14 @@ impl Price {
         if let Some(st) = st {
             if tier_above.is_none() {
                 rates.input = st.input.unwrap_or(rates.input);
+                // An explicit reasoning rate (LiteLLM's Gemini entries) keeps its ratio to the
+                // output rate: the tier's output rate when reasoning = output.
+                let standard_output = rates.output;
+                rates.reasoning = rates.reasoning.map(|r| {
+                    st.output
+                        .and_then(|o| scaled(r, o, standard_output))
+                        .unwrap_or(r)
+                });
                 rates.output = st.output.unwrap_or(rates.output);
                 rates.cache_read = st.cache_read.or(rates.cache_read);
                 rates.cache_write = st.cache_write.or(rates.cache_write);
@@ -386,6 +404,25 @@ impl Price {
             rates.reasoning = Some(scale(rates.reasoning.unwrap_or(rates.output), bo, base_out));
             rates.input = scale(rates.input, bi, base_in);
             rates.output = scale(rates.output, bo, base_out);
+            // Modality rates: the listed batch rate, else the standard one discounted alike,
+            // else (no rate of its own) the batch text rate.
+            let bm = &self.dims.batch_modality;
+            let input_side = |listed: Option<u64>, standard: Option<u64>| {
+                listed.or_else(|| standard.map(|r| scale(r, bi, base_in)))
+            };
+            let output_side = |listed: Option<u64>, standard: Option<u64>| {
+                listed.or_else(|| standard.map(|r| scale(r, bo, base_out)))
+            };
+            modality.audio_input = input_side(bm.audio_input, m.audio_input);
+            modality.image_input = input_side(bm.image_input, m.image_input);
+            modality.video_input = input_side(bm.video_input, m.video_input);
+            modality.cache_read_audio = input_side(bm.cache_read_audio, m.cache_read_audio);
+            modality.cache_read_image = input_side(bm.cache_read_image, m.cache_read_image);
+            modality.cache_write_audio = input_side(bm.cache_write_audio, m.cache_write_audio);
+            modality.audio_output = output_side(bm.audio_output, m.audio_output);
+            modality.image_output = output_side(bm.image_output, m.image_output);
+            audio_input = modality.audio_input.unwrap_or(rates.input);
+            cache_read_audio = modality.cache_read_audio;
         }
         let mut off_peak = false;
         if let (Some(op), Some(at), None, None) =
@@ -408,13 +445,17 @@ impl Price {
                 Err(()) => notes.push(NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN),
             }
         }
-        // Under a long-context tier the 1-hour write keeps its ratio to the input rate (Claude:
-        // 2x input, $12 above 200K for Sonnet 4.5); no service tier or off-peak window
-        // publishes one.
-        let cache_write_1h = self.cache_write_1h.and_then(|w| match tier_above {
-            None if applied.is_none() && !off_peak => Some(w),
-            Some(_) => scaled(w, rates.input, self.rates.input),
-            _ => None,
+        // Under a long-context tier, the batch discount or a service tier the 1-hour write
+        // keeps its ratio to the input rate (Claude: 2x input, $12 above 200K for Sonnet 4.5,
+        // $3 in Message Batches); no off-peak window publishes one.
+        let cache_write_1h = self.cache_write_1h.and_then(|w| {
+            if off_peak {
+                None
+            } else if tier_above.is_none() && applied.is_none() {
+                Some(w)
+            } else {
+                scaled(w, rates.input, self.rates.input)
+            }
         });
         Chosen {
             rates,
@@ -422,6 +463,7 @@ impl Price {
             tier_above,
             audio_input,
             cache_read_audio: cache_read_audio.unwrap_or(audio_input),
+            modality,
             service_tier: applied,
             off_peak,
             notes,
@@ -438,8 +480,8 @@ impl Price {
         search: Option<SearchContextSize>,
     ) -> Result<(CostBreakdown, Option<&'static str>), PricingError> {
         let overflow = || PricingError::Overflow(*usage);
-        let m = &self.dims.modality;
-        let cached_audio = details.cached_audio_tokens(usage);
+        let m = chosen.modality;
+        let mut cached_audio = details.cached_audio_tokens(usage);
         let modal_in = details.modal_input_tokens();
         let mut text = *usage;
         let mut exclusive = false;
@@ -452,7 +494,8 @@ impl Price {
         // tokens (Gemini counts cached media in its per-modality prompt counts and in
         // `cachedContentTokenCount`): those are priced at the cache rate, not again at their
         // modality's. Text is taken as cached first, then video, then image (Gemini prices
-        // the three alike).
+        // the three alike), then audio beyond the cached audio the call reported (at the
+        // cached audio rate).
         let (mut video_in, mut image_in) = (details.video_input_tokens, details.image_input_tokens);
         let cache = u128::from(usage.cache_read_tokens) + u128::from(usage.cache_write_tokens);
         if !exclusive && u128::from(usage.input_tokens) >= cache {
@@ -467,6 +510,11 @@ impl Price {
                 excess -= cached;
                 text.input_tokens = text.input_tokens.checked_add(cached).ok_or_else(overflow)?;
             }
+            let cached = excess
+                .min(details.audio_input_tokens - cached_audio)
+                .min(text.cache_read_tokens);
+            cached_audio += cached;
+            text.cache_read_tokens -= cached;
         }
         let modal_out = details.modal_output_tokens();
         match u128::from(usage.output_tokens).checked_sub(modal_out) {

@@ -167,7 +167,7 @@ pub use dims::{
 };
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
-pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved};
+pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved, SUGGEST_MAX_BYTES};
 pub use sources::{
     DEFAULT_FETCH_TIMEOUT, ENV_PRICES, ENV_PRICES_URL, ENV_PRICES_URL_CA_FILE,
     ENV_PRICES_URL_TIMEOUT_MS, LayeredCatalog, MAX_FETCH_BYTES, PriceSources,

@@ -137,7 +137,9 @@ impl Catalog {
     ///   `cache_read_input_token_cost`, `cache_creation_input_token_cost` (absent = the
     ///   input rate), `output_cost_per_reasoning_token` (absent = the output rate),
     ///   `cache_creation_input_token_cost_above_1hr` (→ `cache_write_1h`),
-    ///   `input_cost_per_token_batches` / `output_cost_per_token_batches` (→ batch).
+    ///   `input_cost_per_token_batches` / `output_cost_per_token_batches` (→ batch), the
+    ///   modality rates' `_batches` variants (`input_cost_per_audio_token_batches`,
+    ///   `output_cost_per_image_token_batches`, ... → `batch_modality`).
     /// - `<field>_above_<N>k_tokens` / `<field>_above_<N>_tokens` for input, output, cache
     ///   read and cache creation: a tier above N×1000 (or N) prompt tokens that prices the
     ///   whole request; a rate a tier does not list carries over from the tier below.
@@ -301,7 +303,13 @@ impl JsonCtx<'_> {
                 rates,
                 cache_write_1h: rate("cache_creation_input_token_cost_above_1hr")?,
                 batch_input: rate("input_cost_per_token_batches")?,
-                batch_output: rate("output_cost_per_token_batches")?,
+                batch_output: match rate("output_cost_per_token_batches")? {
+                    // gpt-image-2: the output tokens are image tokens, their batch rate too.
+                    None if kind == ModelKind::ImageGeneration => {
+                        rate("output_cost_per_image_token_batches")?
+                    }
+                    other => other,
+                },
                 source: Some(format!(
                     "LiteLLM model_prices_and_context_window.json ({})",
                     self.origin
@@ -496,6 +504,16 @@ impl JsonCtx<'_> {
                 cache_write_audio: rate("cache_creation_input_audio_token_cost")?,
                 image_output: rate("output_cost_per_image_token")?,
             },
+            batch_modality: ModalityRates {
+                audio_input: rate("input_cost_per_audio_token_batches")?,
+                audio_output: rate("output_cost_per_audio_token_batches")?,
+                image_input: rate("input_cost_per_image_token_batches")?,
+                video_input: rate("input_cost_per_video_token_batches")?,
+                cache_read_audio: rate("cache_read_input_audio_token_cost_batches")?,
+                cache_read_image: rate("cache_read_input_image_token_cost_batches")?,
+                cache_write_audio: rate("cache_creation_input_audio_token_cost_batches")?,
+                image_output: rate("output_cost_per_image_token_batches")?,
+            },
             ..Dimensions::default()
         };
         for tier in SERVICE_TIERS {
@@ -663,36 +681,113 @@ impl JsonCtx<'_> {
             rate("input_cost_per_token")?.ok_or_else(|| fail("no input_cost_per_token".into()))?;
         let output = rate("output_cost_per_token")?
             .ok_or_else(|| fail("no output_cost_per_token".into()))?;
-        let mut windows = Vec::new();
-        for w in obj
+        let windows_field = "off_peak_pricing.windows";
+        let bad = |field: &str, problem: String, fix: &'static str| {
+            self.invalid(
+                self.line_of(key, Some("off_peak_pricing")),
+                Some(key),
+                Some(field),
+                problem,
+                fix,
+            )
+        };
+        const WINDOWS_FIX: &str = "list the windows as \"windows\": [{\"hours_utc\": [\"16:30-24:00\"], \"weekdays\": [1, 2, 3, 4, 5]}], or remove off_peak_pricing";
+        const WEEKDAYS_FIX: &str = "write weekdays as a JSON array of ISO weekdays, 1 (Monday) to 7 (Sunday), e.g. [1, 2, 3, 4, 5], or leave the key out for every day";
+        const HOURS_FIX: &str = "write hours_utc as a \"HH:MM-HH:MM\" UTC string or an array of them, e.g. [\"00:00-01:00\", \"16:30-24:00\"]; a window crossing midnight is two windows split at 00:00";
+        let list = obj
             .get("windows")
             .and_then(Value::as_array)
-            .ok_or_else(|| fail("no windows array".into()))?
-        {
+            .ok_or_else(|| fail("no windows array".into()))?;
+        if list.is_empty() {
+            return Err(bad(
+                windows_field,
+                "no window: the off-peak rates would never apply".into(),
+                WINDOWS_FIX,
+            ));
+        }
+        let mut windows = Vec::new();
+        for (i, w) in list.iter().enumerate() {
+            let field = |name: &str| format!("{windows_field}[{i}].{name}");
+            if !w.is_object() {
+                return Err(bad(
+                    &format!("{windows_field}[{i}]"),
+                    format!("expected an object, found {}", type_name(w)),
+                    WINDOWS_FIX,
+                ));
+            }
             let weekdays: Vec<u8> = match w.get("weekdays") {
                 None => (1..=7).collect(),
-                Some(d) => d
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                Some(Value::Array(days)) if !days.is_empty() => days
+                    .iter()
                     .map(|d| {
                         d.as_u64()
                             .and_then(|d| u8::try_from(d).ok())
                             .filter(|d| (1..=7).contains(d))
                             .ok_or_else(|| {
-                                fail(format!("weekday {d} is not 1 (Monday) ..= 7 (Sunday)"))
+                                bad(
+                                    &field("weekdays"),
+                                    format!("weekday {d} is not 1 (Monday) ..= 7 (Sunday)"),
+                                    WEEKDAYS_FIX,
+                                )
                             })
                     })
                     .collect::<Result<_, _>>()?,
+                Some(Value::Array(_)) => {
+                    return Err(bad(
+                        &field("weekdays"),
+                        "weekdays is empty: the window would never apply".into(),
+                        WEEKDAYS_FIX,
+                    ));
+                }
+                Some(other) => {
+                    return Err(bad(
+                        &field("weekdays"),
+                        format!("expected an array of weekdays, found {other}"),
+                        WEEKDAYS_FIX,
+                    ));
+                }
             };
             let hours: Vec<&str> = match w.get("hours_utc") {
                 Some(Value::String(h)) => vec![h.as_str()],
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                _ => return Err(fail("a window has no hours_utc".into())),
+                Some(Value::Array(a)) if !a.is_empty() => a
+                    .iter()
+                    .map(|h| {
+                        h.as_str().ok_or_else(|| {
+                            bad(
+                                &field("hours_utc"),
+                                format!("expected a \"HH:MM-HH:MM\" string, found {h}"),
+                                HOURS_FIX,
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(Value::Array(_)) => {
+                    return Err(bad(
+                        &field("hours_utc"),
+                        "hours_utc is empty: the window would never apply".into(),
+                        HOURS_FIX,
+                    ));
+                }
+                None => {
+                    return Err(bad(
+                        &field("hours_utc"),
+                        "a window has no hours_utc".into(),
+                        HOURS_FIX,
+                    ));
+                }
+                Some(other) => {
+                    return Err(bad(
+                        &field("hours_utc"),
+                        format!(
+                            "expected a \"HH:MM-HH:MM\" string or an array of them, found {other}"
+                        ),
+                        HOURS_FIX,
+                    ));
+                }
             };
             for h in hours {
                 let (start, end) = crate::catalog::parse_hours(h)
-                    .ok_or_else(|| fail(format!("invalid hours_utc {h:?}")))?;
+                    .map_err(|problem| bad(&field("hours_utc"), problem, HOURS_FIX))?;
                 windows.push(OffPeakWindow {
                     weekdays: weekdays.clone(),
                     start_minute: start,

@@ -454,7 +454,9 @@ impl Catalog {
     }
 
     /// The catalog ids nearest to `model` by edit distance (case-insensitive, provider
-    /// prefix ignored), closest first, ties by id; at most `n`.
+    /// prefix ignored), closest first, ties by id; at most `n`. None for a name longer
+    /// than [`SUGGEST_MAX_BYTES`] (no model name is that long, and the edit distances to
+    /// every catalog name would cost time in proportion to its length).
     ///
     /// ```
     /// use llmtel_pricing::Catalog;
@@ -464,6 +466,9 @@ impl Catalog {
     /// ```
     pub fn suggest(&self, model: &str, n: usize) -> Vec<String> {
         if n == 0 {
+            return Vec::new();
+        }
+        if model.trim().len() > SUGGEST_MAX_BYTES {
             return Vec::new();
         }
         let lower = model.trim().to_lowercase();
@@ -491,6 +496,9 @@ impl Catalog {
             .collect()
     }
 }
+
+/// The longest model name (bytes, trimmed) [`Catalog::suggest`] looks for near names of.
+pub const SUGGEST_MAX_BYTES: usize = 128;
 
 fn is_snapshot_segment(seg: &str) -> bool {
     let all_digits = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());

@@ -121,7 +121,8 @@ impl PriceSources {
     }
 
     /// The built-in catalog with the URL's prices, then the file's, merged over it. Never
-    /// fails: a source that cannot be loaded is left out, counted
+    /// fails: a source that cannot be loaded (or that gives a model an alias that is another
+    /// model's id, see [`Catalog::try_merged_with`]) is left out, counted
     /// ([`price_source_failures`]) and returned in [`LayeredCatalog::failures`] with a
     /// message saying what to do; the catalog is then the built-in one with the other
     /// sources.
@@ -134,18 +135,23 @@ impl PriceSources {
             failures.push(e);
         };
         if let Some(url) = &self.url {
-            match self.fetch(url) {
-                Ok(c) => {
-                    catalog = catalog.merged_with(&c);
+            match self
+                .fetch(url)
+                .and_then(|c| catalog.try_merged_with(&c, &redact_url(url)))
+            {
+                Ok(merged) => {
+                    catalog = merged;
                     layers.push(redact_url(url));
                 }
                 Err(e) => fail(e),
             }
         }
         if let Some(path) = &self.file {
-            match Catalog::load(path) {
-                Ok(c) => {
-                    catalog = catalog.merged_with(&c);
+            match Catalog::load(path)
+                .and_then(|c| catalog.try_merged_with(&c, &path.display().to_string()))
+            {
+                Ok(merged) => {
+                    catalog = merged;
                     layers.push(path.display().to_string());
                 }
                 Err(e) => fail(e),

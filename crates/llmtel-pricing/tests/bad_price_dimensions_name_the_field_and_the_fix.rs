@@ -104,3 +104,122 @@ fn a_good_file_prices_every_dimension() {
     assert!(p.off_peak);
     assert_eq!(p.breakdown.total.to_string(), "$2.480000");
 }
+
+#[test]
+fn a_window_crossing_midnight_says_to_split_it() {
+    let e = Catalog::from_toml_str(
+        &file("[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{ weekdays = [1], hours_utc = [\"16:30-00:30\"] }]"),
+        "prices.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`m`")
+            && e.contains("price.off_peak.windows")
+            && e.contains("cross midnight")
+            && e.contains("\"16:30-00:00\" and \"00:00-00:30\""),
+        "{e}"
+    );
+    let e = Catalog::from_litellm_json(
+        &litellm_off_peak(r#"{"hours_utc": "16:30-00:30"}"#),
+        "p.json",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("`m`")
+            && e.contains("off_peak_pricing.windows[0].hours_utc")
+            && e.contains("\"16:30-00:00\" and \"00:00-00:30\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_off_peak_window_with_no_hours_is_rejected() {
+    let e = Catalog::from_toml_str(
+        &file("[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{ weekdays = [1], hours_utc = [] }]"),
+        "prices.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("price.off_peak.windows") && e.contains("hours_utc is empty"),
+        "{e}"
+    );
+    let e = Catalog::from_toml_str(
+        &file("[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = []"),
+        "prices.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("price.off_peak.windows") && e.contains("no window"),
+        "{e}"
+    );
+}
+
+fn litellm_off_peak(window: &str) -> String {
+    format!(
+        r#"{{"m": {{"litellm_provider": "deepseek", "mode": "chat", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06,
+  "off_peak_pricing": {{"input_cost_per_token": 5e-07, "output_cost_per_token": 1e-06, "windows": [{window}]}}}}}}"#
+    )
+}
+
+#[test]
+fn litellm_off_peak_windows_that_never_match_are_errors() {
+    // Each loaded before, and its discount never applied.
+    for (window, field, fix) in [
+        (
+            r#"{"hours_utc": ["16:30-24:00"], "weekdays": "1-5"}"#,
+            "off_peak_pricing.windows[0].weekdays",
+            "[1, 2, 3, 4, 5]",
+        ),
+        (
+            r#"{"hours_utc": ["16:30-24:00"], "weekdays": []}"#,
+            "off_peak_pricing.windows[0].weekdays",
+            "[1, 2, 3, 4, 5]",
+        ),
+        (
+            r#"{"hours_utc": ["16:30-24:00"], "weekdays": null}"#,
+            "off_peak_pricing.windows[0].weekdays",
+            "[1, 2, 3, 4, 5]",
+        ),
+        (
+            r#"{"hours_utc": [16.5], "weekdays": [1]}"#,
+            "off_peak_pricing.windows[0].hours_utc",
+            "HH:MM-HH:MM",
+        ),
+        (
+            r#"{"hours_utc": [], "weekdays": [1]}"#,
+            "off_peak_pricing.windows[0].hours_utc",
+            "HH:MM-HH:MM",
+        ),
+        (
+            r#"{"hours_utc": null, "weekdays": [1]}"#,
+            "off_peak_pricing.windows[0].hours_utc",
+            "HH:MM-HH:MM",
+        ),
+        ("", "off_peak_pricing.windows", "hours_utc"),
+    ] {
+        let e = Catalog::from_litellm_json(&litellm_off_peak(window), "p.json")
+            .map(|_| ())
+            .expect_err(window)
+            .to_string();
+        assert!(
+            e.contains("p.json") && e.contains("`m`") && e.contains(field) && e.contains(fix),
+            "{window}: {e}"
+        );
+    }
+    // Weekdays left out: every day.
+    let c = Catalog::from_litellm_json(
+        &litellm_off_peak(r#"{"hours_utc": "10:00-00:00"}"#),
+        "p.json",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sunday = Call::at("2026-11-29T12:00:00Z".parse().unwrap());
+    let p = c
+        .price_call("m", None, &Usage::new(1_000_000, 0), &sunday)
+        .unwrap();
+    assert!(p.off_peak);
+    assert_eq!(p.breakdown.total.to_string(), "$0.500000");
+}

@@ -527,3 +527,55 @@ fn images_characters_and_audio_seconds_are_priced_per_unit() {
     assert_eq!(bare.breakdown.total.picos(), 0);
     assert_eq!(bare.notes, vec![llmtel_pricing::NOTE_UNIT_COUNTS_MISSING]);
 }
+
+#[test]
+fn service_tiers_bill_thinking_tokens_at_the_tier_output_rate() {
+    // vertex_ai/gemini-2.5-flash lists reasoning = output = $2.50/M; priority output
+    // $4.50/M, flex $1.25/M. One million output tokens, all of them thinking.
+    let usage = Usage {
+        reasoning_tokens: 1_000_000,
+        ..Usage::new(0, 1_000_000)
+    };
+    let total = |tier: &'static str| {
+        let p = call(
+            "vertex_ai/gemini-2.5-flash",
+            "gcp.vertex_ai",
+            &usage,
+            &at(TUESDAY_0800).with_service_tier(tier),
+        );
+        assert_eq!(p.breakdown.total, p.breakdown.reasoning, "{tier}");
+        p.breakdown.total.to_string()
+    };
+    assert_eq!(total("default"), "$2.500000");
+    assert_eq!(total("priority"), "$4.500000"); // was $2.50
+    assert_eq!(total("flex"), "$1.250000"); // was $2.50
+}
+
+#[test]
+fn gemini_cached_audio_without_its_split_is_priced_once_at_the_cached_audio_rate() {
+    // gemini-2.5-flash: text $0.30/M, cached $0.03/M; audio $1.00/M, cached audio $0.10/M.
+    // 10,000 prompt tokens, 9,000 of them audio; 8,000 cached, no cached-audio split: the
+    // 1,000 text tokens are the cached text, the other 7,000 cached tokens cached audio.
+    let usage = Usage {
+        cache_read_tokens: 8_000,
+        ..Usage::new(10_000, 0)
+    };
+    let details = UsageDetails {
+        audio_input_tokens: 9_000,
+        ..UsageDetails::default()
+    };
+    let p = call(
+        "gemini-2.5-flash",
+        "gcp.gemini",
+        &usage,
+        &at(TUESDAY_0800).with_details(details),
+    );
+    let b = &p.breakdown;
+    assert_eq!(b.input.to_string(), "$0.000000");
+    assert_eq!(b.cache_read.to_string(), "$0.000030"); // 1,000 × 0.03
+    assert_eq!(b.cached_audio.to_string(), "$0.000700"); // 7,000 × 0.10
+    assert_eq!(b.audio_input.to_string(), "$0.002000"); // 2,000 × 1.00
+    assert_eq!(b.total.to_string(), "$0.002730"); // was $0.00954, the audio twice
+    assert_eq!(p.usage_note, None);
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+}
