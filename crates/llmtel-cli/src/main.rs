@@ -4,6 +4,7 @@
 //! llmtel cost --model gpt-4o --input-tokens 1000000 --output-tokens 1000000 [--at DATE|RFC3339] [--json]
 //!             [--service-tier T] [--audio-input-tokens N] [--audio-output-tokens N]
 //!             [--image-input-tokens N] [--web-search-queries N] [--search-context-size S]
+//!             [--code-interpreter-sessions N] [--file-search-calls N]
 //! llmtel cost --batch [--prices FILE] < calls.jsonl      # one JSON call per line in, one result per line out
 //! llmtel prices MODEL [--at DATE] [--json]             # the entry, its dated prices
 //! llmtel prices resolve MODEL [--provider P]           # each resolution step tried
@@ -123,6 +124,9 @@ struct CostArgs {
     /// Code interpreter sessions.
     #[arg(long, default_value_t = 0)]
     code_interpreter_sessions: u64,
+    /// File search tool calls (billed per call).
+    #[arg(long, default_value_t = 0)]
+    file_search_calls: u64,
     /// Images generated (image generation models priced per image, e.g.
     /// `--model high/1024-x-1024/gpt-image-1`).
     #[arg(long, default_value_t = 0)]
@@ -436,11 +440,11 @@ fn cost(args: &CostArgs) -> Result<String, String> {
         image_output_tokens: args.image_output_tokens,
         web_search_queries: args.web_search_queries,
         code_interpreter_sessions: args.code_interpreter_sessions,
+        file_search_calls: args.file_search_calls,
         images: args.images,
         input_characters: args.input_characters,
         input_audio_ms: args.input_audio_seconds,
         output_audio_ms: args.output_audio_seconds,
-        ..UsageDetails::default()
     };
     let mut at = args
         .at
@@ -529,11 +533,11 @@ fn batch_call(
         image_output_tokens: tokens("image_output_tokens")?,
         web_search_queries: tokens("web_search_queries")?,
         code_interpreter_sessions: tokens("code_interpreter_sessions")?,
+        file_search_calls: tokens("file_search_calls")?,
         images: tokens("images")?,
         input_characters: tokens("input_characters")?,
         input_audio_ms: tokens("input_audio_ms")?,
         output_audio_ms: tokens("output_audio_ms")?,
-        ..UsageDetails::default()
     };
     let mut call = at.call().with_details(details);
     call.service_tier = v.get("service_tier").and_then(|t| t.as_str());
@@ -590,6 +594,7 @@ fn render_json(
             "image_output_tokens": details.image_output_tokens,
             "web_search_queries": details.web_search_queries,
             "code_interpreter_sessions": details.code_interpreter_sessions,
+            "file_search_calls": details.file_search_calls,
             "images": details.images,
             "input_characters": details.input_characters,
             "input_audio_ms": details.input_audio_ms,
@@ -1031,7 +1036,9 @@ fn check(file: &Path) -> Result<String, String> {
         let c = Catalog::from_toml_str(&src, &origin).map_err(|e| e.to_string())?;
         (c, "llmtel TOML", None)
     };
-    let merged = Catalog::builtin().merged_with(&user);
+    let merged = Catalog::builtin()
+        .try_merged_with(&user, &origin)
+        .map_err(|e| e.to_string())?;
     for (name, target) in user.deployments() {
         if merged.resolve(target, None).is_none() {
             return Err(format!(

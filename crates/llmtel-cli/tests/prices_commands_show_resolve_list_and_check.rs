@@ -146,3 +146,36 @@ fn prices_check_validates_toml_and_litellm_json() {
     assert!(out(&o).contains("ok, LiteLLM JSON,"), "{}", out(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn prices_check_rejects_an_alias_that_is_another_models_id() {
+    let path =
+        std::env::temp_dir().join(format!("llmtel-cli-alias-id-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[model]]\nid = \"my-4o\"\nprovider = \"openai\"\naliases = [\"gpt-4o\"]\n[[model.price]]\neffective = \"2025-01-01\"\ninput = 1\noutput = 1\n",
+    )
+    .unwrap();
+    let o = llmtel(&["prices", "check", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("model `my-4o`, field `aliases`") && e.contains("`gpt-4o`"),
+        "{e}"
+    );
+    // Used as --prices, the file is refused the same way.
+    let o = llmtel(&[
+        "cost",
+        "--prices",
+        path.to_str().unwrap(),
+        "--model",
+        "gpt-4o",
+        "--input-tokens",
+        "1",
+        "--output-tokens",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err(&o).contains("field `aliases`"), "{}", err(&o));
+    std::fs::remove_file(&path).unwrap();
+}
