@@ -36,7 +36,8 @@ impl Protocol {
 /// Settings of a [`Collector`](crate::Collector). Defaults: gRPC on `127.0.0.1:4317`, HTTP
 /// on `127.0.0.1:4318`, `/metrics` on `127.0.0.1:9466`, a queue of 8192 spans, requests up
 /// to 4 MiB, forwarded requests of at most 3 MiB, a failed forward retried for 30 s, prompt and
-/// response content dropped, downstream from `OTEL_EXPORTER_OTLP_ENDPOINT` and
+/// response content dropped, downstream from `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` /
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`.
 ///
 /// The TOML file has the same settings (every key optional):
@@ -60,9 +61,12 @@ impl Protocol {
 /// slack = "https://hooks.slack.com/services/…"  # a Slack incoming webhook
 ///
 /// [forward]
-/// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_ENDPOINT
-/// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_PROTOCOL
+/// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the traces
+///                                      # URL, as is), else OTEL_EXPORTER_OTLP_ENDPOINT
+/// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+///                                      # else OTEL_EXPORTER_OTLP_PROTOCOL
 /// retry_for_secs = 30                  # a batch the downstream refuses is retried this long
+///                                      # (at most 86400)
 /// timeout_secs = 10                    # one forward attempt
 /// headers = { authorization = "Bearer …" }  # on every forward, over OTEL_EXPORTER_OTLP_HEADERS
 /// ca_file = "ca.pem"                   # an https downstream's private CA, on top of the
@@ -230,6 +234,9 @@ impl FileAlerts {
     }
 }
 
+/// The most `[forward] retry_for_secs` takes: one day.
+const MAX_RETRY_FOR_SECS: u64 = 24 * 60 * 60;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileForward {
@@ -328,6 +335,13 @@ impl Config {
                 c.forward_protocol = Some(Protocol::parse(&p)?);
             }
             if let Some(s) = f.retry_for_secs {
+                if s > MAX_RETRY_FOR_SECS {
+                    return Err(ConfigError::Invalid(format!(
+                        "[forward] retry_for_secs = {s}: at most {MAX_RETRY_FOR_SECS} (one \
+                         day); a batch the downstream refuses for longer is better dropped \
+                         and counted"
+                    )));
+                }
                 c.retry_for = Duration::from_secs(s);
             }
             if let Some(s) = f.timeout_secs {
@@ -449,7 +463,7 @@ impl Config {
     }
 
     /// Forwards to `endpoint` (for HTTP, the base URL: `/v1/traces` is added) instead of
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] unless it starts with `http://` or `https://`.
@@ -557,7 +571,8 @@ impl Config {
         self
     }
 
-    /// Forwards with `protocol` instead of `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    /// Forwards with `protocol` instead of `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` /
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub fn with_forward_protocol(mut self, protocol: Protocol) -> Self {
         self.forward_protocol = Some(protocol);
         self
@@ -584,7 +599,8 @@ impl Config {
     }
 
     /// Retries a batch the downstream refuses (or cannot be reached for) for `d` before
-    /// dropping it (counted as `export_failed`). Its spans stay in the queue meanwhile.
+    /// dropping it (counted as `export_failed`). Its spans stay in the queue meanwhile. A `d`
+    /// too long to be a point in time (`Duration::MAX`) retries without end.
     pub fn with_retry_for(mut self, d: Duration) -> Self {
         self.retry_for = d;
         self
@@ -621,30 +637,61 @@ impl Config {
         Ok(false)
     }
 
-    /// The downstream endpoint and protocol: the configured ones, else
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_PROTOCOL` (default `http/protobuf`).
+    /// The downstream URL to send to and the protocol: the configured ones, else the
+    /// environment's (see [`Config::downstream_with`]).
     pub(crate) fn downstream(&self) -> Result<(Endpoint, Protocol), ConfigError> {
-        let endpoint = match &self.forward_endpoint {
-            Some(e) => e.clone(),
-            None => {
-                let e = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                    .ok()
-                    .filter(|e| !e.trim().is_empty())
-                    .ok_or(ConfigError::NoDownstream)?;
-                Config::default()
-                    .with_forward_endpoint(e.trim())?
-                    .forward_endpoint
-                    .ok_or(ConfigError::NoDownstream)?
-            }
+        self.downstream_with(|var| std::env::var(var).ok())
+    }
+
+    /// The downstream URL to send to and the protocol, the environment read with `env`, as
+    /// the OTLP exporter specification says. Protocol: the configured one, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// `http/protobuf`. Endpoint: the configured one, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used as is (the traces URL itself), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. Over HTTP, `/v1/traces` is added to the configured
+    /// endpoint and to `OTEL_EXPORTER_OTLP_ENDPOINT` (base URLs), never to
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+    pub(crate) fn downstream_with(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Endpoint, Protocol), ConfigError> {
+        let var = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
         };
         let protocol = match self.forward_protocol {
             Some(p) => p,
-            None => match std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL") {
-                Ok(p) if !p.trim().is_empty() => Protocol::parse(&p)?,
-                _ => Protocol::HttpProtobuf,
+            None => match var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+                .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            {
+                Some(p) => Protocol::parse(&p)?,
+                None => Protocol::HttpProtobuf,
             },
         };
-        Ok((endpoint, protocol))
+        let (url, as_is) = match &self.forward_endpoint {
+            Some(e) => (e.0.clone(), false),
+            None => match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+                Some(e) => (e, true),
+                None => (
+                    var("OTEL_EXPORTER_OTLP_ENDPOINT").ok_or(ConfigError::NoDownstream)?,
+                    false,
+                ),
+            },
+        };
+        // The same check as a configured endpoint's.
+        let url = Config::default()
+            .with_forward_endpoint(url)?
+            .forward_endpoint
+            .ok_or(ConfigError::NoDownstream)?
+            .0;
+        let url = match protocol {
+            Protocol::HttpProtobuf if !as_is => {
+                format!("{}/v1/traces", url.trim_end_matches('/'))
+            }
+            _ => url,
+        };
+        Ok((Endpoint(url), protocol))
     }
 }
 

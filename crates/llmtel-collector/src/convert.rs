@@ -4,6 +4,11 @@
 //! back; the rest of the span (links, flags, trace state), its scope and its resource stay in
 //! the protobuf message that is forwarded, so nothing is converted twice (their attributes
 //! go through the same secrets rules there, [`police`]).
+//!
+//! An attribute value the SDK cannot hold as it is (a map, bytes, a mixed array, an array
+//! with an empty entry, no value at all) is kept aside as it came ([`Kept`]): the stage sees
+//! a stand-in (its JSON text), and unless the stage rewrote or removed it, the original
+//! value is what is forwarded.
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -23,11 +28,31 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 /// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK` of the OTLP trace protocol.
 const CONTEXT_IS_REMOTE: u32 = 0x200;
 
-/// Moves what the exporter stage reads out of `s` into a `SpanData`; `None` (and `s` left as
-/// it was) when its trace or span id is invalid (the wrong length, or all zero) or its
-/// parent span id has the wrong length (an all-zero parent is a root span's). Put the
-/// stage's result back with [`restore`].
-pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
+/// The attributes of one span (and of its events) that [`take`] kept aside as they came,
+/// for [`restore`] to forward in place of their stand-ins.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    attributes: Vec<Original>,
+    /// By event index; only events with some.
+    events: Vec<(usize, Vec<Original>)>,
+    /// How many events the span had (the originals are matched to them by index).
+    event_count: usize,
+}
+
+/// One attribute as it came, and what the stage sees in its place.
+#[derive(Debug)]
+struct Original {
+    /// The SDK value the stage sees instead (`None`: the attribute has no value, the stage
+    /// does not see it).
+    stand_in: Option<Value>,
+    kv: ProtoKeyValue,
+}
+
+/// Moves what the exporter stage reads out of `s` into a `SpanData`, with the attributes
+/// kept aside as they came; `None` (and `s` left as it was) when its trace or span id is
+/// invalid (the wrong length, or all zero) or its parent span id has the wrong length (an
+/// all-zero parent is a root span's). Put the stage's result back with [`restore`].
+pub(crate) fn take(s: &mut ProtoSpan) -> Option<(SpanData, Kept)> {
     let span_context = context(&s.trace_id, &s.span_id, s.flags, &s.trace_state)?;
     // No parent: empty, or eight zero bytes (what several SDKs send for a root span).
     let parent_span_id = if s.parent_span_id.is_empty() || s.parent_span_id == [0; 8] {
@@ -47,20 +72,33 @@ pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
         Some(st) if st.code == status::StatusCode::Ok as i32 => Status::Ok,
         _ => Status::Unset,
     };
+    let mut kept = Kept::default();
     let mut events = SpanEvents::default();
     events.dropped_count = s.dropped_events_count;
     events.events = std::mem::take(&mut s.events)
         .into_iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(n, e)| {
+            let mut originals = Vec::new();
+            let attributes = sdk_attributes(e.attributes, 0, &mut originals);
+            if !originals.is_empty() {
+                kept.events.push((n, originals));
+            }
             Event::new(
                 e.name,
                 time(e.time_unix_nano),
-                keyvalues(e.attributes),
+                attributes,
                 e.dropped_attributes_count,
             )
         })
         .collect();
-    Some(SpanData {
+    kept.event_count = events.events.len();
+    let attributes = sdk_attributes(
+        std::mem::take(&mut s.attributes),
+        STAGE_ATTRIBUTES,
+        &mut kept.attributes,
+    );
+    let data = SpanData {
         span_context,
         parent_span_id,
         parent_span_is_remote: s.flags & CONTEXT_IS_REMOTE != 0,
@@ -68,7 +106,7 @@ pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
         name: Cow::Owned(std::mem::take(&mut s.name)),
         start_time: time(s.start_time_unix_nano),
         end_time: time(s.end_time_unix_nano),
-        attributes: with_room(std::mem::take(&mut s.attributes), STAGE_ATTRIBUTES),
+        attributes,
         dropped_attributes_count: s.dropped_attributes_count,
         events,
         // The links stay in the protobuf span: the stage does not read them.
@@ -76,25 +114,46 @@ pub(crate) fn take(s: &mut ProtoSpan) -> Option<SpanData> {
         status,
         // So do the scope and the resource.
         instrumentation_scope: InstrumentationScope::default(),
-    })
+    };
+    Some((data, kept))
 }
 
-/// Puts what the exporter stage made of `d` (taken from `s` by [`take`]) back into `s`,
-/// but for its attributes: they are returned, for [`crate::encode::request`] to write as they
-/// are ([`proto_keyvalues`] makes them protobuf attributes).
-pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) -> Vec<KeyValue> {
+/// Puts what the exporter stage made of `d` (taken from `s` by [`take`], with `kept`) back
+/// into `s`, but for its attributes: the ones kept aside that the stage left as they were go
+/// back into `s` as they came; the others are returned, for [`crate::encode::request`] to
+/// write as they are ([`proto_keyvalues`] makes them protobuf attributes).
+pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData, kept: Kept) -> Vec<KeyValue> {
     s.name = d.name.into_owned();
     s.dropped_attributes_count = d.dropped_attributes_count;
     s.dropped_events_count = d.events.dropped_count;
+    // The stage polices events in place; were their number to change, their originals
+    // could not be matched to them: the stand-ins are forwarded then.
+    let mut event_originals = if d.events.events.len() == kept.event_count {
+        kept.events
+    } else {
+        Vec::new()
+    };
+    event_originals.reverse();
     s.events = d
         .events
         .events
         .into_iter()
-        .map(|e| ProtoEvent {
-            time_unix_nano: nanos(e.timestamp),
-            name: e.name.into_owned(),
-            attributes: e.attributes.into_iter().map(proto_keyvalue).collect(),
-            dropped_attributes_count: e.dropped_attributes_count,
+        .enumerate()
+        .map(|(n, mut e)| {
+            let mut attributes = match event_originals.last() {
+                Some((i, _)) if *i == n => event_originals
+                    .pop()
+                    .map(|(_, o)| put_back(&mut e.attributes, o))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            attributes.extend(e.attributes.into_iter().map(proto_keyvalue));
+            ProtoEvent {
+                time_unix_nano: nanos(e.timestamp),
+                name: e.name.into_owned(),
+                attributes,
+                dropped_attributes_count: e.dropped_attributes_count,
+            }
         })
         .collect();
     s.status = match d.status {
@@ -108,7 +167,54 @@ pub(crate) fn restore(s: &mut ProtoSpan, d: SpanData) -> Vec<KeyValue> {
             message: description.into_owned(),
         }),
     };
-    d.attributes
+    let mut attributes = d.attributes;
+    // Encoded with the span, before the stage's attributes (their order carries no meaning).
+    s.attributes = put_back(&mut attributes, kept.attributes);
+    attributes
+}
+
+/// Takes out of `attributes` each stand-in the stage left as it was and returns the
+/// original it stands for, with the attributes without a value whose key the stage did not
+/// write. A stand-in the stage rewrote or removed stays rewritten or removed.
+fn put_back(attributes: &mut Vec<KeyValue>, kept: Vec<Original>) -> Vec<ProtoKeyValue> {
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    let mut slots: Vec<Option<Original>> = kept.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(slots.len());
+    attributes.retain(|kv| {
+        let found = slots.iter_mut().find(|slot| {
+            slot.as_ref().is_some_and(|o| {
+                o.kv.key == kv.key.as_str()
+                    && o.stand_in.as_ref().is_some_and(|v| same(v, &kv.value))
+            })
+        });
+        match found.and_then(Option::take) {
+            Some(o) => {
+                out.push(o.kv);
+                false
+            }
+            None => true,
+        }
+    });
+    for o in slots.into_iter().flatten() {
+        if o.stand_in.is_none() && !attributes.iter().any(|kv| kv.key.as_str() == o.kv.key) {
+            out.push(o.kv);
+        }
+    }
+    out
+}
+
+/// Whether a stand-in is as [`take`] made it (doubles compared by their bits: a NaN is
+/// itself).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+        (Value::Array(Array::F64(x)), Value::Array(Array::F64(y))) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits())
+        }
+        _ => a == b,
+    }
 }
 
 /// SDK attributes as OTLP attributes.
@@ -205,27 +311,68 @@ fn context(trace: &[u8], span: &[u8], flags: u32, state: &str) -> Option<SpanCon
     ))
 }
 
-/// OTLP attributes to SDK attributes; an attribute without a value is left out.
-pub(crate) fn keyvalues(kvs: Vec<ProtoKeyValue>) -> Vec<KeyValue> {
-    with_room(kvs, 0)
-}
-
 /// What the exporter stage adds to a priced span (cost, breakdown, pricing entry,
 /// OpenInference names), reserved up front so that adding it does not move the attributes.
 const STAGE_ATTRIBUTES: usize = 24;
 
-/// [`keyvalues`] with room for `extra` more.
-fn with_room(kvs: Vec<ProtoKeyValue>, extra: usize) -> Vec<KeyValue> {
+/// OTLP attributes as SDK attributes, with room for `extra` more. One whose value an SDK
+/// value holds exactly moves (no copy); one whose value it cannot hold ([`exact`]) is
+/// pushed to `kept` as it came, and the SDK attribute is its stand-in (its JSON text); one
+/// without a value goes to `kept` only.
+fn sdk_attributes(
+    kvs: Vec<ProtoKeyValue>,
+    extra: usize,
+    kept: &mut Vec<Original>,
+) -> Vec<KeyValue> {
     let mut out = Vec::with_capacity(kvs.len() + extra);
-    out.extend(
-        kvs.into_iter()
-            .filter_map(|kv| Some(KeyValue::new(kv.key, value(kv.value?)?))),
-    );
+    for kv in kvs {
+        match kv.value.as_ref() {
+            Some(v) if exact(v) => {
+                if let Some(v) = kv.value.and_then(value) {
+                    out.push(KeyValue::new(kv.key, v));
+                }
+            }
+            Some(v) if v.value.is_some() => {
+                let stand_in = value(v.clone());
+                if let Some(stand_in) = &stand_in {
+                    out.push(KeyValue::new(kv.key.clone(), stand_in.clone()));
+                }
+                kept.push(Original { stand_in, kv });
+            }
+            _ => kept.push(Original { stand_in: None, kv }),
+        }
+    }
     out
 }
 
+/// Whether an SDK value holds `v` exactly (written back, it is the same OTLP value): a
+/// scalar, or an array of scalars of one type without an empty entry.
+fn exact(v: &AnyValue) -> bool {
+    use any_value::Value as V;
+    match &v.value {
+        Some(V::StringValue(_) | V::BoolValue(_) | V::IntValue(_) | V::DoubleValue(_)) => true,
+        Some(V::ArrayValue(a)) => {
+            let kind = |v: &AnyValue| match &v.value {
+                Some(V::StringValue(_)) => 1,
+                Some(V::BoolValue(_)) => 2,
+                Some(V::IntValue(_)) => 3,
+                Some(V::DoubleValue(_)) => 4,
+                _ => 0,
+            };
+            match a.values.first().map(kind) {
+                // An empty array is written back as an empty array.
+                None => true,
+                Some(0) => false,
+                Some(k) => a.values.iter().all(|v| kind(v) == k),
+            }
+        }
+        _ => false,
+    }
+}
+
 /// One OTLP value as an SDK value. Homogeneous arrays of scalars stay arrays; maps, byte
-/// strings and mixed arrays become their JSON text (the SDK has no such values).
+/// strings and mixed arrays become their JSON text (the SDK has no such values: what the
+/// stage sees of them, see [`Kept`]).
 fn value(v: AnyValue) -> Option<Value> {
     Some(match v.value? {
         any_value::Value::StringValue(s) => Value::String(s.into()),
@@ -383,9 +530,9 @@ mod tests {
             name: "chat gpt-4o".into(),
             ..Default::default()
         };
-        let data = take(&mut span).unwrap();
+        let (data, kept) = take(&mut span).unwrap();
         assert_eq!(data.parent_span_id, SpanId::INVALID);
-        let _ = restore(&mut span, data);
+        let _ = restore(&mut span, data, kept);
         assert_eq!(span.parent_span_id, [0; 8], "forwarded as it came");
         // A parent id of the wrong length is still invalid.
         span.parent_span_id = vec![0; 3];
@@ -437,10 +584,10 @@ mod tests {
             ..Default::default()
         };
         let before = span.clone();
-        let data = take(&mut span).unwrap();
+        let (data, kept) = take(&mut span).unwrap();
         assert_eq!(data.attributes.len(), 2);
         assert_eq!(data.events.events[0].name, "gen_ai.evaluation.result");
-        let attributes = restore(&mut span, data);
+        let attributes = restore(&mut span, data, kept);
         span.attributes = proto_keyvalues(attributes);
         assert_eq!(span, before);
     }

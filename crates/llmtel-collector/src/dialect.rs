@@ -26,7 +26,9 @@ pub const OPENLIT_REASONING: &str = "gen_ai.usage.completion_tokens_details.reas
 
 /// Where an instrumentation's own cost estimate (OpenLIT's `gen_ai.usage.cost`) is kept: a
 /// `gen_ai.usage.cost` on a span without `llmtel.cost.source` was not written by llmtel, is
-/// moved here, and the span is priced from its usage like any other.
+/// moved here, and the span is priced from its usage like any other. When llmtel writes no
+/// cost on the span (a model not in the catalog, not a model call), the collector puts it
+/// back as it came.
 pub const INSTRUMENTATION_COST: &str = "llmtel.cost.instrumentation";
 
 /// The renames, in order of preference: `(dialect, key it writes, current key)`. A current
@@ -120,17 +122,59 @@ fn as_count(v: &Value) -> Option<i64> {
     }
 }
 
+/// The `gen_ai.provider.name` value for an OpenInference `llm.provider` (`google`, `aws`,
+/// `azure`, `mistralai`, `xai`, ...; their `OpenInferenceLLMProviderValues`) or an older
+/// `gen_ai.system` spelling (as llmtel maps `gen_ai.system`): the well-known GenAI provider
+/// names, so budget rules and metric labels by provider see one name per provider.
+fn provider_name(provider: &str) -> &str {
+    match provider {
+        // OpenInference's own spellings.
+        "aws" => "aws.bedrock",
+        "mistralai" => "mistral_ai",
+        // The older `gen_ai.system` spellings (llmtel's `provider_from_system`).
+        "gemini" | "google" | "google_ai_studio" => "gcp.gemini",
+        "vertex_ai" | "vertexai" => "gcp.vertex_ai",
+        "az.ai.openai" | "azure" | "azure_openai" => "azure.ai.openai",
+        "az.ai.inference" => "azure.ai.inference",
+        "bedrock" | "aws_bedrock" => "aws.bedrock",
+        "mistral" => "mistral_ai",
+        "xai" => "x_ai",
+        other => other,
+    }
+}
+
+/// What [`map`] did to a span's attributes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Mapped {
+    /// Keys added or moved.
+    pub(crate) changed: usize,
+    /// Whether an instrumentation's cost was moved to [`INSTRUMENTATION_COST`] (to be put
+    /// back with [`put_back_instrumentation_cost`] when llmtel writes no cost).
+    pub(crate) moved_cost: bool,
+}
+
 /// Adds the current `gen_ai.*` keys for the dialect keys a span carries (see
 /// [`DIALECT_KEYS`]), and `gen_ai.usage.output_tokens` = `llm.usage.total_tokens` −
 /// input tokens when only the total is known; moves an instrumentation's cost estimate to
 /// [`INSTRUMENTATION_COST`]. Returns how many keys were added or moved.
+///
+/// Token counts are written as integers, from the first dialect key whose value is a
+/// count (a non-negative integer, or a double or string holding one); one that is not
+/// (`"n/a"`) is skipped. A provider (`llm.provider`) is written as its GenAI provider name
+/// (`google` as `gcp.gemini`, `aws` as `aws.bedrock`, `mistralai` as `mistral_ai`, ...).
 pub fn map_dialects(attrs: &mut Vec<KeyValue>) -> usize {
-    let mut n = 0;
+    map(attrs).changed
+}
+
+/// [`map_dialects`], saying whether the instrumentation's cost was moved.
+pub(crate) fn map(attrs: &mut Vec<KeyValue>) -> Mapped {
+    let mut m = Mapped::default();
     if find(attrs, llmtel_semconv::llmtel::COST_SOURCE).is_none() {
         for kv in attrs.iter_mut() {
             if kv.key.as_str() == gen_ai::USAGE_COST {
                 kv.key = INSTRUMENTATION_COST.into();
-                n += 1;
+                m.changed += 1;
+                m.moved_cost = true;
             }
         }
     }
@@ -139,23 +183,58 @@ pub fn map_dialects(attrs: &mut Vec<KeyValue>) -> usize {
         if find(attrs, to).is_some() || added.iter().any(|kv: &KeyValue| kv.key.as_str() == *to) {
             continue;
         }
-        if let Some(v) = find(attrs, from) {
-            added.push(KeyValue::new(*to, v.clone()));
-        }
+        let Some(v) = find(attrs, from) else {
+            continue;
+        };
+        let v = if to.starts_with("gen_ai.usage.") {
+            // A count that does not parse leaves the key to the next dialect.
+            match as_count(v) {
+                Some(n) => Value::I64(n),
+                None => continue,
+            }
+        } else if *to == gen_ai::PROVIDER_NAME {
+            match v {
+                Value::String(p) => {
+                    let p = p.as_str();
+                    match provider_name(p) {
+                        same if same == p => v.clone(),
+                        name => Value::String(name.to_owned().into()),
+                    }
+                }
+                other => other.clone(),
+            }
+        } else {
+            v.clone()
+        };
+        added.push(KeyValue::new(*to, v));
     }
-    attrs.extend(added.iter().cloned());
-    n += added.len();
+    m.changed += added.len();
+    attrs.extend(added);
     if find(attrs, gen_ai::USAGE_OUTPUT_TOKENS).is_none() {
         let total = find(attrs, OPENLLMETRY_TOTAL_TOKENS).and_then(as_count);
         let input = find(attrs, gen_ai::USAGE_INPUT_TOKENS).and_then(as_count);
         if let (Some(total), Some(input)) = (total, input) {
             if total >= input {
                 attrs.push(KeyValue::new(gen_ai::USAGE_OUTPUT_TOKENS, total - input));
-                n += 1;
+                m.changed += 1;
             }
         }
     }
-    n
+    m
+}
+
+/// Puts an instrumentation's cost that [`map`] moved aside back as `gen_ai.usage.cost`, as
+/// it came: for a span llmtel wrote no cost on (a model not in the catalog, not a model
+/// call), whose only cost it is.
+pub(crate) fn put_back_instrumentation_cost(attrs: &mut [KeyValue]) {
+    if attrs.iter().any(|kv| kv.key.as_str() == gen_ai::USAGE_COST) {
+        return;
+    }
+    for kv in attrs.iter_mut() {
+        if kv.key.as_str() == INSTRUMENTATION_COST {
+            kv.key = gen_ai::USAGE_COST.into();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -174,10 +253,8 @@ mod tests {
         ];
         assert_eq!(map_dialects(&mut a), 2);
         assert_eq!(get(&a, gen_ai::USAGE_INPUT_TOKENS), Some(Value::I64(100)));
-        assert_eq!(
-            get(&a, gen_ai::USAGE_OUTPUT_TOKENS),
-            Some(Value::String("20".into()))
-        );
+        // counts are written as integers, whatever type they came as
+        assert_eq!(get(&a, gen_ai::USAGE_OUTPUT_TOKENS), Some(Value::I64(20)));
         // the dialect key stays
         assert!(get(&a, DEPRECATED_PROMPT_TOKENS).is_some());
     }

@@ -129,7 +129,8 @@ impl Downstream {
                     .map_err(|_| bad())?;
                 Downstream::Http {
                     client,
-                    url: format!("{}/v1/traces", endpoint.0.trim_end_matches('/')),
+                    // The traces URL itself ([`crate::Config`] resolved it).
+                    url: endpoint.0.clone(),
                     headers,
                     gzip,
                 }

@@ -73,11 +73,18 @@
 //! | OpenLIT | `gen_ai.usage.prompt_tokens_details.cache_write` | `gen_ai.usage.cache_creation.input_tokens` |
 //! | OpenLIT | `gen_ai.usage.completion_tokens_details.reasoning` | `gen_ai.usage.reasoning.output_tokens` |
 //!
+//! A token count is written as an integer, from the first key whose value is a count (one
+//! that is not, such as `"n/a"`, leaves the key to the next); `llm.provider` is written as
+//! its GenAI provider name (`google` as `gcp.gemini`, `aws` as `aws.bedrock`, `azure` as
+//! `azure.ai.openai`, `mistralai` as `mistral_ai`, `xai` as `x_ai`).
 //! `gen_ai.system` (deprecated) is read by the exporter stage itself. A cost an
 //! instrumentation estimated (OpenLIT's `gen_ai.usage.cost`: a `gen_ai.usage.cost` on a span
-//! without `llmtel.cost.source`) is moved to `llmtel.cost.instrumentation` and the span is
-//! priced from its usage; a cost llmtel wrote upstream (with `llmtel.cost.source`, e.g. a
-//! provider-reported one) is kept, as in process. Spans
+//! without `llmtel.cost.source`) is moved to `llmtel.cost.instrumentation` when llmtel prices
+//! the span from its usage, and left as it came when llmtel writes no cost (a model not in
+//! the catalog, a span that is not a model call); a cost llmtel wrote upstream (with
+//! `llmtel.cost.source`: a catalog price, a provider-reported one) is kept with its source,
+//! as in process. Attributes the stage does not write or normalise are forwarded as they
+//! came (maps, byte strings, mixed arrays and empty values included). Spans
 //! with a model or token usage that still cannot be priced (unknown model, no usage) are
 //! counted as `unpriced` (and `unknown_model`) on `/metrics`.
 
@@ -138,7 +145,7 @@ pub enum ConfigError {
     /// An unsupported forwarding protocol.
     #[error(
         "unsupported OTLP protocol {0:?}: use \"grpc\" or \"http/protobuf\" \
-         (OTEL_EXPORTER_OTLP_PROTOCOL or [forward] protocol)"
+         (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL or [forward] protocol)"
     )]
     Protocol(String),
     /// A value out of range.
@@ -147,7 +154,8 @@ pub enum ConfigError {
     /// No downstream to forward to.
     #[error(
         "no downstream to forward traces to: set OTEL_EXPORTER_OTLP_ENDPOINT \
-         (e.g. http://127.0.0.1:4318) or `endpoint` under [forward] in the config file"
+         (e.g. http://127.0.0.1:4318), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+         (e.g. http://127.0.0.1:4318/v1/traces) or `endpoint` under [forward] in the config file"
     )]
     NoDownstream,
 }

@@ -157,9 +157,9 @@ struct Outcome {
 }
 
 impl Outcome {
-    /// How the stage left one span.
-    fn of(s: &SpanData) -> Self {
-        let cost = has(s, gen_ai::USAGE_COST);
+    /// How the stage left one span, priced as `call` (`None`: not a model call the stage
+    /// priced; then read from its attributes).
+    fn of(s: &SpanData, call: Option<&llmtel::LlmCall>) -> Self {
         let llm = [
             gen_ai::REQUEST_MODEL,
             gen_ai::RESPONSE_MODEL,
@@ -168,10 +168,16 @@ impl Outcome {
         ]
         .iter()
         .any(|k| has(s, k));
+        // The priced call says whether it has a cost, whichever attribute it came from
+        // (`gen_ai.usage.cost` as a double, a string or an integer, `llmtel.cost.reported`).
+        let (cost, unknown) = match call {
+            Some(c) => (c.cost.is_some(), c.unknown_model),
+            None => (has(s, gen_ai::USAGE_COST), has(s, lt::COST_UNKNOWN_MODEL)),
+        };
         Outcome {
             spans: 1,
             priced: u64::from(cost),
-            unknown: u64::from(has(s, lt::COST_UNKNOWN_MODEL)),
+            unknown: u64::from(unknown),
             unpriced: u64::from(llm && !cost),
         }
     }
@@ -225,23 +231,18 @@ fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
 /// (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, `llmtel.api_key_id`, the
 /// model, and the custom attributes the rules name) and its `call`'s provider and tokens
 /// (read as the stage read them to price it: the provider of a span that names only the
-/// older `gen_ai.system`, counts sent as doubles or strings). A span of a model with no price
-/// is charged by each rule's `on_unpriced` policy. Returns whether it was recorded.
+/// older `gen_ai.system`, counts sent as doubles or strings) and its cost (exact, as the stage
+/// priced it: from the catalog, or reported by the app or provider however it was sent). A
+/// span of a model with no price is charged by each rule's `on_unpriced` policy. Returns
+/// whether it was recorded.
 pub(crate) fn account(
     budgets: &Budgets,
     attributes: &[&'static str],
     span: &SpanData,
     call: &llmtel::LlmCall,
 ) -> bool {
-    let cost = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key.as_str() == gen_ai::USAGE_COST)
-        .and_then(|kv| match kv.value {
-            opentelemetry::Value::F64(v) => llmtel::Usd::from_f64(v),
-            _ => None,
-        });
-    let unknown = has(span, lt::COST_UNKNOWN_MODEL);
+    let cost = call.cost_usd();
+    let unknown = call.unknown_model;
     if cost.is_none() && !unknown {
         return false; // not an LLM call, or nothing to charge
     }
@@ -410,7 +411,8 @@ async fn forward(
                 &counters,
             );
             drop(job);
-            let deadline = Instant::now() + retry_for;
+            // No deadline when `retry_for` is past any point in time (`Duration::MAX`).
+            let deadline = Instant::now().checked_add(retry_for);
             for (body, outcome) in bodies {
                 let body = downstream.body(bytes::Bytes::from(body));
                 let mut backoff = Duration::from_millis(100);
@@ -429,7 +431,7 @@ async fn forward(
                     // The downstream's own delay when it gave one (at least 100 ms), else
                     // the backoff.
                     let wait = after.map_or(backoff, |a| a.max(Duration::from_millis(100)));
-                    if Instant::now() + wait > deadline {
+                    if deadline.is_some_and(|d| Instant::now() + wait > d) {
                         counters
                             .dropped_export_failed
                             .fetch_add(outcome.spans, Relaxed);
@@ -490,9 +492,11 @@ impl Stage {
         use std::sync::atomic::Ordering::Relaxed;
         let before = spans.len();
         let mut data = Vec::with_capacity(before);
+        let mut kept = Vec::with_capacity(before);
         spans.retain_mut(|s| match convert::take(s) {
-            Some(d) => {
+            Some((d, k)) => {
                 data.push(d);
+                kept.push(k);
                 true
             }
             None => false,
@@ -500,10 +504,14 @@ impl Stage {
         let invalid = (before - spans.len()) as u64;
         let mut calls = Vec::with_capacity(data.len());
         for span in &mut data {
-            dialect::map_dialects(&mut span.attributes);
+            let moved = dialect::map(&mut span.attributes).moved_cost;
             // Priced once, here: a retry sends the same priced spans, and the sinks and
             // the budgets see the same call.
             let call = self.pricing.process_call(span, &self.policy);
+            if moved && call.as_ref().and_then(|c| c.cost.as_ref()).is_none() {
+                // Nothing replaces the instrumentation's own cost: it stays as it came.
+                dialect::put_back_instrumentation_cost(&mut span.attributes);
+            }
             if let Some(call) = &call {
                 for sink in &self.sinks {
                     sink.on_call(call);
@@ -529,10 +537,11 @@ impl Stage {
         }
         let attributes = spans
             .iter_mut()
-            .zip(data)
-            .map(|(s, d)| {
-                outcomes.push(Outcome::of(&d));
-                convert::restore(s, d)
+            .zip(data.into_iter().zip(kept))
+            .zip(&calls)
+            .map(|((s, (d, k)), c)| {
+                outcomes.push(Outcome::of(&d, c.as_ref()));
+                convert::restore(s, d, k)
             })
             .collect();
         (invalid, attributes)

@@ -391,3 +391,180 @@ async fn a_gzip_bomb_is_refused_not_inflated() {
     assert_eq!(r.status(), 413);
     assert!(r.text().await.unwrap().contains("raise max_request_bytes"));
 }
+
+/// Keeps every call the collector hands its sinks.
+#[derive(Debug, Default)]
+struct Calls(std::sync::Mutex<Vec<llmtel::LlmCall>>);
+
+impl llmtel::CallSink for Calls {
+    fn on_call(&self, call: &llmtel::LlmCall) {
+        self.0.lock().unwrap().push(call.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instrumentation_cost_nothing_replaces_is_forwarded_as_it_came() {
+    let (receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(config(downstream)).await.unwrap();
+    let openlit_cost = |v: f64| kv("gen_ai.usage.cost", any_value::Value::DoubleValue(v));
+    let req = request(
+        "svc",
+        40,
+        vec![
+            (
+                // OpenLIT on a fine-tuned model the catalog has no price for
+                "fine-tuned".into(),
+                vec![
+                    s("gen_ai.system", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "ft:gpt-4o:acme:x"),
+                    i("gen_ai.usage.input_tokens", 1000),
+                    i("gen_ai.usage.output_tokens", 200),
+                    openlit_cost(0.012),
+                ],
+            ),
+            (
+                // not a model call: llmtel prices none
+                "agent".into(),
+                vec![
+                    s("gen_ai.operation.name", "invoke_agent"),
+                    s("gen_ai.agent.name", "planner"),
+                    openlit_cost(0.05),
+                ],
+            ),
+            (
+                // priced by llmtel: the estimate is moved aside
+                "priced".into(),
+                vec![
+                    s("gen_ai.system", "openai"),
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.request.model", "gpt-4o"),
+                    i("gen_ai.usage.input_tokens", 1000),
+                    i("gen_ai.usage.output_tokens", 200),
+                    openlit_cost(0.5),
+                ],
+            ),
+        ],
+    );
+    send("http-protobuf", &collector, req).await;
+    let (_, span) = receiver.wait_for("fine-tuned").await;
+    assert_eq!(f64_attr(&span, "gen_ai.usage.cost"), 0.012, "the only cost");
+    assert!(attr(&span, "llmtel.cost.instrumentation").is_none());
+    assert!(attr(&span, "llmtel.cost.unknown_model").is_some());
+    let (_, span) = receiver.wait_for("agent").await;
+    assert_eq!(f64_attr(&span, "gen_ai.usage.cost"), 0.05, "the only cost");
+    assert!(attr(&span, "llmtel.cost.instrumentation").is_none());
+    let (_, span) = receiver.wait_for("priced").await;
+    assert_eq!(
+        f64_attr(&span, "gen_ai.usage.cost"),
+        expected_cost(&Usage::new(1000, 200))
+    );
+    assert_eq!(f64_attr(&span, "llmtel.cost.instrumentation"), 0.5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openinference_providers_are_written_as_gen_ai_provider_names() {
+    let (receiver, downstream, _rx) = Receiver::start().await;
+    let calls = std::sync::Arc::new(Calls::default());
+    let collector = Collector::start(config(downstream).with_sink(calls.clone()))
+        .await
+        .unwrap();
+    let cases = [
+        ("google", "gcp.gemini"),
+        ("aws", "aws.bedrock"),
+        ("mistralai", "mistral_ai"),
+        ("xai", "x_ai"),
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("azure", "azure.ai.openai"),
+    ];
+    let spans = cases
+        .iter()
+        .map(|(provider, _)| {
+            (
+                format!("oi {provider}"),
+                vec![
+                    s("openinference.span.kind", "LLM"),
+                    s("llm.model_name", "some-model"),
+                    s("llm.provider", provider),
+                    i("llm.token_count.prompt", 10),
+                    i("llm.token_count.completion", 5),
+                ],
+            )
+        })
+        .collect();
+    send("http-protobuf", &collector, request("svc", 41, spans)).await;
+    for (provider, want) in cases {
+        let (_, span) = receiver.wait_for(&format!("oi {provider}")).await;
+        assert_eq!(
+            attr(&span, "gen_ai.provider.name"),
+            Some(&any_value::Value::StringValue(want.into())),
+            "llm.provider = {provider}"
+        );
+    }
+    wait_until("the calls reach the sink", || {
+        calls.0.lock().unwrap().len() == cases.len()
+    })
+    .await;
+    let mut got: Vec<String> = calls
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c.provider.clone())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = cases.iter().map(|(_, p)| (*p).to_owned()).collect();
+    want.sort();
+    assert_eq!(got, want, "the calls the sinks and budgets get");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialect_counts_are_forwarded_as_integers_and_a_broken_one_is_skipped() {
+    let (receiver, downstream, _rx) = Receiver::start().await;
+    let collector = Collector::start(config(downstream)).await.unwrap();
+    let req = request(
+        "svc",
+        42,
+        vec![
+            (
+                // a JavaScript OpenInference instrumentation: counts as doubles
+                "double counts".into(),
+                vec![
+                    s("llm.model_name", "gpt-4o"),
+                    s("llm.provider", "openai"),
+                    kv(
+                        "llm.token_count.prompt",
+                        any_value::Value::DoubleValue(1000.0),
+                    ),
+                    kv(
+                        "llm.token_count.completion",
+                        any_value::Value::DoubleValue(200.0),
+                    ),
+                ],
+            ),
+            (
+                // a broken older key before a good OpenInference one
+                "broken count".into(),
+                vec![
+                    s("gen_ai.system", "openai"),
+                    s("gen_ai.request.model", "gpt-4o"),
+                    s("gen_ai.usage.prompt_tokens", "n/a"),
+                    i("llm.token_count.prompt", 1000),
+                    i("gen_ai.usage.completion_tokens", 200),
+                ],
+            ),
+        ],
+    );
+    send("http-protobuf", &collector, req).await;
+    let want = expected_cost(&Usage::new(1000, 200));
+    for name in ["double counts", "broken count"] {
+        let (_, span) = receiver.wait_for(name).await;
+        assert_eq!(int_attr(&span, "gen_ai.usage.input_tokens"), 1000, "{name}");
+        assert_eq!(int_attr(&span, "gen_ai.usage.output_tokens"), 200, "{name}");
+        assert!(
+            (f64_attr(&span, "gen_ai.usage.cost") - want).abs() < 1e-9,
+            "{name}: priced"
+        );
+    }
+}

@@ -343,3 +343,32 @@ async fn spans_a_partial_success_rejects_are_counted_as_rejected_not_forwarded()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_time_past_any_instant_retries_without_end_instead_of_panicking() {
+    // Refused once (retryable), then taken.
+    let downstream = Scripted::new([Answer::Grpc(tonic::Code::Unavailable, None)]);
+    let addr = downstream.serve_grpc().await;
+    let collector = Collector::start(config(addr).with_retry_for(Duration::MAX))
+        .await
+        .unwrap();
+    send(&collector, 60, 1).await;
+    wait_until("the span is forwarded after one retry", || {
+        collector.stats().forwarded == 1
+    })
+    .await;
+    assert_eq!(*downstream.accepted.lock().unwrap(), 1);
+    assert_eq!(downstream.attempts().len(), 2);
+}
+
+#[test]
+fn a_retry_time_in_the_config_file_past_a_day_is_a_clear_error() {
+    let err =
+        llmtel_collector::Config::from_toml("[forward]\nretry_for_secs = 18446744073709551615")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("retry_for_secs"), "{err}");
+    assert!(err.contains("at most 86400"), "{err}");
+    // A day is still taken.
+    llmtel_collector::Config::from_toml("[forward]\nretry_for_secs = 86400").unwrap();
+}

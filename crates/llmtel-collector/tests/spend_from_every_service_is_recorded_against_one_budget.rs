@@ -175,6 +175,77 @@ async fn a_span_naming_only_gen_ai_system_with_double_counts_is_charged_to_its_p
     assert_eq!(collector.stats().budgeted, 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cost_the_app_reported_is_charged_exactly_however_it_was_sent() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let (_receiver, downstream, _task) = Receiver::start().await;
+    let budgets = Budgets::builder()
+        .with_rule(
+            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
+                .with_limit_usd(llmtel::Usd::parse_decimal("100").unwrap()),
+        )
+        .build();
+    let collector = Collector::start(config(downstream).with_budgets(budgets.clone()))
+        .await
+        .unwrap();
+    // The cost an app (any language) computed: as a string, as an integer, and as
+    // `llmtel.cost.reported` without `gen_ai.usage.cost`.
+    let reported = |user: &str, cost: (&str, Value), source: bool| {
+        let mut a = call(user, "search", 1_000, 200);
+        a.push(kv(cost.0, cost.1));
+        if source {
+            a.push(s("llmtel.cost.source", "app"));
+        }
+        a
+    };
+    let spans = vec![
+        (
+            "string cost".to_owned(),
+            reported(
+                "u-string",
+                ("gen_ai.usage.cost", Value::StringValue("0.0042".into())),
+                true,
+            ),
+        ),
+        (
+            "integer cost".to_owned(),
+            reported("u-int", ("gen_ai.usage.cost", Value::IntValue(2)), true),
+        ),
+        (
+            "reported cost".to_owned(),
+            reported(
+                "u-reported",
+                ("llmtel.cost.reported", Value::DoubleValue(0.01)),
+                false,
+            ),
+        ),
+    ];
+    post_protobuf(&collector, request("go-api", 7, spans)).await;
+    wait_until("the spans are forwarded", || {
+        collector.stats().forwarded == 3
+    })
+    .await;
+    assert!(budgets.flush(Duration::from_secs(10)));
+    for (user, want) in [
+        ("u-string", "0.0042"),
+        ("u-int", "2"),
+        ("u-reported", "0.01"),
+    ] {
+        let status = budgets
+            .status_for(&CallContext::new().with_user(user))
+            .unwrap();
+        assert_eq!(
+            status[0].spent,
+            llmtel::Usd::parse_decimal(want).unwrap(),
+            "{user}: charged the cost the app reported, exactly"
+        );
+        assert_eq!(status[0].spent_tokens, 1_200, "{user}");
+    }
+    let stats = collector.stats();
+    assert_eq!(stats.budgeted, 3, "{stats:?}");
+    assert_eq!((stats.priced, stats.unpriced), (3, 0), "{stats:?}");
+}
+
 #[test]
 fn a_budgets_file_that_cannot_be_used_is_a_clear_error() {
     let err =

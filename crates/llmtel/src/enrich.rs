@@ -173,6 +173,18 @@ impl Pricer {
             .filter(|v| v.is_finite() && *v >= 0.0)
             .and_then(Usd::from_f64);
         out.cost = match (reported, catalog_cost) {
+            // Priced upstream by llmtel (an in-process exporter, a collector before this
+            // one): its catalog's price stands, source and provenance as it wrote them.
+            (Some(total), _) if f.cost_source.as_deref() == Some(CostSource::Catalog.as_str()) => {
+                Some(Cost {
+                    total,
+                    breakdown: None,
+                    source: CostSource::Catalog,
+                    estimated,
+                    computed_total: None,
+                    pricing: None,
+                })
+            }
             (Some(total), computed) => Some(Cost {
                 total,
                 breakdown: None,
