@@ -795,7 +795,13 @@ impl Decoder {
             return;
         }
         self.set_id_model(b.response_id, b.model_version);
-        for (i, c) in b.candidates.unwrap_or_default().into_iter().enumerate() {
+        let candidates = b.candidates.unwrap_or_default();
+        // Gemini's stream has no end marker: its last chunk is the one whose every candidate
+        // has a finish reason (a consumer that stops there, dropping the response before the
+        // transport's end, did not cancel the call).
+        let last_chunk =
+            !candidates.is_empty() && candidates.iter().all(|c| c.finish_reason.is_some());
+        for (i, c) in candidates.into_iter().enumerate() {
             let idx = c.index.map(|i| i as usize).unwrap_or(i);
             for p in c.content.and_then(|c| c.parts).unwrap_or_default() {
                 if let Some(t) = p.text {
@@ -805,6 +811,9 @@ impl Decoder {
             if let Some(r) = c.finish_reason.as_deref() {
                 self.set_finish(idx, r);
             }
+        }
+        if last_chunk {
+            self.set_done();
         }
         if let Some(u) = b.usage_metadata {
             // Per-modality counts (`promptTokensDetails`, `candidatesTokensDetails`).

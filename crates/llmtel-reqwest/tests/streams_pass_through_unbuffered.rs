@@ -165,6 +165,45 @@ fn a_stream_dropped_by_the_caller_is_cancelled() {
 }
 
 #[test]
+fn a_gemini_stream_read_to_its_last_chunk_then_dropped_is_complete() {
+    // Gemini has no `[DONE]`: its last chunk carries the finish reason. A consumer that
+    // stops there and drops the response before the transport's end did not cancel.
+    let p = run_async(|| async {
+        let go = Arc::new(Notify::new());
+        let body = gemini_stream().concat();
+        let reply = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps: vec![Step::Bytes(body.into_bytes()), Step::Wait(go.clone())],
+            chunked: true,
+        };
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(
+                server.url("/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+            )
+            .body(GEMINI_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("finishReason") {
+            got.extend_from_slice(&resp.chunk().await.unwrap().unwrap());
+        }
+        drop(resp);
+        go.notify_one();
+    });
+    let s = llm_span(&p);
+    assert!(attr(&s, "error.type").is_none(), "{:?}", s.attributes);
+    assert!(!matches!(
+        s.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 40);
+}
+
+#[test]
 fn include_usage_is_added_only_when_enabled() {
     run_async(|| async {
         let chunks = openai_stream(true);
