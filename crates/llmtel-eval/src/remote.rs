@@ -25,7 +25,8 @@ pub enum EndpointConfigError {
         "base URL {url:?} is not a valid URL ({reason}); give one like https://api.openai.com/v1 or http://localhost:8000"
     )]
     InvalidUrl {
-        /// The URL given.
+        /// The URL given, with what looks like its user info, query and fragment replaced by
+        /// `[REDACTED]` (they may hold credentials).
         url: String,
         /// Why it does not parse.
         reason: String,
@@ -167,6 +168,32 @@ fn shown(url: &str) -> String {
     }
 }
 
+/// `url`, which does not parse, with its user info, query and fragment replaced by
+/// `[REDACTED]` (for messages): what looks like them is masked, and so is any secret
+/// [`llmtel::redact`] finds in the rest.
+fn masked(url: &str) -> String {
+    let url = url.trim();
+    let auth = url.find("://").map_or(0, |i| i + 3);
+    // The query or fragment: from the first `?` or `#` after the scheme.
+    let tail = url[auth..].find(['?', '#']).map(|i| auth + i);
+    let head = &url[..tail.unwrap_or(url.len())];
+    let mut out = String::with_capacity(url.len());
+    // User info: up to the last `@` before the query (a password may hold a `/`).
+    match head[auth..].rfind('@') {
+        Some(at) => {
+            out.push_str(&head[..auth]);
+            out.push_str(llmtel::REDACTED);
+            out.push_str(&head[auth + at..]);
+        }
+        None => out.push_str(head),
+    }
+    if let Some(t) = tail {
+        out.push_str(&url[t..=t]);
+        out.push_str(llmtel::REDACTED);
+    }
+    llmtel::redact::redact_string(out)
+}
+
 /// The URL of `operation` (`chat/completions`, `embeddings`) under an OpenAI-style base URL:
 /// a bare host gets `/v1`; any other path is kept as the SDKs keep it (`.../v1`,
 /// `https://openrouter.ai/api/v1`); a URL that already ends with the operation is used as is.
@@ -176,7 +203,7 @@ pub(crate) fn operation_url(
 ) -> Result<reqwest::Url, EndpointConfigError> {
     let mut url =
         reqwest::Url::parse(base.trim()).map_err(|e| EndpointConfigError::InvalidUrl {
-            url: base.into(),
+            url: masked(base),
             reason: e.to_string(),
         })?;
     if !matches!(url.scheme(), "http" | "https") {
