@@ -8,8 +8,10 @@ use serde::Serialize;
 /// stream at that rank, as long as no bucket was collapsed. When the values span more than
 /// `max_buckets` buckets, the lowest buckets are merged into one (the high quantiles that
 /// latency detectors use stay exact to the accuracy; only the lowest ones lose it). Memory is
-/// at most `max_buckets` counters whatever the number of values. Values `<= 0` (and NaN) are
-/// counted in a separate zero bucket.
+/// at most `max_buckets` counters whatever the number of values. Values `<= 0` are counted
+/// in a separate zero bucket. Values that are not finite (NaN, infinities) are not added:
+/// they count in [`non_finite`](Self::non_finite) only, not in [`count`](Self::count), the
+/// mean or the quantiles.
 ///
 /// ```
 /// let mut s = llmtel_score::DdSketch::new(0.01, 512);
@@ -26,6 +28,7 @@ pub struct DdSketch {
     bins: Vec<u64>,
     offset: i32,
     zeros: u64,
+    non_finite: u64,
     count: u64,
     sum: f64,
     min: f64,
@@ -64,6 +67,7 @@ impl DdSketch {
             bins: Vec::new(),
             offset: 0,
             zeros: 0,
+            non_finite: 0,
             count: 0,
             sum: 0.0,
             min: f64::INFINITY,
@@ -94,13 +98,17 @@ impl DdSketch {
         if n == 0 {
             return;
         }
-        self.count += n;
-        if x.is_finite() {
-            self.sum += x * n as f64;
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
+        if !x.is_finite() {
+            // An infinity went to the top bucket index and NaN to the zeros: either distorted
+            // every quantile (and an infinity alone made `quantile` panic).
+            self.non_finite += n;
+            return;
         }
-        if x.is_nan() || x <= 0.0 {
+        self.count += n;
+        self.sum += x * n as f64;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        if x <= 0.0 {
             self.zeros += n;
             return;
         }
@@ -154,17 +162,27 @@ impl DdSketch {
         }
     }
 
-    /// Adds every value of `other` (which should have the same accuracy).
+    /// Adds every value of `other`.
+    ///
+    /// When `other` has another relative accuracy, its buckets' indices mean other values:
+    /// each of its buckets is added at the bucket of this sketch holding its representative
+    /// value, so the merged quantiles are within both accuracies added up (they used to be
+    /// read with this sketch's bucket widths, far off).
     pub fn merge(&mut self, other: &DdSketch) {
         self.zeros += other.zeros;
         self.count += other.zeros;
-        if other.zeros > 0 {
-            self.min = self.min.min(other.min);
-        }
+        self.non_finite += other.non_finite;
+        let same = self.gamma.to_bits() == other.gamma.to_bits();
         for (i, &c) in other.bins.iter().enumerate() {
             if c > 0 {
                 self.count += c;
-                self.add_index(other.offset + i as i32, c);
+                let k = other.offset + i as i32;
+                let k = if same {
+                    k
+                } else {
+                    self.index(clamp_to(other.value(k), other.min, other.max))
+                };
+                self.add_index(k, c);
             }
         }
         self.sum += other.sum;
@@ -187,17 +205,26 @@ impl DdSketch {
             seen += c;
             if seen > rank {
                 let k = self.offset + i as i32;
-                // The bucket (gamma^(k-1), gamma^k]: its relative-error midpoint.
-                let v = 2.0 * self.gamma.powi(k) / (1.0 + self.gamma);
-                return Some(v.clamp(self.min, self.max));
+                return Some(clamp_to(self.value(k), self.min, self.max));
             }
         }
         Some(self.max)
     }
 
-    /// Number of values added.
+    /// The value that stands for bucket `k`, `(gamma^(k-1), gamma^k]`: its relative-error
+    /// midpoint.
+    fn value(&self, k: i32) -> f64 {
+        2.0 * self.gamma.powi(k) / (1.0 + self.gamma)
+    }
+
+    /// Number of values added (finite ones: see [`non_finite`](Self::non_finite)).
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Number of values not added because they were not finite (NaN, infinities).
+    pub fn non_finite(&self) -> u64 {
+        self.non_finite
     }
 
     /// Mean of the values added (exact), or `None` when empty.
@@ -220,6 +247,12 @@ impl DdSketch {
             p99: self.quantile(0.99)?,
         })
     }
+}
+
+/// `f64::clamp` that never panics: bounds that are not ordered (an empty sketch's) or NaN
+/// leave the value as it is.
+fn clamp_to(v: f64, lo: f64, hi: f64) -> f64 {
+    if lo <= hi { v.clamp(lo, hi) } else { v }
 }
 
 #[cfg(test)]
