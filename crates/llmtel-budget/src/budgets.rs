@@ -797,8 +797,7 @@ impl Budgets {
                     .store
                     .totals(&[&t.meter], now_ms)
                     .ok()
-                    .and_then(|v| v.first().copied())
-                    .unwrap_or_default();
+                    .and_then(|v| v.first().copied());
                 Err(ReserveError::Exceeded(Box::new(
                     self.exceeded(t, totals, amounts[i]),
                 )))
@@ -842,40 +841,49 @@ impl Budgets {
         }
     }
 
-    fn exceeded(&self, t: &Metered, totals: MeterTotals, amount: Amount) -> BudgetExceeded {
+    /// The refusal of `amount` on `t`, with its totals as read after the refusal (`None`:
+    /// they could not be read).
+    fn exceeded(&self, t: &Metered, totals: Option<MeterTotals>, amount: Amount) -> BudgetExceeded {
         let rule = &self.inner.rules[t.rule];
         let m = &t.meter;
-        let usd_hit = m.limit_usd.is_some_and(|l| {
-            amount.usd > 0
-                && i128::from(totals.spent.usd)
-                    + i128::from(totals.reserved.usd)
-                    + i128::from(amount.usd)
-                    > i128::from(l)
-        });
+        let over = |l: Option<i64>, s: i64, r: i64, a: i64| {
+            l.is_some_and(|l| {
+                a > 0 && i128::from(s) + i128::from(r) + i128::from(a) > i128::from(l)
+            })
+        };
+        let (usd_hit, tokens_hit) = match totals {
+            Some(tot) => {
+                let usd_hit = over(m.limit_usd, tot.spent.usd, tot.reserved.usd, amount.usd);
+                (usd_hit, !usd_hit)
+            }
+            // Unknown spend: every limit this amount could have passed.
+            None => (
+                m.limit_usd.is_some() && amount.usd > 0,
+                m.limit_tokens.is_some() && amount.tokens > 0,
+            ),
+        };
+        let tot = totals.unwrap_or_default();
         BudgetExceeded {
             rule: rule.name.to_string(),
             scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value)).into_owned(),
             period: rule.period.name(),
-            spent: usd(totals.spent.usd.saturating_add(totals.reserved.usd)),
+            spent: usd(tot.spent.usd.saturating_add(tot.reserved.usd)),
             limit: m.limit_usd.map(usd).unwrap_or(Usd::ZERO),
-            spent_tokens: totals
-                .spent
-                .tokens
-                .saturating_add(totals.reserved.tokens)
-                .max(0) as u64,
-            limit_tokens: if usd_hit {
-                None
-            } else {
+            spent_tokens: tot.spent.tokens.saturating_add(tot.reserved.tokens).max(0) as u64,
+            limit_tokens: if tokens_hit || !usd_hit {
                 m.limit_tokens.map(|l| l.max(0) as u64)
+            } else {
+                None
             },
             resets_at: t.window.resets_at,
+            totals_unavailable: totals.is_none(),
         }
     }
 
     /// Records the spend of a call made without a reservation (the [`crate::BudgetLayer`]
     /// does this for every LLM span). Never blocks on a remote store (queued).
     pub fn record(&self, ctx: &CallContext, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
-        self.submit(None, ctx, cost, tokens, None).into_vec()
+        self.submit(None, ctx, cost, tokens, None).0.into_vec()
     }
 
     /// Records the spend of a call with no price (its model is not in the catalog): each
@@ -886,6 +894,7 @@ impl Budgets {
     pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
         let u = UnpricedTokens { input, output };
         self.submit(None, ctx, Usd::ZERO, input.saturating_add(output), Some(u))
+            .0
             .into_vec()
     }
 
@@ -907,29 +916,31 @@ impl Budgets {
         cost: Usd,
         tokens: u64,
         unpriced: Option<UnpricedTokens>,
-    ) -> Utilization {
+    ) -> (Utilization, bool) {
         let at = self.now();
         let mut targets = self.targets(ctx, at.as_millisecond());
         if let Some((_, reserved)) = &release {
             // A settled reservation's spend goes to the meters it held (the pre-flight's
-            // request model, its `with_context` dimensions), rule by rule, while their window
-            // holds: the call's own (its response model `gpt-4o-2024-08-06` where
-            // `gpt-4o` was reserved) would leave the meter the pre-flight checks empty. A rule
-            // the reservation did not hold is charged by the call's own meter.
-            let now_ms = at.as_millisecond();
-            for r in reserved
-                .iter()
-                .filter(|r| r.from_ms <= now_ms && now_ms < r.until_ms)
-            {
+            // request model, its `with_context` dimensions), rule by rule: the call's own
+            // (its response model `gpt-4o-2024-08-06` where `gpt-4o` was reserved) would
+            // leave the meter the pre-flight checks empty. Also when the call settles after
+            // the window it reserved in (past midnight, a rolling bucket later, the export
+            // stage's delay): the write takes the meter at its own instant
+            // (`metered_at`), the same rule and scope value in the window then. A rule the
+            // reservation did not hold is charged by the call's own meter.
+            for r in reserved.iter() {
                 match targets.iter_mut().find(|t| t.rule == r.rule) {
                     Some(t) => *t = r.clone(),
                     None => targets.push(r.clone()),
                 }
             }
         }
+        // A call with no price meets the `on_unpriced` policy of each USD rule it is charged
+        // to: decided on the meters it is charged to (the reservation's included), not on
+        // the call's own context alone (a tenant given only to the pre-flight).
+        let mut counted = false;
         if unpriced.is_some() {
             let model = ctx.model.as_deref().unwrap_or("(none)");
-            let mut counted = false;
             for t in &targets {
                 let rule = &self.inner.rules[t.rule];
                 if rule.limits.usd.is_some() {
@@ -941,7 +952,11 @@ impl Budgets {
                 }
             }
         }
-        self.submit_at(release, targets, cost, tokens, unpriced, at)
+        let unpriced = unpriced.filter(|_| counted);
+        (
+            self.submit_at(release, targets, cost, tokens, unpriced, at),
+            counted,
+        )
     }
 
     pub(crate) fn submit_targets(

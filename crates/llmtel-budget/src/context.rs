@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use llmtel::{Dimensions, LlmCall};
-use llmtel_pricing::{Catalog, PricingError, Usage, Usd};
+use llmtel_pricing::{Call, Catalog, PricingError, Usage, Usd};
 
 use crate::rule::Scope;
 
@@ -220,16 +220,20 @@ impl Estimate {
         date: jiff::civil::Date,
     ) -> Result<Estimate, PricingError> {
         let usage = Usage::new(prompt_tokens, max_tokens);
-        match catalog.price(model, provider, &usage, date) {
-            Ok(priced) => Ok(Estimate {
+        // Runs on every pre-flight, with a model name the client chose: an unknown name
+        // must not cost the name suggestions `Catalog::price` computes for its error (an
+        // edit distance against every catalog name: seconds for a name of a few KB).
+        let call = Call::on_date(date);
+        match catalog.price_call_if_known(model, provider, &usage, &call) {
+            Some(Ok(priced)) => Ok(Estimate {
                 usd: priced.breakdown.total,
                 tokens: prompt_tokens.saturating_add(max_tokens),
                 unpriced: None,
             }),
-            Err(PricingError::UnknownModel { .. }) => {
+            None | Some(Err(PricingError::UnknownModel { .. })) => {
                 Ok(Estimate::unpriced(prompt_tokens, max_tokens))
             }
-            Err(e) => Err(e),
+            Some(Err(e)) => Err(e),
         }
     }
 }

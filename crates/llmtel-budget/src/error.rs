@@ -31,10 +31,13 @@ pub enum ConfigError {
 
 /// Masks the credentials of every URL in `text`: `redis://user:pw@host` becomes
 /// `redis://user:***@host`, `redis://:pw@host` becomes `redis://:***@host` and
-/// `redis://token@host` becomes `redis://***@host`. Text without credentials is returned as
-/// is.
+/// `redis://token@host` becomes `redis://***@host` (the userinfo ends at the URL's last `@`,
+/// so a password holding a raw `#`, `/` or `?` is masked whole); query parameters named
+/// like a credential (`pass`, `password`, `token`, `key`, `secret`, `auth`...) are masked
+/// too: `redis+unix:///run/redis.sock?pass=pw` becomes `redis+unix:///run/redis.sock?pass=***`.
+/// Text without credentials is returned as is.
 pub fn redact_url_credentials(text: &str) -> Cow<'_, str> {
-    if !text.contains("://") || !text.contains('@') {
+    if !text.contains("://") || !(text.contains('@') || text.contains('?')) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -42,30 +45,70 @@ pub fn redact_url_credentials(text: &str) -> Cow<'_, str> {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
+        // The URL runs to the first blank or quote (how messages delimit it); a `#`, `/` or
+        // `?` may be part of its password.
         let end = tail
-            .find(|c: char| {
-                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '>') || c.is_whitespace()
-            })
+            .find(|c: char| matches!(c, '"' | '\'' | '`' | '>') || c.is_whitespace())
             .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..=colon]);
-                        out.push_str("***");
-                    }
-                    None => out.push_str("***"),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
+        redact_one(&tail[..end], &mut out);
         rest = &tail[end..];
     }
     out.push_str(rest);
-    Cow::Owned(out)
+    if out == text {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+/// Query parameter names (lowercase) taken for credentials: any name containing one.
+const CREDENTIAL_PARAMS: &[&str] = &["pass", "pwd", "secret", "token", "key", "auth", "cred"];
+
+/// Appends `url` (what follows `scheme://`) to `out` with its userinfo's password and its
+/// credential query parameters masked.
+fn redact_one(url: &str, out: &mut String) {
+    let after = match url.rfind('@') {
+        Some(at) => {
+            let userinfo = &url[..at];
+            match userinfo.find(':') {
+                Some(colon) => {
+                    out.push_str(&userinfo[..=colon]);
+                    out.push_str("***");
+                }
+                None => out.push_str("***"),
+            }
+            out.push('@');
+            &url[at + 1..]
+        }
+        None => url,
+    };
+    let Some(q) = after.find('?') else {
+        out.push_str(after);
+        return;
+    };
+    out.push_str(&after[..=q]);
+    let mut masking = false;
+    for (n, param) in after[q + 1..].split('&').enumerate() {
+        if n > 0 {
+            out.push('&');
+        }
+        match param.split_once('=') {
+            Some((name, value)) => {
+                let lower = name.to_ascii_lowercase();
+                masking = CREDENTIAL_PARAMS.iter().any(|c| lower.contains(c));
+                out.push_str(name);
+                out.push('=');
+                out.push_str(if masking && !value.is_empty() {
+                    "***"
+                } else {
+                    value
+                });
+            }
+            // No `=`: the rest of a credential's value that held a `&`.
+            None if masking => out.push_str("***"),
+            None => out.push_str(param),
+        }
+    }
 }
 
 /// The store could not be reached or answered an error. Its message never holds a URL's
@@ -113,9 +156,10 @@ impl StoreError {
     }
 }
 
-/// A call refused because it would pass a limit.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("budget {rule:?} exceeded for {scope}: spent {spent} of {limit} this {period}; resets at {}", resets_at.map(|t| t.to_string()).unwrap_or_else(|| "never".into()))]
+/// A call refused because it would pass a limit. Its message names the limit that was hit:
+/// `spent $X of $Y` for a USD limit, `used N of M tokens` for a token limit, and says so
+/// when the spend could not be read after the refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetExceeded {
     /// The rule.
     pub rule: String,
@@ -123,17 +167,53 @@ pub struct BudgetExceeded {
     pub scope: String,
     /// The period name (`day`, `rolling-24h`, ...).
     pub period: String,
-    /// Settled plus reserved spend in the period.
+    /// Settled plus reserved spend in the period (zero when `totals_unavailable`).
     pub spent: Usd,
-    /// The USD limit (zero when a token limit was hit).
+    /// The USD limit (zero when the rule has none; when a token limit was hit, see
+    /// `limit_tokens`).
     pub limit: Usd,
-    /// Settled plus reserved tokens in the period.
+    /// Settled plus reserved tokens in the period (zero when `totals_unavailable`).
     pub spent_tokens: u64,
-    /// The token limit, when one was hit.
+    /// The token limit, when one was hit (or may have been, when `totals_unavailable`).
     pub limit_tokens: Option<u64>,
     /// When the period resets (`None` for lifetime budgets).
     pub resets_at: Option<Timestamp>,
+    /// The store refused the call but its spend could not be read back afterwards:
+    /// `spent` and `spent_tokens` are unknown (zero), not the spend.
+    pub totals_unavailable: bool,
 }
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "budget {:?} exceeded for {}: ", self.rule, self.scope)?;
+        let usd_limit = self.limit > Usd::ZERO;
+        match (self.totals_unavailable, self.limit_tokens) {
+            (false, Some(l)) => write!(f, "used {} of {l} tokens", self.spent_tokens)?,
+            (false, None) => write!(f, "spent {} of {}", self.spent, self.limit)?,
+            (true, Some(l)) if usd_limit => write!(
+                f,
+                "its limit of {} or {l} tokens was reached (its spend could not be read)",
+                self.limit
+            )?,
+            (true, Some(l)) => write!(
+                f,
+                "its limit of {l} tokens was reached (its spend could not be read)"
+            )?,
+            (true, None) => write!(
+                f,
+                "its limit of {} was reached (its spend could not be read)",
+                self.limit
+            )?,
+        }
+        write!(f, " this {}; resets at ", self.period)?;
+        match self.resets_at {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("never"),
+        }
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
 
 impl BudgetExceeded {
     /// Seconds until the budget resets from `now`, at least 1, for a `Retry-After` header.

@@ -154,9 +154,11 @@ impl Budgets {
             unpriced,
         } = spend;
         // Each USD rule applies its `on_unpriced` policy (fallback price, or $0 counted and
-        // alerted) to a call whose model has no price.
-        let unpriced = unpriced.filter(|_| cost.is_none() && self.usd_rule_applies(&cctx));
-        let util = self.submit(
+        // alerted) to a call whose model has no price: `submit` decides on the meters the
+        // call is charged to, the reservation's included (a USD rule may apply only through
+        // the dimensions the pre-flight was given).
+        let unpriced = unpriced.filter(|_| cost.is_none());
+        let (util, unpriced) = self.submit(
             release,
             &cctx,
             cost.unwrap_or(llmtel::Usd::ZERO),
@@ -173,7 +175,7 @@ impl Budgets {
             attributes.push(KeyValue::new(sc::BUDGET_RULE, name));
             attributes.push(KeyValue::new(sc::BUDGET_UTILIZATION, u));
         }
-        if unpriced.is_some() {
+        if unpriced {
             attributes.push(KeyValue::new(sc::BUDGET_UNPRICED, true));
         }
         attributes

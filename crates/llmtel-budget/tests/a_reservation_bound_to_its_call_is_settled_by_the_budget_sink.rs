@@ -135,3 +135,59 @@ fn unsettled_bindings_are_bounded_and_the_refused_ones_released_and_counted() {
         drop(open);
     });
 }
+
+#[test]
+fn a_call_settled_after_its_reserved_window_still_charges_the_reserved_meter() {
+    // The pre-flight reserves on `gpt-4o` a moment before midnight; the call's span closes
+    // (and the export stage settles it) after midnight, answered by the dated snapshot.
+    // The spend goes to `gpt-4o`'s meter in the new day, not to the snapshot's: else the
+    // reservation is released and its spend lands where the pre-flight never looks.
+    let clock = TestClock::at("2026-03-01T23:59:59.500Z");
+    let budgets = Budgets::builder()
+        .with_clock(clock.clock())
+        .with_rule(
+            llmtel_budget::Rule::new(
+                "per-model-daily",
+                llmtel_budget::Scope::Model,
+                llmtel_budget::Period::Day(jiff::tz::TimeZone::UTC),
+            )
+            .with_limit_usd(usd("0.005")),
+        )
+        .build();
+    let (dispatch, _exporter, _provider) = exporting_with_budget_sink(&budgets);
+    let requested = CallContext::new().with_model("gpt-4o");
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        budgets
+            .reserve(&requested, Estimate::new(usd("0.004"), 0))
+            .expect("within budget")
+            .bind(&span);
+        llmtel::record_response(&span, "chatcmpl-1", "gpt-4o-2024-08-06", &["stop"]);
+        // gpt-4o: 1,000 in x $2.50/M + 100 out x $10/M = $0.0035
+        record_1000_in_100_out(&span);
+        clock.set("2026-03-02T00:00:01Z");
+        drop(span);
+    });
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let held = budgets.status_for(&requested).expect("status").remove(0);
+    assert_eq!(
+        held.period_start,
+        Some("2026-03-02T00:00:00Z".parse().expect("ts")),
+        "{held:?}"
+    );
+    assert_eq!(
+        held.spent,
+        usd("0.0035"),
+        "the new day's gpt-4o meter: {held:?}"
+    );
+    assert_eq!(held.reserved, usd("0"), "released");
+    let dated = CallContext::new().with_model("gpt-4o-2024-08-06");
+    let other = budgets.status_for(&dated).expect("status").remove(0);
+    assert_eq!(other.spent, usd("0"), "{other:?}");
+    // The limit still refuses: $0.0035 + $0.004 > $0.005.
+    assert!(
+        budgets
+            .reserve(&requested, Estimate::new(usd("0.004"), 0))
+            .is_err()
+    );
+}

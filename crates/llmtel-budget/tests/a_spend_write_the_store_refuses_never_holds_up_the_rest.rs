@@ -128,3 +128,55 @@ fn budgets_alerted(sink: &MemorySink, name: &str) -> bool {
     }
     false
 }
+
+/// Redis refuses one op of a batch part-way through the script (here a bucket key that is
+/// not a hash): the batch's earlier ops must not be marked applied, or the one-by-one
+/// retry skips them as replays and counts them written while nothing was. Real Redis
+/// (scripts/redis.sh).
+#[test]
+fn a_redis_batch_refused_part_way_marks_none_of_its_ops_applied() {
+    use llmtel_budget::RedisStore;
+    let prefix = support::unique_prefix("part-way");
+    let url = support::redis_url();
+    let st = RedisStore::open(&url)
+        .expect("redis url")
+        .with_prefix(&prefix)
+        .with_timeout(Duration::from_secs(2));
+    let now = 1_748_736_000_000;
+    let meter = |id: &str| Meter {
+        id: id.into(),
+        buckets: vec![format!("{id}\u{1f}0")],
+        ttl_ms: 3_600_000,
+        limit_usd: None,
+        limit_tokens: None,
+    };
+    let (good, bad) = (meter("good\u{1f}*"), meter("bad\u{1f}*"));
+    // Someone else's string under the bad meter's bucket key.
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client.get_connection().expect("connection");
+    redis::cmd("SET")
+        .arg(format!("{prefix}b:{}", bad.buckets[0]))
+        .arg("not a hash")
+        .query::<()>(&mut conn)
+        .expect("SET");
+    let amt = Amount { usd: 5, tokens: 1 };
+    let (c_good, c_bad) = ([(&good, amt)], [(&bad, amt)]);
+    let op = |charges, id| Commit {
+        release: None,
+        charges,
+        op_id: Some(id),
+    };
+    let e = st
+        .commit_batch(&[op(&c_good[..], "op-good"), op(&c_bad[..], "op-bad")], now)
+        .expect_err("the bad op is refused");
+    assert!(e.rejected, "{e}");
+    // What the writer does next: each op alone. The good one is written, once.
+    st.commit_batch(&[op(&c_good[..], "op-good")], now)
+        .expect("the good op alone");
+    let t = st.totals(&[&good], now).expect("totals");
+    assert_eq!(t[0].spent, amt, "written, not skipped as applied");
+    st.commit_batch(&[op(&c_good[..], "op-good")], now)
+        .expect("a replay");
+    let t = st.totals(&[&good], now).expect("totals");
+    assert_eq!(t[0].spent, amt, "a replay still counts once");
+}

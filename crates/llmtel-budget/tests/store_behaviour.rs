@@ -588,9 +588,61 @@ fn absurd_amounts_are_capped_and_the_meter_goes_on(kind: &str) {
     assert_eq!(b.stats().amounts_capped, 2, "{kind}");
 }
 
+/// A meter's total past i64 (about $9.2 million at the store's unit) saturates at
+/// i64::MAX, as the memory store's does, and the meter takes later writes: Redis's
+/// `HINCRBY` refused to overflow mid-script (the batch's op marks set, its writes not), and
+/// SQLite turned the column into a REAL that no later read could take (every later write
+/// of the meter refused and dropped).
+fn totals_past_i64_saturate_and_the_meter_goes_on(kind: &str) {
+    use llmtel_budget::store::{Amount, Commit, Meter};
+    let st = store(kind, "saturate");
+    let now = 1_748_736_000_000;
+    let meter = |id: &str| Meter {
+        id: id.into(),
+        buckets: vec![format!("{id}\u{1f}0")],
+        ttl_ms: 0,
+        limit_usd: None,
+        limit_tokens: None,
+    };
+    let (big, small) = (meter("big\u{1f}*"), meter("small\u{1f}*"));
+    let amt = |usd, tokens| Amount { usd, tokens };
+    let near = amt(i64::MAX - 10, i64::MAX - 10);
+    let (c_near, c_over, c_small) = (
+        [(&big, near)],
+        [(&big, amt(100, 100))],
+        [(&small, amt(7, 1))],
+    );
+    fn op<'a>(charges: &'a [(&'a Meter, Amount)], id: &'a str) -> Commit<'a> {
+        Commit {
+            release: None,
+            charges,
+            op_id: Some(id),
+        }
+    }
+    st.commit_batch(&[op(&c_near, "near")], now)
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    // Past i64 in a batch with another meter's write: both are written.
+    let out = st
+        .commit_batch(&[op(&c_small, "s1"), op(&c_over, "over")], now)
+        .unwrap_or_else(|e| panic!("{kind}: past i64: {e}"));
+    assert_eq!(out[1], vec![amt(i64::MAX, i64::MAX)], "{kind}");
+    // The meter goes on: a later write is taken (and stays at the bound), a replay skipped.
+    st.commit_batch(&[op(&c_over, "over-2"), op(&c_small, "s1")], now)
+        .unwrap_or_else(|e| panic!("{kind}: after saturating: {e}"));
+    st.commit(None, &c_small, now)
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let t = st.totals(&[&big, &small], now).expect("totals");
+    assert_eq!(t[0].spent, amt(i64::MAX, i64::MAX), "{kind}");
+    assert_eq!(t[1].spent, amt(14, 2), "{kind}: s1 once, plus the commit");
+}
+
 macro_rules! suite {
     ($kind:ident) => {
         mod $kind {
+            #[test]
+            fn totals_past_i64_saturate_and_the_meter_goes_on() {
+                super::totals_past_i64_saturate_and_the_meter_goes_on(stringify!($kind));
+            }
             #[test]
             fn absurd_amounts_are_capped_and_the_meter_goes_on() {
                 super::absurd_amounts_are_capped_and_the_meter_goes_on(stringify!($kind));

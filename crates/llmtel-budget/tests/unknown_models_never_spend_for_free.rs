@@ -306,3 +306,78 @@ fn a_known_model_whose_call_recorded_no_usage_is_not_unpriced() {
     assert_eq!(s.unpriced_recorded, 1, "only the unknown model: {s:?}");
     assert_eq!(unpriced_alerts(&sink, &alerts), 1);
 }
+
+#[test]
+fn a_usd_rule_applying_only_through_the_reservation_charges_its_fallback_price() {
+    // The tenant is given to the pre-flight only (`BudgetPreflight::with_context`): the
+    // LLM span carries no tenant, so only the reservation's meter ties the call to the
+    // tenant's USD rule. Its fallback price applies to the call's tokens all the same.
+    let sink = MemorySink::new();
+    let alerts = AlertDispatcher::builder()
+        .with_sink(Arc::new(sink.clone()))
+        .build();
+    let b = Budgets::builder()
+        .with_rule(
+            Rule::new("per-tenant", Scope::Tenant, Period::Lifetime)
+                .with_limit_usd(usd("1"))
+                .with_on_unpriced(Unpriced::Fallback {
+                    input_per_million: usd("2"),
+                    output_per_million: usd("10"),
+                }),
+        )
+        .with_alerts(alerts.clone())
+        .build();
+    let tenant = CallContext::new().with_tenant("acme").with_model(MODEL);
+    let (dispatch, exporter, _provider) = support::exporting_with_budget_sink(&b);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = llmtel::llm_span!("chat", "acme", MODEL);
+        b.reserve(&tenant, estimate(100_000, 50_000))
+            .expect("fallback")
+            .bind(&span);
+        llmtel::record_usage(
+            &span,
+            &llmtel::Usage {
+                input_tokens: 100_000,
+                output_tokens: 20_000,
+                ..Default::default()
+            },
+        );
+    });
+    assert!(b.flush(Duration::from_secs(10)));
+    let s = &b.status_for(&tenant).expect("status")[0];
+    // 100,000 x $2/M + 20,000 x $10/M, not $0.
+    assert_eq!(s.spent, usd("0.4"), "{s:?}");
+    assert_eq!(s.reserved, usd("0"), "{s:?}");
+    let st = b.stats();
+    assert_eq!(st.unpriced_recorded, 1, "{st:?}");
+    assert_eq!(unpriced_alerts(&sink, &alerts), 1);
+    let spans = exporter.get_finished_spans().expect("spans");
+    let flag = spans
+        .iter()
+        .find(|s| s.name.contains("chat"))
+        .expect("llm span")
+        .attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == llmtel::semconv::llmtel::BUDGET_UNPRICED)
+        .map(|kv| kv.value.clone());
+    assert_eq!(flag, Some(opentelemetry::Value::Bool(true)));
+}
+
+#[test]
+fn an_unknown_models_estimate_computes_no_name_suggestions() {
+    // `Estimate::for_model` runs on every pre-flight with the model name the client sent.
+    // For a name the catalog does not know it must not compute the name suggestions of
+    // `Catalog::price`'s error (an edit distance against every catalog name, in time the
+    // name's length times the catalog's): a 20,000-byte made-up name cost over a minute of
+    // CPU per request (unoptimized build), this one seconds.
+    let name = format!("acme-{}", "q".repeat(4_000));
+    let catalog = llmtel::Catalog::builtin();
+    let start = std::time::Instant::now();
+    let e = Estimate::for_model(catalog, &name, Some("acme"), 1_000, 100, day())
+        .expect("an estimate with no price");
+    let took = start.elapsed();
+    assert_eq!(e.unpriced.map(|u| (u.input, u.output)), Some((1_000, 100)));
+    assert_eq!(e.usd, llmtel::Usd::ZERO);
+    // The name's resolution alone: milliseconds.
+    assert!(took < Duration::from_secs(1), "the estimate took {took:?}");
+}

@@ -111,8 +111,14 @@ for m = 1, n do
   end
   redis.call('HSET', rk, unpack(w))
   if not exact then
-    redis.call('HINCRBY', rk, 'u', h[2])
-    redis.call('HINCRBY', rk, 't', h[3])
+    -- Saturates at the i64 bounds (HINCRBY refuses to overflow, after the HSET above).
+    for f, by in pairs({u = h[2], t = h[3]}) do
+      local r = redis.pcall('HINCRBY', rk, f, by)
+      if type(r) == 'table' and r.err then
+        if not string.find(r.err, 'overflow') then error(r) end
+        redis.call('HSET', rk, f, string.sub(by, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807')
+      end
+    end
   end
   if ext then redis.call('PEXPIRE', rk, ext) end
 end
@@ -126,10 +132,13 @@ return 0
 /// Returns the final `u`, `t` of the keys asked for at the end (Rust works out the spend
 /// after each op from them).
 ///
-/// An op with an operation id first sets `{prefix}o:{id}` (`SET NX PX`, the replay
-/// window): when the key exists the op was applied before (its reply was lost and the
-/// write is replayed) and is skipped, so a spend is never counted twice. The 1-based
-/// numbers of the skipped ops follow the sums in the reply.
+/// An op with an operation id is skipped when `{prefix}o:{id}` exists: it was applied
+/// before (its reply was lost and the write is replayed), so a spend is never counted
+/// twice. The marks are set at the end, with the sums (`SET PX`, the replay window): the
+/// script writes nothing that can fail before them (a sum saturates at the i64 bounds, as
+/// the memory store's does, where `HINCRBY` would refuse), so a mark never stands for a
+/// write that did not happen. The 1-based numbers of the skipped ops follow the sums in
+/// the reply.
 const COMMIT: &str = r#"
 local LIM = 4503599627370496
 local now = tonumber(ARGV[2])
@@ -160,19 +169,32 @@ local function add(i, h, u, t, sign)
     if u ~= '0' then u = string.sub(u, 1, 1) == '-' and string.sub(u, 2) or ('-' .. u) end
     if t ~= '0' then t = string.sub(t, 1, 1) == '-' and string.sub(t, 2) or ('-' .. t) end
   end
-  redis.call('HINCRBY', KEYS[i], 'u', u)
-  redis.call('HINCRBY', KEYS[i], 't', t)
+  for f, by in pairs({u = u, t = t}) do
+    -- Saturates at the i64 bounds: HINCRBY refuses to overflow (and an error here would
+    -- leave the script's earlier writes without the rest).
+    local r = redis.pcall('HINCRBY', KEYS[i], f, by)
+    if type(r) == 'table' and r.err then
+      if not string.find(r.err, 'overflow') then error(r) end
+      redis.call('HSET', KEYS[i], f, string.sub(by, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807')
+    end
+  end
 end
 local ai = 4
 local skipped = {}
+local marks, marked = {}, {}
 for o = 1, tonumber(ARGV[1]) do
   local oki, id, nr = tonumber(ARGV[ai]), ARGV[ai + 1], tonumber(ARGV[ai + 2])
   ai = ai + 3
   -- An op already applied (a replay after a reply that was lost) is skipped whole.
   local skip = false
   if oki > 0 then
-    skip = not redis.call('SET', KEYS[oki], '1', 'NX', 'PX', ARGV[3])
-    if skip then skipped[#skipped + 1] = o end
+    skip = marked[oki] or redis.call('EXISTS', KEYS[oki]) == 1
+    if skip then
+      skipped[#skipped + 1] = o
+    else
+      marked[oki] = true
+      marks[#marks + 1] = KEYS[oki]
+    end
   end
   for r = 1, nr do
     local ri = tonumber(ARGV[ai])
@@ -214,6 +236,7 @@ for i, h in pairs(hs) do
   if #w > 0 then redis.call('HSET', key, unpack(w)) end
   if ext then redis.call('PEXPIRE', key, ext) end
 end
+for j = 1, #marks do redis.call('SET', marks[j], '1', 'PX', ARGV[3]) end
 local out = {}
 for j = 1, tonumber(ARGV[ai]) do
   local i = tonumber(ARGV[ai + j])

@@ -48,8 +48,11 @@ const REPLAY_WINDOW_MS: i64 = 3_600_000;
 
 fn err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
-    // Busy, locked, I/O, full disk, cannot open: worth retrying. Anything else (a
-    // constraint, bad SQL, a value of the wrong type) would fail again.
+    // Busy, locked, I/O, full disk, cannot open, read-only (a file or file system made
+    // read-only, `-shm` locks or a WAL recovery it cannot take now, the file moved): a
+    // state that passes, as Redis's `READONLY` does, so the spend is buffered and
+    // replayed, not dropped. Anything else (a constraint, bad SQL, a value of the wrong
+    // type) would fail again.
     let transient = matches!(
         e.sqlite_error_code(),
         Some(
@@ -61,6 +64,7 @@ fn err(e: rusqlite::Error) -> StoreError {
                 | OutOfMemory
                 | OperationInterrupted
                 | FileLockingProtocolFailed
+                | ReadOnly
         )
     );
     StoreError {
@@ -145,7 +149,8 @@ fn spent(c: &Connection, m: &Meter, now_ms: i64) -> rusqlite::Result<Amount> {
 /// Settled spend over `buckets` (unexpired).
 fn spent_in(c: &Connection, buckets: &[String], now_ms: i64) -> rusqlite::Result<Amount> {
     let mut st = c.prepare_cached(
-        "SELECT usd, tokens FROM llmtel_budget_bucket WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?2)",
+        "SELECT CAST(usd AS INTEGER), CAST(tokens AS INTEGER) FROM llmtel_budget_bucket
+         WHERE key = ?1 AND (expires_ms = 0 OR expires_ms > ?2)",
     )?;
     let mut total = Amount::default();
     for b in buckets {
@@ -295,12 +300,21 @@ fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<
         }
     }
     // The upsert returns the current bucket (unexpired: it was just written), so only a
-    // rolling window's older buckets are read back.
+    // rolling window's older buckets are read back. A total saturates at i64::MAX (as the
+    // memory store's does): SQLite would turn `usd + excluded.usd` past it into a REAL,
+    // which no later read or write of the meter could take. (A REAL left by an earlier
+    // version compares above the bound too, and is written back as the bound.)
     let mut up = tx.prepare_cached(
         "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO UPDATE SET
-           usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd ELSE usd + excluded.usd END,
-           tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens ELSE tokens + excluded.tokens END,
+           usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd
+             WHEN excluded.usd > 0 AND usd > 9223372036854775807 - excluded.usd
+               THEN 9223372036854775807
+             ELSE usd + excluded.usd END,
+           tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens
+             WHEN excluded.tokens > 0 AND tokens > 9223372036854775807 - excluded.tokens
+               THEN 9223372036854775807
+             ELSE tokens + excluded.tokens END,
            expires_ms = excluded.expires_ms
          RETURNING usd, tokens",
     )?;
@@ -498,5 +512,54 @@ impl BudgetStore for SqliteStore {
             .execute(params![key, exp, now_ms])
             .map_err(err)?;
         Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database SQLite can only read answers `SQLITE_READONLY` (and its extended codes:
+    /// a `-shm` it cannot lock, a WAL recovery it cannot run, the file moved): a state
+    /// that passes (the file or its file system made writable again), so the spend is
+    /// buffered and replayed like Redis's `READONLY`, not dropped as refused.
+    #[test]
+    fn a_read_only_database_is_unavailable_not_a_refusal() {
+        let dir = std::env::temp_dir().join(format!(
+            "llmtel-budget-readonly-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("budget.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        // What a connection meets on a read-only file or file system (as root, the file's
+        // mode alone would not stop it).
+        let ro = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open read-only");
+        let e = ro
+            .execute(
+                "INSERT INTO llmtel_budget_fired (key, expires_ms) VALUES ('k', 0)",
+                [],
+            )
+            .expect_err("a read-only database refuses the write");
+        assert_eq!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly));
+        let se = err(e);
+        assert!(!se.rejected, "{se}");
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY_DBMOVED,
+            rusqlite::ffi::SQLITE_READONLY_CANTLOCK,
+            rusqlite::ffi::SQLITE_READONLY_RECOVERY,
+        ] {
+            let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            assert!(!err(e).rejected, "extended code {code}");
+        }
+        // A refusal stays one.
+        let bad = Connection::open_in_memory()
+            .expect("db")
+            .execute("INSERT INTO no_such_table VALUES (1)", [])
+            .expect_err("no table");
+        assert!(err(bad).rejected);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
