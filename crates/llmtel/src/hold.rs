@@ -75,6 +75,8 @@ pub(crate) struct Hold {
     /// Half the smallest request the collector refused for its size (`usize::MAX` until
     /// one was): the queue keeps its requests under it.
     size_limit: AtomicUsize,
+    /// [`LONE_SPAN_HOLD`] (shorter in tests).
+    lone_span_hold: Duration,
 }
 
 /// The request being exported on the queue's runtime: its estimated size, and how many of
@@ -101,7 +103,18 @@ impl Hold {
             state: AtomicU8::new(UNPROVEN),
             give_up_at: Mutex::new(None),
             size_limit: AtomicUsize::new(usize::MAX),
+            lone_span_hold: LONE_SPAN_HOLD,
         })
+    }
+
+    /// [`Hold::new`] retrying a lone span refused with `RESOURCE_EXHAUSTED` for `hold`.
+    #[cfg(test)]
+    fn with_lone_span_hold(hold: Duration) -> Arc<Hold> {
+        let mut h = Hold::new();
+        if let Some(h) = Arc::get_mut(&mut h) {
+            h.lone_span_hold = hold;
+        }
+        h
     }
 
     /// Makes `hold` the current thread's (the export queue's thread, before its exporter is
@@ -181,7 +194,7 @@ impl Hold {
         mut batch: Vec<SpanData>,
     ) -> OTelSdkResult {
         let mut delay = FIRST_RETRY;
-        let mut refused_alone = 0;
+        let mut refused_alone: Option<Instant> = None;
         loop {
             if self.given_up() {
                 return Err(gave_up(None));
@@ -246,18 +259,24 @@ impl Hold {
     }
 
     /// Whether `e` refuses a lone span of at least [`MIN_REQUEST_BYTES`] for its size for the
-    /// last time: at once for `OUT_OF_RANGE` / 413 (not retried anyway), after
-    /// [`LONE_SPAN_RETRIES`] retries for `RESOURCE_EXHAUSTED` (an overloaded collector's
-    /// answer too).
-    fn refused_alone(&self, e: &OTelSdkError, batch: &[SpanData], refusals: &mut u32) -> bool {
+    /// last time: at once for `OUT_OF_RANGE` / 413 (not retried anyway); for
+    /// `RESOURCE_EXHAUSTED`, also an overloaded collector's answer (the exporter does not say
+    /// which), once it has been refused for [`Hold::lone_span_hold`] since the first refusal
+    /// (`since`).
+    fn refused_alone(
+        &self,
+        e: &OTelSdkError,
+        batch: &[SpanData],
+        since: &mut Option<Instant>,
+    ) -> bool {
         if batch.len() != 1 || !refused_for_size(e) {
             return false;
         }
         if crate::export::encoded_size_estimate(&batch[0]) < MIN_REQUEST_BYTES {
             return false;
         }
-        *refusals += 1;
-        !is_transient(e) || *refusals > LONE_SPAN_RETRIES
+        let first = *since.get_or_insert_with(Instant::now);
+        !is_transient(e) || first.elapsed() >= self.lone_span_hold
     }
 
     /// Runs `fut` until it finishes or a shutdown gives up (`None`).
@@ -281,9 +300,10 @@ impl Hold {
     }
 }
 
-/// How often a lone span refused with `RESOURCE_EXHAUSTED` is retried before it is taken as
-/// too big for the collector and dropped (counted).
-const LONE_SPAN_RETRIES: u32 = 2;
+/// How long a lone span refused with `RESOURCE_EXHAUSTED` is retried before it is taken as
+/// too big for the collector and dropped (counted): longer than a collector's usual
+/// throttling spell, and bounded (retried for good, it held every later span back).
+pub(crate) const LONE_SPAN_HOLD: Duration = Duration::from_secs(30);
 
 fn too_big_alone(e: &OTelSdkError, batch: &[SpanData]) -> OTelSdkError {
     let bytes: usize = batch.iter().map(crate::export::encoded_size_estimate).sum();
@@ -434,7 +454,7 @@ mod tests {
             .build()
             .unwrap();
         // A batch held for good (taken for an outage) fails the test, not hangs it.
-        hold.give_up_within(Duration::from_secs(5));
+        hold.give_up_within(Duration::from_secs(10));
         rt.block_on(REQUEST.scope(Request::default(), async {
             let r = hold.export(collector, batch).await;
             (r, REQUEST.with(|r| r.sent.get()))
@@ -504,9 +524,10 @@ mod tests {
     #[test]
     fn a_lone_span_too_big_for_the_collector_is_dropped_and_does_not_hold_the_rest_back() {
         for (error, attempts) in [
+            // Refused at 0 s, 1 s and 3 s (the delay doubles): dropped once 2 s have passed.
             (
                 "TonicTracesClient export failed with gRPC code: ResourceExhausted",
-                1 + LONE_SPAN_RETRIES as usize,
+                3,
             ),
             (
                 "TonicTracesClient export failed with gRPC code: OutOfRange",
@@ -514,7 +535,7 @@ mod tests {
             ),
             ("HTTP export failed with status code: 413", 1),
         ] {
-            let hold = Hold::new();
+            let hold = Hold::with_lone_span_hold(Duration::from_secs(2));
             // Takes no request with a span in it: a 100 KiB span is too big alone.
             let collector = SpanLimit {
                 max: 0,
@@ -531,6 +552,19 @@ mod tests {
             assert_eq!(sent, 0);
             assert_eq!(collector.seen.lock().unwrap().len(), attempts, "{error}");
         }
+    }
+
+    #[test]
+    fn a_lone_large_span_refused_by_an_overloaded_collector_for_a_while_still_goes_out() {
+        // RESOURCE_EXHAUSTED is also a throttling collector's answer: a large span refused
+        // for a few seconds (at 0, 1 and 3 s) is held, not dropped.
+        let hold = Hold::new();
+        let collector = Overloaded {
+            refusals: Mutex::new(3),
+        };
+        let (r, sent) = export(&hold, &collector, 1, 100);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(sent, 1);
     }
 
     #[test]
