@@ -403,27 +403,105 @@ pub(crate) const fn mark_last_bytes(table: &mut [u8; 256], names: &[&str], bit: 
     }
 }
 
-/// The words a name ending with ([`ends_with_credential_word`]) names a credential.
-const CREDENTIAL_WORDS: [&str; 2] = ["key", "token"];
+/// The words a name ending with ([`ends_with_credential_word`]) names a credential (in the
+/// order of [`NOT_A_CREDENTIAL`]).
+const CREDENTIAL_WORDS: [&str; 2] = ["token", "key"];
+
+/// The words before `token` and before `key` that name something other than a credential:
+/// token counts and timings (`time_to_first_token`, OpenLIT's `time_per_output_token`),
+/// pagination, and the keys of data (`routing_key`, `partition_key`, `public_key`, ...).
+const NOT_A_CREDENTIAL: [&[&str]; 2] = [
+    &[
+        "first",
+        "output",
+        "input",
+        "last",
+        "page",
+        "next",
+        "continuation",
+        "max",
+        "prompt",
+        "completion",
+        "stop",
+        "special",
+        "cancellation",
+    ],
+    &[
+        "routing",
+        "partition",
+        "message",
+        "cache",
+        "sort",
+        "primary",
+        "foreign",
+        "idempotency",
+        "object",
+        "row",
+        "hash",
+        "dedup",
+        "dedupe",
+        "group",
+        "shard",
+        "range",
+        "cursor",
+        "index",
+        "bucket",
+        "lookup",
+        "order",
+        "unique",
+        "map",
+        "entity",
+        "record",
+        "item",
+        "composite",
+        "public",
+    ],
+];
 
 /// Whether `name` ends with the word `key` or `token` after a `_` or `-`, or as a
 /// camel-case word (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`,
-/// `accessToken`, `botToken`): a credential's name. (Plurals, `max_tokens`, are not.)
+/// `accessToken`, `botToken`): a credential's name, unless the word before it names
+/// something else ([`NOT_A_CREDENTIAL`]: `time_to_first_token`, `routing_key`). Plurals
+/// (`max_tokens`) are not.
 pub(crate) fn ends_with_credential_word(name: &[u8]) -> bool {
-    CREDENTIAL_WORDS.iter().any(|w| {
-        let w = w.as_bytes();
-        let Some(at) = name.len().checked_sub(w.len()).filter(|&at| at > 0) else {
-            return false;
-        };
-        if !name[at..].eq_ignore_ascii_case(w) {
-            return false;
+    CREDENTIAL_WORDS
+        .iter()
+        .zip(NOT_A_CREDENTIAL)
+        .any(|(w, not_credentials)| {
+            let w = w.as_bytes();
+            let Some(at) = name.len().checked_sub(w.len()).filter(|&at| at > 0) else {
+                return false;
+            };
+            if !name[at..].eq_ignore_ascii_case(w) {
+                return false;
+            }
+            let (before, first) = (name[at - 1], name[at]);
+            let word = matches!(before, b'_' | b'-')
+                || (first.is_ascii_uppercase()
+                    && (before.is_ascii_lowercase() || before.is_ascii_digit())
+                    && name[at + 1..].iter().all(u8::is_ascii_lowercase));
+            let prev = word_before(name, at);
+            word && !not_credentials
+                .iter()
+                .any(|n| prev.eq_ignore_ascii_case(n.as_bytes()))
+        })
+}
+
+/// The word of `name` before the one starting at `at` (after a `_`, `-` or `.`, or at a
+/// camel-case boundary).
+fn word_before(name: &[u8], at: usize) -> &[u8] {
+    let mut end = at;
+    if end > 0 && matches!(name[end - 1], b'_' | b'-' | b'.') {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && name[start - 1].is_ascii_alphanumeric() {
+        start -= 1;
+        if name[start].is_ascii_uppercase() && start > 0 && name[start - 1].is_ascii_lowercase() {
+            break;
         }
-        let (before, first) = (name[at - 1], name[at]);
-        matches!(before, b'_' | b'-')
-            || (first.is_ascii_uppercase()
-                && (before.is_ascii_lowercase() || before.is_ascii_digit())
-                && name[at + 1..].iter().all(u8::is_ascii_lowercase))
-    })
+    }
+    &name[start..end]
 }
 
 fn secret_name(name: &[u8]) -> Option<bool> {
@@ -565,6 +643,14 @@ mod tests {
             "input_tokens: 1200",
             "monkey=banana1234",
             "hotkey=ctrl-shift-p",
+            r#"{"time_to_first_token": 0.31}"#,
+            "gen_ai.server.time_per_output_token=0.02",
+            "timeToFirstToken: 0.31",
+            "routing_key=orders.eu",
+            "messaging.rabbitmq.destination.routing_key: orders",
+            "partition_key=tenant-42",
+            "next_page_token=abc123def456",
+            "public_key=ssh-ed25519",
         ] {
             assert_eq!(r(kept), kept);
         }
