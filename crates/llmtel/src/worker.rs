@@ -767,11 +767,13 @@ impl<J: Job> Runner<J> {
                 }
                 self.shared.asleep.store(false, Ordering::SeqCst);
                 if self.idle_tick.is_some() && nothing_to_do() {
-                    // Woken by the clock: tick and sleep again, still idle.
+                    // Woken by the clock: tick (once: the interval's tick is not due) and
+                    // sleep again, still idle.
                     let _ = self.guard(|j| {
                         j.tick();
                         Ok(())
                     });
+                    next_tick = Instant::now() + self.interval;
                     continue;
                 }
                 last_item = Instant::now();
