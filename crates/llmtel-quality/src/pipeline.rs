@@ -534,6 +534,10 @@ const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
 /// How often the monitor's thread wakes, asleep after an idle spell, for the monitor's time
 /// to run on ([`Monitor::advance_idle`]).
 const IDLE_TICK: Duration = Duration::from_secs(5);
+/// How long without any call before the monitor's time runs on, and how far behind the
+/// time of its last event plus the idle time it then stays: calls that arrive a few
+/// seconds late keep their windows.
+const IDLE_GRACE: Duration = Duration::from_secs(10);
 /// Most items the monitor records per hold of the monitor lock.
 const MAX_PER_LOCK: usize = 256;
 
@@ -665,9 +669,14 @@ impl Job for MonitorJob {
     }
 
     fn tick(&mut self) {
-        // No call for a while: the monitor's time runs on, so its windows close on time.
+        // No call for a while: the monitor's time runs on, so its windows close on time. Not
+        // while calls come, late by a few seconds (the collector's batches): they keep their
+        // windows.
+        let Some(run_on) = self.last_item.elapsed().checked_sub(IDLE_GRACE) else {
+            return;
+        };
         let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
-        m.advance_idle(self.last_item.elapsed());
+        m.advance_idle(run_on);
         self.send_alerts(&mut m);
     }
 }
