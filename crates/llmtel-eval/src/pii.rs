@@ -371,10 +371,7 @@ const LABEL_WINDOW: usize = 48;
 /// number", "ISBN", "ticket #").
 fn introduced_as_id(before: &str) -> bool {
     let before = before.trim_end();
-    let mut from = before.len().saturating_sub(LABEL_WINDOW);
-    while !before.is_char_boundary(from) {
-        from += 1;
-    }
+    let from = before.ceil_char_boundary(before.len().saturating_sub(LABEL_WINDOW));
     let mut window = &before[from..];
     if from > 0 && !before[..from].ends_with(char::is_whitespace) {
         // The window starts inside a word: that word is not read (its end could be a label).

@@ -169,24 +169,20 @@ fn shown(url: &str) -> String {
 }
 
 /// `url`, which does not parse, with its user info, query and fragment replaced by
-/// `[REDACTED]` (for messages): what looks like them is masked, and so is any secret
-/// [`llmtel::redact`] finds in the rest.
+/// `[REDACTED]` (for messages): with an `@` anywhere past the scheme, all of it; else the
+/// query and fragment, and any secret [`llmtel::redact`] finds in the rest.
 fn masked(url: &str) -> String {
     let url = url.trim();
     let auth = url.find("://").map_or(0, |i| i + 3);
+    if url[auth..].contains('@') {
+        // Where the user info ends cannot be told in a URL that does not parse (a password
+        // may hold `/`, `?`, `#` or `@`, so may a query): all but the scheme is masked.
+        return format!("{}{}", &url[..auth], llmtel::REDACTED);
+    }
     // The query or fragment: from the first `?` or `#` after the scheme.
     let tail = url[auth..].find(['?', '#']).map(|i| auth + i);
-    let head = &url[..tail.unwrap_or(url.len())];
     let mut out = String::with_capacity(url.len());
-    // User info: up to the last `@` before the query (a password may hold a `/`).
-    match head[auth..].rfind('@') {
-        Some(at) => {
-            out.push_str(&head[..auth]);
-            out.push_str(llmtel::REDACTED);
-            out.push_str(&head[auth + at..]);
-        }
-        None => out.push_str(head),
-    }
+    out.push_str(&url[..tail.unwrap_or(url.len())]);
     if let Some(t) = tail {
         out.push_str(&url[t..=t]);
         out.push_str(llmtel::REDACTED);

@@ -26,15 +26,6 @@ fn openings_without_digits_do_not_make_the_scan_quadratic() {
 }
 
 #[test]
-fn many_numbers_after_a_long_text_are_scanned_in_linear_time() {
-    // Runs long enough to be looked at (10 digits and more), each after a long prefix.
-    let mut text = "word ".repeat(20_000);
-    text.push_str(&"(555) 123 ".repeat(10_000));
-    let (_, took) = timed(&text);
-    assert!(took < Duration::from_secs(2), "{took:?}");
-}
-
-#[test]
 fn labels_are_still_read_before_the_number() {
     // The bounded look-back still sees the label (and its "number" / "#").
     assert!(find_pii("Your order number: 4111 1111 1111 1111").is_empty());
