@@ -127,20 +127,7 @@ fn as_count(v: &Value) -> Option<i64> {
 /// `gen_ai.system` spelling (as llmtel maps `gen_ai.system`): the well-known GenAI provider
 /// names, so budget rules and metric labels by provider see one name per provider.
 fn provider_name(provider: &str) -> &str {
-    match provider {
-        // OpenInference's own spellings.
-        "aws" => "aws.bedrock",
-        "mistralai" => "mistral_ai",
-        // The older `gen_ai.system` spellings (llmtel's `provider_from_system`).
-        "gemini" | "google" | "google_ai_studio" => "gcp.gemini",
-        "vertex_ai" | "vertexai" => "gcp.vertex_ai",
-        "az.ai.openai" | "azure" | "azure_openai" => "azure.ai.openai",
-        "az.ai.inference" => "azure.ai.inference",
-        "bedrock" | "aws_bedrock" => "aws.bedrock",
-        "mistral" => "mistral_ai",
-        "xai" => "x_ai",
-        other => other,
-    }
+    llmtel::provider_from_system(provider)
 }
 
 /// What [`map`] did to a span's attributes.

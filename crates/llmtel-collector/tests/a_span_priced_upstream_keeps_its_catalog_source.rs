@@ -58,6 +58,9 @@ async fn a_cost_priced_upstream_keeps_its_catalog_source() {
         "the provenance written upstream"
     );
     assert!(attr(&span, "llmtel.cost.instrumentation").is_none());
+    // Any sender can say "catalog": this catalog's own price goes next to a different one
+    // (1,000 in x $2.50/M + 500 out x $10/M).
+    assert_eq!(f64_attr(&span, "llmtel.cost.computed"), 0.0075);
 
     let got = calls.0.lock().unwrap().clone();
     assert_eq!(got.len(), 1);

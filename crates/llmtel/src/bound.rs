@@ -40,10 +40,7 @@ pub fn cap_value(value: &str) -> Cow<'_, str> {
         return Cow::Borrowed(value);
     }
     inc(&COUNTERS.values_truncated);
-    let mut cut = MAX_VALUE_BYTES - MARKER_BYTES;
-    while !value.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    let cut = value.floor_char_boundary(MAX_VALUE_BYTES - MARKER_BYTES);
     let mut out = String::with_capacity(MAX_VALUE_BYTES);
     out.push_str(&value[..cut]);
     out.push_str(&format!("…[{:016x}]", stable_hash(value.as_bytes())));

@@ -174,14 +174,18 @@ impl Pricer {
             .and_then(Usd::from_f64);
         out.cost = match (reported, catalog_cost) {
             // Priced upstream by llmtel (an in-process exporter, a collector before this
-            // one): its catalog's price stands, source and provenance as it wrote them.
-            (Some(total), _) if f.cost_source.as_deref() == Some(CostSource::Catalog.as_str()) => {
+            // one): its catalog's price stands, source and provenance as it wrote them; this
+            // catalog's price goes next to it where the two differ (any sender can say
+            // "catalog").
+            (Some(total), computed)
+                if f.cost_source.as_deref() == Some(CostSource::Catalog.as_str()) =>
+            {
                 Some(Cost {
                     total,
                     breakdown: None,
                     source: CostSource::Catalog,
                     estimated,
-                    computed_total: None,
+                    computed_total: computed.map(|p| p.breakdown.total),
                     pricing: None,
                 })
             }
@@ -265,6 +269,9 @@ pub(crate) fn attributes(f: &SpanFields, p: &Priced, openinference: bool) -> Vec
     if let Some(cost) = &p.cost {
         if cost.source == CostSource::Catalog {
             kv.push(KeyValue::new(gen_ai::USAGE_COST, cost.total.as_f64()));
+            if let Some(computed) = cost.computed_total.filter(|c| *c != cost.total) {
+                kv.push(KeyValue::new("llmtel.cost.computed", computed.as_f64()));
+            }
         } else if let Some(computed) = cost.computed_total {
             kv.push(KeyValue::new("llmtel.cost.computed", computed.as_f64()));
         }

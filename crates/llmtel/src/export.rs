@@ -224,10 +224,7 @@ fn police_status(status: &mut Status) {
             }
             return;
         }
-        let mut cut = MAX_STATUS_BYTES;
-        while !redacted.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = redacted.floor_char_boundary(MAX_STATUS_BYTES);
         let dropped = redacted.len() - cut;
         *description = Cow::Owned(format!("{}…[truncated {dropped} bytes]", &redacted[..cut]));
     }

@@ -626,15 +626,24 @@ pub(crate) fn split_finish_reasons(raw: &str) -> Vec<String> {
         .collect()
 }
 
-/// Maps a deprecated `gen_ai.system` value to its `gen_ai.provider.name` spelling.
-pub(crate) fn provider_from_system(system: &str) -> &str {
+/// The `gen_ai.provider.name` spelling of a provider named the way the deprecated
+/// `gen_ai.system` or other instrumentations name it (OpenInference's `llm.provider`:
+/// `google`, `aws`, `azure`, `mistralai`, `xai`); a well-known name, or one it does not know,
+/// is returned as it is.
+///
+/// ```
+/// assert_eq!(llmtel::provider_from_system("vertex_ai"), "gcp.vertex_ai");
+/// assert_eq!(llmtel::provider_from_system("mistralai"), "mistral_ai");
+/// assert_eq!(llmtel::provider_from_system("openai"), "openai");
+/// ```
+pub fn provider_from_system(system: &str) -> &str {
     match system {
         "gemini" | "google" | "google_ai_studio" => "gcp.gemini",
         "vertex_ai" | "vertexai" => "gcp.vertex_ai",
         "az.ai.openai" | "azure" | "azure_openai" => "azure.ai.openai",
         "az.ai.inference" => "azure.ai.inference",
-        "bedrock" | "aws_bedrock" => "aws.bedrock",
-        "mistral" => "mistral_ai",
+        "bedrock" | "aws_bedrock" | "aws" => "aws.bedrock",
+        "mistral" | "mistralai" => "mistral_ai",
         "xai" => "x_ai",
         other => other,
     }

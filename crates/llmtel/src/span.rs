@@ -283,20 +283,12 @@ pub fn record_error_status(span: &Span, error_type: &str, description: &str) {
     span.record("otel.status_code", "error");
     // Redacted before the cut (a key cut short at the limit escaped redaction), over a
     // bounded prefix: longer than any credential past the limit.
-    let redacted = crate::redact::redact(prefix(description, MAX_STATUS_BYTES + 4096));
+    let head = &description[..description.floor_char_boundary(MAX_STATUS_BYTES + 4096)];
+    let redacted = crate::redact::redact(head);
     span.record(
         "otel.status_description",
-        prefix(&redacted, MAX_STATUS_BYTES),
+        &redacted[..redacted.floor_char_boundary(MAX_STATUS_BYTES)],
     );
-}
-
-/// At most the first `max` bytes of `s`, cut at a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The longest status description [`record_error_status`] records, in bytes.
