@@ -31,10 +31,14 @@ pub enum ConfigError {
 
 /// Masks the credentials of every URL in `text`: `redis://user:pw@host` becomes
 /// `redis://user:***@host`, `redis://:pw@host` becomes `redis://:***@host` and
-/// `redis://token@host` becomes `redis://***@host` (the userinfo ends at the URL's last `@`,
-/// so a password holding a raw `#`, `/` or `?` is masked whole); query parameters named
-/// like a credential (`pass`, `password`, `token`, `key`, `secret`, `auth`...) are masked
-/// too: `redis+unix:///run/redis.sock?pass=pw` becomes `redis+unix:///run/redis.sock?pass=***`.
+/// `redis://token@host` becomes `redis://***@host`; query parameters named like a
+/// credential (`pass`, `password`, `token`, `key`, `secret`, `auth`...) are masked too:
+/// `redis+unix:///run/redis.sock?pass=p@w` becomes `redis+unix:///run/redis.sock?pass=***`.
+///
+/// The query starts at the first `?` followed by a parameter (`name=`); the userinfo ends
+/// at the last `@` before it, so a password holding a raw `#`, `/` or `?` is masked whole
+/// and an `@` in a query value is not taken for the userinfo's. (A raw `?name=` in a
+/// password makes the rest of it a query: only the credential parameters are masked.)
 /// Text without credentials is returned as is.
 pub fn redact_url_credentials(text: &str) -> Cow<'_, str> {
     if !text.contains("://") || !(text.contains('@') || text.contains('?')) {
@@ -67,7 +71,9 @@ const CREDENTIAL_PARAMS: &[&str] = &["pass", "pwd", "secret", "token", "key", "a
 /// Appends `url` (what follows `scheme://`) to `out` with its userinfo's password and its
 /// credential query parameters masked.
 fn redact_one(url: &str, out: &mut String) {
-    let after = match url.rfind('@') {
+    let q = query_start(url);
+    let authority_and_path = &url[..q.unwrap_or(url.len())];
+    match authority_and_path.rfind('@') {
         Some(at) => {
             let userinfo = &url[..at];
             match userinfo.find(':') {
@@ -77,18 +83,16 @@ fn redact_one(url: &str, out: &mut String) {
                 }
                 None => out.push_str("***"),
             }
-            out.push('@');
-            &url[at + 1..]
+            out.push_str(&authority_and_path[at..]);
         }
-        None => url,
-    };
-    let Some(q) = after.find('?') else {
-        out.push_str(after);
+        None => out.push_str(authority_and_path),
+    }
+    let Some(q) = q else {
         return;
     };
-    out.push_str(&after[..=q]);
+    out.push('?');
     let mut masking = false;
-    for (n, param) in after[q + 1..].split('&').enumerate() {
+    for (n, param) in url[q + 1..].split('&').enumerate() {
         if n > 0 {
             out.push('&');
         }
@@ -109,6 +113,21 @@ fn redact_one(url: &str, out: &mut String) {
             None => out.push_str(param),
         }
     }
+}
+
+/// Where the query of `url` starts: its first `?` followed by a parameter, `name=` (a name
+/// of letters, digits, `_`, `-`, `.`); a `?` followed by anything else is taken for part of
+/// a password.
+fn query_start(url: &str) -> Option<usize> {
+    url.match_indices('?').map(|(i, _)| i).find(|&i| {
+        let param = url[i + 1..].split('&').next().unwrap_or("");
+        param.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        })
+    })
 }
 
 /// The store could not be reached or answered an error. Its message never holds a URL's

@@ -130,11 +130,25 @@ fn budgets_alerted(sink: &MemorySink, name: &str) -> bool {
 }
 
 /// Redis refuses one op of a batch part-way through the script (here a bucket key that is
-/// not a hash): the batch's earlier ops must not be marked applied, or the one-by-one
-/// retry skips them as replays and counts them written while nothing was. Real Redis
-/// (scripts/redis.sh).
+/// not a hash, or a hash whose sum is not an integer): the batch's earlier ops must not be
+/// marked applied, or the one-by-one retry skips them as replays and counts them written
+/// while nothing was; nor written, or the retry writes them again. Also for a meter whose
+/// total is already above 2^52 pico-dollars (about $4,504), which the script adds to with
+/// `HINCRBY` instead of in Lua. Real Redis (scripts/redis.sh).
 #[test]
 fn a_redis_batch_refused_part_way_marks_none_of_its_ops_applied() {
+    // (the good meter's total before, the bad bucket: a string, or a hash with this `u`)
+    for (before, bad_u) in [
+        (0, None),
+        (5_000_000_000_000_000, None), // $5,000
+        (5_000_000_000_000_000, Some("1e300")),
+        (0, Some("12.5")),
+    ] {
+        refused_part_way(before, bad_u);
+    }
+}
+
+fn refused_part_way(before: i64, bad_u: Option<&str>) {
     use llmtel_budget::RedisStore;
     let prefix = support::unique_prefix("part-way");
     let url = support::redis_url();
@@ -151,15 +165,36 @@ fn a_redis_batch_refused_part_way_marks_none_of_its_ops_applied() {
         limit_tokens: None,
     };
     let (good, bad) = (meter("good\u{1f}*"), meter("bad\u{1f}*"));
-    // Someone else's string under the bad meter's bucket key.
     let client = redis::Client::open(url.as_str()).expect("client");
     let mut conn = client.get_connection().expect("connection");
-    redis::cmd("SET")
-        .arg(format!("{prefix}b:{}", bad.buckets[0]))
-        .arg("not a hash")
-        .query::<()>(&mut conn)
-        .expect("SET");
+    if before != 0 {
+        redis::cmd("HSET")
+            .arg(format!("{prefix}b:{}", good.buckets[0]))
+            .arg("u")
+            .arg(before)
+            .arg("t")
+            .arg(0)
+            .query::<()>(&mut conn)
+            .expect("HSET");
+    }
+    // Someone else's string, or a damaged sum, under the bad meter's bucket key.
+    let bad_key = format!("{prefix}b:{}", bad.buckets[0]);
+    let mut set = match bad_u {
+        None => redis::cmd("SET"),
+        Some(_) => redis::cmd("HSET"),
+    };
+    set.arg(&bad_key);
+    match bad_u {
+        None => set.arg("not a hash"),
+        Some(u) => set.arg("u").arg(u),
+    };
+    set.query::<()>(&mut conn).expect("the bad key");
     let amt = Amount { usd: 5, tokens: 1 };
+    let after = Amount {
+        usd: before + amt.usd,
+        tokens: amt.tokens,
+    };
+    let case = format!("a total of {before} before, the bad key's u {bad_u:?}");
     let (c_good, c_bad) = ([(&good, amt)], [(&bad, amt)]);
     let op = |charges, id| Commit {
         release: None,
@@ -169,14 +204,22 @@ fn a_redis_batch_refused_part_way_marks_none_of_its_ops_applied() {
     let e = st
         .commit_batch(&[op(&c_good[..], "op-good"), op(&c_bad[..], "op-bad")], now)
         .expect_err("the bad op is refused");
-    assert!(e.rejected, "{e}");
+    assert!(e.rejected, "{case}: {e}");
+    let t = st.totals(&[&good], now).expect("totals");
+    assert_eq!(
+        t[0].spent.usd, before,
+        "{case}: the refused batch wrote nothing"
+    );
     // What the writer does next: each op alone. The good one is written, once.
     st.commit_batch(&[op(&c_good[..], "op-good")], now)
         .expect("the good op alone");
     let t = st.totals(&[&good], now).expect("totals");
-    assert_eq!(t[0].spent, amt, "written, not skipped as applied");
+    assert_eq!(
+        t[0].spent, after,
+        "{case}: written once, not skipped as applied"
+    );
     st.commit_batch(&[op(&c_good[..], "op-good")], now)
         .expect("a replay");
     let t = st.totals(&[&good], now).expect("totals");
-    assert_eq!(t[0].spent, amt, "a replay still counts once");
+    assert_eq!(t[0].spent, after, "{case}: a replay still counts once");
 }

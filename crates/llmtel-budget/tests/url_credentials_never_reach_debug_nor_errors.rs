@@ -1,7 +1,8 @@
 //! A store URL's credentials never reach a `Debug` or an error message: the password of
-//! the userinfo (found by the URL's last `@`, so a raw `#`, `/` or `?` in it is masked
-//! whole) and credential query parameters (`redis+unix:///run/redis.sock?pass=...`, which
-//! redis-rs accepts), in `StoreConfig`'s and `Config`'s `Debug` and in store errors.
+//! the userinfo (found by the last `@` before the query, so a raw `#`, `/` or `?` in it is
+//! masked whole, and an `@` in a query value is not taken for it) and credential query
+//! parameters (`redis+unix:///run/redis.sock?pass=...`, which redis-rs accepts), in
+//! `StoreConfig`'s and `Config`'s `Debug` and in store errors.
 
 use llmtel_budget::{Config, ConfigError, StoreError, redact_url_credentials};
 
@@ -30,6 +31,24 @@ fn credential_query_parameters_are_masked() {
     assert_eq!(
         redact_url_credentials(&format!("redis+unix:///run/redis.sock?db=2&pass={SECRET}")),
         "redis+unix:///run/redis.sock?db=2&pass=***"
+    );
+    // A value holding `@` is masked whole, not taken for the end of a userinfo.
+    assert_eq!(
+        redact_url_credentials("redis+unix:///run/redis.sock?pass=p@ssw0rd"),
+        "redis+unix:///run/redis.sock?pass=***"
+    );
+    assert_eq!(
+        redact_url_credentials("redis://h:6379/0?password=ab@cd"),
+        "redis://h:6379/0?password=***"
+    );
+    assert_eq!(
+        redact_url_credentials("redis://app:pw@h:6379/0?password=ab@cd&db=1 refused"),
+        "redis://app:***@h:6379/0?password=***&db=1 refused"
+    );
+    // An `@` in another parameter's value is left as it is.
+    assert_eq!(
+        redact_url_credentials("redis://h:6379/0?client_name=me@corp"),
+        "redis://h:6379/0?client_name=me@corp"
     );
     // A value holding `&` is masked whole.
     assert_eq!(

@@ -32,15 +32,34 @@ use redis::{Client, Connection, Script, Value};
 use super::{Amount, BudgetStore, Commit, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
 
+/// The Lua text both scripts start with: `LIM` (2^52: below it a sum is kept exactly in a
+/// Lua number) and `hincrby_sat`, an `HINCRBY` that saturates at the i64 bounds (Redis
+/// refuses to overflow). A macro so that `concat!` joins it to each script at build time.
+macro_rules! lua_prelude {
+    () => {
+        r#"
+local LIM = 4503599627370496
+local function hincrby_sat(key, f, by)
+  local r = redis.pcall('HINCRBY', key, f, by)
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'overflow') then error(r) end
+    redis.call('HSET', key, f, string.sub(by, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807')
+  end
+end
+"#
+    };
+}
+
 /// Drops the expired reservations of each meter (when its `e` has passed); holds `id` on
 /// every meter if none would pass a limit. Returns 0, or the 1-based meter that would.
 ///
-/// Runs once per call on the request path, so it is written flat: no helper functions (Lua
-/// builds a closure per function per run, ~0.3 µs each) and no tables per key. Each
-/// meter's hash is read once (`HMGET`) and written once (`HSET`, the new sums computed in
-/// Lua while they stay below 2^52, `HINCRBY` above).
-const RESERVE: &str = r#"
-local LIM = 4503599627370496
+/// Runs once per call on the request path, so it is written flat: one helper function (the
+/// prelude's: Lua builds a closure per function per run, ~0.3 µs each) and no tables per
+/// key. Each meter's hash is read once (`HMGET`) and written once (`HSET`, the new sums
+/// computed in Lua while they stay below 2^52, `HINCRBY` above).
+const RESERVE: &str = concat!(
+    lua_prelude!(),
+    r#"
 local id, now, exp, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ki, ai = 1, 5
 local holds = {}
@@ -72,8 +91,8 @@ for m = 1, n do
         if u then
           x = tonumber(x)
           if x <= now then
-            redis.call('HINCRBY', rk, 'u', neg(u))
-            redis.call('HINCRBY', rk, 't', neg(t))
+            hincrby_sat(rk, 'u', neg(u))
+            hincrby_sat(rk, 't', neg(t))
             del[#del + 1] = f
           elseif not ne or x < ne then
             ne = x
@@ -111,56 +130,67 @@ for m = 1, n do
   end
   redis.call('HSET', rk, unpack(w))
   if not exact then
-    -- Saturates at the i64 bounds (HINCRBY refuses to overflow, after the HSET above).
-    for f, by in pairs({u = h[2], t = h[3]}) do
-      local r = redis.pcall('HINCRBY', rk, f, by)
-      if type(r) == 'table' and r.err then
-        if not string.find(r.err, 'overflow') then error(r) end
-        redis.call('HSET', rk, f, string.sub(by, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807')
-      end
-    end
+    hincrby_sat(rk, 'u', h[2])
+    hincrby_sat(rk, 't', h[3])
   end
   if ext then redis.call('PEXPIRE', rk, ext) end
 end
 return 0
-"#;
+"#
+);
 
 /// A batch of commits, in order, atomically. `KEYS` holds each key once; the ops refer to
 /// them by index. Every hash touched is read once (`HMGET`), changed in Lua (exact below
-/// 2^52, `HINCRBY` above) and written once (`HDEL` of the released ids, `HSET` of the
-/// sums); `PEXPIRE` only when the last extension (field `k`) no longer covers the deadline.
-/// Returns the final `u`, `t` of the keys asked for at the end (Rust works out the spend
-/// after each op from them).
+/// 2^52, a list of `HINCRBY`s above) and written once (`HDEL` of the released ids, `HSET`
+/// of the sums, then the `HINCRBY`s); `PEXPIRE` only when the last extension (field `k`)
+/// no longer covers the deadline. Returns the final `u`, `t` of the keys asked for at the
+/// end (Rust works out the spend after each op from them).
+///
+/// All or nothing: every key is read and checked (a hash whose sums are integers that
+/// `HINCRBY` takes) before the first write, and every write comes after the last op, so
+/// a refused batch (a key of another type, a sum that is not an integer) writes nothing,
+/// and the writer's retry of its ops one by one counts each once. The writes cannot fail
+/// (a sum saturates at the i64 bounds, as the memory store's does).
 ///
 /// An op with an operation id is skipped when `{prefix}o:{id}` exists: it was applied
 /// before (its reply was lost and the write is replayed), so a spend is never counted
-/// twice. The marks are set at the end, with the sums (`SET PX`, the replay window): the
-/// script writes nothing that can fail before them (a sum saturates at the i64 bounds, as
-/// the memory store's does, where `HINCRBY` would refuse), so a mark never stands for a
-/// write that did not happen. The 1-based numbers of the skipped ops follow the sums in
-/// the reply.
-const COMMIT: &str = r#"
-local LIM = 4503599627370496
+/// twice. The marks are set with the writes (`SET PX`, the replay window). The 1-based
+/// numbers of the skipped ops follow the sums in the reply.
+const COMMIT: &str = concat!(
+    lua_prelude!(),
+    r#"
 local now = tonumber(ARGV[2])
 local hs = {}
+-- A field as HINCRBY reads it: absent, or an integer in the i64 range.
+local function isint(s)
+  if not s or s == '0' then return true end
+  local d = string.match(s, '^%-?([1-9]%d*)$')
+  if not d or #d > 19 then return false end
+  return #d < 19 or d <= (string.sub(s, 1, 1) == '-' and '9223372036854775808' or '9223372036854775807')
+end
 local function load(i)
   local h = hs[i]
   if not h then
     local v = redis.call('HMGET', KEYS[i], 'u', 't', 'k')
-    h = {u = tonumber(v[1]) or 0, t = tonumber(v[2]) or 0, k = tonumber(v[3]) or 0, ttl = 0, del = {}, gone = {}}
+    if not (isint(v[1]) and isint(v[2])) then
+      error({err = 'ERR llmtel-budget: a sum of ' .. KEYS[i] .. ' is not an integer'})
+    end
+    h = {u = tonumber(v[1]) or 0, t = tonumber(v[2]) or 0, k = tonumber(v[3]) or 0, ttl = 0, del = {}, gone = {}, incs = {}}
     h.exact = math.abs(h.u) < LIM and math.abs(h.t) < LIM
     hs[i] = h
   end
   return h
 end
-local function add(i, h, u, t, sign)
+-- Adds to the sums in Lua while they stay exact; otherwise queues HINCRBYs (after the
+-- exact sums reached so far), run with the other writes once every op has been read.
+local function add(h, u, t, sign)
   local nu, nt = sign * tonumber(u), sign * tonumber(t)
   if h.exact and math.abs(nu) < LIM and math.abs(nt) < LIM and math.abs(h.u + nu) < LIM and math.abs(h.t + nt) < LIM then
     h.u, h.t, h.dirty = h.u + nu, h.t + nt, true
     return
   end
   if h.dirty then
-    redis.call('HSET', KEYS[i], 'u', string.format('%d', h.u), 't', string.format('%d', h.t))
+    h.base = {string.format('%d', h.u), string.format('%d', h.t)}
     h.dirty = false
   end
   h.exact = false
@@ -169,15 +199,8 @@ local function add(i, h, u, t, sign)
     if u ~= '0' then u = string.sub(u, 1, 1) == '-' and string.sub(u, 2) or ('-' .. u) end
     if t ~= '0' then t = string.sub(t, 1, 1) == '-' and string.sub(t, 2) or ('-' .. t) end
   end
-  for f, by in pairs({u = u, t = t}) do
-    -- Saturates at the i64 bounds: HINCRBY refuses to overflow (and an error here would
-    -- leave the script's earlier writes without the rest).
-    local r = redis.pcall('HINCRBY', KEYS[i], f, by)
-    if type(r) == 'table' and r.err then
-      if not string.find(r.err, 'overflow') then error(r) end
-      redis.call('HSET', KEYS[i], f, string.sub(by, 1, 1) == '-' and '-9223372036854775808' or '9223372036854775807')
-    end
-  end
+  h.incs[#h.incs + 1] = u
+  h.incs[#h.incs + 1] = t
 end
 local ai = 4
 local skipped = {}
@@ -204,7 +227,7 @@ for o = 1, tonumber(ARGV[1]) do
       local v = redis.call('HGET', KEYS[ri], id)
       if v then
         local u, t = string.match(v, '^(%-?%d+):(%-?%d+):')
-        if u then add(ri, h, u, t, -1) end
+        if u then add(h, u, t, -1) end
         h.del[#h.del + 1] = id
         h.gone[id] = true
       end
@@ -214,19 +237,22 @@ for o = 1, tonumber(ARGV[1]) do
     local bi, ttl = tonumber(ARGV[ai + 1]), tonumber(ARGV[ai + 4])
     local h = load(bi)
     if not skip then
-      add(bi, h, ARGV[ai + 2], ARGV[ai + 3], 1)
+      add(h, ARGV[ai + 2], ARGV[ai + 3], 1)
       if ttl > h.ttl then h.ttl = ttl end
     end
     ai = ai + 4
   end
   ai = ai + 1
 end
+-- Every op read: the writes.
 for i, h in pairs(hs) do
   local key = KEYS[i]
   for j = 1, #h.del, 1000 do redis.call('HDEL', key, unpack(h.del, j, math.min(j + 999, #h.del))) end
   local w = {}
   if h.dirty then
     w[1] = 'u'; w[2] = string.format('%d', h.u); w[3] = 't'; w[4] = string.format('%d', h.t)
+  elseif h.base then
+    w[1] = 'u'; w[2] = h.base[1]; w[3] = 't'; w[4] = h.base[2]
   end
   local ext = nil
   if h.ttl > 0 and h.k < now + h.ttl then
@@ -234,6 +260,10 @@ for i, h in pairs(hs) do
     w[#w + 1] = 'k'; w[#w + 1] = string.format('%d', now + ext)
   end
   if #w > 0 then redis.call('HSET', key, unpack(w)) end
+  for j = 1, #h.incs, 2 do
+    hincrby_sat(key, 'u', h.incs[j])
+    hincrby_sat(key, 't', h.incs[j + 1])
+  end
   if ext then redis.call('PEXPIRE', key, ext) end
 end
 for j = 1, #marks do redis.call('SET', marks[j], '1', 'PX', ARGV[3]) end
@@ -252,7 +282,8 @@ for j = 1, tonumber(ARGV[ai]) do
 end
 for j = 1, #skipped do out[#out + 1] = string.format('%d', skipped[j]) end
 return out
-"#;
+"#
+);
 
 /// Budgets in Redis (`redis://` or `rediss://`, `redis://:password@host:port/db`).
 ///

@@ -19,20 +19,6 @@ CREATE TABLE IF NOT EXISTS llmtel_budget_reservation (
     meter TEXT NOT NULL, id TEXT NOT NULL, usd INTEGER NOT NULL, tokens INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL, PRIMARY KEY (meter, id)
 ) WITHOUT ROWID;
--- Each meter's sum row (id ''): the sums of its reservations and, as expires_ms, no later
--- than their earliest expiry. Kept by these triggers on every insert and delete.
-CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_add AFTER INSERT ON llmtel_budget_reservation
-WHEN NEW.id <> '' BEGIN
-    INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
-    VALUES (NEW.meter, '', NEW.usd, NEW.tokens, NEW.expires_ms)
-    ON CONFLICT (meter, id) DO UPDATE SET usd = usd + excluded.usd,
-      tokens = tokens + excluded.tokens, expires_ms = MIN(expires_ms, excluded.expires_ms);
-END;
-CREATE TRIGGER IF NOT EXISTS llmtel_budget_held_drop AFTER DELETE ON llmtel_budget_reservation
-WHEN OLD.id <> '' BEGIN
-    UPDATE llmtel_budget_reservation SET usd = usd - OLD.usd, tokens = tokens - OLD.tokens
-    WHERE meter = OLD.meter AND id = '';
-END;
 -- Operation ids of applied spend writes (kept for REPLAY_WINDOW_MS): a write replayed
 -- after its reply was lost is skipped, never counted twice.
 CREATE TABLE IF NOT EXISTS llmtel_budget_applied (
@@ -43,30 +29,59 @@ CREATE TABLE IF NOT EXISTS llmtel_budget_fired (
 ) WITHOUT ROWID;
 ";
 
+/// Each meter's sum row (id ''): the sums of its reservations and, as expires_ms, no later
+/// than their earliest expiry. Kept by these triggers on every insert and delete; a sum
+/// saturates at the i64 bounds (`CAST` of the REAL that SQLite makes of an integer
+/// overflow), where a REAL would fail every later read of the row. Created at open, in
+/// place of an earlier version's (which added without saturating).
+const TRIGGERS: &str = "
+CREATE TRIGGER llmtel_budget_held_add AFTER INSERT ON llmtel_budget_reservation
+WHEN NEW.id <> '' BEGIN
+    INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+    VALUES (NEW.meter, '', NEW.usd, NEW.tokens, NEW.expires_ms)
+    ON CONFLICT (meter, id) DO UPDATE SET usd = CAST(usd + excluded.usd AS INTEGER),
+      tokens = CAST(tokens + excluded.tokens AS INTEGER),
+      expires_ms = MIN(expires_ms, excluded.expires_ms);
+END;
+CREATE TRIGGER llmtel_budget_held_drop AFTER DELETE ON llmtel_budget_reservation
+WHEN OLD.id <> '' BEGIN
+    UPDATE llmtel_budget_reservation SET usd = CAST(usd - OLD.usd AS INTEGER),
+      tokens = CAST(tokens - OLD.tokens AS INTEGER)
+    WHERE meter = OLD.meter AND id = '';
+END;
+";
+
 /// How long an applied spend write's operation id is kept (1 hour).
 const REPLAY_WINDOW_MS: i64 = 3_600_000;
 
 fn err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     // Busy, locked, I/O, full disk, cannot open, read-only (a file or file system made
-    // read-only, `-shm` locks or a WAL recovery it cannot take now, the file moved): a
-    // state that passes, as Redis's `READONLY` does, so the spend is buffered and
-    // replayed, not dropped. Anything else (a constraint, bad SQL, a value of the wrong
-    // type) would fail again.
-    let transient = matches!(
-        e.sqlite_error_code(),
-        Some(
-            DatabaseBusy
-                | DatabaseLocked
-                | SystemIoFailure
-                | DiskFull
-                | CannotOpen
-                | OutOfMemory
-                | OperationInterrupted
-                | FileLockingProtocolFailed
-                | ReadOnly
-        )
+    // read-only, `-shm` locks or a WAL recovery it cannot take now): a state that passes,
+    // as Redis's `READONLY` does, so the spend is buffered and replayed, not dropped.
+    // Anything else (a constraint, bad SQL, a value of the wrong type) would fail again;
+    // so would `READONLY_DBMOVED` (the file was moved or deleted under the open
+    // connection, which the store never reopens: its writes fail for good).
+    let moved = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_READONLY_DBMOVED
     );
+    let transient = !moved
+        && matches!(
+            e.sqlite_error_code(),
+            Some(
+                DatabaseBusy
+                    | DatabaseLocked
+                    | SystemIoFailure
+                    | DiskFull
+                    | CannotOpen
+                    | OutOfMemory
+                    | OperationInterrupted
+                    | FileLockingProtocolFailed
+                    | ReadOnly
+            )
+        );
     StoreError {
         store: "sqlite",
         message: e.to_string(),
@@ -112,14 +127,57 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_secs(2)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         // The sum rows are derived data: rebuilt from the reservations at every open, so a
-        // file written by an earlier version (or damaged sums) starts out exact.
+        // file written by an earlier version (or damaged sums) starts out exact. Summed
+        // here, saturating (SQLite's `SUM` fails on an overflow: the file would not open).
         immediate(&conn, |c| {
-            c.execute_batch(
-                "DELETE FROM llmtel_budget_reservation WHERE id = '';
-                 INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
-                   SELECT meter, '', SUM(usd), SUM(tokens), MIN(expires_ms)
-                   FROM llmtel_budget_reservation WHERE id <> '' GROUP BY meter;",
-            )
+            let current: Option<String> = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger'
+                     AND name = 'llmtel_budget_held_add'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if !current.is_some_and(|sql| sql.contains("CAST(")) {
+                c.execute_batch(
+                    "DROP TRIGGER IF EXISTS llmtel_budget_held_add;
+                     DROP TRIGGER IF EXISTS llmtel_budget_held_drop;",
+                )?;
+                c.execute_batch(TRIGGERS)?;
+            }
+            c.execute("DELETE FROM llmtel_budget_reservation WHERE id = ''", [])?;
+            let mut sums: Vec<(String, Amount, i64)> = Vec::new();
+            let mut rows = c.prepare(
+                "SELECT meter, CAST(usd AS INTEGER), CAST(tokens AS INTEGER), expires_ms
+                 FROM llmtel_budget_reservation WHERE id <> '' ORDER BY meter",
+            )?;
+            let mut rows = rows.query([])?;
+            while let Some(r) = rows.next()? {
+                let (meter, a, exp): (String, _, i64) = (
+                    r.get(0)?,
+                    Amount {
+                        usd: r.get(1)?,
+                        tokens: r.get(2)?,
+                    },
+                    r.get(3)?,
+                );
+                match sums.last_mut() {
+                    Some((m, sum, first)) if *m == meter => {
+                        *sum = sum.plus(a);
+                        *first = (*first).min(exp);
+                    }
+                    _ => sums.push((meter, a, exp)),
+                }
+            }
+            drop(rows);
+            let mut ins = c.prepare(
+                "INSERT INTO llmtel_budget_reservation (meter, id, usd, tokens, expires_ms)
+                 VALUES (?1, '', ?2, ?3, ?4)",
+            )?;
+            for (meter, sum, first) in sums {
+                ins.execute(params![meter, sum.usd, sum.tokens, first])?;
+            }
+            Ok(())
         })
         .map_err(err)?;
         Ok(SqliteStore {
@@ -262,18 +320,22 @@ fn reserve_fast(
     Ok(n == 1)
 }
 
-/// Unexpired reservations of a meter, row by row (status reports; a reserve reads `held`).
+/// Unexpired reservations of a meter, row by row (status reports; a reserve reads `held`),
+/// summed here, saturating (SQLite's `SUM` fails on an overflow).
 fn reserved(c: &Connection, meter: &str, now_ms: i64) -> rusqlite::Result<Amount> {
-    c.prepare_cached(
-        "SELECT COALESCE(SUM(usd), 0), COALESCE(SUM(tokens), 0) FROM llmtel_budget_reservation
+    let mut st = c.prepare_cached(
+        "SELECT usd, tokens FROM llmtel_budget_reservation
          WHERE meter = ?1 AND id <> '' AND expires_ms > ?2",
-    )?
-    .query_row(params![meter, now_ms], |r| {
-        Ok(Amount {
+    )?;
+    let mut rows = st.query(params![meter, now_ms])?;
+    let mut total = Amount::default();
+    while let Some(r) = rows.next()? {
+        total = total.plus(Amount {
             usd: r.get(0)?,
             tokens: r.get(1)?,
-        })
-    })
+        });
+    }
+    Ok(total)
 }
 
 /// One commit inside an open transaction: release, add, read back the spend.
@@ -300,21 +362,17 @@ fn commit_in(tx: &Connection, op: &Commit<'_>, now_ms: i64) -> rusqlite::Result<
         }
     }
     // The upsert returns the current bucket (unexpired: it was just written), so only a
-    // rolling window's older buckets are read back. A total saturates at i64::MAX (as the
-    // memory store's does): SQLite would turn `usd + excluded.usd` past it into a REAL,
-    // which no later read or write of the meter could take. (A REAL left by an earlier
-    // version compares above the bound too, and is written back as the bound.)
+    // rolling window's older buckets are read back. A total saturates at the i64 bounds
+    // (as the memory store's does): SQLite turns `usd + excluded.usd` past them into a
+    // REAL, which `CAST` brings back to the bound; a REAL left by an earlier version is
+    // written back as an integer by any charge, $0 included.
     let mut up = tx.prepare_cached(
         "INSERT INTO llmtel_budget_bucket (key, usd, tokens, expires_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (key) DO UPDATE SET
            usd = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.usd
-             WHEN excluded.usd > 0 AND usd > 9223372036854775807 - excluded.usd
-               THEN 9223372036854775807
-             ELSE usd + excluded.usd END,
+             ELSE CAST(usd + excluded.usd AS INTEGER) END,
            tokens = CASE WHEN expires_ms <> 0 AND expires_ms <= ?5 THEN excluded.tokens
-             WHEN excluded.tokens > 0 AND tokens > 9223372036854775807 - excluded.tokens
-               THEN 9223372036854775807
-             ELSE tokens + excluded.tokens END,
+             ELSE CAST(tokens + excluded.tokens AS INTEGER) END,
            expires_ms = excluded.expires_ms
          RETURNING usd, tokens",
     )?;
@@ -520,9 +578,11 @@ mod tests {
     use super::*;
 
     /// A database SQLite can only read answers `SQLITE_READONLY` (and its extended codes:
-    /// a `-shm` it cannot lock, a WAL recovery it cannot run, the file moved): a state
-    /// that passes (the file or its file system made writable again), so the spend is
-    /// buffered and replayed like Redis's `READONLY`, not dropped as refused.
+    /// a `-shm` it cannot lock, a WAL recovery it cannot run): a state that passes (the
+    /// file or its file system made writable again), so the spend is buffered and
+    /// replayed like Redis's `READONLY`, not dropped as refused. Not a file moved under
+    /// the connection (`READONLY_DBMOVED`): the store never reopens it, so that is a
+    /// refusal (buffering would promise a replay that never comes).
     #[test]
     fn a_read_only_database_is_unavailable_not_a_refusal() {
         let dir = std::env::temp_dir().join(format!(
@@ -547,13 +607,17 @@ mod tests {
         let se = err(e);
         assert!(!se.rejected, "{se}");
         for code in [
-            rusqlite::ffi::SQLITE_READONLY_DBMOVED,
             rusqlite::ffi::SQLITE_READONLY_CANTLOCK,
             rusqlite::ffi::SQLITE_READONLY_RECOVERY,
         ] {
             let e = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
             assert!(!err(e).rejected, "extended code {code}");
         }
+        let moved = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY_DBMOVED),
+            None,
+        );
+        assert!(err(moved).rejected, "a moved file is not waited for");
         // A refusal stays one.
         let bad = Connection::open_in_memory()
             .expect("db")
