@@ -59,6 +59,9 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
         for failure in &layered.failures {
             eprintln!("llmtel collector: {failure}");
         }
+        for warning in &layered.warnings {
+            eprintln!("llmtel collector: warning: {warning}");
+        }
         if !layered.layers.is_empty() {
             eprintln!(
                 "llmtel collector: prices: the built-in catalog with {} merged over it",

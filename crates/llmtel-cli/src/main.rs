@@ -1039,10 +1039,11 @@ fn check(file: &Path) -> Result<String, String> {
     let merged = Catalog::builtin()
         .try_merged_with(&user, &origin)
         .map_err(|e| e.to_string())?;
+    // As calls are priced: following chains of deployments, a cycle leading nowhere.
     for (name, target) in user.deployments() {
-        if merged.resolve(target, None).is_none() {
+        if merged.resolve_deployment(name, None).is_none() {
             return Err(format!(
-                "{origin}: field `deployments.{name}`: model `{target}` is not in the catalog (built-in or this file); name a known model (see `llmtel prices list`) or add an entry for it"
+                "{origin}: field `deployments.{name}`: model `{target}` is not in the catalog (built-in or this file), or the deployments it leads to map back to each other without reaching one; name a known model (see `llmtel prices list`) or add an entry for it"
             ));
         }
     }

@@ -179,3 +179,64 @@ fn prices_check_rejects_an_alias_that_is_another_models_id() {
     assert!(err(&o).contains("field `aliases`"), "{}", err(&o));
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn prices_check_judges_deployments_as_calls_are_priced() {
+    let dir = std::env::temp_dir().join(format!("llmtel-check-chain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, src: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, src).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    // A chain: checked ok, and a call reporting its first name is priced as its model.
+    let chain = write(
+        "chain.toml",
+        "[deployments]\nprod = \"staging\"\nstaging = \"gpt-4o\"\n".into(),
+    );
+    let o = llmtel(&["prices", "check", &chain]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = llmtel(&[
+        "cost",
+        "--model",
+        "prod",
+        "--input-tokens",
+        "1000000",
+        "--output-tokens",
+        "0",
+        "--prices",
+        &chain,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        (v["matched"].as_str(), v["match"].as_str()),
+        (Some("gpt-4o"), Some("deployment"))
+    );
+    // Two deployments naming each other resolve to nothing: reported.
+    let cycle = write(
+        "cycle.toml",
+        "[deployments]\nping = \"pong\"\npong = \"ping\"\n".into(),
+    );
+    let o = llmtel(&["prices", "check", &cycle]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        err(&o).contains("deployments.ping") && err(&o).contains("map back to each other"),
+        "{}",
+        err(&o)
+    );
+    // A chain longer than calls follow: its first name prices nothing, so it is reported
+    // (its target alone, resolved afresh, would reach the model).
+    let hops = llmtel_pricing::MAX_DEPLOYMENT_HOPS;
+    let mut long = String::from("[deployments]\n");
+    for i in 0..hops {
+        long.push_str(&format!("d{i} = \"d{}\"\n", i + 1));
+    }
+    long.push_str(&format!("d{hops} = \"gpt-4o\"\n"));
+    let long = write("long.toml", long);
+    let o = llmtel(&["prices", "check", &long]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(err(&o).contains("deployments.d0`"), "{}", err(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

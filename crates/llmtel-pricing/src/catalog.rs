@@ -118,6 +118,8 @@ pub struct Price {
 impl Price {
     /// The rates for a request with `prompt_tokens` prompt tokens (cache included), and
     /// the threshold of the tier applied: the highest tier whose threshold is exceeded.
+    /// A tier without its own reasoning rate, of a price with one, bills reasoning at that
+    /// rate scaled by the tier's output rate over the base one.
     pub fn rates_for(&self, prompt_tokens: u64) -> (Rates, Option<u64>) {
         match self
             .tiers
@@ -132,7 +134,13 @@ impl Price {
                     output: t.output,
                     cache_read: t.cache_read.or(self.rates.cache_read),
                     cache_write: t.cache_write.or(self.rates.cache_write),
-                    reasoning: t.reasoning.or(self.rates.reasoning),
+                    // No tier reasoning rate: the base one keeps its ratio to the output
+                    // rate (thinking tokens are output; LiteLLM lists no tier reasoning).
+                    reasoning: t.reasoning.or_else(|| {
+                        self.rates.reasoning.map(|r| {
+                            crate::dims::scaled(r, t.output, self.rates.output).unwrap_or(r)
+                        })
+                    }),
                 },
                 Some(t.above_input_tokens),
             ),
@@ -413,25 +421,53 @@ impl Catalog {
     /// [`CatalogError::Invalid`] naming `origin`, the entry, the field `aliases` and the
     /// alias.
     pub fn try_merged_with(&self, other: &Catalog, origin: &str) -> Result<Catalog, CatalogError> {
-        for entry in other.entries.values() {
-            for alias in &entry.aliases {
-                if alias != &entry.id
-                    && (self.entries.contains_key(alias) || other.entries.contains_key(alias))
-                {
-                    return Err(CatalogError::invalid(
-                        origin,
-                        None,
-                        Some(&entry.id),
-                        Some("aliases"),
-                        format!(
-                            "alias `{alias}` is the id of another model, which always wins over an alias: the alias would never apply"
-                        ),
-                        "remove the alias; to reprice that model, give the entry its id instead",
-                    ));
-                }
-            }
+        match self.aliases_naming_a_model(other).first() {
+            Some((id, alias)) => Err(alias_names_a_model(origin, id, alias, "")),
+            None => Ok(self.merged_with(other)),
         }
-        Ok(self.merged_with(other))
+    }
+
+    /// [`Catalog::merged_with`] without the aliases [`Catalog::try_merged_with`] rejects
+    /// (the exact id wins, as it always did), and a warning for each, naming `origin`: how
+    /// [`PriceSources::load`](crate::PriceSources::load) layers a file, so that one alias
+    /// does not leave out every price of the file.
+    pub(crate) fn merged_without_aliases_naming_a_model(
+        &self,
+        other: &Catalog,
+        origin: &str,
+    ) -> (Catalog, Vec<CatalogError>) {
+        let colliding = self.aliases_naming_a_model(other);
+        if colliding.is_empty() {
+            return (self.merged_with(other), Vec::new());
+        }
+        let mut kept = other.clone();
+        let mut warnings = Vec::new();
+        for (id, alias) in &colliding {
+            if let Some(entry) = kept.entries.get_mut(*id) {
+                entry.aliases.retain(|a| a != alias);
+            }
+            warnings.push(alias_names_a_model(
+                origin,
+                id,
+                alias,
+                " (left out; the rest of the file applies)",
+            ));
+        }
+        (self.merged_with(&kept), warnings)
+    }
+
+    /// `(entry id, alias)` for each alias of an entry of `other` that is the id of another
+    /// model, of this catalog or of `other`.
+    fn aliases_naming_a_model<'a>(&self, other: &'a Catalog) -> Vec<(&'a str, &'a str)> {
+        other
+            .entries
+            .values()
+            .flat_map(|e| e.aliases.iter().map(move |a| (e.id.as_str(), a.as_str())))
+            .filter(|(id, alias)| {
+                alias != id
+                    && (self.entries.contains_key(*alias) || other.entries.contains_key(*alias))
+            })
+            .collect()
     }
 
     /// Adds or replaces an entry (by id); returns the entry it replaced.
@@ -1050,44 +1086,28 @@ impl Ctx<'_> {
         }
         if let Some(op) = &raw.off_peak {
             let mut windows = Vec::new();
-            for w in &op.windows {
+            for (i, w) in op.windows.iter().enumerate() {
                 let span = w.span();
                 let w = w.get_ref();
-                let bad = |problem: String| {
+                let weekdays = w.weekdays.iter().map(|d| (Some(u64::from(*d)), d));
+                let hours: Vec<&str> = w.hours_utc.iter().map(String::as_str).collect();
+                let found = off_peak_window(weekdays, &hours).map_err(|(part, problem)| {
                     self.invalid(
                         Some(span.clone()),
                         Some(id),
-                        Some("price.off_peak.windows"),
+                        Some(&format!("price.off_peak.windows[{i}].{}", part.key())),
                         problem,
-                        "write windows as { weekdays = [1, 2, 3, 4, 5], hours_utc = [\"16:30-24:00\"] }: ISO weekdays 1 (Monday) to 7 (Sunday), UTC hours HH:MM-HH:MM",
+                        part.fix(),
                     )
-                };
-                if w.weekdays.is_empty() || w.weekdays.iter().any(|d| !(1..=7).contains(d)) {
-                    return Err(bad(format!(
-                        "weekdays {:?} are not ISO weekdays 1..=7",
-                        w.weekdays
-                    )));
-                }
-                if w.hours_utc.is_empty() {
-                    return Err(bad(
-                        "hours_utc is empty: the window would never apply".into()
-                    ));
-                }
-                for h in &w.hours_utc {
-                    let (start, end) = parse_hours(h).map_err(bad)?;
-                    windows.push(OffPeakWindow {
-                        weekdays: w.weekdays.clone(),
-                        start_minute: start,
-                        end_minute: end,
-                    });
-                }
+                })?;
+                windows.extend(found);
             }
             if windows.is_empty() {
                 return Err(self.invalid(
                     None,
                     Some(id),
                     Some("price.off_peak.windows"),
-                    "no window: the off-peak rates would never apply".into(),
+                    NO_OFF_PEAK_WINDOW.into(),
                     "list the windows as [{ weekdays = [1, 2, 3, 4, 5], hours_utc = [\"16:30-24:00\"] }], or remove [model.price.off_peak]",
                 ));
             }
@@ -1230,6 +1250,100 @@ impl Ctx<'_> {
         }
         rate_per_million(&text).ok_or_else(|| fail(format!("invalid price {text:?}")))
     }
+}
+
+/// The error (or, with `outcome`, the warning) for an alias of `origin`'s entry `id` that
+/// is another model's id.
+fn alias_names_a_model(origin: &str, id: &str, alias: &str, outcome: &str) -> CatalogError {
+    CatalogError::invalid(
+        origin,
+        None,
+        Some(id),
+        Some("aliases"),
+        format!(
+            "alias `{alias}` is the id of another model, which always wins over an alias: the alias would never apply{outcome}"
+        ),
+        "remove the alias; to reprice that model, give the entry its id instead",
+    )
+}
+
+/// The part of an off-peak window a problem is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WindowPart {
+    Weekdays,
+    Hours,
+}
+
+impl WindowPart {
+    /// The key, the same in TOML and LiteLLM JSON.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            WindowPart::Weekdays => "weekdays",
+            WindowPart::Hours => "hours_utc",
+        }
+    }
+
+    /// What to write (lists are written alike in TOML and JSON).
+    pub(crate) fn fix(self) -> &'static str {
+        match self {
+            WindowPart::Weekdays => {
+                "write weekdays as a list of ISO weekdays, 1 (Monday) to 7 (Sunday), e.g. [1, 2, 3, 4, 5] (LiteLLM JSON: or leave the key out for every day)"
+            }
+            WindowPart::Hours => {
+                "write hours_utc as a list of \"HH:MM-HH:MM\" UTC ranges, e.g. [\"00:00-01:00\", \"16:30-24:00\"] (LiteLLM JSON: or one such string); a window crossing midnight is two windows split at 00:00"
+            }
+        }
+    }
+}
+
+/// The problem of an off-peak price without a window.
+pub(crate) const NO_OFF_PEAK_WINDOW: &str = "no window: the off-peak rates would never apply";
+
+/// One off-peak window of a TOML or LiteLLM price, checked, as one window per hours range:
+/// `weekdays` (each as read, `None` when not a whole number, and as shown in a message) are
+/// not empty and each `1..=7`; `hours` are not empty and each a `HH:MM-HH:MM` UTC range
+/// within a day ([`parse_hours`]).
+pub(crate) fn off_peak_window<D: std::fmt::Display>(
+    weekdays: impl IntoIterator<Item = (Option<u64>, D)>,
+    hours: &[&str],
+) -> Result<Vec<OffPeakWindow>, (WindowPart, String)> {
+    let weekdays: Vec<u8> = weekdays
+        .into_iter()
+        .map(|(day, shown)| {
+            day.and_then(|d| u8::try_from(d).ok())
+                .filter(|d| (1..=7).contains(d))
+                .ok_or_else(|| {
+                    (
+                        WindowPart::Weekdays,
+                        format!("weekday {shown} is not one of the ISO weekdays 1..=7 (1 Monday, 7 Sunday)"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    if weekdays.is_empty() {
+        return Err((
+            WindowPart::Weekdays,
+            "weekdays is empty: the window would never apply".into(),
+        ));
+    }
+    if hours.is_empty() {
+        return Err((
+            WindowPart::Hours,
+            "hours_utc is empty: the window would never apply".into(),
+        ));
+    }
+    hours
+        .iter()
+        .map(|h| {
+            let (start_minute, end_minute) =
+                parse_hours(h).map_err(|problem| (WindowPart::Hours, problem))?;
+            Ok(OffPeakWindow {
+                weekdays: weekdays.clone(),
+                start_minute,
+                end_minute,
+            })
+        })
+        .collect()
 }
 
 /// `"HH:MM-HH:MM"` (UTC) as minutes `[start, end)`; an end of `00:00` or `24:00` is

@@ -230,7 +230,9 @@ pub struct Dimensions {
     /// Per-modality token rates of the batch API (LiteLLM `input_cost_per_audio_token_batches`,
     /// `output_cost_per_image_token_batches`, ...). A rate left `None` is the standard
     /// modality rate scaled by the batch discount (`batch_input` / `batch_output` over the
-    /// base rate), or the batch text rate when the modality has no rate of its own.
+    /// base rate), or the batch text rate when the modality has no rate of its own. Used
+    /// only with a batch text rate (`batch_input` or `batch_output`): without one the
+    /// price offers no batch tier and a batch call is priced at the standard rates.
     pub batch_modality: ModalityRates,
     /// Off-peak windows and their rates.
     pub off_peak: Option<OffPeak>,
@@ -342,11 +344,12 @@ impl Price {
         let st = tier_name
             .as_deref()
             .and_then(|t| self.dims.service_tiers.get(t));
+        // Batch is offered when a batch text rate is listed: with `batch_modality` rates
+        // alone the text (most of any call) has no batch rate, and the call is priced at
+        // the standard rates, modalities included, and noted as such.
         let batch = tier_name.as_deref() == Some("batch")
             && st.is_none()
-            && (self.batch_input.is_some()
-                || self.batch_output.is_some()
-                || !self.dims.batch_modality.is_empty());
+            && (self.batch_input.is_some() || self.batch_output.is_some());
         if tier_name.is_some() && st.is_none() && !batch {
             notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
         }
@@ -665,7 +668,7 @@ impl Price {
 
 /// `rate` scaled by `by / of` (a discount or a tier's ratio to the base rate), rounded down;
 /// `None` when `of` is 0 or the result does not fit.
-fn scaled(rate: u64, by: u64, of: u64) -> Option<u64> {
+pub(crate) fn scaled(rate: u64, by: u64, of: u64) -> Option<u64> {
     if of == 0 {
         return None;
     }

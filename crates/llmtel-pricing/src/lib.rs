@@ -71,7 +71,9 @@
 //! [`PriceSources::from_env`] reads `LLMTEL_PRICES` (a price file) and `LLMTEL_PRICES_URL`
 //! (an https URL, fetched at start-up with a timeout; feature `fetch`), and
 //! [`PriceSources::load`] layers them over the built-in catalog. A source that fails is
-//! left out and counted ([`price_source_failures`]); the built-in prices stay in use.
+//! left out and counted ([`price_source_failures`]); the built-in prices stay in use. An
+//! alias of a source that is another model's id is left out and counted
+//! ([`price_source_warnings`]); the rest of the source applies.
 //!
 //! # Model names
 //! See [`Catalog::resolve`] for the order in which names are matched: deployment
@@ -115,7 +117,8 @@
 //! above_input_tokens = 200000   # applies when the prompt has more input tokens than this
 //! input = 5.0                   # required
 //! output = 15.0                 # required
-//! # cache_read, cache_write, reasoning: optional, default = the base price's
+//! # cache_read, cache_write: optional, default = the base price's
+//! # reasoning: optional, default = the base reasoning rate x tier output / base output
 //!
 //! [model.price.service_tier.priority]   # optional: rates of a service tier
 //! input = 4.25
@@ -167,11 +170,14 @@ pub use dims::{
 };
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
-pub use resolve::{MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved, SUGGEST_MAX_BYTES};
+pub use resolve::{
+    MAX_DEPLOYMENT_HOPS, MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved,
+    SUGGEST_MAX_BYTES,
+};
 pub use sources::{
     DEFAULT_FETCH_TIMEOUT, ENV_PRICES, ENV_PRICES_URL, ENV_PRICES_URL_CA_FILE,
     ENV_PRICES_URL_TIMEOUT_MS, LayeredCatalog, MAX_FETCH_BYTES, PriceSources,
-    price_source_failures, redact_url,
+    price_source_failures, price_source_warnings, redact_url,
 };
 pub use usage::{
     CostBreakdown, Rates, USAGE_NOTE_BOTH_EXCLUSIVE, USAGE_NOTE_INPUT_EXCLUSIVE_OF_CACHE,

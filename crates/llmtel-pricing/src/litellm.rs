@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use jiff::civil::Date;
 use serde_json::{Map, Value};
 
-use crate::catalog::{ModelEntry, ModelKind, Price, Tier};
+use crate::catalog::{
+    ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, Tier, WindowPart, off_peak_window,
+};
 use crate::dims::{
-    Dimensions, ModalityRates, OffPeak, OffPeakWindow, ServiceTierRates, UnitPrices, WebSearchPrice,
+    Dimensions, ModalityRates, OffPeak, ServiceTierRates, UnitPrices, WebSearchPrice,
 };
 use crate::usage::rate_per_token_f64;
 use crate::{Catalog, CatalogError, Rates, Usd};
@@ -142,7 +144,9 @@ impl Catalog {
     ///   `output_cost_per_image_token_batches`, ... → `batch_modality`).
     /// - `<field>_above_<N>k_tokens` / `<field>_above_<N>_tokens` for input, output, cache
     ///   read and cache creation: a tier above N×1000 (or N) prompt tokens that prices the
-    ///   whole request; a rate a tier does not list carries over from the tier below.
+    ///   whole request; a rate a tier does not list carries over from the tier below,
+    ///   and an `output_cost_per_reasoning_token` keeps its ratio to the output rate (so do
+    ///   a service tier's own `_above_<N>k_tokens_<tier>` tiers).
     /// - `tiered_pricing: [{"range": [start, end], "input_cost_per_token": ..,
     ///   "output_cost_per_token": .., "cache_read_input_token_cost": ..,
     ///   "cache_creation_input_token_cost": .., "output_cost_per_reasoning_token": ..}]`:
@@ -493,8 +497,10 @@ impl JsonCtx<'_> {
         base: &Rates,
     ) -> Result<Dimensions, CatalogError> {
         let rate = |field: &str| self.rate(key, obj, field);
-        let mut dims = Dimensions {
-            modality: ModalityRates {
+        // The standard modality rates, or (`_batches`) the batch API's.
+        let modality = |suffix: &str| -> Result<ModalityRates, CatalogError> {
+            let rate = |field: &str| rate(&format!("{field}{suffix}"));
+            Ok(ModalityRates {
                 audio_input: rate("input_cost_per_audio_token")?,
                 audio_output: rate("output_cost_per_audio_token")?,
                 image_input: rate("input_cost_per_image_token")?,
@@ -503,17 +509,11 @@ impl JsonCtx<'_> {
                 cache_read_image: rate("cache_read_input_image_token_cost")?,
                 cache_write_audio: rate("cache_creation_input_audio_token_cost")?,
                 image_output: rate("output_cost_per_image_token")?,
-            },
-            batch_modality: ModalityRates {
-                audio_input: rate("input_cost_per_audio_token_batches")?,
-                audio_output: rate("output_cost_per_audio_token_batches")?,
-                image_input: rate("input_cost_per_image_token_batches")?,
-                video_input: rate("input_cost_per_video_token_batches")?,
-                cache_read_audio: rate("cache_read_input_audio_token_cost_batches")?,
-                cache_read_image: rate("cache_read_input_image_token_cost_batches")?,
-                cache_write_audio: rate("cache_creation_input_audio_token_cost_batches")?,
-                image_output: rate("output_cost_per_image_token_batches")?,
-            },
+            })
+        };
+        let mut dims = Dimensions {
+            modality: modality("")?,
+            batch_modality: modality("_batches")?,
             ..Dimensions::default()
         };
         for tier in SERVICE_TIERS {
@@ -692,108 +692,62 @@ impl JsonCtx<'_> {
             )
         };
         const WINDOWS_FIX: &str = "list the windows as \"windows\": [{\"hours_utc\": [\"16:30-24:00\"], \"weekdays\": [1, 2, 3, 4, 5]}], or remove off_peak_pricing";
-        const WEEKDAYS_FIX: &str = "write weekdays as a JSON array of ISO weekdays, 1 (Monday) to 7 (Sunday), e.g. [1, 2, 3, 4, 5], or leave the key out for every day";
-        const HOURS_FIX: &str = "write hours_utc as a \"HH:MM-HH:MM\" UTC string or an array of them, e.g. [\"00:00-01:00\", \"16:30-24:00\"]; a window crossing midnight is two windows split at 00:00";
         let list = obj
             .get("windows")
             .and_then(Value::as_array)
             .ok_or_else(|| fail("no windows array".into()))?;
         if list.is_empty() {
-            return Err(bad(
-                windows_field,
-                "no window: the off-peak rates would never apply".into(),
-                WINDOWS_FIX,
-            ));
+            return Err(bad(windows_field, NO_OFF_PEAK_WINDOW.into(), WINDOWS_FIX));
         }
         let mut windows = Vec::new();
         for (i, w) in list.iter().enumerate() {
-            let field = |name: &str| format!("{windows_field}[{i}].{name}");
-            if !w.is_object() {
+            let field = |part: WindowPart| format!("{windows_field}[{i}].{}", part.key());
+            let wrong = |part: WindowPart, problem: String| bad(&field(part), problem, part.fix());
+            let Some(w) = w.as_object() else {
                 return Err(bad(
                     &format!("{windows_field}[{i}]"),
                     format!("expected an object, found {}", type_name(w)),
                     WINDOWS_FIX,
                 ));
-            }
-            let weekdays: Vec<u8> = match w.get("weekdays") {
-                None => (1..=7).collect(),
-                Some(Value::Array(days)) if !days.is_empty() => days
-                    .iter()
-                    .map(|d| {
-                        d.as_u64()
-                            .and_then(|d| u8::try_from(d).ok())
-                            .filter(|d| (1..=7).contains(d))
-                            .ok_or_else(|| {
-                                bad(
-                                    &field("weekdays"),
-                                    format!("weekday {d} is not 1 (Monday) ..= 7 (Sunday)"),
-                                    WEEKDAYS_FIX,
-                                )
-                            })
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(Value::Array(_)) => {
-                    return Err(bad(
-                        &field("weekdays"),
-                        "weekdays is empty: the window would never apply".into(),
-                        WEEKDAYS_FIX,
-                    ));
-                }
+            };
+            // The JSON shapes; what they hold is checked as in TOML.
+            let every_day: Vec<Value> = (1..=7).map(Value::from).collect();
+            let days = match w.get("weekdays") {
+                None => &every_day,
+                Some(Value::Array(days)) => days,
                 Some(other) => {
-                    return Err(bad(
-                        &field("weekdays"),
-                        format!("expected an array of weekdays, found {other}"),
-                        WEEKDAYS_FIX,
+                    return Err(wrong(
+                        WindowPart::Weekdays,
+                        format!("expected a list of weekdays, found {other}"),
                     ));
                 }
             };
             let hours: Vec<&str> = match w.get("hours_utc") {
                 Some(Value::String(h)) => vec![h.as_str()],
-                Some(Value::Array(a)) if !a.is_empty() => a
+                Some(Value::Array(a)) => a
                     .iter()
                     .map(|h| {
                         h.as_str().ok_or_else(|| {
-                            bad(
-                                &field("hours_utc"),
+                            wrong(
+                                WindowPart::Hours,
                                 format!("expected a \"HH:MM-HH:MM\" string, found {h}"),
-                                HOURS_FIX,
                             )
                         })
                     })
                     .collect::<Result<_, _>>()?,
-                Some(Value::Array(_)) => {
-                    return Err(bad(
-                        &field("hours_utc"),
-                        "hours_utc is empty: the window would never apply".into(),
-                        HOURS_FIX,
-                    ));
-                }
                 None => {
-                    return Err(bad(
-                        &field("hours_utc"),
-                        "a window has no hours_utc".into(),
-                        HOURS_FIX,
-                    ));
+                    return Err(wrong(WindowPart::Hours, "a window has no hours_utc".into()));
                 }
                 Some(other) => {
-                    return Err(bad(
-                        &field("hours_utc"),
-                        format!(
-                            "expected a \"HH:MM-HH:MM\" string or an array of them, found {other}"
-                        ),
-                        HOURS_FIX,
+                    return Err(wrong(
+                        WindowPart::Hours,
+                        format!("expected a list of \"HH:MM-HH:MM\" strings, found {other}"),
                     ));
                 }
             };
-            for h in hours {
-                let (start, end) = crate::catalog::parse_hours(h)
-                    .map_err(|problem| bad(&field("hours_utc"), problem, HOURS_FIX))?;
-                windows.push(OffPeakWindow {
-                    weekdays: weekdays.clone(),
-                    start_minute: start,
-                    end_minute: end,
-                });
-            }
+            let found = off_peak_window(days.iter().map(|d| (d.as_u64(), d)), &hours)
+                .map_err(|(part, problem)| wrong(part, problem))?;
+            windows.extend(found);
         }
         Ok(OffPeak {
             input,

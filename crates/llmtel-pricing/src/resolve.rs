@@ -96,6 +96,10 @@ pub(crate) fn litellm_prefixes(provider: &str) -> &'static [&'static str] {
     }
 }
 
+/// Most deployments followed one after another (`a = "b"`, `b = "c"`, ...) when resolving
+/// a name; past it the name reached is resolved as a model name.
+pub const MAX_DEPLOYMENT_HOPS: usize = 8;
+
 /// Most names kept by the resolution cache; when full it is emptied and refilled.
 pub const RESOLVE_CACHE_CAPACITY: usize = 4096;
 
@@ -184,7 +188,10 @@ impl Catalog {
     /// 1. **deployment**: the name, or the name without its provider prefix
     ///    (`azure/my-gpt4o-prod`), is a deployment mapped by the user's configuration
     ///    (`[deployments]` in a price file, [`Catalog::add_deployment`]); its model is then
-    ///    resolved by steps 2–8 ([`MatchKind::Deployment`]);
+    ///    resolved by these steps again ([`MatchKind::Deployment`]): a chain of deployments
+    ///    is followed (up to [`MAX_DEPLOYMENT_HOPS`]), and a name whose mapping the chain
+    ///    already followed is resolved by steps 2–8 (`gpt-4o = "azure/gpt-4o"` prices
+    ///    `gpt-4o` as `azure/gpt-4o`; two deployments naming each other resolve to nothing);
     /// 2. **exact** id ([`MatchKind::Exact`]);
     /// 3. **alias** ([`MatchKind::Alias`]);
     /// 4. id or alias **ignoring case** ([`MatchKind::Case`]);
@@ -262,22 +269,57 @@ impl Catalog {
     /// ```
     pub fn explain(&self, model: &str, provider: Option<&str>) -> Vec<ResolveStep> {
         let mut steps = Vec::new();
-        self.resolve_steps(model.trim(), provider, true, &mut Some(&mut steps));
+        self.resolve_steps(
+            model.trim(),
+            provider,
+            &mut Vec::new(),
+            &mut Some(&mut steps),
+        );
         steps
     }
 
     fn resolve_uncached(&self, model: &str, provider: Option<&str>) -> Option<Resolved> {
-        self.resolve_steps(model, provider, true, &mut None)
+        self.resolve_steps(model, provider, &mut Vec::new(), &mut None)
     }
 
-    /// `deployments`: whether step 1 applies. A deployment's target is resolved without it:
-    /// it names the model served (`gpt-4o = "azure/gpt-4o"` resolved its target's base
-    /// name through the same mapping again, without end, until the stack overflowed).
-    fn resolve_steps(
-        &self,
+    /// The model the deployment `name` serves, resolved as [`Catalog::resolve`] resolves a
+    /// call reporting `name` through that mapping (following chains of deployments), or
+    /// `None` when `name` is no deployment or its mapping leads to no model (an unknown
+    /// model, or deployments that only map back to each other). `llmtel prices check`
+    /// judges a price file's `[deployments]` with it.
+    ///
+    /// ```
+    /// use llmtel_pricing::{Catalog, MatchKind};
+    /// let mut c = Catalog::builtin().clone();
+    /// c.add_deployment("prod", "staging");
+    /// c.add_deployment("staging", "gpt-4o");
+    /// c.add_deployment("ping", "pong");
+    /// c.add_deployment("pong", "ping");
+    /// let r = c.resolve_deployment("prod", None).unwrap();
+    /// assert_eq!((r.key.as_str(), r.kind), ("gpt-4o", MatchKind::Deployment));
+    /// assert!(c.resolve_deployment("ping", None).is_none());
+    /// ```
+    pub fn resolve_deployment(&self, name: &str, provider: Option<&str>) -> Option<Resolved> {
+        let (name, target) = self.deployments.get_key_value(name.trim())?;
+        let mut chain = vec![name.as_str()];
+        self.resolve_steps(target, provider, &mut chain, &mut None)
+            .map(|r| Resolved {
+                key: r.key,
+                kind: MatchKind::Deployment,
+            })
+    }
+
+    /// `chain`: the deployments followed to reach `model` (step 1 skips them, and applies
+    /// no more once [`MAX_DEPLOYMENT_HOPS`] are followed). A deployment's target is resolved
+    /// through the mapping again (chains: `a = "b"`, `b = "gpt-4o"`), but a name whose
+    /// mapping was already followed is resolved as a model name: `gpt-4o = "azure/gpt-4o"`
+    /// resolves to `azure/gpt-4o`, and `a = "b"`, `b = "a"` to nothing (without the chain
+    /// they recursed until the stack overflowed).
+    fn resolve_steps<'a>(
+        &'a self,
         model: &str,
         provider: Option<&str>,
-        deployments: bool,
+        chain: &mut Vec<&'a str>,
         log: &mut Option<&mut Vec<ResolveStep>>,
     ) -> Option<Resolved> {
         if model.is_empty() {
@@ -293,19 +335,30 @@ impl Catalog {
             }
         };
         // 1. deployments (the name, then the name without its prefix)
-        if deployments && !self.deployments.is_empty() {
+        if !self.deployments.is_empty() && chain.len() < MAX_DEPLOYMENT_HOPS {
             let base = model.rsplit('/').next().unwrap_or(model);
-            for name in [model, base] {
-                if let Some(target) = self.deployments.get(name) {
-                    let found = self.resolve_steps(target, provider, false, &mut None);
-                    let tried = format!("deployment {name} -> {target}");
-                    note("deployment", &tried, found.as_ref().map(|r| r.key.as_str()));
-                    if let Some(r) = found {
-                        return Some(Resolved {
-                            key: r.key,
-                            kind: MatchKind::Deployment,
-                        });
-                    }
+            let names = if base == model {
+                &[model][..]
+            } else {
+                &[model, base]
+            };
+            for &name in names {
+                let Some((name, target)) = self.deployments.get_key_value(name) else {
+                    continue;
+                };
+                if chain.contains(&name.as_str()) {
+                    continue;
+                }
+                chain.push(name);
+                let found = self.resolve_steps(target, provider, chain, &mut None);
+                chain.pop();
+                let tried = format!("deployment {name} -> {target}");
+                note("deployment", &tried, found.as_ref().map(|r| r.key.as_str()));
+                if let Some(r) = found {
+                    return Some(Resolved {
+                        key: r.key,
+                        kind: MatchKind::Deployment,
+                    });
                 }
             }
         }

@@ -25,11 +25,18 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_FETCH_BYTES: u64 = 32 * 1024 * 1024;
 
 static FAILURES: AtomicU64 = AtomicU64::new(0);
+static WARNINGS: AtomicU64 = AtomicU64::new(0);
 
 /// Price sources that failed to load in this process, all [`PriceSources::load`] calls
 /// together (each failure also comes back in [`LayeredCatalog::failures`]).
 pub fn price_source_failures() -> u64 {
     FAILURES.load(Ordering::Relaxed)
+}
+
+/// Parts of loaded price sources left out in this process, all [`PriceSources::load`]
+/// calls together (each also comes back in [`LayeredCatalog::warnings`]).
+pub fn price_source_warnings() -> u64 {
+    WARNINGS.load(Ordering::Relaxed)
 }
 
 /// Where prices come from beyond the built-in catalog: a file and/or an https URL, in
@@ -121,46 +128,50 @@ impl PriceSources {
     }
 
     /// The built-in catalog with the URL's prices, then the file's, merged over it. Never
-    /// fails: a source that cannot be loaded (or that gives a model an alias that is another
-    /// model's id, see [`Catalog::try_merged_with`]) is left out, counted
+    /// fails: a source that cannot be loaded is left out, counted
     /// ([`price_source_failures`]) and returned in [`LayeredCatalog::failures`] with a
     /// message saying what to do; the catalog is then the built-in one with the other
-    /// sources.
+    /// sources. An alias of a source that is another model's id (which
+    /// [`Catalog::try_merged_with`], `llmtel prices check` and `--prices` reject) is left
+    /// out, the rest of the source applied: counted ([`price_source_warnings`]) and
+    /// returned in [`LayeredCatalog::warnings`].
     pub fn load(&self) -> LayeredCatalog {
         let mut catalog = Catalog::builtin().clone();
         let mut layers = Vec::new();
         let mut failures = Vec::new();
-        let mut fail = |e: CatalogError| {
-            FAILURES.fetch_add(1, Ordering::Relaxed);
-            failures.push(e);
-        };
-        if let Some(url) = &self.url {
-            match self
-                .fetch(url)
-                .and_then(|c| catalog.try_merged_with(&c, &redact_url(url)))
-            {
-                Ok(merged) => {
-                    catalog = merged;
-                    layers.push(redact_url(url));
+        let mut warnings = Vec::new();
+        let mut layer =
+            |catalog: &mut Catalog, source: Result<Catalog, CatalogError>, origin: String| {
+                match source {
+                    Ok(c) => {
+                        let (merged, left_out) =
+                            catalog.merged_without_aliases_naming_a_model(&c, &origin);
+                        WARNINGS.fetch_add(left_out.len() as u64, Ordering::Relaxed);
+                        warnings.extend(left_out);
+                        *catalog = merged;
+                        layers.push(origin);
+                    }
+                    Err(e) => {
+                        FAILURES.fetch_add(1, Ordering::Relaxed);
+                        failures.push(e);
+                    }
                 }
-                Err(e) => fail(e),
-            }
+            };
+        if let Some(url) = &self.url {
+            layer(&mut catalog, self.fetch(url), redact_url(url));
         }
         if let Some(path) = &self.file {
-            match Catalog::load(path)
-                .and_then(|c| catalog.try_merged_with(&c, &path.display().to_string()))
-            {
-                Ok(merged) => {
-                    catalog = merged;
-                    layers.push(path.display().to_string());
-                }
-                Err(e) => fail(e),
-            }
+            layer(
+                &mut catalog,
+                Catalog::load(path),
+                path.display().to_string(),
+            );
         }
         LayeredCatalog {
             catalog,
             layers,
             failures,
+            warnings,
         }
     }
 
@@ -277,6 +288,9 @@ pub struct LayeredCatalog {
     pub layers: Vec<String>,
     /// The sources that failed, each with what to do.
     pub failures: Vec<CatalogError>,
+    /// What was left out of sources that loaded (an alias that is another model's id),
+    /// each with what to do.
+    pub warnings: Vec<CatalogError>,
 }
 
 /// `scheme://host[:port]/path` of a URL: no user info, query or fragment (which may carry

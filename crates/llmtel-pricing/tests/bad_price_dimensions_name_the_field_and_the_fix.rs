@@ -223,3 +223,43 @@ fn litellm_off_peak_windows_that_never_match_are_errors() {
     assert!(p.off_peak);
     assert_eq!(p.breakdown.total.to_string(), "$0.500000");
 }
+
+#[test]
+fn an_off_peak_window_is_judged_alike_in_toml_and_litellm_json() {
+    // The same window in both formats: the same field, problem and fix (one check serves
+    // both; they differed).
+    for (weekdays, hours, field) in [
+        ("[0]", r#"["00:00-01:00"]"#, "windows[0].weekdays"),
+        ("[]", r#"["00:00-01:00"]"#, "windows[0].weekdays"),
+        ("[1]", "[]", "windows[0].hours_utc"),
+        ("[1]", r#"["16:30-00:30"]"#, "windows[0].hours_utc"),
+        ("[1]", r#"["25:00-26:00"]"#, "windows[0].hours_utc"),
+    ] {
+        let toml = Catalog::from_toml_str(
+            &file(&format!(
+                "[model.price.off_peak]\ninput = 0.5\noutput = 1.0\nwindows = [{{ weekdays = {weekdays}, hours_utc = {hours} }}]"
+            )),
+            "p.toml",
+        )
+        .map(|_| ())
+        .expect_err(hours)
+        .to_string();
+        let json = Catalog::from_litellm_json(
+            &litellm_off_peak(&format!(
+                r#"{{"weekdays": {weekdays}, "hours_utc": {hours}}}"#
+            )),
+            "p.json",
+        )
+        .map(|_| ())
+        .expect_err(hours)
+        .to_string();
+        // `<origin>[:line]: model `m`, field `<field>`: <problem>` and the fix, the same.
+        let after_field = |e: &str| {
+            e.split_once(&format!("{field}`"))
+                .unwrap_or_else(|| panic!("{field} not in {e}"))
+                .1
+                .to_string()
+        };
+        assert_eq!(after_field(&toml), after_field(&json));
+    }
+}

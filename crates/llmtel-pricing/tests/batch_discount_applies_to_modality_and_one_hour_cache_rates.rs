@@ -190,3 +190,41 @@ audio_input = 0.05
     let b = priced(&c, "lite", &Usage::new(1_000_000, 0), &call);
     assert_eq!(b.audio_input.to_string(), "$0.050000");
 }
+
+#[test]
+fn batch_modality_rates_without_a_batch_text_rate_offer_no_batch_tier() {
+    // Only a batch audio rate: the text has no batch rate, so no batch tier is offered.
+    // The call is priced at the standard rates throughout and says so (it was reported as
+    // `batch`, text at the standard rate and audio at the batch one, with no note).
+    let c = Catalog::from_toml_str(
+        r#"
+[[model]]
+id = "half"
+provider = "gcp.gemini"
+[[model.price]]
+effective = "2025-01-01"
+input = 0.1
+output = 0.4
+[model.price.modality]
+audio_input = 0.3
+[model.price.batch_modality]
+audio_input = 0.05
+"#,
+        "p.toml",
+    )
+    .unwrap();
+    let audio = UsageDetails {
+        audio_input_tokens: 1_000_000,
+        ..UsageDetails::default()
+    };
+    let call = at().with_service_tier("batch").with_details(audio);
+    let p = c
+        .price_call("half", None, &Usage::new(2_000_000, 1_000_000), &call)
+        .unwrap();
+    assert_eq!(p.service_tier, None);
+    assert_eq!(p.notes, vec![llmtel_pricing::NOTE_SERVICE_TIER_NOT_OFFERED]);
+    // 1,000,000 text × $0.10 + 1,000,000 audio × $0.30 + 1,000,000 × $0.40
+    assert_eq!(p.breakdown.input.to_string(), "$0.100000");
+    assert_eq!(p.breakdown.audio_input.to_string(), "$0.300000");
+    assert_eq!(p.breakdown.total.to_string(), "$0.800000");
+}

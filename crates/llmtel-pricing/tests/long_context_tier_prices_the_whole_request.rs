@@ -146,3 +146,70 @@ fn claude_4_6_models_lose_their_long_context_tier_from_2026_03_13() {
         assert_eq!(new.breakdown.total.to_string(), after, "{model}");
     }
 }
+
+#[test]
+fn above_a_tier_thinking_tokens_keep_their_ratio_to_the_output_rate() {
+    // Base: output $10/M, thinking $5/M. Above 200K: output $15/M, no thinking rate listed
+    // (LiteLLM lists none for tiers), so thinking $7.50/M; priority above 200K: output
+    // $27/M, thinking $13.50/M. Both were billed at the base $5/M.
+    let json = r#"{
+        "thinker": {"litellm_provider": "vertex_ai-language-models", "mode": "chat",
+            "input_cost_per_token": 1e-06, "output_cost_per_token": 1e-05,
+            "output_cost_per_reasoning_token": 5e-06,
+            "input_cost_per_token_above_200k_tokens": 2e-06,
+            "output_cost_per_token_above_200k_tokens": 1.5e-05,
+            "input_cost_per_token_priority": 1.8e-06, "output_cost_per_token_priority": 1.8e-05,
+            "input_cost_per_token_above_200k_tokens_priority": 3.6e-06,
+            "output_cost_per_token_above_200k_tokens_priority": 2.7e-05}
+    }"#;
+    let toml = r#"
+[[model]]
+id = "thinker"
+provider = "gcp.vertex_ai"
+[[model.price]]
+effective = "2025-01-01"
+input = 1
+output = 10
+reasoning = 5
+[[model.price.tier]]
+above_input_tokens = 200000
+input = 2
+output = 15
+"#;
+    // 300,000 prompt tokens; 1,000,000 output tokens of which 400,000 thinking.
+    let usage = Usage {
+        reasoning_tokens: 400_000,
+        ..Usage::new(300_000, 1_000_000)
+    };
+    let priced = |c: &Catalog, tier: &str| {
+        let call = llmtel_pricing::Call::at("2025-10-01T08:00:00Z".parse().unwrap())
+            .with_service_tier(tier);
+        let p = c.price_call("thinker", None, &usage, &call).unwrap();
+        assert_eq!(p.tier_above_input_tokens, Some(200_000), "{tier}");
+        let b = p.breakdown;
+        (
+            b.output.to_string(),
+            b.reasoning.to_string(),
+            b.total.to_string(),
+        )
+    };
+    let litellm = Catalog::from_litellm_json(json, "p.json").unwrap();
+    let toml = Catalog::from_toml_str(toml, "p.toml").unwrap();
+    // Standard above 200K: 300,000 × $2 + 600,000 × $15 + 400,000 × $7.50.
+    let standard = (
+        "$9.000000".to_string(),
+        "$3.000000".to_string(), // was $2.00
+        "$12.600000".to_string(),
+    );
+    assert_eq!(priced(&litellm, "default"), standard);
+    assert_eq!(priced(&toml, "default"), standard);
+    // Priority above 200K: 300,000 × $3.60 + 600,000 × $27 + 400,000 × $13.50.
+    assert_eq!(
+        priced(&litellm, "priority"),
+        (
+            "$16.200000".to_string(),
+            "$5.400000".to_string(), // was $2.00
+            "$22.680000".to_string(),
+        )
+    );
+}

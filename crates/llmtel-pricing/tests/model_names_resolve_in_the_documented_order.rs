@@ -130,6 +130,49 @@ fn a_deployment_whose_target_maps_back_to_it_resolves_once_and_does_not_loop() {
 }
 
 #[test]
+fn a_chain_of_deployments_resolves_to_the_model_at_its_end() {
+    // `a` names `b`, which names a model: `a` is priced as that model (it was unknown when
+    // a deployment's target was resolved without the mapping). A chain ending in a cycle
+    // resolves to nothing; a name the chain already followed is a model name.
+    let mut c = fixture();
+    c.add_deployment("a", "b");
+    c.add_deployment("b", "gpt-4o");
+    c.add_deployment("canary", "azure/a");
+    c.add_deployment("x", "y");
+    c.add_deployment("y", "z");
+    c.add_deployment("z", "x");
+    assert_eq!(resolved(&c, "a", None), is("gpt-4o", MatchKind::Deployment));
+    assert_eq!(
+        resolved(&c, "canary", None),
+        is("gpt-4o", MatchKind::Deployment)
+    );
+    assert_eq!(
+        resolved(&c, "a", Some("azure.ai.openai")),
+        is("azure/gpt-4o", MatchKind::Deployment)
+    );
+    assert_eq!(c.resolve("x", None), None);
+    // What `llmtel prices check` judges a deployment by.
+    let r = c.resolve_deployment("a", None).unwrap();
+    assert_eq!((r.key, r.kind), is("gpt-4o", MatchKind::Deployment));
+    assert!(c.resolve_deployment("y", None).is_none());
+    assert!(c.resolve_deployment("gpt-4o", None).is_none());
+    // A chain longer than the hops followed ends where the hops run out.
+    let mut long = fixture();
+    for i in 0..llmtel_pricing::MAX_DEPLOYMENT_HOPS {
+        long.add_deployment(&format!("d{i}"), &format!("d{}", i + 1));
+    }
+    long.add_deployment(
+        &format!("d{}", llmtel_pricing::MAX_DEPLOYMENT_HOPS),
+        "gpt-4o",
+    );
+    assert_eq!(long.resolve("d0", None), None);
+    assert_eq!(
+        resolved(&long, "d1", None),
+        is("gpt-4o", MatchKind::Deployment)
+    );
+}
+
+#[test]
 fn rule_2_exact_id() {
     assert_eq!(
         resolved(&fixture(), "gpt-4o", None),

@@ -1,13 +1,17 @@
 //! A price file layered over the built-in catalog: an entry it replaces keeps the built-in
 //! aliases the file does not claim (LiteLLM's file has none), and an alias that is another
-//! model's id (which would never apply: an exact id wins) is an error naming the field.
+//! model's id (which would never apply: an exact id wins) is an error naming the field
+//! (`try_merged_with`, `builtin_with`), or at run time (`PriceSources::load`) left out of a
+//! file that otherwise applies, with a warning.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 use std::path::PathBuf;
 
 use jiff::civil::date;
-use llmtel_pricing::{Catalog, MatchKind, PriceSources, Usage};
+use llmtel_pricing::{
+    Catalog, MatchKind, PriceSources, Usage, price_source_failures, price_source_warnings,
+};
 
 fn litellm_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/litellm_model_prices.json")
@@ -128,9 +132,23 @@ output = 1
             .unwrap_err()
             .to_string(),
     );
-    // LLMTEL_PRICES: the file is left out, counted, and the built-in price stays.
+    // LLMTEL_PRICES: the file applies without the alias (the exact id wins, as it always
+    // did), with a warning counted; the whole file was left out, losing `my-4o`.
+    let warnings_before = price_source_warnings();
+    let failures_before = price_source_failures();
     let layered = PriceSources::default().with_file(&path).load();
-    assert_eq!(layered.failures.len(), 1);
-    check(layered.failures[0].to_string());
+    assert!(layered.failures.is_empty(), "{:?}", layered.failures);
+    assert_eq!(layered.layers, vec![origin.clone()]);
+    assert_eq!(layered.warnings.len(), 1);
+    check(layered.warnings[0].to_string());
+    assert!(
+        layered.warnings[0].to_string().contains("left out"),
+        "{}",
+        layered.warnings[0]
+    );
+    assert!(price_source_warnings() > warnings_before);
+    assert_eq!(price_source_failures(), failures_before);
     assert_eq!(cost(&layered.catalog, "gpt-4o"), "$12.500000");
+    assert_eq!(cost(&layered.catalog, "my-4o"), "$2.000000");
+    assert!(layered.catalog.get("my-4o").unwrap().aliases.is_empty());
 }
