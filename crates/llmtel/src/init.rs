@@ -588,7 +588,9 @@ impl Builder {
     /// `LLMTEL_PRICES_URL`): fresh prices without a new llmtel release. A source that cannot
     /// be loaded leaves the built-in prices, is counted
     /// ([`llmtel_pricing::price_source_failures`]) and printed once to stderr with what to
-    /// do. Ignored when [`Builder::with_catalog`] is set.
+    /// do; what a source that loaded left out (an alias that is another model's id) is
+    /// counted ([`llmtel_pricing::price_source_warnings`]) and printed too. Ignored when
+    /// [`Builder::with_catalog`] is set.
     pub fn with_price_sources(mut self, sources: llmtel_pricing::PriceSources) -> Self {
         self.price_sources = Some(sources);
         self
@@ -761,6 +763,10 @@ impl Builder {
                     "llmtel: {}; pricing with the built-in prices",
                     crate::redact::redact(&failure.to_string())
                 );
+            }
+            for warning in &layered.warnings {
+                // What a source that loaded left out (an alias naming another model).
+                eprintln!("llmtel: {}", crate::redact::redact(&warning.to_string()));
             }
             Arc::new(layered.catalog)
         });

@@ -76,3 +76,33 @@ output = 4.00
     assert_eq!(llmtel::pricing::price_source_failures(), before + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_price_file_whose_alias_names_a_builtin_model_still_loads_and_the_alias_is_counted() {
+    // The alias is another model's id (the exact id wins): it is left out, said and
+    // counted, and the rest of the file prices as written.
+    let dir = std::env::temp_dir().join(format!("llmtel-prices-alias-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("prices.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[model]]
+id = "gpt-4o"
+provider = "openai"
+aliases = ["gpt-4o-mini"]
+[[model.price]]
+effective = "2024-01-01"
+input = 1.00
+output = 4.00
+"#,
+    )
+    .unwrap();
+    let before = llmtel::pricing::price_source_warnings();
+    let failures = llmtel::pricing::price_source_failures();
+    let changed = cost_with(llmtel::pricing::PriceSources::default().with_file(&file));
+    assert!((changed - 1.0).abs() < 1e-9, "{changed}");
+    assert_eq!(llmtel::pricing::price_source_warnings(), before + 1);
+    assert_eq!(llmtel::pricing::price_source_failures(), failures);
+    let _ = std::fs::remove_dir_all(&dir);
+}
