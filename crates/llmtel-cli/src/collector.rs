@@ -76,6 +76,9 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
         .build()
         .map_err(|e| format!("cannot start the collector's runtime: {e}"))?;
     rt.block_on(async {
+        // Listening for the signals before the collector starts: a SIGTERM while it starts
+        // (or right after it serves) must stop it gracefully, not kill it by default.
+        let stop = StopSignal::install()?;
         let collector = Collector::start(config)
             .await
             .map_err(|e| format!("llmtel collector: {e}"))?;
@@ -85,7 +88,7 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
             collector.http_addr(),
             collector.metrics_addr()
         );
-        let signal = stop_signal().await?;
+        let signal = stop.wait().await?;
         eprintln!(
             "llmtel collector: {signal}: no longer receiving; forwarding what is queued ({} spans, up to {:?})",
             collector.stats().queue_depth,
@@ -109,27 +112,55 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
     })
 }
 
-/// Waits for Ctrl-C or SIGTERM (what Docker, Kubernetes and systemd send to stop a
-/// process; as a container's process 1 the collector would otherwise ignore it) and names
-/// the one that came.
-async fn stop_signal() -> Result<&'static str, String> {
+/// Ctrl-C or SIGTERM (what Docker, Kubernetes and systemd send to stop a process; as a
+/// container's process 1 the collector would otherwise ignore it), listened for from
+/// [`StopSignal::install`] on.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| format!("llmtel collector: cannot wait for SIGTERM: {e}"))?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r
-                .map(|()| "Ctrl-C")
-                .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}")),
-            _ = term.recv() => Ok("SIGTERM"),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Starts listening (inside the runtime).
+    fn install() -> Result<StopSignal, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| format!("llmtel collector: cannot wait for {name}: {e}"))
+            };
+            Ok(StopSignal {
+                interrupt: listen(SignalKind::interrupt(), "Ctrl-C")?,
+                terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignal {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .map(|()| "Ctrl-C")
-            .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}"))
+
+    /// Waits for the first of them and names it.
+    async fn wait(self) -> Result<&'static str, String> {
+        #[cfg(unix)]
+        {
+            let StopSignal {
+                mut interrupt,
+                mut terminate,
+            } = self;
+            tokio::select! {
+                _ = interrupt.recv() => Ok("Ctrl-C"),
+                _ = terminate.recv() => Ok("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .map(|()| "Ctrl-C")
+                .map_err(|e| format!("llmtel collector: cannot wait for Ctrl-C: {e}"))
+        }
     }
 }
