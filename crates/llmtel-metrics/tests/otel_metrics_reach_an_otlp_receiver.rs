@@ -283,3 +283,79 @@ fn an_embeddings_call_reports_input_tokens_and_no_output_tokens() {
         .collect();
     assert_eq!(types, vec![(Some("input"), 1, Some(200.0))]);
 }
+
+#[test]
+fn token_usage_of_a_failed_call_carries_no_error_type_and_a_missing_provider_is_unknown() {
+    // `gen_ai.client.token.usage` has no `error.type` in the conventions (a failed call that
+    // reported usage counted its tokens in series of their own), and `gen_ai.provider.name`
+    // is required (a span that did not say it had none).
+    let (url, rx) = receiver();
+    let provider = otlp_meter_provider(OtlpMetricsConfig {
+        endpoint: Some(url),
+        interval: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    })
+    .unwrap();
+    let sink = OtelMetricsSink::builder().build(&provider.meter("llmtel"));
+    run(vec![Arc::new(sink)], || {
+        let span = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+        let _e = span.enter();
+        llmtel::record_usage(&span, &llmtel::Usage::new(300, 7));
+        llmtel::record_error(&span, "timeout", "cut after its usage");
+        drop(_e);
+        drop(span);
+        let _anon = tracing::info_span!(
+            "chat",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = "gpt-4o-mini",
+            "gen_ai.usage.input_tokens" = 10_i64,
+            "gen_ai.usage.output_tokens" = 1_i64,
+        );
+    });
+    provider.force_flush().unwrap();
+    let req = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an OTLP export");
+    provider.shutdown().unwrap();
+    let metric = |name: &str| {
+        req.resource_metrics[0]
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("{name} not exported"))
+            .clone()
+    };
+    let Some(metric::Data::Histogram(h)) = metric(semconv::CLIENT_TOKEN_USAGE).data else {
+        panic!("token usage is a histogram")
+    };
+    for p in &h.data_points {
+        assert_eq!(
+            attr(&p.attributes, "error.type"),
+            None,
+            "{:?}",
+            p.attributes
+        );
+    }
+    let input_from = |provider: &str| {
+        h.data_points
+            .iter()
+            .filter(|p| {
+                attr(&p.attributes, "gen_ai.token.type") == Some("input")
+                    && attr(&p.attributes, "gen_ai.provider.name") == Some(provider)
+            })
+            .map(|p| p.sum.unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    assert_eq!(input_from("openai"), 300.0);
+    assert_eq!(input_from("unknown"), 10.0);
+    // The failed call's duration keeps its error.type.
+    let Some(metric::Data::Histogram(d)) = metric(semconv::CLIENT_OPERATION_DURATION).data else {
+        panic!("duration is a histogram")
+    };
+    assert!(
+        d.data_points
+            .iter()
+            .any(|p| attr(&p.attributes, "error.type") == Some("timeout"))
+    );
+}

@@ -62,6 +62,9 @@ pub(crate) struct SpanSlot {
     /// Whether the layer counted the span in its `captured` filter (which only says "maybe"):
     /// its own close uncounts it, whichever layer finished the call first.
     counted: bool,
+    /// Whether the span's OpenTelemetry span is not sampled: attributes set after it ended
+    /// are not kept for an exporter that will never take them.
+    unsampled: bool,
 }
 
 /// What llmtel's layer captured of a span.
@@ -534,10 +537,16 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
-    register_late(&mut ext, otel.1);
+    if otel.2 {
+        register_late(&mut ext, otel.1);
+    } else {
+        SpanSlot::update(&mut ext, |s| s.unsampled = true);
+    }
 }
 
-/// Registers the span for late attributes (once), when a layer will set them.
+/// Registers the span for late attributes (once), when a layer will set them. Only a
+/// sampled span: no exporter takes an unsampled one's entry, which waited in the table
+/// until it was counted dropped (a loss that never was).
 fn register_late(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, span_id: SpanId) {
     if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
         ext.insert(crate::late::register(span_id));
@@ -739,7 +748,12 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
         if let Some((cx, (trace, id, sampled))) = otel_context(&span.id()) {
             state.otel = Some((trace, id));
             state.sampled = sampled;
-            register_late(&mut span.extensions_mut(), id);
+            let mut ext = span.extensions_mut();
+            if sampled {
+                register_late(&mut ext, id);
+            } else {
+                SpanSlot::update(&mut ext, |s| s.unsampled = true);
+            }
             live = Some(cx);
         }
     }
@@ -825,6 +839,10 @@ fn set_attributes_on<'a, R: LookupSpan<'a>>(
         return;
     }
     let ext = span.extensions();
+    if ext.get::<SpanSlot>().is_some_and(|s| s.unsampled) {
+        // Not exported: no exporter would take them (they waited until counted dropped).
+        return;
+    }
     let span_id = ext
         .get::<crate::late::LateGuard>()
         .map(|g| g.0)

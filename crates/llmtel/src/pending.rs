@@ -31,7 +31,8 @@ pub fn register_span_finisher(f: impl Fn(Duration) -> bool + Send + Sync + 'stat
 /// Ends every span that registered finishers still hold, waiting up to `timeout` in all;
 /// `true` when nothing is left pending.
 pub fn finish_pending_spans(timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    // (`Duration::MAX`, "wait as long as it takes", overflowed the deadline: a panic.)
+    let deadline = Instant::now().checked_add(timeout);
     let finishers: Vec<Finisher> = FINISHERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -39,7 +40,22 @@ pub fn finish_pending_spans(timeout: Duration) -> bool {
     // Every finisher runs, even after one has timed out.
     let mut all = true;
     for f in &finishers {
-        all &= f(deadline.saturating_duration_since(Instant::now()));
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        all &= f(left);
     }
     all
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn waiting_as_long_as_it_takes_does_not_overflow_the_deadline() {
+        // `Duration::MAX` made `now + timeout` overflow: a panic in the caller.
+        super::register_span_finisher(|left| left > Duration::from_secs(3600));
+        assert!(super::finish_pending_spans(Duration::MAX));
+    }
 }

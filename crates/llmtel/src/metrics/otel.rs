@@ -211,9 +211,9 @@ impl OtelMetricsSink {
     fn attributes(&self, call: &LlmCall) -> AttrKey {
         let mut a: AttrKey = Vec::with_capacity(6 + self.dims.len());
         a.push((ATTR_OPERATION, call.operation.clone()));
-        if let Some(p) = &call.provider {
-            a.push((ATTR_PROVIDER, self.guard.admit(ATTR_PROVIDER, p)));
-        }
+        // Required by the conventions: `unknown` when the span did not say.
+        let provider = call.provider.as_deref().unwrap_or(UNKNOWN_VALUE);
+        a.push((ATTR_PROVIDER, self.guard.admit(ATTR_PROVIDER, provider)));
         if let Some(model) = &call.request_model {
             a.push((
                 ATTR_REQUEST_MODEL,
@@ -281,8 +281,14 @@ impl OtelMetricsSink {
             .map(|(k, _)| *k)
             .collect();
         let base = to_kv(&key);
+        // `gen_ai.client.token.usage` has no `error.type` (a failed call that reported usage
+        // counted its tokens in series of their own).
         let with = |kv: KeyValue| {
-            let mut v = base.clone();
+            let mut v: Vec<KeyValue> = base
+                .iter()
+                .filter(|a| a.key.as_str() != ATTR_ERROR_TYPE)
+                .cloned()
+                .collect();
             v.push(kv);
             v
         };
