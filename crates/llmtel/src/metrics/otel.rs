@@ -237,14 +237,25 @@ impl OtelMetricsSink {
     }
 }
 
-/// The total kept for `key` in `totals` (created at zero the first time).
+/// The most attribute sets a total (cost, requests) is kept for, as the SDK's default
+/// cardinality limit for its own instruments: each label is capped, but not their
+/// combinations (request model x response model x error type x dimensions).
+const MAX_TOTALS: usize = 2000;
+
+/// The total kept for `key` in `totals` (created at zero the first time); past
+/// [`MAX_TOTALS`] sets, a new one is kept under the SDK's overflow set
+/// (`otel.metric.overflow = "true"`), so what it counts is still in the sum.
 fn handle<T: Default>(totals: &Mutex<HashMap<AttrKey, Arc<T>>>, key: AttrKey) -> Arc<T> {
-    totals
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key)
-        .or_default()
-        .clone()
+    let mut t = totals.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = t.get(&key) {
+        return h.clone();
+    }
+    let key = if t.len() >= MAX_TOTALS {
+        vec![("otel.metric.overflow", "true".to_owned())]
+    } else {
+        key
+    };
+    t.entry(key).or_default().clone()
 }
 
 fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
@@ -352,5 +363,28 @@ impl CallSink for OtelMetricsSink {
                     .record(call.usage.output_tokens);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn totals_are_kept_for_at_most_max_sets_and_the_rest_share_the_overflow_set() {
+        // Each label is capped, their combinations were not: a set a call for good.
+        let totals: Mutex<HashMap<AttrKey, Arc<AtomicU64>>> = Mutex::default();
+        let key = |i: usize| vec![("gen_ai.request.model", format!("m{i}"))];
+        for i in 0..MAX_TOTALS + 500 {
+            handle(&totals, key(i)).fetch_add(1, Relaxed);
+        }
+        // A set kept before the cap still counts apart.
+        handle(&totals, key(0)).fetch_add(1, Relaxed);
+        let t = totals.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(t.len(), MAX_TOTALS + 1);
+        let overflow = vec![("otel.metric.overflow", "true".to_owned())];
+        assert_eq!(t[&overflow].load(Relaxed), 500);
+        assert_eq!(t[&key(0)].load(Relaxed), 2);
     }
 }
