@@ -72,6 +72,12 @@ const CREDENTIAL_PARAMS: &[&str] = &["pass", "pwd", "secret", "token", "key", "a
 /// credential query parameters masked.
 fn redact_one(url: &str, out: &mut String) {
     let q = query_start(url);
+    if q.is_some_and(|q| url[q..].contains('@')) {
+        // An `@` past what looks like a query: a password holding `?name=` or a query value
+        // holding `@`, which cannot be told apart: nothing of it is shown.
+        out.push_str("***");
+        return;
+    }
     let authority_and_path = &url[..q.unwrap_or(url.len())];
     match authority_and_path.rfind('@') {
         Some(at) => {

@@ -83,13 +83,15 @@ pub struct Verdict {
 /// `Score: 4`, `4/5`), or a last line `Score: 4` / `Rating: 4` (markdown bold allowed). The
 /// score must lie on `scale`.
 ///
-/// The verdict comes last: a reasoning model's `<think>...</think>` is left out, and of every
-/// JSON object with a score (an answer or context the judge quotes may hold one, to steer it)
-/// the last one is taken; a last `Score:` / `Rating:` line after it wins over it. Objects
-/// without a score (quoted context) are passed over.
+/// A reasoning model's thinking at the start of the reply (`<think>...</think>`) is left out;
+/// objects without a score (quoted context) are passed over. An answer or context the judge
+/// quotes may hold a score, to steer it, before or after the judge's own: a reply whose
+/// objects and last `Score:` / `Rating:` line give different scores is not read (the same
+/// score given twice is).
 ///
 /// ## Errors
-/// [`EvalError::UnparseableVerdict`] when none of these holds a score on the scale.
+/// [`EvalError::UnparseableVerdict`] when none of these holds a score on the scale, or they
+/// give different scores.
 ///
 /// ```
 /// use llmtel_eval::{JudgeScale, parse_verdict};

@@ -198,12 +198,15 @@ impl Reader {
 
     /// Waits until every body that ended so far has its span ended.
     fn finish_pending(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // (`Duration::MAX`, "as long as it takes", has no deadline: it overflowed one.)
+        let deadline = Instant::now().checked_add(timeout);
         let mut q = self.shared.lock();
         let target = q.ends_sent;
         self.thread.unpark();
         while q.ends_done < target {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if left.is_zero() {
                 return false;
             }

@@ -111,7 +111,8 @@ pub struct Cost {
     /// The catalog's pricing of the call (entry, rates applied, notes and its own
     /// breakdown), also when a reported cost won over it.
     pub pricing: Option<PricedCall>,
-    /// The catalog's total when a reported cost won over it (to see drift).
+    /// The catalog's total when a reported cost won over it, or when a cost priced upstream
+    /// by llmtel (source `catalog`) is kept (to see drift).
     pub computed_total: Option<Usd>,
 }
 

@@ -54,8 +54,15 @@ mod tests {
 
     #[test]
     fn waiting_as_long_as_it_takes_does_not_overflow_the_deadline() {
-        // `Duration::MAX` made `now + timeout` overflow: a panic in the caller.
-        super::register_span_finisher(|left| left > Duration::from_secs(3600));
+        // `Duration::MAX` made `now + timeout` overflow: a panic in the caller. The finisher
+        // is given all the time there is (and has nothing pending: it stays registered).
+        let given = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let seen = given.clone();
+        super::register_span_finisher(move |left| {
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = left;
+            true
+        });
         assert!(super::finish_pending_spans(Duration::MAX));
+        assert!(*given.lock().unwrap_or_else(|e| e.into_inner()) > Duration::from_secs(3600));
     }
 }

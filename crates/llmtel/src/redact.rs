@@ -10,7 +10,9 @@
 //!   `name=value` text: `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
 //!   `x-goog-api-key`, `access_token`, `token`, `secret`, `password`, `authorization`
 //!   (the scheme word, e.g. `Bearer`, is kept), and any name ending with the word `key` or
-//!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`);
+//!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`,
+//!   `primaryKey`) unless the word before it names something else (`time_to_first_token`,
+//!   `next_page_token`, `routing_key`, `partition_key`, `public_key`: `NOT_A_CREDENTIAL`);
 //! - the token after `Bearer ` and a base64 credential after `Basic `;
 //! - the password of a URL's user info (`https://user:password@host`).
 //!
@@ -410,6 +412,7 @@ const CREDENTIAL_WORDS: [&str; 2] = ["token", "key"];
 /// The words before `token` and before `key` that name something other than a credential:
 /// token counts and timings (`time_to_first_token`, OpenLIT's `time_per_output_token`),
 /// pagination, and the keys of data (`routing_key`, `partition_key`, `public_key`, ...).
+/// Not `primary`: Azure returns its admin and SAS keys as `primaryKey` / `secondaryKey`.
 const NOT_A_CREDENTIAL: [&[&str]; 2] = [
     &[
         "first",
@@ -432,7 +435,6 @@ const NOT_A_CREDENTIAL: [&[&str]; 2] = [
         "message",
         "cache",
         "sort",
-        "primary",
         "foreign",
         "idempotency",
         "object",
@@ -631,6 +633,7 @@ mod tests {
             "AZURE_OPENAI_KEY=0123456789abcdef0123456789abcdef",
             "bot_token=xyz987wvu654",
             "subscriptionKey: f00dfeedf00dfeed",
+            r#"{"primaryKey":"f00dfeedf00dfeed","secondaryKey":"abc123def456"}"#,
         ] {
             let out = r(line);
             assert!(out.contains(REDACTED), "{line} -> {out}");

@@ -99,10 +99,9 @@ output = 4.00
     )
     .unwrap();
     let before = llmtel::pricing::price_source_warnings();
-    let failures = llmtel::pricing::price_source_failures();
     let changed = cost_with(llmtel::pricing::PriceSources::default().with_file(&file));
+    // The file's price: it loaded (it was left out whole for its alias).
     assert!((changed - 1.0).abs() < 1e-9, "{changed}");
     assert_eq!(llmtel::pricing::price_source_warnings(), before + 1);
-    assert_eq!(llmtel::pricing::price_source_failures(), failures);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -237,10 +237,14 @@ impl OtelMetricsSink {
     }
 }
 
-/// The most attribute sets a total (cost, requests) is kept for, as the SDK's default
-/// cardinality limit for its own instruments: each label is capped, but not their
-/// combinations (request model x response model x error type x dimensions).
-const MAX_TOTALS: usize = 2000;
+/// The most attribute sets a total (cost, requests) is kept for: with its overflow set, the
+/// SDK's default cardinality limit (2,000) for the instrument reporting it, so the SDK never
+/// folds one of them into its own. Each label is capped, but not their combinations
+/// (request model x response model x error type x dimensions).
+const MAX_TOTALS: usize = 1999;
+
+/// The SDK's overflow attribute (`otel.metric.overflow = true`).
+const OVERFLOW_ATTR: &str = "otel.metric.overflow";
 
 /// The total kept for `key` in `totals` (created at zero the first time); past
 /// [`MAX_TOTALS`] sets, a new one is kept under the SDK's overflow set
@@ -251,7 +255,7 @@ fn handle<T: Default>(totals: &Mutex<HashMap<AttrKey, Arc<T>>>, key: AttrKey) ->
         return h.clone();
     }
     let key = if t.len() >= MAX_TOTALS {
-        vec![("otel.metric.overflow", "true".to_owned())]
+        vec![(OVERFLOW_ATTR, "true".to_owned())]
     } else {
         key
     };
@@ -260,7 +264,11 @@ fn handle<T: Default>(totals: &Mutex<HashMap<AttrKey, Arc<T>>>, key: AttrKey) ->
 
 fn to_kv(a: &AttrKey) -> Vec<KeyValue> {
     a.iter()
-        .map(|(k, v)| KeyValue::new(*k, v.clone()))
+        .map(|(k, v)| match *k {
+            // A boolean, as the SDK writes it: the same series as the SDK's own overflow.
+            OVERFLOW_ATTR => KeyValue::new(*k, true),
+            _ => KeyValue::new(*k, v.clone()),
+        })
         .collect()
 }
 
@@ -383,7 +391,11 @@ mod tests {
         handle(&totals, key(0)).fetch_add(1, Relaxed);
         let t = totals.lock().unwrap_or_else(|e| e.into_inner());
         assert_eq!(t.len(), MAX_TOTALS + 1);
-        let overflow = vec![("otel.metric.overflow", "true".to_owned())];
+        let overflow = vec![(OVERFLOW_ATTR, "true".to_owned())];
+        assert_eq!(
+            to_kv(&overflow),
+            vec![KeyValue::new("otel.metric.overflow", true)]
+        );
         assert_eq!(t[&overflow].load(Relaxed), 500);
         assert_eq!(t[&key(0)].load(Relaxed), 2);
     }
