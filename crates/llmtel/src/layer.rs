@@ -537,17 +537,22 @@ fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
-    if otel.2 {
-        register_late(&mut ext, otel.1);
-    } else {
-        SpanSlot::update(&mut ext, |s| s.unsampled = true);
-    }
+    register_late(&mut ext, otel.1, otel.2);
 }
 
 /// Registers the span for late attributes (once), when a layer will set them. Only a
 /// sampled span: no exporter takes an unsampled one's entry, which waited in the table
-/// until it was counted dropped (a loss that never was).
-fn register_late(ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>, span_id: SpanId) {
+/// until it was counted dropped (a loss that never was); an unsampled one is marked so that
+/// attributes set after it ended are not kept either.
+fn register_late(
+    ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
+    span_id: SpanId,
+    sampled: bool,
+) {
+    if !sampled {
+        SpanSlot::update(ext, |s| s.unsampled = true);
+        return;
+    }
     if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
         ext.insert(crate::late::register(span_id));
     }
@@ -748,12 +753,7 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
         if let Some((cx, (trace, id, sampled))) = otel_context(&span.id()) {
             state.otel = Some((trace, id));
             state.sampled = sampled;
-            let mut ext = span.extensions_mut();
-            if sampled {
-                register_late(&mut ext, id);
-            } else {
-                SpanSlot::update(&mut ext, |s| s.unsampled = true);
-            }
+            register_late(&mut span.extensions_mut(), id, sampled);
             live = Some(cx);
         }
     }
