@@ -1,10 +1,12 @@
 //! [`CallLogLayer`]: calls with their captured content, and evaluation results, into the log.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use llmtel::LlmCall;
 use llmtel::semconv::{common, gen_ai};
+use tracing_core::dispatcher::{Dispatch, WeakDispatch};
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record as Values};
 use tracing_core::{Metadata, Subscriber};
@@ -25,10 +27,22 @@ const EVALUATION_SPAN: &str = "gen_ai.evaluation.result";
 /// it) and queues the call. It also logs the `gen_ai.evaluation.result` spans that
 /// `llmtel-quality` emits (evaluator results, user feedback), so that a report can score
 /// each call. Nothing is written on the request thread.
-#[derive(Clone)]
 pub struct CallLogLayer {
     log: CallLog,
     calls: bool,
+    /// The dispatcher this layer is registered with, where an evaluation span's trace id is
+    /// looked up (not shared by a clone, which may be registered with another subscriber).
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+impl Clone for CallLogLayer {
+    fn clone(&self) -> Self {
+        CallLogLayer {
+            log: self.log.clone(),
+            calls: self.calls,
+            dispatch: OnceLock::new(),
+        }
+    }
 }
 
 impl fmt::Debug for CallLogLayer {
@@ -42,7 +56,11 @@ impl fmt::Debug for CallLogLayer {
 
 impl CallLogLayer {
     pub(crate) fn new(log: CallLog) -> Self {
-        CallLogLayer { log, calls: true }
+        CallLogLayer {
+            log,
+            calls: true,
+            dispatch: OnceLock::new(),
+        }
     }
 
     /// Logs only the evaluation results: for an app that already gives its calls to the
@@ -145,6 +163,10 @@ impl<S> Layer<S> for CallLogLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let meta = attrs.metadata();
         let eval = is_evaluation_span(meta);
@@ -185,7 +207,7 @@ where
             };
             if let Some(mut e) = c.eval {
                 e.time = Timestamp::now();
-                e.trace_id = trace_id(&id);
+                e.trace_id = trace_id(&id, self.dispatch.get());
                 self.log.append(Record::Evaluation(e));
             }
             return;
@@ -222,10 +244,13 @@ impl Visit for FieldProbe<'_> {
 }
 
 /// The trace id of an evaluation span: the evaluated call's trace, when an OpenTelemetry
-/// layer is installed (the span is parented to the call's span context).
-fn trace_id(id: &Id) -> Option<String> {
+/// layer is installed (the span is parented to the call's span context); looked up in the
+/// dispatcher the layer is registered with (`registered`), else this thread's default.
+fn trace_id(id: &Id, registered: Option<&WeakDispatch>) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
-    let dispatch = tracing_core::dispatcher::get_default(Clone::clone);
+    let dispatch = registered
+        .and_then(WeakDispatch::upgrade)
+        .unwrap_or_else(|| tracing_core::dispatcher::get_default(Clone::clone));
     let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
     let sc = cx.span().span_context().clone();
     sc.is_valid().then(|| sc.trace_id().to_string())

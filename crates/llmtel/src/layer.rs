@@ -1,12 +1,13 @@
 //! [`LlmLayer`]: LLM calls in process, while the request runs.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use llmtel_pricing::Catalog;
 use opentelemetry::trace::{SpanId, TraceId};
+use tracing_core::dispatcher::{Dispatch, WeakDispatch};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -143,6 +144,10 @@ struct SpanState {
     /// The layer that captured the span: whoever closes the call first
     /// ([`LlmLayer`]'s `on_close` or [`close_call`]) finishes it with this.
     layer: Arc<Inner>,
+    /// The dispatcher the capturing layer was registered with, whose OpenTelemetry layer
+    /// holds the span: the span may close on a thread whose default dispatcher is another
+    /// (a subscriber `set_default` on one thread, a span moved to a runtime's worker).
+    dispatch: Option<WeakDispatch>,
 }
 
 /// The tracing layer that gives the application its LLM calls **in process**: each span with
@@ -178,13 +183,26 @@ struct SpanState {
 ///     llmtel::record_usage(&span, &llmtel::Usage { input_tokens: 1000, output_tokens: 200, ..Default::default() });
 /// });
 /// ```
-#[derive(Clone)]
 pub struct LlmLayer {
     inner: Arc<Inner>,
     /// Trace summaries kept by this layer itself ([`crate::builder`]): the same work as a
     /// [`TraceSummaryLayer`](crate::TraceSummaryLayer) stacked after it, on the span each
     /// hook has looked up already.
     summaries: Option<crate::TraceSummaries>,
+    /// The dispatcher this layer is registered with (`on_register_dispatch`): where its
+    /// spans' OpenTelemetry ids are looked up. Not shared by a clone, which may be
+    /// registered with another subscriber.
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+impl Clone for LlmLayer {
+    fn clone(&self) -> Self {
+        LlmLayer {
+            inner: self.inner.clone(),
+            summaries: self.summaries.clone(),
+            dispatch: OnceLock::new(),
+        }
+    }
 }
 
 struct Inner {
@@ -244,6 +262,7 @@ impl LlmLayer {
                 request_sinks: Vec::new(),
             }),
             summaries: None,
+            dispatch: OnceLock::new(),
         }
     }
 
@@ -401,6 +420,12 @@ impl<S> Layer<S> for LlmLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &Dispatch) {
+        // Inside a `Vec` or an `Option` of layers, which do not forward this, the spans'
+        // ids are looked up in the closing thread's default dispatcher instead.
+        let _ = self.dispatch.set(subscriber.downgrade());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let kind = kind(attrs.metadata());
         if kind == Kind::Skip && self.summaries.is_none() {
@@ -427,6 +452,7 @@ where
                     sampled: false,
                     closed: None,
                     layer: self.inner.clone(),
+                    dispatch: self.dispatch.get().cloned(),
                 })
             };
             SpanSlot::update(&mut span.extensions_mut(), |s| {
@@ -524,12 +550,11 @@ where
 /// a layer will set late attributes, registers the span for them: before its OpenTelemetry
 /// span can end, whatever the layer order.
 fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
-    let needed = SpanSlot::state(&span.extensions())
-        .is_some_and(|s| s.otel.is_none() && s.fields.has_gen_ai);
-    if !needed {
-        return;
-    }
-    let Some(otel) = otel_ids(&span.id()) else {
+    let dispatch = match SpanSlot::state(&span.extensions()) {
+        Some(s) if s.otel.is_none() && s.fields.has_gen_ai => s.dispatch.clone(),
+        _ => return,
+    };
+    let Some(otel) = otel_ids(&span.id(), dispatch.as_ref()) else {
         return;
     };
     let mut ext = span.extensions_mut();
@@ -750,7 +775,8 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     if state.otel.is_none() {
         // The OpenTelemetry span is still live (its layer runs after this one): layers that
         // run after that one ends may still add attributes, so register it for them.
-        if let Some((cx, (trace, id, sampled))) = otel_context(&span.id()) {
+        if let Some((cx, (trace, id, sampled))) = otel_context(&span.id(), state.dispatch.as_ref())
+        {
             state.otel = Some((trace, id));
             state.sampled = sampled;
             register_late(&mut span.extensions_mut(), id, sampled);
@@ -772,8 +798,7 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     );
     if !inherited.is_empty() {
         let live = live.or_else(|| {
-            let dispatch = tracing::dispatcher::get_default(Clone::clone);
-            tracing_opentelemetry::get_otel_context(&span.id(), &dispatch)
+            tracing_opentelemetry::get_otel_context(&span.id(), &dispatch(state.dispatch.as_ref()))
         });
         set_attributes_on(span, live, inherited_attributes(inherited));
     }
@@ -921,17 +946,27 @@ fn inherit_dimensions<'a, R: LookupSpan<'a> + 'a>(
     }
 }
 
+/// The dispatcher a span belongs to: the capturing layer's registered one (`registered`),
+/// or, where that registration did not reach the layer, this thread's default.
+fn dispatch(registered: Option<&WeakDispatch>) -> Dispatch {
+    registered
+        .and_then(WeakDispatch::upgrade)
+        .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone))
+}
+
 /// The OpenTelemetry trace and span id of a span, when an OpenTelemetry layer is installed,
-/// and whether it is sampled.
-fn otel_ids(id: &Id) -> Option<(TraceId, SpanId, bool)> {
-    otel_context(id).map(|(_, ids)| ids)
+/// and whether it is sampled; looked up in [`dispatch`]`(registered)`.
+fn otel_ids(id: &Id, registered: Option<&WeakDispatch>) -> Option<(TraceId, SpanId, bool)> {
+    otel_context(id, registered).map(|(_, ids)| ids)
 }
 
 /// [`otel_ids`] with the context they were read from, while the OpenTelemetry span is live.
-fn otel_context(id: &Id) -> Option<(opentelemetry::Context, (TraceId, SpanId, bool))> {
+fn otel_context(
+    id: &Id,
+    registered: Option<&WeakDispatch>,
+) -> Option<(opentelemetry::Context, (TraceId, SpanId, bool))> {
     use opentelemetry::trace::TraceContextExt;
-    let dispatch = tracing::dispatcher::get_default(Clone::clone);
-    let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
+    let cx = tracing_opentelemetry::get_otel_context(id, &dispatch(registered))?;
     let sc = cx.span().span_context().clone();
     let ids = (sc.trace_id(), sc.span_id(), sc.is_sampled());
     sc.is_valid().then_some((cx, ids))

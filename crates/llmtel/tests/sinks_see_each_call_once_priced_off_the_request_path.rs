@@ -54,16 +54,22 @@ impl Record {
 fn calls(n: usize) {
     let _request = tracing::info_span!("request", "user.id" = "u-7").entered();
     for _ in 0..n {
-        let call = llmtel::llm_span!("chat", "openai", "gpt-4o");
-        llmtel::record_usage(
-            &call,
-            &llmtel::Usage {
-                input_tokens: 1_000,
-                output_tokens: 200,
-                ..Default::default()
-            },
-        );
+        drop(call());
     }
+}
+
+/// A gpt-4o call of 1,000 input and 200 output tokens, left open.
+fn call() -> tracing::Span {
+    let call = llmtel::llm_span!("chat", "openai", "gpt-4o");
+    llmtel::record_usage(
+        &call,
+        &llmtel::Usage {
+            input_tokens: 1_000,
+            output_tokens: 200,
+            ..Default::default()
+        },
+    );
+    call
 }
 
 /// `builder()` exporting over OTLP/HTTP to a receiver of the test's, with `sinks`, set up
@@ -274,4 +280,43 @@ fn a_sink_that_asks_for_the_request_thread_gets_each_call_as_its_span_closes() {
         others.iter().all(|s| s.thread != me),
         "the others stay off it"
     );
+}
+
+#[test]
+fn calls_closed_on_a_thread_without_the_subscriber_as_its_default_reach_the_sinks_once() {
+    // A subscriber set as the default of one thread only (`set_default`, tests, a
+    // multi-thread runtime's spans moved to a worker): a span made here and closed on a
+    // thread whose default is another dispatcher still finds its OpenTelemetry span, so its
+    // call goes through the export stage once, not also through the layer.
+    let record = Arc::new(Record::default());
+    let (url, rx) = receiver();
+    let (layer, guard) = llmtel::builder()
+        .with_endpoint(url)
+        .with_protocol(llmtel::Protocol::HttpProtobuf)
+        .with_console(false)
+        .with_metrics(false)
+        .with_sink(record.clone())
+        .build::<tracing_subscriber::Registry>()
+        .unwrap();
+    let default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let request = tracing::info_span!("request", "user.id" = "u-7");
+    let spans: Vec<_> = (0..5).map(|_| request.in_scope(call)).collect();
+    std::thread::spawn(move || {
+        for call in spans {
+            // Entered and closed here, where the default dispatcher is not the span's.
+            drop(call.entered());
+        }
+    })
+    .join()
+    .unwrap();
+    drop(request);
+    guard.flush().unwrap();
+
+    let seen = record.seen();
+    assert_eq!(seen.len(), 5, "each call once: {seen:?}");
+    assert_priced(&seen);
+    assert_exported_chat_spans(&rx, 5);
+    drop(default);
+    drop(guard);
+    assert_eq!(record.seen().len(), 5, "never twice");
 }
