@@ -60,9 +60,9 @@ pub trait CallSink: Send + Sync + fmt::Debug + 'static {
 pub(crate) struct SpanSlot {
     state: Option<Capture>,
     pub(crate) joined: Option<crate::summary::Joined>,
-    /// Whether the layer counted the span in its `captured` filter (which only says "maybe"):
-    /// its own close uncounts it, whichever layer finished the call first.
-    counted: bool,
+    /// How many llmtel layers counted the span in their `captured` filter (which only says
+    /// "maybe"): each one's own close uncounts it, whichever layer finished the call first.
+    counted: u8,
     /// Whether the span's OpenTelemetry span is not sampled: attributes set after it ended
     /// are not kept for an exporter that will never take them.
     unsampled: bool,
@@ -148,6 +148,10 @@ struct SpanState {
     /// holds the span: the span may close on a thread whose default dispatcher is another
     /// (a subscriber `set_default` on one thread, a span moved to a runtime's worker).
     dispatch: Option<WeakDispatch>,
+    /// Other llmtel layers of the same stack that captured the span too (a user's own
+    /// `llmtel::layer().with_sink(..)` next to the builder's): the call is priced once, with
+    /// the first layer's catalog, and handed to each layer's sinks.
+    also: Vec<Arc<Inner>>,
 }
 
 /// The tracing layer that gives the application its LLM calls **in process**: each span with
@@ -156,7 +160,9 @@ struct SpanState {
 /// span closes. The call is handed to the layer's [`CallSink`]s and left in the span's
 /// extensions for llmtel's other layers (trace summaries, budgets, quality, the call log),
 /// stacked before or after this one: whichever closes the span first finishes the call
-/// ([`close_call`]).
+/// ([`close_call`]). Two of these layers in one stack (the builder's and your own, say) share
+/// the span's capture: the call is priced once, with the catalog of the one nearer the
+/// registry, and handed to each layer's sinks.
 ///
 /// The cost attributes on the **exported** span do not depend on this layer: they are
 /// computed off the request path by [`crate::GenAiExporter`] on the export thread. Add this
@@ -453,11 +459,20 @@ where
                     closed: None,
                     layer: self.inner.clone(),
                     dispatch: self.dispatch.get().cloned(),
+                    also: Vec::new(),
                 })
             };
             SpanSlot::update(&mut span.extensions_mut(), |s| {
-                s.state = Some(capture);
-                s.counted = true;
+                match (&mut s.state, capture) {
+                    // Another llmtel layer captured it first: this one's sinks get its call.
+                    (Some(Capture::Call(first)), Capture::Call(_))
+                        if !Arc::ptr_eq(&first.layer, &self.inner) =>
+                    {
+                        first.also.push(self.inner.clone());
+                    }
+                    (state, capture) => *state = Some(capture),
+                }
+                s.counted = s.counted.saturating_add(1);
             });
             self.inner.captured.add(id);
         }
@@ -522,7 +537,11 @@ where
             && span
                 .extensions_mut()
                 .get_mut::<SpanSlot>()
-                .is_some_and(|s| std::mem::take(&mut s.counted));
+                .is_some_and(|s| {
+                    let counted = s.counted > 0;
+                    s.counted = s.counted.saturating_sub(1);
+                    counted
+                });
         if captured {
             self.inner.captured.remove(&id);
         }
@@ -638,7 +657,12 @@ fn finish_call<'a, R: LookupSpan<'a>>(
             }
             let closed = first_close(span, &mut state);
             inc(&COUNTERS.llm_calls);
-            if closed.deferred && !want_call && inner.request_sinks.is_empty() {
+            let sampled = state.sampled;
+            if closed.deferred
+                && !want_call
+                && inner.request_sinks.is_empty()
+                && state.also.iter().all(|l| sinks_here(l, sampled).is_empty())
+            {
                 state.closed = Some(closed);
                 return leave_for_export(span, state, unpriced);
             }
@@ -653,6 +677,7 @@ fn finish_call<'a, R: LookupSpan<'a>>(
         span.scope().skip(1),
     );
     let call = UnpricedCall::closing(span.metadata().name(), &state);
+    let (also, sampled) = (std::mem::take(&mut state.also), state.sampled);
     // The span's state goes first, so the call takes the captured fields without a copy.
     drop(state);
     let call = call.into_call();
@@ -661,11 +686,24 @@ fn finish_call<'a, R: LookupSpan<'a>>(
     } else {
         &inner.sinks
     };
-    for sink in sinks {
+    for sink in sinks
+        .iter()
+        .chain(also.iter().flat_map(|l| sinks_here(l, sampled)))
+    {
         sink.on_call(&call);
     }
     span.extensions_mut().insert(call);
     true
+}
+
+/// The sinks of `layer` that get a call as its span closes: those that ask for the request
+/// thread when the layer hands its sampled calls to the export stage, else all of them.
+fn sinks_here(layer: &Inner, sampled: bool) -> &[Arc<dyn CallSink>] {
+    if layer.deferred && sampled {
+        &layer.request_sinks
+    } else {
+        &layer.sinks
+    }
 }
 
 /// Leaves a closed call for the export stage: its state goes back in the span's slot (for a
@@ -970,4 +1008,27 @@ fn otel_context(
     let sc = cx.span().span_context().clone();
     let ids = (sc.trace_id(), sc.span_id(), sc.is_sampled());
     sc.is_valid().then_some((cx, ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::prelude::*;
+
+    use super::LlmLayer;
+
+    #[test]
+    fn two_layers_in_one_stack_each_unmark_every_span_they_captured() {
+        let (first, second) = (LlmLayer::new(), LlmLayer::new());
+        let (a, b) = (first.inner.clone(), second.inner.clone());
+        let subscriber = tracing_subscriber::registry().with(first).with(second);
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..50 {
+                let span = crate::llm_span!("chat", "openai", "gpt-4o");
+                assert!(a.captured.maybe(&span.id().unwrap()));
+                assert!(b.captured.maybe(&span.id().unwrap()));
+            }
+        });
+        assert!(a.captured.is_empty(), "the first layer's marks");
+        assert!(b.captured.is_empty(), "the second layer's marks");
+    }
 }

@@ -320,3 +320,91 @@ fn calls_closed_on_a_thread_without_the_subscriber_as_its_default_reach_the_sink
     drop(guard);
     assert_eq!(record.seen().len(), 5, "never twice");
 }
+
+/// `builder()` exporting to a receiver of the test's, with `sink`, for a stack of `S`.
+fn builder_layer<S>(
+    sink: Arc<Record>,
+) -> (
+    Box<dyn tracing_subscriber::Layer<S> + Send + Sync>,
+    llmtel::Guard,
+    mpsc::Receiver<Request>,
+)
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
+    let (url, rx) = receiver();
+    let (layer, guard) = llmtel::builder()
+        .with_endpoint(url)
+        .with_protocol(llmtel::Protocol::HttpProtobuf)
+        .with_console(false)
+        .with_metrics(false)
+        .with_sink(sink)
+        .build::<S>()
+        .unwrap();
+    (layer, guard, rx)
+}
+
+/// `builder()`'s layer and a user's own `llmtel::layer().with_sink(..)` in one stack, the
+/// user's first or not: both layers' sinks get each call once, priced.
+fn two_llmtel_layers(user_layer_first: bool) {
+    let exported = Arc::new(Record::default());
+    let mine = Arc::new(Record::default());
+    let user_layer = llmtel::layer().with_sink(mine.clone());
+    let n = 6;
+    let (guard, rx) = if user_layer_first {
+        let (layer, guard, rx) = builder_layer(exported.clone());
+        let subscriber = tracing_subscriber::registry().with(user_layer).with(layer);
+        tracing::subscriber::with_default(subscriber, || calls(n));
+        (guard, rx)
+    } else {
+        let (layer, guard, rx) = builder_layer(exported.clone());
+        let subscriber = tracing_subscriber::registry().with(layer).with(user_layer);
+        tracing::subscriber::with_default(subscriber, || calls(n));
+        (guard, rx)
+    };
+    // The user's layer hands its calls over as each span closes.
+    let seen = mine.seen();
+    assert_eq!(
+        seen.len(),
+        n,
+        "the user's layer's sink, each call once: {seen:?}"
+    );
+    assert_priced(&seen);
+    guard.flush().unwrap();
+    let seen = exported.seen();
+    assert_eq!(
+        seen.len(),
+        n,
+        "the builder's sink, each call once: {seen:?}"
+    );
+    assert_priced(&seen);
+    assert_exported_chat_spans(&rx, n);
+    drop(guard);
+    assert_eq!(mine.seen().len(), n, "never twice");
+    assert_eq!(exported.seen().len(), n, "never twice");
+}
+
+#[test]
+fn a_users_own_llmtel_layer_before_the_builders_gets_every_call_too() {
+    two_llmtel_layers(true);
+}
+
+#[test]
+fn a_users_own_llmtel_layer_after_the_builders_gets_every_call_too() {
+    two_llmtel_layers(false);
+}
+
+#[test]
+fn two_plain_llmtel_layers_each_get_every_call_once() {
+    let first = Arc::new(Record::default());
+    let second = Arc::new(Record::default());
+    let subscriber = tracing_subscriber::registry()
+        .with(llmtel::layer().with_sink(first.clone()))
+        .with(llmtel::layer().with_sink(second.clone()));
+    tracing::subscriber::with_default(subscriber, || calls(4));
+    for record in [&first, &second] {
+        let seen = record.seen();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_priced(&seen);
+    }
+}
