@@ -289,15 +289,7 @@ fn calls_closed_on_a_thread_without_the_subscriber_as_its_default_reach_the_sink
     // thread whose default is another dispatcher still finds its OpenTelemetry span, so its
     // call goes through the export stage once, not also through the layer.
     let record = Arc::new(Record::default());
-    let (url, rx) = receiver();
-    let (layer, guard) = llmtel::builder()
-        .with_endpoint(url)
-        .with_protocol(llmtel::Protocol::HttpProtobuf)
-        .with_console(false)
-        .with_metrics(false)
-        .with_sink(record.clone())
-        .build::<tracing_subscriber::Registry>()
-        .unwrap();
+    let (layer, guard, rx) = builder_layer(record.clone());
     let default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
     let request = tracing::info_span!("request", "user.id" = "u-7");
     let spans: Vec<_> = (0..5).map(|_| request.in_scope(call)).collect();
