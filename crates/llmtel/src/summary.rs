@@ -109,10 +109,16 @@ impl fmt::Display for TraceSummary {
 /// A root's totals are shared only once a second span joins its trace (its first child
 /// makes them): a trace of one span, most traffic without an LLM call, allocates nothing for
 /// its summary, and a lone LLM span adds its call to a summary made as it closes.
+///
+/// A span is joined by one store, the first that sees it open ([`TraceSummaries::key`]): a
+/// second store in the same stack neither counts its spans nor adds its calls again; a
+/// root names it in `also`, and the trace is kept in it too.
 #[derive(Debug)]
 pub(crate) struct Joined {
     agg: Option<Arc<TraceAgg>>,
     root: Option<Instant>,
+    store: usize,
+    also: Vec<TraceSummaries>,
 }
 
 /// The summary a span joined, in its extensions' [`SpanSlot`].
@@ -325,8 +331,9 @@ impl TraceSummaries {
         }
     }
 
-    /// The layer that feeds this store. Add it after [`crate::layer`] (it reads the
-    /// [`LlmCall`] that layer leaves in the span's extensions).
+    /// The layer that feeds this store, before or after [`crate::layer`] (whichever closes
+    /// a span first finishes its [`LlmCall`]). Next to another store's layer (the one
+    /// [`crate::builder`] keeps, say), each store keeps every trace, counted once.
     pub fn layer(&self) -> TraceSummaryLayer {
         TraceSummaryLayer {
             summaries: self.clone(),
@@ -465,19 +472,51 @@ impl TraceSummaries {
         self.roots.maybe(id)
     }
 
-    /// A span opens: it joins its parent's trace, or starts one.
+    /// Which store this is, as [`Joined`] names it.
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.store) as usize
+    }
+
+    /// A span opens: it joins its parent's trace, or starts one; or, when another store of
+    /// the stack has joined it already, a root keeps its trace for this one too.
     pub(crate) fn open<'a, R: LookupSpan<'a>>(&self, span: &SpanRef<'a, R>) {
-        let joined = match span.parent() {
-            None => Joined {
-                agg: None,
-                root: Some(Instant::now()),
-            },
-            Some(parent) => Joined {
-                agg: Some(join(&parent, span)),
-                root: None,
-            },
-        };
-        SpanSlot::update(&mut span.extensions_mut(), |s| s.joined = Some(joined));
+        let store = self.key();
+        SpanSlot::update(&mut span.extensions_mut(), |s| match &mut s.joined {
+            Some(joined) => {
+                if joined.store != store
+                    && joined.root.is_some()
+                    && !joined.also.iter().any(|a| a.key() == store)
+                {
+                    joined.also.push(self.clone());
+                }
+            }
+            none => {
+                // (The parent's extensions are locked inside this span's: nothing else can
+                // hold this span's yet, it is opening.)
+                *none = Some(match span.parent() {
+                    None => Joined {
+                        agg: None,
+                        root: Some(Instant::now()),
+                        store,
+                        also: Vec::new(),
+                    },
+                    Some(parent) => Joined {
+                        agg: Some(join(&parent, span)),
+                        root: None,
+                        store,
+                        also: Vec::new(),
+                    },
+                });
+            }
+        });
+    }
+
+    /// Keeps a finished trace here and in the other stores its root named.
+    fn keep(&self, also: &[TraceSummaries], kept: Tracked) {
+        for other in also {
+            other.push(kept.clone());
+        }
+        self.push(kept);
     }
 
     /// A span closes: its call, if it made one, is added to its trace; a root keeps its
@@ -500,8 +539,17 @@ impl TraceSummaries {
         span: &SpanRef<'a, R>,
         unpriced: Option<crate::layer::UnpricedCall>,
     ) {
-        let ext = span.extensions();
-        let Some(Joined { agg, root }) = joined(&ext) else {
+        // Taken by the store that joined the span, once (a store stacked twice closes it
+        // twice; another store's close leaves it).
+        let store = self.key();
+        let mut ext = span.extensions_mut();
+        let Some(slot) = ext.get_mut::<SpanSlot>() else {
+            return;
+        };
+        let Some(Joined {
+            agg, root, also, ..
+        }) = slot.joined.take_if(|j| j.store == store)
+        else {
             return;
         };
         let lone = root.is_some();
@@ -509,16 +557,16 @@ impl TraceSummaries {
         // the request thread.
         let call = match unpriced {
             Some(c) => Some(Closed::Unpriced(c)),
-            None => ext.get::<LlmCall>().map(Closed::Built),
+            None => ext.get_mut::<LlmCall>().map(|c| Closed::Built(c)),
         };
         let Some(agg) = agg else {
             // A root no other span joined: its call, if it made one, is its trace's only one.
-            let (Some(opened), Some(call)) = (*root, call) else {
+            let (Some(opened), Some(call)) = (root, call) else {
                 return;
             };
             let mut t = Tracked::rooted(span.name());
             t.add_closed(call, true);
-            self.push(t.stamped(1, opened, true));
+            self.keep(&also, t.stamped(1, opened, true));
             return;
         };
         if let Some(call) = call {
@@ -541,7 +589,7 @@ impl TraceSummaries {
             }
             let done = agg.finish();
             if done.has_calls() {
-                self.push(done);
+                self.keep(&also, done);
             }
         }
     }

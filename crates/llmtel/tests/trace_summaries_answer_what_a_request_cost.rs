@@ -341,3 +341,104 @@ fn a_layer_stacked_before_llmtel_that_reads_the_call_leaves_the_summaries_whole(
         drop(guard);
     }
 }
+
+#[test]
+fn a_second_summary_store_in_the_stack_keeps_the_same_totals_and_counts_nothing_twice() {
+    // builder()'s summaries and a store of the user's (`TraceSummaries::layer()`), before or
+    // after it: each keeps every trace, counted once (they shared each span's slot: the
+    // totals doubled and one store stayed empty).
+    for user_store_first in [false, true] {
+        let mine = llmtel::TraceSummaries::new(10);
+        let (guard, (so_far, spans)) = if user_store_first {
+            let (layer, guard) = summaries_only();
+            let stack = tracing_subscriber::registry()
+                .with(mine.layer())
+                .with(layer);
+            let read = tracing::subscriber::with_default(stack, requests_read_while_open);
+            (guard, read)
+        } else {
+            let (layer, guard) = summaries_only();
+            let stack = tracing_subscriber::registry()
+                .with(layer)
+                .with(mine.layer());
+            let read = tracing::subscriber::with_default(stack, requests_read_while_open);
+            (guard, read)
+        };
+        assert_eq!(so_far, 2, "read while open ({user_store_first})");
+        assert_eq!(spans, 4, "spans so far ({user_store_first})");
+        for (store, name) in [(guard.summaries(), "builder's"), (&mine, "user's")] {
+            let kept = store.recent(10);
+            let handle = kept
+                .iter()
+                .filter(|s| s.root == "handle")
+                .collect::<Vec<_>>();
+            assert_eq!(handle.len(), 1, "{name} ({user_store_first}): {kept:?}");
+            let s = handle[0];
+            assert_eq!((s.spans, s.llm_calls, s.errors), (5, 3, 1), "{name}: {s:?}");
+            assert_eq!(s.input_tokens, 2_000, "{name}: {s:?}");
+            let lone = kept.iter().filter(|s| s.root == "chat gpt-4o").count();
+            assert_eq!(lone, 1, "{name} ({user_store_first}): {kept:?}");
+        }
+        drop(guard);
+    }
+}
+
+/// [`request`], then a lone call; returns the calls and spans of the request's trace read
+/// while its root was open, after its first two calls.
+fn requests_read_while_open() -> (u64, u64) {
+    let read = {
+        let root = tracing::info_span!("handle", "user.id" = "bob");
+        let _g = root.enter();
+        {
+            let _r = llmtel::gen_ai_span!("retrieval", "kb").entered();
+        }
+        for _ in 0..2 {
+            let c = llmtel::llm_span!("chat", "openai", "gpt-4o");
+            llmtel::record_usage(&c, &Usage::new(1_000, 100));
+        }
+        let so_far = llmtel::current_trace_summary().unwrap();
+        let c = llmtel::llm_span!("chat", "openai", "gpt-4o");
+        llmtel::record_error(&c, "timeout", "no answer in 30s");
+        (so_far.llm_calls, so_far.spans)
+    };
+    let lone = llmtel::llm_span!("chat", "openai", "gpt-4o");
+    llmtel::record_usage(&lone, &Usage::new(1_000, 100));
+    read
+}
+
+/// `builder()` keeping trace summaries, exporting nothing, for a stack of `S`.
+fn summaries_only<S>() -> (
+    Box<dyn tracing_subscriber::Layer<S> + Send + Sync>,
+    llmtel::Guard,
+)
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
+    llmtel::builder()
+        .with_console(false)
+        .with_metrics(false)
+        .with_export_disabled(true)
+        .build::<S>()
+        .unwrap()
+}
+
+#[test]
+fn the_builders_store_stacked_again_counts_nothing_twice() {
+    let (layer, guard) = summaries_only();
+    let again = guard.summaries().layer();
+    let stack = tracing_subscriber::registry().with(layer).with(again);
+    let (so_far, spans) = tracing::subscriber::with_default(stack, requests_read_while_open);
+    assert_eq!((so_far, spans), (2, 4));
+    let kept = guard.summaries().recent(10);
+    let handle = kept
+        .iter()
+        .filter(|s| s.root == "handle")
+        .collect::<Vec<_>>();
+    assert_eq!(handle.len(), 1, "{kept:?}");
+    assert_eq!((handle[0].spans, handle[0].llm_calls), (5, 3), "{kept:?}");
+    assert_eq!(
+        kept.iter().filter(|s| s.root == "chat gpt-4o").count(),
+        1,
+        "{kept:?}"
+    );
+}
