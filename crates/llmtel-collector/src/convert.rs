@@ -291,6 +291,29 @@ fn time(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
+/// Leaves out of `resource_spans` the spans [`take`] would refuse (a trace or span id of the
+/// wrong length or all zero, a parent id of the wrong length); returns how many.
+pub(crate) fn drop_invalid(
+    resource_spans: &mut [opentelemetry_proto::tonic::trace::v1::ResourceSpans],
+) -> u64 {
+    let mut dropped = 0;
+    for ss in resource_spans.iter_mut().flat_map(|rs| &mut rs.scope_spans) {
+        let before = ss.spans.len();
+        ss.spans.retain(ids_valid);
+        dropped += (before - ss.spans.len()) as u64;
+    }
+    dropped
+}
+
+/// Whether [`take`] accepts the span's ids.
+fn ids_valid(s: &ProtoSpan) -> bool {
+    trace_id(&s.trace_id).is_some()
+        && span_id(&s.span_id).is_some()
+        && (s.parent_span_id.is_empty()
+            || s.parent_span_id == [0; 8]
+            || span_id(&s.parent_span_id).is_some())
+}
+
 fn trace_id(b: &[u8]) -> Option<TraceId> {
     let id = TraceId::from_bytes(<[u8; 16]>::try_from(b).ok()?);
     (id != TraceId::INVALID).then_some(id)

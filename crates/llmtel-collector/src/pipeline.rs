@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llmtel_semconv::{gen_ai, llmtel as lt};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -24,8 +26,9 @@ use crate::{CollectorError, convert, dialect, encode, evaluations};
 /// What the queue answered a sender.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Admit {
-    /// Queued (or nothing to queue).
-    Accepted,
+    /// Queued (or nothing to queue), but for `rejected` spans left out for their invalid ids
+    /// (counted in `dropped_invalid`; the sender is told in a partial success).
+    Accepted { rejected: u64 },
     /// The queue has no room now: try again later.
     Full,
     /// The request alone holds more than the queue can: `amount` `unit` where it holds
@@ -39,6 +42,21 @@ pub(crate) enum Admit {
 }
 
 impl Admit {
+    /// The answer to a request whose `rejected` spans were left out: OTLP's partial success
+    /// (none when every span was taken).
+    pub(crate) fn response(rejected: u64) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: format!(
+                    "llmtel collector: {rejected} spans dropped for an invalid trace or span id \
+                     (a trace id is 16 bytes, a span id 8, neither all zero; a parent id is 8 \
+                     bytes or empty): fix the instrumentation that made them"
+                ),
+            }),
+        }
+    }
+
     /// What a sender is told when the request is bigger than the whole queue.
     pub(crate) fn too_large(amount: usize, capacity: usize, unit: &str, setting: &str) -> String {
         format!(
@@ -87,10 +105,18 @@ impl Queue {
     /// Queues a request's spans if they fit (the channel is unbounded; room is reserved in
     /// `counters`, so the queue never holds more spans or bytes than its capacities).
     /// `bytes` is the request's encoded size (its body, decompressed).
-    pub(crate) fn submit(&self, req: ExportTraceServiceRequest, bytes: usize) -> Admit {
+    pub(crate) fn submit(&self, mut req: ExportTraceServiceRequest, bytes: usize) -> Admit {
+        // Spans no stage can take are left out here, so that the sender hears of them (OTLP's
+        // partial success) instead of an acceptance of spans that were never forwarded.
+        let rejected = convert::drop_invalid(&mut req.resource_spans);
+        if rejected > 0 {
+            self.counters
+                .dropped_invalid
+                .fetch_add(rejected, std::sync::atomic::Ordering::Relaxed);
+        }
         let spans = span_count(&req.resource_spans);
         if spans == 0 {
-            return Admit::Accepted;
+            return Admit::Accepted { rejected };
         }
         let refuse = |a: Admit| {
             self.counters
@@ -138,7 +164,7 @@ impl Queue {
                 .dropped_export_failed
                 .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        Admit::Accepted
+        Admit::Accepted { rejected }
     }
 }
 

@@ -29,7 +29,7 @@ impl TraceService for GrpcReceiver {
         let request = request.into_inner();
         let bytes = prost::Message::encoded_len(&request);
         match self.queue.submit(request, bytes) {
-            Admit::Accepted => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
+            Admit::Accepted { rejected } => Ok(tonic::Response::new(Admit::response(rejected))),
             // UNAVAILABLE, which every OTLP client retries (RESOURCE_EXHAUSTED is retried
             // only by those that read a RetryInfo), with a RetryInfo for those that do.
             Admit::Full => Err(crate::rpc::unavailable_retry_after(
@@ -140,13 +140,15 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         }
     };
     match queue.submit(req, bytes) {
-        Admit::Accepted => {
+        Admit::Accepted { rejected } => {
+            let response = Admit::response(rejected);
             if json {
-                ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+                let body = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
             } else {
                 (
                     [(header::CONTENT_TYPE, "application/x-protobuf")],
-                    ExportTraceServiceResponse::default().encode_to_vec(),
+                    response.encode_to_vec(),
                 )
                     .into_response()
             }
