@@ -154,6 +154,27 @@ struct SpanState {
     also: Vec<Arc<Inner>>,
 }
 
+impl SpanState {
+    /// Another llmtel layer of the stack (`layer`, registered with `dispatch`) captured the
+    /// span too: its sinks get the call, once (a layer stacked again, a clone of one, joins
+    /// once). A layer that hands its calls to the export stage leads: the call is priced
+    /// there, with its catalog, unless a sink wants it on the request thread.
+    fn join(&mut self, layer: &Arc<Inner>, dispatch: Option<&WeakDispatch>) {
+        if self.dispatch.is_none() {
+            self.dispatch = dispatch.cloned();
+        }
+        if Arc::ptr_eq(&self.layer, layer) || self.also.iter().any(|l| Arc::ptr_eq(l, layer)) {
+            return;
+        }
+        if layer.deferred && !self.layer.deferred {
+            let led = std::mem::replace(&mut self.layer, layer.clone());
+            self.also.push(led);
+        } else {
+            self.also.push(layer.clone());
+        }
+    }
+}
+
 /// The tracing layer that gives the application its LLM calls **in process**: each span with
 /// `gen_ai.*` fields for a model operation (whoever created it: [`llm_span!`](crate::llm_span),
 /// `rig`, `genai`, hand-written) becomes an [`LlmCall`] with its usage and exact cost when the
@@ -161,8 +182,8 @@ struct SpanState {
 /// extensions for llmtel's other layers (trace summaries, budgets, quality, the call log),
 /// stacked before or after this one: whichever closes the span first finishes the call
 /// ([`close_call`]). Two of these layers in one stack (the builder's and your own, say) share
-/// the span's capture: the call is priced once, with the catalog of the one nearer the
-/// registry, and handed to each layer's sinks.
+/// the span's capture: the call is priced once, with the builder's catalog (else the one
+/// nearer the registry), and handed to each layer's sinks.
 ///
 /// The cost attributes on the **exported** span do not depend on this layer: they are
 /// computed off the request path by [`crate::GenAiExporter`] on the export thread. Add this
@@ -464,11 +485,9 @@ where
             };
             SpanSlot::update(&mut span.extensions_mut(), |s| {
                 match (&mut s.state, capture) {
-                    // Another llmtel layer captured it first: this one's sinks get its call.
-                    (Some(Capture::Call(first)), Capture::Call(_))
-                        if !Arc::ptr_eq(&first.layer, &self.inner) =>
-                    {
-                        first.also.push(self.inner.clone());
+                    // Another llmtel layer captured it first: this one joins.
+                    (Some(Capture::Call(first)), Capture::Call(_)) => {
+                        first.join(&self.inner, self.dispatch.get());
                     }
                     (state, capture) => *state = Some(capture),
                 }

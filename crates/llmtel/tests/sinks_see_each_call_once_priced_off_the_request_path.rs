@@ -324,15 +324,29 @@ fn builder_layer<S>(
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
 {
+    builder_layer_with(sink, |b| b)
+}
+
+/// [`builder_layer`], set up further by `setup`.
+fn builder_layer_with<S>(
+    sink: Arc<Record>,
+    setup: impl FnOnce(llmtel::Builder) -> llmtel::Builder,
+) -> (
+    Box<dyn tracing_subscriber::Layer<S> + Send + Sync>,
+    llmtel::Guard,
+    mpsc::Receiver<Request>,
+)
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+{
     let (url, rx) = receiver();
-    let (layer, guard) = llmtel::builder()
+    let builder = llmtel::builder()
         .with_endpoint(url)
         .with_protocol(llmtel::Protocol::HttpProtobuf)
         .with_console(false)
         .with_metrics(false)
-        .with_sink(sink)
-        .build::<S>()
-        .unwrap();
+        .with_sink(sink);
+    let (layer, guard) = setup(builder).build::<S>().unwrap();
     (layer, guard, rx)
 }
 
@@ -399,4 +413,46 @@ fn two_plain_llmtel_layers_each_get_every_call_once() {
         assert_eq!(seen.len(), 4, "{seen:?}");
         assert_priced(&seen);
     }
+}
+
+#[test]
+fn a_plain_layer_first_prices_with_the_builders_catalog_and_each_sink_gets_the_call_once() {
+    // The builder's layer leads the capture wherever it stands: the user's plain layer
+    // (built-in prices) before it gets the call priced with the builder's catalog.
+    let catalog = llmtel::Catalog::from_toml_str(
+        r#"
+[[model]]
+id = "gpt-4o"
+provider = "openai"
+kind = "chat"
+[[model.price]]
+effective = "2024-01-01"
+input = 10
+output = 20
+"#,
+        "test prices",
+    )
+    .unwrap();
+    let catalog = Arc::new(llmtel::Catalog::builtin().merged_with(&catalog));
+    let exported = Arc::new(Record::default());
+    let mine = Arc::new(Record::default());
+    let (layer, guard, _rx) = builder_layer_with(exported.clone(), |b| b.with_catalog(catalog));
+    // The user's layer twice (a clone stacked again): it joins once.
+    let user_layer = llmtel::layer().with_sink(mine.clone());
+    let subscriber = tracing_subscriber::registry()
+        .with(user_layer.clone())
+        .with(layer)
+        .with(user_layer);
+    tracing::subscriber::with_default(subscriber, || calls(3));
+    guard.flush().unwrap();
+    let cost = 1_000.0 * 10e-6 + 200.0 * 20e-6;
+    for (record, name) in [(&mine, "user's"), (&exported, "builder's")] {
+        let seen = record.seen();
+        assert_eq!(seen.len(), 3, "{name}: {seen:?}");
+        for s in &seen {
+            let c = s.cost.unwrap();
+            assert!((c - cost).abs() < 1e-12, "{name}: {c} != {cost}");
+        }
+    }
+    drop(guard);
 }
