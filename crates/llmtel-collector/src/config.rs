@@ -284,7 +284,7 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "<toml>".to_owned(),
-            message: e.message().to_owned()
+            message: without_string_values(e.message())
                 + &e.span()
                     .map(|r| format!(" (at byte {})", r.start))
                     .unwrap_or_default(),
@@ -706,9 +706,54 @@ fn parse_compression(v: &str, setting: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A parser's message without the string values it quotes (`invalid type: string "…"`): a
+/// value in the wrong place may be a secret (`headers = "authorization=Bearer …"`, written as
+/// `OTEL_EXPORTER_OTLP_HEADERS` is, where a table is expected). The byte offset the caller
+/// adds says where it is.
+fn without_string_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("string \"") {
+        let (before, quoted) = rest.split_at(at + "string ".len());
+        out.push_str(before);
+        out.push_str("(value not shown)");
+        // Past the closing quote (a quote escaped inside the value does not end it).
+        let mut escaped = false;
+        let end = quoted[1..]
+            .char_indices()
+            .find(|&(_, c)| {
+                let closes = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                closes
+            })
+            .map_or(quoted.len(), |(i, _)| i + 2);
+        rest = &quoted[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_in_the_wrong_place_is_not_repeated_in_the_error() {
+        let e = Config::from_toml(
+            "[forward]\nheaders = \"authorization=Bearer sk-live-TESTFAKE\\\"0123\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!e.contains("TESTFAKE"), "{e}");
+        assert!(!e.contains("0123"), "{e}");
+        assert!(e.contains("(value not shown)"), "{e}");
+        assert!(e.contains("expected a map"), "{e}");
+        assert!(e.contains("at byte"), "{e}");
+        assert_eq!(
+            without_string_values(r#"invalid value: string "a\"b", expected x; string "c""#),
+            "invalid value: string (value not shown), expected x; string (value not shown)"
+        );
+    }
 
     #[test]
     fn a_full_file_sets_every_setting() {
