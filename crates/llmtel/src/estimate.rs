@@ -138,7 +138,16 @@ fn tokenizer_for(model: &str) -> Option<(&'static str, &'static tiktoken_rs::Cor
 }
 
 /// Estimated usage of a call from its prompt and completion text; the method is the
-/// prompt's (both use the same tokenizer).
+/// rougher of the two counts' (a completion approximated for its length next to a tokenized
+/// prompt makes the estimate an approximation).
+///
+/// ```
+/// # #[cfg(feature = "tokenizer")] {
+/// let (usage, method) = llmtel::estimate::estimate_usage("gpt-4o", "Hi", &"x".repeat(5_000));
+/// assert_eq!(usage.output_tokens, 1_250);
+/// assert_eq!(method.as_str(), "approx:chars_div_4");
+/// # }
+/// ```
 pub fn estimate_usage(model: &str, prompt: &str, completion: &str) -> (Usage, EstimateMethod) {
     let input = count_tokens(model, prompt);
     let output = count_tokens(model, completion);
@@ -147,7 +156,12 @@ pub fn estimate_usage(model: &str, prompt: &str, completion: &str) -> (Usage, Es
         output_tokens: output.tokens,
         ..Default::default()
     };
-    (usage, input.method)
+    let method = if input.method == output.method {
+        input.method
+    } else {
+        EstimateMethod::CharsDiv4
+    };
+    (usage, method)
 }
 
 /// Records an estimated usage on an LLM span opened with [`crate::llm_span!`]: the token
