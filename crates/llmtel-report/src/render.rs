@@ -41,15 +41,20 @@ fn lat(l: Option<Latency>) -> (String, String) {
     (secs(l.map(|l| l.p50_s)), secs(l.map(|l| l.p95_s)))
 }
 
-/// A Markdown table cell (or list item): no line breaks, no column separators, no HTML
-/// (Markdown renderers pass raw HTML through: a user id of `<img onerror=...>` ran in a
-/// pandoc, mkdocs or VS Code preview of the report).
+/// A Markdown table cell (or list item), read as plain text: no line breaks, no column
+/// separators, no HTML (Markdown renderers pass raw HTML through: a user id of
+/// `<img onerror=...>` ran in a pandoc, mkdocs or VS Code preview of the report), no link,
+/// image, code span, emphasis or strikethrough (a user id of `![](https://host/p.png)`
+/// loaded a remote image in a preview, `[x](javascript:...)` was a link). Without `[` and
+/// `]` no link or image can start, so parentheses stay as they are (`3 (0.5 %)`).
 fn cell(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
+            '\\' | '|' | '[' | ']' | '!' | '`' | '*' | '_' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
             '\n' | '\r' => out.push(' '),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
