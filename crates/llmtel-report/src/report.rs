@@ -1,7 +1,9 @@
 //! [`Report`]: a period of the call log, aggregated.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::io::{BufRead, BufReader, Read};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use jiff::{Timestamp, ToSpan};
@@ -98,52 +100,54 @@ impl ReportBuilder {
         self
     }
 
-    /// Builds the report from the log at `path` and its rotated files (`path.N` .. `path.1`).
+    /// Builds the report from the log at `path` and its rotated files (`path.N` .. `path.1`:
+    /// every file of the directory named `path` and a number, oldest first, gaps skipped).
+    ///
+    /// Every file is opened once, before anything is read, and read up to the length it had
+    /// then: a rotation or calls appended while the report is built change nothing in it.
+    /// `path` itself may be missing when rotated files exist (a rotation that could not
+    /// open the new file).
     ///
     /// # Errors
-    /// [`ReportError::NotFound`], [`ReportError::Read`], [`ReportError::Empty`] (no record at
-    /// all), [`ReportError::Period`] (too many buckets).
+    /// [`ReportError::NotFound`] (neither `path` nor a rotated file), [`ReportError::Read`],
+    /// [`ReportError::Empty`] (no record at all), [`ReportError::Period`] (too many buckets).
     pub fn from_log(&self, path: impl AsRef<Path>) -> Result<Report, ReportError> {
         let path = path.as_ref();
-        if !path.exists() {
-            return Err(ReportError::NotFound {
-                path: path.to_owned(),
-            });
-        }
-        let mut files: Vec<PathBuf> = (1..)
-            .map(|n| rotated(path, n))
-            .take_while(|p| p.exists())
-            .collect();
-        files.reverse();
-        files.push(path.to_owned());
-        let source = Source::Files(files);
+        let source = Source::open(path)?;
         self.build(&source, path)
     }
 
-    /// Builds the report from log lines read from `reader` (read into memory first).
+    /// Builds the report from log lines read from `reader` (read into memory first). As in
+    /// a file, a line that is not UTF-8 is read with its bad bytes replaced (and counted
+    /// malformed when it is then no record).
     ///
     /// # Errors
     /// As [`ReportBuilder::from_log`].
     pub fn from_reader(&self, mut reader: impl Read) -> Result<Report, ReportError> {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         reader
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(|source| ReportError::Read {
                 path: "-".into(),
                 source,
             })?;
-        self.build(&Source::Text(text), Path::new("-"))
+        self.build(&Source::Bytes(bytes), Path::new("-"))
     }
 
     fn build(&self, source: &Source, path: &Path) -> Result<Report, ReportError> {
-        // Pass 1: evaluations by response id, the time range of the period's calls, alerts,
-        // drops and the log's health.
+        let first = self.first_pass(source, path)?;
+        self.second_pass(source, first)
+    }
+
+    /// Pass 1: evaluations by response id, the time range of the period's calls, alerts,
+    /// drops and the log's health.
+    fn first_pass(&self, source: &Source, path: &Path) -> Result<FirstPass, ReportError> {
         let mut health = LogHealth::default();
         let mut evals: HashMap<String, Vec<EvaluationEntry>> = HashMap::new();
         let mut range: Option<(Timestamp, Timestamp)> = None;
         let mut alerts = Vec::new();
         let mut unmatched_window = Vec::new();
-        source.scan(path, |file, line_no, line| {
+        source.scan(|file, line_no, line| {
             health.lines += 1;
             // Redacted on read too: a log written before llmtel-report redacted its lines
             // (or by another tool) renders without keys in every format.
@@ -197,6 +201,24 @@ impl ReportBuilder {
                     .unwrap_or_default(),
             });
         }
+        Ok(FirstPass {
+            health,
+            evals,
+            range,
+            alerts,
+            unmatched_window,
+        })
+    }
+
+    /// Pass 2: the period's calls, over the same lines as pass 1.
+    fn second_pass(&self, source: &Source, first: FirstPass) -> Result<Report, ReportError> {
+        let FirstPass {
+            health,
+            evals,
+            range,
+            mut alerts,
+            unmatched_window,
+        } = first;
         let from = self.period.from.or(range.map(|r| r.0));
         let to = self.period.to.or(range.map(|r| r.1));
         let bucket = self.bucket.unwrap_or(match (from, to) {
@@ -204,9 +226,7 @@ impl ReportBuilder {
             _ => Bucket::Hour,
         });
         let mut agg = Aggregator::new(from, to, bucket, self)?;
-
-        // Pass 2: the period's calls.
-        source.scan(path, |_, _, line| {
+        source.scan(|_, _, line| {
             if let Ok(Record::Call(c)) = serde_json::from_str::<Record>(&llmtel::redact(line)) {
                 if self.period.contains(c.time) {
                     let e = c
@@ -233,46 +253,158 @@ impl ReportBuilder {
     }
 }
 
+/// What pass 1 found, for pass 2.
+struct FirstPass {
+    health: LogHealth,
+    evals: HashMap<String, Vec<EvaluationEntry>>,
+    range: Option<(Timestamp, Timestamp)>,
+    alerts: Vec<AlertEntry>,
+    unmatched_window: Vec<EvaluationEntry>,
+}
+
+/// A log file, opened once and read (by both passes) up to the length it had then.
+struct LogFile {
+    path: PathBuf,
+    name: String,
+    file: File,
+    len: u64,
+}
+
 /// Where the log lines come from.
 enum Source {
-    Files(Vec<PathBuf>),
-    Text(String),
+    Files(Vec<LogFile>),
+    Bytes(Vec<u8>),
+}
+
+/// The rotated files of `path` (`path.N`, any number from 1), oldest (highest number) first.
+///
+/// Found by listing the directory, not by trying `path.1`, `path.2`, ... until one is
+/// missing: a rotation cut between its shift of the older files and its rename of `path`
+/// leaves no `path.1`, and every older file was then left out.
+fn rotated_files(path: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let Some(name) = path.file_name() else {
+        return Ok(Vec::new());
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        // A directory that can be searched but not listed: the consecutive numbers only.
+        Err(_) => {
+            let mut v: Vec<PathBuf> = (1..)
+                .map(|n| rotated(path, n))
+                .take_while(|p| p.exists())
+                .collect();
+            v.reverse();
+            return Ok(v);
+        }
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ReportError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if let Some(n) = rotation_number(name, &entry.file_name()) {
+            found.push(n);
+        }
+    }
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(found.into_iter().map(|n| rotated(path, n)).collect())
+}
+
+/// `n` when `entry` is `name.n` (`n` from 1, written as [`rotated`] writes it).
+fn rotation_number(name: &OsStr, entry: &OsStr) -> Option<usize> {
+    let digits = entry
+        .as_encoded_bytes()
+        .strip_prefix(name.as_encoded_bytes())?
+        .strip_prefix(b".")?;
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits[0] == b'0' {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 impl Source {
+    /// Opens the log at `path` and its rotated files, oldest first, and notes their
+    /// lengths. Opening oldest first, a rotation meanwhile (a file moves to the next number)
+    /// cannot make a file be opened twice.
+    fn open(path: &Path) -> Result<Source, ReportError> {
+        let mut names = rotated_files(path)?;
+        names.push(path.to_owned());
+        let mut files = Vec::with_capacity(names.len());
+        for p in names {
+            let read_err = |source| ReportError::Read {
+                path: p.clone(),
+                source,
+            };
+            let file = match File::open(&p) {
+                Ok(f) => f,
+                // Gone since the listing (the oldest, removed by a rotation), or `path`
+                // missing after a rotation that could not open the new file.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            let len = file.metadata().map_err(read_err)?.len();
+            files.push(LogFile {
+                name: p.display().to_string(),
+                path: p,
+                file,
+                len,
+            });
+        }
+        if files.is_empty() {
+            return Err(ReportError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        Ok(Source::Files(files))
+    }
+
     /// Calls `f(file, line number, line)` for every non-blank line.
-    fn scan(&self, path: &Path, mut f: impl FnMut(&str, u64, &str)) -> Result<(), ReportError> {
+    fn scan(&self, mut f: impl FnMut(&str, u64, &str)) -> Result<(), ReportError> {
         match self {
-            Source::Text(t) => {
-                for (i, line) in t.lines().enumerate() {
-                    if !line.trim().is_empty() {
-                        f("-", i as u64 + 1, line);
-                    }
-                }
+            Source::Bytes(b) => {
+                scan_lines(&b[..], "-", &mut f).map_err(|source| ReportError::Read {
+                    path: "-".into(),
+                    source,
+                })?;
             }
             Source::Files(files) => {
-                for file in files {
+                for lf in files {
                     let read_err = |source| ReportError::Read {
-                        path: file.clone(),
+                        path: lf.path.clone(),
                         source,
                     };
-                    let name = file.display().to_string();
-                    let reader = BufReader::new(std::fs::File::open(file).map_err(read_err)?);
-                    for (i, line) in reader.split(b'\n').enumerate() {
-                        let bytes = line.map_err(|source| ReportError::Read {
-                            path: path.to_owned(),
-                            source,
-                        })?;
-                        let line = String::from_utf8_lossy(&bytes);
-                        if !line.trim().is_empty() {
-                            f(&name, i as u64 + 1, &line);
-                        }
-                    }
+                    let mut file = &lf.file;
+                    file.seek(SeekFrom::Start(0)).map_err(read_err)?;
+                    scan_lines(BufReader::new(file.take(lf.len)), &lf.name, &mut f)
+                        .map_err(read_err)?;
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Calls `f(name, line number, line)` for every non-blank line of `reader`; a line that is
+/// not UTF-8 is read with its bad bytes replaced.
+fn scan_lines(
+    reader: impl BufRead,
+    name: &str,
+    f: &mut impl FnMut(&str, u64, &str),
+) -> std::io::Result<()> {
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let bytes = line?;
+        let line = String::from_utf8_lossy(&bytes);
+        if !line.trim().is_empty() {
+            f(name, i as u64 + 1, &line);
+        }
+    }
+    Ok(())
 }
 
 /// Requests, errors, cost and tokens of a group of calls.
@@ -833,5 +965,99 @@ impl<'a> Aggregator<'a> {
             worst_calls: worst,
             log,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+mod tests {
+    //! Both passes of a report read the same lines: the files as they were when the report
+    //! opened them, whatever a rotation or new calls do to the log between the passes.
+    use std::io::Write;
+
+    use super::*;
+
+    fn temp_log(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("llmtel-report-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("calls.jsonl")
+    }
+
+    /// A call line at `time` costing `cost` dollars.
+    fn call(time: &str, cost: &str) -> String {
+        format!(
+            "{{\"kind\":\"call\",\"time\":\"{time}\",\"model\":\"gpt-4o\",\"input_tokens\":10,\"cost_usd\":\"{cost}\"}}\n"
+        )
+    }
+
+    fn first_three() -> String {
+        [
+            call("2025-06-01T01:30:00Z", "0.01"),
+            call("2025-06-01T02:30:00Z", "0.02"),
+            call("2025-06-01T03:30:00Z", "0.03"),
+        ]
+        .concat()
+    }
+
+    /// The report of the log at `path`, with `between` done to the log between the passes.
+    fn report_with(path: &Path, between: impl FnOnce()) -> Report {
+        let b = Report::builder();
+        let source = Source::open(path).unwrap();
+        let first = b.first_pass(&source, path).unwrap();
+        between();
+        b.second_pass(&source, first).unwrap()
+    }
+
+    /// The totals are the sums of what the report lists, and those of the three first calls.
+    fn assert_first_three(r: &Report) {
+        let cost = Usd::parse_decimal("0.06").unwrap();
+        assert_eq!(r.totals.requests, 3, "{:?}", r.totals);
+        assert_eq!(r.totals.cost, cost);
+        assert_eq!(r.log.records, 3);
+        assert_eq!(r.series.len(), 3);
+        assert_eq!(r.series.iter().map(|p| p.requests).sum::<u64>(), 3);
+        let series_cost = r
+            .series
+            .iter()
+            .fold(Usd::ZERO, |a, p| a.saturating_add(p.cost));
+        assert_eq!(series_cost, cost);
+        assert_eq!(r.by_model.len(), 1);
+        assert_eq!((r.by_model[0].requests, r.by_model[0].cost), (3, cost));
+    }
+
+    #[test]
+    fn a_rotation_between_the_passes_changes_nothing() {
+        // Pass 2 opened the files again by name: after a rotation it read the new live file
+        // (other calls, none in the series pass 1 laid out) and missed the rotated one.
+        let path = temp_log("rotated-between");
+        std::fs::write(&path, first_three()).unwrap();
+        let r = report_with(&path, || {
+            std::fs::rename(&path, rotated(&path, 1)).unwrap();
+            let later = [
+                call("2025-06-03T04:30:00Z", "0.50"),
+                call("2025-06-03T05:30:00Z", "0.50"),
+            ];
+            std::fs::write(&path, later.concat()).unwrap();
+        });
+        assert_first_three(&r);
+    }
+
+    #[test]
+    fn calls_appended_between_the_passes_are_left_out() {
+        // Pass 2 read the file to its new end: calls logged after pass 1 were in the totals,
+        // outside the series and period pass 1 laid out.
+        let path = temp_log("appended-between");
+        std::fs::write(&path, first_three()).unwrap();
+        let r = report_with(&path, || {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
+            f.write_all(call("2025-06-05T00:30:00Z", "0.40").as_bytes())
+                .unwrap();
+        });
+        assert_first_three(&r);
     }
 }

@@ -159,6 +159,29 @@ fn a_call_dated_decades_back_gets_an_error_naming_the_span_and_from() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_in_a_reader_is_one_malformed_line() {
+    // The reader was read as one string: one bad byte failed the whole report, where a
+    // file is read line by line and the line counted malformed.
+    let good = b"{\"kind\":\"call\",\"time\":\"2025-06-01T00:00:00Z\",\"model\":\"gpt-4o\"}\n";
+    let mut log = good.to_vec();
+    log.extend_from_slice(b"\xff\xfe not a record\n");
+    log.extend_from_slice(good);
+    let report = Report::from_reader(&log[..], &Period::all()).unwrap();
+    assert_eq!(report.totals.requests, 2);
+    assert_eq!(report.log.lines, 3);
+    assert_eq!(report.log.malformed, 1);
+    assert_eq!(report.log.malformed_lines[0].line, 2);
+    assert_eq!(report.log.malformed_lines[0].file, "-");
+
+    // As the same bytes in a file.
+    let path = temp_log("not-utf8");
+    std::fs::write(&path, &log).unwrap();
+    let from_file = Report::from_log(&path, &Period::all()).unwrap();
+    assert_eq!(from_file.totals, report.totals);
+    assert_eq!(from_file.log.malformed, 1);
+}
+
+#[test]
 fn markdown_carries_no_html_or_headings_from_the_log() {
     // Markdown renderers pass HTML through, and a malformed line's error quotes the line.
     let log = "{\"kind\":\"call\",\"time\":\"2025-06-01T00:00:00Z\",\"user\":\"<img src=x onerror=alert(1)>\",\"model\":\"gpt-4o\"}\n\
