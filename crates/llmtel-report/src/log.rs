@@ -41,7 +41,8 @@ pub struct LogStats {
     /// Records dropped because the queue was full (or the writer had stopped).
     pub dropped_queue_full: u64,
     /// Records dropped because the file reached its maximum size and no rotation is kept
-    /// (`with_max_files(0)`), or because one record is larger than the maximum size.
+    /// (`with_max_files(0)`; the file's last line then says the log is full), or because
+    /// one record is larger than the maximum size.
     pub dropped_file_full: u64,
     /// Records dropped because writing failed.
     pub dropped_write_error: u64,
@@ -101,7 +102,9 @@ impl CallLogBuilder {
     }
 
     /// Rotated files kept: `path.1` (newest) to `path.N` (default [`DEFAULT_MAX_FILES`]).
-    /// With 0, the log stops at its maximum size and counts what it drops.
+    /// With 0, the log stops at its maximum size and counts what it drops: records stop
+    /// short of it by the size of a `dropped` line, and that last line says the log is full
+    /// (from then on every record is dropped), so that reports say so.
     pub fn with_max_files(mut self, n: usize) -> Self {
         self.max_files = n;
         self
@@ -135,6 +138,10 @@ impl CallLogBuilder {
             unflushed: 0,
             retry_at: None,
             marked_drops: None,
+            marker_room: marker_room(),
+            full: false,
+            marked_full: false,
+            full_marked: false,
         };
         let worker = Worker::builder("call-log")
             .with_capacity(self.queue_capacity)
@@ -357,6 +364,33 @@ struct Writer {
     /// The drops a `dropped` line in the buffer reports: marked reported once the buffer
     /// reached the file.
     marked_drops: Option<u64>,
+    /// The size of the longest `dropped` line: with no rotation kept, what records and
+    /// other `dropped` lines leave free at the end of the file for the line saying it is
+    /// full.
+    marker_room: u64,
+    /// No rotation kept, and the file is full (a record found no room): every record is
+    /// dropped, and the next `dropped` line says the log is full.
+    full: bool,
+    /// The `dropped` line in the buffer says the log is full.
+    marked_full: bool,
+    /// A line saying the log is full reached the file: it is the last.
+    full_marked: bool,
+}
+
+/// The length of the longest `dropped` line, newline included.
+fn marker_room() -> u64 {
+    [jiff::Timestamp::MIN, jiff::Timestamp::MAX]
+        .into_iter()
+        .map(|time| {
+            serde_json::to_string(&Record::Dropped(DroppedEntry {
+                time,
+                records: u64::MAX,
+                log_full: true,
+            }))
+            .map_or(256, |l| l.len() as u64 + 1)
+        })
+        .max()
+        .unwrap_or(256)
 }
 
 /// How long after a failed open or rotation the writer tries again.
@@ -396,6 +430,9 @@ impl Writer {
                 if let Some(n) = self.marked_drops.take() {
                     self.reported_drops = n;
                 }
+                if std::mem::take(&mut self.marked_full) {
+                    self.full_marked = true;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -419,6 +456,7 @@ impl Writer {
             .fetch_add(std::mem::take(&mut self.unflushed), Relaxed);
         // A drop marker in the lost buffer is written again later.
         self.marked_drops = None;
+        self.marked_full = false;
         self.retry_at = Some(Instant::now() + RETRY_AFTER);
     }
 
@@ -446,22 +484,59 @@ impl Writer {
     /// Writes a `dropped` line for the drops since the last one. The drops are marked
     /// reported only once the line reached the file ([`Writer::flush_out`]): a failed write or
     /// flush leaves them for the next line.
+    ///
+    /// With no rotation kept, a line leaves room for the one saying the log is full, written
+    /// when the file is full (or this line finds no room): after it, no line is written.
     fn report_drops(&mut self) {
+        if self.full_marked {
+            return;
+        }
         let now = self.counters.dropped();
         let reported = self.marked_drops.unwrap_or(self.reported_drops);
-        if now > reported {
-            let records = now - reported;
-            let rec = Record::Dropped(DroppedEntry {
-                time: Timestamp::now(),
-                records,
-            });
-            if let Ok(mut line) = serde_json::to_string(&rec) {
-                line.push('\n');
-                // Not counted as a record: a failure here is reflected in the count already.
-                if self.write_line(&line).is_ok() {
-                    self.marked_drops = Some(now);
-                }
-            }
+        if now <= reported {
+            return;
+        }
+        let records = now - reported;
+        let time = Timestamp::now();
+        let mut done = self.write_marker(time, records, self.full);
+        if matches!(done, Err(WriteFailure::Full)) && !self.full && self.max_files == 0 {
+            // This line would take the room kept for the last one: the log is full.
+            self.full = true;
+            done = self.write_marker(time, records, true);
+        }
+        if done.is_ok() {
+            self.marked_drops = Some(now);
+            self.marked_full = self.full;
+        }
+    }
+
+    /// Writes one `dropped` line (not counted as a record: a failure here is reflected in
+    /// the count already).
+    fn write_marker(
+        &mut self,
+        time: Timestamp,
+        records: u64,
+        log_full: bool,
+    ) -> Result<(), WriteFailure> {
+        let rec = Record::Dropped(DroppedEntry {
+            time,
+            records,
+            log_full,
+        });
+        let mut line = serde_json::to_string(&rec).map_err(|_| WriteFailure::Io)?;
+        line.push('\n');
+        // The line saying the log is full takes the room kept for it.
+        let keep = if log_full { 0 } else { self.room_kept() };
+        self.write_line(&line, keep)
+    }
+
+    /// What a line leaves free at the end of the file: with no rotation kept, room for the
+    /// `dropped` line saying the log is full.
+    fn room_kept(&self) -> u64 {
+        if self.max_files == 0 {
+            self.marker_room
+        } else {
+            0
         }
     }
 
@@ -486,6 +561,11 @@ impl Writer {
     }
 
     fn write(&mut self, mut rec: Record) {
+        if self.full {
+            // The log stopped at its maximum size (no rotation kept).
+            self.counters.dropped_file_full.fetch_add(1, Relaxed);
+            return;
+        }
         self.apply_policy(&mut rec);
         // The one redaction step (llmtel::redact) over the whole line: an API key used as a
         // user id, a scope value in an alert or quoted in captured content never reaches
@@ -500,10 +580,16 @@ impl Writer {
         // The record and its newline in one write: a line is never left without its end by
         // a write of the record alone.
         line.push('\n');
-        match self.write_line(&line) {
+        let keep = self.room_kept();
+        match self.write_line(&line, keep) {
             Ok(()) => self.unflushed += 1,
             Err(WriteFailure::Full) => {
                 self.counters.dropped_file_full.fetch_add(1, Relaxed);
+                // No rotation kept, and a record that fits an empty file found no room:
+                // the log is full. (A record larger than the file is dropped alone.)
+                if self.max_files == 0 && line.len() as u64 + keep <= self.max_file_bytes {
+                    self.full = true;
+                }
             }
             Err(WriteFailure::Io) => {
                 self.counters.dropped_write_error.fetch_add(1, Relaxed);
@@ -512,15 +598,15 @@ impl Writer {
     }
 
     /// Writes `line` (with its newline) to the file, rotating it first when it would pass its
-    /// maximum size.
-    fn write_line(&mut self, line: &str) -> Result<(), WriteFailure> {
+    /// maximum size. With no rotation kept, the line must leave `keep` bytes free.
+    fn write_line(&mut self, line: &str, keep: u64) -> Result<(), WriteFailure> {
         let len = line.len() as u64;
-        if len > self.max_file_bytes {
+        if len.saturating_add(keep) > self.max_file_bytes {
             return Err(WriteFailure::Full);
         }
         // Opened again after a failure first: its size is the file's.
         self.out()?;
-        if self.size + len > self.max_file_bytes {
+        if self.size.saturating_add(len).saturating_add(keep) > self.max_file_bytes {
             if self.max_files == 0 {
                 return Err(WriteFailure::Full);
             }

@@ -261,6 +261,15 @@ pub struct DroppedEntry {
     pub time: Timestamp,
     /// Records dropped.
     pub records: u64,
+    /// The log is full: it reached its maximum size with no rotated file kept
+    /// (`with_max_files(0)`), and drops every record after this line, which is its last
+    /// (`records` counts only the drops until then; [`crate::LogStats`] counts them all).
+    #[serde(skip_serializing_if = "is_false")]
+    pub log_full: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `Option<Usd>` as an exact decimal string without the `$`.

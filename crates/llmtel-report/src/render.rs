@@ -318,6 +318,11 @@ fn log_lines(r: &Report) -> Vec<String> {
             l.dropped_by_logger
         ));
     }
+    if let Some(t) = l.log_full_since {
+        v.push(format!(
+            "The call log was full from {t} (its maximum size reached, no rotated file kept): it dropped every record after that, uncounted here; figures miss them."
+        ));
+    }
     for m in &l.malformed_lines {
         v.push(format!(
             "Malformed: {} line {}: {}",

@@ -183,10 +183,18 @@ impl ReportBuilder {
                 },
                 Record::Alert(a) if in_period => alerts.push(a),
                 Record::Alert(_) => health.outside_period += 1,
-                Record::Dropped(d) if in_period => {
-                    health.dropped_by_logger = health.dropped_by_logger.saturating_add(d.records)
+                Record::Dropped(d) => {
+                    if in_period {
+                        health.dropped_by_logger =
+                            health.dropped_by_logger.saturating_add(d.records);
+                    }
+                    // Full before the period's end (before its start too): the records of
+                    // the period after that time were dropped.
+                    if d.log_full && self.period.to.is_none_or(|to| d.time < to) {
+                        health.log_full_since =
+                            Some(health.log_full_since.map_or(d.time, |t| t.min(d.time)));
+                    }
                 }
-                Record::Dropped(_) => {}
             }
         })?;
         if health.records == 0 {
@@ -562,6 +570,11 @@ pub struct LogHealth {
     /// Records the logger dropped during the period (queue or file full): the report
     /// misses that many.
     pub dropped_by_logger: u64,
+    /// When the log was full (its maximum size reached with no rotated file kept,
+    /// `CallLogBuilder::with_max_files(0)`), if at or before the period's end: the log
+    /// dropped every record after that, and counts only the first ones in
+    /// `dropped_by_logger`.
+    pub log_full_since: Option<Timestamp>,
     /// Calls and alerts outside the period.
     pub outside_period: u64,
     /// Evaluations of the period that match no call of the period.

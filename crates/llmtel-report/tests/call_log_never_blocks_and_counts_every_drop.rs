@@ -134,6 +134,58 @@ fn without_rotation_the_log_stops_at_its_size_and_counts() {
     assert_eq!(log.stats().dropped_queue_full, 1);
 }
 
+#[test]
+fn a_log_full_without_rotation_says_so_to_the_report() {
+    // The `dropped` line went through the same size limit as the records and was refused
+    // too: a log whose records filled it to the byte showed no drop in its report.
+    let fixed = |n: u64| match record(n) {
+        Record::Call(mut c) => {
+            c.time = "2025-06-01T00:00:00Z".parse().unwrap();
+            c.started_at = c.time;
+            Record::Call(c)
+        }
+        other => other,
+    };
+    // Every line the same length: the file holds exactly three.
+    let line = serde_json::to_string(&fixed(1)).unwrap().len() as u64 + 1;
+    let path = temp_log("full-report");
+    let log = CallLog::builder(&path)
+        .with_max_file_bytes(3 * line)
+        .with_max_files(0)
+        .build()
+        .unwrap();
+    // 0..10: one digit each, lines of one length.
+    for i in 0..10 {
+        assert!(log.append(fixed(i)));
+        // One batch per record: records dropped after the line saying the log is full too.
+        assert!(log.flush(Duration::from_secs(5)));
+    }
+    let s = log.stats();
+    assert_eq!(s.written + s.dropped_file_full, 10, "{s:?}");
+    assert!(s.written > 0 && s.dropped_file_full > 0, "{s:?}");
+    assert!(std::fs::metadata(&path).unwrap().len() <= 3 * line);
+
+    let report = Report::from_log(&path, &Period::all()).unwrap();
+    assert_eq!(report.totals.requests, s.written);
+    assert_eq!(report.log.malformed, 0);
+    assert!(report.log.dropped_by_logger > 0, "{:?}", report.log);
+    assert!(report.log.dropped_by_logger <= s.dropped_file_full);
+    let since = report.log.log_full_since.expect("the log says it is full");
+    let md = report.to_markdown();
+    assert!(
+        md.contains(&format!("The call log was full from {since}")),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("dropped {} records", report.log.dropped_by_logger)),
+        "{md}"
+    );
+    // The line saying so is the file's last.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.contains("\"log_full\":true"), "{last}");
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn records_a_full_disk_refuses_are_counted_as_dropped_not_written() {
