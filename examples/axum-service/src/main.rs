@@ -11,7 +11,8 @@
 //!   off the request path by the built-in evaluators.
 //! - Prometheus metrics at `/metrics` on `LLMTEL_METRICS_ADDR` (default 127.0.0.1:9464),
 //!   with the budget and quality gauges.
-//! - Traces (and the OpenTelemetry metrics) over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! - Traces (and the OpenTelemetry metrics) over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use llmtel_quality::{EvalInput, Quality};
 use opentelemetry::trace::TracerProvider as _;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -323,8 +325,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     budgets.register_metrics(&prom);
     quality.register_metrics(&prom);
 
-    let exporting = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
-        && !env_or("OTEL_SDK_DISABLED", "false").eq_ignore_ascii_case("true");
     // `build()` also exports the GenAI OpenTelemetry metrics over OTLP next to the traces
     // when an endpoint is set (llmtel's `metrics` feature).
     let builder = llmtel::builder()
@@ -333,13 +333,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_sink(Arc::new(prom.clone()))
         .with_sink(Arc::new(quality.sink()));
     let (llmtel_layers, llmtel_guard) = builder.build()?;
+    // Whether llmtel exports is its own decision (OTEL_EXPORTER_OTLP_ENDPOINT or
+    // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, non-empty; OTEL_SDK_DISABLED): ask the guard. A
+    // guess made here disagreed with it, and two OpenTelemetry layers in one stack panic on
+    // the first span (both store their data in the span's extensions).
+    let exporting = llmtel_guard.is_exporting();
     // Without export, a local tracer still gives every call a trace id (for exemplars and
-    // the response), with nothing sent anywhere.
+    // the response), with nothing sent anywhere. INFO and above: the request and LLM spans,
+    // not every debug span of the dependencies.
     let local_ids: Box<dyn Layer<_> + Send + Sync> = if exporting {
         Box::new(tracing_subscriber::layer::Identity::new())
     } else {
         let tp = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        Box::new(tracing_opentelemetry::layer().with_tracer(tp.tracer("axum-service")))
+        Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(tp.tracer("axum-service"))
+                .with_filter(LevelFilter::INFO),
+        )
     };
     // Any order works: the budget layer records the priced call and settles the reservation
     // bound to the span; its `llmtel.budget.*` attributes reach the exported span through
