@@ -24,9 +24,12 @@
 //!   input tokens = the prompt's tokens, a fixed 48 output tokens, priced as `gpt-4o-mini`
 //!   from llmtel's catalog, so it runs anywhere.
 //! - Rules: `examples/budget-guard/budgets.toml`, or the file named by `BUDGET_CONFIG`.
-//!   Store: SQLite (`BUDGET_DB`, default `budget-guard.db`) unless `REDIS_URL` is set, then
-//!   Redis (keys under `BUDGET_REDIS_PREFIX`, default `llmtel:budget-guard:`), shared by every
-//!   replica.
+//!   Store: Redis when `REDIS_URL` is set (keys under `BUDGET_REDIS_PREFIX`, default
+//!   `llmtel:budget-guard:`), shared by every replica; else SQLite when `BUDGET_DB` is set;
+//!   else the store the file's `[store]` table names (`kind`, `path`, `url`, `prefix`,
+//!   `ca_file`, as `llmtel budget status` reads it); else SQLite `budget-guard.db`. The
+//!   table's `on_store_error` (`"open"`, the default, or `"closed"`) says what `/chat` does
+//!   while the store is down; any other value stops the service at startup.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -45,7 +48,7 @@ use llmtel::{Catalog, Usage};
 use llmtel_alert::{AlertDispatcher, AlertmanagerSink, LogSink};
 use llmtel_budget::{
     BudgetStore, Budgets, CallContext, Config, Estimate, FailMode, RedisStore, ReserveError,
-    SqliteStore,
+    SqliteStore, StoreConfig,
 };
 use llmtel_metrics::listener::{Limits, serve_with_limits_until};
 use serde::{Deserialize, Serialize};
@@ -452,25 +455,82 @@ fn env_or(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// SQLite unless `REDIS_URL` is set.
-fn open_store() -> Result<(Arc<dyn BudgetStore>, String), String> {
-    match std::env::var("REDIS_URL")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(url) => {
-            let prefix = env_or("BUDGET_REDIS_PREFIX", "llmtel:budget-guard:");
-            let store = RedisStore::open(&url)
-                .map_err(|e| format!("REDIS_URL: {e}"))?
-                .with_prefix(&prefix);
-            Ok((Arc::new(store), format!("redis (prefix {prefix})")))
-        }
-        None => {
-            let path = env_or("BUDGET_DB", "budget-guard.db");
-            let store = SqliteStore::open(&path).map_err(|e| format!("BUDGET_DB {path}: {e}"))?;
-            Ok((Arc::new(store), format!("sqlite {path}")))
-        }
+/// What `/chat` does while the store is down: the `[store]` table's `on_store_error`. Any
+/// value but `"open"` (the default) and `"closed"` is an error: a typo (`"Closed"`) would
+/// otherwise turn enforcement off during an outage.
+fn fail_mode(store: &StoreConfig) -> Result<FailMode, String> {
+    match store.on_store_error.as_deref() {
+        None | Some("open") => Ok(FailMode::Open),
+        Some("closed") => Ok(FailMode::Closed),
+        Some(other) => Err(format!(
+            "[store] on_store_error = {other:?}: expected \"open\" (admit calls, buffer the spend) or \"closed\" (answer 503)"
+        )),
     }
+}
+
+/// Whether the `[store]` table says where the budgets live (any field but `on_store_error`).
+fn names_a_store(store: &StoreConfig) -> bool {
+    store.kind.is_some()
+        || store.path.is_some()
+        || store.url.is_some()
+        || store.prefix.is_some()
+        || store.ca_file.is_some()
+}
+
+/// The store: Redis when `REDIS_URL` is set, else SQLite when `BUDGET_DB` is set, else the
+/// one the file's `[store]` table names, else SQLite `budget-guard.db`. Returns it with a
+/// description for the startup line (never a URL's password).
+fn open_store(file: &StoreConfig) -> Result<(Arc<dyn BudgetStore>, String), String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let overridden = |by: &str| {
+        if names_a_store(file) {
+            eprintln!(
+                "budget-guard: {by} is set: the budgets file's [store] table ({}) is not used",
+                store_description(file)
+            );
+        }
+    };
+    if let Some(url) = env("REDIS_URL") {
+        overridden("REDIS_URL");
+        let prefix = env_or("BUDGET_REDIS_PREFIX", "llmtel:budget-guard:");
+        let store = RedisStore::open(&url)
+            .map_err(|e| format!("REDIS_URL: {e}"))?
+            .with_prefix(&prefix);
+        return Ok((Arc::new(store), format!("redis (prefix {prefix})")));
+    }
+    if let Some(path) = env("BUDGET_DB") {
+        overridden("BUDGET_DB");
+        let store = SqliteStore::open(&path).map_err(|e| format!("BUDGET_DB {path}: {e}"))?;
+        return Ok((Arc::new(store), format!("sqlite {path}")));
+    }
+    if names_a_store(file) {
+        if file.kind.is_none() {
+            return Err(
+                "the [store] table names no `kind`: add kind = \"sqlite\" (with `path`), \"redis\" (with `url`) or \"memory\""
+                    .into(),
+            );
+        }
+        let store = llmtel_budget::open_store(file).map_err(|e| format!("[store]: {e}"))?;
+        return Ok((store, store_description(file)));
+    }
+    let path = "budget-guard.db";
+    let store = SqliteStore::open(path).map_err(|e| format!("SQLite {path}: {e}"))?;
+    Ok((Arc::new(store), format!("sqlite {path}")))
+}
+
+/// The `[store]` table in a few words, without a URL's password.
+fn store_description(file: &StoreConfig) -> String {
+    let mut d = file.kind.clone().unwrap_or_else(|| "no kind".into());
+    if let Some(p) = &file.path {
+        d.push_str(&format!(" {p}"));
+    }
+    if let Some(u) = &file.url {
+        d.push_str(&format!(" {}", llmtel_budget::redact_url_credentials(u)));
+    }
+    if let Some(p) = &file.prefix {
+        d.push_str(&format!(" (prefix {p})"));
+    }
+    d
 }
 
 #[tokio::main]
@@ -514,11 +574,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             AlertmanagerSink::new(&url).map_err(|e| format!("ALERTMANAGER_URL: {e}"))?,
         ));
     }
-    let (store, store_name) = open_store()?;
-    let fail = match config.store.on_store_error.as_deref() {
-        Some("closed") => FailMode::Closed,
-        _ => FailMode::Open,
-    };
+    let fail = fail_mode(&config.store).map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let (store, store_name) =
+        open_store(&config.store).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let budgets = Budgets::builder()
         .with_rules(config.rules.clone())
         .with_store(store)
