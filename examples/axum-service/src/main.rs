@@ -13,14 +13,17 @@
 //!   with the budget and quality gauges.
 //! - Traces (and the OpenTelemetry metrics) over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set.
+//! - On SIGTERM or Ctrl-C it stops accepting, lets the requests being served finish (up to
+//!   [`DRAIN_TIMEOUT`]), then flushes their traces and metrics and exits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -46,6 +49,10 @@ const MAX_TOKENS: u64 = 256;
 /// The largest request body `/chat` reads (a bigger one gets 413 unread). Large enough for
 /// the hostile-input test's 1 MiB user ids: the service must survive those, not refuse them.
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// How long a shutdown waits for the requests being served before it flushes the telemetry
+/// and exits. Under compose's `stop_grace_period` (docker-compose.yml), which must also
+/// leave time for the flush.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct App {
@@ -251,6 +258,53 @@ async fn chat_inner(app: App, req: ChatRequest) -> Result<Json<ChatResponse>, Re
     .await
 }
 
+/// The requests being served, so that a shutdown lets them finish before the llmtel guard
+/// is dropped: the listener stops accepting at SIGTERM, but a request already in its handler
+/// would otherwise lose its answer, its span and its settled spend when `main` returns.
+#[derive(Clone, Default)]
+struct Drain {
+    in_flight: Arc<AtomicUsize>,
+    /// Set at SIGTERM: answers then carry `Connection: close`, so a kept-alive client does not
+    /// send its next request to a service that is going away.
+    stopping: Arc<AtomicBool>,
+}
+
+/// One request in flight; counted off when the handler ends (or is dropped).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drain {
+    /// Middleware: counts the request while its handler runs.
+    async fn track(State(drain): State<Drain>, req: Request, next: Next) -> Response {
+        drain.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight(drain.in_flight.clone());
+        let mut resp = next.run(req).await;
+        if drain.stopping.load(Ordering::SeqCst) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    /// Waits until no request is being served, at most `limit`; the requests still running
+    /// then (0 when all finished).
+    async fn until_idle(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let n = self.in_flight.load(Ordering::SeqCst);
+            if n == 0 || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Alertmanager's webhook (the compose stack sends alerts here): logged to stderr.
 // The budgets' and quality monitor's alerts also go to Alertmanager directly with ALERTMANAGER_URL.
 async fn alerts(Json(body): Json<serde_json::Value>) -> StatusCode {
@@ -388,6 +442,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let metrics_app: Router = llmtel_metrics::prometheus::axum_router(prom);
+    let drain = Drain::default();
     let app = Router::new()
         .route("/chat", post(chat))
         .route("/healthz", get(|| async { "ok" }))
@@ -397,7 +452,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             budgets: budgets.clone(),
             quality: quality.clone(),
             calls: Arc::new(AtomicU64::new(0)),
-        });
+        })
+        .layer(middleware::from_fn_with_state(drain.clone(), Drain::track));
 
     // Both listeners: bounded connections, a header-read timeout, an idle timeout and
     // head/body limits, so a slow or hostile client cannot stall the service or its scrapes.
@@ -408,7 +464,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics_task = tokio::spawn(async move {
         serve_with_limits_until(metrics_listener, metrics_app, metrics_limits, shutdown()).await
     });
-    serve_with_limits_until(listener, app, limits, shutdown()).await?;
+    let stopping = drain.stopping.clone();
+    serve_with_limits_until(listener, app, limits, async move {
+        shutdown().await;
+        stopping.store(true, Ordering::SeqCst);
+    })
+    .await?;
+    // No new connection is accepted; the requests being served finish (their spans close
+    // and their reservations settle) before the guard flushes.
+    let left = drain.until_idle(DRAIN_TIMEOUT).await;
+    if left > 0 {
+        eprintln!(
+            "axum-service: {left} request(s) still running after {DRAIN_TIMEOUT:?}; exiting without them"
+        );
+    }
     let _ = metrics_task.await;
     // Flush traces, then metrics.
     drop(llmtel_guard);

@@ -30,12 +30,15 @@
 //!   `ca_file`, as `llmtel budget status` reads it); else SQLite `budget-guard.db`. The
 //!   table's `on_store_error` (`"open"`, the default, or `"closed"`) says what `/chat` does
 //!   while the store is down; any other value stops the service at startup.
+//! - On SIGTERM or Ctrl-C it stops accepting, lets the requests being served finish (up to
+//!   [`DRAIN_TIMEOUT`]), then writes the spend still queued for the store and exits.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
@@ -75,6 +78,9 @@ const MAX_MAX_TOKENS: u64 = 16_384;
 const MIN_API_KEY_CHARS: usize = 16;
 /// The longest user name an API key may map to.
 const MAX_USER_BYTES: usize = 256;
+/// How long a shutdown waits for the requests being served before it writes the queued
+/// spend and exits.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a caller without a valid key is told to send.
 const AUTH_HINT: &str = "send `Authorization: Bearer <API key>`, with a key of the [api_keys] table of the budgets file";
 
@@ -533,6 +539,53 @@ fn store_description(file: &StoreConfig) -> String {
     d
 }
 
+/// The requests being served, so that a shutdown lets them finish before the queued spend is
+/// written: the listener stops accepting at SIGTERM, but a request already in its handler
+/// would otherwise lose its answer and its settled spend when `run` returns.
+#[derive(Clone, Default)]
+struct Drain {
+    in_flight: Arc<AtomicUsize>,
+    /// Set at SIGTERM: answers then carry `Connection: close`, so a kept-alive client does not
+    /// send its next request to a service that is going away.
+    stopping: Arc<AtomicBool>,
+}
+
+/// One request in flight; counted off when the handler ends (or is dropped).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drain {
+    /// Middleware: counts the request while its handler runs.
+    async fn track(State(drain): State<Drain>, req: Request, next: Next) -> Response {
+        drain.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight(drain.in_flight.clone());
+        let mut resp = next.run(req).await;
+        if drain.stopping.load(Ordering::SeqCst) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    /// Waits until no request is being served, at most `limit`; the requests still running
+    /// then (0 when all finished).
+    async fn until_idle(&self, limit: Duration) -> usize {
+        let deadline = Instant::now() + limit;
+        loop {
+            let n = self.in_flight.load(Ordering::SeqCst);
+            if n == 0 || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {
@@ -616,6 +669,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         keys,
         latency,
     });
+    let drain = Drain::default();
     let app = Router::new()
         .route("/chat", post(chat))
         .route("/budget", get(own_budget))
@@ -624,7 +678,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(drain.clone(), Drain::track));
     // Bounded connections, a header-read timeout, an idle timeout and head/body limits: a
     // slow or hostile client cannot stall the service.
     // The listener's own body cap sits above the app's MAX_BODY_BYTES, so bodies in between
@@ -632,7 +687,20 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let limits = Limits::default()
         .with_max_connections(256)
         .with_max_body_bytes(4 * 1024 * 1024);
-    serve_with_limits_until(listener, app, limits, shutdown()).await?;
+    let stopping = drain.stopping.clone();
+    serve_with_limits_until(listener, app, limits, async move {
+        shutdown().await;
+        stopping.store(true, Ordering::SeqCst);
+    })
+    .await?;
+    // No new connection is accepted; the requests being served finish (their reservations
+    // settle) before the spend is written.
+    let left = drain.until_idle(DRAIN_TIMEOUT).await;
+    if left > 0 {
+        eprintln!(
+            "budget-guard: {left} request(s) still running after {DRAIN_TIMEOUT:?}; exiting without them"
+        );
+    }
     // Write the spend still queued for the store before exiting.
     if !budgets.flush(Duration::from_secs(5)) {
         eprintln!("budget-guard: some spend could not be written before exit (store down?)");
