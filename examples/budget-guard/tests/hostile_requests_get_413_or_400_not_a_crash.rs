@@ -161,10 +161,12 @@ fn a_flood_of_one_megabyte_bodies_does_not_grow_memory() {
     };
     // Every such body is refused before it is read, so the server may answer and close the
     // connection while the client is still sending: the client then sees the connection
-    // closed instead of the status. Either is fine; a 200 or a crash is not.
-    let mut answered = 0;
+    // closed instead of the status. Either is fine for one request; a 200 or a crash is not,
+    // nor a service that answers few of them (closing connections unanswered).
+    let (mut sent, mut answered) = (0usize, 0usize);
     let mut flood = |n: usize| {
         for i in 0..n {
+            sent += 1;
             let key = if i % 2 == 0 {
                 ALICE_KEY
             } else {
@@ -184,6 +186,12 @@ fn a_flood_of_one_megabyte_bodies_does_not_grow_memory() {
     flood(10_000);
     let after = rss_kib(pid);
     assert!(svc.alive());
+    // Measured: 9,884 of 10,020 answered (2-core dev machine, debug build); the rest saw the
+    // connection closed while still sending. Half leaves room for a loaded machine.
+    assert!(
+        answered >= sent / 2,
+        "only {answered} of {sent} requests got a status (413 or 401)"
+    );
     assert!(
         after < before + 64 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
