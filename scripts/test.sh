@@ -63,10 +63,12 @@ echo "evaluate-dataset: ok"
 
 # With Phoenix running and the standard variables pointing at it, the quickstart's spans
 # appear there with their GenAI and cost attributes (the project comes from
-# OTEL_RESOURCE_ATTRIBUTES, so this also checks that variable is honoured).
+# OTEL_RESOURCE_ATTRIBUTES, so this also checks that variable is honoured). Phoenix takes no
+# OTLP metrics: OTEL_METRICS_EXPORTER=none, as a user pointing at Phoenix would set.
 project="llmtel-quickstart-$$"
 OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_PHOENIX_OTLP_HTTP" \
 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+OTEL_METRICS_EXPORTER=none \
 OTEL_RESOURCE_ATTRIBUTES="openinference.project.name=$project" \
   cargo run -q -j2 --example quickstart 2>/dev/null > "${TMPDIR:-/tmp}/llmtel-quickstart-$$.out"
 # Exporting, its sinks run on the export stage: the totals it prints still count every call.
