@@ -785,6 +785,8 @@ impl Budgets {
         match outcome {
             Ok(ReserveOutcome::Admitted) => {
                 self.store_ok();
+                // Listed in the status (and its gauges) while it holds only a reservation.
+                self.note_seen(&targets);
                 self.inner.counters.admitted.fetch_add(1, Relaxed);
                 if unpriced_under_usd {
                     self.inner.counters.unpriced_admitted.fetch_add(1, Relaxed);

@@ -90,3 +90,35 @@ fn status_over_thousands_of_users_sums_them_a_chunk_at_a_time_and_exactly() {
     );
     assert!(store.calls.load(Ordering::SeqCst) >= 6);
 }
+
+#[test]
+fn a_value_holding_only_a_reservation_is_in_the_status() {
+    let b = Budgets::builder()
+        .with_rule(
+            Rule::new(
+                "per-user",
+                Scope::User,
+                Period::Day(jiff::tz::TimeZone::UTC),
+            )
+            .with_limit_usd(llmtel::Usd::parse_decimal("10").unwrap()),
+        )
+        .build();
+    let ctx = CallContext::new().with_user("first-call");
+    let held = b
+        .reserve(
+            &ctx,
+            llmtel_budget::Estimate::new(llmtel::Usd::parse_decimal("0.5").unwrap(), 100),
+        )
+        .unwrap();
+    let status = b.status().unwrap();
+    let row = status
+        .iter()
+        .find(|r| r.scope == "user.id=first-call")
+        .unwrap_or_else(|| panic!("not listed: {status:?}"));
+    assert_eq!(
+        row.reserved,
+        llmtel::Usd::parse_decimal("0.5").unwrap(),
+        "{row:?}"
+    );
+    drop(held);
+}
