@@ -165,6 +165,14 @@ fn support_request(user: &str, question: &str, needs_order_lookup: bool, rate_li
 
 fn main() {
     let totals = Arc::new(Totals::default());
+    // The OTEL_BSP_* variables, checked as llmtel's own default would check them.
+    let queue = match QueueConfig::try_from_env() {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("quickstart: {e}");
+            std::process::exit(1);
+        }
+    };
     let guard = match llmtel::builder()
         .with_service_name("support-bot-quickstart")
         .with_sink(totals.clone())
@@ -174,7 +182,7 @@ fn main() {
         // each): with the collector down, the quickstart exits in seconds, not ~20 s.
         .with_queue(QueueConfig {
             flush_timeout: Duration::from_secs(3),
-            ..QueueConfig::from_env()
+            ..queue
         })
         .install()
     {

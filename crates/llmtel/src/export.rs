@@ -658,7 +658,9 @@ impl Default for QueueConfig {
 }
 
 impl QueueConfig {
-    /// Defaults overridden by the standard `OTEL_BSP_*` variables where set and valid.
+    /// Defaults overridden by the standard `OTEL_BSP_*` variables where set and valid (an
+    /// invalid one is ignored: [`try_from_env`](Self::try_from_env) refuses it, as `init()`
+    /// and `builder()` do).
     pub fn from_env() -> Self {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -669,10 +671,14 @@ impl QueueConfig {
     }
 
     /// [`from_env`](Self::from_env), or what is wrong with the first variable set to a value
-    /// that is not a setting (`init()` and `builder()` fail with it: an
-    /// `OTEL_BSP_MAX_QUEUE_SIZE=64k` was silently the default).
-    pub(crate) fn checked_from_env() -> Result<Self, String> {
-        Self::checked_from_vars(|k| std::env::var(k).ok())
+    /// that is not a setting, as `init()` and `builder()` read them (an
+    /// `OTEL_BSP_MAX_QUEUE_SIZE=64k` is an error, not silently the default).
+    ///
+    /// # Errors
+    /// [`InitError::Setting`](crate::InitError::Setting) naming the variable and what to
+    /// write.
+    pub fn try_from_env() -> Result<Self, crate::InitError> {
+        Self::checked_from_vars(|k| std::env::var(k).ok()).map_err(crate::InitError::Setting)
     }
 
     fn checked_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {

@@ -843,7 +843,7 @@ impl Builder {
         let otel_layer = if exporting {
             let queue_cfg = match self.queue.clone() {
                 Some(q) => q,
-                None => QueueConfig::checked_from_env().map_err(InitError::Setting)?,
+                None => QueueConfig::try_from_env()?,
             };
             shutdown_timeout = queue_cfg.flush_timeout;
             let stage = ExporterStage {
