@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crate::health::{COUNTERS, Padded, inc};
+use crate::health::{COUNTERS, Padded, add, inc};
 
 /// Flush and shutdown requests waiting for the thread at most; past it a request fails at
 /// once with [`WorkerError::Busy`] (a thread stuck in its job cannot grow this queue).
@@ -202,6 +202,10 @@ struct Shared {
     woken: AtomicBool,
     /// Whether the thread sleeps without a timeout (idle), so the next item must wake it.
     asleep: AtomicBool,
+    /// A shutdown began: [`Worker::send`] drops and counts. Once the thread has set it, it
+    /// waits for the sends already under way (counted in `pending`) to settle before it
+    /// ends, counting what they put in the queue as dropped.
+    closing: AtomicBool,
     wake_at: usize,
     capacity: usize,
     has_control: AtomicBool,
@@ -339,6 +343,7 @@ impl WorkerBuilder {
             pending: Padded(AtomicU64::new(0)),
             woken: AtomicBool::new(false),
             asleep: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             wake_at: self.wake_at.unwrap_or(batch_size),
             capacity: self.capacity,
             has_control: AtomicBool::new(false),
@@ -515,6 +520,19 @@ impl<T: Send + 'static> Worker<T> {
         // store and `pending` load: either it sees this item before it sleeps, or this sees
         // that it sleeps.
         let pending = shared.pending.fetch_add(1, Ordering::SeqCst) + 1;
+        let refuse = |item| {
+            shared.pending.fetch_sub(1, Ordering::SeqCst);
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            inc(&COUNTERS.background_dropped);
+            Err(item)
+        };
+        // Checked after `pending` counts this send (SeqCst with the thread's `closing` store
+        // and `pending` load): either the thread waits for this send before it ends, or this
+        // sees that a shutdown began. An item queued after the thread's last drain was never
+        // processed nor counted.
+        if shared.closing.load(Ordering::SeqCst) {
+            return refuse(item);
+        }
         match self.inner.items.try_send(item) {
             Ok(()) => {
                 shared.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -525,12 +543,7 @@ impl<T: Send + 'static> Worker<T> {
                 }
                 Ok(())
             }
-            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
-                shared.pending.fetch_sub(1, Ordering::SeqCst);
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                inc(&COUNTERS.background_dropped);
-                Err(item)
-            }
+            Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => refuse(item),
         }
     }
 
@@ -561,7 +574,7 @@ impl<T: Send + 'static> Worker<T> {
     }
 
     /// Processes what is queued, shuts the job down and joins the thread, waiting at most
-    /// `timeout`. Items sent afterwards are dropped and counted.
+    /// `timeout`. Items sent once the shutdown began are dropped and counted.
     ///
     /// # Errors
     /// As [`Worker::flush`]. A shutdown that timed out goes on in the background; calling
@@ -652,7 +665,11 @@ fn shutdown(
         }
         Lifecycle::Running(handle) => {
             let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+            // From now on items are dropped and counted, not queued behind the shutdown.
+            shared.closing.store(true, Ordering::SeqCst);
             if let Err(e) = request(shared, thread, Control::Shutdown(ack_tx)) {
+                // Still running: the items refused meanwhile were counted as dropped.
+                shared.closing.store(false, Ordering::SeqCst);
                 *state = Lifecycle::Running(handle);
                 return Err(e);
             }
@@ -725,7 +742,13 @@ impl<J: Job> Runner<J> {
                             let _ = ack.send(prefer_job(batches, flushed));
                         }
                         Control::Shutdown(ack) => {
-                            let _ = ack.send(self.finish());
+                            // (Set by the caller already; also when its job dropped the last
+                            // handle.) Nothing sent from here on is queued behind the
+                            // last drain.
+                            self.shared.closing.store(true, Ordering::SeqCst);
+                            let outcome = self.finish();
+                            self.close();
+                            let _ = ack.send(outcome);
                             return;
                         }
                     }
@@ -737,6 +760,7 @@ impl<J: Job> Runner<J> {
                 // Every handle is gone without a shutdown request (cannot happen through
                 // `Worker`, whose last drop asks for one): finish quietly.
                 let _ = self.finish();
+                self.close();
                 return;
             }
             let now = Instant::now();
@@ -782,6 +806,29 @@ impl<J: Job> Runner<J> {
             }
             // Park unless woken meanwhile (an unpark before this park returns at once).
             std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
+        }
+    }
+
+    /// After the last drain: refuses further items, waits for the sends under way to settle
+    /// (a few instructions each) and counts as dropped what they queued.
+    fn close(&mut self) {
+        let shared = &*self.shared;
+        shared.closing.store(true, Ordering::SeqCst);
+        loop {
+            let mut late = 0u64;
+            while self.rx.try_recv().is_ok() {
+                late += 1;
+            }
+            if late > 0 {
+                shared.pending.fetch_sub(late, Ordering::SeqCst);
+                shared.counters.dropped.fetch_add(late, Ordering::Relaxed);
+                add(&COUNTERS.background_dropped, late);
+            }
+            // Every send counted in `pending` after `closing` was set sees it and gives up.
+            if shared.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            std::thread::yield_now();
         }
     }
 

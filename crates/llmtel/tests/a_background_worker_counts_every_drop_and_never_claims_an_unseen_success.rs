@@ -1,6 +1,7 @@
 //! llmtel's one background-worker primitive (`llmtel::worker`): every item is processed or
-//! counted as dropped, a panicking job does not stop the thread, flush reports failed batches,
-//! and a shutdown that times out is never reported as a success later.
+//! counted as dropped (one sent while a shutdown is under way included), a panicking job does
+//! not stop the thread, flush reports failed batches, and a shutdown that times out is never
+//! reported as a success later.
 
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
@@ -358,4 +359,66 @@ fn senders_racing_the_thread_lose_nothing_and_keep_the_counts_exact() {
     assert_eq!(stats.processed, accepted);
     assert_eq!(seen.lock().unwrap().len() as u64, accepted);
     assert_eq!(stats.depth, 0, "{stats:?}");
+}
+
+/// Records what it processes; its shutdown says it began, then waits to be told to go on.
+struct SlowShutdown {
+    seen: Arc<Mutex<Vec<u32>>>,
+    began: mpsc::Sender<()>,
+    go_on: mpsc::Receiver<()>,
+}
+
+impl Job for SlowShutdown {
+    type Item = u32;
+    fn process(&mut self, batch: Vec<u32>) -> Result<(), String> {
+        self.seen.lock().unwrap().extend(batch);
+        Ok(())
+    }
+    fn shutdown(&mut self) -> Result<(), String> {
+        let _ = self.began.send(());
+        let _ = self.go_on.recv();
+        Ok(())
+    }
+}
+
+#[test]
+fn an_item_sent_while_a_shutdown_is_under_way_is_dropped_and_counted() {
+    // The thread drains its queue one last time, then shuts its job down: an item sent
+    // meanwhile was accepted (`Ok`), never processed and never counted.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (began_tx, began) = mpsc::channel();
+    let (go_on, go_on_rx) = mpsc::channel();
+    let job = SlowShutdown {
+        seen: seen.clone(),
+        began: began_tx,
+        go_on: go_on_rx,
+    };
+    let worker = Worker::builder("test-closing")
+        .with_wake_at(1)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    worker.send(1).unwrap();
+    let stopping = {
+        let worker = worker.clone();
+        std::thread::spawn(move || worker.shutdown(Duration::from_secs(10)))
+    };
+    began
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the job's shutdown began");
+    let before = llmtel::health().background_dropped;
+    assert_eq!(
+        worker.send(2),
+        Err(2),
+        "an item sent after the last drain is handed back"
+    );
+    assert!(llmtel::health().background_dropped > before);
+    go_on.send(()).unwrap();
+    stopping.join().unwrap().unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![1]);
+    let stats = worker.stats();
+    assert_eq!(
+        (stats.queued, stats.processed, stats.dropped),
+        (1, 1, 1),
+        "every item processed or counted as dropped: {stats:?}"
+    );
 }
