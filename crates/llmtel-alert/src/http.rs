@@ -11,6 +11,9 @@ use crate::sink::{AlertError, AlertSink};
 
 /// Timeout, retry, header and TLS policy shared by the HTTP sinks.
 ///
+/// Redirects are never followed: a 3xx answer is a failure ([`AlertError::Status`]) that
+/// names where it points (scheme, host and port), so that the sink can be given that URL.
+///
 /// `Debug` never shows header values (they carry tokens): each one prints as `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -253,9 +256,14 @@ impl Poster {
                 )));
             }
         }
+        // No redirect is followed: reqwest turns the POST of a 301, 302 or 303 into a GET
+        // without its body (and drops `Authorization` across hosts), which a receiver such as
+        // Alertmanager answers 200: the alert was counted delivered and never posted. A 3xx
+        // is a failure that names where to point the sink instead (see `post`).
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout);
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &config.ca_file {
             builder = with_ca_file(builder, name, path)?;
         }
@@ -305,6 +313,10 @@ impl Poster {
             let mut retry_after = None;
             let err = match req.send() {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) if resp.status().is_redirection() => {
+                    // The same answer on every try: not retried.
+                    return Err(self.redirected(&resp));
+                }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     // Slack answers its rate limit (about a message a second) with a 429 and
@@ -346,6 +358,35 @@ impl Poster {
             attempt += 1;
             std::thread::sleep(retry_after.map_or(backoff, |r| r.max(backoff)));
             backoff = (backoff * 2).min(self.config.max_backoff);
+        }
+    }
+}
+
+impl Poster {
+    /// The failure for a redirect, which is never followed: where it points, as safe to
+    /// show (scheme, host and port), and what to do.
+    fn redirected(&self, resp: &reqwest::blocking::Response) -> AlertError {
+        let to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| {
+                // A relative `Location` is relative to the URL posted to.
+                reqwest::Url::parse(&self.url)
+                    .and_then(|base| base.join(location))
+                    .ok()
+            })
+            .map_or_else(
+                || "an unreadable Location".to_owned(),
+                |u| display_url(u.as_str()),
+            );
+        AlertError::Status {
+            sink: self.name.to_string(),
+            status: resp.status().as_u16(),
+            body: format!(
+                "the sink answered with a redirect to {to}, which is not followed (the alert \
+                 would not be posted there): configure that URL directly"
+            ),
         }
     }
 }

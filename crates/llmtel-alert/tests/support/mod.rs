@@ -23,6 +23,7 @@ pub struct Listener {
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
     fail_first: Arc<AtomicUsize>,
+    location: Arc<Mutex<Option<String>>>,
     pub hits: Arc<AtomicUsize>,
 }
 
@@ -36,6 +37,7 @@ impl Listener {
             received: Arc::default(),
             status: Arc::new(AtomicU16::new(200)),
             fail_first: Arc::default(),
+            location: Arc::default(),
             hits: Arc::default(),
         };
         let m = me.clone();
@@ -55,6 +57,12 @@ impl Listener {
     /// Answer every request with this status.
     pub fn set_status(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Answer every request with this redirect status (301, 302, 307, ...) to `location`.
+    pub fn redirect(&self, status: u16, location: &str) {
+        *self.location.lock().expect("lock") = Some(location.to_owned());
+        self.set_status(status);
     }
 
     /// Answer the next `n` requests with 503.
@@ -135,8 +143,12 @@ impl Listener {
                     body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
                 });
             }
+            let location = match &*self.location.lock().expect("lock") {
+                Some(to) if (300..400).contains(&status) => format!("location: {to}\r\n"),
+                _ => String::new(),
+            };
             let resp = format!(
-                "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{{}}"
+                "HTTP/1.1 {status} X\r\n{location}content-length: 2\r\ncontent-type: application/json\r\n\r\n{{}}"
             );
             let mut w = &s;
             if w.write_all(resp.as_bytes()).is_err() {
