@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use llmtel::worker::{Job, Worker};
+use llmtel::worker::{Job, Worker, WorkerError};
 
 use crate::alert::{Alert, AlertState};
 use crate::sink::AlertSink;
@@ -16,13 +16,18 @@ const MAX_BATCH: usize = 64;
 /// How long dropping the last dispatcher waits for queued alerts to be delivered.
 const DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`AlertDispatcher::shutdown`] waits: the sinks bound their own retries, this only
+/// bounds a sink that hangs.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Counters of an [`AlertDispatcher`] (each alert counts once per sink for `delivered` and
 /// `failed`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DispatchStats {
     /// Alerts accepted on the queue.
     pub queued: u64,
-    /// Alerts dropped because the queue was full or the dispatcher had stopped.
+    /// Alerts dropped because the queue was full or the dispatcher had stopped (or could not
+    /// start), and those still queued when a shutdown timed out.
     pub dropped: u64,
     /// Alert deliveries that succeeded (alert x sink).
     pub delivered: u64,
@@ -38,7 +43,30 @@ struct Counters {
     unstarted: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Alerts the thread skipped after a timed-out shutdown that it had not counted then.
+    abandoned: AtomicU64,
+    /// What a timed-out shutdown left.
+    aside: Mutex<Aside>,
     last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    fn aside(&self) -> std::sync::MutexGuard<'_, Aside> {
+        self.aside.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the senders and the dispatcher thread share besides the queue, under one lock (taken
+/// by the thread once a batch).
+#[derive(Debug, Default)]
+struct Aside {
+    /// Alerts the thread has taken off the queue.
+    seen: u64,
+    /// A shutdown timed out: the thread skips what it had not taken then, already counted
+    /// as dropped.
+    abandoned: bool,
+    /// Of the alerts skipped from now on, how many were counted as dropped at that time.
+    prepaid: u64,
 }
 
 /// Builds an [`AlertDispatcher`].
@@ -174,12 +202,29 @@ impl Deliver {
             }
         }
     }
+
+    /// Takes a batch of `n` alerts off the queue: `false` when a timed-out shutdown gave
+    /// them up (each counted as dropped, then or now).
+    fn take(&mut self, n: u64) -> bool {
+        let mut aside = self.counters.aside();
+        aside.seen += n;
+        if aside.abandoned {
+            let prepaid = n.min(aside.prepaid);
+            aside.prepaid -= prepaid;
+            self.counters.abandoned.fetch_add(n - prepaid, Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 impl Job for Deliver {
     type Item = Box<Alert>;
 
     fn process(&mut self, batch: Vec<Box<Alert>>) -> Result<(), String> {
+        if !self.take(batch.len() as u64) {
+            return Ok(());
+        }
         // Redacted here, off the request path, before any sink sees it.
         let batch: Vec<Alert> = batch.into_iter().map(|a| a.redacted()).collect();
         self.track(&batch);
@@ -192,6 +237,9 @@ impl Job for Deliver {
 
     fn tick(&mut self) {
         let Some(every) = self.resend else { return };
+        if self.counters.aside().abandoned {
+            return;
+        }
         if self.lasting.is_empty() || self.last_resend.elapsed() < every {
             return;
         }
@@ -257,11 +305,48 @@ impl AlertDispatcher {
     }
 
     /// Stops accepting alerts, delivers what is queued, shuts the sinks down and joins the
-    /// dispatcher thread (which may take as long as the sinks' timeouts and retries).
-    pub fn shutdown(&self) {
-        if let Some(w) = &self.worker {
-            // The sinks bound their own retries; this only bounds a sink that hangs.
-            let _ = w.shutdown(Duration::from_secs(60));
+    /// dispatcher thread, waiting at most 60 s (the sinks bound their own timeouts and
+    /// retries; this bounds a sink that hangs). See [`AlertDispatcher::shutdown_with_timeout`].
+    ///
+    /// # Errors
+    /// As [`AlertDispatcher::shutdown_with_timeout`].
+    pub fn shutdown(&self) -> Result<(), WorkerError> {
+        self.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
+    }
+
+    /// [`AlertDispatcher::shutdown`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`WorkerError::Timeout`] when the thread did not finish in time (a sink hangs): the
+    /// alerts still queued then are given up and counted in [`DispatchStats::dropped`] (and
+    /// in `llmtel::health().background_dropped`), and the thread stops once the sink returns;
+    /// a later call waits for it. The worker's other errors as [`Worker::shutdown`].
+    pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), WorkerError> {
+        let Some(w) = &self.worker else {
+            return Ok(());
+        };
+        let outcome = w.shutdown(timeout);
+        if let Err(WorkerError::Timeout { .. }) = outcome {
+            self.give_up(w);
+        }
+        outcome
+    }
+
+    /// After a timed-out shutdown: counts as dropped what the thread has not taken yet (it
+    /// skips those when the hanging sink returns).
+    fn give_up(&self, w: &Worker<Box<Alert>>) {
+        let left = {
+            let mut aside = self.counters.aside();
+            if aside.abandoned {
+                return;
+            }
+            aside.abandoned = true;
+            // Under the lock: the thread counts what it takes under it too.
+            aside.prepaid = w.stats().queued.saturating_sub(aside.seen);
+            aside.prepaid
+        };
+        for _ in 0..left {
+            w.count_dropped();
         }
     }
 
@@ -271,7 +356,7 @@ impl AlertDispatcher {
         let w = self.worker.as_ref().map(Worker::stats).unwrap_or_default();
         DispatchStats {
             queued: w.queued,
-            dropped: w.dropped + c.unstarted.load(Relaxed),
+            dropped: w.dropped + c.unstarted.load(Relaxed) + c.abandoned.load(Relaxed),
             delivered: c.delivered.load(Relaxed),
             failed: c.failed.load(Relaxed),
             last_error: c

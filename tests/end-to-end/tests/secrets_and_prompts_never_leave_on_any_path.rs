@@ -700,7 +700,7 @@ fn run_every_path(policy: llmtel::ContentCapture, keys: &Keys) -> Outputs {
     out.add("debug: OtelMetricsSink", format!("{otel_metrics:?}"));
 
     quality.shutdown();
-    alerts.shutdown();
+    alerts.shutdown().expect("the alert dispatcher shut down");
     call_log.shutdown();
     out.add(
         "process logs",
