@@ -33,6 +33,11 @@ pub struct DispatchStats {
     pub delivered: u64,
     /// Alert deliveries that failed after the sink's retries (alert x sink).
     pub failed: u64,
+    /// Resolved alerts that found the queue full and were kept aside (at most 1,024 at a
+    /// time) instead of dropped, with a sink that re-sends lasting alerts: each is delivered
+    /// after the alerts queued before it, and the lasting alert it resolves stops being sent
+    /// again. Not counted in `queued`.
+    pub resolves_kept: u64,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
 }
@@ -43,9 +48,14 @@ struct Counters {
     unstarted: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Resolved alerts kept aside ([`Aside::kept`]).
+    resolves_kept: AtomicU64,
+    /// Of those, the ones the worker had counted as dropped (another sender took the last
+    /// place between the check and the send): taken off `dropped`.
+    kept_after_drop: AtomicU64,
     /// Alerts the thread skipped after a timed-out shutdown that it had not counted then.
     abandoned: AtomicU64,
-    /// What a timed-out shutdown left.
+    /// Resolved alerts kept aside and what a timed-out shutdown left.
     aside: Mutex<Aside>,
     last_error: Mutex<Option<String>>,
 }
@@ -57,11 +67,16 @@ impl Counters {
 }
 
 /// What the senders and the dispatcher thread share besides the queue, under one lock (taken
-/// by the thread once a batch).
+/// by the thread once a batch, by a sender only when the queue is full).
 #[derive(Debug, Default)]
 struct Aside {
+    /// Resolved alerts that found the queue full, each with the number of alerts queued
+    /// before it (the thread delivers it once it has taken as many), at most [`MAX_LASTING`].
+    kept: Vec<(u64, Alert)>,
     /// Alerts the thread has taken off the queue.
     seen: u64,
+    /// A shutdown was asked for: nothing more is kept aside.
+    closed: bool,
     /// A shutdown timed out: the thread skips what it had not taken then, already counted
     /// as dropped.
     abandoned: bool,
@@ -128,7 +143,11 @@ impl DispatcherBuilder {
         let worker = builder
             .spawn(move || Ok::<_, std::convert::Infallible>(job))
             .ok();
-        AlertDispatcher { worker, counters }
+        AlertDispatcher {
+            worker,
+            keep_resolves: resend.is_some(),
+            counters,
+        }
     }
 }
 
@@ -203,18 +222,68 @@ impl Deliver {
         }
     }
 
-    /// Takes a batch of `n` alerts off the queue: `false` when a timed-out shutdown gave
-    /// them up (each counted as dropped, then or now).
-    fn take(&mut self, n: u64) -> bool {
+    /// Takes a batch of `n` alerts off the queue: `None` when a timed-out shutdown gave them
+    /// up (each counted as dropped, then or now), else the resolved alerts kept aside that go
+    /// with this batch, each with the number of the batch's alerts that go before it.
+    fn take(&mut self, n: u64) -> Option<Vec<(usize, Alert)>> {
         let mut aside = self.counters.aside();
+        let before = aside.seen;
         aside.seen += n;
         if aside.abandoned {
             let prepaid = n.min(aside.prepaid);
             aside.prepaid -= prepaid;
             self.counters.abandoned.fetch_add(n - prepaid, Relaxed);
-            return false;
+            return None;
         }
-        true
+        Some(Self::ready(&mut aside, Some(before)))
+    }
+
+    /// The kept resolved alerts whose predecessors the thread has all taken (every one when
+    /// `before` is `None`: the queue is drained for good), in order, each with its place
+    /// after the `before`-th alert taken.
+    fn ready(aside: &mut Aside, before: Option<u64>) -> Vec<(usize, Alert)> {
+        if aside.kept.is_empty() {
+            return Vec::new();
+        }
+        let seen = aside.seen;
+        let (mut ready, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut aside.kept)
+            .into_iter()
+            .partition(|(after, _)| before.is_none() || *after <= seen);
+        aside.kept = kept;
+        ready.sort_by_key(|(after, _)| *after);
+        let from = before.unwrap_or(seen);
+        ready
+            .into_iter()
+            .map(|(after, a)| {
+                let place = usize::try_from(after.saturating_sub(from)).unwrap_or(usize::MAX);
+                (place, a)
+            })
+            .collect()
+    }
+
+    /// Delivers the kept resolved alerts that are due (all when `all`), unless a timed-out
+    /// shutdown gave them up.
+    fn deliver_kept(&mut self, all: bool) {
+        let ready = {
+            let mut aside = self.counters.aside();
+            if aside.abandoned {
+                return;
+            }
+            let seen = aside.seen;
+            Self::ready(&mut aside, (!all).then_some(seen))
+        };
+        if !ready.is_empty() {
+            self.deliver(ready.into_iter().map(|(_, a)| a.redacted()).collect());
+        }
+    }
+
+    /// Tracks `batch`'s lasting alerts and hands it to every sink.
+    fn deliver(&mut self, batch: Vec<Alert>) {
+        self.track(&batch);
+        // A panicking sink must not keep the others from their alerts.
+        for sink in &self.sinks {
+            self.send_to(sink, &batch, true);
+        }
     }
 }
 
@@ -222,21 +291,28 @@ impl Job for Deliver {
     type Item = Box<Alert>;
 
     fn process(&mut self, batch: Vec<Box<Alert>>) -> Result<(), String> {
-        if !self.take(batch.len() as u64) {
+        let Some(kept) = self.take(batch.len() as u64) else {
             return Ok(());
+        };
+        // Redacted here, off the request path, before any sink sees it; a kept resolved
+        // alert in its place, after the alerts queued before it (a firing alert of its
+        // identity among them must not outlive it).
+        let mut merged = Vec::with_capacity(batch.len() + kept.len());
+        let mut kept = kept.into_iter().peekable();
+        for (i, a) in batch.into_iter().enumerate() {
+            while let Some((_, k)) = kept.next_if(|(place, _)| *place <= i) {
+                merged.push(k.redacted());
+            }
+            merged.push(a.redacted());
         }
-        // Redacted here, off the request path, before any sink sees it.
-        let batch: Vec<Alert> = batch.into_iter().map(|a| a.redacted()).collect();
-        self.track(&batch);
-        // A panicking sink must not keep the others from their alerts.
-        for sink in &self.sinks {
-            self.send_to(sink, &batch, true);
-        }
+        merged.extend(kept.map(|(_, k)| k.redacted()));
+        self.deliver(merged);
         Ok(())
     }
 
     fn tick(&mut self) {
         let Some(every) = self.resend else { return };
+        self.deliver_kept(false);
         if self.counters.aside().abandoned {
             return;
         }
@@ -252,6 +328,7 @@ impl Job for Deliver {
     }
 
     fn flush(&mut self) -> Result<(), String> {
+        self.deliver_kept(false);
         for s in &self.sinks {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.flush()));
         }
@@ -259,6 +336,8 @@ impl Job for Deliver {
     }
 
     fn shutdown(&mut self) -> Result<(), String> {
+        // The queue is drained: every kept resolved alert is due.
+        self.deliver_kept(true);
         for s in &self.sinks {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.shutdown()));
         }
@@ -272,6 +351,9 @@ impl Job for Deliver {
 #[derive(Clone, Debug)]
 pub struct AlertDispatcher {
     worker: Option<Worker<Box<Alert>>>,
+    /// A sink re-sends lasting alerts: a resolved alert that finds the queue full is kept
+    /// aside, else the lasting alert it resolves would be sent again for good.
+    keep_resolves: bool,
     counters: Arc<Counters>,
 }
 
@@ -286,14 +368,50 @@ impl AlertDispatcher {
 
     /// Queues an alert; never blocks. Returns `false` (and counts a drop) when the queue is
     /// full or the dispatcher has stopped.
+    ///
+    /// With a sink that re-sends lasting alerts (Alertmanager), a resolved alert that finds
+    /// the queue full is kept aside instead (at most 1,024 at a time;
+    /// [`DispatchStats::resolves_kept`]) and delivered after the alerts queued before it:
+    /// losing it would have the alert it resolves sent again for good.
     pub fn send(&self, alert: Alert) -> bool {
-        match &self.worker {
-            Some(w) => w.send(Box::new(alert)).is_ok(),
-            None => {
-                self.counters.unstarted.fetch_add(1, Relaxed);
-                false
-            }
+        let Some(w) = &self.worker else {
+            self.counters.unstarted.fetch_add(1, Relaxed);
+            return false;
+        };
+        if !(self.keep_resolves && alert.state == AlertState::Resolved) {
+            return w.send(Box::new(alert)).is_ok();
         }
+        if w.is_full() {
+            return self.keep_aside(w, alert, false);
+        }
+        match w.send(Box::new(alert)) {
+            Ok(()) => true,
+            // Another sender took the last place meanwhile (or the dispatcher stopped).
+            Err(alert) => self.keep_aside(w, *alert, true),
+        }
+    }
+
+    /// Keeps a resolved alert the queue has no room for, to be delivered after the alerts
+    /// queued so far; `counted` when the worker counted it as dropped already.
+    fn keep_aside(&self, w: &Worker<Box<Alert>>, alert: Alert, counted: bool) -> bool {
+        let c = &self.counters;
+        // Read before the lock: the thread takes it once a batch.
+        let after = w.stats().queued;
+        let mut aside = c.aside();
+        if aside.closed || aside.kept.len() >= MAX_LASTING {
+            drop(aside);
+            if !counted {
+                w.count_dropped();
+            }
+            return false;
+        }
+        aside.kept.push((after, alert));
+        drop(aside);
+        c.resolves_kept.fetch_add(1, Relaxed);
+        if counted {
+            c.kept_after_drop.fetch_add(1, Relaxed);
+        }
+        true
     }
 
     /// Waits up to `timeout` until every alert queued before this call has been handed to
@@ -325,15 +443,19 @@ impl AlertDispatcher {
         let Some(w) = &self.worker else {
             return Ok(());
         };
+        self.counters.aside().closed = true;
         let outcome = w.shutdown(timeout);
-        if let Err(WorkerError::Timeout { .. }) = outcome {
-            self.give_up(w);
+        match outcome {
+            Err(WorkerError::Timeout { .. }) => self.give_up(w),
+            // Not asked (too many requests waiting): still running.
+            Err(WorkerError::Busy { .. }) => self.counters.aside().closed = false,
+            _ => {}
         }
         outcome
     }
 
     /// After a timed-out shutdown: counts as dropped what the thread has not taken yet (it
-    /// skips those when the hanging sink returns).
+    /// skips those when the hanging sink returns) and the resolved alerts kept aside.
     fn give_up(&self, w: &Worker<Box<Alert>>) {
         let left = {
             let mut aside = self.counters.aside();
@@ -343,7 +465,7 @@ impl AlertDispatcher {
             aside.abandoned = true;
             // Under the lock: the thread counts what it takes under it too.
             aside.prepaid = w.stats().queued.saturating_sub(aside.seen);
-            aside.prepaid
+            aside.prepaid + aside.kept.drain(..).count() as u64
         };
         for _ in 0..left {
             w.count_dropped();
@@ -356,9 +478,11 @@ impl AlertDispatcher {
         let w = self.worker.as_ref().map(Worker::stats).unwrap_or_default();
         DispatchStats {
             queued: w.queued,
-            dropped: w.dropped + c.unstarted.load(Relaxed) + c.abandoned.load(Relaxed),
+            dropped: (w.dropped + c.unstarted.load(Relaxed) + c.abandoned.load(Relaxed))
+                .saturating_sub(c.kept_after_drop.load(Relaxed)),
             delivered: c.delivered.load(Relaxed),
             failed: c.failed.load(Relaxed),
+            resolves_kept: c.resolves_kept.load(Relaxed),
             last_error: c
                 .last_error
                 .lock()

@@ -4,9 +4,10 @@
 //!
 //! Raising an alert never blocks and never panics: [`AlertDispatcher::send`] puts the alert
 //! on a bounded queue drained by one dispatcher thread; a full queue drops the alert and
-//! counts it ([`DispatchStats::dropped`]); a sink that fails or hangs (every HTTP sink has a
-//! timeout and a bounded number of retries) is counted ([`DispatchStats::failed`]) and
-//! delays only the dispatcher thread.
+//! counts it ([`DispatchStats::dropped`]), except a resolved alert the re-sends of a lasting
+//! one wait for ([`DispatchStats::resolves_kept`]); a sink that fails or hangs (every HTTP
+//! sink has a timeout and a bounded number of retries) is counted ([`DispatchStats::failed`])
+//! and delays only the dispatcher thread.
 //!
 //! ```
 //! use llmtel_alert::{Alert, AlertDispatcher, LogSink, Severity};
