@@ -1,7 +1,7 @@
 //! Delivery off the request path: a bounded queue and one dispatcher thread, on llmtel's
 //! background-worker primitive ([`llmtel::worker`]).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub struct DispatchStats {
     /// after the alerts queued before it, and the lasting alert it resolves stops being sent
     /// again. Not counted in `queued`.
     pub resolves_kept: u64,
+    /// Lasting alerts ([`Alert::until_resolved`]) delivered once but not sent again, because
+    /// 1,024 others were already kept for re-sending (logged once).
+    pub lasting_untracked: u64,
     /// The last delivery error, if any.
     pub last_error: Option<String>,
 }
@@ -48,6 +51,8 @@ struct Counters {
     unstarted: AtomicU64,
     delivered: AtomicU64,
     failed: AtomicU64,
+    /// Lasting alerts not kept for re-sending ([`MAX_LASTING`] reached).
+    lasting_untracked: AtomicU64,
     /// Resolved alerts kept aside ([`Aside::kept`]).
     resolves_kept: AtomicU64,
     /// Of those, the ones the worker had counted as dropped (another sender took the last
@@ -55,6 +60,10 @@ struct Counters {
     kept_after_drop: AtomicU64,
     /// Alerts the thread skipped after a timed-out shutdown that it had not counted then.
     abandoned: AtomicU64,
+    /// A warning for the app's log is due (see [`Counters::warn_pending`]).
+    warn_untracked: AtomicBool,
+    /// Whether the untracked-lasting warning was raised already (it is raised once).
+    warned_untracked: AtomicBool,
     /// Resolved alerts kept aside and what a timed-out shutdown left.
     aside: Mutex<Aside>,
     last_error: Mutex<Option<String>>,
@@ -63,6 +72,20 @@ struct Counters {
 impl Counters {
     fn aside(&self) -> std::sync::MutexGuard<'_, Aside> {
         self.aside.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Emits the warnings the dispatcher thread raised, on the caller's thread: the
+    /// dispatcher's own runs with tracing off (or without the app's subscriber, set after the
+    /// sinks were built).
+    fn warn_pending(&self) {
+        if self.warn_untracked.load(Relaxed) && self.warn_untracked.swap(false, Relaxed) {
+            tracing::warn!(
+                target: "llmtel_alert",
+                "llmtel-alert: {MAX_LASTING} lasting alerts are already kept for re-sending; \
+                 further ones are delivered once and not sent again until resolved (counted \
+                 in DispatchStats::lasting_untracked)"
+            );
+        }
     }
 }
 
@@ -215,6 +238,12 @@ impl Deliver {
                 AlertState::Firing if a.until_resolved => {
                     if self.lasting.len() < MAX_LASTING || self.lasting.contains_key(&id) {
                         self.lasting.insert(id, a.clone());
+                    } else {
+                        let c = &self.counters;
+                        c.lasting_untracked.fetch_add(1, Relaxed);
+                        if !c.warned_untracked.swap(true, Relaxed) {
+                            c.warn_untracked.store(true, Relaxed);
+                        }
                     }
                 }
                 AlertState::Firing => {}
@@ -374,8 +403,10 @@ impl AlertDispatcher {
     /// [`DispatchStats::resolves_kept`]) and delivered after the alerts queued before it:
     /// losing it would have the alert it resolves sent again for good.
     pub fn send(&self, alert: Alert) -> bool {
+        let c = &self.counters;
+        c.warn_pending();
         let Some(w) = &self.worker else {
-            self.counters.unstarted.fetch_add(1, Relaxed);
+            c.unstarted.fetch_add(1, Relaxed);
             return false;
         };
         if !(self.keep_resolves && alert.state == AlertState::Resolved) {
@@ -475,6 +506,7 @@ impl AlertDispatcher {
     /// The counters.
     pub fn stats(&self) -> DispatchStats {
         let c = &self.counters;
+        c.warn_pending();
         let w = self.worker.as_ref().map(Worker::stats).unwrap_or_default();
         DispatchStats {
             queued: w.queued,
@@ -483,6 +515,7 @@ impl AlertDispatcher {
             delivered: c.delivered.load(Relaxed),
             failed: c.failed.load(Relaxed),
             resolves_kept: c.resolves_kept.load(Relaxed),
+            lasting_untracked: c.lasting_untracked.load(Relaxed),
             last_error: c
                 .last_error
                 .lock()
