@@ -128,7 +128,9 @@ impl DispatcherBuilder {
     }
 
     /// Starts the dispatcher thread. If the thread cannot be spawned, the dispatcher drops
-    /// (and counts) every alert instead of failing.
+    /// (and counts) every alert instead of failing; the error is its
+    /// [`DispatchStats::last_error`], logged at the first alert dropped and returned by
+    /// [`AlertDispatcher::shutdown`].
     pub fn build(self) -> AlertDispatcher {
         let counters = Arc::new(Counters::default());
         let resend = self.sinks.iter().filter_map(|s| s.resend_interval()).min();
@@ -163,11 +165,22 @@ impl DispatcherBuilder {
                 .with_interval((every / 4).clamp(Duration::from_millis(25), Duration::from_secs(5)))
                 .with_idle_sleep(None);
         }
-        let worker = builder
-            .spawn(move || Ok::<_, std::convert::Infallible>(job))
-            .ok();
+        let (worker, start_error) =
+            match builder.spawn(move || Ok::<_, std::convert::Infallible>(job)) {
+                Ok(w) => (Some(w), None),
+                Err(e) => {
+                    // Shown in the stats' last error, in a warning at the first alert dropped
+                    // and by `shutdown`.
+                    *counters
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    (None, Some(e))
+                }
+            };
         AlertDispatcher {
             worker,
+            start_error,
             keep_resolves: resend.is_some(),
             counters,
         }
@@ -380,6 +393,8 @@ impl Job for Deliver {
 #[derive(Clone, Debug)]
 pub struct AlertDispatcher {
     worker: Option<Worker<Box<Alert>>>,
+    /// Why the thread could not start, if it did not.
+    start_error: Option<WorkerError>,
     /// A sink re-sends lasting alerts: a resolved alert that finds the queue full is kept
     /// aside, else the lasting alert it resolves would be sent again for good.
     keep_resolves: bool,
@@ -406,7 +421,14 @@ impl AlertDispatcher {
         let c = &self.counters;
         c.warn_pending();
         let Some(w) = &self.worker else {
-            c.unstarted.fetch_add(1, Relaxed);
+            if c.unstarted.fetch_add(1, Relaxed) == 0 {
+                if let Some(e) = &self.start_error {
+                    tracing::warn!(
+                        target: "llmtel_alert",
+                        "llmtel-alert: alerts are dropped (counted in DispatchStats::dropped): {e}"
+                    );
+                }
+            }
             return false;
         };
         if !(self.keep_resolves && alert.state == AlertState::Resolved) {
@@ -469,10 +491,15 @@ impl AlertDispatcher {
     /// [`WorkerError::Timeout`] when the thread did not finish in time (a sink hangs): the
     /// alerts still queued then are given up and counted in [`DispatchStats::dropped`] (and
     /// in `llmtel::health().background_dropped`), and the thread stops once the sink returns;
-    /// a later call waits for it. The worker's other errors as [`Worker::shutdown`].
+    /// a later call waits for it. [`WorkerError::Thread`] when the dispatcher never started
+    /// (every alert was dropped and counted); the worker's other errors as
+    /// [`Worker::shutdown`].
     pub fn shutdown_with_timeout(&self, timeout: Duration) -> Result<(), WorkerError> {
         let Some(w) = &self.worker else {
-            return Ok(());
+            return match &self.start_error {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            };
         };
         self.counters.aside().closed = true;
         let outcome = w.shutdown(timeout);
