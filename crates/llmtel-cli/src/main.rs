@@ -16,8 +16,9 @@
 //! ```
 //!
 //! Every command takes `--prices FILE` (llmtel TOML or LiteLLM JSON), merged over the
-//! built-in catalog. Exit codes: 0 success; 2 usage error, unknown model, bad price
-//! file, or a missing or empty call log.
+//! built-in catalog. Exit codes: 0 success; 1 standard output could not be written (a full
+//! disk; a closed pipe, as `llmtel ... | head`, ends quietly with 0); 2 usage error, unknown
+//! model, bad price file, or a missing or empty call log.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -383,30 +384,59 @@ fn parse_date(s: &str) -> Result<Date, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Cost(args) if args.batch => batch(&args),
-        Command::Cost(args) => cost(&args),
-        Command::Prices(args) => prices(args),
-        Command::Report(args) => report(&args),
+        Command::Cost(args) if args.batch => batch(&args).map(|()| String::new()),
+        Command::Cost(args) => cost(&args).map_err(Failure::Message),
+        Command::Prices(args) => prices(args).map_err(Failure::Message),
+        Command::Report(args) => report(&args).map_err(Failure::Message),
         Command::Budget {
             cmd: BudgetCommand::Status { config, json },
         } => llmtel_budget::status_report(&config, json)
             .map(|out| out.trim_end().to_owned())
-            .map_err(|e| format!("llmtel budget status: {e}")),
-        Command::Collector(args) => collector::run(&args),
+            .map_err(|e| Failure::Message(format!("llmtel budget status: {e}"))),
+        Command::Collector(args) => collector::run(&args).map_err(Failure::Message),
     };
-    match result {
-        Ok(out) => {
-            // A closed stdout (`llmtel cost ... | head`) is not an error worth a panic.
-            if !out.is_empty() {
-                let _ = writeln!(std::io::stdout(), "{out}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
+    let written = match result {
+        Ok(out) if out.is_empty() => Ok(()),
+        Ok(out) => write_stdout(&format!("{out}\n")),
+        Err(Failure::Stdout(e)) => Err(e),
+        Err(Failure::Message(message)) => {
             eprintln!("error: {message}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`llmtel cost ... | head`): the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing stdout: {e}");
+            ExitCode::from(1)
         }
     }
+}
+
+/// Why a command failed.
+#[derive(Debug)]
+enum Failure {
+    /// Bad input, a missing file, ...: printed after `error: `, exit code 2.
+    Message(String),
+    /// Standard output could not be written (a closed pipe ends quietly; anything else,
+    /// such as a full disk, is printed with exit code 1).
+    Stdout(std::io::Error),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Message(message)
+    }
+}
+
+/// Writes `text` to standard output and flushes it: a write error (a full disk, a closed
+/// pipe) is returned, never ignored or a panic.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
 /// The built-in catalog, or it with the user's file merged over it.
@@ -464,7 +494,7 @@ fn cost(args: &CostArgs) -> Result<String, String> {
 }
 
 /// `cost --batch`: JSON lines in, JSON lines out; a bad line gives an `error` object.
-fn batch(args: &CostArgs) -> Result<String, String> {
+fn batch(args: &CostArgs) -> Result<(), Failure> {
     let catalog = catalog(&args.catalog)?;
     let default_at = args.at.unwrap_or_else(|| At::Date(today()));
     let stdin = std::io::stdin();
@@ -483,10 +513,9 @@ fn batch(args: &CostArgs) -> Result<String, String> {
             Ok(v) => v,
             Err(e) => serde_json::json!({ "line": n + 1, "error": e }),
         };
-        writeln!(out, "{value}").map_err(|e| format!("writing stdout: {e}"))?;
+        writeln!(out, "{value}").map_err(Failure::Stdout)?;
     }
-    out.flush().map_err(|e| format!("writing stdout: {e}"))?;
-    Ok(String::new())
+    out.flush().map_err(Failure::Stdout)
 }
 
 fn batch_call(
@@ -977,7 +1006,12 @@ fn resolve(catalog: &Catalog, model: &str, provider: Option<&str>) -> Result<Str
         }
         None => {
             let near = catalog.suggest(model, 3);
-            print!("{out}");
+            // The steps tried, then the error on stderr (exit 2 either way).
+            if let Err(e) = write_stdout(&out)
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                eprintln!("error: writing stdout: {e}");
+            }
             Err(format!(
                 "unknown model `{model}`: no step matched. Nearest known: {}",
                 if near.is_empty() {
