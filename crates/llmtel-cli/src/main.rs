@@ -11,14 +11,14 @@
 //! llmtel prices list [--provider P] [--json]
 //! llmtel prices check FILE                             # validate a TOML or LiteLLM JSON price file
 //! llmtel prices diff OLD NEW [--json]                  # added, removed and changed prices
-//! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE]
+//! llmtel report --log FILE [--from T] [--to T] [--format md|html|json] [--out FILE [--force]]
 //! llmtel collector [--config FILE] [--grpc-listen ADDR] [--http-listen ADDR] [--metrics-listen ADDR]
 //! ```
 //!
 //! Every command takes `--prices FILE` (llmtel TOML or LiteLLM JSON), merged over the
 //! built-in catalog. Exit codes: 0 success; 1 standard output could not be written (a full
 //! disk; a closed pipe, as `llmtel ... | head`, ends quietly with 0); 2 usage error, unknown
-//! model, bad price file, or a missing or empty call log.
+//! model, bad price file, a missing or empty call log, or an `--out` refused.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -251,9 +251,14 @@ struct ReportArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     format: ReportFormat,
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output. It is written whole or not
+    /// at all (to a temporary file in the same directory, then renamed). Never the call log
+    /// or one of its rotated files; an existing file only with --force.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace the --out file if it exists.
+    #[arg(long, requires = "out")]
+    force: bool,
     /// Bucket length of the series [default: hour up to 48 hours, else day].
     #[arg(long, value_enum)]
     bucket: Option<ReportBucket>,
@@ -285,6 +290,11 @@ fn report(args: &ReportArgs) -> Result<String, String> {
     use llmtel_report::{Bucket, Period, Report};
     let period = Period::parse(args.from.as_deref(), args.to.as_deref())
         .map_err(|e| format!("llmtel report: {e}"))?;
+    // Checked before the log is read: a refused --out costs nothing.
+    let out_path = match &args.out {
+        Some(out) => Some(report_target(out, &args.log, args.force)?),
+        None => None,
+    };
     let mut builder = Report::builder()
         .with_period(period)
         .with_worst_calls(args.worst);
@@ -302,11 +312,13 @@ fn report(args: &ReportArgs) -> Result<String, String> {
         ReportFormat::Html => report.to_html(),
         ReportFormat::Json => report.to_json(),
     };
-    match &args.out {
-        None => Ok(text),
-        Some(out) => {
-            std::fs::write(out, &text)
-                .map_err(|e| format!("llmtel report: cannot write {}: {e}", out.display()))?;
+    match (&args.out, out_path) {
+        (Some(out), Some(target)) => {
+            match target {
+                ReportTarget::File(path) => write_replacing(&path, text.as_bytes()),
+                ReportTarget::Stream(path) => std::fs::write(path, text.as_bytes()),
+            }
+            .map_err(|e| format!("llmtel report: cannot write {}: {e}", out.display()))?;
             Ok(format!(
                 "wrote {}: {} calls, {} cost, {} malformed lines skipped",
                 out.display(),
@@ -315,7 +327,110 @@ fn report(args: &ReportArgs) -> Result<String, String> {
                 report.log.malformed
             ))
         }
+        _ => Ok(text),
     }
+}
+
+/// Where `report --out` writes: `out` with its directory (and `out` itself, if it exists)
+/// resolved through symlinks. Refuses the call log and its rotated files (`LOG.1`, ...), and
+/// an existing file unless `force`.
+fn report_target(out: &Path, log: &Path, force: bool) -> Result<ReportTarget, String> {
+    let shown = out.display();
+    let target = match std::fs::canonicalize(out) {
+        Ok(path) => path,
+        Err(_) => {
+            let name = out.file_name().ok_or_else(|| {
+                format!("llmtel report: --out {shown} is not a file name: give a file to write")
+            })?;
+            let dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let dir = std::fs::canonicalize(dir).map_err(|e| {
+                format!(
+                    "llmtel report: cannot write {shown}: directory {}: {e}; create it first",
+                    dir.display()
+                )
+            })?;
+            dir.join(name)
+        }
+    };
+    // The log as canonical a path as can be had (it may not exist yet: the read says so).
+    let log_path = std::fs::canonicalize(log)
+        .or_else(|_| std::path::absolute(log))
+        .unwrap_or_else(|_| log.to_owned());
+    if is_log_or_rotated(&target, &log_path) {
+        return Err(format!(
+            "llmtel report: --out {shown} is the call log {} or one of its rotated files: writing the report there would destroy the log; give another file",
+            log.display()
+        ));
+    }
+    let exists = std::fs::symlink_metadata(&target).is_ok();
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => Err(format!(
+            "llmtel report: --out {shown} is a directory: give a file name in it"
+        )),
+        // A device or a pipe (`--out /dev/stdout`): written to, there is nothing to replace.
+        Ok(m) if !m.is_file() => Ok(ReportTarget::Stream(target)),
+        // (A dangling symlink exists too.)
+        _ if exists && !force => Err(format!(
+            "llmtel report: {shown} already exists: pass --force to replace it, or give another file"
+        )),
+        _ => Ok(ReportTarget::File(target)),
+    }
+}
+
+/// Where `report --out` writes.
+#[derive(Debug)]
+enum ReportTarget {
+    /// A file, written whole: a temporary file renamed over it.
+    File(PathBuf),
+    /// A device or a FIFO, written to as it is.
+    Stream(PathBuf),
+}
+
+/// Whether `path` is `log` or one of its rotated files (`LOG.1`, `LOG.2`, ...).
+fn is_log_or_rotated(path: &Path, log: &Path) -> bool {
+    if path == log {
+        return true;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return false;
+    };
+    let (Some(log_dir), Some(log_name)) = (log.parent(), log.file_name()) else {
+        return false;
+    };
+    if dir != log_dir {
+        return false;
+    }
+    let (name, log_name) = (name.to_string_lossy(), log_name.to_string_lossy());
+    name.strip_prefix(&*log_name)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a new file next to it, synced, then
+/// renamed over `path`. The temporary file is removed if anything fails.
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(".{name}.{}-{nanos}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// `--at`: an instant or a bare date.
