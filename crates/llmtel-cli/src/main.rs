@@ -608,29 +608,88 @@ fn cost(args: &CostArgs) -> Result<String, String> {
     })
 }
 
+/// The longest line `cost --batch` reads: 1 MiB (a priced call is a few hundred bytes).
+const MAX_BATCH_LINE_BYTES: usize = 1024 * 1024;
+
 /// `cost --batch`: JSON lines in, JSON lines out; a bad line gives an `error` object.
 fn batch(args: &CostArgs) -> Result<(), Failure> {
     let catalog = catalog(&args.catalog)?;
     let default_at = args.at.unwrap_or_else(|| At::Date(today()));
     let stdin = std::io::stdin();
+    let mut input = stdin.lock();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    // Bytes, decoded line by line: a line that is not UTF-8 gets its error object, the rest
-    // are still priced.
-    for (n, line) in stdin.lock().split(b'\n').enumerate() {
-        let line = line.map_err(|e| format!("reading stdin: {e}"))?;
-        let value = match String::from_utf8(line) {
-            Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => batch_call(&catalog, &line, default_at, args.provider.as_deref()),
-            Err(_) => Err("the line is not valid UTF-8".to_owned()),
+    let mut line = Vec::new();
+    // Bytes, decoded line by line: a line that is not UTF-8, or longer than
+    // MAX_BATCH_LINE_BYTES (never held whole), gets its error object; the rest are still
+    // priced.
+    for n in 1.. {
+        let Some(complete) = read_line_capped(&mut input, &mut line, MAX_BATCH_LINE_BYTES)
+            .map_err(|e| format!("reading stdin: {e}"))?
+        else {
+            break;
+        };
+        let value = if !complete {
+            Err(format!(
+                "the line is longer than {MAX_BATCH_LINE_BYTES} bytes (1 MiB), the most `cost --batch` reads: give one call per line"
+            ))
+        } else {
+            match std::str::from_utf8(&line) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => batch_call(&catalog, text, default_at, args.provider.as_deref()),
+                Err(_) => Err("the line is not valid UTF-8".to_owned()),
+            }
         };
         let value = match value {
             Ok(v) => v,
-            Err(e) => serde_json::json!({ "line": n + 1, "error": e }),
+            Err(e) => serde_json::json!({ "line": n, "error": e }),
         };
         writeln!(out, "{value}").map_err(Failure::Stdout)?;
     }
     out.flush().map_err(Failure::Stdout)
+}
+
+/// Reads the next line of `input` (without its `\n`) into `line`, holding at most `max`
+/// bytes: `Some(true)` a whole line, `Some(false)` a line longer than `max` (read to its end
+/// and dropped), `None` the end of the input.
+fn read_line_capped<R: BufRead>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    line.clear();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let n = std::io::Read::take(&mut *input, cap).read_until(b'\n', line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        return Ok(Some(true));
+    }
+    if line.len() <= max {
+        // The last line, with no newline.
+        return Ok(Some(true));
+    }
+    // Too long: skip the rest of it without keeping it.
+    line.clear();
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                break;
+            }
+            None => {
+                let len = buf.len();
+                input.consume(len);
+            }
+        }
+    }
+    Ok(Some(false))
 }
 
 fn batch_call(
@@ -1173,9 +1232,36 @@ fn list(catalog: &Catalog, provider: Option<&str>, json: bool) -> String {
     out
 }
 
+/// The largest price file `prices check` reads: 64 MiB (LiteLLM's whole catalog is about
+/// 3.5 MiB).
+const MAX_PRICE_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The text of a price file, read up to [`MAX_PRICE_FILE_BYTES`] (never more into memory).
+fn read_price_file(file: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read price file `{}`: {e}", file.display());
+    let f = std::fs::File::open(file).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    f.take(MAX_PRICE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PRICE_FILE_BYTES {
+        return Err(format!(
+            "price file `{}` is larger than {MAX_PRICE_FILE_BYTES} bytes (64 MiB), the most `llmtel prices check` reads: is it the right file? A price file lists models and their rates",
+            file.display()
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "cannot read price file `{}`: not UTF-8 text (invalid byte at offset {})",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 fn check(file: &Path) -> Result<String, String> {
-    let src = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read price file `{}`: {e}", file.display()))?;
+    let src = read_price_file(file)?;
     let origin = file.display().to_string();
     let (user, format, skipped) = if Catalog::looks_like_json(file, &src) {
         let import = Catalog::import_litellm_json(&src, &origin).map_err(|e| e.to_string())?;
