@@ -23,7 +23,9 @@
 //! Both keep counts and cost totals **exact**: cost is summed in pico-dollars (`u128`) and
 //! converted to `f64` only when exported. Both go through a [`CardinalityGuard`]: user and
 //! session ids are never labels unless asked for ([`Dimension`]), and each label has a cap on
-//! distinct values past which values become [`OVERFLOW_VALUE`] (counted).
+//! distinct values past which values become [`OVERFLOW_VALUE`] (counted). [`PrometheusSink`]
+//! also caps the combinations (at most [`prometheus::MAX_SERIES_PER_FAMILY`] series a family;
+//! further calls are recorded, and counted, under one overflow label set).
 //! [`PrometheusSink`] label values go through llmtel's redaction step first (`llmtel::redact`):
 //! an API key used as a user id or key id is exported as `[REDACTED]`.
 //!

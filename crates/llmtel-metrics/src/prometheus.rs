@@ -1,9 +1,10 @@
 //! Prometheus/OpenMetrics exposition of LLM calls (feature `prometheus`).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,6 +35,18 @@ pub const ADDR_ENV: &str = "LLMTEL_METRICS_ADDR";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9464";
 
 type Labels = Vec<(&'static str, String)>;
+
+/// The most series a family of [`PrometheusSink`] holds: `llm_requests_total` and
+/// `llm_tokens_total` have two per label set (`status`, `type`), so at most
+/// [`MAX_LABEL_SETS`] label sets (`model` and the dimensions) are kept, plus the overflow set.
+/// Each label's values are capped by the [`CardinalityGuard`], but not their combinations
+/// (model x user x session ...).
+pub const MAX_SERIES_PER_FAMILY: usize = 2000;
+
+/// The most label sets (`model` and the dimensions) kept before new ones are folded into the
+/// overflow set (every label [`OVERFLOW_VALUE`]): with it, [`MAX_SERIES_PER_FAMILY`] series
+/// in the families with two series per set.
+pub const MAX_LABEL_SETS: usize = MAX_SERIES_PER_FAMILY / 2 - 1;
 /// An exemplar's label set: its `trace_id`, on the stack (each call's observations take a
 /// copy of it, with no allocation).
 type TraceLabels = [(&'static str, TraceIdHex); 1];
@@ -106,6 +119,8 @@ type Listeners = Arc<Mutex<Vec<(String, Limits)>>>;
 #[derive(Debug)]
 struct HealthCollector {
     guard: Arc<CardinalityGuard>,
+    /// Calls folded into the overflow label set ([`MAX_LABEL_SETS`] reached).
+    series_overflows: Arc<AtomicU64>,
     health: bool,
     listeners: Listeners,
 }
@@ -171,11 +186,17 @@ impl Collector for HealthCollector {
         }
         let mut me = encoder.encode_descriptor(
             "llmtel_metrics_label_overflow",
-            "Label values replaced by __overflow__ because the label reached its cap of distinct values",
+            "Label values replaced by __overflow__ because the label reached its cap of distinct values; label=\"series\": calls whose whole label set became __overflow__ because the series reached their cap",
             None,
             MetricType::Counter,
         )?;
-        for (label, n) in self.guard.overflows() {
+        let mut overflows = self.guard.overflows();
+        let series = self.series_overflows.load(Ordering::Relaxed);
+        if series > 0 {
+            overflows.push(("series", series));
+            overflows.sort_unstable();
+        }
+        for (label, n) in overflows {
             let ls = [("label", label)];
             let fe = me.encode_family(&ls)?;
             ConstCounter::new(n).encode(fe)?;
@@ -222,19 +243,50 @@ struct Inner {
     /// The series of each value combination seen, so a call like an earlier one goes
     /// straight to its handles.
     series: LabelCache<Series>,
+    /// The label sets kept, at most [`MAX_LABEL_SETS`] (the overflow set is not counted).
+    label_sets: Mutex<HashSet<Labels>>,
+    /// Calls recorded into the overflow label set because `label_sets` was full.
+    series_overflows: Arc<AtomicU64>,
 }
 
 /// The handles of the series one value combination (model, status, dimensions) records
 /// into. prometheus-client's metrics share their state with their clones.
 struct Series {
-    /// `model` and the dimensions' labels, guarded.
+    /// `model` and the dimensions' labels, guarded (every one `__overflow__` when the label
+    /// set was folded).
     labels: Labels,
+    /// Whether the call's own label set was folded into the overflow set (counted per call).
+    folded: bool,
     latency: LatencyHistogram,
     requests: Counter,
     /// Created by the first priced call (an unpriced model gets no cost series).
     cost: OnceLock<ExactUsdCounter>,
     /// Input and output, created by the first call with usage.
     tokens: OnceLock<(Counter, Counter)>,
+}
+
+impl Inner {
+    /// `labels` if its set is kept (or there is room to keep it), else the overflow set
+    /// (every value `__overflow__`) and `true`.
+    fn admit_label_set(&self, labels: Labels) -> (Labels, bool) {
+        // The overflow set is always there to record into; it takes no room.
+        if labels.iter().all(|(_, v)| v == OVERFLOW_VALUE) {
+            return (labels, false);
+        }
+        let mut sets = self.label_sets.lock().unwrap_or_else(|e| e.into_inner());
+        if sets.contains(&labels) {
+            return (labels, false);
+        }
+        if sets.len() < MAX_LABEL_SETS {
+            sets.insert(labels.clone());
+            return (labels, false);
+        }
+        let folded = labels
+            .iter()
+            .map(|(k, _)| (*k, OVERFLOW_VALUE.to_owned()))
+            .collect();
+        (folded, true)
+    }
 }
 
 impl fmt::Debug for Inner {
@@ -256,12 +308,15 @@ impl fmt::Debug for Inner {
 /// | `llm_tokens_total` | `model`, `type` (`input`/`output`) | input includes cached input |
 /// | `llm_cost_usd_total` | `model` | exact pico-dollar sum; exemplar `trace_id` |
 /// | `llmtel_*_total` | | llmtel's health counters, read at scrape time |
-/// | `llmtel_metrics_label_overflow_total` | `label` | values replaced by `__overflow__` |
+/// | `llmtel_metrics_label_overflow_total` | `label` | values replaced by `__overflow__`; `label="series"`: calls folded into the overflow label set |
 ///
 /// The [`Dimension`]s asked for are added as labels to `llm_requests_total`,
 /// `llm_tokens_total` and `llm_cost_usd_total` (not to the histogram). `model` is the response
 /// model, else the request model, else `unknown`. Every label value passes the
-/// [`CardinalityGuard`].
+/// [`CardinalityGuard`], and their combinations are capped too: past [`MAX_LABEL_SETS`]
+/// label sets, a call with a new one is recorded under the overflow set (every label
+/// `__overflow__`, counted in `llmtel_metrics_label_overflow_total{label="series"}`), so no
+/// family holds more than [`MAX_SERIES_PER_FAMILY`] series and the totals stay whole.
 ///
 /// Other parts of the app register their own series next to these ([`PrometheusSink::register`],
 /// [`PrometheusSink::register_collector`]), e.g. budget utilization or quality scores.
@@ -333,8 +388,10 @@ impl PrometheusSinkBuilder {
         registry.register("llm_tokens", "LLM tokens by model and type", tokens.clone());
         registry.register("llm_cost_usd", "LLM spend in USD by model", cost.clone());
         let listeners = Listeners::default();
+        let series_overflows = Arc::new(AtomicU64::new(0));
         registry.register_collector(Box::new(HealthCollector {
             guard: guard.clone(),
+            series_overflows: series_overflows.clone(),
             health: self.health,
             listeners: listeners.clone(),
         }));
@@ -348,6 +405,8 @@ impl PrometheusSinkBuilder {
                 guard,
                 dims: self.dims,
                 series: LabelCache::default(),
+                label_sets: Mutex::new(HashSet::new()),
+                series_overflows,
                 listeners,
             }),
         }
@@ -560,6 +619,7 @@ impl PrometheusSink {
             .filter(|(_, v)| v == OVERFLOW_VALUE)
             .map(|(k, _)| *k)
             .collect();
+        let (labels, folded) = inner.admit_label_set(labels);
         let latency = inner.latency.get_or_create(&labels[..1].to_vec()).clone();
         let requests = inner
             .requests
@@ -567,6 +627,7 @@ impl PrometheusSink {
             .clone();
         let series = Series {
             labels,
+            folded,
             latency,
             requests,
             cost: OnceLock::new(),
@@ -873,6 +934,9 @@ impl CallSink for PrometheusSink {
         let series = inner
             .series
             .get_or_build(values, &inner.guard, || self.build_series(call, status));
+        if series.folded {
+            inner.series_overflows.fetch_add(1, Ordering::Relaxed);
+        }
         let trace = call.trace_id_ascii().map(|t| [("trace_id", TraceIdHex(t))]);
         series
             .latency
