@@ -552,9 +552,12 @@ impl PrometheusSink {
             listeners.retain(|(a, _)| *a != key);
             listeners.push((key, limits.clone()));
         }
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("llmtel-metrics".into())
             .spawn(move || {
+                // Dropped when the loop ends: tells `MetricsServer::drop` it can join.
+                let _done = done_tx;
                 for conn in listener.incoming() {
                     if stop2.load(Ordering::Acquire) {
                         break;
@@ -584,6 +587,7 @@ impl PrometheusSink {
             stop,
             limits,
             thread: Some(thread),
+            done: Mutex::new(done),
             listeners: self.inner.listeners.clone(),
         })
     }
@@ -890,6 +894,8 @@ pub struct MetricsServer {
     stop: Arc<AtomicBool>,
     limits: Limits,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the accept loop ends (a bounded wait for it when dropped).
+    done: Mutex<std::sync::mpsc::Receiver<()>>,
     /// The sink's listeners: this one's connection series leaves with it (a stopped
     /// listener's stayed, and serving on its address again exported the series twice).
     listeners: Listeners,
@@ -908,13 +914,38 @@ impl MetricsServer {
     }
 }
 
+/// How long dropping a [`MetricsServer`] waits for its accept loop to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// Where to connect to reach a listener bound to `addr`: an unspecified address
+/// (`0.0.0.0`, `[::]`) is not one to connect to (Windows refuses it), its family's loopback
+/// is.
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let mut to = addr;
+    if addr.ip().is_unspecified() {
+        to.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    to
+}
+
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // Wake the accept loop, which sees `stop` on its next connection.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // Never forever: if the wake-up did not get through, the loop ends on the next
+            // connection it accepts, on its own.
+            let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            // The loop's sender goes when it ends: disconnected, never a message.
+            if let Err(std::sync::mpsc::RecvTimeoutError::Disconnected) =
+                done.recv_timeout(STOP_WAIT)
+            {
+                let _ = t.join();
+            }
         }
         let key = self.addr.to_string();
         self.listeners
