@@ -9,11 +9,15 @@
 //!   connection beyond that is answered `503` and closed at once, and counted
 //!   ([`ListenerStats::refused`]);
 //! - a request's head (request line and headers) must arrive within
-//!   [`Limits::header_read_timeout`] (a client sending one byte every few seconds is cut off,
-//!   and counted in [`ListenerStats::timed_out`]);
-//! - a kept-alive connection with nothing to do is closed after [`Limits::idle_timeout`];
+//!   [`Limits::header_read_timeout`]: for the first request of a connection, from the moment
+//!   it is accepted; for the next ones, from their first byte (a client sending one byte
+//!   every few seconds is cut off, and counted in [`ListenerStats::timed_out`]);
+//! - a connection with no byte read or written for [`Limits::idle_timeout`] is closed (a
+//!   kept-alive connection waits that long for its next request, whatever the header-read
+//!   timeout), and counted in [`ListenerStats::timed_out`];
 //! - a head over [`Limits::max_header_bytes`] is answered `431`, a body over
-//!   [`Limits::max_body_bytes`] `413` ([`ListenerStats::too_large`]).
+//!   [`Limits::max_body_bytes`] `413` (a declared length at once, a chunked body when it
+//!   gets there), counted in [`ListenerStats::too_large`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -207,6 +211,7 @@ mod serve {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
 
     use axum::Router;
     use axum::extract::Request;
@@ -277,7 +282,13 @@ mod serve {
                             )
                                 .into_response();
                         }
-                        next.run(req).await
+                        let response = next.run(req).await;
+                        // A body with no declared length (chunked) stopped at the limit by
+                        // `DefaultBodyLimit`.
+                        if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            counters.too_large();
+                        }
+                        response
                     }
                 },
             ));
@@ -315,21 +326,30 @@ mod serve {
         counters: &Counters,
     ) {
         let activity = Arc::new(AtomicU64::new(0));
+        let head = Arc::new(HeadClock::new(limits.header_read_timeout));
         let io = TokioIo::new(Tracked {
             inner: stream,
             activity: activity.clone(),
+            head: head.clone(),
         });
-        let service = TowerToHyperService::new(router);
+        let service = Watched {
+            inner: TowerToHyperService::new(router),
+            head: head.clone(),
+        };
         let mut b = hyper::server::conn::http1::Builder::new();
+        // No header-read timeout of hyper's: it starts as soon as a response is written, so
+        // an idle kept-alive connection would be closed after it rather than after the idle
+        // timeout. The loop below keeps both deadlines.
         b.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes.max(8192))
             .max_header_size(limits.max_header_bytes)
             .keep_alive(true);
         let conn = b.serve_connection(io, service);
         tokio::pin!(conn);
-        let tick = (limits.idle_timeout / 4).max(std::time::Duration::from_millis(10));
-        let (mut seen, mut quiet) = (0u64, std::time::Duration::ZERO);
+        let tick = (limits.idle_timeout.min(limits.header_read_timeout) / 4)
+            .max(Duration::from_millis(10));
+        let (mut seen, mut quiet) = (0u64, Duration::ZERO);
         loop {
             tokio::select! {
                 r = &mut conn => {
@@ -343,9 +363,13 @@ mod serve {
                     return;
                 }
                 _ = tokio::time::sleep(tick) => {
+                    if head.overdue() {
+                        counters.timed_out();
+                        return;
+                    }
                     let now = activity.load(Relaxed);
                     if now != seen {
-                        (seen, quiet) = (now, std::time::Duration::ZERO);
+                        (seen, quiet) = (now, Duration::ZERO);
                     } else {
                         quiet += tick;
                         if quiet >= limits.idle_timeout {
@@ -358,10 +382,96 @@ mod serve {
         }
     }
 
-    /// A TCP stream that counts its reads and writes, for the idle timeout.
+    /// When the request head being read is due, in milliseconds since the connection was
+    /// accepted, or one of two states without a deadline.
+    struct HeadClock {
+        start: Instant,
+        timeout_ms: u64,
+        due: AtomicU64,
+    }
+
+    /// A request is being handled: no head is due.
+    const SERVING: u64 = u64::MAX;
+    /// The next byte read starts a head (a response was made; kept alive).
+    const NEXT_READ: u64 = u64::MAX - 1;
+
+    impl HeadClock {
+        /// The first head is due `timeout` after the connection was accepted.
+        fn new(timeout: Duration) -> Self {
+            let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(NEXT_READ - 1);
+            HeadClock {
+                start: Instant::now(),
+                timeout_ms,
+                due: AtomicU64::new(timeout_ms),
+            }
+        }
+
+        fn now_ms(&self) -> u64 {
+            u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NEXT_READ - 1)
+        }
+
+        /// Bytes were read: if they start a head, it is due `timeout` from now.
+        fn read(&self) {
+            if self.due.load(Relaxed) == NEXT_READ {
+                let due = self
+                    .now_ms()
+                    .saturating_add(self.timeout_ms)
+                    .min(NEXT_READ - 1);
+                let _ = self.due.compare_exchange(NEXT_READ, due, Relaxed, Relaxed);
+            }
+        }
+
+        /// A whole head was read: the request is handled.
+        fn head_read(&self) {
+            self.due.store(SERVING, Relaxed);
+        }
+
+        /// The response is made: the next read starts the next head.
+        fn responded(&self) {
+            self.due.store(NEXT_READ, Relaxed);
+        }
+
+        /// Whether a head is being read past its deadline.
+        fn overdue(&self) -> bool {
+            let due = self.due.load(Relaxed);
+            due < NEXT_READ && self.now_ms() >= due
+        }
+    }
+
+    /// The connection's service, telling its [`HeadClock`] when a head was read (hyper calls
+    /// the service then) and when the response is made.
+    struct Watched<S> {
+        inner: S,
+        head: Arc<HeadClock>,
+    }
+
+    impl<S, R> hyper::service::Service<R> for Watched<S>
+    where
+        S: hyper::service::Service<R>,
+        S::Future: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+        fn call(&self, req: R) -> Self::Future {
+            self.head.head_read();
+            let response = self.inner.call(req);
+            let head = self.head.clone();
+            Box::pin(async move {
+                let r = response.await;
+                head.responded();
+                r
+            })
+        }
+    }
+
+    /// A TCP stream that counts its reads and writes, for the idle timeout, and starts the
+    /// deadline of a head on its first byte.
     struct Tracked {
         inner: TcpStream,
         activity: Arc<AtomicU64>,
+        head: Arc<HeadClock>,
     }
 
     impl AsyncRead for Tracked {
@@ -374,6 +484,7 @@ mod serve {
             let r = Pin::new(&mut self.inner).poll_read(cx, buf);
             if buf.filled().len() > before {
                 self.activity.fetch_add(1, Relaxed);
+                self.head.read();
             }
             r
         }

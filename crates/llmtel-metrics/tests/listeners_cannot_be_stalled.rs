@@ -1,9 +1,11 @@
 //! Listeners cannot be stalled: the built-in `/metrics` listener and the hardened axum
 //! listener (`listener::serve_with_limits`, feature `serve`) serve connections concurrently,
 //! so a client sending one header byte every 4 s does not delay a concurrent scrape; the
-//! slow client is cut off by the header-read timeout; connections over the limit are refused
-//! (503, closed) and counted; an oversized head or body is refused (431 / 413) and counted; an
-//! idle kept-alive connection is closed. Real sockets on 127.0.0.1, real HTTP clients.
+//! slow client is cut off by the header-read timeout (also on a kept-alive connection's next
+//! request); connections over the limit are refused (503, closed) and counted; an oversized
+//! head or body (declared or chunked) is refused (431 / 413) and counted; an idle kept-alive
+//! connection is closed after the idle timeout, not the header-read one. Real sockets on
+//! 127.0.0.1, real HTTP clients.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
 use std::io::{Read, Write};
@@ -282,27 +284,93 @@ fn an_oversized_head_or_body_is_refused_and_counted() {
         let answer = read_all(&mut c);
         assert!(answer.starts_with("HTTP/1.1 413"), "{name}: {answer:?}");
         wait_until(name, s.as_ref(), |st| st.too_large == 2);
+
+        // A chunked body (no declared length) over the limit: refused when it gets there
+        // (axum), or at once (the built-in listener takes no chunked body), and counted.
+        let mut c = TcpStream::connect(s.addr()).unwrap();
+        let _ = write!(
+            c,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n{}\r\n0\r\n\r\n",
+            "x".repeat(0x800)
+        );
+        let answer = read_all(&mut c);
+        let refused = if name == "axum" {
+            "HTTP/1.1 413"
+        } else {
+            "HTTP/1.1 411"
+        };
+        assert!(answer.starts_with(refused), "{name}: {answer:?}");
+        wait_until(name, s.as_ref(), |st| st.too_large == 3);
     }
 }
 
 #[test]
 fn a_kept_alive_connection_serves_again_then_is_closed_when_idle() {
+    // An idle kept-alive connection waits for the idle timeout, not the (shorter)
+    // header-read timeout.
     let limits = Limits::new()
-        .with_idle_timeout(Duration::from_millis(300))
-        .with_header_read_timeout(Duration::from_millis(300));
+        .with_header_read_timeout(Duration::from_millis(300))
+        .with_idle_timeout(Duration::from_secs(3));
     for (name, s) in servers(limits) {
         let mut c = TcpStream::connect(s.addr()).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        for _ in 0..2 {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for round in 0..2 {
+            if round == 1 {
+                // Idle for over three header-read timeouts, well within the idle timeout.
+                std::thread::sleep(Duration::from_secs(1));
+            }
             write!(c, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", s.path()).unwrap();
             let text = read_one_response(&mut c);
-            assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+            assert!(
+                text.starts_with("HTTP/1.1 200"),
+                "{name}, request {}: {text}",
+                round + 1
+            );
         }
         // Then idle: closed by the server.
         let t0 = Instant::now();
         let mut rest = Vec::new();
         let _ = c.read_to_end(&mut rest);
-        assert!(t0.elapsed() < Duration::from_secs(4), "{name}: not closed");
+        assert!(t0.elapsed() < Duration::from_secs(9), "{name}: not closed");
         wait_until(name, s.as_ref(), |st| st.timed_out == 1 || st.active == 0);
+    }
+}
+
+#[test]
+fn a_kept_alive_connection_trickling_its_next_head_is_cut_off() {
+    // One byte every 300 ms never lets the connection go idle (1.5 s); the next head's
+    // header-read timeout (1 s from its first byte) cuts it off.
+    let limits = Limits::new()
+        .with_header_read_timeout(Duration::from_secs(1))
+        .with_idle_timeout(Duration::from_millis(1500));
+    for (name, s) in servers(limits) {
+        let mut c = TcpStream::connect(s.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(c, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", s.path()).unwrap();
+        let text = read_one_response(&mut c);
+        assert!(text.starts_with("HTTP/1.1 200"), "{name}: {text}");
+        let mut w = c.try_clone().unwrap();
+        let trickle = std::thread::spawn(move || {
+            let head = format!("GET /metrics HTTP/1.1\r\nX-Slow: {}", "a".repeat(100));
+            for b in head.bytes() {
+                if w.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let t0 = Instant::now();
+        let answer = read_all(&mut c);
+        assert!(
+            t0.elapsed() < Duration::from_secs(9),
+            "{name}: a trickling head was not cut off"
+        );
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{name}: {answer}"
+        );
+        wait_until(name, s.as_ref(), |st| st.timed_out == 1);
+        drop(c);
+        trickle.join().unwrap();
     }
 }
