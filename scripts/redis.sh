@@ -49,7 +49,12 @@ ping_ok() {
     [[ "$(redis-cli -h "$HOST" -p "$PORT" --no-auth-warning -a "$PASSWORD" ping 2>/dev/null)" == "PONG" ]]
 }
 
-has_tls() { redis-server --help 2>&1 | grep -q -- '--tls-port' || ldd "$(command -v redis-server)" 2>/dev/null | grep -q libssl; }
+# (grep reads all its input, not `grep -q`: under pipefail, a writer cut off by grep's early
+# exit fails the pipeline, and the TLS port was then left out at random.)
+has_tls() {
+    redis-server --help 2>&1 | grep -- '--tls-port' >/dev/null \
+        || ldd "$(command -v redis-server)" 2>/dev/null | grep libssl >/dev/null
+}
 
 cmd_install() {
     if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
