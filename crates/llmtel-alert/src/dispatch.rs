@@ -94,8 +94,10 @@ impl Counters {
 #[derive(Debug, Default)]
 struct Aside {
     /// Resolved alerts that found the queue full, each with the number of alerts queued
-    /// before it (the thread delivers it once it has taken as many), at most [`MAX_LASTING`].
-    kept: Vec<(u64, Alert)>,
+    /// before it (the thread delivers it once it has taken as many) and whether the worker
+    /// counted it as dropped already (a send that lost the last place), at most
+    /// [`MAX_LASTING`].
+    kept: Vec<(u64, Alert, bool)>,
     /// Alerts the thread has taken off the queue.
     seen: u64,
     /// A shutdown was asked for: nothing more is kept aside.
@@ -290,13 +292,13 @@ impl Deliver {
         let seen = aside.seen;
         let (mut ready, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut aside.kept)
             .into_iter()
-            .partition(|(after, _)| before.is_none() || *after <= seen);
+            .partition(|(after, _, _)| before.is_none() || *after <= seen);
         aside.kept = kept;
-        ready.sort_by_key(|(after, _)| *after);
+        ready.sort_by_key(|(after, _, _)| *after);
         let from = before.unwrap_or(seen);
         ready
             .into_iter()
-            .map(|(after, a)| {
+            .map(|(after, a, _)| {
                 let place = usize::try_from(after.saturating_sub(from)).unwrap_or(usize::MAX);
                 (place, a)
             })
@@ -458,7 +460,7 @@ impl AlertDispatcher {
             }
             return false;
         }
-        aside.kept.push((after, alert));
+        aside.kept.push((after, alert, counted));
         drop(aside);
         c.resolves_kept.fetch_add(1, Relaxed);
         if counted {
@@ -523,7 +525,14 @@ impl AlertDispatcher {
             aside.abandoned = true;
             // Under the lock: the thread counts what it takes under it too.
             aside.prepaid = w.stats().queued.saturating_sub(aside.seen);
-            aside.prepaid + aside.kept.drain(..).count() as u64
+            // A kept alert the worker counted when its send lost the last place is not
+            // counted again: its correction in the stats is taken back instead.
+            let (counted, uncounted): (Vec<_>, Vec<_>) =
+                aside.kept.drain(..).partition(|(_, _, counted)| *counted);
+            self.counters
+                .kept_after_drop
+                .fetch_sub(counted.len() as u64, Relaxed);
+            aside.prepaid + uncounted.len() as u64
         };
         for _ in 0..left {
             w.count_dropped();

@@ -515,6 +515,13 @@ impl<T: Send + 'static> Worker<T> {
     #[inline]
     pub fn send(&self, item: T) -> Result<(), T> {
         let shared = &*self.inner.shared;
+        if shared.closing.load(Ordering::SeqCst) {
+            // Refused without touching `pending`: senders in a loop during a shutdown do not
+            // keep the thread waiting for them.
+            shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            inc(&COUNTERS.background_dropped);
+            return Err(item);
+        }
         // Counted before the item is in the queue, so the thread, which subtracts what it
         // takes, never subtracts an item not yet counted. SeqCst with the thread's `asleep`
         // store and `pending` load: either it sees this item before it sleeps, or this sees
@@ -832,8 +839,19 @@ impl<J: Job> Runner<J> {
         }
     }
 
+    /// The last drain: refuses further items, then processes every item a send accepted,
+    /// those of sends under way included (each counted itself in `pending` before it could
+    /// see `closing`, and queues its item or gives up within a few instructions), then shuts
+    /// the job down.
     fn finish(&mut self) -> Result<(), String> {
-        self.drain(false);
+        self.shared.closing.store(true, Ordering::SeqCst);
+        loop {
+            self.drain(false);
+            if self.shared.pending.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::yield_now();
+        }
         let batches = self.failure.take().map_or(Ok(()), Err);
         let done = self.guard(|j| j.shutdown());
         prefer_job(batches, done)

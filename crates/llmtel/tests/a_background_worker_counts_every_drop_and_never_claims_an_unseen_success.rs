@@ -422,3 +422,53 @@ fn an_item_sent_while_a_shutdown_is_under_way_is_dropped_and_counted() {
         "every item processed or counted as dropped: {stats:?}"
     );
 }
+
+#[test]
+fn senders_racing_a_shutdown_get_every_accepted_item_processed_and_the_shutdown_ends() {
+    // Four threads send flat out while the worker shuts down: each item a send accepted is
+    // processed (none is accepted, then counted dropped), each refused one is counted, and
+    // the refused sends do not keep the shutdown waiting.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let job = Recorder {
+        seen: seen.clone(),
+        gate: None,
+        shut: Arc::new(AtomicU64::new(0)),
+    };
+    let worker = Worker::builder("test-racing-shutdown")
+        .with_capacity(64)
+        .spawn(move || Ok::<_, String>(job))
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (worker, stop) = (worker.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut accepted, mut refused) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    match worker.send(7) {
+                        Ok(()) => accepted += 1,
+                        Err(_) => refused += 1,
+                    }
+                }
+                (accepted, refused)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    let outcome = worker.shutdown(Duration::from_secs(20));
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (accepted, refused) = senders
+        .into_iter()
+        .map(|s| s.join().unwrap())
+        .fold((0, 0), |(a, r), (x, y)| (a + x, r + y));
+    assert!(outcome.is_ok(), "{outcome:?} after {took:?}");
+    let stats = worker.stats();
+    assert_eq!(seen.lock().unwrap().len() as u64, accepted, "{stats:?}");
+    assert_eq!(
+        (stats.queued, stats.processed, stats.dropped),
+        (accepted, accepted, refused),
+        "{stats:?}"
+    );
+}
