@@ -336,9 +336,11 @@ impl DetectorState {
         }
         if let Some((threshold, rule)) = breach {
             self.breaches += 1;
+            // Resolved after `at` (a time set far ahead, since brought back): not cooling, or
+            // it would cool until real time got there.
             let cooling = self
                 .resolved_at
-                .is_some_and(|r| at.duration_since(r).unwrap_or_default() < cooldown);
+                .is_some_and(|r| at.duration_since(r).is_ok_and(|d| d < cooldown));
             if self.breaches >= cfg.fire_after && !cooling {
                 self.firing = true;
                 self.recovered = 0;

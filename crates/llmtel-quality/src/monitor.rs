@@ -837,26 +837,61 @@ impl Monitor {
                 return;
             }
         } else if t < self.now && past(self.now, wall) && !past(t, wall) {
-            // The monitor's time is far ahead of the wall clock and this event is not: close
-            // the open window and take the event's time.
+            // The monitor's time is far ahead of the wall clock and this event is not: take
+            // the event's time.
             self.stats.clock_skew_events += 1;
-            if let Some(cur) = self.cur_window {
-                self.close_windows(cur);
-            }
-            self.now = t;
-            let w = self.window_of(t);
-            self.cur_window = Some(w);
-            // Ratings waiting under the far window's index would wait until real time got
-            // there (their queue is drained oldest first): they wait from the new window.
-            for series in &mut self.series {
-                for r in &mut series.ratings {
-                    r.0 = r.0.min(w);
-                }
-            }
+            self.wind_back(t);
         }
         self.ahead = false;
         self.advance(t);
         self.last_event = Some(self.now);
+    }
+
+    /// Brings the monitor's time back to `t` from a time far ahead. The open window (the far
+    /// one) is not closed: judged, it was judged at the far time, where every firing detector
+    /// had had no value for hours and resolved "for lack of data" (`ends_at` in the future),
+    /// then stayed cooling until real time got there. Its figures join the window of `t`, and
+    /// every time dated past `t` (a detector's last value, resolution and fire, a block's
+    /// start, a window index) is brought back to it.
+    fn wind_back(&mut self, t: SystemTime) {
+        let w = self.window_of(t);
+        let start = self.window_start(w);
+        self.now = t;
+        self.cur_window = Some(w);
+        // The calls of the far window (the last ones indexed) are now of `w`: their late
+        // ratings find `w`'s entry.
+        for e in self.calls.iter_mut().rev() {
+            if e.window <= w {
+                break;
+            }
+            e.window = w;
+        }
+        let clamp = |v: &mut Option<SystemTime>, to: SystemTime| {
+            if let Some(x) = v {
+                *x = (*x).min(to);
+            }
+        };
+        for series in &mut self.series {
+            // Ratings waiting under a far window's index would wait until real time got
+            // there (their queue is drained oldest first): they wait from the new window.
+            for r in &mut series.ratings {
+                r.0 = r.0.min(w);
+            }
+            if let Some(f) = &mut series.first_window {
+                *f = (*f).min(w);
+            }
+            for b in series.blocks.values_mut() {
+                b.since = b.since.min(start);
+            }
+            for st in series.detectors.values_mut() {
+                clamp(&mut st.last_value_at, start);
+                clamp(&mut st.resolved_at, t);
+                clamp(&mut st.firing_since, t);
+                if let Some(s) = &mut st.insufficient_since_unix_s {
+                    *s = s.min(unix_s(start));
+                }
+            }
+        }
     }
 
     /// Closes the open window if the monitor's time has left it.
