@@ -299,14 +299,19 @@ struct Inner {
 type SharedDispatch = Arc<Mutex<Option<tracing::dispatcher::WeakDispatch>>>;
 
 impl Inner {
-    fn stop(&self) {
+    /// Whether both threads stopped in time (a thread that never started has nothing to
+    /// finish).
+    fn stop(&self) -> bool {
         // The evaluation thread first: it forwards its last results to the monitor.
-        if let Some(e) = &self.evals {
-            let _ = e.shutdown(SHUTDOWN_TIMEOUT);
-        }
-        if let Some(m) = &self.to_monitor {
-            let _ = m.shutdown(SHUTDOWN_TIMEOUT);
-        }
+        let evals = self
+            .evals
+            .as_ref()
+            .is_none_or(|e| e.shutdown(SHUTDOWN_TIMEOUT).is_ok());
+        let monitor = self
+            .to_monitor
+            .as_ref()
+            .is_none_or(|m| m.shutdown(SHUTDOWN_TIMEOUT).is_ok());
+        evals && monitor
     }
 }
 
@@ -503,9 +508,12 @@ impl Quality {
         }
     }
 
-    /// Processes what is queued, then stops and joins both threads.
-    pub fn shutdown(&self) {
-        self.inner.stop();
+    /// Processes what is queued, then stops and joins both threads, waiting up to 30 s for
+    /// each. Returns whether both stopped in time; `false` when one did not (an evaluator
+    /// past its timeout, a monitor thread held up): it finishes in the background, and what
+    /// it still holds may never reach the monitor or the alert dispatcher.
+    pub fn shutdown(&self) -> bool {
+        self.inner.stop()
     }
 
     /// A handle that does not keep the pipeline alive (for scrape-time collectors).

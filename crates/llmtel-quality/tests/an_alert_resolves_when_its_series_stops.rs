@@ -124,5 +124,5 @@ fn through_the_pipeline_an_alert_resolves_when_all_traffic_stops() {
         "resolved after {:?}",
         stopped.elapsed()
     );
-    q.shutdown();
+    assert!(q.shutdown());
 }

@@ -249,7 +249,7 @@ fn gauges_show_scores_errors_latency_ratings_and_drops() {
     assert_eq!(a.total.latency_s.unwrap().count, 3);
 
     // After shutdown, inputs are dropped and counted.
-    quality.shutdown();
+    assert!(quality.shutdown());
     assert!(!s.send(call("gpt-4o-mini", "chat", "late", 100, true)));
     assert!(!quality.feedback(Feedback::thumbs(r("a1"), false)));
     let text = sink.encode_openmetrics();
