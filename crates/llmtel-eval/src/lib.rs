@@ -82,7 +82,8 @@ pub struct EvalInput {
     pub model: Option<String>,
     /// Feature of the evaluated call, when the call is not known to the monitor by its ids.
     pub feature: Option<String>,
-    /// When the evaluated call ended (default: when the input was built).
+    /// When the evaluated call ended. `None` (the default): the quality monitor files the
+    /// result at its current time, which the result does not move.
     pub at: Option<SystemTime>,
     /// The answer was cut to an input limit (the quality pipeline's
     /// `with_max_input_chars`): evaluators that judge its end (JSON validity, truncation) do

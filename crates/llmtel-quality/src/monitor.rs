@@ -1146,8 +1146,15 @@ impl Monitor {
 
     /// Records an evaluator's result on `input`'s call (found by span, response id or trace
     /// id; else filed under the input's model and feature). Returns the record to emit.
+    ///
+    /// A result without a time ([`EvalInput::at`] `None`) is filed at the monitor's time,
+    /// which it does not move: nor does it move the time [`Monitor::advance_idle`] runs on
+    /// from.
     pub fn record_evaluation(&mut self, input: &EvalInput, ev: &Evaluation) -> EvaluationRecord {
-        self.advance_to_event(input.at.unwrap_or(self.now));
+        match input.at {
+            Some(t) => self.advance_to_event(t),
+            None => self.advance(self.now),
+        }
         self.stats.evaluations += 1;
         let target = match (input.trace_id, input.span_id, &input.response_id) {
             (Some(t), Some(s), _) => Some(CallRef::Span(t, s)),

@@ -644,7 +644,8 @@ where
 /// the evaluation records (outside the lock: emitting runs the app's subscriber).
 struct MonitorJob {
     monitor: Arc<Mutex<Monitor>>,
-    /// When the last item came (the monitor's time runs on from there while none comes).
+    /// When the last item with a time of its own came (a call, feedback, a dated
+    /// evaluation result): the monitor's time runs on from there while none comes.
     last_item: Instant,
     c: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
@@ -657,18 +658,36 @@ impl Job for MonitorJob {
 
     fn process(&mut self, batch: Vec<MonitorItem>) -> Result<(), String> {
         let mut records: Vec<EvaluationRecord> = Vec::new();
-        self.last_item = Instant::now();
+        // Only items with a time of their own hold the monitor's run-on: results without one
+        // (`Quality::evaluate` leaves `at` unset) do not move its time, and a backlog of them
+        // kept every window open and every firing alert unresolved after traffic stopped.
+        let mut dated = false;
         {
             let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
             for item in batch {
                 match item {
-                    MonitorItem::Call(QueuedCall::Packed(p)) => m.record_call(&p.unpack()),
-                    MonitorItem::Call(QueuedCall::Signals(s)) => m.record_call(&s),
-                    MonitorItem::Eval(b) => records.push(m.record_evaluation(&b.0, &b.1)),
-                    MonitorItem::Feedback(f) => records.push(m.record_feedback(&f).0),
+                    MonitorItem::Call(QueuedCall::Packed(p)) => {
+                        dated = true;
+                        m.record_call(&p.unpack());
+                    }
+                    MonitorItem::Call(QueuedCall::Signals(s)) => {
+                        dated = true;
+                        m.record_call(&s);
+                    }
+                    MonitorItem::Eval(b) => {
+                        dated |= b.0.at.is_some();
+                        records.push(m.record_evaluation(&b.0, &b.1));
+                    }
+                    MonitorItem::Feedback(f) => {
+                        dated = true;
+                        records.push(m.record_feedback(&f).0);
+                    }
                 }
             }
             self.send_alerts(&mut m);
+        }
+        if dated {
+            self.last_item = Instant::now();
         }
         for r in &records {
             self.emit_record(r);
