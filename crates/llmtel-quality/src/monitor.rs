@@ -488,8 +488,11 @@ pub struct MonitorStats {
     /// Ratings that arrived later than [`MonitorConfig::feedback_grace`] after their call's
     /// window closed: counted in the lifetime figures, left out of detection.
     pub late_feedback: u64,
-    /// Alerts raised while [`MAX_PENDING_ALERTS`] were already waiting to be taken
-    /// ([`Monitor::take_alerts`]): dropped, and counted here.
+    /// Firing alerts raised while [`MAX_PENDING_ALERTS`] were already waiting to be taken
+    /// ([`Monitor::take_alerts`]): dropped, and counted here (the alert is still among the
+    /// [`Monitor::active_alerts`]). Resolved alerts are never dropped: past the bound the
+    /// last resolution of each alert waits to be taken (dropped, its alert would fire
+    /// downstream for good).
     pub alerts_dropped: u64,
     /// Events dated more than [`MAX_CLOCK_JUMP`] past both the monitor's time and the wall
     /// clock (a sender's clock far ahead, a bogus timestamp), where the event before was not:
@@ -534,7 +537,8 @@ pub struct Footprint {
     pub detectors: usize,
     /// Evaluator averages kept (windows, lifetimes, history and calls).
     pub evaluator_slots: usize,
-    /// Alerts firing.
+    /// Alerts firing, and resolved ones waiting to be taken past [`MAX_PENDING_ALERTS`] (an
+    /// alert is one or the other).
     pub active_alerts: usize,
 }
 
@@ -738,14 +742,22 @@ pub struct Monitor {
     by_response: foldhash::HashMap<String, u64>,
     by_trace: foldhash::HashMap<TraceId, u64>,
     by_span: foldhash::HashMap<SpanId, u64>,
-    active: BTreeMap<(String, Vec<(String, String)>), Alert>,
+    active: BTreeMap<AlertKey, Alert>,
     pending: Vec<Alert>,
+    /// Resolved alerts raised while [`MAX_PENDING_ALERTS`] were waiting, the last of each
+    /// alert: taken after `pending`. Their alerts are no longer in `active`, so the two hold
+    /// at most one entry per alert together.
+    resolved_over: BTreeMap<AlertKey, Alert>,
     stats: MonitorStats,
 }
 
+/// An alert's identity: its name and labels.
+type AlertKey = (String, Vec<(String, String)>);
+
 const OVERALL: usize = 0;
-/// Alerts the monitor holds until they are taken ([`Monitor::take_alerts`]); more are
-/// dropped and counted in [`MonitorStats::alerts_dropped`].
+/// Alerts the monitor holds until they are taken ([`Monitor::take_alerts`]); more firing
+/// ones are dropped and counted in [`MonitorStats::alerts_dropped`], more resolved ones are
+/// kept, the last of each alert.
 pub const MAX_PENDING_ALERTS: usize = 1024;
 
 /// How far one event may move the monitor's time past both its time and the wall clock; an
@@ -777,6 +789,7 @@ impl Monitor {
             by_span: foldhash::HashMap::default(),
             active: BTreeMap::new(),
             pending: Vec::new(),
+            resolved_over: BTreeMap::new(),
             stats: MonitorStats::default(),
             cfg,
         }
@@ -1362,7 +1375,7 @@ impl Monitor {
         if let DetectorKind::EvaluatorScore(n) = kind {
             alert = alert.with_label("evaluation", n.clone());
         }
-        let key = (
+        let key: AlertKey = (
             alert.name.clone(),
             alert
                 .labels
@@ -1370,6 +1383,8 @@ impl Monitor {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect::<Vec<_>>(),
         );
+        // A fire follows any resolution of the same alert still waiting.
+        self.resolved_over.remove(&key);
         let alert = match tr {
             Transition::Fire {
                 value,
@@ -1398,7 +1413,7 @@ impl Monitor {
                 if let Some(b) = baseline {
                     a = a.with_annotation("baseline", format!("{b}"));
                 }
-                self.active.insert(key, a.clone());
+                self.active.insert(key.clone(), a.clone());
                 a
             }
             Transition::Resolve { value, baseline } => {
@@ -1437,14 +1452,20 @@ impl Monitor {
         self.stats.alerts += 1;
         if self.pending.len() < MAX_PENDING_ALERTS {
             self.pending.push(alert);
+        } else if alert.state == AlertState::Resolved {
+            // Its alert was sent firing: dropped, it would fire downstream for good.
+            self.resolved_over.insert(key, alert);
         } else {
             self.stats.alerts_dropped += 1;
         }
     }
 
-    /// Takes the alerts raised since the last call (firing and resolved, in order).
+    /// Takes the alerts raised since the last call (firing and resolved, in order; past
+    /// [`MAX_PENDING_ALERTS`], the last resolution of each alert).
     pub fn take_alerts(&mut self) -> Vec<Alert> {
-        std::mem::take(&mut self.pending)
+        let mut taken = std::mem::take(&mut self.pending);
+        taken.extend(std::mem::take(&mut self.resolved_over).into_values());
+        taken
     }
 
     /// Alerts firing now.
@@ -1468,7 +1489,7 @@ impl Monitor {
             series: self.series.len(),
             indexed_calls: self.calls.len(),
             index_keys: self.by_response.len() + self.by_trace.len() + self.by_span.len(),
-            active_alerts: self.active.len(),
+            active_alerts: self.active.len() + self.resolved_over.len(),
             ..Default::default()
         };
         for s in &self.series {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use llmtel::worker::{Job, Worker};
 use llmtel::{CallSink, LlmCall};
-use llmtel_alert::AlertDispatcher;
+use llmtel_alert::{Alert, AlertDispatcher, AlertState};
 use serde::Serialize;
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
@@ -69,6 +69,12 @@ pub struct QualityStats {
     pub events_emitted: u64,
     /// Alerts handed to the alert dispatcher.
     pub alerts_sent: u64,
+    /// Alerts the alert dispatcher refused (its queue full, or stopped) that could not wait
+    /// to be offered again: past 1,024 waiting (a firing one makes way for a resolution), or
+    /// still waiting when the pipeline stopped. The others wait, in order, and are offered
+    /// again a second later (each refusal also counts in the dispatcher's `dropped`): a
+    /// resolution lost kept its alert firing downstream for good.
+    pub alerts_dropped: u64,
 }
 
 #[derive(Debug, Default)]
@@ -90,6 +96,7 @@ struct Counters {
     results_dropped: AtomicU64,
     events_emitted: AtomicU64,
     alerts_sent: AtomicU64,
+    alerts_dropped: AtomicU64,
 }
 
 /// One evaluator with its sampling rate and timeout.
@@ -219,6 +226,8 @@ impl QualityBuilder {
             last_item: Instant::now(),
             c: counters.clone(),
             alerts: self.alerts.clone(),
+            unsent: Vec::new(),
+            retry_at: None,
             dispatch: dispatch.clone(),
             emit: self.emit_events,
         };
@@ -443,7 +452,8 @@ impl Quality {
     }
 
     /// Waits up to `timeout` until everything queued before this call has been evaluated and
-    /// recorded, and the alerts raised have been delivered. Returns whether it happened.
+    /// recorded, and the alerts raised have been delivered. Returns whether it happened
+    /// (`false` while alerts the dispatcher refused wait to be offered again).
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
@@ -505,6 +515,7 @@ impl Quality {
             results_dropped: c.results_dropped.load(Relaxed),
             events_emitted: c.events_emitted.load(Relaxed),
             alerts_sent: c.alerts_sent.load(Relaxed),
+            alerts_dropped: c.alerts_dropped.load(Relaxed),
         }
     }
 
@@ -649,9 +660,19 @@ struct MonitorJob {
     last_item: Instant,
     c: Arc<Counters>,
     alerts: Option<AlertDispatcher>,
+    /// Alerts raised and not yet taken by the dispatcher (it refused them: its queue was
+    /// full), in order, at most [`MAX_UNSENT_ALERTS`].
+    unsent: Vec<Alert>,
+    /// Not before then are they offered again (the dispatcher counts each refusal).
+    retry_at: Option<Instant>,
     dispatch: SharedDispatch,
     emit: bool,
 }
+
+/// Alerts kept while the dispatcher refuses them ([`QualityStats::alerts_dropped`]).
+const MAX_UNSENT_ALERTS: usize = 1024;
+/// How long after a refusal the dispatcher is offered the waiting alerts again.
+const ALERT_RETRY: Duration = Duration::from_secs(1);
 
 impl Job for MonitorJob {
     type Item = MonitorItem;
@@ -662,7 +683,7 @@ impl Job for MonitorJob {
         // (`Quality::evaluate` leaves `at` unset) do not move its time, and a backlog of them
         // kept every window open and every firing alert unresolved after traffic stopped.
         let mut dated = false;
-        {
+        let raised = {
             let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
             for item in batch {
                 match item {
@@ -684,8 +705,9 @@ impl Job for MonitorJob {
                     }
                 }
             }
-            self.send_alerts(&mut m);
-        }
+            m.take_alerts()
+        };
+        self.send_alerts(raised, false);
         if dated {
             self.last_item = Instant::now();
         }
@@ -699,27 +721,77 @@ impl Job for MonitorJob {
         // No call for a while: the monitor's time runs on, so its windows close on time. Not
         // while calls come, late by a few seconds (the collector's batches): they keep their
         // windows.
-        let Some(run_on) = self.last_item.elapsed().checked_sub(IDLE_GRACE) else {
-            return;
+        let raised = match self.last_item.elapsed().checked_sub(IDLE_GRACE) {
+            Some(run_on) => {
+                let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
+                m.advance_idle(run_on);
+                m.take_alerts()
+            }
+            None => Vec::new(),
         };
-        let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
-        m.advance_idle(run_on);
-        self.send_alerts(&mut m);
+        // And the alerts the dispatcher refused are offered again.
+        self.send_alerts(raised, false);
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.send_alerts(Vec::new(), true);
+        match self.unsent.len() {
+            0 => Ok(()),
+            n => Err(format!(
+                "the alert dispatcher refused {n} alerts (its queue is full, or it stopped); they wait to be offered again"
+            )),
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        let r = self.flush();
+        let lost = std::mem::take(&mut self.unsent).len() as u64;
+        self.c.alerts_dropped.fetch_add(lost, Relaxed);
+        r
     }
 }
 
 impl MonitorJob {
-    /// Sends what the monitor raised to the alert dispatcher (if any).
-    fn send_alerts(&self, m: &mut Monitor) {
-        let raised = m.take_alerts();
-        if let Some(d) = &self.alerts {
-            for a in raised {
-                // A detector's alert lasts until it resolves it (hysteresis).
-                if d.send(a.until_resolved()) {
-                    self.c.alerts_sent.fetch_add(1, Relaxed);
+    /// Sends what the monitor raised to the alert dispatcher (if any), after the alerts it
+    /// refused before (unless they were refused less than [`ALERT_RETRY`] ago and not
+    /// `now`). A refused alert waits: a resolution dropped left its alert firing downstream
+    /// for good (the dispatcher re-sends lasting alerts until they resolve).
+    fn send_alerts(&mut self, raised: Vec<Alert>, now: bool) {
+        let Some(d) = &self.alerts else { return };
+        for a in raised {
+            if self.unsent.len() >= MAX_UNSENT_ALERTS {
+                // A resolution takes the place of a fire, never the other way round.
+                let fire = (a.state == AlertState::Resolved)
+                    .then(|| {
+                        self.unsent
+                            .iter()
+                            .position(|u| u.state == AlertState::Firing)
+                    })
+                    .flatten();
+                self.c.alerts_dropped.fetch_add(1, Relaxed);
+                match fire {
+                    Some(i) => {
+                        self.unsent.remove(i);
+                    }
+                    None => continue,
                 }
             }
+            self.unsent.push(a);
         }
+        if self.unsent.is_empty() || (!now && self.retry_at.is_some_and(|t| Instant::now() < t)) {
+            return;
+        }
+        let mut sent = 0;
+        for a in &self.unsent {
+            // A detector's alert lasts until it resolves it (hysteresis).
+            if !d.send(a.clone().until_resolved()) {
+                break;
+            }
+            sent += 1;
+        }
+        self.unsent.drain(..sent);
+        self.c.alerts_sent.fetch_add(sent as u64, Relaxed);
+        self.retry_at = (!self.unsent.is_empty()).then(|| Instant::now() + ALERT_RETRY);
     }
 
     fn emit_record(&self, rec: &EvaluationRecord) {
