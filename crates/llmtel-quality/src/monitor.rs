@@ -501,6 +501,12 @@ pub struct MonitorStats {
     /// Also counts events that brought back a monitor time set that far ahead by the first
     /// event.
     pub clock_skew_events: u64,
+    /// Evaluation results left out of a series' figures and detection because it tracked
+    /// [`MonitorConfig::max_evaluators`] other evaluation names: in the open window, or, when
+    /// the window closed, for the series' lifetime and its detectors (none of them had gone
+    /// without a result for [`MonitorConfig::resolve_idle_after`] to make room). Counted once
+    /// for each series a result was left out of (all calls count as a series).
+    pub evaluations_over_limit: u64,
 }
 
 /// Everything the dashboard needs, as one serde value.
@@ -535,7 +541,8 @@ pub struct Footprint {
     pub index_keys: usize,
     /// Detector states.
     pub detectors: usize,
-    /// Evaluator averages kept (windows, lifetimes, history and calls).
+    /// Evaluator averages kept (windows, lifetimes, history and calls), and the names each
+    /// series tracks.
     pub evaluator_slots: usize,
     /// Alerts firing, and resolved ones waiting to be taken past [`MAX_PENDING_ALERTS`] (an
     /// alert is one or the other).
@@ -556,7 +563,7 @@ impl Footprint {
             indexed_calls: cfg.max_calls_indexed,
             index_keys: 3 * cfg.max_calls_indexed,
             detectors: series * kinds,
-            evaluator_slots: series * (2 + cfg.history) * cfg.max_evaluators
+            evaluator_slots: series * (3 + cfg.history) * cfg.max_evaluators
                 + cfg.max_calls_indexed * llmtel_score::MAX_EVALUATIONS_PER_CALL,
             active_alerts: series * kinds,
         }
@@ -590,6 +597,11 @@ struct Series {
     blocks: BTreeMap<DetectorKind, Block>,
     /// Ratings of the recently closed windows (oldest first), waiting for late ones.
     ratings: VecDeque<(u64, Mean)>,
+    /// The evaluation names of the lifetime figures and detectors (at most
+    /// [`MonitorConfig::max_evaluators`]), with the start of the last window that had them:
+    /// a name without a result for [`MonitorConfig::resolve_idle_after`] makes room for a
+    /// new one.
+    evaluators: Vec<(String, SystemTime)>,
     thresholds: Thresholds,
 }
 
@@ -598,6 +610,7 @@ impl Series {
         Series {
             blocks: BTreeMap::new(),
             ratings: VecDeque::new(),
+            evaluators: Vec::new(),
             thresholds,
             model,
             feature,
@@ -1192,8 +1205,9 @@ impl Monitor {
         // user's can return anything (5 on a 1-5 scale pushed averages past 1).
         let score = unit_score(ev.score);
         for idx in std::iter::once(OVERALL).chain(series) {
-            if let Some(m) = self.series[idx].cur.eval_mut(&name, max) {
-                m.add(score);
+            match self.series[idx].cur.eval_mut(&name, max) {
+                Some(m) => m.add(score),
+                None => self.stats.evaluations_over_limit += 1,
             }
         }
         if let Some(i) = id {
@@ -1238,8 +1252,18 @@ impl Monitor {
                 // Ratings and evaluations arrive without calls in their window: keep the
                 // window's call figures with them.
                 let summary = agg.summary(start);
+                let mut left_out = Vec::new();
+                for (name, m) in &agg.evals {
+                    if !self.track_evaluator(idx, name, start, end) {
+                        self.stats.evaluations_over_limit += m.n;
+                        left_out.push(name.as_str());
+                    }
+                }
                 values = window_values(&agg)
                     .into_iter()
+                    .filter(|(k, _)| {
+                        !matches!(k, DetectorKind::EvaluatorScore(n) if left_out.contains(&n.as_str()))
+                    })
                     .map(|(k, a)| (k, a, start))
                     .collect();
                 let series = &mut self.series[idx];
@@ -1270,6 +1294,54 @@ impl Monitor {
             self.judge_blocks(idx, values, end);
             self.resolve_idle(idx, end);
         }
+    }
+
+    /// Tracks evaluation `name` in series `idx`'s lifetime figures and detectors, seen in the
+    /// window starting at `seen`; when [`MonitorConfig::max_evaluators`] names are tracked,
+    /// in place of one without a result for [`MonitorConfig::resolve_idle_after`] before
+    /// `end` whose detector is not firing. Returns whether it is tracked.
+    fn track_evaluator(
+        &mut self,
+        idx: usize,
+        name: &str,
+        seen: SystemTime,
+        end: SystemTime,
+    ) -> bool {
+        let idle_after = self.cfg.resolve_idle_after;
+        let max = self.cfg.max_evaluators;
+        let series = &mut self.series[idx];
+        if let Some(e) = series.evaluators.iter_mut().find(|(n, _)| n == name) {
+            e.1 = e.1.max(seen);
+            return true;
+        }
+        if series.evaluators.len() >= max {
+            let idle = series
+                .evaluators
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, at))| {
+                    end.duration_since(*at).is_ok_and(|d| d > idle_after)
+                        && !series
+                            .detectors
+                            .get(&DetectorKind::EvaluatorScore(n.clone()))
+                            .is_some_and(|st| st.firing)
+                })
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(i, _)| i);
+            let Some(i) = idle else {
+                return false;
+            };
+            let (old, _) = series.evaluators.remove(i);
+            series.total.evals.retain(|(n, _)| *n != old);
+            let kind = DetectorKind::EvaluatorScore(old);
+            series.detectors.remove(&kind);
+            series.blocks.remove(&kind);
+        }
+        series.evaluators.push((name.to_owned(), seen));
+        if !series.total.evals.iter().any(|(n, _)| n == name) {
+            series.total.evals.push((name.to_owned(), Mean::default()));
+        }
+        true
     }
 
     /// Resolves the firing detectors of series `idx` that no value has reached for
@@ -1500,6 +1572,7 @@ impl Monitor {
             f.detectors += s.detectors.len();
             f.evaluator_slots += s.cur.evals.len()
                 + s.total.evals.len()
+                + s.evaluators.len()
                 + s.history.iter().map(|h| h.evaluators.len()).sum::<usize>();
         }
         f.evaluator_slots += self
