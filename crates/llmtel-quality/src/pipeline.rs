@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,9 @@ pub struct QualityStats {
     pub evals_run: u64,
     /// Evaluator runs that did not apply (`None`).
     pub evals_not_applicable: u64,
-    /// Evaluator runs stopped by their timeout.
+    /// Evaluator runs stopped by their timeout, or that returned past it (a synchronous
+    /// evaluator cannot be stopped: its late result is dropped), or not started because the
+    /// evaluator had [`MAX_OVERRUNS`] runs past their timeout still going.
     pub evals_timed_out: u64,
     /// Evaluator runs that panicked.
     pub evals_panicked: u64,
@@ -105,6 +107,9 @@ struct EvaluatorSlot {
     evaluator: Arc<dyn Evaluator>,
     sampling: f64,
     timeout: Duration,
+    /// Its runs past their timeout still going (a synchronous evaluator cannot be stopped),
+    /// at most [`MAX_OVERRUNS`].
+    overruns: Arc<AtomicUsize>,
 }
 
 /// Builds a [`Quality`] pipeline.
@@ -149,7 +154,10 @@ impl QualityBuilder {
 
     /// Adds an evaluator run on a share `sampling` (`0..=1`) of the inputs, chosen by a hash
     /// of the call's ids (deterministic: the same call is always in or out), stopped after
-    /// `timeout`.
+    /// `timeout`. Each run is on a thread of its own, so the timeout applies to synchronous
+    /// evaluators too, which cannot be stopped: past it, the run is left to finish on its
+    /// thread and its result dropped (counted in [`QualityStats::evals_timed_out`]); while
+    /// two such runs of an evaluator are still going, its further runs are not started.
     pub fn with_evaluator_sampled(
         mut self,
         e: Arc<dyn Evaluator>,
@@ -165,6 +173,7 @@ impl QualityBuilder {
             evaluator: e,
             sampling,
             timeout,
+            overruns: Arc::new(AtomicUsize::new(0)),
         });
         self
     }
@@ -264,14 +273,18 @@ impl QualityBuilder {
                 .with_drop_timeout(SHUTDOWN_TIMEOUT)
                 .spawn(move || {
                     // Time for the timeouts; I/O too when remote evaluators are compiled in.
+                    // Each run is on a blocking thread of its own (so the timeout applies to
+                    // synchronous evaluators too): one, plus the runs past their timeout.
+                    let runners = 1 + MAX_OVERRUNS * ctx.slots.len().max(1);
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
+                        .max_blocking_threads(runners)
+                        .thread_name("llmtel-quality-eval")
                         .build()
                         .map_err(|e| format!("tokio runtime: {e}"))?;
-                    Ok::<_, String>(EvalJob {
-                        rt: Some(rt),
-                        ..ctx
-                    })
+                    let mut job = ctx;
+                    job.rt = Some(rt);
+                    Ok::<_, String>(job)
                 })
                 .ok()
         });
@@ -920,29 +933,27 @@ impl EvalJob {
             }
         }
         let input: Arc<EvalInput> = Arc::from(input);
+        let mut chosen = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
-            if !sampled(&input, slot.evaluator.name(), slot.sampling) {
+            if sampled(&input, slot.evaluator.name(), slot.sampling) {
+                chosen.push(slot.clone());
+            } else {
                 c.evals_sampled_out.fetch_add(1, Relaxed);
-                continue;
             }
-            let weak = self
-                .dispatch
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let d = weak.and_then(|w| w.upgrade());
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // The timer is created inside the runtime (it needs its time driver).
-                let run = || {
-                    rt.block_on(async {
-                        tokio::time::timeout(slot.timeout, slot.evaluator.try_evaluate(&input))
-                            .await
-                    })
-                };
-                within(d.as_ref(), run)
-            }));
+        }
+        if chosen.is_empty() {
+            return;
+        }
+        let weak = self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let d = weak.and_then(|w| w.upgrade());
+        let runs = run_all(rt, chosen, &input, d.as_ref());
+        for (slot, r) in runs {
             match r {
-                Ok(Ok(Err(e))) => {
+                Run::Done(Err(e)) => {
                     c.evals_failed.fetch_add(1, Relaxed);
                     let name = slot.evaluator.name();
                     within(d.as_ref(), || {
@@ -956,20 +967,214 @@ impl EvalJob {
                     *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(format!("{name}: {e}"));
                 }
-                Ok(Ok(Ok(Some(ev)))) => {
+                Run::Done(Ok(Some(ev))) => {
                     c.evals_run.fetch_add(1, Relaxed);
                     self.forward(MonitorItem::Eval(Box::new((input.clone(), ev))));
                 }
-                Ok(Ok(Ok(None))) => {
+                Run::Done(Ok(None)) => {
                     c.evals_not_applicable.fetch_add(1, Relaxed);
                 }
-                Ok(Err(_)) => {
+                Run::TimedOut => {
                     c.evals_timed_out.fetch_add(1, Relaxed);
                 }
-                Err(_) => {
+                Run::Panicked => {
                     c.evals_panicked.fetch_add(1, Relaxed);
                 }
             }
         }
     }
+}
+
+impl Drop for EvalJob {
+    fn drop(&mut self) {
+        // Runs past their timeout may still be going (a synchronous evaluator cannot be
+        // stopped): dropping the runtime would wait for them without a bound.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Runs past their timeout an evaluator may have going at once; past it, its runs are not
+/// started (and counted as timed out) until one returns.
+const MAX_OVERRUNS: usize = 2;
+/// How long past an evaluator's timeout the evaluation thread waits for its run: a remote
+/// evaluator's own timer (the same timeout) stops it first, and the next one starts.
+const TIMEOUT_GRACE: Duration = Duration::from_millis(25);
+
+/// What one evaluator run gave.
+enum Run {
+    Done(Result<Option<Evaluation>, crate::eval::EvalError>),
+    TimedOut,
+    Panicked,
+}
+
+/// The evaluator runs of one input on a blocking thread, watched by the evaluation thread.
+struct Runs {
+    slots: Vec<EvaluatorSlot>,
+    input: Arc<EvalInput>,
+    dispatch: Option<tracing::Dispatch>,
+    handle: tokio::runtime::Handle,
+    progress: Mutex<Progress>,
+}
+
+struct Progress {
+    /// The run going (an index into `slots`), and since when.
+    current: usize,
+    started: Instant,
+    /// What the runs before it gave.
+    done: Vec<Run>,
+    /// The evaluation thread gave up on the run going (counted in its evaluator's
+    /// `overruns`): the thread stops after it.
+    abandoned: bool,
+}
+
+impl Runs {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// On the blocking thread: runs the evaluators from `progress.current` on, one after
+    /// the other, until the last or until the evaluation thread gives up on one.
+    fn run(&self) {
+        within(self.dispatch.as_ref(), || {
+            loop {
+                let i = {
+                    let p = self.progress();
+                    if p.abandoned {
+                        // Given up before it started: it is not running late.
+                        if let Some(s) = self.slots.get(p.current) {
+                            s.overruns.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        return;
+                    }
+                    if p.current >= self.slots.len() {
+                        return;
+                    }
+                    p.current
+                };
+                let run = self.run_one(&self.slots[i]);
+                let mut p = self.progress();
+                if p.abandoned {
+                    // Returned past its timeout: its result is dropped.
+                    self.slots[i].overruns.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+                p.done.push(run);
+                p.current += 1;
+                // The next run's clock starts now (the evaluation thread reads it to watch it).
+                p.started = Instant::now();
+            }
+        });
+    }
+
+    fn run_one(&self, slot: &EvaluatorSlot) -> Run {
+        if slot.overruns.load(Ordering::Acquire) >= MAX_OVERRUNS {
+            return Run::TimedOut;
+        }
+        let started = Instant::now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.handle.block_on(async {
+                // A remote evaluator's own timer stops it on time (a synchronous one's work is
+                // done before: nothing can stop it).
+                tokio::time::timeout(slot.timeout, slot.evaluator.try_evaluate(&self.input)).await
+            })
+        }));
+        match r {
+            Ok(Ok(r)) if started.elapsed() <= slot.timeout => Run::Done(r),
+            Ok(_) => Run::TimedOut,
+            Err(_) => Run::Panicked,
+        }
+    }
+}
+
+/// Runs `slots`' evaluators on `input`, in order, each under its timeout, and returns what
+/// each gave. They run on a blocking thread of `rt` (one hand-over per input), watched from
+/// this one: a synchronous evaluator does its work in the first poll of its future, which a
+/// timeout on this thread could never interrupt (a slow one held up every later input, and
+/// its late result was taken as on time). This thread drives the runtime meanwhile (the
+/// remote evaluators' I/O and timers). A run past its timeout (and a grace) is given up on:
+/// left to finish on its thread, its result dropped, while the next evaluators run on
+/// another.
+fn run_all(
+    rt: &tokio::runtime::Runtime,
+    slots: Vec<EvaluatorSlot>,
+    input: &Arc<EvalInput>,
+    d: Option<&tracing::Dispatch>,
+) -> Vec<(EvaluatorSlot, Run)> {
+    let n = slots.len();
+    let mut out: Vec<Run> = Vec::with_capacity(n);
+    let mut runs = Arc::new(Runs {
+        slots: slots.clone(),
+        input: input.clone(),
+        dispatch: d.cloned(),
+        handle: rt.handle().clone(),
+        progress: Mutex::new(Progress {
+            current: 0,
+            started: Instant::now(),
+            done: Vec::with_capacity(n),
+            abandoned: false,
+        }),
+    });
+    // The timers are created inside the runtime (they need its time driver).
+    within(d, || {
+        rt.block_on(async {
+            'thread: loop {
+                let on = runs.clone();
+                let mut task = tokio::task::spawn_blocking(move || on.run());
+                loop {
+                    let deadline = {
+                        let p = runs.progress();
+                        match slots.get(p.current) {
+                            Some(s) => p.started + s.timeout.saturating_add(TIMEOUT_GRACE),
+                            None => Instant::now(),
+                        }
+                    };
+                    let finished = tokio::time::timeout_at(deadline.into(), &mut task)
+                        .await
+                        .is_ok();
+                    let mut p = runs.progress();
+                    if finished || p.current >= n {
+                        out.append(&mut p.done);
+                        if finished && out.len() < n {
+                            // The thread stopped early (it panicked outside a run).
+                            out.push(Run::Panicked);
+                        }
+                        if out.len() >= n {
+                            break 'thread;
+                        }
+                        break;
+                    }
+                    let late = slots[p.current].timeout.saturating_add(TIMEOUT_GRACE);
+                    if p.started.elapsed() < late {
+                        // It moved on meanwhile: watch the next run.
+                        continue;
+                    }
+                    // Given up on: the next evaluators run on another thread.
+                    p.abandoned = true;
+                    slots[p.current].overruns.fetch_add(1, Ordering::AcqRel);
+                    out.append(&mut p.done);
+                    out.push(Run::TimedOut);
+                    break;
+                }
+                let from = out.len();
+                if from >= n {
+                    break;
+                }
+                runs = Arc::new(Runs {
+                    slots: runs.slots.clone(),
+                    input: input.clone(),
+                    dispatch: d.cloned(),
+                    handle: rt.handle().clone(),
+                    progress: Mutex::new(Progress {
+                        current: from,
+                        started: Instant::now(),
+                        done: Vec::with_capacity(n - from),
+                        abandoned: false,
+                    }),
+                });
+            }
+        });
+    });
+    slots.into_iter().zip(out).collect()
 }
