@@ -205,7 +205,8 @@ impl QualityBuilder {
     }
 
     /// Emits the `gen_ai.evaluation.result` spans into this dispatcher (held weakly) instead
-    /// of the global default.
+    /// of the global default; the evaluators run in it too (their own model calls). Once it
+    /// is dropped, neither goes anywhere.
     pub fn with_dispatch(mut self, d: tracing::Dispatch) -> Self {
         self.dispatch = Some(d);
         self
@@ -949,7 +950,10 @@ impl EvalJob {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let d = weak.and_then(|w| w.upgrade());
+        // The pipeline's dispatcher, else the app's default; once the pipeline's is gone, no
+        // dispatcher (its evaluation records are not emitted either): the evaluators' spans
+        // went to the app's default.
+        let d = weak.map(|w| w.upgrade().unwrap_or_else(tracing::Dispatch::none));
         let runs = run_all(rt, chosen, &input, d.as_ref());
         for (slot, r) in runs {
             match r {
