@@ -714,7 +714,8 @@ impl Experiment {
     /// once), scores the answers and returns the summary, rows in dataset order.
     ///
     /// `app` gets the example and returns the answer, or an error (any `Display`), which is
-    /// counted in the example's row. A panic in the app is caught and counted the same way.
+    /// counted in the example's row. A panic in the app is caught and counted the same way;
+    /// a panic in an evaluator is its error on that example (`evaluation_errors`).
     /// The LLM calls the app makes must close before its future completes (calls in tasks
     /// that outlive it are not counted).
     pub async fn run<F, Fut, E>(&self, dataset: &Dataset, app: F) -> ExperimentSummary
@@ -779,13 +780,11 @@ impl Experiment {
                 (None, Some(msg))
             }
             Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "(no message)".to_owned());
                 span.record("error.type", "panic");
-                (None, Some(format!("the app panicked: {msg}")))
+                (
+                    None,
+                    Some(format!("the app panicked: {}", panic_message(&*panic))),
+                )
             }
         };
         if let Some(msg) = &error {
@@ -853,25 +852,57 @@ impl Experiment {
         for evaluator in &self.evaluators {
             // Its error is kept, not read as "did not apply": a judge whose provider refuses
             // (a wrong key, a rate limit) would otherwise vanish from the summary, or score
-            // only the examples that got through.
-            match evaluator.try_evaluate(&input).await {
-                Ok(Some(e)) => out.push(e),
-                Ok(None) => {}
-                Err(e) => {
-                    errors.insert(
-                        evaluator.name().to_owned(),
-                        llmtel::redact::redact_string(e.to_string()),
-                    );
+            // only the examples that got through. A panic (building the future or polling it)
+            // is this evaluator's error on this example: it aborted the whole run.
+            let outcome =
+                match std::panic::catch_unwind(AssertUnwindSafe(|| evaluator.try_evaluate(&input)))
+                {
+                    Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+                    Err(panic) => Err(panic),
+                };
+            let error = match outcome {
+                Ok(Ok(Some(e))) => {
+                    out.push(e);
+                    continue;
                 }
-            }
+                Ok(Ok(None)) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(panic) => format!("the evaluator panicked: {}", panic_message(&*panic)),
+            };
+            errors.insert(
+                evaluator.name().to_owned(),
+                llmtel::redact::redact_string(error),
+            );
         }
         if let Some(expected) = &ex.expected {
             for evaluator in &self.reference {
-                out.push(evaluator.score(answer, expected));
+                match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    evaluator.score(answer, expected)
+                })) {
+                    Ok(e) => out.push(e),
+                    Err(panic) => {
+                        errors.insert(
+                            evaluator.name().to_owned(),
+                            llmtel::redact::redact_string(format!(
+                                "the evaluator panicked: {}",
+                                panic_message(&*panic)
+                            )),
+                        );
+                    }
+                }
             }
         }
         (out, errors)
     }
+}
+
+/// A panic's message, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 fn emit(e: &Evaluation, last: Option<&LastCall>) {
