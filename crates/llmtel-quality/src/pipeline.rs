@@ -534,9 +534,11 @@ impl Quality {
     }
 
     /// Processes what is queued, then stops and joins both threads, waiting up to 30 s for
-    /// each. Returns whether both stopped in time; `false` when one did not (an evaluator
-    /// past its timeout, a monitor thread held up): it finishes in the background, and what
-    /// it still holds may never reach the monitor or the alert dispatcher.
+    /// each. Returns whether both stopped in time with everything delivered; `false` when one
+    /// did not (the monitor's thread held up by the app's subscriber): it finishes in the
+    /// background, and what it still holds may never reach the monitor or the alert
+    /// dispatcher; `false` too when alerts the dispatcher refused were still waiting (counted
+    /// in [`QualityStats::alerts_dropped`]).
     pub fn shutdown(&self) -> bool {
         self.inner.stop()
     }
