@@ -461,11 +461,12 @@ impl AlertDispatcher {
             return false;
         }
         aside.kept.push((after, alert, counted));
-        drop(aside);
-        c.resolves_kept.fetch_add(1, Relaxed);
+        // Under the lock: a timed-out shutdown's `give_up` takes this back under it.
         if counted {
             c.kept_after_drop.fetch_add(1, Relaxed);
         }
+        drop(aside);
+        c.resolves_kept.fetch_add(1, Relaxed);
         true
     }
 

@@ -1253,7 +1253,12 @@ impl Monitor {
                 // window's call figures with them.
                 let summary = agg.summary(start);
                 let mut left_out = Vec::new();
-                for (name, m) in &agg.evals {
+                // Names tracked already first: each is marked seen in this window before a
+                // new name looks for an idle one to replace.
+                let (known, new): (Vec<_>, Vec<_>) = agg.evals.iter().partition(|(name, _)| {
+                    self.series[idx].evaluators.iter().any(|(n, _)| n == name)
+                });
+                for (name, m) in known.into_iter().chain(new) {
                     if !self.track_evaluator(idx, name, start, end) {
                         self.stats.evaluations_over_limit += m.n;
                         left_out.push(name.as_str());

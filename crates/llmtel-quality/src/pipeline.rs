@@ -469,7 +469,7 @@ impl Quality {
     /// recorded, and the alerts raised have been delivered. Returns whether it happened
     /// (`false` while alerts the dispatcher refused wait to be offered again).
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = after(Instant::now(), timeout);
         let left = || deadline.saturating_duration_since(Instant::now());
         // Evaluations first: their results join the monitor's queue, which is flushed next.
         let (Some(evals), Some(monitor)) = (&self.inner.evals, &self.inner.to_monitor) else {
@@ -1008,6 +1008,12 @@ const MAX_OVERRUNS: usize = 2;
 /// evaluator's own timer (the same timeout) stops it first, and the next one starts.
 const TIMEOUT_GRACE: Duration = Duration::from_millis(25);
 
+/// `at + d`, or ten years on where that overflows (`Duration::MAX` for "no timeout").
+fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d)
+        .unwrap_or_else(|| at + Duration::from_secs(10 * 365 * 24 * 3600))
+}
+
 /// What one evaluator run gave.
 enum Run {
     Done(Result<Option<Evaluation>, crate::eval::EvalError>),
@@ -1132,7 +1138,7 @@ fn run_all(
                     let deadline = {
                         let p = runs.progress();
                         match slots.get(p.current) {
-                            Some(s) => p.started + s.timeout.saturating_add(TIMEOUT_GRACE),
+                            Some(s) => after(p.started, s.timeout.saturating_add(TIMEOUT_GRACE)),
                             None => Instant::now(),
                         }
                     };

@@ -125,3 +125,24 @@ fn an_evaluator_that_never_returns_holds_up_neither_the_others_nor_shutdown() {
     assert!(q.shutdown(), "the shutdown waited for the stuck runs");
     drop(held);
 }
+
+#[test]
+fn a_timeout_of_duration_max_means_no_timeout() {
+    // `Duration::MAX` for "never time out" (and a flush that waits as long as it takes):
+    // the deadline overflowed an `Instant` and every evaluation panicked.
+    let q = Quality::builder()
+        .with_evaluator_sampled(Arc::new(SyncAdapter(Quick)), 1.0, Duration::MAX)
+        .with_events(false)
+        .build();
+    for _ in 0..3 {
+        assert!(q.evaluate(EvalInput::new("fast")));
+    }
+    assert!(q.flush(Duration::MAX), "{:?}", q.stats());
+    let stats = q.stats();
+    assert_eq!(
+        (stats.evals_run, stats.evals_timed_out),
+        (3, 0),
+        "{stats:?}"
+    );
+    assert!(q.shutdown());
+}

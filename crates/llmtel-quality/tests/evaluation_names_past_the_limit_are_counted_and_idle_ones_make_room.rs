@@ -80,3 +80,24 @@ fn a_name_without_results_for_the_idle_time_makes_room_for_a_new_one() {
             .within(&llmtel_quality::Footprint::bound(m.config()))
     );
 }
+
+#[test]
+fn a_name_back_in_the_window_a_new_name_arrives_in_keeps_its_place() {
+    // judge-v1 is idle past the idle time, then comes back in the same window a new name
+    // first appears in, after it: judge-v1 is seen in that window, so the new name does not
+    // take its place (it was evicted and then left out itself, its history lost).
+    let mut m = Monitor::new(config());
+    let t = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    result(&mut m, "judge-v1", t);
+    for minute in 0..20u64 {
+        result(&mut m, "relevance", t + Duration::from_secs(minute * 60));
+    }
+    let back = t + Duration::from_secs(20 * 60 + 5);
+    result(&mut m, "newcomer", back);
+    result(&mut m, "judge-v1", back + Duration::from_secs(1));
+    result(&mut m, "relevance", back + Duration::from_secs(2));
+    m.advance(t + Duration::from_secs(23 * 60));
+    assert_eq!(lifetime_names(&m), ["judge-v1", "relevance"]);
+    // The newcomer is the one left out, counted.
+    assert!(m.stats().evaluations_over_limit >= 2, "{:?}", m.stats());
+}
