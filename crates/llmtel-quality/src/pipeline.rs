@@ -49,7 +49,7 @@ pub struct QualityStats {
     pub evals_not_applicable: u64,
     /// Evaluator runs stopped by their timeout, or that returned past it (a synchronous
     /// evaluator cannot be stopped: its late result is dropped), or not started because the
-    /// evaluator had [`MAX_OVERRUNS`] runs past their timeout still going.
+    /// evaluator had two runs past their timeout still going.
     pub evals_timed_out: u64,
     /// Evaluator runs that panicked.
     pub evals_panicked: u64,

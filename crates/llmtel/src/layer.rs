@@ -150,7 +150,7 @@ struct SpanState {
     dispatch: Option<WeakDispatch>,
     /// Other llmtel layers of the same stack that captured the span too (a user's own
     /// `llmtel::layer().with_sink(..)` next to the builder's): the call is priced once, with
-    /// the first layer's catalog, and handed to each layer's sinks.
+    /// the leading layer's catalog ([`SpanState::join`]), and handed to each layer's sinks.
     also: Vec<Arc<Inner>>,
 }
 
