@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use crate::health::{COUNTERS, Padded, add, inc};
+use crate::health::{COUNTERS, Padded, inc};
 
 /// Flush and shutdown requests waiting for the thread at most; past it a request fails at
 /// once with [`WorkerError::Busy`] (a thread stuck in its job cannot grow this queue).
@@ -749,12 +749,8 @@ impl<J: Job> Runner<J> {
                             let _ = ack.send(prefer_job(batches, flushed));
                         }
                         Control::Shutdown(ack) => {
-                            // (Set by the caller already; also when its job dropped the last
-                            // handle.) Nothing sent from here on is queued behind the
-                            // last drain.
-                            self.shared.closing.store(true, Ordering::SeqCst);
+                            // (`finish` refuses what is sent from here on.)
                             let outcome = self.finish();
-                            self.close();
                             let _ = ack.send(outcome);
                             return;
                         }
@@ -767,7 +763,6 @@ impl<J: Job> Runner<J> {
                 // Every handle is gone without a shutdown request (cannot happen through
                 // `Worker`, whose last drop asks for one): finish quietly.
                 let _ = self.finish();
-                self.close();
                 return;
             }
             let now = Instant::now();
@@ -813,29 +808,6 @@ impl<J: Job> Runner<J> {
             }
             // Park unless woken meanwhile (an unpark before this park returns at once).
             std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
-        }
-    }
-
-    /// After the last drain: refuses further items, waits for the sends under way to settle
-    /// (a few instructions each) and counts as dropped what they queued.
-    fn close(&mut self) {
-        let shared = &*self.shared;
-        shared.closing.store(true, Ordering::SeqCst);
-        loop {
-            let mut late = 0u64;
-            while self.rx.try_recv().is_ok() {
-                late += 1;
-            }
-            if late > 0 {
-                shared.pending.fetch_sub(late, Ordering::SeqCst);
-                shared.counters.dropped.fetch_add(late, Ordering::Relaxed);
-                add(&COUNTERS.background_dropped, late);
-            }
-            // Every send counted in `pending` after `closing` was set sees it and gives up.
-            if shared.pending.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            std::thread::yield_now();
         }
     }
 
