@@ -277,15 +277,18 @@ fn emit(n: usize, rate: f64) -> Vec<Duration> {
     held
 }
 
-/// The request path was never held: p99 under 2 ms (a debug build, next to other tests),
-/// nothing over 100 ms. BENCHMARKS.md gives the release numbers.
+/// The request path was never held: p99 under 10 ms, nothing over 100 ms, where every
+/// scenario's collector holds a request 300 ms or more (a path that waited on it would show
+/// that). A debug build next to other tests on two shared cores: p50 ~0.1 ms, and p99
+/// was seen at 2.4 ms with builds running beside it, so the bound is the waiting it catches,
+/// not the speed (BENCHMARKS.md gives the release numbers).
 fn assert_never_blocked(scenario: &str, mut held: Vec<Duration>) {
     held.sort();
     let at = |q: f64| held[((held.len() as f64 * q) as usize).min(held.len() - 1)];
     let (p50, p99, p999, max) = (at(0.5), at(0.99), at(0.999), *held.last().unwrap());
     println!("{scenario}: request path p50 {p50:?} p99 {p99:?} p99.9 {p999:?} max {max:?}");
     assert!(
-        p99 < Duration::from_millis(2) && max < Duration::from_millis(100),
+        p99 < Duration::from_millis(10) && max < Duration::from_millis(100),
         "{scenario}: the request path was held: p99 {p99:?}, max {max:?}"
     );
 }
