@@ -234,6 +234,11 @@ def units(v):
     return u
 
 
+# llmtel-pricing's MAX_OFF_PEAK_WINDOWS and MAX_OFF_PEAK_HOURS_PER_WINDOW.
+MAX_OFF_PEAK_WINDOWS = 64
+MAX_OFF_PEAK_HOURS_PER_WINDOW = 48
+
+
 def parse_hours(h):
     """Same rule as llmtel-pricing's parse_hours: "HH:MM-HH:MM" UTC, end 00:00 = 24:00."""
     m = re.fullmatch(r"\s*(\d+):(\d+)\s*-\s*(\d+):(\d+)\s*", h)
@@ -293,13 +298,20 @@ def dims(v, base):
                 or op.get("output_cost_per_token") is None:
             raise ValueError("off_peak_pricing needs input_cost_per_token and output_cost_per_token")
         windows = []
+        if len(op.get("windows") or []) > MAX_OFF_PEAK_WINDOWS:
+            raise ValueError(f"off_peak_pricing: more than {MAX_OFF_PEAK_WINDOWS} windows")
         for w in op.get("windows") or []:
             hours = w.get("hours_utc")
             hours = [hours] if isinstance(hours, str) else list(hours or [])
             days = w.get("weekdays", [1, 2, 3, 4, 5, 6, 7])
             if not hours or any(not isinstance(x, int) or not 1 <= x <= 7 for x in days):
                 raise ValueError(f"off_peak_pricing: invalid window {w!r}")
-            windows.append({"weekdays": days, "hours_utc": [parse_hours(h) for h in hours]})
+            if len(hours) > MAX_OFF_PEAK_HOURS_PER_WINDOW:
+                raise ValueError(f"off_peak_pricing: a window with more than "
+                                 f"{MAX_OFF_PEAK_HOURS_PER_WINDOW} hours_utc ranges")
+            # A set, as llmtel-pricing keeps it (a day listed twice is in it once).
+            windows.append({"weekdays": sorted(set(days)),
+                            "hours_utc": [parse_hours(h) for h in hours]})
         d["off_peak"] = {"input": picos(op["input_cost_per_token"]),
                          "output": picos(op["output_cost_per_token"]),
                          "cache_read": rate(op, "cache_read_input_token_cost"),

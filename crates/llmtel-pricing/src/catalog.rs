@@ -10,8 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::dims::{
-    Dimensions, ModalityRates, OffPeak, OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS,
-    ServiceTierRates, UnitPrices, WebSearchPrice,
+    Dimensions, MAX_OFF_PEAK_HOURS_PER_WINDOW, MAX_OFF_PEAK_WINDOWS, ModalityRates, OffPeak,
+    OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS, ServiceTierRates, UnitPrices,
+    WebSearchPrice, Weekdays,
 };
 use crate::resolve::ResolveCache;
 use crate::usage::rate_per_million;
@@ -1085,21 +1086,31 @@ impl Ctx<'_> {
             dims.batch_modality = modality("batch_modality", m)?;
         }
         if let Some(op) = &raw.off_peak {
+            if op.windows.len() > MAX_OFF_PEAK_WINDOWS {
+                return Err(self.invalid(
+                    op.windows.get(MAX_OFF_PEAK_WINDOWS).map(Spanned::span),
+                    Some(id),
+                    Some("price.off_peak.windows"),
+                    too_many_windows(op.windows.len()),
+                    TOO_MANY_WINDOWS_FIX,
+                ));
+            }
             let mut windows = Vec::new();
             for (i, w) in op.windows.iter().enumerate() {
                 let span = w.span();
                 let w = w.get_ref();
-                let weekdays = w.weekdays.iter().map(|d| (Some(u64::from(*d)), d));
                 let hours: Vec<&str> = w.hours_utc.iter().map(String::as_str).collect();
-                let found = off_peak_window(weekdays, &hours).map_err(|(part, problem)| {
-                    self.invalid(
-                        Some(span.clone()),
-                        Some(id),
-                        Some(&format!("price.off_peak.windows[{i}].{}", part.key())),
-                        problem,
-                        part.fix(),
-                    )
-                })?;
+                let found = weekday_set(w.weekdays.iter().map(|d| (Some(u64::from(*d)), d)))
+                    .and_then(|days| off_peak_window(days, &hours))
+                    .map_err(|(part, problem)| {
+                        self.invalid(
+                            Some(span.clone()),
+                            Some(id),
+                            Some(&format!("price.off_peak.windows[{i}].{}", part.key())),
+                            problem,
+                            part.fix(),
+                        )
+                    })?;
                 windows.extend(found);
             }
             if windows.is_empty() {
@@ -1299,37 +1310,63 @@ impl WindowPart {
 /// The problem of an off-peak price without a window.
 pub(crate) const NO_OFF_PEAK_WINDOW: &str = "no window: the off-peak rates would never apply";
 
-/// One off-peak window of a TOML or LiteLLM price, checked, as one window per hours range:
-/// `weekdays` (each as read, `None` when not a whole number, and as shown in a message) are
-/// not empty and each `1..=7`; `hours` are not empty and each a `HH:MM-HH:MM` UTC range
-/// within a day ([`parse_hours`]).
-pub(crate) fn off_peak_window<D: std::fmt::Display>(
+/// The problem of an off-peak price with more than [`MAX_OFF_PEAK_WINDOWS`] windows.
+pub(crate) fn too_many_windows(n: usize) -> String {
+    format!("{n} windows, more than the {MAX_OFF_PEAK_WINDOWS} an off-peak price may list")
+}
+
+/// What to do about too many off-peak windows (TOML and JSON alike).
+pub(crate) const TOO_MANY_WINDOWS_FIX: &str = "give each set of weekdays one window listing all its hour ranges (e.g. weekdays [1, 2, 3, 4, 5] with hours_utc [\"00:00-01:00\", \"16:30-24:00\"])";
+
+/// The weekdays of an off-peak window of a TOML or LiteLLM price, as a set (a day listed
+/// twice is in it once): each as read (`None` when not a whole number) and as shown in a
+/// message; not empty, each `1..=7`.
+pub(crate) fn weekday_set<D: std::fmt::Display>(
     weekdays: impl IntoIterator<Item = (Option<u64>, D)>,
-    hours: &[&str],
-) -> Result<Vec<OffPeakWindow>, (WindowPart, String)> {
-    let weekdays: Vec<u8> = weekdays
-        .into_iter()
-        .map(|(day, shown)| {
-            day.and_then(|d| u8::try_from(d).ok())
-                .filter(|d| (1..=7).contains(d))
-                .ok_or_else(|| {
-                    (
-                        WindowPart::Weekdays,
-                        format!("weekday {shown} is not one of the ISO weekdays 1..=7 (1 Monday, 7 Sunday)"),
-                    )
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    if weekdays.is_empty() {
+) -> Result<Weekdays, (WindowPart, String)> {
+    let mut set = Weekdays::NONE;
+    for (day, shown) in weekdays {
+        set = day
+            .and_then(|d| u8::try_from(d).ok())
+            .and_then(|d| set.with(d))
+            .ok_or_else(|| {
+                (
+                    WindowPart::Weekdays,
+                    format!(
+                        "weekday {shown} is not one of the ISO weekdays 1..=7 (1 Monday, 7 Sunday)"
+                    ),
+                )
+            })?;
+    }
+    if set.is_empty() {
         return Err((
             WindowPart::Weekdays,
             "weekdays is empty: the window would never apply".into(),
         ));
     }
+    Ok(set)
+}
+
+/// One off-peak window of a TOML or LiteLLM price on `weekdays`, checked, as one window
+/// per hours range: `hours` are not empty, at most [`MAX_OFF_PEAK_HOURS_PER_WINDOW`], and
+/// each a `HH:MM-HH:MM` UTC range within a day ([`parse_hours`]).
+pub(crate) fn off_peak_window(
+    weekdays: Weekdays,
+    hours: &[&str],
+) -> Result<Vec<OffPeakWindow>, (WindowPart, String)> {
     if hours.is_empty() {
         return Err((
             WindowPart::Hours,
             "hours_utc is empty: the window would never apply".into(),
+        ));
+    }
+    if hours.len() > MAX_OFF_PEAK_HOURS_PER_WINDOW {
+        return Err((
+            WindowPart::Hours,
+            format!(
+                "hours_utc lists {} ranges, more than the {MAX_OFF_PEAK_HOURS_PER_WINDOW} a window may list: merge adjacent ranges (\"00:00-01:00\" and \"01:00-02:00\" are \"00:00-02:00\")",
+                hours.len()
+            ),
         ));
     }
     hours
@@ -1338,7 +1375,7 @@ pub(crate) fn off_peak_window<D: std::fmt::Display>(
             let (start_minute, end_minute) =
                 parse_hours(h).map_err(|problem| (WindowPart::Hours, problem))?;
             Ok(OffPeakWindow {
-                weekdays: weekdays.clone(),
+                weekdays,
                 start_minute,
                 end_minute,
             })

@@ -87,13 +87,79 @@ impl ModalityRates {
     }
 }
 
+/// Most `hours_utc` ranges one off-peak window may list (a price file with more is an
+/// error naming the window): each range becomes an [`OffPeakWindow`], checked for every
+/// priced call. A day has at most 24 one-hour ranges; adjacent ranges can be merged.
+pub const MAX_OFF_PEAK_HOURS_PER_WINDOW: usize = 48;
+
+/// Most windows an off-peak price may list (a price file with more is an error).
+pub const MAX_OFF_PEAK_WINDOWS: usize = 64;
+
+/// A set of ISO weekdays, 1 = Monday … 7 = Sunday, one bit each: the days of an
+/// [`OffPeakWindow`], however often a price file lists a day.
+///
+/// Shown (`{:?}`) as the list of its days, `[1, 2, 3, 4, 5]`.
+///
+/// ```
+/// use llmtel_pricing::Weekdays;
+/// let days = [1, 5, 5, 1].into_iter().try_fold(Weekdays::NONE, Weekdays::with).unwrap();
+/// assert_eq!(format!("{days:?}"), "[1, 5]");
+/// assert!(days.contains(5) && !days.contains(6));
+/// assert_eq!(Weekdays::NONE.with(8), None);
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Weekdays(u8);
+
+impl Weekdays {
+    /// No day.
+    pub const NONE: Weekdays = Weekdays(0);
+    /// Every day, Monday to Sunday.
+    pub const ALL: Weekdays = Weekdays(0x7f);
+
+    /// The set with `day` (ISO, 1 = Monday … 7 = Sunday) added; `None` when `day` is not
+    /// in `1..=7`.
+    pub const fn with(self, day: u8) -> Option<Weekdays> {
+        if day >= 1 && day <= 7 {
+            Some(Weekdays(self.0 | 1 << (day - 1)))
+        } else {
+            None
+        }
+    }
+
+    /// Whether `day` (ISO, 1 = Monday … 7 = Sunday) is in the set.
+    pub const fn contains(self, day: u8) -> bool {
+        day >= 1 && day <= 7 && self.0 & (1 << (day - 1)) != 0
+    }
+
+    /// Whether the set has no day.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The number of days in the set (0 to 7).
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The days, ascending.
+    pub fn iter(self) -> impl Iterator<Item = u8> {
+        (1..=7).filter(move |d| self.contains(*d))
+    }
+}
+
+impl std::fmt::Debug for Weekdays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A weekly UTC window: on `weekdays` (ISO: 1 = Monday … 7 = Sunday), from `start_minute`
 /// (inclusive) to `end_minute` (exclusive) minutes after 00:00 UTC; `end_minute` 1440 =
 /// midnight at the end of the day.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffPeakWindow {
     /// ISO weekdays, 1 = Monday … 7 = Sunday.
-    pub weekdays: Vec<u8>,
+    pub weekdays: Weekdays,
     /// Start, minutes after 00:00 UTC (inclusive).
     pub start_minute: u16,
     /// End, minutes after 00:00 UTC (exclusive), up to 1440.
@@ -128,7 +194,7 @@ impl OffPeak {
         };
         let weekday = weekday_at.weekday().to_monday_one_offset().unsigned_abs();
         Ok(self.windows.iter().any(|w| {
-            w.weekdays.contains(&weekday) && w.start_minute <= minute && minute < w.end_minute
+            w.weekdays.contains(weekday) && w.start_minute <= minute && minute < w.end_minute
         }))
     }
 }

@@ -163,10 +163,11 @@ mod usd;
 
 pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
 pub use dims::{
-    Call, Dimensions, ModalityRates, NOTE_MODALITY_TOKENS_EXCLUSIVE,
-    NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN, NOTE_SERVICE_TIER_NOT_OFFERED,
-    NOTE_UNIT_COUNTS_MISSING, NOTE_UNIT_PRICE_UNKNOWN, OffPeak, OffPeakWindow, RequestCharges,
-    STANDARD_SERVICE_TIERS, SearchContextSize, ServiceTierRates, UnitPrices, WebSearchPrice,
+    Call, Dimensions, MAX_OFF_PEAK_HOURS_PER_WINDOW, MAX_OFF_PEAK_WINDOWS, ModalityRates,
+    NOTE_MODALITY_TOKENS_EXCLUSIVE, NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN,
+    NOTE_SERVICE_TIER_NOT_OFFERED, NOTE_UNIT_COUNTS_MISSING, NOTE_UNIT_PRICE_UNKNOWN, OffPeak,
+    OffPeakWindow, RequestCharges, STANDARD_SERVICE_TIERS, SearchContextSize, ServiceTierRates,
+    UnitPrices, WebSearchPrice, Weekdays,
 };
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};

@@ -10,10 +10,12 @@ use jiff::civil::Date;
 use serde_json::{Map, Value};
 
 use crate::catalog::{
-    ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, Tier, WindowPart, off_peak_window,
+    ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, TOO_MANY_WINDOWS_FIX, Tier, WindowPart,
+    off_peak_window, too_many_windows, weekday_set,
 };
 use crate::dims::{
-    Dimensions, ModalityRates, OffPeak, ServiceTierRates, UnitPrices, WebSearchPrice,
+    Dimensions, MAX_OFF_PEAK_WINDOWS, ModalityRates, OffPeak, ServiceTierRates, UnitPrices,
+    WebSearchPrice, Weekdays,
 };
 use crate::usage::rate_per_token_f64;
 use crate::{Catalog, CatalogError, Rates, Usd};
@@ -699,6 +701,13 @@ impl JsonCtx<'_> {
         if list.is_empty() {
             return Err(bad(windows_field, NO_OFF_PEAK_WINDOW.into(), WINDOWS_FIX));
         }
+        if list.len() > MAX_OFF_PEAK_WINDOWS {
+            return Err(bad(
+                windows_field,
+                too_many_windows(list.len()),
+                TOO_MANY_WINDOWS_FIX,
+            ));
+        }
         let mut windows = Vec::new();
         for (i, w) in list.iter().enumerate() {
             let field = |part: WindowPart| format!("{windows_field}[{i}].{}", part.key());
@@ -711,10 +720,10 @@ impl JsonCtx<'_> {
                 ));
             };
             // The JSON shapes; what they hold is checked as in TOML.
-            let every_day: Vec<Value> = (1..=7).map(Value::from).collect();
             let days = match w.get("weekdays") {
-                None => &every_day,
-                Some(Value::Array(days)) => days,
+                None => Weekdays::ALL,
+                Some(Value::Array(days)) => weekday_set(days.iter().map(|d| (d.as_u64(), d)))
+                    .map_err(|(part, problem)| wrong(part, problem))?,
                 Some(other) => {
                     return Err(wrong(
                         WindowPart::Weekdays,
@@ -745,8 +754,8 @@ impl JsonCtx<'_> {
                     ));
                 }
             };
-            let found = off_peak_window(days.iter().map(|d| (d.as_u64(), d)), &hours)
-                .map_err(|(part, problem)| wrong(part, problem))?;
+            let found =
+                off_peak_window(days, &hours).map_err(|(part, problem)| wrong(part, problem))?;
             windows.extend(found);
         }
         Ok(OffPeak {
