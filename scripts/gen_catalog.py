@@ -204,7 +204,8 @@ TIER_FIELDS = [("input", "input_cost_per_token"), ("output", "output_cost_per_to
                ("cache_read", "cache_read_input_token_cost"),
                ("cache_write", "cache_creation_input_token_cost"),
                ("audio_input", "input_cost_per_audio_token"),
-               ("cache_read_audio", "cache_read_input_audio_token_cost")]
+               ("cache_read_audio", "cache_read_input_audio_token_cost"),
+               ("image_output", "output_cost_per_image_token")]
 
 
 def usd_picos(x, field):

@@ -672,6 +672,8 @@ struct RawServiceTier {
     #[serde(default)]
     cache_read_audio: RateValue,
     #[serde(default)]
+    image_output: RateValue,
+    #[serde(default)]
     tier: Vec<Spanned<RawTier>>,
 }
 
@@ -1062,6 +1064,7 @@ impl Ctx<'_> {
                     cache_write: opt(f("cache_write"), &st.cache_write)?,
                     audio_input: opt(f("audio_input"), &st.audio_input)?,
                     cache_read_audio: opt(f("cache_read_audio"), &st.cache_read_audio)?,
+                    image_output: opt(f("image_output"), &st.image_output)?,
                     tiers: self.tiers(id, &f("tier"), &st.tier)?,
                 },
             );

@@ -36,7 +36,10 @@ pub const NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN: &str = "off_peak_time_zone_unknown";
 pub const STANDARD_SERVICE_TIERS: [&str; 4] = ["default", "auto", "standard", "standard_only"];
 
 /// Rates of one service tier (OpenAI `priority` / `flex`, Anthropic `priority`, ...), in
-/// pico-dollars per token. A rate left `None` is the standard rate.
+/// pico-dollars per token. A text rate left `None` is the standard rate; a modality rate
+/// left `None` (and every modality the tier cannot list: audio output, image and video
+/// input) is the standard modality rate scaled by the tier's input rate over the standard
+/// one (output side: by the output rates), as reasoning is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceTierRates {
     /// Input rate.
@@ -51,6 +54,8 @@ pub struct ServiceTierRates {
     pub audio_input: Option<u64>,
     /// Cached audio input rate.
     pub cache_read_audio: Option<u64>,
+    /// Image output rate (LiteLLM `output_cost_per_image_token_priority`).
+    pub image_output: Option<u64>,
     /// Long-context tiers of this service tier (ascending); when empty, a prompt over a
     /// standard long-context threshold is priced at the standard long-context tier.
     pub tiers: Vec<Tier>,
@@ -58,6 +63,11 @@ pub struct ServiceTierRates {
 
 /// Per-modality token rates, pico-dollars per token. `None` = the text rate (input or
 /// output; cached audio: the audio input rate).
+///
+/// A listed rate keeps its ratio to the text rate of its side (input: audio, image, video,
+/// cached audio; output: audio, image) under a long-context tier, a service tier and the
+/// batch discount, unless that tier lists a rate of its own: reporting the modality split
+/// of a call never moves its cost off the tier the text is priced at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ModalityRates {
     /// Audio input tokens.
@@ -386,7 +396,8 @@ pub(crate) struct Chosen {
     pub tier_above: Option<u64>,
     pub audio_input: u64,
     pub cache_read_audio: u64,
-    /// The modality rates in force (batch: discounted); `None` = the chosen text rate.
+    /// The modality rates in force (scaled as the text rates are); `None` = the chosen
+    /// text rate.
     pub modality: ModalityRates,
     pub service_tier: Option<String>,
     pub off_peak: bool,
@@ -420,7 +431,6 @@ impl Price {
             notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
         }
         let m = &self.dims.modality;
-        let mut modality = *m;
         let (mut rates, tier_above) = match st {
             Some(st) if !st.tiers.is_empty() => {
                 let mut s = self.clone();
@@ -429,9 +439,14 @@ impl Price {
             }
             _ => self.rates_for(prompt),
         };
-        let mut audio_input = m.audio_input.unwrap_or(rates.input);
-        let mut cache_read_audio = m.cache_read_audio;
         let mut applied = None;
+        // Modality rates the applied service tier or batch lists, and the text rates (input,
+        // output) they go with.
+        let mut tier_listed = (
+            ModalityRates::default(),
+            self.rates.input,
+            self.rates.output,
+        );
         if let Some(st) = st {
             if tier_above.is_none() {
                 rates.input = st.input.unwrap_or(rates.input);
@@ -446,16 +461,24 @@ impl Price {
                 rates.output = st.output.unwrap_or(rates.output);
                 rates.cache_read = st.cache_read.or(rates.cache_read);
                 rates.cache_write = st.cache_write.or(rates.cache_write);
-                audio_input = st
-                    .audio_input
-                    .unwrap_or(m.audio_input.unwrap_or(rates.input));
-                cache_read_audio = st.cache_read_audio.or(cache_read_audio);
                 applied.clone_from(&tier_name);
             } else if st.tiers.is_empty() {
                 // The tier lists no long-context rates: the standard long-context tier.
                 notes.push(NOTE_SERVICE_TIER_NOT_OFFERED);
             } else {
                 applied.clone_from(&tier_name);
+            }
+            if applied.is_some() {
+                tier_listed = (
+                    ModalityRates {
+                        audio_input: st.audio_input,
+                        cache_read_audio: st.cache_read_audio,
+                        image_output: st.image_output,
+                        ..ModalityRates::default()
+                    },
+                    st.input.unwrap_or(self.rates.input),
+                    st.output.unwrap_or(self.rates.output),
+                );
             }
         } else if batch {
             // The batch discount on whatever rates apply (a long-context tier's too), cache
@@ -473,26 +496,41 @@ impl Price {
             rates.reasoning = Some(scale(rates.reasoning.unwrap_or(rates.output), bo, base_out));
             rates.input = scale(rates.input, bi, base_in);
             rates.output = scale(rates.output, bo, base_out);
-            // Modality rates: the listed batch rate, else the standard one discounted alike,
-            // else (no rate of its own) the batch text rate.
-            let bm = &self.dims.batch_modality;
-            let input_side = |listed: Option<u64>, standard: Option<u64>| {
-                listed.or_else(|| standard.map(|r| scale(r, bi, base_in)))
-            };
-            let output_side = |listed: Option<u64>, standard: Option<u64>| {
-                listed.or_else(|| standard.map(|r| scale(r, bo, base_out)))
-            };
-            modality.audio_input = input_side(bm.audio_input, m.audio_input);
-            modality.image_input = input_side(bm.image_input, m.image_input);
-            modality.video_input = input_side(bm.video_input, m.video_input);
-            modality.cache_read_audio = input_side(bm.cache_read_audio, m.cache_read_audio);
-            modality.cache_read_image = input_side(bm.cache_read_image, m.cache_read_image);
-            modality.cache_write_audio = input_side(bm.cache_write_audio, m.cache_write_audio);
-            modality.audio_output = output_side(bm.audio_output, m.audio_output);
-            modality.image_output = output_side(bm.image_output, m.image_output);
-            audio_input = modality.audio_input.unwrap_or(rates.input);
-            cache_read_audio = modality.cache_read_audio;
+            // Modality rates: the listed batch rate, else the standard one discounted alike
+            // (below), else (no rate of its own) the batch text rate.
+            tier_listed = (
+                self.dims.batch_modality,
+                bi.unwrap_or(base_in),
+                bo.unwrap_or(base_out),
+            );
         }
+        // Each modality rate keeps its ratio to the text rate of its side, whatever applies
+        // (a long-context tier, a service tier, the batch discount): the rate the applied
+        // tier lists against that tier's text rate, else the standard one against the
+        // standard text rate. A modality whose rate equals the text rate stays equal to it,
+        // so reporting the split of a call never changes its cost.
+        let (listed, listed_in, listed_out) = tier_listed;
+        let side = |tier: Option<u64>, standard: Option<u64>, now: u64, of_tier: u64, of: u64| {
+            match tier {
+                Some(r) => Some(scaled(r, now, of_tier).unwrap_or(r)),
+                None => standard.map(|r| scaled(r, now, of).unwrap_or(r)),
+            }
+        };
+        let (base_in, base_out) = (self.rates.input, self.rates.output);
+        let input_side = |tier, standard| side(tier, standard, rates.input, listed_in, base_in);
+        let output_side = |tier, standard| side(tier, standard, rates.output, listed_out, base_out);
+        let modality = ModalityRates {
+            audio_input: input_side(listed.audio_input, m.audio_input),
+            image_input: input_side(listed.image_input, m.image_input),
+            video_input: input_side(listed.video_input, m.video_input),
+            cache_read_audio: input_side(listed.cache_read_audio, m.cache_read_audio),
+            cache_read_image: input_side(listed.cache_read_image, m.cache_read_image),
+            cache_write_audio: input_side(listed.cache_write_audio, m.cache_write_audio),
+            audio_output: output_side(listed.audio_output, m.audio_output),
+            image_output: output_side(listed.image_output, m.image_output),
+        };
+        let mut audio_input = modality.audio_input.unwrap_or(rates.input);
+        let cache_read_audio = modality.cache_read_audio;
         let mut off_peak = false;
         if let (Some(op), Some(at), None, None) =
             (&self.dims.off_peak, instant, &applied, tier_above)

@@ -123,6 +123,7 @@
 //! [model.price.service_tier.priority]   # optional: rates of a service tier
 //! input = 4.25
 //! output = 17.0
+//! image_output = 216.0          # also cache_read, cache_write, audio_input, cache_read_audio
 //! [model.price.modality]        # optional: audio_input, audio_output, image_input, image_output, ...
 //! audio_input = 32.0
 //! [model.price.off_peak]        # optional: discounted UTC windows

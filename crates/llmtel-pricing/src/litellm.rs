@@ -527,6 +527,7 @@ impl JsonCtx<'_> {
                 cache_write: f("cache_creation_input_token_cost")?,
                 audio_input: f("input_cost_per_audio_token")?,
                 cache_read_audio: f("cache_read_input_audio_token_cost")?,
+                image_output: f("output_cost_per_image_token")?,
                 tiers: Vec::new(),
             };
             if st == ServiceTierRates::default() {

@@ -96,8 +96,9 @@ fn a_good_file_prices_every_dimension() {
     let p = c
         .price_call("m", None, &usage, &weekday.with_service_tier("priority"))
         .unwrap();
-    // 900k × $2 + 100k × $10 (no priority audio rate: the standard one) + 1M × $4 + $0.03
-    assert_eq!(p.breakdown.total.to_string(), "$6.830000");
+    // 900k × $2 + 100k × $20 (no priority audio rate: the standard one keeps its ratio to
+    // the input rate, $10 × 2/1) + 1M × $4 + $0.03
+    assert_eq!(p.breakdown.total.to_string(), "$7.830000");
     let sunday = Call::at("2026-11-29T23:59:59Z".parse().unwrap()).with_details(details);
     let p = c.price_call("m", None, &usage, &sunday).unwrap();
     // 900k × $0.50 + 100k × $10 + 1M × $1 + $0.03
