@@ -186,6 +186,8 @@ def convert(key, v):
     base["cache_write_1h"] = rate(v, "cache_creation_input_token_cost_above_1hr")
     base["batch_input"] = rate(v, "input_cost_per_token_batches")
     base["batch_output"] = rate(v, "output_cost_per_token_batches")
+    base["batch_cache_read"] = rate(v, "cache_read_input_token_cost_batches")
+    base["batch_cache_write"] = rate(v, "cache_creation_input_token_cost_batches")
     return base, tiers
 
 
@@ -496,7 +498,7 @@ def emit(out, cid, provider, kind, v, base, tiers, date, source):
     out.append(f"input = {per_million(base['input'])}")
     out.append(f"output = {per_million(base['output'])}")
     for f in ["cache_read", "cache_write", "cache_write_1h", "reasoning",
-              "batch_input", "batch_output"]:
+              "batch_input", "batch_output", "batch_cache_read", "batch_cache_write"]:
         if base.get(f) is not None:
             out.append(f"{f} = {per_million(base[f])}")
     out.append(f"source = {toml_str(source)}")

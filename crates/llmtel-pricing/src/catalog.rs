@@ -108,6 +108,14 @@ pub struct Price {
     /// Batch API output rate, pico-dollars per token (reasoning and long-context output
     /// scaled alike).
     pub batch_output: Option<u64>,
+    /// Batch API cache-read rate, pico-dollars per token (LiteLLM
+    /// `cache_read_input_token_cost_batches`; a long-context tier's scaled alike); `None`:
+    /// the cache-read rate discounted as `batch_input` discounts the input rate. Applies
+    /// only with `batch_input` or `batch_output` (they make the batch tier).
+    pub batch_cache_read: Option<u64>,
+    /// Batch API cache-write rate (`cache_creation_input_token_cost_batches`), as
+    /// `batch_cache_read`.
+    pub batch_cache_write: Option<u64>,
     /// Where the price was published.
     pub source: Option<String>,
     /// Long-context tiers, ascending by threshold.
@@ -629,6 +637,8 @@ struct RawPrice {
     reasoning: Option<Spanned<toml::Value>>,
     batch_input: Option<Spanned<toml::Value>>,
     batch_output: Option<Spanned<toml::Value>>,
+    batch_cache_read: Option<Spanned<toml::Value>>,
+    batch_cache_write: Option<Spanned<toml::Value>>,
     source: Option<String>,
     #[serde(default)]
     tier: Vec<Spanned<RawTier>>,
@@ -993,6 +1003,8 @@ impl Ctx<'_> {
                 cache_write_1h: opt("price.cache_write_1h", &raw.cache_write_1h)?,
                 batch_input: opt("price.batch_input", &raw.batch_input)?,
                 batch_output: opt("price.batch_output", &raw.batch_output)?,
+                batch_cache_read: opt("price.batch_cache_read", &raw.batch_cache_read)?,
+                batch_cache_write: opt("price.batch_cache_write", &raw.batch_cache_write)?,
                 source: raw.source,
                 tiers,
                 dims,

@@ -482,17 +482,34 @@ impl Price {
             }
         } else if batch {
             // The batch discount on whatever rates apply (a long-context tier's too), cache
-            // reads and writes included (OpenAI lists batch cached input at the same
-            // discount; Anthropic's multipliers stack): each rate scaled by the listed
-            // batch rate over the base one (exactly the batch rate without a tier).
+            // reads and writes included: each rate scaled by the listed batch rate over the
+            // base one (exactly the batch rate without a tier). A listed batch cache rate
+            // (Gemini lists batch cache reads at the standard price, not half) gives its own
+            // discount; else the cache is discounted as the input is (OpenAI mostly lists it
+            // so; Anthropic's multipliers stack).
             applied.clone_from(&tier_name);
             let scale = |rate: u64, batch: Option<u64>, base: u64| {
                 batch.and_then(|b| scaled(rate, b, base)).unwrap_or(rate)
             };
             let (bi, bo) = (self.batch_input, self.batch_output);
             let (base_in, base_out) = (self.rates.input, self.rates.output);
-            rates.cache_read = Some(scale(rates.cache_read.unwrap_or(rates.input), bi, base_in));
-            rates.cache_write = Some(scale(rates.cache_write.unwrap_or(rates.input), bi, base_in));
+            let cache = |rate: Option<u64>, listed: Option<u64>, base: Option<u64>| {
+                let rate = rate.unwrap_or(rates.input);
+                match listed {
+                    Some(b) => scaled(rate, b, base.unwrap_or(base_in)).unwrap_or(b),
+                    None => scale(rate, bi, base_in),
+                }
+            };
+            rates.cache_read = Some(cache(
+                rates.cache_read,
+                self.batch_cache_read,
+                self.rates.cache_read,
+            ));
+            rates.cache_write = Some(cache(
+                rates.cache_write,
+                self.batch_cache_write,
+                self.rates.cache_write,
+            ));
             rates.reasoning = Some(scale(rates.reasoning.unwrap_or(rates.output), bo, base_out));
             rates.input = scale(rates.input, bi, base_in);
             rates.output = scale(rates.output, bo, base_out);

@@ -111,6 +111,7 @@
 //! reasoning = 3.50              # optional, default = output
 //! batch_input = 1.25            # optional: service_tier "batch" (see below)
 //! batch_output = 5.00           # optional: service_tier "batch"
+//! batch_cache_read = 0.625      # optional: batch cache reads (default: discounted alike)
 //! source = "https://openai.com/api/pricing"   # optional
 //!
 //! [[model.price.tier]]          # optional long-context tiers

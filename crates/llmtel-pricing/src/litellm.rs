@@ -141,7 +141,9 @@ impl Catalog {
     ///   `cache_read_input_token_cost`, `cache_creation_input_token_cost` (absent = the
     ///   input rate), `output_cost_per_reasoning_token` (absent = the output rate),
     ///   `cache_creation_input_token_cost_above_1hr` (→ `cache_write_1h`),
-    ///   `input_cost_per_token_batches` / `output_cost_per_token_batches` (→ batch), the
+    ///   `input_cost_per_token_batches` / `output_cost_per_token_batches` (→ batch),
+    ///   `cache_read_input_token_cost_batches` / `cache_creation_input_token_cost_batches`
+    ///   (→ `batch_cache_read` / `batch_cache_write`), the
     ///   modality rates' `_batches` variants (`input_cost_per_audio_token_batches`,
     ///   `output_cost_per_image_token_batches`, ... → `batch_modality`).
     /// - `<field>_above_<N>k_tokens` / `<field>_above_<N>_tokens` for input, output, cache
@@ -316,6 +318,8 @@ impl JsonCtx<'_> {
                     }
                     other => other,
                 },
+                batch_cache_read: rate("cache_read_input_token_cost_batches")?,
+                batch_cache_write: rate("cache_creation_input_token_cost_batches")?,
                 source: Some(format!(
                     "LiteLLM model_prices_and_context_window.json ({})",
                     self.origin
