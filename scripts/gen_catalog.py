@@ -181,6 +181,8 @@ def convert(key, v):
             tiers.append({"above_input_tokens": threshold, "input": cur["input"],
                           "output": cur["output"], "cache_read": cur["cache_read"],
                           "cache_write": cur["cache_write"], "reasoning": None})
+    if len(tiers) > MAX_TIERS_PER_PRICE:
+        raise ValueError(f"more than {MAX_TIERS_PER_PRICE} long-context tiers")
     monotone(key, base, tiers)
     base["dims"] = dims(v, base)
     base["cache_write_1h"] = rate(v, "cache_creation_input_token_cost_above_1hr")
@@ -237,7 +239,8 @@ def units(v):
     return u
 
 
-# llmtel-pricing's MAX_OFF_PEAK_WINDOWS and MAX_OFF_PEAK_HOURS_PER_WINDOW.
+# llmtel-pricing's MAX_TIERS_PER_PRICE, MAX_OFF_PEAK_WINDOWS and MAX_OFF_PEAK_HOURS_PER_WINDOW.
+MAX_TIERS_PER_PRICE = 32
 MAX_OFF_PEAK_WINDOWS = 64
 MAX_OFF_PEAK_HOURS_PER_WINDOW = 48
 

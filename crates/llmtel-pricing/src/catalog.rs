@@ -23,6 +23,41 @@ pub(crate) const BUILTIN_TOML: &str = include_str!("../data/catalog.toml");
 /// Origin name of the built-in price file in errors.
 pub(crate) const BUILTIN_ORIGIN: &str = "llmtel-pricing/data/catalog.toml (builtin)";
 
+/// Largest price file [`Catalog::load`] reads (as [`MAX_FETCH_BYTES`](crate::MAX_FETCH_BYTES)
+/// for a URL; LiteLLM's whole table is about 3.5 MB): a larger file, or a device that never
+/// ends (`/dev/zero`), is an error, read no further than this.
+pub const MAX_PRICE_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Most aliases one model entry of a price file may declare (more is an error): a model
+/// has a few other names, and each is checked against every other.
+pub const MAX_ALIASES_PER_MODEL: usize = 64;
+
+/// Most long-context tiers one price (or one service tier of it) may list, in a TOML file
+/// or LiteLLM's JSON (more is an error): every priced call looks through them.
+pub const MAX_TIERS_PER_PRICE: usize = 32;
+
+/// `path`'s bytes, read no further than `limit` (one byte more tells a longer file):
+/// `ErrorKind::FileTooLarge` past it.
+pub(crate) fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let too_large = || {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("file too large (limit {limit} bytes)"),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    if file.metadata().is_ok_and(|m| m.len() > limit) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
 /// What a model does; priced the same way, reported as `llmtel.pricing.kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelKind {
@@ -297,13 +332,21 @@ impl Catalog {
     /// ([`Catalog::from_toml_str`]).
     ///
     /// # Errors
-    /// [`CatalogError::Io`] if the file cannot be read, else as
+    /// [`CatalogError::Io`] if the file cannot be read, is larger than
+    /// [`MAX_PRICE_FILE_BYTES`] (read no further) or is not UTF-8, else as
     /// [`Catalog::from_toml_str`] / [`Catalog::from_litellm_json`] with the path as
     /// origin. Nothing is returned half-loaded.
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let src = std::fs::read_to_string(path).map_err(|source| CatalogError::Io {
+        let io = |source| CatalogError::Io {
             path: path.to_path_buf(),
             source,
+        };
+        let bytes = read_at_most(path, MAX_PRICE_FILE_BYTES).map_err(io)?;
+        let src = String::from_utf8(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
         })?;
         let origin = path.display().to_string();
         if Catalog::looks_like_json(path, &src) {
@@ -571,8 +614,9 @@ impl Catalog {
                     .entry(alias.clone())
                     .or_default()
                     .push(entry.id.clone());
+                // Ids are pushed in order: this entry's id, if there, is the last.
                 let ids = folded.entry(alias.to_lowercase()).or_default();
-                if !ids.contains(&entry.id) {
+                if ids.last() != Some(&entry.id) {
                     ids.push(entry.id.clone());
                 }
             }
@@ -887,10 +931,23 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        if let Some(past) = raw.aliases.get(MAX_ALIASES_PER_MODEL) {
+            return Err(self.invalid(
+                Some(past.span()),
+                entry,
+                Some("aliases"),
+                format!(
+                    "{} aliases, more than the {MAX_ALIASES_PER_MODEL} an entry may declare",
+                    raw.aliases.len()
+                ),
+                "list only the names calls report for this model; map deployment names in [deployments] instead",
+            ));
+        }
         let mut aliases = Vec::with_capacity(raw.aliases.len());
+        let mut seen = std::collections::HashSet::with_capacity(raw.aliases.len());
         for alias in &raw.aliases {
             let a = alias.get_ref().trim();
-            if a.is_empty() || a == id || aliases.iter().any(|x: &String| x == a) {
+            if a.is_empty() || a == id || !seen.insert(a) {
                 return Err(self.invalid(
                     Some(alias.span()),
                     entry,
@@ -972,29 +1029,7 @@ impl Ctx<'_> {
             cache_write: opt("price.cache_write", &raw.cache_write)?,
             reasoning: opt("price.reasoning", &raw.reasoning)?,
         };
-        let mut tiers = Vec::with_capacity(raw.tier.len());
-        for tier in &raw.tier {
-            let t = tier.get_ref();
-            let above = *t.above_input_tokens.get_ref();
-            if tiers.iter().any(|x: &Tier| x.above_input_tokens == above) {
-                return Err(self.invalid(
-                    Some(t.above_input_tokens.span()),
-                    Some(id),
-                    Some("price.tier.above_input_tokens"),
-                    format!("two tiers above {above} input tokens"),
-                    "give each [[model.price.tier]] its own threshold",
-                ));
-            }
-            tiers.push(Tier {
-                above_input_tokens: above,
-                input: self.rate(id, "price.tier.input", &t.input)?,
-                output: self.rate(id, "price.tier.output", &t.output)?,
-                cache_read: opt("price.tier.cache_read", &t.cache_read)?,
-                cache_write: opt("price.tier.cache_write", &t.cache_write)?,
-                reasoning: opt("price.tier.reasoning", &t.reasoning)?,
-            });
-        }
-        tiers.sort_by_key(|t| t.above_input_tokens);
+        let tiers = self.tiers(id, "price.tier", &raw.tier)?;
         let dims = self.convert_dims(id, &raw)?;
         Ok((
             Price {
@@ -1024,11 +1059,21 @@ impl Ctx<'_> {
                 .map(|v| self.rate(id, &format!("{prefix}.{field}"), v))
                 .transpose()
         };
+        if let Some(past) = raw.get(MAX_TIERS_PER_PRICE) {
+            return Err(self.invalid(
+                Some(past.span()),
+                Some(id),
+                Some(prefix),
+                too_many_tiers(raw.len()),
+                TOO_MANY_TIERS_FIX,
+            ));
+        }
         let mut tiers = Vec::with_capacity(raw.len());
+        let mut thresholds = std::collections::HashSet::with_capacity(raw.len());
         for tier in raw {
             let t = tier.get_ref();
             let above = *t.above_input_tokens.get_ref();
-            if tiers.iter().any(|x: &Tier| x.above_input_tokens == above) {
+            if !thresholds.insert(above) {
                 return Err(self.invalid(
                     Some(t.above_input_tokens.span()),
                     Some(id),
@@ -1292,6 +1337,15 @@ fn alias_names_a_model(origin: &str, id: &str, alias: &str, outcome: &str) -> Ca
         "remove the alias; to reprice that model, give the entry its id instead",
     )
 }
+
+/// The problem of a price with more than [`MAX_TIERS_PER_PRICE`] long-context tiers.
+pub(crate) fn too_many_tiers(n: usize) -> String {
+    format!("{n} long-context tiers, more than the {MAX_TIERS_PER_PRICE} a price may list")
+}
+
+/// What to do about too many long-context tiers (TOML and JSON alike).
+pub(crate) const TOO_MANY_TIERS_FIX: &str =
+    "list only the thresholds at which the provider's rates change";
 
 /// The part of an off-peak window a problem is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,7 +35,8 @@ pub enum PricingError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CatalogError {
-    /// The price file could not be read.
+    /// The price file could not be read (or is larger than
+    /// [`MAX_PRICE_FILE_BYTES`](crate::MAX_PRICE_FILE_BYTES): `ErrorKind::FileTooLarge`).
     #[error("cannot read price file `{}`: {source}. {}", path.display(), io_fix(source))]
     Io {
         /// The path given.
@@ -159,6 +160,9 @@ fn io_fix(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::InvalidData => {
             "Save it as UTF-8 text: a TOML price file or LiteLLM's JSON"
+        }
+        std::io::ErrorKind::FileTooLarge => {
+            "Give the path of the price file itself (a TOML price file or LiteLLM's JSON, about 3.5 MB)"
         }
         _ => "Check the path and that the file is readable",
     }

@@ -163,7 +163,10 @@ mod sources;
 mod usage;
 mod usd;
 
-pub use catalog::{Catalog, ModelEntry, ModelKind, Price, Tier};
+pub use catalog::{
+    Catalog, MAX_ALIASES_PER_MODEL, MAX_PRICE_FILE_BYTES, MAX_TIERS_PER_PRICE, ModelEntry,
+    ModelKind, Price, Tier,
+};
 pub use dims::{
     Call, Dimensions, MAX_OFF_PEAK_HOURS_PER_WINDOW, MAX_OFF_PEAK_WINDOWS, ModalityRates,
     NOTE_MODALITY_TOKENS_EXCLUSIVE, NOTE_OFF_PEAK_TIME_ZONE_UNKNOWN, NOTE_REQUEST_CHARGE_UNKNOWN,

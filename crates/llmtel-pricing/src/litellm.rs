@@ -10,8 +10,9 @@ use jiff::civil::Date;
 use serde_json::{Map, Value};
 
 use crate::catalog::{
-    ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, TOO_MANY_WINDOWS_FIX, Tier, WindowPart,
-    off_peak_window, too_many_windows, weekday_set,
+    MAX_TIERS_PER_PRICE, ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, TOO_MANY_TIERS_FIX,
+    TOO_MANY_WINDOWS_FIX, Tier, WindowPart, off_peak_window, too_many_tiers, too_many_windows,
+    weekday_set,
 };
 use crate::dims::{
     Dimensions, MAX_OFF_PEAK_WINDOWS, ModalityRates, OffPeak, ServiceTierRates, UnitPrices,
@@ -407,6 +408,15 @@ impl JsonCtx<'_> {
             }
             let r = self.rate_value(key, field, v)?;
             by_threshold.entry(threshold).or_default()[slot] = Some(r);
+            if by_threshold.len() > MAX_TIERS_PER_PRICE {
+                return Err(self.invalid(
+                    self.line_of(key, Some(field)),
+                    Some(key),
+                    Some(field),
+                    too_many_tiers(by_threshold.len()),
+                    TOO_MANY_TIERS_FIX,
+                ));
+            }
         }
         let mut tiers = Vec::with_capacity(by_threshold.len());
         let (mut input, mut output) = (base.input, base.output);
@@ -473,6 +483,16 @@ impl JsonCtx<'_> {
         }
         ranged.sort_by_key(|(start, _)| *start);
         ranged.dedup_by_key(|(start, _)| *start);
+        // The lowest range is the base price.
+        if ranged.len() > MAX_TIERS_PER_PRICE + 1 {
+            return Err(self.invalid(
+                self.line_of(key, Some("tiered_pricing")),
+                Some(key),
+                Some("tiered_pricing"),
+                too_many_tiers(ranged.len() - 1),
+                TOO_MANY_TIERS_FIX,
+            ));
+        }
         let mut iter = ranged.into_iter();
         let Some((_, base)) = iter.next() else {
             return Ok(None);

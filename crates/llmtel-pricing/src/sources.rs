@@ -21,7 +21,8 @@ pub const ENV_PRICES_URL_TIMEOUT_MS: &str = "LLMTEL_PRICES_URL_TIMEOUT_MS";
 pub const ENV_PRICES_URL_CA_FILE: &str = "LLMTEL_PRICES_URL_CA_FILE";
 /// Default timeout of a price URL fetch (connect and whole response).
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest price file accepted from a URL (LiteLLM's whole table is about 1.5 MB).
+/// Largest price file accepted from a URL (LiteLLM's whole table is about 3.5 MB), as
+/// [`MAX_PRICE_FILE_BYTES`](crate::MAX_PRICE_FILE_BYTES) for a file.
 pub const MAX_FETCH_BYTES: u64 = 32 * 1024 * 1024;
 
 static FAILURES: AtomicU64 = AtomicU64::new(0);
@@ -201,12 +202,15 @@ impl PriceSources {
             .https_only(true);
         let mut pems = self.ca_pem.clone();
         for f in &self.ca_files {
-            pems.push(std::fs::read(f).map_err(|e| {
-                err(
-                    format!("cannot read the CA file {}: {e}", f.display()),
-                    "give a readable PEM file in LLMTEL_PRICES_URL_CA_FILE",
-                )
-            })?);
+            // A CA bundle is small: read no further than a price file.
+            pems.push(
+                crate::catalog::read_at_most(f, crate::MAX_PRICE_FILE_BYTES).map_err(|e| {
+                    err(
+                        format!("cannot read the CA file {}: {e}", f.display()),
+                        "give a readable PEM file in LLMTEL_PRICES_URL_CA_FILE",
+                    )
+                })?,
+            );
         }
         for pem in &pems {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
