@@ -161,7 +161,8 @@ impl Catalog {
     ///   `output_cost_per_token`, reasoning = the tier's output rate.
     /// - `max_input_tokens` (else `max_tokens`) → `context_window`, `max_output_tokens`.
     ///
-    /// Prices are USD per token as JSON numbers (`2.5e-06`); each is read through its
+    /// A leading UTF-8 byte order mark is skipped. Prices are USD per token as JSON numbers
+    /// (`2.5e-06`); each is read through its
     /// shortest decimal form and rounded to the pico-dollar, halves to even
     /// ([`rate_per_token_f64`](crate::rate_per_token_f64)). Every price is in force from
     /// [`LITELLM_EFFECTIVE`] (the file has no dates).
@@ -171,6 +172,9 @@ impl Catalog {
     /// is not a JSON object of objects, or a price field honoured above is not a number
     /// or is negative. Nothing is returned half-loaded.
     pub fn import_litellm_json(src: &str, origin: &str) -> Result<LiteLlmImport, CatalogError> {
+        // A UTF-8 byte order mark (editors on Windows write one), as `looks_like_json`
+        // skips it: JSON has none.
+        let src = src.strip_prefix('\u{feff}').unwrap_or(src);
         let ctx = JsonCtx { src, origin };
         let root: Map<String, Value> = serde_json::from_str(src).map_err(|e| {
             ctx.invalid(
