@@ -177,8 +177,8 @@ pub use dims::{
 pub use error::{CatalogError, PricingError};
 pub use litellm::{LITELLM_EFFECTIVE, LiteLlmImport, SkipReason, provider_from_litellm};
 pub use resolve::{
-    MAX_DEPLOYMENT_HOPS, MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep, Resolved,
-    SUGGEST_MAX_BYTES,
+    MAX_DEPLOYMENT_HOPS, MAX_RESOLVE_NAME_BYTES, MatchKind, RESOLVE_CACHE_CAPACITY, ResolveStep,
+    Resolved, SUGGEST_MAX_BYTES,
 };
 pub use sources::{
     DEFAULT_FETCH_TIMEOUT, ENV_PRICES, ENV_PRICES_URL, ENV_PRICES_URL_CA_FILE,

@@ -103,6 +103,13 @@ pub const MAX_DEPLOYMENT_HOPS: usize = 8;
 /// Most names kept by the resolution cache; when full it is emptied and refilled.
 pub const RESOLVE_CACHE_CAPACITY: usize = 4096;
 
+/// The longest model name (bytes, trimmed) [`Catalog::resolve`] takes through every step;
+/// a longer one is matched only as a deployment, id or alias (steps 1–4, in time linear in
+/// its length), and a name or provider hint longer than this is never cached. The other
+/// steps try each prefix-stripped form with each snapshot suffix removed: time cubic in
+/// the length of a name, which a client may choose. No catalog name comes near it.
+pub const MAX_RESOLVE_NAME_BYTES: usize = 512;
+
 /// Cache of resolved names (hits and misses), keyed by provider hint and name.
 #[derive(Default)]
 pub(crate) struct ResolveCache(RwLock<CacheMap>);
@@ -142,6 +149,12 @@ impl ResolveCache {
             .get(provider.unwrap_or(""))?
             .get(model)
             .cloned()
+    }
+
+    /// The number of names cached.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.read().map_or(0, |m| m.len)
     }
 
     fn put(&self, model: &str, provider: Option<&str>, value: Option<Arc<Resolved>>) {
@@ -227,7 +240,8 @@ impl Catalog {
     /// shared by two providers' entries); without it the smallest id wins.
     ///
     /// Results (hits and misses) are cached per (provider, name), up to
-    /// [`RESOLVE_CACHE_CAPACITY`] names.
+    /// [`RESOLVE_CACHE_CAPACITY`] names. A name longer than [`MAX_RESOLVE_NAME_BYTES`] is
+    /// matched by steps 1–4 only, and neither it nor a provider hint that long is cached.
     ///
     /// ```
     /// use llmtel_pricing::{Catalog, MatchKind};
@@ -251,11 +265,18 @@ impl Catalog {
         model: &str,
         provider: Option<&str>,
     ) -> Option<Arc<Resolved>> {
-        if let Some(hit) = self.cache.get(model, provider) {
-            return hit;
+        // The cache keeps names of a bounded length: 4,096 names of a megabyte are 4 GB.
+        let cacheable = model.len() <= MAX_RESOLVE_NAME_BYTES
+            && provider.is_none_or(|p| p.len() <= MAX_RESOLVE_NAME_BYTES);
+        if cacheable {
+            if let Some(hit) = self.cache.get(model, provider) {
+                return hit;
+            }
         }
         let found = self.resolve_uncached(model.trim(), provider).map(Arc::new);
-        self.cache.put(model, provider, found.clone());
+        if cacheable {
+            self.cache.put(model, provider, found.clone());
+        }
         found
     }
 
@@ -387,6 +408,11 @@ impl Catalog {
         );
         if let Some((key, kind)) = direct {
             return Some(Resolved { key, kind });
+        }
+        if model.len() > MAX_RESOLVE_NAME_BYTES {
+            // Steps 5-8 try each prefix-stripped form with each snapshot suffix removed:
+            // time cubic in the length of the name (MAX_RESOLVE_NAME_BYTES).
+            return None;
         }
         let done = |key: String, kind: MatchKind| Some(Resolved { key, kind });
         // 5. provider prefixes
@@ -633,6 +659,42 @@ mod tests {
         for s in ["4", "4o", "mini", "turbo", "12345", "v", "pro"] {
             assert!(!is_snapshot_segment(s), "{s}");
         }
+    }
+
+    fn catalog_with(ids: &[&str]) -> Catalog {
+        let models: String = ids
+            .iter()
+            .map(|id| {
+                format!(
+                    "[[model]]\nid = \"{id}\"\nprovider = \"openai\"\n[[model.price]]\neffective = \"2025-01-01\"\ninput = 1\noutput = 2\n"
+                )
+            })
+            .collect();
+        Catalog::from_toml_str(&models, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn overlong_names_and_provider_hints_are_not_cached() {
+        let long_id = format!("m{}", "x".repeat(MAX_RESOLVE_NAME_BYTES));
+        let c = catalog_with(&["gpt-4o", &long_id]);
+        // An overlong id still resolves exactly; an overlong name resolves to nothing; an
+        // overlong hint still resolves the name. None of them is kept.
+        let exact = c.resolve(&long_id, None).map(|r| (r.key, r.kind));
+        assert_eq!(exact, Some((long_id.clone(), MatchKind::Exact)));
+        assert_eq!(c.resolve(&format!("openai/{long_id}-2024"), None), None);
+        let hint = "p".repeat(MAX_RESOLVE_NAME_BYTES + 1);
+        assert_eq!(
+            c.resolve("gpt-4o", Some(&hint)).map(|r| r.key).as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(c.cache.len(), 0);
+        // Names up to the bound are cached (hits and misses).
+        assert!(c.resolve("openai/gpt-4o-2024-08-06", None).is_some());
+        assert!(
+            c.resolve(&"y".repeat(MAX_RESOLVE_NAME_BYTES), None)
+                .is_none()
+        );
+        assert_eq!(c.cache.len(), 2);
     }
 
     #[test]
