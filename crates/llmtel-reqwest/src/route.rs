@@ -107,7 +107,9 @@ impl BaseUrl {
             .map_err(|e| format!("invalid base URL {:?}: {e}", llmtel::redact(base)))?;
         let host = url
             .host_str()
-            .ok_or_else(|| format!("base URL {base:?} has no host"))?
+            // Redacted as above: `localhost:8080/v1?api_key=…` parses with `localhost` as its
+            // scheme and no host, and its key would be in the message.
+            .ok_or_else(|| format!("base URL {:?} has no host", llmtel::redact(base)))?
             .to_ascii_lowercase();
         Ok(BaseUrl {
             scheme: url.scheme().to_owned(),
@@ -459,6 +461,20 @@ mod tests {
                 Some("gpt4o-prod".into())
             ))
         );
+    }
+
+    #[test]
+    fn a_base_url_without_a_host_is_refused_without_its_key_in_the_error() {
+        // `localhost` is read as the scheme: no host.
+        let base = "localhost:8080/v1?api_key=sk-live-0123456789abcdefABCDEF";
+        let err = BaseUrl::parse(base, Flavor::OpenAi, "ollama").unwrap_err();
+        assert!(err.contains("has no host"), "{err}");
+        assert!(!err.contains("sk-live"), "{err}");
+        let err = crate::LlmMiddleware::new()
+            .with_openai_compatible(base, "ollama")
+            .unwrap_err();
+        assert!(!err.to_string().contains("sk-live"), "{err}");
+        assert!(!format!("{err:?}").contains("sk-live"), "{err:?}");
     }
 
     #[test]
