@@ -193,7 +193,10 @@ impl CallState {
             return;
         }
         self.finished = true;
-        let span = std::mem::replace(&mut self.span, Span::none());
+        // A handle: the span stays in `self` until the end, so that if anything below panics
+        // (a bug), [`abandon`](Self::abandon) still fails it, and settles the hook if it was
+        // not settled yet.
+        let span = self.span.clone();
         let status_body = self.decode_rest(&end);
         let obs = self.observed();
 
@@ -237,7 +240,49 @@ impl CallState {
                 },
             );
         }
+        let own = std::mem::replace(&mut self.span, Span::none());
         drop(span);
+        drop(own);
+    }
+
+    /// Ends a call that could not be finished: its decoding panicked (a bug), or its state
+    /// was dropped before its body ended. The span, if still open, ends failed with
+    /// `error.type = internal`; the hook, if not settled yet, is settled with that class.
+    /// Nothing is done twice: after [`finish`](Self::finish) this does nothing.
+    pub(crate) fn abandon(&mut self) {
+        self.finished = true;
+        let span = std::mem::replace(&mut self.span, Span::none());
+        if !span.is_none() {
+            llmtel::record_error_status(
+                &span,
+                INTERNAL,
+                "llmtel-reqwest could not finish reading the response (a bug: please report \
+                 it); what it held is not recorded",
+            );
+        }
+        if let Some((hook, call)) = self.hook.take() {
+            hook.settle(
+                &call,
+                &SettledCall {
+                    usage: None,
+                    estimated: false,
+                    response_model: None,
+                    error_type: Some(INTERNAL.to_owned()),
+                },
+            );
+        }
+        drop(span);
+    }
+
+    /// Runs `f` with the span's own subscriber as this thread's default: the span may belong
+    /// to a thread-local or per-task dispatcher, and the layers that run when it closes
+    /// (llmtel's, looking up the OpenTelemetry ids) use the default one.
+    pub(crate) fn in_own_dispatch<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let dispatch = self
+            .span
+            .with_subscriber(|(_, d)| d.clone())
+            .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone));
+        tracing::dispatcher::with_default(&dispatch, || f(self))
     }
 
     /// Feeds the decoder what the body's mode still holds (a JSON body is read whole here)
@@ -414,6 +459,24 @@ impl CallState {
         }
     }
 }
+
+/// A call state dropped without being finished (never in the normal course: every body's
+/// end finishes it) is abandoned: its span fails and its hook is settled, once, so that a
+/// budget's reservation is never leaked.
+impl Drop for CallState {
+    fn drop(&mut self) {
+        if self.span.is_none() && self.hook.is_none() {
+            return;
+        }
+        // The hook is the application's code: a panic in it must not unwind out of a drop.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.in_own_dispatch(CallState::abandon);
+        }));
+    }
+}
+
+/// The `error.type` of a call llmtel-reqwest could not finish reading (a bug).
+pub(crate) const INTERNAL: &str = "internal";
 
 /// Opt-in content: the request's input messages and the response's text.
 fn record_content(span: &Span, api: Api, request_json: Option<&Value>, obs: &Observed) {

@@ -572,8 +572,11 @@ impl Decoder {
                 .unwrap_or(0);
             // OpenAI counts reasoning inside `completion_tokens`; xAI outside it (its
             // `total_tokens` adds it on): then llmtel's output, which includes reasoning,
-            // is the sum.
+            // is the sum. Only a total that says so counts: without one (or with counts
+            // too large to add), the sum is `None` on both sides, which compared equal and
+            // then overflowed (a panic in debug builds, a wrapped count in release).
             let outside = reasoning > 0
+                && u.total_tokens.is_some()
                 && u.total_tokens
                     == input
                         .checked_add(completion)
@@ -581,7 +584,7 @@ impl Decoder {
             self.set_usage(Usage {
                 input_tokens: input,
                 output_tokens: if outside {
-                    completion + reasoning
+                    completion.saturating_add(reasoning)
                 } else {
                     completion
                 },
@@ -1219,6 +1222,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn huge_completion_counts_with_reasoning_and_no_total_do_not_overflow() {
+        // No `total_tokens`: the reasoning is inside `completion_tokens` (OpenAI's way),
+        // whatever the counts; `u64::MAX + 5` overflowed (a panic in debug builds).
+        let body = format!(
+            r#"{{"id":"c1","model":"grok-4","choices":[],"usage":{{"prompt_tokens":10,"completion_tokens":{},"completion_tokens_details":{{"reasoning_tokens":5}}}}}}"#,
+            u64::MAX
+        );
+        let mut d = Decoder::new(Api::OpenAiChat);
+        d.json(body.as_bytes());
+        let u = d.observed().usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (10, u64::MAX));
+        assert_eq!(u.reasoning_tokens, 5);
+        // A total that overflows too is not xAI's sum either.
+        let body = body.replace(
+            r#""prompt_tokens":10"#,
+            r#""prompt_tokens":10,"total_tokens":3"#,
+        );
+        let mut d = Decoder::new(Api::OpenAiChat);
+        d.json(body.as_bytes());
+        assert_eq!(d.observed().usage.unwrap().output_tokens, u64::MAX);
+    }
 
     #[test]
     fn gemini_modality_counts_saturate() {

@@ -121,8 +121,9 @@ pub struct ReaderStats {
     pub bytes_skipped: u64,
     /// Calls decoded on the caller's thread because the reader thread could not be started.
     pub inline_calls: u64,
-    /// Calls whose decoding panicked (a bug: please report it); their spans ended without
-    /// what the body held.
+    /// Calls whose decoding panicked (a bug: please report it); their spans end failed with
+    /// `error.type = internal`, without what the body held, and their pre-flight hooks are
+    /// settled with that class.
     pub decoder_panics: u64,
 }
 
@@ -282,32 +283,32 @@ fn process(calls: &mut HashMap<u64, Box<CallState>>, msg: Handoff) {
     let Some(mut state) = calls.remove(&id) else {
         return;
     };
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(move || {
-        feed(&mut state, pieces);
-        match end {
-            Some(end) => {
-                // Under the span's own subscriber as this thread's default: the span may
-                // belong to a thread-local or per-task dispatcher, and the layers that run when
-                // it closes (llmtel's, looking up the OpenTelemetry ids) use the default one.
-                let dispatch = state
-                    .span
-                    .with_subscriber(|(_, d)| d.clone())
-                    .unwrap_or_else(|| tracing::dispatcher::get_default(Clone::clone));
-                tracing::dispatcher::with_default(&dispatch, || state.finish(end));
-                COUNTERS.calls.fetch_add(1, Relaxed);
-                None
-            }
-            None => Some(state),
+    let ended = end.is_some();
+    let completed = run_guarded(&mut state, |state| {
+        feed(state, pieces);
+        if let Some(end) = end {
+            state.in_own_dispatch(|s| s.finish(end));
+            COUNTERS.calls.fetch_add(1, Relaxed);
         }
-    }));
-    match outcome {
-        Ok(Some(state)) => {
-            calls.insert(id, state);
-        }
-        Ok(None) => {}
-        // The state (and its span) was dropped while unwinding: the span has ended.
+    });
+    if completed && !ended {
+        calls.insert(id, state);
+    }
+}
+
+/// Runs `f` on a call's state, catching a panic (a bug, counted in
+/// [`ReaderStats::decoder_panics`]): the call is then abandoned, its span failed with
+/// `error.type = internal` and its hook settled, after the unwinding (the hook is the
+/// application's code; a panic in it is caught too). Returns whether `f` completed.
+fn run_guarded(state: &mut CallState, f: impl FnOnce(&mut CallState)) -> bool {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(state))) {
+        Ok(()) => true,
         Err(_) => {
             COUNTERS.panics.fetch_add(1, Relaxed);
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                state.in_own_dispatch(CallState::abandon);
+            }));
+            false
         }
     }
 }
@@ -372,7 +373,11 @@ impl Tap {
         }
         let now = Instant::now();
         match self {
-            Tap::Inline(state) => state.on_data(data, now),
+            Tap::Inline(state) => {
+                if !run_guarded(state, |s| s.on_data(data, now)) {
+                    *self = Tap::Done;
+                }
+            }
             Tap::Offloaded(o) => {
                 if data.len() < COPY_BELOW {
                     // Copied (from cache: the kernel just wrote it), so the connection's read
@@ -400,7 +405,9 @@ impl Tap {
     /// The body ended (completely, with an error, or dropped by the caller).
     pub(crate) fn end(&mut self, end: End) {
         match std::mem::replace(self, Tap::Done) {
-            Tap::Inline(mut state) => state.finish(end),
+            Tap::Inline(mut state) => {
+                run_guarded(&mut state, |s| s.in_own_dispatch(|s| s.finish(end)));
+            }
             Tap::Offloaded(mut o) => o.hand_off(Some(end)),
             Tap::Done => {}
         }
