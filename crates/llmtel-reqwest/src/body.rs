@@ -422,12 +422,13 @@ impl CallState {
         }
         match end {
             End::Complete => None,
-            End::Failed(e) => Some(("interrupted".to_owned(), e.clone())),
             // Read to its end marker (`[DONE]`, `message_stop`, `response.completed`) and
-            // dropped before the transport's own end (a chunked terminator, an HTTP/2 end of
-            // stream): complete. A consumer that stops at the marker, as async-openai does,
-            // is the usual case.
-            End::Dropped if obs.done => None,
+            // then failed or dropped before the transport's own end (a chunked terminator,
+            // an HTTP/2 end of stream): complete, the answer and its usage were all there. A
+            // consumer that stops at the marker, as async-openai does, is the usual drop; a
+            // server or proxy closing the connection without the terminator, the failure.
+            End::Failed(_) | End::Dropped if obs.done => None,
+            End::Failed(e) => Some(("interrupted".to_owned(), e.clone())),
             End::Dropped => Some((
                 "cancelled".to_owned(),
                 "the caller dropped the response before its end".to_owned(),

@@ -121,6 +121,47 @@ fn a_stream_cut_in_the_middle_ends_the_span_with_what_was_seen() {
 }
 
 #[test]
+fn a_stream_cut_after_its_done_marker_is_complete() {
+    // Every byte of the answer, `[DONE]` included, then the connection closes without the
+    // chunked terminator (a proxy closing early): the caller's read fails, but the call
+    // was answered whole and its usage is exact.
+    let chunks = openai_stream(true);
+    let p = run_async(|| async {
+        let mut reply = Reply::sse(&chunks);
+        reply.steps.push(Step::Cut);
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(server.url("/openai/v1/chat/completions"))
+            .body(OPENAI_STREAM_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let err = loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => got.extend_from_slice(&c),
+                Ok(None) => panic!("a stream without its terminator must not end cleanly"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, chunks.concat().as_bytes());
+        drop(err);
+    });
+    let s = llm_span(&p);
+    assert!(attr(&s, "error.type").is_none(), "{:?}", s.attributes);
+    assert!(!matches!(
+        s.status,
+        opentelemetry::trace::Status::Error { .. }
+    ));
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 20);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 5);
+    assert!(
+        attr(&s, "llmtel.cost.estimated").is_none_or(|v| *v == opentelemetry::Value::Bool(false))
+    );
+}
+
+#[test]
 fn a_stream_dropped_by_the_caller_is_cancelled() {
     let p = run_async(|| async {
         let go = Arc::new(Notify::new());
