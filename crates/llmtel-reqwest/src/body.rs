@@ -136,9 +136,13 @@ impl CallState {
         // Streams only (the convention: "time to the first chunk of a streamed response"):
         // a whole JSON body's first bytes come at about its full latency, which read as a
         // time to first chunk made the generation time ~0 and the tokens per second absurd.
-        // (Gemini's `streamGenerateContent` without `alt=sse` streams a JSON array.)
+        // (Gemini's `streamGenerateContent` without `alt=sse` streams a JSON array.) An SSE
+        // stream's first chunk is its first event: comments (OpenRouter's
+        // `: OPENROUTER PROCESSING` keep-alives, sent while the model has not answered yet)
+        // dispatch nothing.
         if self.first_chunk.is_none()
-            && (matches!(self.mode, Mode::Sse(_)) || self.api == Api::GeminiStreamGenerate)
+            && self.api == Api::GeminiStreamGenerate
+            && !matches!(self.mode, Mode::Sse(_))
         {
             self.first_chunk = Some(now);
         }
@@ -146,13 +150,18 @@ impl CallState {
             Mode::Sse(parser) => {
                 let before = self.decoder.observed().output_events;
                 let decoder = &mut self.decoder;
+                let mut dispatched = false;
                 parser.feed(data, |e| {
+                    dispatched = true;
                     if e.truncated {
                         decoder.event_tail(e.event, e.data);
                     } else {
                         decoder.event(e.event, e.data);
                     }
                 });
+                if dispatched && self.first_chunk.is_none() {
+                    self.first_chunk = Some(now);
+                }
                 if self.decoder.observed().output_events > before {
                     if self.first_output.is_none() {
                         self.first_output = Some(now);

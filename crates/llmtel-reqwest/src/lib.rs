@@ -14,7 +14,8 @@
 //!   of reasoning) from each provider's shape, so llmtel's exporter prices it exactly;
 //!   estimated from the text ([`llmtel::estimate`], marked `llmtel.cost.estimated`) when the
 //!   response has none;
-//! - for streams (SSE), `gen_ai.response.time_to_first_chunk`,
+//! - for streams (SSE), `gen_ai.response.time_to_first_chunk` (to the first event: a
+//!   keep-alive comment such as OpenRouter's `: OPENROUTER PROCESSING` is not a chunk),
 //!   `llmtel.response.time_per_output_chunk` and `llmtel.response.output_chunks`; the body
 //!   passes through frame by frame, never buffered;
 //! - provider errors as `error.type` ([`errors`]) with the span's error status, a stream the

@@ -54,6 +54,44 @@ fn the_first_chunk_reaches_the_caller_before_the_server_sends_the_second() {
 }
 
 #[test]
+fn keep_alive_comments_before_the_first_event_do_not_stamp_the_time_to_first_chunk() {
+    // OpenRouter sends `: OPENROUTER PROCESSING` comments while the model has not answered.
+    let p = run_async(|| async {
+        let go = Arc::new(Notify::new());
+        let comment = ": OPENROUTER PROCESSING\n\n";
+        let chunks = openai_stream(true);
+        let reply = Reply {
+            status: 200,
+            content_type: "text/event-stream",
+            steps: vec![
+                Step::Bytes(comment.as_bytes().to_vec()),
+                Step::Wait(go.clone()),
+                Step::Bytes(chunks.concat().into_bytes()),
+            ],
+            chunked: true,
+        };
+        let server = Replay::start(vec![reply]).await;
+        let c = client(middleware(&server));
+        let mut resp = c
+            .post(server.url("/openai/v1/chat/completions"))
+            .body(OPENAI_STREAM_REQUEST)
+            .send()
+            .await
+            .unwrap();
+        let first = resp.chunk().await.unwrap().unwrap();
+        assert_eq!(first, comment.as_bytes());
+        // The model "thinks" for 300 ms after the comment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        go.notify_one();
+        while resp.chunk().await.unwrap().is_some() {}
+    });
+    let s = llm_span(&p);
+    let ttfc = f64_attr(&s, "gen_ai.response.time_to_first_chunk");
+    assert!(ttfc >= 0.25, "stamped by the comment: {ttfc}");
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 5);
+}
+
+#[test]
 fn a_stream_without_usage_is_estimated_from_its_text() {
     let chunks = openai_stream(false);
     let p = run_async(|| async {
