@@ -529,13 +529,20 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// `{"usage": {...}}` (Gemini: `{"usageMetadata": {...}}`) built from the last such object
-/// in the tail of a large body.
+/// in the tail of a large body, in the shape the decoder reads for `api`: Gemini's
+/// `streamGenerateContent` without `alt=sse` answers a JSON array of responses
+/// (`[{"usageMetadata": {...}}]`).
 fn tail_usage(tail: &[u8], api: Api) -> Option<String> {
     let key = crate::decode::usage_key(api);
     let usage = crate::decode::tail_value(tail, key)?;
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), usage);
-    Some(Value::Object(body).to_string())
+    let body = Value::Object(body);
+    Some(if api == Api::GeminiStreamGenerate {
+        Value::Array(vec![body]).to_string()
+    } else {
+        body.to_string()
+    })
 }
 
 /// The instrumented response body: frames pass through untouched as they arrive; the

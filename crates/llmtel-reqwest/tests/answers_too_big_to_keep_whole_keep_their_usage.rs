@@ -47,6 +47,44 @@ fn a_gemini_answer_over_16_mib_is_priced_from_the_usage_metadata_in_its_tail() {
 }
 
 #[test]
+fn a_gemini_json_array_stream_over_16_mib_is_priced_from_the_usage_metadata_in_its_tail() {
+    // `streamGenerateContent` without `alt=sse`: one JSON array of responses, the usage in
+    // the last.
+    let body = format!(
+        r#"[{{"candidates":[{{"content":{{"parts":[{{"text":"Here is your cat."}}],"role":"model"}},"index":0}}],"usageMetadata":{{"promptTokenCount":12,"candidatesTokenCount":5,"totalTokenCount":17}},"modelVersion":"gemini-2.5-flash-image","responseId":"gem-big-2"}},
+{{"candidates":[{{"content":{{"parts":[{{"inlineData":{{"mimeType":"image/png","data":"{}"}}}}],"role":"model"}},"finishReason":"STOP","index":0}}],"usageMetadata":{{"promptTokenCount":12,"candidatesTokenCount":1295,"totalTokenCount":1307,"promptTokensDetails":[{{"modality":"TEXT","tokenCount":12}}],"candidatesTokensDetails":[{{"modality":"TEXT","tokenCount":5}},{{"modality":"IMAGE","tokenCount":1290}}]}},"modelVersion":"gemini-2.5-flash-image","responseId":"gem-big-2"}}]"#,
+        big_base64()
+    );
+    assert!(body.len() > 16 * 1024 * 1024);
+    let p = run_async(|| async {
+        let server = Replay::start(vec![Reply::json(200, &body)]).await;
+        let c = client(middleware(&server));
+        let (status, got) = post(
+            &c,
+            &server.url("/gemini/v1beta/models/gemini-2.5-flash-image:streamGenerateContent"),
+            GEMINI_REQUEST,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(got.len(), body.len(), "the caller gets the whole body");
+    });
+    let s = llm_span(&p);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.input_tokens"), 12);
+    assert_eq!(i64_attr(&s, "gen_ai.usage.output_tokens"), 1295);
+    assert_eq!(i64_attr(&s, "llmtel.usage.image.output_tokens"), 1290);
+    // As the plain `generateContent` answer above: exact, not estimated.
+    assert_usd(f64_attr(&s, "gen_ai.usage.cost"), 0.038_716_1);
+    assert!(
+        attr(&s, "llmtel.cost.estimated").is_none_or(|v| *v == opentelemetry::Value::Bool(false)),
+        "{s:?}"
+    );
+    assert!(
+        str_attr(&s, "llmtel.parse_error").contains("usage read from its tail"),
+        "{s:?}"
+    );
+}
+
+#[test]
 fn an_anthropic_answer_over_16_mib_is_priced_from_the_usage_in_its_tail() {
     let body = ANTHROPIC_RESPONSE.replace(
         "Refunds are accepted within 30 days.",
