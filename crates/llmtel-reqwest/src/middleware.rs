@@ -116,10 +116,24 @@ impl LlmMiddleware {
         Ok(self)
     }
 
-    /// Adds `stream_options: {"include_usage": true}` to streamed OpenAI-style chat and
-    /// completion requests that do not ask for it, so that the exact usage arrives in the
+    /// Adds `"stream_options": {"include_usage": true}` to streamed chat and completion
+    /// requests to providers known to accept it, so that the exact usage arrives in the
     /// last chunk (off by default: the caller then sees one extra chunk with empty
     /// `choices`, which some hand-written stream readers do not expect).
+    ///
+    /// - **Which providers**: OpenAI (`openai`, also a base URL you name `openai`), DeepSeek
+    ///   (`deepseek`), and Azure OpenAI (`azure.ai.openai`) from `api-version` 2024-09-01
+    ///   on, or its `/openai/v1/` API; earlier Azure versions refuse the field. No other
+    ///   provider is asked: Mistral refuses it (HTTP 422 `extra_forbidden`) and sends the
+    ///   usage in its last chunk anyway, as Gemini, OpenRouter and Together do; for the
+    ///   others (and servers you add under your own name, such as vLLM or Ollama) set the
+    ///   field in the request yourself if they need it.
+    /// - **What the caller set is kept**: a request that has `stream_options.include_usage`
+    ///   (`true` or `false`) is sent as it is, and so is one whose `stream_options` is not
+    ///   an object or whose body cannot be read.
+    /// - **How**: the field is inserted after the body's opening `{`, every other byte left
+    ///   as it was (key order, spacing); a request with a `stream_options` object without
+    ///   `include_usage` is re-serialised with `include_usage: true` added to it.
     pub fn with_stream_usage(mut self, on: bool) -> Self {
         self.stream_usage = on;
         self
@@ -159,7 +173,7 @@ impl Middleware for LlmMiddleware {
         let api = route.api;
         let mut out = Outgoing::read(&route, &mut req);
         if self.stream_usage {
-            out.ask_for_stream_usage(api, &mut req);
+            out.ask_for_stream_usage(&route, &mut req);
         }
         let span = open_span(&route, &out, &req);
 
@@ -287,19 +301,31 @@ impl Outgoing {
         }
     }
 
-    /// Asks a streamed OpenAI chat or completions request for its usage
-    /// (`stream_options.include_usage`), unless it does already.
-    fn ask_for_stream_usage(&mut self, api: Api, req: &mut Request) {
-        if self.info.stream
-            && !self.info.include_usage
-            && matches!(api, Api::OpenAiChat | Api::OpenAiCompletions)
+    /// Asks a streamed chat or completions request to a provider that accepts it for its
+    /// usage (`stream_options.include_usage`), unless the request says either way already.
+    fn ask_for_stream_usage(&mut self, route: &Route, req: &mut Request) {
+        if !self.info.stream
+            || self.info.include_usage
+            || !matches!(route.api, Api::OpenAiChat | Api::OpenAiCompletions)
+            || !accepts_stream_options(&route.provider, req.url())
         {
-            if let Some(bytes) = self.request_body.as_deref().and_then(with_include_usage) {
-                self.request_body = Some(bytes::Bytes::from(bytes.clone()));
-                *req.body_mut() = Some(reqwest::Body::from(bytes));
-                req.headers_mut().remove(http::header::CONTENT_LENGTH);
-            }
+            return;
         }
+        let Some(bytes) = req
+            .body()
+            .and_then(|b| b.as_bytes())
+            .filter(|b| b.len() <= MAX_REQUEST_JSON)
+            .and_then(with_include_usage)
+        else {
+            return;
+        };
+        let bytes = bytes::Bytes::from(bytes);
+        if self.request_body.is_some() {
+            // The same prompt: the kept copy shares the new body instead of being a second.
+            self.request_body = Some(bytes.clone());
+        }
+        *req.body_mut() = Some(reqwest::Body::from(bytes));
+        req.headers_mut().remove(http::header::CONTENT_LENGTH);
     }
 
     fn planned_call(&self, route: &Route) -> PlannedCall {
@@ -395,19 +421,88 @@ fn transport_failure(
     settle_failed(hook, class);
 }
 
-/// The request body with `stream_options.include_usage` set, if it is a JSON object.
+/// Whether `provider` is known to accept `stream_options.include_usage` on a streamed chat
+/// request to `url` (see [`LlmMiddleware::with_stream_usage`]).
+fn accepts_stream_options(provider: &str, url: &reqwest::Url) -> bool {
+    match provider {
+        "openai" | "deepseek" => true,
+        // Azure OpenAI: from api-version 2024-09-01(-preview) on; the v1 API (`/openai/v1/…`,
+        // no dated version) is OpenAI's. Earlier versions answer 400 "Unrecognized request
+        // argument supplied: stream_options".
+        "azure.ai.openai" => {
+            url.path().starts_with("/openai/v1/")
+                || url
+                    .query_pairs()
+                    .find(|(k, _)| k == "api-version")
+                    .is_some_and(|(_, v)| azure_version_has_stream_options(&v))
+        }
+        _ => false,
+    }
+}
+
+/// A dated Azure OpenAI `api-version` (`2024-10-21`, `2025-04-01-preview`) of 2024-09-01 or
+/// later.
+fn azure_version_has_stream_options(version: &str) -> bool {
+    let Some(date) = version.get(..10) else {
+        return false;
+    };
+    let dated = date.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        _ => b.is_ascii_digit(),
+    });
+    let suffix_ok = version.len() == 10 || version[10..].starts_with('-');
+    dated && suffix_ok && date >= "2024-09-01"
+}
+
+/// The body with `"stream_options":{"include_usage":true}`, if it is a JSON object that says
+/// nothing of `include_usage`: inserted after the opening `{` when the object has no
+/// `stream_options` (every other byte kept), added to a `stream_options` object that has no
+/// `include_usage` (re-serialised: rare). `None` (sent as it is) for anything else: the
+/// caller's `include_usage` either way, a `stream_options` that is not an object (`null`
+/// included), a body that is not one readable JSON object.
 fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
-    let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+    /// A field present, even `null`, is `Some`.
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    #[derive(serde::Deserialize)]
+    struct Top {
+        #[serde(default, deserialize_with = "present")]
+        stream_options: Option<Value>,
+    }
+    const WS: &[u8] = b" \t\r\n";
+    let open = body.iter().position(|b| !WS.contains(b))?;
+    // A struct also reads from an array: the body must open an object.
+    if body[open] != b'{' {
         return None;
-    };
-    let opts = map
-        .entry("stream_options")
-        .or_insert_with(|| Value::Object(Default::default()));
-    let Value::Object(o) = opts else {
-        return None;
-    };
-    o.insert("include_usage".to_owned(), Value::Bool(true));
-    serde_json::to_vec(&map).ok()
+    }
+    // Every other key is skipped, not built; a duplicate `stream_options` is an error.
+    let top: Top = serde_json::from_slice(body).ok()?;
+    match top.stream_options {
+        None => {
+            const FIELD: &[u8] = br#""stream_options":{"include_usage":true}"#;
+            let rest = &body[open + 1..];
+            let empty = rest.iter().find(|b| !WS.contains(b)) == Some(&b'}');
+            let mut out = Vec::with_capacity(body.len() + FIELD.len() + 1);
+            out.extend_from_slice(&body[..=open]);
+            out.extend_from_slice(FIELD);
+            if !empty {
+                out.push(b',');
+            }
+            out.extend_from_slice(rest);
+            Some(out)
+        }
+        Some(Value::Object(o)) if !o.contains_key("include_usage") => {
+            let Ok(Value::Object(mut map)) = serde_json::from_slice::<Value>(body) else {
+                return None;
+            };
+            if let Some(Value::Object(o)) = map.get_mut("stream_options") {
+                o.insert("include_usage".to_owned(), Value::Bool(true));
+            }
+            serde_json::to_vec(&map).ok()
+        }
+        Some(_) => None,
+    }
 }
 
 /// What a failed send is recorded as: reqwest's message names the URL (`error sending
@@ -504,4 +599,93 @@ fn rewrap(response: Response, url: reqwest::Url, state: CallState) -> Response {
     }
     let body = reqwest::Body::wrap(InstrumentedBody::new(body, state));
     Response::from(http::Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_options_are_asked_only_of_providers_that_accept_them() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        let chat = url("https://api.example.com/v1/chat/completions");
+        for p in ["openai", "deepseek"] {
+            assert!(accepts_stream_options(p, &chat), "{p}");
+        }
+        for p in [
+            "mistral_ai",
+            "groq",
+            "together_ai",
+            "openrouter",
+            "gcp.gemini",
+            "gcp.vertex_ai",
+            "azure.ai.inference",
+            "ollama",
+        ] {
+            assert!(!accepts_stream_options(p, &chat), "{p}");
+        }
+        let azure = |q: &str| {
+            accepts_stream_options(
+                "azure.ai.openai",
+                &url(&format!(
+                    "https://r.openai.azure.com/openai/deployments/d/chat/completions{q}"
+                )),
+            )
+        };
+        for q in [
+            "?api-version=2024-09-01-preview",
+            "?api-version=2024-10-21",
+            "?api-version=2025-04-01-preview",
+            "?x=1&api-version=2025-01-01-preview",
+        ] {
+            assert!(azure(q), "{q}");
+        }
+        for q in [
+            "",
+            "?api-version=2024-06-01",
+            "?api-version=2024-08-01-preview",
+            "?api-version=2023-05-15",
+            "?api-version=preview",
+            "?api-version=2024-10-21x",
+            "?api-version=2024-1O-21",
+        ] {
+            assert!(!azure(q), "{q}");
+        }
+        assert!(accepts_stream_options(
+            "azure.ai.openai",
+            &url("https://r.openai.azure.com/openai/v1/chat/completions")
+        ));
+    }
+
+    #[test]
+    fn include_usage_is_inserted_into_the_bytes_and_never_overrides_the_caller() {
+        let with =
+            |b: &str| with_include_usage(b.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            with(r#" {"model":"gpt-4o","stream":true}"#).as_deref(),
+            Some(r#" {"stream_options":{"include_usage":true},"model":"gpt-4o","stream":true}"#)
+        );
+        assert_eq!(
+            with("{ }").as_deref(),
+            Some(r#"{"stream_options":{"include_usage":true} }"#)
+        );
+        assert_eq!(
+            with(r#"{"stream_options":{"include_usage":false},"stream":true}"#),
+            None
+        );
+        assert_eq!(with(r#"{"stream_options":{"include_usage":true}}"#), None);
+        assert_eq!(with(r#"{"stream_options":null,"stream":true}"#), None);
+        assert_eq!(with(r#"{"stream_options":1}"#), None);
+        assert_eq!(with(r#"{"stream_options":{},"stream_options":{}}"#), None);
+        assert_eq!(with(r#"[{"stream_options":{}}]"#), None);
+        assert_eq!(with(r#"{"a":"#), None);
+        let v: Value = serde_json::from_str(
+            &with(r#"{"stream":true,"stream_options":{"continuous_usage_stats":true}}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"continuous_usage_stats": true, "include_usage": true})
+        );
+    }
 }

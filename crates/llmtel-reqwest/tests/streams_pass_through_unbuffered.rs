@@ -322,6 +322,70 @@ fn include_usage_is_added_only_when_enabled() {
 }
 
 #[test]
+fn include_usage_is_asked_only_of_providers_that_accept_it_and_never_overrides_the_caller() {
+    // Mistral answers 422 `extra_forbidden` to `stream_options` (and sends the usage in its
+    // last chunk anyway): its request must go out as the caller wrote it.
+    let p = run_async(|| async {
+        let chunks = openai_stream(true);
+        let server = Replay::start(vec![Reply::sse(&chunks); 6]).await;
+        let mw = middleware(&server)
+            .with_openai_compatible(&format!("{}/mistral/v1", server.base()), "mistral_ai")
+            .unwrap()
+            .with_openai_compatible(
+                &format!("{}/azure/openai", server.base()),
+                "azure.ai.openai",
+            )
+            .unwrap()
+            .with_stream_usage(true);
+        let c = client(mw);
+        let no_usage = OPENAI_STREAM_REQUEST_NO_USAGE;
+        let said_no = r#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":false},"messages":[]}"#;
+        for (path, body) in [
+            ("/mistral/v1/chat/completions", no_usage),
+            ("/openai/v1/chat/completions", no_usage),
+            ("/openai/v1/chat/completions", said_no),
+            (
+                "/azure/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01",
+                no_usage,
+            ),
+            (
+                "/azure/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21",
+                no_usage,
+            ),
+        ] {
+            let (status, got) = post(&c, &server.url(path), body).await;
+            assert_eq!((status, got), (200, chunks.concat().into_bytes()), "{path}");
+        }
+        let reqs = server.requests();
+        let sent = |i: usize| String::from_utf8(reqs[i].body.clone()).unwrap();
+        assert_eq!(sent(0), no_usage, "Mistral: as the caller wrote it");
+        // OpenAI: the field inserted, every other byte as it was (no re-sorted keys).
+        let asked = no_usage.replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1);
+        assert_eq!(sent(1), asked);
+        assert!(
+            reqs[1]
+                .head
+                .to_ascii_lowercase()
+                .contains(&format!("content-length: {}", asked.len()))
+        );
+        assert_eq!(sent(2), said_no, "the caller's include_usage:false is kept");
+        assert_eq!(
+            sent(3),
+            no_usage,
+            "Azure before 2024-09-01 refuses stream_options"
+        );
+        assert_eq!(sent(4), asked);
+    });
+    let spans: Vec<_> = p
+        .spans()
+        .into_iter()
+        .filter(|s| attr(s, "gen_ai.operation.name").is_some())
+        .collect();
+    assert_eq!(spans.len(), 5);
+    assert!(spans.iter().all(|s| attr(s, "error.type").is_none()));
+}
+
+#[test]
 fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
     let before = llmtel_reqwest::reader_stats();
     let p = run_async(|| async {
