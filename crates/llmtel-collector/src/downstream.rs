@@ -121,9 +121,14 @@ impl Downstream {
                         reqwest::header::HeaderValue::from_static("gzip"),
                     );
                 }
+                // No redirect is followed: a 301/302/303 would turn the POST into a GET
+                // without its body (and a 2xx answer to it count spans forwarded that were
+                // never sent), a 307/308 would send the spans and the forward headers
+                // (credentials) to whatever host the answer names. A 3xx is a refusal.
                 let client = tls
                     .reqwest_builder()
                     .map_err(CollectorError::Certificate)?
+                    .redirect(reqwest::redirect::Policy::none())
                     .timeout(timeout)
                     .build()
                     .map_err(|_| bad())?;
@@ -183,7 +188,7 @@ impl Downstream {
                 headers,
                 gzip: _,
             } => {
-                let r = client
+                let mut r = client
                     .post(url)
                     .headers(headers.clone())
                     .body(body)
@@ -199,6 +204,17 @@ impl Downstream {
                         .unwrap_or(0));
                 }
                 match status {
+                    300..=399 => Err(Refusal::Final(format!(
+                        "the downstream {:?} answered HTTP {status} redirecting to {}: the \
+                         collector does not follow redirects (the spans would be lost or sent \
+                         with the forward headers to another address); set the forward endpoint \
+                         to the final URL",
+                        redacted(url),
+                        r.headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .map_or_else(|| "nowhere".to_owned(), |l| format!("{:?}", redacted(l)))
+                    ))),
                     // What OTLP/HTTP says to retry, after `Retry-After` when given.
                     429 | 502 | 503 | 504 => Err(Refusal::Retry {
                         after: r
@@ -208,7 +224,14 @@ impl Downstream {
                             .and_then(|v| v.trim().parse::<u64>().ok())
                             .map(|s| Duration::from_secs(s.min(3600))),
                     }),
-                    _ => Err(Refusal::Final),
+                    _ => Err(Refusal::Final(format!(
+                        "the downstream {:?} refused a request for good: HTTP {status}{} \
+                         (not retried, as OTLP says; check the forward endpoint, headers and \
+                         the downstream's limits)",
+                        redacted(url),
+                        // The first chunk only: an error page can be big.
+                        reason(r.chunk().await.ok().flatten().unwrap_or_default())
+                    ))),
                 }
             }
         }
@@ -216,7 +239,7 @@ impl Downstream {
 }
 
 /// Why the downstream took none of a request's spans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// Worth sending again: not reachable, timed out, or an error OTLP says to retry (HTTP
     /// 429/502/503/504; gRPC `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., and
@@ -224,9 +247,10 @@ pub(crate) enum Refusal {
     /// wait (HTTP `Retry-After` in seconds, gRPC `RetryInfo`).
     Retry { after: Option<Duration> },
     /// Refused for good: an error OTLP says must not be retried (HTTP 400, 401, 403, 413,
-    /// ...; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...). Sending it
-    /// again would only hold the queue's room.
-    Final,
+    /// ...; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...), or a
+    /// redirect (HTTP 3xx, never followed). Sending it again would only hold the queue's
+    /// room. With what happened and what to do ([`crate::Collector::last_error`]).
+    Final(String),
 }
 
 /// The refusal a gRPC status means, by the OTLP specification's list of retryable codes. A
@@ -246,7 +270,45 @@ fn grpc_refusal(s: &tonic::Status) -> Refusal {
         | Code::Unavailable
         | Code::DataLoss => Refusal::Retry { after },
         Code::ResourceExhausted if after.is_some() => Refusal::Retry { after },
-        _ => Refusal::Final,
+        code => Refusal::Final(format!(
+            "the gRPC downstream refused a request for good: {code:?}: {} (not retried, as \
+             OTLP says; check the forward endpoint, headers and the downstream's limits)",
+            clip(s.message())
+        )),
+    }
+}
+
+/// At most 300 characters of a downstream's message, on one line.
+fn clip(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    one_line.trim().to_owned()
+}
+
+/// `: ` and the text of an HTTP error body (a `google.rpc.Status`'s message, or the text as
+/// is), clipped; nothing for an empty one.
+fn reason(body: Bytes) -> String {
+    let text = crate::rpc::message_of(&body)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    let text = clip(&text);
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// A URL without what may carry credentials (user info, query, fragment).
+fn redacted(url: &str) -> String {
+    if url.contains("://") {
+        format!("{:?}", crate::config::Endpoint(url.to_owned()))
+            .trim_matches('"')
+            .to_owned()
+    } else {
+        url.split(['?', '#']).next().unwrap_or_default().to_owned()
     }
 }
 

@@ -29,7 +29,11 @@
 //!   `retry_for` (30 s) while its spans hold their place in the queue, then dropped and
 //!   counted (`export_failed`); one it refuses for good (the errors OTLP says must not be
 //!   retried: HTTP 400/401/403/413, gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) is
-//!   dropped at once and counted (`rejected`), as are the spans a partial success rejects;
+//!   dropped at once and counted (`rejected`), as are the spans a partial success rejects,
+//!   and a request an HTTP downstream answers with a redirect (3xx: never followed, as a
+//!   followed 301/302/303 turns the POST into a GET without its body and a 307/308 sends the
+//!   spans and the forward headers to another address; set the endpoint to the final URL).
+//!   [`Collector::last_error`] says why spans were last dropped, with what to do;
 //! - **accounts budgets** (with [`Config::with_budgets`] or `budgets = "FILE"` in its config,
 //!   the library's rules file and stores: memory, SQLite, Redis): each priced span's spend is
 //!   recorded once, by the scopes its attributes give (`user.id`, `session.id`,
@@ -294,6 +298,14 @@ impl Collector {
     /// The health counters now.
     pub fn stats(&self) -> Stats {
         self.queue.counters.snapshot()
+    }
+
+    /// Why spans were last dropped after they were accepted, and what to do: the downstream
+    /// refused them for good (with its answer: a wrong header, a redirect, a span over its
+    /// limit), ... `None` while nothing was. Also on `/metrics`, as a comment line
+    /// (`# llmtel_collector_last_error ...`).
+    pub fn last_error(&self) -> Option<String> {
+        self.queue.counters.last_error()
     }
 
     /// Stops gracefully, within `timeout`: stops receiving (senders are refused and retry

@@ -448,8 +448,9 @@ async fn forward(
                             outcome.forwarded(&counters, rejected);
                             break;
                         }
-                        Err(Refusal::Final) => {
+                        Err(Refusal::Final(why)) => {
                             counters.dropped_rejected.fetch_add(outcome.spans, Relaxed);
+                            counters.note(format!("{} spans dropped: {why}", outcome.spans));
                             break;
                         }
                         Err(Refusal::Retry { after }) => after,

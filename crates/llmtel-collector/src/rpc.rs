@@ -97,6 +97,15 @@ pub(crate) fn error_body(json: bool, code: tonic::Code, message: &str) -> (&'sta
     }
 }
 
+/// The message of a protobuf-encoded `google.rpc.Status` (an OTLP/HTTP error body), when
+/// the body is one with a message.
+pub(crate) fn message_of(body: &[u8]) -> Option<String> {
+    RpcStatus::decode(body)
+        .ok()
+        .map(|s| s.message)
+        .filter(|m| !m.is_empty())
+}
+
 /// The message of a protobuf-encoded `google.rpc.Status` (an OTLP/HTTP error body).
 #[cfg(test)]
 pub(crate) fn status_message(body: &[u8]) -> Option<(i32, String)> {

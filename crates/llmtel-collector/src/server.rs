@@ -217,7 +217,12 @@ pub(crate) fn metrics_router(queue: Queue) -> Router {
                         header::CONTENT_TYPE,
                         "text/plain; version=0.0.4; charset=utf-8",
                     )],
-                    q.counters.snapshot().to_prometheus() + &q.series.encode_text(),
+                    q.counters.snapshot().to_prometheus()
+                        + &q.counters
+                            .last_error()
+                            .map(|e| format!("# llmtel_collector_last_error {e}\n"))
+                            .unwrap_or_default()
+                        + &q.series.encode_text(),
                 )
             }),
         )

@@ -33,8 +33,8 @@ pub struct Stats {
     pub dropped_invalid: u64,
     /// Spans the downstream refused for good: an error OTLP says must not be retried (HTTP
     /// 4xx but 429; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...: a
-    /// wrong header or endpoint, a span over the downstream's limit), or rejected in a
-    /// partial success. Not retried.
+    /// wrong header or endpoint, a span over the downstream's limit; an HTTP redirect, never
+    /// followed), or rejected in a partial success. Not retried.
     pub dropped_rejected: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
@@ -169,6 +169,9 @@ pub(crate) struct Counters {
     pub(crate) spans: Room,
     /// Bytes held.
     pub(crate) bytes: Room,
+    /// Why spans were last dropped after they were accepted, and what to do
+    /// ([`crate::Collector::last_error`]).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 /// Room in the queue for one measure (spans, bytes): reserved when a request is accepted,
@@ -231,7 +234,22 @@ impl Counters {
             dropped_rejected: AtomicU64::new(0),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
+            last_error: std::sync::Mutex::default(),
         }
+    }
+
+    /// Keeps `error` as the last one (on one line).
+    pub(crate) fn note(&self, error: String) {
+        let error = error.replace(['\n', '\r'], " ");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// The last error [`Counters::note`] kept.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Reserves room for a request of `spans` spans and `bytes` bytes; false (nothing
