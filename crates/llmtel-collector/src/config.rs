@@ -61,8 +61,9 @@ impl Protocol {
 /// slack = "https://hooks.slack.com/services/…"  # a Slack incoming webhook
 ///
 /// [forward]
-/// endpoint = "http://127.0.0.1:4318"   # else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the traces
-///                                      # URL, as is), else OTEL_EXPORTER_OTLP_ENDPOINT
+/// endpoint = "http://otel-collector:4318"  # else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the
+///                                      # traces URL, as is), else OTEL_EXPORTER_OTLP_ENDPOINT;
+///                                      # never the collector's own listener (refused at start)
 /// protocol = "http/protobuf"           # or "grpc"; else OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 ///                                      # else OTEL_EXPORTER_OTLP_PROTOCOL
 /// retry_for_secs = 30                  # a batch the downstream refuses is retried this long

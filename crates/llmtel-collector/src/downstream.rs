@@ -153,9 +153,10 @@ impl Downstream {
         }
     }
 
-    /// Sends one body made by [`Downstream::body`]: `Ok` with the number of spans the
-    /// downstream rejected in a partial success (usually 0), or why it took none.
-    pub(crate) async fn send(&self, body: Bytes) -> Result<u64, Refusal> {
+    /// Sends one body made by [`Downstream::body`], with `hops` as its
+    /// [`crate::hop::HEADER`]: `Ok` with the number of spans the downstream rejected in a
+    /// partial success (usually 0), or why it took none.
+    pub(crate) async fn send(&self, body: Bytes, hops: &str) -> Result<u64, Refusal> {
         match self {
             Downstream::Grpc {
                 channel,
@@ -172,6 +173,9 @@ impl Downstream {
                     .map_err(|_| Refusal::Retry { after: None })?;
                 let mut req = tonic::Request::new(body);
                 *req.metadata_mut() = headers.clone();
+                if let Ok(v) = MetadataValue::try_from(hops) {
+                    req.metadata_mut().insert(crate::hop::HEADER, v);
+                }
                 req.set_timeout(*timeout);
                 grpc.unary::<_, ExportTraceServiceResponse, _>(
                     req,
@@ -191,6 +195,7 @@ impl Downstream {
                 let mut r = client
                     .post(url)
                     .headers(headers.clone())
+                    .header(crate::hop::HEADER, hops)
                     .body(body)
                     .send()
                     .await

@@ -33,7 +33,14 @@
 //!   and a request an HTTP downstream answers with a redirect (3xx: never followed, as a
 //!   followed 301/302/303 turns the POST into a GET without its body and a 307/308 sends the
 //!   spans and the forward headers to another address; set the endpoint to the final URL).
-//!   [`Collector::last_error`] says why spans were last dropped, with what to do;
+//!   [`Collector::last_error`] says why spans were last dropped, with what to do. A
+//!   downstream that is one of the collector's own listeners (the same port on loopback,
+//!   `localhost`, an unspecified address or the listener's own) stops the start
+//!   ([`ConfigError::ForwardsToItself`]); every forward carries an `x-llmtel-collector`
+//!   header with the ids of the llmtel collectors the request went through, and a request
+//!   that went through this one already (a loop through a proxy or a name) or through more
+//!   than 16 is refused (HTTP `508 Loop Detected`, gRPC `FAILED_PRECONDITION`: not retried)
+//!   and counted (`refused_loop`); collectors chained on purpose each add their id;
 //! - **accounts budgets** (with [`Config::with_budgets`] or `budgets = "FILE"` in its config,
 //!   the library's rules file and stores: memory, SQLite, Redis): each priced span's spend is
 //!   recorded once, by the scopes its attributes give (`user.id`, `session.id`,
@@ -99,6 +106,7 @@ pub mod dialect;
 mod downstream;
 mod encode;
 mod evaluations;
+mod hop;
 mod pipeline;
 mod rpc;
 mod server;
@@ -155,11 +163,31 @@ pub enum ConfigError {
     /// A value out of range.
     #[error("invalid collector setting: {0}")]
     Invalid(String),
+    /// The downstream is one of the collector's own listeners: it would forward every span
+    /// to itself, pricing and budgeting it again each time, without end.
+    #[error(
+        "the forward endpoint {endpoint} is this collector's own {listener} listener ({addr}): \
+         it would forward every span back to itself, pricing and budgeting it again, without \
+         end; point the forward endpoint ([forward] endpoint, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+         or OTEL_EXPORTER_OTLP_ENDPOINT) at the downstream collector or backend, or move the \
+         listener ({flag})"
+    )]
+    ForwardsToItself {
+        /// The endpoint, credentials hidden.
+        endpoint: String,
+        /// Which listener.
+        listener: &'static str,
+        /// Where it listens.
+        addr: SocketAddr,
+        /// The flag or config key that moves it.
+        flag: &'static str,
+    },
     /// No downstream to forward to.
     #[error(
         "no downstream to forward traces to: set OTEL_EXPORTER_OTLP_ENDPOINT \
-         (e.g. http://127.0.0.1:4318), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
-         (e.g. http://127.0.0.1:4318/v1/traces) or `endpoint` under [forward] in the config file"
+         (e.g. http://otel-collector:4318), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+         (e.g. http://otel-collector:4318/v1/traces) or `endpoint` under [forward] in the config \
+         file (not the collector's own listener: 127.0.0.1:4317 and 4318 by default)"
     )]
     NoDownstream,
 }
@@ -243,6 +271,14 @@ impl Collector {
         let (http, http_addr) = bind("OTLP/HTTP", config.http_listen, "--http-listen").await?;
         let (metrics, metrics_addr) =
             bind("/metrics", config.metrics_listen, "--metrics-listen").await?;
+        let (endpoint, _) = config.downstream()?;
+        hop::check_not_self(
+            &endpoint,
+            &[
+                ("OTLP/gRPC", grpc_addr, "--grpc-listen / grpc_listen"),
+                ("OTLP/HTTP", http_addr, "--http-listen / http_listen"),
+            ],
+        )?;
         let (queue, mut tasks) = pipeline::start(&config)?;
         let mut receivers = Vec::with_capacity(2);
 

@@ -68,6 +68,8 @@ impl Admit {
 
 struct Job {
     resource_spans: Vec<ResourceSpans>,
+    /// The llmtel collectors it went through ([`crate::hop`]), before this one.
+    via: Vec<String>,
     /// Its encoded size, reserved in the queue's bytes.
     bytes: usize,
 }
@@ -84,6 +86,8 @@ pub(crate) struct Queue {
     /// Set by a shutdown: senders on connections still open are told to retry (they would
     /// be answered "accepted" for spans the stopping forwarders may never send).
     pub(crate) closing: Arc<std::sync::atomic::AtomicBool>,
+    /// This collector's id in [`crate::hop::HEADER`].
+    pub(crate) hop_id: Arc<str>,
 }
 
 impl std::fmt::Debug for Job {
@@ -104,8 +108,14 @@ fn span_count(resource_spans: &[ResourceSpans]) -> usize {
 impl Queue {
     /// Queues a request's spans if they fit (the channel is unbounded; room is reserved in
     /// `counters`, so the queue never holds more spans or bytes than its capacities).
-    /// `bytes` is the request's encoded size (its body, decompressed).
-    pub(crate) fn submit(&self, mut req: ExportTraceServiceRequest, bytes: usize) -> Admit {
+    /// `bytes` is the request's encoded size (its body, decompressed); `via` the collectors
+    /// it went through ([`crate::hop::check`]).
+    pub(crate) fn submit(
+        &self,
+        mut req: ExportTraceServiceRequest,
+        bytes: usize,
+        via: Vec<String>,
+    ) -> Admit {
         // Spans no stage can take are left out here, so that the sender hears of them (OTLP's
         // partial success) instead of an acceptance of spans that were never forwarded.
         let rejected = convert::drop_invalid(&mut req.resource_spans);
@@ -154,6 +164,7 @@ impl Queue {
             .tx
             .send(Job {
                 resource_spans: req.resource_spans,
+                via,
                 bytes,
             })
             .is_err()
@@ -331,6 +342,7 @@ pub(crate) fn start(
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let mut tasks = Vec::with_capacity(FORWARDERS);
     let attributes = config.budget_attributes();
+    let hop_id: Arc<str> = crate::hop::new_id().into();
     for _ in 0..FORWARDERS {
         let stage = Stage {
             pricing: match &config.catalog {
@@ -358,6 +370,7 @@ pub(crate) fn start(
             counters.clone(),
             config.retry_for,
             config.forward_max_request_bytes,
+            hop_id.clone(),
         )));
     }
     Ok((
@@ -367,6 +380,7 @@ pub(crate) fn start(
             series,
             max_request_bytes: config.max_request_bytes,
             closing: Arc::default(),
+            hop_id,
         },
         tasks,
     ))
@@ -395,6 +409,7 @@ async fn forward(
     counters: Arc<Counters>,
     retry_for: Duration,
     forward_max: usize,
+    hop_id: Arc<str>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
@@ -402,6 +417,7 @@ async fn forward(
         let next = rx.lock().await.recv().await;
         let Some(mut job) = next else { break };
         let (declared, bytes) = (span_count(&job.resource_spans), job.bytes);
+        let hops = crate::hop::value(&job.via, &hop_id);
         // How the stage left each span, in the request's order.
         let mut outcomes = Vec::with_capacity(declared);
         let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
@@ -443,7 +459,7 @@ async fn forward(
                 let body = downstream.body(bytes::Bytes::from(body));
                 let mut backoff = Duration::from_millis(100);
                 loop {
-                    let after = match downstream.send(body.clone()).await {
+                    let after = match downstream.send(body.clone(), &hops).await {
                         Ok(rejected) => {
                             outcome.forwarded(&counters, rejected);
                             break;

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use crate::pipeline::{Admit, Queue};
+use crate::stats::Refused;
 
 /// The OTLP/gRPC trace service.
 #[derive(Debug, Clone)]
@@ -26,9 +27,22 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let hops = request
+            .metadata()
+            .get_all(crate::hop::HEADER)
+            .iter()
+            .map(|v| v.as_bytes());
+        let via = match crate::hop::check(hops, &self.queue.hop_id) {
+            Ok(via) => via,
+            Err(l) => {
+                self.queue.counters.refused(Refused::Loop);
+                // Not retried by OTLP senders (a loop does not end by itself).
+                return Err(tonic::Status::failed_precondition(l.message()));
+            }
+        };
         let request = request.into_inner();
         let bytes = prost::Message::encoded_len(&request);
-        match self.queue.submit(request, bytes) {
+        match self.queue.submit(request, bytes, via) {
             Admit::Accepted { rejected } => Ok(tonic::Response::new(Admit::response(rejected))),
             // UNAVAILABLE, which every OTLP client retries (RESOURCE_EXHAUSTED is retried
             // only by those that read a RetryInfo), with a RetryInfo for those that do.
@@ -73,6 +87,27 @@ fn status(status: StatusCode, json: bool, code: tonic::Code, msg: String) -> Res
 }
 
 async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes) -> Response {
+    let hops = headers
+        .get_all(crate::hop::HEADER)
+        .iter()
+        .map(|v| v.as_bytes());
+    let via = match crate::hop::check(hops, &queue.hop_id) {
+        Ok(via) => via,
+        Err(l) => {
+            queue.counters.refused(Refused::Loop);
+            // 508 Loop Detected: not one OTLP/HTTP senders retry.
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/json"));
+            return status(
+                StatusCode::LOOP_DETECTED,
+                json,
+                tonic::Code::FailedPrecondition,
+                l.message(),
+            );
+        }
+    };
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -139,7 +174,7 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
             );
         }
     };
-    match queue.submit(req, bytes) {
+    match queue.submit(req, bytes, via) {
         Admit::Accepted { rejected } => {
             let response = Admit::response(rejected);
             if json {

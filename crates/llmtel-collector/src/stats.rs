@@ -36,6 +36,10 @@ pub struct Stats {
     /// wrong header or endpoint, a span over the downstream's limit; an HTTP redirect, never
     /// followed), or rejected in a partial success. Not retried.
     pub dropped_rejected: u64,
+    /// Requests refused because they went through this collector already (a forwarding
+    /// loop: its downstream leads back to it) or through too many llmtel collectors (HTTP
+    /// `508`, gRPC `FAILED_PRECONDITION`; see the `x-llmtel-collector` header).
+    pub refused_loop: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
@@ -119,6 +123,14 @@ impl Stats {
             self.dropped_invalid,
             self.dropped_rejected
         );
+        let name = "llmtel_collector_requests_refused_total";
+        let _ = write!(
+            out,
+            "# HELP {name} OTLP requests refused as they arrived, by reason.\n\
+             # TYPE {name} counter\n\
+             {name}{{reason=\"loop\"}} {}\n",
+            self.refused_loop
+        );
         for (name, help, v) in [
             (
                 "llmtel_collector_queue_depth",
@@ -150,6 +162,13 @@ impl Stats {
     }
 }
 
+/// Why a request was refused as it arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// It went through this collector already ([`crate::hop`]).
+    Loop,
+}
+
 /// The live counters behind [`Stats`].
 #[derive(Debug)]
 pub(crate) struct Counters {
@@ -165,6 +184,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
     pub(crate) dropped_rejected: AtomicU64,
+    refused_loop: AtomicU64,
     /// Spans held.
     pub(crate) spans: Room,
     /// Bytes held.
@@ -232,10 +252,19 @@ impl Counters {
             dropped_export_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
+            refused_loop: AtomicU64::new(0),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
             last_error: std::sync::Mutex::default(),
         }
+    }
+
+    /// Counts a request refused as it arrived.
+    pub(crate) fn refused(&self, why: Refused) {
+        match why {
+            Refused::Loop => &self.refused_loop,
+        }
+        .fetch_add(1, Relaxed);
     }
 
     /// Keeps `error` as the last one (on one line).
@@ -285,6 +314,7 @@ impl Counters {
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
             dropped_rejected: self.dropped_rejected.load(Relaxed),
+            refused_loop: self.refused_loop.load(Relaxed),
             queue_depth: self.spans.used.load(Relaxed) as u64,
             queue_capacity: self.spans.capacity as u64,
             queue_bytes: self.bytes.used.load(Relaxed) as u64,
