@@ -119,13 +119,18 @@ impl Queue {
         // Spans no stage can take are left out here, so that the sender hears of them (OTLP's
         // partial success) instead of an acceptance of spans that were never forwarded.
         let rejected = convert::drop_invalid(&mut req.resource_spans);
-        if rejected > 0 {
-            self.counters
-                .dropped_invalid
-                .fetch_add(rejected, std::sync::atomic::Ordering::Relaxed);
-        }
+        // Counted once the answer is final (accepted, or too large to ever be): a request
+        // told to retry later (queue full, stopping) comes again with the same spans.
+        let invalid = || {
+            if rejected > 0 {
+                self.counters
+                    .dropped_invalid
+                    .fetch_add(rejected, std::sync::atomic::Ordering::Relaxed);
+            }
+        };
         let spans = span_count(&req.resource_spans);
         if spans == 0 {
+            invalid();
             return Admit::Accepted { rejected };
         }
         let refuse = |a: Admit| {
@@ -144,6 +149,7 @@ impl Queue {
             ),
         ] {
             if amount > capacity {
+                invalid();
                 return refuse(Admit::TooLarge {
                     amount,
                     capacity,
@@ -175,6 +181,7 @@ impl Queue {
                 .dropped_export_failed
                 .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
         }
+        invalid();
         Admit::Accepted { rejected }
     }
 }

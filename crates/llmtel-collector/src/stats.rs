@@ -29,7 +29,9 @@ pub struct Stats {
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
     pub dropped_export_failed: u64,
-    /// Spans dropped because their trace or span id was invalid.
+    /// Spans dropped because their trace or span id was invalid (the sender is told in a
+    /// partial success). Counted once the request's answer is final (accepted, or too large
+    /// for the queue), not on each refusal the sender retries (queue full, stopping).
     pub dropped_invalid: u64,
     /// Spans the downstream refused for good: an error OTLP says must not be retried (HTTP
     /// 4xx but 429; gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, `PERMISSION_DENIED`, ...: a

@@ -112,3 +112,48 @@ async fn invalid_spans_are_counted_and_told_to_the_sender_over_every_transport()
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_spans_of_a_request_told_to_retry_are_counted_once_when_it_is_accepted() {
+    // The downstream is down and the queue holds one span: a request is told to retry
+    // (429) until there is room; its invalid spans were counted again on every refusal.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let downstream = l.local_addr().unwrap();
+    drop(l);
+    let config = config(downstream)
+        .with_queue_size(1)
+        .unwrap()
+        .with_retry_for(std::time::Duration::from_secs(120))
+        .with_timeout(std::time::Duration::from_secs(2))
+        .unwrap();
+    let collector = Collector::start(config).await.unwrap();
+    post_protobuf(
+        &collector,
+        request("svc", 1, vec![("first".into(), vec![])]),
+    )
+    .await;
+    for _ in 0..3 {
+        let r = send_protobuf(&collector, &mixed("retried", 2)).await;
+        assert_eq!(r.status(), 429);
+    }
+    assert_eq!(collector.stats().dropped_invalid, 0, "nothing final yet");
+
+    // The downstream comes back; the sender retries until the request is accepted.
+    let receiver = Receiver::default();
+    let _task = receiver.serve(tokio::net::TcpListener::bind(downstream).await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = send_protobuf(&collector, &mixed("retried", 2)).await;
+        if r.status() == 200 {
+            assert_partial(&ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap());
+            break;
+        }
+        assert_eq!(r.status(), 429);
+        assert!(std::time::Instant::now() < deadline, "never accepted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    receiver.wait_for("retried valid").await;
+    let stats = collector.stats();
+    assert_eq!(stats.dropped_invalid, 3, "{stats:?}");
+    assert_eq!(stats.received, 2, "{stats:?}");
+}
