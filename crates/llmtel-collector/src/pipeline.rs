@@ -31,6 +31,9 @@ pub(crate) enum Admit {
     Accepted { rejected: u64 },
     /// The queue has no room now: try again later.
     Full,
+    /// The collector's stage no longer takes requests (it stopped): try again later, or
+    /// elsewhere.
+    Stopped,
     /// The request alone holds more than the queue can: `amount` `unit` where it holds
     /// `capacity`; the setting to raise.
     TooLarge {
@@ -57,6 +60,10 @@ impl Admit {
         }
     }
 
+    /// What a sender is told when the stage no longer takes requests.
+    pub(crate) const STOPPED: &'static str =
+        "llmtel collector: the collector is not taking spans now (stopping); retry later";
+
     /// What a sender is told when the request is bigger than the whole queue.
     pub(crate) fn too_large(amount: usize, capacity: usize, unit: &str, setting: &str) -> String {
         format!(
@@ -70,8 +77,23 @@ struct Job {
     resource_spans: Vec<ResourceSpans>,
     /// The llmtel collectors it went through ([`crate::hop`]), before this one.
     via: Vec<String>,
-    /// Its encoded size, reserved in the queue's bytes.
+    /// Its room in the queue, released when the job is done with (dropped), however that
+    /// happens: forwarded, given up on, or dropped by a panic.
+    held: Held,
+}
+
+/// Room reserved in the queue for one request; released when dropped.
+#[derive(Debug)]
+struct Held {
+    counters: Arc<Counters>,
+    spans: usize,
     bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.counters.release(self.spans, self.bytes);
+    }
 }
 
 /// The sending side of the queue, shared by the receivers.
@@ -163,24 +185,24 @@ impl Queue {
         {
             return refuse(Admit::Full);
         }
+        let held = Held {
+            counters: self.counters.clone(),
+            spans,
+            bytes,
+        };
+        let job = Job {
+            resource_spans: req.resource_spans,
+            via,
+            held,
+        };
+        if self.tx.send(job).is_err() {
+            // Nothing takes jobs any more: the sender is told to retry (the job, dropped
+            // with the error, released its room).
+            return refuse(Admit::Stopped);
+        }
         self.counters
             .received
             .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
-        if self
-            .tx
-            .send(Job {
-                resource_spans: req.resource_spans,
-                via,
-                bytes,
-            })
-            .is_err()
-        {
-            // The forwarder has stopped (shutdown): nothing will send these.
-            self.counters.release(spans, bytes);
-            self.counters
-                .dropped_export_failed
-                .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
-        }
         invalid();
         Admit::Accepted { rejected }
     }
@@ -422,44 +444,32 @@ async fn forward(
     loop {
         // One forwarder waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
-        let Some(mut job) = next else { break };
-        let (declared, bytes) = (span_count(&job.resource_spans), job.bytes);
+        let Some(job) = next else { break };
         let hops = crate::hop::value(&job.via, &hop_id);
-        // How the stage left each span, in the request's order.
-        let mut outcomes = Vec::with_capacity(declared);
-        let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
-        for rs in &mut job.resource_spans {
-            if let Some(resource) = &mut rs.resource {
-                let gone = crate::convert::police(&mut resource.attributes, &stage.policy);
-                resource.dropped_attributes_count =
-                    resource.dropped_attributes_count.saturating_add(gone);
+        let declared = job.held.spans;
+        // The stage runs code that is not the collector's (sinks given with
+        // `Config::with_sink`, the budgets' store, the quality monitor): a panic there fails
+        // this job, counted, not the forwarder (whose queue room would never come back).
+        let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stage.job(job, &counters, forward_max)
+        }));
+        let (bodies, held) = match staged {
+            Ok(staged) => staged,
+            Err(panic) => {
+                counters
+                    .dropped_stage_failed
+                    .fetch_add(declared as u64, Relaxed);
+                counters.note(format!(
+                    "{declared} spans dropped: the stage panicked on their request ({}); a \
+                     sink given with Config::with_sink, the budgets or the quality monitor has \
+                     a bug: report it with this message",
+                    panic_message(&*panic)
+                ));
+                continue;
             }
-            let mut of_resource = Vec::with_capacity(rs.scope_spans.len());
-            for ss in &mut rs.scope_spans {
-                for link in ss.spans.iter_mut().flat_map(|s| s.links.iter_mut()) {
-                    let gone = crate::convert::police(&mut link.attributes, &stage.policy);
-                    link.dropped_attributes_count =
-                        link.dropped_attributes_count.saturating_add(gone);
-                }
-                let (invalid, of_scope) = stage.run(&mut ss.spans, &counters, &mut outcomes);
-                if invalid > 0 {
-                    counters.dropped_invalid.fetch_add(invalid, Relaxed);
-                }
-                of_resource.push(of_scope);
-            }
-            attributes.push(of_resource);
-        }
-        if !outcomes.is_empty() {
-            // Encoded once: a retry sends the same bytes. While a slow or unreachable
-            // downstream is retried, only the encoded bodies are held, not the decoded spans.
-            let bodies = bodies(
-                std::mem::take(&mut job.resource_spans),
-                attributes,
-                &outcomes,
-                forward_max,
-                &counters,
-            );
-            drop(job);
+        };
+        {
+            let _held = held;
             // No deadline when `retry_for` is past any point in time (`Duration::MAX`).
             let deadline = Instant::now().checked_add(retry_for);
             for (body, outcome) in bodies {
@@ -492,8 +502,16 @@ async fn forward(
                 }
             }
         }
-        counters.release(declared, bytes);
     }
+}
+
+/// What a panic says (its `&str` or `String` payload).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// The encoded request of `resource_spans` (with their `attributes` and the `outcomes` of
@@ -529,6 +547,57 @@ fn bodies(
 }
 
 impl Stage {
+    /// Runs one request through the stage (the content policy on resources and links, then
+    /// each scope's spans: [`Stage::run`]) and encodes it once, in parts under `forward_max`
+    /// bytes when it is bigger: the bodies to send with their outcomes, and the job's room
+    /// (held until they are sent or given up on). A retry sends the same bytes; while a slow
+    /// or unreachable downstream is retried, only the encoded bodies are held, not the
+    /// decoded spans.
+    fn job(
+        &self,
+        mut job: Job,
+        counters: &Counters,
+        forward_max: usize,
+    ) -> (Vec<(Vec<u8>, Outcome)>, Held) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // How the stage left each span, in the request's order.
+        let mut outcomes = Vec::with_capacity(job.held.spans);
+        let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
+        for rs in &mut job.resource_spans {
+            if let Some(resource) = &mut rs.resource {
+                let gone = crate::convert::police(&mut resource.attributes, &self.policy);
+                resource.dropped_attributes_count =
+                    resource.dropped_attributes_count.saturating_add(gone);
+            }
+            let mut of_resource = Vec::with_capacity(rs.scope_spans.len());
+            for ss in &mut rs.scope_spans {
+                for link in ss.spans.iter_mut().flat_map(|s| s.links.iter_mut()) {
+                    let gone = crate::convert::police(&mut link.attributes, &self.policy);
+                    link.dropped_attributes_count =
+                        link.dropped_attributes_count.saturating_add(gone);
+                }
+                let (invalid, of_scope) = self.run(&mut ss.spans, counters, &mut outcomes);
+                if invalid > 0 {
+                    counters.dropped_invalid.fetch_add(invalid, Relaxed);
+                }
+                of_resource.push(of_scope);
+            }
+            attributes.push(of_resource);
+        }
+        let bodies = if outcomes.is_empty() {
+            Vec::new()
+        } else {
+            bodies(
+                std::mem::take(&mut job.resource_spans),
+                attributes,
+                &outcomes,
+                forward_max,
+                counters,
+            )
+        };
+        (bodies, job.held)
+    }
+
     /// Runs one scope's spans through the stage, in place: spans with invalid ids are left
     /// out (their number is returned); the others are priced, handed to the sinks, the
     /// quality monitor and the budgets, put back rewritten and their outcomes pushed to
@@ -595,5 +664,66 @@ impl Stage {
             })
             .collect();
         (invalid, attributes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+
+    fn queue() -> (Queue, mpsc::UnboundedReceiver<Job>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Queue {
+            tx,
+            counters: Arc::new(Counters::new(10, 1 << 20)),
+            series: llmtel_metrics::PrometheusSink::builder().build(),
+            max_request_bytes: 1 << 20,
+            closing: Arc::default(),
+            hop_id: "00000000000000aa".into(),
+        };
+        (queue, rx)
+    }
+
+    fn two_spans() -> ExportTraceServiceRequest {
+        let span = |n: u8| Span {
+            trace_id: vec![1; 16],
+            span_id: vec![n; 8],
+            name: format!("s{n}"),
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(1), span(2)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn a_request_nothing_will_take_is_told_to_retry_and_holds_no_room() {
+        let (queue, rx) = queue();
+        drop(rx); // the stage stopped
+        assert_eq!(queue.submit(two_spans(), 100, Vec::new()), Admit::Stopped);
+        let s = queue.counters.snapshot();
+        assert_eq!((s.queue_depth, s.queue_bytes, s.received), (0, 0, 0));
+        assert_eq!(s.dropped_queue_full, 2, "refused, counted");
+    }
+
+    #[test]
+    fn a_jobs_room_comes_back_when_it_is_dropped_however_that_happens() {
+        let (queue, mut rx) = queue();
+        assert_eq!(
+            queue.submit(two_spans(), 100, Vec::new()),
+            Admit::Accepted { rejected: 0 }
+        );
+        let s = queue.counters.snapshot();
+        assert_eq!((s.queue_depth, s.queue_bytes, s.received), (2, 100, 2));
+        drop(rx.try_recv().unwrap());
+        let s = queue.counters.snapshot();
+        assert_eq!((s.queue_depth, s.queue_bytes), (0, 0));
     }
 }

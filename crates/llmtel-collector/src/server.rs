@@ -50,6 +50,10 @@ impl TraceService for GrpcReceiver {
                 "llmtel collector: the forwarding queue is full; retry later",
                 std::time::Duration::from_secs(1),
             )),
+            Admit::Stopped => Err(crate::rpc::unavailable_retry_after(
+                Admit::STOPPED,
+                std::time::Duration::from_secs(1),
+            )),
             Admit::TooLarge {
                 amount,
                 capacity,
@@ -194,6 +198,17 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
                 json,
                 tonic::Code::Unavailable,
                 "llmtel collector: the forwarding queue is full; retry later".into(),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Admit::Stopped => {
+            let mut r = status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json,
+                tonic::Code::Unavailable,
+                Admit::STOPPED.into(),
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -25,10 +25,17 @@ pub struct Stats {
     /// Evaluation results and user feedback read from spans and handed to the quality
     /// monitor (with `[quality]` on).
     pub evaluations: u64,
-    /// Spans refused because the queue was full (the sender got `429` / `UNAVAILABLE`).
+    /// Spans refused because the queue was full or the collector is stopping (the sender got
+    /// `429` / `503` / `UNAVAILABLE`, which OTLP senders retry), or because their request
+    /// is bigger than the whole queue (`413` / `INVALID_ARGUMENT`).
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
     pub dropped_export_failed: u64,
+    /// Spans dropped because the stage panicked on their request (a sink given with
+    /// `Config::with_sink`, the budgets or the quality monitor has a bug;
+    /// [`Collector::last_error`](crate::Collector::last_error) has the panic's message).
+    /// The collector goes on with the next request.
+    pub dropped_stage_failed: u64,
     /// Spans dropped because their trace or span id was invalid (the sender is told in a
     /// partial success). Counted once the request's answer is final (accepted, or too large
     /// for the queue), not on each refusal the sender retries (queue full, stopping).
@@ -59,6 +66,7 @@ impl Stats {
     pub fn dropped(&self) -> u64 {
         self.dropped_queue_full
             + self.dropped_export_failed
+            + self.dropped_stage_failed
             + self.dropped_invalid
             + self.dropped_rejected
     }
@@ -118,10 +126,12 @@ impl Stats {
             "# HELP {name} Spans dropped, by reason.\n# TYPE {name} counter\n\
              {name}{{reason=\"queue_full\"}} {}\n\
              {name}{{reason=\"export_failed\"}} {}\n\
+             {name}{{reason=\"stage_failed\"}} {}\n\
              {name}{{reason=\"invalid\"}} {}\n\
              {name}{{reason=\"rejected\"}} {}\n",
             self.dropped_queue_full,
             self.dropped_export_failed,
+            self.dropped_stage_failed,
             self.dropped_invalid,
             self.dropped_rejected
         );
@@ -184,6 +194,7 @@ pub(crate) struct Counters {
     pub(crate) evaluations: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_export_failed: AtomicU64,
+    pub(crate) dropped_stage_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
     pub(crate) dropped_rejected: AtomicU64,
     refused_loop: AtomicU64,
@@ -252,6 +263,7 @@ impl Counters {
             evaluations: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
+            dropped_stage_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
             refused_loop: AtomicU64::new(0),
@@ -314,6 +326,7 @@ impl Counters {
             evaluations: self.evaluations.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
+            dropped_stage_failed: self.dropped_stage_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
             dropped_rejected: self.dropped_rejected.load(Relaxed),
             refused_loop: self.refused_loop.load(Relaxed),
