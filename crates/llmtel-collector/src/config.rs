@@ -449,7 +449,10 @@ impl Config {
         Ok(self)
     }
 
-    /// Accepts OTLP requests up to `bytes` (gRPC messages and HTTP bodies).
+    /// Accepts OTLP requests up to `bytes` (gRPC messages and HTTP bodies, decompressed). A
+    /// bigger one is refused, HTTP `413` / gRPC `INVALID_ARGUMENT` (plain or gzip alike;
+    /// neither is retried by OTLP senders, who would otherwise send the same batch again
+    /// and again), and counted in `Stats::refused_too_large`.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] below 1 KiB.

@@ -48,8 +48,11 @@
 //!   attributes the rules name), whether or not the downstream takes the span; spend from
 //!   every service is in one place;
 //! - serves its health on `/metrics` (`127.0.0.1:9466`): spans received, priced, of an
-//!   unknown model, unpriced, budgeted, forwarded, dropped by reason, queue depth (see
-//!   [`Stats`]).
+//!   unknown model, unpriced, budgeted, forwarded, dropped by reason, queue depth, and the
+//!   requests refused as they arrived, by reason: too large (over `max_request_bytes`
+//!   decompressed: HTTP `413`, gRPC `INVALID_ARGUMENT`, which OTLP senders do not retry,
+//!   where tonic's own `OUT_OF_RANGE` they retry), not OTLP, an encoding it does not take,
+//!   a forwarding loop (see [`Stats`]).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), llmtel_collector::CollectorError> {
@@ -282,11 +285,16 @@ impl Collector {
         let (queue, mut tasks) = pipeline::start(&config)?;
         let mut receivers = Vec::with_capacity(2);
 
-        let svc = TraceServiceServer::new(server::GrpcReceiver {
-            queue: queue.clone(),
-        })
-        .max_decoding_message_size(config.max_request_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        let svc = server::GrpcGate {
+            inner: TraceServiceServer::new(server::GrpcReceiver {
+                queue: queue.clone(),
+            })
+            // Decompressed too: a gzip message inflating past it is refused as a plain one.
+            .max_decoding_message_size(config.max_request_bytes)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+            counters: queue.counters.clone(),
+            max_request_bytes: config.max_request_bytes,
+        };
         receivers.push(tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
@@ -296,6 +304,8 @@ impl Collector {
         let limits = Limits::default()
             .with_max_connections(256)
             .with_max_body_bytes(config.max_request_bytes);
+        // Its counters (shared by clones) count the requests it refuses for their size.
+        let _ = queue.counters.http_listener.set(limits.clone());
         let router = server::http_router(queue.clone());
         receivers.push(tokio::spawn(async move {
             let _ = serve_with_limits(http, router, limits).await;

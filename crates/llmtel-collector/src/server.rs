@@ -6,11 +6,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 
 use crate::pipeline::{Admit, Queue};
 use crate::stats::Refused;
@@ -59,10 +62,86 @@ impl TraceService for GrpcReceiver {
                 capacity,
                 unit,
                 setting,
-            } => Err(tonic::Status::invalid_argument(Admit::too_large(
-                amount, capacity, unit, setting,
-            ))),
+            } => {
+                // (Over HTTP, the listener counts the 413.)
+                self.queue.counters.refused(Refused::TooLarge);
+                Err(tonic::Status::invalid_argument(Admit::too_large(
+                    amount, capacity, unit, setting,
+                )))
+            }
         }
+    }
+}
+
+/// What a sender is told when its request, decompressed, is over `max_request_bytes`.
+fn over_the_limit(max: usize) -> String {
+    format!(
+        "llmtel collector: the request is over max_request_bytes ({max} bytes, decompressed); \
+         send smaller batches (OTEL_BSP_MAX_EXPORT_BATCH_SIZE) or raise max_request_bytes"
+    )
+}
+
+/// The OTLP/gRPC trace service with the answers tonic gives before the collector's code
+/// runs made OTLP's and counted: a message over `max_request_bytes` is refused by tonic's
+/// decoder with `OUT_OF_RANGE` (plain) or `RESOURCE_EXHAUSTED` (gzip inflating past it);
+/// OTLP senders retry `OUT_OF_RANGE`, sending the same oversized batch again and again, so
+/// both are answered `INVALID_ARGUMENT` (not retried), the same as over OTLP/HTTP.
+#[derive(Debug, Clone)]
+pub(crate) struct GrpcGate {
+    pub(crate) inner: TraceServiceServer<GrpcReceiver>,
+    pub(crate) counters: std::sync::Arc<crate::stats::Counters>,
+    pub(crate) max_request_bytes: usize,
+}
+
+impl tonic::server::NamedService for GrpcGate {
+    const NAME: &'static str =
+        <TraceServiceServer<GrpcReceiver> as tonic::server::NamedService>::NAME;
+}
+
+impl Service<http::Request<tonic::body::Body>> for GrpcGate {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        // A compression tonic does not take is refused by it (`UNIMPLEMENTED`).
+        let unsupported = req
+            .headers()
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|e| !matches!(e.trim(), "identity" | "gzip"));
+        let mut inner = self.inner.clone();
+        let (counters, max) = (self.counters.clone(), self.max_request_bytes);
+        Box::pin(async move {
+            let Ok(response) = inner.call(req).await;
+            // An error tonic answered before the service ran is in the headers (a
+            // trailers-only response).
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map(tonic::Code::from_i32);
+            Ok(match code {
+                Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted) => {
+                    counters.refused(Refused::TooLarge);
+                    tonic::Status::invalid_argument(over_the_limit(max)).into_http()
+                }
+                Some(tonic::Code::Internal) => {
+                    counters.refused(Refused::BadRequest);
+                    response
+                }
+                Some(tonic::Code::Unimplemented) if unsupported => {
+                    counters.refused(Refused::Encoding);
+                    response
+                }
+                _ => response,
+            })
+        })
     }
 }
 
@@ -123,6 +202,7 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         && !ctype.starts_with("application/protobuf")
     {
         // Not OTLP: no encoding to answer in, so plain text.
+        queue.counters.refused(Refused::Encoding);
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
@@ -140,9 +220,17 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
         None => body,
         Some(e) if e == "gzip" => match gunzip(&body, queue.max_request_bytes, json) {
             Ok(b) => b,
-            Err(r) => return *r,
+            Err(r) => {
+                // A body inflating past the limit is answered 413, which the listener counts
+                // with every other 413 and 431 (`too_large`); one that is not gzip is not.
+                if r.status() != StatusCode::PAYLOAD_TOO_LARGE {
+                    queue.counters.refused(Refused::Encoding);
+                }
+                return *r;
+            }
         },
         Some(enc) => {
+            queue.counters.refused(Refused::Encoding);
             return status(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json,
@@ -170,6 +258,7 @@ async fn http_traces(State(queue): State<Queue>, headers: HeaderMap, body: Bytes
     let (req, bytes) = match req {
         Ok(r) => r,
         Err(e) => {
+            queue.counters.refused(Refused::BadRequest);
             return status(
                 StatusCode::BAD_REQUEST,
                 json,
@@ -246,10 +335,7 @@ fn gunzip(body: &[u8], max: usize, json: bool) -> Result<Bytes, Box<Response>> {
             StatusCode::PAYLOAD_TOO_LARGE,
             json,
             tonic::Code::InvalidArgument,
-            format!(
-                "llmtel collector: the request inflates past {max} bytes; send smaller batches \
-                 or raise max_request_bytes"
-            ),
+            over_the_limit(max),
         ))),
         Ok(_) => Ok(Bytes::from(out)),
     }

@@ -49,6 +49,19 @@ pub struct Stats {
     /// loop: its downstream leads back to it) or through too many llmtel collectors (HTTP
     /// `508`, gRPC `FAILED_PRECONDITION`; see the `x-llmtel-collector` header).
     pub refused_loop: u64,
+    /// Requests refused for their size: an OTLP/HTTP body or head over the listener's
+    /// limits (`413` / `431`), a body or gRPC message over `max_request_bytes` once
+    /// decompressed (HTTP `413`, gRPC `INVALID_ARGUMENT`: neither retried by OTLP senders),
+    /// a request bigger than the whole queue (its spans also counted in
+    /// `dropped_queue_full`).
+    pub refused_too_large: u64,
+    /// Requests refused because their body is not an OTLP trace export request (HTTP `400`,
+    /// gRPC `INTERNAL`).
+    pub refused_bad_request: u64,
+    /// Requests refused for their encoding: a Content-Type that is not OTLP's, a
+    /// Content-Encoding or `grpc-encoding` other than gzip, a body that is not valid gzip
+    /// (HTTP `415` / `400`, gRPC `UNIMPLEMENTED`).
+    pub refused_encoding: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
@@ -140,7 +153,13 @@ impl Stats {
             out,
             "# HELP {name} OTLP requests refused as they arrived, by reason.\n\
              # TYPE {name} counter\n\
+             {name}{{reason=\"too_large\"}} {}\n\
+             {name}{{reason=\"bad_request\"}} {}\n\
+             {name}{{reason=\"encoding\"}} {}\n\
              {name}{{reason=\"loop\"}} {}\n",
+            self.refused_too_large,
+            self.refused_bad_request,
+            self.refused_encoding,
             self.refused_loop
         );
         for (name, help, v) in [
@@ -179,6 +198,12 @@ impl Stats {
 pub(crate) enum Refused {
     /// It went through this collector already ([`crate::hop`]).
     Loop,
+    /// Its size (gRPC; over HTTP the listener counts every `413` and `431`).
+    TooLarge,
+    /// Not an OTLP request.
+    BadRequest,
+    /// An encoding the collector does not take.
+    Encoding,
 }
 
 /// The live counters behind [`Stats`].
@@ -198,6 +223,12 @@ pub(crate) struct Counters {
     pub(crate) dropped_invalid: AtomicU64,
     pub(crate) dropped_rejected: AtomicU64,
     refused_loop: AtomicU64,
+    refused_too_large: AtomicU64,
+    refused_bad_request: AtomicU64,
+    refused_encoding: AtomicU64,
+    /// The OTLP/HTTP listener's limits, whose counters count the requests it refused for
+    /// their size (set once it listens).
+    pub(crate) http_listener: std::sync::OnceLock<llmtel_metrics::listener::Limits>,
     /// Spans held.
     pub(crate) spans: Room,
     /// Bytes held.
@@ -267,6 +298,10 @@ impl Counters {
             dropped_invalid: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
             refused_loop: AtomicU64::new(0),
+            refused_too_large: AtomicU64::new(0),
+            refused_bad_request: AtomicU64::new(0),
+            refused_encoding: AtomicU64::new(0),
+            http_listener: std::sync::OnceLock::new(),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
             last_error: std::sync::Mutex::default(),
@@ -277,6 +312,9 @@ impl Counters {
     pub(crate) fn refused(&self, why: Refused) {
         match why {
             Refused::Loop => &self.refused_loop,
+            Refused::TooLarge => &self.refused_too_large,
+            Refused::BadRequest => &self.refused_bad_request,
+            Refused::Encoding => &self.refused_encoding,
         }
         .fetch_add(1, Relaxed);
     }
@@ -330,6 +368,13 @@ impl Counters {
             dropped_invalid: self.dropped_invalid.load(Relaxed),
             dropped_rejected: self.dropped_rejected.load(Relaxed),
             refused_loop: self.refused_loop.load(Relaxed),
+            // The listener counts every 413 and 431 on the OTLP/HTTP port: the bodies over
+            // its limit, and the collector's own (gzip inflating past the limit, a request
+            // bigger than the queue).
+            refused_too_large: self.refused_too_large.load(Relaxed)
+                + self.http_listener.get().map_or(0, |l| l.stats().too_large),
+            refused_bad_request: self.refused_bad_request.load(Relaxed),
+            refused_encoding: self.refused_encoding.load(Relaxed),
             queue_depth: self.spans.used.load(Relaxed) as u64,
             queue_capacity: self.spans.capacity as u64,
             queue_bytes: self.bytes.used.load(Relaxed) as u64,
