@@ -5,7 +5,8 @@
 //! [`redact`] replaces with `[REDACTED]`:
 //! - API keys with a provider prefix (`sk-`, `sk-ant-`, `sk-proj-`, `AIza`, `xai-`, `gsk_`,
 //!   `hf_`, `ghp_`, `AKIA`, `xoxb-`, Langfuse / LangSmith keys, JWTs, ...), at least 16
-//!   characters, wherever they appear: alone, inside a URL, inside JSON;
+//!   characters, wherever they appear: alone, inside a URL, inside JSON (right after an
+//!   escape such as `\n` too);
 //! - the value of a credential parameter or header, in a URL query, a header line, JSON or
 //!   `name=value` text: `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
 //!   `x-goog-api-key`, `access_token`, `token`, `secret`, `password`, `authorization`
@@ -13,7 +14,8 @@
 //!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`,
 //!   `primaryKey`) unless the word before it names something else (`time_to_first_token`,
 //!   `next_page_token`, `routing_key`, `partition_key`, `public_key`: `NOT_A_CREDENTIAL`);
-//! - the token after `Bearer ` and a base64 credential after `Basic `;
+//! - the token after `Bearer `, and after `Basic ` a base64 `user:password` (any token after
+//!   `Authorization: Basic`: "a basic JavaScript function" is prose);
 //! - the password of a URL's user info (`https://user:password@host`).
 //!
 //! It returns the input itself, without allocating, when there is nothing to redact.
@@ -203,7 +205,8 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
     // looked at out of line.
     let mut i = from;
     if i > 0 && i <= b.len() && word(i - 1) {
-        while i < b.len() && word(i) {
+        // (Up to where a JSON escape ends, if `from` is inside the escape's word.)
+        while i < b.len() && word(i) && !after_escape(b, i) {
             i += 1;
         }
     }
@@ -213,6 +216,21 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
             if class & KEY_START != 0 {
                 if let Some(r) = secret_at(b, i, true) {
                     return Some(r);
+                }
+            }
+            // In JSON text a newline is `\` `n`: in `\nsk-proj-…` the key starts a word
+            // after the escape, inside the word `nsk`. An escape ends one or five bytes
+            // into the word (`\n`, `\uXXXX`), never further (a backslash ends a word).
+            if i > 0 && b[i - 1] == b'\\' {
+                for k in [i + 1, i + 5] {
+                    if k < b.len()
+                        && BYTE_CLASS[usize::from(b[k])] & KEY_START != 0
+                        && after_escape(b, k)
+                    {
+                        if let Some(r) = secret_at(b, k, true) {
+                            return Some(r);
+                        }
+                    }
                 }
             }
             i += 1;
@@ -229,6 +247,21 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
         }
     }
     None
+}
+
+/// Whether `i` directly follows a JSON string escape: `\n`, `\t`, `\r`, `\f`, `\b` or
+/// `\uXXXX`, its backslash not itself escaped (`\\n` is a backslash and the letter `n`). A
+/// word starts there, as it would after the character the escape stands for: in
+/// `"x\nsk-proj-…"` the key follows the escaped newline.
+fn after_escape(b: &[u8], i: usize) -> bool {
+    let escaped_at = |at: usize| {
+        b[at] == b'\\' && b[..=at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1
+    };
+    (i >= 2 && matches!(b[i - 1], b'n' | b't' | b'r' | b'f' | b'b') && escaped_at(i - 2))
+        || (i >= 6
+            && b[i - 5] == b'u'
+            && b[i - 4..i].iter().all(u8::is_ascii_hexdigit)
+            && escaped_at(i - 6))
 }
 
 /// A secret starting (or, for a separator, named) at `i`, a byte [`next_secret`] picked:
@@ -330,20 +363,67 @@ fn after_scheme(b: &[u8], i: usize) -> Option<(usize, usize)> {
         return None;
     }
     let looks_secret = if basic {
-        let b64 = tok
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-        let mixed =
-            tok[1..].iter().any(u8::is_ascii_uppercase) && tok.iter().any(u8::is_ascii_lowercase);
-        b64 && (mixed
-            || tok
-                .iter()
-                .any(|c| c.is_ascii_digit() || matches!(c, b'+' | b'/' | b'=')))
+        // Prose says "basic" too ("a basic JavaScript function"): the word after it is taken
+        // for credentials only after an `Authorization` name, or when it is what a Basic
+        // credential is, `user:password` in base64.
+        after_authorization(b, i) || basic_credentials(tok)
     } else {
         tok.iter()
             .any(|c| c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-' | b'+' | b'/' | b'='))
     };
     looks_secret.then_some((start, end))
+}
+
+/// Whether the scheme word at `i` follows an `Authorization` name and its separator
+/// (`Authorization: Basic`, `authorization=Basic`, `"Authorization": "Basic`).
+fn after_authorization(b: &[u8], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
+        j -= 1;
+    }
+    if j == 0 || !matches!(b[j - 1], b':' | b'=') {
+        return false;
+    }
+    j -= 1;
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
+        j -= 1;
+    }
+    const NAME: &[u8] = b"authorization";
+    j >= NAME.len() && b[j - NAME.len()..j].eq_ignore_ascii_case(NAME)
+}
+
+/// Whether `tok` is what follows `Basic` in an `Authorization` header: `user:password` in
+/// standard base64 (padded: its length a multiple of 4).
+fn basic_credentials(tok: &[u8]) -> bool {
+    if tok.len() % 4 != 0 {
+        return false;
+    }
+    let padding = tok.iter().rev().take_while(|&&c| c == b'=').count();
+    if padding > 2 {
+        return false;
+    }
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    for &c in &tok[..tok.len() - padding] {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return false,
+        };
+        bits = (bits << 6) | u32::from(v);
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            if (bits >> nbits) & 0xff == u32::from(b':') {
+                return true;
+            }
+            bits &= (1 << nbits) - 1;
+        }
+    }
+    false
 }
 
 /// For a name's last byte, a bit set of the bytes before it (either case, both) with which
@@ -553,6 +633,15 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
     }
     while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
         j -= 1;
+    }
+    // A name right after a JSON escape starts after it (`\ntoken: …` names `token`).
+    if j > 0 && b[j - 1] == b'\\' {
+        if let Some(k) = [j + 1, j + 5]
+            .into_iter()
+            .find(|&k| k < name_end && after_escape(b, k))
+        {
+            j = k;
+        }
     }
     if j == name_end {
         return None;
@@ -811,6 +900,99 @@ mod tests {
         assert_eq!(r("http://127.0.0.1:4318/v1"), "http://127.0.0.1:4318/v1");
     }
 
+    /// In JSON text a newline is the two bytes `\` `n`: a key after an escaped newline, tab,
+    /// carriage return, form feed, backspace or `\uXXXX` starts a word there (`nsk-proj-…`
+    /// was one word, and the key not at a word's start, so it was exported as is).
+    #[test]
+    fn a_secret_right_after_a_json_escape_is_redacted() {
+        for (text, secret) in [
+            (
+                r#"{"c":"x\nsk-proj-abcdefghijklmnop1234"}"#,
+                "abcdefghijklmnop1234",
+            ),
+            (
+                r#"{"c":"x\nAIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUv"}"#,
+                "SyA1b2C3d4E5f6G7",
+            ),
+            (
+                r#"{"c":"jwt:\teyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig1234"}"#,
+                "hbGciOiJIUzI1NiJ9",
+            ),
+            (r#"{"h":"Host: x\r\nBearer abc.def.ghi"}"#, "abc.def.ghi"),
+            (
+                r#"{"c":"a\fgsk_abcdefghijklmnop1234"}"#,
+                "abcdefghijklmnop1234",
+            ),
+            (
+                r#"{"c":"a\bghp_abcdefghijklmnop1234"}"#,
+                "abcdefghijklmnop1234",
+            ),
+            (
+                r#"{"c":"\u0022sk-ant-api03-abcdefghijklmnop\u0022"}"#,
+                "abcdefghijklmnop",
+            ),
+            (r#"{"c":"x\ntoken: t0k3n-value"}"#, "t0k3n-value"),
+            (r#"{"c":"x\nkey=k3y-value"}"#, "k3y-value"),
+        ] {
+            let out = r(text);
+            assert!(!out.contains(secret), "{text} -> {out}");
+            assert!(out.contains(REDACTED), "{text} -> {out}");
+        }
+        // Scanning from the escape's letter or from the key itself (the scan resumes after
+        // a hit wherever it ended).
+        let text = r#""\nsk-proj-abcdefghijklmnop1234""#;
+        for from in [1, 2, 3] {
+            assert_eq!(next_secret(text, from), Some((3, text.len() - 1)), "{from}");
+        }
+        // An escaped backslash before the letter is no escape: `\\n` is `\` and `n`, and
+        // `nsk-...` is one word, as it is in plain text.
+        for kept in [
+            r#"{"c":"C:\\nsk-proj-abcdefghijklmnop1234"}"#,
+            "nsk-proj-abcdefghijklmnop1234",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+    }
+
+    /// `Basic` is also an English word: what follows it is a credential only when it is one
+    /// (`user:password` in base64) or follows an `Authorization` name.
+    #[test]
+    fn basic_takes_only_base64_credentials_or_an_authorization_value() {
+        for kept in [
+            "Write a basic JavaScript function",
+            "A Basic HelloWorld3 example",
+            "basic TypeScript types",
+            "Basic Authentication explained",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+        for (text, secret) in [
+            ("curl sent Basic dXNlcjpwYXNz to it", "dXNlcjpwYXNz"),
+            ("basic Zm9vOmJhcg==", "Zm9vOmJhcg"),
+            ("Authorization: Basic QWxhZGRpbjpvcGVu", "QWxhZGRpbjpvcGVu"),
+            (
+                r#"{\"authorization\": \"Basic aGVsbG8gd29ybGQ=\"}"#,
+                "aGVsbG8gd29ybGQ",
+            ),
+            (
+                "authorization=Basic YWxhZGRpbjpvcGVuc2VzYW1l",
+                "YWxhZGRpbjpvcGVu",
+            ),
+        ] {
+            let out = r(text);
+            assert!(!out.contains(secret), "{text} -> {out}");
+        }
+        // After `Authorization`, the scheme's word is kept and any token taken.
+        assert_eq!(
+            r("Authorization: Basic NotBase64Creds"),
+            "Authorization: Basic [REDACTED]"
+        );
+        assert!(basic_credentials(b"dXNlcjpw"));
+        assert!(!basic_credentials(b"JavaScript"));
+        assert!(!basic_credentials(b"HelloWorld3="));
+        assert!(!basic_credentials(b"QQ==="));
+    }
+
     #[test]
     fn text_without_secrets_is_borrowed_and_redaction_is_idempotent() {
         for s in [
@@ -845,7 +1027,7 @@ mod tests {
         let mut i = from;
         while i < b.len() {
             let class = BYTE_CLASS[b[i] as usize];
-            let key_start = class & KEY_START != 0 && !after_word;
+            let key_start = class & KEY_START != 0 && (!after_word || after_escape(b, i));
             if key_start || class & SEPARATOR != 0 {
                 if let Some(r) = secret_at(b, i, key_start) {
                     return Some(r);
@@ -868,6 +1050,7 @@ mod tests {
                     "token", "x-api-key", "Authorization", "password", "=", ":", ": ", "\"", "'",
                     "https://", "user", "@", "/", "?", "&", " ", "\n", "_", "-", ".", ",", "{", "}",
                     "abc", "ABC123", "0123456789", "dXNlcjpwYXNz", "é", "b", "s", "x",
+                    "\\", "\\n", "\\t", "\\b", "\\u00e9", "\\u00", "u", "n", "e9",
                 ]),
                 0..40,
             ),
