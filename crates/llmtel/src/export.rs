@@ -238,19 +238,21 @@ fn is_secret_key(key: &str) -> bool {
     }
     let header = strip_prefix_ci(key, "http.request.header.")
         .or_else(|| strip_prefix_ci(key, "http.response.header."));
-    if let Some(h) = header {
-        return SECRET_HEADERS
-            .iter()
-            .any(|name| h.eq_ignore_ascii_case(name));
-    }
+    // A header is named like any credential too (`x-portkey-api-key`, `x-auth-token`,
+    // `ocp-apim-subscription-key`, `private-token`): the rules below, on its name.
+    let name = match header {
+        Some(h) if SECRET_HEADERS.iter().any(|n| h.eq_ignore_ascii_case(n)) => return true,
+        Some(h) => h,
+        None => key,
+    };
     if SECRET_SUFFIXES
         .iter()
-        .any(|suffix| ends_with_ci(key, suffix))
-        || crate::redact::ends_with_credential_word(key.as_bytes())
+        .any(|suffix| ends_with_ci(name, suffix))
+        || crate::redact::ends_with_credential_word(name.as_bytes())
     {
         return true;
     }
-    let last = key.rsplit('.').next().unwrap_or(key);
+    let last = name.rsplit('.').next().unwrap_or(name);
     SECRET_NAMES.iter().any(|n| last.eq_ignore_ascii_case(n))
 }
 
@@ -263,10 +265,21 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .flatten()
 }
 
-/// Whether `s` ends with `suffix` (ASCII, compared ignoring case).
+/// Whether the name `s` ends with `suffix` (ASCII, compared ignoring case, `-` taken for
+/// `_`: a header's `x-amz-secret-access-key` as an attribute's `secret_access_key`).
 fn ends_with_ci(s: &str, suffix: &str) -> bool {
+    let fold = |c: u8| {
+        if c == b'-' {
+            b'_'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     s.len() >= suffix.len()
-        && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+        && s.as_bytes()[s.len() - suffix.len()..]
+            .iter()
+            .zip(suffix.bytes())
+            .all(|(&a, b)| fold(a) == fold(b))
 }
 
 /// Applies llmtel's export rules to one span, without pricing (see [`GenAiExporter`] for
