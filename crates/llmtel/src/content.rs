@@ -66,13 +66,19 @@ impl ContentCapture {
         }
     }
 
-    /// Truncates content to `max` characters (a marker `…[truncated N chars]` is appended).
+    /// Truncates content to `max` characters (a marker `…[truncated N chars]` is appended,
+    /// once: content this policy truncated already is left as it is).
     pub fn with_max_chars(mut self, max: usize) -> Self {
         self.max_chars = max;
         self
     }
 
     /// Runs `f` over content before it is recorded (after the built-in API-key redaction).
+    ///
+    /// Content recorded through llmtel's helpers goes through it there and again in llmtel's
+    /// exporter, which applies the policy to every span whoever recorded the content (it
+    /// cannot tell the two apart: skipping what looks processed would let content made to
+    /// look so skip `f`). Make `f` give the same result when run on its own output.
     pub fn with_redactor(mut self, f: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
         self.redactor = Some(Arc::new(f));
         self
@@ -118,13 +124,32 @@ pub(crate) fn prepare(content: &str) -> Option<String> {
     guard.as_ref()?.apply(content)
 }
 
+/// Starts the marker [`truncate`] appends: `…[truncated N chars]`.
+const TRUNCATED: &str = "…[truncated ";
+
 fn truncate(mut s: String, max_chars: usize) -> String {
     if let Some((idx, _)) = s.char_indices().nth(max_chars) {
+        if truncated_already(&s, max_chars) {
+            return s;
+        }
         let dropped = s[idx..].chars().count();
         s.truncate(idx);
-        s.push_str(&format!("…[truncated {dropped} chars]"));
+        s.push_str(&format!("{TRUNCATED}{dropped} chars]"));
     }
     s
+}
+
+/// Whether `s` is content this policy truncated already: at most `max_chars` characters and
+/// its marker. The policy is applied where content is recorded and again by the exporter;
+/// cut again, the marker counted itself (`…[truncated 22 chars]` for 990 dropped). What
+/// such a value can hold past `max_chars` is the marker, a few dozen bytes.
+fn truncated_already(s: &str, max_chars: usize) -> bool {
+    let Some(at) = s.rfind(TRUNCATED) else {
+        return false;
+    };
+    let count = s[at + TRUNCATED.len()..].strip_suffix(" chars]");
+    count.is_some_and(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+        && s[..at].chars().count() <= max_chars
 }
 
 /// Replaces API keys and credentials with `[REDACTED]`: [`crate::redact()`] as an owned string
@@ -146,6 +171,29 @@ mod tests {
         assert!(!r.contains("abc.def.ghi"), "{r}");
         assert!(r.contains("ok"));
         assert_eq!(redact_secrets("sk-short"), "sk-short");
+    }
+
+    /// Content is truncated where it is recorded and the exporter applies the policy again:
+    /// the second pass keeps it (it cut the marker and counted it: `…[truncated 22 chars]`
+    /// for 990 characters dropped).
+    #[test]
+    fn content_truncated_once_is_not_truncated_again() {
+        let p = ContentCapture::enabled().with_max_chars(10);
+        let once = p.apply(&"a".repeat(1_000)).unwrap_or_default();
+        assert_eq!(once, format!("{}…[truncated 990 chars]", "a".repeat(10)));
+        assert_eq!(p.apply(&once).as_deref(), Some(once.as_str()));
+        // A shorter limit than the one it was cut to still cuts it.
+        let shorter = ContentCapture::enabled().with_max_chars(4);
+        assert_eq!(
+            shorter.apply(&once).as_deref(),
+            Some("aaaa…[truncated 28 chars]")
+        );
+        // Something that only looks like the marker is cut as any content.
+        let fake = format!("{}…[truncated x chars]", "b".repeat(20));
+        assert_eq!(
+            p.apply(&fake).as_deref(),
+            Some("bbbbbbbbbb…[truncated 30 chars]")
+        );
     }
 
     #[test]
