@@ -889,7 +889,9 @@ impl Budgets {
     /// Records the spend of a call made without a reservation (the [`crate::BudgetLayer`]
     /// does this for every LLM span). Never blocks on a remote store (queued).
     pub fn record(&self, ctx: &CallContext, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
-        self.submit(None, ctx, cost, tokens, None).0.into_vec()
+        self.submit(None, ctx, cost, tokens, None, None)
+            .0
+            .into_vec()
     }
 
     /// Records the spend of a call with no price (its model is not in the catalog): each
@@ -899,9 +901,16 @@ impl Budgets {
     /// once per model. The [`crate::BudgetLayer`] does this for an LLM span with no cost.
     pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
         let u = UnpricedTokens { input, output };
-        self.submit(None, ctx, Usd::ZERO, input.saturating_add(output), Some(u))
-            .0
-            .into_vec()
+        self.submit(
+            None,
+            ctx,
+            Usd::ZERO,
+            input.saturating_add(output),
+            Some(u),
+            None,
+        )
+        .0
+        .into_vec()
     }
 
     /// Whether a rule with a USD limit applies to this call (a call with no price then
@@ -915,6 +924,9 @@ impl Budgets {
         })
     }
 
+    /// Records a call's spend on the meters of `ctx` (and of `release`, the reservation it
+    /// settles). `priced_model` names the model the catalog did not know in the alert of a
+    /// call with no price (default: `ctx.model`).
     pub(crate) fn submit(
         &self,
         release: Option<Release>,
@@ -922,14 +934,14 @@ impl Budgets {
         cost: Usd,
         tokens: u64,
         unpriced: Option<UnpricedTokens>,
+        priced_model: Option<&str>,
     ) -> (Utilization, bool) {
         let at = self.now();
         let mut targets = self.targets(ctx, at.as_millisecond());
         if let Some((_, reserved)) = &release {
-            // A settled reservation's spend goes to the meters it held (the pre-flight's
-            // request model, its `with_context` dimensions), rule by rule: the call's own
-            // (its response model `gpt-4o-2024-08-06` where `gpt-4o` was reserved) would
-            // leave the meter the pre-flight checks empty. Also when the call settles after
+            // A settled reservation's spend goes to the meters it held (its
+            // `with_context` dimensions, a model the pre-flight was told), rule by rule: the
+            // call's own would leave the meter the pre-flight checks empty. Also when the call settles after
             // the window it reserved in (past midnight, a rolling bucket later, the export
             // stage's delay): the write takes the meter at its own instant
             // (`metered_at`), the same rule and scope value in the window then. A rule the
@@ -946,7 +958,7 @@ impl Budgets {
         // the call's own context alone (a tenant given only to the pre-flight).
         let mut counted = false;
         if unpriced.is_some() {
-            let model = ctx.model.as_deref().unwrap_or("(none)");
+            let model = priced_model.or(ctx.model.as_deref()).unwrap_or("(none)");
             for t in &targets {
                 let rule = &self.inner.rules[t.rule];
                 if rule.limits.usd.is_some() {

@@ -22,7 +22,8 @@ use crate::rule::Scope;
 pub struct CallContext {
     /// `user.id`, `llmtel.tenant`, `llmtel.feature`, `session.id`, custom `llmtel.*`.
     pub dimensions: Dimensions,
-    /// The model.
+    /// The model: the one the request names (`gen_ai.request.model`; a recorded call's
+    /// response model when its request named none), the value of a [`Scope::Model`] rule.
     pub model: Option<String>,
     /// `gen_ai.provider.name`.
     pub provider: Option<String>,
@@ -34,14 +35,25 @@ impl CallContext {
         CallContext::default()
     }
 
-    /// The context of a closed call (its dimensions, priced model and provider), every
-    /// value capped by [`llmtel::cap_value`].
+    /// The context of a closed call (its dimensions, model and provider), every value
+    /// capped by [`llmtel::cap_value`].
+    ///
+    /// The model is the one the request named (`gen_ai.request.model`), else the one the
+    /// response names: what a [`Scope::Model`] rule matches, and what a pre-flight
+    /// reserves on, so that spend recorded without a reservation lands on the meter the
+    /// pre-flight checks (`gpt-4o`, not the dated `gpt-4o-2024-08-06` the provider
+    /// answers). The call's price is computed from the response model regardless.
     pub fn from_call(call: &LlmCall) -> Self {
         let mut dimensions = call.dimensions.clone();
         cap_dimensions(&mut dimensions);
+        let model = call
+            .request_model
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .or(call.response_model.as_deref());
         CallContext {
             dimensions,
-            model: call.model().map(|m| llmtel::cap_value(m).into_owned()),
+            model: model.map(|m| llmtel::cap_value(m).into_owned()),
             provider: call
                 .provider
                 .as_deref()

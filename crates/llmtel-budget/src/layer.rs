@@ -152,6 +152,7 @@ impl Budgets {
             cost,
             tokens,
             unpriced,
+            priced_model,
         } = spend;
         // Each USD rule applies its `on_unpriced` policy (fallback price, or $0 counted and
         // alerted) to a call whose model has no price: `submit` decides on the meters the
@@ -164,6 +165,7 @@ impl Budgets {
             cost.unwrap_or(llmtel::Usd::ZERO),
             tokens,
             unpriced,
+            priced_model.as_deref(),
         );
         let top = util
             .into_iter()
@@ -189,6 +191,9 @@ pub(crate) struct Spend {
     tokens: u64,
     /// The call's tokens when its model has no price.
     unpriced: Option<UnpricedTokens>,
+    /// The model the call was priced by (its response model), named in the alert when it
+    /// has no price; `cctx.model` is the request model, which budget rules match.
+    priced_model: Option<String>,
 }
 
 impl Spend {
@@ -206,6 +211,10 @@ impl Spend {
                 input: call.usage.input_tokens,
                 output: call.usage.output_tokens,
             }),
+            priced_model: call
+                .unknown_model
+                .then(|| call.model().map(|m| llmtel::cap_value(m).into_owned()))
+                .flatten(),
         }
     }
 }

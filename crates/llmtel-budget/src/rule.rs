@@ -23,7 +23,9 @@ pub enum Scope {
     Session,
     /// `llmtel.api_key_id`.
     ApiKey,
-    /// The model (request model for reservations, the priced model for recorded calls).
+    /// The model the request names (`gen_ai.request.model`), for reservations and recorded
+    /// calls alike (a recorded call whose request named none: its response model). A rule
+    /// on `gpt-4o` counts the calls the provider answers as `gpt-4o-2024-08-06`.
     Model,
     /// `gen_ai.provider.name`.
     Provider,
