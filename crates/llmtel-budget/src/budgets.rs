@@ -224,6 +224,26 @@ const WRITE_LINGER: Duration = Duration::from_millis(2);
 /// Release of a reservation: its id and the meters it holds.
 pub(crate) type Release = (String, Targets);
 
+/// A reservation bound to a span, taken to be settled (or released) with its call.
+#[derive(Debug)]
+pub(crate) struct BoundReservation {
+    pub(crate) id: String,
+    /// The meters it was reserved on (every rule that applied to the pre-flight's context):
+    /// the call's spend goes to them, also when the store did not hold it.
+    pub(crate) meters: Targets,
+    /// Whether the store may hold it: then settling or releasing it sends a release. A
+    /// reservation admitted while the store was down (the breaker open, a refused
+    /// reserve) holds nothing, but its meters still take the spend.
+    pub(crate) held: bool,
+}
+
+impl BoundReservation {
+    /// The release to send to the store, when it may hold the reservation.
+    pub(crate) fn release(&self) -> Option<Release> {
+        (self.held && !self.meters.is_empty()).then(|| (self.id.clone(), self.meters.clone()))
+    }
+}
+
 #[derive(Debug)]
 struct CommitOp {
     release: Option<Release>,
@@ -241,7 +261,10 @@ struct CommitOp {
 #[derive(Debug)]
 struct Bound {
     id: String,
+    /// The meters it was reserved on, whether the store holds it or not.
     meters: Targets,
+    /// Whether the store may hold it (a release is sent when it is settled or released).
+    held: bool,
     /// The OpenTelemetry span id of the span, when it had one: [`crate::BudgetSink`] settles
     /// the reservation with the call llmtel's export stage hands it for that span.
     otel: Option<SpanId>,
@@ -929,7 +952,7 @@ impl Budgets {
     /// call with no price (default: `ctx.model`).
     pub(crate) fn submit(
         &self,
-        release: Option<Release>,
+        reservation: Option<BoundReservation>,
         ctx: &CallContext,
         cost: Usd,
         tokens: u64,
@@ -938,10 +961,16 @@ impl Budgets {
     ) -> (Utilization, bool) {
         let at = self.now();
         let mut targets = self.targets(ctx, at.as_millisecond());
-        if let Some((_, reserved)) = &release {
+        let release = reservation.as_ref().and_then(BoundReservation::release);
+        if let Some(BoundReservation {
+            meters: reserved, ..
+        }) = &reservation
+        {
             // A settled reservation's spend goes to the meters it held (its
             // `with_context` dimensions, a model the pre-flight was told), rule by rule: the
-            // call's own would leave the meter the pre-flight checks empty. Also when the call settles after
+            // call's own would leave the meter the pre-flight checks empty. Also when the
+            // store did not hold it (admitted unenforced while the store was down): the
+            // spend is buffered and written to those meters when the store is back. Also when the call settles after
             // the window it reserved in (past midnight, a rolling bucket later, the export
             // stage's delay): the write takes the meter at its own instant
             // (`metered_at`), the same rule and scope value in the window then. A rule the
@@ -1671,7 +1700,8 @@ impl Budgets {
     /// Binds a reservation to the span with tracing id `span_id` (and OpenTelemetry span id
     /// `otel`). A reservation bound to that span before and not settled is released; with
     /// [`MAX_BOUND`] bound and none expired, this one is released at once and counted.
-    pub(crate) fn bind(&self, span_id: u64, otel: Option<SpanId>, id: String, meters: Targets) {
+    pub(crate) fn bind(&self, span_id: u64, otel: Option<SpanId>, reservation: BoundReservation) {
+        let BoundReservation { id, meters, held } = reservation;
         let now = self.now().as_millisecond();
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
         let replaced = b.remove(span_id);
@@ -1693,7 +1723,7 @@ impl Budgets {
             }
         }
         let refused = if b.by_span.len() >= MAX_BOUND {
-            Some((id, meters))
+            Some(BoundReservation { id, meters, held })
         } else {
             if let Some(o) = otel {
                 b.by_otel.insert(o, span_id);
@@ -1703,6 +1733,7 @@ impl Budgets {
                 Bound {
                     id,
                     meters,
+                    held,
                     otel,
                     at_ms: now,
                 },
@@ -1712,21 +1743,25 @@ impl Budgets {
         self.inner.n_bound.store(b.by_span.len(), Relaxed);
         drop(b);
         if let Some(r) = replaced {
-            self.release_bound(r.id, r.meters);
+            self.release_bound(BoundReservation {
+                id: r.id,
+                meters: r.meters,
+                held: r.held,
+            });
         }
-        if let Some((id, meters)) = refused {
+        if let Some(r) = refused {
             self.inner.counters.bound_refused.fetch_add(1, Relaxed);
-            self.release_bound(id, meters);
+            self.release_bound(r);
         }
     }
 
     /// The reservation bound to the span with tracing id `span_id`, taken.
-    pub(crate) fn take_bound(&self, span_id: u64) -> Option<Release> {
+    pub(crate) fn take_bound(&self, span_id: u64) -> Option<BoundReservation> {
         self.take_bound_with(|b| b.remove(span_id))
     }
 
     /// The reservation bound to the span with OpenTelemetry span id `otel`, taken.
-    pub(crate) fn take_bound_otel(&self, otel: SpanId) -> Option<Release> {
+    pub(crate) fn take_bound_otel(&self, otel: SpanId) -> Option<BoundReservation> {
         self.take_bound_with(|b| {
             let span_id = *b.by_otel.get(&otel)?;
             b.remove(span_id)
@@ -1736,14 +1771,18 @@ impl Budgets {
     fn take_bound_with(
         &self,
         take: impl FnOnce(&mut BoundTable) -> Option<Bound>,
-    ) -> Option<Release> {
+    ) -> Option<BoundReservation> {
         if self.inner.n_bound.load(Relaxed) == 0 {
             return None;
         }
         let mut b = self.inner.bound.lock().unwrap_or_else(|e| e.into_inner());
         let r = take(&mut b)?;
         self.inner.n_bound.store(b.by_span.len(), Relaxed);
-        Some((r.id, r.meters))
+        Some(BoundReservation {
+            id: r.id,
+            meters: r.meters,
+            held: r.held,
+        })
     }
 }
 
@@ -1886,13 +1925,15 @@ impl Reservation {
         let Some(b) = self.budgets.take() else { return };
         match span.id() {
             Some(id) => {
-                let meters = if std::mem::take(&mut self.held) {
-                    std::mem::take(&mut self.targets)
-                } else {
-                    Targets::new()
+                // The meters are kept whether the store holds the reservation or not: the
+                // call's spend goes to them (a dimension given only to the pre-flight).
+                let reservation = BoundReservation {
+                    id: std::mem::take(&mut self.id),
+                    meters: std::mem::take(&mut self.targets),
+                    held: std::mem::take(&mut self.held),
                 };
                 let otel = otel_span_id(span);
-                b.bind(id.into_u64(), otel, std::mem::take(&mut self.id), meters)
+                b.bind(id.into_u64(), otel, reservation)
             }
             None => self.budgets = Some(b), // disabled span: release on drop
         }

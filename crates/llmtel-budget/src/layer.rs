@@ -13,7 +13,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use llmtel::semconv::llmtel as sc;
 
-use crate::budgets::{Budgets, Release};
+use crate::budgets::{BoundReservation, Budgets};
 use crate::context::{CallContext, UnpricedTokens};
 
 /// A `tracing` layer that records the actual spend of every closed LLM span against the
@@ -81,8 +81,8 @@ where
         let spend = span.extensions().get::<LlmCall>().map(Spend::of);
         let Some(spend) = spend else {
             // A span a reservation was bound to closed without an LLM call: release it.
-            if let Some((rid, meters)) = self.budgets.take_bound(id.into_u64()) {
-                self.budgets.release_bound(rid, meters);
+            if let Some(r) = self.budgets.take_bound(id.into_u64()) {
+                self.budgets.release_bound(r);
             }
             return;
         };
@@ -146,7 +146,11 @@ impl Budgets {
 
     /// Records `spend` (settling `release`, the reservation bound to its span, if any) and
     /// returns the `llmtel.budget.*` attributes for the call's span.
-    pub(crate) fn record_spend(&self, spend: Spend, release: Option<Release>) -> Vec<KeyValue> {
+    pub(crate) fn record_spend(
+        &self,
+        spend: Spend,
+        release: Option<BoundReservation>,
+    ) -> Vec<KeyValue> {
         let Spend {
             cctx,
             cost,
@@ -248,9 +252,11 @@ impl llmtel::CallSink for BudgetSink {
 }
 
 impl Budgets {
-    pub(crate) fn release_bound(&self, id: String, meters: crate::budgets::Targets) {
-        if !meters.is_empty() {
-            self.release((id, meters));
+    /// Releases a bound reservation whose span closed without a call to settle it (sent
+    /// to the store only when it may hold it).
+    pub(crate) fn release_bound(&self, r: BoundReservation) {
+        if let Some(release) = r.release() {
+            self.release(release);
         }
     }
 }
