@@ -206,7 +206,8 @@ impl SpanFields {
     }
 
     /// Records a string-valued field or attribute by name. Custom `llmtel.*` dimensions are
-    /// kept only when the name is `'static` (tracing fields); see [`Visit`].
+    /// not kept here (they need a `'static` name): see [`Visit`] and
+    /// [`from_attributes`](Self::from_attributes).
     pub(crate) fn set_str(&mut self, name: &str, value: &str) {
         self.set_text(classify(name), Cow::Borrowed(value));
     }
@@ -374,7 +375,18 @@ impl SpanFields {
         for kv in attrs {
             let k = kv.key.as_str();
             match &kv.value {
-                Value::String(v) => f.set_str(k, v.as_str()),
+                Value::String(v) => {
+                    let class = classify(k);
+                    // A custom `llmtel.*` dimension (an app's `llmtel.api_key_id`, one a
+                    // request span passed down): the export stage's call keeps it, as the
+                    // layer's does, under an interned name.
+                    if class.slot == Slot::Custom
+                        && let Some(name) = intern_custom_name(k)
+                    {
+                        f.custom_dimension(class, name, v.as_str());
+                    }
+                    f.set_text(class, Cow::Borrowed(v.as_str()));
+                }
                 Value::I64(v) => f.set_i64(k, *v),
                 Value::F64(v) => f.set_f64(k, *v),
                 Value::Bool(v) => f.set_bool(k, *v),
@@ -437,6 +449,39 @@ impl Visit for SpanFields {
         self.custom_dimension(class, field.name(), &s);
         self.set_text(class, Cow::Owned(s));
     }
+}
+
+/// The most distinct custom dimension names [`intern_custom_name`] keeps, process-wide.
+pub(crate) const MAX_CUSTOM_NAMES: usize = 1_024;
+
+/// The `'static` name [`Dimensions::custom`] keys a custom dimension read from an exported
+/// attribute by. Attribute names are not `'static`, so each distinct name is leaked once, at
+/// most [`MAX_CUSTOM_NAMES`] of them (each at most [`crate::MAX_VALUE_BYTES`] long):
+/// memory stays bounded whatever names spans carry. A name past either bound is not kept
+/// (the span keeps its attribute), counted in [`crate::Health::custom_dimensions_dropped`].
+/// Only the export stage calls it (tracing's field names are `'static` already).
+fn intern_custom_name(name: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    if name.len() > crate::MAX_VALUE_BYTES {
+        crate::health::inc(&crate::health::COUNTERS.custom_dimensions_dropped);
+        return None;
+    }
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(kept) = names.get(name) {
+        return Some(kept);
+    }
+    if names.len() >= MAX_CUSTOM_NAMES {
+        crate::health::inc(&crate::health::COUNTERS.custom_dimensions_dropped);
+        return None;
+    }
+    let leaked: &'static str = Box::leak(Box::from(name));
+    names.insert(leaked);
+    Some(leaked)
 }
 
 /// Where [`SpanFields`] keeps the value of a field or attribute name.
@@ -813,6 +858,38 @@ mod tests {
         assert_eq!(classify(lt::COST_INPUT).slot, Slot::None);
         assert!(classify(gen_ai::REQUEST_TOP_P).gen_ai);
         assert!(!classify("user").gen_ai);
+    }
+
+    /// The names of custom dimensions read from attributes are kept once each, and no more
+    /// than the bound: a name past it (or too long) is not kept, and is counted.
+    #[test]
+    fn custom_names_from_attributes_are_bounded_and_counted() {
+        let dropped = || crate::health().custom_dimensions_dropped;
+        let a = intern_custom_name("llmtel.bound_test_a");
+        assert_eq!(a, Some("llmtel.bound_test_a"));
+        assert!(std::ptr::eq(
+            a.unwrap_or_default(),
+            intern_custom_name("llmtel.bound_test_a").unwrap_or_default()
+        ));
+        let before = dropped();
+        assert_eq!(
+            intern_custom_name(&"x".repeat(crate::MAX_VALUE_BYTES + 1)),
+            None
+        );
+        assert_eq!(dropped(), before + 1);
+        for i in 0..MAX_CUSTOM_NAMES {
+            let _ = intern_custom_name(&format!("llmtel.bound_test_{i}"));
+        }
+        let before = dropped();
+        assert_eq!(intern_custom_name("llmtel.one_too_many"), None);
+        assert_eq!(dropped(), before + 1);
+        // A name kept before the bound was reached is still found.
+        assert_eq!(intern_custom_name("llmtel.bound_test_a"), a);
+        let f = SpanFields::from_attributes(&[opentelemetry::KeyValue::new(
+            "llmtel.one_too_many",
+            "v",
+        )]);
+        assert!(f.dims.custom.is_empty());
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub(crate) struct Counters {
     pub(crate) late_attributes_dropped: Padded,
     pub(crate) background_dropped: Padded,
     pub(crate) sink_panics: Padded,
+    pub(crate) custom_dimensions_dropped: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -61,6 +62,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     late_attributes_dropped: Padded(AtomicU64::new(0)),
     background_dropped: Padded(AtomicU64::new(0)),
     sink_panics: Padded(AtomicU64::new(0)),
+    custom_dimensions_dropped: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -121,6 +123,11 @@ pub struct Health {
     /// Calls a [`crate::CallSink`] panicked on while llmtel's export stage handed them to it
     /// (the spans are exported all the same).
     pub sink_panics: u64,
+    /// Custom `llmtel.*` dimensions read from an exported span's attributes that the
+    /// export stage's call could not keep: the name was longer than
+    /// [`crate::MAX_VALUE_BYTES`], or 1,024 distinct custom names had been kept already
+    /// (process-wide; the span keeps the attribute).
+    pub custom_dimensions_dropped: u64,
 }
 
 /// Reads the health counters.
@@ -143,5 +150,6 @@ pub fn health() -> Health {
         late_attributes_dropped: c.late_attributes_dropped.load(Relaxed),
         background_dropped: c.background_dropped.load(Relaxed),
         sink_panics: c.sink_panics.load(Relaxed),
+        custom_dimensions_dropped: c.custom_dimensions_dropped.load(Relaxed),
     }
 }
