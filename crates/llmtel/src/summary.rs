@@ -62,11 +62,20 @@ impl TraceSummary {
         if call.is_error() {
             self.errors += 1;
         }
-        self.input_tokens = self.input_tokens.saturating_add(call.usage.input_tokens);
+        // The totals the call was priced on: input reported exclusive of cached tokens
+        // (Anthropic: input 10, cache read 5,000) counts 5,010, as the catalog prices it;
+        // reasoning reported apart from output (reasoning > output) is added to it likewise.
+        let usage = &call.usage;
+        let output = if usage.reasoning_tokens > usage.output_tokens {
+            usage.output_tokens.saturating_add(usage.reasoning_tokens)
+        } else {
+            usage.output_tokens
+        };
+        self.input_tokens = self.input_tokens.saturating_add(usage.prompt_tokens());
         self.cache_read_tokens = self
             .cache_read_tokens
-            .saturating_add(call.usage.cache_read_tokens);
-        self.output_tokens = self.output_tokens.saturating_add(call.usage.output_tokens);
+            .saturating_add(usage.cache_read_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(output);
         match &call.cost {
             Some(c) => {
                 self.cost = self.cost.saturating_add(c.total);
@@ -426,14 +435,19 @@ pub fn current_trace_summary() -> Option<TraceSummary> {
             return;
         };
         if let Some(span) = registry.span(id) {
-            if let Some(joined) = joined(&span.extensions()) {
-                let so_far = match (&joined.agg, joined.root) {
-                    (Some(agg), _) => agg.snapshot(),
-                    (None, Some(opened)) => Tracked::rooted(span.name()).stamped(1, opened, false),
-                    (None, None) => return,
-                };
-                out = Some(so_far.public());
-            }
+            // What is needed is taken out and the span's extensions released first: reading
+            // the summary prices its unpriced calls, which may log (an unknown model), and
+            // a layer seeing that event may lock the current span's extensions.
+            let Some((agg, root)) = joined(&span.extensions()).map(|j| (j.agg.clone(), j.root))
+            else {
+                return;
+            };
+            let so_far = match (agg, root) {
+                (Some(agg), _) => agg.snapshot(),
+                (None, Some(opened)) => Tracked::rooted(span.name()).stamped(1, opened, false),
+                (None, None) => return,
+            };
+            out = Some(so_far.public());
         }
     });
     out
@@ -669,6 +683,55 @@ mod root_marks {
     }
 }
 
+#[cfg(test)]
+mod totals {
+    use tracing_subscriber::prelude::*;
+
+    /// A trace's token totals are the ones its calls were priced on: input reported
+    /// exclusive of cached tokens (Anthropic's shape) counts them, and reasoning reported
+    /// apart from output (more reasoning than output) is added to the output.
+    #[test]
+    fn token_totals_count_what_the_calls_were_priced_on() {
+        let summaries = super::TraceSummaries::new(8);
+        let subscriber = tracing_subscriber::registry()
+            .with(crate::LlmLayer::new())
+            .with(summaries.layer());
+        let so_far = tracing::subscriber::with_default(subscriber, || {
+            let _request = tracing::info_span!("handle").entered();
+            {
+                let c = crate::llm_span!("chat", "anthropic", "claude-sonnet-4");
+                crate::record_usage(
+                    &c,
+                    &crate::Usage {
+                        input_tokens: 10,
+                        cache_read_tokens: 5_000,
+                        output_tokens: 20,
+                        ..Default::default()
+                    },
+                );
+            }
+            {
+                let c = crate::llm_span!("chat", "openai", "o3");
+                crate::record_usage(
+                    &c,
+                    &crate::Usage {
+                        input_tokens: 100,
+                        output_tokens: 5,
+                        reasoning_tokens: 100,
+                        ..Default::default()
+                    },
+                );
+            }
+            super::current_trace_summary()
+        });
+        let so_far = so_far.expect("a summary");
+        assert_eq!(so_far.llm_calls, 2);
+        assert_eq!(so_far.input_tokens, 5_010 + 100, "{so_far:?}");
+        assert_eq!(so_far.cache_read_tokens, 5_000);
+        assert_eq!(so_far.output_tokens, 20 + 105, "{so_far:?}");
+    }
+}
+
 #[cfg(all(test, feature = "otlp-http"))]
 #[path = "../tests/support/otlp_http.rs"]
 mod otlp_http;
@@ -712,5 +775,61 @@ mod tests {
             .map(|s| s.llm_calls)
             .collect();
         assert_eq!(calls, [1, 3, 10]);
+    }
+
+    /// A layer that locks the current span's extensions for an event.
+    struct LocksCurrentSpan;
+
+    impl<S> tracing_subscriber::Layer<S> for LocksCurrentSpan
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        fn on_event(
+            &self,
+            _event: &tracing::Event<'_>,
+            ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if let Some(span) = ctx.lookup_current() {
+                span.extensions_mut().insert(());
+            }
+        }
+    }
+
+    /// Reading the summary prices the calls the export stage left unpriced, which warns for
+    /// an unknown model: a layer locking the current span's extensions for that event must
+    /// not find them held by `current_trace_summary` (it deadlocked or panicked).
+    #[test]
+    fn reading_a_summary_that_logs_does_not_hold_the_span() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (layer, _guard) = crate::builder()
+                .with_console(false)
+                .with_metrics(false)
+                .with_endpoint(otlp_http::receiver().0)
+                .with_protocol(crate::Protocol::HttpProtobuf)
+                .build::<tracing_subscriber::Registry>()
+                .expect("a pipeline");
+            let subscriber = tracing_subscriber::registry()
+                .with(layer)
+                .with(LocksCurrentSpan);
+            let calls = tracing::subscriber::with_default(subscriber, || {
+                let _root = tracing::info_span!("handle").entered();
+                {
+                    let c = crate::llm_span!("chat", "openai", "llmtel-no-such-model-summary");
+                    crate::record_usage(
+                        &c,
+                        &crate::Usage {
+                            input_tokens: 10,
+                            output_tokens: 1,
+                            ..Default::default()
+                        },
+                    );
+                }
+                super::current_trace_summary().map(|s| (s.llm_calls, s.unpriced_calls))
+            });
+            let _ = done.send(calls);
+        });
+        let read = finished.recv_timeout(std::time::Duration::from_secs(20));
+        assert_eq!(read, Ok(Some((1, 1))));
     }
 }
