@@ -444,6 +444,12 @@ impl Visit for SpanFields {
         if class.slot == Slot::OtelName && self.name_derived {
             return;
         }
+        // A field llmtel does not read (a `gen_ai.*` one only marks the span) is not
+        // formatted: `%value` and `?value` fields of the app's own cost a `format!` each.
+        if class.slot == Slot::None {
+            self.has_gen_ai |= class.gen_ai;
+            return;
+        }
         // `%value` and `?value` arrive here; Display-formatted strings carry no quotes.
         let s = format!("{value:?}");
         self.custom_dimension(class, field.name(), &s);
@@ -890,6 +896,36 @@ mod tests {
             "v",
         )]);
         assert!(f.dims.custom.is_empty());
+    }
+
+    /// A `%value` or `?value` field llmtel does not read is never formatted by its layer.
+    #[test]
+    fn fields_not_read_are_not_formatted() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        use tracing_subscriber::prelude::*;
+        static FORMATTED: AtomicUsize = AtomicUsize::new(0);
+        struct Counted;
+        impl fmt::Debug for Counted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                FORMATTED.fetch_add(1, Relaxed);
+                f.write_str("counted")
+            }
+        }
+        let subscriber = tracing_subscriber::registry().with(crate::LlmLayer::new());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = crate::llm_span!(
+                "chat",
+                "openai",
+                "gpt-4o-mini",
+                app.payload = ?Counted,
+                gen_ai.request.temperature = ?Counted,
+                later = tracing::field::Empty,
+            );
+            span.record("later", tracing::field::debug(Counted));
+            // A field it reads is formatted, once.
+            span.record("gen_ai.response.id", tracing::field::debug(Counted));
+        });
+        assert_eq!(FORMATTED.load(Relaxed), 1);
     }
 
     #[test]
