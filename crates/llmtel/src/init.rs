@@ -380,6 +380,14 @@ pub enum InitError {
     /// The exporter or its thread could not start (e.g. an invalid endpoint URL).
     #[error("{0}. Check OTEL_EXPORTER_OTLP_ENDPOINT (a URL such as http://127.0.0.1:4318)")]
     Export(#[from] QueueError),
+    /// The OTLP metrics exporter or its thread could not start (e.g. an invalid endpoint
+    /// URL). The message is redacted (an endpoint's credentials are not shown).
+    #[error(
+        "llmtel could not build the metrics exporter: {0}. Check the endpoint \
+         (Builder::with_endpoint, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or \
+         OTEL_EXPORTER_OTLP_ENDPOINT: a URL such as http://127.0.0.1:4318)"
+    )]
+    MetricsExport(String),
     /// A global subscriber is already installed.
     #[error(
         "a global tracing subscriber is already set; use llmtel::builder().build() and add the layer to your own stack"
@@ -1107,8 +1115,12 @@ pub(crate) fn spawn_metrics(
     timeout: Duration,
 ) -> Result<crate::metrics::export::MetricsExport, InitError> {
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-    let runtime =
-        Arc::new(crate::metrics::export::MetricsRuntime::start().map_err(QueueError::Thread)?);
+    // The exporter's errors may quote the endpoint, credentials included.
+    let exporter_error = |e: String| InitError::MetricsExport(crate::redact::redact_string(e));
+    let runtime = Arc::new(
+        crate::metrics::export::MetricsRuntime::start()
+            .map_err(|e| exporter_error(format!("its thread did not start: {e}")))?,
+    );
     let periodic = |e| {
         let b = PeriodicReader::builder(e);
         match interval {
@@ -1140,7 +1152,6 @@ pub(crate) fn spawn_metrics(
     )
     .map_err(InitError::Certificate)?;
     let _ = &tls;
-    let exporter_error = |e: String| InitError::Export(QueueError::Exporter(e));
     let reader = match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
