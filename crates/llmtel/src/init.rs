@@ -157,7 +157,9 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Ready-made settings for common LLM observability backends.
+/// Ready-made settings for common LLM observability backends. Each URL gets the backend's
+/// path, or what it lacks of it: one given with it (`http://localhost:6006/v1/traces`) is
+/// used as it is.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Preset {
     /// Langfuse: OTLP/HTTP at `{host}/api/public/otel`, Basic auth from the key pair.
@@ -265,7 +267,7 @@ impl Preset {
                 public_key,
                 secret_key,
             } => (
-                format!("{}/api/public/otel/v1/traces", host.trim_end_matches('/')),
+                with_path(host, "/api/public/otel/v1/traces"),
                 vec![(
                     "Authorization".into(),
                     format!(
@@ -281,7 +283,7 @@ impl Preset {
                 api_key,
                 project,
             } => (
-                format!("{}/otel/v1/traces", endpoint.trim_end_matches('/')),
+                with_path(endpoint, "/otel/v1/traces"),
                 vec![
                     ("x-api-key".into(), api_key.clone()),
                     ("Langsmith-Project".into(), project.clone()),
@@ -290,7 +292,7 @@ impl Preset {
                 false,
             ),
             Preset::Phoenix { endpoint, project } => (
-                format!("{}/v1/traces", endpoint.trim_end_matches('/')),
+                with_path(endpoint, "/v1/traces"),
                 vec![],
                 vec![KeyValue::new(
                     llmtel_semconv::openinference::PROJECT_NAME,
@@ -298,6 +300,26 @@ impl Preset {
                 )],
                 true,
             ),
+        }
+    }
+}
+
+/// `base` followed by what it lacks of `path`: the whole path after a bare host, the rest of
+/// it after a URL that already ends with part of it (whole `/`-separated segments), nothing
+/// after one that ends with all of it. A preset's URL given with the signal path
+/// (`http://localhost:6006/v1/traces`) got it twice.
+fn with_path(base: &str, path: &str) -> String {
+    let base = base.trim().trim_end_matches('/');
+    // The longest start of `path` that ends at a segment's end and `base` ends with.
+    let mut take = path.len();
+    loop {
+        let part = &path[..take];
+        if base.ends_with(part) {
+            return format!("{base}{}", &path[take..]);
+        }
+        match part.rfind('/') {
+            Some(0) | None => return format!("{base}{path}"),
+            Some(i) => take = i,
         }
     }
 }
@@ -1343,6 +1365,72 @@ impl Drop for Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preset_url_given_with_its_path_does_not_get_it_twice() {
+        let phoenix = |endpoint: &str| {
+            Preset::Phoenix {
+                endpoint: endpoint.into(),
+                project: "p".into(),
+            }
+            .settings()
+            .0
+        };
+        for e in [
+            "http://localhost:6006",
+            "http://localhost:6006/",
+            "http://localhost:6006/v1/traces",
+            "http://localhost:6006/v1/traces/",
+            "http://localhost:6006/v1",
+        ] {
+            assert_eq!(phoenix(e), "http://localhost:6006/v1/traces", "{e}");
+        }
+        let langfuse = |host: &str| {
+            Preset::Langfuse {
+                host: host.into(),
+                public_key: "pk-lf-1".into(),
+                secret_key: "sk-lf-2".into(),
+            }
+            .settings()
+            .0
+        };
+        for h in [
+            "https://cloud.langfuse.com",
+            "https://cloud.langfuse.com/api/public/otel",
+            "https://cloud.langfuse.com/api/public/otel/v1/traces",
+        ] {
+            assert_eq!(
+                langfuse(h),
+                "https://cloud.langfuse.com/api/public/otel/v1/traces",
+                "{h}"
+            );
+        }
+        let langsmith = |endpoint: &str| {
+            Preset::LangSmith {
+                endpoint: endpoint.into(),
+                api_key: "k".into(),
+                project: "p".into(),
+            }
+            .settings()
+            .0
+        };
+        for e in [
+            "https://api.smith.langchain.com",
+            "https://api.smith.langchain.com/otel",
+            "https://api.smith.langchain.com/otel/v1/traces",
+        ] {
+            assert_eq!(
+                langsmith(e),
+                "https://api.smith.langchain.com/otel/v1/traces",
+                "{e}"
+            );
+        }
+        // A base with a path of its own keeps it.
+        assert_eq!(
+            phoenix("https://proxy.example/phoenix"),
+            "https://proxy.example/phoenix/v1/traces"
+        );
+    }
 
     #[test]
     fn client_certificate_variables_are_refused_with_what_to_do() {
