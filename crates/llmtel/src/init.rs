@@ -44,12 +44,210 @@ impl Protocol {
     /// The protocol the environment asks for one signal: `signal_var` (for example
     /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`), else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
     /// `http/protobuf`.
+    #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
     pub(crate) fn from_env(signal_var: &str) -> Result<Protocol, InitError> {
-        match env(signal_var).or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+        Protocol::from_vars(signal_var, env)
+    }
+
+    /// [`Protocol::from_env`] with the variables read by `get`.
+    fn from_vars(
+        signal_var: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Protocol, InitError> {
+        match get(signal_var).or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL")) {
             Some(p) => Protocol::parse(&p),
             None => Ok(Protocol::HttpProtobuf),
         }
     }
+}
+
+/// The signals llmtel exports over OTLP, each with its own variables (read before the
+/// generic `OTEL_EXPORTER_OTLP_*` one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))),
+    allow(dead_code)
+)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    #[cfg(any(test, feature = "otlp-grpc"))]
+    const fn endpoint_var(self) -> &'static str {
+        match self {
+            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        }
+    }
+
+    const fn protocol_var(self) -> &'static str {
+        match self {
+            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        }
+    }
+
+    #[cfg(any(test, feature = "otlp-grpc"))]
+    const fn insecure_var(self) -> &'static str {
+        match self {
+            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+        }
+    }
+}
+
+/// The endpoint a gRPC exporter of `signal` sends to, with its scheme: the code's, else the
+/// signal's variable, else `OTEL_EXPORTER_OTLP_ENDPOINT` (for metrics, else the traces'
+/// variable: they go next to the traces); `None` when none is set. One without a scheme
+/// (`collector.example.com:4317`) gets `http://` when the signal's `..._INSECURE` (else
+/// `OTEL_EXPORTER_OTLP_INSECURE`) is `true`, else `https://`: decided here, once, and the
+/// exporter given the result, so that llmtel's TLS settings and the exporter agree (the
+/// exporter would decide from its own reading of the variables).
+#[cfg(any(test, feature = "otlp-grpc"))]
+fn grpc_endpoint(
+    code: Option<&str>,
+    signal: Signal,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let endpoint = code
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .or_else(|| get(signal.endpoint_var()))
+        .or_else(|| get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        .or_else(|| match signal {
+            Signal::Metrics => get(Signal::Traces.endpoint_var()),
+            Signal::Traces => None,
+        })?;
+    Some(crate::tls::with_scheme(
+        endpoint,
+        crate::tls::insecure(signal.insecure_var(), &get),
+    ))
+}
+
+/// The sampler of `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, read by `get`
+/// (trimmed; empty is unset): the specification's names (case ignored), the ratio a number
+/// from 0 to 1 (1 when the argument is unset); unset, the SDK's default, parent-based
+/// always on.
+///
+/// # Errors
+/// [`InitError::Setting`] for a sampler llmtel does not build (an unknown name,
+/// `jaeger_remote`, `xray`) or a ratio that is not one (`10%`), saying what to set: the
+/// SDK would have sampled every trace and said so only in a log compiled out of it.
+fn sampler_from(get: impl Fn(&str) -> Option<String>) -> Result<Sampler, InitError> {
+    const NAMES: &str = "always_on, always_off, traceidratio, parentbased_always_on, \
+                         parentbased_always_off or parentbased_traceidratio";
+    let Some(name) = get("OTEL_TRACES_SAMPLER") else {
+        return Ok(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+    };
+    let ratio = || -> Result<f64, InitError> {
+        let Some(arg) = get("OTEL_TRACES_SAMPLER_ARG") else {
+            return Ok(1.0);
+        };
+        match arg.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            _ => Err(InitError::Setting(format!(
+                "OTEL_TRACES_SAMPLER_ARG={arg:?} is not a sampling ratio: write a number from \
+                 0 to 1 (0.1 keeps one trace in ten), or unset it to keep every trace"
+            ))),
+        }
+    };
+    let lower = name.to_ascii_lowercase();
+    Ok(match lower.as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
+        "parentbased_always_on" => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        "parentbased_traceidratio" => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio()?)))
+        }
+        "jaeger_remote" | "parentbased_jaeger_remote" | "xray" => {
+            return Err(InitError::Setting(format!(
+                "OTEL_TRACES_SAMPLER={name} is not supported by llmtel: set it to {NAMES}, or \
+                 build the sampler in code (Builder::with_sampler)"
+            )));
+        }
+        _ => {
+            return Err(InitError::Setting(format!(
+                "OTEL_TRACES_SAMPLER={name:?} is not a sampler: set it to {NAMES}"
+            )));
+        }
+    })
+}
+
+/// Where `OTEL_TRACES_EXPORTER` sends the traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TracesExporters {
+    /// Over OTLP (when an endpoint is set).
+    otlp: bool,
+    /// llmtel's console line per LLM call.
+    console: bool,
+}
+
+/// `OTEL_TRACES_EXPORTER`, read by `get`: a comma-separated list of `otlp` and `console`
+/// (case ignored), or `none`; unset, `otlp`.
+///
+/// # Errors
+/// [`InitError::Setting`] for an exporter llmtel does not have (`zipkin`, `jaeger`, ...), or
+/// `none` with another.
+fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> Result<TracesExporters, InitError> {
+    let Some(value) = get("OTEL_TRACES_EXPORTER") else {
+        return Ok(TracesExporters {
+            otlp: true,
+            console: false,
+        });
+    };
+    let mut out = TracesExporters {
+        otlp: false,
+        console: false,
+    };
+    let mut none = false;
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.to_ascii_lowercase().as_str() {
+            "otlp" => out.otlp = true,
+            "console" => out.console = true,
+            "none" => none = true,
+            _ => {
+                return Err(InitError::Setting(format!(
+                    "OTEL_TRACES_EXPORTER={value:?}: llmtel has no `{name}` exporter; set it to \
+                     otlp (export over OTLP), console (a line per LLM call on stderr, no \
+                     export) or none (no export)"
+                )));
+            }
+        }
+    }
+    if none && (out.otlp || out.console) {
+        return Err(InitError::Setting(format!(
+            "OTEL_TRACES_EXPORTER={value:?}: none means no exporter; set it alone, or list \
+             the exporters (otlp, console)"
+        )));
+    }
+    Ok(out)
+}
+
+/// The filter of llmtel's stderr log layer: the code's directives, else `RUST_LOG` (read by
+/// `get`), else `warn`.
+///
+/// # Errors
+/// [`InitError::Setting`] naming where the directives that do not parse came from.
+fn log_filter(
+    code: Option<&str>,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<EnvFilter, InitError> {
+    let (directives, from) = match (code, get("RUST_LOG")) {
+        (Some(d), _) => (d.to_owned(), "Builder::with_log_filter"),
+        (None, Some(d)) => (d, "RUST_LOG"),
+        (None, None) => return Ok(EnvFilter::new("warn")),
+    };
+    EnvFilter::builder().parse(&directives).map_err(|e| {
+        InitError::Setting(format!(
+            "invalid log filter in {from} ({:?}): {e}; write tracing directives such as \
+             `warn` or `warn,my_app=debug`",
+            crate::redact::redact(&directives)
+        ))
+    })
 }
 
 /// The resource llmtel exports with: `service.name` when given (else the SDK's, from
@@ -382,7 +580,7 @@ fn refuse_client_certificates(var: impl Fn(&str) -> Option<String>) -> Result<()
 pub enum InitError {
     /// `OTEL_EXPORTER_OTLP_PROTOCOL` (or the code) names a protocol llmtel does not speak.
     #[error(
-        "unsupported OTLP protocol `{0}`: use `grpc` or `http/protobuf` (OTEL_EXPORTER_OTLP_PROTOCOL)"
+        "unsupported OTLP protocol `{0}`: use `grpc` or `http/protobuf` (OTEL_EXPORTER_OTLP_PROTOCOL, or a signal's OTEL_EXPORTER_OTLP_TRACES_PROTOCOL / OTEL_EXPORTER_OTLP_METRICS_PROTOCOL)"
     )]
     Protocol(String),
     /// The protocol's cargo feature is off.
@@ -418,9 +616,10 @@ pub enum InitError {
     /// A directive of the trace filter does not parse.
     #[error("invalid trace filter: {0}")]
     Filter(String),
-    /// An export setting does not parse: an export header name or value, an
-    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`. The message says which and what to write (never a
-    /// header's value).
+    /// A setting does not parse or is not supported: an export header name or value, an
+    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`, `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`,
+    /// `OTEL_TRACES_EXPORTER`, the log filter (`RUST_LOG`). The message says which and what
+    /// to write (never a header's value).
     #[error("{0}")]
     Setting(String),
 }
@@ -527,7 +726,8 @@ pub fn builder() -> Builder {
 /// Installs llmtel with settings from the environment (see [`Builder`]) as the global
 /// subscriber, and returns the guard that flushes on drop.
 ///
-/// With no `OTEL_EXPORTER_OTLP_ENDPOINT`, nothing goes on the network: each LLM call is
+/// With no OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), nothing goes on the network: each LLM call is
 /// printed as one console line and summarised per trace.
 ///
 /// # Errors
@@ -559,7 +759,12 @@ impl Builder {
         self
     }
 
-    /// Transport (else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`).
+    /// Transport of the traces and the metrics (else `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` for
+    /// the traces and `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` for the metrics, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; a variable is read only for what
+    /// is exported). A gRPC endpoint without a scheme (`collector:4317`) is reached over TLS
+    /// unless the signal's `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_INSECURE`, else
+    /// `OTEL_EXPORTER_OTLP_INSECURE`, is `true`.
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
         self
@@ -586,7 +791,12 @@ impl Builder {
         self.resource.push(kv);
         self
     }
-    /// Sampler (else `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
+    /// Sampler. Else `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`,
+    /// `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`) with
+    /// `OTEL_TRACES_SAMPLER_ARG` (a ratio from 0 to 1, default 1), else parent-based always
+    /// on. Another sampler name (`jaeger_remote`, `xray`, ...) or a ratio that is not one
+    /// (`10%`) fails the build with [`InitError::Setting`] saying what to set. Set here, the
+    /// variables are not read.
     pub fn with_sampler(mut self, sampler: Sampler) -> Self {
         self.sampler = Some(sampler);
         self
@@ -596,7 +806,8 @@ impl Builder {
         self.preset = Some(preset);
         self
     }
-    /// Console line per LLM call (default: on when nothing is exported).
+    /// Console line per LLM call on stderr (default: on when no traces are exported over OTLP,
+    /// or with `OTEL_TRACES_EXPORTER=console`).
     pub fn with_console(mut self, on: bool) -> Self {
         self.console = Some(on);
         self
@@ -662,12 +873,18 @@ impl Builder {
         self
     }
     /// Log output to stderr with these `EnvFilter` directives (default: `RUST_LOG`, else
-    /// `warn`), installed by [`Builder::install`] only.
+    /// `warn`), installed by [`Builder::install`] only. Directives that do not parse fail
+    /// the install with [`InitError::Setting`], naming where they came from.
     pub fn with_log_filter(mut self, directives: impl Into<String>) -> Self {
         self.log_filter = Some(directives.into());
         self
     }
-    /// Turns OTLP export off (else `OTEL_SDK_DISABLED`).
+    /// Turns OTLP export off (`true`), or leaves it to the endpoint (`false`), whatever the
+    /// environment says. Else `OTEL_SDK_DISABLED=true` turns it off, and
+    /// `OTEL_TRACES_EXPORTER` says where the traces go: `otlp` (the default), `console`
+    /// (llmtel's line per LLM call, no traces over OTLP), `otlp,console`, or `none` (no traces
+    /// over OTLP; the metrics follow `OTEL_METRICS_EXPORTER`). Another exporter (`zipkin`,
+    /// ...) fails the build with [`InitError::Setting`].
     pub fn with_export_disabled(mut self, disabled: bool) -> Self {
         self.disabled = Some(disabled);
         self
@@ -696,8 +913,11 @@ impl Builder {
 
     /// Exports the OpenTelemetry GenAI client metrics ([`crate::metrics::OtelMetricsSink`])
     /// over OTLP next to the traces: same endpoint (`/v1/metrics` instead of `/v1/traces`
-    /// over HTTP), protocol, headers and resource, every `OTEL_METRIC_EXPORT_INTERVAL`
-    /// (default 60 s) and at shutdown. Default: on whenever traces are exported, unless
+    /// over HTTP; else `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), headers and resource, the
+    /// code's protocol else `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, every
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) and at shutdown. Default: on whenever an
+    /// endpoint is set, the traces' or the metrics' own (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
+    /// alone exports the metrics only, as does `OTEL_TRACES_EXPORTER=none`), unless
     /// `OTEL_METRICS_EXPORTER=none` or a backend preset is used (Langfuse, LangSmith and
     /// Phoenix take no OTLP metrics). Needs the cargo feature `metrics` (default).
     pub fn with_metrics(mut self, on: bool) -> Self {
@@ -705,14 +925,20 @@ impl Builder {
         self
     }
 
-    fn resolve_protocol(&self) -> Result<Protocol, InitError> {
+    /// The protocol of `signal`: the code's, a preset's (OTLP/HTTP), else the signal's
+    /// `..._PROTOCOL` variable, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`.
+    fn resolve_protocol(
+        &self,
+        signal: Signal,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Protocol, InitError> {
         if let Some(p) = self.protocol {
             return Ok(p);
         }
         if self.preset.is_some() {
             return Ok(Protocol::HttpProtobuf);
         }
-        Protocol::from_env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        Protocol::from_vars(signal.protocol_var(), get)
     }
 
     /// Builds llmtel's layers and the guard without installing anything, for apps that
@@ -737,15 +963,45 @@ impl Builder {
         let endpoint = self.endpoint.clone().or(preset_endpoint);
         let env_endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        let exporting = !disabled && (endpoint.is_some() || env_endpoint.is_some());
-        let protocol = self.resolve_protocol()?;
-        if exporting {
+        // `OTEL_TRACES_EXPORTER`, unless the code turned export on or off.
+        let exporters = if disabled || self.disabled.is_some() {
+            TracesExporters {
+                otlp: true,
+                console: false,
+            }
+        } else {
+            traces_exporters(env)?
+        };
+        let exporting =
+            !disabled && exporters.otlp && (endpoint.is_some() || env_endpoint.is_some());
+        // The metrics go over OTLP whether the traces do or not (`OTEL_TRACES_EXPORTER=none`,
+        // or only `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` set).
+        let metrics_exporting = !disabled
+            && (endpoint.is_some()
+                || env_endpoint.is_some()
+                || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some())
+            && self.metrics.unwrap_or_else(|| {
+                self.preset.is_none()
+                    && !env("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+            });
+        if exporting || metrics_exporting {
             refuse_client_certificates(env)?;
         }
-        // The CA to trust over TLS, read now so that a bad file is a clear error at init.
-        let traces_tls = if exporting {
-            OtlpTls::resolve(
-                endpoint.as_deref().or(env_endpoint.as_deref()),
+        // The protocol is read (and a bad one refused) only for what is exported.
+        let traces = if exporting {
+            let protocol = self.resolve_protocol(Signal::Traces, env)?;
+            // Over gRPC the endpoint is given to the exporter with its scheme (decided here
+            // from the traces' `..._INSECURE`), so that it and the TLS settings agree; over
+            // HTTP the exporter reads the variables itself (a signal's endpoint is used as
+            // it is, the generic one gets `/v1/traces`).
+            let traces_endpoint = match protocol {
+                #[cfg(feature = "otlp-grpc")]
+                Protocol::Grpc => grpc_endpoint(endpoint.as_deref(), Signal::Traces, env),
+                _ => endpoint.clone(),
+            };
+            // The CA to trust over TLS, read now so that a bad file is a clear error at init.
+            let tls = OtlpTls::resolve(
+                traces_endpoint.as_deref().or(env_endpoint.as_deref()),
                 self.ca_file
                     .as_deref()
                     .map(|p| (p, "Builder::with_ca_file")),
@@ -755,9 +1011,10 @@ impl Builder {
                 ],
                 CA_HINT,
             )
-            .map_err(InitError::Certificate)?
+            .map_err(InitError::Certificate)?;
+            Some((protocol, traces_endpoint, tls))
         } else {
-            OtlpTls::default()
+            None
         };
 
         if let Some(policy) = self.content.clone() {
@@ -821,15 +1078,12 @@ impl Builder {
         let metrics_export = None::<()>;
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         let mut metrics_export = None;
+        #[cfg(not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))))]
+        let _ = metrics_exporting;
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
-        if exporting
-            && self.metrics.unwrap_or_else(|| {
-                self.preset.is_none()
-                    && !env("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
-            })
-        {
+        if metrics_exporting {
             let m = spawn_metrics(
-                protocol,
+                self.resolve_protocol(Signal::Metrics, env)?,
                 endpoint.clone(),
                 headers.clone(),
                 resource.clone(),
@@ -848,7 +1102,7 @@ impl Builder {
             )));
             metrics_export = Some(m);
         }
-        if self.console.unwrap_or(!exporting) {
+        if self.console.unwrap_or(!exporting || exporters.console) {
             sinks.push(Arc::new(ConsoleSink));
         }
         // Exporting, the sinks run on the export stage for the calls it exports (priced once
@@ -870,7 +1124,7 @@ impl Builder {
 
         let mut provider = None;
         let mut shutdown_timeout = QueueConfig::default().flush_timeout;
-        let otel_layer = if exporting {
+        let otel_layer = if let Some((protocol, traces_endpoint, traces_tls)) = traces {
             let queue_cfg = match self.queue.clone() {
                 Some(q) => q,
                 None => QueueConfig::try_from_env()?,
@@ -893,22 +1147,32 @@ impl Builder {
                     "OTEL_EXPORTER_OTLP_TIMEOUT",
                 ],
             )?;
+            // The code's sampler, else the environment's (a bad one is an error here, where
+            // the SDK would have sampled every trace).
+            let sampler = match self.sampler.clone() {
+                Some(s) => s,
+                None => sampler_from(env)?,
+            };
+            let filter = trace_filter::<S>(&self.trace_filter)?;
             let mut queue = spawn_exporter(
-                protocol, endpoint, headers, timeout, queue_cfg, stage, traces_tls,
+                protocol,
+                traces_endpoint,
+                headers,
+                timeout,
+                queue_cfg,
+                stage,
+                traces_tls,
             )?;
             if let Some(overflow) = overflow {
                 queue = queue.with_overflow(overflow);
             }
-            let mut pb = SdkTracerProvider::builder()
+            let p = SdkTracerProvider::builder()
                 .with_span_processor(queue)
-                .with_resource(resource);
-            if let Some(s) = self.sampler.clone() {
-                pb = pb.with_sampler(s);
-            }
-            let p = pb.build();
+                .with_resource(resource)
+                .with_sampler(sampler)
+                .build();
             let tracer = p.tracer("llmtel");
             provider = Some(p);
-            let filter = trace_filter::<S>(&self.trace_filter)?;
             Some(
                 tracing_opentelemetry::layer()
                     .with_tracer(tracer)
@@ -955,14 +1219,7 @@ impl Builder {
     /// # Errors
     /// [`InitError`]; [`InitError::AlreadyInstalled`] when a global subscriber exists.
     pub fn install(self) -> Result<Guard, InitError> {
-        let log_filter = self
-            .log_filter
-            .clone()
-            .or_else(|| env("RUST_LOG"))
-            .unwrap_or_else(|| "warn".into());
-        let log_filter = EnvFilter::builder()
-            .parse(&log_filter)
-            .map_err(|e| InitError::Filter(e.to_string()))?;
+        let log_filter = log_filter(self.log_filter.as_deref(), env)?;
         let (layer, guard) = self.build()?;
         let fmt = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -1150,14 +1407,20 @@ pub(crate) fn spawn_metrics(
             None => b.build(),
         }
     };
-    // With no endpoint in code, opentelemetry-otlp reads OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
-    // then OTEL_EXPORTER_OTLP_ENDPOINT; a traces-only variable is followed too.
-    let endpoint = endpoint.or_else(|| {
-        (env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_none()
-            && env("OTEL_EXPORTER_OTLP_ENDPOINT").is_none())
-        .then(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-        .flatten()
-    });
+    // Over gRPC the endpoint goes to the exporter with its scheme, decided from the metrics'
+    // `..._INSECURE` (see `grpc_endpoint`). Over HTTP, with no endpoint in code,
+    // opentelemetry-otlp reads OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, then
+    // OTEL_EXPORTER_OTLP_ENDPOINT; a traces-only variable is followed too.
+    let endpoint = match protocol {
+        #[cfg(feature = "otlp-grpc")]
+        Protocol::Grpc => grpc_endpoint(endpoint.as_deref(), Signal::Metrics, env),
+        _ => endpoint.or_else(|| {
+            (env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_none()
+                && env("OTEL_EXPORTER_OTLP_ENDPOINT").is_none())
+            .then(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            .flatten()
+        }),
+    };
     let tls_endpoint = endpoint
         .clone()
         .or_else(|| env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
@@ -1430,6 +1693,209 @@ mod tests {
             phoenix("https://proxy.example/phoenix"),
             "https://proxy.example/phoenix/v1/traces"
         );
+    }
+
+    /// Reads variables from `set` as [`env`] reads the environment (trimmed, empty unset).
+    fn vars<'a>(set: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + Clone + 'a {
+        move |k| {
+            set.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        }
+    }
+
+    fn sampler(set: &[(&str, &str)]) -> Result<String, String> {
+        sampler_from(vars(set))
+            .map(|s| format!("{s:?}"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_environments_sampler_is_built_by_llmtel_and_a_bad_one_is_a_clear_error() {
+        const S: &str = "OTEL_TRACES_SAMPLER";
+        const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+        for (set, want) in [
+            (&[][..], "ParentBased(AlwaysOn)"),
+            (&[(S, " ")][..], "ParentBased(AlwaysOn)"),
+            (&[(S, "always_on")][..], "AlwaysOn"),
+            (&[(S, " always_off ")][..], "AlwaysOff"),
+            (
+                &[(S, "traceidratio"), (ARG, "0.25")][..],
+                "TraceIdRatioBased(0.25)",
+            ),
+            (&[(S, "traceidratio")][..], "TraceIdRatioBased(1.0)"),
+            (
+                &[(S, "TraceIdRatio"), (ARG, "0")][..],
+                "TraceIdRatioBased(0.0)",
+            ),
+            (&[(S, "parentbased_always_on")][..], "ParentBased(AlwaysOn)"),
+            (
+                &[(S, "parentbased_always_off")][..],
+                "ParentBased(AlwaysOff)",
+            ),
+            (
+                &[(S, "parentbased_traceidratio"), (ARG, " 0.1 ")][..],
+                "ParentBased(TraceIdRatioBased(0.1))",
+            ),
+            // The argument of another sampler is not read.
+            (&[(S, "always_on"), (ARG, "10%")][..], "AlwaysOn"),
+        ] {
+            assert_eq!(sampler(set).as_deref(), Ok(want), "{set:?}");
+        }
+        for bad in ["10%", "1.5", "-0.1", "NaN", "half"] {
+            let e = sampler(&[(S, "traceidratio"), (ARG, bad)]).unwrap_err();
+            assert!(
+                e.contains(ARG) && e.contains(bad) && e.contains("from 0 to 1"),
+                "{bad}: {e}"
+            );
+        }
+        for unsupported in ["jaeger_remote", "parentbased_jaeger_remote", "xray"] {
+            let e = sampler(&[(S, unsupported)]).unwrap_err();
+            assert!(
+                e.contains("not supported") && e.contains("parentbased_traceidratio"),
+                "{e}"
+            );
+        }
+        let e = sampler(&[(S, "ratio")]).unwrap_err();
+        assert!(
+            e.contains("\"ratio\" is not a sampler") && e.contains("always_on"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn otel_traces_exporter_says_where_the_traces_go() {
+        const V: &str = "OTEL_TRACES_EXPORTER";
+        let ex = |set: &[(&str, &str)]| traces_exporters(vars(set)).map_err(|e| e.to_string());
+        let t = |otlp, console| Ok(TracesExporters { otlp, console });
+        assert_eq!(ex(&[]), t(true, false));
+        assert_eq!(ex(&[(V, "")]), t(true, false));
+        assert_eq!(ex(&[(V, "otlp")]), t(true, false));
+        assert_eq!(ex(&[(V, "none")]), t(false, false));
+        assert_eq!(ex(&[(V, " None ")]), t(false, false));
+        assert_eq!(ex(&[(V, "console")]), t(false, true));
+        assert_eq!(ex(&[(V, "otlp, console")]), t(true, true));
+        for bad in ["zipkin", "otlp,jaeger", "logging"] {
+            let e = ex(&[(V, bad)]).unwrap_err();
+            assert!(
+                e.contains(V) && e.contains("otlp") && e.contains("none"),
+                "{e}"
+            );
+        }
+        let e = ex(&[(V, "none,otlp")]).unwrap_err();
+        assert!(e.contains("alone"), "{e}");
+    }
+
+    #[test]
+    fn each_signal_reads_its_own_protocol_variable() {
+        const T: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+        const M: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+        const G: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        let set = [(M, "grpc"), (G, "http/protobuf")];
+        let b = builder();
+        assert_eq!(
+            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
+            Some(Protocol::Grpc)
+        );
+        assert_eq!(
+            b.resolve_protocol(Signal::Traces, vars(&set)).ok(),
+            Some(Protocol::HttpProtobuf)
+        );
+        let set = [(T, "grpc")];
+        assert_eq!(
+            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
+            Some(Protocol::HttpProtobuf)
+        );
+        let set = [(G, "grpc")];
+        assert_eq!(
+            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
+            Some(Protocol::Grpc)
+        );
+        // The code's protocol, or a preset's, wins over the variables.
+        let set = [(M, "grpc"), (T, "grpc")];
+        let code = builder().with_protocol(Protocol::HttpProtobuf);
+        let preset = builder().with_preset(Preset::Phoenix {
+            endpoint: "http://127.0.0.1:6006".into(),
+            project: "p".into(),
+        });
+        for b in [code, preset] {
+            for signal in [Signal::Traces, Signal::Metrics] {
+                assert_eq!(
+                    b.resolve_protocol(signal, vars(&set)).ok(),
+                    Some(Protocol::HttpProtobuf)
+                );
+            }
+        }
+        assert!(matches!(
+            builder().resolve_protocol(Signal::Metrics, vars(&[(M, "http/json")])),
+            Err(InitError::Protocol(p)) if p == "http/json"
+        ));
+    }
+
+    /// A schemeless gRPC endpoint with only the metrics' `..._INSECURE` set: the traces go
+    /// over TLS, the metrics in plain text, each exporter given the endpoint with the scheme
+    /// llmtel's TLS settings were made for (the traces' exporter made it https with no TLS
+    /// settings when llmtel decided plain text: every handshake failed).
+    #[test]
+    fn a_schemeless_grpc_endpoint_is_secure_unless_its_own_signal_says_insecure() {
+        let set = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector.example.com:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true"),
+        ];
+        let traces = grpc_endpoint(None, Signal::Traces, vars(&set));
+        let metrics = grpc_endpoint(None, Signal::Metrics, vars(&set));
+        assert_eq!(
+            traces.as_deref(),
+            Some("https://collector.example.com:4317")
+        );
+        assert_eq!(
+            metrics.as_deref(),
+            Some("http://collector.example.com:4317")
+        );
+        let tls = |e: &Option<String>| {
+            OtlpTls::resolve(e.as_deref(), None, &[], CA_HINT).map(|t| crate::tls::is_tls(&t))
+        };
+        assert_eq!(tls(&traces), Ok(true));
+        assert_eq!(tls(&metrics), Ok(false));
+        // The code's endpoint, the signal's variable, the generic one; the metrics follow
+        // a traces-only variable.
+        let set = [
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://both:4317"),
+        ];
+        assert_eq!(
+            grpc_endpoint(Some("code:4317"), Signal::Traces, vars(&set)).as_deref(),
+            Some("https://code:4317")
+        );
+        assert_eq!(
+            grpc_endpoint(None, Signal::Traces, vars(&set)).as_deref(),
+            Some("http://traces:4317")
+        );
+        assert_eq!(
+            grpc_endpoint(None, Signal::Metrics, vars(&set)).as_deref(),
+            Some("http://both:4317")
+        );
+        let set = [("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317")];
+        assert_eq!(
+            grpc_endpoint(None, Signal::Metrics, vars(&set)).as_deref(),
+            Some("http://traces:4317")
+        );
+        assert_eq!(grpc_endpoint(None, Signal::Traces, vars(&[])), None);
+    }
+
+    #[test]
+    fn an_invalid_log_filter_names_where_it_came_from() {
+        let e = log_filter(None, vars(&[("RUST_LOG", "warn,[bad")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("RUST_LOG") && !e.contains("trace filter"), "{e}");
+        let e = log_filter(Some("[bad"), vars(&[("RUST_LOG", "info")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Builder::with_log_filter"), "{e}");
+        assert!(log_filter(None, vars(&[])).is_ok());
+        assert!(log_filter(Some("debug"), vars(&[("RUST_LOG", "[bad")])).is_ok());
     }
 
     #[test]

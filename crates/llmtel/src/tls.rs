@@ -37,8 +37,9 @@ pub struct OtlpTls {
 impl OtlpTls {
     /// Reads the CA file `explicit` (with the name of the setting that gave it), else the one
     /// the first of `vars` that is set names. `endpoint`: where the client sends (TLS is
-    /// turned on for an `https://` one). `hint` says where a CA file can be given (used in
-    /// errors).
+    /// turned on for an `https://` one, and for one without a scheme unless
+    /// `OTEL_EXPORTER_OTLP_TRACES_INSECURE`, else `OTEL_EXPORTER_OTLP_INSECURE`, is `true`).
+    /// `hint` says where a CA file can be given (used in errors).
     ///
     /// # Errors
     /// The file cannot be read, or holds no PEM certificate.
@@ -48,7 +49,9 @@ impl OtlpTls {
         vars: &[&str],
         hint: &'static str,
     ) -> Result<OtlpTls, String> {
-        let https = endpoint.is_some_and(|e| is_https(e) || (!has_scheme(e) && !insecure()));
+        let https = endpoint.is_some_and(|e| {
+            is_https(e) || (!has_scheme(e) && !insecure("OTEL_EXPORTER_OTLP_TRACES_INSECURE", env))
+        });
         let source = match explicit {
             Some((p, from)) => Some((p.to_path_buf(), from.to_owned())),
             None => vars
@@ -141,7 +144,7 @@ impl OtlpTls {
 }
 
 /// Whether `endpoint` names its scheme (`http://`, `https://`, ...): a gRPC endpoint without
-/// one (`collector.example.com:4317`) is secure unless `OTEL_EXPORTER_OTLP_INSECURE` says
+/// one (`collector.example.com:4317`) is secure unless the signal's `..._INSECURE` says
 /// otherwise (the OTLP exporter specification; opentelemetry-otlp makes it `https://`).
 fn has_scheme(endpoint: &str) -> bool {
     endpoint
@@ -150,16 +153,35 @@ fn has_scheme(endpoint: &str) -> bool {
         .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']))
 }
 
-/// `OTEL_EXPORTER_OTLP_INSECURE` (or a signal's `..._TRACES_INSECURE` /
-/// `..._METRICS_INSECURE`) is `true`.
-fn insecure() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-        "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
-        "OTEL_EXPORTER_OTLP_INSECURE",
-    ]
-    .iter()
-    .any(|v| env(v).is_some_and(|s| s.trim().eq_ignore_ascii_case("true")))
+/// Whether a signal's gRPC endpoint without a scheme is plain text: its own variable
+/// (`OTEL_EXPORTER_OTLP_TRACES_INSECURE`, `..._METRICS_INSECURE`) when set, else
+/// `OTEL_EXPORTER_OTLP_INSECURE`, is `true` (case ignored), as opentelemetry-otlp reads them.
+/// `get` reads a variable, trimmed, empty as unset. Another signal's variable says nothing
+/// about this one: read together, `..._METRICS_INSECURE=true` made the traces plain text
+/// while their exporter, reading its own, went https with no TLS settings.
+pub(crate) fn insecure(signal_var: &str, get: impl Fn(&str) -> Option<String>) -> bool {
+    get(signal_var)
+        .or_else(|| get("OTEL_EXPORTER_OTLP_INSECURE"))
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// `endpoint` with a scheme: as it is when it has one, else with `http://` when `insecure`,
+/// else `https://` (the OTLP exporter specification's rule for a gRPC endpoint).
+#[cfg(any(test, feature = "otlp-grpc"))]
+pub(crate) fn with_scheme(endpoint: String, insecure: bool) -> String {
+    if has_scheme(&endpoint) {
+        endpoint
+    } else if insecure {
+        format!("http://{endpoint}")
+    } else {
+        format!("https://{endpoint}")
+    }
+}
+
+/// Whether `tls` turns TLS on (tests).
+#[cfg(test)]
+pub(crate) fn is_tls(tls: &OtlpTls) -> bool {
+    tls.https
 }
 
 /// Whether `endpoint` is an `https://` URL (ASCII case ignored, surrounding space allowed).
@@ -168,4 +190,49 @@ pub(crate) fn is_https(endpoint: &str) -> bool {
         .trim()
         .get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(set: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            set.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        }
+    }
+
+    #[test]
+    fn each_signal_reads_its_own_insecure_variable_then_the_generic_one() {
+        const TRACES: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";
+        const METRICS: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
+        let only_metrics = [(METRICS, "true")];
+        assert!(!insecure(TRACES, vars(&only_metrics)));
+        assert!(insecure(METRICS, vars(&only_metrics)));
+        // The signal's own value wins over the generic one, either way.
+        let both = [(TRACES, "false"), ("OTEL_EXPORTER_OTLP_INSECURE", "true")];
+        assert!(!insecure(TRACES, vars(&both)));
+        assert!(insecure(METRICS, vars(&both)));
+        // Empty is unset; the value's case and surrounding space do not matter.
+        let empty = [(TRACES, " "), ("OTEL_EXPORTER_OTLP_INSECURE", " TRUE ")];
+        assert!(insecure(TRACES, vars(&empty)));
+        assert!(!insecure(TRACES, vars(&[])));
+    }
+
+    #[test]
+    fn a_schemeless_endpoint_gets_the_scheme_insecure_says_and_a_scheme_is_kept() {
+        let e = "collector.example.com:4317".to_owned();
+        assert_eq!(
+            with_scheme(e.clone(), false),
+            "https://collector.example.com:4317"
+        );
+        assert_eq!(with_scheme(e, true), "http://collector.example.com:4317");
+        for kept in ["http://c:4317", "https://c:4317", "unix:///tmp/otlp.sock"] {
+            assert_eq!(with_scheme(kept.to_owned(), true), kept);
+            assert_eq!(with_scheme(kept.to_owned(), false), kept);
+        }
+    }
 }

@@ -306,6 +306,10 @@ fn run_child(test: &str, env: &[(&str, String)]) {
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
         "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
         "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_INSECURE",
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+        "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+        "OTEL_METRICS_EXPORTER",
     ] {
         c.env_remove(k);
     }
@@ -361,6 +365,35 @@ fn http_trusts_the_ca_of_otel_exporter_otlp_traces_certificate() {
         ],
     );
     assert_span_arrived_from_child(&rx, &["/v1/traces"]);
+}
+
+/// `..._METRICS_INSECURE=true` says nothing about the traces: their schemeless gRPC
+/// endpoint is reached over TLS. llmtel read any signal's variable and turned TLS off for the
+/// traces too, while their exporter, reading its own, made the endpoint `https://` with no TLS
+/// settings: every handshake failed.
+#[test]
+fn a_schemeless_grpc_endpoint_is_reached_over_tls_when_only_the_metrics_are_insecure() {
+    let ca = TestCa::new("env-grpc-metrics-insecure");
+    let (backend, rx) = grpc::receiver();
+    let front = TlsFront::start(&ca, &backend);
+    let url = front.url("");
+    let no_scheme = url.trim_start_matches("https://");
+    assert_ne!(no_scheme, url);
+    run_child(
+        "child_exports_with_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", no_scheme.to_owned()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "none".to_owned()),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ca.file.display().to_string(),
+            ),
+        ],
+    );
+    assert_span_arrived_from_child(&rx, &["/v1/traces"]);
+    assert!(front.handshakes.load(Ordering::SeqCst) >= 1);
 }
 
 /// As [`assert_span_arrived`], for exports made by a child process (this process's health

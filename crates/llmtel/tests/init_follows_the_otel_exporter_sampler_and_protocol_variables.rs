@@ -1,0 +1,349 @@
+//! What `init()` / `builder()` export is what the standard variables say:
+//!
+//! - `OTEL_TRACES_EXPORTER=none` keeps the traces home (the metrics, which have their own
+//!   `OTEL_METRICS_EXPORTER`, still go); it was ignored;
+//! - `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` alone exports the metrics (only): it exported
+//!   nothing, though the README listed it among the variables that turn export on;
+//! - the metrics go with `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, not the traces' protocol;
+//! - a bad `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` is an error saying what to set
+//!   (it sampled every trace, silently), unless the code sets the sampler;
+//! - with `OTEL_SDK_DISABLED=true` nothing is exported, so the protocol is not read (a bad
+//!   one failed `init()`);
+//! - an invalid `RUST_LOG` is reported as such (it was "invalid trace filter").
+//!
+//! The variables are process-wide and the workspace forbids `unsafe` (no `set_var`), so each
+//! case runs in a child process of this test binary, which prints what it saw.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+mod support;
+
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::prelude::*;
+
+const CHILD: &str = "LLMTEL_ENV_TEST_CHILD";
+/// A sampler the child sets in code (`always_on`), if any.
+const CODE_SAMPLER: &str = "LLMTEL_ENV_TEST_CODE_SAMPLER";
+
+/// Every variable these tests set, removed from the child's environment first.
+const VARS: [&str; 16] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_SDK_DISABLED",
+    "RUST_LOG",
+    CODE_SAMPLER,
+];
+
+/// Runs `child` with `env`; returns the line it printed after `RESULT `.
+fn run_child(child: &str, env: &[(&str, &str)]) -> String {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        child,
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
+    for k in VARS {
+        c.env_remove(k);
+    }
+    c.env(CHILD, "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (The harness prints the test's name on the same line, before it.)
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.trim()))
+        .unwrap_or_else(|| panic!("the child printed no result:\n{stdout}"))
+        .to_owned()
+}
+
+/// Builds llmtel from the environment, makes one LLM call and drops the guard (which exports
+/// what is left); prints `exporting=… spans_exported=…`, or `error: …`.
+#[test]
+#[ignore = "child process of the tests of this file"]
+fn child_builds_from_the_environment() {
+    if std::env::var(CHILD).is_err() {
+        return;
+    }
+    let mut b = llmtel::builder().with_console(false);
+    if std::env::var(CODE_SAMPLER).is_ok() {
+        b = b.with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn);
+    }
+    let (layer, guard) = match b.build::<tracing_subscriber::Registry>() {
+        Ok(built) => built,
+        Err(e) => {
+            println!("RESULT error: {e}");
+            return;
+        }
+    };
+    let exporting = guard.is_exporting();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+        llmtel::record_usage(
+            &call,
+            &llmtel::Usage {
+                input_tokens: 100,
+                output_tokens: 20,
+                ..Default::default()
+            },
+        );
+    });
+    drop(guard);
+    let h = llmtel::health();
+    println!(
+        "RESULT exporting={exporting} spans_exported={}",
+        h.spans_exported
+    );
+}
+
+/// `init()` (which installs the log layer) from the environment; prints `ok` or `error: …`.
+#[test]
+#[ignore = "child process of the tests of this file"]
+fn child_installs_from_the_environment() {
+    if std::env::var(CHILD).is_err() {
+        return;
+    }
+    match llmtel::init() {
+        Ok(_guard) => println!("RESULT ok"),
+        Err(e) => println!("RESULT error: {e}"),
+    }
+}
+
+/// The paths of the requests `rx` gets until one for `until` (waiting at most 10 s for it).
+fn paths_until(rx: &mpsc::Receiver<support::otlp_http::Request>, until: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut paths = Vec::new();
+    while Instant::now() < deadline && !paths.iter().any(|p| p == until) {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            paths.push(r.path);
+        }
+    }
+    paths
+}
+
+#[test]
+fn otel_traces_exporter_none_keeps_the_traces_home_and_the_metrics_still_go() {
+    let (url, rx) = support::otlp_http::receiver();
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ],
+    );
+    assert_eq!(result, "exporting=false spans_exported=0");
+    // The receiver takes one request at a time, in order: the guard exports the traces
+    // before the metrics, so a trace export would have come first.
+    let paths = paths_until(&rx, "/v1/metrics");
+    assert_eq!(paths, ["/v1/metrics"]);
+}
+
+#[test]
+fn an_exporter_llmtel_does_not_have_is_a_clear_error() {
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+            ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ],
+    );
+    assert!(
+        result.starts_with("error: OTEL_TRACES_EXPORTER") && result.contains("otlp"),
+        "{result}"
+    );
+}
+
+#[test]
+fn the_metrics_endpoint_alone_exports_the_metrics_only() {
+    let (url, rx) = support::otlp_http::receiver();
+    let metrics_url = format!("{url}/v1/metrics");
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &metrics_url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ],
+    );
+    assert_eq!(result, "exporting=false spans_exported=0");
+    assert_eq!(paths_until(&rx, "/v1/metrics"), ["/v1/metrics"]);
+}
+
+#[test]
+fn the_metrics_go_with_their_own_protocol() {
+    // Traces over HTTP to one receiver, metrics over gRPC to another.
+    let (traces_url, traces_rx) = support::otlp_http::receiver();
+    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &traces_url),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &grpc_url),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+        ],
+    );
+    assert_eq!(result, "exporting=true spans_exported=1");
+    assert_eq!(paths_until(&traces_rx, "/v1/traces"), ["/v1/traces"]);
+    assert!(
+        metrics_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "no metrics export reached the gRPC receiver"
+    );
+}
+
+#[test]
+fn a_bad_sampler_is_a_clear_error_and_a_good_one_is_followed() {
+    let (url, _rx) = support::otlp_http::receiver();
+    let with = |sampler: &str, arg: Option<&str>, code: bool| {
+        let mut env = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_TRACES_SAMPLER", sampler),
+        ];
+        if let Some(a) = arg {
+            env.push(("OTEL_TRACES_SAMPLER_ARG", a));
+        }
+        if code {
+            env.push((CODE_SAMPLER, "always_on"));
+        }
+        run_child("child_builds_from_the_environment", &env)
+    };
+    let result = with("traceidratio", Some("10%"), false);
+    assert!(
+        result.starts_with("error: OTEL_TRACES_SAMPLER_ARG=\"10%\"") && result.contains("0 to 1"),
+        "{result}"
+    );
+    let result = with("parentbased_jaeger_remote", None, false);
+    assert!(
+        result.contains("not supported") && result.contains("Builder::with_sampler"),
+        "{result}"
+    );
+    // A valid one is followed: nothing sampled, nothing exported.
+    assert_eq!(
+        with("always_off", None, false),
+        "exporting=true spans_exported=0"
+    );
+    assert_eq!(
+        with("traceidratio", Some("0"), false),
+        "exporting=true spans_exported=0"
+    );
+    // The code's sampler wins: the variables are not read.
+    assert_eq!(
+        with("always_off", None, true),
+        "exporting=true spans_exported=1"
+    );
+    assert_eq!(
+        with("nonsense", Some("10%"), true),
+        "exporting=true spans_exported=1"
+    );
+}
+
+#[test]
+fn with_export_disabled_no_protocol_is_read() {
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_SDK_DISABLED", "true"),
+        ],
+    );
+    assert_eq!(result, "exporting=false spans_exported=0");
+    // Exporting, the same protocol is refused, saying what to use.
+    let result = run_child(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ],
+    );
+    assert!(
+        result.contains("http/json") && result.contains("http/protobuf"),
+        "{result}"
+    );
+}
+
+#[test]
+fn an_invalid_rust_log_is_named() {
+    let result = run_child(
+        "child_installs_from_the_environment",
+        &[("RUST_LOG", "warn,[bad")],
+    );
+    assert!(
+        result.starts_with("error:") && result.contains("RUST_LOG"),
+        "{result}"
+    );
+    assert!(!result.contains("trace filter"), "{result}");
+}
+
+mod grpc_metrics {
+    use std::sync::mpsc;
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+
+    struct Receiver(mpsc::Sender<()>);
+
+    #[tonic::async_trait]
+    impl MetricsService for Receiver {
+        async fn export(
+            &self,
+            _req: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            let _ = self.0.send(());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    /// A plain OTLP/gRPC metrics receiver on its own thread and runtime: its `http://` URL
+    /// and one message per export.
+    pub(super) fn receiver() -> (String, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+                        .unwrap();
+                addr_tx.send(incoming.local_addr().unwrap()).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(MetricsServiceServer::new(Receiver(tx)))
+                    .serve_with_incoming(incoming)
+                    .await
+                    .unwrap();
+            });
+        });
+        (format!("http://{}", addr_rx.recv().unwrap()), rx)
+    }
+}
