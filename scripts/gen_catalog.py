@@ -117,15 +117,20 @@ def convert(key, v):
     """(price dict, tiers list) in pico-dollars, or None when not token-priced."""
     tiered = v.get("tiered_pricing")
     ranged = []
+    if tiered is not None and not isinstance(tiered, list):
+        raise ValueError(f"tiered_pricing: expected a list, found {tiered!r}")
     if isinstance(tiered, list):
         model_output = rate(v, "output_cost_per_token") or 0
-        for t in tiered:
-            rng = t.get("range") if isinstance(t, dict) else None
-            if not rng or "input_cost_per_token" not in t or t["input_cost_per_token"] is None:
-                continue
-            start = limit({"s": rng[0]}, "s")
+        for i, t in enumerate(tiered):
+            # As llmtel-pricing's loader: a malformed tier is an error, never left out.
+            if not isinstance(t, dict):
+                raise ValueError(f"tiered_pricing[{i}]: expected an object, found {t!r}")
+            if t.get("input_cost_per_token") is None:
+                continue  # not priced per token: e.g. per-query search tiers
+            rng = t.get("range")
+            start = limit({"s": rng[0]}, "s") if isinstance(rng, list) and rng else None
             if start is None:
-                continue
+                raise ValueError(f"tiered_pricing[{i}].range: invalid range {rng!r}")
             i = picos(t["input_cost_per_token"])
             o = rate(t, "output_cost_per_token")
             o = model_output if o is None else o
@@ -137,11 +142,8 @@ def convert(key, v):
                                    "cache_write": i if cw is None else cw,
                                    "reasoning": rs}))
         ranged.sort(key=lambda r: r[0])
-        dedup = []
-        for r in ranged:
-            if not dedup or dedup[-1][0] != r[0]:
-                dedup.append(r)
-        ranged = dedup
+        if len({r[0] for r in ranged}) != len(ranged):
+            raise ValueError("tiered_pricing: two tiers start at the same prompt size")
     if ranged:
         base = dict(ranged[0][1])
         tiers = []
@@ -243,6 +245,10 @@ def units(v):
 MAX_TIERS_PER_PRICE = 32
 MAX_OFF_PEAK_WINDOWS = 64
 MAX_OFF_PEAK_HOURS_PER_WINDOW = 48
+# The zones llmtel-pricing counts off-peak weekdays in without a time-zone database
+# (dims.rs time_zone).
+FIXED_ZONES = ("UTC", "Etc/UTC", "Z", "Asia/Shanghai", "Asia/Chongqing", "PRC", "Asia/Hong_Kong",
+               "Asia/Singapore", "Asia/Tokyo", "Asia/Seoul")
 
 
 def parse_hours(h):
@@ -318,6 +324,10 @@ def dims(v, base):
             # A set, as llmtel-pricing keeps it (a day listed twice is in it once).
             windows.append({"weekdays": sorted(set(days)),
                             "hours_utc": [parse_hours(h) for h in hours]})
+        zone = op.get("weekday_timezone")
+        if zone is not None and zone not in FIXED_ZONES:
+            # The built-in catalog loads in every build, with or without a time-zone database.
+            raise ValueError(f"off_peak_pricing.weekday_timezone: {zone!r} is not one of {FIXED_ZONES}")
         d["off_peak"] = {"input": picos(op["input_cost_per_token"]),
                          "output": picos(op["output_cost_per_token"]),
                          "cache_read": rate(op, "cache_read_input_token_cost"),

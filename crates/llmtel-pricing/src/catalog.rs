@@ -760,7 +760,7 @@ struct RawOffPeak {
     #[serde(default)]
     cache_read: RateValue,
     windows: Vec<Spanned<RawWindow>>,
-    weekday_timezone: Option<String>,
+    weekday_timezone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1182,12 +1182,23 @@ impl Ctx<'_> {
                     "list the windows as [{ weekdays = [1, 2, 3, 4, 5], hours_utc = [\"16:30-24:00\"] }], or remove [model.price.off_peak]",
                 ));
             }
+            if let Some(zone) = &op.weekday_timezone {
+                weekday_time_zone(zone.get_ref()).map_err(|problem| {
+                    self.invalid(
+                        Some(zone.span()),
+                        Some(id),
+                        Some("price.off_peak.weekday_timezone"),
+                        problem,
+                        WEEKDAY_TIMEZONE_FIX,
+                    )
+                })?;
+            }
             dims.off_peak = Some(OffPeak {
                 input: self.rate(id, "price.off_peak.input", &op.input)?,
                 output: self.rate(id, "price.off_peak.output", &op.output)?,
                 cache_read: opt("price.off_peak.cache_read".into(), &op.cache_read)?,
                 windows,
-                weekday_timezone: op.weekday_timezone.clone(),
+                weekday_timezone: op.weekday_timezone.as_ref().map(|z| z.get_ref().clone()),
             });
         }
         if let Some(r) = &raw.per_request {
@@ -1375,6 +1386,22 @@ impl WindowPart {
         }
     }
 }
+
+/// `Ok` when the off-peak weekdays can be counted in `zone` (as
+/// [`OffPeak::contains`](crate::OffPeak::contains) counts them), else the problem: a zone
+/// llmtel does not know would leave every call at the standard rates.
+pub(crate) fn weekday_time_zone(zone: &str) -> Result<(), String> {
+    if crate::dims::known_time_zone(zone) {
+        Ok(())
+    } else {
+        Err(format!(
+            "time zone {zone:?} is unknown to this build: the off-peak rates would never apply"
+        ))
+    }
+}
+
+/// What to do about an unknown `weekday_timezone` (TOML and JSON alike).
+pub(crate) const WEEKDAY_TIMEZONE_FIX: &str = "name the zone the weekdays are counted in as UTC, Asia/Shanghai, Asia/Hong_Kong, Asia/Singapore, Asia/Tokyo or Asia/Seoul (any IANA name when jiff's time-zone database is built in: feature tzdb-bundle-always or tzdb-zoneinfo), or leave it out to count weekdays in UTC";
 
 /// The problem of an off-peak price without a window.
 pub(crate) const NO_OFF_PEAK_WINDOW: &str = "no window: the off-peak rates would never apply";

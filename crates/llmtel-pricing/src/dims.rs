@@ -199,7 +199,7 @@ impl OffPeak {
         let minute =
             u16::from(utc.hour().unsigned_abs()) * 60 + u16::from(utc.minute().unsigned_abs());
         let weekday_at = match self.weekday_timezone.as_deref() {
-            None | Some("UTC" | "Etc/UTC" | "Z") => utc.clone(),
+            None => utc.clone(),
             Some(name) => at.to_zoned(time_zone(name).ok_or(())?),
         };
         let weekday = weekday_at.weekday().to_monday_one_offset().unsigned_abs();
@@ -209,10 +209,18 @@ impl OffPeak {
     }
 }
 
-/// A time zone by name: fixed-offset zones llmtel knows without a time-zone database
-/// (Asia/Shanghai = UTC+8, no daylight saving since 1991), else the system database.
+/// Whether off-peak weekdays can be counted in the zone `name` ([`OffPeak::contains`]):
+/// checked when a price file is loaded.
+pub(crate) fn known_time_zone(name: &str) -> bool {
+    time_zone(name).is_some()
+}
+
+/// A time zone by name: UTC and fixed-offset zones llmtel knows without a time-zone
+/// database (Asia/Shanghai = UTC+8, no daylight saving since 1991), else jiff's database
+/// (when the build has one).
 fn time_zone(name: &str) -> Option<jiff::tz::TimeZone> {
     match name {
+        "UTC" | "Etc/UTC" | "Z" => Some(jiff::tz::TimeZone::UTC),
         "Asia/Shanghai" | "Asia/Chongqing" | "PRC" | "Asia/Hong_Kong" | "Asia/Singapore" => {
             Some(jiff::tz::TimeZone::fixed(jiff::tz::offset(8)))
         }

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::catalog::{
     MAX_TIERS_PER_PRICE, ModelEntry, ModelKind, NO_OFF_PEAK_WINDOW, Price, TOO_MANY_TIERS_FIX,
-    TOO_MANY_WINDOWS_FIX, Tier, WindowPart, off_peak_window, too_many_tiers, too_many_windows,
-    weekday_set,
+    TOO_MANY_WINDOWS_FIX, Tier, WEEKDAY_TIMEZONE_FIX, WindowPart, off_peak_window, too_many_tiers,
+    too_many_windows, weekday_set, weekday_time_zone,
 };
 use crate::dims::{
     Dimensions, MAX_OFF_PEAK_WINDOWS, ModalityRates, OffPeak, ServiceTierRates, UnitPrices,
@@ -169,8 +169,12 @@ impl Catalog {
     ///
     /// # Errors
     /// [`CatalogError::Invalid`] naming the origin, line, entry and field when the text
-    /// is not a JSON object of objects, or a price field honoured above is not a number
-    /// or is negative. Nothing is returned half-loaded.
+    /// is not a JSON object of objects, a price field honoured above is not a number
+    /// or is negative, `tiered_pricing` is not a list of tiers (a tier priced per token
+    /// without a whole-number start of `range`, or starting where another does:
+    /// `tiered_pricing[1].range`), or `off_peak_pricing` is malformed (its
+    /// `weekday_timezone` a zone this build cannot count weekdays in). Nothing is returned
+    /// half-loaded.
     pub fn import_litellm_json(src: &str, origin: &str) -> Result<LiteLlmImport, CatalogError> {
         // A UTF-8 byte order mark (editors on Windows write one), as `looks_like_json`
         // skips it: JSON has none.
@@ -448,22 +452,38 @@ impl JsonCtx<'_> {
         key: &str,
         obj: &Map<String, Value>,
     ) -> Result<Option<(Rates, Vec<Tier>)>, CatalogError> {
-        let Some(table) = obj.get("tiered_pricing").and_then(Value::as_array) else {
-            return Ok(None);
+        // As every price field: a malformed table is an error (the file is rejected whole),
+        // never a tier silently left out.
+        const FIX: &str = "tiered_pricing is a list of {\"range\": [start, end], \"input_cost_per_token\": .., \"output_cost_per_token\": ..}, start and end in prompt tokens (whole numbers >= 0)";
+        let wrong = |field: &str, problem: String| {
+            self.invalid(
+                self.line_of(key, Some("tiered_pricing")),
+                Some(key),
+                Some(field),
+                problem,
+                FIX,
+            )
+        };
+        let table = match obj.get("tiered_pricing") {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(table)) => table,
+            Some(other) => {
+                return Err(wrong(
+                    "tiered_pricing",
+                    format!("expected a list of tiers, found {}", type_name(other)),
+                ));
+            }
         };
         let model_output = self.rate(key, obj, "output_cost_per_token")?.unwrap_or(0);
-        let mut ranged: Vec<(u64, Rates)> = Vec::new();
-        for tier in table {
-            let Some(t) = tier.as_object() else { continue };
-            let Some(start) = t
-                .get("range")
-                .and_then(Value::as_array)
-                .and_then(|r| r.first())
-                .and_then(as_token_count)
-            else {
-                continue;
+        let mut ranged: Vec<(u64, usize, Rates)> = Vec::new();
+        for (i, tier) in table.iter().enumerate() {
+            let Some(t) = tier.as_object() else {
+                return Err(wrong(
+                    &format!("tiered_pricing[{i}]"),
+                    format!("expected an object, found {}", type_name(tier)),
+                ));
             };
-            let field = |name: &str| format!("tiered_pricing.{name}");
+            let field = |name: &str| format!("tiered_pricing[{i}].{name}");
             let get = |name: &str| -> Result<Option<u64>, CatalogError> {
                 match t.get(name) {
                     None | Some(Value::Null) => Ok(None),
@@ -471,11 +491,25 @@ impl JsonCtx<'_> {
                 }
             };
             let Some(input) = get("input_cost_per_token")? else {
-                continue; // e.g. per-query search tiers
+                continue; // not priced per token: e.g. per-query search tiers
             };
+            let start = match t.get("range") {
+                Some(Value::Array(r)) => r.first().and_then(as_token_count),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                let found = t
+                    .get("range")
+                    .map_or_else(|| "no range".to_string(), |r| format!("range {r}"));
+                wrong(
+                    &field("range"),
+                    format!("{found}: a tier's range is [start, end] with start a whole number of prompt tokens"),
+                )
+            })?;
             let output = get("output_cost_per_token")?.unwrap_or(model_output);
             ranged.push((
                 start,
+                i,
                 Rates {
                     input,
                     output,
@@ -485,8 +519,16 @@ impl JsonCtx<'_> {
                 },
             ));
         }
-        ranged.sort_by_key(|(start, _)| *start);
-        ranged.dedup_by_key(|(start, _)| *start);
+        ranged.sort_by_key(|(start, i, _)| (*start, *i));
+        if let Some(w) = ranged.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(wrong(
+                &format!("tiered_pricing[{}].range", w[1].1),
+                format!(
+                    "two tiers start at {} prompt tokens (tiered_pricing[{}] too): one would be left out",
+                    w[1].0, w[0].1
+                ),
+            ));
+        }
         // The lowest range is the base price.
         if ranged.len() > MAX_TIERS_PER_PRICE + 1 {
             return Err(self.invalid(
@@ -498,11 +540,11 @@ impl JsonCtx<'_> {
             ));
         }
         let mut iter = ranged.into_iter();
-        let Some((_, base)) = iter.next() else {
+        let Some((_, _, base)) = iter.next() else {
             return Ok(None);
         };
         let tiers = iter
-            .map(|(start, r)| Tier {
+            .map(|(start, _, r)| Tier {
                 above_input_tokens: start,
                 input: r.input,
                 output: r.output,
@@ -787,15 +829,32 @@ impl JsonCtx<'_> {
                 off_peak_window(days, &hours).map_err(|(part, problem)| wrong(part, problem))?;
             windows.extend(found);
         }
+        let weekday_timezone = match obj.get("weekday_timezone") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(zone)) => Some(zone.clone()),
+            Some(other) => {
+                return Err(bad(
+                    "off_peak_pricing.weekday_timezone",
+                    format!("expected a time zone name, found {}", type_name(other)),
+                    WEEKDAY_TIMEZONE_FIX,
+                ));
+            }
+        };
+        if let Some(zone) = weekday_timezone.as_deref() {
+            weekday_time_zone(zone).map_err(|problem| {
+                bad(
+                    "off_peak_pricing.weekday_timezone",
+                    problem,
+                    WEEKDAY_TIMEZONE_FIX,
+                )
+            })?;
+        }
         Ok(OffPeak {
             input,
             output,
             cache_read: rate("cache_read_input_token_cost")?,
             windows,
-            weekday_timezone: obj
-                .get("weekday_timezone")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            weekday_timezone,
         })
     }
 }
