@@ -49,6 +49,7 @@ impl Protocol {
 /// queue_size = 8192            # spans held for forwarding; past it senders get 429 / UNAVAILABLE
 /// queue_bytes = 67108864       # and bytes of requests held (64 MiB): the bound when spans are big
 /// max_request_bytes = 4194304  # largest OTLP request accepted
+/// max_connections = 256        # connections open at once on each OTLP listener
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
 /// budgets = "budgets.toml"     # record spend against these rules and store (the library's format)
 ///
@@ -88,6 +89,7 @@ pub struct Config {
     pub(crate) queue_size: usize,
     pub(crate) queue_bytes: usize,
     pub(crate) max_request_bytes: usize,
+    pub(crate) max_connections: usize,
     pub(crate) forward_max_request_bytes: usize,
     pub(crate) forward_endpoint: Option<Endpoint>,
     pub(crate) forward_protocol: Option<Protocol>,
@@ -154,6 +156,7 @@ impl Default for Config {
             queue_size: 8192,
             queue_bytes: 64 * 1024 * 1024,
             max_request_bytes: 4 * 1024 * 1024,
+            max_connections: 256,
             forward_max_request_bytes: llmtel::DEFAULT_MAX_EXPORT_BATCH_BYTES,
             forward_endpoint: None,
             forward_protocol: None,
@@ -181,6 +184,7 @@ struct FileConfig {
     queue_size: Option<usize>,
     queue_bytes: Option<usize>,
     max_request_bytes: Option<usize>,
+    max_connections: Option<usize>,
     capture_content: Option<bool>,
     /// A budgets file (the library's format: `[[rule]]` tables and a `[store]`).
     budgets: Option<String>,
@@ -308,6 +312,9 @@ impl Config {
         }
         if let Some(n) = file.max_request_bytes {
             c = c.with_max_request_bytes(n)?;
+        }
+        if let Some(n) = file.max_connections {
+            c = c.with_max_connections(n)?;
         }
         if file.capture_content == Some(true) {
             c = c.with_content_capture(llmtel::ContentCapture::enabled());
@@ -463,6 +470,29 @@ impl Config {
             ));
         }
         self.max_request_bytes = bytes;
+        Ok(self)
+    }
+
+    /// Serves at most `n` connections at once on each OTLP listener (256 by default): one
+    /// more is refused (OTLP/HTTP: `503` and closed; OTLP/gRPC: closed at once; its sender
+    /// retries) and counted (`Stats::refused_connections`). The other limits of the
+    /// listeners are fixed. OTLP/HTTP: a request head within 5 s, a connection idle for
+    /// 30 s closed, 16 KiB of head, a body up to `max_request_bytes`. OTLP/gRPC: 100
+    /// streams at once on a connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`), 32
+    /// requests handled at once per connection (the others wait), 30 s for a request (its
+    /// message read included; answered `CANCELLED`, which senders retry), a keepalive ping
+    /// every 30 s answered within 10 s, a connection with no byte either way for 75 s
+    /// closed.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for 0.
+    pub fn with_max_connections(mut self, n: usize) -> Result<Self, ConfigError> {
+        if n == 0 {
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        self.max_connections = n;
         Ok(self)
     }
 

@@ -4,7 +4,10 @@
 //! The collector
 //! - **receives** OTLP traces over gRPC (`127.0.0.1:4317`) and HTTP (`POST /v1/traces` on
 //!   `127.0.0.1:4318`, `application/x-protobuf` or `application/json`), uncompressed or
-//!   gzip (the OpenTelemetry Collector's default);
+//!   gzip (the OpenTelemetry Collector's default), each listener serving at most
+//!   `max_connections` (256) connections within the limits
+//!   [`Config::with_max_connections`] lists (request size, head and request timeouts, idle
+//!   connections, gRPC streams and keepalive);
 //! - moves what the stage reads of each span (name, attributes, events, status) into the
 //!   OpenTelemetry SDK's `SpanData`, maps the GenAI [dialects](#dialects) onto the current
 //!   `gen_ai.*` names, and runs it through [`llmtel::GenAiExporter::process_call`], the stage
@@ -110,6 +113,7 @@ mod downstream;
 mod encode;
 mod evaluations;
 mod hop;
+mod incoming;
 mod pipeline;
 mod rpc;
 mod server;
@@ -295,14 +299,25 @@ impl Collector {
             counters: queue.counters.clone(),
             max_request_bytes: config.max_request_bytes,
         };
+        // Limits as the HTTP listener's (see `Config::with_max_connections`).
+        let incoming = incoming::Incoming::new(
+            grpc,
+            config.max_connections,
+            incoming::IDLE,
+            queue.counters.clone(),
+        );
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(incoming::MAX_STREAMS)
+            .concurrency_limit_per_connection(incoming::CONCURRENCY_PER_CONNECTION)
+            .timeout(incoming::REQUEST_TIMEOUT)
+            .http2_keepalive_interval(Some(incoming::KEEPALIVE))
+            .http2_keepalive_timeout(Some(incoming::KEEPALIVE_TIMEOUT));
         receivers.push(tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc))
-                .await;
+            let mut server = server;
+            let _ = server.add_service(svc).serve_with_incoming(incoming).await;
         }));
         let limits = Limits::default()
-            .with_max_connections(256)
+            .with_max_connections(config.max_connections)
             .with_max_body_bytes(config.max_request_bytes);
         // Its counters (shared by clones) count the requests it refuses for their size.
         let _ = queue.counters.http_listener.set(limits.clone());

@@ -62,6 +62,9 @@ pub struct Stats {
     /// Content-Encoding or `grpc-encoding` other than gzip, a body that is not valid gzip
     /// (HTTP `415` / `400`, gRPC `UNIMPLEMENTED`).
     pub refused_encoding: u64,
+    /// Connections refused because `max_connections` were open on the listener (OTLP/HTTP:
+    /// answered `503` and closed; OTLP/gRPC: closed at once). The sender's exporter retries.
+    pub refused_connections: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
@@ -132,6 +135,11 @@ impl Stats {
             "llmtel_collector_evaluations_total",
             "Evaluation results and user feedback read from spans for the quality monitor.",
             self.evaluations,
+        );
+        counter(
+            "llmtel_collector_connections_refused_total",
+            "Connections refused because max_connections were open on the OTLP listener.",
+            self.refused_connections,
         );
         let name = "llmtel_collector_spans_dropped_total";
         let _ = write!(
@@ -226,6 +234,8 @@ pub(crate) struct Counters {
     refused_too_large: AtomicU64,
     refused_bad_request: AtomicU64,
     refused_encoding: AtomicU64,
+    /// gRPC connections refused (the HTTP listener counts its own).
+    refused_connections: AtomicU64,
     /// The OTLP/HTTP listener's limits, whose counters count the requests it refused for
     /// their size (set once it listens).
     pub(crate) http_listener: std::sync::OnceLock<llmtel_metrics::listener::Limits>,
@@ -301,6 +311,7 @@ impl Counters {
             refused_too_large: AtomicU64::new(0),
             refused_bad_request: AtomicU64::new(0),
             refused_encoding: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
             http_listener: std::sync::OnceLock::new(),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
@@ -317,6 +328,11 @@ impl Counters {
             Refused::Encoding => &self.refused_encoding,
         }
         .fetch_add(1, Relaxed);
+    }
+
+    /// Counts a gRPC connection refused (`max_connections` open).
+    pub(crate) fn refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Relaxed);
     }
 
     /// Keeps `error` as the last one (on one line).
@@ -375,6 +391,8 @@ impl Counters {
                 + self.http_listener.get().map_or(0, |l| l.stats().too_large),
             refused_bad_request: self.refused_bad_request.load(Relaxed),
             refused_encoding: self.refused_encoding.load(Relaxed),
+            refused_connections: self.refused_connections.load(Relaxed)
+                + self.http_listener.get().map_or(0, |l| l.stats().refused),
             queue_depth: self.spans.used.load(Relaxed) as u64,
             queue_capacity: self.spans.capacity as u64,
             queue_bytes: self.bytes.used.load(Relaxed) as u64,
