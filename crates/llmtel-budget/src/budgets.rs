@@ -741,7 +741,8 @@ impl Budgets {
         let amount = self.amount(estimate.usd, estimate.tokens);
         let id = self.next_id();
         if targets.is_empty() {
-            return Ok(Reservation::new(self.clone(), id, targets, false, true));
+            return Ok(Reservation::new(self.clone(), id, targets, false, true)
+                .with_unpriced(estimate.unpriced));
         }
         let mut amounts = Vec::with_capacity(targets.len());
         let mut unpriced_under_usd = false;
@@ -792,7 +793,8 @@ impl Budgets {
                         .counters
                         .admitted_unenforced
                         .fetch_add(1, Relaxed);
-                    Ok(Reservation::new(self.clone(), id, targets, false, false))
+                    Ok(Reservation::new(self.clone(), id, targets, false, false)
+                        .with_unpriced(estimate.unpriced))
                 }
                 FailMode::Closed => {
                     self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
@@ -814,7 +816,8 @@ impl Budgets {
                 if unpriced_under_usd {
                     self.inner.counters.unpriced_admitted.fetch_add(1, Relaxed);
                 }
-                Ok(Reservation::new(self.clone(), id, targets, true, true))
+                Ok(Reservation::new(self.clone(), id, targets, true, true)
+                    .with_unpriced(estimate.unpriced))
             }
             Ok(ReserveOutcome::Denied(i)) => {
                 self.store_ok();
@@ -850,13 +853,10 @@ impl Budgets {
                             .admitted_unenforced
                             .fetch_add(1, Relaxed);
                         // Settling or dropping it sends the release (with the spend).
-                        Ok(Reservation::new(
-                            self.clone(),
-                            id,
-                            targets,
-                            maybe_held,
-                            false,
-                        ))
+                        Ok(
+                            Reservation::new(self.clone(), id, targets, maybe_held, false)
+                                .with_unpriced(estimate.unpriced),
+                        )
                     }
                     FailMode::Closed => {
                         self.inner.counters.refused_store_down.fetch_add(1, Relaxed);
@@ -985,35 +985,53 @@ impl Budgets {
         // A call with no price meets the `on_unpriced` policy of each USD rule it is charged
         // to: decided on the meters it is charged to (the reservation's included), not on
         // the call's own context alone (a tenant given only to the pre-flight).
+        let model = priced_model.or(ctx.model.as_deref()).unwrap_or("(none)");
+        let unpriced = self.unpriced_under_usd(&targets, unpriced, Some(model));
+        (
+            self.submit_at(release, targets, cost, tokens, unpriced, at),
+            unpriced.is_some(),
+        )
+    }
+
+    /// `unpriced`, when a USD rule is among `targets` (counted in
+    /// [`BudgetStats::unpriced_recorded`], and alerted once per model when `model` is
+    /// given); `None` otherwise (no rule prices its tokens).
+    fn unpriced_under_usd(
+        &self,
+        targets: &[Arc<Metered>],
+        unpriced: Option<UnpricedTokens>,
+        model: Option<&str>,
+    ) -> Option<UnpricedTokens> {
+        unpriced?;
         let mut counted = false;
-        if unpriced.is_some() {
-            let model = priced_model.or(ctx.model.as_deref()).unwrap_or("(none)");
-            for t in &targets {
-                let rule = &self.inner.rules[t.rule];
-                if rule.limits.usd.is_some() {
-                    if !counted {
-                        self.inner.counters.unpriced_recorded.fetch_add(1, Relaxed);
-                        counted = true;
-                    }
+        for t in targets {
+            let rule = &self.inner.rules[t.rule];
+            if rule.limits.usd.is_some() {
+                if !counted {
+                    self.inner.counters.unpriced_recorded.fetch_add(1, Relaxed);
+                    counted = true;
+                }
+                if let Some(model) = model {
                     self.alert_unpriced(rule, model);
                 }
             }
         }
-        let unpriced = unpriced.filter(|_| counted);
-        (
-            self.submit_at(release, targets, cost, tokens, unpriced, at),
-            counted,
-        )
+        unpriced.filter(|_| counted)
     }
 
+    /// Records a settled reservation's spend on its meters. `unpriced`: the call had no
+    /// price, and each USD rule charges these tokens by its `on_unpriced` policy.
     pub(crate) fn submit_targets(
         &self,
         release: Option<Release>,
         targets: Targets,
         cost: Usd,
         tokens: u64,
+        unpriced: Option<UnpricedTokens>,
     ) -> Utilization {
-        self.submit_at(release, targets, cost, tokens, None, self.now())
+        // Not alerted here: the reservation alerted its model when it was made.
+        let unpriced = self.unpriced_under_usd(&targets, unpriced, None);
+        self.submit_at(release, targets, cost, tokens, unpriced, self.now())
     }
 
     /// What `op` charges the meter of rule `rule`: its amount, or for a call with no price
@@ -1867,6 +1885,9 @@ pub struct Reservation {
     /// Whether the store holds the reservation on every target.
     held: bool,
     enforced: bool,
+    /// The estimate's tokens when the call has no price ([`Estimate::unpriced`]): a settle
+    /// at $0 is charged by each USD rule's `on_unpriced` policy.
+    unpriced: Option<UnpricedTokens>,
 }
 
 impl Reservation {
@@ -1877,7 +1898,13 @@ impl Reservation {
             targets,
             held,
             enforced,
+            unpriced: None,
         }
+    }
+
+    fn with_unpriced(mut self, unpriced: Option<UnpricedTokens>) -> Self {
+        self.unpriced = unpriced;
+        self
     }
 
     /// Its id (unique across processes).
@@ -1894,16 +1921,69 @@ impl Reservation {
         std::mem::take(&mut self.held).then(|| (std::mem::take(&mut self.id), self.targets.clone()))
     }
 
-    /// Records the call's actual cost and tokens against the rules it was reserved under
-    /// and releases the reservation, in one store operation. Returns (rule index,
-    /// utilization after) when the store is in process; with a remote store the write is
-    /// queued to the background writer and the utilization is the last this process saw.
-    pub fn settle(mut self, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
+    /// Records the call's actual cost and tokens (input + output) against the rules it was
+    /// reserved under and releases the reservation, in one store operation. Returns (rule
+    /// index, utilization after) when the store is in process; with a remote store the
+    /// write is queued to the background writer and the utilization is the last this
+    /// process saw.
+    ///
+    /// A reservation of a call with no price ([`Estimate::unpriced`], a model the catalog
+    /// does not know) settled at `Usd::ZERO` (its cost is unknown) is charged as
+    /// [`Reservation::settle_unpriced`] would be: each USD rule prices `tokens` by its
+    /// [`crate::Unpriced`] policy, taking them as the estimate's input tokens first (the
+    /// prompt, counted before the call) and the rest as output tokens. With the exact
+    /// counts, call [`Reservation::settle_unpriced`].
+    ///
+    /// ```
+    /// use llmtel_budget::{Budgets, CallContext, Estimate, Period, Rule, Scope, Unpriced};
+    /// use llmtel::Usd;
+    /// let usd = |s| Usd::parse_decimal(s).unwrap();
+    /// let budgets = Budgets::builder()
+    ///     .with_rule(Rule::new("per-user", Scope::User, Period::Lifetime)
+    ///         .with_limit_usd(usd("10"))
+    ///         .with_on_unpriced(Unpriced::Fallback {
+    ///             input_per_million: usd("2"),
+    ///             output_per_million: usd("10"),
+    ///         }))
+    ///     .build();
+    /// let ctx = CallContext::new().with_user("u-1");
+    /// let r = budgets.reserve(&ctx, Estimate::unpriced(100_000, 50_000)).unwrap();
+    /// // 120,000 tokens: 100,000 in x $2/M + 20,000 out x $10/M.
+    /// r.settle(Usd::ZERO, 120_000);
+    /// assert_eq!(budgets.status_for(&ctx).unwrap()[0].spent, usd("0.4"));
+    /// ```
+    pub fn settle(self, cost: Usd, tokens: u64) -> Vec<(usize, f64)> {
+        match self.unpriced {
+            Some(estimate) if cost == Usd::ZERO => {
+                let input = tokens.min(estimate.input);
+                self.settle_unpriced(input, tokens - input)
+            }
+            _ => self.settle_with(cost, tokens, None),
+        }
+    }
+
+    /// Settles the reservation of a call whose model has no price with its `input` and
+    /// `output` token counts: each rule with a USD limit charges them by its
+    /// [`crate::Unpriced`] policy (the fallback price, or $0 under `allow` and `refuse`: the
+    /// call already happened), counted in [`BudgetStats::unpriced_recorded`]; token limits
+    /// count them all. Otherwise as [`Reservation::settle`].
+    pub fn settle_unpriced(self, input: u64, output: u64) -> Vec<(usize, f64)> {
+        let u = UnpricedTokens { input, output };
+        self.settle_with(Usd::ZERO, input.saturating_add(output), Some(u))
+    }
+
+    fn settle_with(
+        mut self,
+        cost: Usd,
+        tokens: u64,
+        unpriced: Option<UnpricedTokens>,
+    ) -> Vec<(usize, f64)> {
         let Some(b) = self.budgets.take() else {
             return Vec::new();
         };
         let release = self.release_part();
-        b.submit_targets(release, std::mem::take(&mut self.targets), cost, tokens)
+        let targets = std::mem::take(&mut self.targets);
+        b.submit_targets(release, targets, cost, tokens, unpriced)
             .into_vec()
     }
 

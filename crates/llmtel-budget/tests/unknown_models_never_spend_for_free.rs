@@ -209,7 +209,8 @@ fn the_allow_policy_lets_the_call_through_and_counts_it() {
         assert!(b.flush(Duration::from_secs(10)));
         let st = b.stats();
         assert_eq!(st.unpriced_admitted, 4, "{kind}: {st:?}");
-        assert_eq!(st.unpriced_recorded, 1, "{kind}: {st:?}");
+        // The four settled reservations and the recorded call: each at $0, counted.
+        assert_eq!(st.unpriced_recorded, 5, "{kind}: {st:?}");
         let s = &b.status_for(&ctx()).expect("status")[0];
         assert_eq!(s.spent, usd("0"), "{kind}");
         assert_eq!(unpriced_alerts(&sink, &alerts), 1, "{kind}");
@@ -361,4 +362,75 @@ fn a_usd_rule_applying_only_through_the_reservation_charges_its_fallback_price()
         .find(|kv| kv.key.as_str() == llmtel::semconv::llmtel::BUDGET_UNPRICED)
         .map(|kv| kv.value.clone());
     assert_eq!(flag, Some(opentelemetry::Value::Bool(true)));
+}
+
+#[test]
+fn a_reservation_settled_by_hand_is_charged_its_fallback_price() {
+    for kind in ["memory", "sqlite", "redis"] {
+        let sink = MemorySink::new();
+        let (b, alerts) = budgets(
+            Unpriced::Fallback {
+                input_per_million: usd("2"),
+                output_per_million: usd("10"),
+            },
+            kind,
+            &sink,
+        );
+        // The cost is unknown: settled at $0 with the call's 120,000 tokens, taken as the
+        // estimate's 100,000 input tokens first and the rest as output:
+        // 100,000 x $2/M + 20,000 x $10/M = $0.40.
+        let r = b
+            .reserve(&ctx(), estimate(100_000, 50_000))
+            .expect("fallback");
+        r.settle(llmtel::Usd::ZERO, 120_000);
+        assert!(b.flush(Duration::from_secs(10)));
+        let s = &b.status_for(&ctx()).expect("status")[0];
+        assert_eq!(s.spent, usd("0.4"), "{kind}: {s:?}");
+        assert_eq!(s.spent_tokens, 120_000, "{kind}");
+        assert_eq!(s.reserved, usd("0"), "{kind}");
+        assert_eq!(b.stats().unpriced_recorded, 1, "{kind}");
+        // With the exact counts: 90,000 x $2/M + 30,000 x $10/M = $0.48.
+        let r = b
+            .reserve(&ctx(), estimate(90_000, 30_000))
+            .expect("fallback");
+        r.settle_unpriced(90_000, 30_000);
+        assert!(b.flush(Duration::from_secs(10)));
+        let s = &b.status_for(&ctx()).expect("status")[0];
+        assert_eq!(s.spent, usd("0.88"), "{kind}: {s:?}");
+        assert_eq!(s.spent_tokens, 240_000, "{kind}");
+        assert_eq!(b.stats().unpriced_recorded, 2, "{kind}");
+        // Fewer tokens than the prompt estimate: all input. 50,000 x $2/M = $0.10.
+        let r = b.reserve(&ctx(), estimate(55_000, 500)).expect("fallback");
+        r.settle(llmtel::Usd::ZERO, 50_000);
+        assert!(b.flush(Duration::from_secs(10)));
+        assert_eq!(
+            b.status_for(&ctx()).expect("status")[0].spent,
+            usd("0.98"),
+            "{kind}"
+        );
+        // Alerted once, when the first reservation was made.
+        assert_eq!(unpriced_alerts(&sink, &alerts), 1, "{kind}");
+    }
+}
+
+#[test]
+fn a_priced_reservation_settled_at_zero_stays_at_zero() {
+    // A model priced at zero in the catalog is not "unpriced": nothing is charged.
+    let sink = MemorySink::new();
+    let (b, _alerts) = budgets(
+        Unpriced::Fallback {
+            input_per_million: usd("2"),
+            output_per_million: usd("10"),
+        },
+        "memory",
+        &sink,
+    );
+    let r = b
+        .reserve(&ctx(), Estimate::new(llmtel::Usd::ZERO, 1_000))
+        .expect("zero-priced");
+    r.settle(llmtel::Usd::ZERO, 1_000);
+    let s = &b.status_for(&ctx()).expect("status")[0];
+    assert_eq!(s.spent, usd("0"), "{s:?}");
+    assert_eq!(s.spent_tokens, 1_000);
+    assert_eq!(b.stats().unpriced_recorded, 0);
 }
