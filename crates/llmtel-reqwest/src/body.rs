@@ -12,6 +12,7 @@ use serde_json::Value;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::budget::{Budget, Held, KeptBytes};
 use crate::decode::{Decoder, Observed};
 use crate::preflight::{PlannedCall, PreflightHook, SettledCall};
 use crate::reader::Tap;
@@ -21,13 +22,21 @@ use crate::sse::SseParser;
 /// Largest non-streamed body parsed whole; past it only the tail is kept to find `usage`.
 pub(crate) const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
 const TAIL_BYTES: usize = 16 * 1024;
+/// The first allocation of a JSON body's buffer.
+const FIRST_JSON_CAPACITY: usize = 8 * 1024;
 
 #[derive(Debug)]
 enum Mode {
     Sse(SseParser),
+    /// A JSON body, kept whole (its capacity held against the budget, never past
+    /// [`MAX_JSON_BYTES`]) until it outgrows that or the budget; then only its last
+    /// [`TAIL_BYTES`] (a buffer of exactly that capacity, not held).
     Json {
         buf: Vec<u8>,
+        held: Held,
         overflow: bool,
+        /// It overflowed because the budget had no room (not for its size).
+        over_budget: bool,
     },
     /// A body that is not JSON (speech audio, a plain-text transcript): passed through
     /// unread.
@@ -59,8 +68,11 @@ pub(crate) struct CallState {
     pub(crate) request_model: String,
     pub(crate) status: u16,
     pub(crate) started: Instant,
-    /// The request body as sent (parsed only for an estimate or content capture).
-    pub(crate) request_body: Option<Bytes>,
+    /// The request body as sent (parsed only for an estimate or content capture), held
+    /// against the budget; dropped as soon as it cannot be needed.
+    pub(crate) request_body: Option<KeptBytes>,
+    /// The request body was wanted but not kept: the budget had no room.
+    pub(crate) request_over_budget: bool,
     pub(crate) capture: bool,
     pub(crate) hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
     pub(crate) media: MediaRequest,
@@ -92,7 +104,35 @@ impl CallState {
         status: u16,
         content_type: &str,
         started: Instant,
-        request_body: Option<Bytes>,
+        request_body: Option<KeptBytes>,
+        capture: bool,
+        hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
+    ) -> Self {
+        Self::with_budget(
+            &crate::budget::BUDGET,
+            span,
+            api,
+            request_model,
+            status,
+            content_type,
+            started,
+            request_body,
+            capture,
+            hook,
+        )
+    }
+
+    /// [`new`](Self::new), the JSON body held against `budget`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn with_budget(
+        budget: &'static Budget,
+        span: Span,
+        api: Api,
+        request_model: String,
+        status: u16,
+        content_type: &str,
+        started: Instant,
+        request_body: Option<KeptBytes>,
         capture: bool,
         hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
     ) -> Self {
@@ -105,9 +145,14 @@ impl CallState {
         } else {
             Mode::Json {
                 buf: Vec::new(),
+                held: Held::new(budget),
                 overflow: false,
+                over_budget: false,
             }
         };
+        // The request is parsed only for an estimate (of a call the provider served) or
+        // content capture: an error status without capture needs neither.
+        let request_body = request_body.filter(|_| capture || status < 400);
         CallState {
             span,
             api,
@@ -115,6 +160,7 @@ impl CallState {
             status,
             started,
             request_body,
+            request_over_budget: false,
             capture,
             hook,
             media: MediaRequest::default(),
@@ -162,6 +208,14 @@ impl CallState {
                 if dispatched && self.first_chunk.is_none() {
                     self.first_chunk = Some(now);
                 }
+                if !self.capture
+                    && self.request_body.is_some()
+                    && self.decoder.observed().usage.is_some()
+                {
+                    // The usage came (it is never unset again): no estimate will need the
+                    // prompt.
+                    self.request_body = None;
+                }
                 if self.decoder.observed().output_events > before {
                     if self.first_output.is_none() {
                         self.first_output = Some(now);
@@ -169,17 +223,27 @@ impl CallState {
                     self.last_output = Some(now);
                 }
             }
-            Mode::Json { buf, overflow } => {
-                if !*overflow && buf.len() + data.len() <= MAX_JSON_BYTES {
-                    buf.extend_from_slice(data);
-                } else {
-                    *overflow = true;
-                    buf.extend_from_slice(data);
-                    if buf.len() > TAIL_BYTES {
-                        let cut = buf.len() - TAIL_BYTES;
-                        buf.drain(..cut);
+            Mode::Json {
+                buf,
+                held,
+                overflow,
+                over_budget,
+            } => {
+                if !*overflow {
+                    match reserve_json(buf, held, data.len()) {
+                        Ok(()) => {
+                            buf.extend_from_slice(data);
+                            return;
+                        }
+                        Err(Over::Size) => {}
+                        Err(Over::Budget) => {
+                            *over_budget = true;
+                            crate::budget::note_over();
+                        }
                     }
+                    *overflow = true;
                 }
+                keep_tail(buf, held, data);
             }
             Mode::Opaque => {}
         }
@@ -191,7 +255,15 @@ impl CallState {
         match &mut self.mode {
             // The event in progress lost bytes: start again at the next event.
             Mode::Sse(parser) => *parser = SseParser::new(),
-            Mode::Json { overflow, .. } => *overflow = true,
+            Mode::Json {
+                buf,
+                held,
+                overflow,
+                ..
+            } => {
+                *overflow = true;
+                keep_tail(buf, held, &[]);
+            }
             Mode::Opaque => {}
         }
     }
@@ -207,7 +279,7 @@ impl CallState {
         // not settled yet.
         let span = self.span.clone();
         let status_body = self.decode_rest(&end);
-        let obs = self.observed();
+        let mut obs = self.observed();
 
         crate::record::record_response_of(&span, &obs);
         self.record_timing(&span, &obs);
@@ -218,12 +290,20 @@ impl CallState {
         let estimable = self.api != Api::OpenAiEmbeddings && !self.api.is_media();
         let needs_estimate = obs.usage.is_none() && self.status < 400 && estimable;
         let request_json: Option<Value> = if needs_estimate || self.capture {
+            if self.request_over_budget && obs.parse_error.is_none() {
+                obs.parse_error = Some(format!(
+                    "request: not kept, llmtel-reqwest's budget for kept bytes ({} MiB over \
+                     all calls) was in use (an estimate counts the output only)",
+                    crate::budget::MAX_KEPT_BYTES >> 20
+                ));
+            }
             self.request_body
-                .as_deref()
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .take()
+                .and_then(|b| serde_json::from_slice::<Value>(b.as_bytes()).ok())
         } else {
             None
         };
+        self.request_body = None;
         crate::record::record_dimensions(&span, &obs);
         let (usage, estimated) = self.record_usage(&span, &obs, request_json.as_ref(), estimable);
 
@@ -298,13 +378,7 @@ impl CallState {
     /// and notes what could not be read; returns the body of an HTTP error status.
     fn decode_rest(&mut self, end: &End) -> Option<Vec<u8>> {
         let mut status_body = None;
-        match std::mem::replace(
-            &mut self.mode,
-            Mode::Json {
-                buf: Vec::new(),
-                overflow: false,
-            },
-        ) {
+        match std::mem::replace(&mut self.mode, Mode::Opaque) {
             Mode::Sse(parser) => {
                 if parser.oversized() > 0 {
                     self.decoder.note_parse_error(format!(
@@ -321,7 +395,12 @@ impl CallState {
                 }
             }
             Mode::Opaque => {}
-            Mode::Json { buf, overflow } => {
+            Mode::Json {
+                buf,
+                overflow,
+                over_budget,
+                held: _,
+            } => {
                 if self.status >= 400 {
                     status_body = Some(buf);
                 } else if matches!(end, End::Complete) {
@@ -330,9 +409,18 @@ impl CallState {
                             // The images are in the part of the body that was not kept.
                             self.decoder.note_images(self.media.images.unwrap_or(1));
                         }
-                        self.decoder.note_parse_error(format!(
-                            "body larger than {MAX_JSON_BYTES} bytes: usage read from its tail"
-                        ));
+                        if over_budget {
+                            self.decoder.note_parse_error(format!(
+                                "body not kept whole: llmtel-reqwest's budget for kept bytes \
+                                 ({} MiB over all calls) was in use; usage read from its tail",
+                                crate::budget::MAX_KEPT_BYTES >> 20
+                            ));
+                        } else {
+                            self.decoder.note_parse_error(format!(
+                                "body larger than {MAX_JSON_BYTES} bytes: usage read from its \
+                                 tail"
+                            ));
+                        }
                         if let Some(u) = tail_usage(&buf, self.api) {
                             self.decoder.json(u.as_bytes());
                         }
@@ -528,6 +616,54 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Why a JSON body is not kept whole.
+enum Over {
+    /// It is larger than [`MAX_JSON_BYTES`].
+    Size,
+    /// The budget has no room for it.
+    Budget,
+}
+
+/// Makes room in `buf` for `more` bytes, its capacity held against the budget and never past
+/// [`MAX_JSON_BYTES`] (growth doubles, as a `Vec`'s does, up to that cap).
+fn reserve_json(buf: &mut Vec<u8>, held: &mut Held, more: usize) -> Result<(), Over> {
+    let needed = buf.len().saturating_add(more);
+    if needed > MAX_JSON_BYTES {
+        return Err(Over::Size);
+    }
+    if needed <= buf.capacity() {
+        return Ok(());
+    }
+    let doubled = buf
+        .capacity()
+        .saturating_mul(2)
+        .max(FIRST_JSON_CAPACITY)
+        .clamp(needed, MAX_JSON_BYTES);
+    for cap in [doubled, needed] {
+        if held.resize(cap) {
+            buf.reserve_exact(cap - buf.len());
+            return Ok(());
+        }
+    }
+    Err(Over::Budget)
+}
+
+/// Appends `data` to the tail of a body not kept whole: at most its last [`TAIL_BYTES`], in
+/// a buffer of that capacity (the whole body's buffer is given back, with what it held).
+fn keep_tail(buf: &mut Vec<u8>, held: &mut Held, data: &[u8]) {
+    let data = &data[data.len().saturating_sub(TAIL_BYTES)..];
+    let keep = TAIL_BYTES.saturating_sub(data.len()).min(buf.len());
+    if buf.capacity() > TAIL_BYTES {
+        let mut tail = Vec::with_capacity(TAIL_BYTES);
+        tail.extend_from_slice(&buf[buf.len() - keep..]);
+        *buf = tail;
+    } else {
+        buf.drain(..buf.len() - keep);
+    }
+    held.release();
+    buf.extend_from_slice(data);
+}
+
 /// `{"usage": {...}}` (Gemini: `{"usageMetadata": {...}}`) built from the last such object
 /// in the tail of a large body, in the shape the decoder reads for `api`: Gemini's
 /// `streamGenerateContent` without `alt=sse` answers a JSON array of responses
@@ -599,5 +735,165 @@ impl HttpBody for InstrumentedBody {
 impl Drop for InstrumentedBody {
     fn drop(&mut self) {
         self.tap.end(End::Dropped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Budget;
+
+    fn state(budget: &'static Budget, content_type: &str, status: u16) -> CallState {
+        CallState::with_budget(
+            budget,
+            Span::none(),
+            Api::OpenAiChat,
+            "gpt-4o".to_owned(),
+            status,
+            content_type,
+            Instant::now(),
+            None,
+            false,
+            None,
+        )
+    }
+
+    fn json_capacity(s: &CallState) -> usize {
+        match &s.mode {
+            Mode::Json { buf, .. } => buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// A chat answer of about `text` bytes, its usage at the end.
+    fn chat_body(text: usize) -> Vec<u8> {
+        let mut body =
+            br#"{"id":"c1","model":"gpt-4o","choices":[{"index":0,"message":{"content":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'x', text));
+        body.extend_from_slice(
+            br#""},"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#,
+        );
+        body
+    }
+
+    fn usage(s: &CallState) -> Option<(u64, u64)> {
+        s.decoder
+            .observed()
+            .usage
+            .map(|u| (u.input_tokens, u.output_tokens))
+    }
+
+    #[test]
+    fn a_json_body_buffer_stays_within_its_cap_and_shrinks_to_the_tail_past_it() {
+        static B: Budget = Budget::new(usize::MAX);
+        let mut s = state(&B, "application/json", 200);
+        let body = chat_body(MAX_JSON_BYTES + 1000);
+        let mut max = 0;
+        for frame in body.chunks(64 * 1024) {
+            s.on_data(frame, Instant::now());
+            max = max.max(json_capacity(&s));
+            assert!(B.held() <= MAX_JSON_BYTES);
+        }
+        assert!(max <= MAX_JSON_BYTES, "grew to {max}");
+        assert!(json_capacity(&s) <= TAIL_BYTES, "{}", json_capacity(&s));
+        assert_eq!(B.held(), 0, "the tail is not held");
+        s.decode_rest(&End::Complete);
+        assert_eq!(usage(&s), Some((7, 9)));
+
+        // Within the cap: the capacity held, given back when the body has been read.
+        let mut s = state(&B, "application/json", 200);
+        for frame in chat_body(300_000).chunks(10_000) {
+            s.on_data(frame, Instant::now());
+            assert_eq!(B.held(), json_capacity(&s));
+        }
+        s.decode_rest(&End::Complete);
+        assert_eq!(B.held(), 0);
+        assert_eq!(usage(&s), Some((7, 9)));
+    }
+
+    #[test]
+    fn past_the_budget_a_json_body_is_read_from_its_tail_counted_and_noted() {
+        static B: Budget = Budget::new(1 << 20);
+        // A first call holds the whole budget (1 MiB of a larger body read so far).
+        let mut first = state(&B, "application/json", 200);
+        first.on_data(&chat_body(2 << 20)[..1 << 20], Instant::now());
+        assert_eq!(B.held(), 1 << 20);
+        let over = crate::budget::over_budget();
+        let mut second = state(&B, "application/json", 200);
+        for frame in chat_body(2_000).chunks(500) {
+            second.on_data(frame, Instant::now());
+        }
+        assert_eq!(crate::budget::over_budget(), over + 1, "counted once");
+        assert!(json_capacity(&second) <= TAIL_BYTES);
+        second.decode_rest(&End::Complete);
+        assert_eq!(usage(&second), Some((7, 9)), "read from the tail");
+        let noted = second.decoder.observed().parse_error.clone().unwrap();
+        assert!(noted.contains("budget for kept bytes"), "{noted}");
+        drop(first);
+        assert_eq!(B.held(), 0);
+    }
+
+    #[test]
+    fn the_request_copy_is_given_back_as_soon_as_it_cannot_be_needed() {
+        static B: Budget = Budget::new(usize::MAX);
+        let request = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
+        let kept = || KeptBytes::copy(&B, request);
+        // An error status: no estimate, so only content capture needs the prompt.
+        let s = CallState::with_budget(
+            &B,
+            Span::none(),
+            Api::OpenAiChat,
+            "gpt-4o".to_owned(),
+            429,
+            "application/json",
+            Instant::now(),
+            kept(),
+            false,
+            None,
+        );
+        assert!(s.request_body.is_none());
+        assert_eq!(B.held(), 0);
+        let s = CallState::with_budget(
+            &B,
+            Span::none(),
+            Api::OpenAiChat,
+            "gpt-4o".to_owned(),
+            429,
+            "application/json",
+            Instant::now(),
+            kept(),
+            true,
+            None,
+        );
+        assert!(s.request_body.is_some(), "captured");
+        drop(s);
+        // A stream: kept until its usage comes.
+        let mut s = CallState::with_budget(
+            &B,
+            Span::none(),
+            Api::OpenAiChat,
+            "gpt-4o".to_owned(),
+            200,
+            "text/event-stream",
+            Instant::now(),
+            kept(),
+            false,
+            None,
+        );
+        s.on_data(
+            b"data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+            Instant::now(),
+        );
+        assert_eq!(
+            B.held(),
+            request.len(),
+            "no usage yet: an estimate may need it"
+        );
+        s.on_data(
+            b"data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}\n\n",
+            Instant::now(),
+        );
+        assert!(s.request_body.is_none());
+        assert_eq!(B.held(), 0);
     }
 }

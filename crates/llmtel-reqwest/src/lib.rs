@@ -52,7 +52,10 @@
 //! ended, on llmtel-reqwest's reader thread, so the caller's stream runs at the speed of
 //! plain reqwest; the caller's thread only notes when each frame arrived ([`reader_stats`]
 //! counts what the reader did; `llmtel::finish_pending_spans`, which llmtel's guard calls,
-//! waits for it). A budget can refuse calls before they are sent with a [`PreflightHook`].
+//! waits for it). Memory is bounded over all calls: at most [`MAX_QUEUED_BYTES`] wait for
+//! the reader, and at most [`MAX_KEPT_BYTES`] are kept until calls end (JSON bodies read
+//! whole, request copies for estimates and content capture; past it a body is read from its
+//! tail and a request is not kept, counted and noted on the span). A budget can refuse calls before they are sent with a [`PreflightHook`].
 //!
 //! For SDKs that take a plain `reqwest::Client` (async-openai), [`record`] records a
 //! response or observes a stream on a span you open.
@@ -62,6 +65,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod budget;
 pub mod decode;
 pub mod errors;
 mod media;
@@ -73,6 +77,7 @@ pub mod request;
 mod route;
 pub mod sse;
 
+pub use budget::MAX_KEPT_BYTES;
 pub use middleware::{BaseUrlError, LlmMiddleware};
 pub use preflight::{PlannedCall, PreflightError, PreflightHook, SettledCall};
 pub use reader::{MAX_QUEUED_BYTES, ReaderStats, reader_stats};

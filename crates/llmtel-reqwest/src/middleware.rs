@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::body::{CallState, InstrumentedBody, MediaRequest};
+use crate::budget::{BUDGET, KeptBytes};
 use crate::preflight::{PlannedCall, PreflightHook};
 use crate::request::RequestInfo;
 use crate::route::{Api, BaseUrl, Flavor, Route, Router};
@@ -171,7 +172,8 @@ impl Middleware for LlmMiddleware {
         };
         let started = Instant::now();
         let api = route.api;
-        let mut out = Outgoing::read(&route, &mut req);
+        let capture = llmtel::content_capture().is_enabled();
+        let mut out = Outgoing::read(&route, &mut req, capture);
         if self.stream_usage {
             out.ask_for_stream_usage(&route, &mut req);
         }
@@ -190,7 +192,6 @@ impl Middleware for LlmMiddleware {
             }
         }
 
-        let capture = llmtel::content_capture().is_enabled();
         let in_flight = InFlight {
             span: &span,
             hook: hook.as_ref(),
@@ -224,6 +225,7 @@ impl Middleware for LlmMiddleware {
             capture,
             hook,
         );
+        state.request_over_budget = out.request_over_budget;
         state.media = out.media;
         Ok(rewrap(response, url, state))
     }
@@ -235,14 +237,17 @@ struct Outgoing {
     /// Capped: it is kept on the span, in the pre-flight call and at settle.
     model: String,
     /// A copy of the JSON body (reqwest does not share it), for the reader, which needs the
-    /// prompt only for an estimate or opt-in content.
-    request_body: Option<bytes::Bytes>,
+    /// prompt only for an estimate or opt-in content: not made when neither can happen,
+    /// held against the budget for kept bytes.
+    request_body: Option<KeptBytes>,
+    /// The copy was wanted but the budget had no room for it.
+    request_over_budget: bool,
     media: MediaRequest,
     request_bytes: usize,
 }
 
 impl Outgoing {
-    fn read(route: &Route, req: &mut Request) -> Outgoing {
+    fn read(route: &Route, req: &mut Request, capture: bool) -> Outgoing {
         let api = route.api;
         let raw = req.body().and_then(|b| b.as_bytes());
         let streamed = raw.is_none();
@@ -260,10 +265,13 @@ impl Outgoing {
                 stream: api == Api::GeminiStreamGenerate,
                 ..Default::default()
             });
-        // A transcription's body is the audio: nothing the reader needs.
-        let request_body = body_bytes
-            .filter(|_| api != Api::OpenAiTranscription)
-            .map(bytes::Bytes::copy_from_slice);
+        // The reader parses the request for an estimate (text endpoints whose response has
+        // no usage) or for content capture; a transcription's body is the audio, never used.
+        let estimable = api != Api::OpenAiEmbeddings && !api.is_media();
+        let wanted =
+            body_bytes.filter(|_| api != Api::OpenAiTranscription && (capture || estimable));
+        let request_body = wanted.and_then(|b| KeptBytes::copy(&BUDGET, b));
+        let request_over_budget = wanted.is_some() && request_body.is_none();
         let model = info
             .model
             .clone()
@@ -296,6 +304,7 @@ impl Outgoing {
             info,
             model,
             request_body,
+            request_over_budget,
             media,
             request_bytes,
         }
@@ -320,9 +329,10 @@ impl Outgoing {
             return;
         };
         let bytes = bytes::Bytes::from(bytes);
-        if self.request_body.is_some() {
+        if self.request_body.take().is_some() {
             // The same prompt: the kept copy shares the new body instead of being a second.
-            self.request_body = Some(bytes.clone());
+            self.request_body = KeptBytes::keep(&BUDGET, bytes.clone());
+            self.request_over_budget = self.request_body.is_none();
         }
         *req.body_mut() = Some(reqwest::Body::from(bytes));
         req.headers_mut().remove(http::header::CONTENT_LENGTH);
@@ -604,6 +614,44 @@ fn rewrap(response: Response, url: reqwest::Url, state: CallState) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_is_copied_only_when_an_estimate_or_content_capture_can_use_it() {
+        let copied = |api: Api, capture: bool| {
+            let route = Route {
+                api,
+                provider: std::sync::Arc::from("openai"),
+                path_model: None,
+            };
+            let mut req = Request::new(
+                reqwest::Method::POST,
+                reqwest::Url::parse("https://api.openai.com/v1/x").unwrap(),
+            );
+            *req.body_mut() = Some(reqwest::Body::from(
+                r#"{"model":"m","input":"Hi","messages":[{"role":"user","content":"Hi"}]}"#,
+            ));
+            Outgoing::read(&route, &mut req, capture)
+                .request_body
+                .is_some()
+        };
+        // Text endpoints: an estimate needs the prompt when the response has no usage.
+        for api in [
+            Api::OpenAiChat,
+            Api::OpenAiResponses,
+            Api::OpenAiCompletions,
+        ] {
+            assert!(copied(api, false), "{api:?}");
+        }
+        // Never estimated from text: only content capture reads their request.
+        for api in [Api::OpenAiEmbeddings, Api::OpenAiImages, Api::OpenAiSpeech] {
+            assert!(!copied(api, false), "{api:?}");
+            assert!(copied(api, true), "{api:?}");
+        }
+        assert!(
+            !copied(Api::OpenAiTranscription, true),
+            "the audio is never read"
+        );
+    }
 
     #[test]
     fn stream_options_are_asked_only_of_providers_that_accept_them() {

@@ -8,9 +8,15 @@
 //! reader thread, which runs the SSE parser and the
 //! provider's decoder, records usage, timing and errors on the span and ends it.
 //!
-//! Memory is bounded: at most [`MAX_QUEUED_BYTES`] wait for the reader; past that the bytes
-//! of new frames are skipped (counted in [`ReaderStats::bytes_skipped`] and noted on the
-//! span as `llmtel.parse_error`), never blocking the caller. While bodies keep arriving the
+//! Memory is bounded: at most [`MAX_QUEUED_BYTES`] wait for the reader or are being decoded
+//! by it (a batch counts until it has been decoded); past that the bytes of new frames are
+//! skipped (counted in [`ReaderStats::bytes_skipped`] and noted on the span as
+//! `llmtel.parse_error`), never blocking the caller. What the decoders keep per call until
+//! the call ends (a JSON body read whole, the request's copy) is bounded over all calls by
+//! [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES); an SSE parser holds at most one event (its
+//! data and its current line up to 4 MiB each, in buffers that can grow to twice that, then
+//! only the event's last 64 KiB), not in that budget, and gives back what an event over
+//! 64 KiB needed once it is dispatched. While bodies keep arriving the
 //! reader polls for work every millisecond, so the caller's thread does not pay for waking
 //! it; after 200 idle polls it sleeps, and the next body's end (or 1 MiB waiting) wakes it.
 //! A span therefore ends at most about a millisecond after its body (the span's end time is
@@ -28,7 +34,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::body::{CallState, End};
 
-/// Most bytes waiting for the reader thread, over all bodies.
+/// Most bytes waiting for the reader thread or being decoded by it, over all bodies.
 pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
 /// Frames shorter than this are copied (a few hundred bytes of SSE each); longer ones are
 /// kept by reference.
@@ -125,6 +131,13 @@ pub struct ReaderStats {
     /// `error.type = internal`, without what the body held, and their pre-flight hooks are
     /// settled with that class.
     pub decoder_panics: u64,
+    /// Bytes kept for decoding now, over all calls in flight (JSON bodies read whole,
+    /// request copies); at most [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES).
+    pub kept_bytes: u64,
+    /// JSON bodies read from their tail only, and requests not kept, because
+    /// [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES) were in use (their spans carry
+    /// `llmtel.parse_error`).
+    pub over_budget: u64,
 }
 
 /// The body reader's counters.
@@ -135,6 +148,8 @@ pub fn reader_stats() -> ReaderStats {
         bytes_skipped: COUNTERS.skipped.load(Relaxed),
         inline_calls: COUNTERS.inline_calls.load(Relaxed),
         decoder_panics: COUNTERS.panics.load(Relaxed),
+        kept_bytes: crate::budget::BUDGET.held() as u64,
+        over_budget: crate::budget::over_budget(),
     }
 }
 
@@ -232,20 +247,33 @@ fn queued_bytes(pieces: &[Piece]) -> usize {
         .sum()
 }
 
+/// Takes every message waiting. Their bytes still count against [`MAX_QUEUED_BYTES`] until
+/// [`batch_done`] (they are in memory until decoded).
+fn take_batch(shared: &Shared, idle: u32) -> VecDeque<Handoff> {
+    let mut q = shared.lock();
+    q.unwoken_bytes = 0;
+    if q.msgs.is_empty() && idle >= IDLE_POLLS {
+        // Checked and set under the lock a sender takes: no wake-up is missed.
+        q.sleeping = true;
+    }
+    std::mem::take(&mut q.msgs)
+}
+
+/// A batch of `bytes`, with `ended` bodies' ends, has been decoded.
+fn batch_done(shared: &Shared, bytes: usize, ended: u64) {
+    {
+        let mut q = shared.lock();
+        q.queued_bytes = q.queued_bytes.saturating_sub(bytes);
+        q.ends_done += ended;
+    }
+    shared.done.notify_all();
+}
+
 fn run(shared: &Shared) {
     let mut calls: HashMap<u64, Box<CallState>> = HashMap::new();
     let mut idle = 0;
     loop {
-        let msgs = {
-            let mut q = shared.lock();
-            q.queued_bytes = 0;
-            q.unwoken_bytes = 0;
-            if q.msgs.is_empty() && idle >= IDLE_POLLS {
-                // Checked and set under the lock a sender takes: no wake-up is missed.
-                q.sleeping = true;
-            }
-            std::mem::take(&mut q.msgs)
-        };
+        let msgs = take_batch(shared, idle);
         if msgs.is_empty() {
             if idle >= IDLE_POLLS {
                 std::thread::park();
@@ -259,14 +287,16 @@ fn run(shared: &Shared) {
         }
         idle = 0;
         let mut ended = 0;
+        let mut bytes = 0;
         for msg in msgs {
             if msg.end.is_some() {
                 ended += 1;
             }
+            // As `send` counted them (the bytes of skipped frames were never counted).
+            bytes += queued_bytes(&msg.pieces);
             process(&mut calls, msg);
         }
-        shared.lock().ends_done += ended;
-        shared.done.notify_all();
+        batch_done(shared, bytes, ended);
     }
 }
 
@@ -446,5 +476,53 @@ impl std::fmt::Debug for Tap {
             Tap::Offloaded(_) => "Tap::Offloaded",
             Tap::Done => "Tap::Done",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Handoff {
+        Handoff {
+            id: 0,
+            state: None,
+            pieces: vec![Piece::Data(Bytes::from(vec![0u8; n]), Instant::now())],
+            end: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_counts_against_the_queue_bound_until_it_is_decoded() {
+        let reader = Reader {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                done: Condvar::new(),
+            }),
+            thread: std::thread::current(),
+        };
+        reader.send(data(1 << 20));
+        let batch = take_batch(&reader.shared, 0);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            reader.shared.lock().queued_bytes,
+            1 << 20,
+            "still in memory"
+        );
+        // While it is decoded, what would pass the bound with it is skipped.
+        let skipped = COUNTERS.skipped.load(Relaxed);
+        reader.send(data(MAX_QUEUED_BYTES - (1 << 20) + 1));
+        assert_eq!(
+            COUNTERS.skipped.load(Relaxed),
+            skipped + (MAX_QUEUED_BYTES - (1 << 20) + 1) as u64
+        );
+        assert!(matches!(
+            reader.shared.lock().msgs[0].pieces[0],
+            Piece::Gap(_)
+        ));
+        batch_done(&reader.shared, queued_bytes(&batch[0].pieces), 0);
+        assert_eq!(reader.shared.lock().queued_bytes, 0);
+        reader.send(data(MAX_QUEUED_BYTES));
+        assert_eq!(reader.shared.lock().queued_bytes, MAX_QUEUED_BYTES);
     }
 }

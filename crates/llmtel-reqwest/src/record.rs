@@ -199,17 +199,23 @@ impl<S> ObservedStream<S> {
 
     fn tap(&mut self) -> Option<&mut Tap> {
         if let Some(s) = self.setup.take() {
-            let state = CallState::new(
+            let wanted = s.request.is_some();
+            let request = s
+                .request
+                .and_then(|b| crate::budget::KeptBytes::keep(&crate::budget::BUDGET, b));
+            let mut state = CallState::new(
                 s.span,
                 s.api,
                 s.model.unwrap_or_else(|| "unknown".to_owned()),
                 200,
                 "text/event-stream",
                 s.started,
-                s.request,
+                None,
                 llmtel::content_capture().is_enabled(),
                 None,
             );
+            state.request_over_budget = wanted && request.is_none();
+            state.request_body = request;
             self.tap = Some(Tap::new(state));
         }
         self.tap.as_mut()

@@ -24,6 +24,18 @@ pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 /// before it).
 pub const TAIL_BYTES: usize = 64 * 1024;
 
+/// Capacity a buffer keeps once empty; a larger one (an event or line over 64 KiB) is given
+/// back, so that a long stream holds only what its current event needs.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// Empties `v`, giving its memory back if it outgrew [`KEEP_CAPACITY`].
+fn clear_trimmed(v: &mut Vec<u8>) {
+    v.clear();
+    if v.capacity() > KEEP_CAPACITY {
+        *v = Vec::new();
+    }
+}
+
 /// One dispatched event.
 #[derive(Debug, Clone, Copy)]
 pub struct SseEvent<'a> {
@@ -135,7 +147,7 @@ impl SseParser {
                         let line = std::mem::take(&mut self.line);
                         self.process_line_owned(&line, &mut on_event);
                         self.line = line;
-                        self.line.clear();
+                        clear_trimmed(&mut self.line);
                     }
                     self.line_too_long = false;
                 }
@@ -190,7 +202,7 @@ impl SseParser {
             let mut whole = std::mem::take(&mut self.line);
             whole.extend_from_slice(bytes);
             self.start_long_line(&whole);
-            whole.clear();
+            clear_trimmed(&mut whole);
             self.line = whole;
             self.line_too_long = true;
             return;
@@ -225,7 +237,7 @@ impl SseParser {
             self.keep_tail(&data);
             self.keep_tail(b"\n");
             self.data = data;
-            self.data.clear();
+            clear_trimmed(&mut self.data);
         }
         self.has_data = false;
     }
@@ -269,11 +281,11 @@ impl SseParser {
                     truncated: false,
                 });
             }
-            self.data.clear();
+            clear_trimmed(&mut self.data);
             self.event.clear();
             self.has_data = false;
             self.truncated = false;
-            self.tail.clear();
+            clear_trimmed(&mut self.tail);
             return;
         }
         if line[0] == b':' {
@@ -430,6 +442,42 @@ mod tests {
             }
             assert_eq!(out, vec![(b"1\n2".to_vec(), false)], "step {step}");
             assert_eq!(p.oversized(), 1);
+        }
+    }
+
+    #[test]
+    fn an_event_over_64_kib_gives_its_memory_back_once_dispatched() {
+        // A 3 MiB event (kept whole), a 6 MiB one (dispatched truncated), each arriving
+        // in pieces through the line buffer, then small events.
+        let mut stream = Vec::new();
+        for n in [3 << 20, 6 << 20] {
+            stream.extend_from_slice(b"data: {\"a\":\"");
+            stream.extend(std::iter::repeat_n(b'x', n));
+            stream.extend_from_slice(b"\"}\n\n");
+        }
+        stream.extend_from_slice(b"data: {\"small\":1}\n\ndata: 2\n\n");
+        let mut p = SseParser::new();
+        let mut sizes = Vec::new();
+        for c in stream.chunks(100_000) {
+            p.feed(c, |e| sizes.push((e.data.len(), e.truncated)));
+            let held = p.line.capacity() + p.data.capacity() + p.tail.capacity();
+            assert!(held <= 2 * MAX_EVENT_BYTES + 4 * TAIL_BYTES, "{held}");
+        }
+        assert_eq!(
+            sizes,
+            vec![
+                ((3 << 20) + 8, false),
+                (TAIL_BYTES, true),
+                (11, false),
+                (1, false)
+            ]
+        );
+        for (name, cap) in [
+            ("line", p.line.capacity()),
+            ("data", p.data.capacity()),
+            ("tail", p.tail.capacity()),
+        ] {
+            assert!(cap <= KEEP_CAPACITY, "{name}: {cap}");
         }
     }
 

@@ -432,6 +432,9 @@ fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
     assert_eq!(after.bytes_skipped, 0);
     assert_eq!(after.inline_calls, 0);
     assert_eq!(after.decoder_panics, 0);
+    // Nothing is kept for a call that has ended (its request copy, its body).
+    assert_eq!(after.kept_bytes, 0);
+    assert_eq!(after.over_budget, 0);
 }
 
 #[derive(Debug, Default)]
