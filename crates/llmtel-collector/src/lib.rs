@@ -370,43 +370,89 @@ impl Collector {
     }
 
     /// Stops gracefully, within `timeout`: stops receiving (senders are refused and retry
-    /// elsewhere or later, as OTLP exporters do), forwards what is queued (retrying a
-    /// downstream that refuses for now, as while running), flushes the budgets' spend and the
-    /// quality monitor, then stops. Returns the counters then: spans still queued at the
-    /// deadline (`queue_depth`) were not sent. `llmtel collector` calls this on Ctrl-C and
-    /// SIGTERM; dropping a `Collector` stops it at once, losing what is queued.
+    /// elsewhere or later, as OTLP exporters do), runs what was accepted through the stage
+    /// (its spend, calls and quality results are recorded whether or not it is sent),
+    /// forwards what is queued (retrying a downstream that refuses for now, as while
+    /// running), then flushes the budgets' spend and the quality monitor, then stops. With
+    /// budgets or a quality monitor, forwarding stops a quarter of `timeout` before the
+    /// deadline at the latest, so that the flushes have that time (all that is left when the
+    /// queue empties sooner); a flush that does not finish in it is counted
+    /// ([`Stats::flushes_failed`]) and said on stderr, with what to do.
+    /// Returns the counters then: spans still queued (`queue_depth`) were not sent.
+    /// `llmtel collector` calls this on Ctrl-C and SIGTERM; dropping a `Collector` stops it
+    /// at once, losing what is queued.
     pub async fn shutdown(mut self, timeout: Duration) -> Stats {
-        let deadline = tokio::time::Instant::now() + timeout;
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        let now = tokio::time::Instant::now;
+        // (A year is as good as forever here, and is still a point in time.)
+        let timeout = timeout.min(Duration::from_secs(365 * 24 * 3600));
+        let deadline = now() + timeout;
+        let budgets = self.budgets.take();
+        let quality = self.quality.take();
+        // The flushes' own share: a queue the downstream does not take is not forwarded
+        // into it.
+        let forward_until = if budgets.is_some() || quality.is_some() {
+            deadline - timeout / 4
+        } else {
+            deadline
+        };
         // Connections already open stay open until their own timeouts: their requests are
         // refused from now on (429 / UNAVAILABLE, which OTLP exporters retry elsewhere or
         // later), not taken into a queue that is being emptied.
-        self.queue
-            .closing
-            .store(true, std::sync::atomic::Ordering::Release);
+        self.queue.closing.store(true, Release);
         for r in self.receivers.drain(..) {
             r.abort();
             let _ = r.await;
         }
+        let counters = self.queue.counters.clone();
+        // Everything accepted goes through the stage (fast: no network), so that its spend
+        // is in the budgets before they are flushed.
+        while counters.unstaged.load(Relaxed) > 0 && now() < forward_until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // The forwarders release a request's room once it is sent or given up on.
-        while self.queue.counters.snapshot().queue_depth > 0
-            && tokio::time::Instant::now() < deadline
-        {
+        while counters.snapshot().queue_depth > 0 && now() < forward_until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let budgets = self.budgets.take();
-        let quality = self.quality.take();
+        let left = deadline.saturating_duration_since(now());
         // Both flushes block (they wait for the stores' and the monitor's threads).
-        let _ = tokio::task::spawn_blocking(move || {
+        let failed = tokio::task::spawn_blocking(move || {
             let start = std::time::Instant::now();
+            let mut failed = Vec::new();
             if let Some(b) = &budgets {
-                b.flush(left);
+                // Half for each when both flush; what the budgets leave goes to the monitor.
+                let share = if quality.is_some() { left / 2 } else { left };
+                if !b.flush(share) {
+                    failed.push(format!(
+                        "the budgets' spend did not all reach their store within the shutdown \
+                         time ({share:?}): spend may be lost; check the store (Redis, SQLite) \
+                         or give the shutdown more time (--shutdown-timeout)"
+                    ));
+                }
             }
             if let Some(q) = &quality {
-                q.flush(left.saturating_sub(start.elapsed()));
+                let share = left.saturating_sub(start.elapsed());
+                if !q.flush(share) {
+                    failed.push(format!(
+                        "the quality monitor did not finish its evaluations and alerts within \
+                         the shutdown time ({share:?}): results or alerts may be lost; check \
+                         the alert sinks or give the shutdown more time (--shutdown-timeout)"
+                    ));
+                }
             }
+            failed
         })
-        .await;
+        .await
+        .unwrap_or_else(|_| vec!["a budgets or quality flush panicked".to_owned()]);
+        if !failed.is_empty() {
+            counters
+                .flushes_failed
+                .fetch_add(failed.len() as u64, Relaxed);
+            let message = format!("shutdown: {}", failed.join("; "));
+            // Said once, as the collector stops: nothing can read `last_error` after.
+            eprintln!("llmtel collector: {message}");
+            counters.note(message);
+        }
         self.stats()
     }
 }

@@ -1,8 +1,10 @@
-//! The bounded queue between the receivers and the forwarder, and the forwarder: OTLP →
-//! `SpanData` (what the stage reads) → dialect mapping → priced once by
+//! The bounded queue between the receivers and the stage, the stage, and the forwarders.
+//! Each accepted request is run through the stage as it comes, whatever the downstream does:
+//! OTLP → `SpanData` (what the stage reads) → dialect mapping → priced once by
 //! [`llmtel::GenAiExporter::process_call`] → sinks, quality, budgets → back into the OTLP
-//! request (the attributes by [`encode::request`]), encoded once and sent downstream (a
-//! retry sends the same bytes, without pricing or counting again).
+//! request (the attributes by [`encode::request`]), encoded once. The forwarders send the
+//! encoded request downstream (a retry sends the same bytes, without pricing or counting
+//! again); its room in the queue is held until it is sent or given up on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -195,9 +197,16 @@ impl Queue {
             via,
             held,
         };
+        // Counted before it can be staged (and taken back if it never will be).
+        self.counters
+            .unstaged
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.tx.send(job).is_err() {
             // Nothing takes jobs any more: the sender is told to retry (the job, dropped
             // with the error, released its room).
+            self.counters
+                .unstaged
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             return refuse(Admit::Stopped);
         }
         self.counters
@@ -347,10 +356,14 @@ pub(crate) fn account(
     true
 }
 
-/// Forwarders taking jobs from the queue, each with its own downstream connection: one
-/// request's round trip to the downstream no longer holds up the next (one forwarder took
-/// 7,600 spans/s at most; BENCHMARKS.md, "Collector under load").
+/// Forwarders taking staged requests from the queue, each with its own downstream
+/// connection: one request's round trip to the downstream does not hold up the next (one
+/// forwarder took 7,600 spans/s at most; BENCHMARKS.md, "Collector under load").
 const FORWARDERS: usize = 4;
+
+/// Stage tasks taking accepted requests: pricing, sinks, quality, budgets and encoding, as
+/// requests arrive, whatever the downstream does.
+const STAGES: usize = 4;
 
 /// Starts the forwarder tasks; returns the queue the receivers submit to.
 pub(crate) fn start(
@@ -369,10 +382,25 @@ pub(crate) fn start(
     sinks.extend(config.sinks.iter().cloned());
     let (tx, rx) = mpsc::unbounded_channel();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let mut tasks = Vec::with_capacity(FORWARDERS);
+    // Staged requests, bounded as the jobs are: by the room each holds until it is sent.
+    let (staged_tx, staged_rx) = mpsc::unbounded_channel();
+    let staged_rx = Arc::new(tokio::sync::Mutex::new(staged_rx));
+    let mut tasks = Vec::with_capacity(STAGES + FORWARDERS);
     let attributes = config.budget_attributes();
     let hop_id: Arc<str> = crate::hop::new_id().into();
-    for _ in 0..FORWARDERS {
+    let downstreams = (0..FORWARDERS)
+        .map(|_| {
+            Downstream::new(
+                &endpoint,
+                protocol,
+                config.timeout,
+                &config.forward_headers,
+                &tls,
+                gzip,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for _ in 0..STAGES {
         let stage = Stage {
             pricing: match &config.catalog {
                 Some(prices) => llmtel::GenAiExporter::new(Discard).with_catalog(prices.0.clone()),
@@ -383,23 +411,22 @@ pub(crate) fn start(
             attributes: attributes.clone(),
             sinks: sinks.clone(),
             quality: config.quality.clone(),
+            forward_max: config.forward_max_request_bytes,
+            hop_id: hop_id.clone(),
         };
-        let downstream = Downstream::new(
-            &endpoint,
-            protocol,
-            config.timeout,
-            &config.forward_headers,
-            &tls,
-            gzip,
-        )?;
-        tasks.push(tokio::spawn(forward(
+        tasks.push(tokio::spawn(stage_jobs(
             rx.clone(),
             stage,
+            staged_tx.clone(),
+            counters.clone(),
+        )));
+    }
+    for downstream in downstreams {
+        tasks.push(tokio::spawn(forward(
+            staged_rx.clone(),
             downstream,
             counters.clone(),
             config.retry_for,
-            config.forward_max_request_bytes,
-            hop_id.clone(),
         )));
     }
     Ok((
@@ -427,34 +454,62 @@ struct Stage {
     sinks: Vec<Arc<dyn llmtel::CallSink>>,
     /// The quality pipeline: its sink is one of `sinks`; the evaluation results and feedback
     /// the spans carry are handed to it here. Held, it also keeps the pipeline's threads
-    /// running as long as the forwarder (its `/metrics` collector holds it weakly).
+    /// running as long as the stage (its `/metrics` collector holds it weakly).
     quality: Option<llmtel_quality::Quality>,
+    /// The most bytes of one forwarded request (`[forward] max_request_bytes`).
+    forward_max: usize,
+    /// This collector's id in [`crate::hop::HEADER`].
+    hop_id: Arc<str>,
 }
 
-async fn forward(
+/// A request the stage has run through: its encoded bodies, each with its outcome, sent in
+/// order by one forwarder, and its room in the queue, released once they are sent or
+/// given up on.
+struct Staged {
+    bodies: Vec<(Vec<u8>, Outcome)>,
+    /// Its [`crate::hop::HEADER`].
+    hops: String,
+    held: Held,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("bodies", &self.bodies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs each accepted request through the stage as it comes (spend, sinks and quality are
+/// recorded then, whether or not the downstream takes the spans, however long it is down)
+/// and hands it to the forwarders.
+async fn stage_jobs(
     rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>,
     stage: Stage,
-    downstream: Downstream,
+    forwarders: mpsc::UnboundedSender<Staged>,
     counters: Arc<Counters>,
-    retry_for: Duration,
-    forward_max: usize,
-    hop_id: Arc<str>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     loop {
-        // One forwarder waits for the next job at a time; the others work on theirs.
+        // One stage task waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
         let Some(job) = next else { break };
-        let hops = crate::hop::value(&job.via, &hop_id);
         let declared = job.held.spans;
         // The stage runs code that is not the collector's (sinks given with
         // `Config::with_sink`, the budgets' store, the quality monitor): a panic there fails
-        // this job, counted, not the forwarder (whose queue room would never come back).
-        let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            stage.job(job, &counters, forward_max)
-        }));
-        let (bodies, held) = match staged {
-            Ok(staged) => staged,
+        // this job, counted, not the task (the job's room is released as it is dropped).
+        let staged =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stage.job(job, &counters)));
+        counters.unstaged.fetch_sub(1, Relaxed);
+        match staged {
+            Ok(staged) if staged.bodies.is_empty() => {}
+            Ok(staged) => {
+                if let Err(e) = forwarders.send(staged) {
+                    // Only when the forwarders are gone (the collector is being dropped).
+                    let spans: u64 = e.0.bodies.iter().map(|(_, o)| o.spans).sum();
+                    counters.dropped_export_failed.fetch_add(spans, Relaxed);
+                }
+            }
             Err(panic) => {
                 counters
                     .dropped_stage_failed
@@ -465,41 +520,56 @@ async fn forward(
                      a bug: report it with this message",
                     panic_message(&*panic)
                 ));
-                continue;
             }
+        }
+    }
+}
+
+/// Sends staged requests downstream, each retried as OTLP says for `retry_for`, counted
+/// as forwarded, rejected or failed; its room released once it is done with.
+async fn forward(
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Staged>>>,
+    downstream: Downstream,
+    counters: Arc<Counters>,
+    retry_for: Duration,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        // One forwarder waits for the next request at a time; the others work on theirs.
+        let next = rx.lock().await.recv().await;
+        let Some(Staged { bodies, hops, held }) = next else {
+            break;
         };
-        {
-            let _held = held;
-            // No deadline when `retry_for` is past any point in time (`Duration::MAX`).
-            let deadline = Instant::now().checked_add(retry_for);
-            for (body, outcome) in bodies {
-                let body = downstream.body(bytes::Bytes::from(body));
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    let after = match downstream.send(body.clone(), &hops).await {
-                        Ok(rejected) => {
-                            outcome.forwarded(&counters, rejected);
-                            break;
-                        }
-                        Err(Refusal::Final(why)) => {
-                            counters.dropped_rejected.fetch_add(outcome.spans, Relaxed);
-                            counters.note(format!("{} spans dropped: {why}", outcome.spans));
-                            break;
-                        }
-                        Err(Refusal::Retry { after }) => after,
-                    };
-                    // The downstream's own delay when it gave one (at least 100 ms), else
-                    // the backoff.
-                    let wait = after.map_or(backoff, |a| a.max(Duration::from_millis(100)));
-                    if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                        counters
-                            .dropped_export_failed
-                            .fetch_add(outcome.spans, Relaxed);
+        let _held = held;
+        // No deadline when `retry_for` is past any point in time (`Duration::MAX`).
+        let deadline = Instant::now().checked_add(retry_for);
+        for (body, outcome) in bodies {
+            let body = downstream.body(bytes::Bytes::from(body));
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let after = match downstream.send(body.clone(), &hops).await {
+                    Ok(rejected) => {
+                        outcome.forwarded(&counters, rejected);
                         break;
                     }
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    Err(Refusal::Final(why)) => {
+                        counters.dropped_rejected.fetch_add(outcome.spans, Relaxed);
+                        counters.note(format!("{} spans dropped: {why}", outcome.spans));
+                        break;
+                    }
+                    Err(Refusal::Retry { after }) => after,
+                };
+                // The downstream's own delay when it gave one (at least 100 ms), else the
+                // backoff.
+                let wait = after.map_or(backoff, |a| a.max(Duration::from_millis(100)));
+                if deadline.is_some_and(|d| Instant::now() + wait > d) {
+                    counters
+                        .dropped_export_failed
+                        .fetch_add(outcome.spans, Relaxed);
+                    break;
                 }
+                tokio::time::sleep(wait).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -548,17 +618,12 @@ fn bodies(
 
 impl Stage {
     /// Runs one request through the stage (the content policy on resources and links, then
-    /// each scope's spans: [`Stage::run`]) and encodes it once, in parts under `forward_max`
-    /// bytes when it is bigger: the bodies to send with their outcomes, and the job's room
-    /// (held until they are sent or given up on). A retry sends the same bytes; while a slow
+    /// each scope's spans: [`Stage::run`]) and encodes it once, in parts under
+    /// `forward_max` bytes when it is bigger: the bodies to send with their outcomes, and
+    /// the job's room (held until they are sent or given up on). A retry sends the same bytes; while a slow
     /// or unreachable downstream is retried, only the encoded bodies are held, not the
     /// decoded spans.
-    fn job(
-        &self,
-        mut job: Job,
-        counters: &Counters,
-        forward_max: usize,
-    ) -> (Vec<(Vec<u8>, Outcome)>, Held) {
+    fn job(&self, mut job: Job, counters: &Counters) -> Staged {
         use std::sync::atomic::Ordering::Relaxed;
         // How the stage left each span, in the request's order.
         let mut outcomes = Vec::with_capacity(job.held.spans);
@@ -591,11 +656,15 @@ impl Stage {
                 std::mem::take(&mut job.resource_spans),
                 attributes,
                 &outcomes,
-                forward_max,
+                self.forward_max,
                 counters,
             )
         };
-        (bodies, job.held)
+        Staged {
+            bodies,
+            hops: crate::hop::value(&job.via, &self.hop_id),
+            held: job.held,
+        }
     }
 
     /// Runs one scope's spans through the stage, in place: spans with invalid ids are left

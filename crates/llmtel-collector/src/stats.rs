@@ -65,6 +65,11 @@ pub struct Stats {
     /// Connections refused because `max_connections` were open on the listener (OTLP/HTTP:
     /// answered `503` and closed; OTLP/gRPC: closed at once). The sender's exporter retries.
     pub refused_connections: u64,
+    /// Flushes of the budgets' spend or of the quality monitor that a shutdown could not
+    /// finish in its time (spend, results or alerts may be lost; the shutdown says which on
+    /// stderr, with what to do).
+    /// 0 until [`Collector::shutdown`](crate::Collector::shutdown).
+    pub flushes_failed: u64,
     /// Spans in the queue now (accepted, not yet forwarded or dropped).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
@@ -236,9 +241,13 @@ pub(crate) struct Counters {
     refused_encoding: AtomicU64,
     /// gRPC connections refused (the HTTP listener counts its own).
     refused_connections: AtomicU64,
+    pub(crate) flushes_failed: AtomicU64,
     /// The OTLP/HTTP listener's limits, whose counters count the requests it refused for
     /// their size (set once it listens).
     pub(crate) http_listener: std::sync::OnceLock<llmtel_metrics::listener::Limits>,
+    /// Requests accepted that the stage has not run through yet (a shutdown waits for
+    /// them before it flushes the budgets).
+    pub(crate) unstaged: AtomicUsize,
     /// Spans held.
     pub(crate) spans: Room,
     /// Bytes held.
@@ -312,7 +321,9 @@ impl Counters {
             refused_bad_request: AtomicU64::new(0),
             refused_encoding: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
+            flushes_failed: AtomicU64::new(0),
             http_listener: std::sync::OnceLock::new(),
+            unstaged: AtomicUsize::new(0),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
             last_error: std::sync::Mutex::default(),
@@ -393,6 +404,7 @@ impl Counters {
             refused_encoding: self.refused_encoding.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed)
                 + self.http_listener.get().map_or(0, |l| l.stats().refused),
+            flushes_failed: self.flushes_failed.load(Relaxed),
             queue_depth: self.spans.used.load(Relaxed) as u64,
             queue_capacity: self.spans.capacity as u64,
             queue_bytes: self.bytes.used.load(Relaxed) as u64,
