@@ -47,7 +47,8 @@ impl Protocol {
 /// http_listen = "127.0.0.1:4318"
 /// metrics_listen = "127.0.0.1:9466"
 /// queue_size = 8192            # spans held for forwarding; past it senders get 429 / UNAVAILABLE
-/// queue_bytes = 67108864       # and bytes of requests held (64 MiB): the bound when spans are big
+/// queue_bytes = 67108864       # and bytes of requests held (64 MiB, decoded size estimated):
+///                              # the bound when spans are big
 /// max_request_bytes = 4194304  # largest OTLP request accepted
 /// max_connections = 256        # connections open at once on each OTLP listener
 /// capture_content = false      # keep prompt/response attributes (truncated); off: dropped
@@ -437,8 +438,11 @@ impl Config {
         Ok(self)
     }
 
-    /// Holds at most `bytes` of OTLP requests waiting to be forwarded (their encoded size,
-    /// decompressed; 64 MiB by default): with [`with_queue_size`](Self::with_queue_size),
+    /// Holds at most `bytes` of OTLP requests waiting to be forwarded (64 MiB by default):
+    /// each counted as its encoded size, decompressed, plus an estimate of what its decoded
+    /// structures take beyond it (each resource, scope, span, event, link, attribute and
+    /// array or map value: an attribute of a few bytes on the wire takes 100 or so once
+    /// decoded), held until the request is sent or given up on. With [`with_queue_size`](Self::with_queue_size),
     /// what bounds the collector's memory while the downstream is slow or down, whatever
     /// the size of the spans (captured prompts make them big). Past it senders are told to
     /// retry later, as past the span count; a request bigger than this alone is refused

@@ -21,8 +21,9 @@
 //!   headers`), through a bounded queue. Each request is put back together with its resource,
 //!   scopes and links as they came (each span's attributes written straight from the
 //!   stage's values), encoded once, and sent again as is on a retry. The queue is bounded
-//!   in spans (`queue_size`, 8,192) and in bytes of requests (`queue_bytes`, 64 MiB: the
-//!   bound when spans are big, with captured prompts). When the queue is full, senders are
+//!   in spans (`queue_size`, 8,192) and in bytes of requests (`queue_bytes`, 64 MiB, each
+//!   request's encoded size plus an estimate of its decoded structures: the bound when
+//!   spans are big, with captured prompts, or have many small attributes). When the queue is full, senders are
 //!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the body a
 //!   `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
 //!   (gRPC), which every OTLP exporter retries; nothing is dropped silently. A batch the

@@ -129,11 +129,73 @@ fn span_count(resource_spans: &[ResourceSpans]) -> usize {
         .sum()
 }
 
+/// An estimate of the memory a decoded request holds beyond its encoded bytes: the structs
+/// of each resource, scope, span, event, link, attribute and array or map value. An
+/// attribute of two bytes on the wire is a `KeyValue` of 100 or so once decoded: a request
+/// of many small attributes holds several times its encoded size.
+fn decoded_overhead(resource_spans: &[ResourceSpans]) -> usize {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span, span};
+    use std::mem::size_of;
+    fn value(v: &AnyValue) -> usize {
+        match &v.value {
+            Some(Value::ArrayValue(a)) => a
+                .values
+                .iter()
+                .map(|v| size_of::<AnyValue>() + value(v))
+                .sum(),
+            Some(Value::KvlistValue(kv)) => attributes(&kv.values),
+            _ => 0,
+        }
+    }
+    fn attributes(kvs: &[KeyValue]) -> usize {
+        kvs.iter()
+            .map(|kv| size_of::<KeyValue>() + kv.value.as_ref().map_or(0, value))
+            .sum()
+    }
+    resource_spans
+        .iter()
+        .map(|rs| {
+            size_of::<ResourceSpans>()
+                + rs.resource
+                    .as_ref()
+                    .map_or(0, |r| attributes(&r.attributes))
+                + rs.scope_spans
+                    .iter()
+                    .map(|ss| {
+                        size_of::<ScopeSpans>()
+                            + ss.scope.as_ref().map_or(0, |s| attributes(&s.attributes))
+                            + ss.spans
+                                .iter()
+                                .map(|s| {
+                                    size_of::<Span>()
+                                        + attributes(&s.attributes)
+                                        + s.events
+                                            .iter()
+                                            .map(|e| {
+                                                size_of::<span::Event>() + attributes(&e.attributes)
+                                            })
+                                            .sum::<usize>()
+                                        + s.links
+                                            .iter()
+                                            .map(|l| {
+                                                size_of::<span::Link>() + attributes(&l.attributes)
+                                            })
+                                            .sum::<usize>()
+                                })
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
 impl Queue {
     /// Queues a request's spans if they fit (the channel is unbounded; room is reserved in
     /// `counters`, so the queue never holds more spans or bytes than its capacities).
-    /// `bytes` is the request's encoded size (its body, decompressed); `via` the collectors
-    /// it went through ([`crate::hop::check`]).
+    /// `bytes` is the request's encoded size (its body, decompressed), to which the memory
+    /// of its decoded structures is added ([`decoded_overhead`]); `via` the collectors it
+    /// went through ([`crate::hop::check`]).
     pub(crate) fn submit(
         &self,
         mut req: ExportTraceServiceRequest,
@@ -157,6 +219,8 @@ impl Queue {
             invalid();
             return Admit::Accepted { rejected };
         }
+        // What the queue holds of it until it is staged: the decoded request.
+        let bytes = bytes.saturating_add(decoded_overhead(&req.resource_spans));
         let refuse = |a: Admit| {
             self.counters
                 .dropped_queue_full
@@ -168,7 +232,7 @@ impl Queue {
             (
                 bytes,
                 self.counters.bytes.capacity(),
-                "bytes",
+                "bytes once decoded",
                 "queue_bytes",
             ),
         ] {
@@ -772,6 +836,60 @@ mod tests {
         }
     }
 
+    /// A request of one span with `n` attributes of a few bytes each, and its encoded size.
+    fn tiny_attributes(n: usize) -> (ExportTraceServiceRequest, usize) {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        let mut req = two_spans();
+        let spans = &mut req.resource_spans[0].scope_spans[0].spans;
+        spans.truncate(1);
+        spans[0].attributes = (0..n)
+            .map(|i| KeyValue {
+                key: format!("{}", i % 10),
+                value: Some(AnyValue {
+                    value: Some(Value::IntValue(1)),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        let bytes = prost::Message::encoded_len(&req);
+        (req, bytes)
+    }
+
+    #[test]
+    fn the_queue_counts_the_decoded_size_of_small_attributes_not_only_their_wire_bytes() {
+        use opentelemetry_proto::tonic::common::v1::KeyValue;
+        let (req, wire) = tiny_attributes(100);
+        assert!(wire < 100 * 10, "{wire}");
+        let (queue, _rx) = queue();
+        assert_eq!(
+            queue.submit(req, wire, Vec::new()),
+            Admit::Accepted { rejected: 0 }
+        );
+        let held = queue.counters.snapshot().queue_bytes as usize;
+        assert!(
+            held >= wire + 100 * std::mem::size_of::<KeyValue>(),
+            "{held} for {wire} bytes on the wire"
+        );
+        // 64 KiB of queue: 2,000 attributes are ~14 KB on the wire, far more decoded.
+        let (req, wire) = tiny_attributes(2_000);
+        assert!(wire < 32 * 1024, "{wire}");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let small = Queue {
+            tx,
+            counters: Arc::new(Counters::new(10, 64 * 1024)),
+            ..queue
+        };
+        match small.submit(req, wire, Vec::new()) {
+            Admit::TooLarge { amount, unit, .. } => {
+                assert!(
+                    amount > 64 * 1024 && unit == "bytes once decoded",
+                    "{amount}"
+                );
+            }
+            other => panic!("accepted a request whose decoded size is past the queue: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_request_nothing_will_take_is_told_to_retry_and_holds_no_room() {
         let (queue, rx) = queue();
@@ -790,7 +908,8 @@ mod tests {
             Admit::Accepted { rejected: 0 }
         );
         let s = queue.counters.snapshot();
-        assert_eq!((s.queue_depth, s.queue_bytes, s.received), (2, 100, 2));
+        assert_eq!((s.queue_depth, s.received), (2, 2));
+        assert!(s.queue_bytes > 100, "{s:?}");
         drop(rx.try_recv().unwrap());
         let s = queue.counters.snapshot();
         assert_eq!((s.queue_depth, s.queue_bytes), (0, 0));

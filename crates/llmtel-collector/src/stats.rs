@@ -74,7 +74,8 @@ pub struct Stats {
     pub queue_depth: u64,
     /// Spans the queue holds at most.
     pub queue_capacity: u64,
-    /// Bytes of OTLP requests in the queue now (their encoded size, decompressed).
+    /// Bytes of OTLP requests in the queue now: their encoded size, decompressed, plus an
+    /// estimate of their decoded structures (see `Config::with_queue_bytes`).
     pub queue_bytes: u64,
     /// Bytes of OTLP requests the queue holds at most (`queue_bytes`): what bounds its
     /// memory when spans are big (captured prompts), where `queue_capacity` bounds it when
