@@ -138,7 +138,9 @@ struct Breaker {
 
 impl Breaker {
     fn now_ms(&self) -> u64 {
-        (self.base.elapsed().as_millis() as u64).max(1)
+        u64::try_from(self.base.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Whether a call may go to the store (closed, or this caller is the probe).
@@ -177,7 +179,10 @@ impl Breaker {
         let n = self.failures.fetch_add(1, Relaxed).saturating_add(1);
         let was_open = self.open_until.load(Relaxed) != 0;
         let opened = if n >= self.threshold || was_open {
-            let until = self.now_ms() + self.cool_down.as_millis() as u64;
+            // Saturating: a cool-down of `Duration::MAX` keeps it open (until a write
+            // succeeds) instead of overflowing on the request thread.
+            let cool_down = u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX);
+            let until = self.now_ms().saturating_add(cool_down);
             self.open_until.store(until, Relaxed);
             !was_open
         } else {
@@ -362,7 +367,8 @@ impl BudgetsBuilder {
         self
     }
 
-    /// How long an unsettled reservation holds budget (default 10 minutes).
+    /// How long an unsettled reservation holds budget (default 10 minutes; at most 100
+    /// years: a longer one, `Duration::MAX` included, is taken as that).
     pub fn with_reservation_ttl(mut self, ttl: Duration) -> Self {
         self.reservation_ttl = ttl;
         self
@@ -379,7 +385,9 @@ impl BudgetsBuilder {
     /// in a row (default 3), `reserve` answers at once by the fail mode, without asking the
     /// store, for `cool_down` (default 2 s); then one call probes the store, and a success
     /// closes the breaker. A down or blackholed store then costs a request nothing instead
-    /// of the store's deadline every time. Visible in [`BudgetStats::breaker_open`].
+    /// of the store's deadline every time. Visible in [`BudgetStats::breaker_open`]. A
+    /// `cool_down` of `Duration::MAX` never probes: the breaker closes when a spend write
+    /// reaches the store.
     pub fn with_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.breaker = (failures.max(1), cool_down);
         self
@@ -407,7 +415,7 @@ impl BudgetsBuilder {
             alerts: self.alerts,
             clock: self.clock.unwrap_or_else(|| Arc::new(Timestamp::now)),
             fail: self.fail,
-            ttl_ms: self.reservation_ttl.as_millis() as i64,
+            ttl_ms: crate::store::expiry_ms(self.reservation_ttl),
             counters: Counters::default(),
             pending: Mutex::new(VecDeque::new()),
             buffer_cap: self.buffer,
@@ -802,10 +810,12 @@ impl Budgets {
                 }
             };
         }
-        let outcome = self
-            .inner
-            .store
-            .reserve(&id, &charges, now_ms, now_ms + self.inner.ttl_ms);
+        let outcome = self.inner.store.reserve(
+            &id,
+            &charges,
+            now_ms,
+            now_ms.saturating_add(self.inner.ttl_ms),
+        );
         drop(charges);
         match outcome {
             Ok(ReserveOutcome::Admitted) => {
@@ -1576,16 +1586,14 @@ impl Budgets {
 
     /// Waits up to `timeout` until every spend write queued before this call reached the
     /// store (a store that is down keeps the buffer). Returns whether it did.
+    /// `Duration::MAX` waits with no deadline.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
         if self.inner.store.is_remote() {
             // The writer's flush replays the buffer and fails while spend is still buffered.
             let Some(w) = self.inner.writer.get() else {
                 return false;
             };
-            let empty = w
-                .flush(deadline.saturating_duration_since(Instant::now()))
-                .is_ok();
+            let empty = w.flush(timeout).is_ok();
             let _ = self.inner.store.flush();
             empty
         } else {

@@ -219,6 +219,19 @@ pub trait BudgetStore: Send + Sync + Debug {
     }
 }
 
+/// The longest expiry a store is given, ms (100 years): a longer TTL or window
+/// (`Duration::MAX` included) is taken as this, so that every store can keep it as ms since
+/// the epoch (Redis `PEXPIRE` / `PX` refuse an expiry past `i64::MAX`, and its Lua scripts
+/// compute in doubles, exact below 2^53).
+pub(crate) const MAX_EXPIRY_MS: i64 = 100 * 365 * 24 * 3_600_000;
+
+/// `d` in ms, at most [`MAX_EXPIRY_MS`] (a caller's `Duration::MAX` never overflows).
+pub(crate) fn expiry_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(MAX_EXPIRY_MS)
+}
+
 /// [`BudgetStore::commit`] for a store whose [`BudgetStore::commit_batch`] does the work:
 /// one commit as a batch of one.
 #[cfg(any(feature = "redis", feature = "sqlite"))]

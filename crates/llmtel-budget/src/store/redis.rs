@@ -472,7 +472,7 @@ impl RedisStore {
     }
 
     /// Sets the connect, read and write timeout of every operation but `reserve` (default
-    /// 200 ms).
+    /// 200 ms; `Duration::MAX`: no deadline).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -482,7 +482,8 @@ impl RedisStore {
     /// request waits on a slow or unreachable Redis before the budgets fail open or closed
     /// (and, after a few such failures, their circuit breaker answers at once). A
     /// connection still being made at the deadline is finished in the background and
-    /// serves the next call.
+    /// serves the next call. `Duration::MAX`: no deadline (a request then waits as long as
+    /// Redis does).
     pub fn with_reserve_timeout(mut self, timeout: Duration) -> Self {
         self.reserve_timeout = timeout;
         self
@@ -498,7 +499,8 @@ impl RedisStore {
 
     /// How long an applied spend write's operation id is remembered (default 1 hour): a
     /// write whose reply was lost and that is replayed within this window is not counted
-    /// twice.
+    /// twice. At most 100 years (a longer one, `Duration::MAX` included, is taken as that:
+    /// Redis refuses an expiry past `i64::MAX` ms).
     pub fn with_replay_window(mut self, window: Duration) -> Self {
         self.replay_window = window;
         self
@@ -520,7 +522,8 @@ impl RedisStore {
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let start = std::time::Instant::now();
-        let mut p = match self.acquire(start + timeout)? {
+        // No deadline when it is past what an `Instant` can hold (`Duration::MAX`).
+        let mut p = match self.acquire(start.checked_add(timeout))? {
             Some(p) => p,
             None => Pooled {
                 conn: self.connect_within(timeout)?,
@@ -567,8 +570,8 @@ impl RedisStore {
     }
 
     /// An idle connection, or `None` with a slot to open a new one, or an error when every
-    /// connection stayed busy until `deadline`.
-    fn acquire(&self, deadline: std::time::Instant) -> Result<Option<Pooled>, StoreError> {
+    /// connection stayed busy until `deadline` (`None`: no deadline).
+    fn acquire(&self, deadline: Option<std::time::Instant>) -> Result<Option<Pooled>, StoreError> {
         let mut pool = self.pool.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(p) = pool.idle.pop() {
@@ -578,6 +581,14 @@ impl RedisStore {
                 pool.open += 1;
                 return Ok(None);
             }
+            let Some(deadline) = deadline else {
+                pool = self
+                    .pool
+                    .ready
+                    .wait(pool)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
             let now = std::time::Instant::now();
             if now >= deadline {
                 return Err(err(format!(
@@ -637,7 +648,8 @@ impl RedisStore {
             self.discard();
             return Err(err(format!("cannot start a connection thread: {e}")));
         }
-        let deadline = std::time::Instant::now() + wait;
+        // No deadline when it is past what an `Instant` can hold (`Duration::MAX`).
+        let deadline = std::time::Instant::now().checked_add(wait);
         let mut g = handoff.0.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match g.result.take() {
@@ -649,6 +661,10 @@ impl RedisStore {
                 }
                 None => {}
             }
+            let Some(deadline) = deadline else {
+                g = handoff.1.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
             let now = std::time::Instant::now();
             if now >= deadline {
                 g.abandoned = true;
@@ -791,6 +807,9 @@ impl BudgetStore for RedisStore {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
+        // At most MAX_EXPIRY_MS ahead: `PEXPIRE` refuses an expiry past i64::MAX and the
+        // script's doubles are exact below 2^53.
+        let expires_ms = expires_ms.min(now_ms.saturating_add(super::MAX_EXPIRY_MS));
         let mut inv = self.reserve.prepare_invoke();
         inv.arg(id).arg(now_ms).arg(expires_ms).arg(charges.len());
         for (m, a) in charges {
@@ -803,7 +822,12 @@ impl BudgetStore for RedisStore {
                 .arg(m.limit_tokens.unwrap_or(-1))
                 .arg(a.usd)
                 .arg(a.tokens)
-                .arg((expires_ms - now_ms).max(1) + 1000);
+                .arg(
+                    expires_ms
+                        .saturating_sub(now_ms)
+                        .clamp(1, super::MAX_EXPIRY_MS)
+                        .saturating_add(1000),
+                );
         }
         let r: i64 = self.with_conn_within(self.reserve_timeout, |c| inv.invoke(c))?;
         Ok(if r == 0 {
@@ -843,7 +867,7 @@ impl BudgetStore for RedisStore {
         let mut buckets: HashMap<&str, usize> = HashMap::new();
         inv.arg(ops.len())
             .arg(now_ms)
-            .arg(self.replay_window.as_millis().max(1) as u64);
+            .arg(super::expiry_ms(self.replay_window).max(1));
         for op in ops {
             let oki = match op.op_id {
                 Some(o) if !o.is_empty() => index(&mut inv, format!("{}o:{o}", self.prefix)),
