@@ -13,7 +13,7 @@ use opentelemetry::trace::SpanId;
 use smallvec::SmallVec;
 
 use crate::context::{CallContext, Estimate, UnpricedTokens};
-use crate::error::{BudgetExceeded, ReserveError, StoreError};
+use crate::error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
 use crate::period::{Window, window};
 use crate::rule::{Mode, Period, Rule, Unpriced};
 use crate::status::RuleStatus;
@@ -96,6 +96,10 @@ pub struct BudgetStats {
     /// bound and unsettled within the reservation TTL (spans that never close, or bound
     /// where nothing settles them).
     pub bound_refused: u64,
+    /// Rules [`BudgetsBuilder::build`] had to change to use them (each logged as a
+    /// warning): a duplicate, empty or `\x1f`-holding name renamed, thresholds outside 1 to
+    /// 1000 percent left out. [`BudgetsBuilder::try_build`] refuses such rules instead.
+    pub rules_adjusted: u64,
 }
 
 #[derive(Debug, Default)]
@@ -120,6 +124,7 @@ struct Counters {
     short_circuited: AtomicU64,
     released_after_timeout: AtomicU64,
     bound_refused: AtomicU64,
+    rules_adjusted: AtomicU64,
 }
 
 /// The circuit breaker in front of the store (monotonic time, not the budgets' clock).
@@ -399,8 +404,39 @@ impl BudgetsBuilder {
         self
     }
 
+    /// Builds the budgets, refusing rules that cannot be used as given: a duplicate name
+    /// (two rules of one name share their meters in the store and charge every call
+    /// twice), an empty name or one holding `\x1f` (the separator of a store key),
+    /// thresholds outside 1 to 1000 percent. With a remote store, starts its writer thread.
+    ///
+    /// ```
+    /// use llmtel_budget::{Budgets, ConfigError, Period, Rule, Scope};
+    /// let rule = || Rule::new("daily", Scope::User, Period::Lifetime);
+    /// let err = Budgets::builder().with_rule(rule()).with_rule(rule()).try_build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::Rule { ref field, .. } if field == "name"));
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::Rule`] naming the first rule at fault and the field.
+    pub fn try_build(self) -> Result<Budgets, ConfigError> {
+        crate::rule::check_rules(&self.rules)?;
+        Ok(self.build_checked(0))
+    }
+
     /// Builds the budgets; with a remote store, starts its writer thread.
-    pub fn build(self) -> Budgets {
+    ///
+    /// Never fails: a rule that [`BudgetsBuilder::try_build`] refuses is changed so that it
+    /// can be used, with a warning logged and [`BudgetStats::rules_adjusted`] counted: a
+    /// duplicate name gets a suffix (the second `daily` becomes `daily#2`: its own meters,
+    /// not the first rule's, which it would charge a second time), an empty name becomes
+    /// `rule`, a `\x1f` in a name becomes `_`, thresholds outside 1 to 1000 percent are left
+    /// out. Rules from a rules file ([`crate::Config`]) are checked when it is read.
+    pub fn build(mut self) -> Budgets {
+        let adjusted = adjust_rules(&mut self.rules);
+        self.build_checked(adjusted)
+    }
+
+    fn build_checked(self, adjusted: u64) -> Budgets {
         let store: Arc<dyn BudgetStore> =
             self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let nanos = std::time::SystemTime::now()
@@ -416,7 +452,10 @@ impl BudgetsBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(Timestamp::now)),
             fail: self.fail,
             ttl_ms: crate::store::expiry_ms(self.reservation_ttl),
-            counters: Counters::default(),
+            counters: Counters {
+                rules_adjusted: AtomicU64::new(adjusted),
+                ..Counters::default()
+            },
             pending: Mutex::new(VecDeque::new()),
             buffer_cap: self.buffer,
             store_down: AtomicBool::new(false),
@@ -459,6 +498,57 @@ impl BudgetsBuilder {
         let last = Some(Arc::new(FlushOnDrop(Arc::downgrade(&inner))));
         Budgets { last, inner }
     }
+}
+
+/// Makes `rules` usable as [`BudgetsBuilder::build`] documents; returns how many it
+/// changed, each logged as a warning.
+fn adjust_rules(rules: &mut [Rule]) -> u64 {
+    let taken: std::collections::HashSet<Arc<str>> = rules.iter().map(|r| r.name.clone()).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut adjusted = 0;
+    for r in rules.iter_mut() {
+        let given = r.name.clone();
+        let mut changed = Vec::new();
+        if r.name_problem().is_some() {
+            let name = if r.name.is_empty() {
+                "rule".to_string()
+            } else {
+                r.name.replace('\u{1f}', "_")
+            };
+            r.name = name.into();
+            changed.push("name");
+        }
+        if seen.contains(&r.name) {
+            // The first free `name#n`, neither used by another rule nor given to one.
+            let base = r.name.clone();
+            let mut n = 2u64;
+            let mut name: Arc<str> = format!("{base}#{n}").into();
+            while seen.contains(&name) || taken.contains(&name) {
+                n += 1;
+                name = format!("{base}#{n}").into();
+            }
+            r.name = name;
+            changed.push("duplicate name");
+        }
+        seen.insert(r.name.clone());
+        let before = r.thresholds.len();
+        r.thresholds.retain(|t| crate::rule::THRESHOLDS.contains(t));
+        if r.thresholds.len() != before {
+            changed.push("thresholds");
+        }
+        if !changed.is_empty() {
+            adjusted += 1;
+            tracing::warn!(
+                target: "llmtel_budget",
+                rule = %given,
+                renamed = %r.name,
+                changed = ?changed,
+                "budget rule {given:?} changed to be usable (as {:?}: a duplicate, empty or \\x1f-holding name is renamed, thresholds outside 1..=1000 % left out); use BudgetsBuilder::try_build to refuse it instead",
+                r.name
+            );
+        }
+    }
+    adjusted
 }
 
 pub(crate) struct Inner {
@@ -1628,6 +1718,7 @@ impl Budgets {
             short_circuited: c.short_circuited.load(Relaxed),
             released_after_timeout: c.released_after_timeout.load(Relaxed),
             bound_refused: c.bound_refused.load(Relaxed),
+            rules_adjusted: c.rules_adjusted.load(Relaxed),
         }
     }
 

@@ -181,7 +181,7 @@ pub fn from_config(cfg: &Config) -> Result<BudgetsBuilder, ConfigError> {
 /// [`ConfigError`] for a bad config or an unreachable store.
 pub fn status_report(config: &std::path::Path, json: bool) -> Result<String, ConfigError> {
     let cfg = Config::load(config)?;
-    let budgets = from_config(&cfg)?.build();
+    let budgets = from_config(&cfg)?.try_build()?;
     let rows = budgets
         .status()
         .map_err(|e| ConfigError::Store(e.to_string()))?;

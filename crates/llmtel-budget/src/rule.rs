@@ -182,7 +182,9 @@ impl Unpriced {
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
-    /// Unique name (in status, alerts, `llmtel.budget.rule`, store keys).
+    /// Unique name (in status, alerts, `llmtel.budget.rule`, store keys): not empty, without
+    /// the unit separator `\x1f` (store keys are `name\x1fvalue`). Two rules of one name would
+    /// share their meters and charge every call twice; see [`crate::BudgetsBuilder::try_build`].
     pub name: Arc<str>,
     /// The dimension limited.
     pub scope: Scope,
@@ -194,7 +196,8 @@ pub struct Rule {
     pub period: Period,
     /// Limits.
     pub limits: Limits,
-    /// Soft thresholds in percent of a limit; each fires one alert per scope and period.
+    /// Soft thresholds in percent of a limit, from 1 to 1000; each fires one alert per scope
+    /// and period.
     pub thresholds: Vec<u32>,
     /// What a call with no price does under this rule (default: refuse).
     pub on_unpriced: Unpriced,
@@ -253,6 +256,54 @@ impl Rule {
         self.thresholds.dedup();
         self
     }
+}
+
+/// Thresholds a rule may have, in percent of its limit.
+pub(crate) const THRESHOLDS: std::ops::RangeInclusive<u32> = 1..=1000;
+
+impl Rule {
+    /// What is wrong with this rule's name, if anything.
+    pub(crate) fn name_problem(&self) -> Option<&'static str> {
+        if self.name.is_empty() {
+            Some("a rule needs a name")
+        } else if self.name.contains('\u{1f}') {
+            Some(
+                "a rule name cannot hold the unit separator \\x1f (it separates the parts of a store key)",
+            )
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks rules as [`crate::BudgetsBuilder::try_build`] and the rules file require: each
+/// with a name that is not empty, holds no `\x1f` and no other rule has, and thresholds from
+/// 1 to 1000 percent.
+pub(crate) fn check_rules(rules: &[Rule]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for r in rules {
+        let bad = |field: &str, message: String| ConfigError::Rule {
+            rule: r.name.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        if let Some(problem) = r.name_problem() {
+            return Err(bad("name", problem.into()));
+        }
+        if !seen.insert(r.name.clone()) {
+            return Err(bad(
+                "name",
+                "duplicate rule name: each rule needs its own (its meters in the store are keyed by it; two rules of one name would charge every call twice)".into(),
+            ));
+        }
+        if let Some(t) = r.thresholds.iter().find(|t| !THRESHOLDS.contains(t)) {
+            return Err(bad(
+                "thresholds",
+                format!("{t}: percent values from 1 to 1000"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -469,7 +520,7 @@ impl Config {
                     ));
                 }
             };
-            if r.thresholds.iter().any(|t| *t == 0 || *t > 1000) {
+            if r.thresholds.iter().any(|t| !THRESHOLDS.contains(t)) {
                 return Err(bad("thresholds", "percent values from 1 to 1000".into()));
             }
             let mut rule = Rule::new(&r.name, Scope::parse(&r.scope), period)
@@ -483,15 +534,7 @@ impl Config {
             };
             rules.push(rule);
         }
-        let mut seen = std::collections::HashSet::new();
-        for r in &rules {
-            if !seen.insert(r.name.clone()) {
-                return Err(ConfigError::Parse(format!(
-                    "duplicate rule name {:?}",
-                    r.name
-                )));
-            }
-        }
+        check_rules(&rules)?;
         Ok(Config {
             rules,
             store: raw.store,
