@@ -363,8 +363,9 @@ impl Collector {
     }
 
     /// Why spans were last dropped after they were accepted, and what to do: the downstream
-    /// refused them for good (with its answer: a wrong header, a redirect, a span over its
-    /// limit), ... `None` while nothing was. Also on `/metrics`, as a comment line
+    /// refused them for good (with its answer: a wrong header, a redirect, a forwarding
+    /// loop, a span over its limit), or the stage panicked on their request (with the
+    /// panic's message). `None` while nothing was. Also on `/metrics`, as a comment line
     /// (`# llmtel_collector_last_error ...`).
     pub fn last_error(&self) -> Option<String> {
         self.queue.counters.last_error()
