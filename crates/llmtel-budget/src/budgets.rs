@@ -77,8 +77,9 @@ pub struct BudgetStats {
     /// Amounts (a reservation's estimate, a recorded or settled call) over the most one call
     /// may charge ($1,000,000, [`llmtel::MAX_TOKENS_PER_CALL`] tokens), charged at that.
     pub amounts_capped: u64,
-    /// Scope values the store evicted to stay bounded (memory store: least recently used
-    /// beyond its per-rule cap), their spend forgotten.
+    /// Scope values the store evicted to stay bounded (memory store: beyond its per-rule
+    /// cap, those with nothing spent first, those at their limit last), their spend
+    /// forgotten.
     pub store_evicted: u64,
     /// Whether the circuit breaker is open now: the store failed or timed out
     /// [`BudgetsBuilder::with_breaker`] times in a row, and reservations answer at once by

@@ -49,8 +49,9 @@
 //! USD limit.
 //!
 //! # Stores
-//! [`MemoryStore`] (default; bounded: capped values, at most 100,000 values a rule, least
-//! recently used evicted), [`SqliteStore`] (feature `sqlite`: durable, survives `kill -9`),
+//! [`MemoryStore`] (default; bounded: capped values, at most 100,000 values a rule, beyond
+//! which values with nothing spent are evicted first and values at their limit last),
+//! [`SqliteStore`] (feature `sqlite`: durable, survives `kill -9`),
 //! [`RedisStore`] (feature `redis`: shared by every process). When the store is down,
 //! reservations fail open (configurable fail-closed), spend is buffered (bounded) and
 //! written when the store returns, errors are counted and an alert is raised.

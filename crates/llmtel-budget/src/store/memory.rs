@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use super::{Amount, BudgetStore, Meter, MeterTotals, ReserveOutcome};
 use crate::error::StoreError;
 
-/// Distinct scope values (meters) a rule keeps by default before the least recently used
-/// are evicted.
+/// Distinct scope values (meters) a rule keeps by default before some are evicted (see
+/// [`MemoryStore`] for which).
 pub const DEFAULT_MAX_VALUES_PER_RULE: usize = 100_000;
 
 #[derive(Debug, Default)]
@@ -17,8 +17,9 @@ struct State {
     reservations: foldhash::HashMap<String, Vec<(String, Amount, i64)>>,
     fired: foldhash::HashMap<String, i64>,
     ops: u64,
-    /// Every meter kept (`rule\x1fvalue`) and when it was last used (`ops`).
-    meters: foldhash::HashMap<String, u64>,
+    /// Every meter kept (`rule\x1fvalue`): when it was last used and whether it is at its
+    /// limit.
+    meters: foldhash::HashMap<String, Use>,
     /// Meters kept per rule.
     per_rule: foldhash::HashMap<String, usize>,
     /// Applied operation ids and when they are forgotten (see [`super::Commit::op_id`]).
@@ -27,6 +28,21 @@ struct State {
 
 /// How long an applied operation id is kept.
 const REPLAY_WINDOW_MS: i64 = 3_600_000;
+
+/// The last use of a meter, which decides the order of eviction.
+#[derive(Clone, Copy, Debug, Default)]
+struct Use {
+    /// When it was last used (`ops`), a reserve refused included.
+    tick: u64,
+    /// It refused a reservation, or its spend reached a limit, and has not admitted one
+    /// since: evicting it would let its scope value in again at $0.
+    full: bool,
+}
+
+/// Whether `spent` has reached a limit of `m`.
+fn at_limit(m: &Meter, spent: Amount) -> bool {
+    m.limit_usd.is_some_and(|l| spent.usd >= l) || m.limit_tokens.is_some_and(|l| spent.tokens >= l)
+}
 
 /// The rule of a meter id `rule\x1fvalue`.
 fn rule_of(meter: &str) -> &str {
@@ -57,17 +73,20 @@ impl State {
         }
     }
 
-    /// Notes a use of `meter`; when its rule keeps more than `cap` meters, evicts the least
-    /// recently used tenth of them (with their spend, reservations and fired marks).
-    /// Returns how many were evicted.
-    fn touch(&mut self, meter: &str, cap: usize) -> u64 {
+    /// Notes a use of `meter`; when its rule keeps more than `cap` meters, evicts a tenth
+    /// of them (with their spend, reservations and fired marks): first those with no spend
+    /// and no reservation in their window, then those under their limit, the least recently
+    /// used first in each; a meter at its limit (refusing calls) last, as evicting it lets
+    /// its scope value in again at $0. Returns how many were evicted.
+    fn touch(&mut self, meter: &str, cap: usize, now_ms: i64) -> u64 {
         self.ops += 1;
         let tick = self.ops;
-        if let Some(t) = self.meters.get_mut(meter) {
-            *t = tick;
+        if let Some(u) = self.meters.get_mut(meter) {
+            u.tick = tick;
             return 0;
         }
-        self.meters.insert(meter.to_string(), tick);
+        self.meters
+            .insert(meter.to_string(), Use { tick, full: false });
         let rule = rule_of(meter);
         let n = match self.per_rule.get_mut(rule) {
             Some(n) => {
@@ -82,12 +101,35 @@ impl State {
         if n <= cap {
             return 0;
         }
-        // Least recently used first; never the meter just added.
-        let mut of_rule: Vec<(u64, &String)> = self
+        // The rule's meters with spend or a reservation in their window.
+        let live: HashSet<&str> = self
+            .buckets
+            .iter()
+            .filter(|(k, (a, exp))| {
+                (*exp == 0 || *exp > now_ms) && *a != Amount::default() && rule_of(k) == rule
+            })
+            .map(|(k, _)| meter_of_bucket(k))
+            .chain(
+                self.reservations
+                    .iter()
+                    .filter(|(m, v)| rule_of(m) == rule && v.iter().any(|(_, _, e)| *e > now_ms))
+                    .map(|(m, _)| m.as_str()),
+            )
+            .collect();
+        // Nothing to lose first, then under the limit, at the limit last; the least recently
+        // used first in each; never the meter just added.
+        let mut of_rule: Vec<((u8, u64), &String)> = self
             .meters
             .iter()
             .filter(|(m, _)| rule_of(m) == rule && m.as_str() != meter)
-            .map(|(m, t)| (*t, m))
+            .map(|(m, u)| {
+                let class = match (live.contains(m.as_str()), u.full) {
+                    (false, _) => 0,
+                    (true, false) => 1,
+                    (true, true) => 2,
+                };
+                ((class, u.tick), m)
+            })
             .collect();
         of_rule.sort_unstable();
         let drop_n = (n - cap).max(cap / 10).min(of_rule.len());
@@ -95,6 +137,7 @@ impl State {
             .iter()
             .map(|(_, m)| (*m).clone())
             .collect();
+        drop(live);
         for m in &evict {
             self.meters.remove(m);
             self.reservations.remove(m);
@@ -109,6 +152,13 @@ impl State {
             *c -= evict.len();
         }
         evict.len() as u64
+    }
+
+    /// Notes whether `m` is at its limit (it refused a call, or its spend reached a limit).
+    fn mark(&mut self, m: &Meter, full: bool) {
+        if let Some(u) = self.meters.get_mut(&m.id) {
+            u.full = full;
+        }
     }
 
     fn prune(&mut self, now_ms: i64) {
@@ -130,9 +180,12 @@ impl State {
 ///
 /// Bounded: expired periods are dropped, and each rule keeps at most
 /// [`DEFAULT_MAX_VALUES_PER_RULE`] distinct scope values
-/// ([`MemoryStore::with_max_values_per_rule`]); beyond, the least recently used values are
-/// evicted with their spend and reservations (an evicted value starts again from zero),
-/// counted in [`BudgetStore::evicted`] and `BudgetStats::store_evicted`. Scope values are
+/// ([`MemoryStore::with_max_values_per_rule`]); beyond, a tenth of them is evicted with
+/// their spend and reservations (an evicted value starts again from zero), counted in
+/// [`BudgetStore::evicted`] and `BudgetStats::store_evicted`: first values with no spend and
+/// no reservation in the period, then values under their limit, values at their limit
+/// (refusing calls) last, the least recently used first in each. A refused reservation is a
+/// use: a value over its limit that keeps retrying is not the one evicted and let in again. Scope values are
 /// capped in length by [`crate::CallContext`], so the store's size is bounded by
 /// rules x values x [`llmtel::MAX_VALUE_BYTES`].
 #[derive(Debug)]
@@ -159,7 +212,7 @@ impl MemoryStore {
     }
 
     /// Keeps at most `n` distinct scope values per rule (at least 1; default
-    /// [`DEFAULT_MAX_VALUES_PER_RULE`]), evicting the least recently used beyond.
+    /// [`DEFAULT_MAX_VALUES_PER_RULE`]), evicting beyond (see [`MemoryStore`] for which).
     pub fn with_max_values_per_rule(mut self, n: usize) -> Self {
         self.max_values = n.max(1);
         self
@@ -198,7 +251,11 @@ impl MemoryStore {
             })
             .sum();
         let f: usize = s.fired.keys().map(|k| k.capacity() + entry + 8).sum();
-        let m: usize = s.meters.keys().map(|k| k.capacity() + entry + 8).sum();
+        let m: usize = s
+            .meters
+            .keys()
+            .map(|k| k.capacity() + entry + std::mem::size_of::<Use>())
+            .sum();
         let p: usize = s.per_rule.keys().map(|k| k.capacity() + entry + 8).sum();
         b + r + f + m + p
     }
@@ -220,7 +277,7 @@ impl MemoryStore {
             }
             None => false,
         };
-        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m), now_ms);
         if skip {
             // Applied before (a replay): nothing written.
             return Ok(charges.iter().map(|(m, _)| s.spent(m, now_ms)).collect());
@@ -247,15 +304,17 @@ impl MemoryStore {
                     s.buckets.insert(m.current().to_string(), (*a, exp));
                 }
             }
-            out.push(s.spent(m, now_ms));
+            let spent = s.spent(m, now_ms);
+            s.mark(m, at_limit(m, spent));
+            out.push(spent);
         }
         Ok(out)
     }
 
-    fn touch_all<'a>(&self, s: &mut State, meters: impl Iterator<Item = &'a Meter>) {
+    fn touch_all<'a>(&self, s: &mut State, meters: impl Iterator<Item = &'a Meter>, now_ms: i64) {
         let mut n = 0;
         for m in meters {
-            n += s.touch(&m.id, self.max_values);
+            n += s.touch(&m.id, self.max_values, now_ms);
         }
         if n > 0 {
             self.evicted.fetch_add(n, Relaxed);
@@ -280,14 +339,21 @@ impl BudgetStore for MemoryStore {
         expires_ms: i64,
     ) -> Result<ReserveOutcome, StoreError> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, (m, a)) in charges.iter().enumerate() {
+        let denied = charges.iter().position(|(m, a)| {
             let spent = s.spent(m, now_ms);
             let reserved = s.reserved(&m.id, now_ms);
-            if m.denies(spent, reserved, *a) {
-                return Ok(ReserveOutcome::Denied(i));
-            }
+            m.denies(spent, reserved, *a)
+        });
+        // A refused call is a use too: a scope value retrying over its limit stays the most
+        // recently used, not the first evicted (and let in again at $0).
+        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m), now_ms);
+        if let Some(i) = denied {
+            s.mark(charges[i].0, true);
+            return Ok(ReserveOutcome::Denied(i));
         }
-        self.touch_all(&mut s, charges.iter().map(|(m, _)| *m));
+        for (m, _) in charges {
+            s.mark(m, false);
+        }
         for (m, a) in charges {
             match s.reservations.get_mut(&m.id) {
                 Some(v) => v.push((id.to_string(), *a, expires_ms)),

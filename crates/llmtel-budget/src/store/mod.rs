@@ -197,7 +197,7 @@ pub trait BudgetStore: Send + Sync + Debug {
     }
 
     /// Scope values (meters) the store evicted to stay within its bounds, with their spend
-    /// (the memory store's least recently used values beyond its cap). Default: 0.
+    /// (the memory store's values beyond its cap). Default: 0.
     fn evicted(&self) -> u64 {
         0
     }
