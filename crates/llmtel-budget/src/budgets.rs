@@ -656,6 +656,29 @@ impl Drop for Inner {
     }
 }
 
+/// A scope as status rows, refusals, gauges and alerts show it: `attribute=value`
+/// (`user.id=u-1`). A value llmtel's redaction takes for a secret (an API key used as
+/// `llmtel.api_key_id`) shows as `attribute=[REDACTED:<12 hex digits>]`: a fingerprint of
+/// the value, so that two keys stay two rows and two Prometheus series (both read
+/// `[REDACTED]` before: duplicate label sets, whose samples Prometheus drops).
+///
+/// The fingerprint is SipHash keyed with a random 128-bit key drawn once per process: the
+/// same value shows the same fingerprint for the life of the process (a series stays one
+/// series), and without the key it cannot be checked against guessed secrets, short ones
+/// included. It changes when the process restarts, and differs between processes.
+pub(crate) fn scope_label(attribute: &str, value: &str) -> String {
+    let full = format!("{attribute}={value}");
+    if matches!(llmtel::redact(&full), std::borrow::Cow::Borrowed(_)) {
+        return full;
+    }
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    let h = std::hash::BuildHasher::hash_one(
+        KEY.get_or_init(std::collections::hash_map::RandomState::new),
+        value,
+    );
+    format!("{}=[REDACTED:{:012x}]", llmtel::redact(attribute), h >> 16)
+}
+
 fn picos(u: Usd) -> i64 {
     i64::try_from(u.picos()).unwrap_or(i64::MAX)
 }
@@ -995,7 +1018,7 @@ impl Budgets {
         let tot = totals.unwrap_or_default();
         BudgetExceeded {
             rule: rule.name.to_string(),
-            scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value)).into_owned(),
+            scope: scope_label(rule.scope.attribute(), &t.value),
             period: rule.period.name(),
             spent: usd(tot.spent.usd.saturating_add(tot.reserved.usd)),
             limit: m.limit_usd.map(usd).unwrap_or(Usd::ZERO),
@@ -1546,7 +1569,7 @@ impl Budgets {
         let Some(alerts) = &self.inner.alerts else {
             return;
         };
-        let scope = format!("{}={}", rule.scope.attribute(), t.value);
+        let scope = scope_label(rule.scope.attribute(), &t.value);
         let of = match (m.limit_usd, m.limit_tokens) {
             (Some(l), _) => format!("{} of {}", usd(spent.usd), usd(l)),
             (None, Some(l)) => format!("{} of {l} tokens", spent.tokens),
@@ -1789,8 +1812,7 @@ impl Budgets {
                 let rule = &self.inner.rules[t.rule];
                 RuleStatus {
                     rule: rule.name.to_string(),
-                    scope: llmtel::redact(&format!("{}={}", rule.scope.attribute(), t.value))
-                        .into_owned(),
+                    scope: scope_label(rule.scope.attribute(), &t.value),
                     period: rule.period.name(),
                     period_start: Timestamp::from_second(w.period_start).ok(),
                     spent: usd(tot.spent.usd),

@@ -188,7 +188,8 @@ impl StoreError {
 pub struct BudgetExceeded {
     /// The rule.
     pub rule: String,
-    /// The scope and value, `user.id=u-1` (or `user.id=*` for a shared rule).
+    /// The scope and value, `user.id=u-1` (or `user.id=*` for a shared rule); a value that
+    /// holds a secret as in [`crate::RuleStatus::scope`].
     pub scope: String,
     /// The period name (`day`, `rolling-24h`, ...).
     pub period: String,

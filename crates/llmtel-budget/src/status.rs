@@ -9,7 +9,10 @@ use serde::Serialize;
 pub struct RuleStatus {
     /// Rule name.
     pub rule: String,
-    /// `attribute=value` (`user.id=u-1`, `*=*` for global).
+    /// `attribute=value` (`user.id=u-1`, `*=*` for global). A value that holds a secret (an
+    /// API key) shows as `attribute=[REDACTED:<12 hex digits>]`, a fingerprint keyed with a
+    /// secret of this process: distinct values stay distinct rows, stable while the process
+    /// runs.
     pub scope: String,
     /// Period name.
     pub period: String,
