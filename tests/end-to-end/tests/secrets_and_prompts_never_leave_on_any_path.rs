@@ -643,13 +643,13 @@ fn run_every_path(policy: llmtel::ContentCapture, keys: &Keys) -> Outputs {
     let webhook_bodies = webhook.bodies();
     assert!(
         webhook_bodies.contains("per-key-daily")
-            && webhook_bodies.contains("llmtel.api_key_id=[REDACTED]"),
+            && webhook_bodies.contains("llmtel.api_key_id=[REDACTED:"),
         "the webhook received the budget alerts, the key redacted: {webhook_bodies}"
     );
     out.add("alerts: webhook bodies", webhook_bodies);
     let slack_bodies = slack.bodies();
     assert!(
-        slack_bodies.contains("per-key-daily") && slack_bodies.contains("[REDACTED]"),
+        slack_bodies.contains("per-key-daily") && slack_bodies.contains("[REDACTED:"),
         "the Slack endpoint received the budget alerts, the key redacted: {slack_bodies}"
     );
     out.add("alerts: Slack bodies", slack_bodies);
