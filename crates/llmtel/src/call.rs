@@ -135,7 +135,8 @@ pub struct LlmCall {
     pub response_model: Option<String>,
     /// `gen_ai.response.id`.
     pub response_id: Option<String>,
-    /// `gen_ai.response.finish_reasons`, as recorded.
+    /// `gen_ai.response.finish_reasons`, as recorded: one per choice, at most
+    /// [`crate::MAX_FINISH_REASONS`], each capped by [`crate::cap_value`].
     pub finish_reasons: Vec<String>,
     /// Token usage; zero where nothing was recorded.
     pub usage: Usage,

@@ -337,8 +337,18 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
                     }
                 }
             } else if key == "gen_ai.response.finish_reasons" {
-                if let Value::String(s) = &kv.value {
-                    let reasons = crate::fields::split_finish_reasons(s.as_str());
+                // Split, then capped (count and length) as the call's are on every side.
+                let reasons = match &kv.value {
+                    Value::String(s) => Some(crate::fields::split_finish_reasons(s.as_str())),
+                    Value::Array(Array::String(v))
+                        if v.len() > crate::fields::MAX_FINISH_REASONS
+                            || v.iter().any(|r| r.as_str().len() > crate::MAX_VALUE_BYTES) =>
+                    {
+                        Some(crate::fields::finish_reasons(v.iter().map(|r| r.as_str())))
+                    }
+                    _ => None,
+                };
+                if let Some(reasons) = reasons {
                     kv.value = Value::Array(Array::String(
                         reasons.into_iter().map(StringValue::from).collect(),
                     ));

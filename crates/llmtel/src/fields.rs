@@ -95,7 +95,8 @@ pub(crate) struct SpanFields {
     pub(crate) request_model: Option<String>,
     pub(crate) response_model: Option<String>,
     pub(crate) response_id: Option<String>,
-    pub(crate) finish_reasons: Option<String>,
+    /// Split and capped ([`finish_reasons`]): the same list whichever side read it.
+    pub(crate) finish_reasons: Option<Vec<String>>,
     pub(crate) error_type: Option<String>,
     pub(crate) status_error: bool,
     pub(crate) input: Count,
@@ -184,7 +185,6 @@ impl SpanFields {
             Slot::RequestModel => &mut self.request_model,
             Slot::ResponseModel => &mut self.response_model,
             Slot::ResponseId => &mut self.response_id,
-            Slot::FinishReasons => &mut self.finish_reasons,
             Slot::ErrorType => &mut self.error_type,
             Slot::CostSource => &mut self.cost_source,
             Slot::ServiceTier => &mut self.service_tier,
@@ -235,6 +235,11 @@ impl SpanFields {
         }
         if let Some(count) = self.count_mut(slot) {
             count.set_str(value);
+            return;
+        }
+        if slot == Slot::FinishReasons {
+            // Split before any cap: a capped JSON list was split into a corrupt last reason.
+            self.finish_reasons = Some(split_finish_reasons(value));
             return;
         }
         if let Some(d) = self.detail_mut(slot) {
@@ -393,8 +398,7 @@ impl SpanFields {
                 Value::Array(opentelemetry::Array::String(v))
                     if k == gen_ai::RESPONSE_FINISH_REASONS =>
                 {
-                    let reasons: Vec<&str> = v.iter().map(|s| s.as_str()).collect();
-                    f.finish_reasons = serde_json::to_string(&reasons).ok();
+                    f.finish_reasons = Some(finish_reasons(v.iter().map(|s| s.as_str())));
                 }
                 _ => {}
             }
@@ -666,15 +670,36 @@ fn well_known(value: &str, known: &[&'static str]) -> Cow<'static, str> {
     }
 }
 
-/// Splits a recorded finish-reasons value (`stop`, `["stop","length"]`, `stop,length`).
+/// The most finish reasons kept for one call (one per choice; a response with more choices
+/// keeps the first ones, counted in [`crate::Health::values_truncated`]).
+pub const MAX_FINISH_REASONS: usize = 64;
+
+/// Splits a recorded finish-reasons value (`stop`, `["stop","length"]`, `stop,length`), then
+/// caps it as [`finish_reasons`] does.
 pub(crate) fn split_finish_reasons(raw: &str) -> Vec<String> {
-    raw.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+    finish_reasons(
+        raw.trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .map(|s| s.trim().trim_matches('"')),
+    )
+}
+
+/// The finish reasons kept of `reasons`: the non-empty ones, at most [`MAX_FINISH_REASONS`],
+/// each capped by [`crate::cap_value`]; each cap counted in
+/// [`crate::Health::values_truncated`]. The same on the layer's side (a recorded string) and
+/// the export stage's (a string or an array attribute).
+pub(crate) fn finish_reasons<'a>(reasons: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for reason in reasons.into_iter().filter(|r| !r.is_empty()) {
+        if out.len() == MAX_FINISH_REASONS {
+            crate::health::inc(&crate::health::COUNTERS.values_truncated);
+            break;
+        }
+        out.push(crate::bound::cap_value(reason).into_owned());
+    }
+    out
 }
 
 /// The `gen_ai.provider.name` spelling of a provider named the way the deprecated

@@ -15,10 +15,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::call::LlmCall;
 use crate::enrich::Pricer;
-use crate::fields::{
-    SpanFields, is_dimension_field, is_interesting_field, provider_from_system,
-    split_finish_reasons,
-};
+use crate::fields::{SpanFields, is_dimension_field, is_interesting_field, provider_from_system};
 use crate::health::{COUNTERS, inc};
 use crate::maybe::MaybeIds;
 
@@ -392,11 +389,7 @@ pub(crate) fn call_from_fields(
         request_model: f.request_model,
         response_model: f.response_model,
         response_id: f.response_id,
-        finish_reasons: f
-            .finish_reasons
-            .as_deref()
-            .map(split_finish_reasons)
-            .unwrap_or_default(),
+        finish_reasons: f.finish_reasons.unwrap_or_default(),
         usage: priced.usage,
         has_usage,
         cost: priced.cost,

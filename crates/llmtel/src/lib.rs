@@ -89,7 +89,7 @@ pub use export::{
     DEFAULT_MAX_EXPORT_BATCH_BYTES, ExportQueue, GenAiExporter, QueueConfig, QueueError,
     normalize_span, police_attributes,
 };
-pub use fields::provider_from_system;
+pub use fields::{MAX_FINISH_REASONS, provider_from_system};
 pub use health::{Health, health};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use late::{MAX_ENTRIES as MAX_LATE_SPANS, WAIT as LATE_ATTRIBUTES_WAIT};
