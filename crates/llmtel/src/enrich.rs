@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
+use tracing::dispatcher::{Dispatch, WeakDispatch};
+
 use llmtel_pricing::{Call, Catalog, PricingError, SearchContextSize, Usage, Usd};
 use llmtel_semconv::{gen_ai, llmtel as lt, openinference as oi};
 use opentelemetry::KeyValue;
@@ -36,6 +38,63 @@ pub(crate) struct Pricer {
 fn warned_models() -> &'static Mutex<HashSet<String>> {
     static WARNED: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     WARNED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// The application's dispatcher, for what llmtel's export threads tell it: they run under a
+/// subscriber that records nothing (their own HTTP and gRPC calls must not become spans of
+/// the pipeline that exports them), so a warning raised there (an unknown model, priced on
+/// the export stage) went nowhere, and, its model marked as warned, was never given again.
+/// Set by the builder's layer when it is registered with the application's subscriber, or
+/// taken from the default dispatcher when an [`crate::ExportQueue`] is spawned under one.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WarnTo(Arc<Mutex<Option<WeakDispatch>>>);
+
+thread_local! {
+    /// This thread's [`WarnTo`] (llmtel's export threads).
+    static WARN_TO: std::cell::RefCell<Option<WarnTo>> = const { std::cell::RefCell::new(None) };
+}
+
+impl WarnTo {
+    /// Warnings go to `dispatch` (replacing one taken from a default dispatcher earlier).
+    pub(crate) fn set(&self, dispatch: WeakDispatch) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(dispatch);
+    }
+
+    /// Warnings go to this thread's default dispatcher now, if it records anything.
+    pub(crate) fn from_default() -> Self {
+        let to = WarnTo::default();
+        if let Some(d) = listening_default() {
+            to.set(d.downgrade());
+        }
+        to
+    }
+
+    /// Makes this the current thread's (an export thread, as it starts).
+    pub(crate) fn install(&self) {
+        WARN_TO.with(|w| *w.borrow_mut() = Some(self.clone()));
+    }
+
+    fn dispatch(&self) -> Option<Dispatch> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(WeakDispatch::upgrade)
+    }
+}
+
+/// This thread's default dispatcher, unless it records nothing (none set, or an export
+/// thread's `NoSubscriber`).
+fn listening_default() -> Option<Dispatch> {
+    tracing::dispatcher::get_default(|d| {
+        (!d.is::<tracing::subscriber::NoSubscriber>()).then(|| d.clone())
+    })
+}
+
+/// Where a warning raised on this thread reaches the application: its default dispatcher, or,
+/// on an export thread, the application's ([`WarnTo`]); `None` when nobody would read it.
+fn warnings_dispatch() -> Option<Dispatch> {
+    listening_default().or_else(|| WARN_TO.with(|w| w.borrow().as_ref().and_then(WarnTo::dispatch)))
 }
 
 /// The most tokens one call can plausibly report: 10^10, a thousand times the largest
@@ -226,6 +285,12 @@ impl Pricer {
 
     #[cold]
     fn warn_unknown(&self, model: &str) {
+        // Nobody to tell on this thread (an export thread before the application's subscriber
+        // was registered, or after it was dropped): the model is not marked as warned, so a
+        // later call of it warns where someone reads it.
+        let Some(dispatch) = warnings_dispatch() else {
+            return;
+        };
         // The name can come from a request: capped before it is kept, redacted before it is
         // logged.
         let model = crate::bound::cap_value(model);
@@ -241,14 +306,16 @@ impl Pricer {
                 "none (the name is too long to be a typo of one)".to_owned()
             };
             let model = crate::redact::redact(&model);
-            tracing::warn!(
-                target: "llmtel",
-                model = %model,
-                nearest = %nearest,
-                "llmtel: no price for model `{model}`; its calls get no cost \
-                 (llmtel.cost.unknown_model = true). Nearest known: {nearest}. Add it with a \
-                 price file or Catalog::insert."
-            );
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::warn!(
+                    target: "llmtel",
+                    model = %model,
+                    nearest = %nearest,
+                    "llmtel: no price for model `{model}`; its calls get no cost \
+                     (llmtel.cost.unknown_model = true). Nearest known: {nearest}. Add it \
+                     with a price file or Catalog::insert."
+                );
+            });
         }
     }
 }

@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::call::LlmCall;
 use crate::content::{self, ContentCapture};
-use crate::enrich::{self, Priced, Pricer};
+use crate::enrich::{self, Priced, Pricer, WarnTo};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 use crate::hold::Hold;
@@ -1079,7 +1079,26 @@ impl ExportQueue {
     ///
     /// # Errors
     /// [`QueueError`] when the thread or runtime cannot start or the exporter cannot be built.
+    ///
+    /// What the export stage warns about on the export thread (an unknown model) goes to the
+    /// default dispatcher of the thread calling this (the export thread itself records
+    /// nothing): spawn the queue after the application's subscriber is installed, or use
+    /// [`crate::builder`], whose layer tells the queue which subscriber it was installed in.
     pub fn spawn<E, F, Err>(make_exporter: F, config: QueueConfig) -> Result<Self, QueueError>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Err> + Send + 'static,
+        Err: fmt::Display,
+    {
+        Self::spawn_warning_to(make_exporter, config, WarnTo::from_default())
+    }
+
+    /// [`ExportQueue::spawn`], its threads' warnings going to `warn_to`.
+    pub(crate) fn spawn_warning_to<E, F, Err>(
+        make_exporter: F,
+        config: QueueConfig,
+        warn_to: WarnTo,
+    ) -> Result<Self, QueueError>
     where
         E: SpanExporter + 'static,
         F: FnOnce() -> Result<E, Err> + Send + 'static,
@@ -1100,14 +1119,18 @@ impl ExportQueue {
             .with_interval(config.scheduled_delay)
             .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
+                warn_to.install();
+                let io_warn_to = warn_to.clone();
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("llmtel-export-io")
                     .on_thread_start(move || {
                         // As on the queue's thread: the exporter's own HTTP/gRPC calls must
                         // not become spans of the pipeline that exports them, and its
-                        // exports are held through an outage.
+                        // exports are held through an outage. What the stage warns about
+                        // goes to the application's subscriber.
                         Hold::install(threads_hold.clone());
+                        io_warn_to.install();
                         std::mem::forget(tracing::subscriber::set_default(
                             tracing::subscriber::NoSubscriber::default(),
                         ));

@@ -1111,11 +1111,15 @@ impl Builder {
         // Exporting, the layer is there even with no summaries and no sink: an LLM span's
         // exported attributes carry the dimensions it inherits from its ancestors (`user.id`
         // on the request span), which only the request thread sees.
+        // What the export threads warn about (an unknown model priced there) goes to the
+        // subscriber the layer is installed in.
+        let warn_to = crate::enrich::WarnTo::default();
         let llm = (exporting || self.summaries.is_some() || !sinks.is_empty()).then(|| {
             let mut l = LlmLayer::new()
                 .with_catalog(catalog.clone())
                 .with_health_counting(!exporting)
-                .with_sinks_on_export_stage(exporting);
+                .with_sinks_on_export_stage(exporting)
+                .with_warnings_to(warn_to.clone());
             for s in &sinks {
                 l = l.with_sink(s.clone());
             }
@@ -1162,6 +1166,7 @@ impl Builder {
                 queue_cfg,
                 stage,
                 traces_tls,
+                warn_to.clone(),
             )?;
             if let Some(overflow) = overflow {
                 queue = queue.with_overflow(overflow);
@@ -1315,6 +1320,7 @@ impl ExporterStage {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_exporter(
     protocol: Protocol,
     endpoint: Option<String>,
@@ -1323,16 +1329,17 @@ fn spawn_exporter(
     cfg: QueueConfig,
     stage: ExporterStage,
     tls: OtlpTls,
+    warn_to: crate::enrich::WarnTo,
 ) -> Result<ExportQueue, InitError> {
     // Each is used by the arm of a transport feature; with both off, neither arm uses them.
-    let _ = (&endpoint, &headers, &timeout, &cfg, &stage, &tls);
+    let _ = (&endpoint, &headers, &timeout, &cfg, &stage, &tls, &warn_to);
     match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
             {
                 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
                 let tls_config = tls.tonic().map_err(InitError::Certificate)?;
-                return Ok(ExportQueue::spawn(
+                return Ok(ExportQueue::spawn_warning_to(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder().with_tonic();
                         if let Some(e) = endpoint {
@@ -1347,6 +1354,7 @@ fn spawn_exporter(
                         b.with_timeout(timeout).build().map(|e| stage.stage(e))
                     },
                     cfg,
+                    warn_to,
                 )?);
             }
             #[allow(unreachable_code)]
@@ -1357,7 +1365,7 @@ fn spawn_exporter(
             {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
                 let client = http_client(&tls, headers, timeout)?;
-                return Ok(ExportQueue::spawn(
+                return Ok(ExportQueue::spawn_warning_to(
                     move || {
                         let mut b = opentelemetry_otlp::SpanExporter::builder()
                             .with_http()
@@ -1369,6 +1377,7 @@ fn spawn_exporter(
                         b.with_timeout(timeout).build().map(|e| stage.stage(e))
                     },
                     cfg,
+                    warn_to,
                 )?);
             }
             #[allow(unreachable_code)]

@@ -217,6 +217,9 @@ pub struct LlmLayer {
     /// spans' OpenTelemetry ids are looked up. Not shared by a clone, which may be
     /// registered with another subscriber.
     dispatch: OnceLock<WeakDispatch>,
+    /// Told the dispatcher this layer is registered with: the builder's export threads warn
+    /// the application there.
+    warn_to: Option<crate::enrich::WarnTo>,
 }
 
 impl Clone for LlmLayer {
@@ -225,6 +228,7 @@ impl Clone for LlmLayer {
             inner: self.inner.clone(),
             summaries: self.summaries.clone(),
             dispatch: OnceLock::new(),
+            warn_to: self.warn_to.clone(),
         }
     }
 }
@@ -287,6 +291,7 @@ impl LlmLayer {
             }),
             summaries: None,
             dispatch: OnceLock::new(),
+            warn_to: None,
         }
     }
 
@@ -337,6 +342,13 @@ impl LlmLayer {
     /// at once, so no call is lost to them.
     pub(crate) fn with_sinks_on_export_stage(mut self, on: bool) -> Self {
         self.inner_mut().deferred = on;
+        self
+    }
+
+    /// Tells `warn_to` the dispatcher this layer is registered with (the application's), for
+    /// the warnings of the export threads of the same [`crate::builder`].
+    pub(crate) fn with_warnings_to(mut self, warn_to: crate::enrich::WarnTo) -> Self {
+        self.warn_to = Some(warn_to);
         self
     }
 
@@ -444,6 +456,9 @@ where
         // Inside a `Vec` or an `Option` of layers, which do not forward this, the spans'
         // ids are looked up in the closing thread's default dispatcher instead.
         let _ = self.dispatch.set(subscriber.downgrade());
+        if let Some(w) = &self.warn_to {
+            w.set(subscriber.downgrade());
+        }
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
