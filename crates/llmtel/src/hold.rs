@@ -129,9 +129,13 @@ impl Hold {
     }
 
     /// Stops waiting for an unreachable collector `within` from now (the earliest deadline
-    /// set wins).
+    /// set wins). A `within` past what the clock can count (`Duration::MAX`, "as long as it
+    /// takes") sets no deadline: `now + within` overflowed, a panic in the shutdown or in the
+    /// queue's `Drop`.
     pub(crate) fn give_up_within(&self, within: Duration) {
-        let at = Instant::now() + within;
+        let Some(at) = Instant::now().checked_add(within) else {
+            return;
+        };
         let mut g = self.give_up_at.lock().unwrap_or_else(|e| e.into_inner());
         *g = Some(g.map_or(at, |old| old.min(at)));
     }

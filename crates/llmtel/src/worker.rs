@@ -21,7 +21,8 @@
 //!
 //! Nothing the thread does reaches the application's `tracing` subscriber (the exporter's own
 //! HTTP calls must not become spans of the pipeline that exports them), unless the worker is
-//! built [`with_app_tracing`](WorkerBuilder::with_app_tracing). Every worker's
+//! built [`with_app_tracing`](WorkerBuilder::with_app_tracing). A timeout or interval of
+//! `Duration::MAX` means none (no deadline, no tick). Every worker's
 //! counters are listed by [`workers`], and the items they dropped are summed in
 //! [`crate::Health::background_dropped`].
 //!
@@ -659,7 +660,9 @@ fn shutdown(
     // The thread cannot wait for itself (its job dropped the last handle): ask, and go on.
     let own_thread = std::thread::current().id() == thread.id();
     let timeout = if own_thread { Duration::ZERO } else { timeout };
-    let deadline = Instant::now() + timeout;
+    // `None`: no deadline (`Duration::MAX`, "as long as it takes", overflowed `now + timeout`:
+    // a panic, in `Drop` too, where a panic while unwinding aborts).
+    let deadline = Instant::now().checked_add(timeout);
     let mut state = lifecycle.lock().unwrap_or_else(|e| e.into_inner());
     let placeholder = Lifecycle::Stopped(Err("shutdown in progress".into()));
     let (handle, ack) = match std::mem::replace(&mut *state, placeholder) {
@@ -684,11 +687,10 @@ fn shutdown(
         }
         Lifecycle::Stopping { handle, ack } => (handle, ack),
     };
-    match answer(
-        shared,
-        &ack,
-        deadline.saturating_duration_since(Instant::now()),
-    ) {
+    let left = deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    });
+    match answer(shared, &ack, left) {
         Err(WorkerError::Timeout { name, .. }) => {
             *state = Lifecycle::Stopping { handle, ack };
             Err(WorkerError::Timeout { name, timeout })
@@ -729,7 +731,10 @@ struct Runner<J: Job> {
 
 impl<J: Job> Runner<J> {
     fn run(mut self) {
-        let mut next_tick = Instant::now() + self.interval;
+        // `None`: never (an interval of `Duration::MAX` overflowed `now + interval`: a panic
+        // outside the job's `catch_unwind`, which ended the thread and lost its queue).
+        let after = |t: Instant, d: Duration| t.checked_add(d);
+        let mut next_tick = after(Instant::now(), self.interval);
         let mut last_item = Instant::now();
         loop {
             if self.shared.has_control.swap(false, Ordering::AcqRel) {
@@ -769,12 +774,12 @@ impl<J: Job> Runner<J> {
             if drained.items > 0 {
                 last_item = now;
             }
-            if now >= next_tick {
+            if next_tick.is_some_and(|t| now >= t) {
                 let _ = self.guard(|j| {
                     j.tick();
                     Ok(())
                 });
-                next_tick = now + self.interval;
+                next_tick = after(now, self.interval);
             }
             if self
                 .idle_sleep
@@ -799,15 +804,18 @@ impl<J: Job> Runner<J> {
                         j.tick();
                         Ok(())
                     });
-                    next_tick = Instant::now() + self.interval;
+                    next_tick = after(Instant::now(), self.interval);
                     continue;
                 }
                 last_item = Instant::now();
-                next_tick = last_item + self.interval;
+                next_tick = after(last_item, self.interval);
                 continue;
             }
             // Park unless woken meanwhile (an unpark before this park returns at once).
-            std::thread::park_timeout(next_tick.saturating_duration_since(Instant::now()));
+            match next_tick {
+                Some(t) => std::thread::park_timeout(t.saturating_duration_since(Instant::now())),
+                None => std::thread::park(),
+            }
         }
     }
 
