@@ -17,7 +17,9 @@
 //!   the job flushed (with a deadline, and whether every batch since the last flush
 //!   succeeded), and [`Worker::shutdown`] once it has processed what is queued and shut the
 //!   job down: a shutdown that times out says so, keeps waiting in the background, and a later
-//!   call waits for the same answer instead of reporting a success it never saw.
+//!   call waits for the same answer instead of reporting a success it never saw; a flush that
+//!   times out goes on in the background, and a failure it finds is reported by the next
+//!   flush or the shutdown.
 //!
 //! Nothing the thread does reaches the application's `tracing` subscriber (the exporter's own
 //! HTTP calls must not become spans of the pipeline that exports them), unless the worker is
@@ -60,7 +62,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -190,8 +192,102 @@ struct Counters {
 }
 
 enum Control {
-    Flush(SyncSender<Result<(), String>>),
+    Flush(FlushAck),
     Shutdown(SyncSender<Result<(), String>>),
+}
+
+/// Where a flush's answer goes: the caller waits on it, the thread answers it. A caller that
+/// stops waiting (its timeout) leaves it [`Abandoned`](FlushState::Abandoned), under the same
+/// lock the thread answers under, so the thread knows for certain whether its answer was
+/// read: one nobody read keeps its failure for the next flush or shutdown.
+#[derive(Default)]
+struct Flush {
+    state: Mutex<FlushState>,
+    answered: Condvar,
+}
+
+#[derive(Default)]
+enum FlushState {
+    #[default]
+    Waiting,
+    Answered(Result<(), String>),
+    /// The caller stopped waiting.
+    Abandoned,
+    /// The thread ended without answering.
+    Gone,
+}
+
+/// The thread's end of a [`Flush`]: dropped unanswered (the thread ended), the caller is told.
+struct FlushAck(Arc<Flush>);
+
+impl FlushAck {
+    /// Answers the flush; gives the outcome back when its caller stopped waiting.
+    fn answer(self, outcome: Result<(), String>) -> Result<(), Result<(), String>> {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, FlushState::Abandoned) {
+            return Err(outcome);
+        }
+        *state = FlushState::Answered(outcome);
+        drop(state);
+        self.0.answered.notify_all();
+        Ok(())
+    }
+}
+
+impl Drop for FlushAck {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, FlushState::Waiting) {
+            *state = FlushState::Gone;
+            drop(state);
+            self.0.answered.notify_all();
+        }
+    }
+}
+
+impl Flush {
+    /// Waits up to `timeout` for the thread's answer; past it, leaves the flush to the thread.
+    fn wait(&self, shared: &Shared, timeout: Duration) -> Result<(), WorkerError> {
+        // `None`: no deadline (`Duration::MAX` overflows `now + timeout`).
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match std::mem::take(&mut *state) {
+                FlushState::Answered(Ok(())) => return Ok(()),
+                FlushState::Answered(Err(reason)) => {
+                    return Err(WorkerError::Failed {
+                        name: shared.name.clone(),
+                        reason,
+                    });
+                }
+                FlushState::Gone | FlushState::Abandoned => {
+                    return Err(WorkerError::Stopped {
+                        name: shared.name.clone(),
+                    });
+                }
+                FlushState::Waiting => {}
+            }
+            let now = Instant::now();
+            state = match deadline {
+                Some(d) if now >= d => {
+                    // Under the lock the thread answers under: from here on its answer is
+                    // kept for the next flush or shutdown.
+                    *state = FlushState::Abandoned;
+                    return Err(WorkerError::Timeout {
+                        name: shared.name.clone(),
+                        timeout,
+                    });
+                }
+                Some(d) => {
+                    self.answered
+                        .wait_timeout(state, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+                None => self.answered.wait(state).unwrap_or_else(|e| e.into_inner()),
+            };
+        }
+    }
 }
 
 /// State shared by the senders and the thread.
@@ -561,10 +657,12 @@ impl<T: Send + 'static> Worker<T> {
     /// # Errors
     /// [`WorkerError::Failed`] when a batch since the last flush, or the job's flush, failed;
     /// [`WorkerError::Timeout`], [`WorkerError::Busy`] or [`WorkerError::Stopped`] when the
-    /// thread did not answer.
+    /// thread did not answer. A flush that timed out goes on in the background, and the
+    /// failure it finds (a failed batch, the job's flush) is reported by the next flush or by
+    /// the shutdown, never lost: the job may have emptied what it reports (the export queue's
+    /// count of spans not sent) for this answer.
     pub fn flush(&self, timeout: Duration) -> Result<(), WorkerError> {
         let shared = &self.inner.shared;
-        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
         if !matches!(
             &*self
                 .inner
@@ -577,8 +675,13 @@ impl<T: Send + 'static> Worker<T> {
                 name: shared.name.clone(),
             });
         }
-        request(shared, &self.inner.thread, Control::Flush(ack_tx))?;
-        answer(shared, &ack_rx, timeout)
+        let flush = Arc::new(Flush::default());
+        request(
+            shared,
+            &self.inner.thread,
+            Control::Flush(FlushAck(flush.clone())),
+        )?;
+        flush.wait(shared, timeout)
     }
 
     /// Processes what is queued, shuts the job down and joins the thread, waiting at most
@@ -751,7 +854,12 @@ impl<J: Job> Runner<J> {
                             self.drain(false);
                             let batches = self.failure.take().map_or(Ok(()), Err);
                             let flushed = self.guard(|j| j.flush());
-                            let _ = ack.send(prefer_job(batches, flushed));
+                            if let Err(Err(unread)) = ack.answer(prefer_job(batches, flushed)) {
+                                // Its caller timed out: the next flush or the shutdown reports
+                                // it (the job's report, such as the export queue's count of
+                                // spans not sent, was emptied for this answer).
+                                self.failure.get_or_insert(unread);
+                            }
                         }
                         Control::Shutdown(ack) => {
                             // (`finish` refuses what is sent from here on.)

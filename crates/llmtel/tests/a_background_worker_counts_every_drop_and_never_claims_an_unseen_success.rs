@@ -153,6 +153,71 @@ fn flush_reports_a_failed_batch_since_the_last_flush() {
     worker.flush(Duration::from_secs(5)).unwrap();
 }
 
+/// A job whose first flush waits for `gate`, then fails, as the export queue's does when
+/// spans were not sent (it empties its count of them for that answer).
+struct SlowFailingFlush {
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl Job for SlowFailingFlush {
+    type Item = u32;
+    fn process(&mut self, _: Vec<u32>) -> Result<(), String> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        match self.gate.take() {
+            Some(gate) => {
+                let _ = gate.recv();
+                Err("3 spans were not sent".into())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// A worker whose first flush has timed out on the caller's side, and the gate that lets that
+/// flush finish (and fail) on the thread.
+fn flush_timed_out(name: &str) -> (Worker<u32>, mpsc::Sender<()>) {
+    let (open, gate) = mpsc::channel();
+    let worker = Worker::builder(name)
+        .spawn(move || Ok::<_, String>(SlowFailingFlush { gate: Some(gate) }))
+        .unwrap();
+    worker.send(1).unwrap();
+    match worker.flush(Duration::from_millis(50)) {
+        Err(WorkerError::Timeout { .. }) => {}
+        other => panic!("the job's flush is blocked: expected a timeout, got {other:?}"),
+    }
+    (worker, open)
+}
+
+#[test]
+fn a_failure_found_by_a_flush_that_timed_out_is_reported_by_the_shutdown() {
+    let (worker, open) = flush_timed_out("test-late-flush-shutdown");
+    // The flush finishes on the thread, failing, after its caller stopped waiting.
+    open.send(()).unwrap();
+    match worker.shutdown(Duration::from_secs(10)) {
+        Err(WorkerError::Failed { reason, .. }) => {
+            assert!(reason.contains("3 spans were not sent"), "{reason}")
+        }
+        other => panic!("the spans the timed-out flush found unsent were lost: {other:?}"),
+    }
+}
+
+#[test]
+fn a_failure_found_by_a_flush_that_timed_out_is_reported_by_the_next_flush() {
+    let (worker, open) = flush_timed_out("test-late-flush-flush");
+    open.send(()).unwrap();
+    match worker.flush(Duration::from_secs(10)) {
+        Err(WorkerError::Failed { reason, .. }) => {
+            assert!(reason.contains("3 spans were not sent"), "{reason}")
+        }
+        other => panic!("the spans the timed-out flush found unsent were lost: {other:?}"),
+    }
+    // Reported once.
+    worker.flush(Duration::from_secs(10)).unwrap();
+    worker.shutdown(Duration::from_secs(10)).unwrap();
+}
+
 #[test]
 fn a_timed_out_shutdown_is_reported_as_such_and_a_later_call_waits_for_the_real_answer() {
     let (open, gate) = mpsc::channel();
