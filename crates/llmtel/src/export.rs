@@ -604,7 +604,7 @@ impl<E: SpanExporter> SpanExporter for GenAiExporter<E> {
         mut batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let policy = self.policy.clone().unwrap_or_else(content::content_capture);
-        if crate::late::wanted() {
+        if crate::late::in_use() {
             crate::late::merge_into(&mut batch);
         }
         for span in &mut batch {
@@ -1120,6 +1120,7 @@ impl ExportQueue {
             .with_drop_timeout(config.flush_timeout)
             .spawn(move || {
                 warn_to.install();
+                crate::late::exports_here();
                 let io_warn_to = warn_to.clone();
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
@@ -1131,6 +1132,7 @@ impl ExportQueue {
                         // goes to the application's subscriber.
                         Hold::install(threads_hold.clone());
                         io_warn_to.install();
+                        crate::late::exports_here();
                         std::mem::forget(tracing::subscriber::set_default(
                             tracing::subscriber::NoSubscriber::default(),
                         ));

@@ -136,6 +136,18 @@ impl SpanFields {
         }
     }
 
+    /// Whether the call's outcome was recorded (usage, the response, an error): its request
+    /// went out, so nobody gives its span a parent any more.
+    pub(crate) fn has_outcome(&self) -> bool {
+        self.input.is_set()
+            || self.output.is_set()
+            || self.response_model.is_some()
+            || self.response_id.is_some()
+            || self.finish_reasons.is_some()
+            || self.error_type.is_some()
+            || self.status_error
+    }
+
     pub(crate) fn has_usage(&self) -> bool {
         self.input.is_set()
             || self.output.is_set()

@@ -112,9 +112,12 @@ pub struct Health {
     /// Spans whose sinks or layers added attributes after the OpenTelemetry span had ended
     /// (a layer stacked after it), merged into the exported span by the exporter stage.
     pub late_attributes_merged: u64,
-    /// Spans whose late attributes could not reach the exported span: the exporter was not
-    /// llmtel's [`crate::GenAiExporter`], or had sent the span already, or the span's layers
-    /// had not all closed within the exporter's wait.
+    /// Late attributes that could not reach the exported span (counted once per layer that
+    /// set them): the exporter was not llmtel's [`crate::GenAiExporter`], or it took the span
+    /// before the span's layers had all closed (it waits at most
+    /// [`crate::LATE_ATTRIBUTES_WAIT`], and never on the thread closing the span: a simple
+    /// span processor exports there, before the layers stacked after the OpenTelemetry layer
+    /// close it).
     pub late_attributes_dropped: u64,
     /// Items dropped by any of llmtel's background workers because its queue was full or it
     /// had stopped: spans (also in `spans_dropped`), call-log records, budget writes, alerts,

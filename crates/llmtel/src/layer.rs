@@ -1,7 +1,7 @@
 //! [`LlmLayer`]: LLM calls in process, while the request runs.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
@@ -141,10 +141,14 @@ struct SpanState {
     /// The layer that captured the span: whoever closes the call first
     /// ([`LlmLayer`]'s `on_close` or [`close_call`]) finishes it with this.
     layer: Arc<Inner>,
-    /// The dispatcher the capturing layer was registered with, whose OpenTelemetry layer
-    /// holds the span: the span may close on a thread whose default dispatcher is another
-    /// (a subscriber `set_default` on one thread, a span moved to a runtime's worker).
-    dispatch: Option<WeakDispatch>,
+    /// The capturing layer's registration: the dispatcher it was registered with, whose
+    /// OpenTelemetry layer holds the span (the span may close on a thread whose default
+    /// dispatcher is another: a subscriber `set_default` on one thread, a span moved to a
+    /// runtime's worker), and what it learned of that stack's order.
+    reg: Arc<Registered>,
+    /// Whether the OpenTelemetry ids were looked for when the call's outcome was recorded
+    /// (once: a span never entered).
+    probed: bool,
     /// Other llmtel layers of the same stack that captured the span too (a user's own
     /// `llmtel::layer().with_sink(..)` next to the builder's): the call is priced once, with
     /// the leading layer's catalog ([`SpanState::join`]), and handed to each layer's sinks.
@@ -156,9 +160,9 @@ impl SpanState {
     /// span too: its sinks get the call, once (a layer stacked again, a clone of one, joins
     /// once). A layer that hands its calls to the export stage leads: the call is priced
     /// there, with its catalog, unless a sink wants it on the request thread.
-    fn join(&mut self, layer: &Arc<Inner>, dispatch: Option<&WeakDispatch>) {
-        if self.dispatch.is_none() {
-            self.dispatch = dispatch.cloned();
+    fn join(&mut self, layer: &Arc<Inner>, reg: &Arc<Registered>) {
+        if self.reg.dispatch.get().is_none() && reg.dispatch.get().is_some() {
+            self.reg = reg.clone();
         }
         if Arc::ptr_eq(&self.layer, layer) || self.also.iter().any(|l| Arc::ptr_eq(l, layer)) {
             return;
@@ -214,9 +218,9 @@ pub struct LlmLayer {
     /// hook has looked up already.
     summaries: Option<crate::TraceSummaries>,
     /// The dispatcher this layer is registered with (`on_register_dispatch`): where its
-    /// spans' OpenTelemetry ids are looked up. Not shared by a clone, which may be
-    /// registered with another subscriber.
-    dispatch: OnceLock<WeakDispatch>,
+    /// spans' OpenTelemetry ids are looked up; and what it learned of that stack's order. Not
+    /// shared by a clone, which may be registered with another subscriber.
+    reg: Arc<Registered>,
     /// Told the dispatcher this layer is registered with: the builder's export threads warn
     /// the application there.
     warn_to: Option<crate::enrich::WarnTo>,
@@ -227,8 +231,42 @@ impl Clone for LlmLayer {
         LlmLayer {
             inner: self.inner.clone(),
             summaries: self.summaries.clone(),
-            dispatch: OnceLock::new(),
+            reg: Arc::default(),
             warn_to: self.warn_to.clone(),
+        }
+    }
+}
+
+/// What one [`LlmLayer`] knows of the stack it is registered in.
+#[derive(Debug, Default)]
+struct Registered {
+    /// The dispatcher (`on_register_dispatch`).
+    dispatch: OnceLock<WeakDispatch>,
+    /// Whether the first of llmtel's closes of an LLM span runs before or after the
+    /// OpenTelemetry layer ends its span ([`LLMTEL_FIRST`], [`OTEL_FIRST`]; 0 until
+    /// learned), learned from the spans themselves: a layer's place in its stack does not
+    /// change.
+    order: AtomicU8,
+}
+
+/// llmtel's first close of an LLM span sees its OpenTelemetry span live.
+const LLMTEL_FIRST: u8 = 1;
+/// The OpenTelemetry layer ends the span before llmtel's first close: what llmtel adds then
+/// (the inherited dimensions) reaches it through the late attributes ([`crate::late`]).
+const OTEL_FIRST: u8 = 2;
+
+impl Registered {
+    fn dispatch(&self) -> Option<&WeakDispatch> {
+        self.dispatch.get()
+    }
+
+    fn order(&self) -> u8 {
+        self.order.load(Ordering::Relaxed)
+    }
+
+    fn learn(&self, order: u8) {
+        if self.order() != order {
+            self.order.store(order, Ordering::Relaxed);
         }
     }
 }
@@ -290,7 +328,7 @@ impl LlmLayer {
                 request_sinks: Vec::new(),
             }),
             summaries: None,
-            dispatch: OnceLock::new(),
+            reg: Arc::default(),
             warn_to: None,
         }
     }
@@ -455,7 +493,7 @@ where
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
         // Inside a `Vec` or an `Option` of layers, which do not forward this, the spans'
         // ids are looked up in the closing thread's default dispatcher instead.
-        let _ = self.dispatch.set(subscriber.downgrade());
+        let _ = self.reg.dispatch.set(subscriber.downgrade());
         if let Some(w) = &self.warn_to {
             w.set(subscriber.downgrade());
         }
@@ -476,9 +514,11 @@ where
             let capture = if kind == Kind::Dims {
                 Capture::Dims { dims: fields.dims }
             } else {
-                // (The OpenTelemetry ids are not read here: `on_new_span` runs inside the
-                // dispatcher's own call, where the current dispatcher is not reachable.
-                // `on_enter` and the close read them.)
+                // (The OpenTelemetry ids are not read here: reading them starts the
+                // OpenTelemetry span, and a span started can no longer be given a parent
+                // (`set_parent` right after the span is opened, as llmtel-eval's judge does,
+                // fails with `AlreadyStarted`). `on_enter`, the record of the call's outcome
+                // and the close read them.)
                 Capture::Call(SpanState {
                     fields: Arc::new(fields),
                     opened: Instant::now(),
@@ -487,7 +527,8 @@ where
                     sampled: false,
                     closed: None,
                     layer: self.inner.clone(),
-                    dispatch: self.dispatch.get().cloned(),
+                    reg: self.reg.clone(),
+                    probed: false,
                     also: Vec::new(),
                 })
             };
@@ -495,7 +536,7 @@ where
                 match (&mut s.state, capture) {
                     // Another llmtel layer captured it first: this one joins.
                     (Some(Capture::Call(first)), Capture::Call(_)) => {
-                        first.join(&self.inner, self.dispatch.get());
+                        first.join(&self.inner, &self.reg);
                     }
                     (state, capture) => *state = Some(capture),
                 }
@@ -514,10 +555,25 @@ where
         }
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
+        let mut probe = None;
         match ext.get_mut::<SpanSlot>().and_then(|s| s.state.as_mut()) {
             Some(Capture::Call(state)) => {
                 let fields: &mut SpanFields = Arc::make_mut(&mut state.fields);
+                let had_outcome = fields.has_outcome();
                 values.record(fields);
+                if state.otel.is_none()
+                    && !state.probed
+                    && state.reg.order() != LLMTEL_FIRST
+                    && !had_outcome
+                    && fields.has_gen_ai
+                    && fields.has_outcome()
+                {
+                    // A span not entered yet whose call has gone out: its OpenTelemetry ids
+                    // are read now, before its OpenTelemetry layer can end it (see
+                    // `note_outcome`).
+                    state.probed = true;
+                    probe = Some(state.reg.clone());
+                }
             }
             Some(Capture::Dims { dims, .. }) => {
                 // Read as a call's fields are (the same names, caps and conversions), and
@@ -530,6 +586,10 @@ where
                 *dims = fields.dims;
             }
             None => {}
+        }
+        drop(ext);
+        if let Some(reg) = probe {
+            note_outcome(&span, &reg);
         }
     }
 
@@ -592,40 +652,77 @@ where
     }
 }
 
-/// Reads the OpenTelemetry ids of a captured LLM span the first time they are there and, when
+/// Reads the OpenTelemetry ids of a captured LLM span the first time it is entered and, when
 /// a layer will set late attributes, registers the span for them: before its OpenTelemetry
-/// span can end, whatever the layer order.
+/// span can end, whatever the layer order. When the OpenTelemetry layer entered the span
+/// before this layer (its context is the current one already), it also ends it before
+/// llmtel's layers close it: the dimensions the span inherits reach it late too, so it is
+/// registered for them.
 fn note_otel_span<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>) {
-    let dispatch = match SpanSlot::state(&span.extensions()) {
-        Some(s) if s.otel.is_none() && s.fields.has_gen_ai => s.dispatch.clone(),
+    let reg = match SpanSlot::state(&span.extensions()) {
+        Some(s) if s.otel.is_none() && s.fields.has_gen_ai => s.reg.clone(),
         _ => return,
     };
-    let Some(otel) = otel_ids(&span.id(), dispatch.as_ref()) else {
+    let Some(otel) = otel_ids(&span.id(), reg.dispatch()) else {
         return;
     };
+    let otel_first = reg.order() != LLMTEL_FIRST
+        && opentelemetry::Context::map_current(|cx| {
+            use opentelemetry::trace::TraceContextExt;
+            cx.span().span_context().span_id() == otel.1
+        });
+    if otel_first {
+        reg.learn(OTEL_FIRST);
+    }
     let mut ext = span.extensions_mut();
     if let Some(state) = SpanSlot::state_mut(&mut ext) {
         state.otel = Some((otel.0, otel.1));
         state.sampled = otel.2;
     }
-    register_late(&mut ext, otel.1, otel.2);
+    register_late(&mut ext, otel.1, otel.2, otel_first, false);
 }
 
-/// Registers the span for late attributes (once), when a layer will set them. Only a
-/// sampled span: no exporter takes an unsampled one's entry, which waited in the table
-/// until it was counted dropped (a loss that never was); an unsampled one is marked so that
-/// attributes set after it ended are not kept either.
+/// Reads the OpenTelemetry ids of a captured LLM span never entered, once its call's outcome
+/// (usage, response, error) is recorded: its OpenTelemetry layer may end it before llmtel's
+/// layers close it, and without its id what they add then (the inherited dimensions,
+/// `llmtel.budget.*`) could not reach it. Not earlier: reading the ids starts the
+/// OpenTelemetry span, which can no longer be given a parent then. Not at all once the
+/// layer has seen its stack's first llmtel close come before the OpenTelemetry layer's
+/// (`LLMTEL_FIRST`): that close reads them, with the span live. Registered for late
+/// attributes.
+fn note_outcome<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, reg: &Registered) {
+    let Some(otel) = otel_ids(&span.id(), reg.dispatch()) else {
+        return;
+    };
+    let mut ext = span.extensions_mut();
+    match SpanSlot::state_mut(&mut ext) {
+        Some(state) if state.otel.is_none() => {
+            state.otel = Some((otel.0, otel.1));
+            state.sampled = otel.2;
+        }
+        _ => return,
+    }
+    register_late(&mut ext, otel.1, otel.2, true, false);
+}
+
+/// Registers the span for late attributes (once), when a layer will set them (`wanted`) or
+/// llmtel's own may come late (`for_llmtel`). Only a sampled span: no exporter takes an
+/// unsampled one's entry, which waited in the table until it was counted dropped (a loss
+/// that never was); an unsampled one is marked so that attributes set after it ended are not
+/// kept either. `closing`: registered by the first of llmtel's closes, on the closing thread.
 fn register_late(
     ext: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
     span_id: SpanId,
     sampled: bool,
+    for_llmtel: bool,
+    closing: bool,
 ) {
     if !sampled {
         SpanSlot::update(ext, |s| s.unsampled = true);
         return;
     }
-    if crate::late::wanted() && ext.get_mut::<crate::late::LateGuard>().is_none() {
-        ext.insert(crate::late::register(span_id));
+    if (for_llmtel || crate::late::wanted()) && ext.get_mut::<crate::late::LateGuard>().is_none() {
+        ext.insert(crate::late::register(span_id, closing));
     }
 }
 
@@ -834,23 +931,43 @@ pub(crate) fn close_call_unpriced<'a, R: LookupSpan<'a>>(
 /// The first close of a captured LLM span: its inherited dimensions, written on its
 /// exported span too, its OpenTelemetry ids, and whether its sinks run on the export stage.
 fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanState) -> Closed {
-    // The OpenTelemetry context, when it is read here: the inherited dimensions are set on
-    // its span without a second lookup.
-    let mut live = None;
-    if state.otel.is_none() {
-        // The OpenTelemetry span is still live (its layer runs after this one): layers that
-        // run after that one ends may still add attributes, so register it for them.
-        if let Some((cx, (trace, id, sampled))) = otel_context(&span.id(), state.dispatch.as_ref())
-        {
-            state.otel = Some((trace, id));
-            state.sampled = sampled;
-            register_late(&mut span.extensions_mut(), id, sampled);
+    // The OpenTelemetry context, once it was looked up here (`None` inside: the span has
+    // ended): the inherited dimensions are set on its span without a second lookup.
+    let mut live: Option<Option<opentelemetry::Context>> = None;
+    let look = |span: &SpanRef<'a, R>, state: &SpanState| {
+        tracing_opentelemetry::get_otel_context(&span.id(), &dispatch(state.reg.dispatch()))
+    };
+    if let Some((_, id)) = state.otel {
+        // Registered when first entered (or when its outcome was recorded): an exporter on
+        // this thread must not wait for it from now on (a simple span processor exports in
+        // the OpenTelemetry layer's close, on this thread).
+        if span.extensions().get::<crate::late::LateGuard>().is_some() {
+            crate::late::closing(id);
+        }
+        if state.reg.order() == 0 {
+            // Whether the OpenTelemetry layer has ended the span already: learned once per
+            // layer, so that its spans never entered need not read their ids early.
+            let cx = look(span, state);
+            state.reg.learn(if cx.is_some() {
+                LLMTEL_FIRST
+            } else {
+                OTEL_FIRST
+            });
             live = Some(cx);
         }
+    } else if let Some((cx, (trace, id, sampled))) = otel_context(&span.id(), state.reg.dispatch())
+    {
+        // The OpenTelemetry span is still live (its layer runs after this close): layers that
+        // run after that one ends may still add attributes, so register it for them.
+        state.otel = Some((trace, id));
+        state.sampled = sampled;
+        register_late(&mut span.extensions_mut(), id, sampled, false, true);
+        state.reg.learn(LLMTEL_FIRST);
+        live = Some(Some(cx));
     }
-    if state.otel.is_none() {
+    let Some((_, span_id)) = state.otel else {
         return Closed { deferred: false };
-    }
+    };
     // Dimensions the span does not set come from its nearest ancestors that do; the exported
     // span carries them too, so the export stage sees the same call. They are gathered
     // apart and moved into its attributes, not copied into the span's fields: a call built
@@ -862,10 +979,8 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
         span.scope().skip(1),
     );
     if !inherited.is_empty() {
-        let live = live.or_else(|| {
-            tracing_opentelemetry::get_otel_context(&span.id(), &dispatch(state.dispatch.as_ref()))
-        });
-        set_attributes_on(span, live, inherited_attributes(inherited));
+        let live = live.unwrap_or_else(|| look(span, state));
+        set_attributes_on(span, live, Some(span_id), inherited_attributes(inherited));
     }
     Closed {
         deferred: state.layer.deferred && state.sampled,
@@ -910,14 +1025,23 @@ pub fn set_span_attributes<'a, R: LookupSpan<'a>>(
         return;
     }
     let live = tracing_opentelemetry::get_otel_context(&span.id(), dispatch);
-    set_attributes_on(span, live, attributes);
+    set_attributes_on(span, live, None, attributes);
 }
 
 /// [`set_span_attributes`] with the span's OpenTelemetry context looked up already (`live`:
-/// `None` once its OpenTelemetry span has ended, or without an OpenTelemetry layer).
+/// `None` once its OpenTelemetry span has ended, or without an OpenTelemetry layer), and its
+/// OpenTelemetry span id when the caller knows it (`known`).
+///
+/// Once the OpenTelemetry span has ended, the attributes go to the exporter stage under the
+/// span's id: the one llmtel's layer read (when the span was entered, when its outcome was
+/// recorded, or at its close), whether or not the span was registered for late attributes.
+/// A span whose id llmtel never read (no OpenTelemetry layer, one that filtered the span
+/// out, or, with the OpenTelemetry layer first, a span never entered whose outcome was never
+/// recorded) cannot be told from one that is not exported: nothing is kept nor counted.
 fn set_attributes_on<'a, R: LookupSpan<'a>>(
     span: &SpanRef<'a, R>,
     live: Option<opentelemetry::Context>,
+    known: Option<SpanId>,
     attributes: Vec<opentelemetry::KeyValue>,
 ) {
     use opentelemetry::trace::TraceContextExt;
@@ -933,10 +1057,10 @@ fn set_attributes_on<'a, R: LookupSpan<'a>>(
         // Not exported: no exporter would take them (they waited until counted dropped).
         return;
     }
-    let span_id = ext
-        .get::<crate::late::LateGuard>()
-        .map(|g| g.0)
-        .or_else(|| ext.get::<LlmCall>().and_then(|c| c.span_id));
+    let span_id = known
+        .or_else(|| ext.get::<crate::late::LateGuard>().map(|g| g.0))
+        .or_else(|| ext.get::<LlmCall>().and_then(|c| c.span_id))
+        .or_else(|| SpanSlot::state(&ext).and_then(|s| s.otel.map(|(_, id)| id)));
     drop(ext);
     if let Some(id) = span_id {
         crate::late::push(id, attributes);
