@@ -96,35 +96,10 @@ impl std::fmt::Debug for CallState {
 }
 
 impl CallState {
+    /// The state of a call whose JSON bodies are held against `budget`
+    /// ([`BUDGET`](crate::budget::BUDGET) outside tests).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        span: Span,
-        api: Api,
-        request_model: String,
-        status: u16,
-        content_type: &str,
-        started: Instant,
-        request_body: Option<KeptBytes>,
-        capture: bool,
-        hook: Option<(Arc<dyn PreflightHook>, PlannedCall)>,
-    ) -> Self {
-        Self::with_budget(
-            &crate::budget::BUDGET,
-            span,
-            api,
-            request_model,
-            status,
-            content_type,
-            started,
-            request_body,
-            capture,
-            hook,
-        )
-    }
-
-    /// [`new`](Self::new), the JSON body held against `budget`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn with_budget(
         budget: &'static Budget,
         span: Span,
         api: Api,
@@ -744,7 +719,7 @@ mod tests {
     use crate::budget::Budget;
 
     fn state(budget: &'static Budget, content_type: &str, status: u16) -> CallState {
-        CallState::with_budget(
+        CallState::new(
             budget,
             Span::none(),
             Api::OpenAiChat,
@@ -839,7 +814,7 @@ mod tests {
         let request = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
         let kept = || KeptBytes::copy(&B, request);
         // An error status: no estimate, so only content capture needs the prompt.
-        let s = CallState::with_budget(
+        let s = CallState::new(
             &B,
             Span::none(),
             Api::OpenAiChat,
@@ -853,7 +828,7 @@ mod tests {
         );
         assert!(s.request_body.is_none());
         assert_eq!(B.held(), 0);
-        let s = CallState::with_budget(
+        let s = CallState::new(
             &B,
             Span::none(),
             Api::OpenAiChat,
@@ -868,7 +843,7 @@ mod tests {
         assert!(s.request_body.is_some(), "captured");
         drop(s);
         // A stream: kept until its usage comes.
-        let mut s = CallState::with_budget(
+        let mut s = CallState::new(
             &B,
             Span::none(),
             Api::OpenAiChat,

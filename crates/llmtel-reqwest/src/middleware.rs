@@ -215,6 +215,7 @@ impl Middleware for LlmMiddleware {
             .unwrap_or_default();
         let url = response.url().clone();
         let mut state = CallState::new(
+            &crate::budget::BUDGET,
             span,
             api,
             out.model,

@@ -204,6 +204,7 @@ impl<S> ObservedStream<S> {
                 .request
                 .and_then(|b| crate::budget::KeptBytes::keep(&crate::budget::BUDGET, b));
             let mut state = CallState::new(
+                &crate::budget::BUDGET,
                 s.span,
                 s.api,
                 s.model.unwrap_or_else(|| "unknown".to_owned()),
