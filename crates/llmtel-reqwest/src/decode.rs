@@ -748,25 +748,24 @@ impl Decoder {
         if let Some(t) = u.service_tier.as_deref() {
             self.set_service_tier(t, false);
         }
+        let d = &mut self.obs.details;
+        let before = *d;
         if let Some(n) = u
             .cache_creation
             .as_ref()
             .and_then(|c| c.ephemeral_1h_input_tokens)
         {
-            if self.obs.details.cache_write_1h_tokens != n {
-                self.obs.details.cache_write_1h_tokens = n;
-                self.rev += 1;
-            }
+            d.cache_write_1h_tokens = n;
         }
         if let Some(n) = u
             .server_tool_use
             .as_ref()
             .and_then(|s| s.web_search_requests)
         {
-            if self.obs.details.web_search_queries != n {
-                self.obs.details.web_search_queries = n;
-                self.rev += 1;
-            }
+            d.web_search_queries = n;
+        }
+        if *d != before {
+            self.rev += 1;
         }
     }
 
