@@ -719,6 +719,17 @@ mod tests {
     use crate::budget::Budget;
 
     fn state(budget: &'static Budget, content_type: &str, status: u16) -> CallState {
+        state_with(budget, content_type, status, None, false)
+    }
+
+    /// [`state`], with a kept request body and content capture on or off.
+    fn state_with(
+        budget: &'static Budget,
+        content_type: &str,
+        status: u16,
+        request_body: Option<KeptBytes>,
+        capture: bool,
+    ) -> CallState {
         CallState::new(
             budget,
             Span::none(),
@@ -727,8 +738,8 @@ mod tests {
             status,
             content_type,
             Instant::now(),
-            None,
-            false,
+            request_body,
+            capture,
             None,
         )
     }
@@ -814,47 +825,14 @@ mod tests {
         let request = br#"{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}]}"#;
         let kept = || KeptBytes::copy(&B, request);
         // An error status: no estimate, so only content capture needs the prompt.
-        let s = CallState::new(
-            &B,
-            Span::none(),
-            Api::OpenAiChat,
-            "gpt-4o".to_owned(),
-            429,
-            "application/json",
-            Instant::now(),
-            kept(),
-            false,
-            None,
-        );
+        let s = state_with(&B, "application/json", 429, kept(), false);
         assert!(s.request_body.is_none());
         assert_eq!(B.held(), 0);
-        let s = CallState::new(
-            &B,
-            Span::none(),
-            Api::OpenAiChat,
-            "gpt-4o".to_owned(),
-            429,
-            "application/json",
-            Instant::now(),
-            kept(),
-            true,
-            None,
-        );
+        let s = state_with(&B, "application/json", 429, kept(), true);
         assert!(s.request_body.is_some(), "captured");
         drop(s);
         // A stream: kept until its usage comes.
-        let mut s = CallState::new(
-            &B,
-            Span::none(),
-            Api::OpenAiChat,
-            "gpt-4o".to_owned(),
-            200,
-            "text/event-stream",
-            Instant::now(),
-            kept(),
-            false,
-            None,
-        );
+        let mut s = state_with(&B, "text/event-stream", 200, kept(), false);
         s.on_data(
             b"data: {\"id\":\"c1\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
             Instant::now(),
