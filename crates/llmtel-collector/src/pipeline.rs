@@ -368,7 +368,8 @@ fn str_attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a str> {
 
 /// Records a priced span's spend against the budgets, by the scopes its attributes give
 /// (`user.id`, `session.id`, `llmtel.feature`, `llmtel.tenant`, `llmtel.api_key_id`, the
-/// model, and the custom attributes the rules name) and its `call`'s provider and tokens
+/// request model (else the response model), and the custom attributes the rules name) and
+/// its `call`'s provider and tokens
 /// (read as the stage read them to price it: the provider of a span that names only the
 /// older `gen_ai.system`, counts sent as doubles or strings) and its cost (exact, as the stage
 /// priced it: from the catalog, or reported by the app or provider however it was sent). A
@@ -398,9 +399,20 @@ pub(crate) fn account(
     if let Some(v) = str_attr(span, lt::TENANT) {
         ctx = ctx.with_tenant(v);
     }
-    if let Some(v) = str_attr(span, lt::PRICING_MODEL)
-        .or(str_attr(span, gen_ai::RESPONSE_MODEL))
-        .or(str_attr(span, gen_ai::REQUEST_MODEL))
+    // The model the request named, as `CallContext::from_call` takes it for the library's
+    // layer and sink: what a per-model rule matches and a pre-flight reserves on (`gpt-4o`,
+    // not the dated `gpt-4o-2024-08-06` the provider answers with). The response model, or
+    // the one the span was priced by, only when the request named none.
+    if let Some(v) = [
+        call.request_model.as_deref(),
+        str_attr(span, gen_ai::REQUEST_MODEL),
+        call.response_model.as_deref(),
+        str_attr(span, gen_ai::RESPONSE_MODEL),
+        str_attr(span, lt::PRICING_MODEL),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|m| !m.is_empty())
     {
         ctx = ctx.with_model(v);
     }

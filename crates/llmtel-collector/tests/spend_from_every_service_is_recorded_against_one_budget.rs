@@ -254,3 +254,54 @@ fn a_budgets_file_that_cannot_be_used_is_a_clear_error() {
     assert!(msg.contains("/no/such/budgets.toml"), "{msg}");
     assert!(msg.contains("budgets"), "{msg}");
 }
+
+/// A per-model rule is on the model the request names (`gen_ai.request.model`), as
+/// llmtel-budget scopes it for the library's layer and pre-flight: an Azure OpenAI
+/// deployment named in the request and answered as the dated snapshot it runs, priced by
+/// that snapshot, is charged to the deployment's meter, not to the model it was priced as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_answered_by_a_dated_model_is_charged_under_the_request_models_rule() {
+    let (_receiver, downstream, _task) = Receiver::start().await;
+    let budgets = Budgets::builder()
+        .with_rule(
+            Rule::new("prod-chat-daily", Scope::Model, Period::Day(TimeZone::UTC))
+                .with_values(&["prod-chat"])
+                .with_limit_usd(llmtel::Usd::parse_decimal("10").unwrap()),
+        )
+        .build();
+    let collector = Collector::start(config(downstream).with_budgets(budgets.clone()))
+        .await
+        .unwrap();
+    let attributes = vec![
+        s("gen_ai.operation.name", "chat"),
+        s("gen_ai.provider.name", "openai"),
+        s("gen_ai.request.model", "prod-chat"),
+        s("gen_ai.response.model", "gpt-4o-2024-08-06"),
+        s("user.id", "u-1"),
+        i("gen_ai.usage.input_tokens", 1_000),
+        i("gen_ai.usage.output_tokens", 200),
+    ];
+    post_protobuf(
+        &collector,
+        request("python-api", 1, vec![("chat".into(), attributes)]),
+    )
+    .await;
+    wait_until("the span is forwarded", || collector.stats().forwarded == 1).await;
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let stats = collector.stats();
+    assert_eq!((stats.priced, stats.budgeted), (1, 1), "{stats:?}");
+    let rows = budgets
+        .status_for(&CallContext::new().with_model("prod-chat"))
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0].spent,
+        cost(1_000, 200),
+        "charged to the meter of the model the request named, at the snapshot's price: {rows:?}"
+    );
+    assert_eq!(rows[0].spent_tokens, 1_200, "{rows:?}");
+    assert_eq!(rows[0].scope, "gen_ai.request.model=prod-chat", "{rows:?}");
+    // No meter for the model it was priced as.
+    let all = budgets.status().unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+}
