@@ -369,7 +369,26 @@ impl Config {
                 c = c.with_forward_max_request_bytes(n)?;
             }
         }
+        c.check_queue_room()?;
         Ok(c)
+    }
+
+    /// That every request the receivers accept (up to `max_request_bytes`) can be queued:
+    /// `queue_bytes` must hold one at least, else a request valid on the wire would be
+    /// refused as too large for good. (Its decoded structures may take more than the queue
+    /// holds: such a request waits for an empty queue and then has it to itself, see
+    /// [`with_queue_bytes`](Self::with_queue_bytes).) Checked when the file is read and when
+    /// the collector starts, whatever order the settings were given in.
+    pub(crate) fn check_queue_room(&self) -> Result<(), ConfigError> {
+        if self.queue_bytes < self.max_request_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "queue_bytes ({}) is below max_request_bytes ({}): a request the collector \
+                 accepts could never be queued; set queue_bytes to at least {} or \
+                 max_request_bytes to at most {}",
+                self.queue_bytes, self.max_request_bytes, self.max_request_bytes, self.queue_bytes
+            )));
+        }
+        Ok(())
     }
 
     /// Whether requests forwarded downstream are gzip-compressed (default: as
@@ -445,11 +464,15 @@ impl Config {
     /// decoded), held until the request is sent or given up on. With [`with_queue_size`](Self::with_queue_size),
     /// what bounds the collector's memory while the downstream is slow or down, whatever
     /// the size of the spans (captured prompts make them big). Past it senders are told to
-    /// retry later, as past the span count; a request bigger than this alone is refused
-    /// (413 / `INVALID_ARGUMENT`) saying to raise it.
+    /// retry later, as past the span count. Once a request has been run through the stage
+    /// only its encoded bodies are held, and it holds only their size. A request whose
+    /// decoded structures alone take more than the queue holds (one of many tiny
+    /// attributes) is queued when the queue is empty, holding all of it until it is staged:
+    /// a request the receivers accept is never refused as too large for the queue.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] below 64 KiB.
+    /// [`ConfigError::Invalid`] below 64 KiB; [`Collector::start`](crate::Collector::start)
+    /// and [`Config::from_toml`] refuse it below `max_request_bytes` (4 MiB by default).
     pub fn with_queue_bytes(mut self, bytes: usize) -> Result<Self, ConfigError> {
         if bytes < 64 * 1024 {
             return Err(ConfigError::Invalid(

@@ -22,8 +22,10 @@
 //!   scopes and links as they came (each span's attributes written straight from the
 //!   stage's values), encoded once, and sent again as is on a retry. The queue is bounded
 //!   in spans (`queue_size`, 8,192) and in bytes of requests (`queue_bytes`, 64 MiB, each
-//!   request's encoded size plus an estimate of its decoded structures: the bound when
-//!   spans are big, with captured prompts, or have many small attributes). When the queue is full, senders are
+//!   request's encoded size plus an estimate of its decoded structures until the stage has
+//!   run it, its encoded size after: the bound when spans are big, with captured prompts,
+//!   or have many small attributes; at least `max_request_bytes`, so that a request
+//!   accepted at the door is never too large for it). When the queue is full, senders are
 //!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the body a
 //!   `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
 //!   (gRPC), which every OTLP exporter retries; nothing is dropped silently. A batch the
