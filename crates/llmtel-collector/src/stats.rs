@@ -347,9 +347,12 @@ impl Counters {
         self.refused_connections.fetch_add(1, Relaxed);
     }
 
-    /// Keeps `error` as the last one (on one line).
+    /// Keeps `error` as the last one (on one line), through llmtel's redaction step
+    /// ([`llmtel::redact()`]): what it carries of a downstream's answer or a panic's message
+    /// (a URL with a key in its query, an echoed `Authorization` header) reaches
+    /// [`crate::Collector::last_error`], `/metrics` and stderr, never the secret.
     pub(crate) fn note(&self, error: String) {
-        let error = error.replace(['\n', '\r'], " ");
+        let error = llmtel::redact::redact_string(error.replace(['\n', '\r'], " "));
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
