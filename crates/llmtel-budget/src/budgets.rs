@@ -406,8 +406,10 @@ impl BudgetsBuilder {
     }
 
     /// Builds the budgets, refusing rules that cannot be used as given: a duplicate name
-    /// (two rules of one name share their meters in the store and charge every call
-    /// twice), an empty name or one holding `\x1f` (the separator of a store key),
+    /// whose meters can be another rule's (two rules of one name share their meters in the
+    /// store, keyed `name\x1fvalue`, and charge every call twice, unless their values never
+    /// meet: per-value rules limited to values no other has, a shared rule and per-value
+    /// rules limited to values other than `*`), an empty name or one holding `\x1f` (the separator of a store key),
     /// thresholds outside 1 to 1000 percent. With a remote store, starts its writer thread.
     ///
     /// ```
@@ -428,8 +430,11 @@ impl BudgetsBuilder {
     ///
     /// Never fails: a rule that [`BudgetsBuilder::try_build`] refuses is changed so that it
     /// can be used, with a warning logged and [`BudgetStats::rules_adjusted`] counted: a
-    /// duplicate name gets a suffix (the second `daily` becomes `daily#2`: its own meters,
-    /// not the first rule's, which it would charge a second time), an empty name becomes
+    /// duplicate name whose meters can be an earlier rule's gets a suffix (the second
+    /// `daily` becomes `daily#2`: its own meters, not the first rule's, which it would
+    /// charge a second time); two rules of one name on values that never meet (`daily` for
+    /// tenant `a`, `daily` for tenant `b`) keep their name, and the spend the store holds
+    /// under it. An empty name becomes
     /// `rule`, a `\x1f` in a name becomes `_`, thresholds outside 1 to 1000 percent are left
     /// out. Rules from a rules file ([`crate::Config`]) are checked when it is read.
     pub fn build(mut self) -> Budgets {
@@ -507,7 +512,9 @@ fn adjust_rules(rules: &mut [Rule]) -> u64 {
     let taken: std::collections::HashSet<Arc<str>> = rules.iter().map(|r| r.name.clone()).collect();
     let mut seen = std::collections::HashSet::new();
     let mut adjusted = 0;
-    for r in rules.iter_mut() {
+    for i in 0..rules.len() {
+        let (before, rest) = rules.split_at_mut(i);
+        let r = &mut rest[0];
         let given = r.name.clone();
         let mut changed = Vec::new();
         if r.name_problem().is_some() {
@@ -519,7 +526,13 @@ fn adjust_rules(rules: &mut [Rule]) -> u64 {
             r.name = name.into();
             changed.push("name");
         }
-        if seen.contains(&r.name) {
+        // Only a rule whose meter keys can be an earlier one's is renamed: two rules of one
+        // name on values that never meet (tenant `a`, tenant `b`) keep their name, and the
+        // spend their store already holds under it.
+        if before
+            .iter()
+            .any(|b| b.name == r.name && b.keys_can_collide(r))
+        {
             // The first free `name#n`, neither used by another rule nor given to one.
             let base = r.name.clone();
             let mut n = 2u64;
@@ -532,9 +545,9 @@ fn adjust_rules(rules: &mut [Rule]) -> u64 {
             changed.push("duplicate name");
         }
         seen.insert(r.name.clone());
-        let before = r.thresholds.len();
+        let thresholds = r.thresholds.len();
         r.thresholds.retain(|t| crate::rule::THRESHOLDS.contains(t));
-        if r.thresholds.len() != before {
+        if r.thresholds.len() != thresholds {
             changed.push("thresholds");
         }
         if !changed.is_empty() {
@@ -1780,6 +1793,8 @@ impl Budgets {
                 .collect();
             let prefix = format!("{}\u{1f}", r.name);
             values.extend(self.inner.store.values(&prefix, now_ms)?);
+            // Another rule of this name (on values this one never meets) shares the prefix.
+            values.retain(|v| r.can_key(v));
             if values.is_empty() && (r.mode == Mode::Shared || r.scope == crate::Scope::Global) {
                 values.insert("*".into());
             }

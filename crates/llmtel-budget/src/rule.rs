@@ -184,7 +184,8 @@ impl Unpriced {
 pub struct Rule {
     /// Unique name (in status, alerts, `llmtel.budget.rule`, store keys): not empty, without
     /// the unit separator `\x1f` (store keys are `name\x1fvalue`). Two rules of one name would
-    /// share their meters and charge every call twice; see [`crate::BudgetsBuilder::try_build`].
+    /// share their meters and charge every call twice, unless their values never meet (each
+    /// limited to values the other is not); see [`crate::BudgetsBuilder::try_build`].
     pub name: Arc<str>,
     /// The dimension limited.
     pub scope: Scope,
@@ -276,11 +277,43 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// The scope values this rule's meters are keyed by (`name\x1fvalue`): `None` for any
+    /// value (a per-value rule on every value of its scope); `*` for a shared or global rule.
+    pub(crate) fn key_values(&self) -> Option<Vec<&str>> {
+        if self.mode == Mode::Shared || self.scope == Scope::Global {
+            Some(vec!["*"])
+        } else if self.values.is_empty() {
+            None
+        } else {
+            Some(self.values.iter().map(String::as_str).collect())
+        }
+    }
+
+    /// Whether a meter of this rule can be keyed by scope value `value`.
+    pub(crate) fn can_key(&self, value: &str) -> bool {
+        self.key_values().is_none_or(|vs| vs.contains(&value))
+    }
+
+    /// Whether a meter key of this rule can be one of `other`'s, were they of one name: what
+    /// makes two rules of one name share their meters. Their scopes do not matter (a user
+    /// and a tenant both named `acme` have one key), their values do: two per-value rules
+    /// limited to values no other has, or a shared rule (`*`) and a per-value rule limited to
+    /// values other than `*`, never meet.
+    pub(crate) fn keys_can_collide(&self, other: &Rule) -> bool {
+        match (self.key_values(), other.key_values()) {
+            (Some(a), Some(b)) => a.iter().any(|v| b.contains(v)),
+            _ => true,
+        }
+    }
+}
+
 /// Checks rules as [`crate::BudgetsBuilder::try_build`] and the rules file require: each
-/// with a name that is not empty, holds no `\x1f` and no other rule has, and thresholds from
-/// 1 to 1000 percent.
+/// with a name that is not empty and holds no `\x1f`, not the name of an earlier rule whose
+/// meter keys can be its own ([`Rule::keys_can_collide`]), and thresholds from 1 to 1000
+/// percent.
 pub(crate) fn check_rules(rules: &[Rule]) -> Result<(), ConfigError> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: Vec<&Rule> = Vec::new();
     for r in rules {
         let bad = |field: &str, message: String| ConfigError::Rule {
             rule: r.name.to_string(),
@@ -290,12 +323,16 @@ pub(crate) fn check_rules(rules: &[Rule]) -> Result<(), ConfigError> {
         if let Some(problem) = r.name_problem() {
             return Err(bad("name", problem.into()));
         }
-        if !seen.insert(r.name.clone()) {
+        if seen
+            .iter()
+            .any(|s| s.name == r.name && s.keys_can_collide(r))
+        {
             return Err(bad(
                 "name",
-                "duplicate rule name: each rule needs its own (its meters in the store are keyed by it; two rules of one name would charge every call twice)".into(),
+                "duplicate rule name: each rule needs its own (its meters in the store are keyed by it and the scope value; two rules of one name whose values can meet would charge every call twice)".into(),
             ));
         }
+        seen.push(r);
         if let Some(t) = r.thresholds.iter().find(|t| !THRESHOLDS.contains(t)) {
             return Err(bad(
                 "thresholds",
