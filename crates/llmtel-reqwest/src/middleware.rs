@@ -118,17 +118,19 @@ impl LlmMiddleware {
     }
 
     /// Adds `"stream_options": {"include_usage": true}` to streamed chat and completion
-    /// requests to providers known to accept it, so that the exact usage arrives in the
+    /// requests to providers that accept it, so that the exact usage arrives in the
     /// last chunk (off by default: the caller then sees one extra chunk with empty
     /// `choices`, which some hand-written stream readers do not expect).
     ///
-    /// - **Which providers**: OpenAI (`openai`, also a base URL you name `openai`), DeepSeek
-    ///   (`deepseek`), and Azure OpenAI (`azure.ai.openai`) from `api-version` 2024-09-01
-    ///   on, or its `/openai/v1/` API; earlier Azure versions refuse the field. No other
-    ///   provider is asked: Mistral refuses it (HTTP 422 `extra_forbidden`) and sends the
-    ///   usage in its last chunk anyway, as Gemini, OpenRouter and Together do; for the
-    ///   others (and servers you add under your own name, such as vLLM or Ollama) set the
-    ///   field in the request yourself if they need it.
+    /// - **Which providers**: every OpenAI-compatible chat or completions endpoint (OpenAI,
+    ///   DeepSeek, Groq, Together, OpenRouter, Gemini's and Vertex AI's OpenAI-compatible
+    ///   endpoints, and servers you add under your own name, such as vLLM, Ollama, LiteLLM or
+    ///   llama.cpp), except those known to refuse the field: Mistral (`mistral_ai`, HTTP 422
+    ///   `extra_forbidden`; it sends the usage in its last chunk anyway), Azure AI Model
+    ///   Inference (`azure.ai.inference`, which refuses parameters its API does not define),
+    ///   and Azure OpenAI (`azure.ai.openai`) before `api-version` 2024-09-01 (asked from
+    ///   that version on, or on its `/openai/v1/` API). A server you add that refuses it:
+    ///   leave this off, or set `include_usage` in its requests yourself.
     /// - **What the caller set is kept**: a request that has `stream_options.include_usage`
     ///   (`true` or `false`) is sent as it is, and so is one whose `stream_options` is not
     ///   an object or whose body cannot be read.
@@ -311,8 +313,8 @@ impl Outgoing {
         }
     }
 
-    /// Asks a streamed chat or completions request to a provider that accepts it for its
-    /// usage (`stream_options.include_usage`), unless the request says either way already.
+    /// Asks a streamed chat or completions request to a provider that does not refuse it for
+    /// its usage (`stream_options.include_usage`), unless the request says either way already.
     fn ask_for_stream_usage(&mut self, route: &Route, req: &mut Request) {
         if !self.info.stream
             || self.info.include_usage
@@ -432,14 +434,21 @@ fn transport_failure(
     settle_failed(hook, class);
 }
 
-/// Whether `provider` is known to accept `stream_options.include_usage` on a streamed chat
-/// request to `url` (see [`LlmMiddleware::with_stream_usage`]).
+/// Whether `stream_options.include_usage` may be asked of `provider` on a streamed chat
+/// request to `url` (see [`LlmMiddleware::with_stream_usage`]): a deny-list. It is part of
+/// OpenAI's chat API, which OpenAI-compatible servers follow (vLLM, Ollama, LiteLLM,
+/// llama.cpp, ... under whatever name they were added), so every route is asked except
+/// those of providers known to refuse it, listed here.
 fn accepts_stream_options(provider: &str, url: &reqwest::Url) -> bool {
     match provider {
-        "openai" | "deepseek" => true,
+        // HTTP 422 `extra_forbidden` (and its last chunk has the usage anyway).
+        "mistral_ai" => false,
+        // Azure AI Model Inference (`/models/chat/completions`): a parameter its API does not
+        // define is an error unless the request says `extra-parameters: pass-through`.
+        "azure.ai.inference" => false,
         // Azure OpenAI: from api-version 2024-09-01(-preview) on; the v1 API (`/openai/v1/…`,
         // no dated version) is OpenAI's. Earlier versions answer 400 "Unrecognized request
-        // argument supplied: stream_options".
+        // argument supplied: stream_options"; a version that cannot be read is not asked.
         "azure.ai.openai" => {
             url.path().starts_with("/openai/v1/")
                 || url
@@ -447,7 +456,7 @@ fn accepts_stream_options(provider: &str, url: &reqwest::Url) -> bool {
                     .find(|(k, _)| k == "api-version")
                     .is_some_and(|(_, v)| azure_version_has_stream_options(&v))
         }
-        _ => false,
+        _ => true,
     }
 }
 
@@ -655,22 +664,25 @@ mod tests {
     }
 
     #[test]
-    fn stream_options_are_asked_only_of_providers_that_accept_them() {
+    fn stream_options_are_asked_of_every_provider_but_those_that_refuse_them() {
         let url = |u: &str| reqwest::Url::parse(u).unwrap();
         let chat = url("https://api.example.com/v1/chat/completions");
-        for p in ["openai", "deepseek"] {
-            assert!(accepts_stream_options(p, &chat), "{p}");
-        }
         for p in [
-            "mistral_ai",
+            "openai",
+            "deepseek",
             "groq",
             "together_ai",
             "openrouter",
             "gcp.gemini",
             "gcp.vertex_ai",
-            "azure.ai.inference",
             "ollama",
+            "vllm",
+            "litellm",
+            "my-local-llm",
         ] {
+            assert!(accepts_stream_options(p, &chat), "{p}");
+        }
+        for p in ["mistral_ai", "azure.ai.inference"] {
             assert!(!accepts_stream_options(p, &chat), "{p}");
         }
         let azure = |q: &str| {

@@ -322,6 +322,57 @@ fn include_usage_is_added_only_when_enabled() {
 }
 
 #[test]
+fn include_usage_is_asked_of_openai_compatible_servers_under_any_name_but_not_of_mistral() {
+    // vLLM, Ollama, LiteLLM and local servers accept `stream_options` like OpenAI: under the
+    // name they were added with, their streams are asked for the usage chunk too. Mistral
+    // refuses it (422 `extra_forbidden`): its request goes out as the caller wrote it.
+    run_async(|| async {
+        let chunks = openai_stream(true);
+        let server = Replay::start(vec![Reply::sse(&chunks); 5]).await;
+        let mw = middleware(&server)
+            .with_openai_compatible(&format!("{}/vllm/v1", server.base()), "vllm")
+            .unwrap()
+            .with_openai_compatible(&format!("{}/litellm", server.base()), "litellm")
+            .unwrap()
+            .with_openai_compatible(&format!("{}/local/v1", server.base()), "my-local-llm")
+            .unwrap()
+            .with_openai_compatible(&format!("{}/mistral/v1", server.base()), "mistral_ai")
+            .unwrap()
+            .with_stream_usage(true);
+        let c = client(mw);
+        let body = OPENAI_STREAM_REQUEST_NO_USAGE;
+        for path in [
+            "/vllm/v1/chat/completions",
+            "/ollama/v1/chat/completions",
+            "/litellm/chat/completions",
+            "/local/v1/chat/completions",
+            "/mistral/v1/chat/completions",
+        ] {
+            let (status, got) = post(&c, &server.url(path), body).await;
+            assert_eq!((status, got), (200, chunks.concat().into_bytes()), "{path}");
+        }
+        let reqs = server.requests();
+        let asked = body.replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1);
+        for (i, r) in reqs.iter().enumerate().take(4) {
+            assert_eq!(String::from_utf8_lossy(&r.body), asked, "{}", r.path);
+            assert!(
+                reqs[i]
+                    .head
+                    .to_ascii_lowercase()
+                    .contains(&format!("content-length: {}", asked.len())),
+                "{}",
+                r.path
+            );
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&reqs[4].body),
+            body,
+            "Mistral: as the caller wrote it"
+        );
+    });
+}
+
+#[test]
 fn include_usage_is_asked_only_of_providers_that_accept_it_and_never_overrides_the_caller() {
     // Mistral answers 422 `extra_forbidden` to `stream_options` (and sends the usage in its
     // last chunk anyway): its request must go out as the caller wrote it.
