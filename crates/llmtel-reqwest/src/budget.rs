@@ -6,7 +6,8 @@
 //! Past [`MAX_KEPT_BYTES`] a JSON response is read from its last 16 KiB only (its usage, as
 //! for a body over 16 MiB) and a request is not kept (an estimate then counts the output
 //! only; content capture records no input messages): counted in
-//! [`ReaderStats::over_budget`](crate::ReaderStats::over_budget) and noted on the span as
+//! [`ReaderStats::over_budget`](crate::ReaderStats::over_budget) and
+//! `llmtel::health().kept_over_budget`, and noted on the span as
 //! `llmtel.parse_error`. What a call holds is given back when the call ends (or its state is
 //! dropped), whatever happens.
 
@@ -66,6 +67,7 @@ pub(crate) fn over_budget() -> u64 {
 /// Counts one body or request not kept whole for the budget.
 pub(crate) fn note_over() {
     OVER.fetch_add(1, Relaxed);
+    llmtel::count_kept_over_budget();
 }
 
 /// Bytes taken from a budget, given back when dropped.

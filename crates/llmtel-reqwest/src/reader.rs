@@ -136,7 +136,7 @@ pub struct ReaderStats {
     pub kept_bytes: u64,
     /// JSON bodies read from their tail only, and requests not kept, because
     /// [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES) were in use (their spans carry
-    /// `llmtel.parse_error`).
+    /// `llmtel.parse_error`). Each is also counted in `llmtel::health().kept_over_budget`.
     pub over_budget: u64,
 }
 

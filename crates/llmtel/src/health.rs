@@ -43,6 +43,7 @@ pub(crate) struct Counters {
     pub(crate) background_dropped: Padded,
     pub(crate) sink_panics: Padded,
     pub(crate) custom_dimensions_dropped: Padded,
+    pub(crate) kept_over_budget: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -63,6 +64,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     background_dropped: Padded(AtomicU64::new(0)),
     sink_panics: Padded(AtomicU64::new(0)),
     custom_dimensions_dropped: Padded(AtomicU64::new(0)),
+    kept_over_budget: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -131,6 +133,12 @@ pub struct Health {
     /// [`crate::MAX_VALUE_BYTES`], or 1,024 distinct custom names had been kept already
     /// (process-wide; the span keeps the attribute).
     pub custom_dimensions_dropped: u64,
+    /// Response bodies an HTTP instrumentation read from their tail only, and request copies
+    /// it did not keep, because its budget for the bytes kept per call in flight was in use
+    /// (`llmtel-reqwest`'s `MAX_KEPT_BYTES`): the usage is still read, an estimate counts the
+    /// output only and captured content has no input. The calls' spans carry
+    /// `llmtel.parse_error`. Counted with [`count_kept_over_budget`].
+    pub kept_over_budget: u64,
 }
 
 /// Reads the health counters.
@@ -154,5 +162,19 @@ pub fn health() -> Health {
         background_dropped: c.background_dropped.load(Relaxed),
         sink_panics: c.sink_panics.load(Relaxed),
         custom_dimensions_dropped: c.custom_dimensions_dropped.load(Relaxed),
+        kept_over_budget: c.kept_over_budget.load(Relaxed),
     }
+}
+
+/// Counts one response body read from its tail only, or one request copy not kept, because
+/// an instrumentation's budget for the bytes it keeps per call was in use
+/// ([`Health::kept_over_budget`]). For instrumentation crates (`llmtel-reqwest`).
+///
+/// ```
+/// let before = llmtel::health().kept_over_budget;
+/// llmtel::count_kept_over_budget();
+/// assert_eq!(llmtel::health().kept_over_budget, before + 1);
+/// ```
+pub fn count_kept_over_budget() {
+    inc(&COUNTERS.kept_over_budget);
 }
