@@ -126,55 +126,100 @@ fn grpc_endpoint(
     ))
 }
 
+/// Prints `warning` on stderr, prefixed `llmtel: `, once per process (a builder built twice
+/// does not say it twice). For the values of the environment that llmtel ignores, as the
+/// OpenTelemetry specification says of an unknown or malformed one: a warning, and the
+/// default instead. Before any subscriber exists, so stderr.
+fn warn_env_once(warning: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if warned.iter().any(|w| w == warning) {
+        return;
+    }
+    warned.push(warning.to_owned());
+    eprintln!("llmtel: {warning}");
+}
+
+/// A variable's value as a warning quotes it: redacted (it can be anything), at most 100
+/// characters.
+fn quoted(value: &str) -> String {
+    let v = crate::redact::redact(value);
+    match v.char_indices().nth(100) {
+        Some((i, _)) => format!("{:?}...", &v[..i]),
+        None => format!("{v:?}"),
+    }
+}
+
 /// The sampler of `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`, read by `get`
 /// (trimmed; empty is unset): the specification's names (case ignored), the ratio a number
 /// from 0 to 1 (1 when the argument is unset); unset, the SDK's default, parent-based
 /// always on.
 ///
-/// # Errors
-/// [`InitError::Setting`] for a sampler llmtel does not build (an unknown name,
-/// `jaeger_remote`, `xray`) or a ratio that is not one (`10%`), saying what to set: the
-/// SDK would have sampled every trace and said so only in a log compiled out of it.
-fn sampler_from(get: impl Fn(&str) -> Option<String>) -> Result<Sampler, InitError> {
+/// A sampler llmtel does not build (an unknown name, `jaeger_remote`, `xray`) is ignored
+/// (the default instead), and a ratio that is not one (`10%`) is 1, each with the warning
+/// returned, saying what llmtel uses and what to set: the specification's rule for values
+/// of the environment an SDK does not support (a compose file's shared environment must not
+/// stop the app). The SDK would have said so only in a log compiled out of it.
+fn sampler_from(get: impl Fn(&str) -> Option<String>) -> (Sampler, Option<String>) {
     const NAMES: &str = "always_on, always_off, traceidratio, parentbased_always_on, \
                          parentbased_always_off or parentbased_traceidratio";
+    let default = || Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
     let Some(name) = get("OTEL_TRACES_SAMPLER") else {
-        return Ok(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        return (default(), None);
     };
-    let ratio = || -> Result<f64, InitError> {
+    let ratio = || -> (f64, Option<String>) {
         let Some(arg) = get("OTEL_TRACES_SAMPLER_ARG") else {
-            return Ok(1.0);
+            return (1.0, None);
         };
         match arg.parse::<f64>() {
-            Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-            _ => Err(InitError::Setting(format!(
-                "OTEL_TRACES_SAMPLER_ARG={arg:?} is not a sampling ratio: write a number from \
-                 0 to 1 (0.1 keeps one trace in ten), or unset it to keep every trace"
-            ))),
+            Ok(r) if (0.0..=1.0).contains(&r) => (r, None),
+            _ => (
+                1.0,
+                Some(format!(
+                    "OTEL_TRACES_SAMPLER_ARG={} is not a sampling ratio, ignored: sampling with \
+                     1 (every trace); write a number from 0 to 1 (0.1 keeps one trace in ten)",
+                    quoted(&arg)
+                )),
+            ),
         }
     };
     let lower = name.to_ascii_lowercase();
-    Ok(match lower.as_str() {
-        "always_on" => Sampler::AlwaysOn,
-        "always_off" => Sampler::AlwaysOff,
-        "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
-        "parentbased_always_on" => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+    match lower.as_str() {
+        "always_on" => (Sampler::AlwaysOn, None),
+        "always_off" => (Sampler::AlwaysOff, None),
+        "traceidratio" => {
+            let (r, warning) = ratio();
+            (Sampler::TraceIdRatioBased(r), warning)
+        }
+        "parentbased_always_on" => (default(), None),
+        "parentbased_always_off" => (Sampler::ParentBased(Box::new(Sampler::AlwaysOff)), None),
         "parentbased_traceidratio" => {
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio()?)))
+            let (r, warning) = ratio();
+            (
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
+                warning,
+            )
         }
-        "jaeger_remote" | "parentbased_jaeger_remote" | "xray" => {
-            return Err(InitError::Setting(format!(
-                "OTEL_TRACES_SAMPLER={name} is not supported by llmtel: set it to {NAMES}, or \
-                 build the sampler in code (Builder::with_sampler)"
-            )));
-        }
-        _ => {
-            return Err(InitError::Setting(format!(
-                "OTEL_TRACES_SAMPLER={name:?} is not a sampler: set it to {NAMES}"
-            )));
-        }
-    })
+        "jaeger_remote" | "parentbased_jaeger_remote" | "xray" => (
+            default(),
+            Some(format!(
+                "OTEL_TRACES_SAMPLER={} is not supported by llmtel, ignored: sampling with \
+                 parentbased_always_on (the default); set it to {NAMES}, or build the sampler \
+                 in code (Builder::with_sampler)",
+                quoted(&name)
+            )),
+        ),
+        _ => (
+            default(),
+            Some(format!(
+                "OTEL_TRACES_SAMPLER={} is not a sampler, ignored: sampling with \
+                 parentbased_always_on (the default); set it to {NAMES}",
+                quoted(&name)
+            )),
+        ),
+    }
 }
 
 /// Where `OTEL_TRACES_EXPORTER` sends the traces.
@@ -189,42 +234,60 @@ struct TracesExporters {
 /// `OTEL_TRACES_EXPORTER`, read by `get`: a comma-separated list of `otlp` and `console`
 /// (case ignored), or `none`; unset, `otlp`.
 ///
-/// # Errors
-/// [`InitError::Setting`] for an exporter llmtel does not have (`zipkin`, `jaeger`, ...), or
-/// `none` with another.
-fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> Result<TracesExporters, InitError> {
+/// An exporter llmtel does not have (`zipkin`, `logging`, ...) is ignored, and `none` listed
+/// with another too; with nothing left, `otlp` (the default). The warning returned says what
+/// was ignored and what llmtel uses (the specification's rule for values of the environment
+/// an SDK does not support).
+fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> (TracesExporters, Option<String>) {
+    let default = TracesExporters {
+        otlp: true,
+        console: false,
+    };
     let Some(value) = get("OTEL_TRACES_EXPORTER") else {
-        return Ok(TracesExporters {
-            otlp: true,
-            console: false,
-        });
+        return (default, None);
     };
     let mut out = TracesExporters {
         otlp: false,
         console: false,
     };
     let mut none = false;
+    let mut unknown = Vec::new();
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name.to_ascii_lowercase().as_str() {
             "otlp" => out.otlp = true,
             "console" => out.console = true,
             "none" => none = true,
-            _ => {
-                return Err(InitError::Setting(format!(
-                    "OTEL_TRACES_EXPORTER={value:?}: llmtel has no `{name}` exporter; set it to \
-                     otlp (export over OTLP), console (a line per LLM call on stderr, no \
-                     export) or none (no export)"
-                )));
-            }
+            _ => unknown.push(quoted(name)),
         }
     }
-    if none && (out.otlp || out.console) {
-        return Err(InitError::Setting(format!(
-            "OTEL_TRACES_EXPORTER={value:?}: none means no exporter; set it alone, or list \
-             the exporters (otlp, console)"
-        )));
+    let mut ignored = unknown
+        .iter()
+        .map(|n| format!("llmtel has no {n} exporter"))
+        .collect::<Vec<_>>();
+    let none_alone = none && !out.otlp && !out.console;
+    if none && !none_alone {
+        ignored.push("none goes alone, not with other exporters".to_owned());
     }
-    Ok(out)
+    if ignored.is_empty() {
+        return (out, None);
+    }
+    if !none_alone && !out.otlp && !out.console {
+        out = default;
+    }
+    let using = match (none_alone, out.otlp, out.console) {
+        (true, _, _) => "none",
+        (_, true, true) => "otlp,console",
+        (_, true, false) => "otlp",
+        _ => "console",
+    };
+    let warning = format!(
+        "OTEL_TRACES_EXPORTER={}: {}, ignored: using {using}; set it to otlp (export over \
+         OTLP), console (a line per LLM call on stderr, no export), otlp,console, or none (no \
+         export)",
+        quoted(&value),
+        ignored.join("; ")
+    );
+    (out, Some(warning))
 }
 
 /// The filter of llmtel's stderr log layer: the code's directives, else `RUST_LOG` (read by
@@ -617,8 +680,9 @@ pub enum InitError {
     #[error("invalid trace filter: {0}")]
     Filter(String),
     /// A setting does not parse or is not supported: an export header name or value, an
-    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`, `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`,
-    /// `OTEL_TRACES_EXPORTER`, the log filter (`RUST_LOG`). The message says which and what
+    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`, an `OTEL_BSP_*`, a client-certificate variable, the log
+    /// filter (`RUST_LOG`). (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` and
+    /// `OTEL_TRACES_EXPORTER` values llmtel does not support are warned about and ignored.) The message says which and what
     /// to write (never a header's value).
     #[error("{0}")]
     Setting(String),
@@ -794,8 +858,9 @@ impl Builder {
     /// Sampler. Else `OTEL_TRACES_SAMPLER` (`always_on`, `always_off`, `traceidratio`,
     /// `parentbased_always_on`, `parentbased_always_off`, `parentbased_traceidratio`) with
     /// `OTEL_TRACES_SAMPLER_ARG` (a ratio from 0 to 1, default 1), else parent-based always
-    /// on. Another sampler name (`jaeger_remote`, `xray`, ...) or a ratio that is not one
-    /// (`10%`) fails the build with [`InitError::Setting`] saying what to set. Set here, the
+    /// on. Another sampler name (`jaeger_remote`, `xray`, ...) is ignored (parent-based always
+    /// on), and a ratio that is not one (`10%`) is 1, each said once on stderr with what to
+    /// set (the OpenTelemetry specification's rule for the environment). Set here, the
     /// variables are not read.
     pub fn with_sampler(mut self, sampler: Sampler) -> Self {
         self.sampler = Some(sampler);
@@ -884,7 +949,7 @@ impl Builder {
     /// `OTEL_TRACES_EXPORTER` says where the traces go: `otlp` (the default), `console`
     /// (llmtel's line per LLM call, no traces over OTLP), `otlp,console`, or `none` (no traces
     /// over OTLP; the metrics follow `OTEL_METRICS_EXPORTER`). Another exporter (`zipkin`,
-    /// ...) fails the build with [`InitError::Setting`].
+    /// `logging`, ...) is ignored, said once on stderr (`otlp` when nothing else is listed).
     pub fn with_export_disabled(mut self, disabled: bool) -> Self {
         self.disabled = Some(disabled);
         self
@@ -970,7 +1035,11 @@ impl Builder {
                 console: false,
             }
         } else {
-            traces_exporters(env)?
+            let (exporters, warning) = traces_exporters(env);
+            if let Some(w) = warning {
+                warn_env_once(&w);
+            }
+            exporters
         };
         let exporting =
             !disabled && exporters.otlp && (endpoint.is_some() || env_endpoint.is_some());
@@ -1151,11 +1220,17 @@ impl Builder {
                     "OTEL_EXPORTER_OTLP_TIMEOUT",
                 ],
             )?;
-            // The code's sampler, else the environment's (a bad one is an error here, where
-            // the SDK would have sampled every trace).
+            // The code's sampler, else the environment's (a bad one is said on stderr, and
+            // the default used).
             let sampler = match self.sampler.clone() {
                 Some(s) => s,
-                None => sampler_from(env)?,
+                None => {
+                    let (sampler, warning) = sampler_from(env);
+                    if let Some(w) = warning {
+                        warn_env_once(&w);
+                    }
+                    sampler
+                }
             };
             let filter = trace_filter::<S>(&self.trace_filter)?;
             let mut queue = spawn_exporter(
@@ -1714,14 +1789,14 @@ mod tests {
         }
     }
 
-    fn sampler(set: &[(&str, &str)]) -> Result<String, String> {
-        sampler_from(vars(set))
-            .map(|s| format!("{s:?}"))
-            .map_err(|e| e.to_string())
+    /// The sampler built, and the warning if any.
+    fn sampler(set: &[(&str, &str)]) -> (String, Option<String>) {
+        let (s, w) = sampler_from(vars(set));
+        (format!("{s:?}"), w)
     }
 
     #[test]
-    fn the_environments_sampler_is_built_by_llmtel_and_a_bad_one_is_a_clear_error() {
+    fn the_environments_sampler_is_built_by_llmtel_and_a_bad_one_is_warned_about_and_ignored() {
         const S: &str = "OTEL_TRACES_SAMPLER";
         const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
         for (set, want) in [
@@ -1750,34 +1825,43 @@ mod tests {
             // The argument of another sampler is not read.
             (&[(S, "always_on"), (ARG, "10%")][..], "AlwaysOn"),
         ] {
-            assert_eq!(sampler(set).as_deref(), Ok(want), "{set:?}");
+            assert_eq!(sampler(set), (want.to_owned(), None), "{set:?}");
         }
         for bad in ["10%", "1.5", "-0.1", "NaN", "half"] {
-            let e = sampler(&[(S, "traceidratio"), (ARG, bad)]).unwrap_err();
+            let (s, w) = sampler(&[(S, "parentbased_traceidratio"), (ARG, bad)]);
+            assert_eq!(s, "ParentBased(TraceIdRatioBased(1.0))");
+            let w = w.unwrap();
             assert!(
-                e.contains(ARG) && e.contains(bad) && e.contains("from 0 to 1"),
-                "{bad}: {e}"
+                w.contains(ARG) && w.contains(bad) && w.contains("from 0 to 1"),
+                "{bad}: {w}"
             );
         }
         for unsupported in ["jaeger_remote", "parentbased_jaeger_remote", "xray"] {
-            let e = sampler(&[(S, unsupported)]).unwrap_err();
+            let (s, w) = sampler(&[(S, unsupported)]);
+            assert_eq!(s, "ParentBased(AlwaysOn)");
+            let w = w.unwrap();
             assert!(
-                e.contains("not supported") && e.contains("parentbased_traceidratio"),
-                "{e}"
+                w.contains("not supported")
+                    && w.contains(unsupported)
+                    && w.contains("sampling with parentbased_always_on")
+                    && w.contains("parentbased_traceidratio"),
+                "{w}"
             );
         }
-        let e = sampler(&[(S, "ratio")]).unwrap_err();
+        let (s, w) = sampler(&[(S, "ratio")]);
+        assert_eq!(s, "ParentBased(AlwaysOn)");
+        let w = w.unwrap();
         assert!(
-            e.contains("\"ratio\" is not a sampler") && e.contains("always_on"),
-            "{e}"
+            w.contains("\"ratio\" is not a sampler") && w.contains("always_on"),
+            "{w}"
         );
     }
 
     #[test]
     fn otel_traces_exporter_says_where_the_traces_go() {
         const V: &str = "OTEL_TRACES_EXPORTER";
-        let ex = |set: &[(&str, &str)]| traces_exporters(vars(set)).map_err(|e| e.to_string());
-        let t = |otlp, console| Ok(TracesExporters { otlp, console });
+        let ex = |set: &[(&str, &str)]| traces_exporters(vars(set));
+        let t = |otlp, console| (TracesExporters { otlp, console }, None);
         assert_eq!(ex(&[]), t(true, false));
         assert_eq!(ex(&[(V, "")]), t(true, false));
         assert_eq!(ex(&[(V, "otlp")]), t(true, false));
@@ -1785,15 +1869,23 @@ mod tests {
         assert_eq!(ex(&[(V, " None ")]), t(false, false));
         assert_eq!(ex(&[(V, "console")]), t(false, true));
         assert_eq!(ex(&[(V, "otlp, console")]), t(true, true));
-        for bad in ["zipkin", "otlp,jaeger", "logging"] {
-            let e = ex(&[(V, bad)]).unwrap_err();
+        // What llmtel does not have is ignored, with a warning saying what it uses.
+        for (bad, otlp, console, using) in [
+            ("zipkin", true, false, "using otlp"),
+            ("logging", true, false, "using otlp"),
+            ("otlp,jaeger", true, false, "using otlp"),
+            ("zipkin,console", false, true, "using console"),
+            ("none,otlp", true, false, "using otlp"),
+            ("none,zipkin", false, false, "using none"),
+        ] {
+            let (got, w) = ex(&[(V, bad)]);
+            assert_eq!(got, TracesExporters { otlp, console }, "{bad}");
+            let w = w.unwrap();
             assert!(
-                e.contains(V) && e.contains("otlp") && e.contains("none"),
-                "{e}"
+                w.starts_with(V) && w.contains(bad) && w.contains(using) && w.contains("none"),
+                "{w}"
             );
         }
-        let e = ex(&[(V, "none,otlp")]).unwrap_err();
-        assert!(e.contains("alone"), "{e}");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! - `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` alone exports the metrics (only): it exported
 //!   nothing, though the README listed it among the variables that turn export on;
 //! - the metrics go with `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, not the traces' protocol;
-//! - a bad `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` is an error saying what to set
-//!   (it sampled every trace, silently), unless the code sets the sampler;
+//! - a bad `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, or an `OTEL_TRACES_EXPORTER`
+//!   llmtel does not have (`zipkin`), is warned about once on stderr, saying what llmtel uses
+//!   and what to set, and ignored (the specification's rule: it failed `init()`, and before
+//!   that sampled every trace silently), unless the code sets the sampler;
 //! - with `OTEL_SDK_DISABLED=true` nothing is exported, so the protocol is not read (a bad
 //!   one failed `init()`);
 //! - an invalid `RUST_LOG` is reported as such (it was "invalid trace filter").
@@ -49,6 +51,11 @@ const VARS: [&str; 16] = [
 
 /// Runs `child` with `env`; returns the line it printed after `RESULT `.
 fn run_child(child: &str, env: &[(&str, &str)]) -> String {
+    run_child_with_stderr(child, env).0
+}
+
+/// [`run_child`], and what the child wrote on stderr.
+fn run_child_with_stderr(child: &str, env: &[(&str, &str)]) -> (String, String) {
     let mut c = Command::new(std::env::current_exe().unwrap());
     c.args([
         "--exact",
@@ -73,11 +80,20 @@ fn run_child(child: &str, env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     // (The harness prints the test's name on the same line, before it.)
-    stdout
+    let result = stdout
         .lines()
         .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r.trim()))
         .unwrap_or_else(|| panic!("the child printed no result:\n{stdout}"))
-        .to_owned()
+        .to_owned();
+    (result, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The lines of `stderr` that start with `llmtel: ` and contain `what`.
+fn warnings<'a>(stderr: &'a str, what: &str) -> Vec<&'a str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("llmtel: ") && l.contains(what))
+        .collect()
 }
 
 /// Builds llmtel from the environment, makes one LLM call and drops the guard (which exports
@@ -163,18 +179,40 @@ fn otel_traces_exporter_none_keeps_the_traces_home_and_the_metrics_still_go() {
 }
 
 #[test]
-fn an_exporter_llmtel_does_not_have_is_a_clear_error() {
-    let result = run_child(
+fn an_exporter_llmtel_does_not_have_is_warned_about_and_ignored() {
+    // A compose file's shared environment (`zipkin` for another service) does not stop the
+    // app: the OpenTelemetry specification says to warn and ignore. With no endpoint, nothing
+    // is exported either way.
+    for exporter in ["zipkin", "logging"] {
+        let (result, stderr) = run_child_with_stderr(
+            "child_builds_from_the_environment",
+            &[("OTEL_TRACES_EXPORTER", exporter)],
+        );
+        assert_eq!(result, "exporting=false spans_exported=0", "{stderr}");
+        let w = warnings(&stderr, "OTEL_TRACES_EXPORTER");
+        assert_eq!(w.len(), 1, "{stderr}");
+        assert!(
+            w[0].contains(exporter) && w[0].contains("ignored") && w[0].contains("using otlp"),
+            "{stderr}"
+        );
+    }
+    // With an endpoint, the traces go over OTLP, the default.
+    let (url, rx) = support::otlp_http::receiver();
+    let (result, stderr) = run_child_with_stderr(
         "child_builds_from_the_environment",
         &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+            ("OTEL_METRICS_EXPORTER", "none"),
             ("OTEL_TRACES_EXPORTER", "zipkin"),
         ],
     );
-    assert!(
-        result.starts_with("error: OTEL_TRACES_EXPORTER") && result.contains("otlp"),
-        "{result}"
+    assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+    assert_eq!(
+        warnings(&stderr, "OTEL_TRACES_EXPORTER").len(),
+        1,
+        "{stderr}"
     );
+    assert_eq!(paths_until(&rx, "/v1/traces"), ["/v1/traces"]);
 }
 
 #[test]
@@ -215,9 +253,9 @@ fn the_metrics_go_with_their_own_protocol() {
 }
 
 #[test]
-fn a_bad_sampler_is_a_clear_error_and_a_good_one_is_followed() {
+fn a_bad_sampler_is_warned_about_and_ignored_and_a_good_one_is_followed() {
     let (url, _rx) = support::otlp_http::receiver();
-    let with = |sampler: &str, arg: Option<&str>, code: bool| {
+    let with_stderr = |sampler: &str, arg: Option<&str>, code: bool| {
         let mut env = vec![
             ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
             ("OTEL_METRICS_EXPORTER", "none"),
@@ -229,17 +267,38 @@ fn a_bad_sampler_is_a_clear_error_and_a_good_one_is_followed() {
         if code {
             env.push((CODE_SAMPLER, "always_on"));
         }
-        run_child("child_builds_from_the_environment", &env)
+        run_child_with_stderr("child_builds_from_the_environment", &env)
     };
-    let result = with("traceidratio", Some("10%"), false);
+    let with = |sampler: &str, arg: Option<&str>, code: bool| with_stderr(sampler, arg, code).0;
+    // A ratio that is not one is 1: the trace is sampled and exported.
+    let (result, stderr) = with_stderr("traceidratio", Some("10%"), false);
+    assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+    let w = warnings(&stderr, "OTEL_TRACES_SAMPLER_ARG");
+    assert_eq!(w.len(), 1, "{stderr}");
     assert!(
-        result.starts_with("error: OTEL_TRACES_SAMPLER_ARG=\"10%\"") && result.contains("0 to 1"),
-        "{result}"
+        w[0].contains("\"10%\"") && w[0].contains("0 to 1") && w[0].contains("sampling with 1"),
+        "{stderr}"
     );
-    let result = with("parentbased_jaeger_remote", None, false);
+    // A sampler llmtel does not build is the default, parent-based always on.
+    for unsupported in ["xray", "parentbased_jaeger_remote"] {
+        let (result, stderr) = with_stderr(unsupported, None, false);
+        assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+        let w = warnings(&stderr, "OTEL_TRACES_SAMPLER=");
+        assert_eq!(w.len(), 1, "{stderr}");
+        assert!(
+            w[0].contains(unsupported)
+                && w[0].contains("not supported")
+                && w[0].contains("parentbased_always_on")
+                && w[0].contains("Builder::with_sampler"),
+            "{stderr}"
+        );
+    }
+    // Set in code, the sampler wins and the variables are not read: no warning.
+    let (result, stderr) = with_stderr("nonsense", Some("10%"), true);
+    assert_eq!(result, "exporting=true spans_exported=1");
     assert!(
-        result.contains("not supported") && result.contains("Builder::with_sampler"),
-        "{result}"
+        warnings(&stderr, "OTEL_TRACES_SAMPLER").is_empty(),
+        "{stderr}"
     );
     // A valid one is followed: nothing sampled, nothing exported.
     assert_eq!(
@@ -253,10 +312,6 @@ fn a_bad_sampler_is_a_clear_error_and_a_good_one_is_followed() {
     // The code's sampler wins: the variables are not read.
     assert_eq!(
         with("always_off", None, true),
-        "exporting=true spans_exported=1"
-    );
-    assert_eq!(
-        with("nonsense", Some("10%"), true),
         "exporting=true spans_exported=1"
     );
 }
