@@ -871,8 +871,9 @@ impl Builder {
         self.preset = Some(preset);
         self
     }
-    /// Console line per LLM call on stderr (default: on when no traces are exported over OTLP,
-    /// or with `OTEL_TRACES_EXPORTER=console`).
+    /// Console line per LLM call on stderr (default: on when no traces are exported over OTLP
+    /// for want of an endpoint or with `OTEL_SDK_DISABLED=true`, or with
+    /// `OTEL_TRACES_EXPORTER=console`; off with `OTEL_TRACES_EXPORTER=none`).
     pub fn with_console(mut self, on: bool) -> Self {
         self.console = Some(on);
         self
@@ -1171,7 +1172,13 @@ impl Builder {
             )));
             metrics_export = Some(m);
         }
-        if self.console.unwrap_or(!exporting || exporters.console) {
+        // The console line: asked for (`OTEL_TRACES_EXPORTER=console`), else when the traces
+        // would go over OTLP but are not exported (no endpoint, `OTEL_SDK_DISABLED`): not
+        // with `OTEL_TRACES_EXPORTER=none`, which asks for no traces anywhere.
+        if self
+            .console
+            .unwrap_or(exporters.console || (exporters.otlp && !exporting))
+        {
             sinks.push(Arc::new(ConsoleSink));
         }
         // Exporting, the sinks run on the export stage for the calls it exports (priced once
