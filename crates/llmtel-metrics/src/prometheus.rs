@@ -129,7 +129,7 @@ impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         if self.health {
             let h = llmtel::health();
-            let counters: [(&str, &str, u64); 11] = [
+            let counters: [(&str, &str, u64); 17] = [
                 ("llmtel_llm_calls", "LLM calls seen in process", h.llm_calls),
                 ("llmtel_priced_calls", "LLM calls priced", h.priced_calls),
                 (
@@ -176,6 +176,36 @@ impl Collector for HealthCollector {
                     "llmtel_sink_panics",
                     "Calls a sink panicked on in the export stage",
                     h.sink_panics,
+                ),
+                (
+                    "llmtel_values_truncated",
+                    "Caller-controlled values capped at MAX_VALUE_BYTES",
+                    h.values_truncated,
+                ),
+                (
+                    "llmtel_estimates_approximated",
+                    "Token counts approximated instead of tokenized",
+                    h.estimates_approximated,
+                ),
+                (
+                    "llmtel_late_attributes_merged",
+                    "Spans whose late attributes were merged into the exported span",
+                    h.late_attributes_merged,
+                ),
+                (
+                    "llmtel_late_attributes_dropped",
+                    "Late attributes that could not reach the exported span",
+                    h.late_attributes_dropped,
+                ),
+                (
+                    "llmtel_background_dropped",
+                    "Items dropped by llmtel's background workers",
+                    h.background_dropped,
+                ),
+                (
+                    "llmtel_custom_dimensions_dropped",
+                    "Custom llmtel.* dimensions the export stage could not keep",
+                    h.custom_dimensions_dropped,
                 ),
             ];
             for (name, help, v) in counters {
