@@ -74,7 +74,6 @@ pub(crate) enum Signal {
 }
 
 impl Signal {
-    #[cfg(any(test, feature = "otlp-grpc"))]
     const fn endpoint_var(self) -> &'static str {
         match self {
             Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -980,7 +979,9 @@ impl Builder {
     /// Exports the OpenTelemetry GenAI client metrics ([`crate::metrics::OtelMetricsSink`])
     /// over OTLP next to the traces: same endpoint (`/v1/metrics` instead of `/v1/traces`
     /// over HTTP; else `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), headers and resource, the
-    /// code's protocol else `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, every
+    /// code's protocol else `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else (sent to the traces' endpoint)
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, every
     /// `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) and at shutdown. Default: on whenever an
     /// endpoint is set, the traces' or the metrics' own (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
     /// alone exports the metrics only, as does `OTEL_TRACES_EXPORTER=none`), unless
@@ -1005,6 +1006,41 @@ impl Builder {
             return Ok(Protocol::HttpProtobuf);
         }
         Protocol::from_vars(signal.protocol_var(), get)
+    }
+
+    /// The protocol of the metrics: [`Builder::resolve_protocol`], except when they go to the
+    /// traces' endpoint (the code's, or the one variable of the traces' and the generic
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` that is set, with no `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`)
+    /// and neither `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` nor `OTEL_EXPORTER_OTLP_PROTOCOL` is
+    /// set: then `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, when it names one. An endpoint speaks
+    /// one protocol: with only `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc` set, the metrics went
+    /// over OTLP/HTTP to the gRPC port (`POST :4317/v1/metrics`), every export failing.
+    #[cfg_attr(
+        not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))),
+        allow(dead_code)
+    )]
+    fn metrics_protocol(
+        &self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Protocol, InitError> {
+        let shares_the_traces_endpoint = self.endpoint.is_some()
+            || (get(Signal::Metrics.endpoint_var()).is_none()
+                && (get(Signal::Traces.endpoint_var()).is_none()
+                    || get("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()));
+        if self.protocol.is_none()
+            && self.preset.is_none()
+            && shares_the_traces_endpoint
+            && get(Signal::Metrics.protocol_var()).is_none()
+            && get("OTEL_EXPORTER_OTLP_PROTOCOL").is_none()
+        {
+            // (One that does not parse is the traces' error, when they are exported.)
+            if let Some(p) =
+                get(Signal::Traces.protocol_var()).and_then(|p| Protocol::parse(&p).ok())
+            {
+                return Ok(p);
+            }
+        }
+        self.resolve_protocol(Signal::Metrics, get)
     }
 
     /// Builds llmtel's layers and the guard without installing anything, for apps that
@@ -1153,7 +1189,7 @@ impl Builder {
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if metrics_exporting {
             let m = spawn_metrics(
-                self.resolve_protocol(Signal::Metrics, env)?,
+                self.metrics_protocol(env)?,
                 endpoint.clone(),
                 headers.clone(),
                 resource.clone(),
@@ -1939,6 +1975,56 @@ mod tests {
             builder().resolve_protocol(Signal::Metrics, vars(&[(M, "http/json")])),
             Err(InitError::Protocol(p)) if p == "http/json"
         ));
+    }
+
+    /// Metrics sent to the traces' endpoint go with the traces' protocol when only that one
+    /// is set; their own endpoint, or a protocol variable of their own (or the generic one),
+    /// leaves them to it.
+    #[test]
+    fn metrics_sharing_the_traces_endpoint_follow_a_traces_only_protocol() {
+        const T: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+        const M: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+        const G: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        const E: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        const TE: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        const ME: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+        let m = |b: &Builder, set: &[(&str, &str)]| b.metrics_protocol(vars(set)).ok();
+        let b = builder();
+        let grpc = Some(Protocol::Grpc);
+        let http = Some(Protocol::HttpProtobuf);
+        assert_eq!(m(&b, &[(E, "http://c:4317"), (T, "grpc")]), grpc);
+        assert_eq!(m(&b, &[(TE, "http://c:4317"), (T, "grpc")]), grpc);
+        assert_eq!(m(&b, &[(T, "grpc")]), grpc);
+        let code = builder().with_endpoint("http://c:4317");
+        assert_eq!(m(&code, &[(ME, "http://m:4318"), (T, "grpc")]), grpc);
+        // Their own protocol, the generic one, or an endpoint of their own: not the traces'.
+        assert_eq!(
+            m(
+                &b,
+                &[(E, "http://c:4317"), (T, "grpc"), (M, "http/protobuf")]
+            ),
+            http
+        );
+        assert_eq!(
+            m(
+                &b,
+                &[(E, "http://c:4317"), (T, "grpc"), (G, "http/protobuf")]
+            ),
+            http
+        );
+        assert_eq!(m(&b, &[(ME, "http://m:4318"), (T, "grpc")]), http);
+        assert_eq!(
+            m(
+                &b,
+                &[(E, "http://m:4318"), (TE, "http://t:4317"), (T, "grpc")]
+            ),
+            http
+        );
+        // The code's protocol wins.
+        let code = builder().with_protocol(Protocol::HttpProtobuf);
+        assert_eq!(m(&code, &[(E, "http://c:4317"), (T, "grpc")]), http);
+        // A traces' protocol that does not parse is not the metrics' error.
+        assert_eq!(m(&b, &[(E, "http://c:4318"), (T, "http/json")]), http);
     }
 
     /// A schemeless gRPC endpoint with only the metrics' `..._INSECURE` set: the traces go

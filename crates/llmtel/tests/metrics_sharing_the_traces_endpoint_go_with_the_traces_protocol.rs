@@ -1,0 +1,177 @@
+//! The metrics go to the traces' endpoint when they have none of their own
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT` shared, or the traces' own variable alone), and one
+//! endpoint speaks one protocol: with only `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc` set,
+//! the metrics were sent over OTLP/HTTP to the gRPC port (`POST :4317/v1/metrics`), every
+//! export failing. They now go with the traces' protocol; `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`
+//! (or `OTEL_EXPORTER_OTLP_PROTOCOL`) set still wins.
+//!
+//! The variables are process-wide and the workspace forbids `unsafe` (no `set_var`), so each
+//! case runs in a child process of this test binary.
+#![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::prelude::*;
+
+const CHILD: &str = "LLMTEL_ENV_TEST_CHILD";
+
+/// Every variable these tests set, removed from the child's environment first.
+const VARS: [&str; 10] = [
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_SDK_DISABLED",
+];
+
+/// Runs the child with `env`; asserts it built llmtel.
+fn run_child(env: &[(&str, &str)]) {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_makes_one_llm_call",
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]);
+    for k in VARS {
+        c.env_remove(k);
+    }
+    c.env(CHILD, "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("RESULT ok"),
+        "the child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds llmtel from the environment, makes one LLM call and drops the guard (which
+/// exports the metrics).
+#[test]
+#[ignore = "child process of the tests of this file"]
+fn child_makes_one_llm_call() {
+    if std::env::var(CHILD).is_err() {
+        return;
+    }
+    let built = llmtel::builder()
+        .with_console(false)
+        .build::<tracing_subscriber::Registry>();
+    let (layer, guard) = match built {
+        Ok(built) => built,
+        Err(e) => {
+            println!("RESULT error: {e}");
+            return;
+        }
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let call = llmtel::llm_span!("chat", "openai", "gpt-4o-mini");
+        llmtel::record_usage(
+            &call,
+            &llmtel::Usage {
+                input_tokens: 100,
+                output_tokens: 20,
+                ..Default::default()
+            },
+        );
+    });
+    drop(guard);
+    println!("RESULT ok");
+}
+
+#[test]
+fn metrics_sharing_the_endpoint_go_with_a_traces_only_grpc_protocol() {
+    // The traces are not exported (the receiver takes metrics only): the metrics still
+    // go where the traces would, over the protocol the traces would use.
+    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
+    run_child(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &grpc_url),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]);
+    assert!(
+        metrics_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "no metrics export reached the gRPC receiver at the shared endpoint"
+    );
+}
+
+#[test]
+fn the_metrics_own_protocol_still_wins() {
+    let (url, rx) = support::otlp_http::receiver();
+    run_child(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut paths = Vec::new();
+    while Instant::now() < deadline && !paths.iter().any(|p| p == "/v1/metrics") {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            paths.push(r.path);
+        }
+    }
+    assert_eq!(paths, ["/v1/metrics"]);
+}
+
+mod grpc_metrics {
+    use std::sync::mpsc;
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+
+    struct Receiver(mpsc::Sender<()>);
+
+    #[tonic::async_trait]
+    impl MetricsService for Receiver {
+        async fn export(
+            &self,
+            _req: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            let _ = self.0.send(());
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+
+    /// A plain OTLP/gRPC metrics receiver on its own thread and runtime: its `http://` URL
+    /// and one message per export.
+    pub(super) fn receiver() -> (String, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
+                        .unwrap();
+                addr_tx.send(incoming.local_addr().unwrap()).unwrap();
+                tonic::transport::Server::builder()
+                    .add_service(MetricsServiceServer::new(Receiver(tx)))
+                    .serve_with_incoming(incoming)
+                    .await
+                    .unwrap();
+            });
+        });
+        (format!("http://{}", addr_rx.recv().unwrap()), rx)
+    }
+}
