@@ -147,6 +147,11 @@ impl Stats {
             "Connections refused because max_connections were open on the OTLP listener.",
             self.refused_connections,
         );
+        counter(
+            "llmtel_collector_flushes_failed_total",
+            "Budget or quality flushes a shutdown could not finish in its time.",
+            self.flushes_failed,
+        );
         let name = "llmtel_collector_spans_dropped_total";
         let _ = write!(
             out,

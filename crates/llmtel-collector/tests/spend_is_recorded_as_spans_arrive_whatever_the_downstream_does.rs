@@ -138,4 +138,10 @@ async fn a_budget_flush_a_shutdown_cannot_finish_is_counted() {
     let stats = collector.shutdown(Duration::from_millis(400)).await;
     assert_eq!(stats.budgeted, 1, "{stats:?}");
     assert_eq!(stats.flushes_failed, 1, "{stats:?}");
+    // And it is a series of the collector's metrics, as its other counters are.
+    let m = stats.to_prometheus();
+    assert!(
+        m.contains("llmtel_collector_flushes_failed_total 1\n"),
+        "{m}"
+    );
 }
