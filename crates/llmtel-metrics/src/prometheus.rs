@@ -129,88 +129,10 @@ impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         if self.health {
             let h = llmtel::health();
-            let counters: [(&str, &str, u64); 17] = [
-                ("llmtel_llm_calls", "LLM calls seen in process", h.llm_calls),
-                ("llmtel_priced_calls", "LLM calls priced", h.priced_calls),
-                (
-                    "llmtel_unknown_model_calls",
-                    "LLM calls whose model has no price",
-                    h.unknown_model_calls,
-                ),
-                (
-                    "llmtel_malformed_usage",
-                    "LLM calls with a malformed usage field",
-                    h.malformed_usage,
-                ),
-                (
-                    "llmtel_spans_queued",
-                    "Spans accepted by the export queue",
-                    h.spans_queued,
-                ),
-                (
-                    "llmtel_spans_dropped",
-                    "Spans dropped because the export queue was full",
-                    h.spans_dropped,
-                ),
-                (
-                    "llmtel_spans_exported",
-                    "Spans the exporter accepted",
-                    h.spans_exported,
-                ),
-                (
-                    "llmtel_spans_export_failed",
-                    "Spans whose export failed",
-                    h.spans_export_failed,
-                ),
-                (
-                    "llmtel_export_errors",
-                    "Failed export batches",
-                    h.export_errors,
-                ),
-                (
-                    "llmtel_summaries_evicted",
-                    "Trace summaries evicted",
-                    h.summaries_evicted,
-                ),
-                (
-                    "llmtel_sink_panics",
-                    "Calls a sink panicked on in the export stage",
-                    h.sink_panics,
-                ),
-                (
-                    "llmtel_values_truncated",
-                    "Caller-controlled values capped at MAX_VALUE_BYTES",
-                    h.values_truncated,
-                ),
-                (
-                    "llmtel_estimates_approximated",
-                    "Token counts approximated instead of tokenized",
-                    h.estimates_approximated,
-                ),
-                (
-                    "llmtel_late_attributes_merged",
-                    "Spans whose late attributes were merged into the exported span",
-                    h.late_attributes_merged,
-                ),
-                (
-                    "llmtel_late_attributes_dropped",
-                    "Late attributes that could not reach the exported span",
-                    h.late_attributes_dropped,
-                ),
-                (
-                    "llmtel_background_dropped",
-                    "Items dropped by llmtel's background workers",
-                    h.background_dropped,
-                ),
-                (
-                    "llmtel_custom_dimensions_dropped",
-                    "Custom llmtel.* dimensions the export stage could not keep",
-                    h.custom_dimensions_dropped,
-                ),
-            ];
-            for (name, help, v) in counters {
+            for (name, help, v) in h.counters() {
                 let c = ConstCounter::new(v);
-                let me = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+                let name = format!("llmtel_{name}");
+                let me = encoder.encode_descriptor(&name, help, None, c.metric_type())?;
                 c.encode(me)?;
             }
         }

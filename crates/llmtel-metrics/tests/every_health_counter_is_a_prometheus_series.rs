@@ -85,9 +85,17 @@ fn every_health_counter_is_a_prometheus_series_with_its_value() {
             "llmtel_custom_dimensions_dropped_total",
             h.custom_dimensions_dropped,
         ),
+        ("llmtel_kept_over_budget_total", h.kept_over_budget),
     ] {
         #[allow(clippy::cast_precision_loss)] // small counts
         let want = value as f64;
         assert_eq!(sample(&body, series), Some(want), "{series}:\n{body}");
+    }
+    // And every counter `Health` lists, whatever is added to it later.
+    for (name, _, value) in h.counters() {
+        let series = format!("llmtel_{name}_total");
+        #[allow(clippy::cast_precision_loss)] // small counts
+        let want = value as f64;
+        assert_eq!(sample(&body, &series), Some(want), "{series}:\n{body}");
     }
 }

@@ -141,6 +141,94 @@ pub struct Health {
     pub kept_over_budget: u64,
 }
 
+impl Health {
+    /// Every counter as `(name, description, value)`, in field order; the name is the
+    /// field's name. Exporters (the Prometheus sink's `llmtel_<name>_total` series) list
+    /// these, so a counter added to `Health` reaches them without a second list.
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 18] {
+        [
+            ("llm_calls", "LLM calls seen in process", self.llm_calls),
+            ("priced_calls", "LLM calls priced", self.priced_calls),
+            (
+                "unknown_model_calls",
+                "LLM calls whose model has no price",
+                self.unknown_model_calls,
+            ),
+            (
+                "malformed_usage",
+                "LLM calls with a malformed usage field",
+                self.malformed_usage,
+            ),
+            (
+                "spans_queued",
+                "Spans accepted by the export queue",
+                self.spans_queued,
+            ),
+            (
+                "spans_dropped",
+                "Spans dropped because the export queue was full",
+                self.spans_dropped,
+            ),
+            (
+                "spans_exported",
+                "Spans the exporter accepted",
+                self.spans_exported,
+            ),
+            (
+                "spans_export_failed",
+                "Spans whose export failed",
+                self.spans_export_failed,
+            ),
+            ("export_errors", "Failed export batches", self.export_errors),
+            (
+                "summaries_evicted",
+                "Trace summaries evicted",
+                self.summaries_evicted,
+            ),
+            (
+                "values_truncated",
+                "Caller-controlled values capped at MAX_VALUE_BYTES",
+                self.values_truncated,
+            ),
+            (
+                "estimates_approximated",
+                "Token counts approximated instead of tokenized",
+                self.estimates_approximated,
+            ),
+            (
+                "late_attributes_merged",
+                "Spans whose late attributes were merged into the exported span",
+                self.late_attributes_merged,
+            ),
+            (
+                "late_attributes_dropped",
+                "Late attributes that could not reach the exported span",
+                self.late_attributes_dropped,
+            ),
+            (
+                "background_dropped",
+                "Items dropped by llmtel's background workers",
+                self.background_dropped,
+            ),
+            (
+                "sink_panics",
+                "Calls a sink panicked on in the export stage",
+                self.sink_panics,
+            ),
+            (
+                "custom_dimensions_dropped",
+                "Custom llmtel.* dimensions the export stage could not keep",
+                self.custom_dimensions_dropped,
+            ),
+            (
+                "kept_over_budget",
+                "Bodies read from their tail and request copies not kept for the kept-bytes budget",
+                self.kept_over_budget,
+            ),
+        ]
+    }
+}
+
 /// Reads the health counters.
 pub fn health() -> Health {
     let c = &COUNTERS;
@@ -177,4 +265,40 @@ pub fn health() -> Health {
 /// ```
 pub fn count_kept_over_budget() {
     inc(&COUNTERS.kept_over_budget);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Health;
+
+    /// `counters()` names every field of `Health`, in order: a counter added to the struct
+    /// and not to the list fails here, not silently on a Prometheus page.
+    #[test]
+    fn counters_name_every_field_in_order() {
+        let debug = format!("{:?}", Health::default());
+        let inner = debug
+            .strip_prefix("Health { ")
+            .and_then(|d| d.strip_suffix(" }"))
+            .unwrap_or_default();
+        let fields: Vec<&str> = inner
+            .split(", ")
+            .filter_map(|f| f.split(": ").next())
+            .collect();
+        let names: Vec<&str> = Health::default().counters().iter().map(|c| c.0).collect();
+        assert_eq!(names, fields);
+    }
+
+    #[test]
+    fn counters_carry_each_fields_value() {
+        let h = Health {
+            llm_calls: 1,
+            kept_over_budget: 18,
+            custom_dimensions_dropped: 17,
+            ..Health::default()
+        };
+        let c = h.counters();
+        assert_eq!(c[0], ("llm_calls", c[0].1, 1));
+        assert_eq!(c[16].2, 17);
+        assert_eq!(c[17].2, 18);
+    }
 }
