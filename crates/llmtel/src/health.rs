@@ -145,8 +145,8 @@ impl Health {
     /// Every counter as `(name, description, value)`, in field order; the name is the
     /// field's name. Exporters (the Prometheus sink's `llmtel_<name>_total` series) list
     /// these, so a counter added to `Health` reaches them without a second list.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 18] {
-        [
+    pub fn counters(&self) -> Vec<(&'static str, &'static str, u64)> {
+        vec![
             ("llm_calls", "LLM calls seen in process", self.llm_calls),
             ("priced_calls", "LLM calls priced", self.priced_calls),
             (
@@ -271,34 +271,44 @@ pub fn count_kept_over_budget() {
 mod tests {
     use super::Health;
 
-    /// `counters()` names every field of `Health`, in order: a counter added to the struct
-    /// and not to the list fails here, not silently on a Prometheus page.
+    /// `counters()` names every field of `Health` in order, each with its own value: a
+    /// counter added to the struct and not to the list, or two values swapped, fails here,
+    /// not silently on a Prometheus page. (Every field set, each to a distinct value.)
     #[test]
-    fn counters_name_every_field_in_order() {
-        let debug = format!("{:?}", Health::default());
+    fn counters_name_every_field_in_order_with_its_value() {
+        let h = Health {
+            llm_calls: 1,
+            priced_calls: 2,
+            unknown_model_calls: 3,
+            malformed_usage: 4,
+            spans_queued: 5,
+            spans_dropped: 6,
+            spans_exported: 7,
+            spans_export_failed: 8,
+            export_errors: 9,
+            summaries_evicted: 10,
+            values_truncated: 11,
+            estimates_approximated: 12,
+            late_attributes_merged: 13,
+            late_attributes_dropped: 14,
+            background_dropped: 15,
+            sink_panics: 16,
+            custom_dimensions_dropped: 17,
+            kept_over_budget: 18,
+        };
+        let debug = format!("{h:?}");
         let inner = debug
             .strip_prefix("Health { ")
             .and_then(|d| d.strip_suffix(" }"))
             .unwrap_or_default();
-        let fields: Vec<&str> = inner
+        let fields: Vec<(String, u64)> = inner
             .split(", ")
-            .filter_map(|f| f.split(": ").next())
+            .filter_map(|f| f.split_once(": "))
+            .map(|(n, v)| (n.to_owned(), v.parse().unwrap_or(u64::MAX)))
             .collect();
-        let names: Vec<&str> = Health::default().counters().iter().map(|c| c.0).collect();
-        assert_eq!(names, fields);
-    }
-
-    #[test]
-    fn counters_carry_each_fields_value() {
-        let h = Health {
-            llm_calls: 1,
-            kept_over_budget: 18,
-            custom_dimensions_dropped: 17,
-            ..Health::default()
-        };
-        let c = h.counters();
-        assert_eq!(c[0], ("llm_calls", c[0].1, 1));
-        assert_eq!(c[16].2, 17);
-        assert_eq!(c[17].2, 18);
+        let listed: Vec<(String, u64)> =
+            h.counters().iter().map(|c| (c.0.to_owned(), c.2)).collect();
+        assert_eq!(listed, fields);
+        assert_eq!(listed.len(), 18);
     }
 }
