@@ -97,6 +97,15 @@ impl Signal {
     }
 }
 
+/// A line on stderr, as `eprintln!` but never a panic: a closed stderr (`app 2>&1 | true`,
+/// EPIPE) must not panic `init()` or a `Guard`'s drop.
+macro_rules! stderr_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// The endpoint a gRPC exporter of `signal` sends to, with its scheme: the code's, else the
 /// signal's variable, else `OTEL_EXPORTER_OTLP_ENDPOINT` (for metrics, else the traces'
 /// variable: they go next to the traces); `None` when none is set. One without a scheme
@@ -138,7 +147,7 @@ fn warn_env_once(warning: &str) {
         return;
     }
     warned.push(warning.to_owned());
-    eprintln!("llmtel: {warning}");
+    stderr_line!("llmtel: {warning}");
 }
 
 /// A variable's value as a warning quotes it: redacted (it can be anything), at most 100
@@ -251,7 +260,9 @@ fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> (TracesExporters, O
     };
     let mut none = false;
     let mut unknown = Vec::new();
+    let mut names = 0_usize;
     for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        names += 1;
         match name.to_ascii_lowercase().as_str() {
             "otlp" => out.otlp = true,
             "console" => out.console = true,
@@ -263,6 +274,11 @@ fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> (TracesExporters, O
         .iter()
         .map(|n| format!("llmtel has no {n} exporter"))
         .collect::<Vec<_>>();
+    if names == 0 {
+        // Only commas (`${A},${B}` with both empty): no exporter named, so the default,
+        // never traces turned off without a word.
+        ignored.push("it names no exporter".to_owned());
+    }
     let none_alone = none && !out.otlp && !out.console;
     if none && !none_alone {
         ignored.push("none goes alone, not with other exporters".to_owned());
@@ -360,7 +376,7 @@ fn env_resource_attributes() -> Vec<KeyValue> {
     match parse_resource_attributes(&raw) {
         Ok(attributes) => attributes,
         Err(e) => {
-            eprintln!(
+            stderr_line!(
                 "llmtel: OTEL_RESOURCE_ATTRIBUTES ignored: {e}; write it as key=value pairs \
                  separated by commas, with `,`, `=`, `%`, spaces and non-ASCII characters in \
                  values percent-encoded (my%20team)"
@@ -1014,19 +1030,23 @@ impl Builder {
     /// and neither `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` nor `OTEL_EXPORTER_OTLP_PROTOCOL` is
     /// set: then `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, when it names one. An endpoint speaks
     /// one protocol: with only `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc` set, the metrics went
-    /// over OTLP/HTTP to the gRPC port (`POST :4317/v1/metrics`), every export failing.
+    /// over OTLP/HTTP to the gRPC port (`POST :4317/v1/metrics`), every export failing. Only
+    /// while the traces are exported (`traces_exported`): with `OTEL_TRACES_EXPORTER=none`
+    /// no traces use that endpoint, and the metrics keep the specification's default.
     #[cfg_attr(
         not(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc"))),
         allow(dead_code)
     )]
     fn metrics_protocol(
         &self,
+        traces_exported: bool,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Protocol, InitError> {
-        let shares_the_traces_endpoint = self.endpoint.is_some()
-            || (get(Signal::Metrics.endpoint_var()).is_none()
-                && (get(Signal::Traces.endpoint_var()).is_none()
-                    || get("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()));
+        let shares_the_traces_endpoint = traces_exported
+            && (self.endpoint.is_some()
+                || (get(Signal::Metrics.endpoint_var()).is_none()
+                    && (get(Signal::Traces.endpoint_var()).is_none()
+                        || get("OTEL_EXPORTER_OTLP_ENDPOINT").is_none())));
         if self.protocol.is_none()
             && self.preset.is_none()
             && shares_the_traces_endpoint
@@ -1143,7 +1163,7 @@ impl Builder {
             {
                 Ok(Ok(layered)) => layered,
                 _ => {
-                    eprintln!(
+                    stderr_line!(
                         "llmtel: the price sources could not be loaded (no thread); pricing \
                          with the built-in prices"
                     );
@@ -1152,14 +1172,14 @@ impl Builder {
             };
             for failure in &layered.failures {
                 // Before any subscriber exists: stderr. The message names no URL token.
-                eprintln!(
+                stderr_line!(
                     "llmtel: {}; pricing with the built-in prices",
                     crate::redact::redact(&failure.to_string())
                 );
             }
             for warning in &layered.warnings {
                 // What a source that loaded left out (an alias naming another model).
-                eprintln!("llmtel: {}", crate::redact::redact(&warning.to_string()));
+                stderr_line!("llmtel: {}", crate::redact::redact(&warning.to_string()));
             }
             Arc::new(layered.catalog)
         });
@@ -1189,7 +1209,7 @@ impl Builder {
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if metrics_exporting {
             let m = spawn_metrics(
-                self.metrics_protocol(env)?,
+                self.metrics_protocol(exporting, env)?,
                 endpoint.clone(),
                 headers.clone(),
                 resource.clone(),
@@ -1725,13 +1745,13 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if !crate::finish_pending_spans(PENDING_SPANS_TIMEOUT) {
-            eprintln!("llmtel: some spans were still being finished at shutdown");
+            stderr_line!("llmtel: some spans were still being finished at shutdown");
         }
         if let Some(p) = self.provider.take() {
             // The queue's own timeout: the SDK's `shutdown()` gives up after 5 s whatever
             // the queue was told (a collector restarting for 7 s lost every queued span).
             if let Err(e) = p.shutdown_with_timeout(self.shutdown_timeout) {
-                eprintln!(
+                stderr_line!(
                     "llmtel: export shutdown did not complete: {}",
                     crate::redact(&e.to_string())
                 );
@@ -1740,7 +1760,7 @@ impl Drop for Guard {
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if let Some(m) = self.metrics.take() {
             if let Err(e) = m.shutdown() {
-                eprintln!(
+                stderr_line!(
                     "llmtel: metrics export shutdown did not complete: {}",
                     crate::redact(&e.to_string())
                 );
@@ -1920,6 +1940,8 @@ mod tests {
             ("zipkin,console", false, true, "using console"),
             ("none,otlp", true, false, "using otlp"),
             ("none,zipkin", false, false, "using none"),
+            // Only commas (`${A},${B}` with both empty): the default, said, not traces off.
+            (",", true, false, "using otlp"),
         ] {
             let (got, w) = ex(&[(V, bad)]);
             assert_eq!(got, TracesExporters { otlp, console }, "{bad}");
@@ -1988,7 +2010,7 @@ mod tests {
         const E: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
         const TE: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
         const ME: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
-        let m = |b: &Builder, set: &[(&str, &str)]| b.metrics_protocol(vars(set)).ok();
+        let m = |b: &Builder, set: &[(&str, &str)]| b.metrics_protocol(true, vars(set)).ok();
         let b = builder();
         let grpc = Some(Protocol::Grpc);
         let http = Some(Protocol::HttpProtobuf);
@@ -2025,6 +2047,10 @@ mod tests {
         assert_eq!(m(&code, &[(E, "http://c:4317"), (T, "grpc")]), http);
         // A traces' protocol that does not parse is not the metrics' error.
         assert_eq!(m(&b, &[(E, "http://c:4318"), (T, "http/json")]), http);
+        // No traces exported (`OTEL_TRACES_EXPORTER=none`): no traces use the endpoint, the
+        // metrics keep the specification's default.
+        let none = b.metrics_protocol(false, vars(&[(E, "http://c:4318"), (T, "grpc")]));
+        assert_eq!(none.ok(), http);
     }
 
     /// A schemeless gRPC endpoint with only the metrics' `..._INSECURE` set: the traces go

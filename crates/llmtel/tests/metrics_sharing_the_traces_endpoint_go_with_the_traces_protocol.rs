@@ -94,18 +94,37 @@ fn child_makes_one_llm_call() {
 
 #[test]
 fn metrics_sharing_the_endpoint_go_with_a_traces_only_grpc_protocol() {
-    // The traces are not exported (the receiver takes metrics only): the metrics still
-    // go where the traces would, over the protocol the traces would use.
+    // The receiver takes metrics only (the traces' exports are refused, which the child
+    // survives): the metrics go where the traces do, over the traces' protocol.
     let (grpc_url, metrics_rx) = grpc_metrics::receiver();
     run_child(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &grpc_url),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-        ("OTEL_TRACES_EXPORTER", "none"),
     ]);
     assert!(
         metrics_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
         "no metrics export reached the gRPC receiver at the shared endpoint"
     );
+}
+
+/// With no traces exported (`OTEL_TRACES_EXPORTER=none`) nothing else uses the endpoint:
+/// the metrics keep the specification's default, OTLP/HTTP.
+#[test]
+fn with_no_traces_exported_the_metrics_keep_the_default_protocol() {
+    let (url, rx) = support::otlp_http::receiver();
+    run_child(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &url),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut paths = Vec::new();
+    while Instant::now() < deadline && !paths.iter().any(|p| p == "/v1/metrics") {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            paths.push(r.path);
+        }
+    }
+    assert_eq!(paths, ["/v1/metrics"]);
 }
 
 #[test]
