@@ -107,6 +107,18 @@ fn metrics_sharing_the_endpoint_go_with_a_traces_only_grpc_protocol() {
     );
 }
 
+/// The paths the HTTP receiver was sent, until a metrics export (at most 10 s).
+fn paths_until_metrics(rx: &std::sync::mpsc::Receiver<support::otlp_http::Request>) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut paths = Vec::new();
+    while Instant::now() < deadline && !paths.iter().any(|p| p == "/v1/metrics") {
+        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
+            paths.push(r.path);
+        }
+    }
+    paths
+}
+
 /// With no traces exported (`OTEL_TRACES_EXPORTER=none`) nothing else uses the endpoint:
 /// the metrics keep the specification's default, OTLP/HTTP.
 #[test]
@@ -117,14 +129,7 @@ fn with_no_traces_exported_the_metrics_keep_the_default_protocol() {
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
         ("OTEL_TRACES_EXPORTER", "none"),
     ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut paths = Vec::new();
-    while Instant::now() < deadline && !paths.iter().any(|p| p == "/v1/metrics") {
-        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
-            paths.push(r.path);
-        }
-    }
-    assert_eq!(paths, ["/v1/metrics"]);
+    assert_eq!(paths_until_metrics(&rx), ["/v1/metrics"]);
 }
 
 #[test]
@@ -136,14 +141,7 @@ fn the_metrics_own_protocol_still_wins() {
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
         ("OTEL_TRACES_EXPORTER", "none"),
     ]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut paths = Vec::new();
-    while Instant::now() < deadline && !paths.iter().any(|p| p == "/v1/metrics") {
-        if let Ok(r) = rx.recv_timeout(Duration::from_millis(100)) {
-            paths.push(r.path);
-        }
-    }
-    assert_eq!(paths, ["/v1/metrics"]);
+    assert_eq!(paths_until_metrics(&rx), ["/v1/metrics"]);
 }
 
 mod grpc_metrics {
