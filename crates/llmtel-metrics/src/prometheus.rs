@@ -631,7 +631,7 @@ fn read_head(
         }
     }
     // The whole head within the header-read timeout, however the bytes trickle in.
-    let deadline = Instant::now() + limits.header_read_timeout();
+    let deadline = Deadline::after(limits.header_read_timeout());
     loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             if i + 4 > limits.max_header_bytes() {
@@ -642,7 +642,7 @@ fn read_head(
         if buf.len() > limits.max_header_bytes() {
             return Err(ReadError::TooLarge);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.left();
         if left.is_zero() {
             return Err(ReadError::TimedOut);
         }
@@ -653,6 +653,30 @@ fn read_head(
             Err(e) if is_timeout(&e) => return Err(ReadError::TimedOut),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return Err(ReadError::Closed),
+        }
+    }
+}
+
+/// A point `timeout` from now, or none when it is beyond what an [`Instant`] can hold
+/// (`Duration::MAX` as a limit means no limit, never a panic in the connection thread).
+struct Deadline {
+    at: Option<Instant>,
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn after(timeout: Duration) -> Self {
+        Deadline {
+            at: Instant::now().checked_add(timeout),
+            timeout,
+        }
+    }
+
+    /// Time left before the deadline (the whole timeout when there is none).
+    fn left(&self) -> Duration {
+        match self.at {
+            Some(at) => at.saturating_duration_since(Instant::now()),
+            None => self.timeout,
         }
     }
 }
@@ -797,10 +821,10 @@ fn serve_connection(sink: &PrometheusSink, mut stream: TcpStream, limits: &Limit
             return;
         }
         // Read and drop the (small) body, within the header-read timeout.
-        let deadline = Instant::now() + limits.header_read_timeout();
+        let deadline = Deadline::after(limits.header_read_timeout());
         let mut chunk = [0u8; 4096];
         while (buf.len() as u64) < body_len {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.left();
             if left.is_zero() {
                 counters.timed_out();
                 return;

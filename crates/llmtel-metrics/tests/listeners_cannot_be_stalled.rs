@@ -374,3 +374,39 @@ fn a_kept_alive_connection_trickling_its_next_head_is_cut_off() {
         trickle.join().unwrap();
     }
 }
+
+#[test]
+fn limits_of_duration_max_mean_no_deadline_and_scrapes_are_served() {
+    // `Instant::now() + Duration::MAX` overflows: the connection thread panicked on every
+    // request (head and body reads), so `/metrics` was never served.
+    let limits = Limits::new()
+        .with_header_read_timeout(Duration::MAX)
+        .with_idle_timeout(Duration::MAX);
+    for (name, s) in servers(limits) {
+        let (status, _) = scrape(s.addr(), s.path());
+        assert!(status.starts_with("HTTP/1.1 200"), "{name}: {status:?}");
+        // A kept-alive connection serves its next request too.
+        let mut c = TcpStream::connect(s.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(c, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", s.path()).unwrap();
+        let first = read_one_response(&mut c);
+        assert!(first.starts_with("HTTP/1.1 200"), "{name}: {first}");
+        write!(c, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", s.path()).unwrap();
+        let second = read_one_response(&mut c);
+        assert!(second.starts_with("HTTP/1.1 200"), "{name}: {second}");
+        drop(c);
+        // A request with a body: its body is read within the (absent) deadline too.
+        let mut p = TcpStream::connect(s.addr()).unwrap();
+        write!(
+            p,
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        )
+        .unwrap();
+        let answer = read_all(&mut p);
+        assert!(
+            answer.starts_with("HTTP/1.1 "),
+            "{name}: no answer to a POST"
+        );
+        assert_eq!(s.stats().timed_out, 0, "{name}");
+    }
+}
