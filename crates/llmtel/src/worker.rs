@@ -112,6 +112,17 @@ fn prefer_job(batches: Result<(), String>, job: Result<(), String>) -> Result<()
     job.and(batches)
 }
 
+/// `outcome`, with the failure of an earlier flush whose caller stopped waiting (`unread`)
+/// joined to it: both messages (the spans one found unsent and those the next found) are
+/// reported, neither replaces the other.
+fn with_unread(unread: Option<String>, outcome: Result<(), String>) -> Result<(), String> {
+    match (unread, outcome) {
+        (None, outcome) => outcome,
+        (Some(unread), Ok(())) => Err(unread),
+        (Some(unread), Err(now)) => Err(format!("{unread}; then {now}")),
+    }
+}
+
 /// Why a worker could not start, flush or shut down.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkerError {
@@ -489,6 +500,7 @@ impl WorkerBuilder {
                     idle_tick,
                     linger,
                     failure: None,
+                    unread: None,
                 }
                 .run();
             })
@@ -830,6 +842,9 @@ struct Runner<J: Job> {
     linger: Duration,
     /// The first batch failure since the last flush.
     failure: Option<String>,
+    /// The answer of a flush whose caller stopped waiting (the job's report, emptied for that
+    /// answer, included): joined to the next flush's or the shutdown's answer.
+    unread: Option<String>,
 }
 
 impl<J: Job> Runner<J> {
@@ -854,11 +869,15 @@ impl<J: Job> Runner<J> {
                             self.drain(false);
                             let batches = self.failure.take().map_or(Ok(()), Err);
                             let flushed = self.guard(|j| j.flush());
-                            if let Err(Err(unread)) = ack.answer(prefer_job(batches, flushed)) {
+                            let outcome =
+                                with_unread(self.unread.take(), prefer_job(batches, flushed));
+                            if let Err(Err(unread)) = ack.answer(outcome) {
                                 // Its caller timed out: the next flush or the shutdown reports
                                 // it (the job's report, such as the export queue's count of
-                                // spans not sent, was emptied for this answer).
-                                self.failure.get_or_insert(unread);
+                                // spans not sent, was emptied for this answer), joined to its
+                                // own answer (kept with the batch failures, the job's own
+                                // failure replaced it).
+                                self.unread = Some(unread);
                             }
                         }
                         Control::Shutdown(ack) => {
@@ -942,7 +961,7 @@ impl<J: Job> Runner<J> {
         }
         let batches = self.failure.take().map_or(Ok(()), Err);
         let done = self.guard(|j| j.shutdown());
-        prefer_job(batches, done)
+        with_unread(self.unread.take(), prefer_job(batches, done))
     }
 
     /// Runs a job hook, counting a panic as a failure.

@@ -218,6 +218,69 @@ fn a_failure_found_by_a_flush_that_timed_out_is_reported_by_the_next_flush() {
     worker.shutdown(Duration::from_secs(10)).unwrap();
 }
 
+/// A job whose first flush waits for `gate`, then fails, and whose every later flush and
+/// shutdown fails too (spans found unsent each time).
+struct SlowThenFailingAgain {
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl Job for SlowThenFailingAgain {
+    type Item = u32;
+    fn process(&mut self, _: Vec<u32>) -> Result<(), String> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        match self.gate.take() {
+            Some(gate) => {
+                let _ = gate.recv();
+                Err("3 spans were not sent".into())
+            }
+            None => Err("2 spans were not sent".into()),
+        }
+    }
+    fn shutdown(&mut self) -> Result<(), String> {
+        Err("5 spans were not sent".into())
+    }
+}
+
+/// A flush (or the shutdown) after one that timed out, that fails itself too: both failures,
+/// the earlier one's count included, are reported (the job's own used to replace the earlier).
+fn after_a_timed_out_flush(shutdown: bool) -> String {
+    let (open, gate) = mpsc::channel();
+    let worker = Worker::builder("test-late-flush-and-own-failure")
+        .spawn(move || Ok::<_, String>(SlowThenFailingAgain { gate: Some(gate) }))
+        .unwrap();
+    worker.send(1).unwrap();
+    match worker.flush(Duration::from_millis(50)) {
+        Err(WorkerError::Timeout { .. }) => {}
+        other => panic!("the job's flush is blocked: expected a timeout, got {other:?}"),
+    }
+    open.send(()).unwrap();
+    let outcome = if shutdown {
+        worker.shutdown(Duration::from_secs(10))
+    } else {
+        worker.flush(Duration::from_secs(10))
+    };
+    match outcome {
+        Err(WorkerError::Failed { reason, .. }) => reason,
+        other => panic!("expected a failure: {other:?}"),
+    }
+}
+
+#[test]
+fn a_timed_out_flush_failure_and_the_next_flush_failure_are_both_reported() {
+    let reason = after_a_timed_out_flush(false);
+    assert!(reason.contains("3 spans were not sent"), "lost: {reason}");
+    assert!(reason.contains("2 spans were not sent"), "lost: {reason}");
+}
+
+#[test]
+fn a_timed_out_flush_failure_and_the_shutdown_failure_are_both_reported() {
+    let reason = after_a_timed_out_flush(true);
+    assert!(reason.contains("3 spans were not sent"), "lost: {reason}");
+    assert!(reason.contains("5 spans were not sent"), "lost: {reason}");
+}
+
 #[test]
 fn a_timed_out_shutdown_is_reported_as_such_and_a_later_call_waits_for_the_real_answer() {
     let (open, gate) = mpsc::channel();
