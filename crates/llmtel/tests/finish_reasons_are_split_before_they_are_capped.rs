@@ -87,21 +87,27 @@ fn past_the_cap_every_side_keeps_the_same_first_reasons_and_counts_the_cut() {
     let long = "x".repeat(10_000);
     let mut reasons = vec!["stop"; 2 * llmtel::MAX_FINISH_REASONS];
     reasons[1] = &long;
+    // Capped before the counter is read: this cap is counted too.
+    let capped = llmtel::cap_value(&long).into_owned();
     let before = llmtel::health().values_truncated;
     let layer = on_the_layer(&reasons);
+    // Exactly two: the long reason and the cut list (64 reasons kept of 128).
+    assert_eq!(
+        llmtel::health().values_truncated - before,
+        2,
+        "the layer counts the long reason and the cut list"
+    );
     assert_eq!(layer.len(), llmtel::MAX_FINISH_REASONS);
     assert_eq!(layer[0], "stop");
-    assert_eq!(
-        layer[1],
-        llmtel::cap_value(&long),
-        "a long reason is capped alone"
-    );
+    assert_eq!(layer[1], capped, "a long reason is capped alone");
     assert!(layer[2..].iter().all(|r| r == "stop"), "{layer:?}");
+    let before = llmtel::health().values_truncated;
     let (call, exported) = on_the_export_stage(&reasons);
     assert_eq!(call, layer, "the export stage's call");
     assert_eq!(exported, layer, "the exported span");
-    assert!(
-        llmtel::health().values_truncated >= before + 2,
-        "the long reason and the cut list are counted"
+    assert_eq!(
+        llmtel::health().values_truncated - before,
+        2,
+        "the export stage counts the long reason and the cut list"
     );
 }
