@@ -318,7 +318,9 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
             return false;
         }
         let key = kv.key.as_str();
-        if is_gen_ai && matches!(kv.value, Value::String(_)) {
+        // (A finish-reasons array too: the guard let only strings through, so an array
+        // attribute was never rewritten, whatever its length or entries.)
+        if is_gen_ai && matches!(kv.value, Value::String(_) | Value::Array(Array::String(_))) {
             // Known integer keys, and every `gen_ai.usage.*` count whoever recorded it (rig's
             // `gen_ai.usage.reasoning_tokens` is a `u64`, which tracing-opentelemetry exports
             // as a string).
@@ -342,7 +344,10 @@ pub fn normalize_span(span: &mut SpanData, policy: &ContentCapture) -> bool {
                     Value::String(s) => Some(crate::fields::split_finish_reasons(s.as_str())),
                     Value::Array(Array::String(v))
                         if v.len() > crate::fields::MAX_FINISH_REASONS
-                            || v.iter().any(|r| r.as_str().len() > crate::MAX_VALUE_BYTES) =>
+                            || v.iter().any(|r| {
+                                // An empty reason is dropped from the call: from the span too.
+                                r.as_str().is_empty() || r.as_str().len() > crate::MAX_VALUE_BYTES
+                            }) =>
                     {
                         Some(crate::fields::finish_reasons(v.iter().map(|r| r.as_str())))
                     }

@@ -56,6 +56,29 @@ fn on_the_layer(reasons: &[&str]) -> Vec<String> {
 
 /// The reasons the export stage's sink gets, and those on the exported span.
 fn on_the_export_stage(reasons: &[&str]) -> (Vec<String>, Vec<String>) {
+    export_stage(reasons, call)
+}
+
+/// A call whose finish reasons are an array attribute set on its OpenTelemetry span (as an
+/// instrumentation writing OpenTelemetry attributes directly does).
+fn call_with_an_array(reasons: &[&str]) {
+    use opentelemetry::{Array, StringValue, Value};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = llmtel::llm_span!("chat", "openai", "gpt-4o");
+    span.set_attribute(
+        "gen_ai.response.finish_reasons",
+        Value::Array(Array::String(
+            reasons
+                .iter()
+                .map(|r| StringValue::from(r.to_string()))
+                .collect(),
+        )),
+    );
+    llmtel::record_usage(&span, &llmtel::Usage::new(10, 40));
+}
+
+/// [`on_the_export_stage`] for the call `record` makes.
+fn export_stage(reasons: &[&str], record: fn(&[&str])) -> (Vec<String>, Vec<String>) {
     let keep = Arc::new(Keep::default());
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -63,7 +86,7 @@ fn on_the_export_stage(reasons: &[&str]) -> (Vec<String>, Vec<String>) {
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("t")));
-    tracing::subscriber::with_default(subscriber, || call(reasons));
+    tracing::subscriber::with_default(subscriber, || record(reasons));
     let spans = exporter.get_finished_spans().unwrap();
     let span = spans.iter().find(|s| s.name == "chat gpt-4o").unwrap();
     (
@@ -109,5 +132,35 @@ fn past_the_cap_every_side_keeps_the_same_first_reasons_and_counts_the_cut() {
         llmtel::health().values_truncated - before,
         2,
         "the export stage counts the long reason and the cut list"
+    );
+}
+
+#[test]
+fn empty_reasons_of_an_array_attribute_are_dropped_from_the_exported_span_as_from_the_call() {
+    // The call (quality, metrics) dropped the empty reasons; the exported span kept them
+    // (rewritten only past 64 reasons or with a reason too long): `["stop"]` on one side,
+    // `["", "stop", ""]` on the other.
+    let (call, exported) = export_stage(&["", "stop", ""], call_with_an_array);
+    assert_eq!(call, ["stop"], "the export stage's call");
+    assert_eq!(exported, call, "the exported span");
+}
+
+#[test]
+fn an_array_attribute_past_the_cap_is_cut_on_the_exported_span_as_in_the_call() {
+    // The rewrite of an array attribute was behind a guard that let only strings through:
+    // 128 reasons and a 10 kB one stayed on the exported span while the call kept 64.
+    let long = "x".repeat(10_000);
+    let mut reasons = vec!["stop"; 2 * llmtel::MAX_FINISH_REASONS];
+    reasons[1] = &long;
+    let capped = llmtel::cap_value(&long).into_owned();
+    let before = llmtel::health().values_truncated;
+    let (call, exported) = export_stage(&reasons, call_with_an_array);
+    assert_eq!(call.len(), llmtel::MAX_FINISH_REASONS);
+    assert_eq!(call[1], capped);
+    assert_eq!(exported, call, "the exported span");
+    assert_eq!(
+        llmtel::health().values_truncated - before,
+        2,
+        "the long reason and the cut list, each counted once"
     );
 }
