@@ -966,6 +966,9 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
         live = Some(Some(cx));
     }
     let Some((_, span_id)) = state.otel else {
+        if state.reg.order() != LLMTEL_FIRST {
+            count_unreachable_inherited(span, state);
+        }
         return Closed { deferred: false };
     };
     // Dimensions the span does not set come from its nearest ancestors that do; the exported
@@ -984,6 +987,39 @@ fn first_close<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &mut SpanSta
     }
     Closed {
         deferred: state.layer.deferred && state.sampled,
+    }
+}
+
+/// A span whose OpenTelemetry id llmtel never read, found ended at its first close: with the
+/// OpenTelemetry layer stacked first, a span never entered and whose outcome was never
+/// recorded (a request future cancelled) has been exported already, and the dimensions it
+/// inherits cannot reach it (its id, the late attributes' key, is gone with its
+/// OpenTelemetry data; reading it earlier would start the span before the app's
+/// `set_parent`). Counted in [`crate::Health::late_attributes_dropped`] (once, as a layer's
+/// late attributes are), when there are any and the span was exported: its nearest ancestor's
+/// OpenTelemetry span is live and sampled (the default, parent-based sampler samples the span
+/// as its parent; without an OpenTelemetry layer, or under an unsampled parent, nothing is
+/// lost).
+fn count_unreachable_inherited<'a, R: LookupSpan<'a>>(span: &SpanRef<'a, R>, state: &SpanState) {
+    let mut inherited = crate::Dimensions::default();
+    inherit_dimensions(
+        &mut inherited,
+        Some(&state.fields.dims),
+        span.scope().skip(1),
+    );
+    if inherited.is_empty() {
+        return;
+    }
+    let Some(parent) = span.parent() else { return };
+    let exported =
+        tracing_opentelemetry::get_otel_context(&parent.id(), &dispatch(state.reg.dispatch()))
+            .is_some_and(|cx| {
+                use opentelemetry::trace::TraceContextExt;
+                let sc = cx.span().span_context().clone();
+                sc.is_valid() && sc.is_sampled()
+            });
+    if exported {
+        inc(&COUNTERS.late_attributes_dropped);
     }
 }
 
@@ -1037,7 +1073,9 @@ pub fn set_span_attributes<'a, R: LookupSpan<'a>>(
 /// recorded, or at its close), whether or not the span was registered for late attributes.
 /// A span whose id llmtel never read (no OpenTelemetry layer, one that filtered the span
 /// out, or, with the OpenTelemetry layer first, a span never entered whose outcome was never
-/// recorded) cannot be told from one that is not exported: nothing is kept nor counted.
+/// recorded) cannot be told from one that is not exported: nothing is kept here (llmtel's
+/// own close counts the inherited dimensions of such a span lost when its parent's
+/// OpenTelemetry span is live and sampled, see [`count_unreachable_inherited`]).
 fn set_attributes_on<'a, R: LookupSpan<'a>>(
     span: &SpanRef<'a, R>,
     live: Option<opentelemetry::Context>,
