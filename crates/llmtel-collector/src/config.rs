@@ -443,7 +443,10 @@ impl Config {
         self
     }
 
-    /// Holds at most `spans` spans waiting to be forwarded.
+    /// Holds at most `spans` spans waiting to be forwarded (8,192 by default). Past it
+    /// senders are told to retry later. A request of more spans than that is queued when
+    /// the queue is empty and has it to itself until it is sent or given up on: a request
+    /// the receivers accept is never refused as too large for the queue.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for 0.
@@ -462,13 +465,15 @@ impl Config {
     /// structures take beyond it (each resource, scope, span, event, link, attribute and
     /// array or map value: an attribute of a few bytes on the wire takes 100 or so once
     /// decoded), held until the request is sent or given up on. With [`with_queue_size`](Self::with_queue_size),
-    /// what bounds the collector's memory while the downstream is slow or down, whatever
-    /// the size of the spans (captured prompts make them big). Past it senders are told to
-    /// retry later, as past the span count. Once a request has been run through the stage
-    /// only its encoded bodies are held, and it holds only their size. A request whose
-    /// decoded structures alone take more than the queue holds (one of many tiny
-    /// attributes) is queued when the queue is empty, holding all of it until it is staged:
-    /// a request the receivers accept is never refused as too large for the queue.
+    /// what bounds the collector's memory while the downstream is slow or down, big spans
+    /// (captured prompts) or small. Past it senders are told to retry later, as past the
+    /// span count. Once a request has been run through the stage only its encoded bodies
+    /// are held, and it holds only their size. A request whose decoded structures alone
+    /// take more than the queue holds (one of many tiny attributes) is queued when the
+    /// queue is empty, holding all of it until it is staged: a request the receivers accept
+    /// is never refused as too large for the queue, and that one request, alone in the
+    /// queue, can take more memory than `queue_bytes` until it is staged (it is at most
+    /// `max_request_bytes` encoded).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] below 64 KiB; [`Collector::start`](crate::Collector::start)

@@ -24,10 +24,12 @@
 //!   in spans (`queue_size`, 8,192) and in bytes of requests (`queue_bytes`, 64 MiB, each
 //!   request's encoded size plus an estimate of its decoded structures until the stage has
 //!   run it, its encoded size after: the bound when spans are big, with captured prompts,
-//!   or have many small attributes; at least `max_request_bytes`, so that a request
-//!   accepted at the door is never too large for it). When the queue is full, senders are
-//!   answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the body a
-//!   `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
+//!   or have many small attributes; at least `max_request_bytes`). A request accepted at
+//!   the door is never too large for the queue: one of more spans than `queue_size`, or
+//!   bigger decoded than `queue_bytes`, waits for an empty queue and then has it to itself
+//!   (alone, it can take more than `queue_bytes` until it is staged). When the queue is
+//!   full, senders are answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the
+//!   body a `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
 //!   (gRPC), which every OTLP exporter retries; nothing is dropped silently. A batch the
 //!   downstream refuses for now (unreachable, timed out, HTTP 429/502/503/504, gRPC
 //!   `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., `RESOURCE_EXHAUSTED` with a `RetryInfo`) is

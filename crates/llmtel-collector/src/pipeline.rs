@@ -77,6 +77,8 @@ impl Admit {
 
 struct Job {
     resource_spans: Vec<ResourceSpans>,
+    /// How many spans it has (it holds at most the whole queue's of them: [`Held::spans`]).
+    spans: usize,
     /// The llmtel collectors it went through ([`crate::hop`]), before this one.
     via: Vec<String>,
     /// Its room in the queue, released when the job is done with (dropped), however that
@@ -88,6 +90,7 @@ struct Job {
 #[derive(Debug)]
 struct Held {
     counters: Arc<Counters>,
+    /// The request's spans, or the whole queue's when it has more.
     spans: usize,
     bytes: usize,
 }
@@ -230,48 +233,43 @@ impl Queue {
             return Admit::Accepted { rejected };
         }
         // What the queue holds of it until it is staged: the decoded request, or the whole
-        // queue when its structures alone take more (it then waits for an empty queue and
-        // has it to itself): a request the receivers accept is never too large for good.
+        // queue when its structures alone take more; and its spans, or the whole queue when
+        // there are more of them than it holds. Such a request waits for an empty queue and
+        // then has it to itself: a request the receivers accept is never too large for good.
         let bytes = bytes
             .saturating_add(decoded_overhead(&req.resource_spans))
             .min(self.counters.bytes.capacity().max(bytes));
+        let room = spans.min(self.counters.spans.capacity());
         let refuse = |a: Admit| {
             self.counters
                 .dropped_queue_full
                 .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
             a
         };
-        for (amount, capacity, unit, setting) in [
-            (spans, self.counters.spans.capacity(), "spans", "queue_size"),
-            (
-                bytes,
-                self.counters.bytes.capacity(),
-                "bytes",
-                "queue_bytes",
-            ),
-        ] {
-            if amount > capacity {
-                invalid();
-                return refuse(Admit::TooLarge {
-                    amount,
-                    capacity,
-                    unit,
-                    setting,
-                });
-            }
+        // Only when `queue_bytes` is below `max_request_bytes`, which `Collector::start`
+        // refuses.
+        if bytes > self.counters.bytes.capacity() {
+            invalid();
+            return refuse(Admit::TooLarge {
+                amount: bytes,
+                capacity: self.counters.bytes.capacity(),
+                unit: "bytes",
+                setting: "queue_bytes",
+            });
         }
         if self.closing.load(std::sync::atomic::Ordering::Acquire)
-            || !self.counters.try_reserve(spans, bytes)
+            || !self.counters.try_reserve(room, bytes)
         {
             return refuse(Admit::Full);
         }
         let held = Held {
             counters: self.counters.clone(),
-            spans,
+            spans: room,
             bytes,
         };
         let job = Job {
             resource_spans: req.resource_spans,
+            spans,
             via,
             held,
         };
@@ -585,7 +583,7 @@ async fn stage_jobs(
         // One stage task waits for the next job at a time; the others work on theirs.
         let next = rx.lock().await.recv().await;
         let Some(job) = next else { break };
-        let declared = job.held.spans;
+        let declared = job.spans;
         // The stage runs code that is not the collector's (sinks given with
         // `Config::with_sink`, the budgets' store, the quality monitor): a panic there fails
         // this job, counted, not the task (the job's room is released as it is dropped).
@@ -717,7 +715,7 @@ impl Stage {
     fn job(&self, mut job: Job, counters: &Counters) -> Staged {
         use std::sync::atomic::Ordering::Relaxed;
         // How the stage left each span, in the request's order.
-        let mut outcomes = Vec::with_capacity(job.held.spans);
+        let mut outcomes = Vec::with_capacity(job.spans);
         let mut attributes: encode::Attributes = Vec::with_capacity(job.resource_spans.len());
         for rs in &mut job.resource_spans {
             if let Some(resource) = &mut rs.resource {

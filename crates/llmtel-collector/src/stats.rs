@@ -26,8 +26,9 @@ pub struct Stats {
     /// monitor (with `[quality]` on).
     pub evaluations: u64,
     /// Spans refused because the queue was full or the collector is stopping (the sender got
-    /// `429` / `503` / `UNAVAILABLE`, which OTLP senders retry), or because their request
-    /// is bigger than the whole queue (`413` / `INVALID_ARGUMENT`).
+    /// `429` / `503` / `UNAVAILABLE`, which OTLP senders retry). (A request bigger than the
+    /// whole queue is not refused: it waits for an empty queue, see
+    /// `Config::with_queue_size`.)
     pub dropped_queue_full: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
     pub dropped_export_failed: u64,
@@ -51,9 +52,7 @@ pub struct Stats {
     pub refused_loop: u64,
     /// Requests refused for their size: an OTLP/HTTP body or head over the listener's
     /// limits (`413` / `431`), a body or gRPC message over `max_request_bytes` once
-    /// decompressed (HTTP `413`, gRPC `INVALID_ARGUMENT`: neither retried by OTLP senders),
-    /// a request bigger than the whole queue (its spans also counted in
-    /// `dropped_queue_full`).
+    /// decompressed (HTTP `413`, gRPC `INVALID_ARGUMENT`: neither retried by OTLP senders).
     pub refused_too_large: u64,
     /// Requests refused because their body is not an OTLP trace export request (HTTP `400`,
     /// gRPC `INTERNAL`).
@@ -70,7 +69,8 @@ pub struct Stats {
     /// stderr, with what to do).
     /// 0 until [`Collector::shutdown`](crate::Collector::shutdown).
     pub flushes_failed: u64,
-    /// Spans in the queue now (accepted, not yet forwarded or dropped).
+    /// Spans in the queue now (accepted, not yet forwarded or dropped); a request of more
+    /// spans than the queue holds counts as `queue_capacity` (it has the queue to itself).
     pub queue_depth: u64,
     /// Spans the queue holds at most.
     pub queue_capacity: u64,

@@ -133,20 +133,58 @@ async fn spans_the_downstream_never_takes_are_dropped_and_counted_after_the_retr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_bigger_than_the_whole_queue_is_refused_with_what_to_change() {
-    let (_receiver, downstream, _rx) = Receiver::start().await;
-    let collector = Collector::start(config(downstream).with_queue_size(2).unwrap())
-        .await
+async fn a_request_of_more_spans_than_the_queue_holds_has_it_to_itself_not_a_413() {
+    // A request of more spans than `queue_size` was refused 413 / INVALID_ARGUMENT, which
+    // OTLP senders do not retry: its spans were lost. It waits for an empty queue and then
+    // holds all of it.
+    let downstream = closed_port().await;
+    let config = config(downstream)
+        .with_queue_size(2)
+        .unwrap()
+        .with_retry_for(Duration::from_secs(120))
+        .with_timeout(Duration::from_secs(2))
         .unwrap();
-    let req = request(
-        "svc",
-        1,
-        (0..3).map(|n| (format!("s{n}"), vec![])).collect(),
+    let collector = Collector::start(config).await.unwrap();
+    let big = |seed: u8| {
+        request(
+            "svc",
+            seed,
+            (0..3)
+                .map(|n| (format!("big {seed}.{n}"), vec![]))
+                .collect(),
+        )
+    };
+    assert_eq!(send_protobuf(&collector, &big(1)).await.status(), 200);
+    let stats = collector.stats();
+    assert_eq!(
+        (stats.received, stats.queue_depth, stats.dropped_queue_full),
+        (3, 2, 0),
+        "the request holds the whole queue"
     );
-    let r = send_protobuf(&collector, &req).await;
-    assert_eq!(r.status(), 413);
-    assert!(r.text().await.unwrap().contains("raise queue_size"));
-    assert_eq!(collector.stats().dropped_queue_full, 3);
+    // The queue is full: anything else is told to retry later, counted.
+    assert_eq!(post(&collector, 2).await.status(), 429);
+    assert_eq!(send_protobuf(&collector, &big(3)).await.status(), 429);
+    assert_eq!(collector.stats().dropped_queue_full, 4);
+
+    // The downstream comes back: all three spans are delivered and the room given back.
+    let receiver = Receiver::default();
+    let _task = receiver.serve(tokio::net::TcpListener::bind(downstream).await.unwrap());
+    for n in 0..3 {
+        receiver.wait_for(&format!("big 1.{n}")).await;
+    }
+    wait_until("the queue is empty", || collector.stats().queue_depth == 0).await;
+    // The retried ones are taken once the queue is empty.
+    assert_eq!(send_protobuf(&collector, &big(3)).await.status(), 200);
+    for n in 0..3 {
+        receiver.wait_for(&format!("big 3.{n}")).await;
+    }
+    wait_until("the queue is empty again", || {
+        collector.stats().queue_depth == 0
+    })
+    .await;
+    let stats = collector.stats();
+    assert_eq!((stats.received, stats.forwarded), (6, 6), "{stats:?}");
+    assert_eq!(receiver.count(), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
