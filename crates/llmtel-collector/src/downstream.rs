@@ -283,12 +283,21 @@ fn grpc_refusal(s: &tonic::Status) -> Refusal {
     }
 }
 
-/// At most 300 characters of a downstream's message, on one line.
+/// At most 300 characters of a downstream's message (and the rest of a redaction marker
+/// the cut falls in), on one line, redacted ([`llmtel::redact`]) before it is cut: a key
+/// cut at the 300th character would be too short to be recognised as one.
 fn clip(message: &str) -> String {
-    let one_line: String = message
+    use llmtel::redact::REDACTED;
+    let text = llmtel::redact::redact(message);
+    let mut end = text.char_indices().nth(300).map_or(text.len(), |(i, _)| i);
+    if let Some(start) = text[..end].rfind('[') {
+        if text[start..].starts_with(REDACTED) {
+            end = end.max(start + REDACTED.len());
+        }
+    }
+    let one_line: String = text[..end]
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
         .collect();
     one_line.trim().to_owned()
 }
@@ -440,6 +449,22 @@ mod tests {
                 ("x-scope-orgid".into(), "b".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_message_is_clipped_to_300_characters_redacted_first() {
+        use super::clip;
+        // A key cut at the 300th character is redacted whole, and so is its marker.
+        let token = "Ab3dEf6hJ9".repeat(4);
+        let message = format!("{}Bearer {token} rest", "x ".repeat(143));
+        let clipped = clip(&message);
+        assert!(clipped.ends_with("Bearer [REDACTED]"), "{clipped}");
+        assert!(!clipped.contains("Ab3d"), "{clipped}");
+        // Otherwise, 300 characters on one line.
+        let long = format!("a\nb{}", "é".repeat(400));
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), 300);
+        assert!(clipped.starts_with("a b"), "{clipped}");
     }
 
     #[test]

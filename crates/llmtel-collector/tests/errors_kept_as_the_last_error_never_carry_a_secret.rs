@@ -80,6 +80,62 @@ async fn a_downstream_echoing_the_api_key_in_its_refusal_does_not_put_it_on_metr
     assert_redacted(&collector, &key).await;
 }
 
+/// A downstream refusing every request for good (401) with `body`.
+async fn refusing_downstream(body: String) -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { (axum::http::StatusCode::UNAUTHORIZED, body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_300_character_cut_of_a_refusal_falls_in_is_redacted_whole() {
+    // What a downstream answers is kept to 300 characters. Cut first, a key the cut falls in
+    // kept a head too short to be recognised as a key (`sk-proj-Ab3d`, `Bearer Ab3dEf6`),
+    // which reached the last error as is.
+    let key = key();
+    let token = "Ab3dEf6hJ9".repeat(4);
+    for (secret, head) in [
+        (key.clone(), key[..12].to_owned()),
+        (format!("Bearer {token}"), format!("Bearer {}", &token[..7])),
+    ] {
+        // `head` ends at the 300th character.
+        let body = format!(
+            "{}{secret} was refused",
+            "x ".repeat((300 - head.len()) / 2)
+        );
+        assert_eq!(body.find(&secret), Some(300 - head.len()));
+        let downstream = refusing_downstream(body).await;
+        let collector =
+            Collector::start(config(downstream).with_forward_protocol(Protocol::HttpProtobuf))
+                .await
+                .unwrap();
+        post_protobuf(
+            &collector,
+            request("svc", 1, vec![("chat".into(), chat_call("gpt-4o", None))]),
+        )
+        .await;
+        wait_until("the refused span is dropped", || {
+            collector.stats().dropped_rejected == 1
+        })
+        .await;
+        let why = collector.last_error().unwrap();
+        assert!(why.contains("401"), "{why}");
+        assert!(!why.contains(&head), "a cut key reached last_error: {why}");
+        assert!(why.contains("[REDACTED]"), "{why}");
+        let m = metrics(collector.metrics_addr()).await;
+        assert!(!m.contains(&head), "a cut key reached /metrics:\n{m}");
+        collector.shutdown(std::time::Duration::from_secs(2)).await;
+    }
+}
+
 /// A sink with a bug whose panic message carries a key.
 #[derive(Debug)]
 struct Leaky(String);
