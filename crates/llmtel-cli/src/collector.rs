@@ -32,6 +32,9 @@ pub(crate) struct CollectorArgs {
 
 /// Runs the collector until Ctrl-C or SIGTERM, then stops it gracefully.
 pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
+    // A panic in the stage (the budgets' store, the quality monitor) fails its request; its
+    // message is printed redacted, as the last error keeps it, not as it is.
+    llmtel_collector::redact_panic_messages();
     let shutdown_timeout = Duration::try_from_secs_f64(args.shutdown_timeout).map_err(|_| {
         format!(
             "--shutdown-timeout {}: give a number of seconds, 0 or more",

@@ -135,6 +135,43 @@ use tokio::task::JoinHandle;
 pub use config::{Config, Protocol};
 pub use stats::Stats;
 
+/// Replaces the process's panic hook with one that prints a panic's thread, location and
+/// message on stderr with the message redacted by llmtel's redaction step
+/// ([`llmtel::redact`]), and a backtrace when `RUST_BACKTRACE` asks for one.
+///
+/// The collector runs code that is not its own in its stage (sinks given with
+/// [`Config::with_sink`], the budgets' store, the quality monitor); a panic there fails its
+/// request, and the message kept as [`Collector::last_error`] is redacted, but Rust's
+/// default hook prints the message as it is on stderr first: an API key a sink panics with
+/// reached the logs. `llmtel collector` calls this as it starts; a program embedding the
+/// collector calls it once, before [`Collector::start`], unless it has a panic hook of its
+/// own (this one replaces it, and does not call it).
+pub fn redact_panic_messages() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {l}"));
+        let backtrace = std::backtrace::Backtrace::capture();
+        let backtrace = match backtrace.status() {
+            std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{backtrace}"),
+            _ => String::new(),
+        };
+        // One write: lines of panics in several threads at once are not interleaved.
+        eprintln!(
+            "thread '{}' panicked{location}:\n{}{backtrace}",
+            thread.name().unwrap_or("<unnamed>"),
+            llmtel::redact::redact(message)
+        );
+    }));
+}
+
 /// A bad configuration: what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -172,3 +172,57 @@ async fn a_stage_panicking_with_a_key_in_its_message_does_not_put_it_on_metrics(
     );
     assert_redacted(&collector, &key).await;
 }
+
+/// Set in the child process of
+/// [`a_stage_panicking_with_a_key_in_its_message_prints_it_redacted_on_stderr`].
+const CHILD: &str = "LLMTEL_TEST_PANIC_HOOK_CHILD";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_panicking_with_a_key_in_its_message_prints_it_redacted_on_stderr() {
+    // Rust's default panic hook prints a panic's message as it is on stderr, before the
+    // stage catches the panic and keeps its message redacted: the key reached the logs. The
+    // panic hook `llmtel collector` installs prints it redacted. Run in a child process (the
+    // hook is the process's), which starts a collector with a sink panicking with a key.
+    if std::env::var_os(CHILD).is_some() {
+        llmtel_collector::redact_panic_messages();
+        let key = std::env::var(CHILD).unwrap();
+        let (_receiver, downstream, _task) = Receiver::start().await;
+        let collector = Collector::start(config(downstream).with_sink(Arc::new(Leaky(key))))
+            .await
+            .unwrap();
+        post_protobuf(
+            &collector,
+            request("svc", 1, vec![("chat".into(), chat_call("gpt-4o", None))]),
+        )
+        .await;
+        wait_until("the request is failed by the stage", || {
+            collector.stats().dropped_stage_failed == 1
+        })
+        .await;
+        return;
+    }
+    let key = key();
+    let child_key = key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "a_stage_panicking_with_a_key_in_its_message_prints_it_redacted_on_stderr",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(CHILD, child_key)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child failed: {stderr}");
+    assert!(
+        stderr.contains("panicked at") && stderr.contains("could not post"),
+        "the panic is printed: {stderr}"
+    );
+    assert!(!stderr.contains(&key), "the key reached stderr: {stderr}");
+    assert!(stderr.contains("[REDACTED]"), "{stderr}");
+}
