@@ -125,12 +125,18 @@ impl LlmMiddleware {
     /// - **Which providers**: every OpenAI-compatible chat or completions endpoint (OpenAI,
     ///   DeepSeek, Groq, Together, OpenRouter, Gemini's and Vertex AI's OpenAI-compatible
     ///   endpoints, and servers you add under your own name, such as vLLM, Ollama, LiteLLM or
-    ///   llama.cpp), except those known to refuse the field: Mistral (`mistral_ai`, HTTP 422
+    ///   llama.cpp), except those known to refuse the field: Mistral (HTTP 422
     ///   `extra_forbidden`; it sends the usage in its last chunk anyway), Azure AI Model
-    ///   Inference (`azure.ai.inference`, which refuses parameters its API does not define),
-    ///   and Azure OpenAI (`azure.ai.openai`) before `api-version` 2024-09-01 (asked from
-    ///   that version on, or on its `/openai/v1/` API). A server you add that refuses it:
-    ///   leave this off, or set `include_usage` in its requests yourself.
+    ///   Inference (which refuses parameters its API does not define), and Azure OpenAI
+    ///   before `api-version` 2024-09-01 (asked from that version on, or on its
+    ///   `/openai/v1/` API). They are told apart by the request's host first, whatever name
+    ///   the route was added under: `*.mistral.ai`; Azure's `*.openai.azure.com`,
+    ///   `*.cognitiveservices.azure.com`, `*.services.ai.azure.com`, `*.models.ai.azure.com`
+    ///   and `*.inference.ai.azure.com` (Azure OpenAI on a `/openai/…` path, by its
+    ///   `api-version`; any other path is Azure AI Model Inference). On any other host (a
+    ///   proxy), by the route's name: `mistral_ai`, `azure.ai.inference`, `azure.ai.openai`.
+    ///   A server you add that refuses it: leave this off, or set `include_usage` in its
+    ///   requests yourself.
     /// - **What the caller set is kept**: a request that has `stream_options.include_usage`
     ///   (`true` or `false`) is sent as it is, and so is one whose `stream_options` is not
     ///   an object or whose body cannot be read.
@@ -438,26 +444,67 @@ fn transport_failure(
 /// request to `url` (see [`LlmMiddleware::with_stream_usage`]): a deny-list. It is part of
 /// OpenAI's chat API, which OpenAI-compatible servers follow (vLLM, Ollama, LiteLLM,
 /// llama.cpp, ... under whatever name they were added), so every route is asked except
-/// those of providers known to refuse it, listed here.
+/// those of providers known to refuse it. The URL's host decides first, whatever name the
+/// route was added under (`with_openai_compatible("https://api.mistral.ai/v1", "mistral")`
+/// is Mistral's API all the same); the name decides for any other host (a proxy or a test
+/// server added as `mistral_ai`).
 fn accepts_stream_options(provider: &str, url: &reqwest::Url) -> bool {
+    match host_accepts_stream_options(url) {
+        Some(known) => known,
+        None => name_accepts_stream_options(provider, url),
+    }
+}
+
+/// The answer of a host known to refuse `stream_options` (or to take it from some version
+/// on); `None` for any other host.
+fn host_accepts_stream_options(url: &reqwest::Url) -> Option<bool> {
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let under = |domain: &str| {
+        host == domain[1..]
+            || host
+                .strip_suffix(domain)
+                .is_some_and(|label| !label.is_empty())
+    };
+    if under(".mistral.ai") {
+        // `api.mistral.ai`, `codestral.mistral.ai`.
+        return Some(false);
+    }
+    // Azure OpenAI resources (`/openai/…`) and Azure AI Foundry / serverless deployments
+    // (Azure AI Model Inference: `/models/chat/completions`, `/chat/completions`).
+    let azure = [
+        ".openai.azure.com",
+        ".cognitiveservices.azure.com",
+        ".services.ai.azure.com",
+        ".models.ai.azure.com",
+        ".inference.ai.azure.com",
+    ];
+    if azure.iter().any(|d| under(d)) {
+        return Some(url.path().starts_with("/openai/") && azure_openai_accepts(url));
+    }
+    None
+}
+
+fn name_accepts_stream_options(provider: &str, url: &reqwest::Url) -> bool {
     match provider {
         // HTTP 422 `extra_forbidden` (and its last chunk has the usage anyway).
         "mistral_ai" => false,
         // Azure AI Model Inference (`/models/chat/completions`): a parameter its API does not
         // define is an error unless the request says `extra-parameters: pass-through`.
         "azure.ai.inference" => false,
-        // Azure OpenAI: from api-version 2024-09-01(-preview) on; the v1 API (`/openai/v1/…`,
-        // no dated version) is OpenAI's. Earlier versions answer 400 "Unrecognized request
-        // argument supplied: stream_options"; a version that cannot be read is not asked.
-        "azure.ai.openai" => {
-            url.path().starts_with("/openai/v1/")
-                || url
-                    .query_pairs()
-                    .find(|(k, _)| k == "api-version")
-                    .is_some_and(|(_, v)| azure_version_has_stream_options(&v))
-        }
+        "azure.ai.openai" => azure_openai_accepts(url),
         _ => true,
     }
+}
+
+/// Azure OpenAI: from api-version 2024-09-01(-preview) on; the v1 API (`/openai/v1/…`, no
+/// dated version) is OpenAI's. Earlier versions answer 400 "Unrecognized request argument
+/// supplied: stream_options"; a version that cannot be read is not asked.
+fn azure_openai_accepts(url: &reqwest::Url) -> bool {
+    url.path().starts_with("/openai/v1/")
+        || url
+            .query_pairs()
+            .find(|(k, _)| k == "api-version")
+            .is_some_and(|(_, v)| azure_version_has_stream_options(&v))
 }
 
 /// A dated Azure OpenAI `api-version` (`2024-10-21`, `2025-04-01-preview`) of 2024-09-01 or
@@ -716,6 +763,52 @@ mod tests {
             "azure.ai.openai",
             &url("https://r.openai.azure.com/openai/v1/chat/completions")
         ));
+    }
+
+    #[test]
+    fn stream_options_are_decided_by_the_host_whatever_name_the_route_has() {
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        // Mistral, Azure AI Model Inference and Azure OpenAI before 2024-09-01 refuse the
+        // field under any name a route was added with.
+        for u in [
+            "https://api.mistral.ai/v1/chat/completions",
+            "https://API.Mistral.AI./v1/chat/completions",
+            "https://codestral.mistral.ai/v1/chat/completions",
+            "https://x.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview",
+            "https://x.services.ai.azure.com/models/chat/completions?api-version=2025-04-01-preview",
+            "https://mistral-large-abc.eastus2.models.ai.azure.com/chat/completions",
+            "https://llama-abc.eastus2.models.ai.azure.com/v1/chat/completions",
+            "https://llama-abc.eastus2.inference.ai.azure.com/v1/chat/completions",
+            "https://acme.openai.azure.com/openai/deployments/x/chat/completions?api-version=2024-06-01",
+            "https://acme.openai.azure.com/openai/deployments/x/chat/completions",
+            "https://acme.cognitiveservices.azure.com/openai/deployments/x/chat/completions?api-version=2024-08-01-preview",
+            "https://acme.services.ai.azure.com/openai/deployments/x/chat/completions?api-version=2024-02-01",
+        ] {
+            for name in ["openai", "mistral", "azure", "my-gateway", "mistral_ai"] {
+                assert!(!accepts_stream_options(name, &url(u)), "{name} {u}");
+            }
+        }
+        // Azure OpenAI from 2024-09-01 on, or its v1 API, accepts it under any name.
+        for u in [
+            "https://acme.openai.azure.com/openai/deployments/x/chat/completions?api-version=2024-10-21",
+            "https://acme.cognitiveservices.azure.com/openai/deployments/x/chat/completions?api-version=2025-04-01-preview",
+            "https://acme.services.ai.azure.com/openai/deployments/x/chat/completions?api-version=2024-09-01-preview",
+            "https://acme.openai.azure.com/openai/v1/chat/completions",
+        ] {
+            for name in ["azure", "my-gateway", "azure.ai.inference", "mistral_ai"] {
+                assert!(accepts_stream_options(name, &url(u)), "{name} {u}");
+            }
+        }
+        // A host that only looks like one of theirs is decided by the name.
+        for u in [
+            "https://notmistral.ai/v1/chat/completions",
+            "https://mistral.ai.example.com/v1/chat/completions",
+            "https://openai.azure.com.example.com/models/chat/completions",
+            "http://localhost:8000/v1/chat/completions",
+        ] {
+            assert!(accepts_stream_options("vllm", &url(u)), "{u}");
+            assert!(!accepts_stream_options("mistral_ai", &url(u)), "{u}");
+        }
     }
 
     #[test]

@@ -437,6 +437,83 @@ fn include_usage_is_asked_only_of_providers_that_accept_it_and_never_overrides_t
 }
 
 #[test]
+fn include_usage_is_not_asked_of_mistral_and_azure_hosts_added_under_another_name() {
+    // The name a route was added with does not make Mistral's or Azure's API accept the
+    // field: `with_openai_compatible("https://api.mistral.ai/v1", "mistral")` must not earn
+    // a 422. The hosts resolve to the replay server.
+    run_async(|| async {
+        let chunks = openai_stream(true);
+        let server = Replay::start(vec![Reply::sse(&chunks); 5]).await;
+        let port = server.addr.port();
+        let hosts = [
+            "api.mistral.ai",
+            "acme.openai.azure.com",
+            "acme.services.ai.azure.com",
+            "llama-abc.eastus2.models.ai.azure.com",
+        ];
+        let mut http = reqwest::Client::builder();
+        for h in hosts {
+            http = http.resolve(h, server.addr);
+        }
+        let mw = llmtel_reqwest::LlmMiddleware::new()
+            .with_openai_compatible(&format!("http://api.mistral.ai:{port}/v1"), "mistral")
+            .unwrap()
+            .with_openai_compatible(
+                &format!("http://acme.openai.azure.com:{port}/openai"),
+                "azure",
+            )
+            .unwrap()
+            .with_openai_compatible(
+                &format!("http://acme.services.ai.azure.com:{port}/models"),
+                "foundry",
+            )
+            .unwrap()
+            .with_openai_compatible(
+                &format!("http://llama-abc.eastus2.models.ai.azure.com:{port}"),
+                "llama",
+            )
+            .unwrap()
+            .with_stream_usage(true);
+        let c = reqwest_middleware::ClientBuilder::new(http.build().unwrap())
+            .with(mw)
+            .build();
+        let body = OPENAI_STREAM_REQUEST_NO_USAGE;
+        let urls = [
+            format!("http://api.mistral.ai:{port}/v1/chat/completions"),
+            format!(
+                "http://acme.openai.azure.com:{port}/openai/deployments/x/chat/completions?api-version=2024-06-01"
+            ),
+            format!(
+                "http://acme.services.ai.azure.com:{port}/models/chat/completions?api-version=2024-05-01-preview"
+            ),
+            format!("http://llama-abc.eastus2.models.ai.azure.com:{port}/chat/completions"),
+            format!(
+                "http://acme.openai.azure.com:{port}/openai/deployments/x/chat/completions?api-version=2024-10-21"
+            ),
+        ];
+        for u in &urls {
+            let (status, got) = post(&c, u, body).await;
+            assert_eq!((status, got), (200, chunks.concat().into_bytes()), "{u}");
+        }
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), urls.len());
+        for (r, u) in reqs.iter().zip(&urls).take(4) {
+            assert_eq!(
+                String::from_utf8_lossy(&r.body),
+                body,
+                "as the caller wrote it: {u}"
+            );
+        }
+        let asked = body.replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1);
+        assert_eq!(
+            String::from_utf8_lossy(&reqs[4].body),
+            asked,
+            "Azure OpenAI from 2024-09-01 on is asked"
+        );
+    });
+}
+
+#[test]
 fn the_body_reader_ends_the_span_on_its_own_soon_after_the_body() {
     let before = llmtel_reqwest::reader_stats();
     let p = run_async(|| async {
