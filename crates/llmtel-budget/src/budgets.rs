@@ -1774,6 +1774,12 @@ impl Budgets {
     /// # Errors
     /// [`StoreError`] when the store cannot be read.
     pub fn status(&self) -> Result<Vec<RuleStatus>, StoreError> {
+        Ok(self.status_by_rule()?.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// [`status`](Self::status), each row with the index of its rule (two rules may share a
+    /// name).
+    pub(crate) fn status_by_rule(&self) -> Result<Vec<(usize, RuleStatus)>, StoreError> {
         let now_ms = self.now().as_millisecond();
         let mut targets = Vec::new();
         let seen = self
@@ -1800,10 +1806,21 @@ impl Budgets {
             }
             targets.extend(values.iter().filter_map(|v| self.metered(i, v, now_ms)));
         }
-        self.status_of(&targets)
+        self.status_of_rules(&targets)
     }
 
     fn status_of(&self, targets: &[Arc<Metered>]) -> Result<Vec<RuleStatus>, StoreError> {
+        Ok(self
+            .status_of_rules(targets)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
+    }
+
+    fn status_of_rules(
+        &self,
+        targets: &[Arc<Metered>],
+    ) -> Result<Vec<(usize, RuleStatus)>, StoreError> {
         let now = self.now();
         let now_ms = now.as_millisecond();
         let targets: Targets = targets
@@ -1825,7 +1842,7 @@ impl Budgets {
             .zip(totals)
             .map(|((m, (t, w)), tot)| {
                 let rule = &self.inner.rules[t.rule];
-                RuleStatus {
+                let status = RuleStatus {
                     rule: rule.name.to_string(),
                     scope: scope_label(rule.scope.attribute(), &t.value),
                     period: rule.period.name(),
@@ -1847,7 +1864,8 @@ impl Budgets {
                             .max(0) as u64
                     }),
                     resets_at: w.resets_at,
-                }
+                };
+                (t.rule, status)
             })
             .collect())
     }

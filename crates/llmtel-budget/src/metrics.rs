@@ -91,32 +91,34 @@ impl Collector for BudgetCollector {
             return Ok(());
         };
         let budgets = Budgets::internal(inner);
-        let (rows, up) = match budgets.status() {
+        let (rows, up) = match budgets.status_by_rule() {
             Ok(r) => (r, 1i64),
             Err(e) => {
                 tracing::debug!(target: "llmtel_budget", error = %e, "budget gauges: store unreadable");
                 (Vec::new(), 0)
             }
         };
-        // The most used values of each rule first, at most MAX_SERIES_PER_RULE a rule.
-        let mut rows: Vec<&RuleStatus> = rows.iter().collect();
-        rows.sort_by(|a, b| {
-            a.rule.cmp(&b.rule).then(
+        // The most used values of each rule first, at most MAX_SERIES_PER_RULE a rule: a rule
+        // by its index, not its name (two rules of one name on values that never meet have
+        // a cap each).
+        let mut rows: Vec<&(usize, RuleStatus)> = rows.iter().collect();
+        rows.sort_by(|(ia, a), (ib, b)| {
+            ia.cmp(ib).then(
                 b.utilization
                     .partial_cmp(&a.utilization)
                     .unwrap_or(std::cmp::Ordering::Equal),
             )
         });
-        let mut kept = Vec::with_capacity(rows.len());
+        let mut kept: Vec<&RuleStatus> = Vec::with_capacity(rows.len());
         let mut dropped = 0u64;
         let mut n = 0;
-        for (i, r) in rows.iter().enumerate() {
-            if i == 0 || rows[i - 1].rule != r.rule {
+        for (i, (rule, r)) in rows.iter().enumerate() {
+            if i == 0 || rows[i - 1].0 != *rule {
                 n = 0;
             }
             n += 1;
             if n <= MAX_SERIES_PER_RULE {
-                kept.push(*r);
+                kept.push(r);
             } else {
                 dropped += 1;
             }

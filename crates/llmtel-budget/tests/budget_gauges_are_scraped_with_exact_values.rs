@@ -149,3 +149,35 @@ fn gauges_show_spend_limits_and_utilization() {
         "{text}"
     );
 }
+
+#[test]
+fn two_rules_of_one_name_have_a_series_cap_each() {
+    // Two `daily` rules on values that never meet are two rules: each may show up to
+    // MAX_SERIES_PER_RULE values, not both together.
+    let per_rule = llmtel_budget::MAX_SERIES_PER_RULE * 3 / 5;
+    let values =
+        |prefix: &str| -> Vec<String> { (0..per_rule).map(|i| format!("{prefix}-{i}")).collect() };
+    let (a, b) = (values("a"), values("b"));
+    let daily = |vs: &[String]| {
+        let vs: Vec<&str> = vs.iter().map(String::as_str).collect();
+        Rule::new("daily", Scope::User, Period::Lifetime)
+            .with_values(&vs)
+            .with_limit_usd(usd("10"))
+    };
+    let budgets = Budgets::builder()
+        .with_rules(vec![daily(&a), daily(&b)])
+        .build();
+    for v in a.iter().chain(&b) {
+        budgets.record(&CallContext::new().with_user(v.as_str()), usd("1"), 10);
+    }
+    assert!(budgets.flush(Duration::from_secs(10)));
+    let sink = PrometheusSink::default();
+    budgets.register_metrics(&sink);
+    let text = sink.encode_openmetrics();
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with(r#"llm_budget_spent_usd{budget="daily","#))
+        .count();
+    has(&text, "llm_budget_series_dropped 0");
+    assert_eq!(series, 2 * per_rule);
+}
