@@ -1800,7 +1800,11 @@ impl Budgets {
             let prefix = format!("{}\u{1f}", r.name);
             values.extend(self.inner.store.values(&prefix, now_ms)?);
             // Another rule of this name (on values this one never meets) shares the prefix.
-            values.retain(|v| r.can_key(v));
+            // The rule's values as a set, built once: not a list rebuilt for every value.
+            if let Some(keys) = r.key_values() {
+                let keys: std::collections::HashSet<&str> = keys.into_iter().collect();
+                values.retain(|v| keys.contains(v.as_str()));
+            }
             if values.is_empty() && (r.mode == Mode::Shared || r.scope == crate::Scope::Global) {
                 values.insert("*".into());
             }

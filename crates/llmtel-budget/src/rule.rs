@@ -290,11 +290,6 @@ impl Rule {
         }
     }
 
-    /// Whether a meter of this rule can be keyed by scope value `value`.
-    pub(crate) fn can_key(&self, value: &str) -> bool {
-        self.key_values().is_none_or(|vs| vs.contains(&value))
-    }
-
     /// Whether a meter key of this rule can be one of `other`'s, were they of one name: what
     /// makes two rules of one name share their meters. Their scopes do not matter (a user
     /// and a tenant both named `acme` have one key), their values do: two per-value rules
