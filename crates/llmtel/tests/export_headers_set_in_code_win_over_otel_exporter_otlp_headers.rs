@@ -13,7 +13,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -132,36 +131,29 @@ mod grpc {
 const CHILD: &str = "LLMTEL_HEADERS_TEST_CHILD";
 
 fn run_child(endpoint: &str, protocol: &str) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
+    let out = support::child::run(
         "child_exports_one_call_with_a_code_header",
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    c.env(CHILD, "1");
-    for k in [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    ] {
-        c.env_remove(k);
-    }
-    c.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-        // Meant for another backend: its Authorization must not replace the code's.
-        .env(
-            "OTEL_EXPORTER_OTLP_HEADERS",
-            "Authorization=Bearer%20from-env,x-env=kept",
-        )
-        .env("OTEL_SERVICE_NAME", "checkout")
-        .env(
-            "OTEL_RESOURCE_ATTRIBUTES",
-            "service.name=legacy,deployment.environment=prod",
-        );
-    let out = c.output().unwrap();
+        CHILD,
+        &[
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            // Meant for another backend: its Authorization must not replace the code's.
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Bearer%20from-env,x-env=kept",
+            ),
+            ("OTEL_SERVICE_NAME", "checkout"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=legacy,deployment.environment=prod",
+            ),
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),

@@ -19,7 +19,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -56,23 +55,7 @@ fn run_child(child: &str, env: &[(&str, &str)]) -> String {
 
 /// [`run_child`], and what the child wrote on stderr.
 fn run_child_with_stderr(child: &str, env: &[(&str, &str)]) -> (String, String) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
-        child,
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    for k in VARS {
-        c.env_remove(k);
-    }
-    c.env(CHILD, "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
+    let out = support::child::run(child, CHILD, &VARS, env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
@@ -234,7 +217,7 @@ fn the_metrics_endpoint_alone_exports_the_metrics_only() {
 fn the_metrics_go_with_their_own_protocol() {
     // Traces over HTTP to one receiver, metrics over gRPC to another.
     let (traces_url, traces_rx) = support::otlp_http::receiver();
-    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
+    let (grpc_url, metrics_rx) = support::grpc_metrics::receiver();
     let result = run_child(
         "child_builds_from_the_environment",
         &[
@@ -352,53 +335,4 @@ fn an_invalid_rust_log_is_named() {
         "{result}"
     );
     assert!(!result.contains("trace filter"), "{result}");
-}
-
-mod grpc_metrics {
-    use std::sync::mpsc;
-
-    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-        MetricsService, MetricsServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    };
-
-    struct Receiver(mpsc::Sender<()>);
-
-    #[tonic::async_trait]
-    impl MetricsService for Receiver {
-        async fn export(
-            &self,
-            _req: tonic::Request<ExportMetricsServiceRequest>,
-        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-            let _ = self.0.send(());
-            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-        }
-    }
-
-    /// A plain OTLP/gRPC metrics receiver on its own thread and runtime: its `http://` URL
-    /// and one message per export.
-    pub(super) fn receiver() -> (String, mpsc::Receiver<()>) {
-        let (tx, rx) = mpsc::channel();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
-                        .unwrap();
-                addr_tx.send(incoming.local_addr().unwrap()).unwrap();
-                tonic::transport::Server::builder()
-                    .add_service(MetricsServiceServer::new(Receiver(tx)))
-                    .serve_with_incoming(incoming)
-                    .await
-                    .unwrap();
-            });
-        });
-        (format!("http://{}", addr_rx.recv().unwrap()), rx)
-    }
 }

@@ -11,7 +11,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::prelude::*;
@@ -34,23 +33,7 @@ const VARS: [&str; 10] = [
 
 /// Runs the child with `env`; asserts it built llmtel.
 fn run_child(env: &[(&str, &str)]) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
-        "child_makes_one_llm_call",
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    for k in VARS {
-        c.env_remove(k);
-    }
-    c.env(CHILD, "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
+    let out = support::child::run("child_makes_one_llm_call", CHILD, &VARS, env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("RESULT ok"),
@@ -96,7 +79,7 @@ fn child_makes_one_llm_call() {
 fn metrics_sharing_the_endpoint_go_with_a_traces_only_grpc_protocol() {
     // The receiver takes metrics only (the traces' exports are refused, which the child
     // survives): the metrics go where the traces do, over the traces' protocol.
-    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
+    let (grpc_url, metrics_rx) = support::grpc_metrics::receiver();
     run_child(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &grpc_url),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
@@ -142,53 +125,4 @@ fn the_metrics_own_protocol_still_wins() {
         ("OTEL_TRACES_EXPORTER", "none"),
     ]);
     assert_eq!(paths_until_metrics(&rx), ["/v1/metrics"]);
-}
-
-mod grpc_metrics {
-    use std::sync::mpsc;
-
-    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-        MetricsService, MetricsServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    };
-
-    struct Receiver(mpsc::Sender<()>);
-
-    #[tonic::async_trait]
-    impl MetricsService for Receiver {
-        async fn export(
-            &self,
-            _req: tonic::Request<ExportMetricsServiceRequest>,
-        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-            let _ = self.0.send(());
-            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-        }
-    }
-
-    /// A plain OTLP/gRPC metrics receiver on its own thread and runtime: its `http://` URL
-    /// and one message per export.
-    pub(super) fn receiver() -> (String, mpsc::Receiver<()>) {
-        let (tx, rx) = mpsc::channel();
-        let (addr_tx, addr_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
-                        .unwrap();
-                addr_tx.send(incoming.local_addr().unwrap()).unwrap();
-                tonic::transport::Server::builder()
-                    .add_service(MetricsServiceServer::new(Receiver(tx)))
-                    .serve_with_incoming(incoming)
-                    .await
-                    .unwrap();
-            });
-        });
-        (format!("http://{}", addr_rx.recv().unwrap()), rx)
-    }
 }

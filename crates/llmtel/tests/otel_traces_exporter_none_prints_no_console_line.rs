@@ -7,7 +7,7 @@
 //! case runs in a child process of this test binary, and the parent reads its stderr.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
-use std::process::Command;
+mod support;
 
 use tracing_subscriber::prelude::*;
 
@@ -25,23 +25,7 @@ const VARS: [&str; 6] = [
 
 /// Runs the child with `env`; returns what it wrote on stderr.
 fn child_stderr(env: &[(&str, &str)]) -> String {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
-        "child_makes_one_llm_call",
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    for k in VARS {
-        c.env_remove(k);
-    }
-    c.env(CHILD, "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
+    let out = support::child::run("child_makes_one_llm_call", CHILD, &VARS, env);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(

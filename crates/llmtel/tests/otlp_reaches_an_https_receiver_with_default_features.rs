@@ -14,7 +14,6 @@ mod support;
 #[path = "../../llmtel-alert/tests/support/tls.rs"]
 mod tls;
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -288,36 +287,24 @@ fn a_ca_file_that_cannot_be_used_is_a_clear_error_at_init() {
 const CHILD: &str = "LLMTEL_TLS_TEST_CHILD";
 
 fn run_child(test: &str, env: &[(&str, String)]) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--exact",
+    let out = support::child::run(
         test,
-        "--ignored",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ]);
-    c.env(CHILD, "1");
-    for k in [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
-        "OTEL_EXPORTER_OTLP_INSECURE",
-        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-        "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
-        "OTEL_METRICS_EXPORTER",
-    ] {
-        c.env_remove(k);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let out = c.output().unwrap();
+        CHILD,
+        &[
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_INSECURE",
+            "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+            "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
+            "OTEL_METRICS_EXPORTER",
+        ],
+        env,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),

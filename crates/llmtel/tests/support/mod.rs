@@ -1,4 +1,4 @@
-//! Shared helpers for llmtel's integration tests against real peers.
+//! Shared helpers for llmtel's integration tests (real peers, receivers, child processes).
 //!
 //! Include from a test file with `mod support;` and use e.g.
 //! `support::phoenix::Peers::from_env()`.
@@ -7,5 +7,7 @@
 // private module of a test crate are never reachable from outside.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod child;
+pub mod grpc_metrics;
 pub mod otlp_http;
 pub mod phoenix;
