@@ -137,7 +137,7 @@ pub use stats::Stats;
 
 /// Replaces the process's panic hook with one that prints a panic's thread, location and
 /// message on stderr with the message redacted by llmtel's redaction step
-/// ([`llmtel::redact`]), and a backtrace when `RUST_BACKTRACE` asks for one.
+/// ([`llmtel::redact()`]), and a backtrace when `RUST_BACKTRACE` asks for one.
 ///
 /// The collector runs code that is not its own in its stage (sinks given with
 /// [`Config::with_sink`], the budgets' store, the quality monitor); a panic there fails its
