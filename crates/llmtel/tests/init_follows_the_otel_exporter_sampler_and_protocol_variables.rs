@@ -17,6 +17,8 @@
 //! case runs in a child process of this test binary, which prints what it saw.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
+#[path = "support/grpc_metrics.rs"]
+mod grpc_metrics;
 mod support;
 
 use std::sync::mpsc;
@@ -217,7 +219,7 @@ fn the_metrics_endpoint_alone_exports_the_metrics_only() {
 fn the_metrics_go_with_their_own_protocol() {
     // Traces over HTTP to one receiver, metrics over gRPC to another.
     let (traces_url, traces_rx) = support::otlp_http::receiver();
-    let (grpc_url, metrics_rx) = support::grpc_metrics::receiver();
+    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
     let result = run_child(
         "child_builds_from_the_environment",
         &[

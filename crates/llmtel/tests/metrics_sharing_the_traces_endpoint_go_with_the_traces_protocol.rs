@@ -9,6 +9,8 @@
 //! case runs in a child process of this test binary.
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
+#[path = "support/grpc_metrics.rs"]
+mod grpc_metrics;
 mod support;
 
 use std::time::{Duration, Instant};
@@ -79,7 +81,7 @@ fn child_makes_one_llm_call() {
 fn metrics_sharing_the_endpoint_go_with_a_traces_only_grpc_protocol() {
     // The receiver takes metrics only (the traces' exports are refused, which the child
     // survives): the metrics go where the traces do, over the traces' protocol.
-    let (grpc_url, metrics_rx) = support::grpc_metrics::receiver();
+    let (grpc_url, metrics_rx) = grpc_metrics::receiver();
     run_child(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &grpc_url),
         ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),

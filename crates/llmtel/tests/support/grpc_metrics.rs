@@ -24,7 +24,7 @@ impl MetricsService for Receiver {
 
 /// A plain OTLP/gRPC metrics receiver on its own thread and runtime: its `http://` URL
 /// and one message per export.
-pub fn receiver() -> (String, mpsc::Receiver<()>) {
+pub(crate) fn receiver() -> (String, mpsc::Receiver<()>) {
     let (tx, rx) = mpsc::channel();
     let (addr_tx, addr_rx) = mpsc::channel();
     std::thread::spawn(move || {
