@@ -163,8 +163,11 @@ pub fn redact_panic_messages() {
             std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{backtrace}"),
             _ => String::new(),
         };
-        // One write: lines of panics in several threads at once are not interleaved.
-        eprintln!(
+        // One write under the lock: lines of panics in several threads are not interleaved.
+        // Not `eprintln!`: a panic in a panic hook (stderr closed, EPIPE) aborts the process.
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "thread '{}' panicked{location}:\n{}{backtrace}",
             thread.name().unwrap_or("<unnamed>"),
             llmtel::redact::redact(message)

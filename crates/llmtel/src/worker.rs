@@ -119,9 +119,32 @@ fn with_unread(unread: Option<String>, outcome: Result<(), String>) -> Result<()
     match (unread, outcome) {
         (None, outcome) => outcome,
         (Some(unread), Ok(())) => Err(unread),
-        (Some(unread), Err(now)) => Err(format!("{unread}; then {now}")),
+        (Some(unread), Err(now)) => Err(join_capped(&unread, &now)),
     }
 }
+
+/// `first; then second`, at most about [`MAX_JOINED_FAILURE`] bytes (flushes timing out one
+/// after another against a black-holed collector would otherwise grow it without end): past
+/// it, the earlier messages are kept and the later ones counted.
+fn join_capped(first: &str, second: &str) -> String {
+    const SHOWN: &str = " later failures not shown";
+    let (kept, later) = match first.rsplit_once("; and ") {
+        Some((kept, n)) if n.ends_with(SHOWN) => {
+            (kept, n.trim_end_matches(SHOWN).parse::<u64>().ok())
+        }
+        _ => (first, None),
+    };
+    if let Some(later) = later {
+        return format!("{kept}; and {}{SHOWN}", later.saturating_add(1));
+    }
+    if first.len() + second.len() + 7 <= MAX_JOINED_FAILURE {
+        return format!("{first}; then {second}");
+    }
+    format!("{first}; and 1{SHOWN}")
+}
+
+/// The longest failure message a worker keeps for a caller who stopped waiting.
+const MAX_JOINED_FAILURE: usize = 4096;
 
 /// Why a worker could not start, flush or shut down.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1019,5 +1042,34 @@ impl<J: Job> Runner<J> {
                 return drained;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Flushes timing out one after another join their failures, never past the cap.
+    #[test]
+    fn joined_unread_failures_stay_bounded() {
+        let mut unread = "first: 3 spans were not sent".to_owned();
+        for i in 0..10_000 {
+            unread = super::join_capped(&unread, &format!("flush {i}: 2 spans were not sent"));
+        }
+        assert!(
+            unread.len() <= super::MAX_JOINED_FAILURE + 64,
+            "{}",
+            unread.len()
+        );
+        assert!(
+            unread.starts_with("first: 3 spans were not sent; then flush 0"),
+            "{unread}"
+        );
+        let n: u64 = unread
+            .rsplit_once("; and ")
+            .and_then(|(_, n)| n.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(n > 9_000, "{unread}");
+        // Two short ones are joined whole.
+        assert_eq!(super::join_capped("a", "b"), "a; then b");
     }
 }
