@@ -74,6 +74,9 @@ impl ContentCapture {
     }
 
     /// Runs `f` over content before it is recorded (after the built-in API-key redaction).
+    /// Content longer than the limit is given to `f` (and to the built-in redaction) only as
+    /// far as it can be kept: its first `max_chars` characters and a margin of a few
+    /// thousand more, ending at a blank.
     ///
     /// Content recorded through llmtel's helpers goes through it there and again in llmtel's
     /// exporter, which applies the policy to every span whoever recorded the content (it
@@ -94,12 +97,49 @@ impl ContentCapture {
         if !self.enabled {
             return None;
         }
-        let mut s = crate::redact::redact(content).into_owned();
+        // Only what can be kept is redacted and copied: a 10 MB prompt costs the thread
+        // that records it (the request thread, through the helpers) a count of its
+        // characters, not a scan for secrets and a copy.
+        let (window, cut) = keepable(content, self.max_chars);
+        let mut s = crate::redact::redact(window).into_owned();
         if let Some(r) = &self.redactor {
             s = r(&s);
         }
-        Some(truncate(s, self.max_chars))
+        Some(truncate(s, self.max_chars, cut))
     }
+}
+
+/// Characters past the limit that are redacted with the kept part, so that a secret that
+/// starts before the cut is seen whole (or long enough to be recognised) by the redaction.
+const REDACT_MARGIN_CHARS: usize = 4_096;
+
+/// How far past the margin the part to redact reaches, at most, to end at a blank: a
+/// token (a key, a quoted value without blanks) that starts before the cut is redacted
+/// whole, whatever its length up to this.
+const REDACT_MARGIN_MAX_BYTES: usize = 64 * 1024;
+
+/// The part of `content` that may be kept, with the margin the redaction needs: its first
+/// `max_chars` characters, [`REDACT_MARGIN_CHARS`] more, and on to the next blank (at most
+/// [`REDACT_MARGIN_MAX_BYTES`] further); and how many characters follow it (dropped).
+fn keepable(content: &str, max_chars: usize) -> (&str, usize) {
+    let Some((at, _)) = content
+        .char_indices()
+        .nth(max_chars.saturating_add(REDACT_MARGIN_CHARS))
+    else {
+        return (content, 0);
+    };
+    let limit = content
+        .len()
+        .min(at.saturating_add(REDACT_MARGIN_MAX_BYTES));
+    let end = content.as_bytes()[at..limit]
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .map_or(limit, |i| at + i);
+    // A char boundary: at `limit` (not a blank) a character may continue.
+    let end = (end..=content.len())
+        .find(|&i| content.is_char_boundary(i))
+        .unwrap_or(content.len());
+    (&content[..end], content[end..].chars().count())
 }
 
 static POLICY: RwLock<Option<ContentCapture>> = RwLock::new(None);
@@ -127,14 +167,22 @@ pub(crate) fn prepare(content: &str) -> Option<String> {
 /// Starts the marker [`truncate`] appends: `…[truncated N chars]`.
 const TRUNCATED: &str = "…[truncated ";
 
-fn truncate(mut s: String, max_chars: usize) -> String {
-    if let Some((idx, _)) = s.char_indices().nth(max_chars) {
-        if truncated_already(&s, max_chars) {
-            return s;
+/// Cuts `s` to `max_chars` characters and appends the marker, counting the characters cut
+/// here and the `cut` already left out of `s` ([`keepable`]).
+fn truncate(mut s: String, max_chars: usize, cut: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((idx, _)) => {
+            if cut == 0 && truncated_already(&s, max_chars) {
+                return s;
+            }
+            let dropped = s[idx..].chars().count().saturating_add(cut);
+            s.truncate(idx);
+            s.push_str(&format!("{TRUNCATED}{dropped} chars]"));
         }
-        let dropped = s[idx..].chars().count();
-        s.truncate(idx);
-        s.push_str(&format!("{TRUNCATED}{dropped} chars]"));
+        // Redaction shortened the kept part below the limit: what was left out is still
+        // marked.
+        None if cut > 0 => s.push_str(&format!("{TRUNCATED}{cut} chars]")),
+        None => {}
     }
     s
 }
