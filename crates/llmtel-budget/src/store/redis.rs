@@ -147,7 +147,8 @@ return 0
 /// end (Rust works out the spend after each op from them).
 ///
 /// All or nothing: every key is read and checked (a hash whose sums are integers that
-/// `HINCRBY` takes) before the first write, and every write comes after the last op, so
+/// `HINCRBY` takes) before the first write (the older buckets of a rolling meter, whose
+/// sums are only returned, included), and every write comes after the last op, so
 /// a refused batch (a key of another type, a sum that is not an integer) writes nothing,
 /// and the writer's retry of its ops one by one counts each once. The writes cannot fail
 /// (a sum saturates at the i64 bounds, as the memory store's does).
@@ -244,6 +245,10 @@ for o = 1, tonumber(ARGV[1]) do
   end
   ai = ai + 1
 end
+-- The keys whose sums are returned, read and checked too (a meter's older buckets, which
+-- no op adds to): a refusal after the first write would leave that write applied, and
+-- the retry of the refused commit would count it again.
+for j = 1, tonumber(ARGV[ai]) do load(tonumber(ARGV[ai + j])) end
 -- Every op read: the writes.
 for i, h in pairs(hs) do
   local key = KEYS[i]
