@@ -410,7 +410,10 @@ impl BudgetsBuilder {
     /// store, keyed `name\x1fvalue`, and charge every call twice, unless their values never
     /// meet: per-value rules limited to values no other has, a shared rule and per-value
     /// rules limited to values other than `*`), an empty name or one holding `\x1f` (the separator of a store key),
-    /// thresholds outside 1 to 1000 percent. With a remote store, starts its writer thread.
+    /// values that can never match a call (a global rule given values: its value is always
+    /// `*`; a value longer than [`llmtel::MAX_VALUE_BYTES`], 256 bytes: every call value is
+    /// capped at that before it is matched), thresholds outside 1 to 1000 percent. With a
+    /// remote store, starts its writer thread.
     ///
     /// ```
     /// use llmtel_budget::{Budgets, ConfigError, Period, Rule, Scope};
@@ -435,8 +438,10 @@ impl BudgetsBuilder {
     /// charge a second time); two rules of one name on values that never meet (`daily` for
     /// tenant `a`, `daily` for tenant `b`) keep their name, and the spend the store holds
     /// under it. An empty name becomes
-    /// `rule`, a `\x1f` in a name becomes `_`, thresholds outside 1 to 1000 percent are left
-    /// out. Rules from a rules file ([`crate::Config`]) are checked when it is read.
+    /// `rule`, a `\x1f` in a name becomes `_`, a global rule's values are removed (it applies
+    /// to every call, as its scope says), a value longer than [`llmtel::MAX_VALUE_BYTES`] is
+    /// capped by [`llmtel::cap_value`] as call values are (so that it matches them),
+    /// thresholds outside 1 to 1000 percent are left out. Rules from a rules file ([`crate::Config`]) are checked when it is read.
     pub fn build(mut self) -> Budgets {
         let adjusted = adjust_rules(&mut self.rules);
         self.build_checked(adjusted)
@@ -545,6 +550,20 @@ fn adjust_rules(rules: &mut [Rule]) -> u64 {
             changed.push("duplicate name");
         }
         seen.insert(r.name.clone());
+        if r.values_problem().is_some() {
+            if r.scope == crate::Scope::Global {
+                // A global rule's value is always `*`: the rule applies to every call.
+                r.values.clear();
+            } else {
+                // Capped as every call value is, so that it matches the calls it names.
+                for v in &mut r.values {
+                    if v.len() > llmtel::MAX_VALUE_BYTES {
+                        *v = llmtel::cap_string(std::mem::take(v));
+                    }
+                }
+            }
+            changed.push("values");
+        }
         let thresholds = r.thresholds.len();
         r.thresholds.retain(|t| crate::rule::THRESHOLDS.contains(t));
         if r.thresholds.len() != thresholds {
@@ -557,7 +576,7 @@ fn adjust_rules(rules: &mut [Rule]) -> u64 {
                 rule = %given,
                 renamed = %r.name,
                 changed = ?changed,
-                "budget rule {given:?} changed to be usable (as {:?}: a duplicate, empty or \\x1f-holding name is renamed, thresholds outside 1..=1000 % left out); use BudgetsBuilder::try_build to refuse it instead",
+                "budget rule {given:?} changed to be usable (as {:?}: a duplicate, empty or \\x1f-holding name is renamed, a global rule's values removed, a value over 256 bytes capped as call values are, thresholds outside 1..=1000 % left out); use BudgetsBuilder::try_build to refuse it instead",
                 r.name
             );
         }

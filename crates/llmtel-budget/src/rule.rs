@@ -278,6 +278,32 @@ impl Rule {
 }
 
 impl Rule {
+    /// What makes this rule's `values` unable to ever match a call, if anything: the field
+    /// at fault and what to do. A global rule's value is always `*` (values would leave it
+    /// never applied); a value longer than [`llmtel::MAX_VALUE_BYTES`] is never a call's
+    /// (every call value is capped at that length before it is matched).
+    pub(crate) fn values_problem(&self) -> Option<String> {
+        if self.scope == Scope::Global && !self.values.is_empty() {
+            return Some(
+                "a global rule applies to every call and cannot be limited to values (it would never apply): remove `values`, or give the rule a per-value scope (user, tenant, feature, model, an attribute...) to limit those values"
+                    .into(),
+            );
+        }
+        self.values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.len() > llmtel::MAX_VALUE_BYTES)
+            .map(|(i, v)| {
+                format!(
+                    "value #{} is {} bytes long: call values are capped at {} bytes before they are matched, so it would never match; shorten it to at most {} bytes",
+                    i + 1,
+                    v.len(),
+                    llmtel::MAX_VALUE_BYTES,
+                    llmtel::MAX_VALUE_BYTES
+                )
+            })
+    }
+
     /// The scope values this rule's meters are keyed by (`name\x1fvalue`): `None` for any
     /// value (a per-value rule on every value of its scope); `*` for a shared or global rule.
     pub(crate) fn key_values(&self) -> Option<Vec<&str>> {
@@ -305,8 +331,8 @@ impl Rule {
 
 /// Checks rules as [`crate::BudgetsBuilder::try_build`] and the rules file require: each
 /// with a name that is not empty and holds no `\x1f`, not the name of an earlier rule whose
-/// meter keys can be its own ([`Rule::keys_can_collide`]), and thresholds from 1 to 1000
-/// percent.
+/// meter keys can be its own ([`Rule::keys_can_collide`]), values that can match a call
+/// ([`Rule::values_problem`]), and thresholds from 1 to 1000 percent.
 pub(crate) fn check_rules(rules: &[Rule]) -> Result<(), ConfigError> {
     let mut seen: Vec<&Rule> = Vec::new();
     for r in rules {
@@ -328,6 +354,9 @@ pub(crate) fn check_rules(rules: &[Rule]) -> Result<(), ConfigError> {
             ));
         }
         seen.push(r);
+        if let Some(problem) = r.values_problem() {
+            return Err(bad("values", problem));
+        }
         if let Some(t) = r.thresholds.iter().find(|t| !THRESHOLDS.contains(t)) {
             return Err(bad(
                 "thresholds",
