@@ -13,7 +13,7 @@ use opentelemetry::trace::SpanId;
 use smallvec::SmallVec;
 
 use crate::context::{CallContext, Estimate, UnpricedTokens};
-use crate::error::{BudgetExceeded, ConfigError, ReserveError, StoreError};
+use crate::error::{BudgetExceeded, ConfigError, ExceededCause, ReserveError, StoreError};
 use crate::period::{Window, window};
 use crate::rule::{Mode, Period, Rule, Unpriced};
 use crate::status::RuleStatus;
@@ -721,6 +721,12 @@ fn picos(u: Usd) -> i64 {
 /// turned SQLite's column to floating point, poisoning the meter for its period.
 const MAX_PICOS_PER_CALL: i64 = 1_000_000 * 1_000_000_000_000;
 
+/// Whether `amount` alone passes a limit of `m` (with nothing spent nor reserved): no
+/// retry can ever admit it.
+fn over_alone(m: &Meter, amount: Amount) -> bool {
+    m.denies(Amount::default(), Amount::default(), amount)
+}
+
 fn usd(p: i64) -> Usd {
     Usd::from_picos(u128::try_from(p.max(0)).unwrap_or(0))
 }
@@ -978,7 +984,13 @@ impl Budgets {
             Ok(ReserveOutcome::Denied(i)) => {
                 self.store_ok();
                 self.inner.counters.denied.fetch_add(1, Relaxed);
-                let i = i.min(targets.len() - 1);
+                // A meter the estimate alone is over is the refusal to report, whichever
+                // meter the store met first: no retry can ever pass it.
+                let i = targets
+                    .iter()
+                    .zip(&amounts)
+                    .position(|(t, a)| over_alone(&t.meter, *a))
+                    .unwrap_or_else(|| i.min(targets.len() - 1));
                 let t = &targets[i];
                 let totals = self
                     .inner
@@ -1036,7 +1048,17 @@ impl Budgets {
                 a > 0 && i128::from(s) + i128::from(r) + i128::from(a) > i128::from(l)
             })
         };
+        let usd_alone = over(m.limit_usd, 0, 0, amount.usd);
+        let cause = if over_alone(m, amount) {
+            ExceededCause::EstimateOverLimit
+        } else if totals.is_some_and(|tot| !m.denies(tot.spent, Amount::default(), amount)) {
+            // The settled spend leaves room: reservations of calls in flight hold it.
+            ExceededCause::InFlight
+        } else {
+            ExceededCause::Spent
+        };
         let (usd_hit, tokens_hit) = match totals {
+            _ if cause == ExceededCause::EstimateOverLimit => (usd_alone, !usd_alone),
             Some(tot) => {
                 let usd_hit = over(m.limit_usd, tot.spent.usd, tot.reserved.usd, amount.usd);
                 (usd_hit, !usd_hit)
@@ -1062,6 +1084,7 @@ impl Budgets {
             },
             resets_at: t.window.resets_at,
             totals_unavailable: totals.is_none(),
+            cause,
         }
     }
 

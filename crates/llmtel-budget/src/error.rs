@@ -202,12 +202,37 @@ pub struct BudgetExceeded {
     pub spent_tokens: u64,
     /// The token limit, when one was hit (or may have been, when `totals_unavailable`).
     pub limit_tokens: Option<u64>,
-    /// When the period resets (`None` for lifetime budgets).
+    /// When the period resets (`None` for lifetime budgets). Not always when the call can
+    /// be tried again: see `cause` and [`BudgetExceeded::retry_after_secs`].
     pub resets_at: Option<Timestamp>,
     /// The store refused the call but its spend could not be read back afterwards:
     /// `spent` and `spent_tokens` are unknown (zero), not the spend.
     pub totals_unavailable: bool,
+    /// What leaves no room for the call, and so whether and when to try it again.
+    pub cause: ExceededCause,
 }
+
+/// Why a [`BudgetExceeded`] refusal: when the same call may be admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExceededCause {
+    /// The spend already settled in the period (or, when it could not be read, possibly
+    /// reservations too) leaves no room: the call may pass when the period resets
+    /// (`resets_at`; never for a lifetime budget).
+    Spent,
+    /// The settled spend leaves room, but reservations of calls still in flight hold it:
+    /// each frees what it did not use when its call settles (usually within seconds), so
+    /// the call may pass shortly ([`IN_FLIGHT_RETRY_AFTER_SECS`]).
+    InFlight,
+    /// The call's estimate alone is over the limit: it can never be admitted, not even in
+    /// an empty period (lower its `max_tokens` or prompt, or raise the limit). Not worth
+    /// retrying: [`BudgetExceeded::retry_after_secs`] is `None`.
+    EstimateOverLimit,
+}
+
+/// The retry hint, in seconds, of a refusal caused by reservations of calls in flight
+/// ([`ExceededCause::InFlight`]): they settle within seconds, not at the period's reset.
+pub const IN_FLIGHT_RETRY_AFTER_SECS: u64 = 5;
 
 impl std::fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,7 +256,19 @@ impl std::fmt::Display for BudgetExceeded {
                 self.limit
             )?,
         }
-        write!(f, " this {}; resets at ", self.period)?;
+        write!(f, " this {}; ", self.period)?;
+        match self.cause {
+            ExceededCause::EstimateOverLimit => {
+                return f.write_str(
+                    "this call's estimate alone is over the limit: it can never be admitted (lower its max_tokens or prompt, or raise the limit)",
+                );
+            }
+            ExceededCause::InFlight => f.write_str(
+                "calls in flight hold the rest and free what they do not use when they settle: retry shortly; ",
+            )?,
+            ExceededCause::Spent => {}
+        }
+        f.write_str("resets at ")?;
         match self.resets_at {
             Some(t) => write!(f, "{t}"),
             None => f.write_str("never"),
@@ -242,11 +279,38 @@ impl std::fmt::Display for BudgetExceeded {
 impl std::error::Error for BudgetExceeded {}
 
 impl BudgetExceeded {
-    /// Seconds until the budget resets from `now`, at least 1, for a `Retry-After` header.
+    /// Seconds from `now` until the call may be admitted, at least 1, for a `Retry-After`
+    /// header: until the period resets ([`ExceededCause::Spent`]); a few seconds, at most
+    /// until the reset, while calls in flight hold the room ([`ExceededCause::InFlight`],
+    /// [`IN_FLIGHT_RETRY_AFTER_SECS`]). `None` when retrying cannot help: the estimate alone
+    /// is over the limit ([`ExceededCause::EstimateOverLimit`]), or a lifetime budget is
+    /// spent.
     pub fn retry_after_secs(&self, now: Timestamp) -> Option<u64> {
-        let t = self.resets_at?;
-        let s = t.as_second() - now.as_second();
-        Some(s.max(1) as u64)
+        let until_reset = self
+            .resets_at
+            .map(|t| (t.as_second() - now.as_second()).max(1) as u64);
+        match self.cause {
+            ExceededCause::EstimateOverLimit => None,
+            ExceededCause::InFlight => Some(until_reset.map_or(IN_FLIGHT_RETRY_AFTER_SECS, |s| {
+                s.min(IN_FLIGHT_RETRY_AFTER_SECS)
+            })),
+            ExceededCause::Spent => until_reset,
+        }
+    }
+
+    /// When the call may be admitted ([`BudgetExceeded::retry_after_secs`] from `now`), for
+    /// a `Retry-After` date; `None` when retrying cannot help.
+    pub fn retry_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let secs = self.retry_after_secs(now)?;
+        match self.cause {
+            ExceededCause::Spent => self.resets_at,
+            _ => now
+                .checked_add(jiff::SignedDuration::from_secs(
+                    i64::try_from(secs).unwrap_or(i64::MAX),
+                ))
+                .ok()
+                .or(self.resets_at),
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! shared — over a period: calendar day, week or month in an IANA time zone, rolling N
 //! hours, or lifetime. [`Budgets::reserve`] holds the estimated cost against every rule
 //! that applies, atomically, or refuses with [`BudgetExceeded`] (rule, scope, spent, limit,
-//! reset time: a 429 with `Retry-After`). The [`BudgetLayer`] records the actual cost of
+//! reset time, and its [`ExceededCause`]: a 429 with `Retry-After` from
+//! [`BudgetExceeded::retry_after_secs`], none when the estimate alone is over the limit). The [`BudgetLayer`] records the actual cost of
 //! every LLM span when it closes and settles the reservation bound to it; [`BudgetSink`]
 //! records it off the request path, on llmtel's export stage, and settles a reservation
 //! bound to the call's own span. Soft thresholds
@@ -90,7 +91,10 @@ pub mod store;
 
 pub use budgets::{BudgetStats, Budgets, BudgetsBuilder, Clock, FailMode, Reservation};
 pub use context::{CallContext, Estimate, UnpricedTokens};
-pub use error::{BudgetExceeded, ConfigError, ReserveError, StoreError, redact_url_credentials};
+pub use error::{
+    BudgetExceeded, ConfigError, ExceededCause, IN_FLIGHT_RETRY_AFTER_SECS, ReserveError,
+    StoreError, redact_url_credentials,
+};
 pub use layer::{BudgetLayer, BudgetSink};
 #[cfg(feature = "prometheus")]
 pub use metrics::MAX_SERIES_PER_RULE;

@@ -135,7 +135,9 @@ impl PreflightHook for BudgetPreflight {
             }
             Err(ReserveError::Exceeded(e)) => {
                 let mut refusal = PreflightError::new("budget_exceeded", e.to_string());
-                if let Some(t) = e.resets_at {
+                // None when retrying cannot help (the estimate alone is over the limit):
+                // no retry time, so the caller does not retry.
+                if let Some(t) = e.retry_at(self.budgets.now()) {
                     refusal = refusal.with_retry_at(std::time::SystemTime::from(t));
                 }
                 Err(refusal)

@@ -251,3 +251,49 @@ fn preflight_applies_the_unpriced_policy_to_unknown_models() {
     let err = hook.preflight(&planned).expect_err("$0.30 + $0.80 > $1");
     assert_eq!(err.error_type(), "budget_exceeded", "{}", err.message());
 }
+
+/// A call whose estimate alone is over the limit can never be admitted: refused with
+/// `budget_exceeded` and no retry time (it was told to retry at the reset, and a client
+/// honouring that retried it every day); a call refused for the spend of the period still
+/// gets the reset.
+#[test]
+fn preflight_gives_no_retry_time_to_a_call_that_can_never_fit() {
+    use llmtel_reqwest::{PlannedCall, PreflightHook as _};
+    let clock = TestClock::at("2025-06-01T15:00:00Z");
+    let budgets = Budgets::builder()
+        .with_clock(clock.clock())
+        .with_rule(
+            Rule::new("per-user-daily", Scope::User, Period::Day(TimeZone::UTC))
+                .with_limit_usd(usd("0.008")),
+        )
+        .build();
+    let ctx = || CallContext::new().with_user("u-1");
+    let hook = BudgetPreflight::new(budgets.clone()).with_context(move |_| ctx());
+    let planned = |max_out| PlannedCall {
+        provider: "openai".into(),
+        operation: "chat",
+        model: "gpt-4o".into(),
+        max_output_tokens: Some(max_out),
+        stream: false,
+        request_bytes: 400,
+    };
+    // 100,000 output tokens at gpt-4o's $10 a million: $1, over $0.008 alone.
+    let err = hook.preflight(&planned(100_000)).expect_err("never fits");
+    assert_eq!(err.error_type(), "budget_exceeded");
+    assert_eq!(err.retry_at(), None, "{}", err.message());
+    assert!(
+        err.message().contains("can never be admitted"),
+        "{}",
+        err.message()
+    );
+    // Refused for the period's spend: retried at the next UTC midnight.
+    budgets.record(&CallContext::new().with_user("u-1"), usd("0.0079"), 0);
+    let err = hook.preflight(&planned(100)).expect_err("spent");
+    let midnight: jiff::Timestamp = "2025-06-02T00:00:00Z".parse().unwrap();
+    assert_eq!(
+        err.retry_at(),
+        Some(std::time::SystemTime::from(midnight)),
+        "{}",
+        err.message()
+    );
+}

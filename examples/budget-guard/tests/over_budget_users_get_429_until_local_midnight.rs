@@ -96,6 +96,9 @@ fn run(dir: &Path, env: Vec<(&str, String)>) {
         assert!(body["cost_usd"].as_f64().unwrap() > 0.0);
     }
 
+    // Both calls settled: refused past the spend, not while their reservations are held
+    // (which would be a retry in seconds, `ExceededCause::InFlight`).
+    svc.settled_spend(key_of("alice"));
     let r = chat(&svc, "alice");
     assert_eq!(r.status(), 429);
     let retry: i64 = r.headers()["retry-after"]
