@@ -687,10 +687,22 @@ impl Default for QueueConfig {
 
 impl QueueConfig {
     /// Defaults overridden by the standard `OTEL_BSP_*` variables where set and valid (an
-    /// invalid one is ignored: [`try_from_env`](Self::try_from_env) refuses it, as `init()`
-    /// and `builder()` do).
+    /// invalid one is ignored, as `init()` and `builder()` do, which also warn about it on
+    /// stderr; [`try_from_env`](Self::try_from_env) refuses it).
     pub fn from_env() -> Self {
         Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// [`from_env`](Self::from_env), each invalid variable warned about once on stderr,
+    /// naming it, its value, the setting used instead and what to write: how `init()` and
+    /// `builder()` read them (the OpenTelemetry specification's rule for a malformed value:
+    /// warn and use the default; `OTEL_BSP_MAX_QUEUE_SIZE=64k` failed `init()`).
+    pub(crate) fn warned_from_env() -> Self {
+        let (c, warnings) = Self::read_vars(|k| std::env::var(k).ok());
+        for w in &warnings {
+            crate::init::warn_env_once(w);
+        }
+        c
     }
 
     /// [`from_env`](Self::from_env) with the variables read through `var`.
@@ -699,8 +711,8 @@ impl QueueConfig {
     }
 
     /// [`from_env`](Self::from_env), or what is wrong with the first variable set to a value
-    /// that is not a setting, as `init()` and `builder()` read them (an
-    /// `OTEL_BSP_MAX_QUEUE_SIZE=64k` is an error, not silently the default).
+    /// that is not a setting (an `OTEL_BSP_MAX_QUEUE_SIZE=64k` is an error, not silently the
+    /// default). `init()` and `builder()` warn about such a value and use the default.
     ///
     /// # Errors
     /// [`InitError::Setting`](crate::InitError::Setting) naming the variable and what to
@@ -711,17 +723,17 @@ impl QueueConfig {
 
     fn checked_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         match Self::read_vars(var) {
-            (c, None) => Ok(c),
-            (_, Some(e)) => Err(e),
+            (c, w) if w.is_empty() => Ok(c),
+            (_, mut w) => Err(w.swap_remove(0)),
         }
     }
 
-    /// The settings the variables give (the default where unset, empty or invalid) and what
-    /// is wrong with the first invalid one.
-    fn read_vars(var: impl Fn(&str) -> Option<String>) -> (Self, Option<String>) {
+    /// The settings the variables give (the default where unset, empty or invalid) and, for
+    /// each invalid one, what is wrong with it, the default used instead and what to write.
+    fn read_vars(var: impl Fn(&str) -> Option<String>) -> (Self, Vec<String>) {
         let mut c = QueueConfig::default();
-        let mut invalid = None;
-        let mut num = |k: &str, zero_ok: bool, what: &str| {
+        let mut invalid = Vec::new();
+        let mut num = |k: &str, zero_ok: bool, what: &str, default: String| {
             let v = var(k)?;
             let t = v.trim();
             if t.is_empty() {
@@ -730,26 +742,47 @@ impl QueueConfig {
             match t.parse::<u64>() {
                 Ok(n) if n > 0 || zero_ok => Some(n),
                 _ => {
-                    invalid.get_or_insert_with(|| {
-                        format!(
-                            "{k}={v:?} is not {what}: write a whole number{}",
-                            if zero_ok { "" } else { " above 0" }
-                        )
-                    });
+                    invalid.push(format!(
+                        "{k}={} is not {what}, ignored: using {default} (the default); write a \
+                         whole number{}",
+                        crate::init::quoted(&v),
+                        if zero_ok { "" } else { " above 0" }
+                    ));
                     None
                 }
             }
         };
-        if let Some(v) = num("OTEL_BSP_MAX_QUEUE_SIZE", false, "a span count") {
+        let d = QueueConfig::default();
+        if let Some(v) = num(
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            false,
+            "a span count",
+            d.max_queue_size.to_string(),
+        ) {
             c.max_queue_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", false, "a span count") {
+        if let Some(v) = num(
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            false,
+            "a span count",
+            d.max_export_batch_size.to_string(),
+        ) {
             c.max_export_batch_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("LLMTEL_EXPORT_MAX_BATCH_BYTES", false, "a size in bytes") {
+        if let Some(v) = num(
+            "LLMTEL_EXPORT_MAX_BATCH_BYTES",
+            false,
+            "a size in bytes",
+            d.max_export_batch_bytes.to_string(),
+        ) {
             c.max_export_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = num("OTEL_BSP_SCHEDULE_DELAY", true, "a delay in milliseconds") {
+        if let Some(v) = num(
+            "OTEL_BSP_SCHEDULE_DELAY",
+            true,
+            "a delay in milliseconds",
+            format!("{} ms", d.scheduled_delay.as_millis()),
+        ) {
             c.scheduled_delay = Duration::from_millis(v);
         }
         c.max_export_batch_size = c.max_export_batch_size.min(c.max_queue_size);
@@ -1587,7 +1620,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_queue_variable_set_to_something_else_is_a_clear_error_for_init() {
+    fn a_bad_queue_variable_is_refused_by_try_from_env_and_warned_about_by_init() {
         use super::QueueConfig;
         let checked = |k: &'static str, v: &'static str| {
             QueueConfig::checked_from_vars(move |n| (n == k).then(|| v.to_owned()))
@@ -1601,10 +1634,36 @@ pub(crate) mod tests {
         ] {
             let e = checked(k, v).expect_err(v);
             assert!(
-                e.contains(k) && e.contains(v) && e.contains("write a whole number"),
+                e.contains(k)
+                    && e.contains(v)
+                    && e.contains("write a whole number")
+                    && e.contains("(the default)"),
                 "{e}"
             );
         }
+        // `init()` reads them warning about each one that is wrong, using its default.
+        let (c, warnings) = QueueConfig::read_vars(|k| match k {
+            "OTEL_BSP_MAX_QUEUE_SIZE" => Some("abc".to_owned()),
+            "OTEL_BSP_SCHEDULE_DELAY" => Some("-1".to_owned()),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => Some("100".to_owned()),
+            _ => None,
+        });
+        let d = QueueConfig::default();
+        assert_eq!(
+            (c.max_queue_size, c.scheduled_delay, c.max_export_batch_size),
+            (d.max_queue_size, d.scheduled_delay, 100)
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].contains("OTEL_BSP_MAX_QUEUE_SIZE=\"abc\"")
+                && warnings[0].contains("ignored: using 16384 (the default)"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("OTEL_BSP_SCHEDULE_DELAY=\"-1\"")
+                && warnings[1].contains("using 2000 ms (the default)"),
+            "{warnings:?}"
+        );
         // Unset, empty and valid values are fine; a delay of 0 is one.
         assert!(checked("OTEL_BSP_MAX_QUEUE_SIZE", " ").is_ok());
         assert_eq!(

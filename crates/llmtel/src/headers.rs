@@ -107,35 +107,65 @@ impl opentelemetry_http::HttpClient for HeadersLast {
     }
 }
 
-/// The export request timeout: `code`, else the first of `vars` set (milliseconds, as the
-/// OpenTelemetry specification has it), else 10 s.
-///
-/// # Errors
-/// [`InitError::Setting`] for a variable that is not a whole number of milliseconds above 0.
-pub(crate) fn export_timeout(
-    code: Option<Duration>,
-    vars: &[&'static str],
-) -> Result<Duration, InitError> {
+/// The export request timeout: `code`, else the first of `vars` set to a timeout
+/// (milliseconds, as the OpenTelemetry specification has it), else 10 s. A variable set to
+/// something else is warned about once on stderr and ignored (the specification's rule for a
+/// malformed value): the next one, else the default, is used.
+pub(crate) fn export_timeout(code: Option<Duration>, vars: &[&'static str]) -> Duration {
     if let Some(t) = code {
-        return Ok(t);
+        return t;
     }
+    let (timeout, warnings) = timeout_from_vars(vars, crate::init::env);
+    for w in &warnings {
+        crate::init::warn_env_once(w);
+    }
+    timeout
+}
+
+/// [`export_timeout`] of the variables read by `get` (an empty value is as unset: the
+/// specification, "Parsing empty value": a compose file's `OTEL_EXPORTER_OTLP_TIMEOUT=`
+/// failed the start), and the warnings for the variables ignored.
+fn timeout_from_vars(
+    vars: &[&'static str],
+    get: impl Fn(&str) -> Option<String>,
+) -> (Duration, Vec<String>) {
+    let mut ignored = Vec::new();
+    let mut found = None;
     for var in vars {
-        // An empty value is as unset (the specification, "Parsing empty value": a compose
-        // file's `OTEL_EXPORTER_OTLP_TIMEOUT=` failed the start).
-        if let Some(v) = crate::init::env(var) {
-            return parse_timeout(var, &v);
+        let Some(v) = get(var) else { continue };
+        match parse_timeout(&v) {
+            Some(t) => {
+                found = Some((t, *var));
+                break;
+            }
+            None => ignored.push((*var, v)),
         }
     }
-    Ok(DEFAULT_EXPORT_TIMEOUT)
+    let (timeout, using) = match found {
+        Some((t, var)) => (t, format!("{} ms (from {var})", t.as_millis())),
+        None => (
+            DEFAULT_EXPORT_TIMEOUT,
+            format!("{} ms (the default)", DEFAULT_EXPORT_TIMEOUT.as_millis()),
+        ),
+    };
+    let warnings = ignored
+        .into_iter()
+        .map(|(var, v)| {
+            format!(
+                "{var}={} is not a timeout, ignored: using {using}; write whole milliseconds \
+                 above 0 (10000 for 10 s)",
+                crate::init::quoted(&v)
+            )
+        })
+        .collect();
+    (timeout, warnings)
 }
 
 /// A timeout variable's value: whole milliseconds above 0.
-fn parse_timeout(var: &str, v: &str) -> Result<Duration, InitError> {
+fn parse_timeout(v: &str) -> Option<Duration> {
     match v.trim().parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(InitError::Setting(format!(
-            "{var}={v:?} is not a timeout: write whole milliseconds above 0 (10000 for 10 s)"
-        ))),
+        Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+        _ => None,
     }
 }
 
@@ -187,22 +217,52 @@ mod tests {
     #[test]
     fn the_timeout_is_the_codes_else_the_variables_in_milliseconds_else_ten_seconds() {
         let d = Duration::from_millis(1500);
-        assert_eq!(export_timeout(Some(d), &[]).ok(), Some(d));
+        assert_eq!(export_timeout(Some(d), &[]), d);
         assert_eq!(
-            export_timeout(None, &["LLMTEL_TEST_NO_SUCH_TIMEOUT_VAR"]).ok(),
-            Some(DEFAULT_EXPORT_TIMEOUT)
+            export_timeout(None, &["LLMTEL_TEST_NO_SUCH_TIMEOUT_VAR"]),
+            DEFAULT_EXPORT_TIMEOUT
         );
-        assert_eq!(
-            parse_timeout("V", " 2500 ").ok(),
-            Some(Duration::from_millis(2500))
-        );
-        for bad in ["0", "10s", "-1", "1.5", ""] {
-            match parse_timeout("OTEL_EXPORTER_OTLP_TIMEOUT", bad) {
-                Err(InitError::Setting(m)) => {
-                    assert!(m.contains("OTEL_EXPORTER_OTLP_TIMEOUT") && m.contains("milliseconds"))
-                }
-                other => panic!("{bad:?}: {other:?}"),
-            }
+        assert_eq!(parse_timeout(" 2500 "), Some(Duration::from_millis(2500)));
+        for bad in ["0", "10s", "-1", "1.5", "", "x"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
         }
+    }
+
+    /// A timeout variable that is not one is ignored with a warning naming it, its value,
+    /// the timeout used and what to write: the next variable's, else the default (it failed
+    /// `init()`; the specification says to warn and ignore).
+    #[test]
+    fn a_timeout_variable_that_is_not_one_is_warned_about_and_ignored() {
+        const S: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+        const G: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+        let with = |set: &'static [(&'static str, &'static str)]| {
+            timeout_from_vars(&[S, G], move |k| {
+                set.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        let (t, w) = with(&[(G, "x")]);
+        assert_eq!(t, DEFAULT_EXPORT_TIMEOUT);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains(G)
+                && w[0].contains("\"x\"")
+                && w[0].contains("ignored")
+                && w[0].contains("10000 ms (the default)")
+                && w[0].contains("whole milliseconds"),
+            "{w:?}"
+        );
+        let (t, w) = with(&[(S, "5s"), (G, "2500")]);
+        assert_eq!(t, Duration::from_millis(2500));
+        assert!(
+            w.len() == 1 && w[0].contains(S) && w[0].contains("2500 ms (from"),
+            "{w:?}"
+        );
+        let (t, w) = with(&[(S, "-1"), (G, "0")]);
+        assert_eq!((t, w.len()), (DEFAULT_EXPORT_TIMEOUT, 2), "{w:?}");
+        let (t, w) = with(&[(S, "3000"), (G, "x")]);
+        assert_eq!(t, Duration::from_millis(3000));
+        assert!(w.is_empty(), "{w:?}");
     }
 }

@@ -41,23 +41,69 @@ impl Protocol {
         }
     }
 
+    /// The name the OTLP specification gives it (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    const fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::HttpProtobuf => "http/protobuf",
+        }
+    }
+
     /// The protocol the environment asks for one signal: `signal_var` (for example
     /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`), else `OTEL_EXPORTER_OTLP_PROTOCOL`, else
-    /// `http/protobuf`.
+    /// `http/protobuf`. A value llmtel does not speak (`http/json`) is warned about once on
+    /// stderr and ignored, as the OpenTelemetry specification says of a malformed one.
     #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
-    pub(crate) fn from_env(signal_var: &str) -> Result<Protocol, InitError> {
-        Protocol::from_vars(signal_var, env)
+    pub(crate) fn from_env(signal_var: &str) -> Protocol {
+        Protocol::warned(signal_var, env)
     }
 
     /// [`Protocol::from_env`] with the variables read by `get`.
+    fn warned(signal_var: &str, get: impl Fn(&str) -> Option<String>) -> Protocol {
+        let (protocol, warnings) = Protocol::from_vars(signal_var, get);
+        for w in &warnings {
+            warn_env_once(w);
+        }
+        protocol
+    }
+
+    /// The protocol of `signal_var`, else of `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// `http/protobuf`, read by `get`; a value that is not a protocol llmtel speaks is as
+    /// unset (the next variable, else the default, is used), with a warning saying so.
     fn from_vars(
         signal_var: &str,
         get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Protocol, InitError> {
-        match get(signal_var).or_else(|| get("OTEL_EXPORTER_OTLP_PROTOCOL")) {
-            Some(p) => Protocol::parse(&p),
-            None => Ok(Protocol::HttpProtobuf),
+    ) -> (Protocol, Vec<String>) {
+        let mut ignored = Vec::new();
+        let mut found = None;
+        for var in [signal_var, "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+            let Some(value) = get(var) else { continue };
+            match Protocol::parse(&value) {
+                Ok(p) => {
+                    found = Some((p, var));
+                    break;
+                }
+                Err(_) => ignored.push((var, value)),
+            }
         }
+        let (protocol, using) = match found {
+            Some((p, var)) => (p, format!("{} (from {var})", p.name())),
+            None => (
+                Protocol::HttpProtobuf,
+                "http/protobuf (the default)".to_owned(),
+            ),
+        };
+        let warnings = ignored
+            .into_iter()
+            .map(|(var, value)| {
+                format!(
+                    "{var}={} is not an OTLP protocol llmtel speaks, ignored: using {using}; \
+                     set it to http/protobuf or grpc",
+                    quoted(&value)
+                )
+            })
+            .collect();
+        (protocol, warnings)
     }
 }
 
@@ -138,7 +184,7 @@ fn grpc_endpoint(
 /// does not say it twice). For the values of the environment that llmtel ignores, as the
 /// OpenTelemetry specification says of an unknown or malformed one: a warning, and the
 /// default instead. Before any subscriber exists, so stderr.
-fn warn_env_once(warning: &str) {
+pub(crate) fn warn_env_once(warning: &str) {
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let mut warned = WARNED
         .lock()
@@ -152,7 +198,7 @@ fn warn_env_once(warning: &str) {
 
 /// A variable's value as a warning quotes it: redacted (it can be anything), at most 100
 /// characters.
-fn quoted(value: &str) -> String {
+pub(crate) fn quoted(value: &str) -> String {
     let v = crate::redact::redact(value);
     match v.char_indices().nth(100) {
         Some((i, _)) => format!("{:?}...", &v[..i]),
@@ -656,7 +702,10 @@ fn refuse_client_certificates(var: impl Fn(&str) -> Option<String>) -> Result<()
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InitError {
-    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (or the code) names a protocol llmtel does not speak.
+    /// A protocol llmtel does not speak. No longer returned by `init()` and `builder()`: an
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` (or a signal's `..._PROTOCOL`) that names one is warned
+    /// about on stderr and ignored, as the OpenTelemetry specification says (kept so that
+    /// existing matches compile).
     #[error(
         "unsupported OTLP protocol `{0}`: use `grpc` or `http/protobuf` (OTEL_EXPORTER_OTLP_PROTOCOL, or a signal's OTEL_EXPORTER_OTLP_TRACES_PROTOCOL / OTEL_EXPORTER_OTLP_METRICS_PROTOCOL)"
     )]
@@ -694,11 +743,14 @@ pub enum InitError {
     /// A directive of the trace filter does not parse.
     #[error("invalid trace filter: {0}")]
     Filter(String),
-    /// A setting does not parse or is not supported: an export header name or value, an
-    /// `OTEL_EXPORTER_OTLP_*TIMEOUT`, an `OTEL_BSP_*`, a client-certificate variable, the log
-    /// filter (`RUST_LOG`). (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` and
-    /// `OTEL_TRACES_EXPORTER` values llmtel does not support are warned about and ignored.) The message says which and what
-    /// to write (never a header's value).
+    /// A setting does not parse or is not supported: an export header name or value set in
+    /// code, a client-certificate variable, the log filter (`RUST_LOG`),
+    /// [`QueueConfig::try_from_env`]. The message says which and what to write (never a
+    /// header's value). The OpenTelemetry variables whose values llmtel does not support
+    /// (`OTEL_EXPORTER_OTLP_*PROTOCOL`, `OTEL_EXPORTER_OTLP_*TIMEOUT`, `OTEL_BSP_*`,
+    /// `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `OTEL_TRACES_EXPORTER`) are warned
+    /// about once on stderr and ignored instead, as the specification says: the warning
+    /// names the variable, its value, what llmtel uses and what to set.
     #[error("{0}")]
     Setting(String),
 }
@@ -810,7 +862,8 @@ pub fn builder() -> Builder {
 /// printed as one console line and summarised per trace.
 ///
 /// # Errors
-/// [`InitError`]: bad protocol or endpoint, or a global subscriber already set.
+/// [`InitError`]: an endpoint or CA file that cannot be used, a protocol whose cargo feature
+/// is off, or a global subscriber already set.
 pub fn init() -> Result<Guard, InitError> {
     builder().install()
 }
@@ -841,7 +894,8 @@ impl Builder {
     /// Transport of the traces and the metrics (else `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` for
     /// the traces and `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` for the metrics, else
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; a variable is read only for what
-    /// is exported). A gRPC endpoint without a scheme (`collector:4317`) is reached over TLS
+    /// is exported, and one naming a protocol llmtel does not speak, `http/json`, is warned
+    /// about once on stderr and ignored). A gRPC endpoint without a scheme (`collector:4317`) is reached over TLS
     /// unless the signal's `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_INSECURE`, else
     /// `OTEL_EXPORTER_OTLP_INSECURE`, is `true`.
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
@@ -851,8 +905,9 @@ impl Builder {
     /// How long one export request may take before it is abandoned (and retried, or its
     /// spans counted as failed). Else `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` (metrics:
     /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`), else `OTEL_EXPORTER_OTLP_TIMEOUT`, in
-    /// milliseconds, else 10 s. A collector that takes a request and never answers holds an
-    /// export only this long, over HTTP as over gRPC.
+    /// milliseconds, else 10 s (a variable that is not whole milliseconds above 0 is warned
+    /// about once on stderr and ignored). A collector that takes a request and never answers
+    /// holds an export only this long, over HTTP as over gRPC.
     pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
         self.export_timeout = Some(timeout);
         self
@@ -933,7 +988,7 @@ impl Builder {
         self
     }
     /// Export queue settings (default: [`QueueConfig::from_env`]; a variable set to a value
-    /// that is not a setting fails the build with [`InitError::Setting`]).
+    /// that is not a setting is warned about once on stderr and its default used).
     pub fn with_queue(mut self, config: QueueConfig) -> Self {
         self.queue = Some(config);
         self
@@ -1009,19 +1064,16 @@ impl Builder {
     }
 
     /// The protocol of `signal`: the code's, a preset's (OTLP/HTTP), else the signal's
-    /// `..._PROTOCOL` variable, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`.
-    fn resolve_protocol(
-        &self,
-        signal: Signal,
-        get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Protocol, InitError> {
+    /// `..._PROTOCOL` variable, else `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf` (a
+    /// variable that names no protocol llmtel speaks is warned about and ignored).
+    fn resolve_protocol(&self, signal: Signal, get: impl Fn(&str) -> Option<String>) -> Protocol {
         if let Some(p) = self.protocol {
-            return Ok(p);
+            return p;
         }
         if self.preset.is_some() {
-            return Ok(Protocol::HttpProtobuf);
+            return Protocol::HttpProtobuf;
         }
-        Protocol::from_vars(signal.protocol_var(), get)
+        Protocol::warned(signal.protocol_var(), get)
     }
 
     /// The protocol of the metrics: [`Builder::resolve_protocol`], except when they go to the
@@ -1041,7 +1093,7 @@ impl Builder {
         &self,
         traces_exported: bool,
         get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Protocol, InitError> {
+    ) -> Protocol {
         let shares_the_traces_endpoint = traces_exported
             && (self.endpoint.is_some()
                 || (get(Signal::Metrics.endpoint_var()).is_none()
@@ -1053,11 +1105,11 @@ impl Builder {
             && get(Signal::Metrics.protocol_var()).is_none()
             && get("OTEL_EXPORTER_OTLP_PROTOCOL").is_none()
         {
-            // (One that does not parse is the traces' error, when they are exported.)
+            // (One that does not parse is ignored, and warned about with the traces'.)
             if let Some(p) =
                 get(Signal::Traces.protocol_var()).and_then(|p| Protocol::parse(&p).ok())
             {
-                return Ok(p);
+                return p;
             }
         }
         self.resolve_protocol(Signal::Metrics, get)
@@ -1067,7 +1119,8 @@ impl Builder {
     /// compose their own subscriber. Add the returned layer to a `Registry`-based stack.
     ///
     /// # Errors
-    /// [`InitError`] on a bad protocol or endpoint.
+    /// [`InitError`] on an endpoint or CA file that cannot be used, or a protocol whose cargo
+    /// feature is off.
     pub fn build<S>(self) -> Result<(Box<dyn Layer<S> + Send + Sync>, Guard), InitError>
     where
         S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
@@ -1115,7 +1168,7 @@ impl Builder {
         }
         // The protocol is read (and a bad one refused) only for what is exported.
         let traces = if exporting {
-            let protocol = self.resolve_protocol(Signal::Traces, env)?;
+            let protocol = self.resolve_protocol(Signal::Traces, env);
             // Over gRPC the endpoint is given to the exporter with its scheme (decided here
             // from the traces' `..._INSECURE`), so that it and the TLS settings agree; over
             // HTTP the exporter reads the variables itself (a signal's endpoint is used as
@@ -1209,7 +1262,7 @@ impl Builder {
         #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
         if metrics_exporting {
             let m = spawn_metrics(
-                self.metrics_protocol(exporting, env)?,
+                self.metrics_protocol(exporting, env),
                 endpoint.clone(),
                 headers.clone(),
                 resource.clone(),
@@ -1221,7 +1274,7 @@ impl Builder {
                         "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
                         "OTEL_EXPORTER_OTLP_TIMEOUT",
                     ],
-                )?,
+                ),
             )?;
             sinks.push(Arc::new(crate::metrics::OtelMetricsSink::from_provider(
                 &m.provider,
@@ -1263,7 +1316,7 @@ impl Builder {
         let otel_layer = if let Some((protocol, traces_endpoint, traces_tls)) = traces {
             let queue_cfg = match self.queue.clone() {
                 Some(q) => q,
-                None => QueueConfig::try_from_env()?,
+                None => QueueConfig::warned_from_env(),
             };
             shutdown_timeout = queue_cfg.flush_timeout;
             let stage = ExporterStage {
@@ -1282,7 +1335,7 @@ impl Builder {
                     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
                     "OTEL_EXPORTER_OTLP_TIMEOUT",
                 ],
-            )?;
+            );
             // The code's sampler, else the environment's (a bad one is said on stderr, and
             // the default used).
             let sampler = match self.sampler.clone() {
@@ -1961,22 +2014,22 @@ mod tests {
         let set = [(M, "grpc"), (G, "http/protobuf")];
         let b = builder();
         assert_eq!(
-            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
-            Some(Protocol::Grpc)
+            b.resolve_protocol(Signal::Metrics, vars(&set)),
+            Protocol::Grpc
         );
         assert_eq!(
-            b.resolve_protocol(Signal::Traces, vars(&set)).ok(),
-            Some(Protocol::HttpProtobuf)
+            b.resolve_protocol(Signal::Traces, vars(&set)),
+            Protocol::HttpProtobuf
         );
         let set = [(T, "grpc")];
         assert_eq!(
-            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
-            Some(Protocol::HttpProtobuf)
+            b.resolve_protocol(Signal::Metrics, vars(&set)),
+            Protocol::HttpProtobuf
         );
         let set = [(G, "grpc")];
         assert_eq!(
-            b.resolve_protocol(Signal::Metrics, vars(&set)).ok(),
-            Some(Protocol::Grpc)
+            b.resolve_protocol(Signal::Metrics, vars(&set)),
+            Protocol::Grpc
         );
         // The code's protocol, or a preset's, wins over the variables.
         let set = [(M, "grpc"), (T, "grpc")];
@@ -1988,15 +2041,20 @@ mod tests {
         for b in [code, preset] {
             for signal in [Signal::Traces, Signal::Metrics] {
                 assert_eq!(
-                    b.resolve_protocol(signal, vars(&set)).ok(),
-                    Some(Protocol::HttpProtobuf)
+                    b.resolve_protocol(signal, vars(&set)),
+                    Protocol::HttpProtobuf
                 );
             }
         }
-        assert!(matches!(
+        // One llmtel does not speak is ignored: the next variable, else the default.
+        assert_eq!(
             builder().resolve_protocol(Signal::Metrics, vars(&[(M, "http/json")])),
-            Err(InitError::Protocol(p)) if p == "http/json"
-        ));
+            Protocol::HttpProtobuf
+        );
+        assert_eq!(
+            builder().resolve_protocol(Signal::Metrics, vars(&[(M, "http/json"), (G, "grpc")])),
+            Protocol::Grpc
+        );
     }
 
     /// Metrics sent to the traces' endpoint go with the traces' protocol when only that one
@@ -2010,7 +2068,7 @@ mod tests {
         const E: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
         const TE: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
         const ME: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
-        let m = |b: &Builder, set: &[(&str, &str)]| b.metrics_protocol(true, vars(set)).ok();
+        let m = |b: &Builder, set: &[(&str, &str)]| Some(b.metrics_protocol(true, vars(set)));
         let b = builder();
         let grpc = Some(Protocol::Grpc);
         let http = Some(Protocol::HttpProtobuf);
@@ -2045,12 +2103,12 @@ mod tests {
         // The code's protocol wins.
         let code = builder().with_protocol(Protocol::HttpProtobuf);
         assert_eq!(m(&code, &[(E, "http://c:4317"), (T, "grpc")]), http);
-        // A traces' protocol that does not parse is not the metrics' error.
+        // A traces' protocol that does not parse is ignored for the metrics too.
         assert_eq!(m(&b, &[(E, "http://c:4318"), (T, "http/json")]), http);
         // No traces exported (`OTEL_TRACES_EXPORTER=none`): no traces use the endpoint, the
         // metrics keep the specification's default.
         let none = b.metrics_protocol(false, vars(&[(E, "http://c:4318"), (T, "grpc")]));
-        assert_eq!(none.ok(), http);
+        assert_eq!(Some(none), http);
     }
 
     /// A schemeless gRPC endpoint with only the metrics' `..._INSECURE` set: the traces go
@@ -2303,6 +2361,32 @@ mod tests {
             http_metrics_url("http://h/otel"),
             "http://h/otel/v1/metrics"
         );
+    }
+
+    /// A protocol variable naming one llmtel does not speak (`http/json`) is ignored with a
+    /// warning naming it, its value, the protocol used and what to set (it failed `init()`;
+    /// the specification says to warn and use the default).
+    #[test]
+    fn a_protocol_variable_llmtel_does_not_speak_is_warned_about_and_ignored() {
+        const T: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+        const G: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        let (p, w) = Protocol::from_vars(T, vars(&[(G, "http/json")]));
+        assert_eq!(p, Protocol::HttpProtobuf);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("OTEL_EXPORTER_OTLP_PROTOCOL=\"http/json\"")
+                && w[0].contains("ignored: using http/protobuf (the default)")
+                && w[0].contains("set it to http/protobuf or grpc"),
+            "{w:?}"
+        );
+        let (p, w) = Protocol::from_vars(T, vars(&[(T, "grpc/json"), (G, "grpc")]));
+        assert_eq!(p, Protocol::Grpc);
+        assert!(
+            w.len() == 1 && w[0].contains(T) && w[0].contains("using grpc (from"),
+            "{w:?}"
+        );
+        let (p, w) = Protocol::from_vars(T, vars(&[(T, "grpc")]));
+        assert_eq!((p, w.len()), (Protocol::Grpc, 0));
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   llmtel does not have (`zipkin`), is warned about once on stderr, saying what llmtel uses
 //!   and what to set, and ignored (the specification's rule: it failed `init()`, and before
 //!   that sampled every trace silently), unless the code sets the sampler;
-//! - with `OTEL_SDK_DISABLED=true` nothing is exported, so the protocol is not read (a bad
-//!   one failed `init()`);
+//! - a protocol (`http/json`), timeout or `OTEL_BSP_*` value llmtel cannot use is warned
+//!   about once on stderr, naming the variable, its value, what llmtel uses and what to set,
+//!   and ignored (it failed `init()`: the specification says to warn and ignore);
+//! - with `OTEL_SDK_DISABLED=true` nothing is exported, so the protocol is not read;
 //! - an invalid `RUST_LOG` is reported as such (it was "invalid trace filter").
 //!
 //! The variables are process-wide and the workspace forbids `unsafe` (no `set_var`), so each
@@ -31,7 +33,7 @@ const CHILD: &str = "LLMTEL_ENV_TEST_CHILD";
 const CODE_SAMPLER: &str = "LLMTEL_ENV_TEST_CODE_SAMPLER";
 
 /// Every variable these tests set, removed from the child's environment first.
-const VARS: [&str; 16] = [
+const VARS: [&str; 22] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -47,6 +49,12 @@ const VARS: [&str; 16] = [
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_SDK_DISABLED",
     "RUST_LOG",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
     CODE_SAMPLER,
 ];
 
@@ -303,7 +311,7 @@ fn a_bad_sampler_is_warned_about_and_ignored_and_a_good_one_is_followed() {
 
 #[test]
 fn with_export_disabled_no_protocol_is_read() {
-    let result = run_child(
+    let (result, stderr) = run_child_with_stderr(
         "child_builds_from_the_environment",
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
@@ -312,18 +320,93 @@ fn with_export_disabled_no_protocol_is_read() {
         ],
     );
     assert_eq!(result, "exporting=false spans_exported=0");
-    // Exporting, the same protocol is refused, saying what to use.
-    let result = run_child(
+    assert!(warnings(&stderr, "PROTOCOL").is_empty(), "{stderr}");
+}
+
+#[test]
+fn a_protocol_llmtel_does_not_speak_is_warned_about_and_the_default_used() {
+    // `http/json` (the generic variable, or a signal's) failed `init()`; the specification
+    // says to warn and use the default: the spans go over OTLP/HTTP with protobuf.
+    for var in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    ] {
+        let (url, rx) = support::otlp_http::receiver();
+        let (result, stderr) = run_child_with_stderr(
+            "child_builds_from_the_environment",
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+                (var, "http/json"),
+            ],
+        );
+        assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+        // Once, though the traces and the metrics both read it.
+        let w = warnings(&stderr, &format!("{var}="));
+        assert_eq!(w.len(), 1, "{stderr}");
+        assert!(
+            w[0].contains("\"http/json\"")
+                && w[0].contains("ignored: using http/protobuf")
+                && w[0].contains("set it to http/protobuf or grpc"),
+            "{stderr}"
+        );
+        let paths = paths_until(&rx, "/v1/traces");
+        assert!(paths.iter().any(|p| p == "/v1/traces"), "{paths:?}");
+    }
+    // The metrics' own variable: the metrics go with the default, the traces unaffected.
+    let (url, rx) = support::otlp_http::receiver();
+    let (result, stderr) = run_child_with_stderr(
         "child_builds_from_the_environment",
         &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),
         ],
     );
-    assert!(
-        result.contains("http/json") && result.contains("http/protobuf"),
-        "{result}"
+    assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+    assert_eq!(
+        warnings(&stderr, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL=").len(),
+        1,
+        "{stderr}"
     );
+    let paths = paths_until(&rx, "/v1/metrics");
+    assert!(paths.iter().any(|p| p == "/v1/metrics"), "{paths:?}");
+}
+
+#[test]
+fn a_timeout_or_queue_setting_that_is_not_a_number_is_warned_about_and_the_default_used() {
+    let (url, rx) = support::otlp_http::receiver();
+    let bad = [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "x", "10000 ms (the default)"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "5s",
+            "10000 ms (the default)",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+            "-1",
+            "10000 ms (the default)",
+        ),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "abc", "16384 (the default)"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0", "1024 (the default)"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "-1", "2000 ms (the default)"),
+    ];
+    let mut env: Vec<(&str, &str)> = bad.iter().map(|(k, v, _)| (*k, *v)).collect();
+    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()));
+    let (result, stderr) = run_child_with_stderr("child_builds_from_the_environment", &env);
+    assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+    for (var, value, using) in bad {
+        let w = warnings(&stderr, &format!("{var}="));
+        // `OTEL_EXPORTER_OTLP_TIMEOUT` is read for the traces and the metrics: said once.
+        assert_eq!(w.len(), 1, "{var}: {stderr}");
+        assert!(
+            w[0].contains(&format!("{var}=\"{value}\""))
+                && w[0].contains(&format!("ignored: using {using}"))
+                && w[0].contains("write"),
+            "{var}: {stderr}"
+        );
+    }
+    let paths = paths_until(&rx, "/v1/traces");
+    assert!(paths.iter().any(|p| p == "/v1/traces"), "{paths:?}");
 }
 
 #[test]

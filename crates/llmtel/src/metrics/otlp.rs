@@ -96,13 +96,13 @@ impl OtlpMetricsConfig {
 /// ```
 ///
 /// # Errors
-/// [`InitError`] when the protocol is not one llmtel speaks, the CA file cannot be read or
+/// [`InitError`] when the CA file cannot be read or
 /// holds no certificate, the exporter cannot be built (its transport's feature is off, a bad
 /// endpoint), or the thread cannot start.
 pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider, InitError> {
     let protocol = match config.protocol {
         Some(p) => p,
-        None => Protocol::from_env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?,
+        None => Protocol::from_env("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
     };
     let headers = crate::headers::CodeHeaders::new(config.headers)?;
     let timeout = crate::headers::export_timeout(
@@ -111,7 +111,7 @@ pub fn otlp_meter_provider(config: OtlpMetricsConfig) -> Result<SdkMeterProvider
             "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
         ],
-    )?;
+    );
     let resource = genai_resource(config.service_name, config.resource);
     let export = spawn_metrics(
         protocol,
