@@ -115,32 +115,51 @@ fn prefer_job(batches: Result<(), String>, job: Result<(), String>) -> Result<()
 /// `outcome`, with the failure of an earlier flush whose caller stopped waiting (`unread`)
 /// joined to it: both messages (the spans one found unsent and those the next found) are
 /// reported, neither replaces the other.
-fn with_unread(unread: Option<String>, outcome: Result<(), String>) -> Result<(), String> {
+fn with_unread(unread: Option<Joined>, outcome: Result<(), String>) -> Result<(), Joined> {
     match (unread, outcome) {
-        (None, outcome) => outcome,
+        (None, outcome) => outcome.map_err(Joined::new),
         (Some(unread), Ok(())) => Err(unread),
-        (Some(unread), Err(now)) => Err(join_capped(&unread, &now)),
+        (Some(unread), Err(now)) => Err(join_capped(unread, &now)),
+    }
+}
+
+/// Failure messages joined (`first; then second`), with the count of those joined after
+/// them but not shown (past [`MAX_JOINED_FAILURE`]). The count is carried, not read back
+/// from the text: a job's own message may end like the summary does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Joined {
+    shown: String,
+    hidden: u64,
+}
+
+impl Joined {
+    fn new(message: String) -> Self {
+        Joined {
+            shown: message,
+            hidden: 0,
+        }
+    }
+
+    /// The message a caller reads: what is shown, and how many later failures are not.
+    fn render(self) -> String {
+        match self.hidden {
+            0 => self.shown,
+            n => format!("{}; and {n} later failures not shown", self.shown),
+        }
     }
 }
 
 /// `first; then second`, at most about [`MAX_JOINED_FAILURE`] bytes (flushes timing out one
 /// after another against a black-holed collector would otherwise grow it without end): past
 /// it, the earlier messages are kept and the later ones counted.
-fn join_capped(first: &str, second: &str) -> String {
-    const SHOWN: &str = " later failures not shown";
-    let (kept, later) = match first.rsplit_once("; and ") {
-        Some((kept, n)) if n.ends_with(SHOWN) => {
-            (kept, n.trim_end_matches(SHOWN).parse::<u64>().ok())
-        }
-        _ => (first, None),
-    };
-    if let Some(later) = later {
-        return format!("{kept}; and {}{SHOWN}", later.saturating_add(1));
+fn join_capped(first: Joined, second: &str) -> Joined {
+    if first.hidden == 0 && first.shown.len() + second.len() + 7 <= MAX_JOINED_FAILURE {
+        return Joined::new(format!("{}; then {second}", first.shown));
     }
-    if first.len() + second.len() + 7 <= MAX_JOINED_FAILURE {
-        return format!("{first}; then {second}");
+    Joined {
+        shown: first.shown,
+        hidden: first.hidden.saturating_add(1),
     }
-    format!("{first}; and 1{SHOWN}")
 }
 
 /// The longest failure message a worker keeps for a caller who stopped waiting.
@@ -255,13 +274,14 @@ enum FlushState {
 struct FlushAck(Arc<Flush>);
 
 impl FlushAck {
-    /// Answers the flush; gives the outcome back when its caller stopped waiting.
-    fn answer(self, outcome: Result<(), String>) -> Result<(), Result<(), String>> {
+    /// Answers the flush; gives the outcome back, its count of failures not shown included,
+    /// when its caller stopped waiting.
+    fn answer(self, outcome: Result<(), Joined>) -> Result<(), Result<(), Joined>> {
         let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, FlushState::Abandoned) {
             return Err(outcome);
         }
-        *state = FlushState::Answered(outcome);
+        *state = FlushState::Answered(outcome.map_err(Joined::render));
         drop(state);
         self.0.answered.notify_all();
         Ok(())
@@ -867,7 +887,7 @@ struct Runner<J: Job> {
     failure: Option<String>,
     /// The answer of a flush whose caller stopped waiting (the job's report, emptied for that
     /// answer, included): joined to the next flush's or the shutdown's answer.
-    unread: Option<String>,
+    unread: Option<Joined>,
 }
 
 impl<J: Job> Runner<J> {
@@ -984,7 +1004,7 @@ impl<J: Job> Runner<J> {
         }
         let batches = self.failure.take().map_or(Ok(()), Err);
         let done = self.guard(|j| j.shutdown());
-        with_unread(self.unread.take(), prefer_job(batches, done))
+        with_unread(self.unread.take(), prefer_job(batches, done)).map_err(Joined::render)
     }
 
     /// Runs a job hook, counting a panic as a failure.
@@ -1047,13 +1067,23 @@ impl<J: Job> Runner<J> {
 
 #[cfg(test)]
 mod tests {
-    /// Flushes timing out one after another join their failures, never past the cap.
+    use super::{Joined, join_capped};
+
+    /// Flushes timing out one after another join their failures, never past the cap, and
+    /// count exactly those not shown.
     #[test]
     fn joined_unread_failures_stay_bounded() {
-        let mut unread = "first: 3 spans were not sent".to_owned();
+        let mut unread = Joined::new("first: 3 spans were not sent".to_owned());
         for i in 0..10_000 {
-            unread = super::join_capped(&unread, &format!("flush {i}: 2 spans were not sent"));
+            unread = join_capped(unread, &format!("flush {i}: 2 spans were not sent"));
         }
+        let shown = unread.shown.matches("; then ").count() as u64;
+        assert_eq!(
+            shown + unread.hidden,
+            10_000,
+            "every failure is shown or counted"
+        );
+        let unread = unread.render();
         assert!(
             unread.len() <= super::MAX_JOINED_FAILURE + 64,
             "{}",
@@ -1068,8 +1098,23 @@ mod tests {
             .and_then(|(_, n)| n.split(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        assert!(n > 9_000, "{unread}");
+        assert_eq!(n, 10_000 - shown, "{unread}");
         // Two short ones are joined whole.
-        assert_eq!(super::join_capped("a", "b"), "a; then b");
+        assert_eq!(
+            join_capped(Joined::new("a".into()), "b").render(),
+            "a; then b"
+        );
+    }
+
+    /// A job's message that ends like the summary of failures not shown is joined as any
+    /// other: the count is carried, not read back from the text (a message ending
+    /// `; and 7 later failures not shown` became `; and 8 ...`, the next failure lost).
+    #[test]
+    fn a_message_ending_like_the_summary_is_not_taken_for_it() {
+        let first = Joined::new("sink said: x; and 7 later failures not shown".to_owned());
+        assert_eq!(
+            join_capped(first, "2 spans were not sent").render(),
+            "sink said: x; and 7 later failures not shown; then 2 spans were not sent"
+        );
     }
 }

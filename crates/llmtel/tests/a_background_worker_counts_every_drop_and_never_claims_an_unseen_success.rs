@@ -281,6 +281,52 @@ fn a_timed_out_flush_failure_and_the_shutdown_failure_are_both_reported() {
     assert!(reason.contains("5 spans were not sent"), "lost: {reason}");
 }
 
+/// A job whose first flush waits for `gate`, then fails with a message that ends like the
+/// worker's own summary of the failures it did not show; every later flush fails too.
+struct FailsWithASummaryLikeMessage {
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl Job for FailsWithASummaryLikeMessage {
+    type Item = u32;
+    fn process(&mut self, _: Vec<u32>) -> Result<(), String> {
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        match self.gate.take() {
+            Some(gate) => {
+                let _ = gate.recv();
+                Err("the sink said: busy; and 7 later failures not shown".into())
+            }
+            None => Err("2 spans were not sent".into()),
+        }
+    }
+}
+
+#[test]
+fn a_timed_out_flush_failure_ending_like_a_count_of_hidden_failures_is_not_read_as_one() {
+    // The worker read the count of failures it did not show back from the text it had
+    // joined: a job's message ending `; and 7 later failures not shown` was taken for its
+    // summary, and the next flush's failure was dropped as "8 later failures".
+    let (open, gate) = mpsc::channel();
+    let worker = Worker::builder("test-summary-like-failure")
+        .spawn(move || Ok::<_, String>(FailsWithASummaryLikeMessage { gate: Some(gate) }))
+        .unwrap();
+    worker.send(1).unwrap();
+    match worker.flush(Duration::from_millis(50)) {
+        Err(WorkerError::Timeout { .. }) => {}
+        other => panic!("the job's flush is blocked: expected a timeout, got {other:?}"),
+    }
+    open.send(()).unwrap();
+    match worker.flush(Duration::from_secs(10)) {
+        Err(WorkerError::Failed { reason, .. }) => assert_eq!(
+            reason,
+            "the sink said: busy; and 7 later failures not shown; then 2 spans were not sent"
+        ),
+        other => panic!("expected a failure: {other:?}"),
+    }
+}
+
 #[test]
 fn a_timed_out_shutdown_is_reported_as_such_and_a_later_call_waits_for_the_real_answer() {
     let (open, gate) = mpsc::channel();
