@@ -895,9 +895,10 @@ impl Builder {
     /// the traces and `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL` for the metrics, else
     /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else `http/protobuf`; a variable is read only for what
     /// is exported, and one naming a protocol llmtel does not speak, `http/json`, is warned
-    /// about once on stderr and ignored). A gRPC endpoint without a scheme (`collector:4317`) is reached over TLS
-    /// unless the signal's `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_INSECURE`, else
-    /// `OTEL_EXPORTER_OTLP_INSECURE`, is `true`.
+    /// about once on stderr and ignored). A gRPC endpoint without a scheme
+    /// (`collector:4317`) is reached over TLS unless the signal's
+    /// `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_INSECURE`, else `OTEL_EXPORTER_OTLP_INSECURE`, is
+    /// `true`.
     pub fn with_protocol(mut self, protocol: Protocol) -> Self {
         self.protocol = Some(protocol);
         self
