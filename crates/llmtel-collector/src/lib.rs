@@ -137,7 +137,9 @@ pub use stats::Stats;
 
 /// Replaces the process's panic hook with one that prints a panic's thread, location and
 /// message on stderr with the message redacted by llmtel's redaction step
-/// ([`llmtel::redact()`]), and a backtrace when `RUST_BACKTRACE` asks for one.
+/// ([`llmtel::redact()`]), and a backtrace when `RUST_BACKTRACE` asks for one, as Rust's
+/// default hook does (`full` for every frame; `RUST_LIB_BACKTRACE`, which is for the
+/// backtraces libraries capture in their errors, is not read).
 ///
 /// The collector runs code that is not its own in its stage (sinks given with
 /// [`Config::with_sink`], the budgets' store, the quality monitor); a panic there fails its
@@ -158,10 +160,20 @@ pub fn redact_panic_messages() {
         let location = info
             .location()
             .map_or_else(String::new, |l| format!(" at {l}"));
-        let backtrace = std::backtrace::Backtrace::capture();
-        let backtrace = match backtrace.status() {
-            std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{backtrace}"),
-            _ => String::new(),
+        let backtrace = match panic_backtrace_style() {
+            PanicBacktrace::Off => String::new(),
+            style => {
+                let backtrace = std::backtrace::Backtrace::force_capture();
+                match (backtrace.status(), style) {
+                    (std::backtrace::BacktraceStatus::Captured, PanicBacktrace::Full) => {
+                        format!("\nstack backtrace:\n{backtrace:#}")
+                    }
+                    (std::backtrace::BacktraceStatus::Captured, _) => {
+                        format!("\nstack backtrace:\n{backtrace}")
+                    }
+                    _ => String::new(),
+                }
+            }
         };
         // One write under the lock: lines of panics in several threads are not interleaved.
         // Not `eprintln!`: a panic in a panic hook (stderr closed, EPIPE) aborts the process.
@@ -173,6 +185,28 @@ pub fn redact_panic_messages() {
             llmtel::redact::redact(message)
         );
     }));
+}
+
+/// The backtrace a panic hook prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PanicBacktrace {
+    Off,
+    Short,
+    Full,
+}
+
+/// The backtrace Rust's default panic hook prints (`std::panic::get_backtrace_style`, not
+/// stable): `RUST_BACKTRACE` unset or `0`, none; `full`, every frame; else the short one.
+/// Not `Backtrace::capture()`'s rule, which reads `RUST_LIB_BACKTRACE` first: with
+/// `RUST_LIB_BACKTRACE=0 RUST_BACKTRACE=1` (no backtraces captured in errors, a backtrace on
+/// a panic) a panic printed none.
+fn panic_backtrace_style() -> PanicBacktrace {
+    match std::env::var_os("RUST_BACKTRACE") {
+        None => PanicBacktrace::Off,
+        Some(v) if v == "0" => PanicBacktrace::Off,
+        Some(v) if v == "full" => PanicBacktrace::Full,
+        Some(_) => PanicBacktrace::Short,
+    }
 }
 
 /// A bad configuration: what is wrong and what to do.
