@@ -53,10 +53,11 @@
 //! plain reqwest; the caller's thread only notes when each frame arrived ([`reader_stats`]
 //! counts what the reader did; `llmtel::finish_pending_spans`, which llmtel's guard calls,
 //! waits for it). Memory is bounded over all calls: at most [`MAX_QUEUED_BYTES`] wait for
-//! the reader, and at most [`MAX_KEPT_BYTES`] are kept until calls end (JSON bodies read
-//! whole, request copies for estimates and content capture; past it a body is read from its
-//! tail and a request is not kept, counted in `llmtel::health().kept_over_budget` and
-//! noted on the span). A budget can refuse calls before they are sent with a [`PreflightHook`].
+//! the reader (past it bytes are skipped, counted in `llmtel::health().body_bytes_skipped`
+//! and noted on the span), and at most [`MAX_KEPT_BYTES`] are kept until calls end (JSON
+//! bodies read whole, request copies for estimates and content capture; past it a body is
+//! read from its tail and a request is not kept, counted in
+//! `llmtel::health().kept_over_budget` and noted on the span). A budget can refuse calls before they are sent with a [`PreflightHook`].
 //!
 //! For SDKs that take a plain `reqwest::Client` (async-openai), [`record`] records a
 //! response or observes a stream on a span you open.

@@ -10,12 +10,12 @@
 //!
 //! Memory is bounded: at most [`MAX_QUEUED_BYTES`] wait for the reader or are being decoded
 //! by it (a batch counts until it has been decoded); past that the bytes of new frames are
-//! skipped (counted in [`ReaderStats::bytes_skipped`] and noted on the span as
-//! `llmtel.parse_error`), never blocking the caller. What the decoders keep per call until
-//! the call ends (a JSON body read whole, the request's copy) is bounded over all calls by
-//! [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES); an SSE parser holds at most one event (its
-//! data and its current line up to 4 MiB each, in buffers that can grow to twice that, then
-//! only the event's last 64 KiB), not in that budget, and gives back what an event over
+//! skipped (counted in [`ReaderStats::bytes_skipped`] and `llmtel::health()`, and noted on
+//! the span as `llmtel.parse_error`), never blocking the caller. What the decoders keep per
+//! call until the call ends (a JSON body read whole, the request's copy) is bounded over all
+//! calls by [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES); an SSE parser holds at most one event
+//! (its data and its current line up to 4 MiB each, in buffers that can grow to twice that,
+//! then only the event's last 64 KiB), not in that budget, and gives back what an event over
 //! 64 KiB needed once it is dispatched. While bodies keep arriving the
 //! reader polls for work every millisecond, so the caller's thread does not pay for waking
 //! it; after 200 idle polls it sleeps, and the next body's end (or 1 MiB waiting) wakes it.
@@ -123,13 +123,14 @@ pub struct ReaderStats {
     /// Body bytes it decoded.
     pub bytes_read: u64,
     /// Body bytes it never saw because more than [`MAX_QUEUED_BYTES`] were waiting (the
-    /// calls' spans carry `llmtel.parse_error`).
+    /// calls' spans carry `llmtel.parse_error`). Also counted in
+    /// `llmtel::health().body_bytes_skipped`.
     pub bytes_skipped: u64,
     /// Calls decoded on the caller's thread because the reader thread could not be started.
     pub inline_calls: u64,
     /// Calls whose decoding panicked (a bug: please report it); their spans end failed with
     /// `error.type = internal`, without what the body held, and their pre-flight hooks are
-    /// settled with that class.
+    /// settled with that class. Also counted in `llmtel::health().body_decoder_panics`.
     pub decoder_panics: u64,
     /// Bytes kept for decoding now, over all calls in flight (JSON bodies read whole,
     /// request copies); at most [`MAX_KEPT_BYTES`](crate::MAX_KEPT_BYTES).
@@ -187,6 +188,7 @@ impl Reader {
             let mut q = self.shared.lock();
             if q.queued_bytes + bytes > MAX_QUEUED_BYTES {
                 COUNTERS.skipped.fetch_add(bytes as u64, Relaxed);
+                llmtel::count_body_bytes_skipped(bytes as u64);
                 for p in &mut msg.pieces {
                     if let Piece::Data(b, _) = p {
                         *p = Piece::Gap(b.len());
@@ -335,6 +337,7 @@ fn run_guarded(state: &mut CallState, f: impl FnOnce(&mut CallState)) -> bool {
         Ok(()) => true,
         Err(_) => {
             COUNTERS.panics.fetch_add(1, Relaxed);
+            llmtel::count_body_decoder_panic();
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 state.in_own_dispatch(CallState::abandon);
             }));
@@ -509,12 +512,19 @@ mod tests {
             1 << 20,
             "still in memory"
         );
-        // While it is decoded, what would pass the bound with it is skipped.
+        // While it is decoded, what would pass the bound with it is skipped, and counted in
+        // `llmtel::health()` too (only in `reader_stats()`, which nothing exported, the loss
+        // was not on the Prometheus page).
         let skipped = COUNTERS.skipped.load(Relaxed);
+        let health = llmtel::health().body_bytes_skipped;
         reader.send(data(MAX_QUEUED_BYTES - (1 << 20) + 1));
         assert_eq!(
             COUNTERS.skipped.load(Relaxed),
             skipped + (MAX_QUEUED_BYTES - (1 << 20) + 1) as u64
+        );
+        assert!(
+            llmtel::health().body_bytes_skipped
+                >= health + (MAX_QUEUED_BYTES - (1 << 20) + 1) as u64
         );
         assert!(matches!(
             reader.shared.lock().msgs[0].pieces[0],

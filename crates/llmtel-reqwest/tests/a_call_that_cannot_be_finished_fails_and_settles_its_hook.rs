@@ -37,6 +37,7 @@ fn a_panic_while_finishing_a_call_fails_its_span_and_settles_its_hook_once() {
         s.to_owned()
     }));
     let before = llmtel_reqwest::reader_stats();
+    let health_before = llmtel::health();
     let hook = Arc::new(Budget::default());
     let h2 = hook.clone();
     let p = run_async(|| async move {
@@ -69,5 +70,11 @@ fn a_panic_while_finishing_a_call_fails_its_span_and_settles_its_hook_once() {
     assert_eq!(
         llmtel_reqwest::reader_stats().decoder_panics,
         before.decoder_panics + 1
+    );
+    // And in `llmtel::health()`, which the Prometheus page shows (`reader_stats()` alone was
+    // exported nowhere).
+    assert_eq!(
+        llmtel::health().body_decoder_panics,
+        health_before.body_decoder_panics + 1
     );
 }

@@ -44,6 +44,8 @@ pub(crate) struct Counters {
     pub(crate) sink_panics: Padded,
     pub(crate) custom_dimensions_dropped: Padded,
     pub(crate) kept_over_budget: Padded,
+    pub(crate) body_bytes_skipped: Padded,
+    pub(crate) body_decoder_panics: Padded,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -65,6 +67,8 @@ pub(crate) static COUNTERS: Counters = Counters {
     sink_panics: Padded(AtomicU64::new(0)),
     custom_dimensions_dropped: Padded(AtomicU64::new(0)),
     kept_over_budget: Padded(AtomicU64::new(0)),
+    body_bytes_skipped: Padded(AtomicU64::new(0)),
+    body_decoder_panics: Padded(AtomicU64::new(0)),
 };
 
 #[inline]
@@ -139,6 +143,14 @@ pub struct Health {
     /// output only and captured content has no input. The calls' spans carry
     /// `llmtel.parse_error`. Counted with [`count_kept_over_budget`].
     pub kept_over_budget: u64,
+    /// Response body bytes an HTTP instrumentation never decoded because its reader was too
+    /// far behind (`llmtel-reqwest`'s `MAX_QUEUED_BYTES` were waiting): the calls' spans
+    /// carry `llmtel.parse_error`. Counted with [`count_body_bytes_skipped`].
+    pub body_bytes_skipped: u64,
+    /// Calls whose body decoding panicked in an HTTP instrumentation (a bug: please report
+    /// it): their spans end failed with `error.type = internal`. Counted with
+    /// [`count_body_decoder_panic`].
+    pub body_decoder_panics: u64,
 }
 
 impl Health {
@@ -225,6 +237,16 @@ impl Health {
                 "Bodies read from their tail and request copies not kept for the kept-bytes budget",
                 self.kept_over_budget,
             ),
+            (
+                "body_bytes_skipped",
+                "Response body bytes an HTTP instrumentation skipped because its reader was behind",
+                self.body_bytes_skipped,
+            ),
+            (
+                "body_decoder_panics",
+                "Calls whose body decoding panicked in an HTTP instrumentation",
+                self.body_decoder_panics,
+            ),
         ]
     }
 }
@@ -251,6 +273,8 @@ pub fn health() -> Health {
         sink_panics: c.sink_panics.load(Relaxed),
         custom_dimensions_dropped: c.custom_dimensions_dropped.load(Relaxed),
         kept_over_budget: c.kept_over_budget.load(Relaxed),
+        body_bytes_skipped: c.body_bytes_skipped.load(Relaxed),
+        body_decoder_panics: c.body_decoder_panics.load(Relaxed),
     }
 }
 
@@ -265,6 +289,31 @@ pub fn health() -> Health {
 /// ```
 pub fn count_kept_over_budget() {
     inc(&COUNTERS.kept_over_budget);
+}
+
+/// Counts `bytes` of response bodies an instrumentation's reader never decoded because it
+/// was too far behind ([`Health::body_bytes_skipped`]). For instrumentation crates
+/// (`llmtel-reqwest`).
+///
+/// ```
+/// let before = llmtel::health().body_bytes_skipped;
+/// llmtel::count_body_bytes_skipped(4096);
+/// assert_eq!(llmtel::health().body_bytes_skipped, before + 4096);
+/// ```
+pub fn count_body_bytes_skipped(bytes: u64) {
+    add(&COUNTERS.body_bytes_skipped, bytes);
+}
+
+/// Counts one call whose body decoding panicked in an instrumentation
+/// ([`Health::body_decoder_panics`]). For instrumentation crates (`llmtel-reqwest`).
+///
+/// ```
+/// let before = llmtel::health().body_decoder_panics;
+/// llmtel::count_body_decoder_panic();
+/// assert_eq!(llmtel::health().body_decoder_panics, before + 1);
+/// ```
+pub fn count_body_decoder_panic() {
+    inc(&COUNTERS.body_decoder_panics);
 }
 
 #[cfg(test)]
@@ -295,6 +344,8 @@ mod tests {
             sink_panics: 16,
             custom_dimensions_dropped: 17,
             kept_over_budget: 18,
+            body_bytes_skipped: 19,
+            body_decoder_panics: 20,
         };
         let debug = format!("{h:?}");
         let inner = debug
@@ -309,6 +360,6 @@ mod tests {
         let listed: Vec<(String, u64)> =
             h.counters().iter().map(|c| (c.0.to_owned(), c.2)).collect();
         assert_eq!(listed, fields);
-        assert_eq!(listed.len(), 18);
+        assert_eq!(listed.len(), 20);
     }
 }

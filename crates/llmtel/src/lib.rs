@@ -90,7 +90,9 @@ pub use export::{
     normalize_span, police_attributes,
 };
 pub use fields::{MAX_FINISH_REASONS, provider_from_system};
-pub use health::{Health, count_kept_over_budget, health};
+pub use health::{
+    Health, count_body_bytes_skipped, count_body_decoder_panic, count_kept_over_budget, health,
+};
 pub use init::{Builder, Guard, InitError, Preset, Protocol, builder, init};
 pub use late::{MAX_ENTRIES as MAX_LATE_SPANS, WAIT as LATE_ATTRIBUTES_WAIT};
 pub use layer::{
