@@ -446,7 +446,10 @@ impl Config {
     /// Holds at most `spans` spans waiting to be forwarded (8,192 by default). Past it
     /// senders are told to retry later. A request of more spans than that is queued when
     /// the queue is empty and has it to itself until it is sent or given up on: a request
-    /// the receivers accept is never refused as too large for the queue.
+    /// the receivers accept is never refused as too large for the queue. When a request of
+    /// more than half the queue (spans or bytes) does not fit, the queue is kept for it for
+    /// 5 s: smaller requests are told to retry meanwhile, so that what is queued is
+    /// forwarded and the big one, retried, gets in under steady traffic.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for 0.

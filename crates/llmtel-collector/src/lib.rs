@@ -27,10 +27,14 @@
 //!   or have many small attributes; at least `max_request_bytes`). A request accepted at
 //!   the door is never too large for the queue: one of more spans than `queue_size`, or
 //!   bigger decoded than `queue_bytes`, waits for an empty queue and then has it to itself
-//!   (alone, it can take more than `queue_bytes` until it is staged). When the queue is
-//!   full, senders are answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the
+//!   (alone, it can take more than `queue_bytes` until it is staged); while a request of
+//!   more than half the queue waits, the queue is kept for it (5 s at a time: smaller
+//!   requests are told to retry meanwhile), so that steady traffic does not keep it out.
+//!   When the queue is full, senders are answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the
 //!   body a `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
-//!   (gRPC), which every OTLP exporter retries; nothing is dropped silently. A batch the
+//!   (gRPC), which every OTLP exporter retries: counted as refused for now
+//!   ([`Stats::refused_retryable`]), not as dropped, since the sender still has the spans;
+//!   nothing is dropped silently. A batch the
 //!   downstream refuses for now (unreachable, timed out, HTTP 429/502/503/504, gRPC
 //!   `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., `RESOURCE_EXHAUSTED` with a `RetryInfo`) is
 //!   retried with backoff (or after the downstream's `Retry-After` / `RetryInfo`) for
@@ -56,7 +60,8 @@
 //!   attributes the rules name), whether or not the downstream takes the span; spend from
 //!   every service is in one place;
 //! - serves its health on `/metrics` (`127.0.0.1:9466`): spans received, priced, of an
-//!   unknown model, unpriced, budgeted, forwarded, dropped by reason, queue depth, and the
+//!   unknown model, unpriced, budgeted, forwarded, dropped by reason, refused for now
+//!   (requests and spans, retried by their senders), queue depth, and the
 //!   requests refused as they arrived, by reason: too large (over `max_request_bytes`
 //!   decompressed: HTTP `413`, gRPC `INVALID_ARGUMENT`, which OTLP senders do not retry,
 //!   where tonic's own `OUT_OF_RANGE` they retry), not OTLP, an encoding it does not take,

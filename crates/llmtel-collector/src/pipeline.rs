@@ -240,27 +240,50 @@ impl Queue {
             .saturating_add(decoded_overhead(&req.resource_spans))
             .min(self.counters.bytes.capacity().max(bytes));
         let room = spans.min(self.counters.spans.capacity());
-        let refuse = |a: Admit| {
+        // Told to retry: not a drop (the sender still has the spans), counted apart.
+        let retry_later = |a: Admit| {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.counters.refused_retryable.fetch_add(1, Relaxed);
             self.counters
-                .dropped_queue_full
-                .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
+                .refused_retryable_spans
+                .fetch_add(spans as u64, Relaxed);
             a
         };
         // Only when `queue_bytes` is below `max_request_bytes`, which `Collector::start`
-        // refuses.
+        // refuses: lost (senders do not retry a 413 / INVALID_ARGUMENT).
         if bytes > self.counters.bytes.capacity() {
             invalid();
-            return refuse(Admit::TooLarge {
+            self.counters
+                .dropped_queue_full
+                .fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
+            return Admit::TooLarge {
                 amount: bytes,
                 capacity: self.counters.bytes.capacity(),
                 unit: "bytes",
                 setting: "queue_bytes",
-            });
+            };
         }
-        if self.closing.load(std::sync::atomic::Ordering::Acquire)
-            || !self.counters.try_reserve(room, bytes)
-        {
-            return refuse(Admit::Full);
+        if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+            return retry_later(Admit::Full);
+        }
+        // A request that needs more than half the queue fits only once most of what is
+        // queued is forwarded, which steady smaller traffic would never let happen: when it
+        // does not fit, the queue is kept for it for a while ([`crate::stats::Drain`]), new
+        // smaller requests told to retry meanwhile.
+        let big =
+            room * 2 > self.counters.spans.capacity() || bytes * 2 > self.counters.bytes.capacity();
+        let now = Instant::now();
+        if !big && self.counters.drain.active(now) {
+            return retry_later(Admit::Full);
+        }
+        if !self.counters.try_reserve(room, bytes) {
+            if big {
+                self.counters.drain.arm(now);
+            }
+            return retry_later(Admit::Full);
+        }
+        if big {
+            self.counters.drain.clear();
         }
         let held = Held {
             counters: self.counters.clone(),
@@ -283,7 +306,7 @@ impl Queue {
             self.counters
                 .unstaged
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            return refuse(Admit::Stopped);
+            return retry_later(Admit::Stopped);
         }
         self.counters
             .received
@@ -919,13 +942,42 @@ mod tests {
     }
 
     #[test]
+    fn a_request_of_most_of_the_queue_that_does_not_fit_has_the_queue_kept_for_it() {
+        let (queue, mut rx) = queue();
+        let accepted = Admit::Accepted { rejected: 0 };
+        let mut big = two_spans();
+        let spans = &mut big.resource_spans[0].scope_spans[0].spans;
+        *spans = (1..=9u8)
+            .map(|n| Span {
+                trace_id: vec![1; 16],
+                span_id: vec![n; 8],
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(queue.submit(two_spans(), 100, Vec::new()), accepted);
+        // 9 of 10 spans do not fit beside 2: the queue is kept for it...
+        assert_eq!(queue.submit(big.clone(), 100, Vec::new()), Admit::Full);
+        // ...so a small request that fits is told to retry.
+        assert_eq!(queue.submit(two_spans(), 100, Vec::new()), Admit::Full);
+        drop(rx.try_recv().unwrap());
+        assert_eq!(queue.submit(big, 100, Vec::new()), accepted);
+        drop(rx.try_recv().unwrap());
+        // Admitted: the drain is over.
+        assert_eq!(queue.submit(two_spans(), 100, Vec::new()), accepted);
+        let s = queue.counters.snapshot();
+        assert_eq!((s.refused_retryable, s.refused_retryable_spans), (2, 11));
+        assert_eq!(s.dropped(), 0);
+    }
+
+    #[test]
     fn a_request_nothing_will_take_is_told_to_retry_and_holds_no_room() {
         let (queue, rx) = queue();
         drop(rx); // the stage stopped
         assert_eq!(queue.submit(two_spans(), 100, Vec::new()), Admit::Stopped);
         let s = queue.counters.snapshot();
         assert_eq!((s.queue_depth, s.queue_bytes, s.received), (0, 0, 0));
-        assert_eq!(s.dropped_queue_full, 2, "refused, counted");
+        assert_eq!(s.dropped_queue_full, 0, "told to retry: not a drop");
+        assert_eq!((s.refused_retryable, s.refused_retryable_spans), (1, 2));
     }
 
     #[test]

@@ -25,11 +25,21 @@ pub struct Stats {
     /// Evaluation results and user feedback read from spans and handed to the quality
     /// monitor (with `[quality]` on).
     pub evaluations: u64,
-    /// Spans refused because the queue was full or the collector is stopping (the sender got
-    /// `429` / `503` / `UNAVAILABLE`, which OTLP senders retry). (A request bigger than the
-    /// whole queue is not refused: it waits for an empty queue, see
-    /// `Config::with_queue_size`.)
+    /// Spans the collector lost for want of room in its queue: a request refused for good
+    /// because its encoded bytes alone are more than `queue_bytes` (`413` /
+    /// `INVALID_ARGUMENT`, which OTLP senders do not retry). `Collector::start` refuses a
+    /// `queue_bytes` below `max_request_bytes`, so this stays 0. A request refused for now
+    /// (queue full, stopping) is not a drop: its sender still has its spans and retries
+    /// them ([`refused_retryable`](Self::refused_retryable)).
     pub dropped_queue_full: u64,
+    /// Requests refused for now because the queue was full, was being drained for a
+    /// request that needs most of it, or the collector is stopping: answered `429` / `503`
+    /// with `Retry-After`, or gRPC `UNAVAILABLE` with a `RetryInfo`, which OTLP senders retry
+    /// (each retry refused is counted again). Not a drop: the sender still has the spans.
+    pub refused_retryable: u64,
+    /// The spans of [`refused_retryable`](Self::refused_retryable) requests (counted on
+    /// each refusal: a request refused 60 times counts its spans 60 times).
+    pub refused_retryable_spans: u64,
     /// Spans dropped after the downstream refused them for the whole retry time.
     pub dropped_export_failed: u64,
     /// Spans dropped because the stage panicked on their request (a sink given with
@@ -148,6 +158,17 @@ impl Stats {
             self.refused_connections,
         );
         counter(
+            "llmtel_collector_requests_refused_retryable_total",
+            "OTLP requests refused for now (queue full or draining, stopping) with a status \
+             senders retry; not drops.",
+            self.refused_retryable,
+        );
+        counter(
+            "llmtel_collector_spans_refused_retryable_total",
+            "Spans of the requests refused for now, counted on each refusal; not drops.",
+            self.refused_retryable_spans,
+        );
+        counter(
             "llmtel_collector_flushes_failed_total",
             "Budget or quality flushes a shutdown could not finish in its time.",
             self.flushes_failed,
@@ -237,6 +258,8 @@ pub(crate) struct Counters {
     pub(crate) budgeted: AtomicU64,
     pub(crate) evaluations: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) refused_retryable: AtomicU64,
+    pub(crate) refused_retryable_spans: AtomicU64,
     pub(crate) dropped_export_failed: AtomicU64,
     pub(crate) dropped_stage_failed: AtomicU64,
     pub(crate) dropped_invalid: AtomicU64,
@@ -258,6 +281,8 @@ pub(crate) struct Counters {
     pub(crate) spans: Room,
     /// Bytes held.
     pub(crate) bytes: Room,
+    /// The queue kept for a request that needs most of it ([`Drain`]).
+    pub(crate) drain: Drain,
     /// Why spans were last dropped after they were accepted, and what to do
     /// ([`crate::Collector::last_error`]).
     last_error: std::sync::Mutex<Option<String>>,
@@ -306,6 +331,46 @@ impl Room {
     }
 }
 
+/// How long the queue is kept for a request that needs most of it (refused because it did
+/// not fit): new smaller requests are refused for now meanwhile, so that what is queued is
+/// forwarded and the big one, retried, fits. Without it a steady stream of small requests
+/// kept the queue from ever emptying, and the big one was refused for good in effect.
+pub(crate) const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The queue kept for a request that needs most of it: armed when such a request is refused,
+/// for [`DRAIN`]; cleared when one is admitted or the time passes. Once a drain ran out
+/// without one being admitted, the next waits as long again (so that a big request that
+/// cannot fit, its downstream down, does not keep the queue from everything else).
+#[derive(Debug, Default)]
+pub(crate) struct Drain {
+    /// Until when the last drain runs (kept after it ran out, for the wait before the next).
+    until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Drain {
+    fn until(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the queue is being drained now.
+    pub(crate) fn active(&self, now: std::time::Instant) -> bool {
+        self.until().is_some_and(|u| now < u)
+    }
+
+    /// Starts a drain of [`DRAIN`], unless one runs or ran out less than [`DRAIN`] ago.
+    pub(crate) fn arm(&self, now: std::time::Instant) {
+        let mut until = self.until();
+        if until.is_none_or(|u| now >= u + DRAIN) {
+            *until = Some(now + DRAIN);
+        }
+    }
+
+    /// Ends the drain: the request it was for was admitted.
+    pub(crate) fn clear(&self) {
+        *self.until() = None;
+    }
+}
+
 impl Counters {
     pub(crate) fn new(capacity: usize, byte_capacity: usize) -> Self {
         Counters {
@@ -318,6 +383,8 @@ impl Counters {
             budgeted: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
             dropped_queue_full: AtomicU64::new(0),
+            refused_retryable: AtomicU64::new(0),
+            refused_retryable_spans: AtomicU64::new(0),
             dropped_export_failed: AtomicU64::new(0),
             dropped_stage_failed: AtomicU64::new(0),
             dropped_invalid: AtomicU64::new(0),
@@ -332,6 +399,7 @@ impl Counters {
             unstaged: AtomicUsize::new(0),
             spans: Room::new(capacity),
             bytes: Room::new(byte_capacity),
+            drain: Drain::default(),
             last_error: std::sync::Mutex::default(),
         }
     }
@@ -399,6 +467,8 @@ impl Counters {
             budgeted: self.budgeted.load(Relaxed),
             evaluations: self.evaluations.load(Relaxed),
             dropped_queue_full: self.dropped_queue_full.load(Relaxed),
+            refused_retryable: self.refused_retryable.load(Relaxed),
+            refused_retryable_spans: self.refused_retryable_spans.load(Relaxed),
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_stage_failed: self.dropped_stage_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
@@ -457,6 +527,14 @@ mod tests {
         };
         let t = s.to_prometheus();
         assert!(t.contains("llmtel_collector_spans_dropped_total{reason=\"queue_full\"} 4\n"));
+        let t = Stats {
+            refused_retryable: 2,
+            refused_retryable_spans: 7,
+            ..Stats::default()
+        }
+        .to_prometheus();
+        assert!(t.contains("llmtel_collector_requests_refused_retryable_total 2\n"));
+        assert!(t.contains("llmtel_collector_spans_refused_retryable_total 7\n"));
         assert!(t.contains("llmtel_collector_queue_depth 0\n"));
     }
 }

@@ -1,7 +1,8 @@
 //! With the downstream down, the collector's bounded queue fills; then senders are told to
 //! back off (HTTP 429 with Retry-After and a `google.rpc.Status` body; gRPC UNAVAILABLE,
 //! which every OTLP client retries, with a RetryInfo), every refused span is counted
-//! exactly, and what was queued is delivered once the downstream is back.
+//! exactly (as refused for now, not dropped: the senders still have them), and what was
+//! queued is delivered once the downstream is back.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -57,7 +58,7 @@ async fn senders_get_429_and_unavailable_and_queued_spans_arrive_later() {
         5,
         vec![("span 5a".into(), vec![]), ("span 5b".into(), vec![])],
     );
-    let err = grpc.export(two).await.unwrap_err();
+    let err = grpc.export(two.clone()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     let retry_info = b"type.googleapis.com/google.rpc.RetryInfo";
     assert!(
@@ -71,14 +72,18 @@ async fn senders_get_429_and_unavailable_and_queued_spans_arrive_later() {
     let stats = collector.stats();
     assert_eq!(stats.received, 3);
     assert_eq!(
-        stats.dropped_queue_full, 3,
-        "1 span over HTTP + 2 over gRPC"
+        (stats.refused_retryable, stats.refused_retryable_spans),
+        (2, 3),
+        "1 span over HTTP + 2 over gRPC, told to retry"
     );
+    assert_eq!(stats.dropped_queue_full, 0, "the senders still have them");
     assert_eq!(stats.dropped_export_failed, 0, "still retrying");
     assert_eq!(stats.queue_depth, 3);
     let m = metrics(collector.metrics_addr()).await;
     assert!(
-        m.contains("llmtel_collector_spans_dropped_total{reason=\"queue_full\"} 3\n"),
+        m.contains("llmtel_collector_spans_refused_retryable_total 3\n")
+            && m.contains("llmtel_collector_requests_refused_retryable_total 2\n")
+            && m.contains("llmtel_collector_spans_dropped_total{reason=\"queue_full\"} 0\n"),
         "{m}"
     );
     assert!(m.contains("llmtel_collector_queue_depth 3\n"), "{m}");
@@ -92,10 +97,13 @@ async fn senders_get_429_and_unavailable_and_queued_spans_arrive_later() {
     wait_until("the queue is empty", || collector.stats().queue_depth == 0).await;
     let stats = collector.stats();
     assert_eq!(stats.forwarded, 3);
-    assert_eq!(stats.dropped(), 3);
+    assert_eq!(stats.dropped(), 0);
     assert_eq!(receiver.count(), 3);
-    // and the queue takes spans again
+    // The refused requests are taken when their senders retry: the gRPC one first (it
+    // needs more than half the queue, which is kept for it until it is in), then the rest.
+    grpc.export(two).await.unwrap();
     assert_eq!(post(&collector, 6).await.status(), 200);
+    receiver.wait_for("span 5b").await;
     receiver.wait_for("span 6").await;
 }
 
@@ -161,10 +169,14 @@ async fn a_request_of_more_spans_than_the_queue_holds_has_it_to_itself_not_a_413
         (3, 2, 0),
         "the request holds the whole queue"
     );
-    // The queue is full: anything else is told to retry later, counted.
+    // The queue is full: anything else is told to retry later, counted (not as dropped).
     assert_eq!(post(&collector, 2).await.status(), 429);
     assert_eq!(send_protobuf(&collector, &big(3)).await.status(), 429);
-    assert_eq!(collector.stats().dropped_queue_full, 4);
+    let stats = collector.stats();
+    assert_eq!(
+        (stats.refused_retryable_spans, stats.dropped_queue_full),
+        (4, 0)
+    );
 
     // The downstream comes back: all three spans are delivered and the room given back.
     let receiver = Receiver::default();
@@ -234,7 +246,14 @@ async fn big_spans_fill_the_queue_by_bytes_before_its_span_count() {
     assert!((60_000..64 * 1024).contains(&(held as usize)), "{held}");
     assert_eq!(send_protobuf(&collector, &big(4, 20)).await.status(), 429);
     let stats = collector.stats();
-    assert_eq!((stats.received, stats.dropped_queue_full), (3, 1));
+    assert_eq!(
+        (
+            stats.received,
+            stats.refused_retryable_spans,
+            stats.dropped_queue_full
+        ),
+        (3, 1, 0)
+    );
     assert_eq!(stats.queue_bytes_capacity, 64 * 1024);
     let m = metrics(collector.metrics_addr()).await;
     assert!(
