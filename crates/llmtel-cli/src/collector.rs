@@ -60,16 +60,16 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
     if !sources.is_empty() {
         let layered = sources.load();
         for failure in &layered.failures {
-            eprintln!("llmtel collector: {failure}");
+            say(format_args!("{failure}"));
         }
         for warning in &layered.warnings {
-            eprintln!("llmtel collector: warning: {warning}");
+            say(format_args!("warning: {warning}"));
         }
         if !layered.layers.is_empty() {
-            eprintln!(
-                "llmtel collector: prices: the built-in catalog with {} merged over it",
+            say(format_args!(
+                "prices: the built-in catalog with {} merged over it",
                 layered.layers.join(", then ")
-            );
+            ));
         }
         config = config.with_catalog(layered.catalog);
     }
@@ -85,18 +85,18 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
         let collector = Collector::start(config)
             .await
             .map_err(|e| format!("llmtel collector: {e}"))?;
-        eprintln!(
-            "llmtel collector: OTLP/gRPC on {}, OTLP/HTTP on http://{}/v1/traces, metrics on http://{}/metrics",
+        say(format_args!(
+            "OTLP/gRPC on {}, OTLP/HTTP on http://{}/v1/traces, metrics on http://{}/metrics",
             collector.grpc_addr(),
             collector.http_addr(),
             collector.metrics_addr()
-        );
+        ));
         let signal = stop.wait().await?;
-        eprintln!(
-            "llmtel collector: {signal}: no longer receiving; forwarding what is queued ({} spans, up to {:?})",
+        say(format_args!(
+            "{signal}: no longer receiving; forwarding what is queued ({} spans, up to {:?})",
             collector.stats().queue_depth,
             shutdown_timeout
-        );
+        ));
         let s = collector.shutdown(shutdown_timeout).await;
         let mut out = format!(
             "llmtel collector: stopped; received {}, forwarded {}, dropped {}",
@@ -113,6 +113,14 @@ pub(crate) fn run(args: &CollectorArgs) -> Result<String, String> {
         }
         Ok(out)
     })
+}
+
+/// Says `line` on stderr, after `llmtel collector: `. Not `eprintln!`, which panics when
+/// stderr is a closed pipe (`llmtel collector 2>&1 | head`, a log reader that died): the
+/// collector died with its queue instead of stopping gracefully.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "llmtel collector: {line}");
 }
 
 /// Ctrl-C or SIGTERM (what Docker, Kubernetes and systemd send to stop a process; as a

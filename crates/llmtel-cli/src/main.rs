@@ -515,7 +515,8 @@ fn main() -> ExitCode {
         Ok(out) => write_stdout(&format!("{out}\n")),
         Err(Failure::Stdout(e)) => Err(e),
         Err(Failure::Message(message)) => {
-            eprintln!("error: {message}");
+            // Not `eprintln!`: it panics on a closed stderr.
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             return ExitCode::from(2);
         }
     };
@@ -524,7 +525,7 @@ fn main() -> ExitCode {
         // A closed stdout (`llmtel cost ... | head`): the reader has what it wanted.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: writing stdout: {e}");
+            let _ = writeln!(std::io::stderr(), "error: writing stdout: {e}");
             ExitCode::from(1)
         }
     }
@@ -1184,7 +1185,7 @@ fn resolve(catalog: &Catalog, model: &str, provider: Option<&str>) -> Result<Str
             if let Err(e) = write_stdout(&out)
                 && e.kind() != std::io::ErrorKind::BrokenPipe
             {
-                eprintln!("error: writing stdout: {e}");
+                let _ = writeln!(std::io::stderr(), "error: writing stdout: {e}");
             }
             Err(format!(
                 "unknown model `{model}`: no step matched. Nearest known: {}",

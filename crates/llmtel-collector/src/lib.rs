@@ -535,7 +535,9 @@ impl Collector {
                 .fetch_add(failed.len() as u64, Relaxed);
             let message = format!("shutdown: {}", failed.join("; "));
             // Said once, as the collector stops: nothing can read `last_error` after.
-            eprintln!("llmtel collector: {message}");
+            // Not `eprintln!`: it panics on a closed stderr (a shutdown ending in a panic).
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "llmtel collector: {message}");
             counters.note(message);
         }
         self.stats()

@@ -145,3 +145,50 @@ async fn a_budget_flush_a_shutdown_cannot_finish_is_counted() {
         "{m}"
     );
 }
+
+/// Set in the child process of the test below, which runs the shutdown itself.
+const CHILD: &str = "LLMTEL_TEST_SHUTDOWN_WITH_STDERR_CLOSED";
+
+#[test]
+fn a_failed_flush_is_said_without_a_panic_when_stderr_is_a_closed_pipe() {
+    let name = "a_failed_flush_is_said_without_a_panic_when_stderr_is_a_closed_pipe";
+    if std::env::var_os(CHILD).is_some() {
+        // The child: its stderr is a pipe nobody reads (`llmtel collector 2>&1 | head` once
+        // `head` is done). The shutdown says the failed flush there; `eprintln!` panicked.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let stats = rt.block_on(async {
+            let (receiver, downstream, _task) = Receiver::start().await;
+            let budgets = Budgets::builder()
+                .with_rule(per_user())
+                .with_store(Arc::new(Down))
+                .build();
+            let collector = Collector::start(config(downstream).with_budgets(budgets))
+                .await
+                .unwrap();
+            post_protobuf(&collector, call(1)).await;
+            receiver.wait_for("chat 1").await;
+            collector.shutdown(Duration::from_millis(400)).await
+        });
+        assert_eq!(stats.flushes_failed, 1, "{stats:?}");
+        return;
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stdout}", out.status);
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran the test: {stdout}"
+    );
+}
