@@ -1102,6 +1102,20 @@ impl Budgets {
     /// call already happened), counted in [`BudgetStats::unpriced_recorded`] and alerted
     /// once per model. The [`crate::BudgetLayer`] does this for an LLM span with no cost.
     pub fn record_unpriced(&self, ctx: &CallContext, input: u64, output: u64) -> Vec<(usize, f64)> {
+        self.record_unpriced_model(ctx, input, output, None)
+    }
+
+    /// [`record_unpriced`](Self::record_unpriced), naming `priced_model` in the alert: the
+    /// model the catalog was asked for (the response model when the call has one, as the
+    /// [`crate::BudgetSink`] names it), where `ctx.model` is the request model budget rules
+    /// match. `None` names `ctx.model`.
+    pub fn record_unpriced_model(
+        &self,
+        ctx: &CallContext,
+        input: u64,
+        output: u64,
+        priced_model: Option<&str>,
+    ) -> Vec<(usize, f64)> {
         let u = UnpricedTokens { input, output };
         self.submit(
             None,
@@ -1109,7 +1123,7 @@ impl Budgets {
             Usd::ZERO,
             input.saturating_add(output),
             Some(u),
-            None,
+            priced_model,
         )
         .0
         .into_vec()

@@ -462,7 +462,16 @@ pub(crate) fn account(
     let (input, output) = (call.usage.input_tokens, call.usage.output_tokens);
     match cost {
         Some(usd) => budgets.record(&ctx, usd, input.saturating_add(output)),
-        None => budgets.record_unpriced(&ctx, input, output),
+        // The alert names the model the catalog was asked for (the response model when
+        // there is one), as the library's budget sink does; rules match the request model.
+        None => {
+            let priced = call
+                .unknown_model
+                .then(|| call.model())
+                .flatten()
+                .map(llmtel::cap_value);
+            budgets.record_unpriced_model(&ctx, input, output, priced.as_deref())
+        }
     };
     true
 }
