@@ -986,18 +986,26 @@ impl Budgets {
                 self.inner.counters.denied.fetch_add(1, Relaxed);
                 // A meter the estimate alone is over is the refusal to report, whichever
                 // meter the store met first: no retry can ever pass it.
+                // Then a meter whose settled spend alone refuses it (the store names the
+                // first meter that refused, which may be one only calls in flight hold:
+                // "retry shortly" would be wrong while another refuses until its reset).
+                let meters: Vec<&Meter> = targets.iter().map(|t| &t.meter).collect();
+                let all = self.inner.store.totals(&meters, now_ms).ok();
+                let settled_refuses = |j: usize| {
+                    all.as_ref().and_then(|v| v.get(j)).is_some_and(|tot| {
+                        targets[j]
+                            .meter
+                            .denies(tot.spent, Amount::default(), amounts[j])
+                    })
+                };
                 let i = targets
                     .iter()
                     .zip(&amounts)
                     .position(|(t, a)| over_alone(&t.meter, *a))
+                    .or_else(|| (0..targets.len()).find(|&j| settled_refuses(j)))
                     .unwrap_or_else(|| i.min(targets.len() - 1));
                 let t = &targets[i];
-                let totals = self
-                    .inner
-                    .store
-                    .totals(&[&t.meter], now_ms)
-                    .ok()
-                    .and_then(|v| v.first().copied());
+                let totals = all.as_ref().and_then(|v| v.get(i).copied());
                 Err(ReserveError::Exceeded(Box::new(
                     self.exceeded(t, totals, amounts[i]),
                 )))

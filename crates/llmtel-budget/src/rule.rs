@@ -295,7 +295,7 @@ impl Rule {
             .find(|(_, v)| v.len() > llmtel::MAX_VALUE_BYTES)
             .map(|(i, v)| {
                 format!(
-                    "value #{} is {} bytes long: call values are capped at {} bytes before they are matched, so it would never match; shorten it to at most {} bytes",
+                    "value #{} is {} bytes long: call values over {} bytes are capped (their first bytes and a hash) before they are matched, so it would never match; write the capped form, `llmtel::cap_value(value)`, or a value of at most {} bytes",
                     i + 1,
                     v.len(),
                     llmtel::MAX_VALUE_BYTES,

@@ -102,3 +102,31 @@ fn an_estimate_alone_over_the_limit_is_never_worth_retrying() {
     assert_eq!(e.cause, ExceededCause::EstimateOverLimit, "{e}");
     assert_eq!(e.retry_after_secs(now), None, "{e}");
 }
+
+/// Two rules refuse: the user's only because of a call in flight, the tenant's on its
+/// settled spend. The refusal names the tenant's and its reset: "retry shortly" would have
+/// the client retry every few seconds until the period ends.
+#[test]
+fn a_rule_refusing_on_settled_spend_wins_over_one_held_by_calls_in_flight() {
+    let now: Timestamp = NOW.parse().expect("ts");
+    let b = Budgets::builder()
+        .with_clock(Arc::new(move || now))
+        .with_rule(
+            Rule::new("per-user", Scope::User, Period::Day(TimeZone::UTC)).with_limit_usd(usd("1")),
+        )
+        .with_rule(
+            Rule::new("per-tenant", Scope::Tenant, Period::Day(TimeZone::UTC))
+                .with_limit_usd(usd("5")),
+        )
+        .build();
+    let other = CallContext::new().with_user("u-2").with_tenant("t-1");
+    b.record(&other, usd("4.9"), 0);
+    let ctx = CallContext::new().with_user("u-1").with_tenant("t-1");
+    let _in_flight = b
+        .reserve(&ctx, Estimate::new(usd("0.05"), 0))
+        .expect("room for the first");
+    let e = denial(&b, &ctx, Estimate::new(usd("0.98"), 0));
+    assert_eq!(e.cause, ExceededCause::Spent, "{e}");
+    assert_eq!(e.rule, "per-tenant", "{e}");
+    assert_eq!(e.retry_after_secs(b.now()), Some(3600));
+}

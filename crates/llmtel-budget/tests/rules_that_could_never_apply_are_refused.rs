@@ -42,7 +42,11 @@ fn try_build_refuses_a_value_longer_than_a_call_value_can_be() {
         )
         .try_build()
         .expect_err("a value that never matches is refused");
-    values_error(&e, "big-tenant", "shorten it to at most 256 bytes");
+    values_error(
+        &e,
+        "big-tenant",
+        "write the capped form, `llmtel::cap_value(value)`",
+    );
     assert!(e.to_string().contains("value #2"), "{e}");
     // Not the value itself (it may be a key): its position and length.
     assert!(!e.to_string().contains(&long), "{e}");
@@ -80,7 +84,11 @@ fn the_rules_file_refuses_rules_that_could_never_apply() {
         "[[rule]]\nname = \"big-tenant\"\nscope = \"tenant\"\nperiod = \"day\"\nvalues = [\"{long}\"]\nlimit_usd = \"1\"\n"
     ))
     .expect_err("a value that never matches is refused");
-    values_error(&e, "big-tenant", "shorten it to at most 256 bytes");
+    values_error(
+        &e,
+        "big-tenant",
+        "write the capped form, `llmtel::cap_value(value)`",
+    );
     let e = Config::from_toml_str(
         "[[rule]]\nname = \"all\"\nscope = \"global\"\nperiod = \"day\"\nvalues = [\"acme\"]\nlimit_usd = \"1\"\n",
     )

@@ -283,7 +283,7 @@ impl Queue {
             return retry_later(Admit::Full);
         }
         if big {
-            self.counters.drain.clear();
+            self.counters.drain.clear(now);
         }
         let held = Held {
             counters: self.counters.clone(),

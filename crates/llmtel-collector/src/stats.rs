@@ -338,8 +338,8 @@ impl Room {
 pub(crate) const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The queue kept for a request that needs most of it: armed when such a request is refused,
-/// for [`DRAIN`]; cleared when one is admitted or the time passes. Once a drain ran out
-/// without one being admitted, the next waits as long again (so that a big request that
+/// for [`DRAIN`]; ended when one is admitted or the time passes. Once a drain ended, the
+/// next waits as long again (so that a big request that
 /// cannot fit, its downstream down, does not keep the queue from everything else).
 #[derive(Debug, Default)]
 pub(crate) struct Drain {
@@ -365,9 +365,15 @@ impl Drain {
         }
     }
 
-    /// Ends the drain: the request it was for was admitted.
-    pub(crate) fn clear(&self) {
-        *self.until() = None;
+    /// Ends the drain: a request it was for was admitted. The next waits [`DRAIN`] from
+    /// now, as after a drain that ran out: big requests relayed back to back (an upstream
+    /// collector's batches) would otherwise keep the queue drained, and its small senders
+    /// refused, nearly all the time.
+    pub(crate) fn clear(&self, now: std::time::Instant) {
+        let mut until = self.until();
+        if until.is_some_and(|u| now < u) {
+            *until = Some(now);
+        }
     }
 }
 
@@ -536,5 +542,28 @@ mod tests {
         assert!(t.contains("llmtel_collector_requests_refused_retryable_total 2\n"));
         assert!(t.contains("llmtel_collector_spans_refused_retryable_total 7\n"));
         assert!(t.contains("llmtel_collector_queue_depth 0\n"));
+    }
+
+    /// Big requests relayed back to back: each admission ends the drain and the next big
+    /// one refused must wait [`DRAIN`] before it drains the queue again, so small senders
+    /// get in between.
+    #[test]
+    fn a_drain_ended_by_an_admission_is_not_armed_again_at_once() {
+        let drain = Drain::default();
+        let t0 = std::time::Instant::now();
+        drain.arm(t0);
+        assert!(drain.active(t0));
+        let admitted = t0 + std::time::Duration::from_secs(1);
+        drain.clear(admitted);
+        assert!(!drain.active(admitted));
+        let next = admitted + std::time::Duration::from_millis(10);
+        drain.arm(next);
+        assert!(
+            !drain.active(next),
+            "a drain armed again right after an admission"
+        );
+        let later = admitted + DRAIN;
+        drain.arm(later);
+        assert!(drain.active(later), "after the wait a drain starts again");
     }
 }

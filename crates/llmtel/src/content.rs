@@ -73,10 +73,11 @@ impl ContentCapture {
         self
     }
 
-    /// Runs `f` over content before it is recorded (after the built-in API-key redaction).
-    /// Content longer than the limit is given to `f` (and to the built-in redaction) only as
-    /// far as it can be kept: its first `max_chars` characters and a margin of a few
-    /// thousand more, ending at a blank.
+    /// Runs `f` over content before it is recorded (after the built-in API-key redaction),
+    /// the whole content: without `f`, content longer than the limit is redacted only as far
+    /// as it can be kept (its first `max_chars` characters and a margin of a few thousand
+    /// more, ending at a blank); with `f`, all of it is redacted and given to `f`, whatever
+    /// its length, so `f` costs the recording thread in proportion.
     ///
     /// Content recorded through llmtel's helpers goes through it there and again in llmtel's
     /// exporter, which applies the policy to every span whoever recorded the content (it
@@ -99,8 +100,14 @@ impl ContentCapture {
         }
         // Only what can be kept is redacted and copied: a 10 MB prompt costs the thread
         // that records it (the request thread, through the helpers) a count of its
-        // characters, not a scan for secrets and a copy.
-        let (window, cut) = keepable(content, self.max_chars);
+        // characters, not a scan for secrets and a copy. The app's redactor is given the
+        // whole content, as it always was: one that parses it (JSON messages) would get a
+        // cut it cannot parse.
+        let (window, cut) = if self.redactor.is_some() {
+            (content, 0)
+        } else {
+            keepable(content, self.max_chars)
+        };
         let mut s = crate::redact::redact(window).into_owned();
         if let Some(r) = &self.redactor {
             s = r(&s);
@@ -242,6 +249,36 @@ mod tests {
             p.apply(&fake).as_deref(),
             Some("bbbbbbbbbb…[truncated 30 chars]")
         );
+    }
+
+    #[test]
+    fn only_the_limit_a_margin_and_the_rest_of_a_token_are_kept_to_redact() {
+        let long = format!("{} {} tail", "ab ".repeat(5_000), "k".repeat(100_000));
+        let (window, cut) = keepable(&long, 100);
+        assert!(
+            window.len() < 100 + REDACT_MARGIN_CHARS + 8,
+            "{}",
+            window.len()
+        );
+        assert!(
+            window.ends_with("ab") || window.ends_with("a"),
+            "ends at a blank"
+        );
+        assert_eq!(window.chars().count() + cut, long.chars().count());
+        // A token without blanks across the margin is kept whole up to the byte cap.
+        let token = format!("{} {}", "x".repeat(200), "k".repeat(1_000_000));
+        let (window, cut) = keepable(&token, 100);
+        assert_eq!(
+            window.len(),
+            100 + REDACT_MARGIN_CHARS + REDACT_MARGIN_MAX_BYTES
+        );
+        assert_eq!(window.len() + cut, token.len());
+        // Multi-byte characters: the window ends on a character boundary.
+        let wide = "é".repeat(200_000);
+        let (window, cut) = keepable(&wide, 10);
+        assert_eq!(window.chars().count() + cut, 200_000);
+        // Short content is all kept.
+        assert_eq!(keepable("short", 100), ("short", 0));
     }
 
     #[test]

@@ -1103,9 +1103,15 @@ impl Builder {
         if self.protocol.is_none()
             && self.preset.is_none()
             && shares_the_traces_endpoint
-            && get(Signal::Metrics.protocol_var()).is_none()
-            && get("OTEL_EXPORTER_OTLP_PROTOCOL").is_none()
+            && get(Signal::Metrics.protocol_var())
+                .and_then(|p| Protocol::parse(&p).ok())
+                .is_none()
+            && get("OTEL_EXPORTER_OTLP_PROTOCOL")
+                .and_then(|p| Protocol::parse(&p).ok())
+                .is_none()
         {
+            // (A variable whose value does not parse is ignored, as if unset, and warned
+            // about where it is read.)
             // (One that does not parse is ignored, and warned about with the traces'.)
             if let Some(p) =
                 get(Signal::Traces.protocol_var()).and_then(|p| Protocol::parse(&p).ok())
@@ -2106,6 +2112,16 @@ mod tests {
         assert_eq!(m(&code, &[(E, "http://c:4317"), (T, "grpc")]), http);
         // A traces' protocol that does not parse is ignored for the metrics too.
         assert_eq!(m(&b, &[(E, "http://c:4318"), (T, "http/json")]), http);
+        // A generic or metrics protocol that does not parse is ignored (warned about where
+        // it is read): the metrics still follow the traces' gRPC.
+        assert_eq!(
+            m(&b, &[(E, "http://c:4317"), (T, "grpc"), (G, "http/json")]),
+            grpc
+        );
+        assert_eq!(
+            m(&b, &[(E, "http://c:4317"), (T, "grpc"), (M, "http/json")]),
+            grpc
+        );
         // No traces exported (`OTEL_TRACES_EXPORTER=none`): no traces use the endpoint, the
         // metrics keep the specification's default.
         let none = b.metrics_protocol(false, vars(&[(E, "http://c:4318"), (T, "grpc")]));
