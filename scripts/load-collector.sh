@@ -53,7 +53,7 @@ OTEL_EXPORTER_OTLP_ENDPOINT="http://$recv" OTEL_EXPORTER_OTLP_PROTOCOL=grpc \
 stage_pid=$!
 wait_port 4417
 "$harness" relay --target http://127.0.0.1:4417 --stage-pid "$stage_pid" --receiver "$recv" "$@"
-curl -s http://127.0.0.1:9467/metrics | grep -E '^llmtel_collector_spans_(priced|forwarded|dropped)' >&2 || true
+curl -s http://127.0.0.1:9467/metrics | grep -E '^llmtel_collector_spans_(priced|forwarded|dropped|refused)' >&2 || true
 stop_stage
 
 # rotel: forwards unchanged.
