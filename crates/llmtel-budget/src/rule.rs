@@ -485,12 +485,27 @@ impl Config {
                 let before = &src[..span.start.min(src.len())];
                 let line = before.matches('\n').count() + 1;
                 let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                // Only a field's name: a bare key of letters, `_`, `-` and `.`, outside a
+                // table of keys. A quoted key (`"3f9a..." = "alice"` in `[api_keys]`) or
+                // one with digits may be a client's API key, never echoed.
+                let in_key_table = src
+                    .lines()
+                    .take(line - 1)
+                    .filter(|l| l.trim_start().starts_with('['))
+                    .last()
+                    .is_some_and(|h| h.to_ascii_lowercase().contains("key"));
                 let key = src
                     .lines()
                     .nth(line - 1)
                     .and_then(|l| l.split_once('='))
                     .map(|(k, _)| k.trim())
-                    .filter(|k| !k.is_empty() && k.len() <= 64);
+                    .filter(|k| {
+                        !in_key_table
+                            && !k.is_empty()
+                            && k.len() <= 32
+                            && k.bytes()
+                                .all(|b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b'.'))
+                    });
                 match key {
                     Some(k) => format!("line {line}, column {column} ({k}): "),
                     None => format!("line {line}, column {column}: "),
@@ -616,6 +631,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A syntax error on a line of `[api_keys]` named the line's key: a client's API key,
+    /// printed by `llmtel budget status` and the collector's start.
+    #[test]
+    fn a_parse_error_never_echoes_a_key_of_the_api_keys_table() {
+        let key = "3f9a0c7d5e1b2a4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e2f4a";
+        for src in [
+            format!("[api_keys]\n\"{key}\" = alice\n"),
+            format!("[api_keys]\n{key} = alice\n"),
+        ] {
+            let e = Config::from_toml_str(&src).expect_err("not TOML");
+            assert!(!e.to_string().contains("3f9a0c"), "{e}");
+            assert!(e.to_string().contains("line 2"), "{e}");
+        }
+        // A field's name is still named.
+        let e = Config::from_toml_str("[[rule]]\nname = \"x\"\nlimit_usd = five\n")
+            .expect_err("not TOML");
+        assert!(e.to_string().contains("(limit_usd)"), "{e}");
+    }
 
     #[test]
     fn an_apps_api_key_table_is_accepted_and_never_kept() {

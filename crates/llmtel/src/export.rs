@@ -106,8 +106,10 @@ const SECRET_HEADERS: [&str; 8] = [
 const SECRET_SUFFIXES: &[&str] = crate::redact::SECRET_NAME_SUFFIXES;
 
 /// Attribute names (whole, or their last `.` segment) that are a credential: an
-/// `#[instrument]`ed function's `token` or `secret` argument.
-const SECRET_NAMES: [&str; 2] = ["token", "pwd"];
+/// `#[instrument]`ed function's `token`, `auth`, `pass` or `sig` argument (the whole names
+/// text redaction takes for credentials; `key` is left out: `gen_ai.*` and app attributes
+/// name lookup keys so).
+const SECRET_NAMES: [&str; 5] = ["token", "pwd", "auth", "pass", "sig"];
 
 /// [`KEY_ENDS`] bits: the key may be a credential's / a content attribute's.
 const MAY_BE_SECRET: u8 = 1;
@@ -1289,6 +1291,27 @@ pub(crate) mod tests {
         encoded_size_estimate, is_content_key, is_secret_key, replace_attributes, split_off_past,
     };
     use proptest::prelude::*;
+
+    /// `#[instrument] fn f(auth: &str)` or `info_span!("x", pass = %p)`: the value alone
+    /// carries no name text redaction could catch, so the attribute's name must. They were
+    /// exported as they were.
+    #[test]
+    fn attributes_named_auth_pass_or_sig_are_never_exported() {
+        use crate::ContentCapture;
+        let mut attrs = vec![
+            KeyValue::new("auth", "c2VjcmV0OnZhbHVl"),
+            KeyValue::new("login.pass", "hunter2hunter2"),
+            KeyValue::new("SIG", "9a0f1e2d3c4b5a69"),
+            KeyValue::new("auth_method", "oauth"),
+            KeyValue::new("eval.passed", true),
+        ];
+        assert_eq!(
+            super::police_attributes(&mut attrs, &ContentCapture::enabled()),
+            3
+        );
+        let keys: Vec<_> = attrs.iter().map(|kv| kv.key.to_string()).collect();
+        assert_eq!(keys, ["auth_method", "eval.passed"]);
+    }
 
     /// Tool calls, tool definitions, retrievals and OpenInference documents are content (opt
     /// in), and attributes named like credentials (`token`, `client_secret`,

@@ -694,15 +694,21 @@ fn userinfo_password(b: &[u8], colon: usize) -> Option<(usize, usize)> {
     if j < 2 || b[j - 1] != b'/' || b[j - 2] != b'/' {
         return None;
     }
-    let mut end = colon + 1;
-    while end < b.len() && !matches!(b[end], b'@' | b'/' | b'?') && !ends_value(b[end]) {
-        end += 1;
+    // The password ends at the last `@` of the authority, as URL parsers read it: one
+    // written with a raw `@`, `/` or `?` (generated base64 passwords hold `/`) is redacted
+    // whole, not up to its first such byte. The `@` is looked for up to the value's end,
+    // and not past a `?` that follows the first `@` (a query value may hold an `@`).
+    let mut stop = colon + 1;
+    while stop < b.len() && !ends_value(b[stop]) {
+        stop += 1;
     }
-    (end < b.len()
-        && b[end] == b'@'
-        && end > colon + 1
-        && !b[colon + 1..end].starts_with(REDACTED_OPEN))
-    .then_some((colon + 1, end))
+    let first_at = colon + 1 + b[colon + 1..stop].iter().position(|&c| c == b'@')?;
+    let query = b[first_at..stop]
+        .iter()
+        .position(|&c| c == b'?')
+        .map_or(stop, |q| first_at + q);
+    let end = colon + 1 + b[colon + 1..query].iter().rposition(|&c| c == b'@')?;
+    (end > colon + 1 && !b[colon + 1..end].starts_with(REDACTED_OPEN)).then_some((colon + 1, end))
 }
 
 #[cfg(test)]
@@ -886,6 +892,35 @@ mod tests {
         assert_eq!(
             r("task-abcdefghijklmnopqrstuvw"),
             "task-abcdefghijklmnopqrstuvw"
+        );
+    }
+
+    /// A password written with a raw `@`, `/` or `?` is redacted whole: its first such byte
+    /// ended it, and the rest (`ss` of `p@ss`) was exported.
+    #[test]
+    fn a_url_password_holding_at_slash_or_question_mark_is_redacted_whole() {
+        for (url, kept) in [
+            (
+                "https://otel:p@ss@collector:4318/v1",
+                "https://otel:[REDACTED]@collector:4318/v1",
+            ),
+            ("https://u:ab/cd+ef@host/x", "https://u:[REDACTED]@host/x"),
+            (
+                "redis://:pa?ss@cache:6379",
+                "redis://:[REDACTED]@cache:6379",
+            ),
+            (
+                "https://u:pw@host/path?email=a@b.example",
+                "https://u:[REDACTED]@host/path?email=a@b.example",
+            ),
+        ] {
+            assert_eq!(r(url), kept, "{url}");
+            assert_eq!(r(&r(url)), kept, "idempotent: {url}");
+        }
+        // No `@`: a host and port, nothing to redact.
+        assert_eq!(
+            r("http://localhost:4318/v1/traces"),
+            "http://localhost:4318/v1/traces"
         );
     }
 
