@@ -14,9 +14,11 @@
 //!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`,
 //!   `primaryKey`) unless the word before it names something else (`time_to_first_token`,
 //!   `next_page_token`, `routing_key`, `partition_key`, `public_key`: `NOT_A_CREDENTIAL`);
+//!   and a signed URL's signature (`X-Amz-Signature`, `X-Goog-Signature`, `Signature`);
 //! - the token after `Bearer `, and after `Basic ` a base64 `user:password` (any token after
 //!   `Authorization: Basic`: "a basic JavaScript function" is prose);
-//! - the password of a URL's user info (`https://user:password@host`).
+//! - the password of a URL's user info (`https://user:password@host`), to the authority's
+//!   last `@`.
 //!
 //! It returns the input itself, without allocating, when there is nothing to redact.
 //!
@@ -110,6 +112,9 @@ pub(crate) const SECRET_NAME_SUFFIXES: &[&str] = &[
     "authorization",
     "private_key",
     "private-key",
+    // Signed URLs' query parameters (`X-Amz-Signature`, `X-Goog-Signature`, CloudFront's
+    // `Signature`): the signature is the credential, usable until the URL expires.
+    "signature",
 ];
 
 /// Replaces every secret in `s` with `[REDACTED]` (see the [module docs](self) for the forms
@@ -893,6 +898,30 @@ mod tests {
             r("task-abcdefghijklmnopqrstuvw"),
             "task-abcdefghijklmnopqrstuvw"
         );
+    }
+
+    /// Signed URLs (S3, GCS, CloudFront) carry their credential in a `...Signature`
+    /// parameter: it was exported, and the URL stayed usable.
+    #[test]
+    fn signed_url_signatures_are_redacted() {
+        for (url, secret) in [
+            (
+                "https://b.s3.amazonaws.com/o?X-Amz-Credential=AK%2F&X-Amz-Signature=9f86d081884c7d65",
+                "9f86d081884c7d65",
+            ),
+            (
+                "https://storage.googleapis.com/b/o?X-Goog-Signature=0a1b2c3d4e5f6a7b&X-Goog-Expires=900",
+                "0a1b2c3d4e5f6a7b",
+            ),
+            (
+                "https://d1.cloudfront.net/v.mp4?Expires=1&Signature=Qm9n~dXM-&Key-Pair-Id=K2",
+                "Qm9n~dXM-",
+            ),
+        ] {
+            let out = r(url);
+            assert!(!out.contains(secret), "{out}");
+            assert!(out.contains("Signature=[REDACTED]"), "{out}");
+        }
     }
 
     /// A password written with a raw `@`, `/` or `?` is redacted whole: its first such byte
