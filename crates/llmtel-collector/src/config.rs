@@ -137,8 +137,9 @@ impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.0;
         let (scheme, rest) = s.split_once("://").unwrap_or(("", s));
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        // User info ends at the last `@`: a password may hold `#`, `?` or `/` written raw.
         let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let hidden = s.len() > scheme.len() + 3 + rest.len();
         write!(
             f,
@@ -877,5 +878,16 @@ timeout_secs = 2
         let d = format!("{e:?}");
         assert!(!d.contains("hunter2") && !d.contains("s3cret"), "{d}");
         assert!(d.contains("otlp.example:4318/x"), "{d}");
+        // A password holding `#`, `?` or `/` written raw: cut there first, its start was
+        // shown.
+        for raw in ["pa#ss", "pa?ss", "pa/ss"] {
+            let e = Endpoint(format!("https://u:{raw}@otlp.example:4318"));
+            let d = format!("{e:?}");
+            assert!(!d.contains("pa"), "{d}");
+            assert!(
+                d.contains("otlp.example:4318") && d.contains("(redacted)"),
+                "{d}"
+            );
+        }
     }
 }

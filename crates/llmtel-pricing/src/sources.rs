@@ -300,12 +300,15 @@ pub struct LayeredCatalog {
 /// `scheme://host[:port]/path` of a URL: no user info, query or fragment (which may carry
 /// tokens).
 pub fn redact_url(url: &str) -> String {
-    let no_frag = url.split(['?', '#']).next().unwrap_or("");
-    match no_frag.split_once("://") {
+    match url.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            format!("{scheme}://{host}{path}")
+            // User info ends at the last `@`, wherever it is: a password may hold `/`, `?`
+            // or `#` written raw (`https://u:pa/ss@host`), and cutting at those first showed
+            // it. (A path or query holding an `@` is shown from after it: less of the URL,
+            // never a password.)
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let rest = rest.split(['?', '#']).next().unwrap_or("");
+            format!("{scheme}://{rest}")
         }
         None => "(not a URL)".to_string(),
     }
@@ -344,5 +347,10 @@ mod tests {
             "https://prices.example.com:8443/p.json"
         );
         assert_eq!(redact_url("nonsense"), "(not a URL)");
+        // A password holding `/`, `?` or `#` written raw is never shown.
+        for raw in ["pa/ss", "pa?ss", "pa#ss"] {
+            let shown = redact_url(&format!("https://u:{raw}@prices.example.com/p.json"));
+            assert_eq!(shown, "https://prices.example.com/p.json", "{raw}");
+        }
     }
 }
