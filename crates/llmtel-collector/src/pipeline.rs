@@ -674,8 +674,11 @@ async fn forward(
                         break;
                     }
                     Err(Refusal::Final(why)) => {
-                        counters.dropped_rejected.fetch_add(outcome.spans, Relaxed);
+                        // The reason first: whoever sees the drop counted sees why.
                         counters.note(format!("{} spans dropped: {why}", outcome.spans));
+                        counters
+                            .dropped_rejected
+                            .fetch_add(outcome.spans, std::sync::atomic::Ordering::Release);
                         break;
                     }
                     Err(Refusal::Retry { after }) => after,

@@ -478,7 +478,10 @@ impl Counters {
             dropped_export_failed: self.dropped_export_failed.load(Relaxed),
             dropped_stage_failed: self.dropped_stage_failed.load(Relaxed),
             dropped_invalid: self.dropped_invalid.load(Relaxed),
-            dropped_rejected: self.dropped_rejected.load(Relaxed),
+            // Acquire: pairs with the Release of a final refusal, noted before it is counted.
+            dropped_rejected: self
+                .dropped_rejected
+                .load(std::sync::atomic::Ordering::Acquire),
             refused_loop: self.refused_loop.load(Relaxed),
             // The listener counts every 413 and 431 on the OTLP/HTTP port: the bodies over
             // its limit, and the collector's own (gzip inflating past the limit, a request
