@@ -689,6 +689,9 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
     Some((start, end))
 }
 
+/// How far past a user name's `:` a URL password's closing `@` is looked for.
+const MAX_USERINFO_SCAN: usize = 256;
+
 /// `scheme://user:password@host`: the password's range, for the `:` at `colon`.
 fn userinfo_password(b: &[u8], colon: usize) -> Option<(usize, usize)> {
     // The user name runs back to `//`.
@@ -703,8 +706,10 @@ fn userinfo_password(b: &[u8], colon: usize) -> Option<(usize, usize)> {
     // written with a raw `@`, `/` or `?` (generated base64 passwords hold `/`) is redacted
     // whole, not up to its first such byte. The `@` is looked for up to the value's end,
     // and not past a `?` that follows the first `@` (a query value may hold an `@`).
+    // (Bounded: text made of `//a:` runs would otherwise be scanned to its end from each.)
     let mut stop = colon + 1;
-    while stop < b.len() && !ends_value(b[stop]) {
+    let cap = b.len().min(colon + 1 + MAX_USERINFO_SCAN);
+    while stop < cap && !ends_value(b[stop]) {
         stop += 1;
     }
     let first_at = colon + 1 + b[colon + 1..stop].iter().position(|&c| c == b'@')?;
@@ -946,6 +951,10 @@ mod tests {
             assert_eq!(r(url), kept, "{url}");
             assert_eq!(r(&r(url)), kept, "idempotent: {url}");
         }
+        // Text of `//a:` runs without blanks is scanned a bounded length from each (it
+        // was scanned to its end from each: quadratic).
+        let runs = "//a:".repeat(1 << 16);
+        assert!(matches!(redact(&runs), Cow::Borrowed(_)));
         // No `@`: a host and port, nothing to redact.
         assert_eq!(
             r("http://localhost:4318/v1/traces"),
