@@ -117,9 +117,10 @@ async fn invalid_spans_are_counted_and_told_to_the_sender_over_every_transport()
 async fn invalid_spans_of_a_request_told_to_retry_are_counted_once_when_it_is_accepted() {
     // The downstream is down and the queue holds one span: a request is told to retry
     // (429) until there is room; its invalid spans were counted again on every refusal.
+    // The downstream's port is held until the collector has bound its own: freed earlier,
+    // the collector's listener (port 0) could be given it, and refused to forward to itself.
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let downstream = l.local_addr().unwrap();
-    drop(l);
     let config = config(downstream)
         .with_queue_size(1)
         .unwrap()
@@ -127,6 +128,7 @@ async fn invalid_spans_of_a_request_told_to_retry_are_counted_once_when_it_is_ac
         .with_timeout(std::time::Duration::from_secs(2))
         .unwrap();
     let collector = Collector::start(config).await.unwrap();
+    drop(l);
     post_protobuf(
         &collector,
         request("svc", 1, vec![("first".into(), vec![])]),
