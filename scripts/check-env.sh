@@ -50,12 +50,21 @@ sleep 2
 if grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG"; then fail "OTEL_TRACES_SAMPLER=always_off exported spans"; fi
 echo "check-env: OTEL_TRACES_SAMPLER: ok"
 
-# 4. An unsupported protocol is a clear error, not a silent fallback.
-if err=$(OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9 OTEL_EXPORTER_OTLP_PROTOCOL=http/json "$qs" 2>&1 >/dev/null); then
-  fail "http/json was accepted"
-fi
-grep -q "http/protobuf" <<<"$err" || fail "unclear protocol error: $err"
-echo "check-env: bad OTEL_EXPORTER_OTLP_PROTOCOL refused with what to do: ok"
+# 4. An unsupported protocol is warned about, with what to set, and ignored (the
+#    specification: invalid values warn and the default is used): the spans still arrive,
+#    over the default OTLP/HTTP.
+: "${LLMTEL_ROTEL_OTLP_HTTP:?source .peers/env first}"
+tag="bad-protocol-$$-$RANDOM"
+err=$(env -u OTEL_EXPORTER_OTLP_TRACES_ENDPOINT \
+  OTEL_EXPORTER_OTLP_ENDPOINT="$LLMTEL_ROTEL_OTLP_HTTP" OTEL_EXPORTER_OTLP_PROTOCOL=http/json \
+  OTEL_RESOURCE_ATTRIBUTES="deployment.environment.name=$tag" "$qs" 2>&1 >/dev/null) \
+  || fail "quickstart with OTEL_EXPORTER_OTLP_PROTOCOL=http/json exited non-zero: $err"
+grep -q "OTEL_EXPORTER_OTLP_PROTOCOL" <<<"$err" && grep -q "http/protobuf" <<<"$err" \
+  || fail "no warning naming the variable and what to set: $err"
+for _ in $(seq 1 40); do grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" && break; sleep 0.25; done
+grep -q "Str($tag)" "$LLMTEL_ROTEL_LOG" \
+  || fail "with a bad protocol warned about, the spans did not arrive over the default"
+echo "check-env: bad OTEL_EXPORTER_OTLP_PROTOCOL warned about with what to do, default used: ok"
 
 # 5. OTEL_EXPORTER_OTLP_HEADERS reach the collector (a loopback listener records the request
 #    headers of the first OTLP/HTTP export and answers 200).
