@@ -30,29 +30,27 @@
 //!   (alone, it can take more than `queue_bytes` until it is staged); while a request of
 //!   more than half the queue waits, the queue is kept for it (5 s at a time: smaller
 //!   requests are told to retry meanwhile), so that steady traffic does not keep it out.
-//!   When the queue is full, senders are answered `429 Too Many Requests` with `Retry-After: 1` (HTTP, the
-//!   body a `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a `RetryInfo` of 1 s
-//!   (gRPC), which every OTLP exporter retries: counted as refused for now
-//!   ([`Stats::refused_retryable`]), not as dropped, since the sender still has the spans;
-//!   nothing is dropped silently. A batch the
-//!   downstream refuses for now (unreachable, timed out, HTTP 429/502/503/504, gRPC
-//!   `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., `RESOURCE_EXHAUSTED` with a `RetryInfo`) is
-//!   retried with backoff (or after the downstream's `Retry-After` / `RetryInfo`) for
-//!   `retry_for` (30 s) while its spans hold their place in the queue, then dropped and
-//!   counted (`export_failed`); one it refuses for good (the errors OTLP says must not be
-//!   retried: HTTP 400/401/403/413, gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) is
-//!   dropped at once and counted (`rejected`), as are the spans a partial success rejects,
-//!   and a request an HTTP downstream answers with a redirect (3xx: never followed, as a
-//!   followed 301/302/303 turns the POST into a GET without its body and a 307/308 sends the
-//!   spans and the forward headers to another address; set the endpoint to the final URL).
-//!   [`Collector::last_error`] says why spans were last dropped, with what to do. A
-//!   downstream that is one of the collector's own listeners (the same port on loopback,
-//!   `localhost`, an unspecified address or the listener's own) stops the start
-//!   ([`ConfigError::ForwardsToItself`]); every forward carries an `x-llmtel-collector`
-//!   header with the ids of the llmtel collectors the request went through, and a request
-//!   that went through this one already (a loop through a proxy or a name) or through more
-//!   than 16 is refused (HTTP `508 Loop Detected`, gRPC `FAILED_PRECONDITION`: not retried)
-//!   and counted (`refused_loop`); collectors chained on purpose each add their id;
+//!   When the queue is full, senders are answered `429 Too Many Requests` with `Retry-After: 1`
+//!   (HTTP, the body a `google.rpc.Status` as OTLP/HTTP requires) or `UNAVAILABLE` with a
+//!   `RetryInfo` of 1 s (gRPC), which every OTLP exporter retries: counted as refused for now
+//!   ([`Stats::refused_retryable`]), not as dropped, since the sender still has the spans; nothing
+//!   is dropped silently. A batch the downstream refuses for now (unreachable, timed out, HTTP
+//!   429/502/503/504, gRPC `UNAVAILABLE`, `DEADLINE_EXCEEDED`, ..., `RESOURCE_EXHAUSTED` with a
+//!   `RetryInfo`) is retried with backoff (or after the downstream's `Retry-After` / `RetryInfo`)
+//!   for `retry_for` (30 s) while its spans hold their place in the queue, then dropped and counted
+//!   (`export_failed`); one it refuses for good (the errors OTLP says must not be retried: HTTP
+//!   400/401/403/413, gRPC `INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...) is dropped at once and
+//!   counted (`rejected`), as are the spans a partial success rejects, and a request an HTTP
+//!   downstream answers with a redirect (3xx: never followed, as a followed 301/302/303 turns the
+//!   POST into a GET without its body and a 307/308 sends the spans and the forward headers to
+//!   another address; set the endpoint to the final URL). [`Collector::last_error`] says why spans
+//!   were last dropped, with what to do. A downstream that is one of the collector's own listeners
+//!   (the same port on loopback, `localhost`, an unspecified address or the listener's own) stops
+//!   the start ([`ConfigError::ForwardsToItself`]); every forward carries an `x-llmtel-collector`
+//!   header with the ids of the llmtel collectors the request went through, and a request that went
+//!   through this one already (a loop through a proxy or a name) or through more than 16 is refused
+//!   (HTTP `508 Loop Detected`, gRPC `FAILED_PRECONDITION`: not retried) and counted
+//!   (`refused_loop`); collectors chained on purpose each add their id;
 //! - **accounts budgets** (with [`Config::with_budgets`] or `budgets = "FILE"` in its config,
 //!   the library's rules file and stores: memory, SQLite, Redis): each priced span's spend is
 //!   recorded once, by the scopes its attributes give (`user.id`, `session.id`,

@@ -701,9 +701,7 @@ impl QueueConfig {
     /// warn and use the default; `OTEL_BSP_MAX_QUEUE_SIZE=64k` failed `init()`).
     pub(crate) fn warned_from_env() -> Self {
         let (c, warnings) = Self::read_vars(|k| std::env::var(k).ok());
-        for w in &warnings {
-            crate::init::warn_env_once(w);
-        }
+        crate::init::warn_env_each(&warnings);
         c
     }
 

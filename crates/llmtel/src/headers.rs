@@ -116,9 +116,7 @@ pub(crate) fn export_timeout(code: Option<Duration>, vars: &[&'static str]) -> D
         return t;
     }
     let (timeout, warnings) = timeout_from_vars(vars, crate::init::env);
-    for w in &warnings {
-        crate::init::warn_env_once(w);
-    }
+    crate::init::warn_env_each(&warnings);
     timeout
 }
 
@@ -129,36 +127,15 @@ fn timeout_from_vars(
     vars: &[&'static str],
     get: impl Fn(&str) -> Option<String>,
 ) -> (Duration, Vec<String>) {
-    let mut ignored = Vec::new();
-    let mut found = None;
-    for var in vars {
-        let Some(v) = get(var) else { continue };
-        match parse_timeout(&v) {
-            Some(t) => {
-                found = Some((t, *var));
-                break;
-            }
-            None => ignored.push((*var, v)),
-        }
-    }
-    let (timeout, using) = match found {
-        Some((t, var)) => (t, format!("{} ms (from {var})", t.as_millis())),
-        None => (
-            DEFAULT_EXPORT_TIMEOUT,
-            format!("{} ms (the default)", DEFAULT_EXPORT_TIMEOUT.as_millis()),
-        ),
-    };
-    let warnings = ignored
-        .into_iter()
-        .map(|(var, v)| {
-            format!(
-                "{var}={} is not a timeout, ignored: using {using}; write whole milliseconds \
-                 above 0 (10000 for 10 s)",
-                crate::init::quoted(&v)
-            )
-        })
-        .collect();
-    (timeout, warnings)
+    crate::init::first_valid(
+        vars,
+        get,
+        parse_timeout,
+        |t| format!("{} ms", t.as_millis()),
+        DEFAULT_EXPORT_TIMEOUT,
+        "a timeout",
+        "write whole milliseconds above 0 (10000 for 10 s)",
+    )
 }
 
 /// A timeout variable's value: whole milliseconds above 0.

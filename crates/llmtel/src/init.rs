@@ -61,9 +61,7 @@ impl Protocol {
     /// [`Protocol::from_env`] with the variables read by `get`.
     fn warned(signal_var: &str, get: impl Fn(&str) -> Option<String>) -> Protocol {
         let (protocol, warnings) = Protocol::from_vars(signal_var, get);
-        for w in &warnings {
-            warn_env_once(w);
-        }
+        warn_env_each(&warnings);
         protocol
     }
 
@@ -74,37 +72,58 @@ impl Protocol {
         signal_var: &str,
         get: impl Fn(&str) -> Option<String>,
     ) -> (Protocol, Vec<String>) {
-        let mut ignored = Vec::new();
-        let mut found = None;
-        for var in [signal_var, "OTEL_EXPORTER_OTLP_PROTOCOL"] {
-            let Some(value) = get(var) else { continue };
-            match Protocol::parse(&value) {
-                Ok(p) => {
-                    found = Some((p, var));
-                    break;
-                }
-                Err(_) => ignored.push((var, value)),
-            }
-        }
-        let (protocol, using) = match found {
-            Some((p, var)) => (p, format!("{} (from {var})", p.name())),
-            None => (
-                Protocol::HttpProtobuf,
-                "http/protobuf (the default)".to_owned(),
-            ),
-        };
-        let warnings = ignored
-            .into_iter()
-            .map(|(var, value)| {
-                format!(
-                    "{var}={} is not an OTLP protocol llmtel speaks, ignored: using {using}; \
-                     set it to http/protobuf or grpc",
-                    quoted(&value)
-                )
-            })
-            .collect();
-        (protocol, warnings)
+        first_valid(
+            &[signal_var, "OTEL_EXPORTER_OTLP_PROTOCOL"],
+            get,
+            |v| Protocol::parse(v).ok(),
+            |p| p.name().to_owned(),
+            Protocol::HttpProtobuf,
+            "an OTLP protocol llmtel speaks",
+            "set it to http/protobuf or grpc",
+        )
     }
+}
+
+/// The value of the first of `vars` (read by `get`) that `parse` takes, else `default`; and,
+/// for each one set to something `parse` does not take, the warning to give: it is not
+/// `what`, it is ignored, what is used instead (`show`n, from which variable or the
+/// default), and `fix`, what to write. The OpenTelemetry specification's rule for a
+/// malformed value: warn, and use the next variable, else the default.
+pub(crate) fn first_valid<T: Copy>(
+    vars: &[&str],
+    get: impl Fn(&str) -> Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+    show: impl Fn(T) -> String,
+    default: T,
+    what: &str,
+    fix: &str,
+) -> (T, Vec<String>) {
+    let mut ignored = Vec::new();
+    let mut found = None;
+    for &var in vars {
+        let Some(value) = get(var) else { continue };
+        match parse(&value) {
+            Some(v) => {
+                found = Some((v, var));
+                break;
+            }
+            None => ignored.push((var, value)),
+        }
+    }
+    let (value, using) = match found {
+        Some((v, var)) => (v, format!("{} (from {var})", show(v))),
+        None => (default, format!("{} (the default)", show(default))),
+    };
+    let warnings = ignored
+        .into_iter()
+        .map(|(var, v)| {
+            format!(
+                "{var}={} is not {what}, ignored: using {using}; {fix}",
+                quoted(&v)
+            )
+        })
+        .collect();
+    (value, warnings)
 }
 
 /// The signals llmtel exports over OTLP, each with its own variables (read before the
@@ -194,6 +213,13 @@ pub(crate) fn warn_env_once(warning: &str) {
     }
     warned.push(warning.to_owned());
     stderr_line!("llmtel: {warning}");
+}
+
+/// [`warn_env_once`] for each of `warnings`.
+pub(crate) fn warn_env_each(warnings: &[String]) {
+    for w in warnings {
+        warn_env_once(w);
+    }
 }
 
 /// A variable's value as a warning quotes it: redacted (it can be anything), at most 100
@@ -1112,7 +1138,6 @@ impl Builder {
         {
             // (A variable whose value does not parse is ignored, as if unset, and warned
             // about where it is read.)
-            // (One that does not parse is ignored, and warned about with the traces'.)
             if let Some(p) =
                 get(Signal::Traces.protocol_var()).and_then(|p| Protocol::parse(&p).ok())
             {
