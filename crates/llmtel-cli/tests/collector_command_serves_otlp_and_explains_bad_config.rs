@@ -3,8 +3,9 @@
 //! (exit code 2).
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+use support::{free_port, http};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,27 +20,6 @@ fn dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("llmtel-cli-collector-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// One HTTP/1.1 request over a plain socket; returns the status line and body.
-fn http(addr: SocketAddr, head: &str, body: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
 }
 
 #[test]

@@ -5,32 +5,17 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)] // tests unwrap: a panic is the failure report
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod support;
+use support::{free_port, http};
+
+use std::io::Read;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// Whether `/metrics` answers on `addr`.
 fn serves_metrics(addr: SocketAddr) -> bool {
-    let get = || -> std::io::Result<String> {
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
-    };
-    get().is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+    http(addr, "GET /metrics HTTP/1.1", "").is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
 }
 
 #[test]
