@@ -743,8 +743,8 @@ impl QueueConfig {
                 Ok(n) if n > 0 || zero_ok => Some(n),
                 _ => {
                     invalid.push(format!(
-                        "{k}={} is not {what}, ignored: using {default} (the default); write a \
-                         whole number{}",
+                        "{k}={} is not {what}, ignored: using {default}; write a whole \
+                         number{}",
                         crate::init::quoted(&v),
                         if zero_ok { "" } else { " above 0" }
                     ));
@@ -757,15 +757,22 @@ impl QueueConfig {
             "OTEL_BSP_MAX_QUEUE_SIZE",
             false,
             "a span count",
-            d.max_queue_size.to_string(),
+            format!("{} (the default)", d.max_queue_size),
         ) {
             c.max_queue_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
+        // The batch is held to the queue size: the warning says the size used.
+        let batch_default = match d.max_export_batch_size.min(c.max_queue_size) {
+            n if n < d.max_export_batch_size => {
+                format!("{n} (the default, held to OTEL_BSP_MAX_QUEUE_SIZE)")
+            }
+            n => format!("{n} (the default)"),
+        };
         if let Some(v) = num(
             "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
             false,
             "a span count",
-            d.max_export_batch_size.to_string(),
+            batch_default,
         ) {
             c.max_export_batch_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
@@ -773,7 +780,7 @@ impl QueueConfig {
             "LLMTEL_EXPORT_MAX_BATCH_BYTES",
             false,
             "a size in bytes",
-            d.max_export_batch_bytes.to_string(),
+            format!("{} (the default)", d.max_export_batch_bytes),
         ) {
             c.max_export_batch_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
@@ -781,7 +788,7 @@ impl QueueConfig {
             "OTEL_BSP_SCHEDULE_DELAY",
             true,
             "a delay in milliseconds",
-            format!("{} ms", d.scheduled_delay.as_millis()),
+            format!("{} ms (the default)", d.scheduled_delay.as_millis()),
         ) {
             c.scheduled_delay = Duration::from_millis(v);
         }
@@ -1683,6 +1690,20 @@ pub(crate) mod tests {
         assert!(
             warnings[1].contains("OTEL_BSP_SCHEDULE_DELAY=\"-1\"")
                 && warnings[1].contains("using 2000 ms (the default)"),
+            "{warnings:?}"
+        );
+        // A bad batch size beside a queue smaller than the default batch: the warning says
+        // the size used (the queue's), not the default it was held below.
+        let (c, warnings) = QueueConfig::read_vars(|k| match k {
+            "OTEL_BSP_MAX_QUEUE_SIZE" => Some("512".to_owned()),
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" => Some("lots".to_owned()),
+            _ => None,
+        });
+        assert_eq!(c.max_export_batch_size, 512);
+        assert!(
+            warnings.len() == 1
+                && warnings[0]
+                    .contains("ignored: using 512 (the default, held to OTEL_BSP_MAX_QUEUE_SIZE)"),
             "{warnings:?}"
         );
         // Unset, empty and valid values are fine; a delay of 0 is one.
