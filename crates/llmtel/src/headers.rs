@@ -130,7 +130,7 @@ fn timeout_from_vars(
     crate::init::first_valid(
         vars,
         get,
-        parse_timeout,
+        parse_positive_millis,
         |t| format!("{} ms", t.as_millis()),
         DEFAULT_EXPORT_TIMEOUT,
         "a timeout",
@@ -138,8 +138,8 @@ fn timeout_from_vars(
     )
 }
 
-/// A timeout variable's value: whole milliseconds above 0.
-fn parse_timeout(v: &str) -> Option<Duration> {
+/// A timeout or interval variable's value: whole milliseconds above 0.
+pub(crate) fn parse_positive_millis(v: &str) -> Option<Duration> {
     match v.trim().parse::<u64>() {
         Ok(ms) if ms > 0 => Some(Duration::from_millis(ms)),
         _ => None,
@@ -199,9 +199,12 @@ mod tests {
             export_timeout(None, &["LLMTEL_TEST_NO_SUCH_TIMEOUT_VAR"]),
             DEFAULT_EXPORT_TIMEOUT
         );
-        assert_eq!(parse_timeout(" 2500 "), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            parse_positive_millis(" 2500 "),
+            Some(Duration::from_millis(2500))
+        );
         for bad in ["0", "10s", "-1", "1.5", "", "x"] {
-            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+            assert_eq!(parse_positive_millis(bad), None, "{bad:?}");
         }
     }
 

@@ -377,6 +377,64 @@ fn traces_exporters(get: impl Fn(&str) -> Option<String>) -> (TracesExporters, O
     (out, Some(warning))
 }
 
+/// The warnings for the compression variables of a signal (`signal_var`, then
+/// `OTEL_EXPORTER_OTLP_COMPRESSION`) that name no compression llmtel sends: opentelemetry-otlp
+/// skips such a value (to the next variable, else uncompressed) without a word, its own
+/// warning compiled out with its `internal-logs` feature.
+fn compression_warnings(signal_var: &str, get: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    first_valid(
+        &[signal_var, "OTEL_EXPORTER_OTLP_COMPRESSION"],
+        get,
+        |v| match v.trim().to_ascii_lowercase().as_str() {
+            "gzip" => Some("gzip"),
+            "none" => Some("none"),
+            _ => None,
+        },
+        |c| c.to_owned(),
+        "none",
+        "a compression llmtel sends",
+        "set it to gzip or none",
+    )
+    .1
+}
+
+/// Whether `OTEL_METRICS_EXPORTER`, read by `get`, turns the OTLP metrics off (`none`), and
+/// the warning for what llmtel ignores in it: an exporter other than `otlp` (`prometheus`,
+/// `console`, a typo), which otherwise meant OTLP metrics without a word.
+fn metrics_exporter_off(get: impl Fn(&str) -> Option<String>) -> (bool, Option<String>) {
+    let Some(value) = get("OTEL_METRICS_EXPORTER") else {
+        return (false, None);
+    };
+    let names: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.len() == 1 && names[0].eq_ignore_ascii_case("none") {
+        return (true, None);
+    }
+    let ignored: Vec<String> = names
+        .iter()
+        .filter(|n| !n.eq_ignore_ascii_case("otlp"))
+        .map(|n| quoted(n))
+        .collect();
+    if ignored.is_empty() && !names.is_empty() {
+        return (false, None);
+    }
+    let warning = format!(
+        "OTEL_METRICS_EXPORTER={}: llmtel has no {} metrics exporter, ignored: using otlp; \
+         set it to otlp or none (a Prometheus endpoint is llmtel-metrics' \
+         `PrometheusSink`, served on LLMTEL_METRICS_ADDR)",
+        quoted(&value),
+        if ignored.is_empty() {
+            "such".to_owned()
+        } else {
+            ignored.join(" or ")
+        }
+    );
+    (false, Some(warning))
+}
+
 /// The filter of llmtel's stderr log layer: the code's directives, else `RUST_LOG` (read by
 /// `get`), else `warn`.
 ///
@@ -1192,8 +1250,13 @@ impl Builder {
                 || env_endpoint.is_some()
                 || env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").is_some())
             && self.metrics.unwrap_or_else(|| {
-                self.preset.is_none()
-                    && !env("OTEL_METRICS_EXPORTER").is_some_and(|v| v.eq_ignore_ascii_case("none"))
+                self.preset.is_none() && {
+                    let (off, warning) = metrics_exporter_off(env);
+                    if let Some(w) = warning {
+                        warn_env_once(&w);
+                    }
+                    !off
+                }
             });
         if exporting || metrics_exporting {
             refuse_client_certificates(env)?;
@@ -1556,6 +1619,10 @@ fn spawn_exporter(
 ) -> Result<ExportQueue, InitError> {
     // Each is used by the arm of a transport feature; with both off, neither arm uses them.
     let _ = (&endpoint, &headers, &timeout, &cfg, &stage, &tls, &warn_to);
+    warn_env_each(&compression_warnings(
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        env,
+    ));
     match protocol {
         Protocol::Grpc => {
             #[cfg(feature = "otlp-grpc")]
@@ -1612,6 +1679,29 @@ fn spawn_exporter(
 /// The meter provider exporting llmtel's metrics next to the traces: same protocol, endpoint,
 /// headers and resource.
 ///
+/// The metrics' export interval: the code's, unless zero, else `OTEL_METRIC_EXPORT_INTERVAL`
+/// (whole milliseconds above 0), else 60 s; and the warning for a value ignored. Not left to
+/// the SDK, which reads the variable when given no interval and took `0` as an interval of
+/// zero (its thread exported in a busy loop) and a malformed value as 60 s without a word.
+#[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+fn metric_export_interval(
+    code: Option<Duration>,
+    get: impl Fn(&str) -> Option<String>,
+) -> (Duration, Vec<String>) {
+    if let Some(i) = code.filter(|i| !i.is_zero()) {
+        return (i, Vec::new());
+    }
+    first_valid(
+        &["OTEL_METRIC_EXPORT_INTERVAL"],
+        get,
+        crate::headers::parse_positive_millis,
+        |d| format!("{} ms", d.as_millis()),
+        Duration::from_secs(60),
+        "an export interval",
+        "write whole milliseconds above 0 (60000 for a minute)",
+    )
+}
+
 /// Also what [`crate::metrics::otlp_meter_provider`] builds: one OTLP metrics pipeline for
 /// `init()` and for apps that bring their own.
 #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
@@ -1632,13 +1722,13 @@ pub(crate) fn spawn_metrics(
         crate::metrics::export::MetricsRuntime::start()
             .map_err(|e| exporter_error(format!("its thread did not start: {e}")))?,
     );
-    let periodic = |e| {
-        let b = PeriodicReader::builder(e);
-        match interval {
-            Some(i) => b.with_interval(i).build(),
-            None => b.build(),
-        }
-    };
+    let (interval, warnings) = metric_export_interval(interval, env);
+    warn_env_each(&warnings);
+    warn_env_each(&compression_warnings(
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        env,
+    ));
+    let periodic = |e| PeriodicReader::builder(e).with_interval(interval).build();
     // Over gRPC the endpoint goes to the exporter with its scheme, decided from the metrics'
     // `..._INSECURE` (see `grpc_endpoint`). Over HTTP, with no endpoint in code,
     // opentelemetry-otlp reads OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, then
@@ -1941,6 +2031,107 @@ mod tests {
     fn sampler(set: &[(&str, &str)]) -> (String, Option<String>) {
         let (s, w) = sampler_from(vars(set));
         (format!("{s:?}"), w)
+    }
+
+    #[test]
+    #[cfg(all(feature = "metrics", any(feature = "otlp-http", feature = "otlp-grpc")))]
+    fn a_zero_or_malformed_metric_export_interval_is_warned_about_and_never_used() {
+        use std::time::Duration;
+        let interval = |code: Option<Duration>, v: Option<&'static str>| {
+            super::metric_export_interval(code, move |k| {
+                (k == "OTEL_METRIC_EXPORT_INTERVAL")
+                    .then(|| v.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        // `0` made the SDK's reader export in a busy loop; a malformed value was 60 s
+        // silently.
+        for bad in ["0", "-5", "5s", "abc"] {
+            let (i, w) = interval(None, Some(bad));
+            assert_eq!(i, Duration::from_secs(60), "{bad}");
+            assert!(
+                w.len() == 1
+                    && w[0].contains("OTEL_METRIC_EXPORT_INTERVAL")
+                    && w[0].contains("is not an export interval, ignored: using 60000 ms")
+                    && w[0].contains("write whole milliseconds above 0"),
+                "{bad}: {w:?}"
+            );
+        }
+        assert_eq!(
+            interval(None, Some(" 1500 ")),
+            (Duration::from_millis(1500), vec![])
+        );
+        assert_eq!(interval(None, None), (Duration::from_secs(60), vec![]));
+        // The code's interval wins, unless it is zero (then the environment's, as the SDK
+        // does with `with_interval(0)`).
+        assert_eq!(
+            interval(Some(Duration::from_secs(5)), Some("0")),
+            (Duration::from_secs(5), vec![])
+        );
+        assert_eq!(
+            interval(Some(Duration::ZERO), Some("2000")),
+            (Duration::from_millis(2000), vec![])
+        );
+    }
+
+    #[test]
+    fn an_unsupported_compression_is_warned_about_naming_what_is_sent_instead() {
+        let warnings = |set: &'static [(&'static str, &'static str)]| {
+            super::compression_warnings("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", move |k| {
+                set.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert!(warnings(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP")]).is_empty());
+        assert!(warnings(&[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none")]).is_empty());
+        // zstd (a feature llmtel does not build) and a typo were skipped silently.
+        let w = warnings(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd")]);
+        assert!(
+            w.len() == 1
+                && w[0].contains("OTEL_EXPORTER_OTLP_COMPRESSION=\"zstd\"")
+                && w[0].contains("ignored: using none (the default); set it to gzip or none"),
+            "{w:?}"
+        );
+        let w = warnings(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gz"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]);
+        assert!(
+            w.len() == 1
+                && w[0].contains("ignored: using gzip (from OTEL_EXPORTER_OTLP_COMPRESSION)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_metrics_exporter_is_warned_about_and_none_turns_the_metrics_off() {
+        let off = |v: &'static str| {
+            super::metrics_exporter_off(move |k| {
+                (k == "OTEL_METRICS_EXPORTER").then(|| v.to_owned())
+            })
+        };
+        assert_eq!(off("none"), (true, None));
+        assert_eq!(off(" NONE "), (true, None));
+        assert_eq!(off("otlp"), (false, None));
+        assert_eq!(super::metrics_exporter_off(|_| None), (false, None));
+        // Another exporter was OTLP metrics without a word.
+        for (v, named) in [
+            ("prometheus", "\"prometheus\""),
+            ("otlp,console", "\"console\""),
+            ("none,otlp", "\"none\""),
+            (",", "such"),
+        ] {
+            let (is_off, w) = off(v);
+            let w = w.unwrap_or_default();
+            assert!(
+                !is_off
+                    && w.contains("OTEL_METRICS_EXPORTER=")
+                    && w.contains(&format!("llmtel has no {named} metrics exporter"))
+                    && w.contains("ignored: using otlp; set it to otlp or none"),
+                "{v}: {w}"
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ const CHILD: &str = "LLMTEL_ENV_TEST_CHILD";
 const CODE_SAMPLER: &str = "LLMTEL_ENV_TEST_CODE_SAMPLER";
 
 /// Every variable these tests set, removed from the child's environment first.
-const VARS: [&str; 22] = [
+const VARS: [&str; 27] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
@@ -55,8 +55,16 @@ const VARS: [&str; 22] = [
     "OTEL_BSP_MAX_QUEUE_SIZE",
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
     "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_METRIC_EXPORT_INTERVAL",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    LINGER,
     CODE_SAMPLER,
 ];
+
+/// How long the child waits, its call made, before it drops its guard (ms; else not at all).
+const LINGER: &str = "LLMTEL_TEST_LINGER_MS";
 
 /// Runs `child` with `env`; returns the line it printed after `RESULT `.
 fn run_child(child: &str, env: &[(&str, &str)]) -> String {
@@ -120,6 +128,9 @@ fn child_builds_from_the_environment() {
             },
         );
     });
+    if let Some(ms) = std::env::var(LINGER).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     drop(guard);
     let h = llmtel::health();
     println!(
@@ -307,6 +318,50 @@ fn a_bad_sampler_is_warned_about_and_ignored_and_a_good_one_is_followed() {
         with("always_off", None, true),
         "exporting=true spans_exported=1"
     );
+}
+
+#[test]
+fn a_zero_metric_interval_an_unknown_metrics_exporter_and_compression_are_warned_about() {
+    // `OTEL_METRIC_EXPORT_INTERVAL=0` made the SDK's reader export in a busy loop; the
+    // other two were ignored without a word.
+    let (url, rx) = support::otlp_http::receiver();
+    let (result, stderr) = run_child_with_stderr(
+        "child_builds_from_the_environment",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "0"),
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            // The call's metrics are recorded once its span is exported (at once), then
+            // the child waits: a reader looping would export them again and again.
+            ("OTEL_BSP_SCHEDULE_DELAY", "1"),
+            (LINGER, "700"),
+        ],
+    );
+    assert_eq!(result, "exporting=true spans_exported=1", "{stderr}");
+    for (var, says) in [
+        (
+            "OTEL_METRIC_EXPORT_INTERVAL=",
+            "ignored: using 60000 ms (the default)",
+        ),
+        ("OTEL_METRICS_EXPORTER=", "ignored: using otlp"),
+        (
+            "OTEL_EXPORTER_OTLP_COMPRESSION=",
+            "ignored: using none (the default)",
+        ),
+    ] {
+        let w = warnings(&stderr, var);
+        assert!(w.len() == 1 && w[0].contains(says), "{var}: {stderr}");
+    }
+    // The child has exited: every request it sent is here. The metrics went once, at
+    // shutdown (the interval is the default minute), not in a loop.
+    let mut paths = Vec::new();
+    while let Ok(r) = rx.recv_timeout(Duration::from_millis(500)) {
+        paths.push(r.path);
+    }
+    let metrics = paths.iter().filter(|p| *p == "/v1/metrics").count();
+    assert_eq!(metrics, 1, "{paths:?}");
+    assert!(paths.iter().any(|p| p == "/v1/traces"), "{paths:?}");
 }
 
 #[test]
