@@ -9,8 +9,9 @@
 //! [`BudgetExceeded::retry_after_secs`], none when the estimate alone is over the limit). The [`BudgetLayer`] records the actual cost of
 //! every LLM span when it closes and settles the reservation bound to it; [`BudgetSink`]
 //! records it off the request path, on llmtel's export stage, and settles a reservation
-//! bound to the call's own span. Soft thresholds
-//! (50 / 80 / 100 %) raise one alert per rule, scope and period through `llmtel-alert`.
+//! bound to the call's own span. Soft thresholds you
+//! configure (`thresholds = [50, 80, 100]`, in percent; none by default) each raise one alert
+//! per rule, scope and period through `llmtel-alert`.
 //!
 //! ```
 //! use llmtel_budget::{Budgets, CallContext, Config, Estimate};
@@ -74,6 +75,8 @@
 //! - `prometheus`: [`Budgets::register_metrics`], budget gauges
 //!   (`llm_budget_utilization_ratio{budget,scope}`, spent, reserved and limit) on
 //!   `llmtel-metrics`' Prometheus endpoint.
+//! - `reqwest`: [`BudgetPreflight`], budgets enforced in llmtel-reqwest's middleware before
+//!   a call is sent.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod budgets;

@@ -96,7 +96,8 @@
 //! [[model]]
 //! id = "gpt-4o"                 # catalog key (required, unique)
 //! provider = "openai"           # gen_ai.provider.name: openai, anthropic, gcp.gemini, ...
-//! kind = "chat"                 # chat (default) | embedding | moderation | completion
+//! kind = "chat"                 # chat (default) | embedding | moderation | completion |
+//!                               # image_generation | audio_speech | audio_transcription
 //! aliases = ["gpt-4o-latest"]   # other exact names (optional)
 //! context_window = 128000       # optional
 //! max_output_tokens = 16384     # optional

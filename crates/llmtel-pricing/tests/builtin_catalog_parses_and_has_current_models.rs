@@ -129,6 +129,37 @@ fn at_least_300_entries_across_the_named_providers() {
     );
     assert!(c.len() >= 300, "{} entries", c.len());
     assert!(by_provider.len() >= 10, "{by_provider:?}");
+    // The figures the workspace README gives (its catalog table): regenerating the catalog
+    // changes them, and the README with it.
+    let readme = "update the catalog figures and table in the workspace README.md";
+    assert_eq!((c.len(), by_provider.len()), (1_539, 14), "{readme}");
+    let per_unit = ["image_generation", "audio_transcription", "audio_speech"]
+        .map(|k| by_kind.get(k).copied().unwrap_or(0));
+    assert_eq!(per_unit, [112, 45, 30], "{readme}: {by_kind:?}");
+    let expected = [
+        ("anthropic", 26),
+        ("aws.bedrock", 320),
+        ("azure.ai.openai", 129),
+        ("cohere", 14),
+        ("deepseek", 16),
+        ("fireworks", 338),
+        ("gcp.gemini", 73),
+        ("gcp.vertex_ai", 163),
+        ("groq", 10),
+        ("mistral_ai", 74),
+        ("openai", 169),
+        ("perplexity", 82),
+        ("together", 72),
+        ("x_ai", 53),
+    ];
+    assert_eq!(
+        by_provider
+            .iter()
+            .map(|(p, n)| (*p, *n))
+            .collect::<Vec<_>>(),
+        expected,
+        "{readme}"
+    );
     for p in [
         "openai",
         "anthropic",

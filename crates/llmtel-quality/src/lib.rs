@@ -62,6 +62,8 @@
 //!
 //! # Feature flags
 //! - `prometheus`: quality gauges on `llmtel-metrics`' Prometheus endpoint.
+//! - `dashboard`: the dashboard endpoint (`dashboard::router`, `dashboard::serve`, `GET
+//!   /snapshot` as JSON), served with llmtel-metrics' hardened listener.
 //! - `judge`: `eval::LlmJudge`, an LLM-as-judge with a rubric prompt against any
 //!   OpenAI-compatible chat-completions endpoint.
 //! - `embeddings`: `eval::EmbeddingRelevance`, relevance by the cosine similarity of

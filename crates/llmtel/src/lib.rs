@@ -50,7 +50,10 @@
 //!   characters-per-token approximation.
 //! - `metrics` (default): the OpenTelemetry GenAI client metrics ([`metrics::OtelMetricsSink`]),
 //!   exported over OTLP by [`init`] next to the traces.
+//! - `prices-url` (default): fetch `LLMTEL_PRICES_URL` over https at start-up
+//!   (`Builder::with_price_sources`); without it a URL is reported as a failed source.
 //! - `testing`: re-exports the SDK's in-memory exporter as `testing::InMemorySpanExporter`.
+//! - `tls`: kept for compatibility (HTTPS is part of `otlp-http` and `otlp-grpc`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bound;

@@ -352,12 +352,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // and Redis), and quality monitoring with the built-in evaluators. Their gauges go on
     // the same metrics endpoint.
     let budget_config = llmtel_budget::Config::from_toml_str(&format!(
-        "[[rule]]\nname = \"per-user-daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"{}\"\n",
+        "[[rule]]\nname = \"per-user-daily\"\nscope = \"user\"\nperiod = \"day\"\nlimit_usd = \"{}\"\nthresholds = [50, 80, 100]\n",
         env_or("USER_DAILY_BUDGET_USD", "1")
     ))
     .map_err(|e| format!("USER_DAILY_BUDGET_USD: {e}"))?;
-    // Budget thresholds, store outages and quality alerts (error rate, latency, ratings,
-    // cost): to the log, and to Alertmanager when ALERTMANAGER_URL names one.
+    // Budget thresholds (50, 80 and 100 % of a user's day) and quality alerts (error rate,
+    // latency, ratings, cost): to the log, and to Alertmanager when ALERTMANAGER_URL names one.
     let mut dispatcher = AlertDispatcher::builder().with_sink(Arc::new(LogSink::new()));
     if let Some(url) = std::env::var("ALERTMANAGER_URL")
         .ok()
