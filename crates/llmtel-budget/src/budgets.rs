@@ -74,8 +74,9 @@ pub struct BudgetStats {
     /// Calls with no price whose spend was recorded under a USD rule (at the fallback price,
     /// or at $0 under `allow` and `refuse`).
     pub unpriced_recorded: u64,
-    /// Amounts (a reservation's estimate, a recorded or settled call) over the most one call
-    /// may charge ($1,000,000, [`llmtel::MAX_TOKENS_PER_CALL`] tokens), charged at that.
+    /// Amounts (a reservation's estimate, a recorded or settled call, the fallback price of
+    /// a call with no price) over the most one call may charge ($1,000,000,
+    /// [`llmtel::MAX_TOKENS_PER_CALL`] tokens), charged at that.
     pub amounts_capped: u64,
     /// Scope values the store evicted to stay bounded (memory store: beyond its per-rule
     /// cap, those with nothing spent first, those at their limit last), their spend
@@ -731,17 +732,31 @@ fn usd(p: i64) -> Usd {
     Usd::from_picos(u128::try_from(p.max(0)).unwrap_or(0))
 }
 
+/// A call's amount as a store keeps it, capped per call, and whether it was capped.
+fn capped_amount(cost: Usd, tokens: u64) -> (Amount, bool) {
+    let usd = picos(cost);
+    let capped = usd > MAX_PICOS_PER_CALL || tokens > llmtel::MAX_TOKENS_PER_CALL;
+    let amount = Amount {
+        usd: usd.min(MAX_PICOS_PER_CALL),
+        tokens: i64::try_from(tokens.min(llmtel::MAX_TOKENS_PER_CALL)).unwrap_or(i64::MAX),
+    };
+    (amount, capped)
+}
+
+/// The fallback price of a call with no price under `policy`, in pico-dollars capped per
+/// call as every amount is ([`MAX_PICOS_PER_CALL`]: its tokens are capped, but an absurd
+/// count at the fallback price was charged as i64::MAX, about $9.2 million, at once), and
+/// whether it was capped. `None` unless the policy is a fallback price.
+fn fallback_picos(policy: &Unpriced, u: &UnpricedTokens) -> Option<(i64, bool)> {
+    let p = picos(policy.fallback_cost(u.input, u.output)?);
+    Some((p.min(MAX_PICOS_PER_CALL), p > MAX_PICOS_PER_CALL))
+}
+
 impl Budgets {
-    /// A call's amount as a store keeps it, capped per call (counted in
-    /// [`BudgetStats::amounts_capped`]).
-    fn amount(&self, cost: Usd, tokens: u64) -> Amount {
-        let usd = picos(cost);
-        if usd > MAX_PICOS_PER_CALL || tokens > llmtel::MAX_TOKENS_PER_CALL {
+    /// Counts an amount capped per call ([`BudgetStats::amounts_capped`]).
+    fn count_capped(&self, capped: bool) {
+        if capped {
             self.inner.counters.amounts_capped.fetch_add(1, Relaxed);
-        }
-        Amount {
-            usd: usd.min(MAX_PICOS_PER_CALL),
-            tokens: i64::try_from(tokens.min(llmtel::MAX_TOKENS_PER_CALL)).unwrap_or(i64::MAX),
         }
     }
 
@@ -898,9 +913,10 @@ impl Budgets {
         let now = self.now();
         let now_ms = now.as_millisecond();
         let targets = self.targets(ctx, now_ms);
-        let amount = self.amount(estimate.usd, estimate.tokens);
+        let (amount, mut capped) = capped_amount(estimate.usd, estimate.tokens);
         let id = self.next_id();
         if targets.is_empty() {
+            self.count_capped(capped);
             return Ok(Reservation::new(self.clone(), id, targets, false, true)
                 .with_unpriced(estimate.unpriced));
         }
@@ -921,16 +937,18 @@ impl Budgets {
                                 model: llmtel::cap_value(model).into_owned(),
                             });
                         }
-                        p @ Unpriced::Fallback { .. } => amounts.push(Amount {
-                            usd: picos(p.fallback_cost(u.input, u.output).unwrap_or(Usd::ZERO)),
-                            ..amount
-                        }),
+                        p @ Unpriced::Fallback { .. } => {
+                            let (usd, over) = fallback_picos(&p, &u).unwrap_or_default();
+                            capped |= over;
+                            amounts.push(Amount { usd, ..amount });
+                        }
                         Unpriced::Allow => amounts.push(amount),
                     }
                 }
                 _ => amounts.push(amount),
             }
         }
+        self.count_capped(capped);
         let charges: Vec<(&Meter, Amount)> = targets
             .iter()
             .zip(&amounts)
@@ -1240,11 +1258,8 @@ impl Budgets {
     fn charge(&self, rule: usize, op: &CommitOp) -> Amount {
         let r = &self.inner.rules[rule];
         match (op.unpriced.as_deref(), r.limits.usd) {
-            (Some(u), Some(_)) => match r.on_unpriced.fallback_cost(u.input, u.output) {
-                Some(c) => Amount {
-                    usd: picos(c),
-                    ..op.amount
-                },
+            (Some(u), Some(_)) => match fallback_picos(&r.on_unpriced, u) {
+                Some((usd, _)) => Amount { usd, ..op.amount },
                 None => op.amount,
             },
             _ => op.amount,
@@ -1300,10 +1315,20 @@ impl Budgets {
     ) -> Utilization {
         self.inner.counters.recorded.fetch_add(1, Relaxed);
         self.note_seen(&targets);
+        let (amount, mut capped) = capped_amount(cost, tokens);
+        if let Some(u) = &unpriced {
+            // Each USD rule charges the fallback price of its policy: capped as well.
+            capped |= targets.iter().any(|t| {
+                let r = &self.inner.rules[t.rule];
+                r.limits.usd.is_some()
+                    && fallback_picos(&r.on_unpriced, u).is_some_and(|(_, over)| over)
+            });
+        }
+        self.count_capped(capped);
         let op = CommitOp {
             release,
             targets,
-            amount: self.amount(cost, tokens),
+            amount,
             unpriced: unpriced.map(Box::new),
             op_seq: self.inner.next_id.fetch_add(1, Relaxed) + 1,
             at,
