@@ -21,7 +21,9 @@
 //! while it stays below 2^52 (exact in a double) and otherwise falls back to `HINCRBY` on
 //! the server (exact for any `i64`). The limit check inside the reserve script uses Lua
 //! numbers (doubles): exact up to 2^53 pico-dollars (about $9,007 per budget), within 1e-16
-//! relative above.
+//! relative above. A sum that reached the i64 bound (saturated: about $9.2 million or
+//! 9.2e18 tokens, or within 2^10 of it, which doubles cannot tell apart) refuses every
+//! call that adds to it, under any limit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,7 @@ end
 const RESERVE: &str = concat!(
     lua_prelude!(),
     r#"
+local SAT = 2^63
 local id, now, exp, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ki, ai = 1, 5
 local holds = {}
@@ -107,7 +110,10 @@ for m = 1, n do
     ru, rt = tonumber(v[1]) or 0, tonumber(v[2]) or 0
   end
   local nu, nt = tonumber(au), tonumber(at)
-  if (lu >= 0 and nu > 0 and su + ru + nu > lu) or (lt >= 0 and nt > 0 and st + rt + nt > lt) then
+  -- A sum at the i64 bound (saturated) is over any limit, one at the bound included:
+  -- in doubles the bound plus a small amount rounds to the bound.
+  if (lu >= 0 and nu > 0 and (su + ru + nu > lu or su + ru >= SAT))
+    or (lt >= 0 and nt > 0 and (st + rt + nt > lt or st + rt >= SAT)) then
     return m
   end
   holds[m] = {rk, au, at, ttl, ru, rt, k, e}
