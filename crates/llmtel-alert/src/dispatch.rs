@@ -239,8 +239,13 @@ impl Deliver {
     }
 
     /// Keeps the lasting alerts of `batch` up to date: a firing one replaces its identity's,
-    /// a resolved one removes it.
-    fn track(&mut self, batch: &[Alert]) {
+    /// a resolved one removes it and takes the severity it fired with.
+    ///
+    /// Alertmanager's identity of an alert is all its labels, `severity` included: a resolve
+    /// raised with another severity than its alert fired with (a monitor that re-rates the
+    /// condition when it ends) ended an alert that never fired there, and the one that did
+    /// stayed firing until its `resolve_timeout`.
+    fn track(&mut self, batch: &mut [Alert]) {
         if self.resend.is_none() {
             return;
         }
@@ -248,7 +253,9 @@ impl Deliver {
             let id = (a.name.clone(), a.labels.clone());
             match a.state {
                 AlertState::Resolved => {
-                    self.lasting.remove(&id);
+                    if let Some(fired) = self.lasting.remove(&id) {
+                        a.severity = fired.severity;
+                    }
                 }
                 AlertState::Firing if a.until_resolved => {
                     if self.lasting.len() < MAX_LASTING || self.lasting.contains_key(&id) {
@@ -322,8 +329,8 @@ impl Deliver {
     }
 
     /// Tracks `batch`'s lasting alerts and hands it to every sink.
-    fn deliver(&mut self, batch: Vec<Alert>) {
-        self.track(&batch);
+    fn deliver(&mut self, mut batch: Vec<Alert>) {
+        self.track(&mut batch);
         // A panicking sink must not keep the others from their alerts.
         for sink in &self.sinks {
             self.send_to(sink, &batch, true);
