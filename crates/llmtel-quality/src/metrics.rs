@@ -34,6 +34,7 @@ impl Quality {
     /// | `llm_quality_requests_total` | `model`, `feature` | calls recorded |
     /// | `llm_quality_dropped_total` | `kind` (`call`, `evaluation`, `feedback`) | inputs dropped because a queue was full or the pipeline stopped |
     /// | `llm_quality_series_overflow_total` | | calls filed under `(other)` over [`crate::MonitorConfig::max_series`] |
+    /// | `llm_quality_evaluations_over_limit_total` | | evaluation results left out of a series over [`crate::MonitorConfig::max_evaluators`] ([`crate::MonitorStats::evaluations_over_limit`]) |
     ///
     /// The figures are those of the snapshot's `total` (since the pipeline started, open
     /// window included); a figure the monitor does not have yet (no rating, no successful
@@ -236,6 +237,13 @@ impl Collector for QualityCollector {
             MetricType::Counter,
         )?;
         ConstCounter::new(snap.stats.overflow_calls).encode(me)?;
+        let me = encoder.encode_descriptor(
+            "llm_quality_evaluations_over_limit",
+            "Evaluation results left out of a series' quality figures and detection because it tracked the most evaluation names (MonitorConfig::max_evaluators), once per series",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(snap.stats.evaluations_over_limit).encode(me)?;
         Ok(())
     }
 }

@@ -36,7 +36,10 @@ pub struct MonitorConfig {
     pub max_series: usize,
     /// Most recent calls kept to attach feedback and evaluations to (default 50,000).
     pub max_calls_indexed: usize,
-    /// Most distinct evaluation names tracked per series (default 16).
+    /// Most distinct evaluation names tracked per series (default 16). Results of a further
+    /// name are counted in [`MonitorStats::evaluations_over_limit`], and the first is warned
+    /// about, naming the evaluation; a name without a result for
+    /// [`MonitorConfig::resolve_idle_after`] gives its place to a new one.
     pub max_evaluators: usize,
     /// After an alert resolves, the same detector cannot fire again for this long
     /// (default 10 minutes).
@@ -163,6 +166,12 @@ impl MonitorConfig {
     /// Sets [`MonitorConfig::resolve_idle_after`].
     pub fn with_resolve_idle_after(mut self, d: Duration) -> Self {
         self.resolve_idle_after = d;
+        self
+    }
+
+    /// Sets [`MonitorConfig::max_evaluators`].
+    pub fn with_max_evaluators(mut self, n: usize) -> Self {
+        self.max_evaluators = n;
         self
     }
 
@@ -762,6 +771,8 @@ pub struct Monitor {
     /// at most one entry per alert together.
     resolved_over: BTreeMap<AlertKey, Alert>,
     stats: MonitorStats,
+    /// An evaluation left out over [`MonitorConfig::max_evaluators`] was warned about (once).
+    warned_over_limit: bool,
 }
 
 /// An alert's identity: its name and labels.
@@ -804,6 +815,7 @@ impl Monitor {
             pending: Vec::new(),
             resolved_over: BTreeMap::new(),
             stats: MonitorStats::default(),
+            warned_over_limit: false,
             cfg,
         }
     }
@@ -1207,7 +1219,7 @@ impl Monitor {
         for idx in std::iter::once(OVERALL).chain(series) {
             match self.series[idx].cur.eval_mut(&name, max) {
                 Some(m) => m.add(score),
-                None => self.stats.evaluations_over_limit += 1,
+                None => self.over_limit(idx, &name, 1),
             }
         }
         if let Some(i) = id {
@@ -1260,7 +1272,7 @@ impl Monitor {
                 });
                 for (name, m) in known.into_iter().chain(new) {
                     if !self.track_evaluator(idx, name, start, end) {
-                        self.stats.evaluations_over_limit += m.n;
+                        self.over_limit(idx, name, m.n);
                         left_out.push(name.as_str());
                     }
                 }
@@ -1299,6 +1311,38 @@ impl Monitor {
             self.judge_blocks(idx, values, end);
             self.resolve_idle(idx, end);
         }
+    }
+
+    /// Counts `n` results of evaluation `name` left out of series `idx` over
+    /// [`MonitorConfig::max_evaluators`]; the first is warned about (once for the monitor),
+    /// naming the evaluation and what to do: left out silently, a renamed evaluator
+    /// (`judge-v1` to `judge-v2`) looked like one that had stopped.
+    fn over_limit(&mut self, idx: usize, name: &str, n: u64) {
+        self.stats.evaluations_over_limit += n;
+        if std::mem::replace(&mut self.warned_over_limit, true) {
+            return;
+        }
+        let s = &self.series[idx];
+        let of = if idx == OVERALL {
+            "all calls".to_owned()
+        } else {
+            format!("model `{}`, feature `{}`", s.model, s.feature)
+        };
+        tracing::warn!(
+            target: crate::emit::TARGET,
+            evaluation = name,
+            model = %s.model,
+            feature = %s.feature,
+            "llmtel-quality: results of evaluation `{name}` are left out of the quality figures \
+             and detection of {of}: {} other evaluation names are tracked already \
+             (MonitorConfig::max_evaluators). Raise the limit \
+             (MonitorConfig::with_max_evaluators) or reuse evaluator names; a name without a \
+             result for resolve_idle_after ({} s) gives its place to a new one. Counted in \
+             MonitorStats::evaluations_over_limit (llm_quality_evaluations_over_limit_total); \
+             warned about once.",
+            self.cfg.max_evaluators,
+            self.cfg.resolve_idle_after.as_secs(),
+        );
     }
 
     /// Tracks evaluation `name` in series `idx`'s lifetime figures and detectors, seen in the

@@ -699,7 +699,8 @@ impl Job for MonitorJob {
         // (`Quality::evaluate` leaves `at` unset) do not move its time, and a backlog of them
         // kept every window open and every firing alert unresolved after traffic stopped.
         let mut dated = false;
-        let raised = {
+        // The monitor's own warnings go where its records go.
+        let raised = within(self.app_dispatch().as_ref(), || {
             let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
             for item in batch {
                 match item {
@@ -722,7 +723,7 @@ impl Job for MonitorJob {
                 }
             }
             m.take_alerts()
-        };
+        });
         self.send_alerts(raised, false);
         if dated {
             self.last_item = Instant::now();
@@ -738,11 +739,11 @@ impl Job for MonitorJob {
         // while calls come, late by a few seconds (the collector's batches): they keep their
         // windows.
         let raised = match self.last_item.elapsed().checked_sub(IDLE_GRACE) {
-            Some(run_on) => {
+            Some(run_on) => within(self.app_dispatch().as_ref(), || {
                 let mut m = self.monitor.lock().unwrap_or_else(|e| e.into_inner());
                 m.advance_idle(run_on);
                 m.take_alerts()
-            }
+            }),
             None => Vec::new(),
         };
         // And the alerts the dispatcher refused are offered again.
@@ -808,6 +809,17 @@ impl MonitorJob {
         self.unsent.drain(..sent);
         self.c.alerts_sent.fetch_add(sent as u64, Relaxed);
         self.retry_at = (!self.unsent.is_empty()).then(|| Instant::now() + ALERT_RETRY);
+    }
+
+    /// Where the monitor's warnings go: the pipeline's dispatcher (none once it is gone), else
+    /// the app's default.
+    fn app_dispatch(&self) -> Option<tracing::Dispatch> {
+        let weak = self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        weak.map(|w| w.upgrade().unwrap_or_else(tracing::Dispatch::none))
     }
 
     fn emit_record(&self, rec: &EvaluationRecord) {
