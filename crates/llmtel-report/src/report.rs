@@ -104,7 +104,9 @@ impl ReportBuilder {
     /// every file of the directory named `path` and a number, oldest first, gaps skipped).
     ///
     /// Every file is opened once, before anything is read, and read up to the length it had
-    /// then: a rotation or calls appended while the report is built change nothing in it.
+    /// then: a rotation or calls appended while the report is built change nothing in it. A
+    /// rotation while the files are listed and opened has them listed and opened again (a
+    /// file it moved was missed).
     /// `path` itself may be missing when rotated files exist (a rotation that could not
     /// open the new file).
     ///
@@ -276,6 +278,18 @@ struct LogFile {
     name: String,
     file: File,
     len: u64,
+    /// The file opened ([`identity`]).
+    identity: Option<(u64, u64)>,
+}
+
+impl LogFile {
+    /// Whether its name still names the file opened (no rotation moved it since).
+    fn still_named(&self) -> bool {
+        match self.identity {
+            Some(id) => std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) == Some(id)),
+            None => true,
+        }
+    }
 }
 
 /// Where the log lines come from.
@@ -336,12 +350,53 @@ fn rotation_number(name: &OsStr, entry: &OsStr) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
+/// How many times a report lists and opens the log's files when a rotation moves them while
+/// they are opened.
+const OPEN_ATTEMPTS: usize = 4;
+
+/// The file `meta` describes, to tell whether a name still names the file opened by it
+/// (unix: device and inode; elsewhere every file is taken for unchanged).
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
 impl Source {
     /// Opens the log at `path` and its rotated files, oldest first, and notes their
-    /// lengths. Opening oldest first, a rotation meanwhile (a file moves to the next number)
-    /// cannot make a file be opened twice.
+    /// lengths. See [`Source::open_listed`].
     fn open(path: &Path) -> Result<Source, ReportError> {
-        let mut names = rotated_files(path)?;
+        Self::open_listed(path, rotated_files(path)?)
+    }
+
+    /// Opens the log at `path` and its rotated files `listed` (oldest first). Opening oldest
+    /// first, a rotation meanwhile (a file moves to the next number) cannot make a file be
+    /// opened twice, but it can make one be missed: `path.1` opened after the rotation is
+    /// the former `path`, and the former `path.1` (now `path.2`, opened before it moved or
+    /// never listed) was left out of the report. When the files listed are no longer those
+    /// of the directory, or a name no longer names the file opened by it, the files are
+    /// listed and opened again (at most [`OPEN_ATTEMPTS`] times).
+    fn open_listed(path: &Path, mut listed: Vec<PathBuf>) -> Result<Source, ReportError> {
+        let mut attempt = 1;
+        loop {
+            let files = Self::open_files(path, listed.clone())?;
+            let now = rotated_files(path)?;
+            let moved = now != listed || !files.iter().all(LogFile::still_named);
+            if !moved || attempt >= OPEN_ATTEMPTS {
+                return Ok(Source::Files(files));
+            }
+            attempt += 1;
+            listed = now;
+        }
+    }
+
+    /// Opens `names` and `path` (the live file), skipping those missing.
+    fn open_files(path: &Path, mut names: Vec<PathBuf>) -> Result<Vec<LogFile>, ReportError> {
         names.push(path.to_owned());
         let mut files = Vec::with_capacity(names.len());
         for p in names {
@@ -356,12 +411,13 @@ impl Source {
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(read_err(e)),
             };
-            let len = file.metadata().map_err(read_err)?.len();
+            let meta = file.metadata().map_err(read_err)?;
             files.push(LogFile {
                 name: p.display().to_string(),
                 path: p,
                 file,
-                len,
+                len: meta.len(),
+                identity: identity(&meta),
             });
         }
         if files.is_empty() {
@@ -369,7 +425,7 @@ impl Source {
                 path: path.to_owned(),
             });
         }
-        Ok(Source::Files(files))
+        Ok(files)
     }
 
     /// Calls `f(file, line number, line)` for every non-blank line.
@@ -1055,6 +1111,25 @@ mod tests {
             std::fs::write(&path, later.concat()).unwrap();
         });
         assert_first_three(&r);
+    }
+
+    #[test]
+    fn a_rotation_while_the_files_are_opened_misses_no_file() {
+        // The files were listed, then opened oldest first: a rotation in between made
+        // `path.1` the former live file, and the former `path.1` (now `path.2`, not listed)
+        // was left out of the report.
+        let path = temp_log("rotated-while-opened");
+        std::fs::write(rotated(&path, 1), call("2025-06-01T01:30:00Z", "0.01")).unwrap();
+        std::fs::write(&path, call("2025-06-01T02:30:00Z", "0.02")).unwrap();
+        let listed = rotated_files(&path).unwrap();
+        // The writer rotates: path.1 -> path.2, path -> path.1, a new path.
+        std::fs::rename(rotated(&path, 1), rotated(&path, 2)).unwrap();
+        std::fs::rename(&path, rotated(&path, 1)).unwrap();
+        std::fs::write(&path, call("2025-06-01T03:30:00Z", "0.03")).unwrap();
+        let b = Report::builder();
+        let source = Source::open_listed(&path, listed).unwrap();
+        let first = b.first_pass(&source, &path).unwrap();
+        assert_first_three(&b.second_pass(&source, first).unwrap());
     }
 
     #[test]
