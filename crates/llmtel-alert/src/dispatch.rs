@@ -239,15 +239,18 @@ impl Deliver {
     }
 
     /// Keeps the lasting alerts of `batch` up to date: a firing one replaces its identity's,
-    /// a resolved one removes it and takes the severity it fired with.
+    /// a resolved one removes it and takes the severity it fired with. Returns the resolves
+    /// of the lasting alerts replaced by one of another severity.
     ///
     /// Alertmanager's identity of an alert is all its labels, `severity` included: a resolve
     /// raised with another severity than its alert fired with (a monitor that re-rates the
     /// condition when it ends) ended an alert that never fired there, and the one that did
-    /// stayed firing until its `resolve_timeout`.
-    fn track(&mut self, batch: &mut [Alert]) {
+    /// stayed firing until its `resolve_timeout`; so did the first severity of an alert
+    /// raised again with another (a warning become critical), no longer sent again.
+    fn track(&mut self, batch: &mut [Alert]) -> Vec<Alert> {
+        let mut replaced = Vec::new();
         if self.resend.is_none() {
-            return;
+            return replaced;
         }
         for a in batch {
             let id = (a.name.clone(), a.labels.clone());
@@ -259,7 +262,11 @@ impl Deliver {
                 }
                 AlertState::Firing if a.until_resolved => {
                     if self.lasting.len() < MAX_LASTING || self.lasting.contains_key(&id) {
-                        self.lasting.insert(id, a.clone());
+                        if let Some(old) = self.lasting.insert(id, a.clone()) {
+                            if old.severity != a.severity {
+                                replaced.push(old.resolved());
+                            }
+                        }
                     } else {
                         let c = &self.counters;
                         c.lasting_untracked.fetch_add(1, Relaxed);
@@ -271,6 +278,7 @@ impl Deliver {
                 AlertState::Firing => {}
             }
         }
+        replaced
     }
 
     /// Takes a batch of `n` alerts off the queue: `None` when a timed-out shutdown gave them
@@ -330,10 +338,18 @@ impl Deliver {
 
     /// Tracks `batch`'s lasting alerts and hands it to every sink.
     fn deliver(&mut self, mut batch: Vec<Alert>) {
-        self.track(&mut batch);
+        let replaced = self.track(&mut batch);
         // A panicking sink must not keep the others from their alerts.
         for sink in &self.sinks {
             self.send_to(sink, &batch, true);
+        }
+        // The severity an alert fired with before it was raised again with another ends at
+        // the sinks that expire alerts not re-sent (the others never held it); counted only
+        // when it fails, as a re-send.
+        if !replaced.is_empty() {
+            for sink in self.sinks.iter().filter(|s| s.resend_interval().is_some()) {
+                self.send_to(sink, &replaced, false);
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //! its name and labels. A resolve raised with another severity than its alert fired with
 //! (a condition re-rated when it ends) ended, at Alertmanager, an alert that never fired,
 //! and the one that did stayed active until its `resolve_timeout` (5 minutes by default).
-//! The resolve now carries the severity its lasting alert fired with.
+//! The resolve now carries the severity its lasting alert fired with; an alert raised again
+//! with another severity ends the first (no longer sent again, it stayed active as long).
 
 mod support;
 
@@ -66,5 +67,33 @@ fn a_resolve_with_another_severity_ends_the_alert_that_fired() {
         left.is_empty(),
         "the warning that fired is resolved (Alertmanager lists no alert of that name): {left:?}"
     );
+    assert_eq!(dispatcher.stats().failed, 0);
+}
+
+#[test]
+fn an_alert_raised_again_with_another_severity_ends_the_first_one() {
+    let am = peer_env("LLMTEL_ALERTMANAGER_URL", "scripts/alertmanager.sh");
+    let name = format!("LlmtelEscalated{}", std::process::id());
+    let sink = AlertmanagerSink::new(&am).expect("sink");
+    let dispatcher = AlertDispatcher::builder().with_sink(Arc::new(sink)).build();
+    let alert = |severity| {
+        Alert::firing(&name, severity)
+            .until_resolved()
+            .with_label("evaluator", "judge")
+    };
+
+    assert!(dispatcher.send(alert(Severity::Warning)));
+    assert!(dispatcher.send(alert(Severity::Critical)));
+    assert!(dispatcher.flush(Duration::from_secs(10)));
+    // The warning is no longer sent again: it ends now, not at its resolve_timeout.
+    assert_eq!(
+        listed(&am, &name),
+        [("critical".to_owned(), "active".to_owned())]
+    );
+
+    assert!(dispatcher.send(alert(Severity::Critical).resolved()));
+    assert!(dispatcher.flush(Duration::from_secs(10)));
+    let left = listed(&am, &name);
+    assert!(left.is_empty(), "{left:?}");
     assert_eq!(dispatcher.stats().failed, 0);
 }
