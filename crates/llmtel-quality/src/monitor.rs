@@ -1216,7 +1216,8 @@ impl Monitor {
         // Scores are in [0, 1]: `Evaluation`'s fields are public, so an evaluator of the
         // user's can return anything (5 on a 1-5 scale pushed averages past 1).
         let score = unit_score(ev.score);
-        for idx in std::iter::once(OVERALL).chain(series) {
+        // The call's series first: the warning of the first result left out names it.
+        for idx in series.into_iter().chain(std::iter::once(OVERALL)) {
             match self.series[idx].cur.eval_mut(&name, max) {
                 Some(m) => m.add(score),
                 None => self.over_limit(idx, &name, 1),
@@ -1322,18 +1323,25 @@ impl Monitor {
         if std::mem::replace(&mut self.warned_over_limit, true) {
             return;
         }
+        // The name, model and feature can come from a remote sender (the collector's
+        // spans): redacted as every value logged, and quoted (control characters escaped).
         let s = &self.series[idx];
+        let (name, model, feature) = (
+            llmtel::redact(name),
+            llmtel::redact(&s.model),
+            llmtel::redact(&s.feature),
+        );
         let of = if idx == OVERALL {
             "all calls".to_owned()
         } else {
-            format!("model `{}`, feature `{}`", s.model, s.feature)
+            format!("model {model:?}, feature {feature:?}")
         };
         tracing::warn!(
             target: crate::emit::TARGET,
-            evaluation = name,
-            model = %s.model,
-            feature = %s.feature,
-            "llmtel-quality: results of evaluation `{name}` are left out of the quality figures \
+            evaluation = %name,
+            model = %model,
+            feature = %feature,
+            "llmtel-quality: results of evaluation {name:?} are left out of the quality figures \
              and detection of {of}: {} other evaluation names are tracked already \
              (MonitorConfig::max_evaluators). Raise the limit \
              (MonitorConfig::with_max_evaluators) or reuse evaluator names; a name without a \

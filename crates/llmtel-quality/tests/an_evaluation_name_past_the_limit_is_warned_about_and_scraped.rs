@@ -72,7 +72,8 @@ fn assert_warned_once(warnings: &Warnings) {
     let (evaluation, message) = &w[0];
     assert_eq!(evaluation, "judge-v2");
     for part in [
-        "`judge-v2`",
+        "\"judge-v2\"",
+        "model \"gpt-4o-mini\", feature \"faq\"",
         "MonitorConfig::with_max_evaluators",
         "reuse evaluator names",
         "evaluations_over_limit",
@@ -120,4 +121,30 @@ fn a_pipeline_warns_into_its_dispatcher_and_scrapes_the_count() {
         "{text}"
     );
     assert!(q.shutdown());
+}
+
+#[test]
+fn a_name_from_a_sender_is_quoted_and_redacted_in_the_warning() {
+    // Evaluation names reach the monitor from remote spans (the collector): one holding a
+    // newline forged a log line, one holding a key put it in the log.
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry().with(warnings.clone());
+    let mut m = Monitor::new(config());
+    let hostile = "judge\nERROR forged line password=hunter2hunter2";
+    tracing::subscriber::with_default(subscriber, || {
+        for name in ["judge-v1", hostile] {
+            m.record_evaluation(&input(), &Evaluation::new(name, 0.9, "good", ""));
+        }
+    });
+    let w = warnings.0.lock().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    let (evaluation, message) = &w[0];
+    for text in [evaluation, message] {
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    assert!(!message.contains('\n'), "{message}");
+    assert!(
+        message.contains(r#""judge\nERROR forged line"#),
+        "{message}"
+    );
 }
