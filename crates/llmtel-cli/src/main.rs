@@ -159,9 +159,10 @@ struct CostArgs {
     #[arg(long)]
     json: bool,
     /// Price many calls: read one JSON object per line on stdin (`model`, `input_tokens`,
-    /// `output_tokens`, optional `cache_read_tokens`, `cache_write_tokens`,
-    /// `cache_write_1h_tokens`, `reasoning_tokens`, `provider`, `at`), write one JSON result per line (as
-    /// `--json`, or `{"error": ...}`).
+    /// `output_tokens`; optional `provider`, `at`, `service_tier`, `search_context_size`,
+    /// `input_audio_seconds`, `output_audio_seconds` (numbers) and the counts named as the
+    /// flags are, with `_` for `-`), write one JSON result per line (as `--json`, or
+    /// `{"error": ...}`; a field not listed is an error, not ignored).
     #[arg(long, conflicts_with_all = ["model", "input_tokens", "output_tokens"])]
     batch: bool,
 }
@@ -693,6 +694,36 @@ fn read_line_capped<R: BufRead>(
     Ok(Some(false))
 }
 
+/// The fields a `--batch` line may have.
+const BATCH_FIELDS: [&str; 26] = [
+    "model",
+    "provider",
+    "at",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "cached_audio_tokens",
+    "image_input_tokens",
+    "video_input_tokens",
+    "audio_output_tokens",
+    "image_output_tokens",
+    "web_search_queries",
+    "code_interpreter_sessions",
+    "file_search_calls",
+    "images",
+    "input_characters",
+    "input_audio_seconds",
+    "output_audio_seconds",
+    "input_audio_ms",
+    "output_audio_ms",
+    "service_tier",
+    "search_context_size",
+];
+
 fn batch_call(
     catalog: &Catalog,
     line: &str,
@@ -700,6 +731,26 @@ fn batch_call(
     default_provider: Option<&str>,
 ) -> Result<serde_json::Value, String> {
     let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let Some(fields) = v.as_object() else {
+        return Err("each line must be a JSON object".to_owned());
+    };
+    // A misspelt or unknown field was ignored, and the call priced without it.
+    if let Some(unknown) = fields.keys().find(|k| !BATCH_FIELDS.contains(&k.as_str())) {
+        let name: String = unknown.chars().take(64).collect();
+        return Err(format!(
+            "unknown field {name:?}; the fields are {}",
+            BATCH_FIELDS.join(", ")
+        ));
+    }
+    let seconds = |field: &str| -> Result<u64, String> {
+        match v.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(0),
+            Some(serde_json::Value::Number(n)) => {
+                parse_seconds_ms(&n.to_string()).map_err(|e| format!("`{field}`: {e}"))
+            }
+            Some(_) => Err(format!("`{field}` must be a number of seconds (90.5)")),
+        }
+    };
     let tokens = |field: &str| -> Result<u64, String> {
         match v.get(field) {
             None | Some(serde_json::Value::Null) => Ok(0),
@@ -740,8 +791,9 @@ fn batch_call(
         file_search_calls: tokens("file_search_calls")?,
         images: tokens("images")?,
         input_characters: tokens("input_characters")?,
-        input_audio_ms: tokens("input_audio_ms")?,
-        output_audio_ms: tokens("output_audio_ms")?,
+        input_audio_ms: tokens("input_audio_ms")?.saturating_add(seconds("input_audio_seconds")?),
+        output_audio_ms: tokens("output_audio_ms")?
+            .saturating_add(seconds("output_audio_seconds")?),
     };
     let mut call = at.call().with_details(details);
     call.service_tier = v.get("service_tier").and_then(|t| t.as_str());

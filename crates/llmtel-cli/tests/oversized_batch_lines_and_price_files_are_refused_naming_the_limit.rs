@@ -18,13 +18,13 @@ fn a_batch_line_over_1_mib_gets_an_error_naming_the_limit_and_the_rest_are_price
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
-        // A JSON object of 1 MiB + 1 byte: valid, but over the limit.
-        let pad = 1024 * 1024 + 1
-            - r#"{"model":"gpt-4o","input_tokens":1,"output_tokens":1,"x":""}"#.len();
+        // A JSON object of 1 MiB + 1 byte (padded with blanks): valid, but over the limit.
+        let pad =
+            1024 * 1024 + 1 - r#"{"model":"gpt-4o","input_tokens":1,"output_tokens":1}"#.len();
         let line = |pad: usize| {
             format!(
-                r#"{{"model":"gpt-4o","input_tokens":1,"output_tokens":1,"x":"{}"}}"#,
-                "a".repeat(pad)
+                r#"{{"model":"gpt-4o","input_tokens":1,{}"output_tokens":1}}"#,
+                " ".repeat(pad)
             )
         };
         let big = line(pad);
