@@ -20,14 +20,15 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// Parses `grpc` or `http/protobuf` (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`).
+    /// Parses `grpc` or `http/protobuf` (the values of `OTEL_EXPORTER_OTLP_PROTOCOL`; `http`
+    /// is `http/protobuf`, as the library reads it).
     ///
     /// # Errors
     /// [`ConfigError::Protocol`] for any other value, `http/json` included.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         match s.trim() {
             "grpc" => Ok(Protocol::Grpc),
-            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/protobuf" | "http" => Ok(Protocol::HttpProtobuf),
             other => Err(ConfigError::Protocol(other.to_owned())),
         }
     }
@@ -862,6 +863,8 @@ timeout_secs = 2
             .unwrap_err()
             .to_string();
         assert!(e.contains("use \"grpc\" or \"http/protobuf\""), "{e}");
+        // `http`, which the library takes as `http/protobuf`, is the same here.
+        assert_eq!(Protocol::parse(" http ").ok(), Some(Protocol::HttpProtobuf));
         let e = Config::from_toml("[forward]\nendpoint = \"127.0.0.1:4317\"")
             .unwrap_err()
             .to_string();
