@@ -690,26 +690,30 @@ impl Drop for Inner {
 }
 
 /// A scope as status rows, refusals, gauges and alerts show it: `attribute=value`
-/// (`user.id=u-1`). A value llmtel's redaction takes for a secret (an API key used as
-/// `llmtel.api_key_id`) shows as `attribute=[REDACTED:<12 hex digits>]`: a fingerprint of
-/// the value, so that two keys stay two rows and two Prometheus series (both read
-/// `[REDACTED]` before: duplicate label sets, whose samples Prometheus drops).
+/// (`user.id=u-1`). The value of an API-key scope ([`crate::Scope::ApiKey`], per value),
+/// and any value llmtel's redaction takes for a secret, shows as
+/// `attribute=[REDACTED:<12 hex digits>]`: a fingerprint of the value
+/// ([`llmtel::redact::fingerprint`]), so that two keys stay two rows and two Prometheus
+/// series (both read `[REDACTED]` before: duplicate label sets, whose samples Prometheus
+/// drops). An API key is fingerprinted whatever its shape: a 32-hex Azure key, which the
+/// redaction does not recognise, was shown as it is.
 ///
-/// The fingerprint is SipHash keyed with a random 128-bit key drawn once per process: the
-/// same value shows the same fingerprint for the life of the process (a series stays one
-/// series), and without the key it cannot be checked against guessed secrets, short ones
-/// included. It changes when the process restarts, and differs between processes.
-pub(crate) fn scope_label(attribute: &str, value: &str) -> String {
+/// The fingerprint is keyed once per process: the same value shows the same fingerprint
+/// for the life of the process (a series stays one series), and without the key it cannot
+/// be checked against guessed secrets, short ones included. It changes when the process
+/// restarts, and differs between processes.
+pub(crate) fn scope_label(rule: &Rule, value: &str) -> String {
+    let attribute = rule.scope.attribute();
     let full = format!("{attribute}={value}");
-    if matches!(llmtel::redact(&full), std::borrow::Cow::Borrowed(_)) {
+    let api_key = rule.scope == crate::Scope::ApiKey && rule.mode == Mode::PerValue;
+    if !api_key && matches!(llmtel::redact(&full), std::borrow::Cow::Borrowed(_)) {
         return full;
     }
-    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
-    let h = std::hash::BuildHasher::hash_one(
-        KEY.get_or_init(std::collections::hash_map::RandomState::new),
-        value,
-    );
-    format!("{}=[REDACTED:{:012x}]", llmtel::redact(attribute), h >> 16)
+    format!(
+        "{}={}",
+        llmtel::redact(attribute),
+        llmtel::redact::fingerprint(value)
+    )
 }
 
 fn picos(u: Usd) -> i64 {
@@ -1098,7 +1102,7 @@ impl Budgets {
         let tot = totals.unwrap_or_default();
         BudgetExceeded {
             rule: rule.name.to_string(),
-            scope: scope_label(rule.scope.attribute(), &t.value),
+            scope: scope_label(rule, &t.value),
             period: rule.period.name(),
             spent: usd(tot.spent.usd.saturating_add(tot.reserved.usd)),
             limit: m.limit_usd.map(usd).unwrap_or(Usd::ZERO),
@@ -1671,7 +1675,7 @@ impl Budgets {
         let Some(alerts) = &self.inner.alerts else {
             return;
         };
-        let scope = scope_label(rule.scope.attribute(), &t.value);
+        let scope = scope_label(rule, &t.value);
         let of = match (m.limit_usd, m.limit_tokens) {
             (Some(l), _) => format!("{} of {}", usd(spent.usd), usd(l)),
             (None, Some(l)) => format!("{} of {l} tokens", spent.tokens),
@@ -1937,7 +1941,7 @@ impl Budgets {
                 let rule = &self.inner.rules[t.rule];
                 let status = RuleStatus {
                     rule: rule.name.to_string(),
-                    scope: scope_label(rule.scope.attribute(), &t.value),
+                    scope: scope_label(rule, &t.value),
                     period: rule.period.name(),
                     period_start: Timestamp::from_second(w.period_start).ok(),
                     spent: usd(tot.spent.usd),

@@ -32,8 +32,8 @@ impl Budgets {
     /// | `llm_budget_series_dropped` | | scope values left out (over [`MAX_SERIES_PER_RULE`] a rule) |
     ///
     /// `budget` is the rule name, `scope` is `attribute=value` (`user.id=u-1`, `*=*` for a
-    /// global rule), as in `llmtel budget status`; a value that holds a secret (an API key)
-    /// reads `attribute=[REDACTED:<12 hex digits>]`, a fingerprint stable while the process
+    /// global rule), as in `llmtel budget status`; an API-key scope's value, and any value
+    /// that holds a secret, reads `attribute=[REDACTED:<12 hex digits>]`, a fingerprint stable while the process
     /// runs ([`crate::RuleStatus::scope`]), so two keys are two series. The sink holds the
     /// budgets weakly.
     ///

@@ -9,8 +9,9 @@ use serde::Serialize;
 pub struct RuleStatus {
     /// Rule name.
     pub rule: String,
-    /// `attribute=value` (`user.id=u-1`, `*=*` for global). A value that holds a secret (an
-    /// API key) shows as `attribute=[REDACTED:<12 hex digits>]`, a fingerprint keyed with a
+    /// `attribute=value` (`user.id=u-1`, `*=*` for global). An API-key scope's value,
+    /// whatever its shape, and any value that holds a secret shows as
+    /// `attribute=[REDACTED:<12 hex digits>]`, a fingerprint keyed with a
     /// secret of this process: distinct values stay distinct rows, stable while the process
     /// runs.
     pub scope: String,

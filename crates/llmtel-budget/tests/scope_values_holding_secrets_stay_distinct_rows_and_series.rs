@@ -85,12 +85,21 @@ fn two_api_keys_are_two_rows_and_two_series_and_neither_shows_the_key() {
 
 #[test]
 fn a_value_with_no_secret_shows_as_it_is() {
+    // (An API-key scope's value never does: see
+    // `an_api_key_scope_is_fingerprinted_whatever_its_shape`.)
     let b = Budgets::builder()
-        .with_rule(Rule::new("per-key", Scope::ApiKey, Period::Lifetime).with_limit_usd(usd("1")))
+        .with_rule(
+            Rule::new("per-team", Scope::parse("llmtel.team"), Period::Lifetime)
+                .with_limit_usd(usd("1")),
+        )
         .build();
-    b.record(&api_key("team-search"), usd("0.1"), 0);
+    b.record(
+        &CallContext::new().with_attribute("llmtel.team", "team-search"),
+        usd("0.1"),
+        0,
+    );
     let rows = b.status().expect("status");
-    assert_eq!(rows[0].scope, "llmtel.api_key_id=team-search");
+    assert_eq!(rows[0].scope, "llmtel.team=team-search");
 }
 
 #[test]

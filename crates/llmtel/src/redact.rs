@@ -142,6 +142,44 @@ pub fn redact(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The attribute whose value is always shown as a [`fingerprint`], never as it is: an API
+/// key (or its id, which apps set to the key itself) names who may call, whatever its shape
+/// (a 32-hex Azure key is not recognised by [`redact`]).
+pub const API_KEY_ID: &str = "llmtel.api_key_id";
+
+/// `value` as `[REDACTED:<12 hex digits>]`: a fingerprint, so that two values stay two rows,
+/// two series or two attribute values without either being shown. A value that is already
+/// `[REDACTED]` or such a fingerprint is returned as it is (a span policed twice, by the app
+/// and by a collector, keeps the app's).
+///
+/// The fingerprint is SipHash keyed with a random 128-bit key drawn once per process: the
+/// same value shows the same fingerprint for the life of the process, and without the key
+/// it cannot be checked against guessed secrets, short ones included. It changes when the
+/// process restarts, and differs between processes.
+///
+/// ```
+/// let a = llmtel::redact::fingerprint("0123456789abcdef0123456789abcdef");
+/// assert!(a.starts_with("[REDACTED:") && !a.contains("0123"));
+/// assert_eq!(a, llmtel::redact::fingerprint("0123456789abcdef0123456789abcdef"));
+/// ```
+pub fn fingerprint(value: &str) -> String {
+    let fingerprinted = |v: &str| {
+        v.strip_prefix("[REDACTED:")
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.len() == 12 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+    };
+    if value == REDACTED || fingerprinted(value) {
+        return value.to_string();
+    }
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let h = std::hash::BuildHasher::hash_one(
+        KEY.get_or_init(std::collections::hash_map::RandomState::new),
+        value,
+    );
+    format!("[REDACTED:{:012x}]", h >> 16)
+}
+
 /// [`redact`] for an owned string: no copy when there is nothing to redact.
 pub fn redact_string(s: String) -> String {
     match redact(&s) {
