@@ -7,14 +7,16 @@
 //!   `hf_`, `ghp_`, `AKIA`, `xoxb-`, Langfuse / LangSmith keys, JWTs, ...), at least 16
 //!   characters, wherever they appear: alone, inside a URL, inside JSON (right after an
 //!   escape such as `\n` too);
-//! - the value of a credential parameter or header, in a URL query, a header line, JSON or
-//!   `name=value` text: `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
+//! - the value of a credential parameter or header, in a URL query (percent-encoded too:
+//!   `%3Fkey%3D…`), a header line, JSON (a quoted value to its closing quote, escaped
+//!   quotes included; an array value whole) or `name=value` text (`name = value` too): `key`, `api_key`, `api-key`, `apikey`, `x-api-key`,
 //!   `x-goog-api-key`, `access_token`, `token`, `secret`, `password`, `authorization`
 //!   (the scheme word, e.g. `Bearer`, is kept), and any name ending with the word `key` or
 //!   `token` (`AZURE_OPENAI_KEY`, `api_token`, `Ocp-Apim-Subscription-Key`, `accessToken`,
 //!   `primaryKey`) unless the word before it names something else (`time_to_first_token`,
 //!   `next_page_token`, `routing_key`, `partition_key`, `public_key`: `NOT_A_CREDENTIAL`);
-//!   and a signed URL's signature (`X-Amz-Signature`, `X-Goog-Signature`, `Signature`);
+//!   a signed URL's signature (`X-Amz-Signature`, `X-Goog-Signature`, `Signature`), and a
+//!   URL query's `code` (an Azure Functions key, an OAuth authorization code);
 //! - the token after `Bearer `, and after `Basic ` a base64 `user:password` (any token after
 //!   `Authorization: Basic`: "a basic JavaScript function" is prose);
 //! - the password of a URL's user info (`https://user:password@host`), to the authority's
@@ -123,7 +125,7 @@ pub fn redact(s: &str) -> Cow<'_, str> {
     // Every form below is at least SHORTEST_UNNAMED bytes long, unless it is a named value or
     // userinfo, which need a `=` or `:`: most attribute values (models, ids, finish reasons)
     // are ruled out without a scan.
-    if s.len() < SHORTEST_UNNAMED && !s.bytes().any(|b| b == b'=' || b == b':') {
+    if s.len() < SHORTEST_UNNAMED && !s.bytes().any(|b| matches!(b, b'=' | b':' | b'%')) {
         return Cow::Borrowed(s);
     }
     let Some(first) = next_secret(s, 0) else {
@@ -222,6 +224,8 @@ const BYTE_CLASS: [u8; 256] = {
     }
     t[b'=' as usize] = SEPARATOR;
     t[b':' as usize] = SEPARATOR;
+    // `%3D`, an encoded `=`.
+    t[b'%' as usize] = SEPARATOR;
     t[b'b' as usize] |= KEY_START;
     t[b'B' as usize] |= KEY_START;
     let mut i = 0;
@@ -264,8 +268,8 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
             // In JSON text a newline is `\` `n`: in `\nsk-proj-…` the key starts a word
             // after the escape, inside the word `nsk`. An escape ends one or five bytes
             // into the word (`\n`, `\uXXXX`), never further (a backslash ends a word).
-            if i > 0 && b[i - 1] == b'\\' {
-                for k in [i + 1, i + 5] {
+            if i > 0 && matches!(b[i - 1], b'\\' | b'%') {
+                for k in [i + 1, i + 2, i + 5] {
                     if k < b.len()
                         && BYTE_CLASS[usize::from(b[k])] & KEY_START != 0
                         && after_escape(b, k)
@@ -296,11 +300,14 @@ fn next_secret(s: &str, from: usize) -> Option<(usize, usize)> {
 /// `\uXXXX`, its backslash not itself escaped (`\\n` is a backslash and the letter `n`). A
 /// word starts there, as it would after the character the escape stands for: in
 /// `"x\nsk-proj-…"` the key follows the escaped newline.
+/// So does a percent-encoded byte (`%XX`): in `%3Dsk-proj-…` the key follows an encoded
+/// `=`.
 fn after_escape(b: &[u8], i: usize) -> bool {
     let escaped_at = |at: usize| {
         b[at] == b'\\' && b[..=at].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 1
     };
-    (i >= 2 && matches!(b[i - 1], b'n' | b't' | b'r' | b'f' | b'b') && escaped_at(i - 2))
+    (i >= 3 && b[i - 3] == b'%' && b[i - 2..i].iter().all(u8::is_ascii_hexdigit))
+        || (i >= 2 && matches!(b[i - 1], b'n' | b't' | b'r' | b'f' | b'b') && escaped_at(i - 2))
         || (i >= 6
             && b[i - 5] == b'u'
             && b[i - 4..i].iter().all(u8::is_ascii_hexdigit)
@@ -322,7 +329,11 @@ fn secret_at(b: &[u8], i: usize, key_start: bool) -> Option<(usize, usize)> {
             }
         }
     }
-    if matches!(c, b'=' | b':') {
+    if matches!(c, b'=' | b':')
+        || (c == b'%'
+            && b.get(i + 1..i + 3)
+                .is_some_and(|e| e.eq_ignore_ascii_case(b"3D")))
+    {
         if let Some(r) = named_value(b, i) {
             return Some(r);
         }
@@ -478,6 +489,7 @@ static NAME_END: [[u8; 32]; 256] = {
     mark_last_two(&mut t, SECRET_NAMES);
     mark_last_two(&mut t, SECRET_NAME_SUFFIXES);
     mark_last_two(&mut t, &CREDENTIAL_WORDS);
+    mark_last_two(&mut t, &["code"]);
     t
 };
 
@@ -652,15 +664,21 @@ fn secret_name(name: &[u8]) -> Option<bool> {
         .then(|| ends_with("authorization"))
 }
 
-/// `name=value`, `name: value`, `"name": "value"` around the separator at `sep`, where
-/// `name` is a credential's: the value's range.
+/// `name=value`, `name: value`, `name = value`, `"name": "value"`, `"name": ["value"]`,
+/// and in a percent-encoded URL `%3Fname%3Dvalue`, around the separator at `sep` (`=`, `:`
+/// or the `%` of `%3D`), where `name` is a credential's: the value's range.
 fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
-    // The name, before the separator: `name`, `"name"`, `\"name\"`, with spaces before `:`.
+    // `%3D`: an `=` percent-encoded (a URL inside a URL's query), its value ends at an
+    // encoded `&`, `#` or blank too.
+    let encoded = b[sep] == b'%';
+    // `==` compares, it names nothing.
+    if b[sep] == b'=' && b.get(sep + 1) == Some(&b'=') {
+        return None;
+    }
+    // The name, before the separator: `name`, `"name"`, `\"name\"`, with blanks before it.
     let mut j = sep;
-    if b[sep] == b':' {
-        while j > 0 && b[j - 1] == b' ' {
-            j -= 1;
-        }
+    while j > 0 && matches!(b[j - 1], b' ' | b'\t') {
+        j -= 1;
     }
     if j > 0 && matches!(b[j - 1], b'"' | b'\'') {
         j -= 1;
@@ -677,9 +695,10 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
     while j > 0 && is_name_byte(b[j - 1]) && name_end - j < 64 {
         j -= 1;
     }
-    // A name right after a JSON escape starts after it (`\ntoken: …` names `token`).
-    if j > 0 && b[j - 1] == b'\\' {
-        if let Some(k) = [j + 1, j + 5]
+    // A name right after a JSON escape or a percent-encoded byte starts after it
+    // (`\ntoken: …` names `token`, `%3Fkey%3D…` names `key`).
+    if j > 0 && matches!(b[j - 1], b'\\' | b'%') {
+        if let Some(k) = [j + 1, j + 2, j + 5]
             .into_iter()
             .find(|&k| k < name_end && after_escape(b, k))
         {
@@ -689,23 +708,35 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
     if j == name_end {
         return None;
     }
-    let authorization = secret_name(&b[j..name_end])?;
-    // The value, after it: spaces, an optional (escaped) quote.
-    let mut k = sep + 1;
+    let name = &b[j..name_end];
+    let authorization = match secret_name(name) {
+        Some(a) => a,
+        // A URL query's `code` (an Azure Functions key, an OAuth authorization code).
+        None if name.eq_ignore_ascii_case(b"code")
+            && !matches!(b[sep], b':')
+            && query_start(b, j) =>
+        {
+            false
+        }
+        None => return None,
+    };
+    // The value, after it: blanks, an optional (escaped) quote, or a JSON array.
+    let mut k = sep + if encoded { 3 } else { 1 };
     while k < b.len() && matches!(b[k], b' ' | b'\t') {
         k += 1;
     }
+    if k < b.len() && b[k] == b'[' && !b[k..].starts_with(REDACTED_OPEN) {
+        return array_value(b, k + 1);
+    }
+    let mut escaped = false;
     if k < b.len() && b[k] == b'\\' && k + 1 < b.len() && matches!(b[k + 1], b'"' | b'\'') {
         k += 1;
+        escaped = true;
     }
     let quote = (k < b.len() && matches!(b[k], b'"' | b'\'')).then(|| {
         k += 1;
         b[k - 1]
     });
-    let stop = |c: u8| match quote {
-        Some(q) => c == q || c == b'\\' || c == b'\n' || c == b'\r',
-        None => ends_value(c),
-    };
     let mut start = k;
     if authorization {
         // Keep the scheme word (`Bearer`, `Basic`, `Token`).
@@ -717,14 +748,105 @@ fn named_value(b: &[u8], sep: usize) -> Option<(usize, usize)> {
             start = w + 1;
         }
     }
-    let mut end = start;
-    while end < b.len() && !stop(b[end]) {
-        end += 1;
-    }
-    if end == start || b[start..end].starts_with(REDACTED_OPEN) {
+    // (Looked at before the value is scanned: a scan always ends in a hit, and the next
+    // one starts past it, so the text is scanned once.)
+    if b[start..].starts_with(REDACTED_OPEN) {
         return None;
     }
-    Some((start, end))
+    let end = match quote {
+        None => {
+            let mut end = start;
+            while end < b.len() && !ends_value(b[end]) && !(encoded && encoded_end(b, end)) {
+                end += 1;
+            }
+            end
+        }
+        Some(q) if !escaped => quoted_end(b, start, q),
+        Some(q) => escaped_quoted_end(b, start, q),
+    };
+    (end > start).then_some((start, end))
+}
+
+/// Whether the name starting at `j` is a URL query's: after `?` or `&`, or their
+/// percent-encoded forms `%3F`, `%26`.
+fn query_start(b: &[u8], j: usize) -> bool {
+    (j > 0 && matches!(b[j - 1], b'?' | b'&'))
+        || (j >= 3
+            && b[j - 3] == b'%'
+            && (b[j - 2..j].eq_ignore_ascii_case(b"3F") || &b[j - 2..j] == b"26"))
+}
+
+/// Whether a percent-encoded `&`, `#` or blank (`%26`, `%23`, `%20`) is at `i`: the end of
+/// a percent-encoded query's value.
+fn encoded_end(b: &[u8], i: usize) -> bool {
+    b[i] == b'%' && matches!(b.get(i + 1..i + 3), Some(b"26" | b"23" | b"20"))
+}
+
+/// The end of a value quoted with `q`, from `start`: its closing quote, an escaped one
+/// (`"a\"b"`) and any other escape taken as part of the value; a line's end ends it too.
+fn quoted_end(b: &[u8], start: usize, q: u8) -> usize {
+    let mut end = start;
+    while end < b.len() {
+        match b[end] {
+            c if c == q || c == b'\n' || c == b'\r' => break,
+            b'\\' => end = (end + 2).min(b.len()),
+            _ => end += 1,
+        }
+    }
+    end
+}
+
+/// [`quoted_end`] for a value inside an escaped string (`{\"password\": \"v\"}`): it is
+/// closed by `\"`, unless an odd number of escaped backslashes comes before (`\\\"` is an
+/// escaped quote of the inner text); a bare quote or a line's end ends it too.
+fn escaped_quoted_end(b: &[u8], start: usize, q: u8) -> usize {
+    let mut end = start;
+    let mut backslashes = 0usize;
+    while end < b.len() {
+        let c = b[end];
+        if c == q || c == b'\n' || c == b'\r' {
+            break;
+        }
+        if c == b'\\' && end + 1 < b.len() {
+            let next = b[end + 1];
+            if next == q && backslashes % 2 == 0 {
+                break;
+            }
+            backslashes = if next == b'\\' { backslashes + 1 } else { 0 };
+            end += 2;
+            continue;
+        }
+        backslashes = 0;
+        end += 1;
+    }
+    end
+}
+
+/// A JSON array value (`"x-api-key":["k1","k2"]`) from `start`, after its `[`: everything
+/// up to its `]` (one inside a quoted entry not taken for it), or a line's end.
+fn array_value(b: &[u8], start: usize) -> Option<(usize, usize)> {
+    if b[start..].starts_with(REDACTED_OPEN) {
+        return None;
+    }
+    let mut end = start;
+    let mut quote = None;
+    while end < b.len() {
+        let c = b[end];
+        if c == b'\n' || c == b'\r' || (quote.is_none() && c == b']') {
+            break;
+        }
+        match (c, quote) {
+            (b'\\', _) => {
+                end = (end + 2).min(b.len());
+                continue;
+            }
+            (b'"' | b'\'', None) => quote = Some(c),
+            (c, Some(q)) if c == q => quote = None,
+            _ => {}
+        }
+        end += 1;
+    }
+    (end > start).then_some((start, end))
 }
 
 /// How far past a user name's `:` a URL password's closing `@` is looked for.
@@ -1104,6 +1226,162 @@ mod tests {
         assert!(!basic_credentials(b"QQ==="));
     }
 
+    /// An Azure Functions URL carries its key as `?code=`: it was exported as it is. Only a
+    /// query's `code` is taken: an error's `"code": "rate_limit_exceeded"` is kept.
+    #[test]
+    fn a_url_querys_code_parameter_is_redacted() {
+        for (url, kept) in [
+            (
+                "https://fn.azurewebsites.net/api/chat?code=aBcD1234eFgH5678==&name=x",
+                "https://fn.azurewebsites.net/api/chat?code=[REDACTED]&name=x",
+            ),
+            (
+                "https://fn.azurewebsites.net/api/chat?a=1&CODE=aBcD1234eFgH5678",
+                "https://fn.azurewebsites.net/api/chat?a=1&CODE=[REDACTED]",
+            ),
+        ] {
+            assert_eq!(r(url), kept, "{url}");
+            assert_eq!(r(kept), kept, "idempotent: {url}");
+        }
+        for kept in [
+            r#"{"error":{"code":"rate_limit_exceeded","type":"tokens"}}"#,
+            "exit code=2",
+            "status code: 429",
+            "error.code=insufficient_quota",
+            "zipcode=10115",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+    }
+
+    /// `password = hunter2`: a blank before the `=` (config files, log lines) let the value
+    /// through; only a `:` could have blanks before it.
+    #[test]
+    fn a_blank_before_the_equals_sign_still_names_the_value() {
+        for (text, kept) in [
+            ("password = hunter2", "password = [REDACTED]"),
+            (
+                "db password\t= hunter2 next",
+                "db password\t= [REDACTED] next",
+            ),
+            ("api_key = sk-x1y2", "api_key = [REDACTED]"),
+            (
+                "api_key = sk-proj-abcdefghijklmnop1234",
+                "api_key = [REDACTED]",
+            ),
+            (r#"token = "t0k3n value""#, r#"token = "[REDACTED]""#),
+        ] {
+            assert_eq!(r(text), kept, "{text}");
+            assert_eq!(r(kept), kept, "idempotent: {text}");
+        }
+        for kept in [
+            "if token == null",
+            "max_tokens = 512",
+            "x = 1",
+            "the monkey = banana",
+            "key >= 3",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+    }
+
+    /// A URL inside a URL's query is percent-encoded: `%3Fkey%3D…` hid the parameter's `?`,
+    /// `=` and `&` from the scan, and its key was exported.
+    #[test]
+    fn percent_encoded_query_separators_still_name_the_value() {
+        for (text, kept) in [
+            (
+                "https://login.example/cb?next=https%3A%2F%2Fapi.example%2Fv1%3Fkey%3Dabc123secret%26alt%3Dsse",
+                "https://login.example/cb?next=https%3A%2F%2Fapi.example%2Fv1%3Fkey%3D[REDACTED]%26alt%3Dsse",
+            ),
+            (
+                "/r?u=%2Fx%3Fa%3D1%26token%3Dt0k3nVALUE",
+                "/r?u=%2Fx%3Fa%3D1%26token%3D[REDACTED]",
+            ),
+            (
+                "/r?u=%2Fx%3fapi_key%3dzz9%20and",
+                "/r?u=%2Fx%3fapi_key%3d[REDACTED]%20and",
+            ),
+            (
+                "/r?u=%2Ffn%3Fcode%3DaBcD1234eFgH%26x%3D1",
+                "/r?u=%2Ffn%3Fcode%3D[REDACTED]%26x%3D1",
+            ),
+            // A prefixed key right after an encoded byte starts a word there.
+            (
+                "/r?u=%2Fx%3Fq%3Dsk-proj-abcdefghijklmnop1234",
+                "/r?u=%2Fx%3Fq%3D[REDACTED]",
+            ),
+        ] {
+            assert_eq!(r(text), kept, "{text}");
+            assert_eq!(r(kept), kept, "idempotent: {text}");
+        }
+        for kept in [
+            "/p?q=100%25+off",
+            "https%3A%2F%2Fexample.com%2Fmonkey%3Dbanana",
+            "50% done",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+    }
+
+    /// `"password":"a\"b…"`: the value ended at the escaped quote, and what followed it was
+    /// exported. It now runs to the real closing quote, in plain and in escaped JSON.
+    #[test]
+    fn a_quoted_value_is_redacted_through_its_escaped_quotes() {
+        for (text, kept) in [
+            (
+                r#"{"password":"a\"b-rest-of-secret","user":"u"}"#,
+                r#"{"password":"[REDACTED]","user":"u"}"#,
+            ),
+            (
+                r#"{"token":"x\\y\"z\u0041q","n":1}"#,
+                r#"{"token":"[REDACTED]","n":1}"#,
+            ),
+            (
+                r#"{\"password\": \"a\\\"b-rest\", \"user\": \"u\"}"#,
+                r#"{\"password\": \"[REDACTED]\", \"user\": \"u\"}"#,
+            ),
+            ("password='a\\'b-rest' next", "password='[REDACTED]' next"),
+        ] {
+            assert_eq!(r(text), kept, "{text}");
+            assert_eq!(r(kept), kept, "idempotent: {text}");
+        }
+        assert_eq!(
+            r(r#"{\"api_key\": \"v\"}"#),
+            r#"{\"api_key\": \"[REDACTED]\"}"#
+        );
+        // A value of quotes each escaped is scanned once (a scan ends in a hit).
+        let text = format!(r#""password":"{}"#, r#"\""#.repeat(1 << 16));
+        assert!(!r(&text).contains(r#"\"\""#));
+        let runs = r#""password":"[REDACTED\"#.repeat(1 << 12);
+        assert!(matches!(redact(&runs), Cow::Borrowed(_)));
+    }
+
+    /// `"x-api-key":["k"]`: a header's values as a JSON array (how several HTTP clients
+    /// log headers) were exported, the value starting with `[`.
+    #[test]
+    fn a_json_array_value_is_redacted_whole() {
+        for (text, kept) in [
+            (
+                r#"{"x-api-key":["s3cr3t-value"],"host":["h"]}"#,
+                r#"{"x-api-key":[[REDACTED]],"host":["h"]}"#,
+            ),
+            (
+                r#"{"authorization": ["Bearer abc", "Basic x]y"], "n": 1}"#,
+                r#"{"authorization": [[REDACTED]], "n": 1}"#,
+            ),
+            (
+                r#"{\"api_key\":[\"k1\",\"k2\"]}"#,
+                r#"{\"api_key\":[[REDACTED]]}"#,
+            ),
+        ] {
+            assert_eq!(r(text), kept, "{text}");
+            assert_eq!(r(kept), kept, "idempotent: {text}");
+        }
+        assert_eq!(r(r#"{"keys":["a","b"]}"#), r#"{"keys":["a","b"]}"#);
+        assert_eq!(r(r#"{"api_key":[]}"#), r#"{"api_key":[]}"#);
+    }
+
     #[test]
     fn text_without_secrets_is_borrowed_and_redaction_is_idempotent() {
         for s in [
@@ -1162,6 +1440,8 @@ mod tests {
                     "https://", "user", "@", "/", "?", "&", " ", "\n", "_", "-", ".", ",", "{", "}",
                     "abc", "ABC123", "0123456789", "dXNlcjpwYXNz", "é", "b", "s", "x",
                     "\\", "\\n", "\\t", "\\b", "\\u00e9", "\\u00", "u", "n", "e9",
+                    "%", "%3D", "%3d", "%3F", "%26", "%20", "3D", "code", "?", "[", "]", " = ", "==",
+                    "\\\"",
                 ]),
                 0..40,
             ),
