@@ -455,7 +455,9 @@ pub(crate) fn account(
         ctx = ctx.with_provider(v);
     }
     for name in std::iter::once(&"llmtel.api_key_id").chain(attributes) {
-        if let Some(v) = str_attr(span, name) {
+        // The call's value first: the span's `llmtel.api_key_id` is a fingerprint by now (the
+        // stage policed it), the call keeps the key the app's reservations were made with.
+        if let Some(v) = call.dimensions.get(name).or_else(|| str_attr(span, name)) {
             ctx = ctx.with_attribute(name, v);
         }
     }

@@ -568,7 +568,7 @@ impl PrometheusSink {
         let mut labels: Labels = Vec::with_capacity(1 + inner.dims.len());
         labels.push(self.label("model", call.model().unwrap_or(UNKNOWN_VALUE)));
         for d in &inner.dims {
-            labels.push(self.label(d.label(), d.value(call).unwrap_or(UNKNOWN_VALUE)));
+            labels.push(self.label(d.label(), &d.label_value(call)));
         }
         let overflowed = labels
             .iter()

@@ -23,7 +23,7 @@ use crate::enrich::{self, Priced, Pricer, WarnTo};
 use crate::fields::SpanFields;
 use crate::health::{COUNTERS, add, inc};
 use crate::hold::Hold;
-use crate::redact::{mark_last_bytes, redact};
+use crate::redact::{fingerprint, mark_last_bytes, redact};
 use crate::worker::{Job, Worker, WorkerError};
 
 /// Attributes that hold token counts and other integers in the GenAI conventions. Values
@@ -135,7 +135,8 @@ fn may_end(key: &str, bit: u8) -> bool {
 }
 
 /// Applies the secrets and content rules to one attribute (of a span or an event): `false`
-/// when it must be dropped. Every other string value goes through [`crate::redact()`].
+/// when it must be dropped. `llmtel.api_key_id` becomes its [`fingerprint`]; every other
+/// string value goes through [`crate::redact()`].
 fn police_attribute(kv: &mut KeyValue, policy: &ContentCapture) -> bool {
     let key = kv.key.as_str();
     if is_secret_key(key) {
@@ -165,6 +166,20 @@ fn police_attribute(kv: &mut KeyValue, policy: &ContentCapture) -> bool {
             }
             _ => true,
         };
+    }
+    if key == crate::redact::API_KEY_ID {
+        // An API key's id is the key itself in many apps, of any shape (a 32-hex Azure key
+        // is not one `redact` recognises): always a fingerprint, never the value.
+        match &mut kv.value {
+            Value::String(s) => *s = StringValue::from(fingerprint(s.as_str())),
+            Value::Array(Array::String(items)) => {
+                for s in items.iter_mut() {
+                    *s = StringValue::from(fingerprint(s.as_str()));
+                }
+            }
+            _ => {}
+        }
+        return true;
     }
     match &mut kv.value {
         Value::String(s) => {
@@ -566,12 +581,27 @@ impl<E: SpanExporter> GenAiExporter<E> {
         span: &mut SpanData,
         policy: &ContentCapture,
     ) -> Option<(SpanFields, Priced, Vec<KeyValue>)> {
+        // The API key id as the app set it, for the call the sinks get: the span's is
+        // fingerprinted by the policy below, and the budget sink keys spend by the value
+        // reservations were made with (it shows its own fingerprint of it).
+        let api_key_id = span
+            .attributes
+            .iter()
+            .rev()
+            .find(|kv| kv.key.as_str() == crate::redact::API_KEY_ID)
+            .and_then(|kv| match &kv.value {
+                Value::String(s) => Some(s.as_str().to_owned()),
+                _ => None,
+            });
         if !normalize_span(span, policy) {
             return None;
         }
         let mut f = SpanFields::from_attributes(&span.attributes);
         if !f.is_model_call() {
             return None;
+        }
+        if let Some(v) = api_key_id {
+            f.restore_custom(crate::redact::API_KEY_ID, &v);
         }
         // `otel.status_code = "error"` is the span's status here, not an attribute: the call
         // the sinks get fails as the one the layer builds for an unsampled span does.

@@ -419,6 +419,14 @@ impl SpanFields {
     }
 
     /// Keeps a custom `llmtel.*` dimension ([`Slot::Custom`]) under its `'static` name.
+    /// Sets the value of the custom dimension `name` the call already has (read from a span
+    /// whose value the export policy rewrote) back to the value the app gave it.
+    pub(crate) fn restore_custom(&mut self, name: &str, value: &str) {
+        if let Some(slot) = self.dims.custom.iter_mut().find(|(k, _)| *k == name) {
+            slot.1 = Arc::from(crate::bound::cap_value(value));
+        }
+    }
+
     fn custom_dimension(&mut self, class: Class, name: &'static str, value: &str) {
         if class.slot != Slot::Custom {
             return;

@@ -131,13 +131,15 @@ fn dimensions_an_outer_span_records_after_it_opens_reach_the_calls_inside_it() {
             .map(|(_, v)| &**v),
         Some("key-7")
     );
-    // The exported call span carries them too.
+    // The exported call span carries them too (the API key id as its fingerprint, never
+    // the key).
     let spans = p.spans();
     let llm = spans.iter().find(|s| s.name == "chat gpt-4o-mini").unwrap();
+    let key_id = llmtel::redact::fingerprint("key-7");
     for (key, value) in [
         ("user.id", "carol"),
         ("session.id", "s-42"),
-        ("llmtel.api_key_id", "key-7"),
+        ("llmtel.api_key_id", key_id.as_str()),
     ] {
         assert_eq!(
             attr(llm, key).map(|v| v.as_str().into_owned()).as_deref(),

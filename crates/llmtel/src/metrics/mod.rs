@@ -91,6 +91,20 @@ impl Dimension {
     pub fn value(self, call: &LlmCall) -> Option<&str> {
         call.dimensions.get(self.attribute())
     }
+
+    /// The call's value of this dimension as a metric label shows it: its value, or
+    /// [`UNKNOWN_VALUE`]; `llmtel.api_key_id`'s as its fingerprint
+    /// ([`crate::redact::fingerprint`]), never the key.
+    pub fn label_value(self, call: &LlmCall) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match self.value(call) {
+            Some(v) if self.attribute() == crate::redact::API_KEY_ID => {
+                Cow::Owned(crate::redact::fingerprint(v))
+            }
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Borrowed(UNKNOWN_VALUE),
+        }
+    }
 }
 
 /// Value used for a label when the call has none (e.g. no model recorded).

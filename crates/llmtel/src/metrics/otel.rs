@@ -230,8 +230,8 @@ impl OtelMetricsSink {
             a.push((ATTR_ERROR_TYPE, self.guard.admit(ATTR_ERROR_TYPE, e)));
         }
         for d in &self.dims {
-            let v = d.value(call).unwrap_or(UNKNOWN_VALUE);
-            a.push((d.attribute(), self.guard.admit(d.attribute(), v)));
+            let v = d.label_value(call);
+            a.push((d.attribute(), self.guard.admit(d.attribute(), &v)));
         }
         a
     }
