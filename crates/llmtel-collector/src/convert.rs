@@ -251,6 +251,22 @@ pub(crate) fn police(kvs: &mut Vec<ProtoKeyValue>, policy: &llmtel::ContentCaptu
     u32::try_from(before - kvs.len()).unwrap_or(u32::MAX)
 }
 
+/// Applies llmtel's rules to an instrumentation scope in place: its attributes as
+/// [`police`] (the ones removed counted in its `dropped_attributes_count`), its name and
+/// version through [`llmtel::redact()`], as a span's name.
+pub(crate) fn police_scope(
+    scope: &mut opentelemetry_proto::tonic::common::v1::InstrumentationScope,
+    policy: &llmtel::ContentCapture,
+) {
+    let gone = police(&mut scope.attributes, policy);
+    scope.dropped_attributes_count = scope.dropped_attributes_count.saturating_add(gone);
+    for text in [&mut scope.name, &mut scope.version] {
+        if let Cow::Owned(r) = llmtel::redact(text) {
+            *text = r;
+        }
+    }
+}
+
 fn proto_keyvalue(kv: KeyValue) -> ProtoKeyValue {
     ProtoKeyValue {
         key: kv.key.into(),
@@ -394,8 +410,8 @@ fn exact(v: &AnyValue) -> bool {
 }
 
 /// One OTLP value as an SDK value. Homogeneous arrays of scalars stay arrays; maps, byte
-/// strings and mixed arrays become their JSON text (the SDK has no such values: what the
-/// stage sees of them, see [`Kept`]).
+/// strings and mixed arrays become their JSON text, byte strings as their UTF-8 text (the
+/// SDK has no such values: what the stage sees of them, see [`Kept`]).
 fn value(v: AnyValue) -> Option<Value> {
     Some(match v.value? {
         any_value::Value::StringValue(s) => Value::String(s.into()),
@@ -485,11 +501,11 @@ fn json(v: &any_value::Value) -> serde_json::Value {
             })
             .collect::<serde_json::Map<_, _>>()
             .into(),
-        V::BytesValue(b) => b
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-            .into(),
+        // Bytes are the sender's to fill: text in them (`Bearer sk-…` as UTF-8) is text the
+        // secrets rules must read, as text (it was written as hex, which no rule reads a
+        // secret in, and forwarded as it came). Bytes that are not UTF-8 are read with
+        // their invalid sequences replaced, so a secret among them is still read.
+        V::BytesValue(b) => String::from_utf8_lossy(b).into_owned().into(),
         #[allow(unreachable_patterns)]
         _ => serde_json::Value::Null,
     }

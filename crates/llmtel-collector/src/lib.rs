@@ -14,7 +14,9 @@
 //!   an instrumented Rust process exports through: the same `gen_ai.usage.cost`, `llmtel.cost.*`, `llmtel.pricing.*`,
 //!   integer token counts and credential removal, and the content policy: prompt and
 //!   response attributes are dropped unless [`Config::with_content_capture`]
-//!   (`capture_content = true`) keeps them, truncated;
+//!   (`capture_content = true`) keeps them, truncated. The resource's, each instrumentation
+//!   scope's and each link's attributes get the same policy, a scope's name and version the
+//!   redaction a span's name gets; a bytes value is read as its UTF-8 text;
 //! - **forwards** them to `OTEL_EXPORTER_OTLP_ENDPOINT` over `OTEL_EXPORTER_OTLP_PROTOCOL`
 //!   (`http/protobuf` or `grpc`), with the headers of `OTEL_EXPORTER_OTLP_HEADERS` /
 //!   `OTEL_EXPORTER_OTLP_TRACES_HEADERS` and [`Config::with_forward_header`] (`[forward]

@@ -743,7 +743,7 @@ fn bodies(
 }
 
 impl Stage {
-    /// Runs one request through the stage (the content policy on resources and links, then
+    /// Runs one request through the stage (the content policy on resources, scopes and links, then
     /// each scope's spans: [`Stage::run`]) and encodes it once, in parts under
     /// `forward_max` bytes when it is bigger: the bodies to send with their outcomes, and
     /// the job's room (held until they are sent or given up on). A retry sends the same bytes; while a slow
@@ -762,6 +762,12 @@ impl Stage {
             }
             let mut of_resource = Vec::with_capacity(rs.scope_spans.len());
             for ss in &mut rs.scope_spans {
+                // The instrumentation scope: its attributes as a span's, its name and
+                // version redacted as a span's name is (they are the sender's to set, and
+                // were forwarded as they came).
+                if let Some(scope) = &mut ss.scope {
+                    crate::convert::police_scope(scope, &self.policy);
+                }
                 for link in ss.spans.iter_mut().flat_map(|s| s.links.iter_mut()) {
                     let gone = crate::convert::police(&mut link.attributes, &self.policy);
                     link.dropped_attributes_count =

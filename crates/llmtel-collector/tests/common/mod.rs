@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -26,6 +26,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub spans: Arc<Mutex<Vec<(Vec<KeyValue>, Span)>>>,
+    /// The instrumentation scope of every scope's spans received, in order.
+    pub scopes: Arc<Mutex<Vec<Option<InstrumentationScope>>>>,
     pub encodings: Arc<Mutex<Vec<String>>>,
 }
 
@@ -46,6 +48,7 @@ impl TraceService for Receiver {
         for rs in request.into_inner().resource_spans {
             let res = rs.resource.map(|r| r.attributes).unwrap_or_default();
             for ss in rs.scope_spans {
+                self.scopes.lock().unwrap().push(ss.scope);
                 for s in ss.spans {
                     spans.push((res.clone(), s));
                 }
