@@ -62,6 +62,9 @@ fn an_api_key_scope_is_fingerprinted_whatever_its_shape() {
     let again = b.status_for(&api_key(AZURE_KEY)).expect("status").remove(0);
     assert_eq!(again.scope, rows[0].scope);
 
+    // The context's `Debug` (an app logging what it reserves for).
+    assert!(!format!("{:?}", api_key(AZURE_KEY)).contains(AZURE_KEY));
+
     // A refusal.
     let refused = b
         .reserve(&api_key(AZURE_KEY), Estimate::new(usd("0.1"), 0))

@@ -10,7 +10,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 ///
 /// Read from the LLM span itself and, for every dimension the span does not set, from its
 /// ancestors (a `user.id` on the request span reaches the LLM calls made inside it).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Dimensions {
     /// `user.id`.
     pub user: Option<Arc<str>>,
@@ -22,6 +22,33 @@ pub struct Dimensions {
     pub tenant: Option<Arc<str>>,
     /// Any other `llmtel.*` string field (e.g. `llmtel.api_key_id`), name and value.
     pub custom: Vec<(&'static str, Arc<str>)>,
+}
+
+/// As derived, but `llmtel.api_key_id` shows as its fingerprint
+/// ([`crate::redact::fingerprint`]): a call, or a budget's `CallContext`, printed with
+/// `{:?}` showed the key.
+impl std::fmt::Debug for Dimensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let custom: Vec<(&str, std::borrow::Cow<'_, str>)> = self
+            .custom
+            .iter()
+            .map(|(k, v)| {
+                let v = if *k == crate::redact::API_KEY_ID {
+                    std::borrow::Cow::Owned(crate::redact::fingerprint(v))
+                } else {
+                    std::borrow::Cow::Borrowed(&**v)
+                };
+                (*k, v)
+            })
+            .collect();
+        f.debug_struct("Dimensions")
+            .field("user", &self.user)
+            .field("session", &self.session)
+            .field("feature", &self.feature)
+            .field("tenant", &self.tenant)
+            .field("custom", &custom)
+            .finish()
+    }
 }
 
 impl Dimensions {
@@ -244,5 +271,22 @@ mod tests {
             let ascii = super::hex_ascii::<32>(&t.to_bytes());
             assert_eq!(std::str::from_utf8(&ascii).ok(), Some(&*t.to_string()));
         }
+    }
+
+    #[test]
+    fn debug_shows_an_api_key_id_only_as_its_fingerprint() {
+        let key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+        let d = super::Dimensions {
+            user: Some("u-1".into()),
+            custom: vec![
+                (crate::redact::API_KEY_ID, key.into()),
+                ("llmtel.team", "search".into()),
+            ],
+            ..Default::default()
+        };
+        let shown = format!("{d:?}");
+        assert!(!shown.contains(key), "{shown}");
+        assert!(shown.contains(&crate::redact::fingerprint(key)), "{shown}");
+        assert!(shown.contains("u-1") && shown.contains("search"), "{shown}");
     }
 }
