@@ -180,7 +180,7 @@ impl Unpriced {
 ///     .with_thresholds(&[50, 80, 100]);
 /// assert_eq!(rule.mode, Mode::PerValue);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Rule {
     /// Unique name (in status, alerts, `llmtel.budget.rule`, store keys): not empty, without
     /// the unit separator `\x1f` (store keys are `name\x1fvalue`). Two rules of one name would
@@ -202,6 +202,31 @@ pub struct Rule {
     pub thresholds: Vec<u32>,
     /// What a call with no price does under this rule (default: refuse).
     pub on_unpriced: Unpriced,
+}
+
+/// As derived, but an API-key rule's `values` (API keys) show as their fingerprints
+/// ([`llmtel::redact::fingerprint`]): a rule or config printed with `{:?}` showed the keys.
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: Vec<std::borrow::Cow<'_, str>> = self
+            .values
+            .iter()
+            .map(|v| match self.scope {
+                Scope::ApiKey => std::borrow::Cow::Owned(llmtel::redact::fingerprint(v)),
+                _ => std::borrow::Cow::Borrowed(v.as_str()),
+            })
+            .collect();
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("mode", &self.mode)
+            .field("values", &values)
+            .field("period", &self.period)
+            .field("limits", &self.limits)
+            .field("thresholds", &self.thresholds)
+            .field("on_unpriced", &self.on_unpriced)
+            .finish()
+    }
 }
 
 impl Rule {

@@ -107,3 +107,17 @@ fn a_shared_api_key_budget_names_no_key_and_needs_no_fingerprint() {
     let rows = b.status().expect("status");
     assert_eq!(rows[0].scope, "llmtel.api_key_id=*");
 }
+
+#[test]
+fn an_api_key_rules_values_show_in_debug_only_as_fingerprints() {
+    let rule = Rule::new("one-key", Scope::ApiKey, Period::Lifetime)
+        .with_values(&[AZURE_KEY])
+        .with_limit_usd(usd("1"));
+    let shown = format!("{rule:?}");
+    assert!(!shown.contains(AZURE_KEY), "{shown}");
+    assert!(shown.contains("[REDACTED:"), "{shown}");
+    // Other scopes' values are shown as they are.
+    let team =
+        Rule::new("team", Scope::parse("llmtel.team"), Period::Lifetime).with_values(&["search"]);
+    assert!(format!("{team:?}").contains("search"));
+}
