@@ -32,14 +32,7 @@ impl std::fmt::Debug for Dimensions {
         let custom: Vec<(&str, std::borrow::Cow<'_, str>)> = self
             .custom
             .iter()
-            .map(|(k, v)| {
-                let v = if *k == crate::redact::API_KEY_ID {
-                    std::borrow::Cow::Owned(crate::redact::fingerprint(v))
-                } else {
-                    std::borrow::Cow::Borrowed(&**v)
-                };
-                (*k, v)
-            })
+            .map(|(k, v)| (*k, crate::redact::shown(k, v)))
             .collect();
         f.debug_struct("Dimensions")
             .field("user", &self.user)

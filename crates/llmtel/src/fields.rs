@@ -418,7 +418,6 @@ impl SpanFields {
         f
     }
 
-    /// Keeps a custom `llmtel.*` dimension ([`Slot::Custom`]) under its `'static` name.
     /// Sets the value of the custom dimension `name` the call already has (read from a span
     /// whose value the export policy rewrote) back to the value the app gave it.
     pub(crate) fn restore_custom(&mut self, name: &str, value: &str) {
@@ -427,6 +426,7 @@ impl SpanFields {
         }
     }
 
+    /// Keeps a custom `llmtel.*` dimension ([`Slot::Custom`]) under its `'static` name.
     fn custom_dimension(&mut self, class: Class, name: &'static str, value: &str) {
         if class.slot != Slot::Custom {
             return;

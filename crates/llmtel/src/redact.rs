@@ -182,6 +182,17 @@ pub fn fingerprint(value: &str) -> String {
     format!("[REDACTED:{:012x}]", h >> 16)
 }
 
+/// The value of the attribute (or dimension) `name` as llmtel shows it outside the process
+/// (exported, as a metric label, in `Debug`): [`API_KEY_ID`]'s as its [`fingerprint`], any
+/// other's as it is.
+pub fn shown<'a>(name: &str, value: &'a str) -> Cow<'a, str> {
+    if name == API_KEY_ID {
+        Cow::Owned(fingerprint(value))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
 /// [`redact`] for an owned string: no copy when there is nothing to redact.
 pub fn redact_string(s: String) -> String {
     match redact(&s) {

@@ -96,13 +96,9 @@ impl Dimension {
     /// [`UNKNOWN_VALUE`]; `llmtel.api_key_id`'s as its fingerprint
     /// ([`crate::redact::fingerprint`]), never the key.
     pub fn label_value(self, call: &LlmCall) -> std::borrow::Cow<'_, str> {
-        use std::borrow::Cow;
         match self.value(call) {
-            Some(v) if self.attribute() == crate::redact::API_KEY_ID => {
-                Cow::Owned(crate::redact::fingerprint(v))
-            }
-            Some(v) => Cow::Borrowed(v),
-            None => Cow::Borrowed(UNKNOWN_VALUE),
+            Some(v) => crate::redact::shown(self.attribute(), v),
+            None => std::borrow::Cow::Borrowed(UNKNOWN_VALUE),
         }
     }
 }
